@@ -1,0 +1,38 @@
+"""The dump engine's error family.
+
+Every failure a user can cause (a damaged or foreign image, a value the dump
+format cannot hold, ...) is a :class:`DumpError` whose message names the
+thing and says what to do, so that a CLI can print it as one line on stderr.
+Programming mistakes (wrong types, impossible arguments from our own code)
+stay ``TypeError``/``ValueError``.
+"""
+
+from __future__ import annotations
+
+
+class DumpError(Exception):
+    """A dump or restore failed for a reason the user can act on."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class FormatError(DumpError):
+    """Bytes are not a valid dump record: not a dump image, or damaged."""
+
+
+class ChecksumError(FormatError):
+    """A header block has the dump magic but a wrong checksum (a damaged block)."""
+
+
+class UnsupportedFormatError(FormatError):
+    """A recognised but unsupported image variant (old 4.3BSD or FreeBSD UFS2 headers)."""
+
+
+class FormatLimitError(DumpError):
+    """A value cannot be written in the dump format (too long, too large, out of range).
+
+    Raised by the writer side of :mod:`dumptool.format`; the dump engine decides
+    whether to skip the file, truncate, or stop.
+    """

@@ -1,0 +1,195 @@
+"""``c_dinode``: the 128-byte copy of an inode in every header (section 2.2).
+
+The layout is the "new BSD inode" Linux dump uses.  Times are whole seconds
+plus a **microsecond** part: Linux restore hands ``di_*.usec`` to utimes() as
+microseconds (FreeBSD stores nanoseconds at the same place; dump 0.4b47
+itself writes 0 there).  Device numbers go in ``di_db[0]`` in the Linux
+``dev_t`` encoding.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+
+from ..errors import FormatError, FormatLimitError
+from .constants import DINODE_SIZE, NDADDR, NIADDR, ByteOrder
+
+_FMT = "HhHHQ" + "II" * 3 + f"{NDADDR}I{NIADDR}I" + "Iii" + "II" + "2i"
+assert struct.calcsize("<" + _FMT) == DINODE_SIZE
+
+_U32 = (1 << 32) - 1
+_S32_MAX = (1 << 31) - 1
+_S16_MAX = (1 << 15) - 1
+
+_FIELD_NAMES = (
+    "mode nlink old_uid old_gid size atime_sec atime_usec mtime_sec mtime_usec "
+    "ctime_sec ctime_usec"
+).split()
+
+
+def encode_dev(major: int, minor: int) -> int:
+    """Encode a device number as the 32-bit Linux ``dev_t`` restore passes to mknod.
+
+    ``(minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)``: for major and
+    minor below 256 this equals the old 16-bit encoding.  Raises
+    :class:`FormatLimitError` when major > 4095 or minor > 1048575.
+    """
+    if not 0 <= major <= 0xFFF or not 0 <= minor <= 0xFFFFF:
+        raise FormatLimitError(
+            f"device number {major}:{minor} does not fit a dump image "
+            "(major at most 4095, minor at most 1048575)"
+        )
+    return (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+
+
+def decode_dev(dev: int) -> tuple[int, int]:
+    """Split a 32-bit Linux ``dev_t`` into ``(major, minor)``."""
+    return (dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00)
+
+
+def timeval_from_ns(ns: int) -> tuple[int, int]:
+    """``(seconds, microseconds)`` for a time in ns, clamped to what u32 seconds hold.
+
+    Times before 1970 become 0 and times after 2106 become the largest value:
+    the dump format has unsigned 32-bit seconds.
+    """
+    sec, rem = divmod(ns, 1_000_000_000)
+    if sec < 0:
+        return 0, 0
+    if sec > _U32:
+        return _U32, 999_999
+    return sec, rem // 1000
+
+
+@dataclass(frozen=True)
+class Dinode:
+    """The inode copy of a header.  Field names drop the ``di_`` prefix.
+
+    ``old_uid``/``old_gid`` are the 16-bit copies (low bits of ``uid``/``gid``)
+    that only old-format readers use; :meth:`from_stat` fills them.  ``db``
+    and ``ib`` are the raw address words: Linux restore reads only ``db[0]``,
+    and only for devices (see :attr:`rdev`).
+    """
+
+    mode: int = 0
+    nlink: int = 0
+    old_uid: int = 0
+    old_gid: int = 0
+    size: int = 0
+    atime_sec: int = 0
+    atime_usec: int = 0
+    mtime_sec: int = 0
+    mtime_usec: int = 0
+    ctime_sec: int = 0
+    ctime_usec: int = 0
+    db: tuple[int, ...] = field(default=(0,) * NDADDR)
+    ib: tuple[int, ...] = field(default=(0,) * NIADDR)
+    flags: int = 0
+    blocks: int = 0
+    gen: int = 0
+    uid: int = 0
+    gid: int = 0
+    spare: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        if len(self.db) != NDADDR or len(self.ib) != NIADDR or len(self.spare) != 2:
+            raise ValueError("Dinode.db/ib/spare must have 12/3/2 entries")
+
+    # -- conversions ---------------------------------------------------------
+
+    @classmethod
+    def from_stat(cls, st: os.stat_result, *, flags: int = 0, size: int | None = None) -> "Dinode":
+        """The inode copy a writer puts in a file's ``TS_INODE`` header.
+
+        *flags* is the ``FS_IOC_GETFLAGS`` value; it is kept only for regular
+        files and directories because ``restore -C`` compares it with the
+        ioctl, which reports 0 for symlinks and fifos and fails for devices
+        and sockets (section 6).  *size* overrides ``st_size`` (directories
+        carry their converted size).  Devices get their number in ``db[0]``;
+        times are clamped to the format's u32 seconds.
+        """
+        mode = st.st_mode
+        fmt = stat.S_IFMT(mode)
+        db = [0] * NDADDR
+        if fmt in (stat.S_IFCHR, stat.S_IFBLK):
+            db[0] = encode_dev(os.major(st.st_rdev), os.minor(st.st_rdev))
+        if fmt not in (stat.S_IFREG, stat.S_IFDIR):
+            flags = 0
+        at, mt, ct = (timeval_from_ns(t) for t in (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns))
+        uid, gid = st.st_uid & _U32, st.st_gid & _U32
+        return cls(
+            mode=mode & 0xFFFF,
+            nlink=min(st.st_nlink, _S16_MAX),
+            old_uid=uid & 0xFFFF,
+            old_gid=gid & 0xFFFF,
+            size=st.st_size if size is None else size,
+            atime_sec=at[0], atime_usec=at[1],
+            mtime_sec=mt[0], mtime_usec=mt[1],
+            ctime_sec=ct[0], ctime_usec=ct[1],
+            db=tuple(db),
+            flags=flags & _U32,
+            blocks=min(getattr(st, "st_blocks", 0), _S32_MAX),
+            uid=uid,
+            gid=gid,
+        )
+
+    @property
+    def file_type(self) -> int:
+        """``S_IFMT`` bits of :attr:`mode`."""
+        return stat.S_IFMT(self.mode)
+
+    @property
+    def rdev(self) -> int:
+        """The device number as a 32-bit Linux ``dev_t``.
+
+        ``db[0]``, or ``db[1]`` when ``db[0]`` is 0: real dump copies ext4's
+        raw ``i_block``, which keeps numbers with major or minor above 255 in
+        the second word (section 6).
+        """
+        return self.db[0] or self.db[1]
+
+    @property
+    def atime_ns(self) -> int:
+        return self.atime_sec * 1_000_000_000 + self.atime_usec * 1000
+
+    @property
+    def mtime_ns(self) -> int:
+        return self.mtime_sec * 1_000_000_000 + self.mtime_usec * 1000
+
+    @property
+    def ctime_ns(self) -> int:
+        return self.ctime_sec * 1_000_000_000 + self.ctime_usec * 1000
+
+    # -- bytes -----------------------------------------------------------------
+
+    def pack(self, byte_order: ByteOrder = ByteOrder.LITTLE) -> bytes:
+        """The 128 bytes of this inode copy in *byte_order*."""
+        try:
+            return struct.pack(
+                byte_order.value + _FMT,
+                *(getattr(self, name) for name in _FIELD_NAMES),
+                *self.db, *self.ib,
+                self.flags, self.blocks, self.gen, self.uid, self.gid, *self.spare,
+            )
+        except struct.error as exc:
+            raise FormatLimitError(f"inode field out of range for a dump image: {exc}") from None
+
+    @classmethod
+    def unpack(cls, data: bytes, byte_order: ByteOrder = ByteOrder.LITTLE) -> "Dinode":
+        """Parse 128 bytes (as found at header offset 32)."""
+        if len(data) != DINODE_SIZE:
+            raise FormatError(f"an inode copy is {DINODE_SIZE} bytes, got {len(data)}")
+        v = struct.unpack(byte_order.value + _FMT, data)
+        n = len(_FIELD_NAMES)
+        fixed = dict(zip(_FIELD_NAMES, v[:n]))
+        rest = v[n:]
+        return cls(
+            **fixed,
+            db=tuple(rest[:NDADDR]),
+            ib=tuple(rest[NDADDR:NDADDR + NIADDR]),
+            flags=rest[15], blocks=rest[16], gen=rest[17], uid=rest[18], gid=rest[19],
+            spare=(rest[20], rest[21]),
+        )

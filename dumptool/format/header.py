@@ -1,0 +1,276 @@
+"""The 1 KiB header block (``union u_spcl``, Linux layout) and its checksum.
+
+A header is packed in the image's byte order (there is no byte-order flag);
+readers tell the order from ``c_magic`` at offset 24 (:func:`header_byte_order`).
+The checksum is taken over the 256 words in that same order (section 1).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from ..errors import ChecksumError, FormatError, FormatLimitError, UnsupportedFormatError
+from .constants import (
+    CHECKSUM,
+    DINODE_SIZE,
+    DR_EXTATTRIBUTES,
+    DR_METAONLY,
+    DR_NEWINODEFMT,
+    FS_UFS2_MAGIC,
+    LBLSIZE,
+    NAMELEN,
+    NFS_MAGIC,
+    NTREC,
+    OFS_MAGIC,
+    TP_BSIZE,
+    TP_NINDIR,
+    TP_NINOS,
+    ByteOrder,
+    RecordType,
+)
+from .dinode import Dinode
+
+_HEAD = "iiiiIIii"          # c_type .. c_checksum, offsets 0..31
+_TAIL = f"i{TP_NINDIR}s{LBLSIZE}si{NAMELEN}s{NAMELEN}s{NAMELEN}siiii120s"
+_HEAD_SIZE = struct.calcsize("<" + _HEAD)
+_TAIL_OFFSET = _HEAD_SIZE + DINODE_SIZE
+assert _HEAD_SIZE + DINODE_SIZE + struct.calcsize("<" + _TAIL) == TP_BSIZE
+
+MAGIC_OFFSET = 24
+CHECKSUM_OFFSET = 28
+SPARE_SIZE = 120
+
+_STRING_FIELDS = {"c_label": LBLSIZE, "c_filesys": NAMELEN, "c_dev": NAMELEN, "c_host": NAMELEN}
+
+
+# --- checksum -----------------------------------------------------------------
+
+def _word_sum(block: bytes, byte_order: ByteOrder) -> int:
+    return sum(struct.unpack(f"{byte_order.value}{TP_BSIZE // 4}I", block)) & 0xFFFFFFFF
+
+
+def compute_checksum(block: bytes, byte_order: ByteOrder = ByteOrder.LITTLE) -> int:
+    """The ``c_checksum`` value that makes *block* sum to CHECKSUM.
+
+    The current ``c_checksum`` word is treated as 0, so this works on a block
+    whether or not it already holds a checksum.
+    """
+    _check_block(block)
+    old = struct.unpack_from(byte_order.value + "I", block, CHECKSUM_OFFSET)[0]
+    return (CHECKSUM - (_word_sum(block, byte_order) - old)) & 0xFFFFFFFF
+
+
+def checksum_ok(block: bytes, byte_order: ByteOrder = ByteOrder.LITTLE) -> bool:
+    """True when the 256 words of *block*, read in *byte_order*, sum to CHECKSUM."""
+    _check_block(block)
+    return _word_sum(block, byte_order) == CHECKSUM
+
+
+def seal(block: bytes | bytearray, byte_order: ByteOrder = ByteOrder.LITTLE) -> bytes:
+    """*block* with its ``c_checksum`` word set right."""
+    out = bytearray(block)
+    struct.pack_into(byte_order.value + "I", out, CHECKSUM_OFFSET, compute_checksum(bytes(out), byte_order))
+    return bytes(out)
+
+
+def _check_block(block: bytes) -> None:
+    if len(block) != TP_BSIZE:
+        raise FormatError(f"a header block is {TP_BSIZE} bytes, got {len(block)}")
+
+
+# --- byte order -----------------------------------------------------------------
+
+def header_byte_order(block: bytes) -> ByteOrder:
+    """The byte order of a header, told from ``c_magic``.
+
+    Raises :class:`UnsupportedFormatError` for the old 4.3BSD (OFS_MAGIC) and
+    FreeBSD UFS2 headers, and :class:`FormatError` when *block* has no dump
+    magic at all (not a header, or not a dump image).
+    """
+    _check_block(block)
+    for order in (ByteOrder.LITTLE, ByteOrder.BIG):
+        magic = struct.unpack_from(order.value + "i", block, MAGIC_OFFSET)[0]
+        if magic == NFS_MAGIC:
+            return order
+        if magic in (OFS_MAGIC, FS_UFS2_MAGIC):
+            kind = "an old 4.3BSD" if magic == OFS_MAGIC else "a FreeBSD UFS2"
+            raise UnsupportedFormatError(
+                f"this is {kind} dump image, which is not supported; "
+                "restore it with the dump tools of that system"
+            )
+    raise FormatError("block is not a dump header (no dump magic): not a dump image, or damaged")
+
+
+def is_header(block: bytes) -> bool:
+    """True when *block* has the dump magic and a good checksum, in either byte order.
+
+    This is what restore looks for when it resyncs after a damaged block.
+    """
+    if len(block) != TP_BSIZE:
+        return False
+    try:
+        order = header_byte_order(block)
+    except FormatError:
+        return False
+    return checksum_ok(block, order)
+
+
+# --- the header -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Header:
+    """One header block.  Field names are the C names (``c_type`` ...).
+
+    ``c_magic`` and ``c_checksum`` are not fields: :meth:`pack` writes them,
+    :meth:`unpack` checks them.  Strings are bytes without their NUL
+    (``c_label`` at most 15 bytes, the others at most 63).  ``c_addr`` is
+    always the full 512 bytes (shorter values are zero-padded); only its
+    first ``c_count`` bytes mean anything for inode headers.
+
+    dump keeps one global header and changes a few fields per record, so the
+    natural way to make the next header is :func:`dataclasses.replace`.
+    Readers must ignore fields a record type does not define: real images
+    hold leftovers there (section 2.1).
+    """
+
+    c_type: int
+    c_date: int = 0
+    c_ddate: int = 0
+    c_volume: int = 1
+    c_tapea: int = 0
+    c_inumber: int = 0
+    c_dinode: Dinode = field(default_factory=Dinode)
+    c_count: int = 0
+    c_addr: bytes = bytes(TP_NINDIR)
+    c_label: bytes = b""
+    c_level: int = 0
+    c_filesys: bytes = b""
+    c_dev: bytes = b""
+    c_host: bytes = b""
+    c_flags: int = DR_NEWINODEFMT
+    c_firstrec: int = 0
+    c_ntrec: int = NTREC
+    c_extattributes: int = 0
+    c_spare: bytes = bytes(SPARE_SIZE)
+
+    def __post_init__(self) -> None:
+        if len(self.c_addr) > TP_NINDIR:
+            raise ValueError(f"c_addr holds at most {TP_NINDIR} entries")
+        if len(self.c_addr) < TP_NINDIR:
+            object.__setattr__(self, "c_addr", bytes(self.c_addr).ljust(TP_NINDIR, b"\0"))
+        if len(self.c_spare) != SPARE_SIZE:
+            raise ValueError(f"c_spare is {SPARE_SIZE} bytes")
+        try:
+            object.__setattr__(self, "c_type", RecordType(self.c_type))
+        except ValueError:
+            pass  # kept as int; pack() refuses it
+
+    # -- what a reader asks of a header ----------------------------------------
+
+    @property
+    def is_extattr(self) -> bool:
+        """True for the EA header that carries the previous inode's xattrs."""
+        return self.c_type == RecordType.TS_INODE and bool(self.c_flags & DR_EXTATTRIBUTES)
+
+    @property
+    def is_metaonly(self) -> bool:
+        """True for a ``dump -m`` inode: restore keeps the file's existing data."""
+        return bool(self.c_flags & DR_METAONLY)
+
+    @property
+    def addr_entries(self) -> bytes:
+        """The meaningful ``c_addr`` entries: nonzero = data block, 0 = hole."""
+        return self.c_addr[: max(0, min(self.c_count, TP_NINDIR))]
+
+    def data_block_count(self) -> int:
+        """How many data blocks follow this header before the next header.
+
+        Inode and addr headers: one per nonzero entry of ``c_addr[:c_count]``.
+        Maps (TS_CLRI, TS_BITS) and EA headers: ``c_count``, whatever
+        ``c_addr`` says (restore reads them all).  TS_TAPE and TS_END: none
+        (a later volume's TS_TAPE count is the rest of an interrupted file,
+        which a sequential reader already expects).
+        """
+        t = self.c_type
+        if t in (RecordType.TS_CLRI, RecordType.TS_BITS) or self.is_extattr:
+            return max(0, self.c_count)
+        if t in (RecordType.TS_INODE, RecordType.TS_ADDR):
+            return sum(1 for b in self.addr_entries if b)
+        return 0
+
+    def inos(self, byte_order: ByteOrder = ByteOrder.LITTLE) -> tuple[int, ...]:
+        """``c_inos[128]``: the same bytes as ``c_addr``, read as s32 (TOC files)."""
+        return struct.unpack(f"{byte_order.value}{TP_NINOS}i", self.c_addr)
+
+    # -- bytes --------------------------------------------------------------------
+
+    def pack(self, byte_order: ByteOrder = ByteOrder.LITTLE) -> bytes:
+        """The 1024 bytes of this header, magic and checksum included.
+
+        Raises :class:`FormatLimitError` when a string or number does not fit.
+        """
+        if not isinstance(self.c_type, RecordType):
+            raise FormatLimitError(f"c_type {self.c_type} is not a dump record type")
+        for name, size in _STRING_FIELDS.items():
+            value = getattr(self, name)
+            if len(value) >= size or b"\0" in value:
+                raise FormatLimitError(
+                    f"{name[2:]} {value!r} does not fit the dump header "
+                    f"(at most {size - 1} bytes, no NUL)"
+                )
+        o = byte_order.value
+        try:
+            head = struct.pack(
+                o + _HEAD, self.c_type, self.c_date, self.c_ddate, self.c_volume,
+                self.c_tapea, self.c_inumber, NFS_MAGIC, 0,
+            )
+            tail = struct.pack(
+                o + _TAIL, self.c_count, self.c_addr, self.c_label, self.c_level,
+                self.c_filesys, self.c_dev, self.c_host, self.c_flags, self.c_firstrec,
+                self.c_ntrec, self.c_extattributes, self.c_spare,
+            )
+        except struct.error as exc:
+            raise FormatLimitError(f"header field out of range for a dump image: {exc}") from None
+        return seal(head + self.c_dinode.pack(byte_order) + tail, byte_order)
+
+    @classmethod
+    def unpack(
+        cls, block: bytes, byte_order: ByteOrder | None = None, *, verify: bool = True
+    ) -> "Header":
+        """Parse a header block; *byte_order* None means tell it from the magic.
+
+        With *verify* (the default) a wrong checksum raises
+        :class:`ChecksumError`; an unknown ``c_type`` or a missing magic raises
+        :class:`FormatError`.
+        """
+        _check_block(block)
+        if byte_order is None:
+            byte_order = header_byte_order(block)
+        o = byte_order.value
+        head = struct.unpack_from(o + _HEAD, block, 0)
+        if head[6] != NFS_MAGIC:
+            raise FormatError("block is not a dump header (bad magic): damaged, or wrong byte order")
+        if verify and not checksum_ok(block, byte_order):
+            raise ChecksumError(
+                f"header at tape block {head[4]} (inode {head[5]}) has a bad checksum: "
+                "the image is damaged"
+            )
+        try:
+            c_type = RecordType(head[0])
+        except ValueError:
+            raise FormatError(f"header has unknown record type {head[0]}: the image is damaged") from None
+        tail = struct.unpack_from(o + _TAIL, block, _TAIL_OFFSET)
+        return cls(
+            c_type=c_type, c_date=head[1], c_ddate=head[2], c_volume=head[3],
+            c_tapea=head[4], c_inumber=head[5],
+            c_dinode=Dinode.unpack(block[_HEAD_SIZE:_TAIL_OFFSET], byte_order),
+            c_count=tail[0], c_addr=tail[1], c_label=_cstr(tail[2]), c_level=tail[3],
+            c_filesys=_cstr(tail[4]), c_dev=_cstr(tail[5]), c_host=_cstr(tail[6]),
+            c_flags=tail[7], c_firstrec=tail[8], c_ntrec=tail[9],
+            c_extattributes=tail[10], c_spare=tail[11],
+        )
+
+
+def _cstr(raw: bytes) -> bytes:
+    return raw.split(b"\0", 1)[0]

@@ -1,0 +1,85 @@
+"""The tape error family.
+
+Every failure a tape operation can report is a :class:`TapeError` carrying the
+errno that Linux st would give for the same situation, so that the rmt server
+can hand it to a remote client unchanged and a CLI can map it to one line.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+
+
+class TapeError(Exception):
+    """A tape operation failed; ``errno`` is what Linux st would return."""
+
+    errno: int = _errno.EIO
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        if errno is not None:
+            self.errno = errno
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class TapeIOError(TapeError):
+    """A medium or positioning error (EIO): past end of data, at BOT, etc."""
+
+    errno = _errno.EIO
+
+
+class EndOfMedium(TapeError):
+    """No room left on the cartridge (ENOSPC); nothing of the record was written."""
+
+    errno = _errno.ENOSPC
+
+
+class WriteProtected(TapeError):
+    """The cartridge's write-protect tab is set (EROFS on write, EACCES on open)."""
+
+    errno = _errno.EROFS
+
+
+class DriveBusy(TapeError):
+    """Another process holds the drive (EBUSY)."""
+
+    errno = _errno.EBUSY
+
+
+class NoMedium(TapeError):
+    """The drive has no cartridge loaded, or it is offline (ENOMEDIUM)."""
+
+    errno = _errno.ENOMEDIUM
+
+
+class NoSuchDevice(TapeError):
+    """The device name names no drive, cartridge or shelf (ENOENT)."""
+
+    errno = _errno.ENOENT
+
+
+class NotACartridge(TapeError):
+    """A file is not a loopback cartridge, or is damaged beyond its first record."""
+
+    errno = _errno.EMEDIUMTYPE
+
+
+class BufferTooSmall(TapeError):
+    """A read buffer is shorter than the next record (ENOMEM, as Linux st)."""
+
+    errno = _errno.ENOMEM
+
+
+class InvalidArgument(TapeError):
+    """A bad count, block size or operation (EINVAL)."""
+
+    errno = _errno.EINVAL
+
+
+class ShelfError(TapeError):
+    """A shelf or changer request that cannot be carried out (EINVAL)."""
+
+    errno = _errno.EINVAL

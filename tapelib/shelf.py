@@ -1,0 +1,313 @@
+"""A shelf: a folder that is a small tape library.
+
+A shelf holds cartridges in numbered slots (1-based, as mtx counts storage
+elements) and N drives.  Each drive has two device files, a rewinding
+``SHELF/stN`` and a non-rewinding ``SHELF/nstN``, that users pass with
+``-f``.  What each drive holds and where its head stands live in
+``SHELF/state.json``, so a non-rewinding drive keeps its place between
+processes.  One process at a time may use a drive (an ``flock`` on
+``SHELF/.driveN.lock``); a second gets EBUSY.
+
+Layout::
+
+    SHELF/shelf.json              what this folder is: slots and drives
+    SHELF/state.json              slot contents, drive contents and positions
+    SHELF/st0, SHELF/nst0, ...    device files
+    SHELF/cartridges/B.awstape    cartridge B's records (AWSTAPE)
+    SHELF/cartridges/B.json       cartridge B's capacity, protection, ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .cartridge import CARTRIDGE_SUFFIX, DEFAULT_CAPACITY, Cartridge, metadata_path, _write_json
+from .errors import DriveBusy, NoMedium, NoSuchDevice, NotACartridge, ShelfError, WriteProtected
+from .loopback import LoopbackDrive, Position
+
+SHELF_FORMAT = "snapdump-shelf"
+DEVICE_FORMAT = "snapdump-tape-device"
+_BARCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class DriveInfo:
+    """What one drive holds and where it stands."""
+
+    index: int
+    barcode: str | None
+    source_slot: int | None
+    position: Position
+    busy: bool
+
+
+@dataclass(frozen=True)
+class ShelfStatus:
+    """Slots (index 0 is slot 1) and drives of a shelf."""
+
+    slots: list[str | None]
+    drives: list[DriveInfo]
+
+
+def device_marker(drive: int, rewind: bool) -> str:
+    """The text of a drive's device file."""
+    return json.dumps({"format": DEVICE_FORMAT, "drive": drive, "rewind": rewind}) + "\n"
+
+
+def read_device_marker(path: Path) -> tuple[int, bool] | None:
+    """``(drive, rewind)`` if ``path`` is a shelf device file, else ``None``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+        data = json.loads(head)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != DEVICE_FORMAT:
+        return None
+    drive, rewind = data.get("drive"), data.get("rewind")
+    if not isinstance(drive, int) or not isinstance(rewind, bool):
+        return None
+    return drive, rewind
+
+
+class Shelf:
+    """An existing shelf folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            info = json.loads((self.path / "shelf.json").read_text())
+        except FileNotFoundError:
+            raise NoSuchDevice(f"{self.path}: not a tape shelf (no shelf.json; make one with 'pytape create')") from None
+        except (OSError, ValueError) as exc:
+            raise ShelfError(f"{self.path}: unreadable shelf.json ({exc})") from None
+        if not isinstance(info, dict) or info.get("format") != SHELF_FORMAT:
+            raise ShelfError(f"{self.path}: shelf.json is not a tape shelf description")
+        self.slot_count: int = int(info["slots"])
+        self.drive_count: int = int(info["drives"])
+
+    # -- creation --------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, drives: int = 1, slots: int = 8) -> "Shelf":
+        """Make a new shelf folder (it may exist but must be empty)."""
+        path = Path(path)
+        if not 1 <= drives <= 64:
+            raise ShelfError(f"drives must be 1 to 64, not {drives}")
+        if not 1 <= slots <= 10000:
+            raise ShelfError(f"slots must be 1 to 10000, not {slots}")
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ShelfError(f"{path}: exists and is not an empty folder")
+        (path / "cartridges").mkdir(parents=True, exist_ok=True)
+        _write_json(path / "state.json", {
+            "slots": [None] * slots,
+            "drives": [{"barcode": None, "source_slot": None, "position": Position().to_dict()}
+                       for _ in range(drives)],
+        })
+        for i in range(drives):
+            (path / f"st{i}").write_text(device_marker(i, True))
+            (path / f"nst{i}").write_text(device_marker(i, False))
+        _write_json(path / "shelf.json", {"format": SHELF_FORMAT, "version": 1,
+                                          "slots": slots, "drives": drives})
+        return cls(path)
+
+    # -- state -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _state(self, write: bool = True) -> Iterator[dict]:
+        """The shelf state under the shelf lock; saved on exit when ``write``."""
+        with open(self.path / ".shelf.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                state = json.loads((self.path / "state.json").read_text())
+            except (OSError, ValueError) as exc:
+                raise ShelfError(f"{self.path}: unreadable state.json ({exc})") from None
+            yield state
+            if write:
+                _write_json(self.path / "state.json", state)
+
+    @contextlib.contextmanager
+    def _drive_lock(self, index: int) -> Iterator[int]:
+        """Hold drive ``index`` for this process; EBUSY if another holds it."""
+        fd = self._take_drive(index)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _take_drive(self, index: int) -> int:
+        self._check_drive(index)
+        fd = os.open(self.path / f".drive{index}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DriveBusy(f"{self.path}/nst{index}: device busy (another process is using drive {index})") from None
+        return fd
+
+    def _check_drive(self, index: int) -> None:
+        if not 0 <= index < self.drive_count:
+            raise ShelfError(f"{self.path}: no drive {index} (drives 0 to {self.drive_count - 1})")
+
+    def _check_slot(self, slot: int) -> None:
+        if not 1 <= slot <= self.slot_count:
+            raise ShelfError(f"{self.path}: no slot {slot} (slots 1 to {self.slot_count})")
+
+    def cartridge_path(self, barcode: str) -> Path:
+        return self.path / "cartridges" / f"{barcode}{CARTRIDGE_SUFFIX}"
+
+    def device_path(self, drive: int, rewind: bool) -> Path:
+        return self.path / f"{'' if rewind else 'n'}st{drive}"
+
+    # -- changer verbs -------------------------------------------------------------
+    def new_cartridge(self, barcode: str, capacity: int = DEFAULT_CAPACITY,
+                      early_warning: int | None = None) -> int:
+        """Make a blank cartridge in the first free slot; returns the slot."""
+        if not _BARCODE.match(barcode):
+            raise ShelfError(f"bad barcode {barcode!r}: use 1 to 32 letters, digits, '_', '.', '-'")
+        with self._state() as state:
+            if self._locate(state, barcode) is not None:
+                raise ShelfError(f"{self.path}: cartridge {barcode} already exists")
+            free = [i for i, b in enumerate(state["slots"]) if b is None]
+            if not free:
+                raise ShelfError(f"{self.path}: no free slot for {barcode}")
+            try:
+                Cartridge.create(self.cartridge_path(barcode), barcode, capacity, early_warning)
+            except FileExistsError:
+                raise ShelfError(f"{self.path}: a cartridge file for {barcode} already exists") from None
+            state["slots"][free[0]] = barcode
+            return free[0] + 1
+
+    def _locate(self, state: dict, barcode: str) -> tuple[str, int] | None:
+        for i, b in enumerate(state["slots"]):
+            if b == barcode:
+                return "slot", i + 1
+        for i, d in enumerate(state["drives"]):
+            if d["barcode"] == barcode:
+                return "drive", i
+        return None
+
+    def load(self, what: str | int, drive: int = 0) -> str:
+        """Move a cartridge (by barcode or slot number) from its slot into a
+        drive, online at BOT; returns its barcode."""
+        with self._drive_lock(drive), self._state() as state:
+            if isinstance(what, int) or str(what).isdigit():
+                slot = int(what)
+                self._check_slot(slot)
+                barcode = state["slots"][slot - 1]
+                if barcode is None:
+                    raise ShelfError(f"{self.path}: slot {slot} is empty")
+            else:
+                barcode = str(what)
+                where = self._locate(state, barcode)
+                if where is None:
+                    raise ShelfError(f"{self.path}: no cartridge {barcode}")
+                if where[0] == "drive":
+                    raise ShelfError(f"{self.path}: {barcode} is already in drive {where[1]}")
+                slot = where[1]
+            entry = state["drives"][drive]
+            if entry["barcode"] is not None:
+                raise ShelfError(f"{self.path}: drive {drive} already holds {entry['barcode']}; unload it first")
+            state["slots"][slot - 1] = None
+            state["drives"][drive] = {"barcode": barcode, "source_slot": slot,
+                                      "position": Position().to_dict()}
+            return barcode
+
+    def unload(self, drive: int = 0, slot: int | None = None) -> tuple[str, int]:
+        """Rewind and move a drive's cartridge back to its slot (or ``slot``)."""
+        with self._drive_lock(drive), self._state() as state:
+            entry = state["drives"][drive]
+            barcode = entry["barcode"]
+            if barcode is None:
+                raise NoMedium(f"{self.path}: drive {drive} is empty")
+            target = slot if slot is not None else entry.get("source_slot")
+            if target is None or state["slots"][target - 1] is not None:
+                free = [i + 1 for i, b in enumerate(state["slots"]) if b is None]
+                if slot is not None or not free:
+                    raise ShelfError(f"{self.path}: slot {target} is not free")
+                target = free[0]
+            self._check_slot(target)
+            state["slots"][target - 1] = barcode
+            state["drives"][drive] = {"barcode": None, "source_slot": None,
+                                      "position": Position().to_dict()}
+            return barcode, target
+
+    def transfer(self, source: int, target: int) -> str:
+        """Move a cartridge from one slot to another."""
+        self._check_slot(source)
+        self._check_slot(target)
+        with self._state() as state:
+            barcode = state["slots"][source - 1]
+            if barcode is None:
+                raise ShelfError(f"{self.path}: slot {source} is empty")
+            if state["slots"][target - 1] is not None:
+                raise ShelfError(f"{self.path}: slot {target} is full")
+            state["slots"][source - 1] = None
+            state["slots"][target - 1] = barcode
+            return barcode
+
+    def set_write_protect(self, barcode: str, protect: bool) -> None:
+        """Slide a cartridge's write-protect tab."""
+        with self._state(write=False) as state:
+            if self._locate(state, barcode) is None:
+                raise ShelfError(f"{self.path}: no cartridge {barcode}")
+            meta_file = metadata_path(self.cartridge_path(barcode))
+            try:
+                meta = json.loads(meta_file.read_text())
+            except (OSError, ValueError) as exc:
+                raise NotACartridge(f"{meta_file}: unreadable cartridge metadata ({exc})") from None
+            meta["write_protected"] = protect
+            _write_json(meta_file, meta)
+
+    def status(self) -> ShelfStatus:
+        """Slots and drives, with each drive's position and whether it is in use."""
+        with self._state(write=False) as state:
+            drives = []
+            for i, entry in enumerate(state["drives"]):
+                busy = False
+                try:
+                    os.close(self._take_drive(i))
+                except DriveBusy:
+                    busy = True
+                drives.append(DriveInfo(i, entry["barcode"], entry.get("source_slot"),
+                                        Position.from_dict(entry["position"]), busy))
+            return ShelfStatus(list(state["slots"]), drives)
+
+    # -- drives --------------------------------------------------------------------
+    def open_drive(self, index: int, rewind: bool = False, writable: bool = False) -> LoopbackDrive:
+        """Open drive ``index`` for this process, starting where it was left.
+
+        ``writable`` on a write-protected cartridge fails with EROFS, as st's
+        open does.  The drive stays busy until the returned drive is closed.
+        """
+        name = str(self.device_path(index, rewind))
+        lock_fd = self._take_drive(index)
+        try:
+            with self._state(write=False) as state:
+                entry = state["drives"][index]
+            barcode = entry["barcode"]
+            position = Position.from_dict(entry["position"])
+            cartridge = None
+            if barcode is not None:
+                cartridge = Cartridge(self.cartridge_path(barcode), writable)
+                if writable and cartridge.write_protected:
+                    cartridge.close()
+                    raise WriteProtected(f"{name}: cartridge {barcode} is write-protected")
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+        def save(final: Position) -> None:
+            try:
+                with self._state() as st:
+                    if st["drives"][index]["barcode"] == barcode:
+                        st["drives"][index]["position"] = final.to_dict()
+            finally:
+                os.close(lock_fd)
+
+        return LoopbackDrive(name, cartridge, position, rewind_on_close=rewind, on_close=save)

@@ -1,0 +1,52 @@
+"""Fixtures shared by every test package: shelves, cartridges, FUSE gating."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tapelib import Shelf
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """FUSE tests skip only where /dev/fuse is missing, and never under REQUIRE_FUSE=1."""
+    if os.path.exists("/dev/fuse"):
+        return
+    if os.environ.get("REQUIRE_FUSE") == "1":
+        raise pytest.UsageError("REQUIRE_FUSE=1 but /dev/fuse is missing: FUSE tests cannot run")
+    skip = pytest.mark.skip(reason="/dev/fuse is missing on this machine")
+    for item in items:
+        if "fuse" in item.keywords:
+            item.add_marker(skip)
+
+
+def console_script(name: str) -> str:
+    """Path of one of the project's console scripts in the test venv."""
+    path = VENV_BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    assert found, f"console script {name} is not installed (run make test, which installs it)"
+    return found
+
+
+@pytest.fixture
+def shelf(tmp_path: Path) -> Shelf:
+    """A shelf with two drives, four slots and one 4 MiB cartridge, TEST01, in drive 0."""
+    s = Shelf.create(tmp_path / "shelf", drives=2, slots=4)
+    s.new_cartridge("TEST01", capacity=4 * 1024 * 1024)
+    s.load("TEST01", drive=0)
+    return s
+
+
+@pytest.fixture
+def nst0(shelf: Shelf) -> str:
+    """The non-rewinding device name of the fixture shelf's drive 0."""
+    return str(shelf.device_path(0, rewind=False))

@@ -1,0 +1,58 @@
+"""A loopback drive keeps records, filemarks and its place like a tape."""
+
+from __future__ import annotations
+
+import pytest
+
+from tapelib import BufferTooSmall, Shelf, TapeIOError, open_device
+
+
+def test_records_read_back_with_their_true_lengths(nst0: str) -> None:
+    with open_device(nst0, writable=True) as tape:
+        for size in (0, 1, 1024, 65535, 65536, 262144):
+            tape.write(bytes([size % 251]) * size)
+    with open_device(nst0) as tape:
+        tape.rewind()
+        for size in (0, 1, 1024, 65535, 65536, 262144):
+            assert tape.read(1 << 20) == bytes([size % 251]) * size
+        assert tape.read(1024) == b""  # the filemark written on close
+
+
+def test_short_read_buffer_is_an_error_as_on_st(nst0: str) -> None:
+    with open_device(nst0, writable=True) as tape:
+        tape.write(b"x" * 4096)
+    with open_device(nst0) as tape:
+        tape.rewind()
+        with pytest.raises(BufferTooSmall) as info:
+            tape.read(1024)
+        assert info.value.errno == 12  # ENOMEM
+
+
+def test_non_rewinding_drive_keeps_its_place_between_opens(shelf: Shelf, nst0: str) -> None:
+    with open_device(nst0, writable=True) as tape:
+        tape.write(b"file0")
+        tape.write_filemarks(1)
+        tape.write(b"file1")
+    with open_device(nst0) as tape:
+        tape.rewind()
+        tape.space_files(1)
+    with open_device(nst0) as tape:
+        status = tape.status()
+        assert (status.file_number, status.block_number) == (1, 0)
+        assert tape.read(100) == b"file1"
+
+
+def test_rewinding_drive_is_at_bot_after_close(shelf: Shelf) -> None:
+    st0 = str(shelf.device_path(0, rewind=True))
+    with open_device(st0, writable=True) as tape:
+        tape.write(b"data")
+    with open_device(st0) as tape:
+        assert tape.status().bot
+        assert tape.read(100) == b"data"
+
+
+def test_read_past_end_of_data_is_eio(nst0: str) -> None:
+    with open_device(nst0) as tape:
+        with pytest.raises(TapeIOError) as info:
+            tape.read(100)
+        assert info.value.errno == 5
