@@ -36,3 +36,23 @@ class FormatLimitError(DumpError):
     Raised by the writer side of :mod:`dumptool.format`; the dump engine decides
     whether to skip the file, truncate, or stop.
     """
+
+
+class MediumError(DumpError):
+    """Reading or writing the dump medium (tape, file, pipe) failed.
+
+    The message names the device; ``errno`` is the system's (or Linux st's)
+    error number when one is known, else ``None``.
+    """
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class DumpDatesError(DumpError):
+    """The dumpdates file (or its inode-map sidecar) cannot be read or written."""
+
+
+class NoBaseDumpError(DumpDatesError):
+    """An incremental dump was asked for but no lower-level dump is recorded."""

@@ -1,0 +1,177 @@
+"""Directories as dump writes them: BSD ``struct direct`` records (section 5).
+
+A dumped directory is file data made of new-format entries::
+
+    u32 d_ino | u16 d_reclen | u8 d_type | u8 d_namlen | name, NUL, zero padding
+
+packed into 512-byte chunks (``DIRBLKSIZ``) that no entry crosses; the last
+entry of each chunk is stretched to the chunk's end.  The directory's
+``di_size`` is the converted length (a multiple of 512), not the source
+file system's.  "." comes first and ".." second.  Only ``d_ino`` and
+``d_reclen`` are byte-swapped in a swapped image.
+"""
+
+from __future__ import annotations
+
+import stat
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..errors import FormatError, FormatLimitError
+from .constants import (
+    DIRBLKSIZ,
+    DIRECT_HEADER_SIZE,
+    MAXNAMLEN,
+    RESTORE_DIRBLKSIZ,
+    ROOTINO,
+    ByteOrder,
+    DirentType,
+)
+
+
+@dataclass(frozen=True)
+class Dirent:
+    """One directory entry: an inode number, a name (bytes) and a ``d_type``."""
+
+    ino: int
+    name: bytes
+    type: int = DirentType.DT_UNKNOWN
+
+
+def dirent_reclen(namlen: int) -> int:
+    """The smallest ``d_reclen`` of an entry with a name of *namlen* bytes."""
+    return (DIRECT_HEADER_SIZE + namlen + 1 + 3) & ~3
+
+
+def dtype_from_mode(mode: int) -> DirentType:
+    """The ``d_type`` of a file of that ``st_mode`` (``mode >> 12``)."""
+    try:
+        return DirentType(stat.S_IFMT(mode) >> 12)
+    except ValueError:
+        return DirentType.DT_UNKNOWN
+
+
+def pack_dirent(
+    entry: Dirent, reclen: int | None = None, byte_order: ByteOrder = ByteOrder.LITTLE
+) -> bytes:
+    """The bytes of one entry, zero-padded to *reclen* (default: the minimum)."""
+    minimum = dirent_reclen(len(entry.name))
+    reclen = minimum if reclen is None else reclen
+    if reclen < minimum or reclen % 4 or reclen > 0xFFFF:
+        raise ValueError(f"bad d_reclen {reclen} for a {len(entry.name)}-byte name")
+    head = struct.pack(byte_order.value + "IHBB", entry.ino, reclen, entry.type, len(entry.name))
+    return (head + entry.name).ljust(reclen, b"\0")
+
+
+def _check_entry(entry: Dirent) -> None:
+    name = entry.name
+    if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
+        raise FormatLimitError(f"{name!r} cannot be a name in a dumped directory")
+    if len(name) > MAXNAMLEN:
+        raise FormatLimitError(
+            f"name {name[:40]!r}... is {len(name)} bytes; a dump image holds at most {MAXNAMLEN}"
+        )
+    if entry.ino < ROOTINO or entry.ino > 0xFFFFFFFF:
+        raise FormatLimitError(f"entry {name!r} has inode number {entry.ino}; it must be 2 .. 2**32-1")
+
+
+def build_directory(
+    ino: int,
+    parent_ino: int,
+    entries: Iterable[Dirent],
+    *,
+    byte_order: ByteOrder = ByteOrder.LITTLE,
+    chunk: int = DIRBLKSIZ,
+) -> bytes:
+    """The dumped data of a directory: ".", "..", then *entries* in the given order.
+
+    The result's length is the directory's ``di_size`` (a multiple of
+    *chunk*).  *chunk* is 512 as dump uses, or 1024 (restore's own limit:
+    larger chunks are "mangled").  The root's parent is itself (2).
+
+    Writer rules honoured: no entry crosses a chunk; "." and ".." first;
+    names 1..255 bytes without "/" or NUL.  Real restore 0.4b47 garbles
+    255-byte names (section 15), so a writer aiming at it should stop at 254;
+    that choice is left to the caller.
+    """
+    if chunk not in (DIRBLKSIZ, RESTORE_DIRBLKSIZ):
+        raise ValueError(f"directory chunk must be {DIRBLKSIZ} or {RESTORE_DIRBLKSIZ}")
+    all_entries = [Dirent(ino, b".", DirentType.DT_DIR), Dirent(parent_ino, b"..", DirentType.DT_DIR)]
+    seen: set[bytes] = set()
+    for entry in entries:
+        _check_entry(entry)
+        if entry.name in seen:
+            raise ValueError(f"duplicate name {entry.name!r} in directory {ino}")
+        seen.add(entry.name)
+        all_entries.append(entry)
+    for special in all_entries[:2]:
+        if special.ino < ROOTINO:
+            raise FormatLimitError(f"directory inode number {special.ino} is invalid (must be >= 2)")
+
+    out = bytearray()
+    chunk_start = 0
+    last: tuple[int, Dirent] | None = None  # (offset, entry) of the chunk's last entry
+
+    def stretch_last(chunk_end: int) -> None:
+        offset, entry = last
+        out[offset:] = pack_dirent(entry, chunk_end - offset, byte_order)
+
+    for entry in all_entries:
+        reclen = dirent_reclen(len(entry.name))
+        if len(out) + reclen > chunk_start + chunk:
+            stretch_last(chunk_start + chunk)
+            chunk_start += chunk
+        last = (len(out), entry)
+        out += pack_dirent(entry, reclen, byte_order)
+    stretch_last(chunk_start + chunk)
+    return bytes(out)
+
+
+def parse_directory(
+    data: bytes,
+    byte_order: ByteOrder = ByteOrder.LITTLE,
+    *,
+    strict: bool = True,
+    old_format: bool = False,
+) -> list[Dirent]:
+    """The entries of dumped directory data (``di_size`` bytes), "." and ".." included.
+
+    Entries with ``d_ino`` 0 are unused and left out.  An entry is checked as
+    restore checks it: ``d_reclen`` a multiple of 4, at least the minimum for
+    its name, and not crossing a 1 KiB boundary.  A bad entry raises
+    :class:`FormatError` when *strict*; otherwise, like restore, the rest of
+    that 1 KiB chunk is skipped.  *old_format* (no DR_NEWINODEFMT in
+    TS_TAPE) reads ``d_namlen`` as a 16-bit field at offset 6, with no type.
+    """
+    found: list[Dirent] = []
+    o = byte_order.value
+    pos = 0
+    size = len(data)
+    while pos < size:
+        chunk_end = min((pos // RESTORE_DIRBLKSIZ + 1) * RESTORE_DIRBLKSIZ, size)
+        problem = None
+        if pos + DIRECT_HEADER_SIZE > chunk_end:
+            problem = "an entry header crosses a 1 KiB boundary"
+        else:
+            if old_format:
+                d_ino, reclen, namlen = struct.unpack_from(o + "IHH", data, pos)
+                d_type = DirentType.DT_UNKNOWN
+            else:
+                d_ino, reclen, d_type, namlen = struct.unpack_from(o + "IHBB", data, pos)
+            name = data[pos + DIRECT_HEADER_SIZE: pos + DIRECT_HEADER_SIZE + namlen]
+            if reclen == 0 or reclen % 4:
+                problem = f"d_reclen {reclen} is not a positive multiple of 4"
+            elif reclen < dirent_reclen(namlen) or pos + reclen > chunk_end:
+                problem = f"d_reclen {reclen} does not fit its name or crosses a 1 KiB boundary"
+            elif d_ino and (not name or b"/" in name or b"\0" in name):
+                problem = f"entry name {name!r} is not a file name"
+        if problem is not None:
+            if strict:
+                raise FormatError(f"mangled directory at byte {pos}: {problem}")
+            pos = chunk_end
+            continue
+        if d_ino:
+            found.append(Dirent(d_ino, name, d_type))
+        pos += reclen
+    return found
