@@ -63,7 +63,8 @@ GMT_DR_OPEN = 0x00040000
 GMT_IM_REP_EN = 0x00010000
 GMT_CLN = 0x00008000
 
-# mt_type for a generic SCSI-2 tape, as Linux st reports it.
+# mt_type for a generic SCSI-1 (or CCS) and SCSI-2 tape, as Linux st reports it.
+MT_ISSCSI1 = 0x71
 MT_ISSCSI2 = 0x72
 
 # The order and names mt-st prints the status bits in.
