@@ -83,3 +83,25 @@ class ShelfError(TapeError):
     """A shelf or changer request that cannot be carried out (EINVAL)."""
 
     errno = _errno.EINVAL
+
+
+# The subclass for each errno a drive (local or remote) may report.
+_ERRNO_CLASSES: dict[int, type[TapeError]] = {
+    _errno.EIO: TapeIOError,
+    _errno.ENOSPC: EndOfMedium,
+    _errno.EROFS: WriteProtected,
+    _errno.EACCES: WriteProtected,
+    _errno.EBUSY: DriveBusy,
+    _errno.ENOMEDIUM: NoMedium,
+    _errno.ENOMEM: BufferTooSmall,
+    _errno.EINVAL: InvalidArgument,
+    _errno.ENOENT: NoSuchDevice,
+    _errno.ENXIO: NoSuchDevice,
+    _errno.ENODEV: NoSuchDevice,
+}
+
+
+def error_for_errno(code: int, message: str) -> TapeError:
+    """The :class:`TapeError` subclass for ``code`` (plain TapeError for an
+    errno without one), carrying ``message`` and that same errno."""
+    return _ERRNO_CLASSES.get(code, TapeError)(message, errno=code)

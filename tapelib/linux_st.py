@@ -29,19 +29,10 @@ import errno as _errno
 import fcntl
 import os
 import struct
+from typing import NamedTuple
 
 from .drive import TapeDrive, TapeStatus
-from .errors import (
-    BufferTooSmall,
-    DriveBusy,
-    EndOfMedium,
-    InvalidArgument,
-    NoMedium,
-    NoSuchDevice,
-    TapeError,
-    TapeIOError,
-    WriteProtected,
-)
+from .errors import InvalidArgument, NoSuchDevice, TapeError, error_for_errno
 from .mtio import (
     GMT_BOT,
     GMT_DR_OPEN,
@@ -58,6 +49,8 @@ __all__ = [
     "MTIOCPOS",
     "MTIOCTOP",
     "LinuxStDrive",
+    "MtGet",
+    "mtget_fields",
     "pack_mtget",
     "pack_mtop",
     "unpack_mtget",
@@ -177,13 +170,24 @@ def unpack_mtget(data: bytes | bytearray | memoryview) -> TapeStatus:
     )
 
 
-def pack_mtget(status: TapeStatus) -> bytes:
-    """A native ``struct mtget`` saying what ``status`` says, as MTIOCGET would
-    fill it in: the reply body of the rmt 'S' command.
+class MtGet(NamedTuple):
+    """The fields of ``struct mtget``, in order, as MTIOCGET fills them in."""
 
-    ``mt_erreg`` is 0 and ``mt_gstat`` is :attr:`TapeStatus.gstat`.  A field
-    too wide for its place in the structure (a block size above 0xffffff, a
-    density above 0xff, a number beyond a C int or long) raises
+    mt_type: int
+    mt_resid: int
+    mt_dsreg: int
+    mt_gstat: int
+    mt_erreg: int
+    mt_fileno: int
+    mt_blkno: int
+
+
+def mtget_fields(status: TapeStatus) -> MtGet:
+    """The ``struct mtget`` fields that say what ``status`` says (``mt_erreg``
+    is 0, ``mt_gstat`` is :attr:`TapeStatus.gstat`): what :func:`pack_mtget`
+    packs, and what the rmt server's one-field status commands report.
+
+    A block size above 0xffffff or a density above 0xff raises
     :class:`~tapelib.errors.InvalidArgument` rather than being truncated.
     """
     if not 0 <= status.block_size <= _MT_ST_BLKSIZE_MASK >> _MT_ST_BLKSIZE_SHIFT:
@@ -193,42 +197,31 @@ def pack_mtget(status: TapeStatus) -> bytes:
     dsreg = (status.density << _MT_ST_DENSITY_SHIFT) | (
         status.block_size << _MT_ST_BLKSIZE_SHIFT
     )
+    return MtGet(status.drive_type, status.residual, dsreg, status.gstat, 0,
+                 status.file_number, status.block_number)
+
+
+def pack_mtget(status: TapeStatus) -> bytes:
+    """A native ``struct mtget`` saying what ``status`` says, as MTIOCGET would
+    fill it in: the reply body of the rmt 'S' command.
+
+    ``mt_erreg`` is 0 and ``mt_gstat`` is :attr:`TapeStatus.gstat`.  A field
+    too wide for its place in the structure (a block size above 0xffffff, a
+    density above 0xff, a number beyond a C int or long) raises
+    :class:`~tapelib.errors.InvalidArgument` rather than being truncated.
+    """
     try:
-        return _MTGET.pack(
-            status.drive_type,
-            status.residual,
-            dsreg,
-            status.gstat,
-            0,
-            status.file_number,
-            status.block_number,
-        )
+        return _MTGET.pack(*mtget_fields(status))
     except struct.error as exc:
         raise InvalidArgument(f"tape status does not fit struct mtget: {exc}") from None
 
 
 # -- errors ------------------------------------------------------------------
 
-_ERRNO_CLASSES: dict[int, type[TapeError]] = {
-    _errno.EIO: TapeIOError,
-    _errno.ENOSPC: EndOfMedium,
-    _errno.EROFS: WriteProtected,
-    _errno.EACCES: WriteProtected,
-    _errno.EBUSY: DriveBusy,
-    _errno.ENOMEDIUM: NoMedium,
-    _errno.ENOMEM: BufferTooSmall,
-    _errno.EINVAL: InvalidArgument,
-    _errno.ENOENT: NoSuchDevice,
-    _errno.ENXIO: NoSuchDevice,
-    _errno.ENODEV: NoSuchDevice,
-}
-
-
 def _tape_error(name: str, exc: OSError) -> TapeError:
     """The TapeError for a failed system call on drive ``name``, same errno."""
     code = exc.errno if exc.errno is not None else _errno.EIO
-    cls = _ERRNO_CLASSES.get(code, TapeError)
-    return cls(f"{name}: {os.strerror(code)}", errno=code)
+    return error_for_errno(code, f"{name}: {os.strerror(code)}")
 
 
 # -- the drive ---------------------------------------------------------------
