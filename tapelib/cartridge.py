@@ -7,16 +7,21 @@ lay beyond, as writing in the middle of a tape does).
 
 The sidecar (``NAME.json`` beside ``NAME.awstape``) holds the barcode, the
 capacity, the early-warning zone, the write-protect tab and, while no writer
-has the cartridge open, where the recorded data ends.  A cartridge without a
-sidecar (one made by another emulator) gets the defaults.  A writer killed
-mid-record leaves the sidecar marked dirty; the next open scans the file and
-ends the tape after the last complete record.
+has the cartridge open, where the recorded data ends and how long the file
+is.  A cartridge without a sidecar (one made by another emulator) gets the
+defaults and is scanned at every open.  A writer killed mid-record leaves the
+sidecar marked dirty; the next open scans the file, ends the tape after the
+last complete record (:attr:`Cartridge.recovered` tells the drive that the
+place it remembered may be gone), and marks the sidecar clean again.  The torn
+bytes stay in the file until the next write there cuts them off.
 """
 
 from __future__ import annotations
 
 import enum
+import errno as _errno
 import json
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +34,7 @@ from .awstape import (
     tapemark_header,
     unpack_header,
 )
-from .errors import BufferTooSmall, EndOfMedium, NotACartridge, TapeIOError, WriteProtected
+from .errors import EndOfMedium, NotACartridge, TapeIOError, WriteProtected
 
 CARTRIDGE_SUFFIX = ".awstape"
 METADATA_FORMAT = "snapdump-cartridge"
@@ -37,6 +42,8 @@ DEFAULT_CAPACITY = 10 * 1024**3
 #: Fraction of the capacity given to the early-warning zone by default.
 EARLY_WARNING_FRACTION = 50
 MIN_EARLY_WARNING = 64 * 1024
+#: At most this many buffers go to one ``os.pwritev`` (Linux's IOV_MAX is 1024).
+_IOV_BATCH = 1000
 
 
 def default_early_warning(capacity: int) -> int:
@@ -65,7 +72,14 @@ def metadata_path(path: Path) -> Path:
 
 
 class Cartridge:
-    """An open loopback cartridge file."""
+    """An open loopback cartridge file.
+
+    Reads use a read-only shared map of the file (no system call per header,
+    one copy per record); writes use ``pwritev``, one call per record.  The
+    file must not be truncated behind the cartridge's back while it is open
+    (the shelf's drive lock sees to that): reading a mapped page past the end
+    of the file would kill the process with SIGBUS.
+    """
 
     def __init__(self, path: Path, writable: bool) -> None:
         self.path = Path(path)
@@ -83,18 +97,35 @@ class Cartridge:
         except OSError as exc:
             raise NotACartridge(f"{self.path}: {exc.strerror}") from None
         self._dirty_marked = False
-        self._next_header: tuple[int, bytes] | None = None
+        # Reads go through a read-only shared map of the file: headers cost
+        # no system call and a record is one copy.  It is remapped when the
+        # data grows past it (writes themselves use pwritev).
+        self._map: mmap.mmap | None = None
+        self._view: memoryview = memoryview(b"")
         self.damaged_at: int | None = None
-        size = os.fstat(self._fd).st_size
-        if meta.get("clean") and meta.get("end") == size:
-            self.end = size
-            self.tail_length = int(meta.get("tail_length", 0))
-        else:
-            try:
+        #: True when a writer died with this cartridge open (its sidecar was
+        #: left dirty) and this open had to find the end of data by scanning.
+        self.recovered = False
+        try:
+            size = os.fstat(self._fd).st_size
+            self._size = size
+            end = meta.get("end")
+            if (meta.get("clean") and isinstance(end, int) and 0 <= end <= size
+                    and meta.get("size", end) == size):
+                self.end = end
+                self.tail_length = int(meta.get("tail_length", 0))
+            else:
                 self._scan(size)
-            except NotACartridge:
-                os.close(self._fd)
-                raise
+                if meta:
+                    self.recovered = True
+                    if self.damaged_at is None:
+                        # Remember the recovery, so later opens trust the sidecar again.
+                        self._save_metadata(clean=True)
+        except BaseException:
+            self._unmap()
+            os.close(self._fd)
+            self._fd = -1
+            raise
 
     # -- creation and metadata -------------------------------------------
     @classmethod
@@ -110,7 +141,7 @@ class Cartridge:
         _write_json(metadata_path(path), {
             "format": METADATA_FORMAT, "version": 1, "barcode": barcode,
             "capacity": capacity, "early_warning": zone, "write_protected": False,
-            "clean": True, "end": 0, "tail_length": 0,
+            "clean": True, "end": 0, "tail_length": 0, "size": 0,
         })
 
     def _read_metadata(self) -> dict:
@@ -130,7 +161,7 @@ class Cartridge:
             "format": METADATA_FORMAT, "version": 1, "barcode": self.barcode,
             "capacity": self.capacity, "early_warning": self.early_warning,
             "write_protected": self.write_protected, "clean": clean,
-            "end": self.end, "tail_length": self.tail_length,
+            "end": self.end, "tail_length": self.tail_length, "size": self._size,
         })
 
     @property
@@ -152,10 +183,11 @@ class Cartridge:
         good_end = 0
         good_tail = 0
         in_record = False
+        view = self._mapped(size)
         while offset < size:
             if size - offset < AWSTAPE_HEADER_SIZE:
                 break  # torn header
-            header = unpack_header(os.pread(self._fd, AWSTAPE_HEADER_SIZE, offset))
+            header = unpack_header(view[offset:offset + AWSTAPE_HEADER_SIZE])
             if header is None or header.prev_length != prev or (
                     header.begins_record == in_record and not header.is_tapemark) or (
                     header.is_tapemark and in_record):
@@ -177,13 +209,30 @@ class Cartridge:
         self.tail_length = good_tail
 
     # -- reading ------------------------------------------------------------
+    def _mapped(self, upto: int) -> memoryview:
+        """The file's bytes, mapped at least up to byte ``upto``."""
+        view = self._view
+        if len(view) >= upto:
+            return view
+        self._unmap()
+        size = os.fstat(self._fd).st_size
+        if size < upto:
+            raise TapeIOError(f"{self.barcode}: damaged cartridge: {self.path} is shorter than its data")
+        self._map = mmap.mmap(self._fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+        self._view = memoryview(self._map)
+        return self._view
+
+    def _unmap(self) -> None:
+        if self._map is not None:
+            self._view.release()
+            self._view = memoryview(b"")
+            self._map.close()
+            self._map = None
+
     def _header(self, offset: int) -> SegmentHeader:
-        cached = self._next_header
-        if cached is not None and cached[0] == offset:
-            raw = cached[1]
-        else:
-            raw = os.pread(self._fd, AWSTAPE_HEADER_SIZE, offset)
-        header = unpack_header(raw) if len(raw) == AWSTAPE_HEADER_SIZE else None
+        header = None
+        if offset + AWSTAPE_HEADER_SIZE <= self.end:
+            header = unpack_header(self._mapped(self.end)[offset:offset + AWSTAPE_HEADER_SIZE])
         if header is None:
             raise TapeIOError(f"{self.barcode}: damaged cartridge: bad block header at byte {offset}")
         return header
@@ -220,96 +269,142 @@ class Cartridge:
             length += header.length
         return Block(BlockKind.RECORD, pos, end, length)
 
-    def read_record(self, offset: int, size: int) -> tuple[bytes, Block]:
+    def is_block_start(self, offset: int) -> bool:
+        """Whether a block (record or tapemark) starts at ``offset``, or it is
+        the end of data: a place a drive may stand."""
+        if offset == 0 or offset == self.end:
+            return True
+        if not 0 < offset < self.end:
+            return False
+        try:
+            header = self._header(offset)
+        except TapeIOError:
+            return False
+        return header.is_tapemark or header.begins_record
+
+    def read_record(self, offset: int, size: int) -> tuple[bytes | None, Block]:
         """Read the block at ``offset``: a record's bytes, or ``b""`` for a
-        tapemark.  A record longer than ``size`` raises BufferTooSmall and is
-        still passed over (the returned block is in the exception's note)."""
+        tapemark.  A record longer than ``size`` is not read: the bytes are
+        ``None``, and the block still says where the record ends and how long
+        it is (a drive passes over it, as st does)."""
         header = self._header(offset)
         if header.is_tapemark:
             return b"", Block(BlockKind.TAPEMARK, offset, offset + AWSTAPE_HEADER_SIZE)
-        pieces: list[bytes] = []
+        view = self._mapped(self.end)
+        pieces: list[memoryview] = []
         pos = offset
         total = 0
         while True:
             data_at = pos + AWSTAPE_HEADER_SIZE
             seg_end = data_at + header.length
-            want = header.length + (AWSTAPE_HEADER_SIZE if seg_end < self.end else 0)
-            chunk = os.pread(self._fd, want, data_at) if want else b""
-            if len(chunk) < want:
-                raise TapeIOError(f"{self.barcode}: damaged cartridge: record at byte {offset} is cut short")
-            if want > header.length:
-                self._next_header = (seg_end, chunk[header.length:])
-                chunk = chunk[: header.length]
-            pieces.append(chunk)
             total += header.length
+            if total > size:
+                while not header.ends_record:
+                    header = self._header(seg_end)
+                    total += header.length
+                    seg_end += AWSTAPE_HEADER_SIZE + header.length
+                return None, Block(BlockKind.RECORD, offset, seg_end, total)
+            if seg_end > self.end:
+                raise TapeIOError(f"{self.barcode}: damaged cartridge: record at byte {offset} is cut short")
+            pieces.append(view[data_at:seg_end])
             pos = seg_end
             if header.ends_record:
                 break
             header = self._header(pos)
         block = Block(BlockKind.RECORD, offset, pos, total)
-        if total > size:
-            raise BufferTooSmall(
-                f"{self.barcode}: record of {total} bytes does not fit a {size}-byte read buffer")
-        return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), block
+        return (bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)), block
 
     # -- writing ------------------------------------------------------------
     def _check_writable(self) -> None:
         if self.write_protected:
-            raise WriteProtected(f"{self.barcode}: cartridge is write-protected")
+            raise WriteProtected(f"{self.barcode}: cartridge is write-protected", errno=_errno.EACCES)
         if not self.writable:
-            raise WriteProtected(f"{self.barcode}: drive was opened read-only", errno=9)
+            raise WriteProtected(f"{self.barcode}: cartridge was opened read-only", errno=_errno.EACCES)
+
+    def _mark_dirty(self) -> None:
+        if not self._dirty_marked:
+            self._save_metadata(clean=False)
+            self._dirty_marked = True
 
     def _cut(self, offset: int) -> int:
         """Make ``offset`` the end of recorded data (a tape forgets what lies
         beyond the point it writes at); returns the length of the segment
         before it, which the next block's header names."""
-        if offset >= self.end and self.damaged_at is None:
+        if offset == self.end and self._size == offset and self.damaged_at is None:
             return self.tail_length
         prev = 0 if offset == 0 else (
             self._header(offset).prev_length if offset < self.end else self.tail_length)
-        if not self._dirty_marked:
-            self._save_metadata(clean=False)
-            self._dirty_marked = True
+        self._mark_dirty()
         os.ftruncate(self._fd, offset)
-        self.end = offset
+        self.end = self._size = offset
         self.tail_length = prev
         self.damaged_at = None
-        self._next_header = None
         return prev
 
     def _prepare_write(self, offset: int, needed: int) -> int:
-        """Check protection and room, then cut the tape at ``offset``."""
+        """Check protection, damage and room, then cut the tape at ``offset``."""
         self._check_writable()
-        if self.damaged_at is not None and offset >= self.end:
+        if offset > self.end:
+            raise TapeIOError(f"{self.barcode}: write at byte {offset}, past the end of data at {self.end}")
+        if self.damaged_at is not None and offset == self.end:
             raise TapeIOError(
                 f"{self.barcode}: damaged cartridge: unreadable bytes at {self.damaged_at}; "
-                "write from an earlier position or erase it")
+                "not writing there (write from an earlier position to overwrite it)")
         if offset + needed > self.capacity:
             raise EndOfMedium(f"{self.barcode}: end of medium ({self.capacity} bytes)")
-        if not self._dirty_marked:
-            self._save_metadata(clean=False)
-            self._dirty_marked = True
+        self._mark_dirty()
         return self._cut(offset)
 
     def write_record(self, offset: int, data: bytes | bytearray | memoryview) -> Block:
-        """Write one record at ``offset``; everything after it is gone."""
+        """Write one record at ``offset`` (one system call); everything after it is gone."""
         view = memoryview(data).cast("B")
         prev = self._prepare_write(offset, encoded_size(len(view)))
         pieces, size, last = record_segments(view, prev)
+        self._pwritev(pieces, size, offset)
+        self.tail_length = last
+        return Block(BlockKind.RECORD, offset, self.end, len(view))
+
+    def write_records(self, offset: int, records: list[memoryview]) -> int:
+        """Write several records at ``offset`` in as few system calls as the
+        kernel allows (fixed-block mode); returns the new end of data."""
+        needed = sum(encoded_size(len(r)) for r in records)
+        prev = self._prepare_write(offset, needed)
+        pieces: list[bytes | memoryview] = []
+        size = 0
+        pos = offset
+        for record in records:
+            more, more_size, prev = record_segments(record, prev)
+            pieces += more
+            size += more_size
+            if len(pieces) >= _IOV_BATCH:
+                self._pwritev(pieces, size, pos)
+                pos += size
+                pieces, size = [], 0
+        if pieces:
+            self._pwritev(pieces, size, pos)
+        self.tail_length = prev
+        return self.end
+
+    def _pwritev(self, pieces: list[bytes | memoryview], size: int, offset: int) -> None:
         written = os.pwritev(self._fd, pieces, offset)
         if written != size:
             raise TapeIOError(f"{self.barcode}: short write to {self.path}")
         self.end = offset + size
-        self.tail_length = last
-        return Block(BlockKind.RECORD, offset, self.end, len(view))
+        self._size = max(self._size, self.end)
 
     def write_tapemark(self, offset: int) -> Block:
         """Write one tapemark at ``offset``; everything after it is gone."""
-        prev = self._prepare_write(offset, AWSTAPE_HEADER_SIZE)
-        os.pwrite(self._fd, tapemark_header(prev), offset)
-        self.end = offset + AWSTAPE_HEADER_SIZE
-        self.tail_length = 0
+        self.write_tapemarks(offset, 1)
         return Block(BlockKind.TAPEMARK, offset, self.end)
+
+    def write_tapemarks(self, offset: int, count: int) -> int:
+        """Write ``count`` tapemarks at ``offset`` in one system call; returns
+        the new end of data.  Everything after ``offset`` is gone."""
+        prev = self._prepare_write(offset, AWSTAPE_HEADER_SIZE * count)
+        raw = tapemark_header(prev) + tapemark_header(0) * (count - 1)
+        self._pwritev([raw], len(raw), offset)
+        self.tail_length = 0
+        return self.end
 
     def erase(self, offset: int) -> None:
         """Erase from ``offset`` to the end of the medium."""
@@ -320,6 +415,7 @@ class Cartridge:
         """Make written data durable, then record where it ends."""
         if self._fd < 0:
             return
+        self._unmap()
         try:
             if self._dirty_marked:
                 os.fsync(self._fd)

@@ -9,9 +9,10 @@ server never ask which kind they hold.
 from __future__ import annotations
 
 import abc
+import errno as _errno
 from dataclasses import dataclass
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, TapeError
 from .mtio import (
     GMT_BOT,
     GMT_DR_OPEN,
@@ -25,13 +26,19 @@ from .mtio import (
 )
 
 
+#: MTIOCTOP codes Linux st answers with ENOSYS (MTIOCPOS replaces MTTELL).
+_ST_UNKNOWN_OPS = frozenset({MtOp.MTRESET, MtOp.MTRAS1, MtOp.MTRAS2, MtOp.MTRAS3, MtOp.MTTELL})
+
+
 @dataclass(frozen=True)
 class TapeStatus:
     """Where a drive stands and what it knows, as ``struct mtget`` says it.
 
     ``file_number`` and ``block_number`` count from BOT as Linux st does;
-    -1 means unknown.  ``eof`` is true just past a filemark, ``eot`` in the
-    early-warning zone or past it, ``eod`` at end of recorded data.
+    -1 means unknown.  The flags are st's GMT_* bits, which st derives from
+    its own state, not from the tape: ``bot`` is block 0 of file 0, ``eof``
+    block 0 of any other file, ``eot`` a write that entered early warning,
+    ``eod`` end of data reached (by MTEOM, a read, or a refused write).
     """
 
     file_number: int = 0
@@ -159,11 +166,18 @@ class TapeDrive(abc.ABC):
             self.space_files(1)
 
     def mtop(self, op: int, count: int = 1) -> None:
-        """Carry out one ``struct mtop`` operation (MTIOCTOP, the rmt 'I' command)."""
+        """Carry out one ``struct mtop`` operation (MTIOCTOP, the rmt 'I' command).
+
+        Operations st does not know (MTTELL, MTRESET, MTRAS*, unknown codes)
+        fail with ENOSYS as on st; known ones this drive cannot do with EINVAL.
+        """
         try:
             code = MtOp(op)
         except ValueError:
-            raise InvalidArgument(f"{self.name}: unsupported tape operation {op}") from None
+            code = None
+        if code is None or code in _ST_UNKNOWN_OPS:
+            raise TapeError(f"{self.name}: tape operation {op} is not supported by st (ENOSYS)",
+                            errno=_errno.ENOSYS)
         if count < 0 and code not in (MtOp.MTSETBLK, MtOp.MTSEEK):
             raise InvalidArgument(f"{self.name}: negative count {count}")
         handlers = {

@@ -38,7 +38,7 @@ class EndOfMedium(TapeError):
 
 
 class WriteProtected(TapeError):
-    """The cartridge's write-protect tab is set (EROFS on write, EACCES on open)."""
+    """The cartridge's write-protect tab is set (EROFS on a writable open, EACCES on a write)."""
 
     errno = _errno.EROFS
 

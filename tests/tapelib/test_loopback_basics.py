@@ -8,14 +8,25 @@ from tapelib import BufferTooSmall, Shelf, TapeIOError, open_device
 
 
 def test_records_read_back_with_their_true_lengths(nst0: str) -> None:
+    sizes = (1, 1024, 65535, 65536, 262144)
     with open_device(nst0, writable=True) as tape:
-        for size in (0, 1, 1024, 65535, 65536, 262144):
+        for size in sizes:
             tape.write(bytes([size % 251]) * size)
     with open_device(nst0) as tape:
         tape.rewind()
-        for size in (0, 1, 1024, 65535, 65536, 262144):
+        for size in sizes:
             assert tape.read(1 << 20) == bytes([size % 251]) * size
         assert tape.read(1024) == b""  # the filemark written on close
+
+
+def test_writing_zero_bytes_writes_no_record_as_on_st(nst0: str) -> None:
+    with open_device(nst0, writable=True) as tape:
+        assert tape.write(b"") == 0
+        assert tape.tell() == 0
+    with open_device(nst0) as tape:
+        tape.rewind()
+        with pytest.raises(TapeIOError):  # blank tape: no record, no filemark
+            tape.read(100)
 
 
 def test_short_read_buffer_is_an_error_as_on_st(nst0: str) -> None:
