@@ -46,7 +46,7 @@ from .stream import (
     volume_header,
     xattr_records,
 )
-from .walk import Record, assemble_file, image_byte_order, iter_file_slices, walk_image
+from .walk import Damage, Record, assemble_file, image_byte_order, iter_file_slices, walk_blocks, walk_image
 from .xattr import (
     ext2_xattr_block_hash,
     ext2_xattr_hash,

@@ -134,6 +134,7 @@ def parse_directory(
     *,
     strict: bool = True,
     old_format: bool = False,
+    skip_bad_entries: bool = False,
 ) -> list[Dirent]:
     """The entries of dumped directory data (``di_size`` bytes), "." and ".." included.
 
@@ -143,6 +144,10 @@ def parse_directory(
     :class:`FormatError` when *strict*; otherwise, like restore, the rest of
     that 1 KiB chunk is skipped.  *old_format* (no DR_NEWINODEFMT in
     TS_TAPE) reads ``d_namlen`` as a 16-bit field at offset 6, with no type.
+    With *skip_bad_entries* (and not *strict*), an entry whose ``d_reclen``
+    is still a usable step (a positive multiple of 4 inside the chunk) is
+    dropped alone and the entries after it are kept: real dump 0.4b47 writes
+    a 255-byte name with ``d_reclen`` cut to 8 bits (section 15).
     """
     found: list[Dirent] = []
     o = byte_order.value
@@ -169,6 +174,10 @@ def parse_directory(
         if problem is not None:
             if strict:
                 raise FormatError(f"mangled directory at byte {pos}: {problem}")
+            if (skip_bad_entries and pos + DIRECT_HEADER_SIZE <= chunk_end and reclen
+                    and reclen % 4 == 0 and pos + reclen <= chunk_end):
+                pos += reclen
+                continue
             pos = chunk_end
             continue
         if d_ino:

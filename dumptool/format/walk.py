@@ -9,12 +9,13 @@ records gathered by such a reader.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import struct
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..errors import FormatError
 from .constants import TP_BSIZE, ByteOrder, RecordType
-from .header import Header, header_byte_order
+from .header import Header, header_byte_order, is_header
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,99 @@ def walk_image(image: bytes, *, verify: bool = True) -> Iterator[Record]:
     """
     if len(image) < TP_BSIZE or len(image) % TP_BSIZE:
         raise FormatError(f"a dump image is a whole number of {TP_BSIZE}-byte blocks")
-    order = header_byte_order(image[:TP_BSIZE])
-    pos = 0
-    nblocks = len(image) // TP_BSIZE
-    while pos < nblocks:
-        header = Header.unpack(image[pos * TP_BSIZE:(pos + 1) * TP_BSIZE], order, verify=verify)
+    blocks = (image[i:i + TP_BSIZE] for i in range(0, len(image), TP_BSIZE))
+    yield from walk_blocks(blocks, verify=verify)
+
+
+@dataclass(frozen=True)
+class Damage:
+    """What a resyncing reader skipped: ``skipped`` blocks from block ``index`` on.
+
+    ``inode`` is the inode whose records were being read when the damage was
+    found (0 when none), ``reason`` says what was wrong.  ``truncated`` is
+    true when the stream ended inside a record.
+    """
+
+    index: int
+    skipped: int
+    inode: int
+    reason: str
+    truncated: bool = False
+
+
+def walk_blocks(
+    blocks: Iterable[bytes],
+    *,
+    verify: bool = True,
+    on_damage: Callable[[Damage], None] | None = None,
+) -> Iterator[Record]:
+    """Every record of a stream of 1 KiB blocks: the streaming form of :func:`walk_image`.
+
+    The byte order and the dump date come from the first header, which must
+    be good.  Without *on_damage*, a bad header or a stream that ends inside
+    a record's data raises :class:`FormatError`.  With it, the walk resyncs
+    as restore does: it reports a :class:`Damage`, skips forward to the next
+    block that is a good header (:func:`is_header`) with the same ``c_date``,
+    and goes on from there; a truncated last record is reported and dropped.
+    Every TS_END is yielded; the walk ends with the stream (a caller that
+    has what it needs simply stops iterating).
+    """
+    it = iter(blocks)
+    index = 0
+    first = next(it, None)
+    if first is None:
+        raise FormatError("the image is empty: no dump header")
+    if len(first) != TP_BSIZE:
+        raise FormatError(f"a dump image is a whole number of {TP_BSIZE}-byte blocks")
+    order = header_byte_order(first)
+    header = Header.unpack(first, order, verify=verify)
+    date = header.c_date
+    last_inode = 0
+    while True:
         count = header.data_block_count()
-        if pos + 1 + count > nblocks:
-            raise FormatError(f"image ends inside the data of the header at block {pos}")
-        blocks = tuple(image[(pos + 1 + i) * TP_BSIZE:(pos + 2 + i) * TP_BSIZE] for i in range(count))
-        yield Record(pos, header, blocks)
-        pos += 1 + count
+        data = []
+        for _ in range(count):
+            block = next(it, None)
+            if block is None or len(block) != TP_BSIZE:
+                reason = f"the image ends inside the data of the header at block {index}"
+                if on_damage is None:
+                    raise FormatError(reason)
+                on_damage(Damage(index, 1 + len(data), header.c_inumber, reason, truncated=True))
+                return
+            data.append(block)
+        yield Record(index, header, tuple(data))
+        if header.c_type in (RecordType.TS_INODE, RecordType.TS_ADDR):
+            last_inode = header.c_inumber
+        index += 1 + count
+        block = next(it, None)
+        if block is None:
+            return
+        try:
+            header = Header.unpack(block, order, verify=verify)
+            continue
+        except FormatError as exc:
+            if on_damage is None:
+                raise
+            reason = exc.message
+        start = index
+        skipped = 0
+        while block is not None and not (_is_header_in(block, order) and _date_of(block, order) == date):
+            skipped += 1
+            block = next(it, None)
+        if block is None:
+            on_damage(Damage(start, skipped, last_inode, reason, truncated=True))
+            return
+        on_damage(Damage(start, skipped, last_inode, reason))
+        index += skipped
+        header = Header.unpack(block, order, verify=verify)
+
+
+def _is_header_in(block: bytes, order: ByteOrder) -> bool:
+    return is_header(block) and header_byte_order(block) == order
+
+
+def _date_of(block: bytes, order: ByteOrder) -> int:
+    return struct.unpack_from(order.value + "i", block, 4)[0]
 
 
 def image_byte_order(image: bytes) -> ByteOrder:

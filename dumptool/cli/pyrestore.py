@@ -1,0 +1,127 @@
+"""pyrestore: restore files from a dump image, with the flags of Linux restore.
+
+Modes: ``-t`` list, ``-x [names]`` extract, ``-r`` rebuild (incrementals in
+level order, ``./restoresymtable``), ``-C`` compare with the tree on disk,
+``-i`` interactive.
+Exit status: 0 done, 1 a difference (``-C``), damage or an error, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import DumpError
+from ..interactive import Session
+from ..restore import Options, Restore, RestoreError, VolumeInput
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pyrestore", description="Restore files from a BSD/Linux dump image (like Linux restore).")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("-t", dest="mode", action="store_const", const="t", help="list the files on the image")
+    mode.add_argument("-x", dest="mode", action="store_const", const="x",
+                      help="extract the named files and directories (everything when none is named)")
+    mode.add_argument("-r", dest="mode", action="store_const", const="r",
+                      help="rebuild the dumped tree in the current directory; apply incrementals in level order")
+    mode.add_argument("-i", dest="mode", action="store_const", const="i",
+                      help="interactive: browse the image and choose what to extract")
+    mode.add_argument("-C", dest="mode", action="store_const", const="C",
+                      help="compare the image with the files on disk (see -D)")
+    p.add_argument("-f", dest="file", default=os.environ.get("TAPE", "/dev/st0"),
+                   help="the image: a file, - for standard input, a tape device or host:device")
+    p.add_argument("-b", dest="blocksize", type=int, help="blocking factor (found by itself on files and tapes)")
+    p.add_argument("-s", dest="tape_file", type=int, default=1, help="the dump is file N on the tape (from 1)")
+    p.add_argument("-D", dest="directory", default=".", help="with -C: the directory to compare against")
+    p.add_argument("-T", dest="tmpdir", help="directory for temporary files")
+    p.add_argument("-y", action="store_true", help="never ask: fail instead of asking for the next volume")
+    p.add_argument("-v", action="store_true", help="say what is done to each file")
+    p.add_argument("-N", action="store_true", help="do not write anything to disk")
+    p.add_argument("-o", action="store_true", help="with -x: set the owner and mode of '.' too")
+    p.add_argument("-u", action="store_true", help="replace existing files, links and devices")
+    p.add_argument("-m", action="store_true", help="with -x: names are inode numbers")
+    p.add_argument("names", nargs="*", help="files and directories (for -t and -x)")
+    return p
+
+
+def _asker(image: str, never: bool):
+    def ask(number: int, problem: str) -> str | None:
+        if problem:
+            print(f"pyrestore: {problem}", file=sys.stderr)
+        if never:
+            raise RestoreError(f"{image}: the dump continues on volume {number}; "
+                               "run without -y to be asked for it")
+        try:
+            tty = open("/dev/tty", "r+") if image == "-" else None
+        except OSError:
+            tty = None
+        stream_in = tty or sys.stdin
+        print(f"Mount volume {number} and enter its path ('none' if there is none): ",
+              end="", file=tty or sys.stderr, flush=True)
+        line = stream_in.readline()
+        if tty:
+            tty.close()
+        name = line.strip()
+        if not name or name == "none":
+            return None
+        return name
+    return ask
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.blocksize is not None and not 1 <= args.blocksize <= 1024:
+        print("pyrestore: -b must be between 1 and 1024", file=sys.stderr)
+        return EXIT_USAGE
+    if args.tape_file < 1:
+        print("pyrestore: -s must be 1 or more", file=sys.stderr)
+        return EXIT_USAGE
+    if args.tmpdir:
+        os.environ["TMPDIR"] = args.tmpdir
+    if args.names and args.mode in ("r", "C"):
+        print(f"pyrestore: -{args.mode} takes no file names", file=sys.stderr)
+        return EXIT_USAGE
+    opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m)
+    source = None
+    try:
+        source = VolumeInput(args.file, ask=_asker(args.file, args.y), tape_file=args.tape_file)
+        engine = Restore(source, opts)
+        if args.mode == "t":
+            engine.list(args.names)
+        elif args.mode == "x":
+            engine.extract(".", args.names)
+        elif args.mode == "r":
+            engine.rebuild(".")
+        elif args.mode == "i":
+            if args.file == "-":
+                raise RestoreError("-i reads its commands from standard input: give the image with -f FILE")
+            engine.read_directories()
+            Session(engine, sys.stdin, sys.stdout).run()
+        else:
+            diffs = engine.compare(args.directory)
+            if diffs:
+                print(f"pyrestore: {diffs} difference(s) found", file=sys.stderr)
+                return EXIT_FAIL
+        return EXIT_FAIL if engine.failed else EXIT_OK
+    except DumpError as exc:
+        print(f"pyrestore: {exc.message}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("pyrestore: interrupted", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        if source is not None:
+            try:
+                source.close()
+            except DumpError:
+                pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

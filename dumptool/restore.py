@@ -1,0 +1,979 @@
+"""The restore engine: read an image, then list, extract, rebuild or compare.
+
+An image is read once, front to back (dump-format.md sections 3 and 12.2):
+the volume header, the two inode maps, every dumped directory (kept in
+memory to name things), then the non-directories in inode order, streamed
+to disk slice by slice.  The record counting is :func:`format.walk_blocks`;
+volumes are stitched together by :class:`VolumeInput`.
+
+* :meth:`Restore.list` is ``-t``, :meth:`Restore.extract` is ``-x``,
+  :meth:`Restore.rebuild` is ``-r`` (with the incremental logic over a
+  :class:`~dumptool.symtab.SymbolTable`) and :meth:`Restore.compare` is ``-C``.
+* Attributes go on in restore's order: owner, mode, xattrs, times; symlinks
+  get no chmod; directories get theirs last, deepest first.
+* A refused attribute is one warning line.  A damaged image is resynced at
+  the next good header; what was lost is reported and :attr:`Restore.failed`
+  is set so that the CLI exits non-zero.  Files already restored are never
+  removed because of a later error.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from .errors import DumpError, FormatError, MediumError
+from .format import (
+    ROOTINO,
+    TP_BSIZE,
+    ByteOrder,
+    Damage,
+    Dinode,
+    Dirent,
+    Header,
+    Record,
+    RecordType,
+    assemble_file,
+    decode_dev,
+    header_byte_order,
+    iter_file_slices,
+    parse_directory,
+    parse_inode_map,
+    unpack_xattr_payload,
+    walk_blocks,
+)
+from .records import RecordReader, open_source
+from .symtab import SYMTAB_NAME, SymbolTable
+
+#: Largest EA payload restore applies (dump-format.md 7.1).
+XATTR_MAXSIZE = 4096
+
+
+class RestoreError(DumpError):
+    """A restore cannot go on (bad image start, wrong volume, broken chain)."""
+
+
+# -- input: volumes stitched into one stream of blocks ------------------------------
+
+
+class VolumeInput:
+    """The 1 KiB blocks of a dump, across volumes.
+
+    At the end of a volume before the dump's end, *ask* is called with the
+    next volume number and returns a name to open (``None``: no more
+    volumes).  Each later volume must start with a TS_TAPE of the right
+    number and dump date; its header is dropped and the stream goes on.
+    """
+
+    def __init__(self, name: str, *, ask: Callable[[int, str], str | None] | None = None,
+                 tape_file: int = 1) -> None:
+        self.name = name
+        self._ask = ask
+        source = open_source(name)
+        if tape_file > 1:
+            if not source.is_tape:
+                source.close()
+                raise RestoreError(f"{name}: -s needs a tape drive, not a file or pipe")
+            try:
+                source.drive.space_files(tape_file - 1)  # type: ignore[attr-defined]
+            except Exception as exc:  # TapeError
+                source.close()
+                raise MediumError(f"{name}: cannot space to tape file {tape_file}: {exc}") from None
+        self._reader = RecordReader(source)
+        self.date: int | None = None
+        self.ddate: int | None = None
+        self.byte_order = ByteOrder.LITTLE
+
+    def blocks(self) -> Iterator[bytes]:
+        reader = self._reader
+        first = True
+        while True:
+            while (block := reader.read_block()) is not None:
+                if first:
+                    first = False
+                    try:
+                        self.byte_order = header_byte_order(block)
+                        head = Header.unpack(block, self.byte_order)
+                        self.date, self.ddate = head.c_date, head.c_ddate
+                    except FormatError:
+                        pass
+                yield block
+            nxt = self._next_volume(reader.volume + 1)
+            if nxt is None:
+                return
+            self._reader = reader = nxt  # its volume header is already read
+
+    def _next_volume(self, number: int) -> RecordReader | None:
+        if self._ask is None or not self._reader.source.can_change_volume:
+            return None
+        problem = ""
+        while True:
+            name = self._ask(number, problem)
+            if name is None:
+                return None
+            try:
+                reader = RecordReader(open_source(name), volume=number)
+                block = reader.read_block()
+            except MediumError as exc:
+                problem = exc.message
+                continue
+            try:
+                head = Header.unpack(block, self.byte_order) if block is not None else None
+            except FormatError:
+                head = None
+            if head is None or head.c_type != RecordType.TS_TAPE:
+                problem = f"{name} is not a dump volume"
+            elif head.c_date != self.date or head.c_ddate != self.ddate:
+                problem = f"{name}: wrong dump date (volume of another dump)"
+            elif head.c_volume != number:
+                problem = f"{name}: wrong volume ({head.c_volume}), expected volume {number}"
+            else:
+                self._reader.close()
+                return reader
+            reader.close()
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+class _Records:
+    """Records with one record of look-ahead."""
+
+    def __init__(self, records: Iterator[Record]) -> None:
+        self._it = records
+        self._next: Record | None = None
+        self._done = False
+
+    def peek(self) -> Record | None:
+        if self._next is None and not self._done:
+            self._next = next(self._it, None)
+            self._done = self._next is None
+        return self._next
+
+    def pop(self) -> Record | None:
+        rec = self.peek()
+        self._next = None
+        return rec
+
+
+# -- what the image holds ------------------------------------------------------------
+
+
+@dataclass
+class DirNode:
+    """A directory read from the image: its inode copy, entries and xattrs."""
+
+    dinode: Dinode
+    entries: list[Dirent]
+    xattrs: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class Options:
+    """The flags that change how the engine works (the CLI fills them)."""
+
+    verbose: bool = False
+    dry_run: bool = False          # -N
+    unlink: bool = False           # -u
+    set_root_modes: bool = False   # -o (for -x: set owner/mode of ".")
+    by_inode: bool = False         # -m
+
+
+class Restore:
+    """One pass over one image.  Messages go to *out* (listings) and *err*."""
+
+    def __init__(self, source: VolumeInput, options: Options | None = None, *,
+                 out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.input = source
+        self.opts = options or Options()
+        self.out = out
+        self.err = err
+        self.failed = False
+        self.warnings = 0
+        self._damage_count = 0
+        self._ended = False
+        self.header: Header | None = None
+        self.in_use: set[int] = set()
+        self.dumped: set[int] = set()
+        self.dirs: dict[int, DirNode] = {}
+        self._records = _Records(walk_blocks(source.blocks(), on_damage=self._on_damage))
+        self._names: dict[int, list[bytes]] | None = None
+        self._dirs_done = False
+
+    # -- messages ------------------------------------------------------------------
+
+    def warn(self, message: str) -> None:
+        self.warnings += 1
+        print(f"pyrestore: {message}", file=self.err)
+
+    def error(self, message: str) -> None:
+        self.failed = True
+        print(f"pyrestore: {message}", file=self.err)
+
+    def _on_damage(self, damage: Damage) -> None:
+        self._damage_count += 1
+        what = ""
+        if damage.inode:
+            known = self.names().get(damage.inode, []) if self._dirs_done else []
+            what = f" while reading inode {damage.inode}" + (f" ({os.fsdecode(known[0])})" if known else "")
+        if damage.truncated:
+            self.error(f"{damage.reason}{what}: the image is truncated; {damage.skipped} block(s) lost")
+        else:
+            self.error(f"{damage.reason}{what}; resynced at the next good header, "
+                       f"{damage.skipped} block(s) lost")
+
+    def _verbose(self, message: str) -> None:
+        if self.opts.verbose:
+            print(message, file=self.out)
+
+    # -- reading the front of the image -------------------------------------------------
+
+    def read_directories(self) -> None:
+        """Read TS_TAPE, the maps and every directory (restore's first phase)."""
+        try:
+            first = self._records.pop()
+        except FormatError as exc:
+            raise RestoreError(f"{self.input.name}: not a dump image ({exc.message})") from None
+        if first is None or first.header.c_type != RecordType.TS_TAPE:
+            raise RestoreError(f"{self.input.name}: not a dump image (no volume header)")
+        if first.header.c_volume != 1:
+            raise RestoreError(f"{self.input.name} is volume {first.header.c_volume} of the dump, not volume 1")
+        self.header = first.header
+        for rtype, what in ((RecordType.TS_CLRI, "file removal list"), (RecordType.TS_BITS, "file dump list")):
+            rec = self._records.peek()
+            if rec is None or rec.header.c_type != rtype:
+                if rec is not None and rec.header.c_type == RecordType.TS_END:
+                    self.warn("empty dump image")
+                    self._ended = True
+                    return
+                raise RestoreError(f"{self.input.name}: cannot find the {what}: damaged image")
+            self._records.pop()
+            inos = parse_inode_map(b"".join(rec.blocks))
+            if rtype == RecordType.TS_CLRI:
+                self.in_use = inos
+            else:
+                self.dumped = inos
+        while (rec := self._records.peek()) is not None:
+            h = rec.header
+            if h.c_type != RecordType.TS_INODE or h.is_extattr or not stat.S_ISDIR(h.c_dinode.mode):
+                if h.c_type in (RecordType.TS_ADDR,) or h.is_extattr:
+                    self._records.pop()  # orphan of a damaged header
+                    continue
+                break
+            self._records.pop()
+            parts = [rec] + list(self._same_inode_addrs(h.c_inumber))
+            data = assemble_file(parts)
+            order = self.input.byte_order
+            try:
+                entries = parse_directory(data, order)
+            except FormatError as exc:
+                self.error(f"directory inode {h.c_inumber}: {exc.message}; the entries that can be read are kept")
+                entries = parse_directory(data, order, strict=False, skip_bad_entries=True)
+            self.dirs[h.c_inumber] = DirNode(h.c_dinode, entries, self._xattrs_after(h.c_inumber))
+        if ROOTINO not in self.dirs:
+            raise RestoreError(f"{self.input.name}: the root directory is not on the image")
+        self._dirs_done = True
+
+    def _same_inode_addrs(self, ino: int) -> Iterator[Record]:
+        while (rec := self._records.peek()) is not None and rec.header.c_type == RecordType.TS_ADDR \
+                and rec.header.c_inumber == ino:
+            self._records.pop()
+            yield rec
+
+    def _xattrs_after(self, ino: int) -> list[tuple[bytes, bytes]]:
+        found: list[tuple[bytes, bytes]] = []
+        while (rec := self._records.peek()) is not None and rec.header.is_extattr \
+                and rec.header.c_inumber == ino:
+            self._records.pop()
+            size = rec.header.c_dinode.size
+            if size > XATTR_MAXSIZE:
+                self.warn(f"inode {ino}: extended-attribute record of {size} bytes is too big, skipped")
+                continue
+            try:
+                found += unpack_xattr_payload(b"".join(rec.blocks)[:size])
+            except FormatError as exc:
+                self.warn(f"inode {ino}: extended attributes not restored: {exc.message}")
+        return found
+
+    # -- names ---------------------------------------------------------------------
+
+    def tree_edges(self) -> Iterator[tuple[int, bytes, int]]:
+        """``(parent, name, child)`` of the image's tree, top-down in dirent order (pre-order)."""
+        def walk(parent: int, seen: set[int]) -> Iterator[tuple[int, bytes, int]]:
+            for entry in self.dirs[parent].entries:
+                if entry.name in (b".", b".."):
+                    continue
+                yield parent, entry.name, entry.ino
+                if entry.ino in self.dirs and entry.ino not in seen:
+                    seen.add(entry.ino)
+                    yield from walk(entry.ino, seen)
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
+        yield from walk(ROOTINO, {ROOTINO})
+
+    def names(self) -> dict[int, list[bytes]]:
+        """Every inode on the image's tree with its ``./path`` names, in listing order."""
+        if self._names is None:
+            where = {ROOTINO: b"."}
+            out: dict[int, list[bytes]] = {ROOTINO: [b"."]}
+            for parent, name, child in self.tree_edges():
+                path = where[parent] + b"/" + name
+                out.setdefault(child, []).append(path)
+                if child in self.dirs:
+                    where.setdefault(child, path)
+            self._names = out
+        return self._names
+
+    def listing(self) -> Iterator[tuple[int, bytes]]:
+        """``(inode, ./path)`` as ``restore -t`` lists them: dumped inodes only."""
+        if ROOTINO in self.dumped or ROOTINO in self.dirs:
+            yield ROOTINO, b"."
+        where = {ROOTINO: b"."}
+        for parent, name, child in self.tree_edges():
+            path = where[parent] + b"/" + name
+            if child in self.dirs:
+                where.setdefault(child, path)
+            if child in self.dumped:
+                yield child, path
+
+    def lookup(self, path: str) -> int | None:
+        """The inode of a ``[./]a/b`` name on the image, or ``None``."""
+        ino = ROOTINO
+        for part in os.fsencode(path).split(b"/"):
+            if part in (b"", b"."):
+                continue
+            node = self.dirs.get(ino)
+            if node is None:
+                return None
+            match = [e.ino for e in node.entries if e.name == part and e.name not in (b".", b"..")]
+            if not match:
+                return None
+            ino = match[0]
+        return ino
+
+    def describe(self) -> list[str]:
+        """The header lines ``restore -t`` and ``-v`` print."""
+        h = self.header
+        assert h is not None
+        lines = [f"Dump   date: {time.ctime(h.c_date)}",
+                 f"Dumped from: {'the epoch' if h.c_ddate == 0 else time.ctime(h.c_ddate)}"]
+        if h.c_host:
+            lines.append(f"Level {h.c_level} dump of {os.fsdecode(h.c_filesys)} on "
+                         f"{os.fsdecode(h.c_host)}:{os.fsdecode(h.c_dev)}")
+            lines.append(f"Label: {os.fsdecode(h.c_label)}")
+        return lines
+
+    # -- -t ----------------------------------------------------------------------------
+
+    def list(self, wanted: Iterable[str] = ()) -> None:
+        """``-t``: print ``inode<TAB>./path`` for the dumped inodes (under *wanted*)."""
+        self.read_directories()
+        wanted = list(wanted)
+        prefixes = [self._norm(w) for w in wanted]
+        for line in self.describe():
+            print(line, file=self.out)
+        for w, p in zip(wanted, prefixes):
+            if self.lookup(w) is None:
+                self.error(f"{os.fsdecode(p)}: not found on the image")
+        for ino, path in self.listing():
+            if prefixes and not any(path == p or path.startswith(p + b"/") or p == b"." for p in prefixes):
+                continue
+            self.out.write(f"{ino:10d}\t{os.fsdecode(path)}\n")
+        self._check_end(read_rest=False)
+
+    @staticmethod
+    def _norm(name: str) -> bytes:
+        parts = [p for p in os.fsencode(name).split(b"/") if p not in (b"", b".")]
+        return b"/".join([b"."] + parts)
+
+    # -- -x ----------------------------------------------------------------------------
+
+    def extract(self, target: str, wanted: Iterable[str] = ()) -> None:
+        """``-x``: extract the named files and directories (all when none) under *target*."""
+        self.read_directories()
+        self.extract_read(target, wanted)
+
+    def extract_read(self, target: str, wanted: Iterable[str] = ()) -> None:
+        """Extract after :meth:`read_directories` (``-x`` and the interactive ``extract``)."""
+        _check_writable(target, self.opts.dry_run)
+        wanted = list(wanted)
+        names = self.names()
+        leaf_names: dict[int, list[bytes]] = {}
+        dir_paths: dict[int, bytes] = {}
+        if self.opts.by_inode:
+            roots = []
+            for w in wanted:
+                if not w.isdigit() or int(w) not in self.dumped:
+                    self.error(f"inode {w}: not found on the image")
+                    continue
+                roots.append((int(w), b"./" + w.encode()))
+        else:
+            roots = []
+            for w in wanted or ["."]:
+                ino = self.lookup(w)
+                if ino is None or ino not in self.dumped and ino not in self.dirs:
+                    self.error(f"{os.fsdecode(self._norm(w))}: not found on the image")
+                    continue
+                path = self._norm(w)
+                roots.append((ino, path))
+                # the directories leading to it
+                parts = path.split(b"/")
+                for i in range(1, len(parts) - 1):
+                    lead = b"/".join(parts[:i + 1])
+                    lead_ino = self.lookup(os.fsdecode(lead))
+                    if lead_ino in self.dirs:
+                        dir_paths.setdefault(lead_ino, lead)
+        for ino, path in roots:
+            if ino in self.dirs:
+                self._select_tree(ino, path, dir_paths, leaf_names, names)
+            else:
+                leaf_names.setdefault(ino, [])
+                if path not in leaf_names[ino]:
+                    leaf_names[ino].append(path)
+        for ino, path in sorted(dir_paths.items(), key=lambda kv: kv[1].count(b"/")):
+            if path != b".":
+                self._make_dir(target, path)
+        self._extract_leaves(target, leaf_names)
+        finish = {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes}
+        self._finish_dirs(target, finish)
+        self._check_end(read_rest=True)
+
+    def _select_tree(self, ino: int, path: bytes, dir_paths: dict[int, bytes],
+                     leaf_names: dict[int, list[bytes]], names: dict[int, list[bytes]]) -> None:
+        dir_paths[ino] = path
+        for entry in self.dirs[ino].entries:
+            if entry.name in (b".", b".."):
+                continue
+            child = path + b"/" + entry.name
+            if entry.ino in self.dirs:
+                if entry.ino not in dir_paths:
+                    self._select_tree(entry.ino, child, dir_paths, leaf_names, names)
+            elif entry.ino in self.dumped:
+                leaf_names.setdefault(entry.ino, []).append(child)
+
+    # -- -r ----------------------------------------------------------------------------
+
+    def rebuild(self, target: str = ".") -> None:
+        """``-r``: apply this image to the tree in *target*, keeping ``restoresymtable``.
+
+        A level 0 (``c_ddate`` 0) starts a new table; an incremental needs the
+        table of the image it is based on.  Renames, deletions, new entries and
+        inode numbers reused for another kind all end as in the source.
+        """
+        self.read_directories()
+        assert self.header is not None
+        h = self.header
+        table_path = os.path.join(target, SYMTAB_NAME)
+        if h.c_ddate == 0:
+            old = SymbolTable()
+        else:
+            old = SymbolTable.load(table_path)
+            if old.dump_date != h.c_ddate:
+                low = "low" if old.dump_date > h.c_ddate else "high"
+                raise RestoreError(
+                    f"incremental image too {low}: it is based on the dump of {time.ctime(h.c_ddate)}, "
+                    f"but the last one restored here is of {time.ctime(old.dump_date)}")
+        _check_writable(target, self.opts.dry_run)
+        plan = _Rebuild(self, old, target)
+        plan.run()
+        self._check_end(read_rest=True)
+        if not self.opts.dry_run:
+            plan.new.dump_date, plan.new.base_date, plan.new.level = h.c_date, h.c_ddate, h.c_level
+            plan.new.save(table_path)
+            root = self.dirs[ROOTINO].dinode  # writing the table touched ".": its times again
+            try:
+                os.utime(target, ns=(root.atime_ns, root.mtime_ns))
+            except OSError as exc:
+                self.warn(f".: cannot set times: {exc.strerror}")
+
+    # -- -C ----------------------------------------------------------------------------
+
+    def compare(self, target: str) -> int:
+        """``-C``: compare the image with the tree under *target*; return the number of differences."""
+        self.read_directories()
+        names = self.names()
+        diffs = 0
+
+        def report(path: bytes, what: str) -> None:
+            nonlocal diffs
+            diffs += 1
+            print(f"{os.fsdecode(path)}: {what}", file=self.out)
+
+        for ino, node in self.dirs.items():
+            if ino not in self.dumped:
+                continue
+            for path in names.get(ino, ()):
+                st = _lstat(os.path.join(target, os.fsdecode(path)))
+                if st is None:
+                    report(path, "does not exist")
+                elif not stat.S_ISDIR(st.st_mode):
+                    report(path, "is not a directory")
+                else:
+                    for what in _compare_meta(node.dinode, st, os.path.join(target, os.fsdecode(path)),
+                                              node.xattrs):
+                        report(path, what)
+        while (rec := self._records.pop()) is not None:
+            h = rec.header
+            if h.c_type == RecordType.TS_END:
+                self._ended = True
+                break
+            if h.c_type != RecordType.TS_INODE or h.is_extattr:
+                continue
+            ino = h.c_inumber
+            paths = names.get(ino, [])
+            records = [rec] + list(self._same_inode_addrs(ino))
+            xattrs = self._xattrs_after(ino)
+            for path in paths:
+                full = os.path.join(target, os.fsdecode(path))
+                st = _lstat(full)
+                if st is None:
+                    report(path, "does not exist")
+                    continue
+                if stat.S_IFMT(st.st_mode) != h.c_dinode.file_type:
+                    report(path, "type changed")
+                    continue
+                for what in _compare_meta(h.c_dinode, st, full, xattrs):
+                    report(path, what)
+                for what in _compare_data(h.c_dinode, st, full, records):
+                    report(path, what)
+        self._check_end(read_rest=False)
+        return diffs
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _make_dir(self, target: str, path: bytes) -> None:
+        full = os.path.join(target, os.fsdecode(path))
+        self._verbose(f"Make node {os.fsdecode(path)}")
+        if self.opts.dry_run:
+            return
+        try:
+            os.mkdir(full, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(full) or os.path.islink(full):
+                if self.opts.unlink:
+                    os.unlink(full)
+                    os.mkdir(full, 0o700)
+                else:
+                    self.error(f"{os.fsdecode(path)}: cannot make directory: a file of that name exists")
+        except OSError as exc:
+            self.error(f"{os.fsdecode(path)}: cannot make directory: {exc.strerror}")
+
+    def _extract_leaves(self, target: str, leaf_names: dict[int, list[bytes]]) -> None:
+        """Stream the non-directory records; write every inode in *leaf_names* under its names."""
+        while (rec := self._records.pop()) is not None:
+            h = rec.header
+            if h.c_type == RecordType.TS_END:
+                self._ended = True
+                return
+            if h.c_type != RecordType.TS_INODE or h.is_extattr:
+                continue
+            ino = h.c_inumber
+            paths = leaf_names.pop(ino, None)
+            if not paths or stat.S_ISDIR(h.c_dinode.mode):
+                for _ in self._same_inode_addrs(ino):
+                    pass
+                self._xattrs_after(ino)
+                continue
+            self._write_leaf(target, h, rec, paths)
+        # the image ended without TS_END; _check_end reports it
+
+    def _write_leaf(self, target: str, h: Header, first: Record, paths: list[bytes]) -> None:
+        ino = h.c_inumber
+        d = h.c_dinode
+        path = paths[0]
+        full = os.path.join(target, os.fsdecode(path))
+        fmt = d.file_type
+        self._verbose(f"extract file {os.fsdecode(path)}")
+        made = False
+        if self.opts.dry_run:
+            for _ in self._same_inode_addrs(ino):
+                pass
+            self._xattrs_after(ino)
+            return
+        try:
+            if fmt == stat.S_IFREG:
+                made = self._write_regular(full, h, first, path)
+            elif fmt == stat.S_IFLNK:
+                records = [first] + list(self._same_inode_addrs(ino))
+                if first.header.c_count == 0:
+                    self.warn(f"{os.fsdecode(path)}: zero length symbolic link (ignored)")
+                else:
+                    link = assemble_file(records)
+                    self._clear(full)
+                    os.symlink(link, full)
+                    made = True
+            elif fmt in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
+                for _ in self._same_inode_addrs(ino):
+                    pass
+                self._clear(full)
+                major, minor = decode_dev(d.rdev)
+                os.mknod(full, fmt | 0o600, os.makedev(major, minor) if fmt in (stat.S_IFCHR, stat.S_IFBLK) else 0)
+                made = True
+            else:
+                for _ in self._same_inode_addrs(ino):
+                    pass
+                self.warn(f"{os.fsdecode(path)}: unknown file type {fmt:#o}, skipped")
+        except OSError as exc:
+            for _ in self._same_inode_addrs(ino):
+                pass
+            self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
+        xattrs = self._xattrs_after(ino)
+        if not made:
+            return
+        self._set_attrs(full, path, d, xattrs)
+        for other in paths[1:]:
+            ofull = os.path.join(target, os.fsdecode(other))
+            self._verbose(f"link {os.fsdecode(other)} -> {os.fsdecode(path)}")
+            try:
+                self._clear(ofull)
+                os.link(full, ofull)
+            except OSError as exc:
+                self.error(f"{os.fsdecode(other)}: cannot link to {os.fsdecode(path)}: {exc.strerror}")
+
+    def _clear(self, full: str) -> None:
+        """Make room for a new node: remove an old non-directory (restore's -u, always for our own work)."""
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            raise OSError(_errno.EISDIR, "a directory of that name exists")
+        if not self.opts.unlink:
+            raise OSError(_errno.EEXIST, "file exists (use -u to replace it)")
+        os.unlink(full)
+
+    def _write_regular(self, full: str, h: Header, first: Record, path: bytes) -> bool:
+        ino = h.c_inumber
+        d = h.c_dinode
+        if h.is_metaonly:
+            for _ in self._same_inode_addrs(ino):
+                pass
+            return os.path.lexists(full)
+        if self.opts.unlink:
+            self._clear(full)
+        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            size = d.size
+            damage_before = self._damage_count
+            written = base = 0
+            for rec in _chain([first], self._same_inode_addrs(ino)):
+                if self._damage_count != damage_before:
+                    self.error(f"{os.fsdecode(path)} (inode {ino}): data after byte {written} lost to damage; "
+                               "the rest of the file reads as holes")
+                    for _ in self._same_inode_addrs(ino):
+                        pass
+                    break
+                for rel, block in iter_file_slices([rec]):
+                    offset = base + rel
+                    if offset >= size:
+                        break
+                    if block is not None:
+                        os.pwrite(fd, block[:min(TP_BSIZE, size - offset)], offset)
+                    written = offset + TP_BSIZE
+                base += len(rec.header.addr_entries) * TP_BSIZE
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+        return True
+
+    def _set_attrs(self, full: str, path: bytes, d: Dinode, xattrs: list[tuple[bytes, bytes]]) -> None:
+        name = os.fsdecode(path)
+        is_link = stat.S_ISLNK(d.mode)
+        try:
+            os.chown(full, d.uid, d.gid, follow_symlinks=False)
+        except OSError as exc:
+            self.warn(f"{name}: cannot set owner {d.uid}:{d.gid}: {exc.strerror}")
+        if not is_link:
+            try:
+                os.chmod(full, stat.S_IMODE(d.mode))
+            except OSError as exc:
+                self.warn(f"{name}: cannot set mode {stat.S_IMODE(d.mode):o}: {exc.strerror}")
+        for xname, value in xattrs:
+            try:
+                os.setxattr(full, xname, value, follow_symlinks=False)
+            except OSError as exc:
+                self.warn(f"{name}: cannot set extended attribute {os.fsdecode(xname)}: {exc.strerror}")
+        try:
+            os.utime(full, ns=(d.atime_ns, d.mtime_ns), follow_symlinks=False)
+        except OSError as exc:
+            self.warn(f"{name}: cannot set times: {exc.strerror}")
+
+    def _finish_dirs(self, target: str, dir_paths: dict[int, bytes]) -> None:
+        """Owner, mode, xattrs and times of the directories, deepest first (restore's setdirmodes)."""
+        if self.opts.dry_run:
+            return
+        for ino, path in sorted(dir_paths.items(), key=lambda kv: -kv[1].count(b"/")):
+            node = self.dirs.get(ino)
+            if node is None:
+                continue
+            full = os.path.join(target, os.fsdecode(path))
+            if os.path.isdir(full):
+                self._set_attrs(full, path, node.dinode, node.xattrs)
+
+    def _check_end(self, *, read_rest: bool) -> None:
+        if read_rest and not self._ended:
+            while (rec := self._records.pop()) is not None:
+                if rec.header.c_type == RecordType.TS_END:
+                    self._ended = True
+                    break
+        if read_rest and not self._ended:
+            self.error(f"{self.input.name}: the image ends without an end-of-dump record: "
+                       "it is truncated; everything before the end was restored")
+
+
+def _chain(*its: Iterable[Record]) -> Iterator[Record]:
+    for it in its:
+        yield from it
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _check_writable(target: str, dry_run: bool) -> None:
+    if dry_run:
+        return
+    if not os.path.isdir(target):
+        raise RestoreError(f"target directory {target} does not exist or is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".pyrestore-probe", dir=target)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise RestoreError(f"cannot write in target directory {target}: {exc.strerror}") from None
+
+
+def _compare_meta(d: Dinode, st: os.stat_result, full: str, xattrs: list[tuple[bytes, bytes]]) -> list[str]:
+    out = []
+    if stat.S_IFMT(st.st_mode) != d.file_type:
+        return ["type changed"]
+    if not stat.S_ISLNK(d.mode) and stat.S_IMODE(st.st_mode) != stat.S_IMODE(d.mode):
+        out.append(f"mode changed from 0{stat.S_IMODE(d.mode):o} to 0{stat.S_IMODE(st.st_mode):o}")
+    if st.st_uid != d.uid or st.st_gid != d.gid:
+        out.append(f"owner changed from {d.uid}:{d.gid} to {st.st_uid}:{st.st_gid}")
+    if d.file_type in (stat.S_IFCHR, stat.S_IFBLK):
+        major, minor = decode_dev(d.rdev)
+        if os.major(st.st_rdev) != major or os.minor(st.st_rdev) != minor:
+            out.append("device number changed")
+    if d.file_type != stat.S_IFDIR and int(st.st_mtime) != d.mtime_sec:
+        out.append("modification time changed")
+    try:
+        on_disk = {os.fsencode(n): os.getxattr(full, n, follow_symlinks=False)
+                   for n in os.listxattr(full, follow_symlinks=False)}
+    except OSError:
+        on_disk = {}
+    tape = dict(xattrs)
+    if set(on_disk) != set(tape):
+        out.append("extended attributes changed (names differ)")
+    else:
+        for n, v in tape.items():
+            if on_disk[n] != v:
+                out.append(f"extended attribute {os.fsdecode(n)} changed")
+    return out
+
+
+def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record]) -> list[str]:
+    if d.file_type == stat.S_IFLNK:
+        try:
+            if os.fsencode(os.readlink(full)) != assemble_file(records):
+                return ["symbolic link target changed"]
+        except OSError as exc:
+            return [f"cannot read link: {exc.strerror}"]
+        return []
+    if d.file_type != stat.S_IFREG or records[0].header.is_metaonly:
+        return []
+    if st.st_size != d.size:
+        return [f"size changed from {d.size} to {st.st_size}"]
+    try:
+        with open(full, "rb") as f:
+            for offset, block in iter_file_slices(records):
+                if offset >= d.size:
+                    break
+                want = (block if block is not None else bytes(TP_BSIZE))[:min(TP_BSIZE, d.size - offset)]
+                f.seek(offset)
+                if f.read(len(want)) != want:
+                    return ["contents changed"]
+    except OSError as exc:
+        return [f"cannot read: {exc.strerror}"]
+    return []
+
+
+# -- -r: the incremental plan ----------------------------------------------------------
+
+
+_TMP = -1  # "parent" of a node parked in the temporary directory
+
+
+class _Rebuild:
+    """Apply one image on top of the tree a symbol table describes.
+
+    Names are edges ``(parent, name, child)``.  Edges in both trees stay;
+    old-only edges are removed (a surviving node is parked in a temporary
+    directory, a deleted one removed); new-only edges are made top-down
+    (parked nodes moved back, new directories made, dumped leaves extracted,
+    unchanged leaves linked).  A dumped leaf is always extracted afresh, and
+    an inode number that changed kind counts as deleted plus new.
+    """
+
+    def __init__(self, r: Restore, old: SymbolTable, target: str) -> None:
+        self.r = r
+        self.old = old
+        self.target = target
+        h = r.header
+        assert h is not None
+        self.tmp_name = f"RSTTMP{h.c_date}"
+        new_dirs: dict[int, list[tuple[bytes, int]]] = {}
+        for ino, entries in old.dirs.items():
+            if ino in r.in_use and not (ino in r.dumped and ino not in r.dirs):
+                new_dirs[ino] = list(entries)
+        for ino, node in r.dirs.items():
+            new_dirs[ino] = [(e.name, e.ino) for e in node.entries if e.name not in (b".", b"..")]
+        self.new = SymbolTable(dirs=new_dirs, dir_times=dict(old.dir_times))
+        for ino, node in r.dirs.items():
+            self.new.dir_times[ino] = (node.dinode.atime_ns, node.dinode.mtime_ns)
+        new_edges = list(self.new.edges())
+        new_edges = [(p, n, c) for p, n, c in new_edges if c in r.in_use or c in r.dumped or c in r.dirs]
+        reachable = {ROOTINO} | {c for _, _, c in new_edges}
+        self.new.dirs = {ino: [(n, c) for n, c in new_dirs[ino] if c in reachable]
+                         for ino in reachable if ino in new_dirs}
+        for ino in list(self.new.dir_times):
+            if ino not in self.new.dirs:
+                del self.new.dir_times[ino]
+        self.new_edges = new_edges
+        self.old_edges = list(old.edges())
+
+    def _survives(self, ino: int) -> bool:
+        """Was in the old tree and is the same node in the new one (maybe renamed)."""
+        r = self.r
+        if ino == ROOTINO:
+            return True
+        if ino not in r.in_use:
+            return False
+        was_dir = self.old.is_dir(ino)
+        is_dir = ino in self.new.dirs or ino in r.dirs
+        if was_dir != is_dir:
+            return False
+        if not is_dir and ino in r.dumped:
+            return False  # a changed leaf: extracted afresh
+        return True
+
+    def run(self) -> None:
+        r = self.r
+        dry = r.opts.dry_run
+        new_set = set(self.new_edges)
+        old_set = set(self.old_edges)
+        new_nodes = {c for _, _, c in self.new_edges} | {ROOTINO}
+        kept = {e for e in old_set & new_set if self._survives(e[2])}
+        # where each directory currently is: (parent, name) or (_TMP, ino)
+        where: dict[int, tuple[int, bytes]] = {}
+        for p, n, c in self.old_edges:
+            if self.old.is_dir(c):
+                where.setdefault(c, (p, n))
+        leaf_at: dict[int, tuple[int, bytes]] = {}
+        for p, n, c in kept:
+            if not self.old.is_dir(c):
+                leaf_at[c] = (p, n)
+
+        def loc(ino: int) -> str:
+            parts = []
+            while ino != ROOTINO:
+                p, n = where[ino]
+                if p == _TMP:
+                    parts.append(os.fsencode(self.tmp_name + "/" + str(ino)))
+                    break
+                parts.append(n)
+                ino = p
+            return os.path.join(self.target, *(os.fsdecode(x) for x in reversed(parts)))
+
+        def rel(p: int, n: bytes) -> bytes:
+            full = os.path.join(loc(p), os.fsdecode(n))
+            return b"./" + os.fsencode(os.path.relpath(full, self.target))
+
+        tmp_full = os.path.join(self.target, self.tmp_name)
+        removed = [e for e in self.old_edges if e not in kept]
+        if removed and not dry:
+            os.makedirs(tmp_full, exist_ok=True)
+        doomed_dirs = []
+        for p, n, c in removed:
+            full = os.path.join(loc(p), os.fsdecode(n))
+            survives = self._survives(c) and c in new_nodes
+            try:
+                if survives and self.old.is_dir(c):
+                    r._verbose(f"rename {os.fsdecode(rel(p, n))} to {self.tmp_name}/{c}")
+                    if not dry:
+                        os.rename(full, os.path.join(tmp_full, str(c)))
+                    where[c] = (_TMP, b"")
+                elif survives and c not in leaf_at:
+                    if not dry:
+                        os.rename(full, os.path.join(tmp_full, str(c)))
+                    leaf_at[c] = (_TMP, b"")
+                elif self.old.is_dir(c):
+                    doomed_dirs.append(c)
+                else:
+                    r._verbose(f"Remove leaf {os.fsdecode(rel(p, n))}")
+                    if not dry:
+                        os.unlink(full)
+            except FileNotFoundError:
+                r.warn(f"{os.fsdecode(rel(p, n))}: already gone from the restored tree")
+            except OSError as exc:
+                r.error(f"{os.fsdecode(rel(p, n))}: cannot remove or rename: {exc.strerror}")
+        for c in doomed_dirs:
+            path = loc(c)
+            r._verbose(f"Remove node {os.path.relpath(path, self.target)}")
+            if not dry:
+                shutil.rmtree(path, ignore_errors=True)
+        # make the new names, top-down
+        leaf_names: dict[int, list[bytes]] = {}
+        for p, n, c in self.new_edges:
+            if (p, n, c) in kept:
+                continue
+            full = os.path.join(loc(p), os.fsdecode(n))
+            is_dir = c in self.new.dirs
+            if is_dir and c in where and where[c][0] == _TMP:
+                r._verbose(f"rename {self.tmp_name}/{c} to {os.fsdecode(rel(p, n))}")
+                if not dry:
+                    os.rename(os.path.join(tmp_full, str(c)), full)
+                where[c] = (p, n)
+            elif is_dir:
+                where[c] = (p, n)
+                r._make_dir(self.target, rel(p, n))
+            elif c in r.dumped:
+                leaf_names.setdefault(c, []).append(rel(p, n))
+            elif c in leaf_at:
+                lp, ln = leaf_at[c]
+                src = os.path.join(tmp_full, str(c)) if lp == _TMP else os.path.join(loc(lp), os.fsdecode(ln))
+                r._verbose(f"link {os.fsdecode(rel(p, n))}")
+                if not dry:
+                    try:
+                        os.link(src, full, follow_symlinks=False)
+                    except OSError as exc:
+                        r.error(f"{os.fsdecode(rel(p, n))}: cannot link: {exc.strerror}")
+            else:
+                r.error(f"{os.fsdecode(rel(p, n))} (inode {c}) is neither on this image nor restored before")
+        if os.path.isdir(tmp_full) and not dry:
+            shutil.rmtree(tmp_full, ignore_errors=True)
+        r._extract_leaves(self.target, leaf_names)
+        # directories: the dumped ones get their attributes, the others their times back
+        if dry:
+            return
+        dir_paths = {ino: rel(*where[ino]) for ino in self.new.dirs if ino != ROOTINO and ino in where}
+        dir_paths[ROOTINO] = b"."
+        r._finish_dirs(self.target, {i: p for i, p in dir_paths.items() if i in r.dirs})
+        for ino, path in sorted(dir_paths.items(), key=lambda kv: -kv[1].count(b"/")):
+            if ino in r.dirs or ino not in self.new.dir_times:
+                continue
+            try:
+                os.utime(os.path.join(self.target, os.fsdecode(path)), ns=self.new.dir_times[ino],
+                         follow_symlinks=False)
+            except OSError as exc:
+                r.warn(f"{os.fsdecode(path)}: cannot set times: {exc.strerror}")
