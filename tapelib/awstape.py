@@ -25,6 +25,8 @@ AWSTAPE_FLAG1_ENDREC = 0x20
 AWSTAPE_MAX_SEGMENT = 0xFFFF
 
 _HEADER = struct.Struct("<HHBB")
+#: Unpacks a header in place from a buffer: ``(length, prev_length, flags, reserved)``.
+unpack_header_from = _HEADER.unpack_from
 _KNOWN_FLAGS = AWSTAPE_FLAG1_NEWREC | AWSTAPE_FLAG1_TAPEMARK | AWSTAPE_FLAG1_ENDREC
 
 

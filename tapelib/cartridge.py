@@ -27,16 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .awstape import (
+    AWSTAPE_FLAG1_ENDREC,
+    AWSTAPE_FLAG1_NEWREC,
     AWSTAPE_HEADER_SIZE,
     SegmentHeader,
     encoded_size,
     record_segments,
     tapemark_header,
     unpack_header,
+    unpack_header_from,
 )
 from .errors import EndOfMedium, NotACartridge, TapeIOError, WriteProtected
 
 CARTRIDGE_SUFFIX = ".awstape"
+_WHOLE_RECORD = AWSTAPE_FLAG1_NEWREC | AWSTAPE_FLAG1_ENDREC
 METADATA_FORMAT = "snapdump-cartridge"
 DEFAULT_CAPACITY = 10 * 1024**3
 #: Fraction of the capacity given to the early-warning zone by default.
@@ -287,10 +291,13 @@ class Cartridge:
         tapemark.  A record longer than ``size`` is not read: the bytes are
         ``None``, and the block still says where the record ends and how long
         it is (a drive passes over it, as st does)."""
+        view = self._mapped(self.end)
+        fast = self._read_common_record(view, offset, size)
+        if fast is not None:
+            return fast
         header = self._header(offset)
         if header.is_tapemark:
             return b"", Block(BlockKind.TAPEMARK, offset, offset + AWSTAPE_HEADER_SIZE)
-        view = self._mapped(self.end)
         pieces: list[memoryview] = []
         pos = offset
         total = 0
@@ -313,6 +320,39 @@ class Cartridge:
             header = self._header(pos)
         block = Block(BlockKind.RECORD, offset, pos, total)
         return (bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)), block
+
+    def _read_common_record(self, view: memoryview, offset: int, size: int) -> tuple[bytes, Block] | None:
+        """The hot path of :meth:`read_record`: a well-formed record that fits
+        ``size``.  One copy out of the page cache and no per-segment objects;
+        ``None`` sends every other case (tapemarks, short buffers, damage) down
+        the general path, which also says what is wrong."""
+        end = self.end
+        data_at = offset + AWSTAPE_HEADER_SIZE
+        if data_at > end:
+            return None
+        length, _, flags, reserved = unpack_header_from(view, offset)
+        data_end = data_at + length
+        if flags == _WHOLE_RECORD and not reserved:
+            if length <= size and data_end <= end:
+                return view[data_at:data_end].tobytes(), Block(BlockKind.RECORD, offset, data_end, length)
+            return None
+        if flags != AWSTAPE_FLAG1_NEWREC or reserved:
+            return None
+        pieces = [view[data_at:data_end]]
+        total = length
+        while True:
+            if data_end + AWSTAPE_HEADER_SIZE > end:
+                return None
+            prev = length
+            length, prev_length, flags, reserved = unpack_header_from(view, data_end)
+            data_at = data_end + AWSTAPE_HEADER_SIZE
+            data_end = data_at + length
+            total += length
+            if (flags & ~AWSTAPE_FLAG1_ENDREC) or reserved or prev_length != prev or total > size or data_end > end:
+                return None
+            pieces.append(view[data_at:data_end])
+            if flags:
+                return b"".join(pieces), Block(BlockKind.RECORD, offset, data_end, total)
 
     # -- writing ------------------------------------------------------------
     def _check_writable(self) -> None:
