@@ -24,7 +24,8 @@ def run(*argv: str | Path, show: bool = True) -> str:
     """Run a command, echo it like a shell transcript, stop the demo on failure."""
     args = [str(a) for a in argv]
     if show:
-        print("$ " + " ".join(a.replace(str(WORK) + "/", "") for a in args), flush=True)
+        shown = (a.replace(str(WORK) + "/", "").replace(str(BIN) + "/", "") for a in args)
+        print("$ " + " ".join(shown), flush=True)
     done = subprocess.run(args, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if done.stdout and show:
         print(done.stdout.rstrip())

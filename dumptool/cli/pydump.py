@@ -1,0 +1,157 @@
+"""``pydump``: dump a directory tree to a BSD dump image, with Linux dump's flags.
+
+    pydump -0 -u -f /backup/home.0 /home
+    pydump -1 -u -f SHELF/nst0 -b 64 /home
+    pydump -0 -M -B 100000 -f /backup/home.vol /home     # home.vol001, 002, ...
+
+Operator lines go to stderr as ``  DUMP: ...``; an error is one line and
+exit status 1 (3 when interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import re
+import sys
+
+from tapelib import TapeError
+
+from ..dump import Dump, DumpOptions
+from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, parse_record
+from ..errors import DumpError
+
+PROG = "pydump"
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 1, no usage dump
+        raise _UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Dump a directory tree to a BSD dump image (Linux dump's flags).")
+    for digit in range(10):
+        p.add_argument(f"-{digit}", dest="level", action="store_const", const=digit,
+                       help=argparse.SUPPRESS if digit else "dump level 0 (likewise -1 ... -9; --level N up to 31)")
+    p.add_argument("--level", dest="level", type=int, metavar="N", help=f"dump level 0 to {MAX_LEVEL}")
+    p.add_argument("-b", dest="ntrec", type=int, default=10, metavar="N",
+                   help="blocking factor: KiB per record, 4 to 256 (default 10)")
+    p.add_argument("-f", dest="output", metavar="FILE",
+                   help="output: a file, - for standard output, a tape device (SHELF/nst0, /dev/nst0) "
+                        "or host:device; with -M the prefix of the volume files")
+    p.add_argument("-u", dest="update", action="store_true", help="record this dump in the dumpdates file")
+    p.add_argument("-D", dest="dumpdates", default=DEFAULT_DUMPDATES, metavar="FILE",
+                   help=f"dumpdates file (default {DEFAULT_DUMPDATES})")
+    p.add_argument("-T", dest="base_date", metavar="DATE",
+                   help="base date for an incremental, instead of the dumpdates file "
+                        "(ctime format, ISO 8601, or @seconds)")
+    p.add_argument("-L", dest="label", default="none", metavar="LABEL", help="volume label (up to 15 bytes)")
+    p.add_argument("-q", dest="quiet", action="store_true", help="quiet: print only errors and warnings")
+    p.add_argument("-B", dest="volume_blocks", type=int, metavar="BLOCKS", help="1 KiB blocks per volume")
+    p.add_argument("-M", dest="multivolume", action="store_true",
+                   help="multi-volume: -f names a prefix, volumes go to PREFIX001, PREFIX002, ...")
+    p.add_argument("-A", dest="toc", metavar="FILE", help="write a restore -t style table of contents to FILE")
+    p.add_argument("-e", dest="exclude", action="append", default=[], metavar="INODES",
+                   help="exclude these dump inode numbers (comma-separated)")
+    p.add_argument("-E", dest="exclude_files", action="append", default=[], metavar="FILE",
+                   help="exclude the dump inode numbers listed in FILE")
+    p.add_argument("-y", dest="yes", action="store_true", help="never prompt (pydump never does)")
+    p.add_argument("source", metavar="SOURCE", help="the directory to dump")
+    return p
+
+
+def parse_date(text: str) -> int:
+    """Seconds since the epoch for a ``-T`` date: ``@seconds``, ISO 8601, or
+    ctime's ``Wed Nov 25 04:18:05 2026`` (local time unless a ``+HHMM`` follows)."""
+    text = text.strip()
+    if text.startswith("@") and text[1:].isdigit():
+        return int(text[1:])
+    try:
+        when = _dt.datetime.fromisoformat(text)
+        return int((when if when.tzinfo else when.astimezone()).timestamp())
+    except ValueError:
+        pass
+    record = parse_record(f"/ 0 {text}")
+    if record is None:
+        raise _UsageError(f"-T {text!r}: not a date (use ctime format, ISO 8601 or @seconds)")
+    return record.date
+
+
+def _inode_numbers(text: str, where: str) -> set[int]:
+    numbers = set()
+    for word in re.split(r"[\s,]+", text.strip()):
+        if not word:
+            continue
+        if not word.isdigit() or int(word) < 3:
+            raise _UsageError(f"{where}: {word!r} is not an inode number that can be excluded (3 or more)")
+        numbers.add(int(word))
+    return numbers
+
+
+def _options(args: argparse.Namespace) -> DumpOptions:
+    level = 0 if args.level is None else args.level
+    if not 0 <= level <= MAX_LEVEL:
+        raise _UsageError(f"dump level {level} is out of range 0 to {MAX_LEVEL}")
+    if not 4 <= args.ntrec <= 256:
+        raise _UsageError(f"blocking factor {args.ntrec} is out of range 4 to 256 (-b takes KiB per record)")
+    output = args.output or os.environ.get("TAPE")
+    if not output:
+        raise _UsageError("no output given: use -f FILE (- for standard output, or a tape device)")
+    if args.multivolume and output == "-":
+        raise _UsageError("-M needs a file name prefix, not standard output")
+    if args.volume_blocks is not None and args.volume_blocks <= 0:
+        raise _UsageError(f"-B {args.volume_blocks}: give a positive number of 1 KiB blocks")
+    exclude: set[int] = set()
+    for text in args.exclude:
+        exclude |= _inode_numbers(text, "-e")
+    for name in args.exclude_files:
+        try:
+            with open(name, encoding="utf-8") as f:
+                exclude |= _inode_numbers(f.read(), f"-E {name}")
+        except OSError as exc:
+            raise _UsageError(f"-E {name}: {exc.strerror}") from None
+    return DumpOptions(
+        source=args.source, output=output, level=level, ntrec=args.ntrec, dumpdates=args.dumpdates,
+        update=args.update, base_date=parse_date(args.base_date) if args.base_date else None,
+        label=args.label, quiet=args.quiet, volume_blocks=args.volume_blocks,
+        multivolume=args.multivolume, toc=args.toc, exclude=frozenset(exclude),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    def say(line: str) -> None:
+        print(f"  DUMP: {line}", file=sys.stderr, flush=True)
+
+    def warn(line: str) -> None:
+        print(f"  DUMP: warning: {line}", file=sys.stderr, flush=True)
+
+    try:
+        options = _options(_parser().parse_args(argv))
+    except _UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        Dump(options, say=None if options.quiet else say, warn=warn).run()
+    except DumpError as exc:
+        say(exc.message)
+        return 1
+    except TapeError as exc:
+        say(exc.message)
+        return 1
+    except OSError as exc:
+        say(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted: the ENTIRE dump is aborted")
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,549 @@
+"""The dump engine: map, write directories, write files, write the end.
+
+A :class:`Dump` runs dump's stages as an explicit generator of work
+(:meth:`Dump.steps`): each step yields a :class:`Cursor` naming the stage, how
+many inodes of it are written and where the tape stands, so a caller can
+show progress, stop between steps, or (later) save the cursor to restart.
+
+Layout comes from :mod:`dumptool.format` (headers, maps, inode records,
+directories, xattr payloads); records move through
+:class:`~dumptool.records.RecordWriter`; what to dump comes from
+:mod:`dumptool.traverse`; increment chains and inode numbers from
+:mod:`dumptool.dumpdates`.
+
+File data is read with ``SEEK_DATA``/``SEEK_HOLE`` so holes stay holes;
+xattrs are read in every namespace (``user.``, ``trusted.``, ``security.``
+and the POSIX ACLs ``system.posix_acl_access``/``_default``) and written as
+one EA record per inode (restore keeps only the last one of a directory).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import errno as _errno
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from tapelib import EndOfMedium, Shelf, TapeError
+from tapelib.shelf import read_device_marker
+
+from .dumpdates import DEFAULT_DUMPDATES, DumpDates, check_level
+from .errors import DumpError, FormatLimitError, MediumError
+from .format import (
+    LBLSIZE,
+    NAMELEN,
+    TP_BSIZE,
+    Dinode,
+    Header,
+    Item,
+    RecordType,
+    Slice,
+    build_directory,
+    continuation_header,
+    data_slice,
+    end_records,
+    file_slices,
+    inode_records,
+    map_records,
+    number_blocks,
+    pack_xattr_block,
+    split_xattr_name,
+    symlink_slices,
+    volume_header,
+    xattr_records,
+)
+from .records import NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink
+from .traverse import DumpPlan, FreshNumbering, Node, inode_flags, plan_dump, walk_tree
+
+#: Read size for file data (a multiple of TP_BSIZE).
+_READ_CHUNK = 64 * TP_BSIZE
+
+
+class Stage(enum.Enum):
+    """dump's passes, in order."""
+
+    MAP = "map"
+    DIRECTORIES = "directories"
+    FILES = "files"
+    END = "end"
+    DONE = "done"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cursor:
+    """Where a dump stands: ``done`` inodes of ``stage`` written (all inodes
+    mapped for MAP), and ``next_block``, the ``c_tapea`` the next block gets.
+    :attr:`Dump.position` tells where that block goes on the medium."""
+
+    stage: Stage
+    done: int = 0
+    next_block: int = 0
+
+
+@dataclasses.dataclass
+class DumpOptions:
+    """What ``pydump`` asks for (see :mod:`dumptool.cli.pydump`)."""
+
+    source: str
+    output: str
+    level: int = 0
+    ntrec: int = 10
+    dumpdates: str = DEFAULT_DUMPDATES
+    update: bool = False
+    base_date: int | None = None          # -T: the base date given directly
+    label: str = "none"
+    quiet: bool = False
+    volume_blocks: int | None = None      # -B: 1 KiB blocks per volume
+    multivolume: bool = False             # -M: -f is a prefix, files prefix001...
+    toc: str | None = None                # -A: a restore -t style listing
+    exclude: frozenset[int] = frozenset()  # -e/-E: dump inode numbers
+    progress_interval: float = 5.0
+
+
+class Dump:
+    """One dump run.  ``say`` receives dump's operator lines (without the
+    ``  DUMP: `` prefix); ``warn`` warnings (printed even when quiet)."""
+
+    def __init__(self, options: DumpOptions, say: Callable[[str], None] | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        check_level(options.level)
+        check_blocking_factor(options.ntrec)
+        if options.volume_blocks is not None and options.volume_blocks < 2 * options.ntrec:
+            raise DumpError(f"-B {options.volume_blocks} is too small: a volume holds at least two records "
+                            f"({2 * options.ntrec} blocks at -b {options.ntrec})")
+        self.options = options
+        self.say = say or (lambda line: None)
+        self.warn = warn or (lambda line: None)
+        self.source = os.path.abspath(options.source)
+        self.date = int(time.time())
+        self.base_date = 0
+        self._base_level: int | str = "lower"
+        self.plan: DumpPlan | None = None
+        self.tape: Header | None = None
+        self.writer: RecordWriter | None = None
+        self.cursor = Cursor(Stage.MAP)
+        self._inomap = None
+        self._recent: collections.deque[tuple[int, Header]] = collections.deque(maxlen=4096)
+        self._volume_blocks = 0
+        self._ending = False
+        self._estimate = 0
+        self._written = 0
+        self._started = 0.0
+        self._last_progress = 0.0
+        self._volumes_done: list[int] = []
+
+    # -- the stages ---------------------------------------------------------------
+    def run(self) -> Cursor:
+        """Run every stage; the final cursor."""
+        for cursor in self.steps():
+            self.cursor = cursor
+        return self.cursor
+
+    def steps(self) -> Iterator[Cursor]:
+        """The dump as a generator: one cursor per unit of work done."""
+        try:
+            yield from self._steps()
+        except BaseException:
+            if self.writer is not None:
+                try:
+                    self.writer.abort()
+                except DumpError:
+                    pass
+            raise
+        finally:
+            if self._inomap is not None:
+                self._inomap.close()
+
+    @property
+    def position(self) -> TapePosition | None:
+        """Where the next record goes (volume, tape file and block), once writing started."""
+        return self.writer.position if self.writer is not None else None
+
+    def _steps(self) -> Iterator[Cursor]:
+        self._map()
+        yield Cursor(Stage.MAP, len(self.plan.nodes))
+        self._start()
+        plan = self.plan
+        self.say("dumping (Pass III) [directories]")
+        for n, ino in enumerate(plan.directories, 1):
+            self._dump_inode(plan.nodes[ino])
+            yield self._cursor(Stage.DIRECTORIES, n)
+        self.say("dumping (Pass IV) [regular files]")
+        for n, ino in enumerate(plan.files, 1):
+            self._dump_inode(plan.nodes[ino])
+            yield self._cursor(Stage.FILES, n)
+        self._end()
+        yield self._cursor(Stage.END, 1)
+        self._record()
+        yield Cursor(Stage.DONE, 0, self._written)
+
+    def _cursor(self, stage: Stage, done: int) -> Cursor:
+        return Cursor(stage, done, self.writer.next_block if self.writer else 0)
+
+    # -- Pass I and II: what to dump -----------------------------------------------
+    def _map(self) -> None:
+        opts = self.options
+        dates = DumpDates(opts.dumpdates)
+        if opts.base_date is not None:
+            self.base_date = opts.base_date
+        elif opts.level > 0:
+            base = dates.base_for(self.source, opts.level)
+            self.base_date, self._base_level = base.date, base.level
+        if not os.path.isdir(self.source):
+            what = "no such directory" if not os.path.exists(self.source) else "not a directory"
+            raise DumpError(f"cannot dump {self.source}: {what}")
+        if opts.level > 0 or opts.update:
+            self._inomap = dates.inode_map(self.source)
+            numbering = self._inomap
+        else:
+            numbering = FreshNumbering()
+        self.say(f"Date of this level {opts.level} dump: {time.ctime(self.date)}")
+        if self.base_date:
+            self.say(f"Date of last level {self._base_level} dump: {time.ctime(self.base_date)}")
+        self.say(f"Dumping {self.source} (an unlisted file system) to {opts.output}")
+        self.say(f"Label: {opts.label}")
+        self.say(f"Writing {opts.ntrec} Kilobyte records")
+        self.say("mapping (Pass I) [regular files]")
+        nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn)
+        self.say("mapping (Pass II) [directories]")
+        self.plan = plan_dump(nodes, numbering.maxino, self.base_date)
+        self._estimate = self._estimate_blocks()
+        self.say(f"estimated {self._estimate} blocks.")
+        if self._inomap is not None:
+            self._inomap.prune((n.st.st_dev, n.st.st_ino) for n in nodes.values())
+
+    def _estimate_blocks(self) -> int:
+        plan = self.plan
+        total = 1 + 2 * (1 + -(-plan.maxino // (8 * TP_BSIZE)))
+        for ino in plan.directories + plan.files:
+            node = plan.nodes[ino]
+            mode = node.st.st_mode
+            if stat.S_ISDIR(mode):
+                size = sum(16 + len(e.name) for e in node.entries or ()) + 24
+                data = -(-size // TP_BSIZE)
+            elif stat.S_ISREG(mode):
+                data = min(-(-node.st.st_size // TP_BSIZE), -(-node.st.st_blocks // 2))
+            elif stat.S_ISLNK(mode):
+                data = 1 + node.st.st_size // TP_BSIZE
+            else:
+                data = 0
+            total += 1 + data + max(0, -(-node.st.st_size // TP_BSIZE) - 1) // 512
+        return total + 1
+
+    # -- writing -------------------------------------------------------------------
+    def _start(self) -> None:
+        opts = self.options
+        label = opts.label.encode("utf-8", "surrogateescape")
+        if len(label) >= LBLSIZE:
+            self._warn(f"label {opts.label!r} is longer than {LBLSIZE - 1} bytes: cut")
+            label = label[:LBLSIZE - 1]
+        source = os.fsencode(self.source)[:NAMELEN - 1]
+        self.tape = volume_header(
+            date=self.date, ddate=self.base_date, level=opts.level, label=label or b"none",
+            filesys=source, dev=source, host=socket.gethostname().encode()[:NAMELEN - 1], ntrec=opts.ntrec,
+        )
+        first = self._volume_name(1) if opts.multivolume else opts.output
+        sink = _open_output(first)
+        change = _VolumeChanger(self, sink.is_tape)
+        self.writer = RecordWriter(sink, opts.ntrec, change)
+        self._started = time.monotonic()
+        self._last_progress = self._started
+        self.say(f"Volume 1 started with block 1 at: {time.ctime()}")
+        plan = self.plan
+        self._emit([self.tape])
+        self._emit(map_records(self.tape, RecordType.TS_CLRI, plan.in_use, plan.maxino))
+        self._emit(map_records(self.tape, RecordType.TS_BITS, plan.dumped, plan.maxino))
+
+    def _volume_name(self, volume: int) -> str:
+        return f"{self.options.output}{volume:03d}"
+
+    def _emit(self, items: Iterable[Item]) -> None:
+        writer = self.writer
+        for item in items:
+            tapea = writer.next_block
+            if isinstance(item, Header):
+                self._recent.append((tapea, item))
+            for block in number_blocks([item], tapea):
+                writer.write(block)
+            self._written += 1
+            self._volume_blocks += 1
+            limit = self.options.volume_blocks
+            if (limit and not self._ending and writer.blocks_pending == 0
+                    and self._volume_blocks + writer.ntrec > limit):
+                writer.change_volume()
+            self._progress()
+
+    def _progress(self) -> None:
+        if self.options.quiet or not self.options.progress_interval:
+            return
+        now = time.monotonic()
+        if now - self._last_progress < self.options.progress_interval:
+            return
+        self._last_progress = now
+        share = min(self._written / max(self._estimate, 1), 0.9999)
+        elapsed = now - self._started
+        left = int(elapsed / share - elapsed) if share > 0 else 0
+        self.say(f"{share * 100:.2f}% done, finished in {left // 3600}:{left % 3600 // 60:02d}")
+
+    def _dump_inode(self, node: Node) -> None:
+        tape = self.tape
+        st = node.st
+        mode = st.st_mode
+        ino = node.ino
+        if stat.S_ISDIR(mode):
+            data = build_directory(ino, node.parent, node.entries or ())
+            dinode = Dinode.from_stat(st, flags=inode_flags(node.path, st), size=len(data))
+            self._emit(inode_records(tape, ino, dinode, file_slices(data, holes=False)))
+        elif stat.S_ISREG(mode):
+            dinode = Dinode.from_stat(st, flags=inode_flags(node.path, st))
+            try:
+                fd = _open_for_reading(node.path)
+            except OSError as exc:
+                self._warn(f"cannot read {os.fsdecode(node.path)}: {exc.strerror}; dumped as a hole")
+                self._emit(inode_records(tape, ino, dinode))
+            else:
+                try:
+                    self._emit(inode_records(tape, ino, dinode, _data_slices(fd, st.st_size)))
+                finally:
+                    os.close(fd)
+        elif stat.S_ISLNK(mode):
+            try:
+                target = os.readlink(node.path)
+                slices = symlink_slices(target)
+            except (OSError, FormatLimitError) as exc:
+                self._warn(f"symbolic link {os.fsdecode(node.path)} skipped: {getattr(exc, 'strerror', None) or exc}")
+                return
+            dinode = Dinode.from_stat(st, size=len(target))
+            self._emit(inode_records(tape, ino, dinode, slices))
+        else:
+            try:
+                dinode = Dinode.from_stat(st)
+            except FormatLimitError as exc:
+                self._warn(f"{os.fsdecode(node.path)} skipped: {exc}")
+                return
+            self._emit(inode_records(tape, ino, dinode))
+        payload = self._xattr_payload(node)
+        if payload:
+            self._emit(xattr_records(tape, ino, dinode, payload))
+
+    def _xattr_payload(self, node: Node) -> bytes | None:
+        path = node.path
+        try:
+            names = os.listxattr(path, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (_errno.ENOTSUP, _errno.ENOENT):
+                self._warn(f"cannot list extended attributes of {os.fsdecode(path)}: {exc.strerror}")
+            return None
+        values = {}
+        for name in names:
+            try:
+                split_xattr_name(name)
+            except FormatLimitError as exc:
+                self._warn(f"{os.fsdecode(path)}: {exc}")
+                continue
+            try:
+                values[name] = os.getxattr(path, name, follow_symlinks=False)
+            except OSError as exc:
+                self._warn(f"cannot read extended attribute {name} of {os.fsdecode(path)}: {exc.strerror}")
+        if not values:
+            return None
+        try:
+            return pack_xattr_block(values)
+        except DumpError as exc:
+            self._warn(f"extended attributes of {os.fsdecode(path)} not dumped: {exc}")
+            return None
+
+    def _end(self) -> None:
+        self._ending = True
+        writer = self.writer
+        self._emit(end_records(self.tape, writer.next_block)[:writer.end_blocks_needed])
+        name = writer.sink.name
+        writer.finish()
+        self.say(f"Closing {name}")
+        self._volumes_done.append(writer.volume)
+        self.say(f"Volume {writer.volume} completed at: {time.ctime()}")
+        blocks = writer.next_block
+        self.say(f"Volume {writer.volume} {blocks} blocks ({blocks / 1024:.2f}MB)" if writer.volume == 1 else
+                 f"Volume {writer.volume} took {blocks} blocks in all")
+        self.say(f"{blocks} blocks ({blocks / 1024:.2f}MB) on {writer.volume} volume(s)")
+        elapsed = time.monotonic() - self._started
+        self.say("finished in less than a second" if elapsed < 1 else f"finished in {int(elapsed)} seconds, "
+                 f"throughput {int(blocks / elapsed)} kBytes/sec")
+        self.say(f"Date of this level {self.options.level} dump: {time.ctime(self.date)}")
+        self.say(f"Date this dump completed:  {time.ctime()}")
+        if self.options.toc:
+            self._write_toc()
+
+    def _write_toc(self) -> None:
+        try:
+            with open(self.options.toc, "w", encoding="utf-8", errors="surrogateescape") as out:
+                for ino, name in self.plan.names():
+                    out.write(f"{ino:10d}\t{name}\n")
+        except OSError as exc:
+            raise DumpError(f"cannot write the table of contents {self.options.toc}: {exc.strerror}") from None
+
+    def _record(self) -> None:
+        if self._inomap is not None and self.options.update:
+            self._inomap.save()
+        if self.options.update:
+            DumpDates(self.options.dumpdates).record(self.source, self.options.level, self.date)
+            self.say(f"Updated dumpdates ({self.options.dumpdates}) for level {self.options.level}")
+        self.say("DUMP IS DONE")
+
+    def _warn(self, message: str) -> None:
+        self.warn(message)
+
+    # -- volume changes --------------------------------------------------------------
+    def interrupted_at(self, first_block: int, replay: bool) -> tuple[Header, int]:
+        """The header whose blocks a new volume starting at ``first_block``
+        cuts, and how many of its blocks follow the new volume's header."""
+        for tapea, header in reversed(self._recent):
+            if tapea < first_block or (replay and tapea == first_block):
+                if tapea == first_block:
+                    return header, 0
+                return header, max(0, tapea + header.data_block_count() + 1 - first_block)
+        return self.tape, 0
+
+    def new_volume_header(self, request: VolumeRequest) -> bytes:
+        interrupted, remaining = self.interrupted_at(request.first_block, bool(request.replay))
+        header = continuation_header(self.tape, request.volume, request.first_block, interrupted, remaining)
+        self.say(f"Closing volume {request.volume - 1}; volume {request.volume} started with block "
+                 f"{request.first_block + 1} at: {time.ctime()}")
+        self._volume_blocks = 0
+        return header.pack()
+
+
+class _FullTapeSink(Sink):
+    """A tape sink that, once the medium said it is full, lets its close fail
+    quietly: a full cartridge may refuse even its closing filemark, and
+    restore stops at the end of data all the same."""
+
+    is_tape = True
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._full = False
+
+    def write_record(self, record: bytes) -> None:
+        try:
+            self.inner.write_record(record)
+        except EndOfMedium:
+            self._full = True
+            raise
+
+    def position(self, records: int) -> tuple[int, int]:
+        return self.inner.position(records)
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        except MediumError:
+            if not self._full:
+                raise
+
+
+def _open_output(name: str) -> Sink:
+    sink = open_sink(name)
+    return _FullTapeSink(sink) if sink.is_tape else sink
+
+
+class _VolumeChanger:
+    """Mounts volume n+1: the next file of a ``-M`` set, or the next
+    cartridge of a shelf (by slot order); otherwise fails clearly (pydump
+    never prompts)."""
+
+    def __init__(self, dump: Dump, is_tape: bool) -> None:
+        self.dump = dump
+        self.is_tape = is_tape
+        self._used: set[str] = set()
+
+    def next_volume(self, request: VolumeRequest) -> NewVolume:
+        dump = self.dump
+        opts = dump.options
+        if opts.multivolume:
+            sink = open_sink(dump._volume_name(request.volume))
+        elif self.is_tape:
+            sink = self._next_cartridge(request.volume)
+        else:
+            raise MediumError(
+                f"{opts.output}: volume {request.volume - 1} is full and pydump does not prompt for another: "
+                "use -M (a file per volume) or a shelf drive with cartridges in its slots", _errno.ENOSPC)
+        header = dump.new_volume_header(request)
+        return NewVolume(sink, header)
+
+    def _next_cartridge(self, volume: int):
+        device = self.dump.options.output
+        marker = read_device_marker(Path(device)) if os.path.isfile(device) else None
+        if marker is None:
+            raise MediumError(f"{device}: end of tape on volume {volume - 1}: pydump cannot change this "
+                              "tape by itself; use a larger tape or a shelf drive", _errno.ENOSPC)
+        drive, _rewind = marker
+        try:
+            shelf = Shelf(Path(device).parent)
+            barcode, slot = shelf.unload(drive)
+            self._used.add(barcode)
+            slots = shelf.status().slots
+            order = list(range(slot + 1, len(slots) + 1)) + list(range(1, slot + 1))
+            for candidate in order:
+                name = slots[candidate - 1]
+                if name is not None and name not in self._used:
+                    shelf.load(candidate, drive)
+                    self._used.add(name)
+                    self.dump.say(f"Changing volumes: loaded {name} from slot {candidate} into drive {drive}")
+                    break
+            else:
+                raise MediumError(f"{device}: end of tape on volume {volume - 1} and no other cartridge in the "
+                                  "shelf's slots: add one (pytape) and dump again", _errno.ENOSPC)
+        except TapeError as exc:
+            raise MediumError(f"{device}: cannot change cartridges: {exc.message}", exc.errno) from None
+        return _open_output(device)
+
+
+def _open_for_reading(path: bytes) -> int:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        return os.open(path, flags | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        return os.open(path, flags)
+
+
+def _data_slices(fd: int, size: int) -> Iterator[Slice]:
+    """The slices of an open file of ``size`` bytes, holes found with
+    SEEK_DATA/SEEK_HOLE left unread (None)."""
+    pos = 0
+    while pos < size:
+        try:
+            data = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == _errno.ENXIO:
+                data = size  # a hole to the end
+            else:
+                data = pos   # no hole support: read everything
+        hole_end = min(data, size) // TP_BSIZE * TP_BSIZE
+        while pos < hole_end:
+            yield None
+            pos += TP_BSIZE
+        if pos >= size:
+            return
+        try:
+            end = os.lseek(fd, max(data, pos), os.SEEK_HOLE)
+        except OSError:
+            end = size
+        end = min(-(-end // TP_BSIZE) * TP_BSIZE, -(-size // TP_BSIZE) * TP_BSIZE)
+        if end <= pos:
+            end = pos + TP_BSIZE
+        while pos < end:
+            want = min(_READ_CHUNK, end - pos)
+            chunk = os.pread(fd, want, pos)
+            if len(chunk) < want:
+                chunk = chunk.ljust(want, b"\0")  # the file shrank while we read it
+            for i in range(0, want, TP_BSIZE):
+                yield data_slice(chunk[i:i + TP_BSIZE])
+            pos += want

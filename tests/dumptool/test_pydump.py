@@ -1,0 +1,442 @@
+"""pydump, judged by the real Linux restore 0.4b47 (``-t``, ``-r``, ``-C``, ``-M``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, console_script
+from dumptool.format import TP_BSIZE, RecordType, parse_inode_map, walk_image
+from tapelib import Shelf, TapeIOError, open_device
+
+RESTORE = "/sbin/restore"
+DATE = 1_700_000_000
+is_root = os.geteuid() == 0
+
+pytestmark = pytest.mark.skipif(not os.access(RESTORE, os.X_OK), reason="real /sbin/restore not installed")
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), e.get("PYTHONPATH")]))
+    e.pop("TAPE", None)
+    return e
+
+
+def pydump(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([console_script("pydump"), *args], capture_output=True, env=env(),
+                            stdin=subprocess.DEVNULL, timeout=300, **kwargs)
+    if check:
+        assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def restore(*args: str, cwd: Path, tmp: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """The real restore, with a TMPDIR of its own (its rstdir<date> names are fixed)."""
+    scratch = tmp / f"rtmp-{time.monotonic_ns()}"
+    scratch.mkdir()
+    result = subprocess.run([RESTORE, *args], cwd=cwd, env=dict(os.environ, TMPDIR=str(scratch)),
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def listing(out: str) -> dict[str, int]:
+    found = {}
+    for line in out.splitlines():
+        num, sep, name = line.strip().partition("\t")
+        if sep and num.isdigit():
+            found[name] = int(num)
+    return found
+
+
+def xattrs(path: Path) -> dict[str, bytes]:
+    return {n: os.getxattr(path, n, follow_symlinks=False) for n in os.listxattr(path, follow_symlinks=False)}
+
+
+def make_tree(root: Path) -> None:
+    """Every file type restore knows, with holes, links, xattrs, ACLs and odd names."""
+    (root / "dir1" / "sub").mkdir(parents=True)
+    (root / "dir2").mkdir()
+    (root / "emptydir").mkdir()
+    (root / "hello.txt").write_bytes(b"hello\n")
+    (root / "empty").write_bytes(b"")
+    (root / "dir1" / "big.bin").write_bytes(bytes((i * 7) % 251 for i in range(614_500)))  # > 512 blocks
+    (root / "dir1" / "sub" / "file").write_bytes(b"sub\n")
+    with open(root / "sparse", "wb") as f:
+        f.truncate(4 * 1024 * 1024)
+        f.seek(1024 * 1024)
+        f.write(b"MID")
+    os.symlink("hello.txt", root / "shortlink")
+    os.symlink("a" * 70 + "/target", root / "longlink")
+    os.link(root / "hello.txt", root / "dir2" / "hardlink")
+    os.mkfifo(root / "fifo")
+    (root / "ünïcødé-名前.txt").write_bytes("utf-8 name\n".encode())
+    (root / ("L" * 254)).write_bytes(b"long name\n")
+    if is_root:
+        os.mknod(root / "chardev", 0o620 | stat.S_IFCHR, os.makedev(4, 5))
+        os.mknod(root / "blkdev", 0o660 | stat.S_IFBLK, os.makedev(259, 300))
+        os.chown(root / "hello.txt", 1234, 5678)
+        os.chown(root / "dir2", 4321, 8765)
+    os.chmod(root / "dir1" / "sub" / "file", 0o4755)
+    os.chmod(root / "dir1" / "big.bin", 0o2640)
+    os.chmod(root / "emptydir", 0o1777)
+    os.setxattr(root / "hello.txt", "user.foo", b"bar")
+    os.setxattr(root / "dir2", "user.note", b"a directory xattr")
+    subprocess.run(["setfacl", "-m", "u:1234:rw", str(root / "hello.txt")], check=True)
+    subprocess.run(["setfacl", "-d", "-m", "u:77:rx", str(root / "dir2")], check=True)
+    for n, p in enumerate(sorted(root.rglob("*"))):
+        os.utime(p, ns=(DATE * 10**9 + n * 1000, (DATE - 86400) * 10**9 + n * 123_456_000), follow_symlinks=False)
+    os.utime(root, ns=(DATE * 10**9, DATE * 10**9 + 5_000))
+
+
+def assert_same_tree(src: Path, out: Path, *, times: bool = True) -> None:
+    links: dict[int, int] = {}
+    src_names = sorted(p.relative_to(src) for p in src.rglob("*"))
+    out_names = sorted(p.relative_to(out) for p in out.rglob("*") if p.name != "restoresymtable")
+    assert src_names == out_names
+    for rel in [Path("."), *src_names]:
+        sp, op = src / rel, out / rel
+        s, o = os.lstat(sp), os.lstat(op)
+        assert stat.S_IFMT(s.st_mode) == stat.S_IFMT(o.st_mode), rel
+        assert (s.st_uid, s.st_gid) == (o.st_uid, o.st_gid), rel
+        if stat.S_ISLNK(s.st_mode):
+            assert os.readlink(sp) == os.readlink(op), rel
+            continue
+        assert s.st_mode == o.st_mode, rel
+        assert xattrs(sp) == xattrs(op), rel
+        if times and rel != Path("."):
+            assert s.st_mtime_ns // 1000 == o.st_mtime_ns // 1000, rel
+        if stat.S_ISREG(s.st_mode):
+            assert sp.read_bytes() == op.read_bytes(), rel
+            assert links.setdefault(s.st_ino, o.st_ino) == o.st_ino, f"hard link broken at {rel}"
+        elif stat.S_ISCHR(s.st_mode) or stat.S_ISBLK(s.st_mode):
+            assert s.st_rdev == o.st_rdev, rel
+
+
+def tape_copy(device: str, file_number: int = 0) -> bytes:
+    """The records of one tape file of a shelf drive, read back through tapelib."""
+    out = bytearray()
+    with open_device(device) as tape:
+        tape.rewind()
+        if file_number:
+            tape.space_files(file_number)
+        while True:
+            try:
+                record = tape.read(256 * 1024)
+            except TapeIOError:  # a full cartridge ends without a filemark
+                break
+            if not record:
+                break
+            out += record
+    return bytes(out)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    make_tree(src)
+    return src
+
+
+# -- level 0 ---------------------------------------------------------------------------
+
+
+def test_level_0_lists_restores_and_compares_with_every_attribute(tmp_path: Path, tree: Path) -> None:
+    image = tmp_path / "l0.dump"
+    result = pydump("-0", "-L", "mylabel", "-f", str(image), str(tree))
+    err = result.stderr.decode()
+    for line in ("  DUMP: Date of this level 0 dump: ", f"  DUMP: Dumping {tree} ", "  DUMP: Label: mylabel",
+                 "  DUMP: mapping (Pass I) [regular files]", "  DUMP: estimated ", "  DUMP: DUMP IS DONE"):
+        assert line in err, err
+    assert "Traceback" not in err
+
+    listed = restore("-t", "-f", str(image), cwd=tmp_path, tmp=tmp_path)
+    names = listing(listed.stdout)
+    expected = {"."} | {f"./{p.relative_to(tree)}" for p in tree.rglob("*")}
+    assert set(names) == expected
+    assert names["."] == 2
+    assert names["./hello.txt"] == names["./dir2/hardlink"]
+    assert "Label: mylabel" in listed.stdout + listed.stderr
+
+    out = tmp_path / "out"
+    out.mkdir()
+    restore("-r", "-y", "-f", str(image), cwd=out, tmp=tmp_path)
+    assert_same_tree(tree, out)
+    assert os.stat(out / "sparse").st_blocks * 512 < 64 * 1024, "holes were not kept"
+    assert os.stat(out / "dir1" / "big.bin").st_size == 614_500
+
+    # restore copies -D into its 64-byte c_filesys: keep it short (relative)
+    compared = restore("-C", "-D", "src", "-f", str(image), cwd=tmp_path, tmp=tmp_path, check=False)
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+
+
+def test_image_is_whole_records_with_maps_and_root_first(tmp_path: Path, tree: Path) -> None:
+    image = tmp_path / "l0.dump"
+    pydump("-0", "-q", "-b", "32", "-f", str(image), str(tree))
+    data = image.read_bytes()
+    assert len(data) % (32 * TP_BSIZE) == 0
+    records = list(walk_image(data))
+    assert [r.header.c_type for r in records[:3]] == [RecordType.TS_TAPE, RecordType.TS_CLRI, RecordType.TS_BITS]
+    assert records[0].header.c_ntrec == 32 and records[0].header.c_ddate == 0
+    assert records[3].header.c_inumber == 2
+    in_use = parse_inode_map(b"".join(records[1].blocks))
+    dumped = parse_inode_map(b"".join(records[2].blocks))
+    assert dumped == in_use and 2 in dumped
+    assert records[-1].header.c_type == RecordType.TS_END
+
+
+def test_quiet_prints_nothing_and_stdout_output_pipes_into_restore(tmp_path: Path, tree: Path) -> None:
+    result = pydump("-0", "-q", "-f", "-", str(tree))
+    assert result.stderr == b""
+    listed = subprocess.run([RESTORE, "-t", "-f", "-"], input=result.stdout, capture_output=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert "./dir1/big.bin" in listing(listed.stdout.decode())
+
+
+# -- incrementals ------------------------------------------------------------------------
+
+
+def test_level_0_then_1_restored_in_order_gives_the_tree(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    make_tree(src)
+    time.sleep(1.1)  # changes in the base dump's own second are dumped again (ctime >= base date)
+    dumpdates = tmp_path / "dd" / "dumpdates"
+    pydump("-0", "-u", "-D", str(dumpdates), "-f", str(tmp_path / "l0.dump"), str(src))
+    assert dumpdates.read_text().startswith(f"{src} 0 ")
+    time.sleep(1.1)
+    os.rename(src / "hello.txt", src / "dir1" / "hello-renamed")       # rename (hard-linked too)
+    os.rename(src / "dir1" / "sub", src / "dir2" / "moved-sub")         # a directory moves
+    os.unlink(src / "empty")                                            # deletion
+    shutil.rmtree(src / "emptydir")                                     # directory deletion
+    (src / "dir2" / "new.txt").write_bytes(b"new\n")                   # a new file
+    (src / "dir1" / "big.bin").write_bytes(b"shrunk\n")                # a changed file
+    os.unlink(src / "fifo")
+    (src / "fifo").mkdir()                                              # a file replaced by a directory
+    (src / "fifo" / "inside").write_bytes(b"x\n")
+    pydump("-1", "-u", "-D", str(dumpdates), "-f", str(tmp_path / "l1.dump"), str(src))
+    assert [line.split()[1] for line in dumpdates.read_text().splitlines()] == ["0", "1"]
+
+    listed = listing(restore("-t", "-f", str(tmp_path / "l1.dump"), cwd=tmp_path, tmp=tmp_path).stdout)
+    assert "./sparse" not in listed and "./dir2/new.txt" in listed and "./dir2/moved-sub" in listed
+    assert "./dir2/moved-sub/file" not in listed  # unchanged, only its directory moved
+
+    out = tmp_path / "out"
+    out.mkdir()
+    restore("-r", "-y", "-f", str(tmp_path / "l0.dump"), cwd=out, tmp=tmp_path)
+    restore("-r", "-y", "-f", str(tmp_path / "l1.dump"), cwd=out, tmp=tmp_path)
+    assert_same_tree(src, out, times=False)
+
+
+def test_incremental_without_a_level_0_is_refused(tmp_path: Path, tree: Path) -> None:
+    result = pydump("-1", "-D", str(tmp_path / "dumpdates"), "-f", str(tmp_path / "x.dump"), str(tree), check=False)
+    assert result.returncode == 1
+    err = result.stderr.decode().strip()
+    assert err.count("\n") == 0 and f"no level-0 dump of {tree}: run a level 0 first" in err
+
+
+def test_dash_T_gives_the_base_date(tmp_path: Path, tree: Path) -> None:
+    time.sleep(1.1)
+    base = time.ctime()  # whole seconds: later than every ctime in the tree
+    (tree / "fresh").write_bytes(b"fresh\n")
+    image = tmp_path / "t.dump"
+    pydump("--level", "12", "-T", "@1800000000", "-f", str(image), str(tree))  # a date after everything
+    names = listing(restore("-t", "-f", str(image), cwd=tmp_path, tmp=tmp_path).stdout)
+    assert set(names) == {"."}
+    pydump("-5", "-T", base, "-f", str(image), str(tree))
+    names = listing(restore("-t", "-f", str(image), cwd=tmp_path, tmp=tmp_path).stdout)
+    assert "./fresh" in names and "./sparse" not in names
+
+
+# -- blocking factors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ntrec", [4, 10, 32, 64, 256])
+def test_blocking_factor_round_trips(tmp_path: Path, ntrec: int) -> None:
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_bytes(os.urandom(300 * 1024 + 17))
+    (src / "small").write_bytes(b"small\n")
+    image = tmp_path / "b.dump"
+    pydump("-0", "-q", "-b", str(ntrec), "-f", str(image), str(src))
+    assert image.stat().st_size % (ntrec * TP_BSIZE) == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    restore("-r", "-y", "-f", str(image), cwd=out, tmp=tmp_path)
+    assert_same_tree(src, out)
+
+
+@pytest.mark.parametrize("ntrec", [3, 257])
+def test_blocking_factor_outside_4_to_256_is_refused(tmp_path: Path, tree: Path, ntrec: int) -> None:
+    result = pydump("-0", "-b", str(ntrec), "-f", str(tmp_path / "x.dump"), str(tree), check=False)
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == f"pydump: blocking factor {ntrec} is out of range 4 to 256 " \
+                                              "(-b takes KiB per record)"
+    assert not (tmp_path / "x.dump").exists()
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def test_missing_source_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = pydump("-0", "-f", str(tmp_path / "x.dump"), str(tmp_path / "nowhere"), check=False)
+    assert result.returncode == 1
+    err = result.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and "nowhere" in err[0] and "no such directory" in err[0]
+
+
+def test_unwritable_output_is_one_line_and_exit_1(tmp_path: Path, tree: Path) -> None:
+    result = pydump("-0", "-q", "-f", str(tmp_path / "no-dir" / "x.dump"), str(tree), check=False)
+    assert result.returncode == 1
+    err = result.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and "cannot open output" in err[0], err
+    assert "Traceback" not in result.stderr.decode()
+
+
+def test_bad_flags_are_one_line(tmp_path: Path, tree: Path) -> None:
+    for args in (["--level", "32"], ["-Z"], ["-T", "yesterday-ish"]):
+        result = pydump(*args, "-f", str(tmp_path / "x.dump"), str(tree), check=False)
+        assert result.returncode == 1, args
+        assert len(result.stderr.decode().strip().splitlines()) == 1, result.stderr
+
+
+# -- table of contents, exclusions ---------------------------------------------------------------
+
+
+def test_toc_matches_restore_listing_and_exclusions_drop_inodes(tmp_path: Path, tree: Path) -> None:
+    image, toc = tmp_path / "a.dump", tmp_path / "toc"
+    pydump("-0", "-q", "-A", str(toc), "-f", str(image), str(tree))
+    listed = restore("-t", "-f", str(image), cwd=tmp_path, tmp=tmp_path).stdout
+    assert listing(toc.read_text()) == listing(listed)
+    names = listing(listed)
+    excl = tmp_path / "excl"
+    excl.write_text(f"{names['./dir1']}\n")
+    pydump("-0", "-q", "-e", str(names["./sparse"]), "-E", str(excl), "-f", str(image), str(tree))
+    after = listing(restore("-t", "-f", str(image), cwd=tmp_path, tmp=tmp_path).stdout)
+    assert "./sparse" not in after and not any(n.startswith("./dir1") for n in after)
+    assert after["./hello.txt"] == names["./hello.txt"]
+
+
+# -- multi-volume files ---------------------------------------------------------------------------
+
+
+def test_multivolume_files_restore_with_dash_M(tmp_path: Path, tree: Path) -> None:
+    prefix = tmp_path / "vol"
+    pydump("-0", "-q", "-M", "-B", "300", "-f", str(prefix), str(tree))
+    volumes = sorted(tmp_path.glob("vol*"))
+    assert [v.name for v in volumes[:2]] == ["vol001", "vol002"] and len(volumes) >= 3
+    assert all(v.stat().st_size <= 300 * TP_BSIZE for v in volumes)
+    listed = restore("-t", "-M", "-f", str(prefix), cwd=tmp_path, tmp=tmp_path).stdout
+    assert "./dir1/big.bin" in listing(listed)
+    out = tmp_path / "out"
+    out.mkdir()
+    restore("-r", "-y", "-M", "-f", str(prefix), cwd=out, tmp=tmp_path)
+    assert_same_tree(tree, out)
+
+
+# -- tapes: the shelf --------------------------------------------------------------------------
+
+
+def test_dump_to_a_shelf_drive_restores_from_a_copy(tmp_path: Path, tree: Path, nst0: str) -> None:
+    pydump("-0", "-q", "-b", "64", "-f", nst0, str(tree))
+    copy = tmp_path / "copy.dump"
+    copy.write_bytes(tape_copy(nst0))
+    assert len(copy.read_bytes()) % (64 * TP_BSIZE) == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    restore("-r", "-y", "-f", str(copy), cwd=out, tmp=tmp_path)
+    assert_same_tree(tree, out)
+
+
+def test_full_cartridge_changes_to_the_next_in_the_shelf(tmp_path: Path, shelf: Shelf, nst0: str) -> None:
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "big").write_bytes(os.urandom(6 * 1024 * 1024))
+    (src / "after").write_bytes(b"after\n")
+    shelf.new_cartridge("TEST02", capacity=8 * 1024 * 1024)
+    result = pydump("-0", "-f", nst0, str(src))
+    assert "TEST02" in result.stderr.decode()
+    assert shelf.status().drives[0].barcode == "TEST02"
+    (tmp_path / "vol002").write_bytes(tape_copy(nst0))
+    shelf.unload(0)
+    shelf.load("TEST01", 0)
+    (tmp_path / "vol001").write_bytes(tape_copy(nst0))
+    out = tmp_path / "out"
+    out.mkdir()
+    restore("-r", "-y", "-M", "-f", str(tmp_path / "vol"), cwd=out, tmp=tmp_path)
+    assert_same_tree(src, out)
+
+
+def test_full_cartridge_with_no_other_is_a_clear_error(tmp_path: Path, nst0: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big").write_bytes(os.urandom(6 * 1024 * 1024))
+    result = pydump("-0", "-q", "-f", nst0, str(src), check=False)
+    assert result.returncode == 1
+    err = result.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and "no other cartridge" in err[0], err
+
+
+def test_real_restore_reads_the_shelf_drive_through_pyrmt(tmp_path: Path, tree: Path, nst0: str) -> None:
+    rsh = tmp_path / "fake-rsh"
+    rsh.write_text("#!/bin/sh\nshift\n"
+                   'if [ "$1" = "-l" ]; then shift 2; fi\n'
+                   f'exec "{console_script("pyrmt")}"\n')
+    rsh.chmod(0o755)
+    pydump("-0", "-q", "-f", nst0, str(tree))
+    with open_device(nst0) as tape:
+        tape.rewind()
+    scratch = tmp_path / "rtmp"
+    scratch.mkdir()
+    listed = subprocess.run([RESTORE, "-t", "-f", f"localhost:{nst0}"], capture_output=True, text=True,
+                            env=dict(env(), RSH=str(rsh), RMT=console_script("pyrmt"), TMPDIR=str(scratch)),
+                            stdin=subprocess.DEVNULL, timeout=120, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "./dir1/big.bin" in listing(listed.stdout)
+
+
+def test_pydump_writes_to_a_remote_drive_through_pyrmt(tmp_path: Path, tree: Path, nst0: str) -> None:
+    rsh = tmp_path / "fake-rsh"
+    rsh.write_text("#!/bin/sh\nshift\n"
+                   'if [ "$1" = "-l" ]; then shift 2; fi\n'
+                   f'exec "{console_script("pyrmt")}"\n')
+    rsh.chmod(0o755)
+    result = subprocess.run([console_script("pydump"), "-0", "-q", "-f", f"localhost:{nst0}", str(tree)],
+                            env=dict(env(), RSH=str(rsh), RMT=console_script("pyrmt")), capture_output=True,
+                            stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stderr
+    copy = tmp_path / "copy.dump"
+    copy.write_bytes(tape_copy(nst0))
+    assert "./dir1/big.bin" in listing(restore("-t", "-f", str(copy), cwd=tmp_path, tmp=tmp_path).stdout)
+
+
+# -- the engine's API -------------------------------------------------------------------------------
+
+
+def test_engine_runs_the_stages_in_order_and_reports_progress(tmp_path: Path, tree: Path) -> None:
+    from dumptool.dump import Dump, DumpOptions, Stage
+
+    lines: list[str] = []
+    dump = Dump(DumpOptions(source=str(tree), output=str(tmp_path / "e.dump"), progress_interval=1e-9),
+                say=lines.append)
+    stages = [cursor.stage for cursor in dump.steps()]
+    assert stages[0] == Stage.MAP and stages[-2:] == [Stage.END, Stage.DONE]
+    middle = stages[1:-2]
+    assert middle == sorted(middle, key=[Stage.DIRECTORIES, Stage.FILES].index)
+    assert middle.count(Stage.DIRECTORIES) == sum(1 for p in tree.rglob("*") if p.is_dir() and not p.is_symlink()) + 1
+    estimate = next(i for i, line in enumerate(lines) if line.startswith("estimated "))
+    progress = [i for i, line in enumerate(lines) if "% done, finished in " in line]
+    assert progress and progress[0] > estimate
+    assert lines[-1] == "DUMP IS DONE"
