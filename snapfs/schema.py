@@ -1,0 +1,103 @@
+"""The SQLite schema of a volume's metadata and its migrations.
+
+Versioned tables (``inodes``, ``dirents``, ``xattrs``, ``blockmap``) carry
+``birth`` and ``death`` epochs: a row is seen by snapshot S when
+``birth <= S < death`` and by the live head when ``death = LIVE``.  Their
+primary key ends in ``death`` so the live version of a key is one index probe;
+the ``*_dead`` indexes on ``(death, birth)`` let snapshot deletion find exactly
+the rows that died between two snapshots (the equivalent of a ZFS deadlist).
+
+``PRAGMA user_version`` holds :data:`SCHEMA_VERSION`; :func:`migrate` brings an
+older database up to it and refuses a newer one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .errors import NotAVolume
+
+MAGIC = "snapfs-volume"
+SCHEMA_VERSION = 1
+#: ``death`` of a row the live head still sees (larger than any epoch).
+LIVE = 1 << 62
+
+_V1 = f"""
+CREATE TABLE meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    magic TEXT NOT NULL,
+    name TEXT NOT NULL,
+    block_size INTEGER NOT NULL,
+    total_blocks INTEGER NOT NULL,
+    max_inodes INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,          -- the live head's current epoch
+    next_ino INTEGER NOT NULL,       -- inode numbers are never reused
+    next_cookie INTEGER NOT NULL,    -- readdir offsets
+    high_water INTEGER NOT NULL,     -- blocks below it exist in the data file
+    used_blocks INTEGER NOT NULL,    -- high_water minus the free list
+    live_inodes INTEGER NOT NULL
+);
+CREATE TABLE inodes (
+    ino INTEGER NOT NULL, death INTEGER NOT NULL, birth INTEGER NOT NULL,
+    mode INTEGER NOT NULL, nlink INTEGER NOT NULL,
+    uid INTEGER NOT NULL, gid INTEGER NOT NULL, rdev INTEGER NOT NULL,
+    size INTEGER NOT NULL, nblocks INTEGER NOT NULL,
+    atime_ns INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    target BLOB,
+    PRIMARY KEY (ino, death)
+) WITHOUT ROWID;
+CREATE INDEX inodes_dead ON inodes (death, birth);
+CREATE TABLE dirents (
+    parent INTEGER NOT NULL, name BLOB NOT NULL, death INTEGER NOT NULL,
+    birth INTEGER NOT NULL, ino INTEGER NOT NULL, cookie INTEGER NOT NULL,
+    PRIMARY KEY (parent, name, death)
+) WITHOUT ROWID;
+CREATE INDEX dirents_cookie ON dirents (parent, death, cookie);
+CREATE INDEX dirents_ino ON dirents (ino, death);
+CREATE INDEX dirents_dead ON dirents (death, birth);
+CREATE TABLE xattrs (
+    ino INTEGER NOT NULL, name BLOB NOT NULL, death INTEGER NOT NULL,
+    birth INTEGER NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (ino, name, death)
+) WITHOUT ROWID;
+CREATE INDEX xattrs_dead ON xattrs (death, birth);
+CREATE TABLE blockmap (
+    ino INTEGER NOT NULL, idx INTEGER NOT NULL, death INTEGER NOT NULL,
+    birth INTEGER NOT NULL, block INTEGER NOT NULL,
+    PRIMARY KEY (ino, idx, death)
+) WITHOUT ROWID;
+CREATE INDEX blockmap_dead ON blockmap (death, birth);
+CREATE TABLE free_blocks (block INTEGER PRIMARY KEY);
+CREATE TABLE snapshots (
+    epoch INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_ns INTEGER NOT NULL
+);
+CREATE TABLE holds (
+    epoch INTEGER NOT NULL REFERENCES snapshots (epoch) ON DELETE CASCADE,
+    holder TEXT NOT NULL,
+    PRIMARY KEY (epoch, holder)
+);
+"""
+
+#: Versioned tables and the columns of their keys (without ``death``).
+VERSIONED = {
+    "inodes": ("ino",),
+    "dirents": ("parent", "name"),
+    "xattrs": ("ino", "name"),
+    "blockmap": ("ino", "idx"),
+}
+
+_MIGRATIONS = {1: _V1}
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring ``db`` to :data:`SCHEMA_VERSION`; refuse a database from a newer snapfs."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise NotAVolume(
+            f"volume schema version {version} is newer than this snapfs ({SCHEMA_VERSION}); upgrade snapfs"
+        )
+    for v in range(version + 1, SCHEMA_VERSION + 1):
+        db.executescript("BEGIN;" + _MIGRATIONS[v] + f"PRAGMA user_version = {v}; COMMIT;")

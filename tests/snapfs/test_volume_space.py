@@ -1,0 +1,144 @@
+"""Running out of space or inodes, and failures mid-call: nothing half-written."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+
+import pytest
+from volume_fixtures import vol, voldir  # noqa: F401 (fixtures)
+
+from snapfs import ROOT_INO, NoSpace, Volume, fsck
+
+BS = 4096
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    v = Volume.create(tmp_path / "tiny", 8 * BS, 5, block_size=BS)
+    yield v
+    if not v.closed:
+        r = fsck(v)
+        v.close()
+        assert r.clean, r.problems
+
+
+def test_enospc_for_bytes_leaves_the_file_as_it_was(tiny):
+    f = tiny.create_file(ROOT_INO, "f")
+    tiny.write(f.ino, 0, b"a" * 6 * BS)
+    with pytest.raises(NoSpace) as ei:
+        tiny.write(f.ino, 6 * BS, b"b" * 3 * BS)
+    assert ei.value.errno == errno.ENOSPC
+    assert tiny.getattr(f.ino).size == 6 * BS
+    assert tiny.read(f.ino, 0, 10 * BS) == b"a" * 6 * BS
+    assert tiny.statfs().free_blocks == 2
+    tiny.write(f.ino, 6 * BS, b"b" * 2 * BS)
+    assert tiny.statfs().free_blocks == 0
+
+
+def test_snapshots_hold_space_until_deleted(tiny):
+    f = tiny.create_file(ROOT_INO, "f")
+    tiny.write(f.ino, 0, b"a" * 4 * BS)
+    tiny.snapshot_create("s")
+    tiny.unlink(ROOT_INO, "f")
+    g = tiny.create_file(ROOT_INO, "g")
+    with pytest.raises(NoSpace):
+        tiny.write(g.ino, 0, b"b" * 5 * BS)
+    tiny.snapshot_delete("s")
+    tiny.write(g.ino, 0, b"b" * 5 * BS)
+
+
+def test_enospc_for_inodes(tiny):
+    for i in range(4):
+        tiny.create_file(ROOT_INO, f"f{i}")
+    with pytest.raises(NoSpace, match="inodes"):
+        tiny.mkdir(ROOT_INO, "one-too-many")
+    assert tiny.statfs().free_inodes == 0
+    tiny.unlink(ROOT_INO, "f0")
+    tiny.mkdir(ROOT_INO, "now-fits")
+
+
+def test_exception_mid_write_leaves_nothing_half_written(vol, monkeypatch):
+    f = vol.create_file(ROOT_INO, "f")
+    vol.write(f.ino, 0, b"old!" * 3 * BS)
+    before = (vol.getattr(f.ino), vol.space(), vol.read(f.ino, 0, 20 * BS))
+    real_write, calls = vol.store.write, []
+
+    def failing_write(block, data):
+        calls.append(block)
+        if len(calls) == 3:
+            raise OSError(errno.EIO, "disk on fire")
+        real_write(block, data)
+
+    monkeypatch.setattr(vol.store, "write", failing_write)
+    with pytest.raises(OSError):
+        vol.write(f.ino, 100, b"new!" * 5 * BS)
+    monkeypatch.undo()
+    assert (vol.getattr(f.ino), vol.space(), vol.read(f.ino, 0, 20 * BS)) == before
+    assert fsck(vol).clean
+    vol.write(f.ino, 0, b"z" * 5 * BS)
+    assert vol.read(f.ino, 0, 5 * BS) == b"z" * 5 * BS
+
+
+def test_exception_mid_rename_rolls_back(vol, monkeypatch):
+    vol.create_file(ROOT_INO, "a")
+    b = vol.create_file(ROOT_INO, "b")
+    vol.write(b.ino, 0, b"keep me")
+
+    def boom(*a, **k):
+        raise RuntimeError("crash")
+
+    monkeypatch.setattr(vol, "_add_dirent", boom)
+    with pytest.raises(RuntimeError):
+        vol.rename(ROOT_INO, "a", ROOT_INO, "b")
+    monkeypatch.undo()
+    assert vol.read(vol.lookup(ROOT_INO, "b").ino, 0, 100) == b"keep me"
+    assert sorted(e.name for e in vol.readdir(ROOT_INO)) == [b"a", b"b"]
+    assert fsck(vol).clean
+
+
+def test_failed_snapshot_delete_rolls_back(vol, monkeypatch):
+    f = vol.create_file(ROOT_INO, "f")
+    vol.write(f.ino, 0, b"x" * BS)
+    sid = vol.snapshot_create("s").id
+    vol.write(f.ino, 0, b"y" * BS)
+    monkeypatch.setattr(vol.store, "commit_frees", lambda: (_ for _ in ()).throw(RuntimeError("crash")))
+    with pytest.raises(RuntimeError):
+        vol.snapshot_delete("s")
+    monkeypatch.undo()
+    assert vol.read(f.ino, 0, BS, sid) == b"x" * BS
+    assert fsck(vol).clean
+
+
+def test_reopen_after_unclean_close_is_consistent(vol, voldir):
+    f = vol.create_file(ROOT_INO, "f")
+    vol.write(f.ino, 0, b"x" * 3 * BS)
+    vol.open_file(f.ino)
+    vol.unlink(ROOT_INO, "f")          # an orphan, as after a crash with the file open
+    vol.db.close()                       # no clean close: the lock goes with the process in real life
+    vol.store.close()
+    fcntl.flock(vol._lockfd, fcntl.LOCK_UN)
+    os.close(vol._lockfd)
+    vol.closed = True
+    with Volume.open(voldir) as v2:
+        r = fsck(v2)
+        assert any("orphan" in p for p in r.problems)
+        fsck(v2, repair=True)
+        assert fsck(v2).clean and v2.space().used == 0
+
+
+def test_fsck_finds_and_repairs_damage(vol):
+    f = vol.create_file(ROOT_INO, "f")
+    vol.write(f.ino, 0, b"x" * 3 * BS)
+    with vol._txn():
+        vol.db.execute("UPDATE inodes SET nlink = 5 WHERE ino = ?", (f.ino,))
+        vol.db.execute("DELETE FROM blockmap WHERE ino = ? AND idx = 2", (f.ino,))
+        vol._icache.clear()
+    r = fsck(vol)
+    assert not r.clean
+    assert any("nlink 5" in p for p in r.problems)
+    assert any("neither referenced nor free" in p for p in r.problems)
+    fsck(vol, repair=True)
+    assert fsck(vol).clean
+    assert vol.getattr(f.ino).nlink == 1 and vol.space().used == 2 * BS
