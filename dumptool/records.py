@@ -122,23 +122,14 @@ class Sink:
         raise NotImplementedError
 
 
-class _TapeSink(Sink):
+class _TapeEnd:
+    """What a tape sink and a tape source share: the drive, its position, closing."""
+
     is_tape = True
 
     def __init__(self, drive: TapeDrive) -> None:
         self.drive = drive
         self.name = drive.name
-
-    def write_record(self, record: bytes) -> None:
-        # EndOfMedium passes through: the writer changes volume on it.
-        try:
-            written = self.drive.write(record)
-        except EndOfMedium:
-            raise
-        except TapeError as exc:
-            raise MediumError(f"{self.name}: write error: {exc.message}", exc.errno) from None
-        if written != len(record):
-            raise MediumError(f"{self.name}: short write ({written} of {len(record)} bytes)", _errno.EIO)
 
     def position(self, records: int) -> tuple[int, int]:
         try:
@@ -154,20 +145,14 @@ class _TapeSink(Sink):
             raise MediumError(f"{self.name}: error closing the tape: {exc.message}", exc.errno) from None
 
 
-class _StreamSink(Sink):
+class _StreamEnd:
+    """What a file or pipe sink and source share: the descriptor and closing it."""
+
     def __init__(self, fd: int, name: str, owned: bool) -> None:
         self.fd = fd
         self.name = name
         self._owned = owned
         self._closed = False
-
-    def write_record(self, record: bytes) -> None:
-        view = memoryview(record)
-        try:
-            while view:
-                view = view[os.write(self.fd, view):]
-        except OSError as exc:
-            raise MediumError(f"{self.name}: write error: {exc.strerror}", exc.errno) from None
 
     def close(self) -> None:
         if self._closed:
@@ -178,6 +163,30 @@ class _StreamSink(Sink):
                 os.close(self.fd)
             except OSError as exc:
                 raise MediumError(f"{self.name}: error closing: {exc.strerror}", exc.errno) from None
+
+
+class _TapeSink(_TapeEnd, Sink):
+    def write_record(self, record: bytes) -> None:
+        # EndOfMedium passes through: the writer changes volume on it.
+        try:
+            written = self.drive.write(record)
+        except EndOfMedium:
+            raise
+        except TapeError as exc:
+            raise MediumError(f"{self.name}: write error: {exc.message}", exc.errno) from None
+        if written != len(record):
+            raise MediumError(f"{self.name}: short write ({written} of {len(record)} bytes)", _errno.EIO)
+
+
+
+class _StreamSink(_StreamEnd, Sink):
+    def write_record(self, record: bytes) -> None:
+        view = memoryview(record)
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            raise MediumError(f"{self.name}: write error: {exc.strerror}", exc.errno) from None
 
 
 def as_sink(target: "Sink | TapeDrive | BinaryIO | int", name: str | None = None) -> Sink:
@@ -424,12 +433,9 @@ class Source:
         raise NotImplementedError
 
 
-class _TapeSource(Source):
-    is_tape = True
-
+class _TapeSource(_TapeEnd, Source):
     def __init__(self, drive: TapeDrive) -> None:
-        self.drive = drive
-        self.name = drive.name
+        super().__init__(drive)
         self.record_size: int | None = None
 
     def read(self) -> bytes:
@@ -456,26 +462,11 @@ class _TapeSource(Source):
         except TapeError:
             return False
 
-    def position(self, records: int) -> tuple[int, int]:
-        try:
-            status = self.drive.status()
-        except TapeError as exc:
-            raise MediumError(f"{self.name}: cannot read the tape position: {exc.message}", exc.errno) from None
-        return status.file_number, status.block_number
-
-    def close(self) -> None:
-        try:
-            self.drive.close()
-        except TapeError as exc:
-            raise MediumError(f"{self.name}: error closing the tape: {exc.message}", exc.errno) from None
 
 
-class _StreamSource(Source):
+class _StreamSource(_StreamEnd, Source):
     def __init__(self, fd: int, name: str, owned: bool) -> None:
-        self.fd = fd
-        self.name = name
-        self._owned = owned
-        self._closed = False
+        super().__init__(fd, name, owned)
         try:
             self.can_change_volume = not stat.S_ISFIFO(os.fstat(fd).st_mode)
         except OSError:
@@ -486,11 +477,6 @@ class _StreamSource(Source):
             return os.read(self.fd, _STREAM_READ)
         except OSError as exc:
             raise MediumError(f"{self.name}: read error: {exc.strerror}", exc.errno) from None
-
-    def close(self) -> None:
-        if not self._closed and self._owned:
-            self._closed = True
-            os.close(self.fd)
 
 
 def as_source(origin: "Source | TapeDrive | BinaryIO | int", name: str | None = None) -> Source:

@@ -214,3 +214,57 @@ class TapeDrive(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class MtopDrive(TapeDrive):
+    """A drive whose positioning and medium operations are ``struct mtop``
+    requests carried out elsewhere (the kernel's st driver, a remote rmt
+    server): each method is one :meth:`mtop` call, which subclasses send."""
+
+    @abc.abstractmethod
+    def mtop(self, op: int, count: int = 1) -> None:
+        """Send one MTIOCTOP request."""
+
+    def _non_negative(self, what: str, value: int) -> None:
+        if value < 0:
+            raise InvalidArgument(f"{self.name}: negative {what} {value}")
+
+    def _counted(self, forward: MtOp, backward: MtOp, count: int) -> None:
+        if count > 0:
+            self.mtop(forward, count)
+        elif count < 0:
+            self.mtop(backward, -count)
+
+    def write_filemarks(self, count: int = 1) -> None:
+        self._non_negative("filemark count", count)
+        self.mtop(MtOp.MTWEOF, count)
+
+    def space_records(self, count: int) -> None:
+        self._counted(MtOp.MTFSR, MtOp.MTBSR, count)
+
+    def space_files(self, count: int) -> None:
+        self._counted(MtOp.MTFSF, MtOp.MTBSF, count)
+
+    def rewind(self) -> None:
+        self.mtop(MtOp.MTREW, 1)
+
+    def seek_eod(self) -> None:
+        self.mtop(MtOp.MTEOM, 1)
+
+    def erase(self) -> None:
+        # A non-zero count asks st for a long erase, to the end of the medium.
+        self.mtop(MtOp.MTERASE, 1)
+
+    def seek(self, block: int) -> None:
+        self._non_negative("block address", block)
+        self.mtop(MtOp.MTSEEK, block)
+
+    def load(self) -> None:
+        self.mtop(MtOp.MTLOAD, 1)
+
+    def unload(self) -> None:
+        self.mtop(MtOp.MTOFFL, 1)
+
+    def set_block_size(self, size: int) -> None:
+        self._non_negative("block size", size)
+        self.mtop(MtOp.MTSETBLK, size)

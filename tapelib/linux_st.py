@@ -31,7 +31,7 @@ import os
 import struct
 from typing import NamedTuple
 
-from .drive import TapeDrive, TapeStatus
+from .drive import MtopDrive, TapeStatus
 from .errors import InvalidArgument, NoSuchDevice, TapeError, error_for_errno
 from .mtio import (
     GMT_BOT,
@@ -41,7 +41,6 @@ from .mtio import (
     GMT_EOT,
     GMT_ONLINE,
     GMT_WR_PROT,
-    MtOp,
 )
 
 __all__ = [
@@ -227,7 +226,7 @@ def _tape_error(name: str, exc: OSError) -> TapeError:
 # -- the drive ---------------------------------------------------------------
 
 
-class LinuxStDrive(TapeDrive):
+class LinuxStDrive(MtopDrive):
     """A tape drive device of the Linux st driver, opened by this process.
 
     ``writable`` opens it read-write (a write-protected cartridge then fails
@@ -285,16 +284,6 @@ class LinuxStDrive(TapeDrive):
             raise InvalidArgument(f"{self.name}: {exc.message}") from None
         self._ioctl(MTIOCTOP, request)
 
-    def _counted(self, forward: MtOp, backward: MtOp, count: int) -> None:
-        if count > 0:
-            self.mtop(forward, count)
-        elif count < 0:
-            self.mtop(backward, -count)
-
-    def _non_negative(self, what: str, value: int) -> None:
-        if value < 0:
-            raise InvalidArgument(f"{self.name}: negative {what} {value}")
-
     # -- data -------------------------------------------------------------
     def read(self, size: int) -> bytes:
         # size 0 would read b"" and look like a filemark.
@@ -313,46 +302,12 @@ class LinuxStDrive(TapeDrive):
         except OSError as exc:
             raise _tape_error(self.name, exc) from exc
 
-    def write_filemarks(self, count: int = 1) -> None:
-        self._non_negative("filemark count", count)
-        self.mtop(MtOp.MTWEOF, count)
-
     # -- positioning ------------------------------------------------------
-    def space_records(self, count: int) -> None:
-        self._counted(MtOp.MTFSR, MtOp.MTBSR, count)
-
-    def space_files(self, count: int) -> None:
-        self._counted(MtOp.MTFSF, MtOp.MTBSF, count)
-
-    def rewind(self) -> None:
-        self.mtop(MtOp.MTREW, 1)
-
-    def seek_eod(self) -> None:
-        self.mtop(MtOp.MTEOM, 1)
-
-    def erase(self) -> None:
-        # A non-zero count asks st for a long erase, to the end of the medium.
-        self.mtop(MtOp.MTERASE, 1)
-
     def tell(self) -> int:
         (block,) = _MTPOS.unpack(self._ioctl(MTIOCPOS, bytes(_MTPOS.size)))
         return block
 
-    def seek(self, block: int) -> None:
-        self._non_negative("block address", block)
-        self.mtop(MtOp.MTSEEK, block)
-
     # -- medium -----------------------------------------------------------
-    def load(self) -> None:
-        self.mtop(MtOp.MTLOAD, 1)
-
-    def unload(self) -> None:
-        self.mtop(MtOp.MTOFFL, 1)
-
-    def set_block_size(self, size: int) -> None:
-        self._non_negative("block size", size)
-        self.mtop(MtOp.MTSETBLK, size)
-
     def status(self) -> TapeStatus:
         return unpack_mtget(self._ioctl(MTIOCGET, bytes(_MTGET.size)))
 

@@ -21,7 +21,7 @@ import os
 import shlex
 import subprocess
 
-from ..drive import TapeDrive, TapeStatus
+from ..drive import MtopDrive, TapeStatus
 from ..errors import InvalidArgument, NoSuchDevice, TapeError, TapeIOError, error_for_errno
 from ..linux_st import unpack_mtget
 from ..mtio import MtOp
@@ -47,7 +47,7 @@ def split_remote_name(name: str) -> tuple[str | None, str, str]:
     return (user or None), host, device
 
 
-class RemoteDrive(TapeDrive):
+class RemoteDrive(MtopDrive):
     """A drive opened through an rmt server for the life of this object.
 
     ``rsh`` and ``rmt`` override ``$RSH`` and ``$RMT``; ``rsh`` may carry
@@ -159,12 +159,6 @@ class RemoteDrive(TapeDrive):
                 raise InvalidArgument(f"{self.name}: tape {what} {value!r} is not an integer")
         return self._call(b"I%d\n%d\n" % (op, count))
 
-    def _counted(self, forward: MtOp, backward: MtOp, count: int) -> None:
-        if count >= 0:
-            self.mtop(forward, count)
-        else:
-            self.mtop(backward, -count)
-
     def read(self, size: int) -> bytes:
         length = self._call(b"R%d\n" % size)
         if length > size or length < 0:
@@ -176,44 +170,8 @@ class RemoteDrive(TapeDrive):
         view = memoryview(data).cast("B")
         return self._call(b"W%d\n" % len(view), view)
 
-    def write_filemarks(self, count: int = 1) -> None:
-        if count < 0:
-            raise InvalidArgument(f"{self.name}: negative filemark count {count}")
-        self.mtop(MtOp.MTWEOF, count)
-
-    def space_records(self, count: int) -> None:
-        self._counted(MtOp.MTFSR, MtOp.MTBSR, count)
-
-    def space_files(self, count: int) -> None:
-        self._counted(MtOp.MTFSF, MtOp.MTBSF, count)
-
-    def rewind(self) -> None:
-        self.mtop(MtOp.MTREW, 1)
-
-    def seek_eod(self) -> None:
-        self.mtop(MtOp.MTEOM, 1)
-
-    def erase(self) -> None:
-        self.mtop(MtOp.MTERASE, 1)
-
     def tell(self) -> int:
         return self._ioctl(MtOp.MTTELL, 1)
-
-    def seek(self, block: int) -> None:
-        if block < 0:
-            raise InvalidArgument(f"{self.name}: negative block address {block}")
-        self.mtop(MtOp.MTSEEK, block)
-
-    def load(self) -> None:
-        self.mtop(MtOp.MTLOAD, 1)
-
-    def unload(self) -> None:
-        self.mtop(MtOp.MTOFFL, 1)
-
-    def set_block_size(self, size: int) -> None:
-        if size < 0:
-            raise InvalidArgument(f"{self.name}: negative block size {size}")
-        self.mtop(MtOp.MTSETBLK, size)
 
     def status(self) -> TapeStatus:
         length = self._call(p.CMD_STATUS)
