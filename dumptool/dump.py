@@ -58,11 +58,15 @@ from .format import (
     volume_header,
     xattr_records,
 )
+from .operator import open_terminal
 from .records import NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink
 from .traverse import DumpPlan, FreshNumbering, Node, inode_flags, plan_dump, walk_tree
 
 #: Read size for file data (a multiple of TP_BSIZE).
 _READ_CHUNK = 64 * TP_BSIZE
+#: Data blocks handed to the record writer at once (one TS_ADDR's worth).
+_RUN_BLOCKS = 512
+_ZERO_BLOCK = bytes(TP_BSIZE)
 
 
 class Stage(enum.Enum):
@@ -104,6 +108,7 @@ class DumpOptions:
     toc: str | None = None                # -A: a restore -t style listing
     exclude: frozenset[int] = frozenset()  # -e/-E: dump inode numbers
     progress_interval: float = 5.0
+    never_ask: bool = False               # -y: never prompt for the next volume
 
 
 class Dump:
@@ -264,6 +269,38 @@ class Dump:
         return f"{self.options.output}{volume:03d}"
 
     def _emit(self, items: Iterable[Item]) -> None:
+        if self.options.volume_blocks:
+            self._emit_each(items)
+            return
+        # Without -B nothing happens between two data blocks, so runs of them
+        # go to the writer in one piece: a per-block trip through the writer
+        # cost more than reading the file (bench/dump_restore.py).
+        run: list[bytes] = []
+        for item in items:
+            if isinstance(item, Header):
+                if run:
+                    self._emit_run(run)
+                    run = []
+                self._emit_each((item,))
+            else:
+                run.append(item)
+                if len(run) == _RUN_BLOCKS:
+                    self._emit_run(run)
+                    run = []
+        if run:
+            self._emit_run(run)
+
+    def _emit_run(self, run: list[bytes]) -> None:
+        data = b"".join(run)
+        if len(data) != len(run) * TP_BSIZE:
+            self._emit_each(run)  # number_blocks names the bad block
+            return
+        self.writer.write(data)
+        self._written += len(run)
+        self._volume_blocks += len(run)
+        self._progress()
+
+    def _emit_each(self, items: Iterable[Item]) -> None:
         writer = self.writer
         for item in items:
             tapea = writer.next_block
@@ -455,9 +492,11 @@ def _open_output(name: str) -> Sink:
 
 
 class _VolumeChanger:
-    """Mounts volume n+1: the next file of a ``-M`` set, or the next
-    cartridge of a shelf (by slot order); otherwise fails clearly (pydump
-    never prompts)."""
+    """Mounts volume n+1: the next file of a ``-M`` set, the next cartridge
+    of a shelf (by slot order), or, on a tape nothing can change by itself
+    (a Linux st drive, a shelf with no cartridge left), whatever the operator
+    mounts when asked on the terminal as dump asks.  Without a terminal, or
+    under ``-y``, it fails clearly."""
 
     def __init__(self, dump: Dump, is_tape: bool) -> None:
         self.dump = dump
@@ -478,12 +517,11 @@ class _VolumeChanger:
         header = dump.new_volume_header(request)
         return NewVolume(sink, header)
 
-    def _next_cartridge(self, volume: int):
+    def _next_cartridge(self, volume: int) -> Sink:
         device = self.dump.options.output
         marker = read_device_marker(Path(device)) if os.path.isfile(device) else None
         if marker is None:
-            raise MediumError(f"{device}: end of tape on volume {volume - 1}: pydump cannot change this "
-                              "tape by itself; use a larger tape or a shelf drive", _errno.ENOSPC)
+            return self._ask_operator(volume, f"{device}: end of tape on volume {volume - 1}")
         drive, _rewind = marker
         try:
             shelf = Shelf(Path(device).parent)
@@ -499,11 +537,38 @@ class _VolumeChanger:
                     self.dump.say(f"Changing volumes: loaded {name} from slot {candidate} into drive {drive}")
                     break
             else:
-                raise MediumError(f"{device}: end of tape on volume {volume - 1} and no other cartridge in the "
-                                  "shelf's slots: add one (pytape) and dump again", _errno.ENOSPC)
+                return self._ask_operator(
+                    volume, f"{device}: end of tape on volume {volume - 1} and no other cartridge in the "
+                    "shelf's slots", remedy="add one (pytape) and dump again")
         except TapeError as exc:
             raise MediumError(f"{device}: cannot change cartridges: {exc.message}", exc.errno) from None
         return _open_output(device)
+
+    def _ask_operator(self, volume: int, problem: str, remedy: str = "use a larger tape or a shelf drive") -> Sink:
+        """dump's "Change Volumes" dialogue on /dev/tty; the reopened device once the operator says yes."""
+        device = self.dump.options.output
+        if self.dump.options.never_ask:
+            raise MediumError(f"{problem}; -y forbids asking for volume {volume}: {remedy}", _errno.ENOSPC)
+        tty = open_terminal()
+        if tty is None:
+            raise MediumError(f"{problem}; no terminal to ask for volume {volume} on: {remedy}", _errno.ENOSPC)
+        with tty:
+            tty.write(f"  DUMP: {problem}\n  DUMP: Change Volumes: Mount volume #{volume}\n")
+            while True:
+                answer = tty.ask('  DUMP: Is the new volume mounted and ready to go?: ("yes" or "no") ')
+                if answer is None or answer.lower() in ("no", "n"):
+                    raise MediumError(f"{device}: volume {volume} not mounted: the ENTIRE dump is aborted",
+                                      _errno.ENOSPC)
+                if answer.lower() not in ("yes", "y"):
+                    tty.write('  DUMP: "yes" or "no"?\n')
+                    continue
+                try:
+                    sink = _open_output(device)
+                except (DumpError, TapeError) as exc:
+                    tty.write(f"  DUMP: cannot open {device}: {getattr(exc, 'message', exc)}\n")
+                    continue
+                self.dump.say(f"Volume {volume} mounted on {device} by the operator")
+                return sink
 
 
 def _open_for_reading(path: bytes) -> int:
@@ -544,6 +609,10 @@ def _data_slices(fd: int, size: int) -> Iterator[Slice]:
             chunk = os.pread(fd, want, pos)
             if len(chunk) < want:
                 chunk = chunk.ljust(want, b"\0")  # the file shrank while we read it
-            for i in range(0, want, TP_BSIZE):
-                yield data_slice(chunk[i:i + TP_BSIZE])
+            if _ZERO_BLOCK in chunk:  # maybe an all-zero block: data_slice makes it a hole
+                for i in range(0, want, TP_BSIZE):
+                    yield data_slice(chunk[i:i + TP_BSIZE])
+            else:
+                for i in range(0, want, TP_BSIZE):
+                    yield chunk[i:i + TP_BSIZE]
             pos += want

@@ -19,7 +19,9 @@ volumes are stitched together by :class:`VolumeInput`.
 
 from __future__ import annotations
 
+import dataclasses
 import errno as _errno
+import itertools
 import os
 import shutil
 import stat
@@ -51,7 +53,7 @@ from .format import (
     walk_blocks,
 )
 from .records import RecordReader, open_source
-from .symtab import SYMTAB_NAME, SymbolTable
+from .symtab import SYMTAB_NAME, Checkpointed, DirFix, ResumePoint, SymbolTable
 
 #: Largest EA payload restore applies (dump-format.md 7.1).
 XATTR_MAXSIZE = 4096
@@ -91,6 +93,13 @@ class VolumeInput:
         self.date: int | None = None
         self.ddate: int | None = None
         self.byte_order = ByteOrder.LITTLE
+        #: The number of the volume being read (``-R`` starts at a later one).
+        self.volume = 1
+        #: The blocks read since the last whole record (see :meth:`record_done`):
+        #: what a checkpoint keeps of a record cut by a volume change.
+        self.since_record: list[bytes] = []
+        #: Called with the next volume's number before asking for it (-r's checkpoint).
+        self.on_volume_end: Callable[[int], None] | None = None
 
     def blocks(self) -> Iterator[bytes]:
         reader = self._reader
@@ -105,15 +114,23 @@ class VolumeInput:
                         self.date, self.ddate = head.c_date, head.c_ddate
                     except FormatError:
                         pass
+                self.since_record.append(block)
                 yield block
-            nxt = self._next_volume(reader.volume + 1)
+            nxt = self._next_volume(self.volume + 1)
             if nxt is None:
                 return
             self._reader = reader = nxt  # its volume header is already read
+            self.volume += 1
+
+    def record_done(self) -> None:
+        """The blocks read so far form whole records (the walker yielded one)."""
+        self.since_record.clear()
 
     def _next_volume(self, number: int) -> RecordReader | None:
         if self._ask is None or not self._reader.source.can_change_volume:
             return None
+        if self.on_volume_end is not None:
+            self.on_volume_end(number)
         problem = ""
         while True:
             name = self._ask(number, problem)
@@ -204,9 +221,24 @@ class Restore:
         self.in_use: set[int] = set()
         self.dumped: set[int] = set()
         self.dirs: dict[int, DirNode] = {}
-        self._records = _Records(walk_blocks(source.blocks(), on_damage=self._on_damage))
+        self._records = self._walk(source.blocks())
         self._names: dict[int, list[bytes]] | None = None
         self._dirs_done = False
+        # -r's progress, for its checkpoints (see rebuild and resume)
+        self._pending_leaves: dict[int, list[bytes]] = {}
+        self._current: _InProgress | None = None
+        self._dir_plan: list[DirFix] | None = None
+        self._table = SymbolTable()
+        self._table_path = SYMTAB_NAME
+        self._applying = (0, 0, 0)  # date, base date and level of the image -r applies
+        self._checkpoint_volume = 0  # the volume the last checkpoint waits for
+
+    def _walk(self, blocks: Iterable[bytes]) -> "_Records":
+        def records() -> Iterator[Record]:
+            for rec in walk_blocks(blocks, on_damage=self._on_damage):
+                self.input.record_done()
+                yield rec
+        return _Records(records())
 
     # -- messages ------------------------------------------------------------------
 
@@ -475,6 +507,10 @@ class Restore:
             old = SymbolTable()
         else:
             old = SymbolTable.load(table_path)
+            if old.resume is not None:
+                raise RestoreError(
+                    f"{table_path} holds an interrupted restore of the dump of {time.ctime(old.resume.date)}: "
+                    f"finish it first with -R and volume {old.resume.volume} of that dump")
             if old.dump_date != h.c_ddate:
                 low = "low" if old.dump_date > h.c_ddate else "high"
                 raise RestoreError(
@@ -482,16 +518,122 @@ class Restore:
                     f"but the last one restored here is of {time.ctime(old.dump_date)}")
         _check_writable(target, self.opts.dry_run)
         plan = _Rebuild(self, old, target)
+        self._table, self._table_path = plan.new, table_path
+        self._applying = (h.c_date, h.c_ddate, h.c_level)
+        if not self.opts.dry_run:
+            self.input.on_volume_end = self._checkpoint
         plan.run()
         self._check_end(read_rest=True)
+        self._save_table(target)
+
+    def resume(self, target: str = ".") -> None:
+        """``-R``: go on with a ``-r`` that stopped when it asked for another
+        volume (killed, or given none); the input must be that volume.
+
+        The checkpoint ``-r`` wrote in ``restoresymtable`` before asking holds
+        the names already made, the files still to extract, the one it was
+        writing (with the blocks of its record read so far) and the
+        directories' attributes; everything before that volume stays as it is.
+        """
+        table_path = os.path.join(target, SYMTAB_NAME)
+        table = SymbolTable.load(table_path)
+        rp = table.resume
+        if rp is None:
+            raise RestoreError(f"{table_path}: no interrupted restore to resume (the last -r finished)")
+        _check_writable(target, self.opts.dry_run)
+        order = ByteOrder[rp.byte_order]
+        blocks = self.input.blocks()
+        try:
+            first = next(blocks, None)
+        except FormatError as exc:
+            raise RestoreError(f"{self.input.name}: not a dump volume ({exc.message})") from None
+        try:
+            head = Header.unpack(first, order) if first is not None else None
+        except FormatError:
+            head = None
+        name = self.input.name
+        if head is None or head.c_type != RecordType.TS_TAPE:
+            raise RestoreError(f"{name}: not a dump volume")
+        if head.c_date != rp.date or head.c_ddate != rp.ddate:
+            raise RestoreError(f"{name} is a volume of the dump of {time.ctime(head.c_date)}, but the restore "
+                               f"to resume is of the dump of {time.ctime(rp.date)}")
+        if head.c_volume != rp.volume:
+            raise RestoreError(f"{name} is volume {head.c_volume}; the restore stopped before volume "
+                               f"{rp.volume}: resume with that one")
+        self.header = head
+        self.input.volume = rp.volume
+        self.input.since_record = list(rp.head)
+        self._records = self._walk(itertools.chain(rp.head, blocks))
+        self._table, self._table_path = table, table_path
+        self._applying = (rp.date, rp.ddate, rp.level)
+        self._dir_plan = rp.dirs
         if not self.opts.dry_run:
-            plan.new.dump_date, plan.new.base_date, plan.new.level = h.c_date, h.c_ddate, h.c_level
-            plan.new.save(table_path)
-            root = self.dirs[ROOTINO].dinode  # writing the table touched ".": its times again
+            self.input.on_volume_end = self._checkpoint
+        print(f"pyrestore: resuming the restore of the dump of {time.ctime(rp.date)} at volume {rp.volume}",
+              file=self.err)
+        self._pending_leaves = rp.leaves
+        cur = rp.current
+        if cur is not None:
+            self._write_leaf(target, cur.first.header, cur.first, cur.paths,
+                             resume=_InProgress(cur.ino, cur.paths, cur.first, cur.base, cur.attrs_only, cur.made))
+        self._extract_leaves(target, rp.leaves)
+        if not self.opts.dry_run:
+            self._apply_dir_plan(target)
+        self._check_end(read_rest=True)
+        self._save_table(target)
+
+    def _save_table(self, target: str) -> None:
+        """Record the image just applied (and no checkpoint) in ``restoresymtable``;
+        an image that stopped at a volume change keeps its checkpoint instead."""
+        if self.opts.dry_run:
+            return
+        if not self._ended and self._checkpoint_volume:
+            self.error(f"the restore stopped before volume {self._checkpoint_volume}: go on with "
+                       f"pyrestore -R -f VOLUME-{self._checkpoint_volume} in this directory")
+            return
+        table = self._table
+        table.dump_date, table.base_date, table.level = self._applying
+        table.resume = None
+        table.save(self._table_path)
+        root = next((fix for fix in self._dir_plan or () if fix.path == b"."), None)
+        if root is not None:  # writing the table touched ".": its times again
             try:
                 os.utime(target, ns=(root.atime_ns, root.mtime_ns))
             except OSError as exc:
                 self.warn(f".: cannot set times: {exc.strerror}")
+
+    def _checkpoint(self, volume: int) -> None:
+        """Save -r's progress before asking for *volume* (restore's checkpoint
+        per reel), so that ``-R`` can go on from that volume."""
+        if self._dir_plan is None:
+            return  # still reading directories: a -r must start again
+        date, ddate, level = self._applying
+        order = self.input.byte_order
+        cur = self._current
+        current = None
+        if cur is not None:
+            fmt = cur.first.header.c_dinode.file_type
+            first = cur.first if fmt != stat.S_IFREG else Record(0, cur.first.header, ())
+            current = Checkpointed(cur.ino, cur.paths, first, cur.base, cur.attrs_only, cur.made)
+        table = dataclasses.replace(self._table, resume=ResumePoint(
+            volume=volume, date=date, ddate=ddate, level=level, byte_order=order.name,
+            leaves={ino: list(paths) for ino, paths in self._pending_leaves.items()},
+            dirs=list(self._dir_plan), current=current, head=list(self.input.since_record)))
+        table.save(self._table_path)
+        self._checkpoint_volume = volume
+
+    def _apply_dir_plan(self, target: str) -> None:
+        """Owner, mode, xattrs and times of the dumped directories, the times
+        of the others, deepest first (restore's setdirmodes)."""
+        for fix in sorted(self._dir_plan or (), key=lambda f: -f.path.count(b"/")):
+            full = os.path.join(target, os.fsdecode(fix.path))
+            if fix.mode is None:
+                try:
+                    os.utime(full, ns=(fix.atime_ns, fix.mtime_ns), follow_symlinks=False)
+                except OSError as exc:
+                    self.warn(f"{os.fsdecode(fix.path)}: cannot set times: {exc.strerror}")
+            elif os.path.isdir(full):
+                self._set_attrs(full, fix.path, fix, fix.xattrs or [])
 
     # -- -C ----------------------------------------------------------------------------
 
@@ -567,6 +709,7 @@ class Restore:
 
     def _extract_leaves(self, target: str, leaf_names: dict[int, list[bytes]]) -> None:
         """Stream the non-directory records; write every inode in *leaf_names* under its names."""
+        self._pending_leaves = leaf_names
         while (rec := self._records.pop()) is not None:
             h = rec.header
             if h.c_type == RecordType.TS_END:
@@ -584,7 +727,11 @@ class Restore:
             self._write_leaf(target, h, rec, paths)
         # the image ended without TS_END; _check_end reports it
 
-    def _write_leaf(self, target: str, h: Header, first: Record, paths: list[bytes]) -> None:
+    def _write_leaf(self, target: str, h: Header, first: Record, paths: list[bytes],
+                    resume: "_InProgress | None" = None) -> None:
+        """Write one inode under its names.  *resume* continues one a
+        checkpoint caught half done (its data from ``resume.base`` on, or only
+        its attributes)."""
         ino = h.c_inumber
         d = h.c_dinode
         path = paths[0]
@@ -597,9 +744,13 @@ class Restore:
                 pass
             self._xattrs_after(ino)
             return
+        self._current = _InProgress(ino, paths, first) if resume is None else resume
         try:
-            if fmt == stat.S_IFREG:
-                made = self._write_regular(full, h, first, path)
+            if resume is not None and resume.attrs_only:
+                made = resume.made
+            elif fmt == stat.S_IFREG:
+                made = self._write_regular(full, h, None if resume else first, path,
+                                           resume.base if resume else 0)
             elif fmt == stat.S_IFLNK:
                 records = [first] + list(self._same_inode_addrs(ino))
                 if first.header.c_count == 0:
@@ -624,7 +775,9 @@ class Restore:
             for _ in self._same_inode_addrs(ino):
                 pass
             self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
+        self._current.attrs_only, self._current.made = True, made
         xattrs = self._xattrs_after(ino)
+        self._current = None
         if not made:
             return
         self._set_attrs(full, path, d, xattrs)
@@ -649,41 +802,57 @@ class Restore:
             raise OSError(_errno.EEXIST, "file exists (use -u to replace it)")
         os.unlink(full)
 
-    def _write_regular(self, full: str, h: Header, first: Record, path: bytes) -> bool:
+    def _write_regular(self, full: str, h: Header, first: Record | None, path: bytes, base: int = 0) -> bool:
+        """Write a regular file's data; *first* ``None`` goes on with a file
+        whose bytes before *base* a checkpointed restore already wrote."""
         ino = h.c_inumber
         d = h.c_dinode
         if h.is_metaonly:
             for _ in self._same_inode_addrs(ino):
                 pass
             return os.path.lexists(full)
-        if self.opts.unlink:
+        if self.opts.unlink and first is not None:
             self._clear(full)
-        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if first is not None else 0)
+        fd = os.open(full, flags, 0o600)
         try:
             size = d.size
             damage_before = self._damage_count
-            written = base = 0
-            for rec in _chain([first], self._same_inode_addrs(ino)):
+            written = base
+            for rec in _chain([first] if first is not None else [], self._same_inode_addrs(ino)):
                 if self._damage_count != damage_before:
                     self.error(f"{os.fsdecode(path)} (inode {ino}): data after byte {written} lost to damage; "
                                "the rest of the file reads as holes")
                     for _ in self._same_inode_addrs(ino):
                         pass
                     break
+                # Contiguous blocks go down in one pwrite: one call per 1 KiB
+                # block was most of a big file's restore time.
+                run: list[bytes] = []
+                run_at = 0
                 for rel, block in iter_file_slices([rec]):
                     offset = base + rel
                     if offset >= size:
                         break
                     if block is not None:
-                        os.pwrite(fd, block[:min(TP_BSIZE, size - offset)], offset)
+                        if not run:
+                            run_at = offset
+                        run.append(block[:size - offset] if size - offset < TP_BSIZE else block)
+                    elif run:
+                        os.pwrite(fd, b"".join(run), run_at)
+                        run = []
                     written = offset + TP_BSIZE
+                if run:
+                    os.pwrite(fd, b"".join(run), run_at)
                 base += len(rec.header.addr_entries) * TP_BSIZE
+                if self._current is not None:
+                    self._current.base = base
             os.ftruncate(fd, size)
         finally:
             os.close(fd)
         return True
 
-    def _set_attrs(self, full: str, path: bytes, d: Dinode, xattrs: list[tuple[bytes, bytes]]) -> None:
+    def _set_attrs(self, full: str, path: bytes, d: "Dinode | DirFix", xattrs: list[tuple[bytes, bytes]]) -> None:
         name = os.fsdecode(path)
         is_link = stat.S_ISLNK(d.mode)
         try:
@@ -812,6 +981,19 @@ def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record
 
 
 _TMP = -1  # "parent" of a node parked in the temporary directory
+
+
+@dataclass
+class _InProgress:
+    """The inode -r is writing: its first record, how many bytes of its data
+    are on disk (``base``), and whether only its attributes are left."""
+
+    ino: int
+    paths: list[bytes]
+    first: Record
+    base: int = 0
+    attrs_only: bool = False
+    made: bool = False
 
 
 class _Rebuild:
@@ -962,18 +1144,19 @@ class _Rebuild:
                 r.error(f"{os.fsdecode(rel(p, n))} (inode {c}) is neither on this image nor restored before")
         if os.path.isdir(tmp_full) and not dry:
             shutil.rmtree(tmp_full, ignore_errors=True)
+        if not dry:
+            # directories: the dumped ones get their attributes, the others their times back
+            dir_paths = {ino: rel(*where[ino]) for ino in self.new.dirs if ino != ROOTINO and ino in where}
+            dir_paths[ROOTINO] = b"."
+            fixes = []
+            for ino, path in dir_paths.items():
+                node = r.dirs.get(ino)
+                if node is not None:
+                    d = node.dinode
+                    fixes.append(DirFix(path, d.atime_ns, d.mtime_ns, d.uid, d.gid, d.mode, list(node.xattrs)))
+                elif ino in self.new.dir_times:
+                    fixes.append(DirFix(path, *self.new.dir_times[ino]))
+            r._dir_plan = fixes
         r._extract_leaves(self.target, leaf_names)
-        # directories: the dumped ones get their attributes, the others their times back
-        if dry:
-            return
-        dir_paths = {ino: rel(*where[ino]) for ino in self.new.dirs if ino != ROOTINO and ino in where}
-        dir_paths[ROOTINO] = b"."
-        r._finish_dirs(self.target, {i: p for i, p in dir_paths.items() if i in r.dirs})
-        for ino, path in sorted(dir_paths.items(), key=lambda kv: -kv[1].count(b"/")):
-            if ino in r.dirs or ino not in self.new.dir_times:
-                continue
-            try:
-                os.utime(os.path.join(self.target, os.fsdecode(path)), ns=self.new.dir_times[ino],
-                         follow_symlinks=False)
-            except OSError as exc:
-                r.warn(f"{os.fsdecode(path)}: cannot set times: {exc.strerror}")
+        if not dry:
+            r._apply_dir_plan(self.target)

@@ -8,8 +8,12 @@ number), the kind of every inode (directory or leaf), the directories' times
 (so that directories the incremental touched but did not re-dump get them
 back), and the dump and base dates that chain the images.
 
+While ``-r`` waits for a later volume the file is also its checkpoint (a
+:class:`ResumePoint`), from which ``-R`` goes on with that volume.
+
 The file is our own format (JSON, names kept byte-exact through
-``os.fsdecode``/``os.fsencode``); it is not Linux restore's binary table.
+``os.fsdecode``/``os.fsencode``, blocks in hex); it is not Linux restore's
+binary table.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .errors import DumpError
-from .format import ROOTINO
+from .format import ROOTINO, ByteOrder, Header, Record
 
 SYMTAB_NAME = "restoresymtable"
 _MAGIC = "pyrestore-symtab"
@@ -29,6 +33,86 @@ _VERSION = 1
 
 class SymtabError(DumpError):
     """The symbol table file is missing, foreign or damaged."""
+
+
+@dataclass
+class DirFix:
+    """What a directory gets once its contents are restored: times, and for a
+    dumped directory owner, mode and xattrs too (``mode`` ``None``: times only)."""
+
+    path: bytes
+    atime_ns: int
+    mtime_ns: int
+    uid: int = 0
+    gid: int = 0
+    mode: int | None = None
+    xattrs: list[tuple[bytes, bytes]] | None = None
+
+
+@dataclass
+class Checkpointed:
+    """The inode a checkpoint caught half written (see ``restore._InProgress``)."""
+
+    ino: int
+    paths: list[bytes]
+    first: Record          # its first record (the header only for a regular file)
+    base: int = 0          # bytes of its data already on disk
+    attrs_only: bool = False
+    made: bool = False
+
+
+@dataclass
+class ResumePoint:
+    """Where a ``-r`` stopped: the image it applied, the volume it asked for,
+    the leaves still to extract, the directories still to finish, and the
+    blocks of the record that volume change cut (``head``)."""
+
+    volume: int
+    date: int
+    ddate: int
+    level: int
+    byte_order: str
+    leaves: dict[int, list[bytes]]
+    dirs: list[DirFix]
+    current: Checkpointed | None = None
+    head: list[bytes] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        order = ByteOrder[self.byte_order]
+        cur = self.current
+        return {
+            "volume": self.volume, "date": self.date, "ddate": self.ddate, "level": self.level,
+            "byte_order": self.byte_order,
+            "leaves": {str(ino): [os.fsdecode(p) for p in paths] for ino, paths in self.leaves.items()},
+            "dirs": [[os.fsdecode(f.path), f.atime_ns, f.mtime_ns, f.uid, f.gid, f.mode,
+                      None if f.xattrs is None else [[os.fsdecode(n), v.hex()] for n, v in f.xattrs]]
+                     for f in self.dirs],
+            "current": None if cur is None else {
+                "ino": cur.ino, "paths": [os.fsdecode(p) for p in cur.paths], "base": cur.base,
+                "attrs_only": cur.attrs_only, "made": cur.made,
+                "blocks": [cur.first.header.pack(order).hex()] + [b.hex() for b in cur.first.blocks]},
+            "head": [b.hex() for b in self.head],
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "ResumePoint":
+        order = ByteOrder[doc["byte_order"]]
+        cur = doc["current"]
+        current = None
+        if cur is not None:
+            blocks = [bytes.fromhex(b) for b in cur["blocks"]]
+            first = Record(0, Header.unpack(blocks[0], order), tuple(blocks[1:]))
+            current = Checkpointed(int(cur["ino"]), [os.fsencode(p) for p in cur["paths"]], first,
+                                   int(cur["base"]), bool(cur["attrs_only"]), bool(cur["made"]))
+        return cls(
+            volume=int(doc["volume"]), date=int(doc["date"]), ddate=int(doc["ddate"]), level=int(doc["level"]),
+            byte_order=order.name,
+            leaves={int(k): [os.fsencode(p) for p in v] for k, v in doc["leaves"].items()},
+            dirs=[DirFix(os.fsencode(p), int(a), int(m), int(u), int(g), None if mode is None else int(mode),
+                         None if x is None else [(os.fsencode(n), bytes.fromhex(v)) for n, v in x])
+                  for p, a, m, u, g, mode, x in doc["dirs"]],
+            current=current, head=[bytes.fromhex(b) for b in doc["head"]],
+        )
 
 
 @dataclass
@@ -47,6 +131,7 @@ class SymbolTable:
     level: int = 0
     dirs: dict[int, list[tuple[bytes, int]]] = field(default_factory=dict)
     dir_times: dict[int, tuple[int, int]] = field(default_factory=dict)
+    resume: ResumePoint | None = None  # set while a -r waits for a later volume
 
     def is_dir(self, ino: int) -> bool:
         return ino in self.dirs
@@ -85,6 +170,7 @@ class SymbolTable:
             "dump_date": self.dump_date, "base_date": self.base_date, "level": self.level,
             "dirs": {str(ino): [[os.fsdecode(n), c] for n, c in entries] for ino, entries in self.dirs.items()},
             "dir_times": {str(ino): list(t) for ino, t in self.dir_times.items()},
+            "resume": None if self.resume is None else self.resume.to_json(),
         }
         tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
         try:
@@ -116,6 +202,7 @@ class SymbolTable:
                 dump_date=int(doc["dump_date"]), base_date=int(doc["base_date"]), level=int(doc["level"]),
                 dirs={int(k): [(os.fsencode(n), int(c)) for n, c in v] for k, v in doc["dirs"].items()},
                 dir_times={int(k): (int(v[0]), int(v[1])) for k, v in doc["dir_times"].items()},
+                resume=None if doc.get("resume") is None else ResumePoint.from_json(doc["resume"]),
             )
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, DumpError):
             raise SymtabError(f"symbol table file {name} is damaged") from None

@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="exclude these dump inode numbers (comma-separated)")
     p.add_argument("-E", dest="exclude_files", action="append", default=[], metavar="FILE",
                    help="exclude the dump inode numbers listed in FILE")
-    p.add_argument("-y", dest="yes", action="store_true", help="never prompt (pydump never does)")
+    p.add_argument("-y", dest="yes", action="store_true",
+                   help="never prompt: at the end of a tape nothing can change by itself, fail instead of "
+                        "asking on the terminal for the next volume")
     p.add_argument("source", metavar="SOURCE", help="the directory to dump")
     return p
 
@@ -120,7 +122,7 @@ def _options(args: argparse.Namespace) -> DumpOptions:
         source=args.source, output=output, level=level, ntrec=args.ntrec, dumpdates=args.dumpdates,
         update=args.update, base_date=parse_date(args.base_date) if args.base_date else None,
         label=args.label, quiet=args.quiet, volume_blocks=args.volume_blocks,
-        multivolume=args.multivolume, toc=args.toc, exclude=frozenset(exclude),
+        multivolume=args.multivolume, toc=args.toc, exclude=frozenset(exclude), never_ask=args.yes,
     )
 
 

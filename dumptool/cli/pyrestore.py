@@ -2,7 +2,7 @@
 
 Modes: ``-t`` list, ``-x [names]`` extract, ``-r`` rebuild (incrementals in
 level order, ``./restoresymtable``), ``-C`` compare with the tree on disk,
-``-i`` interactive.
+``-i`` interactive, ``-R`` resume a ``-r`` that stopped at a volume change.
 Exit status: 0 done, 1 a difference (``-C``), damage or an error, 2 usage.
 """
 
@@ -14,6 +14,7 @@ import sys
 
 from ..errors import DumpError
 from ..interactive import Session
+from ..operator import open_terminal
 from ..restore import Options, Restore, RestoreError, VolumeInput
 
 EXIT_OK = 0
@@ -34,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="interactive: browse the image and choose what to extract")
     mode.add_argument("-C", dest="mode", action="store_const", const="C",
                       help="compare the image with the files on disk (see -D)")
+    mode.add_argument("-R", dest="mode", action="store_const", const="R",
+                      help="resume a -r that stopped (killed, or no next volume) from its checkpoint in "
+                           "./restoresymtable: -f names the volume it asked for")
     p.add_argument("-f", dest="file", default=os.environ.get("TAPE", "/dev/st0"),
                    help="the image: a file, - for standard input, a tape device or host:device")
     p.add_argument("-b", dest="blocksize", type=int, help="blocking factor (found by itself on files and tapes)")
@@ -57,17 +61,17 @@ def _asker(image: str, never: bool):
         if never:
             raise RestoreError(f"{image}: the dump continues on volume {number}; "
                                "run without -y to be asked for it")
-        try:
-            tty = open("/dev/tty", "r+") if image == "-" else None
-        except OSError:
-            tty = None
-        stream_in = tty or sys.stdin
-        print(f"Mount volume {number} and enter its path ('none' if there is none): ",
-              end="", file=tty or sys.stderr, flush=True)
-        line = stream_in.readline()
-        if tty:
-            tty.close()
-        name = line.strip()
+        question = f"Mount volume {number} and enter its path ('none' if there is none): "
+        if image == "-":  # standard input is the image: ask on the terminal
+            tty = open_terminal()
+            if tty is None:
+                raise RestoreError(f"the dump continues on volume {number} and there is no terminal to ask "
+                                   "for it on")
+            with tty:
+                name = tty.ask(question) or ""
+        else:
+            print(question, end="", file=sys.stderr, flush=True)
+            name = sys.stdin.readline().strip()
         if not name or name == "none":
             return None
         return name
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.tmpdir:
         os.environ["TMPDIR"] = args.tmpdir
-    if args.names and args.mode in ("r", "C"):
+    if args.names and args.mode in ("r", "R", "C"):
         print(f"pyrestore: -{args.mode} takes no file names", file=sys.stderr)
         return EXIT_USAGE
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m)
@@ -98,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             engine.extract(".", args.names)
         elif args.mode == "r":
             engine.rebuild(".")
+        elif args.mode == "R":
+            engine.resume(".")
         elif args.mode == "i":
             if args.file == "-":
                 raise RestoreError("-i reads its commands from standard input: give the image with -f FILE")

@@ -1,0 +1,112 @@
+"""pyrestore -R: resume a -r that stopped at a volume change.
+
+The image is a pydump -M -B set of small volumes, with a file big enough to
+run across every volume boundary (so the checkpoint catches a file half
+written, mid-record).  The -r is killed while it asks for volume 2; -R with
+volume 2 (then 3, ...) completes the tree.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import console_script
+from test_pydump import DATE, assert_same_tree, env, pydump
+
+
+@pytest.fixture
+def volumes(tmp_path: Path) -> tuple[Path, list[Path]]:
+    src = tmp_path / "src"
+    (src / "d" / "sub").mkdir(parents=True)
+    (src / "a-small").write_bytes(b"small\n")
+    (src / "d" / "big").write_bytes(os.urandom(900 * 1024 + 123))  # across every boundary
+    (src / "d" / "sub" / "z-last").write_bytes(b"last\n")
+    os.symlink("d/big", src / "link")
+    os.link(src / "a-small", src / "d" / "hardlink")
+    os.setxattr(src / "d" / "big", "user.big", b"x")
+    os.setxattr(src / "d", "user.dir", b"y")
+    os.chmod(src / "d" / "sub", 0o750)
+    os.chown(src / "d" / "sub" / "z-last", 1234, 4321)
+    for n, p in enumerate(sorted(src.rglob("*"))):
+        os.utime(p, (DATE + n, DATE + n), follow_symlinks=False)
+    pydump("-0", "-q", "-M", "-B", "300", "-f", str(tmp_path / "vol"), str(src))
+    found = sorted(tmp_path.glob("vol0*"))
+    assert len(found) >= 3
+    return src, found
+
+
+def pyrestore(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([console_script("pyrestore"), *args], cwd=cwd, env=env(), input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def kill_at_the_volume_prompt(volume1: Path, out: Path) -> None:
+    proc = subprocess.Popen([console_script("pyrestore"), "-r", "-f", str(volume1)], cwd=out, env=env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"Mount volume 2" not in seen and time.monotonic() < deadline:
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        if not chunk:
+            break
+        seen += chunk
+    assert b"Mount volume 2" in seen, seen
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdin.close()
+    proc.stderr.close()
+
+
+def test_a_killed_rebuild_resumes_with_the_volume_it_asked_for(tmp_path: Path, volumes) -> None:
+    src, vols = volumes
+    out = tmp_path / "out"
+    out.mkdir()
+    kill_at_the_volume_prompt(vols[0], out)
+    assert (out / "restoresymtable").exists()
+    big = out / "d" / "big"
+    assert not big.exists() or big.stat().st_size < (src / "d" / "big").stat().st_size
+
+    wrong = pyrestore("-R", "-f", str(vols[2]), cwd=out)
+    assert wrong.returncode == 1
+    assert f"is volume 3; the restore stopped before volume 2" in wrong.stderr
+
+    done = pyrestore("-R", "-f", str(vols[1]), cwd=out, stdin="".join(f"{v}\n" for v in vols[2:]))
+    assert done.returncode == 0, done.stderr
+    assert "resuming the restore" in done.stderr
+    assert_same_tree(src, out)
+    again = pyrestore("-R", "-f", str(vols[1]), cwd=out)
+    assert again.returncode == 1 and "no interrupted restore to resume" in again.stderr
+
+
+def test_a_rebuild_given_no_next_volume_resumes_and_each_stop_checkpoints(tmp_path: Path, volumes) -> None:
+    src, vols = volumes
+    out = tmp_path / "out"
+    out.mkdir()
+    stopped = pyrestore("-r", "-f", str(vols[0]), cwd=out, stdin="none\n")
+    assert stopped.returncode == 1 and "Traceback" not in stopped.stderr
+    big = out / "d" / "big"
+    for n, vol in enumerate(vols[1:-1], 2):  # one volume per -R, each stopping again
+        step = pyrestore("-R", "-f", str(vol), cwd=out, stdin="none\n")
+        assert step.returncode == 1 and f"at volume {n}" in step.stderr, step.stderr
+        assert big.read_bytes() != (src / "d" / "big").read_bytes()  # caught half written
+    last = pyrestore("-R", "-f", str(vols[-1]), cwd=out)
+    assert last.returncode == 0, last.stderr
+    assert_same_tree(src, out)
+
+
+def test_an_incremental_waits_for_the_interrupted_restore(tmp_path: Path, volumes) -> None:
+    src, vols = volumes
+    out = tmp_path / "out"
+    out.mkdir()
+    pyrestore("-r", "-f", str(vols[0]), cwd=out, stdin="none\n")
+    incremental = tmp_path / "l1"
+    pydump("-1", "-q", "-T", f"@{DATE}", "-f", str(incremental), str(src))
+    refused = pyrestore("-r", "-f", str(incremental), cwd=out)
+    assert refused.returncode == 1
+    assert "holds an interrupted restore" in refused.stderr and "-R and volume 2" in refused.stderr
