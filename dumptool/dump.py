@@ -42,6 +42,7 @@ from .format import (
     Dinode,
     Header,
     Item,
+    QfaEntry,
     RecordType,
     Slice,
     build_directory,
@@ -53,6 +54,9 @@ from .format import (
     map_records,
     number_blocks,
     pack_xattr_block,
+    qfa_indexes,
+    qfa_line,
+    qfa_preamble,
     split_xattr_name,
     symlink_slices,
     volume_header,
@@ -106,6 +110,7 @@ class DumpOptions:
     volume_blocks: int | None = None      # -B: 1 KiB blocks per volume
     multivolume: bool = False             # -M: -f is a prefix, files prefix001...
     toc: str | None = None                # -A: a restore -t style listing
+    qfa: str | None = None                # -Q: the quick file access map
     exclude: frozenset[int] = frozenset()  # -e/-E: dump inode numbers
     progress_interval: float = 5.0
     never_ask: bool = False               # -y: never prompt for the next volume
@@ -142,6 +147,8 @@ class Dump:
         self._started = 0.0
         self._last_progress = 0.0
         self._volumes_done: list[int] = []
+        self._qfa = None                       # -Q: the open map file
+        self._qfa_last: tuple[int, int] | None = None  # (volume, position) of its last line
 
     # -- the stages ---------------------------------------------------------------
     def run(self) -> Cursor:
@@ -164,6 +171,8 @@ class Dump:
         finally:
             if self._inomap is not None:
                 self._inomap.close()
+            if self._qfa is not None:
+                self._qfa.close()
 
     @property
     def position(self) -> TapePosition | None:
@@ -259,6 +268,7 @@ class Dump:
         self.writer = RecordWriter(sink, opts.ntrec, change)
         self._started = time.monotonic()
         self._last_progress = self._started
+        self._open_qfa()
         self.say(f"Volume 1 started with block 1 at: {time.ctime()}")
         plan = self.plan
         self._emit([self.tape])
@@ -306,6 +316,8 @@ class Dump:
             tapea = writer.next_block
             if isinstance(item, Header):
                 self._recent.append((tapea, item))
+                if self._qfa is not None and qfa_indexes(item, self.date):
+                    self._qfa_mark(item.c_inumber)
             for block in number_blocks([item], tapea):
                 writer.write(block)
             self._written += 1
@@ -315,6 +327,38 @@ class Dump:
                     and self._volume_blocks + writer.ntrec > limit):
                 writer.change_volume()
             self._progress()
+
+    def _open_qfa(self) -> None:
+        """Start the ``-Q`` map, as dump does before the first volume."""
+        name = self.options.qfa
+        if not name:
+            return
+        self.say(f"writing QFA positions to {name}")
+        try:
+            self._qfa = open(name, "w", encoding="ascii")
+            self._qfa.write(qfa_preamble(self.date))
+        except OSError as exc:
+            raise DumpError(f"cannot write the QFA file {name}: {exc.strerror}") from None
+
+    def _qfa_mark(self, ino: int) -> None:
+        """A line for the record this inode's header goes into, unless an
+        earlier header already named that record (dump names the first)."""
+        writer = self.writer
+        position = writer.address
+        if position is None:
+            self._warn(f"{writer.sink.name}: the medium cannot tell its position: the QFA file "
+                       f"{self.options.qfa} stops here")
+            self._qfa.close()
+            self._qfa = None
+            return
+        where = (writer.volume, position)
+        if where == self._qfa_last:
+            return
+        self._qfa_last = where
+        try:
+            self._qfa.write(qfa_line(QfaEntry(ino, *where)))
+        except OSError as exc:
+            raise DumpError(f"cannot write the QFA file {self.options.qfa}: {exc.strerror}") from None
 
     def _progress(self) -> None:
         if self.options.quiet or not self.options.progress_interval:
@@ -402,6 +446,12 @@ class Dump:
         self._emit(end_records(self.tape, writer.next_block)[:writer.end_blocks_needed])
         name = writer.sink.name
         writer.finish()
+        if self._qfa is not None:
+            try:
+                self._qfa.close()
+            except OSError as exc:
+                raise DumpError(f"cannot write the QFA file {self.options.qfa}: {exc.strerror}") from None
+            self._qfa = None
         self.say(f"Closing {name}")
         self._volumes_done.append(writer.volume)
         self.say(f"Volume {writer.volume} completed at: {time.ctime()}")
@@ -477,6 +527,9 @@ class _FullTapeSink(Sink):
 
     def position(self, records: int) -> tuple[int, int]:
         return self.inner.position(records)
+
+    def address(self) -> int | None:
+        return self.inner.address()
 
     def close(self) -> None:
         try:

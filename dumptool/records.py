@@ -118,6 +118,10 @@ class Sink:
         many this sink has taken, used where the medium cannot tell."""
         return 0, records
 
+    def address(self) -> int | None:
+        """Where the next record starts as the medium counts (see :meth:`_TapeEnd.address`)."""
+        return None
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -138,6 +142,15 @@ class _TapeEnd:
             raise MediumError(f"{self.name}: cannot read the tape position: {exc.message}", exc.errno) from None
         return status.file_number, status.block_number
 
+    def address(self) -> int | None:
+        """The drive's logical block address (``MTIOCPOS``, filemarks counted):
+        the position Linux dump's QFA file records and restore seeks to
+        (``MTSEEK``).  ``None`` when the drive cannot tell."""
+        try:
+            return self.drive.tell()
+        except TapeError:
+            return None
+
     def close(self) -> None:
         try:
             self.drive.close()
@@ -153,6 +166,14 @@ class _StreamEnd:
         self.name = name
         self._owned = owned
         self._closed = False
+
+    def address(self) -> int | None:
+        """The byte offset of the descriptor (what dump's QFA records for a
+        file); ``None`` on a pipe."""
+        try:
+            return os.lseek(self.fd, 0, os.SEEK_CUR)
+        except OSError:
+            return None
 
     def close(self) -> None:
         if self._closed:
@@ -283,6 +304,13 @@ class RecordWriter:
         """Where the next full record will be written (file history uses it)."""
         file_number, block_number = self._sink.position(self._records_this_volume)
         return TapePosition(self._volume, file_number, block_number)
+
+    @property
+    def address(self) -> int | None:
+        """Where the record the next block goes into starts, as the medium
+        counts (the QFA position: a tape's logical block, a file's byte
+        offset); ``None`` where the medium cannot tell (a pipe)."""
+        return self._sink.address()
 
     def write(self, block: bytes) -> int:
         """Queue one or more whole blocks; full records are written at once.
@@ -429,6 +457,13 @@ class Source:
     def position(self, records: int) -> tuple[int, int]:
         return 0, records
 
+    def address(self) -> int | None:
+        return None
+
+    def seek(self, address: int) -> None:
+        """Go to *address* (as :meth:`address` counts) to read from there."""
+        raise MediumError(f"{self.name}: cannot seek", _errno.ESPIPE)
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -456,6 +491,12 @@ class _TapeSource(_TapeEnd, Source):
             self.record_size = len(data)
         return data
 
+    def seek(self, address: int) -> None:
+        try:
+            self.drive.seek(address)
+        except TapeError as exc:
+            raise MediumError(f"{self.name}: cannot seek to block {address}: {exc.message}", exc.errno) from None
+
     def _at_end_of_data(self) -> bool:
         try:
             return self.drive.status().eod
@@ -477,6 +518,12 @@ class _StreamSource(_StreamEnd, Source):
             return os.read(self.fd, _STREAM_READ)
         except OSError as exc:
             raise MediumError(f"{self.name}: read error: {exc.strerror}", exc.errno) from None
+
+    def seek(self, address: int) -> None:
+        try:
+            os.lseek(self.fd, address, os.SEEK_SET)
+        except OSError as exc:
+            raise MediumError(f"{self.name}: cannot seek to byte {address}: {exc.strerror}", exc.errno) from None
 
 
 def as_source(origin: "Source | TapeDrive | BinaryIO | int", name: str | None = None) -> Source:
@@ -558,6 +605,20 @@ class RecordReader:
         """Where the next record will be read from."""
         file_number, block_number = self._source.position(self._records)
         return TapePosition(self._volume, file_number, block_number)
+
+    @property
+    def address(self) -> int | None:
+        """Where the source's next read starts, as the medium counts (see
+        :meth:`Sink.address`): blocks already buffered lie before it."""
+        return self._source.address()
+
+    def seek(self, address: int) -> None:
+        """Drop what is buffered and read on from *address* of this volume
+        (a QFA position); the blocks there need not start with a header."""
+        self._source.seek(address)
+        self._buffer.clear()
+        self._offset = 0
+        self._ended = False
 
     def read_block(self) -> bytes | None:
         """The next block of this volume, or ``None`` at its end."""

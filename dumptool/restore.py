@@ -41,6 +41,7 @@ from .format import (
     Dinode,
     Dirent,
     Header,
+    QfaMap,
     Record,
     RecordType,
     assemble_file,
@@ -49,6 +50,7 @@ from .format import (
     iter_file_slices,
     parse_directory,
     parse_inode_map,
+    skip_to_header,
     unpack_xattr_payload,
     walk_blocks,
 )
@@ -101,9 +103,11 @@ class VolumeInput:
         #: Called with the next volume's number before asking for it (-r's checkpoint).
         self.on_volume_end: Callable[[int], None] | None = None
 
-    def blocks(self) -> Iterator[bytes]:
+    def blocks(self, *, identify: bool = True) -> Iterator[bytes]:
+        """The blocks from here on, across volumes.  With *identify* the first
+        one is the dump's first header: it tells the byte order and dates."""
         reader = self._reader
-        first = True
+        first = identify
         while True:
             while (block := reader.read_block()) is not None:
                 if first:
@@ -121,6 +125,25 @@ class VolumeInput:
                 return
             self._reader = reader = nxt  # its volume header is already read
             self.volume += 1
+
+    def seek_forward(self, address: int) -> bool:
+        """Go to *address* of this volume (a QFA position) if nothing at or
+        past it was read yet; whether it did.  The blocks there start with the
+        tail of an earlier file: read them with :meth:`after_seek`."""
+        here = self._reader.address
+        if here is None or address <= here:
+            return False
+        self._reader.seek(address)
+        self.since_record.clear()
+        return True
+
+    def after_seek(self) -> Iterator[bytes]:
+        """The blocks after :meth:`seek_forward`, from the first header of this dump on."""
+        return skip_to_header(self.blocks(identify=False), self.byte_order, self.date or 0)
+
+    @property
+    def can_seek(self) -> bool:
+        return self._reader.address is not None
 
     def record_done(self) -> None:
         """The blocks read so far form whole records (the walker yielded one)."""
@@ -169,6 +192,17 @@ class _Records:
         self._next: Record | None = None
         self._done = False
 
+    @property
+    def looked_at(self) -> Record | None:
+        """The record :meth:`peek` already read, if any (reads nothing)."""
+        return self._next
+
+    def retarget(self, records: Iterator[Record]) -> None:
+        """Drop the look-ahead and read on from *records* (after a seek)."""
+        self._it = records
+        self._next = None
+        self._done = False
+
     def peek(self) -> Record | None:
         if self._next is None and not self._done:
             self._next = next(self._it, None)
@@ -202,6 +236,7 @@ class Options:
     unlink: bool = False           # -u
     set_root_modes: bool = False   # -o (for -x: set owner/mode of ".")
     by_inode: bool = False         # -m
+    qfa: QfaMap | None = None      # -Q: seek to the files -x wants
 
 
 class Restore:
@@ -234,11 +269,12 @@ class Restore:
         self._checkpoint_volume = 0  # the volume the last checkpoint waits for
 
     def _walk(self, blocks: Iterable[bytes]) -> "_Records":
-        def records() -> Iterator[Record]:
-            for rec in walk_blocks(blocks, on_damage=self._on_damage):
-                self.input.record_done()
-                yield rec
-        return _Records(records())
+        return _Records(self._walk_records(blocks))
+
+    def _walk_records(self, blocks: Iterable[bytes]) -> Iterator[Record]:
+        for rec in walk_blocks(blocks, on_damage=self._on_damage):
+            self.input.record_done()
+            yield rec
 
     # -- messages ------------------------------------------------------------------
 
@@ -435,6 +471,7 @@ class Restore:
     def extract_read(self, target: str, wanted: Iterable[str] = ()) -> None:
         """Extract after :meth:`read_directories` (``-x`` and the interactive ``extract``)."""
         _check_writable(target, self.opts.dry_run)
+        self._check_qfa()
         wanted = list(wanted)
         names = self.names()
         leaf_names: dict[int, list[bytes]] = {}
@@ -707,10 +744,54 @@ class Restore:
         except OSError as exc:
             self.error(f"{os.fsdecode(path)}: cannot make directory: {exc.strerror}")
 
+    def _check_qfa(self) -> None:
+        qfa = self.opts.qfa
+        if qfa is None or self.header is None:
+            return
+        if qfa.date != self.header.c_date:
+            raise RestoreError(f"different QFA/dumpdates detected: the QFA file is of the dump of "
+                               f"{time.ctime(qfa.date)}, the image of {time.ctime(self.header.c_date)}")
+        if not self.input.can_seek:
+            self.warn(f"{self.input.name} cannot seek: the QFA file is not used")
+            self.opts.qfa = None
+
+    def _seek_to_wanted(self, wanted: list[int], leaf_names: dict[int, list[bytes]]) -> None:
+        """``-Q``: go straight to the record the QFA map gives for the next
+        wanted inode (*wanted*, descending, is consumed from its end) when it
+        lies past what was read; restore's seek, then a resync at the next header.
+
+        Only between two inodes: the record looked at must be the first of
+        an inode below the wanted one, so that nothing of a file being
+        extracted (its TS_ADDR and EA records) is skipped."""
+        while wanted and wanted[-1] not in leaf_names:
+            wanted.pop()
+        if not wanted:
+            return
+        ahead = self._records.looked_at
+        if ahead is not None and not (ahead.header.c_type == RecordType.TS_INODE and not ahead.header.is_extattr
+                                      and ahead.header.c_inumber < wanted[-1]):
+            return
+        entry = self.opts.qfa.position_for(wanted[-1])
+        if entry is None or entry.volume != self.input.volume:
+            return
+        if self.input.seek_forward(entry.position):
+            self._verbose(f"seek to inode {entry.ino} at {entry.position} of volume {entry.volume}")
+            self._records.retarget(self._walk_records(self.input.after_seek()))
+
     def _extract_leaves(self, target: str, leaf_names: dict[int, list[bytes]]) -> None:
         """Stream the non-directory records; write every inode in *leaf_names* under its names."""
         self._pending_leaves = leaf_names
-        while (rec := self._records.pop()) is not None:
+        qfa = self.opts.qfa is not None
+        wanted = sorted(leaf_names, reverse=True) if qfa else []
+        while True:
+            if qfa:
+                if not leaf_names:
+                    self._ended = True  # as restore -Q: done once every wanted file is out
+                    return
+                self._seek_to_wanted(wanted, leaf_names)
+            rec = self._records.pop()
+            if rec is None:
+                break
             h = rec.header
             if h.c_type == RecordType.TS_END:
                 self._ended = True

@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-M", dest="multivolume", action="store_true",
                    help="multi-volume: -f names a prefix, volumes go to PREFIX001, PREFIX002, ...")
     p.add_argument("-A", dest="toc", metavar="FILE", help="write a restore -t style table of contents to FILE")
+    p.add_argument("-Q", dest="qfa", metavar="FILE",
+                   help="write the quick file access map to FILE: each file's tape position, "
+                        "for restore -Q (Linux dump's format)")
     p.add_argument("-e", dest="exclude", action="append", default=[], metavar="INODES",
                    help="exclude these dump inode numbers (comma-separated)")
     p.add_argument("-E", dest="exclude_files", action="append", default=[], metavar="FILE",
@@ -107,6 +110,8 @@ def _options(args: argparse.Namespace) -> DumpOptions:
         raise _UsageError("no output given: use -f FILE (- for standard output, or a tape device)")
     if args.multivolume and output == "-":
         raise _UsageError("-M needs a file name prefix, not standard output")
+    if args.qfa and output == "-":
+        raise _UsageError("-Q needs -f FILE or a tape: standard output cannot tell file positions")
     if args.volume_blocks is not None and args.volume_blocks <= 0:
         raise _UsageError(f"-B {args.volume_blocks}: give a positive number of 1 KiB blocks")
     exclude: set[int] = set()
@@ -122,7 +127,7 @@ def _options(args: argparse.Namespace) -> DumpOptions:
         source=args.source, output=output, level=level, ntrec=args.ntrec, dumpdates=args.dumpdates,
         update=args.update, base_date=parse_date(args.base_date) if args.base_date else None,
         label=args.label, quiet=args.quiet, volume_blocks=args.volume_blocks,
-        multivolume=args.multivolume, toc=args.toc, exclude=frozenset(exclude), never_ask=args.yes,
+        multivolume=args.multivolume, toc=args.toc, qfa=args.qfa, exclude=frozenset(exclude), never_ask=args.yes,
     )
 
 

@@ -13,6 +13,7 @@ import os
 import sys
 
 from ..errors import DumpError
+from ..format import parse_qfa
 from ..interactive import Session
 from ..operator import open_terminal
 from ..restore import Options, Restore, RestoreError, VolumeInput
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", action="store_true", help="with -x: set the owner and mode of '.' too")
     p.add_argument("-u", action="store_true", help="replace existing files, links and devices")
     p.add_argument("-m", action="store_true", help="with -x: names are inode numbers")
+    p.add_argument("-Q", dest="qfa", metavar="FILE",
+                   help="with -x: the quick file access map dump -Q wrote for this image; go straight "
+                        "to each named file's position instead of reading everything before it")
     p.add_argument("names", nargs="*", help="files and directories (for -t and -x)")
     return p
 
@@ -91,9 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.names and args.mode in ("r", "R", "C"):
         print(f"pyrestore: -{args.mode} takes no file names", file=sys.stderr)
         return EXIT_USAGE
+    if args.qfa and args.mode != "x":
+        print("pyrestore: -Q works with -x", file=sys.stderr)
+        return EXIT_USAGE
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m)
     source = None
     try:
+        if args.qfa:
+            try:
+                with open(args.qfa, encoding="ascii", errors="replace") as f:
+                    opts.qfa = parse_qfa(f.read())
+            except OSError as exc:
+                raise RestoreError(f"cannot read the QFA file {args.qfa}: {exc.strerror}") from None
         source = VolumeInput(args.file, ask=_asker(args.file, args.y), tape_file=args.tape_file)
         engine = Restore(source, opts)
         if args.mode == "t":

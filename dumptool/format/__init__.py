@@ -14,6 +14,7 @@ Modules, one idea each:
 * :mod:`.xattr`: the ext2 xattr payload of an EA header.
 * :mod:`.stream`: the sequence of headers and data blocks a writer emits.
 * :mod:`.walk`: walking an image held in memory (the reader's counting rule).
+* :mod:`.qfa`: the QFA file of ``dump -Q`` / ``restore -Q`` (inode to tape position).
 """
 
 from .acl import (
@@ -32,6 +33,7 @@ from .constants import ByteOrder, DirentType, RecordType
 from .dinode import Dinode, decode_dev, encode_dev, timeval_from_ns
 from .directory import Dirent, build_directory, dirent_reclen, dtype_from_mode, pack_dirent, parse_directory
 from .header import Header, checksum_ok, compute_checksum, header_byte_order, is_header, seal
+from .qfa import QFA_MAGIC, QFA_VERSION, QfaEntry, QfaMap, parse_qfa, qfa_indexes, qfa_line, qfa_preamble
 from .stream import (
     Item,
     Slice,
@@ -46,7 +48,16 @@ from .stream import (
     volume_header,
     xattr_records,
 )
-from .walk import Damage, Record, assemble_file, image_byte_order, iter_file_slices, walk_blocks, walk_image
+from .walk import (
+    Damage,
+    Record,
+    assemble_file,
+    image_byte_order,
+    iter_file_slices,
+    skip_to_header,
+    walk_blocks,
+    walk_image,
+)
 from .xattr import (
     ext2_xattr_block_hash,
     ext2_xattr_hash,

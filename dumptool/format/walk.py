@@ -123,6 +123,18 @@ def walk_blocks(
         header = Header.unpack(block, order, verify=verify)
 
 
+def skip_to_header(blocks: Iterable[bytes], order: ByteOrder, date: int) -> Iterator[bytes]:
+    """*blocks* from the first good header of the dump of *date* on: where a
+    reader lands after seeking into the middle of an image (a QFA position),
+    the blocks before it are the tail of an earlier file."""
+    it = iter(blocks)
+    for block in it:
+        if _is_header_in(block, order) and _date_of(block, order) == date:
+            yield block
+            yield from it
+            return
+
+
 def _is_header_in(block: bytes, order: ByteOrder) -> bool:
     return is_header(block) and header_byte_order(block) == order
 

@@ -13,10 +13,20 @@ import pytest
 
 from conftest import REPO, console_script
 from dumptool.format import TP_BSIZE, RecordType, parse_inode_map, walk_image
-from tapelib import Shelf, TapeIOError, open_device
+from samples import (  # noqa: F401  (DATE, RESTORE, listing, restore, tape_copy: also for test_chain and friends)
+    DATE,
+    RESTORE,
+    fake_rsh,
+    listing,
+    plant_common_files,
+    restore_both_cartridges,
+    stamp_times,
+    tape_copy,
+    xattrs,
+)
+from samples import real_restore as restore
+from tapelib import Shelf, open_device
 
-RESTORE = "/sbin/restore"
-DATE = 1_700_000_000
 is_root = os.geteuid() == 0
 
 pytestmark = pytest.mark.skipif(not os.access(RESTORE, os.X_OK), reason="real /sbin/restore not installed")
@@ -40,47 +50,10 @@ def pydump(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProc
     return result
 
 
-def restore(*args: str, cwd: Path, tmp: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """The real restore, with a TMPDIR of its own (its rstdir<date> names are fixed)."""
-    scratch = tmp / f"rtmp-{time.monotonic_ns()}"
-    scratch.mkdir()
-    result = subprocess.run([RESTORE, *args], cwd=cwd, env=dict(os.environ, TMPDIR=str(scratch)),
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def listing(out: str) -> dict[str, int]:
-    found = {}
-    for line in out.splitlines():
-        num, sep, name = line.strip().partition("\t")
-        if sep and num.isdigit():
-            found[name] = int(num)
-    return found
-
-
-def xattrs(path: Path) -> dict[str, bytes]:
-    return {n: os.getxattr(path, n, follow_symlinks=False) for n in os.listxattr(path, follow_symlinks=False)}
-
-
 def make_tree(root: Path) -> None:
     """Every file type restore knows, with holes, links, xattrs, ACLs and odd names."""
-    (root / "dir1" / "sub").mkdir(parents=True)
-    (root / "dir2").mkdir()
+    plant_common_files(root, sparse_size=4 * 1024 * 1024)
     (root / "emptydir").mkdir()
-    (root / "hello.txt").write_bytes(b"hello\n")
-    (root / "empty").write_bytes(b"")
-    (root / "dir1" / "big.bin").write_bytes(bytes((i * 7) % 251 for i in range(614_500)))  # > 512 blocks
-    (root / "dir1" / "sub" / "file").write_bytes(b"sub\n")
-    with open(root / "sparse", "wb") as f:
-        f.truncate(4 * 1024 * 1024)
-        f.seek(1024 * 1024)
-        f.write(b"MID")
-    os.symlink("hello.txt", root / "shortlink")
-    os.symlink("a" * 70 + "/target", root / "longlink")
-    os.link(root / "hello.txt", root / "dir2" / "hardlink")
-    os.mkfifo(root / "fifo")
     (root / "ünïcødé-名前.txt").write_bytes("utf-8 name\n".encode())
     (root / ("L" * 254)).write_bytes(b"long name\n")
     if is_root:
@@ -95,9 +68,7 @@ def make_tree(root: Path) -> None:
     os.setxattr(root / "dir2", "user.note", b"a directory xattr")
     subprocess.run(["setfacl", "-m", "u:1234:rw", str(root / "hello.txt")], check=True)
     subprocess.run(["setfacl", "-d", "-m", "u:77:rx", str(root / "dir2")], check=True)
-    for n, p in enumerate(sorted(root.rglob("*"))):
-        os.utime(p, ns=(DATE * 10**9 + n * 1000, (DATE - 86400) * 10**9 + n * 123_456_000), follow_symlinks=False)
-    os.utime(root, ns=(DATE * 10**9, DATE * 10**9 + 5_000))
+    stamp_times(root)
 
 
 def assert_same_tree(src: Path, out: Path, *, times: bool = True) -> None:
@@ -122,24 +93,6 @@ def assert_same_tree(src: Path, out: Path, *, times: bool = True) -> None:
             assert links.setdefault(s.st_ino, o.st_ino) == o.st_ino, f"hard link broken at {rel}"
         elif stat.S_ISCHR(s.st_mode) or stat.S_ISBLK(s.st_mode):
             assert s.st_rdev == o.st_rdev, rel
-
-
-def tape_copy(device: str, file_number: int = 0) -> bytes:
-    """The records of one tape file of a shelf drive, read back through tapelib."""
-    out = bytearray()
-    with open_device(device) as tape:
-        tape.rewind()
-        if file_number:
-            tape.space_files(file_number)
-        while True:
-            try:
-                record = tape.read(256 * 1024)
-            except TapeIOError:  # a full cartridge ends without a filemark
-                break
-            if not record:
-                break
-            out += record
-    return bytes(out)
 
 
 @pytest.fixture
@@ -369,14 +322,7 @@ def test_full_cartridge_changes_to_the_next_in_the_shelf(tmp_path: Path, shelf: 
     result = pydump("-0", "-f", nst0, str(src))
     assert "TEST02" in result.stderr.decode()
     assert shelf.status().drives[0].barcode == "TEST02"
-    (tmp_path / "vol002").write_bytes(tape_copy(nst0))
-    shelf.unload(0)
-    shelf.load("TEST01", 0)
-    (tmp_path / "vol001").write_bytes(tape_copy(nst0))
-    out = tmp_path / "out"
-    out.mkdir()
-    restore("-r", "-y", "-M", "-f", str(tmp_path / "vol"), cwd=out, tmp=tmp_path)
-    assert_same_tree(src, out)
+    assert_same_tree(src, restore_both_cartridges(shelf, nst0, tmp_path))
 
 
 def test_full_cartridge_with_no_other_is_a_clear_error(tmp_path: Path, nst0: str) -> None:
@@ -390,11 +336,7 @@ def test_full_cartridge_with_no_other_is_a_clear_error(tmp_path: Path, nst0: str
 
 
 def test_real_restore_reads_the_shelf_drive_through_pyrmt(tmp_path: Path, tree: Path, nst0: str) -> None:
-    rsh = tmp_path / "fake-rsh"
-    rsh.write_text("#!/bin/sh\nshift\n"
-                   'if [ "$1" = "-l" ]; then shift 2; fi\n'
-                   f'exec "{console_script("pyrmt")}"\n')
-    rsh.chmod(0o755)
+    rsh = fake_rsh(tmp_path, console_script("pyrmt"))
     pydump("-0", "-q", "-f", nst0, str(tree))
     with open_device(nst0) as tape:
         tape.rewind()
@@ -408,11 +350,7 @@ def test_real_restore_reads_the_shelf_drive_through_pyrmt(tmp_path: Path, tree: 
 
 
 def test_pydump_writes_to_a_remote_drive_through_pyrmt(tmp_path: Path, tree: Path, nst0: str) -> None:
-    rsh = tmp_path / "fake-rsh"
-    rsh.write_text("#!/bin/sh\nshift\n"
-                   'if [ "$1" = "-l" ]; then shift 2; fi\n'
-                   f'exec "{console_script("pyrmt")}"\n')
-    rsh.chmod(0o755)
+    rsh = fake_rsh(tmp_path, console_script("pyrmt"))
     result = subprocess.run([console_script("pydump"), "-0", "-q", "-f", f"localhost:{nst0}", str(tree)],
                             env=dict(env(), RSH=str(rsh), RMT=console_script("pyrmt")), capture_output=True,
                             stdin=subprocess.DEVNULL, timeout=120)

@@ -20,10 +20,9 @@ import pytest
 
 from dumptool.format import TP_BSIZE, Header, RecordType
 from conftest import console_script
+from samples import DATE, DUMP, RESTORE, Loop, ext4_volume, mkfs, plant_common_files, real_restore
+from samples import xattrs as _xattrs
 
-DUMP = "/sbin/dump"
-RESTORE = "/sbin/restore"
-DATE = 1_700_000_000
 LONG = "L" * 254
 LONGEST = "M" * 255
 UTF8 = "ünïcødé-名前.txt"
@@ -42,24 +41,11 @@ pytestmark = [
 
 def make_tree(root: Path) -> None:
     """Every kind of file and attribute the dump format holds."""
-    (root / "dir1" / "sub").mkdir(parents=True)
-    (root / "dir2").mkdir()
+    plant_common_files(root)
     (root / "emptydir").mkdir()
     (root / "sticky").mkdir()
-    (root / "hello.txt").write_bytes(b"hello\n")
-    (root / "empty").write_bytes(b"")
-    (root / "dir1" / "big.bin").write_bytes(bytes((i * 7) % 251 for i in range(614_500)))
-    (root / "dir1" / "sub" / "file").write_bytes(b"sub\n")
-    with open(root / "sparse", "wb") as f:
-        f.truncate(2 * 1024 * 1024)
-        f.seek(1024 * 1024)
-        f.write(b"MID")
     (root / UTF8).write_bytes("ü\n".encode())
     (root / "dir2" / LONG).write_bytes(b"long name\n")
-    os.symlink("hello.txt", root / "shortlink")
-    os.symlink("a" * 70 + "/target", root / "longlink")
-    os.link(root / "hello.txt", root / "dir2" / "hardlink")
-    os.mkfifo(root / "fifo")
     os.mknod(root / "chardev", 0o620 | stat.S_IFCHR, os.makedev(4, 5))
     os.mknod(root / "blkdev", 0o660 | stat.S_IFBLK, os.makedev(8, 1))
     os.chown(root / "hello.txt", 1234, 5678)
@@ -77,41 +63,6 @@ def make_tree(root: Path) -> None:
     os.utime(root, (DATE, DATE))
 
 
-class Loop:
-    """An ext4 image attached to a loop device (and mounted on demand)."""
-
-    def __init__(self, image: Path) -> None:
-        self.image = image
-        self.dev = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True,
-                                  text=True, check=True).stdout.strip()
-        self.mnt: Path | None = None
-
-    def mount(self, mnt: Path) -> Path:
-        mnt.mkdir(exist_ok=True)
-        subprocess.run(["mount", self.dev, str(mnt)], check=True)
-        self.mnt = mnt
-        return mnt
-
-    def umount(self) -> None:
-        if self.mnt is not None:
-            subprocess.run(["umount", str(self.mnt)], check=True)
-            self.mnt = None
-
-    def dump(self, level: int, out: Path, *extra: str) -> Path:
-        done = subprocess.run([DUMP, f"-{level}", *extra, "-f", str(out), self.dev],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        assert done.returncode == 0, done.stderr
-        return out
-
-    def close(self) -> None:
-        self.umount()
-        subprocess.run(["losetup", "-d", self.dev], check=True)
-
-
-def mkfs(src: Path, image: Path) -> None:
-    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", str(src), str(image), "16M"], check=True)
-
-
 @pytest.fixture(scope="module")
 def level0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """``(source tree, real level-0 image)``."""
@@ -119,23 +70,14 @@ def level0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pat
     src = base / "src"
     src.mkdir()
     make_tree(src)
-    mkfs(src, base / "fs.img")
-    loop = Loop(base / "fs.img")
-    try:
+    with ext4_volume(src, base / "fs.img") as loop:
         image = loop.dump(0, base / "l0.dump")
-    finally:
-        loop.close()
     yield src, image
 
 
 def pyrestore(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([console_script("pyrestore"), *args], cwd=cwd, capture_output=True,
                           text=True, input=stdin if stdin is not None else "", timeout=300)
-
-
-def real_restore(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([RESTORE, *args], cwd=cwd, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, env=dict(os.environ, TMPDIR=str(cwd)), timeout=120)
 
 
 def listing(out: str) -> list[tuple[int, str]]:
@@ -148,10 +90,6 @@ def listing(out: str) -> list[tuple[int, str]]:
 
 
 # --- comparing trees ------------------------------------------------------------------
-
-
-def _xattrs(p: Path) -> dict[str, bytes]:
-    return {n: os.getxattr(p, n, follow_symlinks=False) for n in os.listxattr(p, follow_symlinks=False)}
 
 
 def describe(root: Path, *, skip: tuple[str, ...] = ("lost+found", "restoresymtable")) -> dict[str, tuple]:
@@ -194,7 +132,7 @@ def assert_same_tree(want: Path, got: Path, *, root_mtime: bool = False) -> None
 def test_listing_equals_real_restore_listing(level0, tmp_path):
     _, image = level0
     ours = pyrestore("-t", "-f", str(image), cwd=tmp_path)
-    theirs = real_restore("-t", "-f", str(image), cwd=tmp_path)
+    theirs = real_restore("-t", "-f", str(image), cwd=tmp_path, tmp=tmp_path, check=False)
     assert ours.returncode == 0, ours.stderr
     got = listing(ours.stdout)
     long_ino = [i for i, n in got if n.endswith(LONG)]
@@ -502,7 +440,7 @@ def test_s_reads_the_dump_in_a_later_tape_file(level0, nst0, tmp_path):
         drive.rewind()
     done = pyrestore("-t", "-s", "2", "-f", nst0, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    real = real_restore("-t", "-f", str(image), cwd=tmp_path)
+    real = real_restore("-t", "-f", str(image), cwd=tmp_path, tmp=tmp_path, check=False)
     assert listing(done.stdout) == listing(real.stdout)
 
 

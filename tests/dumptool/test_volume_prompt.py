@@ -19,7 +19,8 @@ import pytest
 
 from conftest import console_script
 from tapelib import Shelf
-from test_pydump import RESTORE, assert_same_tree, env, restore, tape_copy
+from samples import restore_both_cartridges
+from test_pydump import RESTORE, assert_same_tree, env
 
 
 def big_tree(tmp_path: Path) -> Path:
@@ -102,14 +103,7 @@ def test_on_a_terminal_pydump_asks_for_the_next_volume_and_goes_on(tmp_path: Pat
     os.close(fd)
     assert code == 0, seen
     assert "Change Volumes: Mount volume #2" in seen and "DUMP IS DONE" in seen
-    (tmp_path / "vol002").write_bytes(tape_copy(nst0))
-    shelf.unload(0)
-    shelf.load("TEST01", 0)
-    (tmp_path / "vol001").write_bytes(tape_copy(nst0))
-    out = tmp_path / "out"
-    out.mkdir()
-    restore("-r", "-y", "-M", "-f", str(tmp_path / "vol"), cwd=out, tmp=tmp_path)
-    assert_same_tree(src, out)
+    assert_same_tree(src, restore_both_cartridges(shelf, nst0, tmp_path))
 
 
 def test_on_a_terminal_no_aborts_the_dump(tmp_path: Path, nst0: str) -> None:

@@ -7,12 +7,10 @@ directory with os calls and hands everything else to dumptool.format.
 
 from __future__ import annotations
 
-import array
-import fcntl
 import os
 import shutil
 import stat
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,11 +51,13 @@ from dumptool.format import (
     walk_image,
     xattr_records,
 )
+from dumptool.traverse import inode_flags
 
-RESTORE = "/sbin/restore"
-DUMP = "/sbin/dump"
-DATE = 1_700_000_000
-FS_IOC_GETFLAGS = 0x80086601
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/dumptool, for the shared samples
+from samples import DATE, DUMP, RESTORE, plant_common_files, real_dump_of, stamp_times  # noqa: E402
+from samples import listing as parse_listing  # noqa: E402
+from samples import real_restore  # noqa: E402
+from samples import xattrs as _xattrs  # noqa: E402
 
 needs_restore = pytest.mark.skipif(not os.access(RESTORE, os.X_OK), reason="real /sbin/restore not installed")
 is_root = os.geteuid() == 0
@@ -75,23 +75,10 @@ def _acl(*named: tuple[int, int, int], user=6, group=4, mask=6, other=4) -> byte
 
 def make_tree(root: Path) -> None:
     """A tree with every file type, holes, hard links, xattrs and ACLs."""
-    (root / "dir1" / "sub").mkdir(parents=True)
-    (root / "dir2").mkdir()
+    plant_common_files(root)
     (root / "many").mkdir()
-    (root / "hello.txt").write_bytes(b"hello\n")
-    (root / "empty").write_bytes(b"")
-    (root / "dir1" / "big.bin").write_bytes(bytes((i * 7) % 251 for i in range(614_500)))
-    (root / "dir1" / "sub" / "file").write_bytes(b"sub\n")
-    with open(root / "sparse", "wb") as f:
-        f.truncate(2 * 1024 * 1024)
-        f.seek(1024 * 1024)
-        f.write(b"MID")
     (root / "zeros").write_bytes(bytes(1500))
-    os.symlink("hello.txt", root / "shortlink")
-    os.symlink("a" * 70 + "/target", root / "longlink")
     os.symlink("x" * 1500, root / "verylonglink")
-    os.link(root / "hello.txt", root / "dir2" / "hardlink")
-    os.mkfifo(root / "fifo")
     for i in range(60):
         (root / "many" / (f"f{i:03d}-" + "n" * (i * 3))).write_bytes(b"%d\n" % i)
     (root / "many" / ("L" * 254)).write_bytes(b"long name\n")
@@ -107,27 +94,7 @@ def make_tree(root: Path) -> None:
     os.setxattr(root / "empty", "user.empty-value", b"")
     os.setxattr(root / "zeros", "user.big", bytes(range(256)) * 10)  # a 3 KiB payload
     os.setxattr(root / "dir1", "trusted.t", b"T")
-    for n, p in enumerate(sorted(root.rglob("*"))):
-        os.utime(p, ns=(DATE * 10**9 + n * 1000, (DATE - 86400) * 10**9 + n * 123_456_000), follow_symlinks=False)
-    os.utime(root, ns=(DATE * 10**9, DATE * 10**9 + 5_000))
-
-
-def _flags(path: Path, st: os.stat_result) -> int:
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        return 0
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        buf = array.array("l", [0])
-        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
-        return buf[0] & 0xFFFFFFFF
-    except OSError:
-        return 0
-    finally:
-        os.close(fd)
-
-
-def _xattrs(path: Path) -> dict[str, bytes]:
-    return {n: os.getxattr(path, n, follow_symlinks=False) for n in os.listxattr(path, follow_symlinks=False)}
+    stamp_times(root)
 
 
 def write_image(src: Path, byte_order: ByteOrder = ByteOrder.LITTLE, per_header: int = 512) -> tuple[bytes, dict[str, int]]:
@@ -172,10 +139,10 @@ def write_image(src: Path, byte_order: ByteOrder = ByteOrder.LITTLE, per_header:
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             data = build_directory(ino, parents[ino], children[ino], byte_order=byte_order)
-            dinode = Dinode.from_stat(st, flags=_flags(path, st), size=len(data))
+            dinode = Dinode.from_stat(st, flags=inode_flags(os.fsencode(path), st), size=len(data))
             slices = file_slices(data, holes=False)
         elif stat.S_ISREG(mode):
-            dinode = Dinode.from_stat(st, flags=_flags(path, st))
+            dinode = Dinode.from_stat(st, flags=inode_flags(os.fsencode(path), st))
             slices = file_slices(path.read_bytes())
         elif stat.S_ISLNK(mode):
             dinode = Dinode.from_stat(st)
@@ -189,20 +156,6 @@ def write_image(src: Path, byte_order: ByteOrder = ByteOrder.LITTLE, per_header:
             items += xattr_records(tape, ino, dinode, pack_xattr_block(xattrs))
     items += end_records(tape, len(items))
     return b"".join(number_blocks(items, 0, byte_order)), listing
-
-
-def run(*args: str, cwd: Path, tmp: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TMPDIR=str(tmp))
-    return subprocess.run(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-
-
-def parse_listing(out: str) -> dict[str, int]:
-    found = {}
-    for line in out.splitlines():
-        num, sep, name = line.strip().partition("\t")
-        if sep and num.isdigit():
-            found[name] = int(num)
-    return found
 
 
 def assert_same_tree(src: Path, out: Path) -> None:
@@ -238,7 +191,7 @@ def test_real_restore_lists_extracts_and_compares_our_image(tmp_path: Path, byte
     img = tmp_path / "our.dump"
     img.write_bytes(image)
 
-    listed = run(RESTORE, "-t", "-f", str(img), cwd=tmp_path, tmp=tmp_path)
+    listed = real_restore("-t", "-f", str(img), cwd=tmp_path, tmp=tmp_path, check=False)
     assert listed.returncode == 0, listed.stderr
     assert parse_listing(listed.stdout) == listing
     assert "Level 0 dump of /src on testhost:/dev/test" in listed.stdout + listed.stderr
@@ -246,14 +199,14 @@ def test_real_restore_lists_extracts_and_compares_our_image(tmp_path: Path, byte
 
     out = tmp_path / "out"
     out.mkdir()
-    extracted = run(RESTORE, "-x", "-a", "-o", "-f", str(img), cwd=out, tmp=tmp_path)
+    extracted = real_restore("-x", "-a", "-o", "-f", str(img), cwd=out, tmp=tmp_path, check=False)
     assert extracted.returncode == 0, extracted.stderr
     assert "EA" not in extracted.stderr and "ACL" not in extracted.stderr, extracted.stderr
     assert_same_tree(src, out)
     assert os.stat(out / "sparse").st_blocks * 512 < 64 * 1024, "holes were not restored as holes"
 
     # restore copies -D into a 64-byte c_filesys: keep it short (relative)
-    compared = run(RESTORE, "-C", "-D", "src", "-f", str(img), cwd=tmp_path, tmp=tmp_path)
+    compared = real_restore("-C", "-D", "src", "-f", str(img), cwd=tmp_path, tmp=tmp_path, check=False)
     assert compared.returncode == 0, compared.stdout + compared.stderr
 
 
@@ -267,33 +220,12 @@ def test_real_restore_takes_addr_headers_split_below_512(tmp_path: Path) -> None
     img.write_bytes(image)
     out = tmp_path / "out"
     out.mkdir()
-    extracted = run(RESTORE, "-x", "-a", "-o", "-f", str(img), cwd=out, tmp=tmp_path)
+    extracted = real_restore("-x", "-a", "-o", "-f", str(img), cwd=out, tmp=tmp_path, check=False)
     assert extracted.returncode == 0, extracted.stderr
     assert (out / "d" / "f").read_bytes() == (src / "d" / "f").read_bytes()
 
 
 # --- real dump's images, our reader ---------------------------------------------------
-
-
-def _real_dump(tmp_path: Path, src: Path, inode_size: int) -> bytes:
-    fs = tmp_path / "fs.img"
-    made = subprocess.run(
-        ["mke2fs", "-q", "-t", "ext4", "-I", str(inode_size), "-d", str(src), str(fs), "8M"],
-        capture_output=True, text=True,
-    )
-    if made.returncode:
-        pytest.skip(f"mke2fs -d failed: {made.stderr.strip()}")
-    attach = subprocess.run(["losetup", "-f", "--show", str(fs)], capture_output=True, text=True)
-    if attach.returncode:
-        pytest.skip(f"no loop device: {attach.stderr.strip()}")
-    loop = attach.stdout.strip()
-    try:
-        out = tmp_path / "real.dump"
-        dumped = run(DUMP, "-0", "-f", str(out), loop, cwd=tmp_path, tmp=tmp_path)
-        assert dumped.returncode == 0, dumped.stderr
-        return out.read_bytes()
-    finally:
-        subprocess.run(["losetup", "-d", loop], check=True)
 
 
 @pytest.mark.root
@@ -302,24 +234,14 @@ def _real_dump(tmp_path: Path, src: Path, inode_size: int) -> bytes:
 @pytest.mark.parametrize("inode_size", [256, 128], ids=["in-inode-xattrs", "block-xattrs"])
 def test_we_read_every_record_of_a_real_dump(tmp_path: Path, inode_size: int) -> None:
     src = tmp_path / "src"
-    (src / "dir1" / "sub").mkdir(parents=True)
+    src.mkdir()
+    plant_common_files(src, link_dir="dir1")
     (src / "acldir").mkdir()
-    (src / "hello.txt").write_bytes(b"hello\n")
-    (src / "dir1" / "big.bin").write_bytes(bytes((i * 7) % 251 for i in range(614_500)))
-    (src / "dir1" / "sub" / "file").write_bytes(b"sub\n")
-    with open(src / "sparse", "wb") as f:
-        f.truncate(2 * 1024 * 1024)
-        f.seek(1024 * 1024)
-        f.write(b"MID")
-    os.symlink("hello.txt", src / "shortlink")
-    os.symlink("a" * 70 + "/target", src / "longlink")
-    os.link(src / "hello.txt", src / "dir1" / "hardlink")
-    os.mkfifo(src / "fifo")
     (src / "xa").write_bytes(b"data\n")
     os.setxattr(src / "xa", "user.foo", b"bar")
     os.setxattr(src / "xa", "system.posix_acl_access", _acl((ACL_USER, 6, 1234)))
     os.setxattr(src / "acldir", "system.posix_acl_default", _acl((ACL_USER, 5, 77), user=7, group=5, mask=5, other=5))
-    image = _real_dump(tmp_path, src, inode_size)
+    image = real_dump_of(src, tmp_path, size="8M", inode_size=inode_size).read_bytes()
 
     records = list(walk_image(image))  # every header's magic and checksum is checked here
     types = [r.header.c_type for r in records]
@@ -377,7 +299,7 @@ def test_we_read_every_record_of_a_real_dump(tmp_path: Path, inode_size: int) ->
                 walk(e.ino, path)
 
     walk(ROOTINO, ".")
-    listed = run(RESTORE, "-t", "-f", str(tmp_path / "real.dump"), cwd=tmp_path, tmp=tmp_path)
+    listed = real_restore("-t", "-f", str(tmp_path / "real.dump"), cwd=tmp_path, tmp=tmp_path, check=False)
     assert parse_listing(listed.stdout) == {".": ROOTINO, **names}
 
     for rel, ino in names.items():

@@ -1,0 +1,88 @@
+"""The QFA file (quick file access map) of ``dump -Q`` / ``restore -Q`` (section 10.1).
+
+A text file: the magic ``495115637697``, the version ``1.0``, the dump's
+``c_date`` in decimal, an empty line, the column line ``ino\\ttapeno\\ttapepos``,
+then one line ``<ino>\\t<volume>\\t<position>`` for each record of the image
+that holds a header :func:`qfa_indexes`, naming the first such header in the
+record.  The position is the record's start as the medium counts it: the
+drive's logical block address (``MTIOCPOS``) on a tape, the byte offset in a
+file.  Linux restore refuses a map whose date is not the image's ("different
+QFA/dumpdates detected") and seeks to the entry of the greatest listed inode
+at or below the one it wants (:meth:`QfaMap.position_for`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from ..errors import FormatError
+from .constants import DR_EXTATTRIBUTES, RecordType
+from .header import Header
+
+QFA_MAGIC = "495115637697"
+QFA_VERSION = "1.0"
+#: The column line that ends the preamble.
+QFA_COLUMNS = "ino\ttapeno\ttapepos"
+#: dump tests the directory *bit* of the mode, so block devices and sockets
+#: (whose file types share it) are never indexed either.
+_S_IFDIR_BIT = 0o040000
+
+
+@dataclass(frozen=True, order=True)
+class QfaEntry:
+    """One line of the map: the record holding inode ``ino``'s header starts at
+    ``position`` of volume ``volume`` (from 1)."""
+
+    ino: int
+    volume: int
+    position: int
+
+
+def qfa_preamble(date: int) -> str:
+    """The lines before the entries, for a dump of ``c_date`` *date*."""
+    return f"{QFA_MAGIC}\n{QFA_VERSION}\n{date}\n\n{QFA_COLUMNS}\n"
+
+
+def qfa_line(entry: QfaEntry) -> str:
+    return f"{entry.ino}\t{entry.volume}\t{entry.position}\n"
+
+
+def qfa_indexes(header: Header, date: int) -> bool:
+    """Whether dump puts a QFA line for *header* (of a dump of *date*): a
+    ``TS_INODE`` of this dump, not an EA record, whose mode lacks the
+    directory bit."""
+    return (header.c_type == RecordType.TS_INODE and header.c_date == date
+            and not header.c_dinode.mode & _S_IFDIR_BIT and not header.c_flags & DR_EXTATTRIBUTES)
+
+
+@dataclass(frozen=True)
+class QfaMap:
+    """A parsed QFA file: the dump date and the entries, sorted by inode."""
+
+    date: int
+    entries: tuple[QfaEntry, ...]
+
+    def position_for(self, ino: int) -> QfaEntry | None:
+        """The entry restore seeks to for *ino*: the greatest listed inode at
+        or below it, ``None`` when every listed inode is above it."""
+        i = bisect.bisect_right(self.entries, ino, key=lambda e: e.ino)
+        return self.entries[i - 1] if i else None
+
+
+def parse_qfa(text: str) -> QfaMap:
+    """Read a QFA file's text; a :class:`FormatError` names what is wrong."""
+    lines = text.split("\n")
+    if len(lines) < 5 or lines[0] != QFA_MAGIC or lines[1] != QFA_VERSION:
+        raise FormatError(f"not a QFA file (no {QFA_MAGIC} / {QFA_VERSION} preamble)")
+    if not lines[2].strip().isdigit():
+        raise FormatError(f"QFA file: the dump date {lines[2]!r} is not a number")
+    entries = []
+    for number, line in enumerate(lines[5:], 6):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3 or not all(f.strip().isdigit() for f in fields):
+            raise FormatError(f"QFA file line {number}: {line!r} is not ino<TAB>tapeno<TAB>tapepos")
+        entries.append(QfaEntry(*(int(f) for f in fields)))
+    return QfaMap(int(lines[2]), tuple(sorted(entries)))
