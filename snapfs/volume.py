@@ -420,7 +420,7 @@ class Volume:
     # ------------------------------------------------------------------ making and removing names
 
     def _make(self, parent: int, name: bytes | str, mode: int, uid: int, gid: int,
-              rdev: int = 0, target: bytes | None = None) -> Attrs:
+              rdev: int = 0, target: bytes | None = None, xattrs: dict | None = None) -> Attrs:
         name = _bname(name)
         _check_new_name(name)
         with self._txn():
@@ -443,25 +443,33 @@ class Volume:
             self._db.execute(f"INSERT INTO inodes (ino, death, {_ICOLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                              (ino, LIVE, *row))
             self._icache[ino] = row
+            for xname, xvalue in (xattrs or {}).items():
+                self._db.execute("INSERT INTO xattrs (ino, name, death, birth, value) VALUES (?,?,?,?,?)",
+                                 (ino, _bname(xname), LIVE, self.meta.epoch, bytes(xvalue)))
             self._add_dirent(parent, name, ino)
             self._touch_dir(parent, now, 1 if isdir else 0)
             return self._attrs(ino, row)
 
     def mknod(self, parent: int, name: bytes | str, mode: int, rdev: int = 0,
-              uid: int = 0, gid: int = 0) -> Attrs:
-        """A regular file, device, fifo or socket (``mode`` carries the type; 0 type = regular)."""
+              uid: int = 0, gid: int = 0, xattrs: dict | None = None) -> Attrs:
+        """A regular file, device, fifo or socket (``mode`` carries the type; 0 type = regular).
+
+        ``xattrs`` are set in the same transaction (inherited ACLs).
+        """
         if stat.S_IFMT(mode) == 0:
             mode |= stat.S_IFREG
         if stat.S_IFMT(mode) not in (stat.S_IFREG, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
             raise err(errno.EINVAL, f"mknod cannot make file type {stat.S_IFMT(mode):o}")
-        return self._make(parent, name, mode, uid, gid, rdev)
+        return self._make(parent, name, mode, uid, gid, rdev, xattrs=xattrs)
 
-    def create_file(self, parent: int, name: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> Attrs:
+    def create_file(self, parent: int, name: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0,
+                    xattrs: dict | None = None) -> Attrs:
         """A new empty regular file (FUSE's create; ``Volume.create`` makes volumes)."""
-        return self.mknod(parent, name, stat.S_IFREG | (mode & 0o7777), 0, uid, gid)
+        return self.mknod(parent, name, stat.S_IFREG | (mode & 0o7777), 0, uid, gid, xattrs)
 
-    def mkdir(self, parent: int, name: bytes | str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> Attrs:
-        return self._make(parent, name, stat.S_IFDIR | (mode & 0o7777), uid, gid)
+    def mkdir(self, parent: int, name: bytes | str, mode: int = 0o755, uid: int = 0, gid: int = 0,
+              xattrs: dict | None = None) -> Attrs:
+        return self._make(parent, name, stat.S_IFDIR | (mode & 0o7777), uid, gid, xattrs=xattrs)
 
     def symlink(self, parent: int, name: bytes | str, target: bytes | str, uid: int = 0, gid: int = 0) -> Attrs:
         target = _bname(target)
@@ -847,6 +855,10 @@ class Volume:
         prev, nxt = self.epochs.neighbours(s, self.meta.epoch)
         excl = _snap.exclusive_blocks(self._db, prev, s, nxt) * self._bs
         return SnapshotInfo(s, name, created, holders, excl)
+
+    def snapshot_names(self) -> list[tuple[int, str]]:
+        """(id, name) of every snapshot, oldest first: cheap, without space figures."""
+        return list(self._db.execute("SELECT epoch, name FROM snapshots ORDER BY epoch"))
 
     def snapshot_list(self) -> list[SnapshotInfo]:
         """Snapshots oldest first, with the space each alone holds."""

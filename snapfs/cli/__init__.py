@@ -1,0 +1,1 @@
+"""The ``snapfs`` command line: parse arguments, call the engine, print (see ``main``)."""

@@ -1,0 +1,212 @@
+"""``snapfs``: create, mount and inspect snapfs volumes, and manage their snapshots.
+
+Each subcommand parses its arguments, calls the Volume, :mod:`snapfs.mount`
+or :mod:`snapfs.client`, and prints.  A failure is one line on stderr
+(``snapfs: ...``) and a non-zero exit: 1 for errors, 2 for bad usage, and for
+fsck 1 when damage was found (repaired or not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from .. import client, mount as _mount
+from ..errors import SnapfsError
+from ..fsck import fsck_path
+from ..volume import DEFAULT_BLOCK_SIZE, Volume
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_size(text: str) -> int:
+    """``10G``, ``512M``, ``4096`` (binary units, optional ``B``/``iB`` suffix)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"bad size {text!r} (use e.g. 10G, 512M, 4096)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _ts(ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ns / 1e9))
+
+
+# ---------------------------------------------------------------------- commands
+
+def cmd_create(a: argparse.Namespace) -> int:
+    inodes = a.inodes or max(1024, a.size // 16384)
+    Volume.create(a.voldir, a.size, inodes, name=a.name, block_size=a.block_size).close()
+    print(f"created volume {a.name} in {a.voldir}: {human(a.size)}, {inodes} inodes")
+    return 0
+
+
+def cmd_mount(a: argparse.Namespace) -> int:
+    options = [o for opt in a.o for o in opt.split(",") if o]
+    _mount.mount(a.voldir, a.mountpoint, foreground=a.foreground, options=options)
+    return 0
+
+
+def cmd_unmount(a: argparse.Namespace) -> int:
+    _mount.unmount(a.mountpoint)
+    return 0
+
+
+def cmd_snapshot(a: argparse.Namespace) -> int:
+    with client.open_volume(a.vol) as c:
+        if a.action == "create":
+            s = c.snapshot_create(a.name)
+            print(s.name)
+        elif a.action == "list":
+            snaps = c.snapshot_list()
+            print(f"{'NAME':<32} {'CREATED':<19} {'EXCLUSIVE':>12}  HOLDERS")
+            for s in snaps:
+                print(f"{s.name:<32} {_ts(s.created_ns):<19} {human(s.exclusive_bytes):>12}  {','.join(s.holders)}")
+        elif a.action == "delete":
+            freed = c.snapshot_delete(_need(a.name, "delete"))
+            print(f"deleted snapshot {a.name} ({human(freed)} freed)")
+        elif a.action == "rename":
+            if not a.new:
+                raise UsageError("snapshot rename needs VOL NAME NEW")
+            c.snapshot_rename(_need(a.name, "rename"), a.new)
+        elif a.action in ("hold", "release"):
+            if not a.new:
+                raise UsageError(f"snapshot {a.action} needs VOL NAME HOLDER")
+            getattr(c, f"snapshot_{a.action}")(_need(a.name, a.action), a.new)
+    return 0
+
+
+def _need(name: str | None, action: str) -> str:
+    if not name:
+        raise UsageError(f"snapshot {action} needs a snapshot NAME")
+    return name
+
+
+def cmd_df(a: argparse.Namespace) -> int:
+    with client.open_volume(a.vol) as c:
+        i = c.info()
+    print(f"{'Volume':<16} {'Size':>12} {'Used':>12} {'Avail':>12} {'Use%':>5} {'Snapshots':>12} "
+          f"{'Inodes':>10} {'IUsed':>10} {'IFree':>10}")
+    pct = 100 * i.used // i.size if i.size else 0
+    print(f"{i.name:<16} {human(i.size):>12} {human(i.used):>12} {human(i.available):>12} {pct:>4}% "
+          f"{human(i.snapshots):>12} {i.inodes_total:>10} {i.inodes_used:>10} {i.inodes_total - i.inodes_used:>10}")
+    return 0
+
+
+def cmd_volume_show(a: argparse.Namespace) -> int:
+    with client.open_volume(a.vol) as c:
+        i = c.info()
+    rows = [
+        ("name", i.name), ("path", i.path),
+        ("mounted on", f"{i.mountpoint} (pid {i.pid})" if i.mountpoint else "-"),
+        ("block size", str(i.block_size)), ("size", f"{human(i.size)} ({i.size})"),
+        ("used", f"{human(i.used)} ({i.used})"), ("available", f"{human(i.available)} ({i.available})"),
+        ("live data", f"{human(i.live)} ({i.live})"),
+        ("snapshot space", f"{human(i.snapshots)} ({i.snapshots})"), ("snapshots", str(i.snapshot_count)),
+        ("inodes used", str(i.inodes_used)), ("inodes free", str(i.inodes_total - i.inodes_used)),
+    ]
+    for k, v in rows:
+        print(f"{k + ':':<16}{v}")
+    return 0
+
+
+def cmd_fsck(a: argparse.Namespace) -> int:
+    rep = fsck_path(a.voldir, repair=a.repair)
+    for p in rep.problems:
+        print(("repaired: " if p in rep.repaired else "problem: ") + p)
+    if rep.clean:
+        print(f"{a.voldir}: clean")
+        return 0
+    left = len(rep.problems) - len(rep.repaired)
+    print(f"{a.voldir}: {len(rep.problems)} problem(s), {len(rep.repaired)} repaired"
+          + ("" if left == 0 else "; run 'snapfs fsck --repair'"), file=sys.stderr)
+    return 1
+
+
+# ---------------------------------------------------------------------- parser
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        print(f"snapfs: {message} (see 'snapfs --help')", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="snapfs", description="copy-on-write FUSE volumes with O(1) named snapshots")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("create", help="make a new volume in a folder")
+    c.add_argument("voldir")
+    c.add_argument("--size", type=parse_size, default=parse_size("10G"))
+    c.add_argument("--inodes", type=int, default=0, help="inode limit (default: one per 16 KiB)")
+    c.add_argument("--name", default="vol1")
+    c.add_argument("--block-size", type=parse_size, default=DEFAULT_BLOCK_SIZE)
+    c.set_defaults(fn=cmd_create)
+
+    m = sub.add_parser("mount", help="mount a volume (returns once usable)")
+    m.add_argument("voldir")
+    m.add_argument("mountpoint")
+    m.add_argument("--foreground", "-f", action="store_true")
+    m.add_argument("-o", action="append", default=[], metavar="OPT[,OPT...]", help="FUSE options, e.g. allow_other")
+    m.set_defaults(fn=cmd_mount)
+
+    u = sub.add_parser("unmount", aliases=["umount"], help="flush and unmount")
+    u.add_argument("mountpoint")
+    u.set_defaults(fn=cmd_unmount)
+
+    s = sub.add_parser("snapshot", help="create|list|delete|rename|hold|release snapshots")
+    s.add_argument("action", choices=["create", "list", "delete", "rename", "hold", "release"])
+    s.add_argument("vol", help="mount point or volume folder")
+    s.add_argument("name", nargs="?")
+    s.add_argument("new", nargs="?", help="new name (rename) or holder (hold/release)")
+    s.set_defaults(fn=cmd_snapshot)
+
+    d = sub.add_parser("df", help="space and inode figures")
+    d.add_argument("vol")
+    d.set_defaults(fn=cmd_df)
+
+    v = sub.add_parser("volume", help="volume details")
+    v.add_argument("action", choices=["show"])
+    v.add_argument("vol")
+    v.set_defaults(fn=cmd_volume_show)
+
+    f = sub.add_parser("fsck", help="check (and --repair) a volume that is not mounted")
+    f.add_argument("voldir")
+    f.add_argument("--repair", action="store_true")
+    f.set_defaults(fn=cmd_fsck)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UsageError as e:
+        print(f"snapfs: {e}", file=sys.stderr)
+        return 2
+    except SnapfsError as e:
+        print(f"snapfs: {e.message}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"snapfs: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

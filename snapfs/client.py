@@ -1,0 +1,148 @@
+"""snapfs.client: volume commands for other programs (the dump engine, the CLI).
+
+``open_volume(PATH)`` takes a mount point or a volume folder.  On a mounted
+volume the requests go over the daemon's control socket (see
+:mod:`snapfs.control`); on an unmounted one the client opens the Volume itself
+and holds it until :meth:`Client.close`.  Either way the answers are the same
+and failures are :class:`SnapfsError` with the errno and message the volume
+gave (a busy snapshot names its holder).
+
+    with open_volume("/mnt/vol1") as c:
+        snap = c.snapshot_create()          # snapshot_for_backup.N
+        c.snapshot_hold(snap.name, "dump-42")
+        ...                                 # read /mnt/vol1/.snapshot/<name>/
+        c.snapshot_release(snap.name, "dump-42")
+        c.snapshot_delete(snap.name)
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import control
+from .errors import NotAVolume, SnapfsError, SnapshotBusy
+from .records import SnapshotInfo
+from .volume import DB_FILE, Volume
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """Figures of a volume (bytes); ``mountpoint``/``pid`` are set when it is mounted."""
+
+    name: str
+    path: str
+    block_size: int
+    size: int
+    used: int
+    available: int
+    live: int
+    snapshots: int
+    inodes_used: int
+    inodes_total: int
+    snapshot_count: int
+    max_name: int
+    mountpoint: str | None
+    pid: int | None
+
+
+def find_volume(path: str | os.PathLike) -> Path:
+    """The volume folder behind ``path``: a volume folder itself, or a snapfs mount point."""
+    p = Path(path)
+    if (p / DB_FILE).is_file():
+        return p.resolve()
+    try:
+        return Path(os.fsdecode(os.getxattr(p, control.VOLUME_XATTR)))
+    except OSError:
+        pass
+    raise NotAVolume(f"{path} is neither a snapfs volume folder nor a snapfs mount point")
+
+
+class Client:
+    """A connection to one volume; use :func:`open_volume`."""
+
+    def __init__(self, voldir: Path) -> None:
+        self.voldir = voldir
+        self._sock: socket.socket | None = control.connect(voldir)
+        self._file = self._sock.makefile("rwb") if self._sock else None
+        self._vol: Volume | None = None if self._sock else Volume.open(voldir)
+
+    @property
+    def mounted(self) -> bool:
+        """True when requests go to a mount daemon."""
+        return self._sock is not None
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+        if self._sock:
+            self._sock.close()
+            self._sock = None
+        if self._vol:
+            self._vol.close()
+            self._vol = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, op: str, **args: Any) -> Any:
+        if self._vol is not None:
+            return control.execute(self._vol, op, args)
+        assert self._file is not None
+        try:
+            self._file.write((json.dumps({"op": op, "args": args}) + "\n").encode())
+            self._file.flush()
+            line = self._file.readline()
+        except OSError as e:
+            raise SnapfsError(f"lost the control channel of {self.voldir}: {e}", errno.EIO) from None
+        if not line:
+            raise SnapfsError(f"the mount daemon of {self.voldir} closed the control channel", errno.EIO)
+        reply = json.loads(line)
+        if reply["ok"]:
+            return reply["result"]
+        cls = SnapshotBusy if reply["errno"] == errno.EBUSY and op == "snapshot_delete" else SnapfsError
+        raise cls(reply["error"], reply["errno"])
+
+    # ------------------------------------------------------------------ commands
+
+    def info(self) -> VolumeInfo:
+        return VolumeInfo(**self._call("info"))
+
+    def snapshot_create(self, name: str | None = None) -> SnapshotInfo:
+        """Create ``name`` (default: the next ``snapshot_for_backup.N`` of this mount)."""
+        return _snapshot(self._call("snapshot_create", name=name))
+
+    def snapshot_list(self) -> list[SnapshotInfo]:
+        return [_snapshot(d) for d in self._call("snapshot_list")]
+
+    def snapshot_delete(self, name: str) -> int:
+        """Delete ``name``; returns the bytes freed.  SnapshotBusy (naming the holder) if held."""
+        return self._call("snapshot_delete", name=name)["freed"]
+
+    def snapshot_rename(self, old: str, new: str) -> None:
+        self._call("snapshot_rename", old=old, new=new)
+
+    def snapshot_hold(self, name: str, holder: str) -> None:
+        self._call("snapshot_hold", name=name, holder=holder)
+
+    def snapshot_release(self, name: str, holder: str) -> None:
+        self._call("snapshot_release", name=name, holder=holder)
+
+
+def _snapshot(d: dict) -> SnapshotInfo:
+    d = dict(d)
+    d["holders"] = tuple(d["holders"])
+    return SnapshotInfo(**d)
+
+
+def open_volume(path: str | os.PathLike) -> Client:
+    """A :class:`Client` for the volume at ``path`` (mount point or volume folder)."""
+    return Client(find_volume(path))

@@ -1,0 +1,186 @@
+"""The control channel: volume commands as small JSON requests over a Unix socket.
+
+A mounted volume's daemon serves :data:`SOCKET_NAME` in the volume folder.
+Each request is one JSON object on one line, ``{"op": NAME, "args": {...}}``;
+each answer is one line, ``{"ok": true, "result": ...}`` or ``{"ok": false,
+"errno": N, "error": MESSAGE}``.  The commands themselves live once, in
+:data:`COMMANDS`, and run either in the daemon (on its open Volume) or, when
+the volume is not mounted, in the caller's process (see :mod:`snapfs.client`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .errors import SnapfsError, err
+from .volume import Volume
+
+SOCKET_NAME = "control.sock"
+#: Virtual xattr on a mount's root naming its volume folder (how a mount point leads to the volume).
+VOLUME_XATTR = "user.snapfs.volume"
+MAX_REQUEST = 64 * 1024
+_SUN_PATH_MAX = 107
+
+
+def _snapshot_create(vol: Volume, name: str | None = None) -> dict:
+    return dataclasses.asdict(vol.snapshot_create(name or vol.next_backup_snapshot_name()))
+
+
+def _snapshot_list(vol: Volume) -> list[dict]:
+    return [dataclasses.asdict(s) for s in vol.snapshot_list()]
+
+
+def _snapshot_delete(vol: Volume, name: str) -> dict:
+    return {"freed": vol.snapshot_delete(name)}
+
+
+def _snapshot_rename(vol: Volume, old: str, new: str) -> None:
+    vol.snapshot_rename(old, new)
+
+
+def _snapshot_hold(vol: Volume, name: str, holder: str) -> None:
+    vol.snapshot_hold(name, holder)
+
+
+def _snapshot_release(vol: Volume, name: str, holder: str) -> None:
+    vol.snapshot_release(name, holder)
+
+
+def _info(vol: Volume) -> dict:
+    sp, st = vol.space(), vol.statfs()
+    return {"name": vol.name, "path": str(Path(vol.path).resolve()), "block_size": vol.block_size,
+            **dataclasses.asdict(sp), "snapshot_count": len(vol.snapshot_names()),
+            "max_name": st.name_max, "mountpoint": None, "pid": None}
+
+
+#: op name -> function(vol, **args) returning something JSON can carry
+COMMANDS: dict[str, Callable[..., Any]] = {
+    "info": _info,
+    "snapshot_create": _snapshot_create,
+    "snapshot_list": _snapshot_list,
+    "snapshot_delete": _snapshot_delete,
+    "snapshot_rename": _snapshot_rename,
+    "snapshot_hold": _snapshot_hold,
+    "snapshot_release": _snapshot_release,
+}
+
+
+def execute(vol: Volume, op: str, args: dict) -> Any:
+    """Run one command on ``vol``; SnapfsError for unknown ops or bad arguments."""
+    fn = COMMANDS.get(op)
+    if fn is None:
+        raise err(errno.EINVAL, f"unknown control request {op!r}")
+    try:
+        return fn(vol, **args)
+    except TypeError as e:
+        raise err(errno.EINVAL, f"bad arguments for {op}: {e}") from None
+
+
+def gone_names(op: str, args: dict) -> list[str]:
+    """Snapshot names a successful ``op`` removed (the kernel must forget their entries)."""
+    if op == "snapshot_delete":
+        return [args["name"]]
+    if op == "snapshot_rename":
+        return [args["old"]]
+    return []
+
+
+def socket_path(voldir: str | os.PathLike) -> Path:
+    return Path(voldir) / SOCKET_NAME
+
+
+@contextmanager
+def _short_path(path: Path) -> Iterator[str]:
+    """A name for ``path`` that fits sun_path (through /proc/self/fd when it is long)."""
+    if len(os.fsencode(str(path))) <= _SUN_PATH_MAX:
+        yield str(path)
+        return
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
+def listen(voldir: str | os.PathLike) -> socket.socket:
+    """Bind the control socket of a volume this process holds open (a stale one is replaced)."""
+    path = socket_path(voldir)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with _short_path(path) as name:
+        s.bind(name)
+    os.chmod(path, 0o600)
+    s.listen(16)
+    return s
+
+
+def connect(voldir: str | os.PathLike, timeout: float = 60.0) -> socket.socket | None:
+    """A connection to the volume's daemon, or None when nobody serves the socket."""
+    path = socket_path(voldir)
+    if not path.exists():
+        return None
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        with _short_path(path) as name:
+            s.connect(name)
+    except (ConnectionRefusedError, FileNotFoundError):
+        s.close()
+        return None
+    return s
+
+
+def encode_error(e: SnapfsError) -> dict:
+    return {"ok": False, "errno": e.errno, "error": e.message}
+
+
+async def serve(listener: socket.socket, vol: Volume, extra: dict,
+                on_gone: Callable[[list[str]], None]) -> None:
+    """Answer control requests forever (the daemon cancels this task at unmount)."""
+    import trio
+
+    sock = trio.socket.from_stdlib_socket(listener)
+    async with trio.open_nursery() as nursery:
+        while True:
+            conn, _ = await sock.accept()
+            nursery.start_soon(_handle, conn, vol, extra, on_gone)
+
+
+async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]], None]) -> None:
+    buf = b""
+    with conn:
+        while True:
+            while b"\n" not in buf:
+                chunk = await conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                if len(buf) > MAX_REQUEST:
+                    return
+            line, buf = buf.split(b"\n", 1)
+            try:
+                req = json.loads(line)
+                op, args = req["op"], req.get("args") or {}
+                result = execute(vol, op, args)
+                if op == "info":
+                    result.update(extra)
+                on_gone(gone_names(op, args))
+                reply = {"ok": True, "result": result}
+            except SnapfsError as e:
+                reply = encode_error(e)
+            except (ValueError, KeyError, TypeError) as e:
+                reply = {"ok": False, "errno": errno.EINVAL, "error": f"bad control request: {e}"}
+            data = (json.dumps(reply) + "\n").encode()
+            while data:
+                n = await conn.send(data)
+                data = data[n:]

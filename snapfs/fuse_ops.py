@@ -1,0 +1,452 @@
+"""The pyfuse3 adapter: kernel requests mapped onto :class:`~snapfs.Volume` calls.
+
+Node ids.  A live file's kernel node id *is* its Volume ino, so ``st_ino``
+seen through the mount is the file's stable identity.  Snapshot views need a
+node id per (snapshot, ino) because the kernel caches by node id; those come
+from a counter above :data:`SNAPDIR_NODE` and live in :class:`_Nodes` while the
+kernel holds a lookup reference.  A tool reading ``MOUNT/.snapshot/NAME/``
+gets the stable identity from the virtual xattr :data:`INO_XATTR`
+(``user.snapfs.ino``, decimal ASCII), which answers on live files too and is
+never listed by listxattr (so ``cp -a``/``getfattr -d`` do not copy it).
+
+``.snapshot`` is reachable by name from the root and never listed; the
+snapshot trees are read-only (EROFS for every change).  Everything else is
+one Volume call, with :class:`SnapfsError` turned into its errno.
+
+Caching: every change of the live tree goes through this adapter, so the
+kernel may keep entries and attributes for :data:`LIVE_TIMEOUT` and page
+cache across opens (``keep_cache``); snapshot trees never change while they
+exist.  Snapshot create/rename/delete, done behind the kernel's back through
+the control channel, call :meth:`SnapfsOperations.snapshots_changed`, which
+invalidates the affected ``.snapshot`` entries.
+
+POSIX ACLs: ``enable_acl`` makes the kernel enforce them (it also forces
+``default_permissions``); inheritance and mode/ACL coupling are done here with
+:mod:`snapfs.acl`.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import stat
+from pathlib import Path
+
+import pyfuse3
+
+from . import acl as _acl
+from . import control
+from .errors import SnapfsError
+from .records import Attrs
+from .volume import ROOT_INO, Volume
+
+SNAPDIR_NAME = b".snapshot"
+#: Node id of ``.snapshot``; snapshot nodes are numbered above it, live inos stay below.
+SNAPDIR_NODE = 1 << 62
+#: Virtual xattr with a file's stable inode number (live tree and snapshots).  The kernel
+#: hides user.* xattrs of symlinks and devices, so the same value is also under
+#: :data:`TRUSTED_INO_XATTR` (readable by root, for any file type).
+INO_XATTR = b"user.snapfs.ino"
+TRUSTED_INO_XATTR = b"trusted.snapfs.ino"
+#: Virtual xattr on the mount root: the volume folder (how the CLI finds the volume).
+VOLUME_XATTR = os.fsencode(control.VOLUME_XATTR)
+#: Virtual xattr on every node: the snapshot name it belongs to (empty for the live tree).
+SNAPSHOT_XATTR = b"user.snapfs.snapshot"
+_VIRTUAL = (INO_XATTR, TRUSTED_INO_XATTR, VOLUME_XATTR, SNAPSHOT_XATTR)
+LIVE_TIMEOUT = 60.0
+SNAP_TIMEOUT = 3600.0
+_READDIR_BATCH = 256
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND
+
+
+def _errors(fn):
+    """Answer a request with the errno of any :class:`SnapfsError` it raises."""
+    @functools.wraps(fn)
+    async def wrapper(*a, **kw):
+        try:
+            return await fn(*a, **kw)
+        except SnapfsError as e:
+            raise pyfuse3.FUSEError(e.errno) from None
+    return wrapper
+
+
+def _erofs() -> pyfuse3.FUSEError:
+    return pyfuse3.FUSEError(errno.EROFS)
+
+
+class _Nodes:
+    """Kernel node ids of snapshot inodes, kept while the kernel holds a reference."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[int, int], int] = {}
+        self._by_node: dict[int, tuple[int, int]] = {}
+        self._refs: dict[int, int] = {}
+        self._next = SNAPDIR_NODE + 1
+
+    def node(self, snap: int, ino: int) -> int:
+        node = self._by_key.get((snap, ino))
+        if node is None:
+            node = self._next
+            self._next += 1
+            self._by_key[(snap, ino)] = node
+            self._by_node[node] = (snap, ino)
+            self._refs[node] = 0
+        return node
+
+    def ref(self, node: int) -> None:
+        if node in self._refs:
+            self._refs[node] += 1
+
+    def resolve(self, node: int) -> tuple[int, int]:
+        try:
+            return self._by_node[node]
+        except KeyError:
+            raise pyfuse3.FUSEError(errno.ESTALE) from None
+
+    def forget(self, node: int, n: int) -> None:
+        left = self._refs.get(node, 0) - n
+        if left > 0:
+            self._refs[node] = left
+        elif node in self._refs:
+            del self._refs[node]
+            del self._by_key[self._by_node.pop(node)]
+
+
+class SnapfsOperations(pyfuse3.Operations):
+    """pyfuse3 operations over one open :class:`Volume` (single trio thread)."""
+
+    enable_acl = True
+    enable_writeback_cache = False
+    supports_dot_lookup = True
+
+    def __init__(self, vol: Volume) -> None:
+        super().__init__()
+        self.vol = vol
+        self.voldir = str(Path(vol.path).resolve())
+        self.nodes = _Nodes()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _where(self, node: int) -> tuple[int | None, int]:
+        """(snapshot id or None, Volume ino) of a kernel node."""
+        if node < SNAPDIR_NODE:
+            return None, node
+        if node == SNAPDIR_NODE:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        return self.nodes.resolve(node)
+
+    def _live(self, node: int) -> int:
+        """The Volume ino of a live node; EROFS for ``.snapshot`` and everything under it."""
+        if node >= SNAPDIR_NODE:
+            raise _erofs()
+        return node
+
+    def _entry(self, a: Attrs, snap: int | None, ref: bool = False) -> pyfuse3.EntryAttributes:
+        e = pyfuse3.EntryAttributes()
+        if snap is None:
+            e.st_ino = a.ino
+            e.entry_timeout = e.attr_timeout = LIVE_TIMEOUT
+        else:
+            e.st_ino = self.nodes.node(snap, a.ino)
+            if ref:
+                self.nodes.ref(e.st_ino)
+            e.entry_timeout = e.attr_timeout = SNAP_TIMEOUT
+        e.generation = 0
+        e.st_mode, e.st_nlink, e.st_uid, e.st_gid, e.st_rdev = a.mode, a.nlink, a.uid, a.gid, a.rdev
+        e.st_size, e.st_blocks, e.st_blksize = a.size, a.blocks, a.blksize
+        e.st_atime_ns, e.st_mtime_ns, e.st_ctime_ns = a.atime_ns, a.mtime_ns, a.ctime_ns
+        return e
+
+    def _snapdir_entry(self) -> pyfuse3.EntryAttributes:
+        root = self.vol.getattr(ROOT_INO)
+        e = pyfuse3.EntryAttributes()
+        e.st_ino = SNAPDIR_NODE
+        e.entry_timeout = e.attr_timeout = 0  # its link count follows snapshot create/delete
+        e.st_mode = stat.S_IFDIR | 0o555
+        e.st_nlink = 2 + len(self.vol.epochs.epochs)
+        e.st_uid = e.st_gid = 0
+        e.st_size = 0
+        e.st_blksize = self.vol.block_size
+        e.st_atime_ns = e.st_mtime_ns = e.st_ctime_ns = root.ctime_ns
+        return e
+
+    def _snapshots(self) -> list[tuple[int, str]]:
+        return self.vol.snapshot_names()
+
+    def _new_name(self, parent: int, name: bytes) -> int:
+        ino = self._live(parent)
+        if ino == ROOT_INO and name == SNAPDIR_NAME:
+            raise pyfuse3.FUSEError(errno.EEXIST)
+        return ino
+
+    def _inherit(self, parent: int, mode: int, umask: int) -> tuple[int, dict[bytes, bytes]]:
+        try:
+            default = self.vol.getxattr(parent, _acl.ACL_DEFAULT)
+        except SnapfsError:
+            default = None
+        return _acl.inherit(default, mode, umask, stat.S_ISDIR(mode))
+
+    # ------------------------------------------------------------------ control-channel hooks
+
+    def snapshots_changed(self, gone: list[str]) -> None:
+        """Drop the kernel's entries for snapshot names that were deleted or renamed away."""
+        for name in gone:
+            pyfuse3.invalidate_entry_async(SNAPDIR_NODE, os.fsencode(name), ignore_enoent=True)
+
+    # ------------------------------------------------------------------ names
+
+    @_errors
+    async def lookup(self, parent_inode, name, ctx=None):
+        if parent_inode == ROOT_INO and name == SNAPDIR_NAME:
+            return self._snapdir_entry()
+        if parent_inode == SNAPDIR_NODE:
+            if name == b".":
+                return self._snapdir_entry()
+            if name == b"..":
+                return self._entry(self.vol.getattr(ROOT_INO), None)
+            try:
+                snap = self.vol.snapshot_id(os.fsdecode(name))
+            except SnapfsError:
+                raise pyfuse3.FUSEError(errno.ENOENT) from None
+            return self._entry(self.vol.getattr(ROOT_INO, snap), snap, ref=True)
+        snap, ino = self._where(parent_inode)
+        if snap is not None and ino == ROOT_INO and name == b"..":
+            return self._snapdir_entry()
+        return self._entry(self.vol.lookup(ino, name, snap), snap, ref=snap is not None)
+
+    async def forget(self, inode_list):
+        for node, n in inode_list:
+            if node > SNAPDIR_NODE:
+                self.nodes.forget(node, n)
+
+    @_errors
+    async def getattr(self, inode, ctx=None):
+        if inode == SNAPDIR_NODE:
+            return self._snapdir_entry()
+        snap, ino = self._where(inode)
+        return self._entry(self.vol.getattr(ino, snap), snap)
+
+    @_errors
+    async def readlink(self, inode, ctx):
+        snap, ino = self._where(inode)
+        return self.vol.readlink(ino, snap)
+
+    @_errors
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):
+        parent = self._new_name(parent_inode, name)
+        mode, xattrs = self._inherit(parent, mode, ctx.umask)
+        return self._entry(self.vol.mknod(parent, name, mode, rdev, ctx.uid, ctx.gid, xattrs), None)
+
+    @_errors
+    async def mkdir(self, parent_inode, name, mode, ctx):
+        parent = self._new_name(parent_inode, name)
+        mode, xattrs = self._inherit(parent, stat.S_IFDIR | (mode & 0o7777), ctx.umask)
+        return self._entry(self.vol.mkdir(parent, name, mode, ctx.uid, ctx.gid, xattrs), None)
+
+    @_errors
+    async def symlink(self, parent_inode, name, target, ctx):
+        parent = self._new_name(parent_inode, name)
+        return self._entry(self.vol.symlink(parent, name, target, ctx.uid, ctx.gid), None)
+
+    @_errors
+    async def create(self, parent_inode, name, mode, flags, ctx):
+        parent = self._new_name(parent_inode, name)
+        mode, xattrs = self._inherit(parent, stat.S_IFREG | (mode & 0o7777), ctx.umask)
+        a = self.vol.create_file(parent, name, mode, ctx.uid, ctx.gid, xattrs)
+        self.vol.open_file(a.ino)
+        return pyfuse3.FileInfo(fh=a.ino, keep_cache=True), self._entry(a, None)
+
+    @_errors
+    async def link(self, inode, new_parent_inode, new_name, ctx):
+        parent = self._new_name(new_parent_inode, new_name)
+        return self._entry(self.vol.link(self._live(inode), parent, new_name), None)
+
+    @_errors
+    async def unlink(self, parent_inode, name, ctx):
+        parent = self._live(parent_inode)
+        if parent == ROOT_INO and name == SNAPDIR_NAME:
+            raise _erofs()
+        self.vol.unlink(parent, name)
+
+    @_errors
+    async def rmdir(self, parent_inode, name, ctx):
+        parent = self._live(parent_inode)
+        if parent == ROOT_INO and name == SNAPDIR_NAME:
+            raise _erofs()
+        self.vol.rmdir(parent, name)
+
+    @_errors
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
+        old, new = self._live(parent_inode_old), self._live(parent_inode_new)
+        if (old == ROOT_INO and name_old == SNAPDIR_NAME) or (new == ROOT_INO and name_new == SNAPDIR_NAME):
+            raise pyfuse3.FUSEError(errno.EBUSY)
+        self.vol.rename(old, name_old, new, name_new, flags)
+
+    # ------------------------------------------------------------------ attributes
+
+    @_errors
+    async def setattr(self, inode, attr, fields, fh, ctx):
+        ino = self._live(inode)
+        kw: dict = {}
+        if fields.update_mode:
+            kw["mode"] = attr.st_mode
+        if fields.update_uid:
+            kw["uid"] = attr.st_uid
+        if fields.update_gid:
+            kw["gid"] = attr.st_gid
+        if fields.update_size:
+            kw["size"] = attr.st_size
+        if fields.update_atime:
+            kw["atime_ns"] = attr.st_atime_ns
+        if fields.update_mtime:
+            kw["mtime_ns"] = attr.st_mtime_ns
+        if fields.update_ctime:
+            kw["ctime_ns"] = attr.st_ctime_ns
+        a = self.vol.setattr(ino, **kw)
+        if fields.update_mode:
+            try:
+                access = self.vol.getxattr(ino, _acl.ACL_ACCESS)
+            except SnapfsError:
+                access = None
+            if access is not None:
+                self.vol.setxattr(ino, _acl.ACL_ACCESS, _acl.chmod(access, a.mode))
+        return self._entry(a, None)
+
+    @_errors
+    async def setxattr(self, inode, name, value, ctx):
+        ino = self._live(inode)
+        if name in _VIRTUAL:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        if name == _acl.ACL_ACCESS:
+            mode, keep = _acl.mode_of(value, self.vol.getattr(ino).mode)
+            self.vol.setattr(ino, mode=mode)
+            if keep:
+                self.vol.setxattr(ino, name, value)
+            else:
+                try:
+                    self.vol.removexattr(ino, name)
+                except SnapfsError as e:
+                    if e.errno != errno.ENODATA:
+                        raise
+            return
+        if name == _acl.ACL_DEFAULT and not stat.S_ISDIR(self.vol.getattr(ino).mode):
+            raise pyfuse3.FUSEError(errno.EACCES)
+        self.vol.setxattr(ino, name, value)
+
+    @_errors
+    async def getxattr(self, inode, name, ctx):
+        if inode == SNAPDIR_NODE:
+            if name in (INO_XATTR, TRUSTED_INO_XATTR):
+                return str(SNAPDIR_NODE).encode()
+            raise pyfuse3.FUSEError(errno.ENODATA)
+        snap, ino = self._where(inode)
+        if name in (INO_XATTR, TRUSTED_INO_XATTR):
+            self.vol.getattr(ino, snap)
+            return str(ino).encode()
+        if name == VOLUME_XATTR and snap is None and ino == ROOT_INO:
+            return os.fsencode(self.voldir)
+        if name == SNAPSHOT_XATTR:
+            if snap is None:
+                return b""
+            return next((n.encode() for s, n in self._snapshots() if s == snap), b"")
+        return self.vol.getxattr(ino, name, snap)
+
+    @_errors
+    async def listxattr(self, inode, ctx):
+        if inode == SNAPDIR_NODE:
+            return []
+        snap, ino = self._where(inode)
+        return self.vol.listxattr(ino, snap)
+
+    @_errors
+    async def removexattr(self, inode, name, ctx):
+        ino = self._live(inode)
+        if name in _VIRTUAL:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        self.vol.removexattr(ino, name)
+
+    # ------------------------------------------------------------------ data
+
+    @_errors
+    async def open(self, inode, flags, ctx):
+        snap, ino = self._where(inode)
+        if snap is not None and flags & _WRITE_FLAGS:
+            raise _erofs()
+        self.vol.open_file(ino, snap)
+        return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+
+    @_errors
+    async def read(self, fh, off, size):
+        snap, ino = self._where(fh)
+        return self.vol.read(ino, off, size, snap)
+
+    @_errors
+    async def write(self, fh, off, buf):
+        return self.vol.write(self._live(fh), off, buf)
+
+    async def flush(self, fh):
+        pass
+
+    @_errors
+    async def release(self, fh):
+        if fh > SNAPDIR_NODE and fh not in self.nodes._by_node:
+            return
+        snap, ino = self._where(fh)
+        self.vol.release_file(ino, snap)
+
+    @_errors
+    async def fsync(self, fh, datasync):
+        self.vol.fsync()
+
+    # ------------------------------------------------------------------ directories
+
+    @_errors
+    async def opendir(self, inode, ctx):
+        if inode != SNAPDIR_NODE:
+            snap, ino = self._where(inode)
+            a = self.vol.getattr(ino, snap)
+            if not stat.S_ISDIR(a.mode):
+                raise pyfuse3.FUSEError(errno.ENOTDIR)
+        return inode
+
+    @_errors
+    async def readdir(self, fh, start_id, token):
+        if fh == SNAPDIR_NODE:
+            for i, (snap, name) in enumerate(self._snapshots()):
+                if i < start_id:
+                    continue
+                a = self.vol.getattr(ROOT_INO, snap)
+                if not pyfuse3.readdir_reply(token, name.encode(), self._entry(a, snap), i + 1):
+                    return
+                self.nodes.ref(self.nodes.node(snap, ROOT_INO))
+            return
+        snap, ino = self._where(fh)
+        offset = start_id
+        while True:
+            batch = self.vol.readdir(ino, offset, snap, limit=_READDIR_BATCH)
+            for ent in batch:
+                if not pyfuse3.readdir_reply(token, ent.name, self._entry(ent.attrs, snap), ent.offset):
+                    return
+                if snap is not None:
+                    self.nodes.ref(self.nodes.node(snap, ent.attrs.ino))
+            if len(batch) < _READDIR_BATCH:
+                return
+            offset = batch[-1].offset
+
+    async def releasedir(self, fh):
+        pass
+
+    @_errors
+    async def fsyncdir(self, fh, datasync):
+        self.vol.fsync()
+
+    @_errors
+    async def statfs(self, ctx):
+        s = self.vol.statfs()
+        r = pyfuse3.StatvfsData()
+        r.f_bsize = r.f_frsize = s.block_size
+        r.f_blocks, r.f_bfree, r.f_bavail = s.total_blocks, s.free_blocks, s.free_blocks
+        r.f_files, r.f_ffree, r.f_favail = s.total_inodes, s.free_inodes, s.free_inodes
+        r.f_namemax = s.name_max
+        return r

@@ -1,0 +1,202 @@
+"""Mounting a volume: the daemon that serves FUSE and the control channel.
+
+:func:`mount` returns once the mount is usable, like mount(8): it forks a
+daemon (double fork, new session, stdio on /dev/null) that opens the volume,
+mounts, binds the control socket and only then writes ``OK`` into a pipe; any
+failure before that comes back through the pipe as one line and
+:func:`mount` raises it as :class:`SnapfsError`.  With ``foreground`` the
+caller's process is the daemon.
+
+The daemon stops when the file system is unmounted (``snapfs unmount`` or
+``fusermount3 -u``) or on SIGTERM/SIGINT/SIGHUP (then it unmounts itself);
+either way it closes the Volume, which makes every committed change durable.
+Every Volume call is its own committed transaction, so a killed daemon also
+leaves a consistent volume.  :func:`unmount` waits until the daemon has let go
+of the volume, so a command run next (fsck, another mount) finds it free.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from . import control
+from .errors import NotAVolume, SnapfsError, VolumeBusy, err
+from .volume import LOCK_FILE, Volume
+
+LOG_FILE = "mount.log"
+_log = logging.getLogger("snapfs.mount")
+
+
+def _check_mountpoint(mountpoint: Path) -> None:
+    if not mountpoint.is_dir():
+        raise err(errno.ENOTDIR, f"mount point {mountpoint} is not a directory")
+    if os.path.ismount(mountpoint):
+        raise err(errno.EBUSY, f"{mountpoint} is already a mount point; unmount it first")
+
+
+def _fuse_options(vol: Volume, options: list[str]) -> set[str]:
+    import pyfuse3
+
+    opts = set(pyfuse3.default_options)
+    opts |= {"fsname=" + str(Path(vol.path).resolve()).replace(",", "_"), "subtype=snapfs"}
+    opts |= {o for o in options if o}
+    return opts
+
+
+def _serve(vol: Volume, mountpoint: Path, options: list[str], ready) -> None:
+    """Mount, report readiness through ``ready()``, serve until unmounted, close the volume."""
+    import pyfuse3
+    import trio
+
+    from .fuse_ops import SnapfsOperations
+
+    ops = SnapfsOperations(vol)
+    # nothing may touch the mount point from here until pyfuse3.main() runs: it would deadlock
+    extra = {"mountpoint": str(mountpoint), "pid": os.getpid()}
+    try:
+        pyfuse3.init(ops, str(mountpoint), _fuse_options(vol, options))
+    except RuntimeError as e:
+        raise err(errno.EIO, f"cannot mount {vol.path} on {mountpoint}: {e} (see fusermount3)") from None
+    listener = control.listen(vol.path)
+    stopped_by_signal = False
+
+    async def main() -> None:
+        async def on_signal() -> None:
+            nonlocal stopped_by_signal
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
+                async for _ in sigs:
+                    stopped_by_signal = True
+                    pyfuse3.terminate()
+                    return
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(control.serve, listener, vol, extra, ops.snapshots_changed)
+            nursery.start_soon(on_signal)
+            ready()
+            await pyfuse3.main()
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    finally:
+        try:
+            pyfuse3.close(unmount=stopped_by_signal)
+        finally:
+            listener.close()
+            try:
+                control.socket_path(vol.path).unlink()
+            except FileNotFoundError:
+                pass
+            vol.close()
+
+
+def mount(voldir: str | os.PathLike, mountpoint: str | os.PathLike, foreground: bool = False,
+          options: list[str] | None = None) -> None:
+    """Mount the volume in ``voldir`` on ``mountpoint``; see the module docstring."""
+    voldir, mountpoint, options = Path(voldir).resolve(), Path(mountpoint).resolve(), list(options or [])
+    _check_mountpoint(mountpoint)
+    if foreground:
+        vol = Volume.open(voldir)
+        _serve(vol, mountpoint, options, lambda: None)
+        return
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(w)
+        os.waitpid(pid, 0)
+        with os.fdopen(r, "rb") as f:
+            answer = f.read().decode(errors="replace").strip()
+        if answer == "OK":
+            return
+        code, _, message = answer.partition(" ")
+        if not message:
+            raise err(errno.EIO, f"the mount daemon for {voldir} died before the mount was ready")
+        raise SnapfsError(message, int(code))
+    # first child: detach and fork the daemon
+    os.close(r)
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        _daemon(voldir, mountpoint, options, w)
+    except BaseException:
+        os._exit(1)
+    os._exit(0)
+
+
+def _daemon(voldir: Path, mountpoint: Path, options: list[str], w: int) -> None:
+    os.closerange(3, w)
+    os.closerange(w + 1, 65536)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    os.chdir("/")
+    reported = False
+
+    def report(line: str) -> None:
+        nonlocal reported
+        if not reported:
+            reported = True
+            os.write(w, line.encode())
+            os.close(w)
+
+    try:
+        vol = Volume.open(voldir)
+    except SnapfsError as e:
+        report(f"{e.errno} {e.message}")
+        return
+    logging.basicConfig(filename=str(voldir / LOG_FILE), level=logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        _serve(vol, mountpoint, options, lambda: report("OK"))
+    except SnapfsError as e:
+        report(f"{e.errno} {e.message}")
+    except BaseException as e:  # the daemon's last word goes to the log and the waiting parent
+        _log.exception("mount daemon failed")
+        report(f"{errno.EIO} mount daemon failed: {e}")
+
+
+def _wait_released(voldir: Path, timeout: float) -> bool:
+    """Wait until no process holds the volume's lock."""
+    deadline = time.monotonic() + timeout
+    fd = os.open(voldir / LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.02)
+    finally:
+        os.close(fd)
+
+
+def unmount(mountpoint: str | os.PathLike, timeout: float = 60.0) -> None:
+    """Unmount a snapfs mount and wait until its daemon has closed the volume."""
+    from .client import find_volume
+
+    mountpoint = Path(mountpoint)
+    if not os.path.ismount(mountpoint):
+        raise err(errno.EINVAL, f"{mountpoint} is not a mount point")
+    try:
+        voldir = find_volume(mountpoint)
+    except NotAVolume:
+        raise NotAVolume(f"{mountpoint} is not a snapfs mount") from None
+    r = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = (r.stderr.strip().splitlines() or ["fusermount3 failed"])[-1]
+        code = errno.EBUSY if "busy" in msg.lower() else errno.EIO
+        raise SnapfsError(f"cannot unmount {mountpoint}: {msg}", code)
+    if not _wait_released(voldir, timeout):
+        raise VolumeBusy(f"unmounted {mountpoint}, but its daemon still holds {voldir} after {timeout:.0f} s")

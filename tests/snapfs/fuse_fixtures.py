@@ -1,0 +1,86 @@
+"""Fixtures for the FUSE tests: a volume mounted for real under tmp_path.
+
+The mount always goes away in teardown, even when the test failed: ``snapfs
+unmount`` first, ``fusermount3 -u -z`` as the last resort.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from snapfs import Volume, fsck_path
+from snapfs.cli.main import parse_size
+
+SNAPFS = str(Path(sys.executable).parent / "snapfs")
+NOBODY = 65534
+
+
+def snapfs(*args: str | os.PathLike, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run the snapfs command; with ``check``, fail the test on a non-zero exit."""
+    r = subprocess.run([SNAPFS, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert r.returncode == 0, f"snapfs {' '.join(map(str, args))}: {r.stderr}"
+    return r
+
+
+def as_nobody(cwd: Path, *cmd: str, check: bool = False) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in ``cwd`` as uid/gid 65534 with no supplementary groups.
+
+    Use paths relative to ``cwd``: tmp_path's parents are not searchable by nobody.
+    """
+    return subprocess.run(["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups", *cmd],
+                          capture_output=True, text=True, timeout=30, check=check, cwd=cwd)
+
+
+@dataclass
+class Mounted:
+    voldir: Path
+    mnt: Path
+
+    def snap(self, name: str) -> Path:
+        return self.mnt / ".snapshot" / name
+
+
+def force_unmount(mnt: Path) -> None:
+    if os.path.ismount(mnt):
+        r = snapfs("unmount", mnt, check=False)
+        if r.returncode != 0 and os.path.ismount(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+
+
+def make_mount(tmp_path: Path, size: str = "64M", inodes: int = 1000, name: str = "vol") -> Mounted:
+    voldir, mnt = tmp_path / name, tmp_path / f"{name}-mnt"
+    mnt.mkdir()
+    Volume.create(voldir, parse_size(size), inodes, name="testvol", block_size=4096).close()
+    snapfs("mount", voldir, mnt, "-o", "allow_other")
+    return Mounted(voldir, mnt)
+
+
+@pytest.fixture
+def mounted(tmp_path: Path):
+    """A 64 MiB volume with 4 KiB blocks and 1000 inodes, mounted with allow_other; fsck clean after unmount."""
+    m = make_mount(tmp_path)
+    os.chmod(m.mnt, 0o755)
+    try:
+        yield m
+    finally:
+        force_unmount(m.mnt)
+    report = fsck_path(m.voldir)
+    assert report.clean, report.problems
+
+
+@pytest.fixture
+def small_mount(tmp_path: Path):
+    """A 1 MiB volume with 20 inodes, for running out of space."""
+    m = make_mount(tmp_path, size="1M", inodes=20, name="small")
+    try:
+        yield m
+    finally:
+        force_unmount(m.mnt)
