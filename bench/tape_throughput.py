@@ -47,14 +47,15 @@ def tape_write(nst: str, size: int, record: int) -> None:
 
 
 def tape_read(nst: str, size: int, record: int) -> None:
+    buffer = bytearray(record)  # one buffer for every record, as dd reuses its own
     with open_device(nst) as tape:
         tape.rewind()
         got = 0
         while True:
-            data = tape.read(record)
-            if not data:
+            length = tape.readinto(buffer)
+            if not length:
                 break
-            got += len(data)
+            got += length
     if got != size:
         raise SystemExit(f"bench: read back {got} bytes, expected {size}")
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .awstape import (
+    AWSTAPE_FLAG1_TAPEMARK,
+    AWSTAPE_MAX_SEGMENT,
     AWSTAPE_FLAG1_ENDREC,
     AWSTAPE_FLAG1_NEWREC,
     AWSTAPE_HEADER_SIZE,
@@ -105,6 +107,7 @@ class Cartridge:
         # no system call and a record is one copy.  It is remapped when the
         # data grows past it (writes themselves use pwritev).
         self._map: mmap.mmap | None = None
+        self._iov: tuple[object, int, list[bytearray], list[bytearray | memoryview]] | None = None
         self._view: memoryview = memoryview(b"")
         self.damaged_at: int | None = None
         #: True when a writer died with this cartridge open (its sidecar was
@@ -353,6 +356,54 @@ class Cartridge:
             pieces.append(view[data_at:data_end])
             if flags:
                 return b"".join(pieces), Block(BlockKind.RECORD, offset, data_end, total)
+
+    def readinto_record(self, offset: int, view: memoryview) -> tuple[int, int] | None:
+        """Read the record at ``offset`` straight into ``view`` with one
+        ``preadv``: its segments' headers into small buffers and their data
+        into consecutive slices of ``view``, which is where they belong when
+        every segment but the last is full (as this module writes them).
+        Returns ``(length, end offset)``; ``None`` for anything else (a
+        tapemark, a longer record, other segmenting, damage), which the
+        caller then reads the general way."""
+        iov = self._iov
+        if iov is None or iov[0] is not view.obj or iov[1] != len(view):
+            iov = self._iov = self._iovecs(view)
+        _, size, headers, pieces = iov
+        end = self.end
+        try:
+            got = os.preadv(self._fd, pieces, offset)
+        except OSError:
+            return None
+        pos = offset
+        total = 0
+        for i, header in enumerate(headers):
+            length, prev_length, flags, reserved = unpack_header_from(header)
+            if reserved or flags & AWSTAPE_FLAG1_TAPEMARK or bool(flags & AWSTAPE_FLAG1_NEWREC) != (i == 0):
+                return None
+            if i and prev_length != AWSTAPE_MAX_SEGMENT:
+                return None
+            total += length
+            pos += AWSTAPE_HEADER_SIZE + length
+            if pos > end or pos - offset > got or total > size:
+                return None
+            if flags & AWSTAPE_FLAG1_ENDREC:
+                return total, pos
+            if length != AWSTAPE_MAX_SEGMENT:
+                return None
+        return None
+
+    @staticmethod
+    def _iovecs(view: memoryview) -> tuple[object, int, list[bytearray], list[bytearray | memoryview]]:
+        """The scatter list for :meth:`readinto_record` into ``view``."""
+        size = len(view)
+        headers = []
+        pieces: list[bytearray | memoryview] = []
+        for start in range(0, size, AWSTAPE_MAX_SEGMENT):
+            header = bytearray(AWSTAPE_HEADER_SIZE)
+            headers.append(header)
+            pieces.append(header)
+            pieces.append(view[start:start + AWSTAPE_MAX_SEGMENT])
+        return view.obj, size, headers, pieces
 
     # -- writing ------------------------------------------------------------
     def _check_writable(self) -> None:

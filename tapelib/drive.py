@@ -92,6 +92,16 @@ class TapeDrive(abc.ABC):
         """Read the next record (at most ``size`` bytes; a longer record is an
         error, :class:`~tapelib.errors.BufferTooSmall`).  ``b""`` at a filemark."""
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Read the next record into ``buffer`` (its length is the read size);
+        returns the record's length, 0 at a filemark.  Drives that can fill a
+        caller's buffer directly override this to save a copy, as ``dd``
+        reusing one buffer does."""
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
     @abc.abstractmethod
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Write one record (or, in fixed-block mode, ``len(data) / block_size``

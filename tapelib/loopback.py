@@ -264,22 +264,51 @@ class LoopbackDrive(TapeDrive):
         if offset >= cart.end:
             return self._blank_check(cart)
         data, block = cart.read_record(offset, size)
-        self._offset = block.end
-        self._lba += 1
         if block.kind is BlockKind.TAPEMARK:
+            self._offset = block.end
+            self._lba += 1
             if self._file >= 0:
                 self._file += 1
             self._block = 0
             self._eof = StEof.FM
             return b""
-        if self._block >= 0:
-            self._block += 1
         if data is None:
+            # st passes over the record it could not deliver.
+            self._offset = block.end
+            self._lba += 1
+            if self._block >= 0:
+                self._block += 1
             raise BufferTooSmall(
                 f"{self.name}: failed to read {block.length} byte block with {size} byte transfer")
+        self._passed_record(block.end)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """:meth:`read` into the caller's buffer.  In variable-block mode a
+        well-formed record goes from the cartridge file straight into
+        ``buffer`` (one ``preadv``, no new object); everything else takes the
+        :meth:`read` path, with the same replies."""
+        view = memoryview(buffer).cast("B")
+        cart = self._cart
+        if (cart is not None and not self._closed and self._online and not self._block_size
+                and self._eof < StEof.EOD_1 and 0 < len(view) <= MAX_BLOCK_SIZE):
+            got = cart.readinto_record(self._offset, view)
+            if got is not None:
+                self._rw = StRw.READING
+                self._passed_record(got[1])
+                return got[0]
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def _passed_record(self, end: int) -> None:
+        """The head has read a data record that ends at byte ``end``."""
+        self._offset = end
+        self._lba += 1
+        if self._block >= 0:
+            self._block += 1
         if self._eof is StEof.FM:
             self._eof = StEof.NOEOF
-        return data
 
     def _blank_check(self, cart: Cartridge) -> bytes:
         """A read at end of recorded data (SCSI BLANK CHECK): ``b""`` the first

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tapelib import BufferTooSmall, Shelf, TapeIOError, open_device
+from tapelib import BufferTooSmall, Shelf, TapeError, TapeIOError, open_device
 
 
 def test_records_read_back_with_their_true_lengths(nst0: str) -> None:
@@ -67,3 +67,30 @@ def test_read_past_end_of_data_is_eio(nst0: str) -> None:
         with pytest.raises(TapeIOError) as info:
             tape.read(100)
         assert info.value.errno == 5
+
+
+def test_readinto_gives_the_same_records_positions_and_errors_as_read(nst0: str) -> None:
+    sizes = [1, 1000, 65535, 65536, 65537, 131070, 131071, 200_000, 262144]
+    with open_device(nst0, writable=True) as tape:
+        for i, size in enumerate(sizes):
+            tape.write(bytes([i + 1]) * size)
+            if i % 3 == 2:
+                tape.write_filemarks(1)
+    for buffer_size in (262144, 65536, 300_000):
+        replies: dict[str, list[object]] = {"read": [], "readinto": []}
+        for how in replies:
+            buffer = bytearray(buffer_size)
+            with open_device(nst0) as tape:
+                tape.rewind()
+                for _ in range(len(sizes) + 6):
+                    try:
+                        if how == "read":
+                            got: object = tape.read(buffer_size)
+                        else:
+                            got = bytes(buffer[: tape.readinto(buffer)])
+                    except TapeError as exc:
+                        got = ("error", exc.errno)
+                    status = tape.status()
+                    replies[how].append((got, status.file_number, status.block_number, tape.tell()))
+        assert replies["read"] == replies["readinto"]
+        assert any(isinstance(r[0], bytes) and len(r[0]) == 262144 for r in replies["read"]) == (buffer_size >= 262144)
