@@ -64,7 +64,8 @@ from .format import (
 )
 from .operator import open_terminal
 from .records import NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink
-from .traverse import DumpPlan, FreshNumbering, Node, inode_flags, plan_dump, walk_tree
+from .traverse import (DumpPlan, FreshNumbering, Node, fd_inode_flags, inode_flags, live_path, plan_dump,
+                       walk_tree)
 
 #: Read size for file data (a multiple of TP_BSIZE).
 _READ_CHUNK = 64 * TP_BSIZE
@@ -131,6 +132,8 @@ class Dump:
         self.say = say or (lambda line: None)
         self.warn = warn or (lambda line: None)
         self.source = os.path.abspath(options.source)
+        #: What dumpdates, the inode map and c_filesys name: the live path of a snapshot view.
+        self.filesys = live_path(self.source)
         self.date = int(time.time())
         self.base_date = 0
         self._base_level: int | str = "lower"
@@ -207,13 +210,13 @@ class Dump:
         if opts.base_date is not None:
             self.base_date = opts.base_date
         elif opts.level > 0:
-            base = dates.base_for(self.source, opts.level)
+            base = dates.base_for(self.filesys, opts.level)
             self.base_date, self._base_level = base.date, base.level
         if not os.path.isdir(self.source):
             what = "no such directory" if not os.path.exists(self.source) else "not a directory"
             raise DumpError(f"cannot dump {self.source}: {what}")
         if opts.level > 0 or opts.update:
-            self._inomap = dates.inode_map(self.source)
+            self._inomap = dates.inode_map(self.filesys)
             numbering = self._inomap
         else:
             numbering = FreshNumbering()
@@ -257,7 +260,7 @@ class Dump:
         if len(label) >= LBLSIZE:
             self._warn(f"label {opts.label!r} is longer than {LBLSIZE - 1} bytes: cut")
             label = label[:LBLSIZE - 1]
-        source = os.fsencode(self.source)[:NAMELEN - 1]
+        source = os.fsencode(self.filesys)[:NAMELEN - 1]
         self.tape = volume_header(
             date=self.date, ddate=self.base_date, level=opts.level, label=label or b"none",
             filesys=source, dev=source, host=socket.gethostname().encode()[:NAMELEN - 1], ntrec=opts.ntrec,
@@ -280,34 +283,46 @@ class Dump:
 
     def _emit(self, items: Iterable[Item]) -> None:
         if self.options.volume_blocks:
-            self._emit_each(items)
+            self._emit_each(_single_blocks(items))
             return
         # Without -B nothing happens between two data blocks, so runs of them
         # go to the writer in one piece: a per-block trip through the writer
-        # cost more than reading the file (bench/dump_restore.py).
+        # cost more than reading the file (bench/dump_restore.py).  A data
+        # item may itself hold several blocks (inode_records given runs).
         run: list[bytes] = []
+        size = 0
         for item in items:
             if isinstance(item, Header):
                 if run:
                     self._emit_run(run)
                     run = []
+                    size = 0
                 self._emit_each((item,))
-            else:
-                run.append(item)
-                if len(run) == _RUN_BLOCKS:
+            elif len(item) >= _RUN_BLOCKS * TP_BSIZE // 8:
+                if run:  # a big run goes as it is, not copied into a bigger one
                     self._emit_run(run)
                     run = []
+                    size = 0
+                self._emit_run([item])
+            else:
+                run.append(item)
+                size += len(item)
+                if size >= _RUN_BLOCKS * TP_BSIZE:
+                    self._emit_run(run)
+                    run = []
+                    size = 0
         if run:
             self._emit_run(run)
 
     def _emit_run(self, run: list[bytes]) -> None:
-        data = b"".join(run)
-        if len(data) != len(run) * TP_BSIZE:
+        data = run[0] if len(run) == 1 else b"".join(run)
+        if not data or len(data) % TP_BSIZE or any(len(item) % TP_BSIZE for item in run):
             self._emit_each(run)  # number_blocks names the bad block
             return
+        blocks = len(data) // TP_BSIZE
         self.writer.write(data)
-        self._written += len(run)
-        self._volume_blocks += len(run)
+        self._written += blocks
+        self._volume_blocks += blocks
         self._progress()
 
     def _emit_each(self, items: Iterable[Item]) -> None:
@@ -382,15 +397,23 @@ class Dump:
             dinode = Dinode.from_stat(st, flags=inode_flags(node.path, st), size=len(data))
             self._emit(inode_records(tape, ino, dinode, file_slices(data, holes=False)))
         elif stat.S_ISREG(mode):
-            dinode = Dinode.from_stat(st, flags=inode_flags(node.path, st))
             try:
                 fd = _open_for_reading(node.path)
             except OSError as exc:
+                dinode = Dinode.from_stat(st, flags=inode_flags(node.path, st))
                 self._warn(f"cannot read {os.fsdecode(node.path)}: {exc.strerror}; dumped as a hole")
                 self._emit(inode_records(tape, ino, dinode))
             else:
                 try:
-                    self._emit(inode_records(tape, ino, dinode, _data_slices(fd, st.st_size)))
+                    # The flags come from the descriptor the data is read with.
+                    dinode = Dinode.from_stat(st, flags=fd_inode_flags(fd))
+                    size = st.st_size
+                    if st.st_blocks * 512 >= size:  # no hole to skip
+                        slices = _small_file_slices(fd, size) if size <= _READ_CHUNK else \
+                            _data_slices(fd, size, seek_holes=False)
+                    else:
+                        slices = _data_slices(fd, size)
+                    self._emit(inode_records(tape, ino, dinode, slices))
                 finally:
                     os.close(fd)
         elif stat.S_ISLNK(mode):
@@ -479,7 +502,7 @@ class Dump:
         if self._inomap is not None and self.options.update:
             self._inomap.save()
         if self.options.update:
-            DumpDates(self.options.dumpdates).record(self.source, self.options.level, self.date)
+            DumpDates(self.options.dumpdates).record(self.filesys, self.options.level, self.date)
             self.say(f"Updated dumpdates ({self.options.dumpdates}) for level {self.options.level}")
         self.say("DUMP IS DONE")
 
@@ -632,18 +655,48 @@ def _open_for_reading(path: bytes) -> int:
         return os.open(path, flags)
 
 
-def _data_slices(fd: int, size: int) -> Iterator[Slice]:
+def _single_blocks(items: Iterable[Item]) -> Iterator[Item]:
+    """*items* with every run of data blocks cut into 1 KiB blocks."""
+    for item in items:
+        if isinstance(item, Header) or len(item) <= TP_BSIZE or len(item) % TP_BSIZE:
+            yield item
+        else:
+            for i in range(0, len(item), TP_BSIZE):
+                yield item[i:i + TP_BSIZE]
+
+
+def _small_file_slices(fd: int, size: int) -> list[Slice]:
+    """What ``_data_slices(fd, size, seek_holes=False)`` yields for a file of
+    at most one read chunk, read at once (most files are small)."""
+    want = -(-size // TP_BSIZE) * TP_BSIZE
+    if not want:
+        return []
+    chunk = os.pread(fd, want, 0)
+    if len(chunk) < want:
+        chunk = chunk.ljust(want, b"\0")  # the file shrank since the walk
+    if _ZERO_BLOCK in chunk:
+        return [data_slice(chunk[i:i + TP_BSIZE]) for i in range(0, want, TP_BSIZE)]
+    return [chunk]
+
+
+def _data_slices(fd: int, size: int, *, seek_holes: bool = True) -> Iterator[Slice]:
     """The slices of an open file of ``size`` bytes, holes found with
-    SEEK_DATA/SEEK_HOLE left unread (None)."""
+    SEEK_DATA/SEEK_HOLE left unread (None).  Data with no all-zero block
+    comes as runs of whole slices (a chunk read at once).  ``seek_holes``
+    False reads everything (a file with as many blocks as bytes has no
+    hole to skip); all-zero blocks become holes either way."""
     pos = 0
     while pos < size:
-        try:
-            data = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError as exc:
-            if exc.errno == _errno.ENXIO:
-                data = size  # a hole to the end
-            else:
-                data = pos   # no hole support: read everything
+        if not seek_holes:
+            data = pos
+        else:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == _errno.ENXIO:
+                    data = size  # a hole to the end
+                else:
+                    data = pos   # no hole support: read everything
         hole_end = min(data, size) // TP_BSIZE * TP_BSIZE
         while pos < hole_end:
             yield None
@@ -651,7 +704,7 @@ def _data_slices(fd: int, size: int) -> Iterator[Slice]:
         if pos >= size:
             return
         try:
-            end = os.lseek(fd, max(data, pos), os.SEEK_HOLE)
+            end = os.lseek(fd, max(data, pos), os.SEEK_HOLE) if seek_holes else size
         except OSError:
             end = size
         end = min(-(-end // TP_BSIZE) * TP_BSIZE, -(-size // TP_BSIZE) * TP_BSIZE)
@@ -666,6 +719,5 @@ def _data_slices(fd: int, size: int) -> Iterator[Slice]:
                 for i in range(0, want, TP_BSIZE):
                     yield data_slice(chunk[i:i + TP_BSIZE])
             else:
-                for i in range(0, want, TP_BSIZE):
-                    yield chunk[i:i + TP_BSIZE]
+                yield chunk  # want is whole slices: end and pos are
             pos += want

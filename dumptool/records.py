@@ -319,9 +319,30 @@ class RecordWriter:
         if not block or len(block) % TP_BSIZE:
             raise ValueError(f"blocks are {TP_BSIZE} bytes; got {len(block)}")
         first = self._next_block
-        self._buffer += block
-        self._next_block += len(block) // TP_BSIZE
-        self._flush_full()
+        buffer = self._buffer
+        size = self.record_size
+        if len(buffer) + len(block) < size:
+            buffer += block
+            self._next_block += len(block) // TP_BSIZE
+            return first
+        # Fill the pending record, then write whole records straight from
+        # ``block`` (one copy each instead of three through the buffer).
+        view = memoryview(block)
+        start = 0
+        if buffer:
+            start = size - len(buffer)
+            buffer += view[:start]
+            self._next_block += start // TP_BSIZE
+            self._flush_full()
+        # A replayed record (a volume change) leaves blocks pending: they go first.
+        while len(block) - start >= size and not buffer:
+            self._next_block += self.ntrec
+            self._write_record(bytes(view[start:start + size]))
+            start += size
+        if start < len(block):
+            buffer += view[start:]
+            self._next_block += (len(block) - start) // TP_BSIZE
+            self._flush_full()
         return first
 
     def finish(self, pad: bytes | Callable[[int], bytes] | None = None) -> None:
@@ -643,6 +664,33 @@ class RecordReader:
         self._offset += TP_BSIZE
         self.blocks_read += 1
         return block
+
+    def read_blocks(self) -> bytes | None:
+        """One or more whole blocks of this volume at once (what the next read
+        brought, without copying it when it is whole blocks), or ``None`` at
+        its end: :meth:`read_block` for a caller that slices blocks itself."""
+        if self._offset >= len(self._buffer) and not self._ended:
+            chunk = self._source.read()
+            if not chunk:
+                self._ended = True
+            else:
+                self._records += 1
+                self._buffer.clear()
+                self._offset = 0
+                if not len(chunk) % TP_BSIZE:
+                    self.blocks_read += len(chunk) // TP_BSIZE
+                    return chunk
+                self._buffer += chunk
+        block = self.read_block()
+        if block is None:
+            return None
+        n = (len(self._buffer) - self._offset) // TP_BSIZE * TP_BSIZE
+        if not n:
+            return block
+        rest = bytes(self._buffer[self._offset:self._offset + n])
+        self._offset += n
+        self.blocks_read += n // TP_BSIZE
+        return block + rest
 
     def __iter__(self) -> Iterator[bytes]:
         """The remaining blocks of the current volume."""

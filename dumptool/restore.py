@@ -49,7 +49,6 @@ from .format import (
     header_byte_order,
     iter_file_slices,
     parse_directory,
-    parse_inode_map,
     skip_to_header,
     unpack_xattr_payload,
     walk_blocks,
@@ -59,6 +58,10 @@ from .symtab import SYMTAB_NAME, Checkpointed, DirFix, ResumePoint, SymbolTable
 
 #: Largest EA payload restore applies (dump-format.md 7.1).
 XATTR_MAXSIZE = 4096
+
+# what os.fsdecode uses, for a decode without its call per file
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
 
 
 class RestoreError(DumpError):
@@ -97,9 +100,14 @@ class VolumeInput:
         self.byte_order = ByteOrder.LITTLE
         #: The number of the volume being read (``-R`` starts at a later one).
         self.volume = 1
-        #: The blocks read since the last whole record (see :meth:`record_done`):
-        #: what a checkpoint keeps of a record cut by a volume change.
-        self.since_record: list[bytes] = []
+        # What :attr:`since_record` is made of, kept without a step per block:
+        # the blocks of each read from the last record boundary on (that
+        # boundary at ``_mark`` in the first), the iterator over the last one
+        # (how far it was consumed) and blocks set from outside (-R's head).
+        self._lists: list[list[bytes]] = []
+        self._mark = 0
+        self._it: Iterator[bytes] | None = None
+        self._extra: list[bytes] = []
         #: Called with the next volume's number before asking for it (-r's checkpoint).
         self.on_volume_end: Callable[[int], None] | None = None
 
@@ -109,17 +117,23 @@ class VolumeInput:
         reader = self._reader
         first = identify
         while True:
-            while (block := reader.read_block()) is not None:
+            # Whole reads at a time, sliced here and handed on by ``yield
+            # from``: a method call and bookkeeping per 1 KiB block were a
+            # good part of a big file's restore time.
+            while (chunk := reader.read_blocks()) is not None:
                 if first:
                     first = False
+                    block = chunk[:TP_BSIZE]
                     try:
                         self.byte_order = header_byte_order(block)
                         head = Header.unpack(block, self.byte_order)
                         self.date, self.ddate = head.c_date, head.c_ddate
                     except FormatError:
                         pass
-                self.since_record.append(block)
-                yield block
+                blocks = [chunk[at:at + TP_BSIZE] for at in range(0, len(chunk), TP_BSIZE)]
+                self._lists.append(blocks)
+                self._it = it = iter(blocks)
+                yield from it
             nxt = self._next_volume(self.volume + 1)
             if nxt is None:
                 return
@@ -134,7 +148,7 @@ class VolumeInput:
         if here is None or address <= here:
             return False
         self._reader.seek(address)
-        self.since_record.clear()
+        self._lists, self._mark, self._it, self._extra = [], 0, None, []
         return True
 
     def after_seek(self) -> Iterator[bytes]:
@@ -147,7 +161,36 @@ class VolumeInput:
 
     def record_done(self) -> None:
         """The blocks read so far form whole records (the walker yielded one)."""
-        self.since_record.clear()
+        self._extra = []
+        lists = self._lists
+        if lists:
+            last = lists[-1]
+            if len(lists) > 1:
+                self._lists = [last]
+            self._mark = len(last) - self._it.__length_hint__()  # type: ignore[union-attr]
+
+    @property
+    def since_record(self) -> list[bytes]:
+        """The blocks read since the last whole record (see :meth:`record_done`):
+        what a checkpoint keeps of a record cut by a volume change."""
+        out = list(self._extra)
+        lists = self._lists
+        if lists:
+            end = len(lists[-1]) - self._it.__length_hint__()  # type: ignore[union-attr]
+            if len(lists) == 1:
+                out += lists[0][self._mark:end]
+            else:
+                out += lists[0][self._mark:]
+                for middle in lists[1:-1]:
+                    out += middle
+                out += lists[-1][:end]
+        return out
+
+    @since_record.setter
+    def since_record(self, blocks: list[bytes]) -> None:
+        """Start the current record with *blocks* (read before, from elsewhere)."""
+        self.record_done()
+        self._extra = list(blocks)
 
     def _next_volume(self, number: int) -> RecordReader | None:
         if self._ask is None or not self._reader.source.can_change_volume:
@@ -218,6 +261,24 @@ class _Records:
 # -- what the image holds ------------------------------------------------------------
 
 
+class _InodeMap:
+    """A TS_CLRI or TS_BITS map kept as its bytes, answering ``ino in map``
+    (what :func:`format.parse_inode_map` sets answer, without their 130
+    bytes an inode)."""
+
+    __slots__ = ("_bits",)
+
+    def __init__(self, data: bytes) -> None:
+        self._bits = data
+
+    def __contains__(self, ino: object) -> bool:
+        if not isinstance(ino, int) or ino < 1:
+            return False
+        index = (ino - 1) >> 3
+        bits = self._bits
+        return index < len(bits) and bool(bits[index] >> ((ino - 1) & 7) & 1)
+
+
 @dataclass
 class DirNode:
     """A directory read from the image: its inode copy, entries and xattrs."""
@@ -253,8 +314,9 @@ class Restore:
         self._damage_count = 0
         self._ended = False
         self.header: Header | None = None
-        self.in_use: set[int] = set()
-        self.dumped: set[int] = set()
+        # only ever asked ``ino in ...``: a set or an :class:`_InodeMap`
+        self.in_use: "set[int] | _InodeMap" = set()
+        self.dumped: "set[int] | _InodeMap" = set()
         self.dirs: dict[int, DirNode] = {}
         self._records = self._walk(source.blocks())
         self._names: dict[int, list[bytes]] | None = None
@@ -267,6 +329,7 @@ class Restore:
         self._table_path = SYMTAB_NAME
         self._applying = (0, 0, 0)  # date, base date and level of the image -r applies
         self._checkpoint_volume = 0  # the volume the last checkpoint waits for
+        self._leaf_fd: int | None = None  # the regular file _write_regular left open
 
     def _walk(self, blocks: Iterable[bytes]) -> "_Records":
         return _Records(self._walk_records(blocks))
@@ -324,7 +387,7 @@ class Restore:
                     return
                 raise RestoreError(f"{self.input.name}: cannot find the {what}: damaged image")
             self._records.pop()
-            inos = parse_inode_map(b"".join(rec.blocks))
+            inos = _InodeMap(b"".join(rec.blocks))
             if rtype == RecordType.TS_CLRI:
                 self.in_use = inos
             else:
@@ -816,9 +879,10 @@ class Restore:
         ino = h.c_inumber
         d = h.c_dinode
         path = paths[0]
-        full = os.path.join(target, os.fsdecode(path))
+        full = os.path.join(target, path.decode(_FS_ENCODING, _FS_ERRORS))
         fmt = d.file_type
-        self._verbose(f"extract file {os.fsdecode(path)}")
+        if self.opts.verbose:
+            self._verbose(f"extract file {os.fsdecode(path)}")
         made = False
         if self.opts.dry_run:
             for _ in self._same_inode_addrs(ino):
@@ -857,11 +921,18 @@ class Restore:
                 pass
             self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
         self._current.attrs_only, self._current.made = True, made
-        xattrs = self._xattrs_after(ino)
-        self._current = None
-        if not made:
-            return
-        self._set_attrs(full, path, d, xattrs)
+        # a regular file just written is still open: its attributes go on
+        # through the descriptor (no path lookups)
+        fd, self._leaf_fd = self._leaf_fd, None
+        try:
+            xattrs = self._xattrs_after(ino)
+            self._current = None
+            if not made:
+                return
+            self._set_attrs(full, path, d, xattrs, fd)
+        finally:
+            if fd is not None:
+                os.close(fd)
         for other in paths[1:]:
             ofull = os.path.join(target, os.fsdecode(other))
             self._verbose(f"link {os.fsdecode(other)} -> {os.fsdecode(path)}")
@@ -900,13 +971,26 @@ class Restore:
             size = d.size
             damage_before = self._damage_count
             written = base
-            for rec in _chain([first] if first is not None else [], self._same_inode_addrs(ino)):
+            # a new file (O_TRUNC) whose writes reach its size needs no ftruncate
+            high = 0
+            for rec in itertools.chain((first,) if first is not None else (), self._same_inode_addrs(ino)):
                 if self._damage_count != damage_before:
                     self.error(f"{os.fsdecode(path)} (inode {ino}): data after byte {written} lost to damage; "
                                "the rest of the file reads as holes")
                     for _ in self._same_inode_addrs(ino):
                         pass
                     break
+                entries = rec.header.addr_entries
+                end = base + len(entries) * TP_BSIZE
+                if end <= size and 0 not in entries:
+                    # no hole and nothing past the end: the record's blocks in one go
+                    if rec.blocks:
+                        os.pwrite(fd, b"".join(rec.blocks), base)
+                        high = end
+                    written = base = end
+                    if self._current is not None:
+                        self._current.base = base
+                    continue
                 # Contiguous blocks go down in one pwrite: one call per 1 KiB
                 # block was most of a big file's restore time.
                 run: list[bytes] = []
@@ -920,40 +1004,57 @@ class Restore:
                             run_at = offset
                         run.append(block[:size - offset] if size - offset < TP_BSIZE else block)
                     elif run:
-                        os.pwrite(fd, b"".join(run), run_at)
+                        high = run_at + os.pwrite(fd, b"".join(run), run_at)
                         run = []
                     written = offset + TP_BSIZE
                 if run:
-                    os.pwrite(fd, b"".join(run), run_at)
+                    high = run_at + os.pwrite(fd, b"".join(run), run_at)
                 base += len(rec.header.addr_entries) * TP_BSIZE
                 if self._current is not None:
                     self._current.base = base
-            os.ftruncate(fd, size)
-        finally:
+            if first is None or high != size:
+                os.ftruncate(fd, size)
+        except BaseException:
             os.close(fd)
+            raise
+        self._leaf_fd = fd  # _write_leaf sets the attributes through it, then closes it
         return True
 
-    def _set_attrs(self, full: str, path: bytes, d: "Dinode | DirFix", xattrs: list[tuple[bytes, bytes]]) -> None:
-        name = os.fsdecode(path)
-        is_link = stat.S_ISLNK(d.mode)
+    def _set_attrs(self, full: str, path: bytes, d: "Dinode | DirFix", xattrs: list[tuple[bytes, bytes]],
+                   fd: int | None = None) -> None:
+        """Owner, mode, xattrs and times of *full* (through *fd*, open on it, if given)."""
+        mode = d.mode
         try:
-            os.chown(full, d.uid, d.gid, follow_symlinks=False)
+            if fd is None:
+                os.chown(full, d.uid, d.gid, follow_symlinks=False)
+            else:
+                os.fchown(fd, d.uid, d.gid)
         except OSError as exc:
-            self.warn(f"{name}: cannot set owner {d.uid}:{d.gid}: {exc.strerror}")
-        if not is_link:
+            self.warn(f"{os.fsdecode(path)}: cannot set owner {d.uid}:{d.gid}: {exc.strerror}")
+        if not stat.S_ISLNK(mode):
             try:
-                os.chmod(full, stat.S_IMODE(d.mode))
+                if fd is None:
+                    os.chmod(full, stat.S_IMODE(mode))
+                else:
+                    os.fchmod(fd, stat.S_IMODE(mode))
             except OSError as exc:
-                self.warn(f"{name}: cannot set mode {stat.S_IMODE(d.mode):o}: {exc.strerror}")
+                self.warn(f"{os.fsdecode(path)}: cannot set mode {stat.S_IMODE(mode):o}: {exc.strerror}")
         for xname, value in xattrs:
             try:
-                os.setxattr(full, xname, value, follow_symlinks=False)
+                if fd is None:
+                    os.setxattr(full, xname, value, follow_symlinks=False)
+                else:
+                    os.setxattr(fd, xname, value)
             except OSError as exc:
-                self.warn(f"{name}: cannot set extended attribute {os.fsdecode(xname)}: {exc.strerror}")
+                self.warn(f"{os.fsdecode(path)}: cannot set extended attribute {os.fsdecode(xname)}: "
+                          f"{exc.strerror}")
         try:
-            os.utime(full, ns=(d.atime_ns, d.mtime_ns), follow_symlinks=False)
+            if fd is None:
+                os.utime(full, ns=(d.atime_ns, d.mtime_ns), follow_symlinks=False)
+            else:
+                os.utime(fd, ns=(d.atime_ns, d.mtime_ns))
         except OSError as exc:
-            self.warn(f"{name}: cannot set times: {exc.strerror}")
+            self.warn(f"{os.fsdecode(path)}: cannot set times: {exc.strerror}")
 
     def _finish_dirs(self, target: str, dir_paths: dict[int, bytes]) -> None:
         """Owner, mode, xattrs and times of the directories, deepest first (restore's setdirmodes)."""
@@ -1147,20 +1248,41 @@ class _Rebuild:
             if not self.old.is_dir(c):
                 leaf_at[c] = (p, n)
 
-        def loc(ino: int) -> str:
-            parts = []
-            while ino != ROOTINO:
+        # Paths are built from bytes, each directory's once (``prefix``, kept
+        # until a directory moves): relpath and join per file were a fifth
+        # of a restore of many small files.
+        prefixes: dict[int, bytes] = {ROOTINO: b"./"}
+        tmp_b = os.fsencode(self.tmp_name)
+
+        def prefix(ino: int) -> bytes:
+            """``./a/b/`` of directory *ino* as it is now."""
+            got = prefixes.get(ino)
+            if got is None:
                 p, n = where[ino]
                 if p == _TMP:
-                    parts.append(os.fsencode(self.tmp_name + "/" + str(ino)))
-                    break
-                parts.append(n)
-                ino = p
-            return os.path.join(self.target, *(os.fsdecode(x) for x in reversed(parts)))
+                    got = b"./" + tmp_b + b"/" + str(ino).encode() + b"/"
+                else:
+                    got = prefix(p) + n + b"/"
+                prefixes[ino] = got
+            return got
+
+        def move(ino: int, to: tuple[int, bytes]) -> None:
+            if ino in where:
+                prefixes.clear()
+                prefixes[ROOTINO] = b"./"
+            where[ino] = to
+
+        target_dir = os.path.join(self.target, "")
+
+        def loc(ino: int) -> str:
+            rest = prefix(ino)[2:-1]
+            return os.path.join(self.target, os.fsdecode(rest)) if rest else self.target
 
         def rel(p: int, n: bytes) -> bytes:
-            full = os.path.join(loc(p), os.fsdecode(n))
-            return b"./" + os.fsencode(os.path.relpath(full, self.target))
+            return prefix(p) + n
+
+        def full_of(p: int, n: bytes) -> str:
+            return target_dir + os.fsdecode(prefix(p)[2:] + n)
 
         tmp_full = os.path.join(self.target, self.tmp_name)
         removed = [e for e in self.old_edges if e not in kept]
@@ -1168,14 +1290,14 @@ class _Rebuild:
             os.makedirs(tmp_full, exist_ok=True)
         doomed_dirs = []
         for p, n, c in removed:
-            full = os.path.join(loc(p), os.fsdecode(n))
+            full = full_of(p, n)
             survives = self._survives(c) and c in new_nodes
             try:
                 if survives and self.old.is_dir(c):
                     r._verbose(f"rename {os.fsdecode(rel(p, n))} to {self.tmp_name}/{c}")
                     if not dry:
                         os.rename(full, os.path.join(tmp_full, str(c)))
-                    where[c] = (_TMP, b"")
+                    move(c, (_TMP, b""))
                 elif survives and c not in leaf_at:
                     if not dry:
                         os.rename(full, os.path.join(tmp_full, str(c)))
@@ -1200,21 +1322,21 @@ class _Rebuild:
         for p, n, c in self.new_edges:
             if (p, n, c) in kept:
                 continue
-            full = os.path.join(loc(p), os.fsdecode(n))
             is_dir = c in self.new.dirs
             if is_dir and c in where and where[c][0] == _TMP:
                 r._verbose(f"rename {self.tmp_name}/{c} to {os.fsdecode(rel(p, n))}")
                 if not dry:
-                    os.rename(os.path.join(tmp_full, str(c)), full)
-                where[c] = (p, n)
+                    os.rename(os.path.join(tmp_full, str(c)), full_of(p, n))
+                move(c, (p, n))
             elif is_dir:
-                where[c] = (p, n)
+                move(c, (p, n))
                 r._make_dir(self.target, rel(p, n))
             elif c in r.dumped:
-                leaf_names.setdefault(c, []).append(rel(p, n))
+                leaf_names.setdefault(c, []).append(prefix(p) + n)
             elif c in leaf_at:
+                full = full_of(p, n)
                 lp, ln = leaf_at[c]
-                src = os.path.join(tmp_full, str(c)) if lp == _TMP else os.path.join(loc(lp), os.fsdecode(ln))
+                src = os.path.join(tmp_full, str(c)) if lp == _TMP else full_of(lp, ln)
                 r._verbose(f"link {os.fsdecode(rel(p, n))}")
                 if not dry:
                     try:

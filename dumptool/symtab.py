@@ -174,8 +174,9 @@ class SymbolTable:
         }
         tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
         try:
+            text = json.dumps(doc)  # one shot: json.dump encodes in Python, piece by piece
             with open(tmp, "w", encoding="ascii") as f:
-                json.dump(doc, f)
+                f.write(text)
             os.replace(tmp, path)
         except OSError as exc:
             raise SymtabError(f"cannot write symbol table {os.fspath(path)}: {exc.strerror}") from None

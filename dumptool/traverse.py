@@ -49,12 +49,17 @@ class FreshNumbering:
     """Dense dump numbers for a one-off dump (no chain to keep stable)."""
 
     def __init__(self) -> None:
-        self._numbers: dict[tuple[int, int], int] = {}
-        self._root: tuple[int, int] | None = None
+        self._numbers: dict[int, int] = {}
+        self._root: int | None = None
+        self._dev: int | None = None
         self._next = ROOTINO + 1
 
     def number(self, dev: int, ino: int, *, root: bool = False) -> int:
-        key = (dev, ino)
+        # One int, not a tuple of two: one is kept per inode.  On the root's
+        # device the inode number itself (no new object).
+        if root:
+            self._dev = dev
+        key = ino if dev == self._dev else (dev + 1) << 64 | ino
         if root:
             self._root = key
             return ROOTINO
@@ -70,20 +75,99 @@ class FreshNumbering:
         return self._next - 1
 
 
-@dataclasses.dataclass
-class Node:
+class Stat:
+    """The fields of an ``os.stat_result`` a dump uses, under the same names:
+    a plan holds one per inode, and a whole stat_result (floats and all) was
+    most of a plan's memory."""
+
+    __slots__ = ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_atime_ns", "st_mtime_ns",
+                 "st_ctime_ns", "st_rdev", "st_blocks", "st_dev", "st_ino")
+
+    def __init__(self, st: "os.stat_result | Stat") -> None:
+        self._fill(st)
+
+    def _fill(self, st: "os.stat_result | Stat") -> None:
+        self.st_mode = _shared(st.st_mode)
+        self.st_nlink = st.st_nlink
+        self.st_uid = _shared(st.st_uid)
+        self.st_gid = _shared(st.st_gid)
+        self.st_size = _shared(st.st_size)
+        # Equal times share one int (a file written once has three equal ones).
+        mtime = self.st_mtime_ns = st.st_mtime_ns
+        atime, ctime = st.st_atime_ns, st.st_ctime_ns
+        self.st_atime_ns = mtime if atime == mtime else atime
+        self.st_ctime_ns = mtime if ctime == mtime else ctime
+        self.st_rdev = st.st_rdev
+        self.st_blocks = st.st_blocks
+        self.st_dev = _shared(st.st_dev)
+        self.st_ino = st.st_ino
+
+    @property
+    def st_mtime(self) -> float:
+        return self.st_mtime_ns / 1e9
+
+    @property
+    def st_ctime(self) -> float:
+        return self.st_ctime_ns / 1e9
+
+    @property
+    def st_atime(self) -> float:
+        return self.st_atime_ns / 1e9
+
+
+_SHARED: dict[int, int] = {}
+
+
+def _shared(value: int) -> int:
+    """One int object for values many inodes repeat (modes, owners, devices, sizes)."""
+    if len(_SHARED) < 4096:
+        return _SHARED.setdefault(value, value)
+    return _SHARED.get(value, value)
+
+
+class Node(Stat):
     """One inode of the source tree.
 
-    ``path`` is the first name the walk found (bytes, absolute); ``parents``
-    every directory holding a name of it; ``entries`` a directory's children
-    as dirents, sorted by name.
+    ``path`` is the first name the walk found (bytes, absolute; kept as the
+    directory's path and the name, which the directory's dirent shares);
+    ``parents`` every directory holding a name of it; ``entries`` a
+    directory's children as dirents, sorted by name; ``st`` its
+    :class:`Stat`: the node itself, which carries the stat fields (one
+    object per inode, not two).
     """
 
-    ino: int
-    path: bytes
-    st: os.stat_result
-    parents: list[int] = dataclasses.field(default_factory=list)
-    entries: list[Dirent] | None = None
+    __slots__ = ("ino", "_base", "_name", "_parents", "entries")
+
+    def __init__(self, ino: int, path: bytes, st: "os.stat_result | Stat",
+                 parents: Iterable[int] = (), entries: list[Dirent] | None = None,
+                 *, name: bytes | None = None) -> None:
+        self._fill(st)
+        self.ino = ino
+        self._base = path    # with ``name``: the directory holding it
+        self._name = name
+        self.parents = tuple(parents)
+        self.entries = entries
+
+    @property
+    def st(self) -> Stat:
+        return self
+
+    @property
+    def parents(self) -> tuple[int, ...]:
+        p = self._parents
+        return (p,) if type(p) is int else p
+
+    @parents.setter
+    def parents(self, value: tuple[int, ...]) -> None:
+        # A single parent (most inodes) is kept as the int itself.
+        self._parents = value[0] if len(value) == 1 else tuple(value)
+
+    @property
+    def path(self) -> bytes:
+        return self._base if self._name is None else self._base + b"/" + self._name
+
+    def __repr__(self) -> str:
+        return f"Node(ino={self.ino}, path={self.path!r}, parents={self.parents!r})"
 
     @property
     def is_dir(self) -> bool:
@@ -141,13 +225,73 @@ def inode_flags(path: bytes, st: os.stat_result) -> int:
     except OSError:
         return 0
     try:
+        return fd_inode_flags(fd)
+    finally:
+        os.close(fd)
+
+
+def fd_inode_flags(fd: int) -> int:
+    """The ``FS_IOC_GETFLAGS`` value of an open regular file or directory, 0
+    where the file system has none."""
+    try:
         buf = array.array("l", [0])
         fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
         return buf[0] & 0xFFFFFFFF
     except OSError:
         return 0
-    finally:
-        os.close(fd)
+
+
+#: Where a file system tells a file's stable inode number (decimal): snapfs,
+#: whose ``.snapshot/NAME/`` trees show other st_ino values than the live tree.
+#: ``trusted.`` answers root for every file type; ``user.`` anyone, for files
+#: and directories.
+STABLE_INO_XATTRS = ("trusted.snapfs.ino", "user.snapfs.ino")
+#: On a snapfs directory: the snapshot it belongs to (empty in the live tree).
+SNAPSHOT_XATTR = "user.snapfs.snapshot"
+SNAPSHOT_DIR = ".snapshot"
+
+
+class _StableInodes:
+    """A file's identity for the inode map: the stable number where the file
+    system exposes one (so every image of a chain dumped from snapshots keeps
+    one number per file), else ``st_ino``.  Probed once per device: elsewhere
+    it costs no system call."""
+
+    def __init__(self) -> None:
+        self._has: dict[int, bool] = {}
+
+    def ino(self, path: bytes | str, st: os.stat_result | Stat) -> int:
+        has = self._has.get(st.st_dev)
+        if has is False:
+            return st.st_ino
+        for name in STABLE_INO_XATTRS:
+            try:
+                value = int(os.getxattr(path, name, follow_symlinks=False))
+            except (OSError, ValueError):
+                continue
+            self._has[st.st_dev] = True
+            return value
+        if has is None:
+            self._has[st.st_dev] = False
+        return st.st_ino
+
+
+def live_path(source: str) -> str:
+    """The path a dump of ``source`` is recorded under: for a snapfs snapshot
+    view ``X/.snapshot/NAME/sub``, the live ``X/sub`` (dumpdates, the inode
+    map and the image's file system name are the live tree's), else ``source``."""
+    parts = source.split(os.sep)
+    if SNAPSHOT_DIR not in parts[:-1]:
+        return source
+    try:
+        if not os.getxattr(source, SNAPSHOT_XATTR):
+            return source
+    except OSError:
+        return source
+    i = len(parts) - 1 - parts[::-1].index(SNAPSHOT_DIR)
+    if i + 1 >= len(parts):
+        return source
+    return os.sep.join(parts[:i] + parts[i + 2:]) or os.sep
 
 
 def walk_tree(
@@ -170,15 +314,19 @@ def walk_tree(
         raise DumpError(f"cannot dump {os.fsdecode(root)}: not a directory")
     excluded = set(exclude)
     nodes: dict[int, Node] = {}
-    root_ino = numbering.number(st.st_dev, st.st_ino, root=True)
+    stable = _StableInodes()
+    ino = stable.ino(root, st)
+    root_ino = numbering.number(st.st_dev, ino, root=True)
     nodes[root_ino] = Node(root_ino, root, st)
+    nodes[root_ino].st.st_ino = ino
     stack = [root_ino]
     while stack:
         dino = stack.pop()
         dnode = nodes[dino]
         entries: list[Dirent] = []
+        dpath = dnode.path
         try:
-            with os.scandir(dnode.path) as it:
+            with os.scandir(dpath) as it:
                 listing = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             if warn:
@@ -189,7 +337,8 @@ def walk_tree(
                 cst = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # gone since the listing
-            cino = numbering.number(cst.st_dev, cst.st_ino)
+            ino = stable.ino(entry.path, cst)
+            cino = numbering.number(cst.st_dev, ino)
             if cino in excluded:
                 continue
             if len(entry.name) > 255:
@@ -197,27 +346,41 @@ def walk_tree(
                     warn(f"name too long for a dump image, skipped: {os.fsdecode(entry.path)[:80]}...")
                 continue
             node = nodes.get(cino)
+            name = entry.name
             if node is None:
-                node = nodes[cino] = Node(cino, entry.path, cst)
+                node = nodes[cino] = Node(cino, dpath, cst, name=name)
+                node.st.st_ino = ino  # the inode map's key (see _StableInodes)
                 if node.is_dir:
                     stack.append(cino)
-            node.parents.append(dino)
-            entries.append(Dirent(cino, entry.name, dtype_from_mode(cst.st_mode)))
+            node.parents += (dino,)
+            entries.append(Dirent(cino, name, _dtype(cst.st_mode)))
         dnode.entries = entries
     return nodes
+
+
+_DTYPES: dict[int, int] = {}
+
+
+def _dtype(mode: int) -> int:
+    fmt = stat.S_IFMT(mode)
+    found = _DTYPES.get(fmt)
+    if found is None:
+        found = _DTYPES[fmt] = dtype_from_mode(mode)
+    return found
 
 
 def changed_since(st: os.stat_result, base_date: int) -> bool:
     """True when the inode's ctime or mtime (whole seconds) is not older than
     ``base_date``: dump takes the base dump's own second again."""
-    return max(int(st.st_ctime), int(st.st_mtime)) >= base_date
+    return max(st.st_ctime_ns, st.st_mtime_ns) // 1_000_000_000 >= base_date
 
 
 def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0) -> DumpPlan:
     """Pass I's selection and Pass II's directories for a dump based on
     ``base_date`` (0: a level 0, everything)."""
+    in_use = set(nodes)
     if base_date <= 0:
-        dumped = set(nodes)
+        dumped = in_use  # one set for both maps: they are equal
     else:
         dumped = {ino for ino, node in nodes.items() if changed_since(node.st, base_date)}
         dumped.add(ROOTINO)
@@ -230,4 +393,4 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0) -> DumpPl
                     todo.append(parent)
     directories = sorted(i for i in dumped if nodes[i].is_dir)
     files = sorted(i for i in dumped if not nodes[i].is_dir)
-    return DumpPlan(nodes, directories, files, set(nodes), dumped, max(maxino, max(nodes)) + 1)
+    return DumpPlan(nodes, directories, files, in_use, dumped, max(maxino, max(nodes)) + 1)

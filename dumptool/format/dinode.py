@@ -24,6 +24,11 @@ _U32 = (1 << 32) - 1
 _S32_MAX = (1 << 31) - 1
 _S16_MAX = (1 << 15) - 1
 
+_STRUCTS = {order: struct.Struct(order.value + _FMT) for order in ByteOrder}
+_NO_DB = (0,) * NDADDR
+_NO_IB = (0,) * NIADDR
+_NS_MAX = (_U32 + 1) * 1_000_000_000  # times from here on are clamped
+
 _FIELD_NAMES = (
     "mode nlink old_uid old_gid size atime_sec atime_usec mtime_sec mtime_usec "
     "ctime_sec ctime_usec"
@@ -111,30 +116,42 @@ class Dinode:
         carry their converted size).  Devices get their number in ``db[0]``;
         times are clamped to the format's u32 seconds.
         """
+        # Filled directly (every field is right by construction): a dump
+        # makes one per inode, and the constructor was a tenth of its time.
         mode = st.st_mode
         fmt = stat.S_IFMT(mode)
-        db = [0] * NDADDR
-        if fmt in (stat.S_IFCHR, stat.S_IFBLK):
-            db[0] = encode_dev(os.major(st.st_rdev), os.minor(st.st_rdev))
-        if fmt not in (stat.S_IFREG, stat.S_IFDIR):
+        db = _NO_DB
+        if fmt == stat.S_IFCHR or fmt == stat.S_IFBLK:
+            db = (encode_dev(os.major(st.st_rdev), os.minor(st.st_rdev)),) + _NO_DB[1:]
+        if fmt != stat.S_IFREG and fmt != stat.S_IFDIR:
             flags = 0
-        at, mt, ct = (timeval_from_ns(t) for t in (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns))
+        at, mt, ct = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+        at = (at // 1_000_000_000, at % 1_000_000_000 // 1000) if 0 <= at < _NS_MAX else timeval_from_ns(at)
+        mt = (mt // 1_000_000_000, mt % 1_000_000_000 // 1000) if 0 <= mt < _NS_MAX else timeval_from_ns(mt)
+        ct = (ct // 1_000_000_000, ct % 1_000_000_000 // 1000) if 0 <= ct < _NS_MAX else timeval_from_ns(ct)
         uid, gid = st.st_uid & _U32, st.st_gid & _U32
-        return cls(
+        nlink = st.st_nlink
+        blocks = getattr(st, "st_blocks", 0)
+        new = object.__new__(cls)
+        new.__dict__.update(
             mode=mode & 0xFFFF,
-            nlink=min(st.st_nlink, _S16_MAX),
+            nlink=nlink if nlink < _S16_MAX else _S16_MAX,
             old_uid=uid & 0xFFFF,
             old_gid=gid & 0xFFFF,
             size=st.st_size if size is None else size,
             atime_sec=at[0], atime_usec=at[1],
             mtime_sec=mt[0], mtime_usec=mt[1],
             ctime_sec=ct[0], ctime_usec=ct[1],
-            db=tuple(db),
+            db=db,
+            ib=_NO_IB,
             flags=flags & _U32,
-            blocks=min(getattr(st, "st_blocks", 0), _S32_MAX),
+            blocks=blocks if blocks < _S32_MAX else _S32_MAX,
+            gen=0,
             uid=uid,
             gid=gid,
+            spare=(0, 0),
         )
+        return new
 
     @property
     def file_type(self) -> int:
@@ -168,9 +185,10 @@ class Dinode:
     def pack(self, byte_order: ByteOrder = ByteOrder.LITTLE) -> bytes:
         """The 128 bytes of this inode copy in *byte_order*."""
         try:
-            return struct.pack(
-                byte_order.value + _FMT,
-                *(getattr(self, name) for name in _FIELD_NAMES),
+            return _STRUCTS[byte_order].pack(
+                self.mode, self.nlink, self.old_uid, self.old_gid, self.size,
+                self.atime_sec, self.atime_usec, self.mtime_sec, self.mtime_usec,
+                self.ctime_sec, self.ctime_usec,
                 *self.db, *self.ib,
                 self.flags, self.blocks, self.gen, self.uid, self.gid, *self.spare,
             )

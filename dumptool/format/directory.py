@@ -30,7 +30,7 @@ from .constants import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Dirent:
     """One directory entry: an inode number, a name (bytes) and a ``d_type``."""
 

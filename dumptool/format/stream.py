@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from itertools import islice
 
 from ..errors import FormatError, FormatLimitError
 from .bitmap import build_inode_map, map_blocks
@@ -44,11 +43,14 @@ from .dinode import Dinode
 from .header import Header
 
 Item = Header | bytes
-"""A header to number and pack, or one 1 KiB data block."""
+"""A header to number and pack, or data blocks: one 1 KiB block, or (from
+:func:`inode_records` given runs) several whole blocks in one bytes."""
 Slice = bytes | None
-"""One 1 KiB slice of a file: its bytes (at most 1024), or None for a hole."""
+"""One 1 KiB slice of a file: its bytes (at most 1024), or None for a hole.
+:func:`inode_records` also takes a run of several whole slices in one bytes."""
 
 _ZERO_BLOCK = bytes(TP_BSIZE)
+_ONES = b"\1" * TP_NINDIR
 
 
 def volume_header(
@@ -93,14 +95,12 @@ def continuation_header(tape: Header, volume: int, tapea: int, interrupted: Head
     )
 
 
+_RECORD_DEFAULTS = {"c_flags": DR_NEWINODEFMT, "c_extattributes": 0, "c_addr": b"", "c_dinode": Dinode(),
+                    "c_inumber": 0, "c_count": 0}
+
+
 def _record(tape: Header, c_type: RecordType, **fields) -> Header:
-    fields.setdefault("c_flags", DR_NEWINODEFMT)
-    fields.setdefault("c_extattributes", 0)
-    fields.setdefault("c_addr", b"")
-    fields.setdefault("c_dinode", Dinode())
-    fields.setdefault("c_inumber", 0)
-    fields.setdefault("c_count", 0)
-    return dataclasses.replace(tape, c_type=c_type, **fields)
+    return tape.derive(c_type=c_type, **{**_RECORD_DEFAULTS, **fields})
 
 
 def map_records(tape: Header, c_type: RecordType, inodes: Iterable[int], maxino: int) -> list[Item]:
@@ -165,7 +165,10 @@ def inode_records(
     """One inode's ``TS_INODE``, its data blocks, and ``TS_ADDR`` continuations.
 
     Slice *k* covers file bytes ``[k*1024, k*1024+1024)``.  Slices are taken
-    lazily, *per_header* (at most 512) at a time.  If they cover less than
+    lazily, *per_header* (at most 512) at a time.  A slice may also be a run
+    of several whole slices in one bytes (a chunk of data read at once): it
+    counts as that many slices, and comes out as one data item, cut only
+    where a header's map is full.  If they cover less than
     ``dinode.size``, holes are added up to it: restore would otherwise warn
     "Missing blocks" (section 4); more slices than the size needs are
     written (restore reads and drops them).  Devices, fifos, sockets and
@@ -185,29 +188,54 @@ def inode_records(
                       c_flags=DR_NEWINODEFMT | DR_METAONLY)
         return
     needed = -(-dinode.size // TP_BSIZE)
-
-    def entries() -> Iterator[Slice]:
-        n = 0
-        for s in slices:
-            yield s
-            n += 1
-        while n < needed:
-            yield None
-            n += 1
-
-    stream = entries()
     c_type = RecordType.TS_INODE
-    while True:
-        group = list(islice(stream, per_header))
-        if not group and c_type == RecordType.TS_ADDR:
-            return
-        for s in group:
-            if s is not None and len(s) != TP_BSIZE:
-                raise ValueError("slices must be 1024 bytes or None (use data_slice)")
-        yield _record(tape, c_type, c_inumber=ino, c_dinode=dinode, c_count=len(group),
-                      c_addr=bytes(0 if s is None else 1 for s in group))
-        yield from (s for s in group if s is not None)
+    addr = bytearray()
+    data: list[bytes] = []
+    taken = 0
+
+    def group() -> list[Item]:
+        nonlocal c_type, addr, data
+        items: list[Item] = [_record(tape, c_type, c_inumber=ino, c_dinode=dinode, c_count=len(addr),
+                                     c_addr=bytes(addr)), *data]
         c_type = RecordType.TS_ADDR
+        addr = bytearray()
+        data = []
+        return items
+
+    for s in slices:
+        if s is None:
+            addr.append(0)
+            taken += 1
+        elif (size := len(s)) == TP_BSIZE:
+            addr.append(1)
+            data.append(s)
+            taken += 1
+        elif size and not size % TP_BSIZE:
+            # A run of whole slices: split only where a header's map is full.
+            blocks, start = size // TP_BSIZE, 0
+            taken += blocks
+            while blocks:
+                take = min(blocks, per_header - len(addr))
+                addr += _ONES[:take]
+                data.append(s if take == blocks and not start else s[start:start + take * TP_BSIZE])
+                start += take * TP_BSIZE
+                blocks -= take
+                if len(addr) == per_header:
+                    yield from group()
+            continue
+        else:
+            raise ValueError("slices must be 1024 bytes, a run of whole 1024-byte slices, or None "
+                             "(use data_slice)")
+        if len(addr) == per_header:
+            yield from group()
+    while taken < needed:  # holes up to the size
+        take = min(needed - taken, per_header - len(addr))
+        addr += bytes(take)
+        taken += take
+        if len(addr) == per_header:
+            yield from group()
+    if addr or c_type == RecordType.TS_INODE:
+        yield from group()
 
 
 def xattr_records(tape: Header, ino: int, dinode: Dinode, payload: bytes) -> list[Item]:
@@ -247,9 +275,13 @@ def number_blocks(
     tapea = first_tapea
     for item in items:
         if isinstance(item, Header):
-            yield dataclasses.replace(item, c_tapea=tapea).pack(byte_order)
+            yield item.pack(byte_order, tapea=tapea)
         elif len(item) == TP_BSIZE:
             yield bytes(item)
+        elif len(item) and not len(item) % TP_BSIZE:  # a run of data blocks
+            for i in range(0, len(item), TP_BSIZE):
+                yield bytes(item[i:i + TP_BSIZE])
+            tapea += len(item) // TP_BSIZE - 1
         else:
             raise FormatError(f"data block of {len(item)} bytes; every block is {TP_BSIZE}")
         tapea += 1

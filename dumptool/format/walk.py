@@ -12,10 +12,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from ..errors import FormatError
-from .constants import TP_BSIZE, ByteOrder, RecordType
-from .header import Header, header_byte_order, is_header
+from .constants import DR_EXTATTRIBUTES, TP_BSIZE, TP_NINDIR, ByteOrder, RecordType
+from .header import Header, header_byte_order, is_header, unpack_header
+
+
+_WHOLE_BLOCK = {TP_BSIZE}
 
 
 @dataclass(frozen=True)
@@ -81,30 +85,35 @@ def walk_blocks(
     if len(first) != TP_BSIZE:
         raise FormatError(f"a dump image is a whole number of {TP_BSIZE}-byte blocks")
     order = header_byte_order(first)
-    header = Header.unpack(first, order, verify=verify)
+    header = unpack_header(first, order, verify=verify)
     date = header.c_date
     last_inode = 0
+    inode_types = (RecordType.TS_INODE, RecordType.TS_ADDR)
     while True:
-        count = header.data_block_count()
-        data = []
-        for _ in range(count):
-            block = next(it, None)
-            if block is None or len(block) != TP_BSIZE:
-                reason = f"the image ends inside the data of the header at block {index}"
-                if on_damage is None:
-                    raise FormatError(reason)
-                on_damage(Damage(index, 1 + len(data), header.c_inumber, reason, truncated=True))
-                return
-            data.append(block)
-        yield Record(index, header, tuple(data))
-        if header.c_type in (RecordType.TS_INODE, RecordType.TS_ADDR):
+        if header.c_type in inode_types and not header.c_flags & DR_EXTATTRIBUTES:
+            entries = header.c_addr[:max(0, min(header.c_count, TP_NINDIR))]
+            count = len(entries) - entries.count(0)
+        else:
+            count = header.data_block_count()
+        data = tuple(islice(it, count)) if count else ()
+        if len(data) != count or (count and {*map(len, data)} != _WHOLE_BLOCK):
+            good = 0
+            while good < len(data) and len(data[good]) == TP_BSIZE:
+                good += 1
+            reason = f"the image ends inside the data of the header at block {index}"
+            if on_damage is None:
+                raise FormatError(reason)
+            on_damage(Damage(index, 1 + good, header.c_inumber, reason, truncated=True))
+            return
+        yield Record(index, header, data)
+        if header.c_type in inode_types:
             last_inode = header.c_inumber
         index += 1 + count
         block = next(it, None)
         if block is None:
             return
         try:
-            header = Header.unpack(block, order, verify=verify)
+            header = unpack_header(block, order, verify=verify)
             continue
         except FormatError as exc:
             if on_damage is None:
@@ -120,7 +129,7 @@ def walk_blocks(
             return
         on_damage(Damage(start, skipped, last_inode, reason))
         index += skipped
-        header = Header.unpack(block, order, verify=verify)
+        header = unpack_header(block, order, verify=verify)
 
 
 def skip_to_header(blocks: Iterable[bytes], order: ByteOrder, date: int) -> Iterator[bytes]:
