@@ -1079,11 +1079,6 @@ class Restore:
                        "it is truncated; everything before the end was restored")
 
 
-def _chain(*its: Iterable[Record]) -> Iterator[Record]:
-    for it in its:
-        yield from it
-
-
 def _lstat(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)

@@ -6,13 +6,16 @@ then `pymt fsf 1` and real tar reading the second archive back, verified
 byte for byte.
 
 Then dump's own job on the same cartridge: a sample tree with xattrs, POSIX
-ACLs, hard links and a sparse file goes on as tape file 2 (`pydump -0 -u`),
-is changed (a file modified, one added, one renamed, one deleted) and goes on
-as tape file 3 (`pydump -1 -u`); `pyrestore -r` rebuilds the chain into a
-fresh folder, `pyrestore -C` compares the level 1 with the source, and the
-rebuilt tree is checked against the source: contents, modes, owners, times,
-xattrs and ACLs, hard links and holes.  Everything lives under ./demo-work
-(made afresh each run).
+ACLs, hard links and a sparse file lives on a snapfs volume mounted under
+./demo-work/mnt; a named snapshot is taken and dumped from
+`.snapshot/NAME/sample` as tape file 2 (`pydump -0 -u`), the live tree is
+changed (a file modified, one added, one renamed, one deleted), and a second
+snapshot goes on as tape file 3 (`pydump -1 -u`, which finds the level 0 under
+the live path); `pyrestore -r` rebuilds the chain into a fresh folder,
+`pyrestore -C` compares the level 1 with its snapshot, and the rebuilt tree is
+checked against the source: contents, modes, owners, times, xattrs and ACLs,
+hard links and holes.  The volume is unmounted at the end, also when a step
+fails.  Everything lives under ./demo-work (made afresh each run).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -119,7 +123,9 @@ def _attributes(root: Path) -> dict[str, tuple]:
             xattrs = tuple(sorted((x, os.getxattr(full, x, follow_symlinks=False))
                                   for x in os.listxattr(full, follow_symlinks=False)))
             # The dump inode keeps times to the microsecond.
-            found[rel] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns // 1000, xattrs, st.st_size)
+            # A directory's size is each file system's own business.
+            size = None if stat.S_ISDIR(st.st_mode) else st.st_size
+            found[rel] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns // 1000, xattrs, size)
             if not os.path.isdir(full):
                 inodes.setdefault(st.st_ino, []).append(rel)
     for names in inodes.values():
@@ -138,6 +144,8 @@ def compare_attributes(source: Path, rebuilt: Path) -> list[str]:
 
 
 def main() -> int:
+    if os.path.ismount(WORK / "mnt"):  # left by an interrupted run
+        subprocess.run(["fusermount3", "-u", "-z", str(WORK / "mnt")], capture_output=True)
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
     shelf = WORK / "shelf"
@@ -174,14 +182,36 @@ def main() -> int:
         raise SystemExit("demo: the restored tree differs from tree-b")
     print("\ndemo: the second tape file restored byte-identical to tree-b")
 
-    dump_chain(nst0)
+    mnt = WORK / "mnt"
+    print("\n== a snapfs volume for the sample tree, mounted under demo-work")
+    run(BIN / "snapfs", "create", WORK / "vol", "--size", "256M", "--name", "demo")
+    mnt.mkdir()
+    run(BIN / "snapfs", "mount", WORK / "vol", mnt)
+    try:
+        dump_chain(nst0, mnt)
+    finally:
+        unmount(mnt)
     return 0
 
 
-def dump_chain(nst0: Path) -> None:
-    """Levels 0 and 1 of a changing tree as tape files 2 and 3, rebuilt and checked."""
-    sample, dumpdates = WORK / "sample", WORK / "dumpdates"
-    print("\n== a sample tree with xattrs, ACLs, hard links and a sparse file")
+def unmount(mnt: Path) -> None:
+    """``snapfs unmount``, also after a failed step; a lazy unmount as the last resort."""
+    if not os.path.ismount(mnt):
+        return
+    print("\n== unmount the volume")
+    done = subprocess.run([BIN / "snapfs", "unmount", mnt], capture_output=True, text=True)
+    print("$ snapfs unmount mnt")
+    if done.returncode != 0:
+        print(done.stderr.rstrip(), file=sys.stderr)
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+
+
+def dump_chain(nst0: Path, mnt: Path) -> None:
+    """Levels 0 and 1 of a changing tree on a snapfs volume, each dumped from a
+    snapshot, as tape files 2 and 3, rebuilt and checked."""
+    sample, dumpdates = mnt / "sample", WORK / "dumpdates"
+    print("\n== a sample tree with xattrs, ACLs, hard links and a sparse file, on the volume")
+    sample.mkdir()
     make_sample(sample)
     run("setfacl", "-m", "u:nobody:rw-,g:100:r--", sample / "projects" / "alpha" / "notes.txt")
     run("setfacl", "-d", "-m", "g:100:r-x", sample / "shared")
@@ -192,18 +222,22 @@ def dump_chain(nst0: Path) -> None:
     # the sample was made, so that the level 1 holds only what changes.
     time.sleep(1 - time.time() % 1)
 
-    print("\n== level 0 as tape file 2, after the tar archives")
+    print("\n== snapshot level0, dumped from .snapshot/level0 as tape file 2, after the tar archives")
+    run(BIN / "snapfs", "snapshot", "create", mnt, "level0")
     run(BIN / "pymt", "-f", nst0, "eod")
-    run(BIN / "pydump", "-0", "-q", "-u", "-D", dumpdates, "-f", nst0, sample)
+    run(BIN / "pydump", "-0", "-q", "-u", "-D", dumpdates, "-f", nst0, mnt / ".snapshot" / "level0" / "sample")
 
     print("\n== change the tree")
     for line in change_sample(sample):
         print(line)
 
-    print("\n== level 1 as tape file 3: only what changed since the level 0")
+    print("\n== snapshot level1, dumped as tape file 3: only what changed since the level 0")
+    run(BIN / "snapfs", "snapshot", "create", mnt, "level1")
     run(BIN / "pymt", "-f", nst0, "eod")
-    run(BIN / "pydump", "-1", "-q", "-u", "-D", dumpdates, "-f", nst0, sample)
+    level1 = mnt / ".snapshot" / "level1" / "sample"
+    run(BIN / "pydump", "-1", "-q", "-u", "-D", dumpdates, "-f", nst0, level1)
     run("cat", dumpdates)
+    run(BIN / "snapfs", "snapshot", "list", mnt)
     run(BIN / "pymt", "-f", nst0, "rewind")
     listing = run(BIN / "pyrestore", "-t", "-s", "4", "-f", nst0)
     run(BIN / "pymt", "-f", nst0, "status")
@@ -219,7 +253,7 @@ def dump_chain(nst0: Path) -> None:
 
     print("\n== compare the level 1 image with the source, then the rebuilt tree with the source")
     run(BIN / "pymt", "-f", nst0, "rewind")
-    run(BIN / "pyrestore", "-C", "-s", "4", "-f", nst0, "-D", sample)
+    run(BIN / "pyrestore", "-C", "-s", "4", "-f", nst0, "-D", level1)
     run("getfacl", "-p", rebuilt / "projects" / "alpha" / "notes.txt", rebuilt / "shared")
     if not same_tree(sample, rebuilt, ignore=["restoresymtable"]):
         raise SystemExit("demo: the rebuilt tree's contents differ from the source")
@@ -233,7 +267,9 @@ def dump_chain(nst0: Path) -> None:
     files = [n for n in names if not (sample / n).is_dir()]
     print(f"\ndemo: level 0 and level 1 went on as tape files 2 and 3; the level 1 holds "
           f"{len(files)} names of changed files and all {len(names) - len(files)} directories")
-    print("demo: pyrestore -C found no difference between the level 1 and the source")
+    print("demo: both dumps read snapshots of the mounted volume; dumpdates names the live path, so the")
+    print("      level 1 found its level 0, and trusted.snapfs.ino kept every file's inode number")
+    print("demo: pyrestore -C found no difference between the level 1 and its snapshot")
     print("demo: pyrestore -r of the chain gave the source's tree exactly: contents, modes, owners,")
     print("      mtimes, xattrs and access/default ACLs; old.log is gone and draft.txt is final.txt")
     print(f"demo: notes.txt and notes-link.txt are one inode again (links: {notes.st_nlink}, "

@@ -62,14 +62,29 @@ class BlockStore:
             self.meta.used_blocks -= len(self._pending_free)
             self._pending_free.clear()
 
-    def abort_frees(self) -> None:
-        self._pending_free.clear()
+    def pending_mark(self) -> int:
+        """A mark to undo later frees with :meth:`abort_frees` (one call in a batch)."""
+        return len(self._pending_free)
+
+    def abort_frees(self, mark: int = 0) -> None:
+        del self._pending_free[mark:]
 
     def read(self, block: int) -> bytes:
         data = os.pread(self._fd, self.bs, block * self.bs)
         if len(data) < self.bs:
             data += bytes(self.bs - len(data))
         return data
+
+    def read_into(self, block: int, start: int, view: memoryview) -> None:
+        """Bytes ``start``.. of ``block`` straight into ``view`` (no copies; a part
+        past the data file's end is left as it is, zeros in a fresh buffer)."""
+        off = block * self.bs + start
+        while view:
+            n = os.preadv(self._fd, [view], off)
+            if n <= 0:
+                return
+            view = view[n:]
+            off += n
 
     def write(self, block: int, data: bytes) -> None:
         """Write one whole block (``data`` shorter than a block is padded with zeros)."""

@@ -171,6 +171,7 @@ async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]],
             try:
                 req = json.loads(line)
                 op, args = req["op"], req.get("args") or {}
+                vol.commit()  # exact space figures; the command itself is committed below
                 result = execute(vol, op, args)
                 if op == "info":
                     result.update(extra)
@@ -180,6 +181,7 @@ async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]],
                 reply = encode_error(e)
             except (ValueError, KeyError, TypeError) as e:
                 reply = {"ok": False, "errno": errno.EINVAL, "error": f"bad control request: {e}"}
+            vol.commit()
             data = (json.dumps(reply) + "\n").encode()
             while data:
                 n = await conn.send(data)

@@ -13,6 +13,9 @@ never listed by listxattr (so ``cp -a``/``getfattr -d`` do not copy it).
 snapshot trees are read-only (EROFS for every change).  Everything else is
 one Volume call, with :class:`SnapfsError` turned into its errno.
 
+Commits: the daemon runs the Volume in batch mode (see :meth:`Volume.set_batch`
+and :mod:`snapfs.mount`), so a request costs a savepoint, not a commit.
+
 Caching: every change of the live tree goes through this adapter, so the
 kernel may keep entries and attributes for :data:`LIVE_TIMEOUT` and page
 cache across opens (``keep_cache``); snapshot trees never change while they
@@ -61,11 +64,20 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND
 
 
 def _errors(fn):
-    """Answer a request with the errno of any :class:`SnapfsError` it raises."""
+    """Answer a request with the errno of any :class:`SnapfsError` it raises.
+
+    ENOSPC is tried once more after a commit: blocks freed by the calls not yet
+    committed (batch mode) only become free then.  A failed Volume call leaves
+    nothing behind, so the retry starts from the same state."""
     @functools.wraps(fn)
-    async def wrapper(*a, **kw):
+    async def wrapper(self, *a, **kw):
         try:
-            return await fn(*a, **kw)
+            return await fn(self, *a, **kw)
+        except SnapfsError as e:
+            if e.errno != errno.ENOSPC or not self.vol.commit():
+                raise pyfuse3.FUSEError(e.errno) from None
+        try:
+            return await fn(self, *a, **kw)
         except SnapfsError as e:
             raise pyfuse3.FUSEError(e.errno) from None
     return wrapper
@@ -385,8 +397,8 @@ class SnapfsOperations(pyfuse3.Operations):
     async def write(self, fh, off, buf):
         return self.vol.write(self._live(fh), off, buf)
 
-    async def flush(self, fh):
-        pass
+    # No flush handler: pyfuse3's default answers ENOSYS, after which the kernel stops
+    # sending FLUSH on every close (there is nothing to do at close; fsync is durable).
 
     @_errors
     async def release(self, fh):
@@ -443,6 +455,7 @@ class SnapfsOperations(pyfuse3.Operations):
 
     @_errors
     async def statfs(self, ctx):
+        self.vol.commit()  # blocks freed since the last commit count as free
         s = self.vol.statfs()
         r = pyfuse3.StatvfsData()
         r.f_bsize = r.f_frsize = s.block_size

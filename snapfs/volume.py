@@ -1,7 +1,9 @@
 """The Volume: a POSIX file system as plain synchronous calls over SQLite.
 
-Every mutating call is one SQLite transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``):
-it either happens entirely or not at all.  Inodes are addressed by number
+Every mutating call is one SQLite transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``),
+or in batch mode (:meth:`Volume.set_batch`, the mount daemon's) a savepoint in a
+transaction that :meth:`Volume.commit` ends: either way it happens entirely or
+not at all.  Inodes are addressed by number
 (``ROOT_INO`` is 1, as FUSE expects); an inode number is never reused, and a
 file keeps the same number in the live tree and in every snapshot.  Reading
 calls take ``snap`` (a snapshot id from :meth:`Volume.snapshot_create` or
@@ -163,6 +165,8 @@ class Volume:
         self._icache: dict[int, _Row] = {}
         self._open: dict[int, int] = {}
         self._in_txn = False
+        self._batch = False
+        self._batch_open = False
         self._backup_counter = 0
         self.closed = False
 
@@ -170,6 +174,7 @@ class Volume:
         """Free unlinked files still open, make everything durable, release the volume."""
         if self.closed:
             return
+        self.set_batch(False)
         orphans = [ino for ino, n in self._open.items() if n > 0]
         self._open.clear()
         for ino in orphans:
@@ -201,30 +206,83 @@ class Volume:
 
     @contextmanager
     def _txn(self) -> Iterator[None]:
-        """One SQLite transaction; on any exception nothing of it remains."""
+        """One call's changes; on any exception nothing of them remains.
+
+        Normally its own SQLite transaction.  In batch mode (:meth:`set_batch`) a
+        savepoint inside one transaction that :meth:`commit` ends: the call is
+        still all-or-nothing, and blocks it frees stay unusable until that commit
+        (a crash rolls back to the last commit, whose blocks must be untouched).
+        """
         if self.closed:
             raise err(errno.EBADF, "volume is closed")
         assert not self._in_txn, "nested volume transaction"
         saved = self.meta.values()
+        mark = self.store.pending_mark()
         self._in_txn = True
-        self._db.execute("BEGIN IMMEDIATE")
+        if self._batch:
+            if not self._batch_open:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._batch_open = True
+            self._db.execute("SAVEPOINT call")
+        else:
+            self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
-            self.store.commit_frees()
+            if not self._batch:
+                self.store.commit_frees()
             if self.meta.values() != saved:
-                cols = ", ".join(f"{c} = ?" for c in Meta.COLUMNS)
-                self._db.execute(f"UPDATE meta SET {cols} WHERE id = 1", self.meta.values())
-            self._db.execute("COMMIT")
+                self._write_meta()
+            self._db.execute("RELEASE call" if self._batch else "COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._batch:
+                self._db.execute("ROLLBACK TO call")
+                self._db.execute("RELEASE call")
+            else:
+                self._db.execute("ROLLBACK")
             for c, v in zip(Meta.COLUMNS, saved):
                 setattr(self.meta, c, v)
-            self.store.abort_frees()
+            self.store.abort_frees(mark)
             self._icache.clear()
             self.epochs = _snap.Epochs(self._db)
             raise
         finally:
             self._in_txn = False
+
+    def _write_meta(self) -> None:
+        cols = ", ".join(f"{c} = ?" for c in Meta.COLUMNS)
+        self._db.execute(f"UPDATE meta SET {cols} WHERE id = 1", self.meta.values())
+
+    def set_batch(self, on: bool) -> None:
+        """Batch mode: calls commit together at :meth:`commit` (the mount daemon commits
+        every few tens of milliseconds and on fsync), saving a commit per call.  A
+        crash loses only what was not yet committed, and the volume stays consistent."""
+        if not on:
+            self.commit()
+        self._batch = on
+
+    def commit(self) -> bool:
+        """Commit the calls made in batch mode since the last commit; False if there were none."""
+        if not self._batch_open:
+            return False
+        self._batch_open = False
+        try:
+            self.store.commit_frees()
+            self._write_meta()
+            self._db.execute("COMMIT")
+        except BaseException:
+            # the batch is lost (a full disk, say): forget it in memory too
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            row = self._db.execute(f"SELECT {', '.join(Meta.COLUMNS)} FROM meta").fetchone()
+            for c, v in zip(Meta.COLUMNS, row):
+                setattr(self.meta, c, v)
+            self.store.abort_frees()
+            self._icache.clear()
+            self.epochs = _snap.Epochs(self._db)
+            raise
+        return True
 
     # ------------------------------------------------------------------ rows
 
@@ -272,13 +330,16 @@ class Volume:
         return new
 
     def _kill(self, table: str, where: str, params: tuple) -> None:
-        """End the live rows of ``table`` matching ``where``: drop them, or keep them for snapshots."""
+        """End the live rows of ``table`` matching ``where``: drop them, or keep them for snapshots.
+
+        ``+death``/``+birth`` keep SQLite on the key's index: on the ``*_dead``
+        indexes ``death = LIVE`` matches every live row, a scan per unlink."""
         L, E = self.epochs.latest, self.meta.epoch
         if table == "blockmap":
             self.store.free_later(r[0] for r in self._db.execute(
-                f"SELECT block FROM blockmap WHERE {where} AND death = ? AND birth > ?", (*params, LIVE, L)))
-        self._db.execute(f"DELETE FROM {table} WHERE {where} AND death = ? AND birth > ?", (*params, LIVE, L))
-        self._db.execute(f"UPDATE {table} SET death = ? WHERE {where} AND death = ?", (E, *params, LIVE))
+                f"SELECT block FROM blockmap WHERE {where} AND +death = ? AND +birth > ?", (*params, LIVE, L)))
+        self._db.execute(f"DELETE FROM {table} WHERE {where} AND +death = ? AND +birth > ?", (*params, LIVE, L))
+        self._db.execute(f"UPDATE {table} SET death = ? WHERE {where} AND +death = ?", (E, *params, LIVE))
 
     def _dirent(self, parent: int, name: bytes, snap: int | None = None) -> int | None:
         where, params = self._view(snap)
@@ -391,14 +452,14 @@ class Volume:
         bs = self._bs
         first, last = offset // bs, (end - 1) // bs
         where, params = self._view(snap)
-        out = bytearray(end - offset)
+        out = bytearray(end - offset)  # zeros: what no block covers is a hole
+        view = memoryview(out)
         for idx, block in self._db.execute(
                 f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}",
                 (ino, first, last, *params)):
-            data = self.store.read(block)
             lo = max(offset, idx * bs)
             hi = min(end, (idx + 1) * bs)
-            out[lo - offset:hi - offset] = data[lo - idx * bs:hi - idx * bs]
+            self.store.read_into(block, lo - idx * bs, view[lo - offset:hi - offset])
         return bytes(out)
 
     def getxattr(self, ino: int, name: bytes | str, snap: int | None = None) -> bytes:
@@ -500,9 +561,8 @@ class Volume:
 
     def _drop_link(self, ino: int, now: int) -> None:
         row = self._row(ino)
-        if stat.S_ISDIR(row.mode):
-            self._set(ino, nlink=0, ctime_ns=now)
-            self._destroy(ino)
+        if stat.S_ISDIR(row.mode) or (row.nlink <= 1 and not self._open.get(ino)):
+            self._destroy(ino)  # its last name: the row goes (snapshots keep theirs), no need to update it
         else:
             self._set(ino, nlink=row.nlink - 1, ctime_ns=now)
             self._maybe_destroy(ino)
@@ -755,11 +815,17 @@ class Volume:
             self._open[ino] = n
             return
         self._open.pop(ino, None)
+        try:
+            if self._row(ino).nlink:
+                return  # still linked: nothing to free (and no transaction to pay for)
+        except SnapfsError:
+            return
         with self._txn():
             self._maybe_destroy(ino)
 
     def fsync(self, ino: int | None = None) -> None:
-        """Make every committed call durable (data file first, then the metadata WAL)."""
+        """Make every call so far durable (data file first, then the metadata WAL)."""
+        self.commit()
         self.store.sync()
         self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 

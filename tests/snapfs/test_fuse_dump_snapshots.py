@@ -1,0 +1,117 @@
+"""Dumping a snapfs volume from its snapshots: a level 0 from ``.snapshot/s0``
+and a level 1 from ``.snapshot/s1`` make one chain of the live path (dumpdates
+and c_filesys name ``MNT``, not the snapshot) with one inode number per file
+(``trusted.snapfs.ino``), so the real ``restore -r`` of both gives the tree of s1."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fuse_fixtures import mounted, snapfs  # noqa: F401 (fixtures)
+
+from dumptool.format import TP_BSIZE
+from dumptool.format.header import header_byte_order, unpack_header
+
+pytestmark = pytest.mark.fuse
+
+PYDUMP = str(Path(sys.executable).parent / "pydump")
+RESTORE = "/sbin/restore"
+
+
+def pydump(*args: str | Path) -> None:
+    r = subprocess.run([PYDUMP, *map(str, args)], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def restore(image: Path, cwd: Path, tmp: Path) -> None:
+    scratch = tmp / f"rtmp-{time.monotonic_ns()}"
+    scratch.mkdir()
+    r = subprocess.run([RESTORE, "-r", "-y", "-f", str(image)], cwd=cwd, env=dict(os.environ, TMPDIR=str(scratch)),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def filesys(image: Path) -> bytes:
+    block = image.read_bytes()[:TP_BSIZE]
+    return unpack_header(block, header_byte_order(block)).c_filesys
+
+
+def state(root: Path) -> dict[str, tuple]:
+    """Per path: type and mode, size (not of directories), mtime in whole microseconds,
+    and the group of names sharing its inode."""
+    found: dict[str, tuple] = {}
+    inodes: dict[int, list[str]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            if rel == "restoresymtable":
+                continue
+            st = os.lstat(full)
+            size = None if os.path.isdir(full) else st.st_size  # directory sizes are each file system's own
+            found[rel] = (st.st_mode, size, st.st_mtime_ns // 1000)
+            if not os.path.isdir(full):
+                inodes.setdefault(st.st_ino, []).append(rel)
+    for names in inodes.values():
+        for rel in names:
+            found[rel] += (tuple(sorted(names)),)
+    return found
+
+
+def same_contents(a: Path, b: Path) -> bool:
+    cmp = filecmp.dircmp(a, b, ignore=["restoresymtable"])
+    if cmp.left_only or cmp.right_only:
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+    return not mismatch and not errors and all(same_contents(a / d, b / d) for d in cmp.common_dirs)
+
+
+@pytest.mark.skipif(not os.access(RESTORE, os.X_OK), reason="real /sbin/restore not installed")
+def test_levels_0_and_1_from_snapshots_restore_to_the_live_tree_of_the_second(mounted, tmp_path):
+    m = mounted.mnt
+    (m / "docs" / "deep").mkdir(parents=True)
+    (m / "docs" / "a.txt").write_text("alpha\n" * 100)
+    (m / "docs" / "deep" / "b.bin").write_bytes(os.urandom(20000))
+    (m / "draft.txt").write_text("to be renamed\n")
+    (m / "old.log").write_text("to be deleted\n")
+    (m / "keep.txt").write_text("unchanged\n")
+    os.link(m / "docs" / "a.txt", m / "a-link.txt")
+    os.symlink("docs/a.txt", m / "sym")
+    dumpdates = tmp_path / "dumpdates"
+    time.sleep(1 - time.time() % 1)  # the level 0's date is a later second than the tree's
+
+    snapfs("snapshot", "create", m, "s0")
+    pydump("-0", "-q", "-u", "-D", dumpdates, "-f", tmp_path / "l0.dump", m / ".snapshot" / "s0")
+    # the live tree changes; s0 does not
+    with open(m / "docs" / "a.txt", "a") as f:
+        f.write("a second thought\n")
+    (m / "new").mkdir()
+    (m / "new" / "c.txt").write_text("added\n")
+    os.rename(m / "draft.txt", m / "docs" / "final.txt")
+    os.unlink(m / "old.log")
+    os.link(m / "keep.txt", m / "new" / "keep-link.txt")
+    snapfs("snapshot", "create", m, "s1")
+    pydump("-1", "-q", "-u", "-D", dumpdates, "-f", tmp_path / "l1.dump", m / ".snapshot" / "s1")
+
+    lines = dumpdates.read_text().splitlines()
+    assert [line.split()[:2] for line in lines] == [[str(m), "0"], [str(m), "1"]]
+    fs0, fs1 = filesys(tmp_path / "l0.dump"), filesys(tmp_path / "l1.dump")
+    assert fs0 == fs1 and len(fs0) >= 40 and os.fsencode(str(m)).startswith(fs0)  # c_filesys holds 63 bytes
+
+    out = tmp_path / "out"
+    out.mkdir()
+    restore(tmp_path / "l0.dump", out, tmp_path)
+    restore(tmp_path / "l1.dump", out, tmp_path)
+    assert same_contents(m / ".snapshot" / "s1", out)
+    assert state(m / ".snapshot" / "s1") == state(out)
+    assert not (out / "old.log").exists() and not (out / "draft.txt").exists()
+    assert os.stat(out / "keep.txt").st_ino == os.stat(out / "new" / "keep-link.txt").st_ino
+    snapfs("snapshot", "delete", m, "s0")
+    snapfs("snapshot", "delete", m, "s1")

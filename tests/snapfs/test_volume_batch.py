@@ -1,0 +1,72 @@
+"""Batch mode (the mount daemon's): calls share one commit, each still all-or-nothing."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+
+import pytest
+from volume_fixtures import vol, voldir  # noqa: F401 (fixtures)
+
+from snapfs import ROOT_INO, SnapfsError, Volume, fsck
+
+
+def committed_names(voldir) -> set[bytes]:
+    """The live names of the root as another connection sees them (only committed rows)."""
+    db = sqlite3.connect(voldir / "snapfs.db")
+    try:
+        return {r[0] for r in db.execute("SELECT name FROM dirents WHERE parent = 1 AND death = ?", (1 << 62,))}
+    finally:
+        db.close()
+
+
+def test_calls_in_a_batch_are_seen_at_once_and_committed_together(vol: Volume, voldir):
+    vol.set_batch(True)
+    vol.create_file(ROOT_INO, "a")
+    vol.mkdir(ROOT_INO, "d")
+    assert [e.name for e in vol.readdir(ROOT_INO)] == [b"a", b"d"]
+    assert committed_names(voldir) == set()
+    assert vol.commit() is True
+    assert committed_names(voldir) == {b"a", b"d"}
+    assert vol.commit() is False
+
+
+def test_a_failed_call_in_a_batch_undoes_only_itself(vol: Volume):
+    vol.set_batch(True)
+    a = vol.create_file(ROOT_INO, "a")
+    vol.write(a.ino, 0, b"x" * 10000)
+    used = vol.statfs().free_blocks
+    with pytest.raises(SnapfsError) as ei:
+        vol.rmdir(ROOT_INO, "a")  # not a directory
+    assert ei.value.errno == errno.ENOTDIR
+    with pytest.raises(SnapfsError):
+        vol.write(a.ino, 1 << 45, b"y")  # past the size limit
+    assert vol.read(a.ino, 0, 20000) == b"x" * 10000
+    assert vol.statfs().free_blocks == used
+    vol.commit()
+    assert fsck(vol).clean
+
+
+def test_blocks_freed_in_a_batch_are_not_reused_before_its_commit(vol: Volume):
+    """A crash rolls back to the last commit: the blocks that commit references must be untouched."""
+    vol.set_batch(True)
+    a = vol.create_file(ROOT_INO, "a")
+    vol.write(a.ino, 0, b"1" * 8192)
+    vol.commit()
+    old = {r[0] for r in vol.db.execute("SELECT block FROM blockmap WHERE ino = ?", (a.ino,))}
+    vol.unlink(ROOT_INO, "a")
+    b = vol.create_file(ROOT_INO, "b")
+    vol.write(b.ino, 0, b"2" * 8192)
+    new = {r[0] for r in vol.db.execute("SELECT block FROM blockmap WHERE ino = ?", (b.ino,))}
+    assert not old & new
+    vol.commit()
+    assert fsck(vol).clean
+
+
+def test_close_commits_the_batch(voldir):
+    v = Volume.create(voldir, 1 << 20, 50, block_size=4096)
+    v.set_batch(True)
+    v.create_file(ROOT_INO, "kept")
+    v.close()
+    with Volume.open(voldir) as v:
+        assert v.lookup(ROOT_INO, "kept").size == 0
