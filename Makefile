@@ -12,6 +12,8 @@ test: setup
 
 bench: setup
 	.venv/bin/python bench/tape_throughput.py
+	.venv/bin/python bench/dump_restore.py
+	.venv/bin/python bench/fs_ops.py
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache .hypothesis demo-work
