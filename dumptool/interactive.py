@@ -2,7 +2,10 @@
 
 The directories are read first (as for ``-t``); the commands move around
 that tree and keep a list of chosen names.  ``extract`` reads the rest of
-the image once and ends the session (the image is read front to back).
+the image (it is read front to back); a later ``extract`` reads an image
+file again from its start, while a tape or a pipe cannot go back and says so.
+``setmodes`` puts the owners, modes and times back on what is on the list and
+already extracted, without reading the image.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import os
 import shlex
 from typing import TextIO
 
-from .restore import Restore
+from .errors import DumpError
+from .restore import Extracted, Restore
 
 _HELP = """Available commands are:
 \tls [arg] - list directory
@@ -19,8 +23,8 @@ _HELP = """Available commands are:
 \tpwd - print current directory
 \tadd [arg] - add `arg' to list of files to be extracted
 \tdelete [arg] - delete `arg' from list of files to be extracted
-\textract - extract requested files (ends the session)
-\tsetmodes - set modes of requested directories
+\textract - extract requested files
+\tsetmodes - set modes, owners and times of requested directories and extracted files
 \twhat - list dump header information
 \tverbose - toggle verbose flag (useful with ``ls'')
 \thelp or `?' - print this list
@@ -38,6 +42,8 @@ class Session:
         self.target = target
         self.cwd = b"."
         self.chosen: list[bytes] = []
+        self.passes = 0  # extract passes over the image so far
+        engine.extracted = Extracted()
 
     def _resolve(self, arg: str | None) -> bytes:
         parts = [] if arg and arg.startswith("/") else self.cwd.split(b"/")[1:]
@@ -77,10 +83,8 @@ class Session:
             if handler is None:
                 self._say(f"{cmd}: unknown command; type ? for help")
                 continue
-            if cmd == "extract":
+            if cmd in ("extract", "setmodes"):
                 handler(None)
-                if self.chosen:
-                    return
                 continue
             for arg in args:
                 handler(arg)
@@ -156,7 +160,23 @@ class Session:
         if not self.chosen:
             self._say("no files selected for extraction")
             return
+        if self.passes:
+            try:
+                self.r.read_again()
+            except DumpError as exc:
+                self._say(f"extract: {exc.message}")
+                return
+        self.passes += 1
         self.r.extract_read(self.target, [os.fsdecode(c) for c in self.chosen])
 
     def _cmd_setmodes(self, _arg: str | None) -> None:
-        self._say("setmodes: directory modes are set by extract; nothing to do before it")
+        extracted = self.r.extracted
+        _, dirs = self.r.selection([os.fsdecode(c) for c in self.chosen]) if self.chosen else ({}, {})
+        if extracted is not None:
+            dirs = {**extracted.dirs, **dirs}
+        if not self.r.opts.set_root_modes:
+            dirs = {ino: p for ino, p in dirs.items() if p != b"."}
+        if not dirs and not (extracted and extracted.leaves):
+            self._say("setmodes: nothing on the extraction list")
+            return
+        self.r.set_modes(self.target, dirs)

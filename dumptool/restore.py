@@ -223,6 +223,29 @@ class VolumeInput:
                 return reader
             reader.close()
 
+    def start_again(self) -> None:
+        """Go back to the first block of volume 1 for another pass over the
+        image (``-i``'s next ``extract``).  Only an image in a file can: a
+        tape must be rewound by the operator and a pipe is read only once;
+        both raise :class:`RestoreError` saying so, and nothing changes."""
+        source = self._reader.source
+        if source.is_tape:
+            raise RestoreError(f"{self.name} is a tape: another pass needs the tape rewound to the start of "
+                               "the dump; quit, rewind it (and -s to the dump's file) and run pyrestore -i again")
+        try:
+            regular = stat.S_ISREG(os.stat(self.name).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            raise RestoreError(f"{self.name} is a pipe (or not a file): it can be read only once, so a second "
+                               "extract pass is impossible; choose everything before one extract, or give "
+                               "the image as a file")
+        reader = RecordReader(open_source(self.name))
+        self._reader.close()
+        self._reader = reader
+        self.volume = 1
+        self._lists, self._mark, self._it, self._extra = [], 0, None, []
+
     def close(self) -> None:
         self._reader.close()
 
@@ -300,6 +323,14 @@ class Options:
     qfa: QfaMap | None = None      # -Q: seek to the files -x wants
 
 
+@dataclass
+class Extracted:
+    """What the extract passes of one session put on disk (``-i``'s setmodes)."""
+
+    leaves: dict[int, tuple[list[bytes], Dinode, list[tuple[bytes, bytes]]]] = field(default_factory=dict)
+    dirs: dict[int, bytes] = field(default_factory=dict)
+
+
 class Restore:
     """One pass over one image.  Messages go to *out* (listings) and *err*."""
 
@@ -330,6 +361,9 @@ class Restore:
         self._applying = (0, 0, 0)  # date, base date and level of the image -r applies
         self._checkpoint_volume = 0  # the volume the last checkpoint waits for
         self._leaf_fd: int | None = None  # the regular file _write_regular left open
+        #: What extract passes wrote, kept when set (``-i``'s setmodes): each
+        #: leaf inode's ``(names, dinode, xattrs)`` and the directories' paths.
+        self.extracted: Extracted | None = None
 
     def _walk(self, blocks: Iterable[bytes]) -> "_Records":
         return _Records(self._walk_records(blocks))
@@ -535,6 +569,21 @@ class Restore:
         """Extract after :meth:`read_directories` (``-x`` and the interactive ``extract``)."""
         _check_writable(target, self.opts.dry_run)
         self._check_qfa()
+        leaf_names, dir_paths = self.selection(wanted)
+        for ino, path in sorted(dir_paths.items(), key=lambda kv: kv[1].count(b"/")):
+            if path != b".":
+                self._make_dir(target, path)
+        if self.extracted is not None:
+            self.extracted.dirs.update(dir_paths)
+        self._extract_leaves(target, leaf_names)
+        finish = {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes}
+        self._finish_dirs(target, finish)
+        self._check_end(read_rest=True)
+
+    def selection(self, wanted: Iterable[str] = ()) -> tuple[dict[int, list[bytes]], dict[int, bytes]]:
+        """``(leaf inode -> ./names, directory inode -> ./path)`` of what
+        extracting *wanted* (everything when empty) covers, with the
+        directories leading to each name; a name not on the image is an error."""
         wanted = list(wanted)
         names = self.names()
         leaf_names: dict[int, list[bytes]] = {}
@@ -569,13 +618,32 @@ class Restore:
                 leaf_names.setdefault(ino, [])
                 if path not in leaf_names[ino]:
                     leaf_names[ino].append(path)
-        for ino, path in sorted(dir_paths.items(), key=lambda kv: kv[1].count(b"/")):
-            if path != b".":
-                self._make_dir(target, path)
-        self._extract_leaves(target, leaf_names)
-        finish = {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes}
-        self._finish_dirs(target, finish)
-        self._check_end(read_rest=True)
+        return leaf_names, dir_paths
+
+    def read_again(self) -> None:
+        """Start a new pass from the image's first block (``-i``'s next
+        extract): the header, maps and directories are read once more.
+        :class:`RestoreError` when the input cannot go back (tape, pipe)."""
+        self.input.start_again()
+        self._records = self._walk(self.input.blocks())
+        self._ended = False
+        self.dirs, self._names, self._dirs_done = {}, None, False
+        self.read_directories()
+
+    def set_modes(self, target: str, dir_paths: dict[int, bytes]) -> None:
+        """Owner, mode, xattrs and times again for the files extracted so far
+        (:attr:`extracted`) and, deepest first, for the directories in
+        *dir_paths* that exist under *target* (``-i``'s setmodes); nothing is read."""
+        if self.opts.dry_run:
+            return
+        for paths, d, xattrs in (self.extracted.leaves.values() if self.extracted else ()):
+            for path in paths:
+                full = os.path.join(target, os.fsdecode(path))
+                st = _lstat(full)
+                if st is not None and stat.S_IFMT(st.st_mode) == d.file_type:
+                    self._set_attrs(full, path, d, xattrs)
+                    break  # the other names are hard links of it
+        self._finish_dirs(target, dir_paths)
 
     def _select_tree(self, ino: int, path: bytes, dir_paths: dict[int, bytes],
                      leaf_names: dict[int, list[bytes]], names: dict[int, list[bytes]]) -> None:
@@ -930,6 +998,8 @@ class Restore:
             if not made:
                 return
             self._set_attrs(full, path, d, xattrs, fd)
+            if self.extracted is not None:
+                self.extracted.leaves[ino] = (list(paths), d, xattrs)
         finally:
             if fd is not None:
                 os.close(fd)

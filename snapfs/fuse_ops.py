@@ -60,6 +60,8 @@ _VIRTUAL = (INO_XATTR, TRUSTED_INO_XATTR, VOLUME_XATTR, SNAPSHOT_XATTR)
 LIVE_TIMEOUT = 60.0
 SNAP_TIMEOUT = 3600.0
 _READDIR_BATCH = 256
+#: readdir offsets 1 and 2 are '.' and '..'; Volume cookies (and snapshot ids) come after.
+_DOT_OFFSETS = 2
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND
 
 
@@ -422,29 +424,52 @@ class SnapfsOperations(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.ENOTDIR)
         return inode
 
+    def _dot_entries(self, fh: int) -> tuple[pyfuse3.EntryAttributes, pyfuse3.EntryAttributes]:
+        """Attributes for ``.`` and ``..`` of directory node ``fh``.
+
+        Their st_ino is the node id the kernel knows for that directory (so it
+        matches ``stat``): the root is its own parent, ``.snapshot``'s parent is
+        the root and a snapshot root's parent is ``.snapshot``."""
+        if fh == SNAPDIR_NODE:
+            return self._snapdir_entry(), self._entry(self.vol.getattr(ROOT_INO), None)
+        snap, ino = self._where(fh)
+        dot = self._entry(self.vol.getattr(ino, snap), snap)
+        if snap is not None and ino == ROOT_INO:
+            return dot, self._snapdir_entry()
+        return dot, self._entry(self.vol.lookup(ino, b"..", snap), snap)
+
     @_errors
     async def readdir(self, fh, start_id, token):
+        # Kernel offsets: 1 after '.', 2 after '..', then _DOT_OFFSETS + a Volume cookie
+        # (or + a snapshot id in .snapshot), so a continued listing never skips or repeats.
+        # The kernel takes no lookup reference for '.' and '..', so they are not ref'd here.
+        if start_id < _DOT_OFFSETS:
+            for off, (name, e) in enumerate(zip((b".", b".."), self._dot_entries(fh)), 1):
+                if off > start_id and not pyfuse3.readdir_reply(token, name, e, off):
+                    return
+            start_id = _DOT_OFFSETS
+        after = start_id - _DOT_OFFSETS
         if fh == SNAPDIR_NODE:
-            for i, (snap, name) in enumerate(self._snapshots()):
-                if i < start_id:
+            for snap, name in self._snapshots():
+                if snap <= after:
                     continue
                 a = self.vol.getattr(ROOT_INO, snap)
-                if not pyfuse3.readdir_reply(token, name.encode(), self._entry(a, snap), i + 1):
+                if not pyfuse3.readdir_reply(token, name.encode(), self._entry(a, snap), snap + _DOT_OFFSETS):
                     return
                 self.nodes.ref(self.nodes.node(snap, ROOT_INO))
             return
         snap, ino = self._where(fh)
-        offset = start_id
         while True:
-            batch = self.vol.readdir(ino, offset, snap, limit=_READDIR_BATCH)
+            batch = self.vol.readdir(ino, after, snap, limit=_READDIR_BATCH)
             for ent in batch:
-                if not pyfuse3.readdir_reply(token, ent.name, self._entry(ent.attrs, snap), ent.offset):
+                if not pyfuse3.readdir_reply(token, ent.name, self._entry(ent.attrs, snap),
+                                             ent.offset + _DOT_OFFSETS):
                     return
                 if snap is not None:
                     self.nodes.ref(self.nodes.node(snap, ent.attrs.ino))
             if len(batch) < _READDIR_BATCH:
                 return
-            offset = batch[-1].offset
+            after = batch[-1].offset
 
     async def releasedir(self, fh):
         pass
