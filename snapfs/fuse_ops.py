@@ -85,6 +85,11 @@ def _errors(fn):
     return wrapper
 
 
+def _is_snapdir(parent: int, name: bytes) -> bool:
+    """Whether ``name`` in directory ``parent`` is the root's ``.snapshot``."""
+    return parent == ROOT_INO and name == SNAPDIR_NAME
+
+
 def _erofs() -> pyfuse3.FUSEError:
     return pyfuse3.FUSEError(errno.EROFS)
 
@@ -190,8 +195,15 @@ class SnapfsOperations(pyfuse3.Operations):
 
     def _new_name(self, parent: int, name: bytes) -> int:
         ino = self._live(parent)
-        if ino == ROOT_INO and name == SNAPDIR_NAME:
+        if _is_snapdir(ino, name):
             raise pyfuse3.FUSEError(errno.EEXIST)
+        return ino
+
+    def _removable(self, parent: int, name: bytes) -> int:
+        """The live parent of a name to remove; ``.snapshot`` itself is read-only."""
+        ino = self._live(parent)
+        if _is_snapdir(ino, name):
+            raise _erofs()
         return ino
 
     def _inherit(self, parent: int, mode: int, umask: int) -> tuple[int, dict[bytes, bytes]]:
@@ -212,7 +224,7 @@ class SnapfsOperations(pyfuse3.Operations):
 
     @_errors
     async def lookup(self, parent_inode, name, ctx=None):
-        if parent_inode == ROOT_INO and name == SNAPDIR_NAME:
+        if _is_snapdir(parent_inode, name):
             return self._snapdir_entry()
         if parent_inode == SNAPDIR_NODE:
             if name == b".":
@@ -278,22 +290,16 @@ class SnapfsOperations(pyfuse3.Operations):
 
     @_errors
     async def unlink(self, parent_inode, name, ctx):
-        parent = self._live(parent_inode)
-        if parent == ROOT_INO and name == SNAPDIR_NAME:
-            raise _erofs()
-        self.vol.unlink(parent, name)
+        self.vol.unlink(self._removable(parent_inode, name), name)
 
     @_errors
     async def rmdir(self, parent_inode, name, ctx):
-        parent = self._live(parent_inode)
-        if parent == ROOT_INO and name == SNAPDIR_NAME:
-            raise _erofs()
-        self.vol.rmdir(parent, name)
+        self.vol.rmdir(self._removable(parent_inode, name), name)
 
     @_errors
     async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
         old, new = self._live(parent_inode_old), self._live(parent_inode_new)
-        if (old == ROOT_INO and name_old == SNAPDIR_NAME) or (new == ROOT_INO and name_new == SNAPDIR_NAME):
+        if _is_snapdir(old, name_old) or _is_snapdir(new, name_new):
             raise pyfuse3.FUSEError(errno.EBUSY)
         self.vol.rename(old, name_old, new, name_new, flags)
 
