@@ -1,40 +1,78 @@
 """fsck: check every invariant of a volume, and repair what can be repaired safely.
 
-Invariants checked:
+The passes, in the order they run (each repair a transaction of its own):
 
-* epochs: every row has ``birth <= epoch`` and ``birth < death``; a dead row
-  (``death < LIVE``) died at or before the current epoch and is seen by at
-  least one existing snapshot (otherwise it is leaked space); snapshot epochs
-  are below the current epoch.
-* blocks: every block a row references is below the high-water mark, not on
-  the free list, and referenced once; every other block below the mark is on
-  the free list; the used-blocks counter matches.
-* trees (the live tree and every snapshot's): every entry's parent is a
-  directory and its target exists; link counts (directories: 2 + subdirs, one
-  name each); every inode is reachable from the root (in the live tree an
-  unreachable inode with no links is an orphan left by a crash); block maps lie
-  within the file size and match the block count; xattrs belong to an inode;
-  the live inode counter matches.
+* counters: snapshot epochs lie below the current epoch; the next inode
+  number and the next readdir cookie lie above every one in use (numbers are
+  never reused).  Repair raises the counter.
+* block references: every block a row references lies inside the volume, below
+  the high-water mark, off the free list, and is referenced once.  Repair: a
+  live row pointing outside the volume is dropped (the block reads as a hole,
+  as e2fsck clears an illegal block); the high-water mark is raised over
+  referenced blocks; referenced blocks leave the free list; a block referenced
+  twice is copied so each row has its own (e2fsck's pass 1B), the oldest row
+  keeping the original; free-list entries beyond the mark are dropped.
+* epochs: every row has ``birth <= epoch`` and ``birth < death``, the versions
+  of one key do not overlap, and a dead row died at or before the current
+  epoch and is seen by some snapshot.  Repair: a live row born in the future is
+  born now, a dead row that died in the future died now (no view changes);
+  dead rows no view can see are dropped and their blocks freed.  Overlapping
+  versions are history: reported only.
+* the live tree, as e2fsck's passes 2 to 4: entries must sit in a directory,
+  name an existing inode other than the root, carry a valid name (and in the
+  root not ``.snapshot``, which the mount shows instead), and a directory has
+  one name.  Bad entries are removed.  Then every inode must be reachable from
+  the root: the top of each disconnected directory tree, and each disconnected
+  file that still counts links, is reconnected in ``/lost+found`` as ``#INO``
+  (``..`` follows, since a directory's parent is the entry naming it); a
+  disconnected file with no links is an orphan a crash left behind and is
+  freed.  ``/lost+found`` (mode 0700, root's, as mke2fs makes it) is created
+  when first needed; a non-directory of that name is moved into it.  Then
+  link counts (directories: 2 + subdirectories), block counts, sizes (a file
+  mapping blocks past its size is extended over them, as e2fsck does), block
+  maps and xattrs of missing inodes or of non-files, and the live inode counter.
+* every snapshot's tree: the same checks, reported only; an unlinked file a
+  snapshot caught while it was open is not damage there.
+* free space: every block below the high-water mark is referenced or free
+  (leaked blocks are freed); the used-blocks counter matches.
 
-Repairs (``repair=True``) touch only the live tree and the allocation state:
-leaked dead rows are dropped, orphans freed, link and block counts and the
-counters corrected, leaked blocks returned to the free list.  Damage in a
-snapshot's tree is reported, never rewritten.
+Repairs touch the live tree and the allocation state only: snapshots are
+read-only history.  An inode only a snapshot still has is not disconnected.
+Without ``repair`` nothing is written (the connection is ``query_only``).
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import stat
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, NamedTuple
 
+from . import control
+from .errors import SnapfsError, VolumeBusy
 from .schema import LIVE, VERSIONED
-from .volume import ROOT_INO, Volume
+from .volume import DB_FILE, NAME_MAX, ROOT_INO, Volume
+
+#: Exit statuses of fsck(8) and e2fsck(8), which ``snapfs fsck`` returns.
+FSCK_OK = 0
+FSCK_NONDESTRUCT = 1  # errors corrected
+FSCK_UNCORRECTED = 4  # errors left uncorrected
+FSCK_ERROR = 8  # operational error
+LOST_FOUND = b"lost+found"
+LOST_FOUND_MODE = 0o700
+#: The name the mount shows the snapshots under in the root (fuse_ops.SNAPDIR_NAME);
+#: a real entry of that name there is hidden, so fsck moves what it names away.
+_SNAPDIR_NAME = b".snapshot"
 
 
 @dataclass
 class FsckReport:
+    """What fsck found (``problems``) and which of those it repaired (``repaired``)."""
+
     problems: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
 
@@ -42,157 +80,519 @@ class FsckReport:
     def clean(self) -> bool:
         return not self.problems
 
+    @property
+    def uncorrected(self) -> list[str]:
+        """The problems still there."""
+        done = Counter(self.repaired)
+        out = []
+        for p in self.problems:
+            if done[p]:
+                done[p] -= 1
+            else:
+                out.append(p)
+        return out
 
-def fsck_path(voldir: str | Path, repair: bool = False) -> FsckReport:
-    """Open the volume in ``voldir`` (it must not be open elsewhere) and check it."""
-    with Volume.open(voldir) as vol:
+    @property
+    def status(self) -> int:
+        """e2fsck's exit status: FSCK_OK, FSCK_NONDESTRUCT (all repaired) or FSCK_UNCORRECTED."""
+        if self.clean:
+            return FSCK_OK
+        return FSCK_UNCORRECTED if self.uncorrected else FSCK_NONDESTRUCT
+
+
+def fsck_path(voldir: str | os.PathLike, repair: bool = False) -> FsckReport:
+    """Open the volume in ``voldir`` (VolumeBusy if it is mounted or open elsewhere) and check it."""
+    p = Path(voldir)
+    if not (p / DB_FILE).is_file():
+        try:
+            vol = os.fsdecode(os.getxattr(p, control.VOLUME_XATTR))
+        except OSError:
+            pass
+        else:
+            raise VolumeBusy(f"{p} is where volume {vol} is mounted; unmount it, then fsck {vol}")
+    with Volume.open(p) as vol:
         return fsck(vol, repair)
 
 
 def fsck(vol: Volume, repair: bool = False) -> FsckReport:
     """Check ``vol`` (no files may be open); with ``repair``, fix what is safe to fix."""
-    rep = FsckReport()
-    _check_epochs(vol, rep, repair)
-    for snap in [None, *vol.epochs.epochs]:
-        _check_tree(vol, snap, rep, repair)
-    _check_blocks(vol, rep, repair)
-    return rep
+    ck = _Fsck(vol, repair)
+    vol._icache.clear()
+    if not repair:
+        vol.db.execute("PRAGMA query_only = ON")
+    try:
+        ck.check_counters()
+        ck.check_block_refs()
+        ck.check_epochs()
+        ck.check_live_tree()
+        for snap in list(vol.epochs.epochs):
+            ck.check_snapshot_tree(snap)
+        ck.check_free_space()
+    finally:
+        if not repair:
+            vol.db.execute("PRAGMA query_only = OFF")
+    return ck.rep
 
 
-def _fix(rep: FsckReport, repair: bool, problem: str) -> bool:
-    rep.problems.append(problem)
-    if repair:
-        rep.repaired.append(problem)
-    return repair
+class _Ino(NamedTuple):
+    mode: int
+    nlink: int
+    size: int
+    nblocks: int
 
 
-def _check_epochs(vol: Volume, rep: FsckReport, repair: bool) -> None:
-    db, E = vol.db, vol.meta.epoch
-    for s in vol.epochs.epochs:
-        if s >= E:
-            rep.problems.append(f"snapshot epoch {s} is not below the current epoch {E}")
-    for table, key in VERSIONED.items():
-        cols = ", ".join(key)
-        for row in db.execute(f"SELECT {cols}, birth, death FROM {table} WHERE birth >= death OR birth > ?", (E,)):
-            rep.problems.append(f"{table} row {row[:-2]} has bad epochs birth={row[-2]} death={row[-1]}")
-        leaked = []
-        for row in db.execute(f"SELECT {cols}, birth, death FROM {table} WHERE death < ?", (LIVE,)):
-            *k, birth, death = row
-            if death > E:
-                rep.problems.append(f"{table} row {tuple(k)} died in the future (epoch {death} > {E})")
-            elif not vol.epochs.visible_to_any(birth, death):
-                leaked.append((*k, death))
-        if leaked and _fix(rep, repair, f"{len(leaked)} dead {table} rows are seen by no snapshot"):
-            where = " AND ".join(f"{c} = ?" for c in key) + " AND death = ?"
-            with vol._txn():
-                if table == "blockmap":
-                    vol.store.free_later(db.execute(f"SELECT block FROM blockmap WHERE {where}", k).fetchone()[0]
-                                         for k in leaked)
-                db.executemany(f"DELETE FROM {table} WHERE {where}", leaked)
+class _Entry(NamedTuple):
+    parent: int
+    name: bytes
+    ino: int
 
 
-def _check_tree(vol: Volume, snap: int | None, rep: FsckReport, repair: bool) -> None:
-    db, bs = vol.db, vol.block_size
-    where, params = vol._view(snap)
-    label = "live tree" if snap is None else f"snapshot {snap}"
-    inodes = {r[0]: r[1:] for r in db.execute(
-        f"SELECT ino, mode, nlink, size, nblocks FROM inodes WHERE {where}", params)}
-    if ROOT_INO not in inodes or not stat.S_ISDIR(inodes[ROOT_INO][0]):
-        rep.problems.append(f"{label}: root directory missing")
-        return
-    names: Counter = Counter()
-    subdirs: Counter = Counter()
-    children = defaultdict(list)
-    for parent, name, ino in db.execute(f"SELECT parent, name, ino FROM dirents WHERE {where}", params):
-        if parent not in inodes or not stat.S_ISDIR(inodes[parent][0]):
-            rep.problems.append(f"{label}: entry {name!r} in {parent}, which is not a directory")
-            continue
-        if ino not in inodes:
-            rep.problems.append(f"{label}: entry {name!r} in {parent} names missing inode {ino}")
-            continue
-        names[ino] += 1
-        children[parent].append(ino)
-        if stat.S_ISDIR(inodes[ino][0]):
-            subdirs[parent] += 1
-    seen, todo = {ROOT_INO}, [ROOT_INO]
-    while todo:
-        for c in children[todo.pop()]:
-            if c not in seen:
-                seen.add(c)
-                todo.append(c)
-    fixes: dict[int, dict] = defaultdict(dict)
-    orphans = []
-    for ino, (mode, nlink, size, nblocks) in inodes.items():
-        isdir = stat.S_ISDIR(mode)
-        if ino not in seen:
-            if nlink == 0 and not isdir:
-                if snap is None and _fix(rep, repair, f"{label}: orphan inode {ino} (unlinked, not freed)"):
-                    orphans.append(ino)
-                continue
-            rep.problems.append(f"{label}: inode {ino} is not connected to the root")
-            continue
-        if isdir:
-            if ino != ROOT_INO and names[ino] != 1:
-                rep.problems.append(f"{label}: directory {ino} has {names[ino]} names")
-            want = 2 + subdirs[ino]
+@dataclass
+class _Shape:
+    """One tree as a walk from the root finds it: what is kept, what must go, what hangs loose."""
+
+    kept: list[_Entry] = field(default_factory=list)
+    dropped: list[tuple[_Entry, str]] = field(default_factory=list)
+    reached: set[int] = field(default_factory=set)
+    dir_tops: list[int] = field(default_factory=list)  # tops of disconnected directory trees
+    file_tops: list[int] = field(default_factory=list)  # disconnected non-directories with links
+    unlinked: list[int] = field(default_factory=list)  # disconnected non-directories without links
+
+
+def _isdir(mode: int) -> bool:
+    return stat.S_ISDIR(mode)
+
+
+def _bad_name(e: _Entry, live: bool) -> str | None:
+    n = e.name
+    if not n or b"/" in n or b"\0" in n or n in (b".", b".."):
+        return "has an invalid name"
+    if len(n) > NAME_MAX:
+        return f"has a name longer than {NAME_MAX} bytes"
+    if live and e.parent == ROOT_INO and n == _SNAPDIR_NAME:
+        return "is hidden by the snapshot directory"
+    return None
+
+
+def _shape(inodes: dict[int, _Ino], entries: list[_Entry], live: bool) -> _Shape:
+    """Walk the tree from the root, then from the top of each disconnected part.
+
+    A directory keeps its oldest name (the lowest cookie); other names of it
+    are dropped, and so is the oldest one when the walk meets it from inside
+    the directory itself (a loop).  The walk is a pure function of
+    the rows, so a report without repair says exactly what a repair would do.
+    """
+    sh = _Shape()
+    children: dict[int, list[_Entry]] = defaultdict(list)
+    names_of: dict[int, list[_Entry]] = defaultdict(list)
+    for e in entries:
+        if e.parent not in inodes or not _isdir(inodes[e.parent].mode):
+            reason: str | None = "is not in a directory"
+        elif e.ino not in inodes:
+            reason = f"names missing inode {e.ino}"
+        elif e.ino == ROOT_INO:
+            reason = "names the root directory"
         else:
-            want = names[ino]
-        if nlink != want and snap is None and _fix(rep, repair, f"{label}: inode {ino} nlink {nlink}, should be {want}"):
-            fixes[ino]["nlink"] = want
-        elif nlink != want and snap is not None:
-            rep.problems.append(f"{label}: inode {ino} nlink {nlink}, should be {want}")
-    counts: Counter = Counter()
-    for ino, idx in db.execute(f"SELECT ino, idx FROM blockmap WHERE {where}", params):
-        if ino not in inodes:
-            rep.problems.append(f"{label}: block map of missing inode {ino}")
+            reason = _bad_name(e, live)
+        if reason:
+            sh.dropped.append((e, reason))
             continue
-        counts[ino] += 1
-        if idx * bs >= inodes[ino][2]:
-            rep.problems.append(f"{label}: inode {ino} maps block {idx} past its size {inodes[ino][2]}")
-    for ino, (_, _, _, nblocks) in inodes.items():
-        if counts[ino] != nblocks and ino not in orphans:
-            msg = f"{label}: inode {ino} counts {nblocks} blocks, maps {counts[ino]}"
-            if snap is None and _fix(rep, repair, msg):
-                fixes[ino]["nblocks"] = counts[ino]
-            elif snap is not None:
-                rep.problems.append(msg)
-    for (ino,) in db.execute(f"SELECT DISTINCT ino FROM xattrs WHERE {where}", params):
-        if ino not in inodes:
-            rep.problems.append(f"{label}: xattrs of missing inode {ino}")
-    if snap is None:
-        live = len(inodes) - len(orphans)
-        if repair and (fixes or orphans):
+        children[e.parent].append(e)
+        names_of[e.ino].append(e)
+
+    def walk(top: int) -> None:
+        sh.reached.add(top)
+        todo = [top]
+        while todo:
+            for e in children[todo.pop()]:
+                if _isdir(inodes[e.ino].mode):
+                    if e.ino in sh.reached or e is not names_of[e.ino][0]:
+                        sh.dropped.append((e, f"is a second name of directory {e.ino}"))
+                        continue
+                    todo.append(e.ino)
+                sh.reached.add(e.ino)
+                sh.kept.append(e)
+
+    walk(ROOT_INO)
+    for ino in sorted(inodes):
+        if ino in sh.reached or not _isdir(inodes[ino].mode):
+            continue
+        top, path = ino, {ino}
+        while names_of[top]:  # climb through parents (all disconnected too) to the top or a loop
+            parent = names_of[top][0].parent
+            if parent in path:
+                break
+            path.add(parent)
+            top = parent
+        sh.dir_tops.append(top)
+        walk(top)
+    for ino in sorted(inodes):
+        if ino not in sh.reached:
+            (sh.file_tops if inodes[ino].nlink else sh.unlinked).append(ino)
+    return sh
+
+
+class _Fsck:
+    def __init__(self, vol: Volume, repair: bool) -> None:
+        self.vol, self.db, self.repair = vol, vol.db, repair
+        self.rep = FsckReport()
+        #: What the repairs leave (or, checking only, would leave): the high-water
+        #: mark, and the live block-map rows that point outside the volume.
+        self.high_water = vol.meta.high_water
+        self.illegal: set[tuple[int, int]] = set()
+
+    # ------------------------------------------------------------------ reporting
+
+    def problem(self, msg: str) -> None:
+        self.rep.problems.append(msg)
+
+    def fix(self, msg: str, action: Callable[[], object]) -> bool:
+        """Report ``msg``; when repairing, run ``action`` and note the problem repaired."""
+        return self.fix_all([msg], action)
+
+    def fix_all(self, msgs: list[str], action: Callable[[], object]) -> bool:
+        """Report ``msgs``, which one ``action`` repairs together (or not at all)."""
+        self.rep.problems.extend(msgs)
+        if not msgs or not self.repair:
+            return False
+        try:
+            action()
+        except (SnapfsError, sqlite3.Error, OSError) as e:
+            self.problem(f"the repair of the {len(msgs)} problem(s) above failed: {e}")
+            return False
+        finally:
+            self.vol._icache.clear()
+        self.rep.repaired.extend(msgs)
+        return True
+
+    def _meta(self, **values: int) -> None:
+        with self.vol._txn():
+            for k, v in values.items():
+                setattr(self.vol.meta, k, v)
+
+    # ------------------------------------------------------------------ counters
+
+    def check_counters(self) -> None:
+        m, db = self.vol.meta, self.db
+        snaps = self.vol.epochs.epochs
+        if snaps and snaps[-1] >= m.epoch:
+            self.fix(f"snapshot epoch {snaps[-1]} is not below the current epoch {m.epoch}",
+                     lambda: self._meta(epoch=snaps[-1] + 1))
+        top = db.execute("SELECT max(ino) FROM inodes").fetchone()[0] or 0
+        if top >= m.next_ino:
+            self.fix(f"next inode number {m.next_ino} is not above inode {top}, which exists",
+                     lambda: self._meta(next_ino=top + 1))
+        top = db.execute("SELECT max(cookie) FROM dirents").fetchone()[0] or 0
+        if top >= m.next_cookie:
+            self.fix(f"next directory cookie {m.next_cookie} is not above cookie {top}, which is in use",
+                     lambda: self._meta(next_cookie=top + 1))
+
+    # ------------------------------------------------------------------ block references
+
+    def check_block_refs(self) -> None:
+        vol, db, m = self.vol, self.db, self.vol.meta
+        rows: dict[int, list[tuple[int, int, int, int]]] = defaultdict(list)
+        for ino, idx, death, birth, block in db.execute("SELECT ino, idx, death, birth, block FROM blockmap"):
+            rows[block].append((birth, death, ino, idx))
+        free = {r[0] for r in db.execute("SELECT block FROM free_blocks")}
+        top, on_free = 0, []
+        for b, refs in sorted(rows.items()):
+            if not 0 <= b < m.total_blocks:
+                for birth, death, ino, idx in refs:
+                    self._illegal_block(b, birth, death, ino, idx)
+                continue
+            top = max(top, b + 1)
+            if b in free:
+                on_free.append(b)
+            if len(refs) > 1:
+                self.fix(f"block {b} is referenced {len(refs)} times (inodes {', '.join(str(r[2]) for r in refs)})",
+                         lambda: self._unshare(b, sorted(refs)))
+        self.high_water = max(m.high_water, top)
+        if top > m.high_water:
+            self.fix(f"referenced blocks up to {top - 1} are beyond the high-water mark {m.high_water}",
+                     lambda: self._meta(high_water=top))
+        if on_free:
+            self.fix(f"{len(on_free)} referenced blocks are on the free list ({_some(on_free)})",
+                     lambda: self._txn_many("DELETE FROM free_blocks WHERE block = ?", on_free))
+        bad = sorted(b for b in free if not 0 <= b < self.high_water)
+        if bad:
+            self.fix(f"{len(bad)} free-list blocks are beyond the high-water mark {self.high_water} ({_some(bad)})",
+                     lambda: self._txn_many("DELETE FROM free_blocks WHERE block = ?", bad))
+
+    def _illegal_block(self, b: int, birth: int, death: int, ino: int, idx: int) -> None:
+        msg = f"inode {ino} block {idx} points to block {b}, outside the volume"
+        if death != LIVE:
+            self.problem(f"snapshot row of {msg} (epochs {birth}..{death}): snapshots are not repaired")
+            return
+
+        def drop() -> None:
+            with self.vol._txn():
+                if birth > self.vol.epochs.latest:
+                    self.db.execute("DELETE FROM blockmap WHERE ino = ? AND idx = ? AND death = ?", (ino, idx, LIVE))
+                else:  # the snapshots keep their (equally bad) version
+                    self.db.execute("UPDATE blockmap SET death = ? WHERE ino = ? AND idx = ? AND death = ?",
+                                    (self.vol.meta.epoch, ino, idx, LIVE))
+        if not self.fix(f"live tree: {msg}", drop):
+            self.illegal.add((ino, idx))
+
+    def _unshare(self, block: int, refs: list[tuple[int, int, int, int]]) -> None:
+        """Give every row but the oldest its own copy of ``block``: no view's contents change."""
+        store = self.vol.store
+        with self.vol._txn():
+            data = store.read(block)
+            for _, death, ino, idx in refs[1:]:
+                new = store.allocate()
+                store.write(new, data)
+                self.db.execute("UPDATE blockmap SET block = ? WHERE ino = ? AND idx = ? AND death = ?",
+                                (new, ino, idx, death))
+
+    def _txn_many(self, sql: str, values: list[int]) -> None:
+        with self.vol._txn():
+            self.db.executemany(sql, ((v,) for v in values))
+
+    # ------------------------------------------------------------------ epochs
+
+    def check_epochs(self) -> None:
+        vol, db = self.vol, self.db
+        E = vol.meta.epoch
+        for table, key in VERSIONED.items():
+            cols = ", ".join(key)
+            match = " AND ".join(f"{c} = ?" for c in key) + " AND death = ?"
+            for *k, birth in db.execute(f"SELECT {cols}, birth FROM {table} WHERE death = ? AND birth > ?",
+                                        (LIVE, E)).fetchall():
+                self.fix(f"{table} row {tuple(k)} is live and born after the current epoch ({birth} > {E})",
+                         lambda: self._exec(f"UPDATE {table} SET birth = ? WHERE {match}", (E, *k, LIVE)))
+            for *k, birth, death in db.execute(
+                    f"SELECT {cols}, birth, death FROM {table} WHERE death > ? AND death < ?", (E, LIVE)).fetchall():
+                self.fix(f"{table} row {tuple(k)} died after the current epoch ({death} > {E})",
+                         lambda: self._exec(f"UPDATE {table} SET death = ? WHERE {match}", (E, *k, death)))
+            for *k, birth, death, nxt in db.execute(
+                    f"SELECT * FROM (SELECT {cols}, birth, death, lead(birth) OVER"
+                    f" (PARTITION BY {cols} ORDER BY birth) AS nxt FROM {table} WHERE birth < death) WHERE nxt < death"):
+                self.problem(f"{table} row {tuple(k)}: versions overlap (one lives in epochs {birth}..{death},"
+                             f" the next is born in {nxt}): snapshot history is not repaired")
+            leaked = []
+            for *k, birth, death in db.execute(
+                    f"SELECT {cols}, birth, death FROM {table} WHERE death < ?", (LIVE,)).fetchall():
+                if birth >= death:  # no view can see it
+                    self.fix(f"{table} row {tuple(k)} has bad epochs birth={birth} death={death}",
+                             lambda: self._drop_dead(table, match, [(*k, death)]))
+                elif not vol.epochs.visible_to_any(birth, death):
+                    leaked.append((*k, death))
+            if leaked:
+                self.fix(f"{len(leaked)} dead {table} rows are seen by no snapshot",
+                         lambda: self._drop_dead(table, match, leaked))
+
+    def _exec(self, sql: str, params: tuple) -> None:
+        with self.vol._txn():
+            self.db.execute(sql, params)
+
+    def _drop_dead(self, table: str, match: str, rows: list[tuple]) -> None:
+        with self.vol._txn():
+            if table == "blockmap":
+                self.vol.store.free_later(
+                    self.db.execute(f"SELECT block FROM blockmap WHERE {match}", k).fetchone()[0] for k in rows)
+            self.db.executemany(f"DELETE FROM {table} WHERE {match}", rows)
+
+    # ------------------------------------------------------------------ trees
+
+    def _load(self, snap: int | None) -> tuple[dict[int, _Ino], list[_Entry]]:
+        where, params = self.vol._view(snap)
+        inodes = {r[0]: _Ino(*r[1:]) for r in self.db.execute(
+            f"SELECT ino, mode, nlink, size, nblocks FROM inodes WHERE {where}", params)}
+        entries = [_Entry(*r) for r in self.db.execute(
+            f"SELECT parent, name, ino FROM dirents WHERE {where} ORDER BY cookie", params)]
+        return inodes, entries
+
+    def _root_ok(self, label: str, inodes: dict[int, _Ino]) -> bool:
+        if ROOT_INO in inodes and _isdir(inodes[ROOT_INO].mode):
+            return True
+        self.problem(f"{label}: root directory missing")
+        return False
+
+    def check_snapshot_tree(self, snap: int) -> None:
+        label = f"snapshot {snap}"
+        inodes, entries = self._load(snap)
+        if not self._root_ok(label, inodes):
+            return
+        sh = _shape(inodes, entries, live=False)
+        for e, why in sh.dropped:
+            self.problem(f"{label}: entry {e.name!r} in {e.parent} {why}")
+        for ino in sh.dir_tops:
+            self.problem(f"{label}: directory {ino} is not connected to the root")
+        for ino in sh.file_tops:
+            self.problem(f"{label}: inode {ino} is not connected to the root")
+        # a file unlinked while open when the snapshot was taken: legitimate there
+        self._check_counts(label, snap, inodes, sh, skip=set(sh.unlinked))
+
+    def check_live_tree(self) -> None:
+        label = "live tree"
+        inodes, entries = self._load(None)
+        if not self._root_ok(label, inodes):
+            return
+        sh = _shape(inodes, entries, live=True)
+        vol, now_lf = self.vol, {"ino": None}
+        drops = list(sh.dropped)
+        tops = sh.dir_tops + sh.file_tops
+        lf_msgs: list[str] = []
+        lf_existing = None
+        if tops:
+            lf = next((e for e in sh.kept if e.parent == ROOT_INO and e.name == LOST_FOUND), None)
+            if lf is not None and _isdir(inodes[lf.ino].mode):
+                lf_existing = lf.ino
+            else:
+                if lf is not None:  # moved into the new lost+found, unless it has other names
+                    drops.append((lf, "is not a directory"))
+                    sh.kept.remove(lf)
+                    if not any(e.ino == lf.ino for e in sh.kept):
+                        tops.append(lf.ino)
+                lf_msgs.append(f"{label}: /lost+found is missing (needed to reconnect {len(tops)} inode(s))")
+        self.fix_all([f"{label}: entry {e.name!r} in {e.parent} {why}" for e, why in drops],
+                     lambda: self._drop_entries([e for e, _ in drops]))
+        self.fix_all([f"{label}: orphan inode {ino} (unlinked, not freed)" for ino in sh.unlinked],
+                     lambda: self._destroy(sh.unlinked))
+        if lf_msgs:
+            def make_lf() -> None:
+                now_lf["ino"] = vol.mkdir(ROOT_INO, LOST_FOUND, LOST_FOUND_MODE, 0, 0).ino
+            self.fix_all(lf_msgs, make_lf)
+        else:
+            now_lf["ino"] = lf_existing
+        self.fix_all([f"{label}: {'directory' if _isdir(inodes[i].mode) else 'inode'} {i} is not connected"
+                       f" to the root (goes to /lost+found/#{i})" for i in tops],
+                     lambda: self._reconnect(now_lf["ino"], tops, inodes))
+        if self.repair and (drops or sh.unlinked or tops):
+            inodes, entries = self._load(None)  # the counts of what the repairs left
+            sh = _shape(inodes, entries, live=True)
+            skip: set[int] = set(sh.unlinked) | set(sh.file_tops) | {i for i in inodes if i not in sh.reached}
+            self._check_counts(label, None, inodes, sh, skip=skip)
+        else:
+            if lf_msgs:  # as the repair would leave it: a new lost+found, counted by the root
+                lf_ino = -1
+                r = inodes[ROOT_INO]
+                inodes = {**inodes, ROOT_INO: r._replace(nlink=r.nlink + 1),
+                          lf_ino: _Ino(stat.S_IFDIR | LOST_FOUND_MODE, 2, 0, 0)}
+                sh.kept.append(_Entry(ROOT_INO, LOST_FOUND, lf_ino))
+            self._check_counts(label, None, inodes, sh, skip=set(sh.unlinked), named=set(tops))
+            inodes = {i: n for i, n in inodes.items() if i > 0}
+        live = len(inodes)
+        if vol.meta.live_inodes != live:
+            self.fix(f"live inode counter {vol.meta.live_inodes}, should be {live}",
+                     lambda: self._meta(live_inodes=live))
+
+    def _drop_entries(self, entries: list[_Entry]) -> None:
+        with self.vol._txn():
+            for e in entries:
+                self.vol._del_dirent(e.parent, e.name)
+
+    def _destroy(self, inos: list[int]) -> None:
+        with self.vol._txn():
+            for ino in inos:
+                self.vol._destroy(ino)
+
+    def _reconnect(self, lf: int | None, tops: list[int], inodes: dict[int, _Ino]) -> None:
+        """Name each of ``tops`` ``#INO`` in lost+found (``#INO.N`` if taken); lost+found counts the directories."""
+        if lf is None:
+            raise SnapfsError("there is no /lost+found to reconnect them into")
+        vol = self.vol
+        with vol._txn():
+            taken = {r[0] for r in self.db.execute("SELECT name FROM dirents WHERE parent = ? AND death = ?",
+                                                   (lf, LIVE))}
+            for ino in tops:
+                name, n = b"#%d" % ino, 0
+                while name in taken:
+                    n += 1
+                    name = b"#%d.%d" % (ino, n)
+                taken.add(name)
+                vol._add_dirent(lf, name, ino)
+            dirs = sum(1 for ino in tops if _isdir(inodes[ino].mode))
+            vol._touch_dir(lf, time.time_ns(), dirs)
+
+    def _check_counts(self, label: str, snap: int | None, inodes: dict[int, _Ino], sh: _Shape,
+                      skip: set[int], named: set[int] = frozenset()) -> None:
+        """Link counts, block counts, sizes, block maps and xattrs of one tree.
+
+        ``skip``: inodes not to check (orphans, or what a repair could not
+        reconnect); ``named``: inodes about to get one name in lost+found."""
+        live, bs = snap is None, self.vol.block_size
+        where, params = self.vol._view(snap)
+        names = Counter(e.ino for e in sh.kept) + Counter(named)
+        subdirs = Counter(e.parent for e in sh.kept if _isdir(inodes[e.ino].mode))
+        fixes: dict[int, dict] = defaultdict(dict)
+        msgs: list[str] = []
+
+        def bad(msg: str, ino: int, **change: int) -> None:
+            if live:
+                msgs.append(f"{label}: {msg}")
+                fixes[ino].update(change)
+            else:
+                self.problem(f"{label}: {msg}")
+
+        for ino in sorted(inodes):
+            if ino in skip:
+                continue
+            mode, nlink = inodes[ino].mode, inodes[ino].nlink
+            want = 2 + subdirs[ino] if _isdir(mode) else names[ino]
+            if nlink != want:
+                bad(f"inode {ino} nlink {nlink}, should be {want}", ino, nlink=want)
+        counts: Counter = Counter()
+        last: dict[int, int] = {}
+        strays: dict[int, str] = {}
+        for ino, idx in self.db.execute(f"SELECT ino, idx FROM blockmap WHERE {where}", params):
+            if live and (ino, idx) in self.illegal:
+                continue  # dropped by a repair
+            if ino not in inodes:
+                strays.setdefault(ino, f"block map of missing inode {ino}")
+            elif not stat.S_ISREG(inodes[ino].mode):
+                strays.setdefault(ino, f"inode {ino} maps blocks but is not a regular file")
+            else:
+                counts[ino] += 1
+                last[ino] = max(last.get(ino, idx), idx)
+        for ino in sorted(inodes):
+            if ino in skip:
+                continue
+            size, nblocks = inodes[ino].size, inodes[ino].nblocks
+            if ino in last and last[ino] * bs >= size:
+                bad(f"inode {ino} maps block {last[ino]} past its size {size}", ino, size=(last[ino] + 1) * bs)
+            if counts[ino] != nblocks:
+                bad(f"inode {ino} counts {nblocks} blocks, maps {counts[ino]}", ino, nblocks=counts[ino])
+        xstrays = [r[0] for r in self.db.execute(f"SELECT DISTINCT ino FROM xattrs WHERE {where}", params)
+                   if r[0] not in inodes]
+        if not live:
+            for msg in strays.values():
+                self.problem(f"{label}: {msg}")
+            for ino in xstrays:
+                self.problem(f"{label}: xattrs of missing inode {ino}")
+            return
+        msgs += [f"{label}: {msg}" for msg in strays.values()]
+        msgs += [f"{label}: xattrs of missing inode {ino}" for ino in xstrays]
+
+        def apply() -> None:
+            vol = self.vol
             with vol._txn():
+                for ino in strays:
+                    vol._kill("blockmap", "ino = ?", (ino,))
+                for ino in xstrays:
+                    vol._kill("xattrs", "ino = ?", (ino,))
                 for ino, ch in fixes.items():
                     vol._set(ino, **ch)
-                for ino in orphans:
-                    vol._destroy(ino)
-        if vol.meta.live_inodes != live and _fix(
-                rep, repair, f"live inode counter {vol.meta.live_inodes}, should be {live}"):
-            with vol._txn():
-                vol.meta.live_inodes = live
+        self.fix_all(msgs, apply)
 
+    # ------------------------------------------------------------------ free space
 
-def _check_blocks(vol: Volume, rep: FsckReport, repair: bool) -> None:
-    db, m = vol.db, vol.meta
-    refs = Counter(r[0] for r in db.execute("SELECT block FROM blockmap"))
-    free = {r[0] for r in db.execute("SELECT block FROM free_blocks")}
-    for b, n in refs.items():
-        if n > 1:
-            rep.problems.append(f"block {b} is referenced {n} times")
-        if b in free:
-            rep.problems.append(f"block {b} is referenced and on the free list")
-        if b >= m.high_water or b < 0:
-            rep.problems.append(f"block {b} is beyond the high-water mark {m.high_water}")
-    bad_free = [b for b in free if b >= m.high_water or b < 0]
-    if bad_free:
-        rep.problems.append(f"{len(bad_free)} free-list blocks are beyond the high-water mark")
-    leaked = [b for b in range(m.high_water) if b not in refs and b not in free]
-    if leaked and _fix(rep, repair, f"{len(leaked)} blocks are neither referenced nor free"):
-        with vol._txn():
-            db.executemany("INSERT INTO free_blocks (block) VALUES (?)", ((b,) for b in leaked))
+    def check_free_space(self) -> None:
+        db, m = self.db, self.vol.meta
+        refs = {r[0] for r in db.execute("SELECT block FROM blockmap")}
+        free = {r[0] for r in db.execute("SELECT block FROM free_blocks")}
+        hw = self.high_water
+        leaked = [b for b in range(hw) if b not in refs and b not in free]
+        if leaked:
+            self.fix(f"{len(leaked)} blocks are neither referenced nor free ({_some(leaked)})",
+                     lambda: self._txn_many("INSERT INTO free_blocks (block) VALUES (?)", leaked))
             free.update(leaked)
-    used = m.high_water - len([b for b in free if 0 <= b < m.high_water])
-    if m.used_blocks != used and _fix(rep, repair, f"used-blocks counter {m.used_blocks}, should be {used}"):
-        with vol._txn():
-            m.used_blocks = used
+        used = hw - sum(1 for b in free if 0 <= b < hw)
+        if m.used_blocks != used:
+            self.fix(f"used-blocks counter {m.used_blocks}, should be {used}", lambda: self._meta(used_blocks=used))
+
+
+def _some(values: list[int], n: int = 5) -> str:
+    return ", ".join(map(str, values[:n])) + (", ..." if len(values) > n else "")

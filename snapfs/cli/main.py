@@ -2,21 +2,24 @@
 
 Each subcommand parses its arguments, calls the Volume, :mod:`snapfs.mount`
 or :mod:`snapfs.client`, and prints.  A failure is one line on stderr
-(``snapfs: ...``) and a non-zero exit: 1 for errors, 2 for bad usage, and for
-fsck 1 when damage was found (repaired or not).
+(``snapfs: ...``) and a non-zero exit: 1 for errors, 2 for bad usage.  fsck
+exits as e2fsck does: 0 clean, 1 damage found and all repaired, 4 damage left
+(or found by a check without ``-y``), 8 it could not check (mounted, not a
+volume, unreadable).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import sqlite3
 import sys
 import time
 from pathlib import Path
 
 from .. import client, mount as _mount
 from ..errors import SnapfsError
-from ..fsck import fsck_path
+from ..fsck import FSCK_ERROR, fsck_path
 from ..volume import DEFAULT_BLOCK_SIZE, Volume
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -125,16 +128,27 @@ def cmd_volume_show(a: argparse.Namespace) -> int:
 
 
 def cmd_fsck(a: argparse.Namespace) -> int:
-    rep = fsck_path(a.voldir, repair=a.repair)
+    try:
+        rep = fsck_path(a.voldir, repair=a.repair)
+    except SnapfsError as e:
+        print(f"snapfs: {e.message}", file=sys.stderr)
+        return FSCK_ERROR
+    except OSError as e:
+        print(f"snapfs: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return FSCK_ERROR
+    except sqlite3.Error as e:
+        print(f"snapfs: {a.voldir}: the metadata database cannot be read ({e})", file=sys.stderr)
+        return FSCK_ERROR
+    repaired = set(rep.repaired)
     for p in rep.problems:
-        print(("repaired: " if p in rep.repaired else "problem: ") + p)
+        print(("repaired: " if p in repaired else "problem: ") + p)
     if rep.clean:
         print(f"{a.voldir}: clean")
-        return 0
-    left = len(rep.problems) - len(rep.repaired)
-    print(f"{a.voldir}: {len(rep.problems)} problem(s), {len(rep.repaired)} repaired"
-          + ("" if left == 0 else "; run 'snapfs fsck --repair'"), file=sys.stderr)
-    return 1
+    else:
+        left = len(rep.uncorrected)
+        print(f"{a.voldir}: {len(rep.problems)} problem(s), {len(rep.repaired)} repaired"
+              + ("" if left == 0 or a.repair else "; run 'snapfs fsck -y' to repair"), file=sys.stderr)
+    return rep.status
 
 
 # ---------------------------------------------------------------------- parser
@@ -184,9 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("vol")
     v.set_defaults(fn=cmd_volume_show)
 
-    f = sub.add_parser("fsck", help="check (and --repair) a volume that is not mounted")
+    f = sub.add_parser("fsck", help="check a volume that is not mounted (-y: and repair it)")
     f.add_argument("voldir")
-    f.add_argument("--repair", action="store_true")
+    how = f.add_mutually_exclusive_group()
+    how.add_argument("-y", "--repair", dest="repair", action="store_true",
+                     help="repair what is safe to repair (the live tree and free space; snapshots are history)")
+    how.add_argument("-n", dest="repair", action="store_false",
+                     help="report only, changing nothing (the default)")
     f.set_defaults(fn=cmd_fsck)
     return p
 
