@@ -240,6 +240,7 @@ class _Fsck:
         #: mark, and the live block-map rows that point outside the volume.
         self.high_water = vol.meta.high_water
         self.illegal: set[tuple[int, int]] = set()
+        self.lost_found: int | None = None
 
     # ------------------------------------------------------------------ reporting
 
@@ -367,8 +368,8 @@ class _Fsck:
                 self.fix(f"{table} row {tuple(k)} died after the current epoch ({death} > {E})",
                          lambda: self._exec(f"UPDATE {table} SET death = ? WHERE {match}", (E, *k, death)))
             for *k, birth, death, nxt in db.execute(
-                    f"SELECT * FROM (SELECT {cols}, birth, death, lead(birth) OVER"
-                    f" (PARTITION BY {cols} ORDER BY birth) AS nxt FROM {table} WHERE birth < death) WHERE nxt < death"):
+                    f"SELECT * FROM (SELECT {cols}, birth, death, lead(birth) OVER (PARTITION BY {cols}"
+                    f" ORDER BY birth) AS nxt FROM {table} WHERE birth < death) WHERE nxt < death"):
                 self.problem(f"{table} row {tuple(k)}: versions overlap (one lives in epochs {birth}..{death},"
                              f" the next is born in {nxt}): snapshot history is not repaired")
             leaked = []
@@ -428,56 +429,73 @@ class _Fsck:
     def check_live_tree(self) -> None:
         label = "live tree"
         inodes, entries = self._load(None)
-        if not self._root_ok(label, inodes):
-            return
+        remade = ROOT_INO not in inodes or not _isdir(inodes[ROOT_INO].mode)
+        if remade:  # as e2fsck does: a new root, which the entries naming it as parent fill again
+            what = "missing" if ROOT_INO not in inodes else "not a directory"
+            if self.fix(f"{label}: root directory {what}", self._make_root):
+                inodes, entries = self._load(None)
+            elif self.repair:
+                return
+            else:
+                old = inodes.get(ROOT_INO, _Ino(0, 2, 0, 0))
+                inodes = {**inodes, ROOT_INO: old._replace(mode=stat.S_IFDIR | 0o755, size=0)}
         sh = _shape(inodes, entries, live=True)
-        vol, now_lf = self.vol, {"ino": None}
         drops = list(sh.dropped)
         tops = sh.dir_tops + sh.file_tops
-        lf_msgs: list[str] = []
-        lf_existing = None
-        if tops:
-            lf = next((e for e in sh.kept if e.parent == ROOT_INO and e.name == LOST_FOUND), None)
-            if lf is not None and _isdir(inodes[lf.ino].mode):
-                lf_existing = lf.ino
-            else:
-                if lf is not None:  # moved into the new lost+found, unless it has other names
-                    drops.append((lf, "is not a directory"))
-                    sh.kept.remove(lf)
-                    if not any(e.ino == lf.ino for e in sh.kept):
-                        tops.append(lf.ino)
-                lf_msgs.append(f"{label}: /lost+found is missing (needed to reconnect {len(tops)} inode(s))")
+        self.lost_found = None
+        lf_msgs = self._find_lost_found(sh, inodes, tops, drops) if tops else []
         self.fix_all([f"{label}: entry {e.name!r} in {e.parent} {why}" for e, why in drops],
                      lambda: self._drop_entries([e for e, _ in drops]))
         self.fix_all([f"{label}: orphan inode {ino} (unlinked, not freed)" for ino in sh.unlinked],
                      lambda: self._destroy(sh.unlinked))
-        if lf_msgs:
-            def make_lf() -> None:
-                now_lf["ino"] = vol.mkdir(ROOT_INO, LOST_FOUND, LOST_FOUND_MODE, 0, 0).ino
-            self.fix_all(lf_msgs, make_lf)
-        else:
-            now_lf["ino"] = lf_existing
+        self.fix_all(lf_msgs, self._make_lost_found)
         self.fix_all([f"{label}: {'directory' if _isdir(inodes[i].mode) else 'inode'} {i} is not connected"
-                       f" to the root (goes to /lost+found/#{i})" for i in tops],
-                     lambda: self._reconnect(now_lf["ino"], tops, inodes))
-        if self.repair and (drops or sh.unlinked or tops):
-            inodes, entries = self._load(None)  # the counts of what the repairs left
+                      f" to the root (goes to /lost+found/#{i})" for i in tops],
+                     lambda: self._reconnect(tops, inodes))
+        if self.repair and (drops or sh.unlinked or tops or remade):
+            inodes, entries = self._load(None)  # count what the repairs left
             sh = _shape(inodes, entries, live=True)
-            skip: set[int] = set(sh.unlinked) | set(sh.file_tops) | {i for i in inodes if i not in sh.reached}
-            self._check_counts(label, None, inodes, sh, skip=skip)
+            self._check_counts(label, None, inodes, sh, skip={i for i in inodes if i not in sh.reached})
+        elif lf_msgs:  # count as the repair will: with a new lost+found in the root
+            r, lf = inodes[ROOT_INO], -1
+            sim = {**inodes, ROOT_INO: r._replace(nlink=r.nlink + 1), lf: _Ino(stat.S_IFDIR | LOST_FOUND_MODE, 2, 0, 0)}
+            sh.kept.append(_Entry(ROOT_INO, LOST_FOUND, lf))
+            self._check_counts(label, None, sim, sh, skip=set(sh.unlinked), named=set(tops))
         else:
-            if lf_msgs:  # as the repair would leave it: a new lost+found, counted by the root
-                lf_ino = -1
-                r = inodes[ROOT_INO]
-                inodes = {**inodes, ROOT_INO: r._replace(nlink=r.nlink + 1),
-                          lf_ino: _Ino(stat.S_IFDIR | LOST_FOUND_MODE, 2, 0, 0)}
-                sh.kept.append(_Entry(ROOT_INO, LOST_FOUND, lf_ino))
             self._check_counts(label, None, inodes, sh, skip=set(sh.unlinked), named=set(tops))
-            inodes = {i: n for i, n in inodes.items() if i > 0}
-        live = len(inodes)
-        if vol.meta.live_inodes != live:
-            self.fix(f"live inode counter {vol.meta.live_inodes}, should be {live}",
-                     lambda: self._meta(live_inodes=live))
+        if self.vol.meta.live_inodes != len(inodes):
+            self.fix(f"live inode counter {self.vol.meta.live_inodes}, should be {len(inodes)}",
+                     lambda: self._meta(live_inodes=len(inodes)))
+
+    def _find_lost_found(self, sh: _Shape, inodes: dict[int, _Ino], tops: list[int],
+                         drops: list[tuple[_Entry, str]]) -> list[str]:
+        """Find /lost+found for ``tops``; if a non-directory has the name, its entry joins
+        ``drops`` and the file joins ``tops`` (as e2fsck unlinks it).  The problems
+        to repair by making one (none if it exists)."""
+        lf = next((e for e in sh.kept if e.parent == ROOT_INO and e.name == LOST_FOUND), None)
+        if lf is not None and _isdir(inodes[lf.ino].mode):
+            self.lost_found = lf.ino
+            return []
+        if lf is not None:
+            drops.append((lf, "is not a directory"))
+            sh.kept.remove(lf)
+            if not any(e.ino == lf.ino for e in sh.kept):
+                tops.append(lf.ino)
+        return [f"live tree: /lost+found is missing (needed to reconnect {len(tops)} inode(s))"]
+
+    def _make_lost_found(self) -> None:
+        self.lost_found = self.vol.mkdir(ROOT_INO, LOST_FOUND, LOST_FOUND_MODE, 0, 0).ino
+
+    def _make_root(self) -> None:
+        vol, now = self.vol, time.time_ns()
+        with vol._txn():
+            if vol.db.execute("SELECT 1 FROM inodes WHERE ino = ? AND death = ?", (ROOT_INO, LIVE)).fetchone():
+                vol._set(ROOT_INO, mode=stat.S_IFDIR | 0o755, size=0, target=None, ctime_ns=now)
+            else:
+                self.db.execute(
+                    "INSERT INTO inodes (ino, death, birth, mode, nlink, uid, gid, rdev, size, nblocks,"
+                    " atime_ns, mtime_ns, ctime_ns, target) VALUES (?,?,?,?,2,0,0,0,0,0,?,?,?,NULL)",
+                    (ROOT_INO, LIVE, vol.meta.epoch, stat.S_IFDIR | 0o755, now, now, now))
 
     def _drop_entries(self, entries: list[_Entry]) -> None:
         with self.vol._txn():
@@ -489,8 +507,9 @@ class _Fsck:
             for ino in inos:
                 self.vol._destroy(ino)
 
-    def _reconnect(self, lf: int | None, tops: list[int], inodes: dict[int, _Ino]) -> None:
+    def _reconnect(self, tops: list[int], inodes: dict[int, _Ino]) -> None:
         """Name each of ``tops`` ``#INO`` in lost+found (``#INO.N`` if taken); lost+found counts the directories."""
+        lf = self.lost_found
         if lf is None:
             raise SnapfsError("there is no /lost+found to reconnect them into")
         vol = self.vol

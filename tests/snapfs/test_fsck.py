@@ -344,7 +344,8 @@ def test_maps_and_xattrs_that_belong_to_nothing(voldir):
         ("UPDATE blockmap SET ino = ? WHERE ino = ? AND idx = 1", sub, t["f"]),
         ("UPDATE inodes SET size = 10 WHERE ino = ?", t["f"]))
     repaired_then_clean(voldir, "xattrs of missing inode 777", "block map of missing inode 778",
-                        f"inode {sub} maps blocks but is not a regular file", f"inode {t['f']} maps block 3 past its size")
+                        f"inode {sub} maps blocks but is not a regular file",
+                        f"inode {t['f']} maps block 3 past its size")
     with Volume.open(voldir) as v:
         assert v.getattr(t["f"]).size == 4 * BS  # extended over its blocks, as e2fsck does
         assert v.read(t["f"], 3 * BS, 8) == b"FFFFFFF\0"
@@ -369,3 +370,25 @@ def test_a_clean_volume_checks_clean_and_repair_changes_nothing(voldir):
     assert fsck_path(voldir).status == FSCK_OK
     assert fsck_path(voldir, repair=True).status == FSCK_OK
     assert rows(voldir) == before
+
+
+def test_a_lost_root_is_made_anew_and_keeps_its_entries(voldir):
+    t = make_tree(voldir)
+    with Volume.open(voldir) as v:
+        v.snapshot_create("s")
+        E = v.meta.epoch
+    sql(voldir, ("UPDATE inodes SET death = ? WHERE ino = ? AND death = ?", E, ROOT_INO, LIVE))
+    repaired_then_clean(voldir, "live tree: root directory missing")
+    with Volume.open(voldir) as v:
+        a = v.getattr(ROOT_INO)
+        assert stat.S_ISDIR(a.mode) and a.nlink == 3
+        assert [e.name for e in v.readdir(ROOT_INO)] == [b"d", b"h"]
+        assert v.read(t["f"], 0, 3) == b"FFF"
+
+
+def test_a_root_that_is_not_a_directory_becomes_one(voldir):
+    make_tree(voldir)
+    sql(voldir, ("UPDATE inodes SET mode = ? WHERE ino = ?", stat.S_IFREG | 0o644, ROOT_INO))
+    repaired_then_clean(voldir, "live tree: root directory not a directory")
+    with Volume.open(voldir) as v:
+        assert [e.name for e in v.readdir(ROOT_INO)] == [b"d", b"h"]
