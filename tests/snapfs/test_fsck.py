@@ -392,3 +392,18 @@ def test_a_root_that_is_not_a_directory_becomes_one(voldir):
     repaired_then_clean(voldir, "live tree: root directory not a directory")
     with Volume.open(voldir) as v:
         assert [e.name for e in v.readdir(ROOT_INO)] == [b"d", b"h"]
+
+
+def test_the_command_exits_8_on_a_volume_it_cannot_read_and_2_on_bad_usage(voldir):
+    from fuse_fixtures import snapfs
+
+    make_tree(voldir)
+    with open(voldir / "snapfs.db", "r+b") as f:
+        f.seek(4096)
+        f.write(b"\xff" * 8192)
+    for args in ((), ("-y",)):
+        r = snapfs("fsck", *args, voldir, check=False)
+        assert r.returncode == 8 and "malformed" in r.stderr, r.stderr
+        assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
+    r = snapfs("fsck", "-n", "-y", voldir, check=False)
+    assert r.returncode == 2 and "not allowed with" in r.stderr
