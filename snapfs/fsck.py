@@ -296,7 +296,7 @@ class _Fsck:
         for ino, idx, death, birth, block in db.execute("SELECT ino, idx, death, birth, block FROM blockmap"):
             rows[block].append((birth, death, ino, idx))
         free = {r[0] for r in db.execute("SELECT block FROM free_blocks")}
-        top, on_free = 0, []
+        top, on_free, shared = 0, [], []
         for b, refs in sorted(rows.items()):
             if not 0 <= b < m.total_blocks:
                 for birth, death, ino, idx in refs:
@@ -306,8 +306,7 @@ class _Fsck:
             if b in free:
                 on_free.append(b)
             if len(refs) > 1:
-                self.fix(f"block {b} is referenced {len(refs)} times (inodes {', '.join(str(r[2]) for r in refs)})",
-                         lambda: self._unshare(b, sorted(refs)))
+                shared.append((b, sorted(refs)))
         self.high_water = max(m.high_water, top)
         if top > m.high_water:
             self.fix(f"referenced blocks up to {top - 1} are beyond the high-water mark {m.high_water}",
@@ -319,6 +318,9 @@ class _Fsck:
         if bad:
             self.fix(f"{len(bad)} free-list blocks are beyond the high-water mark {self.high_water} ({_some(bad)})",
                      lambda: self._txn_many("DELETE FROM free_blocks WHERE block = ?", bad))
+        for b, refs in shared:  # last: the copies are allocated from the allocation state just repaired
+            self.fix(f"block {b} is referenced {len(refs)} times (inodes {', '.join(str(r[2]) for r in refs)})",
+                     lambda: self._unshare(b, refs))
 
     def _illegal_block(self, b: int, birth: int, death: int, ino: int, idx: int) -> None:
         msg = f"inode {ino} block {idx} points to block {b}, outside the volume"
@@ -463,9 +465,11 @@ class _Fsck:
             self._check_counts(label, None, sim, sh, skip=set(sh.unlinked), named=set(tops))
         else:
             self._check_counts(label, None, inodes, sh, skip=set(sh.unlinked), named=set(tops))
-        if self.vol.meta.live_inodes != len(inodes):
-            self.fix(f"live inode counter {self.vol.meta.live_inodes}, should be {len(inodes)}",
-                     lambda: self._meta(live_inodes=len(inodes)))
+        have, want = self.vol.meta.live_inodes, len(inodes)
+        if lf_msgs and not self.repair:  # as the repair will count them, with the new lost+found
+            have, want = have + 1, want + 1
+        if have != want:
+            self.fix(f"live inode counter {have}, should be {want}", lambda: self._meta(live_inodes=want))
 
     def _find_lost_found(self, sh: _Shape, inodes: dict[int, _Ino], tops: list[int],
                          drops: list[tuple[_Entry, str]]) -> list[str]:
@@ -576,6 +580,7 @@ class _Fsck:
                 bad(f"inode {ino} counts {nblocks} blocks, maps {counts[ino]}", ino, nblocks=counts[ino])
         xstrays = [r[0] for r in self.db.execute(f"SELECT DISTINCT ino FROM xattrs WHERE {where}", params)
                    if r[0] not in inodes]
+        strays = dict(sorted(strays.items()))
         if not live:
             for msg in strays.values():
                 self.problem(f"{label}: {msg}")
@@ -601,14 +606,15 @@ class _Fsck:
     def check_free_space(self) -> None:
         db, m = self.db, self.vol.meta
         refs = {r[0] for r in db.execute("SELECT block FROM blockmap")}
+        hw = max(self.high_water, m.high_water)  # copies of shared blocks may have raised it
         free = {r[0] for r in db.execute("SELECT block FROM free_blocks")}
-        hw = self.high_water
+        free = {b for b in free if 0 <= b < hw and b not in refs}  # as check_block_refs leaves it
         leaked = [b for b in range(hw) if b not in refs and b not in free]
         if leaked:
             self.fix(f"{len(leaked)} blocks are neither referenced nor free ({_some(leaked)})",
                      lambda: self._txn_many("INSERT INTO free_blocks (block) VALUES (?)", leaked))
             free.update(leaked)
-        used = hw - sum(1 for b in free if 0 <= b < hw)
+        used = hw - len(free)
         if m.used_blocks != used:
             self.fix(f"used-blocks counter {m.used_blocks}, should be {used}", lambda: self._meta(used_blocks=used))
 
