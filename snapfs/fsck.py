@@ -165,6 +165,8 @@ def _isdir(mode: int) -> bool:
 
 def _bad_name(e: _Entry, live: bool) -> str | None:
     n = e.name
+    if not isinstance(n, bytes):
+        return "has a name stored as text, not bytes"
     if not n or b"/" in n or b"\0" in n or n in (b".", b".."):
         return "has an invalid name"
     if len(n) > NAME_MAX:
