@@ -8,12 +8,14 @@ tests in test_fsck_fuse.py look through a real mount).
 
 from __future__ import annotations
 
+import random
 import re
 import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
+from fuse_fixtures import snapfs
 
 from snapfs import ROOT_INO, Volume, fsck, fsck_path
 from snapfs.fsck import FSCK_NONDESTRUCT, FSCK_OK, FSCK_UNCORRECTED, LOST_FOUND_MODE
@@ -395,8 +397,6 @@ def test_a_root_that_is_not_a_directory_becomes_one(voldir):
 
 
 def test_the_command_exits_8_on_a_volume_it_cannot_read_and_2_on_bad_usage(voldir):
-    from fuse_fixtures import snapfs
-
     make_tree(voldir)
     with open(voldir / "snapfs.db", "r+b") as f:
         f.seek(4096)
@@ -435,7 +435,8 @@ def _random_damage(voldir: Path, rng) -> None:
                                      (LIVE, 0o170000, stat.S_IFDIR))]
     maps = db.execute("SELECT ino, idx, death, block FROM blockmap").fetchall()
     damages = [
-        ("UPDATE dirents SET death = ? WHERE parent = ? AND name = ? AND death = ?", lambda: (E, *rng.choice(ents), LIVE)),
+        ("UPDATE dirents SET death = ? WHERE parent = ? AND name = ? AND death = ?",
+         lambda: (E, *rng.choice(ents), LIVE)),
         ("UPDATE inodes SET nlink = ? WHERE ino = ? AND death = ?", lambda: (rng.randrange(5), rng.choice(inos), LIVE)),
         ("UPDATE OR IGNORE dirents SET parent = ? WHERE parent = ? AND name = ? AND death = ?",
          lambda: (rng.choice(inos), *rng.choice(ents), LIVE)),
@@ -457,8 +458,10 @@ def _random_damage(voldir: Path, rng) -> None:
         ("UPDATE OR IGNORE dirents SET name = ? WHERE parent = ? AND name = ? AND death = ?",
          lambda: (rng.choice([b"lost+found", b".snapshot", b"", b"a/b", b"..", "text"]), *rng.choice(ents), LIVE)),
         ("UPDATE inodes SET birth = ? WHERE ino = ? AND death = ?", lambda: (E + 2, rng.choice(inos), LIVE)),
-        ("UPDATE OR IGNORE blockmap SET death = ? WHERE ino = ? AND death < ?", lambda: (E + 2, rng.choice(inos), LIVE)),
-        ("UPDATE blockmap SET block = ? WHERE ino = ? AND idx = 0", lambda: (rng.choice([-1, 10**9, 600]), rng.choice(inos))),
+        ("UPDATE OR IGNORE blockmap SET death = ? WHERE ino = ? AND death < ?",
+         lambda: (E + 2, rng.choice(inos), LIVE)),
+        ("UPDATE blockmap SET block = ? WHERE ino = ? AND idx = 0",
+         lambda: (rng.choice([-1, 10**9, 600]), rng.choice(inos))),
     ]
     with db:
         for _ in range(rng.randrange(1, 7)):
@@ -471,8 +474,6 @@ def _random_damage(voldir: Path, rng) -> None:
 @pytest.mark.parametrize("seed", range(12))
 def test_random_damage_is_repaired_in_one_pass(tmp_path, seed):
     """One repair leaves only what snapshots hold; a second repair finds nothing to do; every file reads."""
-    import random
-
     rng = random.Random(seed)
     voldir = tmp_path / "v"
     _random_volume(voldir, rng)
