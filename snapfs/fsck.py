@@ -154,6 +154,7 @@ class _Shape:
     kept: list[_Entry] = field(default_factory=list)
     dropped: list[tuple[_Entry, str]] = field(default_factory=list)
     reached: set[int] = field(default_factory=set)
+    dirs: set[int] = field(default_factory=set)
     dir_tops: list[int] = field(default_factory=list)  # tops of disconnected directory trees
     file_tops: list[int] = field(default_factory=list)  # disconnected non-directories with links
     unlinked: list[int] = field(default_factory=list)  # disconnected non-directories without links
@@ -165,6 +166,8 @@ def _isdir(mode: int) -> bool:
 
 def _bad_name(e: _Entry, live: bool) -> str | None:
     n = e.name
+    if type(n) is bytes and 0 < len(n) <= NAME_MAX and b"/" not in n and b"\0" not in n and n[0] != 0x2E:
+        return None  # the common case, quickly: no name starting with '.' is special
     if not isinstance(n, bytes):
         return "has a name stored as text, not bytes"
     if not n or b"/" in n or b"\0" in n or n in (b".", b".."):
@@ -185,10 +188,11 @@ def _shape(inodes: dict[int, _Ino], entries: list[_Entry], live: bool) -> _Shape
     the rows, so a report without repair says exactly what a repair would do.
     """
     sh = _Shape()
+    dirs = sh.dirs = {ino for ino, i in inodes.items() if _isdir(i.mode)}
     children: dict[int, list[_Entry]] = defaultdict(list)
     names_of: dict[int, list[_Entry]] = defaultdict(list)
     for e in entries:
-        if e.parent not in inodes or not _isdir(inodes[e.parent].mode):
+        if e.parent not in dirs:
             reason: str | None = "is not in a directory"
         elif e.ino not in inodes:
             reason = f"names missing inode {e.ino}"
@@ -207,7 +211,7 @@ def _shape(inodes: dict[int, _Ino], entries: list[_Entry], live: bool) -> _Shape
         todo = [top]
         while todo:
             for e in children[todo.pop()]:
-                if _isdir(inodes[e.ino].mode):
+                if e.ino in dirs:
                     if e.ino in sh.reached or e is not names_of[e.ino][0]:
                         sh.dropped.append((e, f"is a second name of directory {e.ino}"))
                         continue
@@ -217,7 +221,7 @@ def _shape(inodes: dict[int, _Ino], entries: list[_Entry], live: bool) -> _Shape
 
     walk(ROOT_INO)
     for ino in sorted(inodes):
-        if ino in sh.reached or not _isdir(inodes[ino].mode):
+        if ino in sh.reached or ino not in dirs:
             continue
         top, path = ino, {ino}
         while names_of[top]:  # climb through parents (all disconnected too) to the top or a loop
@@ -540,8 +544,10 @@ class _Fsck:
         reconnect); ``named``: inodes about to get one name in lost+found."""
         live, bs = snap is None, self.vol.block_size
         where, params = self.vol._view(snap)
-        names = Counter(e.ino for e in sh.kept) + Counter(named)
-        subdirs = Counter(e.parent for e in sh.kept if _isdir(inodes[e.ino].mode))
+        dirs = sh.dirs | {i for i, n in inodes.items() if i < 0}  # with a lost+found to be made
+        names = Counter(e.ino for e in sh.kept)
+        names.update(named)
+        subdirs = Counter(e.parent for e in sh.kept if e.ino in dirs)
         fixes: dict[int, dict] = defaultdict(dict)
         msgs: list[str] = []
 
@@ -552,13 +558,6 @@ class _Fsck:
             else:
                 self.problem(f"{label}: {msg}")
 
-        for ino in sorted(inodes):
-            if ino in skip:
-                continue
-            mode, nlink = inodes[ino].mode, inodes[ino].nlink
-            want = 2 + subdirs[ino] if _isdir(mode) else names[ino]
-            if nlink != want:
-                bad(f"inode {ino} nlink {nlink}, should be {want}", ino, nlink=want)
         counts: Counter = Counter()
         last: dict[int, int] = {}
         strays: dict[int, str] = {}
@@ -575,7 +574,10 @@ class _Fsck:
         for ino in sorted(inodes):
             if ino in skip:
                 continue
-            size, nblocks = inodes[ino].size, inodes[ino].nblocks
+            _, nlink, size, nblocks = inodes[ino]
+            want = 2 + subdirs[ino] if ino in dirs else names[ino]
+            if nlink != want:
+                bad(f"inode {ino} nlink {nlink}, should be {want}", ino, nlink=want)
             if ino in last and last[ino] * bs >= size:
                 bad(f"inode {ino} maps block {last[ino]} past its size {size}", ino, size=(last[ino] + 1) * bs)
             if counts[ino] != nblocks:
