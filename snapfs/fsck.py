@@ -18,10 +18,12 @@ The passes, in the order they run (each repair a transaction of its own):
   born now, a dead row that died in the future died now (no view changes);
   dead rows no view can see are dropped and their blocks freed.  Overlapping
   versions are history: reported only.
-* the live tree, as e2fsck's passes 2 to 4: entries must sit in a directory,
-  name an existing inode other than the root, carry a valid name (and in the
-  root not ``.snapshot``, which the mount shows instead), and a directory has
-  one name.  Bad entries are removed.  Then every inode must be reachable from
+* the live tree, as e2fsck's passes 2 to 4: a root directory that is missing
+  (or not a directory) is made anew, and the entries naming it as their
+  parent fill it again.  Entries must sit in a directory, name an existing
+  inode other than the root, carry a valid name (bytes; in the root not
+  ``.snapshot``, which the mount shows instead), and a directory keeps one
+  name, its oldest.  Bad entries are removed.  Then every inode must be reachable from
   the root: the top of each disconnected directory tree, and each disconnected
   file that still counts links, is reconnected in ``/lost+found`` as ``#INO``
   (``..`` follows, since a directory's parent is the entry naming it); a
