@@ -23,9 +23,10 @@ The passes, in the order they run (each repair a transaction of its own):
   parent fill it again.  Entries must sit in a directory, name an existing
   inode other than the root, carry a valid name (bytes; in the root not
   ``.snapshot``, which the mount shows instead), and a directory keeps one
-  name, its oldest.  Bad entries are removed.  Then every inode must be reachable from
-  the root: the top of each disconnected directory tree, and each disconnected
-  file that still counts links, is reconnected in ``/lost+found`` as ``#INO``
+  name, its oldest.  Bad entries are removed.  Then every inode must be
+  reachable from the root: the top of each disconnected directory tree, and
+  each disconnected file that still counts links, is reconnected in
+  ``/lost+found`` as ``#INO``
   (``..`` follows, since a directory's parent is the entry naming it); a
   disconnected file with no links is an orphan a crash left behind and is
   freed.  ``/lost+found`` (mode 0700, root's, as mke2fs makes it) is created
