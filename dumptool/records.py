@@ -44,6 +44,13 @@ _MAX_RECORD = MAXNTREC * TP_BSIZE
 _STREAM_READ = 32 * TP_BSIZE
 
 
+def volume_file(prefix: str, volume: int) -> str:
+    """The file of volume *volume* of a ``-M`` dump: *prefix* and the number in
+    three digits (``home.001``, ``home.002``, ...), as Linux dump and restore
+    name them (``%s%03d``)."""
+    return f"{prefix}{volume:03d}"
+
+
 def check_blocking_factor(ntrec: int) -> int:
     """``ntrec`` if pydump accepts it as a blocking factor, else a :class:`DumpError`."""
     if not isinstance(ntrec, int) or not MIN_NTREC <= ntrec <= MAX_NTREC:

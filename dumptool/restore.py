@@ -53,7 +53,7 @@ from .format import (
     unpack_xattr_payload,
     walk_blocks,
 )
-from .records import RecordReader, open_source
+from .records import RecordReader, Source, open_source
 from .symtab import SYMTAB_NAME, Checkpointed, DirFix, ResumePoint, SymbolTable
 
 #: Largest EA payload restore applies (dump-format.md 7.1).
@@ -94,7 +94,10 @@ class VolumeInput:
             except Exception as exc:  # TapeError
                 source.close()
                 raise MediumError(f"{name}: cannot space to tape file {tape_file}: {exc}") from None
-        self._reader = RecordReader(source)
+        #: Told what was lost when a compressed record cannot be decoded (the
+        #: restore goes on and resyncs); unset, that stops the restore.
+        self.on_damage: Callable[[str], None] | None = None
+        self._reader = self._reader_of(source)
         self.date: int | None = None
         self.ddate: int | None = None
         self.byte_order = ByteOrder.LITTLE
@@ -110,6 +113,14 @@ class VolumeInput:
         self._extra: list[bytes] = []
         #: Called with the next volume's number before asking for it (-r's checkpoint).
         self.on_volume_end: Callable[[int], None] | None = None
+
+    def _reader_of(self, source: Source, volume: int = 1) -> RecordReader:
+        return RecordReader(source, volume=volume, on_damage=self._damaged)
+
+    def _damaged(self, message: str) -> None:
+        if self.on_damage is None:
+            raise MediumError(message)
+        self.on_damage(message)
 
     def blocks(self, *, identify: bool = True) -> Iterator[bytes]:
         """The blocks from here on, across volumes.  With *identify* the first
@@ -203,7 +214,7 @@ class VolumeInput:
             if name is None:
                 return None
             try:
-                reader = RecordReader(open_source(name), volume=number)
+                reader = self._reader_of(open_source(name), volume=number)
                 block = reader.read_block()
             except MediumError as exc:
                 problem = exc.message
@@ -240,7 +251,7 @@ class VolumeInput:
             raise RestoreError(f"{self.name} is a pipe (or not a file): it can be read only once, so a second "
                                "extract pass is impossible; choose everything before one extract, or give "
                                "the image as a file")
-        reader = RecordReader(open_source(self.name))
+        reader = self._reader_of(open_source(self.name))
         self._reader.close()
         self._reader = reader
         self.volume = 1
@@ -337,6 +348,7 @@ class Restore:
     def __init__(self, source: VolumeInput, options: Options | None = None, *,
                  out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
         self.input = source
+        source.on_damage = self.error
         self.opts = options or Options()
         self.out = out
         self.err = err
