@@ -162,6 +162,20 @@ class VolumeInput:
         self._lists, self._mark, self._it, self._extra = [], 0, None, []
         return True
 
+    def jump_to_volume(self, number: int) -> bool:
+        """Leave the rest of this volume unread and go on with the later volume
+        *number* (a QFA position there), asking for it as at a volume's end;
+        whether it was given.  Its blocks come from :meth:`after_seek`."""
+        if number <= self.volume:
+            return False
+        reader = self._next_volume(number)
+        if reader is None:
+            return False
+        self._reader = reader  # its volume header is already read
+        self.volume = number
+        self._lists, self._mark, self._it, self._extra = [], 0, None, []
+        return True
+
     def after_seek(self) -> Iterator[bytes]:
         """The blocks after :meth:`seek_forward`, from the first header of this dump on."""
         return skip_to_header(self.blocks(identify=False), self.byte_order, self.date or 0)
@@ -559,10 +573,21 @@ class Restore:
         for w, p in zip(wanted, prefixes):
             if self.lookup(w) is None:
                 self.error(f"{os.fsdecode(p)}: not found on the image")
+        qfa = self.opts.qfa
+        if qfa is not None:
+            self._check_qfa_date()
+            exact = {e.ino: e for e in qfa.entries}
         for ino, path in self.listing():
             if prefixes and not any(path == p or path.startswith(p + b"/") or p == b"." for p in prefixes):
                 continue
-            self.out.write(f"{ino:10d}\t{os.fsdecode(path)}\n")
+            # -v: restore's "dir "/"leaf" before each line; -Q: the volume and
+            # position the map gives the inode (0 0 when it has none)
+            kind = ("dir " if ino in self.dirs else "leaf") if self.opts.verbose else ""
+            where = ""
+            if qfa is not None:
+                entry = exact.get(ino)
+                where = f"{entry.volume}\t{entry.position}\t" if entry else "0\t0\t"
+            self.out.write(f"{kind}{ino:10d}\t{where}{os.fsdecode(path)}\n")
         self._check_end(read_rest=False)
 
     @staticmethod
@@ -887,13 +912,17 @@ class Restore:
         except OSError as exc:
             self.error(f"{os.fsdecode(path)}: cannot make directory: {exc.strerror}")
 
+    def _check_qfa_date(self) -> None:
+        qfa = self.opts.qfa
+        if qfa is not None and self.header is not None and qfa.date != self.header.c_date:
+            raise RestoreError(f"different QFA/dumpdates detected: the QFA file is of the dump of "
+                               f"{time.ctime(qfa.date)}, the image of {time.ctime(self.header.c_date)}")
+
     def _check_qfa(self) -> None:
         qfa = self.opts.qfa
         if qfa is None or self.header is None:
             return
-        if qfa.date != self.header.c_date:
-            raise RestoreError(f"different QFA/dumpdates detected: the QFA file is of the dump of "
-                               f"{time.ctime(qfa.date)}, the image of {time.ctime(self.header.c_date)}")
+        self._check_qfa_date()
         if not self.input.can_seek:
             self.warn(f"{self.input.name} cannot seek: the QFA file is not used")
             self.opts.qfa = None
@@ -915,9 +944,15 @@ class Restore:
                                       and ahead.header.c_inumber < wanted[-1]):
             return
         entry = self.opts.qfa.position_for(wanted[-1])
-        if entry is None or entry.volume != self.input.volume:
+        if entry is None or entry.volume < self.input.volume:
             return
-        if self.input.seek_forward(entry.position):
+        if entry.volume > self.input.volume:  # straight to that volume, the ones between unread
+            if not self.input.jump_to_volume(entry.volume):
+                return
+            self.input.seek_forward(entry.position)
+            self._verbose(f"seek to inode {entry.ino} at {entry.position} of volume {entry.volume}")
+            self._records.retarget(self._walk_records(self.input.after_seek()))
+        elif self.input.seek_forward(entry.position):
             self._verbose(f"seek to inode {entry.ino} at {entry.position} of volume {entry.volume}")
             self._records.retarget(self._walk_records(self.input.after_seek()))
 

@@ -57,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-u", action="store_true", help="replace existing files, links and devices")
     p.add_argument("-m", action="store_true", help="with -x: names are inode numbers")
     p.add_argument("-Q", dest="qfa", metavar="FILE",
-                   help="with -x: the quick file access map dump -Q wrote for this image; go straight "
-                        "to each named file's position instead of reading everything before it")
+                   help="the quick file access map dump -Q wrote for this image: -x goes straight to each "
+                        "named file's position (on a later volume too) instead of reading everything before "
+                        "it; -t lists each file's volume and position")
     p.add_argument("names", nargs="*", help="files and directories (for -t and -x)")
     return p
 
@@ -120,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.multivolume and args.file == "-":
         print("pyrestore: -M needs -f PREFIX (the volumes' common start), not standard input", file=sys.stderr)
         return EXIT_USAGE
-    if args.qfa and args.mode != "x":
-        print("pyrestore: -Q works with -x", file=sys.stderr)
+    if args.qfa and args.mode not in ("x", "t"):
+        print("pyrestore: -Q works with -x and -t", file=sys.stderr)
         return EXIT_USAGE
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m)
     source = None
