@@ -142,14 +142,13 @@ class DecompressingSource(Source):
         self._pending = b""
         if address == self._start:  # the volume's first record again: raw, no prefix
             self._compressed = None
+            self.__dict__.pop("read", None)
 
     def close(self) -> None:
         self._inner.close()
 
     # -- reading -------------------------------------------------------------------------
     def read(self) -> bytes:
-        if self._compressed is False:
-            return self._inner.read()
         if self._compressed is None:
             return self._first_read()
         if self.is_tape:
@@ -161,6 +160,7 @@ class DecompressingSource(Source):
         head = compressed_header(chunk)
         if head is None:
             self._compressed = False
+            self.read = self._inner.read  # type: ignore[method-assign]  # no step of ours per read
             return chunk
         if not 1 <= head.c_ntrec <= MAXNTREC:
             raise MediumError(f"{self.name}: compressed image with a blocking factor of {head.c_ntrec} "

@@ -10,7 +10,9 @@ back, the real ``restore -t`` for listings.  The record layer itself
 
 from __future__ import annotations
 
+import ctypes
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -267,6 +269,31 @@ def test_lzo_decoder_handles_literal_runs_matches_and_overlaps() -> None:
         lzo1x_decompress(bytes([17 + 1]) + b"a" + bytes([0x20 | 1, 40 << 2, 0]) + b"\x11\x00\x00", 100)
     with pytest.raises(LzoError, match="without its end marker"):
         lzo1x_decompress(bytes([17 + 4]) + b"abcd", 100)
+
+
+def _liblzo2() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("liblzo2.so.2")  # what dump and restore are linked with
+    except OSError:
+        return None
+
+
+@pytest.mark.skipif(_liblzo2() is None, reason="liblzo2 (installed with dump) not found")
+@pytest.mark.parametrize("compressor,workmem", [("lzo1x_1_compress", 16384 * 8),
+                                                 ("lzo1x_999_compress", 14 * 16384 * 8)])
+def test_lzo_decoder_matches_liblzo2(compressor: str, workmem: int) -> None:
+    lib = _liblzo2()
+    rng = random.Random(7)
+    samples = [b"", b"a", bytes(5), os.urandom(3000), bytes(40_000), bytes((i * 7) % 251 for i in range(20_000)),
+               bytes(rng.randrange(4) for _ in range(30_000)),
+               b"".join(rng.choice([b"hello ", b"dump ", os.urandom(3), b"x" * rng.randint(1, 300)])
+                        for _ in range(2000))]
+    for data in samples:
+        out = ctypes.create_string_buffer(len(data) + len(data) // 16 + 67)
+        size = ctypes.c_size_t(len(out))
+        assert getattr(lib, compressor)(data, ctypes.c_size_t(len(data)), out, ctypes.byref(size),
+                                        ctypes.create_string_buffer(workmem)) == 0
+        assert lzo1x_decompress(out.raw[:size.value], len(data)) == data
 
 
 def test_reader_decompresses_a_file_and_zero_fills_a_bad_record(tmp_path: Path) -> None:
