@@ -779,6 +779,8 @@ class Restore:
         self._pending_leaves = rp.leaves
         cur = rp.current
         if cur is not None:
+            if not self.opts.dry_run:
+                self._clear_after_checkpoint(target, cur)
             self._write_leaf(target, cur.first.header, cur.first, cur.paths,
                              resume=_InProgress(cur.ino, cur.paths, cur.first, cur.base, cur.attrs_only, cur.made))
         self._extract_leaves(target, rp.leaves)
@@ -786,6 +788,24 @@ class Restore:
             self._apply_dir_plan(target)
         self._check_end(read_rest=True)
         self._save_table(target)
+
+    def _clear_after_checkpoint(self, target: str, cur: Checkpointed) -> None:
+        """Remove what the interrupted -r may have made of the inode it was
+        writing *after* its checkpoint (it goes on when told "none"): its
+        extra names, and its node when -R makes it again from its first
+        record.  Data a checkpoint counts as written stays."""
+        again = not cur.attrs_only and not cur.base
+        for n, path in enumerate(cur.paths):
+            if n == 0 and not again:
+                continue
+            full = os.path.join(target, os.fsdecode(path))
+            try:
+                if not stat.S_ISDIR(os.lstat(full).st_mode):
+                    os.unlink(full)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.warn(f"{os.fsdecode(path)}: cannot remove before making it again: {exc.strerror}")
 
     def _save_table(self, target: str) -> None:
         """Record the image just applied (and no checkpoint) in ``restoresymtable``;

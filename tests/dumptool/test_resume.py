@@ -94,6 +94,7 @@ def test_a_rebuild_given_no_next_volume_resumes_and_each_stop_checkpoints(tmp_pa
     for n, vol in enumerate(vols[1:-1], 2):  # one volume per -R, each stopping again
         step = pyrestore("-R", "-f", str(vol), cwd=out, stdin="none\n")
         assert step.returncode == 1 and f"at volume {n}" in step.stderr, step.stderr
+        assert "cannot create" not in step.stderr, step.stderr
         assert big.read_bytes() != (src / "d" / "big").read_bytes()  # caught half written
     last = pyrestore("-R", "-f", str(vols[-1]), cwd=out)
     assert last.returncode == 0, last.stderr
@@ -125,4 +126,16 @@ def test_dash_M_rebuild_and_resume_find_the_volumes_by_their_numbers(tmp_path: P
     done = pyrestore("-R", "-M", "-f", prefix, cwd=out)  # opens vol002 itself, then vol003 ...
     assert done.returncode == 0, done.stderr
     assert "at volume 2" in done.stderr
+    assert_same_tree(src, out)
+
+
+def test_a_rebuild_told_none_resumes_across_the_remaining_volumes(tmp_path: Path, volumes) -> None:
+    # "none" lets -r finish what it was writing after its checkpoint; -R makes it again cleanly
+    src, vols = volumes
+    out = tmp_path / "out"
+    out.mkdir()
+    stopped = pyrestore("-r", "-f", str(vols[0]), cwd=out, stdin="none\n")
+    assert stopped.returncode == 1
+    done = pyrestore("-R", "-f", str(vols[1]), cwd=out, stdin="".join(f"{v}\n" for v in vols[2:]))
+    assert done.returncode == 0, done.stderr
     assert_same_tree(src, out)
