@@ -37,9 +37,13 @@ checked against images of the installed dump 0.4b47):
   read or decompression error, zero-fills the record and spaces forward one
   block (``MTFSR``) to go on.
 * A payload that does not decompress is reported ("decompression error,
-  block N: data error") and replaced by zeros; restore then resyncs at the
-  next good header.  A decompressed length that is not whole blocks is
-  reported too ("length mismatch").
+  block N: data error", then "File decompression error while restoring
+  NAME") and replaced by zeros; restore then resyncs at the next good
+  header.  A decompressed length that is not whole blocks is reported too
+  ("length mismatch").  The 0.4b47 binary's ``restore -r -y`` still exits 0
+  after such an error, with the damaged file in place; pyrestore exits 1.
+* restore says "Dump tape is compressed." on stderr when it opens each
+  volume of such an image.
 * ``-B`` counts compressed bytes: dump ends a volume when the bytes written
   to it plus three records' worth (its three writer processes' buffers)
   reach ``-B`` KiB, so volumes are not a fixed number of records.
