@@ -63,7 +63,8 @@ from .format import (
     xattr_records,
 )
 from .operator import open_terminal
-from .records import NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink
+from .records import (NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink,
+                      volume_file)
 from .traverse import (DumpPlan, FreshNumbering, Node, fd_inode_flags, inode_flags, live_path, plan_dump,
                        walk_tree)
 
@@ -279,7 +280,7 @@ class Dump:
         self._emit(map_records(self.tape, RecordType.TS_BITS, plan.dumped, plan.maxino))
 
     def _volume_name(self, volume: int) -> str:
-        return f"{self.options.output}{volume:03d}"
+        return volume_file(self.options.output, volume)
 
     def _emit(self, items: Iterable[Item]) -> None:
         if self.options.volume_blocks:

@@ -44,6 +44,13 @@ _MAX_RECORD = MAXNTREC * TP_BSIZE
 _STREAM_READ = 32 * TP_BSIZE
 
 
+def volume_file(prefix: str, volume: int) -> str:
+    """The file of volume *volume* of a ``-M`` dump: *prefix* and the number in
+    three digits (``home.001``, ``home.002``, ...), as Linux dump and restore
+    name them (``%s%03d``)."""
+    return f"{prefix}{volume:03d}"
+
+
 def check_blocking_factor(ntrec: int) -> int:
     """``ntrec`` if pydump accepts it as a blocking factor, else a :class:`DumpError`."""
     if not isinstance(ntrec, int) or not MIN_NTREC <= ntrec <= MAX_NTREC:
@@ -589,8 +596,12 @@ class RecordReader:
 
     def __init__(self, source: "Source | TapeDrive | BinaryIO",
                  next_volume: Callable[[int], "Source | TapeDrive | BinaryIO"] | None = None, *,
-                 volume: int = 1) -> None:
-        self._source = as_source(source)
+                 volume: int = 1, on_damage: Callable[[str], None] | None = None) -> None:
+        #: Called with a line saying what was lost when a record of a
+        #: compressed image cannot be decoded (its blocks come out as zeros);
+        #: without it that is a :class:`MediumError`.
+        self.on_damage = on_damage
+        self._source = self._watch(as_source(source))
         self._next_volume = next_volume
         self._volume = volume
         self._buffer = bytearray()
@@ -598,6 +609,16 @@ class RecordReader:
         self._ended = False
         self._records = 0
         self.blocks_read = 0
+
+    def _watch(self, source: Source) -> Source:
+        # compressed images (dump -z/-j/-y) read as plain ones: dumptool.compression
+        from .compression import watch_compression
+        return watch_compression(source, self._damaged)
+
+    def _damaged(self, message: str) -> None:
+        if self.on_damage is None:
+            raise MediumError(message, _errno.EIO)
+        self.on_damage(message)
 
     @property
     def volume(self) -> int:
@@ -706,7 +727,7 @@ class RecordReader:
         if not self._source.can_change_volume:
             raise MediumError(f"{self._source.name}: a pipe cannot change volumes", _errno.ESPIPE)
         self._source.close()
-        self._source = as_source(self._next_volume(self._volume + 1))
+        self._source = self._watch(as_source(self._next_volume(self._volume + 1)))
         self._volume += 1
         self._buffer.clear()
         self._offset = 0

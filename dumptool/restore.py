@@ -53,7 +53,7 @@ from .format import (
     unpack_xattr_payload,
     walk_blocks,
 )
-from .records import RecordReader, open_source
+from .records import RecordReader, Source, open_source
 from .symtab import SYMTAB_NAME, Checkpointed, DirFix, ResumePoint, SymbolTable
 
 #: Largest EA payload restore applies (dump-format.md 7.1).
@@ -94,7 +94,10 @@ class VolumeInput:
             except Exception as exc:  # TapeError
                 source.close()
                 raise MediumError(f"{name}: cannot space to tape file {tape_file}: {exc}") from None
-        self._reader = RecordReader(source)
+        #: Told what was lost when a compressed record cannot be decoded (the
+        #: restore goes on and resyncs); unset, that stops the restore.
+        self.on_damage: Callable[[str], None] | None = None
+        self._reader = self._reader_of(source)
         self.date: int | None = None
         self.ddate: int | None = None
         self.byte_order = ByteOrder.LITTLE
@@ -110,6 +113,14 @@ class VolumeInput:
         self._extra: list[bytes] = []
         #: Called with the next volume's number before asking for it (-r's checkpoint).
         self.on_volume_end: Callable[[int], None] | None = None
+
+    def _reader_of(self, source: Source, volume: int = 1) -> RecordReader:
+        return RecordReader(source, volume=volume, on_damage=self._damaged)
+
+    def _damaged(self, message: str) -> None:
+        if self.on_damage is None:
+            raise MediumError(message)
+        self.on_damage(message)
 
     def blocks(self, *, identify: bool = True) -> Iterator[bytes]:
         """The blocks from here on, across volumes.  With *identify* the first
@@ -148,6 +159,20 @@ class VolumeInput:
         if here is None or address <= here:
             return False
         self._reader.seek(address)
+        self._lists, self._mark, self._it, self._extra = [], 0, None, []
+        return True
+
+    def jump_to_volume(self, number: int) -> bool:
+        """Leave the rest of this volume unread and go on with the later volume
+        *number* (a QFA position there), asking for it as at a volume's end;
+        whether it was given.  Its blocks come from :meth:`after_seek`."""
+        if number <= self.volume:
+            return False
+        reader = self._next_volume(number)
+        if reader is None:
+            return False
+        self._reader = reader  # its volume header is already read
+        self.volume = number
         self._lists, self._mark, self._it, self._extra = [], 0, None, []
         return True
 
@@ -203,7 +228,7 @@ class VolumeInput:
             if name is None:
                 return None
             try:
-                reader = RecordReader(open_source(name), volume=number)
+                reader = self._reader_of(open_source(name), volume=number)
                 block = reader.read_block()
             except MediumError as exc:
                 problem = exc.message
@@ -240,7 +265,7 @@ class VolumeInput:
             raise RestoreError(f"{self.name} is a pipe (or not a file): it can be read only once, so a second "
                                "extract pass is impossible; choose everything before one extract, or give "
                                "the image as a file")
-        reader = RecordReader(open_source(self.name))
+        reader = self._reader_of(open_source(self.name))
         self._reader.close()
         self._reader = reader
         self.volume = 1
@@ -337,6 +362,7 @@ class Restore:
     def __init__(self, source: VolumeInput, options: Options | None = None, *,
                  out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
         self.input = source
+        source.on_damage = self.error
         self.opts = options or Options()
         self.out = out
         self.err = err
@@ -547,10 +573,21 @@ class Restore:
         for w, p in zip(wanted, prefixes):
             if self.lookup(w) is None:
                 self.error(f"{os.fsdecode(p)}: not found on the image")
+        qfa = self.opts.qfa
+        if qfa is not None:
+            self._check_qfa_date()
+            exact = {e.ino: e for e in qfa.entries}
         for ino, path in self.listing():
             if prefixes and not any(path == p or path.startswith(p + b"/") or p == b"." for p in prefixes):
                 continue
-            self.out.write(f"{ino:10d}\t{os.fsdecode(path)}\n")
+            # -v: restore's "dir "/"leaf" before each line; -Q: the volume and
+            # position the map gives the inode (0 0 when it has none)
+            kind = ("dir " if ino in self.dirs else "leaf") if self.opts.verbose else ""
+            where = ""
+            if qfa is not None:
+                entry = exact.get(ino)
+                where = f"{entry.volume}\t{entry.position}\t" if entry else "0\t0\t"
+            self.out.write(f"{kind}{ino:10d}\t{where}{os.fsdecode(path)}\n")
         self._check_end(read_rest=False)
 
     @staticmethod
@@ -742,6 +779,8 @@ class Restore:
         self._pending_leaves = rp.leaves
         cur = rp.current
         if cur is not None:
+            if not self.opts.dry_run:
+                self._clear_after_checkpoint(target, cur)
             self._write_leaf(target, cur.first.header, cur.first, cur.paths,
                              resume=_InProgress(cur.ino, cur.paths, cur.first, cur.base, cur.attrs_only, cur.made))
         self._extract_leaves(target, rp.leaves)
@@ -749,6 +788,24 @@ class Restore:
             self._apply_dir_plan(target)
         self._check_end(read_rest=True)
         self._save_table(target)
+
+    def _clear_after_checkpoint(self, target: str, cur: Checkpointed) -> None:
+        """Remove what the interrupted -r may have made of the inode it was
+        writing *after* its checkpoint (it goes on when told "none"): its
+        extra names, and its node when -R makes it again from its first
+        record.  Data a checkpoint counts as written stays."""
+        again = not cur.attrs_only and not cur.base
+        for n, path in enumerate(cur.paths):
+            if n == 0 and not again:
+                continue
+            full = os.path.join(target, os.fsdecode(path))
+            try:
+                if not stat.S_ISDIR(os.lstat(full).st_mode):
+                    os.unlink(full)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.warn(f"{os.fsdecode(path)}: cannot remove before making it again: {exc.strerror}")
 
     def _save_table(self, target: str) -> None:
         """Record the image just applied (and no checkpoint) in ``restoresymtable``;
@@ -875,13 +932,17 @@ class Restore:
         except OSError as exc:
             self.error(f"{os.fsdecode(path)}: cannot make directory: {exc.strerror}")
 
+    def _check_qfa_date(self) -> None:
+        qfa = self.opts.qfa
+        if qfa is not None and self.header is not None and qfa.date != self.header.c_date:
+            raise RestoreError(f"different QFA/dumpdates detected: the QFA file is of the dump of "
+                               f"{time.ctime(qfa.date)}, the image of {time.ctime(self.header.c_date)}")
+
     def _check_qfa(self) -> None:
         qfa = self.opts.qfa
         if qfa is None or self.header is None:
             return
-        if qfa.date != self.header.c_date:
-            raise RestoreError(f"different QFA/dumpdates detected: the QFA file is of the dump of "
-                               f"{time.ctime(qfa.date)}, the image of {time.ctime(self.header.c_date)}")
+        self._check_qfa_date()
         if not self.input.can_seek:
             self.warn(f"{self.input.name} cannot seek: the QFA file is not used")
             self.opts.qfa = None
@@ -903,9 +964,15 @@ class Restore:
                                       and ahead.header.c_inumber < wanted[-1]):
             return
         entry = self.opts.qfa.position_for(wanted[-1])
-        if entry is None or entry.volume != self.input.volume:
+        if entry is None or entry.volume < self.input.volume:
             return
-        if self.input.seek_forward(entry.position):
+        if entry.volume > self.input.volume:  # straight to that volume, the ones between unread
+            if not self.input.jump_to_volume(entry.volume):
+                return
+            self.input.seek_forward(entry.position)
+            self._verbose(f"seek to inode {entry.ino} at {entry.position} of volume {entry.volume}")
+            self._records.retarget(self._walk_records(self.input.after_seek()))
+        elif self.input.seek_forward(entry.position):
             self._verbose(f"seek to inode {entry.ino} at {entry.position} of volume {entry.volume}")
             self._records.retarget(self._walk_records(self.input.after_seek()))
 

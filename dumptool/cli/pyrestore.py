@@ -16,7 +16,9 @@ from ..errors import DumpError
 from ..format import parse_qfa
 from ..interactive import Session
 from ..operator import open_terminal
+from ..records import volume_file
 from ..restore import Options, Restore, RestoreError, VolumeInput
+from ..symtab import SYMTAB_NAME, SymbolTable
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -46,20 +48,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-D", dest="directory", default=".", help="with -C: the directory to compare against")
     p.add_argument("-T", dest="tmpdir", help="directory for temporary files")
     p.add_argument("-y", action="store_true", help="never ask: fail instead of asking for the next volume")
+    p.add_argument("-M", dest="multivolume", action="store_true",
+                   help="-f is a prefix: the volumes are the files PREFIX001, PREFIX002, ... (dump -M's); "
+                        "each next one is opened without asking")
     p.add_argument("-v", action="store_true", help="say what is done to each file")
     p.add_argument("-N", action="store_true", help="do not write anything to disk")
     p.add_argument("-o", action="store_true", help="with -x: set the owner and mode of '.' too")
     p.add_argument("-u", action="store_true", help="replace existing files, links and devices")
     p.add_argument("-m", action="store_true", help="with -x: names are inode numbers")
     p.add_argument("-Q", dest="qfa", metavar="FILE",
-                   help="with -x: the quick file access map dump -Q wrote for this image; go straight "
-                        "to each named file's position instead of reading everything before it")
+                   help="the quick file access map dump -Q wrote for this image: -x goes straight to each "
+                        "named file's position (on a later volume too) instead of reading everything before "
+                        "it; -t lists each file's volume and position")
     p.add_argument("names", nargs="*", help="files and directories (for -t and -x)")
     return p
 
 
-def _asker(image: str, never: bool):
+def _asker(image: str, never: bool, prefix: str | None = None):
+    tried: set[int] = set()
+
     def ask(number: int, problem: str) -> str | None:
+        if prefix is not None and number not in tried:  # -M: the next file, once; then ask as usual
+            tried.add(number)
+            return volume_file(prefix, number)
         if problem:
             print(f"pyrestore: {problem}", file=sys.stderr)
         if never:
@@ -82,6 +93,18 @@ def _asker(image: str, never: bool):
     return ask
 
 
+def _first_volume(mode: str) -> int:
+    """The volume to open first with -M: 1, or for -R the one the interrupted
+    -r asked for (its checkpoint in ./restoresymtable says which)."""
+    if mode != "R":
+        return 1
+    try:
+        point = SymbolTable.load(SYMTAB_NAME).resume
+    except DumpError:
+        return 1  # the engine says what is wrong with the table
+    return point.volume if point is not None else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.blocksize is not None and not 1 <= args.blocksize <= 1024:
@@ -95,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.names and args.mode in ("r", "R", "C"):
         print(f"pyrestore: -{args.mode} takes no file names", file=sys.stderr)
         return EXIT_USAGE
-    if args.qfa and args.mode != "x":
-        print("pyrestore: -Q works with -x", file=sys.stderr)
+    if args.multivolume and args.file == "-":
+        print("pyrestore: -M needs -f PREFIX (the volumes' common start), not standard input", file=sys.stderr)
+        return EXIT_USAGE
+    if args.qfa and args.mode not in ("x", "t"):
+        print("pyrestore: -Q works with -x and -t", file=sys.stderr)
         return EXIT_USAGE
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m)
     source = None
@@ -107,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                     opts.qfa = parse_qfa(f.read())
             except OSError as exc:
                 raise RestoreError(f"cannot read the QFA file {args.qfa}: {exc.strerror}") from None
-        source = VolumeInput(args.file, ask=_asker(args.file, args.y), tape_file=args.tape_file)
+        prefix = args.file if args.multivolume else None
+        first = volume_file(args.file, _first_volume(args.mode)) if prefix is not None else args.file
+        source = VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file)
         engine = Restore(source, opts)
         if args.mode == "t":
             engine.list(args.names)

@@ -69,7 +69,8 @@ DR_NEWINODEFMT = 0x0002
 DR_INODEINFO = 0x0002
 """Same bit as DR_NEWINODEFMT: ``c_inos`` valid on TS_TAPE/TS_END."""
 DR_COMPRESSED = 0x0080
-"""The records after the first are compressed (dump -z/-j); not written by us."""
+"""The records after each volume's first carry a ``struct tapebuf`` prefix
+and are compressed (dump -z/-j/-y; see :mod:`.tapebuf`); read, not written by us."""
 DR_METAONLY = 0x0100
 """Metadata-only inode (dump -m): no data; restore keeps the existing data."""
 DR_EXTATTRIBUTES = 0x8000
@@ -166,10 +167,16 @@ ACL_EXECUTE = 1
 XATTR_NAME_POSIX_ACL_ACCESS = b"system.posix_acl_access"
 XATTR_NAME_POSIX_ACL_DEFAULT = b"system.posix_acl_default"
 
-# --- compressed records (section 10.2; read-side note only) ------------------
+# --- compressed records (section 10.2; read by :mod:`.tapebuf`) ---------------
 COMPRESS_ZLIB = 0
+"""``struct tapebuf`` method bits: ``dump -z`` (zlib ``compress2``)."""
 COMPRESS_BZLIB = 1
+"""``dump -j`` (``BZ2_bzBuffToBuffCompress``)."""
 COMPRESS_LZO = 2
+"""``dump -y`` (``lzo1x_1_compress``)."""
+TAPEBUF_PREFIX = 4
+"""Bytes of the ``struct tapebuf`` word in front of each compressed-image record
+(restore's ``PREFIXSIZE``)."""
 
 
 class ByteOrder(str, enum.Enum):

@@ -9,6 +9,14 @@ drive's logical block address (``MTIOCPOS``) on a tape, the byte offset in a
 file.  Linux restore refuses a map whose date is not the image's ("different
 QFA/dumpdates detected") and seeks to the entry of the greatest listed inode
 at or below the one it wants (:meth:`QfaMap.position_for`).
+
+``restore -t -Q`` prints two more columns, ``%10lu\t%ld\t%lld\t%s``: the
+volume and position of the inode's own line (exact match; ``0 0`` when there
+is none).  Its lookup (``Inode2Tapepos``) only reads the map forward from the
+line it last stopped at, so after the first inode it does not find -- the
+root directory, first in any listing, never is -- it prints ``0 0`` for every
+line; pyrestore prints the map's values.  With ``-v`` each line starts with
+``dir `` or ``leaf``.
 """
 
 from __future__ import annotations

@@ -398,6 +398,29 @@ def test_multi_volume_follows_the_volumes_it_is_given(level0, volumes, tmp_path)
     assert_same_tree(src, tmp_path)
 
 
+def test_dash_M_opens_prefix001_then_each_next_volume_without_asking(level0, volumes, tmp_path):
+    src, _ = level0
+    prefix = str(volumes[0])[:-3]
+    listed = pyrestore("-t", "-y", "-M", "-f", prefix, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "./dir1/big.bin" in [n for _, n in listing(listed.stdout)]
+    out = tmp_path / "out"
+    out.mkdir()
+    done = pyrestore("-r", "-y", "-M", "-f", prefix, cwd=out)
+    assert done.returncode == 0, done.stderr
+    assert_same_tree(src, out)
+
+
+def test_dash_M_with_a_volume_missing_says_which_and_asks(volumes, tmp_path):
+    prefix = tmp_path / "set"
+    for n, vol in enumerate(volumes[:2], 1):  # only the first two volumes
+        shutil.copyfile(vol, f"{prefix}{n:03d}")
+    done = pyrestore("-x", "-M", "-f", str(prefix), cwd=tmp_path, stdin="none\n")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"cannot open input {prefix}003" in done.stderr and "Mount volume 3" in done.stderr
+    assert pyrestore("-t", "-M", "-f", "-", cwd=tmp_path).returncode == 2
+
+
 def test_multi_volume_in_the_wrong_order_asks_again(level0, volumes, tmp_path):
     src, _ = level0
     answers = [volumes[2], volumes[1], volumes[2]] + volumes[3:]

@@ -46,8 +46,8 @@ def pyrestore(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedPro
                           capture_output=True, text=True, timeout=120)
 
 
-def kill_at_the_volume_prompt(volume1: Path, out: Path) -> None:
-    proc = subprocess.Popen([console_script("pyrestore"), "-r", "-f", str(volume1)], cwd=out, env=env(),
+def kill_at_the_volume_prompt(volume1: Path, out: Path, *flags: str) -> None:
+    proc = subprocess.Popen([console_script("pyrestore"), "-r", *flags, "-f", str(volume1)], cwd=out, env=env(),
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seen = b""
     deadline = time.monotonic() + 60
@@ -94,6 +94,7 @@ def test_a_rebuild_given_no_next_volume_resumes_and_each_stop_checkpoints(tmp_pa
     for n, vol in enumerate(vols[1:-1], 2):  # one volume per -R, each stopping again
         step = pyrestore("-R", "-f", str(vol), cwd=out, stdin="none\n")
         assert step.returncode == 1 and f"at volume {n}" in step.stderr, step.stderr
+        assert "cannot create" not in step.stderr, step.stderr
         assert big.read_bytes() != (src / "d" / "big").read_bytes()  # caught half written
     last = pyrestore("-R", "-f", str(vols[-1]), cwd=out)
     assert last.returncode == 0, last.stderr
@@ -110,3 +111,31 @@ def test_an_incremental_waits_for_the_interrupted_restore(tmp_path: Path, volume
     refused = pyrestore("-r", "-f", str(incremental), cwd=out)
     assert refused.returncode == 1
     assert "holds an interrupted restore" in refused.stderr and "-R and volume 2" in refused.stderr
+
+
+def test_dash_M_rebuild_and_resume_find_the_volumes_by_their_numbers(tmp_path: Path, volumes) -> None:
+    src, vols = volumes
+    prefix = str(vols[0])[:-3]
+    hidden = tmp_path / "hidden"
+    vols[1].rename(hidden)  # volume 2 is not there yet: -r stops and checkpoints
+    out = tmp_path / "out"
+    out.mkdir()
+    kill_at_the_volume_prompt(Path(prefix), out, "-M")  # after "cannot open input ...002"
+    assert (out / "restoresymtable").exists()
+    hidden.rename(vols[1])
+    done = pyrestore("-R", "-M", "-f", prefix, cwd=out)  # opens vol002 itself, then vol003 ...
+    assert done.returncode == 0, done.stderr
+    assert "at volume 2" in done.stderr
+    assert_same_tree(src, out)
+
+
+def test_a_rebuild_told_none_resumes_across_the_remaining_volumes(tmp_path: Path, volumes) -> None:
+    # "none" lets -r finish what it was writing after its checkpoint; -R makes it again cleanly
+    src, vols = volumes
+    out = tmp_path / "out"
+    out.mkdir()
+    stopped = pyrestore("-r", "-f", str(vols[0]), cwd=out, stdin="none\n")
+    assert stopped.returncode == 1
+    done = pyrestore("-R", "-f", str(vols[1]), cwd=out, stdin="".join(f"{v}\n" for v in vols[2:]))
+    assert done.returncode == 0, done.stderr
+    assert_same_tree(src, out)
