@@ -166,6 +166,14 @@ class Node(Stat):
     def path(self) -> bytes:
         return self._base if self._name is None else self._base + b"/" + self._name
 
+    @property
+    def location(self) -> tuple[bytes, bytes | None]:
+        """``(folder, name)``: the path of the directory holding :attr:`path`
+        and the name in it; ``(path, None)`` for the root.  Nodes of one
+        directory share one folder object, so a caller can open each
+        directory once and the files in it by name."""
+        return self._base, self._name
+
     def __repr__(self) -> str:
         return f"Node(ino={self.ino}, path={self.path!r}, parents={self.parents!r})"
 
