@@ -76,11 +76,16 @@ _READ_CHUNK = 64 * TP_BSIZE
 #: Data blocks handed to the record writer at once (one TS_ADDR's worth).
 _RUN_BLOCKS = 512
 _ZERO_BLOCK = bytes(TP_BSIZE)
+#: The file bytes one header maps.
+_GROUP_BYTES = TP_NINDIR * TP_BSIZE
 #: Bytes of records a file or pipe output gathers for one ``writev``.
 _COALESCE = 1 << 20
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
 _NOATIME = getattr(os, "O_NOATIME", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0)
+
+
+_new = object.__new__
 
 
 class Stage(enum.Enum):
@@ -138,6 +143,7 @@ class Dump:
             raise DumpError(f"-B {options.volume_blocks} is too small: a volume holds at least two records "
                             f"({2 * options.ntrec} blocks at -b {options.ntrec})")
         self.options = options
+        self._quiet = options.quiet or not options.progress_interval
         self.say = say or (lambda line: None)
         self.warn = warn or (lambda line: None)
         self.source = os.path.abspath(options.source)
@@ -217,7 +223,10 @@ class Dump:
         yield Cursor(Stage.DONE, 0, self._written)
 
     def _cursor(self, stage: Stage, done: int) -> Cursor:
-        return Cursor(stage, done, self.writer.next_block if self.writer else 0)
+        # Cursor(...) without the frozen dataclass's __init__: one per inode.
+        cursor = _new(Cursor)
+        cursor.__dict__.update(stage=stage, done=done, next_block=self.writer.next_block if self.writer else 0)
+        return cursor
 
     # -- Pass I and II: what to dump -----------------------------------------------
     def _map(self) -> None:
@@ -396,7 +405,7 @@ class Dump:
             raise DumpError(f"cannot write the QFA file {self.options.qfa}: {exc.strerror}") from None
 
     def _progress(self) -> None:
-        if self.options.quiet or not self.options.progress_interval:
+        if self._quiet:
             return
         now = time.monotonic()
         if now - self._last_progress < self.options.progress_interval:
@@ -454,7 +463,13 @@ class Dump:
                 self._emit(inode_records(self.tape, ino, dinode, _data_slices(fd, size)))
             elif self._headers is not None:
                 fields = stat_fields(node, flags=flags)
-                self._put_blocks(ino, fields, -(-size // TP_BSIZE), lambda start, want: _pread_full(fd, want, start))
+                if size <= _GROUP_BYTES:  # most files: one read, one header
+                    want = -(-size // TP_BSIZE) * TP_BSIZE
+                    self._put_group(RecordType.TS_INODE, ino, fields, want // TP_BSIZE,
+                                    _pread_full(fd, want, 0) if want else b"")
+                else:
+                    self._put_blocks(ino, fields, -(-size // TP_BSIZE),
+                                     lambda start, want: _pread_full(fd, want, start))
             else:
                 dinode = Dinode.from_stat(node, flags=flags)
                 slices = _small_file_slices(fd, size) if size <= _READ_CHUNK else \
@@ -497,34 +512,40 @@ class Dump:
         """An inode's headers and data, packed straight to bytes: ``count``
         slices, read ``TP_NINDIR`` (one header's worth) at a time with
         ``read(offset, size)``; all-zero slices become holes when ``holes``."""
-        headers = self._headers
-        writer = self.writer
         c_type = RecordType.TS_INODE
         done = 0
         while True:
             n = min(count - done, TP_NINDIR)
-            data = read(done * TP_BSIZE, n * TP_BSIZE) if n else b""
-            if holes and _ZERO_BLOCK in data:
-                addr, data = _without_zero_blocks(data)
-            else:
-                addr = headers.data_addr(n)
-            tapea = writer.next_block
-            if c_type is RecordType.TS_INODE and self._qfa is not None and not stat.S_ISDIR(fields[0]):
-                self._qfa_mark(ino)
-            head = headers.pack(c_type, tapea, ino, fields, n, addr)
-            if self._keep_recent:
-                self._recent.append((tapea, b"".join(head)))
-            if data:
-                writer.write_parts((*head, data), TP_BSIZE + len(data))
-            else:
-                writer.write_parts(head, TP_BSIZE)
-            blocks = 1 + len(data) // TP_BSIZE
-            self._written += blocks
-            self._volume_blocks += blocks
+            self._put_group(c_type, ino, fields, n, read(done * TP_BSIZE, n * TP_BSIZE) if n else b"", holes)
             done += n
             if done >= count:
                 break
             c_type = RecordType.TS_ADDR
+
+    def _put_group(self, c_type: RecordType, ino: int, fields: tuple[int, ...], n: int, data: bytes,
+                   holes: bool = True) -> None:
+        """One header (``c_type``) and the ``n`` slices it maps, in ``data``."""
+        headers = self._headers
+        writer = self.writer
+        if holes and _ZERO_BLOCK in data:
+            addr, data = _without_zero_blocks(data)
+        else:
+            addr = headers.data_addr(n)
+        tapea = writer.next_block
+        if c_type is RecordType.TS_INODE and self._qfa is not None and not stat.S_ISDIR(fields[0]):
+            self._qfa_mark(ino)
+        head = headers.pack(c_type, tapea, ino, fields, n, addr)
+        if self._keep_recent:
+            self._recent.append((tapea, b"".join(head)))
+        if data:
+            size = len(data)
+            writer.write_parts((*head, data), TP_BSIZE + size)
+            blocks = 1 + size // TP_BSIZE
+        else:
+            writer.write_parts(head, TP_BSIZE)
+            blocks = 1
+        self._written += blocks
+        self._volume_blocks += blocks
         self._progress()
 
     def _open_file(self, node: Node) -> int:

@@ -405,11 +405,22 @@ class RecordWriter:
         knows, without joining them where the medium does not need it (the
         parts need not be whole blocks; they must not change afterwards).
         Returns the stream index of the first block."""
-        if self._stream and not self._closed and size and not size % TP_BSIZE:
-            first = self._next_block
-            self._queue(parts, size)
-            return first
-        return self.write(b"".join(parts))
+        if not self._stream or self._closed or not size or size % TP_BSIZE:
+            return self.write(b"".join(parts))
+        # _queue(), inlined: this is once per file of a dump.
+        first = self._next_block
+        self._parts += parts
+        self._queued += size
+        blocks = size // TP_BSIZE
+        self._next_block = first + blocks
+        partial = self._partial + blocks
+        if partial >= self.ntrec:
+            self._records_this_volume += partial // self.ntrec
+            partial %= self.ntrec
+        self._partial = partial
+        if self._queued >= self._coalesce:
+            self._drain()
+        return first
 
     def flush(self) -> None:
         """Hand everything queued to the sink (coalescing; whole records

@@ -64,6 +64,10 @@ def pack_dirent(
     return (head + entry.name).ljust(reclen, b"\0")
 
 
+_DIRENT_HEAD = {o: struct.Struct(o.value + "IHBB") for o in ByteOrder}
+_ZEROS = bytes(4)
+
+
 def _check_entry(entry: Dirent) -> None:
     name = entry.name
     if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
@@ -109,22 +113,27 @@ def build_directory(
         if special.ino < ROOTINO:
             raise FormatLimitError(f"directory inode number {special.ino} is invalid (must be >= 2)")
 
+    # The entries are packed at their minimum length; when the next one does
+    # not fit the chunk, the chunk's last entry is stretched to its end (its
+    # d_reclen rewritten, zeros after it), as pack_dirent(entry, longer) would.
+    head = _DIRENT_HEAD[byte_order]
     out = bytearray()
-    chunk_start = 0
-    last: tuple[int, Dirent] | None = None  # (offset, entry) of the chunk's last entry
-
-    def stretch_last(chunk_end: int) -> None:
-        offset, entry = last
-        out[offset:] = pack_dirent(entry, chunk_end - offset, byte_order)
-
+    chunk_end = chunk
+    last = (0, 0, 0, 0)  # offset, d_ino, d_type, d_namlen of the chunk's last entry
     for entry in all_entries:
-        reclen = dirent_reclen(len(entry.name))
-        if len(out) + reclen > chunk_start + chunk:
-            stretch_last(chunk_start + chunk)
-            chunk_start += chunk
-        last = (len(out), entry)
-        out += pack_dirent(entry, reclen, byte_order)
-    stretch_last(chunk_start + chunk)
+        name = entry.name
+        namlen = len(name)
+        reclen = (DIRECT_HEADER_SIZE + namlen + 4) & ~3
+        if len(out) + reclen > chunk_end:
+            head.pack_into(out, last[0], last[1], chunk_end - last[0], last[2], last[3])
+            out += bytes(chunk_end - len(out))
+            chunk_end += chunk
+        last = (len(out), entry.ino, entry.type, namlen)
+        out += head.pack(entry.ino, reclen, entry.type, namlen)
+        out += name
+        out += _ZEROS[:reclen - DIRECT_HEADER_SIZE - namlen]
+    head.pack_into(out, last[0], last[1], chunk_end - last[0], last[2], last[3])
+    out += bytes(chunk_end - len(out))
     return bytes(out)
 
 
