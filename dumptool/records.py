@@ -23,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 import errno as _errno
 import os
+import queue
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -280,6 +282,55 @@ def open_sink(name: str) -> Sink:
 # -- writer --------------------------------------------------------------------
 
 
+class _WriteBehind:
+    """Hands batches of parts to a sink from a thread of its own, so the
+    caller goes on while the system call copies them (the GIL is released
+    during ``writev``): at most ``depth`` batches wait.  An error of the
+    sink comes back from the next :meth:`put` or :meth:`settle`."""
+
+    def __init__(self, sink: Sink, depth: int = 2) -> None:
+        self.sink = sink
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._dropping = False
+        self._thread = threading.Thread(target=self._run, name=f"write {sink.name}", daemon=True)
+        self._thread.start()
+
+    def put(self, parts: list[bytes]) -> None:
+        self._check()
+        self._queue.put(parts)
+
+    def settle(self) -> None:
+        """Wait until every batch given is written; raise the sink's error if one failed."""
+        self._queue.join()
+        self._check()
+
+    def stop(self, *, drop: bool = False) -> None:
+        """End the thread once the batches given are written (or dropped)."""
+        self._dropping = drop
+        self._queue.put(None)
+        self._thread.join()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._dropping = True  # what follows a failed write is not written either
+            raise error
+
+    def _run(self) -> None:
+        while True:
+            parts = self._queue.get()
+            try:
+                if parts is None:
+                    return
+                if not self._dropping and self._error is None:
+                    self.sink.write_parts(parts)
+            except BaseException as exc:  # handed to the caller's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+
 class RecordWriter:
     """Packs 1 KiB blocks into records of ``ntrec`` blocks and writes them.
 
@@ -289,9 +340,10 @@ class RecordWriter:
 
     ``coalesce`` (bytes, 0 for none) lets a writer to a file or a pipe, where
     record boundaries do not survive anyway, keep up to that much and hand
-    it to the sink in one call (``writev``, no copy): the bytes that reach
-    the medium are the same, in far fewer system calls.  A tape always gets
-    one ``write`` per record.
+    it to the sink in one call (``writev``, no copy), made by a thread of
+    its own while the caller goes on: the bytes that reach the medium are
+    the same, in far fewer system calls.  A tape always gets one ``write``
+    per record, in the caller's thread.
     """
 
     def __init__(self, sink: "Sink | TapeDrive | BinaryIO", ntrec: int,
@@ -313,6 +365,7 @@ class RecordWriter:
         self._parts: list[bytes] = []
         self._queued = 0
         self._partial = 0
+        self._behind: _WriteBehind | None = None  # started by the first batch
 
     @property
     def record_size(self) -> int:
@@ -359,7 +412,7 @@ class RecordWriter:
         offset); ``None`` where the medium cannot tell (a pipe)."""
         if not self._stream:
             return self._sink.address()
-        self._drain()
+        self.flush()
         end = self._sink.address()
         return None if end is None else end - self._partial * TP_BSIZE
 
@@ -423,10 +476,11 @@ class RecordWriter:
         return first
 
     def flush(self) -> None:
-        """Hand everything queued to the sink (coalescing; whole records
+        """Write everything queued and wait for it (coalescing; whole records
         otherwise are written already)."""
-        if self._stream:
-            self._drain()
+        self._drain()
+        if self._behind is not None:
+            self._behind.settle()
 
     def finish(self, pad: bytes | Callable[[int], bytes] | None = None) -> None:
         """Write the last record and close the sink.
@@ -446,7 +500,8 @@ class RecordWriter:
                 if len(filler) != TP_BSIZE:
                     raise ValueError(f"a pad block is {TP_BSIZE} bytes; got {len(filler)}")
                 self.write(filler)
-        self._drain()
+        self.flush()
+        self._stop_behind()
         self._closed = True
         self._sink.close()
 
@@ -456,6 +511,7 @@ class RecordWriter:
             self._closed = True
             self._buffer.clear()
             self._parts.clear()
+            self._stop_behind(drop=True)
             self._sink.close()
 
     def change_volume(self) -> None:
@@ -465,7 +521,7 @@ class RecordWriter:
         self._check_open()
         if self.blocks_pending:
             raise ValueError(f"{self.blocks_pending} blocks pending: a volume ends on a record boundary")
-        self._drain()
+        self.flush()
         new = self._mount(VolumeRequest(self._volume + 1, self._next_block))
         self._check_header(new.header)
         if self._stream:
@@ -499,11 +555,19 @@ class RecordWriter:
             self._drain()
 
     def _drain(self) -> None:
+        """Hand what is queued to the write-behind thread."""
         if self._parts:
             parts = self._parts
             self._parts = []
             self._queued = 0
-            self._sink.write_parts(parts)
+            if self._behind is None:
+                self._behind = _WriteBehind(self._sink)
+            self._behind.put(parts)
+
+    def _stop_behind(self, *, drop: bool = False) -> None:
+        behind, self._behind = self._behind, None
+        if behind is not None:
+            behind.stop(drop=drop)
 
     def _flush_full(self) -> None:
         size = self.record_size
@@ -547,6 +611,7 @@ class RecordWriter:
     def _mount(self, request: VolumeRequest) -> NewVolume:
         if self._change is None:
             raise MediumError(f"{self._sink.name}: no way to change volumes", _errno.ENOSPC)
+        self._stop_behind()
         old = self._sink
         try:
             old.close()
