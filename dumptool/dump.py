@@ -92,6 +92,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0)
 
 
 _new = object.__new__
+_TS_INODE = RecordType.TS_INODE
 
 
 class Stage(enum.Enum):
@@ -224,9 +225,15 @@ class Dump:
             self._dump_inode(plan.nodes[ino])
             yield self._cursor(Stage.DIRECTORIES, n)
         self.say("dumping (Pass IV) [regular files]")
+        nodes, dump_file, dump_inode, cursor = plan.nodes, self._dump_file, self._dump_inode, self._cursor
+        files = Stage.FILES
         for n, ino in enumerate(plan.files, 1):
-            self._dump_inode(plan.nodes[ino])
-            yield self._cursor(Stage.FILES, n)
+            node = nodes[ino]
+            if node.st_mode & 0o170000 == stat.S_IFREG:
+                dump_file(node)
+            else:
+                dump_inode(node)
+            yield cursor(files, n)
         self._end()
         yield self._cursor(Stage.END, 1)
         self._record()
@@ -284,20 +291,22 @@ class Dump:
 
     def _estimate_blocks(self) -> int:
         plan = self.plan
+        nodes = plan.nodes
         total = 1 + 2 * (1 + -(-plan.maxino // (8 * TP_BSIZE)))
         for ino in plan.directories + plan.files:
-            node = plan.nodes[ino]
-            mode = node.st.st_mode
-            if stat.S_ISDIR(mode):
+            node = nodes[ino]
+            fmt = node.st_mode & 0o170000
+            blocks = -(-node.st_size // TP_BSIZE)
+            if fmt == stat.S_IFREG:
+                data = min(blocks, -(-node.st_blocks // 2))
+            elif fmt == stat.S_IFDIR:
                 size = sum(16 + len(e.name) for e in node.entries or ()) + 24
                 data = -(-size // TP_BSIZE)
-            elif stat.S_ISREG(mode):
-                data = min(-(-node.st.st_size // TP_BSIZE), -(-node.st.st_blocks // 2))
-            elif stat.S_ISLNK(mode):
-                data = 1 + node.st.st_size // TP_BSIZE
+            elif fmt == stat.S_IFLNK:
+                data = 1 + node.st_size // TP_BSIZE
             else:
                 data = 0
-            total += 1 + data + max(0, -(-node.st.st_size // TP_BSIZE) - 1) // 512
+            total += 1 + data + (blocks - 1) // 512 if blocks > 1 else 1 + data
         return total + 1
 
     # -- writing -------------------------------------------------------------------
@@ -483,21 +492,25 @@ class Dump:
             if node.st_blocks * 512 < size:  # holes to skip
                 dinode = Dinode.from_stat(node, flags=flags)
                 self._emit(inode_records(self.tape, ino, dinode, _data_slices(fd, size)))
-            elif self._headers is not None:
-                fields = stat_fields(node, flags=flags)
-                if size <= _GROUP_BYTES:  # most files: one read, one header
-                    want = -(-size // TP_BSIZE) * TP_BSIZE
-                    self._put_group(RecordType.TS_INODE, ino, fields, want // TP_BSIZE,
-                                    _pread_full(fd, want, 0) if want else b"")
-                else:
-                    self._put_blocks(ino, fields, -(-size // TP_BSIZE),
-                                     lambda start, want: _pread_full(fd, want, start))
-            else:
+            elif self._headers is None:  # -B: block by block
                 dinode = Dinode.from_stat(node, flags=flags)
                 slices = _small_file_slices(fd, size) if size <= _READ_CHUNK else \
                     _data_slices(fd, size, seek_holes=False)
                 self._emit(inode_records(self.tape, ino, dinode, slices))
-            payload = self._xattr_payload(node, fd)
+            elif size <= _GROUP_BYTES:  # most files: one read, one header
+                want = -(-size // TP_BSIZE) * TP_BSIZE
+                data = os.pread(fd, want, 0) if want else b""
+                if len(data) != want:
+                    data = data.ljust(want, b"\0")  # the file shrank since the walk
+                self._put_group(_TS_INODE, ino, stat_fields(node, flags=flags), want // TP_BSIZE, data)
+            else:
+                self._put_blocks(ino, stat_fields(node, flags=flags), -(-size // TP_BSIZE),
+                                 lambda start, want: _pread_full(fd, want, start))
+            try:
+                names = os.listxattr(fd)
+            except OSError as exc:
+                names = self._xattr_list_failed(node, exc)
+            payload = self._xattr_payload(node, fd, names) if names else None
         finally:
             os.close(fd)
         if payload:
@@ -548,13 +561,13 @@ class Dump:
                    holes: bool = True) -> None:
         """One header (``c_type``) and the ``n`` slices it maps, in ``data``."""
         headers = self._headers
-        writer = self.writer
         if holes and (_ZERO_RUN in data if len(data) <= _SHORT_DATA else _ZERO_BLOCK in data):
             addr, data = _without_zero_blocks(data)
         else:
             addr = headers.data_addr(n)
+        writer = self.writer
         tapea = writer.next_block
-        if c_type is RecordType.TS_INODE and self._qfa is not None and not stat.S_ISDIR(fields[0]):
+        if c_type is _TS_INODE and self._qfa is not None and not stat.S_ISDIR(fields[0]):
             self._qfa_mark(ino)
         head = headers.pack(c_type, tapea, ino, fields, n, addr)
         if self._keep_recent:
@@ -568,7 +581,8 @@ class Dump:
             blocks = 1
         self._written += blocks
         self._volume_blocks += blocks
-        self._progress()
+        if not self._quiet:
+            self._progress()
 
     def _open_file(self, node: Node) -> int:
         """A read descriptor for a regular file, opened by name in its
@@ -596,14 +610,20 @@ class Dump:
             except OSError:
                 pass  # the files get opened by their whole path
 
-    def _xattr_payload(self, node: Node, fd: int | None = None) -> bytes | None:
+    def _xattr_list_failed(self, node: Node, exc: OSError) -> list[str]:
+        if exc.errno not in (_errno.ENOTSUP, _errno.ENOENT):
+            self._warn(f"cannot list extended attributes of {os.fsdecode(node.path)}: {exc.strerror}")
+        return []
+
+    def _xattr_payload(self, node: Node, fd: int | None = None, names: list[str] | None = None) -> bytes | None:
+        """The EA payload of ``node`` (read through ``fd`` when given, whose
+        attribute ``names`` may be listed already), or None when it has none."""
         path = node.path if fd is None else fd
-        try:
-            names = os.listxattr(path, follow_symlinks=False) if fd is None else os.listxattr(fd)
-        except OSError as exc:
-            if exc.errno not in (_errno.ENOTSUP, _errno.ENOENT):
-                self._warn(f"cannot list extended attributes of {os.fsdecode(node.path)}: {exc.strerror}")
-            return None
+        if names is None:
+            try:
+                names = os.listxattr(path, follow_symlinks=False) if fd is None else os.listxattr(fd)
+            except OSError as exc:
+                names = self._xattr_list_failed(node, exc)
         if not names:
             return None
         values = {}

@@ -45,6 +45,9 @@ _MAX_RECORD = MAXNTREC * TP_BSIZE
 #: Read size for files and pipes (restore fills a 32-block buffer).
 _STREAM_READ = 32 * TP_BSIZE
 
+#: Whether a coalescing writer writes from a thread of its own (see RecordWriter).
+WRITE_BEHIND = True
+
 #: Most buffers one ``writev`` takes.
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 
@@ -560,6 +563,9 @@ class RecordWriter:
             parts = self._parts
             self._parts = []
             self._queued = 0
+            if not WRITE_BEHIND:
+                self._sink.write_parts(parts)
+                return
             if self._behind is None:
                 self._behind = _WriteBehind(self._sink)
             self._behind.put(parts)

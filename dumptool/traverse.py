@@ -21,12 +21,12 @@ walks in order.
 
 from __future__ import annotations
 
-import array
 import dataclasses
 import fcntl
 import operator
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -258,11 +258,13 @@ def fd_inode_flags(fd: int) -> int:
     """The ``FS_IOC_GETFLAGS`` value of an open regular file or directory, 0
     where the file system has none."""
     try:
-        buf = array.array("l", [0])
-        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
-        return buf[0] & 0xFFFFFFFF
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, _FLAGS, True)
     except OSError:
         return 0
+    return int.from_bytes(_FLAGS[:4], sys.byteorder)  # the kernel writes an int
+
+
+_FLAGS = bytearray(8)  # FS_IOC_GETFLAGS's argument (a long by its number)
 
 
 #: Where a file system tells a file's stable inode number (decimal): snapfs,
@@ -441,6 +443,8 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0) -> DumpPl
                 if parent not in dumped:
                     dumped.add(parent)
                     todo.append(parent)
-    directories = sorted(i for i in dumped if nodes[i].is_dir)
-    files = sorted(i for i in dumped if not nodes[i].is_dir)
+    directories = []
+    files = []
+    for ino in sorted(dumped):
+        (directories if nodes[ino].st_mode & 0o170000 == stat.S_IFDIR else files).append(ino)
     return DumpPlan(nodes, directories, files, in_use, dumped, max(maxino, max(nodes)) + 1)

@@ -82,19 +82,38 @@ def stat_fields(st: os.stat_result, *, flags: int = 0, size: int | None = None) 
     mode = st.st_mode
     fmt = mode & 0o170000
     db0 = 0
-    if fmt == stat.S_IFCHR or fmt == stat.S_IFBLK:
-        db0 = encode_dev(os.major(st.st_rdev), os.minor(st.st_rdev))
     if fmt != stat.S_IFREG and fmt != stat.S_IFDIR:
         flags = 0
-    at, mt, ct = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
-    at = (at // 1_000_000_000, at % 1_000_000_000 // 1000) if 0 <= at < _NS_MAX else timeval_from_ns(at)
-    mt = (mt // 1_000_000_000, mt % 1_000_000_000 // 1000) if 0 <= mt < _NS_MAX else timeval_from_ns(mt)
-    ct = (ct // 1_000_000_000, ct % 1_000_000_000 // 1000) if 0 <= ct < _NS_MAX else timeval_from_ns(ct)
+        if fmt == stat.S_IFCHR or fmt == stat.S_IFBLK:
+            db0 = encode_dev(os.major(st.st_rdev), os.minor(st.st_rdev))
+    # Times in (seconds, microseconds); a file written once has three equal ones.
+    mt = st.st_mtime_ns
+    if 0 <= mt < _NS_MAX:
+        mt_s, mt_ns = divmod(mt, 1_000_000_000)
+        mt_us = mt_ns // 1000
+    else:
+        mt_s, mt_us = timeval_from_ns(mt)
+    at = st.st_atime_ns
+    if at == mt:
+        at_s, at_us = mt_s, mt_us
+    elif 0 <= at < _NS_MAX:
+        at_s, at_ns = divmod(at, 1_000_000_000)
+        at_us = at_ns // 1000
+    else:
+        at_s, at_us = timeval_from_ns(at)
+    ct = st.st_ctime_ns
+    if ct == mt:
+        ct_s, ct_us = mt_s, mt_us
+    elif 0 <= ct < _NS_MAX:
+        ct_s, ct_ns = divmod(ct, 1_000_000_000)
+        ct_us = ct_ns // 1000
+    else:
+        ct_s, ct_us = timeval_from_ns(ct)
     uid, gid = st.st_uid & _U32, st.st_gid & _U32
     nlink = st.st_nlink
-    blocks = getattr(st, "st_blocks", 0)
+    blocks = st.st_blocks
     return (mode & 0xFFFF, nlink if nlink < _S16_MAX else _S16_MAX, uid & 0xFFFF, gid & 0xFFFF,
-            st.st_size if size is None else size, at[0], at[1], mt[0], mt[1], ct[0], ct[1], db0, flags & _U32,
+            st.st_size if size is None else size, at_s, at_us, mt_s, mt_us, ct_s, ct_us, db0, flags & _U32,
             blocks if blocks < _S32_MAX else _S32_MAX, uid, gid)
 
 
