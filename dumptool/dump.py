@@ -25,7 +25,6 @@ import enum
 import errno as _errno
 import gc
 import os
-import socket
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -85,7 +84,7 @@ _ZERO_RUN = bytes(64)
 #: The file bytes one header maps.
 _GROUP_BYTES = TP_NINDIR * TP_BSIZE
 #: Bytes of records a file or pipe output gathers for one ``writev``.
-_COALESCE = 1 << 20
+_COALESCE = 256 * 1024
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
 _NOATIME = getattr(os, "O_NOATIME", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0)
@@ -319,7 +318,7 @@ class Dump:
         source = os.fsencode(self.filesys)[:NAMELEN - 1]
         self.tape = volume_header(
             date=self.date, ddate=self.base_date, level=opts.level, label=label or b"none",
-            filesys=source, dev=source, host=socket.gethostname().encode()[:NAMELEN - 1], ntrec=opts.ntrec,
+            filesys=source, dev=source, host=os.uname().nodename.encode()[:NAMELEN - 1], ntrec=opts.ntrec,
         )
         first = self._volume_name(1) if opts.multivolume else opts.output
         sink = _open_output(first)

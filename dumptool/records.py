@@ -23,9 +23,7 @@ from __future__ import annotations
 import dataclasses
 import errno as _errno
 import os
-import queue
 import stat
-import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -44,9 +42,6 @@ _MAX_RECORD = MAXNTREC * TP_BSIZE
 
 #: Read size for files and pipes (restore fills a 32-block buffer).
 _STREAM_READ = 32 * TP_BSIZE
-
-#: Whether a coalescing writer writes from a thread of its own (see RecordWriter).
-WRITE_BEHIND = True
 
 #: Most buffers one ``writev`` takes.
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
@@ -285,55 +280,6 @@ def open_sink(name: str) -> Sink:
 # -- writer --------------------------------------------------------------------
 
 
-class _WriteBehind:
-    """Hands batches of parts to a sink from a thread of its own, so the
-    caller goes on while the system call copies them (the GIL is released
-    during ``writev``): at most ``depth`` batches wait.  An error of the
-    sink comes back from the next :meth:`put` or :meth:`settle`."""
-
-    def __init__(self, sink: Sink, depth: int = 2) -> None:
-        self.sink = sink
-        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(depth)
-        self._error: BaseException | None = None
-        self._dropping = False
-        self._thread = threading.Thread(target=self._run, name=f"write {sink.name}", daemon=True)
-        self._thread.start()
-
-    def put(self, parts: list[bytes]) -> None:
-        self._check()
-        self._queue.put(parts)
-
-    def settle(self) -> None:
-        """Wait until every batch given is written; raise the sink's error if one failed."""
-        self._queue.join()
-        self._check()
-
-    def stop(self, *, drop: bool = False) -> None:
-        """End the thread once the batches given are written (or dropped)."""
-        self._dropping = drop
-        self._queue.put(None)
-        self._thread.join()
-
-    def _check(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            self._dropping = True  # what follows a failed write is not written either
-            raise error
-
-    def _run(self) -> None:
-        while True:
-            parts = self._queue.get()
-            try:
-                if parts is None:
-                    return
-                if not self._dropping and self._error is None:
-                    self.sink.write_parts(parts)
-            except BaseException as exc:  # handed to the caller's thread
-                self._error = exc
-            finally:
-                self._queue.task_done()
-
-
 class RecordWriter:
     """Packs 1 KiB blocks into records of ``ntrec`` blocks and writes them.
 
@@ -343,10 +289,9 @@ class RecordWriter:
 
     ``coalesce`` (bytes, 0 for none) lets a writer to a file or a pipe, where
     record boundaries do not survive anyway, keep up to that much and hand
-    it to the sink in one call (``writev``, no copy), made by a thread of
-    its own while the caller goes on: the bytes that reach the medium are
-    the same, in far fewer system calls.  A tape always gets one ``write``
-    per record, in the caller's thread.
+    it to the sink in one call (``writev``, no copy): the bytes that reach
+    the medium are the same, in far fewer system calls.  A tape always gets
+    one ``write`` per record.
     """
 
     def __init__(self, sink: "Sink | TapeDrive | BinaryIO", ntrec: int,
@@ -368,7 +313,6 @@ class RecordWriter:
         self._parts: list[bytes] = []
         self._queued = 0
         self._partial = 0
-        self._behind: _WriteBehind | None = None  # started by the first batch
 
     @property
     def record_size(self) -> int:
@@ -479,11 +423,9 @@ class RecordWriter:
         return first
 
     def flush(self) -> None:
-        """Write everything queued and wait for it (coalescing; whole records
-        otherwise are written already)."""
+        """Write everything queued (coalescing; whole records otherwise are
+        written already)."""
         self._drain()
-        if self._behind is not None:
-            self._behind.settle()
 
     def finish(self, pad: bytes | Callable[[int], bytes] | None = None) -> None:
         """Write the last record and close the sink.
@@ -504,7 +446,6 @@ class RecordWriter:
                     raise ValueError(f"a pad block is {TP_BSIZE} bytes; got {len(filler)}")
                 self.write(filler)
         self.flush()
-        self._stop_behind()
         self._closed = True
         self._sink.close()
 
@@ -514,7 +455,6 @@ class RecordWriter:
             self._closed = True
             self._buffer.clear()
             self._parts.clear()
-            self._stop_behind(drop=True)
             self._sink.close()
 
     def change_volume(self) -> None:
@@ -558,22 +498,13 @@ class RecordWriter:
             self._drain()
 
     def _drain(self) -> None:
-        """Hand what is queued to the write-behind thread."""
+        """Byte-stream mode: write what is queued, in one ``writev`` per
+        ``IOV_MAX`` parts."""
         if self._parts:
             parts = self._parts
             self._parts = []
             self._queued = 0
-            if not WRITE_BEHIND:
-                self._sink.write_parts(parts)
-                return
-            if self._behind is None:
-                self._behind = _WriteBehind(self._sink)
-            self._behind.put(parts)
-
-    def _stop_behind(self, *, drop: bool = False) -> None:
-        behind, self._behind = self._behind, None
-        if behind is not None:
-            behind.stop(drop=drop)
+            self._sink.write_parts(parts)
 
     def _flush_full(self) -> None:
         size = self.record_size
@@ -617,7 +548,6 @@ class RecordWriter:
     def _mount(self, request: VolumeRequest) -> NewVolume:
         if self._change is None:
             raise MediumError(f"{self._sink.name}: no way to change volumes", _errno.ENOSPC)
-        self._stop_behind()
         old = self._sink
         try:
             old.close()
