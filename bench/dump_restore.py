@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("dumptool", "tapelib")
 RESTORE = "/sbin/restore"
 GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
 MIB = 1024 * 1024
@@ -108,6 +110,11 @@ def main() -> int:
               f"(built in {time.perf_counter() - start:.1f} s); warm caches, median of {args.runs} runs")
         # One untimed pass of each side so every run reads from a warm cache.
         run_child(["tar", "--acls", "--xattrs", "-cf", str(tarball), "-C", str(tree), "."])
+        # Our side's "binaries" warm too: byte-compiled once here, as a first
+        # run would leave them, or every run compiles its modules again under
+        # PYTHONDONTWRITEBYTECODE (0.1 to 0.2 s a run on the development VM).
+        subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(REPO / p) for p in PACKAGES)],
+                       check=True, stdout=subprocess.DEVNULL)
         figures: dict[str, list[tuple[float, float]]] = {k: [] for k in ("pd", "tar", "pr", "rr")}
         for _ in range(args.runs):
             figures["pd"].append(run_child([str(BIN / "pydump"), "-0", "-q", "-f", str(image), str(tree)]))

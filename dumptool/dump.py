@@ -23,8 +23,8 @@ import collections
 import dataclasses
 import enum
 import errno as _errno
+import gc
 import os
-import socket
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +39,8 @@ from .format import (
     LBLSIZE,
     NAMELEN,
     TP_BSIZE,
+    TP_NINDIR,
+    ByteOrder,
     Dinode,
     Header,
     Item,
@@ -62,6 +64,8 @@ from .format import (
     volume_header,
     xattr_records,
 )
+from .format.dinode import stat_fields
+from .format.header import InodeHeaders
 from .operator import open_terminal
 from .records import (NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink,
                       volume_file)
@@ -73,6 +77,22 @@ _READ_CHUNK = 64 * TP_BSIZE
 #: Data blocks handed to the record writer at once (one TS_ADDR's worth).
 _RUN_BLOCKS = 512
 _ZERO_BLOCK = bytes(TP_BSIZE)
+#: Searching for a 1 KiB needle costs about 10 µs whatever the haystack
+#: (its preprocessing); data up to this long is searched for a run of 64
+#: zeros first (under 1 µs for 4 KiB), which every all-zero block holds.
+_SHORT_DATA = 64 * TP_BSIZE
+_ZERO_RUN = bytes(64)
+#: The file bytes one header maps.
+_GROUP_BYTES = TP_NINDIR * TP_BSIZE
+#: Bytes of records a file or pipe output gathers for one ``writev``.
+_COALESCE = 256 * 1024
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+_NOATIME = getattr(os, "O_NOATIME", 0)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0)
+
+
+_new = object.__new__
+_TS_INODE = RecordType.TS_INODE
 
 
 class Stage(enum.Enum):
@@ -130,6 +150,7 @@ class Dump:
             raise DumpError(f"-B {options.volume_blocks} is too small: a volume holds at least two records "
                             f"({2 * options.ntrec} blocks at -b {options.ntrec})")
         self.options = options
+        self._quiet = options.quiet or not options.progress_interval
         self.say = say or (lambda line: None)
         self.warn = warn or (lambda line: None)
         self.source = os.path.abspath(options.source)
@@ -143,7 +164,7 @@ class Dump:
         self.writer: RecordWriter | None = None
         self.cursor = Cursor(Stage.MAP)
         self._inomap = None
-        self._recent: collections.deque[tuple[int, Header]] = collections.deque(maxlen=4096)
+        self._recent: collections.deque[tuple[int, Header | bytes]] = collections.deque(maxlen=4096)
         self._volume_blocks = 0
         self._ending = False
         self._estimate = 0
@@ -153,6 +174,13 @@ class Dump:
         self._volumes_done: list[int] = []
         self._qfa = None                       # -Q: the open map file
         self._qfa_last: tuple[int, int] | None = None  # (volume, position) of its last line
+        #: Packs file and directory headers straight to bytes (None under -B,
+        #: where every block goes through the volume check one at a time).
+        self._headers: InodeHeaders | None = None
+        self._keep_recent = False              # whether packed headers go to _recent too
+        self._folder: bytes | None = None      # the directory _folder_fd holds open
+        self._folder_fd: int | None = None
+        self._frozen = False                   # objects frozen out of the cyclic collector (_map)
 
     # -- the stages ---------------------------------------------------------------
     def run(self) -> Cursor:
@@ -173,6 +201,10 @@ class Dump:
                     pass
             raise
         finally:
+            if self._frozen:
+                self._frozen = False
+                gc.unfreeze()
+            self._set_folder(None)
             if self._inomap is not None:
                 self._inomap.close()
             if self._qfa is not None:
@@ -193,16 +225,25 @@ class Dump:
             self._dump_inode(plan.nodes[ino])
             yield self._cursor(Stage.DIRECTORIES, n)
         self.say("dumping (Pass IV) [regular files]")
+        nodes, dump_file, dump_inode, cursor = plan.nodes, self._dump_file, self._dump_inode, self._cursor
+        files = Stage.FILES
         for n, ino in enumerate(plan.files, 1):
-            self._dump_inode(plan.nodes[ino])
-            yield self._cursor(Stage.FILES, n)
+            node = nodes[ino]
+            if node.st_mode & 0o170000 == stat.S_IFREG:
+                dump_file(node)
+            else:
+                dump_inode(node)
+            yield cursor(files, n)
         self._end()
         yield self._cursor(Stage.END, 1)
         self._record()
         yield Cursor(Stage.DONE, 0, self._written)
 
     def _cursor(self, stage: Stage, done: int) -> Cursor:
-        return Cursor(stage, done, self.writer.next_block if self.writer else 0)
+        # Cursor(...) without the frozen dataclass's __init__: one per inode.
+        cursor = _new(Cursor)
+        cursor.__dict__.update(stage=stage, done=done, next_block=self.writer.next_block if self.writer else 0)
+        return cursor
 
     # -- Pass I and II: what to dump -----------------------------------------------
     def _map(self) -> None:
@@ -228,9 +269,21 @@ class Dump:
         self.say(f"Label: {opts.label}")
         self.say(f"Writing {opts.ntrec} Kilobyte records")
         self.say("mapping (Pass I) [regular files]")
-        nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn)
-        self.say("mapping (Pass II) [directories]")
-        self.plan = plan_dump(nodes, numbering.maxino, self.base_date)
+        # The plan is a few objects per inode, none in a cycle: the cyclic
+        # collector, run every 700 of them, would walk the growing plan again
+        # and again (a sixth of a dump of small files), and once it is built,
+        # it is frozen out of the collector's sight until the dump ends.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn)
+            self.say("mapping (Pass II) [directories]")
+            self.plan = plan_dump(nodes, numbering.maxino, self.base_date)
+        finally:
+            if collecting:
+                gc.enable()
+        gc.freeze()
+        self._frozen = True
         self._estimate = self._estimate_blocks()
         self.say(f"estimated {self._estimate} blocks.")
         if self._inomap is not None:
@@ -238,20 +291,22 @@ class Dump:
 
     def _estimate_blocks(self) -> int:
         plan = self.plan
+        nodes = plan.nodes
         total = 1 + 2 * (1 + -(-plan.maxino // (8 * TP_BSIZE)))
         for ino in plan.directories + plan.files:
-            node = plan.nodes[ino]
-            mode = node.st.st_mode
-            if stat.S_ISDIR(mode):
+            node = nodes[ino]
+            fmt = node.st_mode & 0o170000
+            blocks = -(-node.st_size // TP_BSIZE)
+            if fmt == stat.S_IFREG:
+                data = min(blocks, -(-node.st_blocks // 2))
+            elif fmt == stat.S_IFDIR:
                 size = sum(16 + len(e.name) for e in node.entries or ()) + 24
                 data = -(-size // TP_BSIZE)
-            elif stat.S_ISREG(mode):
-                data = min(-(-node.st.st_size // TP_BSIZE), -(-node.st.st_blocks // 2))
-            elif stat.S_ISLNK(mode):
-                data = 1 + node.st.st_size // TP_BSIZE
+            elif fmt == stat.S_IFLNK:
+                data = 1 + node.st_size // TP_BSIZE
             else:
                 data = 0
-            total += 1 + data + max(0, -(-node.st.st_size // TP_BSIZE) - 1) // 512
+            total += 1 + data + (blocks - 1) // 512 if blocks > 1 else 1 + data
         return total + 1
 
     # -- writing -------------------------------------------------------------------
@@ -264,12 +319,16 @@ class Dump:
         source = os.fsencode(self.filesys)[:NAMELEN - 1]
         self.tape = volume_header(
             date=self.date, ddate=self.base_date, level=opts.level, label=label or b"none",
-            filesys=source, dev=source, host=socket.gethostname().encode()[:NAMELEN - 1], ntrec=opts.ntrec,
+            filesys=source, dev=source, host=os.uname().nodename.encode()[:NAMELEN - 1], ntrec=opts.ntrec,
         )
         first = self._volume_name(1) if opts.multivolume else opts.output
         sink = _open_output(first)
         change = _VolumeChanger(self, sink.is_tape)
-        self.writer = RecordWriter(sink, opts.ntrec, change)
+        self.writer = RecordWriter(sink, opts.ntrec, change, coalesce=_COALESCE)
+        if not opts.volume_blocks:
+            self._headers = InodeHeaders(next(inode_records(self.tape, 0, Dinode())))
+            # Only a tape can fill up and need the header a new volume interrupts.
+            self._keep_recent = sink.is_tape
         self._started = time.monotonic()
         self._last_progress = self._started
         self._open_qfa()
@@ -377,7 +436,7 @@ class Dump:
             raise DumpError(f"cannot write the QFA file {self.options.qfa}: {exc.strerror}") from None
 
     def _progress(self) -> None:
-        if self.options.quiet or not self.options.progress_interval:
+        if self._quiet:
             return
         now = time.monotonic()
         if now - self._last_progress < self.options.progress_interval:
@@ -389,35 +448,78 @@ class Dump:
         self.say(f"{share * 100:.2f}% done, finished in {left // 3600}:{left % 3600 // 60:02d}")
 
     def _dump_inode(self, node: Node) -> None:
-        tape = self.tape
-        st = node.st
-        mode = st.st_mode
+        mode = node.st_mode
+        if stat.S_ISREG(mode):
+            self._dump_file(node)
+        elif stat.S_ISDIR(mode):
+            self._dump_directory(node)
+        else:
+            self._dump_other(node)
+
+    def _dump_directory(self, node: Node) -> None:
         ino = node.ino
-        if stat.S_ISDIR(mode):
-            data = build_directory(ino, node.parent, node.entries or ())
-            dinode = Dinode.from_stat(st, flags=inode_flags(node.path, st), size=len(data))
-            self._emit(inode_records(tape, ino, dinode, file_slices(data, holes=False)))
-        elif stat.S_ISREG(mode):
-            try:
-                fd = _open_for_reading(node.path)
-            except OSError as exc:
-                dinode = Dinode.from_stat(st, flags=inode_flags(node.path, st))
-                self._warn(f"cannot read {os.fsdecode(node.path)}: {exc.strerror}; dumped as a hole")
-                self._emit(inode_records(tape, ino, dinode))
+        data = build_directory(ino, node.parent, node.entries or ())
+        flags = inode_flags(node.path, node)
+        if self._headers is not None:
+            fields = stat_fields(node, flags=flags, size=len(data))
+            if len(data) % TP_BSIZE:
+                data += bytes(TP_BSIZE - len(data) % TP_BSIZE)
+            view = memoryview(data)
+            self._put_blocks(ino, fields, len(data) // TP_BSIZE, lambda start, size: view[start:start + size],
+                             holes=False)
+            dinode = None
+        else:
+            dinode = Dinode.from_stat(node, flags=flags, size=len(data))
+            self._emit(inode_records(self.tape, ino, dinode, file_slices(data, holes=False)))
+        self._dump_xattrs(node, dinode, flags)
+
+    def _dump_file(self, node: Node) -> None:
+        ino = node.ino
+        try:
+            fd = self._open_file(node)
+        except OSError as exc:
+            flags = inode_flags(node.path, node)
+            self._warn(f"cannot read {os.fsdecode(node.path)}: {exc.strerror}; dumped as a hole")
+            dinode = Dinode.from_stat(node, flags=flags)
+            self._emit(inode_records(self.tape, ino, dinode))
+            self._dump_xattrs(node, dinode, flags)
+            return
+        try:
+            # The flags come from the descriptor the data is read with.
+            flags = fd_inode_flags(fd)
+            size = node.st_size
+            dinode = None
+            if node.st_blocks * 512 < size:  # holes to skip
+                dinode = Dinode.from_stat(node, flags=flags)
+                self._emit(inode_records(self.tape, ino, dinode, _data_slices(fd, size)))
+            elif self._headers is None:  # -B: block by block
+                dinode = Dinode.from_stat(node, flags=flags)
+                slices = _small_file_slices(fd, size) if size <= _READ_CHUNK else \
+                    _data_slices(fd, size, seek_holes=False)
+                self._emit(inode_records(self.tape, ino, dinode, slices))
+            elif size <= _GROUP_BYTES:  # most files: one read, one header
+                want = -(-size // TP_BSIZE) * TP_BSIZE
+                data = os.pread(fd, want, 0) if want else b""
+                if len(data) != want:
+                    data = data.ljust(want, b"\0")  # the file shrank since the walk
+                self._put_group(_TS_INODE, ino, stat_fields(node, flags=flags), want // TP_BSIZE, data)
             else:
-                try:
-                    # The flags come from the descriptor the data is read with.
-                    dinode = Dinode.from_stat(st, flags=fd_inode_flags(fd))
-                    size = st.st_size
-                    if st.st_blocks * 512 >= size:  # no hole to skip
-                        slices = _small_file_slices(fd, size) if size <= _READ_CHUNK else \
-                            _data_slices(fd, size, seek_holes=False)
-                    else:
-                        slices = _data_slices(fd, size)
-                    self._emit(inode_records(tape, ino, dinode, slices))
-                finally:
-                    os.close(fd)
-        elif stat.S_ISLNK(mode):
+                self._put_blocks(ino, stat_fields(node, flags=flags), -(-size // TP_BSIZE),
+                                 lambda start, want: _pread_full(fd, want, start))
+            try:
+                names = os.listxattr(fd)
+            except OSError as exc:
+                names = self._xattr_list_failed(node, exc)
+            payload = self._xattr_payload(node, fd, names) if names else None
+        finally:
+            os.close(fd)
+        if payload:
+            self._emit(xattr_records(self.tape, ino, dinode or Dinode.from_stat(node, flags=flags), payload))
+
+    def _dump_other(self, node: Node) -> None:
+        """A symbolic link, a device, a fifo or a socket."""
+        st = node.st
+        if stat.S_ISLNK(st.st_mode):
             try:
                 target = os.readlink(node.path)
                 slices = symlink_slices(target)
@@ -425,43 +527,123 @@ class Dump:
                 self._warn(f"symbolic link {os.fsdecode(node.path)} skipped: {getattr(exc, 'strerror', None) or exc}")
                 return
             dinode = Dinode.from_stat(st, size=len(target))
-            self._emit(inode_records(tape, ino, dinode, slices))
+            self._emit(inode_records(self.tape, node.ino, dinode, slices))
         else:
             try:
                 dinode = Dinode.from_stat(st)
             except FormatLimitError as exc:
                 self._warn(f"{os.fsdecode(node.path)} skipped: {exc}")
                 return
-            self._emit(inode_records(tape, ino, dinode))
+            self._emit(inode_records(self.tape, node.ino, dinode))
+        self._dump_xattrs(node, dinode, 0)
+
+    def _dump_xattrs(self, node: Node, dinode: Dinode | None, flags: int) -> None:
         payload = self._xattr_payload(node)
         if payload:
-            self._emit(xattr_records(tape, ino, dinode, payload))
+            self._emit(xattr_records(self.tape, node.ino, dinode or Dinode.from_stat(node, flags=flags), payload))
 
-    def _xattr_payload(self, node: Node) -> bytes | None:
-        path = node.path
+    def _put_blocks(self, ino: int, fields: tuple[int, ...], count: int,
+                    read: Callable[[int, int], bytes], *, holes: bool = True) -> None:
+        """An inode's headers and data, packed straight to bytes: ``count``
+        slices, read ``TP_NINDIR`` (one header's worth) at a time with
+        ``read(offset, size)``; all-zero slices become holes when ``holes``."""
+        c_type = RecordType.TS_INODE
+        done = 0
+        while True:
+            n = min(count - done, TP_NINDIR)
+            self._put_group(c_type, ino, fields, n, read(done * TP_BSIZE, n * TP_BSIZE) if n else b"", holes)
+            done += n
+            if done >= count:
+                break
+            c_type = RecordType.TS_ADDR
+
+    def _put_group(self, c_type: RecordType, ino: int, fields: tuple[int, ...], n: int, data: bytes,
+                   holes: bool = True) -> None:
+        """One header (``c_type``) and the ``n`` slices it maps, in ``data``."""
+        headers = self._headers
+        if holes and (_ZERO_RUN in data if len(data) <= _SHORT_DATA else _ZERO_BLOCK in data):
+            addr, data = _without_zero_blocks(data)
+        else:
+            addr = headers.data_addr(n)
+        writer = self.writer
+        tapea = writer.next_block
+        if c_type is _TS_INODE and self._qfa is not None and not stat.S_ISDIR(fields[0]):
+            self._qfa_mark(ino)
+        head = headers.pack(c_type, tapea, ino, fields, n, addr)
+        if self._keep_recent:
+            self._recent.append((tapea, b"".join(head)))
+        if data:
+            size = len(data)
+            writer.write_parts((*head, data), TP_BSIZE + size)
+            blocks = 1 + size // TP_BSIZE
+        else:
+            writer.write_parts(head, TP_BSIZE)
+            blocks = 1
+        self._written += blocks
+        self._volume_blocks += blocks
+        if not self._quiet:
+            self._progress()
+
+    def _open_file(self, node: Node) -> int:
+        """A read descriptor for a regular file, opened by name in its
+        directory (held open while the files of one directory follow)."""
+        folder, name = node.location
+        if name is None:
+            return _open_for_reading(node.path)
+        if folder is not self._folder:
+            self._set_folder(folder)
+        if self._folder_fd is None:
+            return _open_for_reading(node.path)
         try:
-            names = os.listxattr(path, follow_symlinks=False)
-        except OSError as exc:
-            if exc.errno not in (_errno.ENOTSUP, _errno.ENOENT):
-                self._warn(f"cannot list extended attributes of {os.fsdecode(path)}: {exc.strerror}")
+            return os.open(name, _READ_FLAGS | _NOATIME, dir_fd=self._folder_fd)
+        except PermissionError:
+            return os.open(name, _READ_FLAGS, dir_fd=self._folder_fd)
+
+    def _set_folder(self, folder: bytes | None) -> None:
+        if self._folder_fd is not None:
+            os.close(self._folder_fd)
+            self._folder_fd = None
+        self._folder = folder
+        if folder is not None:
+            try:
+                self._folder_fd = os.open(folder, _DIR_FLAGS)
+            except OSError:
+                pass  # the files get opened by their whole path
+
+    def _xattr_list_failed(self, node: Node, exc: OSError) -> list[str]:
+        if exc.errno not in (_errno.ENOTSUP, _errno.ENOENT):
+            self._warn(f"cannot list extended attributes of {os.fsdecode(node.path)}: {exc.strerror}")
+        return []
+
+    def _xattr_payload(self, node: Node, fd: int | None = None, names: list[str] | None = None) -> bytes | None:
+        """The EA payload of ``node`` (read through ``fd`` when given, whose
+        attribute ``names`` may be listed already), or None when it has none."""
+        path = node.path if fd is None else fd
+        if names is None:
+            try:
+                names = os.listxattr(path, follow_symlinks=False) if fd is None else os.listxattr(fd)
+            except OSError as exc:
+                names = self._xattr_list_failed(node, exc)
+        if not names:
             return None
         values = {}
         for name in names:
             try:
                 split_xattr_name(name)
             except FormatLimitError as exc:
-                self._warn(f"{os.fsdecode(path)}: {exc}")
+                self._warn(f"{os.fsdecode(node.path)}: {exc}")
                 continue
             try:
-                values[name] = os.getxattr(path, name, follow_symlinks=False)
+                values[name] = (os.getxattr(path, name, follow_symlinks=False) if fd is None
+                                else os.getxattr(fd, name))
             except OSError as exc:
-                self._warn(f"cannot read extended attribute {name} of {os.fsdecode(path)}: {exc.strerror}")
+                self._warn(f"cannot read extended attribute {name} of {os.fsdecode(node.path)}: {exc.strerror}")
         if not values:
             return None
         try:
             return pack_xattr_block(values)
         except DumpError as exc:
-            self._warn(f"extended attributes of {os.fsdecode(path)} not dumped: {exc}")
+            self._warn(f"extended attributes of {os.fsdecode(node.path)} not dumped: {exc}")
             return None
 
     def _end(self) -> None:
@@ -516,6 +698,8 @@ class Dump:
         cuts, and how many of its blocks follow the new volume's header."""
         for tapea, header in reversed(self._recent):
             if tapea < first_block or (replay and tapea == first_block):
+                if not isinstance(header, Header):  # packed straight to bytes
+                    header = Header.unpack(header, ByteOrder.LITTLE)
                 if tapea == first_block:
                     return header, 0
                 return header, max(0, tapea + header.data_block_count() + 1 - first_block)
@@ -654,6 +838,26 @@ def _open_for_reading(path: bytes) -> int:
         return os.open(path, flags | getattr(os, "O_NOATIME", 0))
     except PermissionError:
         return os.open(path, flags)
+
+
+def _pread_full(fd: int, size: int, offset: int) -> bytes:
+    """``size`` bytes of the file from ``offset``, zero-filled past its end
+    (the file shrank since the walk)."""
+    data = os.pread(fd, size, offset)
+    return data if len(data) == size else data.ljust(size, b"\0")
+
+
+def _without_zero_blocks(data: bytes) -> tuple[bytes, bytes]:
+    """``(c_addr, data)`` for whole slices some of which are all zero: those
+    become holes (0 in the map) and leave the data."""
+    addr = bytearray(TP_NINDIR)
+    kept = []
+    for i, start in enumerate(range(0, len(data), TP_BSIZE)):
+        block = data[start:start + TP_BSIZE]
+        if block != _ZERO_BLOCK:
+            addr[i] = 1
+            kept.append(block)
+    return bytes(addr), b"".join(kept)
 
 
 def _single_blocks(items: Iterable[Item]) -> Iterator[Item]:

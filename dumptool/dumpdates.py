@@ -37,12 +37,10 @@ import dataclasses
 import datetime as _dt
 import errno as _errno
 import fcntl
-import hashlib
 import json
 import os
 import re
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -222,6 +220,8 @@ class DumpDates:
                 os.close(fd)
 
     def _replace(self, text: str, mode: int) -> None:
+        import tempfile  # here, not at the top: a plain dump never needs it (start-up time)
+
         directory = self.path.parent
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
@@ -284,6 +284,7 @@ class InodeMap:
     def __init__(self, directory: Path, path: str) -> None:
         self.path = path
         self.directory = Path(directory)
+        import hashlib  # here, not at the top: a plain dump never needs it (start-up time)
         digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:32]
         self.file = self.directory / f"{digest}.map"
         self._numbers: dict[tuple[int, int], int] = {}
@@ -366,6 +367,8 @@ class InodeMap:
         body = bytearray(json.dumps(meta, sort_keys=True).encode() + b"\n")
         for (dev, ino), number in self._numbers.items():
             body += _ENTRY.pack(dev, ino, number)
+        import tempfile  # here, not at the top: a plain dump never needs it (start-up time)
+
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.file.name}.", dir=self.directory)
             with os.fdopen(fd, "wb") as out:

@@ -21,11 +21,12 @@ walks in order.
 
 from __future__ import annotations
 
-import array
 import dataclasses
 import fcntl
+import operator
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -34,6 +35,8 @@ from .format import ROOTINO, Dirent, dtype_from_mode
 
 #: ``FS_IOC_GETFLAGS``: the inode flags restore -C compares (``lsattr``).
 FS_IOC_GETFLAGS = 0x80086601
+
+_new = object.__new__
 
 
 class Numbering(Protocol):
@@ -87,11 +90,16 @@ class Stat:
         self._fill(st)
 
     def _fill(self, st: "os.stat_result | Stat") -> None:
-        self.st_mode = _shared(st.st_mode)
+        share = _SHARED.setdefault if len(_SHARED) < _SHARED_LIMIT else _SHARED.get  # (key, default)
+        v = st.st_mode
+        self.st_mode = share(v, v)
         self.st_nlink = st.st_nlink
-        self.st_uid = _shared(st.st_uid)
-        self.st_gid = _shared(st.st_gid)
-        self.st_size = _shared(st.st_size)
+        v = st.st_uid
+        self.st_uid = share(v, v)
+        v = st.st_gid
+        self.st_gid = share(v, v)
+        v = st.st_size
+        self.st_size = share(v, v)
         # Equal times share one int (a file written once has three equal ones).
         mtime = self.st_mtime_ns = st.st_mtime_ns
         atime, ctime = st.st_atime_ns, st.st_ctime_ns
@@ -99,7 +107,8 @@ class Stat:
         self.st_ctime_ns = mtime if ctime == mtime else ctime
         self.st_rdev = st.st_rdev
         self.st_blocks = st.st_blocks
-        self.st_dev = _shared(st.st_dev)
+        v = st.st_dev
+        self.st_dev = share(v, v)
         self.st_ino = st.st_ino
 
     @property
@@ -115,14 +124,9 @@ class Stat:
         return self.st_atime_ns / 1e9
 
 
+#: One int object for values many inodes repeat (modes, owners, devices, sizes).
 _SHARED: dict[int, int] = {}
-
-
-def _shared(value: int) -> int:
-    """One int object for values many inodes repeat (modes, owners, devices, sizes)."""
-    if len(_SHARED) < 4096:
-        return _SHARED.setdefault(value, value)
-    return _SHARED.get(value, value)
+_SHARED_LIMIT = 4096
 
 
 class Node(Stat):
@@ -148,6 +152,18 @@ class Node(Stat):
         self.parents = tuple(parents)
         self.entries = entries
 
+    @classmethod
+    def child(cls, ino: int, folder: bytes, name: bytes, st: os.stat_result, parent: int) -> "Node":
+        """``Node(ino, folder, st, (parent,), name=name)``, for the walk's inner loop."""
+        node = _new(cls)
+        node._fill(st)
+        node.ino = ino
+        node._base = folder
+        node._name = name
+        node._parents = parent
+        node.entries = None
+        return node
+
     @property
     def st(self) -> Stat:
         return self
@@ -165,6 +181,14 @@ class Node(Stat):
     @property
     def path(self) -> bytes:
         return self._base if self._name is None else self._base + b"/" + self._name
+
+    @property
+    def location(self) -> tuple[bytes, bytes | None]:
+        """``(folder, name)``: the path of the directory holding :attr:`path`
+        and the name in it; ``(path, None)`` for the root.  Nodes of one
+        directory share one folder object, so a caller can open each
+        directory once and the files in it by name."""
+        return self._base, self._name
 
     def __repr__(self) -> str:
         return f"Node(ino={self.ino}, path={self.path!r}, parents={self.parents!r})"
@@ -234,11 +258,13 @@ def fd_inode_flags(fd: int) -> int:
     """The ``FS_IOC_GETFLAGS`` value of an open regular file or directory, 0
     where the file system has none."""
     try:
-        buf = array.array("l", [0])
-        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
-        return buf[0] & 0xFFFFFFFF
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, _FLAGS, True)
     except OSError:
         return 0
+    return int.from_bytes(_FLAGS[:4], sys.byteorder)  # the kernel writes an int
+
+
+_FLAGS = bytearray(8)  # FS_IOC_GETFLAGS's argument (a long by its number)
 
 
 #: Where a file system tells a file's stable inode number (decimal): snapfs,
@@ -259,6 +285,8 @@ class _StableInodes:
 
     def __init__(self) -> None:
         self._has: dict[int, bool] = {}
+        #: The devices known to have no stable numbers: st_ino is the identity.
+        self.plain_devices: set[int] = set()
 
     def ino(self, path: bytes | str, st: os.stat_result | Stat) -> int:
         has = self._has.get(st.st_dev)
@@ -273,6 +301,7 @@ class _StableInodes:
             return value
         if has is None:
             self._has[st.st_dev] = False
+            self.plain_devices.add(st.st_dev)
         return st.st_ino
 
 
@@ -320,6 +349,11 @@ def walk_tree(
     nodes[root_ino] = Node(root_ino, root, st)
     nodes[root_ino].st.st_ino = ino
     stack = [root_ino]
+    number = numbering.number
+    plain = stable.plain_devices
+    new_dirent = _dirent_maker()
+    child = Node.child
+    by_name = operator.attrgetter("name")
     while stack:
         dino = stack.pop()
         dnode = nodes[dino]
@@ -327,7 +361,7 @@ def walk_tree(
         dpath = dnode.path
         try:
             with os.scandir(dpath) as it:
-                listing = sorted(it, key=lambda e: e.name)
+                listing = sorted(it, key=by_name)
         except OSError as exc:
             if warn:
                 warn(f"cannot read directory {os.fsdecode(dnode.path)}: {exc.strerror}; dumped empty")
@@ -337,23 +371,26 @@ def walk_tree(
                 cst = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # gone since the listing
-            ino = stable.ino(entry.path, cst)
-            cino = numbering.number(cst.st_dev, ino)
+            dev = cst.st_dev
+            ino = cst.st_ino if dev in plain else stable.ino(entry.path, cst)
+            cino = number(dev, ino)
             if cino in excluded:
                 continue
-            if len(entry.name) > 255:
+            name = entry.name
+            if len(name) > 255:
                 if warn:
                     warn(f"name too long for a dump image, skipped: {os.fsdecode(entry.path)[:80]}...")
                 continue
+            mode = cst.st_mode
             node = nodes.get(cino)
-            name = entry.name
             if node is None:
-                node = nodes[cino] = Node(cino, dpath, cst, name=name)
-                node.st.st_ino = ino  # the inode map's key (see _StableInodes)
-                if node.is_dir:
+                node = nodes[cino] = child(cino, dpath, name, cst, dino)
+                node.st_ino = ino  # the inode map's key (see _StableInodes)
+                if mode & 0o170000 == stat.S_IFDIR:
                     stack.append(cino)
-            node.parents += (dino,)
-            entries.append(Dirent(cino, name, _dtype(cst.st_mode)))
+            else:
+                node.parents += (dino,)
+            entries.append(new_dirent(cino, name, _DTYPES.get(mode & 0o170000) or _dtype(mode)))
         dnode.entries = entries
     return nodes
 
@@ -367,6 +404,21 @@ def _dtype(mode: int) -> int:
     if found is None:
         found = _DTYPES[fmt] = dtype_from_mode(mode)
     return found
+
+
+def _dirent_maker() -> Callable[[int, bytes, int], Dirent]:
+    """``Dirent(ino, name, type)`` at a third of the cost: the frozen
+    dataclass's own ``__init__`` goes through ``object.__setattr__``."""
+    set_ino, set_name, set_type = Dirent.ino.__set__, Dirent.name.__set__, Dirent.type.__set__
+
+    def make(ino: int, name: bytes, type: int) -> Dirent:
+        entry = _new(Dirent)
+        set_ino(entry, ino)
+        set_name(entry, name)
+        set_type(entry, type)
+        return entry
+
+    return make
 
 
 def changed_since(st: os.stat_result, base_date: int) -> bool:
@@ -391,6 +443,8 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0) -> DumpPl
                 if parent not in dumped:
                     dumped.add(parent)
                     todo.append(parent)
-    directories = sorted(i for i in dumped if nodes[i].is_dir)
-    files = sorted(i for i in dumped if not nodes[i].is_dir)
+    directories = []
+    files = []
+    for ino in sorted(dumped):
+        (directories if nodes[ino].st_mode & 0o170000 == stat.S_IFDIR else files).append(ino)
     return DumpPlan(nodes, directories, files, in_use, dumped, max(maxino, max(nodes)) + 1)

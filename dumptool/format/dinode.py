@@ -69,6 +69,54 @@ def timeval_from_ns(ns: int) -> tuple[int, int]:
     return sec, rem // 1000
 
 
+StatFields = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int]
+"""The fields of an inode copy made from a stat that can be other than 0, in
+layout order: ``mode, nlink, old_uid, old_gid, size, atime_sec, atime_usec,
+mtime_sec, mtime_usec, ctime_sec, ctime_usec, db[0], flags, blocks, uid,
+gid`` (``db[1:]``, ``ib``, ``gen`` and ``spare`` are 0)."""
+
+
+def stat_fields(st: os.stat_result, *, flags: int = 0, size: int | None = None) -> StatFields:
+    """What :meth:`Dinode.from_stat` puts in the inode copy, as a plain tuple
+    (:data:`StatFields`): a writer's hot path packs it without a Dinode."""
+    mode = st.st_mode
+    fmt = mode & 0o170000
+    db0 = 0
+    if fmt != stat.S_IFREG and fmt != stat.S_IFDIR:
+        flags = 0
+        if fmt == stat.S_IFCHR or fmt == stat.S_IFBLK:
+            db0 = encode_dev(os.major(st.st_rdev), os.minor(st.st_rdev))
+    # Times in (seconds, microseconds); a file written once has three equal ones.
+    mt = st.st_mtime_ns
+    if 0 <= mt < _NS_MAX:
+        mt_s, mt_ns = divmod(mt, 1_000_000_000)
+        mt_us = mt_ns // 1000
+    else:
+        mt_s, mt_us = timeval_from_ns(mt)
+    at = st.st_atime_ns
+    if at == mt:
+        at_s, at_us = mt_s, mt_us
+    elif 0 <= at < _NS_MAX:
+        at_s, at_ns = divmod(at, 1_000_000_000)
+        at_us = at_ns // 1000
+    else:
+        at_s, at_us = timeval_from_ns(at)
+    ct = st.st_ctime_ns
+    if ct == mt:
+        ct_s, ct_us = mt_s, mt_us
+    elif 0 <= ct < _NS_MAX:
+        ct_s, ct_ns = divmod(ct, 1_000_000_000)
+        ct_us = ct_ns // 1000
+    else:
+        ct_s, ct_us = timeval_from_ns(ct)
+    uid, gid = st.st_uid & _U32, st.st_gid & _U32
+    nlink = st.st_nlink
+    blocks = st.st_blocks
+    return (mode & 0xFFFF, nlink if nlink < _S16_MAX else _S16_MAX, uid & 0xFFFF, gid & 0xFFFF,
+            st.st_size if size is None else size, at_s, at_us, mt_s, mt_us, ct_s, ct_us, db0, flags & _U32,
+            blocks if blocks < _S32_MAX else _S32_MAX, uid, gid)
+
+
 @dataclass(frozen=True)
 class Dinode:
     """The inode copy of a header.  Field names drop the ``di_`` prefix.
@@ -118,38 +166,14 @@ class Dinode:
         """
         # Filled directly (every field is right by construction): a dump
         # makes one per inode, and the constructor was a tenth of its time.
-        mode = st.st_mode
-        fmt = stat.S_IFMT(mode)
-        db = _NO_DB
-        if fmt == stat.S_IFCHR or fmt == stat.S_IFBLK:
-            db = (encode_dev(os.major(st.st_rdev), os.minor(st.st_rdev)),) + _NO_DB[1:]
-        if fmt != stat.S_IFREG and fmt != stat.S_IFDIR:
-            flags = 0
-        at, mt, ct = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
-        at = (at // 1_000_000_000, at % 1_000_000_000 // 1000) if 0 <= at < _NS_MAX else timeval_from_ns(at)
-        mt = (mt // 1_000_000_000, mt % 1_000_000_000 // 1000) if 0 <= mt < _NS_MAX else timeval_from_ns(mt)
-        ct = (ct // 1_000_000_000, ct % 1_000_000_000 // 1000) if 0 <= ct < _NS_MAX else timeval_from_ns(ct)
-        uid, gid = st.st_uid & _U32, st.st_gid & _U32
-        nlink = st.st_nlink
-        blocks = getattr(st, "st_blocks", 0)
+        (mode, nlink, old_uid, old_gid, size, at_s, at_us, mt_s, mt_us, ct_s, ct_us, db0, flags, blocks,
+         uid, gid) = stat_fields(st, flags=flags, size=size)
         new = object.__new__(cls)
         new.__dict__.update(
-            mode=mode & 0xFFFF,
-            nlink=nlink if nlink < _S16_MAX else _S16_MAX,
-            old_uid=uid & 0xFFFF,
-            old_gid=gid & 0xFFFF,
-            size=st.st_size if size is None else size,
-            atime_sec=at[0], atime_usec=at[1],
-            mtime_sec=mt[0], mtime_usec=mt[1],
-            ctime_sec=ct[0], ctime_usec=ct[1],
-            db=db,
-            ib=_NO_IB,
-            flags=flags & _U32,
-            blocks=blocks if blocks < _S32_MAX else _S32_MAX,
-            gen=0,
-            uid=uid,
-            gid=gid,
-            spare=(0, 0),
+            mode=mode, nlink=nlink, old_uid=old_uid, old_gid=old_gid, size=size,
+            atime_sec=at_s, atime_usec=at_us, mtime_sec=mt_s, mtime_usec=mt_us, ctime_sec=ct_s, ctime_usec=ct_us,
+            db=(db0,) + _NO_DB[1:] if db0 else _NO_DB, ib=_NO_IB, flags=flags, blocks=blocks, gen=0,
+            uid=uid, gid=gid, spare=(0, 0),
         )
         return new
 

@@ -64,6 +64,30 @@ def pack_dirent(
     return (head + entry.name).ljust(reclen, b"\0")
 
 
+_DIRENT_HEAD = {o: struct.Struct(o.value + "IHBB") for o in ByteOrder}
+_ZEROS = bytes(4)
+
+
+def _check_entries(ino: int, entries: list[Dirent]) -> None:
+    """:func:`_check_entry` for each entry, and no name twice: checked for all
+    at once first (a directory of a thousand entries is a dozen calls), and
+    entry by entry only to name the first bad one."""
+    names = [entry.name for entry in entries]
+    if names:
+        joined = b"".join(names)
+        inos = [entry.ino for entry in entries]
+        if (len(set(names)) == len(names) and b"/" not in joined and b"\0" not in joined
+                and b"." not in names and b".." not in names and min(map(len, names)) > 0
+                and max(map(len, names)) <= MAXNAMLEN and min(inos) >= ROOTINO and max(inos) <= 0xFFFFFFFF):
+            return
+    seen: set[bytes] = set()
+    for entry in entries:
+        _check_entry(entry)
+        if entry.name in seen:
+            raise ValueError(f"duplicate name {entry.name!r} in directory {ino}")
+        seen.add(entry.name)
+
+
 def _check_entry(entry: Dirent) -> None:
     name = entry.name
     if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
@@ -98,33 +122,33 @@ def build_directory(
     if chunk not in (DIRBLKSIZ, RESTORE_DIRBLKSIZ):
         raise ValueError(f"directory chunk must be {DIRBLKSIZ} or {RESTORE_DIRBLKSIZ}")
     all_entries = [Dirent(ino, b".", DirentType.DT_DIR), Dirent(parent_ino, b"..", DirentType.DT_DIR)]
-    seen: set[bytes] = set()
-    for entry in entries:
-        _check_entry(entry)
-        if entry.name in seen:
-            raise ValueError(f"duplicate name {entry.name!r} in directory {ino}")
-        seen.add(entry.name)
-        all_entries.append(entry)
+    all_entries += entries
+    _check_entries(ino, all_entries[2:])
     for special in all_entries[:2]:
         if special.ino < ROOTINO:
             raise FormatLimitError(f"directory inode number {special.ino} is invalid (must be >= 2)")
 
+    # The entries are packed at their minimum length; when the next one does
+    # not fit the chunk, the chunk's last entry is stretched to its end (its
+    # d_reclen rewritten, zeros after it), as pack_dirent(entry, longer) would.
+    head = _DIRENT_HEAD[byte_order]
     out = bytearray()
-    chunk_start = 0
-    last: tuple[int, Dirent] | None = None  # (offset, entry) of the chunk's last entry
-
-    def stretch_last(chunk_end: int) -> None:
-        offset, entry = last
-        out[offset:] = pack_dirent(entry, chunk_end - offset, byte_order)
-
+    chunk_end = chunk
+    last = (0, 0, 0, 0)  # offset, d_ino, d_type, d_namlen of the chunk's last entry
     for entry in all_entries:
-        reclen = dirent_reclen(len(entry.name))
-        if len(out) + reclen > chunk_start + chunk:
-            stretch_last(chunk_start + chunk)
-            chunk_start += chunk
-        last = (len(out), entry)
-        out += pack_dirent(entry, reclen, byte_order)
-    stretch_last(chunk_start + chunk)
+        name = entry.name
+        namlen = len(name)
+        reclen = (DIRECT_HEADER_SIZE + namlen + 4) & ~3
+        if len(out) + reclen > chunk_end:
+            head.pack_into(out, last[0], last[1], chunk_end - last[0], last[2], last[3])
+            out += bytes(chunk_end - len(out))
+            chunk_end += chunk
+        last = (len(out), entry.ino, entry.type, namlen)
+        out += head.pack(entry.ino, reclen, entry.type, namlen)
+        out += name
+        out += _ZEROS[:reclen - DIRECT_HEADER_SIZE - namlen]
+    head.pack_into(out, last[0], last[1], chunk_end - last[0], last[2], last[3])
+    out += bytes(chunk_end - len(out))
     return bytes(out)
 
 
