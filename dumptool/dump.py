@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from tapelib import EndOfMedium, Shelf, TapeError
-from tapelib.shelf import read_device_marker
+from tapelib import EndOfMedium, TapeError
+from tapelib.devicefile import read_device_marker
 
 from .dumpdates import DEFAULT_DUMPDATES, DumpDates, check_level
 from .errors import DumpError, FormatLimitError, MediumError
@@ -783,6 +783,8 @@ class _VolumeChanger:
         marker = read_device_marker(Path(device)) if os.path.isfile(device) else None
         if marker is None:
             return self._ask_operator(volume, f"{device}: end of tape on volume {volume - 1}")
+        from tapelib import Shelf
+
         drive, _rewind = marker
         try:
             shelf = Shelf(Path(device).parent)

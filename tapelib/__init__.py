@@ -6,9 +6,11 @@ drive interface), :func:`open_device` (a device name to an open drive),
 the :class:`TapeError` family.
 """
 
-from .cartridge import Cartridge
-from .device import is_tape_device, open_device, resolve_device_name
-from .drive import TapeDrive, TapeStatus
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from .errors import (
     BufferTooSmall,
     DriveBusy,
@@ -22,9 +24,32 @@ from .errors import (
     TapeIOError,
     WriteProtected,
 )
-from .loopback import LoopbackDrive, Position
-from .mtio import MtOp
-from .shelf import Shelf, ShelfStatus
+
+# The rest is imported on first use: a tool that only asks whether a name is
+# a tape device should not pay for the cartridge and shelf machinery.
+_LAZY = {
+    "Cartridge": "cartridge",
+    "is_tape_device": "device",
+    "open_device": "device",
+    "resolve_device_name": "device",
+    "TapeDrive": "drive",
+    "TapeStatus": "drive",
+    "LoopbackDrive": "loopback",
+    "Position": "loopback",
+    "MtOp": "mtio",
+    "Shelf": "shelf",
+    "ShelfStatus": "shelf",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tapelib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BufferTooSmall", "Cartridge", "DriveBusy", "EndOfMedium", "InvalidArgument",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .drive import TapeDrive
 from .errors import NoSuchDevice
-from .shelf import Shelf, read_device_marker
+from .devicefile import read_device_marker
 
 DEFAULT_TAPE_ENV = "TAPE"
 
@@ -82,6 +82,8 @@ def open_device(name: str | None, writable: bool = False) -> TapeDrive:
         raise NoSuchDevice(
             f"{name}: not a tape device (expected a shelf drive such as SHELF/nst0, "
             "a /dev/nst* device or host:device)")
+    from .shelf import Shelf
+
     drive, rewind = marker
     shelf = Shelf(Path(name).parent)
     return shelf.open_drive(drive, rewind=rewind, writable=writable)

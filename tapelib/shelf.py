@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Iterator
 
 from .cartridge import CARTRIDGE_SUFFIX, DEFAULT_CAPACITY, Cartridge, metadata_path, _write_json
+from .devicefile import device_marker, read_device_marker
 from .errors import DriveBusy, NoMedium, NoSuchDevice, NotACartridge, ShelfError, WriteProtected
 from .loopback import LoopbackDrive, Position
 
 SHELF_FORMAT = "snapdump-shelf"
-DEVICE_FORMAT = "snapdump-tape-device"
 _BARCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
@@ -54,27 +54,6 @@ class ShelfStatus:
 
     slots: list[str | None]
     drives: list[DriveInfo]
-
-
-def device_marker(drive: int, rewind: bool) -> str:
-    """The text of a drive's device file."""
-    return json.dumps({"format": DEVICE_FORMAT, "drive": drive, "rewind": rewind}) + "\n"
-
-
-def read_device_marker(path: Path) -> tuple[int, bool] | None:
-    """``(drive, rewind)`` if ``path`` is a shelf device file, else ``None``."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(256)
-        data = json.loads(head)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != DEVICE_FORMAT:
-        return None
-    drive, rewind = data.get("drive"), data.get("rewind")
-    if not isinstance(drive, int) or not isinstance(rewind, bool):
-        return None
-    return drive, rewind
 
 
 class Shelf:
