@@ -93,7 +93,7 @@ def _serve(vol: Volume, mountpoint: Path, options: list[str], ready) -> None:
             nursery.start_soon(control.serve, listener, vol, extra, ops.snapshots_changed)
             nursery.start_soon(on_signal)
             ready()
-            await pyfuse3.main()
+            await pyfuse3.main(min_tasks=1, max_tasks=1)
             nursery.cancel_scope.cancel()
 
     try:
