@@ -144,6 +144,8 @@ class SnapfsOperations(pyfuse3.Operations):
         self.vol = vol
         self.voldir = str(Path(vol.path).resolve())
         self.nodes = _Nodes()
+        #: called once the kernel's INIT request has been answered (the mount daemon's hook)
+        self.on_init = lambda: None
 
     # ------------------------------------------------------------------ helpers
 
@@ -208,6 +210,9 @@ class SnapfsOperations(pyfuse3.Operations):
 
     def _inherit(self, parent: int, mode: int, umask: int) -> tuple[int, dict[bytes, bytes]]:
         return _acl.inherit(self.vol.xattr(parent, _acl.ACL_DEFAULT), mode, umask, stat.S_ISDIR(mode))
+
+    def init(self) -> None:
+        self.on_init()
 
     # ------------------------------------------------------------------ control-channel hooks
 
