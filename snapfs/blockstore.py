@@ -114,9 +114,8 @@ class BlockStore:
             off += n
 
     def write(self, block: int, data: bytes) -> None:
-        """Write one whole block (``data`` shorter than a block is padded with zeros)."""
-        if len(data) < self.bs:
-            data = bytes(data) + bytes(self.bs - len(data))
+        """Write ``data`` (at most a block) at the start of ``block``; the rest of the
+        block keeps whatever it held (the Volume never reads past a file's end)."""
         view = memoryview(data)
         off = block * self.bs
         while view:

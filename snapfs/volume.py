@@ -372,8 +372,8 @@ class Volume:
     def _kill(self, table: str, where: str, params: tuple) -> None:
         """End the live rows of ``table`` matching ``where``: drop them, or keep them for snapshots.
 
-        ``+death``/``+birth`` keep SQLite on the key's index: on the ``*_dead``
-        indexes ``death = LIVE`` matches every live row, a scan per unlink."""
+        ``+death``/``+birth`` keep SQLite on the key's index (the ``*_dead``
+        indexes hold no live rows)."""
         L, E = self.epochs.latest, self.meta.epoch
         if table == "blockmap":
             self.store.free_later([r[0] for r in self._db.execute(
@@ -816,10 +816,25 @@ class Volume:
     def truncate(self, ino: int, size: int) -> Attrs:
         return self.setattr(ino, size=size)
 
+    def _zero_past_eof(self, ino: int, row: _Row, size: int) -> None:
+        """Before the file grows to ``size``: zeros where its last block held bytes past
+        the old end of file (undefined until now: blocks are written only as far as the
+        file reaches, see :meth:`write`)."""
+        bs = self._bs
+        tail = row.size % bs
+        if not tail or size <= row.size or not row.nblocks:
+            return
+        idx = row.size // bs
+        r = self._db.execute("SELECT block, birth FROM blockmap WHERE ino = ? AND idx = ? AND death = ?",
+                             (ino, idx, LIVE)).fetchone()
+        if r is not None:
+            self._put_block(ino, idx, r, self.store.read(r[0])[:tail] + bytes(min(bs, size - idx * bs) - tail))
+
     def _truncate(self, ino: int, row: _Row, size: int) -> int:
-        """Drop blocks past ``size`` and zero the tail of the last one; returns the new nblocks."""
+        """Drop blocks past ``size`` (or zero what growing brings into the file); returns the new nblocks."""
         bs = self._bs
         if size >= row.size:
+            self._zero_past_eof(ino, row, size)
             return row.nblocks
         keep = -(-size // bs)
         gone = self._db.execute("SELECT count(*) FROM blockmap WHERE ino = ? AND idx >= ? AND death = ?",
@@ -854,7 +869,11 @@ class Volume:
                              (ino, idx, LIVE, E, block))
 
     def write(self, ino: int, offset: int, data: bytes, append: bool = False) -> int:
-        """Write ``data`` at ``offset`` (at end of file when ``append``); returns bytes written."""
+        """Write ``data`` at ``offset`` (at end of file when ``append``); returns bytes written.
+
+        A block is written only as far as the file reaches (a 4 KiB file costs a
+        4 KiB write, not a whole block); what lies past the end of file in the
+        last block is undefined and made zero when the file grows over it."""
         with self._txn():
             row = self._row(ino)
             if stat.S_ISDIR(row.mode):
@@ -873,28 +892,38 @@ class Volume:
                 raise err(errno.EFBIG, "file size limit exceeded")
             bs = self._bs
             first, last = offset // bs, (end - 1) // bs
+            size = max(row.size, end)
+            if row.size // bs < first:  # the old last block is not rewritten below
+                self._zero_past_eof(ino, row, size)
             existing = {idx: (block, birth) for idx, block, birth in self._db.execute(
                 "SELECT idx, block, birth FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND death = ?",
                 (ino, first, last, LIVE))} if row.nblocks else {}
             view = memoryview(data)
             added = 0
             for idx in range(first, last + 1):
-                lo = max(offset, idx * bs)
-                hi = min(end, (idx + 1) * bs)
+                base = idx * bs
+                lo = max(offset, base)
+                hi = min(end, base + bs)
                 chunk = view[lo - offset:hi - offset]
                 old = existing.get(idx)
-                if hi - lo == bs:
+                valid = min(bs, size - base)  # the part of the block inside the file
+                if lo == base and hi - base == valid:
                     buf = chunk
                 else:
-                    b = bytearray(self.store.read(old[0])) if old else bytearray(bs)
-                    b[lo - idx * bs:hi - idx * bs] = chunk
-                    # only the part inside the file matters; keep the rest zero
+                    if old:
+                        b = bytearray(self.store.read(old[0])[:valid])
+                        keep = max(0, row.size - base)  # past the old end of file: undefined
+                        if keep < valid:
+                            b[keep:] = bytes(valid - keep)
+                    else:
+                        b = bytearray(valid)  # a hole reads as zeros
+                    b[lo - base:hi - base] = chunk
                     buf = b
                 self._put_block(ino, idx, old, buf)
                 if old is None:
                     added += 1
             now = time.time_ns()
-            self._set(ino, size=max(row.size, end), nblocks=row.nblocks + added, mtime_ns=now, ctime_ns=now)
+            self._set(ino, size=size, nblocks=row.nblocks + added, mtime_ns=now, ctime_ns=now)
             return n
 
     def open_file(self, ino: int, snap: int | None = None) -> None:
