@@ -240,17 +240,16 @@ class SnapfsOperations(pyfuse3.Operations):
         snap, ino = self._where(parent_inode)
         if snap is not None and ino == ROOT_INO and name == b"..":
             return self._snapdir_entry()
-        try:
-            a = self.vol.lookup(ino, name, snap)
-        except SnapfsError as e:
-            if e.errno != errno.ENOENT or snap is not None:
-                raise
+        if snap is not None:
+            return self._entry(self.vol.lookup(ino, name, snap), snap, ref=True)
+        a = self.vol.find(ino, name)
+        if a is None:
             # a negative entry the kernel may keep: names appear only through this adapter
             neg = pyfuse3.EntryAttributes()
             neg.st_ino = 0
             neg.entry_timeout = LIVE_TIMEOUT
             return neg
-        return self._entry(a, snap, ref=snap is not None)
+        return self._entry(a, None)
 
     async def forget(self, inode_list):
         for node, n in inode_list:

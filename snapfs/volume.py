@@ -64,6 +64,7 @@ _Row = namedtuple(
 )
 _ICOLS = ", ".join(_Row._fields)
 _ICACHE_MAX = 50_000
+_LIVE_DIRENT = "SELECT ino FROM dirents WHERE parent = ? AND name = ? AND death = ?"
 _UPDATE_ROW = f"UPDATE inodes SET {', '.join(f'{f} = ?' for f in _Row._fields[1:])} WHERE ino = ? AND death = ?"
 
 
@@ -385,6 +386,9 @@ class Volume:
             self._db.execute(f"UPDATE {table} SET death = ? WHERE {where} AND +death = ?", (E, *params, LIVE))
 
     def _dirent(self, parent: int, name: bytes, snap: int | None = None) -> int | None:
+        if snap is None:
+            r = self._db.execute(_LIVE_DIRENT, (parent, name, LIVE)).fetchone()
+            return None if r is None else r[0]
         where, params = self._view(snap)
         r = self._db.execute(f"SELECT ino FROM dirents WHERE parent = ? AND name = ? AND {where}",
                              (parent, name, *params)).fetchone()
@@ -444,6 +448,13 @@ class Volume:
 
     def lookup(self, parent: int, name: bytes | str, snap: int | None = None) -> Attrs:
         """The attributes of ``name`` in directory ``parent`` (ENOENT if absent)."""
+        a = self.find(parent, name, snap)
+        if a is None:
+            raise err(errno.ENOENT, f"no entry {_bname(name)!r} in directory {parent}")
+        return a
+
+    def find(self, parent: int, name: bytes | str, snap: int | None = None) -> Attrs | None:
+        """:meth:`lookup`, but None for a name that does not exist (no exception)."""
         name = _bname(name)
         self._dir_row(parent, snap)
         if name == b".":
@@ -455,7 +466,7 @@ class Volume:
                 raise err(errno.ENAMETOOLONG, f"file name longer than {NAME_MAX} bytes")
             ino = self._dirent(parent, name, snap)
             if ino is None:
-                raise err(errno.ENOENT, f"no entry {name!r} in directory {parent}")
+                return None
         return self._attrs(ino, self._row(ino, snap))
 
     def readdir(self, ino: int, offset: int = 0, snap: int | None = None,
@@ -580,8 +591,11 @@ class Volume:
         _check_new_name(name)
         with self._txn():
             prow = self._dir_row(parent)
-            if self._dirent(parent, name) is not None:
-                raise err(errno.EEXIST, f"{name!r} already exists in directory {parent}")
+            ino = self.meta.next_ino
+            try:  # the key of the live entry: a name in use fails here (saves a query first)
+                self._add_dirent(parent, name, ino)
+            except sqlite3.IntegrityError:
+                raise err(errno.EEXIST, f"{name!r} already exists in directory {parent}") from None
             if self.meta.live_inodes >= self.meta.max_inodes:
                 raise NoSpace(f"no free inodes on volume (limit {self.meta.max_inodes})")
             isdir = stat.S_ISDIR(mode)
@@ -589,7 +603,6 @@ class Volume:
                 gid = prow.gid
                 if isdir:
                     mode |= stat.S_ISGID
-            ino = self.meta.next_ino
             self.meta.next_ino += 1
             self.meta.live_inodes += 1
             now = time.time_ns()
@@ -604,7 +617,6 @@ class Volume:
                 self._db.execute("INSERT INTO xattrs (ino, name, death, birth, value) VALUES (?,?,?,?,?)",
                                  (ino, xname, LIVE, self.meta.epoch, xvalue))
             self._xcache[ino] = xd
-            self._add_dirent(parent, name, ino)
             self._touch_dir(parent, now, 1 if isdir else 0)
             return self._attrs(ino, row)
 
