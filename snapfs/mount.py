@@ -24,6 +24,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -62,17 +63,18 @@ def _fuse_options(vol: Volume, options: list[str]) -> set[str]:
 def _mount_device(mountpoint: Path) -> str | None:
     """``major:minor`` of the file system mounted on ``mountpoint`` (from mountinfo,
     which does not touch the mount: its daemon may not be serving yet)."""
-    want = str(mountpoint)
+    want = os.fsencode(mountpoint)
     try:
-        with open("/proc/self/mountinfo") as f:
+        with open("/proc/self/mountinfo", "rb") as f:
             lines = f.read().splitlines()
     except OSError:
         return None
     for line in reversed(lines):  # the newest mount on a path is listed last
         fields = line.split()
-        path = fields[4].encode().decode("unicode_escape")  # octal escapes such as \040
+        # space, tab, newline and backslash appear as octal escapes such as \040
+        path = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), fields[4])
         if path == want:
-            return fields[2]
+            return fields[2].decode()
     return None
 
 
@@ -131,7 +133,7 @@ def _serve(vol: Volume, mountpoint: Path, options: list[str], ready) -> None:
     except RuntimeError as e:
         raise err(errno.EIO, f"cannot mount {vol.path} on {mountpoint}: {e} (see fusermount3)") from None
     if getattr(pyfuse3, "trio", None) is trio:
-        pyfuse3.trio = _SingleReaderTrio(trio)
+        pyfuse3.trio = _SingleReaderTrio(trio)  # for good: the daemon serves one mount
     listener = control.listen(vol.path)
     stopped_by_signal = False
 
