@@ -6,6 +6,11 @@ block a committed row points to: every write goes to a freshly allocated
 block, and the block it replaces is freed only when the transaction commits.
 So a failed transaction leaves every committed byte untouched, and blocks it
 allocated simply stay on (or return to) the free list with the rollback.
+
+Free blocks are handed out from a run read ahead from ``free_blocks`` (in
+block order, so a file written sequentially gets contiguous blocks); the rows
+of the blocks handed out are deleted in one statement just before the
+transaction commits (:meth:`commit_frees`), not one per allocation.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ class BlockStore:
         self.meta = meta
         self.bs = meta.block_size
         self._pending_free: list[int] = []
+        #: free blocks read ahead from the table (last = next to hand out), and the
+        #: highest block read so far: the next run starts after it
+        self._run: list[int] = []
+        self._cursor = -1
+        #: blocks handed out from the table since the last commit
+        self._taken: list[int] = []
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -39,10 +50,16 @@ class BlockStore:
         m = self.meta
         if m.used_blocks >= m.total_blocks:
             raise NoSpace("no space left on volume: all data blocks are in use (delete snapshots or files)")
-        row = self._db.execute("SELECT block FROM free_blocks LIMIT 1").fetchone()
-        if row is not None:
-            block = row[0]
-            self._db.execute("DELETE FROM free_blocks WHERE block = ?", (block,))
+        if not self._run:
+            run = [r[0] for r in self._db.execute(
+                "SELECT block FROM free_blocks WHERE block > ? ORDER BY block LIMIT 256", (self._cursor,))]
+            if run:
+                self._cursor = run[-1]
+                run.reverse()
+                self._run = run
+        if self._run:
+            block = self._run.pop()
+            self._taken.append(block)
         else:
             block = m.high_water
             m.high_water += 1
@@ -54,7 +71,13 @@ class BlockStore:
         self._pending_free.extend(blocks)
 
     def commit_frees(self) -> None:
-        """Put the pending frees on the free list; call inside the transaction, just before COMMIT."""
+        """Take the blocks handed out off the free list and put the pending frees on it;
+        call inside the transaction, just before COMMIT."""
+        if self._taken:
+            self._db.executemany("DELETE FROM free_blocks WHERE block = ?", ((b,) for b in self._taken))
+            self._taken.clear()
+        self._run.clear()
+        self._cursor = -1
         if self._pending_free:
             self._db.executemany(
                 "INSERT INTO free_blocks (block) VALUES (?)", ((b,) for b in self._pending_free)
@@ -62,12 +85,16 @@ class BlockStore:
             self.meta.used_blocks -= len(self._pending_free)
             self._pending_free.clear()
 
-    def pending_mark(self) -> int:
-        """A mark to undo later frees with :meth:`abort_frees` (one call in a batch)."""
-        return len(self._pending_free)
+    def pending_mark(self) -> tuple[int, int]:
+        """A mark to undo later frees and allocations with :meth:`abort_frees` (one call in a batch)."""
+        return len(self._pending_free), len(self._taken)
 
-    def abort_frees(self, mark: int = 0) -> None:
-        del self._pending_free[mark:]
+    def abort_frees(self, mark: tuple[int, int] = (0, 0)) -> None:
+        """Forget the frees and allocations since ``mark`` (the call's transaction rolled back)."""
+        del self._pending_free[mark[0]:]
+        back = self._taken[mark[1]:]
+        del self._taken[mark[1]:]
+        self._run.extend(reversed(back))
 
     def read(self, block: int) -> bytes:
         data = os.pread(self._fd, self.bs, block * self.bs)
@@ -75,10 +102,10 @@ class BlockStore:
             data += bytes(self.bs - len(data))
         return data
 
-    def read_into(self, block: int, start: int, view: memoryview) -> None:
-        """Bytes ``start``.. of ``block`` straight into ``view`` (no copies; a part
-        past the data file's end is left as it is, zeros in a fresh buffer)."""
-        off = block * self.bs + start
+    def read_at(self, off: int, view: memoryview) -> None:
+        """The data file's bytes at ``off`` straight into ``view``, which may span
+        blocks (no copies; a part past the data file's end is left as it is, zeros
+        in a fresh buffer)."""
         while view:
             n = os.preadv(self._fd, [view], off)
             if n <= 0:
@@ -87,9 +114,8 @@ class BlockStore:
             off += n
 
     def write(self, block: int, data: bytes) -> None:
-        """Write one whole block (``data`` shorter than a block is padded with zeros)."""
-        if len(data) < self.bs:
-            data = bytes(data) + bytes(self.bs - len(data))
+        """Write ``data`` (at most a block) at the start of ``block``; the rest of the
+        block keeps whatever it held (the Volume never reads past a file's end)."""
         view = memoryview(data)
         off = block * self.bs
         while view:

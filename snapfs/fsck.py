@@ -57,7 +57,7 @@ from typing import Callable, NamedTuple
 
 from . import control
 from .errors import SnapfsError, VolumeBusy
-from .schema import LIVE, VERSIONED
+from .schema import DEAD, LIVE, VERSIONED
 from .volume import DB_FILE, NAME_MAX, ROOT_INO, Volume
 
 #: Exit statuses of fsck(8) and e2fsck(8), which ``snapfs fsck`` returns.
@@ -375,7 +375,7 @@ class _Fsck:
                 self.fix(f"{table} row {tuple(k)} is live and born after the current epoch ({birth} > {E})",
                          lambda: self._exec(f"UPDATE {table} SET birth = ? WHERE {match}", (E, *k, LIVE)))
             for *k, birth, death in db.execute(
-                    f"SELECT {cols}, birth, death FROM {table} WHERE death > ? AND death < ?", (E, LIVE)).fetchall():
+                    f"SELECT {cols}, birth, death FROM {table} WHERE death > ? AND {DEAD}", (E,)).fetchall():
                 self.fix(f"{table} row {tuple(k)} died after the current epoch ({death} > {E})",
                          lambda: self._exec(f"UPDATE {table} SET death = ? WHERE {match}", (E, *k, death)))
             for *k, birth, death, nxt in db.execute(
@@ -385,7 +385,7 @@ class _Fsck:
                              f" the next is born in {nxt}): snapshot history is not repaired")
             leaked = []
             for *k, birth, death in db.execute(
-                    f"SELECT {cols}, birth, death FROM {table} WHERE death < ?", (LIVE,)).fetchall():
+                    f"SELECT {cols}, birth, death FROM {table} WHERE {DEAD}").fetchall():
                 if birth >= death:  # no view can see it
                     self.fix(f"{table} row {tuple(k)} has bad epochs birth={birth} death={death}",
                              lambda: self._drop_dead(table, match, [(*k, death)]))

@@ -57,7 +57,7 @@ VOLUME_XATTR = os.fsencode(control.VOLUME_XATTR)
 #: Virtual xattr on every node: the snapshot name it belongs to (empty for the live tree).
 SNAPSHOT_XATTR = b"user.snapfs.snapshot"
 _VIRTUAL = (INO_XATTR, TRUSTED_INO_XATTR, VOLUME_XATTR, SNAPSHOT_XATTR)
-LIVE_TIMEOUT = 60.0
+LIVE_TIMEOUT = 3600.0
 SNAP_TIMEOUT = 3600.0
 _READDIR_BATCH = 256
 #: readdir offsets 1 and 2 are '.' and '..'; Volume cookies (and snapshot ids) come after.
@@ -144,6 +144,8 @@ class SnapfsOperations(pyfuse3.Operations):
         self.vol = vol
         self.voldir = str(Path(vol.path).resolve())
         self.nodes = _Nodes()
+        #: called once the kernel's INIT request has been answered (the mount daemon's hook)
+        self.on_init = lambda: None
 
     # ------------------------------------------------------------------ helpers
 
@@ -207,11 +209,10 @@ class SnapfsOperations(pyfuse3.Operations):
         return ino
 
     def _inherit(self, parent: int, mode: int, umask: int) -> tuple[int, dict[bytes, bytes]]:
-        try:
-            default = self.vol.getxattr(parent, _acl.ACL_DEFAULT)
-        except SnapfsError:
-            default = None
-        return _acl.inherit(default, mode, umask, stat.S_ISDIR(mode))
+        return _acl.inherit(self.vol.xattr(parent, _acl.ACL_DEFAULT), mode, umask, stat.S_ISDIR(mode))
+
+    def init(self) -> None:
+        self.on_init()
 
     # ------------------------------------------------------------------ control-channel hooks
 
@@ -239,7 +240,16 @@ class SnapfsOperations(pyfuse3.Operations):
         snap, ino = self._where(parent_inode)
         if snap is not None and ino == ROOT_INO and name == b"..":
             return self._snapdir_entry()
-        return self._entry(self.vol.lookup(ino, name, snap), snap, ref=snap is not None)
+        if snap is not None:
+            return self._entry(self.vol.lookup(ino, name, snap), snap, ref=True)
+        a = self.vol.find(ino, name)
+        if a is None:
+            # a negative entry the kernel may keep: names appear only through this adapter
+            neg = pyfuse3.EntryAttributes()
+            neg.st_ino = 0
+            neg.entry_timeout = LIVE_TIMEOUT
+            return neg
+        return self._entry(a, None)
 
     async def forget(self, inode_list):
         for node, n in inode_list:
@@ -325,10 +335,7 @@ class SnapfsOperations(pyfuse3.Operations):
             kw["ctime_ns"] = attr.st_ctime_ns
         a = self.vol.setattr(ino, **kw)
         if fields.update_mode:
-            try:
-                access = self.vol.getxattr(ino, _acl.ACL_ACCESS)
-            except SnapfsError:
-                access = None
+            access = self.vol.xattr(ino, _acl.ACL_ACCESS)
             if access is not None:
                 self.vol.setxattr(ino, _acl.ACL_ACCESS, _acl.chmod(access, a.mode))
         return self._entry(a, None)
@@ -370,7 +377,10 @@ class SnapfsOperations(pyfuse3.Operations):
             if snap is None:
                 return b""
             return next((n.encode() for s, n in self._snapshots() if s == snap), b"")
-        return self.vol.getxattr(ino, name, snap)
+        value = self.vol.xattr(ino, name, snap)  # security.capability on every write: no exception
+        if value is None:
+            raise pyfuse3.FUSEError(errno.ENODATA)
+        return value
 
     @_errors
     async def listxattr(self, inode, ctx):
@@ -398,8 +408,10 @@ class SnapfsOperations(pyfuse3.Operations):
 
     @_errors
     async def read(self, fh, off, size):
+        if fh < SNAPDIR_NODE:
+            return self.vol.read_buffer(fh, off, size)
         snap, ino = self._where(fh)
-        return self.vol.read(ino, off, size, snap)
+        return self.vol.read_buffer(ino, off, size, snap)
 
     @_errors
     async def write(self, fh, off, buf):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 
@@ -95,4 +96,7 @@ class Meta:
     )
 
     def values(self) -> tuple:
-        return tuple(getattr(self, c) for c in self.COLUMNS)
+        return _meta_values(self)
+
+
+_meta_values = operator.attrgetter(*Meta.COLUMNS)

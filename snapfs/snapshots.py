@@ -34,7 +34,7 @@ import bisect
 import sqlite3
 
 from .blockstore import BlockStore
-from .schema import LIVE, VERSIONED
+from .schema import DEAD, VERSIONED
 
 
 class Epochs:
@@ -67,7 +67,7 @@ class Epochs:
         return i < len(self.epochs) and self.epochs[i] < death
 
 
-_ONLY = "death > ? AND death <= ? AND birth > ? AND birth <= ?"
+_ONLY = f"death > ? AND death <= ? AND birth > ? AND birth <= ? AND {DEAD}"
 
 
 def exclusive_blocks(db: sqlite3.Connection, prev: int, s: int, nxt: int) -> int:
@@ -87,4 +87,4 @@ def reclaim(db: sqlite3.Connection, store: BlockStore, prev: int, s: int, nxt: i
 
 def snapshot_blocks(db: sqlite3.Connection) -> int:
     """Blocks held only by snapshots (rows the live head no longer sees)."""
-    return db.execute("SELECT count(*) FROM blockmap WHERE death < ?", (LIVE,)).fetchone()[0]
+    return db.execute(f"SELECT count(*) FROM blockmap WHERE {DEAD}").fetchone()[0]

@@ -64,6 +64,8 @@ _Row = namedtuple(
 )
 _ICOLS = ", ".join(_Row._fields)
 _ICACHE_MAX = 50_000
+_LIVE_DIRENT = "SELECT ino FROM dirents WHERE parent = ? AND name = ? AND death = ?"
+_UPDATE_ROW = f"UPDATE inodes SET {', '.join(f'{f} = ?' for f in _Row._fields[1:])} WHERE ino = ? AND death = ?"
 
 
 def _bname(name: bytes | str) -> bytes:
@@ -163,6 +165,12 @@ class Volume:
         self.epochs = _snap.Epochs(self._db)
         self._bs = self.meta.block_size
         self._icache: dict[int, _Row] = {}
+        #: live rows changed in place in batch mode and not yet written (see :meth:`_flush_rows`)
+        self._dirty: set[int] = set()
+        #: (cached row, dirty) of each inode before the current call touched it, to undo it
+        self._undo: dict[int, tuple[_Row | None, bool]] | None = None
+        #: all live xattrs of recently used inodes, name -> value
+        self._xcache: dict[int, dict[bytes, bytes]] = {}
         self._open: dict[int, int] = {}
         self._in_txn = False
         self._batch = False
@@ -219,6 +227,7 @@ class Volume:
         saved = self.meta.values()
         mark = self.store.pending_mark()
         self._in_txn = True
+        self._undo = {}
         if self._batch:
             if not self._batch_open:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -228,11 +237,13 @@ class Volume:
             self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
-            if not self._batch:
+            if self._batch:
+                self._db.execute("RELEASE call")  # meta and dirty rows are written at commit
+            else:
                 self.store.commit_frees()
-            if self.meta.values() != saved:
-                self._write_meta()
-            self._db.execute("RELEASE call" if self._batch else "COMMIT")
+                if self.meta.values() != saved:
+                    self._write_meta()
+                self._db.execute("COMMIT")
         except BaseException:
             if self._batch:
                 self._db.execute("ROLLBACK TO call")
@@ -242,11 +253,21 @@ class Volume:
             for c, v in zip(Meta.COLUMNS, saved):
                 setattr(self.meta, c, v)
             self.store.abort_frees(mark)
-            self._icache.clear()
+            for ino, (row, dirty) in self._undo.items():
+                if row is None:
+                    self._icache.pop(ino, None)
+                else:
+                    self._icache[ino] = row
+                if dirty:
+                    self._dirty.add(ino)
+                else:
+                    self._dirty.discard(ino)
+            self._xcache.clear()
             self.epochs = _snap.Epochs(self._db)
             raise
         finally:
             self._in_txn = False
+            self._undo = None
 
     def _write_meta(self) -> None:
         cols = ", ".join(f"{c} = ?" for c in Meta.COLUMNS)
@@ -266,6 +287,7 @@ class Volume:
             return False
         self._batch_open = False
         try:
+            self._flush_rows()
             self.store.commit_frees()
             self._write_meta()
             self._db.execute("COMMIT")
@@ -280,9 +302,17 @@ class Volume:
                 setattr(self.meta, c, v)
             self.store.abort_frees()
             self._icache.clear()
+            self._dirty.clear()
+            self._xcache.clear()
             self.epochs = _snap.Epochs(self._db)
             raise
         return True
+
+    def _flush_rows(self) -> None:
+        """Write the live inode rows batch mode changed in place only in memory."""
+        if self._dirty:
+            self._db.executemany(_UPDATE_ROW, [(*self._icache[i][1:], i, LIVE) for i in self._dirty])
+            self._dirty.clear()
 
     # ------------------------------------------------------------------ rows
 
@@ -305,7 +335,7 @@ class Volume:
         row = _Row(*r)
         if snap is None:
             if len(self._icache) >= _ICACHE_MAX:
-                self._icache.clear()
+                self._icache = {i: self._icache[i] for i in self._dirty}
             self._icache[ino] = row
         return row
 
@@ -317,11 +347,16 @@ class Volume:
         """Change the live inode row, copying it first if a snapshot can see it."""
         old = self._row(ino)
         new = old._replace(**changes)
-        E = self.meta.epoch
+        self._note(ino)
         if old.birth > self.epochs.latest:
-            sets = ", ".join(f"{f} = ?" for f in _Row._fields[1:])
-            self._db.execute(f"UPDATE inodes SET {sets} WHERE ino = ? AND death = ?", (*new[1:], ino, LIVE))
+            # in place; in batch mode only in memory until the commit (a row is
+            # often changed many times in a batch: a directory by every create)
+            if self._batch:
+                self._dirty.add(ino)
+            else:
+                self._db.execute(_UPDATE_ROW, (*new[1:], ino, LIVE))
         else:
+            E = self.meta.epoch
             new = new._replace(birth=E)
             self._db.execute("UPDATE inodes SET death = ? WHERE ino = ? AND death = ?", (E, ino, LIVE))
             self._db.execute(f"INSERT INTO inodes (ino, death, {_ICOLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -329,19 +364,31 @@ class Volume:
         self._icache[ino] = new
         return new
 
+    def _note(self, ino: int) -> None:
+        """Remember how the current call found ``ino``'s cached row, to undo the call."""
+        u = self._undo
+        if u is not None and ino not in u:
+            u[ino] = (self._icache.get(ino), ino in self._dirty)
+
     def _kill(self, table: str, where: str, params: tuple) -> None:
         """End the live rows of ``table`` matching ``where``: drop them, or keep them for snapshots.
 
-        ``+death``/``+birth`` keep SQLite on the key's index: on the ``*_dead``
-        indexes ``death = LIVE`` matches every live row, a scan per unlink."""
+        ``+death``/``+birth`` keep SQLite on the key's index (the ``*_dead``
+        indexes hold no live rows)."""
         L, E = self.epochs.latest, self.meta.epoch
         if table == "blockmap":
-            self.store.free_later(r[0] for r in self._db.execute(
-                f"SELECT block FROM blockmap WHERE {where} AND +death = ? AND +birth > ?", (*params, LIVE, L)))
-        self._db.execute(f"DELETE FROM {table} WHERE {where} AND +death = ? AND +birth > ?", (*params, LIVE, L))
-        self._db.execute(f"UPDATE {table} SET death = ? WHERE {where} AND +death = ?", (E, *params, LIVE))
+            self.store.free_later([r[0] for r in self._db.execute(
+                f"DELETE FROM blockmap WHERE {where} AND +death = ? AND +birth > ? RETURNING block",
+                (*params, LIVE, L)).fetchall()])
+        else:
+            self._db.execute(f"DELETE FROM {table} WHERE {where} AND +death = ? AND +birth > ?", (*params, LIVE, L))
+        if L:  # without snapshots every row was born after L = 0: nothing to keep
+            self._db.execute(f"UPDATE {table} SET death = ? WHERE {where} AND +death = ?", (E, *params, LIVE))
 
     def _dirent(self, parent: int, name: bytes, snap: int | None = None) -> int | None:
+        if snap is None:
+            r = self._db.execute(_LIVE_DIRENT, (parent, name, LIVE)).fetchone()
+            return None if r is None else r[0]
         where, params = self._view(snap)
         r = self._db.execute(f"SELECT ino FROM dirents WHERE parent = ? AND name = ? AND {where}",
                              (parent, name, *params)).fetchone()
@@ -368,6 +415,17 @@ class Volume:
         self._db.execute("INSERT INTO dirents (parent, name, death, birth, ino, cookie) VALUES (?,?,?,?,?,?)",
                          (parent, name, LIVE, self.meta.epoch, ino, cookie))
 
+    def _take_dirent(self, parent: int, name: bytes) -> int | None:
+        """End the live entry ``name`` in ``parent`` as :meth:`_del_dirent` does, in one
+        statement instead of a look-up and a removal; its inode, or None if there is none."""
+        L = self.epochs.latest
+        r = self._db.execute("DELETE FROM dirents WHERE parent = ? AND name = ? AND death = ? AND +birth > ?"
+                             " RETURNING ino", (parent, name, LIVE, L)).fetchall()
+        if not r and L:
+            r = self._db.execute("UPDATE dirents SET death = ? WHERE parent = ? AND name = ? AND death = ?"
+                                 " RETURNING ino", (self.meta.epoch, parent, name, LIVE)).fetchall()
+        return r[0][0] if r else None
+
     def _del_dirent(self, parent: int, name: bytes) -> None:
         self._kill("dirents", "parent = ? AND name = ?", (parent, name))
 
@@ -378,9 +436,12 @@ class Volume:
     def _destroy(self, ino: int) -> None:
         """Remove a live inode with its data and xattrs (snapshots keep their versions)."""
         self._kill("blockmap", "ino = ?", (ino,))
-        self._kill("xattrs", "ino = ?", (ino,))
+        if self._xcache.pop(ino, None) != {}:
+            self._kill("xattrs", "ino = ?", (ino,))
         self._kill("inodes", "ino = ?", (ino,))
+        self._note(ino)
         self._icache.pop(ino, None)
+        self._dirty.discard(ino)
         self.meta.live_inodes -= 1
 
     def _maybe_destroy(self, ino: int) -> None:
@@ -398,6 +459,13 @@ class Volume:
 
     def lookup(self, parent: int, name: bytes | str, snap: int | None = None) -> Attrs:
         """The attributes of ``name`` in directory ``parent`` (ENOENT if absent)."""
+        a = self.find(parent, name, snap)
+        if a is None:
+            raise err(errno.ENOENT, f"no entry {_bname(name)!r} in directory {parent}")
+        return a
+
+    def find(self, parent: int, name: bytes | str, snap: int | None = None) -> Attrs | None:
+        """:meth:`lookup`, but None for a name that does not exist (no exception)."""
         name = _bname(name)
         self._dir_row(parent, snap)
         if name == b".":
@@ -409,7 +477,7 @@ class Volume:
                 raise err(errno.ENAMETOOLONG, f"file name longer than {NAME_MAX} bytes")
             ino = self._dirent(parent, name, snap)
             if ino is None:
-                raise err(errno.ENOENT, f"no entry {name!r} in directory {parent}")
+                return None
         return self._attrs(ino, self._row(ino, snap))
 
     def readdir(self, ino: int, offset: int = 0, snap: int | None = None,
@@ -429,8 +497,10 @@ class Volume:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         out = []
+        cache = self._icache if snap is None else {}
         for r in self._db.execute(sql, (*params, ino, *params, offset)):
-            out.append(DirEntry(r[0], self._attrs(r[2], _Row(*r[3:])), r[1]))
+            row = cache.get(r[2]) or _Row(*r[3:])
+            out.append(DirEntry(r[0], self._attrs(r[2], row), r[1]))
         return out
 
     def readlink(self, ino: int, snap: int | None = None) -> bytes:
@@ -441,6 +511,12 @@ class Volume:
 
     def read(self, ino: int, offset: int, size: int, snap: int | None = None) -> bytes:
         """Up to ``size`` bytes at ``offset``; holes read as zeros, short at end of file."""
+        return bytes(self.read_buffer(ino, offset, size, snap))
+
+    def read_buffer(self, ino: int, offset: int, size: int, snap: int | None = None) -> bytearray:
+        """:meth:`read` into a fresh buffer, without the final copy (for the FUSE adapter).
+
+        Blocks that follow each other in the data file are read with one system call."""
         row = self._row(ino, snap)
         if stat.S_ISDIR(row.mode):
             raise err(errno.EISDIR, f"inode {ino} is a directory")
@@ -448,23 +524,61 @@ class Volume:
             raise err(errno.EINVAL, "negative offset or size")
         end = min(row.size, offset + size)
         if end <= offset:
-            return b""
+            return bytearray()
+        out = bytearray(end - offset)  # zeros: what no block covers is a hole
+        if not row.nblocks:
+            return out
         bs = self._bs
         first, last = offset // bs, (end - 1) // bs
         where, params = self._view(snap)
-        out = bytearray(end - offset)  # zeros: what no block covers is a hole
         view = memoryview(out)
+        run_src = run_dst = run_len = 0
         for idx, block in self._db.execute(
-                f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}",
-                (ino, first, last, *params)):
+                f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}"
+                " ORDER BY idx", (ino, first, last, *params)):
             lo = max(offset, idx * bs)
             hi = min(end, (idx + 1) * bs)
-            self.store.read_into(block, lo - idx * bs, view[lo - offset:hi - offset])
-        return bytes(out)
+            src = block * bs + lo - idx * bs
+            if run_len and src == run_src + run_len and lo - offset == run_dst + run_len:
+                run_len += hi - lo
+                continue
+            if run_len:
+                self.store.read_at(run_src, view[run_dst:run_dst + run_len])
+            run_src, run_dst, run_len = src, lo - offset, hi - lo
+        if run_len:
+            self.store.read_at(run_src, view[run_dst:run_dst + run_len])
+        return out
+
+    def _xattrs(self, ino: int) -> dict[bytes, bytes]:
+        """All live xattrs of ``ino`` (cached; callers change the dict with the table)."""
+        d = self._xcache.get(ino)
+        if d is None:
+            if len(self._xcache) >= _ICACHE_MAX:
+                self._xcache.clear()
+            d = self._xcache[ino] = dict(self._db.execute(
+                "SELECT name, value FROM xattrs WHERE ino = ? AND death = ?", (ino, LIVE)))
+        return d
+
+    def xattr(self, ino: int, name: bytes, snap: int | None = None) -> bytes | None:
+        """The value of xattr ``name`` or None: :meth:`getxattr` without the exception."""
+        if snap is None:
+            self._row(ino)
+            return self._xattrs(ino).get(name)
+        try:
+            return self.getxattr(ino, name, snap)
+        except SnapfsError as e:
+            if e.errno == errno.ENODATA:
+                return None
+            raise
 
     def getxattr(self, ino: int, name: bytes | str, snap: int | None = None) -> bytes:
         name = _bname(name)
         self._row(ino, snap)
+        if snap is None:
+            v = self._xattrs(ino).get(name)
+            if v is None:
+                raise err(errno.ENODATA, f"no extended attribute {name!r} on inode {ino}")
+            return v
         where, params = self._view(snap)
         r = self._db.execute(f"SELECT value FROM xattrs WHERE ino = ? AND name = ? AND {where}",
                              (ino, name, *params)).fetchone()
@@ -474,6 +588,8 @@ class Volume:
 
     def listxattr(self, ino: int, snap: int | None = None) -> list[bytes]:
         self._row(ino, snap)
+        if snap is None:
+            return sorted(self._xattrs(ino))
         where, params = self._view(snap)
         return [r[0] for r in self._db.execute(
             f"SELECT name FROM xattrs WHERE ino = ? AND {where} ORDER BY name", (ino, *params))]
@@ -486,8 +602,11 @@ class Volume:
         _check_new_name(name)
         with self._txn():
             prow = self._dir_row(parent)
-            if self._dirent(parent, name) is not None:
-                raise err(errno.EEXIST, f"{name!r} already exists in directory {parent}")
+            ino = self.meta.next_ino
+            try:  # the key of the live entry: a name in use fails here (saves a query first)
+                self._add_dirent(parent, name, ino)
+            except sqlite3.IntegrityError:
+                raise err(errno.EEXIST, f"{name!r} already exists in directory {parent}") from None
             if self.meta.live_inodes >= self.meta.max_inodes:
                 raise NoSpace(f"no free inodes on volume (limit {self.meta.max_inodes})")
             isdir = stat.S_ISDIR(mode)
@@ -495,7 +614,6 @@ class Volume:
                 gid = prow.gid
                 if isdir:
                     mode |= stat.S_ISGID
-            ino = self.meta.next_ino
             self.meta.next_ino += 1
             self.meta.live_inodes += 1
             now = time.time_ns()
@@ -503,11 +621,13 @@ class Volume:
                        len(target) if target is not None else 0, 0, now, now, now, target)
             self._db.execute(f"INSERT INTO inodes (ino, death, {_ICOLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                              (ino, LIVE, *row))
+            self._note(ino)
             self._icache[ino] = row
-            for xname, xvalue in (xattrs or {}).items():
+            xd = {_bname(k): bytes(v) for k, v in (xattrs or {}).items()}
+            for xname, xvalue in xd.items():
                 self._db.execute("INSERT INTO xattrs (ino, name, death, birth, value) VALUES (?,?,?,?,?)",
-                                 (ino, _bname(xname), LIVE, self.meta.epoch, bytes(xvalue)))
-            self._add_dirent(parent, name, ino)
+                                 (ino, xname, LIVE, self.meta.epoch, xvalue))
+            self._xcache[ino] = xd
             self._touch_dir(parent, now, 1 if isdir else 0)
             return self._attrs(ino, row)
 
@@ -577,13 +697,12 @@ class Volume:
         name = _bname(name)
         with self._txn():
             self._dir_row(parent)
-            ino = self._dirent(parent, name)
+            ino = self._take_dirent(parent, name)
             if ino is None:
                 raise err(errno.ENOENT, f"no entry {name!r} in directory {parent}")
             if stat.S_ISDIR(self._row(ino).mode):
-                raise err(errno.EISDIR, f"{name!r} is a directory (use rmdir)")
+                raise err(errno.EISDIR, f"{name!r} is a directory (use rmdir)")  # the call rolls back
             now = time.time_ns()
-            self._del_dirent(parent, name)
             self._drop_link(ino, now)
             self._touch_dir(parent, now)
 
@@ -719,10 +838,25 @@ class Volume:
     def truncate(self, ino: int, size: int) -> Attrs:
         return self.setattr(ino, size=size)
 
+    def _zero_past_eof(self, ino: int, row: _Row, size: int) -> None:
+        """Before the file grows to ``size``: zeros where its last block held bytes past
+        the old end of file (undefined until now: blocks are written only as far as the
+        file reaches, see :meth:`write`)."""
+        bs = self._bs
+        tail = row.size % bs
+        if not tail or size <= row.size or not row.nblocks:
+            return
+        idx = row.size // bs
+        r = self._db.execute("SELECT block, birth FROM blockmap WHERE ino = ? AND idx = ? AND death = ?",
+                             (ino, idx, LIVE)).fetchone()
+        if r is not None:
+            self._put_block(ino, idx, r, self.store.read(r[0])[:tail] + bytes(min(bs, size - idx * bs) - tail))
+
     def _truncate(self, ino: int, row: _Row, size: int) -> int:
-        """Drop blocks past ``size`` and zero the tail of the last one; returns the new nblocks."""
+        """Drop blocks past ``size`` (or zero what growing brings into the file); returns the new nblocks."""
         bs = self._bs
         if size >= row.size:
+            self._zero_past_eof(ino, row, size)
             return row.nblocks
         keep = -(-size // bs)
         gone = self._db.execute("SELECT count(*) FROM blockmap WHERE ino = ? AND idx >= ? AND death = ?",
@@ -757,7 +891,11 @@ class Volume:
                              (ino, idx, LIVE, E, block))
 
     def write(self, ino: int, offset: int, data: bytes, append: bool = False) -> int:
-        """Write ``data`` at ``offset`` (at end of file when ``append``); returns bytes written."""
+        """Write ``data`` at ``offset`` (at end of file when ``append``); returns bytes written.
+
+        A block is written only as far as the file reaches (a 4 KiB file costs a
+        4 KiB write, not a whole block); what lies past the end of file in the
+        last block is undefined and made zero when the file grows over it."""
         with self._txn():
             row = self._row(ino)
             if stat.S_ISDIR(row.mode):
@@ -776,29 +914,38 @@ class Volume:
                 raise err(errno.EFBIG, "file size limit exceeded")
             bs = self._bs
             first, last = offset // bs, (end - 1) // bs
+            size = max(row.size, end)
+            if row.size // bs < first:  # the old last block is not rewritten below
+                self._zero_past_eof(ino, row, size)
             existing = {idx: (block, birth) for idx, block, birth in self._db.execute(
                 "SELECT idx, block, birth FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND death = ?",
-                (ino, first, last, LIVE))}
+                (ino, first, last, LIVE))} if row.nblocks else {}
             view = memoryview(data)
             added = 0
             for idx in range(first, last + 1):
-                lo = max(offset, idx * bs)
-                hi = min(end, (idx + 1) * bs)
+                base = idx * bs
+                lo = max(offset, base)
+                hi = min(end, base + bs)
                 chunk = view[lo - offset:hi - offset]
                 old = existing.get(idx)
-                if hi - lo == bs:
+                valid = min(bs, size - base)  # the part of the block inside the file
+                if lo == base and hi - base == valid:
                     buf = chunk
                 else:
-                    base = self.store.read(old[0]) if old else bytes(bs)
-                    b = bytearray(base)
-                    b[lo - idx * bs:hi - idx * bs] = chunk
-                    # only the part inside the file matters; keep the rest zero
+                    if old:
+                        b = bytearray(self.store.read(old[0])[:valid])
+                        keep = max(0, row.size - base)  # past the old end of file: undefined
+                        if keep < valid:
+                            b[keep:] = bytes(valid - keep)
+                    else:
+                        b = bytearray(valid)  # a hole reads as zeros
+                    b[lo - base:hi - base] = chunk
                     buf = b
                 self._put_block(ino, idx, old, buf)
                 if old is None:
                     added += 1
             now = time.time_ns()
-            self._set(ino, size=max(row.size, end), nblocks=row.nblocks + added, mtime_ns=now, ctime_ns=now)
+            self._set(ino, size=size, nblocks=row.nblocks + added, mtime_ns=now, ctime_ns=now)
             return n
 
     def open_file(self, ino: int, snap: int | None = None) -> None:
@@ -839,31 +986,32 @@ class Volume:
             raise err(errno.E2BIG, f"extended attribute value larger than {XATTR_SIZE_MAX} bytes")
         with self._txn():
             self._row(ino)
-            cur = self._db.execute("SELECT 1 FROM xattrs WHERE ino = ? AND name = ? AND death = ?",
-                                   (ino, name, LIVE)).fetchone()
+            d = self._xattrs(ino)
+            cur = name in d
             if cur and flags & XATTR_CREATE:
                 raise err(errno.EEXIST, f"extended attribute {name!r} exists")
             if not cur and flags & XATTR_REPLACE:
                 raise err(errno.ENODATA, f"no extended attribute {name!r} on inode {ino}")
-            names, values = self._db.execute(
-                "SELECT coalesce(sum(length(name) + 1), 0), coalesce(sum(length(value)), 0) FROM xattrs"
-                " WHERE ino = ? AND name != ? AND death = ?", (ino, name, LIVE)).fetchone()
+            names = sum(len(n) + 1 for n in d if n != name)
+            values = sum(len(v) for n, v in d.items() if n != name)
             if names + len(name) + 1 > XATTR_LIST_MAX or values + len(value) > XATTR_INODE_MAX:
                 raise NoSpace(f"no space for more extended attributes on inode {ino}")
             if cur:
                 self._kill("xattrs", "ino = ? AND name = ?", (ino, name))
             self._db.execute("INSERT INTO xattrs (ino, name, death, birth, value) VALUES (?,?,?,?,?)",
                              (ino, name, LIVE, self.meta.epoch, value))
+            d[name] = value
             self._set(ino, ctime_ns=time.time_ns())
 
     def removexattr(self, ino: int, name: bytes | str) -> None:
         name = _bname(name)
         with self._txn():
             self._row(ino)
-            if not self._db.execute("SELECT 1 FROM xattrs WHERE ino = ? AND name = ? AND death = ?",
-                                    (ino, name, LIVE)).fetchone():
+            d = self._xattrs(ino)
+            if name not in d:
                 raise err(errno.ENODATA, f"no extended attribute {name!r} on inode {ino}")
             self._kill("xattrs", "ino = ? AND name = ?", (ino, name))
+            del d[name]
             self._set(ino, ctime_ns=time.time_ns())
 
     # ------------------------------------------------------------------ volume figures
@@ -895,6 +1043,7 @@ class Volume:
     def snapshot_create(self, name: str) -> SnapshotInfo:
         """Freeze the live tree as ``name``: O(1), it records the epoch and starts a new one."""
         self._check_snapshot_name(name)
+        self.commit()  # rows changed only in memory must be in the table the snapshot freezes
         with self._txn():
             s = self.meta.epoch
             now = time.time_ns()

@@ -358,3 +358,28 @@ def test_everything_is_fsck_clean_after_a_mixed_workload(vol):
     vol.setxattr(f.ino, "user.x", b"y")
     report = fsck(vol)
     assert report.clean, report.problems
+
+
+def test_a_version_1_volume_is_migrated_on_open(voldir):
+    """Version 2 made the *_dead indexes partial (dead rows only); an old volume gets them at open."""
+    import sqlite3
+
+    with Volume.create(voldir, 1 << 20, 50, block_size=4096) as v:
+        f = v.create_file(ROOT_INO, "f")
+        v.write(f.ino, 0, b"kept")
+    db = sqlite3.connect(voldir / "snapfs.db")
+    for t in ("inodes", "dirents", "xattrs", "blockmap"):
+        db.execute(f"DROP INDEX {t}_dead")
+        db.execute(f"CREATE INDEX {t}_dead ON {t} (death, birth)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Volume.open(voldir) as v:
+        assert v.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        sql = v.db.execute("SELECT sql FROM sqlite_master WHERE name = 'blockmap_dead'").fetchone()[0]
+        assert "WHERE death <" in sql
+        assert v.read(v.lookup(ROOT_INO, "f").ino, 0, 10) == b"kept"
+        v.snapshot_create("s")
+        v.unlink(ROOT_INO, "f")
+        assert v.snapshot_delete("s") == 4096
+        assert fsck(v).clean

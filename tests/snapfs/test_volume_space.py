@@ -142,3 +142,46 @@ def test_fsck_finds_and_repairs_damage(vol):
     fsck(vol, repair=True)
     assert fsck(vol).clean
     assert vol.getattr(f.ino).nlink == 1 and vol.space().used == 2 * BS
+
+
+def test_blocks_are_written_only_as_far_as_the_file_reaches(vol, monkeypatch):
+    """A reused block keeps old bytes past the end of file; growing the file zeroes them."""
+    vol.set_batch(True)
+    old = vol.create_file(ROOT_INO, "old")
+    vol.write(old.ino, 0, b"x" * 4 * BS)
+    vol.unlink(ROOT_INO, "old")
+    vol.commit()  # its blocks are free now, full of x
+    real_write, sizes = vol.store.write, []
+    monkeypatch.setattr(vol.store, "write", lambda block, data: (sizes.append(len(data)), real_write(block, data)))
+    f = vol.create_file(ROOT_INO, "f")
+    vol.write(f.ino, 0, b"abc")
+    assert sizes == [3]
+    vol.truncate(f.ino, 100)  # grown by truncate
+    assert vol.read(f.ino, 0, 200) == b"abc" + bytes(97)
+    vol.write(f.ino, 2 * BS + 10, b"end")  # grown by a write past a hole
+    assert vol.read(f.ino, 0, 3 * BS) == b"abc" + bytes(2 * BS + 7) + b"end"
+    vol.write(f.ino, 2 * BS + 1000, b"!")  # within the last block, past its end
+    assert vol.read(f.ino, 2 * BS, BS) == bytes(10) + b"end" + bytes(987) + b"!"
+    g = vol.create_file(ROOT_INO, "g")
+    vol.write(g.ino, 0, b"g")
+    vol.write(g.ino, 1, b"h")  # appended within the same block
+    assert vol.read(g.ino, 0, BS) == b"gh"
+    vol.truncate(g.ino, BS + 5)
+    assert vol.read(g.ino, 0, 2 * BS) == b"gh" + bytes(BS + 3)
+    vol.commit()
+
+
+def test_batched_row_changes_reach_the_table_at_commit(vol, voldir):
+    import sqlite3
+
+    vol.set_batch(True)
+    f = vol.create_file(ROOT_INO, "f")
+    vol.write(f.ino, 0, b"y" * 5000)
+    vol.commit()
+    db = sqlite3.connect(voldir / "snapfs.db")
+    try:
+        size, nblocks = db.execute("SELECT size, nblocks FROM inodes WHERE ino = ? AND death = ?",
+                                   (f.ino, 1 << 62)).fetchone()
+    finally:
+        db.close()
+    assert (size, nblocks) == (5000, 2)
