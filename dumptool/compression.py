@@ -10,8 +10,10 @@ Writing: a :class:`RecordCompressor` (``pydump -z``/``-j``) given to a
 :class:`~dumptool.records.RecordWriter` puts every sink the writer opens in
 a :class:`CompressingSink`, which writes the volume's first record as is and
 frames every later one as below; it counts the bytes written for dump's
-"compressed" lines and for ``-B``.  pydump writes zlib and bzip2, not lzo
-(there is only an LZO decoder here).
+"compressed" lines and for ``-B``; pydump closes a volume before its next
+record could take it past ``-B`` KiB (it knows each record's size when it
+is written, where dump's count lags three records behind).  pydump writes
+zlib and bzip2, not lzo (there is only an LZO decoder here).
 
 What the image looks like (Linux dump/restore 0.4b47 sources, dump/tape.c
 ``doslave``/``startnewtape`` and restore/tape.c ``findtapeblksize``,
