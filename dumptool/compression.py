@@ -80,7 +80,7 @@ import errno as _errno
 import zlib
 from collections.abc import Callable
 
-from .errors import FormatError, MediumError
+from .errors import DumpError, FormatError, MediumError
 from .format import DR_COMPRESSED, MAXNTREC, TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order
 from .format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB, TAPEBUF_PREFIX
 from .format.tapebuf import TapeBuf, decode_payload, pack_tapebuf, unpack_tapebuf
@@ -301,9 +301,9 @@ class RecordCompressor:
 
     def __init__(self, method: int, level: int = DEFAULT_LEVEL, byte_order: ByteOrder = ByteOrder.LITTLE) -> None:
         if method not in WRITER_NAMES:
-            raise ValueError(f"pydump cannot write compression method {method}")
-        if not MIN_LEVEL <= level <= MAX_LEVEL:
-            raise ValueError(f"compress level must be between {MIN_LEVEL} and {MAX_LEVEL}")
+            raise DumpError(f"pydump cannot write compression method {method} (zlib and bzip2 only: -z or -j)")
+        if not isinstance(level, int) or not MIN_LEVEL <= level <= MAX_LEVEL:
+            raise DumpError(f"compress level must be between {MIN_LEVEL} and {MAX_LEVEL}")
         self.method = method
         self.level = level
         self.byte_order = byte_order

@@ -17,10 +17,11 @@ import pytest
 from conftest import console_script
 from dumptool.cli.pydump import _compression, _UsageError
 from dumptool.compression import RecordCompressor, ratio_line
+from dumptool.dump import Dump, DumpOptions
 from dumptool.format import DR_COMPRESSED, TP_BSIZE, ByteOrder, Header, RecordType, parse_qfa, volume_header
-from dumptool.format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB, TAPEBUF_PREFIX
+from dumptool.format.constants import COMPRESS_BZLIB, COMPRESS_LZO, COMPRESS_ZLIB, TAPEBUF_PREFIX
 from dumptool.format.tapebuf import unpack_tapebuf
-from dumptool.errors import FormatError
+from dumptool.errors import DumpError, FormatError
 from dumptool.records import RecordReader, RecordWriter, Source
 from samples import RESTORE, fake_rsh, listing, restore_both_cartridges, tape_copy
 from samples import real_restore as restore
@@ -307,3 +308,11 @@ def test_a_full_cartridge_goes_on_compressed_on_the_next(tmp_path: Path, shelf: 
     head = Header.unpack(second[:TP_BSIZE])
     assert (head.c_type, head.c_volume, bool(head.c_flags & DR_COMPRESSED)) == (RecordType.TS_TAPE, 2, True)
     assert_same_tree(src, restore_both_cartridges(shelf, nst0, tmp_path))
+
+
+def test_the_engine_refuses_what_the_flags_refuse(tmp_path: Path) -> None:
+    for method, level, message in ((COMPRESS_ZLIB, 10, "compress level must be between 1 and 9"),
+                                   (COMPRESS_LZO, 2, "zlib and bzip2 only")):
+        with pytest.raises(DumpError, match=message):
+            Dump(DumpOptions(source=str(tmp_path), output=str(tmp_path / "x"), compress=method,
+                             compress_level=level))
