@@ -18,10 +18,10 @@ from conftest import console_script
 from dumptool.cli.pydump import _compression, _UsageError
 from dumptool.compression import RecordCompressor, ratio_line
 from dumptool.dump import Dump, DumpOptions
+from dumptool.errors import DumpError, FormatError
 from dumptool.format import DR_COMPRESSED, TP_BSIZE, ByteOrder, Header, RecordType, parse_qfa, volume_header
 from dumptool.format.constants import COMPRESS_BZLIB, COMPRESS_LZO, COMPRESS_ZLIB, TAPEBUF_PREFIX
 from dumptool.format.tapebuf import unpack_tapebuf
-from dumptool.errors import DumpError, FormatError
 from dumptool.records import RecordReader, RecordWriter, Source
 from samples import RESTORE, fake_rsh, listing, restore_both_cartridges, tape_copy
 from samples import real_restore as restore
