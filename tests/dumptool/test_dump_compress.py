@@ -268,6 +268,10 @@ def test_compressed_volumes_stay_under_dash_B(tmp_path: Path, tree: Path) -> Non
         head = Header.unpack(data[:TP_BSIZE])
         assert (head.c_type, head.c_volume, bool(head.c_flags & DR_COMPRESSED)) == (RecordType.TS_TAPE, n, True)
         assert f"  DUMP: Volume {n} " in err and f"{len(data) // 1024}kB compressed" in err
+    # ... and not blocks: a volume of compressible data holds more than 60 KiB of the stream
+    uncompressed = [int(line.split("kB uncompressed")[0].split()[-1]) for line in err.splitlines()
+                    if "kB uncompressed" in line and "DUMP: Volume " in line]
+    assert len(uncompressed) == len(volumes) and max(uncompressed) > 60
     out = tmp_path / "out"
     out.mkdir()
     restore("-r", "-y", "-M", "-f", str(tmp_path / "vol"), cwd=out, tmp=tmp_path)
