@@ -33,9 +33,11 @@ from pathlib import Path
 from tapelib import EndOfMedium, TapeError
 from tapelib.devicefile import read_device_marker
 
+from .compression import RecordCompressor, ratio_line
 from .dumpdates import DEFAULT_DUMPDATES, DumpDates, check_level
 from .errors import DumpError, FormatLimitError, MediumError
 from .format import (
+    DR_COMPRESSED,
     LBLSIZE,
     NAMELEN,
     TP_BSIZE,
@@ -64,6 +66,7 @@ from .format import (
     volume_header,
     xattr_records,
 )
+from .format.constants import TAPEBUF_PREFIX
 from .format.dinode import stat_fields
 from .format.header import InodeHeaders
 from .operator import open_terminal
@@ -135,7 +138,9 @@ class DumpOptions:
     qfa: str | None = None                # -Q: the quick file access map
     exclude: frozenset[int] = frozenset()  # -e/-E: dump inode numbers
     progress_interval: float = 5.0
-    never_ask: bool = False               # -y: never prompt for the next volume
+    never_ask: bool = False               # --no-prompt: never prompt for the next volume
+    compress: int | None = None           # -z/-j: COMPRESS_ZLIB or COMPRESS_BZLIB
+    compress_level: int = 2               # their level, 1 to 9
 
 
 class Dump:
@@ -181,6 +186,10 @@ class Dump:
         self._folder: bytes | None = None      # the directory _folder_fd holds open
         self._folder_fd: int | None = None
         self._frozen = False                   # objects frozen out of the cyclic collector (_map)
+        #: -z/-j: frames the records and counts the bytes written.
+        self.compressor = (RecordCompressor(options.compress, options.compress_level)
+                           if options.compress is not None else None)
+        self._volume_first_block = 0           # c_tapea of the current volume's TS_TAPE
 
     # -- the stages ---------------------------------------------------------------
     def run(self) -> Cursor:
@@ -268,6 +277,8 @@ class Dump:
         self.say(f"Dumping {self.source} (an unlisted file system) to {opts.output}")
         self.say(f"Label: {opts.label}")
         self.say(f"Writing {opts.ntrec} Kilobyte records")
+        if self.compressor is not None:
+            self.say(f"Compressing output at transformation level {self.compressor.level} ({self.compressor.name})")
         self.say("mapping (Pass I) [regular files]")
         # The plan is a few objects per inode, none in a cycle: the cyclic
         # collector, run every 700 of them, would walk the growing plan again
@@ -321,10 +332,12 @@ class Dump:
             date=self.date, ddate=self.base_date, level=opts.level, label=label or b"none",
             filesys=source, dev=source, host=os.uname().nodename.encode()[:NAMELEN - 1], ntrec=opts.ntrec,
         )
+        if self.compressor is not None:
+            self.tape = self.tape.derive(c_flags=self.tape.c_flags | DR_COMPRESSED)
         first = self._volume_name(1) if opts.multivolume else opts.output
         sink = _open_output(first)
         change = _VolumeChanger(self, sink.is_tape)
-        self.writer = RecordWriter(sink, opts.ntrec, change, coalesce=_COALESCE)
+        self.writer = RecordWriter(sink, opts.ntrec, change, coalesce=_COALESCE, compressor=self.compressor)
         if not opts.volume_blocks:
             self._headers = InodeHeaders(next(inode_records(self.tape, 0, Dinode())))
             # Only a tape can fill up and need the header a new volume interrupts.
@@ -398,10 +411,19 @@ class Dump:
             self._written += 1
             self._volume_blocks += 1
             limit = self.options.volume_blocks
-            if (limit and not self._ending and writer.blocks_pending == 0
-                    and self._volume_blocks + writer.ntrec > limit):
+            if limit and not self._ending and writer.blocks_pending == 0 and self._volume_full(limit):
                 writer.change_volume()
             self._progress()
+
+    def _volume_full(self, limit: int) -> bool:
+        """Whether the next record might take the volume past ``-B`` *limit*
+        KiB: uncompressed, a record's blocks; compressed, the bytes written
+        to it plus the longest a record can be (a stored one behind its
+        prefix), so a volume never exceeds the limit."""
+        writer = self.writer
+        if self.compressor is None:
+            return self._volume_blocks + writer.ntrec > limit
+        return self.compressor.volume_bytes + writer.record_size + TAPEBUF_PREFIX > limit * TP_BSIZE
 
     def _open_qfa(self) -> None:
         """Start the ``-Q`` map, as dump does before the first volume."""
@@ -662,14 +684,20 @@ class Dump:
         self._volumes_done.append(writer.volume)
         self.say(f"Volume {writer.volume} completed at: {time.ctime()}")
         blocks = writer.next_block
-        self.say(f"Volume {writer.volume} {blocks} blocks ({blocks / 1024:.2f}MB)" if writer.volume == 1 else
-                 f"Volume {writer.volume} took {blocks} blocks in all")
+        if self.compressor is not None:  # dump's lines for a compressed volume
+            self.say(f"Volume {writer.volume} "
+                     + ratio_line(blocks - self._volume_first_block, self.compressor.volume_bytes))
+        else:
+            self.say(f"Volume {writer.volume} {blocks} blocks ({blocks / 1024:.2f}MB)" if writer.volume == 1 else
+                     f"Volume {writer.volume} took {blocks} blocks in all")
         self.say(f"{blocks} blocks ({blocks / 1024:.2f}MB) on {writer.volume} volume(s)")
         elapsed = time.monotonic() - self._started
         self.say("finished in less than a second" if elapsed < 1 else f"finished in {int(elapsed)} seconds, "
                  f"throughput {int(blocks / elapsed)} kBytes/sec")
         self.say(f"Date of this level {self.options.level} dump: {time.ctime(self.date)}")
         self.say(f"Date this dump completed:  {time.ctime()}")
+        if self.compressor is not None:
+            self.say("Wrote " + ratio_line(blocks, self.compressor.bytes_written))
         if self.options.toc:
             self._write_toc()
 
@@ -708,6 +736,10 @@ class Dump:
     def new_volume_header(self, request: VolumeRequest) -> bytes:
         interrupted, remaining = self.interrupted_at(request.first_block, bool(request.replay))
         header = continuation_header(self.tape, request.volume, request.first_block, interrupted, remaining)
+        if self.compressor is not None:  # the volume just closed
+            self.say(f"Volume {request.volume - 1} "
+                     + ratio_line(request.first_block - self._volume_first_block, self.compressor.volume_bytes))
+        self._volume_first_block = request.first_block
         self.say(f"Closing volume {request.volume - 1}; volume {request.volume} started with block "
                  f"{request.first_block + 1} at: {time.ctime()}")
         self._volume_blocks = 0
@@ -757,7 +789,7 @@ class _VolumeChanger:
     of a shelf (by slot order), or, on a tape nothing can change by itself
     (a Linux st drive, a shelf with no cartridge left), whatever the operator
     mounts when asked on the terminal as dump asks.  Without a terminal, or
-    under ``-y``, it fails clearly."""
+    under ``--no-prompt``, it fails clearly."""
 
     def __init__(self, dump: Dump, is_tape: bool) -> None:
         self.dump = dump
@@ -811,7 +843,7 @@ class _VolumeChanger:
         """dump's "Change Volumes" dialogue on /dev/tty; the reopened device once the operator says yes."""
         device = self.dump.options.output
         if self.dump.options.never_ask:
-            raise MediumError(f"{problem}; -y forbids asking for volume {volume}: {remedy}", _errno.ENOSPC)
+            raise MediumError(f"{problem}; --no-prompt forbids asking for volume {volume}: {remedy}", _errno.ENOSPC)
         tty = open_terminal()
         if tty is None:
             raise MediumError(f"{problem}; no terminal to ask for volume {volume} on: {remedy}", _errno.ENOSPC)

@@ -25,12 +25,15 @@ import errno as _errno
 import os
 import stat
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from tapelib import EndOfMedium, TapeDrive, TapeError, is_tape_device, open_device
 
 from .errors import DumpError, MediumError
 from .format import MAXNTREC, TP_BSIZE
+
+if TYPE_CHECKING:
+    from .compression import RecordCompressor
 
 #: The blocking factors pydump's ``-b`` accepts (real dump allows 1..1024).
 MIN_NTREC = 4
@@ -299,20 +302,26 @@ class RecordWriter:
     it to the sink in one call (``writev``, no copy): the bytes that reach
     the medium are the same, in far fewer system calls.  A tape always gets
     one ``write`` per record.
+
+    ``compressor`` (:class:`~dumptool.compression.RecordCompressor`) makes a
+    compressed image (``dump -z``/``-j``): every volume's sink is wrapped so
+    that its first record goes as is and every later one compressed alone;
+    records then reach the wrapper whole, one call each.
     """
 
     def __init__(self, sink: "Sink | TapeDrive | BinaryIO", ntrec: int,
                  volume_change: VolumeChange | None = None, *, first_block: int = 0,
-                 volume: int = 1, coalesce: int = 0) -> None:
+                 volume: int = 1, coalesce: int = 0, compressor: "RecordCompressor | None" = None) -> None:
         self.ntrec = check_blocking_factor(ntrec)
-        self._sink = as_sink(sink)
+        self._compressor = compressor
+        self._coalesce = max(0, coalesce)
+        self._sink = self._wrap(as_sink(sink))
         self._change = volume_change
         self._buffer = bytearray()
         self._next_block = first_block
         self._volume = volume
         self._records_this_volume = 0
         self._closed = False
-        self._coalesce = max(0, coalesce)
         #: Byte-stream mode: blocks queued as they came (``_parts``) until
         #: ``coalesce`` bytes are; ``_partial`` blocks of them after the last
         #: whole record of the volume.
@@ -482,6 +491,10 @@ class RecordWriter:
         self._flush_full()
 
     # -- internals ---------------------------------------------------------------
+    def _wrap(self, sink: Sink) -> Sink:
+        """A new volume's sink, compressing when this writer does."""
+        return sink if self._compressor is None else self._compressor.sink(sink, self._coalesce)
+
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError("the record writer is closed")
@@ -564,7 +577,7 @@ class RecordWriter:
             if exc.errno != _errno.ENOSPC:
                 raise
         new = self._change.next_volume(request)
-        self._sink = as_sink(new.sink)
+        self._sink = self._wrap(as_sink(new.sink))
         self._volume = request.volume
         self._records_this_volume = 0
         self._partial = 0

@@ -3,6 +3,7 @@
     pydump -0 -u -f /backup/home.0 /home
     pydump -1 -u -f SHELF/nst0 -b 64 /home
     pydump -0 -M -B 100000 -f /backup/home.vol /home     # home.vol001, 002, ...
+    pydump -0 -z6 -f /backup/home.0.z /home              # zlib at level 6 (-j: bzip2)
 
 Operator lines go to stderr as ``  DUMP: ...``; an error is one line and
 exit status 1 (3 when interrupted).
@@ -18,7 +19,9 @@ import sys
 
 from tapelib import TapeError
 
+from ..compression import DEFAULT_LEVEL, MAX_LEVEL as MAX_COMPRESS_LEVEL, MIN_LEVEL as MIN_COMPRESS_LEVEL
 from ..dump import Dump, DumpOptions
+from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB
 from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, parse_record
 from ..errors import DumpError
 
@@ -64,11 +67,62 @@ def _parser() -> argparse.ArgumentParser:
                    help="exclude these dump inode numbers (comma-separated)")
     p.add_argument("-E", dest="exclude_files", action="append", default=[], metavar="FILE",
                    help="exclude the dump inode numbers listed in FILE")
-    p.add_argument("-y", dest="yes", action="store_true",
+    p.add_argument("--no-prompt", dest="yes", action="store_true",
                    help="never prompt: at the end of a tape nothing can change by itself, fail instead of "
                         "asking on the terminal for the next volume")
+    # -z[level] and -j[level] are taken out of argv first (_compression): their
+    # level is attached to the flag, as with dump's getopt "z::".
+    p.add_argument("-z", dest="_z", action="store_true",
+                   help=f"compress each record with zlib; -zLEVEL (no space) sets the level, "
+                        f"{MIN_COMPRESS_LEVEL} to {MAX_COMPRESS_LEVEL}, default {DEFAULT_LEVEL}")
+    p.add_argument("-j", dest="_j", action="store_true", help="likewise with bzip2 (-jLEVEL)")
     p.add_argument("source", metavar="SOURCE", help="the directory to dump")
     return p
+
+
+#: Flags that take a value (the rest of a cluster, or the next argument).
+_VALUE_FLAGS = set("bfDTLBAQeE")
+_METHODS = {"z": COMPRESS_ZLIB, "j": COMPRESS_BZLIB}
+
+
+def _compression(argv: list[str]) -> tuple[list[str], tuple[int, int] | None]:
+    """*argv* without its ``-z[level]``/``-j[level]``/``-y`` flags (also
+    inside clusters such as ``-0z4``), and the (method, level) they ask for,
+    the last one winning as in dump."""
+    rest: list[str] = []
+    chosen: tuple[int, int] | None = None
+    takes_value = False
+    for n, arg in enumerate(argv):
+        if takes_value or arg == "--" or not arg.startswith("-") or arg.startswith("--") or arg == "-":
+            rest.append(arg)
+            if arg == "--":
+                return rest + argv[n + 1:], chosen
+            takes_value = False
+            continue
+        kept = "-"
+        for i, letter in enumerate(arg[1:], 1):
+            if letter in _VALUE_FLAGS:
+                kept += arg[i:]
+                takes_value = i == len(arg) - 1
+                break
+            if letter == "y":
+                raise _UsageError("-y (lzo) is not supported; use -z or -j")
+            if letter in _METHODS:
+                text = arg[i + 1:]
+                if not text:
+                    level = DEFAULT_LEVEL
+                elif not text.lstrip("-").isdigit():
+                    raise _UsageError(f"illegal compress level -- {text}")
+                else:
+                    level = int(text)
+                if not MIN_COMPRESS_LEVEL <= level <= MAX_COMPRESS_LEVEL:
+                    raise _UsageError(f"compress level must be between {MIN_COMPRESS_LEVEL} and {MAX_COMPRESS_LEVEL}")
+                chosen = (_METHODS[letter], level)
+                break
+            kept += letter
+        if kept != "-":
+            rest.append(kept)
+    return rest, chosen
 
 
 def parse_date(text: str) -> int:
@@ -99,7 +153,7 @@ def _inode_numbers(text: str, where: str) -> set[int]:
     return numbers
 
 
-def _options(args: argparse.Namespace) -> DumpOptions:
+def _options(args: argparse.Namespace, compression: tuple[int, int] | None = None) -> DumpOptions:
     level = 0 if args.level is None else args.level
     if not 0 <= level <= MAX_LEVEL:
         raise _UsageError(f"dump level {level} is out of range 0 to {MAX_LEVEL}")
@@ -128,6 +182,8 @@ def _options(args: argparse.Namespace) -> DumpOptions:
         update=args.update, base_date=parse_date(args.base_date) if args.base_date else None,
         label=args.label, quiet=args.quiet, volume_blocks=args.volume_blocks,
         multivolume=args.multivolume, toc=args.toc, qfa=args.qfa, exclude=frozenset(exclude), never_ask=args.yes,
+        compress=compression[0] if compression else None,
+        compress_level=compression[1] if compression else DEFAULT_LEVEL,
     )
 
 
@@ -139,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  DUMP: warning: {line}", file=sys.stderr, flush=True)
 
     try:
-        options = _options(_parser().parse_args(argv))
+        rest, compression = _compression(sys.argv[1:] if argv is None else list(argv))
+        options = _options(_parser().parse_args(rest), compression)
     except _UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1

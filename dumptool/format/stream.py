@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from ..errors import FormatError, FormatLimitError
 from .bitmap import build_inode_map, map_blocks
 from .constants import (
+    DR_COMPRESSED,
     DR_EXTATTRIBUTES,
     DR_METAONLY,
     DR_NEWHEADER,
@@ -100,7 +101,10 @@ _RECORD_DEFAULTS = {"c_flags": DR_NEWINODEFMT, "c_extattributes": 0, "c_addr": b
 
 
 def _record(tape: Header, c_type: RecordType, **fields) -> Header:
-    return tape.derive(c_type=c_type, **{**_RECORD_DEFAULTS, **fields})
+    merged = {**_RECORD_DEFAULTS, **fields}
+    if tape.c_flags & DR_COMPRESSED:  # dump never clears it once the TS_TAPE has it
+        merged["c_flags"] |= DR_COMPRESSED
+    return tape.derive(c_type=c_type, **merged)
 
 
 def map_records(tape: Header, c_type: RecordType, inodes: Iterable[int], maxino: int) -> list[Item]:

@@ -1,7 +1,7 @@
 """pydump at the end of a tape nothing can change by itself: it asks the operator.
 
-With a terminal and no ``-y`` pydump says ``Change Volumes: Mount volume #2``
-on /dev/tty and waits for "yes"; without a terminal, or under ``-y``, it
+With a terminal and no ``--no-prompt`` pydump says ``Change Volumes: Mount volume #2``
+on /dev/tty and waits for "yes"; without a terminal, or under ``--no-prompt``, it
 fails with one clear line.  The terminal here is a pty whose "operator" (the
 test) loads the next cartridge with the Shelf API before answering.
 """
@@ -42,12 +42,12 @@ def test_without_a_terminal_end_of_tape_fails_clearly(tmp_path: Path, nst0: str)
     assert "no other cartridge" in err[0] and "no terminal to ask for volume 2" in err[0]
 
 
-def test_dash_y_never_asks(tmp_path: Path, nst0: str) -> None:
+def test_no_prompt_never_asks(tmp_path: Path, nst0: str) -> None:
     src = big_tree(tmp_path)
-    result = subprocess.run([console_script("pydump"), "-0", "-q", "-y", "-f", nst0, str(src)], env=env(),
+    result = subprocess.run([console_script("pydump"), "-0", "-q", "--no-prompt", "-f", nst0, str(src)], env=env(),
                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     assert result.returncode == 1
-    assert "-y forbids asking for volume 2" in result.stderr and "Traceback" not in result.stderr
+    assert "--no-prompt forbids asking for volume 2" in result.stderr and "Traceback" not in result.stderr
 
 
 def _converse(fd: int, pid: int, on_prompt) -> tuple[str, int]:
