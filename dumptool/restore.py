@@ -3,7 +3,7 @@
 An image is read once, front to back (dump-format.md sections 3 and 12.2):
 the volume header, the two inode maps, every dumped directory (kept in
 memory to name things), then the non-directories in inode order, streamed
-to disk slice by slice.  The record counting is :func:`format.walk_blocks`;
+to disk slice by slice.  The record counting is :func:`format.walk_chunks`;
 volumes are stitched together by :class:`VolumeInput`.
 
 * :meth:`Restore.list` is ``-t``, :meth:`Restore.extract` is ``-x``,
@@ -51,7 +51,7 @@ from .format import (
     parse_directory,
     skip_to_header,
     unpack_xattr_payload,
-    walk_blocks,
+    walk_chunks,
 )
 from .records import RecordReader, open_source
 from .symtab import SYMTAB_NAME, Checkpointed, DirFix, ResumePoint, SymbolTable
@@ -100,26 +100,17 @@ class VolumeInput:
         self.byte_order = ByteOrder.LITTLE
         #: The number of the volume being read (``-R`` starts at a later one).
         self.volume = 1
-        # What :attr:`since_record` is made of, kept without a step per block:
-        # the blocks of each read from the last record boundary on (that
-        # boundary at ``_mark`` in the first), the iterator over the last one
-        # (how far it was consumed) and blocks set from outside (-R's head).
-        self._lists: list[list[bytes]] = []
-        self._mark = 0
-        self._it: Iterator[bytes] | None = None
-        self._extra: list[bytes] = []
         #: Called with the next volume's number before asking for it (-r's checkpoint).
         self.on_volume_end: Callable[[int], None] | None = None
 
-    def blocks(self, *, identify: bool = True) -> Iterator[bytes]:
-        """The blocks from here on, across volumes.  With *identify* the first
-        one is the dump's first header: it tells the byte order and dates."""
+    def chunks(self, *, identify: bool = True) -> Iterator[bytes]:
+        """The blocks from here on, across volumes, as the reads bring them
+        (whole blocks, never cut into single ones: :func:`format.walk_chunks`
+        walks them).  With *identify* the first block is the dump's first
+        header: it tells the byte order and dates."""
         reader = self._reader
         first = identify
         while True:
-            # Whole reads at a time, sliced here and handed on by ``yield
-            # from``: a method call and bookkeeping per 1 KiB block were a
-            # good part of a big file's restore time.
             while (chunk := reader.read_blocks()) is not None:
                 if first:
                     first = False
@@ -130,10 +121,7 @@ class VolumeInput:
                         self.date, self.ddate = head.c_date, head.c_ddate
                     except FormatError:
                         pass
-                blocks = [chunk[at:at + TP_BSIZE] for at in range(0, len(chunk), TP_BSIZE)]
-                self._lists.append(blocks)
-                self._it = it = iter(blocks)
-                yield from it
+                yield chunk
             nxt = self._next_volume(self.volume + 1)
             if nxt is None:
                 return
@@ -148,49 +136,15 @@ class VolumeInput:
         if here is None or address <= here:
             return False
         self._reader.seek(address)
-        self._lists, self._mark, self._it, self._extra = [], 0, None, []
         return True
 
     def after_seek(self) -> Iterator[bytes]:
-        """The blocks after :meth:`seek_forward`, from the first header of this dump on."""
-        return skip_to_header(self.blocks(identify=False), self.byte_order, self.date or 0)
+        """The chunks after :meth:`seek_forward`, from the first header of this dump on."""
+        return skip_to_header(self.chunks(identify=False), self.byte_order, self.date or 0)
 
     @property
     def can_seek(self) -> bool:
         return self._reader.address is not None
-
-    def record_done(self) -> None:
-        """The blocks read so far form whole records (the walker yielded one)."""
-        self._extra = []
-        lists = self._lists
-        if lists:
-            last = lists[-1]
-            if len(lists) > 1:
-                self._lists = [last]
-            self._mark = len(last) - self._it.__length_hint__()  # type: ignore[union-attr]
-
-    @property
-    def since_record(self) -> list[bytes]:
-        """The blocks read since the last whole record (see :meth:`record_done`):
-        what a checkpoint keeps of a record cut by a volume change."""
-        out = list(self._extra)
-        lists = self._lists
-        if lists:
-            end = len(lists[-1]) - self._it.__length_hint__()  # type: ignore[union-attr]
-            if len(lists) == 1:
-                out += lists[0][self._mark:end]
-            else:
-                out += lists[0][self._mark:]
-                for middle in lists[1:-1]:
-                    out += middle
-                out += lists[-1][:end]
-        return out
-
-    @since_record.setter
-    def since_record(self, blocks: list[bytes]) -> None:
-        """Start the current record with *blocks* (read before, from elsewhere)."""
-        self.record_done()
-        self._extra = list(blocks)
 
     def _next_volume(self, number: int) -> RecordReader | None:
         if self._ask is None or not self._reader.source.can_change_volume:
@@ -244,7 +198,6 @@ class VolumeInput:
         self._reader.close()
         self._reader = reader
         self.volume = 1
-        self._lists, self._mark, self._it, self._extra = [], 0, None, []
 
     def close(self) -> None:
         self._reader.close()
@@ -349,7 +302,8 @@ class Restore:
         self.in_use: "set[int] | _InodeMap" = set()
         self.dumped: "set[int] | _InodeMap" = set()
         self.dirs: dict[int, DirNode] = {}
-        self._records = self._walk(source.blocks())
+        self._held: list[bytes | memoryview] = []
+        self._records = self._walk(source.chunks())
         self._names: dict[int, list[bytes]] | None = None
         self._dirs_done = False
         # -r's progress, for its checkpoints (see rebuild and resume)
@@ -365,13 +319,14 @@ class Restore:
         #: leaf inode's ``(names, dinode, xattrs)`` and the directories' paths.
         self.extracted: Extracted | None = None
 
-    def _walk(self, blocks: Iterable[bytes]) -> "_Records":
-        return _Records(self._walk_records(blocks))
+    def _walk(self, chunks: Iterable[bytes | memoryview]) -> "_Records":
+        return _Records(self._walk_records(chunks))
 
-    def _walk_records(self, blocks: Iterable[bytes]) -> Iterator[Record]:
-        for rec in walk_blocks(blocks, on_damage=self._on_damage):
-            self.input.record_done()
-            yield rec
+    def _walk_records(self, chunks: Iterable[bytes | memoryview]) -> Iterator[Record]:
+        """The records of *chunks*; :attr:`_held` follows the one under way
+        (what a checkpoint saves of a record a volume change cuts)."""
+        self._held = []
+        return walk_chunks(chunks, on_damage=self._on_damage, held=self._held)
 
     # -- messages ------------------------------------------------------------------
 
@@ -421,7 +376,7 @@ class Restore:
                     return
                 raise RestoreError(f"{self.input.name}: cannot find the {what}: damaged image")
             self._records.pop()
-            inos = _InodeMap(b"".join(rec.blocks))
+            inos = _InodeMap(bytes(rec.data))
             if rtype == RecordType.TS_CLRI:
                 self.in_use = inos
             else:
@@ -463,7 +418,7 @@ class Restore:
                 self.warn(f"inode {ino}: extended-attribute record of {size} bytes is too big, skipped")
                 continue
             try:
-                found += unpack_xattr_payload(b"".join(rec.blocks)[:size])
+                found += unpack_xattr_payload(bytes(rec.data[:size]))
             except FormatError as exc:
                 self.warn(f"inode {ino}: extended attributes not restored: {exc.message}")
         return found
@@ -625,7 +580,7 @@ class Restore:
         extract): the header, maps and directories are read once more.
         :class:`RestoreError` when the input cannot go back (tape, pipe)."""
         self.input.start_again()
-        self._records = self._walk(self.input.blocks())
+        self._records = self._walk(self.input.chunks())
         self._ended = False
         self.dirs, self._names, self._dirs_done = {}, None, False
         self.read_directories()
@@ -710,11 +665,12 @@ class Restore:
             raise RestoreError(f"{table_path}: no interrupted restore to resume (the last -r finished)")
         _check_writable(target, self.opts.dry_run)
         order = ByteOrder[rp.byte_order]
-        blocks = self.input.blocks()
+        chunks = self.input.chunks()
         try:
-            first = next(blocks, None)
+            chunk = next(chunks, None)
         except FormatError as exc:
             raise RestoreError(f"{self.input.name}: not a dump volume ({exc.message})") from None
+        first = None if chunk is None else chunk[:TP_BSIZE]
         try:
             head = Header.unpack(first, order) if first is not None else None
         except FormatError:
@@ -730,8 +686,8 @@ class Restore:
                                f"{rp.volume}: resume with that one")
         self.header = head
         self.input.volume = rp.volume
-        self.input.since_record = list(rp.head)
-        self._records = self._walk(itertools.chain(rp.head, blocks))
+        rest = [chunk[TP_BSIZE:]] if chunk is not None and len(chunk) > TP_BSIZE else []
+        self._records = self._walk(itertools.chain(rp.head, rest, chunks))
         self._table, self._table_path = table, table_path
         self._applying = (rp.date, rp.ddate, rp.level)
         self._dir_plan = rp.dirs
@@ -786,7 +742,7 @@ class Restore:
         table = dataclasses.replace(self._table, resume=ResumePoint(
             volume=volume, date=date, ddate=ddate, level=level, byte_order=order.name,
             leaves={ino: list(paths) for ino, paths in self._pending_leaves.items()},
-            dirs=list(self._dir_plan), current=current, head=list(self.input.since_record)))
+            dirs=list(self._dir_plan), current=current, head=_blocks_of(self._held)))
         table.save(self._table_path)
         self._checkpoint_volume = volume
 
@@ -1054,8 +1010,8 @@ class Restore:
                 end = base + len(entries) * TP_BSIZE
                 if end <= size and 0 not in entries:
                     # no hole and nothing past the end: the record's blocks in one go
-                    if rec.blocks:
-                        os.pwrite(fd, b"".join(rec.blocks), base)
+                    if rec.data:
+                        os.pwrite(fd, rec.data, base)
                         high = end
                     written = base = end
                     if self._current is not None:
@@ -1147,6 +1103,11 @@ class Restore:
         if read_rest and not self._ended:
             self.error(f"{self.input.name}: the image ends without an end-of-dump record: "
                        "it is truncated; everything before the end was restored")
+
+
+def _blocks_of(pieces: list[bytes | memoryview]) -> list[bytes]:
+    """The 1 KiB blocks of *pieces* (whole blocks each)."""
+    return [bytes(p[at:at + TP_BSIZE]) for p in pieces for at in range(0, len(p), TP_BSIZE)]
 
 
 def _lstat(path: str) -> os.stat_result | None:

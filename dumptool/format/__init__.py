@@ -13,7 +13,7 @@ Modules, one idea each:
 * :mod:`.acl`: POSIX ACLs, ext disk form and Linux xattr form.
 * :mod:`.xattr`: the ext2 xattr payload of an EA header.
 * :mod:`.stream`: the sequence of headers and data blocks a writer emits.
-* :mod:`.walk`: walking an image held in memory (the reader's counting rule).
+* :mod:`.walk`: walking a stream of blocks into records (the reader's counting rule).
 * :mod:`.qfa`: the QFA file of ``dump -Q`` / ``restore -Q`` (inode to tape position).
 """
 
@@ -56,6 +56,7 @@ from .walk import (
     iter_file_slices,
     skip_to_header,
     walk_blocks,
+    walk_chunks,
     walk_image,
 )
 from .xattr import (
