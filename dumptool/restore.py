@@ -34,12 +34,16 @@ from typing import TextIO
 
 from .errors import DumpError, FormatError, MediumError
 from .format import (
+    DR_EXTATTRIBUTES,
+    DR_METAONLY,
     ROOTINO,
     TP_BSIZE,
+    TP_NINDIR,
     ByteOrder,
     Damage,
     Dinode,
     Dirent,
+    Head,
     Header,
     QfaMap,
     Record,
@@ -58,6 +62,10 @@ from .symtab import SYMTAB_NAME, Checkpointed, DirFix, ResumePoint, SymbolTable
 
 #: Largest EA payload restore applies (dump-format.md 7.1).
 XATTR_MAXSIZE = 4096
+
+# how _write_new_regular creates a file, and the file types it asks about
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, stat.S_IFDIR, stat.S_IFREG
 
 # what os.fsdecode uses, for a decode without its call per file
 _FS_ENCODING = sys.getfilesystemencoding()
@@ -315,6 +323,8 @@ class Restore:
         self._applying = (0, 0, 0)  # date, base date and level of the image -r applies
         self._checkpoint_volume = 0  # the volume the last checkpoint waits for
         self._leaf_fd: int | None = None  # the regular file _write_regular left open
+        self._umask = 0o022
+        self._dir_state: dict[bytes, tuple[int, int, int, bool]] = {}  # see _new_file_state
         #: What extract passes wrote, kept when set (``-i``'s setmodes): each
         #: leaf inode's ``(names, dinode, xattrs)`` and the directories' paths.
         self.extracted: Extracted | None = None
@@ -403,17 +413,17 @@ class Restore:
         self._dirs_done = True
 
     def _same_inode_addrs(self, ino: int) -> Iterator[Record]:
-        while (rec := self._records.peek()) is not None and rec.header.c_type == RecordType.TS_ADDR \
-                and rec.header.c_inumber == ino:
+        while (rec := self._records.peek()) is not None and rec.head.c_type == RecordType.TS_ADDR \
+                and rec.head.c_inumber == ino:
             self._records.pop()
             yield rec
 
     def _xattrs_after(self, ino: int) -> list[tuple[bytes, bytes]]:
         found: list[tuple[bytes, bytes]] = []
-        while (rec := self._records.peek()) is not None and rec.header.is_extattr \
-                and rec.header.c_inumber == ino:
+        while (rec := self._records.peek()) is not None and rec.head.c_inumber == ino \
+                and rec.head.c_flags & DR_EXTATTRIBUTES and rec.head.c_type == RecordType.TS_INODE:
             self._records.pop()
-            size = rec.header.c_dinode.size
+            size = rec.head.size
             if size > XATTR_MAXSIZE:
                 self.warn(f"inode {ino}: extended-attribute record of {size} bytes is too big, skipped")
                 continue
@@ -870,30 +880,189 @@ class Restore:
         self._pending_leaves = leaf_names
         qfa = self.opts.qfa is not None
         wanted = sorted(leaf_names, reverse=True) if qfa else []
+        records = self._records
+        fast = not self.opts.dry_run
+        self._umask = os.umask(0o022)
+        os.umask(self._umask)
+        self._dir_state = {}
+        prefix = os.path.join(os.fsencode(target), b"")
+        ts_inode, ts_end = RecordType.TS_INODE, RecordType.TS_END
         while True:
             if qfa:
                 if not leaf_names:
                     self._ended = True  # as restore -Q: done once every wanted file is out
                     return
                 self._seek_to_wanted(wanted, leaf_names)
-            rec = self._records.pop()
+            rec = records.pop()
             if rec is None:
                 break
-            h = rec.header
-            if h.c_type == RecordType.TS_END:
-                self._ended = True
-                return
-            if h.c_type != RecordType.TS_INODE or h.is_extattr:
+            head = rec.head
+            c_type = head.c_type
+            if c_type != ts_inode or head.c_flags & DR_EXTATTRIBUTES:
+                if c_type == ts_end:
+                    self._ended = True
+                    return
                 continue
-            ino = h.c_inumber
+            ino = head.c_inumber
             paths = leaf_names.pop(ino, None)
-            if not paths or stat.S_ISDIR(h.c_dinode.mode):
+            mode = head.mode
+            if not paths or mode & _S_IFMT == _S_IFDIR:
+                self._skip_inode(ino)
+                continue
+            if fast and mode & _S_IFMT == _S_IFREG and not head.c_flags & DR_METAONLY \
+                    and self._write_new_regular(prefix, rec, paths):
+                continue
+            self._write_leaf(target, rec.header, rec, paths)
+        # the image ended without TS_END; _check_end reports it
+
+    def _skip_inode(self, ino: int) -> None:
+        """Read past the rest of inode *ino*'s records (its TS_ADDR and EA records)."""
+        for _ in self._same_inode_addrs(ino):
+            pass
+        self._xattrs_after(ino)
+
+    def _write_new_regular(self, prefix: bytes, first: Record, paths: list[bytes]) -> bool:
+        """Write a regular file as a new file (``O_EXCL``), with the fewest
+        calls: the mode is given at creation and owner and mode are set only
+        where creating the file did not already make them right (see
+        :meth:`_new_file_state`).  ``False`` when the name cannot be created
+        afresh (it exists, or any other error): :meth:`_write_leaf` then
+        does it the general way and reports what goes wrong."""
+        head = first.head
+        path = paths[0]
+        full = prefix + path
+        mode = head.mode & 0o7777
+        try:
+            fd = os.open(full, _NEW_FILE, mode & 0o777)
+        except OSError:
+            return False
+        ino = head.c_inumber
+        if self.opts.verbose:
+            self._verbose(f"extract file {os.fsdecode(path)}")
+        self._current = cur = _InProgress(ino, paths, first)
+        try:
+            try:
+                size = head.size
+                if self._write_data(fd, first, ino, size, 0, path) != size:
+                    os.ftruncate(fd, size)
+                made = True
+            except OSError as exc:
                 for _ in self._same_inode_addrs(ino):
                     pass
-                self._xattrs_after(ino)
-                continue
-            self._write_leaf(target, h, rec, paths)
-        # the image ended without TS_END; _check_end reports it
+                self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
+                made = False
+            cur.attrs_only, cur.made = True, made
+            xattrs = self._xattrs_after(ino)
+            self._current = None
+            if not made:
+                return True
+            uid, gid, masked, acl = self._new_file_state(fd, full, mode)
+            self._set_attrs(full, path, head, xattrs, fd, owner=uid != head.uid or gid != head.gid,
+                            perms=acl or mode & masked)
+            if self.extracted is not None:
+                self.extracted.leaves[ino] = (list(paths), first.header.c_dinode, xattrs)
+        finally:
+            os.close(fd)
+        if len(paths) > 1:
+            self._link_others(prefix.decode(_FS_ENCODING, _FS_ERRORS) + path.decode(_FS_ENCODING, _FS_ERRORS),
+                              paths)
+        return True
+
+    def _new_file_state(self, fd: int, full: bytes, mode: int) -> tuple[int, int, int, bool]:
+        """``(uid, gid, masked, acl)`` for files created in the directory of
+        *full*, asked once per directory by looking at the first one (*fd*,
+        just created with the permission bits of *mode*): the owner they
+        get, the mode bits creation leaves out (the umask and the special
+        bits, never given at creation; all when the first file did not come
+        out as the umask says) and whether the directory has a default ACL
+        (then creation leaves the permission bits to the ACL).  Directories
+        keep their mode and ACLs until the leaves are done, so this holds
+        for a whole pass."""
+        parent = full.rpartition(b"/")[0] or b"."
+        state = self._dir_state.get(parent)
+        if state is None:
+            st = os.fstat(fd)
+            try:
+                acl = bool(os.getxattr(parent, "system.posix_acl_default"))
+            except OSError:
+                acl = False
+            masked = self._umask | 0o7000
+            if not acl and stat.S_IMODE(st.st_mode) != mode & 0o777 & ~masked:
+                masked = 0o7777
+            state = self._dir_state[parent] = (st.st_uid, st.st_gid, masked, acl)
+        return state
+
+    def _write_data(self, fd: int, first: Record | None, ino: int, size: int, base: int, path: bytes) -> int:
+        """Write the data of *first* and the TS_ADDR records of inode *ino*
+        after it (only those when *first* is ``None``), the first at byte
+        *base*; holes are skipped.  Returns where the last bytes written end."""
+        damage_before = self._damage_count
+        cur = self._current
+        high = 0
+        rec = first
+        if rec is None:
+            rec = self._next_addr(ino)
+        while rec is not None:
+            head = rec.head
+            count = head.c_count
+            entries = head.c_addr[:count] if 0 < count < TP_NINDIR else head.c_addr if count > 0 else b""
+            end = base + len(entries) * TP_BSIZE
+            if 0 not in entries:
+                # no hole: the record's blocks in one go, cut at the size
+                data = rec.data
+                if end > size:
+                    data = data[:max(0, size - base)]
+                if data:
+                    high = base + os.pwrite(fd, data, base)
+            else:
+                high = self._write_holey(fd, rec, entries, base, size) or high
+            base = end
+            if cur is not None:
+                cur.base = base
+            rec = self._next_addr(ino)
+            if rec is not None and self._damage_count != damage_before:
+                self.error(f"{os.fsdecode(path)} (inode {ino}): data after byte {base} lost to damage; "
+                           "the rest of the file reads as holes")
+                for _ in self._same_inode_addrs(ino):
+                    pass
+                break
+        return high
+
+    def _next_addr(self, ino: int) -> Record | None:
+        """The next record if it is a TS_ADDR of inode *ino* (taken), else ``None``."""
+        records = self._records
+        rec = records.peek()
+        if rec is not None and rec.head.c_type == RecordType.TS_ADDR and rec.head.c_inumber == ino:
+            return records.pop()
+        return None
+
+    @staticmethod
+    def _write_holey(fd: int, rec: Record, entries: bytes, base: int, size: int) -> int:
+        """Write a record's data around its holes: each run of contiguous
+        blocks in one call.  Returns where the last bytes written end (0: none)."""
+        data = rec.data
+        high = 0
+        at = 0          # next data block in ``data``
+        run_at = -1     # file offset of the run being gathered
+        run_start = 0   # its start in ``data``
+        offset = base
+        for entry in entries:
+            if offset >= size:
+                break
+            if entry:
+                if run_at < 0:
+                    run_at, run_start = offset, at
+                at += TP_BSIZE
+            elif run_at >= 0:
+                high = run_at + os.pwrite(fd, data[run_start:at], run_at)
+                run_at = -1
+            offset += TP_BSIZE
+        if run_at >= 0:
+            chunk = data[run_start:at]
+            if run_at + len(chunk) > size:
+                chunk = chunk[:size - run_at]
+            high = run_at + os.pwrite(fd, chunk, run_at)
+        return high
 
     def _write_leaf(self, target: str, h: Header, first: Record, paths: list[bytes],
                     resume: "_InProgress | None" = None) -> None:
@@ -909,9 +1078,7 @@ class Restore:
             self._verbose(f"extract file {os.fsdecode(path)}")
         made = False
         if self.opts.dry_run:
-            for _ in self._same_inode_addrs(ino):
-                pass
-            self._xattrs_after(ino)
+            self._skip_inode(ino)
             return
         self._current = _InProgress(ino, paths, first) if resume is None else resume
         try:
@@ -922,7 +1089,7 @@ class Restore:
                                            resume.base if resume else 0)
             elif fmt == stat.S_IFLNK:
                 records = [first] + list(self._same_inode_addrs(ino))
-                if first.header.c_count == 0:
+                if first.head.c_count == 0:
                     self.warn(f"{os.fsdecode(path)}: zero length symbolic link (ignored)")
                 else:
                     link = assemble_file(records)
@@ -959,14 +1126,19 @@ class Restore:
         finally:
             if fd is not None:
                 os.close(fd)
+        self._link_others(full, paths)
+
+    def _link_others(self, full: str, paths: list[bytes]) -> None:
+        """Make ``paths[1:]`` hard links of *full* (the inode's first name)."""
+        target = full[:len(full) - len(os.fsdecode(paths[0]))]
         for other in paths[1:]:
-            ofull = os.path.join(target, os.fsdecode(other))
-            self._verbose(f"link {os.fsdecode(other)} -> {os.fsdecode(path)}")
+            ofull = target + os.fsdecode(other)
+            self._verbose(f"link {os.fsdecode(other)} -> {os.fsdecode(paths[0])}")
             try:
                 self._clear(ofull)
                 os.link(full, ofull)
             except OSError as exc:
-                self.error(f"{os.fsdecode(other)}: cannot link to {os.fsdecode(path)}: {exc.strerror}")
+                self.error(f"{os.fsdecode(other)}: cannot link to {os.fsdecode(paths[0])}: {exc.strerror}")
 
     def _clear(self, full: str) -> None:
         """Make room for a new node: remove an old non-directory (restore's -u, always for our own work)."""
@@ -995,49 +1167,7 @@ class Restore:
         fd = os.open(full, flags, 0o600)
         try:
             size = d.size
-            damage_before = self._damage_count
-            written = base
-            # a new file (O_TRUNC) whose writes reach its size needs no ftruncate
-            high = 0
-            for rec in itertools.chain((first,) if first is not None else (), self._same_inode_addrs(ino)):
-                if self._damage_count != damage_before:
-                    self.error(f"{os.fsdecode(path)} (inode {ino}): data after byte {written} lost to damage; "
-                               "the rest of the file reads as holes")
-                    for _ in self._same_inode_addrs(ino):
-                        pass
-                    break
-                entries = rec.header.addr_entries
-                end = base + len(entries) * TP_BSIZE
-                if end <= size and 0 not in entries:
-                    # no hole and nothing past the end: the record's blocks in one go
-                    if rec.data:
-                        os.pwrite(fd, rec.data, base)
-                        high = end
-                    written = base = end
-                    if self._current is not None:
-                        self._current.base = base
-                    continue
-                # Contiguous blocks go down in one pwrite: one call per 1 KiB
-                # block was most of a big file's restore time.
-                run: list[bytes] = []
-                run_at = 0
-                for rel, block in iter_file_slices([rec]):
-                    offset = base + rel
-                    if offset >= size:
-                        break
-                    if block is not None:
-                        if not run:
-                            run_at = offset
-                        run.append(block[:size - offset] if size - offset < TP_BSIZE else block)
-                    elif run:
-                        high = run_at + os.pwrite(fd, b"".join(run), run_at)
-                        run = []
-                    written = offset + TP_BSIZE
-                if run:
-                    high = run_at + os.pwrite(fd, b"".join(run), run_at)
-                base += len(rec.header.addr_entries) * TP_BSIZE
-                if self._current is not None:
-                    self._current.base = base
+            high = self._write_data(fd, first, ino, size, base, path)
             if first is None or high != size:
                 os.ftruncate(fd, size)
         except BaseException:
@@ -1046,18 +1176,22 @@ class Restore:
         self._leaf_fd = fd  # _write_leaf sets the attributes through it, then closes it
         return True
 
-    def _set_attrs(self, full: str, path: bytes, d: "Dinode | DirFix", xattrs: list[tuple[bytes, bytes]],
-                   fd: int | None = None) -> None:
-        """Owner, mode, xattrs and times of *full* (through *fd*, open on it, if given)."""
+    def _set_attrs(self, full: "str | bytes", path: bytes, d: "Dinode | DirFix | Head",
+                   xattrs: list[tuple[bytes, bytes]], fd: int | None = None, *,
+                   owner: bool = True, perms: "bool | int" = True) -> None:
+        """Owner, mode, xattrs and times of *full* (through *fd*, open on it,
+        if given).  Without *owner* or *perms* the owner or the mode is known
+        to be right already and is not set."""
         mode = d.mode
-        try:
-            if fd is None:
-                os.chown(full, d.uid, d.gid, follow_symlinks=False)
-            else:
-                os.fchown(fd, d.uid, d.gid)
-        except OSError as exc:
-            self.warn(f"{os.fsdecode(path)}: cannot set owner {d.uid}:{d.gid}: {exc.strerror}")
-        if not stat.S_ISLNK(mode):
+        if owner:
+            try:
+                if fd is None:
+                    os.chown(full, d.uid, d.gid, follow_symlinks=False)
+                else:
+                    os.fchown(fd, d.uid, d.gid)
+            except OSError as exc:
+                self.warn(f"{os.fsdecode(path)}: cannot set owner {d.uid}:{d.gid}: {exc.strerror}")
+        if perms and not stat.S_ISLNK(mode):
             try:
                 if fd is None:
                     os.chmod(full, stat.S_IMODE(mode))
@@ -1191,7 +1325,7 @@ def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record
 _TMP = -1  # "parent" of a node parked in the temporary directory
 
 
-@dataclass
+@dataclass(slots=True)
 class _InProgress:
     """The inode -r is writing: its first record, how many bytes of its data
     are on disk (``base``), and whether only its attributes are left."""

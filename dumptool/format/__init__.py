@@ -50,10 +50,12 @@ from .stream import (
 )
 from .walk import (
     Damage,
+    Head,
     Record,
     assemble_file,
     image_byte_order,
     iter_file_slices,
+    read_head,
     skip_to_header,
     walk_blocks,
     walk_chunks,

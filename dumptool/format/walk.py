@@ -12,33 +12,156 @@ The rest reads one inode's records gathered by such a walk.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from ..errors import FormatError
-from .constants import DR_EXTATTRIBUTES, TP_BSIZE, TP_NINDIR, ByteOrder, RecordType
+from ..errors import ChecksumError, FormatError
+from .constants import (
+    CHECKSUM,
+    DINODE_SIZE,
+    DR_EXTATTRIBUTES,
+    DR_METAONLY,
+    LBLSIZE,
+    NAMELEN,
+    NDADDR,
+    NFS_MAGIC,
+    NIADDR,
+    TP_BSIZE,
+    TP_NINDIR,
+    ByteOrder,
+    RecordType,
+)
 from .header import Header, header_byte_order, is_header, unpack_header
 
 Buffer = bytes | bytearray | memoryview
 """Bytes as a reader holds them: a slice of what it read may be a memoryview."""
 
 
+class Head(NamedTuple):
+    """The fields of a header a reader needs for every record, unpacked in
+    one step: what :func:`walk_chunks` counts with and a restore writes a
+    file with.  The dinode fields keep their :class:`Dinode` names; ``rdev``
+    is its device number.  The full :class:`Header` is :attr:`Record.header`.
+    """
+
+    c_type: int
+    c_date: int
+    c_volume: int
+    c_tapea: int
+    c_inumber: int
+    mode: int
+    size: int
+    atime_sec: int
+    atime_usec: int
+    mtime_sec: int
+    mtime_usec: int
+    db0: int
+    db1: int
+    uid: int
+    gid: int
+    c_count: int
+    c_addr: bytes
+    c_flags: int
+
+    @classmethod
+    def of(cls, header: Header) -> "Head":
+        """The fields of a full header."""
+        d = header.c_dinode
+        return cls(int(header.c_type), header.c_date, header.c_volume, header.c_tapea, header.c_inumber,
+                   d.mode, d.size, d.atime_sec, d.atime_usec, d.mtime_sec, d.mtime_usec, d.db[0], d.db[1],
+                   d.uid, d.gid, header.c_count, header.c_addr, header.c_flags)
+
+    @property
+    def is_extattr(self) -> bool:
+        """The EA header that carries the previous inode's xattrs."""
+        return self.c_type == RecordType.TS_INODE and bool(self.c_flags & DR_EXTATTRIBUTES)
+
+    @property
+    def is_metaonly(self) -> bool:
+        return bool(self.c_flags & DR_METAONLY)
+
+    @property
+    def addr_entries(self) -> bytes:
+        """The meaningful ``c_addr`` entries: nonzero = data block, 0 = hole."""
+        return self.c_addr[: max(0, min(self.c_count, TP_NINDIR))]
+
+    @property
+    def rdev(self) -> int:
+        """As :attr:`Dinode.rdev`."""
+        return self.db0 or self.db1
+
+    @property
+    def atime_ns(self) -> int:
+        return self.atime_sec * 1_000_000_000 + self.atime_usec * 1000
+
+    @property
+    def mtime_ns(self) -> int:
+        return self.mtime_sec * 1_000_000_000 + self.mtime_usec * 1000
+
+
+# The header layout (header.py, dinode.py) with only :class:`Head`'s fields
+# kept: c_type, c_date, (c_ddate), c_volume, c_tapea, c_inumber, c_magic,
+# (c_checksum); di_mode, (nlink, old ids), di_size, the six time words, the
+# first two of di_db, (the rest, di_ib, flags, blocks, gen), di_uid, di_gid,
+# (spare); c_count, c_addr, (label, level, names), c_flags, (the rest).
+_LEAN_FMT = (f"ii4xiIIi4x H6xQ IIII8x II{(NDADDR - 2) * 4 + NIADDR * 4 + 12}x II8x "
+             f"i{TP_NINDIR}s{LBLSIZE + 4 + 3 * NAMELEN}x i{TP_BSIZE - 892}x").replace(" ", "")
+_LEAN = {order: struct.Struct(order.value + _LEAN_FMT) for order in ByteOrder}
+assert _LEAN[ByteOrder.LITTLE].size == TP_BSIZE and DINODE_SIZE == 128
+_WORDS = {order: struct.Struct(f"{order.value}{TP_BSIZE // 4}I") for order in ByteOrder}
+_NATIVE = ByteOrder.LITTLE if sys.byteorder == "little" else ByteOrder.BIG
+_TYPES = frozenset(int(t) for t in RecordType)
+_make_head = Head._make
+
+
+def read_head(buf: Buffer, at: int, order: ByteOrder, *, verify: bool = True) -> Head:
+    """The :class:`Head` of the header block at offset *at* of *buf*, with
+    :func:`unpack_header`'s checks and errors (magic, checksum, record type)."""
+    v = _LEAN[order].unpack_from(buf, at)
+    if v[5] != NFS_MAGIC:
+        raise FormatError("block is not a dump header (bad magic): damaged, or wrong byte order")
+    if verify:
+        if order is _NATIVE:
+            words = array("I")
+            words.frombytes(buf[at:at + TP_BSIZE])
+        else:
+            words = _WORDS[order].unpack_from(buf, at)
+        if sum(words) & 0xFFFFFFFF != CHECKSUM:
+            raise ChecksumError(f"header at tape block {v[3]} (inode {v[4]}) has a bad checksum: "
+                                "the image is damaged")
+    if v[0] not in _TYPES:
+        raise FormatError(f"header has unknown record type {v[0]}: the image is damaged")
+    return _make_head(v[:5] + v[6:])
+
+
 class Record:
     """A header and the data blocks after it; ``index`` is the header's block index.
 
-    ``data`` is the data blocks back to back (``len(data)`` is a multiple
-    of 1 KiB): bytes, or a memoryview into what the reader read, valid as
-    long as the record is kept.  ``blocks`` is the same data as 1 KiB
-    ``bytes`` blocks.  Records compare by index, header and data.
+    ``head`` holds the header's everyday fields (:class:`Head`); ``header``
+    is the full :class:`Header`, made when first asked for.  ``data`` is
+    the data blocks back to back (``len(data)`` is a multiple of 1 KiB):
+    bytes, or a memoryview into what the reader read, valid as long as the
+    record is kept.  ``blocks`` is the same data as 1 KiB ``bytes`` blocks.
+    Records compare by index, header and data.
     """
 
-    __slots__ = ("index", "header", "data")
+    __slots__ = ("index", "head", "data", "_header", "_block", "_order")
 
     def __init__(self, index: int, header: Header, blocks: Iterable[Buffer] = (), *,
                  data: Buffer | None = None) -> None:
         self.index = index
-        self.header = header
+        self._header: Header | None = header
+        self.head = Head.of(header)
         self.data: Buffer = data if data is not None else b"".join(blocks)
+
+    @property
+    def header(self) -> Header:
+        if self._header is None:
+            self._header = unpack_header(self._block, self._order, verify=False)
+        return self._header
 
     @property
     def blocks(self) -> tuple[bytes, ...]:
@@ -54,6 +177,9 @@ class Record:
 
     def __repr__(self) -> str:
         return f"Record(index={self.index}, header={self.header!r}, {len(self.data) // TP_BSIZE} blocks)"
+
+
+_new_record = Record.__new__
 
 
 def walk_image(image: bytes, *, verify: bool = True) -> Iterator[Record]:
@@ -165,24 +291,24 @@ def walk_chunks(
     if first is None:
         raise FormatError("the image is empty: no dump header")
     order = header_byte_order(first)
-    header = unpack_header(first, order, verify=verify)
-    date = header.c_date
+    head = read_head(first, 0, order, verify=verify)
+    block = first
+    date = head.c_date
     index = 0
     last_inode = 0
     ts_inode, ts_addr = RecordType.TS_INODE, RecordType.TS_ADDR
     while True:
-        c_type = header.c_type
-        if (c_type is ts_inode or c_type is ts_addr) and not header.c_flags & DR_EXTATTRIBUTES:
-            count = header.c_count
-            if count > 0:
-                entries = header.c_addr[:count] if count < TP_NINDIR else header.c_addr
-                count = len(entries) - entries.count(0)
+        c_type = head.c_type
+        if c_type == ts_inode or c_type == ts_addr:
+            last_inode = head.c_inumber
+            if head.c_flags & DR_EXTATTRIBUTES:
+                count = max(0, head.c_count) if c_type == ts_inode else _count_of(head)
             else:
-                count = 0
+                count = _count_of(head)
+        elif c_type == RecordType.TS_CLRI or c_type == RecordType.TS_BITS:
+            count = max(0, head.c_count)
         else:
-            count = header.data_block_count()
-        if c_type is ts_inode or c_type is ts_addr:
-            last_inode = header.c_inumber
+            count = 0
         if count:
             size = count * TP_BSIZE
             if pos + size <= end:
@@ -203,13 +329,15 @@ def walk_chunks(
                     reason = f"the image ends inside the data of the header at block {index}"
                     if on_damage is None:
                         raise FormatError(reason)
-                    on_damage(Damage(index, 1 + count - need // TP_BSIZE, header.c_inumber, reason,
+                    on_damage(Damage(index, 1 + count - need // TP_BSIZE, head.c_inumber, reason,
                                      truncated=True))
                     return
                 data = b"".join(parts)
         else:
             data = b""
-        yield Record(index, header, data=data)
+        rec = _new_record(Record)
+        rec.index, rec.head, rec.data, rec._header, rec._block, rec._order = index, head, data, None, block, order
+        yield rec
         del held[:]
         mark = pos
         index += 1 + count
@@ -221,7 +349,7 @@ def walk_chunks(
             if block is None:
                 return
         try:
-            header = unpack_header(block, order, verify=verify)
+            head = read_head(block, 0, order, verify=verify)
             continue
         except FormatError as exc:
             if on_damage is None:
@@ -237,7 +365,16 @@ def walk_chunks(
             return
         on_damage(Damage(start, skipped, last_inode, reason))
         index += skipped
-        header = unpack_header(block, order, verify=verify)
+        head = read_head(block, 0, order, verify=verify)
+
+
+def _count_of(head: Head) -> int:
+    """Data blocks after an inode or addr header: its nonzero ``c_addr[:c_count]`` entries."""
+    count = head.c_count
+    if count <= 0:
+        return 0
+    entries = head.c_addr[:count] if count < TP_NINDIR else head.c_addr
+    return len(entries) - entries.count(0)
 
 
 def skip_to_header(chunks: Iterable[Buffer], order: ByteOrder, date: int) -> Iterator[Buffer]:
