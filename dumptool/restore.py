@@ -1520,6 +1520,10 @@ class _Rebuild:
                 elif ino in self.new.dir_times:
                     fixes.append(DirFix(path, *self.new.dir_times[ino]))
             r._dir_plan = fixes
+        # what the planning needed goes before the leaves stream in (peak memory)
+        del new_set, old_set, new_nodes, kept, leaf_at, removed
+        self.new_edges = self.old_edges = []
+        self.old = SymbolTable()
         r._extract_leaves(self.target, leaf_names)
         if not dry:
             r._apply_dir_plan(self.target)

@@ -150,24 +150,27 @@ def parse_directory(
     a 255-byte name with ``d_reclen`` cut to 8 bits (section 15).
     """
     found: list[Dirent] = []
-    o = byte_order.value
+    append = found.append
+    unpack = (_OLD_HEAD if old_format else _NEW_HEAD)[byte_order].unpack_from
     pos = 0
     size = len(data)
     while pos < size:
-        chunk_end = min((pos // RESTORE_DIRBLKSIZ + 1) * RESTORE_DIRBLKSIZ, size)
+        chunk_end = (pos // RESTORE_DIRBLKSIZ + 1) * RESTORE_DIRBLKSIZ
+        if chunk_end > size:
+            chunk_end = size
         problem = None
         if pos + DIRECT_HEADER_SIZE > chunk_end:
             problem = "an entry header crosses a 1 KiB boundary"
         else:
             if old_format:
-                d_ino, reclen, namlen = struct.unpack_from(o + "IHH", data, pos)
+                d_ino, reclen, namlen = unpack(data, pos)
                 d_type = DirentType.DT_UNKNOWN
             else:
-                d_ino, reclen, d_type, namlen = struct.unpack_from(o + "IHBB", data, pos)
+                d_ino, reclen, d_type, namlen = unpack(data, pos)
             name = data[pos + DIRECT_HEADER_SIZE: pos + DIRECT_HEADER_SIZE + namlen]
-            if reclen == 0 or reclen % 4:
+            if reclen == 0 or reclen & 3:
                 problem = f"d_reclen {reclen} is not a positive multiple of 4"
-            elif reclen < dirent_reclen(namlen) or pos + reclen > chunk_end:
+            elif reclen < (DIRECT_HEADER_SIZE + namlen + 4) & ~3 or pos + reclen > chunk_end:
                 problem = f"d_reclen {reclen} does not fit its name or crosses a 1 KiB boundary"
             elif d_ino and (not name or b"/" in name or b"\0" in name):
                 problem = f"entry name {name!r} is not a file name"
@@ -181,6 +184,11 @@ def parse_directory(
             pos = chunk_end
             continue
         if d_ino:
-            found.append(Dirent(d_ino, name, d_type))
+            append(Dirent(d_ino, bytes(name), d_type))
         pos += reclen
     return found
+
+
+# the 8-byte entry header: d_ino, d_reclen, d_type, d_namlen (old format: a 16-bit d_namlen, no type)
+_NEW_HEAD = {order: struct.Struct(order.value + "IHBB") for order in ByteOrder}
+_OLD_HEAD = {order: struct.Struct(order.value + "IHH") for order in ByteOrder}
