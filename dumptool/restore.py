@@ -66,6 +66,7 @@ XATTR_MAXSIZE = 4096
 # how _write_new_regular creates a file, and the file types it asks about
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, stat.S_IFDIR, stat.S_IFREG
+_TS_ADDR = int(RecordType.TS_ADDR)
 
 # what os.fsdecode uses, for a decode without its call per file
 _FS_ENCODING = sys.getfilesystemencoding()
@@ -214,6 +215,8 @@ class VolumeInput:
 class _Records:
     """Records with one record of look-ahead."""
 
+    __slots__ = ("_it", "_next", "_done")
+
     def __init__(self, records: Iterator[Record]) -> None:
         self._it = records
         self._next: Record | None = None
@@ -231,13 +234,20 @@ class _Records:
         self._done = False
 
     def peek(self) -> Record | None:
-        if self._next is None and not self._done:
-            self._next = next(self._it, None)
-            self._done = self._next is None
-        return self._next
+        rec = self._next
+        if rec is None and not self._done:
+            rec = self._next = next(self._it, None)
+            self._done = rec is None
+        return rec
 
     def pop(self) -> Record | None:
-        rec = self.peek()
+        rec = self._next
+        if rec is None:
+            if self._done:
+                return None
+            rec = next(self._it, None)
+            self._done = rec is None
+            return rec
         self._next = None
         return rec
 
@@ -941,9 +951,20 @@ class Restore:
             self._verbose(f"extract file {os.fsdecode(path)}")
         self._current = cur = _InProgress(ino, paths, first)
         try:
+            size = head.size
+            count = head.c_count
+            data = first.data
             try:
-                size = head.size
-                if self._write_data(fd, first, ino, size, 0, path) != size:
+                if 0 < count < TP_NINDIR and len(data) == count * TP_BSIZE and size <= len(data):
+                    # the usual small file: one record, no hole, its data in one write
+                    if size:
+                        os.write(fd, data[:size] if size < len(data) else data)
+                    cur.base = len(data)
+                    nxt = self._records.peek()
+                    if nxt is not None and nxt.head.c_type == _TS_ADDR and nxt.head.c_inumber == ino \
+                            and self._write_data(fd, None, ino, size, len(data), path) != size:
+                        os.ftruncate(fd, size)  # (more records than c_count said: as _write_data does)
+                elif self._write_data(fd, first, ino, size, 0, path) != size:
                     os.ftruncate(fd, size)
                 made = True
             except OSError as exc:
@@ -952,13 +973,35 @@ class Restore:
                 self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
                 made = False
             cur.attrs_only, cur.made = True, made
-            xattrs = self._xattrs_after(ino)
+            nxt = self._records.peek()
+            if nxt is not None and nxt.head.c_flags & DR_EXTATTRIBUTES and nxt.head.c_inumber == ino:
+                xattrs = self._xattrs_after(ino)
+            else:
+                xattrs = []
             self._current = None
             if not made:
                 return True
-            uid, gid, masked, acl = self._new_file_state(fd, full, mode)
-            self._set_attrs(full, path, head, xattrs, fd, owner=uid != head.uid or gid != head.gid,
-                            perms=acl or mode & masked)
+            parent = full.rpartition(b"/")[0]
+            state = self._dir_state.get(parent) or self._new_file_state(fd, parent, mode)
+            uid, gid = head.uid, head.gid
+            if uid != state[0] or gid != state[1]:
+                try:
+                    os.fchown(fd, uid, gid)
+                except OSError as exc:
+                    self.warn(f"{os.fsdecode(path)}: cannot set owner {uid}:{gid}: {exc.strerror}")
+            if state[3] or mode & state[2]:
+                try:
+                    os.fchmod(fd, mode)
+                except OSError as exc:
+                    self.warn(f"{os.fsdecode(path)}: cannot set mode {mode:o}: {exc.strerror}")
+            if xattrs:
+                self._set_attrs(full, path, head, xattrs, fd, owner=False, perms=False)
+            else:
+                try:
+                    os.utime(fd, ns=(head.atime_sec * 1_000_000_000 + head.atime_usec * 1000,
+                                     head.mtime_sec * 1_000_000_000 + head.mtime_usec * 1000))
+                except OSError as exc:
+                    self.warn(f"{os.fsdecode(path)}: cannot set times: {exc.strerror}")
             if self.extracted is not None:
                 self.extracted.leaves[ino] = (list(paths), first.header.c_dinode, xattrs)
         finally:
@@ -968,9 +1011,9 @@ class Restore:
                               paths)
         return True
 
-    def _new_file_state(self, fd: int, full: bytes, mode: int) -> tuple[int, int, int, bool]:
-        """``(uid, gid, masked, acl)`` for files created in the directory of
-        *full*, asked once per directory by looking at the first one (*fd*,
+    def _new_file_state(self, fd: int, parent: bytes, mode: int) -> tuple[int, int, int, bool]:
+        """``(uid, gid, masked, acl)`` for files created in directory
+        *parent*, asked once per directory by looking at the first one (*fd*,
         just created with the permission bits of *mode*): the owner they
         get, the mode bits creation leaves out (the umask and the special
         bits, never given at creation; all when the first file did not come
@@ -978,18 +1021,15 @@ class Restore:
         (then creation leaves the permission bits to the ACL).  Directories
         keep their mode and ACLs until the leaves are done, so this holds
         for a whole pass."""
-        parent = full.rpartition(b"/")[0] or b"."
-        state = self._dir_state.get(parent)
-        if state is None:
-            st = os.fstat(fd)
-            try:
-                acl = bool(os.getxattr(parent, "system.posix_acl_default"))
-            except OSError:
-                acl = False
-            masked = self._umask | 0o7000
-            if not acl and stat.S_IMODE(st.st_mode) != mode & 0o777 & ~masked:
-                masked = 0o7777
-            state = self._dir_state[parent] = (st.st_uid, st.st_gid, masked, acl)
+        st = os.fstat(fd)
+        try:
+            acl = bool(os.getxattr(parent or b".", "system.posix_acl_default"))
+        except OSError:
+            acl = False
+        masked = self._umask | 0o7000
+        if not acl and stat.S_IMODE(st.st_mode) != mode & 0o777 & ~masked:
+            masked = 0o7777
+        state = self._dir_state[parent] = (st.st_uid, st.st_gid, masked, acl)
         return state
 
     def _write_data(self, fd: int, first: Record | None, ino: int, size: int, base: int, path: bytes) -> int:
@@ -1032,7 +1072,7 @@ class Restore:
         """The next record if it is a TS_ADDR of inode *ino* (taken), else ``None``."""
         records = self._records
         rec = records.peek()
-        if rec is not None and rec.head.c_type == RecordType.TS_ADDR and rec.head.c_inumber == ino:
+        if rec is not None and rec.head.c_type == _TS_ADDR and rec.head.c_inumber == ino:
             return records.pop()
         return None
 

@@ -12,11 +12,9 @@ The rest reads one inode's records gathered by such a walk.
 from __future__ import annotations
 
 import struct
-import sys
-from array import array
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from ..errors import ChecksumError, FormatError
 from .constants import (
@@ -40,31 +38,18 @@ Buffer = bytes | bytearray | memoryview
 """Bytes as a reader holds them: a slice of what it read may be a memoryview."""
 
 
-class Head(NamedTuple):
+_HEAD_FIELDS = ("c_type c_date c_volume c_tapea c_inumber mode size atime_sec atime_usec mtime_sec mtime_usec "
+                "db0 db1 uid gid c_count c_addr c_flags")
+
+
+class Head(namedtuple("Head", _HEAD_FIELDS)):
     """The fields of a header a reader needs for every record, unpacked in
     one step: what :func:`walk_chunks` counts with and a restore writes a
     file with.  The dinode fields keep their :class:`Dinode` names; ``rdev``
     is its device number.  The full :class:`Header` is :attr:`Record.header`.
     """
 
-    c_type: int
-    c_date: int
-    c_volume: int
-    c_tapea: int
-    c_inumber: int
-    mode: int
-    size: int
-    atime_sec: int
-    atime_usec: int
-    mtime_sec: int
-    mtime_usec: int
-    db0: int
-    db1: int
-    uid: int
-    gid: int
-    c_count: int
-    c_addr: bytes
-    c_flags: int
+    __slots__ = ()
 
     @classmethod
     def of(cls, header: Header) -> "Head":
@@ -111,30 +96,61 @@ _LEAN_FMT = (f"ii4xiIIi4x H6xQ IIII8x II{(NDADDR - 2) * 4 + NIADDR * 4 + 12}x II
              f"i{TP_NINDIR}s{LBLSIZE + 4 + 3 * NAMELEN}x i{TP_BSIZE - 892}x").replace(" ", "")
 _LEAN = {order: struct.Struct(order.value + _LEAN_FMT) for order in ByteOrder}
 assert _LEAN[ByteOrder.LITTLE].size == TP_BSIZE and DINODE_SIZE == 128
-_WORDS = {order: struct.Struct(f"{order.value}{TP_BSIZE // 4}I") for order in ByteOrder}
-_NATIVE = ByteOrder.LITTLE if sys.byteorder == "little" else ByteOrder.BIG
 _TYPES = frozenset(int(t) for t in RecordType)
 _make_head = Head._make
+
+# The checksum (the sum of the 256 words) in three parts: the words before
+# c_addr, summed each time; c_addr, and the words after it (the volume's
+# names, flags, spare), each summed once per distinct value and looked up
+# after that: nearly every header of a dump repeats them.
+_ADDR_AT = 32 + DINODE_SIZE + 4
+_REST_AT = _ADDR_AT + TP_NINDIR
+_FRONT = {order: struct.Struct(f"{order.value}{_ADDR_AT // 4}I") for order in ByteOrder}
+_PART_SUMS: dict[ByteOrder, dict[bytes, int]] = {order: {} for order in ByteOrder}
+_PART_SUMS_LIMIT = 256
+
+
+def _head_reader(order: ByteOrder, verify: bool = True) -> Callable[[Buffer, int], Head]:
+    """:func:`read_head` for one byte order, its tables looked up once (a
+    :class:`ByteOrder` hashes in Python: a lookup per header costs)."""
+    lean = _LEAN[order].unpack_from
+    front = _FRONT[order].unpack_from
+    sums = _PART_SUMS[order]
+    prefix = order.value
+    types, make, magic, checksum = _TYPES, _make_head, NFS_MAGIC, CHECKSUM
+
+    def part_sum(part: bytes) -> int:
+        total = sum(struct.unpack(f"{prefix}{len(part) // 4}I", part))
+        if len(sums) < _PART_SUMS_LIMIT:
+            sums[part] = total
+        return total
+
+    def read(buf: Buffer, at: int) -> Head:
+        v = lean(buf, at)
+        if v[5] != magic:
+            raise FormatError("block is not a dump header (bad magic): damaged, or wrong byte order")
+        if verify:
+            addr_sum = sums.get(v[17])
+            if addr_sum is None:
+                addr_sum = part_sum(v[17])
+            rest = bytes(buf[at + _REST_AT:at + TP_BSIZE])
+            rest_sum = sums.get(rest)
+            if rest_sum is None:
+                rest_sum = part_sum(rest)
+            if (sum(front(buf, at)) + addr_sum + rest_sum) & 0xFFFFFFFF != checksum:
+                raise ChecksumError(f"header at tape block {v[3]} (inode {v[4]}) has a bad checksum: "
+                                    "the image is damaged")
+        if v[0] not in types:
+            raise FormatError(f"header has unknown record type {v[0]}: the image is damaged")
+        return make(v[:5] + v[6:])
+
+    return read
 
 
 def read_head(buf: Buffer, at: int, order: ByteOrder, *, verify: bool = True) -> Head:
     """The :class:`Head` of the header block at offset *at* of *buf*, with
     :func:`unpack_header`'s checks and errors (magic, checksum, record type)."""
-    v = _LEAN[order].unpack_from(buf, at)
-    if v[5] != NFS_MAGIC:
-        raise FormatError("block is not a dump header (bad magic): damaged, or wrong byte order")
-    if verify:
-        if order is _NATIVE:
-            words = array("I")
-            words.frombytes(buf[at:at + TP_BSIZE])
-        else:
-            words = _WORDS[order].unpack_from(buf, at)
-        if sum(words) & 0xFFFFFFFF != CHECKSUM:
-            raise ChecksumError(f"header at tape block {v[3]} (inode {v[4]}) has a bad checksum: "
-                                "the image is damaged")
-    if v[0] not in _TYPES:
-        raise FormatError(f"header has unknown record type {v[0]}: the image is damaged")
-    return _make_head(v[:5] + v[6:])
+    return _head_reader(order, verify)(buf, at)
 
 
 class Record:
@@ -291,21 +307,25 @@ def walk_chunks(
     if first is None:
         raise FormatError("the image is empty: no dump header")
     order = header_byte_order(first)
-    head = read_head(first, 0, order, verify=verify)
+    read = _head_reader(order, verify)
+    head = read(first, 0)
     block = first
     date = head.c_date
     index = 0
     last_inode = 0
-    ts_inode, ts_addr = RecordType.TS_INODE, RecordType.TS_ADDR
+    ts_inode, ts_addr, ts_clri, ts_bits = (int(t) for t in (RecordType.TS_INODE, RecordType.TS_ADDR,
+                                                            RecordType.TS_CLRI, RecordType.TS_BITS))
     while True:
         c_type = head.c_type
         if c_type == ts_inode or c_type == ts_addr:
             last_inode = head.c_inumber
-            if head.c_flags & DR_EXTATTRIBUTES:
-                count = max(0, head.c_count) if c_type == ts_inode else _count_of(head)
-            else:
-                count = _count_of(head)
-        elif c_type == RecordType.TS_CLRI or c_type == RecordType.TS_BITS:
+            count = head.c_count
+            if count <= 0:
+                count = 0
+            elif c_type != ts_inode or not head.c_flags & DR_EXTATTRIBUTES:
+                entries = head.c_addr[:count] if count < TP_NINDIR else head.c_addr
+                count = len(entries) - entries.count(0)
+        elif c_type == ts_clri or c_type == ts_bits:
             count = max(0, head.c_count)
         else:
             count = 0
@@ -349,7 +369,7 @@ def walk_chunks(
             if block is None:
                 return
         try:
-            head = read_head(block, 0, order, verify=verify)
+            head = read(block, 0)
             continue
         except FormatError as exc:
             if on_damage is None:
@@ -365,16 +385,7 @@ def walk_chunks(
             return
         on_damage(Damage(start, skipped, last_inode, reason))
         index += skipped
-        head = read_head(block, 0, order, verify=verify)
-
-
-def _count_of(head: Head) -> int:
-    """Data blocks after an inode or addr header: its nonzero ``c_addr[:c_count]`` entries."""
-    count = head.c_count
-    if count <= 0:
-        return 0
-    entries = head.c_addr[:count] if count < TP_NINDIR else head.c_addr
-    return len(entries) - entries.count(0)
+        head = read(block, 0)
 
 
 def skip_to_header(chunks: Iterable[Buffer], order: ByteOrder, date: int) -> Iterator[Buffer]:
