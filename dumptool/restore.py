@@ -286,11 +286,10 @@ class _InodeMap:
         self._bits = data
 
     def __contains__(self, ino: object) -> bool:
-        if not isinstance(ino, int) or ino < 1:
+        try:
+            return ino > 0 and self._bits[(ino - 1) >> 3] >> ((ino - 1) & 7) & 1 == 1  # type: ignore[operator]
+        except (IndexError, TypeError):
             return False
-        index = (ino - 1) >> 3
-        bits = self._bits
-        return index < len(bits) and bool(bits[index] >> ((ino - 1) & 7) & 1)
 
 
 @dataclass
@@ -981,15 +980,16 @@ class Restore:
             size = head.size
             count = head.c_count
             data = first.data
+            have = len(data)
             try:
-                if 0 < count < TP_NINDIR and len(data) == count * TP_BSIZE and size <= len(data):
+                if 0 < count < TP_NINDIR and have == count * TP_BSIZE and size <= have:
                     # the usual small file: one record, no hole, its data in one write
                     if size:
-                        os.write(fd, data[:size] if size < len(data) else data)
-                    cur.base = len(data)
+                        os.write(fd, data[:size] if size < have else data)
+                    cur.base = have
                     nxt = self._records.peek()
                     if nxt is not None and nxt.head.c_type == _TS_ADDR and nxt.head.c_inumber == ino \
-                            and self._write_data(fd, None, ino, size, len(data), path) != size:
+                            and self._write_data(fd, None, ino, size, have, path) != size:
                         os.ftruncate(fd, size)  # (more records than c_count said: as _write_data does)
                 elif self._write_data(fd, first, ino, size, 0, path) != size:
                     os.ftruncate(fd, size)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -178,8 +179,9 @@ class SymbolTable:
                 # encodes in Python, piece by piece), never all in memory twice
                 f.write(json.dumps(head)[:-1] + ', "dirs": {')
                 sep = ""
+                enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsdecode's
                 for ino, entries in self.dirs.items():
-                    f.write(f'{sep}"{ino}": {json.dumps([[os.fsdecode(n), c] for n, c in entries])}')
+                    f.write(f'{sep}"{ino}": {json.dumps([[n.decode(enc, errors), c] for n, c in entries])}')
                     sep = ", "
                 f.write("}}")
             os.replace(tmp, path)

@@ -97,7 +97,7 @@ _LEAN_FMT = (f"ii4xiIIi4x H6xQ IIII8x II{(NDADDR - 2) * 4 + NIADDR * 4 + 12}x II
 _LEAN = {order: struct.Struct(order.value + _LEAN_FMT) for order in ByteOrder}
 assert _LEAN[ByteOrder.LITTLE].size == TP_BSIZE and DINODE_SIZE == 128
 _TYPES = frozenset(int(t) for t in RecordType)
-_make_head = Head._make
+_new_tuple = tuple.__new__
 
 # The checksum (the sum of the 256 words) in three parts: the words before
 # c_addr, summed each time; c_addr, and the words after it (the volume's
@@ -117,7 +117,7 @@ def _head_reader(order: ByteOrder, verify: bool = True) -> Callable[[Buffer, int
     front = _FRONT[order].unpack_from
     sums = _PART_SUMS[order]
     prefix = order.value
-    types, make, magic, checksum = _TYPES, _make_head, NFS_MAGIC, CHECKSUM
+    types, new, magic, checksum = _TYPES, _new_tuple, NFS_MAGIC, CHECKSUM
 
     def part_sum(part: bytes) -> int:
         total = sum(struct.unpack(f"{prefix}{len(part) // 4}I", part))
@@ -142,7 +142,7 @@ def _head_reader(order: ByteOrder, verify: bool = True) -> Callable[[Buffer, int
                                     "the image is damaged")
         if v[0] not in types:
             raise FormatError(f"header has unknown record type {v[0]}: the image is damaged")
-        return make(v[:5] + v[6:])
+        return new(Head, v[:5] + v[6:])
 
     return read
 
@@ -169,15 +169,17 @@ class Record:
     def __init__(self, index: int, header: Header, blocks: Iterable[Buffer] = (), *,
                  data: Buffer | None = None) -> None:
         self.index = index
-        self._header: Header | None = header
+        self._header = header
         self.head = Head.of(header)
         self.data: Buffer = data if data is not None else b"".join(blocks)
 
     @property
     def header(self) -> Header:
-        if self._header is None:
-            self._header = unpack_header(self._block, self._order, verify=False)
-        return self._header
+        try:
+            return self._header
+        except AttributeError:  # a walk's record: made from its block when first asked for
+            header = self._header = unpack_header(self._block, self._order, verify=False)
+            return header
 
     @property
     def blocks(self) -> tuple[bytes, ...]:
@@ -356,9 +358,10 @@ def walk_chunks(
         else:
             data = b""
         rec = _new_record(Record)
-        rec.index, rec.head, rec.data, rec._header, rec._block, rec._order = index, head, data, None, block, order
+        rec.index, rec.head, rec.data, rec._block, rec._order = index, head, data, block, order
         yield rec
-        del held[:]
+        if held:
+            del held[:]
         mark = pos
         index += 1 + count
         if pos < end:
