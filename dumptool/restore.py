@@ -25,10 +25,8 @@ import functools
 import gc
 import itertools
 import os
-import shutil
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -1306,6 +1304,12 @@ class Restore:
                        "it is truncated; everything before the end was restored")
 
 
+def _rmtree(path: str) -> None:
+    import shutil  # only an incremental removes trees: not imported for every run
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _blocks_of(pieces: list[bytes | memoryview]) -> list[bytes]:
     """The 1 KiB blocks of *pieces* (whole blocks each)."""
     return [bytes(p[at:at + TP_BSIZE]) for p in pieces for at in range(0, len(p), TP_BSIZE)]
@@ -1324,8 +1328,13 @@ def _check_writable(target: str, dry_run: bool) -> None:
     if not os.path.isdir(target):
         raise RestoreError(f"target directory {target} does not exist or is not a directory")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".pyrestore-probe", dir=target)
-        os.close(fd)
+        for n in itertools.count():
+            probe = os.path.join(target, f".pyrestore-probe{os.getpid()}.{n}")
+            try:
+                os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                break
+            except FileExistsError:
+                continue
         os.unlink(probe)
     except OSError as exc:
         raise RestoreError(f"cannot write in target directory {target}: {exc.strerror}") from None
@@ -1543,7 +1552,7 @@ class _Rebuild:
             path = loc(c)
             r._verbose(f"Remove node {os.path.relpath(path, self.target)}")
             if not dry:
-                shutil.rmtree(path, ignore_errors=True)
+                _rmtree(path)
         # make the new names, top-down
         leaf_names: dict[int, list[bytes]] = {}
         for p, n, c in self.new_edges:
@@ -1573,7 +1582,7 @@ class _Rebuild:
             else:
                 r.error(f"{os.fsdecode(rel(p, n))} (inode {c}) is neither on this image nor restored before")
         if os.path.isdir(tmp_full) and not dry:
-            shutil.rmtree(tmp_full, ignore_errors=True)
+            _rmtree(tmp_full)
         if not dry:
             # directories: the dumped ones get their attributes, the others their times back
             dir_paths = {ino: rel(*where[ino]) for ino in self.new.dirs if ino != ROOTINO and ino in where}
