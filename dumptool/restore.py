@@ -1442,7 +1442,8 @@ class _Rebuild:
         for ino, node in r.dirs.items():
             self.new.dir_times[ino] = (node.dinode.atime_ns, node.dinode.mtime_ns)
         new_edges = list(self.new.edges())
-        new_edges = [(p, n, c) for p, n, c in new_edges if c in r.in_use or c in r.dumped or c in r.dirs]
+        in_use, dumped, dirs = r.in_use, r.dumped, r.dirs
+        new_edges = [edge for edge in new_edges if edge[2] in in_use or edge[2] in dumped or edge[2] in dirs]
         reachable = {ROOTINO} | {c for _, _, c in new_edges}
         self.new.dirs = {ino: [(n, c) for n, c in new_dirs[ino] if c in reachable]
                          for ino in reachable if ino in new_dirs}
@@ -1555,10 +1556,12 @@ class _Rebuild:
                 _rmtree(path)
         # make the new names, top-down
         leaf_names: dict[int, list[bytes]] = {}
-        for p, n, c in self.new_edges:
-            if (p, n, c) in kept:
+        new_dirs, dumped = self.new.dirs, r.dumped
+        for edge in self.new_edges:
+            if kept and edge in kept:
                 continue
-            is_dir = c in self.new.dirs
+            p, n, c = edge
+            is_dir = c in new_dirs
             if is_dir and c in where and where[c][0] == _TMP:
                 r._verbose(f"rename {self.tmp_name}/{c} to {os.fsdecode(rel(p, n))}")
                 if not dry:
@@ -1567,8 +1570,13 @@ class _Rebuild:
             elif is_dir:
                 move(c, (p, n))
                 r._make_dir(self.target, rel(p, n))
-            elif c in r.dumped:
-                leaf_names.setdefault(c, []).append(prefix(p) + n)
+            elif c in dumped:
+                path = (prefixes.get(p) or prefix(p)) + n
+                names = leaf_names.get(c)
+                if names is None:
+                    leaf_names[c] = [path]
+                else:
+                    names.append(path)
             elif c in leaf_at:
                 full = full_of(p, n)
                 lp, ln = leaf_at[c]
