@@ -919,6 +919,7 @@ class Restore:
         self._umask = os.umask(0o022)
         os.umask(self._umask)
         self._dir_state = {}
+        self._fast_current = _InProgress(0, [], None)  # type: ignore[arg-type]
         prefix = os.path.join(os.fsencode(target), b"")
         ts_inode, ts_end = RecordType.TS_INODE, RecordType.TS_END
         while True:
@@ -973,7 +974,10 @@ class Restore:
         ino = head.c_inumber
         if self.opts.verbose:
             self._verbose(f"extract file {os.fsdecode(path)}")
-        self._current = cur = _InProgress(ino, paths, first)
+        # (one _InProgress for the pass, refilled: a checkpoint copies it)
+        self._current = cur = self._fast_current
+        cur.ino, cur.paths, cur.first, cur.base, cur.attrs_only, cur.made = ino, paths, first, 0, False, False
+        records = self._records
         try:
             size = head.size
             count = head.c_count
@@ -985,7 +989,7 @@ class Restore:
                     if size:
                         os.write(fd, data[:size] if size < have else data)
                     cur.base = have
-                    nxt = self._records.peek()
+                    nxt = records.peek()
                     if nxt is not None and nxt.head.c_type == _TS_ADDR and nxt.head.c_inumber == ino \
                             and self._write_data(fd, None, ino, size, have, path) != size:
                         os.ftruncate(fd, size)  # (more records than c_count said: as _write_data does)
@@ -998,7 +1002,7 @@ class Restore:
                 self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
                 made = False
             cur.attrs_only, cur.made = True, made
-            nxt = self._records.peek()
+            nxt = records.peek()
             if nxt is not None and nxt.head.c_flags & DR_EXTATTRIBUTES and nxt.head.c_inumber == ino:
                 xattrs = self._xattrs_after(ino)
             else:

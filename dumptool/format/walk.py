@@ -125,18 +125,29 @@ def _head_reader(order: ByteOrder, verify: bool = True) -> Callable[[Buffer, int
             sums[part] = total
         return total
 
+    last = [b"", 0, b"", 0]  # the last c_addr and rest seen, with their sums (the next header's, mostly)
+
     def read(buf: Buffer, at: int) -> Head:
         v = lean(buf, at)
         if v[5] != magic:
             raise FormatError("block is not a dump header (bad magic): damaged, or wrong byte order")
         if verify:
-            addr_sum = sums.get(v[17])
-            if addr_sum is None:
-                addr_sum = part_sum(v[17])
+            addr = v[17]
+            if addr == last[0]:
+                addr_sum = last[1]
+            else:
+                addr_sum = sums.get(addr)
+                if addr_sum is None:
+                    addr_sum = part_sum(addr)
+                last[0], last[1] = addr, addr_sum
             rest = bytes(buf[at + _REST_AT:at + TP_BSIZE])
-            rest_sum = sums.get(rest)
-            if rest_sum is None:
-                rest_sum = part_sum(rest)
+            if rest == last[2]:
+                rest_sum = last[3]
+            else:
+                rest_sum = sums.get(rest)
+                if rest_sum is None:
+                    rest_sum = part_sum(rest)
+                last[2], last[3] = rest, rest_sum
             if (sum(front(buf, at)) + addr_sum + rest_sum) & 0xFFFFFFFF != checksum:
                 raise ChecksumError(f"header at tape block {v[3]} (inode {v[4]}) has a bad checksum: "
                                     "the image is damaged")
