@@ -38,8 +38,8 @@ Buffer = bytes | bytearray | memoryview
 """Bytes as a reader holds them: a slice of what it read may be a memoryview."""
 
 
-_HEAD_FIELDS = ("c_type c_date c_volume c_tapea c_inumber mode size atime_sec atime_usec mtime_sec mtime_usec "
-                "db0 db1 uid gid c_count c_addr c_flags")
+_HEAD_FIELDS = ("c_type c_date c_volume c_tapea c_inumber c_magic mode size atime_sec atime_usec mtime_sec "
+                "mtime_usec db0 db1 uid gid c_count c_addr c_flags")
 
 
 class Head(namedtuple("Head", _HEAD_FIELDS)):
@@ -55,7 +55,7 @@ class Head(namedtuple("Head", _HEAD_FIELDS)):
     def of(cls, header: Header) -> "Head":
         """The fields of a full header."""
         d = header.c_dinode
-        return cls(int(header.c_type), header.c_date, header.c_volume, header.c_tapea, header.c_inumber,
+        return cls(int(header.c_type), header.c_date, header.c_volume, header.c_tapea, header.c_inumber, NFS_MAGIC,
                    d.mode, d.size, d.atime_sec, d.atime_usec, d.mtime_sec, d.mtime_usec, d.db[0], d.db[1],
                    d.uid, d.gid, header.c_count, header.c_addr, header.c_flags)
 
@@ -88,7 +88,7 @@ class Head(namedtuple("Head", _HEAD_FIELDS)):
 
 
 # The header layout (header.py, dinode.py) with only :class:`Head`'s fields
-# kept: c_type, c_date, (c_ddate), c_volume, c_tapea, c_inumber, c_magic,
+# kept, in its order: c_type, c_date, (c_ddate), c_volume, c_tapea, c_inumber, c_magic,
 # (c_checksum); di_mode, (nlink, old ids), di_size, the six time words, the
 # first two of di_db, (the rest, di_ib, flags, blocks, gen), di_uid, di_gid,
 # (spare); c_count, c_addr, (label, level, names), c_flags, (the rest).
@@ -153,7 +153,7 @@ def _head_reader(order: ByteOrder, verify: bool = True) -> Callable[[Buffer, int
                                     "the image is damaged")
         if v[0] not in types:
             raise FormatError(f"header has unknown record type {v[0]}: the image is damaged")
-        return new(Head, v[:5] + v[6:])
+        return new(Head, v)
 
     return read
 
