@@ -45,6 +45,9 @@ _MAX_RECORD = MAXNTREC * TP_BSIZE
 
 #: Read size for files and pipes (restore fills a 32-block buffer).
 _STREAM_READ = 32 * TP_BSIZE
+#: What reads of a plain file grow to, doubling from _STREAM_READ (fewer
+#: calls for a long read; a seek starts small again, for -Q).
+_FILE_READ = 1024 * TP_BSIZE
 
 #: Most buffers one ``writev`` takes.
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
@@ -662,18 +665,25 @@ class _TapeSource(_TapeEnd, Source):
 class _StreamSource(_StreamEnd, Source):
     def __init__(self, fd: int, name: str, owned: bool) -> None:
         super().__init__(fd, name, owned)
+        self._read_size = _STREAM_READ
         try:
-            self.can_change_volume = not stat.S_ISFIFO(os.fstat(fd).st_mode)
+            mode = os.fstat(fd).st_mode
+            self.can_change_volume = not stat.S_ISFIFO(mode)
+            self._grows = stat.S_ISREG(mode)
         except OSError:
-            self.can_change_volume = False
+            self.can_change_volume = self._grows = False
 
     def read(self) -> bytes:
+        size = self._read_size
+        if self._grows and size < _FILE_READ:
+            self._read_size = size * 2
         try:
-            return os.read(self.fd, _STREAM_READ)
+            return os.read(self.fd, size)
         except OSError as exc:
             raise MediumError(f"{self.name}: read error: {exc.strerror}", exc.errno) from None
 
     def seek(self, address: int) -> None:
+        self._read_size = _STREAM_READ
         try:
             os.lseek(self.fd, address, os.SEEK_SET)
         except OSError as exc:

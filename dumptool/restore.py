@@ -3,7 +3,7 @@
 An image is read once, front to back (dump-format.md sections 3 and 12.2):
 the volume header, the two inode maps, every dumped directory (kept in
 memory to name things), then the non-directories in inode order, streamed
-to disk slice by slice.  The record counting is :func:`format.walk_blocks`;
+to disk slice by slice.  The record counting is :func:`format.walk_chunks`;
 volumes are stitched together by :class:`VolumeInput`.
 
 * :meth:`Restore.list` is ``-t``, :meth:`Restore.extract` is ``-x``,
@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import errno as _errno
+import functools
+import gc
 import itertools
 import os
-import shutil
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,12 +34,16 @@ from typing import TextIO
 
 from .errors import DumpError, FormatError, MediumError
 from .format import (
+    DR_EXTATTRIBUTES,
+    DR_METAONLY,
     ROOTINO,
     TP_BSIZE,
+    TP_NINDIR,
     ByteOrder,
     Damage,
     Dinode,
-    Dirent,
+    DirEntry,
+    Head,
     Header,
     QfaMap,
     Record,
@@ -48,16 +52,21 @@ from .format import (
     decode_dev,
     header_byte_order,
     iter_file_slices,
-    parse_directory,
+    directory_entries,
     skip_to_header,
     unpack_xattr_payload,
-    walk_blocks,
+    walk_chunks,
 )
 from .records import RecordReader, Source, open_source
 from .symtab import SYMTAB_NAME, Checkpointed, DirFix, ResumePoint, SymbolTable
 
 #: Largest EA payload restore applies (dump-format.md 7.1).
 XATTR_MAXSIZE = 4096
+
+# how _write_new_regular creates a file, and the file types it asks about
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, stat.S_IFDIR, stat.S_IFREG
+_TS_ADDR = int(RecordType.TS_ADDR)
 
 # what os.fsdecode uses, for a decode without its call per file
 _FS_ENCODING = sys.getfilesystemencoding()
@@ -66,6 +75,24 @@ _FS_ERRORS = sys.getfilesystemencodeerrors()
 
 class RestoreError(DumpError):
     """A restore cannot go on (bad image start, wrong volume, broken chain)."""
+
+
+def _gc_paused(method: Callable) -> Callable:
+    """Run *method* with the cyclic garbage collector paused.  A pass makes
+    next to no reference cycles, but it builds large long-lived tables (the
+    directories, the names) that every full collection would walk again,
+    a few percent of a restore of many small files; what cyclic garbage
+    there is goes at the first collection after."""
+    @functools.wraps(method)
+    def paused(*args, **kwargs):
+        if not gc.isenabled():
+            return method(*args, **kwargs)
+        gc.disable()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            gc.enable()
+    return paused
 
 
 # -- input: volumes stitched into one stream of blocks ------------------------------
@@ -103,14 +130,6 @@ class VolumeInput:
         self.byte_order = ByteOrder.LITTLE
         #: The number of the volume being read (``-R`` starts at a later one).
         self.volume = 1
-        # What :attr:`since_record` is made of, kept without a step per block:
-        # the blocks of each read from the last record boundary on (that
-        # boundary at ``_mark`` in the first), the iterator over the last one
-        # (how far it was consumed) and blocks set from outside (-R's head).
-        self._lists: list[list[bytes]] = []
-        self._mark = 0
-        self._it: Iterator[bytes] | None = None
-        self._extra: list[bytes] = []
         #: Called with the next volume's number before asking for it (-r's checkpoint).
         self.on_volume_end: Callable[[int], None] | None = None
 
@@ -122,15 +141,14 @@ class VolumeInput:
             raise MediumError(message)
         self.on_damage(message)
 
-    def blocks(self, *, identify: bool = True) -> Iterator[bytes]:
-        """The blocks from here on, across volumes.  With *identify* the first
-        one is the dump's first header: it tells the byte order and dates."""
+    def chunks(self, *, identify: bool = True) -> Iterator[bytes]:
+        """The blocks from here on, across volumes, as the reads bring them
+        (whole blocks, never cut into single ones: :func:`format.walk_chunks`
+        walks them).  With *identify* the first block is the dump's first
+        header: it tells the byte order and dates."""
         reader = self._reader
         first = identify
         while True:
-            # Whole reads at a time, sliced here and handed on by ``yield
-            # from``: a method call and bookkeeping per 1 KiB block were a
-            # good part of a big file's restore time.
             while (chunk := reader.read_blocks()) is not None:
                 if first:
                     first = False
@@ -141,10 +159,7 @@ class VolumeInput:
                         self.date, self.ddate = head.c_date, head.c_ddate
                     except FormatError:
                         pass
-                blocks = [chunk[at:at + TP_BSIZE] for at in range(0, len(chunk), TP_BSIZE)]
-                self._lists.append(blocks)
-                self._it = it = iter(blocks)
-                yield from it
+                yield chunk
             nxt = self._next_volume(self.volume + 1)
             if nxt is None:
                 return
@@ -159,7 +174,6 @@ class VolumeInput:
         if here is None or address <= here:
             return False
         self._reader.seek(address)
-        self._lists, self._mark, self._it, self._extra = [], 0, None, []
         return True
 
     def jump_to_volume(self, number: int) -> bool:
@@ -173,49 +187,15 @@ class VolumeInput:
             return False
         self._reader = reader  # its volume header is already read
         self.volume = number
-        self._lists, self._mark, self._it, self._extra = [], 0, None, []
         return True
 
     def after_seek(self) -> Iterator[bytes]:
-        """The blocks after :meth:`seek_forward`, from the first header of this dump on."""
-        return skip_to_header(self.blocks(identify=False), self.byte_order, self.date or 0)
+        """The chunks after :meth:`seek_forward`, from the first header of this dump on."""
+        return skip_to_header(self.chunks(identify=False), self.byte_order, self.date or 0)
 
     @property
     def can_seek(self) -> bool:
         return self._reader.address is not None
-
-    def record_done(self) -> None:
-        """The blocks read so far form whole records (the walker yielded one)."""
-        self._extra = []
-        lists = self._lists
-        if lists:
-            last = lists[-1]
-            if len(lists) > 1:
-                self._lists = [last]
-            self._mark = len(last) - self._it.__length_hint__()  # type: ignore[union-attr]
-
-    @property
-    def since_record(self) -> list[bytes]:
-        """The blocks read since the last whole record (see :meth:`record_done`):
-        what a checkpoint keeps of a record cut by a volume change."""
-        out = list(self._extra)
-        lists = self._lists
-        if lists:
-            end = len(lists[-1]) - self._it.__length_hint__()  # type: ignore[union-attr]
-            if len(lists) == 1:
-                out += lists[0][self._mark:end]
-            else:
-                out += lists[0][self._mark:]
-                for middle in lists[1:-1]:
-                    out += middle
-                out += lists[-1][:end]
-        return out
-
-    @since_record.setter
-    def since_record(self, blocks: list[bytes]) -> None:
-        """Start the current record with *blocks* (read before, from elsewhere)."""
-        self.record_done()
-        self._extra = list(blocks)
 
     def _next_volume(self, number: int) -> RecordReader | None:
         if self._ask is None or not self._reader.source.can_change_volume:
@@ -269,7 +249,6 @@ class VolumeInput:
         self._reader.close()
         self._reader = reader
         self.volume = 1
-        self._lists, self._mark, self._it, self._extra = [], 0, None, []
 
     def close(self) -> None:
         self._reader.close()
@@ -277,6 +256,8 @@ class VolumeInput:
 
 class _Records:
     """Records with one record of look-ahead."""
+
+    __slots__ = ("_it", "_next", "_done")
 
     def __init__(self, records: Iterator[Record]) -> None:
         self._it = records
@@ -295,13 +276,20 @@ class _Records:
         self._done = False
 
     def peek(self) -> Record | None:
-        if self._next is None and not self._done:
-            self._next = next(self._it, None)
-            self._done = self._next is None
-        return self._next
+        rec = self._next
+        if rec is None and not self._done:
+            rec = self._next = next(self._it, None)
+            self._done = rec is None
+        return rec
 
     def pop(self) -> Record | None:
-        rec = self.peek()
+        rec = self._next
+        if rec is None:
+            if self._done:
+                return None
+            rec = next(self._it, None)
+            self._done = rec is None
+            return rec
         self._next = None
         return rec
 
@@ -320,11 +308,10 @@ class _InodeMap:
         self._bits = data
 
     def __contains__(self, ino: object) -> bool:
-        if not isinstance(ino, int) or ino < 1:
+        try:
+            return ino > 0 and self._bits[(ino - 1) >> 3] >> ((ino - 1) & 7) & 1 == 1  # type: ignore[operator]
+        except (IndexError, TypeError):
             return False
-        index = (ino - 1) >> 3
-        bits = self._bits
-        return index < len(bits) and bool(bits[index] >> ((ino - 1) & 7) & 1)
 
 
 @dataclass
@@ -332,7 +319,7 @@ class DirNode:
     """A directory read from the image: its inode copy, entries and xattrs."""
 
     dinode: Dinode
-    entries: list[Dirent]
+    entries: list[DirEntry]
     xattrs: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
@@ -375,7 +362,8 @@ class Restore:
         self.in_use: "set[int] | _InodeMap" = set()
         self.dumped: "set[int] | _InodeMap" = set()
         self.dirs: dict[int, DirNode] = {}
-        self._records = self._walk(source.blocks())
+        self._held: list[bytes | memoryview] = []
+        self._records = self._walk(source.chunks())
         self._names: dict[int, list[bytes]] | None = None
         self._dirs_done = False
         # -r's progress, for its checkpoints (see rebuild and resume)
@@ -387,17 +375,20 @@ class Restore:
         self._applying = (0, 0, 0)  # date, base date and level of the image -r applies
         self._checkpoint_volume = 0  # the volume the last checkpoint waits for
         self._leaf_fd: int | None = None  # the regular file _write_regular left open
+        self._umask = 0o022
+        self._dir_state: dict[bytes, tuple[int, int, int, bool]] = {}  # see _new_file_state
         #: What extract passes wrote, kept when set (``-i``'s setmodes): each
         #: leaf inode's ``(names, dinode, xattrs)`` and the directories' paths.
         self.extracted: Extracted | None = None
 
-    def _walk(self, blocks: Iterable[bytes]) -> "_Records":
-        return _Records(self._walk_records(blocks))
+    def _walk(self, chunks: Iterable[bytes | memoryview]) -> "_Records":
+        return _Records(self._walk_records(chunks))
 
-    def _walk_records(self, blocks: Iterable[bytes]) -> Iterator[Record]:
-        for rec in walk_blocks(blocks, on_damage=self._on_damage):
-            self.input.record_done()
-            yield rec
+    def _walk_records(self, chunks: Iterable[bytes | memoryview]) -> Iterator[Record]:
+        """The records of *chunks*; :attr:`_held` follows the one under way
+        (what a checkpoint saves of a record a volume change cuts)."""
+        self._held = []
+        return walk_chunks(chunks, on_damage=self._on_damage, held=self._held)
 
     # -- messages ------------------------------------------------------------------
 
@@ -427,6 +418,7 @@ class Restore:
 
     # -- reading the front of the image -------------------------------------------------
 
+    @_gc_paused
     def read_directories(self) -> None:
         """Read TS_TAPE, the maps and every directory (restore's first phase)."""
         try:
@@ -447,7 +439,7 @@ class Restore:
                     return
                 raise RestoreError(f"{self.input.name}: cannot find the {what}: damaged image")
             self._records.pop()
-            inos = _InodeMap(b"".join(rec.blocks))
+            inos = _InodeMap(bytes(rec.data))
             if rtype == RecordType.TS_CLRI:
                 self.in_use = inos
             else:
@@ -464,32 +456,32 @@ class Restore:
             data = assemble_file(parts)
             order = self.input.byte_order
             try:
-                entries = parse_directory(data, order)
+                entries = directory_entries(data, order)
             except FormatError as exc:
                 self.error(f"directory inode {h.c_inumber}: {exc.message}; the entries that can be read are kept")
-                entries = parse_directory(data, order, strict=False, skip_bad_entries=True)
+                entries = directory_entries(data, order, strict=False, skip_bad_entries=True)
             self.dirs[h.c_inumber] = DirNode(h.c_dinode, entries, self._xattrs_after(h.c_inumber))
         if ROOTINO not in self.dirs:
             raise RestoreError(f"{self.input.name}: the root directory is not on the image")
         self._dirs_done = True
 
     def _same_inode_addrs(self, ino: int) -> Iterator[Record]:
-        while (rec := self._records.peek()) is not None and rec.header.c_type == RecordType.TS_ADDR \
-                and rec.header.c_inumber == ino:
+        while (rec := self._records.peek()) is not None and rec.head.c_type == RecordType.TS_ADDR \
+                and rec.head.c_inumber == ino:
             self._records.pop()
             yield rec
 
     def _xattrs_after(self, ino: int) -> list[tuple[bytes, bytes]]:
         found: list[tuple[bytes, bytes]] = []
-        while (rec := self._records.peek()) is not None and rec.header.is_extattr \
-                and rec.header.c_inumber == ino:
+        while (rec := self._records.peek()) is not None and rec.head.c_inumber == ino \
+                and rec.head.c_flags & DR_EXTATTRIBUTES and rec.head.c_type == RecordType.TS_INODE:
             self._records.pop()
-            size = rec.header.c_dinode.size
+            size = rec.head.size
             if size > XATTR_MAXSIZE:
                 self.warn(f"inode {ino}: extended-attribute record of {size} bytes is too big, skipped")
                 continue
             try:
-                found += unpack_xattr_payload(b"".join(rec.blocks)[:size])
+                found += unpack_xattr_payload(bytes(rec.data[:size]))
             except FormatError as exc:
                 self.warn(f"inode {ino}: extended attributes not restored: {exc.message}")
         return found
@@ -563,6 +555,7 @@ class Restore:
 
     # -- -t ----------------------------------------------------------------------------
 
+    @_gc_paused
     def list(self, wanted: Iterable[str] = ()) -> None:
         """``-t``: print ``inode<TAB>./path`` for the dumped inodes (under *wanted*)."""
         self.read_directories()
@@ -597,11 +590,13 @@ class Restore:
 
     # -- -x ----------------------------------------------------------------------------
 
+    @_gc_paused
     def extract(self, target: str, wanted: Iterable[str] = ()) -> None:
         """``-x``: extract the named files and directories (all when none) under *target*."""
         self.read_directories()
         self.extract_read(target, wanted)
 
+    @_gc_paused
     def extract_read(self, target: str, wanted: Iterable[str] = ()) -> None:
         """Extract after :meth:`read_directories` (``-x`` and the interactive ``extract``)."""
         _check_writable(target, self.opts.dry_run)
@@ -662,7 +657,7 @@ class Restore:
         extract): the header, maps and directories are read once more.
         :class:`RestoreError` when the input cannot go back (tape, pipe)."""
         self.input.start_again()
-        self._records = self._walk(self.input.blocks())
+        self._records = self._walk(self.input.chunks())
         self._ended = False
         self.dirs, self._names, self._dirs_done = {}, None, False
         self.read_directories()
@@ -697,6 +692,7 @@ class Restore:
 
     # -- -r ----------------------------------------------------------------------------
 
+    @_gc_paused
     def rebuild(self, target: str = ".") -> None:
         """``-r``: apply this image to the tree in *target*, keeping ``restoresymtable``.
 
@@ -731,6 +727,7 @@ class Restore:
         self._check_end(read_rest=True)
         self._save_table(target)
 
+    @_gc_paused
     def resume(self, target: str = ".") -> None:
         """``-R``: go on with a ``-r`` that stopped when it asked for another
         volume (killed, or given none); the input must be that volume.
@@ -747,11 +744,12 @@ class Restore:
             raise RestoreError(f"{table_path}: no interrupted restore to resume (the last -r finished)")
         _check_writable(target, self.opts.dry_run)
         order = ByteOrder[rp.byte_order]
-        blocks = self.input.blocks()
+        chunks = self.input.chunks()
         try:
-            first = next(blocks, None)
+            chunk = next(chunks, None)
         except FormatError as exc:
             raise RestoreError(f"{self.input.name}: not a dump volume ({exc.message})") from None
+        first = None if chunk is None else chunk[:TP_BSIZE]
         try:
             head = Header.unpack(first, order) if first is not None else None
         except FormatError:
@@ -767,8 +765,8 @@ class Restore:
                                f"{rp.volume}: resume with that one")
         self.header = head
         self.input.volume = rp.volume
-        self.input.since_record = list(rp.head)
-        self._records = self._walk(itertools.chain(rp.head, blocks))
+        rest = [chunk[TP_BSIZE:]] if chunk is not None and len(chunk) > TP_BSIZE else []
+        self._records = self._walk(itertools.chain(rp.head, rest, chunks))
         self._table, self._table_path = table, table_path
         self._applying = (rp.date, rp.ddate, rp.level)
         self._dir_plan = rp.dirs
@@ -843,7 +841,7 @@ class Restore:
         table = dataclasses.replace(self._table, resume=ResumePoint(
             volume=volume, date=date, ddate=ddate, level=level, byte_order=order.name,
             leaves={ino: list(paths) for ino, paths in self._pending_leaves.items()},
-            dirs=list(self._dir_plan), current=current, head=list(self.input.since_record)))
+            dirs=list(self._dir_plan), current=current, head=_blocks_of(self._held)))
         table.save(self._table_path)
         self._checkpoint_volume = volume
 
@@ -862,6 +860,7 @@ class Restore:
 
     # -- -C ----------------------------------------------------------------------------
 
+    @_gc_paused
     def compare(self, target: str) -> int:
         """``-C``: compare the image with the tree under *target*; return the number of differences."""
         self.read_directories()
@@ -981,30 +980,224 @@ class Restore:
         self._pending_leaves = leaf_names
         qfa = self.opts.qfa is not None
         wanted = sorted(leaf_names, reverse=True) if qfa else []
+        records = self._records
+        fast = not self.opts.dry_run
+        self._umask = os.umask(0o022)
+        os.umask(self._umask)
+        self._dir_state = {}
+        self._fast_current = _InProgress(0, [], None)  # type: ignore[arg-type]
+        prefix = os.path.join(os.fsencode(target), b"")
+        ts_inode, ts_end = RecordType.TS_INODE, RecordType.TS_END
         while True:
             if qfa:
                 if not leaf_names:
                     self._ended = True  # as restore -Q: done once every wanted file is out
                     return
                 self._seek_to_wanted(wanted, leaf_names)
-            rec = self._records.pop()
+            rec = records.pop()
             if rec is None:
                 break
-            h = rec.header
-            if h.c_type == RecordType.TS_END:
-                self._ended = True
-                return
-            if h.c_type != RecordType.TS_INODE or h.is_extattr:
+            head = rec.head
+            c_type = head.c_type
+            if c_type != ts_inode or head.c_flags & DR_EXTATTRIBUTES:
+                if c_type == ts_end:
+                    self._ended = True
+                    return
                 continue
-            ino = h.c_inumber
+            ino = head.c_inumber
             paths = leaf_names.pop(ino, None)
-            if not paths or stat.S_ISDIR(h.c_dinode.mode):
+            mode = head.mode
+            if not paths or mode & _S_IFMT == _S_IFDIR:
+                self._skip_inode(ino)
+                continue
+            if fast and mode & _S_IFMT == _S_IFREG and not head.c_flags & DR_METAONLY \
+                    and self._write_new_regular(prefix, rec, paths):
+                continue
+            self._write_leaf(target, rec.header, rec, paths)
+        # the image ended without TS_END; _check_end reports it
+
+    def _skip_inode(self, ino: int) -> None:
+        """Read past the rest of inode *ino*'s records (its TS_ADDR and EA records)."""
+        for _ in self._same_inode_addrs(ino):
+            pass
+        self._xattrs_after(ino)
+
+    def _write_new_regular(self, prefix: bytes, first: Record, paths: list[bytes]) -> bool:
+        """Write a regular file as a new file (``O_EXCL``), with the fewest
+        calls: the mode is given at creation and owner and mode are set only
+        where creating the file did not already make them right (see
+        :meth:`_new_file_state`).  ``False`` when the name cannot be created
+        afresh (it exists, or any other error): :meth:`_write_leaf` then
+        does it the general way and reports what goes wrong."""
+        head = first.head
+        path = paths[0]
+        full = prefix + path
+        mode = head.mode & 0o7777
+        try:
+            fd = os.open(full, _NEW_FILE, mode & 0o777)
+        except OSError:
+            return False
+        ino = head.c_inumber
+        if self.opts.verbose:
+            self._verbose(f"extract file {os.fsdecode(path)}")
+        # (one _InProgress for the pass, refilled: a checkpoint copies it)
+        self._current = cur = self._fast_current
+        cur.ino, cur.paths, cur.first, cur.base, cur.attrs_only, cur.made = ino, paths, first, 0, False, False
+        records = self._records
+        try:
+            size = head.size
+            count = head.c_count
+            data = first.data
+            have = len(data)
+            try:
+                if 0 < count < TP_NINDIR and have == count * TP_BSIZE and size <= have:
+                    # the usual small file: one record, no hole, its data in one write
+                    if size:
+                        os.write(fd, data[:size] if size < have else data)
+                    cur.base = have
+                    nxt = records.peek()
+                    if nxt is not None and nxt.head.c_type == _TS_ADDR and nxt.head.c_inumber == ino \
+                            and self._write_data(fd, None, ino, size, have, path) != size:
+                        os.ftruncate(fd, size)  # (more records than c_count said: as _write_data does)
+                elif self._write_data(fd, first, ino, size, 0, path) != size:
+                    os.ftruncate(fd, size)
+                made = True
+            except OSError as exc:
                 for _ in self._same_inode_addrs(ino):
                     pass
-                self._xattrs_after(ino)
-                continue
-            self._write_leaf(target, h, rec, paths)
-        # the image ended without TS_END; _check_end reports it
+                self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
+                made = False
+            cur.attrs_only, cur.made = True, made
+            nxt = records.peek()
+            if nxt is not None and nxt.head.c_flags & DR_EXTATTRIBUTES and nxt.head.c_inumber == ino:
+                xattrs = self._xattrs_after(ino)
+            else:
+                xattrs = []
+            self._current = None
+            if not made:
+                return True
+            parent = full.rpartition(b"/")[0]
+            state = self._dir_state.get(parent) or self._new_file_state(fd, parent, mode)
+            uid, gid = head.uid, head.gid
+            if uid != state[0] or gid != state[1]:
+                try:
+                    os.fchown(fd, uid, gid)
+                except OSError as exc:
+                    self.warn(f"{os.fsdecode(path)}: cannot set owner {uid}:{gid}: {exc.strerror}")
+            if state[3] or mode & state[2]:
+                try:
+                    os.fchmod(fd, mode)
+                except OSError as exc:
+                    self.warn(f"{os.fsdecode(path)}: cannot set mode {mode:o}: {exc.strerror}")
+            if xattrs:
+                self._set_attrs(full, path, head, xattrs, fd, owner=False, perms=False)
+            else:
+                try:
+                    os.utime(fd, ns=(head.atime_sec * 1_000_000_000 + head.atime_usec * 1000,
+                                     head.mtime_sec * 1_000_000_000 + head.mtime_usec * 1000))
+                except OSError as exc:
+                    self.warn(f"{os.fsdecode(path)}: cannot set times: {exc.strerror}")
+            if self.extracted is not None:
+                self.extracted.leaves[ino] = (list(paths), first.header.c_dinode, xattrs)
+        finally:
+            os.close(fd)
+        if len(paths) > 1:
+            self._link_others(prefix.decode(_FS_ENCODING, _FS_ERRORS) + path.decode(_FS_ENCODING, _FS_ERRORS),
+                              paths)
+        return True
+
+    def _new_file_state(self, fd: int, parent: bytes, mode: int) -> tuple[int, int, int, bool]:
+        """``(uid, gid, masked, acl)`` for files created in directory
+        *parent*, asked once per directory by looking at the first one (*fd*,
+        just created with the permission bits of *mode*): the owner they
+        get, the mode bits creation leaves out (the umask and the special
+        bits, never given at creation; all when the first file did not come
+        out as the umask says) and whether the directory has a default ACL
+        (then creation leaves the permission bits to the ACL).  Directories
+        keep their mode and ACLs until the leaves are done, so this holds
+        for a whole pass."""
+        st = os.fstat(fd)
+        try:
+            acl = bool(os.getxattr(parent or b".", "system.posix_acl_default"))
+        except OSError:
+            acl = False
+        masked = self._umask | 0o7000
+        if not acl and stat.S_IMODE(st.st_mode) != mode & 0o777 & ~masked:
+            masked = 0o7777
+        state = self._dir_state[parent] = (st.st_uid, st.st_gid, masked, acl)
+        return state
+
+    def _write_data(self, fd: int, first: Record | None, ino: int, size: int, base: int, path: bytes) -> int:
+        """Write the data of *first* and the TS_ADDR records of inode *ino*
+        after it (only those when *first* is ``None``), the first at byte
+        *base*; holes are skipped.  Returns where the last bytes written end."""
+        damage_before = self._damage_count
+        cur = self._current
+        high = 0
+        rec = first
+        if rec is None:
+            rec = self._next_addr(ino)
+        while rec is not None:
+            head = rec.head
+            count = head.c_count
+            entries = head.c_addr[:count] if 0 < count < TP_NINDIR else head.c_addr if count > 0 else b""
+            end = base + len(entries) * TP_BSIZE
+            if 0 not in entries:
+                # no hole: the record's blocks in one go, cut at the size
+                data = rec.data
+                if end > size:
+                    data = data[:max(0, size - base)]
+                if data:
+                    high = base + os.pwrite(fd, data, base)
+            else:
+                high = self._write_holey(fd, rec, entries, base, size) or high
+            base = end
+            if cur is not None:
+                cur.base = base
+            rec = self._next_addr(ino)
+            if rec is not None and self._damage_count != damage_before:
+                self.error(f"{os.fsdecode(path)} (inode {ino}): data after byte {base} lost to damage; "
+                           "the rest of the file reads as holes")
+                for _ in self._same_inode_addrs(ino):
+                    pass
+                break
+        return high
+
+    def _next_addr(self, ino: int) -> Record | None:
+        """The next record if it is a TS_ADDR of inode *ino* (taken), else ``None``."""
+        records = self._records
+        rec = records.peek()
+        if rec is not None and rec.head.c_type == _TS_ADDR and rec.head.c_inumber == ino:
+            return records.pop()
+        return None
+
+    @staticmethod
+    def _write_holey(fd: int, rec: Record, entries: bytes, base: int, size: int) -> int:
+        """Write a record's data around its holes: each run of contiguous
+        blocks in one call.  Returns where the last bytes written end (0: none)."""
+        data = rec.data
+        high = 0
+        at = 0          # next data block in ``data``
+        run_at = -1     # file offset of the run being gathered
+        run_start = 0   # its start in ``data``
+        offset = base
+        for entry in entries:
+            if offset >= size:
+                break
+            if entry:
+                if run_at < 0:
+                    run_at, run_start = offset, at
+                at += TP_BSIZE
+            elif run_at >= 0:
+                high = run_at + os.pwrite(fd, data[run_start:at], run_at)
+                run_at = -1
+            offset += TP_BSIZE
+        if run_at >= 0:
+            chunk = data[run_start:at]
+            if run_at + len(chunk) > size:
+                chunk = chunk[:size - run_at]
+            high = run_at + os.pwrite(fd, chunk, run_at)
+        return high
 
     def _write_leaf(self, target: str, h: Header, first: Record, paths: list[bytes],
                     resume: "_InProgress | None" = None) -> None:
@@ -1020,9 +1213,7 @@ class Restore:
             self._verbose(f"extract file {os.fsdecode(path)}")
         made = False
         if self.opts.dry_run:
-            for _ in self._same_inode_addrs(ino):
-                pass
-            self._xattrs_after(ino)
+            self._skip_inode(ino)
             return
         self._current = _InProgress(ino, paths, first) if resume is None else resume
         try:
@@ -1033,7 +1224,7 @@ class Restore:
                                            resume.base if resume else 0)
             elif fmt == stat.S_IFLNK:
                 records = [first] + list(self._same_inode_addrs(ino))
-                if first.header.c_count == 0:
+                if first.head.c_count == 0:
                     self.warn(f"{os.fsdecode(path)}: zero length symbolic link (ignored)")
                 else:
                     link = assemble_file(records)
@@ -1070,14 +1261,19 @@ class Restore:
         finally:
             if fd is not None:
                 os.close(fd)
+        self._link_others(full, paths)
+
+    def _link_others(self, full: str, paths: list[bytes]) -> None:
+        """Make ``paths[1:]`` hard links of *full* (the inode's first name)."""
+        target = full[:len(full) - len(os.fsdecode(paths[0]))]
         for other in paths[1:]:
-            ofull = os.path.join(target, os.fsdecode(other))
-            self._verbose(f"link {os.fsdecode(other)} -> {os.fsdecode(path)}")
+            ofull = target + os.fsdecode(other)
+            self._verbose(f"link {os.fsdecode(other)} -> {os.fsdecode(paths[0])}")
             try:
                 self._clear(ofull)
                 os.link(full, ofull)
             except OSError as exc:
-                self.error(f"{os.fsdecode(other)}: cannot link to {os.fsdecode(path)}: {exc.strerror}")
+                self.error(f"{os.fsdecode(other)}: cannot link to {os.fsdecode(paths[0])}: {exc.strerror}")
 
     def _clear(self, full: str) -> None:
         """Make room for a new node: remove an old non-directory (restore's -u, always for our own work)."""
@@ -1106,49 +1302,7 @@ class Restore:
         fd = os.open(full, flags, 0o600)
         try:
             size = d.size
-            damage_before = self._damage_count
-            written = base
-            # a new file (O_TRUNC) whose writes reach its size needs no ftruncate
-            high = 0
-            for rec in itertools.chain((first,) if first is not None else (), self._same_inode_addrs(ino)):
-                if self._damage_count != damage_before:
-                    self.error(f"{os.fsdecode(path)} (inode {ino}): data after byte {written} lost to damage; "
-                               "the rest of the file reads as holes")
-                    for _ in self._same_inode_addrs(ino):
-                        pass
-                    break
-                entries = rec.header.addr_entries
-                end = base + len(entries) * TP_BSIZE
-                if end <= size and 0 not in entries:
-                    # no hole and nothing past the end: the record's blocks in one go
-                    if rec.blocks:
-                        os.pwrite(fd, b"".join(rec.blocks), base)
-                        high = end
-                    written = base = end
-                    if self._current is not None:
-                        self._current.base = base
-                    continue
-                # Contiguous blocks go down in one pwrite: one call per 1 KiB
-                # block was most of a big file's restore time.
-                run: list[bytes] = []
-                run_at = 0
-                for rel, block in iter_file_slices([rec]):
-                    offset = base + rel
-                    if offset >= size:
-                        break
-                    if block is not None:
-                        if not run:
-                            run_at = offset
-                        run.append(block[:size - offset] if size - offset < TP_BSIZE else block)
-                    elif run:
-                        high = run_at + os.pwrite(fd, b"".join(run), run_at)
-                        run = []
-                    written = offset + TP_BSIZE
-                if run:
-                    high = run_at + os.pwrite(fd, b"".join(run), run_at)
-                base += len(rec.header.addr_entries) * TP_BSIZE
-                if self._current is not None:
-                    self._current.base = base
+            high = self._write_data(fd, first, ino, size, base, path)
             if first is None or high != size:
                 os.ftruncate(fd, size)
         except BaseException:
@@ -1157,18 +1311,22 @@ class Restore:
         self._leaf_fd = fd  # _write_leaf sets the attributes through it, then closes it
         return True
 
-    def _set_attrs(self, full: str, path: bytes, d: "Dinode | DirFix", xattrs: list[tuple[bytes, bytes]],
-                   fd: int | None = None) -> None:
-        """Owner, mode, xattrs and times of *full* (through *fd*, open on it, if given)."""
+    def _set_attrs(self, full: "str | bytes", path: bytes, d: "Dinode | DirFix | Head",
+                   xattrs: list[tuple[bytes, bytes]], fd: int | None = None, *,
+                   owner: bool = True, perms: "bool | int" = True) -> None:
+        """Owner, mode, xattrs and times of *full* (through *fd*, open on it,
+        if given).  Without *owner* or *perms* the owner or the mode is known
+        to be right already and is not set."""
         mode = d.mode
-        try:
-            if fd is None:
-                os.chown(full, d.uid, d.gid, follow_symlinks=False)
-            else:
-                os.fchown(fd, d.uid, d.gid)
-        except OSError as exc:
-            self.warn(f"{os.fsdecode(path)}: cannot set owner {d.uid}:{d.gid}: {exc.strerror}")
-        if not stat.S_ISLNK(mode):
+        if owner:
+            try:
+                if fd is None:
+                    os.chown(full, d.uid, d.gid, follow_symlinks=False)
+                else:
+                    os.fchown(fd, d.uid, d.gid)
+            except OSError as exc:
+                self.warn(f"{os.fsdecode(path)}: cannot set owner {d.uid}:{d.gid}: {exc.strerror}")
+        if perms and not stat.S_ISLNK(mode):
             try:
                 if fd is None:
                     os.chmod(full, stat.S_IMODE(mode))
@@ -1216,6 +1374,17 @@ class Restore:
                        "it is truncated; everything before the end was restored")
 
 
+def _rmtree(path: str) -> None:
+    import shutil  # only an incremental removes trees: not imported for every run
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _blocks_of(pieces: list[bytes | memoryview]) -> list[bytes]:
+    """The 1 KiB blocks of *pieces* (whole blocks each)."""
+    return [bytes(p[at:at + TP_BSIZE]) for p in pieces for at in range(0, len(p), TP_BSIZE)]
+
+
 def _lstat(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)
@@ -1229,8 +1398,13 @@ def _check_writable(target: str, dry_run: bool) -> None:
     if not os.path.isdir(target):
         raise RestoreError(f"target directory {target} does not exist or is not a directory")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".pyrestore-probe", dir=target)
-        os.close(fd)
+        for n in itertools.count():
+            probe = os.path.join(target, f".pyrestore-probe{os.getpid()}.{n}")
+            try:
+                os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                break
+            except FileExistsError:
+                continue
         os.unlink(probe)
     except OSError as exc:
         raise RestoreError(f"cannot write in target directory {target}: {exc.strerror}") from None
@@ -1297,7 +1471,7 @@ def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record
 _TMP = -1  # "parent" of a node parked in the temporary directory
 
 
-@dataclass
+@dataclass(slots=True)
 class _InProgress:
     """The inode -r is writing: its first record, how many bytes of its data
     are on disk (``base``), and whether only its attributes are left."""
@@ -1338,7 +1512,8 @@ class _Rebuild:
         for ino, node in r.dirs.items():
             self.new.dir_times[ino] = (node.dinode.atime_ns, node.dinode.mtime_ns)
         new_edges = list(self.new.edges())
-        new_edges = [(p, n, c) for p, n, c in new_edges if c in r.in_use or c in r.dumped or c in r.dirs]
+        in_use, dumped, dirs = r.in_use, r.dumped, r.dirs
+        new_edges = [edge for edge in new_edges if edge[2] in in_use or edge[2] in dumped or edge[2] in dirs]
         reachable = {ROOTINO} | {c for _, _, c in new_edges}
         self.new.dirs = {ino: [(n, c) for n, c in new_dirs[ino] if c in reachable]
                          for ino in reachable if ino in new_dirs}
@@ -1448,13 +1623,15 @@ class _Rebuild:
             path = loc(c)
             r._verbose(f"Remove node {os.path.relpath(path, self.target)}")
             if not dry:
-                shutil.rmtree(path, ignore_errors=True)
+                _rmtree(path)
         # make the new names, top-down
         leaf_names: dict[int, list[bytes]] = {}
-        for p, n, c in self.new_edges:
-            if (p, n, c) in kept:
+        new_dirs, dumped = self.new.dirs, r.dumped
+        for edge in self.new_edges:
+            if kept and edge in kept:
                 continue
-            is_dir = c in self.new.dirs
+            p, n, c = edge
+            is_dir = c in new_dirs
             if is_dir and c in where and where[c][0] == _TMP:
                 r._verbose(f"rename {self.tmp_name}/{c} to {os.fsdecode(rel(p, n))}")
                 if not dry:
@@ -1463,8 +1640,13 @@ class _Rebuild:
             elif is_dir:
                 move(c, (p, n))
                 r._make_dir(self.target, rel(p, n))
-            elif c in r.dumped:
-                leaf_names.setdefault(c, []).append(prefix(p) + n)
+            elif c in dumped:
+                path = (prefixes.get(p) or prefix(p)) + n
+                names = leaf_names.get(c)
+                if names is None:
+                    leaf_names[c] = [path]
+                else:
+                    names.append(path)
             elif c in leaf_at:
                 full = full_of(p, n)
                 lp, ln = leaf_at[c]
@@ -1478,7 +1660,7 @@ class _Rebuild:
             else:
                 r.error(f"{os.fsdecode(rel(p, n))} (inode {c}) is neither on this image nor restored before")
         if os.path.isdir(tmp_full) and not dry:
-            shutil.rmtree(tmp_full, ignore_errors=True)
+            _rmtree(tmp_full)
         if not dry:
             # directories: the dumped ones get their attributes, the others their times back
             dir_paths = {ino: rel(*where[ino]) for ino in self.new.dirs if ino != ROOTINO and ino in where}
@@ -1492,6 +1674,10 @@ class _Rebuild:
                 elif ino in self.new.dir_times:
                     fixes.append(DirFix(path, *self.new.dir_times[ino]))
             r._dir_plan = fixes
+        # what the planning needed goes before the leaves stream in (peak memory)
+        del new_set, old_set, new_nodes, kept, leaf_at, removed
+        self.new_edges = self.old_edges = []
+        self.old = SymbolTable()
         r._extract_leaves(self.target, leaf_names)
         if not dry:
             r._apply_dir_plan(self.target)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -165,18 +166,24 @@ class SymbolTable:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the table atomically (a temporary file renamed over *path*)."""
-        doc = {
+        head = {
             "magic": _MAGIC, "version": _VERSION,
             "dump_date": self.dump_date, "base_date": self.base_date, "level": self.level,
-            "dirs": {str(ino): [[os.fsdecode(n), c] for n, c in entries] for ino, entries in self.dirs.items()},
             "dir_times": {str(ino): list(t) for ino, t in self.dir_times.items()},
             "resume": None if self.resume is None else self.resume.to_json(),
         }
         tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
         try:
-            text = json.dumps(doc)  # one shot: json.dump encodes in Python, piece by piece
             with open(tmp, "w", encoding="ascii") as f:
-                f.write(text)
+                # the directories one at a time (json.dumps each: json.dump
+                # encodes in Python, piece by piece), never all in memory twice
+                f.write(json.dumps(head)[:-1] + ', "dirs": {')
+                sep = ""
+                enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsdecode's
+                for ino, entries in self.dirs.items():
+                    f.write(f'{sep}"{ino}": {json.dumps([[n.decode(enc, errors), c] for n, c in entries])}')
+                    sep = ", "
+                f.write("}}")
             os.replace(tmp, path)
         except OSError as exc:
             raise SymtabError(f"cannot write symbol table {os.fspath(path)}: {exc.strerror}") from None

@@ -14,8 +14,6 @@ import sys
 
 from ..errors import DumpError
 from ..format import parse_qfa
-from ..interactive import Session
-from ..operator import open_terminal
 from ..records import volume_file
 from ..restore import Options, Restore, RestoreError, VolumeInput
 from ..symtab import SYMTAB_NAME, SymbolTable
@@ -78,6 +76,8 @@ def _asker(image: str, never: bool, prefix: str | None = None):
                                "run without -y to be asked for it")
         question = f"Mount volume {number} and enter its path ('none' if there is none): "
         if image == "-":  # standard input is the image: ask on the terminal
+            from ..operator import open_terminal  # only when a volume is asked for
+
             tty = open_terminal()
             if tty is None:
                 raise RestoreError(f"the dump continues on volume {number} and there is no terminal to ask "
@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.file == "-":
                 raise RestoreError("-i reads its commands from standard input: give the image with -f FILE")
             engine.read_directories()
+            from ..interactive import Session  # -i only
+
             Session(engine, sys.stdin, sys.stdout).run()
         else:
             diffs = engine.compare(args.directory)

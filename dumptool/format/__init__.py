@@ -13,7 +13,7 @@ Modules, one idea each:
 * :mod:`.acl`: POSIX ACLs, ext disk form and Linux xattr form.
 * :mod:`.xattr`: the ext2 xattr payload of an EA header.
 * :mod:`.stream`: the sequence of headers and data blocks a writer emits.
-* :mod:`.walk`: walking an image held in memory (the reader's counting rule).
+* :mod:`.walk`: walking a stream of blocks into records (the reader's counting rule).
 * :mod:`.qfa`: the QFA file of ``dump -Q`` / ``restore -Q`` (inode to tape position).
 """
 
@@ -31,7 +31,16 @@ from .bitmap import build_inode_map, inode_in_map, map_blocks, parse_inode_map, 
 from .constants import *  # noqa: F401,F403  (the standard names, once)
 from .constants import ByteOrder, DirentType, RecordType
 from .dinode import Dinode, decode_dev, encode_dev, timeval_from_ns
-from .directory import Dirent, build_directory, dirent_reclen, dtype_from_mode, pack_dirent, parse_directory
+from .directory import (
+    DirEntry,
+    Dirent,
+    build_directory,
+    directory_entries,
+    dirent_reclen,
+    dtype_from_mode,
+    pack_dirent,
+    parse_directory,
+)
 from .header import Header, checksum_ok, compute_checksum, header_byte_order, is_header, seal
 from .qfa import QFA_MAGIC, QFA_VERSION, QfaEntry, QfaMap, parse_qfa, qfa_indexes, qfa_line, qfa_preamble
 from .stream import (
@@ -50,12 +59,15 @@ from .stream import (
 )
 from .walk import (
     Damage,
+    Head,
     Record,
     assemble_file,
     image_byte_order,
     iter_file_slices,
+    read_head,
     skip_to_header,
     walk_blocks,
+    walk_chunks,
     walk_image,
 )
 from .xattr import (

@@ -172,6 +172,34 @@ def test_extract_everything_equals_the_source(level0, tmp_path):
     assert not (tmp_path / "restoresymtable").exists()
 
 
+@pytest.mark.parametrize("target_setup", ["setgid-dir-and-umask-077", "default-acl"])
+def test_files_come_out_as_on_the_image_whatever_the_target_directory_gives_new_files(level0, tmp_path,
+                                                                                      target_setup):
+    """pyrestore skips the chown and chmod of a new file that creating it
+    already made right: a set-group-ID directory of another group, a strict
+    umask or a default ACL in the target must not leave their mark."""
+    src, image = level0
+    target = tmp_path / "t"
+    target.mkdir()
+    if target_setup == "default-acl":
+        subprocess.run(["setfacl", "-d", "-m", "u:99:r,g::-,o::-", str(target)], check=True)
+        umask = 0o022
+    else:
+        os.chown(target, 0, 4321)
+        os.chmod(target, 0o2777)
+        umask = 0o077
+    done = subprocess.run([console_script("pyrestore"), "-x", "-f", str(image)], cwd=target, capture_output=True,
+                          text=True, timeout=300, preexec_fn=lambda: os.umask(umask))
+    assert done.returncode == 0, done.stderr
+    want, got = describe(src), describe(target)
+    assert sorted(want) == sorted(got)
+    for name in want:
+        if target_setup == "default-acl":  # inherited ACLs stay, as with restore; all else as on the image
+            assert want[name][:6] + want[name][7:] == got[name][:6] + got[name][7:], name
+        else:
+            assert want[name] == got[name], name
+
+
 def test_extract_a_named_subset(level0, tmp_path):
     src, image = level0
     done = pyrestore("-x", "-f", str(image), "dir1/sub", "./hello.txt", cwd=tmp_path)
