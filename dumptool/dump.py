@@ -80,11 +80,6 @@ _READ_CHUNK = 64 * TP_BSIZE
 #: Data blocks handed to the record writer at once (one TS_ADDR's worth).
 _RUN_BLOCKS = 512
 _ZERO_BLOCK = bytes(TP_BSIZE)
-#: Searching for a 1 KiB needle costs about 10 µs whatever the haystack
-#: (its preprocessing); data up to this long is searched for a run of 64
-#: zeros first (under 1 µs for 4 KiB), which every all-zero block holds.
-_SHORT_DATA = 64 * TP_BSIZE
-_ZERO_RUN = bytes(64)
 #: The file bytes one header maps.
 _GROUP_BYTES = TP_NINDIR * TP_BSIZE
 #: Bytes of records a file or pipe output gathers for one ``writev``.
@@ -583,7 +578,7 @@ class Dump:
                    holes: bool = True) -> None:
         """One header (``c_type``) and the ``n`` slices it maps, in ``data``."""
         headers = self._headers
-        if holes and (_ZERO_RUN in data if len(data) <= _SHORT_DATA else _ZERO_BLOCK in data):
+        if holes and _has_zero_block(data):
             addr, data = _without_zero_blocks(data)
         else:
             addr = headers.data_addr(n)
@@ -881,6 +876,22 @@ def _pread_full(fd: int, size: int, offset: int) -> bytes:
     return data if len(data) == size else data.ljust(size, b"\0")
 
 
+def _has_zero_block(data: bytes) -> bool:
+    """Whether one of the 1 KiB blocks ``data`` is cut into is all zeros.
+
+    Only blocks whose first byte is zero are compared, so this costs about
+    0.6 µs for 64 KiB where searching for a 1 KiB needle costs ten times that
+    (the search also looks at every unaligned offset)."""
+    heads = data[::TP_BSIZE]
+    i = heads.find(0)
+    while i >= 0:
+        start = i * TP_BSIZE
+        if data[start:start + TP_BSIZE] == _ZERO_BLOCK:
+            return True
+        i = heads.find(0, i + 1)
+    return False
+
+
 def _without_zero_blocks(data: bytes) -> tuple[bytes, bytes]:
     """``(c_addr, data)`` for whole slices some of which are all zero: those
     become holes (0 in the map) and leave the data."""
@@ -913,7 +924,7 @@ def _small_file_slices(fd: int, size: int) -> list[Slice]:
     chunk = os.pread(fd, want, 0)
     if len(chunk) < want:
         chunk = chunk.ljust(want, b"\0")  # the file shrank since the walk
-    if _ZERO_BLOCK in chunk:
+    if _has_zero_block(chunk):
         return [data_slice(chunk[i:i + TP_BSIZE]) for i in range(0, want, TP_BSIZE)]
     return [chunk]
 
@@ -954,7 +965,7 @@ def _data_slices(fd: int, size: int, *, seek_holes: bool = True) -> Iterator[Sli
             chunk = os.pread(fd, want, pos)
             if len(chunk) < want:
                 chunk = chunk.ljust(want, b"\0")  # the file shrank while we read it
-            if _ZERO_BLOCK in chunk:  # maybe an all-zero block: data_slice makes it a hole
+            if _has_zero_block(chunk):  # data_slice makes that block a hole
                 for i in range(0, want, TP_BSIZE):
                     yield data_slice(chunk[i:i + TP_BSIZE])
             else:

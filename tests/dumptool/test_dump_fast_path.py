@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dumptool.dump import Dump, DumpOptions
+from dumptool.dump import Dump, DumpOptions, _has_zero_block
 from dumptool.format import TP_BSIZE, ByteOrder, Dinode, RecordType, inode_records, volume_header
 from dumptool.format.dinode import stat_fields
 from dumptool.format.header import InodeHeaders
@@ -155,3 +155,30 @@ def test_coalescing_writer_writes_the_same_bytes_and_counts_the_same(tmp_path: P
     gathered.finish(pad=bytes(TP_BSIZE))
     assert (tmp_path / "gathered").read_bytes() == (tmp_path / "plain").read_bytes()
     assert (tmp_path / "plain").stat().st_size == 260 * TP_BSIZE
+
+
+_BLOCK_KINDS = st.sampled_from(["zero", "zero-but-last", "zero-but-first", "random", "text"])
+
+
+def _block(kind: str, rnd: random.Random) -> bytes:
+    if kind == "zero":
+        return bytes(TP_BSIZE)
+    if kind == "zero-but-last":
+        return bytes(TP_BSIZE - 1) + b"\x01"
+    if kind == "zero-but-first":
+        return b"\x01" + bytes(TP_BSIZE - 1)
+    if kind == "random":
+        return rnd.randbytes(TP_BSIZE)
+    return (b"text\0" * TP_BSIZE)[:TP_BSIZE]
+
+
+@given(st.lists(_BLOCK_KINDS, max_size=80), st.integers(0, 2**32))
+@settings(max_examples=150, deadline=None)
+def test_zero_block_check_is_exact(kinds: list[str], seed: int) -> None:
+    """The aligned check finds exactly the all-zero 1 KiB blocks, and no
+    zero run that straddles two blocks."""
+    rnd = random.Random(seed)
+    blocks = [_block(k, rnd) for k in kinds]
+    assert _has_zero_block(b"".join(blocks)) == any(b == bytes(TP_BSIZE) for b in blocks)
+    straddle = b"\x01" * (TP_BSIZE // 2) + bytes(TP_BSIZE) + b"\x01" * (TP_BSIZE // 2)
+    assert not _has_zero_block(straddle)
