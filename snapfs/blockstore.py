@@ -34,9 +34,10 @@ class BlockStore:
         self.bs = meta.block_size
         self._pending_free: list[int] = []
         #: free blocks read ahead from the table (last = next to hand out), and the
-        #: highest block read so far: the next run starts after it
+        #: highest block read so far: the next run starts after it (None: the table has
+        #: no more until the next commit, so no query is made until then)
         self._run: list[int] = []
-        self._cursor = -1
+        self._cursor: int | None = -1
         #: blocks handed out from the table since the last commit
         self._taken: list[int] = []
 
@@ -50,13 +51,15 @@ class BlockStore:
         m = self.meta
         if m.used_blocks >= m.total_blocks:
             raise NoSpace("no space left on volume: all data blocks are in use (delete snapshots or files)")
-        if not self._run:
+        if not self._run and self._cursor is not None:
             run = [r[0] for r in self._db.execute(
                 "SELECT block FROM free_blocks WHERE block > ? ORDER BY block LIMIT 256", (self._cursor,))]
             if run:
                 self._cursor = run[-1]
                 run.reverse()
                 self._run = run
+            else:
+                self._cursor = None
         if self._run:
             block = self._run.pop()
             self._taken.append(block)

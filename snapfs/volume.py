@@ -173,6 +173,8 @@ class Volume:
         self._xcache: dict[int, dict[bytes, bytes]] = {}
         self._open: dict[int, int] = {}
         self._in_txn = False
+        #: whether the current call in batch mode has its savepoint (see :meth:`_txn`)
+        self._sp = False
         self._batch = False
         self._batch_open = False
         self._backup_counter = 0
@@ -213,13 +215,17 @@ class Volume:
     # ------------------------------------------------------------------ transactions
 
     @contextmanager
-    def _txn(self) -> Iterator[None]:
+    def _txn(self, light: bool = False) -> Iterator[None]:
         """One call's changes; on any exception nothing of them remains.
 
         Normally its own SQLite transaction.  In batch mode (:meth:`set_batch`) a
         savepoint inside one transaction that :meth:`commit` ends: the call is
         still all-or-nothing, and blocks it frees stay unusable until that commit
         (a crash rolls back to the last commit, whose blocks must be untouched).
+
+        ``light``: the call opens no savepoint unless it calls :meth:`_full` before
+        its first change; without one it may make at most one change to the tables,
+        as its last step that can fail (a single statement is all-or-nothing itself).
         """
         if self.closed:
             raise err(errno.EBADF, "volume is closed")
@@ -228,17 +234,21 @@ class Volume:
         mark = self.store.pending_mark()
         self._in_txn = True
         self._undo = {}
+        self._sp = False
         if self._batch:
             if not self._batch_open:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._batch_open = True
-            self._db.execute("SAVEPOINT call")
+            if not light:
+                self._db.execute("SAVEPOINT call")
+                self._sp = True
         else:
             self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
             if self._batch:
-                self._db.execute("RELEASE call")  # meta and dirty rows are written at commit
+                if self._sp:
+                    self._db.execute("RELEASE call")  # meta and dirty rows are written at commit
             else:
                 self.store.commit_frees()
                 if self.meta.values() != saved:
@@ -246,8 +256,9 @@ class Volume:
                 self._db.execute("COMMIT")
         except BaseException:
             if self._batch:
-                self._db.execute("ROLLBACK TO call")
-                self._db.execute("RELEASE call")
+                if self._sp:
+                    self._db.execute("ROLLBACK TO call")
+                    self._db.execute("RELEASE call")
             else:
                 self._db.execute("ROLLBACK")
             for c, v in zip(Meta.COLUMNS, saved):
@@ -268,6 +279,14 @@ class Volume:
         finally:
             self._in_txn = False
             self._undo = None
+            self._sp = False
+
+    def _full(self) -> None:
+        """In a ``light`` call (see :meth:`_txn`): it will make more than one change, so
+        open its savepoint now, before the first."""
+        if self._batch and not self._sp:
+            self._db.execute("SAVEPOINT call")
+            self._sp = True
 
     def _write_meta(self) -> None:
         cols = ", ".join(f"{c} = ?" for c in Meta.COLUMNS)
@@ -896,7 +915,7 @@ class Volume:
         A block is written only as far as the file reaches (a 4 KiB file costs a
         4 KiB write, not a whole block); what lies past the end of file in the
         last block is undefined and made zero when the file grows over it."""
-        with self._txn():
+        with self._txn(light=True):
             row = self._row(ino)
             if stat.S_ISDIR(row.mode):
                 raise err(errno.EISDIR, f"inode {ino} is a directory")
@@ -915,6 +934,21 @@ class Volume:
             bs = self._bs
             first, last = offset // bs, (end - 1) // bs
             size = max(row.size, end)
+            if first * bs >= row.size and first == last and (not row.nblocks or not row.size % bs) \
+                    and row.birth > self.epochs.latest:
+                # one new block past the end of file, nothing to zero, the row changed in
+                # place: a single statement (the usual write of a new small file)
+                lo = offset - first * bs
+                if lo:
+                    buf = bytearray(lo + n)  # a hole before the data reads as zeros
+                    buf[lo:] = data
+                else:
+                    buf = data
+                self._put_block(ino, first, None, buf)
+                now = time.time_ns()
+                self._set(ino, size=size, nblocks=row.nblocks + 1, mtime_ns=now, ctime_ns=now)
+                return n
+            self._full()
             if row.size // bs < first:  # the old last block is not rewritten below
                 self._zero_past_eof(ino, row, size)
             existing = {idx: (block, birth) for idx, block, birth in self._db.execute(
