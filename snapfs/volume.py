@@ -167,8 +167,10 @@ class Volume:
         self._icache: dict[int, _Row] = {}
         #: live rows changed in place in batch mode and not yet written (see :meth:`_flush_rows`)
         self._dirty: set[int] = set()
-        #: (cached row, dirty) of each inode before the current call touched it, to undo it
-        self._undo: dict[int, tuple[_Row | None, bool]] | None = None
+        #: the dirty rows of inodes made in this batch: not in the table yet (a subset of _dirty)
+        self._new: set[int] = set()
+        #: (cached row, dirty, new) of each inode before the current call touched it, to undo it
+        self._undo: dict[int, tuple[_Row | None, bool, bool]] | None = None
         #: all live xattrs of recently used inodes, name -> value
         self._xcache: dict[int, dict[bytes, bytes]] = {}
         self._open: dict[int, int] = {}
@@ -264,7 +266,7 @@ class Volume:
             for c, v in zip(Meta.COLUMNS, saved):
                 setattr(self.meta, c, v)
             self.store.abort_frees(mark)
-            for ino, (row, dirty) in self._undo.items():
+            for ino, (row, dirty, new) in self._undo.items():
                 if row is None:
                     self._icache.pop(ino, None)
                 else:
@@ -273,6 +275,10 @@ class Volume:
                     self._dirty.add(ino)
                 else:
                     self._dirty.discard(ino)
+                if new:
+                    self._new.add(ino)
+                else:
+                    self._new.discard(ino)
             self._xcache.clear()
             self.epochs = _snap.Epochs(self._db)
             raise
@@ -322,13 +328,19 @@ class Volume:
             self.store.abort_frees()
             self._icache.clear()
             self._dirty.clear()
+            self._new.clear()
             self._xcache.clear()
             self.epochs = _snap.Epochs(self._db)
             raise
         return True
 
     def _flush_rows(self) -> None:
-        """Write the live inode rows batch mode changed in place only in memory."""
+        """Write the live inode rows batch mode made or changed in place only in memory."""
+        if self._new:
+            self._db.executemany(f"INSERT INTO inodes (ino, death, {_ICOLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                 [(i, LIVE, *self._icache[i]) for i in self._new])
+            self._dirty -= self._new
+            self._new.clear()
         if self._dirty:
             self._db.executemany(_UPDATE_ROW, [(*self._icache[i][1:], i, LIVE) for i in self._dirty])
             self._dirty.clear()
@@ -387,7 +399,7 @@ class Volume:
         """Remember how the current call found ``ino``'s cached row, to undo the call."""
         u = self._undo
         if u is not None and ino not in u:
-            u[ino] = (self._icache.get(ino), ino in self._dirty)
+            u[ino] = (self._icache.get(ino), ino in self._dirty, ino in self._new)
 
     def _kill(self, table: str, where: str, params: tuple) -> None:
         """End the live rows of ``table`` matching ``where``: drop them, or keep them for snapshots.
@@ -457,8 +469,11 @@ class Volume:
         self._kill("blockmap", "ino = ?", (ino,))
         if self._xcache.pop(ino, None) != {}:
             self._kill("xattrs", "ino = ?", (ino,))
-        self._kill("inodes", "ino = ?", (ino,))
         self._note(ino)
+        if ino in self._new:
+            self._new.discard(ino)  # its row never reached the table
+        else:
+            self._kill("inodes", "ino = ?", (ino,))
         self._icache.pop(ino, None)
         self._dirty.discard(ino)
         self.meta.live_inodes -= 1
@@ -508,6 +523,8 @@ class Volume:
         are not included.
         """
         self._dir_row(ino, snap)
+        if self._new and snap is None:
+            self._flush_rows()  # the join below needs the rows made in this batch
         where, params = self._view(snap)
         dv, iv = "d." + where.replace(" AND ", " AND d."), "i." + where.replace(" AND ", " AND i.")
         sql = (f"SELECT d.name, d.cookie, d.ino, {', '.join('i.' + f for f in _Row._fields)}"
@@ -619,8 +636,10 @@ class Volume:
               rdev: int = 0, target: bytes | None = None, xattrs: dict | None = None) -> Attrs:
         name = _bname(name)
         _check_new_name(name)
-        with self._txn():
+        with self._txn(light=True):
             prow = self._dir_row(parent)
+            if xattrs or prow.birth <= self.epochs.latest or self.meta.live_inodes >= self.meta.max_inodes:
+                self._full()
             ino = self.meta.next_ino
             try:  # the key of the live entry: a name in use fails here (saves a query first)
                 self._add_dirent(parent, name, ino)
@@ -638,9 +657,13 @@ class Volume:
             now = time.time_ns()
             row = _Row(self.meta.epoch, mode, 2 if isdir else 1, uid, gid, rdev,
                        len(target) if target is not None else 0, 0, now, now, now, target)
-            self._db.execute(f"INSERT INTO inodes (ino, death, {_ICOLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                             (ino, LIVE, *row))
             self._note(ino)
+            if self._batch:  # written with the batch's other rows at the commit
+                self._new.add(ino)
+                self._dirty.add(ino)
+            else:
+                self._db.execute(f"INSERT INTO inodes (ino, death, {_ICOLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                 (ino, LIVE, *row))
             self._icache[ino] = row
             xd = {_bname(k): bytes(v) for k, v in (xattrs or {}).items()}
             for xname, xvalue in xd.items():

@@ -70,3 +70,30 @@ def test_close_commits_the_batch(voldir):
     v.close()
     with Volume.open(voldir) as v:
         assert v.lookup(ROOT_INO, "kept").size == 0
+
+
+def test_rows_made_in_a_batch_reach_the_table_at_commit_even_if_changed_or_removed(voldir):
+    v = Volume.create(voldir, 1 << 20, 4, block_size=4096)
+    try:
+        v.set_batch(True)
+        a = v.create_file(ROOT_INO, "a")
+        v.write(a.ino, 100, b"z" * 50)  # a hole before the data
+        gone = v.create_file(ROOT_INO, "gone")
+        v.write(gone.ino, 0, b"g")
+        v.unlink(ROOT_INO, "gone")
+        d = v.mkdir(ROOT_INO, "d")
+        with pytest.raises(SnapfsError) as ei:
+            v.create_file(d.ino, "a")
+            v.create_file(d.ino, "b")  # the inode limit: 4 with the root
+        assert ei.value.errno == errno.ENOSPC
+        with pytest.raises(SnapfsError) as ei:
+            v.create_file(ROOT_INO, "a")
+        assert ei.value.errno == errno.EEXIST
+        assert [e.name for e in v.readdir(d.ino)] == [b"a"]
+        v.commit()
+        rows = {r[0]: r[1] for r in v.db.execute("SELECT ino, size FROM inodes WHERE death = ?", (1 << 62,))}
+        assert rows == {ROOT_INO: 0, a.ino: 150, d.ino: 0, v.lookup(d.ino, "a").ino: 0}
+        assert v.read(a.ino, 0, 200) == bytes(100) + b"z" * 50
+        assert fsck(v).clean
+    finally:
+        v.close()
