@@ -169,6 +169,9 @@ class Volume:
         self._dirty: set[int] = set()
         #: the dirty rows of inodes made in this batch: not in the table yet (a subset of _dirty)
         self._new: set[int] = set()
+        #: inodes destroyed in this batch whose rows are ended at commit (see :meth:`_destroy`):
+        #: ino -> (may have xattrs, has an inodes row)
+        self._doomed: dict[int, tuple[bool, bool]] = {}
         #: (cached row, dirty, new) of each inode before the current call touched it, to undo it
         self._undo: dict[int, tuple[_Row | None, bool, bool]] | None = None
         #: all live xattrs of recently used inodes, name -> value
@@ -234,6 +237,7 @@ class Volume:
         assert not self._in_txn, "nested volume transaction"
         saved = self.meta.values()
         mark = self.store.pending_mark()
+        doomed = len(self._doomed)
         self._in_txn = True
         self._undo = {}
         self._sp = False
@@ -266,6 +270,8 @@ class Volume:
             for c, v in zip(Meta.COLUMNS, saved):
                 setattr(self.meta, c, v)
             self.store.abort_frees(mark)
+            while len(self._doomed) > doomed:
+                self._doomed.popitem()
             for ino, (row, dirty, new) in self._undo.items():
                 if row is None:
                     self._icache.pop(ino, None)
@@ -313,6 +319,7 @@ class Volume:
         self._batch_open = False
         try:
             self._flush_rows()
+            self._flush_doomed()
             self.store.commit_frees()
             self._write_meta()
             self._db.execute("COMMIT")
@@ -329,6 +336,7 @@ class Volume:
             self._icache.clear()
             self._dirty.clear()
             self._new.clear()
+            self._doomed.clear()
             self._xcache.clear()
             self.epochs = _snap.Epochs(self._db)
             raise
@@ -345,6 +353,16 @@ class Volume:
             self._db.executemany(_UPDATE_ROW, [(*self._icache[i][1:], i, LIVE) for i in self._dirty])
             self._dirty.clear()
 
+    def _flush_doomed(self, chunk: int = 500) -> None:
+        """End the rows of the inodes destroyed in this batch, many inodes a statement."""
+        doomed, self._doomed = self._doomed, {}
+        for table, inos in (("blockmap", list(doomed)),
+                            ("xattrs", [i for i, (x, _) in doomed.items() if x]),
+                            ("inodes", [i for i, (_, r) in doomed.items() if r])):
+            for k in range(0, len(inos), chunk):
+                part = tuple(inos[k:k + chunk])
+                self._kill(table, f"ino IN ({','.join('?' * len(part))})", part)
+
     # ------------------------------------------------------------------ rows
 
     def _view(self, snap: int | None) -> tuple[str, tuple]:
@@ -359,6 +377,8 @@ class Volume:
             row = self._icache.get(ino)
             if row is not None:
                 return row
+            if ino in self._doomed:
+                raise err(errno.ENOENT, f"no inode {ino}")
         where, params = self._view(snap)
         r = self._db.execute(f"SELECT {_ICOLS} FROM inodes WHERE ino = ? AND {where}", (ino, *params)).fetchone()
         if r is None:
@@ -465,15 +485,22 @@ class Volume:
         self._set(ino, mtime_ns=now, ctime_ns=now, nlink=row.nlink + dnlink)
 
     def _destroy(self, ino: int) -> None:
-        """Remove a live inode with its data and xattrs (snapshots keep their versions)."""
-        self._kill("blockmap", "ino = ?", (ino,))
-        if self._xcache.pop(ino, None) != {}:
-            self._kill("xattrs", "ino = ?", (ino,))
+        """Remove a live inode with its data and xattrs (snapshots keep their versions).
+
+        In batch mode its rows are ended at the commit, with those of the other
+        inodes the batch destroyed (their blocks could not be reused before it anyway)."""
+        xattrs = self._xcache.pop(ino, None) != {}
         self._note(ino)
-        if ino in self._new:
-            self._new.discard(ino)  # its row never reached the table
+        in_table = ino not in self._new  # a row made in this batch never reached the table
+        self._new.discard(ino)
+        if self._batch:
+            self._doomed[ino] = (xattrs, in_table)
         else:
-            self._kill("inodes", "ino = ?", (ino,))
+            self._kill("blockmap", "ino = ?", (ino,))
+            if xattrs:
+                self._kill("xattrs", "ino = ?", (ino,))
+            if in_table:
+                self._kill("inodes", "ino = ?", (ino,))
         self._icache.pop(ino, None)
         self._dirty.discard(ino)
         self.meta.live_inodes -= 1

@@ -10,6 +10,8 @@ from volume_fixtures import vol, voldir  # noqa: F401 (fixtures)
 
 from snapfs import ROOT_INO, SnapfsError, Volume, fsck
 
+LIVE_DEATH = 1 << 62
+
 
 def committed_names(voldir) -> set[bytes]:
     """The live names of the root as another connection sees them (only committed rows)."""
@@ -97,3 +99,32 @@ def test_rows_made_in_a_batch_reach_the_table_at_commit_even_if_changed_or_remov
         assert fsck(v).clean
     finally:
         v.close()
+
+
+def test_files_removed_in_a_batch_free_their_rows_at_commit_and_snapshots_keep_theirs(vol: Volume):
+    vol.set_batch(True)
+    old = vol.create_file(ROOT_INO, "old")
+    vol.write(old.ino, 0, b"o" * 9000)
+    vol.setxattr(old.ino, b"user.k", b"v")
+    vol.snapshot_create("s")
+    snap = vol.snapshot_id("s")
+    new = vol.create_file(ROOT_INO, "new")
+    vol.write(new.ino, 0, b"n" * 9000)
+    free = vol.statfs().free_blocks
+    vol.unlink(ROOT_INO, "old")
+    vol.unlink(ROOT_INO, "new")
+    with pytest.raises(SnapfsError) as ei:
+        vol.getattr(new.ino)
+    assert ei.value.errno == errno.ENOENT
+    with pytest.raises(SnapfsError):
+        vol.unlink(ROOT_INO, "new")  # a failed call keeps what the batch did before it
+    vol.commit()
+    live = LIVE_DEATH
+    assert vol.db.execute("SELECT count(*) FROM blockmap WHERE ino IN (?, ?) AND death = ?",
+                          (old.ino, new.ino, live)).fetchone()[0] == 0
+    assert vol.db.execute("SELECT count(*) FROM inodes WHERE ino IN (?, ?) AND death = ?",
+                          (old.ino, new.ino, live)).fetchone()[0] == 0
+    assert vol.statfs().free_blocks > free  # the new file's blocks (the old one's are the snapshot's)
+    assert vol.read(old.ino, 0, 9000, snap) == b"o" * 9000
+    assert vol.getxattr(old.ino, b"user.k", snap) == b"v"
+    assert fsck(vol).clean
