@@ -10,7 +10,9 @@ allocated simply stay on (or return to) the free list with the rollback.
 Free blocks are handed out from a run read ahead from ``free_blocks`` (in
 block order, so a file written sequentially gets contiguous blocks); the rows
 of the blocks handed out are deleted in one statement just before the
-transaction commits (:meth:`commit_frees`), not one per allocation.
+transaction commits (:meth:`commit_frees`), not one per allocation.  Once the
+table has no more, blocks come from the high-water mark without asking it
+again until that commit (frees reach the table only then).
 """
 
 from __future__ import annotations

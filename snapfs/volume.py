@@ -307,7 +307,9 @@ class Volume:
     def set_batch(self, on: bool) -> None:
         """Batch mode: calls commit together at :meth:`commit` (the mount daemon commits
         every few tens of milliseconds and on fsync), saving a commit per call.  A
-        crash loses only what was not yet committed, and the volume stays consistent."""
+        crash loses only what was not yet committed, and the volume stays consistent.
+        New inode rows, in-place row changes and the rows of destroyed inodes are
+        written at the commit, many a statement (see :meth:`_flush_rows`)."""
         if not on:
             self.commit()
         self._batch = on
