@@ -176,6 +176,10 @@ class Volume:
         self._undo: dict[int, tuple[_Row | None, bool, bool]] | None = None
         #: all live xattrs of recently used inodes, name -> value
         self._xcache: dict[int, dict[bytes, bytes]] = {}
+        #: the one block of small live files written by :meth:`write`'s fast path, with the
+        #: cached row it was written with: valid while that very row object is in _icache
+        #: (every change of a file's blocks replaces its row; a rollback restores both)
+        self._small: dict[int, tuple[_Row, int]] = {}
         self._open: dict[int, int] = {}
         self._in_txn = False
         #: whether the current call in batch mode has its savepoint (see :meth:`_txn`)
@@ -504,6 +508,7 @@ class Volume:
             if in_table:
                 self._kill("inodes", "ino = ?", (ino,))
         self._icache.pop(ino, None)
+        self._small.pop(ino, None)
         self._dirty.discard(ino)
         self.meta.live_inodes -= 1
 
@@ -594,6 +599,11 @@ class Volume:
         if not row.nblocks:
             return out
         bs = self._bs
+        if snap is None:
+            small = self._small.get(ino)
+            if small is not None and small[0] is row:
+                self.store.read_at(small[1] * bs + offset, memoryview(out))
+                return out
         first, last = offset // bs, (end - 1) // bs
         where, params = self._view(snap)
         view = memoryview(out)
@@ -943,8 +953,8 @@ class Volume:
                 self._put_block(ino, idx, r, data)
         return row.nblocks - gone
 
-    def _put_block(self, ino: int, idx: int, old: tuple | None, data: bytes) -> None:
-        """Write ``data`` as block ``idx`` of ``ino`` into a fresh block (never in place)."""
+    def _put_block(self, ino: int, idx: int, old: tuple | None, data: bytes) -> int:
+        """Write ``data`` as block ``idx`` of ``ino`` into a fresh block (never in place); returns it."""
         block = self.store.allocate()
         self.store.write(block, data)
         E = self.meta.epoch
@@ -960,6 +970,7 @@ class Volume:
                              (E, ino, idx, LIVE))
             self._db.execute("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)",
                              (ino, idx, LIVE, E, block))
+        return block
 
     def write(self, ino: int, offset: int, data: bytes, append: bool = False) -> int:
         """Write ``data`` at ``offset`` (at end of file when ``append``); returns bytes written.
@@ -996,9 +1007,13 @@ class Volume:
                     buf[lo:] = data
                 else:
                     buf = data
-                self._put_block(ino, first, None, buf)
+                block = self._put_block(ino, first, None, buf)
                 now = time.time_ns()
-                self._set(ino, size=size, nblocks=row.nblocks + 1, mtime_ns=now, ctime_ns=now)
+                new = self._set(ino, size=size, nblocks=row.nblocks + 1, mtime_ns=now, ctime_ns=now)
+                if first == 0:
+                    if len(self._small) >= _ICACHE_MAX:
+                        self._small.clear()
+                    self._small[ino] = (new, block)
                 return n
             self._full()
             if row.size // bs < first:  # the old last block is not rewritten below

@@ -128,3 +128,24 @@ def test_files_removed_in_a_batch_free_their_rows_at_commit_and_snapshots_keep_t
     assert vol.read(old.ino, 0, 9000, snap) == b"o" * 9000
     assert vol.getxattr(old.ino, b"user.k", snap) == b"v"
     assert fsck(vol).clean
+
+
+def test_a_small_file_reads_what_every_later_change_left(vol: Volume):
+    """Reads of a small file skip the block map while nothing changed it since its first write."""
+    vol.set_batch(True)
+    a = vol.create_file(ROOT_INO, "a")
+    vol.write(a.ino, 0, b"a" * 100)
+    assert vol.read(a.ino, 10, 20) == b"a" * 20
+    vol.write(a.ino, 50, b"b" * 10)
+    assert vol.read(a.ino, 0, 200) == b"a" * 50 + b"b" * 10 + b"a" * 40
+    vol.truncate(a.ino, 20)
+    vol.truncate(a.ino, 30)
+    assert vol.read(a.ino, 0, 200) == b"a" * 20 + bytes(10)
+    vol.snapshot_create("s")
+    vol.write(a.ino, 0, b"c" * 5)
+    with pytest.raises(SnapfsError):
+        vol.write(a.ino, 1 << 45, b"y")  # past the size limit: rolled back
+    assert vol.read(a.ino, 0, 200) == b"c" * 5 + b"a" * 15 + bytes(10)
+    assert vol.read(a.ino, 0, 200, vol.snapshot_id("s")) == b"a" * 20 + bytes(10)
+    vol.commit()
+    assert fsck(vol).clean
