@@ -1056,7 +1056,7 @@ class Restore:
                         os.write(fd, data[:size] if size < have else data)
                     cur.base = have
                     nxt = records.peek()
-                    if nxt is not None and nxt.head.c_type == _TS_ADDR and nxt.head.c_inumber == ino \
+                    if nxt is not None and nxt.head.c_inumber == ino and nxt.head.c_type == _TS_ADDR \
                             and self._write_data(fd, None, ino, size, have, path) != size:
                         os.ftruncate(fd, size)  # (more records than c_count said: as _write_data does)
                 elif self._write_data(fd, first, ino, size, 0, path) != size:
@@ -1068,11 +1068,12 @@ class Restore:
                 self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
                 made = False
             cur.attrs_only, cur.made = True, made
+            # the next record is nearly always the next inode's: one look says so
             nxt = records.peek()
-            if nxt is not None and nxt.head.c_flags & DR_EXTATTRIBUTES and nxt.head.c_inumber == ino:
+            if nxt is not None and nxt.head.c_inumber == ino and nxt.head.c_flags & DR_EXTATTRIBUTES:
                 xattrs = self._xattrs_after(ino)
             else:
-                xattrs = []
+                xattrs = None
             self._current = None
             if not made:
                 return True
@@ -1098,7 +1099,7 @@ class Restore:
                 except OSError as exc:
                     self.warn(f"{os.fsdecode(path)}: cannot set times: {exc.strerror}")
             if self.extracted is not None:
-                self.extracted.leaves[ino] = (list(paths), first.header.c_dinode, xattrs)
+                self.extracted.leaves[ino] = (list(paths), first.header.c_dinode, xattrs or [])
         finally:
             os.close(fd)
         if len(paths) > 1:
