@@ -1542,9 +1542,10 @@ class _Rebuild:
     def run(self) -> None:
         r = self.r
         dry = r.opts.dry_run
-        new_set = set(self.new_edges)
+        # (a first -r has no old tree: nothing to compare, keep or remove)
         old_set = set(self.old_edges)
-        new_nodes = {c for _, _, c in self.new_edges} | {ROOTINO}
+        new_set = set(self.new_edges) if old_set else set()
+        new_nodes = {c for _, _, c in self.new_edges} | {ROOTINO} if old_set else {ROOTINO}
         kept = {e for e in old_set & new_set if self._survives(e[2])}
         # where each directory currently is: (parent, name) or (_TMP, ino)
         where: dict[int, tuple[int, bytes]] = {}
