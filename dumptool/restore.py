@@ -1056,7 +1056,7 @@ class Restore:
                         os.write(fd, data[:size] if size < have else data)
                     cur.base = have
                     nxt = records.peek()
-                    if nxt is not None and nxt.head.c_type == _TS_ADDR and nxt.head.c_inumber == ino \
+                    if nxt is not None and nxt.head.c_inumber == ino and nxt.head.c_type == _TS_ADDR \
                             and self._write_data(fd, None, ino, size, have, path) != size:
                         os.ftruncate(fd, size)  # (more records than c_count said: as _write_data does)
                 elif self._write_data(fd, first, ino, size, 0, path) != size:
@@ -1068,11 +1068,12 @@ class Restore:
                 self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
                 made = False
             cur.attrs_only, cur.made = True, made
+            # the next record is nearly always the next inode's: one look says so
             nxt = records.peek()
-            if nxt is not None and nxt.head.c_flags & DR_EXTATTRIBUTES and nxt.head.c_inumber == ino:
+            if nxt is not None and nxt.head.c_inumber == ino and nxt.head.c_flags & DR_EXTATTRIBUTES:
                 xattrs = self._xattrs_after(ino)
             else:
-                xattrs = []
+                xattrs = None
             self._current = None
             if not made:
                 return True
@@ -1098,7 +1099,7 @@ class Restore:
                 except OSError as exc:
                     self.warn(f"{os.fsdecode(path)}: cannot set times: {exc.strerror}")
             if self.extracted is not None:
-                self.extracted.leaves[ino] = (list(paths), first.header.c_dinode, xattrs)
+                self.extracted.leaves[ino] = (list(paths), first.header.c_dinode, xattrs or [])
         finally:
             os.close(fd)
         if len(paths) > 1:
@@ -1541,9 +1542,10 @@ class _Rebuild:
     def run(self) -> None:
         r = self.r
         dry = r.opts.dry_run
-        new_set = set(self.new_edges)
+        # (a first -r has no old tree: nothing to compare, keep or remove)
         old_set = set(self.old_edges)
-        new_nodes = {c for _, _, c in self.new_edges} | {ROOTINO}
+        new_set = set(self.new_edges) if old_set else set()
+        new_nodes = {c for _, _, c in self.new_edges} | {ROOTINO} if old_set else {ROOTINO}
         kept = {e for e in old_set & new_set if self._survives(e[2])}
         # where each directory currently is: (parent, name) or (_TMP, ino)
         where: dict[int, tuple[int, bytes]] = {}

@@ -217,7 +217,9 @@ def directory_entries(
                     pos = end
                     continue
                 name = bytes(data[pos + DIRECT_HEADER_SIZE:pos + DIRECT_HEADER_SIZE + namlen])
-                if name and b"/" not in name and b"\0" not in name:
+                # (bytes values, not b"/": ``bytes in bytes`` first tries the
+                # operand as an int and raises and clears a TypeError each time)
+                if name and 47 not in name and 0 not in name:
                     append(new(DirEntry, (d_ino, name, d_type)))
                     pos = end
                     continue

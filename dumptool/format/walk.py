@@ -336,8 +336,9 @@ def walk_chunks(
             if count <= 0:
                 count = 0
             elif c_type != ts_inode or not head.c_flags & DR_EXTATTRIBUTES:
-                entries = head.c_addr[:count] if count < TP_NINDIR else head.c_addr
-                count = len(entries) - entries.count(0)
+                if count > TP_NINDIR:
+                    count = TP_NINDIR
+                count -= head.c_addr.count(0, 0, count)  # the holes have no data blocks
         elif c_type == ts_clri or c_type == ts_bits:
             count = max(0, head.c_count)
         else:
