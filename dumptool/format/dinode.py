@@ -76,6 +76,15 @@ mtime_sec, mtime_usec, ctime_sec, ctime_usec, db[0], flags, blocks, uid,
 gid`` (``db[1:]``, ``ib``, ``gen`` and ``spare`` are 0)."""
 
 
+def _timeval(ns: int) -> tuple[int, int]:
+    """(seconds, microseconds) of a time in ns: the common case without
+    :func:`timeval_from_ns`'s range handling."""
+    if 0 <= ns < _NS_MAX:
+        sec, rest = divmod(ns, 1_000_000_000)
+        return sec, rest // 1000
+    return timeval_from_ns(ns)
+
+
 def stat_fields(st: os.stat_result, *, flags: int = 0, size: int | None = None) -> StatFields:
     """What :meth:`Dinode.from_stat` puts in the inode copy, as a plain tuple
     (:data:`StatFields`): a writer's hot path packs it without a Dinode."""
@@ -88,27 +97,10 @@ def stat_fields(st: os.stat_result, *, flags: int = 0, size: int | None = None) 
             db0 = encode_dev(os.major(st.st_rdev), os.minor(st.st_rdev))
     # Times in (seconds, microseconds); a file written once has three equal ones.
     mt = st.st_mtime_ns
-    if 0 <= mt < _NS_MAX:
-        mt_s, mt_ns = divmod(mt, 1_000_000_000)
-        mt_us = mt_ns // 1000
-    else:
-        mt_s, mt_us = timeval_from_ns(mt)
-    at = st.st_atime_ns
-    if at == mt:
-        at_s, at_us = mt_s, mt_us
-    elif 0 <= at < _NS_MAX:
-        at_s, at_ns = divmod(at, 1_000_000_000)
-        at_us = at_ns // 1000
-    else:
-        at_s, at_us = timeval_from_ns(at)
-    ct = st.st_ctime_ns
-    if ct == mt:
-        ct_s, ct_us = mt_s, mt_us
-    elif 0 <= ct < _NS_MAX:
-        ct_s, ct_ns = divmod(ct, 1_000_000_000)
-        ct_us = ct_ns // 1000
-    else:
-        ct_s, ct_us = timeval_from_ns(ct)
+    mt_s, mt_us = _timeval(mt)
+    at, ct = st.st_atime_ns, st.st_ctime_ns
+    at_s, at_us = (mt_s, mt_us) if at == mt else _timeval(at)
+    ct_s, ct_us = (mt_s, mt_us) if ct == mt else _timeval(ct)
     uid, gid = st.st_uid & _U32, st.st_gid & _U32
     nlink = st.st_nlink
     blocks = st.st_blocks
@@ -117,8 +109,27 @@ def stat_fields(st: os.stat_result, *, flags: int = 0, size: int | None = None) 
             blocks if blocks < _S32_MAX else _S32_MAX, uid, gid)
 
 
+class InodeTimes:
+    """Access and modification times in ns from the (seconds, microseconds)
+    words: for :class:`Dinode` and for a reader's lean header tuple alike."""
+
+    __slots__ = ()
+    atime_sec: int
+    atime_usec: int
+    mtime_sec: int
+    mtime_usec: int
+
+    @property
+    def atime_ns(self) -> int:
+        return self.atime_sec * 1_000_000_000 + self.atime_usec * 1000
+
+    @property
+    def mtime_ns(self) -> int:
+        return self.mtime_sec * 1_000_000_000 + self.mtime_usec * 1000
+
+
 @dataclass(frozen=True)
-class Dinode:
+class Dinode(InodeTimes):
     """The inode copy of a header.  Field names drop the ``di_`` prefix.
 
     ``old_uid``/``old_gid`` are the 16-bit copies (low bits of ``uid``/``gid``)
@@ -191,14 +202,6 @@ class Dinode:
         the second word (section 6).
         """
         return self.db[0] or self.db[1]
-
-    @property
-    def atime_ns(self) -> int:
-        return self.atime_sec * 1_000_000_000 + self.atime_usec * 1000
-
-    @property
-    def mtime_ns(self) -> int:
-        return self.mtime_sec * 1_000_000_000 + self.mtime_usec * 1000
 
     @property
     def ctime_ns(self) -> int:

@@ -271,8 +271,34 @@ assert _INODE_HEAD[ByteOrder.LITTLE].size == _HEAD_SIZE + DINODE_SIZE + 4
 
 # --- the header -------------------------------------------------------------------
 
+class HeaderQueries:
+    """What a reader asks of a header's flags and map: for :class:`Header`
+    and for a reader's lean header tuple alike."""
+
+    __slots__ = ()
+    c_type: int
+    c_flags: int
+    c_count: int
+    c_addr: bytes
+
+    @property
+    def is_extattr(self) -> bool:
+        """True for the EA header that carries the previous inode's xattrs."""
+        return self.c_type == RecordType.TS_INODE and bool(self.c_flags & DR_EXTATTRIBUTES)
+
+    @property
+    def is_metaonly(self) -> bool:
+        """True for a ``dump -m`` inode: restore keeps the file's existing data."""
+        return bool(self.c_flags & DR_METAONLY)
+
+    @property
+    def addr_entries(self) -> bytes:
+        """The meaningful ``c_addr`` entries: nonzero = data block, 0 = hole."""
+        return self.c_addr[: max(0, min(self.c_count, TP_NINDIR))]
+
+
 @dataclass(frozen=True)
-class Header:
+class Header(HeaderQueries):
     """One header block.  Field names are the C names (``c_type`` ...).
 
     ``c_magic`` and ``c_checksum`` are not fields: :meth:`pack` writes them,
@@ -320,21 +346,6 @@ class Header:
             pass  # kept as int; pack() refuses it
 
     # -- what a reader asks of a header ----------------------------------------
-
-    @property
-    def is_extattr(self) -> bool:
-        """True for the EA header that carries the previous inode's xattrs."""
-        return self.c_type == RecordType.TS_INODE and bool(self.c_flags & DR_EXTATTRIBUTES)
-
-    @property
-    def is_metaonly(self) -> bool:
-        """True for a ``dump -m`` inode: restore keeps the file's existing data."""
-        return bool(self.c_flags & DR_METAONLY)
-
-    @property
-    def addr_entries(self) -> bytes:
-        """The meaningful ``c_addr`` entries: nonzero = data block, 0 = hole."""
-        return self.c_addr[: max(0, min(self.c_count, TP_NINDIR))]
 
     def data_block_count(self) -> int:
         """How many data blocks follow this header before the next header.

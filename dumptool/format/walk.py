@@ -21,7 +21,6 @@ from .constants import (
     CHECKSUM,
     DINODE_SIZE,
     DR_EXTATTRIBUTES,
-    DR_METAONLY,
     LBLSIZE,
     NAMELEN,
     NDADDR,
@@ -32,7 +31,8 @@ from .constants import (
     ByteOrder,
     RecordType,
 )
-from .header import Header, header_byte_order, is_header, unpack_header
+from .dinode import InodeTimes
+from .header import Header, HeaderQueries, header_byte_order, is_header, unpack_header
 
 Buffer = bytes | bytearray | memoryview
 """Bytes as a reader holds them: a slice of what it read may be a memoryview."""
@@ -42,7 +42,7 @@ _HEAD_FIELDS = ("c_type c_date c_volume c_tapea c_inumber c_magic mode size atim
                 "mtime_usec db0 db1 uid gid c_count c_addr c_flags")
 
 
-class Head(namedtuple("Head", _HEAD_FIELDS)):
+class Head(namedtuple("Head", _HEAD_FIELDS), HeaderQueries, InodeTimes):
     """The fields of a header a reader needs for every record, unpacked in
     one step: what :func:`walk_chunks` counts with and a restore writes a
     file with.  The dinode fields keep their :class:`Dinode` names; ``rdev``
@@ -60,31 +60,9 @@ class Head(namedtuple("Head", _HEAD_FIELDS)):
                    d.uid, d.gid, header.c_count, header.c_addr, header.c_flags)
 
     @property
-    def is_extattr(self) -> bool:
-        """The EA header that carries the previous inode's xattrs."""
-        return self.c_type == RecordType.TS_INODE and bool(self.c_flags & DR_EXTATTRIBUTES)
-
-    @property
-    def is_metaonly(self) -> bool:
-        return bool(self.c_flags & DR_METAONLY)
-
-    @property
-    def addr_entries(self) -> bytes:
-        """The meaningful ``c_addr`` entries: nonzero = data block, 0 = hole."""
-        return self.c_addr[: max(0, min(self.c_count, TP_NINDIR))]
-
-    @property
     def rdev(self) -> int:
         """As :attr:`Dinode.rdev`."""
         return self.db0 or self.db1
-
-    @property
-    def atime_ns(self) -> int:
-        return self.atime_sec * 1_000_000_000 + self.atime_usec * 1000
-
-    @property
-    def mtime_ns(self) -> int:
-        return self.mtime_sec * 1_000_000_000 + self.mtime_usec * 1000
 
 
 # The header layout (header.py, dinode.py) with only :class:`Head`'s fields
