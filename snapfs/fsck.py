@@ -119,6 +119,7 @@ def fsck_path(voldir: str | os.PathLike, repair: bool = False) -> FsckReport:
 
 def fsck(vol: Volume, repair: bool = False) -> FsckReport:
     """Check ``vol`` (no files may be open); with ``repair``, fix what is safe to fix."""
+    vol.commit()  # in batch mode the newest rows live only in memory until then
     ck = _Fsck(vol, repair)
     vol._icache.clear()
     if not repair:

@@ -2,9 +2,11 @@
 
 Node ids.  A live file's kernel node id *is* its Volume ino, so ``st_ino``
 seen through the mount is the file's stable identity.  Snapshot views need a
-node id per (snapshot, ino) because the kernel caches by node id; those come
-from a counter above :data:`SNAPDIR_NODE` and live in :class:`_Nodes` while the
-kernel holds a lookup reference.  A tool reading ``MOUNT/.snapshot/NAME/``
+node id per (snapshot, ino) because the kernel caches by node id; it is
+computed from the two (:func:`snap_node`, above :data:`SNAPDIR_NODE`), so a
+file's ``st_ino`` under ``.snapshot/NAME/`` stays the same however often the
+kernel drops and looks it up again, and hard links there share it, as tools
+that group links by ``st_ino`` need.  A tool reading ``MOUNT/.snapshot/NAME/``
 gets the stable identity from the virtual xattr :data:`INO_XATTR`
 (``user.snapfs.ino``, decimal ASCII), which answers on live files too and is
 never listed by listxattr (so ``cp -a``/``getfattr -d`` do not copy it).
@@ -47,6 +49,11 @@ from .volume import ROOT_INO, Volume
 SNAPDIR_NAME = b".snapshot"
 #: Node id of ``.snapshot``; snapshot nodes are numbered above it, live inos stay below.
 SNAPDIR_NODE = 1 << 62
+#: Snapshot node ids: SNAPDIR_NODE + (snapshot id << _SNAP_SHIFT) + ino, all below 2**64
+#: (inode numbers below 2**40, snapshot ids -- epochs, never reused -- below 3 * 2**22).
+_SNAP_SHIFT = 40
+_INO_MASK = (1 << _SNAP_SHIFT) - 1
+_MAX_SNAP = ((1 << 64) - 1 - SNAPDIR_NODE) >> _SNAP_SHIFT
 #: Virtual xattr with a file's stable inode number (live tree and snapshots).  The kernel
 #: hides user.* xattrs of symlinks and devices, so the same value is also under
 #: :data:`TRUSTED_INO_XATTR` (readable by root, for any file type).
@@ -94,42 +101,17 @@ def _erofs() -> pyfuse3.FUSEError:
     return pyfuse3.FUSEError(errno.EROFS)
 
 
-class _Nodes:
-    """Kernel node ids of snapshot inodes, kept while the kernel holds a reference."""
+def snap_node(snap: int, ino: int) -> int:
+    """The kernel node id (and ``st_ino``) of inode ``ino`` in snapshot ``snap``."""
+    if ino > _INO_MASK or snap > _MAX_SNAP:
+        raise pyfuse3.FUSEError(errno.EOVERFLOW)
+    return SNAPDIR_NODE + (snap << _SNAP_SHIFT) + ino
 
-    def __init__(self) -> None:
-        self._by_key: dict[tuple[int, int], int] = {}
-        self._by_node: dict[int, tuple[int, int]] = {}
-        self._refs: dict[int, int] = {}
-        self._next = SNAPDIR_NODE + 1
 
-    def node(self, snap: int, ino: int) -> int:
-        node = self._by_key.get((snap, ino))
-        if node is None:
-            node = self._next
-            self._next += 1
-            self._by_key[(snap, ino)] = node
-            self._by_node[node] = (snap, ino)
-            self._refs[node] = 0
-        return node
-
-    def ref(self, node: int) -> None:
-        if node in self._refs:
-            self._refs[node] += 1
-
-    def resolve(self, node: int) -> tuple[int, int]:
-        try:
-            return self._by_node[node]
-        except KeyError:
-            raise pyfuse3.FUSEError(errno.ESTALE) from None
-
-    def forget(self, node: int, n: int) -> None:
-        left = self._refs.get(node, 0) - n
-        if left > 0:
-            self._refs[node] = left
-        elif node in self._refs:
-            del self._refs[node]
-            del self._by_key[self._by_node.pop(node)]
+def node_key(node: int) -> tuple[int, int]:
+    """(snapshot id, ino) of a snapshot node id made by :func:`snap_node`."""
+    off = node - SNAPDIR_NODE
+    return off >> _SNAP_SHIFT, off & _INO_MASK
 
 
 class SnapfsOperations(pyfuse3.Operations):
@@ -143,7 +125,6 @@ class SnapfsOperations(pyfuse3.Operations):
         super().__init__()
         self.vol = vol
         self.voldir = str(Path(vol.path).resolve())
-        self.nodes = _Nodes()
         #: called once the kernel's INIT request has been answered (the mount daemon's hook)
         self.on_init = lambda: None
 
@@ -155,7 +136,10 @@ class SnapfsOperations(pyfuse3.Operations):
             return None, node
         if node == SNAPDIR_NODE:
             raise pyfuse3.FUSEError(errno.EISDIR)
-        return self.nodes.resolve(node)
+        snap, ino = node_key(node)
+        if snap not in self.vol.epochs.epochs:
+            raise pyfuse3.FUSEError(errno.ESTALE)  # the snapshot was deleted
+        return snap, ino
 
     def _live(self, node: int) -> int:
         """The Volume ino of a live node; EROFS for ``.snapshot`` and everything under it."""
@@ -163,15 +147,13 @@ class SnapfsOperations(pyfuse3.Operations):
             raise _erofs()
         return node
 
-    def _entry(self, a: Attrs, snap: int | None, ref: bool = False) -> pyfuse3.EntryAttributes:
+    def _entry(self, a: Attrs, snap: int | None) -> pyfuse3.EntryAttributes:
         e = pyfuse3.EntryAttributes()
         if snap is None:
             e.st_ino = a.ino
             e.entry_timeout = e.attr_timeout = LIVE_TIMEOUT
         else:
-            e.st_ino = self.nodes.node(snap, a.ino)
-            if ref:
-                self.nodes.ref(e.st_ino)
+            e.st_ino = snap_node(snap, a.ino)
             e.entry_timeout = e.attr_timeout = SNAP_TIMEOUT
         e.generation = 0
         e.st_mode, e.st_nlink, e.st_uid, e.st_gid, e.st_rdev = a.mode, a.nlink, a.uid, a.gid, a.rdev
@@ -236,12 +218,12 @@ class SnapfsOperations(pyfuse3.Operations):
                 snap = self.vol.snapshot_id(os.fsdecode(name))
             except SnapfsError:
                 raise pyfuse3.FUSEError(errno.ENOENT) from None
-            return self._entry(self.vol.getattr(ROOT_INO, snap), snap, ref=True)
+            return self._entry(self.vol.getattr(ROOT_INO, snap), snap)
         snap, ino = self._where(parent_inode)
         if snap is not None and ino == ROOT_INO and name == b"..":
             return self._snapdir_entry()
         if snap is not None:
-            return self._entry(self.vol.lookup(ino, name, snap), snap, ref=True)
+            return self._entry(self.vol.lookup(ino, name, snap), snap)
         a = self.vol.find(ino, name)
         if a is None:
             # a negative entry the kernel may keep: names appear only through this adapter
@@ -251,10 +233,7 @@ class SnapfsOperations(pyfuse3.Operations):
             return neg
         return self._entry(a, None)
 
-    async def forget(self, inode_list):
-        for node, n in inode_list:
-            if node > SNAPDIR_NODE:
-                self.nodes.forget(node, n)
+    # No forget handler: node ids are computed, not handed out, so there is nothing to drop.
 
     @_errors
     async def getattr(self, inode, ctx=None):
@@ -422,10 +401,8 @@ class SnapfsOperations(pyfuse3.Operations):
 
     @_errors
     async def release(self, fh):
-        if fh > SNAPDIR_NODE and fh not in self.nodes._by_node:
-            return
-        snap, ino = self._where(fh)
-        self.vol.release_file(ino, snap)
+        if fh < SNAPDIR_NODE:  # snapshot files keep nothing open (and may be deleted by now)
+            self.vol.release_file(fh)
 
     @_errors
     async def fsync(self, fh, datasync):
@@ -460,7 +437,6 @@ class SnapfsOperations(pyfuse3.Operations):
     async def readdir(self, fh, start_id, token):
         # Kernel offsets: 1 after '.', 2 after '..', then _DOT_OFFSETS + a Volume cookie
         # (or + a snapshot id in .snapshot), so a continued listing never skips or repeats.
-        # The kernel takes no lookup reference for '.' and '..', so they are not ref'd here.
         if start_id < _DOT_OFFSETS:
             for off, (name, e) in enumerate(zip((b".", b".."), self._dot_entries(fh)), 1):
                 if off > start_id and not pyfuse3.readdir_reply(token, name, e, off):
@@ -474,7 +450,6 @@ class SnapfsOperations(pyfuse3.Operations):
                 a = self.vol.getattr(ROOT_INO, snap)
                 if not pyfuse3.readdir_reply(token, name.encode(), self._entry(a, snap), snap + _DOT_OFFSETS):
                     return
-                self.nodes.ref(self.nodes.node(snap, ROOT_INO))
             return
         snap, ino = self._where(fh)
         while True:
@@ -483,8 +458,6 @@ class SnapfsOperations(pyfuse3.Operations):
                 if not pyfuse3.readdir_reply(token, ent.name, self._entry(ent.attrs, snap),
                                              ent.offset + _DOT_OFFSETS):
                     return
-                if snap is not None:
-                    self.nodes.ref(self.nodes.node(snap, ent.attrs.ino))
             if len(batch) < _READDIR_BATCH:
                 return
             after = batch[-1].offset

@@ -39,6 +39,17 @@ def as_nobody(cwd: Path, *cmd: str, check: bool = False) -> subprocess.Completed
                           capture_output=True, text=True, timeout=30, check=check, cwd=cwd)
 
 
+def drop_kernel_caches() -> bool:
+    """Make the kernel forget its unused dentries and inodes (root only): it sends FORGET
+    for them and looks them up afresh later.  False where that is not allowed."""
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2")
+    except OSError:
+        return False
+    return True
+
+
 @dataclass
 class Mounted:
     voldir: Path

@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 
 import pytest
-from fuse_fixtures import mounted, snapfs  # noqa: F401 (fixtures)
+from fuse_fixtures import drop_kernel_caches, mounted, snapfs  # noqa: F401 (fixtures)
 
 from snapfs import client
 
@@ -40,11 +40,21 @@ MAX_WRITE = 70 * 1024
 _SAME_ERRNO = {errno.EEXIST: errno.ENOTEMPTY}
 
 
-def state(root: Path) -> dict[str, tuple]:
-    """Everything compared, by path relative to ``root`` (times are not: they differ)."""
+def state(root: Path, forget: bool = False) -> dict[str, tuple]:
+    """Everything compared, by path relative to ``root`` (times are not: they differ).
+
+    ``forget``: have the kernel drop its cached inodes after the first directory,
+    so hard links on either side of it are looked up afresh (and must still share
+    an ``st_ino``)."""
     found: dict[str, tuple] = {}
     inodes: dict[int, list[str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def fail(e: OSError) -> None:
+        raise e
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
+        if forget and dirpath != str(root):
+            forget = not drop_kernel_caches()
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
@@ -66,6 +76,21 @@ def state(root: Path) -> dict[str, tuple]:
         for rel in names:
             found[rel] += (tuple(sorted(names)),)
     return found
+
+
+def differences(got: dict[str, tuple], want: dict[str, tuple]) -> str:
+    """The entries that differ, each with the fields that do (for a failure message)."""
+    out = []
+    for rel in sorted(got.keys() | want.keys()):
+        g, w = got.get(rel), want.get(rel)
+        if g == w:
+            continue
+        if g is None or w is None or len(g) != len(w):
+            out.append(f"{rel}: snapfs {g!r:.200} vs model {w!r:.200}")
+        else:
+            fields = [f"field {i}: {a!r:.120} vs {b!r:.120}" for i, (a, b) in enumerate(zip(g, w)) if a != b]
+            out.append(f"{rel}: " + "; ".join(fields))
+    return " | ".join(out[:8])
 
 
 def random_op(rng: random.Random) -> tuple:
@@ -148,9 +173,11 @@ def test_random_operations_match_a_plain_directory_across_snapshots_remounts_and
     history: list[tuple] = []
 
     def check(where: str, snapshots: bool = True) -> None:
-        assert state(mnt) == state(model), f"seed {SEED}, {where}, last ops {history[-5:]}"
+        got, want = state(mnt), state(model)
+        assert got == want, f"seed {SEED}, {where}, last ops {history[-5:]}: {differences(got, want)}"
         for name, expected in taken.items() if snapshots else ():
-            assert state(mnt / ".snapshot" / name) == expected, f"seed {SEED}, snapshot {name} changed ({where})"
+            got = state(mnt / ".snapshot" / name, forget=True)
+            assert got == expected, f"seed {SEED}, snapshot {name} changed ({where}): {differences(got, expected)}"
 
     def remount(fsck: bool) -> None:
         snapfs("unmount", mnt)

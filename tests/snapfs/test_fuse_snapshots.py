@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from fuse_fixtures import Mounted, mounted, snapfs  # noqa: F401 (fixtures)
+from fuse_fixtures import Mounted, drop_kernel_caches, mounted, snapfs  # noqa: F401 (fixtures)
 
 from snapfs import client
 
@@ -123,6 +123,26 @@ def test_snapshot_files_keep_their_stable_inode_number(mounted: Mounted):
     assert int(os.getxattr(mounted.snap("a") / "f", "user.snapfs.ino")) == live
     assert os.getxattr(mounted.snap("a") / "f", "user.snapfs.snapshot") == b"a"
     assert os.stat(mounted.snap("a") / "f").st_ino != live  # kernel node ids differ per view
+
+
+def test_snapshot_st_ino_survives_the_kernel_forgetting_and_a_remount(mounted: Mounted):
+    """Hard links in a snapshot share one st_ino however the kernel's cache comes and goes
+    (tar, rsync and dump group links by it), and a file's st_ino there does not change."""
+    m = mounted.mnt
+    (m / "a").write_bytes(b"1")
+    os.link(m / "a", m / "b")
+    (m / "c").write_bytes(b"2")
+    snapfs("snapshot", "create", m, "s")
+    snap = mounted.snap("s")
+    first = {n: os.lstat(snap / n).st_ino for n in "abc"}
+    assert first["a"] == first["b"] != first["c"]
+    dropped = drop_kernel_caches()
+    assert {n: os.lstat(snap / n).st_ino for n in "cba"} == first
+    snapfs("unmount", m)
+    snapfs("mount", mounted.voldir, m)
+    assert {n: os.lstat(snap / n).st_ino for n in "cb"} == {n: first[n] for n in "cb"}
+    assert os.lstat(snap / "a").st_ino == first["a"]
+    assert dropped or os.geteuid() != 0, "root could not drop the kernel's caches"
 
 
 def test_cli_create_list_rename_delete_on_a_mounted_volume(mounted: Mounted):

@@ -297,3 +297,30 @@ VolumeMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_volume_matches_model = VolumeMachine.TestCase
+
+
+class BatchVolumeMachine(VolumeMachine):
+    """The same, in batch mode (the mount daemon's): commits fall between any two calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vol.set_batch(True)
+
+    @rule()
+    def commit(self):
+        self.vol.commit()
+        super().space_adds_up()
+
+    def space_adds_up(self):
+        """Blocks freed in a batch count as used until its commit (a crash must find
+        them untouched), so the figures add up only after one (the daemon commits
+        before statfs and df)."""
+
+    @rule()
+    def reopen(self):
+        super().reopen()
+        self.vol.set_batch(True)
+
+
+BatchVolumeMachine.TestCase.settings = VolumeMachine.TestCase.settings
+test_volume_in_batch_mode_matches_model = BatchVolumeMachine.TestCase
