@@ -30,6 +30,8 @@ class Model:
 
     def __init__(self) -> None:
         self.inodes = {ROOT_INO: {"kind": "d", "perm": 0o755, "xattrs": {}, "entries": {}}}
+        #: openers per file: a file unlinked while open lives on, nameless, until its last release
+        self.open: dict[int, int] = {}
 
     def entries(self):
         """(parent, name, ino) of every name in the tree."""
@@ -61,7 +63,7 @@ class Model:
             ino = parents[ino]
 
     def drop(self, ino):
-        if self.inodes[ino]["kind"] == "d" or self.nlink(ino) == 0:
+        if self.inodes[ino]["kind"] == "d" or (self.nlink(ino) == 0 and not self.open.get(ino)):
             del self.inodes[ino]
 
     def view(self):
@@ -184,6 +186,9 @@ class VolumeMachine(RuleBasedStateMachine):
     def link(self, data, name):
         ino = data.draw(st.sampled_from(self.model.files()))
         parent = data.draw(st.sampled_from(self.model.dirs()))
+        if not self.model.nlink(ino):  # open but unlinked
+            self.expect_errno(errno.ENOENT, self.vol.link, ino, parent, name)
+            return
         if name in self.model.inodes[parent]["entries"]:
             self.expect_errno(errno.EEXIST, self.vol.link, ino, parent, name)
             return
@@ -250,6 +255,23 @@ class VolumeMachine(RuleBasedStateMachine):
             self.vol.setxattr(ino, name, value)
             xs[name] = value
 
+    @precondition(lambda self: self.model.files())
+    @rule(data=st.data())
+    def open(self, data):
+        ino = data.draw(st.sampled_from(self.model.files()))
+        self.vol.open_file(ino)
+        self.model.open[ino] = self.model.open.get(ino, 0) + 1
+
+    @precondition(lambda self: self.model.open)
+    @rule(data=st.data())
+    def release(self, data):
+        ino = data.draw(st.sampled_from(sorted(self.model.open)))
+        self.vol.release_file(ino)
+        self.model.open[ino] -= 1
+        if not self.model.open[ino]:
+            del self.model.open[ino]
+            self.model.drop(ino)
+
     @rule()
     def snapshot_create(self):
         name = f"s{self.counter}"
@@ -266,9 +288,13 @@ class VolumeMachine(RuleBasedStateMachine):
 
     @rule()
     def reopen(self):
-        self.vol.close()
+        self.vol.close()  # frees the files unlinked while open
         self.vol = Volume.open(self.tmp / "v")
+        opened, self.model.open = self.model.open, {}
+        for ino in opened:
+            self.model.drop(ino)
 
+    @precondition(lambda self: not self.model.open)  # fsck is for a volume nobody uses
     @rule()
     def check_fsck(self):
         report = fsck(self.vol)
