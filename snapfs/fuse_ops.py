@@ -382,8 +382,13 @@ class SnapfsOperations(pyfuse3.Operations):
         snap, ino = self._where(inode)
         if snap is not None and flags & _WRITE_FLAGS:
             raise _erofs()
+        keep = True
+        if flags & os.O_TRUNC and stat.S_ISREG(self.vol.getattr(ino).mode):
+            # libfuse asks for atomic_o_trunc: the kernel leaves O_TRUNC to the open
+            self.vol.truncate(ino, 0)
+            keep = False
         self.vol.open_file(ino, snap)
-        return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+        return pyfuse3.FileInfo(fh=inode, keep_cache=keep)
 
     @_errors
     async def read(self, fh, off, size):

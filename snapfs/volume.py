@@ -930,11 +930,18 @@ class Volume:
         idx = row.size // bs
         r = self._db.execute("SELECT block, birth FROM blockmap WHERE ino = ? AND idx = ? AND death = ?",
                              (ino, idx, LIVE)).fetchone()
-        if r is not None:
-            self._put_block(ino, idx, r, self.store.read(r[0])[:tail] + bytes(min(bs, size - idx * bs) - tail))
+        if r is None:
+            return
+        data = self.store.read(r[0])
+        valid = min(bs, size - idx * bs)
+        if any(data[tail:valid]):  # (already zeros, as in a fresh block: nothing to write)
+            self._put_block(ino, idx, r, data[:tail] + bytes(valid - tail))
 
     def _truncate(self, ino: int, row: _Row, size: int) -> int:
-        """Drop blocks past ``size`` (or zero what growing brings into the file); returns the new nblocks."""
+        """Drop blocks past ``size`` (or zero what growing brings into the file); returns the new nblocks.
+
+        Shrinking never writes: what the last block holds past the new end of file
+        becomes undefined (see :meth:`write`), so a full volume can still shrink files."""
         bs = self._bs
         if size >= row.size:
             self._zero_past_eof(ino, row, size)
@@ -944,13 +951,6 @@ class Volume:
                                 (ino, keep, LIVE)).fetchone()[0]
         if gone:
             self._kill("blockmap", "ino = ? AND idx >= ?", (ino, keep))
-        if size % bs:
-            idx = size // bs
-            r = self._db.execute("SELECT block, birth FROM blockmap WHERE ino = ? AND idx = ? AND death = ?",
-                                 (ino, idx, LIVE)).fetchone()
-            if r is not None:
-                data = self.store.read(r[0])[: size % bs]
-                self._put_block(ino, idx, r, data)
         return row.nblocks - gone
 
     def _put_block(self, ino: int, idx: int, old: tuple | None, data: bytes) -> int:

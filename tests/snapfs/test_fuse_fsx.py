@@ -101,8 +101,10 @@ def random_op(rng: random.Random) -> tuple:
         return os.path.join(rng.choice(["", *DIRS]), rng.choice(DIR_NAMES))
 
     kind = rng.choices(["write", "truncate", "rename", "unlink", "mkdir", "rmdir", "chmod", "setxattr",
-                        "removexattr", "link", "symlink"],
-                       weights=[30, 8, 8, 6, 5, 3, 4, 5, 2, 5, 2])[0]
+                        "removexattr", "link", "symlink", "rewrite"],
+                       weights=[30, 8, 8, 6, 5, 3, 4, 5, 2, 5, 2, 4])[0]
+    if kind == "rewrite":  # open with O_TRUNC (as shell redirection and cp do), then write
+        return kind, path(), rng.randrange(MAX_WRITE), rng.randrange(1 << 30)
     if kind == "write":
         return kind, path(), rng.randrange(MAX_OFFSET), rng.randrange(1, MAX_WRITE), rng.randrange(1 << 30)
     if kind == "truncate":
@@ -135,6 +137,13 @@ def apply(root: Path, op: tuple) -> int:
             fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
                 os.pwrite(fd, data, offset)
+            finally:
+                os.close(fd)
+        elif kind == "rewrite":
+            _, length, seed = args
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, random.Random(seed).randbytes(length))
             finally:
                 os.close(fd)
         elif kind == "truncate":

@@ -150,6 +150,34 @@ def test_o_append_writes_at_end(mounted: Mounted):
     assert f.read_bytes() == b"one\ntwo\nthree\n"
 
 
+def test_o_trunc_empties_an_existing_file(mounted: Mounted):
+    """The kernel leaves O_TRUNC to the file system (atomic_o_trunc): shell redirection
+    and cp over a longer file must leave only the new bytes, and a snapshot keeps the old."""
+    m = mounted.mnt
+    f = m / "f"
+    f.write_bytes(b"longer-text-here\n" * 1000)
+    snapfs("snapshot", "create", m, "before")
+    os.utime(f, ns=(1, 1))
+    os.close(os.open(f, os.O_WRONLY | os.O_TRUNC))
+    st = os.stat(f)
+    assert st.st_size == 0 and st.st_blocks == 0
+    assert st.st_mtime_ns > 1 and st.st_ctime_ns > 1
+    subprocess.run(["sh", "-c", f"echo longer-text-here > {f}; echo a > {f}"], check=True)
+    assert f.read_bytes() == b"a\n"
+    src = m / "small"
+    src.write_bytes(b"123456")
+    subprocess.run(["cp", str(src), str(f)], check=True)
+    assert f.read_bytes() == b"123456"
+    with open(f, "r+b") as fh:  # O_TRUNC is not implied: the bytes stay
+        assert fh.read() == b"123456"
+    assert (mounted.snap("before") / "f").read_bytes() == b"longer-text-here\n" * 1000
+    fifo = m / "p"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDWR | os.O_TRUNC)  # ignored for what is not a regular file
+    os.close(fd)
+    assert errno_of(os.open, mounted.snap("before") / "f", os.O_WRONLY | os.O_TRUNC) == errno.EROFS
+
+
 def test_xattrs_in_every_namespace(mounted: Mounted):
     f = mounted.mnt / "f"
     f.write_bytes(b"")

@@ -37,6 +37,26 @@ def test_enospc_for_bytes_leaves_the_file_as_it_was(tiny):
     assert tiny.statfs().free_blocks == 0
 
 
+def test_a_full_volume_can_still_shrink_files_to_any_size(tiny):
+    """Shrinking writes nothing (the last block's bytes past the new end become
+    undefined), so it needs no free block; growing again reads zeros there."""
+    f = tiny.create_file(ROOT_INO, "f")
+    tiny.write(f.ino, 0, b"a" * 5 * BS)
+    tiny.snapshot_create("s")
+    g = tiny.create_file(ROOT_INO, "g")
+    tiny.write(g.ino, 0, b"c" * 3 * BS)
+    assert tiny.statfs().free_blocks == 0
+    tiny.truncate(f.ino, 2 * BS + 100)  # its blocks are the snapshot's too: nothing freed
+    tiny.truncate(g.ino, BS + 7)  # frees one block
+    assert tiny.statfs().free_blocks == 1
+    assert tiny.read(g.ino, 0, 4 * BS) == b"c" * (BS + 7)
+    tiny.truncate(g.ino, 2 * BS)  # grows over the old bytes: zeros (a copy of the block, CoW)
+    assert tiny.read(g.ino, 0, 4 * BS) == b"c" * (BS + 7) + bytes(BS - 7)
+    tiny.truncate(f.ino, 3 * BS)
+    assert tiny.read(f.ino, 0, 5 * BS) == b"a" * (2 * BS + 100) + bytes(BS - 100)
+    assert tiny.read(f.ino, 0, 6 * BS, tiny.snapshot_id("s")) == b"a" * 5 * BS
+
+
 def test_snapshots_hold_space_until_deleted(tiny):
     f = tiny.create_file(ROOT_INO, "f")
     tiny.write(f.ino, 0, b"a" * 4 * BS)
