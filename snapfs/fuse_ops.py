@@ -44,7 +44,7 @@ from . import acl as _acl
 from . import control
 from .errors import SnapfsError
 from .records import Attrs
-from .volume import RENAME_WHITEOUT, ROOT_INO, WHITEOUT_MODE, Volume
+from .volume import RENAME_WHITEOUT, ROOT_INO, WHITEOUT_MODE, Volume, xattr_suffix
 
 SNAPDIR_NAME = b".snapshot"
 #: Node id of ``.snapshot``; snapshot nodes are numbered above it, live inos stay below.
@@ -348,6 +348,7 @@ class SnapfsOperations(pyfuse3.Operations):
         if inode == SNAPDIR_NODE:
             if name in (INO_XATTR, TRUSTED_INO_XATTR):
                 return str(SNAPDIR_NODE).encode()
+            xattr_suffix(name)  # EOPNOTSUPP outside the namespaces, as everywhere
             raise pyfuse3.FUSEError(errno.ENODATA)
         snap, ino = self._where(inode)
         if name in (INO_XATTR, TRUSTED_INO_XATTR):

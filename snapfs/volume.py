@@ -81,7 +81,7 @@ def _bname(name: bytes | str) -> bytes:
     return os.fsencode(name) if isinstance(name, str) else bytes(name)
 
 
-def _xattr_suffix(name: bytes) -> bytes:
+def xattr_suffix(name: bytes) -> bytes:
     """The part of xattr ``name`` stored after its namespace (as ext4 stores it): ERANGE
     for an empty or too long name, EOPNOTSUPP outside the namespaces, EINVAL for a
     namespace prefix alone (errors as ext4 gives them)."""
@@ -711,7 +711,7 @@ class Volume:
         """The value of xattr ``name`` or None: :meth:`getxattr` without the ENODATA exception."""
         if snap is None:
             name = _bname(name)
-            _xattr_suffix(name)
+            xattr_suffix(name)
             self._row(ino)
             return self._xattrs(ino).get(name)
         try:
@@ -725,7 +725,7 @@ class Volume:
         """The value of xattr ``name``: ENODATA if it is not set, EOPNOTSUPP (or ERANGE,
         EINVAL) for a name :meth:`setxattr` would refuse."""
         name = _bname(name)
-        _xattr_suffix(name)
+        xattr_suffix(name)
         self._row(ino, snap)
         if snap is None:
             v = self._xattrs(ino).get(name)
@@ -904,8 +904,8 @@ class Volume:
 
         With RENAME_WHITEOUT (which may go with RENAME_NOREPLACE) the old name is left
         to a new whiteout, a character device 0/0 with mode 0 owned by ``uid``/``gid``
-        with ``xattrs`` (inherited ACLs), in the same transaction, as ext4 does; the
-        caller checks CAP_MKNOD (the kernel does, before a FUSE file system sees it)."""
+        with ``xattrs`` (inherited ACLs), in the same transaction, as ext4 does (which,
+        since Linux 5.8, asks no privilege for it)."""
         old_name, new_name = _bname(old_name), _bname(new_name)
         if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) or (
                 flags & RENAME_EXCHANGE and flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)):
@@ -1179,7 +1179,7 @@ class Volume:
         the volume, at most 64 KiB, laid out as ext4's (ENOSPC, see :func:`xattr_space`)."""
         name = _bname(name)
         value = bytes(value)
-        _xattr_suffix(name)
+        xattr_suffix(name)
         if len(value) > XATTR_SIZE_MAX:
             raise err(errno.E2BIG, f"extended attribute value larger than {XATTR_SIZE_MAX} bytes")
         with self._txn():
@@ -1203,7 +1203,7 @@ class Volume:
 
     def removexattr(self, ino: int, name: bytes | str) -> None:
         name = _bname(name)
-        _xattr_suffix(name)
+        xattr_suffix(name)
         with self._txn():
             self._row(ino)
             d = self._xattrs(ino)

@@ -131,6 +131,8 @@ def test_xattr_namespaces_answer_as_on_tmpfs(mounted: Mounted, tmpfs_dir: Path):
     ours = story(mounted.mnt / "f")
     assert ours == story(tmpfs_dir / "f")
     assert ("foo.bar", errno.EOPNOTSUPP, errno.EOPNOTSUPP, errno.EOPNOTSUPP) in ours
+    assert outcome(os.getxattr, mounted.mnt / ".snapshot", "foo.bar") == errno.EOPNOTSUPP
+    assert outcome(os.getxattr, mounted.mnt / ".snapshot", "user.foo") == errno.ENODATA
     # the virtual identity xattrs still answer, and cannot be set
     ino = os.stat(mounted.mnt / "f").st_ino
     assert int(os.getxattr(mounted.mnt / "f", "user.snapfs.ino")) == ino

@@ -277,11 +277,16 @@ def test_rename_whiteout_leaves_a_whiteout_in_the_same_call(vol):
     assert vol.lookup(ROOT_INO, "over").ino == f.ino
 
 
-def test_rename_whiteout_without_a_free_inode_changes_nothing(tmp_path):
+@pytest.mark.parametrize("batch", [False, True])
+def test_rename_whiteout_without_a_free_inode_changes_nothing(tmp_path, batch):
     with Volume.create(tmp_path / "v", 1 << 20, 2, block_size=4096) as v:
+        v.set_batch(batch)
         v.create_file(ROOT_INO, "a")
         assert errno_of(v.rename, ROOT_INO, "a", ROOT_INO, "b", RENAME_WHITEOUT) == errno.ENOSPC
-        assert names(v, ROOT_INO) == [b"a"]
+        assert names(v, ROOT_INO) == [b"a"] and v.statfs().free_inodes == 0
+        v.rename(ROOT_INO, "a", ROOT_INO, "b")
+        v.commit()
+        assert names(v, ROOT_INO) == [b"b"]
         assert fsck(v).clean
 
 
@@ -440,7 +445,6 @@ def test_xattr_room_is_one_block_of_at_most_64_kib(tmp_path):
         f = v.create_file(ROOT_INO, "f")
         v.setxattr(f.ino, "user.a", b"v" * (65536 - 56))
         assert errno_of(v.setxattr, f.ino, "user.b", b"") == errno.ENOSPC
-        fsck(v)
     with Volume.create(tmp_path / "w", 8 << 20, 10, block_size=1 << 20) as v:
         f = v.create_file(ROOT_INO, "f")
         assert errno_of(v.setxattr, f.ino, "user.a", b"v" * (65536 - 55)) == errno.ENOSPC
