@@ -1179,9 +1179,9 @@ class Volume:
         the volume, at most 64 KiB, laid out as ext4's (ENOSPC, see :func:`xattr_space`)."""
         name = _bname(name)
         value = bytes(value)
-        xattr_suffix(name)
-        if len(value) > XATTR_SIZE_MAX:
+        if len(value) > XATTR_SIZE_MAX and 0 < len(name) <= XATTR_NAME_MAX:  # before the namespace, as Linux
             raise err(errno.E2BIG, f"extended attribute value larger than {XATTR_SIZE_MAX} bytes")
+        xattr_suffix(name)
         with self._txn():
             self._row(ino)
             d = self._xattrs(ino)

@@ -413,6 +413,9 @@ def test_xattr_names_outside_the_namespaces_are_refused_as_ext4_does(vol, name, 
     assert errno_of(vol.xattr, f.ino, name) == code
     assert errno_of(vol.removexattr, f.ino, name) == code
     assert vol.listxattr(f.ino) == []
+    if name:  # the kernel's order: the name's length, the value's size, then the namespace
+        assert errno_of(vol.setxattr, f.ino, name, b"v" * 65537) == errno.E2BIG
+    assert errno_of(vol.setxattr, f.ino, "n" * 256, b"v" * 65537) == errno.ERANGE
 
 
 def test_xattr_limits_like_ext4(vol):
