@@ -111,9 +111,10 @@ def test_rename_whiteout_needs_no_privilege(mounted: Mounted, tmpfs_dir: Path):
         d.mkdir()
         os.chmod(d, 0o777)
         (d / "a").write_bytes(b"")
-        st = os.lstat(d / "a")
-        answers.append((as_nobody(d, sys.executable, "-c", prog, check=True).stdout.strip(),
-                        oct(os.lstat(d / "a").st_mode), os.lstat(d / "a").st_uid, os.lstat(d / "b").st_ino == st.st_ino))
+        ino = os.lstat(d / "a").st_ino
+        said = as_nobody(d, sys.executable, "-c", prog, check=True).stdout.strip()
+        w = os.lstat(d / "a")
+        answers.append((said, oct(w.st_mode), w.st_uid, os.lstat(d / "b").st_ino == ino))
     assert answers[0] == answers[1] == ("0", oct(stat.S_IFCHR), 65534, True)
 
 
