@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,23 @@ def test_a_folder_whose_database_is_not_a_volumes_is_named_and_left_alone(tmp_pa
     refused("mount", d, mnt, status=1, match=reason)
     assert not os.path.ismount(mnt)
     assert {f.name: f.read_bytes() for f in d.iterdir()} == before
+
+
+def test_df_volume_show_and_snapshot_list_print_exact_figures(tmp_path: Path):
+    snapfs("create", tmp_path / "v", "--size", "1M", "--inodes", "50", "--block-size", "4K", "--name", "figs")
+    with Volume.open(tmp_path / "v") as v:
+        f = v.create_file(1, "f")
+        v.write(f.ino, 0, b"x" * 10000)  # 3 blocks
+        s = v.snapshot_create("s")
+        v.write(f.ino, 0, b"y" * 10000)  # 3 new blocks; the snapshot alone holds the old 3
+    df = snapfs("df", tmp_path / "v").stdout.splitlines()
+    assert df[1].split() == ["figs", "1.0", "MiB", "24.0", "KiB", "1000.0", "KiB", "2%", "12.0", "KiB",
+                             "50", "2", "48"]
+    show = dict(line.split(":", 1) for line in snapfs("volume", "show", tmp_path / "v").stdout.splitlines())
+    assert {k: val.strip() for k, val in show.items() if k != "path"} == {
+        "name": "figs", "mounted on": "-", "block size": "4096", "size": "1.0 MiB (1048576)",
+        "used": "24.0 KiB (24576)", "available": "1000.0 KiB (1024000)", "live data": "12.0 KiB (12288)",
+        "snapshot space": "12.0 KiB (12288)", "snapshots": "1", "inodes used": "2", "inodes free": "48"}
+    listing = snapfs("snapshot", "list", tmp_path / "v").stdout.splitlines()
+    created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_ns / 1e9))
+    assert listing[1].split() == ["s", *created.split(), "12.0", "KiB"]
