@@ -14,6 +14,7 @@ from .volume import (
     NAME_MAX,
     RENAME_EXCHANGE,
     RENAME_NOREPLACE,
+    RENAME_WHITEOUT,
     ROOT_INO,
     XATTR_CREATE,
     XATTR_NAME_MAX,
@@ -24,7 +25,8 @@ from .volume import (
 
 __all__ = [
     "Attrs", "BACKUP_SNAPSHOT_PREFIX", "DEFAULT_BLOCK_SIZE", "DirEntry", "FsckReport", "NAME_MAX",
-    "NoSpace", "NotAVolume", "RENAME_EXCHANGE", "RENAME_NOREPLACE", "ROOT_INO", "SnapfsError",
+    "NoSpace", "NotAVolume", "RENAME_EXCHANGE", "RENAME_NOREPLACE", "RENAME_WHITEOUT",
+    "ROOT_INO", "SnapfsError",
     "SnapshotBusy", "SnapshotInfo", "SpaceInfo", "StatFS", "Volume", "VolumeBusy", "XATTR_CREATE",
     "XATTR_NAME_MAX", "XATTR_REPLACE", "XATTR_SIZE_MAX", "fsck", "fsck_path",
 ]

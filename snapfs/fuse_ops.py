@@ -44,7 +44,7 @@ from . import acl as _acl
 from . import control
 from .errors import SnapfsError
 from .records import Attrs
-from .volume import ROOT_INO, Volume
+from .volume import RENAME_WHITEOUT, ROOT_INO, WHITEOUT_MODE, Volume, xattr_suffix
 
 SNAPDIR_NAME = b".snapshot"
 #: Node id of ``.snapshot``; snapshot nodes are numbered above it, live inos stay below.
@@ -290,7 +290,10 @@ class SnapfsOperations(pyfuse3.Operations):
         old, new = self._live(parent_inode_old), self._live(parent_inode_new)
         if _is_snapdir(old, name_old) or _is_snapdir(new, name_new):
             raise pyfuse3.FUSEError(errno.EBUSY)
-        self.vol.rename(old, name_old, new, name_new, flags)
+        xattrs = None
+        if flags & RENAME_WHITEOUT:  # the whiteout inherits a default ACL as any new inode does
+            xattrs = self._inherit(old, WHITEOUT_MODE, 0)[1]
+        self.vol.rename(old, name_old, new, name_new, flags, ctx.uid, ctx.gid, xattrs)
 
     # ------------------------------------------------------------------ attributes
 
@@ -345,6 +348,7 @@ class SnapfsOperations(pyfuse3.Operations):
         if inode == SNAPDIR_NODE:
             if name in (INO_XATTR, TRUSTED_INO_XATTR):
                 return str(SNAPDIR_NODE).encode()
+            xattr_suffix(name)  # EOPNOTSUPP outside the namespaces, as everywhere
             raise pyfuse3.FUSEError(errno.ENODATA)
         snap, ino = self._where(inode)
         if name in (INO_XATTR, TRUSTED_INO_XATTR):

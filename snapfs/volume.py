@@ -49,13 +49,22 @@ NAME_MAX = 255
 PATH_MAX = 4096
 XATTR_NAME_MAX = 255
 XATTR_SIZE_MAX = 65536
-#: Like ext4 with ea_inode: listxattr of one inode must fit in 64 KiB, values in 1 MiB.
-XATTR_LIST_MAX = 65536
-XATTR_INODE_MAX = 1 << 20
+#: All xattrs of one inode fit in one block, as on ext4 without ea_inode, counted as
+#: ext4 lays out an xattr block (see :func:`xattr_space`); a block of at most 64 KiB.
+XATTR_BLOCK_MAX = 65536
+_XATTR_BLOCK_HEAD = 32 + 4  # ext4_xattr_header and the 4-byte end of the entry list
+_XATTR_ENTRY = 16  # ext4_xattr_entry before its name
+#: Namespaces with a suffix (ext4's user, trusted and security handlers), and the only
+#: system.* names ext4 knows (POSIX ACLs); any other name is EOPNOTSUPP.
+_XATTR_PREFIXES = (b"user.", b"trusted.", b"security.")
+_SYSTEM_XATTRS = (b"system.posix_acl_access", b"system.posix_acl_default")
 XATTR_CREATE = 1
 XATTR_REPLACE = 2
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+#: renameat2's RENAME_WHITEOUT: a whiteout (character device 0/0, mode 0) takes the old name
+RENAME_WHITEOUT = 4
+WHITEOUT_MODE = stat.S_IFCHR
 MAX_FILE_SIZE = 1 << 44
 BACKUP_SNAPSHOT_PREFIX = "snapshot_for_backup."
 
@@ -70,6 +79,54 @@ _UPDATE_ROW = f"UPDATE inodes SET {', '.join(f'{f} = ?' for f in _Row._fields[1:
 
 def _bname(name: bytes | str) -> bytes:
     return os.fsencode(name) if isinstance(name, str) else bytes(name)
+
+
+def xattr_suffix(name: bytes) -> bytes:
+    """The part of xattr ``name`` stored after its namespace (as ext4 stores it): ERANGE
+    for an empty or too long name, EOPNOTSUPP outside the namespaces, EINVAL for a
+    namespace prefix alone (errors as ext4 gives them)."""
+    if not name or len(name) > XATTR_NAME_MAX:
+        raise err(errno.ERANGE, f"extended attribute name must be 1..{XATTR_NAME_MAX} bytes")
+    for prefix in _XATTR_PREFIXES:
+        if name.startswith(prefix):
+            if len(name) == len(prefix):
+                raise err(errno.EINVAL, f"extended attribute name {name!r} has no name after its namespace")
+            return name[len(prefix):]
+    if name in _SYSTEM_XATTRS:
+        return b""
+    raise err(errno.EOPNOTSUPP, f"extended attribute {name!r} is in no namespace snapfs supports"
+              " (user., trusted., security., system.posix_acl_*)")
+
+
+def xattr_space(xattrs: dict[bytes, bytes]) -> int:
+    """Bytes that ``xattrs`` (name -> value) take in an ext4 xattr block: a header, and
+    for each a 16-byte entry with the name's suffix, and the value, each rounded up
+    to 4 bytes (ext4's EXT4_XATTR_LEN and EXT4_XATTR_SIZE)."""
+    return _XATTR_BLOCK_HEAD + sum(_XATTR_ENTRY + (_suffix_len(n) + 3 & ~3) + (len(v) + 3 & ~3)
+                                   for n, v in xattrs.items())
+
+
+def _suffix_len(name: bytes) -> int:
+    if name in _SYSTEM_XATTRS:
+        return 0
+    for prefix in _XATTR_PREFIXES:
+        if name.startswith(prefix):
+            return len(name) - len(prefix)
+    return len(name)
+
+
+_SQLITE_HEADER = b"SQLite format 3\0"
+
+
+def _check_header(path: Path) -> None:
+    """NotAVolume, with the reason, when ``path``'s database file is empty or not SQLite
+    (read before anything opens it: SQLite would take an empty file as a new database)."""
+    with open(path / DB_FILE, "rb") as f:
+        head = f.read(len(_SQLITE_HEADER))
+    if not head:
+        raise NotAVolume(f"{path} is not a snapfs volume: its {DB_FILE} is empty")
+    if head != _SQLITE_HEADER:
+        raise NotAVolume(f"{path} is not a snapfs volume: its {DB_FILE} is not an SQLite database")
 
 
 def _check_new_name(name: bytes) -> None:
@@ -135,28 +192,44 @@ class Volume:
     def __init__(self, path: Path) -> None:
         self.path = path
         dbpath = path / DB_FILE
-        if not path.is_dir() or not dbpath.is_file() or not (path / DATA_FILE).is_file():
+        if not path.is_dir() or not dbpath.is_file():
             raise NotAVolume(f"{path} is not a snapfs volume (no {DB_FILE}); create one with 'snapfs create'")
+        _check_header(path)
+        if not (path / DATA_FILE).is_file():
+            raise NotAVolume(f"{path} is a damaged snapfs volume: its {DB_FILE} is there but its data file"
+                             f" ({DATA_FILE}) is missing")
+        made_lock = not (path / LOCK_FILE).exists()
         self._lockfd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(self._lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lockfd)
             raise VolumeBusy(f"volume {path} is already mounted/open by another process") from None
+        self._db = None
         try:
             self._db = sqlite3.connect(dbpath, isolation_level=None, check_same_thread=False,
                                        cached_statements=256)
             try:
+                # nothing is written before the database is known to be a volume's
+                if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+                                        ).fetchone():
+                    raise NotAVolume(f"{path} is not a snapfs volume: its {DB_FILE} is an SQLite database"
+                                     " of something else (no volume metadata)")
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("PRAGMA foreign_keys=ON")
                 migrate(self._db)
                 row = self._db.execute(f"SELECT magic, {', '.join(Meta.COLUMNS)} FROM meta").fetchone()
             except sqlite3.DatabaseError as e:
-                raise NotAVolume(f"{path} is not a snapfs volume ({e})") from None
+                raise NotAVolume(f"{path} is not a snapfs volume: its {DB_FILE} cannot be read ({e})") from None
             if row is None or row[0] != MAGIC:
-                raise NotAVolume(f"{path} is not a snapfs volume (bad magic)")
-        except BaseException:
+                raise NotAVolume(f"{path} is not a snapfs volume: its {DB_FILE} is an SQLite database"
+                                 " of something else (no volume magic)")
+        except BaseException as e:
+            if self._db is not None:
+                self._db.close()
+            if made_lock and isinstance(e, NotAVolume):
+                (path / LOCK_FILE).unlink(missing_ok=True)  # leave a folder that is no volume as it was
             fcntl.flock(self._lockfd, fcntl.LOCK_UN)
             os.close(self._lockfd)
             raise
@@ -634,9 +707,11 @@ class Volume:
                 "SELECT name, value FROM xattrs WHERE ino = ? AND death = ?", (ino, LIVE)))
         return d
 
-    def xattr(self, ino: int, name: bytes, snap: int | None = None) -> bytes | None:
-        """The value of xattr ``name`` or None: :meth:`getxattr` without the exception."""
+    def xattr(self, ino: int, name: bytes | str, snap: int | None = None) -> bytes | None:
+        """The value of xattr ``name`` or None: :meth:`getxattr` without the ENODATA exception."""
         if snap is None:
+            name = _bname(name)
+            xattr_suffix(name)
             self._row(ino)
             return self._xattrs(ino).get(name)
         try:
@@ -647,7 +722,10 @@ class Volume:
             raise
 
     def getxattr(self, ino: int, name: bytes | str, snap: int | None = None) -> bytes:
+        """The value of xattr ``name``: ENODATA if it is not set, EOPNOTSUPP (or ERANGE,
+        EINVAL) for a name :meth:`setxattr` would refuse."""
         name = _bname(name)
+        xattr_suffix(name)
         self._row(ino, snap)
         if snap is None:
             v = self._xattrs(ino).get(name)
@@ -684,33 +762,40 @@ class Volume:
                 self._add_dirent(parent, name, ino)
             except sqlite3.IntegrityError:
                 raise err(errno.EEXIST, f"{name!r} already exists in directory {parent}") from None
-            if self.meta.live_inodes >= self.meta.max_inodes:
-                raise NoSpace(f"no free inodes on volume (limit {self.meta.max_inodes})")
-            isdir = stat.S_ISDIR(mode)
-            if prow.mode & stat.S_ISGID:
-                gid = prow.gid
-                if isdir:
-                    mode |= stat.S_ISGID
-            self.meta.next_ino += 1
-            self.meta.live_inodes += 1
             now = time.time_ns()
-            row = _Row(self.meta.epoch, mode, 2 if isdir else 1, uid, gid, rdev,
-                       len(target) if target is not None else 0, 0, now, now, now, target)
-            self._note(ino)
-            if self._batch:  # written with the batch's other rows at the commit
-                self._new.add(ino)
-                self._dirty.add(ino)
-            else:
-                self._db.execute(f"INSERT INTO inodes (ino, death, {_ICOLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                 (ino, LIVE, *row))
-            self._icache[ino] = row
-            xd = {_bname(k): bytes(v) for k, v in (xattrs or {}).items()}
-            for xname, xvalue in xd.items():
-                self._db.execute("INSERT INTO xattrs (ino, name, death, birth, value) VALUES (?,?,?,?,?)",
-                                 (ino, xname, LIVE, self.meta.epoch, xvalue))
-            self._xcache[ino] = xd
-            self._touch_dir(parent, now, 1 if isdir else 0)
+            row = self._new_inode(ino, prow, mode, uid, gid, rdev, target, xattrs, now)
+            self._touch_dir(parent, now, 1 if stat.S_ISDIR(mode) else 0)
             return self._attrs(ino, row)
+
+    def _new_inode(self, ino: int, prow: _Row, mode: int, uid: int, gid: int, rdev: int,
+                   target: bytes | None, xattrs: dict | None, now: int) -> _Row:
+        """Make inode ``ino`` (``meta.next_ino``; its entry is the caller's) in a directory
+        whose row is ``prow``, with ``xattrs``; ENOSPC when no inode is free."""
+        if self.meta.live_inodes >= self.meta.max_inodes:
+            raise NoSpace(f"no free inodes on volume (limit {self.meta.max_inodes})")
+        isdir = stat.S_ISDIR(mode)
+        if prow.mode & stat.S_ISGID:
+            gid = prow.gid
+            if isdir:
+                mode |= stat.S_ISGID
+        self.meta.next_ino += 1
+        self.meta.live_inodes += 1
+        row = _Row(self.meta.epoch, mode, 2 if isdir else 1, uid, gid, rdev,
+                   len(target) if target is not None else 0, 0, now, now, now, target)
+        self._note(ino)
+        if self._batch:  # written with the batch's other rows at the commit
+            self._new.add(ino)
+            self._dirty.add(ino)
+        else:
+            self._db.execute(f"INSERT INTO inodes (ino, death, {_ICOLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                             (ino, LIVE, *row))
+        self._icache[ino] = row
+        xd = {_bname(k): bytes(v) for k, v in (xattrs or {}).items()}
+        for xname, xvalue in xd.items():
+            self._db.execute("INSERT INTO xattrs (ino, name, death, birth, value) VALUES (?,?,?,?,?)",
+                             (ino, xname, LIVE, self.meta.epoch, xvalue))
+        self._xcache[ino] = xd
+        return row
 
     def mknod(self, parent: int, name: bytes | str, mode: int, rdev: int = 0,
               uid: int = 0, gid: int = 0, xattrs: dict | None = None) -> Attrs:
@@ -814,10 +899,16 @@ class Volume:
             ino = self._parent_of(ino)
 
     def rename(self, old_parent: int, old_name: bytes | str, new_parent: int, new_name: bytes | str,
-               flags: int = 0) -> None:
-        """rename(2)/renameat2(2) with RENAME_NOREPLACE or RENAME_EXCHANGE."""
+               flags: int = 0, uid: int = 0, gid: int = 0, xattrs: dict | None = None) -> None:
+        """rename(2)/renameat2(2) with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT.
+
+        With RENAME_WHITEOUT (which may go with RENAME_NOREPLACE) the old name is left
+        to a new whiteout, a character device 0/0 with mode 0 owned by ``uid``/``gid``
+        with ``xattrs`` (inherited ACLs), in the same transaction, as ext4 does (which,
+        since Linux 5.8, asks no privilege for it)."""
         old_name, new_name = _bname(old_name), _bname(new_name)
-        if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
+        if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) or (
+                flags & RENAME_EXCHANGE and flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)):
             raise err(errno.EINVAL, f"unsupported rename flags {flags:#x}")
         for n in (old_name, new_name):
             if n in (b".", b"..") or not n:
@@ -875,6 +966,10 @@ class Volume:
             self._del_dirent(old_parent, old_name)
             self._add_dirent(new_parent, new_name, src)
             self._set(src, ctime_ns=now)
+            if flags & RENAME_WHITEOUT:
+                wino = self.meta.next_ino
+                self._add_dirent(old_parent, old_name, wino)
+                self._new_inode(wino, self._row(old_parent), WHITEOUT_MODE, uid, gid, 0, None, xattrs, now)
             if old_parent != new_parent:
                 self._touch_dir(old_parent, now, -1 if sdir else 0)
                 self._touch_dir(new_parent, now, 1 if sdir else 0)
@@ -1078,13 +1173,15 @@ class Volume:
         self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def setxattr(self, ino: int, name: bytes | str, value: bytes, flags: int = 0) -> None:
-        """Set an extended attribute; limits as ext4 (ERANGE name, E2BIG value, ENOSPC total)."""
+        """Set an extended attribute, with ext4's rules: names in the user, trusted and
+        security namespaces or a POSIX ACL (else EOPNOTSUPP), at most 255 bytes (ERANGE);
+        a value at most 64 KiB (E2BIG); and all of the inode's xattrs in one block of
+        the volume, at most 64 KiB, laid out as ext4's (ENOSPC, see :func:`xattr_space`)."""
         name = _bname(name)
         value = bytes(value)
-        if not name or len(name) > XATTR_NAME_MAX:
-            raise err(errno.ERANGE, f"extended attribute name must be 1..{XATTR_NAME_MAX} bytes")
-        if len(value) > XATTR_SIZE_MAX:
+        if len(value) > XATTR_SIZE_MAX and 0 < len(name) <= XATTR_NAME_MAX:  # before the namespace, as Linux
             raise err(errno.E2BIG, f"extended attribute value larger than {XATTR_SIZE_MAX} bytes")
+        xattr_suffix(name)
         with self._txn():
             self._row(ino)
             d = self._xattrs(ino)
@@ -1093,10 +1190,10 @@ class Volume:
                 raise err(errno.EEXIST, f"extended attribute {name!r} exists")
             if not cur and flags & XATTR_REPLACE:
                 raise err(errno.ENODATA, f"no extended attribute {name!r} on inode {ino}")
-            names = sum(len(n) + 1 for n in d if n != name)
-            values = sum(len(v) for n, v in d.items() if n != name)
-            if names + len(name) + 1 > XATTR_LIST_MAX or values + len(value) > XATTR_INODE_MAX:
-                raise NoSpace(f"no space for more extended attributes on inode {ino}")
+            room = min(self._bs, XATTR_BLOCK_MAX)
+            if xattr_space({**d, name: value}) > room:
+                raise NoSpace(f"no space for more extended attributes on inode {ino}"
+                              f" (all of a file's must fit in {room} bytes)")
             if cur:
                 self._kill("xattrs", "ino = ? AND name = ?", (ino, name))
             self._db.execute("INSERT INTO xattrs (ino, name, death, birth, value) VALUES (?,?,?,?,?)",
@@ -1106,6 +1203,7 @@ class Volume:
 
     def removexattr(self, ino: int, name: bytes | str) -> None:
         name = _bname(name)
+        xattr_suffix(name)
         with self._txn():
             self._row(ino)
             d = self._xattrs(ino)

@@ -51,8 +51,24 @@ def _ts(ns: int) -> str:
 
 # ---------------------------------------------------------------------- commands
 
+def positive_int(text: str) -> int:
+    """An integer of at least 1 (``--inodes``)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad number {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return n
+
+
 def cmd_create(a: argparse.Namespace) -> int:
-    inodes = a.inodes or max(1024, a.size // 16384)
+    bs = a.block_size
+    if bs < 512 or bs & (bs - 1):
+        raise UsageError(f"--block-size {bs} is not a power of two of at least 512")
+    if a.size < bs:
+        raise UsageError(f"--size {a.size} is smaller than one block ({bs} bytes)")
+    inodes = a.inodes if a.inodes is not None else max(1024, a.size // 16384)
     Volume.create(a.voldir, a.size, inodes, name=a.name, block_size=a.block_size).close()
     print(f"created volume {a.name} in {a.voldir}: {human(a.size)}, {inodes} inodes")
     return 0
@@ -166,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("create", help="make a new volume in a folder")
     c.add_argument("voldir")
     c.add_argument("--size", type=parse_size, default=parse_size("10G"))
-    c.add_argument("--inodes", type=int, default=0, help="inode limit (default: one per 16 KiB)")
+    c.add_argument("--inodes", type=positive_int, default=None,
+                   help="inode limit, at least 1 (default: one per 16 KiB, at least 1024)")
     c.add_argument("--name", default="vol1")
     c.add_argument("--block-size", type=parse_size, default=DEFAULT_BLOCK_SIZE)
     c.set_defaults(fn=cmd_create)

@@ -9,8 +9,8 @@ import pytest
 from volume_fixtures import vol, voldir  # noqa: F401 (fixtures)
 
 from snapfs import (
-    RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_INO, XATTR_CREATE, XATTR_REPLACE, NotAVolume, SnapfsError,
-    Volume, VolumeBusy, fsck,
+    RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ROOT_INO, XATTR_CREATE, XATTR_REPLACE, NotAVolume,
+    SnapfsError, Volume, VolumeBusy, fsck,
 )
 
 
@@ -43,13 +43,39 @@ def test_open_refuses_a_folder_that_is_not_a_volume(tmp_path):
         Volume.open(tmp_path / "missing")
 
 
-def test_open_refuses_a_garbage_database(tmp_path):
+def _folder_with_db(tmp_path, content: bytes | None):
     d = tmp_path / "x"
     d.mkdir()
-    (d / "snapfs.db").write_bytes(b"not sqlite at all" * 100)
+    if content is None:  # an SQLite database of something else
+        import sqlite3
+        db = sqlite3.connect(d / "snapfs.db")
+        db.execute("CREATE TABLE t (x)")
+        db.commit()
+        db.close()
+    else:
+        (d / "snapfs.db").write_bytes(content)
     (d / "data").write_bytes(b"")
-    with pytest.raises(NotAVolume):
+    return d
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "its snapfs.db is empty"),
+    (b"not sqlite at all" * 100, "its snapfs.db is not an SQLite database"),
+    (None, "its snapfs.db is an SQLite database of something else"),
+])
+def test_open_says_why_a_database_is_not_a_volume_and_changes_nothing(tmp_path, content, reason):
+    d = _folder_with_db(tmp_path, content)
+    before = {f.name: f.read_bytes() for f in d.iterdir()}
+    with pytest.raises(NotAVolume, match=reason):
         Volume.open(d)
+    assert {f.name: f.read_bytes() for f in d.iterdir()} == before  # not migrated, no lock file left
+
+
+def test_open_names_a_missing_data_file(vol, voldir):
+    vol.close()
+    (voldir / "data").unlink()
+    with pytest.raises(NotAVolume, match=r"data file \(data\) is missing"):
+        Volume.open(voldir)
 
 
 def test_second_opener_gets_ebusy(vol, voldir):
@@ -225,6 +251,45 @@ def test_rename_of_hard_links_to_the_same_file_does_nothing(vol):
     assert names(vol, ROOT_INO) == [b"a", b"b"] and vol.getattr(f.ino).nlink == 2
 
 
+def test_rename_whiteout_leaves_a_whiteout_in_the_same_call(vol):
+    d = vol.mkdir(ROOT_INO, "d", mode=0o2775, gid=7)  # setgid: the whiteout takes the group
+    f = vol.create_file(d.ino, "a")
+    vol.create_file(ROOT_INO, "over")
+    used = vol.statfs().free_inodes
+    vol.rename(d.ino, "a", ROOT_INO, "over", RENAME_WHITEOUT, uid=5, gid=6)
+    assert vol.lookup(ROOT_INO, "over").ino == f.ino
+    w = vol.lookup(d.ino, "a")
+    assert (w.mode, w.rdev, w.nlink, w.uid, w.gid) == (stat.S_IFCHR, 0, 1, 5, 7)
+    assert vol.statfs().free_inodes == used  # the file replaced went, the whiteout came
+    # a directory too; with RENAME_NOREPLACE; the parents' link counts as for a plain rename
+    vol.mkdir(d.ino, "sub")
+    vol.rename(d.ino, "sub", ROOT_INO, "sub", RENAME_WHITEOUT | RENAME_NOREPLACE)
+    assert stat.S_ISCHR(vol.lookup(d.ino, "sub").mode)
+    assert vol.getattr(d.ino).nlink == 2 and vol.getattr(ROOT_INO).nlink == 4
+    assert errno_of(vol.rename, ROOT_INO, "sub", ROOT_INO, "over", RENAME_WHITEOUT | RENAME_NOREPLACE) \
+        == errno.EEXIST
+    assert errno_of(vol.rename, ROOT_INO, "sub", ROOT_INO, "over", RENAME_WHITEOUT | RENAME_EXCHANGE) \
+        == errno.EINVAL
+    assert errno_of(vol.rename, ROOT_INO, "sub", ROOT_INO, "x", 8) == errno.EINVAL
+    # the same file under both names: nothing happens, no whiteout
+    vol.link(f.ino, ROOT_INO, "twin")
+    vol.rename(ROOT_INO, "over", ROOT_INO, "twin", RENAME_WHITEOUT)
+    assert vol.lookup(ROOT_INO, "over").ino == f.ino
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_rename_whiteout_without_a_free_inode_changes_nothing(tmp_path, batch):
+    with Volume.create(tmp_path / "v", 1 << 20, 2, block_size=4096) as v:
+        v.set_batch(batch)
+        v.create_file(ROOT_INO, "a")
+        assert errno_of(v.rename, ROOT_INO, "a", ROOT_INO, "b", RENAME_WHITEOUT) == errno.ENOSPC
+        assert names(v, ROOT_INO) == [b"a"] and v.statfs().free_inodes == 0
+        v.rename(ROOT_INO, "a", ROOT_INO, "b")
+        v.commit()
+        assert names(v, ROOT_INO) == [b"b"]
+        assert fsck(v).clean
+
+
 # ---------------------------------------------------------------- readdir
 
 def test_readdir_offsets_are_stable_under_changes(vol):
@@ -336,16 +401,56 @@ def test_xattr_flags(vol):
     assert vol.getxattr(f.ino, "user.a") == b"3"
 
 
+@pytest.mark.parametrize("name, code", [
+    ("foo.bar", errno.EOPNOTSUPP), ("user", errno.EOPNOTSUPP), ("system.foo", errno.EOPNOTSUPP),
+    ("system.", errno.EOPNOTSUPP), ("user.", errno.EINVAL), ("trusted.", errno.EINVAL),
+    ("security.", errno.EINVAL), ("", errno.ERANGE),
+])
+def test_xattr_names_outside_the_namespaces_are_refused_as_ext4_does(vol, name, code):
+    f = vol.create_file(ROOT_INO, "f")
+    assert errno_of(vol.setxattr, f.ino, name, b"v") == code
+    assert errno_of(vol.getxattr, f.ino, name) == code
+    assert errno_of(vol.xattr, f.ino, name) == code
+    assert errno_of(vol.removexattr, f.ino, name) == code
+    assert vol.listxattr(f.ino) == []
+    if name:  # the kernel's order: the name's length, the value's size, then the namespace
+        assert errno_of(vol.setxattr, f.ino, name, b"v" * 65537) == errno.E2BIG
+    assert errno_of(vol.setxattr, f.ino, "n" * 256, b"v" * 65537) == errno.ERANGE
+
+
 def test_xattr_limits_like_ext4(vol):
+    """ext4 with 4 KiB blocks (checked on a real one): a header of 36 bytes, then per xattr
+    16 bytes + name suffix + value, each rounded up to 4; this volume has 4 KiB blocks."""
     f = vol.create_file(ROOT_INO, "f")
     vol.setxattr(f.ino, "user." + "n" * 250, b"v")
     assert errno_of(vol.setxattr, f.ino, "user." + "n" * 251, b"v") == errno.ERANGE
-    vol.setxattr(f.ino, "user.big", b"v" * 65536)
-    assert errno_of(vol.setxattr, f.ino, "user.big2", b"v" * 65537) == errno.E2BIG
-    for i in range(14):
-        vol.setxattr(f.ino, f"user.big{i}", b"v" * 65536)
-    assert errno_of(vol.setxattr, f.ino, "user.toomuch", b"v" * 65536) == errno.ENOSPC
-    assert vol.getxattr(f.ino, "user.big") == b"v" * 65536
+    assert errno_of(vol.setxattr, f.ino, "user.big", b"v" * 65537) == errno.E2BIG
+    assert errno_of(vol.setxattr, f.ino, "user.big", b"v" * 65536) == errno.ENOSPC
+    g = vol.create_file(ROOT_INO, "g")
+    vol.setxattr(g.ino, "user.a", b"v" * 4040)  # 36 + 16 + 4 + 4040 = 4096
+    assert errno_of(vol.setxattr, g.ino, "user.b", b"") == errno.ENOSPC
+    assert errno_of(vol.setxattr, g.ino, "user.a", b"v" * 4041) == errno.ENOSPC
+    assert vol.getxattr(g.ino, "user.a") == b"v" * 4040  # a refused replacement keeps the old value
+    vol.setxattr(g.ino, "user.a", b"w" * 4037)  # rounded up to 4040: still fits
+    h = vol.create_file(ROOT_INO, "h")
+    for c in "abc":
+        vol.setxattr(h.ino, f"trusted.{c}", b"v" * 1000)
+    assert errno_of(vol.setxattr, h.ino, "user.d", b"v" * 1000) == errno.ENOSPC
+    vol.removexattr(h.ino, "trusted.a")
+    vol.setxattr(h.ino, "user.d", b"v" * 1000)  # room again
+    # ACLs count too, named by their index as ext4 does (no suffix)
+    vol.setxattr(h.ino, "system.posix_acl_access", b"v" * (4096 - 36 - 3 * 1020 - 16))
+    assert errno_of(vol.setxattr, h.ino, "user.e", b"") == errno.ENOSPC
+
+
+def test_xattr_room_is_one_block_of_at_most_64_kib(tmp_path):
+    with Volume.create(tmp_path / "v", 8 << 20, 10) as v:  # 64 KiB blocks
+        f = v.create_file(ROOT_INO, "f")
+        v.setxattr(f.ino, "user.a", b"v" * (65536 - 56))
+        assert errno_of(v.setxattr, f.ino, "user.b", b"") == errno.ENOSPC
+    with Volume.create(tmp_path / "w", 8 << 20, 10, block_size=1 << 20) as v:
+        f = v.create_file(ROOT_INO, "f")
+        assert errno_of(v.setxattr, f.ino, "user.a", b"v" * (65536 - 55)) == errno.ENOSPC
 
 
 def test_everything_is_fsck_clean_after_a_mixed_workload(vol):

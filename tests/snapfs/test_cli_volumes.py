@@ -1,0 +1,101 @@
+"""``snapfs create`` as a user runs it, and folders that look like volumes but are not."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from fuse_fixtures import snapfs
+
+from snapfs import Volume
+
+
+def refused(*args, status: int | None = None, match: str) -> None:
+    """The command fails (with ``status``, if given) with one line on stderr saying ``match``."""
+    r = snapfs(*args, check=False)
+    assert r.returncode != 0 and (status is None or r.returncode == status), (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert match in r.stderr, r.stderr
+
+
+def test_create_makes_the_volume_asked_for(tmp_path: Path):
+    r = snapfs("create", tmp_path / "v", "--size", "3M", "--inodes", "77", "--name", "alpha",
+               "--block-size", "8K")
+    assert r.stdout.strip() == f"created volume alpha in {tmp_path / 'v'}: 3.0 MiB, 77 inodes"
+    with Volume.open(tmp_path / "v") as v:
+        assert (v.name, v.block_size, v.meta.total_blocks, v.meta.max_inodes) == ("alpha", 8192, 384, 77)
+        assert v.statfs().free_inodes == 76  # the root is one
+    snapfs("create", tmp_path / "w", "--size", "10M")
+    with Volume.open(tmp_path / "w") as v:  # one inode per 16 KiB, at least 1024; 64 KiB blocks
+        assert (v.name, v.block_size, v.meta.total_blocks, v.meta.max_inodes) == ("vol1", 65536, 160, 1024)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--inodes", "0"], "--inodes: 0 is not a positive number"),
+    (["--inodes", "-3"], "--inodes: -3 is not a positive number"),
+    (["--inodes", "many"], "--inodes: bad number 'many'"),
+    (["--size", "1000"], "--size 1000 is smaller than one block (65536 bytes)"),
+    (["--size", "0"], "--size 0 is smaller than one block"),
+    (["--size", "4K", "--block-size", "8K"], "--size 4096 is smaller than one block (8192 bytes)"),
+    (["--block-size", "1000"], "--block-size 1000 is not a power of two of at least 512"),
+])
+def test_create_refuses_figures_that_make_no_volume(tmp_path: Path, args, match):
+    refused("create", tmp_path / "v", *args, status=2, match=match)
+    assert not (tmp_path / "v").exists()
+
+
+def _not_a_volume(d: Path, kind: str) -> None:
+    d.mkdir()
+    if kind == "empty":
+        (d / "snapfs.db").write_bytes(b"")
+    elif kind == "garbage":
+        (d / "snapfs.db").write_bytes(os.urandom(8192))
+    else:
+        db = sqlite3.connect(d / "snapfs.db")
+        db.execute("CREATE TABLE notes (x)")
+        db.commit()
+        db.close()
+    (d / "data").write_bytes(b"")
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("empty", "its snapfs.db is empty"),
+    ("garbage", "its snapfs.db is not an SQLite database"),
+    ("sqlite", "its snapfs.db is an SQLite database of something else"),
+])
+def test_a_folder_whose_database_is_not_a_volumes_is_named_and_left_alone(tmp_path: Path, kind, reason):
+    d, mnt = tmp_path / "v", tmp_path / "mnt"
+    _not_a_volume(d, kind)
+    mnt.mkdir()
+    before = {f.name: f.read_bytes() for f in d.iterdir()}
+    refused("fsck", d, status=8, match=reason)
+    refused("snapshot", "list", d, status=1, match=reason)
+    refused("df", d, status=1, match=reason)
+    refused("volume", "show", d, status=1, match=reason)
+    refused("mount", d, mnt, status=1, match=reason)
+    assert not os.path.ismount(mnt)
+    assert {f.name: f.read_bytes() for f in d.iterdir()} == before
+
+
+def test_df_volume_show_and_snapshot_list_print_exact_figures(tmp_path: Path):
+    snapfs("create", tmp_path / "v", "--size", "1M", "--inodes", "50", "--block-size", "4K", "--name", "figs")
+    with Volume.open(tmp_path / "v") as v:
+        f = v.create_file(1, "f")
+        v.write(f.ino, 0, b"x" * 10000)  # 3 blocks
+        s = v.snapshot_create("s")
+        v.write(f.ino, 0, b"y" * 10000)  # 3 new blocks; the snapshot alone holds the old 3
+    df = snapfs("df", tmp_path / "v").stdout.splitlines()
+    assert df[1].split() == ["figs", "1.0", "MiB", "24.0", "KiB", "1000.0", "KiB", "2%", "12.0", "KiB",
+                             "50", "2", "48"]
+    show = dict(line.split(":", 1) for line in snapfs("volume", "show", tmp_path / "v").stdout.splitlines())
+    assert {k: val.strip() for k, val in show.items() if k != "path"} == {
+        "name": "figs", "mounted on": "-", "block size": "4096", "size": "1.0 MiB (1048576)",
+        "used": "24.0 KiB (24576)", "available": "1000.0 KiB (1024000)", "live data": "12.0 KiB (12288)",
+        "snapshot space": "12.0 KiB (12288)", "snapshots": "1", "inodes used": "2", "inodes free": "48"}
+    listing = snapfs("snapshot", "list", tmp_path / "v").stdout.splitlines()
+    created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_ns / 1e9))
+    assert listing[1].split() == ["s", *created.split(), "12.0", "KiB"]
