@@ -13,6 +13,7 @@ FSX_SEED and FSX_STEPS in the environment replay or lengthen a run.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
@@ -36,6 +37,16 @@ DIR_NAMES = ["d0", "d1", "e", "g"]
 XATTRS = ["user.a", "user.b"]
 MAX_OFFSET = 160 * 1024
 MAX_WRITE = 70 * 1024
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def renameat2(old: str | Path, new: str | Path, flags: int) -> None:
+    if _libc.renameat2(-100, os.fsencode(old), -100, os.fsencode(new), flags) != 0:  # AT_FDCWD
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), str(old))
+
+
 # rename over a non-empty directory: ENOTEMPTY or EEXIST, as POSIX allows
 _SAME_ERRNO = {errno.EEXIST: errno.ENOTEMPTY}
 
@@ -109,9 +120,12 @@ def random_op(rng: random.Random) -> tuple:
         return kind, path(), rng.randrange(MAX_OFFSET), rng.randrange(1, MAX_WRITE), rng.randrange(1 << 30)
     if kind == "truncate":
         return kind, path(), rng.choice([0, rng.randrange(MAX_OFFSET + MAX_WRITE)])
-    if kind == "rename" and rng.random() < 0.25:
-        return kind, dpath(), dpath()
-    if kind in ("rename", "link"):
+    if kind == "rename":  # renameat2 flags: none, RENAME_NOREPLACE or RENAME_EXCHANGE
+        flags = rng.choice([0, 0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE])
+        if rng.random() < 0.25:
+            return kind, dpath(), dpath(), flags
+        return kind, path(), path(), flags
+    if kind == "link":
         return kind, path(), path()
     if kind in ("mkdir", "rmdir"):
         return kind, dpath()
@@ -149,7 +163,7 @@ def apply(root: Path, op: tuple) -> int:
         elif kind == "truncate":
             os.truncate(p, args[1])
         elif kind == "rename":
-            os.rename(p, root / args[1])
+            renameat2(p, root / args[1], args[2])
         elif kind == "unlink":
             os.unlink(p)
         elif kind == "mkdir":
