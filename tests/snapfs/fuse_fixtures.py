@@ -40,11 +40,12 @@ def as_nobody(cwd: Path, *cmd: str, check: bool = False) -> subprocess.Completed
 
 
 def drop_kernel_caches() -> bool:
-    """Make the kernel forget its unused dentries and inodes (root only): it sends FORGET
-    for them and looks them up afresh later.  False where that is not allowed."""
+    """Make the kernel forget its page cache and its unused dentries and inodes (root only):
+    it sends FORGET for them, and later looks them up, asks for their attributes and reads
+    their bytes afresh from the daemon.  False where that is not allowed."""
     try:
         with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("2")
+            f.write("3")
     except OSError:
         return False
     return True
