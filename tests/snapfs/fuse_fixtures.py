@@ -6,6 +6,7 @@ unmount`` first, ``fusermount3 -u -z`` as the last resort.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from snapfs import Volume, fsck_path
+from snapfs.volume import LOCK_FILE
 from snapfs.cli.main import parse_size
 
 SNAPFS = str(Path(sys.executable).parent / "snapfs")
@@ -49,6 +51,22 @@ def drop_kernel_caches() -> bool:
     except OSError:
         return False
     return True
+
+
+def wait_released(voldir: Path, timeout: float = 20) -> bool:
+    """Wait until no process (a mount daemon) holds the volume's lock; False on timeout."""
+    deadline = time.monotonic() + timeout
+    with open(voldir / LOCK_FILE, "rb") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.02)
+                continue
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return True
 
 
 @dataclass
@@ -90,9 +108,11 @@ def mounted(tmp_path: Path):
 
 @pytest.fixture
 def small_mount(tmp_path: Path):
-    """A 1 MiB volume with 20 inodes, for running out of space."""
+    """A 1 MiB volume with 4 KiB blocks and 20 inodes, for running out of space; fsck clean after unmount."""
     m = make_mount(tmp_path, size="1M", inodes=20, name="small")
     try:
         yield m
     finally:
         force_unmount(m.mnt)
+    report = fsck_path(m.voldir)
+    assert report.clean, report.problems
