@@ -236,6 +236,41 @@ def test_cli_create_list_rename_delete_on_a_mounted_volume(mounted: Mounted):
     assert "testvol" in snapfs("df", mounted.voldir).stdout
 
 
+def test_space_held_by_each_of_three_snapshots_is_exact_and_freed_exactly(mounted: Mounted):
+    """Blocks shared by neighbouring snapshots count for neither until one goes; each delete
+    frees exactly what the list said that snapshot alone held."""
+    m, bs = mounted.mnt, 4096
+
+    def exclusive() -> dict[str, int]:
+        rows = [r.split() for r in snapfs("snapshot", "list", m).stdout.splitlines()[1:]]
+        return {r[0]: round(float(r[3]) * {"KiB": 1024}[r[4]]) // bs for r in rows}
+
+    def delete(name: str) -> int:
+        free = os.statvfs(m).f_bfree
+        snapfs("snapshot", "delete", m, name)
+        return os.statvfs(m).f_bfree - free
+
+    (m / "a").write_bytes(os.urandom(10 * bs))
+    snapfs("snapshot", "create", m, "s1")
+    with open(m / "a", "r+b") as f:
+        f.write(b"1" * 2 * bs)  # s1 alone keeps blocks 0-1 of the first version
+    snapfs("snapshot", "create", m, "s2")
+    with open(m / "a", "r+b") as f:
+        f.write(b"2" * 3 * bs)  # s2 alone keeps 0-1 of the second; s1 and s2 share block 2
+    snapfs("snapshot", "create", m, "s3")
+    os.unlink(m / "a")  # s3 alone keeps 0-2 of the third; all three share 3-9
+    assert exclusive() == {"s1": 2, "s2": 2, "s3": 3}
+    s = os.statvfs(m)
+    assert s.f_blocks - s.f_bfree == 2 + 2 + 1 + 3 + 7
+    assert delete("s2") == 2
+    assert exclusive() == {"s1": 3, "s3": 3}
+    assert delete("s3") == 3
+    assert exclusive() == {"s1": 10}
+    assert delete("s1") == 10
+    s = os.statvfs(m)
+    assert s.f_bfree == s.f_blocks
+
+
 def test_busy_snapshot_delete_is_refused_naming_the_holder(mounted: Mounted):
     m = mounted.mnt
     snapfs("snapshot", "create", m, "b")
