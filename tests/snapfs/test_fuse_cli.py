@@ -135,10 +135,11 @@ def test_foreground_mount_serves_until_unmounted_or_terminated(tmp_path: Path, s
 
 
 RACER = r"""
-import sys, time
+import sys
 from snapfs import client
 with client.open_volume(sys.argv[1]) as c:
-    time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+    print("ready", flush=True)
+    sys.stdin.readline()
     print(c.snapshot_create().name)
 """
 
@@ -149,9 +150,12 @@ def test_backup_snapshots_from_four_processes_at_once_get_distinct_numbers(tmp_p
     snapfs("create", voldir, "--size", "10M")
     snapfs("mount", voldir, mnt)
     try:
-        start = time.time() + 1.0  # every racer connected and waiting by then
-        racers = [subprocess.Popen([sys.executable, "-c", RACER, str(mnt), str(start)],
+        racers = [subprocess.Popen([sys.executable, "-c", RACER, str(mnt)], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        assert [p.stdout.readline() for p in racers] == ["ready\n"] * 4  # all connected
+        for p in racers:
+            p.stdin.write("go\n")
+            p.stdin.flush()
         names = [p.communicate(timeout=30)[0].strip() for p in racers]
         assert [p.returncode for p in racers] == [0] * 4
         assert sorted(names) == [f"snapshot_for_backup.{n}" for n in range(4)]
