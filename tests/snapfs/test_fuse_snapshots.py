@@ -250,7 +250,13 @@ def test_space_held_by_each_of_three_snapshots_is_exact_and_freed_exactly(mounte
         snapfs("snapshot", "delete", m, name)
         return os.statvfs(m).f_bfree - free
 
-    (m / "a").write_bytes(os.urandom(10 * bs))
+    def contents_survive(*names: str) -> bool:
+        """The remaining snapshots still read their own version of ``a`` (from the daemon)."""
+        assert drop_kernel_caches() or os.geteuid() != 0
+        return all((mounted.snap(n) / "a").read_bytes() == versions[n] for n in names)
+
+    v1 = os.urandom(10 * bs)
+    (m / "a").write_bytes(v1)
     snapfs("snapshot", "create", m, "s1")
     with open(m / "a", "r+b") as f:
         f.write(b"1" * 2 * bs)  # s1 alone keeps blocks 0-1 of the first version
@@ -259,13 +265,16 @@ def test_space_held_by_each_of_three_snapshots_is_exact_and_freed_exactly(mounte
         f.write(b"2" * 3 * bs)  # s2 alone keeps 0-1 of the second; s1 and s2 share block 2
     snapfs("snapshot", "create", m, "s3")
     os.unlink(m / "a")  # s3 alone keeps 0-2 of the third; all three share 3-9
+    versions = {"s1": v1, "s2": b"1" * 2 * bs + v1[2 * bs:], "s3": b"2" * 3 * bs + v1[3 * bs:]}
     assert exclusive() == {"s1": 2, "s2": 2, "s3": 3}
     s = os.statvfs(m)
     assert s.f_blocks - s.f_bfree == 2 + 2 + 1 + 3 + 7
     assert delete("s2") == 2
     assert exclusive() == {"s1": 3, "s3": 3}
+    assert contents_survive("s1", "s3")
     assert delete("s3") == 3
     assert exclusive() == {"s1": 10}
+    assert contents_survive("s1")
     assert delete("s1") == 10
     s = os.statvfs(m)
     assert s.f_bfree == s.f_blocks
