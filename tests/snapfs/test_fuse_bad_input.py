@@ -149,3 +149,12 @@ def test_full_volume_refuses_whole_writes_and_creates_and_stays_consistent(small
     assert snapfs("fsck", small_mount.voldir).stdout.endswith("clean\n")
     snapfs("mount", small_mount.voldir, m)
     assert sorted(os.listdir(m)) == sorted(made + ["keep", "keep2"])
+
+
+def test_unmount_while_a_file_is_open_is_refused_and_the_mount_keeps_serving(mounted: Mounted):
+    with open(mounted.mnt / "f", "wb") as fh:
+        fh.write(b"open")
+        refused("unmount", mounted.mnt, match="busy")
+        assert os.path.ismount(mounted.mnt)
+        fh.write(b" still")
+    assert (mounted.mnt / "f").read_bytes() == b"open still"
