@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from snapfs import Volume, fsck_path
-from snapfs.volume import LOCK_FILE
 from snapfs.cli.main import parse_size
+from snapfs.volume import LOCK_FILE
 
 SNAPFS = str(Path(sys.executable).parent / "snapfs")
 NOBODY = 65534
