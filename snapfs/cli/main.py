@@ -120,7 +120,8 @@ def cmd_df(a: argparse.Namespace) -> int:
         i = c.info()
     print(f"{'Volume':<16} {'Size':>12} {'Used':>12} {'Avail':>12} {'Use%':>5} {'Snapshots':>12} "
           f"{'Inodes':>10} {'IUsed':>10} {'IFree':>10}")
-    pct = 100 * i.used // i.size if i.size else 0
+    # as df(1): used / (used + available), rounded up
+    pct = -(-100 * i.used // (i.used + i.available)) if i.used + i.available else 0
     print(f"{i.name:<16} {human(i.size):>12} {human(i.used):>12} {human(i.available):>12} {pct:>4}% "
           f"{human(i.snapshots):>12} {i.inodes_total:>10} {i.inodes_used:>10} {i.inodes_total - i.inodes_used:>10}")
     return 0

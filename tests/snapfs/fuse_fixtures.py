@@ -6,6 +6,7 @@ unmount`` first, ``fusermount3 -u -z`` as the last resort.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from snapfs import Volume, fsck_path
 from snapfs.cli.main import parse_size
+from snapfs.volume import LOCK_FILE
 
 SNAPFS = str(Path(sys.executable).parent / "snapfs")
 NOBODY = 65534
@@ -40,14 +42,31 @@ def as_nobody(cwd: Path, *cmd: str, check: bool = False) -> subprocess.Completed
 
 
 def drop_kernel_caches() -> bool:
-    """Make the kernel forget its unused dentries and inodes (root only): it sends FORGET
-    for them and looks them up afresh later.  False where that is not allowed."""
+    """Make the kernel forget its page cache and its unused dentries and inodes (root only):
+    it sends FORGET for them, and later looks them up, asks for their attributes and reads
+    their bytes afresh from the daemon.  False where that is not allowed."""
     try:
         with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("2")
+            f.write("3")
     except OSError:
         return False
     return True
+
+
+def wait_released(voldir: Path, timeout: float = 20) -> bool:
+    """Wait until no process (a mount daemon) holds the volume's lock; False on timeout."""
+    deadline = time.monotonic() + timeout
+    with open(voldir / LOCK_FILE, "rb") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.02)
+                continue
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return True
 
 
 @dataclass
@@ -89,9 +108,11 @@ def mounted(tmp_path: Path):
 
 @pytest.fixture
 def small_mount(tmp_path: Path):
-    """A 1 MiB volume with 20 inodes, for running out of space."""
+    """A 1 MiB volume with 4 KiB blocks and 20 inodes, for running out of space; fsck clean after unmount."""
     m = make_mount(tmp_path, size="1M", inodes=20, name="small")
     try:
         yield m
     finally:
         force_unmount(m.mnt)
+    report = fsck_path(m.voldir)
+    assert report.clean, report.problems

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from fuse_fixtures import force_unmount, make_mount, snapfs
+from fuse_fixtures import force_unmount, make_mount, snapfs, wait_released
 
 from snapfs import client, fsck_path
 
@@ -75,5 +75,38 @@ def test_sigkill_during_a_write_storm_leaves_a_consistent_volume(tmp_path):
         assert checked > 20, "the writers fsync'ed too little before the kill"
         snapfs("unmount", m.mnt)
         assert fsck_path(m.voldir).clean
+    finally:
+        force_unmount(m.mnt)
+
+
+def test_fusermount_u_on_a_live_daemon_keeps_what_was_just_written(tmp_path):
+    """``fusermount3 -u`` straight after writes that nobody fsync'ed (within the daemon's
+    commit interval): the daemon notices, commits and closes the volume on its own."""
+    m = make_mount(tmp_path)
+    try:
+        expected = {}
+        (m.mnt / "d").mkdir()
+        for i in range(30):
+            data = os.urandom(1000 + i * 9973)
+            path = m.mnt / "d" / f"f{i}"
+            path.write_bytes(data)
+            expected[f"d/f{i}"] = data
+        os.rename(m.mnt / "d" / "f0", m.mnt / "renamed")
+        expected["renamed"] = expected.pop("d/f0")
+        os.unlink(m.mnt / "d" / "f1")
+        del expected["d/f1"]
+        os.setxattr(m.mnt / "renamed", "user.k", b"v")
+        with open(m.mnt / "d" / "f2", "r+b") as f:
+            f.write(b"overwritten")
+        expected["d/f2"] = b"overwritten" + expected["d/f2"][11:]
+        subprocess.run(["fusermount3", "-u", str(m.mnt)], check=True, capture_output=True)
+        assert wait_released(m.voldir), "the daemon did not let go of the volume after fusermount3 -u"
+        report = fsck_path(m.voldir)
+        assert report.clean, report.problems
+        snapfs("mount", m.voldir, m.mnt)
+        got = {str(p.relative_to(m.mnt)): p.read_bytes() for p in m.mnt.rglob("*") if p.is_file()}
+        assert got.keys() == expected.keys()
+        assert [k for k in expected if got[k] != expected[k]] == []
+        assert os.getxattr(m.mnt / "renamed", "user.k") == b"v"
     finally:
         force_unmount(m.mnt)
