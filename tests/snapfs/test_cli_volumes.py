@@ -89,7 +89,7 @@ def test_df_volume_show_and_snapshot_list_print_exact_figures(tmp_path: Path):
         s = v.snapshot_create("s")
         v.write(f.ino, 0, b"y" * 10000)  # 3 new blocks; the snapshot alone holds the old 3
     df = snapfs("df", tmp_path / "v").stdout.splitlines()
-    assert df[1].split() == ["figs", "1.0", "MiB", "24.0", "KiB", "1000.0", "KiB", "2%", "12.0", "KiB",
+    assert df[1].split() == ["figs", "1.0", "MiB", "24.0", "KiB", "1000.0", "KiB", "3%", "12.0", "KiB",
                              "50", "2", "48"]
     show = dict(line.split(":", 1) for line in snapfs("volume", "show", tmp_path / "v").stdout.splitlines())
     assert {k: val.strip() for k, val in show.items() if k != "path"} == {
