@@ -41,13 +41,15 @@ def as_nobody(cwd: Path, *cmd: str, check: bool = False) -> subprocess.Completed
                           capture_output=True, text=True, timeout=30, check=check, cwd=cwd)
 
 
-def drop_kernel_caches() -> bool:
-    """Make the kernel forget its page cache and its unused dentries and inodes (root only):
-    it sends FORGET for them, and later looks them up, asks for their attributes and reads
-    their bytes afresh from the daemon.  False where that is not allowed."""
+def drop_kernel_caches(page_cache: bool = True) -> bool:
+    """Make the kernel forget its unused dentries and inodes, and its page cache unless
+    told not to (root only): it sends FORGET for them, and later looks them up, asks for
+    their attributes and reads their bytes afresh from the daemon.  Without the page
+    cache it costs far less (the rest of the machine keeps its cached files).  False
+    where that is not allowed."""
     try:
         with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3")
+            f.write("3" if page_cache else "2")
     except OSError:
         return False
     return True

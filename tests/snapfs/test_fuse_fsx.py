@@ -65,7 +65,7 @@ def state(root: Path, forget: bool = False) -> dict[str, tuple]:
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
         if forget and dirpath != str(root):
-            forget = not drop_kernel_caches()
+            forget = not drop_kernel_caches(page_cache=False)
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
