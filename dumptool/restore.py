@@ -798,9 +798,14 @@ class Restore:
 
     def _drop_parked(self, tmp_full: str) -> None:
         """Remove the parked nodes no metadata-only record took back, once
-        the image is done; a restore stopped at a volume change keeps them
-        for -R (which finds them again by inode number)."""
-        if self._checkpoint_volume and not self._ended:
+        the image is done.  An image that did not reach its end keeps them:
+        a restore stopped at a volume change for -R (which finds them again
+        by inode number), a truncated one because their records may have
+        been metadata only."""
+        if not self._ended:
+            if self._parked and not self._checkpoint_volume:
+                self.warn(f"the image ended before the records of {len(self._parked)} changed file(s): "
+                          f"their earlier copies are kept in {os.path.basename(tmp_full)}/, named by inode number")
             return
         self._parked = {}
         if os.path.isdir(tmp_full):
@@ -1007,6 +1012,7 @@ class Restore:
         self._fast_current = _InProgress(0, [], None)  # type: ignore[arg-type]
         prefix = os.path.join(os.fsencode(target), b"")
         ts_inode, ts_end = RecordType.TS_INODE, RecordType.TS_END
+        parked = self._parked
         while True:
             if qfa:
                 if not leaf_names:
@@ -1029,6 +1035,8 @@ class Restore:
             if not paths or mode & _S_IFMT == _S_IFDIR:
                 self._skip_inode(ino)
                 continue
+            if parked and ino in parked and not head.c_flags & DR_METAONLY:
+                self._drop_node(parked.pop(ino))  # made anew: the old copy goes first, as restore's
             if fast and mode & _S_IFMT == _S_IFREG and not head.c_flags & DR_METAONLY \
                     and self._write_new_regular(prefix, rec, paths):
                 continue
@@ -1309,6 +1317,12 @@ class Restore:
             pass
         self._verbose(f"file {os.fsdecode(path)} is metadata only: no earlier copy to apply it to")
         return False
+
+    def _drop_node(self, path: str) -> None:
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            self.warn(f"{path}: cannot remove the old copy: {exc.strerror}")
 
     def _link_others(self, full: str, paths: list[bytes]) -> None:
         """Make ``paths[1:]`` hard links of *full* (the inode's first name)."""
