@@ -106,6 +106,11 @@ def test_level_1_m_writes_changed_but_unmodified_inodes_as_metadata_only(chain: 
     assert heads["./d"][2] > 0
     # -m at level 0 (no base date) changes nothing: everything whole, as Linux dump
     assert not _metaonly(_headers(l0, listing(pyrestore("-t", "-f", str(l0), cwd=tmp_path).stdout)))
+    # ... but -T gives a level 0 a base date, and dump -m then honours it
+    base = next(walk_image(l0.read_bytes())).header.c_date
+    l0t = tmp_path / "l0t"
+    pydump("-0", "-m", "-q", "-T", f"@{base}", "-f", str(l0t), str(src))
+    assert _metaonly(_headers(l0t, listing(pyrestore("-t", "-f", str(l0t), cwd=tmp_path).stdout))) == METADATA_ONLY
 
 
 def test_real_restore_and_pyrestore_rebuild_the_chain_keeping_the_data(chain: tuple[Path, Path, Path],
