@@ -446,7 +446,7 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     directory whose mtime is older than it (changed, not modified: a chmod,
     chown, xattr or rename) goes in :attr:`DumpPlan.metaonly`.  Symlinks,
     devices and fifos too, as Linux dump does.  A level 0 has no base date
-    and takes everything whole, with or without it."""
+    (unless ``-T`` gives one) and takes everything whole, with or without it."""
     in_use = set(nodes)
     if base_date <= 0:
         dumped = in_use  # one set for both maps: they are equal

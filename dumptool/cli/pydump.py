@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-B", dest="volume_blocks", type=int, metavar="BLOCKS", help="1 KiB blocks per volume")
     p.add_argument("-m", dest="metaonly", action="store_true",
                    help="metadata only for inodes changed but not modified since the base dump (ctime, not "
-                        "mtime, newer): their attributes and xattrs without their data; no effect at level 0")
+                        "mtime, newer): their attributes and xattrs without their data; nothing to do at a level 0 "
+                        "without -T (no base date)")
     p.add_argument("-M", dest="multivolume", action="store_true",
                    help="multi-volume: -f names a prefix, volumes go to PREFIX001, PREFIX002, ...")
     p.add_argument("-A", dest="toc", metavar="FILE", help="write a restore -t style table of contents to FILE")
