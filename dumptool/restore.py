@@ -1036,7 +1036,9 @@ class Restore:
                 self._skip_inode(ino)
                 continue
             if parked and ino in parked and not head.c_flags & DR_METAONLY:
-                self._drop_node(parked.pop(ino))  # made anew: the old copy goes first, as restore's
+                # made anew: the old copy goes first, as restore's
+                self._verbose(f"Remove leaf {os.fsdecode(paths[0])}")
+                self._drop_node(parked.pop(ino))
             if fast and mode & _S_IFMT == _S_IFREG and not head.c_flags & DR_METAONLY \
                     and self._write_new_regular(prefix, rec, paths):
                 continue
