@@ -136,6 +136,7 @@ class DumpOptions:
     never_ask: bool = False               # --no-prompt: never prompt for the next volume
     compress: int | None = None           # -z/-j: COMPRESS_ZLIB or COMPRESS_BZLIB
     compress_level: int = 2               # their level, 1 to 9
+    metaonly: bool = False                # -m: changed but unmodified inodes as metadata only
 
 
 class Dump:
@@ -231,9 +232,12 @@ class Dump:
         self.say("dumping (Pass IV) [regular files]")
         nodes, dump_file, dump_inode, cursor = plan.nodes, self._dump_file, self._dump_inode, self._cursor
         files = Stage.FILES
+        meta = plan.metaonly
         for n, ino in enumerate(plan.files, 1):
             node = nodes[ino]
-            if node.st_mode & 0o170000 == stat.S_IFREG:
+            if meta and ino in meta:
+                self._dump_metaonly(node)
+            elif node.st_mode & 0o170000 == stat.S_IFREG:
                 dump_file(node)
             else:
                 dump_inode(node)
@@ -284,7 +288,7 @@ class Dump:
         try:
             nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn)
             self.say("mapping (Pass II) [directories]")
-            self.plan = plan_dump(nodes, numbering.maxino, self.base_date)
+            self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly)
         finally:
             if collecting:
                 gc.enable()
@@ -301,6 +305,9 @@ class Dump:
         total = 1 + 2 * (1 + -(-plan.maxino // (8 * TP_BSIZE)))
         for ino in plan.directories + plan.files:
             node = nodes[ino]
+            if ino in plan.metaonly:
+                total += 1
+                continue
             fmt = node.st_mode & 0o170000
             blocks = -(-node.st_size // TP_BSIZE)
             if fmt == stat.S_IFREG:
@@ -532,6 +539,20 @@ class Dump:
             os.close(fd)
         if payload:
             self._emit(xattr_records(self.tape, ino, dinode or Dinode.from_stat(node, flags=flags), payload))
+
+    def _dump_metaonly(self, node: Node) -> None:
+        """``dump -m``'s record of an inode whose contents did not change:
+        one ``DR_METAONLY`` header (``di_size`` 0, no data), then its xattrs.
+        restore sets the owner, mode, times, flags and xattrs and keeps the
+        data it restored before."""
+        flags = inode_flags(node.path, node)
+        try:
+            dinode = Dinode.from_stat(node, flags=flags)
+        except FormatLimitError as exc:
+            self._warn(f"{os.fsdecode(node.path)} skipped: {exc}")
+            return
+        self._emit(inode_records(self.tape, node.ino, dinode, metaonly=True))
+        self._dump_xattrs(node, dinode, flags)
 
     def _dump_other(self, node: Node) -> None:
         """A symbolic link, a device, a fifo or a socket."""

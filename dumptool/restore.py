@@ -375,6 +375,9 @@ class Restore:
         self._applying = (0, 0, 0)  # date, base date and level of the image -r applies
         self._checkpoint_volume = 0  # the volume the last checkpoint waits for
         self._leaf_fd: int | None = None  # the regular file _write_regular left open
+        #: -r: the old node of each changed leaf, parked until its record
+        #: tells whether it is metadata only (``dump -m``: the node stays).
+        self._parked: dict[int, str] = {}
         self._umask = 0o022
         self._dir_state: dict[bytes, tuple[int, int, int, bool]] = {}  # see _new_file_state
         #: What extract passes wrote, kept when set (``-i``'s setmodes): each
@@ -775,6 +778,11 @@ class Restore:
         print(f"pyrestore: resuming the restore of the dump of {time.ctime(rp.date)} at volume {rp.volume}",
               file=self.err)
         self._pending_leaves = rp.leaves
+        tmp_full = os.path.join(target, f"RSTTMP{rp.date}")
+        if os.path.isdir(tmp_full):
+            for entry in os.scandir(tmp_full):
+                if entry.name.isdigit() and int(entry.name) in rp.leaves and not entry.is_dir(follow_symlinks=False):
+                    self._parked[int(entry.name)] = entry.path
         cur = rp.current
         if cur is not None:
             if not self.opts.dry_run:
@@ -783,9 +791,25 @@ class Restore:
                              resume=_InProgress(cur.ino, cur.paths, cur.first, cur.base, cur.attrs_only, cur.made))
         self._extract_leaves(target, rp.leaves)
         if not self.opts.dry_run:
+            self._drop_parked(tmp_full)
             self._apply_dir_plan(target)
         self._check_end(read_rest=True)
         self._save_table(target)
+
+    def _drop_parked(self, tmp_full: str) -> None:
+        """Remove the parked nodes no metadata-only record took back, once
+        the image is done.  An image that did not reach its end keeps them:
+        a restore stopped at a volume change for -R (which finds them again
+        by inode number), a truncated one because their records may have
+        been metadata only."""
+        if not self._ended:
+            if self._parked and not self._checkpoint_volume:
+                self.warn(f"the image ended before the records of {len(self._parked)} changed file(s): "
+                          f"their earlier copies are kept in {os.path.basename(tmp_full)}/, named by inode number")
+            return
+        self._parked = {}
+        if os.path.isdir(tmp_full):
+            _rmtree(tmp_full)
 
     def _clear_after_checkpoint(self, target: str, cur: Checkpointed) -> None:
         """Remove what the interrupted -r may have made of the inode it was
@@ -988,6 +1012,7 @@ class Restore:
         self._fast_current = _InProgress(0, [], None)  # type: ignore[arg-type]
         prefix = os.path.join(os.fsencode(target), b"")
         ts_inode, ts_end = RecordType.TS_INODE, RecordType.TS_END
+        parked = self._parked
         while True:
             if qfa:
                 if not leaf_names:
@@ -1010,6 +1035,10 @@ class Restore:
             if not paths or mode & _S_IFMT == _S_IFDIR:
                 self._skip_inode(ino)
                 continue
+            if parked and ino in parked and not head.c_flags & DR_METAONLY:
+                # made anew: the old copy goes first, as restore's
+                self._verbose(f"Remove leaf {os.fsdecode(paths[0])}")
+                self._drop_node(parked.pop(ino))
             if fast and mode & _S_IFMT == _S_IFREG and not head.c_flags & DR_METAONLY \
                     and self._write_new_regular(prefix, rec, paths):
                 continue
@@ -1220,6 +1249,10 @@ class Restore:
         try:
             if resume is not None and resume.attrs_only:
                 made = resume.made
+            elif h.is_metaonly:
+                for _ in self._same_inode_addrs(ino):
+                    pass
+                made = self._keep_node(full, ino, fmt, path)
             elif fmt == stat.S_IFREG:
                 made = self._write_regular(full, h, None if resume else first, path,
                                            resume.base if resume else 0)
@@ -1264,6 +1297,35 @@ class Restore:
                 os.close(fd)
         self._link_others(full, paths)
 
+    def _keep_node(self, full: str, ino: int, fmt: int, path: bytes) -> bool:
+        """A metadata-only inode (``dump -m``): the node restored before
+        keeps its data and gets the new attributes.  Under -r it is the one
+        parked when its old names went, moved to *full*; otherwise whatever
+        of that kind is at *full*.  False when there is none (as restore,
+        which then has nothing to apply them to)."""
+        parked = self._parked.pop(ino, None)
+        if parked is not None:
+            try:
+                if stat.S_IFMT(os.lstat(parked).st_mode) == fmt:
+                    self._clear(full)
+                    os.rename(parked, full)
+                    return True
+            except FileNotFoundError:
+                pass
+        try:
+            if stat.S_IFMT(os.lstat(full).st_mode) == fmt:
+                return True
+        except FileNotFoundError:
+            pass
+        self._verbose(f"file {os.fsdecode(path)} is metadata only: no earlier copy to apply it to")
+        return False
+
+    def _drop_node(self, path: str) -> None:
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            self.warn(f"{path}: cannot remove the old copy: {exc.strerror}")
+
     def _link_others(self, full: str, paths: list[bytes]) -> None:
         """Make ``paths[1:]`` hard links of *full* (the inode's first name)."""
         target = full[:len(full) - len(os.fsdecode(paths[0]))]
@@ -1293,10 +1355,6 @@ class Restore:
         whose bytes before *base* a checkpointed restore already wrote."""
         ino = h.c_inumber
         d = h.c_dinode
-        if h.is_metaonly:
-            for _ in self._same_inode_addrs(ino):
-                pass
-            return os.path.lexists(full)
         if self.opts.unlink and first is not None:
             self._clear(full)
         flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if first is not None else 0)
@@ -1441,6 +1499,8 @@ def _compare_meta(d: Dinode, st: os.stat_result, full: str, xattrs: list[tuple[b
 
 
 def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record]) -> list[str]:
+    if records[0].header.is_metaonly:
+        return []  # no data on the image to compare (dump -m)
     if d.file_type == stat.S_IFLNK:
         try:
             if os.fsencode(os.readlink(full)) != assemble_file(records):
@@ -1448,7 +1508,7 @@ def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record
         except OSError as exc:
             return [f"cannot read link: {exc.strerror}"]
         return []
-    if d.file_type != stat.S_IFREG or records[0].header.is_metaonly:
+    if d.file_type != stat.S_IFREG:
         return []
     if st.st_size != d.size:
         return [f"size changed from {d.size} to {st.st_size}"]
@@ -1539,6 +1599,11 @@ class _Rebuild:
             return False  # a changed leaf: extracted afresh
         return True
 
+    def _changed_leaf(self, ino: int) -> bool:
+        """A leaf of the old tree that this image dumps again as a leaf."""
+        r = self.r
+        return ino in r.dumped and ino in r.in_use and ino not in r.dirs and ino not in self.new.dirs
+
     def run(self) -> None:
         r = self.r
         dry = r.opts.dry_run
@@ -1613,6 +1678,12 @@ class _Rebuild:
                     leaf_at[c] = (_TMP, b"")
                 elif self.old.is_dir(c):
                     doomed_dirs.append(c)
+                elif not dry and c not in r._parked and self._changed_leaf(c) and c in new_nodes:
+                    # dumped again: kept aside until its record says whether
+                    # it is metadata only (then this node stays)
+                    parked = os.path.join(tmp_full, str(c))
+                    os.rename(full, parked)
+                    r._parked[c] = parked
                 else:
                     r._verbose(f"Remove leaf {os.fsdecode(rel(p, n))}")
                     if not dry:
@@ -1661,7 +1732,7 @@ class _Rebuild:
                         r.error(f"{os.fsdecode(rel(p, n))}: cannot link: {exc.strerror}")
             else:
                 r.error(f"{os.fsdecode(rel(p, n))} (inode {c}) is neither on this image nor restored before")
-        if os.path.isdir(tmp_full) and not dry:
+        if os.path.isdir(tmp_full) and not dry and not r._parked:
             _rmtree(tmp_full)
         if not dry:
             # directories: the dumped ones get their attributes, the others their times back
@@ -1682,4 +1753,5 @@ class _Rebuild:
         self.old = SymbolTable()
         r._extract_leaves(self.target, leaf_names)
         if not dry:
+            r._drop_parked(tmp_full)
             r._apply_dir_plan(self.target)

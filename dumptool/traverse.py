@@ -7,7 +7,9 @@ This is dump's mapping passes (``traverse.c``) for an ordinary directory tree:
   (the root is always 2, a hard link keeps one number), then picks the files
   a level N dump takes: all of them at level 0, else those whose ctime or
   mtime is not older than the base date (whole seconds, ``>=`` as dump does:
-  a file changed in the base dump's own second is taken again).
+  a file changed in the base dump's own second is taken again).  With
+  ``dump -m``, a non-directory whose mtime is older than the base date (its
+  inode changed, its contents did not) is marked metadata-only.
 * Pass II adds the directories: every changed one, every one on the path to a
   dumped inode (so restore can name it), and the root always.
 
@@ -220,6 +222,9 @@ class DumpPlan:
     dumped: set[int]
     maxino: int
     warnings: list[str] = dataclasses.field(default_factory=list)
+    #: ``dump -m``: the dumped non-directories written as ``DR_METAONLY``
+    #: headers (attributes and xattrs, no data).
+    metaonly: set[int] = dataclasses.field(default_factory=set)
 
     def names(self) -> Iterator[tuple[int, str]]:
         """``(inode, "./path")`` for every dumped inode under every name, as
@@ -427,9 +432,21 @@ def changed_since(st: os.stat_result, base_date: int) -> bool:
     return max(st.st_ctime_ns, st.st_mtime_ns) // 1_000_000_000 >= base_date
 
 
-def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0) -> DumpPlan:
+def modified_since(st: os.stat_result | Stat, base_date: int) -> bool:
+    """True when the inode's mtime (whole seconds) is not older than
+    ``base_date``: its contents may have changed (dump's ``MSINCE``)."""
+    return st.st_mtime_ns // 1_000_000_000 >= base_date
+
+
+def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaonly: bool = False) -> DumpPlan:
     """Pass I's selection and Pass II's directories for a dump based on
-    ``base_date`` (0: a level 0, everything)."""
+    ``base_date`` (0: a level 0, everything).
+
+    *metaonly* is ``dump -m``: with a base date, every dumped inode but a
+    directory whose mtime is older than it (changed, not modified: a chmod,
+    chown, xattr or rename) goes in :attr:`DumpPlan.metaonly`.  Symlinks,
+    devices and fifos too, as Linux dump does.  A level 0 has no base date
+    (unless ``-T`` gives one) and takes everything whole, with or without it."""
     in_use = set(nodes)
     if base_date <= 0:
         dumped = in_use  # one set for both maps: they are equal
@@ -447,4 +464,7 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0) -> DumpPl
     files = []
     for ino in sorted(dumped):
         (directories if nodes[ino].st_mode & 0o170000 == stat.S_IFDIR else files).append(ino)
-    return DumpPlan(nodes, directories, files, in_use, dumped, max(maxino, max(nodes)) + 1)
+    meta: set[int] = set()
+    if metaonly and base_date > 0:
+        meta = {ino for ino in files if not modified_since(nodes[ino], base_date)}
+    return DumpPlan(nodes, directories, files, in_use, dumped, max(maxino, max(nodes)) + 1, metaonly=meta)

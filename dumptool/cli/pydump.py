@@ -4,6 +4,7 @@
     pydump -1 -u -f SHELF/nst0 -b 64 /home
     pydump -0 -M -B 100000 -f /backup/home.vol /home     # home.vol001, 002, ...
     pydump -0 -z6 -f /backup/home.0.z /home              # zlib at level 6 (-j: bzip2)
+    pydump -1 -m -u -f /backup/home.1 /home              # chmod/chown-only files: metadata only
 
 Operator lines go to stderr as ``  DUMP: ...``; an error is one line and
 exit status 1 (3 when interrupted).
@@ -57,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-L", dest="label", default="none", metavar="LABEL", help="volume label (up to 15 bytes)")
     p.add_argument("-q", dest="quiet", action="store_true", help="quiet: print only errors and warnings")
     p.add_argument("-B", dest="volume_blocks", type=int, metavar="BLOCKS", help="1 KiB blocks per volume")
+    p.add_argument("-m", dest="metaonly", action="store_true",
+                   help="metadata only for inodes changed but not modified since the base dump (ctime, not "
+                        "mtime, newer): their attributes and xattrs without their data; nothing to do at a level 0 "
+                        "without -T (no base date)")
     p.add_argument("-M", dest="multivolume", action="store_true",
                    help="multi-volume: -f names a prefix, volumes go to PREFIX001, PREFIX002, ...")
     p.add_argument("-A", dest="toc", metavar="FILE", help="write a restore -t style table of contents to FILE")
@@ -183,7 +188,7 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         label=args.label, quiet=args.quiet, volume_blocks=args.volume_blocks,
         multivolume=args.multivolume, toc=args.toc, qfa=args.qfa, exclude=frozenset(exclude), never_ask=args.yes,
         compress=compression[0] if compression else None,
-        compress_level=compression[1] if compression else DEFAULT_LEVEL,
+        compress_level=compression[1] if compression else DEFAULT_LEVEL, metaonly=args.metaonly,
     )
 
 
