@@ -107,12 +107,10 @@ def xattr_space(xattrs: dict[bytes, bytes]) -> int:
 
 
 def _suffix_len(name: bytes) -> int:
-    if name in _SYSTEM_XATTRS:
-        return 0
-    for prefix in _XATTR_PREFIXES:
-        if name.startswith(prefix):
-            return len(name) - len(prefix)
-    return len(name)
+    try:
+        return len(xattr_suffix(name))
+    except SnapfsError:
+        return len(name)  # a name stored before these rules: counted whole
 
 
 _SQLITE_HEADER = b"SQLite format 3\0"
