@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import console_script
-from test_pydump import RESTORE, assert_same_tree, env, listing, pydump, restore
+from test_pydump import RESTORE, assert_same_tree, listing, pydump, restore
+from test_pydump import pyrestore as _pyrestore
 
 DATE = 1_700_000_000
 
@@ -36,11 +36,9 @@ def touch(path: Path, data: bytes, mtime: int) -> None:
     os.utime(path, (mtime, mtime))
 
 
+
 def pyrestore(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run([console_script("pyrestore"), *args], cwd=cwd, env=env(), capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done
+    return _pyrestore(*args, cwd=cwd, check=True)
 
 
 class Chain:

@@ -33,6 +33,7 @@ from dumptool.records import RecordReader, open_source
 from samples import DUMP, RESTORE, ext4_volume, fake_rsh, listing, plant_common_files, real_restore
 from tapelib import open_device
 from test_pyrestore import assert_same_tree
+from test_pydump import pyrestore
 
 needs_real_dump = pytest.mark.skipif(
     not (os.geteuid() == 0 and os.access(DUMP, os.X_OK) and os.access(RESTORE, os.X_OK)
@@ -42,10 +43,6 @@ needs_real_dump = pytest.mark.skipif(
 METHODS = {"-z": COMPRESS_ZLIB, "-j": COMPRESS_BZLIB, "-y": COMPRESS_LZO}
 DATE = 1_700_000_000
 
-
-def pyrestore(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([console_script("pyrestore"), *args], cwd=cwd, capture_output=True, text=True,
-                          input=stdin, timeout=300)
 
 
 def records_of(image: bytes) -> Iterator[tuple[int, TapeBuf]]:

@@ -27,14 +27,10 @@ from samples import RESTORE, fake_rsh, listing, restore_both_cartridges, tape_co
 from samples import real_restore as restore
 from tapelib import Shelf, open_device
 from test_compression import records_of
-from test_pydump import assert_same_tree, env, make_tree, pydump
+from test_pydump import assert_same_tree, env, make_tree, pydump, pyrestore
 
 needs_restore = pytest.mark.skipif(not os.access(RESTORE, os.X_OK), reason="real /sbin/restore not installed")
 
-
-def pyrestore(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([console_script("pyrestore"), *args], cwd=cwd, capture_output=True, text=True,
-                          env=env(), stdin=subprocess.DEVNULL, timeout=300, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,15 @@ def pydump(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProc
     return result
 
 
+def pyrestore(*args: str, cwd: Path, stdin: str = "", check: bool = False) -> subprocess.CompletedProcess:
+    """Run pyrestore in ``cwd`` with ``stdin`` as its answers (text out); ``check``: it must succeed."""
+    done = subprocess.run([console_script("pyrestore"), *args], cwd=cwd, capture_output=True, text=True,
+                          env=env(), input=stdin, timeout=300)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
 def make_tree(root: Path) -> None:
     """Every file type restore knows, with holes, links, xattrs, ACLs and odd names."""
     plant_common_files(root, sparse_size=4 * 1024 * 1024)

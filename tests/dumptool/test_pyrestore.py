@@ -22,6 +22,7 @@ from dumptool.format import TP_BSIZE, Header, RecordType
 from conftest import console_script
 from samples import DATE, DUMP, RESTORE, Loop, ext4_volume, mkfs, plant_common_files, real_restore
 from samples import xattrs as _xattrs
+from test_pydump import pyrestore
 
 LONG = "L" * 254
 LONGEST = "M" * 255
@@ -74,10 +75,6 @@ def level0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pat
         image = loop.dump(0, base / "l0.dump")
     yield src, image
 
-
-def pyrestore(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([console_script("pyrestore"), *args], cwd=cwd, capture_output=True,
-                          text=True, input=stdin if stdin is not None else "", timeout=300)
 
 
 def listing(out: str) -> list[tuple[int, str]]:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import console_script
 from dumptool.errors import FormatError
 from dumptool.format import (
     DR_EXTATTRIBUTES,
@@ -33,17 +31,13 @@ from dumptool.format import (
     walk_image,
 )
 from samples import DATE, DUMP, RESTORE, plant_common_files, real_dump_of, real_restore, stamp_times, tape_copy
-from test_pydump import env, pydump
+from test_pydump import pydump, pyrestore
 
 needs_tools = pytest.mark.skipif(
     not (os.geteuid() == 0 and os.access(DUMP, os.X_OK) and os.access(RESTORE, os.X_OK)
          and shutil.which("losetup") and shutil.which("mke2fs")),
     reason="needs root, /sbin/dump, /sbin/restore, losetup and mke2fs")
 
-
-def pyrestore(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([console_script("pyrestore"), *args], cwd=cwd, capture_output=True, text=True,
-                          env=env(), stdin=subprocess.DEVNULL, timeout=300)
 
 
 def make_tree(root: Path) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import console_script
-from test_pydump import DATE, assert_same_tree, env, pydump
+from test_pydump import DATE, assert_same_tree, env, pydump, pyrestore
 
 
 @pytest.fixture
@@ -40,10 +40,6 @@ def volumes(tmp_path: Path) -> tuple[Path, list[Path]]:
     assert len(found) >= 3
     return src, found
 
-
-def pyrestore(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([console_script("pyrestore"), *args], cwd=cwd, env=env(), input=stdin,
-                          capture_output=True, text=True, timeout=120)
 
 
 def kill_at_the_volume_prompt(volume1: Path, out: Path, *flags: str) -> None:
@@ -74,7 +70,7 @@ def test_a_killed_rebuild_resumes_with_the_volume_it_asked_for(tmp_path: Path, v
 
     wrong = pyrestore("-R", "-f", str(vols[2]), cwd=out)
     assert wrong.returncode == 1
-    assert f"is volume 3; the restore stopped before volume 2" in wrong.stderr
+    assert "is volume 3; the restore stopped before volume 2" in wrong.stderr
 
     done = pyrestore("-R", "-f", str(vols[1]), cwd=out, stdin="".join(f"{v}\n" for v in vols[2:]))
     assert done.returncode == 0, done.stderr
