@@ -38,6 +38,8 @@ The passes, in the order they run (each repair a transaction of its own):
   snapshot caught while it was open is not damage there.
 * free space: every block below the high-water mark is referenced or free
   (leaked blocks are freed); the used-blocks counter matches.
+* the folder (:func:`fsck_path` only): it is 0700 and its files 0600
+  (:mod:`snapfs.privacy`); wider modes are tightened.
 
 Repairs touch the live tree and the allocation state only: snapshots are
 read-only history.  An inode only a snapshot still has is not disconnected.
@@ -55,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from . import control
+from . import control, privacy
 from .errors import SnapfsError, VolumeBusy
 from .schema import DEAD, LIVE, VERSIONED
 from .volume import DB_FILE, NAME_MAX, ROOT_INO, Volume
@@ -114,7 +116,19 @@ def fsck_path(voldir: str | os.PathLike, repair: bool = False) -> FsckReport:
         else:
             raise VolumeBusy(f"{p} is where volume {vol} is mounted; unmount it, then fsck {vol}")
     with Volume.open(p) as vol:
-        return fsck(vol, repair)
+        rep = fsck(vol, repair)
+        _check_modes(p, rep, repair)
+        return rep
+
+
+def _check_modes(voldir: Path, rep: FsckReport, repair: bool) -> None:
+    """The folder's and its files' modes (:mod:`snapfs.privacy`): wider ones reported, tightened on repair."""
+    found = privacy.wide_modes(voldir)
+    msgs = privacy.describe(found)
+    rep.problems.extend(msgs)
+    if repair and msgs:
+        privacy.tighten(voldir)
+        rep.repaired.extend(msgs)
 
 
 def fsck(vol: Volume, repair: bool = False) -> FsckReport:

@@ -30,7 +30,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import control
+from . import control, privacy
 from .errors import NotAVolume, SnapfsError, VolumeBusy, err
 from .volume import LOCK_FILE, Volume
 
@@ -124,6 +124,8 @@ def _serve(vol: Volume, mountpoint: Path, options: list[str], ready) -> None:
 
     from .fuse_ops import SnapfsOperations
 
+    for line in privacy.tighten(vol.path):  # a volume made before its files were private
+        _log.warning("%s", line)
     ops = SnapfsOperations(vol)
     vol.set_batch(True)
     # nothing may touch the mount point from here until pyfuse3.main() runs: it would deadlock
@@ -239,6 +241,12 @@ def _daemon(voldir: Path, mountpoint: Path, options: list[str], w: int) -> None:
         vol = Volume.open(voldir)
     except SnapfsError as e:
         report(f"{e.errno} {e.message}")
+        return
+    try:
+        privacy.create_private(voldir / LOG_FILE)
+    except OSError as e:
+        vol.close()
+        report(f"{e.errno} cannot open the mount log {voldir / LOG_FILE}: {e.strerror}")
         return
     logging.basicConfig(filename=str(voldir / LOG_FILE), level=logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from . import privacy
 from . import snapshots as _snap
 from .blockstore import DATA_FILE, BlockStore
 from .errors import NoSpace, NotAVolume, SnapfsError, SnapshotBusy, VolumeBusy, err
@@ -159,6 +160,8 @@ class Volume:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise err(errno.EEXIST, f"{path} exists and is not an empty folder; choose a new folder")
         path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, privacy.FOLDER_MODE)
+        privacy.create_private(path / DB_FILE)  # SQLite gives its -wal and -shm files this mode too
         db = sqlite3.connect(path / DB_FILE, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -178,8 +181,8 @@ class Volume:
             db.execute("COMMIT")
         finally:
             db.close()
-        (path / DATA_FILE).touch()
-        (path / LOCK_FILE).touch()
+        privacy.create_private(path / DATA_FILE)
+        privacy.create_private(path / LOCK_FILE)
         return cls.open(path)
 
     @classmethod
