@@ -29,6 +29,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from . import control, privacy
 from .errors import NotAVolume, SnapfsError, VolumeBusy, err
@@ -45,6 +46,12 @@ _log = logging.getLogger("snapfs.mount")
 
 
 def _check_mountpoint(mountpoint: Path) -> None:
+    try:
+        os.statvfs(mountpoint)
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            raise err(errno.ENOTCONN, f"{mountpoint} holds a stale mount that is not a snapfs volume's (Transport"
+                      f" endpoint is not connected): clear it with 'fusermount3 -u {mountpoint}'") from None
     if not mountpoint.is_dir():
         raise err(errno.ENOTDIR, f"mount point {mountpoint} is not a directory")
     if os.path.ismount(mountpoint):
@@ -60,9 +67,15 @@ def _fuse_options(vol: Volume, options: list[str]) -> set[str]:
     return opts
 
 
-def _mount_device(mountpoint: Path) -> str | None:
-    """``major:minor`` of the file system mounted on ``mountpoint`` (from mountinfo,
-    which does not touch the mount: its daemon may not be serving yet)."""
+class _MountEntry(NamedTuple):
+    device: str  # major:minor
+    fstype: str  # fuse.snapfs for ours
+    source: str  # ours: the volume folder (fsname)
+
+
+def _mount_entry(mountpoint: Path) -> _MountEntry | None:
+    """The newest mount on ``mountpoint`` as mountinfo lists it (which does not
+    touch the mount: its daemon may not be serving yet, or be dead)."""
     want = os.fsencode(mountpoint)
     try:
         with open("/proc/self/mountinfo", "rb") as f:
@@ -71,11 +84,49 @@ def _mount_device(mountpoint: Path) -> str | None:
         return None
     for line in reversed(lines):  # the newest mount on a path is listed last
         fields = line.split()
-        # space, tab, newline and backslash appear as octal escapes such as \040
-        path = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), fields[4])
-        if path == want:
-            return fields[2].decode()
+        if _unescape(fields[4]) == want and b"-" in fields[6:]:
+            sep = fields.index(b"-", 6)
+            return _MountEntry(fields[2].decode(), os.fsdecode(fields[sep + 1]),
+                               os.fsdecode(_unescape(fields[sep + 2])))
     return None
+
+
+def _unescape(field: bytes) -> bytes:
+    """A mountinfo path: space, tab, newline and backslash appear as octal escapes such as \\040."""
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
+
+
+def _mount_device(mountpoint: Path) -> str | None:
+    """``major:minor`` of the file system mounted on ``mountpoint``."""
+    entry = _mount_entry(mountpoint)
+    return entry.device if entry else None
+
+
+def stale_mount(mountpoint: str | os.PathLike) -> Path | None:
+    """The volume folder of a snapfs mount on ``mountpoint`` whose daemon is gone
+    (killed: the kernel answers ENOTCONN, "Transport endpoint is not
+    connected"); None when ``mountpoint`` holds no such mount."""
+    mountpoint = Path(os.path.abspath(mountpoint))
+    try:
+        os.statvfs(mountpoint)  # always asked of the daemon: stat may be answered from the kernel's cache
+        return None
+    except OSError as e:
+        if e.errno != errno.ENOTCONN:
+            return None
+    entry = _mount_entry(mountpoint)
+    if entry is None or entry.fstype != "fuse.snapfs":
+        return None
+    return Path(entry.source)
+
+
+def clear_stale(mountpoint: str | os.PathLike) -> None:
+    """Detach a stale mount (:func:`stale_mount`) as ``fusermount3 -u`` does; lazily if something still uses it."""
+    for args in (["-u"], ["-u", "-z"]):
+        r = subprocess.run(["fusermount3", *args, str(mountpoint)], capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+    msg = (r.stderr.strip().splitlines() or ["fusermount3 failed"])[-1]
+    raise SnapfsError(f"cannot clear the stale mount on {mountpoint}: {msg}", errno.EIO)
 
 
 def _set_read_ahead(mountpoint: Path) -> None:

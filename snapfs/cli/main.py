@@ -11,6 +11,7 @@ volume, unreadable).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import re
 import sqlite3
 import sys
@@ -69,25 +70,42 @@ def cmd_create(a: argparse.Namespace) -> int:
     if a.size < bs:
         raise UsageError(f"--size {a.size} is smaller than one block ({bs} bytes)")
     inodes = a.inodes if a.inodes is not None else max(1024, a.size // 16384)
-    Volume.create(a.voldir, a.size, inodes, name=a.name, block_size=a.block_size).close()
-    print(f"created volume {a.name} in {a.voldir}: {human(a.size)}, {inodes} inodes")
+    name = a.name if a.name is not None else Path(a.voldir).resolve().name
+    if not name:
+        raise UsageError("--name: a volume name may not be empty")
+    Volume.create(a.voldir, a.size, inodes, name=name, block_size=a.block_size).close()
+    print(f"created volume {name} in {a.voldir}: {human(a.size)}, {inodes} inodes")
     return 0
 
 
 def cmd_mount(a: argparse.Namespace) -> int:
     options = [o for opt in a.o for o in opt.split(",") if o]
+    stale = _mount.stale_mount(a.mountpoint)
+    if stale is not None:
+        _mount.clear_stale(a.mountpoint)
+        print(f"snapfs: {a.mountpoint}: cleared a stale mount of {stale} first (its daemon had died)",
+              file=sys.stderr)
     _mount.mount(a.voldir, a.mountpoint, foreground=a.foreground, options=options)
     return 0
 
 
 def cmd_unmount(a: argparse.Namespace) -> int:
-    _mount.unmount(a.mountpoint)
+    stale = _mount.stale_mount(a.mountpoint)
+    if stale is None:
+        _mount.unmount(a.mountpoint)
+        return 0
+    _mount.clear_stale(a.mountpoint)
+    print(f"{a.mountpoint}: cleared a stale mount of {stale} (its daemon had died: the volume keeps every"
+          f" change it had committed; 'snapfs fsck {stale}' checks it)")
     return 0
 
 
 def cmd_snapshot(a: argparse.Namespace) -> int:
     with client.open_volume(a.vol) as c:
         if a.action == "create":
+            if a.name == "":
+                raise UsageError("snapshot create: a snapshot name may not be empty"
+                                 " (leave NAME out for the next snapshot_for_backup.N)")
             s = c.snapshot_create(a.name)
             print(s.name)
         elif a.action == "list":
@@ -170,6 +188,13 @@ def cmd_fsck(a: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- parser
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("snapdump")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2
         print(f"snapfs: {message} (see 'snapfs --help')", file=sys.stderr)
@@ -178,46 +203,50 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="snapfs", description="copy-on-write FUSE volumes with O(1) named snapshots")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     c = sub.add_parser("create", help="make a new volume in a folder")
-    c.add_argument("voldir")
-    c.add_argument("--size", type=parse_size, default=parse_size("10G"))
+    c.add_argument("voldir", help="the folder to hold the volume (absent or empty)")
+    c.add_argument("--size", type=parse_size, default=parse_size("10G"),
+                   help="data space, e.g. 10G, 512M (default 10G)")
     c.add_argument("--inodes", type=positive_int, default=None,
                    help="inode limit, at least 1 (default: one per 16 KiB, at least 1024)")
-    c.add_argument("--name", default="vol1")
-    c.add_argument("--block-size", type=parse_size, default=DEFAULT_BLOCK_SIZE)
+    c.add_argument("--name", default=None, help="the volume's name (default: the folder's name)")
+    c.add_argument("--block-size", type=parse_size, default=DEFAULT_BLOCK_SIZE,
+                   help=f"copy-on-write block size, a power of two >= 512 (default {DEFAULT_BLOCK_SIZE})")
     c.set_defaults(fn=cmd_create)
 
     m = sub.add_parser("mount", help="mount a volume (returns once usable)")
-    m.add_argument("voldir")
-    m.add_argument("mountpoint")
-    m.add_argument("--foreground", "-f", action="store_true")
+    m.add_argument("voldir", help="the volume folder")
+    m.add_argument("mountpoint", help="an empty directory (a stale snapfs mount there is cleared first)")
+    m.add_argument("--foreground", "-f", action="store_true", help="serve in this process until unmounted")
     m.add_argument("-o", action="append", default=[], metavar="OPT[,OPT...]", help="FUSE options, e.g. allow_other")
     m.set_defaults(fn=cmd_mount)
 
     u = sub.add_parser("unmount", aliases=["umount"], help="flush and unmount")
-    u.add_argument("mountpoint")
+    u.add_argument("mountpoint", help="where the volume is mounted (a stale mount is cleared)")
     u.set_defaults(fn=cmd_unmount)
 
     s = sub.add_parser("snapshot", help="create|list|delete|rename|hold|release snapshots")
-    s.add_argument("action", choices=["create", "list", "delete", "rename", "hold", "release"])
+    s.add_argument("action", choices=["create", "list", "delete", "rename", "hold", "release"],
+                   help="what to do")
     s.add_argument("vol", help="mount point or volume folder")
-    s.add_argument("name", nargs="?")
+    s.add_argument("name", nargs="?", help="the snapshot (create: default the next snapshot_for_backup.N)")
     s.add_argument("new", nargs="?", help="new name (rename) or holder (hold/release)")
     s.set_defaults(fn=cmd_snapshot)
 
     d = sub.add_parser("df", help="space and inode figures")
-    d.add_argument("vol")
+    d.add_argument("vol", help="mount point or volume folder")
     d.set_defaults(fn=cmd_df)
 
     v = sub.add_parser("volume", help="volume details")
-    v.add_argument("action", choices=["show"])
-    v.add_argument("vol")
+    v.add_argument("action", choices=["show"], help="what to do")
+    v.add_argument("vol", help="mount point or volume folder")
     v.set_defaults(fn=cmd_volume_show)
 
     f = sub.add_parser("fsck", help="check a volume that is not mounted (-y: and repair it)")
-    f.add_argument("voldir")
+    f.add_argument("voldir", help="the volume folder (not mounted)")
     how = f.add_mutually_exclusive_group()
     how.add_argument("-y", "--repair", dest="repair", action="store_true",
                      help="repair what is safe to repair (the live tree and free space; snapshots are history)")

@@ -30,8 +30,8 @@ def test_create_makes_the_volume_asked_for(tmp_path: Path):
         assert (v.name, v.block_size, v.meta.total_blocks, v.meta.max_inodes) == ("alpha", 8192, 384, 77)
         assert v.statfs().free_inodes == 76  # the root is one
     snapfs("create", tmp_path / "w", "--size", "10M")
-    with Volume.open(tmp_path / "w") as v:  # one inode per 16 KiB, at least 1024; 64 KiB blocks
-        assert (v.name, v.block_size, v.meta.total_blocks, v.meta.max_inodes) == ("vol1", 65536, 160, 1024)
+    with Volume.open(tmp_path / "w") as v:  # named after its folder; one inode per 16 KiB, at least 1024; 64 KiB blocks
+        assert (v.name, v.block_size, v.meta.total_blocks, v.meta.max_inodes) == ("w", 65536, 160, 1024)
 
 
 @pytest.mark.parametrize("args, match", [
