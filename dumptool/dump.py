@@ -137,6 +137,7 @@ class DumpOptions:
     compress: int | None = None           # -z/-j: COMPRESS_ZLIB or COMPRESS_BZLIB
     compress_level: int = 2               # their level, 1 to 9
     metaonly: bool = False                # -m: changed but unmodified inodes as metadata only
+    honor_level: int = 1                  # -h: the nodump flag is honoured at levels from this one up
 
 
 class Dump:
@@ -286,9 +287,10 @@ class Dump:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn)
+            nodump = opts.level >= opts.honor_level  # dump's rule (its nonodump is level < honorlevel)
+            nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn, nodump=nodump)
             self.say("mapping (Pass II) [directories]")
-            self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly)
+            self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly, nodump=nodump)
         finally:
             if collecting:
                 gc.enable()

@@ -39,11 +39,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Dump a directory tree to a BSD dump image (Linux dump's flags).")
-    for digit in range(10):
-        p.add_argument(f"-{digit}", dest="level", action="store_const", const=digit,
-                       help=argparse.SUPPRESS if digit else "dump level 0 (likewise -1 ... -9; --level N up to 31)")
-    p.add_argument("--level", dest="level", type=int, metavar="N", help=f"dump level 0 to {MAX_LEVEL}")
+    p = _Parser(prog=PROG, add_help=False,
+                description="Dump a directory tree to a BSD dump image (Linux dump's flags). The level is "
+                            f"given as digits, -0 to -{MAX_LEVEL}: as in dump, every digit flag adds a digit "
+                            "(-15 and -1 -5 are level 15).")
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("--level", dest="level", type=int, metavar="N", help=f"dump level 0 to {MAX_LEVEL} (as -N)")
+    p.add_argument("-h", dest="honor_level", type=int, default=1, metavar="LEVEL",
+                   help="honour the nodump flag (chattr +d) at dump levels from LEVEL up: such files, and "
+                        "such directories with all under them, are left out (0 to 10, default 1)")
     p.add_argument("-b", dest="ntrec", type=int, default=10, metavar="N",
                    help="blocking factor: KiB per record, 4 to 256 (default 10)")
     p.add_argument("-f", dest="output", metavar="FILE",
@@ -86,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 #: Flags that take a value (the rest of a cluster, or the next argument).
-_VALUE_FLAGS = set("bfDTLBAQeE")
+_VALUE_FLAGS = set("bfDTLBAQeEh")
 _METHODS = {"z": COMPRESS_ZLIB, "j": COMPRESS_BZLIB}
 
 
@@ -130,6 +134,35 @@ def _compression(argv: list[str]) -> tuple[list[str], tuple[int, int] | None]:
     return rest, chosen
 
 
+def _level_digits(argv: list[str]) -> tuple[list[str], str | None]:
+    """*argv* without its level digits (also inside clusters such as
+    ``-0uf``), and those digits run together in order: dump's getopt rule,
+    under which ``-15`` and ``-1 -5`` are level 15 (None: no digit given)."""
+    rest: list[str] = []
+    digits = ""
+    takes_value = False
+    for n, arg in enumerate(argv):
+        if takes_value or arg == "--" or not arg.startswith("-") or arg.startswith("--") or arg == "-":
+            rest.append(arg)
+            if arg == "--" and not takes_value:
+                return rest + argv[n + 1:], digits or None
+            takes_value = False
+            continue
+        kept = "-"
+        for i, letter in enumerate(arg[1:], 1):
+            if letter in _VALUE_FLAGS:
+                kept += arg[i:]
+                takes_value = i == len(arg) - 1
+                break
+            if "0" <= letter <= "9":
+                digits += letter
+            else:
+                kept += letter
+        if kept != "-":
+            rest.append(kept)
+    return rest, digits or None
+
+
 def parse_date(text: str) -> int:
     """Seconds since the epoch for a ``-T`` date: ``@seconds``, ISO 8601, or
     ctime's ``Wed Nov 25 04:18:05 2026`` (local time unless a ``+HHMM`` follows)."""
@@ -158,10 +191,15 @@ def _inode_numbers(text: str, where: str) -> set[int]:
     return numbers
 
 
-def _options(args: argparse.Namespace, compression: tuple[int, int] | None = None) -> DumpOptions:
-    level = 0 if args.level is None else args.level
+def _options(args: argparse.Namespace, compression: tuple[int, int] | None = None,
+             digits: str | None = None) -> DumpOptions:
+    if digits is not None and args.level is not None:
+        raise _UsageError(f"the level is given twice (-{digits} and --level {args.level}): give it once")
+    level = int(digits) if digits is not None else 0 if args.level is None else args.level
     if not 0 <= level <= MAX_LEVEL:
         raise _UsageError(f"dump level {level} is out of range 0 to {MAX_LEVEL}")
+    if not 0 <= args.honor_level <= 10:
+        raise _UsageError("honor level must be between 0 and 10")
     if not 4 <= args.ntrec <= 256:
         raise _UsageError(f"blocking factor {args.ntrec} is out of range 4 to 256 (-b takes KiB per record)")
     output = args.output or os.environ.get("TAPE")
@@ -189,6 +227,7 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         multivolume=args.multivolume, toc=args.toc, qfa=args.qfa, exclude=frozenset(exclude), never_ask=args.yes,
         compress=compression[0] if compression else None,
         compress_level=compression[1] if compression else DEFAULT_LEVEL, metaonly=args.metaonly,
+        honor_level=args.honor_level,
     )
 
 
@@ -201,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         rest, compression = _compression(sys.argv[1:] if argv is None else list(argv))
-        options = _options(_parser().parse_args(rest), compression)
+        rest, digits = _level_digits(rest)
+        options = _options(_parser().parse_args(rest), compression, digits)
     except _UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
