@@ -73,7 +73,7 @@ from .operator import open_terminal
 from .records import (NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink,
                       volume_file)
 from .traverse import (DumpPlan, FreshNumbering, Node, fd_inode_flags, inode_flags, live_path, plan_dump,
-                       walk_tree)
+                       snapshot_time, walk_tree)
 
 #: Read size for file data (a multiple of TP_BSIZE).
 _READ_CHUNK = 64 * TP_BSIZE
@@ -138,6 +138,7 @@ class DumpOptions:
     compress_level: int = 2               # their level, 1 to 9
     metaonly: bool = False                # -m: changed but unmodified inodes as metadata only
     honor_level: int = 1                  # -h: the nodump flag is honoured at levels from this one up
+    frozen_at: int | None = None          # --snapshot-date: the source is a read-only tree frozen then
 
 
 class Dump:
@@ -158,7 +159,11 @@ class Dump:
         self.source = os.path.abspath(options.source)
         #: What dumpdates, the inode map and c_filesys name: the live path of a snapshot view.
         self.filesys = live_path(self.source)
-        self.date = int(time.time())
+        #: The dump date (c_date, and the dumpdates line under -u): when the
+        #: data froze for a snapshot (snapfs's creation time, or
+        #: --snapshot-date), else now, as dump does for a live tree.
+        self.snapshot_date = options.frozen_at if options.frozen_at is not None else snapshot_time(self.source)
+        self.date = int(time.time()) if self.snapshot_date is None else self.snapshot_date
         self.base_date = 0
         self._base_level: int | str = "lower"
         self.plan: DumpPlan | None = None
@@ -272,6 +277,11 @@ class Dump:
         else:
             numbering = FreshNumbering()
         self.say(f"Date of this level {opts.level} dump: {time.ctime(self.date)}")
+        if self.snapshot_date is not None:
+            self.say("(the time the snapshot's data froze)")
+        if self.snapshot_date is not None and self.base_date and self.snapshot_date < self.base_date:
+            self._warn(f"the snapshot is older than the level {self._base_level} dump this one is based on: "
+                       "it can hold nothing newer")
         if self.base_date:
             self.say(f"Date of last level {self._base_level} dump: {time.ctime(self.base_date)}")
         self.say(f"Dumping {self.source} (an unlisted file system) to {opts.output}")

@@ -282,6 +282,8 @@ _FLAGS = bytearray(8)  # FS_IOC_GETFLAGS's argument (a long by its number)
 STABLE_INO_XATTRS = ("trusted.snapfs.ino", "user.snapfs.ino")
 #: On a snapfs directory: the snapshot it belongs to (empty in the live tree).
 SNAPSHOT_XATTR = "user.snapfs.snapshot"
+#: On a snapfs snapshot's nodes: when it was taken, nanoseconds since the epoch (decimal).
+SNAPSHOT_CREATED_XATTR = "user.snapfs.snapshot_created_ns"
 SNAPSHOT_DIR = ".snapshot"
 
 
@@ -329,6 +331,21 @@ def live_path(source: str) -> str:
     if i + 1 >= len(parts):
         return source
     return os.sep.join(parts[:i] + parts[i + 2:]) or os.sep
+
+
+def snapshot_time(source: str) -> int | None:
+    """When the snapfs snapshot ``source`` lies in (``X/.snapshot/NAME/...``)
+    was taken, in whole seconds since the epoch (rounded down: an incremental
+    based on it takes again what changed in that second); None for any other
+    tree."""
+    if SNAPSHOT_DIR not in source.split(os.sep)[:-1]:
+        return None
+    try:
+        if not os.getxattr(source, SNAPSHOT_XATTR):
+            return None
+        return int(os.getxattr(source, SNAPSHOT_CREATED_XATTR)) // 1_000_000_000
+    except (OSError, ValueError):
+        return None
 
 
 def walk_tree(

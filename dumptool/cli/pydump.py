@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-T", dest="base_date", metavar="DATE",
                    help="base date for an incremental, instead of the dumpdates file "
                         "(ctime format, ISO 8601, or @seconds)")
+    p.add_argument("--snapshot-date", dest="frozen_at", metavar="DATE",
+                   help="(pydump's own) SOURCE is a read-only copy whose data froze at DATE (ctime format, "
+                        "ISO 8601 or @seconds): that is the dump's date, in the image and in dumpdates. "
+                        "A snapfs .snapshot/NAME/ tree needs no flag: its creation time is used")
     p.add_argument("-L", dest="label", default="none", metavar="LABEL", help="volume label (up to 15 bytes)")
     p.add_argument("-q", dest="quiet", action="store_true", help="quiet: print only errors and warnings")
     p.add_argument("-B", dest="volume_blocks", type=int, metavar="BLOCKS", help="1 KiB blocks per volume")
@@ -163,8 +167,8 @@ def _level_digits(argv: list[str]) -> tuple[list[str], str | None]:
     return rest, digits or None
 
 
-def parse_date(text: str) -> int:
-    """Seconds since the epoch for a ``-T`` date: ``@seconds``, ISO 8601, or
+def parse_date(text: str, flag: str = "-T") -> int:
+    """Seconds since the epoch for a ``-T`` (or other *flag*'s) date: ``@seconds``, ISO 8601, or
     ctime's ``Wed Nov 25 04:18:05 2026`` (local time unless a ``+HHMM`` follows)."""
     text = text.strip()
     if text.startswith("@") and text[1:].isdigit():
@@ -176,7 +180,7 @@ def parse_date(text: str) -> int:
         pass
     record = parse_record(f"/ 0 {text}")
     if record is None:
-        raise _UsageError(f"-T {text!r}: not a date (use ctime format, ISO 8601 or @seconds)")
+        raise _UsageError(f"{flag} {text!r}: not a date (use ctime format, ISO 8601 or @seconds)")
     return record.date
 
 
@@ -228,6 +232,7 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         compress=compression[0] if compression else None,
         compress_level=compression[1] if compression else DEFAULT_LEVEL, metaonly=args.metaonly,
         honor_level=args.honor_level,
+        frozen_at=parse_date(args.frozen_at, "--snapshot-date") if args.frozen_at else None,
     )
 
 
