@@ -140,3 +140,19 @@ def test_dash_h_is_the_nodump_level(tmp_path: Path) -> None:
     assert _names(tmp_path / "l1h2", tmp_path) == everything
     bad = pydump("-0", "-h", "11", "-f", str(tmp_path / "x"), str(src), check=False)
     assert bad.returncode == 1 and bad.stderr.decode().strip() == "pydump: honor level must be between 0 and 10"
+
+
+def test_dash_h_leaves_out_what_the_real_dump_leaves_out(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "skipdir" / "sub").mkdir(parents=True)
+    for name in ("keep", "secret", "skipdir/inner", "skipdir/sub/deep"):
+        (src / name).write_text(name)
+    with ext4_volume(src, tmp_path / "fs.img", "4M") as loop:
+        mnt = loop.mount(tmp_path / "mnt")
+        _set_nodump(mnt / "secret")
+        _set_nodump(mnt / "skipdir")
+        pydump("-0", "-h", "0", "-q", "-f", str(tmp_path / "ours"), str(mnt))
+        loop.umount()
+        loop.dump(0, tmp_path / "real", "-h", "0")
+    ours, real = _names(tmp_path / "ours", tmp_path), _names(tmp_path / "real", tmp_path)
+    assert ours == real == {".", "./lost+found", "./keep"}
