@@ -153,8 +153,10 @@ def test_an_incremental_of_a_snapshot_is_based_on_when_the_last_one_was_taken(mo
     taken = int(os.getxattr(m / ".snapshot" / "s1", "user.snapfs.snapshot_created_ns")) // 10**9
     block = (tmp_path / "l0.dump").read_bytes()[:TP_BSIZE]
     assert unpack_header(block, header_byte_order(block)).c_date == taken
-    with pytest.raises(OSError):  # the live tree has no creation time
+    with pytest.raises(OSError):  # the live tree has no creation time, and none can be set on it
         os.getxattr(m, "user.snapfs.snapshot_created_ns")
+    with pytest.raises(PermissionError):
+        os.setxattr(m / "other.txt", "user.snapfs.snapshot_created_ns", b"1")
     from dumptool.dumpdates import DumpDates
     assert [(r.level, r.date) for r in DumpDates(dumpdates).records()][0] == (0, taken)
     snapfs("snapshot", "delete", m, "s1")
