@@ -73,7 +73,7 @@ from .operator import open_terminal
 from .records import (NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink,
                       volume_file)
 from .traverse import (DumpPlan, FreshNumbering, Node, fd_inode_flags, inode_flags, live_path, plan_dump,
-                       walk_tree)
+                       snapshot_time, walk_tree)
 
 #: Read size for file data (a multiple of TP_BSIZE).
 _READ_CHUNK = 64 * TP_BSIZE
@@ -137,6 +137,8 @@ class DumpOptions:
     compress: int | None = None           # -z/-j: COMPRESS_ZLIB or COMPRESS_BZLIB
     compress_level: int = 2               # their level, 1 to 9
     metaonly: bool = False                # -m: changed but unmodified inodes as metadata only
+    honor_level: int = 1                  # -h: the nodump flag is honoured at levels from this one up
+    frozen_at: int | None = None          # --snapshot-date: the source is a read-only tree frozen then
 
 
 class Dump:
@@ -157,7 +159,11 @@ class Dump:
         self.source = os.path.abspath(options.source)
         #: What dumpdates, the inode map and c_filesys name: the live path of a snapshot view.
         self.filesys = live_path(self.source)
-        self.date = int(time.time())
+        #: The dump date (c_date, and the dumpdates line under -u): when the
+        #: data froze for a snapshot (snapfs's creation time, or
+        #: --snapshot-date), else now, as dump does for a live tree.
+        self.snapshot_date = options.frozen_at if options.frozen_at is not None else snapshot_time(self.source)
+        self.date = int(time.time()) if self.snapshot_date is None else self.snapshot_date
         self.base_date = 0
         self._base_level: int | str = "lower"
         self.plan: DumpPlan | None = None
@@ -271,6 +277,11 @@ class Dump:
         else:
             numbering = FreshNumbering()
         self.say(f"Date of this level {opts.level} dump: {time.ctime(self.date)}")
+        if self.snapshot_date is not None:
+            self.say("(the time the snapshot's data froze)")
+        if self.snapshot_date is not None and self.base_date and self.snapshot_date < self.base_date:
+            self._warn(f"the snapshot is older than the level {self._base_level} dump this one is based on: "
+                       "it can hold nothing newer")
         if self.base_date:
             self.say(f"Date of last level {self._base_level} dump: {time.ctime(self.base_date)}")
         self.say(f"Dumping {self.source} (an unlisted file system) to {opts.output}")
@@ -286,9 +297,10 @@ class Dump:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn)
+            nodump = opts.level >= opts.honor_level  # dump's rule (its nonodump is level < honorlevel)
+            nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn, nodump=nodump)
             self.say("mapping (Pass II) [directories]")
-            self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly)
+            self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly, nodump=nodump)
         finally:
             if collecting:
                 gc.enable()
@@ -513,23 +525,24 @@ class Dump:
             flags = fd_inode_flags(fd)
             size = node.st_size
             dinode = None
+            tail = size % TP_BSIZE != 0  # a partial last slice: always data (see _tail_as_data)
             if node.st_blocks * 512 < size:  # holes to skip
                 dinode = Dinode.from_stat(node, flags=flags)
-                self._emit(inode_records(self.tape, ino, dinode, _data_slices(fd, size)))
+                self._emit(inode_records(self.tape, ino, dinode, _tail_as_data(_data_slices(fd, size), size)))
             elif self._headers is None:  # -B: block by block
                 dinode = Dinode.from_stat(node, flags=flags)
                 slices = _small_file_slices(fd, size) if size <= _READ_CHUNK else \
                     _data_slices(fd, size, seek_holes=False)
-                self._emit(inode_records(self.tape, ino, dinode, slices))
+                self._emit(inode_records(self.tape, ino, dinode, _tail_as_data(slices, size)))
             elif size <= _GROUP_BYTES:  # most files: one read, one header
                 want = -(-size // TP_BSIZE) * TP_BSIZE
                 data = os.pread(fd, want, 0) if want else b""
                 if len(data) != want:
                     data = data.ljust(want, b"\0")  # the file shrank since the walk
-                self._put_group(_TS_INODE, ino, stat_fields(node, flags=flags), want // TP_BSIZE, data)
+                self._put_group(_TS_INODE, ino, stat_fields(node, flags=flags), want // TP_BSIZE, data, tail=tail)
             else:
                 self._put_blocks(ino, stat_fields(node, flags=flags), -(-size // TP_BSIZE),
-                                 lambda start, want: _pread_full(fd, want, start))
+                                 lambda start, want: _pread_full(fd, want, start), tail=tail)
             try:
                 names = os.listxattr(fd)
             except OSError as exc:
@@ -581,26 +594,29 @@ class Dump:
             self._emit(xattr_records(self.tape, node.ino, dinode or Dinode.from_stat(node, flags=flags), payload))
 
     def _put_blocks(self, ino: int, fields: tuple[int, ...], count: int,
-                    read: Callable[[int, int], bytes], *, holes: bool = True) -> None:
+                    read: Callable[[int, int], bytes], *, holes: bool = True, tail: bool = False) -> None:
         """An inode's headers and data, packed straight to bytes: ``count``
         slices, read ``TP_NINDIR`` (one header's worth) at a time with
-        ``read(offset, size)``; all-zero slices become holes when ``holes``."""
+        ``read(offset, size)``; all-zero slices become holes when ``holes``,
+        but the last one stays data when ``tail`` (it is partial)."""
         c_type = RecordType.TS_INODE
         done = 0
         while True:
             n = min(count - done, TP_NINDIR)
-            self._put_group(c_type, ino, fields, n, read(done * TP_BSIZE, n * TP_BSIZE) if n else b"", holes)
+            self._put_group(c_type, ino, fields, n, read(done * TP_BSIZE, n * TP_BSIZE) if n else b"", holes,
+                            tail=tail and done + n >= count)
             done += n
             if done >= count:
                 break
             c_type = RecordType.TS_ADDR
 
     def _put_group(self, c_type: RecordType, ino: int, fields: tuple[int, ...], n: int, data: bytes,
-                   holes: bool = True) -> None:
-        """One header (``c_type``) and the ``n`` slices it maps, in ``data``."""
+                   holes: bool = True, *, tail: bool = False) -> None:
+        """One header (``c_type``) and the ``n`` slices it maps, in ``data``;
+        ``tail``: the last slice is a file's partial last one, kept as data."""
         headers = self._headers
         if holes and _has_zero_block(data):
-            addr, data = _without_zero_blocks(data)
+            addr, data = _without_zero_blocks(data, keep_last=tail)
         else:
             addr = headers.data_addr(n)
         writer = self.writer
@@ -913,17 +929,46 @@ def _has_zero_block(data: bytes) -> bool:
     return False
 
 
-def _without_zero_blocks(data: bytes) -> tuple[bytes, bytes]:
+def _without_zero_blocks(data: bytes, *, keep_last: bool = False) -> tuple[bytes, bytes]:
     """``(c_addr, data)`` for whole slices some of which are all zero: those
-    become holes (0 in the map) and leave the data."""
+    become holes (0 in the map) and leave the data, but the last slice stays
+    data when ``keep_last``."""
     addr = bytearray(TP_NINDIR)
     kept = []
+    last = len(data) - TP_BSIZE
     for i, start in enumerate(range(0, len(data), TP_BSIZE)):
         block = data[start:start + TP_BSIZE]
-        if block != _ZERO_BLOCK:
+        if block != _ZERO_BLOCK or (keep_last and start == last):
             addr[i] = 1
             kept.append(block)
     return bytes(addr), b"".join(kept)
+
+
+def _tail_as_data(slices: Iterable[Slice], size: int) -> Iterator[Slice]:
+    """*slices* of a file of ``size`` bytes with its last slice, when it is
+    partial, written as data even if it is all zero.
+
+    Linux restore 0.4b47 writes a file through a buffer of data blocks that
+    it flushes when a hole comes; it cuts that flush to the bytes left at the
+    hole, so a partial last slice mapped as a hole right after data loses
+    the end of that data (1,024 × ``A`` + one NUL came back as ``A`` and
+    1,024 NULs; ``restore -C`` calls it different).  Linux dump maps every
+    allocated fs block as data, so its images never have that shape."""
+    if not size % TP_BSIZE:
+        yield from slices
+        return
+    last = size // TP_BSIZE  # the index of the partial slice
+    k = 0
+    for item in slices:
+        if item is None:
+            yield _ZERO_BLOCK if k == last else None
+            k += 1
+        else:
+            yield item
+            k += len(item) // TP_BSIZE
+    while k <= last:  # slices stopped short: holes up to the tail, which is data
+        yield _ZERO_BLOCK if k == last else None
+        k += 1
 
 
 def _single_blocks(items: Iterable[Item]) -> Iterator[Item]:

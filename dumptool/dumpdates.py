@@ -13,9 +13,11 @@ offset is read as local time); the file keeps its line order: ``-u``
 replaces the line of the same path and level in place, or appends a new one
 at the end (Linux dump does not sort the file).
 
-Differences from Linux dump, on purpose: levels go to 31 (written in
-decimal; Linux dump's reader takes one character, so it misreads 10..31);
-an incremental with no lower level recorded is an error, not a silent
+Levels are written in decimal and read whole, as Linux dump 0.4b47 does
+(its ``-15`` is level 15, its reader takes every digit: checked with
+``dump -15 -u -D``); an incremental at level N is based on the newest dump
+of a lower level.  Differences from Linux dump, on purpose: levels stop at
+31 (ONTAP's range; dump sets no limit); an incremental with no lower level recorded is an error, not a silent
 level 0; a path may contain spaces (the line is parsed from its right end;
 Linux dump stops the name at the first space).
 
@@ -49,7 +51,7 @@ from .format import ROOTINO
 
 #: Debian's dumpdates path (``-D`` changes it).
 DEFAULT_DUMPDATES = "/var/lib/dumpdates"
-#: Highest dump level (ONTAP's range; Linux dump stops at 9).
+#: Highest dump level (ONTAP's range; Linux dump sets none).
 MAX_LEVEL = 31
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -37,6 +37,9 @@ from .format import ROOTINO, Dirent, dtype_from_mode
 
 #: ``FS_IOC_GETFLAGS``: the inode flags restore -C compares (``lsattr``).
 FS_IOC_GETFLAGS = 0x80086601
+#: The "no dump" inode flag (``chattr +d``): dump leaves such a file out, and
+#: such a directory with everything under it, at levels from ``-h`` up.
+FS_NODUMP_FL = 0x00000040
 
 _new = object.__new__
 
@@ -279,6 +282,8 @@ _FLAGS = bytearray(8)  # FS_IOC_GETFLAGS's argument (a long by its number)
 STABLE_INO_XATTRS = ("trusted.snapfs.ino", "user.snapfs.ino")
 #: On a snapfs directory: the snapshot it belongs to (empty in the live tree).
 SNAPSHOT_XATTR = "user.snapfs.snapshot"
+#: On a snapfs snapshot's nodes: when it was taken, nanoseconds since the epoch (decimal).
+SNAPSHOT_CREATED_XATTR = "user.snapfs.snapshot_created_ns"
 SNAPSHOT_DIR = ".snapshot"
 
 
@@ -328,17 +333,35 @@ def live_path(source: str) -> str:
     return os.sep.join(parts[:i] + parts[i + 2:]) or os.sep
 
 
+def snapshot_time(source: str) -> int | None:
+    """When the snapfs snapshot ``source`` lies in (``X/.snapshot/NAME/...``)
+    was taken, in whole seconds since the epoch (rounded down: an incremental
+    based on it takes again what changed in that second); None for any other
+    tree."""
+    if SNAPSHOT_DIR not in source.split(os.sep)[:-1]:
+        return None
+    try:
+        if not os.getxattr(source, SNAPSHOT_XATTR):
+            return None
+        return int(os.getxattr(source, SNAPSHOT_CREATED_XATTR)) // 1_000_000_000
+    except (OSError, ValueError):
+        return None
+
+
 def walk_tree(
     source: str | os.PathLike[str],
     numbering: Numbering,
     *,
     exclude: Iterable[int] = (),
     warn: Callable[[str], None] | None = None,
+    nodump: bool = False,
 ) -> dict[int, Node]:
     """Pass I's walk: every inode under ``source`` (which must be a directory),
     numbered.  Inodes in ``exclude`` (dump numbers) are left out with their
-    subtrees, and their names with them.  Files that vanish while the walk runs
-    are skipped."""
+    subtrees, and their names with them; so are directories with the nodump
+    flag when ``nodump`` (dump honours it at this level: its ``-h``; files
+    with the flag are left out by :func:`plan_dump`).  Files that vanish
+    while the walk runs are skipped."""
     root = os.fsencode(os.path.abspath(source))
     try:
         st = os.lstat(root)
@@ -376,6 +399,9 @@ def walk_tree(
                 cst = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # gone since the listing
+            if nodump and cst.st_mode & 0o170000 == stat.S_IFDIR and \
+                    inode_flags(entry.path, cst) & FS_NODUMP_FL:
+                continue  # dump's nodump directory: it and its subtree stay out
             dev = cst.st_dev
             ino = cst.st_ino if dev in plain else stable.ino(entry.path, cst)
             cino = number(dev, ino)
@@ -438,7 +464,8 @@ def modified_since(st: os.stat_result | Stat, base_date: int) -> bool:
     return st.st_mtime_ns // 1_000_000_000 >= base_date
 
 
-def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaonly: bool = False) -> DumpPlan:
+def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaonly: bool = False,
+              nodump: bool = False) -> DumpPlan:
     """Pass I's selection and Pass II's directories for a dump based on
     ``base_date`` (0: a level 0, everything).
 
@@ -446,12 +473,21 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     directory whose mtime is older than it (changed, not modified: a chmod,
     chown, xattr or rename) goes in :attr:`DumpPlan.metaonly`.  Symlinks,
     devices and fifos too, as Linux dump does.  A level 0 has no base date
-    (unless ``-T`` gives one) and takes everything whole, with or without it."""
+    (unless ``-T`` gives one) and takes everything whole, with or without it.
+
+    *nodump*: a regular file with the nodump flag (``chattr +d``) that would
+    be dumped is not, as dump leaves it out: it stays in the TS_CLRI map (in
+    use: an incremental restore keeps an earlier copy) and its name in its
+    directory, but its inode is not on the image."""
     in_use = set(nodes)
     if base_date <= 0:
         dumped = in_use  # one set for both maps: they are equal
     else:
         dumped = {ino for ino, node in nodes.items() if changed_since(node.st, base_date)}
+    if nodump:
+        dumped = {ino for ino in dumped if ino == ROOTINO or nodes[ino].st_mode & 0o170000 != stat.S_IFREG
+                  or not inode_flags(nodes[ino].path, nodes[ino]) & FS_NODUMP_FL}
+    if base_date > 0:
         dumped.add(ROOTINO)
         # Every directory on the path to a dumped inode, up to the root.
         todo = list(dumped)

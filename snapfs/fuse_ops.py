@@ -63,7 +63,11 @@ TRUSTED_INO_XATTR = b"trusted.snapfs.ino"
 VOLUME_XATTR = os.fsencode(control.VOLUME_XATTR)
 #: Virtual xattr on every node: the snapshot name it belongs to (empty for the live tree).
 SNAPSHOT_XATTR = b"user.snapfs.snapshot"
-_VIRTUAL = (INO_XATTR, TRUSTED_INO_XATTR, VOLUME_XATTR, SNAPSHOT_XATTR)
+#: Virtual xattr on every node of a snapshot: when it was taken (the moment its data froze),
+#: nanoseconds since the epoch in decimal; ENODATA in the live tree.  A dump of a snapshot
+#: takes it as its dump date, so the next incremental catches what changed after it.
+SNAPSHOT_CREATED_XATTR = b"user.snapfs.snapshot_created_ns"
+_VIRTUAL = (INO_XATTR, TRUSTED_INO_XATTR, VOLUME_XATTR, SNAPSHOT_XATTR, SNAPSHOT_CREATED_XATTR)
 LIVE_TIMEOUT = 3600.0
 SNAP_TIMEOUT = 3600.0
 _READDIR_BATCH = 256
@@ -360,6 +364,10 @@ class SnapfsOperations(pyfuse3.Operations):
             if snap is None:
                 return b""
             return next((n.encode() for s, n in self._snapshots() if s == snap), b"")
+        if name == SNAPSHOT_CREATED_XATTR:
+            if snap is None:
+                raise pyfuse3.FUSEError(errno.ENODATA)
+            return str(self.vol.snapshot_created_ns(snap)).encode()
         value = self.vol.xattr(ino, name, snap)  # security.capability on every write: no exception
         if value is None:
             raise pyfuse3.FUSEError(errno.ENODATA)

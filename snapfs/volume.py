@@ -1271,6 +1271,13 @@ class Volume:
         excl = _snap.exclusive_blocks(self._db, prev, s, nxt) * self._bs
         return SnapshotInfo(s, name, created, holders, excl)
 
+    def snapshot_created_ns(self, snap: int) -> int:
+        """When snapshot ``snap`` (an id) was taken, in nanoseconds since the epoch: cheap."""
+        row = self._db.execute("SELECT created_ns FROM snapshots WHERE epoch = ?", (snap,)).fetchone()
+        if row is None:
+            raise err(errno.ENOENT, f"no snapshot with id {snap}")
+        return row[0]
+
     def snapshot_names(self) -> list[tuple[int, str]]:
         """(id, name) of every snapshot, oldest first: cheap, without space figures."""
         return list(self._db.execute("SELECT epoch, name FROM snapshots ORDER BY epoch"))

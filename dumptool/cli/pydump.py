@@ -39,11 +39,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Dump a directory tree to a BSD dump image (Linux dump's flags).")
-    for digit in range(10):
-        p.add_argument(f"-{digit}", dest="level", action="store_const", const=digit,
-                       help=argparse.SUPPRESS if digit else "dump level 0 (likewise -1 ... -9; --level N up to 31)")
-    p.add_argument("--level", dest="level", type=int, metavar="N", help=f"dump level 0 to {MAX_LEVEL}")
+    p = _Parser(prog=PROG, add_help=False,
+                description="Dump a directory tree to a BSD dump image (Linux dump's flags). The level is "
+                            f"given as digits, -0 to -{MAX_LEVEL}: as in dump, every digit flag adds a digit "
+                            "(-15 and -1 -5 are level 15).")
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("--level", dest="level", type=int, metavar="N", help=f"dump level 0 to {MAX_LEVEL} (as -N)")
+    p.add_argument("-h", dest="honor_level", type=int, default=1, metavar="LEVEL",
+                   help="honour the nodump flag (chattr +d) at dump levels from LEVEL up: such files, and "
+                        "such directories with all under them, are left out (0 to 10, default 1)")
     p.add_argument("-b", dest="ntrec", type=int, default=10, metavar="N",
                    help="blocking factor: KiB per record, 4 to 256 (default 10)")
     p.add_argument("-f", dest="output", metavar="FILE",
@@ -55,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-T", dest="base_date", metavar="DATE",
                    help="base date for an incremental, instead of the dumpdates file "
                         "(ctime format, ISO 8601, or @seconds)")
+    p.add_argument("--snapshot-date", dest="frozen_at", metavar="DATE",
+                   help="(pydump's own) SOURCE is a read-only copy whose data froze at DATE (ctime format, "
+                        "ISO 8601 or @seconds): that is the dump's date, in the image and in dumpdates. "
+                        "A snapfs .snapshot/NAME/ tree needs no flag: its creation time is used")
     p.add_argument("-L", dest="label", default="none", metavar="LABEL", help="volume label (up to 15 bytes)")
     p.add_argument("-q", dest="quiet", action="store_true", help="quiet: print only errors and warnings")
     p.add_argument("-B", dest="volume_blocks", type=int, metavar="BLOCKS", help="1 KiB blocks per volume")
@@ -86,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 #: Flags that take a value (the rest of a cluster, or the next argument).
-_VALUE_FLAGS = set("bfDTLBAQeE")
+_VALUE_FLAGS = set("bfDTLBAQeEh")
 _METHODS = {"z": COMPRESS_ZLIB, "j": COMPRESS_BZLIB}
 
 
@@ -130,8 +138,37 @@ def _compression(argv: list[str]) -> tuple[list[str], tuple[int, int] | None]:
     return rest, chosen
 
 
-def parse_date(text: str) -> int:
-    """Seconds since the epoch for a ``-T`` date: ``@seconds``, ISO 8601, or
+def _level_digits(argv: list[str]) -> tuple[list[str], str | None]:
+    """*argv* without its level digits (also inside clusters such as
+    ``-0uf``), and those digits run together in order: dump's getopt rule,
+    under which ``-15`` and ``-1 -5`` are level 15 (None: no digit given)."""
+    rest: list[str] = []
+    digits = ""
+    takes_value = False
+    for n, arg in enumerate(argv):
+        if takes_value or arg == "--" or not arg.startswith("-") or arg.startswith("--") or arg == "-":
+            rest.append(arg)
+            if arg == "--" and not takes_value:
+                return rest + argv[n + 1:], digits or None
+            takes_value = False
+            continue
+        kept = "-"
+        for i, letter in enumerate(arg[1:], 1):
+            if letter in _VALUE_FLAGS:
+                kept += arg[i:]
+                takes_value = i == len(arg) - 1
+                break
+            if "0" <= letter <= "9":
+                digits += letter
+            else:
+                kept += letter
+        if kept != "-":
+            rest.append(kept)
+    return rest, digits or None
+
+
+def parse_date(text: str, flag: str = "-T") -> int:
+    """Seconds since the epoch for a ``-T`` (or other *flag*'s) date: ``@seconds``, ISO 8601, or
     ctime's ``Wed Nov 25 04:18:05 2026`` (local time unless a ``+HHMM`` follows)."""
     text = text.strip()
     if text.startswith("@") and text[1:].isdigit():
@@ -143,7 +180,7 @@ def parse_date(text: str) -> int:
         pass
     record = parse_record(f"/ 0 {text}")
     if record is None:
-        raise _UsageError(f"-T {text!r}: not a date (use ctime format, ISO 8601 or @seconds)")
+        raise _UsageError(f"{flag} {text!r}: not a date (use ctime format, ISO 8601 or @seconds)")
     return record.date
 
 
@@ -158,10 +195,15 @@ def _inode_numbers(text: str, where: str) -> set[int]:
     return numbers
 
 
-def _options(args: argparse.Namespace, compression: tuple[int, int] | None = None) -> DumpOptions:
-    level = 0 if args.level is None else args.level
+def _options(args: argparse.Namespace, compression: tuple[int, int] | None = None,
+             digits: str | None = None) -> DumpOptions:
+    if digits is not None and args.level is not None:
+        raise _UsageError(f"the level is given twice (-{digits} and --level {args.level}): give it once")
+    level = int(digits) if digits is not None else 0 if args.level is None else args.level
     if not 0 <= level <= MAX_LEVEL:
         raise _UsageError(f"dump level {level} is out of range 0 to {MAX_LEVEL}")
+    if not 0 <= args.honor_level <= 10:
+        raise _UsageError("honor level must be between 0 and 10")
     if not 4 <= args.ntrec <= 256:
         raise _UsageError(f"blocking factor {args.ntrec} is out of range 4 to 256 (-b takes KiB per record)")
     output = args.output or os.environ.get("TAPE")
@@ -189,6 +231,8 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         multivolume=args.multivolume, toc=args.toc, qfa=args.qfa, exclude=frozenset(exclude), never_ask=args.yes,
         compress=compression[0] if compression else None,
         compress_level=compression[1] if compression else DEFAULT_LEVEL, metaonly=args.metaonly,
+        honor_level=args.honor_level,
+        frozen_at=parse_date(args.frozen_at, "--snapshot-date") if args.frozen_at else None,
     )
 
 
@@ -201,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         rest, compression = _compression(sys.argv[1:] if argv is None else list(argv))
-        options = _options(_parser().parse_args(rest), compression)
+        rest, digits = _level_digits(rest)
+        options = _options(_parser().parse_args(rest), compression, digits)
     except _UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1

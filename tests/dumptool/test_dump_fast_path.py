@@ -43,6 +43,13 @@ def edge_tree(root: Path) -> None:
     (root / "zero-block-in-second-group").write_bytes(
         rng.randbytes(GROUP + 7 * TP_BSIZE) + bytes(TP_BSIZE) + rng.randbytes(100))
     (root / "long-zero-run").write_bytes(rng.randbytes(70 * TP_BSIZE) + bytes(80 * TP_BSIZE))
+    # a partial last slice of zeros stays data (restore 0.4b47 mangles it as a hole)
+    (root / "zero-tail").write_bytes(b"A" * TP_BSIZE + b"\0")
+    (root / "zero-tail-second-group").write_bytes(rng.randbytes(GROUP) + bytes(5))
+    (root / "zero-tail-and-block").write_bytes(rng.randbytes(3000) + bytes(2 * TP_BSIZE + 7))
+    with open(root / "zero-tail-sparse", "wb") as f:
+        f.write(rng.randbytes(8192))
+        f.truncate(8192 + 5)
     os.setxattr(root / "hello.txt", "user.colour", b"blue")
     os.setxattr(root / "dir1", "user.d", b"x" * 300)
     many = root / "many"

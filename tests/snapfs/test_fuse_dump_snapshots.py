@@ -115,3 +115,49 @@ def test_levels_0_and_1_from_snapshots_restore_to_the_live_tree_of_the_second(mo
     assert os.stat(out / "keep.txt").st_ino == os.stat(out / "new" / "keep-link.txt").st_ino
     snapfs("snapshot", "delete", m, "s0")
     snapfs("snapshot", "delete", m, "s1")
+
+
+def _next_second() -> None:
+    time.sleep(1.02 - time.time() % 1)
+
+
+def test_an_incremental_of_a_snapshot_is_based_on_when_the_last_one_was_taken(mounted, tmp_path):
+    """Snapshot s1; change a file; dump s1 at level 0 (-u) a second later; snapshot s2; level 1 of s2.
+    The level 0's date is s1's creation time (its data froze then), not when the dump ran, so the
+    level 1 takes the change, and pyrestore -r of both gives s2's tree."""
+    m = mounted.mnt
+    (m / "docs").mkdir()
+    (m / "docs" / "report.txt").write_text("first draft\n")
+    (m / "other.txt").write_text("other\n")
+    dumpdates = tmp_path / "dumpdates"
+    snapfs("snapshot", "create", m, "s1")
+    (m / "docs" / "report.txt").write_text("second draft, after s1\n")
+    _next_second()  # the level 0 runs a later second than the change
+    pydump("-0", "-q", "-u", "-D", dumpdates, "-f", tmp_path / "l0.dump", m / ".snapshot" / "s1")
+    snapfs("snapshot", "create", m, "s2")
+    pydump("-1", "-q", "-u", "-D", dumpdates, "-f", tmp_path / "l1.dump", m / ".snapshot" / "s2")
+
+    pyrestore = str(Path(sys.executable).parent / "pyrestore")
+    listed = subprocess.run([pyrestore, "-t", "-f", str(tmp_path / "l1.dump")], capture_output=True, text=True,
+                            timeout=60)
+    assert "./docs/report.txt" in listed.stdout, listed.stdout + listed.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    for image in ("l0.dump", "l1.dump"):
+        r = subprocess.run([pyrestore, "-r", "-f", str(tmp_path / image)], cwd=out, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        assert r.returncode == 0, r.stderr
+    assert (out / "docs" / "report.txt").read_text() == "second draft, after s1\n"
+    assert same_contents(m / ".snapshot" / "s2", out)
+    # the level 0's date, in the image and dumpdates, is when s1 was taken
+    taken = int(os.getxattr(m / ".snapshot" / "s1", "user.snapfs.snapshot_created_ns")) // 10**9
+    block = (tmp_path / "l0.dump").read_bytes()[:TP_BSIZE]
+    assert unpack_header(block, header_byte_order(block)).c_date == taken
+    with pytest.raises(OSError):  # the live tree has no creation time, and none can be set on it
+        os.getxattr(m, "user.snapfs.snapshot_created_ns")
+    with pytest.raises(PermissionError):
+        os.setxattr(m / "other.txt", "user.snapfs.snapshot_created_ns", b"1")
+    from dumptool.dumpdates import DumpDates
+    assert [(r.level, r.date) for r in DumpDates(dumpdates).records()][0] == (0, taken)
+    snapfs("snapshot", "delete", m, "s1")
+    snapfs("snapshot", "delete", m, "s2")
