@@ -69,15 +69,16 @@ def load_config_file(path: Path, config: ServerConfig) -> None:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``HOST`` or ``:PORT`` (default 0.0.0.0, port 10000)."""
+    """``HOST:PORT``, ``HOST`` or ``:PORT`` (default 0.0.0.0, port 10000;
+    port 0 picks a free port, which the log's first line names)."""
     host, sep, port_text = text.rpartition(":")
     if not sep:
         host, port_text = text, ""
     host = host.strip("[]") or "0.0.0.0"
     if not port_text:
         return host, NDMP_PORT
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"--listen {text}: the port must be a number from 1 to 65535")
+    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ConfigError(f"--listen {text}: the port must be a number from 0 to 65535")
     return host, int(port_text)
 
 

@@ -1,0 +1,100 @@
+"""A running pyndmpd for the NDMP tests (fixtures the test modules import):
+a real process on 127.0.0.1, a free port, the fixture shelf's drives, its
+log collected line by line; and ndmjob, the real client."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from conftest import console_script
+from tapelib import Shelf
+
+NDMJOB = "/usr/lib/amanda/ndmjob"
+_SERVING = re.compile(r"serving NDMP v4 on (\S+) port (\d+)")
+
+
+@dataclass
+class NdmpServer:
+    process: subprocess.Popen
+    port: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    def log(self) -> list[str]:
+        return list(self.lines)
+
+    def wait_for_log(self, pattern: str, timeout: float = 10) -> str:
+        """The first log line matching ``pattern`` (waiting for it)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log():
+                if rx.search(line):
+                    return line
+            time.sleep(0.02)
+        raise AssertionError(f"no log line matches {pattern!r}; log:\n" + "\n".join(self.log()))
+
+
+def _start(args: list[str]) -> NdmpServer:
+    proc = subprocess.Popen([console_script("pyndmpd"), "--foreground", "--listen", "127.0.0.1:0", *args],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    server = NdmpServer(proc)
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            server.lines.append(line.rstrip("\n"))
+            match = _SERVING.search(line)
+            if match:
+                server.port = int(match.group(2))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(15) or not server.port:
+        proc.kill()
+        raise AssertionError("pyndmpd did not start:\n" + "\n".join(server.lines))
+    return server
+
+
+@pytest.fixture
+def start_server(shelf: Shelf) -> Iterator[Callable[..., NdmpServer]]:
+    """Start pyndmpd serving the fixture shelf (plus any arguments given)."""
+    started: list[NdmpServer] = []
+
+    def start(*extra: str, shelves: list[Path] | None = None) -> NdmpServer:
+        args = []
+        for path in shelves or [shelf.path]:
+            args += ["--shelf", str(path)]
+        server = _start(args + list(extra))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.process.terminate()
+        try:
+            server.process.wait(10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture
+def ndmp_server(start_server: Callable[..., NdmpServer]) -> NdmpServer:
+    return start_server()
+
+
+def run_ndmjob(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """ndmjob with its output (it prints everything on stdout and stderr mixed)."""
+    return subprocess.run([NDMJOB, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
