@@ -372,19 +372,22 @@ class Mover:
                 await self._pause(MoverPauseReason.EOM, self._position)
 
     async def _restore(self, stream: trio.abc.Stream) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_peer_close, stream)
-            while True:
-                await self._read_wanted.wait()
-                self._read_wanted = trio.Event()
-                while self.bytes_left_to_read:
-                    await self._send_next(stream)
+        self._host.nursery.start_soon(self._watch_peer_close, stream)
+        while True:
+            await self._read_wanted.wait()
+            self._read_wanted = trio.Event()
+            while self.bytes_left_to_read:
+                await self._send_next(stream)
 
     async def _watch_peer_close(self, stream: trio.abc.Stream) -> None:
         """A restoring data service closes its end when it has what it needs."""
-        while await stream.receive_some(_RECEIVE_CHUNK):
-            pass
-        await self._halt(MoverHaltReason.CONNECT_CLOSED)
+        try:
+            while await stream.receive_some(_RECEIVE_CHUNK):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return  # closed by the mover itself, or reset: the sending side sees it
+        if self._stream is stream:
+            await self._halt(MoverHaltReason.CONNECT_CLOSED)
 
     async def _send_next(self, stream: trio.abc.Stream) -> None:
         """Send (part of) the record holding ``seek_position``; pause at a
@@ -416,9 +419,10 @@ class Mover:
         skip = offset - (self.window_offset + index * size)
         want = min(self.bytes_left_to_read, end - offset)
         piece = data[skip:skip + want]
-        if piece:
-            await stream.send_all(piece)
         advance = len(piece) if piece else size - skip
+        # Account first: the DMA may send its next MOVER_READ as soon as the bytes arrive.
         self.bytes_moved += len(piece)
         self.seek_position = offset + advance
         self.bytes_left_to_read = max(0, self.bytes_left_to_read - advance)
+        if piece:
+            await stream.send_all(piece)

@@ -81,6 +81,7 @@ def start_server(shelf: Shelf) -> Iterator[Callable[..., NdmpServer]]:
 
     yield start
     for server in started:
+        print("pyndmpd log:", *server.log(), sep="\n")  # shown when a test fails
         server.process.terminate()
         try:
             server.process.wait(10)
