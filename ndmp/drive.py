@@ -22,16 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tapelib import (
-    DriveBusy,
-    EndOfMedium,
-    LoopbackDrive,
-    NoMedium,
-    NoSuchDevice,
-    Shelf,
-    TapeError,
-    WriteProtected,
-)
+from tapelib import DriveBusy, EndOfMedium, LoopbackDrive, NoSuchDevice, Shelf, TapeError, WriteProtected
 from tapelib.cartridge import BlockKind, Cartridge
 
 from .errors import NdmpError
@@ -390,18 +381,3 @@ class NdmpTape:
     @property
     def closed(self) -> bool:
         return self._closed
-
-
-def tape_error_code(exc: TapeError) -> Error:
-    """The NDMP error for a tapelib failure."""
-    if isinstance(exc, DriveBusy):
-        return Error.DEVICE_BUSY_ERR
-    if isinstance(exc, WriteProtected):
-        return Error.WRITE_PROTECT_ERR
-    if isinstance(exc, NoMedium):
-        return Error.NO_TAPE_LOADED_ERR
-    if isinstance(exc, EndOfMedium):
-        return Error.EOM_ERR
-    if isinstance(exc, NoSuchDevice):
-        return Error.NO_DEVICE_ERR
-    return Error.IO_ERR

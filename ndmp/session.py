@@ -90,6 +90,8 @@ class Session:
         self.authenticated = False
         self.md5_challenge: bytes | None = None
         self.tape: NdmpTape | None = None
+        #: The data service's state; the DATA service will own it.
+        self.data_state = DataState.IDLE
         self.nursery: trio.Nursery  # set in run()
         self.mover = Mover(self)
         self._sequence = 0
@@ -102,10 +104,9 @@ class Session:
 
     # -- what the mover asks ------------------------------------------------------
     def data_is_idle(self) -> bool:
-        """The data service comes with the dump engine; until then it is always idle."""
+        """Whether the data service is IDLE (MOVER_LISTEN and MOVER_CONNECT need it).
+        The data service comes with the dump engine; until then it is always idle."""
         return self.data_state == DataState.IDLE
-
-    data_state = DataState.IDLE
 
     def local_address(self) -> str:
         """The IP the DMA used to reach us: where a TCP listener is opened."""
