@@ -26,6 +26,8 @@ from typing import Awaitable, Callable, Protocol
 
 import trio
 
+from tapelib import TapeError
+
 from .drive import MAX_RECORD_SIZE, NdmpTape
 from .errors import ConnectFailed, DevNotOpen, IllegalArgs, IllegalState, NdmpError, PermissionDenied
 from .messages import Addr, MoverGetStateReply, NotifyHalted, NotifyMoverPaused, TcpAddr
@@ -163,12 +165,17 @@ class Mover:
             self.addr = Addr(AddrType.LOCAL)
         else:
             host = self._host.local_address()
+            try:
+                ip = int(ipaddress.IPv4Address(host))
+            except ValueError:
+                raise NdmpError(f"NDMP v4 TCP addresses are IPv4; this session came over {host}",
+                                Error.NOT_SUPPORTED_ERR) from None
             listeners = await trio.open_tcp_listeners(0, host=host)
             self._listener = listeners[0]
             for extra in listeners[1:]:
                 await extra.aclose()
             port = self._listener.socket.getsockname()[1]
-            self.addr = Addr(AddrType.TCP, [TcpAddr(int(ipaddress.IPv4Address(host)), port)])
+            self.addr = Addr(AddrType.TCP, [TcpAddr(ip, port)])
             self._host.nursery.start_soon(self._accept, self._listener)
         self.state = MoverState.LISTEN
         return self.addr
@@ -330,9 +337,15 @@ class Mover:
                 _log.error("mover: %s", exc.message)
                 await self._halt(MoverHaltReason.MEDIA_ERROR if exc.code in (Error.IO_ERR, Error.EOM_ERR)
                                  else MoverHaltReason.INTERNAL_ERROR)
+            except TapeError as exc:
+                _log.error("mover: %s", exc.message)
+                await self._halt(MoverHaltReason.MEDIA_ERROR)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 _log.error("mover: data connection failed: %s", exc)
                 await self._halt(MoverHaltReason.CONNECT_ERROR)
+            except Exception:
+                _log.exception("mover failed")
+                await self._halt(MoverHaltReason.INTERNAL_ERROR)
 
     async def _backup(self, stream: trio.abc.Stream) -> None:
         size = self.record_size

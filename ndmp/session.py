@@ -24,6 +24,8 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
+from tapelib import TapeError
+
 from .config import ServerConfig
 from .drive import NdmpTape, ServedDrives
 from .errors import NdmpError, ProtocolError, XdrError
@@ -109,8 +111,10 @@ class Session:
         return self.data_state == DataState.IDLE
 
     def local_address(self) -> str:
-        """The IP the DMA used to reach us: where a TCP listener is opened."""
-        return self.socket_stream.socket.getsockname()[0]
+        """The IP the DMA used to reach us: where a TCP listener is opened
+        (an IPv4-mapped IPv6 address as plain IPv4)."""
+        host = self.socket_stream.socket.getsockname()[0]
+        return host.removeprefix("::ffff:")
 
     # -- sending --------------------------------------------------------------------
     async def _send(self, message_type: MessageType, code: int, reply_sequence: int,
@@ -199,6 +203,12 @@ class Session:
         except NdmpError as exc:
             self.log.info("%s: %s: %s: %s", self.peer, name, exc.code.name, exc.message)
             reply = REPLIES[code](error=exc.code)
+        except TapeError as exc:  # a damaged cartridge met while spacing or reading
+            self.log.warning("%s: %s: IO_ERR: %s", self.peer, name, exc.message)
+            reply = REPLIES[code](error=Error.IO_ERR)
+        except Exception:  # a bug: answer it, keep the session and say where
+            self.log.exception("%s: %s failed: UNDEFINED_ERR", self.peer, name)
+            reply = REPLIES[code](error=Error.UNDEFINED_ERR)
         if code in REPLIES:
             await self._reply(header, Error.NO_ERR, reply)
 
