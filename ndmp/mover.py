@@ -31,7 +31,16 @@ from tapelib import TapeError
 from .drive import MAX_RECORD_SIZE, NdmpTape
 from .errors import ConnectFailed, DevNotOpen, IllegalArgs, IllegalState, NdmpError, PermissionDenied
 from .messages import Addr, MoverGetStateReply, NotifyHalted, NotifyMoverPaused, TcpAddr
-from .protocol import AddrType, Error, Message, MoverHaltReason, MoverMode, MoverPauseReason, MoverState
+from .protocol import (
+    AddrType,
+    Error,
+    LogType,
+    Message,
+    MoverHaltReason,
+    MoverMode,
+    MoverPauseReason,
+    MoverState,
+)
 from .stream import LocalStream, local_stream_pair
 from .xdr import U64_INVALID
 
@@ -54,6 +63,7 @@ class MoverHost(Protocol):
     def local_address(self) -> str: ...
 
     post: Callable[..., Awaitable[None]]
+    log_message: Callable[..., Awaitable[None]]
     nursery: trio.Nursery
 
 
@@ -294,7 +304,8 @@ class Mover:
                         pass
         self._listener = self._stream = None
 
-    async def _halt(self, reason: MoverHaltReason) -> None:
+    async def _halt(self, reason: MoverHaltReason, why: str = "") -> None:
+        """Halt; ``why`` (for a failure) also goes to the DMA as a LOG_MESSAGE."""
         if self.state in (MoverState.HALTED, MoverState.IDLE):
             return
         self.state = MoverState.HALTED
@@ -306,6 +317,8 @@ class Mover:
         with trio.CancelScope(shield=True):
             await self._close_connection()
             _log.info("mover halted: %s (%d records, %d bytes)", reason.name, self.record_num, self.bytes_moved)
+            if why:
+                await self._host.log_message(f"mover halted ({reason.name}): {why}", LogType.ERROR)
             await self._host.post(Message.NOTIFY_MOVER_HALTED, NotifyHalted(reason))
         self._cancel()
 
@@ -315,6 +328,10 @@ class Mover:
         self.state = MoverState.PAUSED
         self.pause_reason = reason
         self.seek_position = seek_position
+        if reason == MoverPauseReason.EOM:
+            await self._host.log_message(
+                f"mover paused: early warning on the tape after {self.record_num} records "
+                f"(stream byte {seek_position}); change the tape and continue", LogType.WARNING)
         await self._host.post(Message.NOTIFY_MOVER_PAUSED, NotifyMoverPaused(reason, seek_position))
         await self._resume.wait()
 
@@ -336,16 +353,16 @@ class Mover:
             except NdmpError as exc:
                 _log.error("mover: %s", exc.message)
                 await self._halt(MoverHaltReason.MEDIA_ERROR if exc.code in (Error.IO_ERR, Error.EOM_ERR)
-                                 else MoverHaltReason.INTERNAL_ERROR)
+                                 else MoverHaltReason.INTERNAL_ERROR, exc.message)
             except TapeError as exc:
                 _log.error("mover: %s", exc.message)
-                await self._halt(MoverHaltReason.MEDIA_ERROR)
+                await self._halt(MoverHaltReason.MEDIA_ERROR, exc.message)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 _log.error("mover: data connection failed: %s", exc)
-                await self._halt(MoverHaltReason.CONNECT_ERROR)
-            except Exception:
+                await self._halt(MoverHaltReason.CONNECT_ERROR, f"data connection failed: {exc}")
+            except Exception as exc:
                 _log.exception("mover failed")
-                await self._halt(MoverHaltReason.INTERNAL_ERROR)
+                await self._halt(MoverHaltReason.INTERNAL_ERROR, f"internal error: {exc!r}")
 
     async def _backup(self, stream: trio.abc.Stream) -> None:
         size = self.record_size

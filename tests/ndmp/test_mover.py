@@ -24,6 +24,7 @@ from ndmp.messages import (
 from ndmp.protocol import (
     AddrType,
     Error,
+    LogType,
     Message,
     MoverHaltReason,
     MoverMode,
@@ -161,6 +162,8 @@ def test_backup_pauses_at_early_warning_and_abort_leaves_whole_records(start_ser
     open_tape(dma, nst1)
     data = listen(dma, MoverMode.READ)
     data.sendall(os.urandom(400 * 1024))
+    log = wait_post(dma, Message.LOG_MESSAGE)
+    assert log.log_type == LogType.WARNING and "early warning" in log.entry
     paused = wait_post(dma, Message.NOTIFY_MOVER_PAUSED)
     assert paused.reason == MoverPauseReason.EOM
     state = mover_state(dma)

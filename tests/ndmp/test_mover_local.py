@@ -32,6 +32,9 @@ class Host:
     async def post(self, code: Message, body: object) -> None:
         self.posts.append((code, body))
 
+    async def log_message(self, text: str, log_type: int = 0) -> None:
+        self.posts.append((Message.LOG_MESSAGE, text))
+
 
 async def _halted(host: Host) -> object:
     with trio.fail_after(10):

@@ -183,3 +183,20 @@ def test_write_in_early_warning_is_eom_and_writes_nothing(start_server, shelf: S
     assert written == (192 * 1024) // (10240 + 6) + 1  # the record that entered the zone was written
     assert where(dma) == (0, written)
     assert mtio(dma, MtioOp.EOF, 2) == 0  # filemarks still fit
+
+
+def test_off_rewinds_and_unloads_until_the_changer_loads_it_again(dma: Dma, shelf: Shelf,
+                                                                 ndmp_server: NdmpServer, nst0: str) -> None:
+    write(dma, b"x" * 100)
+    assert mtio(dma, MtioOp.OFF) == 0
+    assert read(dma, 100)[0] == Error.NO_TAPE_LOADED_ERR
+    assert dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.TUR, 1)).error == Error.NO_TAPE_LOADED_ERR
+    assert dma.call(Message.TAPE_CLOSE).error == Error.NO_ERR
+    assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 0)).error == Error.NO_TAPE_LOADED_ERR
+    drive = shelf.open_drive(0)
+    drive.load()
+    drive.close()
+    assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 0)).error == Error.NO_ERR
+    assert mtio(dma, MtioOp.TUR) == 0
+    assert where(dma) == (0, 0)
+    assert read(dma, 100) == (Error.NO_ERR, b"x" * 100)
