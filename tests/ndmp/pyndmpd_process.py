@@ -90,9 +90,60 @@ def start_server(shelf: Shelf) -> Iterator[Callable[..., NdmpServer]]:
             server.process.wait()
 
 
+@dataclass(frozen=True)
+class LoadedDrive:
+    """A drive of the module's shelf holding a fresh cartridge of its own."""
+
+    shelf: Shelf
+    index: int
+    barcode: str
+
+    @property
+    def nst(self) -> str:
+        return str(self.shelf.device_path(self.index, rewind=False))
+
+    @property
+    def st(self) -> str:
+        return str(self.shelf.device_path(self.index, rewind=True))
+
+
+#: Drives on the module's shelf: each test that loads one gets its own.
+MODULE_DRIVES = 32
+
+
+@pytest.fixture(scope="module")
+def module_shelf(tmp_path_factory: pytest.TempPathFactory) -> Shelf:
+    return Shelf.create(tmp_path_factory.mktemp("ndmp") / "shelf", drives=MODULE_DRIVES, slots=2 * MODULE_DRIVES)
+
+
+@pytest.fixture(scope="module")
+def ndmp_server(module_shelf: Shelf) -> Iterator[NdmpServer]:
+    """One pyndmpd for a test module, serving the module's shelf."""
+    server = _start(["--shelf", str(module_shelf.path)])
+    yield server
+    print("pyndmpd log:", *server.log(), sep="\n")
+    server.process.terminate()
+    server.process.wait(10)
+
+
 @pytest.fixture
-def ndmp_server(start_server: Callable[..., NdmpServer]) -> NdmpServer:
-    return start_server()
+def load_drive(module_shelf: Shelf) -> Callable[..., LoadedDrive]:
+    """Load a new blank cartridge (4 MiB unless told) into the next empty drive."""
+
+    def load(capacity: int = 4 * 1024 * 1024, early_warning: int | None = None) -> LoadedDrive:
+        index = next(i for i, d in enumerate(module_shelf.status().drives)
+                     if d.barcode is None and i < MODULE_DRIVES - 1)  # the last stays empty
+        barcode = f"T{index:02d}"
+        module_shelf.new_cartridge(barcode, capacity=capacity, early_warning=early_warning)
+        module_shelf.load(barcode, drive=index)
+        return LoadedDrive(module_shelf, index, barcode)
+
+    return load
+
+
+@pytest.fixture
+def tape(load_drive: Callable[..., LoadedDrive]) -> LoadedDrive:
+    return load_drive()
 
 
 def run_ndmjob(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:

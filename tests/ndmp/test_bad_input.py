@@ -13,7 +13,7 @@ import pytest
 from dma import Dma
 from ndmp.messages import ConnectOpenRequest, Header, TapeOpenRequest
 from ndmp.protocol import Error, Message, MessageType
-from pyndmpd_process import NdmpServer, ndmp_server, start_server  # noqa: F401
+from pyndmpd_process import LoadedDrive, NdmpServer, load_drive, module_shelf, ndmp_server, tape  # noqa: F401
 
 
 def _still_serving(server: NdmpServer) -> None:
@@ -65,7 +65,8 @@ def test_record_split_in_fragments_is_reassembled(ndmp_server: NdmpServer) -> No
 
 
 def test_message_before_auth_is_not_authorized_and_the_session_goes_on(ndmp_server: NdmpServer,
-                                                                      nst0: str) -> None:
+                                                                      tape: LoadedDrive) -> None:
+    nst0 = tape.nst
     dma = Dma.connect(ndmp_server.port, auth=False)
     reply = dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 0))
     assert reply.header.error_code == 0 and reply.body.error == Error.NOT_AUTHORIZED_ERR
@@ -100,13 +101,15 @@ def test_undecodable_body_gets_xdr_decode_err(ndmp_server: NdmpServer) -> None:
     _still_serving(ndmp_server)
 
 
-def test_out_of_range_enums_are_answered_illegal_args(ndmp_server: NdmpServer, nst0: str) -> None:
+def test_out_of_range_enums_are_answered_illegal_args(ndmp_server: NdmpServer, tape: LoadedDrive) -> None:
+    nst0 = tape.nst
     dma = Dma.connect(ndmp_server.port)
     reply = dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 123))
     assert reply.header.error_code == 0 and reply.body.error == Error.ILLEGAL_ARGS_ERR
 
 
-def test_peer_vanishing_with_the_tape_open_releases_the_drive(ndmp_server: NdmpServer, nst0: str, shelf) -> None:
+def test_peer_vanishing_with_the_tape_open_releases_the_drive(ndmp_server: NdmpServer, tape: LoadedDrive) -> None:
+    nst0 = tape.nst
     dma = Dma.connect(ndmp_server.port)
     assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 1)).error == Error.NO_ERR
     other = Dma.connect(ndmp_server.port)

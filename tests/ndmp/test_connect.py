@@ -8,7 +8,7 @@ from dma import Dma
 from ndmp.messages import AuthAttrRequest, AuthData, AuthMd5, AuthText, ConnectClientAuthRequest, ConnectOpenRequest
 from ndmp.protocol import AuthType, ConnectionStatus, Error, Message
 from ndmp.services.connect import md5_digest
-from pyndmpd_process import NdmpServer, ndmp_server, start_server  # noqa: F401
+from pyndmpd_process import NdmpServer, module_shelf, ndmp_server, start_server  # noqa: F401
 
 
 def auth(dma: Dma, data: AuthData) -> int:

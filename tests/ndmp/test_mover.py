@@ -33,8 +33,7 @@ from ndmp.protocol import (
     MtioOp,
 )
 from ndmp.xdr import U64_INVALID
-from pyndmpd_process import NdmpServer, ndmp_server, start_server  # noqa: F401
-from tapelib import Shelf
+from pyndmpd_process import LoadedDrive, NdmpServer, load_drive, module_shelf, ndmp_server, tape  # noqa: F401
 
 RECORD = 10240
 
@@ -91,7 +90,9 @@ def image() -> bytes:
     return os.urandom(25000)
 
 
-def test_backup_writes_whole_records_and_pads_the_last(ndmp_server: NdmpServer, nst0: str, image: bytes) -> None:
+def test_backup_writes_whole_records_and_pads_the_last(ndmp_server: NdmpServer, tape: LoadedDrive,
+                                                       image: bytes) -> None:
+    nst0 = tape.nst
     dma = Dma.connect(ndmp_server.port)
     open_tape(dma, nst0)
     backup(dma, image).close()
@@ -110,8 +111,9 @@ def test_backup_writes_whole_records_and_pads_the_last(ndmp_server: NdmpServer, 
     assert b"".join(r.body.data_in for r in records) == image + bytes(3 * RECORD - len(image))
 
 
-def test_restore_sends_the_ranges_asked_and_pauses_at_the_filemark(ndmp_server: NdmpServer, nst0: str,
+def test_restore_sends_the_ranges_asked_and_pauses_at_the_filemark(ndmp_server: NdmpServer, tape: LoadedDrive,
                                                                     image: bytes) -> None:
+    nst0 = tape.nst
     dma = Dma.connect(ndmp_server.port)
     open_tape(dma, nst0)
     backup(dma, image).close()
@@ -139,8 +141,9 @@ def test_restore_sends_the_ranges_asked_and_pauses_at_the_filemark(ndmp_server: 
     ok(dma.call(Message.MOVER_STOP))
 
 
-def test_backup_pauses_at_the_window_end_and_continues_in_the_next(ndmp_server: NdmpServer, nst0: str,
+def test_backup_pauses_at_the_window_end_and_continues_in_the_next(ndmp_server: NdmpServer, tape: LoadedDrive,
                                                                   image: bytes) -> None:
+    nst0 = tape.nst
     dma = Dma.connect(ndmp_server.port)
     open_tape(dma, nst0)
     backup(dma, image, window=(0, 2 * RECORD)).close()
@@ -153,13 +156,11 @@ def test_backup_pauses_at_the_window_end_and_continues_in_the_next(ndmp_server: 
     assert mover_state(dma).record_num == 3
 
 
-def test_backup_pauses_at_early_warning_and_abort_leaves_whole_records(start_server, shelf: Shelf) -> None:
-    shelf.new_cartridge("SMALL", capacity=256 * 1024, early_warning=64 * 1024)
-    shelf.load("SMALL", drive=1)
-    server = start_server()
-    dma = Dma.connect(server.port)
-    nst1 = str(shelf.device_path(1, rewind=False))
-    open_tape(dma, nst1)
+def test_backup_pauses_at_early_warning_and_abort_leaves_whole_records(ndmp_server: NdmpServer,
+                                                                       load_drive) -> None:
+    small = load_drive(capacity=256 * 1024, early_warning=64 * 1024)
+    dma = Dma.connect(ndmp_server.port)
+    open_tape(dma, small.nst)
     data = listen(dma, MoverMode.READ)
     data.sendall(os.urandom(400 * 1024))
     log = wait_post(dma, Message.LOG_MESSAGE)
@@ -180,7 +181,8 @@ def test_backup_pauses_at_early_warning_and_abort_leaves_whole_records(start_ser
     assert lengths == [RECORD] * state.record_num
 
 
-def test_restore_halts_when_the_data_side_closes(ndmp_server: NdmpServer, nst0: str) -> None:
+def test_restore_halts_when_the_data_side_closes(ndmp_server: NdmpServer, tape: LoadedDrive) -> None:
+    nst0 = tape.nst
     dma = Dma.connect(ndmp_server.port)
     open_tape(dma, nst0, mode=0)
     data = listen(dma, MoverMode.WRITE)
@@ -189,7 +191,8 @@ def test_restore_halts_when_the_data_side_closes(ndmp_server: NdmpServer, nst0: 
     assert mover_state(dma).state == MoverState.HALTED
 
 
-def test_tape_is_the_movers_while_active(ndmp_server: NdmpServer, nst0: str) -> None:
+def test_tape_is_the_movers_while_active(ndmp_server: NdmpServer, tape: LoadedDrive) -> None:
+    nst0 = tape.nst
     dma = Dma.connect(ndmp_server.port)
     open_tape(dma, nst0)
     data = listen(dma, MoverMode.READ)

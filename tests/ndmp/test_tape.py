@@ -15,17 +15,16 @@ from ndmp.messages import (
     TapeWriteRequest,
 )
 from ndmp.protocol import Error, Message, MtioOp
-from pyndmpd_process import NdmpServer, ndmp_server, start_server  # noqa: F401
-from tapelib import Shelf
+from pyndmpd_process import LoadedDrive, NdmpServer, load_drive, module_shelf, ndmp_server, tape  # noqa: F401
 from tapelib.cartridge import BlockKind
 
 UNKNOWN = 0xFFFFFFFF
 
 
 @pytest.fixture
-def dma(ndmp_server: NdmpServer, nst0: str) -> Dma:
+def dma(ndmp_server: NdmpServer, tape: LoadedDrive) -> Dma:
     d = Dma.connect(ndmp_server.port)
-    assert d.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 1)).error == Error.NO_ERR
+    assert d.call(Message.TAPE_OPEN, TapeOpenRequest(tape.nst, 1)).error == Error.NO_ERR
     return d
 
 
@@ -110,13 +109,12 @@ def test_records_skip_but_never_cross_a_filemark(dma: Dma) -> None:
     assert where(dma) == (0, 3)  # on the BOT side of the filemark, block counted
 
 
-def test_no_filemark_is_written_on_close_or_rewind(dma: Dma, shelf: Shelf, ndmp_server: NdmpServer,
-                                                   nst0: str) -> None:
+def test_no_filemark_is_written_on_close_or_rewind(dma: Dma, tape: LoadedDrive) -> None:
     write(dma, b"q" * 4096)
     mtio(dma, MtioOp.REW)
     write(dma, b"w" * 4096)
     assert dma.call(Message.TAPE_CLOSE).error == Error.NO_ERR
-    drive = shelf.open_drive(0)
+    drive = tape.shelf.open_drive(tape.index)
     cart = drive.cartridge
     first = cart.block_at(0)
     assert first.kind is BlockKind.RECORD and first.length == 4096
@@ -124,25 +122,25 @@ def test_no_filemark_is_written_on_close_or_rewind(dma: Dma, shelf: Shelf, ndmp_
     drive.close()
 
 
-def test_position_is_kept_for_the_next_session_and_the_shelf(dma: Dma, shelf: Shelf,
-                                                             ndmp_server: NdmpServer, nst0: str) -> None:
+def test_position_is_kept_for_the_next_session_and_the_shelf(dma: Dma, tape: LoadedDrive,
+                                                             ndmp_server: NdmpServer) -> None:
     write(dma, b"1" * 100)
     mtio(dma, MtioOp.EOF, 1)
     write(dma, b"2" * 100)
     write(dma, b"3" * 100)
     mtio(dma, MtioOp.BSR, 1)
     assert dma.call(Message.TAPE_CLOSE).error == Error.NO_ERR
-    status = shelf.open_drive(0)
+    status = tape.shelf.open_drive(tape.index)
     assert (status.status().file_number, status.status().block_number) == (1, 1)
     status.close()
     again = Dma.connect(ndmp_server.port)
-    assert again.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 0)).error == Error.NO_ERR
+    assert again.call(Message.TAPE_OPEN, TapeOpenRequest(tape.nst, 0)).error == Error.NO_ERR
     assert where(again) == (1, 1)
     assert read(again, 100) == (Error.NO_ERR, b"3" * 100)
 
 
-def test_rewinding_device_rewinds_at_close(ndmp_server: NdmpServer, shelf: Shelf) -> None:
-    st0 = str(shelf.device_path(0, rewind=True))
+def test_rewinding_device_rewinds_at_close(ndmp_server: NdmpServer, tape: LoadedDrive) -> None:
+    st0 = tape.st
     dma = Dma.connect(ndmp_server.port)
     assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(st0, 1)).error == Error.NO_ERR
     write(dma, b"x" * 100)
@@ -153,12 +151,13 @@ def test_rewinding_device_rewinds_at_close(ndmp_server: NdmpServer, shelf: Shelf
     assert where(dma) == (0, 0)
 
 
-def test_open_errors(ndmp_server: NdmpServer, shelf: Shelf, nst0: str) -> None:
+def test_open_errors(ndmp_server: NdmpServer, tape: LoadedDrive) -> None:
+    shelf, nst0 = tape.shelf, tape.nst
     dma = Dma.connect(ndmp_server.port)
     assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(str(shelf.path / "bogus"), 0)).error == Error.NO_DEVICE_ERR
-    nst1 = str(shelf.device_path(1, rewind=False))
-    assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst1, 0)).error == Error.NO_TAPE_LOADED_ERR
-    shelf.set_write_protect("TEST01", True)
+    empty = str(shelf.device_path(shelf.drive_count - 1, rewind=False))  # never loaded
+    assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(empty, 0)).error == Error.NO_TAPE_LOADED_ERR
+    shelf.set_write_protect(tape.barcode, True)
     assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 1)).error == Error.WRITE_PROTECT_ERR
     assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 0)).error == Error.NO_ERR
     state = dma.call(Message.TAPE_GET_STATE).body
@@ -166,13 +165,10 @@ def test_open_errors(ndmp_server: NdmpServer, shelf: Shelf, nst0: str) -> None:
     assert dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.EOF, 1)).error == Error.PERMISSION_ERR
 
 
-def test_write_in_early_warning_is_eom_and_writes_nothing(start_server, shelf: Shelf, tmp_path) -> None:
-    shelf.new_cartridge("SMALL", capacity=256 * 1024, early_warning=64 * 1024)
-    shelf.load("SMALL", drive=1)
-    server = start_server()
-    dma = Dma.connect(server.port)
-    nst1 = str(shelf.device_path(1, rewind=False))
-    assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst1, 1)).error == Error.NO_ERR
+def test_write_in_early_warning_is_eom_and_writes_nothing(ndmp_server: NdmpServer, load_drive) -> None:
+    small = load_drive(capacity=256 * 1024, early_warning=64 * 1024)
+    dma = Dma.connect(ndmp_server.port)
+    assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(small.nst, 1)).error == Error.NO_ERR
     written = 0
     while True:
         reply = dma.call(Message.TAPE_WRITE, TapeWriteRequest(b"e" * 10240))
@@ -185,15 +181,15 @@ def test_write_in_early_warning_is_eom_and_writes_nothing(start_server, shelf: S
     assert mtio(dma, MtioOp.EOF, 2) == 0  # filemarks still fit
 
 
-def test_off_rewinds_and_unloads_until_the_changer_loads_it_again(dma: Dma, shelf: Shelf,
-                                                                 ndmp_server: NdmpServer, nst0: str) -> None:
+def test_off_rewinds_and_unloads_until_the_changer_loads_it_again(dma: Dma, tape: LoadedDrive) -> None:
+    nst0 = tape.nst
     write(dma, b"x" * 100)
     assert mtio(dma, MtioOp.OFF) == 0
     assert read(dma, 100)[0] == Error.NO_TAPE_LOADED_ERR
     assert dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.TUR, 1)).error == Error.NO_TAPE_LOADED_ERR
     assert dma.call(Message.TAPE_CLOSE).error == Error.NO_ERR
     assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 0)).error == Error.NO_TAPE_LOADED_ERR
-    drive = shelf.open_drive(0)
+    drive = tape.shelf.open_drive(tape.index)
     drive.load()
     drive.close()
     assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(nst0, 0)).error == Error.NO_ERR
