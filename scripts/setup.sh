@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config libacl1-dev acl attr dump tar mt-st
-              e2fsprogs util-linux gcc python3-dev amanda-common tshark)
+              e2fsprogs util-linux gcc python3-dev amanda-common tshark iproute2)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
