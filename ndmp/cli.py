@@ -159,12 +159,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             raise _Fail(f"cannot listen on {host}:{port}: {reason}") from None
+        try:
+            # Before daemonizing: a log file that cannot be opened is said here,
+            # and it exists once this command returns.
+            _setup_logging(args)
+        except OSError as exc:
+            sock.close()
+            raise _Fail(f"{args.log_file}: {exc.strerror}") from None
     except (_Fail, NdmpError) as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
         return EXIT_FAILURE
     if not args.foreground:
         _daemonize(pid_file)
-    _setup_logging(args)
     try:
         trio.run(_run, sock, context)
     except KeyboardInterrupt:

@@ -90,3 +90,12 @@ def test_start_up_errors_are_one_line_and_status_1(case: str, shelf: Shelf, tmp_
     busy.close()
     assert run.returncode == 1, run
     assert run.stderr.startswith(f"pyndmpd: {expected}") and run.stderr.count("\n") == 1, run.stderr
+
+
+def test_daemon_with_a_log_file_it_cannot_open_does_not_start(shelf: Shelf, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pyndmpd.pid"
+    run = pyndmpd("--listen", "127.0.0.1:0", "--shelf", str(shelf.path), "--pid-file", str(pid_file),
+                  "--log-file", str(tmp_path / "no" / "such.log"))
+    assert run.returncode == 1
+    assert run.stderr == f"pyndmpd: {tmp_path}/no/such.log: No such file or directory\n"
+    assert not pid_file.exists()
