@@ -12,7 +12,7 @@ are sent as requests and never answered.  Every reply body starts with
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import XdrError
 from .protocol import HEADER_SIZE, AddrType, AuthType, Message, MessageType
@@ -76,13 +76,12 @@ class TcpAddr:
 
 @dataclass
 class Addr:
-    addr_type: int = AddrType.LOCAL
-    tcp: list[TcpAddr] = None  # type: ignore[assignment]
-    ipc: bytes = b""
+    """An address (union on ``addr_type``): LOCAL carries nothing, TCP a list
+    of ``TcpAddr`` (send exactly one), IPC an opaque."""
 
-    def __post_init__(self) -> None:
-        if self.tcp is None:
-            self.tcp = []
+    addr_type: int = AddrType.LOCAL
+    tcp: list[TcpAddr] = field(default_factory=list)
+    ipc: bytes = b""
 
 
 ADDR = Union(Addr, "addr_type", {

@@ -16,7 +16,6 @@ cleaned up: the mover is halted and the tape closed, releasing its drive.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ from .transport import RecordStream
 from .xdr import decode, encode
 
 _log = logging.getLogger("ndmp.session")
-_session_numbers = itertools.count(1)
 
 #: What a DMA may send before it has authenticated.
 PRE_AUTH = frozenset({
@@ -78,7 +76,6 @@ class Session:
     def __init__(self, stream: trio.SocketStream, context: ServerContext) -> None:
         from .services import connect, config, mover, scsi, tape
 
-        self.number = next(_session_numbers)
         self.context = context
         self.socket_stream = stream
         self.records = RecordStream(stream)
@@ -87,7 +84,7 @@ class Session:
             self.peer = f"{peer[0]}:{peer[1]}"
         except OSError:
             self.peer = "?"
-        self.log = logging.LoggerAdapter(_log, {"session": self.number})
+        self.log = _log
         self.version = 0
         self.authenticated = False
         self.md5_challenge: bytes | None = None
