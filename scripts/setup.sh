@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config libacl1-dev acl attr dump tar mt-st
-              e2fsprogs util-linux gcc python3-dev)
+              e2fsprogs util-linux gcc python3-dev amanda-common tshark iproute2)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -17,6 +17,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     echo "setup: installing apt packages: ${missing[*]}" >&2
     $SUDO apt-get update -qq
+    # tshark asks whether non-root users may capture; answer no, without asking.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 

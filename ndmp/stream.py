@@ -1,0 +1,61 @@
+"""The data connection between a data service and a mover.
+
+The image is a raw byte stream with no framing.  Between two hosts it is a
+TCP connection (a trio ``SocketStream``); between the data service and the
+mover of one session (NDMP's LOCAL address) it is :func:`local_stream_pair`,
+two in-process ends with the same interface, so the mover never asks which
+kind it holds.
+"""
+
+from __future__ import annotations
+
+import trio
+
+#: Bytes in flight between the two ends of a local pair (chunks of up to
+#: 256 KiB; a small queue keeps memory bounded and the writer paced).
+_LOCAL_QUEUE = 8
+
+
+class LocalStream(trio.abc.HalfCloseableStream):
+    """One end of an in-process byte stream."""
+
+    def __init__(self, send: trio.MemorySendChannel[bytes], receive: trio.MemoryReceiveChannel[bytes]) -> None:
+        self._send = send
+        self._receive = receive
+        self._pending = b""
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if data:
+            try:
+                await self._send.send(bytes(data))
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise trio.BrokenResourceError("the other end of the local data connection is closed") from None
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def send_eof(self) -> None:
+        await self._send.aclose()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if not self._pending:
+            try:
+                self._pending = await self._receive.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return b""
+        if max_bytes is None or max_bytes >= len(self._pending):
+            data, self._pending = self._pending, b""
+        else:
+            data, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
+        return data
+
+    async def aclose(self) -> None:
+        await self._send.aclose()
+        await self._receive.aclose()
+
+
+def local_stream_pair() -> tuple[LocalStream, LocalStream]:
+    """Two connected ends: what one sends, the other receives."""
+    a_send, b_receive = trio.open_memory_channel[bytes](_LOCAL_QUEUE)
+    b_send, a_receive = trio.open_memory_channel[bytes](_LOCAL_QUEUE)
+    return LocalStream(a_send, a_receive), LocalStream(b_send, b_receive)

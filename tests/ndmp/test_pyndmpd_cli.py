@@ -1,0 +1,101 @@
+"""pyndmpd's command line: the daemon with its pid file, and every start-up
+error as one line on stderr with status 1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import console_script
+from dma import Dma
+from ndmp.protocol import Error, Message
+from tapelib import Shelf
+
+
+def pyndmpd(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run([console_script("pyndmpd"), *args], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _wait(predicate, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_daemon_writes_its_pid_file_serves_and_stops_on_sigterm(shelf: Shelf, tmp_path: Path) -> None:
+    pid_file, log = tmp_path / "pyndmpd.pid", tmp_path / "pyndmpd.log"
+    run = pyndmpd("--listen", "127.0.0.1:0", "--shelf", str(shelf.path), "--pid-file", str(pid_file),
+                  "--log-file", str(log))
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+    pid = int(pid_file.read_text())
+    try:
+        assert _wait(lambda: "serving NDMP v4" in log.read_text())
+        port = int(log.read_text().split("port ")[1].split()[0])
+        dma = Dma.connect(port)
+        assert dma.call(Message.CONFIG_GET_CONNECTION_TYPE).error == Error.NO_ERR
+        dma.close()
+        # A second daemon with the same pid file is refused while the first lives.
+        again = pyndmpd("--listen", "127.0.0.1:0", "--shelf", str(shelf.path), "--pid-file", str(pid_file))
+        assert again.returncode == 1
+        assert again.stderr == f"pyndmpd: {pid_file}: pyndmpd is already running as pid {pid} (or remove the stale pid file)\n"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    assert _wait(lambda: not pid_file.exists())
+    assert _wait(lambda: not Path(f"/proc/{pid}").exists())
+    assert "stopping (SIGTERM)" in log.read_text()
+
+
+def _busy_port() -> tuple[socket.socket, int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock, sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["nothing", "no-shelf", "bad-volume", "bad-listen", "bad-config",
+                                  "config-without-users", "port-in-use"])
+def test_start_up_errors_are_one_line_and_status_1(case: str, shelf: Shelf, tmp_path: Path) -> None:
+    busy, port = _busy_port()
+    config = tmp_path / "c.toml"
+    args = {
+        "nothing": [],
+        "no-shelf": ["--shelf", str(tmp_path / "nope")],
+        "bad-volume": ["--shelf", str(shelf.path), "--volume", str(tmp_path / "nope")],
+        "bad-listen": ["--shelf", str(shelf.path), "--listen", "127.0.0.1:http"],
+        "bad-config": ["--shelf", str(shelf.path), "--config", str(config)],
+        "config-without-users": ["--shelf", str(shelf.path), "--config", str(config)],
+        "port-in-use": ["--shelf", str(shelf.path), "--listen", f"127.0.0.1:{port}"],
+    }[case]
+    config.write_text("auth = [\"md5\"]\n" if case == "config-without-users" else "users = [\n")
+    expected = {
+        "nothing": "nothing to serve: give at least one --shelf (or --volume)",
+        "no-shelf": f"{tmp_path}/nope: not a tape shelf (no shelf.json; make one with 'pytape create')",
+        "bad-volume": f"--volume {tmp_path}/nope: not a directory",
+        "bad-listen": "--listen 127.0.0.1:http: the port must be a number from 0 to 65535",
+        "bad-config": f"{config}: not a valid TOML file",
+        "config-without-users": f"{config}: text or md5 authentication needs at least one user in [users]",
+        "port-in-use": f"cannot listen on 127.0.0.1:{port}: address already in use",
+    }[case]
+    run = pyndmpd("--foreground", *args)
+    busy.close()
+    assert run.returncode == 1, run
+    assert run.stderr.startswith(f"pyndmpd: {expected}") and run.stderr.count("\n") == 1, run.stderr
+
+
+def test_daemon_with_a_log_file_it_cannot_open_does_not_start(shelf: Shelf, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pyndmpd.pid"
+    run = pyndmpd("--listen", "127.0.0.1:0", "--shelf", str(shelf.path), "--pid-file", str(pid_file),
+                  "--log-file", str(tmp_path / "no" / "such.log"))
+    assert run.returncode == 1
+    assert run.stderr == f"pyndmpd: {tmp_path}/no/such.log: No such file or directory\n"
+    assert not pid_file.exists()
