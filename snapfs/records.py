@@ -39,6 +39,35 @@ class DirEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotInode:
+    """One inode of a snapshot as :mod:`snapfs.reader` reads it: stat(2)'s fields (times in
+    nanoseconds, ``blocks`` in 512-byte units of mapped data), the symbolic link's
+    ``target`` (None for others) and every xattr, POSIX ACLs included, name -> value."""
+
+    ino: int
+    mode: int
+    nlink: int
+    uid: int
+    gid: int
+    rdev: int
+    size: int
+    blocks: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    target: bytes | None
+    xattrs: dict[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEntry:
+    """A directory entry of a snapshot: ``name`` names inode ``ino``."""
+
+    name: bytes
+    ino: int
+
+
+@dataclass(frozen=True, slots=True)
 class StatFS:
     """statfs(2) figures, in ``block_size`` units."""
 

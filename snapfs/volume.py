@@ -117,7 +117,7 @@ def _suffix_len(name: bytes) -> int:
 _SQLITE_HEADER = b"SQLite format 3\0"
 
 
-def _check_header(path: Path) -> None:
+def check_header(path: Path) -> None:
     """NotAVolume, with the reason, when ``path``'s database file is empty or not SQLite
     (read before anything opens it: SQLite would take an empty file as a new database)."""
     with open(path / DB_FILE, "rb") as f:
@@ -195,7 +195,7 @@ class Volume:
         dbpath = path / DB_FILE
         if not path.is_dir() or not dbpath.is_file():
             raise NotAVolume(f"{path} is not a snapfs volume (no {DB_FILE}); create one with 'snapfs create'")
-        _check_header(path)
+        check_header(path)
         if not (path / DATA_FILE).is_file():
             raise NotAVolume(f"{path} is a damaged snapfs volume: its {DB_FILE} is there but its data file"
                              f" ({DATA_FILE}) is missing")
