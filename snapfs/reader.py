@@ -52,7 +52,7 @@ from .blockstore import DATA_FILE
 from .errors import NotAVolume, SnapfsError, err
 from .records import SnapshotEntry, SnapshotInode
 from .schema import MAGIC, SCHEMA_VERSION
-from .volume import DB_FILE, ROOT_INO, check_header
+from .store import DB_FILE, ROOT_INO, check_header
 
 #: The rows snapshot S sees (``birth <= S < death``), for parameters (S, S).
 _SEES = "death > ? AND birth <= ?"
