@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .blockstore import DATA_FILE
+from .client import find_volume
 from .errors import NotAVolume, SnapfsError, err
 from .records import SnapshotEntry, SnapshotInode
 from .schema import MAGIC, SCHEMA_VERSION
@@ -60,12 +61,13 @@ _INODE_COLS = "ino, mode, nlink, uid, gid, rdev, size, nblocks, atime_ns, mtime_
 _CHUNK = 512
 
 
-def open_snapshot(voldir: str | os.PathLike, name: str, holder: str | None = None) -> "SnapshotReader":
-    """Open snapshot ``name`` of the volume in ``voldir`` for reading (see the module's guarantee).
+def open_snapshot(volume: str | os.PathLike, name: str, holder: str | None = None) -> "SnapshotReader":
+    """Open snapshot ``name`` of ``volume`` (its folder or its mount point) for reading
+    (see the module's guarantee).
 
     SnapfsError (ENOENT) if there is no such snapshot, (EPERM) if it is not held
-    (by ``holder``, when given); NotAVolume if ``voldir`` holds no volume."""
-    return SnapshotReader(Path(voldir), name, holder)
+    (by ``holder``, when given); NotAVolume if ``volume`` is no volume."""
+    return SnapshotReader(find_volume(volume), name, holder)
 
 
 class SnapshotReader:

@@ -149,7 +149,7 @@ def test_reader_reads_exactly_the_held_snapshot_while_the_daemon_writes(mounted:
         (m / "d" / f"new{k}").write_bytes(b"n" * (k * 31))
         os.sync()
 
-    with open_snapshot(mounted.voldir, "s") as r:
+    with open_snapshot(mounted.mnt, "s") as r:  # the mount point finds the volume folder
         got = _seen_by_reader(r, mutate)
     assert next(steps) > 40  # the daemon really changed things while the reader read
     assert got == expected
