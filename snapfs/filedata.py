@@ -12,42 +12,26 @@ atime (noatime).
 from __future__ import annotations
 
 import errno
-import sqlite3
 import stat
 import time
 from typing import Callable
 
-from .blockstore import BlockStore
 from .errors import SnapfsError, err
-from .records import Attrs, Meta
+from .records import Attrs
 from .schema import LIVE
-from .snapshots import Epochs
-from .store import CACHE_MAX, Row, Store
+from .store import CACHE_MAX, Row, StoreCalls
 
 MAX_FILE_SIZE = 1 << 44
 
 
-class FileData:
+class FileData(StoreCalls):
     """read, write, setattr/truncate, open/release, fsync (a Volume part)."""
 
-    # what the Volume gives its parts (see Volume.__init__)
-    _bs: int
-    _txn: Callable
-    _full: Callable
-    _row: Callable[..., Row]
-    _set: Callable[..., Row]
-    _kill: Callable
-    _view: Callable
-    _small: dict[int, tuple[Row, int]]
+    # what else the Volume gives this part
     _attrs: Callable[[int, Row], Attrs]
     _maybe_destroy: Callable[[int], None]
     _chmod_acl: Callable[[int, int], None]
     _open: dict[int, int]
-    _db: sqlite3.Connection
-    _epochs: Epochs
-    tables: Store
-    store: BlockStore
-    meta: Meta
 
     def read(self, ino: int, offset: int, size: int, snap: int | None = None) -> bytes:
         """Up to ``size`` bytes at ``offset``; holes read as zeros, short at end of file."""

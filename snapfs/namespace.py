@@ -15,10 +15,9 @@ import time
 from typing import Callable
 
 from .errors import NoSpace, SnapfsError, err
-from .records import Attrs, DirEntry, Meta
+from .records import Attrs, DirEntry
 from .schema import NAME_MAX
-from .snapshots import Epochs
-from .store import ROOT_INO, Row, Store
+from .store import ROOT_INO, Row, StoreCalls
 from .xattrs import bname
 
 PATH_MAX = 4096
@@ -39,29 +38,13 @@ def check_new_name(name: bytes) -> None:
         raise err(errno.ENAMETOOLONG, f"file name longer than {NAME_MAX} bytes")
 
 
-class NamespaceOps:
+class NamespaceOps(StoreCalls):
     """lookup, readdir, mknod, mkdir, symlink, link, unlink, rmdir, rename (a Volume part)."""
 
-    # what the Volume gives its parts (see Volume.__init__)
-    _txn: Callable
-    _full: Callable
-    _row: Callable[..., Row]
-    _set: Callable[..., Row]
-    _kill: Callable
-    _view: Callable
-    _dirent: Callable
-    _parent_of: Callable
-    _add_dirent: Callable
-    _take_dirent: Callable
-    _del_dirent: Callable
-    _destroy: Callable
+    # what else the Volume gives this part
     _attrs: Callable[[int, Row], Attrs]
-    _inherit: Callable
+    _inherit: Callable[[int, int, int], tuple[int, dict[bytes, bytes]]]
     _open: dict[int, int]
-    _db: sqlite3.Connection
-    _epochs: Epochs
-    tables: Store
-    meta: Meta
 
     # ------------------------------------------------------------------ reading
 

@@ -1,7 +1,7 @@
 """Read one held snapshot of a volume from another process, while the mount runs.
 
     with open_snapshot("/srv/vol1", "snapshot_for_backup.0") as snap:
-        for inode in snap.inodes():                # inode order, attributes and xattrs
+        for inode in snap.inodes():                # inode order: .attrs, .target, .xattrs
             if stat.S_ISDIR(inode.mode):
                 names = snap.entries(inode.ino)    # (name, ino), in a stable order
             elif stat.S_ISREG(inode.mode):
@@ -51,7 +51,7 @@ from typing import Iterator
 from .blockstore import DATA_FILE
 from .client import find_volume
 from .errors import NotAVolume, SnapfsError, err
-from .records import SnapshotEntry, SnapshotInode
+from .records import Attrs, SnapshotEntry, SnapshotInode
 from .schema import MAGIC, SCHEMA_VERSION
 from .store import DB_FILE, ROOT_INO, check_header
 
@@ -162,8 +162,9 @@ class SnapshotReader:
 
     def _inode(self, r: tuple, xattrs: dict[bytes, bytes]) -> SnapshotInode:
         ino, mode, nlink, uid, gid, rdev, size, nblocks, atime, mtime, ctime, target = r
-        return SnapshotInode(ino, mode, nlink, uid, gid, rdev, size, nblocks * (self.block_size // 512),
-                             atime, mtime, ctime, target, xattrs)
+        bs = self.block_size
+        return SnapshotInode(Attrs(ino, mode, nlink, uid, gid, rdev, size, nblocks * (bs // 512),
+                                   atime, mtime, ctime, bs), target, xattrs)
 
     @property
     def root(self) -> int:
@@ -201,7 +202,7 @@ class SnapshotReader:
 
     def extents(self, ino: int) -> list[tuple[int, int]]:
         """(offset, length) of each run of data in ``ino``, within its size; the rest reads as zeros."""
-        size = self.inode(ino).size
+        size = self.inode(ino).attrs.size
         bs, out = self.block_size, []
         for idx in self.block_map(ino):
             lo, hi = idx * bs, min(size, (idx + 1) * bs)
@@ -226,7 +227,7 @@ class SnapshotReader:
         i = self.inode(ino)
         if not stat.S_ISREG(i.mode):
             raise err(errno.EINVAL, f"inode {ino} is not a regular file")
-        end = min(i.size, offset + size)
+        end = min(i.attrs.size, offset + size)
         if end <= offset:
             return b""
         bs = self.block_size

@@ -40,23 +40,21 @@ class DirEntry:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotInode:
-    """One inode of a snapshot as :mod:`snapfs.reader` reads it: stat(2)'s fields (times in
-    nanoseconds, ``blocks`` in 512-byte units of mapped data), the symbolic link's
-    ``target`` (None for others) and every xattr, POSIX ACLs included, name -> value."""
+    """One inode of a snapshot as :mod:`snapfs.reader` reads it: its stat(2) ``attrs``
+    (times in nanoseconds, ``blocks`` in 512-byte units of mapped data), the symbolic
+    link's ``target`` (None for others) and every xattr, POSIX ACLs included, name -> value."""
 
-    ino: int
-    mode: int
-    nlink: int
-    uid: int
-    gid: int
-    rdev: int
-    size: int
-    blocks: int
-    atime_ns: int
-    mtime_ns: int
-    ctime_ns: int
+    attrs: Attrs
     target: bytes | None
     xattrs: dict[bytes, bytes]
+
+    @property
+    def ino(self) -> int:
+        return self.attrs.ino
+
+    @property
+    def mode(self) -> int:
+        return self.attrs.mode
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,26 +84,17 @@ class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        t = self.tables = Store(path)
-        #: the meta row (name, sizes, counters), kept by the store
-        self.meta = t.meta
-        #: the data blocks (:class:`snapfs.blockstore.BlockStore`)
-        self.store = t.blocks
-        self._bs = self.meta.block_size
-        # The store's calls the parts make, bound once: a request pays no more
-        # lookups for them than for a method of the Volume's own.
-        self._db = t.db
-        self._epochs = t.epochs
-        self._small = t.small
-        self._txn, self._full = t.txn, t.full
-        self._row, self._set, self._kill, self._view, self._destroy = t.row, t.set, t.kill, t.view, t.destroy
-        self._xattrs = t.xattrs
-        self._dirent, self._parent_of = t.dirent, t.parent_of
-        self._add_dirent, self._take_dirent, self._del_dirent = t.add_dirent, t.take_dirent, t.del_dirent
+        self._bind(Store(path))  # the store's calls the parts make (StoreCalls)
         #: openers of live inodes (an unlinked file lives on until its last release)
         self._open: dict[int, int] = {}
         self._backup_counter = 0
         self.closed = False
+
+    def __enter__(self) -> "Volume":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         """Free unlinked files still open, make everything durable, release the volume."""
@@ -117,12 +108,6 @@ class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps):
                 self._maybe_destroy(ino)
         self.tables.close()
         self.closed = True
-
-    def __enter__(self) -> "Volume":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     @property
     def name(self) -> str:

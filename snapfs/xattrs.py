@@ -12,11 +12,11 @@ import errno
 import os
 import stat
 import time
-from typing import Callable
 
 from . import acl
 from .errors import NoSpace, SnapfsError, err
 from .schema import LIVE
+from .store import StoreCalls
 
 XATTR_NAME_MAX = 255
 XATTR_SIZE_MAX = 65536
@@ -70,19 +70,8 @@ def _suffix_len(name: bytes) -> int:
         return len(name)  # a name stored before these rules: counted whole
 
 
-class XattrOps:
+class XattrOps(StoreCalls):
     """getxattr, setxattr, listxattr, removexattr and the POSIX ACL rules (a Volume part)."""
-
-    # what the Volume gives its parts (see Volume.__init__)
-    _bs: int
-    _txn: Callable
-    _row: Callable
-    _set: Callable
-    _kill: Callable
-    _view: Callable
-    _xattrs: Callable[[int], dict[bytes, bytes]]
-    _db: object
-    meta: object
 
     def xattr(self, ino: int, name: bytes | str, snap: int | None = None) -> bytes | None:
         """The value of xattr ``name`` or None: :meth:`getxattr` without the ENODATA exception."""

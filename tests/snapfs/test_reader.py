@@ -90,21 +90,21 @@ def _seen_by_reader(r, mutate) -> dict[str, dict]:
         mutate()
     out = {}
     for path, ino in paths.items():
-        i = inodes[ino]
-        d = {"ino": snap_node(r.id, ino), "mode": i.mode, "nlink": i.nlink, "uid": i.uid, "gid": i.gid,
-             "rdev": i.rdev, "size": i.size, "blocks": i.blocks, "atime_ns": i.atime_ns, "mtime_ns": i.mtime_ns,
-             "ctime_ns": i.ctime_ns, "xattrs": i.xattrs}
+        i, a = inodes[ino], inodes[ino].attrs
+        d = {"ino": snap_node(r.id, ino), "mode": a.mode, "nlink": a.nlink, "uid": a.uid, "gid": a.gid,
+             "rdev": a.rdev, "size": a.size, "blocks": a.blocks, "atime_ns": a.atime_ns, "mtime_ns": a.mtime_ns,
+             "ctime_ns": a.ctime_ns, "xattrs": i.xattrs}
         if stat.S_ISLNK(i.mode):
             d["target"] = r.readlink(ino)
         if stat.S_ISREG(i.mode):
-            d["data"] = r.read(ino, 0, i.size + 10)
+            d["data"] = r.read(ino, 0, a.size + 10)
             # the sparse map agrees with the bytes: outside the extents only zeros
-            covered = bytearray(i.size)
+            covered = bytearray(a.size)
             for off, n in r.extents(ino):
                 covered[off:off + n] = b"\1" * n
                 assert r.read(ino, off, n) == d["data"][off:off + n]
             assert not any(b for b, c in zip(d["data"], covered) if not c), path
-            assert len(r.block_map(ino)) * (BS // 512) == i.blocks
+            assert len(r.block_map(ino)) * (BS // 512) == a.blocks
         out[path] = d
         mutate()
     return out
