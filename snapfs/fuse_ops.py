@@ -26,8 +26,8 @@ the control channel, call :meth:`SnapfsOperations.snapshots_changed`, which
 invalidates the affected ``.snapshot`` entries.
 
 POSIX ACLs: ``enable_acl`` makes the kernel enforce them (it also forces
-``default_permissions``); inheritance and mode/ACL coupling are done here with
-:mod:`snapfs.acl`.
+``default_permissions``); inheritance and mode/ACL coupling are the Volume's
+(``umask`` on create, ``acl=True`` on setattr, :meth:`Volume.set_acl`).
 """
 
 from __future__ import annotations
