@@ -1,8 +1,10 @@
 """snapfs: a copy-on-write volume with O(1) named snapshots.
 
 The public surface is the synchronous :class:`Volume` API (the FUSE adapter
-and the CLI sit on it), its records, :func:`fsck` and the :class:`SnapfsError`
-family.  See ``snapshots`` for the epoch algorithm.
+and the CLI sit on it), its records, :func:`fsck`, :mod:`snapfs.reader` (a
+held snapshot read by another process while the mount runs) and the
+:class:`SnapfsError` family.  See ``snapshots`` for the epoch algorithm and
+``store`` for the tables beneath the Volume.
 """
 
 from .errors import NoSpace, NotAVolume, SnapfsError, SnapshotBusy, VolumeBusy

@@ -132,24 +132,24 @@ def _check_modes(voldir: Path, rep: FsckReport, repair: bool) -> None:
 
 
 def fsck(vol: Volume, repair: bool = False) -> FsckReport:
-    """Check ``vol`` (no files may be open); with ``repair``, fix what is safe to fix."""
+    """Check ``vol`` (no files may be open); with ``repair``, fix what is safe to fix.
+
+    The passes of :data:`PASSES` run in order, as ``_Fsck.check_<name>``."""
     vol.commit()  # in batch mode the newest rows live only in memory until then
     ck = _Fsck(vol, repair)
-    vol._icache.clear()
+    vol.tables.forget_rows()
     if not repair:
         vol.db.execute("PRAGMA query_only = ON")
     try:
-        ck.check_counters()
-        ck.check_block_refs()
-        ck.check_epochs()
-        ck.check_live_tree()
-        for snap in list(vol.epochs.epochs):
-            ck.check_snapshot_tree(snap)
-        ck.check_free_space()
+        ck.check()
     finally:
         if not repair:
             vol.db.execute("PRAGMA query_only = OFF")
     return ck.rep
+
+
+#: fsck's passes, in the order they run (see the module's description of each).
+PASSES = ("counters", "block_refs", "epochs", "live_tree", "snapshot_trees", "free_space")
 
 
 class _Ino(NamedTuple):
@@ -257,14 +257,27 @@ def _shape(inodes: dict[int, _Ino], entries: list[_Entry], live: bool) -> _Shape
 
 
 class _Fsck:
+    """One run of fsck over a volume, through its store (``vol.tables``) and public calls."""
+
     def __init__(self, vol: Volume, repair: bool) -> None:
-        self.vol, self.db, self.repair = vol, vol.db, repair
+        self.vol, self.repair = vol, repair
+        self.t = vol.tables
+        self.db = self.t.db
         self.rep = FsckReport()
         #: What the repairs leave (or, checking only, would leave): the high-water
         #: mark, and the live block-map rows that point outside the volume.
-        self.high_water = vol.meta.high_water
+        self.high_water = self.t.meta.high_water
         self.illegal: set[tuple[int, int]] = set()
         self.lost_found: int | None = None
+
+    def check(self) -> None:
+        """Run every pass of :data:`PASSES`, in order."""
+        for name in PASSES:
+            getattr(self, f"check_{name}")()
+
+    def check_snapshot_trees(self) -> None:
+        for snap in list(self.t.epochs.epochs):
+            self.check_snapshot_tree(snap)
 
     # ------------------------------------------------------------------ reporting
 
@@ -286,20 +299,20 @@ class _Fsck:
             self.problem(f"the repair of the {len(msgs)} problem(s) above failed: {e}")
             return False
         finally:
-            self.vol._icache.clear()
+            self.t.forget_rows()
         self.rep.repaired.extend(msgs)
         return True
 
     def _meta(self, **values: int) -> None:
-        with self.vol._txn():
+        with self.t.txn():
             for k, v in values.items():
-                setattr(self.vol.meta, k, v)
+                setattr(self.t.meta, k, v)
 
     # ------------------------------------------------------------------ counters
 
     def check_counters(self) -> None:
-        m, db = self.vol.meta, self.db
-        snaps = self.vol.epochs.epochs
+        m, db = self.t.meta, self.db
+        snaps = self.t.epochs.epochs
         if snaps and snaps[-1] >= m.epoch:
             self.fix(f"snapshot epoch {snaps[-1]} is not below the current epoch {m.epoch}",
                      lambda: self._meta(epoch=snaps[-1] + 1))
@@ -315,7 +328,7 @@ class _Fsck:
     # ------------------------------------------------------------------ block references
 
     def check_block_refs(self) -> None:
-        vol, db, m = self.vol, self.db, self.vol.meta
+        db, m = self.db, self.t.meta
         rows: dict[int, list[tuple[int, int, int, int]]] = defaultdict(list)
         for ino, idx, death, birth, block in db.execute("SELECT ino, idx, death, birth, block FROM blockmap"):
             rows[block].append((birth, death, ino, idx))
@@ -353,19 +366,19 @@ class _Fsck:
             return
 
         def drop() -> None:
-            with self.vol._txn():
-                if birth > self.vol.epochs.latest:
+            with self.t.txn():
+                if birth > self.t.epochs.latest:
                     self.db.execute("DELETE FROM blockmap WHERE ino = ? AND idx = ? AND death = ?", (ino, idx, LIVE))
                 else:  # the snapshots keep their (equally bad) version
                     self.db.execute("UPDATE blockmap SET death = ? WHERE ino = ? AND idx = ? AND death = ?",
-                                    (self.vol.meta.epoch, ino, idx, LIVE))
+                                    (self.t.meta.epoch, ino, idx, LIVE))
         if not self.fix(f"live tree: {msg}", drop):
             self.illegal.add((ino, idx))
 
     def _unshare(self, block: int, refs: list[tuple[int, int, int, int]]) -> None:
         """Give every row but the oldest its own copy of ``block``: no view's contents change."""
-        store = self.vol.store
-        with self.vol._txn():
+        store = self.t.blocks
+        with self.t.txn():
             data = store.read(block)
             for _, death, ino, idx in refs[1:]:
                 new = store.allocate()
@@ -374,14 +387,14 @@ class _Fsck:
                                 (new, ino, idx, death))
 
     def _txn_many(self, sql: str, values: list[int]) -> None:
-        with self.vol._txn():
+        with self.t.txn():
             self.db.executemany(sql, ((v,) for v in values))
 
     # ------------------------------------------------------------------ epochs
 
     def check_epochs(self) -> None:
-        vol, db = self.vol, self.db
-        E = vol.meta.epoch
+        t, db = self.t, self.db
+        E = t.meta.epoch
         for table, key in VERSIONED.items():
             cols = ", ".join(key)
             match = " AND ".join(f"{c} = ?" for c in key) + " AND death = ?"
@@ -404,27 +417,27 @@ class _Fsck:
                 if birth >= death:  # no view can see it
                     self.fix(f"{table} row {tuple(k)} has bad epochs birth={birth} death={death}",
                              lambda: self._drop_dead(table, match, [(*k, death)]))
-                elif not vol.epochs.visible_to_any(birth, death):
+                elif not t.epochs.visible_to_any(birth, death):
                     leaked.append((*k, death))
             if leaked:
                 self.fix(f"{len(leaked)} dead {table} rows are seen by no snapshot",
                          lambda: self._drop_dead(table, match, leaked))
 
     def _exec(self, sql: str, params: tuple) -> None:
-        with self.vol._txn():
+        with self.t.txn():
             self.db.execute(sql, params)
 
     def _drop_dead(self, table: str, match: str, rows: list[tuple]) -> None:
-        with self.vol._txn():
+        with self.t.txn():
             if table == "blockmap":
-                self.vol.store.free_later(
+                self.t.blocks.free_later(
                     self.db.execute(f"SELECT block FROM blockmap WHERE {match}", k).fetchone()[0] for k in rows)
             self.db.executemany(f"DELETE FROM {table} WHERE {match}", rows)
 
     # ------------------------------------------------------------------ trees
 
     def _load(self, snap: int | None) -> tuple[dict[int, _Ino], list[_Entry]]:
-        where, params = self.vol._view(snap)
+        where, params = self.t.view(snap)
         inodes = {r[0]: _Ino(*r[1:]) for r in self.db.execute(
             f"SELECT ino, mode, nlink, size, nblocks FROM inodes WHERE {where}", params)}
         entries = [_Entry(*r) for r in self.db.execute(
@@ -489,7 +502,7 @@ class _Fsck:
             self._check_counts(label, None, sim, sh, skip=set(sh.unlinked), named=set(tops))
         else:
             self._check_counts(label, None, inodes, sh, skip=set(sh.unlinked), named=set(tops))
-        have, want = self.vol.meta.live_inodes, len(inodes)
+        have, want = self.t.meta.live_inodes, len(inodes)
         if lf_msgs and not self.repair:  # as the repair will count them, with the new lost+found
             have, want = have + 1, want + 1
         if have != want:
@@ -515,33 +528,33 @@ class _Fsck:
         self.lost_found = self.vol.mkdir(ROOT_INO, LOST_FOUND, LOST_FOUND_MODE, 0, 0).ino
 
     def _make_root(self) -> None:
-        vol, now = self.vol, time.time_ns()
-        with vol._txn():
-            if vol.db.execute("SELECT 1 FROM inodes WHERE ino = ? AND death = ?", (ROOT_INO, LIVE)).fetchone():
-                vol._set(ROOT_INO, mode=stat.S_IFDIR | 0o755, size=0, target=None, ctime_ns=now)
+        t, now = self.t, time.time_ns()
+        with t.txn():
+            if t.db.execute("SELECT 1 FROM inodes WHERE ino = ? AND death = ?", (ROOT_INO, LIVE)).fetchone():
+                t.set(ROOT_INO, mode=stat.S_IFDIR | 0o755, size=0, target=None, ctime_ns=now)
             else:
                 self.db.execute(
                     "INSERT INTO inodes (ino, death, birth, mode, nlink, uid, gid, rdev, size, nblocks,"
                     " atime_ns, mtime_ns, ctime_ns, target) VALUES (?,?,?,?,2,0,0,0,0,0,?,?,?,NULL)",
-                    (ROOT_INO, LIVE, vol.meta.epoch, stat.S_IFDIR | 0o755, now, now, now))
+                    (ROOT_INO, LIVE, t.meta.epoch, stat.S_IFDIR | 0o755, now, now, now))
 
     def _drop_entries(self, entries: list[_Entry]) -> None:
-        with self.vol._txn():
+        with self.t.txn():
             for e in entries:
-                self.vol._del_dirent(e.parent, e.name)
+                self.t.del_dirent(e.parent, e.name)
 
     def _destroy(self, inos: list[int]) -> None:
-        with self.vol._txn():
+        with self.t.txn():
             for ino in inos:
-                self.vol._destroy(ino)
+                self.t.destroy(ino)
 
     def _reconnect(self, tops: list[int], inodes: dict[int, _Ino]) -> None:
         """Name each of ``tops`` ``#INO`` in lost+found (``#INO.N`` if taken); lost+found counts the directories."""
         lf = self.lost_found
         if lf is None:
             raise SnapfsError("there is no /lost+found to reconnect them into")
-        vol = self.vol
-        with vol._txn():
+        t = self.t
+        with t.txn():
             taken = {r[0] for r in self.db.execute("SELECT name FROM dirents WHERE parent = ? AND death = ?",
                                                    (lf, LIVE))}
             for ino in tops:
@@ -550,9 +563,10 @@ class _Fsck:
                     n += 1
                     name = b"#%d.%d" % (ino, n)
                 taken.add(name)
-                vol._add_dirent(lf, name, ino)
+                t.add_dirent(lf, name, ino)
             dirs = sum(1 for ino in tops if _isdir(inodes[ino].mode))
-            vol._touch_dir(lf, time.time_ns(), dirs)
+            now = time.time_ns()
+            t.set(lf, mtime_ns=now, ctime_ns=now, nlink=t.row(lf).nlink + dirs)
 
     def _check_counts(self, label: str, snap: int | None, inodes: dict[int, _Ino], sh: _Shape,
                       skip: set[int], named: set[int] = frozenset()) -> None:
@@ -561,7 +575,7 @@ class _Fsck:
         ``skip``: inodes not to check (orphans, or what a repair could not
         reconnect); ``named``: inodes about to get one name in lost+found."""
         live, bs = snap is None, self.vol.block_size
-        where, params = self.vol._view(snap)
+        where, params = self.t.view(snap)
         dirs = sh.dirs | {i for i, n in inodes.items() if i < 0}  # with a lost+found to be made
         names = Counter(e.ino for e in sh.kept)
         names.update(named)
@@ -613,20 +627,20 @@ class _Fsck:
         msgs += [f"{label}: xattrs of missing inode {ino}" for ino in xstrays]
 
         def apply() -> None:
-            vol = self.vol
-            with vol._txn():
+            t = self.t
+            with t.txn():
                 for ino in strays:
-                    vol._kill("blockmap", "ino = ?", (ino,))
+                    t.kill("blockmap", "ino = ?", (ino,))
                 for ino in xstrays:
-                    vol._kill("xattrs", "ino = ?", (ino,))
+                    t.kill("xattrs", "ino = ?", (ino,))
                 for ino, ch in fixes.items():
-                    vol._set(ino, **ch)
+                    t.set(ino, **ch)
         self.fix_all(msgs, apply)
 
     # ------------------------------------------------------------------ free space
 
     def check_free_space(self) -> None:
-        db, m = self.db, self.vol.meta
+        db, m = self.db, self.t.meta
         refs = {r[0] for r in db.execute("SELECT block FROM blockmap")}
         hw = max(self.high_water, m.high_water)  # copies of shared blocks may have raised it
         free = {r[0] for r in db.execute("SELECT block FROM free_blocks")}

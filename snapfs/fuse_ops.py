@@ -26,8 +26,8 @@ the control channel, call :meth:`SnapfsOperations.snapshots_changed`, which
 invalidates the affected ``.snapshot`` entries.
 
 POSIX ACLs: ``enable_acl`` makes the kernel enforce them (it also forces
-``default_permissions``); inheritance and mode/ACL coupling are done here with
-:mod:`snapfs.acl`.
+``default_permissions``); inheritance and mode/ACL coupling are the Volume's
+(``umask`` on create, ``acl=True`` on setattr, :meth:`Volume.set_acl`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from . import acl as _acl
 from . import control
 from .errors import SnapfsError
 from .records import Attrs
-from .volume import RENAME_WHITEOUT, ROOT_INO, WHITEOUT_MODE, Volume, xattr_suffix
+from .volume import ROOT_INO, Volume, xattr_suffix
 
 SNAPDIR_NAME = b".snapshot"
 #: Node id of ``.snapshot``; snapshot nodes are numbered above it, live inos stay below.
@@ -141,7 +141,7 @@ class SnapfsOperations(pyfuse3.Operations):
         if node == SNAPDIR_NODE:
             raise pyfuse3.FUSEError(errno.EISDIR)
         snap, ino = node_key(node)
-        if snap not in self.vol.epochs.epochs:
+        if not self.vol.is_snapshot(snap):
             raise pyfuse3.FUSEError(errno.ESTALE)  # the snapshot was deleted
         return snap, ino
 
@@ -171,7 +171,7 @@ class SnapfsOperations(pyfuse3.Operations):
         e.st_ino = SNAPDIR_NODE
         e.entry_timeout = e.attr_timeout = 0  # its link count follows snapshot create/delete
         e.st_mode = stat.S_IFDIR | 0o555
-        e.st_nlink = 2 + len(self.vol.epochs.epochs)
+        e.st_nlink = 2 + self.vol.snapshot_count()
         e.st_uid = e.st_gid = 0
         e.st_size = 0
         e.st_blksize = self.vol.block_size
@@ -193,9 +193,6 @@ class SnapfsOperations(pyfuse3.Operations):
         if _is_snapdir(ino, name):
             raise _erofs()
         return ino
-
-    def _inherit(self, parent: int, mode: int, umask: int) -> tuple[int, dict[bytes, bytes]]:
-        return _acl.inherit(self.vol.xattr(parent, _acl.ACL_DEFAULT), mode, umask, stat.S_ISDIR(mode))
 
     def init(self) -> None:
         self.on_init()
@@ -254,14 +251,12 @@ class SnapfsOperations(pyfuse3.Operations):
     @_errors
     async def mknod(self, parent_inode, name, mode, rdev, ctx):
         parent = self._new_name(parent_inode, name)
-        mode, xattrs = self._inherit(parent, mode, ctx.umask)
-        return self._entry(self.vol.mknod(parent, name, mode, rdev, ctx.uid, ctx.gid, xattrs), None)
+        return self._entry(self.vol.mknod(parent, name, mode, rdev, ctx.uid, ctx.gid, umask=ctx.umask), None)
 
     @_errors
     async def mkdir(self, parent_inode, name, mode, ctx):
         parent = self._new_name(parent_inode, name)
-        mode, xattrs = self._inherit(parent, stat.S_IFDIR | (mode & 0o7777), ctx.umask)
-        return self._entry(self.vol.mkdir(parent, name, mode, ctx.uid, ctx.gid, xattrs), None)
+        return self._entry(self.vol.mkdir(parent, name, mode, ctx.uid, ctx.gid, umask=ctx.umask), None)
 
     @_errors
     async def symlink(self, parent_inode, name, target, ctx):
@@ -271,8 +266,7 @@ class SnapfsOperations(pyfuse3.Operations):
     @_errors
     async def create(self, parent_inode, name, mode, flags, ctx):
         parent = self._new_name(parent_inode, name)
-        mode, xattrs = self._inherit(parent, stat.S_IFREG | (mode & 0o7777), ctx.umask)
-        a = self.vol.create_file(parent, name, mode, ctx.uid, ctx.gid, xattrs)
+        a = self.vol.create_file(parent, name, mode, ctx.uid, ctx.gid, umask=ctx.umask)
         self.vol.open_file(a.ino)
         return pyfuse3.FileInfo(fh=a.ino, keep_cache=True), self._entry(a, None)
 
@@ -294,10 +288,7 @@ class SnapfsOperations(pyfuse3.Operations):
         old, new = self._live(parent_inode_old), self._live(parent_inode_new)
         if _is_snapdir(old, name_old) or _is_snapdir(new, name_new):
             raise pyfuse3.FUSEError(errno.EBUSY)
-        xattrs = None
-        if flags & RENAME_WHITEOUT:  # the whiteout inherits a default ACL as any new inode does
-            xattrs = self._inherit(old, WHITEOUT_MODE, 0)[1]
-        self.vol.rename(old, name_old, new, name_new, flags, ctx.uid, ctx.gid, xattrs)
+        self.vol.rename(old, name_old, new, name_new, flags, ctx.uid, ctx.gid, inherit_acl=True)
 
     # ------------------------------------------------------------------ attributes
 
@@ -319,11 +310,7 @@ class SnapfsOperations(pyfuse3.Operations):
             kw["mtime_ns"] = attr.st_mtime_ns
         if fields.update_ctime:
             kw["ctime_ns"] = attr.st_ctime_ns
-        a = self.vol.setattr(ino, **kw)
-        if fields.update_mode:
-            access = self.vol.xattr(ino, _acl.ACL_ACCESS)
-            if access is not None:
-                self.vol.setxattr(ino, _acl.ACL_ACCESS, _acl.chmod(access, a.mode))
+        a = self.vol.setattr(ino, acl=True, **kw)  # chmod follows into the access ACL
         return self._entry(a, None)
 
     @_errors
@@ -331,20 +318,9 @@ class SnapfsOperations(pyfuse3.Operations):
         ino = self._live(inode)
         if name in _VIRTUAL:
             raise pyfuse3.FUSEError(errno.EPERM)
-        if name == _acl.ACL_ACCESS:
-            mode, keep = _acl.mode_of(value, self.vol.getattr(ino).mode)
-            self.vol.setattr(ino, mode=mode)
-            if keep:
-                self.vol.setxattr(ino, name, value)
-            else:
-                try:
-                    self.vol.removexattr(ino, name)
-                except SnapfsError as e:
-                    if e.errno != errno.ENODATA:
-                        raise
+        if name in (_acl.ACL_ACCESS, _acl.ACL_DEFAULT):  # the mode and the ACL follow each other
+            self.vol.set_acl(ino, name, value)
             return
-        if name == _acl.ACL_DEFAULT and not stat.S_ISDIR(self.vol.getattr(ino).mode):
-            raise pyfuse3.FUSEError(errno.EACCES)
         self.vol.setxattr(ino, name, value)
 
     @_errors

@@ -39,6 +39,33 @@ class DirEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotInode:
+    """One inode of a snapshot as :mod:`snapfs.reader` reads it: its stat(2) ``attrs``
+    (times in nanoseconds, ``blocks`` in 512-byte units of mapped data), the symbolic
+    link's ``target`` (None for others) and every xattr, POSIX ACLs included, name -> value."""
+
+    attrs: Attrs
+    target: bytes | None
+    xattrs: dict[bytes, bytes]
+
+    @property
+    def ino(self) -> int:
+        return self.attrs.ino
+
+    @property
+    def mode(self) -> int:
+        return self.attrs.mode
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEntry:
+    """A directory entry of a snapshot: ``name`` names inode ``ino``."""
+
+    name: bytes
+    ino: int
+
+
+@dataclass(frozen=True, slots=True)
 class StatFS:
     """statfs(2) figures, in ``block_size`` units."""
 

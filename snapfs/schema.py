@@ -22,6 +22,8 @@ from .errors import NotAVolume
 
 MAGIC = "snapfs-volume"
 SCHEMA_VERSION = 2
+#: The longest name (bytes) of a directory entry or a snapshot.
+NAME_MAX = 255
 #: ``death`` of a row the live head still sees (larger than any epoch).
 LIVE = 1 << 62
 #: The condition of the partial ``*_dead`` indexes (rows no longer live).

@@ -31,17 +31,27 @@ pointers):
 from __future__ import annotations
 
 import bisect
+import errno
 import sqlite3
+import time
+from typing import Callable
 
 from .blockstore import BlockStore
-from .schema import DEAD, VERSIONED
+from .errors import SnapshotBusy, err
+from .records import Meta, SnapshotInfo
+from .schema import DEAD, NAME_MAX, VERSIONED
 
 
 class Epochs:
     """The sorted set of snapshot epochs, kept in memory for cheap CoW decisions."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
-        self.epochs: list[int] = [r[0] for r in db.execute("SELECT epoch FROM snapshots ORDER BY epoch")]
+        self.epochs: list[int] = []
+        self.reload(db)
+
+    def reload(self, db: sqlite3.Connection) -> None:
+        """Read the epochs again (after a rollback), in place."""
+        self.epochs[:] = [r[0] for r in db.execute("SELECT epoch FROM snapshots ORDER BY epoch")]
 
     @property
     def latest(self) -> int:
@@ -88,3 +98,128 @@ def reclaim(db: sqlite3.Connection, store: BlockStore, prev: int, s: int, nxt: i
 def snapshot_blocks(db: sqlite3.Connection) -> int:
     """Blocks held only by snapshots (rows the live head no longer sees)."""
     return db.execute(f"SELECT count(*) FROM blockmap WHERE {DEAD}").fetchone()[0]
+
+
+BACKUP_SNAPSHOT_PREFIX = "snapshot_for_backup."
+
+
+class SnapshotOps:
+    """Creating, listing, renaming, holding and deleting snapshots (a Volume part).
+
+    Reading a snapshot goes through the Volume's reading calls with ``snap`` (its id)."""
+
+    # what the Volume gives its parts (see Volume.__init__)
+    _bs: int
+    _txn: Callable
+    _db: sqlite3.Connection
+    _epochs: Epochs
+    _backup_counter: int
+    store: BlockStore
+    meta: Meta
+    commit: Callable[[], bool]
+
+    def is_snapshot(self, snap: int) -> bool:
+        """Is ``snap`` the id of an existing snapshot?"""
+        return snap in self._epochs.epochs
+
+    def snapshot_count(self) -> int:
+        return len(self._epochs.epochs)
+
+    def _snapshot_epoch(self, name: str) -> int:
+        r = self._db.execute("SELECT epoch FROM snapshots WHERE name = ?", (name,)).fetchone()
+        if r is None:
+            raise err(errno.ENOENT, f"no snapshot named {name!r} on volume {self.meta.name}")
+        return r[0]
+
+    @staticmethod
+    def _check_snapshot_name(name: str) -> None:
+        if not name or "/" in name or "\0" in name or name in (".", "..") or len(name.encode()) > NAME_MAX:
+            raise err(errno.EINVAL, f"invalid snapshot name {name!r}")
+
+    def snapshot_create(self, name: str) -> SnapshotInfo:
+        """Freeze the live tree as ``name``: O(1), it records the epoch and starts a new one."""
+        self._check_snapshot_name(name)
+        self.commit()  # rows changed only in memory must be in the table the snapshot freezes
+        with self._txn():
+            s = self.meta.epoch
+            now = time.time_ns()
+            try:
+                self._db.execute("INSERT INTO snapshots (epoch, name, created_ns) VALUES (?,?,?)", (s, name, now))
+            except sqlite3.IntegrityError:
+                raise err(errno.EEXIST, f"snapshot {name!r} already exists") from None
+            self.meta.epoch = s + 1
+            self._epochs.add(s)
+        return SnapshotInfo(s, name, now, (), 0)
+
+    def snapshot_id(self, name: str) -> int:
+        """The id (epoch) of snapshot ``name``: pass it as ``snap`` to the reading calls."""
+        return self._snapshot_epoch(name)
+
+    def snapshot_info(self, name: str) -> SnapshotInfo:
+        s = self._snapshot_epoch(name)
+        return self._info(s)
+
+    def _info(self, s: int) -> SnapshotInfo:
+        name, created = self._db.execute("SELECT name, created_ns FROM snapshots WHERE epoch = ?", (s,)).fetchone()
+        holders = tuple(r[0] for r in self._db.execute(
+            "SELECT holder FROM holds WHERE epoch = ? ORDER BY holder", (s,)))
+        prev, nxt = self._epochs.neighbours(s, self.meta.epoch)
+        excl = exclusive_blocks(self._db, prev, s, nxt) * self._bs
+        return SnapshotInfo(s, name, created, holders, excl)
+
+    def snapshot_created_ns(self, snap: int) -> int:
+        """When snapshot ``snap`` (an id) was taken, in nanoseconds since the epoch: cheap."""
+        row = self._db.execute("SELECT created_ns FROM snapshots WHERE epoch = ?", (snap,)).fetchone()
+        if row is None:
+            raise err(errno.ENOENT, f"no snapshot with id {snap}")
+        return row[0]
+
+    def snapshot_names(self) -> list[tuple[int, str]]:
+        """(id, name) of every snapshot, oldest first: cheap, without space figures."""
+        return list(self._db.execute("SELECT epoch, name FROM snapshots ORDER BY epoch"))
+
+    def snapshot_list(self) -> list[SnapshotInfo]:
+        """Snapshots oldest first, with the space each alone holds."""
+        return [self._info(s) for s in list(self._epochs.epochs)]
+
+    def snapshot_delete(self, name: str) -> int:
+        """Delete ``name`` and free what only it held; returns the bytes freed.  EBUSY if held."""
+        with self._txn():
+            s = self._snapshot_epoch(name)
+            holders = [r[0] for r in self._db.execute("SELECT holder FROM holds WHERE epoch = ?", (s,))]
+            if holders:
+                raise SnapshotBusy(f"snapshot {name!r} is busy: held by {', '.join(sorted(holders))}")
+            prev, nxt = self._epochs.neighbours(s, self.meta.epoch)
+            freed = reclaim(self._db, self.store, prev, s, nxt)
+            self._db.execute("DELETE FROM snapshots WHERE epoch = ?", (s,))
+            self._epochs.remove(s)
+        return freed * self._bs
+
+    def snapshot_rename(self, old: str, new: str) -> None:
+        self._check_snapshot_name(new)
+        with self._txn():
+            s = self._snapshot_epoch(old)
+            try:
+                self._db.execute("UPDATE snapshots SET name = ? WHERE epoch = ?", (new, s))
+            except sqlite3.IntegrityError:
+                raise err(errno.EEXIST, f"snapshot {new!r} already exists") from None
+
+    def snapshot_hold(self, name: str, holder: str) -> None:
+        """Mark ``name`` busy for ``holder`` (e.g. a backup); it cannot be deleted until released."""
+        with self._txn():
+            s = self._snapshot_epoch(name)
+            self._db.execute("INSERT OR IGNORE INTO holds (epoch, holder) VALUES (?, ?)", (s, holder))
+
+    def snapshot_release(self, name: str, holder: str) -> None:
+        with self._txn():
+            s = self._snapshot_epoch(name)
+            if not self._db.execute("DELETE FROM holds WHERE epoch = ? AND holder = ?", (s, holder)).rowcount:
+                raise err(errno.ENOENT, f"snapshot {name!r} is not held by {holder!r}")
+
+    def next_backup_snapshot_name(self) -> str:
+        """``snapshot_for_backup.N`` with N from a counter starting at 0 on each open, skipping names in use."""
+        while True:
+            name = f"{BACKUP_SNAPSHOT_PREFIX}{self._backup_counter}"
+            self._backup_counter += 1
+            if not self._db.execute("SELECT 1 FROM snapshots WHERE name = ?", (name,)).fetchone():
+                return name

@@ -138,8 +138,8 @@ def test_reopen_after_unclean_close_is_consistent(vol, voldir):
     vol.unlink(ROOT_INO, "f")          # an orphan, as after a crash with the file open
     vol.db.close()                       # no clean close: the lock goes with the process in real life
     vol.store.close()
-    fcntl.flock(vol._lockfd, fcntl.LOCK_UN)
-    os.close(vol._lockfd)
+    fcntl.flock(vol.tables.lock_fd, fcntl.LOCK_UN)
+    os.close(vol.tables.lock_fd)
     vol.closed = True
     with Volume.open(voldir) as v2:
         r = fsck(v2)
@@ -151,10 +151,10 @@ def test_reopen_after_unclean_close_is_consistent(vol, voldir):
 def test_fsck_finds_and_repairs_damage(vol):
     f = vol.create_file(ROOT_INO, "f")
     vol.write(f.ino, 0, b"x" * 3 * BS)
-    with vol._txn():
+    with vol.tables.txn():
         vol.db.execute("UPDATE inodes SET nlink = 5 WHERE ino = ?", (f.ino,))
         vol.db.execute("DELETE FROM blockmap WHERE ino = ? AND idx = 2", (f.ino,))
-        vol._icache.clear()
+        vol.tables.forget_rows()
     r = fsck(vol)
     assert not r.clean
     assert any("nlink 5" in p for p in r.problems)

@@ -1,0 +1,245 @@
+"""Read one held snapshot of a volume from another process, while the mount runs.
+
+    with open_snapshot("/srv/vol1", "snapshot_for_backup.0") as snap:
+        for inode in snap.inodes():                # inode order: .attrs, .target, .xattrs
+            if stat.S_ISDIR(inode.mode):
+                names = snap.entries(inode.ino)    # (name, ino), in a stable order
+            elif stat.S_ISREG(inode.mode):
+                for off, n in snap.extents(inode.ino):   # the data; the rest are holes
+                    data = snap.read(inode.ino, off, n)
+
+The guarantee: **a held snapshot never changes, and its blocks are not reused
+while it is held.**  A snapshot is a set of rows with ``birth <= S < death``
+(see :mod:`snapfs.snapshots`); the live tree only ends rows (setting
+``death`` to the current epoch, above S) or changes and drops rows born after
+the newest snapshot, and deleting another snapshot drops only rows no other
+snapshot sees.  A row S sees goes only when S itself is deleted, and a data
+block is freed (and so may be rewritten) only with its row.  A held snapshot
+cannot be deleted (``snapshot_delete`` answers EBUSY naming the holder), so
+as long as the hold lasts, every row and byte this reader reads is the one
+the snapshot froze, whatever the mount daemon writes, deletes, snapshots or
+commits meanwhile.  No lock is taken and none is needed beyond the hold:
+the metadata is read through SQLite's WAL, where readers and the one writer
+never wait for each other.
+
+So: hold the snapshot first (``snapfs hold`` or :meth:`snapfs.client.Client.snapshot_hold`),
+open the reader, and release the hold only after :meth:`SnapshotReader.close`.
+A snapshot that is not held (or not by ``holder``, when given) is refused
+with a :class:`SnapfsError`; releasing the hold while reading voids the
+guarantee (a later deletion frees the blocks being read).
+
+The reader never writes: the database is opened read-only (``mode=ro``, and
+``query_only``), so it never checkpoints the WAL, and the data file is opened
+``O_RDONLY``; each query is its own short read transaction, so the daemon's
+checkpoints are not held back for the length of a walk.  It does not take the
+volume's lock, so it works while the volume is mounted (or open by nobody:
+then SQLite may leave empty ``-wal`` and ``-shm`` files in the folder, as any
+reader of a WAL database does).  ``fsck --repair`` needs the volume unmounted
+and may change a damaged snapshot's rows; do not read during one.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import stat
+import urllib.parse
+from pathlib import Path
+from typing import Iterator
+
+from .blockstore import DATA_FILE
+from .client import find_volume
+from .errors import NotAVolume, SnapfsError, err
+from .records import Attrs, SnapshotEntry, SnapshotInode
+from .schema import MAGIC, SCHEMA_VERSION
+from .store import DB_FILE, ROOT_INO, check_header
+
+#: The rows snapshot S sees (``birth <= S < death``), for parameters (S, S).
+_SEES = "death > ? AND birth <= ?"
+_INODE_COLS = "ino, mode, nlink, uid, gid, rdev, size, nblocks, atime_ns, mtime_ns, ctime_ns, target"
+_CHUNK = 512
+
+
+def open_snapshot(volume: str | os.PathLike, name: str, holder: str | None = None) -> "SnapshotReader":
+    """Open snapshot ``name`` of ``volume`` (its folder or its mount point) for reading
+    (see the module's guarantee).
+
+    SnapfsError (ENOENT) if there is no such snapshot, (EPERM) if it is not held
+    (by ``holder``, when given); NotAVolume if ``volume`` is no volume."""
+    return SnapshotReader(find_volume(volume), name, holder)
+
+
+class SnapshotReader:
+    """One held snapshot, read-only.  Not thread-safe; close when done."""
+
+    def __init__(self, voldir: Path, name: str, holder: str | None = None) -> None:
+        if not (voldir / DB_FILE).is_file():
+            raise NotAVolume(f"{voldir} is not a snapfs volume (no {DB_FILE})")
+        check_header(voldir)
+        uri = "file:" + urllib.parse.quote(str((voldir / DB_FILE).resolve())) + "?mode=ro"
+        try:
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise NotAVolume(f"{voldir} is not a readable snapfs volume ({e})") from None
+        self._fd = -1
+        try:
+            self._db.execute("PRAGMA query_only = ON")
+            try:
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                row = self._db.execute("SELECT magic, name, block_size FROM meta").fetchone()
+            except sqlite3.Error as e:
+                raise NotAVolume(f"{voldir} is not a snapfs volume: its {DB_FILE} cannot be read ({e})") from None
+            if row is None or row[0] != MAGIC:
+                raise NotAVolume(f"{voldir} is not a snapfs volume (no volume magic)")
+            if version != SCHEMA_VERSION:
+                raise NotAVolume(f"volume {row[1]} has schema version {version}, this reader reads"
+                                 f" {SCHEMA_VERSION}; mount it once with this snapfs first")
+            self.volume: str = row[1]
+            self.block_size: int = row[2]
+            snap = self._db.execute("SELECT epoch FROM snapshots WHERE name = ?", (name,)).fetchone()
+            if snap is None:
+                raise err(errno.ENOENT, f"no snapshot named {name!r} on volume {self.volume}")
+            self.name = name
+            self.id: int = snap[0]
+            self.holders: tuple[str, ...] = tuple(r[0] for r in self._db.execute(
+                "SELECT holder FROM holds WHERE epoch = ? ORDER BY holder", (self.id,)))
+            if not self.holders or (holder is not None and holder not in self.holders):
+                by = f" by {holder!r}" if holder is not None else ""
+                raise err(errno.EPERM, f"snapshot {name!r} of volume {self.volume} is not held{by}: hold it"
+                                       " (snapfs hold) before reading it, so it cannot change or go meanwhile")
+            self._fd = os.open(voldir / DATA_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            self._db.close()
+
+    def __enter__(self) -> "SnapshotReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _rows(self, sql: str, params: tuple) -> list[tuple]:
+        """One query, read whole: a read transaction of its own, ended at once."""
+        if self._fd < 0:
+            raise err(errno.EBADF, "snapshot reader is closed")
+        return self._db.execute(sql, params).fetchall()
+
+    # ------------------------------------------------------------------ inodes
+
+    def inodes(self, start: int = 0) -> Iterator[SnapshotInode]:
+        """Every inode of the snapshot with number >= ``start``, in inode order."""
+        s = self.id
+        after = start - 1
+        while True:
+            rows = self._rows(f"SELECT {_INODE_COLS} FROM inodes WHERE ino > ? AND {_SEES}"
+                              f" ORDER BY ino LIMIT {_CHUNK}", (after, s, s))
+            if not rows:
+                return
+            xattrs: dict[int, dict[bytes, bytes]] = {}
+            for ino, name, value in self._rows(
+                    f"SELECT ino, name, value FROM xattrs WHERE ino >= ? AND ino <= ? AND {_SEES}"
+                    " ORDER BY ino, name", (rows[0][0], rows[-1][0], s, s)):
+                xattrs.setdefault(ino, {})[name] = value
+            for r in rows:
+                yield self._inode(r, xattrs.get(r[0], {}))
+            after = rows[-1][0]
+
+    def inode(self, ino: int) -> SnapshotInode:
+        """Inode ``ino`` as the snapshot has it (ENOENT if it has none)."""
+        s = self.id
+        r = self._rows(f"SELECT {_INODE_COLS} FROM inodes WHERE ino = ? AND {_SEES}", (ino, s, s))
+        if not r:
+            raise err(errno.ENOENT, f"no inode {ino} in snapshot {self.name!r}")
+        x = dict(self._rows(f"SELECT name, value FROM xattrs WHERE ino = ? AND {_SEES} ORDER BY name", (ino, s, s)))
+        return self._inode(r[0], x)
+
+    def _inode(self, r: tuple, xattrs: dict[bytes, bytes]) -> SnapshotInode:
+        ino, mode, nlink, uid, gid, rdev, size, nblocks, atime, mtime, ctime, target = r
+        bs = self.block_size
+        return SnapshotInode(Attrs(ino, mode, nlink, uid, gid, rdev, size, nblocks * (bs // 512),
+                                   atime, mtime, ctime, bs), target, xattrs)
+
+    @property
+    def root(self) -> int:
+        return ROOT_INO
+
+    # ------------------------------------------------------------------ directories
+
+    def entries(self, ino: int) -> list[SnapshotEntry]:
+        """The entries of directory ``ino`` (without '.' and '..'), in creation order."""
+        s = self.id
+        return [SnapshotEntry(name, child) for name, child in self._rows(
+            f"SELECT name, ino FROM dirents WHERE parent = ? AND {_SEES} ORDER BY cookie", (ino, s, s))]
+
+    def parent(self, ino: int) -> int:
+        """The directory holding directory ``ino`` (the root's is the root)."""
+        if ino == ROOT_INO:
+            return ROOT_INO
+        s = self.id
+        r = self._rows(f"SELECT parent FROM dirents WHERE ino = ? AND {_SEES}", (ino, s, s))
+        if not r:
+            raise err(errno.ENOENT, f"inode {ino} has no name in snapshot {self.name!r}")
+        return r[0][0]
+
+    # ------------------------------------------------------------------ data
+
+    def _map(self, ino: int, first: int = 0, last: int | None = None) -> list[tuple[int, int]]:
+        s = self.id
+        hi = (1 << 62) if last is None else last
+        return self._rows(f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {_SEES}"
+                          " ORDER BY idx", (ino, first, hi, s, s))
+
+    def block_map(self, ino: int) -> list[int]:
+        """The indexes (in ``block_size`` units) of the blocks ``ino`` has; the others are holes."""
+        return [idx for idx, _ in self._map(ino)]
+
+    def extents(self, ino: int) -> list[tuple[int, int]]:
+        """(offset, length) of each run of data in ``ino``, within its size; the rest reads as zeros."""
+        size = self.inode(ino).attrs.size
+        bs, out = self.block_size, []
+        for idx in self.block_map(ino):
+            lo, hi = idx * bs, min(size, (idx + 1) * bs)
+            if hi <= lo:
+                continue
+            if out and out[-1][0] + out[-1][1] == lo:
+                out[-1] = (out[-1][0], hi - out[-1][0])
+            else:
+                out.append((lo, hi - lo))
+        return out
+
+    def readlink(self, ino: int) -> bytes:
+        i = self.inode(ino)
+        if not stat.S_ISLNK(i.mode):
+            raise err(errno.EINVAL, f"inode {ino} is not a symbolic link")
+        return i.target
+
+    def read(self, ino: int, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes of ``ino`` at ``offset``; holes read as zeros, short at end of file."""
+        if offset < 0 or size < 0:
+            raise err(errno.EINVAL, "negative offset or size")
+        i = self.inode(ino)
+        if not stat.S_ISREG(i.mode):
+            raise err(errno.EINVAL, f"inode {ino} is not a regular file")
+        end = min(i.attrs.size, offset + size)
+        if end <= offset:
+            return b""
+        bs = self.block_size
+        out = bytearray(end - offset)
+        view = memoryview(out)
+        for idx, block in self._map(ino, offset // bs, (end - 1) // bs):
+            lo, hi = max(offset, idx * bs), min(end, (idx + 1) * bs)
+            dst = view[lo - offset:hi - offset]
+            pos = block * bs + lo - idx * bs
+            while dst:
+                n = os.preadv(self._fd, [dst], pos)
+                if n <= 0:
+                    break  # past the data file's end: zeros, as in a fresh block
+                dst, pos = dst[n:], pos + n
+        return bytes(out)
