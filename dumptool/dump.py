@@ -687,7 +687,16 @@ class Dump:
     def _end(self) -> None:
         self._ending = True
         writer = self.writer
-        self._emit(end_records(self.tape, writer.next_block)[:writer.end_blocks_needed])
+        # TS_END blocks fill the last record.  How many is what the writer
+        # has pending, not c_tapea: once a full tape made it replay a record
+        # after the next volume's header, the records are one block off the
+        # numbers.  And the record the first TS_END blocks go into may itself
+        # meet the end of the tape: replayed on the next volume, its last
+        # block is left over, and more TS_END blocks fill that record too.
+        while True:
+            self._emit(end_records(self.tape, writer.blocks_pending))
+            if not writer.blocks_pending:
+                break
         name = writer.sink.name
         writer.finish()
         if self._qfa is not None:

@@ -266,7 +266,11 @@ def end_records(tape: Header, next_tapea: int) -> list[Header]:
 
     dump writes ``ntrec - (tapea mod ntrec)`` of them (at least one, a whole
     record when already aligned), so the image is a whole number of records.
-    Without any TS_END restore asks for another volume.
+    Without any TS_END restore asks for another volume.  *next_tapea* need
+    only tell where the next block falls in its record: after a full tape
+    the records are one block off the block numbers (the new volume's
+    header repeats a number), so a writer gives its own count of blocks
+    pending in the record instead.
     """
     count = tape.c_ntrec - next_tapea % tape.c_ntrec
     return [_record(tape, RecordType.TS_END) for _ in range(count)]

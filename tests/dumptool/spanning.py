@@ -1,0 +1,177 @@
+"""Dumps that span two shelf cartridges, checked end to end.
+
+A :class:`Layout` is one draw of the property: the first cartridge's size,
+the blocking factor and a tree a little or a lot larger than that
+cartridge.  :func:`check_layout` builds the tree, dumps it with ``pydump -0
+--no-prompt -f SHELF/nst0`` (the changer loads the second, blank cartridge
+at the end of the first) and reads it back three ways: ``pyrestore -r`` and
+``pyrestore -C`` from copies of the two cartridges (``-M``), and the real
+Linux ``restore -r`` reading the drive itself through ``pyrmt``, the
+cartridges swapped when it asks for volume 2.  Shared by
+``test_multivolume.py`` (a short seeded run) and ``bench/multivolume.py``
+(as many draws as one likes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import select
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import console_script
+from samples import RESTORE, fake_rsh, stamp_times, tape_copy
+from tapelib import Shelf, open_device
+from test_pydump import assert_same_tree, env, pydump, pyrestore
+
+#: The blocking factors drawn, and the first cartridge's sizes (bytes).
+BLOCKING = (10, 20, 32, 64)
+SMALL = (600 * 1024, 1200 * 1024)
+#: The second cartridge: room for anything a layout dumps.
+BIG = 10 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    capacity: int   # bytes of the first cartridge (its early-warning zone is the default)
+    ntrec: int      # -b
+    files: int      # regular files in the tree
+    data: int       # bytes of file data in all, about or more than the first cartridge takes
+    seed: int       # of the tree's sizes and bytes
+
+    def __str__(self) -> str:
+        return f"cap{self.capacity}-b{self.ntrec}-n{self.files}-d{self.data}-s{self.seed}"
+
+
+def draw(rng: random.Random) -> Layout:
+    """One layout: half the time a tree about the first cartridge's size (its
+    end falls near the end of that tape, where a full tape meets the
+    dump's last records), else one up to 3 times as large; 3 to 300 files."""
+    capacity = rng.randint(*SMALL)
+    factor = rng.uniform(0.93, 1.1) if rng.random() < 0.5 else rng.uniform(1.1, 3.0)
+    return Layout(capacity=capacity, ntrec=rng.choice(BLOCKING), files=rng.randint(3, rng.choice((30, 300))),
+                  data=int(capacity * factor), seed=rng.randrange(1 << 30))
+
+
+def layouts(seed: int, count: int) -> list[Layout]:
+    rng = random.Random(seed)
+    return [draw(rng) for _ in range(count)]
+
+
+def build_tree(root: Path, layout: Layout) -> Path:
+    """Files of random sizes summing to ``layout.data`` (some empty, some a
+    few bytes, some not a whole KiB) in a few folders, a hard link and a
+    symbolic link; every time stamped."""
+    rng = random.Random(layout.seed)
+    root.mkdir(parents=True)
+    folders = [root] + [root / f"d{i}" for i in range(rng.randint(1, 4))]
+    for folder in folders[1:]:
+        folder.mkdir()
+    cuts = sorted(rng.randrange(layout.data) for _ in range(layout.files - 1))
+    sizes = [b - a for a, b in zip([0, *cuts], [*cuts, layout.data])]
+    for i, size in enumerate(sizes):
+        (rng.choice(folders) / f"f{i:03d}").write_bytes(rng.randbytes(size))
+    first = next(root.rglob("f*"))
+    os.link(first, root / "hardlink")
+    os.symlink(os.path.relpath(first, root), root / "symlink")
+    stamp_times(root)
+    return root
+
+
+def dump_across(workdir: Path, layout: Layout, tree: Path) -> tuple[Shelf, str, bool]:
+    """A shelf of one drive holding FIRST (``layout.capacity`` bytes) and a
+    blank SECOND in slot 2, and ``tree`` dumped from FIRST on; whether it spanned
+    (it must when the tree's data alone is more than FIRST holds)."""
+    shelf = Shelf.create(workdir / "shelf", drives=1, slots=4)
+    shelf.new_cartridge("FIRST", capacity=layout.capacity)
+    shelf.new_cartridge("SECOND", capacity=BIG)
+    shelf.load("FIRST", 0)
+    nst0 = str(shelf.device_path(0, rewind=False))
+    result = pydump("-0", "--no-prompt", "-b", str(layout.ntrec), "-f", nst0, str(tree), check=False)
+    err = result.stderr.decode(errors="replace")
+    assert result.returncode == 0, f"{layout}: pydump failed:\n{err}"
+    assert "Traceback" not in err, err
+    spanned = shelf.status().drives[0].barcode == "SECOND"
+    assert spanned or layout.data < layout.capacity, f"{layout}: the dump did not span\n{err}"
+    return shelf, nst0, spanned
+
+
+def copy_volumes(workdir: Path, shelf: Shelf, nst0: str, spanned: bool) -> Path:
+    """``vol001`` and (when it spanned) ``vol002``, copies of the cartridges
+    (FIRST is left in the drive); returns the -M prefix."""
+    if spanned:
+        (workdir / "vol002").write_bytes(tape_copy(nst0))
+        shelf.unload(0)
+        shelf.load("FIRST", 0)
+    (workdir / "vol001").write_bytes(tape_copy(nst0))
+    return workdir / "vol"
+
+
+def check_pyrestore(workdir: Path, layout: Layout, tree: Path, prefix: Path) -> None:
+    out = workdir / "py-r"
+    out.mkdir()
+    done = pyrestore("-r", "-M", "-f", str(prefix), cwd=out)
+    assert done.returncode == 0, f"{layout}: pyrestore -r: {done.stderr}"
+    assert_same_tree(tree, out)
+    compared = pyrestore("-C", "-M", "-D", str(tree), "-f", str(prefix), cwd=workdir)
+    assert compared.returncode == 0, f"{layout}: pyrestore -C: {compared.stdout}{compared.stderr}"
+
+
+def check_real_restore_through_rmt(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst0: str,
+                                   spanned: bool) -> None:
+    """The real ``restore -r -f localhost:SHELF/nst0`` through pyrmt, FIRST
+    at BOT in the drive; when restore asks for volume 2 (it closed the
+    drive first), SECOND goes in and the answer is the default name."""
+    rsh = fake_rsh(workdir, console_script("pyrmt"))
+    with open_device(nst0) as tape:
+        tape.rewind()
+    out = workdir / "real-r"
+    out.mkdir()
+    scratch = workdir / "rtmp"
+    scratch.mkdir()
+    # restore reads 32 KiB records unless told (-b) of longer ones.
+    blocking = ["-b", str(layout.ntrec)] if layout.ntrec > 32 else []
+    proc = subprocess.Popen([RESTORE, "-r", *blocking, "-f", f"localhost:{nst0}"], cwd=out, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(env(), RSH=str(rsh), RMT=console_script("pyrmt"), TMPDIR=str(scratch)))
+    seen = b""
+    asked = 0
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+            if seen.count(b"otherwise enter tape name") > asked:
+                asked += 1
+                assert asked == 1, f"{layout}: restore asked again:\n{seen.decode(errors='replace')}"
+                shelf.unload(0)
+                shelf.load("SECOND", 0)
+                proc.stdin.write(b"\n")
+                proc.stdin.flush()
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = seen.decode(errors="replace")
+    assert code == 0 and asked == spanned, f"{layout}: restore -r exited {code} after {asked} prompt(s):\n{text}"
+    assert_same_tree(tree, out)
+
+
+def check_layout(workdir: Path, layout: Layout) -> None:
+    """The whole property for one layout (raises AssertionError when it fails)."""
+    tree = build_tree(workdir / "src", layout)
+    shelf, nst0, spanned = dump_across(workdir, layout, tree)
+    prefix = copy_volumes(workdir, shelf, nst0, spanned)
+    check_pyrestore(workdir, layout, tree, prefix)
+    check_real_restore_through_rmt(workdir, layout, tree, shelf, nst0, spanned)
