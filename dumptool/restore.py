@@ -202,6 +202,9 @@ class VolumeInput:
             return None
         if self.on_volume_end is not None:
             self.on_volume_end(number)
+        # Let go of the drive before asking, as restore does: the operator
+        # may have to change the cartridge in this very drive.
+        self._reader.close()
         problem = ""
         while True:
             name = self._ask(number, problem)
@@ -224,7 +227,6 @@ class VolumeInput:
             elif head.c_volume != number:
                 problem = f"{name}: wrong volume ({head.c_volume}), expected volume {number}"
             else:
-                self._reader.close()
                 return reader
             reader.close()
 

@@ -5,9 +5,9 @@ the blocking factor and a tree a little or a lot larger than that
 cartridge.  :func:`check_layout` builds the tree, dumps it with ``pydump -0
 --no-prompt -f SHELF/nst0`` (the changer loads the second, blank cartridge
 at the end of the first) and reads it back three ways: ``pyrestore -r`` and
-``pyrestore -C`` from copies of the two cartridges (``-M``), and the real
-Linux ``restore -r`` reading the drive itself through ``pyrmt``, the
-cartridges swapped when it asks for volume 2.  Shared by
+the real Linux ``restore -r`` (through ``pyrmt``) reading the drive itself,
+the cartridges swapped when they ask for volume 2, and ``pyrestore -C``
+from copies of the two cartridges (``-M``).  Shared by
 ``test_multivolume.py`` (a short seeded run) and ``bench/multivolume.py``
 (as many draws as one likes).
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from conftest import console_script
 from samples import RESTORE, fake_rsh, stamp_times, tape_copy
-from tapelib import Shelf, open_device
+from tapelib import Shelf
 from test_pydump import assert_same_tree, env, pydump, pyrestore
 
 #: The blocking factors drawn, and the first cartridge's sizes (bytes).
@@ -110,33 +110,17 @@ def copy_volumes(workdir: Path, shelf: Shelf, nst0: str, spanned: bool) -> Path:
     return workdir / "vol"
 
 
-def check_pyrestore(workdir: Path, layout: Layout, tree: Path, prefix: Path) -> None:
-    out = workdir / "py-r"
-    out.mkdir()
-    done = pyrestore("-r", "-M", "-f", str(prefix), cwd=out)
-    assert done.returncode == 0, f"{layout}: pyrestore -r: {done.stderr}"
-    assert_same_tree(tree, out)
-    compared = pyrestore("-C", "-M", "-D", str(tree), "-f", str(prefix), cwd=workdir)
-    assert compared.returncode == 0, f"{layout}: pyrestore -C: {compared.stdout}{compared.stderr}"
-
-
-def check_real_restore_through_rmt(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst0: str,
-                                   spanned: bool) -> None:
-    """The real ``restore -r -f localhost:SHELF/nst0`` through pyrmt, FIRST
-    at BOT in the drive; when restore asks for volume 2 (it closed the
-    drive first), SECOND goes in and the answer is the default name."""
-    rsh = fake_rsh(workdir, console_script("pyrmt"))
-    with open_device(nst0) as tape:
-        tape.rewind()
-    out = workdir / "real-r"
-    out.mkdir()
-    scratch = workdir / "rtmp"
-    scratch.mkdir()
-    # restore reads 32 KiB records unless told (-b) of longer ones.
-    blocking = ["-b", str(layout.ntrec)] if layout.ntrec > 32 else []
-    proc = subprocess.Popen([RESTORE, "-r", *blocking, "-f", f"localhost:{nst0}"], cwd=out, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=dict(env(), RSH=str(rsh), RMT=console_script("pyrmt"), TMPDIR=str(scratch)))
+def restore_from_the_drive(command: list[str], cwd: Path, environ: dict[str, str], question: bytes,
+                           answer: bytes, layout: Layout, shelf: Shelf, nst0: str, spanned: bool) -> str:
+    """Run a restore reading the shelf drive from FIRST (put at BOT there);
+    when it asks ``question`` for volume 2, SECOND goes into the drive and
+    ``answer`` is typed.  Fails unless it asks exactly when the dump spanned
+    and exits 0; returns what it printed."""
+    if shelf.status().drives[0].barcode is not None:
+        shelf.unload(0)
+    shelf.load("FIRST", 0)
+    proc = subprocess.Popen(command, cwd=cwd, env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
     seen = b""
     asked = 0
     deadline = time.monotonic() + 120
@@ -151,12 +135,12 @@ def check_real_restore_through_rmt(workdir: Path, layout: Layout, tree: Path, sh
             if not chunk:
                 break
             seen += chunk
-            if seen.count(b"otherwise enter tape name") > asked:
+            if seen.count(question) > asked:
                 asked += 1
-                assert asked == 1, f"{layout}: restore asked again:\n{seen.decode(errors='replace')}"
-                shelf.unload(0)
-                shelf.load("SECOND", 0)
-                proc.stdin.write(b"\n")
+                if asked == 1:
+                    shelf.unload(0)
+                    shelf.load("SECOND", 0)
+                proc.stdin.write(answer if asked == 1 else b"none\n")  # asked again: end it (and fail)
                 proc.stdin.flush()
         code = proc.wait(timeout=60)
     finally:
@@ -164,7 +148,38 @@ def check_real_restore_through_rmt(workdir: Path, layout: Layout, tree: Path, sh
             proc.kill()
             proc.wait()
     text = seen.decode(errors="replace")
-    assert code == 0 and asked == spanned, f"{layout}: restore -r exited {code} after {asked} prompt(s):\n{text}"
+    assert code == 0 and asked == spanned, f"{layout}: {command[0]} exited {code} after {asked} prompt(s):\n{text}"
+    return text
+
+
+def check_pyrestore(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst0: str, spanned: bool,
+                    prefix: Path) -> None:
+    """``pyrestore -r -f SHELF/nst0`` (the operator changing cartridges when
+    asked), then ``pyrestore -C -M`` of the copies."""
+    out = workdir / "py-r"
+    out.mkdir()
+    restore_from_the_drive([console_script("pyrestore"), "-r", "-f", nst0], out, env(),
+                           b"enter its path ('none' if there is none): ", nst0.encode() + b"\n",
+                           layout, shelf, nst0, spanned)
+    assert_same_tree(tree, out)
+    compared = pyrestore("-C", "-M", "-D", str(tree), "-f", str(prefix), cwd=workdir)
+    assert compared.returncode == 0, f"{layout}: pyrestore -C: {compared.stdout}{compared.stderr}"
+
+
+def check_real_restore_through_rmt(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst0: str,
+                                   spanned: bool) -> None:
+    """The real ``restore -r -f localhost:SHELF/nst0`` through pyrmt; when it
+    asks for volume 2 (it closed the drive first), the default name."""
+    rsh = fake_rsh(workdir, console_script("pyrmt"))
+    out = workdir / "real-r"
+    out.mkdir()
+    scratch = workdir / "rtmp"
+    scratch.mkdir()
+    # restore reads 32 KiB records unless told (-b) of longer ones.
+    blocking = ["-b", str(layout.ntrec)] if layout.ntrec > 32 else []
+    restore_from_the_drive([RESTORE, "-r", *blocking, "-f", f"localhost:{nst0}"], out,
+                           dict(env(), RSH=str(rsh), RMT=console_script("pyrmt"), TMPDIR=str(scratch)),
+                           b"otherwise enter tape name", b"\n", layout, shelf, nst0, spanned)
     assert_same_tree(tree, out)
 
 
@@ -173,5 +188,5 @@ def check_layout(workdir: Path, layout: Layout) -> None:
     tree = build_tree(workdir / "src", layout)
     shelf, nst0, spanned = dump_across(workdir, layout, tree)
     prefix = copy_volumes(workdir, shelf, nst0, spanned)
-    check_pyrestore(workdir, layout, tree, prefix)
+    check_pyrestore(workdir, layout, tree, shelf, nst0, spanned, prefix)
     check_real_restore_through_rmt(workdir, layout, tree, shelf, nst0, spanned)
