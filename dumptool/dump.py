@@ -765,7 +765,8 @@ class Dump:
 
     def new_volume_header(self, request: VolumeRequest) -> bytes:
         interrupted, remaining = self.interrupted_at(request.first_block, bool(request.replay))
-        header = continuation_header(self.tape, request.volume, request.first_block, interrupted, remaining)
+        header = continuation_header(self.tape, request.volume, request.first_block, interrupted, remaining,
+                                     request.first_record)
         if self.compressor is not None:  # the volume just closed
             self.say(f"Volume {request.volume - 1} "
                      + ratio_line(request.first_block - self._volume_first_block, self.compressor.volume_bytes))

@@ -1,15 +1,15 @@
-"""Dumps that span two shelf cartridges, checked end to end.
+"""Dumps that span shelf cartridges, checked end to end.
 
-A :class:`Layout` is one draw of the property: the first cartridge's size,
-the blocking factor and a tree a little or a lot larger than that
-cartridge.  :func:`check_layout` builds the tree, dumps it with ``pydump -0
---no-prompt -f SHELF/nst0`` (the changer loads the second, blank cartridge
-at the end of the first) and reads it back three ways: ``pyrestore -r`` and
-the real Linux ``restore -r`` (through ``pyrmt``) reading the drive itself,
-the cartridges swapped when they ask for volume 2, and ``pyrestore -C``
-from copies of the two cartridges (``-M``).  Shared by
-``test_multivolume.py`` (a short seeded run) and ``bench/multivolume.py``
-(as many draws as one likes).
+A :class:`Layout` is one draw of the property: the first cartridge's size
+(and at times a second small one's), the blocking factor and a tree about
+as large as those or up to 3 times larger.  :func:`check_layout` builds the
+tree, dumps it with ``pydump -0 --no-prompt -f SHELF/nst0`` (the changer
+loads the next blank cartridge at the end of each) and reads it back three
+ways: ``pyrestore -r`` and the real Linux ``restore -r`` (through
+``pyrmt``) reading the drive itself, the cartridges changed when they ask
+for the next volume, and ``pyrestore -C`` from copies of the cartridges
+(``-M``).  Shared by ``test_multivolume.py`` (a short seeded run) and
+``bench/multivolume.py`` (as many draws as one likes).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from samples import RESTORE, fake_rsh, stamp_times, tape_copy
 from tapelib import Shelf
 from test_pydump import assert_same_tree, env, pydump, pyrestore
 
-#: The blocking factors drawn, and the first cartridge's sizes (bytes).
+#: The blocking factors drawn, and the small cartridges' sizes (bytes).
 BLOCKING = (10, 20, 32, 64)
 SMALL = (600 * 1024, 1200 * 1024)
-#: The second cartridge: room for anything a layout dumps.
+#: The last cartridge: room for anything a layout dumps.
 BIG = 10 * 1024 * 1024
 
 
@@ -39,21 +39,30 @@ class Layout:
     capacity: int   # bytes of the first cartridge (its early-warning zone is the default)
     ntrec: int      # -b
     files: int      # regular files in the tree
-    data: int       # bytes of file data in all, about or more than the first cartridge takes
+    data: int       # bytes of file data in all, about or more than the small cartridges take
     seed: int       # of the tree's sizes and bytes
+    middle: int = 0  # bytes of a second small cartridge before the big one (0: none)
 
     def __str__(self) -> str:
-        return f"cap{self.capacity}-b{self.ntrec}-n{self.files}-d{self.data}-s{self.seed}"
+        middle = f"+{self.middle}" if self.middle else ""
+        return f"cap{self.capacity}{middle}-b{self.ntrec}-n{self.files}-d{self.data}-s{self.seed}"
+
+    @property
+    def cartridges(self) -> list[tuple[str, int]]:
+        """(barcode, capacity) of the cartridges, in the order they are filled."""
+        return [("FIRST", self.capacity), *([("MIDDLE", self.middle)] if self.middle else []), ("LAST", BIG)]
 
 
 def draw(rng: random.Random) -> Layout:
-    """One layout: half the time a tree about the first cartridge's size (its
-    end falls near the end of that tape, where a full tape meets the
-    dump's last records), else one up to 3 times as large; 3 to 300 files."""
+    """One layout: half the time a tree about the size of the small
+    cartridges (its end falls near the end of a tape, where a full tape
+    meets the dump's last records), else one up to 3 times as large; 3 to
+    300 files; one time in three a second small cartridge (three volumes)."""
     capacity = rng.randint(*SMALL)
+    middle = rng.randint(*SMALL) if rng.random() < 1 / 3 else 0
     factor = rng.uniform(0.93, 1.1) if rng.random() < 0.5 else rng.uniform(1.1, 3.0)
     return Layout(capacity=capacity, ntrec=rng.choice(BLOCKING), files=rng.randint(3, rng.choice((30, 300))),
-                  data=int(capacity * factor), seed=rng.randrange(1 << 30))
+                  data=int((capacity + middle) * factor), seed=rng.randrange(1 << 30), middle=middle)
 
 
 def layouts(seed: int, count: int) -> list[Layout]:
@@ -81,44 +90,49 @@ def build_tree(root: Path, layout: Layout) -> Path:
     return root
 
 
-def dump_across(workdir: Path, layout: Layout, tree: Path) -> tuple[Shelf, str, bool]:
-    """A shelf of one drive holding FIRST (``layout.capacity`` bytes) and a
-    blank SECOND in slot 2, and ``tree`` dumped from FIRST on; whether it spanned
-    (it must when the tree's data alone is more than FIRST holds)."""
+def dump_across(workdir: Path, layout: Layout, tree: Path) -> tuple[Shelf, str, list[str]]:
+    """A shelf of one drive holding FIRST, then blank cartridges in the
+    slots (:attr:`Layout.cartridges`), and ``tree`` dumped from FIRST on;
+    the barcodes of its volumes.  It must span when the tree's data alone
+    is more than the small cartridges hold."""
     shelf = Shelf.create(workdir / "shelf", drives=1, slots=4)
-    shelf.new_cartridge("FIRST", capacity=layout.capacity)
-    shelf.new_cartridge("SECOND", capacity=BIG)
+    for barcode, capacity in layout.cartridges:
+        shelf.new_cartridge(barcode, capacity=capacity)
     shelf.load("FIRST", 0)
     nst0 = str(shelf.device_path(0, rewind=False))
     result = pydump("-0", "--no-prompt", "-b", str(layout.ntrec), "-f", nst0, str(tree), check=False)
     err = result.stderr.decode(errors="replace")
     assert result.returncode == 0, f"{layout}: pydump failed:\n{err}"
     assert "Traceback" not in err, err
-    spanned = shelf.status().drives[0].barcode == "SECOND"
-    assert spanned or layout.data < layout.capacity, f"{layout}: the dump did not span\n{err}"
-    return shelf, nst0, spanned
+    names = [barcode for barcode, _ in layout.cartridges]
+    volumes = names[:names.index(shelf.status().drives[0].barcode) + 1]
+    small = layout.capacity + layout.middle
+    assert len(volumes) == len(names) or layout.data < small, f"{layout}: the dump did not span\n{err}"
+    return shelf, nst0, volumes
 
 
-def copy_volumes(workdir: Path, shelf: Shelf, nst0: str, spanned: bool) -> Path:
-    """``vol001`` and (when it spanned) ``vol002``, copies of the cartridges
-    (FIRST is left in the drive); returns the -M prefix."""
-    if spanned:
-        (workdir / "vol002").write_bytes(tape_copy(nst0))
+def load(shelf: Shelf, barcode: str) -> None:
+    """``barcode`` into drive 0, at BOT."""
+    if shelf.status().drives[0].barcode is not None:
         shelf.unload(0)
-        shelf.load("FIRST", 0)
-    (workdir / "vol001").write_bytes(tape_copy(nst0))
+    shelf.load(barcode, 0)
+
+
+def copy_volumes(workdir: Path, shelf: Shelf, nst0: str, volumes: list[str]) -> Path:
+    """``vol001``, ``vol002``, ...: copies of the volumes' cartridges; returns the -M prefix."""
+    for n, barcode in enumerate(volumes, 1):
+        load(shelf, barcode)
+        (workdir / f"vol{n:03d}").write_bytes(tape_copy(nst0))
     return workdir / "vol"
 
 
 def restore_from_the_drive(command: list[str], cwd: Path, environ: dict[str, str], question: bytes,
-                           answer: bytes, layout: Layout, shelf: Shelf, nst0: str, spanned: bool) -> str:
+                           answer: bytes, layout: Layout, shelf: Shelf, nst0: str, volumes: list[str]) -> str:
     """Run a restore reading the shelf drive from FIRST (put at BOT there);
-    when it asks ``question`` for volume 2, SECOND goes into the drive and
-    ``answer`` is typed.  Fails unless it asks exactly when the dump spanned
-    and exits 0; returns what it printed."""
-    if shelf.status().drives[0].barcode is not None:
-        shelf.unload(0)
-    shelf.load("FIRST", 0)
+    each time it asks ``question`` for the next volume, that volume's
+    cartridge goes into the drive and ``answer`` is typed.  Fails unless it
+    asks once per later volume and exits 0; returns what it printed."""
+    load(shelf, volumes[0])
     proc = subprocess.Popen(command, cwd=cwd, env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     seen = b""
@@ -137,10 +151,11 @@ def restore_from_the_drive(command: list[str], cwd: Path, environ: dict[str, str
             seen += chunk
             if seen.count(question) > asked:
                 asked += 1
-                if asked == 1:
-                    shelf.unload(0)
-                    shelf.load("SECOND", 0)
-                proc.stdin.write(answer if asked == 1 else b"none\n")  # asked again: end it (and fail)
+                if asked < len(volumes):
+                    load(shelf, volumes[asked])
+                    proc.stdin.write(answer)
+                else:  # asked once too often: end it (and fail)
+                    proc.stdin.write(b"none\n")
                 proc.stdin.flush()
         code = proc.wait(timeout=60)
     finally:
@@ -148,11 +163,12 @@ def restore_from_the_drive(command: list[str], cwd: Path, environ: dict[str, str
             proc.kill()
             proc.wait()
     text = seen.decode(errors="replace")
-    assert code == 0 and asked == spanned, f"{layout}: {command[0]} exited {code} after {asked} prompt(s):\n{text}"
+    assert code == 0 and asked == len(volumes) - 1, \
+        f"{layout}: {command[0]} exited {code} after {asked} prompt(s) for {len(volumes)} volume(s):\n{text}"
     return text
 
 
-def check_pyrestore(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst0: str, spanned: bool,
+def check_pyrestore(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst0: str, volumes: list[str],
                     prefix: Path) -> None:
     """``pyrestore -r -f SHELF/nst0`` (the operator changing cartridges when
     asked), then ``pyrestore -C -M`` of the copies."""
@@ -160,14 +176,14 @@ def check_pyrestore(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst
     out.mkdir()
     restore_from_the_drive([console_script("pyrestore"), "-r", "-f", nst0], out, env(),
                            b"enter its path ('none' if there is none): ", nst0.encode() + b"\n",
-                           layout, shelf, nst0, spanned)
+                           layout, shelf, nst0, volumes)
     assert_same_tree(tree, out)
     compared = pyrestore("-C", "-M", "-D", str(tree), "-f", str(prefix), cwd=workdir)
     assert compared.returncode == 0, f"{layout}: pyrestore -C: {compared.stdout}{compared.stderr}"
 
 
 def check_real_restore_through_rmt(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst0: str,
-                                   spanned: bool) -> None:
+                                   volumes: list[str]) -> None:
     """The real ``restore -r -f localhost:SHELF/nst0`` through pyrmt; when it
     asks for volume 2 (it closed the drive first), the default name."""
     rsh = fake_rsh(workdir, console_script("pyrmt"))
@@ -179,14 +195,14 @@ def check_real_restore_through_rmt(workdir: Path, layout: Layout, tree: Path, sh
     blocking = ["-b", str(layout.ntrec)] if layout.ntrec > 32 else []
     restore_from_the_drive([RESTORE, "-r", *blocking, "-f", f"localhost:{nst0}"], out,
                            dict(env(), RSH=str(rsh), RMT=console_script("pyrmt"), TMPDIR=str(scratch)),
-                           b"otherwise enter tape name", b"\n", layout, shelf, nst0, spanned)
+                           b"otherwise enter tape name", b"\n", layout, shelf, nst0, volumes)
     assert_same_tree(tree, out)
 
 
 def check_layout(workdir: Path, layout: Layout) -> None:
     """The whole property for one layout (raises AssertionError when it fails)."""
     tree = build_tree(workdir / "src", layout)
-    shelf, nst0, spanned = dump_across(workdir, layout, tree)
-    prefix = copy_volumes(workdir, shelf, nst0, spanned)
-    check_pyrestore(workdir, layout, tree, shelf, nst0, spanned, prefix)
-    check_real_restore_through_rmt(workdir, layout, tree, shelf, nst0, spanned)
+    shelf, nst0, volumes = dump_across(workdir, layout, tree)
+    prefix = copy_volumes(workdir, shelf, nst0, volumes)
+    check_pyrestore(workdir, layout, tree, shelf, nst0, volumes, prefix)
+    check_real_restore_through_rmt(workdir, layout, tree, shelf, nst0, volumes)

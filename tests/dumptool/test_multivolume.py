@@ -22,7 +22,7 @@ from conftest import console_script
 from dumptool.format import Header, RecordType
 from samples import listing, restore_both_cartridges, tape_copy
 from samples import real_restore as restore
-from spanning import Layout, build_tree, check_layout, layouts
+from spanning import Layout, build_tree, check_layout, copy_volumes, dump_across, layouts
 from tapelib import Shelf
 from test_pydump import assert_same_tree, env, pydump
 
@@ -36,13 +36,39 @@ ENDING_AT_THE_END_OF_TAPE = [
     Layout(capacity=931768, ntrec=32, files=4, data=897527, seed=947187202),
     Layout(capacity=872950, ntrec=64, files=37, data=826976, seed=535433644),
 ]
+#: Three volumes: the real restore dropped a block at the start of volume 3
+#: (and with it a file) before c_firstrec counted volume 2's header.
+THREE_VOLUMES = [
+    Layout(capacity=879405, ntrec=10, files=28, data=2012116, seed=247094926, middle=956137),
+    Layout(capacity=907938, ntrec=64, files=66, data=1659270, seed=410664858, middle=644128),
+]
 #: A short seeded run for CI; bench/multivolume.py draws as many as asked.
 DRAWN = layouts(seed=20261206, count=10)
 
 
-@pytest.mark.parametrize("layout", ENDING_AT_THE_END_OF_TAPE + DRAWN, ids=str)
-def test_every_layout_spans_two_cartridges_and_restores(tmp_path: Path, layout: Layout) -> None:
+@pytest.mark.parametrize("layout", ENDING_AT_THE_END_OF_TAPE + THREE_VOLUMES + DRAWN, ids=str)
+def test_every_layout_spans_the_cartridges_and_restores(tmp_path: Path, layout: Layout) -> None:
     check_layout(tmp_path, layout)
+
+
+def test_each_volume_header_counts_the_blocks_written_before_it(tmp_path: Path) -> None:
+    """``c_firstrec`` of volume n is the number of blocks on volumes 1 to
+    n-1, headers included: restore skips as duplicates the blocks it read
+    past it.  ``c_tapea`` repeats the number of the record the full tape
+    refused, which the volume header takes no number of its own from."""
+    layout = THREE_VOLUMES[0]
+    tree = build_tree(tmp_path / "src", layout)
+    shelf, nst0, volumes = dump_across(tmp_path, layout, tree)
+    assert volumes == ["FIRST", "MIDDLE", "LAST"]
+    prefix = copy_volumes(tmp_path, shelf, nst0, volumes)
+    written = 0
+    for n in (1, 2, 3):
+        image = Path(f"{prefix}{n:03d}").read_bytes()
+        head = Header.unpack(image[:1024])
+        assert (head.c_type, head.c_volume) == (RecordType.TS_TAPE, n)
+        assert head.c_firstrec == written, n
+        assert head.c_tapea == written - max(0, n - 2), n  # the headers of volumes 2 .. n-1 took no number
+        written += len(image) // 1024
 
 
 # -- which cartridge takes the next volume ---------------------------------------------------------
