@@ -146,15 +146,18 @@ def test_a_full_tape_passes_over_protected_and_used_cartridges_for_a_blank_one(
 def test_with_no_blank_cartridge_left_the_dump_fails_and_loses_nothing(
         tmp_path: Path, crowded: tuple[Shelf, str, Path]) -> None:
     shelf, nst0, tree = crowded
-    before = {name: cartridge_bytes(shelf, name) for name in ("PROT", "OLD")}
+    shelf.transfer(shelf.new_cartridge("BAD", capacity=10 << 20), 4)  # with a sidecar that is not one
+    shelf.cartridge_path("BAD").with_suffix(".json").write_text("{")
+    before = {name: cartridge_bytes(shelf, name) for name in ("PROT", "OLD", "BAD")}
     result = pydump("-0", "-q", "--no-prompt", "-f", nst0, str(tree), check=False)
     err = result.stderr.decode().strip().splitlines()
     assert result.returncode == 1
     assert "Traceback" not in result.stderr.decode()
-    assert len(err) == 3, err  # two cartridges passed over, then the one error
+    assert len(err) == 4, err  # three cartridges passed over, then the one error
+    assert err[2].strip().startswith("DUMP: warning: passing over BAD in slot 4: unreadable (")
     assert "no blank cartridge" in err[-1] and "--no-prompt forbids asking for volume 2" in err[-1]
     assert "--scratch" in err[-1]
-    assert {name: cartridge_bytes(shelf, name) for name in ("PROT", "OLD")} == before
+    assert {name: cartridge_bytes(shelf, name) for name in ("PROT", "OLD", "BAD")} == before
     # Volume 1 is on FIRST as it was written: the dump's header, then all it took.
     shelf.load("FIRST", 0)
     first = tape_copy(nst0)
