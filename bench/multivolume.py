@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +43,8 @@ def main() -> int:
             check_layout(workdir, layout)
         except AssertionError as exc:
             failed += 1
-            first = " | ".join(str(exc).strip().splitlines()[:6]) or "assertion failed"
+            # Without pytest's rewriting a bare assert says nothing: show where it failed.
+            first = " | ".join(str(exc).strip().splitlines()[:6]) or traceback.format_exc().splitlines()[-2].strip()
             print(f"FAIL {layout}: {first}" + (f" (kept in {workdir})" if args.keep else ""), flush=True)
             if args.keep:
                 continue

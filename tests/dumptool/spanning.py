@@ -185,7 +185,7 @@ def check_pyrestore(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst
 def check_real_restore_through_rmt(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst0: str,
                                    volumes: list[str]) -> None:
     """The real ``restore -r -f localhost:SHELF/nst0`` through pyrmt; when it
-    asks for volume 2 (it closed the drive first), the default name."""
+    asks for the next volume (it closed the drive first), the default name."""
     rsh = fake_rsh(workdir, console_script("pyrmt"))
     out = workdir / "real-r"
     out.mkdir()
