@@ -42,10 +42,12 @@ class Layout:
     data: int       # bytes of file data in all, about or more than the small cartridges take
     seed: int       # of the tree's sizes and bytes
     middle: int = 0  # bytes of a second small cartridge before the big one (0: none)
+    compress: bool = False  # -z: compressed records (random data: mostly stored as they are)
 
     def __str__(self) -> str:
         middle = f"+{self.middle}" if self.middle else ""
-        return f"cap{self.capacity}{middle}-b{self.ntrec}-n{self.files}-d{self.data}-s{self.seed}"
+        z = "-z" if self.compress else ""
+        return f"cap{self.capacity}{middle}-b{self.ntrec}{z}-n{self.files}-d{self.data}-s{self.seed}"
 
     @property
     def cartridges(self) -> list[tuple[str, int]]:
@@ -57,12 +59,14 @@ def draw(rng: random.Random) -> Layout:
     """One layout: half the time a tree about the size of the small
     cartridges (its end falls near the end of a tape, where a full tape
     meets the dump's last records), else one up to 3 times as large; 3 to
-    300 files; one time in three a second small cartridge (three volumes)."""
+    300 files; one time in three a second small cartridge (three volumes),
+    one in five compressed (-z)."""
     capacity = rng.randint(*SMALL)
     middle = rng.randint(*SMALL) if rng.random() < 1 / 3 else 0
     factor = rng.uniform(0.93, 1.1) if rng.random() < 0.5 else rng.uniform(1.1, 3.0)
     return Layout(capacity=capacity, ntrec=rng.choice(BLOCKING), files=rng.randint(3, rng.choice((30, 300))),
-                  data=int((capacity + middle) * factor), seed=rng.randrange(1 << 30), middle=middle)
+                  data=int((capacity + middle) * factor), seed=rng.randrange(1 << 30), middle=middle,
+                  compress=rng.random() < 0.2)
 
 
 def layouts(seed: int, count: int) -> list[Layout]:
@@ -100,7 +104,8 @@ def dump_across(workdir: Path, layout: Layout, tree: Path) -> tuple[Shelf, str, 
         shelf.new_cartridge(barcode, capacity=capacity)
     shelf.load("FIRST", 0)
     nst0 = str(shelf.device_path(0, rewind=False))
-    result = pydump("-0", "--no-prompt", "-b", str(layout.ntrec), "-f", nst0, str(tree), check=False)
+    result = pydump("-0", "--no-prompt", *(["-z"] if layout.compress else []), "-b", str(layout.ntrec),
+                    "-f", nst0, str(tree), check=False)
     err = result.stderr.decode(errors="replace")
     assert result.returncode == 0, f"{layout}: pydump failed:\n{err}"
     assert "Traceback" not in err, err
