@@ -29,6 +29,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tapelib import EndOfMedium, TapeError
 from tapelib.devicefile import read_device_marker
@@ -69,11 +70,14 @@ from .format import (
 from .format.constants import TAPEBUF_PREFIX
 from .format.dinode import stat_fields
 from .format.header import InodeHeaders
-from .operator import open_terminal
+from .operator import Terminal, open_terminal
 from .records import (NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink,
                       volume_file)
 from .traverse import (DumpPlan, FreshNumbering, Node, fd_inode_flags, inode_flags, live_path, plan_dump,
                        snapshot_time, walk_tree)
+
+if TYPE_CHECKING:
+    from tapelib import Shelf
 
 #: Read size for file data (a multiple of TP_BSIZE).
 _READ_CHUNK = 64 * TP_BSIZE
@@ -139,6 +143,7 @@ class DumpOptions:
     metaonly: bool = False                # -m: changed but unmodified inodes as metadata only
     honor_level: int = 1                  # -h: the nodump flag is honoured at levels from this one up
     frozen_at: int | None = None          # --snapshot-date: the source is a read-only tree frozen then
+    scratch: frozenset[str] = frozenset()  # --scratch: barcodes a volume change may overwrite
 
 
 class Dump:
@@ -703,7 +708,16 @@ class Dump:
     def _end(self) -> None:
         self._ending = True
         writer = self.writer
-        self._emit(end_records(self.tape, writer.next_block)[:writer.end_blocks_needed])
+        # TS_END blocks fill the last record.  How many is what the writer
+        # has pending, not c_tapea: once a full tape made it replay a record
+        # after the next volume's header, the records are one block off the
+        # numbers.  And the record the first TS_END blocks go into may itself
+        # meet the end of the tape: replayed on the next volume, its last
+        # block is left over, and more TS_END blocks fill that record too.
+        while True:
+            self._emit(end_records(self.tape, writer.blocks_pending))
+            if not writer.blocks_pending:
+                break
         name = writer.sink.name
         writer.finish()
         if self._qfa is not None:
@@ -767,7 +781,8 @@ class Dump:
 
     def new_volume_header(self, request: VolumeRequest) -> bytes:
         interrupted, remaining = self.interrupted_at(request.first_block, bool(request.replay))
-        header = continuation_header(self.tape, request.volume, request.first_block, interrupted, remaining)
+        header = continuation_header(self.tape, request.volume, request.first_block, interrupted, remaining,
+                                     request.first_record)
         if self.compressor is not None:  # the volume just closed
             self.say(f"Volume {request.volume - 1} "
                      + ratio_line(request.first_block - self._volume_first_block, self.compressor.volume_bytes))
@@ -821,12 +836,20 @@ class _VolumeChanger:
     of a shelf (by slot order), or, on a tape nothing can change by itself
     (a Linux st drive, a shelf with no cartridge left), whatever the operator
     mounts when asked on the terminal as dump asks.  Without a terminal, or
-    under ``--no-prompt``, it fails clearly."""
+    under ``--no-prompt``, it fails clearly.
+
+    Nothing is overwritten unasked: from the slots only a blank cartridge
+    (no data at all) is taken, or one ``--scratch`` names; a used, a
+    write-protected or an unreadable one is passed over with a warning and
+    left as it was.  A cartridge the operator loads by hand that holds data
+    is taken only once the operator says it may be overwritten, and never a
+    volume of this same dump.  (The first volume goes where the operator
+    put the drive, as with dump.)"""
 
     def __init__(self, dump: Dump, is_tape: bool) -> None:
         self.dump = dump
         self.is_tape = is_tape
-        self._used: set[str] = set()
+        self._used: set[str] = set()   # this dump's cartridges
 
     def next_volume(self, request: VolumeRequest) -> NewVolume:
         dump = self.dump
@@ -842,34 +865,77 @@ class _VolumeChanger:
         header = dump.new_volume_header(request)
         return NewVolume(sink, header)
 
-    def _next_cartridge(self, volume: int) -> Sink:
+    def _shelf_drive(self) -> tuple[Shelf, int] | None:
+        """The shelf and drive number of a shelf device output, else None."""
         device = self.dump.options.output
         marker = read_device_marker(Path(device)) if os.path.isfile(device) else None
         if marker is None:
-            return self._ask_operator(volume, f"{device}: end of tape on volume {volume - 1}")
+            return None
         from tapelib import Shelf
 
-        drive, _rewind = marker
+        return Shelf(Path(device).parent), marker[0]
+
+    def _next_cartridge(self, volume: int) -> Sink:
+        device = self.dump.options.output
         try:
-            shelf = Shelf(Path(device).parent)
+            found = self._shelf_drive()
+            if found is None:
+                return self._ask_operator(volume, f"{device}: end of tape on volume {volume - 1}")
+            shelf, drive = found
             barcode, slot = shelf.unload(drive)
             self._used.add(barcode)
             slots = shelf.status().slots
             order = list(range(slot + 1, len(slots) + 1)) + list(range(1, slot + 1))
+            passed_over = False
             for candidate in order:
                 name = slots[candidate - 1]
-                if name is not None and name not in self._used:
-                    shelf.load(candidate, drive)
-                    self._used.add(name)
-                    self.dump.say(f"Changing volumes: loaded {name} from slot {candidate} into drive {drive}")
-                    break
+                if name is None or name in self._used:
+                    continue
+                unfit, used = self._survey(shelf, name)
+                if unfit is None and used and name not in self.dump.options.scratch:
+                    unfit = (f"it holds {used} bytes of earlier data (pydump takes only blank cartridges, "
+                             "and those --scratch names)")
+                if unfit is not None:
+                    self.dump.warn(f"passing over {name} in slot {candidate}: {unfit}")
+                    passed_over = True
+                    continue
+                shelf.load(candidate, drive)
+                self._used.add(name)
+                self.dump.say(f"Changing volumes: loaded {name} from slot {candidate} into drive {drive}")
+                break
             else:
+                if passed_over:
+                    return self._ask_operator(
+                        volume, f"{device}: end of tape on volume {volume - 1} and no blank cartridge in the "
+                        "shelf's slots", remedy="add a blank one (pytape new), or name one that may be "
+                        "overwritten with --scratch, and dump again")
                 return self._ask_operator(
                     volume, f"{device}: end of tape on volume {volume - 1} and no other cartridge in the "
-                    "shelf's slots", remedy="add one (pytape) and dump again")
+                    "shelf's slots", remedy="add one (pytape new) and dump again")
         except TapeError as exc:
             raise MediumError(f"{device}: cannot change cartridges: {exc.message}", exc.errno) from None
         return _open_output(device)
+
+    def _survey(self, shelf: Shelf, barcode: str) -> tuple[str | None, int]:
+        """What stops cartridge ``barcode`` from taking a volume whatever
+        anyone says (None: nothing), and how many bytes of data it holds
+        (0: blank; data may be overwritten only where the operator said so)."""
+        from tapelib import Cartridge
+
+        path = shelf.cartridge_path(barcode)
+        try:
+            cartridge = Cartridge(path, writable=False)
+        except TapeError as exc:
+            return f"unreadable ({exc.message})", 0
+        try:
+            if cartridge.write_protected:
+                return "it is write-protected", 0
+            # Bytes past the end of data (a torn record, damage) count as data too.
+            return None, max(cartridge.end, path.stat().st_size)
+        except OSError as exc:
+            return f"unreadable ({exc.strerror})", 0
+        finally:
+            cartridge.close()
 
     def _ask_operator(self, volume: int, problem: str, remedy: str = "use a larger tape or a shelf drive") -> Sink:
         """dump's "Change Volumes" dialogue on /dev/tty; the reopened device once the operator says yes."""
@@ -889,13 +955,45 @@ class _VolumeChanger:
                 if answer.lower() not in ("yes", "y"):
                     tty.write('  DUMP: "yes" or "no"?\n')
                     continue
+                refusal, barcode = self._check_mounted(tty)
+                if refusal:
+                    tty.write(f"  DUMP: {refusal}\n  DUMP: Change Volumes: Mount volume #{volume}\n")
+                    continue
                 try:
                     sink = _open_output(device)
                 except (DumpError, TapeError) as exc:
                     tty.write(f"  DUMP: cannot open {device}: {getattr(exc, 'message', exc)}\n")
                     continue
+                if barcode is not None:
+                    self._used.add(barcode)
                 self.dump.say(f"Volume {volume} mounted on {device} by the operator")
                 return sink
+
+    def _check_mounted(self, tty: Terminal) -> tuple[str | None, str | None]:
+        """On a shelf drive, why the cartridge the operator mounted may not
+        take the volume (None: it may), and its barcode.  One with data on
+        it is asked about: the operator must say it may be overwritten."""
+        try:
+            found = self._shelf_drive()
+            if found is None:
+                return None, None  # a drive that cannot tell what it holds: the operator's word
+            shelf, drive = found
+            barcode = shelf.status().drives[drive].barcode
+            if barcode is None:
+                return f"drive {drive} is empty", None
+            if barcode in self._used:
+                return f"{barcode} holds a volume of this dump: mount another cartridge", barcode
+            unfit, used = self._survey(shelf, barcode)
+        except TapeError as exc:
+            return exc.message, None
+        if unfit is not None:
+            return f"{barcode}: {unfit}", barcode
+        if used and barcode not in self.dump.options.scratch:
+            answer = tty.ask(f"  DUMP: {barcode} holds {used} bytes of earlier data: overwrite it? "
+                             '("yes" or "no") ')
+            if answer is None or answer.lower() not in ("yes", "y"):
+                return f"{barcode} left as it is", barcode
+        return None, barcode
 
 
 def _open_for_reading(path: bytes) -> int:

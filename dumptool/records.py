@@ -87,16 +87,26 @@ class VolumeRequest:
     """What the writer tells the caller when it needs another volume.
 
     The new volume's ``TS_TAPE`` header takes ``first_block`` as its
-    ``c_tapea`` and ``c_firstrec``.  ``replay`` holds the blocks the writer
+    ``c_tapea``, and ``firstrec`` as its ``c_firstrec``: where that block
+    stands in the stream as written, counting the headers of earlier volume
+    changes that took no number (restore counts the blocks it read, headers
+    too, and skips as duplicates those before ``c_firstrec``; dump's
+    ``firstrec`` counts the same).  ``replay`` holds the blocks the writer
     will write again right after the header (the record the full volume
-    refused, starting at block ``first_block``); restore skips the ones it
-    already read.  A change the caller asked for (:meth:`RecordWriter.change_volume`)
-    replays nothing, and its header takes a block number of its own.
+    refused, starting at block ``first_block``).  A change the caller asked
+    for (:meth:`RecordWriter.change_volume`) replays nothing, and its header
+    takes a block number of its own.
     """
 
     volume: int
     first_block: int
     replay: tuple[bytes, ...] = ()
+    firstrec: int | None = None  # None: first_block
+
+    @property
+    def first_record(self) -> int:
+        """``c_firstrec`` for the new volume's header."""
+        return self.first_block if self.firstrec is None else self.firstrec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,6 +335,9 @@ class RecordWriter:
         self._volume = volume
         self._records_this_volume = 0
         self._closed = False
+        #: Blocks written that took no number: the headers of volumes a
+        #: record was replayed on (stream position = number + this).
+        self._unnumbered = 0
         #: Byte-stream mode: blocks queued as they came (``_parts``) until
         #: ``coalesce`` bytes are; ``_partial`` blocks of them after the last
         #: whole record of the volume.
@@ -484,7 +497,8 @@ class RecordWriter:
         if self.blocks_pending:
             raise ValueError(f"{self.blocks_pending} blocks pending: a volume ends on a record boundary")
         self.flush()
-        new = self._mount(VolumeRequest(self._volume + 1, self._next_block))
+        new = self._mount(VolumeRequest(self._volume + 1, self._next_block,
+                                        firstrec=self._next_block + self._unnumbered))
         self._check_header(new.header)
         if self._stream:
             self._queue((bytes(new.header),), len(new.header))
@@ -553,10 +567,11 @@ class RecordWriter:
         if self._change is None:
             raise MediumError(f"{full}: end of medium on volume {self._volume} and no way to change volumes",
                               _errno.ENOSPC)
-        new = self._mount(VolumeRequest(self._volume + 1, first, blocks))
+        new = self._mount(VolumeRequest(self._volume + 1, first, blocks, firstrec=first + self._unnumbered))
         self._check_header(new.header)
         # The header repeats the number of the first replayed block, as dump's
         # does, so ``next_block`` stays where it is.
+        self._unnumbered += len(new.header) // TP_BSIZE
         head = new.header + record
         size = self.record_size
         try:

@@ -182,7 +182,7 @@ class VolumeInput:
         whether it was given.  Its blocks come from :meth:`after_seek`."""
         if number <= self.volume:
             return False
-        reader = self._next_volume(number)
+        reader = self._next_volume(number, release=False)
         if reader is None:
             return False
         self._reader = reader  # its volume header is already read
@@ -197,11 +197,19 @@ class VolumeInput:
     def can_seek(self) -> bool:
         return self._reader.address is not None
 
-    def _next_volume(self, number: int) -> RecordReader | None:
+    def _next_volume(self, number: int, *, release: bool = True) -> RecordReader | None:
+        """The reader of volume *number*, asked for (None: not given).
+        ``release``: this volume is read to its end; it is closed before
+        asking (else only once the next one is open: the caller reads on
+        when none is given)."""
         if self._ask is None or not self._reader.source.can_change_volume:
             return None
         if self.on_volume_end is not None:
             self.on_volume_end(number)
+        if release:
+            # Let go of the drive before asking, as restore does: the operator
+            # may have to change the cartridge in this very drive.
+            self._reader.close()
         problem = ""
         while True:
             name = self._ask(number, problem)
@@ -224,7 +232,7 @@ class VolumeInput:
             elif head.c_volume != number:
                 problem = f"{name}: wrong volume ({head.c_volume}), expected volume {number}"
             else:
-                self._reader.close()
+                self._reader.close()  # idempotent: released already, or now
                 return reader
             reader.close()
 

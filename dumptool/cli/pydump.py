@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-prompt", dest="yes", action="store_true",
                    help="never prompt: at the end of a tape nothing can change by itself, fail instead of "
                         "asking on the terminal for the next volume")
+    p.add_argument("--scratch", action="append", default=[], metavar="BARCODE[,BARCODE]",
+                   help="shelf cartridges a full tape may be changed for although they hold data: "
+                        "their data is overwritten (by default only blank cartridges are taken)")
     # -z[level] and -j[level] are taken out of argv first (_compression): their
     # level is attached to the flag, as with dump's getopt "z::".
     p.add_argument("-z", dest="_z", action="store_true",
@@ -233,7 +236,16 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         compress_level=compression[1] if compression else DEFAULT_LEVEL, metaonly=args.metaonly,
         honor_level=args.honor_level,
         frozen_at=parse_date(args.frozen_at, "--snapshot-date") if args.frozen_at else None,
+        scratch=_barcodes(args.scratch),
     )
+
+
+def _barcodes(texts: list[str]) -> frozenset[str]:
+    """The barcodes of ``--scratch`` (comma-separated, the flag repeatable)."""
+    names = {name.strip() for text in texts for name in text.split(",")}
+    if "" in names:
+        raise _UsageError("--scratch: give barcodes, separated by commas")
+    return frozenset(names)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,15 +81,20 @@ def volume_header(
     )
 
 
-def continuation_header(tape: Header, volume: int, tapea: int, interrupted: Header, remaining: int) -> Header:
+def continuation_header(tape: Header, volume: int, tapea: int, interrupted: Header, remaining: int,
+                        firstrec: int | None = None) -> Header:
     """The ``TS_TAPE`` that starts volume *volume* >= 2 (section 9).
 
-    *tapea* is this header's stream index (also ``c_firstrec``);
+    *tapea* is this header's stream index (also ``c_firstrec`` unless
+    *firstrec* gives it: where the header stands among the blocks written,
+    which runs ahead of the numbers once a full tape made a record be
+    written again after a volume header that took no number);
     *interrupted* is the header whose blocks were cut off, *remaining* how
     many blocks after this one still belong to it.
     """
     return dataclasses.replace(
-        tape, c_type=RecordType.TS_TAPE, c_volume=volume, c_tapea=tapea, c_firstrec=tapea,
+        tape, c_type=RecordType.TS_TAPE, c_volume=volume, c_tapea=tapea,
+        c_firstrec=tapea if firstrec is None else firstrec,
         c_inumber=interrupted.c_inumber, c_dinode=interrupted.c_dinode, c_count=remaining,
         c_addr=interrupted.c_addr, c_flags=tape.c_flags | DR_NEWHEADER | DR_NEWINODEFMT,
         c_extattributes=0,
@@ -266,7 +271,11 @@ def end_records(tape: Header, next_tapea: int) -> list[Header]:
 
     dump writes ``ntrec - (tapea mod ntrec)`` of them (at least one, a whole
     record when already aligned), so the image is a whole number of records.
-    Without any TS_END restore asks for another volume.
+    Without any TS_END restore asks for another volume.  *next_tapea* need
+    only tell where the next block falls in its record: after a full tape
+    the records are one block off the block numbers (the new volume's
+    header repeats a number), so a writer gives its own count of blocks
+    pending in the record instead.
     """
     count = tape.c_ntrec - next_tapea % tape.c_ntrec
     return [_record(tape, RecordType.TS_END) for _ in range(count)]
