@@ -284,6 +284,8 @@ class Cartridge:
                 in_record = True
         if self.damaged_at is not None and in_record:
             self.damaged_at = good_end
+        if in_record and self.damaged_at is None:
+            torn = True  # the file ends after a segment that does not end its record
         if torn and torn_is_damage:
             self.damaged_at = good_end
         self.end = good_end
