@@ -340,9 +340,14 @@ class Cartridge:
 
     def _unmap(self) -> None:
         if self._map is not None:
-            self._view.release()
+            try:
+                self._view.release()
+                self._map.close()
+            except BufferError:
+                # A slice of the map still lives (in the frame of an error
+                # being raised through a read); the map closes when it goes.
+                pass
             self._view = memoryview(b"")
-            self._map.close()
             self._map = None
 
     def _header(self, offset: int, length: int | None = None) -> SegmentHeader:

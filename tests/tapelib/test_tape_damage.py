@@ -1,0 +1,206 @@
+"""Damage to a cartridge, its sidecar or the drive state destroys nothing
+(issue 9, case 7 and the crashes): positioning never succeeds at a wrong
+place, a write after a failed one is refused until the operator positions
+the drive, and every damaged field is one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from cli_processes import error_line, run_script
+from tapelib import MediumError, Shelf, open_device
+from tapelib.awstape import AWSTAPE_HEADER_SIZE
+
+
+@pytest.fixture
+def dumped(tmp_path: Path) -> tuple[Shelf, str, Path]:
+    """A shelf whose cartridge holds three pydump images, rewound."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(3):
+        (tree / f"file{i}").write_bytes(bytes([65 + i]) * 30_000)
+    shelf = Shelf.create(tmp_path / "shelf", drives=1, slots=1)
+    shelf.new_cartridge("DMG01", capacity=64 * 1024 * 1024)
+    shelf.load("DMG01")
+    nst0 = str(shelf.device_path(0, rewind=False))
+    for _ in range(3):
+        assert run_script("pydump", "-0", "-f", nst0, str(tree)).returncode == 0
+    assert run_script("pymt", "-f", nst0, "rewind").returncode == 0
+    return shelf, nst0, tree
+
+
+def headers(data: bytes) -> list[int]:
+    offsets, offset = [], 0
+    while offset < len(data):
+        offsets.append(offset)
+        offset += AWSTAPE_HEADER_SIZE + struct.unpack_from("<H", data, offset)[0]
+    return offsets
+
+
+def corrupt_length(path: Path, index: int, value: int) -> bytes:
+    """Give the ``index``-th header (negative: from the end) another length;
+    returns the damaged file's bytes."""
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<H", data, headers(bytes(data))[index], value)
+    path.write_bytes(data)
+    return bytes(data)
+
+
+def test_eod_on_a_corrupted_length_near_the_end_fails_and_the_next_dump_destroys_nothing(
+        dumped: tuple[Shelf, str, Path]) -> None:
+    shelf, nst0, tree = dumped
+    path = shelf.cartridge_path("DMG01")
+    damaged = corrupt_length(path, -5, 12345)
+
+    eod = run_script("pymt", "-f", nst0, "eod")
+    assert eod.returncode == 2 and "damaged" in error_line(eod)
+    status = run_script("pymt", "-f", nst0, "status")
+    assert "Writes refused" in status.stdout
+    dump = run_script("pydump", "-0", "-f", nst0, str(tree))
+    assert dump.returncode != 0 and "not writing" in dump.stderr and "Traceback" not in dump.stderr
+    assert path.read_bytes() == damaged  # every earlier dump still there
+
+    # Positioned explicitly, the operator may write again (here: over it all).
+    assert run_script("pymt", "-f", nst0, "rewind").returncode == 0
+    assert run_script("pydump", "-0", "-f", nst0, str(tree)).returncode == 0
+
+
+def test_an_append_after_a_failed_eod_cannot_destroy_the_intact_data_beyond_the_damage(
+        dumped: tuple[Shelf, str, Path]) -> None:
+    shelf, nst0, tree = dumped
+    path = shelf.cartridge_path("DMG01")
+    # A header in the second dump is garbage; the third dump beyond it is intact.
+    data = bytearray(path.read_bytes())
+    offsets = headers(bytes(data))
+    mark = next(i for i, off in enumerate(offsets) if data[off + 4] == 0x40)
+    first_mark, damage = offsets[mark], offsets[mark + 2]
+    data[damage:damage + 6] = b"\xde\xad\xbe\xef\xfe\xed"
+    path.write_bytes(data)
+
+    assert run_script("pymt", "-f", nst0, "fsf", "1").returncode == 0
+    eod = run_script("pymt", "-f", nst0, "eod")
+    assert eod.returncode == 2, eod.stdout
+    for writer in (["pydump", "-0", "-f", nst0, str(tree)], ["pymt", "-f", nst0, "weof"]):
+        result = run_script(*writer)
+        assert result.returncode != 0 and "not writing" in result.stderr, writer
+    assert path.read_bytes() == bytes(data)
+    # Reading still goes as far as the damage.
+    with open_device(nst0) as tape:
+        tape.rewind()
+        tape.space_files(1)
+        assert len(tape.read(1 << 20)) > 0
+    # erase says it destroys everything from the head on; after it, writes go.
+    assert run_script("pymt", "-f", nst0, "fsf", "1").returncode == 0
+    assert run_script("pymt", "-f", nst0, "erase").returncode == 0
+    assert run_script("pydump", "-0", "-f", nst0, str(tree)).returncode == 0
+    assert path.read_bytes()[:first_mark + 6] == bytes(data[:first_mark + 6])
+
+
+def test_a_remembered_place_that_is_no_block_boundary_fences_writes(dumped: tuple[Shelf, str, Path]) -> None:
+    shelf, nst0, tree = dumped
+    path = shelf.cartridge_path("DMG01")
+    before = path.read_bytes()
+    state_file = shelf.path / "state.json"
+    state = json.loads(state_file.read_text())
+    state["drives"][0]["position"].update(offset=headers(before)[-3] + 3, lba=40, file_number=2)
+    state_file.write_text(json.dumps(state))
+
+    dump = run_script("pydump", "-0", "-f", nst0, str(tree))
+    assert dump.returncode != 0 and "not writing" in dump.stderr  # it used to write at BOT
+    assert path.read_bytes() == before
+    assert run_script("pymt", "-f", nst0, "eod").returncode == 0
+    assert run_script("pydump", "-0", "-f", nst0, str(tree)).returncode == 0
+    assert path.read_bytes().startswith(before)
+
+
+def test_a_sidecar_that_does_not_match_its_file_is_not_trusted(dumped: tuple[Shelf, str, Path]) -> None:
+    shelf, nst0, tree = dumped
+    path = shelf.cartridge_path("DMG01")
+    before = path.read_bytes()
+    meta_file = path.with_suffix(".json")
+    meta = json.loads(meta_file.read_text())
+    meta["end"] = meta["size"] = headers(before)[3]  # an end of data well inside the first dump
+    meta_file.write_text(json.dumps(meta))
+
+    assert run_script("pymt", "-f", nst0, "eod").returncode == 0
+    assert run_script("pydump", "-0", "-f", nst0, str(tree)).returncode == 0
+    assert path.read_bytes().startswith(before)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("tail_length", -1), ("tail_length", "6"), ("end", None), ("capacity", 2), ("capacity", True),
+    ("early_warning", 10**12), ("write_protected", "no"), ("clean", 1), ("version", 9), ("barcode", 7),
+])
+def test_every_bad_sidecar_field_is_one_line_for_every_tool(dumped: tuple[Shelf, str, Path],
+                                                            field: str, value: object) -> None:
+    shelf, nst0, tree = dumped
+    path = shelf.cartridge_path("DMG01")
+    before = path.read_bytes()
+    meta_file = path.with_suffix(".json")
+    meta = json.loads(meta_file.read_text())
+    meta[field] = value
+    meta_file.write_text(json.dumps(meta))
+    for tool in (["pymt", "-f", nst0, "status"], ["pydump", "-0", "-f", nst0, str(tree)],
+                 ["pyrestore", "-t", "-f", nst0]):
+        result = run_script(*tool)
+        assert result.returncode != 0, tool
+        assert "Traceback" not in result.stderr
+        assert f"damaged cartridge metadata: {field}" in result.stderr, (tool, result.stderr)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("change", [
+    "no position", "offset x", "offset -6", "lba null", "eof 9", "rw 'w'", "online 1",
+    "block_size -1", "no file_number", "position []", "barcode 7", "source_slot 0", "slots short",
+    "drives {}", "twice",
+])
+def test_every_bad_drive_state_field_is_one_line(dumped: tuple[Shelf, str, Path], change: str) -> None:
+    shelf, nst0, _tree = dumped
+    state_file = shelf.path / "state.json"
+    state = json.loads(state_file.read_text())
+    drive = state["drives"][0]
+    position = drive["position"]
+    edits = {
+        "no position": lambda: drive.pop("position"),
+        "offset x": lambda: position.update(offset="x"),
+        "offset -6": lambda: position.update(offset=-6),
+        "lba null": lambda: position.update(lba=None),
+        "eof 9": lambda: position.update(eof=9),
+        "rw 'w'": lambda: position.update(rw="w"),
+        "online 1": lambda: position.update(online=1),
+        "block_size -1": lambda: position.update(block_size=-1),
+        "no file_number": lambda: position.pop("file_number"),
+        "position []": lambda: drive.update(position=[]),
+        "barcode 7": lambda: drive.update(barcode=7),
+        "source_slot 0": lambda: drive.update(source_slot=0),
+        "slots short": lambda: state.update(slots=[]),
+        "drives {}": lambda: state.update(drives={}),
+        "twice": lambda: state.update(slots=["DMG01"]),
+    }
+    edits[change]()
+    state_file.write_text(json.dumps(state))
+    for tool in (["pymt", "-f", nst0, "status"], ["pymt", "-f", nst0, "eod"]):
+        result = run_script(*tool)
+        assert result.returncode != 0, tool
+        assert "damaged drive state" in error_line(result), tool
+    pytape = run_script("pytape", "status", str(shelf.path))
+    assert pytape.returncode != 0 and "damaged drive state" in error_line(pytape)
+
+
+def test_a_read_that_meets_a_damaged_segment_fails_and_the_drive_still_closes(shelf: Shelf, nst0: str) -> None:
+    with open_device(nst0, writable=True) as tape:
+        tape.write(bytes(200_000))  # four segments
+    path = shelf.cartridge_path("TEST01")
+    data = bytearray(path.read_bytes())
+    second = AWSTAPE_HEADER_SIZE + 0xFFFF
+    data[second + 4] = 0x40  # the second segment's header now says "tapemark"
+    path.write_bytes(data)
+    with open_device(nst0) as tape:  # leaving the block closes the cartridge's map
+        tape.rewind()
+        with pytest.raises(MediumError):
+            tape.read(1 << 20)
+    assert path.read_bytes() == data
