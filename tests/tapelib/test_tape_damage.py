@@ -199,8 +199,8 @@ def test_a_read_that_meets_a_damaged_segment_fails_and_the_drive_still_closes(sh
     second = AWSTAPE_HEADER_SIZE + 0xFFFF
     data[second + 4] = 0x40  # the second segment's header now says "tapemark"
     path.write_bytes(data)
-    with open_device(nst0) as tape:  # leaving the block closes the cartridge's map
-        tape.rewind()
-        with pytest.raises(MediumError):
+    with pytest.raises(MediumError):
+        with open_device(nst0) as tape:  # the error leaves the block: the close unmaps the file
+            tape.rewind()
             tape.read(1 << 20)
     assert path.read_bytes() == data
