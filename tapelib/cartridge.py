@@ -128,7 +128,11 @@ class Cartridge:
     of the file would kill the process with SIGBUS.
     """
 
-    def __init__(self, path: Path, writable: bool) -> None:
+    def __init__(self, path: Path, writable: bool, exclusive: bool = False) -> None:
+        """Open the cartridge at ``path``.  Only an ``exclusive`` open (its
+        drive held, so no writer can have the file open) repairs anything:
+        ends a dead writer's tape file, or rewrites a sidecar that did not
+        match; any other open (``pytape status``) only looks."""
         self.path = Path(path)
         self.writable = writable
         meta = self._read_metadata()
@@ -164,13 +168,13 @@ class Cartridge:
                 self.tail_length = meta["tail_length"]
             elif meta.get("clean") is False:
                 self._scan(size, torn_is_damage=False)
-                if self.damaged_at is None:
+                if self.damaged_at is None and exclusive:
                     self._recover()
             else:
                 # No sidecar (another emulator's cartridge), or one that does
                 # not describe this file: whatever does not scan is damage.
                 self._scan(size, torn_is_damage=True)
-                if meta and self.damaged_at is None:
+                if meta and self.damaged_at is None and exclusive:
                     self._save_metadata(clean=True)
         except BaseException:
             self._unmap()

@@ -324,7 +324,7 @@ class Shelf:
             position = Position.from_dict(entry["position"])
             cartridge = None
             if barcode is not None:
-                cartridge = Cartridge(self.cartridge_path(barcode), writable)
+                cartridge = Cartridge(self.cartridge_path(barcode), writable, exclusive=True)
                 if writable and cartridge.write_protected:
                     cartridge.close()
                     raise WriteProtected(f"{name}: cartridge {barcode} is write-protected")

@@ -226,3 +226,20 @@ def test_a_read_that_meets_a_damaged_segment_fails_and_the_drive_still_closes(sh
             tape.rewind()
             tape.read(1 << 20)
     assert path.read_bytes() == data
+
+
+def test_pytape_status_beside_a_live_writer_changes_nothing(shelf: Shelf, nst0: str) -> None:
+    path = shelf.cartridge_path("TEST01")
+    with open_device(nst0, writable=True) as tape:
+        tape.write(b"a record the writer has not ended with a filemark yet")
+        before = path.read_bytes(), path.with_suffix(".json").read_bytes()
+        assert json.loads(before[1])["clean"] is False
+        status = run_script("pytape", "status", str(shelf.path))
+        assert status.returncode == 0, status.stderr
+        # Only the drive's holder may end a dead writer's file; this one lives.
+        assert (path.read_bytes(), path.with_suffix(".json").read_bytes()) == before
+        tape.write(b"its second record")
+    with open_device(nst0) as tape:
+        tape.rewind()
+        assert [tape.read(100) for _ in range(3)] == [
+            b"a record the writer has not ended with a filemark yet", b"its second record", b""]
