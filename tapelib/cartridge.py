@@ -166,9 +166,14 @@ class Cartridge:
             if meta.get("clean") is True and self._sidecar_holds(meta, size):
                 self.end = meta["end"]
                 self.tail_length = meta["tail_length"]
+            elif meta.get("clean") is False and not exclusive:
+                # A writer has it open (or died): take the sidecar's word,
+                # without mapping a file that writer may be cutting short.
+                self.end = min(meta.get("end", 0), size)
+                self.tail_length = meta.get("tail_length", 0)
             elif meta.get("clean") is False:
                 self._scan(size, torn_is_damage=False)
-                if self.damaged_at is None and exclusive:
+                if self.damaged_at is None:
                     self._recover()
             else:
                 # No sidecar (another emulator's cartridge), or one that does
@@ -225,7 +230,8 @@ class Cartridge:
         start = end - AWSTAPE_HEADER_SIZE - tail
         if start < 0:
             return False
-        header = unpack_header(self._mapped(end)[start:start + AWSTAPE_HEADER_SIZE])
+        raw = os.pread(self._fd, AWSTAPE_HEADER_SIZE, start)
+        header = unpack_header(raw) if len(raw) == AWSTAPE_HEADER_SIZE else None
         return header is not None and header.length == tail and (header.is_tapemark or header.ends_record)
 
     def _save_metadata(self, clean: bool) -> None:
