@@ -32,8 +32,9 @@ read of the whole tape from BOT.  The outcome is
 * ``ok`` otherwise (a refusal with one clear line is ``ok``).
 
 ``bench/fuzz.py`` calls :func:`run` for long runs; ``test_cartridge_fuzz.py``
-runs a short seeded one.  Run as a script with ``--drive DEVICE`` this module
-is the subprocess itself.
+runs a short seeded one; ``python tests/tapelib/cartridge_fuzz.py SEED COUNT``
+prints :func:`summary` and every mutant that was not ``ok``.  Run with
+``--drive DEVICE`` this module is the subprocess itself.
 """
 
 from __future__ import annotations
