@@ -16,6 +16,7 @@ from .errors import (
     DriveBusy,
     EndOfMedium,
     InvalidArgument,
+    MediumError,
     NoMedium,
     NoSuchDevice,
     NotACartridge,
@@ -53,7 +54,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BufferTooSmall", "Cartridge", "DriveBusy", "EndOfMedium", "InvalidArgument",
-    "LoopbackDrive", "MtOp", "NoMedium", "NoSuchDevice", "NotACartridge", "Position",
+    "LoopbackDrive", "MediumError", "MtOp", "NoMedium", "NoSuchDevice", "NotACartridge", "Position",
     "Shelf", "ShelfError", "ShelfStatus", "TapeDrive", "TapeError", "TapeIOError",
     "TapeStatus", "WriteProtected", "is_tape_device", "open_device", "resolve_device_name",
 ]

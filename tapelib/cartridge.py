@@ -10,10 +10,16 @@ capacity, the early-warning zone, the write-protect tab and, while no writer
 has the cartridge open, where the recorded data ends and how long the file
 is.  A cartridge without a sidecar (one made by another emulator) gets the
 defaults and is scanned at every open.  A writer killed mid-record leaves the
-sidecar marked dirty; the next open scans the file, ends the tape after the
-last complete record (:attr:`Cartridge.recovered` tells the drive that the
-place it remembered may be gone), and marks the sidecar clean again.  The torn
-bytes stay in the file until the next write there cuts them off.
+sidecar marked dirty; the next open scans the file, cuts the torn record off,
+ends the interrupted tape file with a filemark as Linux st does when a killed
+writer's device is closed (:attr:`Cartridge.recovered` tells the drive where
+that left the head), and marks the sidecar clean again.
+
+A clean sidecar is trusted only when it matches the file (its end of data is
+the file's size and the last block is what it says); otherwise the file is
+scanned and whatever does not scan, a cut-short tail included, is damage.
+Damage found then or later is a :class:`~tapelib.errors.MediumError`: reads
+and positioning stop before it, and nothing is written over it unasked.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from .awstape import (
     unpack_header,
     unpack_header_from,
 )
-from .errors import EndOfMedium, NotACartridge, TapeIOError, WriteProtected
+from .errors import EndOfMedium, MediumError, NotACartridge, TapeIOError, WriteProtected
 
 CARTRIDGE_SUFFIX = ".awstape"
 _WHOLE_RECORD = AWSTAPE_FLAG1_NEWREC | AWSTAPE_FLAG1_ENDREC
@@ -77,6 +83,41 @@ def metadata_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
+#: Every field of a cartridge sidecar, with its type and least value.
+_METADATA_FIELDS: dict[str, tuple[type, int | None]] = {
+    "format": (str, None), "version": (int, 1), "barcode": (str, None),
+    "capacity": (int, 4 * AWSTAPE_HEADER_SIZE), "early_warning": (int, 0),
+    "write_protected": (bool, None), "clean": (bool, None),
+    "end": (int, 0), "tail_length": (int, 0), "size": (int, 0),
+}
+
+
+def metadata_problem(meta: dict) -> str | None:
+    """What is wrong with a cartridge sidecar's fields (``None``: nothing).
+    Fields may be missing (a default or a scan stands in); present ones
+    must have their type and a sensible value."""
+    for key, (kind, least) in _METADATA_FIELDS.items():
+        if key not in meta:
+            continue
+        value = meta[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"{key} is {value!r}, not {'true/false' if kind is bool else 'a ' + kind.__name__}"
+        if least is not None and value < least:
+            return f"{key} is {value}, less than {least}"
+    if meta.get("version", 1) != 1:
+        return f"version {meta['version']} is not one this program reads (1)"
+    if "barcode" in meta and not meta["barcode"]:
+        return "barcode is empty"
+    capacity = meta.get("capacity", DEFAULT_CAPACITY)
+    if meta.get("early_warning", 0) > capacity:
+        return f"early_warning {meta['early_warning']} is more than the capacity {capacity}"
+    if meta.get("tail_length", 0) > AWSTAPE_MAX_SEGMENT:
+        return f"tail_length {meta['tail_length']} is more than a segment can hold"
+    if meta.get("end", 0) > meta.get("size", meta.get("end", 0)):
+        return f"end {meta['end']} is past size {meta['size']}"
+    return None
+
+
 class Cartridge:
     """An open loopback cartridge file.
 
@@ -87,14 +128,18 @@ class Cartridge:
     of the file would kill the process with SIGBUS.
     """
 
-    def __init__(self, path: Path, writable: bool) -> None:
+    def __init__(self, path: Path, writable: bool, exclusive: bool = False) -> None:
+        """Open the cartridge at ``path``.  Only an ``exclusive`` open (its
+        drive held, so no writer can have the file open) repairs anything:
+        ends a dead writer's tape file, or rewrites a sidecar that did not
+        match; any other open (``pytape status``) only looks."""
         self.path = Path(path)
         self.writable = writable
         meta = self._read_metadata()
         self.barcode: str = meta.get("barcode", self.path.stem)
-        self.capacity: int = int(meta.get("capacity", DEFAULT_CAPACITY))
-        self.early_warning: int = int(meta.get("early_warning", default_early_warning(self.capacity)))
-        self.write_protected: bool = bool(meta.get("write_protected", False))
+        self.capacity: int = meta.get("capacity", DEFAULT_CAPACITY)
+        self.early_warning: int = meta.get("early_warning", default_early_warning(self.capacity))
+        self.write_protected: bool = meta.get("write_protected", False)
         flags = os.O_RDWR if writable and not self.write_protected else os.O_RDONLY
         try:
             self._fd = os.open(self.path, flags | os.O_CLOEXEC)
@@ -110,24 +155,32 @@ class Cartridge:
         self._iov: tuple[object, int, list[bytearray], list[bytearray | memoryview]] | None = None
         self._view: memoryview = memoryview(b"")
         self.damaged_at: int | None = None
-        #: True when a writer died with this cartridge open (its sidecar was
-        #: left dirty) and this open had to find the end of data by scanning.
-        self.recovered = False
+        #: Set when a writer died with this cartridge open (its sidecar was
+        #: left dirty): this open found the end of data by scanning, ended the
+        #: interrupted tape file with a filemark as st's close would have, and
+        #: this is where that left the head: ``(offset, lba, file number)``.
+        self.recovered: tuple[int, int, int] | None = None
         try:
             size = os.fstat(self._fd).st_size
             self._size = size
-            end = meta.get("end")
-            if (meta.get("clean") and isinstance(end, int) and 0 <= end <= size
-                    and meta.get("size", end) == size):
-                self.end = end
-                self.tail_length = int(meta.get("tail_length", 0))
+            if meta.get("clean") is True and self._sidecar_holds(meta, size):
+                self.end = meta["end"]
+                self.tail_length = meta["tail_length"]
+            elif meta.get("clean") is False and not exclusive:
+                # A writer has it open (or died): take the sidecar's word,
+                # without mapping a file that writer may be cutting short.
+                self.end = min(meta.get("end", 0), size)
+                self.tail_length = meta.get("tail_length", 0)
+            elif meta.get("clean") is False:
+                self._scan(size, torn_is_damage=False)
+                if self.damaged_at is None:
+                    self._recover()
             else:
-                self._scan(size)
-                if meta:
-                    self.recovered = True
-                    if self.damaged_at is None:
-                        # Remember the recovery, so later opens trust the sidecar again.
-                        self._save_metadata(clean=True)
+                # No sidecar (another emulator's cartridge), or one that does
+                # not describe this file: whatever does not scan is damage.
+                self._scan(size, torn_is_damage=True)
+                if meta and self.damaged_at is None and exclusive:
+                    self._save_metadata(clean=True)
         except BaseException:
             self._unmap()
             os.close(self._fd)
@@ -161,7 +214,25 @@ class Cartridge:
             raise NotACartridge(f"{meta_file}: unreadable cartridge metadata ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != METADATA_FORMAT:
             raise NotACartridge(f"{meta_file}: not a cartridge metadata file")
+        problem = metadata_problem(meta)
+        if problem is not None:
+            raise NotACartridge(f"{meta_file}: damaged cartridge metadata: {problem}")
         return meta
+
+    def _sidecar_holds(self, meta: dict, size: int) -> bool:
+        """Whether a clean sidecar describes this file: its end of data is
+        the file's end, and the last block there is what ``tail_length`` says."""
+        end, tail = meta.get("end"), meta.get("tail_length")
+        if end != size or meta.get("size") != size or tail is None:
+            return False
+        if end == 0:
+            return tail == 0
+        start = end - AWSTAPE_HEADER_SIZE - tail
+        if start < 0:
+            return False
+        raw = os.pread(self._fd, AWSTAPE_HEADER_SIZE, start)
+        header = unpack_header(raw) if len(raw) == AWSTAPE_HEADER_SIZE else None
+        return header is not None and header.length == tail and (header.is_tapemark or header.ends_record)
 
     def _save_metadata(self, clean: bool) -> None:
         _write_json(metadata_path(self.path), {
@@ -177,23 +248,28 @@ class Cartridge:
         return self.capacity - self.early_warning
 
     # -- scanning ---------------------------------------------------------
-    def _scan(self, size: int) -> None:
+    def _scan(self, size: int, torn_is_damage: bool) -> None:
         """Walk every header from BOT to find where recorded data ends.
 
-        A record cut short by the end of the file (a writer killed mid-record)
-        ends the tape before that record.  Bytes that cannot be headers with
-        more data after them mark the cartridge damaged there: it reads up to
-        that point and refuses writes, so nothing beyond is destroyed.
+        Bytes that cannot be headers mark the cartridge damaged there: it
+        reads up to that point and refuses writes there, so nothing beyond is
+        destroyed.  A block cut short by the end of the file is what a writer
+        killed mid-record leaves; it ends the data before it, and is damage
+        too unless ``torn_is_damage`` is false (the sidecar says a writer died).
         """
         offset = 0
         prev = 0
         good_end = 0
         good_tail = 0
+        blocks = tapemarks = 0
+        last_tapemark = False
         in_record = False
         view = self._mapped(size)
+        torn = False
         while offset < size:
             if size - offset < AWSTAPE_HEADER_SIZE:
-                break  # torn header
+                torn = True
+                break
             header = unpack_header(view[offset:offset + AWSTAPE_HEADER_SIZE])
             if header is None or header.prev_length != prev or (
                     header.begins_record == in_record and not header.is_tapemark) or (
@@ -204,16 +280,59 @@ class Cartridge:
                 break
             seg_end = offset + AWSTAPE_HEADER_SIZE + header.length
             if seg_end > size:
-                break  # torn segment
+                torn = True
+                break
             prev = header.length
             offset = seg_end
             if header.is_tapemark or header.ends_record:
                 in_record = False
                 good_end, good_tail = offset, prev
+                blocks += 1
+                tapemarks += header.is_tapemark
+                last_tapemark = header.is_tapemark
             else:
                 in_record = True
+        if self.damaged_at is not None and in_record:
+            self.damaged_at = good_end
+        if in_record and self.damaged_at is None:
+            torn = True  # the file ends after a segment that does not end its record
+        if torn and torn_is_damage:
+            self.damaged_at = good_end
         self.end = good_end
         self.tail_length = good_tail
+        self._scanned = (blocks, tapemarks, last_tapemark)
+
+    def _recover(self) -> None:
+        """After a writer died: cut its torn last record off, end its tape
+        file with a filemark (what st writes when a killed writer's device is
+        closed), and mark the sidecar clean.  The head belongs after that
+        filemark (:attr:`recovered`)."""
+        blocks, tapemarks, last_tapemark = self._scanned
+        end = self.end
+        needs_filemark = end > 0 and not last_tapemark
+        if self._size > end or needs_filemark:
+            self._unmap()  # never keep a map across a truncation (SIGBUS)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            except OSError as exc:
+                raise NotACartridge(
+                    f"{self.path}: a writer died with this cartridge open and it cannot be "
+                    f"repaired ({exc.strerror})") from None
+            try:
+                os.ftruncate(fd, end)
+                if needs_filemark:
+                    raw = tapemark_header(self.tail_length)
+                    os.pwrite(fd, raw, end)
+                    end += len(raw)
+                    blocks += 1
+                    tapemarks += 1
+                    self.tail_length = 0
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.end = self._size = end
+        self._save_metadata(clean=True)
+        self.recovered = (end, blocks, tapemarks)
 
     # -- reading ------------------------------------------------------------
     def _mapped(self, upto: int) -> memoryview:
@@ -224,39 +343,59 @@ class Cartridge:
         self._unmap()
         size = os.fstat(self._fd).st_size
         if size < upto:
-            raise TapeIOError(f"{self.barcode}: damaged cartridge: {self.path} is shorter than its data")
+            raise MediumError(f"{self.barcode}: damaged cartridge: {self.path} is shorter than its data")
         self._map = mmap.mmap(self._fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
         self._view = memoryview(self._map)
         return self._view
 
     def _unmap(self) -> None:
         if self._map is not None:
-            self._view.release()
+            try:
+                self._view.release()
+                self._map.close()
+            except BufferError:
+                # A slice of the map still lives (in the frame of an error
+                # being raised through a read); the map closes when it goes.
+                pass
             self._view = memoryview(b"")
-            self._map.close()
             self._map = None
 
-    def _header(self, offset: int) -> SegmentHeader:
+    def _header(self, offset: int, length: int | None = None) -> SegmentHeader:
+        """The header at ``offset``; with ``length``, it must describe a
+        segment of that length (a header found by walking backwards)."""
         header = None
-        if offset + AWSTAPE_HEADER_SIZE <= self.end:
+        if 0 <= offset and offset + AWSTAPE_HEADER_SIZE <= self.end:
             header = unpack_header(self._mapped(self.end)[offset:offset + AWSTAPE_HEADER_SIZE])
-        if header is None:
-            raise TapeIOError(f"{self.barcode}: damaged cartridge: bad block header at byte {offset}")
+        if header is None or (length is not None and header.length != length):
+            raise MediumError(f"{self.barcode}: damaged cartridge: bad block header at byte {offset}")
         return header
 
+    def _damaged_end(self) -> MediumError:
+        return MediumError(f"{self.barcode}: damaged cartridge: unreadable bytes at byte {self.damaged_at}")
+
     def block_at(self, offset: int) -> Block:
-        """The block that starts at ``offset`` (EOD at the end of data)."""
+        """The block that starts at ``offset`` (EOD at the end of data).
+
+        A damaged cartridge has no end of data where its readable part ends:
+        that is a :class:`MediumError`, as is a block whose next header does
+        not name it as the block before."""
         if offset >= self.end:
+            if self.damaged_at is not None:
+                raise self._damaged_end()
             return Block(BlockKind.EOD, offset, offset)
         header = self._header(offset)
-        if header.is_tapemark:
-            return Block(BlockKind.TAPEMARK, offset, offset + AWSTAPE_HEADER_SIZE)
-        length = header.length
         pos = offset + AWSTAPE_HEADER_SIZE + header.length
-        while not header.ends_record:
+        length = header.length
+        while not header.ends_record and not header.is_tapemark:
             header = self._header(pos)
+            if header.begins_record or header.is_tapemark:
+                raise MediumError(f"{self.barcode}: damaged cartridge: bad block header at byte {pos}")
             length += header.length
             pos += AWSTAPE_HEADER_SIZE + header.length
+        if pos > self.end or (pos < self.end and self._header(pos).prev_length != header.length):
+            raise MediumError(f"{self.barcode}: damaged cartridge: bad block header at byte {offset}")
+        if header.is_tapemark:
+            return Block(BlockKind.TAPEMARK, offset, pos)
         return Block(BlockKind.RECORD, offset, pos, length)
 
     def block_before(self, offset: int) -> Block | None:
@@ -267,12 +406,17 @@ class Cartridge:
         end = offset
         pos = offset - AWSTAPE_HEADER_SIZE - prev
         length = prev
-        header = self._header(pos)
+        header = self._header(pos, prev)
         if header.is_tapemark:
             return Block(BlockKind.TAPEMARK, pos, end)
+        if not header.ends_record:
+            raise MediumError(f"{self.barcode}: damaged cartridge: bad block header at byte {pos}")
         while not header.begins_record:
-            pos -= AWSTAPE_HEADER_SIZE + header.prev_length
-            header = self._header(pos)
+            prev = header.prev_length
+            pos -= AWSTAPE_HEADER_SIZE + prev
+            header = self._header(pos, prev)
+            if header.is_tapemark or header.ends_record:
+                raise MediumError(f"{self.barcode}: damaged cartridge: bad block header at byte {pos}")
             length += header.length
         return Block(BlockKind.RECORD, pos, end, length)
 
@@ -315,7 +459,7 @@ class Cartridge:
                     seg_end += AWSTAPE_HEADER_SIZE + header.length
                 return None, Block(BlockKind.RECORD, offset, seg_end, total)
             if seg_end > self.end:
-                raise TapeIOError(f"{self.barcode}: damaged cartridge: record at byte {offset} is cut short")
+                raise MediumError(f"{self.barcode}: damaged cartridge: record at byte {offset} is cut short")
             pieces.append(view[data_at:seg_end])
             pos = seg_end
             if header.ends_record:

@@ -31,6 +31,14 @@ class TapeIOError(TapeError):
     errno = _errno.EIO
 
 
+class MediumError(TapeIOError):
+    """The cartridge is damaged where the head went (EIO, st's MEDIUM ERROR).
+
+    A drive that meets one no longer trusts its place for writing: it refuses
+    writes until the operator positions it explicitly (see
+    :class:`tapelib.loopback.LoopbackDrive`)."""
+
+
 class EndOfMedium(TapeError):
     """No room left on the cartridge (ENOSPC); nothing of the record was written."""
 

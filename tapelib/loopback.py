@@ -42,7 +42,9 @@ on buffering a loopback does not have:
   for MTWEOF there (the kernel refuses write(2) on an O_RDONLY fd with EBADF
   before st sees it).
 * Reading at a damaged spot of the cartridge is EIO (a medium error), whatever
-  the eof state.
+  the eof state, and so is positioning into it (``eod`` included: it never
+  succeeds short of the real end of data).  After one, writes are refused
+  until the drive is positioned explicitly (see :class:`LoopbackDrive`).
 
 The drive does not know about shelves: whoever opens it hands in a
 :class:`Position` to start from and gets the final one back through
@@ -54,8 +56,9 @@ from __future__ import annotations
 
 import enum
 import errno as _errno
+import functools
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 from .awstape import AWSTAPE_HEADER_SIZE, encoded_size
 from .cartridge import BlockKind, Cartridge
@@ -64,6 +67,7 @@ from .errors import (
     BufferTooSmall,
     EndOfMedium,
     InvalidArgument,
+    MediumError,
     NoMedium,
     TapeError,
     TapeIOError,
@@ -116,6 +120,10 @@ class Position:
     filemarks before the head: what MTIOCPOS reports) are exact.
     ``file_number`` and ``block_number`` are st's counters, -1 when st would
     not know them.  ``eof`` and ``rw`` are st's states of the same names.
+    ``fenced``: the head's place is not to be trusted for writing (a
+    positioning or read met damage, or the remembered place was not a block
+    boundary); writes are refused until a rewind, a load, a successful
+    ``eod`` or an erase.
     """
 
     offset: int = 0
@@ -126,6 +134,7 @@ class Position:
     rw: StRw = StRw.IDLE
     block_size: int = 0
     online: bool = True
+    fenced: bool = False
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -134,15 +143,52 @@ class Position:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Position":
+    def from_dict(cls, data: object) -> "Position":
+        """The position a drive state file holds; ``ValueError`` naming the
+        field when it is not one (missing counters, wrong types, out of range)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"position is {data!r}, not a mapping")
+        for key in ("offset", "lba", "file_number", "block_number"):
+            if key not in data:
+                raise ValueError(f"position has no {key}")
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         eof = fields.get("eof", 0)
         if isinstance(eof, bool):  # shelves written before the eof state existed
-            eof = StEof.FM if eof else StEof.NOEOF
-        fields["eof"] = StEof(eof) if eof in StEof._value2member_map_ else StEof.NOEOF
-        rw = fields.get("rw", 0)
-        fields["rw"] = StRw(rw) if rw in StRw._value2member_map_ else StRw.IDLE
+            fields["eof"] = eof = int(StEof.FM if eof else StEof.NOEOF)
+        for key, least in _POSITION_INTS.items():
+            value = fields.get(key, least)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"position {key} is {value!r}, not an integer from {least}")
+        for key in ("online", "fenced"):
+            if not isinstance(fields.get(key, False), bool):
+                raise ValueError(f"position {key} is {fields[key]!r}, not true/false")
+        if fields.get("block_size", 0) > MAX_BLOCK_SIZE:
+            raise ValueError(f"position block_size {fields['block_size']} is more than {MAX_BLOCK_SIZE}")
+        for key, states in (("eof", StEof), ("rw", StRw)):
+            value = fields.get(key, 0)
+            if value not in states._value2member_map_:
+                raise ValueError(f"position {key} is {value!r}, not a known state")
+            fields[key] = states(value)
         return cls(**fields)
+
+
+#: The integer fields of a :class:`Position` and their least values.
+_POSITION_INTS = {"offset": 0, "lba": 0, "file_number": -(2**31), "block_number": -(2**31),
+                  "eof": 0, "rw": 0, "block_size": 0}
+
+_Method = TypeVar("_Method", bound=Callable)
+
+
+def _fences_on_damage(method: _Method) -> _Method:
+    """A drive operation that, meeting damage, leaves the drive fenced."""
+    @functools.wraps(method)
+    def fenced(self: "LoopbackDrive", *args: object) -> object:
+        try:
+            return method(self, *args)
+        except MediumError:
+            self._fenced = True
+            raise
+    return fenced  # type: ignore[return-value]
 
 
 class LoopbackDrive(TapeDrive):
@@ -150,9 +196,18 @@ class LoopbackDrive(TapeDrive):
 
     ``position`` is where the previous user of the drive left it; the ``rw``
     state starts IDLE, as at every st open.  The head goes back to BOT when
-    that place is no longer a block boundary of the cartridge, or when the
-    cartridge had to be recovered after a writer died (the counters then
-    describe a tape that no longer exists).
+    that place is no longer a block boundary of the cartridge, fenced (a
+    write there would overwrite the tape from its start when the head was
+    meant to be elsewhere).  After a writer died (see
+    :attr:`Cartridge.recovered`) the head stands after the filemark that
+    ended its tape file, as st's non-rewinding device would.
+
+    Fencing: an operation that meets damage (:class:`MediumError`) leaves the
+    head where it stopped, short of the damage, and the drive refuses writes
+    (EIO) until the operator positions it explicitly: rewind, load, an
+    ``eod`` that succeeds, or an erase (which says it destroys everything
+    from the head on).  So an append after a failed ``eod`` cannot cut off
+    the intact data beyond the damage.
     """
 
     def __init__(self, name: str, cartridge: Cartridge | None, position: Position | None = None,
@@ -172,19 +227,26 @@ class LoopbackDrive(TapeDrive):
         self._eof = pos.eof
         self._rw = StRw.IDLE
         self._block_size = pos.block_size
+        self._fenced = pos.fenced
         self._online = pos.online and cartridge is not None
         if not self._online:
             # st's open finds no tape: it no longer knows file or block.
             self._offset = self._lba = 0
             self._file = self._block = -1
-        elif cartridge is not None and (cartridge.recovered or not cartridge.is_block_start(self._offset)):
+        elif cartridge is not None and cartridge.recovered is not None:
+            self._offset, self._lba, self._file = cartridge.recovered
+            self._block = 0
+            self._eof = StEof.FM if self._offset else StEof.NOEOF
+            self._fenced = False
+        elif cartridge is not None and not cartridge.is_block_start(self._offset):
             self._to_bot()
+            self._fenced = True
 
     # -- state ----------------------------------------------------------------
     @property
     def position(self) -> Position:
         return Position(self._offset, self._lba, self._file, self._block, self._eof, self._rw,
-                        self._block_size, self._online)
+                        self._block_size, self._online, self._fenced)
 
     @property
     def cartridge(self) -> Cartridge | None:
@@ -193,6 +255,7 @@ class LoopbackDrive(TapeDrive):
     def _to_bot(self) -> None:
         self._offset = self._lba = self._file = self._block = 0
         self._eof = StEof.NOEOF
+        self._fenced = False
 
     def _check_open(self) -> None:
         if self._closed:
@@ -217,6 +280,11 @@ class LoopbackDrive(TapeDrive):
                                  errno=_errno.EACCES)
         if not cart.writable:
             raise WriteProtected(f"{self.name}: drive was opened read-only", errno=_errno.EACCES)
+        if self._fenced and not erasing:
+            raise TapeIOError(
+                f"{self.name}: not writing: an earlier operation met damage on cartridge {cart.barcode}, "
+                "so the head may not be where a write belongs; position it first "
+                "(rewind, eod, or erase to destroy everything from the head on)")
         if cart.damaged_at is not None and self._offset >= cart.end and not erasing:
             raise TapeIOError(
                 f"{self.name}: cartridge {cart.barcode} is damaged at byte {cart.damaged_at}; "
@@ -241,6 +309,7 @@ class LoopbackDrive(TapeDrive):
         return value
 
     # -- data -------------------------------------------------------------------
+    @_fences_on_damage
     def read(self, size: int) -> bytes:
         self._check_count(size, "read size")
         if size <= 0:
@@ -283,6 +352,7 @@ class LoopbackDrive(TapeDrive):
         self._passed_record(block.end)
         return data
 
+    @_fences_on_damage
     def readinto(self, buffer: bytearray | memoryview) -> int:
         """:meth:`read` into the caller's buffer.  In variable-block mode a
         well-formed record goes from the cartridge file straight into
@@ -315,7 +385,7 @@ class LoopbackDrive(TapeDrive):
         time right after a filemark, EIO otherwise."""
         self._block = -1
         if cart.damaged_at is not None:
-            raise TapeIOError(
+            raise MediumError(
                 f"{self.name}: medium error: cartridge {cart.barcode} is damaged at byte {cart.damaged_at}")
         if self._eof is StEof.FM:
             self._eof = StEof.EOD
@@ -435,6 +505,7 @@ class LoopbackDrive(TapeDrive):
         self._eof = StEof.NOEOF
 
     # -- positioning ------------------------------------------------------------
+    @_fences_on_damage
     def mtop(self, op: int, count: int = 1) -> None:
         """One MTIOCTOP with st's exact meaning, counts included (MTFSF 0 still
         sets block 0, MTBSF 0 block -1, MTFSFM 0 goes back one filemark)."""
@@ -448,6 +519,7 @@ class LoopbackDrive(TapeDrive):
             raise InvalidArgument(f"{self.name}: negative count {count}")
         handler(self, count)
 
+    @_fences_on_damage
     def space_records(self, count: int) -> None:
         self._check_count(count, "record count")
         if count > 0:
@@ -455,6 +527,7 @@ class LoopbackDrive(TapeDrive):
         elif count < 0:
             self._bsr(-count)
 
+    @_fences_on_damage
     def space_files(self, count: int) -> None:
         self._check_count(count, "file count")
         if count > 0:
@@ -588,6 +661,7 @@ class LoopbackDrive(TapeDrive):
         self._begin_op(MtOp.MTRETEN, 1)
         self._to_bot()
 
+    @_fences_on_damage
     def seek_eod(self) -> None:
         """MTEOM as st does it (MTFSF to end of data, which then counts as
         success): file counts the filemarks crossed, block is -1, eof EOD."""
@@ -595,11 +669,14 @@ class LoopbackDrive(TapeDrive):
         self._begin_op(MtOp.MTEOM, 1)
         try:
             self._space_filemarks_forward(cart, _MTEOM_FILEMARKS)
-        except TapeIOError:
-            if self._eof is StEof.EOD:
-                return
+        except MediumError:
             raise
-        self._seek_eod_rest(cart)
+        except TapeIOError:
+            if self._eof is not StEof.EOD:
+                raise
+        else:
+            self._seek_eod_rest(cart)
+        self._fenced = False
 
     def _seek_eod_rest(self, cart: Cartridge) -> None:
         """After 0x7fffff filemarks without end of data, st spaces to EOD."""
@@ -616,6 +693,7 @@ class LoopbackDrive(TapeDrive):
         self._check_writable(cart, erasing=True)
         cart.erase(self._offset)
         self._eof = StEof.NOEOF
+        self._fenced = False
 
     def tell(self) -> int:
         """MTIOCPOS: the logical block address, filemarks counted (EIO with no
@@ -625,6 +703,7 @@ class LoopbackDrive(TapeDrive):
             raise TapeIOError(f"{self.name}: cannot read the tape position: no medium")
         return self._lba
 
+    @_fences_on_damage
     def seek(self, block: int) -> None:
         """MTSEEK: file and block become -1 (0 and 0 for block 0); past end
         of data the head stops there and the seek fails with EIO."""

@@ -69,8 +69,12 @@ class Shelf:
             raise ShelfError(f"{self.path}: unreadable shelf.json ({exc})") from None
         if not isinstance(info, dict) or info.get("format") != SHELF_FORMAT:
             raise ShelfError(f"{self.path}: shelf.json is not a tape shelf description")
-        self.slot_count: int = int(info["slots"])
-        self.drive_count: int = int(info["drives"])
+        for key, most in (("slots", 10000), ("drives", 64)):
+            value = info.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise ShelfError(f"{self.path}: damaged shelf.json: {key} is {value!r}, not 1 to {most}")
+        self.slot_count: int = info["slots"]
+        self.drive_count: int = info["drives"]
 
     # -- creation --------------------------------------------------------------
     @classmethod
@@ -98,17 +102,60 @@ class Shelf:
 
     # -- state -------------------------------------------------------------------
     @contextlib.contextmanager
-    def _state(self, write: bool = True) -> Iterator[dict]:
-        """The shelf state under the shelf lock; saved on exit when ``write``."""
+    def _state(self, write: bool = True, positions: bool = True) -> Iterator[dict]:
+        """The shelf state under the shelf lock; saved on exit when ``write``.
+        Every field is checked first (drive positions too, unless not
+        ``positions``: unloading a drive resets its position)."""
         with open(self.path / ".shelf.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 state = json.loads((self.path / "state.json").read_text())
             except (OSError, ValueError) as exc:
                 raise ShelfError(f"{self.path}: unreadable state.json ({exc})") from None
+            problem = self._state_problem(state, positions)
+            if problem is not None:
+                raise ShelfError(f"{self.path}/state.json: damaged drive state: {problem}")
             yield state
             if write:
                 _write_json(self.path / "state.json", state)
+
+    def _state_problem(self, state: object, positions: bool) -> str | None:
+        """What is wrong with a loaded state.json (``None``: nothing)."""
+        if not isinstance(state, dict):
+            return "not a mapping"
+        slots, drives = state.get("slots"), state.get("drives")
+        if not isinstance(slots, list) or len(slots) != self.slot_count:
+            return f"slots is not a list of {self.slot_count}"
+        if not isinstance(drives, list) or len(drives) != self.drive_count:
+            return f"drives is not a list of {self.drive_count}"
+        seen: set[str] = set()
+        for i, barcode in enumerate(slots):
+            if barcode is not None and (not isinstance(barcode, str) or not _BARCODE.match(barcode)):
+                return f"slot {i + 1} holds {barcode!r}, not a barcode"
+            if barcode in seen:
+                return f"cartridge {barcode} is in two places"
+            if barcode is not None:
+                seen.add(barcode)
+        for i, entry in enumerate(drives):
+            if not isinstance(entry, dict):
+                return f"drive {i} is {entry!r}, not a mapping"
+            barcode, slot = entry.get("barcode"), entry.get("source_slot")
+            if barcode is not None and (not isinstance(barcode, str) or not _BARCODE.match(barcode)):
+                return f"drive {i} holds {barcode!r}, not a barcode"
+            if barcode in seen:
+                return f"cartridge {barcode} is in two places"
+            if barcode is not None:
+                seen.add(barcode)
+            if slot is not None and (isinstance(slot, bool) or not isinstance(slot, int)
+                                     or not 1 <= slot <= self.slot_count):
+                return f"drive {i}'s source_slot is {slot!r}, not a slot"
+            if positions:
+                try:
+                    Position.from_dict(entry.get("position"))
+                except ValueError as exc:
+                    return (f"drive {i}: {exc} (unload the drive with 'pytape unload' "
+                            "to reset its position)")
+        return None
 
     @contextlib.contextmanager
     def _drive_lock(self, index: int) -> Iterator[int]:
@@ -167,7 +214,7 @@ class Shelf:
             if b == barcode:
                 return "slot", i + 1
         for i, d in enumerate(state["drives"]):
-            if d["barcode"] == barcode:
+            if d.get("barcode") == barcode:
                 return "drive", i
         return None
 
@@ -190,7 +237,7 @@ class Shelf:
                     raise ShelfError(f"{self.path}: {barcode} is already in drive {where[1]}")
                 slot = where[1]
             entry = state["drives"][drive]
-            if entry["barcode"] is not None:
+            if entry.get("barcode") is not None:
                 raise ShelfError(f"{self.path}: drive {drive} already holds {entry['barcode']}; unload it first")
             state["slots"][slot - 1] = None
             state["drives"][drive] = {"barcode": barcode, "source_slot": slot,
@@ -199,11 +246,13 @@ class Shelf:
 
     def unload(self, drive: int = 0, slot: int | None = None) -> tuple[str, int]:
         """Rewind and move a drive's cartridge back to its slot (or ``slot``)."""
-        with self._drive_lock(drive), self._state() as state:
+        with self._drive_lock(drive), self._state(positions=False) as state:
             entry = state["drives"][drive]
-            barcode = entry["barcode"]
+            barcode = entry.get("barcode")
             if barcode is None:
                 raise NoMedium(f"{self.path}: drive {drive} is empty")
+            if slot is not None:
+                self._check_slot(slot)
             target = slot if slot is not None else entry.get("source_slot")
             if target is None or state["slots"][target - 1] is not None:
                 free = [i + 1 for i, b in enumerate(state["slots"]) if b is None]
@@ -240,6 +289,8 @@ class Shelf:
                 meta = json.loads(meta_file.read_text())
             except (OSError, ValueError) as exc:
                 raise NotACartridge(f"{meta_file}: unreadable cartridge metadata ({exc})") from None
+            if not isinstance(meta, dict):
+                raise NotACartridge(f"{meta_file}: not a cartridge metadata file")
             meta["write_protected"] = protect
             _write_json(meta_file, meta)
 
@@ -253,7 +304,7 @@ class Shelf:
                     os.close(self._take_drive(i))
                 except DriveBusy:
                     busy = True
-                drives.append(DriveInfo(i, entry["barcode"], entry.get("source_slot"),
+                drives.append(DriveInfo(i, entry.get("barcode"), entry.get("source_slot"),
                                         Position.from_dict(entry["position"]), busy))
             return ShelfStatus(list(state["slots"]), drives)
 
@@ -269,11 +320,11 @@ class Shelf:
         try:
             with self._state(write=False) as state:
                 entry = state["drives"][index]
-            barcode = entry["barcode"]
+            barcode = entry.get("barcode")
             position = Position.from_dict(entry["position"])
             cartridge = None
             if barcode is not None:
-                cartridge = Cartridge(self.cartridge_path(barcode), writable)
+                cartridge = Cartridge(self.cartridge_path(barcode), writable, exclusive=True)
                 if writable and cartridge.write_protected:
                     cartridge.close()
                     raise WriteProtected(f"{name}: cartridge {barcode} is write-protected")
@@ -284,7 +335,7 @@ class Shelf:
         def save(final: Position) -> None:
             try:
                 with self._state() as st:
-                    if st["drives"][index]["barcode"] == barcode:
+                    if st["drives"][index].get("barcode") == barcode:
                         st["drives"][index]["position"] = final.to_dict()
             finally:
                 os.close(lock_fd)

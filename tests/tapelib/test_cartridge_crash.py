@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tapelib import Shelf, TapeIOError, open_device
+from tapelib import MediumError, Shelf, TapeIOError, open_device
 from tapelib.awstape import AWSTAPE_HEADER_SIZE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,21 +93,26 @@ def test_killed_writer_leaves_every_complete_record_readable(big_shelf: Shelf, e
     nst0 = str(big_shelf.device_path(0, rewind=False))
     reported = kill_writer_after(nst0, 4, extra_delay)
 
-    records, code = read_all(nst0)
+    blocks, code = read_all(nst0)
+    # The writer's tape file ends with a filemark, as st's close of a killed
+    # writer's device writes one: records, b"" (the filemark), b"" (end of
+    # data after a filemark), then EIO.
+    assert blocks[-2:] == [b"", b""] and code == errno.EIO
+    records = blocks[:-2]
     # The writer may have been killed after a write returned but before it said so.
     assert reported <= len(records) <= reported + 1
     for i, data in enumerate(records):
         assert data == pattern(i), f"record {i} differs"
-    assert code == errno.EIO  # end of data right after the last complete record: no filemark
 
-    # A new write appends right after the last complete record.
+    # A new write appends after that filemark, in a tape file of its own.
     with open_device(nst0, writable=True) as tape:
         tape.seek_eod()
-        assert tape.tell() == len(records)
+        assert tape.tell() == len(records) + 1
+        assert tape.status().file_number == 1
         tape.write(b"after the crash")
     with open_device(nst0) as tape:
         tape.rewind()
-        tape.space_records(len(records))
+        tape.space_files(1)
         assert tape.read(100) == b"after the crash"
         assert tape.read(100) == b""  # the filemark of the close
         assert tape.read(100) == b""  # end of data after a filemark
@@ -115,12 +120,14 @@ def test_killed_writer_leaves_every_complete_record_readable(big_shelf: Shelf, e
             tape.read(100)
 
 
-def test_reading_after_a_crash_starts_at_bot_and_keeps_its_place_afterwards(big_shelf: Shelf) -> None:
+def test_after_a_crash_the_head_stands_after_the_new_filemark(big_shelf: Shelf) -> None:
     nst0 = str(big_shelf.device_path(0, rewind=False))
     kill_writer_after(nst0, 2, 0.001)
     with open_device(nst0) as tape:
         status = tape.status()
-        assert (status.file_number, status.block_number, status.bot) == (0, 0, True)
+        assert (status.file_number, status.block_number, status.eof) == (1, 0, True)
+        assert tape.read(RECORD + 1) == b""  # end of data right after a filemark
+        tape.rewind()
         assert tape.read(RECORD + 1) == pattern(0)
     with open_device(nst0) as tape:  # the recovery is done: the place is kept again
         assert tape.tell() == 1
@@ -164,17 +171,20 @@ def test_a_torn_tail_ends_the_tape_after_the_last_complete_record(big_shelf: She
         tape.rewind()
         assert tape.read(300_000) == records[0]
         assert tape.read(300_000) == records[1]
+        assert tape.read(300_000) == b""  # the filemark that ends the dead writer's file
+        assert tape.read(300_000) == b""
         with pytest.raises(TapeIOError):
             tape.read(300_000)
-    assert path.stat().st_size == length  # reading cuts nothing
+    # The torn record is cut off and the filemark written in its place.
+    assert path.stat().st_size == third_starts + AWSTAPE_HEADER_SIZE
 
     with open_device(nst0, writable=True) as tape:
         tape.seek_eod()
-        assert tape.tell() == 2
+        assert tape.tell() == 3
         tape.write(b"new third record")
     with open_device(nst0) as tape:
         tape.rewind()
-        tape.space_records(2)
+        tape.space_files(1)
         assert tape.read(100) == b"new third record"
         assert tape.read(100) == b""
 
@@ -199,10 +209,12 @@ def test_garbage_in_the_middle_reads_up_to_it_and_refuses_to_write_there(big_she
             tape.read(10_000)
         assert info.value.errno == errno.EIO
         assert "damaged" in info.value.message
-        tape.seek_eod()
+        with pytest.raises(MediumError) as info:  # no end of data short of the damage
+            tape.seek_eod()
+        assert str(damage_at) in info.value.message
         assert tape.tell() == 2
         with pytest.raises(TapeIOError) as info:
             tape.write(b"would overwrite the damage")
         assert info.value.errno == errno.EIO
-        assert "damaged" in info.value.message and str(damage_at) in info.value.message
+        assert "damage" in info.value.message
     assert path.read_bytes() == before  # nothing truncated, nothing written
