@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, IllegalArgs
 from .protocol import NDMP_PORT, AuthType
 
 _AUTH_NAMES = {"none": AuthType.NONE, "text": AuthType.TEXT, "md5": AuthType.MD5}
@@ -33,6 +33,23 @@ class ServerConfig:
     volumes: list[Path] = field(default_factory=list)
     users: dict[str, str] = field(default_factory=dict)
     auth_types: list[AuthType] = field(default_factory=lambda: [AuthType.NONE])
+    #: The dumpdates file backups record their levels in (None: dumptool's default).
+    dumpdates: str | None = None
+    #: Where backups and recovers keep their spool files (None: the system's temporary directory).
+    spool: str | None = None
+
+    def check_path(self, path: str) -> str:
+        """A FILESYSTEM to back up: an absolute directory, inside a served
+        ``--volume`` when any is given (a volume or a subtree of one)."""
+        if not os.path.isabs(path):
+            raise IllegalArgs(f"FILESYSTEM {path}: not an absolute path")
+        real = os.path.realpath(path)
+        if not os.path.isdir(real):
+            raise IllegalArgs(f"FILESYSTEM {path}: no such directory")
+        if self.volumes and not any(real == str(v) or real.startswith(str(v).rstrip("/") + "/")
+                                    for v in (Path(os.path.realpath(v)) for v in self.volumes)):
+            raise IllegalArgs(f"FILESYSTEM {path}: not inside a served volume")
+        return real
 
 
 def load_config_file(path: Path, config: ServerConfig) -> None:

@@ -1,0 +1,379 @@
+"""The dump engine as the DATA service sees it: a backup of a path into a
+byte stream, a recover of names from a byte stream.
+
+Today's engine is dumptool's :class:`~dumptool.dump.Dump` (a plain BSD
+dump image, as ``pydump`` writes) and :class:`~dumptool.restore.Restore`
+(as ``pyrestore -x``), used through their public options only; a
+snapfs-native engine can replace this module behind the same three calls:
+
+* :meth:`DumpEngine.backup` -- ``write`` receives the image as it is made;
+  the result carries the dump date and the file history (:class:`FileEntry`:
+  names, stats and ``fh_info`` positions for direct access recovery);
+* :meth:`DumpEngine.recover` -- the image comes from ``fetch(offset,
+  length)`` (a byte range of the stream, ``None`` = to the end); with
+  ``direct`` and names whose ``fh_info`` is known, only the front of the
+  image (directories) and the part from the first wanted file on are read;
+* :meth:`DumpEngine.list_history` -- the file history of an image (for
+  DATA_START_RECOVER_FILEHIST).
+
+The image goes through a spool file next to the work: dump writes it and
+the backup sends it on as it grows (punching out what was sent, so the
+spool stays small); its byte offsets are the stream's, which is what dump's
+QFA map records for each file's header.  A recover spools what it reads
+(sparse where direct access skips) and restores from there.
+
+``fh_info`` (opaque to a DMA) is ``front << 32 | position``, both in 1 KiB
+blocks: ``position`` is where the record holding the file's header starts,
+``front`` how much of the image's start (volume header, maps, directories)
+a recover reads first.  Directories and images past 4 TiB get all-ones.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import io
+import os
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dumptool.dump import Dump, DumpOptions
+from dumptool.errors import DumpError
+from dumptool.format import TP_BSIZE, QfaMap
+from dumptool.format.qfa import QfaEntry, parse_qfa
+from dumptool.restore import Options as RestoreOptions
+from dumptool.restore import Restore, VolumeInput
+
+U64_INVALID = 0xFFFFFFFFFFFFFFFF
+#: The root directory's inode number in a dump image.
+ROOT_NODE = 2
+#: Dump's blocking factor for NDMP images (records of 10 KiB, as ndmjob's default).
+NTREC = 10
+#: How far restore may read ahead of what it uses (dumptool reads files in
+#: chunks of up to 1 MiB): the front a direct access recover reads past the
+#: directories, so that its seek to the first wanted file is still forward.
+_READ_AHEAD = 2 * 1024 * 1024
+_SEND_CHUNK = 256 * 1024
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+
+
+class EngineError(Exception):
+    """The engine could not do what was asked (one line for the DMA)."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Cancelled(EngineError):
+    """The operation was stopped from outside (abort, a vanished peer)."""
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    path: str
+    level: int = 0
+    update: bool = True
+    base_date: int | None = None
+    dumpdates: str | None = None
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One name of one inode in the image: ``node`` in directory ``parent``."""
+
+    node: int
+    parent: int
+    name: str
+    stat: os.stat_result | None
+    fh_info: int = U64_INVALID
+    #: Whether the node is a directory (known also when ``stat`` is not).
+    directory: bool = False
+
+
+@dataclass
+class BackupResult:
+    date: int
+    base_date: int
+    bytes: int
+    entries: list[FileEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RecoverName:
+    """A name-list entry: ``original`` (relative to the image's root) goes to ``destination``."""
+
+    original: str
+    destination: str
+    fh_info: int = U64_INVALID
+
+
+@dataclass
+class RecoverResult:
+    #: Whether each name (same order) was restored.
+    restored: list[bool]
+    messages: list[str]
+    failed: bool
+    bytes_read: int
+
+
+Fetch = Callable[[int, int | None], Iterator[bytes]]
+
+
+def _punch(fd: int, offset: int, length: int) -> None:
+    """Free ``length`` bytes of a spool file from ``offset`` (best effort)."""
+    if length <= 0 or _libc is None:
+        return
+    _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE,
+                    ctypes.c_long(offset), ctypes.c_long(length))
+
+
+_libc_name = ctypes.util.find_library("c")
+_libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
+
+
+class DumpEngine:
+    """Backups and recovers with dumptool, spooling in ``spool_dir``."""
+
+    def __init__(self, spool_dir: str | None = None) -> None:
+        self.spool_dir = spool_dir
+
+    # -- backup ------------------------------------------------------------------
+    def backup(self, request: BackupRequest, write: Callable[[bytes], None],
+               stopped: threading.Event) -> BackupResult:
+        """Dump ``request.path``; every byte of the image goes to ``write`` in
+        order.  ``stopped`` set from outside ends the dump between two steps
+        (:class:`Cancelled`); the stream then has no end-of-dump record, so
+        nobody can take it for a whole image."""
+        path = os.path.abspath(request.path)
+        if not os.path.isdir(path):
+            raise EngineError(f"FILESYSTEM {request.path}: not a directory")
+        with tempfile.TemporaryDirectory(prefix="pyndmpd-backup-", dir=self.spool_dir) as spool:
+            image, toc, qfa = (os.path.join(spool, n) for n in ("image", "toc", "qfa"))
+            options = DumpOptions(source=path, output=image, level=request.level, ntrec=NTREC,
+                                  update=request.update, base_date=request.base_date, quiet=True,
+                                  toc=toc, qfa=qfa, never_ask=True, progress_interval=0)
+            if request.dumpdates:
+                options.dumpdates = request.dumpdates
+            try:
+                dump = Dump(options)
+            except DumpError as exc:
+                raise EngineError(exc.message) from None
+            outcome: list[BaseException] = []
+            done = threading.Event()
+
+            def run() -> None:
+                try:
+                    for _cursor in dump.steps():
+                        if stopped.is_set():
+                            raise Cancelled("the backup was stopped")
+                except BaseException as exc:  # handed to the sending side
+                    outcome.append(exc)
+                finally:
+                    done.set()
+
+            worker = threading.Thread(target=run, name="pyndmpd-dump", daemon=True)
+            open(image, "wb").close()
+            fd = os.open(image, os.O_RDONLY)
+            worker.start()
+            sent = 0
+            try:
+                while True:
+                    finished = done.is_set()
+                    chunk = os.pread(fd, _SEND_CHUNK, sent)
+                    if chunk:
+                        write(chunk)
+                        _punch(fd, sent, len(chunk))
+                        sent += len(chunk)
+                        continue
+                    if finished:
+                        break
+                    if stopped.wait(0.02):
+                        break
+            except BaseException:
+                stopped.set()
+                raise
+            finally:
+                worker.join()
+                os.close(fd)
+            if outcome:
+                exc = outcome[0]
+                if isinstance(exc, Cancelled):
+                    raise exc
+                if isinstance(exc, DumpError):
+                    raise EngineError(exc.message) from None
+                raise EngineError(f"the dump failed: {exc!r}") from exc
+            if stopped.is_set():
+                raise Cancelled("the backup was stopped")
+            entries = _history(path, toc, qfa)
+            return BackupResult(dump.date, dump.base_date, sent, entries)
+
+    # -- recover -----------------------------------------------------------------
+    def recover(self, fetch: Fetch, names: list[RecoverName], *, direct: bool,
+                prefix: str | None = None) -> RecoverResult:
+        """Restore ``names`` (everything under ``prefix`` when empty)."""
+        with tempfile.TemporaryDirectory(prefix="pyndmpd-recover-", dir=self.spool_dir) as spool:
+            image = os.path.join(spool, "image")
+            plan = _direct_plan(names) if direct and names else None
+            got = 0
+            with open(image, "wb") as out:
+                ranges = [(0, plan[0]), (plan[1], None)] if plan else [(0, None)]
+                for offset, length in ranges:
+                    out.seek(offset)
+                    for chunk in fetch(offset, length):
+                        out.write(chunk)
+                        got += len(chunk)
+            err = io.StringIO()
+            restore = Restore(VolumeInput(image), RestoreOptions(), out=io.StringIO(), err=err)
+            restored = [False] * len(names)
+            try:
+                restore.read_directories()
+                if not names:
+                    if not prefix:
+                        raise EngineError("nothing to restore into: no name list and no PREFIX")
+                    os.makedirs(prefix, exist_ok=True)
+                    restore.extract_read(prefix, [])
+                else:
+                    restored = self._extract_names(restore, names, plan)
+            except DumpError as exc:
+                raise EngineError(exc.message) from None
+            messages = [line.removeprefix("pyrestore: ") for line in err.getvalue().splitlines()]
+            return RecoverResult(restored, messages, restore.failed, got)
+
+    def _extract_names(self, restore: Restore, names: list[RecoverName],
+                       plan: tuple[int, int, dict[int, int]] | None) -> list[bool]:
+        """Each name under the directory its destination implies (a renamed
+        one through a scratch directory next to its destination)."""
+        targets: dict[str, list[tuple[int, str]]] = {}
+        renames: list[tuple[int, str, str]] = []
+        for i, name in enumerate(names):
+            original = name.original.strip("/")
+            destination = os.path.normpath(name.destination)
+            if not original:
+                targets.setdefault(destination, []).append((i, "."))
+            elif destination.endswith("/" + original):
+                targets.setdefault(destination[:-len(original) - 1] or "/", []).append((i, original))
+            else:
+                renames.append((i, original, destination))
+        if plan is not None:
+            entries = []
+            for name in names:
+                ino = restore.lookup(name.original.strip("/"))
+                if ino is not None:
+                    entries.append(QfaEntry(ino, 1, (name.fh_info & 0xFFFFFFFF) * TP_BSIZE))
+            restore.opts.qfa = QfaMap(restore.header.c_date, tuple(sorted(entries)))
+        restored = [False] * len(names)
+        wanted: list[tuple[str, list[tuple[int, str]]]] = list(targets.items())
+        scratch: list[tuple[int, str, str, str]] = []
+        for i, original, destination in renames:
+            parent = os.path.dirname(destination) or "/"
+            os.makedirs(parent, exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=".pyndmpd-", dir=parent)
+            scratch.append((i, original, destination, tmp))
+            wanted.append((tmp, [(i, original)]))
+        first = True
+        for target, items in wanted:
+            found = [(i, o) for i, o in items if restore.lookup(o) is not None]
+            if not found:
+                continue
+            if not first:
+                restore.read_again()
+            first = False
+            os.makedirs(target, exist_ok=True)
+            restore.extract_read(target, [o for _, o in found])
+            for i, original in found:
+                restored[i] = os.path.lexists(os.path.join(target, original))
+        for i, original, destination, tmp in scratch:
+            source = os.path.join(tmp, original)
+            if restored[i]:
+                try:
+                    os.replace(source, destination)
+                except OSError:
+                    restored[i] = False
+            _remove_tree(tmp)
+        return restored
+
+    # -- file history of an image ------------------------------------------------------
+    def list_history(self, fetch: Fetch) -> list[FileEntry]:
+        """The names of an image (directories from the image, no stats for
+        leaves but their type) for DATA_START_RECOVER_FILEHIST."""
+        with tempfile.TemporaryDirectory(prefix="pyndmpd-list-", dir=self.spool_dir) as spool:
+            image = os.path.join(spool, "image")
+            with open(image, "wb") as out:
+                for chunk in fetch(0, None):
+                    out.write(chunk)
+            restore = Restore(VolumeInput(image), RestoreOptions(), out=io.StringIO(), err=io.StringIO())
+            try:
+                restore.read_directories()
+            except DumpError as exc:
+                raise EngineError(exc.message) from None
+            entries = []
+            for parent, name, ino in restore.tree_edges():
+                entries.append(FileEntry(ino, parent, os.fsdecode(name), None, directory=ino in restore.dirs))
+            return [FileEntry(ROOT_NODE, ROOT_NODE, ".", None, directory=True)] + entries
+
+
+def _remove_tree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _direct_plan(names: list[RecoverName]) -> tuple[int, int, dict[int, int]] | None:
+    """``(front bytes, first file's record offset, {})`` when every name has a
+    direct access position past the front, else ``None`` (read it all)."""
+    if any(n.fh_info == U64_INVALID for n in names):
+        return None
+    front = max(n.fh_info >> 32 for n in names) * TP_BSIZE
+    first = min(n.fh_info & 0xFFFFFFFF for n in names) * TP_BSIZE
+    if first <= front:
+        return None
+    return front, first, {}
+
+
+def _history(root: str, toc: str, qfa: str) -> list[FileEntry]:
+    """The file history of a dump from its table of contents (``ino\\t./path``
+    lines), the QFA map (where each file's header record starts) and the tree."""
+    try:
+        qmap = parse_qfa(Path(qfa).read_text(encoding="ascii"))
+    except (OSError, DumpError):
+        qmap = None
+    front: int | None = None
+    if qmap is not None and qmap.entries:
+        front = (qmap.entries[0].position + _READ_AHEAD) // TP_BSIZE
+    inodes: dict[str, int] = {}
+    entries: list[FileEntry] = []
+    with open(toc, encoding="utf-8", errors="surrogateescape") as lines:
+        for line in lines:
+            ino_text, _, path = line.rstrip("\n").partition("\t")
+            ino = int(ino_text)
+            inodes.setdefault(path, ino)
+            if path == ".":
+                continue
+            parent_path, _, name = path.rpartition("/")
+            try:
+                st = os.lstat(os.path.join(root, path))
+            except OSError:
+                st = None
+            fh_info = U64_INVALID
+            if qmap is not None and front is not None and st is not None and not stat.S_ISDIR(st.st_mode):
+                where = qmap.position_for(ino)
+                if where is not None and where.position // TP_BSIZE < 1 << 32 and front < 1 << 32:
+                    fh_info = front << 32 | where.position // TP_BSIZE
+            entries.append(FileEntry(ino, inodes.get(parent_path, ROOT_NODE), name, st, fh_info,
+                                     directory=st is not None and stat.S_ISDIR(st.st_mode)))
+    entries.insert(0, FileEntry(ROOT_NODE, ROOT_NODE, ".", os.lstat(root), directory=True))
+    return entries
+
+
+def history_stats(entries: Iterable[FileEntry]) -> dict[int, FileEntry]:
+    """One entry per node (the first name of each), for ADD_NODE."""
+    nodes: dict[int, FileEntry] = {}
+    for entry in entries:
+        nodes.setdefault(entry.node, entry)
+    return nodes
