@@ -109,10 +109,9 @@ def file_stat(entry: FileEntry) -> FileStat:
                         ftype=FileType.DIR if entry.directory else FileType.OTHER,
                         mtime=0xFFFFFFFF, atime=0xFFFFFFFF, ctime=0xFFFFFFFF, owner=0xFFFFFFFF,
                         group=0xFFFFFFFF, fattr=0xFFFFFFFF, size=U64_INVALID, links=0xFFFFFFFF)
-    return FileStat(unsupported=0, fs_type=FsType.UNIX, ftype=_FTYPES.get(stat.S_IFMT(st.st_mode), FileType.OTHER),
-                    mtime=int(st.st_mtime) & 0xFFFFFFFF, atime=int(st.st_atime) & 0xFFFFFFFF,
-                    ctime=int(st.st_ctime) & 0xFFFFFFFF, owner=st.st_uid, group=st.st_gid,
-                    fattr=stat.S_IMODE(st.st_mode), size=st.st_size, links=st.st_nlink)
+    return FileStat(unsupported=0, fs_type=FsType.UNIX, ftype=_FTYPES.get(stat.S_IFMT(st.mode), FileType.OTHER),
+                    mtime=st.mtime & 0xFFFFFFFF, atime=st.atime & 0xFFFFFFFF, ctime=st.ctime & 0xFFFFFFFF,
+                    owner=st.uid, group=st.gid, fattr=stat.S_IMODE(st.mode), size=st.size, links=st.nlink)
 
 
 class DataService:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError
-from dumptool.format import TP_BSIZE, QfaMap
+from dumptool.format import TP_BSIZE, QfaMap, RecordType, walk_chunks
 from dumptool.format.qfa import QfaEntry, parse_qfa
 from dumptool.restore import Options as RestoreOptions
 from dumptool.restore import Restore, VolumeInput
@@ -84,13 +84,32 @@ class BackupRequest:
 
 
 @dataclass(frozen=True)
+class NodeStat:
+    """What file history tells of an inode."""
+
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime: int
+    atime: int
+    ctime: int
+    nlink: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> "NodeStat":
+        return cls(st.st_mode, st.st_uid, st.st_gid, st.st_size, int(st.st_mtime), int(st.st_atime),
+                   int(st.st_ctime), st.st_nlink)
+
+
+@dataclass(frozen=True)
 class FileEntry:
     """One name of one inode in the image: ``node`` in directory ``parent``."""
 
     node: int
     parent: int
     name: str
-    stat: os.stat_result | None
+    stat: NodeStat | None
     fh_info: int = U64_INVALID
     #: Whether the node is a directory (known also when ``stat`` is not).
     directory: bool = False
@@ -300,8 +319,7 @@ class DumpEngine:
 
     # -- file history of an image ------------------------------------------------------
     def list_history(self, fetch: Fetch) -> list[FileEntry]:
-        """The names of an image (directories from the image, no stats for
-        leaves but their type) for DATA_START_RECOVER_FILEHIST."""
+        """The names and inodes of an image, for DATA_START_RECOVER_FILEHIST."""
         with tempfile.TemporaryDirectory(prefix="pyndmpd-list-", dir=self.spool_dir) as spool:
             image = os.path.join(spool, "image")
             with open(image, "wb") as out:
@@ -312,10 +330,30 @@ class DumpEngine:
                 restore.read_directories()
             except DumpError as exc:
                 raise EngineError(exc.message) from None
-            entries = []
+            stats = _image_stats(image)
+            entries = [FileEntry(ROOT_NODE, ROOT_NODE, ".", stats.get(ROOT_NODE), directory=True)]
             for parent, name, ino in restore.tree_edges():
-                entries.append(FileEntry(ino, parent, os.fsdecode(name), None, directory=ino in restore.dirs))
-            return [FileEntry(ROOT_NODE, ROOT_NODE, ".", None, directory=True)] + entries
+                entries.append(FileEntry(ino, parent, os.fsdecode(name), stats.get(ino), directory=ino in restore.dirs))
+            return entries
+
+
+def _image_stats(image: str) -> dict[int, NodeStat]:
+    """Each inode's attributes, from the TS_INODE headers of an image file."""
+    def chunks() -> Iterator[bytes]:
+        with open(image, "rb") as f:
+            while chunk := f.read(_SEND_CHUNK):
+                yield chunk[:len(chunk) // TP_BSIZE * TP_BSIZE]
+
+    stats: dict[int, NodeStat] = {}
+    for record in walk_chunks(chunks(), on_damage=lambda _damage: None):
+        header = record.header
+        if header.c_type == RecordType.TS_INODE and not header.is_extattr:
+            d = header.c_dinode
+            stats[header.c_inumber] = NodeStat(d.mode, d.uid, d.gid, d.size, d.mtime_sec, d.atime_sec,
+                                               d.ctime_sec, d.nlink)
+        elif header.c_type == RecordType.TS_END:
+            break
+    return stats
 
 
 def _remove_tree(path: str) -> None:
@@ -357,17 +395,17 @@ def _history(root: str, toc: str, qfa: str) -> list[FileEntry]:
                 continue
             parent_path, _, name = path.rpartition("/")
             try:
-                st = os.lstat(os.path.join(root, path))
+                st = NodeStat.of(os.lstat(os.path.join(root, path)))
             except OSError:
                 st = None
             fh_info = U64_INVALID
-            if qmap is not None and front is not None and st is not None and not stat.S_ISDIR(st.st_mode):
+            if qmap is not None and front is not None and st is not None and not stat.S_ISDIR(st.mode):
                 where = qmap.position_for(ino)
                 if where is not None and where.position // TP_BSIZE < 1 << 32 and front < 1 << 32:
                     fh_info = front << 32 | where.position // TP_BSIZE
             entries.append(FileEntry(ino, inodes.get(parent_path, ROOT_NODE), name, st, fh_info,
-                                     directory=st is not None and stat.S_ISDIR(st.st_mode)))
-    entries.insert(0, FileEntry(ROOT_NODE, ROOT_NODE, ".", os.lstat(root), directory=True))
+                                     directory=st is not None and stat.S_ISDIR(st.mode)))
+    entries.insert(0, FileEntry(ROOT_NODE, ROOT_NODE, ".", NodeStat.of(os.lstat(root)), directory=True))
     return entries
 
 
