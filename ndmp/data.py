@@ -101,6 +101,17 @@ def _flag(env: dict[str, str], name: str, default: bool) -> bool:
     raise IllegalArgs(f"{name}={value}: not y or n")
 
 
+def _history_wanted(env: dict[str, str]) -> bool:
+    """HIST: y or d (dir/node file history, the default) or n (none); f,
+    file-based history, is not offered (the butype info says so)."""
+    value = (env.get("HIST") or "y").lower()
+    if value == "f":
+        raise IllegalArgs("HIST=f: file-based history is not offered; use HIST=y (dir/node) or n")
+    if value == "d":
+        return True
+    return _flag(env, "HIST", True)
+
+
 def file_stat(entry: FileEntry) -> FileStat:
     """FH_ADD_NODE's stat of an entry (unknown fields all-ones)."""
     st = entry.stat
@@ -243,11 +254,8 @@ class DataService:
             raise IllegalArgs(f"BASE_DATE={base}: not a number") from None
         if base_value > 0:
             base_date = base_value
-        hist = (env.get("HIST", "y") or "y").lower()
-        if hist not in _TRUE | _FALSE | {"d"}:
-            raise IllegalArgs(f"HIST={hist}: this server keeps dir/node history (y, d) or none (n)")
-        _flag(env, "UPDATE", True)
-        _flag(env, "DIRECT", False)
+        _history_wanted(env)
+        _flag(env, "DIRECT", False)  # checked only: every backup supports direct access
         return BackupRequest(path, int(level_text), update=_flag(env, "UPDATE", True), base_date=base_date,
                              dumpdates=self._session.context.config.dumpdates)
 
@@ -259,13 +267,13 @@ class DataService:
         self.operation = DataOperation.BACKUP
         self.state = DataState.ACTIVE
         self._stopped = threading.Event()
-        hist = (values.get("HIST", "y") or "y").lower() not in _FALSE
+        hist = _history_wanted(values)
         self._session.nursery.start_soon(self._backup, request, hist)
 
     async def start_recover(self, env: list[Pval], nlist: list[Name], butype: str, filehist: bool) -> None:
         self._check_start(butype, MoverMode.WRITE)
         values = {p.name: p.value for p in env}
-        direct = _flag(values, "DIRECT", True)
+        direct = _flag(values, "DIRECT", False)
         names = []
         for name in nlist:
             destination = name.destination_path
@@ -362,6 +370,8 @@ class DataService:
             if hist:
                 await self._post_history(result.entries)
             self.env = self._backup_env(request, result.date, result.base_date)
+            for line in result.warnings:
+                await self._session.log_message(line, LogType.WARNING)
             await self._session.log_message(
                 f"dump of {request.path} at level {request.level} done: {result.bytes} bytes, "
                 f"{len(history_stats(result.entries))} inodes")

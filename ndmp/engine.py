@@ -121,6 +121,8 @@ class BackupResult:
     base_date: int
     bytes: int
     entries: list[FileEntry] = field(default_factory=list)
+    #: dump's warnings (a file that changed or vanished while it was read...).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -179,8 +181,9 @@ class DumpEngine:
                                   toc=toc, qfa=qfa, never_ask=True, progress_interval=0)
             if request.dumpdates:
                 options.dumpdates = request.dumpdates
+            warnings: list[str] = []
             try:
-                dump = Dump(options)
+                dump = Dump(options, warn=warnings.append)
             except DumpError as exc:
                 raise EngineError(exc.message) from None
             outcome: list[BaseException] = []
@@ -230,7 +233,7 @@ class DumpEngine:
             if stopped.is_set():
                 raise Cancelled("the backup was stopped")
             entries = _history(path, toc, qfa)
-            return BackupResult(dump.date, dump.base_date, sent, entries)
+            return BackupResult(dump.date, dump.base_date, sent, entries, warnings)
 
     # -- recover -----------------------------------------------------------------
     def recover(self, fetch: Fetch, names: list[RecoverName], *, direct: bool,

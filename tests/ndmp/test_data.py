@@ -172,6 +172,19 @@ def test_backup_levels_list_restore_and_dar_of_a_directory(server: NdmpServer, l
     read = int(re.search(r'"recover read (\d+) bytes of the image"', out).group(1))
     assert read < image_size(idx0) * 0.5, (read, image_size(idx0))
 
+    # without an index the name list's fh_info is -1 (unknown): the whole image is read
+    blind = tmp_path / "blind"
+    blind.mkdir()
+    out = ndmjob(server, "-x", "-f", t0.nst, "-B", "dump", "-C", str(blind), "hello.txt")
+    ok(out)
+    assert (blind / "hello.txt").read_text() == "hello\n" and not (blind / "sub").exists()
+    read = int(re.search(r'"recover read (\d+) bytes of the image"', out).group(1))
+    assert read >= image_size(idx0) - 10240, (read, image_size(idx0))
+    # a name that is not in the image: its LOG_FILE says so and the run had problems
+    out = ndmjob(server, "-x", "-f", t0.nst, "-B", "dump", "-C", str(blind), "-J", str(idx0), "no/such")
+    assert "LOG_FILE messages: 0 OK, 1 ERROR, total 1 of 1" in out, out
+    assert "Operation complete but had problems." in out, out
+
     # level 1: only what changed, based on the dumpdates the level 0 recorded
     (src / "hello.txt").write_text("changed\n")
     (src / "new.txt").write_text("new\n")
@@ -217,6 +230,7 @@ def test_backup_and_restore_of_a_snapfs_snapshot(server: NdmpServer, load_drive:
         (mnt / "docs").mkdir()
         (mnt / "docs" / "a.txt").write_text("alpha\n")
         (mnt / "data.bin").write_bytes(os.urandom(200_000))
+        time.sleep(1.1)  # dump compares whole seconds: the level 1 must not take these for new
         _snapfs("snapshot", "create", mnt, "s0")
         (mnt / "docs" / "a.txt").write_text("changed after the snapshot\n")
         snap = mnt / ".snapshot" / "s0"
@@ -228,6 +242,19 @@ def test_backup_and_restore_of_a_snapfs_snapshot(server: NdmpServer, load_drive:
         ok(ndmjob(server, "-x", "-f", tape.nst, "-B", "dump", "-C", str(dest), "-J", str(idx)))
         same_tree(snap, dest)
         assert (dest / "docs" / "a.txt").read_text() == "alpha\n"
+        # level 1 of a later snapshot: based on the level 0 of the live path's chain
+        (mnt / "new.txt").write_text("new\n")
+        _snapfs("snapshot", "create", mnt, "s1")
+        tape1 = load_drive()
+        idx1 = tmp_path / "idx1"
+        ok(ndmjob(server, "-c", "-f", tape1.nst, "-B", "dump", "-C", str(mnt / ".snapshot" / "s1"), "-E", "LEVEL=1",
+                  "-I", str(idx1)))
+        names1 = {line.split()[2] for line in idx1.read_text().splitlines() if line.startswith("DHd ")}
+        assert {"new.txt", "a.txt"} <= names1 and "data.bin" not in names1, names1
+        l1 = tmp_path / "l1.img"
+        l1.write_bytes(tape_image(tape1))
+        r = subprocess.run([PYRESTORE, "-t", "-f", str(l1)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "./new.txt" in r.stdout and "./data.bin" not in r.stdout, r.stderr
         # the volume itself, live
         tape2 = load_drive()
         ok(ndmjob(server, "-c", "-f", tape2.nst, "-B", "dump", "-C", str(mnt), "-E", "LEVEL=0",
@@ -317,6 +344,23 @@ def test_a_dma_that_vanishes_mid_backup_leaves_no_complete_looking_image(server:
     image = tmp_path / "part.img"
     image.write_bytes(tape_image(tape))
     assert 0 < len(image.read_bytes()) < 16_000_000
+    py = subprocess.run([PYRESTORE, "-x", "-f", str(image)], cwd=tmp_path, capture_output=True, text=True,
+                        timeout=60)
+    assert py.returncode != 0 and "truncated" in py.stderr, (py.returncode, py.stderr)
+
+
+def test_a_full_tape_cancels_the_backup_and_leaves_no_complete_looking_image(
+        server: NdmpServer, load_drive: Callable[..., LoadedDrive], tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(8):
+        (src / f"f{i}").write_bytes(os.urandom(500_000))
+    tape = load_drive(capacity=2 * 1024 * 1024, early_warning=64 * 1024)
+    out = ndmjob(server, "-c", "-f", tape.nst, "-B", "dump", "-C", str(src), "-E", "LEVEL=0", "-E", "UPDATE=n",
+                 "-I", str(tmp_path / "idx"))
+    assert 'SESS "Operation ended OKAY"' not in out, out
+    image = tmp_path / "part.img"
+    image.write_bytes(tape_image(tape))
     py = subprocess.run([PYRESTORE, "-x", "-f", str(image)], cwd=tmp_path, capture_output=True, text=True,
                         timeout=60)
     assert py.returncode != 0 and "truncated" in py.stderr, (py.returncode, py.stderr)
