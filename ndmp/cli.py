@@ -6,8 +6,8 @@
             [--dumpdates FILE] [--spool DIR] [--config FILE] [--foreground] [--pid-file FILE] [--log-file FILE] [-v]
 
 Serves the drives of each shelf (``SHELF/nst0``, ``SHELF/st0``, ...) and
-describes each volume (CONFIG_GET_FS_INFO); backups (DATA_START_BACKUP)
-are of a directory inside a volume when volumes are given.  In the foreground it logs to
+describes each volume (CONFIG_GET_FS_INFO); backups and restores (DATA)
+work only inside the volumes.  In the foreground it logs to
 stderr; otherwise it becomes a daemon once the port is bound, writes its pid
 file and logs to ``--log-file`` (or syslog).  SIGTERM or SIGINT stop it.
 Errors before serving: one line on stderr and status 1; usage errors 2.

@@ -38,17 +38,36 @@ class ServerConfig:
     #: Where backups and recovers keep their spool files (None: the system's temporary directory).
     spool: str | None = None
 
+    def _served(self, real: str, what: str) -> None:
+        if not self.volumes:
+            raise IllegalArgs(f"{what}: this server serves no volume (pyndmpd --volume)")
+        if not any(real == v or real.startswith(v.rstrip("/") + "/")
+                   for v in (os.path.realpath(v) for v in self.volumes)):
+            raise IllegalArgs(f"{what}: not inside a served volume")
+
     def check_path(self, path: str) -> str:
-        """A FILESYSTEM to back up: an absolute directory, inside a served
-        ``--volume`` when any is given (a volume or a subtree of one)."""
+        """A FILESYSTEM to back up: an absolute directory inside a served
+        ``--volume`` (the volume, a subtree or a snapshot of it)."""
         if not os.path.isabs(path):
             raise IllegalArgs(f"FILESYSTEM {path}: not an absolute path")
         real = os.path.realpath(path)
         if not os.path.isdir(real):
             raise IllegalArgs(f"FILESYSTEM {path}: no such directory")
-        if self.volumes and not any(real == str(v) or real.startswith(str(v).rstrip("/") + "/")
-                                    for v in (Path(os.path.realpath(v)) for v in self.volumes)):
-            raise IllegalArgs(f"FILESYSTEM {path}: not inside a served volume")
+        self._served(real, f"FILESYSTEM {path}")
+        return real
+
+    def check_destination(self, path: str) -> str:
+        """Where a recover may write: an absolute path inside a served volume
+        (its existing part resolved, so no symlink leads out)."""
+        if not os.path.isabs(path):
+            raise IllegalArgs(f"destination {path}: not an absolute path")
+        path = os.path.normpath(path)
+        head, tail = path, ""
+        while not os.path.lexists(head) and head != "/":
+            head, name = os.path.split(head)
+            tail = os.path.join(name, tail) if tail else name
+        real = os.path.join(os.path.realpath(head), tail) if tail else os.path.realpath(head)
+        self._served(real, f"destination {path}")
         return real
 
 

@@ -274,17 +274,20 @@ class DataService:
         self._check_start(butype, MoverMode.WRITE)
         values = {p.name: p.value for p in env}
         direct = _flag(values, "DIRECT", False)
+        config = self._session.context.config
         names = []
         for name in nlist:
             destination = name.destination_path
             if name.name:
                 destination = destination.rstrip("/") + "/" + name.name
-            if not filehist and not destination.startswith("/"):
-                raise IllegalArgs(f"destination {destination!r} is not an absolute path")
+            if not filehist:
+                destination = config.check_destination(destination)
             names.append(RecoverName(name.original_path, destination, name.fh_info))
         prefix = values.get("PREFIX") or None
-        if not filehist and not names and not prefix:
-            raise IllegalArgs("an empty name list needs PREFIX (where to restore everything)")
+        if not filehist and not names:
+            if not prefix:
+                raise IllegalArgs("an empty name list needs PREFIX (where to restore everything)")
+            prefix = config.check_destination(prefix)
         self.env = list(env)
         self.operation = DataOperation.RECOVER_FILEHIST if filehist else DataOperation.RECOVER
         self.state = DataState.ACTIVE

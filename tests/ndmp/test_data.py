@@ -49,7 +49,9 @@ RESTORE = "/sbin/restore"
 def server(module_shelf: Shelf, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NdmpServer]:
     """pyndmpd with a dumpdates file of its own."""
     work = tmp_path_factory.mktemp("ndmpdata")
-    started = _start(["--shelf", str(module_shelf.path), "--dumpdates", str(work / "dumpdates")])
+    # every test's tmp_path lies inside the base temp, the one volume served
+    started = _start(["--shelf", str(module_shelf.path), "--dumpdates", str(work / "dumpdates"),
+                      "--volume", str(tmp_path_factory.getbasetemp())])
     started.dumpdates = work / "dumpdates"  # type: ignore[attr-defined]
     yield started
     print("pyndmpd log:", *started.log(), sep="\n")
@@ -180,6 +182,10 @@ def test_backup_levels_list_restore_and_dar_of_a_directory(server: NdmpServer, l
     assert (blind / "hello.txt").read_text() == "hello\n" and not (blind / "sub").exists()
     read = int(re.search(r'"recover read (\d+) bytes of the image"', out).group(1))
     assert read >= image_size(idx0) - 10240, (read, image_size(idx0))
+    # a destination outside the served volumes is refused: nothing is written there
+    outside = Path(f"/var/tmp/pyndmpd-outside-{os.getpid()}")
+    out = ndmjob(server, "-x", "-f", t0.nst, "-B", "dump", "-C", str(outside), "-J", str(idx0), "hello.txt")
+    assert 'SESS "Operation ended OKAY"' not in out and not outside.exists(), out
     # a name that is not in the image: its LOG_FILE says so and the run had problems
     out = ndmjob(server, "-x", "-f", t0.nst, "-B", "dump", "-C", str(blind), "-J", str(idx0), "no/such")
     assert "LOG_FILE messages: 0 OK, 1 ERROR, total 1 of 1" in out, out
@@ -308,7 +314,8 @@ def test_a_second_data_start_is_refused_and_bad_env_is_illegal_args(server: Ndmp
         assert dma.call(Message.MOVER_LISTEN, MoverListenRequest(MoverMode.READ, AddrType.LOCAL)).error == 0
         assert dma.call(Message.DATA_CONNECT, DataConnectRequest(Addr(AddrType.LOCAL))).error == 0
         for env in ([Pval("FILESYSTEM", str(src)), Pval("LEVEL", "32")], [Pval("LEVEL", "0")],
-                    [Pval("FILESYSTEM", str(src / "missing"))], [Pval("FILESYSTEM", "relative/path")]):
+                    [Pval("FILESYSTEM", str(src / "missing"))], [Pval("FILESYSTEM", "relative/path")],
+                    [Pval("FILESYSTEM", "/etc")], [Pval("FILESYSTEM", str(src)), Pval("HIST", "f")]):
             reply = dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env))
             assert reply.error == Error.ILLEGAL_ARGS_ERR, env
         reply = dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("tar", [Pval("FILESYSTEM", str(src))]))

@@ -51,7 +51,7 @@ def test_three_way_backup_restore_and_dar_between_two_hosts(tmp_path: Path) -> N
         def start(ns: str, ip: str, log: Path) -> None:
             proc = subprocess.Popen(["ip", "netns", "exec", ns, console_script("pyndmpd"), "--foreground",
                                      "--listen", f"{ip}:10000", "--shelf", str(shelf.path),
-                                     "--dumpdates", str(tmp_path / f"dumpdates-{ns}")],
+                                     "--dumpdates", str(tmp_path / f"dumpdates-{ns}"), "--volume", str(tmp_path)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log.open("w"))
             servers.append(proc)
 
