@@ -3,7 +3,8 @@
 ::
 
     pyndmpd [--listen HOST:PORT] --shelf SHELF... [--volume PATH...]
-            [--dumpdates FILE] [--spool DIR] [--config FILE] [--foreground] [--pid-file FILE] [--log-file FILE] [-v]
+            [--dumpdates FILE] [--spool DIR] [--config FILE] [--foreground]
+            [--pid-file FILE] [--log-file FILE] [-v]
 
 Serves the drives of each shelf (``SHELF/nst0``, ``SHELF/st0``, ...) and
 describes each volume (CONFIG_GET_FS_INFO); backups and restores (DATA)

@@ -16,11 +16,12 @@ snapfs-native engine can replace this module behind the same three calls:
 * :meth:`DumpEngine.list_history` -- the file history of an image (for
   DATA_START_RECOVER_FILEHIST).
 
-The image goes through a spool file next to the work: dump writes it and
-the backup sends it on as it grows (punching out what was sent, so the
-spool stays small); its byte offsets are the stream's, which is what dump's
-QFA map records for each file's header.  A recover spools what it reads
-(sparse where direct access skips) and restores from there.
+The image goes through a spool file: dump writes it and the backup sends it
+on as it grows (punching out what was sent, so the spool stays small),
+reading the records as they pass for the file history (:class:`ImageIndex`:
+names, attributes, and the stream offset of the record holding each file's
+header).  A recover spools what it reads (sparse where direct access skips)
+and restores from there.
 
 ``fh_info`` (opaque to a DMA) is ``front << 32 | position``, both in 1 KiB
 blocks: ``position`` is where the record holding the file's header starts,
@@ -39,12 +40,21 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError
-from dumptool.format import TP_BSIZE, QfaMap, RecordType, walk_chunks
-from dumptool.format.qfa import QfaEntry, parse_qfa
+from dumptool.format import (
+    TP_BSIZE,
+    ByteOrder,
+    QfaMap,
+    Record,
+    RecordType,
+    assemble_file,
+    directory_entries,
+    header_byte_order,
+    walk_chunks,
+)
+from dumptool.format.qfa import QfaEntry
 from dumptool.restore import Options as RestoreOptions
 from dumptool.restore import Restore, VolumeInput
 
@@ -175,10 +185,10 @@ class DumpEngine:
         if not os.path.isdir(path):
             raise EngineError(f"FILESYSTEM {request.path}: not a directory")
         with tempfile.TemporaryDirectory(prefix="pyndmpd-backup-", dir=self.spool_dir) as spool:
-            image, toc, qfa = (os.path.join(spool, n) for n in ("image", "toc", "qfa"))
+            image = os.path.join(spool, "image")
             options = DumpOptions(source=path, output=image, level=request.level, ntrec=NTREC,
                                   update=request.update, base_date=request.base_date, quiet=True,
-                                  toc=toc, qfa=qfa, never_ask=True, progress_interval=0)
+                                  never_ask=True, progress_interval=0)
             if request.dumpdates:
                 options.dumpdates = request.dumpdates
             warnings: list[str] = []
@@ -203,8 +213,14 @@ class DumpEngine:
             open(image, "wb").close()
             fd = os.open(image, os.O_RDONLY)
             worker.start()
+            index = ImageIndex()
             sent = 0
-            try:
+
+            def blocks() -> Iterator[bytes]:
+                """The image as dump writes it, sent on, in whole 1 KiB blocks for the index."""
+                nonlocal sent
+                rest = b""
+                first = True
                 while True:
                     finished = done.is_set()
                     chunk = os.pread(fd, _SEND_CHUNK, sent)
@@ -212,11 +228,23 @@ class DumpEngine:
                         write(chunk)
                         _punch(fd, sent, len(chunk))
                         sent += len(chunk)
+                        data = rest + chunk
+                        whole = len(data) // TP_BSIZE * TP_BSIZE
+                        rest = data[whole:]
+                        if whole:
+                            if first:
+                                first = False
+                                index.first_block(data[:TP_BSIZE])
+                            yield data[:whole]
                         continue
-                    if finished:
-                        break
-                    if stopped.wait(0.02):
-                        break
+                    if finished or stopped.wait(0.02):
+                        return
+
+            try:
+                for record in walk_chunks(blocks(), on_damage=lambda _damage: None):
+                    index.add(record)
+                for _rest in blocks():  # whatever follows the end-of-dump record
+                    pass
             except BaseException:
                 stopped.set()
                 raise
@@ -232,7 +260,9 @@ class DumpEngine:
                 raise EngineError(f"the dump failed: {exc!r}") from exc
             if stopped.is_set():
                 raise Cancelled("the backup was stopped")
-            entries = _history(path, toc, qfa)
+            if not index.ended:
+                raise EngineError("the image has no end-of-dump record: it is not complete")
+            entries = index.history()
             return BackupResult(dump.date, dump.base_date, sent, entries, warnings)
 
     # -- recover -----------------------------------------------------------------
@@ -377,39 +407,84 @@ def _direct_plan(names: list[RecoverName]) -> tuple[int, int, dict[int, int]] | 
     return front, first, {}
 
 
-def _history(root: str, toc: str, qfa: str) -> list[FileEntry]:
-    """The file history of a dump from its table of contents (``ino\\t./path``
-    lines), the QFA map (where each file's header record starts) and the tree."""
-    try:
-        qmap = parse_qfa(Path(qfa).read_text(encoding="ascii"))
-    except (OSError, DumpError):
-        qmap = None
-    front: int | None = None
-    if qmap is not None and qmap.entries:
-        front = (qmap.entries[0].position + _READ_AHEAD) // TP_BSIZE
-    inodes: dict[str, int] = {}
-    entries: list[FileEntry] = []
-    with open(toc, encoding="utf-8", errors="surrogateescape") as lines:
-        for line in lines:
-            ino_text, _, path = line.rstrip("\n").partition("\t")
-            ino = int(ino_text)
-            inodes.setdefault(path, ino)
-            if path == ".":
-                continue
-            parent_path, _, name = path.rpartition("/")
-            try:
-                st = NodeStat.of(os.lstat(os.path.join(root, path)))
-            except OSError:
-                st = None
-            fh_info = U64_INVALID
-            if qmap is not None and front is not None and st is not None and not stat.S_ISDIR(st.mode):
-                where = qmap.position_for(ino)
-                if where is not None and where.position // TP_BSIZE < 1 << 32 and front < 1 << 32:
-                    fh_info = front << 32 | where.position // TP_BSIZE
-            entries.append(FileEntry(ino, inodes.get(parent_path, ROOT_NODE), name, st, fh_info,
-                                     directory=st is not None and stat.S_ISDIR(st.mode)))
-    entries.insert(0, FileEntry(ROOT_NODE, ROOT_NODE, ".", NodeStat.of(os.lstat(root)), directory=True))
-    return entries
+class ImageIndex:
+    """The file history of an image, told by its records as they pass: each
+    inode's attributes (its TS_INODE header), the directories' entries, and
+    where the record holding each file's header starts (for ``fh_info``)."""
+
+    def __init__(self) -> None:
+        self.stats: dict[int, NodeStat] = {}
+        self.dirs: dict[int, list[tuple[int, bytes]]] = {}
+        self.positions: dict[int, int] = {}
+        self.first_file: int | None = None
+        self.ended = False
+        #: The image's byte order (:meth:`first_block` tells it).
+        self.order = ByteOrder.LITTLE
+        self._dir: list[Record] = []
+
+    def first_block(self, block: bytes) -> None:
+        try:
+            self.order = header_byte_order(block)
+        except DumpError:
+            pass  # not a header: the walk reports nothing useful either
+
+    def add(self, record: Record) -> None:
+        header = record.header
+        kind = header.c_type
+        if kind == RecordType.TS_ADDR and self._dir and header.c_inumber == self._dir[0].header.c_inumber:
+            self._dir.append(record)
+            return
+        self._end_directory()
+        if kind == RecordType.TS_INODE and not header.is_extattr:
+            d = header.c_dinode
+            ino = header.c_inumber
+            self.stats[ino] = NodeStat(d.mode, d.uid, d.gid, d.size, d.mtime_sec, d.atime_sec, d.ctime_sec,
+                                       d.nlink)
+            if stat.S_ISDIR(d.mode):
+                self._dir = [record]
+            else:
+                start = record.index // NTREC * NTREC
+                self.positions[ino] = start
+                if self.first_file is None:
+                    self.first_file = start
+        elif kind == RecordType.TS_END:
+            self.ended = True
+
+    def _end_directory(self) -> None:
+        if not self._dir:
+            return
+        parts, self._dir = self._dir, []
+        data = assemble_file(parts)
+        order = self.order
+        try:
+            entries = directory_entries(data, order)
+        except DumpError:
+            entries = directory_entries(data, order, strict=False, skip_bad_entries=True)
+        self.dirs[parts[0].header.c_inumber] = [(e.ino, e.name) for e in entries
+                                                if e.name not in (b".", b"..")]
+
+    def history(self) -> list[FileEntry]:
+        """The root (``.``) first, then every dumped name, directory by
+        directory from the root; fh_info for every non-directory."""
+        front = None if self.first_file is None else self.first_file + _READ_AHEAD // TP_BSIZE
+        entries = [FileEntry(ROOT_NODE, ROOT_NODE, ".", self.stats.get(ROOT_NODE), directory=True)]
+        seen = {ROOT_NODE}
+        todo = [ROOT_NODE]
+        while todo:
+            parent = todo.pop(0)
+            for ino, name in self.dirs.get(parent, ()):
+                if ino not in self.stats:
+                    continue  # not on this image (an incremental's unchanged file)
+                is_dir = ino in self.dirs
+                fh_info = U64_INVALID
+                where = self.positions.get(ino)
+                if where is not None and front is not None and where < 1 << 32 and front < 1 << 32:
+                    fh_info = front << 32 | where
+                entries.append(FileEntry(ino, parent, os.fsdecode(name), self.stats[ino], fh_info, directory=is_dir))
+                if is_dir and ino not in seen:
+                    seen.add(ino)
+                    todo.append(ino)
+        return entries
 
 
 def history_stats(entries: Iterable[FileEntry]) -> dict[int, FileEntry]:
