@@ -286,6 +286,26 @@ def _local_backup(dma: Dma, device: str, path: Path) -> None:
     assert dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env)).error == Error.NO_ERR
 
 
+def test_swap_connect_and_a_renamed_file(server: NdmpServer, load_drive: Callable[..., LoadedDrive],
+                                         tmp_path: Path) -> None:
+    """``-o swap-connect``: DATA_LISTEN(LOCAL), then MOVER_CONNECT(LOCAL) to it;
+    ``NEW=OLD`` restores a file under another name."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_text("a\n")
+    tape = load_drive()
+    idx = tmp_path / "idx"
+    ok(ndmjob(server, "-c", "-o", "swap-connect", "-f", tape.nst, "-B", "dump", "-C", str(src), "-E", "LEVEL=0",
+              "-E", "UPDATE=n", "-I", str(idx)))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    out = ndmjob(server, "-x", "-o", "swap-connect", "-f", tape.nst, "-B", "dump", "-C", str(dest), "-J", str(idx),
+                 "b.txt=sub/a.txt")
+    ok(out)
+    assert (dest / "b.txt").read_text() == "a\n"
+    assert sorted(p.name for p in dest.iterdir()) == ["b.txt"]  # no scratch directory left
+
+
 def test_a_second_data_start_is_refused_and_bad_env_is_illegal_args(server: NdmpServer,
                                                                     load_drive: Callable[..., LoadedDrive],
                                                                     tmp_path: Path) -> None:

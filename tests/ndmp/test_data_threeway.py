@@ -94,6 +94,14 @@ def test_three_way_backup_restore_and_dar_between_two_hosts(tmp_path: Path) -> N
         assert (one / "sub" / "zz.txt").read_text() == "wanted\n"
         read = int(re.search(r'"recover read (\d+) bytes of the image"', out).group(1))
         assert read < image_size(idx) * 0.5, (read, image_size(idx))
+        # the other way round: the data service listens, the tape host's mover connects
+        idx2 = tmp_path / "idx2"
+        ndmjob("-c", "-o", "swap-connect", "-C", str(src), "-E", "LEVEL=0", "-E", "UPDATE=n", "-I", str(idx2))
+        swapped = tmp_path / "swapped"
+        swapped.mkdir()
+        ndmjob("-x", "-o", "swap-connect", "-C", str(swapped), "-J", str(idx2), "hi.txt=hello.txt")
+        assert (swapped / "hi.txt").read_text() == "hello\n"
+        assert f"data: connection from {_TAPE_IP}" in (tmp_path / "data.log").read_text()
     finally:
         for proc in servers:
             proc.terminate()
