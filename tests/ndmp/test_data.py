@@ -37,7 +37,7 @@ from ndmp.messages import (
     Pval,
     TapeOpenRequest,
 )
-from ndmp.protocol import AddrType, DataState, Error, Message, MoverMode
+from ndmp.protocol import AddrType, DataHaltReason, DataState, Error, Message, MoverMode, MoverState
 from ndmp.xdr import U64_INVALID
 from tapelib import DriveBusy, Shelf, TapeError
 
@@ -386,6 +386,47 @@ def test_a_full_tape_cancels_the_backup_and_leaves_no_complete_looking_image(
     out = ndmjob(server, "-c", "-f", tape.nst, "-B", "dump", "-C", str(src), "-E", "LEVEL=0", "-E", "UPDATE=n",
                  "-I", str(tmp_path / "idx"))
     assert 'SESS "Operation ended OKAY"' not in out, out
+    image = tmp_path / "part.img"
+    image.write_bytes(tape_image(tape))
+    py = subprocess.run([PYRESTORE, "-x", "-f", str(image)], cwd=tmp_path, capture_output=True, text=True,
+                        timeout=60)
+    assert py.returncode != 0 and "truncated" in py.stderr, (py.returncode, py.stderr)
+
+
+def test_data_abort_mid_backup_halts_aborted_and_the_image_is_cut(server: NdmpServer,
+                                                                  load_drive: Callable[..., LoadedDrive],
+                                                                  tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(40):
+        (src / f"f{i:02d}").write_bytes(os.urandom(400_000))
+    tape = load_drive(capacity=64 * 1024 * 1024)
+    dma = Dma.connect(server.port)
+    try:
+        _local_backup(dma, tape.nst, src)
+        deadline = time.monotonic() + 20
+        while dma.call(Message.DATA_GET_STATE).body.bytes_processed < 1_000_000:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert dma.call(Message.DATA_ABORT).error == Error.NO_ERR
+        state = dma.call(Message.DATA_GET_STATE).body
+        assert (state.state, state.halt_reason) == (DataState.HALTED, DataHaltReason.ABORTED)
+        posts = []
+        while (Message.NOTIFY_DATA_HALTED, DataHaltReason.ABORTED) not in posts:
+            code, body = dma.next_post()
+            posts.append((code, getattr(body, "reason", None)))
+        assert dma.call(Message.DATA_ABORT).error == Error.ILLEGAL_STATE_ERR
+        deadline = time.monotonic() + 20
+        while dma.call(Message.MOVER_GET_STATE).body.state != MoverState.HALTED:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert dma.call(Message.DATA_STOP).error == Error.NO_ERR
+        state = dma.call(Message.DATA_GET_STATE).body
+        assert (state.state, state.halt_reason) == (DataState.IDLE, DataHaltReason.NA)
+        assert dma.call(Message.MOVER_STOP).error == Error.NO_ERR
+        assert dma.call(Message.TAPE_CLOSE).error == Error.NO_ERR
+    finally:
+        dma.close()
     image = tmp_path / "part.img"
     image.write_bytes(tape_image(tape))
     py = subprocess.run([PYRESTORE, "-x", "-f", str(image)], cwd=tmp_path, capture_output=True, text=True,
