@@ -24,22 +24,13 @@ import ipaddress
 import logging
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
 import trio
 
-from .engine import (
-    U64_INVALID,
-    BackupRequest,
-    Cancelled,
-    DumpEngine,
-    EngineError,
-    FileEntry,
-    RecoverName,
-    history_stats,
-)
-from .errors import ConnectFailed, IllegalArgs, IllegalState, NdmpError
+from .engine import U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName, history_stats
+from .errors import ConnectFailed, EngineCancelled, EngineError, IllegalArgs, IllegalState, NdmpError
 from .messages import (
     Addr,
     DataGetStateReply,
@@ -341,10 +332,10 @@ class DataService:
                 await self._session.log_message(f"data halted ({reason.name}): {why}", LogType.ERROR)
             await self._session.post(Message.NOTIFY_DATA_HALTED, NotifyHalted(reason))
 
-    async def _run(self, work) -> None:  # noqa: ANN001 - an async callable
+    async def _run(self, work: Callable[[], Awaitable[None]]) -> None:
         try:
             await work()
-        except Cancelled:
+        except EngineCancelled:
             await self._halt(DataHaltReason.ABORTED)
         except EngineError as exc:
             _log.error("data: %s", exc.message)
@@ -411,7 +402,7 @@ class DataService:
         left = length
         while left is None or left > 0:
             if self._stopped.is_set():
-                raise Cancelled("the recover was stopped")
+                raise EngineCancelled("the recover was stopped")
             data = trio.from_thread.run(stream.receive_some, _RECEIVE_CHUNK if left is None
                                         else min(_RECEIVE_CHUNK, left))
             if not data:

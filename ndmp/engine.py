@@ -58,6 +58,8 @@ from dumptool.format.qfa import QfaEntry
 from dumptool.restore import Options as RestoreOptions
 from dumptool.restore import Restore, VolumeInput
 
+from .errors import EngineCancelled, EngineError
+
 U64_INVALID = 0xFFFFFFFFFFFFFFFF
 #: The root directory's inode number in a dump image.
 ROOT_NODE = 2
@@ -70,18 +72,6 @@ _READ_AHEAD = 2 * 1024 * 1024
 _SEND_CHUNK = 256 * 1024
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
-
-
-class EngineError(Exception):
-    """The engine could not do what was asked (one line for the DMA)."""
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-class Cancelled(EngineError):
-    """The operation was stopped from outside (abort, a vanished peer)."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +169,7 @@ class DumpEngine:
                stopped: threading.Event) -> BackupResult:
         """Dump ``request.path``; every byte of the image goes to ``write`` in
         order.  ``stopped`` set from outside ends the dump between two steps
-        (:class:`Cancelled`); the stream then has no end-of-dump record, so
+        (:class:`~ndmp.errors.EngineCancelled`); the stream then has no end-of-dump record, so
         nobody can take it for a whole image."""
         path = os.path.abspath(request.path)
         if not os.path.isdir(path):
@@ -203,7 +193,7 @@ class DumpEngine:
                 try:
                     for _cursor in dump.steps():
                         if stopped.is_set():
-                            raise Cancelled("the backup was stopped")
+                            raise EngineCancelled("the backup was stopped")
                 except BaseException as exc:  # handed to the sending side
                     outcome.append(exc)
                 finally:
@@ -253,13 +243,13 @@ class DumpEngine:
                 os.close(fd)
             if outcome:
                 exc = outcome[0]
-                if isinstance(exc, Cancelled):
+                if isinstance(exc, EngineCancelled):
                     raise exc
                 if isinstance(exc, DumpError):
                     raise EngineError(exc.message) from None
                 raise EngineError(f"the dump failed: {exc!r}") from exc
             if stopped.is_set():
-                raise Cancelled("the backup was stopped")
+                raise EngineCancelled("the backup was stopped")
             if not index.ended:
                 raise EngineError("the image has no end-of-dump record: it is not complete")
             entries = index.history()
@@ -298,7 +288,7 @@ class DumpEngine:
             return RecoverResult(restored, messages, restore.failed, got)
 
     def _extract_names(self, restore: Restore, names: list[RecoverName],
-                       plan: tuple[int, int, dict[int, int]] | None) -> list[bool]:
+                       plan: tuple[int, int] | None) -> list[bool]:
         """Each name under the directory its destination implies (a renamed
         one through a scratch directory next to its destination)."""
         targets: dict[str, list[tuple[int, str]]] = {}
@@ -395,8 +385,8 @@ def _remove_tree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _direct_plan(names: list[RecoverName]) -> tuple[int, int, dict[int, int]] | None:
-    """``(front bytes, first file's record offset, {})`` when every name has a
+def _direct_plan(names: list[RecoverName]) -> tuple[int, int] | None:
+    """``(front bytes, first file's record offset)`` when every name has a
     direct access position past the front, else ``None`` (read it all)."""
     if any(n.fh_info == U64_INVALID for n in names):
         return None
@@ -404,7 +394,7 @@ def _direct_plan(names: list[RecoverName]) -> tuple[int, int, dict[int, int]] | 
     first = min(n.fh_info & 0xFFFFFFFF for n in names) * TP_BSIZE
     if first <= front:
         return None
-    return front, first, {}
+    return front, first
 
 
 class ImageIndex:
