@@ -74,6 +74,8 @@ BUTYPE = "dump"
 #: File history entries per FH post.
 FH_BATCH = 256
 _RECEIVE_CHUNK = 256 * 1024
+#: Seconds a DATA_START waits for the accept of a connection the peer has made.
+_ACCEPT_WAIT = 5.0
 _TRUE = {"y", "yes", "t", "true", "1"}
 _FALSE = {"n", "no", "f", "false", "0"}
 _FTYPES = {stat.S_IFDIR: FileType.DIR, stat.S_IFIFO: FileType.FIFO, stat.S_IFCHR: FileType.CSPEC,
@@ -136,6 +138,7 @@ class DataService:
         self._listener: trio.SocketListener | None = None
         self._stream: trio.abc.Stream | None = None
         self._stopped = threading.Event()
+        self._accepted = trio.Event()
 
     # -- state ------------------------------------------------------------------
     def get_state(self) -> DataGetStateReply:
@@ -186,6 +189,7 @@ class DataService:
         _log.info("data: connection from %s", stream.socket.getpeername()[0])
         self._stream = stream
         self.state = DataState.CONNECTED
+        self._accepted.set()
 
     def local_connect(self) -> LocalStream:
         """The mover's end when it does MOVER_CONNECT(LOCAL) to our DATA_LISTEN(LOCAL)."""
@@ -250,7 +254,15 @@ class DataService:
         return BackupRequest(path, int(level_text), update=_flag(env, "UPDATE", True), base_date=base_date,
                              dumpdates=self._session.context.config.dumpdates)
 
+    async def _peer_connecting(self) -> None:
+        """A DMA starts the operation as soon as the peer's MOVER_CONNECT to our
+        DATA_LISTEN(TCP) returns: give our accept the moment it still needs."""
+        if self.state == DataState.LISTEN and self.addr.addr_type == AddrType.TCP:
+            with trio.move_on_after(_ACCEPT_WAIT):
+                await self._accepted.wait()
+
     async def start_backup(self, butype: str, env: list[Pval]) -> None:
+        await self._peer_connecting()
         self._check_start(butype, MoverMode.READ)
         values = {p.name: p.value for p in env}
         request = self._backup_request(values)
@@ -262,6 +274,7 @@ class DataService:
         self._session.nursery.start_soon(self._backup, request, hist)
 
     async def start_recover(self, env: list[Pval], nlist: list[Name], butype: str, filehist: bool) -> None:
+        await self._peer_connecting()
         self._check_start(butype, MoverMode.WRITE)
         values = {p.name: p.value for p in env}
         direct = _flag(values, "DIRECT", False)

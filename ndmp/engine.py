@@ -56,7 +56,7 @@ from dumptool.format import (
 )
 from dumptool.format.qfa import QfaEntry
 from dumptool.restore import Options as RestoreOptions
-from dumptool.restore import Restore, VolumeInput
+from dumptool.restore import Extracted, Restore, VolumeInput
 
 from .errors import EngineCancelled, EngineError
 
@@ -320,16 +320,21 @@ class DumpEngine:
             wanted.append((tmp, [(i, original)]))
         first = True
         for target, items in wanted:
-            found = [(i, o) for i, o in items if restore.lookup(o) is not None]
+            found = [(i, o, ino) for i, o in items if (ino := restore.lookup(o)) is not None]
             if not found:
                 continue
             if not first:
                 restore.read_again()
             first = False
             os.makedirs(target, exist_ok=True)
-            restore.extract_read(target, [o for _, o in found])
-            for i, original in found:
-                restored[i] = os.path.lexists(os.path.join(target, original))
+            existed = {i: os.path.lexists(os.path.join(target, o)) for i, o, _ino in found}
+            restore.extracted = Extracted()
+            restore.extract_read(target, [o for _, o, _ino in found])
+            done = restore.extracted
+            for i, original, ino in found:
+                # written by this restore: a file it reports, or a name that was not there before
+                restored[i] = (ino in done.leaves or ino in done.dirs
+                               or (not existed[i] and os.path.lexists(os.path.join(target, original))))
         for i, original, destination, tmp in scratch:
             source = os.path.join(tmp, original)
             if restored[i]:

@@ -191,6 +191,20 @@ def test_backup_levels_list_restore_and_dar_of_a_directory(server: NdmpServer, l
     assert "LOG_FILE messages: 0 OK, 1 ERROR, total 1 of 1" in out, out
     assert "Operation complete but had problems." in out, out
 
+    # a stale index (hello.txt's fh_info pointing past it): the file is not on the part read, and
+    # an older hello.txt already at the destination is not taken for a restored one
+    stale = tmp_path / "idx-stale"
+    nodes_by_name = {line.split()[2]: line.split()[4] for line in index.splitlines() if line.startswith("DHd ")}
+    zz_at = re.search(rf"^DHn {nodes_by_name['zz.txt']} .*(@\d+)$", index, re.M).group(1)
+    stale.write_text(re.sub(rf"^(DHn {nodes_by_name['hello.txt']} .*)@\d+$", lambda m: m.group(1) + zz_at,
+                            index, flags=re.M))
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "hello.txt").write_text("older\n")
+    out = ndmjob(server, "-x", "-f", t0.nst, "-B", "dump", "-C", str(older), "-J", str(stale), "hello.txt")
+    assert "LOG_FILE messages: 0 OK, 1 ERROR, total 1 of 1" in out, out
+    assert (older / "hello.txt").read_text() == "older\n"
+
     # level 1: only what changed, based on the dumpdates the level 0 recorded
     (src / "hello.txt").write_text("changed\n")
     (src / "new.txt").write_text("new\n")
