@@ -201,7 +201,7 @@ class DumpEngine:
 
             worker = threading.Thread(target=run, name="pyndmpd-dump", daemon=True)
             open(image, "wb").close()
-            fd = os.open(image, os.O_RDONLY)
+            fd = os.open(image, os.O_RDWR)  # read and punch out what was sent
             worker.start()
             index = ImageIndex()
             sent = 0

@@ -48,3 +48,26 @@ def test_history_of_awkward_names_and_positions_of_every_header(tmp_path: Path) 
                 if h.c_type == RecordType.TS_INODE and h.c_inumber == entry.node:
                     found.append(at)
         assert found, (entry.name, start)
+
+
+def test_the_backup_spool_is_emptied_behind_what_was_sent(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        (src / f"f{i}").write_bytes(os.urandom(4_000_000))
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    allocated: list[int] = []
+    total = 0
+
+    def write(data: bytes) -> None:
+        nonlocal total
+        total += len(data)
+        (image,) = spool.glob("pyndmpd-backup-*/image")
+        allocated.append(image.stat().st_blocks * 512)
+
+    DumpEngine(str(spool)).backup(BackupRequest(str(src), update=False), write, threading.Event())
+    assert total > 16_000_000
+    # when the last piece goes out, everything before it has been freed
+    assert allocated[-1] < 2 * 1024 * 1024, allocated[-5:]
+    assert not list(spool.iterdir())  # the spool is gone
