@@ -249,6 +249,8 @@ class DataService:
             raise IllegalArgs(f"BASE_DATE={base}: not a number") from None
         if base_value > 0:
             base_date = base_value
+        if env.get("TYPE", BUTYPE) not in ("", BUTYPE):
+            raise IllegalArgs(f"TYPE={env['TYPE']}: this backup type is {BUTYPE}")
         _history_wanted(env)
         _flag(env, "DIRECT", False)  # checked only: every backup supports direct access
         return BackupRequest(path, int(level_text), update=_flag(env, "UPDATE", True), base_date=base_date,

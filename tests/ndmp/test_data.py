@@ -320,6 +320,32 @@ def test_swap_connect_and_a_renamed_file(server: NdmpServer, load_drive: Callabl
     assert sorted(p.name for p in dest.iterdir()) == ["b.txt"]  # no scratch directory left
 
 
+def test_base_date_makes_an_incremental_without_dumpdates(server: NdmpServer,
+                                                           load_drive: Callable[..., LoadedDrive],
+                                                           tmp_path: Path) -> None:
+    """UPDATE=n records nothing; a level 1 with BASE_DATE = the level 0's
+    DUMP_DATE (from its DATA_GET_ENV) still dumps only what changed since."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "old.txt").write_text("old\n")
+    time.sleep(1.1)
+    tape = load_drive()
+    idx = tmp_path / "idx"
+    ok(ndmjob(server, "-c", "-f", tape.nst, "-B", "dump", "-C", str(src), "-E", "LEVEL=0", "-E", "UPDATE=n",
+              "-I", str(idx)))
+    dump_date = re.search(r"^DE DUMP_DATE=(\d+)$", idx.read_text(), re.M).group(1)
+    dumpdates = server.dumpdates  # type: ignore[attr-defined]
+    assert not dumpdates.exists() or str(src) not in dumpdates.read_text()
+    (src / "new.txt").write_text("new\n")
+    tape1 = load_drive()
+    idx1 = tmp_path / "idx1"
+    ok(ndmjob(server, "-c", "-f", tape1.nst, "-B", "dump", "-C", str(src), "-E", "LEVEL=1", "-E", "UPDATE=n",
+              "-E", f"BASE_DATE={dump_date}", "-I", str(idx1)))
+    names = {line.split()[2] for line in idx1.read_text().splitlines() if line.startswith("DHd ")}
+    assert "new.txt" in names and "old.txt" not in names, names
+    assert f"DE BASE_DATE={dump_date}" in idx1.read_text().splitlines()
+
+
 def test_a_second_data_start_is_refused_and_bad_env_is_illegal_args(server: NdmpServer,
                                                                     load_drive: Callable[..., LoadedDrive],
                                                                     tmp_path: Path) -> None:
@@ -349,7 +375,9 @@ def test_a_second_data_start_is_refused_and_bad_env_is_illegal_args(server: Ndmp
         assert dma.call(Message.DATA_CONNECT, DataConnectRequest(Addr(AddrType.LOCAL))).error == 0
         for env in ([Pval("FILESYSTEM", str(src)), Pval("LEVEL", "32")], [Pval("LEVEL", "0")],
                     [Pval("FILESYSTEM", str(src / "missing"))], [Pval("FILESYSTEM", "relative/path")],
-                    [Pval("FILESYSTEM", "/etc")], [Pval("FILESYSTEM", str(src)), Pval("HIST", "f")]):
+                    [Pval("FILESYSTEM", "/etc")], [Pval("FILESYSTEM", str(src)), Pval("HIST", "f")],
+                    [Pval("FILESYSTEM", str(src)), Pval("TYPE", "tar")],
+                    [Pval("FILESYSTEM", str(src)), Pval("BASE_DATE", "yesterday")]):
             reply = dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env))
             assert reply.error == Error.ILLEGAL_ARGS_ERR, env
         reply = dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("tar", [Pval("FILESYSTEM", str(src))]))
