@@ -3,10 +3,12 @@
 ::
 
     pyndmpd [--listen HOST:PORT] --shelf SHELF... [--volume PATH...]
-            [--config FILE] [--foreground] [--pid-file FILE] [--log-file FILE] [-v]
+            [--dumpdates FILE] [--spool DIR] [--config FILE] [--foreground]
+            [--pid-file FILE] [--log-file FILE] [-v]
 
 Serves the drives of each shelf (``SHELF/nst0``, ``SHELF/st0``, ...) and
-describes each volume (CONFIG_GET_FS_INFO).  In the foreground it logs to
+describes each volume (CONFIG_GET_FS_INFO); backups and restores (DATA)
+work only inside the volumes.  In the foreground it logs to
 stderr; otherwise it becomes a daemon once the port is bound, writes its pid
 file and logs to ``--log-file`` (or syslog).  SIGTERM or SIGINT stop it.
 Errors before serving: one line on stderr and status 1; usage errors 2.
@@ -51,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="a shelf whose drives are served as SHELF/nstN and SHELF/stN (repeatable)")
     p.add_argument("--volume", action="append", default=[], metavar="PATH",
                    help="a volume (snapfs mount or directory) to describe and serve (repeatable)")
+    p.add_argument("--dumpdates", metavar="FILE",
+                   help="the dumpdates file backups with UPDATE=y record their levels in (default: dump's)")
+    p.add_argument("--spool", metavar="DIR",
+                   help="where backups and recovers keep their spool files (default: the temporary directory)")
     p.add_argument("--config", metavar="FILE", help="TOML file with users and accepted auth types")
     p.add_argument("--foreground", action="store_true", help="stay in the foreground, logging to stderr")
     p.add_argument("--pid-file", default=DEFAULT_PID_FILE, metavar="FILE",
@@ -67,6 +73,12 @@ def _configure(args: argparse.Namespace) -> tuple[ServerContext, str, int]:
     if args.config:
         load_config_file(Path(args.config), config)
     config.volumes = check_volumes([Path(v) for v in args.volume])
+    if args.dumpdates:
+        config.dumpdates = os.path.abspath(args.dumpdates)
+    if args.spool:
+        if not os.path.isdir(args.spool):
+            raise _Fail(f"--spool {args.spool}: not a directory")
+        config.spool = os.path.abspath(args.spool)
     drives = ServedDrives(config.shelves)
     host, port = parse_listen(args.listen)
     return ServerContext(config, drives), host, port

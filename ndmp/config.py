@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, IllegalArgs
 from .protocol import NDMP_PORT, AuthType
 
 _AUTH_NAMES = {"none": AuthType.NONE, "text": AuthType.TEXT, "md5": AuthType.MD5}
@@ -33,6 +33,42 @@ class ServerConfig:
     volumes: list[Path] = field(default_factory=list)
     users: dict[str, str] = field(default_factory=dict)
     auth_types: list[AuthType] = field(default_factory=lambda: [AuthType.NONE])
+    #: The dumpdates file backups record their levels in (None: dumptool's default).
+    dumpdates: str | None = None
+    #: Where backups and recovers keep their spool files (None: the system's temporary directory).
+    spool: str | None = None
+
+    def _served(self, real: str, what: str) -> None:
+        if not self.volumes:
+            raise IllegalArgs(f"{what}: this server serves no volume (pyndmpd --volume)")
+        if not any(real == v or real.startswith(v.rstrip("/") + "/")
+                   for v in (os.path.realpath(v) for v in self.volumes)):
+            raise IllegalArgs(f"{what}: not inside a served volume")
+
+    def check_path(self, path: str) -> str:
+        """A FILESYSTEM to back up: an absolute directory inside a served
+        ``--volume`` (the volume, a subtree or a snapshot of it)."""
+        if not os.path.isabs(path):
+            raise IllegalArgs(f"FILESYSTEM {path}: not an absolute path")
+        real = os.path.realpath(path)
+        if not os.path.isdir(real):
+            raise IllegalArgs(f"FILESYSTEM {path}: no such directory")
+        self._served(real, f"FILESYSTEM {path}")
+        return real
+
+    def check_destination(self, path: str) -> str:
+        """Where a recover may write: an absolute path inside a served volume
+        (its existing part resolved, so no symlink leads out)."""
+        if not os.path.isabs(path):
+            raise IllegalArgs(f"destination {path}: not an absolute path")
+        path = os.path.normpath(path)
+        head, tail = path, ""
+        while not os.path.lexists(head) and head != "/":
+            head, name = os.path.split(head)
+            tail = os.path.join(name, tail) if tail else name
+        real = os.path.join(os.path.realpath(head), tail) if tail else os.path.realpath(head)
+        self._served(real, f"destination {path}")
+        return real
 
 
 def load_config_file(path: Path, config: ServerConfig) -> None:

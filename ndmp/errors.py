@@ -6,7 +6,10 @@ so a service raises and the session answers, with the message in the log.
 :class:`ProtocolError` is different: the byte stream itself is broken (a
 truncated or oversized fragment, a header that cannot be read), so nothing
 can be answered and the session ends.  :class:`ConfigError` is a bad
-command line or configuration file.
+command line or configuration file.  :class:`EngineError` is the dump
+engine failing under a running DATA operation (the data service halts
+INTERNAL_ERROR and tells the DMA why); :class:`EngineCancelled` is the
+operation stopped from outside (abort, a vanished DMA).
 """
 
 from __future__ import annotations
@@ -69,3 +72,11 @@ class ProtocolError(NdmpError):
 
 class ConfigError(NdmpError):
     """A bad command line or configuration file."""
+
+
+class EngineError(NdmpError):
+    """The dump engine could not do what was asked."""
+
+
+class EngineCancelled(EngineError):
+    """The engine's work was stopped from outside (abort, a vanished peer)."""

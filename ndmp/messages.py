@@ -502,6 +502,57 @@ class LogFile:
     recovery_status: int = xfield(ENUM)
 
 
+# -- file history -------------------------------------------------------------
+@dataclass
+class FileName:
+    """A file name (union on ``fs_type``): UNIX names are one string."""
+
+    fs_type: int = 0
+    unix_name: str = ""
+
+
+FILE_NAME = Union(FileName, "fs_type", {0: ("unix_name", STRING)})
+
+
+@dataclass
+class FileStat:
+    unsupported: int = xfield(U32)
+    fs_type: int = xfield(ENUM)
+    ftype: int = xfield(ENUM)
+    mtime: int = xfield(U32)
+    atime: int = xfield(U32)
+    ctime: int = xfield(U32)
+    owner: int = xfield(U32)
+    group: int = xfield(U32)
+    fattr: int = xfield(U32)
+    size: int = xfield(U64)
+    links: int = xfield(U32)
+
+
+@dataclass
+class FhDir:
+    names: list[FileName] = xfield(Array(FILE_NAME))
+    node: int = xfield(U64)
+    parent: int = xfield(U64)
+
+
+@dataclass
+class FhNode:
+    stats: list[FileStat] = xfield(Array(StructType(FileStat)))
+    node: int = xfield(U64)
+    fh_info: int = xfield(U64, U64_INVALID)
+
+
+@dataclass
+class FhAddDir:
+    dirs: list[FhDir] = xfield(Array(StructType(FhDir)))
+
+
+@dataclass
+class FhAddNode:
+    nodes: list[FhNode] = xfield(Array(StructType(FhNode)))
+
+
 M = Message
 #: Request layouts by message code (``None``: the request has no body).
 REQUESTS: dict[int, type | None] = {
@@ -609,4 +660,6 @@ POSTS: dict[int, type] = {
     M.NOTIFY_DATA_READ: NotifyDataRead,
     M.LOG_MESSAGE: LogMessage,
     M.LOG_FILE: LogFile,
+    M.FH_ADD_DIR: FhAddDir,
+    M.FH_ADD_NODE: FhAddNode,
 }

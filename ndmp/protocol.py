@@ -265,3 +265,35 @@ BUTYPE_RECOVER_FH_DIR = 0x2000
 #: DATA_GET_STATE "unsupported" bits.
 DATA_STATE_EST_BYTES_REMAIN_UNS = 0x1
 DATA_STATE_EST_TIME_REMAIN_UNS = 0x2
+
+
+class RecoveryStatus(enum.IntEnum):
+    """LOG_FILE's outcome of one name-list entry."""
+
+    SUCCESSFUL = 0
+    FAILED_PERMISSION = 1
+    FAILED_NOT_FOUND = 2
+    FAILED_NO_DIRECTORY = 3
+    FAILED_OUT_OF_MEMORY = 4
+    FAILED_IO_ERROR = 5
+    FAILED_UNDEFINED_ERROR = 6
+
+
+class FileType(enum.IntEnum):
+    """file_stat's ftype."""
+
+    DIR = 0
+    FIFO = 1
+    CSPEC = 2
+    BSPEC = 3
+    REG = 4
+    SLINK = 5
+    SOCK = 6
+    REGISTRY = 7
+    OTHER = 8
+
+
+#: file_stat "unsupported" bits.
+FILE_STAT_ATIME_UNS = 0x1
+FILE_STAT_CTIME_UNS = 0x2
+FILE_STAT_GROUP_UNS = 0x4

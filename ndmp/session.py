@@ -26,7 +26,9 @@ import trio
 from tapelib import TapeError
 
 from .config import ServerConfig
+from .data import DataService
 from .drive import NdmpTape, ServedDrives
+from .engine import DumpEngine
 from .errors import NdmpError, ProtocolError, XdrError
 from .messages import POSTS, REPLIES, REQUESTS, Header, LogMessage, NotifyConnectionStatus
 from .mover import Mover
@@ -74,7 +76,7 @@ class Session:
     """The state of one connection and the dispatch of its requests."""
 
     def __init__(self, stream: trio.SocketStream, context: ServerContext) -> None:
-        from .services import connect, config, mover, scsi, tape
+        from .services import config, connect, data, mover, scsi, tape
 
         self.context = context
         self.socket_stream = stream
@@ -89,23 +91,23 @@ class Session:
         self.authenticated = False
         self.md5_challenge: bytes | None = None
         self.tape: NdmpTape | None = None
-        #: The data service's state; the DATA service will own it.
-        self.data_state = DataState.IDLE
         self.nursery: trio.Nursery  # set in run()
         self.mover = Mover(self)
+        self.data = DataService(self, DumpEngine(context.config.spool))
         self._sequence = 0
         self._send_lock = trio.Lock()
         self._closing = False
         self.handlers: dict[int, Handler] = {}
         for service in (connect.ConnectService(self), config.ConfigService(self),
-                        tape.TapeService(self), mover.MoverService(self), scsi.ScsiService(self)):
+                        tape.TapeService(self), mover.MoverService(self), scsi.ScsiService(self),
+                        data.DataServiceHandlers(self)):
             self.handlers.update(service.handlers())
 
     # -- what the mover asks ------------------------------------------------------
     def data_is_idle(self) -> bool:
-        """Whether the data service is IDLE (MOVER_LISTEN and MOVER_CONNECT need it).
-        The data service comes with the dump engine; until then it is always idle."""
-        return self.data_state == DataState.IDLE
+        """Whether the data service is free for the mover to listen or connect
+        (IDLE, or LISTEN for a MOVER_CONNECT to it)."""
+        return self.data.state in (DataState.IDLE, DataState.LISTEN)
 
     def local_address(self) -> str:
         """The IP the DMA used to reach us: where a TCP listener is opened
@@ -141,6 +143,7 @@ class Session:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 await self._serve_until_closed()
+                await self.data.shutdown()  # ends a running engine before its task is cancelled
                 nursery.cancel_scope.cancel()  # the mover's tasks; waited for here
         finally:
             with trio.CancelScope(shield=True):
@@ -216,6 +219,7 @@ class Session:
     async def _cleanup(self) -> None:
         """The DMA is gone or closed: stop the mover, close the tape (releasing
         its drive) and the connection.  The mover's tasks have ended by now."""
+        await self.data.shutdown()
         await self.mover.shutdown()
         if self.tape is not None:
             tape, self.tape = self.tape, None

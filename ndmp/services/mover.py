@@ -48,7 +48,9 @@ class MoverService:
         return AddrReply(Error.NO_ERR, await self.mover.listen(request.mode, request.addr_type))
 
     async def connect(self, request: MoverConnectRequest) -> ErrorReply:
-        await self.mover.connect(request.mode, request.addr)
+        data = self.session.data
+        await self.mover.connect(request.mode, request.addr,
+                                 data.local_connect if data.listening_local else None)
         return _OK
 
     async def continue_(self, _request: None) -> ErrorReply:

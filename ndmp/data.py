@@ -1,0 +1,466 @@
+"""The NDMP data service: runs the dump engine between the file system and
+the data connection.
+
+A backup (DATA_START_BACKUP) dumps the ``FILESYSTEM`` env path into the
+data connection, posts the file history (FH_ADD_DIR, FH_ADD_NODE) and
+halts; a recover (DATA_START_RECOVER) reads the image from the data
+connection -- asking for byte ranges: :meth:`~ndmp.mover.Mover.request_read`
+of the same session's mover with LOCAL, NOTIFY_DATA_READ to the DMA over
+TCP -- restores the name list and posts one LOG_FILE per name;
+DATA_START_RECOVER_FILEHIST posts the image's file history only.  The
+engine (:mod:`ndmp.engine`) runs in a worker thread; the session keeps
+answering meanwhile.
+
+The data connection is LOCAL (:meth:`Mover.attach_local`, or the mover's
+MOVER_CONNECT to our DATA_LISTEN(LOCAL)) or TCP (DATA_CONNECT to another
+server's mover, or DATA_LISTEN(TCP)).  State changes come first, then the
+NOTIFY post.  A backup that does not end well leaves no end-of-dump record
+in the stream: nobody can take the part on tape for a whole image.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import stat
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
+
+import trio
+
+from .engine import U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName, history_stats
+from .errors import ConnectFailed, EngineCancelled, EngineError, IllegalArgs, IllegalState, NdmpError
+from .messages import (
+    Addr,
+    DataGetStateReply,
+    FhAddDir,
+    FhAddNode,
+    FhDir,
+    FhNode,
+    FileName,
+    FileStat,
+    LogFile,
+    Name,
+    NotifyDataRead,
+    NotifyHalted,
+    Pval,
+    TcpAddr,
+)
+from .protocol import (
+    DATA_STATE_EST_BYTES_REMAIN_UNS,
+    DATA_STATE_EST_TIME_REMAIN_UNS,
+    AddrType,
+    DataHaltReason,
+    DataOperation,
+    DataState,
+    Error,
+    FileType,
+    FsType,
+    LogType,
+    Message,
+    MoverMode,
+    MoverState,
+    RecoveryStatus,
+)
+from .stream import LocalStream, local_stream_pair
+
+if TYPE_CHECKING:
+    from .session import Session
+
+_log = logging.getLogger(__name__)
+
+BUTYPE = "dump"
+#: File history entries per FH post.
+FH_BATCH = 256
+_RECEIVE_CHUNK = 256 * 1024
+#: Seconds a DATA_START waits for the accept of a connection the peer has made.
+_ACCEPT_WAIT = 5.0
+_TRUE = {"y", "yes", "t", "true", "1"}
+_FALSE = {"n", "no", "f", "false", "0"}
+_FTYPES = {stat.S_IFDIR: FileType.DIR, stat.S_IFIFO: FileType.FIFO, stat.S_IFCHR: FileType.CSPEC,
+           stat.S_IFBLK: FileType.BSPEC, stat.S_IFREG: FileType.REG, stat.S_IFLNK: FileType.SLINK,
+           stat.S_IFSOCK: FileType.SOCK}
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise IllegalArgs(f"{name}={value}: not y or n")
+
+
+def _history_wanted(env: dict[str, str]) -> bool:
+    """HIST: y or d (dir/node file history, the default) or n (none); f,
+    file-based history, is not offered (the butype info says so)."""
+    value = (env.get("HIST") or "y").lower()
+    if value == "f":
+        raise IllegalArgs("HIST=f: file-based history is not offered; use HIST=y (dir/node) or n")
+    if value == "d":
+        return True
+    return _flag(env, "HIST", True)
+
+
+def file_stat(entry: FileEntry) -> FileStat:
+    """FH_ADD_NODE's stat of an entry (unknown fields all-ones)."""
+    st = entry.stat
+    if st is None:
+        return FileStat(unsupported=0x7, fs_type=FsType.UNIX,
+                        ftype=FileType.DIR if entry.directory else FileType.OTHER,
+                        mtime=0xFFFFFFFF, atime=0xFFFFFFFF, ctime=0xFFFFFFFF, owner=0xFFFFFFFF,
+                        group=0xFFFFFFFF, fattr=0xFFFFFFFF, size=U64_INVALID, links=0xFFFFFFFF)
+    return FileStat(unsupported=0, fs_type=FsType.UNIX, ftype=_FTYPES.get(stat.S_IFMT(st.mode), FileType.OTHER),
+                    mtime=st.mtime & 0xFFFFFFFF, atime=st.atime & 0xFFFFFFFF, ctime=st.ctime & 0xFFFFFFFF,
+                    owner=st.uid, group=st.gid, fattr=stat.S_IMODE(st.mode), size=st.size, links=st.nlink)
+
+
+class DataService:
+    """One session's data service."""
+
+    def __init__(self, session: "Session", engine: DumpEngine) -> None:
+        self._session = session
+        self._engine = engine
+        self._reset()
+
+    def _reset(self) -> None:
+        self.state = DataState.IDLE
+        self.operation = DataOperation.NOACTION
+        self.halt_reason = DataHaltReason.NA
+        self.bytes_processed = 0
+        self.read_offset = 0
+        self.read_length = 0
+        self.addr = Addr(AddrType.LOCAL)
+        self.env: list[Pval] = []
+        self._listener: trio.SocketListener | None = None
+        self._stream: trio.abc.Stream | None = None
+        self._stopped = threading.Event()
+        self._accepted = trio.Event()
+
+    # -- state ------------------------------------------------------------------
+    def get_state(self) -> DataGetStateReply:
+        return DataGetStateReply(
+            unsupported=DATA_STATE_EST_BYTES_REMAIN_UNS | DATA_STATE_EST_TIME_REMAIN_UNS,
+            error=Error.NO_ERR, operation=self.operation, state=self.state, halt_reason=self.halt_reason,
+            bytes_processed=self.bytes_processed, est_bytes_remain=U64_INVALID, est_time_remain=0xFFFFFFFF,
+            data_connection_addr=self.addr, read_offset=self.read_offset, read_length=self.read_length)
+
+    # -- connection ---------------------------------------------------------------
+    async def listen(self, addr_type: int) -> Addr:
+        if addr_type not in (AddrType.LOCAL, AddrType.TCP):
+            raise IllegalArgs(f"address type {addr_type} is neither LOCAL nor TCP")
+        if self.state != DataState.IDLE:
+            raise IllegalState(f"DATA_LISTEN in data state {DataState(self.state).name}")
+        if self._session.mover.state != MoverState.IDLE:
+            raise IllegalState("DATA_LISTEN while the mover is busy")
+        if addr_type == AddrType.LOCAL:
+            self.addr = Addr(AddrType.LOCAL)
+        else:
+            host = self._session.local_address()
+            try:
+                ip = int(ipaddress.IPv4Address(host))
+            except ValueError:
+                raise NdmpError(f"NDMP v4 TCP addresses are IPv4; this session came over {host}",
+                                Error.NOT_SUPPORTED_ERR) from None
+            listeners = await trio.open_tcp_listeners(0, host=host)
+            self._listener = listeners[0]
+            for extra in listeners[1:]:
+                await extra.aclose()
+            self.addr = Addr(AddrType.TCP, [TcpAddr(ip, self._listener.socket.getsockname()[1])])
+            self._session.nursery.start_soon(self._accept, self._listener)
+        self.state = DataState.LISTEN
+        return self.addr
+
+    async def _accept(self, listener: trio.SocketListener) -> None:
+        try:
+            stream = await listener.accept()
+        except (trio.ClosedResourceError, OSError):
+            return
+        finally:
+            await listener.aclose()
+            if self._listener is listener:
+                self._listener = None
+        if self.state != DataState.LISTEN:
+            await stream.aclose()
+            return
+        _log.info("data: connection from %s", stream.socket.getpeername()[0])
+        self._stream = stream
+        self.state = DataState.CONNECTED
+        self._accepted.set()
+
+    def local_connect(self) -> LocalStream:
+        """The mover's end when it does MOVER_CONNECT(LOCAL) to our DATA_LISTEN(LOCAL)."""
+        if self.state != DataState.LISTEN or self.addr.addr_type != AddrType.LOCAL:
+            raise IllegalState("MOVER_CONNECT(LOCAL) needs the data service listening on LOCAL")
+        ours, theirs = local_stream_pair()
+        self._stream = ours
+        self.state = DataState.CONNECTED
+        return theirs
+
+    @property
+    def listening_local(self) -> bool:
+        return self.state == DataState.LISTEN and self.addr.addr_type == AddrType.LOCAL
+
+    async def connect(self, addr: Addr) -> None:
+        if addr.addr_type not in (AddrType.LOCAL, AddrType.TCP) or (
+                addr.addr_type == AddrType.TCP and not addr.tcp):
+            raise IllegalArgs(f"address type {addr.addr_type} is neither LOCAL nor TCP")
+        if self.state != DataState.IDLE:
+            raise IllegalState(f"DATA_CONNECT in data state {DataState(self.state).name}")
+        if addr.addr_type == AddrType.LOCAL:
+            self._stream = self._session.mover.attach_local()
+            self.addr = Addr(AddrType.LOCAL)
+        else:
+            target = addr.tcp[0]
+            host = str(ipaddress.IPv4Address(target.ip_addr))
+            try:
+                self._stream = await trio.open_tcp_stream(host, target.port)
+            except OSError as exc:
+                raise ConnectFailed(f"data: cannot connect to {host}:{target.port}: {exc.strerror}") from None
+            self.addr = Addr(AddrType.TCP, [TcpAddr(target.ip_addr, target.port)])
+        self.state = DataState.CONNECTED
+
+    # -- operations -------------------------------------------------------------------
+    def _check_start(self, butype: str, mode: MoverMode) -> None:
+        if butype != BUTYPE:
+            raise IllegalArgs(f"backup type {butype!r} is not supported (only {BUTYPE!r})")
+        if self.state != DataState.CONNECTED:
+            raise IllegalState(f"DATA_START in data state {DataState(self.state).name}")
+        mover = self._session.mover
+        if self.addr.addr_type == AddrType.LOCAL and (mover.state != MoverState.ACTIVE or mover.mode != mode):
+            raise IllegalState(f"the local mover is not active in mode {mode.name}")
+
+    def _backup_request(self, env: dict[str, str]) -> BackupRequest:
+        path = env.get("FILESYSTEM", "")
+        if not path:
+            raise IllegalArgs("the env has no FILESYSTEM (the path to back up)")
+        path = self._session.context.config.check_path(path)
+        level_text = env.get("LEVEL", "0") or "0"
+        if not level_text.isdigit() or not 0 <= int(level_text) <= 31:
+            raise IllegalArgs(f"LEVEL={level_text}: not a level from 0 to 31")
+        base_date: int | None = None
+        base = env.get("BASE_DATE", "-1") or "-1"
+        try:
+            base_value = int(base)
+        except ValueError:
+            raise IllegalArgs(f"BASE_DATE={base}: not a number") from None
+        if base_value > 0:
+            base_date = base_value
+        if env.get("TYPE", BUTYPE) not in ("", BUTYPE):
+            raise IllegalArgs(f"TYPE={env['TYPE']}: this backup type is {BUTYPE}")
+        _history_wanted(env)
+        _flag(env, "DIRECT", False)  # checked only: every backup supports direct access
+        return BackupRequest(path, int(level_text), update=_flag(env, "UPDATE", True), base_date=base_date,
+                             dumpdates=self._session.context.config.dumpdates)
+
+    async def _peer_connecting(self) -> None:
+        """A DMA starts the operation as soon as the peer's MOVER_CONNECT to our
+        DATA_LISTEN(TCP) returns: give our accept the moment it still needs."""
+        if self.state == DataState.LISTEN and self.addr.addr_type == AddrType.TCP:
+            with trio.move_on_after(_ACCEPT_WAIT):
+                await self._accepted.wait()
+
+    async def start_backup(self, butype: str, env: list[Pval]) -> None:
+        await self._peer_connecting()
+        self._check_start(butype, MoverMode.READ)
+        values = {p.name: p.value for p in env}
+        request = self._backup_request(values)
+        self.env = list(env)
+        self.operation = DataOperation.BACKUP
+        self.state = DataState.ACTIVE
+        self._stopped = threading.Event()
+        hist = _history_wanted(values)
+        self._session.nursery.start_soon(self._backup, request, hist)
+
+    async def start_recover(self, env: list[Pval], nlist: list[Name], butype: str, filehist: bool) -> None:
+        await self._peer_connecting()
+        self._check_start(butype, MoverMode.WRITE)
+        values = {p.name: p.value for p in env}
+        direct = _flag(values, "DIRECT", False)
+        config = self._session.context.config
+        names = []
+        for name in nlist:
+            destination = name.destination_path
+            if name.name:
+                destination = destination.rstrip("/") + "/" + name.name
+            if not filehist:
+                destination = config.check_destination(destination)
+            names.append(RecoverName(name.original_path, destination, name.fh_info))
+        prefix = values.get("PREFIX") or None
+        if not filehist and not names:
+            if not prefix:
+                raise IllegalArgs("an empty name list needs PREFIX (where to restore everything)")
+            prefix = config.check_destination(prefix)
+        self.env = list(env)
+        self.operation = DataOperation.RECOVER_FILEHIST if filehist else DataOperation.RECOVER
+        self.state = DataState.ACTIVE
+        self._stopped = threading.Event()
+        if filehist:
+            self._session.nursery.start_soon(self._list)
+        else:
+            self._session.nursery.start_soon(self._recover, names, direct, prefix)
+
+    async def abort(self) -> None:
+        if self.state not in (DataState.LISTEN, DataState.CONNECTED, DataState.ACTIVE):
+            raise IllegalState(f"DATA_ABORT in data state {DataState(self.state).name}")
+        await self._halt(DataHaltReason.ABORTED)
+
+    def stop(self) -> None:
+        if self.state != DataState.HALTED:
+            raise IllegalState(f"DATA_STOP in data state {DataState(self.state).name}")
+        self._reset()
+
+    def get_env(self) -> list[Pval]:
+        if self.state == DataState.IDLE or self.operation != DataOperation.BACKUP:
+            raise IllegalState("DATA_GET_ENV needs a backup (running or halted)")
+        return list(self.env)
+
+    async def shutdown(self) -> None:
+        """The session ends: stop whatever runs, quietly."""
+        self._stopped.set()
+        await self._close_connection()
+
+    # -- the work ---------------------------------------------------------------------
+    async def _close_connection(self) -> None:
+        for resource in (self._listener, self._stream):
+            if resource is not None:
+                with trio.CancelScope(shield=True):
+                    try:
+                        await resource.aclose()
+                    except (trio.BrokenResourceError, OSError):
+                        pass
+        self._listener = self._stream = None
+
+    async def _halt(self, reason: DataHaltReason, why: str = "") -> None:
+        if self.state in (DataState.HALTED, DataState.IDLE):
+            return
+        self._stopped.set()
+        self.state = DataState.HALTED
+        self.halt_reason = reason
+        with trio.CancelScope(shield=True):
+            await self._close_connection()
+            _log.info("data halted: %s (%d bytes)", reason.name, self.bytes_processed)
+            if why:
+                await self._session.log_message(f"data halted ({reason.name}): {why}", LogType.ERROR)
+            await self._session.post(Message.NOTIFY_DATA_HALTED, NotifyHalted(reason))
+
+    async def _run(self, work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await work()
+        except EngineCancelled:
+            await self._halt(DataHaltReason.ABORTED)
+        except EngineError as exc:
+            _log.error("data: %s", exc.message)
+            await self._halt(DataHaltReason.INTERNAL_ERROR, exc.message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            if self.state == DataState.ACTIVE:
+                _log.error("data: data connection failed: %s", exc)
+                await self._halt(DataHaltReason.CONNECT_ERROR, f"data connection failed: {exc}")
+        except Exception as exc:
+            _log.exception("data service failed")
+            await self._halt(DataHaltReason.INTERNAL_ERROR, f"internal error: {exc!r}")
+
+    async def _backup(self, request: BackupRequest, hist: bool) -> None:
+        async def work() -> None:
+            stream = self._stream
+            assert stream is not None
+
+            def write(data: bytes) -> None:
+                trio.from_thread.run(stream.send_all, data)
+                self.bytes_processed += len(data)
+
+            result = await trio.to_thread.run_sync(self._engine.backup, request, write, self._stopped)
+            if self.state != DataState.ACTIVE:
+                return
+            await self._close_connection()  # the mover writes the last record and halts
+            if hist:
+                await self._post_history(result.entries)
+            self.env = self._backup_env(request, result.date, result.base_date)
+            for line in result.warnings:
+                await self._session.log_message(line, LogType.WARNING)
+            await self._session.log_message(
+                f"dump of {request.path} at level {request.level} done: {result.bytes} bytes, "
+                f"{len(history_stats(result.entries))} inodes")
+            await self._halt(DataHaltReason.SUCCESSFUL)
+
+        await self._run(work)
+
+    def _backup_env(self, request: BackupRequest, date: int, base_date: int) -> list[Pval]:
+        """The env as run, with defaults and what the next incremental needs (doc 6.5)."""
+        given = {p.name: p.value for p in self.env}
+        out = dict(given)
+        out.update({"FILESYSTEM": given.get("FILESYSTEM", request.path), "TYPE": BUTYPE,
+                    "LEVEL": str(request.level), "UPDATE": "y" if request.update else "n",
+                    "HIST": given.get("HIST") or "y", "DIRECT": "y", "DUMP_DATE": str(date),
+                    "BASE_DATE": str(base_date) if request.base_date else given.get("BASE_DATE", "-1") or "-1",
+                    "PATHNAME_SEPARATOR": "/", "NDMP_VERSION": "4"})
+        return [Pval(k, v) for k, v in out.items()]
+
+    async def _post_history(self, entries: list[FileEntry]) -> None:
+        dirs = [FhDir([FileName(FsType.UNIX, e.name)], e.node, e.parent) for e in entries]
+        root = entries[0].node if entries else 2
+        dirs[1:1] = [FhDir([FileName(FsType.UNIX, "..")], root, root)]
+        for i in range(0, len(dirs), FH_BATCH):
+            await self._session.post(Message.FH_ADD_DIR, FhAddDir(dirs[i:i + FH_BATCH]))
+        nodes = [FhNode([file_stat(e)], e.node, e.fh_info) for e in history_stats(entries).values()]
+        for i in range(0, len(nodes), FH_BATCH):
+            await self._session.post(Message.FH_ADD_NODE, FhAddNode(nodes[i:i + FH_BATCH]))
+
+    def _fetch(self, offset: int, length: int | None) -> Iterator[bytes]:
+        """In the engine's thread: a byte range of the image from the mover."""
+        stream = self._stream
+        assert stream is not None
+        trio.from_thread.run(self._ask_read, offset, U64_INVALID if length is None else length)
+        left = length
+        while left is None or left > 0:
+            if self._stopped.is_set():
+                raise EngineCancelled("the recover was stopped")
+            data = trio.from_thread.run(stream.receive_some, _RECEIVE_CHUNK if left is None
+                                        else min(_RECEIVE_CHUNK, left))
+            if not data:
+                return
+            self.bytes_processed += len(data)
+            if left is not None:
+                left -= len(data)
+            yield data
+
+    async def _ask_read(self, offset: int, length: int) -> None:
+        self.read_offset, self.read_length = offset, length
+        if self.addr.addr_type == AddrType.LOCAL:
+            self._session.mover.request_read(offset, length)
+        else:
+            await self._session.post(Message.NOTIFY_DATA_READ, NotifyDataRead(offset, length))
+
+    async def _recover(self, names: list[RecoverName], direct: bool, prefix: str | None) -> None:
+        async def work() -> None:
+            result = await trio.to_thread.run_sync(
+                lambda: self._engine.recover(self._fetch, names, direct=direct, prefix=prefix))
+            if self.state != DataState.ACTIVE:
+                return
+            for line in result.messages:
+                await self._session.log_message(line, LogType.ERROR)
+            await self._session.log_message(f"recover read {result.bytes_read} bytes of the image")
+            for name, ok in zip(names, result.restored):
+                await self._session.post(Message.LOG_FILE, LogFile(
+                    name.original, RecoveryStatus.SUCCESSFUL if ok else RecoveryStatus.FAILED_NOT_FOUND))
+            await self._close_connection()
+            if result.failed:
+                await self._halt(DataHaltReason.INTERNAL_ERROR, "the restore met errors (see the log)")
+            else:
+                await self._halt(DataHaltReason.SUCCESSFUL)
+
+        await self._run(work)
+
+    async def _list(self) -> None:
+        async def work() -> None:
+            entries = await trio.to_thread.run_sync(self._engine.list_history, self._fetch)
+            if self.state != DataState.ACTIVE:
+                return
+            await self._close_connection()
+            await self._post_history(entries)
+            await self._halt(DataHaltReason.SUCCESSFUL)
+
+        await self._run(work)

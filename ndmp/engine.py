@@ -1,0 +1,490 @@
+"""The dump engine as the DATA service sees it: a backup of a path into a
+byte stream, a recover of names from a byte stream.
+
+Today's engine is dumptool's :class:`~dumptool.dump.Dump` (a plain BSD
+dump image, as ``pydump`` writes) and :class:`~dumptool.restore.Restore`
+(as ``pyrestore -x``), used through their public options only; a
+snapfs-native engine can replace this module behind the same three calls:
+
+* :meth:`DumpEngine.backup` -- ``write`` receives the image as it is made;
+  the result carries the dump date and the file history (:class:`FileEntry`:
+  names, stats and ``fh_info`` positions for direct access recovery);
+* :meth:`DumpEngine.recover` -- the image comes from ``fetch(offset,
+  length)`` (a byte range of the stream, ``None`` = to the end); with
+  ``direct`` and names whose ``fh_info`` is known, only the front of the
+  image (directories) and the part from the first wanted file on are read;
+* :meth:`DumpEngine.list_history` -- the file history of an image (for
+  DATA_START_RECOVER_FILEHIST).
+
+The image goes through a spool file: dump writes it and the backup sends it
+on as it grows (punching out what was sent, so the spool stays small),
+reading the records as they pass for the file history (:class:`ImageIndex`:
+names, attributes, and the stream offset of the record holding each file's
+header).  A recover spools what it reads (sparse where direct access skips)
+and restores from there.
+
+``fh_info`` (opaque to a DMA) is ``front << 32 | position``, both in 1 KiB
+blocks: ``position`` is where the record holding the file's header starts,
+``front`` how much of the image's start (volume header, maps, directories)
+a recover reads first.  Directories and images past 4 TiB get all-ones.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import io
+import os
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from dumptool.dump import Dump, DumpOptions
+from dumptool.errors import DumpError
+from dumptool.format import (
+    TP_BSIZE,
+    ByteOrder,
+    QfaMap,
+    Record,
+    RecordType,
+    assemble_file,
+    directory_entries,
+    header_byte_order,
+    walk_chunks,
+)
+from dumptool.format.qfa import QfaEntry
+from dumptool.restore import Options as RestoreOptions
+from dumptool.restore import Extracted, Restore, VolumeInput
+
+from .errors import EngineCancelled, EngineError
+
+U64_INVALID = 0xFFFFFFFFFFFFFFFF
+#: The root directory's inode number in a dump image.
+ROOT_NODE = 2
+#: Dump's blocking factor for NDMP images (records of 10 KiB, as ndmjob's default).
+NTREC = 10
+#: How far restore may read ahead of what it uses (dumptool reads files in
+#: chunks of up to 1 MiB): the front a direct access recover reads past the
+#: directories, so that its seek to the first wanted file is still forward.
+_READ_AHEAD = 2 * 1024 * 1024
+_SEND_CHUNK = 256 * 1024
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    path: str
+    level: int = 0
+    update: bool = True
+    base_date: int | None = None
+    dumpdates: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeStat:
+    """What file history tells of an inode."""
+
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime: int
+    atime: int
+    ctime: int
+    nlink: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> "NodeStat":
+        return cls(st.st_mode, st.st_uid, st.st_gid, st.st_size, int(st.st_mtime), int(st.st_atime),
+                   int(st.st_ctime), st.st_nlink)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One name of one inode in the image: ``node`` in directory ``parent``."""
+
+    node: int
+    parent: int
+    name: str
+    stat: NodeStat | None
+    fh_info: int = U64_INVALID
+    #: Whether the node is a directory (known also when ``stat`` is not).
+    directory: bool = False
+
+
+@dataclass
+class BackupResult:
+    date: int
+    base_date: int
+    bytes: int
+    entries: list[FileEntry] = field(default_factory=list)
+    #: dump's warnings (a file that changed or vanished while it was read...).
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RecoverName:
+    """A name-list entry: ``original`` (relative to the image's root) goes to ``destination``."""
+
+    original: str
+    destination: str
+    fh_info: int = U64_INVALID
+
+
+@dataclass
+class RecoverResult:
+    #: Whether each name (same order) was restored.
+    restored: list[bool]
+    messages: list[str]
+    failed: bool
+    bytes_read: int
+
+
+Fetch = Callable[[int, int | None], Iterator[bytes]]
+
+
+def _punch(fd: int, offset: int, length: int) -> None:
+    """Free ``length`` bytes of a spool file from ``offset`` (best effort)."""
+    if length <= 0 or _libc is None:
+        return
+    _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE,
+                    ctypes.c_long(offset), ctypes.c_long(length))
+
+
+_libc_name = ctypes.util.find_library("c")
+_libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
+
+
+class DumpEngine:
+    """Backups and recovers with dumptool, spooling in ``spool_dir``."""
+
+    def __init__(self, spool_dir: str | None = None) -> None:
+        self.spool_dir = spool_dir
+
+    # -- backup ------------------------------------------------------------------
+    def backup(self, request: BackupRequest, write: Callable[[bytes], None],
+               stopped: threading.Event) -> BackupResult:
+        """Dump ``request.path``; every byte of the image goes to ``write`` in
+        order.  ``stopped`` set from outside ends the dump between two steps
+        (:class:`~ndmp.errors.EngineCancelled`); the stream then has no end-of-dump record, so
+        nobody can take it for a whole image."""
+        path = os.path.abspath(request.path)
+        if not os.path.isdir(path):
+            raise EngineError(f"FILESYSTEM {request.path}: not a directory")
+        with tempfile.TemporaryDirectory(prefix="pyndmpd-backup-", dir=self.spool_dir) as spool:
+            image = os.path.join(spool, "image")
+            options = DumpOptions(source=path, output=image, level=request.level, ntrec=NTREC,
+                                  update=request.update, base_date=request.base_date, quiet=True,
+                                  never_ask=True, progress_interval=0)
+            if request.dumpdates:
+                options.dumpdates = request.dumpdates
+            warnings: list[str] = []
+            try:
+                dump = Dump(options, warn=warnings.append)
+            except DumpError as exc:
+                raise EngineError(exc.message) from None
+            outcome: list[BaseException] = []
+            done = threading.Event()
+
+            def run() -> None:
+                try:
+                    for _cursor in dump.steps():
+                        if stopped.is_set():
+                            raise EngineCancelled("the backup was stopped")
+                except BaseException as exc:  # handed to the sending side
+                    outcome.append(exc)
+                finally:
+                    done.set()
+
+            worker = threading.Thread(target=run, name="pyndmpd-dump", daemon=True)
+            open(image, "wb").close()
+            fd = os.open(image, os.O_RDWR)  # read and punch out what was sent
+            worker.start()
+            index = ImageIndex()
+            sent = 0
+
+            def blocks() -> Iterator[bytes]:
+                """The image as dump writes it, sent on, in whole 1 KiB blocks for the index."""
+                nonlocal sent
+                rest = b""
+                first = True
+                while True:
+                    finished = done.is_set()
+                    chunk = os.pread(fd, _SEND_CHUNK, sent)
+                    if chunk:
+                        write(chunk)
+                        _punch(fd, sent, len(chunk))
+                        sent += len(chunk)
+                        data = rest + chunk
+                        whole = len(data) // TP_BSIZE * TP_BSIZE
+                        rest = data[whole:]
+                        if whole:
+                            if first:
+                                first = False
+                                index.first_block(data[:TP_BSIZE])
+                            yield data[:whole]
+                        continue
+                    if finished or stopped.wait(0.02):
+                        return
+
+            try:
+                for record in walk_chunks(blocks(), on_damage=lambda _damage: None):
+                    index.add(record)
+                for _rest in blocks():  # whatever follows the end-of-dump record
+                    pass
+            except BaseException:
+                stopped.set()
+                raise
+            finally:
+                worker.join()
+                os.close(fd)
+            if outcome:
+                exc = outcome[0]
+                if isinstance(exc, EngineCancelled):
+                    raise exc
+                if isinstance(exc, DumpError):
+                    raise EngineError(exc.message) from None
+                raise EngineError(f"the dump failed: {exc!r}") from exc
+            if stopped.is_set():
+                raise EngineCancelled("the backup was stopped")
+            if not index.ended:
+                raise EngineError("the image has no end-of-dump record: it is not complete")
+            entries = index.history()
+            return BackupResult(dump.date, dump.base_date, sent, entries, warnings)
+
+    # -- recover -----------------------------------------------------------------
+    def recover(self, fetch: Fetch, names: list[RecoverName], *, direct: bool,
+                prefix: str | None = None) -> RecoverResult:
+        """Restore ``names`` (everything under ``prefix`` when empty)."""
+        with tempfile.TemporaryDirectory(prefix="pyndmpd-recover-", dir=self.spool_dir) as spool:
+            image = os.path.join(spool, "image")
+            plan = _direct_plan(names) if direct and names else None
+            got = 0
+            with open(image, "wb") as out:
+                ranges = [(0, plan[0]), (plan[1], None)] if plan else [(0, None)]
+                for offset, length in ranges:
+                    out.seek(offset)
+                    for chunk in fetch(offset, length):
+                        out.write(chunk)
+                        got += len(chunk)
+            err = io.StringIO()
+            restore = Restore(VolumeInput(image), RestoreOptions(), out=io.StringIO(), err=err)
+            restored = [False] * len(names)
+            try:
+                restore.read_directories()
+                if not names:
+                    if not prefix:
+                        raise EngineError("nothing to restore into: no name list and no PREFIX")
+                    os.makedirs(prefix, exist_ok=True)
+                    restore.extract_read(prefix, [])
+                else:
+                    restored = self._extract_names(restore, names, plan)
+            except DumpError as exc:
+                raise EngineError(exc.message) from None
+            messages = [line.removeprefix("pyrestore: ") for line in err.getvalue().splitlines()]
+            return RecoverResult(restored, messages, restore.failed, got)
+
+    def _extract_names(self, restore: Restore, names: list[RecoverName],
+                       plan: tuple[int, int] | None) -> list[bool]:
+        """Each name under the directory its destination implies (a renamed
+        one through a scratch directory next to its destination)."""
+        targets: dict[str, list[tuple[int, str]]] = {}
+        renames: list[tuple[int, str, str]] = []
+        for i, name in enumerate(names):
+            original = name.original.strip("/")
+            destination = os.path.normpath(name.destination)
+            if not original:
+                targets.setdefault(destination, []).append((i, "."))
+            elif destination.endswith("/" + original):
+                targets.setdefault(destination[:-len(original) - 1] or "/", []).append((i, original))
+            else:
+                renames.append((i, original, destination))
+        if plan is not None:
+            entries = []
+            for name in names:
+                ino = restore.lookup(name.original.strip("/"))
+                if ino is not None:
+                    entries.append(QfaEntry(ino, 1, (name.fh_info & 0xFFFFFFFF) * TP_BSIZE))
+            restore.opts.qfa = QfaMap(restore.header.c_date, tuple(sorted(entries)))
+        restored = [False] * len(names)
+        wanted: list[tuple[str, list[tuple[int, str]]]] = list(targets.items())
+        scratch: list[tuple[int, str, str, str]] = []
+        for i, original, destination in renames:
+            parent = os.path.dirname(destination) or "/"
+            os.makedirs(parent, exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=".pyndmpd-", dir=parent)
+            scratch.append((i, original, destination, tmp))
+            wanted.append((tmp, [(i, original)]))
+        first = True
+        for target, items in wanted:
+            found = [(i, o, ino) for i, o in items if (ino := restore.lookup(o)) is not None]
+            if not found:
+                continue
+            if not first:
+                restore.read_again()
+            first = False
+            os.makedirs(target, exist_ok=True)
+            existed = {i: os.path.lexists(os.path.join(target, o)) for i, o, _ino in found}
+            restore.extracted = Extracted()
+            restore.extract_read(target, [o for _, o, _ino in found])
+            done = restore.extracted
+            for i, original, ino in found:
+                # written by this restore: a file it reports, or a name that was not there before
+                restored[i] = (ino in done.leaves or ino in done.dirs
+                               or (not existed[i] and os.path.lexists(os.path.join(target, original))))
+        for i, original, destination, tmp in scratch:
+            source = os.path.join(tmp, original)
+            if restored[i]:
+                try:
+                    os.replace(source, destination)
+                except OSError:
+                    restored[i] = False
+            _remove_tree(tmp)
+        return restored
+
+    # -- file history of an image ------------------------------------------------------
+    def list_history(self, fetch: Fetch) -> list[FileEntry]:
+        """The names and inodes of an image, for DATA_START_RECOVER_FILEHIST."""
+        with tempfile.TemporaryDirectory(prefix="pyndmpd-list-", dir=self.spool_dir) as spool:
+            image = os.path.join(spool, "image")
+            with open(image, "wb") as out:
+                for chunk in fetch(0, None):
+                    out.write(chunk)
+            restore = Restore(VolumeInput(image), RestoreOptions(), out=io.StringIO(), err=io.StringIO())
+            try:
+                restore.read_directories()
+            except DumpError as exc:
+                raise EngineError(exc.message) from None
+            stats = _image_stats(image)
+            entries = [FileEntry(ROOT_NODE, ROOT_NODE, ".", stats.get(ROOT_NODE), directory=True)]
+            for parent, name, ino in restore.tree_edges():
+                entries.append(FileEntry(ino, parent, os.fsdecode(name), stats.get(ino), directory=ino in restore.dirs))
+            return entries
+
+
+def _image_stats(image: str) -> dict[int, NodeStat]:
+    """Each inode's attributes, from the TS_INODE headers of an image file."""
+    def chunks() -> Iterator[bytes]:
+        with open(image, "rb") as f:
+            while chunk := f.read(_SEND_CHUNK):
+                yield chunk[:len(chunk) // TP_BSIZE * TP_BSIZE]
+
+    stats: dict[int, NodeStat] = {}
+    for record in walk_chunks(chunks(), on_damage=lambda _damage: None):
+        header = record.header
+        if header.c_type == RecordType.TS_INODE and not header.is_extattr:
+            d = header.c_dinode
+            stats[header.c_inumber] = NodeStat(d.mode, d.uid, d.gid, d.size, d.mtime_sec, d.atime_sec,
+                                               d.ctime_sec, d.nlink)
+        elif header.c_type == RecordType.TS_END:
+            break
+    return stats
+
+
+def _remove_tree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _direct_plan(names: list[RecoverName]) -> tuple[int, int] | None:
+    """``(front bytes, first file's record offset)`` when every name has a
+    direct access position past the front, else ``None`` (read it all)."""
+    if any(n.fh_info == U64_INVALID for n in names):
+        return None
+    front = max(n.fh_info >> 32 for n in names) * TP_BSIZE
+    first = min(n.fh_info & 0xFFFFFFFF for n in names) * TP_BSIZE
+    if first <= front:
+        return None
+    return front, first
+
+
+class ImageIndex:
+    """The file history of an image, told by its records as they pass: each
+    inode's attributes (its TS_INODE header), the directories' entries, and
+    where the record holding each file's header starts (for ``fh_info``)."""
+
+    def __init__(self) -> None:
+        self.stats: dict[int, NodeStat] = {}
+        self.dirs: dict[int, list[tuple[int, bytes]]] = {}
+        self.positions: dict[int, int] = {}
+        self.first_file: int | None = None
+        self.ended = False
+        #: The image's byte order (:meth:`first_block` tells it).
+        self.order = ByteOrder.LITTLE
+        self._dir: list[Record] = []
+
+    def first_block(self, block: bytes) -> None:
+        try:
+            self.order = header_byte_order(block)
+        except DumpError:
+            pass  # not a header: the walk reports nothing useful either
+
+    def add(self, record: Record) -> None:
+        header = record.header
+        kind = header.c_type
+        if kind == RecordType.TS_ADDR and self._dir and header.c_inumber == self._dir[0].header.c_inumber:
+            self._dir.append(record)
+            return
+        self._end_directory()
+        if kind == RecordType.TS_INODE and not header.is_extattr:
+            d = header.c_dinode
+            ino = header.c_inumber
+            self.stats[ino] = NodeStat(d.mode, d.uid, d.gid, d.size, d.mtime_sec, d.atime_sec, d.ctime_sec,
+                                       d.nlink)
+            if stat.S_ISDIR(d.mode):
+                self._dir = [record]
+            else:
+                start = record.index // NTREC * NTREC
+                self.positions[ino] = start
+                if self.first_file is None:
+                    self.first_file = start
+        elif kind == RecordType.TS_END:
+            self.ended = True
+
+    def _end_directory(self) -> None:
+        if not self._dir:
+            return
+        parts, self._dir = self._dir, []
+        data = assemble_file(parts)
+        order = self.order
+        try:
+            entries = directory_entries(data, order)
+        except DumpError:
+            entries = directory_entries(data, order, strict=False, skip_bad_entries=True)
+        self.dirs[parts[0].header.c_inumber] = [(e.ino, e.name) for e in entries
+                                                if e.name not in (b".", b"..")]
+
+    def history(self) -> list[FileEntry]:
+        """The root (``.``) first, then every dumped name, directory by
+        directory from the root; fh_info for every non-directory."""
+        front = None if self.first_file is None else self.first_file + _READ_AHEAD // TP_BSIZE
+        entries = [FileEntry(ROOT_NODE, ROOT_NODE, ".", self.stats.get(ROOT_NODE), directory=True)]
+        seen = {ROOT_NODE}
+        todo = [ROOT_NODE]
+        while todo:
+            parent = todo.pop(0)
+            for ino, name in self.dirs.get(parent, ()):
+                if ino not in self.stats:
+                    continue  # not on this image (an incremental's unchanged file)
+                is_dir = ino in self.dirs
+                fh_info = U64_INVALID
+                where = self.positions.get(ino)
+                if where is not None and front is not None and where < 1 << 32 and front < 1 << 32:
+                    fh_info = front << 32 | where
+                entries.append(FileEntry(ino, parent, os.fsdecode(name), self.stats[ino], fh_info, directory=is_dir))
+                if is_dir and ino not in seen:
+                    seen.add(ino)
+                    todo.append(ino)
+        return entries
+
+
+def history_stats(entries: Iterable[FileEntry]) -> dict[int, FileEntry]:
+    """One entry per node (the first name of each), for ADD_NODE."""
+    nodes: dict[int, FileEntry] = {}
+    for entry in entries:
+        nodes.setdefault(entry.node, entry)
+    return nodes
