@@ -106,13 +106,13 @@ _V2 = "".join(
 #: (``restrictions``: live state, not history).  Qtrees and junctions are stored
 #: as versioned ``trusted.snapfs.*`` xattrs of their inodes, so snapshots keep them.
 _V3 = """
-CREATE TABLE volume_props (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-INSERT INTO volume_props (key, value) SELECT 'uuid', substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4'
+CREATE TABLE IF NOT EXISTS volume_props (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO volume_props (key, value) SELECT 'uuid', substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4'
     || substr(h, 14, 3) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(h, 18, 3) || '-'
     || substr(h, 21, 12) FROM (SELECT lower(hex(randomblob(16))) AS h);
-INSERT INTO volume_props (key, value) VALUES ('generation', '1'), ('type', 'rw'),
+INSERT OR IGNORE INTO volume_props (key, value) VALUES ('generation', '1'), ('type', 'rw'),
     ('security_style', 'unix'), ('next_qtree_id', '1');
-CREATE TABLE restrictions (ino INTEGER PRIMARY KEY, owner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS restrictions (ino INTEGER PRIMARY KEY, owner TEXT NOT NULL);
 """
 
 _MIGRATIONS = {1: _V1, 2: _V2, 3: _V3}

@@ -270,3 +270,23 @@ def test_fsck_checks_the_filer_records(tmp_path):
         assert [x.name for x in v.qtree_list()] == ["q1"] and v.restricted == {}
         ident = v.volume_identity()
         assert (ident.type, ident.generation) == ("rw", 2)
+
+
+def test_a_version_2_volume_gets_an_identity_at_open(tmp_path):
+    """Schema version 3 (issue 12) adds the identity and the restrictions; an older volume gets them."""
+    import sqlite3
+
+    voldir = tmp_path / "v"
+    Volume.create(voldir, 1 << 20, 50, block_size=4096).close()
+    db = sqlite3.connect(voldir / "snapfs.db")
+    db.execute("DROP TABLE volume_props")
+    db.execute("DROP TABLE restrictions")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    with Volume.open(voldir) as v:
+        ident = v.volume_identity()
+        assert (ident.type, ident.generation, ident.security_style) == ("rw", 1, "unix")
+        assert len(ident.uuid) == 36 and ident.uuid[14] == "4"
+        assert v.qtree_create("q").id == 1 and v.restriction_list() == []
+    assert fsck_path(voldir).clean
