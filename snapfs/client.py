@@ -157,6 +157,14 @@ class Client:
         """A simulated volume move: bumps the generation."""
         return VolumeIdentity(**self._call("volume_move", aggregate=aggregate))
 
+    def volume_resize(self, size: int) -> dict:
+        """Grow (or shrink, down to the highest block in use) the volume; its space figures."""
+        return self._call("volume_resize", size=size)
+
+    def room_advice(self) -> str:
+        """What would make room on this volume (one line): see :mod:`snapfs.room`."""
+        return self._call("room_advice")
+
     def qtree_create(self, name: str, security_style: str | None = None, oplocks: str = "enable") -> Qtree:
         return Qtree(**self._call("qtree_create", name=name, security_style=security_style, oplocks=oplocks))
 

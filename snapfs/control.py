@@ -120,7 +120,16 @@ def _restriction_list(vol: Volume) -> list[dict]:
     return [dataclasses.asdict(r) for r in vol.restriction_list()]
 
 
+def _volume_resize(vol: Volume, size: int) -> dict:
+    return dataclasses.asdict(vol.volume_resize(size))
+
+
+def _room_advice(vol: Volume) -> str:
+    return vol.room_advice()
+
+
 FILER_COMMANDS: dict[str, Callable[..., Any]] = {
+    "volume_resize": _volume_resize, "room_advice": _room_advice,
     "volume_identity": _volume_identity, "volume_modify": _volume_modify, "volume_move": _volume_move,
     "qtree_create": _qtree_create, "qtree_list": _qtree_list, "qtree_show": _qtree_show,
     "qtree_modify": _qtree_modify, "qtree_delete": _qtree_delete,

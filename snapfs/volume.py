@@ -17,7 +17,7 @@ xattrs and POSIX ACLs (:mod:`snapfs.xattrs`) and snapshots
 (:mod:`snapfs.snapshots`), and the filer's objects: identity and access
 type (:mod:`snapfs.identity`), qtrees (:mod:`snapfs.qtrees`), junctions
 (:mod:`snapfs.junctions`) and client I/O restrictions
-(:mod:`snapfs.restrictions`); this module opens and closes volumes and ties
+(:mod:`snapfs.restrictions`), and room on a full volume (:mod:`snapfs.room`); this module opens and closes volumes and ties
 the parts to the store.
 
 Not thread-safe: one caller at a time (the FUSE adapter's single trio thread).
@@ -49,6 +49,7 @@ from .namespace import (PATH_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHIT
 from .qtrees import QtreeOps
 from .records import Attrs, SpaceInfo, StatFS
 from .restrictions import RestrictionOps
+from .room import RoomOps
 from .schema import NAME_MAX
 from .snapshots import BACKUP_SNAPSHOT_PREFIX, SnapshotOps
 from .store import DB_FILE, LOCK_FILE, ROOT_INO, Row, Store, check_header, create_files
@@ -66,7 +67,7 @@ __all__ = [
 
 
 class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps,
-             IdentityOps, QtreeOps, JunctionOps, RestrictionOps):
+             IdentityOps, QtreeOps, JunctionOps, RestrictionOps, RoomOps):
     """An open snapfs volume.  Use :meth:`create` or :meth:`open`; close when done."""
 
     # ------------------------------------------------------------------ life cycle
@@ -101,6 +102,7 @@ class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps,
         self._load_identity()
         self._load_qtrees()
         self._load_restrictions()
+        self._load_room()
 
     def __enter__(self) -> "Volume":
         return self

@@ -11,6 +11,9 @@ import sys
 from .. import client
 from ..identity import SECURITY_STYLES
 from ..qtrees import OPLOCKS, Qtree
+from ..room import NEARLY_FULL
+
+__all__ = ["NEARLY_FULL", "FilerUsage", "add_parsers"]
 
 
 class FilerUsage(Exception):

@@ -137,21 +137,27 @@ def _need(name: str | None, action: str) -> str:
 def cmd_df(a: argparse.Namespace) -> int:
     with client.open_volume(a.vol) as c:
         i = c.info()
+        advice = c.room_advice() if i.size and i.used >= filer.NEARLY_FULL * i.size else None
     print(f"{'Volume':<16} {'Size':>12} {'Used':>12} {'Avail':>12} {'Use%':>5} {'Snapshots':>12} "
           f"{'Inodes':>10} {'IUsed':>10} {'IFree':>10}")
     # as df(1): used / (used + available), rounded up
     pct = -(-100 * i.used // (i.used + i.available)) if i.used + i.available else 0
     print(f"{i.name:<16} {human(i.size):>12} {human(i.used):>12} {human(i.available):>12} {pct:>4}% "
           f"{human(i.snapshots):>12} {i.inodes_total:>10} {i.inodes_used:>10} {i.inodes_total - i.inodes_used:>10}")
+    if advice:
+        print(advice)
     return 0
 
 
 def cmd_volume_show(a: argparse.Namespace) -> int:
     with client.open_volume(a.vol) as c:
         if a.action == "modify":
-            if a.type is None and a.security_style is None:
-                raise UsageError("volume modify needs --type rw|ro and/or --security-style unix|ntfs|mixed")
-            c.volume_modify(a.type, a.security_style)
+            if a.type is None and a.security_style is None and a.size is None:
+                raise UsageError("volume modify needs --type rw|ro, --security-style unix|ntfs|mixed or --size SIZE")
+            if a.size is not None:
+                c.volume_resize(a.size)
+            if a.type is not None or a.security_style is not None:
+                c.volume_modify(a.type, a.security_style)
         elif a.action == "move":
             if not a.to:
                 raise UsageError("volume move needs --to AGGREGATE")
@@ -258,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="modify: rw, or ro (a mirror destination: the mount refuses writes); bumps the generation")
     v.add_argument("--security-style", choices=["unix", "ntfs", "mixed"], default=None,
                    help="modify: the default security style of new qtrees")
+    v.add_argument("--size", type=parse_size, default=None, help="modify: the volume's new size, e.g. 20G")
     v.add_argument("--to", default=None, metavar="AGGREGATE", help="move: where to (simulated; bumps the generation)")
     v.set_defaults(fn=cmd_volume_show)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fuse_fixtures import Mounted, force_unmount, make_mount, mounted, snapfs  # noqa: F401 (a fixture)
 
-from snapfs import Volume, client, fsck_path
+from snapfs import SnapfsError, Volume, client, fsck_path
 from snapfs.qtrees import MAX_QTREES
 from snapfs.reader import open_snapshot
 
@@ -290,3 +290,42 @@ def test_a_version_2_volume_gets_an_identity_at_open(tmp_path):
         assert len(ident.uuid) == 36 and ident.uuid[14] == "4"
         assert v.qtree_create("q").id == 1 and v.restriction_list() == []
     assert fsck_path(voldir).clean
+
+
+def test_full_volume_is_exact_and_says_what_would_make_room(tmp_path):
+    m = make_mount(tmp_path, size="1M", inodes=20, name="small")  # 256 blocks of 4 KiB
+    try:
+        mnt = m.mnt
+        (mnt / "a").write_bytes(b"a" * (128 << 10))
+        snapfs("snapshot", "create", mnt, "s0")
+        (mnt / "a").unlink()  # s0 alone holds 128 KiB
+        (mnt / "b").write_bytes(b"b" * (512 << 10))
+        snapfs("snapshot", "create", mnt, "s1")
+        snapfs("snapshot", "hold", mnt, "s1", "dump-3")
+        (mnt / "b").unlink()  # s1 alone holds 512 KiB
+        assert "to make room" not in snapfs("df", mnt).stdout
+        (mnt / "c").write_bytes(b"c" * (384 << 10))  # exactly the last free block
+        with pytest.raises(OSError) as e:
+            with open(mnt / "c", "ab") as f:
+                f.write(b"!")
+        assert e.value.errno == errno.ENOSPC
+        assert (mnt / "c").stat().st_size == 384 << 10
+        df = snapfs("df", mnt).stdout.splitlines()
+        assert df[1].split()[7] == "100%"
+        assert df[2] == ("to make room: grow the volume (snapfs volume modify MOUNT --size SIZE; now 1.0 MiB);"
+                         " delete snapshots: s1 alone holds the most, 512.0 KiB, held by dump-3 (of 2 holding"
+                         " space); or delete files")
+        snapfs("volume", "modify", mnt, "--size", "2M")
+        with open(mnt / "c", "ab") as f:
+            f.write(b"!")
+        assert "to make room" not in snapfs("df", mnt).stdout
+        _one_line_error(snapfs("volume", "modify", mnt, "--size", "4K", check=False), 1, "cannot shrink below")
+    finally:
+        force_unmount(m.mnt)
+    with Volume.open(m.voldir) as v:  # the Volume API's error says it too
+        v.volume_resize(2 << 20)  # as it is: 255 blocks free
+        c = v.lookup(1, "c")
+        with pytest.raises(SnapfsError) as e:
+            v.write(c.ino, c.size, b"x" * (1 << 20))
+        assert e.value.errno == errno.ENOSPC and "s1 alone holds the most, 512.0 KiB" in e.value.message
+    assert fsck_path(m.voldir).clean
