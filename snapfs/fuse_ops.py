@@ -307,6 +307,10 @@ class SnapfsOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBUSY)
         if self.vol.qtree_root(old, name_old) or self.vol.qtree_root(new, name_new):
             raise pyfuse3.FUSEError(errno.EPERM)  # a qtree keeps its name (ONTAP renames it, not NFS)
+        if old != new and self.vol.qtrees:
+            src = self.vol.find(old, name_old)
+            if src is not None and self.vol.moves_across_qtrees(src.ino, old, new):
+                raise pyfuse3.FUSEError(errno.EXDEV)  # directories stay in their qtree (as on ONTAP)
         self.vol.rename(old, name_old, new, name_new, flags, ctx.uid, ctx.gid, inherit_acl=True)
 
     # ------------------------------------------------------------------ attributes

@@ -71,6 +71,13 @@ class IdentityOps(StoreCalls):
         self._props.update(values)
         self.read_only = self._props.get("type") == "ro"
 
+    def check_writable(self) -> None:
+        """EROFS on a volume of type ro: the filer's commands change no qtree or junction
+        of a mirror destination (its source's are mirrored to it)."""
+        if self.read_only:
+            raise err(errno.EROFS, f"volume {self.meta.name} is read-only (type ro, a mirror destination);"
+                      " 'snapfs volume modify --type rw' first")
+
     def prop(self, key: str, default: str = "") -> str:
         """One value of ``volume_props`` (``next_qtree_id`` and the like)."""
         return self._props.get(key, default)

@@ -64,6 +64,7 @@ class JunctionOps(StoreCalls):
     def junction_create(self, path: str, uuid: str, name: str, volume_path: str, target: str) -> Junction:
         """A junction at ``path`` (its parent must exist) to the volume ``uuid``/``name``
         in folder ``volume_path``; the symbolic link points to ``target``."""
+        self.check_writable()
         if uuid == self.volume_identity().uuid:
             raise err(errno.EINVAL, f"a junction of volume {self.meta.name} may not lead to itself")
         parent, last = volpaths.split(self, path)
@@ -88,6 +89,7 @@ class JunctionOps(StoreCalls):
         return out
 
     def junction_delete(self, path: str) -> None:
+        self.check_writable()
         parent, last = volpaths.split(self, path)
         a = self.lookup(parent, last)
         if not stat.S_ISLNK(a.mode) or JUNCTION_XATTR not in self._xattrs(a.ino):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import stat
 from dataclasses import dataclass
+from typing import Callable
 
 from .errors import err
 from .identity import check_style
@@ -76,6 +77,7 @@ class QtreeOps(StoreCalls):
 
     #: live qtrees by directory inode (loaded at open; the root's rows are few)
     qtrees: dict[int, Qtree]
+    check_writable: Callable[[], None]
 
     def _load_qtrees(self) -> None:
         self.qtrees = {q.ino: q for q in self.qtree_list()}
@@ -101,6 +103,7 @@ class QtreeOps(StoreCalls):
     def qtree_create(self, name: str, security_style: str | None = None, oplocks: str = "enable",
                      mode: int = 0o755, uid: int = 0, gid: int = 0) -> Qtree:
         """A new qtree: a directory ``name`` in the root (the volume's style unless given)."""
+        self.check_writable()
         bn = check_name(name)
         style = check_style(security_style or self.prop("security_style", "unix"))
         if oplocks not in OPLOCKS:
@@ -119,6 +122,7 @@ class QtreeOps(StoreCalls):
         return q
 
     def qtree_modify(self, name: str, security_style: str | None = None, oplocks: str | None = None) -> Qtree:
+        self.check_writable()
         q = self.qtree_show(name)
         style = check_style(security_style) if security_style is not None else q.security_style
         if oplocks is not None and oplocks not in OPLOCKS:
@@ -131,6 +135,7 @@ class QtreeOps(StoreCalls):
 
     def qtree_delete(self, name: str, force: bool = False) -> None:
         """Remove the qtree and its directory; ENOTEMPTY unless it is empty or ``force``."""
+        self.check_writable()
         q = self.qtree_show(name)
         if not force and self.tables.has_entries(q.ino):
             raise err(errno.ENOTEMPTY, f"qtree {name!r} is not empty (use --force to delete it with its files)")
@@ -153,6 +158,13 @@ class QtreeOps(StoreCalls):
         if parent != ROOT_INO or not self.qtrees:
             return False
         return self._dirent(parent, name) in self.qtrees
+
+    def moves_across_qtrees(self, src: int, old_parent: int, new_parent: int) -> bool:
+        """Would moving directory ``src`` from ``old_parent`` to ``new_parent`` take it into
+        another qtree?  (ONTAP moves only files between qtrees.)  Free without qtrees."""
+        if not self.qtrees or old_parent == new_parent or not stat.S_ISDIR(self._row(src).mode):
+            return False
+        return self.qtree_of(old_parent).id != self.qtree_of(new_parent).id
 
     def qtree_of(self, ino: int, snap: int | None = None) -> Qtree:
         """The qtree inode ``ino`` is in (qtree 0 for the root and what is in no qtree).

@@ -62,6 +62,19 @@ def test_qtrees_made_seen_kept_in_a_snapshot_and_refused_when_bad(mounted):
     assert os.getxattr(mnt / "top", "trusted.snapfs.qtree_id") == b"0"
     assert os.getxattr(mnt, "trusted.snapfs.qtree_id") == b"0"
     assert "qtree_id" not in _xattrs(mnt / "q1" / "d" / "f")  # virtual: never listed, never copied
+    # directories stay in their qtree (EXDEV: mv copies instead); files move freely
+    (mnt / "q1" / "d2").mkdir()
+    with pytest.raises(OSError) as e:
+        os.rename(mnt / "q1" / "d2", mnt / "q2" / "d2")
+    assert e.value.errno == errno.EXDEV
+    with pytest.raises(OSError) as e:
+        os.rename(mnt / "q1" / "d2", mnt / "d2")
+    assert e.value.errno == errno.EXDEV
+    os.rename(mnt / "q1" / "d2", mnt / "q1" / "d" / "d2")  # within the qtree
+    os.rmdir(mnt / "q1" / "d" / "d2")
+    os.rename(mnt / "top", mnt / "q2" / "top")
+    assert os.getxattr(mnt / "q2" / "top", "trusted.snapfs.qtree_id") == b"2"
+    os.rename(mnt / "q2" / "top", mnt / "top")
     # a snapshot keeps them as they were
     snapfs("snapshot", "create", mnt, "s1")
     snapfs("qtree", "modify", mnt, "q1", "--oplocks", "disable", "--security-style", "unix")
@@ -225,6 +238,7 @@ def test_volume_identity_type_and_generation(mounted):
     assert (mnt / "f").read_text() == "x"
     snapfs("volume", "modify", mnt, "--type", "ro")  # no change: the same generation
     assert show()["generation"] == "2"
+    _one_line_error(snapfs("qtree", "create", mnt, "q", check=False), 1, "read-only (type ro")
     snapfs("snapshot", "create", mnt, "mirror.1")  # a mirror destination still takes snapshots
     _remount(mounted)
     assert _run("touch", mnt / "new").returncode != 0
