@@ -3,7 +3,7 @@
 :class:`RestrictionOps` is one of the parts :class:`snapfs.volume.Volume` is
 made of.  A restriction (``restrictions`` table, schema version 3: live state,
 not history, so snapshots do not carry it and it persists across remounts)
-names a live inode and an owner ID.  While it lasts, the mount answers EBUSY to
+names a live inode and an owner ID (it goes with the file).  While it lasts, the mount answers EBUSY to
 every open (and truncate) of that file by anyone who is not the owner.  The
 check on the request path is a dict look-up (:attr:`RestrictionOps.restricted`,
 kept in memory), paid in full only for the restricted files.
@@ -91,6 +91,16 @@ class RestrictionOps(StoreCalls):
     def _load_restrictions(self) -> None:
         self.restricted = dict(self._db.execute("SELECT ino, owner FROM restrictions"))
         self.owners = Owners()
+        destroy = self._destroy
+
+        def destroy_and_lift(ino: int) -> None:
+            """A restriction goes with its file, in the same transaction."""
+            destroy(ino)
+            if ino in self.restricted:
+                self._db.execute("DELETE FROM restrictions WHERE ino = ?", (ino,))
+                del self.restricted[ino]
+
+        self._destroy = destroy_and_lift
 
     def restrict(self, path: str, owner: str) -> Restriction:
         """Restrict the file at ``path`` to ``owner`` (EBUSY if another owner holds it)."""

@@ -213,6 +213,9 @@ def test_restricted_file_opens_only_for_its_owner_across_a_remount(mounted):
     snapfs("unrestrict", mnt, "d/f", "--owner", "restore-7")
     assert (mnt / "d" / "f").read_text() == "restored data"
     assert snapfs("restrict", "list", mnt).stdout.splitlines()[1:] == []
+    snapfs("restrict", mnt, "g", "--owner", "restore-8")
+    (mnt / "g").unlink()  # the restriction goes with its file
+    assert snapfs("restrict", "list", mnt).stdout.splitlines()[1:] == []
 
 
 def test_volume_identity_type_and_generation(mounted):
@@ -261,20 +264,24 @@ def test_fsck_checks_the_filer_records(tmp_path):
     with Volume.create(voldir, 1 << 24, 100, block_size=4096) as v:
         q = v.qtree_create("q1")
         v.qtree_create("q2")
-        f = v.create_file(q.ino, "f")
+        v.create_file(q.ino, "f")
         v.restrict("q1/f", "r")
-        v.unlink(q.ino, "f")  # the restriction outlives its file until fsck
+        v.unlink(q.ino, "f")  # the restriction goes with its file
+        assert v.restriction_list() == []
+        v.create_file(q.ino, "g")
+        v.restrict("q1/g", "r")
         with v.tables.txn():  # damage: a second qtree with id 1, a junction record on a file
             v.db.execute("UPDATE xattrs SET value = CAST('id=1;security-style=unix;oplocks=enable' AS BLOB)"
                          " WHERE name = CAST('trusted.snapfs.qtree' AS BLOB) AND ino != ?", (q.ino,))
             v.db.execute("INSERT INTO xattrs (ino, name, death, birth, value) VALUES (?, ?, ?, 1, ?)",
                          (q.ino, b"trusted.snapfs.junction", 1 << 62, b"garbage"))
             v.db.execute("UPDATE volume_props SET value = 'bogus' WHERE key = 'type'")
+            v.db.execute("UPDATE restrictions SET ino = 999")  # damage: a restriction of no file
     rep = fsck_path(voldir)
     text = "\n".join(rep.problems)
     assert "qtree id 1 is used by inodes" in text
     assert "junction record b'garbage'" in text
-    assert f"names inode {f.ino}, which no longer exists" in text
+    assert "names inode 999, which no longer exists" in text
     assert "type 'bogus'" in text
     assert len(rep.problems) == 4 and rep.status == 4
     rep = fsck_path(voldir, repair=True)
