@@ -48,6 +48,16 @@ def identity_of(props: dict[str, str]) -> VolumeIdentity:
                           props.get("security_style", "unix"), props.get("aggregate", "aggr0"))
 
 
+def snapshot_identity_of(db: sqlite3.Connection, snap: int, props: dict[str, str]) -> VolumeIdentity:
+    """The volume's identity as snapshot ``snap`` was taken with it: its generation and type
+    then (a snapshot from before schema 3 has none recorded: the current ones)."""
+    now = identity_of(props)
+    r = db.execute("SELECT generation, type FROM snapshot_identity WHERE epoch = ?", (snap,)).fetchone()
+    if r is None:
+        return now
+    return VolumeIdentity(now.uuid, r[0], r[1], now.security_style, now.aggregate)
+
+
 def check_style(style: str) -> str:
     if style not in SECURITY_STYLES:
         raise err(errno.EINVAL, f"unknown security style {style!r} (use unix, ntfs or mixed)")
@@ -84,6 +94,16 @@ class IdentityOps(StoreCalls):
 
     def volume_identity(self) -> VolumeIdentity:
         return identity_of(self._props)
+
+    def _record_identity(self, snap: int) -> None:
+        """Inside snapshot_create's transaction: the generation and type snapshot ``snap`` is taken with."""
+        i = self.volume_identity()
+        self._db.execute("INSERT OR REPLACE INTO snapshot_identity (epoch, generation, type) VALUES (?, ?, ?)",
+                         (snap, i.generation, i.type))
+
+    def snapshot_identity(self, snap: int) -> VolumeIdentity:
+        """The identity as it was when snapshot ``snap`` (an id) was taken."""
+        return snapshot_identity_of(self._db, snap, self._props)
 
     def volume_modify(self, type: str | None = None, security_style: str | None = None) -> VolumeIdentity:
         """Change the access type (bumping the generation when it changes) and/or the

@@ -56,7 +56,7 @@ from .schema import MAGIC, SCHEMA_VERSION
 from .store import DB_FILE, ROOT_INO, check_header
 from . import junctions as _junctions
 from . import qtrees as _qtrees
-from .identity import VolumeIdentity, identity_of, read_props
+from .identity import VolumeIdentity, identity_of, read_props, snapshot_identity_of
 from .qtrees import Qtree
 
 #: The rows snapshot S sees (``birth <= S < death``), for parameters (S, S).
@@ -112,8 +112,10 @@ class SnapshotReader:
                 by = f" by {holder!r}" if holder is not None else ""
                 raise err(errno.EPERM, f"snapshot {name!r} of volume {self.volume} is not held{by}: hold it"
                                        " (snapfs hold) before reading it, so it cannot change or go meanwhile")
-            #: the volume's uuid, generation, type and security style (now, not as of the snapshot)
-            self.identity: VolumeIdentity = identity_of(read_props(self._db))
+            #: the volume's uuid, and the generation and type this snapshot was taken with
+            #: (security style and aggregate: the volume's now); ``volume_identity``: all of it now
+            self.volume_identity: VolumeIdentity = identity_of(read_props(self._db))
+            self.identity: VolumeIdentity = snapshot_identity_of(self._db, self.id, read_props(self._db))
             self._qtrees: dict[int, Qtree] | None = None
             self._fd = os.open(voldir / DATA_FILE, os.O_RDONLY | os.O_CLOEXEC)
         except BaseException:

@@ -103,7 +103,8 @@ _V2 = "".join(
 #: Version 3 (issue 12, the filer volume): the volume's identity and access type
 #: (``volume_props``: uuid, generation, type, security_style, next_qtree_id; not
 #: versioned, a volume has one identity) and the client I/O restrictions
-#: (``restrictions``: live state, not history).  Qtrees and junctions are stored
+#: (``restrictions``: live state, not history), and the generation and type each
+#: snapshot was taken with (``snapshot_identity``).  Qtrees and junctions are stored
 #: as versioned ``trusted.snapfs.*`` xattrs of their inodes, so snapshots keep them.
 _V3 = """
 CREATE TABLE IF NOT EXISTS volume_props (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -113,6 +114,10 @@ INSERT OR IGNORE INTO volume_props (key, value) SELECT 'uuid', substr(h, 1, 8) |
 INSERT OR IGNORE INTO volume_props (key, value) VALUES ('generation', '1'), ('type', 'rw'),
     ('security_style', 'unix'), ('next_qtree_id', '1');
 CREATE TABLE IF NOT EXISTS restrictions (ino INTEGER PRIMARY KEY, owner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_identity (
+    epoch INTEGER PRIMARY KEY REFERENCES snapshots (epoch) ON DELETE CASCADE,
+    generation INTEGER NOT NULL, type TEXT NOT NULL
+);
 """
 
 _MIGRATIONS = {1: _V1, 2: _V2, 3: _V3}

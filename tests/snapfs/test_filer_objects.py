@@ -254,8 +254,10 @@ def test_volume_identity_type_and_generation(mounted):
     _one_line_error(snapfs("volume", "modify", mnt, check=False), 2, "--type")
     _one_line_error(snapfs("volume", "modify", mnt, "--type", "wo", check=False), 2, "invalid choice")
     snapfs("snapshot", "hold", mnt, "mirror.1", "t")
-    with open_snapshot(mnt, "mirror.1") as snap:
-        assert (snap.identity.uuid, snap.identity.generation, snap.identity.type) == (s["uuid"], 4, "rw")
+    with open_snapshot(mnt, "mirror.1") as snap:  # taken at generation 2, as ro
+        assert (snap.identity.uuid, snap.identity.generation, snap.identity.type) == (s["uuid"], 2, "ro")
+        v = snap.volume_identity
+        assert (v.uuid, v.generation, v.type) == (s["uuid"], 4, "rw")
     snapfs("snapshot", "release", mnt, "mirror.1", "t")
 
 
