@@ -90,8 +90,8 @@ class JunctionOps(StoreCalls):
 
     def junction_delete(self, path: str) -> None:
         self.check_writable()
+        a = self.getattr(volpaths.resolve(self, path))
         parent, last = volpaths.split(self, path)
-        a = self.lookup(parent, last)
         if not stat.S_ISLNK(a.mode) or JUNCTION_XATTR not in self._xattrs(a.ino):
             raise err(errno.EINVAL, f"{path!r} is not a junction")
         self.entries_changed.append((parent, last))

@@ -11,7 +11,7 @@ import errno
 import os
 from typing import Protocol
 
-from .errors import err
+from .errors import SnapfsError, err
 from .records import Attrs
 from .store import ROOT_INO
 
@@ -34,14 +34,22 @@ def split(vol: _Looks, path: str, snap: int | None = None) -> tuple[int, bytes]:
     if not names:
         raise err(errno.EINVAL, f"{path!r} names the volume's root, not a file in it")
     parent = ROOT_INO
-    for n in names[:-1]:
-        parent = vol.lookup(parent, n, snap).ino
+    try:
+        for n in names[:-1]:
+            parent = vol.lookup(parent, n, snap).ino
+    except SnapfsError as e:
+        raise err(e.errno or errno.ENOENT, f"{path!r}: {os.strerror(e.errno or errno.ENOENT).lower()}"
+                  " (paths are from the volume's root)") from None
     return parent, names[-1]
 
 
 def resolve(vol: _Looks, path: str, snap: int | None = None) -> int:
     """The inode ``path`` names (ENOENT, ENOTDIR as a lookup gives them)."""
     ino = ROOT_INO
-    for n in parts(path):
-        ino = vol.lookup(ino, n, snap).ino
+    try:
+        for n in parts(path):
+            ino = vol.lookup(ino, n, snap).ino
+    except SnapfsError as e:
+        raise err(e.errno or errno.ENOENT, f"{path!r}: {os.strerror(e.errno or errno.ENOENT).lower()}"
+                  " (paths are from the volume's root)") from None
     return ino
