@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from typing import Callable
 
 from .errors import NoSpace
 from .records import Meta
@@ -42,6 +43,8 @@ class BlockStore:
         self._cursor: int | None = -1
         #: blocks handed out from the table since the last commit
         self._taken: list[int] = []
+        #: what would make room, for the ENOSPC message (the Volume's :meth:`room_advice`)
+        self.advice: Callable[[], str] = lambda: "delete snapshots or files"
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -52,7 +55,8 @@ class BlockStore:
         """A free block number, or NoSpace when the volume is full."""
         m = self.meta
         if m.used_blocks >= m.total_blocks:
-            raise NoSpace("no space left on volume: all data blocks are in use (delete snapshots or files)")
+            raise NoSpace(f"no space left on volume {m.name}: all {m.total_blocks} data blocks are in use;"
+                          f" {self.advice()}")
         if not self._run and self._cursor is not None:
             run = [r[0] for r in self._db.execute(
                 "SELECT block FROM free_blocks WHERE block > ? ORDER BY block LIMIT 256", (self._cursor,))]

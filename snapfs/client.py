@@ -13,6 +13,9 @@ gave (a busy snapshot names its holder).
         ...                                 # read /mnt/vol1/.snapshot/<name>/
         c.snapshot_release(snap.name, "dump-42")
         c.snapshot_delete(snap.name)
+
+The filer's objects (qtrees, junctions, client I/O restrictions, the
+volume's identity and type) have calls of the same shape; see the README.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ from typing import Any
 
 from . import control
 from .errors import NotAVolume, SnapfsError, SnapshotBusy
+from .identity import VolumeIdentity
+from .junctions import Junction
+from .qtrees import Qtree
 from .records import SnapshotInfo
+from .restrictions import Restriction, check_owner
 from .volume import DB_FILE, Volume
 
 
@@ -135,6 +142,86 @@ class Client:
 
     def snapshot_release(self, name: str, holder: str) -> None:
         self._call("snapshot_release", name=name, holder=holder)
+
+
+    # ------------------------------------------------------------------ the filer's objects (issue 12, filerA)
+
+    def volume_identity(self) -> VolumeIdentity:
+        """uuid, generation, type (rw/ro), security style and aggregate."""
+        return VolumeIdentity(**self._call("volume_identity"))
+
+    def volume_modify(self, type: str | None = None, security_style: str | None = None) -> VolumeIdentity:
+        return VolumeIdentity(**self._call("volume_modify", type=type, security_style=security_style))
+
+    def volume_move(self, aggregate: str) -> VolumeIdentity:
+        """A simulated volume move: bumps the generation."""
+        return VolumeIdentity(**self._call("volume_move", aggregate=aggregate))
+
+    def volume_resize(self, size: int) -> dict:
+        """Grow (or shrink, down to the highest block in use) the volume; its space figures."""
+        return self._call("volume_resize", size=size)
+
+    def room_advice(self) -> str:
+        """What would make room on this volume (one line): see :mod:`snapfs.room`."""
+        return self._call("room_advice")
+
+    def qtree_create(self, name: str, security_style: str | None = None, oplocks: str = "enable") -> Qtree:
+        return Qtree(**self._call("qtree_create", name=name, security_style=security_style, oplocks=oplocks))
+
+    def qtree_list(self) -> list[Qtree]:
+        return [Qtree(**d) for d in self._call("qtree_list")]
+
+    def qtree_show(self, name: str) -> Qtree:
+        return Qtree(**self._call("qtree_show", name=name))
+
+    def qtree_modify(self, name: str, security_style: str | None = None, oplocks: str | None = None) -> Qtree:
+        return Qtree(**self._call("qtree_modify", name=name, security_style=security_style, oplocks=oplocks))
+
+    def qtree_delete(self, name: str, force: bool = False) -> None:
+        self._call("qtree_delete", name=name, force=force)
+
+    def junction_create(self, path: str, volume: str | os.PathLike) -> Junction:
+        """A junction at ``path`` to the snapfs volume at ``volume`` (its folder or mount
+        point, mounted or not): a symbolic link to its mount point (its folder when it
+        is not mounted).  NotAVolume for anything else."""
+        try:
+            other = find_volume(volume)
+        except NotAVolume:
+            raise NotAVolume(f"unknown volume for a junction: {volume} is neither a snapfs volume folder nor"
+                             " a snapfs mount point") from None
+        if other == self.voldir.resolve():
+            raise SnapfsError(f"a junction of volume {self.voldir} may not lead to itself", errno.EINVAL)
+        with Client(other) as o:
+            ident, info = o.volume_identity(), o.info()
+        target = info.mountpoint or str(other)
+        return Junction(**self._call("junction_create", path=path, uuid=ident.uuid, name=info.name,
+                                     volume_path=str(other), target=target))
+
+    def junction_list(self) -> list[Junction]:
+        return [Junction(**d) for d in self._call("junction_list")]
+
+    def junction_delete(self, path: str) -> None:
+        self._call("junction_delete", path=path)
+
+    def restrict(self, path: str, owner: str) -> Restriction:
+        """Client I/O restriction: only ``owner`` may open ``path`` until :meth:`unrestrict`."""
+        return Restriction(**self._call("restrict", path=path, owner=owner))
+
+    def unrestrict(self, path: str, owner: str) -> None:
+        self._call("unrestrict", path=path, owner=owner)
+
+    def restriction_list(self) -> list[Restriction]:
+        return [Restriction(**d) for d in self._call("restriction_list")]
+
+    def act_as(self, owner: str) -> None:
+        """This process (and its children) act as restriction owner ``owner`` on the
+        mount while this client stays open (see :mod:`snapfs.restrictions`).  On a
+        volume that is not mounted nothing is enforced, so nothing is needed."""
+        check_owner(owner)
+        if self.mounted:
+            self._call(control.ACT_AS, owner=owner)
+
+    # ------------------------------------------------------------------ (end of the filer's objects)
 
 
 def _snapshot(d: dict) -> SnapshotInfo:

@@ -15,11 +15,13 @@ import errno
 import json
 import os
 import socket
+import struct
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .errors import SnapfsError, err
+from .restrictions import check_owner
 from .volume import Volume
 
 SOCKET_NAME = "control.sock"
@@ -60,6 +62,86 @@ def _info(vol: Volume) -> dict:
             "max_name": st.name_max, "mountpoint": None, "pid": None}
 
 
+# ---------------------------------------------------------------------- the filer's objects (issue 12, filerA)
+
+def _volume_identity(vol: Volume) -> dict:
+    return dataclasses.asdict(vol.volume_identity())
+
+
+def _volume_modify(vol: Volume, type: str | None = None, security_style: str | None = None) -> dict:
+    return dataclasses.asdict(vol.volume_modify(type, security_style))
+
+
+def _volume_move(vol: Volume, aggregate: str) -> dict:
+    return dataclasses.asdict(vol.volume_move(aggregate))
+
+
+def _qtree_create(vol: Volume, name: str, security_style: str | None = None, oplocks: str = "enable") -> dict:
+    return dataclasses.asdict(vol.qtree_create(name, security_style, oplocks))
+
+
+def _qtree_list(vol: Volume) -> list[dict]:
+    return [dataclasses.asdict(q) for q in vol.qtree_list()]
+
+
+def _qtree_show(vol: Volume, name: str) -> dict:
+    return dataclasses.asdict(vol.qtree_show(name))
+
+
+def _qtree_modify(vol: Volume, name: str, security_style: str | None = None, oplocks: str | None = None) -> dict:
+    return dataclasses.asdict(vol.qtree_modify(name, security_style, oplocks))
+
+
+def _qtree_delete(vol: Volume, name: str, force: bool = False) -> None:
+    vol.qtree_delete(name, force)
+
+
+def _junction_create(vol: Volume, path: str, uuid: str, name: str, volume_path: str, target: str) -> dict:
+    return dataclasses.asdict(vol.junction_create(path, uuid, name, volume_path, target))
+
+
+def _junction_list(vol: Volume) -> list[dict]:
+    return [dataclasses.asdict(j) for j in vol.junction_list()]
+
+
+def _junction_delete(vol: Volume, path: str) -> None:
+    vol.junction_delete(path)
+
+
+def _restrict(vol: Volume, path: str, owner: str) -> dict:
+    return dataclasses.asdict(vol.restrict(path, owner))
+
+
+def _unrestrict(vol: Volume, path: str, owner: str) -> None:
+    vol.unrestrict(path, owner)
+
+
+def _restriction_list(vol: Volume) -> list[dict]:
+    return [dataclasses.asdict(r) for r in vol.restriction_list()]
+
+
+def _volume_resize(vol: Volume, size: int) -> dict:
+    return dataclasses.asdict(vol.volume_resize(size))
+
+
+def _room_advice(vol: Volume) -> str:
+    return vol.room_advice()
+
+
+FILER_COMMANDS: dict[str, Callable[..., Any]] = {
+    "volume_resize": _volume_resize, "room_advice": _room_advice,
+    "volume_identity": _volume_identity, "volume_modify": _volume_modify, "volume_move": _volume_move,
+    "qtree_create": _qtree_create, "qtree_list": _qtree_list, "qtree_show": _qtree_show,
+    "qtree_modify": _qtree_modify, "qtree_delete": _qtree_delete,
+    "junction_create": _junction_create, "junction_list": _junction_list, "junction_delete": _junction_delete,
+    "restrict": _restrict, "unrestrict": _unrestrict, "restriction_list": _restriction_list,
+}
+#: The op by which a connection's process names itself a restriction owner (see
+#: :mod:`snapfs.restrictions`): answered by the daemon itself, which knows the peer.
+ACT_AS = "act_as"
+
+# ---------------------------------------------------------------------- (end of the filer's objects)
+
 #: op name -> function(vol, **args) returning something JSON can carry
 COMMANDS: dict[str, Callable[..., Any]] = {
     "info": _info,
@@ -69,6 +151,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "snapshot_rename": _snapshot_rename,
     "snapshot_hold": _snapshot_hold,
     "snapshot_release": _snapshot_release,
+    **FILER_COMMANDS,
 }
 
 
@@ -156,7 +239,23 @@ async def serve(listener: socket.socket, vol: Volume, extra: dict,
             nursery.start_soon(_handle, conn, vol, extra, on_gone)
 
 
+def _peer_pid(conn) -> int:
+    """The pid of the process at the other end of a Unix socket (from the kernel)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[0]
+
+
 async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]], None]) -> None:
+    acting: list[int] = []  # the peer's pid once it acts as a restriction owner (filerA)
+    try:
+        await _requests(conn, vol, extra, on_gone, acting)
+    finally:
+        for pid in acting:
+            vol.owners.unregister(pid)
+
+
+async def _requests(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]], None],
+                    acting: list[int]) -> None:
     buf = b""
     with conn:
         while True:
@@ -171,6 +270,13 @@ async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]],
             try:
                 req = json.loads(line)
                 op, args = req["op"], req.get("args") or {}
+                if op == ACT_AS:  # filerA: this connection's process acts as a restriction owner
+                    check_owner(args["owner"])
+                    acting.append(_peer_pid(conn))
+                    vol.owners.register(acting[-1], args["owner"])
+                    reply = {"ok": True, "result": acting[-1]}
+                    await _send(conn, reply)
+                    continue
                 vol.commit()  # exact space figures; the command itself is committed below
                 result = execute(vol, op, args)
                 if op == "info":
@@ -182,7 +288,11 @@ async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]],
             except (ValueError, KeyError, TypeError) as e:
                 reply = {"ok": False, "errno": errno.EINVAL, "error": f"bad control request: {e}"}
             vol.commit()
-            data = (json.dumps(reply) + "\n").encode()
-            while data:
-                n = await conn.send(data)
-                data = data[n:]
+            await _send(conn, reply)
+
+
+async def _send(conn, reply: dict) -> None:
+    data = (json.dumps(reply) + "\n").encode()
+    while data:
+        n = await conn.send(data)
+        data = data[n:]

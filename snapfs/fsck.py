@@ -38,6 +38,8 @@ The passes, in the order they run (each repair a transaction of its own):
   snapshot caught while it was open is not damage there.
 * free space: every block below the high-water mark is referenced or free
   (leaked blocks are freed); the used-blocks counter matches.
+* the filer's objects: the volume's identity, qtrees, junctions and client
+  I/O restrictions (:mod:`snapfs.fsck_filer`).
 * the folder (:func:`fsck_path` only): it is 0700 and its files 0600
   (:mod:`snapfs.privacy`); wider modes are tightened.
 
@@ -57,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from . import control, privacy
+from . import control, fsck_filer, privacy
 from .errors import SnapfsError, VolumeBusy
 from .schema import DEAD, LIVE, VERSIONED
 from .volume import DB_FILE, NAME_MAX, ROOT_INO, Volume
@@ -149,7 +151,7 @@ def fsck(vol: Volume, repair: bool = False) -> FsckReport:
 
 
 #: fsck's passes, in the order they run (see the module's description of each).
-PASSES = ("counters", "block_refs", "epochs", "live_tree", "snapshot_trees", "free_space")
+PASSES = ("counters", "block_refs", "epochs", "live_tree", "snapshot_trees", "free_space", "filer")
 
 
 class _Ino(NamedTuple):
@@ -274,6 +276,10 @@ class _Fsck:
         """Run every pass of :data:`PASSES`, in order."""
         for name in PASSES:
             getattr(self, f"check_{name}")()
+
+    def check_filer(self) -> None:
+        """The filer's objects: identity, qtrees, junctions, restrictions (:mod:`snapfs.fsck_filer`)."""
+        fsck_filer.check(self)
 
     def check_snapshot_trees(self) -> None:
         for snap in list(self.t.epochs.epochs):

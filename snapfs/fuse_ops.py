@@ -42,6 +42,7 @@ import pyfuse3
 
 from . import acl as _acl
 from . import control
+from . import qtrees as _qtrees
 from .errors import SnapfsError
 from .records import Attrs
 from .volume import ROOT_INO, Volume, xattr_suffix
@@ -67,7 +68,12 @@ SNAPSHOT_XATTR = b"user.snapfs.snapshot"
 #: nanoseconds since the epoch in decimal; ENODATA in the live tree.  A dump of a snapshot
 #: takes it as its dump date, so the next incremental catches what changed after it.
 SNAPSHOT_CREATED_XATTR = b"user.snapfs.snapshot_created_ns"
-_VIRTUAL = (INO_XATTR, TRUSTED_INO_XATTR, VOLUME_XATTR, SNAPSHOT_XATTR, SNAPSHOT_CREATED_XATTR)
+#: Virtual xattr on every node: its qtree id (0: in no qtree), decimal ASCII.
+QTREE_ID_XATTR = _qtrees.QTREE_ID_XATTR
+#: The filer's records (``trusted.snapfs.qtree``, ``trusted.snapfs.junction``): shown, never
+#: changed through the mount (the snapfs commands change them).
+FILER_XATTR_PREFIX = b"trusted.snapfs."
+_VIRTUAL = (QTREE_ID_XATTR, INO_XATTR, TRUSTED_INO_XATTR, VOLUME_XATTR, SNAPSHOT_XATTR, SNAPSHOT_CREATED_XATTR)
 LIVE_TIMEOUT = 3600.0
 SNAP_TIMEOUT = 3600.0
 _READDIR_BATCH = 256
@@ -129,6 +135,8 @@ class SnapfsOperations(pyfuse3.Operations):
         super().__init__()
         self.vol = vol
         self.voldir = str(Path(vol.path).resolve())
+        #: restricted inode -> owner: the Volume's own dict, changed in place (a look-up per open)
+        self.restricted = vol.restricted
         #: called once the kernel's INIT request has been answered (the mount daemon's hook)
         self.on_init = lambda: None
 
@@ -146,8 +154,9 @@ class SnapfsOperations(pyfuse3.Operations):
         return snap, ino
 
     def _live(self, node: int) -> int:
-        """The Volume ino of a live node; EROFS for ``.snapshot`` and everything under it."""
-        if node >= SNAPDIR_NODE:
+        """The Volume ino of a live node; EROFS for ``.snapshot`` and everything under it,
+        and for everything on a volume of type ro (a mirror destination)."""
+        if node >= SNAPDIR_NODE or self.vol.read_only:
             raise _erofs()
         return node
 
@@ -203,6 +212,11 @@ class SnapfsOperations(pyfuse3.Operations):
         """Drop the kernel's entries for snapshot names that were deleted or renamed away."""
         for name in gone:
             pyfuse3.invalidate_entry_async(SNAPDIR_NODE, os.fsencode(name), ignore_enoent=True)
+        # and the live entries the filer's commands (qtrees, junctions) made or removed
+        changed = self.vol.entries_changed
+        while changed:
+            parent, name = changed.pop()
+            pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
 
     # ------------------------------------------------------------------ names
 
@@ -281,13 +295,22 @@ class SnapfsOperations(pyfuse3.Operations):
 
     @_errors
     async def rmdir(self, parent_inode, name, ctx):
-        self.vol.rmdir(self._removable(parent_inode, name), name)
+        parent = self._removable(parent_inode, name)
+        if self.vol.qtree_root(parent, name):  # only 'snapfs qtree delete' removes a qtree
+            raise pyfuse3.FUSEError(errno.EPERM)
+        self.vol.rmdir(parent, name)
 
     @_errors
     async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
         old, new = self._live(parent_inode_old), self._live(parent_inode_new)
         if _is_snapdir(old, name_old) or _is_snapdir(new, name_new):
             raise pyfuse3.FUSEError(errno.EBUSY)
+        if self.vol.qtree_root(old, name_old) or self.vol.qtree_root(new, name_new):
+            raise pyfuse3.FUSEError(errno.EPERM)  # a qtree keeps its name (ONTAP renames it, not NFS)
+        if old != new and self.vol.qtrees:
+            src = self.vol.find(old, name_old)
+            if src is not None and self.vol.moves_across_qtrees(src.ino, old, new):
+                raise pyfuse3.FUSEError(errno.EXDEV)  # directories stay in their qtree (as on ONTAP)
         self.vol.rename(old, name_old, new, name_new, flags, ctx.uid, ctx.gid, inherit_acl=True)
 
     # ------------------------------------------------------------------ attributes
@@ -303,6 +326,8 @@ class SnapfsOperations(pyfuse3.Operations):
         if fields.update_gid:
             kw["gid"] = attr.st_gid
         if fields.update_size:
+            if ino in self.restricted and not self.vol.may_open(ino, ctx.pid):
+                raise pyfuse3.FUSEError(errno.EBUSY)  # client I/O restriction
             kw["size"] = attr.st_size
         if fields.update_atime:
             kw["atime_ns"] = attr.st_atime_ns
@@ -316,7 +341,7 @@ class SnapfsOperations(pyfuse3.Operations):
     @_errors
     async def setxattr(self, inode, name, value, ctx):
         ino = self._live(inode)
-        if name in _VIRTUAL:
+        if name in _VIRTUAL or name.startswith(FILER_XATTR_PREFIX):
             raise pyfuse3.FUSEError(errno.EPERM)
         if name in (_acl.ACL_ACCESS, _acl.ACL_DEFAULT):  # the mode and the ACL follow each other
             self.vol.set_acl(ino, name, value)
@@ -334,6 +359,8 @@ class SnapfsOperations(pyfuse3.Operations):
         if name in (INO_XATTR, TRUSTED_INO_XATTR):
             self.vol.getattr(ino, snap)
             return str(ino).encode()
+        if name == QTREE_ID_XATTR:
+            return str(self.vol.qtree_of(ino, snap).id).encode()
         if name == VOLUME_XATTR and snap is None and ino == ROOT_INO:
             return os.fsencode(self.voldir)
         if name == SNAPSHOT_XATTR:
@@ -359,7 +386,7 @@ class SnapfsOperations(pyfuse3.Operations):
     @_errors
     async def removexattr(self, inode, name, ctx):
         ino = self._live(inode)
-        if name in _VIRTUAL:
+        if name in _VIRTUAL or name.startswith(FILER_XATTR_PREFIX):
             raise pyfuse3.FUSEError(errno.EPERM)
         self.vol.removexattr(ino, name)
 
@@ -368,8 +395,10 @@ class SnapfsOperations(pyfuse3.Operations):
     @_errors
     async def open(self, inode, flags, ctx):
         snap, ino = self._where(inode)
-        if snap is not None and flags & _WRITE_FLAGS:
+        if flags & _WRITE_FLAGS and (snap is not None or self.vol.read_only):
             raise _erofs()
+        if ino in self.restricted and snap is None and not self.vol.may_open(ino, ctx.pid):
+            raise pyfuse3.FUSEError(errno.EBUSY)  # client I/O restriction (see snapfs.restrictions)
         keep = True
         if flags & os.O_TRUNC and stat.S_ISREG(self.vol.getattr(ino).mode):
             # libfuse asks for atomic_o_trunc: the kernel leaves O_TRUNC to the open

@@ -54,6 +54,10 @@ from .errors import NotAVolume, SnapfsError, err
 from .records import Attrs, SnapshotEntry, SnapshotInode
 from .schema import MAGIC, SCHEMA_VERSION
 from .store import DB_FILE, ROOT_INO, check_header
+from . import junctions as _junctions
+from . import qtrees as _qtrees
+from .identity import VolumeIdentity, identity_of, read_props, snapshot_identity_of
+from .qtrees import Qtree
 
 #: The rows snapshot S sees (``birth <= S < death``), for parameters (S, S).
 _SEES = "death > ? AND birth <= ?"
@@ -108,6 +112,11 @@ class SnapshotReader:
                 by = f" by {holder!r}" if holder is not None else ""
                 raise err(errno.EPERM, f"snapshot {name!r} of volume {self.volume} is not held{by}: hold it"
                                        " (snapfs hold) before reading it, so it cannot change or go meanwhile")
+            #: the volume's uuid, and the generation and type this snapshot was taken with
+            #: (security style and aggregate: the volume's now); ``volume_identity``: all of it now
+            self.volume_identity: VolumeIdentity = identity_of(read_props(self._db))
+            self.identity: VolumeIdentity = snapshot_identity_of(self._db, self.id, read_props(self._db))
+            self._qtrees: dict[int, Qtree] | None = None
             self._fd = os.open(voldir / DATA_FILE, os.O_RDONLY | os.O_CLOEXEC)
         except BaseException:
             self._db.close()
@@ -243,3 +252,49 @@ class SnapshotReader:
                     break  # past the data file's end: zeros, as in a fresh block
                 dst, pos = dst[n:], pos + n
         return bytes(out)
+
+    # ------------------------------------------------------------------ the filer's objects (issue 12)
+
+    def qtrees(self) -> list[Qtree]:
+        """The snapshot's qtrees (as they were when it was taken), by id."""
+        if self._qtrees is None:
+            s = self.id
+            rows = self._rows(f"SELECT d.name, d.ino, x.value FROM dirents d JOIN xattrs x ON x.ino = d.ino"
+                              f" AND x.name = ? AND x.death > ? AND x.birth <= ?"
+                              f" WHERE d.parent = ? AND d.death > ? AND d.birth <= ?",
+                              (_qtrees.QTREE_XATTR, s, s, ROOT_INO, s, s))
+            self._qtrees = {i: _qtrees.decode(v, n.decode(errors="surrogateescape"), i) for n, i, v in rows}
+        return sorted(self._qtrees.values(), key=lambda q: q.id)
+
+    def qtree_of(self, ino: int) -> Qtree:
+        """The qtree inode ``ino`` is in (id 0, with the volume's style, for none)."""
+        self.qtrees()
+        top, s = ino, self.id
+        while top != ROOT_INO:
+            r = self._rows(f"SELECT parent FROM dirents WHERE ino = ? AND {_SEES} LIMIT 1", (top, s, s))
+            if not r:
+                raise err(errno.ENOENT, f"inode {ino} has no name in snapshot {self.name!r}")
+            if r[0][0] == ROOT_INO:
+                break
+            top = r[0][0]
+        q = self._qtrees.get(top) if self._qtrees is not None else None
+        return q or Qtree(0, "", self.identity.security_style, "enable", 0)
+
+    def qtree_ids(self) -> dict[int, int]:
+        """Every named inode of the snapshot -> its qtree id (0: none), in one query."""
+        s = self.id
+        self.qtrees()
+        tops = {ino: q.id for ino, q in (self._qtrees or {}).items()}
+        out: dict[int, int] = {ROOT_INO: 0}
+        for ino, top in self._rows(
+                f"WITH RECURSIVE t(ino, top) AS (SELECT ino, ino FROM dirents WHERE parent = ? AND {_SEES}"
+                f" UNION SELECT d.ino, t.top FROM dirents d JOIN t ON d.parent = t.ino"
+                f" WHERE d.death > ? AND d.birth <= ?) SELECT ino, top FROM t", (ROOT_INO, s, s, s, s)):
+            out[ino] = tops.get(top, 0)
+        return out
+
+    def junction(self, ino: int) -> dict[str, str] | None:
+        """The junction record of symbolic link ``ino`` (uuid, name, path of the other
+        volume), or None for a link that is no junction."""
+        v = self.inode(ino).xattrs.get(_junctions.JUNCTION_XATTR)
+        return None if v is None else _junctions.decode(v)

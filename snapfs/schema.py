@@ -21,7 +21,7 @@ import sqlite3
 from .errors import NotAVolume
 
 MAGIC = "snapfs-volume"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The longest name (bytes) of a directory entry or a snapshot.
 NAME_MAX = 255
 #: ``death`` of a row the live head still sees (larger than any epoch).
@@ -100,7 +100,27 @@ _V2 = "".join(
     f"DROP INDEX {t}_dead; CREATE INDEX {t}_dead ON {t} (death, birth) WHERE {DEAD};\n"
     for t in ("inodes", "dirents", "xattrs", "blockmap"))
 
-_MIGRATIONS = {1: _V1, 2: _V2}
+#: Version 3 (issue 12, the filer volume): the volume's identity and access type
+#: (``volume_props``: uuid, generation, type, security_style, next_qtree_id; not
+#: versioned, a volume has one identity) and the client I/O restrictions
+#: (``restrictions``: live state, not history), and the generation and type each
+#: snapshot was taken with (``snapshot_identity``).  Qtrees and junctions are stored
+#: as versioned ``trusted.snapfs.*`` xattrs of their inodes, so snapshots keep them.
+_V3 = """
+CREATE TABLE IF NOT EXISTS volume_props (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO volume_props (key, value) SELECT 'uuid', substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4'
+    || substr(h, 14, 3) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(h, 18, 3) || '-'
+    || substr(h, 21, 12) FROM (SELECT lower(hex(randomblob(16))) AS h);
+INSERT OR IGNORE INTO volume_props (key, value) VALUES ('generation', '1'), ('type', 'rw'),
+    ('security_style', 'unix'), ('next_qtree_id', '1');
+CREATE TABLE IF NOT EXISTS restrictions (ino INTEGER PRIMARY KEY, owner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_identity (
+    epoch INTEGER PRIMARY KEY REFERENCES snapshots (epoch) ON DELETE CASCADE,
+    generation INTEGER NOT NULL, type TEXT NOT NULL
+);
+"""
+
+_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3}
 
 
 def migrate(db: sqlite3.Connection) -> None:

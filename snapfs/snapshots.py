@@ -117,6 +117,7 @@ class SnapshotOps:
     store: BlockStore
     meta: Meta
     commit: Callable[[], bool]
+    _record_identity: Callable[[int], None]
 
     def is_snapshot(self, snap: int) -> bool:
         """Is ``snap`` the id of an existing snapshot?"""
@@ -147,6 +148,7 @@ class SnapshotOps:
                 self._db.execute("INSERT INTO snapshots (epoch, name, created_ns) VALUES (?,?,?)", (s, name, now))
             except sqlite3.IntegrityError:
                 raise err(errno.EEXIST, f"snapshot {name!r} already exists") from None
+            self._record_identity(s)  # the generation and type it was taken with (snapfs.identity)
             self.meta.epoch = s + 1
             self._epochs.add(s)
         return SnapshotInfo(s, name, now, (), 0)

@@ -14,7 +14,10 @@ adapter answers EROFS for snapshot inodes.
 The calls are grouped by concept in the parts the class is made of:
 names (:mod:`snapfs.namespace`), file data (:mod:`snapfs.filedata`),
 xattrs and POSIX ACLs (:mod:`snapfs.xattrs`) and snapshots
-(:mod:`snapfs.snapshots`); this module opens and closes volumes and ties
+(:mod:`snapfs.snapshots`), and the filer's objects: identity and access
+type (:mod:`snapfs.identity`), qtrees (:mod:`snapfs.qtrees`), junctions
+(:mod:`snapfs.junctions`) and client I/O restrictions
+(:mod:`snapfs.restrictions`), and room on a full volume (:mod:`snapfs.room`); this module opens and closes volumes and ties
 the parts to the store.
 
 Not thread-safe: one caller at a time (the FUSE adapter's single trio thread).
@@ -39,9 +42,14 @@ from pathlib import Path
 
 from . import snapshots as _snap
 from .filedata import MAX_FILE_SIZE, FileData
+from .identity import IdentityOps
+from .junctions import JunctionOps
 from .namespace import (PATH_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, WHITEOUT_MODE,
                         NamespaceOps)
+from .qtrees import QtreeOps
 from .records import Attrs, SpaceInfo, StatFS
+from .restrictions import RestrictionOps
+from .room import RoomOps
 from .schema import NAME_MAX
 from .snapshots import BACKUP_SNAPSHOT_PREFIX, SnapshotOps
 from .store import DB_FILE, LOCK_FILE, ROOT_INO, Row, Store, check_header, create_files
@@ -58,7 +66,8 @@ __all__ = [
 ]
 
 
-class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps):
+class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps,
+             IdentityOps, QtreeOps, JunctionOps, RestrictionOps, RoomOps):
     """An open snapfs volume.  Use :meth:`create` or :meth:`open`; close when done."""
 
     # ------------------------------------------------------------------ life cycle
@@ -89,6 +98,11 @@ class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps):
         self._open: dict[int, int] = {}
         self._backup_counter = 0
         self.closed = False
+        # the filer's objects (issue 12): identity and type, qtrees, restrictions
+        self._load_identity()
+        self._load_qtrees()
+        self._load_restrictions()
+        self._load_room()
 
     def __enter__(self) -> "Volume":
         return self

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .. import client, mount as _mount
+from . import filer
 from ..errors import SnapfsError
 from ..fsck import FSCK_ERROR, fsck_path
 from ..volume import DEFAULT_BLOCK_SIZE, Volume
@@ -136,18 +137,32 @@ def _need(name: str | None, action: str) -> str:
 def cmd_df(a: argparse.Namespace) -> int:
     with client.open_volume(a.vol) as c:
         i = c.info()
+        advice = c.room_advice() if i.size and i.used >= filer.NEARLY_FULL * i.size else None
     print(f"{'Volume':<16} {'Size':>12} {'Used':>12} {'Avail':>12} {'Use%':>5} {'Snapshots':>12} "
           f"{'Inodes':>10} {'IUsed':>10} {'IFree':>10}")
     # as df(1): used / (used + available), rounded up
     pct = -(-100 * i.used // (i.used + i.available)) if i.used + i.available else 0
     print(f"{i.name:<16} {human(i.size):>12} {human(i.used):>12} {human(i.available):>12} {pct:>4}% "
           f"{human(i.snapshots):>12} {i.inodes_total:>10} {i.inodes_used:>10} {i.inodes_total - i.inodes_used:>10}")
+    if advice:
+        print(advice)
     return 0
 
 
 def cmd_volume_show(a: argparse.Namespace) -> int:
     with client.open_volume(a.vol) as c:
-        i = c.info()
+        if a.action == "modify":
+            if a.type is None and a.security_style is None and a.size is None:
+                raise UsageError("volume modify needs --type rw|ro, --security-style unix|ntfs|mixed or --size SIZE")
+            if a.size is not None:
+                c.volume_resize(a.size)
+            if a.type is not None or a.security_style is not None:
+                c.volume_modify(a.type, a.security_style)
+        elif a.action == "move":
+            if not a.to:
+                raise UsageError("volume move needs --to AGGREGATE")
+            c.volume_move(a.to)
+        i, ident = c.info(), c.volume_identity()
     rows = [
         ("name", i.name), ("path", i.path),
         ("mounted on", f"{i.mountpoint} (pid {i.pid})" if i.mountpoint else "-"),
@@ -156,6 +171,8 @@ def cmd_volume_show(a: argparse.Namespace) -> int:
         ("live data", f"{human(i.live)} ({i.live})"),
         ("snapshot space", f"{human(i.snapshots)} ({i.snapshots})"), ("snapshots", str(i.snapshot_count)),
         ("inodes used", str(i.inodes_used)), ("inodes free", str(i.inodes_total - i.inodes_used)),
+        ("uuid", ident.uuid), ("type", ident.type), ("generation", str(ident.generation)),
+        ("security style", ident.security_style), ("aggregate", ident.aggregate),
     ]
     for k, v in rows:
         print(f"{k + ':':<16}{v}")
@@ -241,9 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_df)
 
     v = sub.add_parser("volume", help="volume details")
-    v.add_argument("action", choices=["show"], help="what to do")
+    v.add_argument("action", choices=["show", "modify", "move"], help="what to do")
     v.add_argument("vol", help="mount point or volume folder")
+    v.add_argument("--type", choices=["rw", "ro"], default=None,
+                   help="modify: rw, or ro (a mirror destination: the mount refuses writes); bumps the generation")
+    v.add_argument("--security-style", choices=["unix", "ntfs", "mixed"], default=None,
+                   help="modify: the default security style of new qtrees")
+    v.add_argument("--size", type=parse_size, default=None, help="modify: the volume's new size, e.g. 20G")
+    v.add_argument("--to", default=None, metavar="AGGREGATE", help="move: where to (simulated; bumps the generation)")
     v.set_defaults(fn=cmd_volume_show)
+
+    filer.add_parsers(sub)
 
     f = sub.add_parser("fsck", help="check a volume that is not mounted (-y: and repair it)")
     f.add_argument("voldir", help="the volume folder (not mounted)")
@@ -260,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except UsageError as e:
+    except (UsageError, filer.FilerUsage) as e:
         print(f"snapfs: {e}", file=sys.stderr)
         return 2
     except SnapfsError as e:

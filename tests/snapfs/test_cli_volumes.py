@@ -88,6 +88,7 @@ def test_df_volume_show_and_snapshot_list_print_exact_figures(tmp_path: Path):
         v.write(f.ino, 0, b"x" * 10000)  # 3 blocks
         s = v.snapshot_create("s")
         v.write(f.ino, 0, b"y" * 10000)  # 3 new blocks; the snapshot alone holds the old 3
+        uuid = v.volume_identity().uuid
     df = snapfs("df", tmp_path / "v").stdout.splitlines()
     assert df[1].split() == ["figs", "1.0", "MiB", "24.0", "KiB", "1000.0", "KiB", "3%", "12.0", "KiB",
                              "50", "2", "48"]
@@ -95,7 +96,8 @@ def test_df_volume_show_and_snapshot_list_print_exact_figures(tmp_path: Path):
     assert {k: val.strip() for k, val in show.items() if k != "path"} == {
         "name": "figs", "mounted on": "-", "block size": "4096", "size": "1.0 MiB (1048576)",
         "used": "24.0 KiB (24576)", "available": "1000.0 KiB (1024000)", "live data": "12.0 KiB (12288)",
-        "snapshot space": "12.0 KiB (12288)", "snapshots": "1", "inodes used": "2", "inodes free": "48"}
+        "snapshot space": "12.0 KiB (12288)", "snapshots": "1", "inodes used": "2", "inodes free": "48",
+        "uuid": uuid, "type": "rw", "generation": "1", "security style": "unix", "aggregate": "aggr0"}
     listing = snapfs("snapshot", "list", tmp_path / "v").stdout.splitlines()
     created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_ns / 1e9))
     assert listing[1].split() == ["s", *created.split(), "12.0", "KiB"]

@@ -83,12 +83,14 @@ def test_created_volume_mounts_with_exact_figures_everywhere(tmp_path: Path):
 
         with client.open_volume(mnt) as c:
             pid = c.info().pid
+            uuid = c.volume_identity().uuid
         show = _numbers(snapfs("volume", "show", mnt).stdout)
         assert show == {
             "name": "v1", "path": str(voldir), "mounted on": f"{mnt} (pid {pid})", "block size": str(BS),
             "size": str(s.f_blocks * BS), "used": str(used), "available": str(avail),
             "live data": str(11 * BS), "snapshot space": str(3 * BS), "snapshots": "1",
             "inodes used": str(s.f_files - s.f_ffree), "inodes free": str(s.f_ffree),
+            "uuid": uuid, "type": "rw", "generation": "1", "security style": "unix", "aggregate": "aggr0",
         }
         assert (mnt / "a").read_bytes() == a[:2 * BS] + b"z" * 3 * BS + a[5 * BS:]
         assert (mnt / ".snapshot" / "s1" / "a").read_bytes() == a

@@ -12,6 +12,7 @@ from snapfs import (
     RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, ROOT_INO, XATTR_CREATE, XATTR_REPLACE, NotAVolume,
     SnapfsError, Volume, VolumeBusy, fsck,
 )
+from snapfs.schema import SCHEMA_VERSION
 
 
 def errno_of(fn, *a, **kw) -> int:
@@ -480,7 +481,7 @@ def test_a_version_1_volume_is_migrated_on_open(voldir):
     db.commit()
     db.close()
     with Volume.open(voldir) as v:
-        assert v.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert v.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         sql = v.db.execute("SELECT sql FROM sqlite_master WHERE name = 'blockmap_dead'").fetchone()[0]
         assert "WHERE death <" in sql
         assert v.read(v.lookup(ROOT_INO, "f").ino, 0, 10) == b"kept"

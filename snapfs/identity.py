@@ -1,0 +1,130 @@
+"""A volume's identity and access type: its uuid, generation, type (rw/ro) and security style.
+
+:class:`IdentityOps` is one of the parts :class:`snapfs.volume.Volume` is made
+of.  The values live in the ``volume_props`` table (schema version 3): not
+versioned, since a volume has one identity whatever its snapshots.
+
+- ``uuid``: made once, when the volume is made (or migrated to version 3).
+- ``type``: ``rw``, or ``ro`` for a mirror destination: the mount answers
+  EROFS to every change of the live tree (the Volume API itself still
+  writes: it is what a mirror transfer would use).
+- ``generation``: starts at 1 and goes up by one at every change of type and
+  every (simulated) :meth:`IdentityOps.volume_move`.  The dump engine keeps
+  it with a baseline and requires a new baseline when it changed.
+- ``security_style``: unix, ntfs or mixed; the default of new qtrees.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from dataclasses import dataclass
+
+from .errors import err
+from .store import StoreCalls
+
+VOLUME_TYPES = ("rw", "ro")
+SECURITY_STYLES = ("unix", "ntfs", "mixed")
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeIdentity:
+    """What :meth:`IdentityOps.volume_identity` answers (and snapfs.reader reads)."""
+
+    uuid: str
+    generation: int
+    type: str
+    security_style: str
+    aggregate: str
+
+
+def read_props(db: sqlite3.Connection) -> dict[str, str]:
+    """The ``volume_props`` table as a dict (for the Volume, fsck and the reader)."""
+    return dict(db.execute("SELECT key, value FROM volume_props"))
+
+
+def identity_of(props: dict[str, str]) -> VolumeIdentity:
+    return VolumeIdentity(props.get("uuid", ""), int(props.get("generation", "1")), props.get("type", "rw"),
+                          props.get("security_style", "unix"), props.get("aggregate", "aggr0"))
+
+
+def snapshot_identity_of(db: sqlite3.Connection, snap: int, props: dict[str, str]) -> VolumeIdentity:
+    """The volume's identity as snapshot ``snap`` was taken with it: its generation and type
+    then (a snapshot from before schema 3 has none recorded: the current ones)."""
+    now = identity_of(props)
+    r = db.execute("SELECT generation, type FROM snapshot_identity WHERE epoch = ?", (snap,)).fetchone()
+    if r is None:
+        return now
+    return VolumeIdentity(now.uuid, r[0], r[1], now.security_style, now.aggregate)
+
+
+def check_style(style: str) -> str:
+    if style not in SECURITY_STYLES:
+        raise err(errno.EINVAL, f"unknown security style {style!r} (use unix, ntfs or mixed)")
+    return style
+
+
+class IdentityOps(StoreCalls):
+    """volume_identity, volume_modify, volume_move (a Volume part)."""
+
+    #: True for a volume of type ro: the FUSE adapter answers EROFS to every change
+    read_only: bool = False
+
+    def _load_identity(self) -> None:
+        self._props = read_props(self._db)
+        self.read_only = self._props.get("type") == "ro"
+
+    def _put_props(self, **values: str) -> None:
+        with self._txn():
+            for k, v in values.items():
+                self._db.execute("INSERT OR REPLACE INTO volume_props (key, value) VALUES (?, ?)", (k, v))
+        self._props.update(values)
+        self.read_only = self._props.get("type") == "ro"
+
+    def check_writable(self) -> None:
+        """EROFS on a volume of type ro: the filer's commands change no qtree or junction
+        of a mirror destination (its source's are mirrored to it)."""
+        if self.read_only:
+            raise err(errno.EROFS, f"volume {self.meta.name} is read-only (type ro, a mirror destination);"
+                      " 'snapfs volume modify --type rw' first")
+
+    def prop(self, key: str, default: str = "") -> str:
+        """One value of ``volume_props`` (``next_qtree_id`` and the like)."""
+        return self._props.get(key, default)
+
+    def volume_identity(self) -> VolumeIdentity:
+        return identity_of(self._props)
+
+    def _record_identity(self, snap: int) -> None:
+        """Inside snapshot_create's transaction: the generation and type snapshot ``snap`` is taken with."""
+        i = self.volume_identity()
+        self._db.execute("INSERT OR REPLACE INTO snapshot_identity (epoch, generation, type) VALUES (?, ?, ?)",
+                         (snap, i.generation, i.type))
+
+    def snapshot_identity(self, snap: int) -> VolumeIdentity:
+        """The identity as it was when snapshot ``snap`` (an id) was taken."""
+        return snapshot_identity_of(self._db, snap, self._props)
+
+    def volume_modify(self, type: str | None = None, security_style: str | None = None) -> VolumeIdentity:
+        """Change the access type (bumping the generation when it changes) and/or the
+        volume's security style (the default of qtrees made afterwards)."""
+        values: dict[str, str] = {}
+        if type is not None:
+            if type not in VOLUME_TYPES:
+                raise err(errno.EINVAL, f"unknown volume type {type!r} (use rw or ro)")
+            if type != self._props.get("type"):
+                values["type"] = type
+                values["generation"] = str(self.volume_identity().generation + 1)
+        if security_style is not None:
+            values["security_style"] = check_style(security_style)
+        if values:
+            self._put_props(**values)
+        return self.volume_identity()
+
+    def volume_move(self, aggregate: str) -> VolumeIdentity:
+        """A simulated volume move to ``aggregate``: only the generation (and the
+        aggregate's name) change, as the dump engine sees a moved volume."""
+        if not aggregate or "/" in aggregate:
+            raise err(errno.EINVAL, f"bad aggregate name {aggregate!r}")
+        self._put_props(aggregate=aggregate, generation=str(self.volume_identity().generation + 1))
+        return self.volume_identity()
