@@ -103,7 +103,9 @@ def test_keyless_syntax_and_verbose_lines(tmp_path: Path) -> None:
     assert "Writing 64 Kilobyte records" in err and "dumping directory inode 2" in err
     assert re.search(r"dumping regular inode \d+", err)
     assert Header.unpack((tmp_path / "img").read_bytes()[:1024], ByteOrder.LITTLE).c_ntrec == 64
-    pydump("0uDf", str(tmp_path / "dd"), str(tmp_path / "img0"), str(src))
+    progress = pydump("0uDf", str(tmp_path / "dd"), str(tmp_path / "img0"), str(src), "--progress", "0.000001")
+    # dump's progress line, every --progress seconds here instead of dump's 5 minutes
+    assert re.search(r"  DUMP: \d+\.\d\d% done( at \d+ kB/s)?, finished in \d+:\d\d\n", progress.stderr.decode())
     assert (tmp_path / "dd").read_text().startswith(f"{src} 0 ")
     names = listing(real_restore("-t", "-f", str(tmp_path / "img0"), cwd=tmp_path, tmp=tmp_path).stdout)
     assert "./d1/sub/big" in names
