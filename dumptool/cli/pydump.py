@@ -140,7 +140,8 @@ _UNSUPPORTED = {
 _VALUE_FLAGS = set("bfDTLBAQeEhFI")
 #: The letters of dump's old keyless syntax that take the next argument (dump's obsolete(), and I).
 _KEY_VALUES = set("ABbdDeEfFhILQsT")
-_KEY = re.compile(r"[0-9A-Za-z]+")
+#: A key: dump 0.4b47's flag letters only (a first argument like ``src`` is not one).
+_KEY = re.compile(r"[0-9AaBbcdDeEFfhIjkLMmnQqSsTuvWwyz]+")
 
 
 def _keyless(argv: list[str]) -> list[str]:
