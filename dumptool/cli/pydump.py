@@ -274,6 +274,8 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
             raise _UsageError(f"{flag}: {why}")
     if args.auto_size and args.volume_blocks is not None:
         raise _UsageError("You cannot use the a and B flags together.")
+    if args.base_date and args.update:  # dump's rule: a -T dump is not part of the dumpdates chain
+        raise _UsageError("You cannot use the T and u flags together.")
     if args.read_errors < 0:
         raise _UsageError(f"-I {args.read_errors}: give a number of read errors, 0 or more")
     if args.progress <= 0:

@@ -178,6 +178,7 @@ def test_eot_script_moves_full_volumes_away(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["-a", "-B", "100"], "You cannot use the a and B flags together."),
+    (["-T", "@1", "-u"], "You cannot use the T and u flags together."),
     (["-c"], "-c: not supported"),
     (["-s", "-d"], "not supported"),
     (["-I", "-1"], "-I -1"),
@@ -187,3 +188,31 @@ def test_dump_flags_refused_say_why(tmp_path: Path, args: list[str], message: st
     result = pydump("-0", *args, "-f", str(tmp_path / "x"), str(tmp_path), check=False)
     err = result.stderr.decode().strip().splitlines()
     assert result.returncode == 1 and len(err) == 1 and message in err[0], err
+
+
+def test_I_stops_the_dump_past_N_files_that_cannot_be_read(tmp_path: Path) -> None:
+    from dumptool.dump import Dump, DumpOptions, Stage
+    from dumptool.errors import DumpError
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in range(4):
+        (src / f"f{n}").write_text("x")
+
+    def dump_after_the_files_vanish(limit: int) -> list[str]:
+        for n in range(4):
+            (src / f"f{n}").write_text("x")
+        warnings: list[str] = []
+        dump = Dump(DumpOptions(source=str(src), output=str(tmp_path / f"img{limit}"), read_errors=limit,
+                                dumpdates=str(tmp_path / "dd")), warn=warnings.append)
+        steps = dump.steps()
+        assert next(steps).stage is Stage.MAP
+        for n in range(4):
+            (src / f"f{n}").unlink()  # gone between the walk and the read: "cannot read"
+        for _ in steps:
+            pass
+        return warnings
+
+    with pytest.raises(DumpError, match=r"more than 2 files could not be read .* \(-I 2\)"):
+        dump_after_the_files_vanish(2)
+    assert len(dump_after_the_files_vanish(0)) == 4  # -I 0: no limit, each one a warning
