@@ -423,6 +423,8 @@ class Dump:
         self._started = time.monotonic()
         self._last_progress = self._started
         self._volume_started = int(time.time())
+        if opts.multivolume:
+            self.say(f"Dumping volume 1 on {first}")
         self._open_toc()
         self._open_qfa()
         self.say(f"Volume 1 started with block 1 at: {time.ctime(self._volume_started)}")
@@ -1012,6 +1014,7 @@ class _VolumeChanger:
         ready = self._run_script(current, request.volume - 1) == 0
         if opts.multivolume:
             name = dump._volume_name(request.volume)
+            dump.say(f"Dumping volume {request.volume} on {name}")
             sink = open_sink(name)
             self.note_file(name, request.volume)
         elif self.is_tape:

@@ -51,6 +51,7 @@ def masked(stderr: str) -> list[str]:
             continue  # printed only when a volume took a second or more, by both
         line = _CTIME.sub("DATE", line)
         line = re.sub(r"^Dumping .* to .*", "Dumping SOURCE to OUTPUT", line)
+        line = re.sub(r"^Dumping volume (\d+) on .*", r"Dumping volume \1 on FILE", line)
         line = re.sub(r"^Closing .*", "Closing OUTPUT", line)
         line = re.sub(r"^Archiving dump to .*", "Archiving dump to FILE", line)  # dump 0.4b47 says "(null)"
         line = re.sub(r"^finished in .*", "finished in TIME", line)
@@ -65,14 +66,20 @@ def test_header_lines_size_estimate_and_archive_file_match_the_real_dump(tmp_pat
         mnt = loop.mount(tmp_path / "mnt")
         ours = pydump("-0", "-A", str(tmp_path / "ours.toc"), "-f", str(tmp_path / "ours"), str(mnt))
         our_size = int(pydump("-0", "-S", str(mnt)).stdout)
+        ours_m = pydump("-0", "-M", "-B", "300", "-f", str(tmp_path / "ours-v"), str(mnt))
         loop.umount()
         real = subprocess.run([DUMP, "-0", "-A", str(tmp_path / "real.toc"), "-f", str(tmp_path / "real"), loop.dev],
                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
         assert real.returncode == 0, real.stderr
+        real_m = subprocess.run([DUMP, "-0", "-M", "-B", "300", "-f", str(tmp_path / "real-v"), loop.dev],
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert real_m.returncode == 0, real_m.stderr
         real_size = int(subprocess.run([DUMP, "-0", "-S", loop.dev], capture_output=True, text=True,
                                        check=True).stdout)
     # the same lines in the same order (the real dump's, times and numbers masked)
     assert masked(ours.stderr.decode()) == masked(real.stderr)
+    volume_lines = masked(ours_m.stderr.decode())  # with volume changes: "Dumping volume 2 on ...", "begins with"
+    assert volume_lines == masked(real_m.stderr) and volume_lines.count("Volume N begins with blocks from inode N") >= 2
     # -S: bytes on stdout, within 1% of the real dump's estimate of the same tree
     assert abs(our_size - real_size) <= real_size / 100, (our_size, real_size)
     # -A: the real restore reads our archive file as it reads dump's, without the image
@@ -138,7 +145,7 @@ def test_q_aborts_instead_of_asking_and_prints_the_usual_lines(tmp_path: Path) -
 def test_B_to_a_plain_file_asks_for_the_next_volume_file(tmp_path: Path) -> None:
     src = small_tree(tmp_path / "src")
     first = tmp_path / "vol001"
-    pid, fd = _pydump_on_a_pty("-0", "-B", "200", "-f", str(first), str(src))
+    pid, fd = _pydump_on_a_pty("-0", "-n", "-B", "200", "-f", str(first), str(src))
 
     def operator(n: int) -> str:
         if n == 1:
@@ -149,6 +156,7 @@ def test_B_to_a_plain_file_asks_for_the_next_volume_file(tmp_path: Path) -> None
     os.close(fd)
     assert code == 0, seen
     assert "Change Volumes: Mount volume #2" in seen and "holds volume 1 of this dump" in seen
+    assert "Message to the operators: CHANGE DUMP VOLUMES!" in seen  # -n
     volumes = sorted(tmp_path.glob("vol0*"))
     assert len(volumes) >= 3 and first.stat().st_size > 0
     # the volumes read back as dump's -M files with the real restore
