@@ -117,7 +117,7 @@ def main() -> int:
                        check=True, stdout=subprocess.DEVNULL)
         figures: dict[str, list[tuple[float, float]]] = {k: [] for k in ("pd", "tar", "pr", "rr")}
         for _ in range(args.runs):
-            figures["pd"].append(run_child([str(BIN / "pydump"), "-0", "-q", "-f", str(image), str(tree)]))
+            figures["pd"].append(run_child([str(BIN / "pydump"), "-0", "--quiet", "-f", str(image), str(tree)]))
             figures["tar"].append(run_child(["tar", "--acls", "--xattrs", "-cf", str(tarball),
                                              "-C", str(tree), "."]))
             figures["pr"].append(run_child([str(BIN / "pyrestore"), "-r", "-f", str(image)],

@@ -25,7 +25,10 @@ import enum
 import errno as _errno
 import gc
 import os
+import shlex
 import stat
+import struct
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -67,7 +70,7 @@ from .format import (
     volume_header,
     xattr_records,
 )
-from .format.constants import TAPEBUF_PREFIX
+from .format.constants import DR_INODEINFO, ROOTINO, TAPEBUF_PREFIX, TP_NINOS
 from .format.dinode import stat_fields
 from .format.header import InodeHeaders
 from .operator import Terminal, open_terminal
@@ -133,7 +136,7 @@ class DumpOptions:
     quiet: bool = False
     volume_blocks: int | None = None      # -B: 1 KiB blocks per volume
     multivolume: bool = False             # -M: -f is a prefix, files prefix001...
-    toc: str | None = None                # -A: a restore -t style listing
+    toc: str | None = None                # -A: the archive file (dump's table of contents, read by restore -A)
     qfa: str | None = None                # -Q: the quick file access map
     exclude: frozenset[int] = frozenset()  # -e/-E: dump inode numbers
     progress_interval: float = 5.0
@@ -144,6 +147,10 @@ class DumpOptions:
     honor_level: int = 1                  # -h: the nodump flag is honoured at levels from this one up
     frozen_at: int | None = None          # --snapshot-date: the source is a read-only tree frozen then
     scratch: frozenset[str] = frozenset()  # --scratch: barcodes a volume change may overwrite
+    verbose: bool = False                 # -v: a line per inode dumped
+    eot_script: str | None = None         # -F: run at each volume change as SCRIPT DEVICE VOLUME
+    read_errors: int = 32                 # -I: files that cannot be read before the dump stops (0: no limit)
+    notify: bool = False                  # -n: operator alerts ("CHANGE DUMP VOLUMES!") printed too
 
 
 class Dump:
@@ -197,6 +204,13 @@ class Dump:
         self.compressor = (RecordCompressor(options.compress, options.compress_level)
                            if options.compress is not None else None)
         self._volume_first_block = 0           # c_tapea of the current volume's TS_TAPE
+        self._volume_started = 0               # time() the current volume started (dump's whole seconds)
+        self._volume_bytes = 0                 # bytes written before the current volume (uncompressed count)
+        self._rates: list[int] = []            # each closed volume's transfer rate, kB/s
+        self._volinfo = [0, ROOTINO]           # -A: the first inode of each volume (c_inos of TS_END)
+        self._toc_file = None                  # -A: the open archive file
+        self._toc_on = True                    # whether the blocks written now go to the archive too
+        self._read_errors = 0                  # files that could not be read (-I)
 
     # -- the stages ---------------------------------------------------------------
     def run(self) -> Cursor:
@@ -225,6 +239,7 @@ class Dump:
                 self._inomap.close()
             if self._qfa is not None:
                 self._qfa.close()
+            self._close_toc(quiet=True)
 
     @property
     def position(self) -> TapePosition | None:
@@ -237,15 +252,21 @@ class Dump:
         self._start()
         plan = self.plan
         self.say("dumping (Pass III) [directories]")
+        verbose = self.options.verbose
         for n, ino in enumerate(plan.directories, 1):
+            if verbose:
+                self.say(f"dumping directory inode {ino}")
             self._dump_inode(plan.nodes[ino])
             yield self._cursor(Stage.DIRECTORIES, n)
+        self._toc_on = False  # the archive holds the directories, then the end (dump's -A file)
         self.say("dumping (Pass IV) [regular files]")
         nodes, dump_file, dump_inode, cursor = plan.nodes, self._dump_file, self._dump_inode, self._cursor
         files = Stage.FILES
         meta = plan.metaonly
         for n, ino in enumerate(plan.files, 1):
             node = nodes[ino]
+            if verbose:
+                self.say(f"dumping regular inode {ino}" + (" (meta only)" if meta and ino in meta else ""))
             if meta and ino in meta:
                 self._dump_metaonly(node)
             elif node.st_mode & 0o170000 == stat.S_IFREG:
@@ -311,33 +332,70 @@ class Dump:
                 gc.enable()
         gc.freeze()
         self._frozen = True
-        self._estimate = self._estimate_blocks()
-        self.say(f"estimated {self._estimate} blocks.")
+        self._tapesize = self._estimate_blocks()
+        ntrec, limit = opts.ntrec, opts.volume_blocks
+        if not limit or opts.output == "-":
+            self._estimate = self._tapesize + 1 + ntrec  # a map header and the trailer blocks
+            self.say(f"estimated {self._estimate} blocks.")
+        else:  # dump's count for -B: a header and the maps again on each further volume
+            per_volume = limit // ntrec * ntrec if self.compressor is None else limit
+            volumes = self._tapesize / max(per_volume, 1)
+            extra = int(volumes)  # dump's etapes - 1
+            self._estimate = self._tapesize + extra * (self._map_blocks() + 1) + extra + 1 + ntrec
+            self.say(f"estimated {self._estimate} blocks on {volumes:3.2f} tape(s).")
         if self._inomap is not None:
             self._inomap.prune((n.st.st_dev, n.st.st_ino) for n in nodes.values())
 
+    def size_estimate(self) -> int:
+        """``dump -S``: the bytes the image is expected to take, as dump
+        reckons them (Passes I and II only: nothing is written or recorded)."""
+        try:
+            self._map()
+        finally:
+            if self._frozen:
+                self._frozen = False
+                gc.unfreeze()
+            if self._inomap is not None:
+                self._inomap.close()
+                self._inomap = None
+        return (self._tapesize + 1 + self.options.ntrec) * TP_BSIZE
+
+    def _map_blocks(self) -> int:
+        """The blocks of one inode map (dump's ``howmany(mapsize, TP_BSIZE)``)."""
+        return -(-(self.plan.maxino + 1) // (8 * TP_BSIZE))
+
     def _estimate_blocks(self) -> int:
+        """dump's ``tapesize`` after Pass II: the two maps with their
+        headers, and for each inode to dump its ``blockest``: a header, its
+        allocated blocks (at most its size, in the file system's blocks),
+        half of them for a directory, and the TS_ADDR headers past the
+        direct blocks; one block for a device, fifo or socket."""
         plan = self.plan
         nodes = plan.nodes
-        total = 1 + 2 * (1 + -(-plan.maxino // (8 * TP_BSIZE)))
+        try:
+            fs_block = os.statvfs(self.source).f_bsize or 4096
+        except OSError:
+            fs_block = 4096
+        per_block = max(fs_block // TP_BSIZE, 1)
+        direct = 12 * fs_block  # NDADDR file system blocks
+        total = 2 * (self._map_blocks() + 1)
         for ino in plan.directories + plan.files:
             node = nodes[ino]
-            if ino in plan.metaonly:
+            fmt = node.st_mode & 0o170000
+            if fmt not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
                 total += 1
                 continue
-            fmt = node.st_mode & 0o170000
-            blocks = -(-node.st_size // TP_BSIZE)
-            if fmt == stat.S_IFREG:
-                data = min(blocks, -(-node.st_blocks // 2))
-            elif fmt == stat.S_IFDIR:
-                size = sum(16 + len(e.name) for e in node.entries or ()) + 24
-                data = -(-size // TP_BSIZE)
-            elif fmt == stat.S_IFLNK:
-                data = 1 + node.st_size // TP_BSIZE
-            else:
-                data = 0
-            total += 1 + data + (blocks - 1) // 512 if blocks > 1 else 1 + data
-        return total + 1
+            size = node.st_size
+            blkest = -(-node.st_blocks * 512 // fs_block) * per_block
+            sizeest = -(-size // fs_block) * per_block
+            blkest = min(blkest, sizeest)
+            if fmt == stat.S_IFDIR:
+                blkest //= 2
+                sizeest //= 2
+            if size > direct:
+                blkest += -(-(sizeest - direct // TP_BSIZE) // TP_NINDIR)
+            total += blkest + 1
+        return total
 
     # -- writing -------------------------------------------------------------------
     def _start(self) -> None:
@@ -356,6 +414,7 @@ class Dump:
         first = self._volume_name(1) if opts.multivolume else opts.output
         sink = _open_output(first)
         change = _VolumeChanger(self, sink.is_tape)
+        change.note_file(first)
         self.writer = RecordWriter(sink, opts.ntrec, change, coalesce=_COALESCE, compressor=self.compressor)
         if not opts.volume_blocks:
             self._headers = InodeHeaders(next(inode_records(self.tape, 0, Dinode())))
@@ -363,8 +422,12 @@ class Dump:
             self._keep_recent = sink.is_tape
         self._started = time.monotonic()
         self._last_progress = self._started
+        self._volume_started = int(time.time())
+        if opts.multivolume:
+            self.say(f"Dumping volume 1 on {first}")
+        self._open_toc()
         self._open_qfa()
-        self.say(f"Volume 1 started with block 1 at: {time.ctime()}")
+        self.say(f"Volume 1 started with block 1 at: {time.ctime(self._volume_started)}")
         plan = self.plan
         self._emit([self.tape])
         self._emit(map_records(self.tape, RecordType.TS_CLRI, plan.in_use, plan.maxino))
@@ -412,6 +475,8 @@ class Dump:
             self._emit_each(run)  # number_blocks names the bad block
             return
         blocks = len(data) // TP_BSIZE
+        if self._toc_file is not None and self._toc_on:
+            self._archive(data)
         self.writer.write(data)
         self._written += blocks
         self._volume_blocks += blocks
@@ -426,6 +491,8 @@ class Dump:
                 if self._qfa is not None and qfa_indexes(item, self.date):
                     self._qfa_mark(item.c_inumber)
             for block in number_blocks([item], tapea):
+                if self._toc_file is not None and self._toc_on:
+                    self._archive(block, isinstance(item, Header))
                 writer.write(block)
             self._written += 1
             self._volume_blocks += 1
@@ -483,10 +550,20 @@ class Dump:
         if now - self._last_progress < self.options.progress_interval:
             return
         self._last_progress = now
-        share = min(self._written / max(self._estimate, 1), 0.9999)
-        elapsed = now - self._started
-        left = int(elapsed / share - elapsed) if share > 0 else 0
-        self.say(f"{share * 100:.2f}% done, finished in {left // 3600}:{left % 3600 // 60:02d}")
+        self.say(self.progress_line())
+
+    def progress_line(self) -> str:
+        """dump's estimate of what is left (``78.61% done at 333 kB/s, finished in 0:01``)."""
+        written = self._written
+        estimate = max(self._estimate, written, 1)
+        elapsed = time.monotonic() - self._started
+        left = int(elapsed / written * estimate - elapsed) if written else 0
+        share = written * 100.0 / estimate
+        seconds = int(time.time()) - self._volume_started
+        if seconds > 0:
+            rate = (self.writer.next_block - self._volume_first_block) // seconds if self.writer else 0
+            return f"{share:3.2f}% done at {rate} kB/s, finished in {left // 3600}:{left % 3600 // 60:02d}"
+        return f"{share:3.2f}% done, finished in {left // 3600}:{left % 3600 // 60:02d}"
 
     def _dump_inode(self, node: Node) -> None:
         mode = node.st_mode
@@ -512,7 +589,11 @@ class Dump:
         else:
             dinode = Dinode.from_stat(node, flags=flags, size=len(data))
             self._emit(inode_records(self.tape, ino, dinode, file_slices(data, holes=False)))
-        self._dump_xattrs(node, dinode, flags)
+        archiving, self._toc_on = self._toc_on, False
+        try:
+            self._dump_xattrs(node, dinode, flags)
+        finally:
+            self._toc_on = archiving
 
     def _dump_file(self, node: Node) -> None:
         ino = node.ino
@@ -521,6 +602,11 @@ class Dump:
         except OSError as exc:
             flags = inode_flags(node.path, node)
             self._warn(f"cannot read {os.fsdecode(node.path)}: {exc.strerror}; dumped as a hole")
+            self._read_errors += 1
+            limit = self.options.read_errors
+            if limit and self._read_errors > limit:
+                raise DumpError(f"more than {limit} files could not be read from {self.source} (-I {limit}): "
+                                "the ENTIRE dump is aborted")
             dinode = Dinode.from_stat(node, flags=flags)
             self._emit(inode_records(self.tape, ino, dinode))
             self._dump_xattrs(node, dinode, flags)
@@ -629,6 +715,10 @@ class Dump:
         if c_type is _TS_INODE and self._qfa is not None and not stat.S_ISDIR(fields[0]):
             self._qfa_mark(ino)
         head = headers.pack(c_type, tapea, ino, fields, n, addr)
+        if self._toc_file is not None and self._toc_on:
+            self._archive(b"".join(head), True)
+            if data:
+                self._archive(data)
         if self._keep_recent:
             self._recent.append((tapea, b"".join(head)))
         if data:
@@ -707,7 +797,12 @@ class Dump:
 
     def _end(self) -> None:
         self._ending = True
+        self._toc_on = True  # the archive ends with the TS_END blocks
         writer = self.writer
+        end = self.tape
+        if self._toc_file is not None:  # dump's volinfo: the first inode of each volume, for restore -A
+            inos = (self._volinfo + [0] * TP_NINOS)[:TP_NINOS]
+            end = end.derive(c_flags=end.c_flags | DR_INODEINFO, c_addr=struct.pack(f"<{TP_NINOS}i", *inos))
         # TS_END blocks fill the last record.  How many is what the writer
         # has pending, not c_tapea: once a full tape made it replay a record
         # after the next volume's header, the records are one block off the
@@ -715,7 +810,7 @@ class Dump:
         # meet the end of the tape: replayed on the next volume, its last
         # block is left over, and more TS_END blocks fill that record too.
         while True:
-            self._emit(end_records(self.tape, writer.blocks_pending))
+            self._emit(end_records(end, writer.blocks_pending))
             if not writer.blocks_pending:
                 break
         name = writer.sink.name
@@ -726,34 +821,76 @@ class Dump:
             except OSError as exc:
                 raise DumpError(f"cannot write the QFA file {self.options.qfa}: {exc.strerror}") from None
             self._qfa = None
-        self.say(f"Closing {name}")
-        self._volumes_done.append(writer.volume)
-        self.say(f"Volume {writer.volume} completed at: {time.ctime()}")
         blocks = writer.next_block
-        if self.compressor is not None:  # dump's lines for a compressed volume
-            self.say(f"Volume {writer.volume} "
-                     + ratio_line(blocks - self._volume_first_block, self.compressor.volume_bytes))
-        else:
-            self.say(f"Volume {writer.volume} {blocks} blocks ({blocks / 1024:.2f}MB)" if writer.volume == 1 else
-                     f"Volume {writer.volume} took {blocks} blocks in all")
-        self.say(f"{blocks} blocks ({blocks / 1024:.2f}MB) on {writer.volume} volume(s)")
-        elapsed = time.monotonic() - self._started
-        self.say("finished in less than a second" if elapsed < 1 else f"finished in {int(elapsed)} seconds, "
-                 f"throughput {int(blocks / elapsed)} kBytes/sec")
+        self._volumes_done.append(writer.volume)
+        self.volume_closed(name, writer.volume, blocks)
+        to_pipe = self.options.output == "-"
+        self.say(f"{blocks} blocks ({blocks / 1024:.2f}MB)" + ("" if to_pipe else f" on {writer.volume} volume(s)"))
+        seconds = int(time.monotonic() - self._started)
+        self.say("finished in less than a second" if seconds < 1 else f"finished in {seconds} seconds, "
+                 f"throughput {blocks // seconds} kBytes/sec")
         self.say(f"Date of this level {self.options.level} dump: {time.ctime(self.date)}")
         self.say(f"Date this dump completed:  {time.ctime()}")
+        self.say(f"Average transfer rate: {sum(self._rates) // writer.volume} kB/s")
         if self.compressor is not None:
             self.say("Wrote " + ratio_line(blocks, self.compressor.bytes_written))
-        if self.options.toc:
-            self._write_toc()
+        self._close_toc()
 
-    def _write_toc(self) -> None:
+    def volume_closed(self, name: str, volume: int, end_block: int) -> None:
+        """dump's lines for a volume that ends before block ``end_block``:
+        "Closing", "completed at", its size, how long it took and its rate."""
+        if name != "standard output":
+            self.say(f"Closing {name}")
+        now = int(time.time())
+        blocks = end_block - self._volume_first_block
+        self.say(f"Volume {volume} completed at: {time.ctime(now)}")
+        if self.compressor is None:
+            self.say(f"Volume {volume} {blocks} blocks ({blocks / 1024:.2f}MB)")
+        taken = now - self._volume_started
+        if taken > 0:
+            kb = self.compressor.volume_bytes // 1024 if self.compressor is not None else blocks
+            rate = kb // taken
+            self._rates.append(rate)
+            self.say(f"Volume {volume} took {taken // 3600}:{taken % 3600 // 60:02d}:{taken % 60:02d}")
+            self.say(f"Volume {volume} transfer rate: {rate} kB/s")
+        if self.compressor is not None:
+            self.say(f"Volume {volume} " + ratio_line(blocks, self.compressor.volume_bytes))
+
+    # -- the archive file (-A) -------------------------------------------------------
+    def _open_toc(self) -> None:
+        """dump's archive file: the blocks of the volume header, the maps,
+        the directories (without their EA records) and the end, as they go
+        on the medium but never compressed; ``restore -t -A FILE`` and
+        ``restore -i -A FILE`` read it instead of the tape."""
+        name = self.options.toc
+        if not name:
+            return
         try:
-            with open(self.options.toc, "w", encoding="utf-8", errors="surrogateescape") as out:
-                for ino, name in self.plan.names():
-                    out.write(f"{ino:10d}\t{name}\n")
+            self._toc_file = open(name, "wb")
         except OSError as exc:
-            raise DumpError(f"cannot write the table of contents {self.options.toc}: {exc.strerror}") from None
+            raise DumpError(f"Cannot open {name} for writing: {exc.strerror}") from None
+
+    def _archive(self, data: bytes, header: bool = False) -> None:
+        if header and self.compressor is not None:  # dump's archive is plain: DR_COMPRESSED off
+            h = Header.unpack(data, ByteOrder.LITTLE)
+            data = h.derive(c_flags=h.c_flags & ~DR_COMPRESSED).pack()
+        try:
+            self._toc_file.write(data)
+        except OSError as exc:
+            self._warn(f"error writing archive file {self.options.toc}: {exc.strerror}; it stops here")
+            self._close_toc(quiet=True)
+
+    def _close_toc(self, quiet: bool = False) -> None:
+        toc, self._toc_file = self._toc_file, None
+        if toc is None:
+            return
+        try:
+            toc.close()
+        except OSError as exc:
+            self._warn(f"error writing archive file {self.options.toc}: {exc.strerror}")
+            return
+        if not quiet:
+            self.say(f"Archiving dump to {self.options.toc}")
 
     def _record(self) -> None:
         if self._inomap is not None and self.options.update:
@@ -761,10 +898,16 @@ class Dump:
         if self.options.update:
             DumpDates(self.options.dumpdates).record(self.filesys, self.options.level, self.date)
             self.say(f"Updated dumpdates ({self.options.dumpdates}) for level {self.options.level}")
+        self.notify("DUMP IS DONE!")
         self.say("DUMP IS DONE")
 
     def _warn(self, message: str) -> None:
         self.warn(message)
+
+    def notify(self, message: str) -> None:
+        """dump -n's alert to the operators, printed with the operator lines."""
+        if self.options.notify:
+            self.say(f"Message to the operators: {message}")
 
     # -- volume changes --------------------------------------------------------------
     def interrupted_at(self, first_block: int, replay: bool) -> tuple[Header, int]:
@@ -783,12 +926,14 @@ class Dump:
         interrupted, remaining = self.interrupted_at(request.first_block, bool(request.replay))
         header = continuation_header(self.tape, request.volume, request.first_block, interrupted, remaining,
                                      request.first_record)
-        if self.compressor is not None:  # the volume just closed
-            self.say(f"Volume {request.volume - 1} "
-                     + ratio_line(request.first_block - self._volume_first_block, self.compressor.volume_bytes))
         self._volume_first_block = request.first_block
-        self.say(f"Closing volume {request.volume - 1}; volume {request.volume} started with block "
-                 f"{request.first_block + 1} at: {time.ctime()}")
+        self._volume_started = int(time.time())
+        self.say(f"Volume {request.volume} started with block {request.first_block + 1} at: "
+                 f"{time.ctime(self._volume_started)}")
+        self.say(f"Volume {request.volume} begins with blocks from inode {interrupted.c_inumber}")
+        if request.volume < TP_NINOS:
+            del self._volinfo[request.volume:]
+            self._volinfo += [0] * (request.volume - len(self._volinfo)) + [interrupted.c_inumber]
         self._volume_blocks = 0
         return header.pack()
 
@@ -850,20 +995,117 @@ class _VolumeChanger:
         self.dump = dump
         self.is_tape = is_tape
         self._used: set[str] = set()   # this dump's cartridges
+        self._files: dict[tuple[int, int], int] = {}  # this dump's volume files: (dev, ino) -> volume
+
+    def note_file(self, name: str, volume: int = 1) -> None:
+        """Remember that the regular file *name* holds *volume* of this dump."""
+        try:
+            st = os.stat(name)
+        except OSError:
+            return
+        if stat.S_ISREG(st.st_mode):
+            self._files[(st.st_dev, st.st_ino)] = volume
 
     def next_volume(self, request: VolumeRequest) -> NewVolume:
         dump = self.dump
         opts = dump.options
+        current = dump.writer.sink.name
+        dump.volume_closed(current, request.volume - 1, request.first_block)
+        ready = self._run_script(current, request.volume - 1) == 0
         if opts.multivolume:
-            sink = open_sink(dump._volume_name(request.volume))
+            name = dump._volume_name(request.volume)
+            dump.say(f"Dumping volume {request.volume} on {name}")
+            sink = open_sink(name)
+            self.note_file(name, request.volume)
         elif self.is_tape:
-            sink = self._next_cartridge(request.volume)
+            sink = self._next_cartridge(request.volume, ready)
         else:
-            raise MediumError(
-                f"{opts.output}: volume {request.volume - 1} is full and pydump does not prompt for another: "
-                "use -M (a file per volume) or a shelf drive with cartridges in its slots", _errno.ENOSPC)
+            sink = self._next_file(current, request.volume, ready)
         header = dump.new_volume_header(request)
         return NewVolume(sink, header)
+
+    def _run_script(self, device: str, volume: int) -> int:
+        """dump's ``-F`` script, run as ``SCRIPT DEVICE VOLUME`` for the
+        volume just full: 0, the next volume is ready; 1, go on as without
+        a script; anything else stops the dump (1 when there is no script)."""
+        script = self.dump.options.eot_script
+        if not script:
+            return 1
+        self.dump.say(f"Launching {script}")
+        try:  # its output goes to stderr: stdout may carry the image
+            code = subprocess.run(["/bin/sh", "-c", f"{script} {shlex.quote(device)} {volume}"],
+                                  stdin=subprocess.DEVNULL, stdout=2).returncode
+        except OSError as exc:
+            raise MediumError(f"cannot run the end of tape script {script}: {exc.strerror}") from None
+        if code not in (0, 1):
+            raise MediumError(f"Dump aborted by the end of tape script {script} (exit status {code})")
+        return code
+
+    def _next_file(self, current: str, volume: int, ready: bool) -> Sink:
+        """Volume *volume* of a ``-B`` dump to a plain file (no ``-M``): the
+        operator moves the full volume away and says yes (the next one goes
+        to the same name, as with dump), or types the name of a new file.
+        A file holding a volume of this dump, or any data, is never
+        overwritten."""
+        opts = self.dump.options
+        full = f"{current}: volume {volume - 1} is full (-B {opts.volume_blocks})"
+        if opts.output == "-":
+            raise MediumError(f"{full}: standard output cannot change volumes: use -M (a file per volume)",
+                              _errno.ENOSPC)
+        if ready:  # the -F script made the next volume ready
+            refusal = self._file_refusal(current)
+            if refusal:
+                raise MediumError(f"{full} and the end of tape script left it in place: {refusal}", _errno.ENOSPC)
+            return self._open_file(current, volume)
+        remedy = "use -M (a file per volume), or -F SCRIPT to move full volumes away"
+        if opts.never_ask:
+            raise MediumError(f"{full}; -q or --no-prompt forbids asking for volume {volume}: {remedy}", _errno.ENOSPC)
+        tty = open_terminal()
+        if tty is None:
+            raise MediumError(f"{full}; no terminal to ask for volume {volume} on: {remedy}", _errno.ENOSPC)
+        self.dump.notify("CHANGE DUMP VOLUMES!")
+        with tty:
+            tty.write(f"  DUMP: Change Volumes: Mount volume #{volume}\n"
+                      f"  DUMP: {current} holds volume {volume - 1}: move it away and answer yes (volume "
+                      f"{volume} goes to {current} again), or type the name of a new file for volume {volume}\n")
+            while True:
+                answer = tty.ask('  DUMP: Is the new volume mounted and ready to go?: ("yes" or "no") ')
+                if answer is None or answer.lower() in ("no", "n"):
+                    raise MediumError(f"{current}: volume {volume} not mounted: the ENTIRE dump is aborted",
+                                      _errno.ENOSPC)
+                name = current if answer.lower() in ("yes", "y") else os.path.expanduser(answer)
+                if not name:
+                    tty.write('  DUMP: "yes", "no" or a file name?\n')
+                    continue
+                refusal = self._file_refusal(name)
+                if refusal:
+                    tty.write(f"  DUMP: {refusal}\n")
+                    continue
+                try:
+                    return self._open_file(name, volume)
+                except (DumpError, TapeError) as exc:
+                    tty.write(f"  DUMP: cannot open {name}: {getattr(exc, 'message', exc)}\n")
+
+    def _file_refusal(self, name: str) -> str | None:
+        """Why *name* may not take the next volume (None: it may)."""
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"{name}: {exc.strerror}"
+        held = self._files.get((st.st_dev, st.st_ino))
+        if held is not None:
+            return f"{name} holds volume {held} of this dump: move it away first, or give a new name"
+        if stat.S_ISREG(st.st_mode) and st.st_size:
+            return f"{name} holds {st.st_size} bytes of earlier data: move it away, or give a new name"
+        return None
+
+    def _open_file(self, name: str, volume: int) -> Sink:
+        sink = _open_output(name)
+        self.note_file(name, volume)
+        self.dump.say(f"Volume {volume} goes to {name}")
+        return sink
 
     def _shelf_drive(self) -> tuple[Shelf, int] | None:
         """The shelf and drive number of a shelf device output, else None."""
@@ -875,8 +1117,14 @@ class _VolumeChanger:
 
         return Shelf(Path(device).parent), marker[0]
 
-    def _next_cartridge(self, volume: int) -> Sink:
+    def _next_cartridge(self, volume: int, ready: bool = False) -> Sink:
         device = self.dump.options.output
+        if ready:  # the -F script changed the cartridge: check it as an operator's
+            refusal = self._script_mount_refusal()
+            if refusal:
+                raise MediumError(f"{device}: the end of tape script mounted a cartridge pydump may not write "
+                                  f"volume {volume} on: {refusal}", _errno.ENOSPC)
+            return _open_output(device)
         try:
             found = self._shelf_drive()
             if found is None:
@@ -941,10 +1189,11 @@ class _VolumeChanger:
         """dump's "Change Volumes" dialogue on /dev/tty; the reopened device once the operator says yes."""
         device = self.dump.options.output
         if self.dump.options.never_ask:
-            raise MediumError(f"{problem}; --no-prompt forbids asking for volume {volume}: {remedy}", _errno.ENOSPC)
+            raise MediumError(f"{problem}; -q or --no-prompt forbids asking for volume {volume}: {remedy}", _errno.ENOSPC)
         tty = open_terminal()
         if tty is None:
             raise MediumError(f"{problem}; no terminal to ask for volume {volume} on: {remedy}", _errno.ENOSPC)
+        self.dump.notify("CHANGE DUMP VOLUMES!")
         with tty:
             tty.write(f"  DUMP: {problem}\n  DUMP: Change Volumes: Mount volume #{volume}\n")
             while True:
@@ -968,6 +1217,28 @@ class _VolumeChanger:
                     self._used.add(barcode)
                 self.dump.say(f"Volume {volume} mounted on {device} by the operator")
                 return sink
+
+    def _script_mount_refusal(self) -> str | None:
+        """Why the cartridge a ``-F`` script mounted may not take a volume (None: it may)."""
+        try:
+            found = self._shelf_drive()
+            if found is None:
+                return None  # a drive that cannot tell what it holds: the script's word
+            shelf, drive = found
+            barcode = shelf.status().drives[drive].barcode
+            if barcode is None:
+                return f"drive {drive} is empty"
+            if barcode in self._used:
+                return f"{barcode} holds a volume of this dump"
+            unfit, used = self._survey(shelf, barcode)
+        except TapeError as exc:
+            return exc.message
+        if unfit is not None:
+            return f"{barcode}: {unfit}"
+        if used and barcode not in self.dump.options.scratch:
+            return f"{barcode} holds {used} bytes of earlier data (name it with --scratch to overwrite it)"
+        self._used.add(barcode)
+        return None
 
     def _check_mounted(self, tty: Terminal) -> tuple[str | None, str | None]:
         """On a shelf drive, why the cartridge the operator mounted may not

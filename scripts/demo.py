@@ -225,7 +225,7 @@ def dump_chain(nst0: Path, mnt: Path) -> None:
     print("\n== snapshot level0, dumped from .snapshot/level0 as tape file 2, after the tar archives")
     run(BIN / "snapfs", "snapshot", "create", mnt, "level0")
     run(BIN / "pymt", "-f", nst0, "eod")
-    run(BIN / "pydump", "-0", "-q", "-u", "-D", dumpdates, "-f", nst0, mnt / ".snapshot" / "level0" / "sample")
+    run(BIN / "pydump", "-0", "--quiet", "-u", "-D", dumpdates, "-f", nst0, mnt / ".snapshot" / "level0" / "sample")
 
     print("\n== change the tree")
     for line in change_sample(sample):
@@ -235,7 +235,7 @@ def dump_chain(nst0: Path, mnt: Path) -> None:
     run(BIN / "snapfs", "snapshot", "create", mnt, "level1")
     run(BIN / "pymt", "-f", nst0, "eod")
     level1 = mnt / ".snapshot" / "level1" / "sample"
-    run(BIN / "pydump", "-1", "-q", "-u", "-D", dumpdates, "-f", nst0, level1)
+    run(BIN / "pydump", "-1", "--quiet", "-u", "-D", dumpdates, "-f", nst0, level1)
     run("cat", dumpdates)
     run(BIN / "snapfs", "snapshot", "list", mnt)
     run(BIN / "pymt", "-f", nst0, "rewind")

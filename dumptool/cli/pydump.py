@@ -5,6 +5,8 @@
     pydump -0 -M -B 100000 -f /backup/home.vol /home     # home.vol001, 002, ...
     pydump -0 -z6 -f /backup/home.0.z /home              # zlib at level 6 (-j: bzip2)
     pydump -1 -m -u -f /backup/home.1 /home              # chmod/chown-only files: metadata only
+    pydump 0uf /backup/home.0 /home                       # dump's old keyless syntax
+    pydump -0 -S /home                                    # the size estimate in bytes, on stdout
 
 Operator lines go to stderr as ``  DUMP: ...``; an error is one line and
 exit status 1 (3 when interrupted).
@@ -17,13 +19,14 @@ import datetime as _dt
 import os
 import re
 import sys
+import time
 
 from tapelib import TapeError
 
 from ..compression import DEFAULT_LEVEL, MAX_LEVEL as MAX_COMPRESS_LEVEL, MIN_LEVEL as MIN_COMPRESS_LEVEL
 from ..dump import Dump, DumpOptions
 from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB
-from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, parse_record
+from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, DumpDates, parse_record
 from ..errors import DumpError
 
 PROG = "pydump"
@@ -64,15 +67,44 @@ def _parser() -> argparse.ArgumentParser:
                         "ISO 8601 or @seconds): that is the dump's date, in the image and in dumpdates. "
                         "A snapfs .snapshot/NAME/ tree needs no flag: its creation time is used")
     p.add_argument("-L", dest="label", default="none", metavar="LABEL", help="volume label (up to 15 bytes)")
-    p.add_argument("-q", dest="quiet", action="store_true", help="quiet: print only errors and warnings")
-    p.add_argument("-B", dest="volume_blocks", type=int, metavar="BLOCKS", help="1 KiB blocks per volume")
+    p.add_argument("-q", dest="never_ask", action="store_true",
+                   help="abort instead of asking the operator anything (dump's -q); the output stays as it is")
+    p.add_argument("--quiet", dest="quiet", action="store_true",
+                   help="(pydump's own) print only errors and warnings")
+    p.add_argument("-B", dest="volume_blocks", type=int, metavar="BLOCKS",
+                   help="1 KiB blocks per volume; at the end of one, the next goes to the next -M file, the next "
+                        "shelf cartridge, or where the operator says when asked (a new file, or the same name "
+                        "once the full one is moved away)")
+    p.add_argument("-a", dest="auto_size", action="store_true",
+                   help="auto-size: write until the medium is full (the default; not with -B)")
+    p.add_argument("-S", dest="size_estimate", action="store_true",
+                   help="print the size estimate of the dump in bytes on standard output and exit")
+    p.add_argument("-W", dest="report", action="store_const", const="W",
+                   help="print the dumps recorded in the dumpdates file and exit")
+    p.add_argument("-w", dest="report", action="store_const", const="w",
+                   help="print the file systems that need dumping and exit")
+    p.add_argument("-n", dest="notify", action="store_true",
+                   help="notify the operators when the dump needs attention (printed with the DUMP: lines)")
+    p.add_argument("-v", dest="verbose", action="store_true", help="verbose: a line for each inode dumped")
+    p.add_argument("-F", dest="eot_script", metavar="SCRIPT",
+                   help="run SCRIPT DEVICE VOLUME at the end of each volume: exit 0, the next volume is ready; "
+                        "1, go on as without it; anything else aborts the dump")
+    p.add_argument("-I", dest="read_errors", type=int, default=32, metavar="N",
+                   help="files that may fail to be read (dumped as holes) before the dump is aborted; "
+                        "0: no limit (default 32)")
+    p.add_argument("--progress", dest="progress", type=float, default=300.0, metavar="SECONDS",
+                   help="(pydump's own) seconds between progress lines (default 300, as dump's 5 minutes)")
+    for flag, why in _UNSUPPORTED.items():
+        p.add_argument(flag, dest=f"_unsupported_{flag[1]}", action="store_true", help=why)
     p.add_argument("-m", dest="metaonly", action="store_true",
                    help="metadata only for inodes changed but not modified since the base dump (ctime, not "
                         "mtime, newer): their attributes and xattrs without their data; nothing to do at a level 0 "
                         "without -T (no base date)")
     p.add_argument("-M", dest="multivolume", action="store_true",
                    help="multi-volume: -f names a prefix, volumes go to PREFIX001, PREFIX002, ...")
-    p.add_argument("-A", dest="toc", metavar="FILE", help="write a restore -t style table of contents to FILE")
+    p.add_argument("-A", dest="toc", metavar="FILE",
+                   help="archive the table of contents to FILE (the header, maps and directories, as dump's -A): "
+                        "restore -t -A FILE and restore -i -A FILE read it without the medium")
     p.add_argument("-Q", dest="qfa", metavar="FILE",
                    help="write the quick file access map to FILE: each file's tape position, "
                         "for restore -Q (Linux dump's format)")
@@ -81,8 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-E", dest="exclude_files", action="append", default=[], metavar="FILE",
                    help="exclude the dump inode numbers listed in FILE")
     p.add_argument("--no-prompt", dest="yes", action="store_true",
-                   help="never prompt: at the end of a tape nothing can change by itself, fail instead of "
-                        "asking on the terminal for the next volume")
+                   help="never prompt (as -q): where nothing can change the volume by itself, fail instead of "
+                        "asking on the terminal for the next one")
     p.add_argument("--scratch", action="append", default=[], metavar="BARCODE[,BARCODE]",
                    help="shelf cartridges a full tape may be changed for although they hold data: "
                         "their data is overwritten (by default only blank cartridges are taken)")
@@ -92,12 +124,42 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"compress each record with zlib; -zLEVEL (no space) sets the level, "
                         f"{MIN_COMPRESS_LEVEL} to {MAX_COMPRESS_LEVEL}, default {DEFAULT_LEVEL}")
     p.add_argument("-j", dest="_j", action="store_true", help="likewise with bzip2 (-jLEVEL)")
-    p.add_argument("source", metavar="SOURCE", help="the directory to dump")
+    p.add_argument("source", metavar="SOURCE", nargs="?", help="the directory to dump")
     return p
 
 
+#: dump 0.4b47's flags pydump refuses, and why.
+_UNSUPPORTED = {
+    "-c": "not supported: cartridge tape length arithmetic; give the volume size with -B",
+    "-d": "not supported: tape density arithmetic; give the volume size with -B",
+    "-s": "not supported: tape length in feet; give the volume size with -B",
+    "-k": "not supported: Kerberos rmt; pydump reaches remote drives over $RSH",
+}
+
 #: Flags that take a value (the rest of a cluster, or the next argument).
-_VALUE_FLAGS = set("bfDTLBAQeEh")
+_VALUE_FLAGS = set("bfDTLBAQeEhFI")
+#: The letters of dump's old keyless syntax that take the next argument (dump's obsolete(), and I).
+_KEY_VALUES = set("ABbdDeEfFhILQsT")
+#: A key: dump 0.4b47's flag letters only (a first argument like ``src`` is not one).
+_KEY = re.compile(r"[0-9AaBbcdDeEFfhIjkLMmnQqSsTuvWwyz]+")
+
+
+def _keyless(argv: list[str]) -> list[str]:
+    """dump's old syntax, ``pydump 0uf FILE SRC`` or ``pydump 0ubf 64 FILE
+    SRC``: a first argument without ``-`` is a key of flag letters, and each
+    letter that takes a value takes the next argument, in order."""
+    if len(argv) < 2 or argv[0].startswith("-") or not _KEY.fullmatch(argv[0]):
+        return argv
+    key, rest = argv[0], argv[1:]
+    flags: list[str] = []
+    for letter in key:
+        if letter in _KEY_VALUES:
+            if not rest:
+                raise _UsageError(f"option requires an argument -- {letter}")
+            flags += [f"-{letter}", rest.pop(0)]
+        else:
+            flags.append(f"-{letter}")
+    return flags + rest
 _METHODS = {"z": COMPRESS_ZLIB, "j": COMPRESS_BZLIB}
 
 
@@ -207,9 +269,22 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         raise _UsageError(f"dump level {level} is out of range 0 to {MAX_LEVEL}")
     if not 0 <= args.honor_level <= 10:
         raise _UsageError("honor level must be between 0 and 10")
+    for flag, why in _UNSUPPORTED.items():
+        if getattr(args, f"_unsupported_{flag[1]}"):
+            raise _UsageError(f"{flag}: {why}")
+    if args.auto_size and args.volume_blocks is not None:
+        raise _UsageError("You cannot use the a and B flags together.")
+    if args.base_date and args.update:  # dump's rule: a -T dump is not part of the dumpdates chain
+        raise _UsageError("You cannot use the T and u flags together.")
+    if args.read_errors < 0:
+        raise _UsageError(f"-I {args.read_errors}: give a number of read errors, 0 or more")
+    if args.progress <= 0:
+        raise _UsageError(f"--progress {args.progress}: give a positive number of seconds")
+    if not args.source:
+        raise _UsageError("Must specify disk or filesystem")
     if not 4 <= args.ntrec <= 256:
         raise _UsageError(f"blocking factor {args.ntrec} is out of range 4 to 256 (-b takes KiB per record)")
-    output = args.output or os.environ.get("TAPE")
+    output = args.output or os.environ.get("TAPE") or ("-" if args.size_estimate else None)
     if not output:
         raise _UsageError("no output given: use -f FILE (- for standard output, or a tape device)")
     if args.multivolume and output == "-":
@@ -231,7 +306,9 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         source=args.source, output=output, level=level, ntrec=args.ntrec, dumpdates=args.dumpdates,
         update=args.update, base_date=parse_date(args.base_date) if args.base_date else None,
         label=args.label, quiet=args.quiet, volume_blocks=args.volume_blocks,
-        multivolume=args.multivolume, toc=args.toc, qfa=args.qfa, exclude=frozenset(exclude), never_ask=args.yes,
+        multivolume=args.multivolume, toc=args.toc, qfa=args.qfa, exclude=frozenset(exclude),
+        never_ask=args.yes or args.never_ask, progress_interval=args.progress, verbose=args.verbose,
+        eot_script=args.eot_script, read_errors=args.read_errors, notify=args.notify,
         compress=compression[0] if compression else None,
         compress_level=compression[1] if compression else DEFAULT_LEVEL, metaonly=args.metaonly,
         honor_level=args.honor_level,
@@ -248,6 +325,30 @@ def _barcodes(texts: list[str]) -> frozenset[str]:
     return frozenset(names)
 
 
+def _report(kind: str, dumpdates: str) -> int:
+    """dump -W (each path's last dump) and -w (the file systems due): dump
+    takes what is due from /etc/fstab's dump frequencies, which a directory
+    tree has none of, so -w lists none and -W marks none with '>'."""
+    try:
+        records = DumpDates(dumpdates).records()
+    except DumpError as exc:
+        print(f"{PROG}: {exc.message}", file=sys.stderr)
+        return 1
+    if not records and not os.path.exists(dumpdates):
+        print(f"No /etc/fstab or {dumpdates} file found")
+        return 0
+    if kind == "w":
+        print("Dump these file systems:")
+        return 0
+    print("Last dump(s) done (Dump '>' file systems):")
+    latest: dict[str, object] = {}
+    for record in sorted(records, key=lambda r: (r.path, -r.date)):
+        latest.setdefault(record.path, record)
+    for record in latest.values():
+        print(f"  {record.path:>8s}\t({'':>6s}) Last dump: Level {record.level}, Date {time.ctime(record.date)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     def say(line: str) -> None:
         print(f"  DUMP: {line}", file=sys.stderr, flush=True)
@@ -256,13 +357,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  DUMP: warning: {line}", file=sys.stderr, flush=True)
 
     try:
-        rest, compression = _compression(sys.argv[1:] if argv is None else list(argv))
+        rest = _keyless(sys.argv[1:] if argv is None else list(argv))
+        rest, compression = _compression(rest)
         rest, digits = _level_digits(rest)
-        options = _options(_parser().parse_args(rest), compression, digits)
+        args = _parser().parse_args(rest)
+        if args.report:
+            return _report(args.report, args.dumpdates)
+        options = _options(args, compression, digits)
     except _UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     try:
+        if args.size_estimate:
+            print(Dump(options, warn=warn).size_estimate())
+            return 0
         Dump(options, say=None if options.quiet else say, warn=warn).run()
     except DumpError as exc:
         say(exc.message)

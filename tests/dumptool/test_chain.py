@@ -51,7 +51,7 @@ class Chain:
     def dump(self, level: int, name: str) -> Path:
         next_second()
         image = self.tmp / name
-        pydump(f"-{level}", "-q", "-u", "-D", str(self.dumpdates), "-f", str(image), str(self.src))
+        pydump(f"-{level}", "--quiet", "-u", "-D", str(self.dumpdates), "-f", str(image), str(self.src))
         return image
 
     def listed(self, image: Path) -> set[str]:

@@ -178,7 +178,7 @@ def test_compressed_file_lists_restores_and_compares(tmp_path: Path, tree: Path,
     assert f"  DUMP: Writing {ntrec} Kilobyte records\n  DUMP: Compressing output at transformation level " \
            f"{level} ({name})\n" in err
     assert "  DUMP: Volume 1 " in err and "kB compressed, " in err and "  DUMP: Wrote " in err
-    pydump("-0", "-q", "-b", str(ntrec), "-f", str(plain), str(tree))
+    pydump("-0", "--quiet", "-b", str(ntrec), "-f", str(plain), str(tree))
     data = image.read_bytes()
     assert len(data) < len(plain.read_bytes()) * 2 // 3
     wrote = [line for line in err.splitlines() if "DUMP: Wrote " in line][0]
@@ -209,7 +209,7 @@ def test_compressed_file_lists_restores_and_compares(tmp_path: Path, tree: Path,
 
 @needs_restore
 def test_compressed_to_a_pipe(tmp_path: Path, tree: Path) -> None:
-    dumped = pydump("-0", "-q", "-j", "-f", "-", str(tree))
+    dumped = pydump("-0", "--quiet", "-j", "-f", "-", str(tree))
     assert dumped.stdout[:TP_BSIZE] and Header.unpack(dumped.stdout[:TP_BSIZE]).c_flags & DR_COMPRESSED
     out = tmp_path / "out"
     out.mkdir()
@@ -227,7 +227,7 @@ def test_compressed_to_a_pipe(tmp_path: Path, tree: Path) -> None:
 
 @needs_restore
 def test_compressed_to_a_tape_read_by_restore_through_pyrmt(tmp_path: Path, tree: Path, nst0: str) -> None:
-    pydump("-0", "-q", "-z", "-b", "64", "-f", nst0, str(tree))
+    pydump("-0", "--quiet", "-z", "-b", "64", "-f", nst0, str(tree))
     with open_device(nst0) as tape:
         tape.rewind()
         sizes = []
@@ -282,7 +282,7 @@ def test_compressed_volumes_stay_under_dash_B(tmp_path: Path, tree: Path) -> Non
 @needs_restore
 def test_qfa_of_a_compressed_file_points_at_record_prefixes(tmp_path: Path, tree: Path) -> None:
     image, qfa_file = tmp_path / "q.z", tmp_path / "q.qfa"
-    pydump("-0", "-q", "-j", "-Q", str(qfa_file), "-f", str(image), str(tree))
+    pydump("-0", "--quiet", "-j", "-Q", str(qfa_file), "-f", str(image), str(tree))
     starts = {at for at, _ in records_of(image.read_bytes())} | {0}
     qfa = parse_qfa(qfa_file.read_text())
     assert len(qfa.entries) > 3 and all(e.position in starts for e in qfa.entries)

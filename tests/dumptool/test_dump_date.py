@@ -25,7 +25,7 @@ def test_snapshot_date_is_the_dump_date_in_the_image_and_dumpdates(tmp_path: Pat
     assert Header.unpack((tmp_path / "l0").read_bytes()[:1024], ByteOrder.LITTLE).c_date == FROZEN
     assert [(r.level, r.date) for r in DumpDates(dates).records()] == [(0, FROZEN)]
     assert b"froze" in done.stderr
-    pydump("-1", "-u", "-q", "-D", str(dates), "-f", str(tmp_path / "l1"), str(src))
+    pydump("-1", "-u", "--quiet", "-D", str(dates), "-f", str(tmp_path / "l1"), str(src))
     l1 = Header.unpack((tmp_path / "l1").read_bytes()[:1024], ByteOrder.LITTLE)
     assert l1.c_ddate == FROZEN and l1.c_date > FROZEN
     bad = pydump("-0", "--snapshot-date", "someday", "-f", str(tmp_path / "x"), str(src), check=False)

@@ -53,7 +53,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.chown(src / name, uid, gid)
         os.chmod(src / name, mode)
         os.utime(src / name, (mtime, mtime))
-    pydump("-0", "-q", "-f", str(base / "l0.dump"), str(src))
+    pydump("-0", "--quiet", "-f", str(base / "l0.dump"), str(src))
     return base / "l0.dump"
 
 

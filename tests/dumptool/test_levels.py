@@ -47,18 +47,18 @@ def test_digits_run_together_into_one_level_and_the_chain_follows(tmp_path: Path
     src.mkdir()
     (src / "f").write_text("0")
     dates = tmp_path / "dumpdates"
-    pydump("-0", "-u", "-q", "-D", str(dates), "-f", str(tmp_path / "l0"), str(src))
-    pydump("-15", "-u", "-q", "-D", str(dates), "-f", str(tmp_path / "l15"), str(src))
+    pydump("-0", "-u", "--quiet", "-D", str(dates), "-f", str(tmp_path / "l0"), str(src))
+    pydump("-15", "-u", "--quiet", "-D", str(dates), "-f", str(tmp_path / "l15"), str(src))
     assert header(tmp_path / "l15").c_level == 15
     assert levels(dates) == [0, 15]
     next_second()
     # -10 is level 10, based on the level 0 (the newest lower one), not a new level 0
-    pydump("-10", "-u", "-q", "-D", str(dates), "-f", str(tmp_path / "l10"), str(src))
+    pydump("-10", "-u", "--quiet", "-D", str(dates), "-f", str(tmp_path / "l10"), str(src))
     l0, l15, l10 = header(tmp_path / "l0"), header(tmp_path / "l15"), header(tmp_path / "l10")
     assert (l10.c_level, l10.c_ddate) == (10, l0.c_date)
     assert levels(dates) == [0, 15, 10]
     # dump's rule: digit flags anywhere add digits (-1 -u -6 is level 16), based on the newest lower: 10
-    pydump("-1", "-u", "-6", "-q", "-D", str(dates), "-f", str(tmp_path / "l16"), str(src))
+    pydump("-1", "-u", "-6", "--quiet", "-D", str(dates), "-f", str(tmp_path / "l16"), str(src))
     l16 = header(tmp_path / "l16")
     assert (l16.c_level, l16.c_ddate) == (16, l10.c_date)
     assert levels(dates) == [0, 15, 10, 16]
@@ -85,8 +85,8 @@ def test_the_real_dump_writes_and_reads_multi_digit_lines_as_pydump_does(tmp_pat
         assert ours.base_for(loop.dev, 16).level == 15 and ours.base_for(loop.dev, 15).level == 0
         # pydump's lines, under the loop device's name, are what the real dump reads
         py_dates = tmp_path / "py-dates"
-        pydump("-0", "-u", "-q", "-D", str(py_dates), "-f", str(tmp_path / "p0"), str(src))
-        pydump("-15", "-u", "-q", "-D", str(py_dates), "-f", str(tmp_path / "p15"), str(src))
+        pydump("-0", "-u", "--quiet", "-D", str(py_dates), "-f", str(tmp_path / "p0"), str(src))
+        pydump("-15", "-u", "--quiet", "-D", str(py_dates), "-f", str(tmp_path / "p15"), str(src))
         py_lines = py_dates.read_text().replace(str(src), loop.dev).splitlines()
         shape = re.compile(r"\S+ \d+ \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} [+-]\d{4}")
         assert all(shape.fullmatch(line) for line in real_lines + py_lines)
@@ -126,17 +126,17 @@ def test_dash_h_is_the_nodump_level(tmp_path: Path) -> None:
     dates = tmp_path / "dumpdates"
     everything = {".", "./keep", "./secret", "./skipdir", "./skipdir/inner", "./skipdir/sub", "./skipdir/sub/deep"}
     # level 0 under the default -h 1: the flag is not honoured
-    pydump("-0", "-u", "-q", "-D", str(dates), "-f", str(tmp_path / "l0"), str(src))
+    pydump("-0", "-u", "--quiet", "-D", str(dates), "-f", str(tmp_path / "l0"), str(src))
     assert _names(tmp_path / "l0", tmp_path) == everything
     # -h 0: honoured at level 0 as well
-    pydump("-0", "-h", "0", "-q", "-D", str(dates), "-f", str(tmp_path / "h0"), str(src))
+    pydump("-0", "-h", "0", "--quiet", "-D", str(dates), "-f", str(tmp_path / "h0"), str(src))
     assert _names(tmp_path / "h0", tmp_path) == {".", "./keep"}
     for name in ("keep", "secret", "skipdir/inner", "skipdir/sub/deep"):
         (src / name).write_text("changed")
     # level 1, default -h 1: honoured; -h 2: not
-    pydump("-1", "-q", "-D", str(dates), "-f", str(tmp_path / "l1"), str(src))
+    pydump("-1", "--quiet", "-D", str(dates), "-f", str(tmp_path / "l1"), str(src))
     assert _names(tmp_path / "l1", tmp_path) == {".", "./keep"}
-    pydump("-1", "-h2", "-q", "-D", str(dates), "-f", str(tmp_path / "l1h2"), str(src))
+    pydump("-1", "-h2", "--quiet", "-D", str(dates), "-f", str(tmp_path / "l1h2"), str(src))
     assert _names(tmp_path / "l1h2", tmp_path) == everything
     bad = pydump("-0", "-h", "11", "-f", str(tmp_path / "x"), str(src), check=False)
     assert bad.returncode == 1 and bad.stderr.decode().strip() == "pydump: honor level must be between 0 and 10"
@@ -151,7 +151,7 @@ def test_dash_h_leaves_out_what_the_real_dump_leaves_out(tmp_path: Path) -> None
         mnt = loop.mount(tmp_path / "mnt")
         _set_nodump(mnt / "secret")
         _set_nodump(mnt / "skipdir")
-        pydump("-0", "-h", "0", "-q", "-f", str(tmp_path / "ours"), str(mnt))
+        pydump("-0", "-h", "0", "--quiet", "-f", str(tmp_path / "ours"), str(mnt))
         loop.umount()
         loop.dump(0, tmp_path / "real", "-h", "0")
     ours, real = _names(tmp_path / "ours", tmp_path), _names(tmp_path / "real", tmp_path)

@@ -86,9 +86,9 @@ def chain(tmp_path: Path) -> tuple[Path, Path, Path]:
     next_second()  # the tree's ctimes fall before the level 0's date
     dumpdates = tmp_path / "dumpdates"
     l0, l1 = tmp_path / "l0", tmp_path / "l1"
-    pydump("-0", "-m", "-q", "-u", "-D", str(dumpdates), "-f", str(l0), str(src))
+    pydump("-0", "-m", "--quiet", "-u", "-D", str(dumpdates), "-f", str(l0), str(src))
     _change(src)
-    pydump("-1", "-m", "-q", "-u", "-D", str(dumpdates), "-f", str(l1), str(src))
+    pydump("-1", "-m", "--quiet", "-u", "-D", str(dumpdates), "-f", str(l1), str(src))
     return src, l0, l1
 
 
@@ -109,7 +109,7 @@ def test_level_1_m_writes_changed_but_unmodified_inodes_as_metadata_only(chain: 
     # ... but -T gives a level 0 a base date, and dump -m then honours it
     base = next(walk_image(l0.read_bytes())).header.c_date
     l0t = tmp_path / "l0t"
-    pydump("-0", "-m", "-q", "-T", f"@{base}", "-f", str(l0t), str(src))
+    pydump("-0", "-m", "--quiet", "-T", f"@{base}", "-f", str(l0t), str(src))
     assert _metaonly(_headers(l0t, listing(pyrestore("-t", "-f", str(l0t), cwd=tmp_path).stdout))) == METADATA_ONLY
 
 

@@ -95,7 +95,7 @@ def shelf_with_used_cartridges(tmp_path: Path, protected: bool = True) -> tuple[
     (earlier / "keep").mkdir(parents=True)
     (earlier / "keep" / "precious").write_bytes(os.urandom(100_000))
     shelf.load("OLD", 0)
-    pydump("-0", "-q", "-f", nst0, str(earlier))
+    pydump("-0", "--quiet", "-f", nst0, str(earlier))
     shelf.unload(0)
     shelf.load("FIRST", 0)
     tree = build_tree(tmp_path / "src", Layout(capacity=900 * 1024, ntrec=10, files=20, data=1536 * 1024, seed=9))
@@ -149,7 +149,7 @@ def test_with_no_blank_cartridge_left_the_dump_fails_and_loses_nothing(
     shelf.transfer(shelf.new_cartridge("BAD", capacity=10 << 20), 4)  # with a sidecar that is not one
     shelf.cartridge_path("BAD").with_suffix(".json").write_text("{")
     before = {name: cartridge_bytes(shelf, name) for name in ("PROT", "OLD", "BAD")}
-    result = pydump("-0", "-q", "--no-prompt", "-f", nst0, str(tree), check=False)
+    result = pydump("-0", "--quiet", "--no-prompt", "-f", nst0, str(tree), check=False)
     err = result.stderr.decode().strip().splitlines()
     assert result.returncode == 1
     assert "Traceback" not in result.stderr.decode()
@@ -170,7 +170,7 @@ def test_with_no_blank_cartridge_left_the_dump_fails_and_loses_nothing(
 def test_a_used_cartridge_is_never_overwritten_unasked(tmp_path: Path) -> None:
     shelf, nst0, tree = shelf_with_used_cartridges(tmp_path, protected=False)
     before = cartridge_bytes(shelf, "OLD")
-    result = pydump("-0", "-q", "--no-prompt", "-f", nst0, str(tree), check=False)
+    result = pydump("-0", "--quiet", "--no-prompt", "-f", nst0, str(tree), check=False)
     err = result.stderr.decode().strip().splitlines()
     assert result.returncode == 1, err
     assert err[0].startswith("DUMP: warning: passing over OLD in slot 2: it holds ") and len(err) == 2, err
@@ -235,7 +235,7 @@ def test_the_operator_mounting_a_used_cartridge_is_asked_before_it_is_overwritte
     shelf.load("OLD", 0)
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "f").write_bytes(b"earlier\n")
-    pydump("-0", "-q", "-f", nst0, str(tmp_path / "e"))
+    pydump("-0", "--quiet", "-f", nst0, str(tmp_path / "e"))
     shelf.unload(0)
     shelf.load("TEST01", 0)
     old = cartridge_bytes(shelf, "OLD")

@@ -136,7 +136,7 @@ def test_ea_records_addr_records_and_other_dumps_are_not_indexed() -> None:
 def test_pydump_q_lists_the_first_file_header_of_each_record_at_its_byte_offset(
         tmp_path: Path, tree: Path, ntrec: int) -> None:
     image, qfa_file = tmp_path / "t.dump", tmp_path / "t.qfa"
-    pydump("-0", "-q", "-b", str(ntrec), "-Q", str(qfa_file), "-f", str(image), str(tree))
+    pydump("-0", "--quiet", "-b", str(ntrec), "-Q", str(qfa_file), "-f", str(image), str(tree))
     data = image.read_bytes()
     text = qfa_file.read_text()
     date = walk_image(data).__next__().header.c_date
@@ -153,7 +153,7 @@ def test_pydump_q_lists_the_first_file_header_of_each_record_at_its_byte_offset(
 
 def test_pydump_q_on_several_volumes_numbers_them(tmp_path: Path, tree: Path) -> None:
     prefix, qfa_file = tmp_path / "vol", tmp_path / "m.qfa"
-    pydump("-0", "-q", "-M", "-B", "400", "-Q", str(qfa_file), "-f", str(prefix), str(tree))
+    pydump("-0", "--quiet", "-M", "-B", "400", "-Q", str(qfa_file), "-f", str(prefix), str(tree))
     volumes = sorted(tmp_path.glob("vol0*"))
     assert len(volumes) >= 3
     want = [e for n, v in enumerate(volumes, 1) for e in expected_qfa(v.read_bytes(), n)]
@@ -196,7 +196,7 @@ def _assert_extracted(src: Path, out: Path, *, whole_seconds: bool = False) -> N
 @needs_tools
 def test_real_restore_q_extracts_with_our_map_from_our_image(tmp_path: Path, tree: Path) -> None:
     image, qfa_file = tmp_path / "ours.dump", tmp_path / "ours.qfa"
-    pydump("-0", "-q", "-Q", str(qfa_file), "-f", str(image), str(tree))
+    pydump("-0", "--quiet", "-Q", str(qfa_file), "-f", str(image), str(tree))
     out = tmp_path / "out"
     out.mkdir()
     done = real_restore("-x", "-y", "-Q", str(qfa_file), "-f", str(image), *WANTED, cwd=out, tmp=tmp_path)
@@ -207,7 +207,7 @@ def test_real_restore_q_extracts_with_our_map_from_our_image(tmp_path: Path, tre
 @needs_tools
 def test_real_restore_q_refuses_our_map_of_another_dump(tmp_path: Path, tree: Path) -> None:
     image, qfa_file = tmp_path / "ours.dump", tmp_path / "ours.qfa"
-    pydump("-0", "-q", "-Q", str(qfa_file), "-f", str(image), str(tree))
+    pydump("-0", "--quiet", "-Q", str(qfa_file), "-f", str(image), str(tree))
     qfa_file.write_text(qfa_file.read_text().replace(str(parse_qfa(qfa_file.read_text()).date), "12345", 1))
     out = tmp_path / "out"
     out.mkdir()
@@ -232,7 +232,7 @@ def test_pyrestore_q_reads_less_than_a_plain_extract(tmp_path: Path, tree: Path)
     from dumptool.restore import Options, Restore, VolumeInput
 
     image, qfa_file = tmp_path / "ours.dump", tmp_path / "ours.qfa"
-    pydump("-0", "-q", "-Q", str(qfa_file), "-f", str(image), str(tree))
+    pydump("-0", "--quiet", "-Q", str(qfa_file), "-f", str(image), str(tree))
     read = {}
     for qfa in (None, parse_qfa(qfa_file.read_text())):
         out = tmp_path / f"out-{qfa is not None}"
@@ -249,7 +249,7 @@ def test_pyrestore_q_reads_less_than_a_plain_extract(tmp_path: Path, tree: Path)
 
 def test_pyrestore_q_refuses_a_map_of_another_dump(tmp_path: Path, tree: Path) -> None:
     image, qfa_file = tmp_path / "ours.dump", tmp_path / "ours.qfa"
-    pydump("-0", "-q", "-Q", str(qfa_file), "-f", str(image), str(tree))
+    pydump("-0", "--quiet", "-Q", str(qfa_file), "-f", str(image), str(tree))
     qfa_file.write_text(qfa_preamble(12345))
     done = pyrestore("-x", "-Q", str(qfa_file), "-f", str(image), "./zlast", cwd=tmp_path)
     assert done.returncode == 1
@@ -272,7 +272,7 @@ def test_on_a_tape_positions_are_logical_blocks_and_pyrestore_q_seeks_there(
         drive.write(bytes(10 * TP_BSIZE))
         drive.write_filemarks(1)
     qfa_file = tmp_path / "tape.qfa"
-    pydump("-0", "-q", "-Q", str(qfa_file), "-f", nst0, str(tree))
+    pydump("-0", "--quiet", "-Q", str(qfa_file), "-f", nst0, str(tree))
     data = tape_copy(nst0, 1)
     ntrec = next(walk_image(data)).header.c_ntrec
     # record r of tape file 2 sits at logical block 1 (the first record) + 1 (its filemark) + r

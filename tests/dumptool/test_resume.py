@@ -35,7 +35,7 @@ def volumes(tmp_path: Path) -> tuple[Path, list[Path]]:
     os.chown(src / "d" / "sub" / "z-last", 1234, 4321)
     for n, p in enumerate(sorted(src.rglob("*"))):
         os.utime(p, (DATE + n, DATE + n), follow_symlinks=False)
-    pydump("-0", "-q", "-M", "-B", "300", "-f", str(tmp_path / "vol"), str(src))
+    pydump("-0", "--quiet", "-M", "-B", "300", "-f", str(tmp_path / "vol"), str(src))
     found = sorted(tmp_path.glob("vol0*"))
     assert len(found) >= 3
     return src, found
@@ -103,7 +103,7 @@ def test_an_incremental_waits_for_the_interrupted_restore(tmp_path: Path, volume
     out.mkdir()
     pyrestore("-r", "-f", str(vols[0]), cwd=out, stdin="none\n")
     incremental = tmp_path / "l1"
-    pydump("-1", "-q", "-T", f"@{DATE}", "-f", str(incremental), str(src))
+    pydump("-1", "--quiet", "-T", f"@{DATE}", "-f", str(incremental), str(src))
     refused = pyrestore("-r", "-f", str(incremental), cwd=out)
     assert refused.returncode == 1
     assert "holds an interrupted restore" in refused.stderr and "-R and volume 2" in refused.stderr

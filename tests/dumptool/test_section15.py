@@ -43,7 +43,7 @@ def big_dir_xattrs(d: Path, big: int = 1536) -> None:
 
 def round_trip(src: Path, tmp_path: Path) -> Path:
     image = tmp_path / "l0.dump"
-    run("pydump", "-0", "-q", "-f", str(image), str(src))
+    run("pydump", "-0", "--quiet", "-f", str(image), str(src))
     out = tmp_path / "out"
     out.mkdir()
     run("pyrestore", "-r", "-f", str(image), cwd=out)

@@ -33,7 +33,7 @@ def big_tree(tmp_path: Path) -> Path:
 
 def test_without_a_terminal_end_of_tape_fails_clearly(tmp_path: Path, nst0: str) -> None:
     src = big_tree(tmp_path)
-    result = subprocess.run([console_script("pydump"), "-0", "-q", "-f", nst0, str(src)], env=env(),
+    result = subprocess.run([console_script("pydump"), "-0", "--quiet", "-f", nst0, str(src)], env=env(),
                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
                             start_new_session=True)  # no controlling terminal
     assert result.returncode == 1
@@ -44,7 +44,7 @@ def test_without_a_terminal_end_of_tape_fails_clearly(tmp_path: Path, nst0: str)
 
 def test_no_prompt_never_asks(tmp_path: Path, nst0: str) -> None:
     src = big_tree(tmp_path)
-    result = subprocess.run([console_script("pydump"), "-0", "-q", "--no-prompt", "-f", nst0, str(src)], env=env(),
+    result = subprocess.run([console_script("pydump"), "-0", "--quiet", "--no-prompt", "-f", nst0, str(src)], env=env(),
                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     assert result.returncode == 1
     assert "--no-prompt forbids asking for volume 2" in result.stderr and "Traceback" not in result.stderr
@@ -108,7 +108,7 @@ def test_on_a_terminal_pydump_asks_for_the_next_volume_and_goes_on(tmp_path: Pat
 
 def test_on_a_terminal_no_aborts_the_dump(tmp_path: Path, nst0: str) -> None:
     src = big_tree(tmp_path)
-    pid, fd = _pydump_on_a_pty("-0", "-q", "-f", nst0, str(src))
+    pid, fd = _pydump_on_a_pty("-0", "--quiet", "-f", nst0, str(src))
     seen, code = _converse(fd, pid, lambda n: "no")
     os.close(fd)
     assert code == 1

@@ -78,7 +78,7 @@ def test_real_restore_and_pyrestore_get_every_zero_block_file_back(
     src, names = tree
     image = tmp_path / "l0.dump"
     extra = ["-B", "1000000"] if path == "blocks" else []
-    pydump("-0", "-q", *extra, "-f", str(image), str(src))
+    pydump("-0", "--quiet", *extra, "-f", str(image), str(src))
     for how in ("-r", "-x"):
         out = tmp_path / f"real{how}"
         out.mkdir()

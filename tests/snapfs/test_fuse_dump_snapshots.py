@@ -88,7 +88,7 @@ def test_levels_0_and_1_from_snapshots_restore_to_the_live_tree_of_the_second(mo
     time.sleep(1 - time.time() % 1)  # the level 0's date is a later second than the tree's
 
     snapfs("snapshot", "create", m, "s0")
-    pydump("-0", "-q", "-u", "-D", dumpdates, "-f", tmp_path / "l0.dump", m / ".snapshot" / "s0")
+    pydump("-0", "--quiet", "-u", "-D", dumpdates, "-f", tmp_path / "l0.dump", m / ".snapshot" / "s0")
     # the live tree changes; s0 does not
     with open(m / "docs" / "a.txt", "a") as f:
         f.write("a second thought\n")
@@ -98,7 +98,7 @@ def test_levels_0_and_1_from_snapshots_restore_to_the_live_tree_of_the_second(mo
     os.unlink(m / "old.log")
     os.link(m / "keep.txt", m / "new" / "keep-link.txt")
     snapfs("snapshot", "create", m, "s1")
-    pydump("-1", "-q", "-u", "-D", dumpdates, "-f", tmp_path / "l1.dump", m / ".snapshot" / "s1")
+    pydump("-1", "--quiet", "-u", "-D", dumpdates, "-f", tmp_path / "l1.dump", m / ".snapshot" / "s1")
 
     lines = dumpdates.read_text().splitlines()
     assert [line.split()[:2] for line in lines] == [[str(m), "0"], [str(m), "1"]]
@@ -133,9 +133,9 @@ def test_an_incremental_of_a_snapshot_is_based_on_when_the_last_one_was_taken(mo
     snapfs("snapshot", "create", m, "s1")
     (m / "docs" / "report.txt").write_text("second draft, after s1\n")
     _next_second()  # the level 0 runs a later second than the change
-    pydump("-0", "-q", "-u", "-D", dumpdates, "-f", tmp_path / "l0.dump", m / ".snapshot" / "s1")
+    pydump("-0", "--quiet", "-u", "-D", dumpdates, "-f", tmp_path / "l0.dump", m / ".snapshot" / "s1")
     snapfs("snapshot", "create", m, "s2")
-    pydump("-1", "-q", "-u", "-D", dumpdates, "-f", tmp_path / "l1.dump", m / ".snapshot" / "s2")
+    pydump("-1", "--quiet", "-u", "-D", dumpdates, "-f", tmp_path / "l1.dump", m / ".snapshot" / "s2")
 
     pyrestore = str(Path(sys.executable).parent / "pyrestore")
     listed = subprocess.run([pyrestore, "-t", "-f", str(tmp_path / "l1.dump")], capture_output=True, text=True,
