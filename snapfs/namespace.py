@@ -307,10 +307,11 @@ class NamespaceOps(StoreCalls):
                 ddir = stat.S_ISDIR(self._row(dst).mode)
                 if (sdir and self._is_ancestor(src, new_parent)) or (ddir and self._is_ancestor(dst, old_parent)):
                     raise err(errno.EINVAL, "cannot move a directory into itself")
+                sdos, ddos = self.tables.dosname(old_parent, old_name), self.tables.dosname(new_parent, new_name)
                 self._del_dirent(old_parent, old_name)
                 self._del_dirent(new_parent, new_name)
-                self._add_dirent(new_parent, new_name, src)
-                self._add_dirent(old_parent, old_name, dst)
+                self._add_dirent(new_parent, new_name, src, sdos)
+                self._add_dirent(old_parent, old_name, dst, ddos)
                 self._set(src, ctime_ns=now)
                 self._set(dst, ctime_ns=now)
                 if old_parent != new_parent:
@@ -338,8 +339,9 @@ class NamespaceOps(StoreCalls):
                 self._drop_link(dst, now)
                 if stat.S_ISDIR(drow.mode):
                     self._touch_dir(new_parent, now, -1)
+            sdos = self.tables.dosname(old_parent, old_name)  # the short name goes with the entry
             self._del_dirent(old_parent, old_name)
-            self._add_dirent(new_parent, new_name, src)
+            self._add_dirent(new_parent, new_name, src, sdos)
             self._set(src, ctime_ns=now)
             if flags & RENAME_WHITEOUT:
                 if inherit_acl:  # the whiteout inherits a default ACL as any new inode does

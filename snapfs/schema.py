@@ -21,7 +21,7 @@ import sqlite3
 from .errors import NotAVolume
 
 MAGIC = "snapfs-volume"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The longest name (bytes) of a directory entry or a snapshot.
 NAME_MAX = 255
 #: ``death`` of a row the live head still sees (larger than any epoch).
@@ -100,7 +100,15 @@ _V2 = "".join(
     f"DROP INDEX {t}_dead; CREATE INDEX {t}_dead ON {t} (death, birth) WHERE {DEAD};\n"
     for t in ("inodes", "dirents", "xattrs", "blockmap"))
 
-_MIGRATIONS = {1: _V1, 2: _V2}
+#: Version 3 (issue 12, Windows metadata): a directory entry's DOS 8.3 name when it is not the
+#: name itself in upper case (see :mod:`snapfs.shortnames`), unique among the live entries of
+#: its directory; versioned with the entry, so snapshots keep it.
+_V3 = f"""
+ALTER TABLE dirents ADD COLUMN dosname BLOB;
+CREATE UNIQUE INDEX dirents_dosname ON dirents (parent, dosname) WHERE dosname IS NOT NULL AND death = {LIVE};
+"""
+
+_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3}
 
 
 def migrate(db: sqlite3.Connection) -> None:

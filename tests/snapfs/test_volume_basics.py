@@ -476,11 +476,13 @@ def test_a_version_1_volume_is_migrated_on_open(voldir):
     for t in ("inodes", "dirents", "xattrs", "blockmap"):
         db.execute(f"DROP INDEX {t}_dead")
         db.execute(f"CREATE INDEX {t}_dead ON {t} (death, birth)")
+    db.execute("DROP INDEX dirents_dosname")  # version 3's
+    db.execute("ALTER TABLE dirents DROP COLUMN dosname")
     db.execute("PRAGMA user_version = 1")
     db.commit()
     db.close()
     with Volume.open(voldir) as v:
-        assert v.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert v.db.execute("PRAGMA user_version").fetchone()[0] == 3
         sql = v.db.execute("SELECT sql FROM sqlite_master WHERE name = 'blockmap_dead'").fetchone()[0]
         assert "WHERE death <" in sql
         assert v.read(v.lookup(ROOT_INO, "f").ino, 0, 10) == b"kept"
