@@ -33,7 +33,7 @@ The passes, in the order they run (each repair a transaction of its own):
   when first needed; a non-directory of that name is moved into it.  Then
   link counts (directories: 2 + subdirectories), block counts, sizes (a file
   mapping blocks past its size is extended over them, as e2fsck does), block
-  maps and xattrs of missing inodes or of non-files, and the live inode counter.
+  maps, xattrs and large streams of missing inodes or of non-files, and the live inode counter.
 * every snapshot's tree: the same checks, reported only; an unlinked file a
   snapshot caught while it was open is not damage there.
 * free space: every block below the high-water mark is referenced or free
@@ -616,15 +616,20 @@ class _Fsck:
                 bad(f"inode {ino} counts {nblocks} blocks, maps {counts[ino]}", ino, nblocks=counts[ino])
         xstrays = [r[0] for r in self.db.execute(f"SELECT DISTINCT ino FROM xattrs WHERE {where}", params)
                    if r[0] not in inodes]
+        sstrays = [r[0] for r in self.db.execute(f"SELECT DISTINCT ino FROM streams WHERE {where}", params)
+                   if r[0] not in inodes]
         strays = dict(sorted(strays.items()))
         if not live:
             for msg in strays.values():
                 self.problem(f"{label}: {msg}")
             for ino in xstrays:
                 self.problem(f"{label}: xattrs of missing inode {ino}")
+            for ino in sstrays:
+                self.problem(f"{label}: streams of missing inode {ino}")
             return
         msgs += [f"{label}: {msg}" for msg in strays.values()]
         msgs += [f"{label}: xattrs of missing inode {ino}" for ino in xstrays]
+        msgs += [f"{label}: streams of missing inode {ino}" for ino in sstrays]
 
         def apply() -> None:
             t = self.t
@@ -633,6 +638,8 @@ class _Fsck:
                     t.kill("blockmap", "ino = ?", (ino,))
                 for ino in xstrays:
                     t.kill("xattrs", "ino = ?", (ino,))
+                for ino in sstrays:
+                    t.kill("streams", "ino = ?", (ino,))
                 for ino, ch in fixes.items():
                     t.set(ino, **ch)
         self.fix_all(msgs, apply)

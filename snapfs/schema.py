@@ -94,6 +94,7 @@ VERSIONED = {
     "dirents": ("parent", "name"),
     "xattrs": ("ino", "name"),
     "blockmap": ("ino", "idx"),
+    "streams": ("ino", "name", "idx"),  # since version 3
 }
 
 _V2 = "".join(
@@ -102,10 +103,17 @@ _V2 = "".join(
 
 #: Version 3 (issue 12, Windows metadata): a directory entry's DOS 8.3 name when it is not the
 #: name itself in upper case (see :mod:`snapfs.shortnames`), unique among the live entries of
-#: its directory; versioned with the entry, so snapshots keep it.
+#: its directory, versioned with the entry, so snapshots keep it; and the named streams too
+#: large for an xattr, in chunks, each chunk a versioned row (see :mod:`snapfs.streams`).
 _V3 = f"""
 ALTER TABLE dirents ADD COLUMN dosname BLOB;
 CREATE UNIQUE INDEX dirents_dosname ON dirents (parent, dosname) WHERE dosname IS NOT NULL AND death = {LIVE};
+CREATE TABLE streams (
+    ino INTEGER NOT NULL, name BLOB NOT NULL, idx INTEGER NOT NULL, death INTEGER NOT NULL,
+    birth INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (ino, name, idx, death)
+) WITHOUT ROWID;
+CREATE INDEX streams_dead ON streams (death, birth) WHERE {DEAD};
 """
 
 _MIGRATIONS = {1: _V1, 2: _V2, 3: _V3}

@@ -337,7 +337,7 @@ class Store:
     def _flush_doomed(self, chunk: int = 500) -> None:
         """End the rows of the inodes destroyed in this batch, many inodes a statement."""
         doomed, self._doomed = self._doomed, {}
-        for table, inos in (("blockmap", list(doomed)),
+        for table, inos in (("blockmap", list(doomed)), ("streams", list(doomed)),
                             ("xattrs", [i for i, (x, _) in doomed.items() if x]),
                             ("inodes", [i for i, (_, r) in doomed.items() if r])):
             for k in range(0, len(inos), chunk):
@@ -452,6 +452,7 @@ class Store:
             self._doomed[ino] = (xattrs, in_table)
         else:
             self.kill("blockmap", "ino = ?", (ino,))
+            self.kill("streams", "ino = ?", (ino,))
             if xattrs:
                 self.kill("xattrs", "ino = ?", (ino,))
             if in_table:

@@ -14,7 +14,8 @@ adapter answers EROFS for snapshot inodes.
 The calls are grouped by concept in the parts the class is made of:
 names (:mod:`snapfs.namespace`), file data (:mod:`snapfs.filedata`),
 xattrs and POSIX ACLs (:mod:`snapfs.xattrs`), snapshots
-(:mod:`snapfs.snapshots`) and Windows metadata (:mod:`snapfs.winmeta`); this module opens and closes volumes and ties
+(:mod:`snapfs.snapshots`), Windows metadata (:mod:`snapfs.winmeta`) and named
+streams (:mod:`snapfs.streams`); this module opens and closes volumes and ties
 the parts to the store.
 
 Not thread-safe: one caller at a time (the FUSE adapter's single trio thread).
@@ -45,6 +46,7 @@ from .records import Attrs, SpaceInfo, StatFS
 from .schema import NAME_MAX
 from .snapshots import BACKUP_SNAPSHOT_PREFIX, SnapshotOps
 from .store import DB_FILE, LOCK_FILE, ROOT_INO, Row, Store, check_header, create_files
+from .streams import StreamOps
 from .winmeta import WindowsOps
 from .xattrs import (XATTR_BLOCK_MAX, XATTR_CREATE, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX, XattrOps,
                      xattr_space, xattr_suffix)
@@ -59,7 +61,7 @@ __all__ = [
 ]
 
 
-class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps, WindowsOps):
+class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps, WindowsOps, StreamOps):
     """An open snapfs volume.  Use :meth:`create` or :meth:`open`; close when done."""
 
     # ------------------------------------------------------------------ life cycle
