@@ -127,4 +127,26 @@ def migrate(db: sqlite3.Connection) -> None:
             f"volume schema version {version} is newer than this snapfs ({SCHEMA_VERSION}); upgrade snapfs"
         )
     for v in range(version + 1, SCHEMA_VERSION + 1):
-        db.executescript("BEGIN;" + _MIGRATIONS[v] + f"PRAGMA user_version = {v}; COMMIT;")
+        db.executescript("BEGIN;" + _MIGRATIONS[v])
+        try:
+            if v == 3:
+                _short_names_of_old_entries(db)
+            db.execute(f"PRAGMA user_version = {v}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+def _short_names_of_old_entries(db: sqlite3.Connection) -> None:
+    """Version 3: the live entries made before it get their DOS 8.3 names, in cookie order
+    (snapshots show older entries' names in upper case, as they had none)."""
+    from .shortnames import assign  # shortnames needs this module
+    from .windows.dosname import is_short
+
+    for parent, name in db.execute(f"SELECT parent, name FROM dirents WHERE death = {LIVE} ORDER BY cookie").fetchall():
+        if not is_short(name):  # an 8.3 name is its own short name
+            dos = assign(db, parent, name)
+            db.execute(f"UPDATE dirents SET dosname = ? WHERE parent = ? AND name = ? AND death = {LIVE}",
+                       (dos, parent, name))

@@ -122,3 +122,22 @@ def test_a_unix_file_in_an_ntfs_style_tree_reports_a_default_nt_acl(vol, monkeyp
         ("S-1-22-1-1000", security.FULL_CONTROL | security.READ_EXECUTE), ("S-1-22-2-100", security.READ_EXECUTE)]
     vol.setxattr(f, NTACL_XATTR, ntacl.encode(_sd(2)))  # a stored ACL wins
     assert len(ntacl.decode(vol.getxattr(f, NTACL_XATTR)).sd.dacl.aces) == 2
+
+
+def test_a_version_2_volume_gets_short_names_and_streams_on_open(voldir):
+    import sqlite3
+
+    with Volume.create(voldir, 4 << 20, 100, block_size=4096) as v:
+        d = v.mkdir(ROOT_INO, "d").ino
+        for n in ("specification one.htm", "specification two.htm", "ok.txt"):
+            v.create_file(d, n)
+    db = sqlite3.connect(voldir / "snapfs.db")
+    db.executescript("DROP INDEX dirents_dosname; ALTER TABLE dirents DROP COLUMN dosname; DROP TABLE streams;"
+                     " PRAGMA user_version = 2;")
+    db.close()
+    with Volume.open(voldir) as v:
+        assert v.db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert [short(v, d, n) for n in ("specification one.htm", "specification two.htm", "ok.txt")] == [
+            "SPECIF~1.HTM", "SPECIF~2.HTM", "OK.TXT"]
+        v.stream_write(v.lookup(d, "ok.txt").ino, "big", b"x" * 100_000)
+        assert fsck(v).clean
