@@ -17,8 +17,9 @@ import sqlite3
 from .schema import LIVE
 from .windows import dosname as _gen
 
-_TAKEN = (f"SELECT 1 FROM dirents WHERE parent = ? AND ((dosname = ? AND death = {LIVE})"
-          " OR (name IN (?, ?) AND death = ? AND dosname IS NULL)) LIMIT 1")
+#: a live entry with that stored short name (the partial index), or with that own name (the key)
+_TAKEN_DOS = f"SELECT 1 FROM dirents WHERE parent = ? AND dosname = ? AND death = {LIVE}"
+_TAKEN_NAME = "SELECT 1 FROM dirents WHERE parent = ? AND name IN (?, ?) AND death = ? AND dosname IS NULL"
 
 
 def assign(db: sqlite3.Connection, parent: int, name: bytes, keep: bytes | None = None) -> bytes | None:
@@ -26,7 +27,10 @@ def assign(db: sqlite3.Connection, parent: int, name: bytes, keep: bytes | None 
     name is its own short name (and that is free), else a free short name (``keep`` first)."""
 
     def taken(c: bytes) -> bool:
-        return db.execute(_TAKEN, (parent, c, c, c.lower(), LIVE)).fetchone() is not None
+        # every generated short name has a '~': a candidate without one needs no look in the index
+        if b"~" in c and db.execute(_TAKEN_DOS, (parent, c)).fetchone() is not None:
+            return True
+        return db.execute(_TAKEN_NAME, (parent, c, c.lower(), LIVE)).fetchone() is not None
 
     if _gen.is_short(name):
         if not taken(name.upper()):

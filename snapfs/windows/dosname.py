@@ -12,6 +12,7 @@ unique within its directory (case-insensitive, as DOS compares names).
 
 from __future__ import annotations
 
+import re
 import zlib
 from typing import Callable, Iterator
 
@@ -24,13 +25,13 @@ def _ok(c: int) -> bool:
     return 48 <= c <= 57 or 65 <= c <= 90 or c in _SPECIAL or c >= 128
 
 
+_DOS_CHARS = rb"[A-Z0-9!#$%&'()\-@^_`{}~]"
+_SHORT = re.compile(_DOS_CHARS + rb"{1,8}(?:\." + _DOS_CHARS + rb"{1,3})?")
+
+
 def is_short(name: bytes) -> bool:
     """Does ``name`` fit 8.3 already (compared in upper case)?"""
-    up = name.upper()
-    base, dot, ext = up.partition(b".")
-    if not base or len(base) > 8 or len(ext) > 3 or b"." in ext or (dot and not ext):
-        return False
-    return all(_ok(c) and c < 128 for c in base + ext)
+    return _SHORT.fullmatch(name.upper()) is not None
 
 
 def _clean(part: bytes) -> bytes:
