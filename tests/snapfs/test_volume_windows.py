@@ -141,3 +141,21 @@ def test_a_version_2_volume_gets_short_names_and_streams_on_open(voldir):
             "SPECIF~1.HTM", "SPECIF~2.HTM", "OK.TXT"]
         v.stream_write(v.lookup(d, "ok.txt").ino, "big", b"x" * 100_000)
         assert fsck(v).clean
+
+
+def test_the_snapshot_reader_gives_short_names_and_large_streams(voldir):
+    from snapfs.reader import open_snapshot
+
+    with Volume.create(voldir, 4 << 20, 100, block_size=4096) as v:
+        d = v.mkdir(ROOT_INO, "d").ino
+        f = v.create_file(d, "specification.htm").ino
+        v.stream_write(f, "big", b"y" * 200_000)
+        v.stream_write(f, "small", b"s")
+        v.snapshot_create("s")
+        v.snapshot_hold("s", "t")
+        v.stream_write(f, "big", b"z")
+        v.rename(d, "specification.htm", d, "x.htm")
+    with open_snapshot(voldir, "s", holder="t") as r:
+        assert r.dosnames(d) == {b"specification.htm": b"SPECIF~1.HTM"}
+        assert r.large_streams(f) == {b"big": b"y" * 200_000}
+        assert r.inode(f).xattrs[b"user.DosStream.small:$DATA"] == b"s\0"
