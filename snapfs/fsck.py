@@ -34,6 +34,8 @@ The passes, in the order they run (each repair a transaction of its own):
   link counts (directories: 2 + subdirectories), block counts, sizes (a file
   mapping blocks past its size is extended over them, as e2fsck does), block
   maps, xattrs and large streams of missing inodes or of non-files, and the live inode counter.
+* short names: every live entry whose name does not fit 8.3 has its DOS
+  8.3 name (:mod:`snapfs.shortnames`); repair gives it one.
 * every snapshot's tree: the same checks, reported only; an unlinked file a
   snapshot caught while it was open is not damage there.
 * free space: every block below the high-water mark is referenced or free
@@ -57,9 +59,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from . import control, privacy
+from . import control, privacy, shortnames
 from .errors import SnapfsError, VolumeBusy
 from .schema import DEAD, LIVE, VERSIONED
+from .windows.dosname import is_short
 from .volume import DB_FILE, NAME_MAX, ROOT_INO, Volume
 
 #: Exit statuses of fsck(8) and e2fsck(8), which ``snapfs fsck`` returns.
@@ -149,7 +152,7 @@ def fsck(vol: Volume, repair: bool = False) -> FsckReport:
 
 
 #: fsck's passes, in the order they run (see the module's description of each).
-PASSES = ("counters", "block_refs", "epochs", "live_tree", "snapshot_trees", "free_space")
+PASSES = ("counters", "block_refs", "epochs", "live_tree", "short_names", "snapshot_trees", "free_space")
 
 
 class _Ino(NamedTuple):
@@ -269,6 +272,8 @@ class _Fsck:
         self.high_water = self.t.meta.high_water
         self.illegal: set[tuple[int, int]] = set()
         self.lost_found: int | None = None
+        #: the live entries the live-tree pass keeps, by (parent, name)
+        self.kept_live: set[tuple[int, bytes]] = set()
 
     def check(self) -> None:
         """Run every pass of :data:`PASSES`, in order."""
@@ -479,6 +484,7 @@ class _Fsck:
                 old = inodes.get(ROOT_INO, _Ino(0, 2, 0, 0))
                 inodes = {**inodes, ROOT_INO: old._replace(mode=stat.S_IFDIR | 0o755, size=0)}
         sh = _shape(inodes, entries, live=True)
+        self.kept_live = {(e.parent, e.name) for e in sh.kept}  # the short-name pass checks these
         drops = list(sh.dropped)
         tops = sh.dir_tops + sh.file_tops
         self.lost_found = None
@@ -645,6 +651,22 @@ class _Fsck:
         self.fix_all(msgs, apply)
 
     # ------------------------------------------------------------------ free space
+
+    # ------------------------------------------------------------------ DOS 8.3 names
+
+    def check_short_names(self) -> None:
+        """Every live entry whose name does not fit 8.3 has a stored short name (unique in its
+        directory: an index keeps that).  Repair gives it one, as a new entry gets."""
+        missing = [(p, n) for p, n in self.db.execute(
+            "SELECT parent, name FROM dirents WHERE death = ? AND dosname IS NULL ORDER BY cookie", (LIVE,))
+            if not is_short(n) and (p, n) in self.kept_live]  # others the live-tree pass drops or moves
+
+        def apply() -> None:
+            with self.t.txn():
+                for p, n in missing:
+                    self.db.execute("UPDATE dirents SET dosname = ? WHERE parent = ? AND name = ? AND death = ?",
+                                    (shortnames.assign(self.db, p, n), p, n, LIVE))
+        self.fix_all([f"live tree: entry {n!r} in directory {p} has no DOS 8.3 name" for p, n in missing], apply)
 
     def check_free_space(self) -> None:
         db, m = self.db, self.t.meta

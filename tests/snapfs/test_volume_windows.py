@@ -159,3 +159,17 @@ def test_the_snapshot_reader_gives_short_names_and_large_streams(voldir):
         assert r.dosnames(d) == {b"specification.htm": b"SPECIF~1.HTM"}
         assert r.large_streams(f) == {b"big": b"y" * 200_000}
         assert r.inode(f).xattrs[b"user.DosStream.small:$DATA"] == b"s\0"
+
+
+def test_fsck_gives_a_lost_short_name_back(voldir):
+    from snapfs.fsck import fsck as run_fsck
+
+    with Volume.create(voldir, 4 << 20, 100, block_size=4096) as v:
+        v.create_file(ROOT_INO, "specification one.htm")
+        v.create_file(ROOT_INO, "specification two.htm")
+        v.db.execute("UPDATE dirents SET dosname = NULL WHERE name = ?", (b"specification one.htm",))
+        rep = run_fsck(v)
+        assert rep.problems == ["live tree: entry b'specification one.htm' in directory 1 has no DOS 8.3 name"]
+        assert run_fsck(v, repair=True).repaired
+        assert short(v, ROOT_INO, "specification one.htm") == "SPECIF~1.HTM"
+        assert run_fsck(v).clean
