@@ -42,7 +42,7 @@ class NamespaceOps(StoreCalls):
     """lookup, readdir, mknod, mkdir, symlink, link, unlink, rmdir, rename (a Volume part)."""
 
     # what else the Volume gives this part
-    _attrs: Callable[[int, Row], Attrs]
+    _attrs: Callable[..., Attrs]
     _inherit: Callable[[int, int, int], tuple[int, dict[bytes, bytes]]]
     _open: dict[int, int]
 
@@ -75,7 +75,7 @@ class NamespaceOps(StoreCalls):
             ino = self._dirent(parent, name, snap)
             if ino is None:
                 return None
-        return self._attrs(ino, self._row(ino, snap))
+        return self._attrs(ino, self._row(ino, snap), snap)
 
     def readdir(self, ino: int, offset: int = 0, snap: int | None = None,
                 limit: int | None = None) -> list[DirEntry]:
@@ -100,7 +100,7 @@ class NamespaceOps(StoreCalls):
         cache = self.tables.cached_rows if snap is None else {}
         for r in self._db.execute(sql, (*params, ino, *params, offset)):
             row = cache.get(r[2]) or Row(*r[3:])
-            out.append(DirEntry(r[0], self._attrs(r[2], row), r[1]))
+            out.append(DirEntry(r[0], self._attrs(r[2], row, snap), r[1]))
         return out
 
     def readlink(self, ino: int, snap: int | None = None) -> bytes:

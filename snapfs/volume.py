@@ -139,12 +139,15 @@ class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps, WindowsOps, StreamOp
 
     # ------------------------------------------------------------------ attributes and figures
 
-    def _attrs(self, ino: int, row: Row) -> Attrs:
-        return Attrs(ino, row.mode, row.nlink, row.uid, row.gid, row.rdev, row.size,
+    def _attrs(self, ino: int, row: Row, snap: int | None = None) -> Attrs:
+        mode = row.mode
+        if not mode & 0o7777:  # no unix permissions: the security style may show some
+            mode = self.unix_mode_shown(ino, mode, snap)
+        return Attrs(ino, mode, row.nlink, row.uid, row.gid, row.rdev, row.size,
                      row.nblocks * (self._bs // 512), row.atime_ns, row.mtime_ns, row.ctime_ns, self._bs)
 
     def getattr(self, ino: int, snap: int | None = None) -> Attrs:
-        return self._attrs(ino, self._row(ino, snap))
+        return self._attrs(ino, self._row(ino, snap), snap)
 
     def statfs(self) -> StatFS:
         m = self.meta

@@ -11,10 +11,13 @@ part adds what plain xattrs cannot do:
   :data:`DOSNAME_XATTR` (not listed, as the other virtual ones);
 - ``security.NTACL`` values are checked: a descriptor Samba can read, at most
   1,024 ACEs per ACL (ONTAP's limit), else EINVAL;
-- the security style's rule for NT ACLs: a file with only unix permissions in an
+- the security style's rules: a file with only unix permissions in an
   ntfs-style tree reports a default NT ACL made from its owner, group and mode
   (:func:`snapfs.windows.security.default_descriptor`, SIDs ``S-1-22-1-UID`` and
-  ``S-1-22-2-GID``, which Samba maps to unix users and groups).
+  ``S-1-22-2-GID``, which Samba maps to unix users and groups); a file or
+  directory with only an NT ACL (an NT ACL and no permission bits: mode 0, as a
+  restore of a file from an ntfs-style tree leaves it) in a unix-style tree shows
+  the tree's default unix permissions, until a chmod gives it its own.
 
 :meth:`WindowsOps.security_style` gives the style of an inode: the volume's
 ``unix`` until qtrees exist (issue 12's qtree part replaces it).
@@ -23,6 +26,7 @@ part adds what plain xattrs cannot do:
 from __future__ import annotations
 
 import errno
+import stat
 
 from .errors import SnapfsError, err
 from .store import ROOT_INO, StoreCalls
@@ -32,6 +36,8 @@ DOSNAME_XATTR = b"trusted.snapfs.dosname"
 #: virtual xattrs of this part: read-only
 READ_ONLY_XATTRS = (DOSNAME_XATTR,)
 STYLES = ("unix", "ntfs", "mixed")
+#: what a file with only an NT ACL shows in a unix-style tree (ONTAP's qtree default, 0755)
+DEFAULT_UNIX_PERMISSIONS = 0o755
 
 
 class WindowsOps(StoreCalls):
@@ -49,6 +55,20 @@ class WindowsOps(StoreCalls):
 
         The volume's style, ``unix``, until qtrees give each tree its own."""
         return "unix"
+
+    def unix_mode_shown(self, ino: int, mode: int, snap: int | None = None) -> int:
+        """The mode getattr shows for an inode whose stored ``mode`` has no permission bits:
+        a regular file or directory with only an NT ACL in a unix-style tree shows the
+        tree's default unix permissions (:data:`DEFAULT_UNIX_PERMISSIONS`); else ``mode``."""
+        if stat.S_IFMT(mode) not in (stat.S_IFREG, stat.S_IFDIR) or self.security_style(ino, snap) != "unix":
+            return mode
+        if snap is None:
+            has = NTACL_XATTR in self._xattrs(ino)
+        else:
+            where, params = self._view(snap)
+            has = self._db.execute(f"SELECT 1 FROM xattrs WHERE ino = ? AND name = ? AND {where}",
+                                   (ino, NTACL_XATTR, *params)).fetchone() is not None
+        return mode | DEFAULT_UNIX_PERMISSIONS if has else mode
 
     def check_windows_xattr(self, name: bytes, value: bytes) -> None:
         """EINVAL for a ``security.NTACL`` that is no descriptor Samba could read or holds

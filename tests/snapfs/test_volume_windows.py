@@ -173,3 +173,18 @@ def test_fsck_gives_a_lost_short_name_back(voldir):
         assert run_fsck(v, repair=True).repaired
         assert short(v, ROOT_INO, "specification one.htm") == "SPECIF~1.HTM"
         assert run_fsck(v).clean
+
+
+def test_a_file_with_only_an_nt_acl_in_a_unix_style_tree_shows_default_permissions(vol):
+    f = vol.create_file(ROOT_INO, "nt-only", mode=0).ino
+    plain = vol.create_file(ROOT_INO, "no-acl", mode=0).ino
+    assert vol.getattr(f).mode & 0o7777 == 0
+    vol.setxattr(f, NTACL_XATTR, ntacl.encode(_sd(1)))
+    snap = vol.snapshot_create("s").id
+    assert vol.getattr(f).mode & 0o7777 == 0o755
+    assert vol.lookup(ROOT_INO, "nt-only").mode & 0o7777 == 0o755
+    assert {e.name: e.attrs.mode & 0o7777 for e in vol.readdir(ROOT_INO)}[b"nt-only"] == 0o755
+    assert vol.getattr(f, snap).mode & 0o7777 == 0o755
+    assert vol.getattr(plain).mode & 0o7777 == 0  # no NT ACL: its own (no) permissions
+    vol.setattr(f, mode=0o600)  # a chmod gives it unix permissions of its own
+    assert vol.getattr(f).mode & 0o7777 == 0o600
