@@ -58,3 +58,30 @@ def test_streams_of_any_size(mounted, tmp_path):
     assert old.returncode == 0 and old.stdout == big
     snapfs("mount", m.voldir, m.mnt, "-o", "allow_other")
     assert subprocess.run([SNAPFS, "stream", "cat", str(m.mnt), "f.txt", "big"], capture_output=True).stdout == changed
+
+
+def test_short_names_and_the_unix_style_rule_through_the_mount(mounted):
+    from snapfs.windows import NTACL_XATTR, ntacl, security
+
+    m = mounted
+    (m.mnt / "docs").mkdir()
+    (m.mnt / "docs" / "specification.htm").write_bytes(b"x")
+    out = subprocess.run(["getfattr", "--only-values", "-n", "trusted.snapfs.dosname",
+                          str(m.mnt / "docs" / "specification.htm")], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout == "SPECIF~1.HTM"
+    assert subprocess.run(["setfattr", "-n", "trusted.snapfs.dosname", "-v", "X",
+                           str(m.mnt / "docs" / "specification.htm")], capture_output=True).returncode != 0
+    f = m.mnt / "nt-only"
+    f.write_bytes(b"y")
+    os.chmod(f, 0)
+    assert os.stat(f).st_mode & 0o7777 == 0
+    sd = security.Descriptor(security.Sid.parse("S-1-5-32-544"), security.Sid.parse("S-1-5-32-544"),
+                             security.Acl(2, (security.Ace(0, 0, security.FULL_CONTROL, security.Sid.parse("S-1-1-0")),)))
+    os.setxattr(f, NTACL_XATTR, ntacl.encode(sd))
+    assert os.stat(f).st_mode & 0o7777 == 0o755  # only an NT ACL, in the volume's unix style
+    snapfs("snapshot", "create", m.mnt, "s")
+    (m.mnt / "docs" / "specification.htm").rename(m.mnt / "docs" / "renamed specification.htm")
+    (m.mnt / "docs" / "specification.htm").write_bytes(b"new")
+    assert os.getxattr(m.mnt / "docs" / "specification.htm", "trusted.snapfs.dosname") == b"SPECIF~2.HTM"
+    assert os.getxattr(m.snap("s") / "docs" / "specification.htm", "trusted.snapfs.dosname") == b"SPECIF~1.HTM"
+    assert os.stat(m.snap("s") / "nt-only").st_mode & 0o7777 == 0o755
