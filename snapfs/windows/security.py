@@ -20,8 +20,8 @@ from ..errors import err
 MAX_ACES = 1024
 #: ACE types
 ACCESS_ALLOWED, ACCESS_DENIED, SYSTEM_AUDIT = 0, 1, 2
-#: the object ACE types (a flags word and up to two GUIDs before the SID)
-_OBJECT_TYPES = {5, 6, 7, 8}
+#: the object ACE types, callback ones included (a flags word and up to two GUIDs before the SID)
+_OBJECT_TYPES = {5, 6, 7, 8, 0x0B, 0x0C, 0x0F, 0x10}
 #: control bits
 DACL_PRESENT, SACL_PRESENT, DACL_PROTECTED, SELF_RELATIVE = 0x4, 0x10, 0x1000, 0x8000
 FULL_CONTROL, READ_EXECUTE = 0x001F01FF, 0x001200A9
