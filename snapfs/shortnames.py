@@ -5,8 +5,9 @@ Every entry has a short name: its own name in upper case when that fits 8.3
 and stored in the entry's ``dosname`` column.  Short names are unique among the
 live entries of a directory (an index enforces it for the stored ones; a
 candidate is also refused when an entry's own name is that candidate in upper
-or lower case).  A renamed entry keeps its short name unless the name it moves
-to is taken there or the new name fits 8.3 itself.  Snapshots see the short
+or lower case).  A renamed entry keeps a generated short name unless it is
+taken where the entry goes or the new name fits 8.3 itself (an entry whose old
+name was its own short name gets a new one).  Snapshots see the short
 names their entries had.
 """
 
@@ -35,7 +36,7 @@ def assign(db: sqlite3.Connection, parent: int, name: bytes, keep: bytes | None 
     if _gen.is_short(name):
         if not taken(name.upper()):
             return None
-    elif keep is not None and not taken(keep):
+    elif keep is not None and b"~" in keep and not taken(keep):  # only generated ones are kept (all have a ~)
         return keep
     return _gen.generate(name, taken)
 

@@ -53,6 +53,10 @@ def test_a_renamed_entry_keeps_its_short_name_unless_it_collides(vol):
     assert short(vol, b, "moved here.htm") == "MOVEDH~1.HTM"
     vol.rename(a, "specification1.htm", ROOT_INO, "x.txt")  # an 8.3 name is its own short name
     assert short(vol, ROOT_INO, "x.txt") == "X.TXT"
+    vol.rename(ROOT_INO, "x.txt", ROOT_INO, "a longer name.txt")  # and is not kept: X.TXT is free again
+    assert short(vol, ROOT_INO, "a longer name.txt") == "ALONGE~1.TXT"
+    vol.create_file(ROOT_INO, "x.txt")
+    assert short(vol, ROOT_INO, "x.txt") == "X.TXT"
     vol.rename(b, "specification-b2.htm", b, "specification-b3.htm", 2)  # RENAME_EXCHANGE: they go with the files
     assert short(vol, b, "specification-b3.htm") == "SPECIF~2.HTM" and short(vol, b, "specification-b2.htm") == "SPECIF~3.HTM"
     vol.rename(a, "specification2.htm", b, "specification-b1.htm", 2)  # SPECIF~2.HTM is taken in b: a new one
