@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config libacl1-dev acl attr dump tar mt-st
-              e2fsprogs util-linux gcc python3-dev amanda-common tshark iproute2)
+              e2fsprogs util-linux gcc python3-dev amanda-common tshark iproute2
+              samba smbclient python3-samba)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

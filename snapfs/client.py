@@ -20,6 +20,7 @@ volume's identity and type) have calls of the same shape; see the README.
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import os
@@ -142,6 +143,29 @@ class Client:
 
     def snapshot_release(self, name: str, holder: str) -> None:
         self._call("snapshot_release", name=name, holder=holder)
+
+    # ------------------------------------------------------------------ named streams (issue 12)
+
+    def stream_list(self, path: str) -> list[dict]:
+        """The named streams of ``path`` (relative to the volume root; ``.snapshot/NAME/...``
+        reads a snapshot): ``{"name", "size", "in_xattr"}`` each."""
+        return self._call("stream_list", path=path)
+
+    def stream_read(self, path: str, name: str) -> bytes:
+        out, step = bytearray(), 1 << 20
+        while True:
+            chunk = base64.b64decode(self._call("stream_read", path=path, name=name, offset=len(out), size=step))
+            out += chunk
+            if len(chunk) < step:
+                return bytes(out)
+
+    def stream_write(self, path: str, name: str, source: str | os.PathLike) -> dict:
+        """Make stream ``name`` of ``path`` hold the bytes of file ``source`` (read by the
+        volume's process: give a path it can read), in one transaction."""
+        return self._call("stream_write", path=path, name=name, source=str(Path(source).resolve()))
+
+    def stream_delete(self, path: str, name: str) -> None:
+        self._call("stream_delete", path=path, name=name)
 
 
     # ------------------------------------------------------------------ the filer's objects (issue 12, filerA)

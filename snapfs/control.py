@@ -10,6 +10,7 @@ the volume is not mounted, in the caller's process (see :mod:`snapfs.client`).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import errno
 import json
@@ -22,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 from .errors import SnapfsError, err
 from .restrictions import check_owner
-from .volume import Volume
+from .volume import ROOT_INO, Volume
 
 SOCKET_NAME = "control.sock"
 #: Virtual xattr on a mount's root naming its volume folder (how a mount point leads to the volume).
@@ -141,6 +142,56 @@ FILER_COMMANDS: dict[str, Callable[..., Any]] = {
 ACT_AS = "act_as"
 
 # ---------------------------------------------------------------------- (end of the filer's objects)
+# ---------------------------------------------------------------------- named streams (issue 12)
+
+def resolve(vol: Volume, path: str) -> tuple[int, int | None]:
+    """(inode, snapshot id or None) of ``path``, relative to the volume's root; a path
+    under ``.snapshot/NAME/`` is in that snapshot.  ENOENT/ENOTDIR as a lookup gives."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    snap = None
+    if parts[:1] == [".snapshot"] and len(parts) >= 2:
+        snap = next((s.id for s in vol.snapshot_list() if s.name == parts[1]), None)
+        if snap is None:
+            raise err(errno.ENOENT, f"no snapshot {parts[1]!r}")
+        parts = parts[2:]
+    ino = ROOT_INO
+    for p in parts:
+        ino = vol.lookup(ino, p, snap).ino
+    return ino, snap
+
+
+def _stream_list(vol: Volume, path: str) -> list[dict]:
+    ino, snap = resolve(vol, path)
+    return [{"name": os.fsdecode(n), "size": size, "in_xattr": x} for n, size, x in vol.stream_list(ino, snap)]
+
+
+def _stream_read(vol: Volume, path: str, name: str, offset: int = 0, size: int = 1 << 20) -> str:
+    ino, snap = resolve(vol, path)
+    return base64.b64encode(vol.stream_read(ino, name, snap)[offset:offset + size]).decode()
+
+
+def _stream_write(vol: Volume, path: str, name: str, source: str) -> dict:
+    ino, snap = resolve(vol, path)
+    if snap is not None:
+        raise err(errno.EROFS, f"{path} is in a snapshot: read-only")
+    try:
+        data = Path(source).read_bytes()
+    except OSError as e:
+        raise err(e.errno or errno.EIO, f"{source}: {e.strerror}") from None
+    return {"in_xattr": vol.stream_write(ino, name, data), "size": len(data)}
+
+
+def _stream_delete(vol: Volume, path: str, name: str) -> None:
+    ino, snap = resolve(vol, path)
+    if snap is not None:
+        raise err(errno.EROFS, f"{path} is in a snapshot: read-only")
+    vol.stream_delete(ino, name)
+
+
+STREAM_COMMANDS: dict[str, Callable[..., Any]] = {
+    "stream_list": _stream_list, "stream_read": _stream_read,
+    "stream_write": _stream_write, "stream_delete": _stream_delete,
+}
 
 #: op name -> function(vol, **args) returning something JSON can carry
 COMMANDS: dict[str, Callable[..., Any]] = {
@@ -152,6 +203,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "snapshot_hold": _snapshot_hold,
     "snapshot_release": _snapshot_release,
     **FILER_COMMANDS,
+    **STREAM_COMMANDS,
 }
 
 

@@ -33,7 +33,9 @@ The passes, in the order they run (each repair a transaction of its own):
   when first needed; a non-directory of that name is moved into it.  Then
   link counts (directories: 2 + subdirectories), block counts, sizes (a file
   mapping blocks past its size is extended over them, as e2fsck does), block
-  maps and xattrs of missing inodes or of non-files, and the live inode counter.
+  maps, xattrs and large streams of missing inodes or of non-files, and the live inode counter.
+* short names: every live entry whose name does not fit 8.3 has its DOS
+  8.3 name (:mod:`snapfs.shortnames`); repair gives it one.
 * every snapshot's tree: the same checks, reported only; an unlinked file a
   snapshot caught while it was open is not damage there.
 * free space: every block below the high-water mark is referenced or free
@@ -59,9 +61,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from . import control, fsck_filer, privacy
+from . import control, fsck_filer, privacy, shortnames
 from .errors import SnapfsError, VolumeBusy
 from .schema import DEAD, LIVE, VERSIONED
+from .windows.dosname import is_short
 from .volume import DB_FILE, NAME_MAX, ROOT_INO, Volume
 
 #: Exit statuses of fsck(8) and e2fsck(8), which ``snapfs fsck`` returns.
@@ -151,7 +154,7 @@ def fsck(vol: Volume, repair: bool = False) -> FsckReport:
 
 
 #: fsck's passes, in the order they run (see the module's description of each).
-PASSES = ("counters", "block_refs", "epochs", "live_tree", "snapshot_trees", "free_space", "filer")
+PASSES = ("counters", "block_refs", "epochs", "live_tree", "short_names", "snapshot_trees", "free_space", "filer")
 
 
 class _Ino(NamedTuple):
@@ -271,6 +274,8 @@ class _Fsck:
         self.high_water = self.t.meta.high_water
         self.illegal: set[tuple[int, int]] = set()
         self.lost_found: int | None = None
+        #: the live entries the live-tree pass keeps, by (parent, name)
+        self.kept_live: set[tuple[int, bytes]] = set()
 
     def check(self) -> None:
         """Run every pass of :data:`PASSES`, in order."""
@@ -485,6 +490,7 @@ class _Fsck:
                 old = inodes.get(ROOT_INO, _Ino(0, 2, 0, 0))
                 inodes = {**inodes, ROOT_INO: old._replace(mode=stat.S_IFDIR | 0o755, size=0)}
         sh = _shape(inodes, entries, live=True)
+        self.kept_live = {(e.parent, e.name) for e in sh.kept}  # the short-name pass checks these
         drops = list(sh.dropped)
         tops = sh.dir_tops + sh.file_tops
         self.lost_found = None
@@ -622,15 +628,20 @@ class _Fsck:
                 bad(f"inode {ino} counts {nblocks} blocks, maps {counts[ino]}", ino, nblocks=counts[ino])
         xstrays = [r[0] for r in self.db.execute(f"SELECT DISTINCT ino FROM xattrs WHERE {where}", params)
                    if r[0] not in inodes]
+        sstrays = [r[0] for r in self.db.execute(f"SELECT DISTINCT ino FROM streams WHERE {where}", params)
+                   if r[0] not in inodes]
         strays = dict(sorted(strays.items()))
         if not live:
             for msg in strays.values():
                 self.problem(f"{label}: {msg}")
             for ino in xstrays:
                 self.problem(f"{label}: xattrs of missing inode {ino}")
+            for ino in sstrays:
+                self.problem(f"{label}: streams of missing inode {ino}")
             return
         msgs += [f"{label}: {msg}" for msg in strays.values()]
         msgs += [f"{label}: xattrs of missing inode {ino}" for ino in xstrays]
+        msgs += [f"{label}: streams of missing inode {ino}" for ino in sstrays]
 
         def apply() -> None:
             t = self.t
@@ -639,11 +650,29 @@ class _Fsck:
                     t.kill("blockmap", "ino = ?", (ino,))
                 for ino in xstrays:
                     t.kill("xattrs", "ino = ?", (ino,))
+                for ino in sstrays:
+                    t.kill("streams", "ino = ?", (ino,))
                 for ino, ch in fixes.items():
                     t.set(ino, **ch)
         self.fix_all(msgs, apply)
 
     # ------------------------------------------------------------------ free space
+
+    # ------------------------------------------------------------------ DOS 8.3 names
+
+    def check_short_names(self) -> None:
+        """Every live entry whose name does not fit 8.3 has a stored short name (unique in its
+        directory: an index keeps that).  Repair gives it one, as a new entry gets."""
+        missing = [(p, n) for p, n in self.db.execute(
+            "SELECT parent, name FROM dirents WHERE death = ? AND dosname IS NULL ORDER BY cookie", (LIVE,))
+            if not is_short(n) and (p, n) in self.kept_live]  # others the live-tree pass drops or moves
+
+        def apply() -> None:
+            with self.t.txn():
+                for p, n in missing:
+                    self.db.execute("UPDATE dirents SET dosname = ? WHERE parent = ? AND name = ? AND death = ?",
+                                    (shortnames.assign(self.db, p, n), p, n, LIVE))
+        self.fix_all([f"live tree: entry {n!r} in directory {p} has no DOS 8.3 name" for p, n in missing], apply)
 
     def check_free_space(self) -> None:
         db, m = self.db, self.t.meta

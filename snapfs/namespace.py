@@ -42,7 +42,7 @@ class NamespaceOps(StoreCalls):
     """lookup, readdir, mknod, mkdir, symlink, link, unlink, rmdir, rename (a Volume part)."""
 
     # what else the Volume gives this part
-    _attrs: Callable[[int, Row], Attrs]
+    _attrs: Callable[..., Attrs]
     _inherit: Callable[[int, int, int], tuple[int, dict[bytes, bytes]]]
     _open: dict[int, int]
 
@@ -75,7 +75,7 @@ class NamespaceOps(StoreCalls):
             ino = self._dirent(parent, name, snap)
             if ino is None:
                 return None
-        return self._attrs(ino, self._row(ino, snap))
+        return self._attrs(ino, self._row(ino, snap), snap)
 
     def readdir(self, ino: int, offset: int = 0, snap: int | None = None,
                 limit: int | None = None) -> list[DirEntry]:
@@ -100,7 +100,7 @@ class NamespaceOps(StoreCalls):
         cache = self.tables.cached_rows if snap is None else {}
         for r in self._db.execute(sql, (*params, ino, *params, offset)):
             row = cache.get(r[2]) or Row(*r[3:])
-            out.append(DirEntry(r[0], self._attrs(r[2], row), r[1]))
+            out.append(DirEntry(r[0], self._attrs(r[2], row, snap), r[1]))
         return out
 
     def readlink(self, ino: int, snap: int | None = None) -> bytes:
@@ -307,10 +307,11 @@ class NamespaceOps(StoreCalls):
                 ddir = stat.S_ISDIR(self._row(dst).mode)
                 if (sdir and self._is_ancestor(src, new_parent)) or (ddir and self._is_ancestor(dst, old_parent)):
                     raise err(errno.EINVAL, "cannot move a directory into itself")
+                sdos, ddos = self.tables.dosname(old_parent, old_name), self.tables.dosname(new_parent, new_name)
                 self._del_dirent(old_parent, old_name)
                 self._del_dirent(new_parent, new_name)
-                self._add_dirent(new_parent, new_name, src)
-                self._add_dirent(old_parent, old_name, dst)
+                self._add_dirent(new_parent, new_name, src, sdos)
+                self._add_dirent(old_parent, old_name, dst, ddos)
                 self._set(src, ctime_ns=now)
                 self._set(dst, ctime_ns=now)
                 if old_parent != new_parent:
@@ -338,8 +339,9 @@ class NamespaceOps(StoreCalls):
                 self._drop_link(dst, now)
                 if stat.S_ISDIR(drow.mode):
                     self._touch_dir(new_parent, now, -1)
+            sdos = self.tables.dosname(old_parent, old_name)  # the short name goes with the entry
             self._del_dirent(old_parent, old_name)
-            self._add_dirent(new_parent, new_name, src)
+            self._add_dirent(new_parent, new_name, src, sdos)
             self._set(src, ctime_ns=now)
             if flags & RENAME_WHITEOUT:
                 if inherit_acl:  # the whiteout inherits a default ACL as any new inode does

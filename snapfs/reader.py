@@ -4,6 +4,7 @@
         for inode in snap.inodes():                # inode order: .attrs, .target, .xattrs
             if stat.S_ISDIR(inode.mode):
                 names = snap.entries(inode.ino)    # (name, ino), in a stable order
+                short = snap.dosnames(inode.ino)   # name -> DOS 8.3 name
             elif stat.S_ISREG(inode.mode):
                 for off, n in snap.extents(inode.ino):   # the data; the rest are holes
                     data = snap.read(inode.ino, off, n)
@@ -48,6 +49,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Iterator
 
+from . import shortnames
 from .blockstore import DATA_FILE
 from .client import find_volume
 from .errors import NotAVolume, SnapfsError, err
@@ -186,6 +188,21 @@ class SnapshotReader:
         s = self.id
         return [SnapshotEntry(name, child) for name, child in self._rows(
             f"SELECT name, ino FROM dirents WHERE parent = ? AND {_SEES} ORDER BY cookie", (ino, s, s))]
+
+    def dosnames(self, ino: int) -> dict[bytes, bytes]:
+        """The DOS 8.3 name of each entry of directory ``ino`` (see :mod:`snapfs.shortnames`)."""
+        s = self.id
+        return {name: shortnames.short_name(name, dos) for name, dos in self._rows(
+            f"SELECT name, dosname FROM dirents WHERE parent = ? AND {_SEES} ORDER BY cookie", (ino, s, s))}
+
+    def large_streams(self, ino: int) -> dict[bytes, bytes]:
+        """The named streams of ``ino`` kept as data (too large for an xattr): name -> bytes.
+        The others are ``user.DosStream.NAME:$DATA`` among the inode's xattrs."""
+        s, out = self.id, {}
+        for name, data in self._rows(f"SELECT name, data FROM streams WHERE ino = ? AND {_SEES} ORDER BY name, idx",
+                                     (ino, s, s)):
+            out[name] = out.get(name, b"") + data
+        return out
 
     def parent(self, ino: int) -> int:
         """The directory holding directory ``ino`` (the root's is the root)."""

@@ -21,7 +21,7 @@ import sqlite3
 from .errors import NotAVolume
 
 MAGIC = "snapfs-volume"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The longest name (bytes) of a directory entry or a snapshot.
 NAME_MAX = 255
 #: ``death`` of a row the live head still sees (larger than any epoch).
@@ -94,6 +94,7 @@ VERSIONED = {
     "dirents": ("parent", "name"),
     "xattrs": ("ino", "name"),
     "blockmap": ("ino", "idx"),
+    "streams": ("ino", "name", "idx"),  # since version 4
 }
 
 _V2 = "".join(
@@ -120,7 +121,22 @@ CREATE TABLE IF NOT EXISTS snapshot_identity (
 );
 """
 
-_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3}
+#: Version 4 (issue 12, Windows metadata): a directory entry's DOS 8.3 name when it is not the
+#: name itself in upper case (see :mod:`snapfs.shortnames`), unique among the live entries of
+#: its directory, versioned with the entry, so snapshots keep it; and the named streams too
+#: large for an xattr, in chunks, each chunk a versioned row (see :mod:`snapfs.streams`).
+_V4 = f"""
+ALTER TABLE dirents ADD COLUMN dosname BLOB;
+CREATE UNIQUE INDEX dirents_dosname ON dirents (parent, dosname) WHERE dosname IS NOT NULL AND death = {LIVE};
+CREATE TABLE streams (
+    ino INTEGER NOT NULL, name BLOB NOT NULL, idx INTEGER NOT NULL, death INTEGER NOT NULL,
+    birth INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (ino, name, idx, death)
+) WITHOUT ROWID;
+CREATE INDEX streams_dead ON streams (death, birth) WHERE {DEAD};
+"""
+
+_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -131,4 +147,26 @@ def migrate(db: sqlite3.Connection) -> None:
             f"volume schema version {version} is newer than this snapfs ({SCHEMA_VERSION}); upgrade snapfs"
         )
     for v in range(version + 1, SCHEMA_VERSION + 1):
-        db.executescript("BEGIN;" + _MIGRATIONS[v] + f"PRAGMA user_version = {v}; COMMIT;")
+        db.executescript("BEGIN;" + _MIGRATIONS[v])
+        try:
+            if v == 4:
+                _short_names_of_old_entries(db)
+            db.execute(f"PRAGMA user_version = {v}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+def _short_names_of_old_entries(db: sqlite3.Connection) -> None:
+    """Version 4: the live entries made before it get their DOS 8.3 names, in cookie order
+    (snapshots show older entries' names in upper case, as they had none)."""
+    from .shortnames import assign  # shortnames needs this module
+    from .windows.dosname import is_short
+
+    for parent, name in db.execute(f"SELECT parent, name FROM dirents WHERE death = {LIVE} ORDER BY cookie").fetchall():
+        if not is_short(name):  # an 8.3 name is its own short name
+            dos = assign(db, parent, name)
+            db.execute(f"UPDATE dirents SET dosname = ? WHERE parent = ? AND name = ? AND death = {LIVE}",
+                       (dos, parent, name))

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator
 
-from . import privacy
+from . import privacy, shortnames
 from .blockstore import DATA_FILE, BlockStore
 from .errors import NotAVolume, VolumeBusy, err
 from .records import Meta
@@ -337,7 +337,7 @@ class Store:
     def _flush_doomed(self, chunk: int = 500) -> None:
         """End the rows of the inodes destroyed in this batch, many inodes a statement."""
         doomed, self._doomed = self._doomed, {}
-        for table, inos in (("blockmap", list(doomed)),
+        for table, inos in (("blockmap", list(doomed)), ("streams", list(doomed)),
                             ("xattrs", [i for i, (x, _) in doomed.items() if x]),
                             ("inodes", [i for i, (_, r) in doomed.items() if r])):
             for k in range(0, len(inos), chunk):
@@ -452,6 +452,7 @@ class Store:
             self._doomed[ino] = (xattrs, in_table)
         else:
             self.kill("blockmap", "ino = ?", (ino,))
+            self.kill("streams", "ino = ?", (ino,))
             if xattrs:
                 self.kill("xattrs", "ino = ?", (ino,))
             if in_table:
@@ -495,12 +496,28 @@ class Store:
             raise err(errno.ENOENT, f"directory {ino} has no parent")
         return r[0]
 
-    def add_dirent(self, parent: int, name: bytes, ino: int) -> None:
-        """A live entry ``name`` in ``parent`` for ``ino`` (sqlite3.IntegrityError if the name is taken)."""
+    def add_dirent(self, parent: int, name: bytes, ino: int, keep_dosname: bytes | None = None) -> None:
+        """A live entry ``name`` in ``parent`` for ``ino`` (sqlite3.IntegrityError if the name is taken),
+        with its DOS 8.3 name (``keep_dosname`` if still free: a rename; see :mod:`snapfs.shortnames`)."""
+        dosname = shortnames.assign(self.db, parent, name, keep_dosname)
         cookie = self.meta.next_cookie
         self.meta.next_cookie += 1
-        self.db.execute("INSERT INTO dirents (parent, name, death, birth, ino, cookie) VALUES (?,?,?,?,?,?)",
-                        (parent, name, LIVE, self.meta.epoch, ino, cookie))
+        self.db.execute("INSERT INTO dirents (parent, name, death, birth, ino, cookie, dosname)"
+                        " VALUES (?,?,?,?,?,?,?)", (parent, name, LIVE, self.meta.epoch, ino, cookie, dosname))
+
+    def dosname(self, parent: int, name: bytes, snap: int | None = None) -> bytes | None:
+        """The DOS 8.3 name of entry ``name`` in ``parent``, or None if there is no such entry."""
+        where, params = self.view(snap)
+        r = self.db.execute(f"SELECT dosname FROM dirents WHERE parent = ? AND name = ? AND {where}",
+                            (parent, name, *params)).fetchone()
+        return None if r is None else shortnames.short_name(name, r[0])
+
+    def dosname_of(self, ino: int, snap: int | None = None) -> bytes | None:
+        """The DOS 8.3 name of an entry naming ``ino`` (its first, for a file with hard links)."""
+        where, params = self.view(snap)
+        r = self.db.execute(f"SELECT name, dosname FROM dirents WHERE ino = ? AND {where} ORDER BY cookie LIMIT 1",
+                            (ino, *params)).fetchone()
+        return None if r is None else shortnames.short_name(r[0], r[1])
 
     def take_dirent(self, parent: int, name: bytes) -> int | None:
         """End the live entry ``name`` in ``parent`` as :meth:`del_dirent` does, in one
@@ -546,7 +563,7 @@ class StoreCalls:
     _xattrs: Callable[[int], dict[bytes, bytes]]
     _dirent: Callable[..., int | None]
     _parent_of: Callable[..., int]
-    _add_dirent: Callable[[int, bytes, int], None]
+    _add_dirent: Callable[..., None]
     _take_dirent: Callable[[int, bytes], int | None]
     _del_dirent: Callable[[int, bytes], None]
 

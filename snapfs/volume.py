@@ -13,11 +13,13 @@ adapter answers EROFS for snapshot inodes.
 
 The calls are grouped by concept in the parts the class is made of:
 names (:mod:`snapfs.namespace`), file data (:mod:`snapfs.filedata`),
-xattrs and POSIX ACLs (:mod:`snapfs.xattrs`) and snapshots
-(:mod:`snapfs.snapshots`), and the filer's objects: identity and access
-type (:mod:`snapfs.identity`), qtrees (:mod:`snapfs.qtrees`), junctions
-(:mod:`snapfs.junctions`) and client I/O restrictions
-(:mod:`snapfs.restrictions`), and room on a full volume (:mod:`snapfs.room`); this module opens and closes volumes and ties
+xattrs and POSIX ACLs (:mod:`snapfs.xattrs`), snapshots
+(:mod:`snapfs.snapshots`), Windows metadata (:mod:`snapfs.winmeta`), named
+streams (:mod:`snapfs.streams`), and the filer's objects: identity and
+access type (:mod:`snapfs.identity`), qtrees (:mod:`snapfs.qtrees`),
+junctions (:mod:`snapfs.junctions`), client I/O restrictions
+(:mod:`snapfs.restrictions`) and room on a full volume (:mod:`snapfs.room`);
+this module opens and closes volumes and ties
 the parts to the store.
 
 Not thread-safe: one caller at a time (the FUSE adapter's single trio thread).
@@ -53,6 +55,8 @@ from .room import RoomOps
 from .schema import NAME_MAX
 from .snapshots import BACKUP_SNAPSHOT_PREFIX, SnapshotOps
 from .store import DB_FILE, LOCK_FILE, ROOT_INO, Row, Store, check_header, create_files
+from .streams import StreamOps
+from .winmeta import WindowsOps
 from .xattrs import (XATTR_BLOCK_MAX, XATTR_CREATE, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX, XattrOps,
                      xattr_space, xattr_suffix)
 
@@ -66,7 +70,7 @@ __all__ = [
 ]
 
 
-class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps,
+class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps, WindowsOps, StreamOps,
              IdentityOps, QtreeOps, JunctionOps, RestrictionOps, RoomOps):
     """An open snapfs volume.  Use :meth:`create` or :meth:`open`; close when done."""
 
@@ -150,12 +154,15 @@ class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps,
 
     # ------------------------------------------------------------------ attributes and figures
 
-    def _attrs(self, ino: int, row: Row) -> Attrs:
-        return Attrs(ino, row.mode, row.nlink, row.uid, row.gid, row.rdev, row.size,
+    def _attrs(self, ino: int, row: Row, snap: int | None = None) -> Attrs:
+        mode = row.mode
+        if not mode & 0o7777:  # no unix permissions: the security style may show some
+            mode = self.unix_mode_shown(ino, mode, snap)
+        return Attrs(ino, mode, row.nlink, row.uid, row.gid, row.rdev, row.size,
                      row.nblocks * (self._bs // 512), row.atime_ns, row.mtime_ns, row.ctime_ns, self._bs)
 
     def getattr(self, ino: int, snap: int | None = None) -> Attrs:
-        return self._attrs(ino, self._row(ino, snap))
+        return self._attrs(ino, self._row(ino, snap), snap)
 
     def statfs(self) -> StatFS:
         m = self.meta

@@ -12,11 +12,13 @@ import errno
 import os
 import stat
 import time
+from typing import Callable
 
 from . import acl
 from .errors import NoSpace, SnapfsError, err
 from .schema import LIVE
 from .store import StoreCalls
+from .winmeta import READ_ONLY_XATTRS
 
 XATTR_NAME_MAX = 255
 XATTR_SIZE_MAX = 65536
@@ -73,13 +75,17 @@ def _suffix_len(name: bytes) -> int:
 class XattrOps(StoreCalls):
     """getxattr, setxattr, listxattr, removexattr and the POSIX ACL rules (a Volume part)."""
 
+    # what the Volume gives this part (from snapfs.winmeta.WindowsOps)
+    windows_xattr: Callable[[int, bytes, bytes | None, int | None], bytes | None]
+    check_windows_xattr: Callable[[bytes, bytes], None]
+
     def xattr(self, ino: int, name: bytes | str, snap: int | None = None) -> bytes | None:
         """The value of xattr ``name`` or None: :meth:`getxattr` without the ENODATA exception."""
+        name = bname(name)
+        xattr_suffix(name)
         if snap is None:
-            name = bname(name)
-            xattr_suffix(name)
             self._row(ino)
-            return self._xattrs(ino).get(name)
+            return self.windows_xattr(ino, name, self._xattrs(ino).get(name), None)
         try:
             return self.getxattr(ino, name, snap)
         except SnapfsError as e:
@@ -95,15 +101,15 @@ class XattrOps(StoreCalls):
         self._row(ino, snap)
         if snap is None:
             v = self._xattrs(ino).get(name)
-            if v is None:
-                raise err(errno.ENODATA, f"no extended attribute {name!r} on inode {ino}")
-            return v
-        where, params = self._view(snap)
-        r = self._db.execute(f"SELECT value FROM xattrs WHERE ino = ? AND name = ? AND {where}",
-                             (ino, name, *params)).fetchone()
-        if r is None:
+        else:
+            where, params = self._view(snap)
+            r = self._db.execute(f"SELECT value FROM xattrs WHERE ino = ? AND name = ? AND {where}",
+                                 (ino, name, *params)).fetchone()
+            v = None if r is None else r[0]
+        v = self.windows_xattr(ino, name, v, snap)
+        if v is None:
             raise err(errno.ENODATA, f"no extended attribute {name!r} on inode {ino}")
-        return r[0]
+        return v
 
     def listxattr(self, ino: int, snap: int | None = None) -> list[bytes]:
         self._row(ino, snap)
@@ -124,6 +130,7 @@ class XattrOps(StoreCalls):
         if len(value) > XATTR_SIZE_MAX and 0 < len(name) <= XATTR_NAME_MAX:  # before the namespace, as Linux
             raise err(errno.E2BIG, f"extended attribute value larger than {XATTR_SIZE_MAX} bytes")
         xattr_suffix(name)
+        self.check_windows_xattr(name, value)
         with self._txn():
             self._put_xattr(ino, name, value, flags)
 
@@ -149,6 +156,8 @@ class XattrOps(StoreCalls):
     def removexattr(self, ino: int, name: bytes | str) -> None:
         name = bname(name)
         xattr_suffix(name)
+        if name in READ_ONLY_XATTRS:
+            raise err(errno.EPERM, f"{name.decode()} is read-only (the volume keeps it)")
         with self._txn():
             self._drop_xattr(ino, name)
 

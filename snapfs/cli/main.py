@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import re
+import shutil
 import sqlite3
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -203,6 +205,44 @@ def cmd_fsck(a: argparse.Namespace) -> int:
     return rep.status
 
 
+# ---------------------------------------------------------------------- named streams (issue 12)
+
+def _in_volume(vol: str, path: str) -> str:
+    """PATH as the volume sees it: relative to its root (an absolute PATH must lie under VOL)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return path
+    for root in (Path(vol).absolute(), Path(vol).resolve()):
+        if p.is_relative_to(root):
+            return str(p.relative_to(root))
+    raise UsageError(f"{path} is not under {vol}")
+
+
+def cmd_stream(a: argparse.Namespace) -> int:
+    path = _in_volume(a.vol, a.path)
+    if a.action != "list" and not a.name:
+        raise UsageError(f"stream {a.action} needs MOUNT PATH NAME")
+    with client.open_volume(a.vol) as c:
+        if a.action == "list":
+            for s in c.stream_list(path):
+                print(f"{s['size']:>12}  {'xattr' if s['in_xattr'] else 'data ':<5}  {s['name']}")
+        elif a.action == "cat":
+            sys.stdout.buffer.write(c.stream_read(path, a.name))
+            sys.stdout.buffer.flush()
+        elif a.action == "write":
+            if a.file in (None, "-"):
+                with tempfile.NamedTemporaryFile(prefix="snapfs-stream-") as tmp:
+                    shutil.copyfileobj(sys.stdin.buffer, tmp)
+                    tmp.flush()
+                    r = c.stream_write(path, a.name, tmp.name)
+            else:
+                r = c.stream_write(path, a.name, a.file)
+            print(f"{a.name}: {r['size']} bytes, kept {'as an xattr' if r['in_xattr'] else 'as data'}")
+        else:
+            c.stream_delete(path, a.name)
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 
 def _version() -> str:
@@ -269,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=cmd_volume_show)
 
     filer.add_parsers(sub)
+
+    st = sub.add_parser("stream", help="list|cat|write|delete the named streams of a file (any size)")
+    st.add_argument("action", choices=["list", "cat", "write", "delete"], help="what to do")
+    st.add_argument("vol", help="mount point or volume folder")
+    st.add_argument("path", help="the file, relative to the volume root (or a path under the mount point)")
+    st.add_argument("name", nargs="?", help="the stream's name (cat, write, delete)")
+    st.add_argument("file", nargs="?", help="write: the file whose bytes the stream takes (default: stdin)")
+    st.set_defaults(fn=cmd_stream)
 
     f = sub.add_parser("fsck", help="check a volume that is not mounted (-y: and repair it)")
     f.add_argument("voldir", help="the volume folder (not mounted)")

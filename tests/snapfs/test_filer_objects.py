@@ -305,6 +305,7 @@ def test_a_version_2_volume_gets_an_identity_at_open(tmp_path):
     db = sqlite3.connect(voldir / "snapfs.db")
     db.execute("DROP TABLE volume_props")
     db.execute("DROP TABLE restrictions")
+    db.executescript("DROP INDEX dirents_dosname; ALTER TABLE dirents DROP COLUMN dosname; DROP TABLE streams;")  # 4's
     db.execute("PRAGMA user_version = 2")
     db.commit()
     db.close()

@@ -453,7 +453,7 @@ def _random_damage(voldir: Path, rng) -> None:
          lambda: (rng.choice([0o40755, 0o100644, 0o120777]), rng.choice(inos), LIVE)),
         ("DELETE FROM blockmap WHERE ino = ? AND idx = ? AND death = ?", lambda: rng.choice(maps)[:3]),
         ("UPDATE meta SET next_ino = ?, high_water = ?", lambda: (2, 1)),
-        ("INSERT OR IGNORE INTO dirents SELECT ?, ?, ?, ?, ?, next_cookie FROM meta",
+        ("INSERT OR IGNORE INTO dirents SELECT ?, ?, ?, ?, ?, next_cookie, NULL FROM meta",
          lambda: (rng.choice(dirs), b"loop", LIVE, E, rng.choice(dirs))),
         ("UPDATE OR IGNORE dirents SET name = ? WHERE parent = ? AND name = ? AND death = ?",
          lambda: (rng.choice([b"lost+found", b".snapshot", b"", b"a/b", b"..", "text"]), *rng.choice(ents), LIVE)),

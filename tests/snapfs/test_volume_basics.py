@@ -477,6 +477,9 @@ def test_a_version_1_volume_is_migrated_on_open(voldir):
     for t in ("inodes", "dirents", "xattrs", "blockmap"):
         db.execute(f"DROP INDEX {t}_dead")
         db.execute(f"CREATE INDEX {t}_dead ON {t} (death, birth)")
+    db.execute("DROP INDEX dirents_dosname")  # version 4's
+    db.execute("ALTER TABLE dirents DROP COLUMN dosname")
+    db.execute("DROP TABLE streams")
     db.execute("PRAGMA user_version = 1")
     db.commit()
     db.close()
