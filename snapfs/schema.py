@@ -21,7 +21,7 @@ import sqlite3
 from .errors import NotAVolume
 
 MAGIC = "snapfs-volume"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The longest name (bytes) of a directory entry or a snapshot.
 NAME_MAX = 255
 #: ``death`` of a row the live head still sees (larger than any epoch).
@@ -120,7 +120,18 @@ CREATE TABLE IF NOT EXISTS snapshot_identity (
 );
 """
 
-_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3}
+#: Version 4 (issue 12, filerC): persistent locks (``locks``: live state, not history;
+#: see :mod:`snapfs.locks`).  LUNs need no table: their records are versioned
+#: ``trusted.snapfs.lun`` xattrs (see :mod:`snapfs.luns`).
+_V4 = """
+CREATE TABLE IF NOT EXISTS locks (
+    id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, owner TEXT NOT NULL, type TEXT NOT NULL,
+    start INTEGER NOT NULL, length INTEGER NOT NULL, share TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS locks_ino ON locks (ino);
+"""
+
+_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 def migrate(db: sqlite3.Connection) -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .. import client, mount as _mount
-from . import filer
+from . import filer, filer_luns
 from ..errors import SnapfsError
 from ..fsck import FSCK_ERROR, fsck_path
 from ..volume import DEFAULT_BLOCK_SIZE, Volume
@@ -269,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=cmd_volume_show)
 
     filer.add_parsers(sub)
+    filer_luns.add_parsers(sub, parse_size)
 
     f = sub.add_parser("fsck", help="check a volume that is not mounted (-y: and repair it)")
     f.add_argument("voldir", help="the volume folder (not mounted)")
