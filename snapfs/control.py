@@ -36,6 +36,7 @@ def _snapshot_create(vol: Volume, name: str | None = None) -> dict:
 
 
 def _snapshot_list(vol: Volume) -> list[dict]:
+    vol.reconcile_clone_holds()  # a LUN clone removed through the mount let go of its snapshot (filerC)
     return [dataclasses.asdict(s) for s in vol.snapshot_list()]
 
 

@@ -229,6 +229,9 @@ class SnapfsOperations(pyfuse3.Operations):
         while changed:
             parent, name = changed.pop()
             pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
+        changed_inodes = self.vol.inodes_changed  # a LUN resized (snapfs.luns)
+        while changed_inodes:
+            pyfuse3.invalidate_inode(changed_inodes.pop(), attr_only=True)
 
     # ------------------------------------------------------------------ names
 
@@ -441,6 +444,8 @@ class SnapfsOperations(pyfuse3.Operations):
                     self.vol.lock_check(ino, owner, restoring, _locks.OPEN_READ)
                 if acc != os.O_RDONLY or flags & os.O_TRUNC:
                     self.vol.lock_check(ino, owner, restoring, _locks.OPEN_WRITE)
+                if flags & os.O_TRUNC:
+                    self.vol.lock_check(ino, owner, restoring, _locks.TRUNCATE)
             except SnapfsError as e:
                 raise pyfuse3.FUSEError(e.errno) from None
             fh = self._next_fh
@@ -454,6 +459,8 @@ class SnapfsOperations(pyfuse3.Operations):
             self.vol.truncate(ino, 0)
             keep = False
         self.vol.open_file(ino, snap)
+        if fh != inode:  # a locked file: every read and write comes here, none from the page cache
+            return pyfuse3.FileInfo(fh=fh, keep_cache=False, direct_io=True)
         return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
 
     def _lock_check(self, ino: int, pid: int, op: str) -> None:

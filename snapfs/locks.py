@@ -123,6 +123,10 @@ class LockOps(StoreCalls):
             if typ == "mandatory" or share != "deny-none":
                 self.locked.setdefault(ino, []).append(lk)
 
+    def lock_reload(self) -> None:
+        """Read the locks again (after fsck changed the table)."""
+        self._index_locks()
+
     def _named(self, lk: Lock) -> Lock:
         try:
             path = self.path_of(lk.ino)

@@ -57,6 +57,15 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_{}.\-]{0,254}")
 _SERIAL_CHARS = string.ascii_letters + string.digits
 #: blocks copied per call by a split
 _SPLIT_CHUNK = 64
+#: the largest write the mount passes in one request (libfuse's bound): blocks are never
+#: overwritten in place, so a write needs this much room until the next commit frees the
+#: blocks it replaced; kept aside, with the reservations, while a reserved LUN exists
+WRITE_PAD = 1 << 20
+
+
+def write_pad_blocks(block_size: int) -> int:
+    """Blocks kept aside for a reserved LUN's overwrites in flight (see :data:`WRITE_PAD`)."""
+    return -(-WRITE_PAD // block_size) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +152,8 @@ class LunOps(StoreCalls):
         self.lun_fresh = {}
         self.lun_outstanding = 0
         self._snap_clones: dict[int, dict[int, tuple[int, int]]] = {}
+        #: live inodes whose size the commands changed behind the kernel's back (the mount drains it)
+        self.inodes_changed: list[int] = []
         self._plain_put_block = self._put_block
         self._plain_read = self.read_buffer
         self._plain_write = self.write
@@ -184,6 +195,8 @@ class LunOps(StoreCalls):
     def _sum_outstanding(self) -> None:
         #: blocks kept for reserved LUNs (not free for other files)
         self.lun_outstanding = sum(max(0, self._blocks(self.luns[i]) - n) for i, n in self.lun_fresh.items())
+        if self.lun_fresh:
+            self.lun_outstanding += write_pad_blocks(self._bs)
 
     def _reserving_put_block(self, ino: int, idx: int, old: tuple | None, data: bytes) -> int:
         fresh = self.lun_fresh
@@ -191,11 +204,12 @@ class LunOps(StoreCalls):
             m = self.meta
             own = 0
             n = fresh.get(ino)
-            if n is not None:
-                own = max(0, self._blocks(self.luns[ino]) - n)
+            if n is not None:  # a reserved LUN may use its own reservation and the pad
+                own = max(0, self._blocks(self.luns[ino]) - n) + write_pad_blocks(self._bs)
             if m.total_blocks - m.used_blocks - (self.lun_outstanding - own) < 1:
                 self._count_fresh()  # a rolled-back call may have left the counts high
-                own = max(0, self._blocks(self.luns[ino]) - fresh[ino]) if ino in fresh else 0
+                own = (max(0, self._blocks(self.luns[ino]) - fresh[ino]) + write_pad_blocks(self._bs)
+                       if ino in fresh else 0)
                 if m.total_blocks - m.used_blocks - (self.lun_outstanding - own) < 1:
                     raise NoSpace(f"no space left on volume {m.name}: the free blocks are reserved for"
                                   f" space-reserved LUNs; {self.store.advice()}")
@@ -374,6 +388,7 @@ class LunOps(StoreCalls):
             self._put_record(ino, rec)
             raise
         self._count_fresh()
+        self.inodes_changed.append(ino)
         return self.lun_info(ino)
 
     def lun_modify(self, path: str, state: str | None = None, ostype: str | None = None) -> Lun:
@@ -458,7 +473,7 @@ class LunOps(StoreCalls):
         if self.lun_fresh:
             self.commit()
             m = self.meta
-            need = sum(self._blocks(self.luns[i]) for i in self.lun_fresh)
+            need = sum(self._blocks(self.luns[i]) for i in self.lun_fresh) + write_pad_blocks(self._bs)
             free = m.total_blocks - m.used_blocks
             if need > free:
                 raise err(errno.ENOSPC, f"cannot create snapshot {name!r} of volume {m.name}: its space-reserved"
@@ -474,11 +489,6 @@ class LunOps(StoreCalls):
         freed = super().snapshot_delete(name)  # type: ignore[misc]
         self._count_fresh()
         return freed
-
-    def snapshot_list(self) -> list[SnapshotInfo]:
-        self.commit()
-        self.reconcile_clone_holds()
-        return super().snapshot_list()  # type: ignore[misc]
 
     def lun_size_check(self, ino: int, offset: int, length: int) -> None:
         """EFBIG for a write past a LUN's end (its size changes by ``snapfs lun resize`` only)."""
