@@ -448,6 +448,8 @@ class LunOps(StoreCalls):
 
     def reconcile_clone_holds(self) -> None:
         """Release each clone's hold on its snapshot once no version of the clone reads from it."""
+        if not self._armed:
+            return  # no LUN was ever on this volume (nothing to ask: keeps snapshot deletion lean)
         held = [(e, h) for e, h in self._db.execute("SELECT epoch, holder FROM holds WHERE holder LIKE ?",
                                                     (CLONE_HOLDER + "%",)).fetchall()]
         if not held:

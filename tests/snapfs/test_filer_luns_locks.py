@@ -6,6 +6,7 @@ locks and deny modes are enforced across processes acting as different owners.""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from fuse_fixtures import Mounted, force_unmount, make_mount, mounted, snapfs  # noqa: F401 (a fixture)
 
-from snapfs import client, fsck_path
+from snapfs import Volume, client, fsck_path
 from snapfs.luns import write_pad_blocks
 from snapfs.reader import open_snapshot
 
@@ -278,3 +279,54 @@ def test_posix_fcntl_and_flock_locks_work_through_the_mount(mounted):
             p.stdin.close()
             p.wait(timeout=30)
         assert _run(sys.executable, "-c", try_code.format(attempt), f).stdout.strip() == "got"
+
+
+# ---------------------------------------------------------------------- fsck and the schema
+
+def test_fsck_checks_luns_clone_holds_and_locks(tmp_path):
+    voldir = tmp_path / "v"
+    with Volume.create(voldir, 1 << 24, 100, block_size=4096) as v:
+        a = v.lun_create("a", MiB, "linux", "disabled")
+        b = v.lun_create("b", MiB, "xen", "disabled")
+        v.write(a.ino, 0, b"a" * 8192)
+        v.snapshot_create("s")
+        c = v.lun_clone("s", "a", "c")
+        f = v.create_file(1, "f")
+        v.lock_add("f", "mandatory", "alice")
+        v.lock_add("a", "advisory", "bob", 0, 10, "deny-write")
+        v.unlink(1, "f")  # its lock goes with it
+        assert [lk.path for lk in v.lock_list()] == ["a"]
+        with v.tables.txn():  # damage: a duplicate serial, a wrong size, a lost hold, a lock of no file
+            v.db.execute("UPDATE xattrs SET value = replace(CAST(value AS TEXT), ?, ?) WHERE ino = ? AND name = ?",
+                         (b.serial, a.serial, b.ino, b"trusted.snapfs.lun"))
+            v.db.execute("UPDATE xattrs SET value = CAST(replace(CAST(value AS TEXT), 'size=1048576', 'size=7')"
+                         " AS BLOB) WHERE ino = ? AND name = ?", (b.ino, b"trusted.snapfs.lun"))
+            v.db.execute("DELETE FROM holds")
+            v.db.execute("INSERT INTO locks (ino, owner, type, start, length, share) VALUES (?, 'x', 'mandatory',"
+                         " 0, 0, 'deny-none')", (f.ino,))
+    rep = fsck_path(voldir)
+    text = "\n".join(rep.problems)
+    assert f"LUN serial {a.serial} is used by inodes {a.ino} and {b.ino}" in text
+    assert "is 1048576 bytes, its record says 7" in text
+    assert f"not held for LUN clone {c.serial}" in text
+    assert f"names inode {f.ino}, which is no live file" in text
+    assert len(rep.problems) == 4 and rep.status == 4
+    assert len(fsck_path(voldir, repair=True).repaired) == 4
+    assert fsck_path(voldir).clean
+    with Volume.open(voldir) as v:
+        assert len({x.serial for x in v.lun_list()}) == 3 and v.lun_show("b").size == MiB
+        assert v.snapshot_info("s").holders == (f"lun-clone:{c.serial}",)
+        assert v.read(c.ino, 0, 4) == b"aaaa" and [lk.path for lk in v.lock_list()] == ["a"]
+
+
+def test_a_version_3_volume_gets_the_locks_table_at_open(tmp_path):
+    """Schema version 4 (issue 12, part C) adds the locks; an older volume gets them."""
+    voldir = tmp_path / "v"
+    Volume.create(voldir, 1 << 22, 10, block_size=4096).close()
+    db = sqlite3.connect(voldir / "snapfs.db")
+    db.executescript("DROP TABLE locks; PRAGMA user_version = 3;")
+    db.close()
+    with Volume.open(voldir) as v:
+        v.create_file(1, "f")
+        assert v.lock_add("f", "advisory", "o").id == 1
+        assert v.db.execute("PRAGMA user_version").fetchone()[0] == 4
