@@ -302,7 +302,10 @@ class SnapfsOperations(pyfuse3.Operations):
     @_errors
     async def link(self, inode, new_parent_inode, new_name, ctx):
         parent = self._new_name(new_parent_inode, new_name)
-        return self._entry(self.vol.link(self._live(inode), parent, new_name), None)
+        ino = self._live(inode)
+        if ino in self.luns and parent != ROOT_INO and parent not in self.vol.qtrees:
+            raise pyfuse3.FUSEError(errno.EPERM)  # a LUN stays at a volume or qtree root
+        return self._entry(self.vol.link(ino, parent, new_name), None)
 
     @_errors
     async def unlink(self, parent_inode, name, ctx):
@@ -335,6 +338,10 @@ class SnapfsOperations(pyfuse3.Operations):
             src = self.vol.find(old, name_old)
             if src is not None and src.ino in self.luns:
                 raise pyfuse3.FUSEError(errno.EPERM)  # a LUN stays at a volume or qtree root
+        if self.locked:  # replacing a locked file unlinks it
+            dst = self.vol.find(new, name_new)
+            if dst is not None and dst.ino in self.locked:
+                self._lock_check(dst.ino, ctx.pid, _locks.UNLINK)
         self.vol.rename(old, name_old, new, name_new, flags, ctx.uid, ctx.gid, inherit_acl=True)
 
     # ------------------------------------------------------------------ attributes

@@ -379,6 +379,9 @@ class LunOps(StoreCalls):
         if not 0 < size <= MAX_FILE_SIZE:
             raise err(errno.EINVAL, f"bad LUN size {size} (1 byte to {MAX_FILE_SIZE})")
         new = LunRecord(rec.serial, rec.ostype, size, rec.space_reserve, rec.state, rec.backing)
+        if size < rec.size and rec.backing is not None:
+            # what it cut off would read from the snapshot again when it grew back
+            raise err(errno.EINVAL, f"LUN {path!r} is a clone: split it (snapfs lun split) before shrinking it")
         if size > rec.size:
             self._room_for(self._blocks(new) - self._blocks(rec), rec.space_reserve == "enabled")
         self._put_record(ino, new)
@@ -489,6 +492,7 @@ class LunOps(StoreCalls):
         self.commit()
         self.reconcile_clone_holds()
         freed = super().snapshot_delete(name)  # type: ignore[misc]
+        self.reconcile_clone_holds()  # its versions of clones are gone: their snapshots may be free
         self._count_fresh()
         return freed
 

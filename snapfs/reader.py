@@ -219,7 +219,10 @@ class SnapshotReader:
     def _backing(self, ino: int, s: int) -> tuple[int, int] | None:
         r = self._rows(f"SELECT value FROM xattrs WHERE ino = ? AND name = ? AND {_SEES}",
                        (ino, _luns.LUN_XATTR, s, s))
-        return _luns.decode(r[0][0]).backing if r else None
+        try:
+            return _luns.decode(r[0][0]).backing if r else None
+        except (ValueError, KeyError, IndexError, UnicodeDecodeError):
+            return None  # an unreadable record (fsck reports it): the file's own blocks only
 
     def block_map(self, ino: int) -> list[int]:
         """The indexes (in ``block_size`` units) of the blocks ``ino`` has; the others are holes."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fuse_fixtures import Mounted, force_unmount, make_mount, mounted, snapfs  # noqa: F401 (a fixture)
 
-from snapfs import Volume, client, fsck_path
+from snapfs import SnapfsError, Volume, client, fsck_path
 from snapfs.luns import write_pad_blocks
 from snapfs.reader import open_snapshot
 
@@ -117,6 +117,8 @@ def test_lun_made_seen_kept_in_a_snapshot_and_refused_when_bad(mounted):
     _one_line_error(_run("truncate", "-s", "0", mnt / "lun0"), 1, "Operation not permitted", prefix="truncate: ")
     r = _run("mv", mnt / "lun0", mnt / "d" / "lun0")
     assert r.returncode == 1 and "Operation not permitted" in r.stderr  # a LUN stays at a root
+    r = _run("ln", mnt / "lun0", mnt / "d" / "lun0")
+    assert r.returncode == 1 and "Operation not permitted" in r.stderr
     assert snapfs("lun", "delete", mnt, "lun0").stdout.strip() == "deleted LUN lun0"
     assert not (mnt / "lun0").exists() and (mounted.snap("s1") / "lun0").exists()
 
@@ -253,6 +255,9 @@ def test_locks_enforced_across_owners_bypassed_by_the_restorer_and_kept(mounted)
     _remount(mounted)
     assert len(snapfs("lock", "list", mnt).stdout.splitlines()) == 5
     assert _run("cat", mnt / "f").returncode == 1
+    (mnt / "x").write_text("x")
+    r = _run("mv", mnt / "x", mnt / "f")  # replacing a locked file is unlinking it
+    assert r.returncode == 1 and "Permission denied" in r.stderr
     assert snapfs("lock", "break", mnt, "f", "--owner", "alice").stdout.strip() == "broke 1 lock"
     assert _run("cat", mnt / "f").stdout.startswith("ALICE")
     _one_line_error(snapfs("lock", "break", mnt, "f", check=False), 1, "no such lock on 'f'")
@@ -330,3 +335,34 @@ def test_a_version_3_volume_gets_the_locks_table_at_open(tmp_path):
         v.create_file(1, "f")
         assert v.lock_add("f", "advisory", "o").id == 1
         assert v.db.execute("PRAGMA user_version").fetchone()[0] == 4
+
+
+def test_a_clone_holds_its_snapshot_while_any_version_of_it_reads_from_it(tmp_path):
+    with Volume.create(tmp_path / "v", 1 << 24, 100, block_size=4096) as v:
+        a = v.lun_create("a", MiB, "linux", "disabled")
+        v.write(a.ino, 0, b"a" * MiB)
+        v.snapshot_create("s")
+        v.lun_clone("s", "a", "c1")
+        c2 = v.lun_clone("s", "a", "c2")
+        v.lun_delete("c1")  # no snapshot saw c1: its hold goes with it
+        assert len(v.snapshot_info("s").holders) == 1
+        v.write(c2.ino, 0, b"b" * 4096)
+        v.snapshot_create("t")  # t sees c2 reading from s
+        v.lun_delete("c2")
+        assert v.snapshot_info("s").holders == (f"lun-clone:{c2.serial}",)
+        with pytest.raises(SnapfsError) as e:
+            v.snapshot_delete("s")
+        assert "held by lun-clone:" in str(e.value)
+        t = v.snapshot_id("t")
+        assert v.read(c2.ino, 0, 4096, t) == b"b" * 4096 and v.read(c2.ino, 4096, 4, t) == b"aaaa"
+        with pytest.raises(SnapfsError):
+            v.lun_resize("c3", MiB)  # no such LUN yet
+        v.lun_clone("s", "a", "c3")
+        with pytest.raises(SnapfsError) as e:
+            v.lun_resize("c3", MiB // 2)
+        assert "split it" in str(e.value)
+        v.lun_delete("c3")
+        v.snapshot_delete("t")  # the last version of c2 goes: s is free
+        assert v.snapshot_info("s").holders == ()
+        v.snapshot_delete("s")
+        assert v.read(a.ino, 0, 4) == b"aaaa"
