@@ -33,6 +33,8 @@ from . import control
 from .errors import NotAVolume, SnapfsError, SnapshotBusy
 from .identity import VolumeIdentity
 from .junctions import Junction
+from .locks import Lock
+from .luns import Lun
 from .qtrees import Qtree
 from .records import SnapshotInfo
 from .restrictions import Restriction, check_owner
@@ -237,13 +239,52 @@ class Client:
     def restriction_list(self) -> list[Restriction]:
         return [Restriction(**d) for d in self._call("restriction_list")]
 
-    def act_as(self, owner: str) -> None:
+    def act_as(self, owner: str, restore: bool = False) -> None:
         """This process (and its children) act as restriction owner ``owner`` on the
-        mount while this client stays open (see :mod:`snapfs.restrictions`).  On a
-        volume that is not mounted nothing is enforced, so nothing is needed."""
+        mount while this client stays open (see :mod:`snapfs.restrictions`); with
+        ``restore``, as a restoring owner, which no lock stops (:mod:`snapfs.locks`).
+        On a volume that is not mounted nothing is enforced, so nothing is needed."""
         check_owner(owner)
         if self.mounted:
-            self._call(control.ACT_AS, owner=owner)
+            self._call(control.ACT_AS, owner=owner, restore=restore)
+
+    # -- LUNs and locks (filerC)
+
+    def lun_create(self, path: str, size: int, ostype: str, space_reserve: str = "enabled") -> Lun:
+        return Lun(**self._call("lun_create", path=path, size=size, ostype=ostype, space_reserve=space_reserve))
+
+    def lun_list(self) -> list[Lun]:
+        return [Lun(**d) for d in self._call("lun_list")]
+
+    def lun_show(self, path: str) -> Lun:
+        return Lun(**self._call("lun_show", path=path))
+
+    def lun_resize(self, path: str, size: int) -> Lun:
+        return Lun(**self._call("lun_resize", path=path, size=size))
+
+    def lun_modify(self, path: str, state: str | None = None, ostype: str | None = None) -> Lun:
+        return Lun(**self._call("lun_modify", path=path, state=state, ostype=ostype))
+
+    def lun_delete(self, path: str) -> None:
+        self._call("lun_delete", path=path)
+
+    def lun_clone(self, snapshot: str, path: str, newpath: str) -> Lun:
+        """A clone of LUN ``path`` as in ``snapshot``, at ``newpath``; holds the snapshot until split."""
+        return Lun(**self._call("lun_clone", snapshot=snapshot, path=path, newpath=newpath))
+
+    def lun_split(self, path: str) -> Lun:
+        return Lun(**self._call("lun_split", path=path))
+
+    def lock_add(self, path: str, type: str, owner: str, start: int = 0, length: int = 0,
+                 share: str = "deny-none") -> Lock:
+        return Lock(**self._call("lock_add", path=path, type=type, owner=owner, start=start, length=length,
+                                 share=share))
+
+    def lock_list(self) -> list[Lock]:
+        return [Lock(**d) for d in self._call("lock_list")]
+
+    def lock_break(self, path: str | None = None, owner: str | None = None, lock_id: int | None = None) -> int:
+        return self._call("lock_break", path=path, owner=owner, lock_id=lock_id)
 
     # ------------------------------------------------------------------ (end of the filer's objects)
 

@@ -37,6 +37,7 @@ def _snapshot_create(vol: Volume, name: str | None = None) -> dict:
 
 
 def _snapshot_list(vol: Volume) -> list[dict]:
+    vol.reconcile_clone_holds()  # a LUN clone removed through the mount let go of its snapshot (filerC)
     return [dataclasses.asdict(s) for s in vol.snapshot_list()]
 
 
@@ -129,7 +130,57 @@ def _room_advice(vol: Volume) -> str:
     return vol.room_advice()
 
 
+# -- LUNs and locks (filerC)
+
+def _lun_create(vol: Volume, path: str, size: int, ostype: str, space_reserve: str = "enabled") -> dict:
+    return dataclasses.asdict(vol.lun_create(path, size, ostype, space_reserve))
+
+
+def _lun_list(vol: Volume) -> list[dict]:
+    return [dataclasses.asdict(x) for x in vol.lun_list()]
+
+
+def _lun_show(vol: Volume, path: str) -> dict:
+    return dataclasses.asdict(vol.lun_show(path))
+
+
+def _lun_resize(vol: Volume, path: str, size: int) -> dict:
+    return dataclasses.asdict(vol.lun_resize(path, size))
+
+
+def _lun_modify(vol: Volume, path: str, state: str | None = None, ostype: str | None = None) -> dict:
+    return dataclasses.asdict(vol.lun_modify(path, state, ostype))
+
+
+def _lun_delete(vol: Volume, path: str) -> None:
+    vol.lun_delete(path)
+
+
+def _lun_clone(vol: Volume, snapshot: str, path: str, newpath: str) -> dict:
+    return dataclasses.asdict(vol.lun_clone(snapshot, path, newpath))
+
+
+def _lun_split(vol: Volume, path: str) -> dict:
+    return dataclasses.asdict(vol.lun_split(path))
+
+
+def _lock_add(vol: Volume, path: str, type: str, owner: str, start: int = 0, length: int = 0,
+              share: str = "deny-none") -> dict:
+    return dataclasses.asdict(vol.lock_add(path, type, owner, start, length, share))
+
+
+def _lock_list(vol: Volume) -> list[dict]:
+    return [dataclasses.asdict(x) for x in vol.lock_list()]
+
+
+def _lock_break(vol: Volume, path: str | None = None, owner: str | None = None, lock_id: int | None = None) -> int:
+    return vol.lock_break(path, owner, lock_id)
+
+
 FILER_COMMANDS: dict[str, Callable[..., Any]] = {
+    "lun_create": _lun_create, "lun_list": _lun_list, "lun_show": _lun_show, "lun_resize": _lun_resize,
+    "lun_modify": _lun_modify, "lun_delete": _lun_delete, "lun_clone": _lun_clone, "lun_split": _lun_split,
+    "lock_add": _lock_add, "lock_list": _lock_list, "lock_break": _lock_break,
     "volume_resize": _volume_resize, "room_advice": _room_advice,
     "volume_identity": _volume_identity, "volume_modify": _volume_modify, "volume_move": _volume_move,
     "qtree_create": _qtree_create, "qtree_list": _qtree_list, "qtree_show": _qtree_show,
@@ -325,7 +376,7 @@ async def _requests(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]
                 if op == ACT_AS:  # filerA: this connection's process acts as a restriction owner
                     check_owner(args["owner"])
                     acting.append(_peer_pid(conn))
-                    vol.owners.register(acting[-1], args["owner"])
+                    vol.owners.register(acting[-1], args["owner"], bool(args.get("restore")))
                     reply = {"ok": True, "result": acting[-1]}
                     await _send(conn, reply)
                     continue

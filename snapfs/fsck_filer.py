@@ -15,6 +15,7 @@ pass; reports and repairs through that pass's ``problem``/``fix``.
 * junctions (``trusted.snapfs.junction``): readable and on a symbolic link.
   Repair: a bad live record is removed (the link stays).
 * restrictions: each names a live inode.  Repair: the restriction is lifted.
+* LUNs and locks: :mod:`snapfs.fsck_luns`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import stat
 import uuid as _uuid
 from typing import Protocol
 
-from . import junctions, qtrees
+from . import fsck_luns, junctions, qtrees
 from .identity import SECURITY_STYLES, VOLUME_TYPES, read_props
 from .schema import LIVE
 from .store import ROOT_INO
@@ -45,6 +46,7 @@ def check(ck: _Pass) -> None:
     _qtrees(ck, db)
     _junctions(ck, db)
     _restrictions(ck, db)
+    fsck_luns.check(ck)  # LUNs and locks (filerC)
 
 
 def _exec(ck: _Pass, sql: str, params: tuple = ()) -> None:

@@ -42,6 +42,7 @@ import pyfuse3
 
 from . import acl as _acl
 from . import control
+from . import locks as _locks
 from . import qtrees as _qtrees
 from .errors import SnapfsError
 from .records import Attrs
@@ -73,13 +74,18 @@ QTREE_ID_XATTR = _qtrees.QTREE_ID_XATTR
 #: The filer's records (``trusted.snapfs.qtree``, ``trusted.snapfs.junction``): shown, never
 #: changed through the mount (the snapfs commands change them).
 FILER_XATTR_PREFIX = b"trusted.snapfs."
-_VIRTUAL = (QTREE_ID_XATTR, INO_XATTR, TRUSTED_INO_XATTR, VOLUME_XATTR, SNAPSHOT_XATTR, SNAPSHOT_CREATED_XATTR)
+#: Virtual, listed on a live file with persistent locks (see snapfs.locks).
+LOCKS_XATTR = _locks.LOCKS_XATTR
+_VIRTUAL = (LOCKS_XATTR, QTREE_ID_XATTR, INO_XATTR, TRUSTED_INO_XATTR, VOLUME_XATTR, SNAPSHOT_XATTR, SNAPSHOT_CREATED_XATTR)
 LIVE_TIMEOUT = 3600.0
 SNAP_TIMEOUT = 3600.0
 _READDIR_BATCH = 256
 #: readdir offsets 1 and 2 are '.' and '..'; Volume cookies (and snapshot ids) come after.
 _DOT_OFFSETS = 2
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND
+#: File handles of opens of locked files (one per open, to know its owner at read and
+#: write): above every live inode number, below the snapshot nodes.
+_OPEN_FH = 1 << 41
 
 
 def _errors(fn):
@@ -137,6 +143,12 @@ class SnapfsOperations(pyfuse3.Operations):
         self.voldir = str(Path(vol.path).resolve())
         #: restricted inode -> owner: the Volume's own dict, changed in place (a look-up per open)
         self.restricted = vol.restricted
+        #: inodes with enforced persistent locks, and live LUNs: the Volume's dicts (look-ups per I/O)
+        self.locked = vol.locked
+        self.luns = vol.luns
+        #: per-open handles of locked files: fh -> (ino, owner, restoring)
+        self.opens: dict[int, tuple[int, str | None, bool]] = {}
+        self._next_fh = _OPEN_FH
         #: called once the kernel's INIT request has been answered (the mount daemon's hook)
         self.on_init = lambda: None
 
@@ -217,6 +229,9 @@ class SnapfsOperations(pyfuse3.Operations):
         while changed:
             parent, name = changed.pop()
             pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
+        changed_inodes = self.vol.inodes_changed  # a LUN resized (snapfs.luns)
+        while changed_inodes:
+            pyfuse3.invalidate_inode(changed_inodes.pop(), attr_only=True)
 
     # ------------------------------------------------------------------ names
 
@@ -287,11 +302,19 @@ class SnapfsOperations(pyfuse3.Operations):
     @_errors
     async def link(self, inode, new_parent_inode, new_name, ctx):
         parent = self._new_name(new_parent_inode, new_name)
-        return self._entry(self.vol.link(self._live(inode), parent, new_name), None)
+        ino = self._live(inode)
+        if ino in self.luns and parent != ROOT_INO and parent not in self.vol.qtrees:
+            raise pyfuse3.FUSEError(errno.EPERM)  # a LUN stays at a volume or qtree root
+        return self._entry(self.vol.link(ino, parent, new_name), None)
 
     @_errors
     async def unlink(self, parent_inode, name, ctx):
-        self.vol.unlink(self._removable(parent_inode, name), name)
+        parent = self._removable(parent_inode, name)
+        if self.locked:
+            a = self.vol.find(parent, name)
+            if a is not None and a.ino in self.locked:
+                self._lock_check(a.ino, ctx.pid, _locks.UNLINK)
+        self.vol.unlink(parent, name)
 
     @_errors
     async def rmdir(self, parent_inode, name, ctx):
@@ -311,6 +334,14 @@ class SnapfsOperations(pyfuse3.Operations):
             src = self.vol.find(old, name_old)
             if src is not None and self.vol.moves_across_qtrees(src.ino, old, new):
                 raise pyfuse3.FUSEError(errno.EXDEV)  # directories stay in their qtree (as on ONTAP)
+        if self.luns and new != ROOT_INO and new not in self.vol.qtrees:
+            src = self.vol.find(old, name_old)
+            if src is not None and src.ino in self.luns:
+                raise pyfuse3.FUSEError(errno.EPERM)  # a LUN stays at a volume or qtree root
+        if self.locked:  # replacing a locked file unlinks it
+            dst = self.vol.find(new, name_new)
+            if dst is not None and dst.ino in self.locked:
+                self._lock_check(dst.ino, ctx.pid, _locks.UNLINK)
         self.vol.rename(old, name_old, new, name_new, flags, ctx.uid, ctx.gid, inherit_acl=True)
 
     # ------------------------------------------------------------------ attributes
@@ -328,6 +359,10 @@ class SnapfsOperations(pyfuse3.Operations):
         if fields.update_size:
             if ino in self.restricted and not self.vol.may_open(ino, ctx.pid):
                 raise pyfuse3.FUSEError(errno.EBUSY)  # client I/O restriction
+            if ino in self.luns:
+                raise pyfuse3.FUSEError(errno.EPERM)  # a LUN's size changes by 'snapfs lun resize'
+            if ino in self.locked:
+                self._lock_check(ino, ctx.pid, _locks.TRUNCATE)
             kw["size"] = attr.st_size
         if fields.update_atime:
             kw["atime_ns"] = attr.st_atime_ns
@@ -361,6 +396,11 @@ class SnapfsOperations(pyfuse3.Operations):
             return str(ino).encode()
         if name == QTREE_ID_XATTR:
             return str(self.vol.qtree_of(ino, snap).id).encode()
+        if name == LOCKS_XATTR:
+            value = self.vol.lock_xattr(ino) if snap is None else None
+            if value is None:
+                raise pyfuse3.FUSEError(errno.ENODATA)
+            return value
         if name == VOLUME_XATTR and snap is None and ino == ROOT_INO:
             return os.fsencode(self.voldir)
         if name == SNAPSHOT_XATTR:
@@ -381,7 +421,10 @@ class SnapfsOperations(pyfuse3.Operations):
         if inode == SNAPDIR_NODE:
             return []
         snap, ino = self._where(inode)
-        return self.vol.listxattr(ino, snap)
+        names = self.vol.listxattr(ino, snap)
+        if snap is None and ino in self.vol.locks_on:
+            names.append(LOCKS_XATTR)
+        return names
 
     @_errors
     async def removexattr(self, inode, name, ctx):
@@ -399,30 +442,72 @@ class SnapfsOperations(pyfuse3.Operations):
             raise _erofs()
         if ino in self.restricted and snap is None and not self.vol.may_open(ino, ctx.pid):
             raise pyfuse3.FUSEError(errno.EBUSY)  # client I/O restriction (see snapfs.restrictions)
+        fh = inode
+        if ino in self.locked and snap is None:  # persistent locks (see snapfs.locks)
+            owner, restoring = self.vol.owners.session_of(ctx.pid)
+            acc = flags & os.O_ACCMODE
+            try:
+                if acc != os.O_WRONLY:
+                    self.vol.lock_check(ino, owner, restoring, _locks.OPEN_READ)
+                if acc != os.O_RDONLY or flags & os.O_TRUNC:
+                    self.vol.lock_check(ino, owner, restoring, _locks.OPEN_WRITE)
+                if flags & os.O_TRUNC:
+                    self.vol.lock_check(ino, owner, restoring, _locks.TRUNCATE)
+            except SnapfsError as e:
+                raise pyfuse3.FUSEError(e.errno) from None
+            fh = self._next_fh
+            self._next_fh += 1
+            self.opens[fh] = (ino, owner, restoring)
         keep = True
         if flags & os.O_TRUNC and stat.S_ISREG(self.vol.getattr(ino).mode):
+            if ino in self.luns and snap is None:
+                raise pyfuse3.FUSEError(errno.EPERM)  # a LUN's size changes by 'snapfs lun resize'
             # libfuse asks for atomic_o_trunc: the kernel leaves O_TRUNC to the open
             self.vol.truncate(ino, 0)
             keep = False
         self.vol.open_file(ino, snap)
-        return pyfuse3.FileInfo(fh=inode, keep_cache=keep)
+        if fh != inode:  # a locked file: every read and write comes here, none from the page cache
+            return pyfuse3.FileInfo(fh=fh, keep_cache=False, direct_io=True)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
+
+    def _lock_check(self, ino: int, pid: int, op: str) -> None:
+        owner, restoring = self.vol.owners.session_of(pid)
+        self.vol.lock_check(ino, owner, restoring, op)
 
     @_errors
     async def read(self, fh, off, size):
-        if fh < SNAPDIR_NODE:
+        if fh < _OPEN_FH:
+            if fh in self.locked:  # an open from before the lock: nobody's
+                self.vol.lock_check(fh, None, False, _locks.READ, off, size)
             return self.vol.read_buffer(fh, off, size)
+        if fh < SNAPDIR_NODE:
+            ino, owner, restoring = self.opens[fh]
+            if ino in self.locked:
+                self.vol.lock_check(ino, owner, restoring, _locks.READ, off, size)
+            return self.vol.read_buffer(ino, off, size)
         snap, ino = self._where(fh)
         return self.vol.read_buffer(ino, off, size, snap)
 
     @_errors
     async def write(self, fh, off, buf):
-        return self.vol.write(self._live(fh), off, buf)
+        if _OPEN_FH <= fh < SNAPDIR_NODE:
+            ino, owner, restoring = self.opens[fh]
+        else:
+            ino, owner, restoring = fh, None, False
+        ino = self._live(ino)
+        if ino in self.locked:
+            self.vol.lock_check(ino, owner, restoring, _locks.WRITE, off, len(buf))
+        if ino in self.luns:
+            self.vol.lun_size_check(ino, off, len(buf))
+        return self.vol.write(ino, off, buf)
 
     # No flush handler: pyfuse3's default answers ENOSYS, after which the kernel stops
     # sending FLUSH on every close (there is nothing to do at close; fsync is durable).
 
     @_errors
     async def release(self, fh):
+        if _OPEN_FH <= fh < SNAPDIR_NODE:
+            fh = self.opens.pop(fh)[0]
         if fh < SNAPDIR_NODE:  # snapshot files keep nothing open (and may be deleted by now)
             self.vol.release_file(fh)
 

@@ -57,6 +57,8 @@ from .records import Attrs, SnapshotEntry, SnapshotInode
 from .schema import MAGIC, SCHEMA_VERSION
 from .store import DB_FILE, ROOT_INO, check_header
 from . import junctions as _junctions
+from . import luns as _luns
+from .luns import LunRecord
 from . import qtrees as _qtrees
 from .identity import VolumeIdentity, identity_of, read_props, snapshot_identity_of
 from .qtrees import Qtree
@@ -216,11 +218,28 @@ class SnapshotReader:
 
     # ------------------------------------------------------------------ data
 
-    def _map(self, ino: int, first: int = 0, last: int | None = None) -> list[tuple[int, int]]:
-        s = self.id
+    def _map(self, ino: int, first: int = 0, last: int | None = None, s: int | None = None) -> list[tuple[int, int]]:
+        """(index, block) of ``ino``'s blocks in snapshot ``s`` (this one by default); a LUN
+        clone's include those it still reads from its backing snapshot (see :mod:`snapfs.luns`)."""
+        s = self.id if s is None else s
         hi = (1 << 62) if last is None else last
-        return self._rows(f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {_SEES}"
+        rows = self._rows(f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {_SEES}"
                           " ORDER BY idx", (ino, first, hi, s, s))
+        b = self._backing(ino, s)
+        if b is None:
+            return rows
+        merged = dict(rows)
+        for idx, block in self._map(b[1], first, last, b[0]):
+            merged.setdefault(idx, block)
+        return sorted(merged.items())
+
+    def _backing(self, ino: int, s: int) -> tuple[int, int] | None:
+        r = self._rows(f"SELECT value FROM xattrs WHERE ino = ? AND name = ? AND {_SEES}",
+                       (ino, _luns.LUN_XATTR, s, s))
+        try:
+            return _luns.decode(r[0][0]).backing if r else None
+        except (ValueError, KeyError, IndexError, UnicodeDecodeError):
+            return None  # an unreadable record (fsck reports it): the file's own blocks only
 
     def block_map(self, ino: int) -> list[int]:
         """The indexes (in ``block_size`` units) of the blocks ``ino`` has; the others are holes."""
@@ -309,6 +328,13 @@ class SnapshotReader:
                 f" WHERE d.death > ? AND d.birth <= ?) SELECT ino, top FROM t", (ROOT_INO, s, s, s, s)):
             out[ino] = tops.get(top, 0)
         return out
+
+    def lun(self, ino: int) -> LunRecord | None:
+        """The LUN record of ``ino`` (serial, ostype, size, space reservation, state --
+        ``inconsistent`` ones the dump engine skips -- and the snapshot a clone reads
+        from), or None for a file that is no LUN."""
+        v = self.inode(ino).xattrs.get(_luns.LUN_XATTR)
+        return None if v is None else _luns.decode(v)
 
     def junction(self, ino: int) -> dict[str, str] | None:
         """The junction record of symbolic link ``ino`` (uuid, name, path of the other

@@ -56,27 +56,39 @@ def check_owner(owner: str) -> None:
 
 
 class Owners:
-    """Which processes act as which restriction owner (the mount daemon's, in memory)."""
+    """Which processes act as which restriction owner (the mount daemon's, in memory).
+    A process registered with ``restore`` also bypasses every lock (see :mod:`snapfs.locks`)."""
 
     def __init__(self) -> None:
         self.by_pid: dict[int, str] = {}
+        #: the registered pids that act as a restoring owner
+        self.restoring: set[int] = set()
 
-    def register(self, pid: int, owner: str) -> None:
+    def register(self, pid: int, owner: str, restore: bool = False) -> None:
         self.by_pid[pid] = owner
+        if restore:
+            self.restoring.add(pid)
+        else:
+            self.restoring.discard(pid)
 
     def unregister(self, pid: int) -> None:
         self.by_pid.pop(pid, None)
+        self.restoring.discard(pid)
 
     def owner_of(self, pid: int) -> str | None:
         """The owner ``pid`` acts as: its own registration, or its nearest ancestor's."""
+        return self.session_of(pid)[0]
+
+    def session_of(self, pid: int) -> tuple[str | None, bool]:
+        """(the owner ``pid`` acts as or None, whether it acts as a restoring owner)."""
         for _ in range(_MAX_DEPTH):
             if pid <= 1:
-                return None
+                return None, False
             o = self.by_pid.get(pid)
             if o is not None:
-                return o
+                return o, pid in self.restoring
             pid = parent_pid(pid)
-        return None
+        return None, False
 
 
 class RestrictionOps(StoreCalls):

@@ -21,7 +21,7 @@ import sqlite3
 from .errors import NotAVolume
 
 MAGIC = "snapfs-volume"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: The longest name (bytes) of a directory entry or a snapshot.
 NAME_MAX = 255
 #: ``death`` of a row the live head still sees (larger than any epoch).
@@ -136,7 +136,18 @@ CREATE TABLE streams (
 CREATE INDEX streams_dead ON streams (death, birth) WHERE {DEAD};
 """
 
-_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+#: Version 5 (issue 12, LUNs and locks): persistent locks (``locks``: live state, not history;
+#: see :mod:`snapfs.locks`).  LUNs need no table: their records are versioned
+#: ``trusted.snapfs.lun`` xattrs (see :mod:`snapfs.luns`).
+_V5 = """
+CREATE TABLE IF NOT EXISTS locks (
+    id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, owner TEXT NOT NULL, type TEXT NOT NULL,
+    start INTEGER NOT NULL, length INTEGER NOT NULL, share TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS locks_ino ON locks (ino);
+"""
+
+_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 
 
 def migrate(db: sqlite3.Connection) -> None:

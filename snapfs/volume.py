@@ -18,9 +18,10 @@ xattrs and POSIX ACLs (:mod:`snapfs.xattrs`), snapshots
 streams (:mod:`snapfs.streams`), and the filer's objects: identity and
 access type (:mod:`snapfs.identity`), qtrees (:mod:`snapfs.qtrees`),
 junctions (:mod:`snapfs.junctions`), client I/O restrictions
-(:mod:`snapfs.restrictions`) and room on a full volume (:mod:`snapfs.room`);
-this module opens and closes volumes and ties
-the parts to the store.
+(:mod:`snapfs.restrictions`), room on a full volume (:mod:`snapfs.room`),
+LUNs and their clones (:mod:`snapfs.luns`) and persistent locks
+(:mod:`snapfs.locks`); this module opens and closes volumes and ties the
+parts to the store.
 
 Not thread-safe: one caller at a time (the FUSE adapter's single trio thread).
 
@@ -46,6 +47,8 @@ from . import snapshots as _snap
 from .filedata import MAX_FILE_SIZE, FileData
 from .identity import IdentityOps
 from .junctions import JunctionOps
+from .locks import LockOps
+from .luns import LunOps
 from .namespace import (PATH_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, WHITEOUT_MODE,
                         NamespaceOps)
 from .qtrees import QtreeOps
@@ -70,7 +73,7 @@ __all__ = [
 ]
 
 
-class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps, WindowsOps, StreamOps,
+class Volume(LunOps, LockOps, NamespaceOps, FileData, XattrOps, SnapshotOps, WindowsOps, StreamOps,
              IdentityOps, QtreeOps, JunctionOps, RestrictionOps, RoomOps):
     """An open snapfs volume.  Use :meth:`create` or :meth:`open`; close when done."""
 
@@ -107,6 +110,8 @@ class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps, WindowsOps, StreamOp
         self._load_qtrees()
         self._load_restrictions()
         self._load_room()
+        self._load_luns()  # (filerC) after the parts whose calls it wraps
+        self._load_locks()
 
     def __enter__(self) -> "Volume":
         return self
@@ -166,11 +171,14 @@ class Volume(NamespaceOps, FileData, XattrOps, SnapshotOps, WindowsOps, StreamOp
 
     def statfs(self) -> StatFS:
         m = self.meta
-        return StatFS(self._bs, m.total_blocks, max(0, m.total_blocks - m.used_blocks),
+        free = m.total_blocks - m.used_blocks - self.lun_outstanding  # reserved for LUNs: not free
+        return StatFS(self._bs, m.total_blocks, max(0, free),
                       m.max_inodes, max(0, m.max_inodes - m.live_inodes), NAME_MAX)
 
     def space(self) -> SpaceInfo:
         m, bs = self.meta, self._bs
         snap = _snap.snapshot_blocks(self._db)
-        return SpaceInfo(m.total_blocks * bs, m.used_blocks * bs, max(0, m.total_blocks - m.used_blocks) * bs,
-                         (m.used_blocks - snap) * bs, snap * bs, m.live_inodes, m.max_inodes)
+        res = self.lun_outstanding  # blocks reserved for space-reserved LUNs count as used
+        return SpaceInfo(m.total_blocks * bs, (m.used_blocks + res) * bs,
+                         max(0, m.total_blocks - m.used_blocks - res) * bs,
+                         (m.used_blocks + res - snap) * bs, snap * bs, m.live_inodes, m.max_inodes)

@@ -51,8 +51,14 @@ class WindowsOps(StoreCalls):
         return self.tables.dosname_of(ino, snap)
 
     def security_style(self, ino: int, snap: int | None = None) -> str:
-        """The security style that rules ``ino``: ``unix``, ``ntfs`` or ``mixed``: its qtree's."""
-        return self.qtree_of(ino, snap).security_style
+        """The security style that rules ``ino``: ``unix``, ``ntfs`` or ``mixed``: its qtree's
+        (the volume's for a file unlinked while open, which is in no tree any more)."""
+        try:
+            return self.qtree_of(ino, snap).security_style
+        except SnapfsError as e:
+            if e.errno != errno.ENOENT:
+                raise
+            return self.prop("security_style", "unix")
 
     def unix_mode_shown(self, ino: int, mode: int, snap: int | None = None) -> int:
         """The mode getattr shows for an inode whose stored ``mode`` has no permission bits:

@@ -74,6 +74,10 @@ def cmd_restrict(a: argparse.Namespace) -> int:
     """``restrict MOUNT PATH --owner ID``, ``restrict list MOUNT``,
     ``restrict exec MOUNT --owner ID -- CMD...`` (run CMD as the owner)."""
     args, owner = _take_owner(list(a.args))
+    end = args.index("--") if "--" in args else len(args)
+    restore = "--restore" in args[:end]  # exec: a restoring owner, which no lock stops (snapfs.locks)
+    if restore:
+        args.remove("--restore")
     if args and args[0] == "list":
         if len(args) != 2:
             raise FilerUsage("restrict list needs MOUNT")
@@ -91,7 +95,7 @@ def cmd_restrict(a: argparse.Namespace) -> int:
         if not cmd:
             raise FilerUsage("restrict exec needs a COMMAND after --")
         with client.open_volume(args[1]) as c:
-            c.act_as(owner)  # for as long as this connection is open: the command is our child
+            c.act_as(owner, restore)  # for as long as this connection is open: the command is our child
             sys.stdout.flush()
             pid = os.fork()
             if pid == 0:
@@ -148,7 +152,7 @@ def add_parsers(sub) -> None:
     j.set_defaults(fn=cmd_junction)
 
     r = sub.add_parser("restrict", help="client I/O restriction: MOUNT PATH --owner ID | list MOUNT"
-                       " | exec MOUNT --owner ID -- CMD")
+                       " | exec MOUNT --owner ID [--restore] -- CMD")
     r.add_argument("args", nargs=argparse.REMAINDER,
                    help="MOUNT PATH --owner ID, list MOUNT, or exec MOUNT --owner ID -- CMD [ARG...]")
     r.set_defaults(fn=cmd_restrict)

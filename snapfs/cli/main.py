@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .. import client, mount as _mount
-from . import filer
+from . import filer, filer_luns
 from ..errors import SnapfsError
 from ..fsck import FSCK_ERROR, fsck_path
 from ..volume import DEFAULT_BLOCK_SIZE, Volume
@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=cmd_volume_show)
 
     filer.add_parsers(sub)
+    filer_luns.add_parsers(sub, parse_size)
 
     st = sub.add_parser("stream", help="list|cat|write|delete the named streams of a file (any size)")
     st.add_argument("action", choices=["list", "cat", "write", "delete"], help="what to do")
