@@ -186,7 +186,7 @@ def test_snapshot_delete_touches_only_what_changed(vol):
     plans = [r[-1] for r in vol.db.execute(
         f"EXPLAIN QUERY PLAN DELETE FROM blockmap WHERE {snapshots._ONLY}", (1, 2, 0, 1))]
     assert any("blockmap_dead" in p for p in plans), plans
-    assert len(stmts) < 10 + len(VERSIONED)  # a fixed few, and one DELETE per versioned table
+    assert len(stmts) <= 10 + len(VERSIONED)  # a fixed few, and one DELETE per versioned table
 
 
 def test_busy_snapshot_cannot_be_deleted(vol):
