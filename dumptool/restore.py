@@ -456,13 +456,22 @@ class Restore:
                 break
             self._records.pop()
             parts = [rec] + list(self._same_inode_addrs(h.c_inumber))
-            data = assemble_file(parts)
+            size = h.c_dinode.size
+            # every block (its last one whole: real dump's cut 255-byte name runs on past di_size)
+            data = b"".join(block if block is not None else bytes(TP_BSIZE)
+                            for offset, block in iter_file_slices(parts) if offset < size)
             order = self.input.byte_order
+            lost: list[int] = []
             try:
-                entries = directory_entries(data, order)
+                entries = directory_entries(data, order, size=size, lost=lost)
             except FormatError as exc:
                 self.error(f"directory inode {h.c_inumber}: {exc.message}; the entries that can be read are kept")
-                entries = directory_entries(data, order, strict=False, skip_bad_entries=True)
+                del lost[:]
+                entries = directory_entries(data, order, strict=False, skip_bad_entries=True, size=size, lost=lost)
+            if lost:
+                self.error(f"directory inode {h.c_inumber}: the 255-byte name of inode(s) "
+                           f"{', '.join(map(str, lost))} was overwritten by the dump (a fault of Linux dump "
+                           "0.4b47); restored as #INODE")
             self.dirs[h.c_inumber] = DirNode(h.c_dinode, entries, self._xattrs_after(h.c_inumber))
         if ROOTINO not in self.dirs:
             raise RestoreError(f"{self.input.name}: the root directory is not on the image")
