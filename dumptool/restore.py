@@ -73,6 +73,12 @@ _FS_ENCODING = sys.getfilesystemencoding()
 _FS_ERRORS = sys.getfilesystemencodeerrors()
 
 
+#: The longest symbolic link target (PATH_MAX less its NUL) and the largest file size (off_t):
+#: a header saying more is damaged.
+_SYMLINK_MAX = 4095
+_MAX_FILE_SIZE = 2**63 - 1
+
+
 class RestoreError(DumpError):
     """A restore cannot go on (bad image start, wrong volume, broken chain)."""
 
@@ -314,6 +320,15 @@ class _InodeMap:
             return False
 
 
+class _EveryInode:
+    """A map lost to damage: every inode number is in it."""
+
+    __slots__ = ()
+
+    def __contains__(self, ino: object) -> bool:
+        return isinstance(ino, int) and ino > 0
+
+
 @dataclass
 class DirNode:
     """A directory read from the image: its inode copy, entries and xattrs."""
@@ -435,12 +450,29 @@ class Restore:
         self.header = first.header
         for rtype, what in ((RecordType.TS_CLRI, "file removal list"), (RecordType.TS_BITS, "file dump list")):
             rec = self._records.peek()
-            if rec is None or rec.header.c_type != rtype:
-                if rec is not None and rec.header.c_type == RecordType.TS_END:
+            while rec is not None and rec.header.c_type == RecordType.TS_END:
+                self._records.pop()
+                if self._records.peek() is None:
                     self.warn("empty dump image")
                     self._ended = True
                     return
+                self.error(f"{self.input.name}: an end-of-dump record at block {rec.index}, before the "
+                           f"{what}, with more after it: damaged; skipped")
+                rec = self._records.peek()
+            if rec is None:
                 raise RestoreError(f"{self.input.name}: cannot find the {what}: damaged image")
+            if rec.header.c_type != rtype:
+                # lost to damage (the walk said what it skipped): go on without
+                # it, as restore does, taking every inode as in the map
+                if rtype == RecordType.TS_CLRI:
+                    self.error(f"{self.input.name}: the {what} is lost to damage: every inode is taken as "
+                               "in use (-r removes nothing)")
+                    self.in_use = _EveryInode()
+                else:
+                    self.error(f"{self.input.name}: the {what} is lost to damage: every file named in the "
+                               "directories is looked for on the image")
+                    self.dumped = _EveryInode()
+                continue
             self._records.pop()
             inos = _InodeMap(bytes(rec.data))
             if rtype == RecordType.TS_CLRI:
@@ -510,6 +542,8 @@ class Restore:
                 if entry.ino in self.dirs and entry.ino not in seen:
                     seen.add(entry.ino)
                     yield from walk(entry.ino, seen)
+        if ROOTINO not in self.dirs:
+            return  # an empty image
         sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
         yield from walk(ROOTINO, {ROOTINO})
 
@@ -715,6 +749,9 @@ class Restore:
         self.read_directories()
         assert self.header is not None
         h = self.header
+        if h.c_ddate and isinstance(self.dumped, _EveryInode):
+            raise RestoreError("the file dump list of this incremental is lost to damage: -r cannot tell the "
+                               "files it changes from the ones it keeps; nothing was changed (extract with -x)")
         table_path = os.path.join(target, SYMTAB_NAME)
         if h.c_ddate == 0:
             old = SymbolTable()
@@ -1068,6 +1105,8 @@ class Restore:
         afresh (it exists, or any other error): :meth:`_write_leaf` then
         does it the general way and reports what goes wrong."""
         head = first.head
+        if head.size > _MAX_FILE_SIZE:
+            return False  # a damaged size: the general way says so
         path = paths[0]
         full = prefix + path
         mode = head.mode & 0o7777
@@ -1269,11 +1308,18 @@ class Restore:
                 records = [first] + list(self._same_inode_addrs(ino))
                 if first.head.c_count == 0:
                     self.warn(f"{os.fsdecode(path)}: zero length symbolic link (ignored)")
+                elif d.size > _SYMLINK_MAX:
+                    self.error(f"{os.fsdecode(path)} (inode {ino}): a symbolic link of {d.size} bytes: "
+                               "its header is damaged; skipped")
                 else:
                     link = assemble_file(records)
-                    self._clear(full)
-                    os.symlink(link, full)
-                    made = True
+                    if 0 in link:
+                        self.error(f"{os.fsdecode(path)} (inode {ino}): the symbolic link's target holds a NUL "
+                                   "byte: damaged; skipped")
+                    else:
+                        self._clear(full)
+                        os.symlink(link, full)
+                        made = True
             elif fmt in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
                 for _ in self._same_inode_addrs(ino):
                     pass
@@ -1370,8 +1416,14 @@ class Restore:
         fd = os.open(full, flags, 0o600)
         try:
             size = d.size
-            high = self._write_data(fd, first, ino, size, base, path)
-            if first is None or high != size:
+            if size > _MAX_FILE_SIZE:
+                self.error(f"{os.fsdecode(path)} (inode {ino}): a size of {size} bytes is impossible (a damaged "
+                           "header): only the data blocks on the image are restored")
+                self._write_data(fd, first, ino, _MAX_FILE_SIZE, base, path)
+                size = -1
+            else:
+                high = self._write_data(fd, first, ino, size, base, path)
+            if size >= 0 and (first is None or high != size):
                 os.ftruncate(fd, size)
         except BaseException:
             os.close(fd)
@@ -1511,6 +1563,8 @@ def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record
     if records[0].header.is_metaonly:
         return []  # no data on the image to compare (dump -m)
     if d.file_type == stat.S_IFLNK:
+        if d.size > _SYMLINK_MAX:
+            return [f"symbolic link of {d.size} bytes on the image: its header is damaged"]
         try:
             if os.fsencode(os.readlink(full)) != assemble_file(records):
                 return ["symbolic link target changed"]

@@ -368,17 +368,25 @@ def walk_chunks(
             if on_damage is None:
                 raise
             reason = exc.message
+        # the bad block is skipped, then every block up to one that reads as a
+        # good header of this dump (a block with the magic and a good checksum
+        # but an unknown type, say, is skipped like any other)
         start = index
         skipped = 0
-        while block is not None and not (_is_header_in(block, order) and _date_of(block, order) == date):
+        while True:
             skipped += 1
             block = next_block()
-        if block is None:
-            on_damage(Damage(start, skipped, last_inode, reason, truncated=True))
-            return
+            if block is None:
+                on_damage(Damage(start, skipped, last_inode, reason, truncated=True))
+                return
+            if _is_header_in(block, order) and _date_of(block, order) == date:
+                try:
+                    head = read(block, 0)
+                    break
+                except FormatError:
+                    continue
         on_damage(Damage(start, skipped, last_inode, reason))
         index += skipped
-        head = read(block, 0)
 
 
 def skip_to_header(chunks: Iterable[Buffer], order: ByteOrder, date: int) -> Iterator[Buffer]:
