@@ -450,14 +450,15 @@ class Restore:
         self.header = first.header
         for rtype, what in ((RecordType.TS_CLRI, "file removal list"), (RecordType.TS_BITS, "file dump list")):
             rec = self._records.peek()
-            while rec is not None and rec.header.c_type == RecordType.TS_END:
+            while rec is not None and (rec.header.c_type == RecordType.TS_END or rec.header.c_type not in (
+                    RecordType.TS_CLRI, RecordType.TS_BITS, RecordType.TS_INODE)):
                 self._records.pop()
-                if self._records.peek() is None:
+                if rec.header.c_type == RecordType.TS_END and self._records.peek() is None:
                     self.warn("empty dump image")
                     self._ended = True
                     return
-                self.error(f"{self.input.name}: an end-of-dump record at block {rec.index}, before the "
-                           f"{what}, with more after it: damaged; skipped")
+                self.error(f"{self.input.name}: a {rec.header.c_type.name} record at block {rec.index}, before "
+                           f"the {what}: damaged; skipped")
                 rec = self._records.peek()
             if rec is None:
                 raise RestoreError(f"{self.input.name}: cannot find the {what}: damaged image")
