@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from .beneath import Beneath
 from .errors import DumpError, FormatError, MediumError
 from .format import (
     DR_EXTATTRIBUTES,
@@ -99,6 +100,17 @@ def _gc_paused(method: Callable) -> Callable:
         finally:
             gc.enable()
     return paused
+
+
+def _closes_tree(method: Callable) -> Callable:
+    """Close the descriptors of the target folder (:class:`Beneath`) when *method* ends."""
+    @functools.wraps(method)
+    def closing(self: "Restore", *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._close_tree()
+    return closing
 
 
 # -- input: volumes stitched into one stream of blocks ------------------------------
@@ -392,7 +404,9 @@ class Restore:
         self._leaf_fd: int | None = None  # the regular file _write_regular left open
         #: -r: the old node of each changed leaf, parked until its record
         #: tells whether it is metadata only (``dump -m``: the node stays).
-        self._parked: dict[int, str] = {}
+        self._parked: dict[int, bytes] = {}  # inode -> ./RSTTMPdate/inode
+        #: The target folder of the pass under way, every path resolved beneath it.
+        self._tree: Beneath | None = None
         self._umask = 0o022
         self._dir_state: dict[bytes, tuple[int, int, int, bool]] = {}  # see _new_file_state
         #: What extract passes wrote, kept when set (``-i``'s setmodes): each
@@ -433,6 +447,34 @@ class Restore:
     def _verbose(self, message: str) -> None:
         if self.opts.verbose:
             print(message, file=self.out)
+
+    # -- the target folder: nothing outside it is ever created, written or followed ------
+
+    def _beneath(self, target: str) -> Beneath:
+        tree = self._tree
+        if tree is None or tree.target != target:
+            if tree is not None:
+                tree.close()
+            tree = self._tree = Beneath(target)
+        return tree
+
+    def _at(self, target: str, rel: bytes) -> str:
+        """A path for ``./rel`` under *target* that reaches it through no
+        symbolic link (see :class:`Beneath`); ``OSError`` (``ELOOP``) when one
+        is in the way.  Its last component is not resolved: use it with
+        ``O_NOFOLLOW``, ``lstat``, ``follow_symlinks=False``."""
+        return self._beneath(target).path(rel)
+
+    def _at_or_none(self, target: str, rel: bytes) -> str | None:
+        try:
+            return self._at(target, rel)
+        except OSError:
+            return None
+
+    def _close_tree(self) -> None:
+        if self._tree is not None:
+            self._tree.close()
+            self._tree = None
 
     # -- reading the front of the image -------------------------------------------------
 
@@ -644,6 +686,7 @@ class Restore:
         self.extract_read(target, wanted)
 
     @_gc_paused
+    @_closes_tree
     def extract_read(self, target: str, wanted: Iterable[str] = ()) -> None:
         """Extract after :meth:`read_directories` (``-x`` and the interactive ``extract``)."""
         _check_writable(target, self.opts.dry_run)
@@ -709,6 +752,7 @@ class Restore:
         self.dirs, self._names, self._dirs_done = {}, None, False
         self.read_directories()
 
+    @_closes_tree
     def set_modes(self, target: str, dir_paths: dict[int, bytes]) -> None:
         """Owner, mode, xattrs and times again for the files extracted so far
         (:attr:`extracted`) and, deepest first, for the directories in
@@ -717,8 +761,8 @@ class Restore:
             return
         for paths, d, xattrs in (self.extracted.leaves.values() if self.extracted else ()):
             for path in paths:
-                full = os.path.join(target, os.fsdecode(path))
-                st = _lstat(full)
+                full = self._at_or_none(target, path)
+                st = _lstat(full) if full is not None else None
                 if st is not None and stat.S_IFMT(st.st_mode) == d.file_type:
                     self._set_attrs(full, path, d, xattrs)
                     break  # the other names are hard links of it
@@ -740,6 +784,7 @@ class Restore:
     # -- -r ----------------------------------------------------------------------------
 
     @_gc_paused
+    @_closes_tree
     def rebuild(self, target: str = ".") -> None:
         """``-r``: apply this image to the tree in *target*, keeping ``restoresymtable``.
 
@@ -778,6 +823,7 @@ class Restore:
         self._save_table(target)
 
     @_gc_paused
+    @_closes_tree
     def resume(self, target: str = ".") -> None:
         """``-R``: go on with a ``-r`` that stopped when it asked for another
         volume (killed, or given none); the input must be that volume.
@@ -825,11 +871,12 @@ class Restore:
         print(f"pyrestore: resuming the restore of the dump of {time.ctime(rp.date)} at volume {rp.volume}",
               file=self.err)
         self._pending_leaves = rp.leaves
-        tmp_full = os.path.join(target, f"RSTTMP{rp.date}")
-        if os.path.isdir(tmp_full):
+        tmp_rel = b"./RSTTMP%d" % rp.date
+        tmp_full = self._at(target, tmp_rel)
+        if _is_dir(tmp_full):
             for entry in os.scandir(tmp_full):
                 if entry.name.isdigit() and int(entry.name) in rp.leaves and not entry.is_dir(follow_symlinks=False):
-                    self._parked[int(entry.name)] = entry.path
+                    self._parked[int(entry.name)] = tmp_rel + b"/" + os.fsencode(entry.name)
         cur = rp.current
         if cur is not None:
             if not self.opts.dry_run:
@@ -855,8 +902,10 @@ class Restore:
                           f"their earlier copies are kept in {os.path.basename(tmp_full)}/, named by inode number")
             return
         self._parked = {}
-        if os.path.isdir(tmp_full):
+        if _is_dir(tmp_full):
             _rmtree(tmp_full)
+            if self._tree is not None:
+                self._tree.forget()
 
     def _clear_after_checkpoint(self, target: str, cur: Checkpointed) -> None:
         """Remove what the interrupted -r may have made of the inode it was
@@ -867,8 +916,8 @@ class Restore:
         for n, path in enumerate(cur.paths):
             if n == 0 and not again:
                 continue
-            full = os.path.join(target, os.fsdecode(path))
             try:
+                full = self._at(target, path)
                 if not stat.S_ISDIR(os.lstat(full).st_mode):
                     os.unlink(full)
             except FileNotFoundError:
@@ -920,21 +969,26 @@ class Restore:
         """Owner, mode, xattrs and times of the dumped directories, the times
         of the others, deepest first (restore's setdirmodes)."""
         for fix in sorted(self._dir_plan or (), key=lambda f: -f.path.count(b"/")):
-            full = os.path.join(target, os.fsdecode(fix.path))
-            if fix.mode is None:
+            full = self._at_or_none(target, fix.path)
+            if full is None:
+                self.warn(f"{os.fsdecode(fix.path)}: a symbolic link is in its path: attributes not set")
+            elif fix.mode is None:
                 try:
                     os.utime(full, ns=(fix.atime_ns, fix.mtime_ns), follow_symlinks=False)
                 except OSError as exc:
                     self.warn(f"{os.fsdecode(fix.path)}: cannot set times: {exc.strerror}")
-            elif os.path.isdir(full):
+            elif _is_dir(full):
                 self._set_attrs(full, fix.path, fix, fix.xattrs or [])
 
     # -- -C ----------------------------------------------------------------------------
 
     @_gc_paused
+    @_closes_tree
     def compare(self, target: str) -> int:
         """``-C``: compare the image with the tree under *target*; return the number of differences."""
         self.read_directories()
+        if not os.path.isdir(target):
+            raise RestoreError(f"{target}: no such directory to compare with")
         names = self.names()
         diffs = 0
 
@@ -947,14 +1001,16 @@ class Restore:
             if ino not in self.dumped:
                 continue
             for path in names.get(ino, ()):
-                st = _lstat(os.path.join(target, os.fsdecode(path)))
-                if st is None:
+                full = self._at_or_none(target, path)
+                st = _lstat(full) if full is not None else None
+                if full is None:
+                    report(path, "a symbolic link is in its path (not followed)")
+                elif st is None:
                     report(path, "does not exist")
                 elif not stat.S_ISDIR(st.st_mode):
                     report(path, "is not a directory")
                 else:
-                    for what in _compare_meta(node.dinode, st, os.path.join(target, os.fsdecode(path)),
-                                              node.xattrs):
+                    for what in _compare_meta(node.dinode, st, full, node.xattrs):
                         report(path, what)
         while (rec := self._records.pop()) is not None:
             h = rec.header
@@ -968,8 +1024,11 @@ class Restore:
             records = [rec] + list(self._same_inode_addrs(ino))
             xattrs = self._xattrs_after(ino)
             for path in paths:
-                full = os.path.join(target, os.fsdecode(path))
-                st = _lstat(full)
+                full = self._at_or_none(target, path)
+                st = _lstat(full) if full is not None else None
+                if full is None:
+                    report(path, "a symbolic link is in its path (not followed)")
+                    continue
                 if st is None:
                     report(path, "does not exist")
                     continue
@@ -986,19 +1045,29 @@ class Restore:
     # -- writing -----------------------------------------------------------------------
 
     def _make_dir(self, target: str, path: bytes) -> None:
-        full = os.path.join(target, os.fsdecode(path))
+        """Make directory ``./path`` (its parent made before).  A symbolic link
+        standing there is replaced by the directory (said in one line): it
+        must never lead the restore out of the target folder."""
         self._verbose(f"Make node {os.fsdecode(path)}")
         if self.opts.dry_run:
             return
         try:
-            os.mkdir(full, 0o700)
-        except FileExistsError:
-            if not os.path.isdir(full) or os.path.islink(full):
-                if self.opts.unlink:
-                    os.unlink(full)
-                    os.mkdir(full, 0o700)
-                else:
-                    self.error(f"{os.fsdecode(path)}: cannot make directory: a file of that name exists")
+            parent, name = self._beneath(target).split(path)
+            try:
+                os.mkdir(name, 0o700, dir_fd=parent)
+            except FileExistsError:
+                st = os.lstat(name, dir_fd=parent)
+                if stat.S_ISLNK(st.st_mode):
+                    os.unlink(name, dir_fd=parent)
+                    os.mkdir(name, 0o700, dir_fd=parent)
+                    self.warn(f"{os.fsdecode(path)}: a symbolic link stood where the image has a directory: "
+                              "replaced by the directory")
+                elif not stat.S_ISDIR(st.st_mode):
+                    if self.opts.unlink:
+                        os.unlink(name, dir_fd=parent)
+                        os.mkdir(name, 0o700, dir_fd=parent)
+                    else:
+                        self.error(f"{os.fsdecode(path)}: cannot make directory: a file of that name exists")
         except OSError as exc:
             self.error(f"{os.fsdecode(path)}: cannot make directory: {exc.strerror}")
 
@@ -1057,10 +1126,12 @@ class Restore:
         os.umask(self._umask)
         self._dir_state = {}
         self._fast_current = _InProgress(0, [], None)  # type: ignore[arg-type]
-        prefix = os.path.join(os.fsencode(target), b"")
+        tree = self._beneath(target) if fast else None
         ts_inode, ts_end = RecordType.TS_INODE, RecordType.TS_END
         parked = self._parked
         while True:
+            if tree is not None:
+                tree.trim()
             if qfa:
                 if not leaf_names:
                     self._ended = True  # as restore -Q: done once every wanted file is out
@@ -1085,9 +1156,9 @@ class Restore:
             if parked and ino in parked and not head.c_flags & DR_METAONLY:
                 # made anew: the old copy goes first, as restore's
                 self._verbose(f"Remove leaf {os.fsdecode(paths[0])}")
-                self._drop_node(parked.pop(ino))
+                self._drop_node(target, parked.pop(ino))
             if fast and mode & _S_IFMT == _S_IFREG and not head.c_flags & DR_METAONLY \
-                    and self._write_new_regular(prefix, rec, paths):
+                    and self._write_new_regular(tree, rec, paths):
                 continue
             self._write_leaf(target, rec.header, rec, paths)
         # the image ended without TS_END; _check_end reports it
@@ -1098,7 +1169,7 @@ class Restore:
             pass
         self._xattrs_after(ino)
 
-    def _write_new_regular(self, prefix: bytes, first: Record, paths: list[bytes]) -> bool:
+    def _write_new_regular(self, tree: Beneath, first: Record, paths: list[bytes]) -> bool:
         """Write a regular file as a new file (``O_EXCL``), with the fewest
         calls: the mode is given at creation and owner and mode are set only
         where creating the file did not already make them right (see
@@ -1109,10 +1180,11 @@ class Restore:
         if head.size > _MAX_FILE_SIZE:
             return False  # a damaged size: the general way says so
         path = paths[0]
-        full = prefix + path
+        parent, _, name = path.rpartition(b"/")
         mode = head.mode & 0o7777
         try:
-            fd = os.open(full, _NEW_FILE, mode & 0o777)
+            parent_fd = tree.dir_fd(parent)
+            fd = os.open(name, _NEW_FILE, mode & 0o777, dir_fd=parent_fd)
         except OSError:
             return False
         ino = head.c_inumber
@@ -1155,8 +1227,7 @@ class Restore:
             self._current = None
             if not made:
                 return True
-            parent = full.rpartition(b"/")[0]
-            state = self._dir_state.get(parent) or self._new_file_state(fd, parent, mode)
+            state = self._dir_state.get(parent) or self._new_file_state(fd, parent_fd, parent, mode)
             uid, gid = head.uid, head.gid
             if uid != state[0] or gid != state[1]:
                 try:
@@ -1169,7 +1240,7 @@ class Restore:
                 except OSError as exc:
                     self.warn(f"{os.fsdecode(path)}: cannot set mode {mode:o}: {exc.strerror}")
             if xattrs:
-                self._set_attrs(full, path, head, xattrs, fd, owner=False, perms=False)
+                self._set_attrs(path, path, head, xattrs, fd, owner=False, perms=False)
             else:
                 try:
                     os.utime(fd, ns=(head.atime_sec * 1_000_000_000 + head.atime_usec * 1000,
@@ -1181,11 +1252,10 @@ class Restore:
         finally:
             os.close(fd)
         if len(paths) > 1:
-            self._link_others(prefix.decode(_FS_ENCODING, _FS_ERRORS) + path.decode(_FS_ENCODING, _FS_ERRORS),
-                              paths)
+            self._link_others(tree.target, paths)
         return True
 
-    def _new_file_state(self, fd: int, parent: bytes, mode: int) -> tuple[int, int, int, bool]:
+    def _new_file_state(self, fd: int, parent_fd: int, parent: bytes, mode: int) -> tuple[int, int, int, bool]:
         """``(uid, gid, masked, acl)`` for files created in directory
         *parent*, asked once per directory by looking at the first one (*fd*,
         just created with the permission bits of *mode*): the owner they
@@ -1197,7 +1267,7 @@ class Restore:
         for a whole pass."""
         st = os.fstat(fd)
         try:
-            acl = bool(os.getxattr(parent or b".", "system.posix_acl_default"))
+            acl = bool(os.getxattr(f"/proc/self/fd/{parent_fd}", "system.posix_acl_default"))
         except OSError:
             acl = False
         masked = self._umask | 0o7000
@@ -1286,13 +1356,19 @@ class Restore:
         ino = h.c_inumber
         d = h.c_dinode
         path = paths[0]
-        full = os.path.join(target, path.decode(_FS_ENCODING, _FS_ERRORS))
         fmt = d.file_type
         if self.opts.verbose:
             self._verbose(f"extract file {os.fsdecode(path)}")
         made = False
         if self.opts.dry_run:
             self._skip_inode(ino)
+            return
+        try:
+            full = self._at(target, path)
+        except OSError as exc:
+            self._skip_inode(ino)
+            self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror} (a symbolic link or a file stands "
+                       "where the image has a directory)")
             return
         self._current = _InProgress(ino, paths, first) if resume is None else resume
         try:
@@ -1301,7 +1377,7 @@ class Restore:
             elif h.is_metaonly:
                 for _ in self._same_inode_addrs(ino):
                     pass
-                made = self._keep_node(full, ino, fmt, path)
+                made = self._keep_node(target, full, ino, fmt, path)
             elif fmt == stat.S_IFREG:
                 made = self._write_regular(full, h, None if resume else first, path,
                                            resume.base if resume else 0)
@@ -1351,22 +1427,23 @@ class Restore:
         finally:
             if fd is not None:
                 os.close(fd)
-        self._link_others(full, paths)
+        self._link_others(target, paths)
 
-    def _keep_node(self, full: str, ino: int, fmt: int, path: bytes) -> bool:
+    def _keep_node(self, target: str, full: str, ino: int, fmt: int, path: bytes) -> bool:
         """A metadata-only inode (``dump -m``): the node restored before
         keeps its data and gets the new attributes.  Under -r it is the one
         parked when its old names went, moved to *full*; otherwise whatever
         of that kind is at *full*.  False when there is none (as restore,
         which then has nothing to apply them to)."""
-        parked = self._parked.pop(ino, None)
-        if parked is not None:
+        parked_rel = self._parked.pop(ino, None)
+        if parked_rel is not None:
             try:
+                parked = self._at(target, parked_rel)
                 if stat.S_IFMT(os.lstat(parked).st_mode) == fmt:
                     self._clear(full)
                     os.rename(parked, full)
                     return True
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 pass
         try:
             if stat.S_IFMT(os.lstat(full).st_mode) == fmt:
@@ -1376,21 +1453,20 @@ class Restore:
         self._verbose(f"file {os.fsdecode(path)} is metadata only: no earlier copy to apply it to")
         return False
 
-    def _drop_node(self, path: str) -> None:
+    def _drop_node(self, target: str, rel: bytes) -> None:
         try:
-            os.unlink(path)
+            os.unlink(self._at(target, rel))
         except OSError as exc:
-            self.warn(f"{path}: cannot remove the old copy: {exc.strerror}")
+            self.warn(f"{os.fsdecode(rel)}: cannot remove the old copy: {exc.strerror}")
 
-    def _link_others(self, full: str, paths: list[bytes]) -> None:
-        """Make ``paths[1:]`` hard links of *full* (the inode's first name)."""
-        target = full[:len(full) - len(os.fsdecode(paths[0]))]
+    def _link_others(self, target: str, paths: list[bytes]) -> None:
+        """Make ``paths[1:]`` hard links of ``paths[0]`` (the inode's first name)."""
         for other in paths[1:]:
-            ofull = target + os.fsdecode(other)
             self._verbose(f"link {os.fsdecode(other)} -> {os.fsdecode(paths[0])}")
             try:
+                ofull = self._at(target, other)
                 self._clear(ofull)
-                os.link(full, ofull)
+                os.link(self._at(target, paths[0]), ofull, follow_symlinks=False)
             except OSError as exc:
                 self.error(f"{os.fsdecode(other)}: cannot link to {os.fsdecode(paths[0])}: {exc.strerror}")
 
@@ -1480,8 +1556,8 @@ class Restore:
             node = self.dirs.get(ino)
             if node is None:
                 continue
-            full = os.path.join(target, os.fsdecode(path))
-            if os.path.isdir(full):
+            full = self._at_or_none(target, path)
+            if full is not None and _is_dir(full):
                 self._set_attrs(full, path, node.dinode, node.xattrs)
 
     def _check_end(self, *, read_rest: bool) -> None:
@@ -1504,6 +1580,12 @@ def _rmtree(path: str) -> None:
 def _blocks_of(pieces: list[bytes | memoryview]) -> list[bytes]:
     """The 1 KiB blocks of *pieces* (whole blocks each)."""
     return [bytes(p[at:at + TP_BSIZE]) for p in pieces for at in range(0, len(p), TP_BSIZE)]
+
+
+def _is_dir(path: str) -> bool:
+    """A directory itself (not a symbolic link to one)."""
+    st = _lstat(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -1704,50 +1786,59 @@ class _Rebuild:
                 prefixes[ino] = got
             return got
 
+        # every path goes through r._at: beneath the target, no symbolic link followed
+        target = self.target
+        tree = r._beneath(target)
+
         def move(ino: int, to: tuple[int, bytes]) -> None:
             if ino in where:
                 prefixes.clear()
                 prefixes[ROOTINO] = b"./"
+                tree.forget()  # a directory moved: the descriptors kept by path are stale
             where[ino] = to
 
-        target_dir = os.path.join(self.target, "")
-
         def loc(ino: int) -> str:
-            rest = prefix(ino)[2:-1]
-            return os.path.join(self.target, os.fsdecode(rest)) if rest else self.target
+            return r._at(target, prefix(ino)[:-1])
 
         def rel(p: int, n: bytes) -> bytes:
             return prefix(p) + n
 
         def full_of(p: int, n: bytes) -> str:
-            return target_dir + os.fsdecode(prefix(p)[2:] + n)
+            return r._at(target, prefix(p) + n)
 
-        tmp_full = os.path.join(self.target, self.tmp_name)
+        def parked_rel(c: int) -> bytes:
+            return b"./" + tmp_b + b"/%d" % c
+
+        tmp_full = r._at(target, b"./" + tmp_b)
         removed = [e for e in self.old_edges if e not in kept]
         if removed and not dry:
-            os.makedirs(tmp_full, exist_ok=True)
+            try:
+                os.mkdir(tmp_full, 0o700)
+            except FileExistsError:
+                if not _is_dir(tmp_full):
+                    raise RestoreError(f"{os.path.join(target, self.tmp_name)} is in the way (not a directory): "
+                                       "remove it and run again") from None
         doomed_dirs = []
         for p, n, c in removed:
-            full = full_of(p, n)
             survives = self._survives(c) and c in new_nodes
             try:
+                full = full_of(p, n)
                 if survives and self.old.is_dir(c):
                     r._verbose(f"rename {os.fsdecode(rel(p, n))} to {self.tmp_name}/{c}")
                     if not dry:
-                        os.rename(full, os.path.join(tmp_full, str(c)))
+                        os.rename(full, r._at(target, parked_rel(c)))
                     move(c, (_TMP, b""))
                 elif survives and c not in leaf_at:
                     if not dry:
-                        os.rename(full, os.path.join(tmp_full, str(c)))
+                        os.rename(full, r._at(target, parked_rel(c)))
                     leaf_at[c] = (_TMP, b"")
                 elif self.old.is_dir(c):
                     doomed_dirs.append(c)
                 elif not dry and c not in r._parked and self._changed_leaf(c) and c in new_nodes:
                     # dumped again: kept aside until its record says whether
                     # it is metadata only (then this node stays)
-                    parked = os.path.join(tmp_full, str(c))
-                    os.rename(full, parked)
-                    r._parked[c] = parked
+                    os.rename(full, r._at(target, parked_rel(c)))
+                    r._parked[c] = parked_rel(c)
                 else:
                     r._verbose(f"Remove leaf {os.fsdecode(rel(p, n))}")
                     if not dry:
@@ -1757,10 +1848,15 @@ class _Rebuild:
             except OSError as exc:
                 r.error(f"{os.fsdecode(rel(p, n))}: cannot remove or rename: {exc.strerror}")
         for c in doomed_dirs:
-            path = loc(c)
-            r._verbose(f"Remove node {os.path.relpath(path, self.target)}")
+            r._verbose(f"Remove node {os.fsdecode(prefix(c)[2:-1])}")
             if not dry:
-                _rmtree(path)
+                try:
+                    _rmtree(loc(c))
+                except (FileNotFoundError, NotADirectoryError):
+                    pass  # gone with a directory above it
+                except OSError as exc:
+                    r.error(f"{os.fsdecode(prefix(c)[2:-1])}: cannot remove: {exc.strerror}")
+                tree.forget()
         # make the new names, top-down
         leaf_names: dict[int, list[bytes]] = {}
         new_dirs, dumped = self.new.dirs, r.dumped
@@ -1772,7 +1868,10 @@ class _Rebuild:
             if is_dir and c in where and where[c][0] == _TMP:
                 r._verbose(f"rename {self.tmp_name}/{c} to {os.fsdecode(rel(p, n))}")
                 if not dry:
-                    os.rename(os.path.join(tmp_full, str(c)), full_of(p, n))
+                    try:
+                        os.rename(r._at(target, parked_rel(c)), full_of(p, n))
+                    except OSError as exc:
+                        r.error(f"{os.fsdecode(rel(p, n))}: cannot move back from {self.tmp_name}: {exc.strerror}")
                 move(c, (p, n))
             elif is_dir:
                 move(c, (p, n))
@@ -1785,19 +1884,20 @@ class _Rebuild:
                 else:
                     names.append(path)
             elif c in leaf_at:
-                full = full_of(p, n)
                 lp, ln = leaf_at[c]
-                src = os.path.join(tmp_full, str(c)) if lp == _TMP else full_of(lp, ln)
                 r._verbose(f"link {os.fsdecode(rel(p, n))}")
                 if not dry:
                     try:
+                        full = full_of(p, n)
+                        src = r._at(target, parked_rel(c)) if lp == _TMP else full_of(lp, ln)
                         os.link(src, full, follow_symlinks=False)
                     except OSError as exc:
                         r.error(f"{os.fsdecode(rel(p, n))}: cannot link: {exc.strerror}")
             else:
                 r.error(f"{os.fsdecode(rel(p, n))} (inode {c}) is neither on this image nor restored before")
-        if os.path.isdir(tmp_full) and not dry and not r._parked:
+        if _is_dir(tmp_full) and not dry and not r._parked:
             _rmtree(tmp_full)
+            tree.forget()
         if not dry:
             # directories: the dumped ones get their attributes, the others their times back
             dir_paths = {ino: rel(*where[ino]) for ino in self.new.dirs if ino != ROOTINO and ino in where}
