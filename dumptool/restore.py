@@ -1316,7 +1316,11 @@ class Restore:
         """The next record if it is a TS_ADDR of inode *ino* (taken), else ``None``."""
         records = self._records
         rec = records.peek()
-        if rec is not None and rec.head.c_type == _TS_ADDR and rec.head.c_inumber == ino:
+        if rec is not None and rec.head.c_type == _TS_ADDR:
+            if rec.head.c_inumber != ino:
+                # restore reads a TS_ADDR as the continuation of the inode before, whatever it names
+                self.error(f"inode {ino}: its continuation record at block {rec.index} names inode "
+                           f"{rec.head.c_inumber} (a damaged header): its data is taken as inode {ino}'s")
             return records.pop()
         return None
 

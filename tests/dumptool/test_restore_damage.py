@@ -140,3 +140,20 @@ def test_a_duplicated_volume_header_is_skipped(image, tmp_path):
     _, data = image
     done, got = restore_x(data[:TP_BSIZE] + data, tmp_path)
     assert done.returncode == 1 and len(got) == FILES and "TS_TAPE record at block 1" in done.stderr
+
+
+def test_a_continuation_record_naming_another_inode_still_gives_its_data(tmp_path):
+    """F7: a TS_ADDR whose c_inumber is damaged (checksum good) continues the
+    inode before, as restore reads it: the data comes back, and one line says so."""
+    src = tmp_path / "src"
+    src.mkdir()
+    body = bytes(range(256)) * 4 * 700  # 700 KiB: a TS_INODE of 512 blocks and a TS_ADDR
+    (src / "big").write_bytes(body)
+    img = tmp_path / "img"
+    subprocess.run([console_script("pydump"), "-0", "-q", "-f", str(img), str(src)], check=True,
+                   stdin=subprocess.DEVNULL, timeout=60)
+    data = img.read_bytes()
+    at = first_header(data, lambda h: h.c_type == RecordType.TS_ADDR)
+    done, _ = restore_x(set_field(data, at, 20, "<I", 0x7FFFFFFF), tmp_path)
+    assert (tmp_path / "out-pyrestore" / "big").read_bytes() == body
+    assert done.returncode == 1 and "names inode 2147483647" in done.stderr
