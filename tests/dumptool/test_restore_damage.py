@@ -157,3 +157,10 @@ def test_a_continuation_record_naming_another_inode_still_gives_its_data(tmp_pat
     done, _ = restore_x(set_field(data, at, 20, "<I", 0x7FFFFFFF), tmp_path)
     assert (tmp_path / "out-pyrestore" / "big").read_bytes() == body
     assert done.returncode == 1 and "names inode 2147483647" in done.stderr
+
+
+def test_a_volume_header_of_unknown_type_is_read_as_one(image, tmp_path):
+    """F6: restore takes a good first block as the volume header whatever its c_type."""
+    _, data = image
+    done, got = restore_x(set_field(data, 0, 0, "<i", 100), tmp_path)
+    assert len(got) == FILES and done.returncode == 1 and "unknown record type 100" in done.stderr
