@@ -164,3 +164,36 @@ def test_a_volume_header_of_unknown_type_is_read_as_one(image, tmp_path):
     _, data = image
     done, got = restore_x(set_field(data, 0, 0, "<i", 100), tmp_path)
     assert len(got) == FILES and done.returncode == 1 and "unknown record type 100" in done.stderr
+
+
+def test_a_qfa_position_past_the_wanted_file_is_reported(tmp_path):
+    """FX: -x -Q with a map that sends the reader past a wanted file: one
+    line names the file that did not come, exit 1 (no silent partial result)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in range(8):
+        (src / f"f{n}").write_bytes(bytes([n + 1]) * 100_000)
+    img, qfa = tmp_path / "img", tmp_path / "q.qfa"
+    subprocess.run([console_script("pydump"), "-0", "-q", "-Q", str(qfa), "-f", str(img), str(src)], check=True,
+                   stdin=subprocess.DEVNULL, timeout=60)
+    head, _, table = qfa.read_text().partition("ino\ttapeno\ttapepos\n")
+    rows = [line.split("\t") for line in table.splitlines()]
+    last = (img.stat().st_size // 10240 - 1) * 10240  # the image's last record
+    bad = "".join(f"{ino}\t{vol}\t{last}\n" for ino, vol, _ in rows)
+    qfa.write_text(head + "ino\ttapeno\ttapepos\n" + bad)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run([console_script("pyrestore"), "-x", "-Q", str(qfa), "-f", str(img), "f5"], cwd=out,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert not (out / "f5").exists()
+    assert done.returncode == 1 and "./f5 (inode" in done.stderr and "not found on the image" in done.stderr
+
+
+@pytest.mark.parametrize("size", [2**40, 2**63, 2**64 - 1])
+def test_a_huge_directory_size_reads_only_the_blocks_there(image, tmp_path, size):
+    """F3: a directory is never padded to its di_size in memory."""
+    _, data = image
+    at = first_header(data, lambda h: h.c_type == RecordType.TS_INODE and stat.S_ISDIR(h.c_dinode.mode)
+                      and h.c_inumber != 2)
+    done, got = restore_x(set_field(data, at, 32 + 8, "<Q", size), tmp_path)
+    assert len(got) == FILES, done.stderr
