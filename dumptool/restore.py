@@ -577,18 +577,24 @@ class Restore:
 
     def tree_edges(self) -> Iterator[tuple[int, bytes, int]]:
         """``(parent, name, child)`` of the image's tree, top-down in dirent order (pre-order)."""
-        def walk(parent: int, seen: set[int]) -> Iterator[tuple[int, bytes, int]]:
-            for entry in self.dirs[parent].entries:
+        if ROOTINO not in self.dirs:
+            return  # an empty image
+        dirs = self.dirs
+        seen = {ROOTINO}
+        # a stack of (directory, its entries still to walk): no recursion, any depth
+        stack = [(ROOTINO, iter(dirs[ROOTINO].entries))]
+        while stack:
+            parent, entries = stack[-1]
+            for entry in entries:
                 if entry.name in (b".", b".."):
                     continue
                 yield parent, entry.name, entry.ino
-                if entry.ino in self.dirs and entry.ino not in seen:
+                if entry.ino in dirs and entry.ino not in seen:
                     seen.add(entry.ino)
-                    yield from walk(entry.ino, seen)
-        if ROOTINO not in self.dirs:
-            return  # an empty image
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
-        yield from walk(ROOTINO, {ROOTINO})
+                    stack.append((entry.ino, iter(dirs[entry.ino].entries)))
+                    break
+            else:
+                stack.pop()
 
     def names(self) -> dict[int, list[bytes]]:
         """Every inode on the image's tree with its ``./path`` names, in listing order."""
@@ -771,15 +777,22 @@ class Restore:
     def _select_tree(self, ino: int, path: bytes, dir_paths: dict[int, bytes],
                      leaf_names: dict[int, list[bytes]], names: dict[int, list[bytes]]) -> None:
         dir_paths[ino] = path
-        for entry in self.dirs[ino].entries:
-            if entry.name in (b".", b".."):
-                continue
-            child = path + b"/" + entry.name
-            if entry.ino in self.dirs:
-                if entry.ino not in dir_paths:
-                    self._select_tree(entry.ino, child, dir_paths, leaf_names, names)
-            elif entry.ino in self.dumped:
-                leaf_names.setdefault(entry.ino, []).append(child)
+        stack = [(path, iter(self.dirs[ino].entries))]  # no recursion: any depth
+        while stack:
+            path, entries = stack[-1]
+            for entry in entries:
+                if entry.name in (b".", b".."):
+                    continue
+                child = path + b"/" + entry.name
+                if entry.ino in self.dirs:
+                    if entry.ino not in dir_paths:
+                        dir_paths[entry.ino] = child
+                        stack.append((child, iter(self.dirs[entry.ino].entries)))
+                        break
+                elif entry.ino in self.dumped:
+                    leaf_names.setdefault(entry.ino, []).append(child)
+            else:
+                stack.pop()
 
     # -- -r ----------------------------------------------------------------------------
 
