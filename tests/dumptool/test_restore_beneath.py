@@ -80,3 +80,18 @@ def test_compare_does_not_follow_a_symlink_out(image, tmp_path):
     assert done.returncode == 1
     assert "./d: is not a directory" in done.stdout
     assert "./d/file: a symbolic link is in its path (not followed)" in done.stdout
+
+
+def test_the_symbol_table_is_not_written_through_a_planted_symlink(image, tmp_path):
+    """-r writes ./restoresymtable through a temporary name: a symbolic link
+    planted at that name is replaced, never written through."""
+    target, outside = tmp_path / "target", tmp_path / "outside"
+    target.mkdir()
+    outside.mkdir()
+    proc = subprocess.Popen([console_script("pyrestore"), "-r", "-f", str(image)], cwd=target,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.symlink(outside / "loot", target / f"restoresymtable.tmp{proc.pid}")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert not (outside / "loot").exists()
+    assert (target / "restoresymtable").is_file() and not (target / "restoresymtable").is_symlink()
