@@ -1424,7 +1424,8 @@ class Restore:
             else:
                 for _ in self._same_inode_addrs(ino):
                     pass
-                self.warn(f"{os.fsdecode(path)}: unknown file type {fmt:#o}, skipped")
+                self.error(f"{os.fsdecode(path)} (inode {ino}): unknown file type {fmt:#o} (a damaged header), "
+                           "skipped")
         except OSError as exc:
             for _ in self._same_inode_addrs(ino):
                 pass

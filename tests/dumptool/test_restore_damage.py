@@ -197,3 +197,10 @@ def test_a_huge_directory_size_reads_only_the_blocks_there(image, tmp_path, size
                       and h.c_inumber != 2)
     done, got = restore_x(set_field(data, at, 32 + 8, "<Q", size), tmp_path)
     assert len(got) == FILES, done.stderr
+
+
+def test_a_nonsense_file_type_is_an_error_not_a_warning(image, tmp_path):
+    _, data = image
+    bad = set_field(data, first_header(data, is_file), 32, "<H", 0o170644)
+    done, got = restore_x(bad, tmp_path)
+    assert len(got) == FILES - 1 and done.returncode == 1 and "unknown file type" in done.stderr
