@@ -1158,6 +1158,7 @@ class Restore:
             if c_type != ts_inode or head.c_flags & DR_EXTATTRIBUTES:
                 if c_type == ts_end:
                     self._ended = True
+                    self._report_missing(leaf_names)
                     return
                 continue
             ino = head.c_inumber
@@ -1175,6 +1176,14 @@ class Restore:
                 continue
             self._write_leaf(target, rec.header, rec, paths)
         # the image ended without TS_END; _check_end reports it
+        if not self._checkpoint_volume:
+            self._report_missing(leaf_names)
+
+    def _report_missing(self, leaf_names: dict[int, list[bytes]]) -> None:
+        """One line for each file to extract that the image did not bring
+        (restore's "not found on tape"): lost to damage, or passed by a seek."""
+        for ino, paths in sorted(leaf_names.items()):
+            self.error(f"{os.fsdecode(paths[0])} (inode {ino}): not found on the image")
 
     def _skip_inode(self, ino: int) -> None:
         """Read past the rest of inode *ino*'s records (its TS_ADDR and EA records)."""
