@@ -1553,7 +1553,7 @@ class Restore:
         if perms and not stat.S_ISLNK(mode):
             try:
                 if fd is None:
-                    os.chmod(full, stat.S_IMODE(mode))
+                    _chmod_nofollow(full, stat.S_IMODE(mode))
                 else:
                     os.fchmod(fd, stat.S_IMODE(mode))
             except OSError as exc:
@@ -1607,6 +1607,16 @@ def _rmtree(path: str) -> None:
 def _blocks_of(pieces: list[bytes | memoryview]) -> list[bytes]:
     """The 1 KiB blocks of *pieces* (whole blocks each)."""
     return [bytes(p[at:at + TP_BSIZE]) for p in pieces for at in range(0, len(p), TP_BSIZE)]
+
+
+def _chmod_nofollow(path: "str | bytes", mode: int) -> None:
+    """chmod of *path* itself: a symbolic link put there since is not followed
+    (through an ``O_PATH`` descriptor of the node; a link refuses the chmod)."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.chmod(f"/proc/self/fd/{fd}", mode)
+    finally:
+        os.close(fd)
 
 
 def _is_dir(path: str) -> bool:
