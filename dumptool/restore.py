@@ -69,9 +69,6 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, stat.S_IFDIR, stat.S_IFREG
 _TS_ADDR = int(RecordType.TS_ADDR)
 
-# what os.fsdecode uses, for a decode without its call per file
-_FS_ENCODING = sys.getfilesystemencoding()
-_FS_ERRORS = sys.getfilesystemencodeerrors()
 
 
 #: The longest symbolic link target (PATH_MAX less its NUL) and the largest file size (off_t):
