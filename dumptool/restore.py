@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from .beneath import Beneath
 from .errors import DumpError, FormatError, MediumError
 from .format import (
     DR_EXTATTRIBUTES,
@@ -68,9 +69,12 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, stat.S_IFDIR, stat.S_IFREG
 _TS_ADDR = int(RecordType.TS_ADDR)
 
-# what os.fsdecode uses, for a decode without its call per file
-_FS_ENCODING = sys.getfilesystemencoding()
-_FS_ERRORS = sys.getfilesystemencodeerrors()
+
+
+#: The longest symbolic link target (PATH_MAX less its NUL) and the largest file size (off_t):
+#: a header saying more is damaged.
+_SYMLINK_MAX = 4095
+_MAX_FILE_SIZE = 2**63 - 1
 
 
 class RestoreError(DumpError):
@@ -93,6 +97,17 @@ def _gc_paused(method: Callable) -> Callable:
         finally:
             gc.enable()
     return paused
+
+
+def _closes_tree(method: Callable) -> Callable:
+    """Close the descriptors of the target folder (:class:`Beneath`) when *method* ends."""
+    @functools.wraps(method)
+    def closing(self: "Restore", *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._close_tree()
+    return closing
 
 
 # -- input: volumes stitched into one stream of blocks ------------------------------
@@ -322,6 +337,15 @@ class _InodeMap:
             return False
 
 
+class _EveryInode:
+    """A map lost to damage: every inode number is in it."""
+
+    __slots__ = ()
+
+    def __contains__(self, ino: object) -> bool:
+        return isinstance(ino, int) and ino > 0
+
+
 @dataclass
 class DirNode:
     """A directory read from the image: its inode copy, entries and xattrs."""
@@ -385,7 +409,9 @@ class Restore:
         self._leaf_fd: int | None = None  # the regular file _write_regular left open
         #: -r: the old node of each changed leaf, parked until its record
         #: tells whether it is metadata only (``dump -m``: the node stays).
-        self._parked: dict[int, str] = {}
+        self._parked: dict[int, bytes] = {}  # inode -> ./RSTTMPdate/inode
+        #: The target folder of the pass under way, every path resolved beneath it.
+        self._tree: Beneath | None = None
         self._umask = 0o022
         self._dir_state: dict[bytes, tuple[int, int, int, bool]] = {}  # see _new_file_state
         #: What extract passes wrote, kept when set (``-i``'s setmodes): each
@@ -427,6 +453,34 @@ class Restore:
         if self.opts.verbose:
             print(message, file=self.out)
 
+    # -- the target folder: nothing outside it is ever created, written or followed ------
+
+    def _beneath(self, target: str) -> Beneath:
+        tree = self._tree
+        if tree is None or tree.target != target:
+            if tree is not None:
+                tree.close()
+            tree = self._tree = Beneath(target)
+        return tree
+
+    def _at(self, target: str, rel: bytes) -> str:
+        """A path for ``./rel`` under *target* that reaches it through no
+        symbolic link (see :class:`Beneath`); ``OSError`` (``ELOOP``) when one
+        is in the way.  Its last component is not resolved: use it with
+        ``O_NOFOLLOW``, ``lstat``, ``follow_symlinks=False``."""
+        return self._beneath(target).path(rel)
+
+    def _at_or_none(self, target: str, rel: bytes) -> str | None:
+        try:
+            return self._at(target, rel)
+        except OSError:
+            return None
+
+    def _close_tree(self) -> None:
+        if self._tree is not None:
+            self._tree.close()
+            self._tree = None
+
     # -- reading the front of the image -------------------------------------------------
 
     @_gc_paused
@@ -443,12 +497,30 @@ class Restore:
         self.header = first.header
         for rtype, what in ((RecordType.TS_CLRI, "file removal list"), (RecordType.TS_BITS, "file dump list")):
             rec = self._records.peek()
-            if rec is None or rec.header.c_type != rtype:
-                if rec is not None and rec.header.c_type == RecordType.TS_END:
+            while rec is not None and (rec.header.c_type == RecordType.TS_END or rec.header.c_type not in (
+                    RecordType.TS_CLRI, RecordType.TS_BITS, RecordType.TS_INODE)):
+                self._records.pop()
+                if rec.header.c_type == RecordType.TS_END and self._records.peek() is None:
                     self.warn("empty dump image")
                     self._ended = True
                     return
+                self.error(f"{self.input.name}: a {rec.header.c_type.name} record at block {rec.index}, before "
+                           f"the {what}: damaged; skipped")
+                rec = self._records.peek()
+            if rec is None:
                 raise RestoreError(f"{self.input.name}: cannot find the {what}: damaged image")
+            if rec.header.c_type != rtype:
+                # lost to damage (the walk said what it skipped): go on without
+                # it, as restore does, taking every inode as in the map
+                if rtype == RecordType.TS_CLRI:
+                    self.error(f"{self.input.name}: the {what} is lost to damage: every inode is taken as "
+                               "in use (-r removes nothing)")
+                    self.in_use = _EveryInode()
+                else:
+                    self.error(f"{self.input.name}: the {what} is lost to damage: every file named in the "
+                               "directories is looked for on the image")
+                    self.dumped = _EveryInode()
+                continue
             self._records.pop()
             inos = _InodeMap(bytes(rec.data))
             if rtype == RecordType.TS_CLRI:
@@ -464,13 +536,22 @@ class Restore:
                 break
             self._records.pop()
             parts = [rec] + list(self._same_inode_addrs(h.c_inumber))
-            data = assemble_file(parts)
+            size = h.c_dinode.size
+            # every block (its last one whole: real dump's cut 255-byte name runs on past di_size)
+            data = b"".join(block if block is not None else bytes(TP_BSIZE)
+                            for offset, block in iter_file_slices(parts) if offset < size)
             order = self.input.byte_order
+            lost: list[int] = []
             try:
-                entries = directory_entries(data, order)
+                entries = directory_entries(data, order, size=size, lost=lost)
             except FormatError as exc:
                 self.error(f"directory inode {h.c_inumber}: {exc.message}; the entries that can be read are kept")
-                entries = directory_entries(data, order, strict=False, skip_bad_entries=True)
+                del lost[:]
+                entries = directory_entries(data, order, strict=False, skip_bad_entries=True, size=size, lost=lost)
+            if lost:
+                self.error(f"directory inode {h.c_inumber}: the 255-byte name of inode(s) "
+                           f"{', '.join(map(str, lost))} was overwritten by the dump (a fault of Linux dump "
+                           "0.4b47); restored as #INODE")
             self.dirs[h.c_inumber] = DirNode(h.c_dinode, entries, self._xattrs_after(h.c_inumber))
         if ROOTINO not in self.dirs:
             raise RestoreError(f"{self.input.name}: the root directory is not on the image")
@@ -501,16 +582,24 @@ class Restore:
 
     def tree_edges(self) -> Iterator[tuple[int, bytes, int]]:
         """``(parent, name, child)`` of the image's tree, top-down in dirent order (pre-order)."""
-        def walk(parent: int, seen: set[int]) -> Iterator[tuple[int, bytes, int]]:
-            for entry in self.dirs[parent].entries:
+        if ROOTINO not in self.dirs:
+            return  # an empty image
+        dirs = self.dirs
+        seen = {ROOTINO}
+        # a stack of (directory, its entries still to walk): no recursion, any depth
+        stack = [(ROOTINO, iter(dirs[ROOTINO].entries))]
+        while stack:
+            parent, entries = stack[-1]
+            for entry in entries:
                 if entry.name in (b".", b".."):
                     continue
                 yield parent, entry.name, entry.ino
-                if entry.ino in self.dirs and entry.ino not in seen:
+                if entry.ino in dirs and entry.ino not in seen:
                     seen.add(entry.ino)
-                    yield from walk(entry.ino, seen)
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
-        yield from walk(ROOTINO, {ROOTINO})
+                    stack.append((entry.ino, iter(dirs[entry.ino].entries)))
+                    break
+            else:
+                stack.pop()
 
     def names(self) -> dict[int, list[bytes]]:
         """Every inode on the image's tree with its ``./path`` names, in listing order."""
@@ -608,6 +697,7 @@ class Restore:
         self.extract_read(target, wanted)
 
     @_gc_paused
+    @_closes_tree
     def extract_read(self, target: str, wanted: Iterable[str] = ()) -> None:
         """Extract after :meth:`read_directories` (``-x`` and the interactive ``extract``)."""
         _check_writable(target, self.opts.dry_run)
@@ -673,6 +763,7 @@ class Restore:
         self.dirs, self._names, self._dirs_done = {}, None, False
         self.read_directories()
 
+    @_closes_tree
     def set_modes(self, target: str, dir_paths: dict[int, bytes]) -> None:
         """Owner, mode, xattrs and times again for the files extracted so far
         (:attr:`extracted`) and, deepest first, for the directories in
@@ -681,8 +772,8 @@ class Restore:
             return
         for paths, d, xattrs in (self.extracted.leaves.values() if self.extracted else ()):
             for path in paths:
-                full = os.path.join(target, os.fsdecode(path))
-                st = _lstat(full)
+                full = self._at_or_none(target, path)
+                st = _lstat(full) if full is not None else None
                 if st is not None and stat.S_IFMT(st.st_mode) == d.file_type:
                     self._set_attrs(full, path, d, xattrs)
                     break  # the other names are hard links of it
@@ -691,19 +782,27 @@ class Restore:
     def _select_tree(self, ino: int, path: bytes, dir_paths: dict[int, bytes],
                      leaf_names: dict[int, list[bytes]], names: dict[int, list[bytes]]) -> None:
         dir_paths[ino] = path
-        for entry in self.dirs[ino].entries:
-            if entry.name in (b".", b".."):
-                continue
-            child = path + b"/" + entry.name
-            if entry.ino in self.dirs:
-                if entry.ino not in dir_paths:
-                    self._select_tree(entry.ino, child, dir_paths, leaf_names, names)
-            elif entry.ino in self.dumped:
-                leaf_names.setdefault(entry.ino, []).append(child)
+        stack = [(path, iter(self.dirs[ino].entries))]  # no recursion: any depth
+        while stack:
+            path, entries = stack[-1]
+            for entry in entries:
+                if entry.name in (b".", b".."):
+                    continue
+                child = path + b"/" + entry.name
+                if entry.ino in self.dirs:
+                    if entry.ino not in dir_paths:
+                        dir_paths[entry.ino] = child
+                        stack.append((child, iter(self.dirs[entry.ino].entries)))
+                        break
+                elif entry.ino in self.dumped:
+                    leaf_names.setdefault(entry.ino, []).append(child)
+            else:
+                stack.pop()
 
     # -- -r ----------------------------------------------------------------------------
 
     @_gc_paused
+    @_closes_tree
     def rebuild(self, target: str = ".") -> None:
         """``-r``: apply this image to the tree in *target*, keeping ``restoresymtable``.
 
@@ -714,6 +813,9 @@ class Restore:
         self.read_directories()
         assert self.header is not None
         h = self.header
+        if h.c_ddate and isinstance(self.dumped, _EveryInode):
+            raise RestoreError("the file dump list of this incremental is lost to damage: -r cannot tell the "
+                               "files it changes from the ones it keeps; nothing was changed (extract with -x)")
         table_path = os.path.join(target, SYMTAB_NAME)
         if h.c_ddate == 0:
             old = SymbolTable()
@@ -739,6 +841,7 @@ class Restore:
         self._save_table(target)
 
     @_gc_paused
+    @_closes_tree
     def resume(self, target: str = ".") -> None:
         """``-R``: go on with a ``-r`` that stopped when it asked for another
         volume (killed, or given none); the input must be that volume.
@@ -786,11 +889,12 @@ class Restore:
         print(f"pyrestore: resuming the restore of the dump of {time.ctime(rp.date)} at volume {rp.volume}",
               file=self.err)
         self._pending_leaves = rp.leaves
-        tmp_full = os.path.join(target, f"RSTTMP{rp.date}")
-        if os.path.isdir(tmp_full):
+        tmp_rel = b"./RSTTMP%d" % rp.date
+        tmp_full = self._at(target, tmp_rel)
+        if _is_dir(tmp_full):
             for entry in os.scandir(tmp_full):
                 if entry.name.isdigit() and int(entry.name) in rp.leaves and not entry.is_dir(follow_symlinks=False):
-                    self._parked[int(entry.name)] = entry.path
+                    self._parked[int(entry.name)] = tmp_rel + b"/" + os.fsencode(entry.name)
         cur = rp.current
         if cur is not None:
             if not self.opts.dry_run:
@@ -816,8 +920,10 @@ class Restore:
                           f"their earlier copies are kept in {os.path.basename(tmp_full)}/, named by inode number")
             return
         self._parked = {}
-        if os.path.isdir(tmp_full):
+        if _is_dir(tmp_full):
             _rmtree(tmp_full)
+            if self._tree is not None:
+                self._tree.forget()
 
     def _clear_after_checkpoint(self, target: str, cur: Checkpointed) -> None:
         """Remove what the interrupted -r may have made of the inode it was
@@ -828,8 +934,8 @@ class Restore:
         for n, path in enumerate(cur.paths):
             if n == 0 and not again:
                 continue
-            full = os.path.join(target, os.fsdecode(path))
             try:
+                full = self._at(target, path)
                 if not stat.S_ISDIR(os.lstat(full).st_mode):
                     os.unlink(full)
             except FileNotFoundError:
@@ -881,21 +987,26 @@ class Restore:
         """Owner, mode, xattrs and times of the dumped directories, the times
         of the others, deepest first (restore's setdirmodes)."""
         for fix in sorted(self._dir_plan or (), key=lambda f: -f.path.count(b"/")):
-            full = os.path.join(target, os.fsdecode(fix.path))
-            if fix.mode is None:
+            full = self._at_or_none(target, fix.path)
+            if full is None:
+                self.warn(f"{os.fsdecode(fix.path)}: a symbolic link is in its path: attributes not set")
+            elif fix.mode is None:
                 try:
                     os.utime(full, ns=(fix.atime_ns, fix.mtime_ns), follow_symlinks=False)
                 except OSError as exc:
                     self.warn(f"{os.fsdecode(fix.path)}: cannot set times: {exc.strerror}")
-            elif os.path.isdir(full):
+            elif _is_dir(full):
                 self._set_attrs(full, fix.path, fix, fix.xattrs or [])
 
     # -- -C ----------------------------------------------------------------------------
 
     @_gc_paused
+    @_closes_tree
     def compare(self, target: str) -> int:
         """``-C``: compare the image with the tree under *target*; return the number of differences."""
         self.read_directories()
+        if not os.path.isdir(target):
+            raise RestoreError(f"{target}: no such directory to compare with")
         names = self.names()
         diffs = 0
 
@@ -908,14 +1019,16 @@ class Restore:
             if ino not in self.dumped:
                 continue
             for path in names.get(ino, ()):
-                st = _lstat(os.path.join(target, os.fsdecode(path)))
-                if st is None:
+                full = self._at_or_none(target, path)
+                st = _lstat(full) if full is not None else None
+                if full is None:
+                    report(path, "a symbolic link is in its path (not followed)")
+                elif st is None:
                     report(path, "does not exist")
                 elif not stat.S_ISDIR(st.st_mode):
                     report(path, "is not a directory")
                 else:
-                    for what in _compare_meta(node.dinode, st, os.path.join(target, os.fsdecode(path)),
-                                              node.xattrs):
+                    for what in _compare_meta(node.dinode, st, full, node.xattrs):
                         report(path, what)
         while (rec := self._records.pop()) is not None:
             h = rec.header
@@ -929,8 +1042,11 @@ class Restore:
             records = [rec] + list(self._same_inode_addrs(ino))
             xattrs = self._xattrs_after(ino)
             for path in paths:
-                full = os.path.join(target, os.fsdecode(path))
-                st = _lstat(full)
+                full = self._at_or_none(target, path)
+                st = _lstat(full) if full is not None else None
+                if full is None:
+                    report(path, "a symbolic link is in its path (not followed)")
+                    continue
                 if st is None:
                     report(path, "does not exist")
                     continue
@@ -947,19 +1063,29 @@ class Restore:
     # -- writing -----------------------------------------------------------------------
 
     def _make_dir(self, target: str, path: bytes) -> None:
-        full = os.path.join(target, os.fsdecode(path))
+        """Make directory ``./path`` (its parent made before).  A symbolic link
+        standing there is replaced by the directory (said in one line): it
+        must never lead the restore out of the target folder."""
         self._verbose(f"Make node {os.fsdecode(path)}")
         if self.opts.dry_run:
             return
         try:
-            os.mkdir(full, 0o700)
-        except FileExistsError:
-            if not os.path.isdir(full) or os.path.islink(full):
-                if self.opts.unlink:
-                    os.unlink(full)
-                    os.mkdir(full, 0o700)
-                else:
-                    self.error(f"{os.fsdecode(path)}: cannot make directory: a file of that name exists")
+            parent, name = self._beneath(target).split(path)
+            try:
+                os.mkdir(name, 0o700, dir_fd=parent)
+            except FileExistsError:
+                st = os.lstat(name, dir_fd=parent)
+                if stat.S_ISLNK(st.st_mode):
+                    os.unlink(name, dir_fd=parent)
+                    os.mkdir(name, 0o700, dir_fd=parent)
+                    self.warn(f"{os.fsdecode(path)}: a symbolic link stood where the image has a directory: "
+                              "replaced by the directory")
+                elif not stat.S_ISDIR(st.st_mode):
+                    if self.opts.unlink:
+                        os.unlink(name, dir_fd=parent)
+                        os.mkdir(name, 0o700, dir_fd=parent)
+                    else:
+                        self.error(f"{os.fsdecode(path)}: cannot make directory: a file of that name exists")
         except OSError as exc:
             self.error(f"{os.fsdecode(path)}: cannot make directory: {exc.strerror}")
 
@@ -1018,10 +1144,12 @@ class Restore:
         os.umask(self._umask)
         self._dir_state = {}
         self._fast_current = _InProgress(0, [], None)  # type: ignore[arg-type]
-        prefix = os.path.join(os.fsencode(target), b"")
+        tree = self._beneath(target) if fast else None
         ts_inode, ts_end = RecordType.TS_INODE, RecordType.TS_END
         parked = self._parked
         while True:
+            if tree is not None:
+                tree.trim()
             if qfa:
                 if not leaf_names:
                     self._ended = True  # as restore -Q: done once every wanted file is out
@@ -1035,6 +1163,7 @@ class Restore:
             if c_type != ts_inode or head.c_flags & DR_EXTATTRIBUTES:
                 if c_type == ts_end:
                     self._ended = True
+                    self._report_missing(leaf_names)
                     return
                 continue
             ino = head.c_inumber
@@ -1046,12 +1175,20 @@ class Restore:
             if parked and ino in parked and not head.c_flags & DR_METAONLY:
                 # made anew: the old copy goes first, as restore's
                 self._verbose(f"Remove leaf {os.fsdecode(paths[0])}")
-                self._drop_node(parked.pop(ino))
+                self._drop_node(target, parked.pop(ino))
             if fast and mode & _S_IFMT == _S_IFREG and not head.c_flags & DR_METAONLY \
-                    and self._write_new_regular(prefix, rec, paths):
+                    and self._write_new_regular(tree, rec, paths):
                 continue
             self._write_leaf(target, rec.header, rec, paths)
         # the image ended without TS_END; _check_end reports it
+        if not self._checkpoint_volume:
+            self._report_missing(leaf_names)
+
+    def _report_missing(self, leaf_names: dict[int, list[bytes]]) -> None:
+        """One line for each file to extract that the image did not bring
+        (restore's "not found on tape"): lost to damage, or passed by a seek."""
+        for ino, paths in sorted(leaf_names.items()):
+            self.error(f"{os.fsdecode(paths[0])} (inode {ino}): not found on the image")
 
     def _skip_inode(self, ino: int) -> None:
         """Read past the rest of inode *ino*'s records (its TS_ADDR and EA records)."""
@@ -1059,7 +1196,7 @@ class Restore:
             pass
         self._xattrs_after(ino)
 
-    def _write_new_regular(self, prefix: bytes, first: Record, paths: list[bytes]) -> bool:
+    def _write_new_regular(self, tree: Beneath, first: Record, paths: list[bytes]) -> bool:
         """Write a regular file as a new file (``O_EXCL``), with the fewest
         calls: the mode is given at creation and owner and mode are set only
         where creating the file did not already make them right (see
@@ -1067,11 +1204,14 @@ class Restore:
         afresh (it exists, or any other error): :meth:`_write_leaf` then
         does it the general way and reports what goes wrong."""
         head = first.head
+        if head.size > _MAX_FILE_SIZE:
+            return False  # a damaged size: the general way says so
         path = paths[0]
-        full = prefix + path
+        parent, _, name = path.rpartition(b"/")
         mode = head.mode & 0o7777
         try:
-            fd = os.open(full, _NEW_FILE, mode & 0o777)
+            parent_fd = tree.dir_fd(parent)
+            fd = os.open(name, _NEW_FILE, mode & 0o777, dir_fd=parent_fd)
         except OSError:
             return False
         ino = head.c_inumber
@@ -1114,8 +1254,7 @@ class Restore:
             self._current = None
             if not made:
                 return True
-            parent = full.rpartition(b"/")[0]
-            state = self._dir_state.get(parent) or self._new_file_state(fd, parent, mode)
+            state = self._dir_state.get(parent) or self._new_file_state(fd, parent_fd, parent, mode)
             uid, gid = head.uid, head.gid
             if uid != state[0] or gid != state[1]:
                 try:
@@ -1128,7 +1267,7 @@ class Restore:
                 except OSError as exc:
                     self.warn(f"{os.fsdecode(path)}: cannot set mode {mode:o}: {exc.strerror}")
             if xattrs:
-                self._set_attrs(full, path, head, xattrs, fd, owner=False, perms=False)
+                self._set_attrs(path, path, head, xattrs, fd, owner=False, perms=False)
             else:
                 try:
                     os.utime(fd, ns=(head.atime_sec * 1_000_000_000 + head.atime_usec * 1000,
@@ -1140,11 +1279,10 @@ class Restore:
         finally:
             os.close(fd)
         if len(paths) > 1:
-            self._link_others(prefix.decode(_FS_ENCODING, _FS_ERRORS) + path.decode(_FS_ENCODING, _FS_ERRORS),
-                              paths)
+            self._link_others(tree.target, paths)
         return True
 
-    def _new_file_state(self, fd: int, parent: bytes, mode: int) -> tuple[int, int, int, bool]:
+    def _new_file_state(self, fd: int, parent_fd: int, parent: bytes, mode: int) -> tuple[int, int, int, bool]:
         """``(uid, gid, masked, acl)`` for files created in directory
         *parent*, asked once per directory by looking at the first one (*fd*,
         just created with the permission bits of *mode*): the owner they
@@ -1156,7 +1294,7 @@ class Restore:
         for a whole pass."""
         st = os.fstat(fd)
         try:
-            acl = bool(os.getxattr(parent or b".", "system.posix_acl_default"))
+            acl = bool(os.getxattr(f"/proc/self/fd/{parent_fd}", "system.posix_acl_default"))
         except OSError:
             acl = False
         masked = self._umask | 0o7000
@@ -1205,7 +1343,11 @@ class Restore:
         """The next record if it is a TS_ADDR of inode *ino* (taken), else ``None``."""
         records = self._records
         rec = records.peek()
-        if rec is not None and rec.head.c_type == _TS_ADDR and rec.head.c_inumber == ino:
+        if rec is not None and rec.head.c_type == _TS_ADDR:
+            if rec.head.c_inumber != ino:
+                # restore reads a TS_ADDR as the continuation of the inode before, whatever it names
+                self.error(f"inode {ino}: its continuation record at block {rec.index} names inode "
+                           f"{rec.head.c_inumber} (a damaged header): its data is taken as inode {ino}'s")
             return records.pop()
         return None
 
@@ -1245,13 +1387,19 @@ class Restore:
         ino = h.c_inumber
         d = h.c_dinode
         path = paths[0]
-        full = os.path.join(target, path.decode(_FS_ENCODING, _FS_ERRORS))
         fmt = d.file_type
         if self.opts.verbose:
             self._verbose(f"extract file {os.fsdecode(path)}")
         made = False
         if self.opts.dry_run:
             self._skip_inode(ino)
+            return
+        try:
+            full = self._at(target, path)
+        except OSError as exc:
+            self._skip_inode(ino)
+            self.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror} (a symbolic link or a file stands "
+                       "where the image has a directory)")
             return
         self._current = _InProgress(ino, paths, first) if resume is None else resume
         try:
@@ -1260,7 +1408,7 @@ class Restore:
             elif h.is_metaonly:
                 for _ in self._same_inode_addrs(ino):
                     pass
-                made = self._keep_node(full, ino, fmt, path)
+                made = self._keep_node(target, full, ino, fmt, path)
             elif fmt == stat.S_IFREG:
                 made = self._write_regular(full, h, None if resume else first, path,
                                            resume.base if resume else 0)
@@ -1268,11 +1416,18 @@ class Restore:
                 records = [first] + list(self._same_inode_addrs(ino))
                 if first.head.c_count == 0:
                     self.warn(f"{os.fsdecode(path)}: zero length symbolic link (ignored)")
+                elif d.size > _SYMLINK_MAX:
+                    self.error(f"{os.fsdecode(path)} (inode {ino}): a symbolic link of {d.size} bytes: "
+                               "its header is damaged; skipped")
                 else:
                     link = assemble_file(records)
-                    self._clear(full)
-                    os.symlink(link, full)
-                    made = True
+                    if 0 in link:
+                        self.error(f"{os.fsdecode(path)} (inode {ino}): the symbolic link's target holds a NUL "
+                                   "byte: damaged; skipped")
+                    else:
+                        self._clear(full)
+                        os.symlink(link, full)
+                        made = True
             elif fmt in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
                 for _ in self._same_inode_addrs(ino):
                     pass
@@ -1283,7 +1438,8 @@ class Restore:
             else:
                 for _ in self._same_inode_addrs(ino):
                     pass
-                self.warn(f"{os.fsdecode(path)}: unknown file type {fmt:#o}, skipped")
+                self.error(f"{os.fsdecode(path)} (inode {ino}): unknown file type {fmt:#o} (a damaged header), "
+                           "skipped")
         except OSError as exc:
             for _ in self._same_inode_addrs(ino):
                 pass
@@ -1303,22 +1459,23 @@ class Restore:
         finally:
             if fd is not None:
                 os.close(fd)
-        self._link_others(full, paths)
+        self._link_others(target, paths)
 
-    def _keep_node(self, full: str, ino: int, fmt: int, path: bytes) -> bool:
+    def _keep_node(self, target: str, full: str, ino: int, fmt: int, path: bytes) -> bool:
         """A metadata-only inode (``dump -m``): the node restored before
         keeps its data and gets the new attributes.  Under -r it is the one
         parked when its old names went, moved to *full*; otherwise whatever
         of that kind is at *full*.  False when there is none (as restore,
         which then has nothing to apply them to)."""
-        parked = self._parked.pop(ino, None)
-        if parked is not None:
+        parked_rel = self._parked.pop(ino, None)
+        if parked_rel is not None:
             try:
+                parked = self._at(target, parked_rel)
                 if stat.S_IFMT(os.lstat(parked).st_mode) == fmt:
                     self._clear(full)
                     os.rename(parked, full)
                     return True
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 pass
         try:
             if stat.S_IFMT(os.lstat(full).st_mode) == fmt:
@@ -1328,21 +1485,20 @@ class Restore:
         self._verbose(f"file {os.fsdecode(path)} is metadata only: no earlier copy to apply it to")
         return False
 
-    def _drop_node(self, path: str) -> None:
+    def _drop_node(self, target: str, rel: bytes) -> None:
         try:
-            os.unlink(path)
+            os.unlink(self._at(target, rel))
         except OSError as exc:
-            self.warn(f"{path}: cannot remove the old copy: {exc.strerror}")
+            self.warn(f"{os.fsdecode(rel)}: cannot remove the old copy: {exc.strerror}")
 
-    def _link_others(self, full: str, paths: list[bytes]) -> None:
-        """Make ``paths[1:]`` hard links of *full* (the inode's first name)."""
-        target = full[:len(full) - len(os.fsdecode(paths[0]))]
+    def _link_others(self, target: str, paths: list[bytes]) -> None:
+        """Make ``paths[1:]`` hard links of ``paths[0]`` (the inode's first name)."""
         for other in paths[1:]:
-            ofull = target + os.fsdecode(other)
             self._verbose(f"link {os.fsdecode(other)} -> {os.fsdecode(paths[0])}")
             try:
+                ofull = self._at(target, other)
                 self._clear(ofull)
-                os.link(full, ofull)
+                os.link(self._at(target, paths[0]), ofull, follow_symlinks=False)
             except OSError as exc:
                 self.error(f"{os.fsdecode(other)}: cannot link to {os.fsdecode(paths[0])}: {exc.strerror}")
 
@@ -1369,8 +1525,14 @@ class Restore:
         fd = os.open(full, flags, 0o600)
         try:
             size = d.size
-            high = self._write_data(fd, first, ino, size, base, path)
-            if first is None or high != size:
+            if size > _MAX_FILE_SIZE:
+                self.error(f"{os.fsdecode(path)} (inode {ino}): a size of {size} bytes is impossible (a damaged "
+                           "header): only the data blocks on the image are restored")
+                self._write_data(fd, first, ino, _MAX_FILE_SIZE, base, path)
+                size = -1
+            else:
+                high = self._write_data(fd, first, ino, size, base, path)
+            if size >= 0 and (first is None or high != size):
                 os.ftruncate(fd, size)
         except BaseException:
             os.close(fd)
@@ -1396,7 +1558,7 @@ class Restore:
         if perms and not stat.S_ISLNK(mode):
             try:
                 if fd is None:
-                    os.chmod(full, stat.S_IMODE(mode))
+                    _chmod_nofollow(full, stat.S_IMODE(mode))
                 else:
                     os.fchmod(fd, stat.S_IMODE(mode))
             except OSError as exc:
@@ -1426,8 +1588,8 @@ class Restore:
             node = self.dirs.get(ino)
             if node is None:
                 continue
-            full = os.path.join(target, os.fsdecode(path))
-            if os.path.isdir(full):
+            full = self._at_or_none(target, path)
+            if full is not None and _is_dir(full):
                 self._set_attrs(full, path, node.dinode, node.xattrs)
 
     def _check_end(self, *, read_rest: bool) -> None:
@@ -1450,6 +1612,22 @@ def _rmtree(path: str) -> None:
 def _blocks_of(pieces: list[bytes | memoryview]) -> list[bytes]:
     """The 1 KiB blocks of *pieces* (whole blocks each)."""
     return [bytes(p[at:at + TP_BSIZE]) for p in pieces for at in range(0, len(p), TP_BSIZE)]
+
+
+def _chmod_nofollow(path: "str | bytes", mode: int) -> None:
+    """chmod of *path* itself: a symbolic link put there since is not followed
+    (through an ``O_PATH`` descriptor of the node; a link refuses the chmod)."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.chmod(f"/proc/self/fd/{fd}", mode)
+    finally:
+        os.close(fd)
+
+
+def _is_dir(path: str) -> bool:
+    """A directory itself (not a symbolic link to one)."""
+    st = _lstat(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -1510,6 +1688,8 @@ def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record
     if records[0].header.is_metaonly:
         return []  # no data on the image to compare (dump -m)
     if d.file_type == stat.S_IFLNK:
+        if d.size > _SYMLINK_MAX:
+            return [f"symbolic link of {d.size} bytes on the image: its header is damaged"]
         try:
             if os.fsencode(os.readlink(full)) != assemble_file(records):
                 return ["symbolic link target changed"]
@@ -1648,50 +1828,59 @@ class _Rebuild:
                 prefixes[ino] = got
             return got
 
+        # every path goes through r._at: beneath the target, no symbolic link followed
+        target = self.target
+        tree = r._beneath(target)
+
         def move(ino: int, to: tuple[int, bytes]) -> None:
             if ino in where:
                 prefixes.clear()
                 prefixes[ROOTINO] = b"./"
+                tree.forget()  # a directory moved: the descriptors kept by path are stale
             where[ino] = to
 
-        target_dir = os.path.join(self.target, "")
-
         def loc(ino: int) -> str:
-            rest = prefix(ino)[2:-1]
-            return os.path.join(self.target, os.fsdecode(rest)) if rest else self.target
+            return r._at(target, prefix(ino)[:-1])
 
         def rel(p: int, n: bytes) -> bytes:
             return prefix(p) + n
 
         def full_of(p: int, n: bytes) -> str:
-            return target_dir + os.fsdecode(prefix(p)[2:] + n)
+            return r._at(target, prefix(p) + n)
 
-        tmp_full = os.path.join(self.target, self.tmp_name)
+        def parked_rel(c: int) -> bytes:
+            return b"./" + tmp_b + b"/%d" % c
+
+        tmp_full = r._at(target, b"./" + tmp_b)
         removed = [e for e in self.old_edges if e not in kept]
         if removed and not dry:
-            os.makedirs(tmp_full, exist_ok=True)
+            try:
+                os.mkdir(tmp_full, 0o700)
+            except FileExistsError:
+                if not _is_dir(tmp_full):
+                    raise RestoreError(f"{os.path.join(target, self.tmp_name)} is in the way (not a directory): "
+                                       "remove it and run again") from None
         doomed_dirs = []
         for p, n, c in removed:
-            full = full_of(p, n)
             survives = self._survives(c) and c in new_nodes
             try:
+                full = full_of(p, n)
                 if survives and self.old.is_dir(c):
                     r._verbose(f"rename {os.fsdecode(rel(p, n))} to {self.tmp_name}/{c}")
                     if not dry:
-                        os.rename(full, os.path.join(tmp_full, str(c)))
+                        os.rename(full, r._at(target, parked_rel(c)))
                     move(c, (_TMP, b""))
                 elif survives and c not in leaf_at:
                     if not dry:
-                        os.rename(full, os.path.join(tmp_full, str(c)))
+                        os.rename(full, r._at(target, parked_rel(c)))
                     leaf_at[c] = (_TMP, b"")
                 elif self.old.is_dir(c):
                     doomed_dirs.append(c)
                 elif not dry and c not in r._parked and self._changed_leaf(c) and c in new_nodes:
                     # dumped again: kept aside until its record says whether
                     # it is metadata only (then this node stays)
-                    parked = os.path.join(tmp_full, str(c))
-                    os.rename(full, parked)
-                    r._parked[c] = parked
+                    os.rename(full, r._at(target, parked_rel(c)))
+                    r._parked[c] = parked_rel(c)
                 else:
                     r._verbose(f"Remove leaf {os.fsdecode(rel(p, n))}")
                     if not dry:
@@ -1701,10 +1890,15 @@ class _Rebuild:
             except OSError as exc:
                 r.error(f"{os.fsdecode(rel(p, n))}: cannot remove or rename: {exc.strerror}")
         for c in doomed_dirs:
-            path = loc(c)
-            r._verbose(f"Remove node {os.path.relpath(path, self.target)}")
+            r._verbose(f"Remove node {os.fsdecode(prefix(c)[2:-1])}")
             if not dry:
-                _rmtree(path)
+                try:
+                    _rmtree(loc(c))
+                except (FileNotFoundError, NotADirectoryError):
+                    pass  # gone with a directory above it
+                except OSError as exc:
+                    r.error(f"{os.fsdecode(prefix(c)[2:-1])}: cannot remove: {exc.strerror}")
+                tree.forget()
         # make the new names, top-down
         leaf_names: dict[int, list[bytes]] = {}
         new_dirs, dumped = self.new.dirs, r.dumped
@@ -1716,7 +1910,10 @@ class _Rebuild:
             if is_dir and c in where and where[c][0] == _TMP:
                 r._verbose(f"rename {self.tmp_name}/{c} to {os.fsdecode(rel(p, n))}")
                 if not dry:
-                    os.rename(os.path.join(tmp_full, str(c)), full_of(p, n))
+                    try:
+                        os.rename(r._at(target, parked_rel(c)), full_of(p, n))
+                    except OSError as exc:
+                        r.error(f"{os.fsdecode(rel(p, n))}: cannot move back from {self.tmp_name}: {exc.strerror}")
                 move(c, (p, n))
             elif is_dir:
                 move(c, (p, n))
@@ -1729,19 +1926,20 @@ class _Rebuild:
                 else:
                     names.append(path)
             elif c in leaf_at:
-                full = full_of(p, n)
                 lp, ln = leaf_at[c]
-                src = os.path.join(tmp_full, str(c)) if lp == _TMP else full_of(lp, ln)
                 r._verbose(f"link {os.fsdecode(rel(p, n))}")
                 if not dry:
                     try:
+                        full = full_of(p, n)
+                        src = r._at(target, parked_rel(c)) if lp == _TMP else full_of(lp, ln)
                         os.link(src, full, follow_symlinks=False)
                     except OSError as exc:
                         r.error(f"{os.fsdecode(rel(p, n))}: cannot link: {exc.strerror}")
             else:
                 r.error(f"{os.fsdecode(rel(p, n))} (inode {c}) is neither on this image nor restored before")
-        if os.path.isdir(tmp_full) and not dry and not r._parked:
+        if _is_dir(tmp_full) and not dry and not r._parked:
             _rmtree(tmp_full)
+            tree.forget()
         if not dry:
             # directories: the dumped ones get their attributes, the others their times back
             dir_paths = {ino: rel(*where[ino]) for ino in self.new.dirs if ino != ROOTINO and ino in where}

@@ -174,7 +174,12 @@ class SymbolTable:
         }
         tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
         try:
-            with open(tmp, "w", encoding="ascii") as f:
+            try:
+                os.unlink(tmp)  # a stale one, or a symbolic link planted there: never followed
+            except FileNotFoundError:
+                pass
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with open(fd, "w", encoding="ascii") as f:
                 # the directories one at a time (json.dumps each: json.dump
                 # encodes in Python, piece by piece), never all in memory twice
                 f.write(json.dumps(head)[:-1] + ', "dirs": {')

@@ -192,14 +192,25 @@ def directory_entries(
     strict: bool = True,
     old_format: bool = False,
     skip_bad_entries: bool = False,
+    size: int | None = None,
+    lost: list[int] | None = None,
 ) -> list[DirEntry]:
-    """What :func:`parse_directory` reads, as :class:`DirEntry` tuples."""
+    """What :func:`parse_directory` reads, as :class:`DirEntry` tuples.
+
+    *size* (default ``len(data)``) is the directory's ``di_size``: entries
+    are read up to it, but *data* may go on to the end of its last block,
+    where real dump's cut 255-byte entries (:func:`_cut_long_entry`) keep
+    the end of their name.  Such an entry is read right; when its name was
+    overwritten, its inode is appended to *lost* (when given) and it is
+    named ``#INODE`` (as fsck names what it finds without a name).
+    """
     found: list[DirEntry] = []
     append = found.append
     new = tuple.__new__
     unpack = (_OLD_HEAD if old_format else _NEW_HEAD)[byte_order].unpack_from
     pos = 0
-    size = len(data)
+    if size is None or size > len(data):
+        size = len(data)
     while pos < size:
         chunk_end = (pos | (RESTORE_DIRBLKSIZ - 1)) + 1
         if chunk_end > size:
@@ -223,6 +234,15 @@ def directory_entries(
                     append(new(DirEntry, (d_ino, name, d_type)))
                     pos = end
                     continue
+        if not old_format and pos + DIRECT_HEADER_SIZE <= chunk_end:
+            cut = _cut_long_entry(data, pos, size, unpack)
+            if cut is not None:
+                entry, pos = cut
+                if entry.name.startswith(b"#"):
+                    if lost is not None:
+                        lost.append(entry.ino)
+                append(entry)
+                continue
         # a bad one: why, and where to go on
         problem, reclen = _entry_problem(data, pos, chunk_end, unpack, old_format)
         if strict:
@@ -233,6 +253,34 @@ def directory_entries(
             continue
         pos = chunk_end
     return found
+
+
+_LONGEST_RECLEN = dirent_reclen(MAXNAMLEN)  # 264: real dump 0.4b47 stores it mod 256 (8)
+
+
+def _cut_long_entry(data: bytes | memoryview, pos: int, size: int, unpack) -> tuple[DirEntry, int] | None:
+    """Real dump 0.4b47's 255-byte entry, read right: ``(entry, where the
+    next entry is)``, or ``None`` when the entry at *pos* is not one.
+
+    That dump computes the entry's length in 8 bits: 264 becomes 8, so
+    its ``d_reclen`` is 8, plus the padding to the 512-byte chunk's end when
+    it is the chunk's last entry; its 255 name bytes and NUL are written all
+    the same, and the next entry is written over them, ``d_reclen`` bytes
+    on.  The name is whole only when nothing came after it: the
+    directory's last entry, whose name runs on past ``di_size`` into the
+    rest of its block.  Otherwise the name is lost and the entry is named
+    ``#INODE``.
+    """
+    d_ino, reclen, d_type, namlen = unpack(data, pos)
+    if namlen != MAXNAMLEN or not d_ino or reclen & 3 or not DIRECT_HEADER_SIZE <= reclen < _LONGEST_RECLEN:
+        return None
+    end = pos + reclen
+    if reclen != _LONGEST_RECLEN % 256 and end % DIRBLKSIZ:
+        return None  # not that dump's shape: other damage
+    name = bytes(data[pos + DIRECT_HEADER_SIZE:pos + DIRECT_HEADER_SIZE + MAXNAMLEN])
+    if end < size or len(name) < MAXNAMLEN or 0 in name or 47 in name:
+        name = b"#%d" % d_ino
+    return DirEntry(d_ino, name, d_type), end
 
 
 def _entry_problem(data: bytes | memoryview, pos: int, chunk_end: int, unpack, old_format: bool) -> tuple[str, int]:

@@ -299,7 +299,16 @@ def walk_chunks(
         raise FormatError("the image is empty: no dump header")
     order = header_byte_order(first)
     read = _head_reader(order, verify)
-    head = read(first, 0)
+    try:
+        head = read(first, 0)
+    except FormatError as exc:
+        # a good header (magic, checksum) of an unknown type: restore takes
+        # the first block as the volume header all the same
+        if on_damage is None or not _is_header_in(first, order):
+            raise
+        first = _as_volume_header(first, order)
+        head = read(first, 0)
+        on_damage(Damage(0, 0, 0, f"{exc.message}: the first block is read as the volume header (TS_TAPE)"))
     block = first
     date = head.c_date
     index = 0
@@ -368,17 +377,25 @@ def walk_chunks(
             if on_damage is None:
                 raise
             reason = exc.message
+        # the bad block is skipped, then every block up to one that reads as a
+        # good header of this dump (a block with the magic and a good checksum
+        # but an unknown type, say, is skipped like any other)
         start = index
         skipped = 0
-        while block is not None and not (_is_header_in(block, order) and _date_of(block, order) == date):
+        while True:
             skipped += 1
             block = next_block()
-        if block is None:
-            on_damage(Damage(start, skipped, last_inode, reason, truncated=True))
-            return
+            if block is None:
+                on_damage(Damage(start, skipped, last_inode, reason, truncated=True))
+                return
+            if _is_header_in(block, order) and _date_of(block, order) == date:
+                try:
+                    head = read(block, 0)
+                    break
+                except FormatError:
+                    continue
         on_damage(Damage(start, skipped, last_inode, reason))
         index += skipped
-        head = read(block, 0)
 
 
 def skip_to_header(chunks: Iterable[Buffer], order: ByteOrder, date: int) -> Iterator[Buffer]:
@@ -394,6 +411,16 @@ def skip_to_header(chunks: Iterable[Buffer], order: ByteOrder, date: int) -> Ite
                 yield view[at:]
                 yield from it
                 return
+
+
+def _as_volume_header(block: Buffer, order: ByteOrder) -> bytes:
+    """*block* with its ``c_type`` made TS_TAPE and its checksum made good again."""
+    out = bytearray(block)
+    word = struct.Struct(order.value + "I")
+    was, checksum, tape = word.unpack_from(out, 0)[0], word.unpack_from(out, 28)[0], int(RecordType.TS_TAPE)
+    word.pack_into(out, 0, tape)
+    word.pack_into(out, 28, (checksum + was - tape) & 0xFFFFFFFF)
+    return bytes(out)
 
 
 def _is_header_in(block: Buffer, order: ByteOrder) -> bool:

@@ -121,3 +121,46 @@ def test_directory_xattrs_in_two_records_of_a_real_dump_are_merged(tmp_path):
     out.mkdir()
     run("pyrestore", "-r", "-f", str(image), cwd=out)
     assert xattrs(out / "acl-dir") == xattrs(src / "acl-dir")
+
+
+def _pyrestore_x(image: Path, out: Path) -> subprocess.CompletedProcess:
+    out.mkdir()
+    return subprocess.run([console_script("pyrestore"), "-x", "-f", str(image)], cwd=out, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+
+def test_real_dumps_cut_255_byte_entries_are_read_right(tmp_path):
+    """Real dump 0.4b47 stores a 255-byte entry's d_reclen mod 256; as the
+    last entry of its directory its name is whole: every name comes back, exit 0."""
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    for n in range(250, 256):
+        (src / f"a{n}".ljust(n, "x")).write_text(str(n))
+        (src / "d" / f"b{n}".ljust(n, "y")).write_text(str(n))
+    (src / "d" / "after").write_text("after")
+    image = real_dump_of(src, tmp_path)
+    done = _pyrestore_x(image, tmp_path / "out")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    for path in [p for p in src.rglob("*")]:
+        twin = tmp_path / "out" / path.relative_to(src)
+        assert twin.exists(), path.name[:8]
+        if path.is_file():
+            assert twin.read_text() == path.read_text()
+
+
+def test_real_dumps_overwritten_255_byte_names_lose_no_file(tmp_path):
+    """A cut 255-byte entry with entries after it: the dump wrote them over
+    its name.  Every entry after it is read right, the file itself comes
+    back as #INODE, and the lost names are one error line (exit 1)."""
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    for n in range(6):
+        (src / "d" / f"c{n}".ljust(255, "z")).write_text(f"long {n}")
+        (src / "d" / f"s{n}").write_text(f"short {n}")
+    image = real_dump_of(src, tmp_path)
+    done = _pyrestore_x(image, tmp_path / "out")
+    assert done.returncode == 1
+    assert len(done.stderr.splitlines()) == 1 and "255-byte name" in done.stderr, done.stderr
+    got = {p.name: p.read_text() for p in (tmp_path / "out" / "d").iterdir()}
+    assert {got[f"s{n}"] for n in range(6)} == {f"short {n}" for n in range(6)}
+    assert sorted(v for k, v in got.items() if not k.startswith("s")) == [f"long {n}" for n in range(6)]
