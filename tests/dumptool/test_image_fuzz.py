@@ -1,0 +1,73 @@
+"""A short seeded run of the image mutation fuzzer (``image_fuzz``): on every
+damaged image pyrestore ends without a traceback, in time, and writes
+nothing outside its target.  ``bench/fuzz.py`` runs the long version."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import image_fuzz
+from samples import DUMP, RESTORE
+
+SEED = 2026
+COUNT = 4 * len(image_fuzz.KINDS)   # each class on each of the four images
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(
+        not (os.geteuid() == 0 and os.access(DUMP, os.X_OK) and os.access(RESTORE, os.X_OK)
+             and shutil.which("losetup") and shutil.which("mke2fs") and shutil.which("setfacl")),
+        reason="needs root, /sbin/dump, /sbin/restore, losetup, mke2fs and setfacl"),
+]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> list[image_fuzz.FuzzResult]:
+    return image_fuzz.run(SEED, COUNT, tmp_path_factory.mktemp("fuzz"), timeout=20)
+
+
+def _report(bad: list[image_fuzz.FuzzResult]) -> str:
+    return "\n".join(f"#{r.index} {r.kind} on {r.image}: {'; '.join(r.problems)} ({r.mutation}) {r.detail}"
+                     for r in bad)
+
+
+def test_fuzz_run_covers_every_class_and_image(results: list[image_fuzz.FuzzResult]) -> None:
+    assert {r.kind for r in results} == set(image_fuzz.KINDS)
+    assert {(r.kind, r.image) for r in results} == {(k, i) for k in image_fuzz.KINDS
+                                                   for i in ("pydump", "pydump-z", "realdump", "realdump-z")}
+    # the real restore gets something back from most mutants: the mutants are damaged, not destroyed
+    assert sum(r.recovered_real for r in results) > COUNT * results[0].files // 2
+
+
+def test_no_mutant_makes_pyrestore_print_a_traceback(results: list[image_fuzz.FuzzResult]) -> None:
+    bad = [r for r in results if any(p.startswith("traceback") for p in r.problems)]
+    assert not bad, _report(bad)
+
+
+def test_no_mutant_makes_pyrestore_hang(results: list[image_fuzz.FuzzResult]) -> None:
+    bad = [r for r in results if any(p.startswith("hang") for p in r.problems)]
+    assert not bad, _report(bad)
+
+
+def test_no_mutant_makes_pyrestore_write_outside_its_target(results: list[image_fuzz.FuzzResult]) -> None:
+    bad = [r for r in results if any(p.startswith("escape") for p in r.problems)]
+    assert not bad, _report(bad)
+
+
+def test_the_sandbox_sees_a_write_beside_the_target(tmp_path: Path) -> None:
+    """The escape check itself: a file made beside the target is reported."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(b"a")
+    box = image_fuzz.Sandbox(tmp_path, src)
+    before = box.watched()
+    (box.target / "inside").write_bytes(b"fine")
+    assert box.watched() == before
+    (box.sentinel / "a").write_bytes(b"b")
+    (box.root / "outside").write_bytes(b"x")
+    assert image_fuzz.changes(before, box.watched()) == [f"created {box.root / 'outside'}",
+                                                          f"changed {box.sentinel / 'a'}"]
