@@ -504,7 +504,8 @@ def recovered(target: Path, source: dict[str, bytes]) -> int:
     for rel, data in source.items():
         path = target / rel
         try:
-            if stat.S_ISREG(os.lstat(path).st_mode) and path.read_bytes() == data:
+            st = os.lstat(path)   # (a damaged size may make a file of terabytes of holes)
+            if stat.S_ISREG(st.st_mode) and st.st_size == len(data) and path.read_bytes() == data:
                 n += 1
         except OSError:
             pass
@@ -571,8 +572,8 @@ def run(seed: int, count: int, workdir: Path, *, timeout: float = TIMEOUT,
         progress: Callable[[FuzzResult], None] | None = None) -> list[FuzzResult]:
     """*count* mutants from *seed* (the same seed, the same mutants), run in
     *workdir* (made if missing; the images are built once and reused).
-    Mutant *i* is of class ``kinds[i % len(kinds)]``, from the four images in
-    turn; *real*: also run the real restore on each; *indexes*: run only
+    Mutant *i* is of class ``kinds[i % len(kinds)]``; each round of
+    ``len(kinds)`` mutants moves every class on to the next of the four images; *real*: also run the real restore on each; *indexes*: run only
     those mutants of the *count* (to replay one)."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -596,7 +597,7 @@ def make_mutant(seed: int, index: int, raws: dict[str, bytes], kinds: tuple[str,
     how it was made)``.  *raws*: the images' bytes by name (:func:`build_images`)."""
     names = sorted(raws)
     kind = kinds[index % len(kinds)]
-    name = names[(index + index // len(kinds)) % len(names)]
+    name = names[(index % len(kinds) + index // len(kinds)) % len(names)]
     mutant, how = mutate(kind, random.Random(f"{seed}:{index}"), raws[name])
     return kind, name, mutant, how
 

@@ -13,8 +13,9 @@ import pytest
 import image_fuzz
 from samples import DUMP, RESTORE
 
-SEED = 2026
-COUNT = 4 * len(image_fuzz.KINDS)   # each class on each of the four images
+SEED = 6   # on the code before issue 9 its 18 mutants gave a traceback (huge di_size of a directory)
+ROUNDS = 2
+COUNT = ROUNDS * len(image_fuzz.KINDS)   # each class on two of the four images
 
 pytestmark = [
     pytest.mark.root,
@@ -37,8 +38,8 @@ def _report(bad: list[image_fuzz.FuzzResult]) -> str:
 
 def test_fuzz_run_covers_every_class_and_image(results: list[image_fuzz.FuzzResult]) -> None:
     assert {r.kind for r in results} == set(image_fuzz.KINDS)
-    assert {(r.kind, r.image) for r in results} == {(k, i) for k in image_fuzz.KINDS
-                                                   for i in ("pydump", "pydump-z", "realdump", "realdump-z")}
+    assert {r.image for r in results} == {"pydump", "pydump-z", "realdump", "realdump-z"}
+    assert all(len({r.image for r in results if r.kind == k}) == ROUNDS for k in image_fuzz.KINDS)
     # the real restore gets something back from most mutants: the mutants are damaged, not destroyed
     assert sum(r.recovered_real for r in results) > COUNT * results[0].files // 2
 
