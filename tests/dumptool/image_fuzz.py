@@ -354,13 +354,13 @@ def mutate_damaged_map(rng: random.Random, image: Image) -> tuple[bytes, str]:
     return image.encode(), f"{name} at block {i}: {what}"
 
 
-def _directory_blocks(image: Image) -> list[int]:
-    """Indexes of the data blocks of directory inodes."""
+def _directory_blocks(image: Image, inode: int | None = None) -> list[int]:
+    """Indexes of the data blocks of directory inodes (of *inode* only, if given)."""
     out = []
     for i in image.headers_of(RecordType.TS_INODE, RecordType.TS_ADDR):
         block = image.blocks[i]
         mode = struct.unpack_from("<H", block, DI_MODE)[0]
-        if not stat.S_ISDIR(mode):
+        if not stat.S_ISDIR(mode) or inode not in (None, struct.unpack_from("<I", block, C_INUMBER)[0]):
             continue
         count = min(struct.unpack_from("<i", block, C_COUNT)[0], 512)
         data = sum(1 for b in block[C_ADDR:C_ADDR + count] if b)
@@ -368,48 +368,91 @@ def _directory_blocks(image: Image) -> list[int]:
     return out
 
 
-def _symlink_headers(image: Image) -> list[int]:
-    return [i for i in image.headers_of(RecordType.TS_INODE)
-            if stat.S_ISLNK(struct.unpack_from("<H", image.blocks[i], DI_MODE)[0])]
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    block: int
+    pos: int
+    ino: int
+    reclen: int
+    dtype: int
+    name: bytes
 
 
-def mutate_hostile_name(rng: random.Random, image: Image) -> tuple[bytes, str]:
-    """Names that lead out of the target: '..', '.', names with a '/', and
-    symlink targets pointing at the sentinel beside the target."""
-    links = _symlink_headers(image)
-    if links and rng.random() < 0.3:
-        i = rng.choice(links)
-        size = struct.unpack_from("<Q", image.blocks[i], DI_SIZE)[0]
-        target = rng.choice(("../sentinel", "/tmp", "../../sentinel/hello.txt", "/"))
-        body = target.encode() + b"\0"
-        image.blocks[i] = _set(image.blocks[i], DI_SIZE, "Q", len(target))
-        if i + 1 < len(image.blocks) and not is_header(image.blocks[i + 1]):
-            image.blocks[i + 1] = body + image.blocks[i + 1][len(body):]
-        return image.encode(), f"symlink at header block {i} (size {size}) -> {target!r}"
-    choices = []
-    for b in _directory_blocks(image):
+def _entries(image: Image, inode: int | None = None) -> list[_Entry]:
+    """The well-formed entries (not '.' or '..') of the directory blocks."""
+    out = []
+    for b in _directory_blocks(image, inode):
         block = image.blocks[b]
         pos = 0
         while pos + 8 <= TP_BSIZE:
             ino, reclen, dtype, namlen = struct.unpack_from("<IHBB", block, pos)
-            if reclen < 8:
+            if reclen < 8 + namlen + 1 or reclen % 4 or pos + reclen > TP_BSIZE:
                 break
             name = block[pos + 8:pos + 8 + namlen]
-            if ino and name not in (b".", b".."):
-                choices.append((b, pos, namlen, name))
+            if ino and name not in (b".", b"..") and b"\0" not in name and b"/" not in name:
+                out.append(_Entry(b, pos, ino, reclen, dtype, name))
             pos += reclen
+    return out
+
+
+def _rename(image: Image, entry: _Entry, new: bytes) -> bytes:
+    """Give *entry* the name *new* (cut to what its record holds); the name given."""
+    new = new[:max(1, entry.reclen - 9)]
+    block = bytearray(image.blocks[entry.block])
+    struct.pack_into("<B", block, entry.pos + 7, len(new))
+    block[entry.pos + 8:entry.pos + 8 + len(new)] = new
+    block[entry.pos + 8 + len(new)] = 0
+    image.blocks[entry.block] = bytes(block)
+    return new
+
+
+def _retarget(image: Image, header: int, target: str) -> None:
+    """Point the symlink whose TS_INODE is block *header* at *target*."""
+    body = target.encode() + b"\0"
+    image.blocks[header] = _set(image.blocks[header], DI_SIZE, "Q", len(target))
+    if header + 1 < len(image.blocks) and not is_header(image.blocks[header + 1]):
+        image.blocks[header + 1] = body + image.blocks[header + 1][len(body):]
+
+
+def _symlink_headers(image: Image) -> dict[int, int]:
+    """``inode -> block index`` of the symlinks' TS_INODE headers."""
+    return {struct.unpack_from("<I", image.blocks[i], C_INUMBER)[0]: i
+            for i in image.headers_of(RecordType.TS_INODE)
+            if stat.S_ISLNK(struct.unpack_from("<H", image.blocks[i], DI_MODE)[0])}
+
+
+def mutate_hostile_name(rng: random.Random, image: Image) -> tuple[bytes, str]:
+    """Names that lead out of the target: '..', '.', names with a '/';
+    symlink targets pointing at the sentinel beside the target; and a
+    symlink to the sentinel under the same name as a directory of the root
+    (whoever creates the link first and then writes the directory's files
+    through it writes into the sentinel)."""
+    links = _symlink_headers(image)
+    roll = rng.random()
+    if links and roll < 0.2:
+        i = rng.choice(sorted(links.values()))
+        size = struct.unpack_from("<Q", image.blocks[i], DI_SIZE)[0]
+        target = rng.choice(("../sentinel", "/tmp", "../../sentinel/hello.txt", "/"))
+        _retarget(image, i, target)
+        return image.encode(), f"symlink at header block {i} (size {size}) -> {target!r}"
+    if roll < 0.5:
+        root = _entries(image, 2)
+        pairs = [(d, e) for d in root if d.dtype == 4 for e in root
+                 if e.ino in links and e.reclen - 9 >= len(d.name)]
+        if pairs:
+            d, link = rng.choice(pairs)
+            name = _rename(image, link, d.name)
+            _retarget(image, links[link.ino], "../sentinel")
+            return image.encode(), (f"root entry {link.name!r} (symlink, inode {link.ino}, header block "
+                                    f"{links[link.ino]}) renamed {name!r} like directory inode {d.ino}, "
+                                    f"and pointed at '../sentinel'")
+    choices = _entries(image)
     if not choices:
         return image.encode(), "no directory entry to rename"
-    b, pos, namlen, name = rng.choice(choices)
-    new = rng.choice((b"..", b".", b"../" + name, name[:1] + b"/../../x", b"/tmp/fuzz-escape", b"../sentinel"))
-    block = bytearray(image.blocks[b])
-    room = struct.unpack_from("<H", block, pos + 4)[0] - 9   # the name and its NUL fit the record
-    new = new[:max(1, min(room, TP_BSIZE - pos - 9))]
-    struct.pack_into("<B", block, pos + 7, len(new))
-    block[pos + 8:pos + 8 + len(new)] = new
-    block[pos + 8 + len(new)] = 0
-    image.blocks[b] = bytes(block)
-    return image.encode(), f"entry {name.decode(errors='replace')!r} at block {b}+{pos} renamed {new!r}"
+    e = rng.choice(choices)
+    new = _rename(image, e, rng.choice((b"..", b".", b"../" + e.name, e.name[:1] + b"/../../x",
+                                        b"/tmp/fuzz-escape", b"../sentinel")))
+    return image.encode(), f"entry {e.name.decode(errors='replace')!r} at block {e.block}+{e.pos} renamed {new!r}"
 
 
 def _type(block: bytes) -> int:
