@@ -13,6 +13,9 @@ made, what happened, where the mutant was kept).  ``--cartridges N`` also
 runs N cartridge mutants through ``tests/tapelib/cartridge_fuzz.py`` (when
 that module is there) and prints its table.  The same seed gives the same
 mutants.  Needs root, the real dump/restore, mke2fs, losetup and setfacl.
+The pyrestore under test is that of the Python running this file (its
+venv), so ``/other/checkout/.venv/bin/python bench/fuzz.py`` fuzzes that
+checkout's code with these mutants.
 
     .venv/bin/python bench/fuzz.py --seed 1 --count 1000 --workdir /tmp/fuzz
 """
@@ -28,7 +31,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "dumptool")]
+# The fuzzer's modules from this checkout; dumptool (the pyrestore under test) from
+# the venv's own (editable) install, so another checkout's venv fuzzes its own code.
+sys.path.insert(0, str(REPO / "tests" / "dumptool"))
 
 import image_fuzz  # noqa: E402
 

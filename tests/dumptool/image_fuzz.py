@@ -42,13 +42,15 @@ import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import dumptool
 from dumptool.format import TP_BSIZE, ByteOrder, RecordType, is_header, seal
 from dumptool.format.constants import COMPRESS_ZLIB, DR_COMPRESSED
 from dumptool.format.tapebuf import TapeBuf, decode_payload, pack_tapebuf, unpack_tapebuf
 
 from samples import DUMP, RESTORE, ext4_volume
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(dumptool.__file__).resolve().parents[1]
+"""The checkout whose pyrestore is fuzzed: the one this process imports dumptool from."""
 PYRESTORE = str(Path(sys.executable).parent / "pyrestore")
 PYDUMP = str(Path(sys.executable).parent / "pydump")
 TIMEOUT = 30.0
