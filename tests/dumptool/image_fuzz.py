@@ -68,6 +68,9 @@ KINDS = ("byte_flip", "truncate", "zero_record", "swap_records", "dup_record",
 """The mutant classes, in the order the tables list them."""
 
 OUTCOMES = ("ok", "traceback", "hang", "escape")
+ABSOLUTE_NAME = b"/tmp/fuzz-escape"
+"""The absolute name hostile_name gives an entry (cut to the entry's room);
+the sandbox also watches every path it can be cut to."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,7 +456,7 @@ def mutate_hostile_name(rng: random.Random, image: Image) -> tuple[bytes, str]:
         return image.encode(), "no directory entry to rename"
     e = rng.choice(choices)
     new = _rename(image, e, rng.choice((b"..", b".", b"../" + e.name, e.name[:1] + b"/../../x",
-                                        b"/tmp/fuzz-escape", b"../sentinel")))
+                                        ABSOLUTE_NAME, b"../sentinel")))
     return image.encode(), f"entry {e.name.decode(errors='replace')!r} at block {e.block}+{e.pos} renamed {new!r}"
 
 
@@ -606,7 +609,12 @@ class Sandbox:
         self.real_target.mkdir()
 
     def watched(self) -> dict[str, tuple]:
-        return snapshot(self.workdir, [self.target, self.real_target, self.tmp, self.keep])
+        seen = snapshot(self.workdir, [self.target, self.real_target, self.tmp, self.keep])
+        for n in range(2, len(ABSOLUTE_NAME) + 1):   # what a cut absolute name could make
+            path = ABSOLUTE_NAME[:n].decode()
+            if path not in ("/tmp", "/tmp/") and os.path.lexists(path):
+                seen[path] = ("exists",)
+        return seen
 
     def tmpdir(self) -> Path:
         return _fresh(self.tmp)
