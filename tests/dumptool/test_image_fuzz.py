@@ -27,8 +27,13 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> list[image_fuzz.FuzzResult]:
-    return image_fuzz.run(SEED, COUNT, tmp_path_factory.mktemp("fuzz"), timeout=20)
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@pytest.fixture(scope="module")
+def results(workdir: Path) -> list[image_fuzz.FuzzResult]:
+    return image_fuzz.run(SEED, COUNT, workdir, timeout=20)
 
 
 def _report(bad: list[image_fuzz.FuzzResult]) -> str:
@@ -72,3 +77,14 @@ def test_the_sandbox_sees_a_write_beside_the_target(tmp_path: Path) -> None:
     (box.root / "outside").write_bytes(b"x")
     assert image_fuzz.changes(before, box.watched()) == [f"created {box.root / 'outside'}",
                                                           f"changed {box.sentinel / 'a'}"]
+
+
+def test_a_seed_makes_the_same_mutants_and_each_differs_from_its_image(
+        workdir: Path, results: list[image_fuzz.FuzzResult]) -> None:
+    _, images = image_fuzz.build_images(workdir)   # built by the run, reused
+    raws = {name: path.read_bytes() for name, path in images.items()}
+    for index in range(COUNT):
+        kind, name, mutant, how = image_fuzz.make_mutant(SEED, index, raws)
+        assert (kind, name, how) == (results[index].kind, results[index].image, results[index].mutation)
+        assert image_fuzz.make_mutant(SEED, index, raws)[2] == mutant
+        assert mutant != raws[name], how
