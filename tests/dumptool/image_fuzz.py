@@ -37,7 +37,6 @@ import stat
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -47,7 +46,7 @@ from dumptool.format import TP_BSIZE, ByteOrder, RecordType, is_header, seal
 from dumptool.format.constants import COMPRESS_ZLIB, DR_COMPRESSED
 from dumptool.format.tapebuf import TapeBuf, decode_payload, pack_tapebuf, unpack_tapebuf
 
-from samples import DUMP, RESTORE, ext4_volume
+from samples import RESTORE, ext4_volume
 
 REPO = Path(dumptool.__file__).resolve().parents[1]
 """The checkout whose pyrestore is fuzzed: the one this process imports dumptool from."""
@@ -58,8 +57,10 @@ TIMEOUT = 30.0
 MEMORY = 2 << 30
 """Address space each tool run may have: a huge size field must not take the machine's memory."""
 
-# header fields (dump-format.md section 2.1), little-endian images
-C_TYPE, C_INUMBER, C_DINODE, C_COUNT, C_ADDR, C_FLAGS, C_NTREC = 0, 20, 32, 160, 164, 888, 896
+# Header fields (dump-format.md section 2.1; our images are little-endian).  The
+# mutants hold values no writer may pack (dumptool.format.Header refuses them),
+# so they are patched in place at these offsets and the checksum set after.
+C_TYPE, C_INUMBER, C_COUNT, C_ADDR, C_FLAGS, C_NTREC = 0, 20, 160, 164, 888, 896
 DI_MODE, DI_NLINK, DI_SIZE = 32, 34, 40
 LE = ByteOrder.LITTLE
 
@@ -67,7 +68,6 @@ KINDS = ("byte_flip", "truncate", "zero_record", "swap_records", "dup_record",
          "huge_field", "unknown_type", "damaged_map", "hostile_name")
 """The mutant classes, in the order the tables list them."""
 
-OUTCOMES = ("ok", "traceback", "hang", "escape")
 ABSOLUTE_NAME = b"/tmp/fuzz-escape"
 """The absolute name hostile_name gives an entry (cut to the entry's room);
 the sandbox also watches every path it can be cut to."""
