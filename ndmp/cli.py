@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
@@ -47,6 +48,7 @@ class _Fail(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="NDMP v4 server for loopback tape shelves.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('snapdump')}")
     p.add_argument("--listen", default=f"0.0.0.0:{NDMP_PORT}", metavar="HOST:PORT",
                    help=f"address to serve on (default 0.0.0.0:{NDMP_PORT})")
     p.add_argument("--shelf", action="append", default=[], metavar="SHELF",

@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import time
+from importlib import metadata
 
 from tapelib import TapeError
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
                             f"given as digits, -0 to -{MAX_LEVEL}: as in dump, every digit flag adds a digit "
                             "(-15 and -1 -5 are level 15).")
     p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('snapdump')}")
     p.add_argument("--level", dest="level", type=int, metavar="N", help=f"dump level 0 to {MAX_LEVEL} (as -N)")
     p.add_argument("-h", dest="honor_level", type=int, default=1, metavar="LEVEL",
                    help="honour the nodump flag (chattr +d) at dump levels from LEVEL up: such files, and "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import metadata
 
 from ..errors import TapeError
 from ..rmt.server import ProtocolError, RmtServer
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve a tape drive (SHELF/nst0, /dev/nst0) or a file over the rmt "
                     "protocol on stdin/stdout, for tar and dump through rsh or ssh.")
     parser.add_argument("--log", metavar="FILE", help="append each command and reply to FILE")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('snapdump')}")
     args = parser.parse_args(argv)
     try:
         log = open(args.log, "a", buffering=1) if args.log else None

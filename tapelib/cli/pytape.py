@@ -25,6 +25,7 @@ import argparse
 import re
 import sys
 from decimal import Decimal, InvalidOperation
+from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
@@ -159,6 +160,7 @@ def _protect(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Manage a shelf: a folder of cartridges, slots and drives.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('snapdump')}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def verb(name: str, handler, help: str) -> argparse.ArgumentParser:
