@@ -14,8 +14,15 @@ snapshot goes on as tape file 3 (`pydump -1 -u`, which finds the level 0 under
 the live path); `pyrestore -r` rebuilds the chain into a fresh folder,
 `pyrestore -C` compares the level 1 with its snapshot, and the rebuilt tree is
 checked against the source: contents, modes, owners, times, xattrs and ACLs,
-hard links and holes.  The volume is unmounted at the end, also when a step
-fails.  Everything lives under ./demo-work (made afresh each run).
+hard links and holes.
+
+Then the filer's objects on the same volume (a qtree of ntfs style, a LUN,
+DOS attributes in Samba's layout, an 8.3 name), seen with getfattr and the
+snapfs commands; and NDMP: pyndmpd serves the volume and the shelf, the real
+ndmjob backs a snapshot up onto the blank cartridge and restores it, and the
+restored tree is checked against the snapshot.  The volume is unmounted at
+the end, also when a step fails.  Everything lives under ./demo-work (made
+afresh each run).
 """
 
 from __future__ import annotations
@@ -189,8 +196,11 @@ def main() -> int:
     run(BIN / "snapfs", "mount", WORK / "vol", mnt)
     try:
         dump_chain(nst0, mnt)
+        filer_objects(mnt)
+        ndmp_backup(shelf, nst0, mnt)
     finally:
         unmount(mnt)
+    print("\ndemo: OK")
     return 0
 
 
@@ -275,7 +285,73 @@ def dump_chain(nst0: Path, mnt: Path) -> None:
     print(f"demo: notes.txt and notes-link.txt are one inode again (links: {notes.st_nlink}, "
           f"same inode: {notes.st_ino == link.st_ino})")
     print(f"demo: disk.img is {disk.st_size >> 20} MiB long and takes {disk.st_blocks // 2} KiB: its holes stayed holes")
-    print("demo: OK")
+
+
+def filer_objects(mnt: Path) -> None:
+    """A filer's objects on the mounted volume, seen with ordinary tools."""
+    from snapfs.windows import dosattrib
+
+    print("\n== the filer's objects: a qtree of ntfs style, a LUN, DOS attributes and an 8.3 name")
+    run(BIN / "snapfs", "qtree", "create", mnt, "eng", "--security-style", "ntfs")
+    spec = mnt / "eng" / "specification draft.txt"
+    spec.write_text("the engine's specification\n")
+    os.setxattr(spec, "user.DOSATTRIB", dosattrib.encode(0x20 | 0x1, time.time_ns()))  # ARCHIVE, READONLY
+    run(BIN / "snapfs", "lun", "create", mnt, "/eng/lun0", "--size", "8M", "--ostype", "linux")
+    run(BIN / "snapfs", "qtree", "list", mnt)
+    run(BIN / "snapfs", "lun", "show", mnt, "/eng/lun0")
+    run("getfattr", "-d", "-m", "-", "--absolute-names", spec)
+    for name in ("trusted.snapfs.qtree_id", "trusted.snapfs.dosname"):
+        run("getfattr", "-n", name, "--absolute-names", spec)
+    info = dosattrib.decode(os.getxattr(spec, "user.DOSATTRIB"))
+    print(f"demo: {spec.name}: DOS attributes 0x{info.attrib:x} (read-only, archive) in Samba's own layout")
+    run(BIN / "snapfs", "volume", "show", mnt)
+
+
+def ndmp_backup(shelf: Path, nst0: Path, mnt: Path) -> None:
+    """pyndmpd serving the volume and the shelf; the real ndmjob backs a
+    snapshot up to the blank cartridge and restores it."""
+    ndmjob = "/usr/lib/amanda/ndmjob"
+    print("\n== NDMP: pyndmpd serves the volume and the shelf; the real ndmjob drives a backup and a restore")
+    run(BIN / "pytape", "unload", shelf)
+    run(BIN / "pytape", "load", shelf, "DEMO02")
+    run(BIN / "snapfs", "snapshot", "create", mnt, "ndmp0")
+    restored = WORK / "ndmp-restored"
+    restored.mkdir()
+    server = subprocess.Popen([BIN / "pyndmpd", "--foreground", "--listen", "127.0.0.1:0", "--shelf", shelf,
+                               "--volume", mnt, "--volume", WORK, "--dumpdates", WORK / "ndmp-dumpdates"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        assert server.stderr is not None
+        for line in server.stderr:
+            if "serving NDMP v4 on" in line:
+                port = line.split()[-1]
+                print(line.rstrip())
+                break
+        if port is None:
+            raise SystemExit("demo: pyndmpd did not start")
+        agent = f"127.0.0.1:{port}/4n"
+        snap, index = mnt / ".snapshot" / "ndmp0", WORK / "ndmp-index"
+        out = run(ndmjob, "-c", "-D", agent, "-f", nst0, "-B", "dump", "-C", snap, "-E", "LEVEL=0",
+                  "-I", index, show=False)
+        print(f"$ ndmjob -c -D {agent} -f shelf/nst0 -B dump -C mnt/.snapshot/ndmp0 -E LEVEL=0 -I ndmp-index")
+        print("\n".join(line for line in out.splitlines() if "OKAY" in line or "DUMP:" in line))
+        out = run(ndmjob, "-x", "-D", agent, "-f", nst0, "-B", "dump", "-C", restored, "-J", index, show=False)
+        print(f"$ ndmjob -x -D {agent} -f shelf/nst0 -B dump -C ndmp-restored -J ndmp-index")
+        print("\n".join(line for line in out.splitlines() if "OKAY" in line))
+    finally:
+        server.terminate()
+        server.wait(10)
+    run(BIN / "pymt", "-f", nst0, "rewind")
+    listing = run(BIN / "pyrestore", "-t", "-f", nst0, show=False)
+    print(f"$ pyrestore -t -f shelf/nst0   # the NDMP image is a plain dump image: {len(listing.splitlines())} lines")
+    if not same_tree(snap / "sample", restored / "sample", ignore=["restoresymtable"]):
+        raise SystemExit("demo: the tree ndmjob restored differs from the snapshot")
+    problems = compare_attributes(snap / "sample", restored / "sample")
+    if problems:
+        raise SystemExit("demo: the tree ndmjob restored differs from the snapshot:\n  " + "\n  ".join(problems))
+    print("demo: ndmjob's level 0 of snapshot ndmp0 went to DEMO02 through pyndmpd, and its restore")
+    print("      gave the snapshot's tree exactly: contents, modes, owners, mtimes, xattrs and ACLs")
 
 
 if __name__ == "__main__":
