@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .engine import U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName, history_stats
-from .errors import ConnectFailed, EngineCancelled, EngineError, IllegalArgs, IllegalState, NdmpError
+from .errors import ConnectFailed, EngineCancelled, EngineError, IllegalArgs, IllegalState
 from .messages import (
     Addr,
     DataGetStateReply,
@@ -63,7 +63,7 @@ from .protocol import (
     MoverState,
     RecoveryStatus,
 )
-from .stream import LocalStream, local_stream_pair
+from .stream import LocalStream, local_stream_pair, open_tcp_listener
 
 if TYPE_CHECKING:
     from .session import Session
@@ -159,17 +159,7 @@ class DataService:
         if addr_type == AddrType.LOCAL:
             self.addr = Addr(AddrType.LOCAL)
         else:
-            host = self._session.local_address()
-            try:
-                ip = int(ipaddress.IPv4Address(host))
-            except ValueError:
-                raise NdmpError(f"NDMP v4 TCP addresses are IPv4; this session came over {host}",
-                                Error.NOT_SUPPORTED_ERR) from None
-            listeners = await trio.open_tcp_listeners(0, host=host)
-            self._listener = listeners[0]
-            for extra in listeners[1:]:
-                await extra.aclose()
-            self.addr = Addr(AddrType.TCP, [TcpAddr(ip, self._listener.socket.getsockname()[1])])
+            self._listener, self.addr = await open_tcp_listener(self._session.local_address())
             self._session.nursery.start_soon(self._accept, self._listener)
         self.state = DataState.LISTEN
         return self.addr

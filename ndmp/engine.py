@@ -285,7 +285,10 @@ class DumpEngine:
             except DumpError as exc:
                 raise EngineError(exc.message) from None
             messages = [line.removeprefix("pyrestore: ") for line in err.getvalue().splitlines()]
-            return RecoverResult(restored, messages, restore.failed, got)
+            # A wanted name the image does not bring is reported per name (LOG_FILE
+            # FAILED_NOT_FOUND); only other trouble fails the whole recover.
+            failed = restore.failed and not all(m.endswith(": not found on the image") for m in messages)
+            return RecoverResult(restored, messages, failed, got)
 
     def _extract_names(self, restore: Restore, names: list[RecoverName],
                        plan: tuple[int, int] | None) -> list[bool]:

@@ -41,7 +41,7 @@ from .protocol import (
     MoverPauseReason,
     MoverState,
 )
-from .stream import LocalStream, local_stream_pair
+from .stream import LocalStream, local_stream_pair, open_tcp_listener
 from .xdr import U64_INVALID
 
 _log = logging.getLogger(__name__)
@@ -174,18 +174,7 @@ class Mover:
         if addr_type == AddrType.LOCAL:
             self.addr = Addr(AddrType.LOCAL)
         else:
-            host = self._host.local_address()
-            try:
-                ip = int(ipaddress.IPv4Address(host))
-            except ValueError:
-                raise NdmpError(f"NDMP v4 TCP addresses are IPv4; this session came over {host}",
-                                Error.NOT_SUPPORTED_ERR) from None
-            listeners = await trio.open_tcp_listeners(0, host=host)
-            self._listener = listeners[0]
-            for extra in listeners[1:]:
-                await extra.aclose()
-            port = self._listener.socket.getsockname()[1]
-            self.addr = Addr(AddrType.TCP, [TcpAddr(ip, port)])
+            self._listener, self.addr = await open_tcp_listener(self._host.local_address())
             self._host.nursery.start_soon(self._accept, self._listener)
         self.state = MoverState.LISTEN
         return self.addr

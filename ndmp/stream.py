@@ -9,7 +9,13 @@ kind it holds.
 
 from __future__ import annotations
 
+import ipaddress
+
 import trio
+
+from .errors import NdmpError
+from .messages import Addr, TcpAddr
+from .protocol import AddrType, Error
 
 #: Bytes in flight between the two ends of a local pair (chunks of up to
 #: 256 KiB; a small queue keeps memory bounded and the writer paced).
@@ -59,3 +65,18 @@ def local_stream_pair() -> tuple[LocalStream, LocalStream]:
     a_send, b_receive = trio.open_memory_channel[bytes](_LOCAL_QUEUE)
     b_send, a_receive = trio.open_memory_channel[bytes](_LOCAL_QUEUE)
     return LocalStream(a_send, a_receive), LocalStream(b_send, b_receive)
+
+
+async def open_tcp_listener(host: str) -> tuple[trio.SocketListener, Addr]:
+    """A listener on a free port of ``host`` (the address the DMA reached us
+    at) and the NDMP address that names it (v4 TCP addresses are IPv4)."""
+    try:
+        ip = int(ipaddress.IPv4Address(host))
+    except ValueError:
+        raise NdmpError(f"NDMP v4 TCP addresses are IPv4; this session came over {host}",
+                        Error.NOT_SUPPORTED_ERR) from None
+    listeners = await trio.open_tcp_listeners(0, host=host)
+    for extra in listeners[1:]:
+        await extra.aclose()
+    listener = listeners[0]
+    return listener, Addr(AddrType.TCP, [TcpAddr(ip, listener.socket.getsockname()[1])])

@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from . import control, fsck_filer, privacy, shortnames
+from . import control, fsck_filer, fsck_luns, privacy, shortnames
 from .errors import SnapfsError, VolumeBusy
 from .schema import DEAD, LIVE, VERSIONED
 from .windows.dosname import is_short
@@ -283,8 +283,10 @@ class _Fsck:
             getattr(self, f"check_{name}")()
 
     def check_filer(self) -> None:
-        """The filer's objects: identity, qtrees, junctions, restrictions (:mod:`snapfs.fsck_filer`)."""
+        """The filer's objects: identity, qtrees, junctions, restrictions (:mod:`snapfs.fsck_filer`),
+        LUNs and locks (:mod:`snapfs.fsck_luns`)."""
         fsck_filer.check(self)
+        fsck_luns.check(self)
 
     def check_snapshot_trees(self) -> None:
         for snap in list(self.t.epochs.epochs):

@@ -24,14 +24,16 @@ import stat
 import uuid as _uuid
 from typing import Protocol
 
-from . import fsck_luns, junctions, qtrees
+from . import junctions, qtrees
 from .identity import SECURITY_STYLES, VOLUME_TYPES, read_props
 from .schema import LIVE
 from .store import ROOT_INO
 from .volume import Volume
 
 
-class _Pass(Protocol):
+class FilerPass(Protocol):
+    """What the filer checks need of fsck's pass runner (fsck's ``_Fsck``)."""
+
     vol: Volume
     repair: bool
 
@@ -40,25 +42,25 @@ class _Pass(Protocol):
     def fix(self, msg: str, action) -> bool: ...
 
 
-def check(ck: _Pass) -> None:
+def check(ck: FilerPass) -> None:
     db = ck.vol.db
     _identity(ck, db)
     _qtrees(ck, db)
     _junctions(ck, db)
     _restrictions(ck, db)
-    fsck_luns.check(ck)  # LUNs and locks (filerC)
 
 
-def _exec(ck: _Pass, sql: str, params: tuple = ()) -> None:
+def run_sql(ck: FilerPass, sql: str, params: tuple = ()) -> None:
+    """One repair statement, in a transaction of its own."""
     with ck.vol.tables.txn():
         ck.vol.db.execute(sql, params)
 
 
-def _set_prop(ck: _Pass, key: str, value: str) -> None:
-    _exec(ck, "INSERT OR REPLACE INTO volume_props (key, value) VALUES (?, ?)", (key, value))
+def _set_prop(ck: FilerPass, key: str, value: str) -> None:
+    run_sql(ck, "INSERT OR REPLACE INTO volume_props (key, value) VALUES (?, ?)", (key, value))
 
 
-def _identity(ck: _Pass, db) -> None:
+def _identity(ck: FilerPass, db) -> None:
     p = read_props(db)
     try:
         _uuid.UUID(p.get("uuid", ""))
@@ -78,7 +80,7 @@ def _identity(ck: _Pass, db) -> None:
                lambda: _set_prop(ck, "security_style", "unix"))
 
 
-def _qtrees(ck: _Pass, db) -> None:
+def _qtrees(ck: FilerPass, db) -> None:
     seen: dict[int, int] = {}
     top = 0
     live = 0
@@ -111,14 +113,14 @@ def _qtrees(ck: _Pass, db) -> None:
                lambda: _set_prop(ck, "next_qtree_id", str(top + 1)))
 
 
-def _bad(ck: _Pass, ino: int, death: int, name: bytes, msg: str) -> None:
+def _bad(ck: FilerPass, ino: int, death: int, name: bytes, msg: str) -> None:
     if death != LIVE:
         ck.problem(msg)
         return
     ck.fix(msg, lambda: (ck.vol.removexattr(ino, name), ck.vol.tables.forget_rows()))
 
 
-def _junctions(ck: _Pass, db) -> None:
+def _junctions(ck: FilerPass, db) -> None:
     for ino, death, value in db.execute("SELECT ino, death, value FROM xattrs WHERE name = ?",
                                         (junctions.JUNCTION_XATTR,)).fetchall():
         where = "live tree" if death == LIVE else "a snapshot"
@@ -135,9 +137,9 @@ def _junctions(ck: _Pass, db) -> None:
                  " which is not a symbolic link")
 
 
-def _restrictions(ck: _Pass, db) -> None:
+def _restrictions(ck: FilerPass, db) -> None:
     for ino, owner in db.execute("SELECT ino, owner FROM restrictions").fetchall():
         if db.execute("SELECT 1 FROM inodes WHERE ino = ? AND death = ?", (ino, LIVE)).fetchone() is None:
             ck.fix(f"restriction of owner {owner!r} names inode {ino}, which no longer exists",
-                   lambda ino=ino: (_exec(ck, "DELETE FROM restrictions WHERE ino = ?", (ino,)),
+                   lambda ino=ino: (run_sql(ck, "DELETE FROM restrictions WHERE ino = ?", (ino,)),
                                     ck.vol.restricted.pop(ino, None)))

@@ -20,35 +20,20 @@ from __future__ import annotations
 
 import secrets
 import stat
-from typing import Protocol
 
 from . import luns
+from .fsck_filer import FilerPass, run_sql
 from .locks import LOCK_TYPES, SHARES
 from .schema import LIVE
 from .store import ROOT_INO
-from .volume import Volume
 
 
-class _Pass(Protocol):
-    vol: Volume
-    repair: bool
-
-    def problem(self, msg: str) -> None: ...
-
-    def fix(self, msg: str, action) -> bool: ...
-
-
-def check(ck: _Pass) -> None:
+def check(ck: FilerPass) -> None:
     _luns(ck)
     _locks(ck)
 
 
-def _txn_sql(ck: _Pass, sql: str, params: tuple = ()) -> None:
-    with ck.vol.tables.txn():
-        ck.vol.db.execute(sql, params)
-
-
-def _put(ck: _Pass, ino: int, rec: luns.LunRecord) -> None:
+def _put(ck: FilerPass, ino: int, rec: luns.LunRecord) -> None:
     with ck.vol.tables.txn():
         ck.vol.db.execute("UPDATE xattrs SET value = ? WHERE ino = ? AND name = ? AND death = ?",
                           (luns.encode(rec), ino, luns.LUN_XATTR, LIVE))
@@ -56,13 +41,13 @@ def _put(ck: _Pass, ino: int, rec: luns.LunRecord) -> None:
     ck.vol.tables.forget_rows()
 
 
-def _drop(ck: _Pass, ino: int) -> None:
+def _drop(ck: FilerPass, ino: int) -> None:
     ck.vol.removexattr(ino, luns.LUN_XATTR)
     ck.vol.luns.pop(ino, None)
     ck.vol.tables.forget_rows()
 
 
-def _luns(ck: _Pass) -> None:
+def _luns(ck: FilerPass) -> None:
     db = ck.vol.db
     qtree_dirs = set(ck.vol.qtrees)
     serials: dict[str, int] = {}
@@ -89,7 +74,7 @@ def _luns(ck: _Pass) -> None:
                            " which no longer exists: what it had not written is lost")
             elif (s, holder) not in holds:
                 ck.fix(f"snapshot id {s} is not held for LUN clone {rec.serial} (inode {ino}, {where})",
-                       lambda s=s, holder=holder: _txn_sql(
+                       lambda s=s, holder=holder: run_sql(
                            ck, "INSERT OR IGNORE INTO holds (epoch, holder) VALUES (?, ?)", (s, holder)))
                 holds.add((s, holder))
         if not live:
@@ -116,12 +101,12 @@ def _luns(ck: _Pass) -> None:
             serials[rec.serial] = ino
 
 
-def _lift(ck: _Pass, lock_id: int) -> None:
-    _txn_sql(ck, "DELETE FROM locks WHERE id = ?", (lock_id,))
+def _lift(ck: FilerPass, lock_id: int) -> None:
+    run_sql(ck, "DELETE FROM locks WHERE id = ?", (lock_id,))
     ck.vol.lock_reload()
 
 
-def _locks(ck: _Pass) -> None:
+def _locks(ck: FilerPass) -> None:
     db = ck.vol.db
     for lid, ino, owner, typ, start, length, share in db.execute(
             "SELECT id, ino, owner, type, start, length, share FROM locks").fetchall():

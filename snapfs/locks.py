@@ -147,7 +147,6 @@ class LockOps(StoreCalls):
         ino = volpaths.resolve(self, path)
         if not stat.S_ISREG(self.getattr(ino).mode):
             raise err(errno.EINVAL, f"{path!r} is not a regular file: only files are locked")
-        new = Lock(0, path, type, owner, start, length, share, ino)
         for lk in self.locks_on.get(ino, ()):
             if lk.owner == owner:
                 continue

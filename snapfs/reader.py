@@ -52,7 +52,7 @@ from typing import Iterator
 from . import shortnames
 from .blockstore import DATA_FILE
 from .client import find_volume
-from .errors import NotAVolume, SnapfsError, err
+from .errors import NotAVolume, err
 from .records import Attrs, SnapshotEntry, SnapshotInode
 from .schema import MAGIC, SCHEMA_VERSION
 from .store import DB_FILE, ROOT_INO, check_header
@@ -295,7 +295,7 @@ class SnapshotReader:
         """The snapshot's qtrees (as they were when it was taken), by id."""
         if self._qtrees is None:
             s = self.id
-            rows = self._rows(f"SELECT d.name, d.ino, x.value FROM dirents d JOIN xattrs x ON x.ino = d.ino"
+            rows = self._rows("SELECT d.name, d.ino, x.value FROM dirents d JOIN xattrs x ON x.ino = d.ino"
                               f" AND x.name = ? AND x.death > ? AND x.birth <= ?"
                               f" WHERE d.parent = ? AND d.death > ? AND d.birth <= ?",
                               (_qtrees.QTREE_XATTR, s, s, ROOT_INO, s, s))

@@ -29,7 +29,7 @@ LIVE = 1 << 62
 #: The condition of the partial ``*_dead`` indexes (rows no longer live).
 DEAD = f"death < {LIVE}"
 
-_V1 = f"""
+_V1 = """
 CREATE TABLE meta (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     magic TEXT NOT NULL,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .cartridge import CARTRIDGE_SUFFIX, DEFAULT_CAPACITY, Cartridge, metadata_path, _write_json
-from .devicefile import device_marker, read_device_marker
+from .devicefile import device_marker
 from .errors import DriveBusy, NoMedium, NoSuchDevice, NotACartridge, ShelfError, WriteProtected
 from .loopback import LoopbackDrive, Position
 

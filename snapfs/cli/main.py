@@ -24,6 +24,7 @@ from .. import client, mount as _mount
 from . import filer, filer_luns
 from ..errors import SnapfsError
 from ..fsck import FSCK_ERROR, fsck_path
+from ..room import human
 from ..volume import DEFAULT_BLOCK_SIZE, Volume
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -39,14 +40,6 @@ def parse_size(text: str) -> int:
     if not m:
         raise argparse.ArgumentTypeError(f"bad size {text!r} (use e.g. 10G, 512M, 4096)")
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
-
-
-def human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _ts(ns: int) -> str:
