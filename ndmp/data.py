@@ -20,7 +20,6 @@ in the stream: nobody can take the part on tape for a whole image.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import stat
 import threading
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .engine import U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName, history_stats
-from .errors import ConnectFailed, EngineCancelled, EngineError, IllegalArgs, IllegalState
+from .errors import EngineCancelled, EngineError, IllegalArgs, IllegalState
 from .messages import (
     Addr,
     DataGetStateReply,
@@ -45,7 +44,6 @@ from .messages import (
     NotifyDataRead,
     NotifyHalted,
     Pval,
-    TcpAddr,
 )
 from .protocol import (
     DATA_STATE_EST_BYTES_REMAIN_UNS,
@@ -63,7 +61,8 @@ from .protocol import (
     MoverState,
     RecoveryStatus,
 )
-from .stream import LocalStream, local_stream_pair, open_tcp_listener
+from .stream import (LocalStream, check_connect_address, close_quietly, local_stream_pair, open_tcp_listener,
+                     open_tcp_to)
 
 if TYPE_CHECKING:
     from .session import Session
@@ -195,22 +194,14 @@ class DataService:
         return self.state == DataState.LISTEN and self.addr.addr_type == AddrType.LOCAL
 
     async def connect(self, addr: Addr) -> None:
-        if addr.addr_type not in (AddrType.LOCAL, AddrType.TCP) or (
-                addr.addr_type == AddrType.TCP and not addr.tcp):
-            raise IllegalArgs(f"address type {addr.addr_type} is neither LOCAL nor TCP")
+        check_connect_address(addr)
         if self.state != DataState.IDLE:
             raise IllegalState(f"DATA_CONNECT in data state {DataState(self.state).name}")
         if addr.addr_type == AddrType.LOCAL:
             self._stream = self._session.mover.attach_local()
             self.addr = Addr(AddrType.LOCAL)
         else:
-            target = addr.tcp[0]
-            host = str(ipaddress.IPv4Address(target.ip_addr))
-            try:
-                self._stream = await trio.open_tcp_stream(host, target.port)
-            except OSError as exc:
-                raise ConnectFailed(f"data: cannot connect to {host}:{target.port}: {exc.strerror}") from None
-            self.addr = Addr(AddrType.TCP, [TcpAddr(target.ip_addr, target.port)])
+            self._stream, self.addr = await open_tcp_to(addr, "data")
         self.state = DataState.CONNECTED
 
     # -- operations -------------------------------------------------------------------
@@ -315,13 +306,7 @@ class DataService:
 
     # -- the work ---------------------------------------------------------------------
     async def _close_connection(self) -> None:
-        for resource in (self._listener, self._stream):
-            if resource is not None:
-                with trio.CancelScope(shield=True):
-                    try:
-                        await resource.aclose()
-                    except (trio.BrokenResourceError, OSError):
-                        pass
+        await close_quietly(self._listener, self._stream)
         self._listener = self._stream = None
 
     async def _halt(self, reason: DataHaltReason, why: str = "") -> None:

@@ -20,7 +20,6 @@ ndmjob's test-mover probes it.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Awaitable, Callable, Protocol
 
@@ -29,8 +28,8 @@ import trio
 from tapelib import TapeError
 
 from .drive import MAX_RECORD_SIZE, NdmpTape
-from .errors import ConnectFailed, DevNotOpen, IllegalArgs, IllegalState, NdmpError, PermissionDenied
-from .messages import Addr, MoverGetStateReply, NotifyHalted, NotifyMoverPaused, TcpAddr
+from .errors import DevNotOpen, IllegalArgs, IllegalState, NdmpError, PermissionDenied
+from .messages import Addr, MoverGetStateReply, NotifyHalted, NotifyMoverPaused
 from .protocol import (
     AddrType,
     Error,
@@ -41,7 +40,8 @@ from .protocol import (
     MoverPauseReason,
     MoverState,
 )
-from .stream import LocalStream, local_stream_pair, open_tcp_listener
+from .stream import (LocalStream, check_connect_address, close_quietly, local_stream_pair, open_tcp_listener,
+                     open_tcp_to)
 from .xdr import U64_INVALID
 
 _log = logging.getLogger(__name__)
@@ -210,9 +210,7 @@ class Mover:
         gives the same session's data service end for LOCAL)."""
         if mode not in (MoverMode.READ, MoverMode.WRITE):
             raise IllegalArgs(f"mover mode {mode} is neither READ nor WRITE")
-        if addr.addr_type not in (AddrType.LOCAL, AddrType.TCP) or (
-                addr.addr_type == AddrType.TCP and not addr.tcp):
-            raise IllegalArgs(f"address type {addr.addr_type} is neither LOCAL nor TCP")
+        check_connect_address(addr)
         self._check_idle("MOVER_CONNECT")
         self._tape_for(mode)
         self.mode = MoverMode(mode)
@@ -222,13 +220,7 @@ class Mover:
             stream: trio.abc.Stream = local_connect()
             self.addr = Addr(AddrType.LOCAL)
         else:
-            target = addr.tcp[0]
-            host = str(ipaddress.IPv4Address(target.ip_addr))
-            try:
-                stream = await trio.open_tcp_stream(host, target.port)
-            except OSError as exc:
-                raise ConnectFailed(f"mover: cannot connect to {host}:{target.port}: {exc.strerror}") from None
-            self.addr = Addr(AddrType.TCP, [TcpAddr(target.ip_addr, target.port)])
+            stream, self.addr = await open_tcp_to(addr, "mover")
         self.state = MoverState.ACTIVE
         self._host.nursery.start_soon(self._activate, stream)
 
@@ -284,13 +276,7 @@ class Mover:
         self._resume.set()
 
     async def _close_connection(self) -> None:
-        for resource in (self._listener, self._stream):
-            if resource is not None:
-                with trio.CancelScope(shield=True):
-                    try:
-                        await resource.aclose()
-                    except (trio.BrokenResourceError, OSError):
-                        pass
+        await close_quietly(self._listener, self._stream)
         self._listener = self._stream = None
 
     async def _halt(self, reason: MoverHaltReason, why: str = "") -> None:

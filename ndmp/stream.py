@@ -13,7 +13,7 @@ import ipaddress
 
 import trio
 
-from .errors import NdmpError
+from .errors import ConnectFailed, IllegalArgs, NdmpError
 from .messages import Addr, TcpAddr
 from .protocol import AddrType, Error
 
@@ -80,3 +80,33 @@ async def open_tcp_listener(host: str) -> tuple[trio.SocketListener, Addr]:
         await extra.aclose()
     listener = listeners[0]
     return listener, Addr(AddrType.TCP, [TcpAddr(ip, listener.socket.getsockname()[1])])
+
+
+def check_connect_address(addr: Addr) -> None:
+    """IllegalArgs unless ``addr`` is LOCAL, or TCP with an address to reach."""
+    if addr.addr_type not in (AddrType.LOCAL, AddrType.TCP) or (addr.addr_type == AddrType.TCP and not addr.tcp):
+        raise IllegalArgs(f"address type {addr.addr_type} is neither LOCAL nor TCP")
+
+
+async def open_tcp_to(addr: Addr, who: str) -> tuple[trio.SocketStream, Addr]:
+    """A TCP connection to the first address of ``addr`` (a checked TCP address),
+    and the address it reached; ConnectFailed naming ``who`` when it cannot."""
+    target = addr.tcp[0]
+    host = str(ipaddress.IPv4Address(target.ip_addr))
+    try:
+        stream = await trio.open_tcp_stream(host, target.port)
+    except OSError as exc:
+        raise ConnectFailed(f"{who}: cannot connect to {host}:{target.port}: {exc.strerror}") from None
+    return stream, Addr(AddrType.TCP, [TcpAddr(target.ip_addr, target.port)])
+
+
+async def close_quietly(*resources: trio.abc.AsyncResource | None) -> None:
+    """Close each of ``resources`` (None ones skipped), shielded from
+    cancellation, whatever the peer did to them."""
+    for resource in resources:
+        if resource is not None:
+            with trio.CancelScope(shield=True):
+                try:
+                    await resource.aclose()
+                except (trio.BrokenResourceError, OSError):
+                    pass
