@@ -664,8 +664,8 @@ class Restore:
         for line in self.describe():
             print(line, file=self.out)
         for w, p in zip(wanted, prefixes):
-            if self.lookup(w) is None:
-                self.error(f"{os.fsdecode(p)}: not found on the image")
+            if self.lookup(w) is None:  # restore's line and status: a listing lists what is there
+                print(f"{os.fsdecode(p)} is not on the tape", file=self.err)
         qfa = self.opts.qfa
         if qfa is not None:
             self._check_qfa_date()
@@ -1002,34 +1002,42 @@ class Restore:
 
     @_gc_paused
     @_closes_tree
-    def compare(self, target: str) -> int:
-        """``-C``: compare the image with the tree under *target*; return the number of differences."""
+    def compare(self, target: str | None = None) -> int:
+        """``-C``: compare the image with the tree under *target* (the dumped
+        file system's path on the image when None), as restore -C does: its
+        header and ``filesys =`` on :attr:`out`, one line per difference on
+        :attr:`err`, the leaves in image order, then the directories.  Return
+        the number of compare errors (restore's count)."""
         self.read_directories()
+        if target is None:
+            assert self.header is not None
+            target = os.fsdecode(self.header.c_filesys)
+        for line in self.describe():
+            print(line, file=self.out)
+        print(f"filesys = {target}", file=self.out)
         if not os.path.isdir(target):
-            raise RestoreError(f"{target}: no such directory to compare with")
+            raise RestoreError(f"cannot stat directory {target}: no such directory")
         names = self.names()
         diffs = 0
 
         def report(path: bytes, what: str) -> None:
             nonlocal diffs
             diffs += 1
-            print(f"{os.fsdecode(path)}: {what}", file=self.out)
+            print(f"{os.fsdecode(path)}: {what}", file=self.err)
 
-        for ino, node in self.dirs.items():
-            if ino not in self.dumped:
-                continue
-            for path in names.get(ino, ()):
-                full = self._at_or_none(target, path)
-                st = _lstat(full) if full is not None else None
-                if full is None:
-                    report(path, "a symbolic link is in its path (not followed)")
-                elif st is None:
-                    report(path, "does not exist")
-                elif not stat.S_ISDIR(st.st_mode):
-                    report(path, "is not a directory")
-                else:
-                    for what in _compare_meta(node.dinode, st, full, node.xattrs):
-                        report(path, what)
+        def stat_of(path: bytes) -> tuple[str, os.stat_result] | None:
+            nonlocal diffs
+            full = self._at_or_none(target, path)
+            if full is None:
+                report(path, "a symbolic link is in its path (not followed)")
+                return None
+            st = _lstat(full)
+            if st is None:
+                diffs += 1
+                print(f"pyrestore: unable to stat {os.fsdecode(path)}: No such file or directory", file=self.err)
+                return None
+            return full, st
+
         while (rec := self._records.pop()) is not None:
             h = rec.header
             if h.c_type == RecordType.TS_END:
@@ -1041,22 +1049,31 @@ class Restore:
             paths = names.get(ino, [])
             records = [rec] + list(self._same_inode_addrs(ino))
             xattrs = self._xattrs_after(ino)
+            if h.c_dinode.file_type == stat.S_IFSOCK:
+                for path in paths:
+                    self._verbose(f"skipped socket {os.fsdecode(path)}")
+                continue
             for path in paths:
-                full = self._at_or_none(target, path)
-                st = _lstat(full) if full is not None else None
-                if full is None:
-                    report(path, "a symbolic link is in its path (not followed)")
+                found = stat_of(path)
+                if found is None:
                     continue
-                if st is None:
-                    report(path, "does not exist")
-                    continue
-                if stat.S_IFMT(st.st_mode) != h.c_dinode.file_type:
-                    report(path, "type changed")
-                    continue
-                for what in _compare_meta(h.c_dinode, st, full, xattrs):
+                full, st = found
+                self._verbose(f"comparing {os.fsdecode(path)} (size: {st.st_size}, mode: 0{h.c_dinode.mode:o})")
+                whats = _compare_meta(h.c_dinode, st)
+                if stat.S_IFMT(st.st_mode) == h.c_dinode.file_type:
+                    whats += _compare_data(h.c_dinode, st, full, records)
+                for what in whats + _compare_xattrs(full, xattrs):
                     report(path, what)
-                for what in _compare_data(h.c_dinode, st, full, records):
-                    report(path, what)
+        self._verbose("Compare directories modes, owner, attributes.")
+        for ino, node in self.dirs.items():
+            if ino not in self.dumped:
+                continue
+            for path in names.get(ino, ()):
+                found = stat_of(path)
+                if found is not None:
+                    self._verbose(f"comparing directory {os.fsdecode(path)}")
+                    for what in _compare_meta(node.dinode, found[1]) + _compare_xattrs(found[0], node.xattrs):
+                        report(path, what)
         self._check_end(read_rest=False)
         return diffs
 
@@ -1655,51 +1672,67 @@ def _check_writable(target: str, dry_run: bool) -> None:
         raise RestoreError(f"cannot write in target directory {target}: {exc.strerror}") from None
 
 
-def _compare_meta(d: Dinode, st: os.stat_result, full: str, xattrs: list[tuple[bytes, bytes]]) -> list[str]:
+def _compare_meta(d: Dinode, st: os.stat_result) -> list[str]:
+    """restore -C's lines for the mode (with the type) and owner of one node."""
     out = []
-    if stat.S_IFMT(st.st_mode) != d.file_type:
-        return ["type changed"]
-    if not stat.S_ISLNK(d.mode) and stat.S_IMODE(st.st_mode) != stat.S_IMODE(d.mode):
-        out.append(f"mode changed from 0{stat.S_IMODE(d.mode):o} to 0{stat.S_IMODE(st.st_mode):o}")
-    if st.st_uid != d.uid or st.st_gid != d.gid:
-        out.append(f"owner changed from {d.uid}:{d.gid} to {st.st_uid}:{st.st_gid}")
-    if d.file_type in (stat.S_IFCHR, stat.S_IFBLK):
-        major, minor = decode_dev(d.rdev)
-        if os.major(st.st_rdev) != major or os.minor(st.st_rdev) != minor:
-            out.append("device number changed")
-    if d.file_type != stat.S_IFDIR and int(st.st_mtime) != d.mtime_sec:
-        out.append("modification time changed")
+    mode = d.mode if not stat.S_ISLNK(d.mode) else st.st_mode  # a link's mode is not compared
+    if st.st_mode != mode:
+        out.append(f"mode changed from 0{d.mode & 0o7777:o} to 0{st.st_mode & 0o7777:o}.")
+    if st.st_uid != d.uid:
+        out.append(f"uid changed from {d.uid} to {st.st_uid}.")
+    if st.st_gid != d.gid:
+        out.append(f"gid changed from {d.gid} to {st.st_gid}.")
+    return out
+
+
+def _compare_xattrs(full: str, xattrs: list[tuple[bytes, bytes]]) -> list[str]:
+    """restore -C's lines for the extended attributes of one node."""
+    out = []
     try:
         on_disk = {os.fsencode(n): os.getxattr(full, n, follow_symlinks=False)
                    for n in os.listxattr(full, follow_symlinks=False)}
     except OSError:
         on_disk = {}
     tape = dict(xattrs)
-    if set(on_disk) != set(tape):
-        out.append("extended attributes changed (names differ)")
+    if len(on_disk) != len(tape):
+        out.append(f"file does not have the same number of attributes ({len(on_disk)}) as the tape ({len(tape)}).")
     else:
         for n, v in tape.items():
-            if on_disk[n] != v:
-                out.append(f"extended attribute {os.fsdecode(n)} changed")
+            if n not in on_disk:
+                out.append(f"EA {os.fsdecode(n)} from tape not found on disk")
+            elif on_disk[n] != v:
+                out.append(f"EA {os.fsdecode(n)} value changed from {_ea_text(v)} on tape to "
+                           f"{_ea_text(on_disk[n])} on disk")
     return out
 
 
+def _ea_text(value: bytes) -> str:
+    return value.rstrip(b"\0").decode("utf-8", "replace")
+
+
 def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record]) -> list[str]:
+    """restore -C's line for the contents of one node of the same type on disk."""
     if records[0].header.is_metaonly:
         return []  # no data on the image to compare (dump -m)
+    if d.file_type in (stat.S_IFCHR, stat.S_IFBLK):
+        major, minor = decode_dev(d.rdev)
+        if os.major(st.st_rdev) != major or os.minor(st.st_rdev) != minor:
+            return [f"device changed from {major},{minor} to {os.major(st.st_rdev)},{os.minor(st.st_rdev)}."]
+        return []
     if d.file_type == stat.S_IFLNK:
         if d.size > _SYMLINK_MAX:
             return [f"symbolic link of {d.size} bytes on the image: its header is damaged"]
         try:
-            if os.fsencode(os.readlink(full)) != assemble_file(records):
-                return ["symbolic link target changed"]
+            on_disk, on_tape = os.fsencode(os.readlink(full)), assemble_file(records)
         except OSError as exc:
             return [f"cannot read link: {exc.strerror}"]
+        if on_disk != on_tape:
+            return [f"symbolic link changed from {os.fsdecode(on_tape)} to {os.fsdecode(on_disk)}."]
         return []
     if d.file_type != stat.S_IFREG:
         return []
-    if st.st_size != d.size:
-        return [f"size changed from {d.size} to {st.st_size}"]
+    # as restore compares: piece by piece in image order, a short read is a
+    # size change, then anything left on disk after the image's data is one too
     try:
         with open(full, "rb") as f:
             for offset, block in iter_file_slices(records):
@@ -1707,10 +1740,15 @@ def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record
                     break
                 want = (block if block is not None else bytes(TP_BSIZE))[:min(TP_BSIZE, d.size - offset)]
                 f.seek(offset)
-                if f.read(len(want)) != want:
-                    return ["contents changed"]
+                got = f.read(len(want))
+                if len(got) != len(want):
+                    return ["size has changed."]
+                if got != want:
+                    return ["tape and disk copies are different"]
     except OSError as exc:
         return [f"cannot read: {exc.strerror}"]
+    if st.st_size != d.size:
+        return ["size has changed."]
     return []
 
 

@@ -3,7 +3,8 @@
 Modes: ``-t`` list, ``-x [names]`` extract, ``-r`` rebuild (incrementals in
 level order, ``./restoresymtable``), ``-C`` compare with the tree on disk,
 ``-i`` interactive, ``-R`` resume a ``-r`` that stopped at a volume change.
-Exit status: 0 done, 1 a difference (``-C``), damage or an error, 2 usage.
+Exit status: 0 done, 1 damage or an error, 2 usage or (``-C``, as restore)
+files that differ.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..symtab import SYMTAB_NAME, SymbolTable
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
+EXIT_DIFFER = 2  # -C: files differ (restore's exit status)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the image: a file, - for standard input, a tape device or host:device")
     p.add_argument("-b", dest="blocksize", type=int, help="blocking factor (found by itself on files and tapes)")
     p.add_argument("-s", dest="tape_file", type=int, default=1, help="the dump is file N on the tape (from 1)")
-    p.add_argument("-D", dest="directory", default=".", help="with -C: the directory to compare against")
+    p.add_argument("-D", dest="directory",
+                   help="with -C: the directory to compare against (the dumped file system's path by default)")
     p.add_argument("-T", dest="tmpdir", help="directory for temporary files")
     p.add_argument("-y", action="store_true", help="never ask: fail instead of asking for the next volume")
     p.add_argument("-M", dest="multivolume", action="store_true",
@@ -155,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             diffs = engine.compare(args.directory)
             if diffs:
-                print(f"pyrestore: {diffs} difference(s) found", file=sys.stderr)
-                return EXIT_FAIL
+                print(f"Some files were modified!  {diffs} compare errors")
+                return EXIT_FAIL if engine.failed else EXIT_DIFFER
         return EXIT_FAIL if engine.failed else EXIT_OK
     except DumpError as exc:
         print(f"pyrestore: {exc.message}", file=sys.stderr)

@@ -224,8 +224,8 @@ def test_compare_identical_then_modified(level0, tmp_path):
     assert same.returncode == 0, same.stdout + same.stderr
     (tree / "dir1" / "sub" / "file").write_bytes(b"SUB\n")
     changed = pyrestore("-C", "-D", str(tree), "-f", str(image), cwd=tmp_path)
-    assert changed.returncode != 0
-    assert "./dir1/sub/file" in changed.stdout
+    assert changed.returncode == 2
+    assert "./dir1/sub/file: tape and disk copies are different" in changed.stderr
 
 
 # --- incrementals -----------------------------------------------------------------------
