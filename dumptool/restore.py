@@ -810,9 +810,17 @@ class Restore:
         table of the image it is based on.  Renames, deletions, new entries and
         inode numbers reused for another kind all end as in the source.
         """
+        self._verbose("Verify tape and initialize maps")
         self.read_directories()
         assert self.header is not None
         h = self.header
+        if self.opts.verbose:  # restore -r -v's phases, in its order
+            for line in self.describe():
+                self._verbose(line)
+            self._verbose("Begin incremental restore" if h.c_ddate else "Begin level 0 restore")
+            self._verbose("Initialize symbol table.")
+            self._verbose("Extract directories from tape")
+            self._verbose("Calculate node updates." if h.c_ddate else "Calculate extraction list.")
         if h.c_ddate and isinstance(self.dumped, _EveryInode):
             raise RestoreError("the file dump list of this incremental is lost to damage: -r cannot tell the "
                                "files it changes from the ones it keeps; nothing was changed (extract with -x)")
@@ -838,6 +846,8 @@ class Restore:
             self.input.on_volume_end = self._checkpoint
         plan.run()
         self._check_end(read_rest=True)
+        self._verbose("Check the symbol table.")
+        self._verbose("Check pointing the restore")
         self._save_table(target)
 
     @_gc_paused
@@ -1405,8 +1415,9 @@ class Restore:
         d = h.c_dinode
         path = paths[0]
         fmt = d.file_type
-        if self.opts.verbose:
-            self._verbose(f"extract file {os.fsdecode(path)}")
+        if self.opts.verbose and fmt != stat.S_IFLNK:  # a link says "Create symbolic link" when made
+            what = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "special file", stat.S_IFBLK: "special file"}
+            self._verbose(f"extract {what.get(fmt, 'file')} {os.fsdecode(path)}")
         made = False
         if self.opts.dry_run:
             self._skip_inode(ino)
@@ -1442,6 +1453,7 @@ class Restore:
                         self.error(f"{os.fsdecode(path)} (inode {ino}): the symbolic link's target holds a NUL "
                                    "byte: damaged; skipped")
                     else:
+                        self._verbose(f"Create symbolic link {os.fsdecode(path)}->{os.fsdecode(link)}")
                         self._clear(full)
                         os.symlink(link, full)
                         made = True
@@ -1995,7 +2007,11 @@ class _Rebuild:
         del new_set, old_set, new_nodes, kept, leaf_at, removed
         self.new_edges = self.old_edges = []
         self.old = SymbolTable()
+        r._verbose("Extract new leaves.")
+        r._verbose("Check pointing the restore")
         r._extract_leaves(self.target, leaf_names)
+        r._verbose("Add links")
+        r._verbose("Set directory mode, owner, and times.")
         if not dry:
             r._drop_parked(tmp_full)
             r._apply_dir_plan(self.target)

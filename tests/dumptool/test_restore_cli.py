@@ -93,3 +93,21 @@ def test_listing_a_name_not_on_the_image_says_so_and_exits_0(image, tmp_path):
     assert ours.stderr == real.stderr == \
         "./nothere is not on the tape\n./d/zz is not on the tape\n"
     assert ours.stdout == real.stdout
+
+
+def test_rebuild_verbose_lines_are_restores_in_its_order(image, tmp_path):
+    """-r -v: restore's line set, its phases in its order (its "Input is
+    from ..."/"Input block size" lines are not ours: see the README)."""
+    _, img = image
+    real_dir, ours_dir = tmp_path / "real", tmp_path / "ours"
+    real_dir.mkdir()
+    ours_dir.mkdir()
+    real = real_restore("-r", "-v", "-f", str(img), cwd=real_dir, tmp=tmp_path, check=False)
+    ours = pyrestore("-r", "-v", "-f", str(img), cwd=ours_dir)
+    assert real.returncode == ours.returncode == 0, real.stderr + ours.stderr
+    wanted = [line for line in real.stdout.splitlines() if not line.startswith("Input ")]
+    got = ours.stdout.splitlines()
+    assert sorted(got) == sorted(wanted)
+    phases = [line for line in wanted if line[0].isupper() and not line.startswith("Make node ")]
+    assert [line for line in got if line in phases] == phases
+    assert "Extract new leaves." in wanted and "extract file ./d/b.py" in wanted
