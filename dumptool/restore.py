@@ -77,6 +77,10 @@ _SYMLINK_MAX = 4095
 _MAX_FILE_SIZE = 2**63 - 1
 
 
+class _CompareLimit(Exception):
+    """-C reached the compare errors -L allows (restore stops there)."""
+
+
 class RestoreError(DumpError):
     """A restore cannot go on (bad image start, wrong volume, broken chain)."""
 
@@ -365,6 +369,8 @@ class Options:
     set_root_modes: bool = False   # -o (for -x: set owner/mode of ".")
     by_inode: bool = False         # -m
     qfa: QfaMap | None = None      # -Q: seek to the files -x wants
+    dir_only: bool = False         # -h: a directory named is extracted itself, not its contents
+    compare_limit: int = 0         # -L: -C stops at this many compare errors (0: never)
 
 
 @dataclass
@@ -387,6 +393,8 @@ class Restore:
         self.err = err
         self.failed = False
         self.warnings = 0
+        #: -C stopped at the compare errors -L allows
+        self.compare_limit_reached = False
         self._damage_count = 0
         self._ended = False
         self.header: Header | None = None
@@ -745,7 +753,9 @@ class Restore:
                     if lead_ino in self.dirs:
                         dir_paths.setdefault(lead_ino, lead)
         for ino, path in roots:
-            if ino in self.dirs:
+            if ino in self.dirs and self.opts.dir_only:
+                dir_paths.setdefault(ino, path)
+            elif ino in self.dirs:
                 self._select_tree(ino, path, dir_paths, leaf_names, names)
             else:
                 leaf_names.setdefault(ino, [])
@@ -1030,10 +1040,15 @@ class Restore:
         names = self.names()
         diffs = 0
 
-        def report(path: bytes, what: str) -> None:
+        def counted() -> None:
             nonlocal diffs
             diffs += 1
+            if self.opts.compare_limit and diffs >= self.opts.compare_limit:
+                raise _CompareLimit
+
+        def report(path: bytes, what: str) -> None:
             print(f"{os.fsdecode(path)}: {what}", file=self.err)
+            counted()
 
         def stat_of(path: bytes) -> tuple[str, os.stat_result] | None:
             nonlocal diffs
@@ -1043,47 +1058,51 @@ class Restore:
                 return None
             st = _lstat(full)
             if st is None:
-                diffs += 1
                 print(f"pyrestore: unable to stat {os.fsdecode(path)}: No such file or directory", file=self.err)
+                counted()
                 return None
             return full, st
 
-        while (rec := self._records.pop()) is not None:
-            h = rec.header
-            if h.c_type == RecordType.TS_END:
-                self._ended = True
-                break
-            if h.c_type != RecordType.TS_INODE or h.is_extattr:
-                continue
-            ino = h.c_inumber
-            paths = names.get(ino, [])
-            records = [rec] + list(self._same_inode_addrs(ino))
-            xattrs = self._xattrs_after(ino)
-            if h.c_dinode.file_type == stat.S_IFSOCK:
-                for path in paths:
-                    self._verbose(f"skipped socket {os.fsdecode(path)}")
-                continue
-            for path in paths:
-                found = stat_of(path)
-                if found is None:
+        try:
+            while (rec := self._records.pop()) is not None:
+                h = rec.header
+                if h.c_type == RecordType.TS_END:
+                    self._ended = True
+                    break
+                if h.c_type != RecordType.TS_INODE or h.is_extattr:
                     continue
-                full, st = found
-                self._verbose(f"comparing {os.fsdecode(path)} (size: {st.st_size}, mode: 0{h.c_dinode.mode:o})")
-                whats = _compare_meta(h.c_dinode, st)
-                if stat.S_IFMT(st.st_mode) == h.c_dinode.file_type:
-                    whats += _compare_data(h.c_dinode, st, full, records)
-                for what in whats + _compare_xattrs(full, xattrs):
-                    report(path, what)
-        self._verbose("Compare directories modes, owner, attributes.")
-        for ino, node in self.dirs.items():
-            if ino not in self.dumped:
-                continue
-            for path in names.get(ino, ()):
-                found = stat_of(path)
-                if found is not None:
-                    self._verbose(f"comparing directory {os.fsdecode(path)}")
-                    for what in _compare_meta(node.dinode, found[1]) + _compare_xattrs(found[0], node.xattrs):
+                ino = h.c_inumber
+                paths = names.get(ino, [])
+                records = [rec] + list(self._same_inode_addrs(ino))
+                xattrs = self._xattrs_after(ino)
+                if h.c_dinode.file_type == stat.S_IFSOCK:
+                    for path in paths:
+                        self._verbose(f"skipped socket {os.fsdecode(path)}")
+                    continue
+                for path in paths:
+                    found = stat_of(path)
+                    if found is None:
+                        continue
+                    full, st = found
+                    self._verbose(f"comparing {os.fsdecode(path)} (size: {st.st_size}, mode: 0{h.c_dinode.mode:o})")
+                    whats = _compare_meta(h.c_dinode, st)
+                    if stat.S_IFMT(st.st_mode) == h.c_dinode.file_type:
+                        whats += _compare_data(h.c_dinode, st, full, records)
+                    for what in whats + _compare_xattrs(full, xattrs):
                         report(path, what)
+            self._verbose("Compare directories modes, owner, attributes.")
+            for ino, node in self.dirs.items():
+                if ino not in self.dumped:
+                    continue
+                for path in names.get(ino, ()):
+                    found = stat_of(path)
+                    if found is not None:
+                        self._verbose(f"comparing directory {os.fsdecode(path)}")
+                        for what in _compare_meta(node.dinode, found[1]) + _compare_xattrs(found[0], node.xattrs):
+                            report(path, what)
+        except _CompareLimit:
+            self.compare_limit_reached = True
+            return diffs
         self._check_end(read_rest=False)
         return diffs
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import metadata
 
 from ..errors import DumpError
 from ..format import parse_qfa
@@ -27,7 +28,11 @@ EXIT_DIFFER = 2  # -C: files differ (restore's exit status)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="pyrestore", description="Restore files from a BSD/Linux dump image (like Linux restore).")
+        prog="pyrestore", add_help=False,
+        description="Restore files from a BSD/Linux dump image (like Linux restore). "
+                    "restore's keyless syntax works too: pyrestore rf FILE, pyrestore tf -.")
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("--version", action="version", version=f"pyrestore {_release()}")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("-t", dest="mode", action="store_const", const="t", help="list the files on the image")
     mode.add_argument("-x", dest="mode", action="store_const", const="x",
@@ -61,6 +66,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="the quick file access map dump -Q wrote for this image: -x goes straight to each "
                         "named file's position (on a later volume too) instead of reading everything before "
                         "it; -t lists each file's volume and position")
+    p.add_argument("-X", dest="name_file", metavar="FILE",
+                   help="with -t and -x: the names to list or extract, one a line (- for standard input)")
+    p.add_argument("-h", dest="dir_only", action="store_true",
+                   help="with -x: a directory named is extracted itself, not the files in it")
+    p.add_argument("-L", dest="limit", type=int, default=0, metavar="LIMIT",
+                   help="with -C: stop at LIMIT compare errors")
+    p.add_argument("-A", dest="toc", metavar="FILE",
+                   help="with -t: list the archive file (table of contents) dump -A / pydump -A wrote, "
+                        "without the medium")
+    p.add_argument("-a", action="store_true",
+                   help="read the volumes from the first on without asking where to start (always so here)")
+    p.add_argument("-d", action="store_true", help="debug (accepted: nothing more is printed)")
+    p.add_argument("-l", action="store_true",
+                   help="the medium is a file or pipe (accepted: files, pipes and drives are told apart by themselves)")
+    p.add_argument("-V", action="store_true",
+                   help="volumes on other media than tape (accepted: the next volume's path is asked for anyway)")
+    p.add_argument("-c", action="store_true", help="convert an old-format dump (not supported)")
+    p.add_argument("-F", dest="script", metavar="SCRIPT", help="run SCRIPT at each volume (not supported)")
+    p.add_argument("-P", dest="qfa_out", metavar="FILE", help="write a QFA file from the medium (not supported)")
+    p.add_argument("-k", action="store_true", help="Kerberos for a remote tape (not supported)")
     p.add_argument("names", nargs="*", help="files and directories (for -t and -x)")
     return p
 
@@ -108,8 +133,90 @@ def _first_volume(mode: str) -> int:
     return point.volume if point is not None else 1
 
 
+def _release() -> str:
+    try:
+        return metadata.version("snapdump")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+#: restore's flags that take an argument (getopt's "A:b:D:f:F:L:P:Q:s:T:X:")
+_WITH_ARGUMENT = "AbDfFLPQsTX"
+
+
+def keyless(argv: list[str]) -> list[str]:
+    """restore's old syntax as flags: ``rf FILE`` is ``-r -f FILE`` (each
+    letter of the key a flag, the ones that take an argument taking the next
+    words in order), as restore's ``obsolete()`` reads it."""
+    if not argv or argv[0].startswith("-"):
+        return argv
+    key, rest = argv[0], list(argv[1:])
+    out: list[str] = []
+    for letter in key:
+        out.append("-" + letter)
+        if letter in _WITH_ARGUMENT:
+            if not rest:
+                raise _Usage(f"option requires an argument -- {letter}")
+            out.append(rest.pop(0))
+    return out + rest
+
+
+class _Usage(Exception):
+    """A command line pyrestore refuses (one line, exit 2)."""
+
+
+#: restore's flags pyrestore refuses, and why
+_REFUSED = {
+    "c": "-c (convert a dump of the old 4.1BSD format) is not supported: pydump and Linux dump write the new one",
+    "script": "-F (a script at each volume) is not supported: pyrestore asks for the next volume itself",
+    "qfa_out": "-P (write a QFA file from the medium) is not supported: pydump -Q writes it while dumping",
+    "k": "-k (Kerberos) is not supported: remote tapes go through rmt over ssh",
+}
+
+
+def _names_from(path: str) -> list[str]:
+    """-X: one name a line, empty lines skipped (restore's way)."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+    except OSError:
+        raise _Usage(f"can't open file for reading -- {path}") from None
+    return [line for line in text.split("\n") if line]
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        argv = keyless(list(sys.argv[1:] if argv is None else argv))
+    except _Usage as exc:
+        print(f"pyrestore: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = _parser().parse_args(argv)
+    for flag, why in _REFUSED.items():
+        if getattr(args, flag):
+            print(f"pyrestore: {why}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.limit < 0:
+        print("pyrestore: limit must be greater than 0", file=sys.stderr)
+        return EXIT_USAGE
+    if args.toc and args.mode != "t":
+        print(f"pyrestore: -A works with -t here (-{args.mode} reads the directories from the image itself)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.name_file:
+        if args.mode not in ("t", "x"):
+            print("pyrestore: -X works with -t and -x", file=sys.stderr)
+            return EXIT_USAGE
+        if args.name_file == "-" and args.file == "-":
+            print("pyrestore: -X - and -f - cannot both read standard input", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            args.names += _names_from(args.name_file)
+        except _Usage as exc:
+            print(f"pyrestore: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if args.blocksize is not None and not 1 <= args.blocksize <= 1024:
         print("pyrestore: -b must be between 1 and 1024", file=sys.stderr)
         return EXIT_USAGE
@@ -127,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.qfa and args.mode not in ("x", "t"):
         print("pyrestore: -Q works with -x and -t", file=sys.stderr)
         return EXIT_USAGE
-    opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m)
+    opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
+                   dir_only=args.dir_only, compare_limit=args.limit)
     source = None
     try:
         if args.qfa:
@@ -136,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                     opts.qfa = parse_qfa(f.read())
             except OSError as exc:
                 raise RestoreError(f"cannot read the QFA file {args.qfa}: {exc.strerror}") from None
+        if args.toc:
+            args.file, args.multivolume = args.toc, False  # the archive file is read instead of the medium
         prefix = args.file if args.multivolume else None
         first = volume_file(args.file, _first_volume(args.mode)) if prefix is not None else args.file
         source = VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file)
@@ -157,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
             Session(engine, sys.stdin, sys.stdout).run()
         else:
             diffs = engine.compare(args.directory)
+            if engine.compare_limit_reached:
+                print("Compare errors limit reached, exiting...")
+                return EXIT_FAIL if engine.failed else EXIT_DIFFER
             if diffs:
                 print(f"Some files were modified!  {diffs} compare errors")
                 return EXIT_FAIL if engine.failed else EXIT_DIFFER

@@ -111,3 +111,93 @@ def test_rebuild_verbose_lines_are_restores_in_its_order(image, tmp_path):
     phases = [line for line in wanted if line[0].isupper() and not line.startswith("Make node ")]
     assert [line for line in got if line in phases] == phases
     assert "Extract new leaves." in wanted and "extract file ./d/b.py" in wanted
+
+
+def tree_of(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name != "restoresymtable")
+
+
+def test_keyless_syntax_is_restores(image, tmp_path):
+    _, img = image
+    real, ours = both(tmp_path, "tf", str(img), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0 and ours.stdout == real.stdout != ""
+    piped = subprocess.run([console_script("pyrestore"), "tf", "-"], stdin=open(img, "rb"), capture_output=True,
+                           text=True, timeout=60)
+    assert piped.returncode == 0 and piped.stdout == real.stdout
+    for name, run in (("real", lambda d: real_restore("rf", str(img), cwd=d, tmp=tmp_path)),
+                      ("ours", lambda d: pyrestore("rf", str(img), cwd=d))):
+        (tmp_path / name).mkdir()
+        assert run(tmp_path / name).returncode == 0
+    assert tree_of(tmp_path / "ours") == tree_of(tmp_path / "real") and "d/sub/deep" in tree_of(tmp_path / "ours")
+    missing = pyrestore("tf", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr == "pyrestore: option requires an argument -- f\n"
+
+
+def test_names_from_a_file_with_X(image, tmp_path):
+    _, img = image
+    names = tmp_path / "names"
+    names.write_text("d/sub\n\na.txt\n")
+    real, ours = both(tmp_path, "-t", "-X", str(names), "-f", str(img), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0
+    assert sorted(ours.stdout.splitlines()) == sorted(real.stdout.splitlines())
+    assert "./d/sub/deep" in ours.stdout and "./d/b.py" not in ours.stdout
+    (tmp_path / "x").mkdir()
+    assert pyrestore("-x", "-X", str(names), "-f", str(img), cwd=tmp_path / "x").returncode == 0
+    assert tree_of(tmp_path / "x") == ["a.txt", "d", "d/sub", "d/sub/deep"]
+    unreadable = pyrestore("-t", "-X", str(tmp_path / "nosuch"), "-f", str(img), cwd=tmp_path)
+    assert unreadable.returncode == 2
+    assert unreadable.stderr == f"pyrestore: can't open file for reading -- {tmp_path / 'nosuch'}\n"
+
+
+def test_h_extracts_a_directory_itself_not_its_contents(image, tmp_path):
+    _, img = image
+    for name, args in (("with-h", ("-h",)), ("without", ())):
+        (tmp_path / name).mkdir()
+        assert pyrestore("-x", *args, "-f", str(img), "d", cwd=tmp_path / name).returncode == 0
+    assert tree_of(tmp_path / "with-h") == ["d"]
+    assert tree_of(tmp_path / "without") == ["d", "d/b.py", "d/sub", "d/sub/deep"]
+
+
+def test_compare_stops_at_the_limit_L_as_restore(image, tmp_path):
+    src, img = image
+    tree = tmp_path / "tree"
+    subprocess.run(["cp", "-a", str(src), str(tree)], check=True)
+    os.chmod(tree / "mode", 0o600)
+    os.chown(tree / "owner", 5, 6)
+    (tree / "gone").unlink()
+    for limit in ("2", "3"):
+        real, ours = both(tmp_path, "-C", "-L", limit, "-D", str(tree), "-f", str(img), cwd=tmp_path)
+        assert real.returncode == ours.returncode == 2
+        assert ours.stdout == real.stdout and ours.stdout.endswith("Compare errors limit reached, exiting...\n")
+        assert lines(ours.stderr) == lines(real.stderr) and len(lines(ours.stderr)) == int(limit)
+
+
+def test_list_of_an_archive_file_with_A(tmp_path, image):
+    src, _ = image
+    toc = tmp_path / "toc"
+    subprocess.run([console_script("pydump"), "-0", "-A", str(toc), "-f", str(tmp_path / "img"), str(src)],
+                   check=True, capture_output=True)
+    real, ours = both(tmp_path, "-t", "-A", str(toc), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0
+    assert ours.stdout == real.stdout and "./d/sub/deep" in ours.stdout
+    refused = pyrestore("-x", "-A", str(toc), cwd=tmp_path)
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags", [["-c"], ["-F", "script"], ["-P", "qfa"], ["-k"]])
+def test_flags_not_supported_are_refused_in_one_line(image, tmp_path, flags):
+    _, img = image
+    done = pyrestore("-t", *flags, "-f", str(img), cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and "not supported" in done.stderr
+
+
+def test_accepted_flags_and_version(image, tmp_path):
+    _, img = image
+    plain = pyrestore("-t", "-f", str(img), cwd=tmp_path)
+    for flag in ("-a", "-d", "-l", "-V"):
+        done = pyrestore("-t", flag, "-f", str(img), cwd=tmp_path)
+        assert done.returncode == 0 and done.stdout == plain.stdout, flag
+    from importlib import metadata
+    version = pyrestore("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout == f"pyrestore {metadata.version('snapdump')}\n"
