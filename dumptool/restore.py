@@ -371,6 +371,7 @@ class Options:
     qfa: QfaMap | None = None      # -Q: seek to the files -x wants
     dir_only: bool = False         # -h: a directory named is extracted itself, not its contents
     compare_limit: int = 0         # -L: -C stops at this many compare errors (0: never)
+    nul_lines: bool = False        # -0: -t ends each file's line with NUL, not a newline
 
 
 @dataclass
@@ -678,6 +679,7 @@ class Restore:
         if qfa is not None:
             self._check_qfa_date()
             exact = {e.ino: e for e in qfa.entries}
+        end = "\0" if self.opts.nul_lines else "\n"
         for ino, path in self.listing():
             if prefixes and not any(path == p or path.startswith(p + b"/") or p == b"." for p in prefixes):
                 continue
@@ -688,7 +690,7 @@ class Restore:
             if qfa is not None:
                 entry = exact.get(ino)
                 where = f"{entry.volume}\t{entry.position}\t" if entry else "0\t0\t"
-            self.out.write(f"{kind}{ino:10d}\t{where}{os.fsdecode(path)}\n")
+            self.out.write(f"{kind}{ino:10d}\t{where}{os.fsdecode(path)}{end}")
         self._check_end(read_rest=False)
 
     @staticmethod

@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the quick file access map dump -Q wrote for this image: -x goes straight to each "
                         "named file's position (on a later volume too) instead of reading everything before "
                         "it; -t lists each file's volume and position")
+    p.add_argument("-0", dest="nul", action="store_true",
+                   help="with -t: end each file's line with a NUL, not a newline (for xargs -0)")
     p.add_argument("-X", dest="name_file", metavar="FILE",
                    help="with -t and -x: the names to list or extract, one a line (- for standard input)")
     p.add_argument("-h", dest="dir_only", action="store_true",
@@ -86,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-F", dest="script", metavar="SCRIPT", help="run SCRIPT at each volume (not supported)")
     p.add_argument("-P", dest="qfa_out", metavar="FILE", help="write a QFA file from the medium (not supported)")
     p.add_argument("-k", action="store_true", help="Kerberos for a remote tape (not supported)")
+    p.add_argument("-H", dest="hash_size", type=int, metavar="N",
+                   help="restore's directory hash table size (accepted: the directories are always hashed)")
+    p.add_argument("-e", dest="selinux_e", action="store_true", help="SELinux build's option (not supported)")
+    p.add_argument("-E", dest="mls", metavar="MLS", help="SELinux MLS level (not supported)")
     p.add_argument("names", nargs="*", help="files and directories (for -t and -x)")
     return p
 
@@ -171,6 +177,8 @@ _REFUSED = {
     "script": "-F (a script at each volume) is not supported: pyrestore asks for the next volume itself",
     "qfa_out": "-P (write a QFA file from the medium) is not supported: pydump -Q writes it while dumping",
     "k": "-k (Kerberos) is not supported: remote tapes go through rmt over ssh",
+    "selinux_e": "-e (an option of restore's SELinux build) is not supported",
+    "mls": "-E (an SELinux MLS level) is not supported: SELinux labels are restored as the xattrs the image holds",
 }
 
 
@@ -235,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         print("pyrestore: -Q works with -x and -t", file=sys.stderr)
         return EXIT_USAGE
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
-                   dir_only=args.dir_only, compare_limit=args.limit)
+                   dir_only=args.dir_only, compare_limit=args.limit, nul_lines=args.nul)
     source = None
     try:
         if args.qfa:

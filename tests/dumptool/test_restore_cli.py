@@ -184,7 +184,7 @@ def test_list_of_an_archive_file_with_A(tmp_path, image):
     assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("flags", [["-c"], ["-F", "script"], ["-P", "qfa"], ["-k"]])
+@pytest.mark.parametrize("flags", [["-c"], ["-F", "script"], ["-P", "qfa"], ["-k"], ["-e"], ["-E", "s0"]])
 def test_flags_not_supported_are_refused_in_one_line(image, tmp_path, flags):
     _, img = image
     done = pyrestore("-t", *flags, "-f", str(img), cwd=tmp_path)
@@ -195,9 +195,16 @@ def test_flags_not_supported_are_refused_in_one_line(image, tmp_path, flags):
 def test_accepted_flags_and_version(image, tmp_path):
     _, img = image
     plain = pyrestore("-t", "-f", str(img), cwd=tmp_path)
-    for flag in ("-a", "-d", "-l", "-V"):
-        done = pyrestore("-t", flag, "-f", str(img), cwd=tmp_path)
-        assert done.returncode == 0 and done.stdout == plain.stdout, flag
+    for flags in (["-a"], ["-d"], ["-l"], ["-V"], ["-H", "1000"]):
+        done = pyrestore("-t", *flags, "-f", str(img), cwd=tmp_path)
+        assert done.returncode == 0 and done.stdout == plain.stdout, flags
     from importlib import metadata
     version = pyrestore("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout == f"pyrestore {metadata.version('snapdump')}\n"
+
+
+def test_nul_terminated_listing_0(image, tmp_path):
+    _, img = image
+    real, ours = both(tmp_path, "-t", "-0", "-f", str(img), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0
+    assert ours.stdout == real.stdout and "\t./d/b.py\0" in ours.stdout
