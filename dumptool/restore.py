@@ -370,6 +370,8 @@ class Options:
     by_inode: bool = False         # -m
     qfa: QfaMap | None = None      # -Q: seek to the files -x wants
     dir_only: bool = False         # -h: a directory named is extracted itself, not its contents
+    #: -i: directories on the extraction list without all they hold (each extracted by itself)
+    dirs_alone: set[bytes] = field(default_factory=set)
     compare_limit: int = 0         # -L: -C stops at this many compare errors (0: never)
     nul_lines: bool = False        # -0: -t ends each file's line with NUL, not a newline
 
@@ -755,7 +757,7 @@ class Restore:
                     if lead_ino in self.dirs:
                         dir_paths.setdefault(lead_ino, lead)
         for ino, path in roots:
-            if ino in self.dirs and self.opts.dir_only:
+            if ino in self.dirs and (self.opts.dir_only or path in self.opts.dirs_alone):
                 dir_paths.setdefault(ino, path)
             elif ino in self.dirs:
                 self._select_tree(ino, path, dir_paths, leaf_names, names)

@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.read_directories()
             from ..interactive import Session  # -i only
 
-            Session(engine, sys.stdin, sys.stdout).run()
+            Session(engine, sys.stdin, sys.stdout, err=sys.stderr).run()
         else:
             diffs = engine.compare(args.directory)
             if engine.compare_limit_reached:

@@ -5,7 +5,9 @@ a name not on the image."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,127 @@ def test_nul_terminated_listing_0(image, tmp_path):
     real, ours = both(tmp_path, "-t", "-0", "-f", str(img), cwd=tmp_path)
     assert real.returncode == ours.returncode == 0
     assert ours.stdout == real.stdout and "\t./d/b.py\0" in ours.stdout
+
+
+# --- -i through a terminal ------------------------------------------------------------------
+
+#: a session of globs in ls/add/delete/cd, ls's columns and marks, verbose, prompt, Debug
+SESSION = ["ls", "add *.py", "add t*", "ls", "ls [ab]*", "cd d*", "pwd", "ls", "cd /", "verbose", "ls",
+           "delete t*", "ls", "prompt", "ls", "Debug", "Debug", "ls nothere*", "add zz*", "cd q*", "delete zz*",
+           "delete apple", "add dir", "delete dir/z.py", "ls dir", "cd dir", "ls ../a*", "ls /", "ls ..",
+           "ls bdir", "cd /a.py", "verbose", "ls a.py", "ls dir/z.py", "ls lnk", "ls fifo", "ls null", "what",
+           "exit", "p", "x"]
+
+
+@pytest.fixture(scope="module")
+def browse_image(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("browse")
+    src = tmp / "gs"
+    (src / "dir").mkdir(parents=True)
+    (src / "bdir").mkdir()
+    for name in ("a.py", "b.py", "t1", "t2", "tea", "apple", "banana", "cherry", "longer_name_file_number_one",
+                 "x.c", "dir/z.py"):
+        (src / name).write_text(name + "\n")
+    os.symlink("a.py", src / "lnk")
+    os.mkfifo(src / "fifo")
+    os.mknod(src / "null", 0o600 | 0o020000, os.makedev(1, 3))
+    subprocess.run([console_script("pydump"), "-0", "-f", str(tmp / "img"), str(src)], check=True,
+                   capture_output=True)
+    return tmp / "img"
+
+
+def drive(argv: list[str], cwd: Path, commands: list[str]) -> str:
+    """What a terminal shows of *argv* answering *commands*, each typed once
+    the prompt is there; the program's name at the prompt made restore's."""
+    import pty
+    import select
+
+    main_fd, tty = pty.openpty()
+    proc = subprocess.Popen([os.path.basename(argv[0]), *argv[1:]], executable=argv[0], cwd=cwd, stdin=tty,
+                            stdout=tty, stderr=tty, close_fds=True,
+                            env=dict(os.environ, LC_ALL="C", TMPDIR=str(cwd), TERM="dumb"))
+    os.close(tty)
+    seen = b""
+
+    def read_until_prompt(mark: int) -> None:
+        """Read until a prompt shows after *mark* (the output when the last command was typed)."""
+        nonlocal seen
+        deadline = time.monotonic() + 20
+        while not (len(seen) > mark and seen.endswith(b"> ") and b"\n" in seen[mark:] or mark == 0
+                   and seen.endswith(b"> ")):
+            assert time.monotonic() < deadline, seen[-300:]
+            ready, _, _ = select.select([main_fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(main_fd, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                seen += chunk
+            elif proc.poll() is not None:
+                return
+
+    try:
+        mark = 0
+        for command in commands:
+            read_until_prompt(mark)
+            mark = len(seen)
+            os.write(main_fd, command.encode() + b"\n")
+            if command in ("x", "quit"):
+                break
+        proc.wait(timeout=20)
+        while True:  # what is left
+            ready, _, _ = select.select([main_fd], [], [], 0.2)
+            if not ready:
+                break
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main_fd)
+    # restore reads through readline: its terminal control sequences are not text
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace")).replace("\r\n", "\n")
+    text = text.replace("\r", "")
+    return "\n".join(line.replace("pyrestore", "restore", 1) if line.startswith("pyrestore") else line
+                     for line in text.split("\n"))
+
+
+def test_interactive_session_on_a_terminal_is_restores(browse_image, tmp_path):
+    real_cwd, ours_cwd = tmp_path / "real", tmp_path / "ours"
+    real_cwd.mkdir()
+    ours_cwd.mkdir()
+    real = drive(["/sbin/restore", "-i", "-f", str(browse_image)], real_cwd, SESSION)
+    ours = drive([console_script("pyrestore"), "-i", "-f", str(browse_image)], ours_cwd, SESSION)
+    # restore makes a directory the moment it is added ("Make node" with verbose on); pyrestore at extract
+    assert "\nMake node ./dir\n" in real
+    assert ours == real.replace("\nMake node ./dir\n", "\n")
+    # what the session shows: globs, marks and type marks, columns, verbose inode numbers
+    assert "\n*a.py\napple\n*b.py\nbanana\n./bdir:\n" in ours
+    assert "\n*a.py                          lnk@\n" in ours and "\n*b.py                          null#\n" in ours
+    assert "\n 3 *a.py                         12  longer_name_file_number_one \n" in ours
+    assert "./zz*: not on extraction list" in ours and "./a.py: not a directory" in ours
+    assert "restore:" + str(browse_image.parent / "gs") + ":/dir > " in ours
+
+
+def test_interactive_extract_takes_what_globs_added_and_deleted(browse_image, tmp_path):
+    """add/delete with globs and under an added directory: the files restore
+    extracts (it asks which volume and about '.': pyrestore does not)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "ours").mkdir()
+    session = "add *.py\nadd dir\ndelete dir/z.py\nadd [bc]*\ndelete c*\nextract\n"
+    subprocess.run(["/sbin/restore", "-i", "-f", str(browse_image)], cwd=tmp_path / "real",
+                   input=session + "1\nn\nquit\n", text=True, capture_output=True, timeout=60,
+                   env=dict(os.environ, TMPDIR=str(tmp_path)))
+    done = subprocess.run([console_script("pyrestore"), "-i", "-f", str(browse_image)], cwd=tmp_path / "ours",
+                          input=session + "quit\n", text=True, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert tree_of(tmp_path / "ours") == tree_of(tmp_path / "real") == ["a.py", "b.py", "banana", "bdir", "dir"]
+    # a command read from a pipe is echoed after the prompt, as restore does
+    assert done.stdout.startswith("pyrestore > add *.py\npyrestore > add dir\n")
