@@ -398,6 +398,8 @@ class Restore:
         self.warnings = 0
         #: -C stopped at the compare errors -L allows
         self.compare_limit_reached = False
+        #: -v: the "Create hard link" lines of the pass under way, said after "Add links"
+        self._link_lines: list[str] = []
         self._damage_count = 0
         self._ended = False
         self.header: Header | None = None
@@ -705,7 +707,13 @@ class Restore:
     @_gc_paused
     def extract(self, target: str, wanted: Iterable[str] = ()) -> None:
         """``-x``: extract the named files and directories (all when none) under *target*."""
+        self._verbose("Verify tape and initialize maps")
         self.read_directories()
+        if self.opts.verbose:  # restore -x -v's phases, in its order
+            for line in self.describe():
+                self._verbose(line)
+            self._verbose("Extract directories from tape")
+            self._verbose("Initialize symbol table.")
         self.extract_read(target, wanted)
 
     @_gc_paused
@@ -720,7 +728,10 @@ class Restore:
                 self._make_dir(target, path)
         if self.extracted is not None:
             self.extracted.dirs.update(dir_paths)
+        self._verbose("Extract requested files")
         self._extract_leaves(target, leaf_names)
+        self._add_links_said()
+        self._verbose("Set directory mode, owner, and times.")
         finish = {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes}
         self._finish_dirs(target, finish)
         self._check_end(read_rest=True)
@@ -1543,10 +1554,32 @@ class Restore:
         except OSError as exc:
             self.warn(f"{os.fsdecode(rel)}: cannot remove the old copy: {exc.strerror}")
 
+    def _add_links_said(self) -> None:
+        self._verbose("Add links")
+        for line in self._link_lines:
+            self._verbose(line)
+        self._link_lines = []
+
+    def _in_walk_order(self, paths: list[bytes]) -> list[bytes]:
+        """The names of one inode in the order a depth-first walk of the
+        directories in entry order meets them (restore extracts the first)."""
+        def key(path: bytes) -> list[int]:
+            ino, out = ROOTINO, []
+            for part in path.split(b"/")[1:]:
+                node = self.dirs.get(ino)
+                if node is None:
+                    break
+                index = next((i for i, e in enumerate(node.entries) if e.name == part), len(node.entries))
+                out.append(index)
+                ino = node.entries[index].ino if index < len(node.entries) else 0
+            return out
+        return sorted(paths, key=key)
+
     def _link_others(self, target: str, paths: list[bytes]) -> None:
         """Make ``paths[1:]`` hard links of ``paths[0]`` (the inode's first name)."""
         for other in paths[1:]:
-            self._verbose(f"link {os.fsdecode(other)} -> {os.fsdecode(paths[0])}")
+            if self.opts.verbose:  # said after "Add links", where restore makes them
+                self._link_lines.append(f"Create hard link {os.fsdecode(other)}->{os.fsdecode(paths[0])}")
             try:
                 ofull = self._at(target, other)
                 self._clear(ofull)
@@ -1974,6 +2007,7 @@ class _Rebuild:
                 tree.forget()
         # make the new names, top-down
         leaf_names: dict[int, list[bytes]] = {}
+        linked: list[int] = []  # inodes of more than one name
         new_dirs, dumped = self.new.dirs, r.dumped
         for edge in self.new_edges:
             if kept and edge in kept:
@@ -1998,6 +2032,7 @@ class _Rebuild:
                     leaf_names[c] = [path]
                 else:
                     names.append(path)
+                    linked.append(c)
             elif c in leaf_at:
                 lp, ln = leaf_at[c]
                 r._verbose(f"link {os.fsdecode(rel(p, n))}")
@@ -2030,10 +2065,12 @@ class _Rebuild:
         del new_set, old_set, new_nodes, kept, leaf_at, removed
         self.new_edges = self.old_edges = []
         self.old = SymbolTable()
+        for c in linked:  # the name restore extracts first, the others linked to it
+            leaf_names[c] = r._in_walk_order(leaf_names[c])
         r._verbose("Extract new leaves.")
         r._verbose("Check pointing the restore")
         r._extract_leaves(self.target, leaf_names)
-        r._verbose("Add links")
+        r._add_links_said()
         r._verbose("Set directory mode, owner, and times.")
         if not dry:
             r._drop_parked(tmp_full)
