@@ -168,7 +168,7 @@ class VolumeInput:
         reader = self._reader
         first = identify
         while True:
-            while (chunk := reader.read_blocks()) is not None:
+            while (chunk := self._first_read(reader) if first else reader.read_blocks()) is not None:
                 if first:
                     first = False
                     block = chunk[:TP_BSIZE]
@@ -179,11 +179,22 @@ class VolumeInput:
                     except FormatError:
                         pass
                 yield chunk
+            if first:  # not one block: an empty file or pipe, a blank tape or one at its end of data
+                raise RestoreError("Tape read error on first record")
             nxt = self._next_volume(self.volume + 1)
             if nxt is None:
                 return
             self._reader = reader = nxt  # its volume header is already read
             self.volume += 1
+
+    @staticmethod
+    def _first_read(reader: RecordReader) -> bytes | None:
+        """The first blocks of the dump; a medium that fails there says
+        restore's line (with why)."""
+        try:
+            return reader.read_blocks()
+        except MediumError as exc:
+            raise RestoreError(f"Tape read error on first record ({exc.message})") from None
 
     def seek_forward(self, address: int) -> bool:
         """Go to *address* of this volume (a QFA position) if nothing at or

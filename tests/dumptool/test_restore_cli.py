@@ -357,3 +357,24 @@ def test_interactive_extract_takes_what_globs_added_and_deleted(browse_image, tm
     assert tree_of(tmp_path / "ours") == tree_of(tmp_path / "real") == ["a.py", "b.py", "banana", "bdir", "dir"]
     # a command read from a pipe is echoed after the prompt, as restore does
     assert done.stdout.startswith("pyrestore > add *.py\npyrestore > add dir\n")
+
+
+def test_nothing_to_read_says_tape_read_error_on_first_record(image, tmp_path, shelf, nst0):
+    """An empty file or pipe, a blank cartridge, a tape at its end of data:
+    restore's line and exit 1, never a volume prompt."""
+    _, img = image
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    real, ours = both(tmp_path, "-t", "-f", str(empty), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 1
+    assert lines(ours.stderr) == lines(real.stderr) == ["Tape read error on first record"]
+    piped = subprocess.run([console_script("pyrestore"), "-t", "-f", "-"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 1 and piped.stderr == "pyrestore: Tape read error on first record\n"
+    blank = pyrestore("-t", "-f", nst0, cwd=tmp_path)  # nothing ever written
+    assert blank.returncode == 1 and blank.stdout == ""
+    assert blank.stderr.startswith("pyrestore: Tape read error on first record (") and "Mount" not in blank.stderr
+    subprocess.run([console_script("pydump"), "-0", "-f", nst0, str(image[0])], check=True, capture_output=True)
+    at_end = pyrestore("-t", "-f", nst0, cwd=tmp_path)  # the drive stays after what it wrote
+    assert at_end.returncode == 1 and at_end.stdout == ""
+    assert at_end.stderr == "pyrestore: Tape read error on first record\n"
