@@ -3,7 +3,8 @@
 The directories are read first (as for ``-t``); the commands move around
 that tree and keep a list of chosen names.  ``extract`` reads the rest of
 the image (it is read front to back); a later ``extract`` reads an image
-file again from its start, while a tape or a pipe cannot go back and says so.
+file again from its start or rewinds a tape to the dump, while a pipe
+cannot go back and says so.
 ``setmodes`` puts the owners, modes and times back on what is on the list and
 already extracted, without reading the image.  Names take restore's globs
 (``*.py``, ``t*``, ``[ab]*``), ``ls`` prints restore's columns and marks

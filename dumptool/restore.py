@@ -144,6 +144,8 @@ class VolumeInput:
         #: restore goes on and resyncs); unset, that stops the restore.
         self.on_damage: Callable[[str], None] | None = None
         self._reader = self._reader_of(source)
+        self._first_source = source  # volume 1 as opened (a tape is rewound on it for another pass)
+        self.tape_file = tape_file
         self.date: int | None = None
         self.ddate: int | None = None
         self.byte_order = ByteOrder.LITTLE
@@ -268,13 +270,23 @@ class VolumeInput:
 
     def start_again(self) -> None:
         """Go back to the first block of volume 1 for another pass over the
-        image (``-i``'s next ``extract``).  Only an image in a file can: a
-        tape must be rewound by the operator and a pipe is read only once;
-        both raise :class:`RestoreError` saying so, and nothing changes."""
+        image (``-i``'s next ``extract``): a file is opened again, a tape
+        rewound and spaced to the dump's file (``-s``); a pipe is read only
+        once (:class:`RestoreError` says so, and nothing changes)."""
         source = self._reader.source
         if source.is_tape:
-            raise RestoreError(f"{self.name} is a tape: another pass needs the tape rewound to the start of "
-                               "the dump; quit, rewind it (and -s to the dump's file) and run pyrestore -i again")
+            if self.volume != 1:
+                raise RestoreError(f"another pass starts on volume 1 and volume {self.volume} is in the drive: "
+                                   "quit, mount volume 1 and run pyrestore -i again")
+            drive = self._first_source.drive  # type: ignore[attr-defined]
+            try:  # as restore would have the operator do: rewind, and space to the dump's file
+                drive.rewind()
+                if self.tape_file > 1:
+                    drive.space_files(self.tape_file - 1)
+            except Exception as exc:  # TapeError
+                raise MediumError(f"{self.name}: cannot rewind to the dump for another pass: {exc}") from None
+            self._reader = self._reader_of(self._first_source)  # the drive stays open: same source
+            return
         try:
             regular = stat.S_ISREG(os.stat(self.name).st_mode)
         except OSError:
