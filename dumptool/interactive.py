@@ -20,11 +20,13 @@ import fnmatch
 import os
 import re
 import shlex
+import time
+from collections.abc import Callable
 from typing import TextIO
 
 from .errors import DumpError
 from .format import ROOTINO, DirentType
-from .restore import Extracted, Restore
+from .restore import Extracted, Restore, RestoreError
 
 _HELP = """Available commands are:
 \tls [arg] - list directory
@@ -61,8 +63,10 @@ class Session:
     """
 
     def __init__(self, engine: Restore, stdin: TextIO, out: TextIO, target: str = ".",
-                 err: TextIO | None = None) -> None:
+                 err: TextIO | None = None, medium: Callable[[], Restore] | None = None) -> None:
         self.r = engine
+        #: -A: *engine* read the archive file; the first extract opens the medium with this
+        self.medium = medium
         self.stdin = stdin
         self.out = out
         self.err = err if err is not None else out
@@ -356,7 +360,10 @@ class Session:
         if not self.marked:
             self._say("no files selected for extraction")
             return
-        if self.passes:
+        if self.medium is not None:
+            if not self._open_medium():
+                return
+        elif self.passes:
             try:
                 self.r.read_again()
             except DumpError as exc:
@@ -368,6 +375,30 @@ class Session:
             self.r.extract_read(self.target, names)
         finally:
             self.r.opts.dirs_alone = set()
+
+    def _open_medium(self) -> bool:
+        """-A: go on with the medium, which must hold the archive file's dump."""
+        assert self.medium is not None and self.r.header is not None
+        try:
+            engine = self.medium()
+        except DumpError as exc:
+            print(f"extract: {exc.message}", file=self.out)
+            return False
+        try:
+            engine.read_directories()
+            assert engine.header is not None
+            if engine.header.c_date != self.r.header.c_date:
+                raise RestoreError(f"{engine.input.name} holds another dump than the archive file "
+                                   f"(of {time.ctime(engine.header.c_date)}, not {time.ctime(self.r.header.c_date)})")
+        except DumpError as exc:
+            engine.input.close()
+            print(f"extract: {exc.message}", file=self.out)
+            return False
+        engine.extracted = self.r.extracted
+        engine.opts = self.r.opts
+        self.r.input.close()
+        self.r, self.medium = engine, None
+        return True
 
     def _cmd_setmodes(self, _arg: bytes | None) -> None:
         extracted = self.r.extracted

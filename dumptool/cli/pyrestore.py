@@ -209,9 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit < 0:
         print("pyrestore: limit must be greater than 0", file=sys.stderr)
         return EXIT_USAGE
-    if args.toc and args.mode != "t":
-        print(f"pyrestore: -A works with -t here (-{args.mode} reads the directories from the image itself)",
-              file=sys.stderr)
+    if args.toc and args.mode not in ("t", "x", "i"):
+        print(f"pyrestore: A option is not valid for {args.mode} command", file=sys.stderr)
         return EXIT_USAGE
     if args.name_file:
         if args.mode not in ("t", "x"):
@@ -252,11 +251,16 @@ def main(argv: list[str] | None = None) -> int:
                     opts.qfa = parse_qfa(f.read())
             except OSError as exc:
                 raise RestoreError(f"cannot read the QFA file {args.qfa}: {exc.strerror}") from None
-        if args.toc:
-            args.file, args.multivolume = args.toc, False  # the archive file is read instead of the medium
         prefix = args.file if args.multivolume else None
         first = volume_file(args.file, _first_volume(args.mode)) if prefix is not None else args.file
-        source = VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file)
+
+        def on_medium() -> Restore:
+            return Restore(VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file), opts)
+
+        if args.toc and args.mode in ("t", "i"):  # -t, -i: the archive file instead of the medium
+            source = VolumeInput(args.toc)
+        else:  # -x -A: the medium has it all (the directories too)
+            source = VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file)
         engine = Restore(source, opts)
         if args.mode == "t":
             engine.list(args.names)
@@ -272,7 +276,14 @@ def main(argv: list[str] | None = None) -> int:
             engine.read_directories()
             from ..interactive import Session  # -i only
 
-            Session(engine, sys.stdin, sys.stdout, err=sys.stderr).run()
+            session = Session(engine, sys.stdin, sys.stdout, err=sys.stderr,
+                              medium=on_medium if args.toc else None)
+            try:
+                session.run()
+            finally:
+                if session.r is not engine:  # -A: the medium opened at extract
+                    session.r.input.close()
+            return EXIT_FAIL if engine.failed or session.r.failed else EXIT_OK
         else:
             diffs = engine.compare(args.directory)
             if engine.compare_limit_reached:

@@ -197,7 +197,7 @@ def test_compare_stops_at_the_limit_L_as_restore(image, tmp_path):
         assert lines(ours.stderr) == lines(real.stderr) and len(lines(ours.stderr)) == int(limit)
 
 
-def test_list_of_an_archive_file_with_A(tmp_path, image):
+def test_archive_file_with_A(tmp_path, image):
     src, _ = image
     toc = tmp_path / "toc"
     subprocess.run([console_script("pydump"), "-0", "-A", str(toc), "-f", str(tmp_path / "img"), str(src)],
@@ -205,8 +205,30 @@ def test_list_of_an_archive_file_with_A(tmp_path, image):
     real, ours = both(tmp_path, "-t", "-A", str(toc), cwd=tmp_path)
     assert real.returncode == ours.returncode == 0
     assert ours.stdout == real.stdout and "./d/sub/deep" in ours.stdout
-    refused = pyrestore("-x", "-A", str(toc), cwd=tmp_path)
-    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1
+    refused = pyrestore("-r", "-A", str(toc), "-f", str(tmp_path / "img"), cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr == "pyrestore: A option is not valid for r command\n"
+    # -i -A: browse the archive file as restore does; extract reads the medium (-f)
+    session = "cd d\nls\nadd sub\nextract\nquit\n"
+    (tmp_path / "real").mkdir()
+    (tmp_path / "ours").mkdir()
+    real = subprocess.run(["/sbin/restore", "-i", "-A", str(toc)], cwd=tmp_path / "real", input="cd d\nls\nquit\n",
+                          text=True, capture_output=True, timeout=60, env=dict(os.environ, TMPDIR=str(tmp_path)))
+    ours = subprocess.run([console_script("pyrestore"), "-i", "-A", str(toc), "-f", str(tmp_path / "img")],
+                          cwd=tmp_path / "ours", input=session, text=True, capture_output=True, timeout=60)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stderr == real.stderr == "./d:\nb.py  sub/\n\n"
+    assert tree_of(tmp_path / "ours") == ["d", "d/sub", "d/sub/deep"]
+    (tmp_path / "x").mkdir()  # -x -A: the medium brings everything
+    assert pyrestore("-x", "-A", str(toc), "-f", str(tmp_path / "img"), "d/sub", cwd=tmp_path / "x").returncode == 0
+    assert tree_of(tmp_path / "x") == ["d", "d/sub", "d/sub/deep"]
+    # an archive file of another dump (another second) is not taken for this medium's
+    time.sleep(1.01 - time.time() % 1)
+    subprocess.run([console_script("pydump"), "-0", "-f", str(tmp_path / "other"), str(src)], check=True,
+                   capture_output=True)
+    other = subprocess.run([console_script("pyrestore"), "-i", "-A", str(toc), "-f", str(tmp_path / "other")],
+                           cwd=tmp_path, input=session, text=True, capture_output=True, timeout=60)
+    assert "extract: " in other.stdout and "holds another dump than the archive file" in other.stdout
+    assert not (tmp_path / "d").exists()
 
 
 @pytest.mark.parametrize("flags", [["-c"], ["-F", "script"], ["-P", "qfa"], ["-k"], ["-e"], ["-E", "s0"]])
