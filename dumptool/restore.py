@@ -699,17 +699,29 @@ class Restore:
         prefixes = [self._norm(w) for w in wanted]
         for line in self.describe():
             print(line, file=self.out)
-        for w, p in zip(wanted, prefixes):
-            if self.lookup(w) is None:  # restore's line and status: a listing lists what is there
-                print(f"{os.fsdecode(p)} is not on the tape", file=self.err)
         qfa = self.opts.qfa
         if qfa is not None:
             self._check_qfa_date()
             exact = {e.ino: e for e in qfa.entries}
         end = "\0" if self.opts.nul_lines else "\n"
-        for ino, path in self.listing():
-            if prefixes and not any(path == p or path.startswith(p + b"/") or p == b"." for p in prefixes):
-                continue
+        rows: Iterable[tuple[int, bytes]] = self.listing()
+        if prefixes:  # as restore: name by name, each with what is under it
+            every = list(rows)
+            first = {}
+            for i, (_, path) in enumerate(every):
+                first.setdefault(path, i)
+            rows = []
+            for w, p in zip(wanted, prefixes):
+                i = first.get(p)
+                if i is None:
+                    if self.lookup(w) is None:  # restore's line and status: a listing lists what is there
+                        print(f"{os.fsdecode(p)} is not on the tape", file=self.err)
+                    continue
+                j, under = i + 1, p + b"/"
+                while j < len(every) and (p == b"." or every[j][1].startswith(under)):  # the walk is depth-first
+                    j += 1
+                rows.extend(every[i:j])
+        for ino, path in rows:
             # -v: restore's "dir "/"leaf" before each line; -Q: the volume and
             # position the map gives the inode (0 0 when it has none)
             kind = ("dir " if ino in self.dirs else "leaf") if self.opts.verbose else ""
