@@ -3,8 +3,10 @@
 Modes: ``-t`` list, ``-x [names]`` extract, ``-r`` rebuild (incrementals in
 level order, ``./restoresymtable``), ``-C`` compare with the tree on disk,
 ``-i`` interactive, ``-R`` resume a ``-r`` that stopped at a volume change.
-Exit status: 0 done, 1 damage or an error, 2 usage or (``-C``, as restore)
-files that differ.
+restore's keyless syntax works too (``pyrestore rf FILE``, ``tf -``); flags
+restore has and pyrestore does not (``-c``, ``-F``, ``-P``, ``-k``, ``-e``,
+``-E``) are refused in one line.  Exit status: 0 done, 1 damage or an
+error, 2 usage or (``-C``, as restore) files that differ.
 """
 
 from __future__ import annotations
