@@ -77,6 +77,10 @@ _SYMLINK_MAX = 4095
 _MAX_FILE_SIZE = 2**63 - 1
 
 
+class _CompareLimit(Exception):
+    """-C reached the compare errors -L allows (restore stops there)."""
+
+
 class RestoreError(DumpError):
     """A restore cannot go on (bad image start, wrong volume, broken chain)."""
 
@@ -140,6 +144,8 @@ class VolumeInput:
         #: restore goes on and resyncs); unset, that stops the restore.
         self.on_damage: Callable[[str], None] | None = None
         self._reader = self._reader_of(source)
+        self._first_source = source  # volume 1 as opened (a tape is rewound on it for another pass)
+        self.tape_file = tape_file
         self.date: int | None = None
         self.ddate: int | None = None
         self.byte_order = ByteOrder.LITTLE
@@ -164,7 +170,7 @@ class VolumeInput:
         reader = self._reader
         first = identify
         while True:
-            while (chunk := reader.read_blocks()) is not None:
+            while (chunk := self._first_read(reader) if first else reader.read_blocks()) is not None:
                 if first:
                     first = False
                     block = chunk[:TP_BSIZE]
@@ -175,11 +181,22 @@ class VolumeInput:
                     except FormatError:
                         pass
                 yield chunk
+            if first:  # not one block: an empty file or pipe, a blank tape or one at its end of data
+                raise RestoreError("Tape read error on first record")
             nxt = self._next_volume(self.volume + 1)
             if nxt is None:
                 return
             self._reader = reader = nxt  # its volume header is already read
             self.volume += 1
+
+    @staticmethod
+    def _first_read(reader: RecordReader) -> bytes | None:
+        """The first blocks of the dump; a medium that fails there says
+        restore's line (with why)."""
+        try:
+            return reader.read_blocks()
+        except MediumError as exc:
+            raise RestoreError(f"Tape read error on first record ({exc.message})") from None
 
     def seek_forward(self, address: int) -> bool:
         """Go to *address* of this volume (a QFA position) if nothing at or
@@ -253,13 +270,23 @@ class VolumeInput:
 
     def start_again(self) -> None:
         """Go back to the first block of volume 1 for another pass over the
-        image (``-i``'s next ``extract``).  Only an image in a file can: a
-        tape must be rewound by the operator and a pipe is read only once;
-        both raise :class:`RestoreError` saying so, and nothing changes."""
+        image (``-i``'s next ``extract``): a file is opened again, a tape
+        rewound and spaced to the dump's file (``-s``); a pipe is read only
+        once (:class:`RestoreError` says so, and nothing changes)."""
         source = self._reader.source
         if source.is_tape:
-            raise RestoreError(f"{self.name} is a tape: another pass needs the tape rewound to the start of "
-                               "the dump; quit, rewind it (and -s to the dump's file) and run pyrestore -i again")
+            if self.volume != 1:
+                raise RestoreError(f"another pass starts on volume 1 and volume {self.volume} is in the drive: "
+                                   "quit, mount volume 1 and run pyrestore -i again")
+            drive = self._first_source.drive  # type: ignore[attr-defined]
+            try:  # as restore would have the operator do: rewind, and space to the dump's file
+                drive.rewind()
+                if self.tape_file > 1:
+                    drive.space_files(self.tape_file - 1)
+            except Exception as exc:  # TapeError
+                raise MediumError(f"{self.name}: cannot rewind to the dump for another pass: {exc}") from None
+            self._reader = self._reader_of(self._first_source)  # the drive stays open: same source
+            return
         try:
             regular = stat.S_ISREG(os.stat(self.name).st_mode)
         except OSError:
@@ -365,6 +392,11 @@ class Options:
     set_root_modes: bool = False   # -o (for -x: set owner/mode of ".")
     by_inode: bool = False         # -m
     qfa: QfaMap | None = None      # -Q: seek to the files -x wants
+    dir_only: bool = False         # -h: a directory named is extracted itself, not its contents
+    #: -i: directories on the extraction list without all they hold (each extracted by itself)
+    dirs_alone: set[bytes] = field(default_factory=set)
+    compare_limit: int = 0         # -L: -C stops at this many compare errors (0: never)
+    nul_lines: bool = False        # -0: -t ends each file's line with NUL, not a newline
 
 
 @dataclass
@@ -387,6 +419,10 @@ class Restore:
         self.err = err
         self.failed = False
         self.warnings = 0
+        #: -C stopped at the compare errors -L allows
+        self.compare_limit_reached = False
+        #: -v: the "Create hard link" lines of the pass under way, said after "Add links"
+        self._link_lines: list[str] = []
         self._damage_count = 0
         self._ended = False
         self.header: Header | None = None
@@ -663,16 +699,29 @@ class Restore:
         prefixes = [self._norm(w) for w in wanted]
         for line in self.describe():
             print(line, file=self.out)
-        for w, p in zip(wanted, prefixes):
-            if self.lookup(w) is None:
-                self.error(f"{os.fsdecode(p)}: not found on the image")
         qfa = self.opts.qfa
         if qfa is not None:
             self._check_qfa_date()
             exact = {e.ino: e for e in qfa.entries}
-        for ino, path in self.listing():
-            if prefixes and not any(path == p or path.startswith(p + b"/") or p == b"." for p in prefixes):
-                continue
+        end = "\0" if self.opts.nul_lines else "\n"
+        rows: Iterable[tuple[int, bytes]] = self.listing()
+        if prefixes:  # as restore: name by name, each with what is under it
+            every = list(rows)
+            first = {}
+            for i, (_, path) in enumerate(every):
+                first.setdefault(path, i)
+            rows = []
+            for w, p in zip(wanted, prefixes):
+                i = first.get(p)
+                if i is None:
+                    if self.lookup(w) is None:  # restore's line and status: a listing lists what is there
+                        print(f"{os.fsdecode(p)} is not on the tape", file=self.err)
+                    continue
+                j, under = i + 1, p + b"/"
+                while j < len(every) and (p == b"." or every[j][1].startswith(under)):  # the walk is depth-first
+                    j += 1
+                rows.extend(every[i:j])
+        for ino, path in rows:
             # -v: restore's "dir "/"leaf" before each line; -Q: the volume and
             # position the map gives the inode (0 0 when it has none)
             kind = ("dir " if ino in self.dirs else "leaf") if self.opts.verbose else ""
@@ -680,7 +729,7 @@ class Restore:
             if qfa is not None:
                 entry = exact.get(ino)
                 where = f"{entry.volume}\t{entry.position}\t" if entry else "0\t0\t"
-            self.out.write(f"{kind}{ino:10d}\t{where}{os.fsdecode(path)}\n")
+            self.out.write(f"{kind}{ino:10d}\t{where}{os.fsdecode(path)}{end}")
         self._check_end(read_rest=False)
 
     @staticmethod
@@ -693,7 +742,13 @@ class Restore:
     @_gc_paused
     def extract(self, target: str, wanted: Iterable[str] = ()) -> None:
         """``-x``: extract the named files and directories (all when none) under *target*."""
+        self._verbose("Verify tape and initialize maps")
         self.read_directories()
+        if self.opts.verbose:  # restore -x -v's phases, in its order
+            for line in self.describe():
+                self._verbose(line)
+            self._verbose("Extract directories from tape")
+            self._verbose("Initialize symbol table.")
         self.extract_read(target, wanted)
 
     @_gc_paused
@@ -708,7 +763,10 @@ class Restore:
                 self._make_dir(target, path)
         if self.extracted is not None:
             self.extracted.dirs.update(dir_paths)
+        self._verbose("Extract requested files")
         self._extract_leaves(target, leaf_names)
+        self._add_links_said()
+        self._verbose("Set directory mode, owner, and times.")
         finish = {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes}
         self._finish_dirs(target, finish)
         self._check_end(read_rest=True)
@@ -745,7 +803,9 @@ class Restore:
                     if lead_ino in self.dirs:
                         dir_paths.setdefault(lead_ino, lead)
         for ino, path in roots:
-            if ino in self.dirs:
+            if ino in self.dirs and (self.opts.dir_only or path in self.opts.dirs_alone):
+                dir_paths.setdefault(ino, path)
+            elif ino in self.dirs:
                 self._select_tree(ino, path, dir_paths, leaf_names, names)
             else:
                 leaf_names.setdefault(ino, [])
@@ -810,9 +870,17 @@ class Restore:
         table of the image it is based on.  Renames, deletions, new entries and
         inode numbers reused for another kind all end as in the source.
         """
+        self._verbose("Verify tape and initialize maps")
         self.read_directories()
         assert self.header is not None
         h = self.header
+        if self.opts.verbose:  # restore -r -v's phases, in its order
+            for line in self.describe():
+                self._verbose(line)
+            self._verbose("Begin incremental restore" if h.c_ddate else "Begin level 0 restore")
+            self._verbose("Initialize symbol table.")
+            self._verbose("Extract directories from tape")
+            self._verbose("Calculate node updates." if h.c_ddate else "Calculate extraction list.")
         if h.c_ddate and isinstance(self.dumped, _EveryInode):
             raise RestoreError("the file dump list of this incremental is lost to damage: -r cannot tell the "
                                "files it changes from the ones it keeps; nothing was changed (extract with -x)")
@@ -838,6 +906,8 @@ class Restore:
             self.input.on_volume_end = self._checkpoint
         plan.run()
         self._check_end(read_rest=True)
+        self._verbose("Check the symbol table.")
+        self._verbose("Check pointing the restore")
         self._save_table(target)
 
     @_gc_paused
@@ -1002,61 +1072,87 @@ class Restore:
 
     @_gc_paused
     @_closes_tree
-    def compare(self, target: str) -> int:
-        """``-C``: compare the image with the tree under *target*; return the number of differences."""
+    def compare(self, target: str | None = None) -> int:
+        """``-C``: compare the image with the tree under *target* (the dumped
+        file system's path on the image when None), as restore -C does: its
+        header and ``filesys =`` on :attr:`out`, one line per difference on
+        :attr:`err`, the leaves in image order, then the directories.  Return
+        the number of compare errors (restore's count)."""
         self.read_directories()
+        if target is None:
+            assert self.header is not None
+            target = os.fsdecode(self.header.c_filesys)
+        for line in self.describe():
+            print(line, file=self.out)
+        print(f"filesys = {target}", file=self.out)
         if not os.path.isdir(target):
-            raise RestoreError(f"{target}: no such directory to compare with")
+            raise RestoreError(f"cannot stat directory {target}: no such directory")
         names = self.names()
         diffs = 0
 
-        def report(path: bytes, what: str) -> None:
+        def counted() -> None:
             nonlocal diffs
             diffs += 1
-            print(f"{os.fsdecode(path)}: {what}", file=self.out)
+            if self.opts.compare_limit and diffs >= self.opts.compare_limit:
+                raise _CompareLimit
 
-        for ino, node in self.dirs.items():
-            if ino not in self.dumped:
-                continue
-            for path in names.get(ino, ()):
-                full = self._at_or_none(target, path)
-                st = _lstat(full) if full is not None else None
-                if full is None:
-                    report(path, "a symbolic link is in its path (not followed)")
-                elif st is None:
-                    report(path, "does not exist")
-                elif not stat.S_ISDIR(st.st_mode):
-                    report(path, "is not a directory")
-                else:
-                    for what in _compare_meta(node.dinode, st, full, node.xattrs):
+        def report(path: bytes, what: str) -> None:
+            print(f"{os.fsdecode(path)}: {what}", file=self.err)
+            counted()
+
+        def stat_of(path: bytes) -> tuple[str, os.stat_result] | None:
+            nonlocal diffs
+            full = self._at_or_none(target, path)
+            if full is None:
+                report(path, "a symbolic link is in its path (not followed)")
+                return None
+            st = _lstat(full)
+            if st is None:
+                print(f"pyrestore: unable to stat {os.fsdecode(path)}: No such file or directory", file=self.err)
+                counted()
+                return None
+            return full, st
+
+        try:
+            while (rec := self._records.pop()) is not None:
+                h = rec.header
+                if h.c_type == RecordType.TS_END:
+                    self._ended = True
+                    break
+                if h.c_type != RecordType.TS_INODE or h.is_extattr:
+                    continue
+                ino = h.c_inumber
+                paths = names.get(ino, [])
+                records = [rec] + list(self._same_inode_addrs(ino))
+                xattrs = self._xattrs_after(ino)
+                if h.c_dinode.file_type == stat.S_IFSOCK:
+                    for path in paths:
+                        self._verbose(f"skipped socket {os.fsdecode(path)}")
+                    continue
+                for path in paths:
+                    found = stat_of(path)
+                    if found is None:
+                        continue
+                    full, st = found
+                    self._verbose(f"comparing {os.fsdecode(path)} (size: {st.st_size}, mode: 0{h.c_dinode.mode:o})")
+                    whats = _compare_meta(h.c_dinode, st)
+                    if stat.S_IFMT(st.st_mode) == h.c_dinode.file_type:
+                        whats += _compare_data(h.c_dinode, st, full, records)
+                    for what in whats + _compare_xattrs(full, xattrs):
                         report(path, what)
-        while (rec := self._records.pop()) is not None:
-            h = rec.header
-            if h.c_type == RecordType.TS_END:
-                self._ended = True
-                break
-            if h.c_type != RecordType.TS_INODE or h.is_extattr:
-                continue
-            ino = h.c_inumber
-            paths = names.get(ino, [])
-            records = [rec] + list(self._same_inode_addrs(ino))
-            xattrs = self._xattrs_after(ino)
-            for path in paths:
-                full = self._at_or_none(target, path)
-                st = _lstat(full) if full is not None else None
-                if full is None:
-                    report(path, "a symbolic link is in its path (not followed)")
+            self._verbose("Compare directories modes, owner, attributes.")
+            for ino, node in self.dirs.items():
+                if ino not in self.dumped:
                     continue
-                if st is None:
-                    report(path, "does not exist")
-                    continue
-                if stat.S_IFMT(st.st_mode) != h.c_dinode.file_type:
-                    report(path, "type changed")
-                    continue
-                for what in _compare_meta(h.c_dinode, st, full, xattrs):
-                    report(path, what)
-                for what in _compare_data(h.c_dinode, st, full, records):
-                    report(path, what)
+                for path in names.get(ino, ()):
+                    found = stat_of(path)
+                    if found is not None:
+                        self._verbose(f"comparing directory {os.fsdecode(path)}")
+                        for what in _compare_meta(node.dinode, found[1]) + _compare_xattrs(found[0], node.xattrs):
+                            report(path, what)
+        except _CompareLimit:
+            self.compare_limit_reached = True
+            return diffs
         self._check_end(read_rest=False)
         return diffs
 
@@ -1388,8 +1484,9 @@ class Restore:
         d = h.c_dinode
         path = paths[0]
         fmt = d.file_type
-        if self.opts.verbose:
-            self._verbose(f"extract file {os.fsdecode(path)}")
+        if self.opts.verbose and fmt != stat.S_IFLNK:  # a link says "Create symbolic link" when made
+            what = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "special file", stat.S_IFBLK: "special file"}
+            self._verbose(f"extract {what.get(fmt, 'file')} {os.fsdecode(path)}")
         made = False
         if self.opts.dry_run:
             self._skip_inode(ino)
@@ -1425,6 +1522,7 @@ class Restore:
                         self.error(f"{os.fsdecode(path)} (inode {ino}): the symbolic link's target holds a NUL "
                                    "byte: damaged; skipped")
                     else:
+                        self._verbose(f"Create symbolic link {os.fsdecode(path)}->{os.fsdecode(link)}")
                         self._clear(full)
                         os.symlink(link, full)
                         made = True
@@ -1491,10 +1589,32 @@ class Restore:
         except OSError as exc:
             self.warn(f"{os.fsdecode(rel)}: cannot remove the old copy: {exc.strerror}")
 
+    def _add_links_said(self) -> None:
+        self._verbose("Add links")
+        for line in self._link_lines:
+            self._verbose(line)
+        self._link_lines = []
+
+    def _in_walk_order(self, paths: list[bytes]) -> list[bytes]:
+        """The names of one inode in the order a depth-first walk of the
+        directories in entry order meets them (restore extracts the first)."""
+        def key(path: bytes) -> list[int]:
+            ino, out = ROOTINO, []
+            for part in path.split(b"/")[1:]:
+                node = self.dirs.get(ino)
+                if node is None:
+                    break
+                index = next((i for i, e in enumerate(node.entries) if e.name == part), len(node.entries))
+                out.append(index)
+                ino = node.entries[index].ino if index < len(node.entries) else 0
+            return out
+        return sorted(paths, key=key)
+
     def _link_others(self, target: str, paths: list[bytes]) -> None:
         """Make ``paths[1:]`` hard links of ``paths[0]`` (the inode's first name)."""
         for other in paths[1:]:
-            self._verbose(f"link {os.fsdecode(other)} -> {os.fsdecode(paths[0])}")
+            if self.opts.verbose:  # said after "Add links", where restore makes them
+                self._link_lines.append(f"Create hard link {os.fsdecode(other)}->{os.fsdecode(paths[0])}")
             try:
                 ofull = self._at(target, other)
                 self._clear(ofull)
@@ -1655,51 +1775,67 @@ def _check_writable(target: str, dry_run: bool) -> None:
         raise RestoreError(f"cannot write in target directory {target}: {exc.strerror}") from None
 
 
-def _compare_meta(d: Dinode, st: os.stat_result, full: str, xattrs: list[tuple[bytes, bytes]]) -> list[str]:
+def _compare_meta(d: Dinode, st: os.stat_result) -> list[str]:
+    """restore -C's lines for the mode (with the type) and owner of one node."""
     out = []
-    if stat.S_IFMT(st.st_mode) != d.file_type:
-        return ["type changed"]
-    if not stat.S_ISLNK(d.mode) and stat.S_IMODE(st.st_mode) != stat.S_IMODE(d.mode):
-        out.append(f"mode changed from 0{stat.S_IMODE(d.mode):o} to 0{stat.S_IMODE(st.st_mode):o}")
-    if st.st_uid != d.uid or st.st_gid != d.gid:
-        out.append(f"owner changed from {d.uid}:{d.gid} to {st.st_uid}:{st.st_gid}")
-    if d.file_type in (stat.S_IFCHR, stat.S_IFBLK):
-        major, minor = decode_dev(d.rdev)
-        if os.major(st.st_rdev) != major or os.minor(st.st_rdev) != minor:
-            out.append("device number changed")
-    if d.file_type != stat.S_IFDIR and int(st.st_mtime) != d.mtime_sec:
-        out.append("modification time changed")
+    mode = d.mode if not stat.S_ISLNK(d.mode) else st.st_mode  # a link's mode is not compared
+    if st.st_mode != mode:
+        out.append(f"mode changed from 0{d.mode & 0o7777:o} to 0{st.st_mode & 0o7777:o}.")
+    if st.st_uid != d.uid:
+        out.append(f"uid changed from {d.uid} to {st.st_uid}.")
+    if st.st_gid != d.gid:
+        out.append(f"gid changed from {d.gid} to {st.st_gid}.")
+    return out
+
+
+def _compare_xattrs(full: str, xattrs: list[tuple[bytes, bytes]]) -> list[str]:
+    """restore -C's lines for the extended attributes of one node."""
+    out = []
     try:
         on_disk = {os.fsencode(n): os.getxattr(full, n, follow_symlinks=False)
                    for n in os.listxattr(full, follow_symlinks=False)}
     except OSError:
         on_disk = {}
     tape = dict(xattrs)
-    if set(on_disk) != set(tape):
-        out.append("extended attributes changed (names differ)")
+    if len(on_disk) != len(tape):
+        out.append(f"file does not have the same number of attributes ({len(on_disk)}) as the tape ({len(tape)}).")
     else:
         for n, v in tape.items():
-            if on_disk[n] != v:
-                out.append(f"extended attribute {os.fsdecode(n)} changed")
+            if n not in on_disk:
+                out.append(f"EA {os.fsdecode(n)} from tape not found on disk")
+            elif on_disk[n] != v:
+                out.append(f"EA {os.fsdecode(n)} value changed from {_ea_text(v)} on tape to "
+                           f"{_ea_text(on_disk[n])} on disk")
     return out
 
 
+def _ea_text(value: bytes) -> str:
+    return value.rstrip(b"\0").decode("utf-8", "replace")
+
+
 def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record]) -> list[str]:
+    """restore -C's line for the contents of one node of the same type on disk."""
     if records[0].header.is_metaonly:
         return []  # no data on the image to compare (dump -m)
+    if d.file_type in (stat.S_IFCHR, stat.S_IFBLK):
+        major, minor = decode_dev(d.rdev)
+        if os.major(st.st_rdev) != major or os.minor(st.st_rdev) != minor:
+            return [f"device changed from {major},{minor} to {os.major(st.st_rdev)},{os.minor(st.st_rdev)}."]
+        return []
     if d.file_type == stat.S_IFLNK:
         if d.size > _SYMLINK_MAX:
             return [f"symbolic link of {d.size} bytes on the image: its header is damaged"]
         try:
-            if os.fsencode(os.readlink(full)) != assemble_file(records):
-                return ["symbolic link target changed"]
+            on_disk, on_tape = os.fsencode(os.readlink(full)), assemble_file(records)
         except OSError as exc:
             return [f"cannot read link: {exc.strerror}"]
+        if on_disk != on_tape:
+            return [f"symbolic link changed from {os.fsdecode(on_tape)} to {os.fsdecode(on_disk)}."]
         return []
     if d.file_type != stat.S_IFREG:
         return []
-    if st.st_size != d.size:
-        return [f"size changed from {d.size} to {st.st_size}"]
+    # as restore compares: piece by piece in image order, a short read is a
+    # size change, then anything left on disk after the image's data is one too
     try:
         with open(full, "rb") as f:
             for offset, block in iter_file_slices(records):
@@ -1707,10 +1843,15 @@ def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record
                     break
                 want = (block if block is not None else bytes(TP_BSIZE))[:min(TP_BSIZE, d.size - offset)]
                 f.seek(offset)
-                if f.read(len(want)) != want:
-                    return ["contents changed"]
+                got = f.read(len(want))
+                if len(got) != len(want):
+                    return ["size has changed."]
+                if got != want:
+                    return ["tape and disk copies are different"]
     except OSError as exc:
         return [f"cannot read: {exc.strerror}"]
+    if st.st_size != d.size:
+        return ["size has changed."]
     return []
 
 
@@ -1901,6 +2042,7 @@ class _Rebuild:
                 tree.forget()
         # make the new names, top-down
         leaf_names: dict[int, list[bytes]] = {}
+        linked: list[int] = []  # inodes of more than one name
         new_dirs, dumped = self.new.dirs, r.dumped
         for edge in self.new_edges:
             if kept and edge in kept:
@@ -1925,6 +2067,7 @@ class _Rebuild:
                     leaf_names[c] = [path]
                 else:
                     names.append(path)
+                    linked.append(c)
             elif c in leaf_at:
                 lp, ln = leaf_at[c]
                 r._verbose(f"link {os.fsdecode(rel(p, n))}")
@@ -1957,7 +2100,13 @@ class _Rebuild:
         del new_set, old_set, new_nodes, kept, leaf_at, removed
         self.new_edges = self.old_edges = []
         self.old = SymbolTable()
+        for c in linked:  # the name restore extracts first, the others linked to it
+            leaf_names[c] = r._in_walk_order(leaf_names[c])
+        r._verbose("Extract new leaves.")
+        r._verbose("Check pointing the restore")
         r._extract_leaves(self.target, leaf_names)
+        r._add_links_said()
+        r._verbose("Set directory mode, owner, and times.")
         if not dry:
             r._drop_parked(tmp_full)
             r._apply_dir_plan(self.target)

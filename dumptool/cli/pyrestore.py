@@ -3,7 +3,10 @@
 Modes: ``-t`` list, ``-x [names]`` extract, ``-r`` rebuild (incrementals in
 level order, ``./restoresymtable``), ``-C`` compare with the tree on disk,
 ``-i`` interactive, ``-R`` resume a ``-r`` that stopped at a volume change.
-Exit status: 0 done, 1 a difference (``-C``), damage or an error, 2 usage.
+restore's keyless syntax works too (``pyrestore rf FILE``, ``tf -``); flags
+restore has and pyrestore does not (``-c``, ``-F``, ``-P``, ``-k``, ``-e``,
+``-E``) are refused in one line.  Exit status: 0 done, 1 damage or an
+error, 2 usage or (``-C``, as restore) files that differ.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import metadata
 
 from ..errors import DumpError
 from ..format import parse_qfa
@@ -21,11 +25,16 @@ from ..symtab import SYMTAB_NAME, SymbolTable
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
+EXIT_DIFFER = 2  # -C: files differ (restore's exit status)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="pyrestore", description="Restore files from a BSD/Linux dump image (like Linux restore).")
+        prog="pyrestore", add_help=False,
+        description="Restore files from a BSD/Linux dump image (like Linux restore). "
+                    "restore's keyless syntax works too: pyrestore rf FILE, pyrestore tf -.")
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("--version", action="version", version=f"pyrestore {_release()}")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("-t", dest="mode", action="store_const", const="t", help="list the files on the image")
     mode.add_argument("-x", dest="mode", action="store_const", const="x",
@@ -43,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the image: a file, - for standard input, a tape device or host:device")
     p.add_argument("-b", dest="blocksize", type=int, help="blocking factor (found by itself on files and tapes)")
     p.add_argument("-s", dest="tape_file", type=int, default=1, help="the dump is file N on the tape (from 1)")
-    p.add_argument("-D", dest="directory", default=".", help="with -C: the directory to compare against")
+    p.add_argument("-D", dest="directory",
+                   help="with -C: the directory to compare against (the dumped file system's path by default)")
     p.add_argument("-T", dest="tmpdir", help="directory for temporary files")
     p.add_argument("-y", action="store_true", help="never ask: fail instead of asking for the next volume")
     p.add_argument("-M", dest="multivolume", action="store_true",
@@ -58,6 +68,32 @@ def _parser() -> argparse.ArgumentParser:
                    help="the quick file access map dump -Q wrote for this image: -x goes straight to each "
                         "named file's position (on a later volume too) instead of reading everything before "
                         "it; -t lists each file's volume and position")
+    p.add_argument("-0", dest="nul", action="store_true",
+                   help="with -t: end each file's line with a NUL, not a newline (for xargs -0)")
+    p.add_argument("-X", dest="name_file", metavar="FILE",
+                   help="with -t and -x: the names to list or extract, one a line (- for standard input)")
+    p.add_argument("-h", dest="dir_only", action="store_true",
+                   help="with -x: a directory named is extracted itself, not the files in it")
+    p.add_argument("-L", dest="limit", type=int, default=0, metavar="LIMIT",
+                   help="with -C: stop at LIMIT compare errors")
+    p.add_argument("-A", dest="toc", metavar="FILE",
+                   help="with -t: list the archive file (table of contents) dump -A / pydump -A wrote, "
+                        "without the medium")
+    p.add_argument("-a", action="store_true",
+                   help="read the volumes from the first on without asking where to start (always so here)")
+    p.add_argument("-d", action="store_true", help="debug (accepted: nothing more is printed)")
+    p.add_argument("-l", action="store_true",
+                   help="the medium is a file or pipe (accepted: files, pipes and drives are told apart by themselves)")
+    p.add_argument("-V", action="store_true",
+                   help="volumes on other media than tape (accepted: the next volume's path is asked for anyway)")
+    p.add_argument("-c", action="store_true", help="convert an old-format dump (not supported)")
+    p.add_argument("-F", dest="script", metavar="SCRIPT", help="run SCRIPT at each volume (not supported)")
+    p.add_argument("-P", dest="qfa_out", metavar="FILE", help="write a QFA file from the medium (not supported)")
+    p.add_argument("-k", action="store_true", help="Kerberos for a remote tape (not supported)")
+    p.add_argument("-H", dest="hash_size", type=int, metavar="N",
+                   help="restore's directory hash table size (accepted: the directories are always hashed)")
+    p.add_argument("-e", dest="selinux_e", action="store_true", help="SELinux build's option (not supported)")
+    p.add_argument("-E", dest="mls", metavar="MLS", help="SELinux MLS level (not supported)")
     p.add_argument("names", nargs="*", help="files and directories (for -t and -x)")
     return p
 
@@ -105,8 +141,91 @@ def _first_volume(mode: str) -> int:
     return point.volume if point is not None else 1
 
 
+def _release() -> str:
+    try:
+        return metadata.version("snapdump")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+#: restore's flags that take an argument (getopt's "A:b:D:f:F:L:P:Q:s:T:X:")
+_WITH_ARGUMENT = "AbDfFLPQsTX"
+
+
+def keyless(argv: list[str]) -> list[str]:
+    """restore's old syntax as flags: ``rf FILE`` is ``-r -f FILE`` (each
+    letter of the key a flag, the ones that take an argument taking the next
+    words in order), as restore's ``obsolete()`` reads it."""
+    if not argv or argv[0].startswith("-"):
+        return argv
+    key, rest = argv[0], list(argv[1:])
+    out: list[str] = []
+    for letter in key:
+        out.append("-" + letter)
+        if letter in _WITH_ARGUMENT:
+            if not rest:
+                raise _Usage(f"option requires an argument -- {letter}")
+            out.append(rest.pop(0))
+    return out + rest
+
+
+class _Usage(Exception):
+    """A command line pyrestore refuses (one line, exit 2)."""
+
+
+#: restore's flags pyrestore refuses, and why
+_REFUSED = {
+    "c": "-c (convert a dump of the old 4.1BSD format) is not supported: pydump and Linux dump write the new one",
+    "script": "-F (a script at each volume) is not supported: pyrestore asks for the next volume itself",
+    "qfa_out": "-P (write a QFA file from the medium) is not supported: pydump -Q writes it while dumping",
+    "k": "-k (Kerberos) is not supported: remote tapes go through rmt over ssh",
+    "selinux_e": "-e (an option of restore's SELinux build) is not supported",
+    "mls": "-E (an SELinux MLS level) is not supported: SELinux labels are restored as the xattrs the image holds",
+}
+
+
+def _names_from(path: str) -> list[str]:
+    """-X: one name a line, empty lines skipped (restore's way)."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+    except OSError:
+        raise _Usage(f"can't open file for reading -- {path}") from None
+    return [line for line in text.split("\n") if line]
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        argv = keyless(list(sys.argv[1:] if argv is None else argv))
+    except _Usage as exc:
+        print(f"pyrestore: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = _parser().parse_args(argv)
+    for flag, why in _REFUSED.items():
+        if getattr(args, flag):
+            print(f"pyrestore: {why}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.limit < 0:
+        print("pyrestore: limit must be greater than 0", file=sys.stderr)
+        return EXIT_USAGE
+    if args.toc and args.mode not in ("t", "x", "i"):
+        print(f"pyrestore: A option is not valid for {args.mode} command", file=sys.stderr)
+        return EXIT_USAGE
+    if args.name_file:
+        if args.mode not in ("t", "x"):
+            print("pyrestore: -X works with -t and -x", file=sys.stderr)
+            return EXIT_USAGE
+        if args.name_file == "-" and args.file == "-":
+            print("pyrestore: -X - and -f - cannot both read standard input", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            args.names += _names_from(args.name_file)
+        except _Usage as exc:
+            print(f"pyrestore: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if args.blocksize is not None and not 1 <= args.blocksize <= 1024:
         print("pyrestore: -b must be between 1 and 1024", file=sys.stderr)
         return EXIT_USAGE
@@ -124,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.qfa and args.mode not in ("x", "t"):
         print("pyrestore: -Q works with -x and -t", file=sys.stderr)
         return EXIT_USAGE
-    opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m)
+    opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
+                   dir_only=args.dir_only, compare_limit=args.limit, nul_lines=args.nul)
     source = None
     try:
         if args.qfa:
@@ -135,7 +255,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise RestoreError(f"cannot read the QFA file {args.qfa}: {exc.strerror}") from None
         prefix = args.file if args.multivolume else None
         first = volume_file(args.file, _first_volume(args.mode)) if prefix is not None else args.file
-        source = VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file)
+
+        def on_medium() -> Restore:
+            return Restore(VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file), opts)
+
+        if args.toc and args.mode in ("t", "i"):  # -t, -i: the archive file instead of the medium
+            source = VolumeInput(args.toc)
+        else:  # -x -A: the medium has it all (the directories too)
+            source = VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file)
         engine = Restore(source, opts)
         if args.mode == "t":
             engine.list(args.names)
@@ -151,12 +278,22 @@ def main(argv: list[str] | None = None) -> int:
             engine.read_directories()
             from ..interactive import Session  # -i only
 
-            Session(engine, sys.stdin, sys.stdout).run()
+            session = Session(engine, sys.stdin, sys.stdout, err=sys.stderr,
+                              medium=on_medium if args.toc else None)
+            try:
+                session.run()
+            finally:
+                if session.r is not engine:  # -A: the medium opened at extract
+                    session.r.input.close()
+            return EXIT_FAIL if engine.failed or session.r.failed else EXIT_OK
         else:
             diffs = engine.compare(args.directory)
+            if engine.compare_limit_reached:
+                print("Compare errors limit reached, exiting...")
+                return EXIT_FAIL if engine.failed else EXIT_DIFFER
             if diffs:
-                print(f"pyrestore: {diffs} difference(s) found", file=sys.stderr)
-                return EXIT_FAIL
+                print(f"Some files were modified!  {diffs} compare errors")
+                return EXIT_FAIL if engine.failed else EXIT_DIFFER
         return EXIT_FAIL if engine.failed else EXIT_OK
     except DumpError as exc:
         print(f"pyrestore: {exc.message}", file=sys.stderr)

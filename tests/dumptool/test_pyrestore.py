@@ -224,8 +224,8 @@ def test_compare_identical_then_modified(level0, tmp_path):
     assert same.returncode == 0, same.stdout + same.stderr
     (tree / "dir1" / "sub" / "file").write_bytes(b"SUB\n")
     changed = pyrestore("-C", "-D", str(tree), "-f", str(image), cwd=tmp_path)
-    assert changed.returncode != 0
-    assert "./dir1/sub/file" in changed.stdout
+    assert changed.returncode == 2
+    assert "./dir1/sub/file: tape and disk copies are different" in changed.stderr
 
 
 # --- incrementals -----------------------------------------------------------------------
@@ -510,9 +510,10 @@ def test_interactive_browse_add_delete_extract(level0, tmp_path):
     commands = "ls\ncd dir1\npwd\nls\nadd sub\ncd ..\nadd hello.txt dir2\ndelete dir2\nwhat\nbogus\nextract\n"
     done = pyrestore("-i", "-f", str(image), cwd=tmp_path, stdin=commands)
     assert done.returncode == 0, done.stderr
-    assert "/dir1\n" in done.stdout and " big.bin" in done.stdout and "sub/" in done.stdout
-    assert "*hello.txt" not in done.stdout  # ls ran before add
-    assert "Dump   date:" in done.stdout and "bogus: unknown command" in done.stdout
+    # as restore: ls, pwd and messages on stderr, the prompt and what on stdout
+    assert "/dir1\n" in done.stderr and "big.bin  sub/" in done.stderr
+    assert "*hello.txt" not in done.stderr  # ls ran before add
+    assert "Dump   date:" in done.stdout and "bogus: unknown command" in done.stderr
     got = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
     assert got == ["dir1", "dir1/sub", "dir1/sub/file", "hello.txt"]
     assert _xattrs(tmp_path / "hello.txt") == _xattrs(src / "hello.txt")

@@ -1,0 +1,402 @@
+"""pyrestore as restore 0.4b47's users know it, judged side by side with the
+real restore on the same image: ``-C`` output and exit codes, ``-t NAME`` of
+a name not on the image."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import console_script
+from samples import real_restore
+
+
+def pyrestore(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([console_script("pyrestore"), *args], cwd=cwd, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def both(tmp: Path, *args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """(the real restore's run, ours) of the same arguments."""
+    return real_restore(*args, cwd=cwd, tmp=tmp, check=False), pyrestore(*args, cwd=cwd)
+
+
+def lines(err: str) -> list[str]:
+    """stderr's lines, the program's name taken off."""
+    return [line.removeprefix("/sbin/restore: ").removeprefix("pyrestore: ") for line in err.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("cli")
+    src = tmp / "src"
+    (src / "d" / "sub").mkdir(parents=True)
+    (src / "e").mkdir()
+    for name, data in {"a.txt": b"hello\n", "grow": b"grow\n", "shrink": b"shrink me\n", "mode": b"m\n",
+                       "owner": b"o\n", "gone": b"gone\n", "attr": b"x\n", "d/b.py": b"print()\n",
+                       "d/sub/deep": b"deep\n", "big": bytes(range(256)) * 64}.items():
+        (src / name).write_bytes(data)
+    os.setxattr(src / "attr", "user.k", b"v1")
+    os.symlink("a.txt", src / "link")
+    subprocess.run([console_script("pydump"), "-0", "-f", str(tmp / "img"), str(src)], check=True,
+                   capture_output=True)
+    return src, tmp / "img"
+
+
+def test_compare_of_the_same_tree_says_what_restore_says(image, tmp_path):
+    src, img = image
+    real, ours = both(tmp_path, "-C", "-f", str(img), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0, real.stderr + ours.stderr
+    assert ours.stdout == real.stdout and "filesys = " + str(src) in ours.stdout
+    assert ours.stderr == real.stderr == ""
+
+
+def test_compare_of_a_changed_tree_has_restores_lines_summary_and_exit_2(image, tmp_path):
+    src, img = image
+    tree = tmp_path / "tree"
+    subprocess.run(["cp", "-a", str(src), str(tree)], check=True)
+    (tree / "a.txt").write_bytes(b"HELLO\n")       # same size, other bytes
+    (tree / "grow").write_bytes(b"grow\nmore\n")   # longer
+    (tree / "shrink").write_bytes(b"shr")          # shorter
+    (tree / "big").write_bytes(bytes(range(256)) * 63 + b"x" * 256)  # differs in its last block
+    os.chmod(tree / "mode", 0o600)
+    os.chown(tree / "owner", 5, 6)
+    (tree / "gone").unlink()
+    os.setxattr(tree / "attr", "user.k", b"v2")
+    os.unlink(tree / "link")
+    os.symlink("elsewhere", tree / "link")
+    os.chmod(tree / "d", 0o700)
+    (tree / "e").rmdir()
+    real, ours = both(tmp_path, "-C", "-D", str(tree), "-f", str(img), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 2, real.stderr + ours.stderr
+    assert ours.stdout == real.stdout
+    assert "Some files were modified!  12 compare errors" in ours.stdout
+    assert lines(ours.stderr) == lines(real.stderr)
+
+
+def test_compare_verbose_lines_are_restores(image, tmp_path):
+    src, img = image
+    real, ours = both(tmp_path, "-C", "-v", "-f", str(img), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0
+    wanted = [line for line in real.stdout.splitlines() if line.startswith("comparing")]
+    assert [line for line in ours.stdout.splitlines() if line.startswith("comparing")] == wanted
+    assert len(wanted) > 10
+
+
+def test_listing_a_name_not_on_the_image_says_so_and_exits_0(image, tmp_path):
+    _, img = image
+    real, ours = both(tmp_path, "-t", "-f", str(img), "nothere", "./d/zz", "d", cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0
+    assert ours.stderr == real.stderr == \
+        "./nothere is not on the tape\n./d/zz is not on the tape\n"
+    assert ours.stdout == real.stdout
+
+
+@pytest.fixture(scope="module")
+def linked_image(tmp_path_factory) -> Path:
+    """A tree with every kind -v names: files, a hard link, a symlink, a fifo, a device."""
+    tmp = tmp_path_factory.mktemp("linked")
+    src = tmp / "src"
+    (src / "d" / "sub").mkdir(parents=True)
+    (src / "f").write_text("f\n")
+    (src / "d" / "sub" / "g").write_text("g\n")
+    os.link(src / "f", src / "d" / "hard")
+    os.symlink("f", src / "lnk")
+    os.mkfifo(src / "fifo")
+    os.mknod(src / "null", 0o600 | 0o020000, os.makedev(1, 3))
+    subprocess.run([console_script("pydump"), "-0", "-f", str(tmp / "img"), str(src)], check=True,
+                   capture_output=True)
+    return tmp / "img"
+
+
+def verbose_lines(out: str) -> list[str]:
+    """-v's lines but restore's "Input is from ..."/"Input block size" (not
+    ours: see the README) and its question about '.'."""
+    return [line.removeprefix("set owner/mode for '.'? [yn] ") for line in out.splitlines()
+            if not line.startswith("Input ")]
+
+
+@pytest.mark.parametrize("mode", ["-r", "-x"])
+def test_verbose_lines_are_restores_in_its_order(linked_image, tmp_path, mode):
+    real_dir, ours_dir = tmp_path / "real", tmp_path / "ours"
+    real_dir.mkdir()
+    ours_dir.mkdir()
+    real = subprocess.run(["/sbin/restore", mode, "-v", "-a", "-f", str(linked_image)], cwd=real_dir, input="n\n",
+                          text=True, capture_output=True, timeout=60, env=dict(os.environ, TMPDIR=str(tmp_path)))
+    ours = pyrestore(mode, "-v", "-f", str(linked_image), cwd=ours_dir)
+    assert real.returncode == ours.returncode == 0, real.stderr + ours.stderr
+    wanted = verbose_lines(real.stdout)
+    assert verbose_lines(ours.stdout) == wanted
+    for line in ("extract file ./d/hard", "Create hard link ./f->./d/hard", "Create symbolic link ./lnk->f",
+                 "extract fifo ./fifo", "extract special file ./null", "Set directory mode, owner, and times."):
+        assert line in wanted
+    assert tree_of(ours_dir) == tree_of(real_dir)
+
+
+def tree_of(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name != "restoresymtable")
+
+
+def test_keyless_syntax_is_restores(image, tmp_path):
+    _, img = image
+    real, ours = both(tmp_path, "tf", str(img), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0 and ours.stdout == real.stdout != ""
+    piped = subprocess.run([console_script("pyrestore"), "tf", "-"], stdin=open(img, "rb"), capture_output=True,
+                           text=True, timeout=60)
+    assert piped.returncode == 0 and piped.stdout == real.stdout
+    for name, run in (("real", lambda d: real_restore("rf", str(img), cwd=d, tmp=tmp_path)),
+                      ("ours", lambda d: pyrestore("rf", str(img), cwd=d))):
+        (tmp_path / name).mkdir()
+        assert run(tmp_path / name).returncode == 0
+    assert tree_of(tmp_path / "ours") == tree_of(tmp_path / "real") and "d/sub/deep" in tree_of(tmp_path / "ours")
+    missing = pyrestore("tf", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr == "pyrestore: option requires an argument -- f\n"
+
+
+def test_names_from_a_file_with_X(image, tmp_path):
+    _, img = image
+    names = tmp_path / "names"
+    names.write_text("d/sub\n\na.txt\n")
+    real, ours = both(tmp_path, "-t", "-X", str(names), "-f", str(img), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0
+    assert ours.stdout == real.stdout  # name by name, in the file's order
+    assert ours.stdout.index("./d/sub/deep") < ours.stdout.index("./a.txt") and "./d/b.py" not in ours.stdout
+    (tmp_path / "x").mkdir()
+    assert pyrestore("-x", "-X", str(names), "-f", str(img), cwd=tmp_path / "x").returncode == 0
+    assert tree_of(tmp_path / "x") == ["a.txt", "d", "d/sub", "d/sub/deep"]
+    unreadable = pyrestore("-t", "-X", str(tmp_path / "nosuch"), "-f", str(img), cwd=tmp_path)
+    assert unreadable.returncode == 2
+    assert unreadable.stderr == f"pyrestore: can't open file for reading -- {tmp_path / 'nosuch'}\n"
+
+
+def test_h_extracts_a_directory_itself_not_its_contents(image, tmp_path):
+    _, img = image
+    for name, args in (("with-h", ("-h",)), ("without", ())):
+        (tmp_path / name).mkdir()
+        assert pyrestore("-x", *args, "-f", str(img), "d", cwd=tmp_path / name).returncode == 0
+    assert tree_of(tmp_path / "with-h") == ["d"]
+    assert tree_of(tmp_path / "without") == ["d", "d/b.py", "d/sub", "d/sub/deep"]
+
+
+def test_compare_stops_at_the_limit_L_as_restore(image, tmp_path):
+    src, img = image
+    tree = tmp_path / "tree"
+    subprocess.run(["cp", "-a", str(src), str(tree)], check=True)
+    os.chmod(tree / "mode", 0o600)
+    os.chown(tree / "owner", 5, 6)
+    (tree / "gone").unlink()
+    for limit in ("2", "3"):
+        real, ours = both(tmp_path, "-C", "-L", limit, "-D", str(tree), "-f", str(img), cwd=tmp_path)
+        assert real.returncode == ours.returncode == 2
+        assert ours.stdout == real.stdout and ours.stdout.endswith("Compare errors limit reached, exiting...\n")
+        assert lines(ours.stderr) == lines(real.stderr) and len(lines(ours.stderr)) == int(limit)
+
+
+def test_archive_file_with_A(tmp_path, image):
+    src, _ = image
+    toc = tmp_path / "toc"
+    subprocess.run([console_script("pydump"), "-0", "-A", str(toc), "-f", str(tmp_path / "img"), str(src)],
+                   check=True, capture_output=True)
+    real, ours = both(tmp_path, "-t", "-A", str(toc), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0
+    assert ours.stdout == real.stdout and "./d/sub/deep" in ours.stdout
+    refused = pyrestore("-r", "-A", str(toc), "-f", str(tmp_path / "img"), cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr == "pyrestore: A option is not valid for r command\n"
+    # -i -A: browse the archive file as restore does; extract reads the medium (-f)
+    session = "cd d\nls\nadd sub\nextract\nquit\n"
+    (tmp_path / "real").mkdir()
+    (tmp_path / "ours").mkdir()
+    real = subprocess.run(["/sbin/restore", "-i", "-A", str(toc)], cwd=tmp_path / "real", input="cd d\nls\nquit\n",
+                          text=True, capture_output=True, timeout=60, env=dict(os.environ, TMPDIR=str(tmp_path)))
+    ours = subprocess.run([console_script("pyrestore"), "-i", "-A", str(toc), "-f", str(tmp_path / "img")],
+                          cwd=tmp_path / "ours", input=session, text=True, capture_output=True, timeout=60)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stderr == real.stderr == "./d:\nb.py  sub/\n\n"
+    assert tree_of(tmp_path / "ours") == ["d", "d/sub", "d/sub/deep"]
+    (tmp_path / "x").mkdir()  # -x -A: the medium brings everything
+    assert pyrestore("-x", "-A", str(toc), "-f", str(tmp_path / "img"), "d/sub", cwd=tmp_path / "x").returncode == 0
+    assert tree_of(tmp_path / "x") == ["d", "d/sub", "d/sub/deep"]
+    # an archive file of another dump (another second) is not taken for this medium's
+    time.sleep(1.01 - time.time() % 1)
+    subprocess.run([console_script("pydump"), "-0", "-f", str(tmp_path / "other"), str(src)], check=True,
+                   capture_output=True)
+    other = subprocess.run([console_script("pyrestore"), "-i", "-A", str(toc), "-f", str(tmp_path / "other")],
+                           cwd=tmp_path, input=session, text=True, capture_output=True, timeout=60)
+    assert "extract: " in other.stdout and "holds another dump than the archive file" in other.stdout
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("flags", [["-c"], ["-F", "script"], ["-P", "qfa"], ["-k"], ["-e"], ["-E", "s0"]])
+def test_flags_not_supported_are_refused_in_one_line(image, tmp_path, flags):
+    _, img = image
+    done = pyrestore("-t", *flags, "-f", str(img), cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and "not supported" in done.stderr
+
+
+def test_accepted_flags_and_version(image, tmp_path):
+    _, img = image
+    plain = pyrestore("-t", "-f", str(img), cwd=tmp_path)
+    for flags in (["-a"], ["-d"], ["-l"], ["-V"], ["-H", "1000"]):
+        done = pyrestore("-t", *flags, "-f", str(img), cwd=tmp_path)
+        assert done.returncode == 0 and done.stdout == plain.stdout, flags
+    from importlib import metadata
+    version = pyrestore("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout == f"pyrestore {metadata.version('snapdump')}\n"
+
+
+def test_nul_terminated_listing_0(image, tmp_path):
+    _, img = image
+    real, ours = both(tmp_path, "-t", "-0", "-f", str(img), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 0
+    assert ours.stdout == real.stdout and "\t./d/b.py\0" in ours.stdout
+
+
+# --- -i through a terminal ------------------------------------------------------------------
+
+#: a session of globs in ls/add/delete/cd, ls's columns and marks, verbose, prompt, Debug
+SESSION = ["ls", "add *.py", "add t*", "ls", "ls [ab]*", "cd d*", "pwd", "ls", "cd /", "verbose", "ls",
+           "delete t*", "ls", "prompt", "ls", "Debug", "Debug", "ls nothere*", "add zz*", "cd q*", "delete zz*",
+           "delete apple", "add dir", "delete dir/z.py", "ls dir", "cd dir", "ls ../a*", "ls /", "ls ..",
+           "ls bdir", "cd /a.py", "verbose", "ls a.py", "ls dir/z.py", "ls lnk", "ls fifo", "ls null", "what",
+           "exit", "p", "x"]
+
+
+@pytest.fixture(scope="module")
+def browse_image(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("browse")
+    src = tmp / "gs"
+    (src / "dir").mkdir(parents=True)
+    (src / "bdir").mkdir()
+    for name in ("a.py", "b.py", "t1", "t2", "tea", "apple", "banana", "cherry", "longer_name_file_number_one",
+                 "x.c", "dir/z.py"):
+        (src / name).write_text(name + "\n")
+    os.symlink("a.py", src / "lnk")
+    os.mkfifo(src / "fifo")
+    os.mknod(src / "null", 0o600 | 0o020000, os.makedev(1, 3))
+    subprocess.run([console_script("pydump"), "-0", "-f", str(tmp / "img"), str(src)], check=True,
+                   capture_output=True)
+    return tmp / "img"
+
+
+def drive(argv: list[str], cwd: Path, commands: list[str]) -> str:
+    """What a terminal shows of *argv* answering *commands*, each typed once
+    the prompt is there; the program's name at the prompt made restore's."""
+    import pty
+    import select
+
+    main_fd, tty = pty.openpty()
+    proc = subprocess.Popen([os.path.basename(argv[0]), *argv[1:]], executable=argv[0], cwd=cwd, stdin=tty,
+                            stdout=tty, stderr=tty, close_fds=True,
+                            env=dict(os.environ, LC_ALL="C", TMPDIR=str(cwd), TERM="dumb"))
+    os.close(tty)
+    seen = b""
+
+    def read_until_prompt(mark: int) -> None:
+        """Read until a prompt shows after *mark* (the output when the last command was typed)."""
+        nonlocal seen
+        deadline = time.monotonic() + 20
+        while not (len(seen) > mark and seen.endswith(b"> ") and b"\n" in seen[mark:] or mark == 0
+                   and seen.endswith(b"> ")):
+            assert time.monotonic() < deadline, seen[-300:]
+            ready, _, _ = select.select([main_fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(main_fd, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                seen += chunk
+            elif proc.poll() is not None:
+                return
+
+    try:
+        mark = 0
+        for command in commands:
+            read_until_prompt(mark)
+            mark = len(seen)
+            os.write(main_fd, command.encode() + b"\n")
+            if command in ("x", "quit"):
+                break
+        proc.wait(timeout=20)
+        while True:  # what is left
+            ready, _, _ = select.select([main_fd], [], [], 0.2)
+            if not ready:
+                break
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main_fd)
+    # restore reads through readline: its terminal control sequences are not text
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace")).replace("\r\n", "\n")
+    text = text.replace("\r", "")
+    return "\n".join(line.replace("pyrestore", "restore", 1) if line.startswith("pyrestore") else line
+                     for line in text.split("\n"))
+
+
+def test_interactive_session_on_a_terminal_is_restores(browse_image, tmp_path):
+    real_cwd, ours_cwd = tmp_path / "real", tmp_path / "ours"
+    real_cwd.mkdir()
+    ours_cwd.mkdir()
+    real = drive(["/sbin/restore", "-i", "-f", str(browse_image)], real_cwd, SESSION)
+    ours = drive([console_script("pyrestore"), "-i", "-f", str(browse_image)], ours_cwd, SESSION)
+    # restore makes a directory the moment it is added ("Make node" with verbose on); pyrestore at extract
+    assert "\nMake node ./dir\n" in real
+    assert ours == real.replace("\nMake node ./dir\n", "\n")
+    # what the session shows: globs, marks and type marks, columns, verbose inode numbers
+    assert "\n*a.py\napple\n*b.py\nbanana\n./bdir:\n" in ours
+    assert "\n*a.py                          lnk@\n" in ours and "\n*b.py                          null#\n" in ours
+    assert "\n 3 *a.py                         12  longer_name_file_number_one \n" in ours
+    assert "./zz*: not on extraction list" in ours and "./a.py: not a directory" in ours
+    assert "restore:" + str(browse_image.parent / "gs") + ":/dir > " in ours
+
+
+def test_interactive_extract_takes_what_globs_added_and_deleted(browse_image, tmp_path):
+    """add/delete with globs and under an added directory: the files restore
+    extracts (it asks which volume and about '.': pyrestore does not)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "ours").mkdir()
+    session = "add *.py\nadd dir\ndelete dir/z.py\nadd [bc]*\ndelete c*\nextract\n"
+    subprocess.run(["/sbin/restore", "-i", "-f", str(browse_image)], cwd=tmp_path / "real",
+                   input=session + "1\nn\nquit\n", text=True, capture_output=True, timeout=60,
+                   env=dict(os.environ, TMPDIR=str(tmp_path)))
+    done = subprocess.run([console_script("pyrestore"), "-i", "-f", str(browse_image)], cwd=tmp_path / "ours",
+                          input=session + "quit\n", text=True, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert tree_of(tmp_path / "ours") == tree_of(tmp_path / "real") == ["a.py", "b.py", "banana", "bdir", "dir"]
+    # a command read from a pipe is echoed after the prompt, as restore does
+    assert done.stdout.startswith("pyrestore > add *.py\npyrestore > add dir\n")
+
+
+def test_nothing_to_read_says_tape_read_error_on_first_record(image, tmp_path, shelf, nst0):
+    """An empty file or pipe, a blank cartridge, a tape at its end of data:
+    restore's line and exit 1, never a volume prompt."""
+    _, img = image
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    real, ours = both(tmp_path, "-t", "-f", str(empty), cwd=tmp_path)
+    assert real.returncode == ours.returncode == 1
+    assert lines(ours.stderr) == lines(real.stderr) == ["Tape read error on first record"]
+    piped = subprocess.run([console_script("pyrestore"), "-t", "-f", "-"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 1 and piped.stderr == "pyrestore: Tape read error on first record\n"
+    blank = pyrestore("-t", "-f", nst0, cwd=tmp_path)  # nothing ever written
+    assert blank.returncode == 1 and blank.stdout == ""
+    assert blank.stderr.startswith("pyrestore: Tape read error on first record (") and "Mount" not in blank.stderr
+    subprocess.run([console_script("pydump"), "-0", "-f", nst0, str(image[0])], check=True, capture_output=True)
+    at_end = pyrestore("-t", "-f", nst0, cwd=tmp_path)  # the drive stays after what it wrote
+    assert at_end.returncode == 1 and at_end.stdout == ""
+    assert at_end.stderr == "pyrestore: Tape read error on first record\n"
