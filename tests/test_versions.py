@@ -11,7 +11,7 @@ from conftest import console_script
 RELEASE = metadata.version("snapdump")
 
 
-@pytest.mark.parametrize("name", ["pydump", "pytape", "pyrmt", "pyndmpd", "snapfs"])
+@pytest.mark.parametrize("name", ["pydump", "pyrestore", "pytape", "pyrmt", "pyndmpd", "snapfs"])
 def test_version(name: str) -> None:
     r = subprocess.run([console_script(name), "--version"], capture_output=True, text=True, timeout=30)
     assert (r.returncode, r.stdout.strip(), r.stderr) == (0, f"{name} {RELEASE}", "")
