@@ -25,6 +25,8 @@ from .errors import NoSpace
 from .records import Meta
 
 DATA_FILE = "data"
+#: the most buffers one pwritev takes (Linux's IOV_MAX)
+_IOV_MAX = 1024
 
 
 class BlockStore:
@@ -74,6 +76,10 @@ class BlockStore:
             m.high_water += 1
         m.used_blocks += 1
         return block
+
+    def allocate_many(self, n: int) -> list[int]:
+        """``n`` free blocks (as :meth:`allocate`, in the order it hands them out)."""
+        return [self.allocate() for _ in range(n)]
 
     def free_later(self, blocks) -> None:
         """Free ``blocks`` when the current transaction commits (see :meth:`commit_frees`)."""
@@ -131,6 +137,32 @@ class BlockStore:
             n = os.pwrite(self._fd, view, off)
             view = view[n:]
             off += n
+
+    def write_blocks(self, blocks: list[int], bufs: list) -> None:
+        """Write each of ``bufs`` (at most a block) at the start of its block in ``blocks``,
+        with one ``pwritev`` per run of blocks that follow each other in the data file
+        where every buffer but the run's last fills its block."""
+        bs, i, n = self.bs, 0, len(blocks)
+        while i < n:
+            j = i + 1
+            while j < n and j - i < _IOV_MAX and blocks[j] == blocks[j - 1] + 1 and len(bufs[j - 1]) == bs:
+                j += 1
+            if j - i == 1:
+                self.write(blocks[i], bufs[i])
+            else:
+                self._writev(blocks[i] * bs, bufs[i:j])
+            i = j
+
+    def _writev(self, off: int, bufs: list) -> None:
+        total = sum(len(b) for b in bufs)
+        n = os.pwritev(self._fd, bufs, off)
+        if n < total:  # a short write (rare): the rest one buffer at a time
+            rest = memoryview(b"".join(bytes(b) for b in bufs))[n:]
+            off += n
+            while rest:
+                k = os.pwrite(self._fd, rest, off)
+                rest = rest[k:]
+                off += k
 
     def sync(self) -> None:
         os.fsync(self._fd)
