@@ -19,7 +19,7 @@ from snapfs import client, fsck_path
 pytestmark = pytest.mark.fuse
 
 MiB = 1 << 20
-BS = 64 * 1024  # snapfs create's default block size
+BS = 4096  # snapfs create's default block size
 
 
 def _numbers(show: str) -> dict[str, str]:
