@@ -60,14 +60,7 @@ class BlockStore:
             raise NoSpace(f"no space left on volume {m.name}: all {m.total_blocks} data blocks are in use;"
                           f" {self.advice()}")
         if not self._run and self._cursor is not None:
-            run = [r[0] for r in self._db.execute(
-                "SELECT block FROM free_blocks WHERE block > ? ORDER BY block LIMIT 256", (self._cursor,))]
-            if run:
-                self._cursor = run[-1]
-                run.reverse()
-                self._run = run
-            else:
-                self._cursor = None
+            self._read_ahead()
         if self._run:
             block = self._run.pop()
             self._taken.append(block)
@@ -77,9 +70,39 @@ class BlockStore:
         m.used_blocks += 1
         return block
 
+    def _read_ahead(self) -> None:
+        """The next free blocks from the table into the run (or note that it has no more)."""
+        run = [r[0] for r in self._db.execute(
+            "SELECT block FROM free_blocks WHERE block > ? ORDER BY block LIMIT 256", (self._cursor,))]
+        if run:
+            self._cursor = run[-1]
+            run.reverse()
+            self._run = run
+        else:
+            self._cursor = None
+
     def allocate_many(self, n: int) -> list[int]:
-        """``n`` free blocks (as :meth:`allocate`, in the order it hands them out)."""
-        return [self.allocate() for _ in range(n)]
+        """``n`` free blocks, the ones :meth:`allocate` would hand out one by one."""
+        m = self.meta
+        if m.used_blocks + n > m.total_blocks:
+            return [self.allocate() for _ in range(n)]  # (NoSpace where the volume is full)
+        out: list[int] = []
+        while len(out) < n:
+            if not self._run and self._cursor is not None:
+                self._read_ahead()
+            if self._run:
+                k = min(n - len(out), len(self._run))
+                taken = self._run[-k:]
+                del self._run[-k:]
+                taken.reverse()
+                self._taken.extend(taken)
+                out.extend(taken)
+            else:
+                k = n - len(out)
+                out.extend(range(m.high_water, m.high_water + k))
+                m.high_water += k
+        m.used_blocks += n
+        return out
 
     def free_later(self, blocks) -> None:
         """Free ``blocks`` when the current transaction commits (see :meth:`commit_frees`)."""
@@ -143,6 +166,10 @@ class BlockStore:
         with one ``pwritev`` per run of blocks that follow each other in the data file
         where every buffer but the run's last fills its block."""
         bs, i, n = self.bs, 0, len(blocks)
+        if n > 1 and n <= _IOV_MAX and blocks[-1] - blocks[0] == n - 1 and blocks == list(range(blocks[0], blocks[0] + n)) \
+                and all(len(b) == bs for b in bufs[:-1]):  # one run (a sequential write)
+            self._writev(blocks[0] * bs, bufs)
+            return
         while i < n:
             j = i + 1
             while j < n and j - i < _IOV_MAX and blocks[j] == blocks[j - 1] + 1 and len(bufs[j - 1]) == bs:

@@ -22,6 +22,9 @@ from .schema import LIVE
 from .store import CACHE_MAX, Row, StoreCalls
 
 MAX_FILE_SIZE = 1 << 44
+#: the rows of blocks idx ?1..?2 of inode ?3, alive (?4) from epoch ?5, at data blocks idx + ?6
+_INSERT_RUN = ("WITH RECURSIVE run(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM run WHERE i < ?2)"
+               " INSERT INTO blockmap (ino, idx, death, birth, block) SELECT ?3, i, ?4, ?5, i + ?6 FROM run")
 
 
 class FileData(StoreCalls):
@@ -230,14 +233,12 @@ class FileData(StoreCalls):
                 "SELECT idx, block, birth FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND death = ?",
                 (ino, first, last, LIVE))} if row.nblocks else {}
             view = memoryview(data)
-            idxs, olds, bufs = [], [], []
-            for idx in range(first, last + 1):
+            # the whole new blocks inside a big write (no block there yet) need no look at each
+            whole = not existing and last - first > 1
+            idxs = [first, last] if whole else list(range(first, last + 1))
+            olds, bufs = [], []
+            for idx in idxs:
                 base = idx * bs
-                if first < idx < last and idx not in existing:  # a whole new block (most of a big write)
-                    idxs.append(idx)
-                    olds.append(None)
-                    bufs.append(view[base - offset:base - offset + bs])
-                    continue
                 lo = max(offset, base)
                 hi = min(end, base + bs)
                 chunk = view[lo - offset:hi - offset]
@@ -255,9 +256,13 @@ class FileData(StoreCalls):
                         b = bytearray(valid)  # a hole reads as zeros
                     b[lo - base:hi - base] = chunk
                     buf = b
-                idxs.append(idx)
                 olds.append(old)
                 bufs.append(buf)
+            if whole:
+                mid = range(first + 1, last)
+                idxs[1:1] = mid
+                olds[1:1] = [None] * len(mid)
+                bufs[1:1] = [view[b - offset:b - offset + bs] for b in range((first + 1) * bs, last * bs, bs)]
             if self._per_block:  # a hook counts block by block (space-reserved LUNs)
                 for idx, old, buf in zip(idxs, olds, bufs):
                     self._put_block(ino, idx, old, buf)
@@ -270,15 +275,22 @@ class FileData(StoreCalls):
             # then the block map: new blocks in one statement
             blocks = self.store.allocate_many(len(bufs))
             self.store.write_blocks(blocks, bufs)
-            E = self.meta.epoch
-            fresh = [(ino, idx, LIVE, E, block) for idx, old, block in zip(idxs, olds, blocks) if old is None]
-            if fresh:
-                self._db.executemany("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)", fresh)
-            if len(fresh) < len(blocks):
-                for idx, old, block in zip(idxs, olds, blocks):
-                    if old is not None:
-                        self._map_block(ino, idx, old, block)
-            added = len(fresh)
+            E, k = self.meta.epoch, len(blocks)
+            if whole and blocks[-1] - blocks[0] == k - 1 == idxs[-1] - idxs[0]:
+                # new blocks that follow each other in the file and in the data file (a
+                # sequential write): their rows made inside SQLite, no tuple bound per row
+                self._db.execute(_INSERT_RUN, (idxs[0], idxs[-1], ino, LIVE, E, blocks[0] - idxs[0]))
+                added = k
+            else:
+                fresh = [(ino, idx, LIVE, E, block) for idx, old, block in zip(idxs, olds, blocks) if old is None]
+                if fresh:
+                    self._db.executemany("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)",
+                                         fresh)
+                if len(fresh) < k:
+                    for idx, old, block in zip(idxs, olds, blocks):
+                        if old is not None:
+                            self._map_block(ino, idx, old, block)
+                added = len(fresh)
             now = time.time_ns()
             self._set(ino, size=size, nblocks=row.nblocks + added, mtime_ns=now, ctime_ns=now)
             return n
