@@ -13,12 +13,21 @@ with ``cp -a``.  Prints per tree::
 where VALUE is ``snapfs df``'s used bytes over ``du -s -B1`` of the ext4 copy.
 Goal: <= 1.25.  Needs root (mount).  ``--block-size`` picks the volume's
 block size (default: the snapfs default).
+
+With ``--seq N``, it then runs ``bench/fs_ops.py`` (small parameters: 256 MiB
+sequential, 1,000 small files) N times on volumes of 64 KiB blocks (the old
+default) and of ``--block-size``, alternated, and prints the medians::
+
+    seq 65536 seq_write MB/s ...   (and seq_read, per block size)
+    ratio seq_write-vs-64k VALUE   (the chosen block size / 64 KiB)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import statistics
 import stat
 import subprocess
 import sys
@@ -98,6 +107,8 @@ def main() -> int:
     parser.add_argument("--dir", default=None, help="where the volume and image go (default: a temporary folder)")
     parser.add_argument("trees", nargs="*", metavar="NAME=PATH",
                         default=["doc=/usr/share/doc", f"python={python_tree()}"])
+    parser.add_argument("--seq", type=int, default=0, metavar="N",
+                        help="also compare fs_ops.py's sequential figures with 64 KiB blocks, N runs each")
     a = parser.parse_args()
     for spec in a.trees:
         name, _, path = spec.partition("=")
@@ -109,7 +120,34 @@ def main() -> int:
         print(f"{name}: ext4 du {du} bytes, snapfs used {used} bytes (block size {a.block_size});"
               f" snapfs metadata database {meta} bytes")
         print(f"ratio snapfs_used_vs_ext4_du {name} {used / du:.3f}", flush=True)
+    if a.seq:
+        seq_figures(a.seq, a.block_size, a.dir)
     return 0
+
+
+def seq_figures(runs: int, block_size: int, where: str | None) -> None:
+    """fs_ops.py's seq_write and seq_read (snapfs MB/s) with 64 KiB blocks and ``block_size``,
+    alternated, ``runs`` each; prints the medians and their ratios."""
+    fs_ops = Path(__file__).resolve().parent / "fs_ops.py"
+    sizes = (65536, block_size)
+    got: dict[int, dict[str, list[float]]] = {b: {"seq_write": [], "seq_read": []} for b in sizes}
+    for _ in range(runs):
+        for b in sizes:
+            argv = [sys.executable, str(fs_ops), "--runs", "1", "--big-mib", "256", "--files", "1000",
+                    "--snap-files", "1000", "--snap-runs", "3", "--block-size", str(b)]
+            if where:
+                argv += ["--dir", where]
+            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+            for k in got[b]:
+                m = re.search(rf"^{k}\s+native\s+\S+ MB/s\s+snapfs\s+(\S+) MB/s", out, re.MULTILINE)
+                if not m:
+                    raise SystemExit(f"bench: no {k} figure in fs_ops.py's output")
+                got[b][k].append(float(m.group(1)))
+    for b in sizes:
+        for k, v in got[b].items():
+            print(f"seq {b} {k} MB/s {statistics.median(v):.0f} (runs: {', '.join(f'{x:.0f}' for x in v)})")
+    for k in ("seq_write", "seq_read"):
+        print(f"ratio {k}-vs-64k {statistics.median(got[block_size][k]) / statistics.median(got[65536][k]):.3f}")
 
 
 if __name__ == "__main__":

@@ -166,10 +166,6 @@ class BlockStore:
         with one ``pwritev`` per run of blocks that follow each other in the data file
         where every buffer but the run's last fills its block."""
         bs, i, n = self.bs, 0, len(blocks)
-        if n > 1 and n <= _IOV_MAX and blocks[-1] - blocks[0] == n - 1 and blocks == list(range(blocks[0], blocks[0] + n)) \
-                and all(len(b) == bs for b in bufs[:-1]):  # one run (a sequential write)
-            self._writev(blocks[0] * bs, bufs)
-            return
         while i < n:
             j = i + 1
             while j < n and j - i < _IOV_MAX and blocks[j] == blocks[j - 1] + 1 and len(bufs[j - 1]) == bs:
@@ -179,6 +175,11 @@ class BlockStore:
             else:
                 self._writev(blocks[i] * bs, bufs[i:j])
             i = j
+
+    def write_run(self, first: int, bufs: list) -> None:
+        """Write ``bufs`` one after the other from the start of block ``first`` (blocks
+        ``first`` on, allocated together): all of them but the last end on a block boundary."""
+        self._writev(first * self.bs, bufs)
 
     def _writev(self, off: int, bufs: list) -> None:
         total = sum(len(b) for b in bufs)

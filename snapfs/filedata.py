@@ -258,6 +258,21 @@ class FileData(StoreCalls):
                     buf = b
                 olds.append(old)
                 bufs.append(buf)
+            blocks = None
+            if whole and not self._per_block:
+                # every block first (NoSpace before any byte is written)
+                k = last - first + 1
+                blocks = self.store.allocate_many(k)
+                if blocks[-1] - blocks[0] == k - 1:
+                    # the blocks follow each other in the data file (a sequential write): the
+                    # data in one system call, straight from the request, and the rows made
+                    # inside SQLite (one statement, no tuple bound per row)
+                    mid = view[(first + 1) * bs - offset:last * bs - offset]
+                    self.store.write_run(blocks[0], [bufs[0], mid, bufs[1]])
+                    self._db.execute(_INSERT_RUN, (first, last, ino, LIVE, self.meta.epoch, blocks[0] - first))
+                    now = time.time_ns()
+                    self._set(ino, size=size, nblocks=row.nblocks + k, mtime_ns=now, ctime_ns=now)
+                    return n
             if whole:
                 mid = range(first + 1, last)
                 idxs[1:1] = mid
@@ -273,24 +288,19 @@ class FileData(StoreCalls):
             # every block first (NoSpace before any byte is written), then the data in
             # one system call per run of blocks that follow each other in the data file,
             # then the block map: new blocks in one statement
-            blocks = self.store.allocate_many(len(bufs))
+            if blocks is None:
+                blocks = self.store.allocate_many(len(bufs))
             self.store.write_blocks(blocks, bufs)
-            E, k = self.meta.epoch, len(blocks)
-            if whole and blocks[-1] - blocks[0] == k - 1 == idxs[-1] - idxs[0]:
-                # new blocks that follow each other in the file and in the data file (a
-                # sequential write): their rows made inside SQLite, no tuple bound per row
-                self._db.execute(_INSERT_RUN, (idxs[0], idxs[-1], ino, LIVE, E, blocks[0] - idxs[0]))
-                added = k
-            else:
-                fresh = [(ino, idx, LIVE, E, block) for idx, old, block in zip(idxs, olds, blocks) if old is None]
-                if fresh:
-                    self._db.executemany("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)",
-                                         fresh)
-                if len(fresh) < k:
-                    for idx, old, block in zip(idxs, olds, blocks):
-                        if old is not None:
-                            self._map_block(ino, idx, old, block)
-                added = len(fresh)
+            E = self.meta.epoch
+            fresh = [(ino, idx, LIVE, E, block) for idx, old, block in zip(idxs, olds, blocks) if old is None]
+            if fresh:
+                self._db.executemany("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)",
+                                     fresh)
+            if len(fresh) < len(blocks):
+                for idx, old, block in zip(idxs, olds, blocks):
+                    if old is not None:
+                        self._map_block(ino, idx, old, block)
+            added = len(fresh)
             now = time.time_ns()
             self._set(ino, size=size, nblocks=row.nblocks + added, mtime_ns=now, ctime_ns=now)
             return n

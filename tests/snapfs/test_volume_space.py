@@ -162,6 +162,30 @@ def test_fsck_finds_and_repairs_damage(vol):
     assert vol.getattr(f.ino).nlink == 1 and vol.space().used == 2 * BS
 
 
+def test_exception_mid_sequential_write_leaves_nothing_half_written(vol, monkeypatch):
+    """A big write past the end of file (its blocks taken as one run, written with one
+    system call) that fails midway leaves the file, the space and the free list as they were."""
+    f = vol.create_file(ROOT_INO, "f")
+    vol.write(f.ino, 0, b"old!" * BS)
+    before = (vol.getattr(f.ino), vol.space(), vol.read(f.ino, 0, 20 * BS))
+    real_write = vol.store.write_run
+
+    def failing_write(first, bufs):  # the disk fails after the first block is written
+        real_write(first, bufs[:1])
+        raise OSError(errno.EIO, "disk on fire")
+
+    monkeypatch.setattr(vol.store, "write_run", failing_write)
+    with pytest.raises(OSError):
+        vol.write(f.ino, 4 * BS, b"new!" * 6 * BS)
+    monkeypatch.undo()
+    assert (vol.getattr(f.ino), vol.space(), vol.read(f.ino, 0, 20 * BS)) == before
+    assert fsck(vol).clean
+    vol.write(f.ino, 4 * BS, b"new!" * 6 * BS)
+    assert vol.read(f.ino, 0, 40 * BS) == b"old!" * BS + b"new!" * 6 * BS
+    assert vol.getattr(f.ino).blocks * 512 == 28 * BS
+    assert fsck(vol).clean
+
+
 def test_blocks_are_written_only_as_far_as_the_file_reaches(vol, monkeypatch):
     """A reused block keeps old bytes past the end of file; growing the file zeroes them."""
     vol.set_batch(True)
