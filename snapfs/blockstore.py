@@ -27,6 +27,11 @@ from .records import Meta
 DATA_FILE = "data"
 #: the most buffers one pwritev takes (Linux's IOV_MAX)
 _IOV_MAX = 1024
+#: freed blocks ?1..?2 onto the free list in one statement
+_FREE_RUN = ("WITH RECURSIVE run(b) AS (SELECT ?1 UNION ALL SELECT b + 1 FROM run WHERE b < ?2)"
+             " INSERT INTO free_blocks (block) SELECT b FROM run")
+#: the shortest run of freed blocks inserted with :data:`_FREE_RUN`
+_RUN_MIN = 16
 
 
 class BlockStore:
@@ -117,11 +122,27 @@ class BlockStore:
         self._run.clear()
         self._cursor = -1
         if self._pending_free:
-            self._db.executemany(
-                "INSERT INTO free_blocks (block) VALUES (?)", ((b,) for b in self._pending_free)
-            )
+            self._insert_free(self._pending_free)
             self.meta.used_blocks -= len(self._pending_free)
             self._pending_free.clear()
+
+    def _insert_free(self, blocks: list[int]) -> None:
+        """Put ``blocks`` on the free list: a run of blocks that follow each other (a big
+        file's) in one statement made inside SQLite, the others one row each."""
+        blocks = sorted(blocks)
+        single: list[tuple[int]] = []
+        i, n = 0, len(blocks)
+        while i < n:
+            j = i + 1
+            while j < n and blocks[j] == blocks[j - 1] + 1:
+                j += 1
+            if j - i >= _RUN_MIN:
+                self._db.execute(_FREE_RUN, (blocks[i], blocks[j - 1]))
+            else:
+                single.extend((b,) for b in blocks[i:j])
+            i = j
+        if single:
+            self._db.executemany("INSERT INTO free_blocks (block) VALUES (?)", single)
 
     def pending_mark(self) -> tuple[int, int]:
         """A mark to undo later frees and allocations with :meth:`abort_frees` (one call in a batch)."""

@@ -227,3 +227,22 @@ def test_batched_row_changes_reach_the_table_at_commit(vol, voldir):
     finally:
         db.close()
     assert (size, nblocks) == (5000, 2)
+
+
+def test_a_big_file_freed_puts_each_of_its_blocks_on_the_free_list_once(vol):
+    """A deleted file's blocks go back as runs (one statement each) and single rows alike."""
+    a = vol.create_file(ROOT_INO, "a")
+    b = vol.create_file(ROOT_INO, "b")
+    vol.write(a.ino, 0, b"a" * 40 * BS)  # one run of 40
+    for i in range(5):  # interleaved: runs of one
+        vol.write(a.ino, (40 + i) * BS, b"A" * BS)
+        vol.write(b.ino, i * BS, b"b" * BS)
+    high, free = vol.meta.high_water, vol.statfs().free_blocks
+    vol.unlink(ROOT_INO, "a")
+    assert vol.statfs().free_blocks == free + 45
+    rows = [r[0] for r in vol.db.execute("SELECT block FROM free_blocks ORDER BY block")]
+    assert len(rows) == len(set(rows)) == 45
+    assert fsck(vol).clean
+    vol.write(b.ino, 5 * BS, b"c" * 45 * BS)  # the freed blocks are used again
+    assert vol.meta.high_water == high and vol.statfs().free_blocks == free
+    assert vol.read(b.ino, 0, 50 * BS) == b"b" * 5 * BS + b"c" * 45 * BS
