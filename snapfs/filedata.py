@@ -66,6 +66,18 @@ class FileData(StoreCalls):
         first, last = offset // bs, (end - 1) // bs
         where, params = self._view(snap)
         view = memoryview(out)
+        # first the blocks' extent in SQLite: one run that follows itself in the data file
+        # (a file written sequentially) is read at once, with no row brought into Python
+        count, i0, i1, d0, d1 = self._db.execute(
+            f"SELECT count(*), min(idx), max(idx), min(block - idx), max(block - idx) FROM blockmap"
+            f" WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}", (ino, first, last, *params)).fetchone()
+        if not count:
+            return out
+        if count == i1 - i0 + 1 and d0 == d1:
+            lo = max(offset, i0 * bs)
+            hi = min(end, (i1 + 1) * bs)
+            self.store.read_at(d0 * bs + lo, view[lo - offset:hi - offset])
+            return out
         rows = self._db.execute(
             f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}"
             " ORDER BY idx", (ino, first, last, *params)).fetchall()
