@@ -27,8 +27,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import statistics
 import stat
+import statistics
 import subprocess
 import sys
 import sysconfig
