@@ -195,6 +195,7 @@ def main() -> int:
     parser.add_argument("--snap-files", type=int, default=100_000)
     parser.add_argument("--snap-runs", type=int, default=31)
     parser.add_argument("--dir", default=None, help="where the image file goes (default: a temporary folder)")
+    parser.add_argument("--block-size", default=None, help="the snapfs volume's block size (default: snapfs create's)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (loop mount, drop_caches)")
@@ -215,7 +216,8 @@ def main() -> int:
         native = backing / "native"
         native.mkdir()
         voldir = backing / "vol"
-        sh(SNAPFS, "create", voldir, "--size", f"{args.big_mib + 512}M", "--inodes", str(4 * args.files + 1000))
+        bs = ["--block-size", args.block_size] if args.block_size else []
+        sh(SNAPFS, "create", voldir, "--size", f"{args.big_mib + 512}M", "--inodes", str(4 * args.files + 1000), *bs)
         mounts.append(mnt)
         mount_volume(voldir, mnt)
 

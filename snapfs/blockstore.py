@@ -25,6 +25,13 @@ from .errors import NoSpace
 from .records import Meta
 
 DATA_FILE = "data"
+#: the most buffers one pwritev takes (Linux's IOV_MAX)
+_IOV_MAX = 1024
+#: freed blocks ?1..?2 onto the free list in one statement
+_FREE_RUN = ("WITH RECURSIVE run(b) AS (SELECT ?1 UNION ALL SELECT b + 1 FROM run WHERE b < ?2)"
+             " INSERT INTO free_blocks (block) SELECT b FROM run")
+#: the shortest run of freed blocks inserted with :data:`_FREE_RUN`
+_RUN_MIN = 16
 
 
 class BlockStore:
@@ -58,14 +65,7 @@ class BlockStore:
             raise NoSpace(f"no space left on volume {m.name}: all {m.total_blocks} data blocks are in use;"
                           f" {self.advice()}")
         if not self._run and self._cursor is not None:
-            run = [r[0] for r in self._db.execute(
-                "SELECT block FROM free_blocks WHERE block > ? ORDER BY block LIMIT 256", (self._cursor,))]
-            if run:
-                self._cursor = run[-1]
-                run.reverse()
-                self._run = run
-            else:
-                self._cursor = None
+            self._read_ahead()
         if self._run:
             block = self._run.pop()
             self._taken.append(block)
@@ -74,6 +74,40 @@ class BlockStore:
             m.high_water += 1
         m.used_blocks += 1
         return block
+
+    def _read_ahead(self) -> None:
+        """The next free blocks from the table into the run (or note that it has no more)."""
+        run = [r[0] for r in self._db.execute(
+            "SELECT block FROM free_blocks WHERE block > ? ORDER BY block LIMIT 256", (self._cursor,))]
+        if run:
+            self._cursor = run[-1]
+            run.reverse()
+            self._run = run
+        else:
+            self._cursor = None
+
+    def allocate_many(self, n: int) -> list[int]:
+        """``n`` free blocks, the ones :meth:`allocate` would hand out one by one."""
+        m = self.meta
+        if m.used_blocks + n > m.total_blocks:
+            return [self.allocate() for _ in range(n)]  # (NoSpace where the volume is full)
+        out: list[int] = []
+        while len(out) < n:
+            if not self._run and self._cursor is not None:
+                self._read_ahead()
+            if self._run:
+                k = min(n - len(out), len(self._run))
+                taken = self._run[-k:]
+                del self._run[-k:]
+                taken.reverse()
+                self._taken.extend(taken)
+                out.extend(taken)
+            else:
+                k = n - len(out)
+                out.extend(range(m.high_water, m.high_water + k))
+                m.high_water += k
+        m.used_blocks += n
+        return out
 
     def free_later(self, blocks) -> None:
         """Free ``blocks`` when the current transaction commits (see :meth:`commit_frees`)."""
@@ -88,11 +122,27 @@ class BlockStore:
         self._run.clear()
         self._cursor = -1
         if self._pending_free:
-            self._db.executemany(
-                "INSERT INTO free_blocks (block) VALUES (?)", ((b,) for b in self._pending_free)
-            )
+            self._insert_free(self._pending_free)
             self.meta.used_blocks -= len(self._pending_free)
             self._pending_free.clear()
+
+    def _insert_free(self, blocks: list[int]) -> None:
+        """Put ``blocks`` on the free list: a run of blocks that follow each other (a big
+        file's) in one statement made inside SQLite, the others one row each."""
+        blocks = sorted(blocks)
+        single: list[tuple[int]] = []
+        i, n = 0, len(blocks)
+        while i < n:
+            j = i + 1
+            while j < n and blocks[j] == blocks[j - 1] + 1:
+                j += 1
+            if j - i >= _RUN_MIN:
+                self._db.execute(_FREE_RUN, (blocks[i], blocks[j - 1]))
+            else:
+                single.extend((b,) for b in blocks[i:j])
+            i = j
+        if single:
+            self._db.executemany("INSERT INTO free_blocks (block) VALUES (?)", single)
 
     def pending_mark(self) -> tuple[int, int]:
         """A mark to undo later frees and allocations with :meth:`abort_frees` (one call in a batch)."""
@@ -131,6 +181,37 @@ class BlockStore:
             n = os.pwrite(self._fd, view, off)
             view = view[n:]
             off += n
+
+    def write_blocks(self, blocks: list[int], bufs: list) -> None:
+        """Write each of ``bufs`` (at most a block) at the start of its block in ``blocks``,
+        with one ``pwritev`` per run of blocks that follow each other in the data file
+        where every buffer but the run's last fills its block."""
+        bs, i, n = self.bs, 0, len(blocks)
+        while i < n:
+            j = i + 1
+            while j < n and j - i < _IOV_MAX and blocks[j] == blocks[j - 1] + 1 and len(bufs[j - 1]) == bs:
+                j += 1
+            if j - i == 1:
+                self.write(blocks[i], bufs[i])
+            else:
+                self._writev(blocks[i] * bs, bufs[i:j])
+            i = j
+
+    def write_run(self, first: int, bufs: list) -> None:
+        """Write ``bufs`` one after the other from the start of block ``first`` (blocks
+        ``first`` on, allocated together): all of them but the last end on a block boundary."""
+        self._writev(first * self.bs, bufs)
+
+    def _writev(self, off: int, bufs: list) -> None:
+        total = sum(len(b) for b in bufs)
+        n = os.pwritev(self._fd, bufs, off)
+        if n < total:  # a short write (rare): the rest one buffer at a time
+            rest = memoryview(b"".join(bytes(b) for b in bufs))[n:]
+            off += n
+            while rest:
+                k = os.pwrite(self._fd, rest, off)
+                rest = rest[k:]
+                off += k
 
     def sync(self) -> None:
         os.fsync(self._fd)

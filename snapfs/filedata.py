@@ -22,6 +22,9 @@ from .schema import LIVE
 from .store import CACHE_MAX, Row, StoreCalls
 
 MAX_FILE_SIZE = 1 << 44
+#: the rows of blocks idx ?1..?2 of inode ?3, alive (?4) from epoch ?5, at data blocks idx + ?6
+_INSERT_RUN = ("WITH RECURSIVE run(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM run WHERE i < ?2)"
+               " INSERT INTO blockmap (ino, idx, death, birth, block) SELECT ?3, i, ?4, ?5, i + ?6 FROM run")
 
 
 class FileData(StoreCalls):
@@ -32,6 +35,8 @@ class FileData(StoreCalls):
     _maybe_destroy: Callable[[int], None]
     _chmod_acl: Callable[[int, int], None]
     _open: dict[int, int]
+    #: write every block through :meth:`_put_block` (set when a hook wraps it: LUN reservations)
+    _per_block = False
 
     def read(self, ino: int, offset: int, size: int, snap: int | None = None) -> bytes:
         """Up to ``size`` bytes at ``offset``; holes read as zeros, short at end of file."""
@@ -61,21 +66,31 @@ class FileData(StoreCalls):
         first, last = offset // bs, (end - 1) // bs
         where, params = self._view(snap)
         view = memoryview(out)
-        run_src = run_dst = run_len = 0
-        for idx, block in self._db.execute(
-                f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}"
-                " ORDER BY idx", (ino, first, last, *params)):
-            lo = max(offset, idx * bs)
-            hi = min(end, (idx + 1) * bs)
-            src = block * bs + lo - idx * bs
-            if run_len and src == run_src + run_len and lo - offset == run_dst + run_len:
-                run_len += hi - lo
-                continue
-            if run_len:
-                self.store.read_at(run_src, view[run_dst:run_dst + run_len])
-            run_src, run_dst, run_len = src, lo - offset, hi - lo
-        if run_len:
-            self.store.read_at(run_src, view[run_dst:run_dst + run_len])
+        # first the blocks' extent in SQLite: one run that follows itself in the data file
+        # (a file written sequentially) is read at once, with no row brought into Python
+        count, i0, i1, d0, d1 = self._db.execute(
+            f"SELECT count(*), min(idx), max(idx), min(block - idx), max(block - idx) FROM blockmap"
+            f" WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}", (ino, first, last, *params)).fetchone()
+        if not count:
+            return out
+        if count == i1 - i0 + 1 and d0 == d1:
+            lo = max(offset, i0 * bs)
+            hi = min(end, (i1 + 1) * bs)
+            self.store.read_at(d0 * bs + lo, view[lo - offset:hi - offset])
+            return out
+        rows = self._db.execute(
+            f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}"
+            " ORDER BY idx", (ino, first, last, *params)).fetchall()
+        i, n = 0, len(rows)
+        while i < n:  # one read per run of blocks that follow each other in the file and the data file
+            idx0, block0 = rows[i]
+            j = i + 1
+            while j < n and rows[j][0] == idx0 + j - i and rows[j][1] == block0 + j - i:
+                j += 1
+            lo = max(offset, idx0 * bs)
+            hi = min(end, (idx0 + j - i) * bs)
+            self.store.read_at(block0 * bs + lo - idx0 * bs, view[lo - offset:hi - offset])
+            i = j
         return out
 
 
@@ -160,6 +175,12 @@ class FileData(StoreCalls):
         """Write ``data`` as block ``idx`` of ``ino`` into a fresh block (never in place); returns it."""
         block = self.store.allocate()
         self.store.write(block, data)
+        self._map_block(ino, idx, old, block)
+        return block
+
+    def _map_block(self, ino: int, idx: int, old: tuple | None, block: int) -> None:
+        """Make ``block`` (fresh, written) block ``idx`` of ``ino`` in place of ``old``
+        (its (block, birth), or None); a block a snapshot holds stays with the snapshot."""
         E = self.meta.epoch
         if old is None:
             self._db.execute("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)",
@@ -173,7 +194,6 @@ class FileData(StoreCalls):
                              (E, ino, idx, LIVE))
             self._db.execute("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)",
                              (ino, idx, LIVE, E, block))
-        return block
 
     def write(self, ino: int, offset: int, data: bytes, append: bool = False) -> int:
         """Write ``data`` at ``offset`` (at end of file when ``append``); returns bytes written.
@@ -225,8 +245,11 @@ class FileData(StoreCalls):
                 "SELECT idx, block, birth FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND death = ?",
                 (ino, first, last, LIVE))} if row.nblocks else {}
             view = memoryview(data)
-            added = 0
-            for idx in range(first, last + 1):
+            # the whole new blocks inside a big write (no block there yet) need no look at each
+            whole = not existing and last - first > 1
+            idxs = [first, last] if whole else list(range(first, last + 1))
+            olds, bufs = [], []
+            for idx in idxs:
                 base = idx * bs
                 lo = max(offset, base)
                 hi = min(end, base + bs)
@@ -245,9 +268,51 @@ class FileData(StoreCalls):
                         b = bytearray(valid)  # a hole reads as zeros
                     b[lo - base:hi - base] = chunk
                     buf = b
-                self._put_block(ino, idx, old, buf)
-                if old is None:
-                    added += 1
+                olds.append(old)
+                bufs.append(buf)
+            blocks = None
+            if whole and not self._per_block:
+                # every block first (NoSpace before any byte is written)
+                k = last - first + 1
+                blocks = self.store.allocate_many(k)
+                if blocks[-1] - blocks[0] == k - 1:
+                    # the blocks follow each other in the data file (a sequential write): the
+                    # data in one system call, straight from the request, and the rows made
+                    # inside SQLite (one statement, no tuple bound per row)
+                    mid = view[(first + 1) * bs - offset:last * bs - offset]
+                    self.store.write_run(blocks[0], [bufs[0], mid, bufs[1]])
+                    self._db.execute(_INSERT_RUN, (first, last, ino, LIVE, self.meta.epoch, blocks[0] - first))
+                    now = time.time_ns()
+                    self._set(ino, size=size, nblocks=row.nblocks + k, mtime_ns=now, ctime_ns=now)
+                    return n
+            if whole:
+                mid = range(first + 1, last)
+                idxs[1:1] = mid
+                olds[1:1] = [None] * len(mid)
+                bufs[1:1] = [view[b - offset:b - offset + bs] for b in range((first + 1) * bs, last * bs, bs)]
+            if self._per_block:  # a hook counts block by block (space-reserved LUNs)
+                for idx, old, buf in zip(idxs, olds, bufs):
+                    self._put_block(ino, idx, old, buf)
+                added = olds.count(None)
+                now = time.time_ns()
+                self._set(ino, size=size, nblocks=row.nblocks + added, mtime_ns=now, ctime_ns=now)
+                return n
+            # every block first (NoSpace before any byte is written), then the data in
+            # one system call per run of blocks that follow each other in the data file,
+            # then the block map: new blocks in one statement
+            if blocks is None:
+                blocks = self.store.allocate_many(len(bufs))
+            self.store.write_blocks(blocks, bufs)
+            E = self.meta.epoch
+            fresh = [(ino, idx, LIVE, E, block) for idx, old, block in zip(idxs, olds, blocks) if old is None]
+            if fresh:
+                self._db.executemany("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)",
+                                     fresh)
+            if len(fresh) < len(blocks):
+                for idx, old, block in zip(idxs, olds, blocks):
+                    if old is not None:
+                        self._map_block(ino, idx, old, block)
+            added = len(fresh)
             now = time.time_ns()
             self._set(ino, size=size, nblocks=row.nblocks + added, mtime_ns=now, ctime_ns=now)
             return n

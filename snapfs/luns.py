@@ -178,6 +178,7 @@ class LunOps(StoreCalls):
             return
         self._armed = True
         self._put_block = self._reserving_put_block
+        self._per_block = True  # (a write's blocks come through the hook one by one)
         self.read_buffer = self._clone_read
         self.write = self._clone_write
 

@@ -116,10 +116,12 @@ class Meta:
     high_water: int
     used_blocks: int
     live_inodes: int
+    #: bytes all of a file's extended attributes may take (ext4's accounting)
+    xattr_room: int
 
     COLUMNS = (
         "name", "block_size", "total_blocks", "max_inodes", "created_ns", "epoch",
-        "next_ino", "next_cookie", "high_water", "used_blocks", "live_inodes",
+        "next_ino", "next_cookie", "high_water", "used_blocks", "live_inodes", "xattr_room",
     )
 
     def values(self) -> tuple:

@@ -21,7 +21,7 @@ import sqlite3
 from .errors import NotAVolume
 
 MAGIC = "snapfs-volume"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: The longest name (bytes) of a directory entry or a snapshot.
 NAME_MAX = 255
 #: ``death`` of a row the live head still sees (larger than any epoch).
@@ -147,7 +147,14 @@ CREATE TABLE IF NOT EXISTS locks (
 CREATE INDEX IF NOT EXISTS locks_ino ON locks (ino);
 """
 
-_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+#: Version 6 (issue 10, space like a filer's): the room of a file's extended attributes is the
+#: volume's own, no longer the block size (the default block became 4 KiB, while a default
+#: volume keeps 64 KiB for them: a Windows ACL of tens of KB fits); an older volume keeps
+#: what it had, its block size up to 64 KiB.
+#: (Made by :func:`_xattr_room_of_old_volumes`.)
+_V6 = ""
+
+_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -162,6 +169,8 @@ def migrate(db: sqlite3.Connection) -> None:
         try:
             if v == 4:
                 _short_names_of_old_entries(db)
+            if v == 6:
+                _xattr_room_of_old_volumes(db)
             db.execute(f"PRAGMA user_version = {v}")
             db.execute("COMMIT")
         except BaseException:
@@ -181,3 +190,10 @@ def _short_names_of_old_entries(db: sqlite3.Connection) -> None:
             dos = assign(db, parent, name)
             db.execute(f"UPDATE dirents SET dosname = ? WHERE parent = ? AND name = ? AND death = {LIVE}",
                        (dos, parent, name))
+
+
+def _xattr_room_of_old_volumes(db: sqlite3.Connection) -> None:
+    """Version 6: ``meta.xattr_room``, what an older volume had: its block size, up to 64 KiB."""
+    if not any(r[1] == "xattr_room" for r in db.execute("PRAGMA table_info(meta)")):
+        db.execute("ALTER TABLE meta ADD COLUMN xattr_room INTEGER NOT NULL DEFAULT 0")
+        db.execute("UPDATE meta SET xattr_room = min(block_size, 65536)")

@@ -64,7 +64,8 @@ def check_header(path: Path) -> None:
         raise NotAVolume(f"{path} is not a snapfs volume: its {DB_FILE} is not an SQLite database")
 
 
-def create_files(path: Path, size_bytes: int, max_inodes: int, name: str, block_size: int) -> None:
+def create_files(path: Path, size_bytes: int, max_inodes: int, name: str, block_size: int,
+                 xattr_room: int) -> None:
     """Make a volume's files in ``path`` (absent or empty): the database with the meta
     row and an empty root directory, the data file and the lock file, all private."""
     if block_size < 512 or block_size & (block_size - 1):
@@ -84,9 +85,9 @@ def create_files(path: Path, size_bytes: int, max_inodes: int, name: str, block_
         db.execute("BEGIN")
         db.execute(
             "INSERT INTO meta (id, magic, name, block_size, total_blocks, max_inodes, created_ns,"
-            " epoch, next_ino, next_cookie, high_water, used_blocks, live_inodes)"
-            " VALUES (1, ?, ?, ?, ?, ?, ?, 1, ?, 1, 0, 0, 1)",
-            (MAGIC, name, block_size, size_bytes // block_size, max_inodes, now, ROOT_INO + 1),
+            " epoch, next_ino, next_cookie, high_water, used_blocks, live_inodes, xattr_room)"
+            " VALUES (1, ?, ?, ?, ?, ?, ?, 1, ?, 1, 0, 0, 1, ?)",
+            (MAGIC, name, block_size, size_bytes // block_size, max_inodes, now, ROOT_INO + 1, xattr_room),
         )
         db.execute(_INSERT_ROW, (ROOT_INO, LIVE, 1, stat.S_IFDIR | 0o755, 2, 0, 0, 0, 0, 0, now, now, now, None))
         db.execute("COMMIT")

@@ -63,7 +63,8 @@ from .winmeta import WindowsOps
 from .xattrs import (XATTR_BLOCK_MAX, XATTR_CREATE, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX, XattrOps,
                      xattr_space, xattr_suffix)
 
-DEFAULT_BLOCK_SIZE = 64 * 1024
+#: the block size of a new volume (WAFL's); volumes made before keep theirs (meta.block_size)
+DEFAULT_BLOCK_SIZE = 4096
 
 __all__ = [
     "BACKUP_SNAPSHOT_PREFIX", "DB_FILE", "DEFAULT_BLOCK_SIZE", "LOCK_FILE", "MAX_FILE_SIZE", "NAME_MAX",
@@ -86,11 +87,20 @@ class Volume(LunOps, LockOps, NamespaceOps, FileData, XattrOps, SnapshotOps, Win
         size_bytes: int,
         max_inodes: int,
         name: str = "vol1",
-        block_size: int = DEFAULT_BLOCK_SIZE,
+        block_size: int | None = None,
     ) -> "Volume":
-        """Make a new volume in ``voldir`` (absent or empty) and return it open."""
+        """Make a new volume in ``voldir`` (absent or empty) and return it open.
+
+        ``block_size`` defaults to :data:`DEFAULT_BLOCK_SIZE` (4 KiB, as a filer's: a
+        tree of small files costs about what it does on ext4).  A file's extended
+        attributes get the room of ext4's xattr block: the block size given, up to
+        64 KiB; 64 KiB with the default (as volumes had when it was 64 KiB)."""
         path = Path(voldir)
-        create_files(path, size_bytes, max_inodes, name, block_size)
+        if block_size is None:
+            block_size, xattr_room = DEFAULT_BLOCK_SIZE, XATTR_BLOCK_MAX
+        else:
+            xattr_room = min(block_size, XATTR_BLOCK_MAX)
+        create_files(path, size_bytes, max_inodes, name, block_size, xattr_room)
         return cls.open(path)
 
     @classmethod

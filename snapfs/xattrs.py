@@ -142,7 +142,7 @@ class XattrOps(StoreCalls):
             raise err(errno.EEXIST, f"extended attribute {name!r} exists")
         if not cur and flags & XATTR_REPLACE:
             raise err(errno.ENODATA, f"no extended attribute {name!r} on inode {ino}")
-        room = min(self._bs, XATTR_BLOCK_MAX)
+        room = self.meta.xattr_room
         if xattr_space({**d, name: value}) > room:
             raise NoSpace(f"no space for more extended attributes on inode {ino}"
                           f" (all of a file's must fit in {room} bytes)")

@@ -60,7 +60,7 @@ def positive_int(text: str) -> int:
 
 
 def cmd_create(a: argparse.Namespace) -> int:
-    bs = a.block_size
+    bs = a.block_size if a.block_size is not None else DEFAULT_BLOCK_SIZE
     if bs < 512 or bs & (bs - 1):
         raise UsageError(f"--block-size {bs} is not a power of two of at least 512")
     if a.size < bs:
@@ -263,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--inodes", type=positive_int, default=None,
                    help="inode limit, at least 1 (default: one per 16 KiB, at least 1024)")
     c.add_argument("--name", default=None, help="the volume's name (default: the folder's name)")
-    c.add_argument("--block-size", type=parse_size, default=DEFAULT_BLOCK_SIZE,
-                   help=f"copy-on-write block size, a power of two >= 512 (default {DEFAULT_BLOCK_SIZE})")
+    c.add_argument("--block-size", type=parse_size, default=None,
+                   help=f"copy-on-write block size, a power of two >= 512 (default {DEFAULT_BLOCK_SIZE}); a file's"
+                        " extended attributes get this much room, at most 64 KiB (64 KiB with the default)")
     c.set_defaults(fn=cmd_create)
 
     m = sub.add_parser("mount", help="mount a volume (returns once usable)")

@@ -30,15 +30,18 @@ def test_create_makes_the_volume_asked_for(tmp_path: Path):
         assert (v.name, v.block_size, v.meta.total_blocks, v.meta.max_inodes) == ("alpha", 8192, 384, 77)
         assert v.statfs().free_inodes == 76  # the root is one
     snapfs("create", tmp_path / "w", "--size", "10M")
-    with Volume.open(tmp_path / "w") as v:  # named after its folder; one inode per 16 KiB, at least 1024; 64 KiB blocks
-        assert (v.name, v.block_size, v.meta.total_blocks, v.meta.max_inodes) == ("w", 65536, 160, 1024)
+    with Volume.open(tmp_path / "w") as v:  # named after its folder; one inode per 16 KiB, at least 1024; 4 KiB blocks
+        assert (v.name, v.block_size, v.meta.total_blocks, v.meta.max_inodes) == ("w", 4096, 2560, 1024)
+        assert v.meta.xattr_room == 65536  # the default volume's xattr room stays 64 KiB
+    with Volume.open(tmp_path / "v") as v:
+        assert v.meta.xattr_room == 8192  # a block size given: its own (ext4's xattr block)
 
 
 @pytest.mark.parametrize("args, match", [
     (["--inodes", "0"], "--inodes: 0 is not a positive number"),
     (["--inodes", "-3"], "--inodes: -3 is not a positive number"),
     (["--inodes", "many"], "--inodes: bad number 'many'"),
-    (["--size", "1000"], "--size 1000 is smaller than one block (65536 bytes)"),
+    (["--size", "1000"], "--size 1000 is smaller than one block (4096 bytes)"),
     (["--size", "0"], "--size 0 is smaller than one block"),
     (["--size", "4K", "--block-size", "8K"], "--size 4096 is smaller than one block (8192 bytes)"),
     (["--block-size", "1000"], "--block-size 1000 is not a power of two of at least 512"),

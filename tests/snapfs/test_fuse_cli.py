@@ -19,7 +19,7 @@ from snapfs import client, fsck_path
 pytestmark = pytest.mark.fuse
 
 MiB = 1 << 20
-BS = 64 * 1024  # snapfs create's default block size
+BS = 4096  # snapfs create's default block size
 
 
 def _numbers(show: str) -> dict[str, str]:
@@ -65,17 +65,17 @@ def test_created_volume_mounts_with_exact_figures_everywhere(tmp_path: Path):
         header, row = snapfs("snapshot", "list", mnt).stdout.splitlines()
         assert header.split() == ["NAME", "CREATED", "EXCLUSIVE", "HOLDERS"]
         name, day, clock, excl, unit = row.split()
-        assert (name, excl, unit) == ("s1", "192.0", "KiB")
+        assert (name, excl, unit) == ("s1", "12.0", "KiB")
         created = time.mktime(time.strptime(f"{day} {clock}", "%Y-%m-%d %H:%M:%S"))
         assert int(t0) - 1 <= created <= t1 + 1
         snapfs("snapshot", "hold", mnt, "s1", "dump-1")
-        assert snapfs("snapshot", "list", voldir).stdout.splitlines()[1].split()[3:] == ["192.0", "KiB", "dump-1"]
+        assert snapfs("snapshot", "list", voldir).stdout.splitlines()[1].split()[3:] == ["12.0", "KiB", "dump-1"]
         snapfs("snapshot", "release", mnt, "s1", "dump-1")
 
         header, row = snapfs("df", mnt).stdout.splitlines()
         assert header.split() == ["Volume", "Size", "Used", "Avail", "Use%", "Snapshots", "Inodes", "IUsed", "IFree"]
-        assert used == 896 * 1024 and avail == 100 * MiB - used
-        assert row.split() == ["v1", "100.0", "MiB", "896.0", "KiB", "99.1", "MiB", "1%", "192.0", "KiB",
+        assert used == 56 * 1024 and avail == 100 * MiB - used
+        assert row.split() == ["v1", "100.0", "MiB", "56.0", "KiB", "99.9", "MiB", "1%", "12.0", "KiB",
                                "500", "5", "495"]
         pcent = subprocess.run(["df", "--output=pcent", str(mnt)], capture_output=True, text=True, check=True)
         assert pcent.stdout.split()[-1] == "1%"  # df(1) rounds up too

@@ -445,13 +445,34 @@ def test_xattr_limits_like_ext4(vol):
 
 
 def test_xattr_room_is_one_block_of_at_most_64_kib(tmp_path):
-    with Volume.create(tmp_path / "v", 8 << 20, 10) as v:  # 64 KiB blocks
+    with Volume.create(tmp_path / "v", 8 << 20, 10) as v:  # the default: 4 KiB blocks, 64 KiB of xattr room
         f = v.create_file(ROOT_INO, "f")
         v.setxattr(f.ino, "user.a", b"v" * (65536 - 56))
         assert errno_of(v.setxattr, f.ino, "user.b", b"") == errno.ENOSPC
     with Volume.create(tmp_path / "w", 8 << 20, 10, block_size=1 << 20) as v:
         f = v.create_file(ROOT_INO, "f")
         assert errno_of(v.setxattr, f.ino, "user.a", b"v" * (65536 - 55)) == errno.ENOSPC
+
+
+@pytest.mark.parametrize("block_size, room", [(65536, 65536), (8192, 8192), (1 << 20, 65536)])
+def test_a_version_5_volume_keeps_its_xattr_room_at_open(tmp_path, block_size, room):
+    """Schema version 6 (issue 10) gives the xattr room its own column: an older volume
+    keeps what its block size gave it."""
+    import sqlite3
+
+    Volume.create(tmp_path / "v", 8 << 20, 10, block_size=block_size).close()
+    db = sqlite3.connect(tmp_path / "v" / "snapfs.db")
+    db.execute("ALTER TABLE meta DROP COLUMN xattr_room")
+    db.execute("PRAGMA user_version = 5")
+    db.commit()
+    db.close()
+    with Volume.open(tmp_path / "v") as v:
+        assert (v.block_size, v.meta.xattr_room) == (block_size, room)
+        f = v.create_file(ROOT_INO, "f")
+        v.setxattr(f.ino, "user.a", b"v" * (room - 56))
+        assert errno_of(v.setxattr, f.ino, "user.b", b"") == errno.ENOSPC
+        assert v.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert fsck(v).clean
 
 
 def test_everything_is_fsck_clean_after_a_mixed_workload(vol):

@@ -83,15 +83,13 @@ def test_exception_mid_write_leaves_nothing_half_written(vol, monkeypatch):
     f = vol.create_file(ROOT_INO, "f")
     vol.write(f.ino, 0, b"old!" * 3 * BS)
     before = (vol.getattr(f.ino), vol.space(), vol.read(f.ino, 0, 20 * BS))
-    real_write, calls = vol.store.write, []
+    real_write = vol.store.write_blocks
 
-    def failing_write(block, data):
-        calls.append(block)
-        if len(calls) == 3:
-            raise OSError(errno.EIO, "disk on fire")
-        real_write(block, data)
+    def failing_write(blocks, bufs):  # the disk fails after two of the blocks are written
+        real_write(blocks[:2], bufs[:2])
+        raise OSError(errno.EIO, "disk on fire")
 
-    monkeypatch.setattr(vol.store, "write", failing_write)
+    monkeypatch.setattr(vol.store, "write_blocks", failing_write)
     with pytest.raises(OSError):
         vol.write(f.ino, 100, b"new!" * 5 * BS)
     monkeypatch.undo()
@@ -164,6 +162,30 @@ def test_fsck_finds_and_repairs_damage(vol):
     assert vol.getattr(f.ino).nlink == 1 and vol.space().used == 2 * BS
 
 
+def test_exception_mid_sequential_write_leaves_nothing_half_written(vol, monkeypatch):
+    """A big write past the end of file (its blocks taken as one run, written with one
+    system call) that fails midway leaves the file, the space and the free list as they were."""
+    f = vol.create_file(ROOT_INO, "f")
+    vol.write(f.ino, 0, b"old!" * BS)
+    before = (vol.getattr(f.ino), vol.space(), vol.read(f.ino, 0, 20 * BS))
+    real_write = vol.store.write_run
+
+    def failing_write(first, bufs):  # the disk fails after the first block is written
+        real_write(first, bufs[:1])
+        raise OSError(errno.EIO, "disk on fire")
+
+    monkeypatch.setattr(vol.store, "write_run", failing_write)
+    with pytest.raises(OSError):
+        vol.write(f.ino, 4 * BS, b"new!" * 6 * BS)
+    monkeypatch.undo()
+    assert (vol.getattr(f.ino), vol.space(), vol.read(f.ino, 0, 20 * BS)) == before
+    assert fsck(vol).clean
+    vol.write(f.ino, 4 * BS, b"new!" * 6 * BS)
+    assert vol.read(f.ino, 0, 40 * BS) == b"old!" * BS + b"new!" * 6 * BS
+    assert vol.getattr(f.ino).blocks * 512 == 28 * BS
+    assert fsck(vol).clean
+
+
 def test_blocks_are_written_only_as_far_as_the_file_reaches(vol, monkeypatch):
     """A reused block keeps old bytes past the end of file; growing the file zeroes them."""
     vol.set_batch(True)
@@ -205,3 +227,22 @@ def test_batched_row_changes_reach_the_table_at_commit(vol, voldir):
     finally:
         db.close()
     assert (size, nblocks) == (5000, 2)
+
+
+def test_a_big_file_freed_puts_each_of_its_blocks_on_the_free_list_once(vol):
+    """A deleted file's blocks go back as runs (one statement each) and single rows alike."""
+    a = vol.create_file(ROOT_INO, "a")
+    b = vol.create_file(ROOT_INO, "b")
+    vol.write(a.ino, 0, b"a" * 40 * BS)  # one run of 40
+    for i in range(5):  # interleaved: runs of one
+        vol.write(a.ino, (40 + i) * BS, b"A" * BS)
+        vol.write(b.ino, i * BS, b"b" * BS)
+    high, free = vol.meta.high_water, vol.statfs().free_blocks
+    vol.unlink(ROOT_INO, "a")
+    assert vol.statfs().free_blocks == free + 45
+    rows = [r[0] for r in vol.db.execute("SELECT block FROM free_blocks ORDER BY block")]
+    assert len(rows) == len(set(rows)) == 45
+    assert fsck(vol).clean
+    vol.write(b.ino, 5 * BS, b"c" * 45 * BS)  # the freed blocks are used again
+    assert vol.meta.high_water == high and vol.statfs().free_blocks == free
+    assert vol.read(b.ino, 0, 50 * BS) == b"b" * 5 * BS + b"c" * 45 * BS
