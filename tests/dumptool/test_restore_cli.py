@@ -72,7 +72,8 @@ def test_compare_of_a_changed_tree_has_restores_lines_summary_and_exit_2(image, 
     os.symlink("elsewhere", tree / "link")
     os.chmod(tree / "d", 0o700)
     (tree / "e").rmdir()
-    real, ours = both(tmp_path, "-C", "-D", str(tree), "-f", str(img), cwd=tmp_path)
+    # relative: restore 0.4b47 keeps -D in 64 bytes and cuts a longer path
+    real, ours = both(tmp_path, "-C", "-D", "tree", "-f", str(img), cwd=tmp_path)
     assert real.returncode == ours.returncode == 2, real.stderr + ours.stderr
     assert ours.stdout == real.stdout
     assert "Some files were modified!  12 compare errors" in ours.stdout
@@ -191,7 +192,7 @@ def test_compare_stops_at_the_limit_L_as_restore(image, tmp_path):
     os.chown(tree / "owner", 5, 6)
     (tree / "gone").unlink()
     for limit in ("2", "3"):
-        real, ours = both(tmp_path, "-C", "-L", limit, "-D", str(tree), "-f", str(img), cwd=tmp_path)
+        real, ours = both(tmp_path, "-C", "-L", limit, "-D", "tree", "-f", str(img), cwd=tmp_path)  # 64 bytes
         assert real.returncode == ours.returncode == 2
         assert ours.stdout == real.stdout and ours.stdout.endswith("Compare errors limit reached, exiting...\n")
         assert lines(ours.stderr) == lines(real.stderr) and len(lines(ours.stderr)) == int(limit)
