@@ -46,6 +46,8 @@ import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from tapelib.durable import replace_file
+
 from .errors import DumpDatesError, DumpError, FormatLimitError, NoBaseDumpError
 from .format import ROOTINO
 
@@ -222,25 +224,10 @@ class DumpDates:
                 os.close(fd)
 
     def _replace(self, text: str, mode: int) -> None:
-        import tempfile  # here, not at the top: a plain dump never needs it (start-up time)
-
-        directory = self.path.parent
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+            replace_file(self.path, text.encode("utf-8", errors="surrogateescape"), mode)
         except OSError as exc:
             raise DumpDatesError(f"cannot rewrite {self.path}: {exc.strerror}") from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
-                out.write(text)
-                out.flush()
-                os.fchmod(out.fileno(), mode & 0o7777)
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise DumpDatesError(f"cannot rewrite {self.path}: {exc.strerror}") from None
-        _fsync_directory(directory)
 
 
 def _read_all(fd: int) -> str:
@@ -248,15 +235,6 @@ def _read_all(fd: int) -> str:
     while chunk := os.read(fd, 65536):
         chunks.append(chunk)
     return b"".join(chunks).decode("utf-8", errors="surrogateescape")
-
-
-def _fsync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # -- the inode-number map ----------------------------------------------------------
@@ -369,18 +347,10 @@ class InodeMap:
         body = bytearray(json.dumps(meta, sort_keys=True).encode() + b"\n")
         for (dev, ino), number in self._numbers.items():
             body += _ENTRY.pack(dev, ino, number)
-        import tempfile  # here, not at the top: a plain dump never needs it (start-up time)
-
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.file.name}.", dir=self.directory)
-            with os.fdopen(fd, "wb") as out:
-                out.write(body)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.file)
+            replace_file(self.file, bytes(body), 0o600)
         except OSError as exc:
             raise DumpDatesError(f"cannot write the inode map of {self.path} ({self.file}): {exc.strerror}") from None
-        _fsync_directory(self.directory)
         self._dirty = False
 
     def close(self) -> None:

@@ -23,6 +23,9 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from tapelib.durable import replace_file
 
 from .errors import DumpError
 from .format import ROOTINO, ByteOrder, Header, Record
@@ -172,24 +175,21 @@ class SymbolTable:
             "dir_times": {str(ino): list(t) for ino, t in self.dir_times.items()},
             "resume": None if self.resume is None else self.resume.to_json(),
         }
-        tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
+        enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsdecode's
+
+        def write(out: BinaryIO) -> None:
+            # the directories one at a time (json.dumps each: json.dump
+            # encodes in Python, piece by piece), never all in memory twice
+            out.write((json.dumps(head)[:-1] + ', "dirs": {').encode("ascii"))
+            sep = ""
+            for ino, entries in self.dirs.items():
+                out.write(f'{sep}"{ino}": {json.dumps([[n.decode(enc, errors), c] for n, c in entries])}'
+                          .encode("ascii"))
+                sep = ", "
+            out.write(b"}}")
+
         try:
-            try:
-                os.unlink(tmp)  # a stale one, or a symbolic link planted there: never followed
-            except FileNotFoundError:
-                pass
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            with open(fd, "w", encoding="ascii") as f:
-                # the directories one at a time (json.dumps each: json.dump
-                # encodes in Python, piece by piece), never all in memory twice
-                f.write(json.dumps(head)[:-1] + ', "dirs": {')
-                sep = ""
-                enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsdecode's
-                for ino, entries in self.dirs.items():
-                    f.write(f'{sep}"{ino}": {json.dumps([[n.decode(enc, errors), c] for n, c in entries])}')
-                    sep = ", "
-                f.write("}}")
-            os.replace(tmp, path)
+            replace_file(path, write, 0o600)
         except OSError as exc:
             raise SymtabError(f"cannot write symbol table {os.fspath(path)}: {exc.strerror}") from None
 

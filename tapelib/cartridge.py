@@ -45,6 +45,7 @@ from .awstape import (
     unpack_header,
     unpack_header_from,
 )
+from .durable import replace_file
 from .errors import EndOfMedium, MediumError, NotACartridge, TapeIOError, WriteProtected
 
 CARTRIDGE_SUFFIX = ".awstape"
@@ -198,7 +199,7 @@ class Cartridge:
         with open(path, "xb"):
             pass
         zone = default_early_warning(capacity) if early_warning is None else early_warning
-        _write_json(metadata_path(path), {
+        write_json(metadata_path(path), {
             "format": METADATA_FORMAT, "version": 1, "barcode": barcode,
             "capacity": capacity, "early_warning": zone, "write_protected": False,
             "clean": True, "end": 0, "tail_length": 0, "size": 0,
@@ -235,7 +236,7 @@ class Cartridge:
         return header is not None and header.length == tail and (header.is_tapemark or header.ends_record)
 
     def _save_metadata(self, clean: bool) -> None:
-        _write_json(metadata_path(self.path), {
+        write_json(metadata_path(self.path), {
             "format": METADATA_FORMAT, "version": 1, "barcode": self.barcode,
             "capacity": self.capacity, "early_warning": self.early_warning,
             "write_protected": self.write_protected, "clean": clean,
@@ -660,8 +661,6 @@ class Cartridge:
             self._fd = -1
 
 
-def _write_json(path: Path, data: dict) -> None:
-    """Replace ``path`` atomically with ``data`` as JSON."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+def write_json(path: Path, data: dict) -> None:
+    """Replace ``path`` with ``data`` as JSON, atomically and durably (:mod:`tapelib.durable`)."""
+    replace_file(path, (json.dumps(data, indent=1) + "\n").encode())

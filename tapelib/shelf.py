@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .cartridge import CARTRIDGE_SUFFIX, DEFAULT_CAPACITY, Cartridge, metadata_path, _write_json
+from .cartridge import CARTRIDGE_SUFFIX, DEFAULT_CAPACITY, Cartridge, metadata_path, write_json
 from .devicefile import device_marker
 from .errors import DriveBusy, NoMedium, NoSuchDevice, NotACartridge, ShelfError, WriteProtected
 from .loopback import LoopbackDrive, Position
@@ -88,7 +88,7 @@ class Shelf:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ShelfError(f"{path}: exists and is not an empty folder")
         (path / "cartridges").mkdir(parents=True, exist_ok=True)
-        _write_json(path / "state.json", {
+        write_json(path / "state.json", {
             "slots": [None] * slots,
             "drives": [{"barcode": None, "source_slot": None, "position": Position().to_dict()}
                        for _ in range(drives)],
@@ -96,7 +96,7 @@ class Shelf:
         for i in range(drives):
             (path / f"st{i}").write_text(device_marker(i, True))
             (path / f"nst{i}").write_text(device_marker(i, False))
-        _write_json(path / "shelf.json", {"format": SHELF_FORMAT, "version": 1,
+        write_json(path / "shelf.json", {"format": SHELF_FORMAT, "version": 1,
                                           "slots": slots, "drives": drives})
         return cls(path)
 
@@ -117,7 +117,7 @@ class Shelf:
                 raise ShelfError(f"{self.path}/state.json: damaged drive state: {problem}")
             yield state
             if write:
-                _write_json(self.path / "state.json", state)
+                write_json(self.path / "state.json", state)
 
     def _state_problem(self, state: object, positions: bool) -> str | None:
         """What is wrong with a loaded state.json (``None``: nothing)."""
@@ -292,7 +292,7 @@ class Shelf:
             if not isinstance(meta, dict):
                 raise NotACartridge(f"{meta_file}: not a cartridge metadata file")
             meta["write_protected"] = protect
-            _write_json(meta_file, meta)
+            write_json(meta_file, meta)
 
     def status(self) -> ShelfStatus:
         """Slots and drives, with each drive's position and whether it is in use."""
