@@ -174,14 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--slots", type=int, default=8, metavar="N", help="number of slots (default 8)")
 
     sub = verb("new", _new, "make a blank cartridge in the first free slot and print that slot")
-    sub.add_argument("barcode", metavar="BARCODE")
+    sub.add_argument("barcode", metavar="BARCODE", help="the new cartridge's label, unique on the shelf")
     sub.add_argument("--capacity", type=parse_size, default=DEFAULT_CAPACITY, metavar="SIZE",
                      help="bytes, or with K, M, G, T (binary): 512M, 1.5G (default 10G)")
 
     verb("status", _status, "show drives and slots, as mtx status does")
 
     sub = verb("load", _load, "move a cartridge from its slot into a drive, online at BOT")
-    sub.add_argument("cartridge", metavar="BARCODE|SLOT")
+    sub.add_argument("cartridge", metavar="BARCODE|SLOT", help="the cartridge, by its label or its slot number")
     sub.add_argument("--drive", type=int, default=0, metavar="N", help="drive number (default 0)")
 
     sub = verb("unload", _unload, "rewind a drive's cartridge and put it back in a slot")
@@ -190,13 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="slot to put it in (default: where it came from, else the first free one)")
 
     sub = verb("transfer", _transfer, "move a cartridge from one slot to another")
-    sub.add_argument("source", type=int, metavar="SLOT")
-    sub.add_argument("target", type=int, metavar="SLOT")
+    sub.add_argument("source", type=int, metavar="SLOT", help="the slot the cartridge is in")
+    sub.add_argument("target", type=int, metavar="SLOT", help="an empty slot to move it to")
 
     for name, help in (("protect", "set a cartridge's write-protect tab"),
                        ("unprotect", "clear a cartridge's write-protect tab")):
         sub = verb(name, _protect, help)
-        sub.add_argument("barcode", metavar="BARCODE")
+        sub.add_argument("barcode", metavar="BARCODE", help="the cartridge's label")
     return parser
 
 
