@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scratch", action="append", default=[], metavar="BARCODE[,BARCODE]",
                    help="shelf cartridges a full tape may be changed for although they hold data: "
                         "their data is overwritten (by default only blank cartridges are taken)")
-    # -z[level] and -j[level] are taken out of argv first (_compression): their
+    # -z[level] and -j[level] are taken out of argv first (_cluster_flags): their
     # level is attached to the flag, as with dump's getopt "z::".
     p.add_argument("-z", dest="_z", action="store_true",
                    help=f"compress each record with zlib; -zLEVEL (no space) sets the level, "
@@ -165,18 +165,21 @@ def _keyless(argv: list[str]) -> list[str]:
 _METHODS = {"z": COMPRESS_ZLIB, "j": COMPRESS_BZLIB}
 
 
-def _compression(argv: list[str]) -> tuple[list[str], tuple[int, int] | None]:
-    """*argv* without its ``-z[level]``/``-j[level]``/``-y`` flags (also
-    inside clusters such as ``-0z4``), and the (method, level) they ask for,
-    the last one winning as in dump."""
+def _cluster_flags(argv: list[str]) -> tuple[list[str], tuple[int, int] | None, str | None]:
+    """*argv* without the flags dump reads inside its letter clusters, and
+    what they ask for: ``-z[level]``/``-j[level]`` (``-0z4``: the rest of the
+    cluster is the level; the last one wins, as in dump; ``-y`` refused) and
+    the level digits run together in order, dump's getopt rule under which
+    ``-15`` and ``-1 -5`` are level 15 (None: no digit given)."""
     rest: list[str] = []
     chosen: tuple[int, int] | None = None
+    digits = ""
     takes_value = False
     for n, arg in enumerate(argv):
         if takes_value or arg == "--" or not arg.startswith("-") or arg.startswith("--") or arg == "-":
             rest.append(arg)
-            if arg == "--":
-                return rest + argv[n + 1:], chosen
+            if arg == "--" and not takes_value:
+                return rest + argv[n + 1:], chosen, digits or None
             takes_value = False
             continue
         kept = "-"
@@ -188,42 +191,7 @@ def _compression(argv: list[str]) -> tuple[list[str], tuple[int, int] | None]:
             if letter == "y":
                 raise _UsageError("-y (lzo) is not supported; use -z or -j")
             if letter in _METHODS:
-                text = arg[i + 1:]
-                if not text:
-                    level = DEFAULT_LEVEL
-                elif not text.lstrip("-").isdigit():
-                    raise _UsageError(f"illegal compress level -- {text}")
-                else:
-                    level = int(text)
-                if not MIN_COMPRESS_LEVEL <= level <= MAX_COMPRESS_LEVEL:
-                    raise _UsageError(f"compress level must be between {MIN_COMPRESS_LEVEL} and {MAX_COMPRESS_LEVEL}")
-                chosen = (_METHODS[letter], level)
-                break
-            kept += letter
-        if kept != "-":
-            rest.append(kept)
-    return rest, chosen
-
-
-def _level_digits(argv: list[str]) -> tuple[list[str], str | None]:
-    """*argv* without its level digits (also inside clusters such as
-    ``-0uf``), and those digits run together in order: dump's getopt rule,
-    under which ``-15`` and ``-1 -5`` are level 15 (None: no digit given)."""
-    rest: list[str] = []
-    digits = ""
-    takes_value = False
-    for n, arg in enumerate(argv):
-        if takes_value or arg == "--" or not arg.startswith("-") or arg.startswith("--") or arg == "-":
-            rest.append(arg)
-            if arg == "--" and not takes_value:
-                return rest + argv[n + 1:], digits or None
-            takes_value = False
-            continue
-        kept = "-"
-        for i, letter in enumerate(arg[1:], 1):
-            if letter in _VALUE_FLAGS:
-                kept += arg[i:]
-                takes_value = i == len(arg) - 1
+                chosen = (_METHODS[letter], _compress_level(arg[i + 1:]))
                 break
             if "0" <= letter <= "9":
                 digits += letter
@@ -231,7 +199,19 @@ def _level_digits(argv: list[str]) -> tuple[list[str], str | None]:
                 kept += letter
         if kept != "-":
             rest.append(kept)
-    return rest, digits or None
+    return rest, chosen, digits or None
+
+
+def _compress_level(text: str) -> int:
+    """The level written after ``-z``/``-j`` in a cluster (dump's default when none)."""
+    if not text:
+        return DEFAULT_LEVEL
+    if not text.lstrip("-").isdigit():
+        raise _UsageError(f"illegal compress level -- {text}")
+    level = int(text)
+    if not MIN_COMPRESS_LEVEL <= level <= MAX_COMPRESS_LEVEL:
+        raise _UsageError(f"compress level must be between {MIN_COMPRESS_LEVEL} and {MAX_COMPRESS_LEVEL}")
+    return level
 
 
 def parse_date(text: str, flag: str = "-T") -> int:
@@ -360,8 +340,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         rest = _keyless(sys.argv[1:] if argv is None else list(argv))
-        rest, compression = _compression(rest)
-        rest, digits = _level_digits(rest)
+        rest, compression, digits = _cluster_flags(rest)
         args = _parser().parse_args(rest)
         if args.report:
             return _report(args.report, args.dumpdates)
