@@ -19,7 +19,7 @@ from conftest import console_script
 from dumptool.format import ByteOrder, Header
 from samples import DUMP, RESTORE, ext4_volume, listing, real_restore
 from test_pydump import env, pydump
-from test_volume_prompt import _converse, _pydump_on_a_pty
+from test_volume_prompt import READY, converse, pydump_on_a_pty
 
 _CTIME = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}")
 
@@ -145,14 +145,14 @@ def test_q_aborts_instead_of_asking_and_prints_the_usual_lines(tmp_path: Path) -
 def test_B_to_a_plain_file_asks_for_the_next_volume_file(tmp_path: Path) -> None:
     src = small_tree(tmp_path / "src")
     first = tmp_path / "vol001"
-    pid, fd = _pydump_on_a_pty("-0", "-n", "-B", "200", "-f", str(first), str(src))
+    pid, fd = pydump_on_a_pty("-0", "-n", "-B", "200", "-f", str(first), str(src))
 
     def operator(n: int) -> str:
         if n == 1:
             return "yes"  # vol001 still holds volume 1: refused, asked again
         return str(tmp_path / f"vol{n:03d}")
 
-    seen, code = _converse(fd, pid, operator)
+    seen, code = converse(fd, pid, {READY: operator})
     os.close(fd)
     assert code == 0, seen
     assert "Change Volumes: Mount volume #2" in seen and "holds volume 1 of this dump" in seen

@@ -11,20 +11,17 @@ the cartridges changed when they ask for volume 2, and by ``pyrestore -C``.  ``b
 from __future__ import annotations
 
 import os
-import pty
-import select
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import console_script
 from dumptool.format import Header, RecordType
 from samples import listing, restore_both_cartridges, tape_copy
 from samples import real_restore as restore
 from spanning import Layout, build_tree, check_layout, copy_volumes, dump_across, layouts
 from tapelib import Shelf
-from test_pydump import assert_same_tree, env, pydump
+from test_pydump import assert_same_tree, pydump
+from test_volume_prompt import READY, converse, pydump_on_a_pty
 
 # -- the property ----------------------------------------------------------------------------------
 
@@ -196,32 +193,6 @@ def test_scratch_names_a_used_cartridge_that_may_be_overwritten(
     assert_same_tree(tree, out)
 
 
-def _converse(fd: int, pid: int, answers: dict[bytes, object]) -> tuple[str, int]:
-    """Read pydump's terminal until it ends; each time a question ending in
-    one of ``answers``' keys appears, answer what ``answers[key](n)`` says
-    (``n``: how many times that question was asked)."""
-    seen = b""
-    asked = dict.fromkeys(answers, 0)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-        for question, answer in answers.items():
-            if seen.count(question) > asked[question]:
-                asked[question] += 1
-                os.write(fd, answer(asked[question]).encode() + b"\n")
-    _, status = os.waitpid(pid, 0)
-    return seen.decode(errors="replace"), os.waitstatus_to_exitcode(status)
-
-
 def test_the_operator_mounting_a_used_cartridge_is_asked_before_it_is_overwritten(
         tmp_path: Path, shelf: Shelf, nst0: str) -> None:
     """The fixture's 4 MiB TEST01 fills; the operator first mounts TEST01
@@ -239,12 +210,7 @@ def test_the_operator_mounting_a_used_cartridge_is_asked_before_it_is_overwritte
     shelf.unload(0)
     shelf.load("TEST01", 0)
     old = cartridge_bytes(shelf, "OLD")
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            os.execve(console_script("pydump"), ["pydump", "-0", "-f", nst0, str(src)], env())
-        finally:
-            os._exit(127)
+    pid, fd = pydump_on_a_pty("-0", "-f", nst0, str(src))
 
     def mount(n: int) -> str:
         if n == 1:
@@ -256,7 +222,7 @@ def test_the_operator_mounting_a_used_cartridge_is_asked_before_it_is_overwritte
             assert cartridge_bytes(shelf, "OLD") == old  # "no" kept it whole
         return "yes"
 
-    seen, code = _converse(fd, pid, {b"ready to go?": mount, b"overwrite it?": lambda n: "no" if n == 1 else "yes"})
+    seen, code = converse(fd, pid, {READY: mount, b"overwrite it?": lambda n: "no" if n == 1 else "yes"})
     os.close(fd)
     assert code == 0, seen
     assert "TEST01 holds a volume of this dump: mount another cartridge" in seen

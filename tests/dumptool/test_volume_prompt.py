@@ -13,6 +13,7 @@ import pty
 import select
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,11 +51,12 @@ def test_no_prompt_never_asks(tmp_path: Path, nst0: str) -> None:
     assert "--no-prompt forbids asking for volume 2" in result.stderr and "Traceback" not in result.stderr
 
 
-def _converse(fd: int, pid: int, on_prompt) -> tuple[str, int]:
-    """Read the pty until the child ends, calling ``on_prompt()`` (which returns
-    the answer) each time dump asks whether the new volume is ready."""
+def converse(fd: int, pid: int, answers: dict[bytes, Callable[[int], str]]) -> tuple[str, int]:
+    """Read pydump's terminal until it ends; each time a question ending in
+    one of ``answers``' keys appears, answer what ``answers[key](n)`` says
+    (``n``: how many times that question was asked).  The text seen and the exit status."""
     seen = b""
-    asked = 0
+    asked = dict.fromkeys(answers, 0)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 1.0)
@@ -67,14 +69,18 @@ def _converse(fd: int, pid: int, on_prompt) -> tuple[str, int]:
         if not chunk:
             break
         seen += chunk
-        if seen.count(b"ready to go?") > asked:
-            asked += 1
-            os.write(fd, on_prompt(asked).encode() + b"\n")
+        for question, answer in answers.items():
+            if seen.count(question) > asked[question]:
+                asked[question] += 1
+                os.write(fd, answer(asked[question]).encode() + b"\n")
     _, status = os.waitpid(pid, 0)
     return seen.decode(errors="replace"), os.waitstatus_to_exitcode(status)
 
 
-def _pydump_on_a_pty(*args: str) -> tuple[int, int]:
+READY = b"ready to go?"
+
+
+def pydump_on_a_pty(*args: str) -> tuple[int, int]:
     pid, fd = pty.fork()
     if pid == 0:  # the child: the pty is its controlling terminal
         try:
@@ -88,7 +94,7 @@ def _pydump_on_a_pty(*args: str) -> tuple[int, int]:
 def test_on_a_terminal_pydump_asks_for_the_next_volume_and_goes_on(tmp_path: Path, shelf: Shelf,
                                                                    nst0: str) -> None:
     src = big_tree(tmp_path)
-    pid, fd = _pydump_on_a_pty("-0", "-f", nst0, str(src))
+    pid, fd = pydump_on_a_pty("-0", "-f", nst0, str(src))
 
     def operator(n: int) -> str:
         if n == 1:
@@ -99,7 +105,7 @@ def test_on_a_terminal_pydump_asks_for_the_next_volume_and_goes_on(tmp_path: Pat
             shelf.load("TEST02", 0)
         return "yes"
 
-    seen, code = _converse(fd, pid, operator)
+    seen, code = converse(fd, pid, {READY: operator})
     os.close(fd)
     assert code == 0, seen
     assert "Change Volumes: Mount volume #2" in seen and "DUMP IS DONE" in seen
@@ -108,8 +114,8 @@ def test_on_a_terminal_pydump_asks_for_the_next_volume_and_goes_on(tmp_path: Pat
 
 def test_on_a_terminal_no_aborts_the_dump(tmp_path: Path, nst0: str) -> None:
     src = big_tree(tmp_path)
-    pid, fd = _pydump_on_a_pty("-0", "--quiet", "-f", nst0, str(src))
-    seen, code = _converse(fd, pid, lambda n: "no")
+    pid, fd = pydump_on_a_pty("-0", "--quiet", "-f", nst0, str(src))
+    seen, code = converse(fd, pid, {READY: lambda n: "no"})
     os.close(fd)
     assert code == 1
     assert "Mount volume #2" in seen and "the ENTIRE dump is aborted" in seen and "Traceback" not in seen
