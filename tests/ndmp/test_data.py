@@ -387,13 +387,29 @@ def test_a_second_data_start_is_refused_and_bad_env_is_illegal_args(server: Ndmp
         dma.close()
 
 
-def test_a_dma_that_vanishes_mid_backup_leaves_no_complete_looking_image(server: NdmpServer,
-                                                                         load_drive: Callable[..., LoadedDrive],
-                                                                         tmp_path: Path) -> None:
+def _incompressible_tree(tmp_path: Path) -> Path:
+    """16 MB in 40 files of random bytes: a backup long enough to stop in the middle."""
     src = tmp_path / "src"
     src.mkdir()
     for i in range(40):
         (src / f"f{i:02d}").write_bytes(os.urandom(400_000))
+    return src
+
+
+def _assert_cut_short(tape: LoadedDrive, tmp_path: Path) -> bytes:
+    """The image on ``tape`` has no end-of-dump record: pyrestore calls it truncated and fails."""
+    image = tmp_path / "part.img"
+    image.write_bytes(tape_image(tape))
+    py = subprocess.run([PYRESTORE, "-x", "-f", str(image)], cwd=tmp_path, capture_output=True, text=True,
+                        timeout=60)
+    assert py.returncode != 0 and "truncated" in py.stderr, (py.returncode, py.stderr)
+    return image.read_bytes()
+
+
+def test_a_dma_that_vanishes_mid_backup_leaves_no_complete_looking_image(server: NdmpServer,
+                                                                         load_drive: Callable[..., LoadedDrive],
+                                                                         tmp_path: Path) -> None:
+    src = _incompressible_tree(tmp_path)
     tape = load_drive(capacity=64 * 1024 * 1024)
     dma = Dma.connect(server.port)
     _local_backup(dma, tape.nst, src)
@@ -410,12 +426,7 @@ def test_a_dma_that_vanishes_mid_backup_leaves_no_complete_looking_image(server:
         except DriveBusy:
             assert time.monotonic() < deadline, "the drive is still held after the DMA went away"
             time.sleep(0.05)
-    image = tmp_path / "part.img"
-    image.write_bytes(tape_image(tape))
-    assert 0 < len(image.read_bytes()) < 16_000_000
-    py = subprocess.run([PYRESTORE, "-x", "-f", str(image)], cwd=tmp_path, capture_output=True, text=True,
-                        timeout=60)
-    assert py.returncode != 0 and "truncated" in py.stderr, (py.returncode, py.stderr)
+    assert 0 < len(_assert_cut_short(tape, tmp_path)) < 16_000_000
 
 
 def test_a_full_tape_cancels_the_backup_and_leaves_no_complete_looking_image(
@@ -428,20 +439,13 @@ def test_a_full_tape_cancels_the_backup_and_leaves_no_complete_looking_image(
     out = ndmjob(server, "-c", "-f", tape.nst, "-B", "dump", "-C", str(src), "-E", "LEVEL=0", "-E", "UPDATE=n",
                  "-I", str(tmp_path / "idx"))
     assert 'SESS "Operation ended OKAY"' not in out, out
-    image = tmp_path / "part.img"
-    image.write_bytes(tape_image(tape))
-    py = subprocess.run([PYRESTORE, "-x", "-f", str(image)], cwd=tmp_path, capture_output=True, text=True,
-                        timeout=60)
-    assert py.returncode != 0 and "truncated" in py.stderr, (py.returncode, py.stderr)
+    _assert_cut_short(tape, tmp_path)
 
 
 def test_data_abort_mid_backup_halts_aborted_and_the_image_is_cut(server: NdmpServer,
                                                                   load_drive: Callable[..., LoadedDrive],
                                                                   tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(40):
-        (src / f"f{i:02d}").write_bytes(os.urandom(400_000))
+    src = _incompressible_tree(tmp_path)
     tape = load_drive(capacity=64 * 1024 * 1024)
     dma = Dma.connect(server.port)
     try:
@@ -469,8 +473,4 @@ def test_data_abort_mid_backup_halts_aborted_and_the_image_is_cut(server: NdmpSe
         assert dma.call(Message.TAPE_CLOSE).error == Error.NO_ERR
     finally:
         dma.close()
-    image = tmp_path / "part.img"
-    image.write_bytes(tape_image(tape))
-    py = subprocess.run([PYRESTORE, "-x", "-f", str(image)], cwd=tmp_path, capture_output=True, text=True,
-                        timeout=60)
-    assert py.returncode != 0 and "truncated" in py.stderr, (py.returncode, py.stderr)
+    _assert_cut_short(tape, tmp_path)
