@@ -61,8 +61,8 @@ from .protocol import (
     MoverState,
     RecoveryStatus,
 )
-from .stream import (LocalStream, check_connect_address, close_quietly, local_stream_pair, open_tcp_listener,
-                     open_tcp_to)
+from .stream import (LocalStream, accept_one, check_connect_address, close_quietly, local_stream_pair,
+                     open_tcp_listener, open_tcp_to)
 
 if TYPE_CHECKING:
     from .session import Session
@@ -164,14 +164,11 @@ class DataService:
         return self.addr
 
     async def _accept(self, listener: trio.SocketListener) -> None:
-        try:
-            stream = await listener.accept()
-        except (trio.ClosedResourceError, OSError):
+        stream = await accept_one(listener)
+        if self._listener is listener:
+            self._listener = None
+        if stream is None:
             return
-        finally:
-            await listener.aclose()
-            if self._listener is listener:
-                self._listener = None
         if self.state != DataState.LISTEN:
             await stream.aclose()
             return

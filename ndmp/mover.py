@@ -40,8 +40,8 @@ from .protocol import (
     MoverPauseReason,
     MoverState,
 )
-from .stream import (LocalStream, check_connect_address, close_quietly, local_stream_pair, open_tcp_listener,
-                     open_tcp_to)
+from .stream import (LocalStream, accept_one, check_connect_address, close_quietly, local_stream_pair,
+                     open_tcp_listener, open_tcp_to)
 from .xdr import U64_INVALID
 
 _log = logging.getLogger(__name__)
@@ -182,14 +182,11 @@ class Mover:
     async def _accept(self, listener: trio.SocketListener) -> None:
         with trio.CancelScope() as scope:
             self._scope = scope
-            try:
-                stream = await listener.accept()
-            except (trio.ClosedResourceError, OSError):
+            stream = await accept_one(listener)
+            if self._listener is listener:
+                self._listener = None
+            if stream is None:
                 return
-            finally:
-                await listener.aclose()
-                if self._listener is listener:
-                    self._listener = None
             _log.info("mover: data connection from %s", stream.socket.getpeername()[0])
             self._scope = None
             await self._activate(stream)

@@ -82,6 +82,17 @@ async def open_tcp_listener(host: str) -> tuple[trio.SocketListener, Addr]:
     return listener, Addr(AddrType.TCP, [TcpAddr(ip, listener.socket.getsockname()[1])])
 
 
+async def accept_one(listener: trio.SocketListener) -> trio.SocketStream | None:
+    """The one connection a DATA_LISTEN or MOVER_LISTEN waits for; the listener
+    is closed either way (None: it was closed, or the accept failed)."""
+    try:
+        return await listener.accept()
+    except (trio.ClosedResourceError, OSError):
+        return None
+    finally:
+        await listener.aclose()
+
+
 def check_connect_address(addr: Addr) -> None:
     """IllegalArgs unless ``addr`` is LOCAL, or TCP with an address to reach."""
     if addr.addr_type not in (AddrType.LOCAL, AddrType.TCP) or (addr.addr_type == AddrType.TCP and not addr.tcp):
