@@ -417,7 +417,9 @@ class Restore:
         self.opts = options or Options()
         self.out = out
         self.err = err
-        self.failed = False
+        #: errors said (:meth:`error`), and the wanted names the image did not bring among them
+        self.error_count = 0
+        self.not_found: list[str] = []
         self.warnings = 0
         #: -C stopped at the compare errors -L allows
         self.compare_limit_reached = False
@@ -469,9 +471,19 @@ class Restore:
         self.warnings += 1
         print(f"pyrestore: {message}", file=self.err)
 
+    @property
+    def failed(self) -> bool:
+        """Whether any error was said: the restore exits 1."""
+        return self.error_count > 0
+
     def error(self, message: str) -> None:
-        self.failed = True
+        self.error_count += 1
         print(f"pyrestore: {message}", file=self.err)
+
+    def _not_found(self, name: str) -> None:
+        """An error for a wanted name the image does not bring (restore's "not found on tape")."""
+        self.not_found.append(name)
+        self.error(f"{name}: not found on the image")
 
     def _on_damage(self, damage: Damage) -> None:
         self._damage_count += 1
@@ -783,7 +795,7 @@ class Restore:
             roots = []
             for w in wanted:
                 if not w.isdigit() or int(w) not in self.dumped:
-                    self.error(f"inode {w}: not found on the image")
+                    self._not_found(f"inode {w}")
                     continue
                 roots.append((int(w), b"./" + w.encode()))
         else:
@@ -791,7 +803,7 @@ class Restore:
             for w in wanted or ["."]:
                 ino = self.lookup(w)
                 if ino is None or ino not in self.dumped and ino not in self.dirs:
-                    self.error(f"{os.fsdecode(self._norm(w))}: not found on the image")
+                    self._not_found(os.fsdecode(self._norm(w)))
                     continue
                 path = self._norm(w)
                 roots.append((ino, path))
@@ -1284,7 +1296,7 @@ class Restore:
         """One line for each file to extract that the image did not bring
         (restore's "not found on tape"): lost to damage, or passed by a seek."""
         for ino, paths in sorted(leaf_names.items()):
-            self.error(f"{os.fsdecode(paths[0])} (inode {ino}): not found on the image")
+            self._not_found(f"{os.fsdecode(paths[0])} (inode {ino})")
 
     def _skip_inode(self, ino: int) -> None:
         """Read past the rest of inode *ino*'s records (its TS_ADDR and EA records)."""

@@ -287,7 +287,7 @@ class DumpEngine:
             messages = [line.removeprefix("pyrestore: ") for line in err.getvalue().splitlines()]
             # A wanted name the image does not bring is reported per name (LOG_FILE
             # FAILED_NOT_FOUND); only other trouble fails the whole recover.
-            failed = restore.failed and not all(m.endswith(": not found on the image") for m in messages)
+            failed = restore.error_count > len(restore.not_found)
             return RecoverResult(restored, messages, failed, got)
 
     def _extract_names(self, restore: Restore, names: list[RecoverName],
