@@ -9,13 +9,11 @@ stay ``TypeError``/``ValueError``.
 
 from __future__ import annotations
 
+from snapdump.errors import SnapdumpError
 
-class DumpError(Exception):
+
+class DumpError(SnapdumpError):
     """A dump or restore failed for a reason the user can act on."""
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class FormatError(DumpError):

@@ -30,9 +30,10 @@ from typing import Sequence
 
 import trio
 
+from snapdump.exits import CommandFailed, run
+
 from .config import ServerConfig, check_volumes, load_config_file, parse_listen
 from .drive import ServedDrives
-from .errors import NdmpError
 from .protocol import NDMP_PORT
 from .server import bind, serve
 from .session import ServerContext
@@ -40,10 +41,6 @@ from .session import ServerContext
 PROG = "pyndmpd"
 DEFAULT_PID_FILE = "/run/pyndmpd.pid"
 EXIT_FAILURE = 1
-
-
-class _Fail(Exception):
-    pass
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _configure(args: argparse.Namespace) -> tuple[ServerContext, str, int]:
     if not args.shelf and not args.volume:
-        raise _Fail("nothing to serve: give at least one --shelf (or --volume)")
+        raise CommandFailed("nothing to serve: give at least one --shelf (or --volume)")
     config = ServerConfig(shelves=[Path(s) for s in args.shelf])
     if args.config:
         load_config_file(Path(args.config), config)
@@ -79,7 +76,7 @@ def _configure(args: argparse.Namespace) -> tuple[ServerContext, str, int]:
         config.dumpdates = os.path.abspath(args.dumpdates)
     if args.spool:
         if not os.path.isdir(args.spool):
-            raise _Fail(f"--spool {args.spool}: not a directory")
+            raise CommandFailed(f"--spool {args.spool}: not a directory")
         config.spool = os.path.abspath(args.spool)
     drives = ServedDrives(config.shelves)
     host, port = parse_listen(args.listen)
@@ -119,7 +116,7 @@ def _check_pid_file(path: Path) -> None:
         return
     except PermissionError:
         pass
-    raise _Fail(f"{path}: pyndmpd is already running as pid {pid} (or remove the stale pid file)")
+    raise CommandFailed(f"{path}: pyndmpd is already running as pid {pid} (or remove the stale pid file)")
 
 
 def _daemonize(pid_file: Path) -> None:
@@ -163,26 +160,26 @@ async def _run(sock: socket.socket, context: ServerContext) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    return run(PROG, lambda: _pyndmpd(args))
+
+
+def _pyndmpd(args: argparse.Namespace) -> int:
+    context, host, port = _configure(args)
+    pid_file = Path(os.path.abspath(args.pid_file))
+    if not args.foreground:
+        _check_pid_file(pid_file)
     try:
-        context, host, port = _configure(args)
-        pid_file = Path(os.path.abspath(args.pid_file))
-        if not args.foreground:
-            _check_pid_file(pid_file)
-        try:
-            sock = bind(host, port)
-        except OSError as exc:
-            reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            raise _Fail(f"cannot listen on {host}:{port}: {reason}") from None
-        try:
-            # Before daemonizing: a log file that cannot be opened is said here,
-            # and it exists once this command returns.
-            _setup_logging(args)
-        except OSError as exc:
-            sock.close()
-            raise _Fail(f"{args.log_file}: {exc.strerror}") from None
-    except (_Fail, NdmpError) as exc:
-        sys.stderr.write(f"{PROG}: {exc}\n")
-        return EXIT_FAILURE
+        sock = bind(host, port)
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise CommandFailed(f"cannot listen on {host}:{port}: {reason}") from None
+    try:
+        # Before daemonizing: a log file that cannot be opened is said here,
+        # and it exists once this command returns.
+        _setup_logging(args)
+    except OSError as exc:
+        sock.close()
+        raise CommandFailed(f"{args.log_file}: {exc.strerror}") from None
     if not args.foreground:
         _daemonize(pid_file)
     try:

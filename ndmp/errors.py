@@ -14,10 +14,12 @@ operation stopped from outside (abort, a vanished DMA).
 
 from __future__ import annotations
 
+from snapdump.errors import SnapdumpError
+
 from .protocol import Error
 
 
-class NdmpError(Exception):
+class NdmpError(SnapdumpError):
     """A request failed; ``code`` is the NDMP error the reply carries."""
 
     code: Error = Error.UNDEFINED_ERR
@@ -26,10 +28,6 @@ class NdmpError(Exception):
         super().__init__(message)
         if code is not None:
             self.code = code
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class NotSupported(NdmpError):

@@ -10,20 +10,11 @@ from __future__ import annotations
 
 import errno as _errno
 
+from snapdump.errors import ErrnoError
 
-class SnapfsError(Exception):
-    """A volume operation failed; ``errno`` is what a Linux file system would return."""
 
-    errno: int = _errno.EIO
-
-    def __init__(self, message: str, errno: int | None = None) -> None:
-        super().__init__(message)
-        if errno is not None:
-            self.errno = errno
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else ""
+class SnapfsError(ErrnoError):
+    """A volume operation failed; ``errno`` is what a Linux file system would return (EIO by default)."""
 
 
 class NotAVolume(SnapfsError):

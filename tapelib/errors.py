@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import errno as _errno
 
+from snapdump.errors import ErrnoError
 
-class TapeError(Exception):
-    """A tape operation failed; ``errno`` is what Linux st would return."""
 
-    errno: int = _errno.EIO
-
-    def __init__(self, message: str, errno: int | None = None) -> None:
-        super().__init__(message)
-        if errno is not None:
-            self.errno = errno
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else ""
+class TapeError(ErrnoError):
+    """A tape operation failed; ``errno`` is what Linux st would return (EIO by default)."""
 
 
 class TapeIOError(TapeError):

@@ -22,7 +22,7 @@ import sys
 import time
 from importlib import metadata
 
-from tapelib import TapeError
+from snapdump.exits import CommandFailed, run
 
 from ..compression import DEFAULT_LEVEL, MAX_LEVEL as MAX_COMPRESS_LEVEL, MIN_LEVEL as MIN_COMPRESS_LEVEL
 from ..dump import Dump, DumpOptions
@@ -33,13 +33,9 @@ from ..errors import DumpError
 PROG = "pydump"
 
 
-class _UsageError(Exception):
-    pass
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 1, no usage dump
-        raise _UsageError(message)
+        raise CommandFailed(message)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,7 +153,7 @@ def _keyless(argv: list[str]) -> list[str]:
     for letter in key:
         if letter in _KEY_VALUES:
             if not rest:
-                raise _UsageError(f"option requires an argument -- {letter}")
+                raise CommandFailed(f"option requires an argument -- {letter}")
             flags += [f"-{letter}", rest.pop(0)]
         else:
             flags.append(f"-{letter}")
@@ -189,7 +185,7 @@ def _cluster_flags(argv: list[str]) -> tuple[list[str], tuple[int, int] | None, 
                 takes_value = i == len(arg) - 1
                 break
             if letter == "y":
-                raise _UsageError("-y (lzo) is not supported; use -z or -j")
+                raise CommandFailed("-y (lzo) is not supported; use -z or -j")
             if letter in _METHODS:
                 chosen = (_METHODS[letter], _compress_level(arg[i + 1:]))
                 break
@@ -207,10 +203,10 @@ def _compress_level(text: str) -> int:
     if not text:
         return DEFAULT_LEVEL
     if not text.lstrip("-").isdigit():
-        raise _UsageError(f"illegal compress level -- {text}")
+        raise CommandFailed(f"illegal compress level -- {text}")
     level = int(text)
     if not MIN_COMPRESS_LEVEL <= level <= MAX_COMPRESS_LEVEL:
-        raise _UsageError(f"compress level must be between {MIN_COMPRESS_LEVEL} and {MAX_COMPRESS_LEVEL}")
+        raise CommandFailed(f"compress level must be between {MIN_COMPRESS_LEVEL} and {MAX_COMPRESS_LEVEL}")
     return level
 
 
@@ -227,7 +223,7 @@ def parse_date(text: str, flag: str = "-T") -> int:
         pass
     record = parse_record(f"/ 0 {text}")
     if record is None:
-        raise _UsageError(f"{flag} {text!r}: not a date (use ctime format, ISO 8601 or @seconds)")
+        raise CommandFailed(f"{flag} {text!r}: not a date (use ctime format, ISO 8601 or @seconds)")
     return record.date
 
 
@@ -237,7 +233,7 @@ def _inode_numbers(text: str, where: str) -> set[int]:
         if not word:
             continue
         if not word.isdigit() or int(word) < 3:
-            raise _UsageError(f"{where}: {word!r} is not an inode number that can be excluded (3 or more)")
+            raise CommandFailed(f"{where}: {word!r} is not an inode number that can be excluded (3 or more)")
         numbers.add(int(word))
     return numbers
 
@@ -245,36 +241,36 @@ def _inode_numbers(text: str, where: str) -> set[int]:
 def _options(args: argparse.Namespace, compression: tuple[int, int] | None = None,
              digits: str | None = None) -> DumpOptions:
     if digits is not None and args.level is not None:
-        raise _UsageError(f"the level is given twice (-{digits} and --level {args.level}): give it once")
+        raise CommandFailed(f"the level is given twice (-{digits} and --level {args.level}): give it once")
     level = int(digits) if digits is not None else 0 if args.level is None else args.level
     if not 0 <= level <= MAX_LEVEL:
-        raise _UsageError(f"dump level {level} is out of range 0 to {MAX_LEVEL}")
+        raise CommandFailed(f"dump level {level} is out of range 0 to {MAX_LEVEL}")
     if not 0 <= args.honor_level <= 10:
-        raise _UsageError("honor level must be between 0 and 10")
+        raise CommandFailed("honor level must be between 0 and 10")
     for flag, why in _UNSUPPORTED.items():
         if getattr(args, f"_unsupported_{flag[1]}"):
-            raise _UsageError(f"{flag}: {why}")
+            raise CommandFailed(f"{flag}: {why}")
     if args.auto_size and args.volume_blocks is not None:
-        raise _UsageError("You cannot use the a and B flags together.")
+        raise CommandFailed("You cannot use the a and B flags together.")
     if args.base_date and args.update:  # dump's rule: a -T dump is not part of the dumpdates chain
-        raise _UsageError("You cannot use the T and u flags together.")
+        raise CommandFailed("You cannot use the T and u flags together.")
     if args.read_errors < 0:
-        raise _UsageError(f"-I {args.read_errors}: give a number of read errors, 0 or more")
+        raise CommandFailed(f"-I {args.read_errors}: give a number of read errors, 0 or more")
     if args.progress <= 0:
-        raise _UsageError(f"--progress {args.progress}: give a positive number of seconds")
+        raise CommandFailed(f"--progress {args.progress}: give a positive number of seconds")
     if not args.source:
-        raise _UsageError("Must specify disk or filesystem")
+        raise CommandFailed("Must specify disk or filesystem")
     if not 4 <= args.ntrec <= 256:
-        raise _UsageError(f"blocking factor {args.ntrec} is out of range 4 to 256 (-b takes KiB per record)")
+        raise CommandFailed(f"blocking factor {args.ntrec} is out of range 4 to 256 (-b takes KiB per record)")
     output = args.output or os.environ.get("TAPE") or ("-" if args.size_estimate else None)
     if not output:
-        raise _UsageError("no output given: use -f FILE (- for standard output, or a tape device)")
+        raise CommandFailed("no output given: use -f FILE (- for standard output, or a tape device)")
     if args.multivolume and output == "-":
-        raise _UsageError("-M needs a file name prefix, not standard output")
+        raise CommandFailed("-M needs a file name prefix, not standard output")
     if args.qfa and output == "-":
-        raise _UsageError("-Q needs -f FILE or a tape: standard output cannot tell file positions")
+        raise CommandFailed("-Q needs -f FILE or a tape: standard output cannot tell file positions")
     if args.volume_blocks is not None and args.volume_blocks <= 0:
-        raise _UsageError(f"-B {args.volume_blocks}: give a positive number of 1 KiB blocks")
+        raise CommandFailed(f"-B {args.volume_blocks}: give a positive number of 1 KiB blocks")
     exclude: set[int] = set()
     for text in args.exclude:
         exclude |= _inode_numbers(text, "-e")
@@ -283,7 +279,7 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
             with open(name, encoding="utf-8") as f:
                 exclude |= _inode_numbers(f.read(), f"-E {name}")
         except OSError as exc:
-            raise _UsageError(f"-E {name}: {exc.strerror}") from None
+            raise CommandFailed(f"-E {name}: {exc.strerror}") from None
     return DumpOptions(
         source=args.source, output=output, level=level, ntrec=args.ntrec, dumpdates=args.dumpdates,
         update=args.update, base_date=parse_date(args.base_date) if args.base_date else None,
@@ -303,7 +299,7 @@ def _barcodes(texts: list[str]) -> frozenset[str]:
     """The barcodes of ``--scratch`` (comma-separated, the flag repeatable)."""
     names = {name.strip() for text in texts for name in text.split(",")}
     if "" in names:
-        raise _UsageError("--scratch: give barcodes, separated by commas")
+        raise CommandFailed("--scratch: give barcodes, separated by commas")
     return frozenset(names)
 
 
@@ -314,8 +310,7 @@ def _report(kind: str, dumpdates: str) -> int:
     try:
         records = DumpDates(dumpdates).records()
     except DumpError as exc:
-        print(f"{PROG}: {exc.message}", file=sys.stderr)
-        return 1
+        raise CommandFailed(exc.message) from None
     if not records and not os.path.exists(dumpdates):
         print(f"No /etc/fstab or {dumpdates} file found")
         return 0
@@ -332,39 +327,32 @@ def _report(kind: str, dumpdates: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run(PROG, lambda: _pydump(sys.argv[1:] if argv is None else list(argv)), prefix=_DUMP,
+               interrupted=EXIT_INTERRUPTED, interrupted_message="interrupted: the ENTIRE dump is aborted")
+
+
+#: dump's operator lines (and its errors) start so, on stderr
+_DUMP = "  DUMP: "
+#: dump's status when the operator interrupts it (X_ABORT)
+EXIT_INTERRUPTED = 3
+
+
+def _pydump(argv: list[str]) -> int:
     def say(line: str) -> None:
-        print(f"  DUMP: {line}", file=sys.stderr, flush=True)
+        print(f"{_DUMP}{line}", file=sys.stderr, flush=True)
 
     def warn(line: str) -> None:
-        print(f"  DUMP: warning: {line}", file=sys.stderr, flush=True)
+        print(f"{_DUMP}warning: {line}", file=sys.stderr, flush=True)
 
-    try:
-        rest = _keyless(sys.argv[1:] if argv is None else list(argv))
-        rest, compression, digits = _cluster_flags(rest)
-        args = _parser().parse_args(rest)
-        if args.report:
-            return _report(args.report, args.dumpdates)
-        options = _options(args, compression, digits)
-    except _UsageError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        if args.size_estimate:
-            print(Dump(options, warn=warn).size_estimate())
-            return 0
-        Dump(options, say=None if options.quiet else say, warn=warn).run()
-    except DumpError as exc:
-        say(exc.message)
-        return 1
-    except TapeError as exc:
-        say(exc.message)
-        return 1
-    except OSError as exc:
-        say(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
-        return 1
-    except KeyboardInterrupt:
-        say("interrupted: the ENTIRE dump is aborted")
-        return 3
+    rest, compression, digits = _cluster_flags(_keyless(argv))
+    args = _parser().parse_args(rest)
+    if args.report:
+        return _report(args.report, args.dumpdates)
+    options = _options(args, compression, digits)
+    if args.size_estimate:
+        print(Dump(options, warn=warn).size_estimate())
+        return 0
+    Dump(options, say=None if options.quiet else say, warn=warn).run()
     return 0
 
 

@@ -16,12 +16,15 @@ import os
 import sys
 from importlib import metadata
 
+from snapdump.exits import CommandFailed, run
+
 from ..errors import DumpError
 from ..format import parse_qfa
 from ..records import volume_file
 from ..restore import Options, Restore, RestoreError, VolumeInput
 from ..symtab import SYMTAB_NAME, SymbolTable
 
+PROG = "pyrestore"
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
@@ -169,8 +172,11 @@ def keyless(argv: list[str]) -> list[str]:
     return out + rest
 
 
-class _Usage(Exception):
+class _Usage(CommandFailed):
     """A command line pyrestore refuses (one line, exit 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)
 
 
 #: restore's flags pyrestore refuses, and why
@@ -198,51 +204,42 @@ def _names_from(path: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        argv = keyless(list(sys.argv[1:] if argv is None else argv))
-    except _Usage as exc:
-        print(f"pyrestore: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    args = _parser().parse_args(argv)
+    return run(PROG, lambda: _pyrestore(list(sys.argv[1:] if argv is None else argv)),
+               interrupted=EXIT_FAIL, interrupted_message="interrupted")
+
+
+def _usage(args: argparse.Namespace) -> None:
+    """Refuse (exit 2) a command line restore would refuse; read -X's names."""
     for flag, why in _REFUSED.items():
         if getattr(args, flag):
-            print(f"pyrestore: {why}", file=sys.stderr)
-            return EXIT_USAGE
+            raise _Usage(why)
     if args.limit < 0:
-        print("pyrestore: limit must be greater than 0", file=sys.stderr)
-        return EXIT_USAGE
+        raise _Usage("limit must be greater than 0")
     if args.toc and args.mode not in ("t", "x", "i"):
-        print(f"pyrestore: A option is not valid for {args.mode} command", file=sys.stderr)
-        return EXIT_USAGE
+        raise _Usage(f"A option is not valid for {args.mode} command")
     if args.name_file:
         if args.mode not in ("t", "x"):
-            print("pyrestore: -X works with -t and -x", file=sys.stderr)
-            return EXIT_USAGE
+            raise _Usage("-X works with -t and -x")
         if args.name_file == "-" and args.file == "-":
-            print("pyrestore: -X - and -f - cannot both read standard input", file=sys.stderr)
-            return EXIT_USAGE
-        try:
-            args.names += _names_from(args.name_file)
-        except _Usage as exc:
-            print(f"pyrestore: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            raise _Usage("-X - and -f - cannot both read standard input")
+        args.names += _names_from(args.name_file)
     if args.blocksize is not None and not 1 <= args.blocksize <= 1024:
-        print("pyrestore: -b must be between 1 and 1024", file=sys.stderr)
-        return EXIT_USAGE
+        raise _Usage("-b must be between 1 and 1024")
     if args.tape_file < 1:
-        print("pyrestore: -s must be 1 or more", file=sys.stderr)
-        return EXIT_USAGE
+        raise _Usage("-s must be 1 or more")
+    if args.names and args.mode in ("r", "R", "C"):
+        raise _Usage(f"-{args.mode} takes no file names")
+    if args.multivolume and args.file == "-":
+        raise _Usage("-M needs -f PREFIX (the volumes' common start), not standard input")
+    if args.qfa and args.mode not in ("x", "t"):
+        raise _Usage("-Q works with -x and -t")
+
+
+def _pyrestore(argv: list[str]) -> int:
+    args = _parser().parse_args(keyless(argv))
+    _usage(args)
     if args.tmpdir:
         os.environ["TMPDIR"] = args.tmpdir
-    if args.names and args.mode in ("r", "R", "C"):
-        print(f"pyrestore: -{args.mode} takes no file names", file=sys.stderr)
-        return EXIT_USAGE
-    if args.multivolume and args.file == "-":
-        print("pyrestore: -M needs -f PREFIX (the volumes' common start), not standard input", file=sys.stderr)
-        return EXIT_USAGE
-    if args.qfa and args.mode not in ("x", "t"):
-        print("pyrestore: -Q works with -x and -t", file=sys.stderr)
-        return EXIT_USAGE
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
                    dir_only=args.dir_only, compare_limit=args.limit, nul_lines=args.nul)
     source = None
@@ -295,12 +292,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Some files were modified!  {diffs} compare errors")
                 return EXIT_FAIL if engine.failed else EXIT_DIFFER
         return EXIT_FAIL if engine.failed else EXIT_OK
-    except DumpError as exc:
-        print(f"pyrestore: {exc.message}", file=sys.stderr)
-        return EXIT_FAIL
-    except KeyboardInterrupt:
-        print("pyrestore: interrupted", file=sys.stderr)
-        return EXIT_FAIL
     finally:
         if source is not None:
             try:

@@ -12,12 +12,9 @@ from .. import client
 from ..identity import SECURITY_STYLES
 from ..qtrees import OPLOCKS, Qtree
 from ..room import NEARLY_FULL
+from . import UsageError
 
-__all__ = ["NEARLY_FULL", "FilerUsage", "add_parsers"]
-
-
-class FilerUsage(Exception):
-    """Bad usage of a filer subcommand (the CLI answers exit 2)."""
+__all__ = ["NEARLY_FULL", "add_parsers"]
 
 
 def _qtree_line(q: Qtree) -> str:
@@ -32,7 +29,7 @@ def cmd_qtree(a: argparse.Namespace) -> int:
                 print(_qtree_line(q))
             return 0
         if not a.name:
-            raise FilerUsage(f"qtree {a.action} needs MOUNT NAME")
+            raise UsageError(f"qtree {a.action} needs MOUNT NAME")
         if a.action == "create":
             q = c.qtree_create(a.name, a.security_style, a.oplocks or "enable")
             print(f"created qtree {q.name} (id {q.id}, {q.security_style}, oplocks {q.oplocks})")
@@ -58,10 +55,10 @@ def cmd_junction(a: argparse.Namespace) -> int:
                 print(f"{j.path:<32} {j.volume:<16} {j.uuid:<36} {j.target}")
             return 0
         if not a.path:
-            raise FilerUsage(f"junction {a.action} needs MOUNT PATH")
+            raise UsageError(f"junction {a.action} needs MOUNT PATH")
         if a.action == "create":
             if not a.volume:
-                raise FilerUsage("junction create needs --volume OTHERVOL (a snapfs volume folder or mount point)")
+                raise UsageError("junction create needs --volume OTHERVOL (a snapfs volume folder or mount point)")
             j = c.junction_create(a.path, a.volume)
             print(f"junction {j.path} -> {j.target} (volume {j.volume}, {j.uuid})")
         else:
@@ -80,20 +77,20 @@ def cmd_restrict(a: argparse.Namespace) -> int:
         args.remove("--restore")
     if args and args[0] == "list":
         if len(args) != 2:
-            raise FilerUsage("restrict list needs MOUNT")
+            raise UsageError("restrict list needs MOUNT")
         with client.open_volume(args[1]) as c:
             print(f"{'OWNER':<24} PATH")
             for r in c.restriction_list():
                 print(f"{r.owner:<24} {r.path}")
         return 0
     if not owner:
-        raise FilerUsage("restrict needs --owner ID")
+        raise UsageError("restrict needs --owner ID")
     if args and args[0] == "exec":
         if len(args) < 3:
-            raise FilerUsage("restrict exec needs MOUNT --owner ID -- COMMAND [ARG...]")
+            raise UsageError("restrict exec needs MOUNT --owner ID -- COMMAND [ARG...]")
         cmd = args[2:] if args[2] != "--" else args[3:]
         if not cmd:
-            raise FilerUsage("restrict exec needs a COMMAND after --")
+            raise UsageError("restrict exec needs a COMMAND after --")
         with client.open_volume(args[1]) as c:
             c.act_as(owner, restore)  # for as long as this connection is open: the command is our child
             sys.stdout.flush()
@@ -107,7 +104,7 @@ def cmd_restrict(a: argparse.Namespace) -> int:
             _, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status)
     if len(args) != 2:
-        raise FilerUsage("restrict needs MOUNT PATH --owner ID")
+        raise UsageError("restrict needs MOUNT PATH --owner ID")
     with client.open_volume(args[0]) as c:
         r = c.restrict(args[1], owner)
     print(f"restricted {r.path} to owner {r.owner}")

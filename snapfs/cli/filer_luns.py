@@ -10,7 +10,7 @@ from typing import Callable
 from .. import client
 from ..locks import LOCK_TYPES, SHARES, Lock, parse_range
 from ..luns import OSTYPES, SPACE_RESERVE, STATES, Lun
-from .filer import FilerUsage
+from . import UsageError
 
 __all__ = ["add_parsers"]
 
@@ -38,7 +38,7 @@ def cmd_lun(a: argparse.Namespace) -> int:
     if a.action == "show" and not a.args:
         a.action, want = "list", []
     if len(a.args) != len(want):
-        raise FilerUsage(f"lun {a.action} needs MOUNT {' '.join(want)}".rstrip())
+        raise UsageError(f"lun {a.action} needs MOUNT {' '.join(want)}".rstrip())
     with client.open_volume(a.vol) as c:
         if a.action == "list":
             print(f"{'PATH':<32} {'SIZE':>14} {'OSTYPE':<12} {'SERIAL':<12} {'RESERVE':<9} {'STATE':<12}"
@@ -47,10 +47,10 @@ def cmd_lun(a: argparse.Namespace) -> int:
                 print(_lun_line(x))
             return 0
         if a.action in ("create", "resize") and a.size is None:
-            raise FilerUsage(f"lun {a.action} needs --size SIZE")
+            raise UsageError(f"lun {a.action} needs --size SIZE")
         if a.action == "create":
             if not a.ostype:
-                raise FilerUsage(f"lun create needs --ostype TYPE (one of: {', '.join(OSTYPES)})")
+                raise UsageError(f"lun create needs --ostype TYPE (one of: {', '.join(OSTYPES)})")
             x = c.lun_create(a.args[0], a.size, a.ostype, a.space_reserve or "enabled")
             print(f"created LUN {x.path}: {x.size} bytes, {x.ostype}, serial {x.serial},"
                   f" space reserve {x.space_reserve}")
@@ -61,7 +61,7 @@ def cmd_lun(a: argparse.Namespace) -> int:
             print(f"LUN {x.path}: {x.size} bytes")
         elif a.action == "modify":
             if not (a.state or a.ostype):
-                raise FilerUsage("lun modify needs --state or --ostype")
+                raise UsageError("lun modify needs --state or --ostype")
             x = c.lun_modify(a.args[0], a.state, a.ostype)
             print(f"LUN {x.path}: {x.state}, {x.ostype}")
         elif a.action == "delete":
@@ -88,13 +88,13 @@ def cmd_lock(a: argparse.Namespace) -> int:
                 print(_lock_line(x))
         elif a.action == "add":
             if not a.path or not a.type or not a.owner:
-                raise FilerUsage("lock add needs MOUNT PATH --type advisory|mandatory --owner ID")
+                raise UsageError("lock add needs MOUNT PATH --type advisory|mandatory --owner ID")
             start, length = parse_range(a.range or "0:0")
             x = c.lock_add(a.path, a.type, a.owner, start, length, a.share or "deny-none")
             print(f"lock {x.id} on {x.path}: {x.type}, owner {x.owner}, range {x.range}, {x.share}")
         else:
             if not a.path and a.id is None:
-                raise FilerUsage("lock break needs MOUNT PATH [--owner ID] or MOUNT --id N")
+                raise UsageError("lock break needs MOUNT PATH [--owner ID] or MOUNT --id N")
             n = c.lock_break(a.path, a.owner, a.id)
             print(f"broke {n} lock{'s' if n != 1 else ''}")
     return 0

@@ -20,18 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from snapdump.exits import os_error_text, run
+
 from .. import client, mount as _mount
-from . import filer, filer_luns
+from . import UsageError, filer, filer_luns
 from ..errors import SnapfsError
 from ..fsck import FSCK_ERROR, fsck_path
 from ..room import human
 from ..volume import DEFAULT_BLOCK_SIZE, Volume
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-class UsageError(Exception):
-    pass
 
 
 def parse_size(text: str) -> int:
@@ -181,7 +179,7 @@ def cmd_fsck(a: argparse.Namespace) -> int:
         print(f"snapfs: {e.message}", file=sys.stderr)
         return FSCK_ERROR
     except OSError as e:
-        print(f"snapfs: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        print(f"snapfs: {os_error_text(e)}", file=sys.stderr)
         return FSCK_ERROR
     except sqlite3.Error as e:
         print(f"snapfs: {a.voldir}: the metadata database cannot be read ({e})", file=sys.stderr)
@@ -247,8 +245,7 @@ def _version() -> str:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2
-        print(f"snapfs: {message} (see 'snapfs --help')", file=sys.stderr)
-        sys.exit(2)
+        raise UsageError(f"{message} (see 'snapfs --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,20 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run("snapfs", lambda: _snapfs(argv))
+
+
+def _snapfs(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except (UsageError, filer.FilerUsage) as e:
-        print(f"snapfs: {e}", file=sys.stderr)
-        return 2
-    except SnapfsError as e:
-        print(f"snapfs: {e.message}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"snapfs: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return args.fn(args)
 
 
 if __name__ == "__main__":

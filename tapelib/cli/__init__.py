@@ -2,6 +2,6 @@
 (a shelf, as ``mtx`` plus cartridge management) and ``pyrmt`` (the rmt server).
 
 Each tool is one module that parses its arguments, calls :mod:`tapelib` and
-prints; :mod:`tapelib.cli.exits` turns failures into one stderr line and an
+prints; :mod:`snapdump.exits` turns failures into one stderr line and an
 exit status, the same way for every tool.
 """

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable, Sequence
 
+from snapdump.exits import EXIT_FAILURE, EXIT_OK, CommandFailed, run
+
 from ..device import DEFAULT_TAPE_ENV, open_device, resolve_device_name
 from ..drive import TapeDrive
 from ..errors import TapeError
 from ..loopback import LoopbackDrive
 from ..mtio import MtOp
-from .exits import EXIT_FAILURE, EXIT_OK, CommandFailed, run
 from .mtstatus import format_status
 
 PROG = "pymt"

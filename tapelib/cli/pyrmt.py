@@ -9,45 +9,37 @@ or the device cannot be closed cleanly.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from importlib import metadata
+from typing import Sequence
 
-from ..errors import TapeError
+from snapdump.exits import CommandFailed, run, silence_stdout
+
 from ..rmt.server import ProtocolError, RmtServer
 
+PROG = "pyrmt"
 
-def main(argv: list[str] | None = None) -> int:
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="pyrmt",
+        prog=PROG,
         description="Serve a tape drive (SHELF/nst0, /dev/nst0) or a file over the rmt "
                     "protocol on stdin/stdout, for tar and dump through rsh or ssh.")
     parser.add_argument("--log", metavar="FILE", help="append each command and reply to FILE")
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('snapdump')}")
     args = parser.parse_args(argv)
-    try:
-        log = open(args.log, "a", buffering=1) if args.log else None
-    except OSError as exc:
-        print(f"pyrmt: {args.log}: {exc.strerror}", file=sys.stderr)
-        return 1
+    return run(PROG, lambda: _serve(args.log))
+
+
+def _serve(log_name: str | None) -> None:
+    log = open(log_name, "a", buffering=1) if log_name else None
     try:
         RmtServer(sys.stdin.buffer, sys.stdout.buffer, log).serve()
     except ProtocolError as exc:
-        print(f"pyrmt: {exc}", file=sys.stderr)
-        _silence_stdout()
-        return 1
-    except TapeError as exc:
-        print(f"pyrmt: {exc.message}", file=sys.stderr)
-        return 1
+        # The client went away: unwritten reply bytes must not make the
+        # interpreter's exit complain about a broken pipe.
+        silence_stdout()
+        raise CommandFailed(str(exc)) from None
     finally:
         if log is not None:
             log.close()
-    return 0
-
-
-def _silence_stdout() -> None:
-    """After the client went away, unwritten reply bytes must not make the
-    interpreter's exit complain about a broken pipe."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)

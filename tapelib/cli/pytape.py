@@ -29,10 +29,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from snapdump.exits import EXIT_OK, run
+
 from ..cartridge import DEFAULT_CAPACITY, Cartridge
 from ..errors import TapeError
 from ..shelf import DriveInfo, Shelf
-from .exits import EXIT_OK, run
 
 PROG = "pytape"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import console_script
-from dumptool.cli.pydump import _cluster_flags, _UsageError
+from dumptool.cli.pydump import _cluster_flags
 from dumptool.compression import RecordCompressor, ratio_line
 from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError, FormatError
@@ -25,6 +25,7 @@ from dumptool.format.tapebuf import unpack_tapebuf
 from dumptool.records import RecordReader, RecordWriter, Source
 from samples import RESTORE, fake_rsh, listing, restore_both_cartridges, tape_copy
 from samples import real_restore as restore
+from snapdump.exits import CommandFailed
 from tapelib import Shelf, open_device
 from test_compression import records_of
 from test_pydump import assert_same_tree, env, make_tree, pydump, pyrestore
@@ -98,7 +99,7 @@ def test_compression_flags_are_parsed_as_dump_parses_them(argv, rest, chosen) ->
     ("-y", "-y (lzo) is not supported; use -z or -j"),
 ])
 def test_bad_levels_and_lzo_are_refused_in_one_line(tmp_path: Path, flag: str, message: str) -> None:
-    with pytest.raises(_UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(CommandFailed, match=message.replace("(", r"\(").replace(")", r"\)")):
         _cluster_flags(["-0", flag, "src"])
     done = pydump("-0", flag, "-f", str(tmp_path / "x"), str(tmp_path), check=False)
     assert done.returncode == 1

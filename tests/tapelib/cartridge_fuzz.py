@@ -329,7 +329,7 @@ def _drive_main(device: str) -> None:
     """What runs over a mutant: each step as a separate tool would run it."""
     sys.path.insert(0, str(REPO))
     from tapelib import TapeError, open_device
-    from tapelib.cli.exits import run as run_tool
+    from snapdump.exits import run as run_tool
     from tapelib.cli.pymt import pymt
 
     def read(step: str, rewind: bool, most: int) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from cli_processes import checkout_env, drive_held, error_line, run_script
 from tapelib import Shelf, TapeError, TapeStatus, open_device
-from tapelib.cli.exits import CommandFailed
+from snapdump.exits import CommandFailed
 from tapelib.cli.mtstatus import format_status
 from tapelib.cli.pymt import COMMANDS, find_command, parse_count
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tapelib import DriveBusy
-from tapelib.cli.exits import CommandFailed, run
+from snapdump.exits import CommandFailed, run
 
 
 def raising(exc: BaseException):
