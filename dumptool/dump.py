@@ -39,7 +39,7 @@ from tapelib.devicefile import read_device_marker
 
 from .compression import RecordCompressor, ratio_line
 from .dumpdates import DEFAULT_DUMPDATES, DumpDates, check_level
-from .errors import DumpError, FormatLimitError, MediumError
+from .errors import DumpError, FormatLimitError, MediumError, engine_entry
 from .format import (
     DR_COMPRESSED,
     LBLSIZE,
@@ -219,6 +219,7 @@ class Dump:
             self.cursor = cursor
         return self.cursor
 
+    @engine_entry
     def steps(self) -> Iterator[Cursor]:
         """The dump as a generator: one cursor per unit of work done."""
         try:
@@ -346,6 +347,7 @@ class Dump:
         if self._inomap is not None:
             self._inomap.prune((n.st.st_dev, n.st.st_ino) for n in nodes.values())
 
+    @engine_entry
     def size_estimate(self) -> int:
         """``dump -S``: the bytes the image is expected to take, as dump
         reckons them (Passes I and II only: nothing is written or recorded)."""

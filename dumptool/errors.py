@@ -5,11 +5,23 @@ format cannot hold, ...) is a :class:`DumpError` whose message names the
 thing and says what to do, so that a CLI can print it as one line on stderr.
 Programming mistakes (wrong types, impossible arguments from our own code)
 stay ``TypeError``/``ValueError``.
+
+The family is closed at the engine's entry points (:func:`engine_entry` on
+``Dump.steps``, ``Restore.extract``, ...): a tape's error or an ``OSError``
+the engine did not turn into a message of its own leaves it as a
+:class:`MediumError` or a :class:`DumpError` with the same words, so a
+caller (pydump, pyrestore, the NDMP data service) handles one family.
 """
 
 from __future__ import annotations
 
-from snapdump.errors import SnapdumpError
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from snapdump.errors import ErrnoError, SnapdumpError, os_error_text
 
 
 class DumpError(SnapdumpError):
@@ -54,3 +66,42 @@ class DumpDatesError(DumpError):
 
 class NoBaseDumpError(DumpDatesError):
     """An incremental dump was asked for but no lower-level dump is recorded."""
+
+
+_F = TypeVar("_F", bound=Callable)
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """Turn what escapes the block into the family: a tape's (or any
+    errno-carrying) error into a :class:`MediumError` with its words and
+    errno, another ``OSError`` into a :class:`DumpError` saying ``FILE:
+    reason``.  A ``BrokenPipeError`` goes on as it is: whoever read the
+    listing went away, which the command answers as every command does."""
+    try:
+        yield
+    except DumpError:
+        raise
+    except ErrnoError as exc:
+        raise MediumError(exc.message, exc.errno) from exc
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise DumpError(os_error_text(exc)) from exc
+
+
+def engine_entry(method: _F) -> _F:
+    """Decorate an entry point of the engine (a function or a generator)
+    so that only this family's errors leave it (see :func:`engine_errors`)."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def stepping(*args, **kwargs):
+            with engine_errors():
+                return (yield from method(*args, **kwargs))
+        return stepping  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def calling(*args, **kwargs):
+        with engine_errors():
+            return method(*args, **kwargs)
+    return calling  # type: ignore[return-value]

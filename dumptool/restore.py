@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from .beneath import Beneath
-from .errors import DumpError, FormatError, MediumError
+from .errors import DumpError, FormatError, MediumError, engine_entry
 from .format import (
     DR_EXTATTRIBUTES,
     DR_METAONLY,
@@ -531,6 +531,7 @@ class Restore:
 
     # -- reading the front of the image -------------------------------------------------
 
+    @engine_entry
     @_gc_paused
     def read_directories(self) -> None:
         """Read TS_TAPE, the maps and every directory (restore's first phase)."""
@@ -703,6 +704,7 @@ class Restore:
 
     # -- -t ----------------------------------------------------------------------------
 
+    @engine_entry
     @_gc_paused
     def list(self, wanted: Iterable[str] = ()) -> None:
         """``-t``: print ``inode<TAB>./path`` for the dumped inodes (under *wanted*)."""
@@ -751,6 +753,7 @@ class Restore:
 
     # -- -x ----------------------------------------------------------------------------
 
+    @engine_entry
     @_gc_paused
     def extract(self, target: str, wanted: Iterable[str] = ()) -> None:
         """``-x``: extract the named files and directories (all when none) under *target*."""
@@ -873,6 +876,7 @@ class Restore:
 
     # -- -r ----------------------------------------------------------------------------
 
+    @engine_entry
     @_gc_paused
     @_closes_tree
     def rebuild(self, target: str = ".") -> None:
@@ -922,6 +926,7 @@ class Restore:
         self._verbose("Check pointing the restore")
         self._save_table(target)
 
+    @engine_entry
     @_gc_paused
     @_closes_tree
     def resume(self, target: str = ".") -> None:
@@ -1082,6 +1087,7 @@ class Restore:
 
     # -- -C ----------------------------------------------------------------------------
 
+    @engine_entry
     @_gc_paused
     @_closes_tree
     def compare(self, target: str | None = None) -> int:

@@ -36,3 +36,9 @@ class ErrnoError(SnapdumpError):
         super().__init__(message)
         if errno is not None:
             self.errno = errno
+
+
+def os_error_text(exc: OSError) -> str:
+    """``FILE: reason`` (or the reason alone) of an ``OSError``, as a C program says it."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"

@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Callable
 
-from .errors import SnapdumpError
+from .errors import SnapdumpError, os_error_text
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -75,12 +75,6 @@ def run(prog: str, body: Callable[[], int | None], *, prefix: str | None = None,
         if interrupted_message is not None:
             say(lead + interrupted_message)
         return interrupted
-
-
-def os_error_text(exc: OSError) -> str:
-    """``FILE: reason`` (or the reason alone) of an ``OSError``, as a C program says it."""
-    where = f"{exc.filename}: " if exc.filename else ""
-    return f"{where}{exc.strerror or exc}"
 
 
 def silence_stdout() -> None:

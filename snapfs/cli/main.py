@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from snapdump.exits import os_error_text, run
+from snapdump.errors import os_error_text
+from snapdump.exits import run
 
 from .. import client, mount as _mount
 from . import UsageError, filer, filer_luns
