@@ -32,6 +32,8 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
+from snapdump.snapfs_names import INO_XATTR, SNAPDIR_NAME, SNAPSHOT_CREATED_XATTR, SNAPSHOT_XATTR, TRUSTED_INO_XATTR
+
 from .errors import DumpError
 from .format import ROOTINO, Dirent, dtype_from_mode
 
@@ -279,12 +281,8 @@ _FLAGS = bytearray(8)  # FS_IOC_GETFLAGS's argument (a long by its number)
 #: whose ``.snapshot/NAME/`` trees show other st_ino values than the live tree.
 #: ``trusted.`` answers root for every file type; ``user.`` anyone, for files
 #: and directories.
-STABLE_INO_XATTRS = ("trusted.snapfs.ino", "user.snapfs.ino")
-#: On a snapfs directory: the snapshot it belongs to (empty in the live tree).
-SNAPSHOT_XATTR = "user.snapfs.snapshot"
-#: On a snapfs snapshot's nodes: when it was taken, nanoseconds since the epoch (decimal).
-SNAPSHOT_CREATED_XATTR = "user.snapfs.snapshot_created_ns"
-SNAPSHOT_DIR = ".snapshot"
+STABLE_INO_XATTRS = (TRUSTED_INO_XATTR, INO_XATTR)
+SNAPSHOT_DIR = os.fsdecode(SNAPDIR_NAME)
 
 
 class _StableInodes:

@@ -11,37 +11,49 @@ file system, which ext4 does in ``ext4_set_acl``/``ext4_init_acl``:
 * setting an access ACL sets the mode's permission bits, and an ACL that
   says no more than the mode is not stored (:func:`mode_of`).
 
-The xattr value is ``posix_acl_xattr_header`` (version 2) followed by
-``posix_acl_xattr_entry`` records (tag u16, perm u16, id u32, little endian).
+The xattr value's codec is :mod:`snapdump.posix_acl`, which the dump engine
+shares; here an ACL's entries are ``[tag, perm, id]`` lists the rules change
+in place.
 """
 
 from __future__ import annotations
 
-import errno
-import struct
+from snapdump.posix_acl import (
+    ACL_ACCESS,
+    ACL_DEFAULT,
+    ACL_GROUP,
+    ACL_GROUP_OBJ,
+    ACL_MASK,
+    ACL_OTHER,
+    ACL_USER,
+    ACL_USER_OBJ,
+    AclEntry,
+    AclError,
+    pack_acl_xattr,
+    parse_acl_xattr,
+)
 
-from .errors import err
+from .errors import SnapfsError
 
-ACL_ACCESS = b"system.posix_acl_access"
-ACL_DEFAULT = b"system.posix_acl_default"
-POSIX_ACL_XATTR_VERSION = 2
-ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-_HDR = struct.Struct("<I")
-_ENT = struct.Struct("<HHI")
+__all__ = ["ACL_ACCESS", "ACL_DEFAULT", "ACL_GROUP", "ACL_GROUP_OBJ", "ACL_MASK", "ACL_OTHER", "ACL_USER",
+           "ACL_USER_OBJ", "Entry", "build", "chmod", "inherit", "mode_of", "parse"]
 
-Entry = list  # [tag, perm, id]
+#: One entry as the rules below change it in place: [tag, perm, id].
+Entry = list
 
 
 def parse(value: bytes) -> list[Entry]:
-    if len(value) < _HDR.size or (len(value) - _HDR.size) % _ENT.size:
-        raise err(errno.EINVAL, "malformed POSIX ACL")
-    if _HDR.unpack_from(value)[0] != POSIX_ACL_XATTR_VERSION:
-        raise err(errno.EOPNOTSUPP, "unsupported POSIX ACL version")
-    return [list(_ENT.unpack_from(value, off)) for off in range(_HDR.size, len(value), _ENT.size)]
+    """The entries of an xattr-form ACL (:mod:`snapdump.posix_acl`), as
+    ``[tag, perm, id]`` lists; EINVAL (or EOPNOTSUPP) where it is none."""
+    try:
+        return [[e.tag, e.perm, e.id] for e in parse_acl_xattr(value)]
+    except AclError as exc:
+        raise SnapfsError(str(exc), exc.errno) from None
 
 
 def build(entries: list[Entry]) -> bytes:
-    return _HDR.pack(POSIX_ACL_XATTR_VERSION) + b"".join(_ENT.pack(*e) for e in entries)
+    """The xattr form of ``[tag, perm, id]`` entries."""
+    return pack_acl_xattr(AclEntry(*e) for e in entries)
 
 
 def _is_minimal(entries: list[Entry]) -> bool:

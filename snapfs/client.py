@@ -16,6 +16,9 @@ gave (a busy snapshot names its holder).
 
 The filer's objects (qtrees, junctions, client I/O restrictions, the
 volume's identity and type) have calls of the same shape; see the README.
+
+The names a mount shows (:data:`SNAPDIR_NAME`, the ``user.snapfs.*`` xattrs)
+are defined once in :mod:`snapdump.snapfs_names` and exported here.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from snapdump.snapfs_names import (  # noqa: F401 - re-exported: what other programs look for
+    INO_XATTR,
+    SNAPDIR_NAME,
+    SNAPSHOT_CREATED_XATTR,
+    SNAPSHOT_XATTR,
+    TRUSTED_INO_XATTR,
+    VOLUME_XATTR,
+)
 
 from . import control
 from .errors import NotAVolume, SnapfsError, SnapshotBusy
@@ -67,7 +79,7 @@ def find_volume(path: str | os.PathLike) -> Path:
     if (p / DB_FILE).is_file():
         return p.resolve()
     try:
-        return Path(os.fsdecode(os.getxattr(p, control.VOLUME_XATTR)))
+        return Path(os.fsdecode(os.getxattr(p, VOLUME_XATTR)))
     except OSError:
         pass
     raise NotAVolume(f"{path} is neither a snapfs volume folder nor a snapfs mount point")

@@ -21,13 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from snapdump.snapfs_names import SNAPDIR_NAME
+
 from .errors import SnapfsError, err
 from .restrictions import check_owner
 from .volume import ROOT_INO, Volume
 
 SOCKET_NAME = "control.sock"
-#: Virtual xattr on a mount's root naming its volume folder (how a mount point leads to the volume).
-VOLUME_XATTR = "user.snapfs.volume"
 MAX_REQUEST = 64 * 1024
 _SUN_PATH_MAX = 107
 
@@ -200,7 +200,7 @@ def resolve(vol: Volume, path: str) -> tuple[int, int | None]:
     under ``.snapshot/NAME/`` is in that snapshot.  ENOENT/ENOTDIR as a lookup gives."""
     parts = [p for p in path.split("/") if p not in ("", ".")]
     snap = None
-    if parts[:1] == [".snapshot"] and len(parts) >= 2:
+    if parts[:1] == [os.fsdecode(SNAPDIR_NAME)] and len(parts) >= 2:
         snap = next((s.id for s in vol.snapshot_list() if s.name == parts[1]), None)
         if snap is None:
             raise err(errno.ENOENT, f"no snapshot {parts[1]!r}")

@@ -61,7 +61,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from . import control, fsck_filer, fsck_luns, privacy, shortnames
+from snapdump.snapfs_names import SNAPDIR_NAME, VOLUME_XATTR
+
+from . import fsck_filer, fsck_luns, privacy, shortnames
 from .errors import SnapfsError, VolumeBusy
 from .schema import DEAD, LIVE, VERSIONED
 from .windows.dosname import is_short
@@ -74,9 +76,6 @@ FSCK_UNCORRECTED = 4  # errors left uncorrected
 FSCK_ERROR = 8  # operational error
 LOST_FOUND = b"lost+found"
 LOST_FOUND_MODE = 0o700
-#: The name the mount shows the snapshots under in the root (fuse_ops.SNAPDIR_NAME);
-#: a real entry of that name there is hidden, so fsck moves what it names away.
-_SNAPDIR_NAME = b".snapshot"
 
 
 @dataclass
@@ -115,7 +114,7 @@ def fsck_path(voldir: str | os.PathLike, repair: bool = False) -> FsckReport:
     p = Path(voldir)
     if not (p / DB_FILE).is_file():
         try:
-            vol = os.fsdecode(os.getxattr(p, control.VOLUME_XATTR))
+            vol = os.fsdecode(os.getxattr(p, VOLUME_XATTR))
         except OSError:
             pass
         else:
@@ -197,7 +196,7 @@ def _bad_name(e: _Entry, live: bool) -> str | None:
         return "has an invalid name"
     if len(n) > NAME_MAX:
         return f"has a name longer than {NAME_MAX} bytes"
-    if live and e.parent == ROOT_INO and n == _SNAPDIR_NAME:
+    if live and e.parent == ROOT_INO and n == SNAPDIR_NAME:
         return "is hidden by the snapshot directory"
     return None
 

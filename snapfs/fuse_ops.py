@@ -40,15 +40,22 @@ from pathlib import Path
 
 import pyfuse3
 
+from snapdump.snapfs_names import (
+    INO_XATTR,
+    SNAPDIR_NAME,
+    SNAPSHOT_CREATED_XATTR,
+    SNAPSHOT_XATTR,
+    TRUSTED_INO_XATTR,
+    VOLUME_XATTR,
+)
+
 from . import acl as _acl
-from . import control
 from . import locks as _locks
 from . import qtrees as _qtrees
 from .errors import SnapfsError
 from .records import Attrs
 from .volume import ROOT_INO, Volume, xattr_suffix
 
-SNAPDIR_NAME = b".snapshot"
 #: Node id of ``.snapshot``; snapshot nodes are numbered above it, live inos stay below.
 SNAPDIR_NODE = 1 << 62
 #: Snapshot node ids: SNAPDIR_NODE + (snapshot id << _SNAP_SHIFT) + ino, all below 2**64
@@ -56,19 +63,6 @@ SNAPDIR_NODE = 1 << 62
 _SNAP_SHIFT = 40
 _INO_MASK = (1 << _SNAP_SHIFT) - 1
 _MAX_SNAP = ((1 << 64) - 1 - SNAPDIR_NODE) >> _SNAP_SHIFT
-#: Virtual xattr with a file's stable inode number (live tree and snapshots).  The kernel
-#: hides user.* xattrs of symlinks and devices, so the same value is also under
-#: :data:`TRUSTED_INO_XATTR` (readable by root, for any file type).
-INO_XATTR = b"user.snapfs.ino"
-TRUSTED_INO_XATTR = b"trusted.snapfs.ino"
-#: Virtual xattr on the mount root: the volume folder (how the CLI finds the volume).
-VOLUME_XATTR = os.fsencode(control.VOLUME_XATTR)
-#: Virtual xattr on every node: the snapshot name it belongs to (empty for the live tree).
-SNAPSHOT_XATTR = b"user.snapfs.snapshot"
-#: Virtual xattr on every node of a snapshot: when it was taken (the moment its data froze),
-#: nanoseconds since the epoch in decimal; ENODATA in the live tree.  A dump of a snapshot
-#: takes it as its dump date, so the next incremental catches what changed after it.
-SNAPSHOT_CREATED_XATTR = b"user.snapfs.snapshot_created_ns"
 #: Virtual xattr on every node: its qtree id (0: in no qtree), decimal ASCII.
 QTREE_ID_XATTR = _qtrees.QTREE_ID_XATTR
 #: The filer's records (``trusted.snapfs.qtree``, ``trusted.snapfs.junction``): shown, never

@@ -147,25 +147,27 @@ EXT4_XATTR_INDEX_SYSTEM = 7
 """ext4 ``system.`` (e.g. ``system.data``): real restore rejects it; we only read it."""
 
 # --- POSIX ACLs (section 7.3) -----------------------------------------------
-POSIX_ACL_XATTR_VERSION = 2
-"""Version word of the Linux xattr form (what getxattr returns)."""
+# The Linux xattr form's names and numbers are the kernel's, defined once in
+# snapdump.posix_acl (snapfs stores ACLs in that form); the ext disk form's
+# version word is the image's own.
+from snapdump.posix_acl import (  # noqa: E402,F401  (the standard names, here too)
+    ACL_EXECUTE,
+    ACL_GROUP,
+    ACL_GROUP_OBJ,
+    ACL_MASK,
+    ACL_OTHER,
+    ACL_READ,
+    ACL_UNDEFINED_ID,
+    ACL_USER,
+    ACL_USER_OBJ,
+    ACL_WRITE,
+    POSIX_ACL_XATTR_VERSION,
+)
+from snapdump.posix_acl import ACL_ACCESS as XATTR_NAME_POSIX_ACL_ACCESS  # noqa: E402
+from snapdump.posix_acl import ACL_DEFAULT as XATTR_NAME_POSIX_ACL_DEFAULT  # noqa: E402
+
 EXT2_ACL_VERSION = 1
 """Version word of the ext disk form (what the image holds)."""
-ACL_UNDEFINED_ID = 0xFFFFFFFF
-
-ACL_USER_OBJ = 0x01
-ACL_USER = 0x02
-ACL_GROUP_OBJ = 0x04
-ACL_GROUP = 0x08
-ACL_MASK = 0x10
-ACL_OTHER = 0x20
-
-ACL_READ = 4
-ACL_WRITE = 2
-ACL_EXECUTE = 1
-
-XATTR_NAME_POSIX_ACL_ACCESS = b"system.posix_acl_access"
-XATTR_NAME_POSIX_ACL_DEFAULT = b"system.posix_acl_default"
 
 # --- compressed records (section 10.2; read by :mod:`.tapebuf`) ---------------
 COMPRESS_ZLIB = 0
