@@ -47,7 +47,7 @@ from .format import (
     Head,
     Header,
     QfaMap,
-    Record,
+    Segment,
     RecordType,
     assemble_file,
     decode_dev,
@@ -309,30 +309,30 @@ class _Records:
 
     __slots__ = ("_it", "_next", "_done")
 
-    def __init__(self, records: Iterator[Record]) -> None:
+    def __init__(self, records: Iterator[Segment]) -> None:
         self._it = records
-        self._next: Record | None = None
+        self._next: Segment | None = None
         self._done = False
 
     @property
-    def looked_at(self) -> Record | None:
+    def looked_at(self) -> Segment | None:
         """The record :meth:`peek` already read, if any (reads nothing)."""
         return self._next
 
-    def retarget(self, records: Iterator[Record]) -> None:
+    def retarget(self, records: Iterator[Segment]) -> None:
         """Drop the look-ahead and read on from *records* (after a seek)."""
         self._it = records
         self._next = None
         self._done = False
 
-    def peek(self) -> Record | None:
+    def peek(self) -> Segment | None:
         rec = self._next
         if rec is None and not self._done:
             rec = self._next = next(self._it, None)
             self._done = rec is None
         return rec
 
-    def pop(self) -> Record | None:
+    def pop(self) -> Segment | None:
         rec = self._next
         if rec is None:
             if self._done:
@@ -459,7 +459,7 @@ class Restore:
     def _walk(self, chunks: Iterable[bytes | memoryview]) -> "_Records":
         return _Records(self._walk_records(chunks))
 
-    def _walk_records(self, chunks: Iterable[bytes | memoryview]) -> Iterator[Record]:
+    def _walk_records(self, chunks: Iterable[bytes | memoryview]) -> Iterator[Segment]:
         """The records of *chunks*; :attr:`_held` follows the one under way
         (what a checkpoint saves of a record a volume change cuts)."""
         self._held = []
@@ -606,7 +606,7 @@ class Restore:
             raise RestoreError(f"{self.input.name}: the root directory is not on the image")
         self._dirs_done = True
 
-    def _same_inode_addrs(self, ino: int) -> Iterator[Record]:
+    def _same_inode_addrs(self, ino: int) -> Iterator[Segment]:
         while (rec := self._records.peek()) is not None and rec.head.c_type == RecordType.TS_ADDR \
                 and rec.head.c_inumber == ino:
             self._records.pop()
@@ -1061,7 +1061,7 @@ class Restore:
         current = None
         if cur is not None:
             fmt = cur.first.header.c_dinode.file_type
-            first = cur.first if fmt != stat.S_IFREG else Record(0, cur.first.header, ())
+            first = cur.first if fmt != stat.S_IFREG else Segment(0, cur.first.header, ())
             current = Checkpointed(cur.ino, cur.paths, first, cur.base, cur.attrs_only, cur.made)
         table = dataclasses.replace(self._table, resume=ResumePoint(
             volume=volume, date=date, ddate=ddate, level=level, byte_order=order.name,
@@ -1310,7 +1310,7 @@ class Restore:
             pass
         self._xattrs_after(ino)
 
-    def _write_new_regular(self, tree: Beneath, first: Record, paths: list[bytes]) -> bool:
+    def _write_new_regular(self, tree: Beneath, first: Segment, paths: list[bytes]) -> bool:
         """Write a regular file as a new file (``O_EXCL``), with the fewest
         calls: the mode is given at creation and owner and mode are set only
         where creating the file did not already make them right (see
@@ -1417,7 +1417,7 @@ class Restore:
         state = self._dir_state[parent] = (st.st_uid, st.st_gid, masked, acl)
         return state
 
-    def _write_data(self, fd: int, first: Record | None, ino: int, size: int, base: int, path: bytes) -> int:
+    def _write_data(self, fd: int, first: Segment | None, ino: int, size: int, base: int, path: bytes) -> int:
         """Write the data of *first* and the TS_ADDR records of inode *ino*
         after it (only those when *first* is ``None``), the first at byte
         *base*; holes are skipped.  Returns where the last bytes written end."""
@@ -1453,7 +1453,7 @@ class Restore:
                 break
         return high
 
-    def _next_addr(self, ino: int) -> Record | None:
+    def _next_addr(self, ino: int) -> Segment | None:
         """The next record if it is a TS_ADDR of inode *ino* (taken), else ``None``."""
         records = self._records
         rec = records.peek()
@@ -1466,7 +1466,7 @@ class Restore:
         return None
 
     @staticmethod
-    def _write_holey(fd: int, rec: Record, entries: bytes, base: int, size: int) -> int:
+    def _write_holey(fd: int, rec: Segment, entries: bytes, base: int, size: int) -> int:
         """Write a record's data around its holes: each run of contiguous
         blocks in one call.  Returns where the last bytes written end (0: none)."""
         data = rec.data
@@ -1493,7 +1493,7 @@ class Restore:
             high = run_at + os.pwrite(fd, chunk, run_at)
         return high
 
-    def _write_leaf(self, target: str, h: Header, first: Record, paths: list[bytes],
+    def _write_leaf(self, target: str, h: Header, first: Segment, paths: list[bytes],
                     resume: "_InProgress | None" = None) -> None:
         """Write one inode under its names.  *resume* continues one a
         checkpoint caught half done (its data from ``resume.base`` on, or only
@@ -1652,7 +1652,7 @@ class Restore:
             raise OSError(_errno.EEXIST, "file exists (use -u to replace it)")
         os.unlink(full)
 
-    def _write_regular(self, full: str, h: Header, first: Record | None, path: bytes, base: int = 0) -> bool:
+    def _write_regular(self, full: str, h: Header, first: Segment | None, path: bytes, base: int = 0) -> bool:
         """Write a regular file's data; *first* ``None`` goes on with a file
         whose bytes before *base* a checkpointed restore already wrote."""
         ino = h.c_inumber
@@ -1831,7 +1831,7 @@ def _ea_text(value: bytes) -> str:
     return value.rstrip(b"\0").decode("utf-8", "replace")
 
 
-def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Record]) -> list[str]:
+def _compare_data(d: Dinode, st: os.stat_result, full: str, records: list[Segment]) -> list[str]:
     """restore -C's line for the contents of one node of the same type on disk."""
     if records[0].header.is_metaonly:
         return []  # no data on the image to compare (dump -m)
@@ -1886,7 +1886,7 @@ class _InProgress:
 
     ino: int
     paths: list[bytes]
-    first: Record
+    first: Segment
     base: int = 0
     attrs_only: bool = False
     made: bool = False

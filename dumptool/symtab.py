@@ -28,7 +28,7 @@ from typing import BinaryIO
 from tapelib.durable import replace_file
 
 from .errors import DumpError
-from .format import ROOTINO, ByteOrder, Header, Record
+from .format import ROOTINO, ByteOrder, Header, Segment
 
 SYMTAB_NAME = "restoresymtable"
 _MAGIC = "pyrestore-symtab"
@@ -59,7 +59,7 @@ class Checkpointed:
 
     ino: int
     paths: list[bytes]
-    first: Record          # its first record (the header only for a regular file)
+    first: Segment          # its first record (the header only for a regular file)
     base: int = 0          # bytes of its data already on disk
     attrs_only: bool = False
     made: bool = False
@@ -105,7 +105,7 @@ class ResumePoint:
         current = None
         if cur is not None:
             blocks = [bytes.fromhex(b) for b in cur["blocks"]]
-            first = Record(0, Header.unpack(blocks[0], order), tuple(blocks[1:]))
+            first = Segment(0, Header.unpack(blocks[0], order), tuple(blocks[1:]))
             current = Checkpointed(int(cur["ino"]), [os.fsencode(p) for p in cur["paths"]], first,
                                    int(cur["base"]), bool(cur["attrs_only"]), bool(cur["made"]))
         return cls(

@@ -47,7 +47,7 @@ from dumptool.format import (
     TP_BSIZE,
     ByteOrder,
     QfaMap,
-    Record,
+    Segment,
     RecordType,
     assemble_file,
     directory_entries,
@@ -418,7 +418,7 @@ class ImageIndex:
         self.ended = False
         #: The image's byte order (:meth:`first_block` tells it).
         self.order = ByteOrder.LITTLE
-        self._dir: list[Record] = []
+        self._dir: list[Segment] = []
 
     def first_block(self, block: bytes) -> None:
         try:
@@ -426,7 +426,7 @@ class ImageIndex:
         except DumpError:
             pass  # not a header: the walk reports nothing useful either
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Segment) -> None:
         header = record.header
         kind = header.c_type
         if kind == RecordType.TS_ADDR and self._dir and header.c_inumber == self._dir[0].header.c_inumber:

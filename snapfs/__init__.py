@@ -1,7 +1,7 @@
 """snapfs: a copy-on-write volume with O(1) named snapshots.
 
 The public surface is the synchronous :class:`Volume` API (the FUSE adapter
-and the CLI sit on it), its records, :func:`fsck`, :mod:`snapfs.reader` (a
+and the CLI sit on it), the values it hands out (:mod:`snapfs.values`), :func:`fsck`, :mod:`snapfs.reader` (a
 held snapshot read by another process while the mount runs) and the
 :class:`SnapfsError` family.  See ``snapshots`` for the epoch algorithm and
 ``store`` for the tables beneath the Volume.
@@ -9,7 +9,7 @@ held snapshot read by another process while the mount runs) and the
 
 from .errors import NoSpace, NotAVolume, SnapfsError, SnapshotBusy, VolumeBusy
 from .fsck import FsckReport, fsck, fsck_path
-from .records import Attrs, DirEntry, SnapshotInfo, SpaceInfo, StatFS
+from .values import Attrs, DirEntry, SnapshotInfo, SpaceInfo, StatFS
 from .volume import (
     BACKUP_SNAPSHOT_PREFIX,
     DEFAULT_BLOCK_SIZE,

@@ -22,7 +22,7 @@ import sqlite3
 from typing import Callable
 
 from .errors import NoSpace
-from .records import Meta
+from .values import Meta
 
 DATA_FILE = "data"
 #: the most buffers one pwritev takes (Linux's IOV_MAX)

@@ -48,8 +48,8 @@ from .junctions import Junction
 from .locks import Lock
 from .luns import Lun
 from .qtrees import Qtree
-from .records import SnapshotInfo
 from .restrictions import Restriction, check_owner
+from .values import SnapshotInfo
 from .volume import DB_FILE, Volume
 
 

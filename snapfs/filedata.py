@@ -17,9 +17,9 @@ import time
 from typing import Callable
 
 from .errors import SnapfsError, err
-from .records import Attrs
 from .schema import LIVE
 from .store import CACHE_MAX, Row, StoreCalls
+from .values import Attrs
 
 MAX_FILE_SIZE = 1 << 44
 #: the rows of blocks idx ?1..?2 of inode ?3, alive (?4) from epoch ?5, at data blocks idx + ?6

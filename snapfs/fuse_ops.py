@@ -53,7 +53,7 @@ from . import acl as _acl
 from . import locks as _locks
 from . import qtrees as _qtrees
 from .errors import SnapfsError
-from .records import Attrs
+from .values import Attrs
 from .volume import ROOT_INO, Volume, xattr_suffix
 
 #: Node id of ``.snapshot``; snapshot nodes are numbered above it, live inos stay below.

@@ -21,8 +21,8 @@ from typing import Callable
 
 from . import volpaths
 from .errors import err
-from .records import Attrs
 from .store import StoreCalls
+from .values import Attrs
 
 JUNCTION_XATTR = b"trusted.snapfs.junction"
 

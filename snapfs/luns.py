@@ -41,9 +41,9 @@ from typing import Callable
 from . import volpaths
 from .errors import NoSpace, SnapfsError, err
 from .filedata import MAX_FILE_SIZE
-from .records import Attrs, SnapshotInfo
 from .schema import LIVE
 from .store import ROOT_INO, StoreCalls
+from .values import Attrs, SnapshotInfo
 
 LUN_XATTR = b"trusted.snapfs.lun"
 #: ONTAP's LUN ostypes.

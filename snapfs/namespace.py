@@ -15,9 +15,9 @@ import time
 from typing import Callable
 
 from .errors import NoSpace, SnapfsError, err
-from .records import Attrs, DirEntry
 from .schema import NAME_MAX
 from .store import ROOT_INO, Row, StoreCalls
+from .values import Attrs, DirEntry
 from .xattrs import bname
 
 PATH_MAX = 4096

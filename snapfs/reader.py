@@ -53,7 +53,6 @@ from . import shortnames
 from .blockstore import DATA_FILE
 from .client import find_volume
 from .errors import NotAVolume, err
-from .records import Attrs, SnapshotEntry, SnapshotInode
 from .schema import MAGIC, SCHEMA_VERSION
 from .store import DB_FILE, ROOT_INO, check_header
 from . import junctions as _junctions
@@ -62,6 +61,7 @@ from .luns import LunRecord
 from . import qtrees as _qtrees
 from .identity import VolumeIdentity, identity_of, read_props, snapshot_identity_of
 from .qtrees import Qtree
+from .values import Attrs, SnapshotEntry, SnapshotInode
 
 #: The rows snapshot S sees (``birth <= S < death``), for parameters (S, S).
 _SEES = "death > ? AND birth <= ?"

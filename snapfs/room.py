@@ -15,8 +15,8 @@ from __future__ import annotations
 import errno
 
 from .errors import err
-from .records import SpaceInfo
 from .store import StoreCalls
+from .values import SpaceInfo
 
 #: df gives its advice from this fill ratio on.
 NEARLY_FULL = 0.9

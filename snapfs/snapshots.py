@@ -38,8 +38,8 @@ from typing import Callable
 
 from .blockstore import BlockStore
 from .errors import SnapshotBusy, err
-from .records import Meta, SnapshotInfo
 from .schema import DEAD, NAME_MAX, VERSIONED
+from .values import Meta, SnapshotInfo
 
 
 class Epochs:

@@ -34,9 +34,9 @@ from typing import Callable, ContextManager, Iterator
 from . import privacy, shortnames
 from .blockstore import DATA_FILE, BlockStore
 from .errors import NotAVolume, VolumeBusy, err
-from .records import Meta
 from .schema import LIVE, MAGIC, migrate
 from .snapshots import Epochs
+from .values import Meta
 
 DB_FILE = "snapfs.db"
 LOCK_FILE = "lock"

@@ -12,8 +12,8 @@ import os
 from typing import Protocol
 
 from .errors import SnapfsError, err
-from .records import Attrs
 from .store import ROOT_INO
+from .values import Attrs
 
 
 class _Looks(Protocol):

@@ -52,13 +52,13 @@ from .luns import LunOps
 from .namespace import (PATH_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, WHITEOUT_MODE,
                         NamespaceOps)
 from .qtrees import QtreeOps
-from .records import Attrs, SpaceInfo, StatFS
 from .restrictions import RestrictionOps
 from .room import RoomOps
 from .schema import NAME_MAX
 from .snapshots import BACKUP_SNAPSHOT_PREFIX, SnapshotOps
 from .store import DB_FILE, LOCK_FILE, ROOT_INO, Row, Store, check_header, create_files
 from .streams import StreamOps
+from .values import Attrs, SpaceInfo, StatFS
 from .winmeta import WindowsOps
 from .xattrs import (XATTR_BLOCK_MAX, XATTR_CREATE, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX, XattrOps,
                      xattr_space, xattr_suffix)

@@ -13,7 +13,7 @@ Modules, one idea each:
 * :mod:`.acl`: POSIX ACLs, ext disk form and Linux xattr form.
 * :mod:`.xattr`: the ext2 xattr payload of an EA header.
 * :mod:`.stream`: the sequence of headers and data blocks a writer emits.
-* :mod:`.walk`: walking a stream of blocks into records (the reader's counting rule).
+* :mod:`.walk`: walking a stream of blocks into segments, a header with its data blocks (the reader's counting rule).
 * :mod:`.qfa`: the QFA file of ``dump -Q`` / ``restore -Q`` (inode to tape position).
 """
 
@@ -60,7 +60,7 @@ from .stream import (
 from .walk import (
     Damage,
     Head,
-    Record,
+    Segment,
     assemble_file,
     image_byte_order,
     iter_file_slices,

@@ -46,7 +46,7 @@ class Head(namedtuple("Head", _HEAD_FIELDS), HeaderQueries, InodeTimes):
     """The fields of a header a reader needs for every record, unpacked in
     one step: what :func:`walk_chunks` counts with and a restore writes a
     file with.  The dinode fields keep their :class:`Dinode` names; ``rdev``
-    is its device number.  The full :class:`Header` is :attr:`Record.header`.
+    is its device number.  The full :class:`Header` is :attr:`Segment.header`.
     """
 
     __slots__ = ()
@@ -142,18 +142,22 @@ def read_head(buf: Buffer, at: int, order: ByteOrder, *, verify: bool = True) ->
     return _head_reader(order, verify)(buf, at)
 
 
-class Record:
-    """A header and the data blocks after it; ``index`` is the header's block index.
+class Segment:
+    """A header and the data blocks it counts, as a walk reads them (what
+    dump-format.md calls a record of the header's type, named apart from the
+    tape records of :mod:`dumptool.records`); ``index`` is the header's block index.
 
     ``head`` holds the header's everyday fields (:class:`Head`); ``header``
-    is the full :class:`Header`, made when first asked for.  ``data`` is
+    is the full :class:`Header`, made when first asked for from
+    ``header_block`` (the header as read, in ``byte_order``; None for a
+    segment made from a :class:`Header`).  ``data`` is
     the data blocks back to back (``len(data)`` is a multiple of 1 KiB):
     bytes, or a memoryview into what the reader read, valid as long as the
-    record is kept.  ``blocks`` is the same data as 1 KiB ``bytes`` blocks.
-    Records compare by index, header and data.
+    segment is kept.  ``blocks`` is the same data as 1 KiB ``bytes`` blocks.
+    Segments compare by index, header and data.
     """
 
-    __slots__ = ("index", "head", "data", "_header", "_block", "_order")
+    __slots__ = ("index", "head", "data", "header_block", "byte_order", "_header")
 
     def __init__(self, index: int, header: Header, blocks: Iterable[Buffer] = (), *,
                  data: Buffer | None = None) -> None:
@@ -161,13 +165,15 @@ class Record:
         self._header = header
         self.head = Head.of(header)
         self.data: Buffer = data if data is not None else b"".join(blocks)
+        self.header_block: Buffer | None = None
+        self.byte_order: ByteOrder | None = None
 
     @property
     def header(self) -> Header:
         try:
             return self._header
-        except AttributeError:  # a walk's record: made from its block when first asked for
-            header = self._header = unpack_header(self._block, self._order, verify=False)
+        except AttributeError:  # a walk's segment: made from its block when first asked for
+            header = self._header = unpack_header(self.header_block, self.byte_order, verify=False)
             return header
 
     @property
@@ -176,20 +182,20 @@ class Record:
         return tuple(bytes(data[at:at + TP_BSIZE]) for at in range(0, len(data), TP_BSIZE))
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Record):
+        if not isinstance(other, Segment):
             return NotImplemented
         return self.index == other.index and self.header == other.header and self.data == other.data
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Record(index={self.index}, header={self.header!r}, {len(self.data) // TP_BSIZE} blocks)"
+        return f"Segment(index={self.index}, header={self.header!r}, {len(self.data) // TP_BSIZE} blocks)"
 
 
-_new_record = Record.__new__
+_new_segment = Segment.__new__
 
 
-def walk_image(image: bytes, *, verify: bool = True) -> Iterator[Record]:
+def walk_image(image: bytes, *, verify: bool = True) -> Iterator[Segment]:
     """Every record of a single-volume image, in order, up to and including TS_END headers.
 
     The byte order is told from the first header.  Raises
@@ -222,7 +228,7 @@ def walk_blocks(
     *,
     verify: bool = True,
     on_damage: Callable[[Damage], None] | None = None,
-) -> Iterator[Record]:
+) -> Iterator[Segment]:
     """Every record of a stream of 1 KiB blocks: :func:`walk_chunks` over
     single blocks.  A block of another length ends the stream there."""
     yield from walk_chunks(blocks, verify=verify, on_damage=on_damage)
@@ -237,7 +243,7 @@ def walk_chunks(
     verify: bool = True,
     on_damage: Callable[[Damage], None] | None = None,
     held: list[Buffer] | None = None,
-) -> Iterator[Record]:
+) -> Iterator[Segment]:
     """Every record of a stream read in chunks of whole 1 KiB blocks, in order.
 
     The byte order and the dump date come from the first header, which must
@@ -356,8 +362,8 @@ def walk_chunks(
                 data = b"".join(parts)
         else:
             data = b""
-        rec = _new_record(Record)
-        rec.index, rec.head, rec.data, rec._block, rec._order = index, head, data, block, order
+        rec = _new_segment(Segment)
+        rec.index, rec.head, rec.data, rec.header_block, rec.byte_order = index, head, data, block, order
         yield rec
         if held:
             del held[:]
@@ -436,7 +442,7 @@ def image_byte_order(image: bytes) -> ByteOrder:
     return header_byte_order(image[:TP_BSIZE])
 
 
-def iter_file_slices(records: Iterable[Record]) -> Iterator[tuple[int, bytes | None]]:
+def iter_file_slices(records: Iterable[Segment]) -> Iterator[tuple[int, bytes | None]]:
     """``(file offset, block or None for a hole)`` over one inode's TS_INODE/TS_ADDR records."""
     k = 0
     for record in records:
@@ -451,7 +457,7 @@ def iter_file_slices(records: Iterable[Record]) -> Iterator[tuple[int, bytes | N
             k += 1
 
 
-def assemble_file(records: Iterable[Record]) -> bytes:
+def assemble_file(records: Iterable[Segment]) -> bytes:
     """The contents of one inode from its TS_INODE record and TS_ADDR records.
 
     Holes read as zeros; entries missing at the end count as holes (as restore

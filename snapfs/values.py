@@ -1,4 +1,5 @@
-"""The records a Volume hands out: attributes, directory entries, space figures."""
+"""The values a Volume hands out (attributes, directory entries, snapshot and space figures) and the
+volume's ``meta`` row: plain data, no behaviour."""
 
 from __future__ import annotations
 
