@@ -36,7 +36,7 @@ _LAZY = {
     "TapeDrive": "drive",
     "TapeStatus": "drive",
     "LoopbackDrive": "loopback",
-    "Position": "loopback",
+    "Position": "position",
     "MtOp": "mtio",
     "Shelf": "shelf",
     "ShelfStatus": "shelf",

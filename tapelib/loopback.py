@@ -47,17 +47,15 @@ on buffering a loopback does not have:
   until the drive is positioned explicitly (see :class:`LoopbackDrive`).
 
 The drive does not know about shelves: whoever opens it hands in a
-:class:`Position` to start from and gets the final one back through
+:class:`~tapelib.position.Position` to start from and gets the final one back through
 ``on_close`` (that is how a non-rewinding device keeps its place between
 processes, as st keeps its counters between opens).
 """
 
 from __future__ import annotations
 
-import enum
 import errno as _errno
 import functools
-from dataclasses import asdict, dataclass
 from typing import Callable, TypeVar
 
 from .awstape import AWSTAPE_HEADER_SIZE, encoded_size
@@ -74,107 +72,18 @@ from .errors import (
     WriteProtected,
 )
 from .mtio import MtOp
+from .position import MAX_BLOCK_SIZE, Position, StEof, StRw
 
-#: The longest record: the 24-bit transfer length of SCSI READ(6)/WRITE(6),
-#: what READ BLOCK LIMITS reports on most drives.  st refuses longer reads and
-#: writes in variable-block mode with EINVAL.
-MAX_BLOCK_SIZE = 0xFFFFFF
+__all__ = ["LoopbackDrive"]
+
 #: MTEOM is MTFSF over this many filemarks in st (fast_mteom off, the default).
 _MTEOM_FILEMARKS = 0x7FFFFF
-
-
-class StEof(enum.IntEnum):
-    """st's ``eof`` state (``ST_NOEOF`` ... ``ST_EOD``), in st's order: st
-    compares these values, and so does this module."""
-
-    NOEOF = 0
-    FM_HIT = 1     # read-ahead crossed a filemark (fixed mode in st; never here)
-    FM = 2         # just past a filemark that was read, spaced over or written at close
-    EOM_OK = 3     # a write entered early warning and succeeded (GMT_EOT)
-    EOM_ERROR = 4  # buffered data was lost at EOM (never here: no write buffering)
-    EOD_1 = 5      # the write after EOM_OK was refused with ENOSPC (GMT_EOD)
-    EOD_2 = 6
-    EOD = 7        # at end of data: the next read is EIO
-
-
-class StRw(enum.IntEnum):
-    """st's ``rw`` state: what the last data transfer was."""
-
-    IDLE = 0
-    READING = 1
-    WRITING = 2
-
-
 #: MTIOCTOPs after which st writes a filemark first if the last thing done was a write.
 _FILEMARK_FIRST = frozenset({MtOp.MTREW, MtOp.MTOFFL, MtOp.MTSEEK, MtOp.MTBSF, MtOp.MTBSFM})
 #: MTIOCTOPs that leave ``rw`` alone (all others forget a pending write).
 _KEEP_RW = frozenset({MtOp.MTNOP, MtOp.MTSETBLK, MtOp.MTSETDENSITY, MtOp.MTWSM,
                       MtOp.MTSETDRVBUFFER, MtOp.MTSETPART})
 
-
-@dataclass(frozen=True)
-class Position:
-    """Where the head is, and what st remembers about how it got there.
-
-    ``offset`` (byte in the cartridge file) and ``lba`` (records and
-    filemarks before the head: what MTIOCPOS reports) are exact.
-    ``file_number`` and ``block_number`` are st's counters, -1 when st would
-    not know them.  ``eof`` and ``rw`` are st's states of the same names.
-    ``fenced``: the head's place is not to be trusted for writing (a
-    positioning or read met damage, or the remembered place was not a block
-    boundary); writes are refused until a rewind, a load, a successful
-    ``eod`` or an erase.
-    """
-
-    offset: int = 0
-    lba: int = 0
-    file_number: int = 0
-    block_number: int = 0
-    eof: StEof = StEof.NOEOF
-    rw: StRw = StRw.IDLE
-    block_size: int = 0
-    online: bool = True
-    fenced: bool = False
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["eof"] = int(self.eof)
-        data["rw"] = int(self.rw)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: object) -> "Position":
-        """The position a drive state file holds; ``ValueError`` naming the
-        field when it is not one (missing counters, wrong types, out of range)."""
-        if not isinstance(data, dict):
-            raise ValueError(f"position is {data!r}, not a mapping")
-        for key in ("offset", "lba", "file_number", "block_number"):
-            if key not in data:
-                raise ValueError(f"position has no {key}")
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        eof = fields.get("eof", 0)
-        if isinstance(eof, bool):  # shelves written before the eof state existed
-            fields["eof"] = eof = int(StEof.FM if eof else StEof.NOEOF)
-        for key, least in _POSITION_INTS.items():
-            value = fields.get(key, least)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"position {key} is {value!r}, not an integer from {least}")
-        for key in ("online", "fenced"):
-            if not isinstance(fields.get(key, False), bool):
-                raise ValueError(f"position {key} is {fields[key]!r}, not true/false")
-        if fields.get("block_size", 0) > MAX_BLOCK_SIZE:
-            raise ValueError(f"position block_size {fields['block_size']} is more than {MAX_BLOCK_SIZE}")
-        for key, states in (("eof", StEof), ("rw", StRw)):
-            value = fields.get(key, 0)
-            if value not in states._value2member_map_:
-                raise ValueError(f"position {key} is {value!r}, not a known state")
-            fields[key] = states(value)
-        return cls(**fields)
-
-
-#: The integer fields of a :class:`Position` and their least values.
-_POSITION_INTS = {"offset": 0, "lba": 0, "file_number": -(2**31), "block_number": -(2**31),
-                  "eof": 0, "rw": 0, "block_size": 0}
 
 _Method = TypeVar("_Method", bound=Callable)
 

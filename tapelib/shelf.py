@@ -31,7 +31,8 @@ from typing import Iterator
 from .cartridge import CARTRIDGE_SUFFIX, DEFAULT_CAPACITY, Cartridge, metadata_path, write_json
 from .devicefile import device_marker
 from .errors import DriveBusy, NoMedium, NoSuchDevice, NotACartridge, ShelfError, WriteProtected
-from .loopback import LoopbackDrive, Position
+from .loopback import LoopbackDrive
+from .position import Position
 
 SHELF_FORMAT = "snapdump-shelf"
 _BARCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
