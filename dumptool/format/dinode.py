@@ -17,19 +17,21 @@ from dataclasses import dataclass, field
 from ..errors import FormatError, FormatLimitError
 from .constants import DINODE_SIZE, NDADDR, NIADDR, ByteOrder
 
-_FMT = "HhHHQ" + "II" * 3 + f"{NDADDR}I{NIADDR}I" + "Iii" + "II" + "2i"
-assert struct.calcsize("<" + _FMT) == DINODE_SIZE
+#: The struct layout of the 128-byte dinode (without the byte order sign).
+DINODE_FORMAT = "HhHHQ" + "II" * 3 + f"{NDADDR}I{NIADDR}I" + "Iii" + "II" + "2i"
+assert struct.calcsize("<" + DINODE_FORMAT) == DINODE_SIZE
 
 _U32 = (1 << 32) - 1
 _S32_MAX = (1 << 31) - 1
 _S16_MAX = (1 << 15) - 1
 
-_STRUCTS = {order: struct.Struct(order.value + _FMT) for order in ByteOrder}
+_STRUCTS = {order: struct.Struct(order.value + DINODE_FORMAT) for order in ByteOrder}
 _NO_DB = (0,) * NDADDR
 _NO_IB = (0,) * NIADDR
 _NS_MAX = (_U32 + 1) * 1_000_000_000  # times from here on are clamped
 
-_FIELD_NAMES = (
+#: The names of the dinode's first fields, in layout order, as :class:`Dinode` calls them.
+DINODE_FIELDS = (
     "mode nlink old_uid old_gid size atime_sec atime_usec mtime_sec mtime_usec "
     "ctime_sec ctime_usec"
 ).split()
@@ -227,9 +229,9 @@ class Dinode(InodeTimes):
         """Parse 128 bytes (as found at header offset 32)."""
         if len(data) != DINODE_SIZE:
             raise FormatError(f"an inode copy is {DINODE_SIZE} bytes, got {len(data)}")
-        v = struct.unpack(byte_order.value + _FMT, data)
-        n = len(_FIELD_NAMES)
-        fixed = dict(zip(_FIELD_NAMES, v[:n]))
+        v = struct.unpack(byte_order.value + DINODE_FORMAT, data)
+        n = len(DINODE_FIELDS)
+        fixed = dict(zip(DINODE_FIELDS, v[:n]))
         rest = v[n:]
         return cls(
             **fixed,

@@ -452,7 +452,7 @@ def _cstr(raw: bytes) -> bytes:
 # precompiled struct, filling the frozen instances' ``__dict__`` directly.
 
 from .constants import NDADDR, NIADDR  # noqa: E402
-from .dinode import _FIELD_NAMES as _DI_NAMES, _FMT as _DI_FMT  # noqa: E402
+from .dinode import DINODE_FIELDS as _DI_NAMES, DINODE_FORMAT as _DI_FMT  # noqa: E402
 
 _WHOLE = {order: struct.Struct(order.value + _HEAD + _DI_FMT + _TAIL) for order in ByteOrder}
 _WORDS = {order: struct.Struct(f"{order.value}{TP_BSIZE // 4}I") for order in ByteOrder}
