@@ -159,8 +159,7 @@ async def _run(sock: socket.socket, context: ServerContext) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return run(PROG, lambda: _pyndmpd(args))
+    return run(PROG, lambda: _pyndmpd(_parser().parse_args(argv)))
 
 
 def _pyndmpd(args: argparse.Namespace) -> int:

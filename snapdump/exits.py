@@ -10,7 +10,10 @@ shell sees, so no user error ever shows a traceback:
   ``PROG: message``, status 1;
 * any other ``OSError`` (a folder that cannot be made, ...): ``PROG: ...``, 1;
 * Ctrl-C: status 130, as a shell reports a program killed by SIGINT;
-* a closed stdout (``pymt status | head -1``): silence, status 141 (SIGPIPE).
+* a closed stdout (``pymt status | head -1``, ``pyrestore -t | head``):
+  silence, status 141 (SIGPIPE);
+* ``SystemExit`` (argparse's ``--help``, ``--version``, usage errors): as
+  raised, once what it printed is out (or the closed stdout is answered as above).
 
 A command whose model prints otherwise says so once, in its call of
 :func:`run`: ``pydump`` writes its errors as dump does (``  DUMP: ...``) and
@@ -54,7 +57,11 @@ def run(prog: str, body: Callable[[], int | None], *, prefix: str | None = None,
     """
     lead = f"{prog}: " if prefix is None else prefix
     try:
-        status = body()
+        try:
+            status = body()
+        except SystemExit:  # argparse's --help, --version and usage errors: what they printed goes out first
+            sys.stdout.flush()
+            raise
         sys.stdout.flush()
         return EXIT_OK if status is None else status
     except CommandFailed as exc:

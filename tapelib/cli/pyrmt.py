@@ -21,14 +21,17 @@ PROG = "pyrmt"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return run(PROG, lambda: _pyrmt(argv))
+
+
+def _pyrmt(argv: Sequence[str] | None) -> None:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Serve a tape drive (SHELF/nst0, /dev/nst0) or a file over the rmt "
                     "protocol on stdin/stdout, for tar and dump through rsh or ssh.")
     parser.add_argument("--log", metavar="FILE", help="append each command and reply to FILE")
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('snapdump')}")
-    args = parser.parse_args(argv)
-    return run(PROG, lambda: _serve(args.log))
+    _serve(parser.parse_args(argv).log)
 
 
 def _serve(log_name: str | None) -> None:
