@@ -18,20 +18,8 @@ in place.
 
 from __future__ import annotations
 
-from snapdump.posix_acl import (
-    ACL_ACCESS,
-    ACL_DEFAULT,
-    ACL_GROUP,
-    ACL_GROUP_OBJ,
-    ACL_MASK,
-    ACL_OTHER,
-    ACL_USER,
-    ACL_USER_OBJ,
-    AclEntry,
-    AclError,
-    pack_acl_xattr,
-    parse_acl_xattr,
-)
+from snapdump.posix_acl import (ACL_ACCESS, ACL_DEFAULT, ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER,
+                                ACL_USER_OBJ, AclEntry, AclError, pack_acl_xattr, parse_acl_xattr)
 
 from .errors import SnapfsError
 

@@ -32,14 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from snapdump.snapfs_names import (  # noqa: F401 - re-exported: what other programs look for
-    INO_XATTR,
-    SNAPDIR_NAME,
-    SNAPSHOT_CREATED_XATTR,
-    SNAPSHOT_XATTR,
-    TRUSTED_INO_XATTR,
-    VOLUME_XATTR,
-)
+# re-exported: the names other programs look for on a mount
+from snapdump.snapfs_names import INO_XATTR, SNAPDIR_NAME, SNAPSHOT_CREATED_XATTR  # noqa: F401
+from snapdump.snapfs_names import SNAPSHOT_XATTR, TRUSTED_INO_XATTR, VOLUME_XATTR  # noqa: F401
 
 from . import control
 from .errors import NotAVolume, SnapfsError, SnapshotBusy
@@ -49,24 +44,18 @@ from .locks import Lock
 from .luns import Lun
 from .qtrees import Qtree
 from .restrictions import Restriction, check_owner
-from .values import SnapshotInfo
+from .values import SnapshotInfo, SpaceInfo
 from .volume import DB_FILE, Volume
 
 
 @dataclass(frozen=True)
-class VolumeInfo:
-    """Figures of a volume (bytes); ``mountpoint``/``pid`` are set when it is mounted."""
+class VolumeInfo(SpaceInfo):
+    """A volume's space figures (:class:`~snapfs.values.SpaceInfo`, bytes) with its
+    name, folder and mount: ``mountpoint``/``pid`` are set when it is mounted."""
 
     name: str
     path: str
     block_size: int
-    size: int
-    used: int
-    available: int
-    live: int
-    snapshots: int
-    inodes_used: int
-    inodes_total: int
     snapshot_count: int
     max_name: int
     mountpoint: str | None

@@ -40,14 +40,8 @@ from pathlib import Path
 
 import pyfuse3
 
-from snapdump.snapfs_names import (
-    INO_XATTR,
-    SNAPDIR_NAME,
-    SNAPSHOT_CREATED_XATTR,
-    SNAPSHOT_XATTR,
-    TRUSTED_INO_XATTR,
-    VOLUME_XATTR,
-)
+from snapdump.snapfs_names import INO_XATTR, SNAPDIR_NAME, SNAPSHOT_CREATED_XATTR, SNAPSHOT_XATTR
+from snapdump.snapfs_names import TRUSTED_INO_XATTR, VOLUME_XATTR
 
 from . import acl as _acl
 from . import locks as _locks

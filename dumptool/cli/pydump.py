@@ -29,6 +29,7 @@ from ..dump import Dump, DumpOptions
 from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB
 from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, DumpDates, parse_record
 from ..errors import DumpError
+from .syntax import RefusedFlag, add_refused, check_refused, expand_key
 
 PROG = "pydump"
 
@@ -92,8 +93,7 @@ def _parser() -> argparse.ArgumentParser:
                         "0: no limit (default 32)")
     p.add_argument("--progress", dest="progress", type=float, default=300.0, metavar="SECONDS",
                    help="(pydump's own) seconds between progress lines (default 300, as dump's 5 minutes)")
-    for flag, why in _UNSUPPORTED.items():
-        p.add_argument(flag, dest=f"_unsupported_{flag[1]}", action="store_true", help=why)
+    add_refused(p, _REFUSED)
     p.add_argument("-m", dest="metaonly", action="store_true",
                    help="metadata only for inodes changed but not modified since the base dump (ctime, not "
                         "mtime, newer): their attributes and xattrs without their data; nothing to do at a level 0 "
@@ -127,17 +127,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 #: dump 0.4b47's flags pydump refuses, and why.
-_UNSUPPORTED = {
-    "-c": "not supported: cartridge tape length arithmetic; give the volume size with -B",
-    "-d": "not supported: tape density arithmetic; give the volume size with -B",
-    "-s": "not supported: tape length in feet; give the volume size with -B",
-    "-k": "not supported: Kerberos rmt; pydump reaches remote drives over $RSH",
-}
+_REFUSED = [RefusedFlag(flag, f"{flag}: {why}", why) for flag, why in (
+    ("-c", "not supported: cartridge tape length arithmetic; give the volume size with -B"),
+    ("-d", "not supported: tape density arithmetic; give the volume size with -B"),
+    ("-s", "not supported: tape length in feet; give the volume size with -B"),
+    ("-k", "not supported: Kerberos rmt; pydump reaches remote drives over $RSH"),
+)]
 
 #: Flags that take a value (the rest of a cluster, or the next argument).
 _VALUE_FLAGS = set("bfDTLBAQeEhFI")
 #: The letters of dump's old keyless syntax that take the next argument (dump's obsolete(), and I).
-_KEY_VALUES = set("ABbdDeEfFhILQsT")
+_KEY_VALUES = "ABbdDeEfFhILQsT"
 #: A key: dump 0.4b47's flag letters only (a first argument like ``src`` is not one).
 _KEY = re.compile(r"[0-9AaBbcdDeEFfhIjkLMmnQqSsTuvWwyz]+")
 
@@ -148,16 +148,7 @@ def _keyless(argv: list[str]) -> list[str]:
     letter that takes a value takes the next argument, in order."""
     if len(argv) < 2 or argv[0].startswith("-") or not _KEY.fullmatch(argv[0]):
         return argv
-    key, rest = argv[0], argv[1:]
-    flags: list[str] = []
-    for letter in key:
-        if letter in _KEY_VALUES:
-            if not rest:
-                raise CommandFailed(f"option requires an argument -- {letter}")
-            flags += [f"-{letter}", rest.pop(0)]
-        else:
-            flags.append(f"-{letter}")
-    return flags + rest
+    return expand_key(argv, _KEY_VALUES, CommandFailed)
 _METHODS = {"z": COMPRESS_ZLIB, "j": COMPRESS_BZLIB}
 
 
@@ -247,9 +238,7 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         raise CommandFailed(f"dump level {level} is out of range 0 to {MAX_LEVEL}")
     if not 0 <= args.honor_level <= 10:
         raise CommandFailed("honor level must be between 0 and 10")
-    for flag, why in _UNSUPPORTED.items():
-        if getattr(args, f"_unsupported_{flag[1]}"):
-            raise CommandFailed(f"{flag}: {why}")
+    check_refused(args, _REFUSED, CommandFailed)
     if args.auto_size and args.volume_blocks is not None:
         raise CommandFailed("You cannot use the a and B flags together.")
     if args.base_date and args.update:  # dump's rule: a -T dump is not part of the dumpdates chain

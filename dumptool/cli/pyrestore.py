@@ -23,6 +23,7 @@ from ..format import parse_qfa
 from ..records import volume_file
 from ..restore import Options, Restore, RestoreError, VolumeInput
 from ..symtab import SYMTAB_NAME, SymbolTable
+from .syntax import RefusedFlag, add_refused, check_refused, expand_key
 
 PROG = "pyrestore"
 EXIT_OK = 0
@@ -89,14 +90,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="the medium is a file or pipe (accepted: files, pipes and drives are told apart by themselves)")
     p.add_argument("-V", action="store_true",
                    help="volumes on other media than tape (accepted: the next volume's path is asked for anyway)")
-    p.add_argument("-c", action="store_true", help="convert an old-format dump (not supported)")
-    p.add_argument("-F", dest="script", metavar="SCRIPT", help="run SCRIPT at each volume (not supported)")
-    p.add_argument("-P", dest="qfa_out", metavar="FILE", help="write a QFA file from the medium (not supported)")
-    p.add_argument("-k", action="store_true", help="Kerberos for a remote tape (not supported)")
+    add_refused(p, _REFUSED)
     p.add_argument("-H", dest="hash_size", type=int, metavar="N",
                    help="restore's directory hash table size (accepted: the directories are always hashed)")
-    p.add_argument("-e", dest="selinux_e", action="store_true", help="SELinux build's option (not supported)")
-    p.add_argument("-E", dest="mls", metavar="MLS", help="SELinux MLS level (not supported)")
     p.add_argument("names", nargs="*", help="files and directories (for -t and -x)")
     return p
 
@@ -161,15 +157,7 @@ def keyless(argv: list[str]) -> list[str]:
     words in order), as restore's ``obsolete()`` reads it."""
     if not argv or argv[0].startswith("-"):
         return argv
-    key, rest = argv[0], list(argv[1:])
-    out: list[str] = []
-    for letter in key:
-        out.append("-" + letter)
-        if letter in _WITH_ARGUMENT:
-            if not rest:
-                raise _Usage(f"option requires an argument -- {letter}")
-            out.append(rest.pop(0))
-    return out + rest
+    return expand_key(argv, _WITH_ARGUMENT, _Usage)
 
 
 class _Usage(CommandFailed):
@@ -180,14 +168,20 @@ class _Usage(CommandFailed):
 
 
 #: restore's flags pyrestore refuses, and why
-_REFUSED = {
-    "c": "-c (convert a dump of the old 4.1BSD format) is not supported: pydump and Linux dump write the new one",
-    "script": "-F (a script at each volume) is not supported: pyrestore asks for the next volume itself",
-    "qfa_out": "-P (write a QFA file from the medium) is not supported: pydump -Q writes it while dumping",
-    "k": "-k (Kerberos) is not supported: remote tapes go through rmt over ssh",
-    "selinux_e": "-e (an option of restore's SELinux build) is not supported",
-    "mls": "-E (an SELinux MLS level) is not supported: SELinux labels are restored as the xattrs the image holds",
-}
+_REFUSED = [
+    RefusedFlag("-c", "-c (convert a dump of the old 4.1BSD format) is not supported: pydump and Linux dump "
+                "write the new one", "convert an old-format dump (not supported)"),
+    RefusedFlag("-F", "-F (a script at each volume) is not supported: pyrestore asks for the next volume itself",
+                "run SCRIPT at each volume (not supported)", "SCRIPT"),
+    RefusedFlag("-P", "-P (write a QFA file from the medium) is not supported: pydump -Q writes it while dumping",
+                "write a QFA file from the medium (not supported)", "FILE"),
+    RefusedFlag("-k", "-k (Kerberos) is not supported: remote tapes go through rmt over ssh",
+                "Kerberos for a remote tape (not supported)"),
+    RefusedFlag("-e", "-e (an option of restore's SELinux build) is not supported",
+                "SELinux build's option (not supported)"),
+    RefusedFlag("-E", "-E (an SELinux MLS level) is not supported: SELinux labels are restored as the xattrs the "
+                "image holds", "SELinux MLS level (not supported)", "MLS"),
+]
 
 
 def _names_from(path: str) -> list[str]:
@@ -210,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _usage(args: argparse.Namespace) -> None:
     """Refuse (exit 2) a command line restore would refuse; read -X's names."""
-    for flag, why in _REFUSED.items():
-        if getattr(args, flag):
-            raise _Usage(why)
+    check_refused(args, _REFUSED, _Usage)
     if args.limit < 0:
         raise _Usage("limit must be greater than 0")
     if args.toc and args.mode not in ("t", "x", "i"):

@@ -1,0 +1,57 @@
+"""What pydump and pyrestore read alike: the old keyless syntax of dump and
+restore (a first word of flag letters, as their ``obsolete()`` reads it), and
+the flags of their model they refuse, each with the line that says why."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+
+def expand_key(argv: list[str], with_value: str, fail: Callable[[str], Exception]) -> list[str]:
+    """``argv`` whose first word is a key of flag letters, as flags: ``0uf
+    FILE SRC`` is ``-0 -u -f FILE SRC``; each letter in ``with_value`` takes
+    the next word, in order (``fail`` makes the error when none is left).
+    The caller tells whether the first word is a key."""
+    key, rest = argv[0], list(argv[1:])
+    flags: list[str] = []
+    for letter in key:
+        flags.append(f"-{letter}")
+        if letter in with_value:
+            if not rest:
+                raise fail(f"option requires an argument -- {letter}")
+            flags.append(rest.pop(0))
+    return flags + rest
+
+
+@dataclass(frozen=True)
+class RefusedFlag:
+    """A flag of the model the command does not do: listed by ``--help``
+    (``help``), its value taken when it has one (``metavar``), and refused
+    after parsing with ``message``."""
+
+    flag: str
+    message: str
+    help: str
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return f"refused_{self.flag.lstrip('-')}"
+
+
+def add_refused(parser: argparse.ArgumentParser, flags: Iterable[RefusedFlag]) -> None:
+    """Declare ``flags`` on ``parser`` (see :func:`check_refused`)."""
+    for f in flags:
+        if f.metavar is None:
+            parser.add_argument(f.flag, dest=f.dest, action="store_true", help=f.help)
+        else:
+            parser.add_argument(f.flag, dest=f.dest, metavar=f.metavar, help=f.help)
+
+
+def check_refused(args: argparse.Namespace, flags: Iterable[RefusedFlag], fail: Callable[[str], Exception]) -> None:
+    """Raise ``fail(message)`` for the first of ``flags`` the command line gave."""
+    for f in flags:
+        if getattr(args, f.dest):
+            raise fail(f.message)
