@@ -96,7 +96,7 @@ def say(line: str) -> None:
     """One line on stderr, after what stdout holds (as a C program's order would be)."""
     try:
         sys.stdout.flush()
-    except OSError:
-        pass
+    except OSError:  # its reader went away: the line below is what matters
+        silence_stdout()
     sys.stderr.write(line.rstrip("\n") + "\n")
     sys.stderr.flush()
