@@ -114,3 +114,14 @@ def test_the_small_rooms_exist():
 ])
 def test_the_checker_sees_a_private_access(source, hits):
     assert [text for _, text in private_uses(ast.parse(source))] == hits
+
+
+@pytest.mark.parametrize("package", ["tapelib", "dumptool", "snapfs", "ndmp"])
+def test_every_package_names_its_public_surface(package: str) -> None:
+    """Each package's ``__init__`` lists what it offers (``__all__``), and every name there resolves."""
+    import importlib
+
+    module = importlib.import_module(package)
+    assert module.__all__, f"{package} has no __all__"
+    missing = [name for name in module.__all__ if getattr(module, name, None) is None]
+    assert not missing, missing
