@@ -246,10 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
                    dir_only=args.dir_only, compare_limit=args.limit, nul_lines=args.nul)
-    source = session = None
+    source = slot = None
     try:
         if not (args.toc and args.mode == "t"):  # a session reads an image: -t -A reads only the archive file
-            session = session_slot("restore", args.file)
+            slot = session_slot("restore", args.file)
         if args.qfa:
             try:
                 with open(args.qfa, encoding="ascii", errors="replace") as f:
@@ -310,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                 source.close()
             except DumpError:
                 pass
-        if session is not None:
-            session.release()
+        if slot is not None:
+            slot.release()
 
 
 if __name__ == "__main__":

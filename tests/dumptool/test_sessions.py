@@ -194,7 +194,7 @@ def test_only_the_real_work_takes_a_slot(tmp_path: Path, state: Path, monkeypatc
         r = _run(pydump, "-0", "--quiet", "-f", str(kept), str(src))
         assert (r.returncode, r.stderr) == (1, f"  DUMP: {message}\n")
         assert kept.read_bytes() == b"an earlier image, not to be overwritten"
-        for mode in (["-t"], ["-x"], ["-r"], ["-C"]):
+        for mode in (["-t"], ["-x"], ["-r"], ["-C"], ["-i"]):
             r = _run(pyrestore, *mode, "-f", str(image), cwd=dest)
             assert (r.returncode, r.stderr) == (1, f"pyrestore: {message}\n"), mode
         assert list(dest.iterdir()) == []
