@@ -148,6 +148,7 @@ def test_40_concurrent_pydumps_4_run_the_rest_are_refused_and_kill_9_frees_slots
         for p in refused:
             err = p.stderr.read()
             assert p.returncode == 1 and err == f"  DUMP: {REFUSED}\n", (p.returncode, err)
+        _wait_running({p.pid for p in running}, timeout=30)  # each writes its note just after its lock
         assert sorted(s.pid for s in running_sessions()) == sorted(p.pid for p in running)
         assert {s.kind for s in running_sessions()} == {"dump"}
         assert {s.path for s in running_sessions()} == {str(src)}
