@@ -81,7 +81,7 @@ def session_limit(meminfo: str | Path = "/proc/meminfo") -> tuple[int, str]:
     when set, else the memory table (its lowest row when memory cannot be read)."""
     text = os.environ.get(MAX_SESSIONS_ENV, "").strip()
     if text:
-        if not text.isdigit() or int(text) < 1:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
             raise SessionError(f"{MAX_SESSIONS_ENV}={text}: give a whole number of sessions, 1 or more")
         return int(text), f"{MAX_SESSIONS_ENV}={int(text)}"
     total = read_mem_total(meminfo)
