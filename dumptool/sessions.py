@@ -21,7 +21,8 @@ about its holder (kind, pid, path, start time), for whoever lists the
 sessions; it is not trusted without the lock.
 
 The state folder is ``/var/lib/snapdump`` (beside Debian's dumpdates file,
-``/var/lib/dumpdates``), or ``$SNAPDUMP_STATE_DIR``.
+``/var/lib/dumpdates``), or ``$SNAPDUMP_STATE_DIR``; a user who may not write
+there uses ``~/.local/state/snapdump`` (their own sessions only).
 """
 
 from __future__ import annotations
@@ -92,8 +93,27 @@ def session_limit(meminfo: str | Path = "/proc/meminfo") -> tuple[int, str]:
 
 
 def state_dir() -> Path:
-    """The state folder: ``$SNAPDUMP_STATE_DIR``, else :data:`DEFAULT_STATE_DIR`."""
-    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+    """The state folder: ``$SNAPDUMP_STATE_DIR``, else :data:`DEFAULT_STATE_DIR`
+    for root or for a user who may write there, else the user's own
+    (``$XDG_STATE_HOME/snapdump``, ``~/.local/state/snapdump``): a user who may
+    not write the machine's folder counts their own sessions only, rather
+    than being refused a plain dump of their own files."""
+    named = os.environ.get(STATE_DIR_ENV)
+    if named:
+        return Path(named)
+    if os.geteuid() == 0 or _writable(DEFAULT_STATE_DIR):
+        return DEFAULT_STATE_DIR
+    home = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(home) / "snapdump"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether *folder*'s sessions folder (or the nearest one that exists above it) may be written."""
+    probe = folder / "sessions"
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return os.access(probe, os.W_OK | os.X_OK) and (not (probe / "slot-00").exists()
+                                                     or os.access(probe / "slot-00", os.W_OK))
 
 
 def sessions_dir() -> Path:

@@ -216,3 +216,21 @@ def test_only_the_real_work_takes_a_slot(tmp_path: Path, state: Path, monkeypatc
     assert (r.returncode, r.stderr) == (
         1, "  DUMP: SNAPDUMP_MAX_SESSIONS=none: give a whole number of sessions, 1 or more\n")
     assert kept.read_bytes() == b"an earlier image, not to be overwritten"
+
+
+def test_a_user_who_cannot_write_the_machines_folder_counts_their_own(tmp_path, monkeypatch):
+    """Not root and /var/lib/snapdump not writable: the user's own folder, not a refusal."""
+    from dumptool import sessions
+    monkeypatch.delenv(sessions.STATE_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    locked = tmp_path / "machine"
+    (locked / "sessions").mkdir(parents=True)
+    monkeypatch.setattr(sessions, "DEFAULT_STATE_DIR", locked)
+    monkeypatch.setattr(sessions.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(sessions.os, "access", lambda path, mode: not str(path).startswith(str(locked)))
+    assert sessions.state_dir() == tmp_path / "state" / "snapdump"
+    with sessions.session_slot("dump", "/x") as slot:
+        assert slot.held
+        assert (tmp_path / "state" / "snapdump" / "sessions" / "slot-00").exists()
+    monkeypatch.setattr(sessions.os, "geteuid", lambda: 0)
+    assert sessions.state_dir() == locked
