@@ -36,25 +36,19 @@ from .junctions import Junction
 from .locks import Lock
 from .luns import Lun
 from .qtrees import Qtree
-from .records import SnapshotInfo
+from .records import SnapshotInfo, SpaceInfo
 from .restrictions import Restriction, check_owner
 from .volume import DB_FILE, Volume
 
 
 @dataclass(frozen=True)
-class VolumeInfo:
-    """Figures of a volume (bytes); ``mountpoint``/``pid`` are set when it is mounted."""
+class VolumeInfo(SpaceInfo):
+    """A volume's space figures (:class:`~snapfs.records.SpaceInfo`, bytes) and
+    what else ``snapfs info`` shows; ``mountpoint``/``pid`` are set when it is mounted."""
 
     name: str
     path: str
     block_size: int
-    size: int
-    used: int
-    available: int
-    live: int
-    snapshots: int
-    inodes_used: int
-    inodes_total: int
     snapshot_count: int
     max_name: int
     mountpoint: str | None
