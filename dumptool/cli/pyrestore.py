@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from importlib import metadata
 
 from ..errors import DumpError
@@ -128,6 +129,27 @@ def _asker(image: str, never: bool, prefix: str | None = None):
             return None
         return name
     return ask
+
+
+def _talk(*, nul_lines: bool) -> dict[str, Callable[[str], None]]:
+    """The engine's callbacks, as restore prints: its lines on standard
+    output, its messages on standard error after the program's name, its
+    own lines there as they are; -t's lines end with NUL under -0."""
+    end = "\0" if nul_lines else "\n"
+
+    def say(line: str) -> None:
+        print(line)
+
+    def warn(message: str) -> None:
+        print(f"pyrestore: {message}", file=sys.stderr)
+
+    def tell(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    def listed(line: str) -> None:
+        sys.stdout.write(line + end)
+
+    return {"say": say, "warn": warn, "tell": tell, "listed": listed}
 
 
 def _first_volume(mode: str) -> int:
@@ -245,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         print("pyrestore: -Q works with -x and -t", file=sys.stderr)
         return EXIT_USAGE
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
-                   dir_only=args.dir_only, compare_limit=args.limit, nul_lines=args.nul)
+                   dir_only=args.dir_only, compare_limit=args.limit)
+    talk = _talk(nul_lines=args.nul)
     source = slot = None
     try:
         if not (args.toc and args.mode == "t"):  # a session reads an image: -t -A reads only the archive file
@@ -260,13 +283,14 @@ def main(argv: list[str] | None = None) -> int:
         first = volume_file(args.file, _first_volume(args.mode)) if prefix is not None else args.file
 
         def on_medium() -> Restore:
-            return Restore(VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file), opts)
+            return Restore(VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file), opts,
+                           **talk)
 
         if args.toc and args.mode in ("t", "i"):  # -t, -i: the archive file instead of the medium
             source = VolumeInput(args.toc)
         else:  # -x -A: the medium has it all (the directories too)
             source = VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file)
-        engine = Restore(source, opts)
+        engine = Restore(source, opts, **talk)
         if args.mode == "t":
             engine.list(args.names)
         elif args.mode == "x":
