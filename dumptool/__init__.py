@@ -27,6 +27,8 @@ from .errors import (
     FormatLimitError,
     MediumError,
     NoBaseDumpError,
+    SessionError,
+    SessionLimitError,
     UnsupportedFormatError,
 )
 
@@ -37,9 +39,9 @@ _LAZY = {
     "DumpOptions": ("dump", "DumpOptions"),
     "DumpDates": ("dumpdates", "DumpDates"),
     "Restore": ("restore", "Restore"),
-    "RestoreOptions": ("restore", "Options"),
-    "RestoreError": ("restore", "RestoreError"),
-    "VolumeInput": ("restore", "VolumeInput"),
+    "RestoreOptions": ("restore_options", "Options"),
+    "RestoreError": ("restore_report", "RestoreError"),
+    "VolumeInput": ("volume_input", "VolumeInput"),
 }
 
 
@@ -55,5 +57,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ChecksumError", "Dump", "DumpDates", "DumpDatesError", "DumpError", "DumpOptions", "FormatError",
     "FormatLimitError", "MediumError", "NoBaseDumpError", "Restore", "RestoreError", "RestoreOptions",
-    "UnsupportedFormatError", "VolumeInput",
+    "SessionError", "SessionLimitError", "UnsupportedFormatError", "VolumeInput",
 ]

@@ -68,6 +68,19 @@ class NoBaseDumpError(DumpDatesError):
     """An incremental dump was asked for but no lower-level dump is recorded."""
 
 
+class SessionError(DumpError):
+    """A dump or restore session cannot start: its state folder is unusable or the limit is set wrong."""
+
+
+class SessionLimitError(SessionError):
+    """All session slots are held: ``running`` sessions run, ``limit`` may."""
+
+    def __init__(self, message: str, running: int, limit: int) -> None:
+        super().__init__(message)
+        self.running = running
+        self.limit = limit
+
+
 _F = TypeVar("_F", bound=Callable)
 
 

@@ -53,14 +53,17 @@ class DirFix:
     xattrs: list[tuple[bytes, bytes]] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Checkpointed:
-    """The inode a checkpoint caught half written (see ``restore._InProgress``)."""
+    """The inode -r is writing, as a checkpoint saves it: its first record
+    (in a checkpoint the header only, for a regular file), how many bytes of
+    its data are on disk (``base``), whether only its attributes are left
+    and whether its node was made."""
 
     ino: int
     paths: list[bytes]
-    first: Segment          # its first record (the header only for a regular file)
-    base: int = 0          # bytes of its data already on disk
+    first: Segment
+    base: int = 0
     attrs_only: bool = False
     made: bool = False
 

@@ -16,6 +16,11 @@ MOVER_CONNECT to our DATA_LISTEN(LOCAL)) or TCP (DATA_CONNECT to another
 server's mover, or DATA_LISTEN(TCP)).  State changes come first, then the
 NOTIFY post.  A backup that does not end well leaves no end-of-dump record
 in the stream: nobody can take the part on tape for a whole image.
+
+Each backup and recover holds a dump or restore session slot
+(:mod:`dumptool.sessions`, counted with pydump's and pyrestore's) from its
+DATA_START until its engine returns; over the limit the DATA_START is
+answered NO_MEM_ERR and nothing changes state.
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from dumptool.errors import SessionError, SessionLimitError
+from dumptool.sessions import Session as SessionSlot
+from dumptool.sessions import session_slot
+
 from .engine import U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName, history_stats
-from .errors import EngineCancelled, EngineError, IllegalArgs, IllegalState
+from .errors import EngineCancelled, EngineError, IllegalArgs, IllegalState, NdmpError, SessionLimit
 from .messages import (
     Addr,
     DataGetStateReply,
@@ -115,6 +124,17 @@ def file_stat(entry: FileEntry) -> FileStat:
     return FileStat(unsupported=0, fs_type=FsType.UNIX, ftype=_FTYPES.get(stat.S_IFMT(st.mode), FileType.OTHER),
                     mtime=st.mtime & 0xFFFFFFFF, atime=st.atime & 0xFFFFFFFF, ctime=st.ctime & 0xFFFFFFFF,
                     owner=st.uid, group=st.gid, fattr=stat.S_IMODE(st.mode), size=st.size, links=st.nlink)
+
+
+def _slot(kind: str, path: str) -> SessionSlot:
+    """A dump or restore session slot, counted with pydump's and pyrestore's
+    (:mod:`dumptool.sessions`); over the limit, NO_MEM_ERR at once."""
+    try:
+        return session_slot(kind, path)
+    except SessionLimitError as exc:
+        raise SessionLimit(exc.message) from None
+    except SessionError as exc:
+        raise NdmpError(exc.message) from None
 
 
 class DataService:
@@ -246,12 +266,13 @@ class DataService:
         self._check_start(butype, MoverMode.READ)
         values = {p.name: p.value for p in env}
         request = self._backup_request(values)
+        hist = _history_wanted(values)
+        slot = _slot("dump", request.path)
         self.env = list(env)
         self.operation = DataOperation.BACKUP
         self.state = DataState.ACTIVE
         self._stopped = threading.Event()
-        hist = _history_wanted(values)
-        self._session.nursery.start_soon(self._backup, request, hist)
+        self._start_holding(slot, self._backup, request, hist)
 
     async def start_recover(self, env: list[Pval], nlist: list[Name], butype: str, filehist: bool) -> None:
         await self._peer_connecting()
@@ -272,14 +293,30 @@ class DataService:
             if not prefix:
                 raise IllegalArgs("an empty name list needs PREFIX (where to restore everything)")
             prefix = config.check_destination(prefix)
+        slot = _slot("restore", prefix or (names[0].destination if names else ""))
         self.env = list(env)
         self.operation = DataOperation.RECOVER_FILEHIST if filehist else DataOperation.RECOVER
         self.state = DataState.ACTIVE
         self._stopped = threading.Event()
         if filehist:
-            self._session.nursery.start_soon(self._list)
+            self._start_holding(slot, self._list)
         else:
-            self._session.nursery.start_soon(self._recover, names, direct, prefix)
+            self._start_holding(slot, self._recover, names, direct, prefix)
+
+    def _start_holding(self, slot: SessionSlot, work: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run *work* in the session's nursery; the slot is given back when it
+        ends (when the engine's thread has returned, after a halt too)."""
+        async def holding() -> None:
+            try:
+                await work(*args)
+            finally:
+                slot.release()
+
+        try:
+            self._session.nursery.start_soon(holding)
+        except BaseException:
+            slot.release()
+            raise
 
     async def abort(self) -> None:
         if self.state not in (DataState.LISTEN, DataState.CONNECTED, DataState.ACTIVE):

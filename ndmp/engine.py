@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import io
 import os
 import stat
 import tempfile
@@ -270,8 +269,8 @@ class DumpEngine:
                     for chunk in fetch(offset, length):
                         out.write(chunk)
                         got += len(chunk)
-            err = io.StringIO()
-            restore = Restore(VolumeInput(image), RestoreOptions(), out=io.StringIO(), err=err)
+            messages: list[str] = []
+            restore = Restore(VolumeInput(image), RestoreOptions(), warn=messages.append, tell=messages.append)
             restored = [False] * len(names)
             try:
                 restore.read_directories()
@@ -284,7 +283,6 @@ class DumpEngine:
                     restored = self._extract_names(restore, names, plan)
             except DumpError as exc:
                 raise EngineError(exc.message) from None
-            messages = [line.removeprefix("pyrestore: ") for line in err.getvalue().splitlines()]
             # A wanted name the image does not bring is reported per name (LOG_FILE
             # FAILED_NOT_FOUND); only other trouble fails the whole recover.
             failed = restore.error_count > len(restore.not_found)
@@ -356,7 +354,7 @@ class DumpEngine:
             with open(image, "wb") as out:
                 for chunk in fetch(0, None):
                     out.write(chunk)
-            restore = Restore(VolumeInput(image), RestoreOptions(), out=io.StringIO(), err=io.StringIO())
+            restore = Restore(VolumeInput(image), RestoreOptions())
             try:
                 restore.read_directories()
             except DumpError as exc:

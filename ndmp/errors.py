@@ -64,6 +64,13 @@ class ConnectFailed(NdmpError):
     code = Error.CONNECT_ERR
 
 
+class SessionLimit(NdmpError):
+    """All dump and restore session slots are held (:mod:`dumptool.sessions`):
+    NO_MEM_ERR, as the limit is the machine's memory's (the DMA may retry later)."""
+
+    code = Error.NO_MEM_ERR
+
+
 class ProtocolError(NdmpError):
     """The record stream is broken; the session cannot go on."""
 

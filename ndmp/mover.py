@@ -30,16 +30,7 @@ from tapelib import TapeError
 from .drive import MAX_RECORD_SIZE, NdmpTape
 from .errors import DevNotOpen, IllegalArgs, IllegalState, NdmpError, PermissionDenied
 from .messages import Addr, MoverGetStateReply, NotifyHalted, NotifyMoverPaused
-from .protocol import (
-    AddrType,
-    Error,
-    LogType,
-    Message,
-    MoverHaltReason,
-    MoverMode,
-    MoverPauseReason,
-    MoverState,
-)
+from .protocol import AddrType, Error, LogType, Message, MoverHaltReason, MoverMode, MoverPauseReason, MoverState
 from .stream import (LocalStream, accept_one, check_connect_address, close_quietly, local_stream_pair,
                      open_tcp_listener, open_tcp_to)
 from .xdr import U64_INVALID

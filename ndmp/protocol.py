@@ -1,7 +1,8 @@
 """NDMP version 4 constants, with their standard names (``ndmp4.x``).
 
 Enums here are for naming values; decoded messages keep plain integers,
-since peers send values out of range on purpose.
+since peers send values out of range on purpose.  The small enums are a
+table, one line each: their names in the order ``ndmp4.x`` numbers them.
 """
 
 from __future__ import annotations
@@ -47,11 +48,6 @@ class Error(enum.IntEnum):
     VERSION_NOT_SUPPORTED_ERR = 28
     EXT_DUPL_CLASSES_ERR = 29
     EXT_DANDN_ILLEGAL_ERR = 30
-
-
-class MessageType(enum.IntEnum):
-    REQUEST = 0
-    REPLY = 1
 
 
 class Message(enum.IntEnum):
@@ -120,40 +116,30 @@ def message_name(code: int) -> str:
         return f"{code:#x}"
 
 
-class AuthType(enum.IntEnum):
-    NONE = 0
-    TEXT = 1
-    MD5 = 2
-
-
-class AddrType(enum.IntEnum):
-    LOCAL = 0
-    TCP = 1
-    RESERVED = 2
-    IPC = 3
-
-
-class ConnectionStatus(enum.IntEnum):
-    CONNECTED = 0
-    SHUTDOWN = 1
-    REFUSED = 2
-
-
-class TapeOpenMode(enum.IntEnum):
-    READ = 0
-    RDWR = 1
-    RAW = 2
-
-
-class MtioOp(enum.IntEnum):
-    FSF = 0
-    BSF = 1
-    FSR = 2
-    BSR = 3
-    REW = 4
-    EOF = 5
-    OFF = 6
-    TUR = 7
+# -- the small enums of ndmp4.x, one line each: names numbered 0, 1, 2 ... or a map --
+MessageType = enum.IntEnum("MessageType", "REQUEST REPLY", start=0)
+AuthType = enum.IntEnum("AuthType", "NONE TEXT MD5", start=0)
+AddrType = enum.IntEnum("AddrType", "LOCAL TCP RESERVED IPC", start=0)
+ConnectionStatus = enum.IntEnum("ConnectionStatus", "CONNECTED SHUTDOWN REFUSED", start=0)
+TapeOpenMode = enum.IntEnum("TapeOpenMode", "READ RDWR RAW", start=0)
+MtioOp = enum.IntEnum("MtioOp", "FSF BSF FSR BSR REW EOF OFF TUR", start=0)
+#: READ: read the data connection, write the tape (backup); WRITE: read the
+#: tape, write the data connection (restore).
+MoverMode = enum.IntEnum("MoverMode", "READ WRITE NOACTION", start=0)
+MoverState = enum.IntEnum("MoverState", "IDLE LISTEN ACTIVE PAUSED HALTED", start=0)
+MoverPauseReason = enum.IntEnum("MoverPauseReason", {"NA": 0, "EOM": 1, "EOF": 2, "SEEK": 3, "EOW": 5})
+MoverHaltReason = enum.IntEnum("MoverHaltReason", "NA CONNECT_CLOSED ABORTED INTERNAL_ERROR CONNECT_ERROR "
+                               "MEDIA_ERROR", start=0)
+DataOperation = enum.IntEnum("DataOperation", "NOACTION BACKUP RECOVER RECOVER_FILEHIST", start=0)
+DataState = enum.IntEnum("DataState", "IDLE ACTIVE HALTED LISTEN CONNECTED", start=0)
+DataHaltReason = enum.IntEnum("DataHaltReason", "NA SUCCESSFUL ABORTED INTERNAL_ERROR CONNECT_ERROR", start=0)
+LogType = enum.IntEnum("LogType", "NORMAL DEBUG ERROR WARNING", start=0)
+FsType = enum.IntEnum("FsType", "UNIX NT OTHER", start=0)
+#: LOG_FILE's outcome of one name-list entry.
+RecoveryStatus = enum.IntEnum("RecoveryStatus", "SUCCESSFUL FAILED_PERMISSION FAILED_NOT_FOUND FAILED_NO_DIRECTORY "
+                              "FAILED_OUT_OF_MEMORY FAILED_IO_ERROR FAILED_UNDEFINED_ERROR", start=0)
+#: file_stat's ftype.
+FileType = enum.IntEnum("FileType", "DIR FIFO CSPEC BSPEC REG SLINK SOCK REGISTRY OTHER", start=0)
 
 
 # TAPE_GET_STATE flags and "unsupported" bits.
@@ -171,73 +157,6 @@ TAPE_STATE_SPACE_REMAIN_UNS = 0x20
 TAPE_ATTR_REWIND = 0x1
 TAPE_ATTR_UNLOAD = 0x2
 TAPE_ATTR_RAW = 0x4
-
-
-class MoverMode(enum.IntEnum):
-    READ = 0   # read the data connection, write the tape (backup)
-    WRITE = 1  # read the tape, write the data connection (restore)
-    NOACTION = 2
-
-
-class MoverState(enum.IntEnum):
-    IDLE = 0
-    LISTEN = 1
-    ACTIVE = 2
-    PAUSED = 3
-    HALTED = 4
-
-
-class MoverPauseReason(enum.IntEnum):
-    NA = 0
-    EOM = 1
-    EOF = 2
-    SEEK = 3
-    EOW = 5
-
-
-class MoverHaltReason(enum.IntEnum):
-    NA = 0
-    CONNECT_CLOSED = 1
-    ABORTED = 2
-    INTERNAL_ERROR = 3
-    CONNECT_ERROR = 4
-    MEDIA_ERROR = 5
-
-
-class DataOperation(enum.IntEnum):
-    NOACTION = 0
-    BACKUP = 1
-    RECOVER = 2
-    RECOVER_FILEHIST = 3
-
-
-class DataState(enum.IntEnum):
-    IDLE = 0
-    ACTIVE = 1
-    HALTED = 2
-    LISTEN = 3
-    CONNECTED = 4
-
-
-class DataHaltReason(enum.IntEnum):
-    NA = 0
-    SUCCESSFUL = 1
-    ABORTED = 2
-    INTERNAL_ERROR = 3
-    CONNECT_ERROR = 4
-
-
-class LogType(enum.IntEnum):
-    NORMAL = 0
-    DEBUG = 1
-    ERROR = 2
-    WARNING = 3
-
-
-class FsType(enum.IntEnum):
-    UNIX = 0
-    NT = 1
-    OTHER = 2
 
 
 # fs_info "unsupported" bits.
@@ -265,32 +184,6 @@ BUTYPE_RECOVER_FH_DIR = 0x2000
 #: DATA_GET_STATE "unsupported" bits.
 DATA_STATE_EST_BYTES_REMAIN_UNS = 0x1
 DATA_STATE_EST_TIME_REMAIN_UNS = 0x2
-
-
-class RecoveryStatus(enum.IntEnum):
-    """LOG_FILE's outcome of one name-list entry."""
-
-    SUCCESSFUL = 0
-    FAILED_PERMISSION = 1
-    FAILED_NOT_FOUND = 2
-    FAILED_NO_DIRECTORY = 3
-    FAILED_OUT_OF_MEMORY = 4
-    FAILED_IO_ERROR = 5
-    FAILED_UNDEFINED_ERROR = 6
-
-
-class FileType(enum.IntEnum):
-    """file_stat's ftype."""
-
-    DIR = 0
-    FIFO = 1
-    CSPEC = 2
-    BSPEC = 3
-    REG = 4
-    SLINK = 5
-    SOCK = 6
-    REGISTRY = 7
-    OTHER = 8
 
 
 #: file_stat "unsupported" bits.

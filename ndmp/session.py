@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -43,6 +43,7 @@ from .protocol import (
     MessageType,
     message_name,
 )
+from .services import Handler
 from .transport import RecordStream
 from .xdr import decode, encode
 
@@ -56,9 +57,6 @@ PRE_AUTH = frozenset({
     Message.CONFIG_GET_FS_INFO, Message.CONFIG_GET_TAPE_INFO, Message.CONFIG_GET_SCSI_INFO,
     Message.CONFIG_GET_EXT_LIST,
 })
-
-Handler = Callable[[Any], Awaitable[Any]]
-
 
 @dataclass
 class ServerContext:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import sys
 from typing import Any, Callable, Protocol
 
 from .errors import XdrError
@@ -170,8 +171,9 @@ class Array:
     #: No NDMP array is anywhere near this long; a bigger count is garbage.
     MAX_COUNT = 1 << 24
 
-    def __init__(self, element: XdrType) -> None:
-        self.element = element
+    def __init__(self, element: "XdrType | type") -> None:
+        # A struct dataclass stands for its StructType.
+        self.element: XdrType = StructType(element) if isinstance(element, type) else element
 
     def pack(self, p: Packer, value: list) -> None:
         p.u32(len(value))
@@ -199,6 +201,21 @@ def xfield(xdr: XdrType, default: Any = dataclasses.MISSING) -> Any:
             return dataclasses.field(default=zero, metadata={"xdr": xdr})
         return dataclasses.field(default_factory=xdr.default, metadata={"xdr": xdr})
     return dataclasses.field(default=default, metadata={"xdr": xdr})
+
+
+def layout(name: str, /, **fields: "XdrType | tuple[XdrType, Any]") -> type:
+    """A struct dataclass called ``name`` whose fields, in wire order, have
+    these XDR types; a pair gives a type and a default other than its zero.
+
+    A protocol's bodies are tables mirroring its ``.x`` file, so they are
+    written as tables: ``Reply = layout("Reply", error=ENUM, count=U32)``."""
+    specs = []
+    for field_name, spec in fields.items():
+        xdr, default = spec if isinstance(spec, tuple) else (spec, dataclasses.MISSING)
+        specs.append((field_name, Any, xfield(xdr, default)))
+    cls = dataclasses.make_dataclass(name, specs)
+    cls.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
+    return cls
 
 
 class Struct:

@@ -50,8 +50,8 @@ from .volume import DB_FILE, Volume
 
 @dataclass(frozen=True)
 class VolumeInfo(SpaceInfo):
-    """A volume's space figures (:class:`~snapfs.values.SpaceInfo`, bytes) with its
-    name, folder and mount: ``mountpoint``/``pid`` are set when it is mounted."""
+    """A volume's space figures (:class:`~snapfs.values.SpaceInfo`, bytes) and
+    what else ``snapfs info`` shows; ``mountpoint``/``pid`` are set when it is mounted."""
 
     name: str
     path: str

@@ -68,6 +68,11 @@ _VIRTUAL = (LOCKS_XATTR, QTREE_ID_XATTR, INO_XATTR, TRUSTED_INO_XATTR, VOLUME_XA
 LIVE_TIMEOUT = 3600.0
 SNAP_TIMEOUT = 3600.0
 _READDIR_BATCH = 256
+#: setattr's fields taken as they come: pyfuse3's flag, :meth:`Volume.setattr`'s
+#: keyword and the ``EntryAttributes`` field (the size is checked first).
+_SETATTR_FIELDS = (("update_mode", "mode", "st_mode"), ("update_uid", "uid", "st_uid"),
+                   ("update_gid", "gid", "st_gid"), ("update_atime", "atime_ns", "st_atime_ns"),
+                   ("update_mtime", "mtime_ns", "st_mtime_ns"), ("update_ctime", "ctime_ns", "st_ctime_ns"))
 #: readdir offsets 1 and 2 are '.' and '..'; Volume cookies (and snapshot ids) come after.
 _DOT_OFFSETS = 2
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND
@@ -337,13 +342,7 @@ class SnapfsOperations(pyfuse3.Operations):
     @_errors
     async def setattr(self, inode, attr, fields, fh, ctx):
         ino = self._live(inode)
-        kw: dict = {}
-        if fields.update_mode:
-            kw["mode"] = attr.st_mode
-        if fields.update_uid:
-            kw["uid"] = attr.st_uid
-        if fields.update_gid:
-            kw["gid"] = attr.st_gid
+        kw: dict = {key: getattr(attr, name) for flag, key, name in _SETATTR_FIELDS if getattr(fields, flag)}
         if fields.update_size:
             if ino in self.restricted and not self.vol.may_open(ino, ctx.pid):
                 raise pyfuse3.FUSEError(errno.EBUSY)  # client I/O restriction
@@ -352,12 +351,6 @@ class SnapfsOperations(pyfuse3.Operations):
             if ino in self.locked:
                 self._lock_check(ino, ctx.pid, _locks.TRUNCATE)
             kw["size"] = attr.st_size
-        if fields.update_atime:
-            kw["atime_ns"] = attr.st_atime_ns
-        if fields.update_mtime:
-            kw["mtime_ns"] = attr.st_mtime_ns
-        if fields.update_ctime:
-            kw["ctime_ns"] = attr.st_ctime_ns
         a = self.vol.setattr(ino, acl=True, **kw)  # chmod follows into the access ACL
         return self._entry(a, None)
 

@@ -38,6 +38,19 @@ SHELF_FORMAT = "snapdump-shelf"
 _BARCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
+def _holding_problem(place: str, barcode: object, seen: set[str]) -> str | None:
+    """What is wrong with ``place`` holding ``barcode`` in state.json (``None``:
+    nothing); a good barcode is added to ``seen``, the barcodes met so far."""
+    if barcode is None:
+        return None
+    if not isinstance(barcode, str) or not _BARCODE.match(barcode):
+        return f"{place} holds {barcode!r}, not a barcode"
+    if barcode in seen:
+        return f"cartridge {barcode} is in two places"
+    seen.add(barcode)
+    return None
+
+
 @dataclass(frozen=True)
 class DriveInfo:
     """What one drive holds and where it stands."""
@@ -131,22 +144,16 @@ class Shelf:
             return f"drives is not a list of {self.drive_count}"
         seen: set[str] = set()
         for i, barcode in enumerate(slots):
-            if barcode is not None and (not isinstance(barcode, str) or not _BARCODE.match(barcode)):
-                return f"slot {i + 1} holds {barcode!r}, not a barcode"
-            if barcode in seen:
-                return f"cartridge {barcode} is in two places"
-            if barcode is not None:
-                seen.add(barcode)
+            problem = _holding_problem(f"slot {i + 1}", barcode, seen)
+            if problem is not None:
+                return problem
         for i, entry in enumerate(drives):
             if not isinstance(entry, dict):
                 return f"drive {i} is {entry!r}, not a mapping"
             barcode, slot = entry.get("barcode"), entry.get("source_slot")
-            if barcode is not None and (not isinstance(barcode, str) or not _BARCODE.match(barcode)):
-                return f"drive {i} holds {barcode!r}, not a barcode"
-            if barcode in seen:
-                return f"cartridge {barcode} is in two places"
-            if barcode is not None:
-                seen.add(barcode)
+            problem = _holding_problem(f"drive {i}", barcode, seen)
+            if problem is not None:
+                return problem
             if slot is not None and (isinstance(slot, bool) or not isinstance(slot, int)
                                      or not 1 <= slot <= self.slot_count):
                 return f"drive {i}'s source_slot is {slot!r}, not a slot"

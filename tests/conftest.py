@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,21 @@ def console_script(name: str) -> str:
     found = shutil.which(name)
     assert found, f"console script {name} is not installed (run make test, which installs it)"
     return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' own state folder (SNAPDUMP_STATE_DIR, inherited by every
+    pydump, pyrestore and pyndmpd they start): their dump and restore session
+    slots never count against the machine's or another test run's."""
+    folder = tmp_path_factory.mktemp("state")
+    before = os.environ.get("SNAPDUMP_STATE_DIR")
+    os.environ["SNAPDUMP_STATE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        del os.environ["SNAPDUMP_STATE_DIR"]
+    else:
+        os.environ["SNAPDUMP_STATE_DIR"] = before
 
 
 @pytest.fixture

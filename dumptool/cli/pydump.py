@@ -29,6 +29,7 @@ from ..dump import Dump, DumpOptions
 from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB
 from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, DumpDates, parse_record
 from ..errors import DumpError
+from ..sessions import session_slot
 from .syntax import RefusedFlag, add_refused, check_refused, expand_key
 
 PROG = "pydump"
@@ -341,7 +342,8 @@ def _pydump(argv: list[str]) -> int:
     if args.size_estimate:
         print(Dump(options, warn=warn).size_estimate())
         return 0
-    Dump(options, say=None if options.quiet else say, warn=warn).run()
+    with session_slot("dump", options.source):  # counted with restores (dumptool.sessions)
+        Dump(options, say=None if options.quiet else say, warn=warn).run()
     return 0
 
 

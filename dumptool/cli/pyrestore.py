@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from importlib import metadata
 
 from snapdump.exits import CommandFailed, run
@@ -22,6 +23,7 @@ from ..errors import DumpError
 from ..format import parse_qfa
 from ..records import volume_file
 from ..restore import Options, Restore, RestoreError, VolumeInput
+from ..sessions import session_slot
 from ..symtab import SYMTAB_NAME, SymbolTable
 from .syntax import RefusedFlag, add_refused, check_refused, expand_key
 
@@ -126,6 +128,27 @@ def _asker(image: str, never: bool, prefix: str | None = None):
             return None
         return name
     return ask
+
+
+def _talk(*, nul_lines: bool) -> dict[str, Callable[[str], None]]:
+    """The engine's callbacks, as restore prints: its lines on standard
+    output, its messages on standard error after the program's name, its
+    own lines there as they are; -t's lines end with NUL under -0."""
+    end = "\0" if nul_lines else "\n"
+
+    def say(line: str) -> None:
+        print(line)
+
+    def warn(message: str) -> None:
+        print(f"pyrestore: {message}", file=sys.stderr)
+
+    def tell(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    def listed(line: str) -> None:
+        sys.stdout.write(line + end)
+
+    return {"say": say, "warn": warn, "tell": tell, "listed": listed}
 
 
 def _first_volume(mode: str) -> int:
@@ -233,9 +256,12 @@ def _pyrestore(argv: list[str]) -> int:
     if args.tmpdir:
         os.environ["TMPDIR"] = args.tmpdir
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
-                   dir_only=args.dir_only, compare_limit=args.limit, nul_lines=args.nul)
-    source = None
+                   dir_only=args.dir_only, compare_limit=args.limit)
+    talk = _talk(nul_lines=args.nul)
+    source = slot = None
     try:
+        if not (args.toc and args.mode == "t"):  # a session reads an image: -t -A reads only the archive file
+            slot = session_slot("restore", args.file)
         if args.qfa:
             try:
                 with open(args.qfa, encoding="ascii", errors="replace") as f:
@@ -246,13 +272,14 @@ def _pyrestore(argv: list[str]) -> int:
         first = volume_file(args.file, _first_volume(args.mode)) if prefix is not None else args.file
 
         def on_medium() -> Restore:
-            return Restore(VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file), opts)
+            return Restore(VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file), opts,
+                           **talk)
 
         if args.toc and args.mode in ("t", "i"):  # -t, -i: the archive file instead of the medium
             source = VolumeInput(args.toc)
         else:  # -x -A: the medium has it all (the directories too)
             source = VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file)
-        engine = Restore(source, opts)
+        engine = Restore(source, opts, **talk)
         if args.mode == "t":
             engine.list(args.names)
         elif args.mode == "x":
@@ -290,6 +317,8 @@ def _pyrestore(argv: list[str]) -> int:
                 source.close()
             except DumpError:
                 pass
+        if slot is not None:
+            slot.release()
 
 
 if __name__ == "__main__":

@@ -54,12 +54,8 @@ class RecordType(enum.IntEnum):
     TS_CLRI = 6
 
 
-TS_TAPE = RecordType.TS_TAPE
-TS_INODE = RecordType.TS_INODE
-TS_BITS = RecordType.TS_BITS
-TS_ADDR = RecordType.TS_ADDR
-TS_END = RecordType.TS_END
-TS_CLRI = RecordType.TS_CLRI
+# The members under their C names, in order (an enum iterates over its members).
+TS_TAPE, TS_INODE, TS_BITS, TS_ADDR, TS_END, TS_CLRI = RecordType
 
 # --- c_flags (section 2.3) --------------------------------------------------
 DR_NEWHEADER = 0x0001
@@ -112,15 +108,7 @@ class DirentType(enum.IntEnum):
     DT_WHT = 14
 
 
-DT_UNKNOWN = DirentType.DT_UNKNOWN
-DT_FIFO = DirentType.DT_FIFO
-DT_CHR = DirentType.DT_CHR
-DT_DIR = DirentType.DT_DIR
-DT_BLK = DirentType.DT_BLK
-DT_REG = DirentType.DT_REG
-DT_LNK = DirentType.DT_LNK
-DT_SOCK = DirentType.DT_SOCK
-DT_WHT = DirentType.DT_WHT
+DT_UNKNOWN, DT_FIFO, DT_CHR, DT_DIR, DT_BLK, DT_REG, DT_LNK, DT_SOCK, DT_WHT = DirentType
 
 # --- symlinks ----------------------------------------------------------------
 MAXPATHLEN = 4096

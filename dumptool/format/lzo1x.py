@@ -102,30 +102,26 @@ def lzo1x_decompress(src: bytes, max_out: int) -> bytes:
                 match(distance + 2048, 3)
             else:
                 match(distance, 2)
-        elif op < 32:
-            length = op & 7
-            if length == 0:
-                length, ip = _run_length(src, ip, 7)
-            if ip + 2 > end:
-                raise LzoError("LZO stream ends inside an instruction")
-            word = src[ip] | src[ip + 1] << 8
-            ip += 2
-            distance = 16384 + ((op & 8) << 11) + (word >> 2)
-            if distance == 16384:
-                if ip != end:
-                    raise LzoError(f"LZO end marker {end - ip} byte(s) before the end of the stream")
-                return bytes(out)
-            match(distance, length + 2)
-            op = word
         elif op < 64:
-            length = op & 31
+            # 0001HLLL (16 to 48 KiB back, or the end) and 001LLLLL (up to 16 KiB
+            # back): a length, continued when zero, then a little-endian word.
+            mask = 7 if op < 32 else 31
+            length = op & mask
             if length == 0:
-                length, ip = _run_length(src, ip, 31)
+                length, ip = _run_length(src, ip, mask)
             if ip + 2 > end:
                 raise LzoError("LZO stream ends inside an instruction")
             word = src[ip] | src[ip + 1] << 8
             ip += 2
-            match((word >> 2) + 1, length + 2)
+            if op < 32:
+                distance = 16384 + ((op & 8) << 11) + (word >> 2)
+                if distance == 16384:
+                    if ip != end:
+                        raise LzoError(f"LZO end marker {end - ip} byte(s) before the end of the stream")
+                    return bytes(out)
+            else:
+                distance = (word >> 2) + 1
+            match(distance, length + 2)
             op = word
         else:
             if ip >= end:

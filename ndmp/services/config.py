@@ -47,6 +47,7 @@ from ..protocol import (
     Error,
     Message,
 )
+from . import Service, answers
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -116,36 +117,26 @@ def fs_info(volume: Path) -> FsInfo:
         fs_env=[Pval("LOCAL", "y"), Pval("TYPE", fs_type)], fs_status="online")
 
 
-class ConfigService:
+class ConfigService(Service):
     def __init__(self, session: "Session") -> None:
-        self.session = session
+        super().__init__(session)
         self.ext_list_asked = False
         self.ext_list_set = False
 
-    def handlers(self) -> dict:
-        return {
-            Message.CONFIG_GET_HOST_INFO: self.host_info,
-            Message.CONFIG_GET_SERVER_INFO: self.server_info,
-            Message.CONFIG_GET_CONNECTION_TYPE: self.connection_type,
-            Message.CONFIG_GET_AUTH_ATTR: self.auth_attr,
-            Message.CONFIG_GET_BUTYPE_INFO: self.butype_info,
-            Message.CONFIG_GET_FS_INFO: self.fs_info,
-            Message.CONFIG_GET_TAPE_INFO: self.tape_info,
-            Message.CONFIG_GET_SCSI_INFO: self.scsi_info,
-            Message.CONFIG_GET_EXT_LIST: self.get_ext_list,
-            Message.CONFIG_SET_EXT_LIST: self.set_ext_list,
-        }
-
+    @answers(Message.CONFIG_GET_HOST_INFO)
     async def host_info(self, _request: None) -> HostInfoReply:
         return HostInfoReply(Error.NO_ERR, socket.gethostname(), platform.system(), platform.release(), _host_id())
 
+    @answers(Message.CONFIG_GET_SERVER_INFO)
     async def server_info(self, _request: None) -> ServerInfoReply:
         types = [int(t) for t in self.session.context.config.auth_types]
         return ServerInfoReply(Error.NO_ERR, VENDOR, PRODUCT, REVISION, types)
 
+    @answers(Message.CONFIG_GET_CONNECTION_TYPE)
     async def connection_type(self, _request: None) -> ConnectionTypeReply:
         return ConnectionTypeReply(Error.NO_ERR, [AddrType.LOCAL, AddrType.TCP])
 
+    @answers(Message.CONFIG_GET_AUTH_ATTR)
     async def auth_attr(self, request: AuthAttrRequest) -> AuthAttrReply:
         kind = request.auth_type
         if kind not in (AuthType.NONE, AuthType.TEXT, AuthType.MD5):
@@ -156,13 +147,16 @@ class ConfigService:
             return AuthAttrReply(Error.NO_ERR, AuthAttr(AuthType.MD5, challenge))
         return AuthAttrReply(Error.NO_ERR, AuthAttr(kind))
 
+    @answers(Message.CONFIG_GET_BUTYPE_INFO)
     async def butype_info(self, _request: None) -> ButypeInfoReply:
         env = [Pval(name, value) for name, value in DUMP_DEFAULT_ENV]
         return ButypeInfoReply(Error.NO_ERR, [ButypeInfo(BUTYPE_DUMP, env, DUMP_ATTRS)])
 
+    @answers(Message.CONFIG_GET_FS_INFO)
     async def fs_info(self, _request: None) -> FsInfoReply:
         return FsInfoReply(Error.NO_ERR, [fs_info(v) for v in self.session.context.config.volumes])
 
+    @answers(Message.CONFIG_GET_TAPE_INFO)
     async def tape_info(self, _request: None) -> DeviceInfoReply:
         devices = []
         for plain, rewinding in self.session.context.drives.drives():
@@ -172,13 +166,16 @@ class ConfigService:
             ]))
         return DeviceInfoReply(Error.NO_ERR, devices)
 
+    @answers(Message.CONFIG_GET_SCSI_INFO)
     async def scsi_info(self, _request: None) -> DeviceInfoReply:
         return DeviceInfoReply(Error.NO_ERR, [])
 
+    @answers(Message.CONFIG_GET_EXT_LIST)
     async def get_ext_list(self, _request: None) -> ExtListReply:
         self.ext_list_asked = True
         return ExtListReply(Error.NO_ERR, [])
 
+    @answers(Message.CONFIG_SET_EXT_LIST)
     async def set_ext_list(self, request: SetExtListRequest) -> ErrorReply:
         if not self.ext_list_asked:
             raise NdmpError("CONFIG_SET_EXT_LIST before CONFIG_GET_EXT_LIST", Error.PRECONDITION_ERR)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import TYPE_CHECKING
 
 from ..errors import IllegalArgs, NotAuthorized, NotSupported
 from ..messages import (
@@ -16,9 +15,7 @@ from ..messages import (
     NotifyConnectionStatus,
 )
 from ..protocol import NDMP_VERSION, AuthType, ConnectionStatus, Error, Message
-
-if TYPE_CHECKING:
-    from ..session import Session
+from . import Service, answers
 
 #: MD5 authentication uses at most this many bytes of the password.
 MD5_PASSWORD_MAX = 32
@@ -37,18 +34,8 @@ def md5_digest(password: str, challenge: bytes) -> bytes:
     return hashlib.md5(buf).digest()
 
 
-class ConnectService:
-    def __init__(self, session: "Session") -> None:
-        self.session = session
-
-    def handlers(self) -> dict:
-        return {
-            Message.CONNECT_OPEN: self.open,
-            Message.CONNECT_CLIENT_AUTH: self.client_auth,
-            Message.CONNECT_CLOSE: self.close,
-            Message.CONNECT_SERVER_AUTH: self.server_auth,
-        }
-
+class ConnectService(Service):
+    @answers(Message.CONNECT_OPEN)
     async def open(self, request: ConnectOpenRequest) -> ErrorReply:
         version = request.protocol_version
         if version != NDMP_VERSION:
@@ -56,6 +43,7 @@ class ConnectService:
         self.session.version = version
         return ErrorReply(Error.NO_ERR)
 
+    @answers(Message.CONNECT_CLIENT_AUTH)
     async def client_auth(self, request: ConnectClientAuthRequest) -> ErrorReply:
         session = self.session
         auth = request.auth_data
@@ -90,6 +78,7 @@ class ConnectService:
         session.log.info("%s: authenticated (%s, %s)", session.peer, kind.name, who)
         return ErrorReply(Error.NO_ERR)
 
+    @answers(Message.CONNECT_CLOSE)
     async def close(self, _request: None) -> None:
         from ..session import EndSession
 
@@ -97,5 +86,6 @@ class ConnectService:
             ConnectionStatus.SHUTDOWN, NDMP_VERSION, "CONNECT_CLOSE"))
         raise EndSession()
 
+    @answers(Message.CONNECT_SERVER_AUTH)
     async def server_auth(self, _request: ConnectServerAuthRequest) -> ConnectServerAuthReply:
         raise NotSupported("CONNECT_SERVER_AUTH: this server does not authenticate itself")

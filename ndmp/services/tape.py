@@ -4,7 +4,6 @@ the mover (which owns the tape while it is active)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -36,29 +35,13 @@ from ..protocol import (
     TapeOpenMode,
 )
 from ..xdr import U32_INVALID, U64_INVALID
-
-if TYPE_CHECKING:
-    from ..session import Session
+from . import Service, answers
 
 _ALL_UNSUPPORTED = (TAPE_STATE_FILE_NUM_UNS | TAPE_STATE_SOFT_ERRORS_UNS | TAPE_STATE_BLOCK_SIZE_UNS
                     | TAPE_STATE_BLOCKNO_UNS | TAPE_STATE_TOTAL_SPACE_UNS | TAPE_STATE_SPACE_REMAIN_UNS)
 
 
-class TapeService:
-    def __init__(self, session: "Session") -> None:
-        self.session = session
-
-    def handlers(self) -> dict:
-        return {
-            Message.TAPE_OPEN: self.open,
-            Message.TAPE_CLOSE: self.close,
-            Message.TAPE_GET_STATE: self.get_state,
-            Message.TAPE_MTIO: self.mtio,
-            Message.TAPE_WRITE: self.write,
-            Message.TAPE_READ: self.read,
-            Message.TAPE_EXECUTE_CDB: self.execute_cdb,
-        }
-
+class TapeService(Service):
     def _open_tape(self) -> NdmpTape:
         tape = self.session.tape
         if tape is None:
@@ -71,6 +54,7 @@ class TapeService:
             raise IllegalState("the mover is using the tape")
         return tape
 
+    @answers(Message.TAPE_OPEN)
     async def open(self, request: TapeOpenRequest) -> ErrorReply:
         if request.mode not in (TapeOpenMode.READ, TapeOpenMode.RDWR, TapeOpenMode.RAW):
             raise IllegalArgs(f"tape open mode {request.mode} is not READ, RDWR or RAW")
@@ -85,6 +69,7 @@ class TapeService:
         session.log.info("%s: opened %s %s", session.peer, device.name, "read/write" if writable else "read-only")
         return ErrorReply(Error.NO_ERR)
 
+    @answers(Message.TAPE_CLOSE)
     async def close(self, _request: None) -> ErrorReply:
         tape = self._open_tape()
         if self.session.mover.holds_tape:
@@ -93,6 +78,7 @@ class TapeService:
         await trio.to_thread.run_sync(tape.close)
         return ErrorReply(Error.NO_ERR)
 
+    @answers(Message.TAPE_GET_STATE)
     async def get_state(self, _request: None) -> TapeGetStateReply:
         tape = self.session.tape
         if tape is None:
@@ -109,6 +95,7 @@ class TapeService:
             blockno=U32_INVALID if state.blockno is None else state.blockno,
             total_space=state.total_space, space_remain=state.space_remain)
 
+    @answers(Message.TAPE_MTIO)
     async def mtio(self, request: TapeMtioRequest) -> TapeMtioReply:
         op, count = request.tape_op, request.count
         if op not in tuple(MtioOp):
@@ -137,6 +124,7 @@ class TapeService:
             resid = 0
         return TapeMtioReply(Error.NO_ERR, resid)
 
+    @answers(Message.TAPE_WRITE)
     async def write(self, request: TapeWriteRequest) -> TapeWriteReply:
         tape = self._tape_for_io()
         data = request.data_out
@@ -149,6 +137,7 @@ class TapeService:
         count = await trio.to_thread.run_sync(tape.write, data)
         return TapeWriteReply(Error.NO_ERR, count)
 
+    @answers(Message.TAPE_READ)
     async def read(self, request: TapeReadRequest) -> TapeReadReply:
         tape = self._tape_for_io()
         if request.count == 0:
@@ -158,5 +147,6 @@ class TapeService:
         data = await trio.to_thread.run_sync(tape.read, request.count)
         return TapeReadReply(Error.NO_ERR, data)
 
+    @answers(Message.TAPE_EXECUTE_CDB)
     async def execute_cdb(self, _request: object) -> ErrorReply:
         raise NdmpError("TAPE_EXECUTE_CDB: loopback drives take no SCSI commands", Error.NOT_SUPPORTED_ERR)

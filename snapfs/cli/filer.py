@@ -10,34 +10,33 @@ import sys
 
 from .. import client
 from ..identity import SECURITY_STYLES
-from ..qtrees import OPLOCKS, Qtree
+from ..qtrees import OPLOCKS
 from ..room import NEARLY_FULL
 from . import UsageError
+from .columns import Columns, print_fields
+from .subcommands import volume_subcommand
 
 __all__ = ["NEARLY_FULL", "add_parsers"]
 
 
-def _qtree_line(q: Qtree) -> str:
-    return f"{q.id:>5} {q.name:<32} {q.security_style:<6} {q.oplocks}"
+_QTREES = Columns(("ID", ">5"), ("NAME", "<32"), ("STYLE", "<6"), ("OPLOCKS", ""))
+_JUNCTIONS = Columns(("PATH", "<32"), ("VOLUME", "<16"), ("UUID", "<36"), ("TARGET", ""))
+_RESTRICTIONS = Columns(("OWNER", "<24"), ("PATH", ""))
 
 
 def cmd_qtree(a: argparse.Namespace) -> int:
+    if a.action != "list" and not a.name:
+        raise UsageError(f"qtree {a.action} needs MOUNT NAME")
     with client.open_volume(a.vol) as c:
         if a.action == "list":
-            print(f"{'ID':>5} {'NAME':<32} {'STYLE':<6} OPLOCKS")
-            for q in c.qtree_list():
-                print(_qtree_line(q))
-            return 0
-        if not a.name:
-            raise UsageError(f"qtree {a.action} needs MOUNT NAME")
-        if a.action == "create":
+            _QTREES.print((q.id, q.name, q.security_style, q.oplocks) for q in c.qtree_list())
+        elif a.action == "create":
             q = c.qtree_create(a.name, a.security_style, a.oplocks or "enable")
             print(f"created qtree {q.name} (id {q.id}, {q.security_style}, oplocks {q.oplocks})")
         elif a.action == "show":
             q = c.qtree_show(a.name)
-            for k, v in (("name", q.name), ("id", q.id), ("security style", q.security_style),
-                         ("oplocks", q.oplocks), ("inode", q.ino)):
-                print(f"{k + ':':<16}{v}")
+            print_fields([("name", q.name), ("id", q.id), ("security style", q.security_style),
+                          ("oplocks", q.oplocks), ("inode", q.ino)])
         elif a.action == "modify":
             q = c.qtree_modify(a.name, a.security_style, a.oplocks)
             print(f"qtree {q.name}: {q.security_style}, oplocks {q.oplocks}")
@@ -48,17 +47,14 @@ def cmd_qtree(a: argparse.Namespace) -> int:
 
 
 def cmd_junction(a: argparse.Namespace) -> int:
+    if a.action != "list" and not a.path:
+        raise UsageError(f"junction {a.action} needs MOUNT PATH")
+    if a.action == "create" and not a.volume:
+        raise UsageError("junction create needs --volume OTHERVOL (a snapfs volume folder or mount point)")
     with client.open_volume(a.vol) as c:
         if a.action == "list":
-            print(f"{'PATH':<32} {'VOLUME':<16} {'UUID':<36} TARGET")
-            for j in c.junction_list():
-                print(f"{j.path:<32} {j.volume:<16} {j.uuid:<36} {j.target}")
-            return 0
-        if not a.path:
-            raise UsageError(f"junction {a.action} needs MOUNT PATH")
-        if a.action == "create":
-            if not a.volume:
-                raise UsageError("junction create needs --volume OTHERVOL (a snapfs volume folder or mount point)")
+            _JUNCTIONS.print((j.path, j.volume, j.uuid, j.target) for j in c.junction_list())
+        elif a.action == "create":
             j = c.junction_create(a.path, a.volume)
             print(f"junction {j.path} -> {j.target} (volume {j.volume}, {j.uuid})")
         else:
@@ -79,9 +75,7 @@ def cmd_restrict(a: argparse.Namespace) -> int:
         if len(args) != 2:
             raise UsageError("restrict list needs MOUNT")
         with client.open_volume(args[1]) as c:
-            print(f"{'OWNER':<24} PATH")
-            for r in c.restriction_list():
-                print(f"{r.owner:<24} {r.path}")
+            _RESTRICTIONS.print((r.owner, r.path) for r in c.restriction_list())
         return 0
     if not owner:
         raise UsageError("restrict needs --owner ID")
@@ -131,22 +125,16 @@ def cmd_unrestrict(a: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     """The filer's subcommands, added to the ``snapfs`` parser's ``sub``."""
-    q = sub.add_parser("qtree", help="create|list|show|modify|delete qtrees")
-    q.add_argument("action", choices=["create", "list", "show", "modify", "delete"])
-    q.add_argument("vol", help="mount point or volume folder")
+    q = volume_subcommand(sub, "qtree", cmd_qtree, "qtrees", ["create", "list", "show", "modify", "delete"])
     q.add_argument("name", nargs="?", help="the qtree (a directory in the volume's root)")
     q.add_argument("--security-style", choices=SECURITY_STYLES, default=None,
                    help="unix, ntfs or mixed (default: the volume's)")
     q.add_argument("--oplocks", choices=OPLOCKS, default=None, help="enable (default) or disable")
     q.add_argument("--force", action="store_true", help="delete: also a qtree that is not empty")
-    q.set_defaults(fn=cmd_qtree)
 
-    j = sub.add_parser("junction", help="create|list|delete junctions to other volumes")
-    j.add_argument("action", choices=["create", "list", "delete"])
-    j.add_argument("vol", help="mount point or volume folder")
+    j = volume_subcommand(sub, "junction", cmd_junction, "junctions to other volumes", ["create", "list", "delete"])
     j.add_argument("path", nargs="?", help="where the junction is, from the volume's root")
     j.add_argument("--volume", help="create: the other snapfs volume (folder or mount point)")
-    j.set_defaults(fn=cmd_junction)
 
     r = sub.add_parser("restrict", help="client I/O restriction: MOUNT PATH --owner ID | list MOUNT"
                        " | exec MOUNT --owner ID [--restore] -- CMD")
@@ -154,9 +142,7 @@ def add_parsers(sub) -> None:
                    help="MOUNT PATH --owner ID, list MOUNT, or exec MOUNT --owner ID -- CMD [ARG...]")
     r.set_defaults(fn=cmd_restrict)
 
-    u = sub.add_parser("unrestrict", help="lift a client I/O restriction")
-    u.add_argument("vol", help="mount point or volume folder")
+    u = volume_subcommand(sub, "unrestrict", cmd_unrestrict, "lift a client I/O restriction")
     u.add_argument("path", help="the restricted file, from the volume's root")
     u.add_argument("--owner", required=True, help="the owner that set it")
-    u.set_defaults(fn=cmd_unrestrict)
 

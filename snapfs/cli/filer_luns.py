@@ -8,9 +8,11 @@ import argparse
 from typing import Callable
 
 from .. import client
-from ..locks import LOCK_TYPES, SHARES, Lock, parse_range
+from ..locks import LOCK_TYPES, SHARES, parse_range
 from ..luns import OSTYPES, SPACE_RESERVE, STATES, Lun
 from . import UsageError
+from .columns import Columns, print_fields
+from .subcommands import volume_subcommand
 
 __all__ = ["add_parsers"]
 
@@ -19,18 +21,21 @@ _LUN_ARGS = {"create": ["PATH"], "list": [], "show": ["PATH"], "resize": ["PATH"
              "modify": ["PATH"], "clone": ["SNAPSHOT", "PATH", "NEWPATH"], "split": ["PATH"]}
 
 
-def _lun_line(x: Lun) -> str:
+_LUNS = Columns(("PATH", "<32"), ("SIZE", ">14"), ("OSTYPE", "<12"), ("SERIAL", "<12"), ("RESERVE", "<9"),
+                ("STATE", "<12"), ("USED", ">12"), ("CLONE-OF", ""))
+_LOCKS = Columns(("ID", ">5"), ("PATH", "<32"), ("TYPE", "<10"), ("OWNER", "<20"), ("RANGE", "<20"), ("SHARE", ""))
+
+
+def _lun_row(x: Lun) -> tuple:
     clone = f"{x.backing_snapshot}:{x.backing_path}" if x.backing_snapshot else "-"
-    return (f"{x.path:<32} {x.size:>14} {x.ostype:<12} {x.serial:<12} {x.space_reserve:<9} {x.state:<12}"
-            f" {x.used:>12} {clone}")
+    return (x.path, x.size, x.ostype, x.serial, x.space_reserve, x.state, x.used, clone)
 
 
 def _lun_show(x: Lun) -> None:
-    for k, v in (("path", x.path), ("size", x.size), ("ostype", x.ostype), ("serial", x.serial),
-                 ("naa id", "naa.60a98000" + x.serial.encode().hex()), ("space reserve", x.space_reserve),
-                 ("state", x.state), ("used", x.used), ("clone of", f"{x.backing_snapshot}:{x.backing_path}"
-                                                        if x.backing_snapshot else "-"), ("inode", x.ino)):
-        print(f"{k + ':':<16}{v}")
+    clone = f"{x.backing_snapshot}:{x.backing_path}" if x.backing_snapshot else "-"
+    print_fields([("path", x.path), ("size", x.size), ("ostype", x.ostype), ("serial", x.serial),
+                  ("naa id", "naa.60a98000" + x.serial.encode().hex()), ("space reserve", x.space_reserve),
+                  ("state", x.state), ("used", x.used), ("clone of", clone), ("inode", x.ino)])
 
 
 def cmd_lun(a: argparse.Namespace) -> int:
@@ -41,10 +46,7 @@ def cmd_lun(a: argparse.Namespace) -> int:
         raise UsageError(f"lun {a.action} needs MOUNT {' '.join(want)}".rstrip())
     with client.open_volume(a.vol) as c:
         if a.action == "list":
-            print(f"{'PATH':<32} {'SIZE':>14} {'OSTYPE':<12} {'SERIAL':<12} {'RESERVE':<9} {'STATE':<12}"
-                  f" {'USED':>12} CLONE-OF")
-            for x in c.lun_list():
-                print(_lun_line(x))
+            _LUNS.print(_lun_row(x) for x in c.lun_list())
             return 0
         if a.action in ("create", "resize") and a.size is None:
             raise UsageError(f"lun {a.action} needs --size SIZE")
@@ -76,16 +78,10 @@ def cmd_lun(a: argparse.Namespace) -> int:
     return 0
 
 
-def _lock_line(x: Lock) -> str:
-    return f"{x.id:>5} {x.path:<32} {x.type:<10} {x.owner:<20} {x.range:<20} {x.share}"
-
-
 def cmd_lock(a: argparse.Namespace) -> int:
     with client.open_volume(a.vol) as c:
         if a.action == "list":
-            print(f"{'ID':>5} {'PATH':<32} {'TYPE':<10} {'OWNER':<20} {'RANGE':<20} SHARE")
-            for x in c.lock_list():
-                print(_lock_line(x))
+            _LOCKS.print((x.id, x.path, x.type, x.owner, x.range, x.share) for x in c.lock_list())
         elif a.action == "add":
             if not a.path or not a.type or not a.owner:
                 raise UsageError("lock add needs MOUNT PATH --type advisory|mandatory --owner ID")
@@ -102,24 +98,18 @@ def cmd_lock(a: argparse.Namespace) -> int:
 
 def add_parsers(sub, size: Callable[[str], int]) -> None:
     """``lun`` and ``lock``, added to the ``snapfs`` parser's ``sub`` (``size`` parses 16M etc.)."""
-    p = sub.add_parser("lun", help="create|list|show|resize|modify|delete|clone|split LUNs")
-    p.add_argument("action", choices=list(_LUN_ARGS))
-    p.add_argument("vol", help="mount point or volume folder")
+    p = volume_subcommand(sub, "lun", cmd_lun, "LUNs", list(_LUN_ARGS))
     p.add_argument("args", nargs="*", help="PATH (from the volume's root); clone: SNAPSHOT PATH NEWPATH")
     p.add_argument("--size", type=size, default=None, help="create/resize: the LUN's size, e.g. 16M")
     p.add_argument("--ostype", default=None, help=f"create/modify: the host's OS type ({', '.join(OSTYPES)})")
     p.add_argument("--space-reserve", choices=SPACE_RESERVE, default=None,
                    help="create: take the blocks now (enabled, the default) or as written")
     p.add_argument("--state", choices=STATES, default=None, help="modify: online or inconsistent")
-    p.set_defaults(fn=cmd_lun)
 
-    k = sub.add_parser("lock", help="add|list|break persistent locks")
-    k.add_argument("action", choices=["add", "list", "break"])
-    k.add_argument("vol", help="mount point or volume folder")
+    k = volume_subcommand(sub, "lock", cmd_lock, "persistent locks", ["add", "list", "break"])
     k.add_argument("path", nargs="?", help="the locked file, from the volume's root")
     k.add_argument("--type", choices=LOCK_TYPES, default=None, help="add: advisory or mandatory")
     k.add_argument("--owner", default=None, help="add: the lock's owner ID; break: only this owner's")
     k.add_argument("--range", default=None, help="add: OFF:LEN (LEN 0: to the end; default the whole file)")
     k.add_argument("--share", choices=SHARES, default=None, help="add: deny-none (default), deny-read, deny-write")
     k.add_argument("--id", type=int, default=None, help="break: the lock with this id")
-    k.set_defaults(fn=cmd_lock)

@@ -25,6 +25,8 @@ from snapdump.exits import run
 
 from .. import client, mount as _mount
 from . import UsageError, filer, filer_luns
+from .columns import Columns, print_fields
+from .subcommands import volume_subcommand
 from ..errors import SnapfsError
 from ..fsck import FSCK_ERROR, fsck_path
 from ..room import human
@@ -128,16 +130,18 @@ def _need(name: str | None, action: str) -> str:
     return name
 
 
+_DF = Columns(("Volume", "<16"), ("Size", ">12"), ("Used", ">12"), ("Avail", ">12"), ("Use%", ">5"),
+              ("Snapshots", ">12"), ("Inodes", ">10"), ("IUsed", ">10"), ("IFree", ">10"))
+
+
 def cmd_df(a: argparse.Namespace) -> int:
     with client.open_volume(a.vol) as c:
         i = c.info()
         advice = c.room_advice() if i.size and i.used >= filer.NEARLY_FULL * i.size else None
-    print(f"{'Volume':<16} {'Size':>12} {'Used':>12} {'Avail':>12} {'Use%':>5} {'Snapshots':>12} "
-          f"{'Inodes':>10} {'IUsed':>10} {'IFree':>10}")
     # as df(1): used / (used + available), rounded up
     pct = -(-100 * i.used // (i.used + i.available)) if i.used + i.available else 0
-    print(f"{i.name:<16} {human(i.size):>12} {human(i.used):>12} {human(i.available):>12} {pct:>4}% "
-          f"{human(i.snapshots):>12} {i.inodes_total:>10} {i.inodes_used:>10} {i.inodes_total - i.inodes_used:>10}")
+    _DF.print([(i.name, human(i.size), human(i.used), human(i.available), f"{pct}%", human(i.snapshots),
+                i.inodes_total, i.inodes_used, i.inodes_total - i.inodes_used)])
     if advice:
         print(advice)
     return 0
@@ -168,8 +172,7 @@ def cmd_volume_show(a: argparse.Namespace) -> int:
         ("uuid", ident.uuid), ("type", ident.type), ("generation", str(ident.generation)),
         ("security style", ident.security_style), ("aggregate", ident.aggregate),
     ]
-    for k, v in rows:
-        print(f"{k + ':':<16}{v}")
+    print_fields(rows)
     return 0
 
 
@@ -277,39 +280,29 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("mountpoint", help="where the volume is mounted (a stale mount is cleared)")
     u.set_defaults(fn=cmd_unmount)
 
-    s = sub.add_parser("snapshot", help="create|list|delete|rename|hold|release snapshots")
-    s.add_argument("action", choices=["create", "list", "delete", "rename", "hold", "release"],
-                   help="what to do")
-    s.add_argument("vol", help="mount point or volume folder")
+    s = volume_subcommand(sub, "snapshot", cmd_snapshot, "snapshots",
+                          ["create", "list", "delete", "rename", "hold", "release"])
     s.add_argument("name", nargs="?", help="the snapshot (create: default the next snapshot_for_backup.N)")
     s.add_argument("new", nargs="?", help="new name (rename) or holder (hold/release)")
-    s.set_defaults(fn=cmd_snapshot)
 
-    d = sub.add_parser("df", help="space and inode figures")
-    d.add_argument("vol", help="mount point or volume folder")
-    d.set_defaults(fn=cmd_df)
+    volume_subcommand(sub, "df", cmd_df, "space and inode figures")
 
-    v = sub.add_parser("volume", help="volume details")
-    v.add_argument("action", choices=["show", "modify", "move"], help="what to do")
-    v.add_argument("vol", help="mount point or volume folder")
+    v = volume_subcommand(sub, "volume", cmd_volume_show, "a volume's details", ["show", "modify", "move"])
     v.add_argument("--type", choices=["rw", "ro"], default=None,
                    help="modify: rw, or ro (a mirror destination: the mount refuses writes); bumps the generation")
     v.add_argument("--security-style", choices=["unix", "ntfs", "mixed"], default=None,
                    help="modify: the default security style of new qtrees")
     v.add_argument("--size", type=parse_size, default=None, help="modify: the volume's new size, e.g. 20G")
     v.add_argument("--to", default=None, metavar="AGGREGATE", help="move: where to (simulated; bumps the generation)")
-    v.set_defaults(fn=cmd_volume_show)
 
     filer.add_parsers(sub)
     filer_luns.add_parsers(sub, parse_size)
 
-    st = sub.add_parser("stream", help="list|cat|write|delete the named streams of a file (any size)")
-    st.add_argument("action", choices=["list", "cat", "write", "delete"], help="what to do")
-    st.add_argument("vol", help="mount point or volume folder")
+    st = volume_subcommand(sub, "stream", cmd_stream, "the named streams of a file (any size)",
+                           ["list", "cat", "write", "delete"])
     st.add_argument("path", help="the file, relative to the volume root (or a path under the mount point)")
     st.add_argument("name", nargs="?", help="the stream's name (cat, write, delete)")
     st.add_argument("file", nargs="?", help="write: the file whose bytes the stream takes (default: stdin)")
-    st.set_defaults(fn=cmd_stream)
 
     f = sub.add_parser("fsck", help="check a volume that is not mounted (-y: and repair it)")
     f.add_argument("voldir", help="the volume folder (not mounted)")

@@ -46,21 +46,12 @@ RMTIVERSION = -1
 #: The protocol version the probe reports; from then on ``I`` ops 0-10 are BSD numbers.
 RMT_EXTENDED_VERSION = 1
 
-#: BSD ``mt_op`` numbers, as a version-1 client sends them in ``I``
-#: (0-7 from 4.4BSD, 8-10 as dump's rmt adds them).
-BSD_MTOPS: dict[int, MtOp] = {
-    0: MtOp.MTWEOF,
-    1: MtOp.MTFSF,
-    2: MtOp.MTBSF,
-    3: MtOp.MTFSR,
-    4: MtOp.MTBSR,
-    5: MtOp.MTREW,
-    6: MtOp.MTOFFL,
-    7: MtOp.MTNOP,
-    8: MtOp.MTRETEN,
-    9: MtOp.MTERASE,
-    10: MtOp.MTEOM,
-}
+#: BSD ``mt_op`` numbers, as a version-1 client sends them in ``I``: the
+#: list's order (0-7 from 4.4BSD, 8-10 as dump's rmt adds them).
+BSD_MTOPS: dict[int, MtOp] = dict(enumerate([
+    MtOp.MTWEOF, MtOp.MTFSF, MtOp.MTBSF, MtOp.MTFSR, MtOp.MTBSR, MtOp.MTREW, MtOp.MTOFFL, MtOp.MTNOP,
+    MtOp.MTRETEN, MtOp.MTERASE, MtOp.MTEOM,
+]))
 
 # ``i`` (extended ioctl) ops, RMTI_* in Solaris' and Schilling's rmt.
 RMTI_CACHE = 0

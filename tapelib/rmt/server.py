@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import BinaryIO, Protocol, TextIO
+from typing import BinaryIO, Callable, Protocol, TextIO
 
 from ..device import is_remote, is_tape_device, open_device
 from ..drive import TapeDrive, TapeStatus
@@ -264,6 +264,23 @@ class RmtServer:
         except ValueError:
             raise InvalidArgument(f"bad {what} {text!r}") from None
 
+    def _arguments(self, letter: str, count: int) -> list[str]:
+        """Read a command's ``count`` argument lines and log the command."""
+        texts = [self._line() for _ in range(count)]
+        self._note(" ".join([letter, *texts]))
+        return texts
+
+    def _answer(self, action: Callable[[], int | tuple[int, bytes]]) -> None:
+        """Run a command: its value (and body) is the reply, a
+        :class:`~tapelib.errors.TapeError` the error reply."""
+        try:
+            result = action()
+        except TapeError as exc:
+            self._fail(exc)
+            return
+        value, body = result if isinstance(result, tuple) else (result, b"")
+        self._reply(value, body)
+
     def _open_target(self) -> _Target:
         if self._target is None:
             raise TapeError("no device is open", errno=_errno.EBADF)
@@ -276,49 +293,34 @@ class RmtServer:
 
     # -- commands ----------------------------------------------------------
     def _cmd_open(self) -> None:
-        name = self._line()
-        mode_line = self._line()
-        self._note(f"O {name} {mode_line}")
+        name, mode_line = self._arguments("O", 2)
+        self._answer(lambda: self._open(name, mode_line))
+
+    def _open(self, name: str, mode_line: str) -> int:
         try:
             self._close_target()
             mode = p.OpenMode.parse(mode_line)
             if not is_remote(name) and is_tape_device(name):
                 self._target = _DriveTarget(open_device(name, writable=mode.writable))
             else:
-                try:
-                    fd = os.open(name, mode.os_flags() | os.O_CLOEXEC, 0o666)
-                except OSError as exc:
-                    raise _os_error(name, exc) from None
-                self._target = _FileTarget(name, fd)
-        except TapeError as exc:
-            self._fail(exc)
-            return
-        except OSError as exc:  # a shelf's state files, say, unreadable
-            self._fail(_os_error(name, exc))
-            return
-        self._reply(0)
+                self._target = _FileTarget(name, os.open(name, mode.os_flags() | os.O_CLOEXEC, 0o666))
+        except OSError as exc:  # the file, or a shelf's state files, say, unreadable
+            raise _os_error(name, exc) from None
+        return 0
 
     def _cmd_close(self) -> None:
         self._line()  # BSD's C takes a device argument, and ignores it
         self._note("C")
-        try:
-            self._open_target()
-            self._close_target()
-        except TapeError as exc:
-            self._fail(exc)
-            return
-        self._reply(0)
+        self._answer(self._close_open_target)
+
+    def _close_open_target(self) -> int:
+        self._open_target()
+        self._close_target()
+        return 0
 
     def _cmd_lseek(self) -> None:
-        offset_text = self._line()
-        whence_text = self._line()
-        self._note(f"L {offset_text} {whence_text}")
-        try:
-            offset = self._int(offset_text, "offset")
-            whence = self._int(whence_text, "whence")
-            self._reply(self._open_target().seek(offset, whence))
-        except TapeError as exc:
-            self._fail(exc)
+        offset, whence = self._arguments("L", 2)
+        self._answer(lambda: self._open_target().seek(self._int(offset, "offset"), self._int(whence, "whence")))
 
     def _cmd_write(self) -> None:
         count_text = self._line()
@@ -340,91 +342,72 @@ class RmtServer:
                 self._reply_error(_errno.EINVAL, f"record of {count} bytes is larger than {MAX_RECORD}")
             return
         data = self._exactly(count)
-        try:
-            self._reply(target.write(data))
-        except TapeError as exc:
-            self._fail(exc)
+        self._answer(lambda: target.write(data))
 
     def _cmd_read(self) -> None:
-        count_text = self._line()
-        self._note(f"R {count_text}")
-        try:
-            count = self._int(count_text, "byte count")
-            if count < 0:
-                raise InvalidArgument(f"negative byte count {count}")
-            data = self._open_target().read(min(count, MAX_READ))
-        except TapeError as exc:
-            self._fail(exc)
-            return
-        self._reply(len(data), data)
+        (count,) = self._arguments("R", 1)
+        self._answer(lambda: self._read(self._int(count, "byte count")))
+
+    def _read(self, count: int) -> tuple[int, bytes]:
+        if count < 0:
+            raise InvalidArgument(f"negative byte count {count}")
+        data = self._open_target().read(min(count, MAX_READ))
+        return len(data), data
 
     def _cmd_ioctl(self) -> None:
-        op_text = self._line()
-        count_text = self._line()
-        self._note(f"I {op_text} {count_text}")
-        try:
-            op = self._int(op_text, "operation")
-            count = self._int(count_text, "count")
-            if op == p.RMTIVERSION:
-                self._version = p.RMT_EXTENDED_VERSION
-                self._reply(p.RMT_EXTENDED_VERSION)
-                return
-            if self._version >= p.RMT_EXTENDED_VERSION and op in p.BSD_MTOPS:
-                op = p.BSD_MTOPS[op]
-            self._reply(self._open_target().ioctl(op, count))
-        except TapeError as exc:
-            self._fail(exc)
+        op, count = self._arguments("I", 2)
+        self._answer(lambda: self._ioctl(self._int(op, "operation"), self._int(count, "count")))
+
+    def _ioctl(self, op: int, count: int) -> int:
+        if op == p.RMTIVERSION:
+            self._version = p.RMT_EXTENDED_VERSION
+            return p.RMT_EXTENDED_VERSION
+        if self._version >= p.RMT_EXTENDED_VERSION and op in p.BSD_MTOPS:
+            op = p.BSD_MTOPS[op]
+        return self._open_target().ioctl(op, count)
 
     def _cmd_ext_ioctl(self) -> None:
-        op_text = self._line()
-        count_text = self._line()
-        self._note(f"i {op_text} {count_text}")
-        try:
-            op = self._int(op_text, "operation")
-            count = self._int(count_text, "count")
-            target = self._open_target()
-            if op == p.RMTI_RETEN:
-                target.ioctl(MtOp.MTRETEN, count)
-            elif op == p.RMTI_ERASE:
-                target.ioctl(MtOp.MTERASE, count)
-            elif op == p.RMTI_EOM:
-                target.ioctl(MtOp.MTEOM, count)
-            elif op == p.RMTI_NBSF:
-                # Back over count filemarks to the start of that file: bsfm count+1.
-                target.ioctl(MtOp.MTBSFM, count + 1)
-            else:
-                # RMTI_CACHE and RMTI_NOCACHE have no Linux equivalent.
-                raise InvalidArgument(f"extended tape operation {op} is not supported here")
-            self._reply(count)
-        except TapeError as exc:
-            self._fail(exc)
+        op, count = self._arguments("i", 2)
+        self._answer(lambda: self._ext_ioctl(self._int(op, "operation"), self._int(count, "count")))
+
+    def _ext_ioctl(self, op: int, count: int) -> int:
+        target = self._open_target()
+        if op == p.RMTI_RETEN:
+            target.ioctl(MtOp.MTRETEN, count)
+        elif op == p.RMTI_ERASE:
+            target.ioctl(MtOp.MTERASE, count)
+        elif op == p.RMTI_EOM:
+            target.ioctl(MtOp.MTEOM, count)
+        elif op == p.RMTI_NBSF:
+            # Back over count filemarks to the start of that file: bsfm count+1.
+            target.ioctl(MtOp.MTBSFM, count + 1)
+        else:
+            # RMTI_CACHE and RMTI_NOCACHE have no Linux equivalent.
+            raise InvalidArgument(f"extended tape operation {op} is not supported here")
+        return count
 
     def _cmd_status(self) -> None:
         self._note("S")
-        try:
-            body = pack_mtget(self._open_target().status())
-        except TapeError as exc:
-            self._fail(exc)
-            return
-        self._reply(len(body), body)
+        self._answer(self._status)
+
+    def _status(self) -> tuple[int, bytes]:
+        body = pack_mtget(self._open_target().status())
+        return len(body), body
 
     def _cmd_ext_status(self) -> None:
         letter = self._in.read(1)
         if not letter:
             raise ProtocolError("premature end of input after 's'")
         self._note(f"s {letter.decode('latin-1')}")
-        try:
-            status = self._open_target().status()
-            if letter == b"b":
-                value = 0  # mt_bf: no such field on Linux; dump's rmt says 0 too
-            elif letter in _STATUS_LETTERS:
-                value = getattr(mtget_fields(status), _STATUS_LETTERS[letter])
-            else:
-                raise InvalidArgument(f"unknown status field {letter!r}")
-        except TapeError as exc:
-            self._fail(exc)
-            return
-        self._reply(value)
+        self._answer(lambda: self._status_field(letter))
+
+    def _status_field(self, letter: bytes) -> int:
+        status = self._open_target().status()
+        if letter == b"b":
+            return 0  # mt_bf: no such field on Linux; dump's rmt says 0 too
+        if letter in _STATUS_LETTERS:
+            return getattr(mtget_fields(status), _STATUS_LETTERS[letter])
+        raise InvalidArgument(f"unknown status field {letter!r}")
 
     def _cmd_version(self) -> None:
         self._line()

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tapelib import Shelf, TapeIOError, open_device
 
 DUMP = "/sbin/dump"
 RESTORE = "/sbin/restore"
+
+#: The tests that make ext4 loop images and dump them with the real dump.
+needs_real_dump = pytest.mark.skipif(
+    not (os.geteuid() == 0 and os.access(DUMP, os.X_OK) and os.access(RESTORE, os.X_OK)
+         and shutil.which("losetup") and shutil.which("mke2fs") and shutil.which("setfacl")),
+    reason="needs root, /sbin/dump, /sbin/restore, losetup, mke2fs and setfacl")
 #: The times the sample trees are stamped with.
 DATE = 1_700_000_000
 
@@ -152,6 +161,18 @@ def fake_rsh(tmp_path: Path, rmt: str) -> Path:
 # -- cartridges ----------------------------------------------------------------------------------
 
 
+def record_sizes(device: str, largest: int) -> list[int]:
+    """The lengths of the records of a drive's first tape file, read asking
+    for ``largest`` bytes each; the tape is left rewound."""
+    with open_device(device) as tape:
+        tape.rewind()
+        sizes = []
+        while record := tape.read(largest):
+            sizes.append(len(record))
+        tape.rewind()
+    return sizes
+
+
 def tape_copy(device: str, file_number: int = 0) -> bytes:
     """The records of one tape file of a shelf drive, read back through tapelib."""
     out = bytearray()
@@ -170,13 +191,13 @@ def tape_copy(device: str, file_number: int = 0) -> bytes:
     return bytes(out)
 
 
-def restore_both_cartridges(shelf: Shelf, nst0: str, tmp_path: Path) -> Path:
-    """A dump that went on from TEST01 to the cartridge now in drive 0,
+def restore_both_cartridges(shelf: Shelf, nst0: str, tmp_path: Path, first: str = "TEST01") -> Path:
+    """A dump that went on from cartridge ``first`` to the one now in drive 0,
     copied to ``vol001``/``vol002`` and rebuilt by the real ``restore -r -M``
     in ``tmp_path/out`` (returned)."""
     (tmp_path / "vol002").write_bytes(tape_copy(nst0))
     shelf.unload(0)
-    shelf.load("TEST01", 0)
+    shelf.load(first, 0)
     (tmp_path / "vol001").write_bytes(tape_copy(nst0))
     out = tmp_path / "out"
     out.mkdir()

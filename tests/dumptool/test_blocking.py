@@ -8,7 +8,6 @@ test_pydump.py (the CLI message) and test_records.py (the engine).
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 from pathlib import Path
@@ -39,7 +38,7 @@ def dump(src: Path, output: str, ntrec: int) -> None:
 def rebuild(image: str, out: Path) -> None:
     source = VolumeInput(image)
     try:
-        engine = Restore(source, out=io.StringIO(), err=io.StringIO())
+        engine = Restore(source)
         engine.rebuild(str(out))
     finally:
         source.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import os
 import random
-import shutil
 import struct
 import subprocess
 import zlib
@@ -30,15 +29,12 @@ from dumptool.format.constants import COMPRESS_BZLIB, COMPRESS_LZO, COMPRESS_ZLI
 from dumptool.format.lzo1x import LzoError, lzo1x_decompress
 from dumptool.format.tapebuf import TapeBuf, decode_payload, pack_tapebuf, unpack_tapebuf
 from dumptool.records import RecordReader, open_source
-from samples import DUMP, RESTORE, ext4_volume, fake_rsh, listing, plant_common_files, real_restore
+from samples import (DUMP, ext4_volume, fake_rsh, listing, needs_real_dump, plant_common_files, real_restore,
+                     record_sizes)
 from tapelib import open_device
 from test_pyrestore import assert_same_tree
-from test_pydump import pyrestore
+from test_pydump import pyrestore, pyrestore_into
 
-needs_real_dump = pytest.mark.skipif(
-    not (os.geteuid() == 0 and os.access(DUMP, os.X_OK) and os.access(RESTORE, os.X_OK)
-         and shutil.which("losetup") and shutil.which("mke2fs")),
-    reason="needs root, /sbin/dump, /sbin/restore, losetup and mke2fs")
 
 METHODS = {"-z": COMPRESS_ZLIB, "-j": COMPRESS_BZLIB, "-y": COMPRESS_LZO}
 DATE = 1_700_000_000
@@ -141,11 +137,7 @@ def test_compressed_volumes_with_dash_M(volume, tmp_path) -> None:
     for n, vol in enumerate(volumes, 1):
         head = Header.unpack(vol.read_bytes()[:TP_BSIZE], ByteOrder.LITTLE)
         assert (head.c_type, head.c_volume, bool(head.c_flags & DR_COMPRESSED)) == (RecordType.TS_TAPE, n, True)
-    out = tmp_path / "out"
-    out.mkdir()
-    done = pyrestore("-r", "-y", "-M", "-f", str(tmp_path / "vol"), cwd=out)
-    assert done.returncode == 0, done.stderr
-    assert_same_tree(src, out)
+    assert_same_tree(src, pyrestore_into(tmp_path / "out", "-y", "-M", "-f", tmp_path / "vol"))
 
 
 @needs_real_dump
@@ -156,19 +148,10 @@ def test_a_compressed_dump_on_a_tape_has_records_of_varying_length(volume, nst0,
                            env=dict(os.environ, RSH=str(rsh), RMT=console_script("pyrmt")),
                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     assert wrote.returncode == 0, wrote.stderr
-    with open_device(nst0) as tape:
-        tape.rewind()
-        sizes = []
-        while record := tape.read(64 * TP_BSIZE):
-            sizes.append(len(record))
-        tape.rewind()
+    sizes = record_sizes(nst0, 64 * TP_BSIZE)
     assert sizes[0] == 16 * TP_BSIZE
     assert min(sizes[1:]) < 4 * TP_BSIZE and max(sizes) == 16 * TP_BSIZE + TAPEBUF_PREFIX  # stored as is
-    out = tmp_path / "out"
-    out.mkdir()
-    done = pyrestore("-r", "-f", nst0, cwd=out)
-    assert done.returncode == 0, done.stderr
-    assert_same_tree(src, out)
+    assert_same_tree(src, pyrestore_into(tmp_path / "out", "-f", nst0))
 
 
 @needs_real_dump

@@ -23,12 +23,12 @@ from dumptool.format import DR_COMPRESSED, TP_BSIZE, ByteOrder, Header, RecordTy
 from dumptool.format.constants import COMPRESS_BZLIB, COMPRESS_LZO, COMPRESS_ZLIB, TAPEBUF_PREFIX
 from dumptool.format.tapebuf import unpack_tapebuf
 from dumptool.records import RecordReader, RecordWriter, Source
-from samples import RESTORE, fake_rsh, listing, restore_both_cartridges, tape_copy
+from samples import RESTORE, fake_rsh, listing, record_sizes, restore_both_cartridges, tape_copy
 from samples import real_restore as restore
 from snapdump.exits import CommandFailed
 from tapelib import Shelf, open_device
 from test_compression import records_of
-from test_pydump import assert_same_tree, env, make_tree, pydump, pyrestore
+from test_pydump import assert_same_tree, env, make_tree, pydump, pyrestore, pyrestore_into
 
 needs_restore = pytest.mark.skipif(not os.access(RESTORE, os.X_OK), reason="real /sbin/restore not installed")
 
@@ -232,12 +232,7 @@ def test_compressed_to_a_pipe(tmp_path: Path, tree: Path) -> None:
 @needs_restore
 def test_compressed_to_a_tape_read_by_restore_through_pyrmt(tmp_path: Path, tree: Path, nst0: str) -> None:
     pydump("-0", "--quiet", "-z", "-b", "64", "-f", nst0, str(tree))
-    with open_device(nst0) as tape:
-        tape.rewind()
-        sizes = []
-        while block := tape.read(128 * TP_BSIZE):
-            sizes.append(len(block))
-        tape.rewind()
+    sizes = record_sizes(nst0, 128 * TP_BSIZE)
     assert sizes[0] == 64 * TP_BSIZE and len(set(sizes)) > 2  # records of varying length
     rsh = fake_rsh(tmp_path, console_script("pyrmt"))
     out = tmp_path / "out"
@@ -249,11 +244,7 @@ def test_compressed_to_a_tape_read_by_restore_through_pyrmt(tmp_path: Path, tree
     assert_same_tree(tree, out)
     with open_device(nst0) as tape:
         tape.rewind()
-    ours = tmp_path / "ours"
-    ours.mkdir()
-    done = pyrestore("-r", "-f", nst0, cwd=ours)
-    assert done.returncode == 0, done.stderr
-    assert_same_tree(tree, ours)
+    assert_same_tree(tree, pyrestore_into(tmp_path / "ours", "-f", nst0))
 
 
 @needs_restore
@@ -276,11 +267,7 @@ def test_compressed_volumes_stay_under_dash_B(tmp_path: Path, tree: Path) -> Non
     out.mkdir()
     restore("-r", "-y", "-M", "-f", str(tmp_path / "vol"), cwd=out, tmp=tmp_path)
     assert_same_tree(tree, out)
-    ours = tmp_path / "ours"
-    ours.mkdir()
-    done = pyrestore("-r", "-y", "-M", "-f", str(tmp_path / "vol"), cwd=ours)
-    assert done.returncode == 0, done.stderr
-    assert_same_tree(tree, ours)
+    assert_same_tree(tree, pyrestore_into(tmp_path / "ours", "-y", "-M", "-f", tmp_path / "vol"))
 
 
 @needs_restore

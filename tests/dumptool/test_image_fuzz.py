@@ -5,14 +5,12 @@ back.  ``bench/fuzz.py`` runs the long version."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 import image_fuzz
-from samples import DUMP, RESTORE
+from samples import needs_real_dump
 
 # On the code before issue 9 this seed's 18 mutants gave a traceback (a directory's
 # di_size 2**64-1) and two mutants with fewer files than the real restore (an unknown
@@ -21,13 +19,7 @@ SEED = 6
 ROUNDS = 2
 COUNT = ROUNDS * len(image_fuzz.KINDS)   # each class on two of the four images
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(
-        not (os.geteuid() == 0 and os.access(DUMP, os.X_OK) and os.access(RESTORE, os.X_OK)
-             and shutil.which("losetup") and shutil.which("mke2fs") and shutil.which("setfacl")),
-        reason="needs root, /sbin/dump, /sbin/restore, losetup, mke2fs and setfacl"),
-]
+pytestmark = [pytest.mark.root, needs_real_dump]
 
 
 @pytest.fixture(scope="module")

@@ -128,15 +128,7 @@ def test_a_full_tape_passes_over_protected_and_used_cartridges_for_a_blank_one(
     assert {name: cartridge_bytes(shelf, name) for name in ("PROT", "OLD")} == before
     shelf.unload(0)
     shelf.load("BLANK", 0)
-    # restore_both_cartridges wants the first one called TEST01: copy by hand.
-    (tmp_path / "vol002").write_bytes(tape_copy(nst0))
-    shelf.unload(0)
-    shelf.load("FIRST", 0)
-    (tmp_path / "vol001").write_bytes(tape_copy(nst0))
-    out = tmp_path / "out"
-    out.mkdir()
-    restore("-r", "-y", "-M", "-f", str(tmp_path / "vol"), cwd=out, tmp=tmp_path)
-    assert_same_tree(tree, out)
+    assert_same_tree(tree, restore_both_cartridges(shelf, nst0, tmp_path, first="FIRST"))
     old_dump_is_whole(shelf, nst0, tmp_path)
 
 
@@ -183,14 +175,7 @@ def test_scratch_names_a_used_cartridge_that_may_be_overwritten(
     assert result.returncode == 0, err
     assert "passing over PROT in slot 2: it is write-protected" in err
     assert "passing over OLD" not in err and "loaded OLD from slot 3" in err
-    (tmp_path / "vol002").write_bytes(tape_copy(nst0))
-    shelf.unload(0)
-    shelf.load("FIRST", 0)
-    (tmp_path / "vol001").write_bytes(tape_copy(nst0))
-    out = tmp_path / "out"
-    out.mkdir()
-    restore("-r", "-y", "-M", "-f", str(tmp_path / "vol"), cwd=out, tmp=tmp_path)
-    assert_same_tree(tree, out)
+    assert_same_tree(tree, restore_both_cartridges(shelf, nst0, tmp_path, first="FIRST"))
 
 
 def test_the_operator_mounting_a_used_cartridge_is_asked_before_it_is_overwritten(

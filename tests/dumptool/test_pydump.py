@@ -60,6 +60,13 @@ def pyrestore(*args: str, cwd: Path, stdin: str = "", check: bool = False) -> su
     return done
 
 
+def pyrestore_into(out: Path, *args: str | Path) -> Path:
+    """``pyrestore -r ARGS`` into the new folder ``out`` (returned); it must succeed."""
+    out.mkdir()
+    pyrestore("-r", *map(str, args), cwd=out, check=True)
+    return out
+
+
 def make_tree(root: Path) -> None:
     """Every file type restore knows, with holes, links, xattrs, ACLs and odd names."""
     plant_common_files(root, sparse_size=4 * 1024 * 1024)

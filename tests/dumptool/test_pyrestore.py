@@ -20,21 +20,15 @@ import pytest
 
 from dumptool.format import TP_BSIZE, Header, RecordType
 from conftest import console_script
-from samples import DATE, DUMP, RESTORE, Loop, ext4_volume, mkfs, plant_common_files, real_restore
+from samples import DATE, Loop, ext4_volume, mkfs, needs_real_dump, plant_common_files, real_restore
 from samples import xattrs as _xattrs
-from test_pydump import pyrestore
+from test_pydump import pyrestore, pyrestore_into
 
 LONG = "L" * 254
 LONGEST = "M" * 255
 UTF8 = "ünïcødé-名前.txt"
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(
-        not (os.geteuid() == 0 and os.access(DUMP, os.X_OK) and os.access(RESTORE, os.X_OK)
-             and shutil.which("losetup") and shutil.which("mke2fs") and shutil.which("setfacl")),
-        reason="needs root, /sbin/dump, /sbin/restore, losetup, mke2fs and setfacl"),
-]
+pytestmark = [pytest.mark.root, needs_real_dump]
 
 
 # --- building the source, the file system and the images ----------------------------
@@ -433,11 +427,7 @@ def test_dash_M_opens_prefix001_then_each_next_volume_without_asking(level0, vol
     listed = pyrestore("-t", "-y", "-M", "-f", prefix, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "./dir1/big.bin" in [n for _, n in listing(listed.stdout)]
-    out = tmp_path / "out"
-    out.mkdir()
-    done = pyrestore("-r", "-y", "-M", "-f", prefix, cwd=out)
-    assert done.returncode == 0, done.stderr
-    assert_same_tree(src, out)
+    assert_same_tree(src, pyrestore_into(tmp_path / "out", "-y", "-M", "-f", prefix))
 
 
 def test_dash_M_with_a_volume_missing_says_which_and_asks(volumes, tmp_path):

@@ -30,13 +30,9 @@ from dumptool.format import (
     qfa_preamble,
     walk_image,
 )
-from samples import DATE, DUMP, RESTORE, plant_common_files, real_dump_of, real_restore, stamp_times, tape_copy
+from samples import DATE, DUMP, needs_real_dump, plant_common_files, real_dump_of, real_restore, stamp_times, tape_copy
 from test_pydump import pydump, pyrestore
 
-needs_tools = pytest.mark.skipif(
-    not (os.geteuid() == 0 and os.access(DUMP, os.X_OK) and os.access(RESTORE, os.X_OK)
-         and shutil.which("losetup") and shutil.which("mke2fs")),
-    reason="needs root, /sbin/dump, /sbin/restore, losetup and mke2fs")
 
 
 
@@ -167,7 +163,7 @@ def test_pydump_q_to_standard_output_is_refused(tree: Path) -> None:
     assert "-Q needs -f FILE or a tape" in result.stderr.decode()
 
 
-@needs_tools
+@needs_real_dump
 def test_real_dump_q_follows_the_same_rule(tmp_path: Path, tree: Path) -> None:
     qfa_file = tmp_path / "real.qfa"
     image = real_dump_of(tree, tmp_path, "-Q", str(qfa_file)).read_bytes()
@@ -193,7 +189,7 @@ def _assert_extracted(src: Path, out: Path, *, whole_seconds: bool = False) -> N
     assert not (out / "many" / "f32").exists() and not (out / "dir1" / "big.bin").exists()
 
 
-@needs_tools
+@needs_real_dump
 def test_real_restore_q_extracts_with_our_map_from_our_image(tmp_path: Path, tree: Path) -> None:
     image, qfa_file = tmp_path / "ours.dump", tmp_path / "ours.qfa"
     pydump("-0", "--quiet", "-Q", str(qfa_file), "-f", str(image), str(tree))
@@ -204,7 +200,7 @@ def test_real_restore_q_extracts_with_our_map_from_our_image(tmp_path: Path, tre
     _assert_extracted(tree, out)
 
 
-@needs_tools
+@needs_real_dump
 def test_real_restore_q_refuses_our_map_of_another_dump(tmp_path: Path, tree: Path) -> None:
     image, qfa_file = tmp_path / "ours.dump", tmp_path / "ours.qfa"
     pydump("-0", "--quiet", "-Q", str(qfa_file), "-f", str(image), str(tree))
@@ -216,7 +212,7 @@ def test_real_restore_q_refuses_our_map_of_another_dump(tmp_path: Path, tree: Pa
     assert done.returncode != 0 and "different QFA/dumpdates" in done.stdout + done.stderr
 
 
-@needs_tools
+@needs_real_dump
 def test_pyrestore_q_seeks_with_the_real_dumps_map(tmp_path: Path, tree: Path) -> None:
     qfa_file = tmp_path / "real.qfa"
     image = real_dump_of(tree, tmp_path, "-Q", str(qfa_file))
@@ -314,7 +310,7 @@ def _q_listing(out: str) -> dict[str, tuple[int, int, int]]:
     return found
 
 
-@needs_tools
+@needs_real_dump
 def test_t_with_q_lists_each_files_volume_and_position(real_volumes, tmp_path: Path) -> None:
     _, prefix, qfa_file = real_volumes
     qfa = parse_qfa(qfa_file.read_text())
@@ -338,7 +334,7 @@ def test_t_with_q_lists_each_files_volume_and_position(real_volumes, tmp_path: P
         [ln for ln in real_verbose.splitlines() if ln.startswith(("dir ", "leaf"))]
 
 
-@needs_tools
+@needs_real_dump
 def test_pyrestore_q_goes_straight_to_a_later_volume(real_volumes, tmp_path: Path) -> None:
     tree, prefix, qfa_file = real_volumes
     qfa = parse_qfa(qfa_file.read_text())

@@ -98,6 +98,16 @@ def test_listing_a_name_not_on_the_image_says_so_and_exits_0(image, tmp_path):
     assert ours.stdout == real.stdout
 
 
+def dumped_with_specials(src: Path) -> Path:
+    """``src`` with a fifo and a character device added, dumped at level 0
+    to ``img`` beside it (returned)."""
+    os.mkfifo(src / "fifo")
+    os.mknod(src / "null", 0o600 | 0o020000, os.makedev(1, 3))
+    image = src.parent / "img"
+    subprocess.run([console_script("pydump"), "-0", "-f", str(image), str(src)], check=True, capture_output=True)
+    return image
+
+
 @pytest.fixture(scope="module")
 def linked_image(tmp_path_factory) -> Path:
     """A tree with every kind -v names: files, a hard link, a symlink, a fifo, a device."""
@@ -108,11 +118,7 @@ def linked_image(tmp_path_factory) -> Path:
     (src / "d" / "sub" / "g").write_text("g\n")
     os.link(src / "f", src / "d" / "hard")
     os.symlink("f", src / "lnk")
-    os.mkfifo(src / "fifo")
-    os.mknod(src / "null", 0o600 | 0o020000, os.makedev(1, 3))
-    subprocess.run([console_script("pydump"), "-0", "-f", str(tmp / "img"), str(src)], check=True,
-                   capture_output=True)
-    return tmp / "img"
+    return dumped_with_specials(src)
 
 
 def verbose_lines(out: str) -> list[str]:
@@ -278,11 +284,7 @@ def browse_image(tmp_path_factory) -> Path:
                  "x.c", "dir/z.py"):
         (src / name).write_text(name + "\n")
     os.symlink("a.py", src / "lnk")
-    os.mkfifo(src / "fifo")
-    os.mknod(src / "null", 0o600 | 0o020000, os.makedev(1, 3))
-    subprocess.run([console_script("pydump"), "-0", "-f", str(tmp / "img"), str(src)], check=True,
-                   capture_output=True)
-    return tmp / "img"
+    return dumped_with_specials(src)
 
 
 def drive(argv: list[str], cwd: Path, commands: list[str]) -> str:

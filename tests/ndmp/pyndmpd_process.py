@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import pytest
 
 from conftest import console_script
-from tapelib import Shelf
+from tapelib import DriveBusy, Shelf
 
 NDMJOB = "/usr/lib/amanda/ndmjob"
 _SERVING = re.compile(r"serving NDMP v4 on (\S+) port (\d+)")
@@ -105,6 +105,18 @@ class LoadedDrive:
     @property
     def st(self) -> str:
         return str(self.shelf.device_path(self.index, rewind=True))
+
+    def wait_released(self, seconds: float, why: str) -> None:
+        """Wait until the drive can be opened: the server let it go (``why``
+        names what should have made it, for the failure message)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                self.shelf.open_drive(self.index).close()
+                return
+            except DriveBusy:
+                assert time.monotonic() < deadline, f"the drive is still held after {why}"
+                time.sleep(0.05)
 
 
 #: Drives on the module's shelf: each test that loads one gets its own.

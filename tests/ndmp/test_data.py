@@ -39,7 +39,7 @@ from ndmp.messages import (
 )
 from ndmp.protocol import AddrType, DataHaltReason, DataState, Error, Message, MoverMode, MoverState
 from ndmp.xdr import U64_INVALID
-from tapelib import DriveBusy, Shelf, TapeError
+from tapelib import Shelf, TapeError
 
 PYRESTORE = str(Path(sys.executable).parent / "pyrestore")
 RESTORE = "/sbin/restore"
@@ -396,6 +396,20 @@ def _incompressible_tree(tmp_path: Path) -> Path:
     return src
 
 
+def _backing_up(server: NdmpServer, load_drive: Callable[..., LoadedDrive],
+                tmp_path: Path) -> tuple[LoadedDrive, Dma]:
+    """A DMA running a LOCAL backup of an incompressible tree onto a 64 MiB
+    cartridge, returned once the data service has processed 1 MB of it."""
+    tape = load_drive(capacity=64 * 1024 * 1024)
+    dma = Dma.connect(server.port)
+    _local_backup(dma, tape.nst, _incompressible_tree(tmp_path))
+    deadline = time.monotonic() + 20
+    while dma.call(Message.DATA_GET_STATE).body.bytes_processed < 1_000_000:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return tape, dma
+
+
 def _assert_cut_short(tape: LoadedDrive, tmp_path: Path) -> bytes:
     """The image on ``tape`` has no end-of-dump record: pyrestore calls it truncated and fails."""
     image = tmp_path / "part.img"
@@ -409,23 +423,9 @@ def _assert_cut_short(tape: LoadedDrive, tmp_path: Path) -> bytes:
 def test_a_dma_that_vanishes_mid_backup_leaves_no_complete_looking_image(server: NdmpServer,
                                                                          load_drive: Callable[..., LoadedDrive],
                                                                          tmp_path: Path) -> None:
-    src = _incompressible_tree(tmp_path)
-    tape = load_drive(capacity=64 * 1024 * 1024)
-    dma = Dma.connect(server.port)
-    _local_backup(dma, tape.nst, src)
-    deadline = time.monotonic() + 20
-    while dma.call(Message.DATA_GET_STATE).body.bytes_processed < 1_000_000:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    tape, dma = _backing_up(server, load_drive, tmp_path)
     dma.close()  # gone, mid-backup
-    deadline = time.monotonic() + 20
-    while True:  # the server stops the dump and releases the drive
-        try:
-            tape.shelf.open_drive(tape.index).close()
-            break
-        except DriveBusy:
-            assert time.monotonic() < deadline, "the drive is still held after the DMA went away"
-            time.sleep(0.05)
+    tape.wait_released(20, "the DMA went away")  # the server stops the dump and releases the drive
     assert 0 < len(_assert_cut_short(tape, tmp_path)) < 16_000_000
 
 
@@ -445,15 +445,8 @@ def test_a_full_tape_cancels_the_backup_and_leaves_no_complete_looking_image(
 def test_data_abort_mid_backup_halts_aborted_and_the_image_is_cut(server: NdmpServer,
                                                                   load_drive: Callable[..., LoadedDrive],
                                                                   tmp_path: Path) -> None:
-    src = _incompressible_tree(tmp_path)
-    tape = load_drive(capacity=64 * 1024 * 1024)
-    dma = Dma.connect(server.port)
+    tape, dma = _backing_up(server, load_drive, tmp_path)
     try:
-        _local_backup(dma, tape.nst, src)
-        deadline = time.monotonic() + 20
-        while dma.call(Message.DATA_GET_STATE).body.bytes_processed < 1_000_000:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
         assert dma.call(Message.DATA_ABORT).error == Error.NO_ERR
         state = dma.call(Message.DATA_GET_STATE).body
         assert (state.state, state.halt_reason) == (DataState.HALTED, DataHaltReason.ABORTED)

@@ -85,6 +85,15 @@ def backup(dma: Dma, image: bytes, window: tuple[int, int] = (0, U64_INVALID)) -
     return data
 
 
+def backed_up(server: NdmpServer, tape: LoadedDrive, image: bytes) -> tuple[Dma, object]:
+    """A new DMA that opened ``tape`` and backed ``image`` up through the
+    mover, and the NOTIFY_MOVER_HALTED that ended it."""
+    dma = Dma.connect(server.port)
+    open_tape(dma, tape.nst)
+    backup(dma, image).close()
+    return dma, wait_post(dma, Message.NOTIFY_MOVER_HALTED)
+
+
 @pytest.fixture
 def image() -> bytes:
     return os.urandom(25000)
@@ -92,11 +101,8 @@ def image() -> bytes:
 
 def test_backup_writes_whole_records_and_pads_the_last(ndmp_server: NdmpServer, tape: LoadedDrive,
                                                        image: bytes) -> None:
-    nst0 = tape.nst
-    dma = Dma.connect(ndmp_server.port)
-    open_tape(dma, nst0)
-    backup(dma, image).close()
-    assert wait_post(dma, Message.NOTIFY_MOVER_HALTED).reason == MoverHaltReason.CONNECT_CLOSED
+    dma, halted = backed_up(ndmp_server, tape, image)
+    assert halted.reason == MoverHaltReason.CONNECT_CLOSED
     state = mover_state(dma)
     assert (state.state, state.halt_reason, state.pause_reason) == (
         MoverState.HALTED, MoverHaltReason.CONNECT_CLOSED, MoverPauseReason.NA)
@@ -113,11 +119,7 @@ def test_backup_writes_whole_records_and_pads_the_last(ndmp_server: NdmpServer, 
 
 def test_restore_sends_the_ranges_asked_and_pauses_at_the_filemark(ndmp_server: NdmpServer, tape: LoadedDrive,
                                                                     image: bytes) -> None:
-    nst0 = tape.nst
-    dma = Dma.connect(ndmp_server.port)
-    open_tape(dma, nst0)
-    backup(dma, image).close()
-    wait_post(dma, Message.NOTIFY_MOVER_HALTED)
+    dma, _ = backed_up(ndmp_server, tape, image)
     ok(dma.call(Message.MOVER_STOP))
     ok(dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.EOF, 2)))
     ok(dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.REW, 1)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 from pyndmpd_process import (  # noqa: F401
@@ -18,7 +17,7 @@ from pyndmpd_process import (  # noqa: F401
     start_server,
     tape,
 )
-from tapelib import DriveBusy, Shelf
+from tapelib import Shelf
 
 
 def _tests(output: str) -> list[str]:
@@ -49,14 +48,7 @@ def test_ndmjob_test_tape_stops_where_ndmjob_itself_stops(ndmp_server: NdmpServe
     failures = [line for line in run.stdout.splitlines() if "Failed" in line]
     assert failures == ['Test "T-BW #6 -- Failed NDMP4_TAPE_OPEN/NDMP9_NO_ERR got NDMP9_NO_ERR (error expected)"']
     # ndmjob left the tape open and vanished: the server releases the drive.
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            tape.shelf.open_drive(tape.index).close()
-            break
-        except DriveBusy:
-            assert time.monotonic() < deadline, "the drive is still held after ndmjob went away"
-            time.sleep(0.05)
+    tape.wait_released(10, "ndmjob went away")
 
 
 def test_ndmjob_query_lists_drives_and_volume_sizes(start_server, shelf: Shelf, tmp_path: Path) -> None:

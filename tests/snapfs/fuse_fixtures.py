@@ -6,11 +6,13 @@ unmount`` first, ``fusermount3 -u -z`` as the last resort.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,26 +97,29 @@ def make_mount(tmp_path: Path, size: str = "64M", inodes: int = 1000, name: str 
     return Mounted(voldir, mnt)
 
 
+@contextlib.contextmanager
+def fsck_clean_after(m: Mounted) -> Iterator[Mounted]:
+    """``m`` for the test; then it is unmounted (also when the test fails)
+    and fsck must find the volume clean."""
+    try:
+        yield m
+    finally:
+        force_unmount(m.mnt)
+    report = fsck_path(m.voldir)
+    assert report.clean, report.problems
+
+
 @pytest.fixture
 def mounted(tmp_path: Path):
     """A 64 MiB volume with 4 KiB blocks and 1000 inodes, mounted with allow_other; fsck clean after unmount."""
     m = make_mount(tmp_path)
     os.chmod(m.mnt, 0o755)
-    try:
+    with fsck_clean_after(m):
         yield m
-    finally:
-        force_unmount(m.mnt)
-    report = fsck_path(m.voldir)
-    assert report.clean, report.problems
 
 
 @pytest.fixture
 def small_mount(tmp_path: Path):
     """A 1 MiB volume with 4 KiB blocks and 20 inodes, for running out of space; fsck clean after unmount."""
-    m = make_mount(tmp_path, size="1M", inodes=20, name="small")
-    try:
+    with fsck_clean_after(make_mount(tmp_path, size="1M", inodes=20, name="small")) as m:
         yield m
-    finally:
-        force_unmount(m.mnt)
-    report = fsck_path(m.voldir)
-    assert report.clean, report.problems

@@ -104,3 +104,22 @@ def test_df_volume_show_and_snapshot_list_print_exact_figures(tmp_path: Path):
     listing = snapfs("snapshot", "list", tmp_path / "v").stdout.splitlines()
     created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_ns / 1e9))
     assert listing[1].split() == ["s", *created.split(), "12.0", "KiB"]
+
+
+@pytest.mark.parametrize("args, match", [
+    (["qtree", "create"], "qtree create needs MOUNT NAME"),
+    (["junction", "delete"], "junction delete needs MOUNT PATH"),
+    (["junction", "create"], "junction create needs MOUNT PATH"),
+])
+def test_a_filer_command_short_of_arguments_is_a_usage_error_before_the_volume_is_looked_at(
+        tmp_path: Path, args, match):
+    refused(*args[:2], tmp_path / "nowhere", *args[2:], status=2, match=match)
+
+
+def test_df_lines_up_its_heading_and_figures(tmp_path: Path):
+    snapfs("create", tmp_path / "v", "--size", "3M", "--inodes", "77", "--name", "alpha")
+    heading, row = snapfs("df", tmp_path / "v").stdout.splitlines()
+    assert heading == (f"{'Volume':<16} {'Size':>12} {'Used':>12} {'Avail':>12} {'Use%':>5} {'Snapshots':>12} "
+                       f"{'Inodes':>10} {'IUsed':>10} {'IFree':>10}")
+    assert row.startswith(f"{'alpha':<16} {'3.0 MiB':>12} ") and row.endswith(f"{77:>10} {1:>10} {76:>10}")
+    assert len(row) == len(heading) and row[60] == "%"  # the end of the Use% column

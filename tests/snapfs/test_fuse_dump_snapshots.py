@@ -5,7 +5,6 @@ and c_filesys name ``MNT``, not the snapshot) with one inode number per file
 
 from __future__ import annotations
 
-import filecmp
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from fuse_fixtures import mounted, snapfs  # noqa: F401 (fixtures)
 
 from dumptool.format import TP_BSIZE
 from dumptool.format.header import header_byte_order, unpack_header
+from scripts.demo import compare_attributes, same_tree
 
 pytestmark = pytest.mark.fuse
 
@@ -41,36 +41,6 @@ def restore(image: Path, cwd: Path, tmp: Path) -> None:
 def filesys(image: Path) -> bytes:
     block = image.read_bytes()[:TP_BSIZE]
     return unpack_header(block, header_byte_order(block)).c_filesys
-
-
-def state(root: Path) -> dict[str, tuple]:
-    """Per path: type and mode, size (not of directories), mtime in whole microseconds,
-    and the group of names sharing its inode."""
-    found: dict[str, tuple] = {}
-    inodes: dict[int, list[str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
-            if rel == "restoresymtable":
-                continue
-            st = os.lstat(full)
-            size = None if os.path.isdir(full) else st.st_size  # directory sizes are each file system's own
-            found[rel] = (st.st_mode, size, st.st_mtime_ns // 1000)
-            if not os.path.isdir(full):
-                inodes.setdefault(st.st_ino, []).append(rel)
-    for names in inodes.values():
-        for rel in names:
-            found[rel] += (tuple(sorted(names)),)
-    return found
-
-
-def same_contents(a: Path, b: Path) -> bool:
-    cmp = filecmp.dircmp(a, b, ignore=["restoresymtable"])
-    if cmp.left_only or cmp.right_only:
-        return False
-    _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
-    return not mismatch and not errors and all(same_contents(a / d, b / d) for d in cmp.common_dirs)
 
 
 @pytest.mark.skipif(not os.access(RESTORE, os.X_OK), reason="real /sbin/restore not installed")
@@ -109,8 +79,8 @@ def test_levels_0_and_1_from_snapshots_restore_to_the_live_tree_of_the_second(mo
     out.mkdir()
     restore(tmp_path / "l0.dump", out, tmp_path)
     restore(tmp_path / "l1.dump", out, tmp_path)
-    assert same_contents(m / ".snapshot" / "s1", out)
-    assert state(m / ".snapshot" / "s1") == state(out)
+    assert same_tree(m / ".snapshot" / "s1", out, ["restoresymtable"])
+    assert compare_attributes(m / ".snapshot" / "s1", out) == []
     assert not (out / "old.log").exists() and not (out / "draft.txt").exists()
     assert os.stat(out / "keep.txt").st_ino == os.stat(out / "new" / "keep-link.txt").st_ino
     snapfs("snapshot", "delete", m, "s0")
@@ -148,7 +118,7 @@ def test_an_incremental_of_a_snapshot_is_based_on_when_the_last_one_was_taken(mo
                            stdin=subprocess.DEVNULL, timeout=60)
         assert r.returncode == 0, r.stderr
     assert (out / "docs" / "report.txt").read_text() == "second draft, after s1\n"
-    assert same_contents(m / ".snapshot" / "s2", out)
+    assert same_tree(m / ".snapshot" / "s2", out, ["restoresymtable"])
     # the level 0's date, in the image and dumpdates, is when s1 was taken
     taken = int(os.getxattr(m / ".snapshot" / "s1", "user.snapfs.snapshot_created_ns")) // 10**9
     block = (tmp_path / "l0.dump").read_bytes()[:TP_BSIZE]

@@ -100,6 +100,17 @@ class TapeModel:
             self.eof = NOEOF
         return length
 
+    def _pass_item(self) -> tuple:
+        """Move past the item at the head; past a filemark, the head is at
+        block 0 of the next file."""
+        item = self.items[self.pos]
+        self.pos += 1
+        if item[0] == "FM":
+            if self.file >= 0:
+                self.file += 1
+            self.blk, self.eof = 0, FM
+        return item
+
     def read(self, size: int) -> bytes:
         self.ready()
         self.rw = READING
@@ -114,13 +125,8 @@ class TapeModel:
                 self.eof = EOD
                 return b""
             raise Expected(errno.EIO)
-        item = self.items[self.pos]
-        self.pos += 1
+        item = self._pass_item()
         if item[0] == "FM":
-            if self.file >= 0:
-                self.file += 1
-            self.blk = 0
-            self.eof = FM
             return b""
         if self.blk >= 0:
             self.blk += 1
@@ -210,12 +216,7 @@ class TapeModel:
                 self.blk = self.blk + crossed if self.blk >= 0 else -1
                 self.eof = EOD
                 raise Expected(errno.EIO)
-            item = self.items[self.pos]
-            self.pos += 1
-            if item[0] == "FM":
-                if self.file >= 0:
-                    self.file += 1
-                self.blk, self.eof = 0, FM
+            if self._pass_item()[0] == "FM":
                 raise Expected(errno.EIO)
         if self.blk >= 0:
             self.blk += count

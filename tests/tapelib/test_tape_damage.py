@@ -9,6 +9,7 @@ import json
 import shutil
 import struct
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -50,6 +51,13 @@ def headers(data: bytes) -> list[int]:
         offsets.append(offset)
         offset += AWSTAPE_HEADER_SIZE + struct.unpack_from("<H", data, offset)[0]
     return offsets
+
+
+def edit_json(path: Path, edit: Callable[[dict], object]) -> None:
+    """Load the JSON file ``path``, let ``edit`` change it in place, write it back."""
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
 
 
 def corrupt_length(path: Path, index: int, value: int) -> bytes:
@@ -115,10 +123,8 @@ def test_a_remembered_place_that_is_no_block_boundary_fences_writes(dumped: tupl
     shelf, nst0, tree = dumped
     path = shelf.cartridge_path("DMG01")
     before = path.read_bytes()
-    state_file = shelf.path / "state.json"
-    state = json.loads(state_file.read_text())
-    state["drives"][0]["position"].update(offset=headers(before)[-3] + 3, lba=40, file_number=2)
-    state_file.write_text(json.dumps(state))
+    edit_json(shelf.path / "state.json", lambda state: state["drives"][0]["position"].update(
+        offset=headers(before)[-3] + 3, lba=40, file_number=2))
 
     dump = run_script("pydump", "-0", "-f", nst0, str(tree))
     assert dump.returncode != 0 and "not writing" in dump.stderr  # it used to write at BOT
@@ -132,10 +138,8 @@ def test_a_sidecar_that_does_not_match_its_file_is_not_trusted(dumped: tuple[She
     shelf, nst0, tree = dumped
     path = shelf.cartridge_path("DMG01")
     before = path.read_bytes()
-    meta_file = path.with_suffix(".json")
-    meta = json.loads(meta_file.read_text())
-    meta["end"] = meta["size"] = headers(before)[3]  # an end of data well inside the first dump
-    meta_file.write_text(json.dumps(meta))
+    inside = headers(before)[3]  # an end of data well inside the first dump
+    edit_json(path.with_suffix(".json"), lambda meta: meta.update(end=inside, size=inside))
 
     assert run_script("pymt", "-f", nst0, "eod").returncode == 0
     assert run_script("pydump", "-0", "-f", nst0, str(tree)).returncode == 0

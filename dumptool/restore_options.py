@@ -1,0 +1,23 @@
+"""The flags that change how a restore works (the CLI fills them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .format import QfaMap
+
+
+@dataclass
+class Options:
+    """The flags that change how the engine works (the CLI fills them)."""
+
+    verbose: bool = False
+    dry_run: bool = False          # -N
+    unlink: bool = False           # -u
+    set_root_modes: bool = False   # -o (for -x: set owner/mode of ".")
+    by_inode: bool = False         # -m
+    qfa: QfaMap | None = None      # -Q: seek to the files -x wants
+    dir_only: bool = False         # -h: a directory named is extracted itself, not its contents
+    #: -i: directories on the extraction list without all they hold (each extracted by itself)
+    dirs_alone: set[bytes] = field(default_factory=set)
+    compare_limit: int = 0         # -L: -C stops at this many compare errors (0: never)

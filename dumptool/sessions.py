@@ -1,0 +1,244 @@
+"""Dump and restore sessions: how many may run at once, and the slots that count them.
+
+As on a filer, the dump and restore sessions of one machine -- ``pydump``
+runs, ``pyrestore`` runs that read an image, and the NDMP DATA service's
+backups and recovers in ``pyndmpd`` -- are counted together against one
+limit that follows the memory (the seed's table, ``MemTotal`` of
+``/proc/meminfo``): 4 below 16 GiB, 16 below 24 GiB, 32 from 24 GiB.
+``SNAPDUMP_MAX_SESSIONS=N`` sets it instead.  One over the limit is refused
+at once (no waiting), with the limit and the count in its message.
+
+A session holds a slot: an open file description of ``slot-NN`` in the
+``sessions`` folder of the state folder, with an exclusive open-file-
+description lock (``F_OFD_SETLK``) on it.  The kernel drops that lock when
+its holder ends, however it ends (``kill -9`` too), so a slot cannot leak and
+nothing is ever cleaned up: the slot files stay, and a lock on one is the
+only truth.  Two sessions of one process (``pyndmpd``) each open their own
+description, so they exclude each other as two processes do.  Whether a slot
+is held is asked with ``F_OFD_GETLK``, which takes nothing, so looking never
+makes a starting session miss a free slot.  The file holds one JSON line
+about its holder (kind, pid, path, start time), for whoever lists the
+sessions; it is not trusted without the lock.
+
+The state folder is ``/var/lib/snapdump`` (beside Debian's dumpdates file,
+``/var/lib/dumpdates``), or ``$SNAPDUMP_STATE_DIR``; a user who may not write
+there uses ``~/.local/state/snapdump`` (their own sessions only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno as _errno
+import fcntl
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+from .dumpdates import DEFAULT_DUMPDATES
+from .errors import SessionError, SessionLimitError
+
+#: Environment variable naming the state folder instead of :data:`DEFAULT_STATE_DIR`.
+STATE_DIR_ENV = "SNAPDUMP_STATE_DIR"
+#: The state folder: beside the default dumpdates file.
+DEFAULT_STATE_DIR = Path(DEFAULT_DUMPDATES).parent / "snapdump"
+#: Environment variable setting the session limit instead of the memory table.
+MAX_SESSIONS_ENV = "SNAPDUMP_MAX_SESSIONS"
+#: The seed's table: (MemTotal below this many bytes, sessions); the last row has no bound.
+LIMIT_TABLE: tuple[tuple[int | None, int], ...] = ((16 << 30, 4), (24 << 30, 16), (None, 32))
+#: The session kinds.
+KINDS = ("dump", "restore")
+
+_SLOT = "slot-{:02d}"
+# struct flock (Linux, 64-bit off_t): l_type, l_whence, l_start, l_len, l_pid, padded.
+_FLOCK = "@hhqqi4x"
+
+
+def limit_for_memory(mem_total: int) -> int:
+    """The session limit for *mem_total* bytes of memory (``MemTotal``), from the seed's table."""
+    for below, sessions in LIMIT_TABLE:
+        if below is None or mem_total < below:
+            return sessions
+    raise AssertionError("the table's last row has no bound")
+
+
+def read_mem_total(meminfo: str | Path = "/proc/meminfo") -> int | None:
+    """``MemTotal`` of a meminfo file in bytes (None when it cannot be read)."""
+    try:
+        text = Path(meminfo).read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "MemTotal:" and words[1].isdigit():
+            unit = words[2].lower() if len(words) > 2 else "b"
+            return int(words[1]) * (1024 if unit == "kb" else 1)
+    return None
+
+
+def session_limit(meminfo: str | Path = "/proc/meminfo") -> tuple[int, str]:
+    """The limit, and where it comes from (for messages): ``SNAPDUMP_MAX_SESSIONS``
+    when set, else the memory table (its lowest row when memory cannot be read)."""
+    text = os.environ.get(MAX_SESSIONS_ENV, "").strip()
+    if text:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
+            raise SessionError(f"{MAX_SESSIONS_ENV}={text}: give a whole number of sessions, 1 or more")
+        return int(text), f"{MAX_SESSIONS_ENV}={int(text)}"
+    total = read_mem_total(meminfo)
+    if total is None:
+        return LIMIT_TABLE[0][1], f"the limit for unknown memory; {MAX_SESSIONS_ENV} changes it"
+    gib = total / (1 << 30)
+    return limit_for_memory(total), f"the limit for {gib:.1f} GiB of memory; {MAX_SESSIONS_ENV} changes it"
+
+
+def state_dir() -> Path:
+    """The state folder: ``$SNAPDUMP_STATE_DIR``, else :data:`DEFAULT_STATE_DIR`
+    for root or for a user who may write there, else the user's own
+    (``$XDG_STATE_HOME/snapdump``, ``~/.local/state/snapdump``): a user who may
+    not write the machine's folder counts their own sessions only, rather
+    than being refused a plain dump of their own files."""
+    named = os.environ.get(STATE_DIR_ENV)
+    if named:
+        return Path(named)
+    if os.geteuid() == 0 or _writable(DEFAULT_STATE_DIR):
+        return DEFAULT_STATE_DIR
+    home = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(home) / "snapdump"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether *folder*'s sessions folder (or the nearest one that exists above it) may be written."""
+    probe = folder / "sessions"
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return os.access(probe, os.W_OK | os.X_OK) and (not (probe / "slot-00").exists()
+                                                     or os.access(probe / "slot-00", os.W_OK))
+
+
+def sessions_dir() -> Path:
+    """The folder of the slot files."""
+    return state_dir() / "sessions"
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionInfo:
+    """A running session, as its slot file tells."""
+
+    slot: int
+    kind: str
+    pid: int
+    path: str
+    started: float
+
+
+def _lock_request(kind: int) -> bytes:
+    return struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0)
+
+
+def _held(fd: int) -> bool:
+    """Does another open file description hold the lock of *fd*'s file?"""
+    answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _lock_request(fcntl.F_WRLCK))
+    return struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK
+
+
+class Session:
+    """One held slot; :meth:`release` (or leaving the ``with``) gives it back."""
+
+    def __init__(self, kind: str, slot: int, fd: int) -> None:
+        self.kind = kind
+        self.slot = slot
+        self._fd: int | None = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Give the slot back (closing the description drops the lock); again is harmless."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _open_slot(folder: Path, slot: int) -> int:
+    try:
+        return os.open(folder / _SLOT.format(slot), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise _state_error(folder, exc) from None
+
+
+def _state_error(folder: Path, exc: OSError) -> SessionError:
+    return SessionError(f"cannot use the session folder {folder}: {exc.strerror or exc} "
+                        f"(set {STATE_DIR_ENV} to a folder that can be written)")
+
+
+def session_slot(kind: str, path: str = "") -> Session:
+    """Take a free slot for a *kind* session (``dump`` or ``restore``) on
+    *path*, or raise :class:`SessionLimitError` at once when all are held."""
+    if kind not in KINDS:
+        raise ValueError(f"session kind {kind!r} is not one of {KINDS}")
+    limit, why = session_limit()
+    folder = sessions_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _state_error(folder, exc) from None
+    for slot in range(limit):
+        fd = _open_slot(folder, slot)
+        try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _lock_request(fcntl.F_WRLCK))
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (_errno.EAGAIN, _errno.EACCES):
+                continue
+            raise _state_error(folder, exc) from None
+        note = json.dumps({"kind": kind, "pid": os.getpid(), "path": path, "started": time.time()})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (note + "\n").encode("utf-8", "surrogateescape"), 0)
+        return Session(kind, slot, fd)
+    running = max(len(running_sessions()), limit)  # all ours were held; more when the limit was lowered
+    raise SessionLimitError(f"too many dump and restore sessions: {running} of {limit} running ({why}); "
+                            "try again later", running=running, limit=limit)
+
+
+def running_sessions() -> list[SessionInfo]:
+    """The sessions holding a slot now, by slot (a holder that has not yet
+    written its note shows as kind ``?``)."""
+    folder = sessions_dir()
+    found: list[SessionInfo] = []
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return found
+    except OSError as exc:
+        raise _state_error(folder, exc) from None
+    for name in names:
+        if not (name.startswith("slot-") and name[5:].isdigit()):
+            continue
+        try:
+            fd = os.open(folder / name, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if not _held(fd):
+                continue
+            raw = os.pread(fd, 4096, 0)
+        finally:
+            os.close(fd)
+        try:
+            note = json.loads(raw.decode("utf-8", "surrogateescape"))
+            found.append(SessionInfo(int(name[5:]), str(note["kind"]), int(note["pid"]), str(note["path"]),
+                                     float(note["started"])))
+        except (ValueError, KeyError, TypeError):
+            found.append(SessionInfo(int(name[5:]), "?", 0, "", 0.0))
+    return found

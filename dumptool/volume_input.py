@@ -1,0 +1,206 @@
+"""The blocks of a dump image, across its volumes (restore's tape.c: the
+reading side of the medium).
+
+:class:`VolumeInput` opens the first volume (a file, a pipe, a tape drive,
+``host:device``), asks for each next one at a volume's end and checks that
+it is the right volume of the same dump, seeks for ``-Q`` and goes back to
+the start for another pass (``-i``'s next ``extract``).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+
+from .errors import FormatError, MediumError
+from .format import TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order, skip_to_header
+from .records import RecordReader, Source, open_source
+from .restore_report import RestoreError
+
+class VolumeInput:
+    """The 1 KiB blocks of a dump, across volumes.
+
+    At the end of a volume before the dump's end, *ask* is called with the
+    next volume number and returns a name to open (``None``: no more
+    volumes).  Each later volume must start with a TS_TAPE of the right
+    number and dump date; its header is dropped and the stream goes on.
+    """
+
+    def __init__(self, name: str, *, ask: Callable[[int, str], str | None] | None = None,
+                 tape_file: int = 1) -> None:
+        self.name = name
+        self._ask = ask
+        source = open_source(name)
+        if tape_file > 1:
+            if not source.is_tape:
+                source.close()
+                raise RestoreError(f"{name}: -s needs a tape drive, not a file or pipe")
+            try:
+                source.drive.space_files(tape_file - 1)  # type: ignore[attr-defined]
+            except Exception as exc:  # TapeError
+                source.close()
+                raise MediumError(f"{name}: cannot space to tape file {tape_file}: {exc}") from None
+        #: Told what was lost when a compressed record cannot be decoded (the
+        #: restore goes on and resyncs); unset, that stops the restore.
+        self.on_damage: Callable[[str], None] | None = None
+        self._reader = self._reader_of(source)
+        self._first_source = source  # volume 1 as opened (a tape is rewound on it for another pass)
+        self.tape_file = tape_file
+        self.date: int | None = None
+        self.ddate: int | None = None
+        self.byte_order = ByteOrder.LITTLE
+        #: The number of the volume being read (``-R`` starts at a later one).
+        self.volume = 1
+        #: Called with the next volume's number before asking for it (-r's checkpoint).
+        self.on_volume_end: Callable[[int], None] | None = None
+
+    def _reader_of(self, source: Source, volume: int = 1) -> RecordReader:
+        return RecordReader(source, volume=volume, on_damage=self._damaged)
+
+    def _damaged(self, message: str) -> None:
+        if self.on_damage is None:
+            raise MediumError(message)
+        self.on_damage(message)
+
+    def chunks(self, *, identify: bool = True) -> Iterator[bytes]:
+        """The blocks from here on, across volumes, as the reads bring them
+        (whole blocks, never cut into single ones: :func:`format.walk_chunks`
+        walks them).  With *identify* the first block is the dump's first
+        header: it tells the byte order and dates."""
+        reader = self._reader
+        first = identify
+        while True:
+            while (chunk := self._first_read(reader) if first else reader.read_blocks()) is not None:
+                if first:
+                    first = False
+                    block = chunk[:TP_BSIZE]
+                    try:
+                        self.byte_order = header_byte_order(block)
+                        head = Header.unpack(block, self.byte_order)
+                        self.date, self.ddate = head.c_date, head.c_ddate
+                    except FormatError:
+                        pass
+                yield chunk
+            if first:  # not one block: an empty file or pipe, a blank tape or one at its end of data
+                raise RestoreError("Tape read error on first record")
+            nxt = self._next_volume(self.volume + 1)
+            if nxt is None:
+                return
+            self._reader = reader = nxt  # its volume header is already read
+            self.volume += 1
+
+    @staticmethod
+    def _first_read(reader: RecordReader) -> bytes | None:
+        """The first blocks of the dump; a medium that fails there says
+        restore's line (with why)."""
+        try:
+            return reader.read_blocks()
+        except MediumError as exc:
+            raise RestoreError(f"Tape read error on first record ({exc.message})") from None
+
+    def seek_forward(self, address: int) -> bool:
+        """Go to *address* of this volume (a QFA position) if nothing at or
+        past it was read yet; whether it did.  The blocks there start with the
+        tail of an earlier file: read them with :meth:`after_seek`."""
+        here = self._reader.address
+        if here is None or address <= here:
+            return False
+        self._reader.seek(address)
+        return True
+
+    def jump_to_volume(self, number: int) -> bool:
+        """Leave the rest of this volume unread and go on with the later volume
+        *number* (a QFA position there), asking for it as at a volume's end;
+        whether it was given.  Its blocks come from :meth:`after_seek`."""
+        if number <= self.volume:
+            return False
+        reader = self._next_volume(number, release=False)
+        if reader is None:
+            return False
+        self._reader = reader  # its volume header is already read
+        self.volume = number
+        return True
+
+    def after_seek(self) -> Iterator[bytes]:
+        """The chunks after :meth:`seek_forward`, from the first header of this dump on."""
+        return skip_to_header(self.chunks(identify=False), self.byte_order, self.date or 0)
+
+    @property
+    def can_seek(self) -> bool:
+        return self._reader.address is not None
+
+    def _next_volume(self, number: int, *, release: bool = True) -> RecordReader | None:
+        """The reader of volume *number*, asked for (None: not given).
+        ``release``: this volume is read to its end; it is closed before
+        asking (else only once the next one is open: the caller reads on
+        when none is given)."""
+        if self._ask is None or not self._reader.source.can_change_volume:
+            return None
+        if self.on_volume_end is not None:
+            self.on_volume_end(number)
+        if release:
+            # Let go of the drive before asking, as restore does: the operator
+            # may have to change the cartridge in this very drive.
+            self._reader.close()
+        problem = ""
+        while True:
+            name = self._ask(number, problem)
+            if name is None:
+                return None
+            try:
+                reader = self._reader_of(open_source(name), volume=number)
+                block = reader.read_block()
+            except MediumError as exc:
+                problem = exc.message
+                continue
+            try:
+                head = Header.unpack(block, self.byte_order) if block is not None else None
+            except FormatError:
+                head = None
+            if head is None or head.c_type != RecordType.TS_TAPE:
+                problem = f"{name} is not a dump volume"
+            elif head.c_date != self.date or head.c_ddate != self.ddate:
+                problem = f"{name}: wrong dump date (volume of another dump)"
+            elif head.c_volume != number:
+                problem = f"{name}: wrong volume ({head.c_volume}), expected volume {number}"
+            else:
+                self._reader.close()  # idempotent: released already, or now
+                return reader
+            reader.close()
+
+    def start_again(self) -> None:
+        """Go back to the first block of volume 1 for another pass over the
+        image (``-i``'s next ``extract``): a file is opened again, a tape
+        rewound and spaced to the dump's file (``-s``); a pipe is read only
+        once (:class:`RestoreError` says so, and nothing changes)."""
+        source = self._reader.source
+        if source.is_tape:
+            if self.volume != 1:
+                raise RestoreError(f"another pass starts on volume 1 and volume {self.volume} is in the drive: "
+                                   "quit, mount volume 1 and run pyrestore -i again")
+            drive = self._first_source.drive  # type: ignore[attr-defined]
+            try:  # as restore would have the operator do: rewind, and space to the dump's file
+                drive.rewind()
+                if self.tape_file > 1:
+                    drive.space_files(self.tape_file - 1)
+            except Exception as exc:  # TapeError
+                raise MediumError(f"{self.name}: cannot rewind to the dump for another pass: {exc}") from None
+            self._reader = self._reader_of(self._first_source)  # the drive stays open: same source
+            return
+        try:
+            regular = stat.S_ISREG(os.stat(self.name).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            raise RestoreError(f"{self.name} is a pipe (or not a file): it can be read only once, so a second "
+                               "extract pass is impossible; choose everything before one extract, or give "
+                               "the image as a file")
+        reader = self._reader_of(open_source(self.name))
+        self._reader.close()
+        self._reader = reader
+        self.volume = 1
+
+    def close(self) -> None:
+        self._reader.close()
+
