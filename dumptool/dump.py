@@ -76,14 +76,13 @@ from .format.header import InodeHeaders
 from .operator import Terminal, open_terminal
 from .records import (NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink,
                       volume_file)
-from .traverse import (DumpPlan, FreshNumbering, Node, fd_inode_flags, inode_flags, live_path, plan_dump,
-                       snapshot_time, walk_tree)
+from .livetree import LiveTree, live_path, snapshot_time
+from .traverse import DumpPlan, FreshNumbering, Node, plan_dump
+from .trees import Tree, has_zero_block
 
 if TYPE_CHECKING:
     from tapelib import Shelf
 
-#: Read size for file data (a multiple of TP_BSIZE).
-_READ_CHUNK = 64 * TP_BSIZE
 #: Data blocks handed to the record writer at once (one TS_ADDR's worth).
 _RUN_BLOCKS = 512
 _ZERO_BLOCK = bytes(TP_BSIZE)
@@ -91,9 +90,6 @@ _ZERO_BLOCK = bytes(TP_BSIZE)
 _GROUP_BYTES = TP_NINDIR * TP_BSIZE
 #: Bytes of records a file or pipe output gathers for one ``writev``.
 _COALESCE = 256 * 1024
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
-_NOATIME = getattr(os, "O_NOATIME", 0)
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0)
 
 
 _new = object.__new__
@@ -151,6 +147,7 @@ class DumpOptions:
     eot_script: str | None = None         # -F: run at each volume change as SCRIPT DEVICE VOLUME
     read_errors: int = 32                 # -I: files that cannot be read before the dump stops (0: no limit)
     notify: bool = False                  # -n: operator alerts ("CHANGE DUMP VOLUMES!") printed too
+    tree: Tree | None = None              # what to read (None: the live tree at source; the caller closes its own)
 
 
 class Dump:
@@ -168,7 +165,10 @@ class Dump:
         self._quiet = options.quiet or not options.progress_interval
         self.say = say or (lambda line: None)
         self.warn = warn or (lambda line: None)
-        self.source = os.path.abspath(options.source)
+        #: What the dump reads (built in Pass I when the options give none).
+        self.tree: Tree | None = options.tree
+        self._own_tree = False
+        self.source = options.tree.root if options.tree is not None else os.path.abspath(options.source)
         #: What dumpdates, the inode map and c_filesys name: the live path of a snapshot view.
         self.filesys = live_path(self.source)
         #: The dump date (c_date, and the dumpdates line under -u): when the
@@ -197,8 +197,6 @@ class Dump:
         #: where every block goes through the volume check one at a time).
         self._headers: InodeHeaders | None = None
         self._keep_recent = False              # whether packed headers go to _recent too
-        self._folder: bytes | None = None      # the directory _folder_fd holds open
-        self._folder_fd: int | None = None
         self._frozen = False                   # objects frozen out of the cyclic collector (_map)
         #: -z/-j: frames the records and counts the bytes written.
         self.compressor = (RecordCompressor(options.compress, options.compress_level)
@@ -234,7 +232,7 @@ class Dump:
             if self._frozen:
                 self._frozen = False
                 gc.unfreeze()
-            self._set_folder(None)
+            self._close_tree()
             if self._inomap is not None:
                 self._inomap.close()
             if self._qfa is not None:
@@ -294,9 +292,9 @@ class Dump:
         elif opts.level > 0:
             base = dates.base_for(self.filesys, opts.level)
             self.base_date, self._base_level = base.date, base.level
-        if not os.path.isdir(self.source):
-            what = "no such directory" if not os.path.exists(self.source) else "not a directory"
-            raise DumpError(f"cannot dump {self.source}: {what}")
+        if self.tree is None:
+            self.tree = LiveTree(self.source, self._warn)
+            self._own_tree = True
         if opts.level > 0 or opts.update:
             self._inomap = dates.inode_map(self.filesys)
             numbering = self._inomap
@@ -324,9 +322,10 @@ class Dump:
         gc.disable()
         try:
             nodump = opts.level >= opts.honor_level  # dump's rule (its nonodump is level < honorlevel)
-            nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn, nodump=nodump)
+            nodes = self.tree.walk(numbering, exclude=opts.exclude, nodump=nodump)
             self.say("mapping (Pass II) [directories]")
-            self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly, nodump=nodump)
+            self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly, nodump=nodump,
+                                  flags=self.tree.flags)
         finally:
             if collecting:
                 gc.enable()
@@ -358,6 +357,7 @@ class Dump:
             if self._inomap is not None:
                 self._inomap.close()
                 self._inomap = None
+            self._close_tree()
         return (self._tapesize + 1 + self.options.ntrec) * TP_BSIZE
 
     def _map_blocks(self) -> int:
@@ -372,10 +372,7 @@ class Dump:
         direct blocks; one block for a device, fifo or socket."""
         plan = self.plan
         nodes = plan.nodes
-        try:
-            fs_block = os.statvfs(self.source).f_bsize or 4096
-        except OSError:
-            fs_block = 4096
+        fs_block = self.tree.block_size()
         per_block = max(fs_block // TP_BSIZE, 1)
         direct = 12 * fs_block  # NDADDR file system blocks
         total = 2 * (self._map_blocks() + 1)
@@ -577,7 +574,7 @@ class Dump:
     def _dump_directory(self, node: Node) -> None:
         ino = node.ino
         data = build_directory(ino, node.parent, node.entries or ())
-        flags = inode_flags(node.path, node)
+        flags = self.tree.flags(node)
         if self._headers is not None:
             fields = stat_fields(node, flags=flags, size=len(data))
             if len(data) % TP_BSIZE:
@@ -598,58 +595,55 @@ class Dump:
     def _dump_file(self, node: Node) -> None:
         ino = node.ino
         try:
-            fd = self._open_file(node)
+            file = self.tree.open(node)
         except OSError as exc:
-            flags = inode_flags(node.path, node)
-            self._warn(f"cannot read {os.fsdecode(node.path)}: {exc.strerror}; dumped as a hole")
-            self._read_errors += 1
-            limit = self.options.read_errors
-            if limit and self._read_errors > limit:
-                raise DumpError(f"more than {limit} files could not be read from {self.source} (-I {limit}): "
-                                "the ENTIRE dump is aborted")
-            dinode = Dinode.from_stat(node, flags=flags)
-            self._emit(inode_records(self.tape, ino, dinode))
-            self._dump_xattrs(node, dinode, flags)
+            self._unreadable(node, exc)
             return
         try:
-            # The flags come from the descriptor the data is read with.
-            flags = fd_inode_flags(fd)
+            flags = file.flags
             size = node.st_size
             dinode = None
             tail = size % TP_BSIZE != 0  # a partial last slice: always data (see _tail_as_data)
             if node.st_blocks * 512 < size:  # holes to skip
                 dinode = Dinode.from_stat(node, flags=flags)
-                self._emit(inode_records(self.tape, ino, dinode, _tail_as_data(_data_slices(fd, size), size)))
+                self._emit(inode_records(self.tape, ino, dinode, _tail_as_data(file.slices(size), size)))
             elif self._headers is None:  # -B: block by block
                 dinode = Dinode.from_stat(node, flags=flags)
-                slices = _small_file_slices(fd, size) if size <= _READ_CHUNK else \
-                    _data_slices(fd, size, seek_holes=False)
+                slices = file.slices(size, seek_holes=False)
                 self._emit(inode_records(self.tape, ino, dinode, _tail_as_data(slices, size)))
             elif size <= _GROUP_BYTES:  # most files: one read, one header
                 want = -(-size // TP_BSIZE) * TP_BSIZE
-                data = os.pread(fd, want, 0) if want else b""
-                if len(data) != want:
-                    data = data.ljust(want, b"\0")  # the file shrank since the walk
+                data = file.read(0, want) if want else b""
                 self._put_group(_TS_INODE, ino, stat_fields(node, flags=flags), want // TP_BSIZE, data, tail=tail)
             else:
-                self._put_blocks(ino, stat_fields(node, flags=flags), -(-size // TP_BSIZE),
-                                 lambda start, want: _pread_full(fd, want, start), tail=tail)
-            try:
-                names = os.listxattr(fd)
-            except OSError as exc:
-                names = self._xattr_list_failed(node, exc)
-            payload = self._xattr_payload(node, fd, names) if names else None
+                self._put_blocks(ino, stat_fields(node, flags=flags), -(-size // TP_BSIZE), file.read, tail=tail)
+            values = file.xattrs()
         finally:
-            os.close(fd)
+            file.close()
+        payload = self._xattr_payload(node, values) if values else None
         if payload:
             self._emit(xattr_records(self.tape, ino, dinode or Dinode.from_stat(node, flags=flags), payload))
+
+    def _unreadable(self, node: Node, exc: OSError) -> None:
+        """A regular file that cannot be opened: warned about and dumped as a
+        hole with its attributes, until more than ``-I`` files failed."""
+        flags = self.tree.flags(node)
+        self._warn(f"cannot read {os.fsdecode(node.path)}: {exc.strerror}; dumped as a hole")
+        self._read_errors += 1
+        limit = self.options.read_errors
+        if limit and self._read_errors > limit:
+            raise DumpError(f"more than {limit} files could not be read from {self.source} (-I {limit}): "
+                            "the ENTIRE dump is aborted")
+        dinode = Dinode.from_stat(node, flags=flags)
+        self._emit(inode_records(self.tape, node.ino, dinode))
+        self._dump_xattrs(node, dinode, flags)
 
     def _dump_metaonly(self, node: Node) -> None:
         """``dump -m``'s record of an inode whose contents did not change:
         one ``DR_METAONLY`` header (``di_size`` 0, no data), then its xattrs.
         restore sets the owner, mode, times, flags and xattrs and keeps the
         data it restored before."""
-        flags = inode_flags(node.path, node)
+        flags = self.tree.flags(node)
         try:
             dinode = Dinode.from_stat(node, flags=flags)
         except FormatLimitError as exc:
@@ -663,7 +657,7 @@ class Dump:
         st = node.st
         if stat.S_ISLNK(st.st_mode):
             try:
-                target = os.readlink(node.path)
+                target = self.tree.readlink(node)
                 slices = symlink_slices(target)
             except (OSError, FormatLimitError) as exc:
                 self._warn(f"symbolic link {os.fsdecode(node.path)} skipped: {getattr(exc, 'strerror', None) or exc}")
@@ -680,7 +674,8 @@ class Dump:
         self._dump_xattrs(node, dinode, 0)
 
     def _dump_xattrs(self, node: Node, dinode: Dinode | None, flags: int) -> None:
-        payload = self._xattr_payload(node)
+        values = self.tree.xattrs(node)
+        payload = self._xattr_payload(node, values) if values else None
         if payload:
             self._emit(xattr_records(self.tape, node.ino, dinode or Dinode.from_stat(node, flags=flags), payload))
 
@@ -706,7 +701,7 @@ class Dump:
         """One header (``c_type``) and the ``n`` slices it maps, in ``data``;
         ``tail``: the last slice is a file's partial last one, kept as data."""
         headers = self._headers
-        if holes and _has_zero_block(data):
+        if holes and has_zero_block(data):
             addr, data = _without_zero_blocks(data, keep_last=tail)
         else:
             addr = headers.data_addr(n)
@@ -733,60 +728,20 @@ class Dump:
         if not self._quiet:
             self._progress()
 
-    def _open_file(self, node: Node) -> int:
-        """A read descriptor for a regular file, opened by name in its
-        directory (held open while the files of one directory follow)."""
-        folder, name = node.location
-        if name is None:
-            return _open_for_reading(node.path)
-        if folder is not self._folder:
-            self._set_folder(folder)
-        if self._folder_fd is None:
-            return _open_for_reading(node.path)
-        try:
-            return os.open(name, _READ_FLAGS | _NOATIME, dir_fd=self._folder_fd)
-        except PermissionError:
-            return os.open(name, _READ_FLAGS, dir_fd=self._folder_fd)
+    def _close_tree(self) -> None:
+        if self._own_tree and self.tree is not None:
+            self._own_tree = False
+            self.tree.close()
 
-    def _set_folder(self, folder: bytes | None) -> None:
-        if self._folder_fd is not None:
-            os.close(self._folder_fd)
-            self._folder_fd = None
-        self._folder = folder
-        if folder is not None:
-            try:
-                self._folder_fd = os.open(folder, _DIR_FLAGS)
-            except OSError:
-                pass  # the files get opened by their whole path
-
-    def _xattr_list_failed(self, node: Node, exc: OSError) -> list[str]:
-        if exc.errno not in (_errno.ENOTSUP, _errno.ENOENT):
-            self._warn(f"cannot list extended attributes of {os.fsdecode(node.path)}: {exc.strerror}")
-        return []
-
-    def _xattr_payload(self, node: Node, fd: int | None = None, names: list[str] | None = None) -> bytes | None:
-        """The EA payload of ``node`` (read through ``fd`` when given, whose
-        attribute ``names`` may be listed already), or None when it has none."""
-        path = node.path if fd is None else fd
-        if names is None:
-            try:
-                names = os.listxattr(path, follow_symlinks=False) if fd is None else os.listxattr(fd)
-            except OSError as exc:
-                names = self._xattr_list_failed(node, exc)
-        if not names:
-            return None
-        values = {}
-        for name in names:
+    def _xattr_payload(self, node: Node, values: dict[str, bytes]) -> bytes | None:
+        """The EA payload of ``node`` for its xattrs ``values`` (those whose
+        names an image can carry), or None when none is left."""
+        for name in list(values):
             try:
                 split_xattr_name(name)
             except FormatLimitError as exc:
                 self._warn(f"{os.fsdecode(node.path)}: {exc}")
-                continue
-            try:
-                values[name] = (os.getxattr(path, name, follow_symlinks=False) if fd is None
-                                else os.getxattr(fd, name))
-            except OSError as exc:
-                self._warn(f"cannot read extended attribute {name} of {os.fsdecode(node.path)}: {exc.strerror}")
+                del values[name]
         if not values:
             return None
         try:
@@ -1267,37 +1222,6 @@ class _VolumeChanger:
         return None, barcode
 
 
-def _open_for_reading(path: bytes) -> int:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
-    try:
-        return os.open(path, flags | getattr(os, "O_NOATIME", 0))
-    except PermissionError:
-        return os.open(path, flags)
-
-
-def _pread_full(fd: int, size: int, offset: int) -> bytes:
-    """``size`` bytes of the file from ``offset``, zero-filled past its end
-    (the file shrank since the walk)."""
-    data = os.pread(fd, size, offset)
-    return data if len(data) == size else data.ljust(size, b"\0")
-
-
-def _has_zero_block(data: bytes) -> bool:
-    """Whether one of the 1 KiB blocks ``data`` is cut into is all zeros.
-
-    Only blocks whose first byte is zero are compared, so this costs about
-    0.6 µs for 64 KiB where searching for a 1 KiB needle costs ten times that
-    (the search also looks at every unaligned offset)."""
-    heads = data[::TP_BSIZE]
-    i = heads.find(0)
-    while i >= 0:
-        start = i * TP_BSIZE
-        if data[start:start + TP_BSIZE] == _ZERO_BLOCK:
-            return True
-        i = heads.find(0, i + 1)
-    return False
-
-
 def _without_zero_blocks(data: bytes, *, keep_last: bool = False) -> tuple[bytes, bytes]:
     """``(c_addr, data)`` for whole slices some of which are all zero: those
     become holes (0 in the map) and leave the data, but the last slice stays
@@ -1348,61 +1272,3 @@ def _single_blocks(items: Iterable[Item]) -> Iterator[Item]:
         else:
             for i in range(0, len(item), TP_BSIZE):
                 yield item[i:i + TP_BSIZE]
-
-
-def _small_file_slices(fd: int, size: int) -> list[Slice]:
-    """What ``_data_slices(fd, size, seek_holes=False)`` yields for a file of
-    at most one read chunk, read at once (most files are small)."""
-    want = -(-size // TP_BSIZE) * TP_BSIZE
-    if not want:
-        return []
-    chunk = os.pread(fd, want, 0)
-    if len(chunk) < want:
-        chunk = chunk.ljust(want, b"\0")  # the file shrank since the walk
-    if _has_zero_block(chunk):
-        return [data_slice(chunk[i:i + TP_BSIZE]) for i in range(0, want, TP_BSIZE)]
-    return [chunk]
-
-
-def _data_slices(fd: int, size: int, *, seek_holes: bool = True) -> Iterator[Slice]:
-    """The slices of an open file of ``size`` bytes, holes found with
-    SEEK_DATA/SEEK_HOLE left unread (None).  Data with no all-zero block
-    comes as runs of whole slices (a chunk read at once).  ``seek_holes``
-    False reads everything (a file with as many blocks as bytes has no
-    hole to skip); all-zero blocks become holes either way."""
-    pos = 0
-    while pos < size:
-        if not seek_holes:
-            data = pos
-        else:
-            try:
-                data = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno == _errno.ENXIO:
-                    data = size  # a hole to the end
-                else:
-                    data = pos   # no hole support: read everything
-        hole_end = min(data, size) // TP_BSIZE * TP_BSIZE
-        while pos < hole_end:
-            yield None
-            pos += TP_BSIZE
-        if pos >= size:
-            return
-        try:
-            end = os.lseek(fd, max(data, pos), os.SEEK_HOLE) if seek_holes else size
-        except OSError:
-            end = size
-        end = min(-(-end // TP_BSIZE) * TP_BSIZE, -(-size // TP_BSIZE) * TP_BSIZE)
-        if end <= pos:
-            end = pos + TP_BSIZE
-        while pos < end:
-            want = min(_READ_CHUNK, end - pos)
-            chunk = os.pread(fd, want, pos)
-            if len(chunk) < want:
-                chunk = chunk.ljust(want, b"\0")  # the file shrank while we read it
-            if _has_zero_block(chunk):  # data_slice makes that block a hole
-                for i in range(0, want, TP_BSIZE):
-                    yield data_slice(chunk[i:i + TP_BSIZE])
-            else:
-                yield chunk  # want is whole slices: end and pos are
-            pos += want
