@@ -30,7 +30,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from .format import ROOTINO, Dirent
+from .format import ROOTINO, TP_BSIZE, TP_NINDIR, Dirent
 
 #: The "no dump" inode flag (``chattr +d``): dump leaves such a file out, and
 #: such a directory with everything under it, at levels from ``-h`` up.
@@ -295,3 +295,37 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     if metaonly and base_date > 0:
         meta = {ino for ino in files if not modified_since(nodes[ino], base_date)}
     return DumpPlan(nodes, directories, files, in_use, dumped, max(maxino, max(nodes)) + 1, metaonly=meta)
+
+
+def map_blocks(plan: DumpPlan) -> int:
+    """The blocks of one inode map (dump's ``howmany(mapsize, TP_BSIZE)``)."""
+    return -(-(plan.maxino + 1) // (8 * TP_BSIZE))
+
+
+def estimate_blocks(plan: DumpPlan, fs_block: int) -> int:
+    """dump's ``tapesize`` after Pass II: the two maps with their headers,
+    and for each inode to dump its ``blockest``: a header, its allocated
+    blocks (at most its size, in the file system's blocks of ``fs_block``
+    bytes), half of them for a directory, and the TS_ADDR headers past the
+    direct blocks; one block for a device, fifo or socket."""
+    nodes = plan.nodes
+    per_block = max(fs_block // TP_BSIZE, 1)
+    direct = 12 * fs_block  # NDADDR file system blocks
+    total = 2 * (map_blocks(plan) + 1)
+    for ino in plan.directories + plan.files:
+        node = nodes[ino]
+        fmt = node.st_mode & 0o170000
+        if fmt not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+            total += 1
+            continue
+        size = node.st_size
+        blkest = -(-node.st_blocks * 512 // fs_block) * per_block
+        sizeest = -(-size // fs_block) * per_block
+        blkest = min(blkest, sizeest)
+        if fmt == stat.S_IFDIR:
+            blkest //= 2
+            sizeest //= 2
+        if size > direct:
+            blkest += -(-(sizeest - direct // TP_BSIZE) // TP_NINDIR)
+        total += blkest + 1
+    return total
