@@ -52,7 +52,7 @@ from .format import (
     xattr_records,
 )
 from .format.dinode import stat_fields
-from .history import QfaWriter, TocArchive
+from .history import FileHistory, QfaWriter, TocArchive
 from .imagewriter import ImageWriter
 from .livetree import LiveTree, live_path, snapshot_time
 from .records import RecordWriter, TapePosition, check_blocking_factor
@@ -119,6 +119,7 @@ class DumpOptions:
     read_errors: int = 32                 # -I: files that cannot be read before the dump stops (0: no limit)
     notify: bool = False                  # -n: operator alerts ("CHANGE DUMP VOLUMES!") printed too
     tree: Tree | None = None              # what to read (None: the live tree at source; the caller closes its own)
+    history: tuple[FileHistory, ...] = ()  # more file history observers (after -A's and -Q's)
 
 
 class Dump:
@@ -339,6 +340,7 @@ class Dump:
             out.histories.append(TocArchive(opts.toc, say=self.say, warn=self._warn))
         if opts.qfa:
             out.histories.append(QfaWriter(opts.qfa, self.date, say=self.say, warn=self._warn))
+        out.histories.extend(opts.history)
         out.start(self.plan)
 
     def _dump_inode(self, node: Node) -> None:

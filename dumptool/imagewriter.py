@@ -40,7 +40,7 @@ from .format.constants import DR_INODEINFO, ROOTINO, TAPEBUF_PREFIX, TP_NINOS
 from .format.header import InodeHeaders
 from .history import FileHistory, RecordPosition
 from .records import NewVolume, RecordWriter, TapePosition, VolumeRequest
-from .traverse import DumpPlan
+from .traverse import DumpPlan, Node
 from .trees import has_zero_block
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class ImageWriter:
         self._estimate = estimate
         self._quiet = options.quiet or not options.progress_interval
         self._limit = options.volume_blocks or 0
-        self._nodes: dict = {}
+        self._nodes: dict[int, Node] = {}
         self._recent: collections.deque[tuple[int, Header | bytes]] = collections.deque(maxlen=4096)
         self._tap: list[bytes] | None = None   # blocks kept for the file history
         self._ending = False
