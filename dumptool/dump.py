@@ -151,6 +151,7 @@ class DumpOptions:
     eot_script: str | None = None         # -F: run at each volume change as SCRIPT DEVICE VOLUME
     read_errors: int = 32                 # -I: files that cannot be read before the dump stops (0: no limit)
     notify: bool = False                  # -n: operator alerts ("CHANGE DUMP VOLUMES!") printed too
+    tree: object | None = None            # SHIM
 
 
 class Dump:
@@ -294,7 +295,8 @@ class Dump:
         elif opts.level > 0:
             base = dates.base_for(self.filesys, opts.level)
             self.base_date, self._base_level = base.date, base.level
-        if not os.path.isdir(self.source):
+        tree = opts.tree
+        if tree is None and not os.path.isdir(self.source):
             what = "no such directory" if not os.path.exists(self.source) else "not a directory"
             raise DumpError(f"cannot dump {self.source}: {what}")
         if opts.level > 0 or opts.update:
@@ -315,7 +317,9 @@ class Dump:
         self.say(f"Writing {opts.ntrec} Kilobyte records")
         if self.compressor is not None:
             self.say(f"Compressing output at transformation level {self.compressor.level} ({self.compressor.name})")
-        self.say("mapping (Pass I) [regular files]")
+        folded = getattr(opts.tree, "scope", "directory") in ("volume", "qtree")
+        self.say("mapping (Pass I+II) [regular files and directories]" if folded
+                 else "mapping (Pass I) [regular files]")
         # The plan is a few objects per inode, none in a cycle: the cyclic
         # collector, run every 700 of them, would walk the growing plan again
         # and again (a sixth of a dump of small files), and once it is built,
@@ -324,8 +328,10 @@ class Dump:
         gc.disable()
         try:
             nodump = opts.level >= opts.honor_level  # dump's rule (its nonodump is level < honorlevel)
-            nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn, nodump=nodump)
-            self.say("mapping (Pass II) [directories]")
+            nodes = walk_tree(self.source, numbering, exclude=opts.exclude, warn=self._warn, nodump=nodump) \
+                if tree is None else tree.walk(numbering, exclude=opts.exclude, nodump=nodump)
+            if not folded:
+                self.say("mapping (Pass II) [directories]")
             self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly, nodump=nodump)
         finally:
             if collecting:
@@ -373,7 +379,8 @@ class Dump:
         plan = self.plan
         nodes = plan.nodes
         try:
-            fs_block = os.statvfs(self.source).f_bsize or 4096
+            fs_block = (os.statvfs(self.source).f_bsize if self.options.tree is None
+                        else self.options.tree.block_size()) or 4096
         except OSError:
             fs_block = 4096
         per_block = max(fs_block // TP_BSIZE, 1)
@@ -577,7 +584,7 @@ class Dump:
     def _dump_directory(self, node: Node) -> None:
         ino = node.ino
         data = build_directory(ino, node.parent, node.entries or ())
-        flags = inode_flags(node.path, node)
+        flags = inode_flags(node.path, node) if self.options.tree is None else 0
         if self._headers is not None:
             fields = stat_fields(node, flags=flags, size=len(data))
             if len(data) % TP_BSIZE:
@@ -597,6 +604,23 @@ class Dump:
 
     def _dump_file(self, node: Node) -> None:
         ino = node.ino
+        tree = self.options.tree
+        if tree is not None:
+            with tree.open(node) as f:
+                size = node.st_size
+                tail = size % TP_BSIZE != 0
+                dinode = Dinode.from_stat(node, flags=0)
+                if self._headers is not None and size <= _GROUP_BYTES and node.st_blocks * 512 >= size:
+                    want = -(-size // TP_BSIZE) * TP_BSIZE
+                    self._put_group(_TS_INODE, ino, stat_fields(node, flags=0), want // TP_BSIZE,
+                                    f.read(0, want) if want else b"", tail=tail)
+                else:
+                    self._emit(inode_records(self.tape, ino, dinode, _tail_as_data(f.slices(size), size)))
+                x = f.xattrs()
+            payload = pack_xattr_block(x) if x else None
+            if payload:
+                self._emit(xattr_records(self.tape, ino, dinode, payload))
+            return
         try:
             fd = self._open_file(node)
         except OSError as exc:
@@ -663,7 +687,7 @@ class Dump:
         st = node.st
         if stat.S_ISLNK(st.st_mode):
             try:
-                target = os.readlink(node.path)
+                target = os.readlink(node.path) if self.options.tree is None else self.options.tree.readlink(node)
                 slices = symlink_slices(target)
             except (OSError, FormatLimitError) as exc:
                 self._warn(f"symbolic link {os.fsdecode(node.path)} skipped: {getattr(exc, 'strerror', None) or exc}")
@@ -768,6 +792,9 @@ class Dump:
         """The EA payload of ``node`` (read through ``fd`` when given, whose
         attribute ``names`` may be listed already), or None when it has none."""
         path = node.path if fd is None else fd
+        if self.options.tree is not None:
+            x = self.options.tree.xattrs(node)
+            return pack_xattr_block(x) if x else None
         if names is None:
             try:
                 names = os.listxattr(path, follow_symlinks=False) if fd is None else os.listxattr(fd)

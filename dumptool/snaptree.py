@@ -63,8 +63,22 @@ class SnapshotFile:
         self._tree = tree
         self._ino = ino
         self._size = size
-        self._map = mapping  # (index, block), by index
         self._bs = tree.block_size()
+        self._read_blocks = tree._reader.read_blocks
+        # The map as runs (index, block, count) of blocks stored one after the other.
+        runs: list[tuple[int, int, int]] = []
+        if mapping:
+            idx0, block0 = mapping[0]
+            n = 1
+            for idx, block in mapping[1:]:
+                if idx == idx0 + n and block == block0 + n:
+                    n += 1
+                else:
+                    runs.append((idx0, block0, n))
+                    idx0, block0, n = idx, block, 1
+            runs.append((idx0, block0, n))
+        self._runs = runs
+        self._starts = [r[0] for r in runs] if len(runs) > 1 else None
 
     def __enter__(self) -> "SnapshotFile":
         return self
@@ -73,27 +87,24 @@ class SnapshotFile:
         self.close()
 
     def close(self) -> None:
-        self._map = []
+        self._runs = []
+        self._starts = None
 
     def xattrs(self) -> dict[str, bytes]:
         return self._tree._xattrs_of(self._ino)
 
-    def _runs(self, first: int, last: int) -> Iterator[tuple[int, int, int]]:
-        """(index, block, count): runs of mapped blocks ``first``..``last`` stored one after the other."""
-        m = self._map
-        i = bisect.bisect_left(m, (first, -1))
-        run = None
-        while i < len(m) and m[i][0] <= last:
-            idx, block = m[i]
-            if run is not None and run[0] + run[2] == idx and run[1] + run[2] == block:
-                run[2] += 1
-            else:
-                if run is not None:
-                    yield run[0], run[1], run[2]
-                run = [idx, block, 1]
+    def _pieces(self, first: int, last: int) -> Iterator[tuple[int, int, int]]:
+        """(index, block, count): the stored stretches of blocks ``first``..``last``."""
+        runs = self._runs
+        i = 0 if self._starts is None else max(bisect.bisect_right(self._starts, first) - 1, 0)
+        while i < len(runs):
+            idx, block, count = runs[i]
+            if idx > last:
+                return
+            lo, hi = max(idx, first), min(idx + count - 1, last)
+            if lo <= hi:
+                yield lo, block + lo - idx, hi - lo + 1
             i += 1
-        if run is not None:
-            yield run[0], run[1], run[2]
 
     def read(self, offset: int, size: int) -> bytes:
         """Exactly ``size`` bytes from ``offset``: holes and what lies past the end read as zeros."""
@@ -101,19 +112,18 @@ class SnapshotFile:
         if end <= offset:
             return bytes(size)
         bs = self._bs
-        first, last = offset // bs, (end - 1) // bs
-        read_blocks = self._tree._reader.read_blocks
-        runs = list(self._runs(first, last))
-        if len(runs) == 1 and runs[0][0] * bs <= offset and (runs[0][0] + runs[0][2]) * bs >= end:
-            idx, block, count = runs[0]  # one stretch of blocks holds it all (most files)
-            data = read_blocks(block, count)
+        pieces = list(self._pieces(offset // bs, (end - 1) // bs))
+        if len(pieces) == 1 and pieces[0][0] * bs <= offset and (pieces[0][0] + pieces[0][2]) * bs >= end:
+            idx, block, count = pieces[0]  # one stretch of blocks holds it all (most reads)
+            data = self._read_blocks(block, count)
             lo = offset - idx * bs
-            piece = data[lo:lo + end - offset]
-            return piece if len(piece) == size else piece + bytes(size - len(piece))
+            if lo or len(data) != end - offset:
+                data = data[lo:lo + end - offset]
+            return data if len(data) == size else data + bytes(size - len(data))
         out = bytearray(size)
-        for idx, block, count in runs:
+        for idx, block, count in pieces:
             lo, hi = max(offset, idx * bs), min(end, (idx + count) * bs)
-            data = read_blocks(block, count)
+            data = self._read_blocks(block, count)
             out[lo - offset:hi - offset] = data[lo - idx * bs:hi - idx * bs]
         return bytes(out)
 
@@ -124,7 +134,7 @@ class SnapshotFile:
         bs = self._bs
         total = -(-size // TP_BSIZE) * TP_BSIZE  # whole slices
         pos = 0
-        for idx, _block, count in (self._runs(0, (total - 1) // bs) if total else ()):
+        for idx, _block, count in (self._pieces(0, (total - 1) // bs) if total else ()):
             start, end = min(idx * bs, total), min((idx + count) * bs, total)
             while pos < start:
                 yield None
@@ -179,6 +189,10 @@ class SnapshotTree:
             #: the path named in "Dumping ROOT" and the image's file system name
             self.root: str = os.path.join(self.volume, rel) if rel else self.volume
             self._scope_ino = self._lookup(rel)
+            qtree = next((q for q in self._reader.qtrees() if q.ino == self._scope_ino), None)
+            #: what the scope is: ``volume``, ``qtree`` or ``directory`` (ONTAP folds its stage I
+            #: into stage II for a whole volume or qtree: nothing to leave out but excluded files)
+            self.scope: str = "volume" if not rel else "qtree" if qtree is not None else "directory"
         except BaseException:
             self._reader.close()
             raise

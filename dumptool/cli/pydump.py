@@ -29,6 +29,7 @@ from ..dump import Dump, DumpOptions
 from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB
 from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, DumpDates, parse_record
 from ..errors import DumpError
+from ..filer import dump_source
 
 PROG = "pydump"
 
@@ -68,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="(pydump's own) SOURCE is a read-only copy whose data froze at DATE (ctime format, "
                         "ISO 8601 or @seconds): that is the dump's date, in the image and in dumpdates. "
                         "A snapfs .snapshot/NAME/ tree needs no flag: its creation time is used")
+    p.add_argument("--snapshot", dest="snapshot", metavar="NAME",
+                   help="(pydump's own) SOURCE on a snapfs mount: dump its existing snapshot NAME (held for the "
+                        "dump, not deleted) instead of a new snapshot_for_backup.N")
     p.add_argument("-L", dest="label", default="none", metavar="LABEL", help="volume label (up to 15 bytes)")
     p.add_argument("-q", dest="never_ask", action="store_true",
                    help="abort instead of asking the operator anything (dump's -q); the output stays as it is")
@@ -349,10 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     try:
-        if args.size_estimate:
-            print(Dump(options, warn=warn).size_estimate())
-            return 0
-        Dump(options, say=None if options.quiet else say, warn=warn).run()
+        with dump_source(options, args.snapshot, say=None if options.quiet else say, warn=warn) as options:
+            if args.size_estimate:
+                print(Dump(options, warn=warn).size_estimate())
+                return 0
+            Dump(options, say=None if options.quiet else say, warn=warn).run()
     except DumpError as exc:
         say(exc.message)
         return 1
