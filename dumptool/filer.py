@@ -219,19 +219,35 @@ class BackupSnapshot:
 @contextmanager
 def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
                 say: Callable[[str], None] | None = None,
-                warn: Callable[[str], None] | None = None) -> Iterator["DumpOptions"]:
-    """``options`` made to read what pydump dumps for its SOURCE: on a snapfs mount, a
-    held snapshot (see :class:`BackupSnapshot`; given back when the block ends), else
-    the live tree as it is, said once."""
-    say = say or (lambda line: None)
+                warn: Callable[[str], None] | None = None,
+                ) -> Iterator[tuple["DumpOptions", Callable[[str], None] | None]]:
+    """``options`` made to read what pydump dumps for its SOURCE, and the ``say`` to give
+    the dump: on a snapfs mount, a held snapshot (see :class:`BackupSnapshot`; given back
+    when the block ends), else the live tree as it is.  Which one is said once, with the
+    dump's first line (a dump refused before it says anything stays one line)."""
     where = locate(options.source)
     if where is None:
         if snapshot is not None:
             raise DumpError(f"--snapshot {snapshot}: {options.source} is not on a snapfs mount")
-        say(f"dumping a live file system: {os.path.abspath(options.source)} (no snapshot: what changes while it "
-            "is read may be dumped inconsistently)")
-        yield options
+        yield options, _first(say, f"dumping a live file system: {os.path.abspath(options.source)} (no snapshot: "
+                                   "what changes while it is read may be dumped inconsistently)")
         return
-    with BackupSnapshot(where, snapshot, say=say, warn=warn) as snap:
+    lines: list[str] = []
+    with BackupSnapshot(where, snapshot, say=lines.append, warn=warn) as snap:
         frozen = snap.date if options.frozen_at is None else options.frozen_at
-        yield dataclasses.replace(options, source=where.live, tree=snap.tree, frozen_at=frozen)
+        yield dataclasses.replace(options, source=where.live, tree=snap.tree, frozen_at=frozen), \
+            _first(say, *lines)
+
+
+def _first(say: Callable[[str], None] | None, *lines: str) -> Callable[[str], None] | None:
+    """``say``, saying ``lines`` before its first line."""
+    if say is None:
+        return None
+    pending = list(lines)
+
+    def first(line: str) -> None:
+        while pending:
+            say(pending.pop(0))
+        say(line)
+
+    return first

@@ -353,11 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     try:
-        with dump_source(options, args.snapshot, say=None if options.quiet else say, warn=warn) as options:
+        with dump_source(options, args.snapshot, say=None if options.quiet else say, warn=warn) as (options, talk):
             if args.size_estimate:
                 print(Dump(options, warn=warn).size_estimate())
                 return 0
-            Dump(options, say=None if options.quiet else say, warn=warn).run()
+            Dump(options, say=talk, warn=warn).run()
     except DumpError as exc:
         say(exc.message)
         return 1
