@@ -27,17 +27,17 @@ import bisect
 import os
 import stat
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .errors import DumpError
-from .format import TP_BSIZE, Dirent, Slice, data_slice, dtype_from_mode
+from .format import TP_BSIZE, Dirent, Slice, dtype_from_mode
 from .traverse import Node, Numbering
+from .trees import Warn, chunk_slices
 
 #: Inode numbers whose block maps one query fetches (see :meth:`SnapshotTree._map_of`).
 _MAP_WINDOW = 1024
 #: Bytes read at once for a file's slices (as dump.py's read chunk).
 _READ_CHUNK = 64 * TP_BSIZE
-_ZERO_BLOCK = bytes(TP_BSIZE)
 _new = object.__new__
 
 
@@ -141,27 +141,11 @@ class SnapshotFile:
                 pos += TP_BSIZE
             while pos < end:
                 want = min(_READ_CHUNK, end - pos)
-                chunk = self.read(pos, want)
-                if _has_zero_block(chunk):
-                    for i in range(0, want, TP_BSIZE):
-                        yield data_slice(chunk[i:i + TP_BSIZE])
-                else:
-                    yield chunk
+                yield from chunk_slices(self.read(pos, want))
                 pos += want
         while pos < total:
             yield None
             pos += TP_BSIZE
-
-
-def _has_zero_block(data: bytes) -> bool:
-    heads = data[::TP_BSIZE]
-    i = heads.find(0)
-    while i >= 0:
-        start = i * TP_BSIZE
-        if data[start:start + TP_BSIZE] == _ZERO_BLOCK:
-            return True
-        i = heads.find(0, i + 1)
-    return False
 
 
 class SnapshotTree:
@@ -171,7 +155,7 @@ class SnapshotTree:
     ``holder``, when given) for as long as the tree is open."""
 
     def __init__(self, volume: str | os.PathLike, snapshot: str, scope: str | os.PathLike | None = None,
-                 warn: Callable[[str], None] | None = None, *, holder: str | None = None) -> None:
+                 warn: Warn | None = None, *, holder: str | None = None) -> None:
         from snapfs.errors import SnapfsError  # here: dumptool works without snapfs
         from snapfs.reader import open_snapshot
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from fuse_fixtures import Mounted, mounted, snapfs  # noqa: F401 (fixtures)
 
-from dumptool.dump import _data_slices
 from dumptool.errors import DumpError
 from dumptool.format import TP_BSIZE
+from dumptool.livetree import LiveTree
 from dumptool.snaptree import SnapshotTree
-from dumptool.traverse import FreshNumbering, walk_tree
+from dumptool.traverse import FreshNumbering
 from snapfs import client
 
 pytestmark = pytest.mark.fuse
@@ -90,25 +90,12 @@ def view(nodes: dict, root: bytes, xattrs, data) -> dict:
             d["entries"] = [(e.name, e.type, os.path.relpath(nodes[e.ino].path, root)) for e in node.entries]
         if stat.S_ISREG(node.st_mode):
             d["slices"] = data(node)
-        if stat.S_ISLNK(node.st_mode):
-            d["target"] = os.readlink(node.path) if data is live_data else None
         out[rel] = d
     return out
 
 
-def live_xattrs(node) -> dict:
-    return {x: os.getxattr(node.path, x, follow_symlinks=False) for x in os.listxattr(node.path, follow_symlinks=False)}
-
-
-def live_data(node) -> list:
-    fd = os.open(node.path, os.O_RDONLY)
-    try:
-        return slices_of(_data_slices(fd, node.st_size))
-    finally:
-        os.close(fd)
-
-
-def snap_view(tree: SnapshotTree, nodes: dict) -> dict:
+def tree_view(tree, nodes: dict) -> dict:
+    """What a dump reads of every node through ``tree`` (the Tree protocol)."""
     def data(node):
         with tree.open(node) as f:
             got = slices_of(f.slices(node.st_size))
@@ -116,12 +103,14 @@ def snap_view(tree: SnapshotTree, nodes: dict) -> dict:
             # read() agrees with the slices, zero past the end
             flat = b"".join(s or bytes(TP_BSIZE) for s in got)[:node.st_size] + bytes(5)
             assert whole == flat, node.path
+            assert f.xattrs() == tree.xattrs(node)
             return got
 
-    v = view(nodes, os.fsencode(tree.root), tree.xattrs, data)
+    root = os.fsencode(tree.root)
+    v = view(nodes, root, tree.xattrs, data)
     for node in nodes.values():
         if stat.S_ISLNK(node.st_mode):
-            v[os.path.relpath(node.path, os.fsencode(tree.root))]["target"] = tree.readlink(node)
+            v[os.path.relpath(node.path, root)]["target"] = tree.readlink(node)
     return v
 
 
@@ -133,13 +122,17 @@ def test_snapshot_tree_walks_and_reads_as_the_mount_shows_the_snapshot(mounted: 
     (m / "small").write_bytes(b"changed after the snapshot")  # neither view may see it
     (m / "d" / "new").write_bytes(b"new")
     live_root = mounted.snap("s1") / scope if scope else mounted.snap("s1")
-    live = view(walk_tree(str(live_root), FreshNumbering()), os.fsencode(live_root), live_xattrs, live_data)
+    live_tree = LiveTree(str(live_root))
+    try:
+        live = tree_view(live_tree, live_tree.walk(FreshNumbering()))
+    finally:
+        live_tree.close()
     scope_path = m / scope if scope else m
     with SnapshotTree(m, "s1", scope_path, holder="test") as tree:
         assert tree.root == str(scope_path)
         nodes = tree.walk(FreshNumbering())
         assert nodes[2].path == os.fsencode(scope_path)  # dump's root inode is the scope's directory
-        got = snap_view(tree, nodes)
+        got = tree_view(tree, nodes)
     for rel in live:  # the FUSE view's own virtual xattrs are not the file's
         for x in ("trusted.snapfs.qtree_id",):
             live[rel]["xattrs"].pop(x, None)
