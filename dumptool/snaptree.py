@@ -34,11 +34,12 @@ from .format import TP_BSIZE, Dirent, Slice, dtype_from_mode
 from .traverse import Node, Numbering
 from .trees import Warn, chunk_slices
 
-#: Inode numbers whose block maps one query fetches (see :meth:`SnapshotTree._map_of`).
+#: Inode numbers whose data runs one query fetches (see :meth:`SnapshotTree._runs_of`).
 _MAP_WINDOW = 1024
 #: Bytes read at once for a file's slices (as dump.py's read chunk).
 _READ_CHUNK = 64 * TP_BSIZE
 _new = object.__new__
+_NO_RUNS: list[tuple[int, int, int]] = []
 
 
 class _Stat:
@@ -59,25 +60,13 @@ class SnapshotFile:
 
     flags = 0  # snapfs keeps no ext2 inode flags
 
-    def __init__(self, tree: "SnapshotTree", ino: int, size: int, mapping: list[tuple[int, int]]) -> None:
+    def __init__(self, tree: "SnapshotTree", ino: int, size: int, runs: list[tuple[int, int, int]]) -> None:
         self._tree = tree
         self._ino = ino
         self._size = size
-        self._bs = tree.block_size()
+        self._bs = tree._bs
         self._read_blocks = tree._reader.read_blocks
-        # The map as runs (index, block, count) of blocks stored one after the other.
-        runs: list[tuple[int, int, int]] = []
-        if mapping:
-            idx0, block0 = mapping[0]
-            n = 1
-            for idx, block in mapping[1:]:
-                if idx == idx0 + n and block == block0 + n:
-                    n += 1
-                else:
-                    runs.append((idx0, block0, n))
-                    idx0, block0, n = idx, block, 1
-            runs.append((idx0, block0, n))
-        self._runs = runs
+        self._runs = runs  # (index, block, count): blocks stored one after the other, by index
         self._starts = [r[0] for r in runs] if len(runs) > 1 else None
 
     def __enter__(self) -> "SnapshotFile":
@@ -87,8 +76,7 @@ class SnapshotFile:
         self.close()
 
     def close(self) -> None:
-        self._runs = []
-        self._starts = None
+        pass
 
     def xattrs(self) -> dict[str, bytes]:
         return self._tree._xattrs_of(self._ino)
@@ -184,7 +172,8 @@ class SnapshotTree:
         self._xattrs: dict[int, dict[bytes, bytes]] = {}
         self._targets: dict[int, bytes] = {}
         self._window: tuple[int, int] = (1, 0)
-        self._maps: dict[int, list[tuple[int, int]]] = {}
+        self._maps: dict[int, list[tuple[int, int, int]]] = {}
+        self._bs = self._reader.block_size
 
     # -- the scope ----------------------------------------------------------------------
     def _relative(self, scope: str | os.PathLike | None) -> str:
@@ -298,7 +287,7 @@ class SnapshotTree:
         a = self._attrs.get(ino)
         if a is None or not stat.S_ISREG(a.mode):
             raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
-        return SnapshotFile(self, ino, a.size, self._map_of(ino))
+        return SnapshotFile(self, ino, a.size, self._runs_of(ino))
 
     def flags(self, node: Node) -> int:
         return 0
@@ -326,14 +315,14 @@ class SnapshotTree:
         x = self._xattrs.get(ino)
         return {os.fsdecode(k): v for k, v in x.items()} if x else {}
 
-    def _map_of(self, ino: int) -> list[tuple[int, int]]:
-        """The block map of ``ino``, from a window of maps fetched in one query."""
+    def _runs_of(self, ino: int) -> list[tuple[int, int, int]]:
+        """The data runs of ``ino``, from a window of inodes fetched in one query."""
         lo, hi = self._window
         if not lo <= ino <= hi:
             lo, hi = ino, ino + _MAP_WINDOW - 1
-            self._maps = self._reader.block_maps(lo, hi)
+            self._maps = self._reader.block_runs(lo, hi)
             self._window = (lo, hi)
-        return self._maps.get(ino, [])
+        return self._maps.get(ino, _NO_RUNS)
 
 
 def _by_name(entry) -> bytes:

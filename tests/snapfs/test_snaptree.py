@@ -19,6 +19,7 @@ from dumptool.livetree import LiveTree
 from dumptool.snaptree import SnapshotTree
 from dumptool.traverse import FreshNumbering
 from snapfs import client
+from snapfs.reader import open_snapshot
 
 pytestmark = pytest.mark.fuse
 
@@ -157,6 +158,15 @@ def test_snapshot_tree_numbers_files_by_their_snapfs_inode_and_refuses_a_bad_sco
         assert {n.st_ino for n in nodes.values() if n.path.endswith(b"/small")} == \
             {int(os.getxattr(m / "small", "user.snapfs.ino"))}
         assert len({n.st_dev for n in nodes.values()}) == 1
+    with open_snapshot(m, "s1") as r:  # the reader's runs, fetched for many inodes at once, are its block maps
+        runs = r.block_runs(1, 1 << 40)
+        files = [i.ino for i in r.inodes() if stat.S_ISREG(i.mode)]
+        for ino in files:
+            blocks = [(i + k, b + k) for i, b, n in runs.get(ino, []) for k in range(n)]
+            assert [i for i, _ in blocks] == r.block_map(ino), ino
+            assert b"".join(r.read_blocks(b, 1) for _, b in blocks) == b"".join(
+                r.read(ino, i * BS, BS).ljust(BS, b"\0") for i, _ in blocks), ino
+        assert any(len(v) > 1 for v in runs.values()) and any(n > 1 for v in runs.values() for _, _, n in v)
     for bad, why in ((m / "nope", "not in snapshot s1"), (m / "small", "not a directory"),
                      (m.parent, "not under the volume")):
         with pytest.raises(DumpError, match=why):
