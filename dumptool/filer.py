@@ -82,6 +82,26 @@ def locate(path: str) -> FilerPath | None:
     return FilerPath(top, os.sep.join(parts))
 
 
+#: The names of the snapshots a dump makes for itself.
+BACKUP_PREFIX = "snapshot_for_backup."
+#: How a dump names itself as a snapshot's holder: this prefix and its process id.
+HOLDER_PREFIX = "pydump-"
+
+
+def _dead_dump(holder: str) -> bool:
+    """Whether ``holder`` names a pydump process (``pydump-PID``) that no longer runs."""
+    pid = holder[len(HOLDER_PREFIX):]
+    if not holder.startswith(HOLDER_PREFIX) or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM or SIGHUP: stop as on SIGINT, so the snapshot is released and deleted."""
 
@@ -104,7 +124,7 @@ class BackupSnapshot:
             raise DumpError(f"--snapshot {snapshot} and the path's snapshot {where.snapshot} differ: give one")
         self.where = where
         self.name: str | None = snapshot or where.snapshot
-        self.holder = holder or f"pydump-{os.getpid()}"
+        self.holder = holder or f"{HOLDER_PREFIX}{os.getpid()}"
         self.created = False
         self.date = 0
         self.tree = None
@@ -136,6 +156,7 @@ class BackupSnapshot:
         mount = self.where.mount
         try:
             self._client = open_volume(mount)
+            self._reap()
             if self.name is None:
                 self._create()
             self._client.snapshot_hold(self.name, self.holder)
@@ -146,6 +167,29 @@ class BackupSnapshot:
         self.date = self.tree.created_ns // 1_000_000_000
         how = "created" if self.created else "held"
         self._say(f"dumping snapshot {self.name} of {mount} ({how} for this dump, held by {self.holder})")
+
+    def _reap(self) -> None:
+        """Give back what killed dumps left: a ``snapshot_for_backup.N`` held only by
+        ``pydump-PID`` holders whose process is gone (a SIGKILL, a crash) is released
+        and deleted, said in a warning.  Any other holder keeps it as it is."""
+        from snapfs.errors import SnapfsError
+
+        c = self._client
+        for snap in c.snapshot_list():
+            if not snap.name.startswith(BACKUP_PREFIX) or not snap.holders:
+                continue
+            if not all(_dead_dump(h) for h in snap.holders):
+                continue
+            try:
+                for holder in snap.holders:
+                    c.snapshot_release(snap.name, holder)
+                c.snapshot_delete(snap.name)
+            except SnapfsError as exc:
+                self._warn(f"cannot give back snapshot {snap.name} of {self.where.mount}, left by "
+                           f"{', '.join(snap.holders)} (gone): {exc.message}")
+                continue
+            self._warn(f"deleted snapshot {snap.name} of {self.where.mount}: {', '.join(snap.holders)} "
+                       "held it and is gone")
 
     def _create(self) -> None:
         """A new ``snapshot_for_backup.N``: refused with the volume's room advice when full."""

@@ -203,6 +203,27 @@ def test_sigterm_mid_dump_gives_the_snapshot_back(mounted: Mounted, tmp_path):
     assert b"Traceback" not in err
 
 
+def test_a_snapshot_left_held_by_a_killed_dump_is_given_back_by_the_next(mounted: Mounted, tmp_path):
+    m = mounted.mnt
+    build(m)
+    d = subprocess.Popen([PYDUMP, "-0", "-f", "-", str(m)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "snapshot_for_backup.0" not in snapshots(m):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        d.kill()  # SIGKILL: nothing can give the snapshot back
+        d.communicate()
+    snapfs("snapshot", "create", m, "snapshot_for_backup.7")
+    snapfs("snapshot", "hold", m, "snapshot_for_backup.7", "operator")  # not a dump's: kept
+    assert snapshots(m) == {"snapshot_for_backup.0": (f"pydump-{d.pid}",), "snapshot_for_backup.7": ("operator",)}
+    r = run(PYDUMP, "-0", "-f", tmp_path / "next.dump", m / "docs")
+    assert f"deleted snapshot snapshot_for_backup.0 of {m}: pydump-{d.pid} held it and is gone".encode() in r.stderr
+    assert snapshots(m) == {"snapshot_for_backup.7": ("operator",)}
+
+
 def test_a_plain_directory_is_dumped_live_and_said_once_even_without_snapfs(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
