@@ -102,6 +102,13 @@ def _dead_dump(holder: str) -> bool:
     return False
 
 
+def _block_signals() -> set | None:
+    """Hold SIGINT, SIGTERM and SIGHUP back (the main thread's); the mask before, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM or SIGHUP: stop as on SIGINT, so the snapshot is released and deleted."""
 
@@ -211,9 +218,11 @@ class BackupSnapshot:
 
     def close(self) -> None:
         """Close the tree, release the hold, delete the snapshot this dump created.  A step
-        that fails is a warning naming what is left for the operator to do."""
+        that fails is a warning naming what is left for the operator to do.  SIGINT, SIGTERM
+        and SIGHUP wait until it is done (a second ^C does not leave the snapshot held)."""
         from snapfs.errors import SnapfsError
 
+        blocked = _block_signals()
         try:
             if self.tree is not None:
                 self.tree.close()
@@ -238,6 +247,8 @@ class BackupSnapshot:
                 self._client = None
         finally:
             self._restore_signals()
+            if blocked is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     # -- signals -------------------------------------------------------------------
     def _catch_signals(self) -> None:
