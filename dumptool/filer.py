@@ -287,6 +287,9 @@ def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
         yield options, _first(say, f"dumping a live file system: {os.path.abspath(options.source)} (no snapshot: "
                                    "what changes while it is read may be dumped inconsistently)")
         return
+    if where.snapshot is None and snapshot is None and not os.path.isdir(options.source):
+        what = "not a directory" if os.path.exists(options.source) else "no such directory"
+        raise DumpError(f"cannot dump {os.path.abspath(options.source)}: {what}")  # before making a snapshot
     lines: list[str] = []
     with BackupSnapshot(where, snapshot, say=lines.append, warn=warn) as snap:
         frozen = snap.date if options.frozen_at is None else options.frozen_at
