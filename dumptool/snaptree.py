@@ -205,6 +205,8 @@ class SnapshotTree:
     def walk(self, numbering: Numbering, *, exclude: Iterable[int] = (), nodump: bool = False) -> dict[int, Node]:
         """Pass I's walk of the scope, as :func:`dumptool.traverse.walk_tree` gives it (snapfs
         keeps no nodump flag: ``nodump`` changes nothing)."""
+        from snapfs import luns
+
         reader, warn = self._reader, self._warn
         attrs: dict = {}
         xattrs = self._xattrs
@@ -216,6 +218,16 @@ class SnapshotTree:
                 xattrs[a.ino] = inode.xattrs
             if inode.target is not None:
                 targets[a.ino] = inode.target
+        # An inconsistent LUN is not backed up (ONTAP's rule): left out with its names, said once.
+        inconsistent = set()
+        for ino, x in xattrs.items():
+            record = x.get(luns.LUN_XATTR)
+            if record is not None:
+                try:
+                    if luns.decode(record).state == "inconsistent":
+                        inconsistent.add(ino)
+                except (ValueError, KeyError, IndexError, UnicodeDecodeError):
+                    pass  # an unreadable record (fsck reports it): dumped as the file it is
         # The scope's directories and their entries (names sorted as walk_tree sorts them).
         top = self._scope_ino
         listing: dict[int, list] = {}
@@ -261,6 +273,9 @@ class SnapshotTree:
             for e in listing[d]:
                 cnum = numbers[e.ino]
                 if cnum in excluded:
+                    continue
+                if e.ino in inconsistent:
+                    warn(f"LUN {os.fsdecode(os.path.join(dpath, e.name))} is inconsistent: not dumped")
                     continue
                 a = attrs[e.ino]
                 node = nodes.get(cnum)

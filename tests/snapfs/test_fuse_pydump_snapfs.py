@@ -163,6 +163,23 @@ def test_level_0_then_1_of_a_volume_and_a_qtree_restore_to_the_second_snapshot(m
         same_tree(mounted.snap("ref") / scope if scope else mounted.snap("ref"), out)
 
 
+def test_an_inconsistent_lun_is_left_out_with_a_line_naming_it(mounted: Mounted, tmp_path):
+    m = mounted.mnt
+    snapfs("qtree", "create", m, "q")
+    snapfs("lun", "create", m, "q/good", "--size", "1M", "--ostype", "linux")
+    snapfs("lun", "create", m, "q/bad", "--size", "1M", "--ostype", "linux")
+    snapfs("lun", "modify", m, "q/bad", "--state", "inconsistent")
+    with open(m / "q" / "good", "r+b") as f:
+        f.write(b"lun data")
+    r = run(PYDUMP, "-0", "-f", tmp_path / "q.dump", m / "q")
+    assert r.stderr.count(b"is inconsistent: not dumped") == 1
+    assert f"warning: LUN {m}/q/bad is inconsistent: not dumped".encode() in r.stderr
+    listing = run(RESTORE, "-t", "-f", tmp_path / "q.dump").stdout.decode()
+    assert "./good" in listing and "bad" not in listing
+    restore_r(tmp_path / "q.dump", tmp_path / "out", tmp_path, real=True)
+    assert (tmp_path / "out" / "good").read_bytes()[:8] == b"lun data"
+
+
 def test_a_full_volume_refuses_the_snapshot_with_its_room_advice(small_mount: Mounted, tmp_path):
     m = small_mount.mnt
     with open(m / "fill", "wb") as f:
