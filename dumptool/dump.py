@@ -272,7 +272,10 @@ class Dump:
         self.say(f"Writing {opts.ntrec} Kilobyte records")
         if self.compressor is not None:
             self.say(f"Compressing output at transformation level {self.compressor.level} ({self.compressor.name})")
-        self.say("mapping (Pass I) [regular files]")
+        # ONTAP folds stage I into II for a whole volume or qtree (a snapfs tree's scope)
+        folded = getattr(self.tree, "scope", None) in ("volume", "qtree")
+        self.say("mapping (Pass I+II) [regular files and directories]" if folded
+                 else "mapping (Pass I) [regular files]")
         # The plan is a few objects per inode, none in a cycle: the cyclic
         # collector, run every 700 of them, would walk the growing plan again
         # and again (a sixth of a dump of small files), and once it is built,
@@ -282,7 +285,8 @@ class Dump:
         try:
             nodump = opts.level >= opts.honor_level  # dump's rule (its nonodump is level < honorlevel)
             nodes = self.tree.walk(numbering, exclude=opts.exclude, nodump=nodump)
-            self.say("mapping (Pass II) [directories]")
+            if not folded:
+                self.say("mapping (Pass II) [directories]")
             self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly, nodump=nodump,
                                   flags=self.tree.flags)
         finally:
