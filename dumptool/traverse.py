@@ -1,8 +1,9 @@
 """Deciding what to dump: walk the source tree, number its inodes, select by level.
 
-This is dump's mapping passes (``traverse.c``) for an ordinary directory tree:
+This is dump's mapping passes (``traverse.c``), for any tree:
 
-* Pass I walks the tree with ``os.scandir``/``lstat`` and gives every file a
+* Pass I walks the tree (a :class:`~dumptool.trees.Tree`'s ``walk``; the
+  live tree's is :func:`dumptool.livetree.walk_tree`) and gives every file a
   dump inode number from the chain's :class:`~dumptool.dumpdates.InodeMap`
   (the root is always 2, a hard link keeps one number), then picks the files
   a level N dump takes: all of them at level 0, else those whose ctime or
@@ -24,21 +25,13 @@ walks in order.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import operator
 import os
 import stat
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from snapdump.snapfs_names import INO_XATTR, SNAPDIR_NAME, SNAPSHOT_CREATED_XATTR, SNAPSHOT_XATTR, TRUSTED_INO_XATTR
+from .format import ROOTINO, TP_BSIZE, TP_NINDIR, Dirent
 
-from .errors import DumpError
-from .format import ROOTINO, Dirent, dtype_from_mode
-
-#: ``FS_IOC_GETFLAGS``: the inode flags restore -C compares (``lsattr``).
-FS_IOC_GETFLAGS = 0x80086601
 #: The "no dump" inode flag (``chattr +d``): dump leaves such a file out, and
 #: such a directory with everything under it, at levels from ``-h`` up.
 FS_NODUMP_FL = 0x00000040
@@ -249,207 +242,6 @@ class DumpPlan:
         yield from walk(ROOTINO, ".")
 
 
-def inode_flags(path: bytes, st: os.stat_result) -> int:
-    """The ``FS_IOC_GETFLAGS`` value of a regular file or directory, else 0
-    (restore -C compares it; the ioctl fails on devices and sockets)."""
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        return 0
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return 0
-    try:
-        return fd_inode_flags(fd)
-    finally:
-        os.close(fd)
-
-
-def fd_inode_flags(fd: int) -> int:
-    """The ``FS_IOC_GETFLAGS`` value of an open regular file or directory, 0
-    where the file system has none."""
-    try:
-        fcntl.ioctl(fd, FS_IOC_GETFLAGS, _FLAGS, True)
-    except OSError:
-        return 0
-    return int.from_bytes(_FLAGS[:4], sys.byteorder)  # the kernel writes an int
-
-
-_FLAGS = bytearray(8)  # FS_IOC_GETFLAGS's argument (a long by its number)
-
-
-#: Where a file system tells a file's stable inode number (decimal): snapfs,
-#: whose ``.snapshot/NAME/`` trees show other st_ino values than the live tree.
-#: ``trusted.`` answers root for every file type; ``user.`` anyone, for files
-#: and directories.
-STABLE_INO_XATTRS = (TRUSTED_INO_XATTR, INO_XATTR)
-SNAPSHOT_DIR = os.fsdecode(SNAPDIR_NAME)
-
-
-class _StableInodes:
-    """A file's identity for the inode map: the stable number where the file
-    system exposes one (so every image of a chain dumped from snapshots keeps
-    one number per file), else ``st_ino``.  Probed once per device: elsewhere
-    it costs no system call."""
-
-    def __init__(self) -> None:
-        self._has: dict[int, bool] = {}
-        #: The devices known to have no stable numbers: st_ino is the identity.
-        self.plain_devices: set[int] = set()
-
-    def ino(self, path: bytes | str, st: os.stat_result | Stat) -> int:
-        has = self._has.get(st.st_dev)
-        if has is False:
-            return st.st_ino
-        for name in STABLE_INO_XATTRS:
-            try:
-                value = int(os.getxattr(path, name, follow_symlinks=False))
-            except (OSError, ValueError):
-                continue
-            self._has[st.st_dev] = True
-            return value
-        if has is None:
-            self._has[st.st_dev] = False
-            self.plain_devices.add(st.st_dev)
-        return st.st_ino
-
-
-def live_path(source: str) -> str:
-    """The path a dump of ``source`` is recorded under: for a snapfs snapshot
-    view ``X/.snapshot/NAME/sub``, the live ``X/sub`` (dumpdates, the inode
-    map and the image's file system name are the live tree's), else ``source``."""
-    parts = source.split(os.sep)
-    if SNAPSHOT_DIR not in parts[:-1]:
-        return source
-    try:
-        if not os.getxattr(source, SNAPSHOT_XATTR):
-            return source
-    except OSError:
-        return source
-    i = len(parts) - 1 - parts[::-1].index(SNAPSHOT_DIR)
-    if i + 1 >= len(parts):
-        return source
-    return os.sep.join(parts[:i] + parts[i + 2:]) or os.sep
-
-
-def snapshot_time(source: str) -> int | None:
-    """When the snapfs snapshot ``source`` lies in (``X/.snapshot/NAME/...``)
-    was taken, in whole seconds since the epoch (rounded down: an incremental
-    based on it takes again what changed in that second); None for any other
-    tree."""
-    if SNAPSHOT_DIR not in source.split(os.sep)[:-1]:
-        return None
-    try:
-        if not os.getxattr(source, SNAPSHOT_XATTR):
-            return None
-        return int(os.getxattr(source, SNAPSHOT_CREATED_XATTR)) // 1_000_000_000
-    except (OSError, ValueError):
-        return None
-
-
-def walk_tree(
-    source: str | os.PathLike[str],
-    numbering: Numbering,
-    *,
-    exclude: Iterable[int] = (),
-    warn: Callable[[str], None] | None = None,
-    nodump: bool = False,
-) -> dict[int, Node]:
-    """Pass I's walk: every inode under ``source`` (which must be a directory),
-    numbered.  Inodes in ``exclude`` (dump numbers) are left out with their
-    subtrees, and their names with them; so are directories with the nodump
-    flag when ``nodump`` (dump honours it at this level: its ``-h``; files
-    with the flag are left out by :func:`plan_dump`).  Files that vanish
-    while the walk runs are skipped."""
-    root = os.fsencode(os.path.abspath(source))
-    try:
-        st = os.lstat(root)
-    except OSError as exc:
-        raise DumpError(f"cannot dump {os.fsdecode(root)}: {exc.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise DumpError(f"cannot dump {os.fsdecode(root)}: not a directory")
-    excluded = set(exclude)
-    nodes: dict[int, Node] = {}
-    stable = _StableInodes()
-    ino = stable.ino(root, st)
-    root_ino = numbering.number(st.st_dev, ino, root=True)
-    nodes[root_ino] = Node(root_ino, root, st)
-    nodes[root_ino].st.st_ino = ino
-    stack = [root_ino]
-    number = numbering.number
-    plain = stable.plain_devices
-    new_dirent = _dirent_maker()
-    child = Node.child
-    by_name = operator.attrgetter("name")
-    while stack:
-        dino = stack.pop()
-        dnode = nodes[dino]
-        entries: list[Dirent] = []
-        dpath = dnode.path
-        try:
-            with os.scandir(dpath) as it:
-                listing = sorted(it, key=by_name)
-        except OSError as exc:
-            if warn:
-                warn(f"cannot read directory {os.fsdecode(dnode.path)}: {exc.strerror}; dumped empty")
-            listing = []
-        for entry in listing:
-            try:
-                cst = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue  # gone since the listing
-            if nodump and cst.st_mode & 0o170000 == stat.S_IFDIR and \
-                    inode_flags(entry.path, cst) & FS_NODUMP_FL:
-                continue  # dump's nodump directory: it and its subtree stay out
-            dev = cst.st_dev
-            ino = cst.st_ino if dev in plain else stable.ino(entry.path, cst)
-            cino = number(dev, ino)
-            if cino in excluded:
-                continue
-            name = entry.name
-            if len(name) > 255:
-                if warn:
-                    warn(f"name too long for a dump image, skipped: {os.fsdecode(entry.path)[:80]}...")
-                continue
-            mode = cst.st_mode
-            node = nodes.get(cino)
-            if node is None:
-                node = nodes[cino] = child(cino, dpath, name, cst, dino)
-                node.st_ino = ino  # the inode map's key (see _StableInodes)
-                if mode & 0o170000 == stat.S_IFDIR:
-                    stack.append(cino)
-            else:
-                node.parents += (dino,)
-            entries.append(new_dirent(cino, name, _DTYPES.get(mode & 0o170000) or _dtype(mode)))
-        dnode.entries = entries
-    return nodes
-
-
-_DTYPES: dict[int, int] = {}
-
-
-def _dtype(mode: int) -> int:
-    fmt = stat.S_IFMT(mode)
-    found = _DTYPES.get(fmt)
-    if found is None:
-        found = _DTYPES[fmt] = dtype_from_mode(mode)
-    return found
-
-
-def _dirent_maker() -> Callable[[int, bytes, int], Dirent]:
-    """``Dirent(ino, name, type)`` at a third of the cost: the frozen
-    dataclass's own ``__init__`` goes through ``object.__setattr__``."""
-    set_ino, set_name, set_type = Dirent.ino.__set__, Dirent.name.__set__, Dirent.type.__set__
-
-    def make(ino: int, name: bytes, type: int) -> Dirent:
-        entry = _new(Dirent)
-        set_ino(entry, ino)
-        set_name(entry, name)
-        set_type(entry, type)
-        return entry
-
-    return make
-
-
 def changed_since(st: os.stat_result, base_date: int) -> bool:
     """True when the inode's ctime or mtime (whole seconds) is not older than
     ``base_date``: dump takes the base dump's own second again."""
@@ -463,7 +255,7 @@ def modified_since(st: os.stat_result | Stat, base_date: int) -> bool:
 
 
 def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaonly: bool = False,
-              nodump: bool = False) -> DumpPlan:
+              nodump: bool = False, flags: Callable[[Node], int] | None = None) -> DumpPlan:
     """Pass I's selection and Pass II's directories for a dump based on
     ``base_date`` (0: a level 0, everything).
 
@@ -476,15 +268,16 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     *nodump*: a regular file with the nodump flag (``chattr +d``) that would
     be dumped is not, as dump leaves it out: it stays in the TS_CLRI map (in
     use: an incremental restore keeps an earlier copy) and its name in its
-    directory, but its inode is not on the image."""
+    directory, but its inode is not on the image.  ``flags`` tells a
+    node's inode flags (the tree's :meth:`~dumptool.trees.Tree.flags`)."""
     in_use = set(nodes)
     if base_date <= 0:
         dumped = in_use  # one set for both maps: they are equal
     else:
         dumped = {ino for ino, node in nodes.items() if changed_since(node.st, base_date)}
-    if nodump:
+    if nodump and flags is not None:
         dumped = {ino for ino in dumped if ino == ROOTINO or nodes[ino].st_mode & 0o170000 != stat.S_IFREG
-                  or not inode_flags(nodes[ino].path, nodes[ino]) & FS_NODUMP_FL}
+                  or not flags(nodes[ino]) & FS_NODUMP_FL}
     if base_date > 0:
         dumped.add(ROOTINO)
         # Every directory on the path to a dumped inode, up to the root.
@@ -502,3 +295,37 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     if metaonly and base_date > 0:
         meta = {ino for ino in files if not modified_since(nodes[ino], base_date)}
     return DumpPlan(nodes, directories, files, in_use, dumped, max(maxino, max(nodes)) + 1, metaonly=meta)
+
+
+def map_blocks(plan: DumpPlan) -> int:
+    """The blocks of one inode map (dump's ``howmany(mapsize, TP_BSIZE)``)."""
+    return -(-(plan.maxino + 1) // (8 * TP_BSIZE))
+
+
+def estimate_blocks(plan: DumpPlan, fs_block: int) -> int:
+    """dump's ``tapesize`` after Pass II: the two maps with their headers,
+    and for each inode to dump its ``blockest``: a header, its allocated
+    blocks (at most its size, in the file system's blocks of ``fs_block``
+    bytes), half of them for a directory, and the TS_ADDR headers past the
+    direct blocks; one block for a device, fifo or socket."""
+    nodes = plan.nodes
+    per_block = max(fs_block // TP_BSIZE, 1)
+    direct = 12 * fs_block  # NDADDR file system blocks
+    total = 2 * (map_blocks(plan) + 1)
+    for ino in plan.directories + plan.files:
+        node = nodes[ino]
+        fmt = node.st_mode & 0o170000
+        if fmt not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+            total += 1
+            continue
+        size = node.st_size
+        blkest = -(-node.st_blocks * 512 // fs_block) * per_block
+        sizeest = -(-size // fs_block) * per_block
+        blkest = min(blkest, sizeest)
+        if fmt == stat.S_IFDIR:
+            blkest //= 2
+            sizeest //= 2
+        if size > direct:
+            blkest += -(-(sizeest - direct // TP_BSIZE) // TP_NINDIR)
+        total += blkest + 1
+    return total

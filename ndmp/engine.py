@@ -17,10 +17,10 @@ snapfs-native engine can replace this module behind the same three calls:
   DATA_START_RECOVER_FILEHIST).
 
 The image goes through a spool file: dump writes it and the backup sends it
-on as it grows (punching out what was sent, so the spool stays small),
-reading the records as they pass for the file history (:class:`ImageIndex`:
-names, attributes, and the stream offset of the record holding each file's
-header).  A recover spools what it reads (sparse where direct access skips)
+on as it grows (punching out what was sent, so the spool stays small).  The
+file history comes from the dump itself (:class:`ImageIndex`, a
+:class:`~dumptool.history.FileHistory` observer: names, attributes, and the
+stream offset of the record holding each file's header).  A recover spools what it reads (sparse where direct access skips)
 and restores from there.
 
 ``fh_info`` (opaque to a DMA) is ``front << 32 | position``, both in 1 KiB
@@ -37,23 +37,15 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError
-from dumptool.format import (
-    TP_BSIZE,
-    ByteOrder,
-    QfaMap,
-    Segment,
-    RecordType,
-    assemble_file,
-    directory_entries,
-    header_byte_order,
-    walk_chunks,
-)
+from dumptool.format import TP_BSIZE, ByteOrder, Dirent, Header, QfaMap, RecordType, timeval_from_ns, walk_chunks
 from dumptool.format.qfa import QfaEntry
+from dumptool.history import RecordPosition
+from dumptool.traverse import Stat
 from dumptool.restore import Options as RestoreOptions
 from dumptool.restore import Extracted, Restore, VolumeInput
 
@@ -96,9 +88,10 @@ class NodeStat:
     nlink: int
 
     @classmethod
-    def of(cls, st: os.stat_result) -> "NodeStat":
-        return cls(st.st_mode, st.st_uid, st.st_gid, st.st_size, int(st.st_mtime), int(st.st_atime),
-                   int(st.st_ctime), st.st_nlink)
+    def of(cls, st: os.stat_result | Stat) -> "NodeStat":
+        """As the inode's dump header tells it (whole seconds, within the format's range)."""
+        return cls(st.st_mode, st.st_uid, st.st_gid, st.st_size, timeval_from_ns(st.st_mtime_ns)[0],
+                   timeval_from_ns(st.st_atime_ns)[0], timeval_from_ns(st.st_ctime_ns)[0], st.st_nlink)
 
 
 @dataclass(frozen=True)
@@ -175,9 +168,10 @@ class DumpEngine:
             raise EngineError(f"FILESYSTEM {request.path}: not a directory")
         with tempfile.TemporaryDirectory(prefix="pyndmpd-backup-", dir=self.spool_dir) as spool:
             image = os.path.join(spool, "image")
+            index = ImageIndex()
             options = DumpOptions(source=path, output=image, level=request.level, ntrec=NTREC,
                                   update=request.update, base_date=request.base_date, quiet=True,
-                                  never_ask=True, progress_interval=0)
+                                  never_ask=True, progress_interval=0, history=(index,))
             if request.dumpdates:
                 options.dumpdates = request.dumpdates
             warnings: list[str] = []
@@ -202,38 +196,18 @@ class DumpEngine:
             open(image, "wb").close()
             fd = os.open(image, os.O_RDWR)  # read and punch out what was sent
             worker.start()
-            index = ImageIndex()
             sent = 0
-
-            def blocks() -> Iterator[bytes]:
-                """The image as dump writes it, sent on, in whole 1 KiB blocks for the index."""
-                nonlocal sent
-                rest = b""
-                first = True
-                while True:
+            try:
+                while True:  # the image as dump writes it, sent on
                     finished = done.is_set()
                     chunk = os.pread(fd, _SEND_CHUNK, sent)
                     if chunk:
                         write(chunk)
                         _punch(fd, sent, len(chunk))
                         sent += len(chunk)
-                        data = rest + chunk
-                        whole = len(data) // TP_BSIZE * TP_BSIZE
-                        rest = data[whole:]
-                        if whole:
-                            if first:
-                                first = False
-                                index.first_block(data[:TP_BSIZE])
-                            yield data[:whole]
                         continue
                     if finished or stopped.wait(0.02):
-                        return
-
-            try:
-                for record in walk_chunks(blocks(), on_damage=lambda _damage: None):
-                    index.add(record)
-                for _rest in blocks():  # whatever follows the end-of-dump record
-                    pass
+                        break
             except BaseException:
                 stopped.set()
                 raise
@@ -404,9 +378,10 @@ def _direct_plan(names: list[RecoverName]) -> tuple[int, int] | None:
 
 
 class ImageIndex:
-    """The file history of an image, told by its records as they pass: each
-    inode's attributes (its TS_INODE header), the directories' entries, and
-    where the record holding each file's header starts (for ``fh_info``)."""
+    """The file history of a backup, as the dump tells it (a
+    :class:`~dumptool.history.FileHistory` observer): each inode's
+    attributes, the directories' entries, and where the record holding each
+    file's header starts in the stream (for ``fh_info``)."""
 
     def __init__(self) -> None:
         self.stats: dict[int, NodeStat] = {}
@@ -414,50 +389,27 @@ class ImageIndex:
         self.positions: dict[int, int] = {}
         self.first_file: int | None = None
         self.ended = False
-        #: The image's byte order (:meth:`first_block` tells it).
-        self.order = ByteOrder.LITTLE
-        self._dir: list[Segment] = []
 
-    def first_block(self, block: bytes) -> None:
-        try:
-            self.order = header_byte_order(block)
-        except DumpError:
-            pass  # not a header: the walk reports nothing useful either
+    def begin(self, front: bytes) -> None:
+        pass
 
-    def add(self, record: Segment) -> None:
-        header = record.header
-        kind = header.c_type
-        if kind == RecordType.TS_ADDR and self._dir and header.c_inumber == self._dir[0].header.c_inumber:
-            self._dir.append(record)
-            return
-        self._end_directory()
-        if kind == RecordType.TS_INODE and not header.is_extattr:
-            d = header.c_dinode
-            ino = header.c_inumber
-            self.stats[ino] = NodeStat(d.mode, d.uid, d.gid, d.size, d.mtime_sec, d.atime_sec, d.ctime_sec,
-                                       d.nlink)
-            if stat.S_ISDIR(d.mode):
-                self._dir = [record]
-            else:
-                start = record.index // NTREC * NTREC
-                self.positions[ino] = start
-                if self.first_file is None:
-                    self.first_file = start
-        elif kind == RecordType.TS_END:
-            self.ended = True
+    def add_dir(self, ino: int, entries: Sequence[Dirent], blocks: bytes) -> None:
+        d = Header.unpack(blocks[:TP_BSIZE], ByteOrder.LITTLE).c_dinode  # its size as dumped
+        self.stats[ino] = NodeStat(d.mode, d.uid, d.gid, d.size, d.mtime_sec, d.atime_sec, d.ctime_sec, d.nlink)
+        self.dirs[ino] = [(e.ino, e.name) for e in entries]
 
-    def _end_directory(self) -> None:
-        if not self._dir:
-            return
-        parts, self._dir = self._dir, []
-        data = assemble_file(parts)
-        order = self.order
-        try:
-            entries = directory_entries(data, order)
-        except DumpError:
-            entries = directory_entries(data, order, strict=False, skip_bad_entries=True)
-        self.dirs[parts[0].header.c_inumber] = [(e.ino, e.name) for e in entries
-                                                if e.name not in (b".", b"..")]
+    def add_node(self, ino: int, node: Stat, position: RecordPosition) -> None:
+        self.stats[ino] = NodeStat.of(node)
+        start = position.block // NTREC * NTREC  # one volume: the block's index in the stream
+        self.positions[ino] = start
+        if self.first_file is None:
+            self.first_file = start
+
+    def finish(self, trailer: bytes) -> None:
+        self.ended = True
+
+    def close(self) -> None:
+        pass
 
     def history(self) -> list[FileEntry]:
         """The root (``.``) first, then every dumped name, directory by

@@ -4,8 +4,8 @@ over 700, the three rooms that grow (``Volume``, ``Restore``, ``Dump``) under
 on ``self`` or ``cls``; no ``from m import _name``).
 
 :data:`PENDING` names what breaks a rule on this branch only because other
-branches are splitting those files now (dumptool/dump.py, records.py,
-traverse.py); the merge that lands them empties it, and
+branches are splitting those files now (dumptool/records.py, traverse.py);
+the merge that lands them empties it, and
 :func:`test_pending_exceptions_are_still_needed` says when an entry is stale.
 """
 
@@ -27,12 +27,9 @@ SMALL_CLASSES = {"Volume": 400, "Restore": 400, "Dump": 400}
 ALLOWED = {"_replace", "_fields", "_asdict", "_make", "_exit", "_getframe"}
 
 #: (rule, module path or class name) exceptions that exist only until the
-#: splits of dump.py, records.py and traverse.py are merged.
+#: branches now splitting records.py and traverse.py are merged.
 PENDING = {
-    ("lines", "dumptool/dump.py"),
     ("lines", "dumptool/records.py"),
-    ("class", "Dump"),
-    ("private", "dumptool/dump.py"),
     ("private", "dumptool/traverse.py"),
 }
 

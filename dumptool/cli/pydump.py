@@ -29,6 +29,7 @@ from ..dump import Dump, DumpOptions
 from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB
 from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, DumpDates, parse_record
 from ..errors import DumpError
+from ..filer import dump_source
 from ..sessions import session_slot
 from .syntax import RefusedFlag, add_refused, check_refused, expand_key
 
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="(pydump's own) SOURCE is a read-only copy whose data froze at DATE (ctime format, "
                         "ISO 8601 or @seconds): that is the dump's date, in the image and in dumpdates. "
                         "A snapfs .snapshot/NAME/ tree needs no flag: its creation time is used")
+    p.add_argument("--snapshot", dest="snapshot", metavar="NAME",
+                   help="(pydump's own) SOURCE on a snapfs mount: dump its existing snapshot NAME (held for the "
+                        "dump, not deleted) instead of a new snapshot_for_backup.N")
     p.add_argument("-L", dest="label", default="none", metavar="LABEL", help="volume label (up to 15 bytes)")
     p.add_argument("-q", dest="never_ask", action="store_true",
                    help="abort instead of asking the operator anything (dump's -q); the output stays as it is")
@@ -339,11 +343,15 @@ def _pydump(argv: list[str]) -> int:
     if args.report:
         return _report(args.report, args.dumpdates)
     options = _options(args, compression, digits)
+    quiet = None if options.quiet else say
     if args.size_estimate:
-        print(Dump(options, warn=warn).size_estimate())
+        with dump_source(options, args.snapshot, say=quiet, warn=warn) as (options, talk):
+            print(Dump(options, warn=warn).size_estimate())
         return 0
-    with session_slot("dump", options.source):  # counted with restores (dumptool.sessions)
-        Dump(options, say=None if options.quiet else say, warn=warn).run()
+    # the slot first: a refused session makes no snapshot (sessions are counted with restores)
+    with session_slot("dump", options.source), \
+            dump_source(options, args.snapshot, say=quiet, warn=warn) as (options, talk):
+        Dump(options, say=talk, warn=warn).run()
     return 0
 
 

@@ -19,11 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dumptool.dump import Dump, DumpOptions, _has_zero_block
+from dumptool.dump import Dump, DumpOptions
 from dumptool.format import TP_BSIZE, ByteOrder, Dinode, RecordType, inode_records, volume_header
 from dumptool.format.dinode import stat_fields
 from dumptool.format.header import InodeHeaders
 from dumptool.records import RecordWriter, TapePosition, open_sink
+from dumptool.trees import has_zero_block
 from samples import plant_common_files, stamp_times
 
 GROUP = 512 * TP_BSIZE  # the file bytes one header maps
@@ -186,6 +187,6 @@ def test_zero_block_check_is_exact(kinds: list[str], seed: int) -> None:
     zero run that straddles two blocks."""
     rnd = random.Random(seed)
     blocks = [_block(k, rnd) for k in kinds]
-    assert _has_zero_block(b"".join(blocks)) == any(b == bytes(TP_BSIZE) for b in blocks)
+    assert has_zero_block(b"".join(blocks)) == any(b == bytes(TP_BSIZE) for b in blocks)
     straddle = b"\x01" * (TP_BSIZE // 2) + bytes(TP_BSIZE) + b"\x01" * (TP_BSIZE // 2)
-    assert not _has_zero_block(straddle)
+    assert not has_zero_block(straddle)

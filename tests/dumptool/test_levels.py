@@ -21,7 +21,7 @@ import pytest
 
 from dumptool.dumpdates import DumpDates
 from dumptool.format import ByteOrder, Header
-from dumptool.traverse import FS_IOC_GETFLAGS
+from dumptool.livetree import FS_IOC_GETFLAGS
 from samples import DUMP, ext4_volume, listing, real_restore
 from test_pydump import pydump
 

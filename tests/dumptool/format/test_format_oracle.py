@@ -51,7 +51,7 @@ from dumptool.format import (
     walk_image,
     xattr_records,
 )
-from dumptool.traverse import inode_flags
+from dumptool.livetree import inode_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/dumptool, for the shared samples
 from samples import DATE, DUMP, RESTORE, plant_common_files, real_dump_of, stamp_times  # noqa: E402

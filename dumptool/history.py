@@ -1,0 +1,194 @@
+"""File history: what a dump tells of the files it writes, as it writes them.
+
+A :class:`FileHistory` observer hears, in image order, the front of the
+image (volume header and maps), each directory (its entries and its
+blocks), each other inode with the position of its first record, and the
+trailer.  Two implement it here: :class:`QfaWriter` (``dump -Q``: the
+record each file starts in, for restore's quick file access) and
+:class:`TocArchive` (``dump -A``: the image without file data, which
+``restore -t/-i -A`` read instead of the medium).  The offset map, restartable
+dumps and NDMP's file history are meant to be observers too.
+
+Blocks handed to observers are as an uncompressed image holds them (a
+header's ``DR_COMPRESSED`` off), before any compression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Callable, Protocol
+
+from .errors import DumpError
+from .format import Dirent, QfaEntry, qfa_line, qfa_preamble
+from .traverse import Stat
+
+if TYPE_CHECKING:
+    from .records import RecordWriter
+
+
+class RecordPosition:
+    """Where an inode's first record goes: ``volume``, ``block`` (the
+    ``c_tapea`` of its header) and :attr:`address` (where the record starts
+    as the medium counts: a tape's logical block, a file's byte offset;
+    asked of the medium only when an observer wants it)."""
+
+    __slots__ = ("volume", "block", "_writer")
+
+    def __init__(self, writer: RecordWriter) -> None:
+        self.volume = writer.volume
+        self.block = writer.next_block
+        self._writer = writer
+
+    @property
+    def address(self) -> int | None:
+        """None where the medium cannot tell (a pipe)."""
+        return self._writer.address
+
+    @property
+    def medium(self) -> str:
+        """The name of the medium the record goes to."""
+        return self._writer.sink.name
+
+
+class FileHistory(Protocol):
+    """An observer of a dump's files, told of each as it is written."""
+
+    def begin(self, front: bytes) -> None:
+        """The image's first blocks: the volume header and the two inode maps."""
+        ...
+
+    def add_dir(self, ino: int, entries: Sequence[Dirent], blocks: bytes) -> None:
+        """Directory ``ino`` written: its ``entries`` (without ``.`` and
+        ``..``) and its blocks (headers and data, not its xattrs)."""
+        ...
+
+    def add_node(self, ino: int, node: Stat, position: RecordPosition) -> None:
+        """Inode ``ino`` (not a directory) about to be written, its header first at ``position``."""
+        ...
+
+    def finish(self, trailer: bytes) -> None:
+        """The dump is complete (``trailer``: its ``TS_END`` blocks); a
+        failure that makes the history useless raises :class:`DumpError`."""
+        ...
+
+    def close(self) -> None:
+        """Release what is held (after :meth:`finish`, or when the dump failed)."""
+        ...
+
+
+class QfaWriter:
+    """``dump -Q FILE``: a line for each record a file's header starts in
+    (the first inode of each record), for ``restore -Q``."""
+
+    def __init__(self, name: str, date: int, *, say: Callable[[str], None], warn: Callable[[str], None]) -> None:
+        self.name = name
+        self.warn = warn
+        self._last: tuple[int, int] | None = None  # (volume, position) of the last line
+        say(f"writing QFA positions to {name}")
+        try:
+            self._file: IO[str] | None = open(name, "w", encoding="ascii")
+            self._file.write(qfa_preamble(date))
+        except OSError as exc:
+            raise DumpError(f"cannot write the QFA file {name}: {exc.strerror}") from None
+
+    def begin(self, front: bytes) -> None:
+        pass
+
+    def add_dir(self, ino: int, entries: Sequence[Dirent], blocks: bytes) -> None:
+        pass
+
+    def add_node(self, ino: int, node: Stat, position: RecordPosition) -> None:
+        if self._file is None:
+            return
+        address = position.address
+        if address is None:
+            self.warn(f"{position.medium}: the medium cannot tell its position: the QFA file {self.name} stops here")
+            self.close()
+            return
+        where = (position.volume, address)
+        if where == self._last:
+            return  # dump names the first inode of a record
+        self._last = where
+        try:
+            self._file.write(qfa_line(QfaEntry(ino, *where)))
+        except OSError as exc:
+            raise DumpError(f"cannot write the QFA file {self.name}: {exc.strerror}") from None
+
+    def finish(self, trailer: bytes) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError as exc:
+                raise DumpError(f"cannot write the QFA file {self.name}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass
+
+
+class TocArchive:
+    """``dump -A FILE``: the blocks of the volume header, the maps, the
+    directories and the end, as they go on the medium but never
+    compressed.  A write error stops the archive with a warning; the dump
+    goes on."""
+
+    def __init__(self, name: str, *, say: Callable[[str], None], warn: Callable[[str], None]) -> None:
+        self.name = name
+        self.say = say
+        self.warn = warn
+        self._done = False
+        try:
+            self._file: IO[bytes] | None = open(name, "wb")
+        except OSError as exc:
+            raise DumpError(f"Cannot open {name} for writing: {exc.strerror}") from None
+
+    def begin(self, front: bytes) -> None:
+        self._write(front)
+
+    def add_dir(self, ino: int, entries: Sequence[Dirent], blocks: bytes) -> None:
+        self._write(blocks)
+
+    def add_node(self, ino: int, node: Stat, position: RecordPosition) -> None:
+        pass
+
+    def finish(self, trailer: bytes) -> None:
+        self._write(trailer)
+        file, self._file = self._file, None
+        if file is None:
+            return
+        try:
+            file.close()
+        except OSError as exc:
+            self.warn(f"error writing archive file {self.name}: {exc.strerror}")
+            return
+        self._done = True
+
+    def close(self) -> None:
+        """Says "Archiving dump to FILE" once the archive is complete."""
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass
+        if self._done:
+            self._done = False
+            self.say(f"Archiving dump to {self.name}")
+
+    def _write(self, data: bytes) -> None:
+        if self._file is None or not data:
+            return
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.warn(f"error writing archive file {self.name}: {exc.strerror}; it stops here")
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError:
+                pass
