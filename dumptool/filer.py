@@ -319,7 +319,7 @@ def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
             entry = baselines.get(where.live, base.level, base.date)
             check_base(where.live, options.level, entry, base.level, identity, cab=cab)
             tree.carried = dict(entry.skipped)
-            tree.keep_names = True
+        tree.keep_names = options.level > 0 or options.base_date is not None  # an incremental
 
         def before_record(path: str, level: int, date: int) -> None:
             baselines.put(Baseline(path, level, date, identity, dict(tree.skipped)))
