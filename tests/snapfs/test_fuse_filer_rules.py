@@ -111,6 +111,12 @@ def test_a_file_restricted_after_the_level_0_keeps_its_earlier_copy_through_an_i
         assert r.returncode == 0, r.stderr
     assert (out / "f.txt").read_text() == "version 1\n"  # not lost: the level 0's copy
     assert (out / "g.txt").read_text() == "new\n"
+    real = tmp_path / "real"  # the real Linux restore reads the chain the same way
+    real.mkdir()
+    for image in ("l0", "l1"):
+        r = run("/sbin/restore", "-r", "-y", "-f", tmp_path / image, cwd=real, env=dict(os.environ, TMPDIR=str(tmp_path)))
+        assert r.returncode == 0, r.stderr
+    assert (real / "f.txt").read_text() == "version 1\n" and (real / "g.txt").read_text() == "new\n"
     time.sleep(1.1)
     with client.open_volume(m) as c:
         c.unrestrict("f.txt", "restore-1")
