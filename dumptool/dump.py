@@ -120,6 +120,7 @@ class DumpOptions:
     notify: bool = False                  # -n: operator alerts ("CHANGE DUMP VOLUMES!") printed too
     tree: Tree | None = None              # what to read (None: the live tree at source; the caller closes its own)
     history: tuple[FileHistory, ...] = ()  # more file history observers (after -A's and -Q's)
+    before_record: Callable[[str, int, int], None] | None = None  # -u: called (path, level, date) before dumpdates
 
 
 class Dump:
@@ -289,7 +290,8 @@ class Dump:
             if not folded:
                 self.say("mapping (Pass II) [directories]")
             self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly, nodump=nodump,
-                                  flags=self.tree.flags)
+                                  flags=self.tree.flags, force=getattr(self.tree, "forced", ()),
+                                  skip=getattr(self.tree, "unchanged", ()))
         finally:
             if collecting:
                 gc.enable()
@@ -492,6 +494,8 @@ class Dump:
         if self._inomap is not None and self.options.update:
             self._inomap.save()
         if self.options.update:
+            if self.options.before_record is not None:
+                self.options.before_record(self.filesys, self.options.level, self.date)
             DumpDates(self.options.dumpdates).record(self.filesys, self.options.level, self.date)
             self.say(f"Updated dumpdates ({self.options.dumpdates}) for level {self.options.level}")
         self.notify("DUMP IS DONE!")

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING
 
 from snapdump.snapfs_names import SNAPDIR_NAME, VOLUME_XATTR
 
+from .baselines import Baseline, Baselines, Identity, check_base
+from .dumpdates import DumpDates
 from .errors import DumpError
 
 if TYPE_CHECKING:
@@ -137,6 +139,8 @@ class BackupSnapshot:
         self.created = False
         self.date = 0
         self.tree = None
+        #: the volume's files under client I/O restriction (snapfs inode -> owner)
+        self.restricted: dict[int, str] = {}
         self._say = say or (lambda line: None)
         self._warn = warn or (lambda line: None)
         self._client = None
@@ -166,13 +170,16 @@ class BackupSnapshot:
         try:
             self._client = open_volume(mount)
             self._reap()
+            self._restrictions()
             if self.name is None:
                 self._create()
+            self._restrictions()  # before and after: a restriction set or lifted meanwhile counts too
             self._client.snapshot_hold(self.name, self.holder)
             self._held = True
         except SnapfsError as exc:
             raise DumpError(f"{mount}: {exc.message}") from None
         self.tree = SnapshotTree(mount, self.name, self.where.rel, self._warn, holder=self.holder)
+        self.tree.restricted = dict(self.restricted)
         self.date = self.tree.created_ns // 1_000_000_000
         how = "created" if self.created else "held"
         self._say(f"dumping snapshot {self.name} of {mount} ({how} for this dump, held by {self.holder})")
@@ -199,6 +206,11 @@ class BackupSnapshot:
                 continue
             self._warn(f"deleted snapshot {snap.name} of {self.where.mount}: {', '.join(snap.holders)} "
                        "held it and is gone")
+
+    def _restrictions(self) -> None:
+        """Note the files under client I/O restriction (a restore works on them): not dumped."""
+        for r in self._client.restriction_list():
+            self.restricted[r.ino] = r.owner
 
     def _create(self) -> None:
         """A new ``snapshot_for_backup.N``: refused with the volume's room advice when full."""
@@ -276,12 +288,18 @@ class BackupSnapshot:
 @contextmanager
 def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
                 say: Callable[[str], None] | None = None,
-                warn: Callable[[str], None] | None = None,
+                warn: Callable[[str], None] | None = None, cab: bool = False,
                 ) -> Iterator[tuple["DumpOptions", Callable[[str], None] | None]]:
     """``options`` made to read what pydump dumps for its SOURCE, and the ``say`` to give
     the dump: on a snapfs mount, a held snapshot (see :class:`BackupSnapshot`; given back
     when the block ends), else the live tree as it is.  Which one is said once, with the
-    dump's first line (a dump refused before it says anything stays one line)."""
+    dump's first line (a dump refused before it says anything stays one line).
+
+    On snapfs, an incremental is checked against its base (:mod:`dumptool.baselines`:
+    refused when the volume changed identity, type, aggregate or generation since; ``cab``:
+    the caller speaks NDMP's Cluster Aware Backup, a move keeping the identity is accepted),
+    the files its base skipped under client I/O restriction are taken, and ``-u`` records
+    the identity and what this dump skipped beside dumpdates."""
     where = locate(options.source)
     if where is None:
         if snapshot is not None:
@@ -295,8 +313,21 @@ def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
     lines: list[str] = []
     with BackupSnapshot(where, snapshot, say=lines.append, warn=warn) as snap:
         frozen = snap.date if options.frozen_at is None else options.frozen_at
-        yield dataclasses.replace(options, source=where.live, tree=snap.tree, frozen_at=frozen), \
-            _first(say, *lines)
+        tree = snap.tree
+        identity = Identity.of(tree.identity)
+        baselines = Baselines(options.dumpdates)
+        if options.level > 0 and options.base_date is None:  # -T names its own base: nothing to check
+            base = DumpDates(options.dumpdates).base_for(where.live, options.level)
+            entry = baselines.get(where.live, base.level, base.date)
+            check_base(where.live, options.level, entry, base.level, identity, cab=cab)
+            tree.carried = dict(entry.skipped)
+        tree.keep_names = options.level > 0 or options.base_date is not None  # an incremental
+
+        def before_record(path: str, level: int, date: int) -> None:
+            baselines.put(Baseline(path, level, date, identity, dict(tree.skipped)))
+
+        yield dataclasses.replace(options, source=where.live, tree=tree, frozen_at=frozen,
+                                  before_record=before_record), _first(say, *lines)
 
 
 def _first(say: Callable[[str], None] | None, *lines: str) -> Callable[[str], None] | None:

@@ -145,6 +145,19 @@ class SnapshotTree:
 
     def __init__(self, volume: str | os.PathLike, snapshot: str, scope: str | os.PathLike | None = None,
                  warn: Warn | None = None, *, holder: str | None = None) -> None:
+        #: snapfs inodes under client I/O restriction (ino -> owner): regular files and LUNs among
+        #: them are not dumped (see :meth:`walk`); set before the walk
+        self.restricted: dict[int, str] = {}
+        #: snapfs inodes the base dump skipped under restriction: taken now, changed or not
+        self.carried: dict[int, str] = {}
+        #: whether the dump is an incremental of a chain (a restricted file it dumped before keeps its name)
+        self.keep_names = False
+        #: after the walk: what was skipped under restriction (snapfs ino -> path under the mount)
+        self.skipped: dict[int, str] = {}
+        #: after the walk: dump numbers kept by name but not dumped (an incremental keeps the
+        #: earlier copy), and dump numbers taken whether they changed or not (see plan_dump)
+        self.unchanged: set[int] = set()
+        self.forced: set[int] = set()
         from snapfs.errors import SnapfsError  # here: dumptool works without snapfs
         from snapfs.reader import open_snapshot
 
@@ -158,6 +171,8 @@ class SnapshotTree:
             self.snapshot = snapshot
             self.created_ns: int = self._reader.created_ns
             self._dev = zlib.crc32(self._reader.volume_identity.uuid.encode()) | 0x1_0000_0000
+            #: the volume's identity as the snapshot was taken (uuid, generation, type, aggregate)
+            self.identity = self._reader.identity
             rel = self._relative(scope)
             #: the path named in "Dumping ROOT" and the image's file system name
             self.root: str = os.path.join(self.volume, rel) if rel else self.volume
@@ -253,6 +268,12 @@ class SnapshotTree:
             listing[d] = entries
         # Dump numbers in snapfs inode order, the root first.
         dev = self._dev
+        known = getattr(numbering, "get", None)  # an InodeMap: what earlier dumps of the chain numbered
+        restricted = {ino for ino in self.restricted if ino in seen and ino != top and stat.S_ISREG(attrs[ino].mode)}
+        # A restricted file the chain dumped before keeps its name in an incremental (restore keeps the
+        # earlier copy); one never dumped (new, or skipped by the base too) is left out with its names.
+        kept = {ino for ino in restricted if self.keep_names and known is not None
+                and known(dev, ino) is not None and ino not in self.carried}
         number = numbering.number
         numbers = {top: number(dev, top, root=True)}
         for ino in sorted(seen):
@@ -278,6 +299,13 @@ class SnapshotTree:
                 if e.ino in inconsistent:
                     warn(f"LUN {os.fsdecode(os.path.join(dpath, e.name))} is inconsistent: not dumped")
                     continue
+                if e.ino in restricted and e.ino not in self.skipped:
+                    where = os.fsdecode(os.path.join(dpath, e.name))
+                    self.skipped[e.ino] = where
+                    warn(f"{where}: under client I/O restriction (owner {self.restricted[e.ino]}): not dumped; "
+                         "the next dump of this path takes it")
+                if e.ino in restricted and e.ino not in kept:
+                    continue
                 a = attrs[e.ino]
                 node = nodes.get(cnum)
                 if node is None:
@@ -288,6 +316,8 @@ class SnapshotTree:
                     node.parents += (dnum,)
                 out.append(_dirent(cnum, e.name, a.mode))
             dnode.entries = out
+        self.unchanged = {numbers[ino] for ino in kept}
+        self.forced = {numbers[ino] for ino in self.carried if ino in seen and ino not in restricted}
         if top != reader.root or len(seen) < len(attrs):
             for table in (xattrs, targets):
                 for ino in [i for i in table if i not in seen]:

@@ -255,7 +255,8 @@ def modified_since(st: os.stat_result | Stat, base_date: int) -> bool:
 
 
 def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaonly: bool = False,
-              nodump: bool = False, flags: Callable[[Node], int] | None = None) -> DumpPlan:
+              nodump: bool = False, flags: Callable[[Node], int] | None = None,
+              force: Iterable[int] = (), skip: Iterable[int] = ()) -> DumpPlan:
     """Pass I's selection and Pass II's directories for a dump based on
     ``base_date`` (0: a level 0, everything).
 
@@ -269,7 +270,11 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     be dumped is not, as dump leaves it out: it stays in the TS_CLRI map (in
     use: an incremental restore keeps an earlier copy) and its name in its
     directory, but its inode is not on the image.  ``flags`` tells a
-    node's inode flags (the tree's :meth:`~dumptool.trees.Tree.flags`)."""
+    node's inode flags (the tree's :meth:`~dumptool.trees.Tree.flags`).
+
+    *force*: dump numbers taken whether they changed or not (files a base dump
+    skipped); *skip*: dump numbers not taken, kept in use and by name as for
+    nodump (files under client I/O restriction an earlier dump took)."""
     in_use = set(nodes)
     if base_date <= 0:
         dumped = in_use  # one set for both maps: they are equal
@@ -278,6 +283,8 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     if nodump and flags is not None:
         dumped = {ino for ino in dumped if ino == ROOTINO or nodes[ino].st_mode & 0o170000 != stat.S_IFREG
                   or not flags(nodes[ino]) & FS_NODUMP_FL}
+    if force or skip:
+        dumped = (dumped | {ino for ino in force if ino in nodes}) - set(skip)
     if base_date > 0:
         dumped.add(ROOTINO)
         # Every directory on the path to a dumped inode, up to the root.

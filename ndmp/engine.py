@@ -1,10 +1,13 @@
 """The dump engine as the DATA service sees it: a backup of a path into a
 byte stream, a recover of names from a byte stream.
 
-Today's engine is dumptool's :class:`~dumptool.dump.Dump` (a plain BSD
+The engine is dumptool's :class:`~dumptool.dump.Dump` (a plain BSD
 dump image, as ``pydump`` writes) and :class:`~dumptool.restore.Restore`
-(as ``pyrestore -x``), used through their public options only; a
-snapfs-native engine can replace this module behind the same three calls:
+(as ``pyrestore -x``), used through their public options only.  A backup
+of a path on a snapfs mount goes through :func:`dumptool.filer.dump_source`
+as pydump's does: it reads its own ``snapshot_for_backup.N`` straight from
+the store, checks an incremental's base, skips (and LOGs) files under client
+I/O restriction.  Three calls:
 
 * :meth:`DumpEngine.backup` -- ``write`` receives the image as it is made;
   the result carries the dump date and the file history (:class:`FileEntry`:
@@ -31,6 +34,7 @@ a recover reads first.  Directories and images past 4 TiB get all-ones.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -42,6 +46,7 @@ from dataclasses import dataclass, field
 
 from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError
+from dumptool.filer import dump_source
 from dumptool.format import TP_BSIZE, ByteOrder, Dirent, Header, QfaMap, RecordType, timeval_from_ns, walk_chunks
 from dumptool.format.qfa import QfaEntry
 from dumptool.history import RecordPosition
@@ -166,7 +171,8 @@ class DumpEngine:
         path = os.path.abspath(request.path)
         if not os.path.isdir(path):
             raise EngineError(f"FILESYSTEM {request.path}: not a directory")
-        with tempfile.TemporaryDirectory(prefix="pyndmpd-backup-", dir=self.spool_dir) as spool:
+        with tempfile.TemporaryDirectory(prefix="pyndmpd-backup-", dir=self.spool_dir) as spool, \
+                contextlib.ExitStack() as source:
             image = os.path.join(spool, "image")
             index = ImageIndex()
             options = DumpOptions(source=path, output=image, level=request.level, ntrec=NTREC,
@@ -176,6 +182,9 @@ class DumpEngine:
                 options.dumpdates = request.dumpdates
             warnings: list[str] = []
             try:
+                # on snapfs: a snapshot_for_backup.N read by the filer's engine (the path's scope:
+                # volume, qtree or subtree), held until the dump ends; else the live tree
+                options, _say = source.enter_context(dump_source(options, warn=warnings.append))
                 dump = Dump(options, warn=warnings.append)
             except DumpError as exc:
                 raise EngineError(exc.message) from None

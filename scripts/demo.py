@@ -7,11 +7,11 @@ byte for byte.
 
 Then dump's own job on the same cartridge: a sample tree with xattrs, POSIX
 ACLs, hard links and a sparse file lives on a snapfs volume mounted under
-./demo-work/mnt; a named snapshot is taken and dumped from
-`.snapshot/NAME/sample` as tape file 2 (`pydump -0 -u`), the live tree is
-changed (a file modified, one added, one renamed, one deleted), and a second
-snapshot goes on as tape file 3 (`pydump -1 -u`, which finds the level 0 under
-the live path); `pyrestore -r` rebuilds the chain into a fresh folder,
+./demo-work/mnt; `pydump -0 -u mnt/sample` makes its own
+`snapshot_for_backup.N`, reads it straight from the volume's store and
+deletes it, as tape file 2; the live tree is changed (a file modified, one
+added, one renamed, one deleted), and `pydump -1 -u` does the same as tape
+file 3; `pyrestore -r` rebuilds the chain into a fresh folder,
 `pyrestore -C` compares the level 1 with its snapshot, and the rebuilt tree is
 checked against the source: contents, modes, owners, times, xattrs and ACLs,
 hard links and holes.
@@ -232,22 +232,29 @@ def dump_chain(nst0: Path, mnt: Path) -> None:
     # the sample was made, so that the level 1 holds only what changes.
     time.sleep(1 - time.time() % 1)
 
-    print("\n== snapshot level0, dumped from .snapshot/level0 as tape file 2, after the tar archives")
-    run(BIN / "snapfs", "snapshot", "create", mnt, "level0")
+    print("\n== level 0 as tape file 2, after the tar archives: pydump makes, holds and reads its own snapshot")
     run(BIN / "pymt", "-f", nst0, "eod")
-    run(BIN / "pydump", "-0", "--quiet", "-u", "-D", dumpdates, "-f", nst0, mnt / ".snapshot" / "level0" / "sample")
+    out = run(BIN / "pydump", "-0", "-u", "-D", dumpdates, "-f", nst0, sample, show=False)
+    print(f"$ pydump -0 -u -D dumpdates -f shelf/nst0 mnt/sample")
+    print("\n".join(line for line in out.splitlines() if "snapshot" in line or "Pass" in line or "DONE" in line))
+    if "snapshot_for_backup." not in out:
+        raise SystemExit("demo: pydump did not dump a snapshot_for_backup.N of the volume")
 
     print("\n== change the tree")
     for line in change_sample(sample):
         print(line)
 
-    print("\n== snapshot level1, dumped as tape file 3: only what changed since the level 0")
-    run(BIN / "snapfs", "snapshot", "create", mnt, "level1")
+    print("\n== level 1 as tape file 3: only what changed since the level 0, from a new snapshot of its own")
     run(BIN / "pymt", "-f", nst0, "eod")
-    level1 = mnt / ".snapshot" / "level1" / "sample"
-    run(BIN / "pydump", "-1", "--quiet", "-u", "-D", dumpdates, "-f", nst0, level1)
+    level1 = sample
+    out = run(BIN / "pydump", "-1", "-u", "-D", dumpdates, "-f", nst0, sample, show=False)
+    print(f"$ pydump -1 -u -D dumpdates -f shelf/nst0 mnt/sample")
+    print("\n".join(line for line in out.splitlines() if "snapshot" in line or "level 0 dump" in line
+                    or "DONE" in line))
     run("cat", dumpdates)
-    run(BIN / "snapfs", "snapshot", "list", mnt)
+    snapshots = run(BIN / "snapfs", "snapshot", "list", mnt)
+    if "snapshot_for_backup." in snapshots:
+        raise SystemExit("demo: a dump left its snapshot_for_backup.N behind")
     run(BIN / "pymt", "-f", nst0, "rewind")
     listing = run(BIN / "pyrestore", "-t", "-s", "4", "-f", nst0)
     run(BIN / "pymt", "-f", nst0, "status")
@@ -277,8 +284,8 @@ def dump_chain(nst0: Path, mnt: Path) -> None:
     files = [n for n in names if not (sample / n).is_dir()]
     print(f"\ndemo: level 0 and level 1 went on as tape files 2 and 3; the level 1 holds "
           f"{len(files)} names of changed files and all {len(names) - len(files)} directories")
-    print("demo: both dumps read snapshots of the mounted volume; dumpdates names the live path, so the")
-    print("      level 1 found its level 0, and trusted.snapfs.ino kept every file's inode number")
+    print("demo: each dump made its own snapshot_for_backup.N, read it straight from the volume's store")
+    print("      (not through FUSE), was dated when it froze, and deleted it when done")
     print("demo: pyrestore -C found no difference between the level 1 and its snapshot")
     print("demo: pyrestore -r of the chain gave the source's tree exactly: contents, modes, owners,")
     print("      mtimes, xattrs and access/default ACLs; old.log is gone and draft.txt is final.txt")
