@@ -35,6 +35,7 @@ from .format import (
     assemble_file,
     decode_dev,
 )
+from .format.pass5 import EXT_PASS5
 from .image_reader import ImageReader
 from .restore_options import Options
 from .restore_report import Report, RestoreError
@@ -195,6 +196,9 @@ class Extractor:
             head = rec.head
             c_type = head.c_type
             if c_type != ts_inode or head.c_flags & DR_EXTATTRIBUTES:
+                if c_type == ts_inode and rec.header.c_extattributes == EXT_PASS5:
+                    self.image.take_pass5(rec)
+                    continue
                 if c_type == ts_end:
                     self.image.ended = True
                     self._report_missing(leaf_names)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from .compare import Compare
 from .directories import DirNode, EveryInode, Inodes, norm
 from .extraction import Extracted, Extractor, check_writable
+from .filer_objects import apply_pass5
 from .format import Header
 from .rebuild import Rebuild, base_table
 from .rebuild_plan import plan_rebuild, plan_resume
@@ -258,6 +259,7 @@ class Restore:
         check_writable(target, self.opts.dry_run)
         self._check_qfa()
         leaf_names, dir_paths = self.selection(wanted)
+        selected = set(leaf_names) | set(dir_paths)  # (the extraction takes the leaves off leaf_names)
         ex = self.extractor
         for ino, path in sorted(dir_paths.items(), key=lambda kv: kv[1].count(b"/")):
             if path != b".":
@@ -267,6 +269,7 @@ class Restore:
         self.report.verbose("Extract requested files")
         ex.extract_leaves(target, leaf_names)
         ex.add_links_said()
+        apply_pass5(self.image, ex, self.report, self.opts, target, selected.__contains__)
         self.report.verbose("Set directory mode, owner, and times.")
         ex.finish_dirs(target, {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes})
         self.image.check_end(read_rest=True)
