@@ -156,7 +156,7 @@ def compare_xattrs(full: str, xattrs: list[tuple[bytes, bytes]], ignored: frozen
                    for n in os.listxattr(full, follow_symlinks=False) if os.fsencode(n) not in ignored}
     except OSError:
         on_disk = {}
-    tape = dict(xattrs)
+    tape = {n: v for n, v in xattrs if n not in ignored}
     if len(on_disk) != len(tape):
         out.append(f"file does not have the same number of attributes ({len(on_disk)}) as the tape ({len(tape)}).")
     else:

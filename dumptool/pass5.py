@@ -5,7 +5,9 @@ is packed and keeps in that record what fits restore's 4096 bytes, in a
 stable priority (POSIX ACLs, ``user.DOSATTRIB``, then the others smallest
 first, ``security.NTACL`` last); what does not fit goes to Pass V.  The
 filer's records among the xattrs (``trusted.snapfs.lun``,
-``trusted.snapfs.qtree``) always go to Pass V, and so do what a tree offers
+``trusted.snapfs.qtree``) go to Pass V too (a LUN clone's without its
+backing), and stay in the EA record as the xattrs they are (so that real
+``restore -C`` against the volume counts the same xattrs); so do what a tree offers
 beyond xattrs: named streams stored as data and stored DOS 8.3 names
 (:class:`~dumptool.snaptree.SnapshotTree` has both; a tree without them
 gives none).
@@ -57,7 +59,7 @@ class Pass5Gatherer:
         *values* holds only names an EA record can carry (or the filer's records)."""
         ino = node.ino
         for name, kind in ((LUN_XATTR, Kind.LUN), (QTREE_XATTR, Kind.QTREE)):
-            record = values.pop(name, None)
+            record = values.get(name)  # kept in the EA record too: real restore -C counts it
             if record is not None:
                 if kind == Kind.LUN:
                     record = independent_lun(record)
