@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 
 from .errors import DumpError
-from .format import pack_xattr_block
+from .format import XATTR_MAXSIZE, pack_xattr_block
 from .format.pass5 import Entry, Kind, pack_pass5
 from .traverse import Node
 
@@ -66,6 +66,9 @@ class Pass5Gatherer:
                 label = os.path.basename(node.path) if kind == Kind.QTREE else b""
                 self.entries.append(Entry(kind, ino, label, record))
         if not values:
+            return values
+        # an upper bound of the EA payload (entries and values padded; an ACL's ext form is shorter)
+        if 36 + sum(20 + len(n) + len(v) + 3 for n, v in values.items()) <= XATTR_MAXSIZE:
             return values
         try:
             pack_xattr_block(values)
