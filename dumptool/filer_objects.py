@@ -74,6 +74,34 @@ def apply_pass5(image: "ImageReader", ex: "Extractor", report: Report, opts: Opt
                                                       image.dirs, restored)
 
 
+def release_luns(image: "ImageReader", report: Report, opts: Options, target: str) -> None:
+    """Before the files of *image* are written under *target* on a snapfs volume: every
+    LUN there that the image brings again becomes a plain file (a LUN cannot be truncated,
+    renamed aside or replaced through the mount); the image's Pass V makes it a LUN again."""
+    if opts.dry_run:
+        return
+    root = snapfs_root(target)
+    if root is None:
+        return
+    from snapfs import client as _client  # only for a target on snapfs
+
+    with _client.open_volume(root) as client:
+        luns = client.lun_list()
+        if not luns:
+            return
+        base = os.path.relpath(os.path.realpath(target), root)
+        dumped = image.dumped
+        paths = {os.path.normpath(os.path.join(base, os.fsdecode(p))) for ino, ps in image.tree.names().items()
+                 if ino in dumped and ino not in image.dirs for p in ps}
+        for lun in luns:
+            if lun.path in paths:
+                try:
+                    client.lun_release(lun.path)
+                    report.verbose(f"LUN {lun.path} made a plain file until the restore makes it a LUN again")
+                except Exception as exc:  # SnapfsError: a clone; its restore then fails with one line
+                    report.warn(f"LUN {lun.path}: {getattr(exc, 'message', None) or exc}")
+
+
 def stream_xattr(name: bytes) -> bytes:
     return _STREAM_PREFIX + name + _STREAM_SUFFIX
 

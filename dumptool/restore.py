@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from .compare import Compare
 from .directories import DirNode, EveryInode, Inodes, norm
 from .extraction import Extracted, Extractor, check_writable
-from .filer_objects import apply_pass5
+from .filer_objects import apply_pass5, release_luns
 from .format import Header
 from .rebuild import Rebuild, base_table
 from .rebuild_plan import plan_rebuild, plan_resume
@@ -267,6 +267,7 @@ class Restore:
         if ex.extracted is not None:
             ex.extracted.dirs.update(dir_paths)
         self.report.verbose("Extract requested files")
+        release_luns(self.image, self.report, self.opts, target)
         ex.extract_leaves(target, leaf_names)
         ex.add_links_said()
         apply_pass5(self.image, ex, self.report, self.opts, target, selected.__contains__)
@@ -314,6 +315,7 @@ class Restore:
         old = base_table(h, target)
         check_writable(target, self.opts.dry_run)
         plan = plan_rebuild(old, h, self.in_use, self.image.tree, park_changed=not self.opts.dry_run)
+        release_luns(self.image, self.report, self.opts, target)
         del old
         run = Rebuild(self.image, self.extractor, self.report, self.opts, target, plan.table,
                       (h.c_date, h.c_ddate, h.c_level))

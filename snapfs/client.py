@@ -253,6 +253,10 @@ class Client:
         """Make regular file ``path`` a LUN with a dumped record's fields."""
         return Lun(**self._call("lun_adopt", path=path, record=record))
 
+    def lun_release(self, path: str) -> None:
+        """Make LUN ``path`` a plain file, for a restore to write over it."""
+        self._call("lun_release", path=path)
+
     def qtree_adopt(self, name: str, qid: int, security_style: str, oplocks: str) -> Qtree:
         """Make directory ``name`` of the root a qtree (id ``qid`` when free)."""
         return Qtree(**self._call("qtree_adopt", name=name, qid=qid, security_style=security_style, oplocks=oplocks))

@@ -13,6 +13,10 @@ through the mount, then, for what came in the image's Pass V:
   qtree becomes a LUN with the dumped record's ostype, space reservation,
   state and serial (a new serial when another LUN has that one); its size is
   the file's.  A clone comes back an independent LUN.
+- :func:`lun_release`: the reverse, for a LUN the restore is about to write
+  over (a LUN cannot be truncated, renamed aside or replaced through the
+  mount): it becomes a plain file with the same data; the image's Pass V makes
+  it a LUN again.  A clone is refused (its data is partly its snapshot's).
 - :func:`qtree_adopt`: an existing directory in the volume's root becomes a
   qtree with the dumped id (a new one when that id is taken), security style
   and oplocks.
@@ -80,6 +84,19 @@ def lun_adopt(vol, path: str, record: str) -> _luns.Lun:
     vol._arm()
     vol._count_fresh()
     return vol.lun_info(ino)
+
+
+def lun_release(vol, path: str) -> None:
+    """Make LUN ``path`` a plain file (see the module); EINVAL for a clone or a file that is no LUN."""
+    vol.check_writable()
+    ino, rec = vol._lun_ino(path)
+    if rec.backing is not None:
+        raise err(errno.EINVAL, f"LUN {path!r} is a clone: split it (snapfs lun split) before restoring over it")
+    with vol._txn():
+        vol._drop_xattr(ino, _luns.LUN_XATTR)
+    del vol.luns[ino]
+    vol.lun_fresh.pop(ino, None)
+    vol._sum_outstanding()
 
 
 def qtree_adopt(vol, name: str, qid: int, security_style: str, oplocks: str) -> _qtrees.Qtree:
