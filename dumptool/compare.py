@@ -41,7 +41,8 @@ class Compare:
         self.diffs = 0
         #: -L stopped it
         self.limit_reached = False
-        #: (inode, path, node, xattrs on the image) of leaves, compared once Pass V is read
+        #: (inode, path, node, xattrs on the image) of leaves with more xattrs on disk than in their
+        #: EA record: compared again once Pass V is read
         self._later: list[tuple[int, bytes, str, list[tuple[bytes, bytes]]]] = []
         self._pass5 = FilerObjects([], report, Options())
 
@@ -108,9 +109,12 @@ class Compare:
                 whats = compare_meta(h.c_dinode, st)
                 if stat.S_IFMT(st.st_mode) == h.c_dinode.file_type:
                     whats += compare_data(h.c_dinode, st, full, records)
-                for what in whats:
+                xwhats = compare_xattrs(full, xattrs)
+                if xwhats and _more_on_disk(full, xattrs):
+                    self._later.append((ino, path, full, xattrs))  # Pass V (read last) may hold the others
+                    xwhats = []
+                for what in whats + xwhats:
                     self._differs(path, what)
-                self._later.append((ino, path, full, xattrs))
 
     def _deferred_xattrs(self) -> None:
         """The leaves' xattrs, with what Pass V adds to them (read after the files)."""
@@ -167,6 +171,13 @@ def compare_xattrs(full: str, xattrs: list[tuple[bytes, bytes]], ignored: frozen
                 out.append(f"EA {os.fsdecode(n)} value changed from {_ea_text(v)} on tape to "
                            f"{_ea_text(on_disk[n])} on disk")
     return out
+
+
+def _more_on_disk(full: str, xattrs: list[tuple[bytes, bytes]]) -> bool:
+    try:
+        return len(os.listxattr(full, follow_symlinks=False)) > len(xattrs)
+    except OSError:
+        return False
 
 
 def _ea_text(value: bytes) -> str:
