@@ -26,7 +26,6 @@ import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .directories import DirNode
 from .format.pass5 import Entry, Kind
 from .restore_options import Options
 from .restore_report import Report
@@ -71,7 +70,7 @@ def apply_pass5(image: "ImageReader", ex: "Extractor", report: Report, opts: Opt
     """Put the image's Pass V objects (read by now) on the inodes *restored* under *target*."""
     if image.pass5:
         FilerObjects(image.pass5, report, opts).apply(target, lambda p: ex.at_or_none(target, p), image.tree.names(),
-                                                      image.dirs, restored)
+                                                      restored)
 
 
 def release_luns(image: "ImageReader", report: Report, opts: Options, target: str) -> None:
@@ -139,7 +138,7 @@ class FilerObjects:
     # -- apply ----------------------------------------------------------------------
 
     def apply(self, target: str, at: Callable[[bytes], str | None], names: dict[int, list[bytes]],
-              dirs: dict[int, DirNode], restored: Callable[[int], bool]) -> None:
+              restored: Callable[[int], bool]) -> None:
         """Apply the entries of restored inodes (*restored*), named by *names* (``./path``)
         and reached through *at* (before the directories get their modes and times: an
         xattr changes only a directory's ctime)."""
@@ -152,7 +151,7 @@ class FilerObjects:
 
             client = _client.open_volume(root)
         try:
-            self._apply(target, at, names, dirs, restored, root, client)
+            self._apply(target, at, names, restored, root, client)
         finally:
             if client is not None:
                 client.close()
@@ -160,7 +159,7 @@ class FilerObjects:
     def _rel(self, root: str, full: str) -> str:
         return os.path.relpath(os.path.realpath(os.path.dirname(full)), root) + "/" + os.path.basename(full)
 
-    def _apply(self, target, at, names, dirs, restored, root, client) -> None:
+    def _apply(self, target, at, names, restored, root, client) -> None:
         plain = client is None
         base = os.path.relpath(os.path.realpath(target), root) if root else ""
 

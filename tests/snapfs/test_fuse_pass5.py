@@ -190,6 +190,9 @@ def test_a_volume_with_every_filer_object_dumped_0_and_1_comes_back_the_same(tmp
             assert got[k] == want[k], k
         r = run(PYRESTORE, "-C", "-f", l1, "-D", dst.mnt, ok=False)
         assert r.returncode == 0, r.stdout + r.stderr
+        stream(dst.mnt, "qn/win/big.doc", "s5m", b"changed", tmp_path)  # -C compares the streams too
+        r = run(PYRESTORE, "-C", "-f", l1, "-D", dst.mnt, ok=False)
+        assert r.returncode == 2 and b"./qn/win/big.doc: stream s5m differs" in r.stderr + r.stdout, r.stdout + r.stderr
 
         # the real restore: -t silent, -r and -C one line per image, exit 0
         real.mkdir()
