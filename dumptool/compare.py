@@ -16,7 +16,10 @@ from collections.abc import Callable
 from .directories import DirNode
 from .extraction import SYMLINK_MAX, lstat_or_none
 from .format import TP_BSIZE, Dinode, RecordType, Segment, decode_dev, assemble_file, iter_file_slices
+from .filer_objects import FilerObjects
+from .format.pass5 import EXT_PASS5
 from .image_reader import ImageReader
+from .restore_options import Options
 from .restore_report import Report
 
 
@@ -38,13 +41,20 @@ class Compare:
         self.diffs = 0
         #: -L stopped it
         self.limit_reached = False
+        #: (inode, path, node, xattrs on the image) of leaves with more xattrs on disk than in their
+        #: EA record: compared again once Pass V is read
+        self._later: list[tuple[int, bytes, str, list[tuple[bytes, bytes]]]] = []
+        self._pass5 = FilerObjects([], report, Options())
 
     def run(self) -> int:
         """Compare; the number of compare errors."""
         try:
             self._leaves()
+            self._pass5 = FilerObjects(self.image.pass5, self.report, Options())
+            self._deferred_xattrs()
             self.report.verbose("Compare directories modes, owner, attributes.")
             self._directories()
+            self._pass5.compare(self.at, self.image.tree.names(), self._differs)
         except _LimitReached:
             self.limit_reached = True
         return self.diffs
@@ -79,6 +89,8 @@ class Compare:
                 image.ended = True
                 break
             if h.c_type != RecordType.TS_INODE or h.is_extattr:
+                if h.c_type == RecordType.TS_INODE and h.c_extattributes == EXT_PASS5:
+                    image.take_pass5(rec)
                 continue
             ino = h.c_inumber
             paths = names.get(ino, [])
@@ -97,8 +109,19 @@ class Compare:
                 whats = compare_meta(h.c_dinode, st)
                 if stat.S_IFMT(st.st_mode) == h.c_dinode.file_type:
                     whats += compare_data(h.c_dinode, st, full, records)
-                for what in whats + compare_xattrs(full, xattrs):
+                xwhats = compare_xattrs(full, xattrs)
+                if xwhats and _more_on_disk(full, xattrs):
+                    self._later.append((ino, path, full, xattrs))  # Pass V (read last) may hold the others
+                    xwhats = []
+                for what in whats + xwhats:
                     self._differs(path, what)
+
+    def _deferred_xattrs(self) -> None:
+        """The leaves' xattrs, with what Pass V adds to them (read after the files)."""
+        later, self._later = self._later, []
+        for ino, path, full, xattrs in later:
+            for what in compare_xattrs(full, xattrs + self._pass5.xattrs_of(ino), self._pass5.ignored(ino)):
+                self._differs(path, what)
 
     def _directories(self) -> None:
         names = self.image.tree.names()
@@ -110,7 +133,8 @@ class Compare:
                 found = self._stat(path)
                 if found is not None:
                     self.report.verbose(f"comparing directory {os.fsdecode(path)}")
-                    for what in compare_meta(node.dinode, found[1]) + compare_xattrs(found[0], node.xattrs):
+                    for what in compare_meta(node.dinode, found[1]) + compare_xattrs(
+                            found[0], node.xattrs + self._pass5.xattrs_of(ino), self._pass5.ignored(ino)):
                         self._differs(path, what)
 
 
@@ -127,15 +151,16 @@ def compare_meta(d: Dinode, st: os.stat_result) -> list[str]:
     return out
 
 
-def compare_xattrs(full: str, xattrs: list[tuple[bytes, bytes]]) -> list[str]:
-    """restore -C's lines for the extended attributes of one node."""
+def compare_xattrs(full: str, xattrs: list[tuple[bytes, bytes]], ignored: frozenset[bytes] = frozenset()) -> list[str]:
+    """restore -C's lines for the extended attributes of one node (*ignored*: names on
+    disk compared elsewhere)."""
     out = []
     try:
         on_disk = {os.fsencode(n): os.getxattr(full, n, follow_symlinks=False)
-                   for n in os.listxattr(full, follow_symlinks=False)}
+                   for n in os.listxattr(full, follow_symlinks=False) if os.fsencode(n) not in ignored}
     except OSError:
         on_disk = {}
-    tape = dict(xattrs)
+    tape = {n: v for n, v in xattrs if n not in ignored}
     if len(on_disk) != len(tape):
         out.append(f"file does not have the same number of attributes ({len(on_disk)}) as the tape ({len(tape)}).")
     else:
@@ -146,6 +171,13 @@ def compare_xattrs(full: str, xattrs: list[tuple[bytes, bytes]]) -> list[str]:
                 out.append(f"EA {os.fsdecode(n)} value changed from {_ea_text(v)} on tape to "
                            f"{_ea_text(on_disk[n])} on disk")
     return out
+
+
+def _more_on_disk(full: str, xattrs: list[tuple[bytes, bytes]]) -> bool:
+    try:
+        return len(os.listxattr(full, follow_symlinks=False)) > len(xattrs)
+    except OSError:
+        return False
 
 
 def _ea_text(value: bytes) -> str:

@@ -52,9 +52,11 @@ from .format import (
     xattr_records,
 )
 from .format.dinode import stat_fields
-from .history import FileHistory, QfaWriter, TocArchive
+from .format.pass5 import pass5_records
+from .history import FileHistory, QfaWriter, RecordPosition, TocArchive
 from .imagewriter import ImageWriter
 from .livetree import LiveTree, live_path, snapshot_time
+from .pass5 import Pass5Gatherer
 from .records import RecordWriter, TapePosition, check_blocking_factor
 from .traverse import DumpPlan, FreshNumbering, Node, estimate_blocks, map_blocks, plan_dump
 from .trees import Tree
@@ -162,6 +164,7 @@ class Dump:
         self.compressor = (RecordCompressor(options.compress, options.compress_level)
                            if options.compress is not None else None)
         self._read_errors = 0                  # files that could not be read (-I)
+        self.pass5: Pass5Gatherer | None = None  # what goes after the files (Pass V)
 
     # -- the stages ---------------------------------------------------------------
     def run(self) -> Cursor:
@@ -222,17 +225,23 @@ class Dump:
         nodes, dump_file, dump_inode, cursor = plan.nodes, self._dump_file, self._dump_inode, self._cursor
         files = Stage.FILES
         meta = plan.metaonly
+        carrier: Node | None = None
+        out = self.out
         for n, ino in enumerate(plan.files, 1):
             node = nodes[ino]
             if verbose:
                 self.say(f"dumping regular inode {ino}" + (" (meta only)" if meta and ino in meta else ""))
+            before = out.written
             if meta and ino in meta:
                 self._dump_metaonly(node)
             elif node.st_mode & 0o170000 == stat.S_IFREG:
                 dump_file(node)
             else:
                 dump_inode(node)
+            if out.written != before:
+                carrier = node
             yield cursor(files, n)
+        self._dump_pass5(carrier)
         self.out.finish(self.date)
         yield self._cursor(Stage.END, 1)
         self._record()
@@ -349,7 +358,27 @@ class Dump:
         if opts.qfa:
             out.histories.append(QfaWriter(opts.qfa, self.date, say=self.say, warn=self._warn))
         out.histories.extend(opts.history)
+        self.pass5 = Pass5Gatherer(self.tree, self._warn)
         out.start(self.plan)
+
+    def _dump_pass5(self, carrier: Node | None) -> None:
+        """Pass V: one record after the last file (:mod:`dumptool.format.pass5`), carried by
+        that file's inode; its position goes to the file history observers' ``add_pass5``."""
+        gathered = self.pass5
+        if not gathered:
+            return
+        if carrier is None:
+            self._warn(f"{len(gathered.entries)} object(s) for Pass V ({gathered.what()}) not dumped: "
+                       "the image holds no file to carry them")
+            return
+        self.say(f"dumping (Pass V) [ACLs, streams and filer records: {gathered.what()}]")
+        position = RecordPosition(self.out.writer)
+        for history in self.out.histories:
+            add = getattr(history, "add_pass5", None)
+            if add is not None:
+                add(carrier.ino, position)
+        dinode = Dinode.from_stat(carrier, flags=0, size=0)
+        self.out.emit(pass5_records(self.tape, carrier.ino, dinode, gathered.payload()))
 
     def _dump_inode(self, node: Node) -> None:
         mode = node.st_mode
@@ -379,7 +408,7 @@ class Dump:
         blocks = self.out.tapped()
         for history in self.out.histories:
             history.add_dir(ino, node.entries or (), blocks)
-        self._dump_xattrs(node, dinode, flags)
+        self._dump_xattrs(node, dinode, flags, is_dir=True)
 
     def _dump_file(self, node: Node) -> None:
         ino = node.ino
@@ -409,6 +438,8 @@ class Dump:
             values = file.xattrs()
         finally:
             file.close()
+        if self.pass5 is not None:
+            self.pass5.extras(node, False)
         payload = self._xattr_payload(node, values) if values else None
         if payload:
             self.out.emit(xattr_records(self.tape, ino, dinode or Dinode.from_stat(node, flags=flags), payload))
@@ -462,7 +493,9 @@ class Dump:
             self.out.emit(inode_records(self.tape, node.ino, dinode))
         self._dump_xattrs(node, dinode, 0)
 
-    def _dump_xattrs(self, node: Node, dinode: Dinode | None, flags: int) -> None:
+    def _dump_xattrs(self, node: Node, dinode: Dinode | None, flags: int, *, is_dir: bool = False) -> None:
+        if self.pass5 is not None:
+            self.pass5.extras(node, is_dir)
         values = self.tree.xattrs(node)
         payload = self._xattr_payload(node, values) if values else None
         if payload:
@@ -482,6 +515,8 @@ class Dump:
             except FormatLimitError as exc:
                 self._warn(f"{os.fsdecode(node.path)}: {exc}")
                 del values[name]
+        if self.pass5 is not None:
+            values = self.pass5.ea_part(node, values)
         if not values:
             return None
         try:

@@ -35,6 +35,8 @@ from .format import (
     assemble_file,
     decode_dev,
 )
+from .filer_objects import snapfs_root
+from .format.pass5 import EXT_PASS5
 from .image_reader import ImageReader
 from .restore_options import Options
 from .restore_report import Report, RestoreError
@@ -44,6 +46,8 @@ from .symtab import Checkpointed, DirFix
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, stat.S_IFDIR, stat.S_IFREG
 _TS_ADDR = int(RecordType.TS_ADDR)
+#: the filer's records a snapfs mount shows as xattrs but never takes as ones
+_FILER_XATTRS = (b"trusted.snapfs.",)
 
 #: The longest symbolic link target (PATH_MAX less its NUL) and the largest file size (off_t):
 #: a header saying more is damaged.
@@ -85,6 +89,7 @@ class Extractor:
         self._umask = 0o022
         self._dir_state: dict[bytes, tuple[int, int, int, bool]] = {}  # see _new_file_state
         self._fast_current = Checkpointed(0, [], None)  # type: ignore[arg-type]
+        self._skip_xattrs: tuple[bytes, ...] = ()  # xattr names not set on this target (see beneath)
 
     # -- the target folder: nothing outside it is ever created, written or followed ------
 
@@ -95,6 +100,8 @@ class Extractor:
             if tree is not None:
                 tree.close()
             tree = self._tree = Beneath(target)
+            # a snapfs mount refuses the filer's records as xattrs: Pass V restores them (filer_objects)
+            self._skip_xattrs = _FILER_XATTRS if snapfs_root(target) is not None else ()
         return tree
 
     def at(self, target: str, rel: bytes) -> str:
@@ -195,6 +202,9 @@ class Extractor:
             head = rec.head
             c_type = head.c_type
             if c_type != ts_inode or head.c_flags & DR_EXTATTRIBUTES:
+                if c_type == ts_inode and rec.header.c_extattributes == EXT_PASS5:
+                    self.image.take_pass5(rec)
+                    continue
                 if c_type == ts_end:
                     self.image.ended = True
                     self._report_missing(leaf_names)
@@ -603,6 +613,8 @@ class Extractor:
             except OSError as exc:
                 self.report.warn(f"{os.fsdecode(path)}: cannot set mode {stat.S_IMODE(mode):o}: {exc.strerror}")
         for xname, value in xattrs:
+            if self._skip_xattrs and xname.startswith(self._skip_xattrs):
+                continue
             try:
                 if fd is None:
                     os.setxattr(full, xname, value, follow_symlinks=False)

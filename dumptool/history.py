@@ -11,6 +11,13 @@ dumps and NDMP's file history are meant to be observers too.
 
 Blocks handed to observers are as an uncompressed image holds them (a
 header's ``DR_COMPRESSED`` off), before any compression.
+
+Pass V (:mod:`dumptool.format.pass5`): an observer that has a method
+``add_pass5(ino, position)`` is told, once, where the Pass V record starts
+(``ino``: its carrier, the last file; ``position``: a :class:`RecordPosition`),
+just before it is written, so that a direct-access restore can seek to it
+(ONTAP's ``ACL_START``).  The method is optional: the dump asks for it with
+``getattr``, so observers without it need no change.
 """
 
 from __future__ import annotations

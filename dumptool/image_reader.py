@@ -29,11 +29,13 @@ from .format import (
     QfaMap,
     RecordType,
     Segment,
+    assemble_file,
     directory_entries,
     iter_file_slices,
     unpack_xattr_payload,
     walk_chunks,
 )
+from .format.pass5 import EXT_PASS5, Entry, unpack_pass5
 from .directories import DirNode, EveryInode, ImageTree, InodeMap, Inodes
 from .restore_report import Report, RestoreError
 from .symtab import ResumePoint
@@ -109,6 +111,10 @@ class ImageReader:
         #: the blocks of the record under way (what a checkpoint saves of a record a volume change cuts)
         self.held: list[bytes | memoryview] = []
         self._dirs_done = False
+        #: the entries of the image's Pass V record (:mod:`dumptool.format.pass5`), once read
+        self.pass5: list[Entry] = []
+        #: whether the walk met a Pass V record
+        self.pass5_seen = False
         self.records = LookAhead(self.walk(source.chunks()))
 
     def walk(self, chunks: Iterable[bytes | memoryview]) -> Iterator[Segment]:
@@ -227,6 +233,9 @@ class ImageReader:
         while (rec := self.records.peek()) is not None and rec.head.c_inumber == ino \
                 and rec.head.c_flags & DR_EXTATTRIBUTES and rec.head.c_type == RecordType.TS_INODE:
             self.records.pop()
+            if rec.header.c_extattributes == EXT_PASS5:
+                self.take_pass5(rec)
+                continue
             size = rec.head.size
             if size > XATTR_MAXSIZE:
                 self.report.warn(f"inode {ino}: extended-attribute record of {size} bytes is too big, skipped")
@@ -236,6 +245,15 @@ class ImageReader:
             except FormatError as exc:
                 self.report.warn(f"inode {ino}: extended attributes not restored: {exc.message}")
         return found
+
+    def take_pass5(self, rec: Segment) -> None:
+        """Read the Pass V record *rec* starts (taken from the records) and its continuations."""
+        parts = [rec] + list(self.same_inode_addrs(rec.head.c_inumber))
+        self.pass5_seen = True
+        try:
+            self.pass5 += unpack_pass5(assemble_file(parts))
+        except FormatError as exc:
+            self.report.error(f"the Pass V record (ACLs, streams and filer records) cannot be read: {exc.message}")
 
     def skip_inode(self, ino: int) -> None:
         """Read past the rest of inode *ino*'s records (its TS_ADDR and EA records)."""

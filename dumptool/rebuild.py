@@ -16,6 +16,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable
 
+from .filer_objects import apply_pass5
 from .extraction import Extractor, is_dir, rmtree
 from .format import Header, Segment
 from .image_reader import ImageReader
@@ -191,6 +192,8 @@ class Rebuild:
 
     def _extract_leaves(self, op: ExtractLeaves) -> None:
         self.extractor.extract_leaves(self.target, op.leaves)
+        image = self.image
+        apply_pass5(image, self.extractor, self.report, self.opts, self.target, lambda ino: ino in image.dumped)
 
     def _add_links(self, _op: AddLinks) -> None:
         self.extractor.add_links_said()

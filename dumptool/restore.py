@@ -35,6 +35,7 @@ from .compare import Compare
 from .directories import DirNode, EveryInode, Inodes, norm
 from .errors import engine_entry
 from .extraction import Extracted, Extractor, check_writable
+from .filer_objects import apply_pass5, release_luns
 from .format import Header
 from .rebuild import Rebuild, base_table
 from .rebuild_plan import plan_rebuild, plan_resume
@@ -262,6 +263,7 @@ class Restore:
         check_writable(target, self.opts.dry_run)
         self._check_qfa()
         leaf_names, dir_paths = self.selection(wanted)
+        selected = set(leaf_names) | set(dir_paths)  # (the extraction takes the leaves off leaf_names)
         ex = self.extractor
         for ino, path in sorted(dir_paths.items(), key=lambda kv: kv[1].count(b"/")):
             if path != b".":
@@ -269,8 +271,10 @@ class Restore:
         if ex.extracted is not None:
             ex.extracted.dirs.update(dir_paths)
         self.report.verbose("Extract requested files")
+        release_luns(self.image, self.report, self.opts, target)
         ex.extract_leaves(target, leaf_names)
         ex.add_links_said()
+        apply_pass5(self.image, ex, self.report, self.opts, target, selected.__contains__)
         self.report.verbose("Set directory mode, owner, and times.")
         ex.finish_dirs(target, {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes})
         self.image.check_end(read_rest=True)
@@ -316,6 +320,7 @@ class Restore:
         old = base_table(h, target)
         check_writable(target, self.opts.dry_run)
         plan = plan_rebuild(old, h, self.in_use, self.image.tree, park_changed=not self.opts.dry_run)
+        release_luns(self.image, self.report, self.opts, target)
         del old
         run = Rebuild(self.image, self.extractor, self.report, self.opts, target, plan.table,
                       (h.c_date, h.c_ddate, h.c_level))

@@ -21,3 +21,4 @@ class Options:
     #: -i: directories on the extraction list without all they hold (each extracted by itself)
     dirs_alone: set[bytes] = field(default_factory=set)
     compare_limit: int = 0         # -L: -C stops at this many compare errors (0: never)
+    streams_as_files: bool = False  # --streams-as-files: a stream too large for an xattr as FILE:STREAM

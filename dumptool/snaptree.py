@@ -190,6 +190,8 @@ class SnapshotTree:
         self._window: tuple[int, int] = (1, 0)
         self._maps: dict[int, list[tuple[int, int, int]]] = {}
         self._bs = self._reader.block_size
+        self._stream_inos: set[int] = set()
+        self._dosnames: dict[int, dict[bytes, bytes]] = {}
 
     # -- the scope ----------------------------------------------------------------------
     def _relative(self, scope: str | os.PathLike | None) -> str:
@@ -323,6 +325,12 @@ class SnapshotTree:
                 for ino in [i for i in table if i not in seen]:
                     del table[ino]
         self._attrs = {ino: attrs[ino] for ino in seen}
+        # Pass V's objects beyond xattrs: which inodes have streams kept as data, stored 8.3 names
+        self._stream_inos = reader.stream_inodes() & seen
+        self._dosnames = {}
+        for (parent, name), dos in reader.stored_dosnames().items():
+            if parent in seen:
+                self._dosnames.setdefault(parent, {})[name] = dos
         return nodes
 
     def block_size(self) -> int:
@@ -347,6 +355,15 @@ class SnapshotTree:
         if target is None:
             raise OSError(22, "not a symbolic link of the snapshot", os.fsdecode(node.path))
         return target
+
+    def large_streams(self, node: Node) -> dict[bytes, bytes]:
+        """The named streams of ``node`` kept as data (too large for an xattr): name -> bytes
+        (for Pass V, :mod:`dumptool.pass5`)."""
+        return self._reader.large_streams(node.st_ino) if node.st_ino in self._stream_inos else {}
+
+    def dosnames(self, node: Node) -> dict[bytes, bytes]:
+        """The stored DOS 8.3 names of directory ``node``'s entries: name -> short name."""
+        return self._dosnames.get(node.st_ino, {})
 
     def close(self) -> None:
         self._reader.close()

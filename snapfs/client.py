@@ -249,6 +249,25 @@ class Client:
         if self.mounted:
             self._call(control.ACT_AS, owner=owner, restore=restore)
 
+    # -- what a restore sets that the mount cannot (snapfs.restoring)
+
+    def dosnames_set(self, directory: str, names: dict[bytes, bytes]) -> int:
+        """Give entries of ``directory`` their DOS 8.3 names (see :func:`snapfs.restoring.dosnames_set`)."""
+        return self._call("dosnames_set", directory=directory,
+                          names={os.fsdecode(k): os.fsdecode(v) for k, v in names.items()})
+
+    def lun_adopt(self, path: str, record: str) -> Lun:
+        """Make regular file ``path`` a LUN with a dumped record's fields."""
+        return Lun(**self._call("lun_adopt", path=path, record=record))
+
+    def lun_release(self, path: str) -> None:
+        """Make LUN ``path`` a plain file, for a restore to write over it."""
+        self._call("lun_release", path=path)
+
+    def qtree_adopt(self, name: str, qid: int, security_style: str, oplocks: str) -> Qtree:
+        """Make directory ``name`` of the root a qtree (id ``qid`` when free)."""
+        return Qtree(**self._call("qtree_adopt", name=name, qid=qid, security_style=security_style, oplocks=oplocks))
+
     # -- LUNs and locks (filerC)
 
     def lun_create(self, path: str, size: int, ostype: str, space_reserve: str = "enabled") -> Lun:

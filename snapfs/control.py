@@ -177,7 +177,28 @@ def _lock_break(vol: Volume, path: str | None = None, owner: str | None = None, 
     return vol.lock_break(path, owner, lock_id)
 
 
+def _dosnames_set(vol: Volume, directory: str, names: dict[str, str]) -> int:
+    from . import restoring
+    return restoring.dosnames_set(vol, directory, {os.fsencode(k): os.fsencode(v) for k, v in names.items()})
+
+
+def _lun_adopt(vol: Volume, path: str, record: str) -> dict:
+    from . import restoring
+    return dataclasses.asdict(restoring.lun_adopt(vol, path, record))
+
+
+def _lun_release(vol: Volume, path: str) -> None:
+    from . import restoring
+    restoring.lun_release(vol, path)
+
+
+def _qtree_adopt(vol: Volume, name: str, qid: int, security_style: str, oplocks: str) -> dict:
+    from . import restoring
+    return dataclasses.asdict(restoring.qtree_adopt(vol, name, qid, security_style, oplocks))
+
+
 FILER_COMMANDS: dict[str, Callable[..., Any]] = {
+    "dosnames_set": _dosnames_set, "lun_adopt": _lun_adopt, "lun_release": _lun_release, "qtree_adopt": _qtree_adopt,
     "lun_create": _lun_create, "lun_list": _lun_list, "lun_show": _lun_show, "lun_resize": _lun_resize,
     "lun_modify": _lun_modify, "lun_delete": _lun_delete, "lun_clone": _lun_clone, "lun_split": _lun_split,
     "lock_add": _lock_add, "lock_list": _lock_list, "lock_break": _lock_break,

@@ -224,7 +224,10 @@ class SnapfsOperations(pyfuse3.Operations):
             pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
         changed_inodes = self.vol.inodes_changed  # a LUN resized (snapfs.luns)
         while changed_inodes:
-            pyfuse3.invalidate_inode(changed_inodes.pop(), attr_only=True)
+            try:
+                pyfuse3.invalidate_inode(changed_inodes.pop(), attr_only=True)
+            except FileNotFoundError:
+                pass  # an inode the kernel does not hold: nothing to drop (not a reason to stop the mount)
 
     # ------------------------------------------------------------------ names
 

@@ -221,6 +221,18 @@ class SnapshotReader:
             out[name] = out.get(name, b"") + data
         return out
 
+    def stream_inodes(self) -> set[int]:
+        """The inodes that have named streams kept as data (:meth:`large_streams`), in one query."""
+        s = self.id
+        return {r[0] for r in self._rows(f"SELECT DISTINCT ino FROM streams WHERE {_SEES}", (s, s))}
+
+    def stored_dosnames(self) -> dict[tuple[int, bytes], bytes]:
+        """(directory, name) -> DOS 8.3 name of every entry whose short name is stored (generated:
+        not the name itself in upper case), in one query."""
+        s = self.id
+        return {(p, n): d for p, n, d in self._rows(
+            f"SELECT parent, name, dosname FROM dirents WHERE dosname IS NOT NULL AND {_SEES}", (s, s))}
+
     def parent(self, ino: int) -> int:
         """The directory holding directory ``ino`` (the root's is the root)."""
         if ino == ROOT_INO:

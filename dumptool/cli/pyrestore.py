@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", action="store_true", help="with -x: set the owner and mode of '.' too")
     p.add_argument("-u", action="store_true", help="replace existing files, links and devices")
     p.add_argument("-m", action="store_true", help="with -x: names are inode numbers")
+    p.add_argument("--streams-as-files", action="store_true",
+                   help="into a directory not on snapfs: a named stream too large for one xattr is written "
+                        "as the file FILE:STREAM beside its file (else it is skipped with a warning)")
     p.add_argument("-Q", dest="qfa", metavar="FILE",
                    help="the quick file access map dump -Q wrote for this image: -x goes straight to each "
                         "named file's position (on a later volume too) instead of reading everything before "
@@ -256,7 +259,7 @@ def _pyrestore(argv: list[str]) -> int:
     if args.tmpdir:
         os.environ["TMPDIR"] = args.tmpdir
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
-                   dir_only=args.dir_only, compare_limit=args.limit)
+                   dir_only=args.dir_only, compare_limit=args.limit, streams_as_files=args.streams_as_files)
     talk = _talk(nul_lines=args.nul)
     source = slot = None
     try:

@@ -1,0 +1,319 @@
+"""Pass V on the way back: the filer's objects of an image put on the restored files.
+
+After the files of an extract (``-x``, ``-r``), :class:`FilerObjects` applies
+the entries of the image's Pass V record (:mod:`dumptool.format.pass5`) to the
+inodes restored, before the directories get their modes and times:
+
+- into a snapfs volume (the target is a snapfs mount or under one): xattrs and
+  NT ACLs as xattrs, named streams through the volume's ``stream_write``, DOS
+  8.3 names (``dosnames_set``), a LUN record (``lun_adopt``) when the file lands
+  at the root of the volume or of a qtree (deeper it stays a plain file), qtree
+  records (``qtree_adopt``) only for a qtree restored to the volume's root;
+- into any other directory: xattrs and NT ACLs as Samba stores them, a stream
+  as ``user.DosStream.NAME:$DATA`` when it fits one xattr (64 KiB), else as a
+  ``FILE:NAME`` file beside the file with ``--streams-as-files`` or skipped
+  with a warning; 8.3 names, LUN and qtree records have no Samba form and are
+  not kept there (said with -v).
+
+``-C`` compares the same objects (:meth:`FilerObjects.compare`).
+snapfs is imported only when the target is on a snapfs volume.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .format.pass5 import Entry, Kind
+from .restore_options import Options
+from .restore_report import Report
+
+if TYPE_CHECKING:
+    from .extraction import Extractor
+    from .image_reader import ImageReader
+
+_VOLUME_XATTR = "user.snapfs.volume"   # on a snapfs mount's root: its volume folder
+_DOSNAME_XATTR = "trusted.snapfs.dosname"
+_STREAM_PREFIX, _STREAM_SUFFIX = b"user.DosStream.", b":$DATA"
+#: the largest stream one xattr holds (Samba's 64 KiB less the NUL it appends)
+STREAM_XATTR_MAX = 65535
+#: the filer's records as a snapfs mount shows them among the xattrs
+FILER_XATTRS = {Kind.LUN: b"trusted.snapfs.lun", Kind.QTREE: b"trusted.snapfs.qtree"}
+
+
+def snapfs_root(target: str) -> str | None:
+    """The mount point of the snapfs volume *target* is on (None: not on one)."""
+    p = os.path.realpath(target)
+    try:
+        dev = os.stat(p).st_dev
+    except OSError:
+        return None
+    while True:
+        try:
+            os.getxattr(p, _VOLUME_XATTR)
+            return p
+        except OSError:
+            pass
+        up = os.path.dirname(p)
+        try:
+            if up == p or os.stat(up).st_dev != dev:
+                return None
+        except OSError:
+            return None
+        p = up
+
+
+def apply_pass5(image: "ImageReader", ex: "Extractor", report: Report, opts: Options, target: str,
+                restored: Callable[[int], bool]) -> None:
+    """Put the image's Pass V objects (read by now) on the inodes *restored* under *target*."""
+    if image.pass5:
+        FilerObjects(image.pass5, report, opts).apply(target, lambda p: ex.at_or_none(target, p), image.tree.names(),
+                                                      restored)
+
+
+def release_luns(image: "ImageReader", report: Report, opts: Options, target: str) -> None:
+    """Before the files of *image* are written under *target* on a snapfs volume: every
+    LUN there that the image brings again becomes a plain file (a LUN cannot be truncated,
+    renamed aside or replaced through the mount); the image's Pass V makes it a LUN again."""
+    if opts.dry_run:
+        return
+    root = snapfs_root(target)
+    if root is None:
+        return
+    from snapfs import client as _client  # only for a target on snapfs
+
+    with _client.open_volume(root) as client:
+        luns = client.lun_list()
+        if not luns:
+            return
+        base = os.path.relpath(os.path.realpath(target), root)
+        dumped = image.dumped
+        paths = {os.path.normpath(os.path.join(base, os.fsdecode(p))) for ino, ps in image.tree.names().items()
+                 if ino in dumped and ino not in image.dirs for p in ps}
+        for lun in luns:
+            if lun.path in paths:
+                try:
+                    client.lun_release(lun.path)
+                    report.verbose(f"LUN {lun.path} made a plain file until the restore makes it a LUN again")
+                except Exception as exc:  # SnapfsError: a clone; its restore then fails with one line
+                    report.warn(f"LUN {lun.path}: {getattr(exc, 'message', None) or exc}")
+
+
+def stream_xattr(name: bytes) -> bytes:
+    return _STREAM_PREFIX + name + _STREAM_SUFFIX
+
+
+class FilerObjects:
+    """Applies (or compares) one image's Pass V entries under a target folder."""
+
+    def __init__(self, entries: list[Entry], report: Report, opts: Options) -> None:
+        self.entries = entries
+        self.report = report
+        self.opts = opts
+
+    # -- what the entries add to each inode's xattrs --------------------------------
+
+    def xattrs_of(self, ino: int, *, streams: bool = False) -> list[tuple[bytes, bytes]]:
+        """The xattrs Pass V holds for *ino* (NT ACL and others; with *streams*, the
+        streams that fit one xattr, as a plain directory keeps them)."""
+        out = []
+        for e in self.entries:
+            if e.owner != ino:
+                continue
+            if e.kind == Kind.XATTR:
+                out.append((e.name, e.value))
+            elif e.kind == Kind.NTACL:
+                out.append((b"security.NTACL", e.value))
+            elif streams and e.kind == Kind.STREAM and len(e.value) <= STREAM_XATTR_MAX:
+                out.append((stream_xattr(e.name), e.value + b"\0"))
+        return out
+
+    def ignored(self, ino: int) -> frozenset[bytes]:
+        """The xattr names a snapfs mount shows for *ino*'s filer records (compared apart)."""
+        return frozenset(FILER_XATTRS[Kind(e.kind)] for e in self.entries
+                         if e.owner == ino and e.kind in (Kind.LUN, Kind.QTREE))
+
+    # -- apply ----------------------------------------------------------------------
+
+    def apply(self, target: str, at: Callable[[bytes], str | None], names: dict[int, list[bytes]],
+              restored: Callable[[int], bool]) -> None:
+        """Apply the entries of restored inodes (*restored*), named by *names* (``./path``)
+        and reached through *at* (before the directories get their modes and times: an
+        xattr changes only a directory's ctime)."""
+        if not self.entries or self.opts.dry_run:
+            return
+        root = snapfs_root(target)
+        client = None
+        if root is not None:
+            from snapfs import client as _client  # only for a target on snapfs
+
+            client = _client.open_volume(root)
+        try:
+            self._apply(target, at, names, restored, root, client)
+        finally:
+            if client is not None:
+                client.close()
+
+    def _rel(self, root: str, full: str) -> str:
+        return os.path.relpath(os.path.realpath(os.path.dirname(full)), root) + "/" + os.path.basename(full)
+
+    def _apply(self, target, at, names, restored, root, client) -> None:
+        plain = client is None
+        base = os.path.relpath(os.path.realpath(target), root) if root else ""
+
+        def in_volume(path: bytes) -> str:
+            # from the image's name, not the node's: a directory the volume's commands change
+            # has its kernel entry dropped, and /proc/self/fd paths through it stop resolving
+            return os.path.normpath(os.path.join(base, os.fsdecode(path)))
+
+        done_xattrs: set[int] = set()
+        qtree_names: set[str] = set()
+        dosnames: dict[str, dict[bytes, bytes]] = {}  # directory -> its entries' 8.3 names, set at once
+        # qtrees first (a LUN at a qtree's root needs it), then the rest in image order
+        for e in sorted(self.entries, key=lambda e: e.kind != Kind.QTREE):
+            ino = e.owner
+            paths = names.get(ino)
+            if not paths or not restored(ino):
+                continue
+            path = paths[0]
+            full = at(path)
+            if full is None:
+                continue
+            where = os.fsdecode(path)
+            try:
+                if e.kind in (Kind.XATTR, Kind.NTACL) or (plain and e.kind == Kind.STREAM
+                                                            and len(e.value) <= STREAM_XATTR_MAX):
+                    if ino in done_xattrs:
+                        continue
+                    done_xattrs.add(ino)
+                    values = self.xattrs_of(ino, streams=plain)
+                    for name, value in values:
+                        try:
+                            os.setxattr(full, name, value, follow_symlinks=False)
+                        except OSError as exc:
+                            self.report.warn(f"{where}: cannot set extended attribute {os.fsdecode(name)}: "
+                                             f"{exc.strerror}")
+                elif e.kind == Kind.STREAM:
+                    if plain:
+                        self._stream_file(full, where, e)
+                    else:
+                        with tempfile.NamedTemporaryFile(prefix="pyrestore-stream-") as tmp:
+                            tmp.write(e.value)
+                            tmp.flush()
+                            client.stream_write(in_volume(path), os.fsdecode(e.name), tmp.name)
+                elif e.kind == Kind.DOSNAME:
+                    child = at(path + b"/" + e.name)
+                    if not plain and child is not None and os.path.lexists(child):
+                        dosnames.setdefault(in_volume(path), {})[e.name] = e.value
+                elif e.kind == Kind.QTREE:
+                    top = path.count(b"/") == 1 and os.path.realpath(target) == root
+                    if plain or not top:
+                        self.report.verbose(f"{where}: qtree information not applied (only to a qtree restored "
+                                            "to a volume's root)")
+                        continue
+                    f = dict(p.split("=", 1) for p in e.value.decode("ascii").split(";"))
+                    client.qtree_adopt(os.fsdecode(e.name or os.path.basename(path)), int(f["id"]),
+                                       f["security-style"], f["oplocks"])
+                    qtree_names.add(in_volume(path))
+                elif e.kind == Kind.LUN:
+                    rel = in_volume(path) if not plain else ""
+                    parent = os.path.dirname(rel)
+                    if plain or not (parent in ("", ".") or (parent in qtree_names or self._is_qtree(client, parent))):
+                        self.report.verbose(f"{where}: a LUN restored as a plain file (not at the root of a volume "
+                                            "or qtree)")
+                        continue
+                    client.lun_adopt(rel, e.value.decode("ascii"))
+            except Exception as exc:  # SnapfsError, OSError, a bad record: one line, the rest goes on
+                what = Kind(e.kind).name.lower() if e.kind in Kind._value2member_map_ else f"kind {e.kind}"
+                self.report.warn(f"{where}: {what} {os.fsdecode(e.name)!s} not restored: "
+                                 f"{getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or exc}")
+        for rel, short in dosnames.items():
+            try:
+                client.dosnames_set(rel, short)
+            except Exception as exc:  # SnapfsError
+                self.report.warn(f"./{rel}: DOS 8.3 names not restored: {getattr(exc, 'message', None) or exc}")
+
+    @staticmethod
+    def _is_qtree(client, parent: str) -> bool:
+        if "/" in parent.strip("./"):
+            return False
+        return any(q.name == parent.strip("./") for q in client.qtree_list())
+
+    def _stream_file(self, full: str, where: str, e: Entry) -> None:
+        if not self.opts.streams_as_files:
+            self.report.warn(f"{where}: stream {os.fsdecode(e.name)} of {len(e.value)} bytes does not fit an "
+                             "xattr: not restored (use --streams-as-files to get it as FILE:STREAM)")
+            return
+        side = full + ":" + os.fsdecode(e.name)
+        fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, e.value)
+        finally:
+            os.close(fd)
+
+    # -- compare ---------------------------------------------------------------------
+
+    def compare(self, at: Callable[[bytes], str | None], names: dict[int, list[bytes]],
+                differs: Callable[[bytes, str], None]) -> None:
+        """``-C``: streams, DOS names, LUN and qtree records against the tree (the xattrs
+        are compared with each file's, see :meth:`xattrs_of`)."""
+        if not self.entries:
+            return
+        root = None
+        client = None
+        for e in self.entries:
+            if e.kind not in (Kind.STREAM, Kind.DOSNAME, Kind.LUN, Kind.QTREE):
+                continue
+            paths = names.get(e.owner)
+            full = at(paths[0]) if paths else None
+            if full is None:
+                continue
+            if root is None:
+                root = snapfs_root(full) or ""
+                if root:
+                    from snapfs import client as _client
+
+                    client = _client.open_volume(root)
+            path = paths[0]
+            try:
+                if e.kind == Kind.STREAM:
+                    if client is not None:
+                        got = client.stream_read(self._rel(root, full), os.fsdecode(e.name))
+                    elif len(e.value) <= STREAM_XATTR_MAX:
+                        got = os.getxattr(full, stream_xattr(e.name), follow_symlinks=False)[:-1]
+                    else:
+                        with open(full + ":" + os.fsdecode(e.name), "rb") as f:
+                            got = f.read()
+                    if got != e.value:
+                        differs(path, f"stream {os.fsdecode(e.name)} differs ({len(e.value)} bytes on tape, "
+                                      f"{len(got)} on disk)")
+                elif client is None:
+                    continue  # no Samba form: nothing to compare in a plain directory
+                elif e.kind == Kind.DOSNAME:
+                    child = at(path + b"/" + e.name)
+                    st = os.lstat(child) if child else None
+                    if st is not None and st.st_nlink > 1 and not os.path.isdir(child):
+                        continue  # the mount shows a hard-linked file's first name's only
+                    got = os.getxattr(child, _DOSNAME_XATTR, follow_symlinks=False) if child else b""
+                    if got != e.value:
+                        differs(path + b"/" + e.name, f"DOS name changed from {os.fsdecode(e.value)} on tape to "
+                                                      f"{os.fsdecode(got)} on disk")
+                elif e.kind == Kind.LUN:
+                    lun = client.lun_show(self._rel(root, full))
+                    f = dict(p.split("=", 1) for p in e.value.decode("ascii").split(";"))
+                    if (lun.ostype, lun.space_reserve, lun.state) != (f["ostype"], f["space-reserve"], f["state"]):
+                        differs(path, f"LUN {lun.ostype}/{lun.space_reserve}/{lun.state} on disk, "
+                                      f"{f['ostype']}/{f['space-reserve']}/{f['state']} on tape")
+                elif e.kind == Kind.QTREE:
+                    got = os.getxattr(full, FILER_XATTRS[Kind.QTREE], follow_symlinks=False)
+                    if got != e.value:
+                        differs(path, f"qtree {os.fsdecode(got)} on disk, {os.fsdecode(e.value)} on tape")
+            except OSError as exc:
+                differs(path, f"{Kind(e.kind).name.lower()} {os.fsdecode(e.name)}: {exc.strerror}")
+            except Exception as exc:  # SnapfsError
+                differs(path, f"{Kind(e.kind).name.lower()} {os.fsdecode(e.name)}: "
+                              f"{getattr(exc, 'message', None) or exc}")
+        if client is not None:
+            client.close()

@@ -1,0 +1,109 @@
+"""What a dump gathers for Pass V (the layout: :mod:`dumptool.format.pass5`).
+
+:class:`Pass5Gatherer` takes each dumped inode's xattrs before its EA record
+is packed and keeps in that record what fits restore's 4096 bytes, in a
+stable priority (POSIX ACLs, ``user.DOSATTRIB``, then the others smallest
+first, ``security.NTACL`` last); what does not fit goes to Pass V.  The
+filer's records among the xattrs (``trusted.snapfs.lun``,
+``trusted.snapfs.qtree``) go to Pass V too (a LUN clone's without its
+backing), and stay in the EA record as the xattrs they are (so that real
+``restore -C`` against the volume counts the same xattrs); so do what a tree offers
+beyond xattrs: named streams stored as data and stored DOS 8.3 names
+(:class:`~dumptool.snaptree.SnapshotTree` has both; a tree without them
+gives none).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from .errors import DumpError
+from .format import XATTR_MAXSIZE, pack_xattr_block
+from .format.pass5 import Entry, Kind, pack_pass5
+from .traverse import Node
+
+LUN_XATTR = "trusted.snapfs.lun"
+QTREE_XATTR = "trusted.snapfs.qtree"
+NTACL_XATTR = "security.NTACL"
+_FIRST = ("system.posix_acl_access", "system.posix_acl_default", "user.DOSATTRIB")
+
+
+def _priority(item: tuple[str, bytes]) -> tuple:
+    name, value = item
+    if name in _FIRST:
+        return (0, _FIRST.index(name), 0, name)
+    return (2 if name == NTACL_XATTR else 1, 0, len(value), name)
+
+
+def independent_lun(record: bytes) -> bytes:
+    """A LUN record without its clone backing (dump writes a clone as an independent LUN)."""
+    fields = [f for f in record.split(b";") if not f.startswith(b"backing=")]
+    return b";".join(fields)
+
+
+class Pass5Gatherer:
+    """The entries of one dump's Pass V, gathered as the inodes are written."""
+
+    def __init__(self, tree: object, warn: Callable[[str], None]) -> None:
+        self.entries: list[Entry] = []
+        self._warn = warn
+        self._streams = getattr(tree, "large_streams", None)
+        self._dosnames = getattr(tree, "dosnames", None)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def ea_part(self, node: Node, values: dict[str, bytes]) -> dict[str, bytes]:
+        """The xattrs of *node* to keep in its EA record; the rest go to Pass V.
+        *values* holds only names an EA record can carry (or the filer's records)."""
+        ino = node.ino
+        for name, kind in ((LUN_XATTR, Kind.LUN), (QTREE_XATTR, Kind.QTREE)):
+            record = values.get(name)  # kept in the EA record too: real restore -C counts it
+            if record is not None:
+                if kind == Kind.LUN:
+                    record = independent_lun(record)
+                label = os.path.basename(node.path) if kind == Kind.QTREE else b""
+                self.entries.append(Entry(kind, ino, label, record))
+        if not values:
+            return values
+        # an upper bound of the EA payload (entries and values padded; an ACL's ext form is shorter)
+        if 36 + sum(20 + len(n) + len(v) + 3 for n, v in values.items()) <= XATTR_MAXSIZE:
+            return values
+        try:
+            pack_xattr_block(values)
+            return values
+        except DumpError:
+            pass
+        keep: dict[str, bytes] = {}
+        for name, value in sorted(values.items(), key=_priority):
+            trial = {**keep, name: value}
+            try:
+                pack_xattr_block(trial)
+                keep = trial
+            except DumpError:
+                if name == NTACL_XATTR:
+                    self.entries.append(Entry(Kind.NTACL, ino, b"", value))
+                else:
+                    self.entries.append(Entry(Kind.XATTR, ino, os.fsencode(name), value))
+        return keep
+
+    def extras(self, node: Node, is_dir: bool) -> None:
+        """*node*'s streams stored as data, and a directory's stored DOS names."""
+        if self._streams is not None:
+            for name, data in self._streams(node).items():
+                self.entries.append(Entry(Kind.STREAM, node.ino, name, data))
+        if is_dir and self._dosnames is not None:
+            for name, dos in self._dosnames(node).items():
+                self.entries.append(Entry(Kind.DOSNAME, node.ino, name, dos))
+
+    def payload(self) -> bytes:
+        return pack_pass5(self.entries)
+
+    def what(self) -> str:
+        """A short count of what Pass V holds, for dump's line."""
+        counts: dict[str, int] = {}
+        for e in self.entries:
+            k = Kind(e.kind).name.lower() if e.kind in Kind._value2member_map_ else "other"
+            counts[k] = counts.get(k, 0) + 1
+        return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))

@@ -1,0 +1,120 @@
+"""Pass V of a dump of any tree: xattrs that do not fit a file's 4 KiB EA record are no longer lost
+(the EA record keeps the ACLs, ``user.DOSATTRIB`` and the small ones, the rest goes after the last
+file); a file history observer with ``add_pass5`` hears where that record starts; an image with no
+file to carry it says what it could not dump; the layout round-trips."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dumptool.dump import Dump, DumpOptions
+from dumptool.format import RecordType, unpack_xattr_payload
+from dumptool.format.pass5 import EXT_PASS5, Entry, Kind, pack_pass5, unpack_pass5
+from dumptool.format.walk import assemble_file, walk_image
+
+BIN = Path(sys.executable).parent
+PYRESTORE, RESTORE = str(BIN / "pyrestore"), "/sbin/restore"
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """A tmpfs (xattrs of any size, as Samba's on ext4 cannot hold)."""
+    d = tmp_path / "tmpfs"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(d)], check=True)
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", str(d)], check=True)
+
+
+class Pass5Position:
+    """A file history observer that implements only what Pass V adds."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[int, int, int | None]] = []
+
+    def begin(self, front): pass
+    def add_dir(self, ino, entries, blocks): pass
+    def add_node(self, ino, node, position): pass
+    def finish(self, trailer): pass
+    def close(self): pass
+
+    def add_pass5(self, ino, position) -> None:
+        self.heard.append((ino, position.block, position.address))
+
+
+def dump(src: Path, out: Path, history=()) -> list[str]:
+    warnings: list[str] = []
+    Dump(DumpOptions(source=str(src), output=str(out), quiet=True, progress_interval=0, history=tuple(history)),
+         warn=warnings.append).run()
+    return warnings
+
+
+def test_the_layout_round_trips():
+    entries = [Entry(Kind.NTACL, 5, b"", b"\1" * 40_000), Entry(Kind.STREAM, 7, b"s", b""),
+               Entry(99, 3, b"future", b"x")]
+    assert unpack_pass5(pack_pass5(entries)) == entries
+
+
+def test_xattrs_beyond_4_kib_go_to_pass_v_and_come_back(tmpfs, tmp_path):
+    src = tmpfs / "src"
+    src.mkdir()
+    f = src / "a.txt"
+    f.write_text("a\n")
+    big = os.urandom(10_000)
+    os.setxattr(f, "user.big", big)
+    os.setxattr(f, "user.DOSATTRIB", b"0x20\0")
+    os.setxattr(f, "security.NTACL", b"\4" * 6000)
+    subprocess.run(["setfacl", "-m", "u:1234:rw", str(f)], check=True)
+    (src / "z.txt").write_text("the carrier\n")
+    image = tmp_path / "x.dump"
+    heard = Pass5Position()
+    assert dump(src, image, [heard]) == []  # nothing "not dumped"
+    data = image.read_bytes()
+    records = list(walk_image(data))
+    p5 = [i for i, r in enumerate(records) if r.header.c_extattributes == EXT_PASS5]
+    assert len(p5) == 1
+    rec = records[p5[0]]
+    carrier = rec.header.c_inumber
+    assert carrier == max(r.header.c_inumber for r in records if r.header.c_type == RecordType.TS_INODE)
+    parts = [rec] + [r for r in records[p5[0] + 1:] if r.header.c_type == RecordType.TS_ADDR]
+    entries = unpack_pass5(assemble_file(parts))
+    assert {(Kind(e.kind), e.name, e.value) for e in entries} == {(Kind.XATTR, b"user.big", big),
+                                                                  (Kind.NTACL, b"", b"\4" * 6000)}
+    # the EA record kept the ACL and DOSATTRIB
+    ea = next(r for r in records if r.header.c_extattributes == 3)
+    names = {n for n, _ in unpack_xattr_payload(bytes(ea.data[:ea.header.c_dinode.size]))}
+    assert names == {b"system.posix_acl_access", b"user.DOSATTRIB"}
+    # the observer heard where the record starts
+    assert heard.heard == [(carrier, rec.header.c_tapea, heard.heard[0][2])]
+    address = heard.heard[0][2]
+    assert address is not None and address <= rec.header.c_tapea * 1024 < address + 10 * 1024
+    # back, into a tmpfs: every xattr; the real restore passes over it with one line
+    out = tmpfs / "out"
+    out.mkdir()
+    subprocess.run([PYRESTORE, "-x", "-y", "-f", str(image)], cwd=out, check=True, capture_output=True)
+    for name in ("user.big", "security.NTACL", "user.DOSATTRIB", "system.posix_acl_access"):
+        assert os.getxattr(out / "a.txt", name) == os.getxattr(f, name), name
+    real = tmpfs / "real"
+    real.mkdir()
+    r = subprocess.run([RESTORE, "-x", "-a", "-o", "-y", "-f", str(image)], cwd=real, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stderr.count("unexpected inode extension 21326, skipping") == 1, r.stderr
+    assert (real / "z.txt").read_text() == "the carrier\n"
+    assert os.getxattr(real / "a.txt", "user.DOSATTRIB") == b"0x20\0"
+
+
+def test_an_image_without_a_file_says_what_pass_v_could_not_carry(tmpfs, tmp_path):
+    src = tmpfs / "only-dirs"
+    (src / "d").mkdir(parents=True)
+    os.setxattr(src / "d", "user.big", os.urandom(8000))
+    warnings = dump(src, tmp_path / "d.dump")
+    assert warnings == ["1 object(s) for Pass V (1 xattr) not dumped: the image holds no file to carry them"]
+    r = subprocess.run([RESTORE, "-t", "-f", str(tmp_path / "d.dump")], capture_output=True, text=True)
+    assert r.returncode == 0 and "./d" in r.stdout
