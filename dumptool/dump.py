@@ -52,8 +52,7 @@ from .format import (
     xattr_records,
 )
 from .format.dinode import stat_fields
-from .format.pass5 import pass5_records
-from .history import FileHistory, QfaWriter, RecordPosition, TocArchive
+from .history import FileHistory, QfaWriter, TocArchive
 from .imagewriter import ImageWriter
 from .livetree import LiveTree, live_path, snapshot_time
 from .pass5 import Pass5Gatherer
@@ -241,7 +240,7 @@ class Dump:
             if out.written != before:
                 carrier = node
             yield cursor(files, n)
-        self._dump_pass5(carrier)
+        self.pass5.write(carrier, self.out, self.tape, self.say)
         self.out.finish(self.date)
         yield self._cursor(Stage.END, 1)
         self._record()
@@ -360,25 +359,6 @@ class Dump:
         out.histories.extend(opts.history)
         self.pass5 = Pass5Gatherer(self.tree, self._warn)
         out.start(self.plan)
-
-    def _dump_pass5(self, carrier: Node | None) -> None:
-        """Pass V: one record after the last file (:mod:`dumptool.format.pass5`), carried by
-        that file's inode; its position goes to the file history observers' ``add_pass5``."""
-        gathered = self.pass5
-        if not gathered:
-            return
-        if carrier is None:
-            self._warn(f"{len(gathered.entries)} object(s) for Pass V ({gathered.what()}) not dumped: "
-                       "the image holds no file to carry them")
-            return
-        self.say(f"dumping (Pass V) [ACLs, streams and filer records: {gathered.what()}]")
-        position = RecordPosition(self.out.writer)
-        for history in self.out.histories:
-            add = getattr(history, "add_pass5", None)
-            if add is not None:
-                add(carrier.ino, position)
-        dinode = Dinode.from_stat(carrier, flags=0, size=0)
-        self.out.emit(pass5_records(self.tape, carrier.ino, dinode, gathered.payload()))
 
     def _dump_inode(self, node: Node) -> None:
         mode = node.st_mode

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .format.pass5 import Entry, Kind
+from .format.pass5 import Entry, Kind, kind_name
 from .restore_options import Options
 from .restore_report import Report
 
@@ -226,7 +226,7 @@ class FilerObjects:
                         continue
                     client.lun_adopt(rel, e.value.decode("ascii"))
             except Exception as exc:  # SnapfsError, OSError, a bad record: one line, the rest goes on
-                what = Kind(e.kind).name.lower() if e.kind in Kind._value2member_map_ else f"kind {e.kind}"
+                what = kind_name(e.kind)
                 self.report.warn(f"{where}: {what} {os.fsdecode(e.name)!s} not restored: "
                                  f"{getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or exc}")
         for rel, short in dosnames.items():

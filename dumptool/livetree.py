@@ -25,7 +25,7 @@ from snapdump.snapfs_names import INO_XATTR, SNAPDIR_NAME, SNAPSHOT_CREATED_XATT
 
 from .errors import DumpError
 from .format import TP_BSIZE, Dirent, Slice, data_slice, dtype_from_mode
-from .traverse import FS_NODUMP_FL, Node, Numbering
+from .traverse import FS_NODUMP_FL, Node, Numbering, Stat
 from .trees import Warn, has_zero_block
 
 #: ``FS_IOC_GETFLAGS``: the inode flags restore -C compares (``lsattr``).

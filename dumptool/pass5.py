@@ -19,8 +19,10 @@ import os
 from collections.abc import Callable
 
 from .errors import DumpError
-from .format import XATTR_MAXSIZE, pack_xattr_block
-from .format.pass5 import Entry, Kind, pack_pass5
+from .format import XATTR_MAXSIZE, Dinode, Header, pack_xattr_block
+from .format.pass5 import Entry, Kind, kind_name, pack_pass5, pass5_records
+from .history import RecordPosition
+from .imagewriter import ImageWriter
 from .traverse import Node
 
 LUN_XATTR = "trusted.snapfs.lun"
@@ -104,6 +106,26 @@ class Pass5Gatherer:
         """A short count of what Pass V holds, for dump's line."""
         counts: dict[str, int] = {}
         for e in self.entries:
-            k = Kind(e.kind).name.lower() if e.kind in Kind._value2member_map_ else "other"
+            k = kind_name(e.kind, "other")
             counts[k] = counts.get(k, 0) + 1
         return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
+    def write(self, carrier: Node | None, out: ImageWriter, tape: Header, say: Callable[[str], None]) -> None:
+        """Pass V: one record after the last file (:mod:`dumptool.format.pass5`), carried by
+        that file's inode (``carrier``: None when the image holds no file, and then the
+        objects are left out with a warning); its position goes to the file history
+        observers that have an ``add_pass5``."""
+        if not self.entries:
+            return
+        if carrier is None:
+            self._warn(f"{len(self.entries)} object(s) for Pass V ({self.what()}) not dumped: "
+                       "the image holds no file to carry them")
+            return
+        say(f"dumping (Pass V) [ACLs, streams and filer records: {self.what()}]")
+        position = RecordPosition(out.writer)
+        for history in out.histories:
+            add = getattr(history, "add_pass5", None)
+            if add is not None:
+                add(carrier.ino, position)
+        dinode = Dinode.from_stat(carrier, flags=0, size=0)
+        out.emit(pass5_records(tape, carrier.ino, dinode, self.payload()))

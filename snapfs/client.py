@@ -252,7 +252,7 @@ class Client:
     # -- what a restore sets that the mount cannot (snapfs.restoring)
 
     def dosnames_set(self, directory: str, names: dict[bytes, bytes]) -> int:
-        """Give entries of ``directory`` their DOS 8.3 names (see :func:`snapfs.restoring.dosnames_set`)."""
+        """Give entries of ``directory`` their DOS 8.3 names (see :meth:`snapfs.restoring.RestoringOps.dosnames_set`)."""
         return self._call("dosnames_set", directory=directory,
                           names={os.fsdecode(k): os.fsdecode(v) for k, v in names.items()})
 

@@ -178,23 +178,19 @@ def _lock_break(vol: Volume, path: str | None = None, owner: str | None = None, 
 
 
 def _dosnames_set(vol: Volume, directory: str, names: dict[str, str]) -> int:
-    from . import restoring
-    return restoring.dosnames_set(vol, directory, {os.fsencode(k): os.fsencode(v) for k, v in names.items()})
+    return vol.dosnames_set(directory, {os.fsencode(k): os.fsencode(v) for k, v in names.items()})
 
 
 def _lun_adopt(vol: Volume, path: str, record: str) -> dict:
-    from . import restoring
-    return dataclasses.asdict(restoring.lun_adopt(vol, path, record))
+    return dataclasses.asdict(vol.lun_adopt(path, record))
 
 
 def _lun_release(vol: Volume, path: str) -> None:
-    from . import restoring
-    restoring.lun_release(vol, path)
+    vol.lun_release(path)
 
 
 def _qtree_adopt(vol: Volume, name: str, qid: int, security_style: str, oplocks: str) -> dict:
-    from . import restoring
-    return dataclasses.asdict(restoring.qtree_adopt(vol, name, qid, security_style, oplocks))
+    return dataclasses.asdict(vol.qtree_adopt(name, qid, security_style, oplocks))
 
 
 FILER_COMMANDS: dict[str, Callable[..., Any]] = {

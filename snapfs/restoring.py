@@ -3,21 +3,21 @@
 A restore (``pyrestore``, see ``dumptool/filer_objects.py``) makes the files
 through the mount, then, for what came in the image's Pass V:
 
-- :func:`dosnames_set`: the DOS 8.3 names of entries of one directory, as the
+- :meth:`RestoringOps.dosnames_set`: the DOS 8.3 names of entries of one directory, as the
   dumped volume had them (the names a volume generates depend on the order the
   entries were made in; a restore makes them in another order).  The entries
   are taken out and put back with their names in one transaction, so two
   entries may swap names; a name another entry keeps is not taken from it
   (the entry then gets a free one, as a rename does).
-- :func:`lun_adopt`: an existing regular file at the root of the volume or of a
+- :meth:`RestoringOps.lun_adopt`: an existing regular file at the root of the volume or of a
   qtree becomes a LUN with the dumped record's ostype, space reservation,
   state and serial (a new serial when another LUN has that one); its size is
   the file's.  A clone comes back an independent LUN.
-- :func:`lun_release`: the reverse, for a LUN the restore is about to write
+- :meth:`RestoringOps.lun_release`: the reverse, for a LUN the restore is about to write
   over (a LUN cannot be truncated, renamed aside or replaced through the
   mount): it becomes a plain file with the same data; the image's Pass V makes
   it a LUN again.  A clone is refused (its data is partly its snapshot's).
-- :func:`qtree_adopt`: an existing directory in the volume's root becomes a
+- :meth:`RestoringOps.qtree_adopt`: an existing directory in the volume's root becomes a
   qtree with the dumped id (a new one when that id is taken), security style
   and oplocks.
 """
@@ -32,94 +32,94 @@ from . import qtrees as _qtrees
 from . import volpaths
 from .errors import err
 from .identity import check_style
-from .store import ROOT_INO
+from .store import ROOT_INO, StoreCalls
 
 
-def dosnames_set(vol, directory: str, names: dict[bytes, bytes]) -> int:
-    """Give the entries of ``directory`` (a path from the root) the DOS names ``names``
-    (entry name -> 8.3 name); the number of entries that have their name after."""
-    vol.check_writable()
-    parent = volpaths.resolve(vol, directory)
-    if not stat.S_ISDIR(vol.getattr(parent).mode):
-        raise err(errno.ENOTDIR, f"{directory!r} is not a directory")
-    done = 0
-    with vol._txn():
-        taken = []
-        for name in names:
-            ino = vol._take_dirent(parent, name)
-            if ino is not None:
-                taken.append((name, ino))
-        for name, ino in taken:
-            vol._add_dirent(parent, name, ino, names[name])
-            vol.entries_changed.append((parent, name))
-            done += vol.tables.dosname(parent, name) == names[name]
-    return done
+class RestoringOps(StoreCalls):
+    """The Volume's calls a restore makes for Pass V (see the module)."""
 
+    def dosnames_set(self, directory: str, names: dict[bytes, bytes]) -> int:
+        """Give the entries of ``directory`` (a path from the root) the DOS names ``names``
+        (entry name -> 8.3 name); the number of entries that have their name after."""
+        self.check_writable()
+        parent = volpaths.resolve(self, directory)
+        if not stat.S_ISDIR(self.getattr(parent).mode):
+            raise err(errno.ENOTDIR, f"{directory!r} is not a directory")
+        done = 0
+        with self._txn():
+            taken = []
+            for name in names:
+                ino = self._take_dirent(parent, name)
+                if ino is not None:
+                    taken.append((name, ino))
+            for name, ino in taken:
+                self._add_dirent(parent, name, ino, names[name])
+                self.entries_changed.append((parent, name))
+                done += self.tables.dosname(parent, name) == names[name]
+        return done
 
-def lun_adopt(vol, path: str, record: str) -> _luns.Lun:
-    """Make regular file ``path`` a LUN with the fields of ``record`` (a LUN record's text)."""
-    vol.check_writable()
-    parent, last = vol._lun_place(path)
-    ino = vol.lookup(parent, last).ino
-    a = vol.getattr(ino)
-    if not stat.S_ISREG(a.mode):
-        raise err(errno.EINVAL, f"{path!r} is not a regular file: it cannot become a LUN")
-    try:
-        fields = dict(p.split("=", 1) for p in record.split(";"))
-        ostype, reserve, state = fields["ostype"], fields["space-reserve"], fields["state"]
-        serial = fields["serial"]
-    except (ValueError, KeyError):
-        raise err(errno.EINVAL, f"bad LUN record {record!r}") from None
-    _luns.check_ostype(ostype)
-    if reserve not in _luns.SPACE_RESERVE or state not in _luns.STATES:
-        raise err(errno.EINVAL, f"bad LUN record {record!r}")
-    if not 0 < a.size <= _luns.MAX_FILE_SIZE:
-        raise err(errno.EINVAL, f"{path!r} is empty: a LUN has at least one byte")
-    if len(serial) != _luns.SERIAL_LEN or any(r.serial == serial for i, r in vol.luns.items() if i != ino):
-        serial = vol._new_serial()
-    rec = _luns.LunRecord(serial, ostype, a.size, reserve, state, None)
-    if reserve == "enabled":
-        vol._room_for(max(0, vol._blocks(rec) - a.blocks * 512 // vol._bs), True)
-    vol._put_record(ino, rec)
-    vol._arm()
-    vol._count_fresh()
-    return vol.lun_info(ino)
+    def lun_adopt(self, path: str, record: str) -> _luns.Lun:
+        """Make regular file ``path`` a LUN with the fields of ``record`` (a LUN record's text)."""
+        self.check_writable()
+        parent, last = self._lun_place(path)
+        ino = self.lookup(parent, last).ino
+        a = self.getattr(ino)
+        if not stat.S_ISREG(a.mode):
+            raise err(errno.EINVAL, f"{path!r} is not a regular file: it cannot become a LUN")
+        try:
+            fields = dict(p.split("=", 1) for p in record.split(";"))
+            ostype, reserve, state = fields["ostype"], fields["space-reserve"], fields["state"]
+            serial = fields["serial"]
+        except (ValueError, KeyError):
+            raise err(errno.EINVAL, f"bad LUN record {record!r}") from None
+        _luns.check_ostype(ostype)
+        if reserve not in _luns.SPACE_RESERVE or state not in _luns.STATES:
+            raise err(errno.EINVAL, f"bad LUN record {record!r}")
+        if not 0 < a.size <= _luns.MAX_FILE_SIZE:
+            raise err(errno.EINVAL, f"{path!r} is empty: a LUN has at least one byte")
+        if len(serial) != _luns.SERIAL_LEN or any(r.serial == serial for i, r in self.luns.items() if i != ino):
+            serial = self._new_serial()
+        rec = _luns.LunRecord(serial, ostype, a.size, reserve, state, None)
+        if reserve == "enabled":
+            self._room_for(max(0, self._blocks(rec) - a.blocks * 512 // self._bs), True)
+        self._put_record(ino, rec)
+        self._arm()
+        self._count_fresh()
+        return self.lun_info(ino)
 
+    def lun_release(self, path: str) -> None:
+        """Make LUN ``path`` a plain file (see the module); EINVAL for a clone or a file that is no LUN."""
+        self.check_writable()
+        ino, rec = self._lun_ino(path)
+        if rec.backing is not None:
+            raise err(errno.EINVAL, f"LUN {path!r} is a clone: split it (snapfs lun split) before restoring over it")
+        with self._txn():
+            self._drop_xattr(ino, _luns.LUN_XATTR)
+        del self.luns[ino]
+        self.lun_fresh.pop(ino, None)
+        self._sum_outstanding()
 
-def lun_release(vol, path: str) -> None:
-    """Make LUN ``path`` a plain file (see the module); EINVAL for a clone or a file that is no LUN."""
-    vol.check_writable()
-    ino, rec = vol._lun_ino(path)
-    if rec.backing is not None:
-        raise err(errno.EINVAL, f"LUN {path!r} is a clone: split it (snapfs lun split) before restoring over it")
-    with vol._txn():
-        vol._drop_xattr(ino, _luns.LUN_XATTR)
-    del vol.luns[ino]
-    vol.lun_fresh.pop(ino, None)
-    vol._sum_outstanding()
-
-
-def qtree_adopt(vol, name: str, qid: int, security_style: str, oplocks: str) -> _qtrees.Qtree:
-    """Make directory ``name`` of the volume's root a qtree (id ``qid`` when free)."""
-    vol.check_writable()
-    bn = _qtrees.check_name(name)
-    style = check_style(security_style)
-    if oplocks not in _qtrees.OPLOCKS:
-        raise err(errno.EINVAL, f"unknown oplocks setting {oplocks!r} (use enable or disable)")
-    ino = vol.lookup(ROOT_INO, bn).ino
-    if not stat.S_ISDIR(vol.getattr(ino).mode):
-        raise err(errno.ENOTDIR, f"{name!r} is not a directory: it cannot become a qtree")
-    old = vol.qtrees.get(ino)
-    used = {q.id for i, q in vol.qtrees.items() if i != ino}
-    nxt = int(vol.prop("next_qtree_id", "1"))
-    if old is None and len(vol.qtrees) >= _qtrees.MAX_QTREES:
-        raise err(errno.ENOSPC, f"volume {vol.meta.name} already has {_qtrees.MAX_QTREES} qtrees, the most it may")
-    if qid < 1 or qid in used:
-        qid = old.id if old is not None else max(nxt, max(used, default=0) + 1)
-    vol._put_props(next_qtree_id=str(max(nxt, qid + 1)))
-    with vol._txn():
-        vol._put_xattr(ino, _qtrees.QTREE_XATTR, _qtrees.encode(qid, style, oplocks))
-    q = _qtrees.Qtree(qid, name, style, oplocks, ino)
-    vol.qtrees[ino] = q
-    vol.entries_changed.append((ROOT_INO, bn))
-    return q
+    def qtree_adopt(self, name: str, qid: int, security_style: str, oplocks: str) -> _qtrees.Qtree:
+        """Make directory ``name`` of the volume's root a qtree (id ``qid`` when free)."""
+        self.check_writable()
+        bn = _qtrees.check_name(name)
+        style = check_style(security_style)
+        if oplocks not in _qtrees.OPLOCKS:
+            raise err(errno.EINVAL, f"unknown oplocks setting {oplocks!r} (use enable or disable)")
+        ino = self.lookup(ROOT_INO, bn).ino
+        if not stat.S_ISDIR(self.getattr(ino).mode):
+            raise err(errno.ENOTDIR, f"{name!r} is not a directory: it cannot become a qtree")
+        old = self.qtrees.get(ino)
+        used = {q.id for i, q in self.qtrees.items() if i != ino}
+        nxt = int(self.prop("next_qtree_id", "1"))
+        if old is None and len(self.qtrees) >= _qtrees.MAX_QTREES:
+            raise err(errno.ENOSPC, f"volume {self.meta.name} already has {_qtrees.MAX_QTREES} qtrees, the most it may")
+        if qid < 1 or qid in used:
+            qid = old.id if old is not None else max(nxt, max(used, default=0) + 1)
+        self._put_props(next_qtree_id=str(max(nxt, qid + 1)))
+        with self._txn():
+            self._put_xattr(ino, _qtrees.QTREE_XATTR, _qtrees.encode(qid, style, oplocks))
+        q = _qtrees.Qtree(qid, name, style, oplocks, ino)
+        self.qtrees[ino] = q
+        self.entries_changed.append((ROOT_INO, bn))
+        return q

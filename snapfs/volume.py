@@ -52,6 +52,7 @@ from .luns import LunOps
 from .namespace import (PATH_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, WHITEOUT_MODE,
                         NamespaceOps)
 from .qtrees import QtreeOps
+from .restoring import RestoringOps
 from .restrictions import RestrictionOps
 from .room import RoomOps
 from .schema import NAME_MAX
@@ -75,7 +76,7 @@ __all__ = [
 
 
 class Volume(LunOps, LockOps, NamespaceOps, FileData, XattrOps, SnapshotOps, WindowsOps, StreamOps,
-             IdentityOps, QtreeOps, JunctionOps, RestrictionOps, RoomOps):
+             IdentityOps, QtreeOps, JunctionOps, RestrictionOps, RoomOps, RestoringOps):
     """An open snapfs volume.  Use :meth:`create` or :meth:`open`; close when done."""
 
     # ------------------------------------------------------------------ life cycle

@@ -68,6 +68,14 @@ class Kind(enum.IntEnum):
     QTREE = 6
 
 
+def kind_name(kind: int, unknown: str | None = None) -> str:
+    """``kind``'s name in lower case (``"ntacl"``); ``unknown`` (else ``"kind N"``) for a kind this reader does not know."""
+    try:
+        return Kind(kind).name.lower()
+    except ValueError:
+        return unknown if unknown is not None else f"kind {kind}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """One object of Pass V: ``kind``, the dump inode it belongs to, a name, bytes."""
