@@ -54,7 +54,7 @@ from .blockstore import DATA_FILE
 from .client import find_volume
 from .errors import NotAVolume, err
 from .records import Attrs, SnapshotEntry, SnapshotInode
-from .schema import MAGIC, SCHEMA_VERSION
+from .schema import MAGIC, MAX_SPAN, SCHEMA_VERSION
 from .store import DB_FILE, ROOT_INO, check_header
 from . import junctions as _junctions
 from . import luns as _luns
@@ -223,8 +223,10 @@ class SnapshotReader:
         clone's include those it still reads from its backing snapshot (see :mod:`snapfs.luns`)."""
         s = self.id if s is None else s
         hi = (1 << 62) if last is None else last
-        rows = self._rows(f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {_SEES}"
-                          " ORDER BY idx", (ino, first, hi, s, s))
+        rows = [(idx0 + i, block0 + i) for idx0, span, block0 in self._rows(
+            f"SELECT idx, span, block FROM blockmap WHERE ino = ? AND idx > ? AND idx <= ? AND idx + span > ?"
+            f" AND {_SEES} ORDER BY idx", (ino, first - MAX_SPAN, hi, first, s, s))
+            for i in range(max(0, first - idx0), min(span, hi - idx0 + 1))]
         b = self._backing(ino, s)
         if b is None:
             return rows
