@@ -210,9 +210,17 @@ class FileData(StoreCalls):
     def _map_new(self, ino: int, first: int, blocks: list[int]) -> None:
         """Map blocks ``first``.. of ``ino`` (unmapped) to the fresh data ``blocks``, born
         now: a row per run of up to ``MAX_SPAN`` that follow each other in the data file."""
-        E = self.meta.epoch
+        E, n = self.meta.epoch, len(blocks)
+        if blocks[-1] - blocks[0] == n - 1:  # one run in the data file (a sequential write)
+            b0 = blocks[0]
+            rows = [(ino, first + i, LIVE, E, b0 + i, min(MAX_SPAN, n - i)) for i in range(0, n, MAX_SPAN)]
+            if n <= MAX_SPAN:
+                self._db.execute(_INSERT, rows[0])
+            else:
+                self._db.executemany(_INSERT, rows)
+            return
         rows = []
-        i, n = 0, len(blocks)
+        i = 0
         while i < n:
             j = i + 1
             while j < n and j - i < MAX_SPAN and blocks[j] == blocks[j - 1] + 1:

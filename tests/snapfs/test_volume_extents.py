@@ -4,8 +4,11 @@ to MAX_SPAN blocks with one row; cutting an extent keeps every view as it was.""
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from fuse_fixtures import force_unmount, snapfs
 from volume_fixtures import vol, voldir  # noqa: F401 (fixtures)
@@ -152,3 +155,46 @@ def test_a_version_6_volume_mounts_and_reads_back_identical(tmp_path):
         assert v.read(f, 0, len(big) + BS, v.snapshot_id("s")) == big
         v.snapshot_delete("s")
         assert fsck(v).clean
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_writes_truncates_and_snapshots_match_a_model(tmp_path, seed):
+    """Writes of every shape over extents, truncates, snapshots taken and deleted, in batch
+    mode or not: the live file and every snapshot read as a model says; at the end fsck is
+    clean and, the file and snapshots gone, every block is free again."""
+    rng = random.Random(seed)
+    v = Volume.create(tmp_path / "v", 16 << 20, 50, block_size=BS)
+    v.set_batch(seed % 2 == 0)
+    f = v.create_file(ROOT_INO, "f").ino
+    model, snaps = bytearray(), {}
+    for step in range(150):
+        op = rng.random()
+        if op < 0.55:
+            off, n = rng.randrange(0, 60 * BS), rng.choice([1, 100, BS, 3 * BS + 5, 20 * BS, 40 * BS + 17])
+            data = bytes([rng.randrange(256)]) * n
+            v.write(f, off, data)
+            model[len(model):off] = bytes(max(0, off - len(model)))
+            model[off:off + n] = data
+        elif op < 0.7:
+            size = rng.randrange(0, 80 * BS)
+            v.truncate(f, size)
+            model[size:] = b""
+            model[len(model):size] = bytes(size - len(model))
+        elif op < 0.8 and len(snaps) < 5:
+            snaps[f"s{step}"] = (v.snapshot_create(f"s{step}").id, bytes(model))
+        elif op < 0.9 and snaps:
+            name = rng.choice(sorted(snaps))
+            v.snapshot_delete(name)
+            del snaps[name]
+        elif op < 0.95:
+            v.commit()
+        assert v.read(f, 0, len(model) + BS) == model, step
+        for name, (sid, m) in snaps.items():
+            assert v.read(f, 0, len(m) + BS, sid) == m, (step, name)
+    assert fsck(v).clean
+    for name in snaps:
+        v.snapshot_delete(name)
+    v.unlink(ROOT_INO, "f")
+    v.commit()
+    assert fsck(v).clean and v.space().used == 0
+    v.close()
