@@ -12,9 +12,11 @@
 The guarantee: **a held snapshot never changes, and its blocks are not reused
 while it is held.**  A snapshot is a set of rows with ``birth <= S < death``
 (see :mod:`snapfs.snapshots`); the live tree only ends rows (setting
-``death`` to the current epoch, above S) or changes and drops rows born after
-the newest snapshot, and deleting another snapshot drops only rows no other
-snapshot sees.  A row S sees goes only when S itself is deleted, and a data
+``death`` to the current epoch, above S), splits a block map extent into rows
+with its epochs and its blocks (what every view sees stays the same, in one
+transaction), or changes and drops rows born after the newest snapshot, and
+deleting another snapshot drops only rows no other snapshot sees.  A row S
+sees goes only when S itself is deleted (or is split so), and a data
 block is freed (and so may be rewritten) only with its row.  A held snapshot
 cannot be deleted (``snapshot_delete`` answers EBUSY naming the holder), so
 as long as the hold lasts, every row and byte this reader reads is the one
