@@ -7,6 +7,14 @@ a failed call leaves every committed byte as it was.  A block is written only
 as far as the file reaches; what lies past the end of file in the last block
 is undefined and made zero when the file grows over it.  Reads do not update
 atime (noatime).
+
+The block map holds extents (see :mod:`snapfs.schema`): a write maps its new
+blocks with a row per run of up to ``MAX_SPAN`` blocks that follow each other
+in the data file.  A write, truncate or zeroing that covers part of an extent
+cuts it: a row only the live tree sees is cut in place (the blocks cut out are
+freed at commit); a row a snapshot holds is split into rows of the same epochs
+(which changes no view), and the piece cut out ends, so the snapshot keeps it.
+Either way a data block belongs to one row only, and nothing is copied.
 """
 
 from __future__ import annotations
@@ -17,14 +25,16 @@ import time
 from typing import Callable
 
 from .errors import SnapfsError, err
-from .schema import LIVE
+from .schema import LIVE, MAX_SPAN
 from .store import CACHE_MAX, Row, StoreCalls
 from .values import Attrs
 
 MAX_FILE_SIZE = 1 << 44
-#: the rows of blocks idx ?1..?2 of inode ?3, alive (?4) from epoch ?5, at data blocks idx + ?6
-_INSERT_RUN = ("WITH RECURSIVE run(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM run WHERE i < ?2)"
-               " INSERT INTO blockmap (ino, idx, death, birth, block) SELECT ?3, i, ?4, ?5, i + ?6 FROM run")
+_INSERT = "INSERT INTO blockmap (ino, idx, death, birth, block, span) VALUES (?,?,?,?,?,?)"
+#: the rows (extents) of inode ?1 mapping any of its blocks ?2..?3 in the view ``{where}``, by idx
+_RUNS = ("SELECT idx, span, block, birth FROM blockmap WHERE ino = ?1 AND idx > ?2 - {max} AND idx <= ?3"
+         " AND idx + span > ?2 AND {where} ORDER BY idx")
+_LIVE_RUNS = _RUNS.format(max=MAX_SPAN, where="death = ?")
 
 
 class FileData(StoreCalls):
@@ -66,29 +76,19 @@ class FileData(StoreCalls):
         first, last = offset // bs, (end - 1) // bs
         where, params = self._view(snap)
         view = memoryview(out)
-        # first the blocks' extent in SQLite: one run that follows itself in the data file
-        # (a file written sequentially) is read at once, with no row brought into Python
-        count, i0, i1, d0, d1 = self._db.execute(
-            f"SELECT count(*), min(idx), max(idx), min(block - idx), max(block - idx) FROM blockmap"
-            f" WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}", (ino, first, last, *params)).fetchone()
-        if not count:
-            return out
-        if count == i1 - i0 + 1 and d0 == d1:
-            lo = max(offset, i0 * bs)
-            hi = min(end, (i1 + 1) * bs)
-            self.store.read_at(d0 * bs + lo, view[lo - offset:hi - offset])
-            return out
-        rows = self._db.execute(
-            f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}"
-            " ORDER BY idx", (ino, first, last, *params)).fetchall()
+        # (a ? after ?3 is ?4, the next ?5: the view's parameters follow)
+        rows = self._db.execute(_LIVE_RUNS if snap is None else _RUNS.format(max=MAX_SPAN, where=where),
+                                (ino, first, last, *params)).fetchall()
         i, n = 0, len(rows)
         while i < n:  # one read per run of blocks that follow each other in the file and the data file
-            idx0, block0 = rows[i]
+            idx0, stop, block0, _ = rows[i]
+            stop += idx0
             j = i + 1
-            while j < n and rows[j][0] == idx0 + j - i and rows[j][1] == block0 + j - i:
+            while j < n and rows[j][0] == stop and rows[j][2] == block0 + stop - idx0:
+                stop += rows[j][1]
                 j += 1
             lo = max(offset, idx0 * bs)
-            hi = min(end, (idx0 + j - i) * bs)
+            hi = min(end, stop * bs)
             self.store.read_at(block0 * bs + lo - idx0 * bs, view[lo - offset:hi - offset])
             i = j
         return out
@@ -146,14 +146,15 @@ class FileData(StoreCalls):
         if not tail or size <= row.size or not row.nblocks:
             return
         idx = row.size // bs
-        r = self._db.execute("SELECT block, birth FROM blockmap WHERE ino = ? AND idx = ? AND death = ?",
-                             (ino, idx, LIVE)).fetchone()
-        if r is None:
+        runs = self._db.execute(_LIVE_RUNS, (ino, idx, idx, LIVE)).fetchall()
+        if not runs:
             return
-        data = self.store.read(r[0])
+        idx0, _, block0, birth = runs[0]
+        old = (block0 + idx - idx0, birth)
+        data = self.store.read(old[0])
         valid = min(bs, size - idx * bs)
         if any(data[tail:valid]):  # (already zeros, as in a fresh block: nothing to write)
-            self._put_block(ino, idx, r, data[:tail] + bytes(valid - tail))
+            self._put_block(ino, idx, old, data[:tail] + bytes(valid - tail))
 
     def _truncate(self, ino: int, row: Row, size: int) -> int:
         """Drop blocks past ``size`` (or zero what growing brings into the file); returns the new nblocks.
@@ -165,11 +166,71 @@ class FileData(StoreCalls):
             self._zero_past_eof(ino, row, size)
             return row.nblocks
         keep = -(-size // bs)
-        gone = self._db.execute("SELECT count(*) FROM blockmap WHERE ino = ? AND idx >= ? AND death = ?",
+        gone = self._db.execute("SELECT coalesce(sum(span), 0) FROM blockmap WHERE ino = ? AND idx >= ? AND death = ?",
                                 (ino, keep, LIVE)).fetchone()[0]
         if gone:
             self._kill("blockmap", "ino = ? AND idx >= ?", (ino, keep))
+        if keep:  # an extent across the new end
+            across = [r for r in self._db.execute(_LIVE_RUNS, (ino, keep - 1, keep - 1, LIVE)).fetchall()
+                      if r[0] + r[1] > keep]
+            if across:
+                gone += self._unmap(ino, keep, across[0][0] + across[0][1] - 1, across)
         return row.nblocks - gone
+
+    def _unmap(self, ino: int, first: int, last: int, runs: list[tuple]) -> int:
+        """Take blocks ``first``..``last`` of ``ino`` out of the live map, where ``runs`` are
+        the live rows mapping any of them (``_LIVE_RUNS``); what else those rows map stays
+        mapped.  A row only the live tree sees is cut in place and the blocks cut out are
+        freed at commit; a row a snapshot holds is split, its pieces keeping its epochs
+        (no view changes), and the piece cut out ends (the snapshot keeps it).  Returns
+        how many of the blocks were mapped."""
+        L, E, db = self._epochs.latest, self.meta.epoch, self._db
+        had = 0
+        for idx, span, block, birth in runs:
+            end = idx + span - 1
+            lo, hi = max(idx, first), min(end, last)
+            had += hi - lo + 1
+            owned = birth > L
+            if owned:
+                self.store.free_later(range(block + lo - idx, block + hi - idx + 1))
+            if idx < lo:  # the piece before stays; the cut-out one goes (or ends: a snapshot's)
+                db.execute("UPDATE blockmap SET span = ? WHERE ino = ? AND idx = ? AND death = ?",
+                           (lo - idx, ino, idx, LIVE))
+                if not owned:
+                    db.execute(_INSERT, (ino, lo, E, birth, block + lo - idx, hi - lo + 1))
+            elif owned:
+                db.execute("DELETE FROM blockmap WHERE ino = ? AND idx = ? AND death = ?", (ino, idx, LIVE))
+            else:
+                db.execute("UPDATE blockmap SET death = ?, span = ? WHERE ino = ? AND idx = ? AND death = ?",
+                           (E, hi - lo + 1, ino, idx, LIVE))
+            if hi < end:  # the piece after stays, with the row's epochs
+                db.execute(_INSERT, (ino, hi + 1, LIVE, birth, block + hi + 1 - idx, end - hi))
+        return had
+
+    def _map_new(self, ino: int, first: int, blocks: list[int]) -> None:
+        """Map blocks ``first``.. of ``ino`` (unmapped) to the fresh data ``blocks``, born
+        now: a row per run of up to ``MAX_SPAN`` that follow each other in the data file."""
+        E, n = self.meta.epoch, len(blocks)
+        if blocks[-1] - blocks[0] == n - 1:  # one run in the data file (a sequential write)
+            b0 = blocks[0]
+            rows = [(ino, first + i, LIVE, E, b0 + i, min(MAX_SPAN, n - i)) for i in range(0, n, MAX_SPAN)]
+            if n <= MAX_SPAN:
+                self._db.execute(_INSERT, rows[0])
+            else:
+                self._db.executemany(_INSERT, rows)
+            return
+        rows = []
+        i = 0
+        while i < n:
+            j = i + 1
+            while j < n and j - i < MAX_SPAN and blocks[j] == blocks[j - 1] + 1:
+                j += 1
+            rows.append((ino, first + i, LIVE, E, blocks[i], j - i))
+            i = j
+        if len(rows) == 1:
+            self._db.execute(_INSERT, rows[0])
+        else:
+            self._db.executemany(_INSERT, rows)
 
     def _put_block(self, ino: int, idx: int, old: tuple | None, data: bytes) -> int:
         """Write ``data`` as block ``idx`` of ``ino`` into a fresh block (never in place); returns it."""
@@ -180,20 +241,11 @@ class FileData(StoreCalls):
 
     def _map_block(self, ino: int, idx: int, old: tuple | None, block: int) -> None:
         """Make ``block`` (fresh, written) block ``idx`` of ``ino`` in place of ``old``
-        (its (block, birth), or None); a block a snapshot holds stays with the snapshot."""
-        E = self.meta.epoch
-        if old is None:
-            self._db.execute("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)",
-                             (ino, idx, LIVE, E, block))
-        elif old[1] > self._epochs.latest:
-            self._db.execute("UPDATE blockmap SET block = ?, birth = ? WHERE ino = ? AND idx = ? AND death = ?",
-                             (block, E, ino, idx, LIVE))
-            self.store.free_later((old[0],))
-        else:
-            self._db.execute("UPDATE blockmap SET death = ? WHERE ino = ? AND idx = ? AND death = ?",
-                             (E, ino, idx, LIVE))
-            self._db.execute("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)",
-                             (ino, idx, LIVE, E, block))
+        (its (block, birth), or None: then the only change is one INSERT); a block a
+        snapshot holds stays with the snapshot."""
+        if old is not None:
+            self._unmap(ino, idx, idx, self._db.execute(_LIVE_RUNS, (ino, idx, idx, LIVE)).fetchall())
+        self._db.execute(_INSERT, (ino, idx, LIVE, self.meta.epoch, block, 1))
 
     def write(self, ino: int, offset: int, data: bytes, append: bool = False) -> int:
         """Write ``data`` at ``offset`` (at end of file when ``append``); returns bytes written.
@@ -241,80 +293,64 @@ class FileData(StoreCalls):
             self._full()
             if row.size // bs < first:  # the old last block is not rewritten below
                 self._zero_past_eof(ino, row, size)
-            existing = {idx: (block, birth) for idx, block, birth in self._db.execute(
-                "SELECT idx, block, birth FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND death = ?",
-                (ino, first, last, LIVE))} if row.nblocks else {}
+            runs = self._db.execute(_LIVE_RUNS, (ino, first, last, LIVE)).fetchall() if row.nblocks else []
             view = memoryview(data)
-            # the whole new blocks inside a big write (no block there yet) need no look at each
-            whole = not existing and last - first > 1
-            idxs = [first, last] if whole else list(range(first, last + 1))
-            olds, bufs = [], []
-            for idx in idxs:
+
+            def old_of(idx: int) -> tuple[int, int] | None:
+                """(data block, birth) of block ``idx`` as the file has it, or None (a hole)."""
+                for idx0, span, block0, birth in runs:
+                    if idx0 <= idx < idx0 + span:
+                        return block0 + idx - idx0, birth
+                return None
+
+            def content(idx: int):
+                """Block ``idx`` as the write leaves it (its part inside the file)."""
                 base = idx * bs
                 lo = max(offset, base)
                 hi = min(end, base + bs)
                 chunk = view[lo - offset:hi - offset]
-                old = existing.get(idx)
                 valid = min(bs, size - base)  # the part of the block inside the file
                 if lo == base and hi - base == valid:
-                    buf = chunk
+                    return chunk
+                old = old_of(idx)
+                if old:
+                    b = bytearray(self.store.read(old[0])[:valid])
+                    keep = max(0, row.size - base)  # past the old end of file: undefined
+                    if keep < valid:
+                        b[keep:] = bytes(valid - keep)
                 else:
-                    if old:
-                        b = bytearray(self.store.read(old[0])[:valid])
-                        keep = max(0, row.size - base)  # past the old end of file: undefined
-                        if keep < valid:
-                            b[keep:] = bytes(valid - keep)
-                    else:
-                        b = bytearray(valid)  # a hole reads as zeros
-                    b[lo - base:hi - base] = chunk
-                    buf = b
-                olds.append(old)
-                bufs.append(buf)
-            blocks = None
-            if whole and not self._per_block:
-                # every block first (NoSpace before any byte is written)
-                k = last - first + 1
-                blocks = self.store.allocate_many(k)
-                if blocks[-1] - blocks[0] == k - 1:
-                    # the blocks follow each other in the data file (a sequential write): the
-                    # data in one system call, straight from the request, and the rows made
-                    # inside SQLite (one statement, no tuple bound per row)
-                    mid = view[(first + 1) * bs - offset:last * bs - offset]
-                    self.store.write_run(blocks[0], [bufs[0], mid, bufs[1]])
-                    self._db.execute(_INSERT_RUN, (first, last, ino, LIVE, self.meta.epoch, blocks[0] - first))
-                    now = time.time_ns()
-                    self._set(ino, size=size, nblocks=row.nblocks + k, mtime_ns=now, ctime_ns=now)
-                    return n
-            if whole:
-                mid = range(first + 1, last)
-                idxs[1:1] = mid
-                olds[1:1] = [None] * len(mid)
-                bufs[1:1] = [view[b - offset:b - offset + bs] for b in range((first + 1) * bs, last * bs, bs)]
+                    b = bytearray(valid)  # a hole reads as zeros
+                b[lo - base:hi - base] = chunk
+                return b
+
+            k = last - first + 1
             if self._per_block:  # a hook counts block by block (space-reserved LUNs)
-                for idx, old, buf in zip(idxs, olds, bufs):
+                bufs = [content(idx) for idx in range(first, last + 1)]  # (old data read before any change)
+                olds = [old_of(idx) for idx in range(first, last + 1)]
+                for idx, old, buf in zip(range(first, last + 1), olds, bufs):
                     self._put_block(ino, idx, old, buf)
                 added = olds.count(None)
                 now = time.time_ns()
                 self._set(ino, size=size, nblocks=row.nblocks + added, mtime_ns=now, ctime_ns=now)
                 return n
-            # every block first (NoSpace before any byte is written), then the data in
-            # one system call per run of blocks that follow each other in the data file,
-            # then the block map: new blocks in one statement
-            if blocks is None:
-                blocks = self.store.allocate_many(len(bufs))
-            self.store.write_blocks(blocks, bufs)
-            E = self.meta.epoch
-            fresh = [(ino, idx, LIVE, E, block) for idx, old, block in zip(idxs, olds, blocks) if old is None]
-            if fresh:
-                self._db.executemany("INSERT INTO blockmap (ino, idx, death, birth, block) VALUES (?,?,?,?,?)",
-                                     fresh)
-            if len(fresh) < len(blocks):
-                for idx, old, block in zip(idxs, olds, blocks):
-                    if old is not None:
-                        self._map_block(ino, idx, old, block)
-            added = len(fresh)
+            # the first and last blocks may keep old bytes; those between are the request's
+            head = content(first)
+            parts = [head] if k == 1 else [head, view[(first + 1) * bs - offset:last * bs - offset], content(last)]
+            # every block first (NoSpace before any byte is written), then the data: one
+            # system call when the blocks follow each other in the data file (a sequential
+            # write), straight from the request; then the old rows cut, the new ones made
+            blocks = self.store.allocate_many(k)
+            if blocks[-1] - blocks[0] == k - 1:
+                self.store.write_run(blocks[0], parts)
+            else:
+                bufs = [head] + [view[b - offset:b - offset + bs] for b in range((first + 1) * bs, last * bs, bs)]
+                if k > 1:
+                    bufs.append(parts[2])
+                self.store.write_blocks(blocks, bufs)
+            had = self._unmap(ino, first, last, runs) if runs else 0
+            self._map_new(ino, first, blocks)
             now = time.time_ns()
-            self._set(ino, size=size, nblocks=row.nblocks + added, mtime_ns=now, ctime_ns=now)
+            self._set(ino, size=size, nblocks=row.nblocks + k - had, mtime_ns=now, ctime_ns=now)
             return n
 
     def open_file(self, ino: int, snap: int | None = None) -> None:

@@ -5,6 +5,9 @@ The passes, in the order they run (each repair a transaction of its own):
 * counters: snapshot epochs lie below the current epoch; the next inode
   number and the next readdir cookie lie above every one in use (numbers are
   never reused).  Repair raises the counter.
+* extents: every ``blockmap`` row maps 1 to ``MAX_SPAN`` blocks.  Repair
+  splits a longer row into rows of ``MAX_SPAN`` (same blocks, same epochs: no
+  view changes) and drops a row that maps none.
 * block references: every block a row references lies inside the volume, below
   the high-water mark, off the free list, and is referenced once.  Repair: a
   live row pointing outside the volume is dropped (the block reads as a hole,
@@ -33,7 +36,8 @@ The passes, in the order they run (each repair a transaction of its own):
   when first needed; a non-directory of that name is moved into it.  Then
   link counts (directories: 2 + subdirectories), block counts, sizes (a file
   mapping blocks past its size is extended over them, as e2fsck does), block
-  maps, xattrs and large streams of missing inodes or of non-files, and the live inode counter.
+  maps (the extents one view sees of a file do not overlap: reported only), xattrs and
+  large streams of missing inodes or of non-files, and the live inode counter.
 * short names: every live entry whose name does not fit 8.3 has its DOS
   8.3 name (:mod:`snapfs.shortnames`); repair gives it one.
 * every snapshot's tree: the same checks, reported only; an unlinked file a
@@ -65,7 +69,7 @@ from snapdump.snapfs_names import SNAPDIR_NAME, VOLUME_XATTR
 
 from . import fsck_filer, fsck_luns, privacy, shortnames
 from .errors import SnapfsError, VolumeBusy
-from .schema import DEAD, LIVE, VERSIONED
+from .schema import DEAD, LIVE, MAX_SPAN, VERSIONED
 from .windows.dosname import is_short
 from .volume import DB_FILE, NAME_MAX, ROOT_INO, Volume
 
@@ -153,7 +157,7 @@ def fsck(vol: Volume, repair: bool = False) -> FsckReport:
 
 
 #: fsck's passes, in the order they run (see the module's description of each).
-PASSES = ("counters", "block_refs", "epochs", "live_tree", "short_names", "snapshot_trees", "free_space", "filer")
+PASSES = ("counters", "extents", "block_refs", "epochs", "live_tree", "short_names", "snapshot_trees", "free_space", "filer")
 
 
 class _Ino(NamedTuple):
@@ -339,11 +343,43 @@ class _Fsck:
 
     # ------------------------------------------------------------------ block references
 
+    def check_extents(self) -> None:
+        bad = self.db.execute("SELECT ino, idx, death, birth, block, span FROM blockmap WHERE span < 1 OR span > ?",
+                              (MAX_SPAN,)).fetchall()
+        for ino, idx, death, birth, block, span in bad:
+            where = "live tree" if death == LIVE else f"snapshot row (epochs {birth}..{death})"
+            self.fix(f"{where}: inode {ino} block map row at block {idx} maps {span} blocks"
+                     f" ({'none' if span < 1 else f'more than {MAX_SPAN}'})",
+                     lambda: self._reshape(ino, idx, death, birth, block, span))
+
+    def _reshape(self, ino: int, idx: int, death: int, birth: int, block: int, span: int) -> None:
+        """A row of no blocks goes; a longer one than MAX_SPAN becomes rows of MAX_SPAN."""
+        with self.t.txn():
+            self.db.execute("DELETE FROM blockmap WHERE ino = ? AND idx = ? AND death = ?", (ino, idx, death))
+            self.db.executemany("INSERT INTO blockmap (ino, idx, death, birth, block, span) VALUES (?,?,?,?,?,?)",
+                                [(ino, idx + k, death, birth, block + k, min(MAX_SPAN, span - k))
+                                 for k in range(0, span, MAX_SPAN)])
+
+    def _isolate(self, ino: int, idx: int, death: int) -> None:
+        """Inside a transaction: block ``idx`` of ``ino`` its own row (the version ending at
+        ``death``), the extent that maps it split around it (same blocks, same epochs)."""
+        r = self.db.execute("SELECT idx, span, block, birth FROM blockmap WHERE ino = ? AND idx <= ? AND death = ?"
+                            " AND idx + span > ? ORDER BY idx DESC LIMIT 1", (ino, idx, death, idx)).fetchone()
+        if r is None or r[1] == 1:
+            return
+        i0, span, b0, birth = r
+        self.db.execute("DELETE FROM blockmap WHERE ino = ? AND idx = ? AND death = ?", (ino, i0, death))
+        pieces = [(i0, idx - i0), (idx, 1), (idx + 1, i0 + span - idx - 1)]
+        self.db.executemany("INSERT INTO blockmap (ino, idx, death, birth, block, span) VALUES (?,?,?,?,?,?)",
+                            [(ino, a, death, birth, b0 + a - i0, n) for a, n in pieces if n > 0])
+
     def check_block_refs(self) -> None:
         db, m = self.db, self.t.meta
         rows: dict[int, list[tuple[int, int, int, int]]] = defaultdict(list)
-        for ino, idx, death, birth, block in db.execute("SELECT ino, idx, death, birth, block FROM blockmap"):
-            rows[block].append((birth, death, ino, idx))
+        for ino, idx, death, birth, block, span in db.execute(
+                "SELECT ino, idx, death, birth, block, span FROM blockmap"):
+            for k in range(min(span, MAX_SPAN)):  # (longer rows: see check_extents)
+                rows[block + k].append((birth, death, ino, idx + k))
         free = {r[0] for r in db.execute("SELECT block FROM free_blocks")}
         top, on_free, shared = 0, [], []
         for b, refs in sorted(rows.items()):
@@ -379,6 +415,7 @@ class _Fsck:
 
         def drop() -> None:
             with self.t.txn():
+                self._isolate(ino, idx, LIVE)
                 if birth > self.t.epochs.latest:
                     self.db.execute("DELETE FROM blockmap WHERE ino = ? AND idx = ? AND death = ?", (ino, idx, LIVE))
                 else:  # the snapshots keep their (equally bad) version
@@ -393,6 +430,7 @@ class _Fsck:
         with self.t.txn():
             data = store.read(block)
             for _, death, ino, idx in refs[1:]:
+                self._isolate(ino, idx, death)
                 new = store.allocate()
                 store.write(new, data)
                 self.db.execute("UPDATE blockmap SET block = ? WHERE ino = ? AND idx = ? AND death = ?",
@@ -442,8 +480,8 @@ class _Fsck:
     def _drop_dead(self, table: str, match: str, rows: list[tuple]) -> None:
         with self.t.txn():
             if table == "blockmap":
-                self.t.blocks.free_later(
-                    self.db.execute(f"SELECT block FROM blockmap WHERE {match}", k).fetchone()[0] for k in rows)
+                self.t.blocks.free_later([b for k in rows for block, span in self.db.execute(
+                    f"SELECT block, span FROM blockmap WHERE {match}", k) for b in range(block, block + span)])
             self.db.executemany(f"DELETE FROM {table} WHERE {match}", rows)
 
     # ------------------------------------------------------------------ trees
@@ -606,16 +644,26 @@ class _Fsck:
         counts: Counter = Counter()
         last: dict[int, int] = {}
         strays: dict[int, str] = {}
-        for ino, idx in self.db.execute(f"SELECT ino, idx FROM blockmap WHERE {where}", params):
-            if live and (ino, idx) in self.illegal:
-                continue  # dropped by a repair
+        ends: dict[int, int] = {}
+        for ino, idx, span in self.db.execute(f"SELECT ino, idx, span FROM blockmap WHERE {where} ORDER BY ino, idx",
+                                              params):
+            span = min(span, MAX_SPAN)  # (see check_extents)
+            if live and self.illegal:
+                n = sum(1 for k in range(idx, idx + span) if (ino, k) not in self.illegal)  # dropped by a repair
+                if not n:
+                    continue
+            else:
+                n = span
             if ino not in inodes:
                 strays.setdefault(ino, f"block map of missing inode {ino}")
             elif not stat.S_ISREG(inodes[ino].mode):
                 strays.setdefault(ino, f"inode {ino} maps blocks but is not a regular file")
             else:
-                counts[ino] += 1
-                last[ino] = max(last.get(ino, idx), idx)
+                if span > 0 and idx < ends.get(ino, 0):
+                    self.problem(f"{label}: inode {ino}: block map rows overlap at block {idx}: not repaired")
+                ends[ino] = max(ends.get(ino, 0), idx + span)
+                counts[ino] += n
+                last[ino] = max(last.get(ino, idx), idx + span - 1)
         for ino in sorted(inodes):
             if ino in skip:
                 continue
@@ -677,7 +725,8 @@ class _Fsck:
 
     def check_free_space(self) -> None:
         db, m = self.db, self.t.meta
-        refs = {r[0] for r in db.execute("SELECT block FROM blockmap")}
+        refs = {b for block, span in db.execute("SELECT block, span FROM blockmap")
+                for b in range(block, block + min(span, MAX_SPAN))}
         hw = max(self.high_water, m.high_water)  # copies of shared blocks may have raised it
         free = {r[0] for r in db.execute("SELECT block FROM free_blocks")}
         free = {b for b in free if 0 <= b < hw and b not in refs}  # as check_block_refs leaves it

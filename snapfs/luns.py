@@ -41,7 +41,7 @@ from typing import Callable
 from . import volpaths
 from .errors import NoSpace, SnapfsError, err
 from .filedata import MAX_FILE_SIZE
-from .schema import LIVE
+from .schema import LIVE, MAX_SPAN
 from .store import ROOT_INO, StoreCalls
 from .values import Attrs, SnapshotInfo
 
@@ -189,7 +189,7 @@ class LunOps(StoreCalls):
         """Count, for every reserved LUN, the blocks it wrote since the newest snapshot (SQL)."""
         latest = self._epochs.latest
         self.lun_fresh = {ino: self._db.execute(
-            "SELECT count(*) FROM blockmap WHERE ino = ? AND death = ? AND birth > ?",
+            "SELECT coalesce(sum(span), 0) FROM blockmap WHERE ino = ? AND death = ? AND birth > ?",
             (ino, LIVE, latest)).fetchone()[0] for ino, r in self.luns.items() if r.space_reserve == "enabled"}
         self._sum_outstanding()
 
@@ -255,9 +255,9 @@ class LunOps(StoreCalls):
         bs, end = self._bs, offset + len(out)
         first, last = offset // bs, (end - 1) // bs
         where, params = self._view(snap)
-        own = {r[0] for r in self._db.execute(
-            f"SELECT idx FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {where}",
-            (ino, first, last, *params))}
+        own = {i for idx, span in self._db.execute(
+            f"SELECT idx, span FROM blockmap WHERE ino = ? AND idx > ? AND idx <= ? AND idx + span > ? AND {where}",
+            (ino, first - MAX_SPAN, last, first, *params)) for i in range(idx, idx + span)}
         for idx in range(first, last + 1):
             if idx in own:
                 continue
@@ -274,7 +274,8 @@ class LunOps(StoreCalls):
             for idx in {offset // bs, (end - 1) // bs}:
                 lo, hi = idx * bs, min(r.size, (idx + 1) * bs)
                 if (offset <= lo and offset + len(data) >= hi) or self._db.execute(
-                        "SELECT 1 FROM blockmap WHERE ino = ? AND idx = ? AND death = ?", (ino, idx, LIVE)).fetchone():
+                        "SELECT 1 FROM blockmap WHERE ino = ? AND idx > ? AND idx <= ? AND idx + span > ? AND death = ?",
+                        (ino, idx - MAX_SPAN, idx, idx, LIVE)).fetchone():
                     continue
                 self._plain_write(ino, lo, bytes(self._clone_read(ino, lo, hi - lo)))
         return self._plain_write(ino, offset, data, append)
@@ -436,9 +437,11 @@ class LunOps(StoreCalls):
             raise err(errno.EINVAL, f"LUN {path!r} is not a clone")
         bs, n = self._bs, self._blocks(rec)
         where, params = self._view(rec.backing[0])
-        theirs = [r[0] for r in self._db.execute(
-            f"SELECT idx FROM blockmap WHERE ino = ? AND {where} ORDER BY idx", (rec.backing[1], *params))]
-        own = {r[0] for r in self._db.execute("SELECT idx FROM blockmap WHERE ino = ? AND death = ?", (ino, LIVE))}
+        theirs = [i for idx, span in self._db.execute(
+            f"SELECT idx, span FROM blockmap WHERE ino = ? AND {where} ORDER BY idx", (rec.backing[1], *params))
+            for i in range(idx, idx + span)]
+        own = {i for idx, span in self._db.execute("SELECT idx, span FROM blockmap WHERE ino = ? AND death = ?",
+                                                   (ino, LIVE)) for i in range(idx, idx + span)}
         todo = [i for i in theirs if i not in own and i < n]
         for k in range(0, len(todo), _SPLIT_CHUNK):
             for idx in todo[k:k + _SPLIT_CHUNK]:

@@ -12,9 +12,11 @@
 The guarantee: **a held snapshot never changes, and its blocks are not reused
 while it is held.**  A snapshot is a set of rows with ``birth <= S < death``
 (see :mod:`snapfs.snapshots`); the live tree only ends rows (setting
-``death`` to the current epoch, above S) or changes and drops rows born after
-the newest snapshot, and deleting another snapshot drops only rows no other
-snapshot sees.  A row S sees goes only when S itself is deleted, and a data
+``death`` to the current epoch, above S), splits a block map extent into rows
+with its epochs and its blocks (what every view sees stays the same, in one
+transaction), or changes and drops rows born after the newest snapshot, and
+deleting another snapshot drops only rows no other snapshot sees.  A row S
+sees goes only when S itself is deleted (or is split so), and a data
 block is freed (and so may be rewritten) only with its row.  A held snapshot
 cannot be deleted (``snapshot_delete`` answers EBUSY naming the holder), so
 as long as the hold lasts, every row and byte this reader reads is the one
@@ -53,7 +55,7 @@ from . import shortnames
 from .blockstore import DATA_FILE
 from .client import find_volume
 from .errors import NotAVolume, err
-from .schema import MAGIC, SCHEMA_VERSION
+from .schema import MAGIC, MAX_SPAN, SCHEMA_VERSION
 from .store import DB_FILE, ROOT_INO, check_header
 from . import junctions as _junctions
 from . import luns as _luns
@@ -250,8 +252,10 @@ class SnapshotReader:
         clone's include those it still reads from its backing snapshot (see :mod:`snapfs.luns`)."""
         s = self.id if s is None else s
         hi = (1 << 62) if last is None else last
-        rows = self._rows(f"SELECT idx, block FROM blockmap WHERE ino = ? AND idx >= ? AND idx <= ? AND {_SEES}"
-                          " ORDER BY idx", (ino, first, hi, s, s))
+        rows = [(idx0 + i, block0 + i) for idx0, span, block0 in self._rows(
+            f"SELECT idx, span, block FROM blockmap WHERE ino = ? AND idx > ? AND idx <= ? AND idx + span > ?"
+            f" AND {_SEES} ORDER BY idx", (ino, first - MAX_SPAN, hi, first, s, s))
+            for i in range(max(0, first - idx0), min(span, hi - idx0 + 1))]
         b = self._backing(ino, s)
         if b is None:
             return rows
@@ -275,16 +279,21 @@ class SnapshotReader:
         :meth:`_map` gives them).  What a reader of many files asks instead of one
         :meth:`extents` per file; read the blocks with :meth:`read_blocks`."""
         s, out = self.id, {}
-        # Gaps and islands: a run keeps both idx - its row number and block - idx.
-        for ino, idx, block, count in self._rows(
-                "SELECT ino, MIN(idx), MIN(block), COUNT(*) FROM (SELECT ino, idx, block,"
-                " idx - ROW_NUMBER() OVER (PARTITION BY ino ORDER BY idx) AS island, block - idx AS shift"
-                f" FROM blockmap WHERE ino >= ? AND ino <= ? AND {_SEES})"
-                " GROUP BY ino, island, shift ORDER BY ino, 2", (first, last, s, s)):
-            runs = out.get(ino)
-            if runs is None:
+        # Extents (idx, span, block) in order, joined where one goes on where the last ended.
+        last_ino = None
+        runs: list[tuple[int, int, int]] = []
+        for ino, idx, span, block in self._rows(
+                f"SELECT ino, idx, span, block FROM blockmap WHERE ino >= ? AND ino <= ? AND {_SEES}"
+                " ORDER BY ino, idx", (first, last, s, s)):
+            if ino != last_ino:
                 runs = out[ino] = []
-            runs.append((idx, block, count))
+                last_ino = ino
+            if runs:
+                pidx, pblock, pcount = runs[-1]
+                if pidx + pcount == idx and pblock + pcount == block:
+                    runs[-1] = (pidx, pblock, pcount + span)
+                    continue
+            runs.append((idx, block, span))
         for ino, value in self._rows(f"SELECT ino, value FROM xattrs WHERE ino >= ? AND ino <= ? AND name = ?"
                                      f" AND {_SEES}", (first, last, _luns.LUN_XATTR, s, s)):
             try:

@@ -1,6 +1,6 @@
 """The SQLite schema of a volume's metadata and its migrations.
 
-Versioned tables (``inodes``, ``dirents``, ``xattrs``, ``blockmap``) carry
+Versioned tables (``inodes``, ``dirents``, ``xattrs``, ``blockmap``, ``streams``) carry
 ``birth`` and ``death`` epochs: a row is seen by snapshot S when
 ``birth <= S < death`` and by the live head when ``death = LIVE``.  Their
 primary key ends in ``death`` so the live version of a key is one index probe;
@@ -9,6 +9,11 @@ the rows that died between two snapshots (the equivalent of a ZFS deadlist).
 Since version 2 they are partial, holding dead rows only (:data:`DEAD`), so
 creating and removing live rows does not pay for them; a query meant to use
 one must carry the term :data:`DEAD` word for word.
+
+A ``blockmap`` row is an extent (since version 7): blocks ``idx`` to
+``idx + span - 1`` of file ``ino`` are data blocks ``block`` to ``block + span - 1``,
+``1 <= span <=`` :data:`MAX_SPAN`; the rows one view sees of a file never overlap,
+and a data block belongs to one row only.
 
 ``PRAGMA user_version`` holds :data:`SCHEMA_VERSION`; :func:`migrate` brings an
 older database up to it and refuses a newer one.
@@ -21,11 +26,15 @@ import sqlite3
 from .errors import NotAVolume
 
 MAGIC = "snapfs-volume"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: The longest name (bytes) of a directory entry or a snapshot.
 NAME_MAX = 255
 #: ``death`` of a row the live head still sees (larger than any epoch).
 LIVE = 1 << 62
+#: The most blocks one ``blockmap`` row (an extent) maps: a sequential write makes a row per
+#: 64 KiB (with 4 KiB blocks), and a look-up of the row that maps a block scans at most this
+#: many index entries back.
+MAX_SPAN = 16
 #: The condition of the partial ``*_dead`` indexes (rows no longer live).
 DEAD = f"death < {LIVE}"
 
@@ -154,7 +163,13 @@ CREATE INDEX IF NOT EXISTS locks_ino ON locks (ino);
 #: (Made by :func:`_xattr_room_of_old_volumes`.)
 _V6 = ""
 
-_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+#: Version 7 (issue 10, sequential writes with 4 KiB blocks): a ``blockmap`` row maps a run of
+#: up to :data:`MAX_SPAN` blocks that follow each other in the file and in the data file
+#: (``span`` of them), not one: a sequential write makes a sixteenth of the rows.  Older rows
+#: map one block each, which is what ``span``'s default says.  (Made by :func:`_extents`.)
+_V7 = ""
+
+_MIGRATIONS = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -171,6 +186,8 @@ def migrate(db: sqlite3.Connection) -> None:
                 _short_names_of_old_entries(db)
             if v == 6:
                 _xattr_room_of_old_volumes(db)
+            if v == 7:
+                _extents(db)
             db.execute(f"PRAGMA user_version = {v}")
             db.execute("COMMIT")
         except BaseException:
@@ -197,3 +214,9 @@ def _xattr_room_of_old_volumes(db: sqlite3.Connection) -> None:
     if not any(r[1] == "xattr_room" for r in db.execute("PRAGMA table_info(meta)")):
         db.execute("ALTER TABLE meta ADD COLUMN xattr_room INTEGER NOT NULL DEFAULT 0")
         db.execute("UPDATE meta SET xattr_room = min(block_size, 65536)")
+
+
+def _extents(db: sqlite3.Connection) -> None:
+    """Version 7: ``blockmap.span``; the rows an older volume has map one block each."""
+    if not any(r[1] == "span" for r in db.execute("PRAGMA table_info(blockmap)")):
+        db.execute("ALTER TABLE blockmap ADD COLUMN span INTEGER NOT NULL DEFAULT 1")

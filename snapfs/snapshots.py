@@ -82,13 +82,14 @@ _ONLY = f"death > ? AND death <= ? AND birth > ? AND birth <= ? AND {DEAD}"
 
 def exclusive_blocks(db: sqlite3.Connection, prev: int, s: int, nxt: int) -> int:
     """Blocks that only snapshot ``s`` sees (between neighbours ``prev`` and ``nxt``)."""
-    return db.execute(f"SELECT count(*) FROM blockmap WHERE {_ONLY}", (s, nxt, prev, s)).fetchone()[0]
+    return db.execute(f"SELECT coalesce(sum(span), 0) FROM blockmap WHERE {_ONLY}", (s, nxt, prev, s)).fetchone()[0]
 
 
 def reclaim(db: sqlite3.Connection, store: BlockStore, prev: int, s: int, nxt: int) -> int:
     """Delete the rows only snapshot ``s`` sees and free their blocks; returns blocks freed."""
     params = (s, nxt, prev, s)
-    blocks = [r[0] for r in db.execute(f"SELECT block FROM blockmap WHERE {_ONLY}", params)]
+    blocks = [b for block, span in db.execute(f"SELECT block, span FROM blockmap WHERE {_ONLY}", params)
+              for b in range(block, block + span)]
     store.free_later(blocks)
     for table in VERSIONED:
         db.execute(f"DELETE FROM {table} WHERE {_ONLY}", params)
@@ -97,7 +98,7 @@ def reclaim(db: sqlite3.Connection, store: BlockStore, prev: int, s: int, nxt: i
 
 def snapshot_blocks(db: sqlite3.Connection) -> int:
     """Blocks held only by snapshots (rows the live head no longer sees)."""
-    return db.execute(f"SELECT count(*) FROM blockmap WHERE {DEAD}").fetchone()[0]
+    return db.execute(f"SELECT coalesce(sum(span), 0) FROM blockmap WHERE {DEAD}").fetchone()[0]
 
 
 BACKUP_SNAPSHOT_PREFIX = "snapshot_for_backup."

@@ -334,7 +334,7 @@ def test_a_version_4_volume_gets_the_locks_table_at_open(tmp_path):
     with Volume.open(voldir) as v:
         v.create_file(1, "f")
         assert v.lock_add("f", "advisory", "o").id == 1
-        assert v.db.execute("PRAGMA user_version").fetchone()[0] == 6  # (the current version)
+        assert v.db.execute("PRAGMA user_version").fetchone()[0] == 7  # (the current version)
 
 
 def test_a_clone_holds_its_snapshot_while_any_version_of_it_reads_from_it(tmp_path):

@@ -471,7 +471,7 @@ def test_a_version_5_volume_keeps_its_xattr_room_at_open(tmp_path, block_size, r
         f = v.create_file(ROOT_INO, "f")
         v.setxattr(f.ino, "user.a", b"v" * (room - 56))
         assert errno_of(v.setxattr, f.ino, "user.b", b"") == errno.ENOSPC
-        assert v.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert v.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         assert fsck(v).clean
 
 
