@@ -169,10 +169,15 @@ class Dump:
             self.cursor = cursor
         return self.cursor
 
-    def steps(self) -> Iterator[Cursor]:
-        """The dump as a generator: one cursor per unit of work done."""
+    def steps(self, resume: Callable[[Dump], tuple[ImageWriter, int]] | None = None) -> Iterator[Cursor]:
+        """The dump as a generator: one cursor per unit of work done.
+
+        ``resume`` restarts an interrupted dump (:mod:`dumptool.restart`):
+        once the inodes are mapped and the volume header made, it gives the
+        image writer to go on with and the index (directories, then files)
+        of the first inode to write again."""
         try:
-            yield from self._steps()
+            yield from self._steps(resume)
         except BaseException:
             if self.out is not None:
                 try:
@@ -204,14 +209,21 @@ class Dump:
         """dump's estimate of what is left (``78.61% done at 333 kB/s, finished in 0:01``)."""
         return self.out.progress_line() if self.out is not None else "0.00% done, finished in 0:00"
 
-    def _steps(self) -> Iterator[Cursor]:
+    def _steps(self, resume: Callable[[Dump], tuple[ImageWriter, int]] | None) -> Iterator[Cursor]:
         self._map()
         yield Cursor(Stage.MAP, len(self.plan.nodes))
-        self._start()
+        if resume is None:
+            self._start()
+            first = 0
+        else:
+            self.tape = self._volume_header()
+            self.out, first = resume(self)
         plan = self.plan
-        self.say("dumping (Pass III) [directories]")
         verbose = self.options.verbose
-        for n, ino in enumerate(plan.directories, 1):
+        ndirs = len(plan.directories)
+        if first < ndirs:
+            self.say("dumping (Pass III) [directories]")
+        for n, ino in enumerate(plan.directories[first:], first + 1):
             if verbose:
                 self.say(f"dumping directory inode {ino}")
             self._dump_inode(plan.nodes[ino])
@@ -220,7 +232,7 @@ class Dump:
         nodes, dump_file, dump_inode, cursor = plan.nodes, self._dump_file, self._dump_inode, self._cursor
         files = Stage.FILES
         meta = plan.metaonly
-        for n, ino in enumerate(plan.files, 1):
+        for n, ino in enumerate(plan.files[max(0, first - ndirs):], max(0, first - ndirs) + 1):
             node = nodes[ino]
             if verbose:
                 self.say(f"dumping regular inode {ino}" + (" (meta only)" if meta and ino in meta else ""))
@@ -324,19 +336,25 @@ class Dump:
         return (self._tapesize + 1 + self.options.ntrec) * TP_BSIZE
 
     # -- writing -------------------------------------------------------------------
-    def _start(self) -> None:
+    def _volume_header(self) -> Header:
+        """Volume 1's ``TS_TAPE``, which every header derives from."""
         opts = self.options
         label = opts.label.encode("utf-8", "surrogateescape")
         if len(label) >= LBLSIZE:
             self._warn(f"label {opts.label!r} is longer than {LBLSIZE - 1} bytes: cut")
             label = label[:LBLSIZE - 1]
         source = os.fsencode(self.filesys)[:NAMELEN - 1]
-        self.tape = volume_header(
+        tape = volume_header(
             date=self.date, ddate=self.base_date, level=opts.level, label=label or b"none",
             filesys=source, dev=source, host=os.uname().nodename.encode()[:NAMELEN - 1], ntrec=opts.ntrec,
         )
         if self.compressor is not None:
-            self.tape = self.tape.derive(c_flags=self.tape.c_flags | DR_COMPRESSED)
+            tape = tape.derive(c_flags=tape.c_flags | DR_COMPRESSED)
+        return tape
+
+    def _start(self) -> None:
+        opts = self.options
+        self.tape = self._volume_header()
         changer = VolumeChanger(opts, say=self.say, warn=self._warn, notify=self.notify)
         self.out = out = ImageWriter(self.tape, opts, changer, compressor=self.compressor, estimate=self._estimate,
                                      say=self.say)

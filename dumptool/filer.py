@@ -275,11 +275,14 @@ class BackupSnapshot:
 def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
                 say: Callable[[str], None] | None = None,
                 warn: Callable[[str], None] | None = None,
+                on_snapshot: Callable[[BackupSnapshot], None] | None = None,
                 ) -> Iterator[tuple["DumpOptions", Callable[[str], None] | None]]:
     """``options`` made to read what pydump dumps for its SOURCE, and the ``say`` to give
     the dump: on a snapfs mount, a held snapshot (see :class:`BackupSnapshot`; given back
     when the block ends), else the live tree as it is.  Which one is said once, with the
-    dump's first line (a dump refused before it says anything stays one line)."""
+    dump's first line (a dump refused before it says anything stays one line).
+    ``on_snapshot`` is shown the held snapshot (a restartable dump keeps it: its
+    :attr:`~BackupSnapshot.created` set false, it is not deleted)."""
     where = locate(options.source)
     if where is None:
         if snapshot is not None:
@@ -292,6 +295,8 @@ def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
         raise DumpError(f"cannot dump {os.path.abspath(options.source)}: {what}")  # before making a snapshot
     lines: list[str] = []
     with BackupSnapshot(where, snapshot, say=lines.append, warn=warn) as snap:
+        if on_snapshot is not None:
+            on_snapshot(snap)
         frozen = snap.date if options.frozen_at is None else options.frozen_at
         yield dataclasses.replace(options, source=where.live, tree=snap.tree, frozen_at=frozen), \
             _first(say, *lines)
