@@ -152,6 +152,18 @@ class Context:
         """Whether a pydump runs it now."""
         return self.status == Status.RUNNING and _alive(self.pid)
 
+    @property
+    def shown_status(self) -> Status:
+        """The status as it stands: a dump killed (``kill -9``) while running is aborted."""
+        return Status.RUNNING if self.busy else Status.ABORTED
+
+    @property
+    def shown_state(self) -> State:
+        """The state as it stands: killed after a checkpoint, it is restartable."""
+        if self.state == State.CHECKPOINTED and not self.busy:
+            return State.RESTARTABLE
+        return State(self.state)
+
     def refusal(self, snapshots: Sequence[str] | None) -> str | None:
         """Why it cannot be restarted (ONTAP's three conditions, and busy),
         or None; ``snapshots``: the volume's snapshot names (None: unknown)."""
@@ -159,7 +171,7 @@ class Context:
             return f"context {self.id} is busy: pydump {self.pid} is running it"
         if self.cleanup_pending:
             return f"context {self.id} is being deleted (Is Cleanup Pending?: true)"
-        if self.checkpoint is None or self.state != State.RESTARTABLE:
+        if self.checkpoint is None or self.shown_state != State.RESTARTABLE:
             return (f"the dump of context {self.id} was not aborted in stage IV after a checkpoint "
                     "(it stopped before its first one): it cannot be restarted; delete it and dump again")
         if snapshots is not None and self.snapshot not in snapshots:
@@ -466,11 +478,14 @@ class ContextKeeper:
                 return
             if self.ctx is None or self.ctx.pid != os.getpid():
                 self._begin(dump)
+            hook = self._hook is not None and index - self._ndirs == self._hook[0]
+            if hook and self._hook[0] == 0:  # killed before the first checkpoint
+                os.kill(os.getpid(), self._hook[1])
             now = time.monotonic()
             if now - self._last >= self._interval:
                 self._last = now
                 self._checkpoint(dump)
-            if self._hook is not None and stage is Stage.FILES and cursor.done == self._hook[0]:
+            if hook:
                 os.kill(os.getpid(), self._hook[1])
             return
         if stage is Stage.END:
@@ -663,8 +678,8 @@ def details(ctx: Context, snapshots: Sequence[str] | None) -> str:
         ("Is Context Restartable?", _yes(ctx.refusal(snapshots) is None)),
         ("Is Context Busy?", _yes(ctx.busy)),
         ("Restart Pass", str(RESTART_PASS)),
-        ("Status of Backup", str(int(ctx.status))),
+        ("Status of Backup", str(int(ctx.shown_status))),
         ("Snapshot Copy Name", ctx.snapshot),
-        ("State of the Context", str(int(ctx.state))),
+        ("State of the Context", str(int(ctx.shown_state))),
     ]
     return "\n".join(f"{label:>30}: {value}" for label, value in fields) + "\n"
