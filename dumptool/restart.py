@@ -33,6 +33,7 @@ from collections.abc import Callable
 from .contexts import Context, ContextKeeper, ContextStore, fingerprint, snapshot_names
 from .dump import Dump, DumpOptions
 from .errors import DumpError
+from tapelib import is_tape_device
 from .filer import dump_source
 from .format import TP_BSIZE
 from .imagewriter import ImageWriter
@@ -93,7 +94,7 @@ def _refuse(message: str) -> DumpError:
 def check_output(ctx: Context, output: str) -> None:
     """The new volume may not go over the interrupted one, nor over a file holding data."""
     cp = ctx.checkpoint
-    if output == "-":
+    if output == "-" or is_tape_device(output):
         return
     try:
         st = os.stat(output)
