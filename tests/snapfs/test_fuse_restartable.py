@@ -278,7 +278,7 @@ def _dead_pid(state: Path, cid: str) -> int:
 
 
 def answering(command: list[str], cwd: Path, environ: dict[str, str], question: bytes, answer: bytes,
-              times: int) -> str:
+              times: int, before=None) -> str:
     """Run a restore, typing ``answer`` each time it asks ``question`` (the
     next volume: the same drive, now at the next tape file); it must ask
     ``times`` times and exit 0."""
@@ -299,6 +299,8 @@ def answering(command: list[str], cwd: Path, environ: dict[str, str], question: 
             seen += chunk
             if seen.count(question) > asked:
                 asked += 1
+                if before is not None and asked <= times:
+                    before()
                 proc.stdin.write(answer if asked <= times else b"none\n")
                 proc.stdin.flush()
         code = proc.wait(timeout=30)
@@ -344,3 +346,46 @@ def test_restart_on_the_same_cartridge_after_the_interrupted_tape_file(mounted: 
               b"otherwise enter tape name", b"\n", 1)
     (real / "restoresymtable").unlink()
     assert tree_of(real) == expected
+
+
+def test_restart_on_a_new_cartridge_the_interrupted_one_read_first(mounted: Mounted, tmp_path: Path, shelf,
+                                                                   nst0: str):
+    """Killed (kill -9: the tape file has records after the checkpoint and no filemark),
+    restarted on a blank cartridge: restore skips the records the new volume repeats."""
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    state = tmp_path / "state"
+    cid = killed_dump(m, state, Path(nst0), 30, "SIGKILL", "0.01")
+    # the drive, opened again, ends the killed writer's tape file (as st's close would have)
+    run(BIN / "pymt", "-f", nst0, "status")
+    shelf.unload(0)
+    shelf.new_cartridge("NEXT02", capacity=4 * 1024 * 1024)
+    shelf.load("NEXT02", drive=0)
+    r = run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
+    assert b"filemark" not in r.stderr
+    for reader in ("pyrestore", "restore"):
+        shelf.unload(0)
+        shelf.load("TEST01", drive=0)
+        out = tmp_path / reader
+        out.mkdir()
+
+        def swap() -> None:
+            shelf.unload(0)
+            shelf.load("NEXT02", drive=0)
+
+        if reader == "pyrestore":
+            answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+                      b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1, before=swap)
+        else:
+            rsh = tmp_path / "fake-rsh"
+            rsh.write_text(f'#!/bin/sh\nshift\nif [ "$1" = "-l" ]; then shift 2; fi\nexec "{BIN / "pyrmt"}"\n')
+            rsh.chmod(0o755)
+            scratch = tmp_path / "rtmp"
+            scratch.mkdir()
+            answering([RESTORE, "-r", "-y", "-f", f"localhost:{nst0}"], out,
+                      dict(os.environ, RSH=str(rsh), RMT=str(BIN / "pyrmt"), TMPDIR=str(scratch)),
+                      b"otherwise enter tape name", b"\n", 1, before=swap)
+        (out / "restoresymtable").unlink()
+        assert tree_of(out) == expected, reader
