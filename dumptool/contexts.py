@@ -322,8 +322,11 @@ def take_hold(mount: str, snapshot: str, holder: str) -> None:
 def give_back(mount: str, snapshot: str, holder: str, *, delete: bool) -> None:
     """Release ``holder``'s hold on ``snapshot`` (and those of pydumps that
     are gone); delete it when ``delete`` and nobody else holds it."""
-    from snapfs.client import open_volume
-    from snapfs.errors import SnapfsError
+    try:
+        from snapfs.client import open_volume
+        from snapfs.errors import SnapfsError
+    except ImportError:
+        raise DumpError(f"cannot give back snapshot {snapshot} of {mount}: snapfs is not installed") from None
 
     from .filer import _dead_dump
 
@@ -476,6 +479,9 @@ class ContextKeeper:
                 self._recent.append((index, ino, cursor.next_block))
             if index < self._ndirs:
                 return
+            if self.ctx is None and not _positioned(dump):
+                self.snap = None  # a pipe: what its reader kept is unknown, nothing to go on from
+                return
             if self.ctx is None or self.ctx.pid != os.getpid():
                 self._begin(dump)
             hook = self._hook is not None and index - self._ndirs == self._hook[0]
@@ -610,6 +616,23 @@ class ContextKeeper:
         if self.snap is not None and ctx.auto_created:
             self.snap.created = True  # deleted once the dump lets it go
         self.store.remove(ctx.id)
+
+
+def _positioned(dump: Dump) -> bool:
+    """Whether the dump writes where positions last (a tape, or a regular
+    file) in a way a restart can go on with (not yet: -z/-j, -B)."""
+    if dump.options.compress is not None or dump.options.volume_blocks:
+        return False
+    sink = dump.writer.sink
+    if sink.is_tape:
+        return True
+    fd = getattr(sink, "fd", None)
+    if fd is None:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
 
 
 def _volume_name(mount: str) -> str:

@@ -389,3 +389,39 @@ def test_restart_on_a_new_cartridge_the_interrupted_one_read_first(mounted: Moun
                       b"otherwise enter tape name", b"\n", 1, before=swap)
         (out / "restoresymtable").unlink()
         assert tree_of(out) == expected, reader
+
+
+def test_end_of_tape_with_no_next_cartridge_leaves_a_context_restarted_on_a_new_one(mounted: Mounted,
+                                                                                    tmp_path: Path):
+    from tapelib import Shelf
+
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    shelf = Shelf.create(tmp_path / "shelf", drives=1, slots=4)
+    shelf.new_cartridge("SMALL1", capacity=700 * 1024)
+    shelf.load("SMALL1", drive=0)
+    nst0 = str(shelf.device_path(0, rewind=False))
+    state = tmp_path / "state"
+    r = run(PYDUMP, "-0", "-b", NTREC, "--no-prompt", "--snapshot", "ref", "-f", nst0, m, ok=False,
+            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0.01"))
+    assert r.returncode == 1 and b"the dump can be restarted" in r.stderr, r.stderr
+    [cid] = contexts(state)
+    shelf.new_cartridge("NEXT02", capacity=4 * 1024 * 1024)
+    shelf.load("NEXT02", drive=0)
+    run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
+    assert contexts(state) == [] and snapshots(m)["ref"] == ()
+    out = tmp_path / "py"
+    out.mkdir()
+
+    def swap() -> None:
+        shelf.unload(0)
+        shelf.load("NEXT02", drive=0)
+
+    shelf.unload(0)
+    shelf.load("SMALL1", drive=0)
+    answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+              b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1, before=swap)
+    (out / "restoresymtable").unlink()
+    assert tree_of(out) == expected
