@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import enum
+import fcntl
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tapelib.durable import replace_file, sync_folder
 
-from .errors import DumpError
+from .errors import DumpError, RestartError
 from .sessions import state_dir
 
 if TYPE_CHECKING:
@@ -260,8 +261,24 @@ class ContextStore:
                     continue
         return sorted(found, key=lambda c: (c.vserver, c.id))
 
+    def lock(self, cid: str) -> int:
+        """Take context ``cid`` for this process (a restart, a delete): an
+        open lock file whose lock the kernel drops however the process ends;
+        DumpError when another holds it.  Close the descriptor to let go."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.folder / f".{cid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise DumpError(f"cannot lock restartable context {cid}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DumpError(f"context {cid} is busy: another pydump is restarting or deleting it") from None
+        return fd
+
     def remove(self, cid: str) -> None:
-        for path in (self.path(cid), self.offsets_path(cid)):
+        for path in (self.path(cid), self.offsets_path(cid), self.folder / f".{cid}.lock"):
             try:
                 path.unlink()
             except FileNotFoundError:
@@ -273,11 +290,15 @@ class ContextStore:
         dump created it, its files removed ("Is Cleanup Pending?" meanwhile)."""
         if ctx.busy:
             raise DumpError(f"context {ctx.id} is busy: pydump {ctx.pid} is running it; stop it first")
-        ctx.cleanup_pending = True
-        ctx.state = State.CLEANUP
-        self.save(ctx)
-        give_back(ctx.mount, ctx.snapshot, ctx.holder, delete=ctx.auto_created)
-        self.remove(ctx.id)
+        fd = self.lock(ctx.id)
+        try:
+            ctx.cleanup_pending = True
+            ctx.state = State.CLEANUP
+            self.save(ctx)
+            give_back(ctx.mount, ctx.snapshot, ctx.holder, delete=ctx.auto_created)
+            self.remove(ctx.id)
+        finally:
+            os.close(fd)
 
     def cleanup(self, warn: Callable[[str], None]) -> None:
         """Give back what dumps killed before their first checkpoint left (not restartable)."""
@@ -482,7 +503,7 @@ class ContextKeeper:
             if self.ctx is None and not _positioned(dump):
                 self.snap = None  # a pipe: what its reader kept is unknown, nothing to go on from
                 return
-            if self.ctx is None or self.ctx.pid != os.getpid():
+            if self.ctx is None:  # (a restart's context is taken by dumptool.restart)
                 self._begin(dump)
             hook = self._hook is not None and index - self._ndirs == self._hook[0]
             if hook and self._hook[0] == 0:  # killed before the first checkpoint
@@ -500,13 +521,6 @@ class ContextKeeper:
 
     def _begin(self, dump: Dump) -> None:
         """Stage IV begins: the context is written (no checkpoint yet)."""
-        if self.ctx is not None:  # a restart: the same context, now run by this process
-            self.ctx.pid = os.getpid()
-            self.ctx.status = Status.RUNNING
-            self.ctx.state = State.CHECKPOINTED
-            self.ctx.restarts += 1
-            self.store.save(self.ctx)
-            return
         snap = self.snap
         opts = dump.options
         vserver = os.uname().nodename
@@ -575,6 +589,11 @@ class ContextKeeper:
         ctx, snap = self.ctx, self.snap
         if ctx is None or snap is None:
             return  # before stage IV: nothing is kept
+        if isinstance(exc, RestartError):  # refused: the context stays as it was
+            ctx.status = Status.ABORTED
+            self.store.save(ctx)
+            snap.created = False
+            return
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "message", None) or str(exc)
         if ctx.checkpoint is None:
             # nothing to go on from: given back as a dump aborted earlier

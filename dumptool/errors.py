@@ -69,3 +69,7 @@ class SessionLimitError(SessionError):
         super().__init__(message)
         self.running = running
         self.limit = limit
+
+
+class RestartError(DumpError):
+    """An interrupted dump cannot be restarted (the message says which condition fails)."""

@@ -30,9 +30,9 @@ import os
 import stat
 from collections.abc import Callable
 
-from .contexts import Context, ContextKeeper, ContextStore, fingerprint, snapshot_names
+from .contexts import Context, ContextKeeper, ContextStore, State, Status, fingerprint, snapshot_names
 from .dump import Dump, DumpOptions
-from .errors import DumpError
+from .errors import DumpError, RestartError
 from tapelib import is_tape_device
 from .filer import dump_source
 from .format import TP_BSIZE
@@ -87,8 +87,8 @@ class ResumingWriter(RecordWriter):
         return first
 
 
-def _refuse(message: str) -> DumpError:
-    return DumpError(f"cannot restart: {message}")
+def _refuse(message: str) -> RestartError:
+    return RestartError(f"cannot restart: {message}")
 
 
 def check_output(ctx: Context, output: str) -> None:
@@ -191,8 +191,27 @@ def restart(store: ContextStore, cid: str, output: str, *, quiet: bool, never_as
     refusal = ctx.refusal(snapshot_names(ctx.mount))
     if refusal is not None:
         raise _refuse(refusal)
+    try:
+        fd = store.lock(cid)
+    except DumpError as exc:
+        raise _refuse(exc.message) from None
+    try:
+        ctx = store.load(cid)  # as it is now that it is ours
+        refusal = ctx.refusal(snapshot_names(ctx.mount))
+        if refusal is not None:
+            raise _refuse(refusal)
+        _restart(store, ctx, output, quiet=quiet, never_ask=never_ask, say=say, warn=warn)
+    finally:
+        os.close(fd)
+
+
+def _restart(store: ContextStore, ctx: Context, output: str, *, quiet: bool, never_ask: bool,
+             say: Callable[[str], None], warn: Callable[[str], None]) -> None:
     cp = ctx.checkpoint
     check_output(ctx, output)
+    ctx.pid, ctx.status, ctx.state = os.getpid(), Status.RUNNING, State.CHECKPOINTED  # busy from now on
+    ctx.restarts += 1
+    store.save(ctx)
     o = ctx.options
     source = os.path.join(ctx.mount, ctx.rel) if ctx.rel else ctx.mount
     options = DumpOptions(

@@ -9,6 +9,7 @@ history kept; contexts survive the snapfs daemon killed and the volume remounted
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -203,6 +204,13 @@ def test_contexts_show_the_seed_fields_and_delete_gives_the_snapshot_back(mounte
     assert abs(int(values["Context Last Updated Time"]) - time.time()) < 120
     offsets = (state / "contexts" / f"{cid}.offsets").read_text().split("\n")
     assert len([line for line in offsets if line]) >= 5
+    # another pydump restarting or deleting it (its lock held): refused, nothing changed
+    with open(state / "contexts" / f".{cid}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for args in (["--delete-context", cid], ["--restart", cid, "-f", str(tmp_path / "vol002")]):
+            r = run(PYDUMP, *args, ok=False, env=env(state))
+            assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"is busy" in r.stderr, r.stderr
+    assert contexts(state) == [cid] and not (tmp_path / "vol002").exists() and snapshots(m)[name]
     r = run(PYDUMP, "--delete-context", cid, env=env(state))
     assert f"deleted context {cid}".encode() in r.stderr
     assert snapshots(m) == {} and contexts(state) == []
