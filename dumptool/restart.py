@@ -188,7 +188,10 @@ def restart(store: ContextStore, cid: str, output: str, *, quiet: bool, never_as
             say: Callable[[str], None], warn: Callable[[str], None]) -> None:
     """Restart context ``cid`` as its next volume on ``output``."""
     ctx = store.load(cid)
-    refusal = ctx.refusal(snapshot_names(ctx.mount))
+    names = snapshot_names(ctx.mount)
+    if names is None:
+        raise _refuse(f"{ctx.mount} is not a mounted snapfs volume: mount it again, then restart")
+    refusal = ctx.refusal(names)
     if refusal is not None:
         raise _refuse(refusal)
     try:

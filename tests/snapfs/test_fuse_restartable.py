@@ -282,6 +282,9 @@ def test_a_context_survives_the_daemon_killed_and_the_volume_remounted(mounted: 
     os.kill(pid, signal.SIGKILL)  # the "reboot": the daemon dies, the mount is gone
     subprocess.run(["fusermount3", "-u", "-z", str(m)], capture_output=True)
     assert wait_released(mounted.voldir)
+    r = run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", ok=False, env=env(state))
+    assert r.returncode == 1 and r.stderr == f"  DUMP: cannot restart: {m} is not a mounted snapfs volume: mount it " \
+        "again, then restart\n".encode(), r.stderr
     snapfs("mount", mounted.voldir, m, "-o", "allow_other")
     assert set(snapshots(m)["ref"]) == {f"pydump-{_dead_pid(state, cid)}", f"restartable-{cid}"}
     assert cid in run(PYDUMP, "--contexts", env=env(state)).stdout.decode()
