@@ -196,6 +196,11 @@ class Dump:
                 self.out.close()
 
     @property
+    def estimate(self) -> int:
+        """dump's estimate of the blocks it writes (once Passes I and II ran)."""
+        return self._estimate
+
+    @property
     def writer(self) -> RecordWriter | None:
         """The record writer, once writing started."""
         return self.out.writer if self.out is not None else None

@@ -243,7 +243,7 @@ def _resumer(ctx: Context) -> Callable[[Dump], tuple[ImageWriter, int]]:
                           "(Offset Verify failed: was the inode map of the dumpdates file changed since?)")
         opts = dump.options
         changer = VolumeChanger(opts, say=dump.say, warn=dump.warn, notify=dump.notify)
-        out = ImageWriter(dump.tape, opts, changer, compressor=None, estimate=dump._estimate, say=dump.say)
+        out = ImageWriter(dump.tape, opts, changer, compressor=None, estimate=dump.estimate, say=dump.say)
         volume = cp.volume + 1
 
         def header(at: int) -> bytes:
