@@ -446,3 +446,20 @@ def test_end_of_tape_with_no_next_cartridge_leaves_a_context_restarted_on_a_new_
               b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1, before=swap)
     (out / "restoresymtable").unlink()
     assert tree_of(out) == expected
+
+
+def test_a_restarted_dump_deletes_the_snapshot_it_made_when_done(mounted: Mounted, tmp_path: Path):
+    m = mounted.mnt
+    build(m)
+    state = tmp_path / "state"
+    r = run(PYDUMP, "-0", "-u", "-D", tmp_path / "dumpdates", "-f", tmp_path / "vol001", m, ok=False,
+            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="7:SIGKILL"))
+    assert r.returncode == -9
+    [cid] = contexts(state)
+    [name] = snapshots(m)
+    assert not (tmp_path / "dumpdates").exists()
+    run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", env=env(state))
+    assert snapshots(m) == {} and contexts(state) == []  # released (the dead pydump's hold too) and deleted
+    assert (tmp_path / "dumpdates").read_text().split()[:2] == [str(m), "0"]  # -u kept: recorded when done
+    restore_into(tmp_path / "vol", tmp_path / "out", tmp_path, real=False)
+    assert tree_of(tmp_path / "out") == tree_of(m)
