@@ -44,6 +44,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tapelib.durable import replace_file, sync_folder
 
+from .dump import Stage
 from .errors import DumpError, RestartError
 from .sessions import state_dir
 
@@ -451,10 +452,10 @@ class ContextKeeper:
             self.offsets = OffsetMap(store.offsets_path(cid), skip)
         else:
             self._id = str(uuid.uuid1())
-        self._recent: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=_RECENT_STARTS)
+        self._recent: collections.deque[tuple[int, int]] = collections.deque(maxlen=_RECENT_STARTS)
         self._interval = _interval()
         self._last = 0.0
-        self._ndirs = 0
+        self._ndirs = self._total = 0
         self._hook = _test_hook()
         self._tape_volume = 0
         self._tape_barcode: str | None = None
@@ -485,39 +486,38 @@ class ContextKeeper:
 
     # -- checkpoints ----------------------------------------------------------------
     def _step(self, dump: Dump, cursor: Cursor) -> None:
-        from .dump import Stage
-
         stage = cursor.stage
-        if stage is Stage.MAP:
+        if stage is Stage.FILES:
+            index = self._ndirs + cursor.done
+        elif stage is Stage.DIRECTORIES:
+            index = cursor.done
+        elif stage is Stage.MAP:
             self._ndirs = len(dump.plan.directories)
+            self._total = self._ndirs + len(dump.plan.files)
             return
-        if stage is Stage.DIRECTORIES or stage is Stage.FILES:
-            index = cursor.done if stage is Stage.DIRECTORIES else self._ndirs + cursor.done
-            plan = dump.plan
-            seq_len = self._ndirs + len(plan.files)
-            if index < seq_len:
-                ino = plan.directories[index] if index < self._ndirs else plan.files[index - self._ndirs]
-                self._recent.append((index, ino, cursor.next_block))
-            if index < self._ndirs:
-                return
-            if self.ctx is None and not _positioned(dump):
+        else:
+            if stage is Stage.END:
+                self._completed()
+                self.snap = None  # nothing more to keep
+            return
+        if index < self._total:
+            self._recent.append((index, cursor.next_block))  # where inode ``index`` starts
+        if index < self._ndirs:
+            return
+        if self.ctx is None:  # stage IV begins (a restart's context is taken by dumptool.restart)
+            if not _positioned(dump):
                 self.snap = None  # a pipe: what its reader kept is unknown, nothing to go on from
                 return
-            if self.ctx is None:  # (a restart's context is taken by dumptool.restart)
-                self._begin(dump)
-            hook = self._hook is not None and index - self._ndirs == self._hook[0]
-            if hook and self._hook[0] == 0:  # killed before the first checkpoint
-                os.kill(os.getpid(), self._hook[1])
-            now = time.monotonic()
-            if now - self._last >= self._interval:
-                self._last = now
-                self._checkpoint(dump)
-            if hook:
-                os.kill(os.getpid(), self._hook[1])
-            return
-        if stage is Stage.END:
-            self._completed()
-            self.snap = None  # nothing more to keep
+            self._begin(dump)
+        hook = self._hook is not None and index - self._ndirs == self._hook[0]
+        if hook and self._hook[0] == 0:  # killed before the first checkpoint
+            os.kill(os.getpid(), self._hook[1])
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self._last = now
+            self._checkpoint(dump)
+        if hook:
+            os.kill(os.getpid(), self._hook[1])
 
     def _begin(self, dump: Dump) -> None:
         """Stage IV begins: the context is written (no checkpoint yet)."""
@@ -549,8 +549,10 @@ class ContextKeeper:
         if position.block_number <= 0 and not writer.sink.is_tape:
             return  # nothing whole on this volume yet
         start = None
-        for index, ino, block in reversed(self._recent):
+        for index, block in reversed(self._recent):
             if block <= end:
+                plan = dump.plan
+                ino = plan.directories[index] if index < self._ndirs else plan.files[index - self._ndirs]
                 start = (index, ino, block)
                 break
         if start is None or end <= 0:
