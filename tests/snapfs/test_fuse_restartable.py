@@ -148,8 +148,8 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
         assert len(holders) == (2 if sig == "SIGKILL" else 1), holders
         if k % 3 == 2:  # the restart itself is killed later on, and restarted again
             done = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]["index"] - 5
-            r = run(PYDUMP, "--restart", cid, "-f", work / "vol002", ok=False,
-                    env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT=f"{min(done + 8, 37)}:SIGKILL"))
+            hook = {"SNAPDUMP_CHECKPOINT_SECONDS": "0", "SNAPDUMP_TEST_SIGNAL_AT": f"{min(done + 8, 37)}:SIGKILL"}
+            r = run(PYDUMP, "--restart", cid, "-f", work / "vol002", ok=False, env=env(state, **hook))
             assert r.returncode == -9, r.stderr
             volume = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]["volume"]
             if volume == 1:  # killed before its first checkpoint: volume 2 is written again
