@@ -45,8 +45,6 @@ from .format import (
     build_directory,
     file_slices,
     inode_records,
-    pack_xattr_block,
-    split_xattr_name,
     symlink_slices,
     volume_header,
     xattr_records,
@@ -55,7 +53,7 @@ from .format.dinode import stat_fields
 from .history import FileHistory, QfaWriter, TocArchive
 from .imagewriter import ImageWriter
 from .livetree import LiveTree, live_path, snapshot_time
-from .pass5 import Pass5Gatherer
+from .pass5 import Pass5Gatherer, ea_payload
 from .records import RecordWriter, TapePosition, check_blocking_factor
 from .traverse import DumpPlan, FreshNumbering, Node, estimate_blocks, map_blocks, plan_dump
 from .trees import Tree
@@ -173,10 +171,15 @@ class Dump:
         return self.cursor
 
     @engine_entry
-    def steps(self) -> Iterator[Cursor]:
-        """The dump as a generator: one cursor per unit of work done."""
+    def steps(self, resume: Callable[[Dump], tuple[ImageWriter, int]] | None = None) -> Iterator[Cursor]:
+        """The dump as a generator: one cursor per unit of work done.
+
+        ``resume`` restarts an interrupted dump (:mod:`dumptool.restart`):
+        once the inodes are mapped and the volume header made, it gives the
+        image writer to go on with and the index (directories, then files)
+        of the first inode to write again."""
         try:
-            yield from self._steps()
+            yield from self._steps(resume)
         except BaseException:
             if self.out is not None:
                 try:
@@ -195,6 +198,11 @@ class Dump:
                 self.out.close()
 
     @property
+    def estimate(self) -> int:
+        """dump's estimate of the blocks it writes (once Passes I and II ran)."""
+        return self._estimate
+
+    @property
     def writer(self) -> RecordWriter | None:
         """The record writer, once writing started."""
         return self.out.writer if self.out is not None else None
@@ -208,14 +216,24 @@ class Dump:
         """dump's estimate of what is left (``78.61% done at 333 kB/s, finished in 0:01``)."""
         return self.out.progress_line() if self.out is not None else "0.00% done, finished in 0:00"
 
-    def _steps(self) -> Iterator[Cursor]:
+    def _steps(self, resume: Callable[[Dump], tuple[ImageWriter, int]] | None) -> Iterator[Cursor]:
         self._map()
         yield Cursor(Stage.MAP, len(self.plan.nodes))
-        self._start()
+        if resume is None:
+            self._start()
+            first = 0
+        else:
+            self.tape = first_volume_header(self.options, self.filesys, self.date, self.base_date,
+                                              compressed=self.compressor is not None, warn=self._warn)
+            self.out, first = resume(self)
+            self.pass5 = Pass5Gatherer(self.tree, self._warn)
+            self.pass5.regather(self.plan, first)
         plan = self.plan
-        self.say("dumping (Pass III) [directories]")
         verbose = self.options.verbose
-        for n, ino in enumerate(plan.directories, 1):
+        ndirs = len(plan.directories)
+        if first < ndirs:
+            self.say("dumping (Pass III) [directories]")
+        for n, ino in enumerate(plan.directories[first:], first + 1):
             if verbose:
                 self.say(f"dumping directory inode {ino}")
             self._dump_inode(plan.nodes[ino])
@@ -226,7 +244,7 @@ class Dump:
         meta = plan.metaonly
         carrier: Node | None = None
         out = self.out
-        for n, ino in enumerate(plan.files, 1):
+        for n, ino in enumerate(plan.files[max(0, first - ndirs):], max(0, first - ndirs) + 1):
             node = nodes[ino]
             if verbose:
                 self.say(f"dumping regular inode {ino}" + (" (meta only)" if meta and ino in meta else ""))
@@ -338,17 +356,8 @@ class Dump:
     # -- writing -------------------------------------------------------------------
     def _start(self) -> None:
         opts = self.options
-        label = opts.label.encode("utf-8", "surrogateescape")
-        if len(label) >= LBLSIZE:
-            self._warn(f"label {opts.label!r} is longer than {LBLSIZE - 1} bytes: cut")
-            label = label[:LBLSIZE - 1]
-        source = os.fsencode(self.filesys)[:NAMELEN - 1]
-        self.tape = volume_header(
-            date=self.date, ddate=self.base_date, level=opts.level, label=label or b"none",
-            filesys=source, dev=source, host=os.uname().nodename.encode()[:NAMELEN - 1], ntrec=opts.ntrec,
-        )
-        if self.compressor is not None:
-            self.tape = self.tape.derive(c_flags=self.tape.c_flags | DR_COMPRESSED)
+        self.tape = first_volume_header(self.options, self.filesys, self.date, self.base_date,
+                                              compressed=self.compressor is not None, warn=self._warn)
         changer = VolumeChanger(opts, say=self.say, warn=self._warn, notify=self.notify)
         self.out = out = ImageWriter(self.tape, opts, changer, compressor=self.compressor, estimate=self._estimate,
                                      say=self.say)
@@ -420,7 +429,7 @@ class Dump:
             file.close()
         if self.pass5 is not None:
             self.pass5.extras(node, False)
-        payload = self._xattr_payload(node, values) if values else None
+        payload = ea_payload(node, values, self.pass5, self._warn) if values else None
         if payload:
             self.out.emit(xattr_records(self.tape, ino, dinode or Dinode.from_stat(node, flags=flags), payload))
 
@@ -477,7 +486,7 @@ class Dump:
         if self.pass5 is not None:
             self.pass5.extras(node, is_dir)
         values = self.tree.xattrs(node)
-        payload = self._xattr_payload(node, values) if values else None
+        payload = ea_payload(node, values, self.pass5, self._warn) if values else None
         if payload:
             self.out.emit(xattr_records(self.tape, node.ino, dinode or Dinode.from_stat(node, flags=flags), payload))
 
@@ -485,25 +494,6 @@ class Dump:
         if self._own_tree and self.tree is not None:
             self._own_tree = False
             self.tree.close()
-
-    def _xattr_payload(self, node: Node, values: dict[str, bytes]) -> bytes | None:
-        """The EA payload of ``node`` for its xattrs ``values`` (those whose
-        names an image can carry), or None when none is left."""
-        for name in list(values):
-            try:
-                split_xattr_name(name)
-            except FormatLimitError as exc:
-                self._warn(f"{os.fsdecode(node.path)}: {exc}")
-                del values[name]
-        if self.pass5 is not None:
-            values = self.pass5.ea_part(node, values)
-        if not values:
-            return None
-        try:
-            return pack_xattr_block(values)
-        except DumpError as exc:
-            self._warn(f"extended attributes of {os.fsdecode(node.path)} not dumped: {exc}")
-            return None
 
     def _record(self) -> None:
         if self._inomap is not None and self.options.update:
@@ -550,3 +540,20 @@ def _tail_as_data(slices: Iterable[Slice], size: int) -> Iterator[Slice]:
     while k <= last:  # slices stopped short: holes up to the tail, which is data
         yield _ZERO_BLOCK if k == last else None
         k += 1
+
+
+def first_volume_header(opts: DumpOptions, filesys: str, date: int, base_date: int, *, compressed: bool,
+                        warn: Callable[[str], None]) -> Header:
+    """Volume 1's ``TS_TAPE``, which every header of the dump derives from."""
+    label = opts.label.encode("utf-8", "surrogateescape")
+    if len(label) >= LBLSIZE:
+        warn(f"label {opts.label!r} is longer than {LBLSIZE - 1} bytes: cut")
+        label = label[:LBLSIZE - 1]
+    source = os.fsencode(filesys)[:NAMELEN - 1]
+    tape = volume_header(
+        date=date, ddate=base_date, level=opts.level, label=label or b"none",
+        filesys=source, dev=source, host=os.uname().nodename.encode()[:NAMELEN - 1], ntrec=opts.ntrec,
+    )
+    if compressed:
+        tape = tape.derive(c_flags=tape.c_flags | DR_COMPRESSED)
+    return tape

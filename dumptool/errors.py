@@ -118,3 +118,7 @@ def engine_entry(method: _F) -> _F:
         with engine_errors():
             return method(*args, **kwargs)
     return calling  # type: ignore[return-value]
+
+
+class RestartError(DumpError):
+    """An interrupted dump cannot be restarted (the message says which condition fails)."""

@@ -92,7 +92,7 @@ BACKUP_PREFIX = "snapshot_for_backup."
 HOLDER_PREFIX = "pydump-"
 
 
-def _dead_dump(holder: str) -> bool:
+def dead_dump(holder: str) -> bool:
     """Whether ``holder`` names a pydump process (``pydump-PID``) that no longer runs."""
     pid = holder[len(HOLDER_PREFIX):]
     if not holder.startswith(HOLDER_PREFIX) or not pid.isdigit():
@@ -194,7 +194,7 @@ class BackupSnapshot:
         for snap in c.snapshot_list():
             if not snap.name.startswith(BACKUP_PREFIX) or not snap.holders:
                 continue
-            if not all(_dead_dump(h) for h in snap.holders):
+            if not all(dead_dump(h) for h in snap.holders):
                 continue
             try:
                 for holder in snap.holders:
@@ -289,6 +289,7 @@ class BackupSnapshot:
 def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
                 say: Callable[[str], None] | None = None,
                 warn: Callable[[str], None] | None = None, cab: bool = False,
+                on_snapshot: Callable[[BackupSnapshot], None] | None = None,
                 ) -> Iterator[tuple["DumpOptions", Callable[[str], None] | None]]:
     """``options`` made to read what pydump dumps for its SOURCE, and the ``say`` to give
     the dump: on a snapfs mount, a held snapshot (see :class:`BackupSnapshot`; given back
@@ -299,7 +300,10 @@ def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
     refused when the volume changed identity, type, aggregate or generation since; ``cab``:
     the caller speaks NDMP's Cluster Aware Backup, a move keeping the identity is accepted),
     the files its base skipped under client I/O restriction are taken, and ``-u`` records
-    the identity and what this dump skipped beside dumpdates."""
+    the identity and what this dump skipped beside dumpdates.
+
+    ``on_snapshot`` is shown the held snapshot (a restartable dump keeps it: its
+    :attr:`~BackupSnapshot.created` set false, it is not deleted)."""
     where = locate(options.source)
     if where is None:
         if snapshot is not None:
@@ -312,6 +316,8 @@ def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
         raise DumpError(f"cannot dump {os.path.abspath(options.source)}: {what}")  # before making a snapshot
     lines: list[str] = []
     with BackupSnapshot(where, snapshot, say=lines.append, warn=warn) as snap:
+        if on_snapshot is not None:
+            on_snapshot(snap)
         frozen = snap.date if options.frozen_at is None else options.frozen_at
         tree = snap.tree
         identity = Identity.of(tree.identity)

@@ -360,6 +360,7 @@ class ImageReader:
                                f"{rp.volume}: resume with that one")
         self.header = head
         self.input.volume = rp.volume
+        self.input.blocks_read = None  # counted from volume 1: unknown from here
         rest = [chunk[TP_BSIZE:]] if chunk is not None and len(chunk) > TP_BSIZE else []
         self.records = LookAhead(self.walk(itertools.chain(rp.head, rest, chunks)))
 

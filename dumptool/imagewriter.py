@@ -39,7 +39,7 @@ from .format import (
 from .format.constants import DR_INODEINFO, ROOTINO, TAPEBUF_PREFIX, TP_NINOS
 from .format.header import InodeHeaders
 from .history import FileHistory, RecordPosition
-from .records import NewVolume, RecordWriter, TapePosition, VolumeRequest
+from .records import NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest
 from .traverse import DumpPlan, Node
 from .trees import has_zero_block
 
@@ -118,6 +118,15 @@ class ImageWriter:
         front = self.tapped()
         for history in self.histories:
             history.begin(front)
+
+    def resume(self, plan: DumpPlan, make_writer: Callable[[Sink, int], RecordWriter]) -> None:
+        """Go on with ``make_writer(sink, coalesce)`` instead of volume 1's
+        writer (a restarted dump, :mod:`dumptool.restart`): no header or maps
+        are written; the headers written are kept, for the one its new
+        volume's ``TS_TAPE`` cuts."""
+        self.writer = make_writer(self.writer.sink, _COALESCE)
+        self._nodes = plan.nodes
+        self._keep_recent = True
 
     def tap(self) -> None:
         """Keep a copy of the blocks written from now (for the file history)."""

@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .errors import DumpError
-from .format import XATTR_MAXSIZE, Dinode, Header, pack_xattr_block
+from .errors import DumpError, FormatLimitError
+from .format import XATTR_MAXSIZE, Dinode, Header, pack_xattr_block, split_xattr_name
 from .format.pass5 import Entry, Kind, kind_name, pack_pass5, pass5_records
 from .history import RecordPosition
 from .imagewriter import ImageWriter
-from .traverse import Node
+from .traverse import DumpPlan, Node
 
 LUN_XATTR = "trusted.snapfs.lun"
 QTREE_XATTR = "trusted.snapfs.qtree"
@@ -50,6 +50,7 @@ class Pass5Gatherer:
     def __init__(self, tree: object, warn: Callable[[str], None]) -> None:
         self.entries: list[Entry] = []
         self._warn = warn
+        self._tree = tree
         self._streams = getattr(tree, "large_streams", None)
         self._dosnames = getattr(tree, "dosnames", None)
 
@@ -129,3 +130,36 @@ class Pass5Gatherer:
                 add(carrier.ino, position)
         dinode = Dinode.from_stat(carrier, flags=0, size=0)
         out.emit(pass5_records(tape, carrier.ino, dinode, self.payload()))
+
+    def regather(self, plan: DumpPlan, first: int) -> None:
+        """What the inodes a restarted dump does not write again (the first ``first``
+        of its directories, then files) gave Pass V: a restarted dump's Pass V holds
+        their objects too."""
+        tree = self._tree
+        for ino in (plan.directories + plan.files)[:first]:
+            node = plan.nodes[ino]
+            self.extras(node, node.st_mode & 0o170000 == 0o040000)
+            values = tree.xattrs(node)
+            if values:
+                ea_payload(node, values, self, self._warn)
+
+
+def ea_payload(node: Node, values: dict[str, bytes], pass5: Pass5Gatherer | None,
+               warn: Callable[[str], None]) -> bytes | None:
+    """The EA record's payload of ``node`` for its xattrs ``values`` (those whose names an
+    image can carry; what does not fit goes to ``pass5``), or None when none is left."""
+    for name in list(values):
+        try:
+            split_xattr_name(name)
+        except FormatLimitError as exc:
+            warn(f"{os.fsdecode(node.path)}: {exc}")
+            del values[name]
+    if pass5 is not None:
+        values = pass5.ea_part(node, values)
+    if not values:
+        return None
+    try:
+        return pack_xattr_block(values)
+    except DumpError as exc:
+        warn(f"extended attributes of {os.fsdecode(node.path)} not dumped: {exc}")
+        return None

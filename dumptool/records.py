@@ -360,6 +360,11 @@ class RecordWriter:
         return self._volume
 
     @property
+    def unnumbered(self) -> int:
+        """Volume headers written that took no block number (a replay's)."""
+        return self._unnumbered
+
+    @property
     def sink(self) -> Sink:
         return self._sink
 

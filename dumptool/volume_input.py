@@ -54,6 +54,11 @@ class VolumeInput:
         self.volume = 1
         #: Called with the next volume's number before asking for it (-r's checkpoint).
         self.on_volume_end: Callable[[int], None] | None = None
+        #: Blocks read since volume 1's first, the later volumes' headers
+        #: included (restore's ``tpblksread``); None once a seek or a
+        #: resumed restore made it unknown.
+        self.blocks_read: int | None = 0
+        self._next_head: Header | None = None
 
     def _reader_of(self, source: Source, volume: int = 1) -> RecordReader:
         return RecordReader(source, volume=volume, on_damage=self._damaged)
@@ -70,8 +75,17 @@ class VolumeInput:
         header: it tells the byte order and dates."""
         reader = self._reader
         first = identify
+        skip = 0
         while True:
             while (chunk := self._first_read(reader) if first else reader.read_blocks()) is not None:
+                if self.blocks_read is not None:
+                    self.blocks_read += len(chunk) // TP_BSIZE
+                if skip:  # blocks the previous volume ended with, written again on this one
+                    cut = min(skip, len(chunk) // TP_BSIZE)
+                    skip -= cut
+                    chunk = chunk[cut * TP_BSIZE:]
+                    if not len(chunk):
+                        continue
                 if first:
                     first = False
                     block = chunk[:TP_BSIZE]
@@ -89,6 +103,21 @@ class VolumeInput:
                 return
             self._reader = reader = nxt  # its volume header is already read
             self.volume += 1
+            skip = self._duplicates()
+
+    def _duplicates(self) -> int:
+        """How many blocks of the volume just opened repeat blocks read at
+        the end of the previous one, as restore counts them: its header's
+        ``c_firstrec`` names the stream block it starts with (a volume
+        started again from an earlier point, a restarted dump's)."""
+        head, self._next_head = self._next_head, None
+        if self.blocks_read is None or head is None:
+            return 0
+        self.blocks_read += 1  # the volume header
+        first = head.c_firstrec
+        if 0 < first < self.blocks_read - 1:
+            return self.blocks_read - 1 - first
+        return 0
 
     @staticmethod
     def _first_read(reader: RecordReader) -> bytes | None:
@@ -107,6 +136,7 @@ class VolumeInput:
         if here is None or address <= here:
             return False
         self._reader.seek(address)
+        self.blocks_read = None
         return True
 
     def jump_to_volume(self, number: int) -> bool:
@@ -120,6 +150,7 @@ class VolumeInput:
             return False
         self._reader = reader  # its volume header is already read
         self.volume = number
+        self.blocks_read = self._next_head = None
         return True
 
     def after_seek(self) -> Iterator[bytes]:
@@ -166,6 +197,7 @@ class VolumeInput:
                 problem = f"{name}: wrong volume ({head.c_volume}), expected volume {number}"
             else:
                 self._reader.close()  # idempotent: released already, or now
+                self._next_head = head
                 return reader
             reader.close()
 
@@ -187,6 +219,7 @@ class VolumeInput:
             except Exception as exc:  # TapeError
                 raise MediumError(f"{self.name}: cannot rewind to the dump for another pass: {exc}") from None
             self._reader = self._reader_of(self._first_source)  # the drive stays open: same source
+            self.blocks_read = 0
             return
         try:
             regular = stat.S_ISREG(os.stat(self.name).st_mode)
@@ -200,6 +233,7 @@ class VolumeInput:
         self._reader.close()
         self._reader = reader
         self.volume = 1
+        self.blocks_read = 0
 
     def close(self) -> None:
         self._reader.close()

@@ -15,6 +15,7 @@ exit status 1 (3 when interrupted).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import os
 import re
@@ -29,7 +30,9 @@ from ..dump import Dump, DumpOptions
 from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB
 from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, DumpDates, parse_record
 from ..errors import DumpError
+from ..contexts import ContextKeeper, ContextStore, details, listing, snapshot_names
 from ..filer import dump_source
+from ..restart import restart
 from ..sessions import session_slot
 from .syntax import RefusedFlag, add_refused, check_refused, expand_key
 
@@ -70,6 +73,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", dest="snapshot", metavar="NAME",
                    help="(pydump's own) SOURCE on a snapfs mount: dump its existing snapshot NAME (held for the "
                         "dump, not deleted) instead of a new snapshot_for_backup.N")
+    p.add_argument("--contexts", dest="contexts", nargs="?", const="", metavar="ID",
+                   help="(pydump's own) list the restartable dump contexts (as ONTAP's restartable-backup show); "
+                        "with ID, all the fields of that one")
+    p.add_argument("--delete-context", dest="delete_context", metavar="ID",
+                   help="(pydump's own) delete restartable context ID and give its snapshot back")
+    p.add_argument("--restart", dest="restart", metavar="ID",
+                   help="(pydump's own) go on with the dump of restartable context ID as its next volume, "
+                        "on -f (a new file, or a tape: the same cartridge after the interrupted tape file, "
+                        "or another one)")
+    p.add_argument("--no-file-history", dest="no_file_history", action="store_true",
+                   help="(pydump's own) keep no file history (offset map) for this dump: interrupted, it "
+                        "cannot be restarted")
     p.add_argument("-L", dest="label", default="none", metavar="LABEL", help="volume label (up to 15 bytes)")
     p.add_argument("-q", dest="never_ask", action="store_true",
                    help="abort instead of asking the operator anything (dump's -q); the output stays as it is")
@@ -320,6 +335,33 @@ def _report(kind: str, dumpdates: str) -> int:
     return 0
 
 
+def _contexts(args: argparse.Namespace, say, warn) -> int:
+    """--contexts [ID], --delete-context ID and --restart ID."""
+    store = ContextStore()
+    if args.contexts is not None:
+        if args.contexts:
+            ctx = store.load(args.contexts)
+            print(details(ctx, snapshot_names(ctx.mount)), end="")
+        else:
+            print(listing(store.all()), end="")
+        return 0
+    if args.delete_context:
+        ctx = store.load(args.delete_context)
+        store.delete(ctx, warn)
+        say(f"deleted context {ctx.id}; snapshot {ctx.snapshot} of {ctx.mount} given back"
+            + (" and deleted" if ctx.auto_created else ""))
+        return 0
+    output = args.output or os.environ.get("TAPE")
+    if not output:
+        raise CommandFailed("--restart needs -f: where the next volume goes")
+    if args.source:
+        raise CommandFailed("--restart takes no SOURCE: the context names what is dumped")
+    with session_slot("dump", args.restart):
+        restart(store, args.restart, output, quiet=args.quiet, never_ask=args.yes or args.never_ask,
+                say=say, warn=warn)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     return run(PROG, lambda: _pydump(sys.argv[1:] if argv is None else list(argv)), prefix=_DUMP,
                interrupted=EXIT_INTERRUPTED, interrupted_message="interrupted: the ENTIRE dump is aborted")
@@ -342,16 +384,23 @@ def _pydump(argv: list[str]) -> int:
     args = _parser().parse_args(rest)
     if args.report:
         return _report(args.report, args.dumpdates)
+    if args.contexts is not None or args.delete_context or args.restart:
+        return _contexts(args, say, warn)
     options = _options(args, compression, digits)
     quiet = None if options.quiet else say
     if args.size_estimate:
         with dump_source(options, args.snapshot, say=quiet, warn=warn) as (options, talk):
             print(Dump(options, warn=warn).size_estimate())
         return 0
+    store = ContextStore()
+    store.cleanup(warn)
+    keeper = ContextKeeper(store, file_history=not args.no_file_history, say=say, warn=warn)
     # the slot first: a refused session makes no snapshot (sessions are counted with restores)
     with session_slot("dump", options.source), \
-            dump_source(options, args.snapshot, say=quiet, warn=warn) as (options, talk):
-        Dump(options, say=talk, warn=warn).run()
+            dump_source(options, args.snapshot, say=quiet, warn=warn, on_snapshot=keeper.observe) \
+            as (options, talk):
+        options = dataclasses.replace(options, history=options.history + keeper.histories())
+        keeper.run(Dump(options, say=talk, warn=warn))
     return 0
 
 

@@ -1,0 +1,465 @@
+"""Restartable dumps (issue 14): a dump of a snapfs volume killed in stage IV (SIGTERM,
+SIGKILL, at seeded points) leaves a context; ``pydump --restart ID -f NEXT`` writes the
+next volume, and the volumes, restored in order by pyrestore and by the real restore,
+give exactly what an uninterrupted dump of the same snapshot gives (its image, byte for
+byte, but for the new volume's header).  ``--contexts`` shows them as ONTAP's
+``restartable-backup show``; ``--delete-context`` gives the snapshot back; a restart is
+refused, in one line, unless aborted in stage IV, its snapshot still there and file
+history kept; contexts survive the snapfs daemon killed and the volume remounted."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fuse_fixtures import Mounted, mounted, snapfs, wait_released  # noqa: F401 (fixtures)
+
+from snapfs import client
+
+pytestmark = pytest.mark.fuse
+
+BIN = Path(sys.executable).parent
+PYDUMP, PYRESTORE, RESTORE = str(BIN / "pydump"), str(BIN / "pyrestore"), "/sbin/restore"
+NTREC = 10
+
+#: The seed's ``restartable-backup show -context-id`` labels, in its order (ONTAP's docs).
+SEED_FIELDS = ["Vserver", "Context Identifier", "Volume Name", "Is Cleanup Pending?", "Backup Engine Type",
+               "Is Snapshot Copy Auto-created?", "Dump Path", "Incremental Backup Level ID", "Dump Name",
+               "Context Last Updated Time", "Has Offset Map?", "Offset Verify", "Is Context Restartable?",
+               "Is Context Busy?", "Restart Pass", "Status of Backup", "Snapshot Copy Name", "State of the Context"]
+
+
+def env(state: Path, **more: str) -> dict[str, str]:
+    return dict(os.environ, SNAPDUMP_STATE_DIR=str(state), **more)
+
+
+def run(*cmd, ok: bool = True, **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run([*map(str, cmd)], capture_output=True, stdin=subprocess.DEVNULL, timeout=120, **kw)
+    if ok:
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+    return r
+
+
+def build(m: Path, seed: int = 7) -> None:
+    """Directories of files: empty, small, a few records, many records, and holey."""
+    rng = random.Random(seed)
+    for i in range(36):
+        d = m / f"d{i % 4}"
+        d.mkdir(exist_ok=True)
+        size = rng.choice([0, 90, 3000, 11000, 40000, 160000])
+        (d / f"f{i:02d}").write_bytes(rng.randbytes(size))
+    with open(m / "d0" / "holey", "wb") as f:
+        f.write(b"head")
+        f.seek(70000)
+        f.write(b"tail")
+    os.symlink("d1/f01", m / "link")
+    os.setxattr(m / "d2" / "f02", "user.colour", b"green")
+
+
+def snapshots(m: Path) -> dict[str, tuple[str, ...]]:
+    with client.open_volume(m) as c:
+        return {s.name: s.holders for s in c.snapshot_list()}
+
+
+def contexts(state: Path) -> list[str]:
+    folder = state / "contexts"
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
+
+
+def restore_into(prefix: Path, out: Path, tmp: Path, *, real: bool) -> None:
+    out.mkdir()
+    scratch = tmp / f"rtmp-{time.monotonic_ns()}"
+    scratch.mkdir()
+    # the real restore reads a file volume in 32 KiB records unless -b says how long they are
+    cmd = [RESTORE, "-r", "-y", "-b", str(NTREC), "-M", "-f", prefix] if real else \
+        [PYRESTORE, "-r", "-y", "-M", "-f", prefix]
+    run(*cmd, cwd=out, env=dict(os.environ, TMPDIR=str(scratch)))
+    (out / "restoresymtable").unlink()
+
+
+def tree_of(root: Path) -> dict[str, tuple]:
+    """Every name under root: its type, mode, mtime, bytes (or target) and xattrs."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            if os.path.islink(p):
+                what = os.readlink(p)
+            elif p.is_dir():
+                what = None
+            else:
+                what = p.read_bytes()
+            xattrs = {} if os.path.islink(p) else {k: os.getxattr(p, k) for k in os.listxattr(p)}
+            found[str(p.relative_to(root))] = (st.st_mode, st.st_mtime_ns // 1000, what, xattrs)
+    return found
+
+
+def killed_dump(m: Path, state: Path, image: Path, at: int, sig: str, interval: str = "0") -> str:
+    """``pydump --snapshot ref`` to ``image``, sent ``sig`` after the ``at``-th inode of
+    stage IV; the id of the context it left."""
+    r = run(PYDUMP, "-0", "-b", NTREC, "--snapshot", "ref", "-f", image, m, ok=False,
+            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS=interval, SNAPDUMP_TEST_SIGNAL_AT=f"{at}:{sig}"))
+    expected = -9 if sig == "SIGKILL" else 3
+    assert r.returncode == expected, r.stderr.decode(errors="replace")
+    ids = contexts(state)
+    assert len(ids) == 1, (ids, r.stderr)
+    if sig != "SIGKILL":
+        assert f"pydump --restart {ids[0]} -f NEXT-VOLUME".encode() in r.stderr
+    return ids[0]
+
+
+def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted_dump(mounted: Mounted,
+                                                                                       tmp_path: Path):
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    whole = tmp_path / "whole.dump"
+    run(PYDUMP, "-0", "-b", NTREC, "--snapshot", "ref", "-f", whole, m, env=env(tmp_path / "state0"))
+    expected = tree_of(mounted.snap("ref"))
+    reference = tmp_path / "ref-out"
+    reference.mkdir()
+    run(PYRESTORE, "-r", "-y", "-f", whole, cwd=reference)
+    (reference / "restoresymtable").unlink()
+    assert tree_of(reference) == expected
+    image = whole.read_bytes()
+    rng = random.Random(14)
+    # Kills at seeded points of stage IV (40 files, 4 directories): SIGTERM and SIGKILL,
+    # checkpoints after every inode or every 20 ms (then the kill falls between two).
+    for k in range(6):
+        sig = ("SIGTERM", "SIGKILL")[k % 2]
+        at = rng.randrange(1, 38)
+        interval = rng.choice(["0", "0.02"])
+        state, work = tmp_path / f"state{k}", tmp_path / f"run{k}"
+        work.mkdir()
+        cid = killed_dump(m, state, work / "vol001", at, sig, interval)
+        holders = set(snapshots(m)["ref"])
+        # held by the context (and, after SIGKILL, by the dead pydump, given back at restart)
+        assert f"restartable-{cid}" in holders and all(h.startswith(("restartable-", "pydump-")) for h in holders)
+        assert len(holders) == (2 if sig == "SIGKILL" else 1), holders
+        if k % 3 == 2:  # the restart itself is killed later on, and restarted again
+            done = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]["index"] - 5
+            hook = {"SNAPDUMP_CHECKPOINT_SECONDS": "0", "SNAPDUMP_TEST_SIGNAL_AT": f"{min(done + 8, 37)}:SIGKILL"}
+            r = run(PYDUMP, "--restart", cid, "-f", work / "vol002", ok=False, env=env(state, **hook))
+            assert r.returncode == -9, r.stderr
+            volume = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]["volume"]
+            if volume == 1:  # killed before its first checkpoint: volume 2 is written again
+                (work / "vol002").unlink()
+        volume = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]["volume"]
+        r = run(PYDUMP, "--restart", cid, "-f", work / f"vol{volume + 1:03d}", env=env(state))
+        assert f"restarting context {cid}: volume {volume + 1}".encode() in r.stderr
+        assert contexts(state) == [] and snapshots(m)["ref"] == ()  # done: the context and its hold gone
+        volumes = [p.read_bytes() for p in sorted(work.glob("vol0*"))]
+        assert len(volumes) == volume + 1
+        assert all(len(v) % (NTREC * 1024) == 0 for v in volumes[:-1]) and len(volumes[0]) < len(image)
+        # the stream is the uninterrupted one, cut once or twice more (its TS_END record aside)
+        joined = volumes[0] + b"".join(v[1024:] for v in volumes[1:])
+        assert joined[:len(image) - NTREC * 1024] == image[:len(image) - NTREC * 1024], (k, sig, at)
+        restore_into(work / "vol", work / "py", tmp_path, real=False)
+        assert tree_of(work / "py") == expected, (k, sig, at)
+        if k in (1, 2):  # a kill -9, and a restart killed too: three volumes
+            restore_into(work / "vol", work / "real", tmp_path, real=True)
+            assert tree_of(work / "real") == expected, (k, sig, at)
+
+
+def test_contexts_show_the_seed_fields_and_delete_gives_the_snapshot_back(mounted: Mounted, tmp_path: Path):
+    m = mounted.mnt
+    build(m)
+    state = tmp_path / "state"
+    r = run(PYDUMP, "-0", "-f", tmp_path / "vol001", m, ok=False,
+            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="5:SIGTERM"))
+    assert r.returncode == 3
+    [cid] = contexts(state)
+    held = snapshots(m)
+    [name] = held
+    assert name.startswith("snapshot_for_backup.") and held[name] == (f"restartable-{cid}",)
+    # the snapshot is locked: snapfs refuses to delete it
+    assert snapfs("snapshot", "delete", m, name, check=False).returncode != 0
+    listing = run(PYDUMP, "--contexts", env=env(state)).stdout.decode().splitlines()
+    assert listing[0].split() == ["Vserver", "Context", "Identifier", "Is", "Cleanup", "Pending?"]
+    assert set(listing[1]) == {"-", " "}
+    assert listing[2].split() == [os.uname().nodename, cid, "false"] and len(listing) == 3
+    shown = run(PYDUMP, "--contexts", cid, env=env(state)).stdout.decode().splitlines()
+    fields = dict(line.split(": ", 1) for line in shown)
+    assert [label.strip() for label in fields] == SEED_FIELDS
+    assert all(len(label) == 30 for label in fields)  # right-aligned, as the seed's
+    values = {label.strip(): value for label, value in fields.items()}
+    stored = json.loads((state / "contexts" / f"{cid}.json").read_text())
+    assert values == {
+        "Vserver": os.uname().nodename, "Context Identifier": cid, "Volume Name": f"/{os.uname().nodename}/testvol",
+        "Is Cleanup Pending?": "false", "Backup Engine Type": "dump", "Is Snapshot Copy Auto-created?": "true",
+        "Dump Path": str(m), "Incremental Backup Level ID": "0", "Dump Name": f"/{os.uname().nodename}/testvol",
+        "Context Last Updated Time": str(stored["updated"]), "Has Offset Map?": "true", "Offset Verify": "true",
+        "Is Context Restartable?": "true", "Is Context Busy?": "false", "Restart Pass": "4",
+        "Status of Backup": "2", "Snapshot Copy Name": name, "State of the Context": "7"}
+    assert abs(int(values["Context Last Updated Time"]) - time.time()) < 120
+    offsets = (state / "contexts" / f"{cid}.offsets").read_text().split("\n")
+    assert len([line for line in offsets if line]) >= 5
+    # another pydump restarting or deleting it (its lock held): refused, nothing changed
+    with open(state / "contexts" / f".{cid}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for args in (["--delete-context", cid], ["--restart", cid, "-f", str(tmp_path / "vol002")]):
+            r = run(PYDUMP, *args, ok=False, env=env(state))
+            assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"is busy" in r.stderr, r.stderr
+    assert contexts(state) == [cid] and not (tmp_path / "vol002").exists() and snapshots(m)[name]
+    r = run(PYDUMP, "--delete-context", cid, env=env(state))
+    assert f"deleted context {cid}".encode() in r.stderr
+    assert snapshots(m) == {} and contexts(state) == []
+    r = run(PYDUMP, "--contexts", env=env(state))
+    assert r.stdout == b"There are no entries matching your query.\n"
+    r = run(PYDUMP, "--contexts", cid, ok=False, env=env(state))
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"no restartable context" in r.stderr
+
+
+def test_restart_refused_naming_the_condition_that_fails(mounted: Mounted, tmp_path: Path):
+    m = mounted.mnt
+    build(m)
+
+    def refused(state: Path, cid: str, words: bytes) -> None:
+        r = run(PYDUMP, "--restart", cid, "-f", tmp_path / f"next-{cid}", ok=False, env=env(state))
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.stderr.startswith(b"  DUMP: cannot restart: ") and words in r.stderr, r.stderr
+        assert not (tmp_path / f"next-{cid}").exists()
+
+    # 1. killed at the start of stage IV, before its first checkpoint: not aborted in stage IV
+    s1 = tmp_path / "s1"
+    r = run(PYDUMP, "-0", "-f", tmp_path / "a", m, ok=False,
+            env=env(s1, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="0:SIGKILL"))
+    assert r.returncode == -9
+    [c1] = contexts(s1)
+    shown = run(PYDUMP, "--contexts", c1, env=env(s1)).stdout
+    assert b"Is Context Restartable?: false" in shown and b"State of the Context: 1" in shown
+    refused(s1, c1, b"was not aborted in stage IV")
+    # the next dump's cleanup gives that snapshot back (released and deleted)
+    run(PYDUMP, "-0", "-f", tmp_path / "b", m, env=env(s1))
+    assert contexts(s1) == [] and snapshots(m) == {}
+
+    # 2. its snapshot gone (the hold released and the snapshot deleted behind its back)
+    s2 = tmp_path / "s2"
+    r = run(PYDUMP, "-0", "-f", tmp_path / "c", m, ok=False,
+            env=env(s2, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="3:SIGTERM"))
+    [c2] = contexts(s2)
+    [name] = snapshots(m)
+    snapfs("snapshot", "release", m, name, f"restartable-{c2}")
+    snapfs("snapshot", "delete", m, name)
+    refused(s2, c2, f"snapshot {name} of {m}, which context {c2} locked, is gone".encode())
+    assert b"Is Context Restartable?: false" in run(PYDUMP, "--contexts", c2, env=env(s2)).stdout
+
+    # 3. no file history kept
+    s3 = tmp_path / "s3"
+    r = run(PYDUMP, "-0", "--no-file-history", "-f", tmp_path / "d", m, ok=False,
+            env=env(s3, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="3:SIGTERM"))
+    assert r.returncode == 3
+    [c3] = contexts(s3)
+    assert b"Has Offset Map?: false" in run(PYDUMP, "--contexts", c3, env=env(s3)).stdout
+    refused(s3, c3, b"kept no file history")
+    run(PYDUMP, "--delete-context", c3, env=env(s3))
+    assert snapshots(m) == {}
+
+    # and a dump aborted before stage IV leaves no context, its snapshot given back
+    s4 = tmp_path / "s4"
+    r = run(PYDUMP, "-0", "-f", tmp_path / "nodir" / "e", m, ok=False, env=env(s4))
+    assert r.returncode == 1 and contexts(s4) == [] and snapshots(m) == {}
+
+
+def test_a_context_survives_the_daemon_killed_and_the_volume_remounted(mounted: Mounted, tmp_path: Path):
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    state = tmp_path / "state"
+    cid = killed_dump(m, state, tmp_path / "vol001", 17, "SIGKILL")
+    with client.open_volume(m) as c:
+        pid = c.info().pid
+    os.kill(pid, signal.SIGKILL)  # the "reboot": the daemon dies, the mount is gone
+    subprocess.run(["fusermount3", "-u", "-z", str(m)], capture_output=True)
+    assert wait_released(mounted.voldir)
+    r = run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", ok=False, env=env(state))
+    assert r.returncode == 1 and r.stderr == f"  DUMP: cannot restart: {m} is not a mounted snapfs volume: mount it " \
+        "again, then restart\n".encode(), r.stderr
+    snapfs("mount", mounted.voldir, m, "-o", "allow_other")
+    assert set(snapshots(m)["ref"]) == {f"pydump-{_dead_pid(state, cid)}", f"restartable-{cid}"}
+    assert cid in run(PYDUMP, "--contexts", env=env(state)).stdout.decode()
+    run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", env=env(state))
+    assert contexts(state) == [] and snapshots(m)["ref"] == ()
+    restore_into(tmp_path / "vol", tmp_path / "out", tmp_path, real=False)
+    assert tree_of(tmp_path / "out") == tree_of(mounted.snap("ref"))
+
+
+def _dead_pid(state: Path, cid: str) -> int:
+    return json.loads((state / "contexts" / f"{cid}.json").read_text())["pid"]
+
+
+def answering(command: list[str], cwd: Path, environ: dict[str, str], question: bytes, answer: bytes,
+              times: int, before=None) -> str:
+    """Run a restore, typing ``answer`` each time it asks ``question`` (the
+    next volume: the same drive, now at the next tape file); it must ask
+    ``times`` times and exit 0."""
+    proc = subprocess.Popen(command, cwd=cwd, env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    seen, asked = b"", 0
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+            if seen.count(question) > asked:
+                asked += 1
+                if before is not None and asked <= times:
+                    before()
+                proc.stdin.write(answer if asked <= times else b"none\n")
+                proc.stdin.flush()
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = seen.decode(errors="replace")
+    assert code == 0 and asked == times, f"{command[0]} exited {code} after {asked} prompt(s):\n{text}"
+    return text
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_restart_on_the_same_cartridge_after_the_interrupted_tape_file(mounted: Mounted, tmp_path: Path,
+                                                                       nst0: str, sig: str):
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    state = tmp_path / "state"
+    cid = killed_dump(m, state, Path(nst0), 23 if sig == "SIGTERM" else 29, sig, "0.01")
+    r = run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
+    assert b"(a filemark written after it); volume 2 follows it" in r.stderr, r.stderr
+    assert contexts(state) == [] and snapshots(m)["ref"] == ()
+    run(BIN / "pymt", "-f", nst0, "rewind")
+    out = tmp_path / "py"
+    out.mkdir()
+    answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+              b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1)
+    (out / "restoresymtable").unlink()
+    assert tree_of(out) == expected
+    # the real restore through rmt, told the same drive (its default) for volume 2
+    run(BIN / "pymt", "-f", nst0, "rewind")
+    rsh = tmp_path / "fake-rsh"
+    rsh.write_text(f'#!/bin/sh\nshift\nif [ "$1" = "-l" ]; then shift 2; fi\nexec "{BIN / "pyrmt"}"\n')
+    rsh.chmod(0o755)
+    real = tmp_path / "real"
+    real.mkdir()
+    scratch = tmp_path / "rtmp"
+    scratch.mkdir()
+    answering([RESTORE, "-r", "-y", "-f", f"localhost:{nst0}"], real,
+              dict(os.environ, RSH=str(rsh), RMT=str(BIN / "pyrmt"), TMPDIR=str(scratch)),
+              b"otherwise enter tape name", b"\n", 1)
+    (real / "restoresymtable").unlink()
+    assert tree_of(real) == expected
+
+
+def test_restart_on_a_new_cartridge_the_interrupted_one_read_first(mounted: Mounted, tmp_path: Path, shelf,
+                                                                   nst0: str):
+    """Killed (kill -9: the tape file has records after the checkpoint and no filemark),
+    restarted on a blank cartridge: restore skips the records the new volume repeats."""
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    state = tmp_path / "state"
+    cid = killed_dump(m, state, Path(nst0), 30, "SIGKILL", "0.01")
+    # the drive, opened again, ends the killed writer's tape file (as st's close would have)
+    run(BIN / "pymt", "-f", nst0, "status")
+    shelf.unload(0)
+    shelf.new_cartridge("NEXT02", capacity=4 * 1024 * 1024)
+    shelf.load("NEXT02", drive=0)
+    r = run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
+    assert b"filemark" not in r.stderr
+    for reader in ("pyrestore", "restore"):
+        shelf.unload(0)
+        shelf.load("TEST01", drive=0)
+        out = tmp_path / reader
+        out.mkdir()
+
+        def swap() -> None:
+            shelf.unload(0)
+            shelf.load("NEXT02", drive=0)
+
+        if reader == "pyrestore":
+            answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+                      b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1, before=swap)
+        else:
+            rsh = tmp_path / "fake-rsh"
+            rsh.write_text(f'#!/bin/sh\nshift\nif [ "$1" = "-l" ]; then shift 2; fi\nexec "{BIN / "pyrmt"}"\n')
+            rsh.chmod(0o755)
+            scratch = tmp_path / "rtmp"
+            scratch.mkdir()
+            answering([RESTORE, "-r", "-y", "-f", f"localhost:{nst0}"], out,
+                      dict(os.environ, RSH=str(rsh), RMT=str(BIN / "pyrmt"), TMPDIR=str(scratch)),
+                      b"otherwise enter tape name", b"\n", 1, before=swap)
+        (out / "restoresymtable").unlink()
+        assert tree_of(out) == expected, reader
+
+
+def test_end_of_tape_with_no_next_cartridge_leaves_a_context_restarted_on_a_new_one(mounted: Mounted,
+                                                                                    tmp_path: Path):
+    from tapelib import Shelf
+
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    shelf = Shelf.create(tmp_path / "shelf", drives=1, slots=4)
+    shelf.new_cartridge("SMALL1", capacity=700 * 1024)
+    shelf.load("SMALL1", drive=0)
+    nst0 = str(shelf.device_path(0, rewind=False))
+    state = tmp_path / "state"
+    r = run(PYDUMP, "-0", "-b", NTREC, "--no-prompt", "--snapshot", "ref", "-f", nst0, m, ok=False,
+            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0.01"))
+    assert r.returncode == 1 and b"the dump can be restarted" in r.stderr, r.stderr
+    [cid] = contexts(state)
+    shelf.new_cartridge("NEXT02", capacity=4 * 1024 * 1024)
+    shelf.load("NEXT02", drive=0)
+    run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
+    assert contexts(state) == [] and snapshots(m)["ref"] == ()
+    out = tmp_path / "py"
+    out.mkdir()
+
+    def swap() -> None:
+        shelf.unload(0)
+        shelf.load("NEXT02", drive=0)
+
+    shelf.unload(0)
+    shelf.load("SMALL1", drive=0)
+    answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+              b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1, before=swap)
+    (out / "restoresymtable").unlink()
+    assert tree_of(out) == expected
+
+
+def test_a_restarted_dump_deletes_the_snapshot_it_made_when_done(mounted: Mounted, tmp_path: Path):
+    m = mounted.mnt
+    build(m)
+    state = tmp_path / "state"
+    r = run(PYDUMP, "-0", "-u", "-D", tmp_path / "dumpdates", "-f", tmp_path / "vol001", m, ok=False,
+            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="7:SIGKILL"))
+    assert r.returncode == -9
+    [cid] = contexts(state)
+    [name] = snapshots(m)
+    assert not (tmp_path / "dumpdates").exists()
+    run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", env=env(state))
+    assert snapshots(m) == {} and contexts(state) == []  # released (the dead pydump's hold too) and deleted
+    assert (tmp_path / "dumpdates").read_text().split()[:2] == [str(m), "0"]  # -u kept: recorded when done
+    restore_into(tmp_path / "vol", tmp_path / "out", tmp_path, real=False)
+    assert tree_of(tmp_path / "out") == tree_of(m)
