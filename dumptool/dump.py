@@ -53,6 +53,7 @@ from .format import (
 )
 from .format.dinode import stat_fields
 from .history import FileHistory, QfaWriter, TocArchive
+from .offsetmap import OffsetMapWriter
 from .imagewriter import ImageWriter
 from .livetree import LiveTree, live_path, snapshot_time
 from .records import RecordWriter, TapePosition, check_blocking_factor
@@ -120,6 +121,7 @@ class DumpOptions:
     notify: bool = False                  # -n: operator alerts ("CHANGE DUMP VOLUMES!") printed too
     tree: Tree | None = None              # what to read (None: the live tree at source; the caller closes its own)
     history: tuple[FileHistory, ...] = ()  # more file history observers (after -A's and -Q's)
+    file_history: bool = True             # keep the offset map in the state folder (dumptool.offsetmap)
 
 
 class Dump:
@@ -344,6 +346,8 @@ class Dump:
             out.histories.append(TocArchive(opts.toc, say=self.say, warn=self._warn))
         if opts.qfa:
             out.histories.append(QfaWriter(opts.qfa, self.date, say=self.say, warn=self._warn))
+        if opts.file_history:
+            out.histories.append(OffsetMapWriter(warn=self._warn))
         out.histories.extend(opts.history)
         out.start(self.plan)
 

@@ -109,6 +109,8 @@ class ImageReader:
         #: the blocks of the record under way (what a checkpoint saves of a record a volume change cuts)
         self.held: list[bytes | memoryview] = []
         self._dirs_done = False
+        #: a seek landed where the map did not say: no more seeks
+        self.history_stale = False
         self.records = LookAhead(self.walk(source.chunks()))
 
     def walk(self, chunks: Iterable[bytes | memoryview]) -> Iterator[Record]:
@@ -290,6 +292,8 @@ class ImageReader:
         if ahead is not None and not (ahead.header.c_type == RecordType.TS_INODE and not ahead.header.is_extattr
                                       and ahead.header.c_inumber < wanted[-1]):
             return
+        if self.history_stale:
+            return
         entry = qfa.position_for(wanted[-1])
         source = self.input
         if entry is None or entry.volume < source.volume:
@@ -297,11 +301,28 @@ class ImageReader:
         if entry.volume > source.volume:  # straight to that volume, the ones between unread
             if not source.jump_to_volume(entry.volume):
                 return
-            source.seek_forward(entry.position)
-        elif not source.seek_forward(entry.position):
-            return
-        self.report.verbose(f"seek to inode {entry.ino} at {entry.position} of volume {entry.volume}")
+            address = qfa.address_of(entry, source.volume_starts.get(entry.volume), tape=source.is_tape)
+            if address is None:
+                self.records.retarget(self.walk(source.after_seek()))
+                return
+            source.seek_forward(address)
+        else:
+            address = qfa.address_of(entry, source.volume_starts.get(entry.volume), tape=source.is_tape)
+            if address is None or not source.seek_forward(address):
+                return
+        self.report.verbose(f"seek to inode {entry.ino} at {address} of volume {entry.volume}")
         self.records.retarget(self.walk(source.after_seek()))
+        landed = self.records.peek()
+        if landed is None or landed.header.c_inumber > entry.ino:
+            self._history_is_stale(getattr(qfa, "path", "the QFA file"))
+
+    def _history_is_stale(self, name: object) -> None:
+        """A seek did not land where the map said: warn once and read the
+        image whole from its start (the files extracted so far stay)."""
+        self.history_stale = True
+        self.report.warn(f"{name} does not match the image (stale file history): reading the whole image")
+        self.input.start_again()
+        self.records.retarget(self.walk(self.input.chunks()))
 
     # -- other passes ----------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from .rebuild_plan import plan_rebuild, plan_resume
 from .restore_options import Options
 from .restore_report import Report, RestoreError
 from .image_reader import ImageReader
+from .offsetmap import HistoryLocator, OffsetMap, StaleHistory
 from .symtab import SYMTAB_NAME, SymbolTable
 from .volume_input import VolumeInput
 
@@ -98,6 +99,7 @@ class Restore:
         self.extractor = Extractor(self.image, self.report, self._opts)
         #: -C stopped at the compare errors -L allows
         self.compare_limit_reached = False
+        self._front_reads = 0
 
     @property
     def opts(self) -> Options:
@@ -158,6 +160,7 @@ class Restore:
     def read_directories(self) -> None:
         """Read TS_TAPE, the maps and every directory (restore's first phase)."""
         self.image.read_front()
+        self._front_reads = getattr(self.input, "records_read", 0)
 
     def read_again(self) -> None:
         """Start a new pass from the image's first block (``-i``'s next
@@ -257,7 +260,48 @@ class Restore:
         """Extract after :meth:`read_directories` (``-x`` and the interactive ``extract``)."""
         check_writable(target, self.opts.dry_run)
         self._check_qfa()
+        wanted = list(wanted)
         leaf_names, dir_paths = self.selection(wanted)
+        given = self.opts.qfa
+        history = self._file_history(leaf_names) if given is None and wanted and leaf_names else None
+        self.opts.qfa = given or history
+        try:
+            self._extract_selected(target, leaf_names, dir_paths)
+        finally:
+            self.opts.qfa = given
+        if history is not None or self.opts.verbose:
+            self._say_reads()
+
+    def _file_history(self, leaf_names: dict[int, list[bytes]]) -> HistoryLocator | None:
+        """The offset map pydump kept for this image (:mod:`dumptool.offsetmap`),
+        as the seeks of ``-x`` ask it; None when there is none, it is not of
+        this image (one warning: the image is read whole) or the medium cannot seek."""
+        if not self.opts.file_history or self.header is None or not self.input.can_seek:
+            return None
+        try:
+            found = OffsetMap.find(self.header)
+            if found is None:
+                return None
+            try:
+                found.check(self.header)
+                locator = found.locator(leaf_names)
+            finally:
+                found.close()
+        except (StaleHistory, OSError, ValueError) as exc:
+            self.report.warn(f"{exc}: reading the whole image")
+            return None
+        self.report.verbose(f"file history {found.path}: going straight to each file")
+        return locator
+
+    def _say_reads(self) -> None:
+        """How many records the extract read (those for the directories apart)."""
+        count = getattr(self.input, "records_read", None)
+        if count is not None:
+            self.report.say(f"{count} records read ({self._front_reads} for the volume header, maps and "
+                                "directories)")
+
+    def _extract_selected(self, target: str, leaf_names: dict[int, list[bytes]],
+                          dir_paths: dict[int, bytes]) -> None:
         ex = self.extractor
         for ino, path in sorted(dir_paths.items(), key=lambda kv: kv[1].count(b"/")):
             if path != b".":

@@ -44,6 +44,10 @@ class VolumeInput:
         #: Told what was lost when a compressed record cannot be decoded (the
         #: restore goes on and resyncs); unset, that stops the restore.
         self.on_damage: Callable[[str], None] | None = None
+        #: Where each volume opened starts, as its medium counts (a tape's
+        #: logical block after -s's spacing, 0 on a file): file history's seeks
+        self.volume_starts: dict[int, int | None] = {}
+        self._reads_before = 0
         self._reader = self._reader_of(source)
         self._first_source = source  # volume 1 as opened (a tape is rewound on it for another pass)
         self.tape_file = tape_file
@@ -56,7 +60,16 @@ class VolumeInput:
         self.on_volume_end: Callable[[int], None] | None = None
 
     def _reader_of(self, source: Source, volume: int = 1) -> RecordReader:
+        try:
+            self.volume_starts[volume] = source.address()
+        except Exception:  # MediumError: the medium cannot tell
+            self.volume_starts[volume] = None
         return RecordReader(source, volume=volume, on_damage=self._damaged)
+
+    @property
+    def records_read(self) -> int:
+        """Reads from the media so far (records on a tape), every volume counted."""
+        return self._reads_before + self._reader.reads
 
     def _damaged(self, message: str) -> None:
         if self.on_damage is None:
@@ -87,6 +100,7 @@ class VolumeInput:
             nxt = self._next_volume(self.volume + 1)
             if nxt is None:
                 return
+            self._reads_before += self._reader.reads
             self._reader = reader = nxt  # its volume header is already read
             self.volume += 1
 
@@ -118,6 +132,7 @@ class VolumeInput:
         reader = self._next_volume(number, release=False)
         if reader is None:
             return False
+        self._reads_before += self._reader.reads
         self._reader = reader  # its volume header is already read
         self.volume = number
         return True
@@ -125,6 +140,10 @@ class VolumeInput:
     def after_seek(self) -> Iterator[bytes]:
         """The chunks after :meth:`seek_forward`, from the first header of this dump on."""
         return skip_to_header(self.chunks(identify=False), self.byte_order, self.date or 0)
+
+    @property
+    def is_tape(self) -> bool:
+        return self._reader.source.is_tape
 
     @property
     def can_seek(self) -> bool:
@@ -186,6 +205,7 @@ class VolumeInput:
                     drive.space_files(self.tape_file - 1)
             except Exception as exc:  # TapeError
                 raise MediumError(f"{self.name}: cannot rewind to the dump for another pass: {exc}") from None
+            self._reads_before += self._reader.reads
             self._reader = self._reader_of(self._first_source)  # the drive stays open: same source
             return
         try:
@@ -198,6 +218,7 @@ class VolumeInput:
                                "the image as a file")
         reader = self._reader_of(open_source(self.name))
         self._reader.close()
+        self._reads_before += self._reader.reads
         self._reader = reader
         self.volume = 1
 

@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the quick file access map dump -Q wrote for this image: -x goes straight to each "
                         "named file's position (on a later volume too) instead of reading everything before "
                         "it; -t lists each file's volume and position")
+    p.add_argument("--no-file-history", dest="file_history", action="store_false",
+                   help="with -x: do not use the file history pydump kept for the image (read it whole)")
     p.add_argument("-0", dest="nul", action="store_true",
                    help="with -t: end each file's line with a NUL, not a newline (for xargs -0)")
     p.add_argument("-X", dest="name_file", metavar="FILE",
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         print("pyrestore: -Q works with -x and -t", file=sys.stderr)
         return EXIT_USAGE
     opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
-                   dir_only=args.dir_only, compare_limit=args.limit)
+                   dir_only=args.dir_only, compare_limit=args.limit, file_history=args.file_history)
     talk = _talk(nul_lines=args.nul)
     source = slot = None
     try:
