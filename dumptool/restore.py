@@ -269,8 +269,8 @@ class Restore:
             self._extract_selected(target, leaf_names, dir_paths)
         finally:
             self.opts.qfa = given
-        if history is not None or self.opts.verbose:
-            self._say_reads()
+        if history is not None or (wanted and not self.opts.file_history):
+            self._say_reads()  # (not for every -v: its lines are restore's)
 
     def _file_history(self, leaf_names: dict[int, list[bytes]]) -> HistoryLocator | None:
         """The offset map pydump kept for this image (:mod:`dumptool.offsetmap`),
