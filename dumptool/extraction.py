@@ -59,6 +59,26 @@ class Extracted:
     dirs: dict[int, bytes] = field(default_factory=dict)
 
 
+#: The errors that end a --force restore: the target is full.
+_NO_SPACE = (_errno.ENOSPC, _errno.EDQUOT)
+
+
+class OutOfSpace(RestoreError):
+    """The target filled up while *paths* were written (the partial file is removed)."""
+
+    def __init__(self, paths: list[bytes]) -> None:
+        super().__init__("no space left on the target")
+        self.paths = paths
+
+
+def _drop_partial(parent_fd: int, name: bytes) -> None:
+    """Remove a file cut short (it must not be left looking restored)."""
+    try:
+        os.unlink(name, dir_fd=parent_fd)
+    except OSError:
+        pass
+
+
 class Extractor:
     """Writes what *image* brings under a target folder; messages go to *report*."""
 
@@ -268,6 +288,9 @@ class Extractor:
                     os.ftruncate(fd, size)
                 made = True
             except OSError as exc:
+                if exc.errno in _NO_SPACE:
+                    _drop_partial(parent_fd, name)  # (its descriptor is closed below)
+                    raise OutOfSpace(paths) from None
                 for _ in self.image.same_inode_addrs(ino):
                     pass
                 self.report.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
@@ -459,6 +482,15 @@ class Extractor:
                 self.report.error(f"{os.fsdecode(path)} (inode {ino}): unknown file type {fmt:#o} (a damaged header), "
                                   "skipped")
         except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                fd, self._leaf_fd = self._leaf_fd, None
+                if fd is not None:
+                    os.close(fd)
+                try:
+                    os.unlink(full)  # a file cut short is not left looking restored
+                except OSError:
+                    pass
+                raise OutOfSpace(paths) from None
             for _ in self.image.same_inode_addrs(ino):
                 pass
             self.report.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")

@@ -18,10 +18,10 @@ and sorted by inode number because dump writes inodes in ascending order:
   ``unit`` (``"byte"``: addresses are byte offsets of a file; ``"block"``: a
   tape drive's logical block, ``MTIOCPOS``; ``null``: a pipe, none);
 * one line per non-directory inode, tab-separated:
-  ``ino volume tape_file record block address path``: the volume (from 1),
+  ``ino volume tape_file record block address size path``: the volume (from 1),
   the tape file number of that volume on its cartridge (0 for a file), the
   record (from 0, in that volume) holding the inode's header, the header's
-  block number (``c_tapea``), the record's address (``-`` when unknown) and
+  block number (``c_tapea``), the record's address (``-`` when unknown), the size and
   the first path of the inode (``./a/b``; a backslash, tab or newline in it
   escaped as ``\\\\``, ``\\t``, ``\\n``);
 * last line: ``# end {JSON}``: ``files`` (node lines), ``volumes``, ``sorted``
@@ -100,7 +100,7 @@ class Entry:
     """Where inode ``ino``'s first record is: ``volume`` (from 1), the
     ``tape_file`` of that volume, its ``record`` in the volume (from 0),
     ``block`` (``c_tapea``) and ``address`` (the medium's: a byte offset or
-    a tape's logical block; None unknown)."""
+    a tape's logical block; None unknown), the file's ``size``."""
 
     ino: int
     volume: int
@@ -108,6 +108,7 @@ class Entry:
     record: int
     block: int
     address: int | None
+    size: int = 0
     path: bytes = b""
 
 
@@ -206,9 +207,9 @@ class OffsetMapWriter:
             parent = self._dir_paths.get(entry[0]) or self._dir_path(entry[0])
             path = b"" if parent is None else parent + b"/" + entry[1]
         try:
-            file.write(b"%d\t%d\t%d\t%d\t%d\t%s\t%s\n" % (
+            file.write(b"%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\n" % (
                 ino, volume, self._tape_files[volume], record, position.block,
-                b"-" if address is None else b"%d" % address, _escape(path)))
+                b"-" if address is None else b"%d" % address, node.st_size, _escape(path)))
         except OSError as exc:
             self._drop(f"cannot write the file history {self._partial}: {exc.strerror}")
             return
@@ -354,9 +355,9 @@ class OffsetMap:
 
     @staticmethod
     def _parse(line: bytes) -> Entry:
-        f = line.split(b"\t", 6)
+        f = line.split(b"\t", 7)
         return Entry(int(f[0]), int(f[1]), int(f[2]), int(f[3]), int(f[4]), None if f[5] == b"-" else int(f[5]),
-                     _unescape(f[6]) if len(f) > 6 else b"")
+                     int(f[6]), _unescape(f[7]) if len(f) > 7 else b"")
 
     def locator(self, inodes: Iterable[int]) -> "HistoryLocator":
         """What the seeks of ``-x`` ask (as of a QFA map) for *inodes*."""

@@ -28,12 +28,13 @@ from __future__ import annotations
 import functools
 import gc
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 from .compare import Compare
 from .directories import DirNode, EveryInode, Inodes, norm
-from .extraction import Extracted, Extractor, check_writable
+from .extraction import Extracted, Extractor, OutOfSpace, check_writable
 from .format import Header
 from .rebuild import Rebuild, base_table
 from .rebuild_plan import plan_rebuild, plan_resume
@@ -43,6 +44,9 @@ from .image_reader import ImageReader
 from .offsetmap import HistoryLocator, OffsetMap, StaleHistory
 from .symtab import SYMTAB_NAME, SymbolTable
 from .volume_input import VolumeInput
+
+#: Room a restore leaves free on its target beyond its data (the seed's 100 MB).
+ROOM_MARGIN = 100 * 1000 * 1000
 
 __all__ = ["DirNode", "Extracted", "Options", "Restore", "RestoreError", "VolumeInput"]
 
@@ -262,15 +266,91 @@ class Restore:
         self._check_qfa()
         wanted = list(wanted)
         leaf_names, dir_paths = self.selection(wanted)
+        if self.opts.renames:
+            leaf_names, dir_paths = self._renamed(target, leaf_names, dir_paths)
+        if not self.opts.force and not self.opts.dry_run:
+            self._check_room(target, leaf_names, dir_paths)
         given = self.opts.qfa
         history = self._file_history(leaf_names) if given is None and wanted and leaf_names else None
         self.opts.qfa = given or history
         try:
             self._extract_selected(target, leaf_names, dir_paths)
+        except OutOfSpace as full:
+            left = [full.paths[0]] + [paths[0] for _, paths in sorted(leaf_names.items())]
+            self.report.error(f"{target}: no space left on the target: the restore stopped; "
+                              f"{len(left)} file(s) not restored:")
+            for path in left:
+                self.report.tell(f"not restored: {os.fsdecode(path)}")
+            self.image.ended = True
+            return
         finally:
             self.opts.qfa = given
         if history is not None or (wanted and not self.opts.file_history):
             self._say_reads()  # (not for every -v: its lines are restore's)
+
+    def _renamed(self, target: str, leaf_names: dict[int, list[bytes]], dir_paths: dict[int, bytes]
+                 ) -> tuple[dict[int, list[bytes]], dict[int, bytes]]:
+        """``--rename OLD=NEW``: every name at or under OLD lands at or under
+        NEW instead (NEW's parents are made)."""
+        moves = [(norm(old), norm(new)) for old, new in self.opts.renames]
+
+        def moved(path: bytes) -> bytes:
+            for old, new in moves:
+                if path == old or path.startswith(old + b"/"):
+                    return new + path[len(old):]
+            return path
+
+        leaves = {ino: [moved(p) for p in paths] for ino, paths in leaf_names.items()}
+        dirs = {ino: moved(p) for ino, p in dir_paths.items()}
+        made = set(dirs.values())
+        for _, new in moves:
+            parts = new.split(b"/")[1:-1]
+            for i in range(1, len(parts) + 1):
+                parent = b"/".join([b"."] + parts[:i])
+                if parent not in made:
+                    made.add(parent)
+                    self.extractor.make_dir(target, parent)
+        return leaves, dirs
+
+    def _check_room(self, target: str, leaf_names: dict[int, list[bytes]], dir_paths: dict[int, bytes]) -> None:
+        """Refuse (one line) when *target* has less room than the data to
+        restore + :data:`ROOM_MARGIN`, or fewer free inodes than the names to
+        make.  The data: the sizes the file history gives, else the image's size
+        when it is a file (else the margin alone)."""
+        try:
+            fs = os.statvfs(target)
+        except OSError:
+            return  # check_writable said what is wrong
+        data = 0
+        sized = False
+        if self.header is not None and self.opts.file_history:
+            try:
+                found = OffsetMap.find(self.header)
+                if found is not None:
+                    try:
+                        found.check(self.header)
+                        data = sum(e.size for e in map(found.entry, leaf_names) if e is not None)
+                        sized = True
+                    finally:
+                        found.close()
+            except (StaleHistory, OSError, ValueError):
+                pass
+        if not sized:
+            try:
+                st = os.stat(self.input.name)
+                data = st.st_size if stat.S_ISREG(st.st_mode) else 0
+            except OSError:
+                data = 0
+        free = fs.f_bavail * fs.f_frsize
+        need = data + ROOM_MARGIN
+        if free < need:
+            raise RestoreError(f"{target}: {free // (1 << 20)} MiB free, the restore needs "
+                               f"{-(-need // (1 << 20))} MiB ({-(-data // (1 << 20))} MiB of data + 100 MiB): "
+                               "make room, or restore with --force (as much as fits)")
+        names = len(leaf_names) + len(dir_paths)
+        if fs.f_files and fs.f_favail < names:
+            raise RestoreError(f"{target}: {fs.f_favail} free inodes, the restore makes {names}: "
+                               "make room, or restore with --force (as much as fits)")
 
     def _file_history(self, leaf_names: dict[int, list[bytes]]) -> HistoryLocator | None:
         """The offset map pydump kept for this image (:mod:`dumptool.offsetmap`),

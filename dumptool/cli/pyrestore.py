@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="the quick file access map dump -Q wrote for this image: -x goes straight to each "
                         "named file's position (on a later volume too) instead of reading everything before "
                         "it; -t lists each file's volume and position")
+    p.add_argument("--rename", dest="renames", action="append", default=[], metavar="OLD=NEW",
+                   help="with -x: what is extracted at or under OLD lands at or under NEW (several allowed)")
+    p.add_argument("--force", action="store_true",
+                   help="with -x: no check of the target's free space and inodes; stop cleanly at a full "
+                        "target, naming what was not restored")
     p.add_argument("--no-file-history", dest="file_history", action="store_false",
                    help="with -x: do not use the file history pydump kept for the image (read it whole)")
     p.add_argument("-0", dest="nul", action="store_true",
@@ -268,7 +273,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.qfa and args.mode not in ("x", "t"):
         print("pyrestore: -Q works with -x and -t", file=sys.stderr)
         return EXIT_USAGE
-    opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
+    renames = []
+    for text in args.renames:
+        old, eq, new = text.partition("=")
+        if not eq or not old.strip("/.") or not new.strip("/."):
+            print(f"pyrestore: --rename {text}: give OLD=NEW, two names on the image and in the target",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        renames.append((old, new))
+    if (renames or args.force) and args.mode != "x":
+        print("pyrestore: --rename and --force work with -x", file=sys.stderr)
+        return EXIT_USAGE
+    opts = Options(renames=renames, force=args.force, verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
                    dir_only=args.dir_only, compare_limit=args.limit, file_history=args.file_history)
     talk = _talk(nul_lines=args.nul)
     source = slot = None
