@@ -269,7 +269,7 @@ class Restore:
         if self.opts.renames:
             leaf_names, dir_paths = self._renamed(target, leaf_names, dir_paths)
         if not self.opts.force and not self.opts.dry_run:
-            self._check_room(target, leaf_names, dir_paths)
+            self._check_room(target, leaf_names, len(leaf_names) + len(dir_paths))
         given = self.opts.qfa
         history = self._file_history(leaf_names) if given is None and wanted and leaf_names else None
         self.opts.qfa = given or history
@@ -312,11 +312,12 @@ class Restore:
                     self.extractor.make_dir(target, parent)
         return leaves, dirs
 
-    def _check_room(self, target: str, leaf_names: dict[int, list[bytes]], dir_paths: dict[int, bytes]) -> None:
+    def _check_room(self, target: str, leaves: Iterable[int] | None, names: int) -> None:
         """Refuse (one line) when *target* has less room than the data to
-        restore + :data:`ROOM_MARGIN`, or fewer free inodes than the names to
-        make.  The data: the sizes the file history gives, else the image's size
-        when it is a file (else the margin alone)."""
+        restore (of the inodes *leaves*; None: all) + :data:`ROOM_MARGIN`, or
+        fewer free inodes than the *names* to make.  The data: the sizes the
+        file history gives, else the image's size when it is a file (else
+        the margin alone)."""
         try:
             fs = os.statvfs(target)
         except OSError:
@@ -329,7 +330,8 @@ class Restore:
                 if found is not None:
                     try:
                         found.check(self.header)
-                        data = sum(e.size for e in map(found.entry, leaf_names) if e is not None)
+                        chosen = found.entries() if leaves is None else filter(None, map(found.entry, leaves))
+                        data = sum(e.size for e in chosen)
                         sized = True
                     finally:
                         found.close()
@@ -347,7 +349,6 @@ class Restore:
             raise RestoreError(f"{target}: {free // (1 << 20)} MiB free, the restore needs "
                                f"{-(-need // (1 << 20))} MiB ({-(-data // (1 << 20))} MiB of data + 100 MiB): "
                                "make room, or restore with --force (as much as fits)")
-        names = len(leaf_names) + len(dir_paths)
         if fs.f_files and fs.f_favail < names:
             raise RestoreError(f"{target}: {fs.f_favail} free inodes, the restore makes {names}: "
                                "make room, or restore with --force (as much as fits)")
@@ -434,6 +435,8 @@ class Restore:
                                "files it changes from the ones it keeps; nothing was changed (extract with -x)")
         old = base_table(h, target)
         check_writable(target, self.opts.dry_run)
+        if not self.opts.force and not self.opts.dry_run:
+            self._check_room(target, None, sum(len(d.entries) for d in self.dirs.values()))
         plan = plan_rebuild(old, h, self.in_use, self.image.tree, park_changed=not self.opts.dry_run)
         del old
         run = Rebuild(self.image, self.extractor, self.report, self.opts, target, plan.table,

@@ -73,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rename", dest="renames", action="append", default=[], metavar="OLD=NEW",
                    help="with -x: what is extracted at or under OLD lands at or under NEW (several allowed)")
     p.add_argument("--force", action="store_true",
-                   help="with -x: no check of the target's free space and inodes; stop cleanly at a full "
-                        "target, naming what was not restored")
+                   help="with -x and -r: no check of the target's free space and inodes; stop cleanly at a "
+                        "full target (-x names what was not restored)")
     p.add_argument("--no-file-history", dest="file_history", action="store_false",
                    help="with -x: do not use the file history pydump kept for the image (read it whole)")
     p.add_argument("-0", dest="nul", action="store_true",
@@ -281,8 +281,11 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return EXIT_USAGE
         renames.append((old, new))
-    if (renames or args.force) and args.mode != "x":
-        print("pyrestore: --rename and --force work with -x", file=sys.stderr)
+    if renames and args.mode != "x":
+        print("pyrestore: --rename works with -x", file=sys.stderr)
+        return EXIT_USAGE
+    if args.force and args.mode not in ("x", "r"):
+        print("pyrestore: --force works with -x and -r", file=sys.stderr)
         return EXIT_USAGE
     opts = Options(renames=renames, force=args.force, verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
                    dir_only=args.dir_only, compare_limit=args.limit, file_history=args.file_history)

@@ -55,13 +55,23 @@ def test_rename_puts_an_extracted_name_elsewhere(tmp_path: Path, image) -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path):
-    mount = tmp_path / "small"
+def tmpfs(mount: Path, options: str):
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=64", "tmpfs", str(mount)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], check=True)
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """8 MiB of room (a tmpfs limit: nothing is taken until written)."""
+    yield from tmpfs(tmp_path / "small", "size=8m")
+
+
+@pytest.fixture
+def few_inodes(tmp_path: Path):
+    """Room enough, 50 inodes."""
+    yield from tmpfs(tmp_path / "few", "size=300m,nr_inodes=50")
 
 
 def test_too_little_room_is_refused_and_force_stops_cleanly_at_a_full_target(small_fs: Path, image) -> None:
@@ -70,6 +80,9 @@ def test_too_little_room_is_refused_and_force_stops_cleanly_at_a_full_target(sma
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert "MiB free, the restore needs" in done.stderr and "--force" in done.stderr
     assert os.listdir(small_fs) == []  # nothing written
+    rebuild = pyrestore("-r", "-f", str(img), cwd=small_fs)
+    assert rebuild.returncode == 1 and rebuild.stderr.count("\n") == 1 and "MiB free" in rebuild.stderr
+    assert os.listdir(small_fs) == []
     forced = pyrestore("-x", "--force", "-f", str(img), cwd=small_fs)
     assert forced.returncode == 1
     assert "no space left on the target: the restore stopped" in forced.stderr
@@ -83,13 +96,18 @@ def test_too_little_room_is_refused_and_force_stops_cleanly_at_a_full_target(sma
             assert there.read_bytes() == (src / name).read_bytes(), name
 
 
-def test_too_few_inodes_is_refused(small_fs: Path, tmp_path: Path) -> None:
+def test_too_few_inodes_is_refused(few_inodes: Path, tmp_path: Path) -> None:
     src = tmp_path / "many"
     src.mkdir()
     for i in range(100):
         (src / f"f{i}").write_bytes(b"x")
     img = tmp_path / "many.img"
     pydump("-0", "-q", "-f", str(img), str(src))
-    done = pyrestore("-x", "-f", str(img), cwd=small_fs)
+    done = pyrestore("-x", "-f", str(img), cwd=few_inodes)
     assert done.returncode == 1 and done.stderr.count("\n") == 1
-    assert "free inodes, the restore makes" in done.stderr or "MiB free" in done.stderr
+    assert "free inodes, the restore makes 101" in done.stderr, done.stderr
+    assert os.listdir(few_inodes) == []
+    # the names asked for fit: no refusal
+    fits = pyrestore("-x", "-f", str(img), "./f1", "./f2", cwd=few_inodes)
+    assert fits.returncode == 0, fits.stderr
+    assert (few_inodes / "f1").read_bytes() == b"x"
