@@ -129,8 +129,13 @@ class VolumeInput:
         whether it was given.  Its blocks come from :meth:`after_seek`."""
         if number <= self.volume:
             return False
-        reader = self._next_volume(number, release=False)
+        # A tape drive is let go of before asking: the operator changes the
+        # cartridge in that very drive (so this volume cannot be read on).
+        on_tape = self._reader.source.is_tape and self._ask is not None
+        reader = self._next_volume(number, release=on_tape)
         if reader is None:
+            if on_tape:
+                raise RestoreError(f"volume {number} was not given: the files on it and after it are not restored")
             return False
         self._reads_before += self._reader.reads
         self._reader = reader  # its volume header is already read

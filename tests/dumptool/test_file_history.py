@@ -187,3 +187,52 @@ def test_a_stale_history_falls_back_to_a_scan_with_one_warning(tmp_path: Path) -
     out, err = extract(str(image), tmp_path / "out2", "./zlast")
     assert err.count("\n") == 1 and "does not match the image (ntrec)" in err
     assert (tmp_path / "out2" / "zlast").read_bytes() == (tree / "zlast").read_bytes()
+
+
+def test_across_shelf_cartridges_it_asks_only_for_the_files_volume(tmp_path: Path) -> None:
+    import select
+    import subprocess
+    import time
+
+    from conftest import console_script
+    from test_pydump import env
+
+    shelf = Shelf.create(tmp_path / "shelf", drives=1, slots=4)
+    for barcode in ("FIRST", "SECOND", "THIRD", "FOURTH"):
+        shelf.new_cartridge(barcode, capacity=MiB if barcode != "FOURTH" else 16 * MiB)
+    shelf.load("FIRST", 0)
+    nst0 = str(shelf.device_path(0, rewind=False))
+    tree = big_tree(tmp_path / "src", 3 * MiB)
+    pydump("-0", "-q", "--no-prompt", "-f", nst0, str(tree))
+    last_barcode = shelf.status().drives[0].barcode
+    order = ["FIRST", "SECOND", "THIRD", "FOURTH"]
+    volumes = order.index(last_barcode) + 1
+    assert volumes >= 3
+    copy = tmp_path / "copy"  # the same tree dumped to a file tells which file is last
+    pydump("-0", "-q", "-f", str(copy), str(tree))
+    name = last_file(copy)
+    shelf.unload(0)
+    shelf.load("FIRST", 0)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([console_script("pyrestore"), "-x", "-v", "-f", nst0, name], cwd=out, env=env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen, asked = b"", []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+        if ready:
+            seen += os.read(proc.stderr.fileno(), 4096)
+            wants = re.findall(rb"Mount volume (\d+)", seen)
+            if len(wants) > len(asked):
+                asked.append(wants[-1])
+                shelf.unload(0)
+                shelf.load(order[int(wants[-1]) - 1], 0)
+                proc.stdin.write(nst0.encode() + b"\n")
+                proc.stdin.flush()
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, (seen + stderr).decode()
+    assert asked == [str(volumes).encode()]  # the cartridges between are never asked for
+    total, front = reads(stdout.decode())
+    assert total - front <= 3, stdout
+    assert (out / name).read_bytes() == (tree / name).read_bytes()
