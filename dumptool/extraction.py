@@ -185,6 +185,8 @@ class Extractor:
                     else:
                         self.report.error(f"{os.fsdecode(path)}: cannot make directory: a file of that name exists")
         except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise OutOfSpace([path]) from None
             self.report.error(f"{os.fsdecode(path)}: cannot make directory: {exc.strerror}")
 
     def extract_leaves(self, target: str, leaf_names: dict[int, list[bytes]]) -> None:

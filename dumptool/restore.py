@@ -390,7 +390,12 @@ class Restore:
         if ex.extracted is not None:
             ex.extracted.dirs.update(dir_paths)
         self.report.verbose("Extract requested files")
-        ex.extract_leaves(target, leaf_names)
+        try:
+            ex.extract_leaves(target, leaf_names)
+        except OutOfSpace:
+            # what was restored keeps its directories' owners, modes and times
+            ex.finish_dirs(target, {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes})
+            raise
         ex.add_links_said()
         self.report.verbose("Set directory mode, owner, and times.")
         ex.finish_dirs(target, {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes})
