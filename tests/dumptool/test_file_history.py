@@ -236,3 +236,51 @@ def test_across_shelf_cartridges_it_asks_only_for_the_files_volume(tmp_path: Pat
     total, front = reads(stdout.decode())
     assert total - front <= 3, stdout
     assert (out / name).read_bytes() == (tree / name).read_bytes()
+
+
+def test_odd_names_and_the_pass_v_hook_round_trip(tmp_path: Path) -> None:
+    from dumptool.dump import Dump, DumpOptions
+    from dumptool.history import RecordPosition
+    from dumptool.offsetmap import mark_position
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "tab\there\\n").write_bytes(b"odd\n")
+    (src / "new\nline").write_bytes(b"odder\n")
+
+    class PassV:  # marks a position as the engine's Pass V will, before the end
+        def begin(self, front): pass
+        def add_dir(self, *a): pass
+        def add_node(self, ino, node, position):
+            mark_position(dump.out.histories, "pass-v", RecordPosition(dump.out.writer))
+        def finish(self, trailer): pass
+        def close(self): pass
+
+    image = tmp_path / "img"
+    dump = Dump(DumpOptions(source=str(src), output=str(image), dumpdates=str(tmp_path / "dd"), history=(PassV(),)))
+    dump.run()
+    omap = the_map(image)
+    assert {e.path for e in omap.entries()} == {b"./tab\there\\n", b"./new\nline"}
+    extra = omap.end["extra"]["pass-v"]
+    assert extra["volume"] == 1 and extra["address"] == extra["record"] * 10 * TP_BSIZE
+    omap.close()
+    out, _ = extract(str(image), tmp_path / "out", "./new\nline")
+    assert (tmp_path / "out" / "new\nline").read_bytes() == b"odder\n"
+
+
+def test_a_map_that_cannot_be_written_is_one_warning_and_the_dump_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "history").write_text("not a folder")
+    tree = big_tree(tmp_path / "src", MiB)
+    image = tmp_path / "img"
+    monkeypatch.setenv("SNAPDUMP_STATE_DIR", str(state))
+    done = pydump("-0", "-f", str(image), str(tree), check=False)
+    assert done.returncode == 0
+    warned = [ln for ln in done.stderr.decode().splitlines() if "file history" in ln]
+    assert len(warned) == 1 and "this dump has no file history" in warned[0]
+    out = tmp_path / "out"
+    out.mkdir()
+    listed = pyrestore("-x", "-f", str(image), "./zlast", cwd=out)
+    assert listed.returncode == 0 and (out / "zlast").read_bytes() == (tree / "zlast").read_bytes()
