@@ -18,7 +18,7 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 
-from .errors import FormatError
+from .errors import FormatError, MediumError
 from .format import (
     DR_EXTATTRIBUTES,
     ROOTINO,
@@ -298,30 +298,45 @@ class ImageReader:
         source = self.input
         if entry is None or entry.volume < source.volume:
             return
-        if entry.volume > source.volume:  # straight to that volume, the ones between unread
-            if not source.jump_to_volume(entry.volume):
-                return
-            address = qfa.address_of(entry, source.volume_starts.get(entry.volume), tape=source.is_tape)
-            if address is None:
-                self.records.retarget(self.walk(source.after_seek()))
-                return
-            source.seek_forward(address)
-        else:
-            address = qfa.address_of(entry, source.volume_starts.get(entry.volume), tape=source.is_tape)
-            if address is None or not source.seek_forward(address):
-                return
+        checked = getattr(qfa, "falls_back", False)  # the file history (not a -Q map): checked where it lands
+        try:
+            if entry.volume > source.volume:  # straight to that volume, the ones between unread
+                if not source.jump_to_volume(entry.volume):
+                    return
+                address = qfa.address_of(entry, source.volume_starts.get(entry.volume), tape=source.is_tape)
+                if address is None:
+                    self.records.retarget(self.walk(source.after_seek()))
+                    return
+                source.seek_forward(address)
+            else:
+                address = qfa.address_of(entry, source.volume_starts.get(entry.volume), tape=source.is_tape)
+                if address is None or not source.seek_forward(address):
+                    return
+        except MediumError:
+            if not checked:
+                raise
+            self._history_is_stale(qfa.path)
+            return
         self.report.verbose(f"seek to inode {entry.ino} at {address} of volume {entry.volume}")
         self.records.retarget(self.walk(source.after_seek()))
-        landed = self.records.peek()
-        if landed is None or landed.header.c_inumber > entry.ino:
-            self._history_is_stale(getattr(qfa, "path", "the QFA file"))
+        if checked:
+            try:
+                landed = self.records.peek()
+            except (MediumError, FormatError):
+                landed = None
+            if landed is None or landed.header.c_inumber > entry.ino:
+                self._history_is_stale(qfa.path)
 
     def _history_is_stale(self, name: object) -> None:
         """A seek did not land where the map said: warn once and read the
         image whole from its start (the files extracted so far stay)."""
         self.history_stale = True
         self.report.warn(f"{name} does not match the image (stale file history): reading the whole image")
-        self.input.start_again()
+        try:
+            self.input.start_again()
+        except RestoreError:
+            raise RestoreError(f"{name} does not match the image and the image cannot be read again from its "
+                               "start here: restore with --no-file-history") from None
         self.records.retarget(self.walk(self.input.chunks()))
 
     # -- other passes ----------------------------------------------------------------------

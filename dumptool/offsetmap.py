@@ -5,7 +5,7 @@ Every dump (``pydump``, and the NDMP engine's, which runs the same
 :class:`~dumptool.history.FileHistory` observer, into the state folder beside
 the dumpdates: :func:`history_dir`, ``<state dir>/history`` (the folder of
 :func:`dumptool.sessions.state_dir`: ``/var/lib/snapdump`` or
-``$SNAPDUMP_STATE_DIR``).  The map is named by :func:`image_id`, made from
+``$SNAPDUMP_STATE_DIR``).  The map is named by :func:`image_id` (and the kind of medium), made from
 the image's volume header alone (any volume's), so ``pyrestore -x`` finds it
 by itself and goes straight to each wanted file's record
 (:class:`HistoryLocator`).  NDMP's file history (FH ``add_dir``/``add_node``
@@ -22,7 +22,7 @@ The API for others (issue 14's restartable dumps, the engine's Pass V):
   a named position that is not a file's (Pass V records), kept in the end
   line's ``extra``.
 
-The format (``<image id>.fh``, version 1): a text file written as the dump
+The format (``<image id>.<block|byte|pipe>.fh``, version 1): a text file written as the dump
 goes, sorted by inode number (dump writes inodes in ascending order):
 
 * line 1: ``# snapdump file history 1 {JSON}``: the image: ``date``,
@@ -69,6 +69,12 @@ MAGIC = b"# snapdump file history 1 "
 _END = b"# end "
 #: The file name's extension.
 SUFFIX = ".fh"
+
+
+def final_path(path: Path, unit: str | None) -> Path:
+    """``<id>.<unit>.fh``: the map of a dump to a tape (``block``), a file
+    (``byte``) or a pipe (``pipe``)."""
+    return path.with_name(f"{path.name[:-len(SUFFIX)]}.{unit or 'pipe'}{SUFFIX}")
 
 
 def history_dir() -> Path:
@@ -159,7 +165,7 @@ class OffsetMapWriter:
         except Exception:  # FormatError: not ours to judge; no map
             return
         folder = self.folder if self.folder is not None else history_dir()
-        self.path = folder / (image_id(head) + SUFFIX)
+        self.path = folder / (image_id(head) + SUFFIX)  # named for its medium at the end (_final_path)
         meta = {"date": head.c_date, "ddate": head.c_ddate, "level": head.c_level,
                 "filesys": os.fsdecode(head.c_filesys), "host": os.fsdecode(head.c_host),
                 "label": os.fsdecode(head.c_label), "ntrec": head.c_ntrec,
@@ -251,7 +257,8 @@ class OffsetMapWriter:
                 out.write(text)
                 while chunk := body.read(1 << 20):
                     out.write(chunk)
-            os.replace(done, self.path)  # type: ignore[arg-type]
+            self.path = final_path(self.path, self._unit)
+            os.replace(done, self.path)
             os.unlink(self._partial)
         except OSError as exc:
             for leftover in (self._partial, self._partial.with_suffix(".tmp")):
@@ -331,12 +338,16 @@ class OffsetMap:
         self._lo, self._hi = first_end + 1, last_start
 
     @classmethod
-    def find(cls, header: Header, folder: Path | None = None) -> "OffsetMap | None":
-        """The map of the image whose volume header is *header*, if one was kept."""
-        path = (folder if folder is not None else history_dir()) / (image_id(header) + SUFFIX)
-        if not path.is_file():
-            return None
-        return cls(path)
+    def find(cls, header: Header, folder: Path | None = None, *, tape: bool = False) -> "OffsetMap | None":
+        """The map of the image whose volume header is *header*, if one was
+        kept: the one of a dump to the same kind of medium (*tape* or a file)
+        first (two dumps of one snapshot share the header: their volumes may differ)."""
+        base = (folder if folder is not None else history_dir()) / (image_id(header) + SUFFIX)
+        kinds = ("block", "byte") if tape else ("byte", "block")
+        for path in (final_path(base, kinds[0]), final_path(base, kinds[1])):
+            if path.is_file():
+                return cls(path)
+        return None
 
     @property
     def unit(self) -> str | None:
@@ -403,6 +414,9 @@ class HistoryLocator:
     Where records are alike on the medium (not compressed) the address is
     counted from where the volume being read starts (its record number), so
     an image copied to another tape file or cartridge is still found."""
+
+    #: a seek that lands past its file makes the restore read the image whole
+    falls_back = True
 
     def __init__(self, offsets: OffsetMap, inodes: Iterable[int]) -> None:
         self.path = offsets.path

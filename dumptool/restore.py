@@ -326,7 +326,7 @@ class Restore:
         sized = False
         if self.header is not None and self.opts.file_history:
             try:
-                found = OffsetMap.find(self.header)
+                found = OffsetMap.find(self.header, tape=self.input.is_tape)
                 if found is not None:
                     try:
                         found.check(self.header)
@@ -360,7 +360,7 @@ class Restore:
         if not self.opts.file_history or self.header is None or not self.input.can_seek:
             return None
         try:
-            found = OffsetMap.find(self.header)
+            found = OffsetMap.find(self.header, tape=self.input.is_tape)
             if found is None:
                 return None
             try:

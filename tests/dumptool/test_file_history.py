@@ -74,7 +74,7 @@ def test_the_map_names_each_file_and_the_record_its_header_starts_in(tmp_path: P
     data = image.read_bytes()
     omap = the_map(image)
     head = Header.unpack(data[:TP_BSIZE])
-    assert omap.path.name == image_id(head) + ".fh"
+    assert omap.path.name == image_id(head) + ".byte.fh"
     entries = list(omap.entries())
     assert {e.path for e in entries} == {b"./big", b"./zlast"} | {b"./d/f%02d" % i for i in range(20)}
     size = 32 * TP_BSIZE
@@ -182,6 +182,12 @@ def test_a_stale_history_falls_back_to_a_scan_with_one_warning(tmp_path: Path) -
     assert err.count("\n") == 1 and "stale file history" in err
     for name in (n[2:] for n in names):
         assert (tmp_path / "out" / name).read_bytes() == (tree / name).read_bytes()
+    # a map that puts the file past the image's end
+    path.write_bytes(text.replace(line, b"%d\t1\t0\t%d\t" % (victim.ino, last.record + 10**6)))
+    out, err = extract(str(image), tmp_path / "out3", *names)
+    assert err.count("\n") == 1 and "stale file history" in err
+    for name in (n[2:] for n in names):
+        assert (tmp_path / "out3" / name).read_bytes() == (tree / name).read_bytes()
     # a map whose first line is not this image's: said at once, then a scan
     path.write_bytes(text.replace(b'"ntrec": 10', b'"ntrec": 32', 1))
     out, err = extract(str(image), tmp_path / "out2", "./zlast")
@@ -203,13 +209,16 @@ def test_across_shelf_cartridges_it_asks_only_for_the_files_volume(tmp_path: Pat
     shelf.load("FIRST", 0)
     nst0 = str(shelf.device_path(0, rewind=False))
     tree = big_tree(tmp_path / "src", 3 * MiB)
-    pydump("-0", "-q", "--no-prompt", "-f", nst0, str(tree))
+    # both dumps of the same frozen date: one image id, a map for the tape and one for the file
+    pydump("-0", "-q", "--no-prompt", "--snapshot-date", "@1796000000", "-f", nst0, str(tree))
     last_barcode = shelf.status().drives[0].barcode
     order = ["FIRST", "SECOND", "THIRD", "FOURTH"]
     volumes = order.index(last_barcode) + 1
     assert volumes >= 3
     copy = tmp_path / "copy"  # the same tree dumped to a file tells which file is last
-    pydump("-0", "-q", "-f", str(copy), str(tree))
+    pydump("-0", "-q", "--snapshot-date", "@1796000000", "-f", str(copy), str(tree))
+    assert {p.name.split(".")[1] for p in history_dir().glob(the_map(copy).path.name.split(".")[0] + ".*")} \
+        == {"byte", "block"}
     name = last_file(copy)
     shelf.unload(0)
     shelf.load("FIRST", 0)
