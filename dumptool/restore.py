@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import gc
 import os
-import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -41,12 +40,10 @@ from .rebuild_plan import plan_rebuild, plan_resume
 from .restore_options import Options
 from .restore_report import Report, RestoreError
 from .image_reader import ImageReader
-from .offsetmap import HistoryLocator, OffsetMap, StaleHistory
+from .offsetmap import HistoryLocator
+from .restore_rules import check_room, data_to_restore, history_locator, renamed
 from .symtab import SYMTAB_NAME, SymbolTable
 from .volume_input import VolumeInput
-
-#: Room a restore leaves free on its target beyond its data (the seed's 100 MB).
-ROOM_MARGIN = 100 * 1000 * 1000
 
 __all__ = ["DirNode", "Extracted", "Options", "Restore", "RestoreError", "VolumeInput"]
 
@@ -267,7 +264,8 @@ class Restore:
         wanted = list(wanted)
         leaf_names, dir_paths = self.selection(wanted)
         if self.opts.renames:
-            leaf_names, dir_paths = self._renamed(target, leaf_names, dir_paths)
+            leaf_names, dir_paths = renamed(self.opts.renames, leaf_names, dir_paths,
+                                            functools.partial(self.extractor.make_dir, target))
         if not self.opts.force and not self.opts.dry_run:
             self._check_room(target, leaf_names, len(leaf_names) + len(dir_paths))
         given = self.opts.qfa
@@ -288,91 +286,16 @@ class Restore:
         if history is not None or (wanted and not self.opts.file_history):
             self._say_reads()  # (not for every -v: its lines are restore's)
 
-    def _renamed(self, target: str, leaf_names: dict[int, list[bytes]], dir_paths: dict[int, bytes]
-                 ) -> tuple[dict[int, list[bytes]], dict[int, bytes]]:
-        """``--rename OLD=NEW``: every name at or under OLD lands at or under
-        NEW instead (NEW's parents are made)."""
-        moves = [(norm(old), norm(new)) for old, new in self.opts.renames]
-
-        def moved(path: bytes) -> bytes:
-            for old, new in moves:
-                if path == old or path.startswith(old + b"/"):
-                    return new + path[len(old):]
-            return path
-
-        leaves = {ino: [moved(p) for p in paths] for ino, paths in leaf_names.items()}
-        dirs = {ino: moved(p) for ino, p in dir_paths.items()}
-        made = set(dirs.values())
-        for _, new in moves:
-            parts = new.split(b"/")[1:-1]
-            for i in range(1, len(parts) + 1):
-                parent = b"/".join([b"."] + parts[:i])
-                if parent not in made:
-                    made.add(parent)
-                    self.extractor.make_dir(target, parent)
-        return leaves, dirs
+    def _file_history(self, leaf_names: dict[int, list[bytes]]) -> HistoryLocator | None:
+        """The offset map pydump kept for this image, unless turned off or the medium cannot seek."""
+        if not self.opts.file_history or not self.input.can_seek:
+            return None
+        return history_locator(self.header, tape=self.input.is_tape, leaves=leaf_names, report=self.report)
 
     def _check_room(self, target: str, leaves: Iterable[int] | None, names: int) -> None:
-        """Refuse (one line) when *target* has less room than the data to
-        restore (of the inodes *leaves*; None: all) + :data:`ROOM_MARGIN`, or
-        fewer free inodes than the *names* to make.  The data: the sizes the
-        file history gives, else the image's size when it is a file (else
-        the margin alone)."""
-        try:
-            fs = os.statvfs(target)
-        except OSError:
-            return  # check_writable said what is wrong
-        data = 0
-        sized = False
-        if self.header is not None and self.opts.file_history:
-            try:
-                found = OffsetMap.find(self.header, tape=self.input.is_tape)
-                if found is not None:
-                    try:
-                        found.check(self.header)
-                        chosen = found.entries() if leaves is None else filter(None, map(found.entry, leaves))
-                        data = sum(e.size for e in chosen)
-                        sized = True
-                    finally:
-                        found.close()
-            except (StaleHistory, OSError, ValueError):
-                pass
-        if not sized:
-            try:
-                st = os.stat(self.input.name)
-                data = st.st_size if stat.S_ISREG(st.st_mode) else 0
-            except OSError:
-                data = 0
-        free = fs.f_bavail * fs.f_frsize
-        need = data + ROOM_MARGIN
-        if free < need:
-            raise RestoreError(f"{target}: {free // (1 << 20)} MiB free, the restore needs "
-                               f"{-(-need // (1 << 20))} MiB ({-(-data // (1 << 20))} MiB of data + 100 MiB): "
-                               "make room, or restore with --force (as much as fits)")
-        if fs.f_files and fs.f_favail < names:
-            raise RestoreError(f"{target}: {fs.f_favail} free inodes, the restore makes {names}: "
-                               "make room, or restore with --force (as much as fits)")
-
-    def _file_history(self, leaf_names: dict[int, list[bytes]]) -> HistoryLocator | None:
-        """The offset map pydump kept for this image (:mod:`dumptool.offsetmap`),
-        as the seeks of ``-x`` ask it; None when there is none, it is not of
-        this image (one warning: the image is read whole) or the medium cannot seek."""
-        if not self.opts.file_history or self.header is None or not self.input.can_seek:
-            return None
-        try:
-            found = OffsetMap.find(self.header, tape=self.input.is_tape)
-            if found is None:
-                return None
-            try:
-                found.check(self.header)
-                locator = found.locator(leaf_names)
-            finally:
-                found.close()
-        except (StaleHistory, OSError, ValueError) as exc:
-            self.report.warn(f"{exc}: reading the whole image")
-            return None
-        self.report.verbose(f"file history {found.path}: going straight to each file")
-        return locator
+        data = data_to_restore(self.header, self.input.name, tape=self.input.is_tape, leaves=leaves,
+                               use_history=self.opts.file_history)
+        check_room(target, data, names)
 
     def _say_reads(self) -> None:
         """How many records the extract read (those for the directories apart)."""
