@@ -265,7 +265,7 @@ class Restore:
         leaf_names, dir_paths = self.selection(wanted)
         if self.opts.renames:
             leaf_names, dir_paths = renamed(self.opts.renames, leaf_names, dir_paths,
-                                            functools.partial(self.extractor.make_dir, target))
+                                            functools.partial(self.extractor.make_dir, target), self.report.warn)
         if not self.opts.force and not self.opts.dry_run:
             self._check_room(target, leaf_names, len(leaf_names) + len(dir_paths))
         given = self.opts.qfa

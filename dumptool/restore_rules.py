@@ -23,21 +23,30 @@ ROOM_MARGIN = 100 * 1000 * 1000
 
 
 def renamed(renames: list[tuple[str, str]], leaf_names: dict[int, list[bytes]], dir_paths: dict[int, bytes],
-            make_dir: Callable[[bytes], None]) -> tuple[dict[int, list[bytes]], dict[int, bytes]]:
+            make_dir: Callable[[bytes], None], warn: Callable[[str], None]
+            ) -> tuple[dict[int, list[bytes]], dict[int, bytes]]:
     """``--rename OLD=NEW``: every name at or under OLD lands at or under NEW
-    instead; NEW's parents are made with *make_dir* (a ``./path``)."""
+    instead; NEW's parents are made with *make_dir* (a ``./path``).  An OLD
+    that names nothing extracted is said through *warn*."""
     moves = [(norm(old), norm(new)) for old, new in renames]
+    used: set[bytes] = set()
 
     def moved(path: bytes) -> bytes:
         for old, new in moves:
             if path == old or path.startswith(old + b"/"):
+                used.add(old)
                 return new + path[len(old):]
         return path
 
     leaves = {ino: [moved(p) for p in paths] for ino, paths in leaf_names.items()}
     dirs = {ino: moved(p) for ino, p in dir_paths.items()}
+    for (old, new), given in zip(moves, renames):
+        if old not in used:
+            warn(f"--rename {given[0]}={given[1]}: nothing extracted is at or under {os.fsdecode(old)}")
     made = set(dirs.values())
-    for _, new in moves:
+    for old, new in moves:
+        if old not in used:
+            continue
         parts = new.split(b"/")[1:-1]
         for i in range(1, len(parts) + 1):
             parent = b"/".join([b"."] + parts[:i])

@@ -51,6 +51,8 @@ def test_rename_puts_an_extracted_name_elsewhere(tmp_path: Path, image) -> None:
     assert (target / "dir" / "a").read_bytes() == b"new a\n"
     assert (target / "b0").read_bytes() == (src / "big0").read_bytes()
     assert not (target / "dir" / "sub").exists() and not (target / "big0").exists()
+    unused = pyrestore("-x", "--rename", "./nowhere=x", "-f", str(img), "./dir/a", cwd=target)
+    assert unused.returncode == 0 and "nothing extracted is at or under ./nowhere" in unused.stderr
     bad = pyrestore("-x", "--rename", "nothing", "-f", str(img), cwd=target)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
