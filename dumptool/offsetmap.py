@@ -59,8 +59,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .errors import DumpError, FormatError
+from .format import ROOTINO, TP_BSIZE, Dirent, Header, header_byte_order
 from .format.constants import DR_COMPRESSED
-from .format import TP_BSIZE, Dirent, Header, header_byte_order
 from .history import RecordPosition
 from .traverse import Stat
 
@@ -144,9 +145,8 @@ class OffsetMapWriter:
         self._meta: dict[str, object] = {}
         self._file: IO[bytes] | None = None
         self._names: dict[int, tuple[int, bytes]] = {}   # child inode -> (parent, name)
-        self._dir_paths: dict[int, bytes] = {2: b"."}
+        self._dir_paths: dict[int, bytes] = {ROOTINO: b"."}
         self._unit: str | None = None
-        self._step: int | None = None                     # address = base + record * step
         self._base: tuple[int, int] | None = None         # (volume, address of its record 0)
         self._tape_files: dict[int, int] = {}
         self._last: tuple[int, int, int | None] | None = None  # (volume, record, address)
@@ -162,10 +162,10 @@ class OffsetMapWriter:
         first = front[:TP_BSIZE]
         try:
             head = Header.unpack(first, header_byte_order(first))
-        except Exception:  # FormatError: not ours to judge; no map
+        except FormatError:  # not ours to judge (the dump says what is wrong): no map
             return
         folder = self.folder if self.folder is not None else history_dir()
-        self.path = folder / (image_id(head) + SUFFIX)  # named for its medium at the end (_final_path)
+        self.path = folder / (image_id(head) + SUFFIX)  # named for its medium at the end (final_path)
         meta = {"date": head.c_date, "ddate": head.c_ddate, "level": head.c_level,
                 "filesys": os.fsdecode(head.c_filesys), "host": os.fsdecode(head.c_host),
                 "label": os.fsdecode(head.c_label), "ntrec": head.c_ntrec,
@@ -313,8 +313,8 @@ def mark_position(histories: Iterable[object], name: str, position: RecordPositi
             history.mark(name, position)
 
 
-class StaleHistory(Exception):
-    """The offset map is not of this image."""
+class StaleHistory(DumpError):
+    """The offset map is not of this image (or not a whole map): the restore reads the image whole."""
 
 
 class OffsetMap:
@@ -322,19 +322,26 @@ class OffsetMap:
     file; :attr:`meta` is its first line, :attr:`end` its last."""
 
     def __init__(self, path: Path) -> None:
+        """:class:`StaleHistory` when *path* cannot be read or is not a whole map."""
         self.path = path
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except OSError as exc:
+            raise StaleHistory(f"cannot read the file history {path}: {exc.strerror}") from None
         data = self._data
         first_end = data.find(b"\n")
         if not data[:len(MAGIC)] == MAGIC or first_end < 0:
             raise StaleHistory(f"{path} is not a file history")
-        self.meta = json.loads(bytes(data[len(MAGIC):first_end]))
         last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
         if data[last_start:last_start + len(_END)] != _END:
             raise StaleHistory(f"{path} is of a dump that did not finish")
-        self.end = json.loads(bytes(data[last_start + len(_END):len(data)]))
+        try:
+            self.meta = json.loads(bytes(data[len(MAGIC):first_end]))
+            self.end = json.loads(bytes(data[last_start + len(_END):len(data)]))
+        except ValueError:
+            raise StaleHistory(f"{path}: its first or last line is damaged") from None
         self._lo, self._hi = first_end + 1, last_start
 
     @classmethod
@@ -400,8 +407,12 @@ class OffsetMap:
                      int(f[6]), _unescape(f[7]) if len(f) > 7 else b"")
 
     def locator(self, inodes: Iterable[int]) -> "HistoryLocator":
-        """What the seeks of ``-x`` ask (as of a QFA map) for *inodes*."""
-        return HistoryLocator(self, inodes)
+        """What the seeks of ``-x`` ask (as of a QFA map) for *inodes*
+        (:class:`StaleHistory` when a line of the map is damaged)."""
+        try:
+            return HistoryLocator(self, inodes)
+        except (ValueError, IndexError, KeyError):
+            raise StaleHistory(f"{self.path}: a line is damaged") from None
 
     def close(self) -> None:
         if isinstance(self._data, mmap.mmap):

@@ -71,7 +71,7 @@ def data_to_restore(header: Header | None, image: str, *, tape: bool, leaves: It
                     return sum(e.size for e in chosen)
                 finally:
                     found.close()
-        except (StaleHistory, OSError, ValueError):
+        except (StaleHistory, ValueError, IndexError):  # no sizes: the image's size stands for them
             pass
     try:
         st = os.stat(image)
@@ -114,8 +114,8 @@ def history_locator(header: Header | None, *, tape: bool, leaves: Iterable[int],
             locator = found.locator(leaves)
         finally:
             found.close()
-    except (StaleHistory, OSError, ValueError) as exc:
-        report.warn(f"{exc}: reading the whole image")
+    except StaleHistory as exc:
+        report.warn(f"{exc.message}: reading the whole image")
         return None
     report.verbose(f"file history {found.path}: going straight to each file")
     return locator

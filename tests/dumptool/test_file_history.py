@@ -293,3 +293,29 @@ def test_a_map_that_cannot_be_written_is_one_warning_and_the_dump_goes_on(
     out.mkdir()
     listed = pyrestore("-x", "-f", str(image), "./zlast", cwd=out)
     assert listed.returncode == 0 and (out / "zlast").read_bytes() == (tree / "zlast").read_bytes()
+
+
+def test_a_damaged_map_is_one_warning_and_a_scan(tmp_path: Path) -> None:
+    tree = big_tree(tmp_path / "src", MiB)
+    image = tmp_path / "img"
+    pydump("-0", "-q", "-f", str(image), str(tree))
+    omap = the_map(image)
+    path = omap.path
+    omap.close()
+    text = path.read_bytes()
+    for n, damaged in enumerate((text.replace(b'"date"', b'"date', 1),           # its first line
+                                 text[:len(text) // 2],                          # cut short
+                                 _damage_line_of(text, b"./zlast"))):            # its line
+        path.write_bytes(damaged)
+        out, err = extract(str(image), tmp_path / f"out{n}", "./zlast")
+        assert err.count("\n") == 1 and "reading the whole image" in err, err
+        assert (tmp_path / f"out{n}" / "zlast").read_bytes() == (tree / "zlast").read_bytes()
+
+
+def _damage_line_of(text: bytes, path: bytes) -> bytes:
+    lines = text.split(b"\n")
+    i = next(i for i, line in enumerate(lines) if line.endswith(b"\t" + path))
+    fields = lines[i].split(b"\t")
+    fields[1] = b"one"
+    lines[i] = b"\t".join(fields)
+    return b"\n".join(lines)
