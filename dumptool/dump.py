@@ -51,6 +51,7 @@ from .format import (
 )
 from .format.dinode import stat_fields
 from .history import FileHistory, QfaWriter, TocArchive
+from .offsetmap import OffsetMapWriter
 from .imagewriter import ImageWriter
 from .livetree import LiveTree, live_path, snapshot_time
 from .pass5 import Pass5Gatherer, ea_payload
@@ -120,6 +121,7 @@ class DumpOptions:
     tree: Tree | None = None              # what to read (None: the live tree at source; the caller closes its own)
     history: tuple[FileHistory, ...] = ()  # more file history observers (after -A's and -Q's)
     before_record: Callable[[str, int, int], None] | None = None  # -u: called (path, level, date) before dumpdates
+    file_history: bool = True             # keep the offset map in the state folder (dumptool.offsetmap)
 
 
 class Dump:
@@ -365,6 +367,8 @@ class Dump:
             out.histories.append(TocArchive(opts.toc, say=self.say, warn=self._warn))
         if opts.qfa:
             out.histories.append(QfaWriter(opts.qfa, self.date, say=self.say, warn=self._warn))
+        if opts.file_history:
+            out.histories.append(OffsetMapWriter(warn=self._warn))
         out.histories.extend(opts.history)
         self.pass5 = Pass5Gatherer(self.tree, self._warn)
         out.start(self.plan)

@@ -63,6 +63,26 @@ class Extracted:
     dirs: dict[int, bytes] = field(default_factory=dict)
 
 
+#: The errors that end a --force restore: the target is full.
+_NO_SPACE = (_errno.ENOSPC, _errno.EDQUOT)
+
+
+class OutOfSpace(RestoreError):
+    """The target filled up while *paths* were written (the partial file is removed)."""
+
+    def __init__(self, paths: list[bytes]) -> None:
+        super().__init__("no space left on the target")
+        self.paths = paths
+
+
+def _drop_partial(parent_fd: int, name: bytes) -> None:
+    """Remove a file cut short (it must not be left looking restored)."""
+    try:
+        os.unlink(name, dir_fd=parent_fd)
+    except OSError:
+        pass
+
+
 class Extractor:
     """Writes what *image* brings under a target folder; messages go to *report*."""
 
@@ -172,6 +192,8 @@ class Extractor:
                     else:
                         self.report.error(f"{os.fsdecode(path)}: cannot make directory: a file of that name exists")
         except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise OutOfSpace([path]) from None
             self.report.error(f"{os.fsdecode(path)}: cannot make directory: {exc.strerror}")
 
     def extract_leaves(self, target: str, leaf_names: dict[int, list[bytes]]) -> None:
@@ -193,6 +215,9 @@ class Extractor:
                 tree.trim()
             if qfa:
                 if not leaf_names:
+                    if self.image.seek_to_pass5(self.opts.qfa):
+                        qfa = False  # Pass V holds objects of the files taken: read on to the end from it
+                        continue
                     self.image.ended = True  # as restore -Q: done once every wanted file is out
                     return
                 self.image.seek_to_wanted(self.opts.qfa, wanted, leaf_names)
@@ -278,6 +303,9 @@ class Extractor:
                     os.ftruncate(fd, size)
                 made = True
             except OSError as exc:
+                if exc.errno in _NO_SPACE:
+                    _drop_partial(parent_fd, name)  # (its descriptor is closed below)
+                    raise OutOfSpace(paths) from None
                 for _ in self.image.same_inode_addrs(ino):
                     pass
                 self.report.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")
@@ -469,6 +497,15 @@ class Extractor:
                 self.report.error(f"{os.fsdecode(path)} (inode {ino}): unknown file type {fmt:#o} (a damaged header), "
                                   "skipped")
         except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                fd, self._leaf_fd = self._leaf_fd, None
+                if fd is not None:
+                    os.close(fd)
+                try:
+                    os.unlink(full)  # a file cut short is not left looking restored
+                except OSError:
+                    pass
+                raise OutOfSpace(paths) from None
             for _ in self.image.same_inode_addrs(ino):
                 pass
             self.report.error(f"{os.fsdecode(path)}: cannot create: {exc.strerror}")

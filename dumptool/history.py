@@ -35,21 +35,42 @@ if TYPE_CHECKING:
 
 class RecordPosition:
     """Where an inode's first record goes: ``volume``, ``block`` (the
-    ``c_tapea`` of its header) and :attr:`address` (where the record starts
-    as the medium counts: a tape's logical block, a file's byte offset;
-    asked of the medium only when an observer wants it)."""
+    ``c_tapea`` of its header), ``record`` (the record's number in the
+    volume, from 0) and :attr:`address` (where the record starts as the
+    medium counts: a tape's logical block, a file's byte offset; asked of
+    the medium only when an observer wants it)."""
 
-    __slots__ = ("volume", "block", "_writer")
+    __slots__ = ("volume", "block", "record", "_writer")
 
     def __init__(self, writer: RecordWriter) -> None:
         self.volume = writer.volume
         self.block = writer.next_block
+        self.record = writer.record_index
         self._writer = writer
 
     @property
     def address(self) -> int | None:
         """None where the medium cannot tell (a pipe)."""
         return self._writer.address
+
+    @property
+    def step(self) -> int | None:
+        """How far apart two records are as :attr:`address` counts them
+        (a tape: 1 block; an uncompressed file: the record size); None
+        where records differ in size (a compressed image)."""
+        writer = self._writer
+        if writer.compressed:
+            return None
+        return 1 if writer.sink.is_tape else writer.record_size
+
+    @property
+    def is_tape(self) -> bool:
+        return self._writer.sink.is_tape
+
+    @property
+    def tape_file(self) -> int:
+        """The tape file number of this volume on its cartridge (0 on a file)."""
+        return self._writer.position.file_number if self._writer.sink.is_tape else 0
 
     @property
     def medium(self) -> str:

@@ -18,7 +18,7 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 
-from .errors import FormatError
+from .errors import FormatError, MediumError
 from .format import (
     DR_EXTATTRIBUTES,
     ROOTINO,
@@ -115,6 +115,8 @@ class ImageReader:
         self.pass5: list[Entry] = []
         #: whether the walk met a Pass V record
         self.pass5_seen = False
+        #: a seek landed where the map did not say: no more seeks
+        self.history_stale = False
         self.records = LookAhead(self.walk(source.chunks()))
 
     def walk(self, chunks: Iterable[bytes | memoryview]) -> Iterator[Segment]:
@@ -308,18 +310,65 @@ class ImageReader:
         if ahead is not None and not (ahead.header.c_type == RecordType.TS_INODE and not ahead.header.is_extattr
                                       and ahead.header.c_inumber < wanted[-1]):
             return
-        entry = qfa.position_for(wanted[-1])
+        if self.history_stale:
+            return
+        self._seek_to(qfa, qfa.position_for(wanted[-1]))
+
+    def seek_to_pass5(self, qfa: QfaMap) -> bool:
+        """After the last wanted file of a direct-access ``-x``: go to the image's Pass V
+        record when the file history knows where it is (True: read on from there to the
+        end, which takes it); False when there is none (or no position: ``-Q`` maps)."""
+        entry = getattr(qfa, "pass5", None)
+        if entry is None or self.history_stale:
+            return getattr(qfa, "pass5_unplaced", False)
+        self._seek_to(qfa, entry)
+        return True
+
+    def _seek_to(self, qfa: QfaMap, entry: "object | None") -> None:
+        """The seek to *entry*'s record (a QFA or file history entry), when it lies ahead."""
         source = self.input
         if entry is None or entry.volume < source.volume:
             return
-        if entry.volume > source.volume:  # straight to that volume, the ones between unread
-            if not source.jump_to_volume(entry.volume):
-                return
-            source.seek_forward(entry.position)
-        elif not source.seek_forward(entry.position):
+        checked = getattr(qfa, "falls_back", False)  # the file history (not a -Q map): checked where it lands
+        try:
+            if entry.volume > source.volume:  # straight to that volume, the ones between unread
+                if not source.jump_to_volume(entry.volume):
+                    return
+                address = qfa.address_of(entry, source.volume_starts.get(entry.volume), tape=source.is_tape)
+                if address is None:
+                    self.records.retarget(self.walk(source.after_seek()))
+                    return
+                source.seek_forward(address)
+            else:
+                address = qfa.address_of(entry, source.volume_starts.get(entry.volume), tape=source.is_tape)
+                if address is None or not source.seek_forward(address):
+                    return
+        except MediumError:
+            if not checked:
+                raise
+            self._history_is_stale(qfa.path)
             return
-        self.report.verbose(f"seek to inode {entry.ino} at {entry.position} of volume {entry.volume}")
+        self.report.verbose(f"seek to inode {entry.ino} at {address} of volume {entry.volume}")
         self.records.retarget(self.walk(source.after_seek()))
+        if checked:
+            try:
+                landed = self.records.peek()
+            except (MediumError, FormatError):
+                landed = None
+            if landed is None or landed.header.c_inumber > entry.ino:
+                self._history_is_stale(qfa.path)
+
+    def _history_is_stale(self, name: object) -> None:
+        """A seek did not land where the map said: warn once and read the
+        image whole from its start (the files extracted so far stay)."""
+        self.history_stale = True
+        self.report.warn(f"{name} does not match the image (stale file history): reading the whole image")
+        try:
+            self.input.start_again()
+        except RestoreError:
+            raise RestoreError(f"{name} does not match the image and the image cannot be read again from its "
+                               "start here: restore with --no-file-history") from None
+        self.records.retarget(self.walk(self.input.chunks()))
 
     # -- other passes ----------------------------------------------------------------------
 

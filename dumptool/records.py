@@ -369,6 +369,16 @@ class RecordWriter:
         return self._sink
 
     @property
+    def record_index(self) -> int:
+        """The number (from 0, in this volume) of the record the next block goes into."""
+        return self._records_this_volume
+
+    @property
+    def compressed(self) -> bool:
+        """Whether records are compressed (their sizes on the medium differ)."""
+        return self._compressor is not None
+
+    @property
     def blocks_pending(self) -> int:
         """Blocks after the last whole record (less than a record): accepted
         but not yet written, the last of a volume's records still to fill."""
@@ -765,6 +775,8 @@ class RecordReader:
         self._ended = False
         self._records = 0
         self.blocks_read = 0
+        #: Reads from the medium that brought data (records on a tape), in all
+        self.reads = 0
 
     def _watch(self, source: Source) -> Source:
         # compressed images (dump -z/-j/-y) read as plain ones: dumptool.compression
@@ -833,6 +845,7 @@ class RecordReader:
                 self._ended = True
                 continue
             self._records += 1
+            self.reads += 1
             if self._offset:
                 del self._buffer[:self._offset]
                 self._offset = 0
@@ -852,6 +865,7 @@ class RecordReader:
                 self._ended = True
             else:
                 self._records += 1
+                self.reads += 1
                 self._buffer.clear()
                 self._offset = 0
                 if not len(chunk) % TP_BSIZE:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from .compare import Compare
 from .directories import DirNode, EveryInode, Inodes, norm
 from .errors import engine_entry
-from .extraction import Extracted, Extractor, check_writable
+from .extraction import Extracted, Extractor, OutOfSpace, check_writable
 from .filer_objects import apply_pass5, release_luns
 from .format import Header
 from .rebuild import Rebuild, base_table
@@ -42,6 +42,8 @@ from .rebuild_plan import plan_rebuild, plan_resume
 from .restore_options import Options
 from .restore_report import Report, RestoreError
 from .image_reader import ImageReader
+from .offsetmap import HistoryLocator
+from .restore_rules import check_room, data_to_restore, history_locator, renamed
 from .symtab import SYMTAB_NAME, SymbolTable
 from .volume_input import VolumeInput
 
@@ -100,6 +102,7 @@ class Restore:
         self.extractor = Extractor(self.image, self.report, self._opts)
         #: -C stopped at the compare errors -L allows
         self.compare_limit_reached = False
+        self._front_reads = 0
 
     @property
     def opts(self) -> Options:
@@ -161,6 +164,7 @@ class Restore:
     def read_directories(self) -> None:
         """Read TS_TAPE, the maps and every directory (restore's first phase)."""
         self.image.read_front()
+        self._front_reads = getattr(self.input, "records_read", 0)
 
     def read_again(self) -> None:
         """Start a new pass from the image's first block (``-i``'s next
@@ -262,7 +266,51 @@ class Restore:
         """Extract after :meth:`read_directories` (``-x`` and the interactive ``extract``)."""
         check_writable(target, self.opts.dry_run)
         self._check_qfa()
+        wanted = list(wanted)
         leaf_names, dir_paths = self.selection(wanted)
+        if self.opts.renames:
+            leaf_names, dir_paths = renamed(self.opts.renames, leaf_names, dir_paths,
+                                            functools.partial(self.extractor.make_dir, target), self.report.warn)
+        if not self.opts.force and not self.opts.dry_run:
+            self._check_room(target, leaf_names, len(leaf_names) + len(dir_paths))
+        given = self.opts.qfa
+        history = self._file_history(leaf_names) if given is None and wanted and leaf_names else None
+        self.opts.qfa = given or history
+        try:
+            self._extract_selected(target, leaf_names, dir_paths)
+        except OutOfSpace as full:
+            left = [full.paths[0]] + [paths[0] for _, paths in sorted(leaf_names.items())]
+            self.report.error(f"{target}: no space left on the target: the restore stopped; "
+                              f"{len(left)} file(s) not restored:")
+            for path in left:
+                self.report.tell(f"not restored: {os.fsdecode(path)}")
+            self.image.ended = True
+            return
+        finally:
+            self.opts.qfa = given
+        if history is not None or (wanted and not self.opts.file_history):
+            self._say_reads()  # (not for every -v: its lines are restore's)
+
+    def _file_history(self, leaf_names: dict[int, list[bytes]]) -> HistoryLocator | None:
+        """The offset map pydump kept for this image, unless turned off or the medium cannot seek."""
+        if not self.opts.file_history or not self.input.can_seek:
+            return None
+        return history_locator(self.header, tape=self.input.is_tape, leaves=leaf_names, report=self.report)
+
+    def _check_room(self, target: str, leaves: Iterable[int] | None, names: int) -> None:
+        data = data_to_restore(self.header, self.input.name, tape=self.input.is_tape, leaves=leaves,
+                               use_history=self.opts.file_history)
+        check_room(target, data, names)
+
+    def _say_reads(self) -> None:
+        """How many records the extract read (those for the directories apart)."""
+        count = getattr(self.input, "records_read", None)
+        if count is not None:
+            self.report.say(f"{count} records read ({self._front_reads} for the volume header, maps and "
+                                "directories)")
+
+    def _extract_selected(self, target: str, leaf_names: dict[int, list[bytes]],
+                          dir_paths: dict[int, bytes]) -> None:
         selected = set(leaf_names) | set(dir_paths)  # (the extraction takes the leaves off leaf_names)
         ex = self.extractor
         for ino, path in sorted(dir_paths.items(), key=lambda kv: kv[1].count(b"/")):
@@ -272,7 +320,12 @@ class Restore:
             ex.extracted.dirs.update(dir_paths)
         self.report.verbose("Extract requested files")
         release_luns(self.image, self.report, self.opts, target)
-        ex.extract_leaves(target, leaf_names)
+        try:
+            ex.extract_leaves(target, leaf_names)
+        except OutOfSpace:
+            # what was restored keeps its directories' owners, modes and times
+            ex.finish_dirs(target, {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes})
+            raise
         ex.add_links_said()
         apply_pass5(self.image, ex, self.report, self.opts, target, selected.__contains__)
         self.report.verbose("Set directory mode, owner, and times.")
@@ -319,6 +372,8 @@ class Restore:
                                "files it changes from the ones it keeps; nothing was changed (extract with -x)")
         old = base_table(h, target)
         check_writable(target, self.opts.dry_run)
+        if not self.opts.force and not self.opts.dry_run:
+            self._check_room(target, None, sum(len(d.entries) for d in self.dirs.values()))
         plan = plan_rebuild(old, h, self.in_use, self.image.tree, park_changed=not self.opts.dry_run)
         release_luns(self.image, self.report, self.opts, target)
         del old

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from .format import QfaMap
+
+if TYPE_CHECKING:
+    from .offsetmap import HistoryLocator
 
 
 @dataclass
@@ -16,7 +21,10 @@ class Options:
     unlink: bool = False           # -u
     set_root_modes: bool = False   # -o (for -x: set owner/mode of ".")
     by_inode: bool = False         # -m
-    qfa: QfaMap | None = None      # -Q: seek to the files -x wants
+    qfa: QfaMap | HistoryLocator | None = None  # -Q (or the file history): seek to the files -x wants
+    renames: list[tuple[str, str]] = field(default_factory=list)  # --rename OLD=NEW: extracted OLD lands at NEW
+    force: bool = False            # --force: no free-space check; stop at a full target
+    file_history: bool = True      # -x: use the offset map pydump kept for the image (dumptool.offsetmap)
     dir_only: bool = False         # -h: a directory named is extracted itself, not its contents
     #: -i: directories on the extraction list without all they hold (each extracted by itself)
     dirs_alone: set[bytes] = field(default_factory=set)

@@ -44,6 +44,10 @@ class VolumeInput:
         #: Told what was lost when a compressed record cannot be decoded (the
         #: restore goes on and resyncs); unset, that stops the restore.
         self.on_damage: Callable[[str], None] | None = None
+        #: Where each volume opened starts, as its medium counts (a tape's
+        #: logical block after -s's spacing, 0 on a file): file history's seeks
+        self.volume_starts: dict[int, int | None] = {}
+        self._reads_before = 0
         self._reader = self._reader_of(source)
         self._first_source = source  # volume 1 as opened (a tape is rewound on it for another pass)
         self.tape_file = tape_file
@@ -61,7 +65,16 @@ class VolumeInput:
         self._next_head: Header | None = None
 
     def _reader_of(self, source: Source, volume: int = 1) -> RecordReader:
+        try:
+            self.volume_starts[volume] = source.address()
+        except Exception:  # MediumError: the medium cannot tell
+            self.volume_starts[volume] = None
         return RecordReader(source, volume=volume, on_damage=self._damaged)
+
+    @property
+    def records_read(self) -> int:
+        """Reads from the media so far (records on a tape), every volume counted."""
+        return self._reads_before + self._reader.reads
 
     def _damaged(self, message: str) -> None:
         if self.on_damage is None:
@@ -101,6 +114,7 @@ class VolumeInput:
             nxt = self._next_volume(self.volume + 1)
             if nxt is None:
                 return
+            self._reads_before += self._reader.reads
             self._reader = reader = nxt  # its volume header is already read
             self.volume += 1
             skip = self._duplicates()
@@ -145,9 +159,15 @@ class VolumeInput:
         whether it was given.  Its blocks come from :meth:`after_seek`."""
         if number <= self.volume:
             return False
-        reader = self._next_volume(number, release=False)
+        # A tape drive is let go of before asking: the operator changes the
+        # cartridge in that very drive (so this volume cannot be read on).
+        on_tape = self._reader.source.is_tape and self._ask is not None
+        reader = self._next_volume(number, release=on_tape)
         if reader is None:
+            if on_tape:
+                raise RestoreError(f"volume {number} was not given: the files on it and after it are not restored")
             return False
+        self._reads_before += self._reader.reads
         self._reader = reader  # its volume header is already read
         self.volume = number
         self.blocks_read = self._next_head = None
@@ -156,6 +176,10 @@ class VolumeInput:
     def after_seek(self) -> Iterator[bytes]:
         """The chunks after :meth:`seek_forward`, from the first header of this dump on."""
         return skip_to_header(self.chunks(identify=False), self.byte_order, self.date or 0)
+
+    @property
+    def is_tape(self) -> bool:
+        return self._reader.source.is_tape
 
     @property
     def can_seek(self) -> bool:
@@ -218,6 +242,7 @@ class VolumeInput:
                     drive.space_files(self.tape_file - 1)
             except Exception as exc:  # TapeError
                 raise MediumError(f"{self.name}: cannot rewind to the dump for another pass: {exc}") from None
+            self._reads_before += self._reader.reads
             self._reader = self._reader_of(self._first_source)  # the drive stays open: same source
             self.blocks_read = 0
             return
@@ -231,6 +256,7 @@ class VolumeInput:
                                "the image as a file")
         reader = self._reader_of(open_source(self.name))
         self._reader.close()
+        self._reads_before += self._reader.reads
         self._reader = reader
         self.volume = 1
         self.blocks_read = 0

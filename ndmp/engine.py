@@ -253,7 +253,9 @@ class DumpEngine:
                         out.write(chunk)
                         got += len(chunk)
             messages: list[str] = []
-            restore = Restore(VolumeInput(image), RestoreOptions(), warn=messages.append, tell=messages.append)
+            # the positions are the DMA's fh_info (its -J index), not the offset map
+            restore = Restore(VolumeInput(image), RestoreOptions(file_history=False), warn=messages.append,
+                              tell=messages.append)
             restored = [False] * len(names)
             try:
                 restore.read_directories()
@@ -337,7 +339,7 @@ class DumpEngine:
             with open(image, "wb") as out:
                 for chunk in fetch(0, None):
                     out.write(chunk)
-            restore = Restore(VolumeInput(image), RestoreOptions())
+            restore = Restore(VolumeInput(image), RestoreOptions(file_history=False))
             try:
                 restore.read_directories()
             except DumpError as exc:

@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="the quick file access map dump -Q wrote for this image: -x goes straight to each "
                         "named file's position (on a later volume too) instead of reading everything before "
                         "it; -t lists each file's volume and position")
+    p.add_argument("--rename", dest="renames", action="append", default=[], metavar="OLD=NEW",
+                   help="with -x: what is extracted at or under OLD lands at or under NEW (several allowed)")
+    p.add_argument("--force", action="store_true",
+                   help="with -x and -r: no check of the target's free space and inodes; stop cleanly at a "
+                        "full target (-x names what was not restored)")
+    p.add_argument("--no-file-history", dest="file_history", action="store_false",
+                   help="with -x: do not use the file history pydump kept for the image (read it whole)")
     p.add_argument("-0", dest="nul", action="store_true",
                    help="with -t: end each file's line with a NUL, not a newline (for xargs -0)")
     p.add_argument("-X", dest="name_file", metavar="FILE",
@@ -258,8 +265,19 @@ def _pyrestore(argv: list[str]) -> int:
     _usage(args)
     if args.tmpdir:
         os.environ["TMPDIR"] = args.tmpdir
-    opts = Options(verbose=args.v, dry_run=args.N, unlink=args.u, set_root_modes=args.o, by_inode=args.m,
-                   dir_only=args.dir_only, compare_limit=args.limit, streams_as_files=args.streams_as_files)
+    renames = []
+    for text in args.renames:
+        old, eq, new = text.partition("=")
+        if not eq or not old.strip("/.") or not new.strip("/."):
+            raise _Usage(f"--rename {text}: give OLD=NEW, two names on the image and in the target")
+        renames.append((old, new))
+    if renames and args.mode != "x":
+        raise _Usage("--rename works with -x")
+    if args.force and args.mode not in ("x", "r"):
+        raise _Usage("--force works with -x and -r")
+    opts = Options(renames=renames, force=args.force, verbose=args.v, dry_run=args.N, unlink=args.u,
+                   set_root_modes=args.o, by_inode=args.m, dir_only=args.dir_only, compare_limit=args.limit,
+                   file_history=args.file_history, streams_as_files=args.streams_as_files)
     talk = _talk(nul_lines=args.nul)
     source = slot = None
     try:

@@ -77,6 +77,10 @@ class QfaMap:
         i = bisect.bisect_right(self.entries, ino, key=lambda e: e.ino)
         return self.entries[i - 1] if i else None
 
+    def address_of(self, entry: QfaEntry, volume_start: int | None, *, tape: bool) -> int | None:
+        """Where *entry*'s record is: the map's own position."""
+        return entry.position
+
 
 def parse_qfa(text: str) -> QfaMap:
     """Read a QFA file's text; a :class:`FormatError` names what is wrong."""
