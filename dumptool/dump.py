@@ -7,7 +7,7 @@ show progress, stop between steps, or (later) save the cursor to restart.
 
 Layout comes from :mod:`dumptool.format` (headers, maps, inode records,
 directories, xattr payloads); records move through
-:class:`~dumptool.records.RecordWriter`; what to dump comes from
+:class:`~dumptool.medium.RecordWriter`; what to dump comes from
 :mod:`dumptool.traverse`; increment chains and inode numbers from
 :mod:`dumptool.dumpdates`.
 
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from tapelib import EndOfMedium, TapeError
 from tapelib.devicefile import read_device_marker
 
-from .compression import RecordCompressor, ratio_line
+from .compression import CompressingSink, CompressingVolumes, RecordCompressor, ratio_line
 from .dumpdates import DEFAULT_DUMPDATES, DumpDates, check_level
 from .errors import DumpError, FormatLimitError, MediumError
 from .format import (
@@ -74,8 +74,8 @@ from .format.constants import DR_INODEINFO, ROOTINO, TAPEBUF_PREFIX, TP_NINOS
 from .format.dinode import stat_fields
 from .format.header import InodeHeaders
 from .operator import Terminal, open_terminal
-from .records import (NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest, check_blocking_factor, open_sink,
-                      volume_file)
+from .medium import (NewVolume, RecordWriter, Sink, SinkWrapper, TapePosition, VolumeChange, VolumeRequest,
+                     check_blocking_factor, open_sink, volume_file)
 from .traverse import (DumpPlan, FreshNumbering, Node, fd_inode_flags, inode_flags, live_path, plan_dump,
                        snapshot_time, walk_tree)
 
@@ -413,9 +413,13 @@ class Dump:
             self.tape = self.tape.derive(c_flags=self.tape.c_flags | DR_COMPRESSED)
         first = self._volume_name(1) if opts.multivolume else opts.output
         sink = _open_output(first)
-        change = _VolumeChanger(self, sink.is_tape)
-        change.note_file(first)
-        self.writer = RecordWriter(sink, opts.ntrec, change, coalesce=_COALESCE, compressor=self.compressor)
+        changer = _VolumeChanger(self, sink.is_tape)
+        changer.note_file(first)
+        change: VolumeChange = changer
+        if self.compressor is not None:  # -z/-j: every volume's sink compresses
+            sink = CompressingSink(sink, self.compressor, _COALESCE)
+            change = CompressingVolumes(changer, self.compressor, _COALESCE)
+        self.writer = RecordWriter(sink, opts.ntrec, change, coalesce=_COALESCE)
         if not opts.volume_blocks:
             self._headers = InodeHeaders(next(inode_records(self.tape, 0, Dinode())))
             # Only a tape can fill up and need the header a new volume interrupts.
@@ -938,16 +942,13 @@ class Dump:
         return header.pack()
 
 
-class _FullTapeSink(Sink):
+class _FullTapeSink(SinkWrapper):
     """A tape sink that, once the medium said it is full, lets its close fail
     quietly: a full cartridge may refuse even its closing filemark, and
     restore stops at the end of data all the same."""
 
-    is_tape = True
-
     def __init__(self, inner: Sink) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self._full = False
 
     def write_record(self, record: bytes) -> None:
@@ -956,12 +957,6 @@ class _FullTapeSink(Sink):
         except EndOfMedium:
             self._full = True
             raise
-
-    def position(self, records: int) -> tuple[int, int]:
-        return self.inner.position(records)
-
-    def address(self) -> int | None:
-        return self.inner.address()
 
     def close(self) -> None:
         try:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from .beneath import Beneath
+from .compression import DecompressingSource
 from .errors import DumpError, FormatError, MediumError
 from .format import (
     DR_EXTATTRIBUTES,
@@ -58,7 +59,7 @@ from .format import (
     unpack_xattr_payload,
     walk_chunks,
 )
-from .records import RecordReader, Source, open_source
+from .medium import RecordReader, Source, open_source
 from .symtab import SYMTAB_NAME, Checkpointed, DirFix, ResumePoint, SymbolTable
 
 #: Largest EA payload restore applies (dump-format.md 7.1).
@@ -136,10 +137,10 @@ class VolumeInput:
                 source.close()
                 raise RestoreError(f"{name}: -s needs a tape drive, not a file or pipe")
             try:
-                source.drive.space_files(tape_file - 1)  # type: ignore[attr-defined]
-            except Exception as exc:  # TapeError
+                source.space_files(tape_file - 1)
+            except MediumError:
                 source.close()
-                raise MediumError(f"{name}: cannot space to tape file {tape_file}: {exc}") from None
+                raise
         #: Told what was lost when a compressed record cannot be decoded (the
         #: restore goes on and resyncs); unset, that stops the restore.
         self.on_damage: Callable[[str], None] | None = None
@@ -155,7 +156,7 @@ class VolumeInput:
         self.on_volume_end: Callable[[int], None] | None = None
 
     def _reader_of(self, source: Source, volume: int = 1) -> RecordReader:
-        return RecordReader(source, volume=volume, on_damage=self._damaged)
+        return RecordReader(DecompressingSource(source, self._damaged), volume=volume)
 
     def _damaged(self, message: str) -> None:
         if self.on_damage is None:
@@ -278,13 +279,10 @@ class VolumeInput:
             if self.volume != 1:
                 raise RestoreError(f"another pass starts on volume 1 and volume {self.volume} is in the drive: "
                                    "quit, mount volume 1 and run pyrestore -i again")
-            drive = self._first_source.drive  # type: ignore[attr-defined]
-            try:  # as restore would have the operator do: rewind, and space to the dump's file
-                drive.rewind()
-                if self.tape_file > 1:
-                    drive.space_files(self.tape_file - 1)
-            except Exception as exc:  # TapeError
-                raise MediumError(f"{self.name}: cannot rewind to the dump for another pass: {exc}") from None
+            # as restore would have the operator do: rewind, and space to the dump's file
+            self._first_source.rewind()
+            if self.tape_file > 1:
+                self._first_source.space_files(self.tape_file - 1)
             self._reader = self._reader_of(self._first_source)  # the drive stays open: same source
             return
         try:

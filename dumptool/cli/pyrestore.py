@@ -18,7 +18,7 @@ from importlib import metadata
 
 from ..errors import DumpError
 from ..format import parse_qfa
-from ..records import volume_file
+from ..medium import volume_file
 from ..restore import Options, Restore, RestoreError, VolumeInput
 from ..symtab import SYMTAB_NAME, SymbolTable
 

@@ -16,13 +16,13 @@ import pytest
 
 from conftest import console_script
 from dumptool.cli.pydump import _cluster_flags, _UsageError
-from dumptool.compression import RecordCompressor, ratio_line
+from dumptool.compression import CompressingSink, DecompressingSource, RecordCompressor, ratio_line
 from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError, FormatError
 from dumptool.format import DR_COMPRESSED, TP_BSIZE, ByteOrder, Header, RecordType, parse_qfa, volume_header
 from dumptool.format.constants import COMPRESS_BZLIB, COMPRESS_LZO, COMPRESS_ZLIB, TAPEBUF_PREFIX
 from dumptool.format.tapebuf import unpack_tapebuf
-from dumptool.records import RecordReader, RecordWriter, Source
+from dumptool.medium import RecordReader, RecordWriter, Source, as_source
 from samples import RESTORE, fake_rsh, listing, restore_both_cartridges, tape_copy
 from samples import real_restore as restore
 from tapelib import Shelf, open_device
@@ -62,7 +62,7 @@ class _BytesSource(Source):
 def headers_of(image: bytes) -> list[Header]:
     """The headers of a plain or compressed image, read back by the record reader."""
     found = []
-    for block in RecordReader(_BytesSource(image)):
+    for block in RecordReader(DecompressingSource(_BytesSource(image))):
         try:
             found.append(Header.unpack(block, ByteOrder.LITTLE))
         except FormatError:
@@ -128,7 +128,7 @@ def test_a_file_holds_a_plain_first_record_then_framed_ones(tmp_path: Path, meth
     compressor = RecordCompressor(method, 2)
     path = tmp_path / "image"
     with open(path, "wb") as out:
-        writer = RecordWriter(out, 10, coalesce=64 * 1024, compressor=compressor)
+        writer = RecordWriter(CompressingSink(out, compressor, 64 * 1024), 10, coalesce=64 * 1024)
         for record in records:
             writer.write(record)
         writer.finish()
@@ -145,13 +145,13 @@ def test_a_file_holds_a_plain_first_record_then_framed_ones(tmp_path: Path, meth
     assert compressor.stored == 1
     assert len(data) < sum(map(len, records)) // 2
     with open(path, "rb") as f:
-        reader = RecordReader(f)
+        reader = RecordReader(DecompressingSource(as_source(f)))
         assert b"".join(reader) == b"".join(records)
 
 
 def test_on_a_tape_each_record_is_one_block_of_its_own_length(nst0: str) -> None:
     records = _records(16)
-    writer = RecordWriter(open_device(nst0, writable=True), 16, compressor=RecordCompressor(COMPRESS_ZLIB, 6))
+    writer = RecordWriter(CompressingSink(open_device(nst0, writable=True), RecordCompressor(COMPRESS_ZLIB, 6)), 16)
     addresses = []
     for record in records:
         addresses.append(writer.address)

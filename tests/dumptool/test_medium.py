@@ -1,4 +1,4 @@
-"""The record layer packs 1 KiB blocks into records and moves them like dump."""
+"""The medium packs 1 KiB blocks into records and moves them like dump."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from dumptool.errors import DumpError, MediumError
 from dumptool.format import TP_BSIZE
-from dumptool.records import (
+from dumptool.medium import (
     NewVolume,
     RecordReader,
     RecordWriter,
@@ -326,14 +326,14 @@ def test_missing_input_names_the_file(tmp_path: Path) -> None:
 
 def test_dash_writes_stdout_and_reads_stdin() -> None:
     """``-f -``: the image goes to standard output and comes from standard input."""
-    write = ("from dumptool.records import RecordWriter, open_sink\n"
+    write = ("from dumptool.medium import RecordWriter, open_sink\n"
              "w = RecordWriter(open_sink('-'), 4)\n"
              "w.write(bytes(range(256)) * 4 * 8)\n"
              "w.finish()\n")
     out = subprocess.run([sys.executable, "-c", write], capture_output=True, check=True, cwd=REPO).stdout
     assert out == bytes(range(256)) * 4 * 8
     read = ("import sys\n"
-            "from dumptool.records import RecordReader, open_source\n"
+            "from dumptool.medium import RecordReader, open_source\n"
             "print(sum(1 for _ in RecordReader(open_source('-'))))\n")
     done = subprocess.run([sys.executable, "-c", read], input=out, capture_output=True, check=True, cwd=REPO)
     assert done.stdout.strip() == b"8"
