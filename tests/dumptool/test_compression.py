@@ -350,3 +350,28 @@ def test_reader_on_a_tape_reads_blocks_of_their_own_length_and_skips_a_bad_one(n
     assert len(blocks) == 5 * ntrec and len(lost) == 1 and "record 3" in lost[0]
     assert blocks[ntrec] == records[0][:TP_BSIZE] and blocks[2 * ntrec] == bytes(TP_BSIZE)
     assert blocks[3 * ntrec] == records[2][:TP_BSIZE] and b"".join(blocks[4 * ntrec:]) == stored
+
+
+def test_a_decompressing_source_moves_the_drive_and_decides_again_on_the_next_image(nst0: str) -> None:
+    """The wrapper passes the drive's movements on (no reaching for the
+    drive behind it): spaced to a compressed image in the tape's second
+    file it decodes it, rewound to the plain first file it reads that plain."""
+    ntrec = 4
+    plain = _tape_header(ntrec, flags=0x3) + bytes((ntrec - 1) * TP_BSIZE)
+    record = bytes([7]) * (ntrec * TP_BSIZE)
+    payload = zlib.compress(record)
+    with open_device(nst0, writable=True) as drive:
+        drive.write(plain)
+        drive.write_filemarks(1)
+        drive.write(_tape_header(ntrec) + bytes((ntrec - 1) * TP_BSIZE))
+        drive.write(pack_tapebuf(TapeBuf(True, COMPRESS_ZLIB, len(payload))) + payload)
+        drive.write_filemarks(1)
+        drive.rewind()
+    source = DecompressingSource(open_source(nst0))
+    source.space_files(1)
+    blocks = list(RecordReader(source))
+    assert source.compressed and b"".join(blocks[ntrec:]) == record
+    source.rewind()
+    with RecordReader(source) as reader:
+        assert b"".join(reader) == plain
+    assert source.compressed is False

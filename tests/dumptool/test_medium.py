@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dumptool.errors import DumpError, MediumError
-from dumptool.format import TP_BSIZE
+from dumptool.format import DR_COMPRESSED, TP_BSIZE, volume_header
 from dumptool.medium import (
     NewVolume,
     RecordReader,
@@ -337,3 +337,41 @@ def test_dash_writes_stdout_and_reads_stdin() -> None:
             "print(sum(1 for _ in RecordReader(open_source('-'))))\n")
     done = subprocess.run([sys.executable, "-c", read], input=out, capture_output=True, check=True, cwd=REPO)
     assert done.stdout.strip() == b"8"
+
+
+# -- the drive a source moves; what the medium does not know ---------------------------------------
+
+
+def test_a_tape_source_spaces_over_files_and_rewinds_and_a_file_refuses(nst0: str, tmp_path: Path) -> None:
+    with open_device(nst0, writable=True) as tape:
+        for first in (0, 4):
+            tape.write(b"".join(stream(4, start=first)))
+            tape.write_filemarks(1)
+        tape.rewind()
+    source = open_source(nst0)
+    source.space_files(1)
+    assert [index_of(b) for b in RecordReader(source)] == [4, 5, 6, 7]
+    source.rewind()
+    with RecordReader(source) as reader:
+        assert [index_of(b) for b in reader] == [0, 1, 2, 3]
+    (tmp_path / "img").write_bytes(b"".join(stream(4)))
+    plain = open_source(str(tmp_path / "img"))
+    with pytest.raises(MediumError, match=f"{tmp_path}/img: cannot space over tape files: not a tape drive"):
+        plain.space_files(1)
+    with pytest.raises(MediumError, match="cannot rewind: not a tape drive"):
+        plain.rewind()
+    plain.close()
+
+
+def test_the_medium_moves_a_compressed_image_as_it_lies(tmp_path: Path) -> None:
+    """Compression is a wrapper the caller chooses: a reader alone hands over
+    the bytes of an image flagged compressed untouched, and importing the
+    medium does not import compression."""
+    head = volume_header(date=1_700_000_000, ntrec=4)
+    image = head.derive(c_flags=head.c_flags | DR_COMPRESSED).pack() + b"".join(stream(7, start=1))
+    (tmp_path / "img").write_bytes(image)
+    with RecordReader(open_source(str(tmp_path / "img"))) as reader:
+        assert b"".join(reader) == image
+    probe = "import sys, dumptool.medium; print(sorted(m for m in sys.modules if m.startswith('dumptool.')))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert "dumptool.compression" not in loaded.stdout and "dumptool.medium.reader" in loaded.stdout
