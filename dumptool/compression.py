@@ -1,15 +1,21 @@
 """Compressed dump images (Linux ``dump -z``, ``-j``, ``-y``): reading and writing.
 
-Reading: :func:`watch_compression` wraps a record :class:`~dumptool.records.Source`:
-an image whose first header says ``DR_COMPRESSED`` comes out of it as the
-plain records it stands for, and any other image passes through untouched.
-:class:`~dumptool.records.RecordReader` puts every source it reads in one,
-so the rest of restore never sees a compressed record.
+Both are wrappers the caller puts around the medium's ends
+(:mod:`dumptool.medium` knows nothing of compression).
 
-Writing: a :class:`RecordCompressor` (``pydump -z``/``-j``) given to a
-:class:`~dumptool.records.RecordWriter` puts every sink the writer opens in
-a :class:`CompressingSink`, which writes the volume's first record as is and
-frames every later one as below; it counts the bytes written for dump's
+Reading: a :class:`DecompressingSource` around a record
+:class:`~dumptool.medium.Source`: an image whose first header says
+``DR_COMPRESSED`` comes out of it as the plain records it stands for, and
+any other image passes through untouched.  pyrestore puts every volume's
+source in one before a :class:`~dumptool.medium.RecordReader` sees it, so
+the rest of restore never sees a compressed record.
+
+Writing: a :class:`RecordCompressor` (``pydump -z``/``-j``) frames records;
+a :class:`CompressingSink` around a volume's sink writes that volume's first
+record as is and every later one framed as below, and
+:class:`CompressingVolumes` around the writer's
+:class:`~dumptool.medium.VolumeChange` puts each next volume's sink in one.
+The compressor counts the bytes written for dump's
 "compressed" lines and for ``-B``; pydump closes a volume before its next
 record could take it past ``-B`` KiB (it knows each record's size when it
 is written, where dump's count lags three records behind).  pydump writes
@@ -79,15 +85,20 @@ import bz2
 import errno as _errno
 import zlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, BinaryIO
 
 from .errors import DumpError, FormatError, MediumError
 from .format import DR_COMPRESSED, MAXNTREC, TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order
 from .format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB, TAPEBUF_PREFIX
 from .format.tapebuf import TapeBuf, decode_payload, pack_tapebuf, unpack_tapebuf
-from .records import Sink, Source
+from .medium import (Gathering, NewVolume, Sink, SinkWrapper, Source, SourceWrapper, VolumeChange, VolumeRequest,
+                     as_sink)
 
 #: What a handler of damaged records is called with: one line saying what was lost.
 DamageReport = Callable[[str], None]
+
+if TYPE_CHECKING:
+    from tapelib import TapeDrive
 
 
 def compressed_header(block: bytes) -> Header | None:
@@ -104,39 +115,26 @@ def compressed_header(block: bytes) -> Header | None:
     return head
 
 
-class DecompressingSource(Source):
+class DecompressingSource(SourceWrapper):
     """A :class:`Source` that undoes the compression of a compressed image.
 
     Until the first read it does not know what the image is: that read
     decides.  A plain image's chunks pass through as they come.  A compressed
     one comes out one record at a time (``ntrec`` blocks each).  A record
-    that cannot be decoded goes to *report* (which may raise) and is replaced
-    by ``ntrec`` zero blocks; on a file or pipe, a record whose framing is
-    lost ends the volume after the report.
+    that cannot be decoded goes to *report* (which may raise; without one
+    that is a :class:`MediumError`) and is replaced by ``ntrec`` zero
+    blocks; on a file or pipe, a record whose framing is lost ends the
+    volume after the report.
     """
 
-    def __init__(self, inner: Source, report: DamageReport) -> None:
-        self._inner = inner
-        self._report = report
-        self._compressed: bool | None = None
+    def __init__(self, inner: Source, report: DamageReport | None = None) -> None:
+        super().__init__(inner)
+        self._report = report or _raise_damage
         self._pending = b""          # stream bytes read past the last record
         self._record_size = 0
         self._order = ByteOrder.LITTLE
         self._records = 0            # records returned on this volume
-        self._start = inner.address()
-
-    # -- what the wrapped source answers ---------------------------------------------
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return self._inner.name
-
-    @property
-    def is_tape(self) -> bool:  # type: ignore[override]
-        return self._inner.is_tape
-
-    @property
-    def can_change_volume(self) -> bool:  # type: ignore[override]
-        return self._inner.can_change_volume
+        self._unknown()
 
     @property
     def compressed(self) -> bool | None:
@@ -148,30 +146,35 @@ class DecompressingSource(Source):
         """A tape's (uncompressed) record length, as :attr:`RecordReader.record_size` wants it."""
         if self._compressed and self.is_tape:
             return self._record_size
-        return getattr(self._inner, "record_size", None)
-
-    def __getattr__(self, name: str):
-        # anything else a caller asks of the medium (``drive``, ``fd``)
-        return getattr(self._inner, name)
-
-    def position(self, records: int) -> tuple[int, int]:
-        return self._inner.position(records)
+        return self.inner.record_size
 
     def address(self) -> int | None:
-        here = self._inner.address()
+        here = self.inner.address()
         if here is None or not self._pending:
             return here
         return here - len(self._pending)
 
     def seek(self, address: int) -> None:
-        self._inner.seek(address)
+        self.inner.seek(address)
         self._pending = b""
         if address == self._start:  # the volume's first record again: raw, no prefix
-            self._compressed = None
-            self.__dict__.pop("read", None)
+            self._unknown()
 
-    def close(self) -> None:
-        self._inner.close()
+    def rewind(self) -> None:
+        self.inner.rewind()
+        self._pending = b""
+        self._unknown()
+
+    def space_files(self, count: int) -> None:
+        self.inner.space_files(count)
+        self._pending = b""
+        self._unknown()
+
+    def _unknown(self) -> None:
+        """The next read is the first record of an image (raw, no prefix): it decides again."""
+        self._compressed: bool | None = None
+        self._start = self.inner.address()
+        self.__dict__.pop("read", None)
 
     # -- reading -------------------------------------------------------------------------
     def read(self) -> bytes:
@@ -182,11 +185,11 @@ class DecompressingSource(Source):
         return self._stream_record()
 
     def _first_read(self) -> bytes:
-        chunk = self._inner.read()
+        chunk = self.inner.read()
         head = compressed_header(chunk)
         if head is None:
             self._compressed = False
-            self.read = self._inner.read  # type: ignore[method-assign]  # no step of ours per read
+            self.read = self.inner.read  # type: ignore[method-assign]  # no step of ours per read
             return chunk
         if not 1 <= head.c_ntrec <= MAXNTREC:
             raise MediumError(f"{self.name}: compressed image with a blocking factor of {head.c_ntrec} "
@@ -198,23 +201,18 @@ class DecompressingSource(Source):
         if self.is_tape:
             # later records are up to 4 bytes longer than this one (a stored
             # record behind its prefix): read them with room for that
-            self._inner.record_size = size + TAPEBUF_PREFIX  # type: ignore[attr-defined]
+            self.inner.allow_records(size + TAPEBUF_PREFIX)
             return chunk
-        data = chunk
-        while len(data) < size:
-            more = self._inner.read()
-            if not more:
-                break
-            data += more
+        self._pending = chunk
+        data = self._take(size)
         if len(data) < size:
             self._report(f"{self.name}: the volume ends inside its first record "
                          f"({len(data)} of {size} bytes)")
             return data[:len(data) // TP_BSIZE * TP_BSIZE]
-        self._pending = data[size:]
-        return data[:size]
+        return data
 
     def _tape_record(self) -> bytes:
-        raw = self._inner.read()
+        raw = self.inner.read()
         if not raw:
             return raw
         self._records += 1
@@ -255,7 +253,7 @@ class DecompressingSource(Source):
         """*count* bytes of the stream (fewer at its end)."""
         data = self._pending
         while len(data) < count:
-            more = self._inner.read()
+            more = self.inner.read()
             if not more:
                 break
             data += more
@@ -274,11 +272,8 @@ class DecompressingSource(Source):
         return bytes(self._record_size)
 
 
-def watch_compression(source: Source, report: DamageReport) -> Source:
-    """*source*, wrapped so that a compressed image reads as a plain one."""
-    if isinstance(source, DecompressingSource):
-        return source
-    return DecompressingSource(source, report)
+def _raise_damage(message: str) -> None:
+    raise MediumError(message, _errno.EIO)
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -339,10 +334,6 @@ class RecordCompressor:
         self.bytes_written += size
         self.volume_bytes += size
 
-    def sink(self, inner: Sink, coalesce: int = 0) -> "CompressingSink":
-        """*inner* (a new volume) wrapped to receive this compressor's records."""
-        return CompressingSink(inner, self, coalesce)
-
 
 def ratio_line(uncompressed_kb: int, compressed_bytes: int) -> str:
     """dump's "UkB uncompressed, CkB compressed, R:1" (the ratio rounded up)."""
@@ -351,24 +342,23 @@ def ratio_line(uncompressed_kb: int, compressed_bytes: int) -> str:
     return f"{uncompressed_kb}kB uncompressed, {kb}kB compressed, {rate:1.3f}:1"
 
 
-class CompressingSink(Sink):
+class CompressingSink(SinkWrapper):
     """A volume of a compressed image: the first record goes to *inner* as
     is, every later one framed by *compressor*.  On a tape each is one
     write (one tape block of its own length); on a file or a pipe the
     framed records follow each other, gathered up to *coalesce* bytes for
-    one ``writev``."""
+    one ``writev``.  To a :class:`~dumptool.medium.RecordWriter` it is no
+    byte stream: the writer hands over whole records, each framed alone."""
 
-    byte_stream = False  # the writer hands over whole records: each is framed alone
+    sizes_vary = True
 
-    def __init__(self, inner: Sink, compressor: RecordCompressor, coalesce: int = 0) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.is_tape = inner.is_tape
+    def __init__(self, inner: "Sink | TapeDrive | BinaryIO", compressor: RecordCompressor,
+                 coalesce: int = 0) -> None:
+        super().__init__(as_sink(inner))
+        self.byte_stream = False
         self._compressor = compressor
         self._first = True
-        self._coalesce = coalesce if inner.byte_stream else 0
-        self._parts: list[bytes] = []
-        self._queued = 0
+        self._gathering = Gathering(self.inner, coalesce) if coalesce and self.inner.byte_stream else None
         compressor.volume_bytes = 0
 
     def write_record(self, record: bytes) -> None:
@@ -378,11 +368,8 @@ class CompressingSink(Sink):
         else:
             parts = self._compressor.frame(record)
             size = len(parts[0]) + len(parts[1])
-        if self._coalesce:
-            self._parts += parts
-            self._queued += size
-            if self._queued >= self._coalesce:
-                self._drain()
+        if self._gathering is not None:
+            self._gathering.add(parts, size)
         else:
             # A full tape raises EndOfMedium here: nothing counted, the
             # writer replays the record on the next volume.
@@ -390,23 +377,35 @@ class CompressingSink(Sink):
         self._first = False
         self._compressor.count(size)
 
-    def _drain(self) -> None:
-        if self._parts:
-            parts = self._parts
-            self._parts = []
-            self._queued = 0
-            self.inner.write_parts(parts)
-
-    def position(self, records: int) -> tuple[int, int]:
-        return self.inner.position(records)
+    def write_parts(self, parts: list[bytes]) -> None:
+        """Records whole, each framed alone (what a sink that is no byte stream takes)."""
+        self.write_record(b"".join(parts))
 
     def address(self) -> int | None:
         """Where the next record's prefix goes (a file's byte offset, a tape's block)."""
         here = self.inner.address()
-        return None if here is None else here + self._queued
+        if here is None or self._gathering is None:
+            return here
+        return here + self._gathering.size
 
     def close(self) -> None:
         try:
-            self._drain()
+            if self._gathering is not None:
+                self._gathering.flush()
         finally:
             self.inner.close()
+
+
+class CompressingVolumes:
+    """A :class:`~dumptool.medium.VolumeChange` around *inner*: each next
+    volume it mounts comes back as a :class:`CompressingSink`, so that every
+    volume of the image starts with a plain record (as dump's do)."""
+
+    def __init__(self, inner: VolumeChange, compressor: RecordCompressor, coalesce: int = 0) -> None:
+        self.inner = inner
+        self._compressor = compressor
+        self._coalesce = coalesce
+
+    def next_volume(self, request: VolumeRequest) -> NewVolume:
+        new = self.inner.next_volume(request)
+        return NewVolume(CompressingSink(new.sink, self._compressor, self._coalesce), new.header)

@@ -55,7 +55,7 @@ from .offsetmap import OffsetMapWriter
 from .imagewriter import ImageWriter
 from .livetree import LiveTree, live_path, snapshot_time
 from .pass5 import Pass5Gatherer, ea_payload
-from .records import RecordWriter, TapePosition, check_blocking_factor
+from .medium import RecordWriter, TapePosition, check_blocking_factor
 from .traverse import DumpPlan, FreshNumbering, Node, estimate_blocks, map_blocks, plan_dump
 from .trees import Tree
 from .volumes import VolumeChanger

@@ -30,7 +30,7 @@ from .format import Dirent, QfaEntry, qfa_line, qfa_preamble
 from .traverse import Stat
 
 if TYPE_CHECKING:
-    from .records import RecordWriter
+    from .medium import RecordWriter
 
 
 class RecordPosition:

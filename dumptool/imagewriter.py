@@ -3,7 +3,7 @@
 :class:`ImageWriter` takes what :class:`~dumptool.dump.Dump` makes of each
 inode (header items and data runs from :mod:`dumptool.format`, or fields
 packed straight to bytes on the fast path) and hands whole blocks to the
-:class:`~dumptool.records.RecordWriter`.  It is that writer's volume change:
+:class:`~dumptool.medium.RecordWriter`.  It is that writer's volume change:
 it closes a full volume (dump's lines and rates), has the
 :class:`~dumptool.volumes.VolumeChanger` mount the next one and writes the
 continuation header, naming the inode the new volume begins in.  It tells
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .compression import RecordCompressor, ratio_line
+from .compression import CompressingSink, CompressingVolumes, RecordCompressor, ratio_line
 from .format import (
     DR_COMPRESSED,
     TP_BSIZE,
@@ -39,7 +39,7 @@ from .format import (
 from .format.constants import DR_INODEINFO, ROOTINO, TAPEBUF_PREFIX, TP_NINOS
 from .format.header import InodeHeaders
 from .history import FileHistory, RecordPosition
-from .records import NewVolume, RecordWriter, Sink, TapePosition, VolumeRequest
+from .medium import NewVolume, RecordWriter, Sink, TapePosition, VolumeChange, VolumeRequest
 from .traverse import DumpPlan, Node
 from .trees import has_zero_block
 
@@ -84,7 +84,12 @@ class ImageWriter:
         self._rates: list[int] = []            # each closed volume's transfer rate, kB/s
         self._volinfo = [0, ROOTINO]           # -A: the first inode of each volume (c_inos of TS_END)
         sink = changer.first()
-        self.writer = RecordWriter(sink, options.ntrec, self, coalesce=_COALESCE, compressor=compressor)
+        first: Sink = sink
+        change: VolumeChange = self
+        if compressor is not None:  # -z/-j: every volume's sink compresses
+            first = CompressingSink(sink, compressor, _COALESCE)
+            change = CompressingVolumes(self, compressor, _COALESCE)
+        self.writer = RecordWriter(first, options.ntrec, change, coalesce=_COALESCE)
         #: Packs file and directory headers straight to bytes (None under -B,
         #: where every block goes through the volume check one at a time).
         self.headers: InodeHeaders | None = None

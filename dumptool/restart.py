@@ -37,7 +37,7 @@ from tapelib import is_tape_device
 from .filer import dump_source
 from .format import TP_BSIZE
 from .imagewriter import ImageWriter
-from .records import RecordWriter, Sink, VolumeRequest
+from .medium import RecordWriter, Sink, VolumeRequest
 from .volumes import VolumeChanger
 
 

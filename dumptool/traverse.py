@@ -155,14 +155,14 @@ class Node(Stat):
     @classmethod
     def child(cls, ino: int, folder: bytes, name: bytes, st: os.stat_result, parent: int) -> "Node":
         """``Node(ino, folder, st, (parent,), name=name)``, for the walk's inner loop."""
-        node = _new(cls)
-        node._fill(st)
-        node.ino = ino
-        node._base = folder
-        node._name = name
-        node._parents = parent
-        node.entries = None
-        return node
+        self = _new(cls)  # the instance being made, filled as __init__ would
+        self._fill(st)
+        self.ino = ino
+        self._base = folder
+        self._name = name
+        self._parents = parent
+        self.entries = None
+        return self
 
     @property
     def st(self) -> Stat:

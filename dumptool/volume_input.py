@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 
 from .errors import FormatError, MediumError
 from .format import TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order, skip_to_header
-from .records import RecordReader, Source, open_source
+from .compression import DecompressingSource
+from .medium import RecordReader, Source, open_source
 from .restore_report import RestoreError
 
 class VolumeInput:
@@ -37,10 +38,10 @@ class VolumeInput:
                 source.close()
                 raise RestoreError(f"{name}: -s needs a tape drive, not a file or pipe")
             try:
-                source.drive.space_files(tape_file - 1)  # type: ignore[attr-defined]
-            except Exception as exc:  # TapeError
+                source.space_files(tape_file - 1)
+            except MediumError:
                 source.close()
-                raise MediumError(f"{name}: cannot space to tape file {tape_file}: {exc}") from None
+                raise
         #: Told what was lost when a compressed record cannot be decoded (the
         #: restore goes on and resyncs); unset, that stops the restore.
         self.on_damage: Callable[[str], None] | None = None
@@ -69,7 +70,7 @@ class VolumeInput:
             self.volume_starts[volume] = source.address()
         except Exception:  # MediumError: the medium cannot tell
             self.volume_starts[volume] = None
-        return RecordReader(source, volume=volume, on_damage=self._damaged)
+        return RecordReader(DecompressingSource(source, self._damaged), volume=volume)
 
     @property
     def records_read(self) -> int:
@@ -235,13 +236,10 @@ class VolumeInput:
             if self.volume != 1:
                 raise RestoreError(f"another pass starts on volume 1 and volume {self.volume} is in the drive: "
                                    "quit, mount volume 1 and run pyrestore -i again")
-            drive = self._first_source.drive  # type: ignore[attr-defined]
-            try:  # as restore would have the operator do: rewind, and space to the dump's file
-                drive.rewind()
-                if self.tape_file > 1:
-                    drive.space_files(self.tape_file - 1)
-            except Exception as exc:  # TapeError
-                raise MediumError(f"{self.name}: cannot rewind to the dump for another pass: {exc}") from None
+            # as restore would have the operator do: rewind, and space to the dump's file
+            self._first_source.rewind()
+            if self.tape_file > 1:
+                self._first_source.space_files(self.tape_file - 1)
             self._reads_before += self._reader.reads
             self._reader = self._reader_of(self._first_source)  # the drive stays open: same source
             self.blocks_read = 0

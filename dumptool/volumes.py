@@ -34,7 +34,7 @@ from tapelib.devicefile import read_device_marker
 
 from .errors import DumpError, MediumError
 from .operator import Terminal, ask_for_volume, confirm
-from .records import Sink, open_sink, volume_file
+from .medium import Sink, SinkWrapper, open_sink, volume_file
 
 if TYPE_CHECKING:
     from tapelib import Shelf
@@ -42,16 +42,13 @@ if TYPE_CHECKING:
     from .dump import DumpOptions
 
 
-class FullTapeSink(Sink):
+class FullTapeSink(SinkWrapper):
     """A tape sink that, once the medium said it is full, lets its close fail
     quietly: a full cartridge may refuse even its closing filemark, and
     restore stops at the end of data all the same."""
 
-    is_tape = True
-
     def __init__(self, inner: Sink) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self._full = False
 
     def write_record(self, record: bytes) -> None:
@@ -60,12 +57,6 @@ class FullTapeSink(Sink):
         except EndOfMedium:
             self._full = True
             raise
-
-    def position(self, records: int) -> tuple[int, int]:
-        return self.inner.position(records)
-
-    def address(self) -> int | None:
-        return self.inner.address()
 
     def close(self) -> None:
         try:

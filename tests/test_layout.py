@@ -28,10 +28,7 @@ ALLOWED = {"_replace", "_fields", "_asdict", "_make", "_exit", "_getframe"}
 
 #: (rule, module path or class name) exceptions that exist only until the
 #: branches now splitting records.py and traverse.py are merged.
-PENDING = {
-    ("lines", "dumptool/records.py"),
-    ("private", "dumptool/traverse.py"),
-}
+PENDING: set[tuple[str, str]] = set()
 
 
 def _sources() -> list[Path]:

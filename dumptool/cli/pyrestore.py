@@ -21,7 +21,7 @@ from snapdump.exits import CommandFailed, run
 
 from ..errors import DumpError
 from ..format import parse_qfa
-from ..records import volume_file
+from ..medium import volume_file
 from ..restore import Options, Restore, RestoreError, VolumeInput
 from ..sessions import session_slot
 from ..symtab import SYMTAB_NAME, SymbolTable

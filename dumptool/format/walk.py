@@ -145,7 +145,7 @@ def read_head(buf: Buffer, at: int, order: ByteOrder, *, verify: bool = True) ->
 class Segment:
     """A header and the data blocks it counts, as a walk reads them (what
     dump-format.md calls a record of the header's type, named apart from the
-    tape records of :mod:`dumptool.records`); ``index`` is the header's block index.
+    tape records of :mod:`dumptool.medium`); ``index`` is the header's block index.
 
     ``head`` holds the header's everyday fields (:class:`Head`); ``header``
     is the full :class:`Header`, made when first asked for from

@@ -3,7 +3,7 @@
 The dumps and the pyrestore side run in-process through the engines (a
 subprocess per factor would be too slow for 253 factors); the real
 ``restore -t`` reads every image too.  Refusing 3 and 257 is tested in
-test_pydump.py (the CLI message) and test_records.py (the engine).
+test_pydump.py (the CLI message) and test_medium.py (the engine).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from dumptool.dump import Dump, DumpOptions
 from dumptool.format import TP_BSIZE, Header, header_byte_order
-from dumptool.records import MAX_NTREC, MIN_NTREC
+from dumptool.medium import MAX_NTREC, MIN_NTREC
 from dumptool.restore import Restore, VolumeInput
 from tapelib import open_device
 

@@ -28,7 +28,7 @@ from dumptool.format import DR_COMPRESSED, TP_BSIZE, ByteOrder, Header, RecordTy
 from dumptool.format.constants import COMPRESS_BZLIB, COMPRESS_LZO, COMPRESS_ZLIB, TAPEBUF_PREFIX
 from dumptool.format.lzo1x import LzoError, lzo1x_decompress
 from dumptool.format.tapebuf import TapeBuf, decode_payload, pack_tapebuf, unpack_tapebuf
-from dumptool.records import RecordReader, open_source
+from dumptool.medium import RecordReader, open_source
 from samples import (DUMP, ext4_volume, fake_rsh, listing, needs_real_dump, plant_common_files, real_restore,
                      record_sizes)
 from tapelib import open_device
@@ -284,7 +284,7 @@ def test_reader_decompresses_a_file_and_zero_fills_a_bad_record(tmp_path: Path) 
     image = bytearray(_compressed_image(records, ntrec))
     path = tmp_path / "c.dump"
     path.write_bytes(bytes(image))
-    with RecordReader(open_source(str(path))) as reader:
+    with RecordReader(DecompressingSource(open_source(str(path)))) as reader:
         blocks = list(reader)
     assert len(blocks) == 4 * ntrec and blocks[ntrec] == records[0][:TP_BSIZE]
     assert isinstance(reader.source, DecompressingSource) and reader.source.compressed
@@ -294,11 +294,12 @@ def test_reader_decompresses_a_file_and_zero_fills_a_bad_record(tmp_path: Path) 
     image[second + TAPEBUF_PREFIX + 2] ^= 0xFF
     path.write_bytes(bytes(image))
     lost: list[str] = []
-    with RecordReader(open_source(str(path)), on_damage=lost.append) as reader:
+    with RecordReader(DecompressingSource(open_source(str(path)), lost.append)) as reader:
         blocks = list(reader)
     assert len(lost) == 1 and "record 3" in lost[0]
     assert blocks[2 * ntrec] == bytes(TP_BSIZE) and blocks[3 * ntrec] == records[2][:TP_BSIZE]
-    with RecordReader(open_source(str(path))) as reader, pytest.raises(MediumError, match="decompression"):
+    with RecordReader(DecompressingSource(open_source(str(path)))) as reader, \
+            pytest.raises(MediumError, match="decompression"):
         list(reader)
 
 
@@ -306,7 +307,7 @@ def test_reader_passes_a_plain_image_through(tmp_path: Path) -> None:
     image = _tape_header(4, flags=0x3) + bytes(7 * TP_BSIZE)
     path = tmp_path / "p.dump"
     path.write_bytes(image)
-    with RecordReader(open_source(str(path))) as reader:
+    with RecordReader(DecompressingSource(open_source(str(path)))) as reader:
         assert b"".join(reader) == image
         assert reader.source.compressed is False
 
@@ -326,9 +327,34 @@ def test_reader_on_a_tape_reads_blocks_of_their_own_length_and_skips_a_bad_one(n
     with open_device(nst0) as drive:
         drive.rewind()
     lost: list[str] = []
-    with RecordReader(open_source(nst0), on_damage=lost.append) as reader:
+    with RecordReader(DecompressingSource(open_source(nst0), lost.append)) as reader:
         blocks = list(reader)
         assert reader.record_size == ntrec * TP_BSIZE
     assert len(blocks) == 5 * ntrec and len(lost) == 1 and "record 3" in lost[0]
     assert blocks[ntrec] == records[0][:TP_BSIZE] and blocks[2 * ntrec] == bytes(TP_BSIZE)
     assert blocks[3 * ntrec] == records[2][:TP_BSIZE] and b"".join(blocks[4 * ntrec:]) == stored
+
+
+def test_a_decompressing_source_moves_the_drive_and_decides_again_on_the_next_image(nst0: str) -> None:
+    """The wrapper passes the drive's movements on (no reaching for the
+    drive behind it): spaced to a compressed image in the tape's second
+    file it decodes it, rewound to the plain first file it reads that plain."""
+    ntrec = 4
+    plain = _tape_header(ntrec, flags=0x3) + bytes((ntrec - 1) * TP_BSIZE)
+    record = bytes([7]) * (ntrec * TP_BSIZE)
+    payload = zlib.compress(record)
+    with open_device(nst0, writable=True) as drive:
+        drive.write(plain)
+        drive.write_filemarks(1)
+        drive.write(_tape_header(ntrec) + bytes((ntrec - 1) * TP_BSIZE))
+        drive.write(pack_tapebuf(TapeBuf(True, COMPRESS_ZLIB, len(payload))) + payload)
+        drive.write_filemarks(1)
+        drive.rewind()
+    source = DecompressingSource(open_source(nst0))
+    source.space_files(1)
+    blocks = list(RecordReader(source))
+    assert source.compressed and b"".join(blocks[ntrec:]) == record
+    source.rewind()
+    with RecordReader(source) as reader:
+        assert b"".join(reader) == plain
+    assert source.compressed is False

@@ -16,13 +16,13 @@ import pytest
 
 from conftest import console_script
 from dumptool.cli.pydump import _cluster_flags
-from dumptool.compression import RecordCompressor, ratio_line
+from dumptool.compression import CompressingSink, CompressingVolumes, DecompressingSource, RecordCompressor, ratio_line
 from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError, FormatError
 from dumptool.format import DR_COMPRESSED, TP_BSIZE, ByteOrder, Header, RecordType, parse_qfa, volume_header
 from dumptool.format.constants import COMPRESS_BZLIB, COMPRESS_LZO, COMPRESS_ZLIB, TAPEBUF_PREFIX
 from dumptool.format.tapebuf import unpack_tapebuf
-from dumptool.records import RecordReader, RecordWriter, Source
+from dumptool.medium import NewVolume, RecordReader, RecordWriter, Source, VolumeRequest, as_source, open_source
 from samples import RESTORE, fake_rsh, listing, record_sizes, restore_both_cartridges, tape_copy
 from samples import real_restore as restore
 from snapdump.exits import CommandFailed
@@ -63,7 +63,7 @@ class _BytesSource(Source):
 def headers_of(image: bytes) -> list[Header]:
     """The headers of a plain or compressed image, read back by the record reader."""
     found = []
-    for block in RecordReader(_BytesSource(image)):
+    for block in RecordReader(DecompressingSource(_BytesSource(image))):
         try:
             found.append(Header.unpack(block, ByteOrder.LITTLE))
         except FormatError:
@@ -129,7 +129,7 @@ def test_a_file_holds_a_plain_first_record_then_framed_ones(tmp_path: Path, meth
     compressor = RecordCompressor(method, 2)
     path = tmp_path / "image"
     with open(path, "wb") as out:
-        writer = RecordWriter(out, 10, coalesce=64 * 1024, compressor=compressor)
+        writer = RecordWriter(CompressingSink(out, compressor, 64 * 1024), 10, coalesce=64 * 1024)
         for record in records:
             writer.write(record)
         writer.finish()
@@ -146,13 +146,13 @@ def test_a_file_holds_a_plain_first_record_then_framed_ones(tmp_path: Path, meth
     assert compressor.stored == 1
     assert len(data) < sum(map(len, records)) // 2
     with open(path, "rb") as f:
-        reader = RecordReader(f)
+        reader = RecordReader(DecompressingSource(as_source(f)))
         assert b"".join(reader) == b"".join(records)
 
 
 def test_on_a_tape_each_record_is_one_block_of_its_own_length(nst0: str) -> None:
     records = _records(16)
-    writer = RecordWriter(open_device(nst0, writable=True), 16, compressor=RecordCompressor(COMPRESS_ZLIB, 6))
+    writer = RecordWriter(CompressingSink(open_device(nst0, writable=True), RecordCompressor(COMPRESS_ZLIB, 6)), 16)
     addresses = []
     for record in records:
         addresses.append(writer.address)
@@ -166,6 +166,40 @@ def test_on_a_tape_each_record_is_one_block_of_its_own_length(nst0: str) -> None
             sizes.append(len(block))
     assert sizes[0] == 16 * TP_BSIZE and sizes[2] == 16 * TP_BSIZE + TAPEBUF_PREFIX
     assert max(sizes[1], sizes[3], sizes[4]) < 2 * TP_BSIZE
+
+
+def test_each_volume_a_compressing_volume_change_mounts_starts_with_a_plain_record(tmp_path: Path) -> None:
+    """The caller puts compression around the writer's volume change: every
+    new volume's sink compresses too, its first record (header and all)
+    written plain, as dump's volumes start; read back through a
+    DecompressingSource each volume gives the blocks written."""
+    ntrec = 10
+    records = _records(ntrec)
+    head = volume_header(date=1_700_000_000, ntrec=ntrec)
+    header = head.derive(c_volume=2, c_flags=head.c_flags | DR_COMPRESSED).pack()
+
+    class Files:
+        def next_volume(self, request: VolumeRequest) -> NewVolume:
+            return NewVolume(open(tmp_path / f"vol{request.volume}", "wb"), header)
+
+    compressor = RecordCompressor(COMPRESS_ZLIB, 2)
+    writer = RecordWriter(CompressingSink(open(tmp_path / "vol1", "wb"), compressor, 64 * 1024), ntrec,
+                          CompressingVolumes(Files(), compressor, 64 * 1024), coalesce=64 * 1024)
+    for record in records[:3]:
+        writer.write(record)
+    writer.change_volume()
+    second = compressor.bytes_written
+    for record in records[3:]:
+        writer.write(record)
+    writer.write(bytes(TP_BSIZE * (ntrec - 1)))  # after the header: whole records again
+    writer.finish()
+    vol2 = (tmp_path / "vol2").read_bytes()
+    assert vol2[:ntrec * TP_BSIZE] == header + records[3][:(ntrec - 1) * TP_BSIZE]  # plain
+    assert [b.compressed for _, b in records_of(vol2)] == [True, True]
+    assert compressor.volume_bytes == len(vol2) and compressor.bytes_written == second + len(vol2)
+    for volume, blocks in ((1, records[:3]), (2, [header] + records[3:] + [bytes(TP_BSIZE * (ntrec - 1))])):
+        with RecordReader(DecompressingSource(open_source(str(tmp_path / f"vol{volume}")))) as reader:
+            assert b"".join(reader) == b"".join(blocks)
 
 
 # -- pydump -> the real restore ------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dumptool.dump import Dump, DumpOptions
 from dumptool.format import TP_BSIZE, ByteOrder, Dinode, RecordType, inode_records, volume_header
 from dumptool.format.dinode import stat_fields
 from dumptool.format.header import InodeHeaders
-from dumptool.records import RecordWriter, TapePosition, open_sink
+from dumptool.medium import RecordWriter, TapePosition, open_sink
 from dumptool.trees import has_zero_block
 from samples import plant_common_files, stamp_times
 

@@ -1,4 +1,4 @@
-"""The record layer packs 1 KiB blocks into records and moves them like dump."""
+"""The medium packs 1 KiB blocks into records and moves them like dump."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from dumptool.errors import DumpError, MediumError
-from dumptool.format import TP_BSIZE
-from dumptool.records import (
+from dumptool.format import DR_COMPRESSED, TP_BSIZE, volume_header
+from dumptool.medium import (
     NewVolume,
     RecordReader,
     RecordWriter,
@@ -326,14 +326,52 @@ def test_missing_input_names_the_file(tmp_path: Path) -> None:
 
 def test_dash_writes_stdout_and_reads_stdin() -> None:
     """``-f -``: the image goes to standard output and comes from standard input."""
-    write = ("from dumptool.records import RecordWriter, open_sink\n"
+    write = ("from dumptool.medium import RecordWriter, open_sink\n"
              "w = RecordWriter(open_sink('-'), 4)\n"
              "w.write(bytes(range(256)) * 4 * 8)\n"
              "w.finish()\n")
     out = subprocess.run([sys.executable, "-c", write], capture_output=True, check=True, cwd=REPO).stdout
     assert out == bytes(range(256)) * 4 * 8
     read = ("import sys\n"
-            "from dumptool.records import RecordReader, open_source\n"
+            "from dumptool.medium import RecordReader, open_source\n"
             "print(sum(1 for _ in RecordReader(open_source('-'))))\n")
     done = subprocess.run([sys.executable, "-c", read], input=out, capture_output=True, check=True, cwd=REPO)
     assert done.stdout.strip() == b"8"
+
+
+# -- the drive a source moves; what the medium does not know ---------------------------------------
+
+
+def test_a_tape_source_spaces_over_files_and_rewinds_and_a_file_refuses(nst0: str, tmp_path: Path) -> None:
+    with open_device(nst0, writable=True) as tape:
+        for first in (0, 4):
+            tape.write(b"".join(stream(4, start=first)))
+            tape.write_filemarks(1)
+        tape.rewind()
+    source = open_source(nst0)
+    source.space_files(1)
+    assert [index_of(b) for b in RecordReader(source)] == [4, 5, 6, 7]
+    source.rewind()
+    with RecordReader(source) as reader:
+        assert [index_of(b) for b in reader] == [0, 1, 2, 3]
+    (tmp_path / "img").write_bytes(b"".join(stream(4)))
+    plain = open_source(str(tmp_path / "img"))
+    with pytest.raises(MediumError, match=f"{tmp_path}/img: cannot space over tape files: not a tape drive"):
+        plain.space_files(1)
+    with pytest.raises(MediumError, match="cannot rewind: not a tape drive"):
+        plain.rewind()
+    plain.close()
+
+
+def test_the_medium_moves_a_compressed_image_as_it_lies(tmp_path: Path) -> None:
+    """Compression is a wrapper the caller chooses: a reader alone hands over
+    the bytes of an image flagged compressed untouched, and importing the
+    medium does not import compression."""
+    head = volume_header(date=1_700_000_000, ntrec=4)
+    image = head.derive(c_flags=head.c_flags | DR_COMPRESSED).pack() + b"".join(stream(7, start=1))
+    (tmp_path / "img").write_bytes(image)
+    with RecordReader(open_source(str(tmp_path / "img"))) as reader:
+        assert b"".join(reader) == image
+    probe = "import sys, dumptool.medium; print(sorted(m for m in sys.modules if m.startswith('dumptool.')))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert "dumptool.compression" not in loaded.stdout and "dumptool.medium.reader" in loaded.stdout
