@@ -46,6 +46,7 @@ from tapelib.durable import replace_file, sync_folder
 
 from .dump import Stage
 from .errors import DumpError, RestartError
+from .history import close_quietly
 from .sessions import state_dir
 
 if TYPE_CHECKING:
@@ -423,12 +424,8 @@ class OffsetMap:
         pass
 
     def close(self) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            try:
-                file.close()
-            except OSError:
-                pass
+        close_quietly(self._file)
+        self._file = None
 
 
 class ContextKeeper:

@@ -33,6 +33,16 @@ if TYPE_CHECKING:
     from .medium import RecordWriter
 
 
+def close_quietly(file: "IO | None") -> None:
+    """Close *file* (None: nothing) when a dump ends another way: what it
+    kept is of no use any more, so a failing close says nothing."""
+    if file is not None:
+        try:
+            file.close()
+        except OSError:
+            pass
+
+
 class RecordPosition:
     """Where an inode's first record goes: ``volume``, ``block`` (the
     ``c_tapea`` of its header), ``record`` (the record's number in the
@@ -151,12 +161,8 @@ class QfaWriter:
                 raise DumpError(f"cannot write the QFA file {self.name}: {exc.strerror}") from None
 
     def close(self) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            try:
-                file.close()
-            except OSError:
-                pass
+        close_quietly(self._file)
+        self._file = None
 
 
 class TocArchive:
@@ -198,12 +204,8 @@ class TocArchive:
 
     def close(self) -> None:
         """Says "Archiving dump to FILE" once the archive is complete."""
-        file, self._file = self._file, None
-        if file is not None:
-            try:
-                file.close()
-            except OSError:
-                pass
+        close_quietly(self._file)
+        self._file = None
         if self._done:
             self._done = False
             self.say(f"Archiving dump to {self.name}")
@@ -215,8 +217,5 @@ class TocArchive:
             self._file.write(data)
         except OSError as exc:
             self.warn(f"error writing archive file {self.name}: {exc.strerror}; it stops here")
-            file, self._file = self._file, None
-            try:
-                file.close()
-            except OSError:
-                pass
+            close_quietly(self._file)
+            self._file = None

@@ -56,6 +56,17 @@ def dump(src: Path, out: Path, history=()) -> list[str]:
     return warnings
 
 
+def source_with_big_xattr(tmpfs: Path) -> tuple[Path, Path, bytes]:
+    """``src/a.txt`` with a 10,000-byte ``user.big`` (more than an EA record holds)."""
+    src = tmpfs / "src"
+    src.mkdir()
+    f = src / "a.txt"
+    f.write_text("a\n")
+    big = os.urandom(10_000)
+    os.setxattr(f, "user.big", big)
+    return src, f, big
+
+
 def test_the_layout_round_trips():
     entries = [Entry(Kind.NTACL, 5, b"", b"\1" * 40_000), Entry(Kind.STREAM, 7, b"s", b""),
                Entry(99, 3, b"future", b"x")]
@@ -63,12 +74,7 @@ def test_the_layout_round_trips():
 
 
 def test_xattrs_beyond_4_kib_go_to_pass_v_and_come_back(tmpfs, tmp_path):
-    src = tmpfs / "src"
-    src.mkdir()
-    f = src / "a.txt"
-    f.write_text("a\n")
-    big = os.urandom(10_000)
-    os.setxattr(f, "user.big", big)
+    src, f, big = source_with_big_xattr(tmpfs)
     os.setxattr(f, "user.DOSATTRIB", b"0x20\0")
     os.setxattr(f, "security.NTACL", b"\4" * 6000)
     subprocess.run(["setfacl", "-m", "u:1234:rw", str(f)], check=True)
@@ -124,12 +130,7 @@ def test_a_direct_access_extract_goes_on_to_pass_v(tmpfs, tmp_path):
     """``pyrestore -x NAME`` with the file history stops reading after its files, but a file
     whose xattrs went to Pass V gets them: the history says where Pass V starts and the
     restore seeks there (a few records, not the 8 MiB between)."""
-    src = tmpfs / "src"
-    src.mkdir()
-    f = src / "a.txt"
-    f.write_text("a\n")
-    big = os.urandom(10_000)
-    os.setxattr(f, "user.big", big)
+    src, f, big = source_with_big_xattr(tmpfs)
     (src / "m.bin").write_bytes(os.urandom(8 << 20))
     (src / "z.txt").write_text("the carrier\n")
     image = tmp_path / "dar.dump"

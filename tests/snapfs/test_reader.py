@@ -25,7 +25,7 @@ from snapfs.volume import DB_FILE
 BS = 4096
 
 
-def _build(mnt: Path) -> None:
+def build_every_kind(mnt: Path) -> None:
     """A tree with every kind of inode, xattrs, ACLs, hard links and holes."""
     (mnt / "d" / "sub").mkdir(parents=True)
     (mnt / "small").write_bytes(b"hello\n")
@@ -116,7 +116,7 @@ def _path_of(paths: dict[str, int], ino: int) -> str:
 
 def test_reader_reads_exactly_the_held_snapshot_while_the_daemon_writes(mounted: Mounted):
     m = mounted.mnt
-    _build(m)
+    build_every_kind(m)
     with client.open_volume(mounted.voldir) as c:
         c.snapshot_create("s")
         c.snapshot_hold("s", "dump-1")

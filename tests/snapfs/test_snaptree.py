@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from dumptool.snaptree import SnapshotTree
 from dumptool.traverse import FreshNumbering
 from snapfs import client
 from snapfs.reader import open_snapshot
+from test_reader import build_every_kind
 
 pytestmark = pytest.mark.fuse
 
@@ -27,36 +27,16 @@ BS = 4096
 
 
 def build(mnt: Path) -> None:
-    """Every kind of inode, xattrs, ACLs, hard links, holes, a qtree."""
+    """Every kind of inode, xattrs, ACLs, hard links, holes (test_reader's tree), and a qtree,
+    zeros stored as data and a file of many blocks."""
     snapfs("qtree", "create", mnt, "qt")
-    (mnt / "d" / "sub").mkdir(parents=True)
-    (mnt / "small").write_bytes(b"hello\n")
-    (mnt / "d" / "multi").write_bytes(os.urandom(3 * BS + 100))
-    with open(mnt / "d" / "holey", "wb") as f:  # data, a hole, data, a hole to the end
-        f.write(b"a" * 10)
-        f.seek(3 * BS)
-        f.write(b"b" * BS)
-        f.truncate(8 * BS + 5)
+    build_every_kind(mnt)
     with open(mnt / "d" / "zeros", "wb") as f:  # mapped blocks holding zeros (a hole in the image)
         f.write(b"z" * 100 + bytes(3 * BS) + b"y" * 10)
-    (mnt / "sparse").touch()
-    os.truncate(mnt / "sparse", 1 << 20)
     (mnt / "big").write_bytes(os.urandom(200 * 1024 + 7))
-    os.link(mnt / "small", mnt / "d" / "sub" / "hard")
-    os.symlink("../small", mnt / "d" / "link")
-    os.mkfifo(mnt / "fifo")
-    os.mknod(mnt / "d" / "cdev", stat.S_IFCHR | 0o640, os.makedev(4, 5))
-    os.setxattr(mnt / "d" / "multi", "user.colour", b"blue")
-    os.setxattr(mnt / "d", "trusted.t", b"\x00\x01")
-    os.chown(mnt / "d" / "holey", 123, 456)
-    os.utime(mnt / "small", ns=(1_000_000_001, 2_000_000_002))
-    subprocess.run(["setfacl", "-m", "u:65534:rw", str(mnt / "small")], check=True)
-    subprocess.run(["setfacl", "-d", "-m", "g:65534:rx", str(mnt / "d")], check=True)
     (mnt / "qt" / "in").mkdir()
     (mnt / "qt" / "in" / "f").write_bytes(b"in the qtree\n" * 300)
     os.link(mnt / "qt" / "in" / "f", mnt / "qt" / "f2")
-    for i in range(30):
-        (mnt / "d" / "sub" / f"f{i:02}").write_bytes(b"%d" % i * (i * 97))
 
 
 def take(m: Mounted, name: str = "s1", holder: str = "test") -> None:
