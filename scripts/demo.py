@@ -18,7 +18,9 @@ hard links and holes.
 
 Then the filer's objects on the same volume (a qtree of ntfs style, a LUN,
 DOS attributes in Samba's layout, an 8.3 name), seen with getfattr and the
-snapfs commands; and NDMP: pyndmpd serves the volume and the shelf, the real
+snapfs commands; the qtree dumped on its own, an xattr too large for the
+image's EA record carried in Pass V, and one file restored by direct access
+(the file history's seek); and NDMP: pyndmpd serves the volume and the shelf, the real
 ndmjob backs a snapshot up onto the blank cartridge and restores it, and the
 restored tree is checked against the snapshot.  The volume is unmounted at
 the end, also when a step fails.  Everything lives under ./demo-work (made
@@ -155,6 +157,8 @@ def main() -> int:
         subprocess.run(["fusermount3", "-u", "-z", str(WORK / "mnt")], capture_output=True)
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
+    # the dumps' file history, contexts and session slots stay in the demo's folder
+    os.environ.setdefault("SNAPDUMP_STATE_DIR", str(WORK / "state"))
     shelf = WORK / "shelf"
     nst0 = shelf / "nst0"
     rsh = WORK / "rsh-local"
@@ -312,6 +316,26 @@ def filer_objects(mnt: Path) -> None:
     info = dosattrib.decode(os.getxattr(spec, "user.DOSATTRIB"))
     print(f"demo: {spec.name}: DOS attributes 0x{info.attrib:x} (read-only, archive) in Samba's own layout")
     run(BIN / "snapfs", "volume", "show", mnt)
+
+    print("\n== the qtree dumped on its own (qtree scope); what a file's EA record cannot hold goes to Pass V")
+    os.setxattr(spec, "user.review", os.urandom(6000))  # more than restore's 4 KiB EA record takes
+    image = WORK / "eng.dump"
+    out = run(BIN / "pydump", "-0", "-f", image, mnt / "eng", show=False)
+    print(f"$ pydump -0 -f eng.dump mnt/eng")
+    print("\n".join(line for line in out.splitlines() if "snapshot" in line or "Pass" in line))
+    if "dumping (Pass V)" not in out:
+        raise SystemExit("demo: the qtree's dump wrote no Pass V")
+    print("\n== one file back by direct access: the file history says where it is on the image")
+    back = mnt / "eng-restored"  # on the volume: xattrs of any size (an ext4 folder takes 4 KiB)
+    back.mkdir()
+    out = run(BIN / "pyrestore", "-x", "-v", "-f", image, "./specification draft.txt", cwd=back, show=False)
+    print(f"$ cd mnt/eng-restored; pyrestore -x -v -f eng.dump './specification draft.txt'")
+    print("\n".join(line for line in out.splitlines() if "records read" in line))
+    got = back / "specification draft.txt"
+    if got.read_bytes() != spec.read_bytes() or os.getxattr(got, "user.review") != os.getxattr(spec, "user.review") \
+            or os.getxattr(got, "user.DOSATTRIB") != os.getxattr(spec, "user.DOSATTRIB"):
+        raise SystemExit("demo: the file restored by direct access differs from the volume's")
+    print("demo: the file came back with its DOS attributes (EA record) and its 6,000-byte xattr (Pass V)")
 
 
 def ndmp_backup(shelf: Path, nst0: Path, mnt: Path) -> None:
