@@ -26,6 +26,8 @@ import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from snapdump.snapfs_names import VOLUME_XATTR
+
 from .format.pass5 import Entry, Kind, kind_name
 from .restore_options import Options
 from .restore_report import Report
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
     from .extraction import Extractor
     from .image_reader import ImageReader
 
-_VOLUME_XATTR = "user.snapfs.volume"   # on a snapfs mount's root: its volume folder
 _DOSNAME_XATTR = "trusted.snapfs.dosname"
 _STREAM_PREFIX, _STREAM_SUFFIX = b"user.DosStream.", b":$DATA"
 #: the largest stream one xattr holds (Samba's 64 KiB less the NUL it appends)
@@ -52,7 +53,7 @@ def snapfs_root(target: str) -> str | None:
         return None
     while True:
         try:
-            os.getxattr(p, _VOLUME_XATTR)
+            os.getxattr(p, VOLUME_XATTR)  # on a snapfs mount's root: its volume folder
             return p
         except OSError:
             pass
