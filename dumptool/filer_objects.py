@@ -8,7 +8,10 @@ inodes restored, before the directories get their modes and times:
   NT ACLs as xattrs, named streams through the volume's ``stream_write``, DOS
   8.3 names (``dosnames_set``), a LUN record (``lun_adopt``) when the file lands
   at the root of the volume or of a qtree (deeper it stays a plain file), qtree
-  records (``qtree_adopt``) only for a qtree restored to the volume's root;
+  records (``qtree_adopt``) only for a qtree restored to the volume's root,
+  a junction's record (``junction_adopt``) on its restored symbolic link when
+  the volume it leads to is still in the record's folder (else the link stays
+  a symbolic link, said in one warning);
 - into any other directory: xattrs and NT ACLs as Samba stores them, a stream
   as ``user.DosStream.NAME:$DATA`` when it fits one xattr (64 KiB), else as a
   ``FILE:NAME`` file beside the file with ``--streams-as-files`` or skipped
@@ -40,7 +43,8 @@ _STREAM_PREFIX, _STREAM_SUFFIX = b"user.DosStream.", b":$DATA"
 #: the largest stream one xattr holds (Samba's 64 KiB less the NUL it appends)
 STREAM_XATTR_MAX = 65535
 #: the filer's records as a snapfs mount shows them among the xattrs
-FILER_XATTRS = {Kind.LUN: b"trusted.snapfs.lun", Kind.QTREE: b"trusted.snapfs.qtree"}
+FILER_XATTRS = {Kind.LUN: b"trusted.snapfs.lun", Kind.QTREE: b"trusted.snapfs.qtree",
+                Kind.JUNCTION: b"trusted.snapfs.junction"}
 
 
 def snapfs_root(target: str) -> str | None:
@@ -133,7 +137,7 @@ class FilerObjects:
     def ignored(self, ino: int) -> frozenset[bytes]:
         """The xattr names a snapfs mount shows for *ino*'s filer records (compared apart)."""
         return frozenset(FILER_XATTRS[Kind(e.kind)] for e in self.entries
-                         if e.owner == ino and e.kind in (Kind.LUN, Kind.QTREE))
+                         if e.owner == ino and e.kind in FILER_XATTRS)
 
     # -- apply ----------------------------------------------------------------------
 
@@ -225,6 +229,12 @@ class FilerObjects:
                                             "or qtree)")
                         continue
                     client.lun_adopt(rel, e.value.decode("ascii"))
+                elif e.kind == Kind.JUNCTION and not plain:  # (a plain directory has the link and its xattr)
+                    try:
+                        client.junction_adopt(in_volume(path), os.fsdecode(e.value))
+                    except Exception as exc:  # SnapfsError: the volume is not there any more
+                        self.report.warn(f"{where}: {getattr(exc, 'message', None) or exc}: the junction is "
+                                         "restored as a symbolic link")
             except Exception as exc:  # SnapfsError, OSError, a bad record: one line, the rest goes on
                 what = kind_name(e.kind)
                 self.report.warn(f"{where}: {what} {os.fsdecode(e.name)!s} not restored: "
@@ -264,7 +274,7 @@ class FilerObjects:
         root = None
         client = None
         for e in self.entries:
-            if e.kind not in (Kind.STREAM, Kind.DOSNAME, Kind.LUN, Kind.QTREE):
+            if e.kind not in (Kind.STREAM, Kind.DOSNAME, Kind.LUN, Kind.QTREE, Kind.JUNCTION):
                 continue
             paths = names.get(e.owner)
             full = at(paths[0]) if paths else None
@@ -306,10 +316,14 @@ class FilerObjects:
                     if (lun.ostype, lun.space_reserve, lun.state) != (f["ostype"], f["space-reserve"], f["state"]):
                         differs(path, f"LUN {lun.ostype}/{lun.space_reserve}/{lun.state} on disk, "
                                       f"{f['ostype']}/{f['space-reserve']}/{f['state']} on tape")
-                elif e.kind == Kind.QTREE:
-                    got = os.getxattr(full, FILER_XATTRS[Kind.QTREE], follow_symlinks=False)
+                elif e.kind in (Kind.QTREE, Kind.JUNCTION):
+                    what = kind_name(e.kind)
+                    try:
+                        got = os.getxattr(full, FILER_XATTRS[Kind(e.kind)], follow_symlinks=False)
+                    except OSError:
+                        got = b"none"
                     if got != e.value:
-                        differs(path, f"qtree {os.fsdecode(got)} on disk, {os.fsdecode(e.value)} on tape")
+                        differs(path, f"{what} {os.fsdecode(got)} on disk, {os.fsdecode(e.value)} on tape")
             except OSError as exc:
                 differs(path, f"{Kind(e.kind).name.lower()} {os.fsdecode(e.name)}: {exc.strerror}")
             except Exception as exc:  # SnapfsError

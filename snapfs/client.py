@@ -40,6 +40,7 @@ from . import control
 from .errors import NotAVolume, SnapfsError, SnapshotBusy
 from .identity import VolumeIdentity
 from .junctions import Junction
+from .junctions import decode as _junction_fields
 from .locks import Lock
 from .luns import Lun
 from .qtrees import Qtree
@@ -267,6 +268,25 @@ class Client:
     def qtree_adopt(self, name: str, qid: int, security_style: str, oplocks: str) -> Qtree:
         """Make directory ``name`` of the root a qtree (id ``qid`` when free)."""
         return Qtree(**self._call("qtree_adopt", name=name, qid=qid, security_style=security_style, oplocks=oplocks))
+
+    def junction_adopt(self, path: str, record: str) -> Junction:
+        """Make symbolic link ``path`` a junction again from a dumped junction record
+        (``uuid=..;name=..;path=..``); NotAVolume when the record's folder holds no
+        snapfs volume with that uuid any more."""
+        try:
+            fields = _junction_fields(record.encode())
+        except (ValueError, UnicodeError):
+            raise SnapfsError(f"bad junction record {record!r}", errno.EINVAL) from None
+        try:
+            other = find_volume(fields["path"])
+            with Client(other) as o:
+                uuid = o.volume_identity().uuid
+        except SnapfsError:
+            uuid = None
+        if uuid != fields["uuid"]:
+            raise NotAVolume(f"volume {fields['name']} ({fields['uuid']}) is not in {fields['path']} any more")
+        return Junction(**self._call("junction_adopt", path=path, uuid=uuid, name=fields["name"],
+                                     volume_path=str(other)))
 
     # -- LUNs and locks (filerC)
 

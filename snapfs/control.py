@@ -193,8 +193,12 @@ def _qtree_adopt(vol: Volume, name: str, qid: int, security_style: str, oplocks:
     return dataclasses.asdict(vol.qtree_adopt(name, qid, security_style, oplocks))
 
 
+def _junction_adopt(vol: Volume, path: str, uuid: str, name: str, volume_path: str) -> dict:
+    return dataclasses.asdict(vol.junction_adopt(path, uuid, name, volume_path))
+
+
 FILER_COMMANDS: dict[str, Callable[..., Any]] = {
-    "dosnames_set": _dosnames_set, "lun_adopt": _lun_adopt, "lun_release": _lun_release, "qtree_adopt": _qtree_adopt,
+    "dosnames_set": _dosnames_set, "junction_adopt": _junction_adopt, "lun_adopt": _lun_adopt, "lun_release": _lun_release, "qtree_adopt": _qtree_adopt,
     "lun_create": _lun_create, "lun_list": _lun_list, "lun_show": _lun_show, "lun_resize": _lun_resize,
     "lun_modify": _lun_modify, "lun_delete": _lun_delete, "lun_clone": _lun_clone, "lun_split": _lun_split,
     "lock_add": _lock_add, "lock_list": _lock_list, "lock_break": _lock_break,

@@ -1,0 +1,66 @@
+"""pydump/pyrestore on snapfs, what a restore into a volume does beyond Pass V's own objects (issue 13):
+a junction goes on the image as the symbolic link it is and comes back a junction (Pass V kind 7) when
+its volume is there; a restore into snapfs ignores the locks on its target and keeps each LUN it
+restores under client I/O restriction until it ends (also when it fails); an NT-only file restored
+into a unix-style qtree gets the qtree's default unix permissions, a unix-only file into an
+ntfs-style qtree a default NT ACL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from fuse_fixtures import force_unmount, snapfs  # noqa: F401
+from test_fuse_pass5 import PYDUMP, PYRESTORE, RESTORE, mount, pass5_of, run
+
+from dumptool.format.pass5 import Kind
+from snapfs import client, fsck_path
+
+pytestmark = pytest.mark.fuse
+
+
+def test_a_junction_is_dumped_as_its_symlink_and_restored_a_junction(tmp_path):
+    src, dst, other = mount(tmp_path, "src"), mount(tmp_path, "dst"), mount(tmp_path, "other")
+    scratch = tmp_path / "real"
+    scratch.mkdir()
+    try:
+        (src.mnt / "dir").mkdir()
+        snapfs("junction", "create", src.mnt, "dir/j", "--volume", other.mnt)
+        (src.mnt / "f.txt").write_text("a file to carry Pass V\n")
+        (other.mnt / "hello").write_text("through the junction\n")
+        image = tmp_path / "l0"
+        run(PYDUMP, "-0", "-f", image, src.mnt)
+        with client.open_volume(other.mnt) as c:
+            uuid = c.volume_identity().uuid
+        entries = [e for e in pass5_of(image)[1] if e.kind == Kind.JUNCTION]
+        assert len(entries) == 1 and f"uuid={uuid};".encode() in entries[0].value, entries
+        assert "dir/j" in run(PYRESTORE, "-t", "-f", image).stdout.decode()
+        # the real restore: the symbolic link to the other volume's mount point
+        run(RESTORE, "-r", "-y", "-f", image, cwd=scratch, env=dict(os.environ, TMPDIR=str(tmp_path)))
+        assert os.readlink(scratch / "dir" / "j") == str(other.mnt)
+        # pyrestore into a volume: a junction again, to the same volume
+        r = run(PYRESTORE, "-r", "-y", "-f", image, cwd=dst.mnt, env=dict(os.environ, TMPDIR=str(tmp_path)))
+        assert b"not restored" not in r.stderr, r.stderr
+        with client.open_volume(dst.mnt) as c:
+            js = c.junction_list()
+        assert [(j.path, j.uuid, j.target) for j in js] == [("dir/j", uuid, str(other.mnt))]
+        assert (dst.mnt / "dir" / "j" / "hello").read_text() == "through the junction\n"
+        assert run(PYRESTORE, "-C", "-f", image, "-D", dst.mnt, ok=False).returncode == 0
+        # the volume gone: the junction stays a symbolic link, said in one line
+        dst2 = mount(tmp_path, "dst2")
+        force_unmount(other.mnt)
+        os.rename(other.voldir, tmp_path / "moved")
+        r = run(PYRESTORE, "-x", "-y", "-f", image, cwd=dst2.mnt)
+        assert os.readlink(dst2.mnt / "dir" / "j") == str(other.mnt)
+        assert r.stderr.count(b"restored as a symbolic link") == 1, r.stderr
+        with client.open_volume(dst2.mnt) as c:
+            assert c.junction_list() == []
+        force_unmount(dst2.mnt)
+    finally:
+        for mm in (src, dst, other):
+            force_unmount(mm.mnt)
+    for mm in (src, dst):
+        report = fsck_path(mm.voldir)
+        assert report.clean, report.problems
