@@ -35,7 +35,7 @@ from .format import (
     assemble_file,
     decode_dev,
 )
-from .filer_objects import snapfs_root
+from .filer_objects import FilerTarget, snapfs_root
 from .format.pass5 import EXT_PASS5
 from .image_reader import ImageReader
 from .restore_options import Options
@@ -110,6 +110,8 @@ class Extractor:
         self._dir_state: dict[bytes, tuple[int, int, int, bool]] = {}  # see _new_file_state
         self._fast_current = Checkpointed(0, [], None)  # type: ignore[arg-type]
         self._skip_xattrs: tuple[bytes, ...] = ()  # xattr names not set on this target (see beneath)
+        #: the pass's session with the snapfs volume of its target (set by the Restore), or None
+        self.filer: FilerTarget | None = None
 
     # -- the target folder: nothing outside it is ever created, written or followed ------
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from .format.pass5 import Entry, Kind, kind_name
 from .restore_options import Options
-from .restore_report import Report
+from .restore_report import Report, RestoreError
 
 if TYPE_CHECKING:
     from .extraction import Extractor
@@ -69,18 +69,73 @@ def snapfs_root(target: str) -> str | None:
         p = up
 
 
+class FilerTarget:
+    """A restore's session with the snapfs volume it writes into (none for another target,
+    nor for ``-N``), open for one pass: the restore acts as the restoring owner
+    ``pyrestore-PID`` (:meth:`snapfs.client.Client.act_as`), which no lock on the target
+    stops, and each LUN it restores is under client I/O restriction of that owner
+    (:meth:`restrict`) until :meth:`close`, which lifts them, also when the pass fails."""
+
+    def __init__(self, target: str, report: Report, opts: Options) -> None:
+        self.report = report
+        self.root = None if opts.dry_run else snapfs_root(target)
+        self.owner = f"pyrestore-{os.getpid()}"
+        self.client = None
+        self._restricted: list[str] = []
+        if self.root is not None:
+            from snapfs import client as _client  # only for a target on snapfs
+
+            from snapfs.errors import SnapfsError
+
+            try:
+                self.client = _client.open_volume(self.root)
+                self.client.act_as(self.owner, restore=True)
+            except SnapfsError as exc:
+                self.close()
+                raise RestoreError(f"{self.root}: cannot restore into this snapfs volume: {exc.message}") from None
+
+    def restrict(self, rel: str) -> None:
+        """Put ``rel`` (from the volume's root) under this restore's client I/O restriction."""
+        assert self.client is not None
+        if rel not in self._restricted:
+            self.client.restrict(rel, self.owner)
+            self._restricted.append(rel)
+
+    def close(self) -> None:
+        if self.client is None:
+            return
+        try:
+            for rel in self._restricted:
+                try:
+                    self.client.unrestrict(rel, self.owner)
+                except Exception as exc:  # SnapfsError: gone meanwhile; said, the others are lifted
+                    self.report.warn(f"{rel}: client I/O restriction not lifted: "
+                                     f"{getattr(exc, 'message', None) or exc}")
+        finally:
+            self.client.close()
+            self.client = None
+
+    def __enter__(self) -> "FilerTarget":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def apply_pass5(image: "ImageReader", ex: "Extractor", report: Report, opts: Options, target: str,
                 restored: Callable[[int], bool]) -> None:
     """Put the image's Pass V objects (read by now) on the inodes *restored* under *target*."""
     if image.pass5:
-        FilerObjects(image.pass5, report, opts).apply(target, lambda p: ex.at_or_none(target, p), image.tree.names(),
-                                                      restored)
+        FilerObjects(image.pass5, report, opts, ex.filer).apply(target, lambda p: ex.at_or_none(target, p),
+                                                                image.tree.names(), restored)
 
 
-def release_luns(image: "ImageReader", report: Report, opts: Options, target: str) -> None:
+def release_luns(image: "ImageReader", report: Report, opts: Options, target: str,
+                 filer: FilerTarget | None = None) -> None:
     """Before the files of *image* are written under *target* on a snapfs volume: every
-    LUN there that the image brings again becomes a plain file (a LUN cannot be truncated,
-    renamed aside or replaced through the mount); the image's Pass V makes it a LUN again."""
+    LUN there that the image brings again is put under the restore's client I/O
+    restriction (*filer*'s) and becomes a plain file (a LUN cannot be truncated, renamed
+    aside or replaced through the mount); the image's Pass V makes it a LUN again."""
     if opts.dry_run:
         return
     root = snapfs_root(target)
@@ -99,6 +154,8 @@ def release_luns(image: "ImageReader", report: Report, opts: Options, target: st
         for lun in luns:
             if lun.path in paths:
                 try:
+                    if filer is not None and filer.client is not None:
+                        filer.restrict(lun.path)
                     client.lun_release(lun.path)
                     report.verbose(f"LUN {lun.path} made a plain file until the restore makes it a LUN again")
                 except Exception as exc:  # SnapfsError: a clone; its restore then fails with one line
@@ -112,10 +169,12 @@ def stream_xattr(name: bytes) -> bytes:
 class FilerObjects:
     """Applies (or compares) one image's Pass V entries under a target folder."""
 
-    def __init__(self, entries: list[Entry], report: Report, opts: Options) -> None:
+    def __init__(self, entries: list[Entry], report: Report, opts: Options,
+                 filer: FilerTarget | None = None) -> None:
         self.entries = entries
         self.report = report
         self.opts = opts
+        self.filer = filer
 
     # -- what the entries add to each inode's xattrs --------------------------------
 
@@ -228,6 +287,8 @@ class FilerObjects:
                         self.report.verbose(f"{where}: a LUN restored as a plain file (not at the root of a volume "
                                             "or qtree)")
                         continue
+                    if self.filer is not None and self.filer.client is not None:
+                        self.filer.restrict(rel)  # until the restore ends
                     client.lun_adopt(rel, e.value.decode("ascii"))
                 elif e.kind == Kind.JUNCTION and not plain:  # (a plain directory has the link and its xattr)
                     try:

@@ -7,7 +7,9 @@ ntfs-style qtree a default NT ACL."""
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 import subprocess
 from pathlib import Path
 
@@ -60,6 +62,87 @@ def test_a_junction_is_dumped_as_its_symlink_and_restored_a_junction(tmp_path):
         force_unmount(dst2.mnt)
     finally:
         for mm in (src, dst, other):
+            force_unmount(mm.mnt)
+    for mm in (src, dst):
+        report = fsck_path(mm.voldir)
+        assert report.clean, report.problems
+
+
+def _restrictions(m: Path) -> list[tuple[str, str]]:
+    with client.open_volume(m) as c:
+        return [(r.path, r.owner) for r in c.restriction_list()]
+
+
+def _restore_from_pipe(image: Path, cwd: Path, front: int) -> subprocess.Popen:
+    """pyrestore -x reading the image from a pipe, given its first ``front`` bytes so far."""
+    p = subprocess.Popen([PYRESTORE, "-x", "-y", "-f", "-"], cwd=cwd, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdin is not None
+    p.stdin.write(image.read_bytes()[:front])
+    p.stdin.flush()
+    return p
+
+
+def _wait_restricted(m: Path, p: subprocess.Popen) -> list[tuple[str, str]]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and p.poll() is None:
+        got = _restrictions(m)
+        if got:
+            return got
+        time.sleep(0.1)
+    return []
+
+
+def test_a_restore_into_snapfs_ignores_locks_and_restricts_the_luns_it_restores(tmp_path):
+    src, dst = mount(tmp_path, "src"), mount(tmp_path, "dst")
+    try:
+        snapfs("lun", "create", src.mnt, "lun0", "--size", "1M", "--ostype", "linux")
+        with open(src.mnt / "lun0", "r+b") as f:
+            f.write(os.urandom(1 << 20))
+        (src.mnt / "f.txt").write_text("new\n")
+        image = tmp_path / "l0"
+        run(PYDUMP, "-0", "-f", image, src.mnt)
+        run(PYRESTORE, "-x", "-y", "-f", image, cwd=dst.mnt)
+        assert _restrictions(dst.mnt) == []
+        (dst.mnt / "f.txt").write_text("old\n")
+        snapfs("lock", "add", dst.mnt, "f.txt", "--type", "advisory", "--owner", "smb-7", "--share", "deny-write")
+        with pytest.raises(PermissionError):
+            (dst.mnt / "f.txt").write_text("anyone else\n")
+
+        # restored again from a pipe, held half-way: the LUN is restricted to the restore meanwhile
+        p = _restore_from_pipe(image, dst.mnt, 700 << 10)
+        try:
+            held = _wait_restricted(dst.mnt, p)
+            assert held == [("lun0", f"pyrestore-{p.pid}")], (held, p.poll())
+            with pytest.raises(OSError) as busy:
+                open(dst.mnt / "lun0", "rb").close()
+            assert busy.value.errno == errno.EBUSY
+            p.stdin.write(image.read_bytes()[700 << 10:])
+            p.stdin.close()
+            err = p.stderr.read()
+            p.wait(timeout=60)
+        finally:
+            p.kill() if p.poll() is None else None
+        assert p.returncode == 0, err
+        assert (dst.mnt / "f.txt").read_text() == "new\n"  # the lock did not stop the restore
+        assert (dst.mnt / "lun0").read_bytes() == (src.mnt / "lun0").read_bytes()
+        assert _restrictions(dst.mnt) == []
+        with client.open_volume(dst.mnt) as c:
+            assert [x.path for x in c.lun_list()] == ["lun0"]
+
+        # a restore that fails half-way lifts its restriction too
+        p = _restore_from_pipe(image, dst.mnt, 700 << 10)
+        try:
+            assert _wait_restricted(dst.mnt, p)
+            p.stdin.close()
+            err = p.stderr.read()
+            p.wait(timeout=60)
+        finally:
+            p.kill() if p.poll() is None else None
+        assert p.returncode != 0 and b"Traceback" not in err, err
+        assert _restrictions(dst.mnt) == []
+    finally:
+        for mm in (src, dst):
             force_unmount(mm.mnt)
     for mm in (src, dst):
         report = fsck_path(mm.voldir)
