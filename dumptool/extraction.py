@@ -337,6 +337,8 @@ class Extractor:
             if xattrs:
                 self.set_attrs(path, path, head, xattrs, fd, owner=False, perms=False)
             else:
+                if self.filer is not None:  # (as set_attrs does)
+                    self.filer.note(path, stat.S_IFREG | mode, uid, gid, [])
                 try:
                     os.utime(fd, ns=(head.atime_sec * 1_000_000_000 + head.atime_usec * 1000,
                                      head.mtime_sec * 1_000_000_000 + head.mtime_usec * 1000))
@@ -635,6 +637,8 @@ class Extractor:
         if given).  Without *owner* or *perms* the owner or the mode is known
         to be right already and is not set."""
         mode = d.mode
+        if self.filer is not None:  # a snapfs target: its qtree's security style may apply (filer_objects)
+            self.filer.note(path, mode, d.uid, d.gid, xattrs)
         if owner:
             try:
                 if fd is None:

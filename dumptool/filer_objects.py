@@ -25,6 +25,7 @@ snapfs is imported only when the target is on a snapfs volume.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -39,6 +40,11 @@ if TYPE_CHECKING:
 
 _VOLUME_XATTR = "user.snapfs.volume"   # on a snapfs mount's root: its volume folder
 _DOSNAME_XATTR = "trusted.snapfs.dosname"
+_NTACL, _POSIX_ACL = b"security.NTACL", b"system.posix_acl_access"
+#: the unix permissions of a file with only NT permissions in a unix-style qtree (snapfs.winmeta's)
+_UNIX_DEFAULT = 0o755
+#: the style a file crossed from for each rule: NT-only into unix, unix-only into ntfs
+_OTHER_STYLE = {"unix": "ntfs", "ntfs": "unix"}
 _STREAM_PREFIX, _STREAM_SUFFIX = b"user.DosStream.", b":$DATA"
 #: the largest stream one xattr holds (Samba's 64 KiB less the NUL it appends)
 STREAM_XATTR_MAX = 65535
@@ -78,10 +84,16 @@ class FilerTarget:
 
     def __init__(self, target: str, report: Report, opts: Options) -> None:
         self.report = report
+        self.target = target
         self.root = None if opts.dry_run else snapfs_root(target)
         self.owner = f"pyrestore-{os.getpid()}"
         self.client = None
         self._restricted: list[str] = []
+        self._styles: dict[str, str] | None = None  # qtree name -> security style ("" -> the volume's)
+        #: files and directories the security style may change (see :meth:`note`): ./path -> (style, uid, gid, mode)
+        self._restyle: dict[bytes, tuple[str, int, int, int]] = {}
+        #: the security styles of the dumped qtrees, by their ./path on the image (from Pass V)
+        self.source_styles: dict[bytes, str] = {}
         if self.root is not None:
             from snapfs import client as _client  # only for a target on snapfs
 
@@ -101,10 +113,83 @@ class FilerTarget:
             self.client.restrict(rel, self.owner)
             self._restricted.append(rel)
 
-    def close(self) -> None:
+    def style_of(self, path: bytes) -> str:
+        """The security style of the tree ``./path`` (under the target) lands in."""
+        assert self.client is not None and self.root is not None
+        if self._styles is None:
+            self._styles = {q.name: q.security_style for q in self.client.qtree_list()}
+            self._styles[""] = self.client.volume_identity().security_style
+        rel = os.path.normpath(os.path.join(os.path.relpath(os.path.realpath(self.target), self.root),
+                                            os.fsdecode(path)))
+        return self._styles.get(rel.split("/", 1)[0], self._styles[""])
+
+    def note(self, path: bytes, mode: int, uid: int, gid: int, xattrs: list[tuple[bytes, bytes]]) -> None:
+        """A file or directory ``./path`` was given its tape's owner, mode and xattrs: the
+        security style's rules may apply to it at :meth:`close` (see :meth:`_restyle_all`)."""
+        if self.client is None or stat.S_IFMT(mode) not in (stat.S_IFREG, stat.S_IFDIR):
+            return
+        names = {n for n, _ in xattrs}
+        if stat.S_IMODE(mode) == 0 and _POSIX_ACL not in names:
+            candidate = "unix"  # NT-only, when an NT ACL comes (EA record or Pass V)
+        elif _NTACL not in names:
+            candidate = "ntfs"  # unix-only, unless Pass V brings an NT ACL
+        else:
+            return
+        self._restyle[path] = (candidate, uid, gid, mode)
+
+    def _source_style(self, path: bytes) -> str | None:
+        """The style of the dumped qtree ``./path`` was in (None: not known from the image)."""
+        path = os.path.normpath(path)  # as the keys: "./a/b" is "a/b"
+        while True:
+            style = self.source_styles.get(path)
+            if style is not None or path in (b".", b"/"):
+                return style
+            path = os.path.dirname(path) or b"."
+
+    def _restyle_all(self) -> None:
+        """Into a unix-style tree, a file or directory with only NT permissions (an NT ACL,
+        no POSIX ACL, no permission bits) gets the tree's default unix permissions
+        (0755); into an ntfs-style tree, one with only unix permissions (no NT ACL) gets
+        the default NT ACL made from its owner, group and mode: stored, as the volume
+        shows them (:mod:`snapfs.winmeta`), so that they stay with the file."""
+        if not self._restyle or not self.source_styles:
+            return
+        from snapfs.windows import ntacl, security  # only for a target on snapfs
+
+        from .extraction import chmod_nofollow
+
+        self._styles = None  # (qtrees the restore made count)
+        for path, (style, uid, gid, mode) in self._restyle.items():
+            if self.style_of(path) != style or self._source_style(path) != _OTHER_STYLE[style]:
+                continue
+            full = os.path.join(self.target, os.fsdecode(path))
+            try:
+                st = os.lstat(full)
+                if stat.S_IFMT(st.st_mode) != stat.S_IFMT(mode):
+                    continue
+                names = set(os.listxattr(full, follow_symlinks=False))
+                if style == "unix" and os.fsdecode(_NTACL) in names and os.fsdecode(_POSIX_ACL) not in names:
+                    chmod_nofollow(full, _UNIX_DEFAULT)
+                    self.report.verbose(f"{os.fsdecode(path)}: only NT permissions, in a unix-style qtree: "
+                                        f"mode {_UNIX_DEFAULT:o}")
+                elif style == "ntfs" and os.fsdecode(_NTACL) not in names:
+                    sd = security.default_descriptor(security.Sid(22, (1, uid)), security.Sid(22, (2, gid)), mode)
+                    os.setxattr(full, _NTACL, ntacl.encode(sd), follow_symlinks=False)
+                    self.report.verbose(f"{os.fsdecode(path)}: only unix permissions, in an ntfs-style qtree: "
+                                        "the default NT ACL")
+            except FileNotFoundError:
+                continue  # (a name -r removed or renamed since)
+            except OSError as exc:
+                self.report.warn(f"{os.fsdecode(path)}: the {style}-style qtree's default permissions not set: "
+                                 f"{exc.strerror}")
+
+    def close(self, done: bool = True) -> None:
+        """Lift the restrictions (and, when the pass is ``done``, apply the security styles' rules)."""
         if self.client is None:
             return
         try:
+            if done:
+                self._restyle_all()
             for rel in self._restricted:
                 try:
                     self.client.unrestrict(rel, self.owner)
@@ -118,13 +203,20 @@ class FilerTarget:
     def __enter__(self) -> "FilerTarget":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, *exc) -> None:
+        self.close(done=kind is None)
 
 
 def apply_pass5(image: "ImageReader", ex: "Extractor", report: Report, opts: Options, target: str,
                 restored: Callable[[int], bool]) -> None:
     """Put the image's Pass V objects (read by now) on the inodes *restored* under *target*."""
+    if image.pass5 and ex.filer is not None:
+        names = image.tree.names()
+        for e in image.pass5:
+            if e.kind == Kind.QTREE and names.get(e.owner):
+                fields = dict(p.split("=", 1) for p in os.fsdecode(e.value).split(";") if "=" in p)
+                if "security-style" in fields:
+                    ex.filer.source_styles[os.path.normpath(names[e.owner][0])] = fields["security-style"]
     if image.pass5:
         FilerObjects(image.pass5, report, opts, ex.filer).apply(target, lambda p: ex.at_or_none(target, p),
                                                                 image.tree.names(), restored)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
 import subprocess
 from pathlib import Path
 
 import pytest
 from fuse_fixtures import force_unmount, snapfs  # noqa: F401
-from test_fuse_pass5 import PYDUMP, PYRESTORE, RESTORE, mount, pass5_of, run
+from test_fuse_pass5 import PYDUMP, PYRESTORE, RESTORE, mount, pass5_of, run, sd
 
 from dumptool.format.pass5 import Kind
 from snapfs import client, fsck_path
+from snapfs.windows import NTACL_XATTR, ntacl, security
 
 pytestmark = pytest.mark.fuse
 
@@ -141,6 +143,58 @@ def test_a_restore_into_snapfs_ignores_locks_and_restricts_the_luns_it_restores(
             p.kill() if p.poll() is None else None
         assert p.returncode != 0 and b"Traceback" not in err, err
         assert _restrictions(dst.mnt) == []
+    finally:
+        for mm in (src, dst):
+            force_unmount(mm.mnt)
+    for mm in (src, dst):
+        report = fsck_path(mm.voldir)
+        assert report.clean, report.problems
+
+
+def test_permissions_across_qtree_styles_follow_the_target_qtree(tmp_path):
+    src, dst = mount(tmp_path, "src"), mount(tmp_path, "dst")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    try:
+        for m in (src.mnt, dst.mnt):
+            snapfs("qtree", "create", m, "qn", "--security-style", "ntfs")
+            snapfs("qtree", "create", m, "qu", "--security-style", "unix")
+        nt = src.mnt / "qn" / "nt.doc"  # only NT permissions: an NT ACL, no permission bits
+        nt.write_text("windows\n")
+        os.setxattr(nt, NTACL_XATTR, sd(3))
+        os.chmod(nt, 0)
+        (src.mnt / "qn" / "both.doc").write_text("mode and ACL\n")  # not NT-only: kept as it is
+        os.chmod(src.mnt / "qn" / "both.doc", 0o640)
+        os.setxattr(src.mnt / "qn" / "both.doc", NTACL_XATTR, sd(2))
+        ux = src.mnt / "qu" / "u.txt"  # only unix permissions
+        ux.write_text("unix\n")
+        os.chmod(ux, 0o640)
+        os.chown(ux, 1234, 56)
+        (src.mnt / "qu" / "d").mkdir()
+        (src.mnt / "qu" / "d" / "v.txt").write_text("deeper\n")
+        img_n, img_u = tmp_path / "qn.dump", tmp_path / "qu.dump"
+        run(PYDUMP, "-0", "-f", img_n, src.mnt / "qn")
+        run(PYDUMP, "-0", "-f", img_u, src.mnt / "qu")
+        # each qtree into a qtree of the other style
+        run(PYRESTORE, "-x", "-y", "-f", img_n, cwd=dst.mnt / "qu")
+        run(PYRESTORE, "-x", "-y", "-f", img_u, cwd=dst.mnt / "qn")
+        assert stat.S_IMODE(os.stat(dst.mnt / "qu" / "nt.doc").st_mode) == 0o755
+        assert stat.S_IMODE(os.stat(dst.mnt / "qu" / "both.doc").st_mode) == 0o640
+        assert os.getxattr(dst.mnt / "qu" / "nt.doc", NTACL_XATTR) == sd(3)  # its ACL kept
+        default = ntacl.encode(security.default_descriptor(security.Sid(22, (1, 1234)), security.Sid(22, (2, 56)),
+                                                           0o640))
+        assert os.getxattr(dst.mnt / "qn" / "u.txt", NTACL_XATTR) == default
+        assert stat.S_IMODE(os.stat(dst.mnt / "qn" / "u.txt").st_mode) == 0o640
+        # stored with the files, not only shown: a dump of the target carries them
+        img_d = tmp_path / "dst.dump"
+        run(PYDUMP, "-0", "-f", img_d, dst.mnt)
+        run(PYRESTORE, "-x", "-y", "-f", img_d, cwd=plain)
+        assert stat.S_IMODE(os.lstat(plain / "qu" / "nt.doc").st_mode) == 0o755
+        assert os.getxattr(plain / "qn" / "u.txt", NTACL_XATTR) == default
+        assert os.getxattr(plain / "qn" / "d" / "v.txt", NTACL_XATTR)  # a directory's files too
+        # a restore into a qtree of the same style changes nothing
+        run(PYRESTORE, "-x", "-y", "-f", img_u, cwd=dst.mnt / "qu")
+        assert NTACL_XATTR.decode() not in os.listxattr(dst.mnt / "qu" / "u.txt")
     finally:
         for mm in (src, dst):
             force_unmount(mm.mnt)
