@@ -78,7 +78,8 @@ def snapfs_root(target: str) -> str | None:
 class FilerTarget:
     """A restore's session with the snapfs volume it writes into (none for another target,
     nor for ``-N``), open for one pass: the restore acts as the restoring owner
-    ``pyrestore-PID`` (:meth:`snapfs.client.Client.act_as`), which no lock on the target
+    ``pyrestore-PID`` (or the owner it runs as, under ``snapfs restrict exec``;
+    :meth:`snapfs.client.Client.act_as`), which no lock on the target
     stops, and each LUN it restores is under client I/O restriction of that owner
     (:meth:`restrict`) until :meth:`close`, which lifts them, also when the pass fails."""
 
@@ -101,7 +102,7 @@ class FilerTarget:
 
             try:
                 self.client = _client.open_volume(self.root)
-                self.client.act_as(self.owner, restore=True)
+                self.owner = self.client.act_as(self.owner, restore=True, inherit=True)
             except SnapfsError as exc:
                 self.close()
                 raise RestoreError(f"{self.root}: cannot restore into this snapfs volume: {exc.message}") from None

@@ -241,14 +241,16 @@ class Client:
     def restriction_list(self) -> list[Restriction]:
         return [Restriction(**d) for d in self._call("restriction_list")]
 
-    def act_as(self, owner: str, restore: bool = False) -> None:
+    def act_as(self, owner: str, restore: bool = False, inherit: bool = False) -> str:
         """This process (and its children) act as restriction owner ``owner`` on the
         mount while this client stays open (see :mod:`snapfs.restrictions`); with
-        ``restore``, as a restoring owner, which no lock stops (:mod:`snapfs.locks`).
-        On a volume that is not mounted nothing is enforced, so nothing is needed."""
+        ``restore``, as a restoring owner, which no lock stops (:mod:`snapfs.locks`);
+        with ``inherit``, as the owner an ancestor already acts as, if any.  The owner
+        it acts as.  On a volume that is not mounted nothing is enforced, so nothing is needed."""
         check_owner(owner)
         if self.mounted:
-            self._call(control.ACT_AS, owner=owner, restore=restore)
+            return self._call(control.ACT_AS, owner=owner, restore=restore, inherit=inherit)
+        return owner
 
     # -- what a restore sets that the mount cannot (snapfs.restoring)
 

@@ -395,10 +395,13 @@ async def _requests(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]
                 req = json.loads(line)
                 op, args = req["op"], req.get("args") or {}
                 if op == ACT_AS:  # filerA: this connection's process acts as a restriction owner
-                    check_owner(args["owner"])
-                    acting.append(_peer_pid(conn))
-                    vol.owners.register(acting[-1], args["owner"], bool(args.get("restore")))
-                    reply = {"ok": True, "result": acting[-1]}
+                    pid = _peer_pid(conn)
+                    # inherit: keep the owner an ancestor acts as (restrict exec ... -- pyrestore)
+                    owner = (args.get("inherit") and vol.owners.owner_of(pid)) or args["owner"]
+                    check_owner(owner)
+                    acting.append(pid)
+                    vol.owners.register(pid, owner, bool(args.get("restore")))
+                    reply = {"ok": True, "result": owner}
                     await _send(conn, reply)
                     continue
                 vol.commit()  # exact space figures; the command itself is committed below

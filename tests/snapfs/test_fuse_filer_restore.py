@@ -143,6 +143,13 @@ def test_a_restore_into_snapfs_ignores_locks_and_restricts_the_luns_it_restores(
             p.kill() if p.poll() is None else None
         assert p.returncode != 0 and b"Traceback" not in err, err
         assert _restrictions(dst.mnt) == []
+
+        # run as the owner of a restriction on its target (snapfs restrict exec): it keeps that owner
+        snapfs("restrict", dst.mnt, "f.txt", "--owner", "restore-7")
+        r = snapfs("restrict", "exec", dst.mnt, "--owner", "restore-7", "--", "sh", "-c",
+                   'cd "$0" && exec "$1" -x -y -f "$2"', dst.mnt, PYRESTORE, image, check=False)
+        assert r.returncode == 0, r.stderr
+        assert _restrictions(dst.mnt) == [("f.txt", "restore-7")]
     finally:
         for mm in (src, dst):
             force_unmount(mm.mnt)
