@@ -35,7 +35,7 @@ from .format import (
     assemble_file,
     decode_dev,
 )
-from .filer_objects import snapfs_root
+from .filer_objects import FilerTarget, snapfs_root
 from .format.pass5 import EXT_PASS5
 from .image_reader import ImageReader
 from .restore_options import Options
@@ -110,6 +110,8 @@ class Extractor:
         self._dir_state: dict[bytes, tuple[int, int, int, bool]] = {}  # see _new_file_state
         self._fast_current = Checkpointed(0, [], None)  # type: ignore[arg-type]
         self._skip_xattrs: tuple[bytes, ...] = ()  # xattr names not set on this target (see beneath)
+        #: the pass's session with the snapfs volume of its target (set by the Restore), or None
+        self.filer: FilerTarget | None = None
 
     # -- the target folder: nothing outside it is ever created, written or followed ------
 
@@ -335,6 +337,8 @@ class Extractor:
             if xattrs:
                 self.set_attrs(path, path, head, xattrs, fd, owner=False, perms=False)
             else:
+                if self.filer is not None:  # (as set_attrs does)
+                    self.filer.note(path, stat.S_IFREG | mode, uid, gid, [])
                 try:
                     os.utime(fd, ns=(head.atime_sec * 1_000_000_000 + head.atime_usec * 1000,
                                      head.mtime_sec * 1_000_000_000 + head.mtime_usec * 1000))
@@ -633,6 +637,8 @@ class Extractor:
         if given).  Without *owner* or *perms* the owner or the mode is known
         to be right already and is not set."""
         mode = d.mode
+        if self.filer is not None:  # a snapfs target: its qtree's security style may apply (filer_objects)
+            self.filer.note(path, mode, d.uid, d.gid, xattrs)
         if owner:
             try:
                 if fd is None:

@@ -8,7 +8,10 @@ inodes restored, before the directories get their modes and times:
   NT ACLs as xattrs, named streams through the volume's ``stream_write``, DOS
   8.3 names (``dosnames_set``), a LUN record (``lun_adopt``) when the file lands
   at the root of the volume or of a qtree (deeper it stays a plain file), qtree
-  records (``qtree_adopt``) only for a qtree restored to the volume's root;
+  records (``qtree_adopt``) only for a qtree restored to the volume's root,
+  a junction's record (``junction_adopt``) on its restored symbolic link when
+  the volume it leads to is still in the record's folder (else the link stays
+  a symbolic link, said in one warning);
 - into any other directory: xattrs and NT ACLs as Samba stores them, a stream
   as ``user.DosStream.NAME:$DATA`` when it fits one xattr (64 KiB), else as a
   ``FILE:NAME`` file beside the file with ``--streams-as-files`` or skipped
@@ -22,6 +25,7 @@ snapfs is imported only when the target is on a snapfs volume.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -30,18 +34,24 @@ from snapdump.snapfs_names import VOLUME_XATTR
 
 from .format.pass5 import Entry, Kind, kind_name
 from .restore_options import Options
-from .restore_report import Report
+from .restore_report import Report, RestoreError
 
 if TYPE_CHECKING:
     from .extraction import Extractor
     from .image_reader import ImageReader
 
 _DOSNAME_XATTR = "trusted.snapfs.dosname"
+_NTACL, _POSIX_ACL = b"security.NTACL", b"system.posix_acl_access"
+#: the unix permissions of a file with only NT permissions in a unix-style qtree (snapfs.winmeta's)
+_UNIX_DEFAULT = 0o755
+#: the style a file crossed from for each rule: NT-only into unix, unix-only into ntfs
+_OTHER_STYLE = {"unix": "ntfs", "ntfs": "unix"}
 _STREAM_PREFIX, _STREAM_SUFFIX = b"user.DosStream.", b":$DATA"
 #: the largest stream one xattr holds (Samba's 64 KiB less the NUL it appends)
 STREAM_XATTR_MAX = 65535
 #: the filer's records as a snapfs mount shows them among the xattrs
-FILER_XATTRS = {Kind.LUN: b"trusted.snapfs.lun", Kind.QTREE: b"trusted.snapfs.qtree"}
+FILER_XATTRS = {Kind.LUN: b"trusted.snapfs.lun", Kind.QTREE: b"trusted.snapfs.qtree",
+                Kind.JUNCTION: b"trusted.snapfs.junction"}
 
 
 def snapfs_root(target: str) -> str | None:
@@ -66,18 +76,160 @@ def snapfs_root(target: str) -> str | None:
         p = up
 
 
+class FilerTarget:
+    """A restore's session with the snapfs volume it writes into (none for another target,
+    nor for ``-N``), open for one pass: the restore acts as the restoring owner
+    ``pyrestore-PID`` (or the owner it runs as, under ``snapfs restrict exec``;
+    :meth:`snapfs.client.Client.act_as`), which no lock on the target
+    stops, and each LUN it restores is under client I/O restriction of that owner
+    (:meth:`restrict`) until :meth:`close`, which lifts them, also when the pass fails."""
+
+    def __init__(self, target: str, report: Report, opts: Options) -> None:
+        self.report = report
+        self.target = target
+        self.root = None if opts.dry_run else snapfs_root(target)
+        self.owner = f"pyrestore-{os.getpid()}"
+        self.client = None
+        self._restricted: list[str] = []
+        self._styles: dict[str, str] | None = None  # qtree name -> security style ("" -> the volume's)
+        #: files and directories the security style may change (see :meth:`note`): ./path -> (style, uid, gid, mode)
+        self._restyle: dict[bytes, tuple[str, int, int, int]] = {}
+        #: the security styles of the dumped qtrees, by their ./path on the image (from Pass V)
+        self.source_styles: dict[bytes, str] = {}
+        if self.root is not None:
+            from snapfs import client as _client  # only for a target on snapfs
+
+            from snapfs.errors import SnapfsError
+
+            try:
+                self.client = _client.open_volume(self.root)
+                self.owner = self.client.act_as(self.owner, restore=True, inherit=True)
+            except SnapfsError as exc:
+                self.close()
+                raise RestoreError(f"{self.root}: cannot restore into this snapfs volume: {exc.message}") from None
+
+    def restrict(self, rel: str) -> None:
+        """Put ``rel`` (from the volume's root) under this restore's client I/O restriction."""
+        assert self.client is not None
+        if rel not in self._restricted:
+            self.client.restrict(rel, self.owner)
+            self._restricted.append(rel)
+
+    def style_of(self, path: bytes) -> str:
+        """The security style of the tree ``./path`` (under the target) lands in."""
+        assert self.client is not None and self.root is not None
+        if self._styles is None:
+            self._styles = {q.name: q.security_style for q in self.client.qtree_list()}
+            self._styles[""] = self.client.volume_identity().security_style
+        rel = os.path.normpath(os.path.join(os.path.relpath(os.path.realpath(self.target), self.root),
+                                            os.fsdecode(path)))
+        return self._styles.get(rel.split("/", 1)[0], self._styles[""])
+
+    def note(self, path: bytes, mode: int, uid: int, gid: int, xattrs: list[tuple[bytes, bytes]]) -> None:
+        """A file or directory ``./path`` was given its tape's owner, mode and xattrs: the
+        security style's rules may apply to it at :meth:`close` (see :meth:`_restyle_all`)."""
+        if self.client is None or stat.S_IFMT(mode) not in (stat.S_IFREG, stat.S_IFDIR):
+            return
+        names = {n for n, _ in xattrs}
+        if stat.S_IMODE(mode) == 0 and _POSIX_ACL not in names:
+            candidate = "unix"  # NT-only, when an NT ACL comes (EA record or Pass V)
+        elif _NTACL not in names:
+            candidate = "ntfs"  # unix-only, unless Pass V brings an NT ACL
+        else:
+            return
+        self._restyle[path] = (candidate, uid, gid, mode)
+
+    def _source_style(self, path: bytes) -> str | None:
+        """The style of the dumped qtree ``./path`` was in (None: not known from the image)."""
+        path = os.path.normpath(path)  # as the keys: "./a/b" is "a/b"
+        while True:
+            style = self.source_styles.get(path)
+            if style is not None or path in (b".", b"/"):
+                return style
+            path = os.path.dirname(path) or b"."
+
+    def _restyle_all(self) -> None:
+        """Into a unix-style tree, a file or directory with only NT permissions (an NT ACL,
+        no POSIX ACL, no permission bits) gets the tree's default unix permissions
+        (0755); into an ntfs-style tree, one with only unix permissions (no NT ACL) gets
+        the default NT ACL made from its owner, group and mode: stored, as the volume
+        shows them (:mod:`snapfs.winmeta`), so that they stay with the file."""
+        if not self._restyle or not self.source_styles:
+            return
+        from snapfs.windows import ntacl, security  # only for a target on snapfs
+
+        from .extraction import chmod_nofollow
+
+        self._styles = None  # (qtrees the restore made count)
+        for path, (style, uid, gid, mode) in self._restyle.items():
+            if self.style_of(path) != style or self._source_style(path) != _OTHER_STYLE[style]:
+                continue
+            full = os.path.join(self.target, os.fsdecode(path))
+            try:
+                st = os.lstat(full)
+                if stat.S_IFMT(st.st_mode) != stat.S_IFMT(mode):
+                    continue
+                names = set(os.listxattr(full, follow_symlinks=False))
+                if style == "unix" and os.fsdecode(_NTACL) in names and os.fsdecode(_POSIX_ACL) not in names:
+                    chmod_nofollow(full, _UNIX_DEFAULT)
+                    self.report.verbose(f"{os.fsdecode(path)}: only NT permissions, in a unix-style qtree: "
+                                        f"mode {_UNIX_DEFAULT:o}")
+                elif style == "ntfs" and os.fsdecode(_NTACL) not in names:
+                    sd = security.default_descriptor(security.Sid(22, (1, uid)), security.Sid(22, (2, gid)), mode)
+                    os.setxattr(full, _NTACL, ntacl.encode(sd), follow_symlinks=False)
+                    self.report.verbose(f"{os.fsdecode(path)}: only unix permissions, in an ntfs-style qtree: "
+                                        "the default NT ACL")
+            except FileNotFoundError:
+                continue  # (a name -r removed or renamed since)
+            except OSError as exc:
+                self.report.warn(f"{os.fsdecode(path)}: the {style}-style qtree's default permissions not set: "
+                                 f"{exc.strerror}")
+
+    def close(self, done: bool = True) -> None:
+        """Lift the restrictions (and, when the pass is ``done``, apply the security styles' rules)."""
+        if self.client is None:
+            return
+        try:
+            if done:
+                self._restyle_all()
+            for rel in self._restricted:
+                try:
+                    self.client.unrestrict(rel, self.owner)
+                except Exception as exc:  # SnapfsError: gone meanwhile; said, the others are lifted
+                    self.report.warn(f"{rel}: client I/O restriction not lifted: "
+                                     f"{getattr(exc, 'message', None) or exc}")
+        finally:
+            self.client.close()
+            self.client = None
+
+    def __enter__(self) -> "FilerTarget":
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        self.close(done=kind is None)
+
+
 def apply_pass5(image: "ImageReader", ex: "Extractor", report: Report, opts: Options, target: str,
                 restored: Callable[[int], bool]) -> None:
     """Put the image's Pass V objects (read by now) on the inodes *restored* under *target*."""
+    if image.pass5 and ex.filer is not None:
+        names = image.tree.names()
+        for e in image.pass5:
+            if e.kind == Kind.QTREE and names.get(e.owner):
+                fields = dict(p.split("=", 1) for p in os.fsdecode(e.value).split(";") if "=" in p)
+                if "security-style" in fields:
+                    ex.filer.source_styles[os.path.normpath(names[e.owner][0])] = fields["security-style"]
     if image.pass5:
-        FilerObjects(image.pass5, report, opts).apply(target, lambda p: ex.at_or_none(target, p), image.tree.names(),
-                                                      restored)
+        FilerObjects(image.pass5, report, opts, ex.filer).apply(target, lambda p: ex.at_or_none(target, p),
+                                                                image.tree.names(), restored)
 
 
-def release_luns(image: "ImageReader", report: Report, opts: Options, target: str) -> None:
+def release_luns(image: "ImageReader", report: Report, opts: Options, target: str,
+                 filer: FilerTarget | None = None) -> None:
     """Before the files of *image* are written under *target* on a snapfs volume: every
-    LUN there that the image brings again becomes a plain file (a LUN cannot be truncated,
-    renamed aside or replaced through the mount); the image's Pass V makes it a LUN again."""
+    LUN there that the image brings again is put under the restore's client I/O
+    restriction (*filer*'s) and becomes a plain file (a LUN cannot be truncated, renamed
+    aside or replaced through the mount); the image's Pass V makes it a LUN again."""
     if opts.dry_run:
         return
     root = snapfs_root(target)
@@ -96,6 +248,8 @@ def release_luns(image: "ImageReader", report: Report, opts: Options, target: st
         for lun in luns:
             if lun.path in paths:
                 try:
+                    if filer is not None and filer.client is not None:
+                        filer.restrict(lun.path)
                     client.lun_release(lun.path)
                     report.verbose(f"LUN {lun.path} made a plain file until the restore makes it a LUN again")
                 except Exception as exc:  # SnapfsError: a clone; its restore then fails with one line
@@ -109,10 +263,12 @@ def stream_xattr(name: bytes) -> bytes:
 class FilerObjects:
     """Applies (or compares) one image's Pass V entries under a target folder."""
 
-    def __init__(self, entries: list[Entry], report: Report, opts: Options) -> None:
+    def __init__(self, entries: list[Entry], report: Report, opts: Options,
+                 filer: FilerTarget | None = None) -> None:
         self.entries = entries
         self.report = report
         self.opts = opts
+        self.filer = filer
 
     # -- what the entries add to each inode's xattrs --------------------------------
 
@@ -134,7 +290,7 @@ class FilerObjects:
     def ignored(self, ino: int) -> frozenset[bytes]:
         """The xattr names a snapfs mount shows for *ino*'s filer records (compared apart)."""
         return frozenset(FILER_XATTRS[Kind(e.kind)] for e in self.entries
-                         if e.owner == ino and e.kind in (Kind.LUN, Kind.QTREE))
+                         if e.owner == ino and e.kind in FILER_XATTRS)
 
     # -- apply ----------------------------------------------------------------------
 
@@ -225,7 +381,15 @@ class FilerObjects:
                         self.report.verbose(f"{where}: a LUN restored as a plain file (not at the root of a volume "
                                             "or qtree)")
                         continue
+                    if self.filer is not None and self.filer.client is not None:
+                        self.filer.restrict(rel)  # until the restore ends
                     client.lun_adopt(rel, e.value.decode("ascii"))
+                elif e.kind == Kind.JUNCTION and not plain:  # (a plain directory has the link and its xattr)
+                    try:
+                        client.junction_adopt(in_volume(path), os.fsdecode(e.value))
+                    except Exception as exc:  # SnapfsError: the volume is not there any more
+                        self.report.warn(f"{where}: {getattr(exc, 'message', None) or exc}: the junction is "
+                                         "restored as a symbolic link")
             except Exception as exc:  # SnapfsError, OSError, a bad record: one line, the rest goes on
                 what = kind_name(e.kind)
                 self.report.warn(f"{where}: {what} {os.fsdecode(e.name)!s} not restored: "
@@ -265,7 +429,7 @@ class FilerObjects:
         root = None
         client = None
         for e in self.entries:
-            if e.kind not in (Kind.STREAM, Kind.DOSNAME, Kind.LUN, Kind.QTREE):
+            if e.kind not in (Kind.STREAM, Kind.DOSNAME, Kind.LUN, Kind.QTREE, Kind.JUNCTION):
                 continue
             paths = names.get(e.owner)
             full = at(paths[0]) if paths else None
@@ -307,10 +471,14 @@ class FilerObjects:
                     if (lun.ostype, lun.space_reserve, lun.state) != (f["ostype"], f["space-reserve"], f["state"]):
                         differs(path, f"LUN {lun.ostype}/{lun.space_reserve}/{lun.state} on disk, "
                                       f"{f['ostype']}/{f['space-reserve']}/{f['state']} on tape")
-                elif e.kind == Kind.QTREE:
-                    got = os.getxattr(full, FILER_XATTRS[Kind.QTREE], follow_symlinks=False)
+                elif e.kind in (Kind.QTREE, Kind.JUNCTION):
+                    what = kind_name(e.kind)
+                    try:
+                        got = os.getxattr(full, FILER_XATTRS[Kind(e.kind)], follow_symlinks=False)
+                    except OSError:
+                        got = b"none"
                     if got != e.value:
-                        differs(path, f"qtree {os.fsdecode(got)} on disk, {os.fsdecode(e.value)} on tape")
+                        differs(path, f"{what} {os.fsdecode(got)} on disk, {os.fsdecode(e.value)} on tape")
             except OSError as exc:
                 differs(path, f"{Kind(e.kind).name.lower()} {os.fsdecode(e.name)}: {exc.strerror}")
             except Exception as exc:  # SnapfsError

@@ -5,7 +5,7 @@ is packed and keeps in that record what fits restore's 4096 bytes, in a
 stable priority (POSIX ACLs, ``user.DOSATTRIB``, then the others smallest
 first, ``security.NTACL`` last); what does not fit goes to Pass V.  The
 filer's records among the xattrs (``trusted.snapfs.lun``,
-``trusted.snapfs.qtree``) go to Pass V too (a LUN clone's without its
+``trusted.snapfs.qtree``, a junction's ``trusted.snapfs.junction``) go to Pass V too (a LUN clone's without its
 backing), and stay in the EA record as the xattrs they are (so that real
 ``restore -C`` against the volume counts the same xattrs); so do what a tree offers
 beyond xattrs: named streams stored as data and stored DOS 8.3 names
@@ -27,6 +27,7 @@ from .traverse import DumpPlan, Node
 
 LUN_XATTR = "trusted.snapfs.lun"
 QTREE_XATTR = "trusted.snapfs.qtree"
+JUNCTION_XATTR = "trusted.snapfs.junction"
 NTACL_XATTR = "security.NTACL"
 _FIRST = ("system.posix_acl_access", "system.posix_acl_default", "user.DOSATTRIB")
 
@@ -61,7 +62,7 @@ class Pass5Gatherer:
         """The xattrs of *node* to keep in its EA record; the rest go to Pass V.
         *values* holds only names an EA record can carry (or the filer's records)."""
         ino = node.ino
-        for name, kind in ((LUN_XATTR, Kind.LUN), (QTREE_XATTR, Kind.QTREE)):
+        for name, kind in ((LUN_XATTR, Kind.LUN), (QTREE_XATTR, Kind.QTREE), (JUNCTION_XATTR, Kind.JUNCTION)):
             record = values.get(name)  # kept in the EA record too: real restore -C counts it
             if record is not None:
                 if kind == Kind.LUN:

@@ -35,7 +35,7 @@ from .compare import Compare
 from .directories import DirNode, EveryInode, Inodes, norm
 from .errors import engine_entry
 from .extraction import Extracted, Extractor, OutOfSpace, check_writable
-from .filer_objects import apply_pass5, release_luns
+from .filer_objects import FilerTarget, apply_pass5, release_luns
 from .format import Header
 from .rebuild import Rebuild, base_table
 from .rebuild_plan import plan_rebuild, plan_resume
@@ -77,6 +77,23 @@ def _closes_tree(method: Callable) -> Callable:
         finally:
             self.extractor.close_tree()
     return closing
+
+
+def _on_filer(method: Callable) -> Callable:
+    """Run *method* (its first argument: the target) in a session with the snapfs volume
+    the target is on, if any (:class:`~dumptool.filer_objects.FilerTarget`: locks ignored,
+    the LUNs it restores restricted until it ends)."""
+    @functools.wraps(method)
+    def in_session(self: "Restore", target: str = ".", *args, **kwargs):
+        if self.extractor.filer is not None:
+            return method(self, target, *args, **kwargs)
+        with FilerTarget(target, self.report, self.opts) as filer:
+            self.extractor.filer = filer
+            try:
+                return method(self, target, *args, **kwargs)
+            finally:
+                self.extractor.filer = None
+    return in_session
 
 
 class Restore:
@@ -262,6 +279,7 @@ class Restore:
 
     @_gc_paused
     @_closes_tree
+    @_on_filer
     def extract_read(self, target: str, wanted: Iterable[str] = ()) -> None:
         """Extract after :meth:`read_directories` (``-x`` and the interactive ``extract``)."""
         check_writable(target, self.opts.dry_run)
@@ -319,7 +337,7 @@ class Restore:
         if ex.extracted is not None:
             ex.extracted.dirs.update(dir_paths)
         self.report.verbose("Extract requested files")
-        release_luns(self.image, self.report, self.opts, target)
+        release_luns(self.image, self.report, self.opts, target, self.extractor.filer)
         try:
             ex.extract_leaves(target, leaf_names)
         except OutOfSpace:
@@ -353,6 +371,7 @@ class Restore:
     @engine_entry
     @_gc_paused
     @_closes_tree
+    @_on_filer
     def rebuild(self, target: str = ".") -> None:
         """``-r``: apply this image to the tree in *target*, keeping ``restoresymtable``.
 
@@ -375,7 +394,7 @@ class Restore:
         if not self.opts.force and not self.opts.dry_run:
             self._check_room(target, None, sum(len(d.entries) for d in self.dirs.values()))
         plan = plan_rebuild(old, h, self.in_use, self.image.tree, park_changed=not self.opts.dry_run)
-        release_luns(self.image, self.report, self.opts, target)
+        release_luns(self.image, self.report, self.opts, target, self.extractor.filer)
         del old
         run = Rebuild(self.image, self.extractor, self.report, self.opts, target, plan.table,
                       (h.c_date, h.c_ddate, h.c_level))
@@ -384,6 +403,7 @@ class Restore:
     @engine_entry
     @_gc_paused
     @_closes_tree
+    @_on_filer
     def resume(self, target: str = ".") -> None:
         """``-R``: go on with a ``-r`` that stopped when it asked for another
         volume (killed, or given none); the input must be that volume.

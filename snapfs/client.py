@@ -40,6 +40,7 @@ from . import control
 from .errors import NotAVolume, SnapfsError, SnapshotBusy
 from .identity import VolumeIdentity
 from .junctions import Junction
+from .junctions import decode as _junction_fields
 from .locks import Lock
 from .luns import Lun
 from .qtrees import Qtree
@@ -240,14 +241,16 @@ class Client:
     def restriction_list(self) -> list[Restriction]:
         return [Restriction(**d) for d in self._call("restriction_list")]
 
-    def act_as(self, owner: str, restore: bool = False) -> None:
+    def act_as(self, owner: str, restore: bool = False, inherit: bool = False) -> str:
         """This process (and its children) act as restriction owner ``owner`` on the
         mount while this client stays open (see :mod:`snapfs.restrictions`); with
-        ``restore``, as a restoring owner, which no lock stops (:mod:`snapfs.locks`).
-        On a volume that is not mounted nothing is enforced, so nothing is needed."""
+        ``restore``, as a restoring owner, which no lock stops (:mod:`snapfs.locks`);
+        with ``inherit``, as the owner an ancestor already acts as, if any.  The owner
+        it acts as.  On a volume that is not mounted nothing is enforced, so nothing is needed."""
         check_owner(owner)
         if self.mounted:
-            self._call(control.ACT_AS, owner=owner, restore=restore)
+            return self._call(control.ACT_AS, owner=owner, restore=restore, inherit=inherit)
+        return owner
 
     # -- what a restore sets that the mount cannot (snapfs.restoring)
 
@@ -267,6 +270,25 @@ class Client:
     def qtree_adopt(self, name: str, qid: int, security_style: str, oplocks: str) -> Qtree:
         """Make directory ``name`` of the root a qtree (id ``qid`` when free)."""
         return Qtree(**self._call("qtree_adopt", name=name, qid=qid, security_style=security_style, oplocks=oplocks))
+
+    def junction_adopt(self, path: str, record: str) -> Junction:
+        """Make symbolic link ``path`` a junction again from a dumped junction record
+        (``uuid=..;name=..;path=..``); NotAVolume when the record's folder holds no
+        snapfs volume with that uuid any more."""
+        try:
+            fields = _junction_fields(record.encode())
+        except (ValueError, UnicodeError):
+            raise SnapfsError(f"bad junction record {record!r}", errno.EINVAL) from None
+        try:
+            other = find_volume(fields["path"])
+            with Client(other) as o:
+                uuid = o.volume_identity().uuid
+        except SnapfsError:
+            uuid = None
+        if uuid != fields["uuid"]:
+            raise NotAVolume(f"volume {fields['name']} ({fields['uuid']}) is not in {fields['path']} any more")
+        return Junction(**self._call("junction_adopt", path=path, uuid=uuid, name=fields["name"],
+                                     volume_path=str(other)))
 
     # -- LUNs and locks (filerC)
 

@@ -193,8 +193,12 @@ def _qtree_adopt(vol: Volume, name: str, qid: int, security_style: str, oplocks:
     return dataclasses.asdict(vol.qtree_adopt(name, qid, security_style, oplocks))
 
 
+def _junction_adopt(vol: Volume, path: str, uuid: str, name: str, volume_path: str) -> dict:
+    return dataclasses.asdict(vol.junction_adopt(path, uuid, name, volume_path))
+
+
 FILER_COMMANDS: dict[str, Callable[..., Any]] = {
-    "dosnames_set": _dosnames_set, "lun_adopt": _lun_adopt, "lun_release": _lun_release, "qtree_adopt": _qtree_adopt,
+    "dosnames_set": _dosnames_set, "junction_adopt": _junction_adopt, "lun_adopt": _lun_adopt, "lun_release": _lun_release, "qtree_adopt": _qtree_adopt,
     "lun_create": _lun_create, "lun_list": _lun_list, "lun_show": _lun_show, "lun_resize": _lun_resize,
     "lun_modify": _lun_modify, "lun_delete": _lun_delete, "lun_clone": _lun_clone, "lun_split": _lun_split,
     "lock_add": _lock_add, "lock_list": _lock_list, "lock_break": _lock_break,
@@ -391,10 +395,13 @@ async def _requests(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]
                 req = json.loads(line)
                 op, args = req["op"], req.get("args") or {}
                 if op == ACT_AS:  # filerA: this connection's process acts as a restriction owner
-                    check_owner(args["owner"])
-                    acting.append(_peer_pid(conn))
-                    vol.owners.register(acting[-1], args["owner"], bool(args.get("restore")))
-                    reply = {"ok": True, "result": acting[-1]}
+                    pid = _peer_pid(conn)
+                    # inherit: keep the owner an ancestor acts as (restrict exec ... -- pyrestore)
+                    owner = (args.get("inherit") and vol.owners.owner_of(pid)) or args["owner"]
+                    check_owner(owner)
+                    acting.append(pid)
+                    vol.owners.register(pid, owner, bool(args.get("restore")))
+                    reply = {"ok": True, "result": owner}
                     await _send(conn, reply)
                     continue
                 vol.commit()  # exact space figures; the command itself is committed below

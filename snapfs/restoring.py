@@ -20,6 +20,8 @@ through the mount, then, for what came in the image's Pass V:
 - :meth:`RestoringOps.qtree_adopt`: an existing directory in the volume's root becomes a
   qtree with the dumped id (a new one when that id is taken), security style
   and oplocks.
+- :meth:`RestoringOps.junction_adopt`: an existing symbolic link becomes a junction to the
+  volume of a dumped junction record (the link keeps the target it was restored with).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import errno
 import stat
 
+from . import junctions as _junctions
 from . import luns as _luns
 from . import qtrees as _qtrees
 from . import volpaths
@@ -123,3 +126,20 @@ class RestoringOps(StoreCalls):
         self.qtrees[ino] = q
         self.entries_changed.append((ROOT_INO, bn))
         return q
+
+    def junction_adopt(self, path: str, uuid: str, name: str, volume_path: str) -> _junctions.Junction:
+        """Make symbolic link ``path`` a junction to volume ``uuid``/``name`` in folder ``volume_path``
+        (the caller checked that volume, as :meth:`snapfs.client.Client.junction_adopt` does)."""
+        self.check_writable()
+        if uuid == self.volume_identity().uuid:
+            raise err(errno.EINVAL, f"a junction of volume {self.meta.name} may not lead to itself")
+        value = _junctions.encode(uuid, name, volume_path)
+        ino = volpaths.resolve(self, path)
+        if not stat.S_ISLNK(self.getattr(ino).mode):
+            raise err(errno.EINVAL, f"{path!r} is not a symbolic link: it cannot become a junction")
+        parent, last = volpaths.split(self, path)
+        with self._txn():
+            self._put_xattr(ino, _junctions.JUNCTION_XATTR, value)
+        self.entries_changed.append((parent, last))
+        return _junctions.Junction("/".join(p.decode(errors="surrogateescape") for p in volpaths.parts(path)),
+                                   name, uuid, volume_path, self.readlink(ino).decode(errors="surrogateescape"), ino)

@@ -35,7 +35,10 @@ where it differs from the name in upper case), ``LUN`` the LUN record of
 file ``owner`` (``serial=..;ostype=..;size=..;space-reserve=..;state=..``;
 the data is the file's data; a clone is written as an independent LUN),
 ``QTREE`` the qtree record of directory ``owner`` (``id=..;security-style=..;
-oplocks=..``; name = the qtree's name).  A reader skips kinds it does not know.
+oplocks=..``; name = the qtree's name), ``JUNCTION`` the junction record of
+symbolic link ``owner`` (``uuid=..;name=..;path=..`` of the volume it leads
+to; the link itself is on the image as any symbolic link).  A reader skips
+kinds it does not know.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class Kind(enum.IntEnum):
     DOSNAME = 4
     LUN = 5
     QTREE = 6
+    JUNCTION = 7
 
 
 def kind_name(kind: int, unknown: str | None = None) -> str:
