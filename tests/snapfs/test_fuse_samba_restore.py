@@ -1,0 +1,104 @@
+"""Issue 13, must show: a snapfs volume with Windows metadata -- DOS attributes, a long name and
+its 8.3 name, a 1,024-ACE NT ACL, named streams of 10 bytes, 64 KiB and 5 MiB -- dumped at levels
+0 and 1 (pydump of the mount) and restored with ``pyrestore -r`` into a fresh volume, then exported
+by real Samba: ``smbclient allinfo`` and ``smbcacls`` show what they showed on the source."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+from fuse_fixtures import force_unmount, snapfs
+from samba_fixtures import Samba, acl_arg, aces, serving
+from test_fuse_pass5 import PYDUMP, PYRESTORE, mount, run, stream
+
+from snapfs import client, fsck_path
+
+pytestmark = pytest.mark.fuse
+
+LONG = "A long name for its short one.txt"
+FILES = ("attrs.txt", LONG, "acl1024.doc", "streams.bin", "win", "win/inner.txt", "later.txt")
+
+
+def build(smb: Samba, m: Path, tmp: Path) -> None:
+    """Everything made through Samba as a Windows client would, but the streams over one xattr
+    (Samba's streams_xattr keeps a stream in one xattr, 64 KiB at most): those with snapfs."""
+    for name, data in (("f10", b"ten bytes!"), ("main", b"the file\n")):
+        (tmp / name).write_bytes(data)
+    smb.client(f"put {tmp}/main attrs.txt; setmode attrs.txt +hsr; put {tmp}/main \"{LONG}\"; put {tmp}/main acl1024.doc;"
+               f" put {tmp}/main streams.bin; put {tmp}/f10 streams.bin:s10; mkdir win; put {tmp}/main win/inner.txt;"
+               " setmode win +h")
+    smb.run("smbcacls", "acl1024.doc", "--set", acl_arg(1024))
+    smb.run("smbcacls", "win", "--set", "ACL:S-1-5-32-544:ALLOWED/OI|CI/FULL,ACL:S-1-1-0:ALLOWED/OI|CI/READ")
+    stream(m, "streams.bin", "s64k", os.urandom(64 << 10), tmp)
+    stream(m, "streams.bin", "s5m", os.urandom(5 << 20), tmp)
+
+
+def change(smb: Samba, tmp: Path) -> None:
+    """What the level 1 carries: attributes and an ACL changed, a new file with a stream."""
+    smb.client(f"setmode attrs.txt -r; setmode attrs.txt +a; put {tmp}/main later.txt; put {tmp}/f10 later.txt:late")
+    smb.run("smbcacls", "win/inner.txt", "--add", "ACL:S-1-5-21-1-2-3-4242:DENIED/0x0/CHANGE")
+
+
+def shown(smb: Samba) -> dict[str, tuple[list[str], str]]:
+    """Per file, what Samba shows: allinfo's lines (altname, the four times, attributes, streams with
+    their sizes) and smbcacls --numeric (owner, group, control, every ACE).  Nothing is masked: Samba
+    4.17's allinfo names no inode number nor share, its change_time is the restored mtime, and the
+    owner's SID is the one kept in the NT ACL blob, not the machine SID of the smbd that serves it."""
+    return {f: ([ln for ln in smb.client(f'allinfo "{f}"').splitlines() if ln.strip()],
+                smb.run("smbcacls", f, "--numeric").stdout) for f in FILES}
+
+
+def streams(m: Path, path: str) -> list[tuple[int, str, str]]:
+    """What snapfs keeps of a file's streams: size, name, sha256 of the bytes."""
+    with client.open_volume(m) as c:
+        return sorted((s["size"], s["name"], hashlib.sha256(c.stream_read(path, s["name"])).hexdigest())
+                      for s in c.stream_list(path))
+
+
+def test_samba_shows_after_a_restore_what_it_showed_before(tmp_path):
+    src, dst = mount(tmp_path, "src"), mount(tmp_path, "dst")
+    dd, l0, l1 = tmp_path / "dumpdates", tmp_path / "l0", tmp_path / "l1"
+    try:
+        with serving(src.mnt, tmp_path / "smb-src") as smb:
+            build(smb, src.mnt, tmp_path)
+            time.sleep(1.05)  # (what changed in the second of the level 0 would be dumped again at level 1)
+            run(PYDUMP, "-0", "-u", "-D", dd, "-f", l0, src.mnt)
+            time.sleep(1.05)
+            change(smb, tmp_path)
+            run(PYDUMP, "-1", "-u", "-D", dd, "-f", l1, src.mnt)
+            before = shown(smb)
+            # what Samba shows is worth comparing: its view of each kind of metadata
+            assert "attributes: HSA (26)" in before["attrs.txt"][0] and "attributes: HD (12)" in before["win"][0]
+            alt = next(ln for ln in before[LONG][0] if ln.startswith("altname:"))
+            assert "~" in alt and alt.endswith(".TXT")
+            assert len(aces(before["acl1024.doc"][1])) == 1024
+            assert "ACL:S-1-5-21-1-2-3-4242:1/0x0/0x001301ff" in aces(before["win/inner.txt"][1])
+            assert "ACL:S-1-5-32-544:0/0x3/0x001f01ff" in aces(before["win"][1])
+            assert "stream: [:s10:$DATA], 10 bytes" in before["streams.bin"][0]
+            assert "stream: [:late:$DATA], 10 bytes" in before["later.txt"][0]
+            # Samba's streams_xattr keeps a stream in one xattr: the 64 KiB and 5 MiB ones snapfs keeps
+            # as data are not Samba's to show (a Linux xattr holds 64 KiB at most: see the README)
+            assert sum("stream: [:" in ln for ln in before["streams.bin"][0]) == 2
+            dosname = os.getxattr(src.mnt / LONG, "trusted.snapfs.dosname")
+        big = streams(src.mnt, "streams.bin")
+        for image in (l0, l1):
+            r = run(PYRESTORE, "-r", "-y", "-f", image, cwd=dst.mnt, env=dict(os.environ, TMPDIR=str(tmp_path)))
+            assert b"not restored" not in r.stderr, r.stderr
+        os.unlink(dst.mnt / "restoresymtable")
+        with serving(dst.mnt, tmp_path / "smb-dst") as smb:
+            after = shown(smb)
+        for f in FILES:
+            assert after[f] == before[f], f
+        assert [x[:2] for x in big] == [(10, "s10"), (64 << 10, "s64k"), (5 << 20, "s5m")]
+        assert streams(dst.mnt, "streams.bin") == big
+        assert os.getxattr(dst.mnt / LONG, "trusted.snapfs.dosname") == dosname  # the volume's 8.3 name (ONTAP's)
+    finally:
+        for mm in (src, dst):
+            force_unmount(mm.mnt)
+    for mm in (src, dst):
+        report = fsck_path(mm.voldir)
+        assert report.clean, report.problems
