@@ -84,6 +84,10 @@ def test_samba_shows_after_a_restore_what_it_showed_before(tmp_path):
             # as data are not Samba's to show (a Linux xattr holds 64 KiB at most: see the README)
             assert sum("stream: [:" in ln for ln in before["streams.bin"][0]) == 2
             dosname = os.getxattr(src.mnt / LONG, "trusted.snapfs.dosname")
+            # (and none that size goes in through Samba: README, limits)
+            (tmp_path / "s64k").write_bytes(b"x" * (64 << 10))
+            r = smb.run("smbclient", "-c", f"put {tmp_path}/main big.txt; put {tmp_path}/s64k big.txt:s64k", check=False)
+            assert r.returncode != 0 and "NT_STATUS_FILE_SYSTEM_LIMITATION" in r.stdout + r.stderr, r.stdout + r.stderr
         big = streams(src.mnt, "streams.bin")
         for image in (l0, l1):
             r = run(PYRESTORE, "-r", "-y", "-f", image, cwd=dst.mnt, env=dict(os.environ, TMPDIR=str(tmp_path)))
