@@ -1,7 +1,8 @@
-"""Issue 13, must show: a snapfs volume with Windows metadata -- DOS attributes, a long name and
-its 8.3 name, a 1,024-ACE NT ACL, named streams of 10 bytes, 64 KiB and 5 MiB -- dumped at levels
-0 and 1 (pydump of the mount) and restored with ``pyrestore -r`` into a fresh volume, then exported
-by real Samba: ``smbclient allinfo`` and ``smbcacls`` show what they showed on the source."""
+"""Issue 13, must show: a snapfs volume with Windows metadata -- DOS attributes, long names and
+their 8.3 names, 1,024-ACE NT ACLs (a file's, a directory's), named streams of 10 bytes, 64 KiB
+and 5 MiB -- dumped at levels 0, 1 and 2 (pydump of the mount) and restored with ``pyrestore -r``
+into a fresh volume, then exported by real Samba: ``smbclient allinfo``, ``ls`` and ``smbcacls``
+show what they showed on the source."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from snapfs import client, fsck_path
 pytestmark = pytest.mark.fuse
 
 LONG = "A long name for its short one.txt"
-FILES = ("attrs.txt", LONG, "acl1024.doc", "streams.bin", "win", "win/inner.txt", "later.txt")
+RENAMED = "Later, with a long name.txt"
+FILES = ("attrs.txt", LONG, "acl1024.doc", "streams.bin", "win", "win/inner.txt", "big", RENAMED)
 
 
 def build(smb: Samba, m: Path, tmp: Path) -> None:
@@ -30,8 +32,9 @@ def build(smb: Samba, m: Path, tmp: Path) -> None:
         (tmp / name).write_bytes(data)
     smb.client(f"put {tmp}/main attrs.txt; setmode attrs.txt +hsr; put {tmp}/main \"{LONG}\"; put {tmp}/main acl1024.doc;"
                f" put {tmp}/main streams.bin; put {tmp}/f10 streams.bin:s10; mkdir win; put {tmp}/main win/inner.txt;"
-               " setmode win +h")
+               " setmode win +h; put {tmp}/main gone.txt; mkdir big")
     smb.run("smbcacls", "acl1024.doc", "--set", acl_arg(1024))
+    smb.run("smbcacls", "big", "--set", acl_arg(1024))
     smb.run("smbcacls", "win", "--set", "ACL:S-1-5-32-544:ALLOWED/OI|CI/FULL,ACL:S-1-1-0:ALLOWED/OI|CI/READ")
     stream(m, "streams.bin", "s64k", os.urandom(64 << 10), tmp)
     stream(m, "streams.bin", "s5m", os.urandom(5 << 20), tmp)
@@ -43,13 +46,30 @@ def change(smb: Samba, tmp: Path) -> None:
     smb.run("smbcacls", "win/inner.txt", "--add", "ACL:S-1-5-21-1-2-3-4242:DENIED/0x0/CHANGE")
 
 
+def change_again(smb: Samba) -> None:
+    """What the level 2 carries: a rename to a long name (a new 8.3 name), a deletion."""
+    smb.client(f'rename later.txt "{RENAMED}"; del gone.txt; setmode streams.bin +r')
+
+
 def shown(smb: Samba) -> dict[str, tuple[list[str], str]]:
     """Per file, what Samba shows: allinfo's lines (altname, the four times, attributes, streams with
     their sizes) and smbcacls --numeric (owner, group, control, every ACE).  Nothing is masked: Samba
     4.17's allinfo names no inode number nor share, its change_time is the restored mtime, and the
-    owner's SID is the one kept in the NT ACL blob, not the machine SID of the smbd that serves it."""
-    return {f: ([ln for ln in smb.client(f'allinfo "{f}"').splitlines() if ln.strip()],
-                smb.run("smbcacls", f, "--numeric").stdout) for f in FILES}
+    owner's SID is the one kept in the NT ACL blob, not the machine SID of the smbd that serves it.
+    Under "(ls)" the listings of the share and of win (names, attributes, sizes, dates), masked: sorted
+    (the order is the directory's, the order its entries were made in); the free blocks line (the
+    fresh volume's own); the root's "." and ".." (and win's "..", the root again: restore -r writes
+    ./restoresymtable after it sets the directories' times, as BSD restore does, and the test
+    removes it; both touch the root)."""
+    out = {f: ([ln for ln in smb.client(f'allinfo "{f}"').splitlines() if ln.strip()],
+               smb.run("smbcacls", f, "--numeric").stdout) for f in FILES}
+    root, win = (smb.client(f"ls {d}").splitlines() for d in ("", "win/*"))
+
+    def kept(lines: list[str], drop: tuple[str, ...]) -> list[str]:
+        return [ln for ln in lines if ln.strip() and "blocks available" not in ln and ln.split()[0] not in drop]
+
+    out["(ls)"] = sorted(kept(root, (".", "..")) + kept(win, ("..",))), ""
+    return out
 
 
 def streams(m: Path, path: str) -> list[tuple[int, str, str]]:
@@ -61,15 +81,14 @@ def streams(m: Path, path: str) -> list[tuple[int, str, str]]:
 
 def test_samba_shows_after_a_restore_what_it_showed_before(tmp_path):
     src, dst = mount(tmp_path, "src"), mount(tmp_path, "dst")
-    dd, l0, l1 = tmp_path / "dumpdates", tmp_path / "l0", tmp_path / "l1"
+    dd, images = tmp_path / "dumpdates", [tmp_path / f"l{n}" for n in range(3)]
     try:
         with serving(src.mnt, tmp_path / "smb-src") as smb:
             build(smb, src.mnt, tmp_path)
-            time.sleep(1.05)  # (what changed in the second of the level 0 would be dumped again at level 1)
-            run(PYDUMP, "-0", "-u", "-D", dd, "-f", l0, src.mnt)
-            time.sleep(1.05)
-            change(smb, tmp_path)
-            run(PYDUMP, "-1", "-u", "-D", dd, "-f", l1, src.mnt)
+            for level, changes in enumerate((lambda: None, lambda: change(smb, tmp_path), lambda: change_again(smb))):
+                time.sleep(1.05)  # (what changed in the second of a dump would be dumped again at the next level)
+                changes()
+                run(PYDUMP, f"-{level}", "-u", "-D", dd, "-f", images[level], src.mnt)
             before = shown(smb)
             # what Samba shows is worth comparing: its view of each kind of metadata
             assert "attributes: HSA (26)" in before["attrs.txt"][0] and "attributes: HD (12)" in before["win"][0]
@@ -79,7 +98,9 @@ def test_samba_shows_after_a_restore_what_it_showed_before(tmp_path):
             assert "ACL:S-1-5-21-1-2-3-4242:1/0x0/0x001301ff" in aces(before["win/inner.txt"][1])
             assert "ACL:S-1-5-32-544:0/0x3/0x001f01ff" in aces(before["win"][1])
             assert "stream: [:s10:$DATA], 10 bytes" in before["streams.bin"][0]
-            assert "stream: [:late:$DATA], 10 bytes" in before["later.txt"][0]
+            assert "stream: [:late:$DATA], 10 bytes" in before[RENAMED][0]
+            assert "attributes: RA (21)" in before["streams.bin"][0] and len(aces(before["big"][1])) == 1024
+            assert not [ln for ln in before["(ls)"][0] if "gone.txt" in ln or "later.txt" in ln]
             # Samba's streams_xattr keeps a stream in one xattr: the 64 KiB and 5 MiB ones snapfs keeps
             # as data are not Samba's to show (a Linux xattr holds 64 KiB at most: see the README)
             assert sum("stream: [:" in ln for ln in before["streams.bin"][0]) == 2
@@ -89,13 +110,13 @@ def test_samba_shows_after_a_restore_what_it_showed_before(tmp_path):
             r = smb.run("smbclient", "-c", f"put {tmp_path}/main big.txt; put {tmp_path}/s64k big.txt:s64k", check=False)
             assert r.returncode != 0 and "NT_STATUS_FILE_SYSTEM_LIMITATION" in r.stdout + r.stderr, r.stdout + r.stderr
         big = streams(src.mnt, "streams.bin")
-        for image in (l0, l1):
+        for image in images:
             r = run(PYRESTORE, "-r", "-y", "-f", image, cwd=dst.mnt, env=dict(os.environ, TMPDIR=str(tmp_path)))
             assert b"not restored" not in r.stderr, r.stderr
         os.unlink(dst.mnt / "restoresymtable")
         with serving(dst.mnt, tmp_path / "smb-dst") as smb:
             after = shown(smb)
-        for f in FILES:
+        for f in before:
             assert after[f] == before[f], f
         assert [x[:2] for x in big] == [(10, "s10"), (64 << 10, "s64k"), (5 << 20, "s5m")]
         assert streams(dst.mnt, "streams.bin") == big
