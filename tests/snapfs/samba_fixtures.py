@@ -21,9 +21,10 @@ USER = "root%snapfs-test"
 
 
 def smb_conf(d: Path, share: Path) -> Path:
-    """Write the smb.conf (and its folders) of a Samba exporting ``share`` as [share]."""
+    """Write the smb.conf (and its folders) of a Samba exporting ``share`` as [share]; a folder ``d``
+    used before keeps its state: the same server (its machine SID, its passdb) serving another share."""
     for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
-        (d / sub).mkdir(parents=True)
+        (d / sub).mkdir(parents=True, exist_ok=True)
     conf = d / "smb.conf"
     conf.write_text(f"""[global]
   netbios name = SNAPTEST
@@ -73,7 +74,7 @@ class Samba:
 
 @contextmanager
 def serving(share: Path, d: Path) -> Iterator[Samba]:
-    """smbd exporting ``share`` (its files under ``d``), up when entered, ended on exit."""
+    """smbd exporting ``share`` (its files under ``d``, see :func:`smb_conf`), up when entered, ended on exit."""
     conf = smb_conf(d, share)
     subprocess.run(["smbpasswd", "-c", str(conf), "-a", "-s", "root"], input="snapfs-test\nsnapfs-test\n",
                    capture_output=True, text=True, check=True, timeout=30)
