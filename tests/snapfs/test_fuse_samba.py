@@ -1,79 +1,21 @@
-"""Real Samba exporting a snapfs mount: DOS attributes, streams, NT ACLs, 8.3 names.
-
-smbd (Debian's samba) runs with its own smb.conf, private, lock and state
-folders under tmp_path, ``vfs objects = acl_xattr streams_xattr`` and ``store
-dos attributes = yes``, and a test-private passdb holding root.  It listens on
-127.0.0.1 port 445 of a network namespace of its own (``unshare -n``), a port
-spare by construction; smbclient and smbcacls join that namespace (nsenter),
-since smbcacls has no option for another port.
-"""
+"""Real Samba exporting a snapfs mount: DOS attributes, streams, NT ACLs, 8.3 names
+(smbd as :mod:`samba_fixtures` runs it)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from fuse_fixtures import Mounted, force_unmount, snapfs
+from samba_fixtures import serving
+from samba_fixtures import aces as _aces
+from samba_fixtures import acl_arg as _acl_arg
 
 from snapfs import Volume, fsck_path
 from snapfs.windows import DOSATTRIB_XATTR, NTACL_XATTR, dosattrib, ntacl, security
 
 pytestmark = pytest.mark.fuse
-USER = "root%snapfs-test"
-
-
-def _conf(d: Path, share: Path) -> Path:
-    for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
-        (d / sub).mkdir(parents=True)
-    conf = d / "smb.conf"
-    conf.write_text(f"""[global]
-  netbios name = SNAPTEST
-  workgroup = WORKGROUP
-  server role = standalone server
-  interfaces = 127.0.0.1
-  bind interfaces only = yes
-  smb ports = 445
-  private dir = {d}/private
-  lock directory = {d}/lock
-  state directory = {d}/state
-  cache directory = {d}/cache
-  pid directory = {d}/pid
-  ncalrpc dir = {d}/ncalrpc
-  log file = {d}/log.smbd
-  passdb backend = tdbsam:{d}/private/passdb.tdb
-  load printers = no
-  printcap name = /dev/null
-  disable spoolss = yes
-  server min protocol = SMB2
-[share]
-  path = {share}
-  read only = no
-  vfs objects = acl_xattr streams_xattr
-  store dos attributes = yes
-""")
-    return conf
-
-
-class Samba:
-    def __init__(self, conf: Path, proc: subprocess.Popen) -> None:
-        self.conf, self.proc = conf, proc
-
-    def run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = ["nsenter", "-t", str(self.proc.pid), "-n", tool, "-s", str(self.conf), "-U", USER]
-        if tool == "smbclient":
-            cmd += ["//127.0.0.1/share", *args]
-        else:
-            cmd += ["//127.0.0.1/share", *args]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        if check:
-            assert r.returncode == 0, f"{tool} {args}: {r.stdout}{r.stderr}"
-        return r
-
-    def client(self, commands: str, check: bool = True) -> str:
-        return self.run("smbclient", "-c", commands, check=check).stdout
 
 
 @pytest.fixture
@@ -83,47 +25,13 @@ def samba_mount(tmp_path: Path):
     Volume.create(voldir, 64 << 20, 1000, name="smbvol").close()  # 64 KiB blocks: a 36 KB ACL fits
     snapfs("mount", voldir, mnt, "-o", "allow_other")
     m = Mounted(voldir, mnt)
-    conf = _conf(tmp_path / "samba", mnt)
-    subprocess.run(["smbpasswd", "-c", str(conf), "-a", "-s", "root"], input="snapfs-test\nsnapfs-test\n",
-                   capture_output=True, text=True, check=True, timeout=30)
-    proc = subprocess.Popen(["unshare", "-n", "sh", "-c", f"ip link set lo up && exec smbd -F --no-process-group"
-                             f" -s {conf} --debug-stdout"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # smbd ends its process group on exit: its own
-    s = Samba(conf, proc)
     try:
-        deadline = time.monotonic() + 20
-        while s.run("smbclient", "-c", "ls", check=False).returncode != 0:
-            assert proc.poll() is None and time.monotonic() < deadline, "smbd did not come up"
-            time.sleep(0.1)
-        yield m, s
+        with serving(mnt, tmp_path / "samba") as s:
+            yield m, s
     finally:
-        _stop(proc)
         force_unmount(mnt)
     report = fsck_path(voldir)
     assert report.clean, report.problems
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """End smbd and the children it forked (by their ids)."""
-    try:
-        kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    except OSError:
-        kids = []
-    proc.terminate()
-    proc.wait(timeout=20)
-    for k in kids:
-        try:
-            os.kill(int(k), 15)
-        except ProcessLookupError:
-            pass
-
-
-def _aces(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("ACL:")]
-
-
-def _acl_arg(n: int) -> str:
-    return ",".join(f"ACL:S-1-5-21-1-2-3-{1000 + i}:ALLOWED/0x0/READ" for i in range(n))
 
 
 def test_samba_stores_its_windows_metadata_in_snapfs_and_serves_ours(samba_mount, tmp_path):
