@@ -102,10 +102,8 @@ def session_limit(meminfo: str | Path = "/proc/meminfo") -> tuple[int, str]:
     return limit_for_memory(total), f"the limit for {gib:.1f} GiB of memory; {MAX_SESSIONS_ENV} changes it"
 
 
-def _note_volume(path: str, kind: str) -> str:
-    """The snapfs volume a session runs on: a dump's source's, a restore's
-    destination's (its working folder)."""
-    where = path if kind == "dump" and path else os.getcwd()
+def _note_volume(where: str) -> str:
+    """The snapfs volume *where* lies on ("" when none)."""
     try:
         return volume_of(where)
     except OSError:
@@ -171,9 +169,13 @@ def _state_error(folder: Path, exc: OSError) -> SessionError:
                         f"(set {STATE_DIR_ENV} to a folder that can be written)")
 
 
-def session_slot(kind: str, path: str = "") -> Session:
+def session_slot(kind: str, path: str = "", *, on: str | None = None, shared: bool = False) -> Session:
     """Take a free slot for a *kind* session (``dump`` or ``restore``) on
-    *path*, or raise :class:`SessionLimitError` at once when all are held."""
+    *path*, or raise :class:`SessionLimitError` at once when all are held.
+    *on*: where the session reads or writes (default: a dump's *path*, a
+    restore's working folder), whose snapfs volume the note names; *shared*:
+    the process runs other sessions too (``pyndmpd``), so a volume event may
+    not abort it by signalling it."""
     if kind not in KINDS:
         raise ValueError(f"session kind {kind!r} is not one of {KINDS}")
     limit, why = session_limit()
@@ -191,9 +193,9 @@ def session_slot(kind: str, path: str = "") -> Session:
             if exc.errno in (_errno.EAGAIN, _errno.EACCES):
                 continue
             raise _state_error(folder, exc) from None
-        volume = _note_volume(path, kind)
+        volume = _note_volume(on if on is not None else path if kind == "dump" and path else os.getcwd())
         note = json.dumps({"kind": kind, "pid": os.getpid(), "path": path, "started": time.time(),
-                           "volume": volume})
+                           "volume": volume, "shared": shared})
         os.ftruncate(fd, 0)
         os.pwrite(fd, (note + "\n").encode("utf-8", "surrogateescape"), 0)
         session = Session(kind, slot, fd)

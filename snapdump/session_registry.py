@@ -10,9 +10,10 @@ vetoes, :mod:`snapfs.vetoes`).  Neither imports the other: both read this.
   (``~/.local/state/snapdump``).
 - ``STATE/sessions/slot-NN``: a running session holds an exclusive
   open-file-description lock (``F_OFD_SETLK``) on its slot file; the file
-  holds one JSON line ``{"kind", "pid", "path", "started", "volume"}``
-  (``volume``: the snapfs volume folder the session reads or writes, ""
-  when none).  A note without its lock is stale and ignored.
+  holds one JSON line ``{"kind", "pid", "path", "started", "volume",
+  "shared"}`` (``volume``: the snapfs volume folder the session reads or
+  writes, "" when none; ``shared``: its process runs other sessions too,
+  ``pyndmpd``, and may not be signalled for one of them).  A note without its lock is stale and ignored.
 - ``STATE/sessions/aborted-PID``: written by whoever aborts session PID
   for a volume event (``--override-vetoes``, ``--automatic``) before it
   sends SIGTERM: one line, the reason.  The session reads it as it stops, so
@@ -77,6 +78,7 @@ class SessionInfo:
     path: str
     started: float
     volume: str = ""
+    shared: bool = False
 
 
 def lock_request(kind: int) -> bytes:
@@ -116,7 +118,8 @@ def running_sessions() -> list[SessionInfo]:
         try:
             note = json.loads(raw.decode("utf-8", "surrogateescape"))
             found.append(SessionInfo(int(number), str(note["kind"]), int(note["pid"]), str(note["path"]),
-                                     float(note["started"]), str(note.get("volume", ""))))
+                                     float(note["started"]), str(note.get("volume", "")),
+                                     bool(note.get("shared", False))))
         except (ValueError, KeyError, TypeError):
             found.append(SessionInfo(int(number), "?", 0, "", 0.0))
     return found

@@ -74,9 +74,17 @@ def veto(voldir: str | os.PathLike[str], name: str, event: str, *, override: boo
     if not (override or automatic):
         raise VolumeBusy(f"{event} of volume {name} vetoed: dump and restore sessions run on it: {named(sessions)}"
                          " (--override-vetoes aborts them)")
+    shared = [s for s in sessions if s.shared]
+    if shared and not automatic:
+        raise VolumeBusy(f"{event} of volume {name} vetoed: NDMP sessions run on it in pyndmpd: {named(shared)}; "
+                         "abort them from the DMA (--override-vetoes aborts only pydump and pyrestore)")
     why = "--automatic" if automatic else "--override-vetoes"
-    abort(sessions, f"{event} of volume {name} ({why})")
-    say(f"{event}: aborted {named(sessions)} on volume {name} (not restartable)")
+    own = [s for s in sessions if not s.shared]
+    if own:
+        abort(own, f"{event} of volume {name} ({why})")
+        say(f"{event}: aborted {named(own)} on volume {name} (not restartable)")
+    if shared:  # their server serves others: they fail on the volume's I/O instead
+        say(f"{event}: NDMP sessions {named(shared)} on volume {name} are left to fail")
 
 
 def abort(sessions: list[SessionInfo], reason: str) -> None:

@@ -253,3 +253,17 @@ def test_a_volume_move_runs_sessions_until_the_cutover_and_refuses_new_ones_unti
                 p.kill()
                 p.wait()
         dump.stderr.close()
+
+
+def test_an_ndmp_session_is_not_signalled_its_server_serves_others(mounted: Mounted, state: Path):
+    """A session of pyndmpd (a shared process): --override-vetoes is refused,
+    --automatic goes on without signalling the server (here: this test's process)."""
+    from dumptool.sessions import session_slot
+
+    with session_slot("dump", str(mounted.mnt), on=str(mounted.mnt), shared=True):
+        r = snapfs("failover", mounted.mnt, "--takeover", "--override-vetoes", check=False)
+        assert (r.returncode, r.stderr) == (1, "snapfs: storage failover takeover of volume testvol vetoed: NDMP "
+                                               f"sessions run on it in pyndmpd: pid {os.getpid()} (dump); abort them "
+                                               "from the DMA (--override-vetoes aborts only pydump and pyrestore)\n")
+        r = snapfs("failover", mounted.mnt, "--takeover", "--automatic")
+        assert f"NDMP sessions pid {os.getpid()} (dump) on volume testvol are left to fail" in r.stdout
