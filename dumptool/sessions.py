@@ -27,8 +27,8 @@ folder, the slot files and their notes are a contract with snapfs (its
 vetoes ask which sessions run on a volume): :mod:`snapdump.session_registry`
 reads them, for both.  A note names the snapfs volume the session runs on (a
 dump's source's, a restore's working folder's); a session on a volume that
-refuses new ones (offline, in a switchover, after a move's cutover) is
-refused at once with snapfs's reason.
+refuses new ones (offline, in a switchover, after a move's cutover; for a
+restore, during a single-file restore) is refused at once with snapfs's reason.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def _note_volume(where: str) -> str:
         return ""
 
 
-def _check_available(volume: str) -> None:
+def _check_available(volume: str, kind: str) -> None:
     """Refuse a session on a volume that refuses new ones (offline, in a
     switchover, after a volume move's cutover): asked of snapfs, when it is here."""
     if not volume:
@@ -122,8 +122,10 @@ def _check_available(volume: str) -> None:
         return
     try:
         with open_volume(volume) as c:
-            c.check_sessions_allowed()
+            c.check_sessions_allowed(kind)
     except SnapfsError as exc:
+        if exc.errno == _errno.EINVAL:  # a daemon mounted by an older snapfs, which has no such check
+            return
         raise SessionError(exc.message) from None
     except OSError:
         return
@@ -201,7 +203,7 @@ def session_slot(kind: str, path: str = "", *, on: str | None = None, shared: bo
         session = Session(kind, slot, fd)
         abort_reason(os.getpid())  # a stale abort note of an earlier process with this pid
         try:
-            _check_available(volume)
+            _check_available(volume, kind)
         except SessionError:
             session.release()
             raise

@@ -184,9 +184,9 @@ class Client:
         """online, offline, a failover event or move-cutover; ``state``: set it first."""
         return self._call("availability", state=state)
 
-    def check_sessions_allowed(self) -> None:
-        """SnapfsError (EBUSY) when a dump or restore session may not start on the volume now."""
-        self._call("check_sessions")
+    def check_sessions_allowed(self, kind: str = "") -> None:
+        """SnapfsError (EBUSY) when a ``kind`` (dump, restore) session may not start on the volume now."""
+        self._call("check_sessions", kind=kind)
 
     def volume_move(self, aggregate: str, keep_identity: bool = False) -> VolumeIdentity:
         """A simulated volume move: bumps the generation (unless ``keep_identity``)."""

@@ -25,6 +25,7 @@ from snapdump.snapfs_names import SNAPDIR_NAME
 
 from .errors import SnapfsError, err
 from .restrictions import check_owner
+from .vetoes import SINGLE_FILE_OWNER
 from .volume import ROOT_INO, Volume
 
 SOCKET_NAME = "control.sock"
@@ -85,8 +86,14 @@ def _availability(vol: Volume, state: str | None = None) -> str:
     return vol.availability
 
 
-def _check_sessions(vol: Volume) -> None:
+def _check_sessions(vol: Volume, kind: str = "") -> None:
+    """EBUSY when a ``kind`` session may not start: the volume refuses them
+    all now, or a restore meets a single-file restore (:mod:`snapfs.vetoes`)."""
     vol.check_sessions_allowed()
+    running = [r.path for r in vol.restriction_list() if r.owner == SINGLE_FILE_OWNER]
+    if kind == "restore" and running:
+        raise err(errno.EBUSY, f"a single-file restore of {running[0]} runs on volume {vol.name}: "
+                               "no restore session may start on it until it ends")
 
 
 def _qtree_create(vol: Volume, name: str, security_style: str | None = None, oplocks: str = "enable") -> dict:

@@ -16,6 +16,12 @@ goes briefly unavailable (I/O refused, sessions refused) for
 ``$SNAPFS_EVENT_SECONDS`` (default 0.5 s), is served by the other node or
 site, and comes back online.  A session that starts meanwhile fails; the
 event goes on (it aborts any that slipped in).
+
+A single-file restore (``snapfs restore-file``, SnapMirror's) restricts the
+file to :data:`SINGLE_FILE_OWNER` while it copies it back from a snapshot
+(for ``$SNAPFS_EVENT_SECONDS`` at least): a dump meanwhile skips it (and the
+next one takes it), and a restore session and a single-file restore on one
+volume exclude each other (the second is refused).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ FAILOVER_EVENTS: dict[str, tuple[str, str]] = {
     "switchover": ("MetroCluster switchover", "the disaster-recovery site"),
     "switchback": ("MetroCluster switchback", "the home site"),
 }
+#: The restriction owner of a single-file restore (``snapfs restore-file``).
+SINGLE_FILE_OWNER = "single-file-restore"
 #: Seconds an aborted session is given to stop after SIGTERM before SIGKILL.
 ABORT_WAIT = 30.0
 

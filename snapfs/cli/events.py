@@ -1,16 +1,20 @@
 """``snapfs`` volume events and their vetoes: ``volume offline|online``, the
-phases of ``volume move``, ``failover MOUNT --takeover|...``, and the veto
-check of ``unmount`` (see :mod:`snapfs.vetoes`)."""
+phases of ``volume move``, ``failover MOUNT --takeover|...``, the veto
+check of ``unmount``, and ``restore-file`` (see :mod:`snapfs.vetoes`)."""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import shutil
 import time
+from pathlib import Path
 
 from snapdump.session_registry import sessions_on
 
 from .. import client
-from ..vetoes import FAILOVER_EVENTS, event_seconds, named, veto
+from ..errors import SnapfsError, VolumeBusy
+from ..vetoes import FAILOVER_EVENTS, SINGLE_FILE_OWNER, event_seconds, named, veto
 from . import UsageError
 from .subcommands import volume_subcommand
 
@@ -32,6 +36,7 @@ def add_parsers(sub) -> None:
     for flag, (what, _) in FAILOVER_EVENTS.items():
         which.add_argument(f"--{flag}", dest="event", action="store_const", const=flag, help=what)
     add_veto_flags(f)
+    add_restore_file_parser(sub)
 
 
 def _say(line: str) -> None:
@@ -104,4 +109,41 @@ def cmd_failover(a: argparse.Namespace) -> int:
         finally:
             c.availability("online")
     _say(f"{what} of volume {name} done: served by {served_by}, online")
+    return 0
+
+
+def add_restore_file_parser(sub) -> None:
+    r = volume_subcommand(sub, "restore-file", cmd_restore_file,
+                          "copy one file back from a snapshot (a simulated SnapMirror single-file restore)")
+    r.add_argument("snapshot", help="the snapshot to copy it from")
+    r.add_argument("path", help="the file, relative to the volume root (or a path under the mount point)")
+
+
+def cmd_restore_file(a: argparse.Namespace) -> int:
+    """Restrict the file, copy it back from the snapshot as the restriction's owner, lift it."""
+    with client.open_volume(a.vol) as c:
+        info = c.info()
+        if not info.mountpoint:
+            raise UsageError("restore-file needs a mounted volume")
+        mount = Path(info.mountpoint)
+        p = Path(a.path)
+        rel = str(p.relative_to(mount)) if p.is_absolute() and p.is_relative_to(mount) else a.path.lstrip("/")
+        restores = [s for s in sessions_on(c.voldir) if s.kind == "restore"]
+        if restores:
+            raise VolumeBusy(f"single-file restore of {rel} on volume {info.name} refused: a restore session "
+                             f"runs on it: {named(restores)}")
+        src, dest = mount / ".snapshot" / a.snapshot / rel, mount / rel
+        if not src.is_file():
+            raise SnapfsError(f"snapshot {a.snapshot} of volume {info.name} has no file {rel}", errno.ENOENT)
+        if not dest.exists():
+            dest.touch(0o600)
+        c.restrict(rel, SINGLE_FILE_OWNER)
+        try:
+            c.act_as(SINGLE_FILE_OWNER, restore=True)
+            time.sleep(event_seconds())  # the transfer
+            shutil.copyfile(src, dest)
+            shutil.copystat(src, dest)
+        finally:
+            c.unrestrict(rel, SINGLE_FILE_OWNER)
+    _say(f"restored {rel} of volume {info.name} from snapshot {a.snapshot}")
     return 0

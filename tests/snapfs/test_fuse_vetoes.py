@@ -267,3 +267,50 @@ def test_an_ndmp_session_is_not_signalled_its_server_serves_others(mounted: Moun
                                                "from the DMA (--override-vetoes aborts only pydump and pyrestore)\n")
         r = snapfs("failover", mounted.mnt, "--takeover", "--automatic")
         assert f"NDMP sessions pid {os.getpid()} (dump) on volume testvol are left to fail" in r.stdout
+
+
+def test_restore_file_excludes_a_restore_session_and_a_dump_meanwhile_skips_the_file(mounted: Mounted, state: Path,
+                                                                                      tmp_path: Path):
+    m = mounted.mnt
+    _tree(m)
+    snapfs("snapshot", "create", m, "before")
+    (m / "d" / "f2").write_bytes(b"changed since")
+    # a restore session runs: the single-file restore is refused, naming it
+    restore = busy_restore(mounted, tmp_path / "in.fifo")
+    try:
+        r = snapfs("restore-file", m, "before", "d/f2", check=False)
+        assert (r.returncode, r.stderr) == (1, f"snapfs: single-file restore of d/f2 on volume testvol refused: a "
+                                               f"restore session runs on it: pid {restore.pid} (restore)\n")
+    finally:
+        restore.kill()
+        restore.wait()
+        restore.stderr.close()
+    single = subprocess.Popen([str(BIN / "snapfs"), "restore-file", str(m), "before", str(m / "d" / "f2")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, SNAPFS_EVENT_SECONDS="3"))
+
+    def restricted() -> bool:
+        with client.open_volume(m) as c:
+            return [(x.owner, x.path) for x in c.restriction_list()] == [("single-file-restore", "d/f2")]
+    _wait(restricted)
+    # a restore session meanwhile: refused in one line
+    r = subprocess.run([PYRESTORE, "-t", "-f", str(tmp_path / "none")], cwd=m, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert (r.returncode, r.stderr) == (1, "pyrestore: a single-file restore of d/f2 runs on volume testvol: "
+                                           "no restore session may start on it until it ends\n")
+    # a dump meanwhile skips the file; the next one (based on it) takes it
+    dumpdates = tmp_path / "dumpdates"
+    first = subprocess.run([PYDUMP, "-0", "-u", "-D", str(dumpdates), "--quiet", "-f", str(tmp_path / "l0"), str(m)],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert first.returncode == 0, first.stderr
+    assert "d/f2: under client I/O restriction (owner single-file-restore): not dumped" in first.stderr
+    out, err = single.communicate(timeout=30)
+    assert (single.returncode, err, out) == (0, "", "restored d/f2 of volume testvol from snapshot before\n")
+    assert (m / "d" / "f2").read_bytes() == bytes([2]) * 60000
+    listed = subprocess.run([PYRESTORE, "-t", "-f", str(tmp_path / "l0")], capture_output=True, text=True, timeout=60)
+    assert "./d/f1" in listed.stdout and "./d/f2" not in listed.stdout
+    second = subprocess.run([PYDUMP, "-1", "-u", "-D", str(dumpdates), "--quiet", "-f", str(tmp_path / "l1"),
+                             str(m)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert second.returncode == 0, second.stderr
+    listed = subprocess.run([PYRESTORE, "-t", "-f", str(tmp_path / "l1")], capture_output=True, text=True, timeout=60)
+    assert "./d/f2" in listed.stdout and "./d/f1" not in listed.stdout
