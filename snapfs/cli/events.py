@@ -47,7 +47,7 @@ def check_unmount(a: argparse.Namespace) -> None:
     """Before ``snapfs unmount``: the vetoes of the sessions on the mounted volume."""
     try:
         voldir = client.find_volume(a.mountpoint)
-    except Exception:  # not a snapfs mount: the unmount itself says so
+    except (SnapfsError, OSError):  # not a snapfs mount: the unmount itself says so
         return
     with client.open_volume(voldir) as c:
         name = c.info().name
