@@ -134,9 +134,10 @@ def _check_available(volume: str, kind: str) -> None:
 class Session:
     """One held slot; :meth:`release` (or leaving the ``with``) gives it back."""
 
-    def __init__(self, kind: str, slot: int, fd: int) -> None:
+    def __init__(self, kind: str, slot: int, fd: int, shared: bool = False) -> None:
         self.kind = kind
         self.slot = slot
+        self.shared = shared
         self._fd: int | None = fd
 
     @property
@@ -144,10 +145,13 @@ class Session:
         return self._fd is not None
 
     def release(self) -> None:
-        """Give the slot back (closing the description drops the lock); again is harmless."""
+        """Give the slot back (closing the description drops the lock), and
+        take away an abort note a volume event left for it; again is harmless."""
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+            if not self.shared:
+                abort_reason(os.getpid())
 
     def __enter__(self) -> "Session":
         return self
@@ -200,7 +204,7 @@ def session_slot(kind: str, path: str = "", *, on: str | None = None, shared: bo
                            "volume": volume, "shared": shared})
         os.ftruncate(fd, 0)
         os.pwrite(fd, (note + "\n").encode("utf-8", "surrogateescape"), 0)
-        session = Session(kind, slot, fd)
+        session = Session(kind, slot, fd, shared)
         abort_reason(os.getpid())  # a stale abort note of an earlier process with this pid
         try:
             _check_available(volume, kind)

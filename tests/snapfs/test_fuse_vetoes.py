@@ -314,3 +314,13 @@ def test_restore_file_excludes_a_restore_session_and_a_dump_meanwhile_skips_the_
     assert second.returncode == 0, second.stderr
     listed = subprocess.run([PYRESTORE, "-t", "-f", str(tmp_path / "l1")], capture_output=True, text=True, timeout=60)
     assert "./d/f2" in listed.stdout and "./d/f1" not in listed.stdout
+
+
+def test_an_aborted_session_leaves_no_abort_note(mounted: Mounted, state: Path, tmp_path: Path):
+    """A dump aborted before stage IV (no context to read the note) takes its note away as it ends."""
+    _tree(mounted.mnt)
+    dump = busy_dump(mounted, tmp_path / "out.fifo")
+    snapfs("volume", "offline", "--automatic", mounted.mnt)
+    _stopped(dump)
+    snapfs("volume", "online", mounted.mnt)
+    assert sorted(p.name for p in (state / "sessions").iterdir() if not p.name.startswith("slot-")) == []
