@@ -22,7 +22,9 @@ cartridge) the context stays, the snapshot stays held (and is not deleted),
 and ``pydump --restart ID -f NEXT`` (:mod:`dumptool.restart`) writes the
 next volume.  ``pydump --contexts [ID]`` shows them as ONTAP's
 ``vserver services ndmp restartable-backup show`` does; ``pydump
---delete-context ID`` deletes one and gives its snapshot back.
+--delete-context ID`` deletes one and gives its snapshot back.  A dump
+aborted by a volume event's ``--override-vetoes`` or ``--automatic``
+(:mod:`snapfs.vetoes`) keeps its context, marked not restartable.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from tapelib.durable import replace_file, sync_folder
 from .dump import Stage
 from .errors import DumpError, RestartError
 from .history import close_quietly
-from .sessions import state_dir
+from .sessions import abort_reason, state_dir
 
 if TYPE_CHECKING:
     from .dump import Cursor, Dump
@@ -141,6 +143,7 @@ class Context:
     reason: str = ""
     restarts: int = 0
     checkpoint: Checkpoint | None = None
+    vetoed: str = ""   # aborted for a volume event (--override-vetoes, --automatic): not restartable
 
     @property
     def holder(self) -> str:
@@ -174,6 +177,9 @@ class Context:
             return f"context {self.id} is busy: pydump {self.pid} is running it"
         if self.cleanup_pending:
             return f"context {self.id} is being deleted (Is Cleanup Pending?: true)"
+        if self.vetoed:
+            return (f"the dump of context {self.id} was aborted by the {self.vetoed}: it cannot be restarted; "
+                    "delete it and dump again")
         if self.checkpoint is None or self.shown_state != State.RESTARTABLE:
             return (f"the dump of context {self.id} was not aborted in stage IV after a checkpoint "
                     "(it stopped before its first one): it cannot be restarted; delete it and dump again")
@@ -594,6 +600,7 @@ class ContextKeeper:
             snap.created = False
             return
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "message", None) or str(exc)
+        vetoed = abort_reason(os.getpid())  # a volume event's override aborted it
         if ctx.checkpoint is None:
             # nothing to go on from: given back as a dump aborted earlier
             try:
@@ -606,6 +613,7 @@ class ContextKeeper:
         ctx.status = Status.ABORTED
         ctx.state = State.RESTARTABLE
         ctx.reason = reason
+        ctx.vetoed = vetoed or ""
         try:
             self.store.save(ctx)
         except DumpError as err:

@@ -22,27 +22,39 @@ sessions; it is not trusted without the lock.
 
 The state folder is ``/var/lib/snapdump`` (beside Debian's dumpdates file,
 ``/var/lib/dumpdates``), or ``$SNAPDUMP_STATE_DIR``; a user who may not write
-there uses ``~/.local/state/snapdump`` (their own sessions only).
+there uses ``~/.local/state/snapdump`` (their own sessions only).  The
+folder, the slot files and their notes are a contract with snapfs (its
+vetoes ask which sessions run on a volume): :mod:`snapdump.session_registry`
+reads them, for both.  A note names the snapfs volume the session runs on (a
+dump's source's, a restore's working folder's); a session on a volume that
+refuses new ones (offline, in a switchover, after a move's cutover; for a
+restore, during a single-file restore) is refused at once with snapfs's reason.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno as _errno
 import fcntl
 import json
 import os
-import struct
 import time
 from pathlib import Path
 
-from .dumpdates import DEFAULT_DUMPDATES
+from snapdump.session_registry import (  # noqa: F401  (the registry's contract, re-exported)
+    DEFAULT_STATE_DIR,
+    STATE_DIR_ENV,
+    SessionInfo,
+    abort_reason,
+    held as _held,
+    lock_request as _lock_request,
+    sessions_dir,
+    state_dir,
+    volume_of,
+)
+from snapdump.session_registry import running_sessions as _registered
+
 from .errors import SessionError, SessionLimitError
 
-#: Environment variable naming the state folder instead of :data:`DEFAULT_STATE_DIR`.
-STATE_DIR_ENV = "SNAPDUMP_STATE_DIR"
-#: The state folder: beside the default dumpdates file.
-DEFAULT_STATE_DIR = Path(DEFAULT_DUMPDATES).parent / "snapdump"
 #: Environment variable setting the session limit instead of the memory table.
 MAX_SESSIONS_ENV = "SNAPDUMP_MAX_SESSIONS"
 #: The seed's table: (MemTotal below this many bytes, sessions); the last row has no bound.
@@ -51,8 +63,6 @@ LIMIT_TABLE: tuple[tuple[int | None, int], ...] = ((16 << 30, 4), (24 << 30, 16)
 KINDS = ("dump", "restore")
 
 _SLOT = "slot-{:02d}"
-# struct flock (Linux, 64-bit off_t): l_type, l_whence, l_start, l_len, l_pid, padded.
-_FLOCK = "@hhqqi4x"
 
 
 def limit_for_memory(mem_total: int) -> int:
@@ -92,62 +102,42 @@ def session_limit(meminfo: str | Path = "/proc/meminfo") -> tuple[int, str]:
     return limit_for_memory(total), f"the limit for {gib:.1f} GiB of memory; {MAX_SESSIONS_ENV} changes it"
 
 
-def state_dir() -> Path:
-    """The state folder: ``$SNAPDUMP_STATE_DIR``, else :data:`DEFAULT_STATE_DIR`
-    for root or for a user who may write there, else the user's own
-    (``$XDG_STATE_HOME/snapdump``, ``~/.local/state/snapdump``): a user who may
-    not write the machine's folder counts their own sessions only, rather
-    than being refused a plain dump of their own files."""
-    named = os.environ.get(STATE_DIR_ENV)
-    if named:
-        return Path(named)
-    if os.geteuid() == 0 or _writable(DEFAULT_STATE_DIR):
-        return DEFAULT_STATE_DIR
-    home = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(home) / "snapdump"
+def _note_volume(where: str) -> str:
+    """The snapfs volume *where* lies on ("" when none)."""
+    try:
+        return volume_of(where)
+    except OSError:
+        return ""
 
 
-def _writable(folder: Path) -> bool:
-    """Whether *folder*'s sessions folder (or the nearest one that exists above it) may be written."""
-    probe = folder / "sessions"
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return os.access(probe, os.W_OK | os.X_OK) and (not (probe / "slot-00").exists()
-                                                     or os.access(probe / "slot-00", os.W_OK))
-
-
-def sessions_dir() -> Path:
-    """The folder of the slot files."""
-    return state_dir() / "sessions"
-
-
-@dataclasses.dataclass(frozen=True)
-class SessionInfo:
-    """A running session, as its slot file tells."""
-
-    slot: int
-    kind: str
-    pid: int
-    path: str
-    started: float
-
-
-def _lock_request(kind: int) -> bytes:
-    return struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0)
-
-
-def _held(fd: int) -> bool:
-    """Does another open file description hold the lock of *fd*'s file?"""
-    answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _lock_request(fcntl.F_WRLCK))
-    return struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK
+def _check_available(volume: str, kind: str) -> None:
+    """Refuse a session on a volume that refuses new ones (offline, in a
+    switchover, after a volume move's cutover): asked of snapfs, when it is here."""
+    if not volume:
+        return
+    try:
+        from snapfs.client import open_volume
+        from snapfs.errors import SnapfsError
+    except ImportError:
+        return
+    try:
+        with open_volume(volume) as c:
+            c.check_sessions_allowed(kind)
+    except SnapfsError as exc:
+        if exc.errno == _errno.EINVAL:  # a daemon mounted by an older snapfs, which has no such check
+            return
+        raise SessionError(exc.message) from None
+    except OSError:
+        return
 
 
 class Session:
     """One held slot; :meth:`release` (or leaving the ``with``) gives it back."""
 
-    def __init__(self, kind: str, slot: int, fd: int) -> None:
+    def __init__(self, kind: str, slot: int, fd: int, shared: bool = False) -> None:
         self.kind = kind
         self.slot = slot
+        self.shared = shared
         self._fd: int | None = fd
 
     @property
@@ -155,10 +145,13 @@ class Session:
         return self._fd is not None
 
     def release(self) -> None:
-        """Give the slot back (closing the description drops the lock); again is harmless."""
+        """Give the slot back (closing the description drops the lock), and
+        take away an abort note a volume event left for it; again is harmless."""
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+            if not self.shared:
+                abort_reason(os.getpid())
 
     def __enter__(self) -> "Session":
         return self
@@ -182,9 +175,13 @@ def _state_error(folder: Path, exc: OSError) -> SessionError:
                         f"(set {STATE_DIR_ENV} to a folder that can be written)")
 
 
-def session_slot(kind: str, path: str = "") -> Session:
+def session_slot(kind: str, path: str = "", *, on: str | None = None, shared: bool = False) -> Session:
     """Take a free slot for a *kind* session (``dump`` or ``restore``) on
-    *path*, or raise :class:`SessionLimitError` at once when all are held."""
+    *path*, or raise :class:`SessionLimitError` at once when all are held.
+    *on*: where the session reads or writes (default: a dump's *path*, a
+    restore's working folder), whose snapfs volume the note names; *shared*:
+    the process runs other sessions too (``pyndmpd``), so a volume event may
+    not abort it by signalling it."""
     if kind not in KINDS:
         raise ValueError(f"session kind {kind!r} is not one of {KINDS}")
     limit, why = session_limit()
@@ -202,10 +199,19 @@ def session_slot(kind: str, path: str = "") -> Session:
             if exc.errno in (_errno.EAGAIN, _errno.EACCES):
                 continue
             raise _state_error(folder, exc) from None
-        note = json.dumps({"kind": kind, "pid": os.getpid(), "path": path, "started": time.time()})
+        volume = _note_volume(on if on is not None else path if kind == "dump" and path else os.getcwd())
+        note = json.dumps({"kind": kind, "pid": os.getpid(), "path": path, "started": time.time(),
+                           "volume": volume, "shared": shared})
         os.ftruncate(fd, 0)
         os.pwrite(fd, (note + "\n").encode("utf-8", "surrogateescape"), 0)
-        return Session(kind, slot, fd)
+        session = Session(kind, slot, fd, shared)
+        abort_reason(os.getpid())  # a stale abort note of an earlier process with this pid
+        try:
+            _check_available(volume, kind)
+        except SessionError:
+            session.release()
+            raise
+        return session
     running = max(len(running_sessions()), limit)  # all ours were held; more when the limit was lowered
     raise SessionLimitError(f"too many dump and restore sessions: {running} of {limit} running ({why}); "
                             "try again later", running=running, limit=limit)
@@ -214,31 +220,7 @@ def session_slot(kind: str, path: str = "") -> Session:
 def running_sessions() -> list[SessionInfo]:
     """The sessions holding a slot now, by slot (a holder that has not yet
     written its note shows as kind ``?``)."""
-    folder = sessions_dir()
-    found: list[SessionInfo] = []
     try:
-        names = sorted(os.listdir(folder))
-    except FileNotFoundError:
-        return found
+        return _registered()
     except OSError as exc:
-        raise _state_error(folder, exc) from None
-    for name in names:
-        if not (name.startswith("slot-") and name[5:].isdigit()):
-            continue
-        try:
-            fd = os.open(folder / name, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            if not _held(fd):
-                continue
-            raw = os.pread(fd, 4096, 0)
-        finally:
-            os.close(fd)
-        try:
-            note = json.loads(raw.decode("utf-8", "surrogateescape"))
-            found.append(SessionInfo(int(name[5:]), str(note["kind"]), int(note["pid"]), str(note["path"]),
-                                     float(note["started"])))
-        except (ValueError, KeyError, TypeError):
-            found.append(SessionInfo(int(name[5:]), "?", 0, "", 0.0))
-    return found
+        raise _state_error(sessions_dir(), exc) from None

@@ -130,7 +130,7 @@ def _slot(kind: str, path: str) -> SessionSlot:
     """A dump or restore session slot, counted with pydump's and pyrestore's
     (:mod:`dumptool.sessions`); over the limit, NO_MEM_ERR at once."""
     try:
-        return session_slot(kind, path)
+        return session_slot(kind, path, on=path, shared=True)
     except SessionLimitError as exc:
         raise SessionLimit(exc.message) from None
     except SessionError as exc:

@@ -181,9 +181,17 @@ class Client:
     def volume_modify(self, type: str | None = None, security_style: str | None = None) -> VolumeIdentity:
         return VolumeIdentity(**self._call("volume_modify", type=type, security_style=security_style))
 
-    def volume_move(self, aggregate: str) -> VolumeIdentity:
-        """A simulated volume move: bumps the generation."""
-        return VolumeIdentity(**self._call("volume_move", aggregate=aggregate))
+    def availability(self, state: str | None = None) -> str:
+        """online, offline, a failover event or move-cutover; ``state``: set it first."""
+        return self._call("availability", state=state)
+
+    def check_sessions_allowed(self, kind: str = "") -> None:
+        """SnapfsError (EBUSY) when a ``kind`` (dump, restore) session may not start on the volume now."""
+        self._call("check_sessions", kind=kind)
+
+    def volume_move(self, aggregate: str, keep_identity: bool = False) -> VolumeIdentity:
+        """A simulated volume move: bumps the generation (unless ``keep_identity``)."""
+        return VolumeIdentity(**self._call("volume_move", aggregate=aggregate, keep_identity=keep_identity))
 
     def volume_resize(self, size: int) -> dict:
         """Grow (or shrink, down to the highest block in use) the volume; its space figures."""

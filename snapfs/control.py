@@ -25,6 +25,7 @@ from snapdump.snapfs_names import SNAPDIR_NAME
 
 from .errors import SnapfsError, err
 from .restrictions import check_owner
+from .vetoes import SINGLE_FILE_OWNER
 from .volume import ROOT_INO, Volume
 
 SOCKET_NAME = "control.sock"
@@ -74,8 +75,25 @@ def _volume_modify(vol: Volume, type: str | None = None, security_style: str | N
     return dataclasses.asdict(vol.volume_modify(type, security_style))
 
 
-def _volume_move(vol: Volume, aggregate: str) -> dict:
-    return dataclasses.asdict(vol.volume_move(aggregate))
+def _volume_move(vol: Volume, aggregate: str, keep_identity: bool = False) -> dict:
+    return dataclasses.asdict(vol.volume_move(aggregate, keep_identity))
+
+
+def _availability(vol: Volume, state: str | None = None) -> str:
+    """The volume's availability; ``state``: set it first (see :mod:`snapfs.vetoes`)."""
+    if state is not None:
+        vol.set_availability(state)
+    return vol.availability
+
+
+def _check_sessions(vol: Volume, kind: str = "") -> None:
+    """EBUSY when a ``kind`` session may not start: the volume refuses them
+    all now, or a restore meets a single-file restore (:mod:`snapfs.vetoes`)."""
+    vol.check_sessions_allowed()
+    running = [r.path for r in vol.restriction_list() if r.owner == SINGLE_FILE_OWNER]
+    if kind == "restore" and running:
+        raise err(errno.EBUSY, f"a single-file restore of {running[0]} runs on volume {vol.name}: "
+                               "no restore session may start on it until it ends")
 
 
 def _qtree_create(vol: Volume, name: str, security_style: str | None = None, oplocks: str = "enable") -> dict:
@@ -208,6 +226,7 @@ FILER_COMMANDS: dict[str, Callable[..., Any]] = {
     "qtree_modify": _qtree_modify, "qtree_delete": _qtree_delete,
     "junction_create": _junction_create, "junction_list": _junction_list, "junction_delete": _junction_delete,
     "restrict": _restrict, "unrestrict": _unrestrict, "restriction_list": _restriction_list,
+    "availability": _availability, "check_sessions": _check_sessions,
 }
 #: The op by which a connection's process names itself a restriction owner (see
 #: :mod:`snapfs.restrictions`): answered by the daemon itself, which knows the peer.

@@ -81,14 +81,26 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND
 _OPEN_FH = 1 << 41
 
 
+#: The requests an offline volume refuses (EIO): every read or change of a file
+#: or folder; what finds and describes the mount itself (getattr, getxattr,
+#: statfs, lookup) and closing what was open still answer.
+_REFUSED_OFFLINE = frozenset({
+    "readlink", "mknod", "mkdir", "symlink", "create", "link", "unlink", "rmdir", "rename", "setattr",
+    "setxattr", "removexattr", "open", "read", "write", "opendir", "readdir", "fsync", "fsyncdir"})
+
+
 def _errors(fn):
     """Answer a request with the errno of any :class:`SnapfsError` it raises.
 
     ENOSPC is tried once more after a commit: blocks freed by the calls not yet
     committed (batch mode) only become free then.  A failed Volume call leaves
     nothing behind, so the retry starts from the same state."""
+    refuse_offline = fn.__name__ in _REFUSED_OFFLINE
+
     @functools.wraps(fn)
     async def wrapper(self, *a, **kw):
+        if refuse_offline and self.vol.io_refused:  # offline, or in a failover event
+            raise pyfuse3.FUSEError(errno.EIO)
         try:
             return await fn(self, *a, **kw)
         except SnapfsError as e:

@@ -12,6 +12,12 @@ versioned, since a volume has one identity whatever its snapshots.
   every (simulated) :meth:`IdentityOps.volume_move`.  The dump engine keeps
   it with a baseline and requires a new baseline when it changed.
 - ``security_style``: unix, ntfs or mixed; the default of new qtrees.
+- ``availability``: ``online``; ``offline`` (``snapfs volume offline``: the
+  mount refuses I/O, and dump and restore sessions are refused); a simulated
+  failover event in progress (``takeover``, ``giveback``, ``relocate``,
+  ``switchover``, ``switchback``: briefly offline the same way); or
+  ``move-cutover`` (a volume move past its cutover: I/O goes on, new
+  sessions are refused until the move completes).  See :mod:`snapfs.vetoes`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,19 @@ from .errors import err
 from .store import StoreCalls
 
 VOLUME_TYPES = ("rw", "ro")
+#: availability -> why a new dump or restore session is refused then (None: it is not)
+AVAILABILITY: dict[str, str | None] = {
+    "online": None,
+    "offline": "is offline ('snapfs volume online' brings it back)",
+    "takeover": "is being taken over by its partner (storage failover)",
+    "giveback": "is being given back by its partner (storage failover)",
+    "relocate": "is in an aggregate relocation",
+    "switchover": "is in a MetroCluster switchover",
+    "switchback": "is in a MetroCluster switchback",
+    "move-cutover": "is past the cutover of a volume move",
+}
+#: the availabilities in which the mount refuses I/O (all but online and a move's cutover)
+IO_REFUSED = frozenset(AVAILABILITY) - {"online", "move-cutover"}
 SECURITY_STYLES = ("unix", "ntfs", "mixed")
 
 
@@ -121,10 +140,32 @@ class IdentityOps(StoreCalls):
             self._put_props(**values)
         return self.volume_identity()
 
-    def volume_move(self, aggregate: str) -> VolumeIdentity:
+    def volume_move(self, aggregate: str, keep_identity: bool = False) -> VolumeIdentity:
         """A simulated volume move to ``aggregate``: only the generation (and the
-        aggregate's name) change, as the dump engine sees a moved volume."""
+        aggregate's name) change, as the dump engine sees a moved volume;
+        ``keep_identity`` (the CAB case) keeps the generation."""
         if not aggregate or "/" in aggregate:
             raise err(errno.EINVAL, f"bad aggregate name {aggregate!r}")
-        self._put_props(aggregate=aggregate, generation=str(self.volume_identity().generation + 1))
+        generation = self.volume_identity().generation + (0 if keep_identity else 1)
+        self._put_props(aggregate=aggregate, generation=str(generation))
         return self.volume_identity()
+
+    @property
+    def availability(self) -> str:
+        return self._props.get("availability", "online")
+
+    @property
+    def io_refused(self) -> bool:
+        """Whether the mount refuses I/O now (offline, or in a failover event)."""
+        return self.availability in IO_REFUSED
+
+    def set_availability(self, state: str) -> None:
+        if state not in AVAILABILITY:
+            raise err(errno.EINVAL, f"unknown availability {state!r}")
+        self._put_props(availability=state)
+
+    def check_sessions_allowed(self) -> None:
+        """EBUSY when a new dump or restore session on this volume must be refused now."""
+        why = AVAILABILITY.get(self.availability)
+        if why is not None:
+            raise err(errno.EBUSY, f"volume {self.meta.name} {why}: no dump or restore session may start on it now")

@@ -356,7 +356,11 @@ def _contexts(args: argparse.Namespace, say, warn) -> int:
         raise CommandFailed("--restart needs -f: where the next volume goes")
     if args.source:
         raise CommandFailed("--restart takes no SOURCE: the context names what is dumped")
-    with session_slot("dump", args.restart):
+    try:
+        on = store.load(args.restart).mount  # the volume the restart reads (for the vetoes)
+    except DumpError:
+        on = ""  # restart() says why
+    with session_slot("dump", args.restart, on=on):
         restart(store, args.restart, output, quiet=args.quiet, never_ask=args.yes or args.never_ask,
                 say=say, warn=warn)
     return 0

@@ -24,7 +24,7 @@ from snapdump.errors import os_error_text
 from snapdump.exits import run
 
 from .. import client, mount as _mount
-from . import UsageError, filer, filer_luns
+from . import UsageError, events, filer, filer_luns
 from .columns import Columns, print_fields
 from .subcommands import volume_subcommand
 from ..errors import SnapfsError
@@ -89,6 +89,7 @@ def cmd_mount(a: argparse.Namespace) -> int:
 def cmd_unmount(a: argparse.Namespace) -> int:
     stale = _mount.stale_mount(a.mountpoint)
     if stale is None:
+        events.check_unmount(a)
         _mount.unmount(a.mountpoint)
         return 0
     _mount.clear_stale(a.mountpoint)
@@ -148,6 +149,10 @@ def cmd_df(a: argparse.Namespace) -> int:
 
 
 def cmd_volume_show(a: argparse.Namespace) -> int:
+    if a.action in events.VOLUME_ACTIONS:
+        events.cmd_volume_event(a)
+        if a.action != "move":
+            return 0
     with client.open_volume(a.vol) as c:
         if a.action == "modify":
             if a.type is None and a.security_style is None and a.size is None:
@@ -156,10 +161,6 @@ def cmd_volume_show(a: argparse.Namespace) -> int:
                 c.volume_resize(a.size)
             if a.type is not None or a.security_style is not None:
                 c.volume_modify(a.type, a.security_style)
-        elif a.action == "move":
-            if not a.to:
-                raise UsageError("volume move needs --to AGGREGATE")
-            c.volume_move(a.to)
         i, ident = c.info(), c.volume_identity()
     rows = [
         ("name", i.name), ("path", i.path),
@@ -278,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("unmount", aliases=["umount"], help="flush and unmount")
     u.add_argument("mountpoint", help="where the volume is mounted (a stale mount is cleared)")
+    events.add_veto_flags(u)
     u.set_defaults(fn=cmd_unmount)
 
     s = volume_subcommand(sub, "snapshot", cmd_snapshot, "snapshots",
@@ -287,13 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     volume_subcommand(sub, "df", cmd_df, "space and inode figures")
 
-    v = volume_subcommand(sub, "volume", cmd_volume_show, "a volume's details", ["show", "modify", "move"])
+    v = volume_subcommand(sub, "volume", cmd_volume_show, "a volume's details",
+                          ["show", "modify", *events.VOLUME_ACTIONS])
     v.add_argument("--type", choices=["rw", "ro"], default=None,
                    help="modify: rw, or ro (a mirror destination: the mount refuses writes); bumps the generation")
     v.add_argument("--security-style", choices=["unix", "ntfs", "mixed"], default=None,
                    help="modify: the default security style of new qtrees")
     v.add_argument("--size", type=parse_size, default=None, help="modify: the volume's new size, e.g. 20G")
     v.add_argument("--to", default=None, metavar="AGGREGATE", help="move: where to (simulated; bumps the generation)")
+    v.add_argument("--keep-identity", action="store_true", help="move: keep the generation (the CAB case)")
+    events.add_veto_flags(v)
+    events.add_parsers(sub)
 
     filer.add_parsers(sub)
     filer_luns.add_parsers(sub, parse_size)

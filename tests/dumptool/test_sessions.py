@@ -225,7 +225,8 @@ def test_a_user_who_cannot_write_the_machines_folder_counts_their_own(tmp_path, 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     locked = tmp_path / "machine"
     (locked / "sessions").mkdir(parents=True)
-    monkeypatch.setattr(sessions, "DEFAULT_STATE_DIR", locked)
+    from snapdump import session_registry
+    monkeypatch.setattr(session_registry, "DEFAULT_STATE_DIR", locked)
     monkeypatch.setattr(sessions.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(sessions.os, "access", lambda path, mode: not str(path).startswith(str(locked)))
     assert sessions.state_dir() == tmp_path / "state" / "snapdump"

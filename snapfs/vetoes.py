@@ -1,0 +1,141 @@
+"""Vetoes and volume events: what an unmount, an offline, a (simulated)
+failover or a volume move does to the dump and restore sessions running on
+the volume.
+
+The sessions are read from the session registry
+(:mod:`snapdump.session_registry`, the contract with the dump engine, which
+snapfs does not import).  A user-initiated event meeting a session on its
+volume is vetoed: refused, naming the sessions (pid and kind).  With
+``--override-vetoes``, and always with ``--automatic`` (a system-initiated
+event), the sessions are aborted instead: each is told why (an
+``aborted-PID`` note), sent SIGTERM (and SIGCONT, should it be stopped), and
+waited for; its restartable context then says it is not restartable.
+
+The failover events are simulated on the one machine there is: the volume
+goes briefly unavailable (I/O refused, sessions refused) for
+``$SNAPFS_EVENT_SECONDS`` (default 0.5 s), is served by the other node or
+site, and comes back online.  A session that starts meanwhile fails; the
+event goes on (it aborts any that slipped in).
+
+A single-file restore (``snapfs restore-file``, SnapMirror's) restricts the
+file to :data:`SINGLE_FILE_OWNER` while it copies it back from a snapshot
+(for ``$SNAPFS_EVENT_SECONDS`` at least): a dump meanwhile skips it (and the
+next one takes it), and a restore session and a single-file restore on one
+volume exclude each other (the second is refused).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from snapdump.session_registry import SessionInfo, mark_aborted, sessions_on
+
+from .errors import SnapfsError, VolumeBusy
+
+#: Seconds a simulated failover event keeps the volume unavailable (and a volume move's transfer lasts).
+EVENT_SECONDS_ENV = "SNAPFS_EVENT_SECONDS"
+DEFAULT_EVENT_SECONDS = 0.5
+#: The failover events: flag -> (what it is called, who serves the volume afterwards).
+FAILOVER_EVENTS: dict[str, tuple[str, str]] = {
+    "takeover": ("storage failover takeover", "the partner node"),
+    "giveback": ("storage failover giveback", "the home node"),
+    "relocate": ("aggregate relocation", "the partner node"),
+    "switchover": ("MetroCluster switchover", "the disaster-recovery site"),
+    "switchback": ("MetroCluster switchback", "the home site"),
+}
+#: The restriction owner of a single-file restore (``snapfs restore-file``).
+SINGLE_FILE_OWNER = "single-file-restore"
+#: Seconds an aborted session is given to stop after SIGTERM before SIGKILL.
+ABORT_WAIT = 30.0
+
+
+def event_seconds() -> float:
+    text = os.environ.get(EVENT_SECONDS_ENV, "").strip()
+    if not text:
+        return DEFAULT_EVENT_SECONDS
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        raise SnapfsError(f"{EVENT_SECONDS_ENV}={text}: give seconds", errno.EINVAL) from None
+
+
+def named(sessions: list[SessionInfo]) -> str:
+    """``pid 123 (dump), pid 456 (restore)``."""
+    return ", ".join(f"pid {s.pid} ({s.kind})" for s in sessions)
+
+
+def veto(voldir: str | os.PathLike[str], name: str, event: str, *, override: bool, automatic: bool,
+         say: Callable[[str], None]) -> None:
+    """Before ``event`` on volume ``name`` (folder ``voldir``): refuse it when
+    sessions run there, or abort them (``override``, ``automatic``)."""
+    try:
+        sessions = sessions_on(voldir)
+    except OSError as exc:
+        raise SnapfsError(f"cannot read the dump and restore sessions: {exc.strerror or exc}", errno.EIO) from None
+    if not sessions:
+        return
+    if not (override or automatic):
+        raise VolumeBusy(f"{event} of volume {name} vetoed: dump and restore sessions run on it: {named(sessions)}"
+                         " (--override-vetoes aborts them)")
+    shared = [s for s in sessions if s.shared]
+    if shared and not automatic:
+        raise VolumeBusy(f"{event} of volume {name} vetoed: NDMP sessions run on it in pyndmpd: {named(shared)}; "
+                         "abort them from the DMA (--override-vetoes aborts only pydump and pyrestore)")
+    why = "--automatic" if automatic else "--override-vetoes"
+    own = [s for s in sessions if not s.shared]
+    if own:
+        abort(own, f"{event} of volume {name} ({why})")
+        say(f"{event}: aborted {named(own)} on volume {name} (not restartable)")
+    if shared:  # their server serves others: they fail on the volume's I/O instead
+        say(f"{event}: NDMP sessions {named(shared)} on volume {name} are left to fail")
+
+
+def abort(sessions: list[SessionInfo], reason: str) -> None:
+    """Abort each session: its note, SIGTERM (and SIGCONT), then wait for it to stop (SIGKILL at last)."""
+    for s in sessions:
+        try:
+            mark_aborted(s.pid, reason)
+        except OSError:
+            pass  # it is aborted all the same; only its context will not say why
+        for sig in (signal.SIGTERM, signal.SIGCONT):
+            try:
+                os.kill(s.pid, sig)
+            except ProcessLookupError:
+                break
+    pids = {s.pid for s in sessions}
+    if not _wait_stopped(pids, ABORT_WAIT):
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _wait_stopped(pids, 5.0)
+
+
+def _wait_stopped(pids: set[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = {p for p in pids if _alive(p)}
+        if not alive:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    try:  # a zombie (our own child not yet waited for) has stopped
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
