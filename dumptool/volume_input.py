@@ -9,6 +9,7 @@ the start for another pass (``-i``'s next ``extract``).
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -64,6 +65,30 @@ class VolumeInput:
         #: resumed restore made it unknown.
         self.blocks_read: int | None = 0
         self._next_head: Header | None = None
+        #: With :meth:`log_records`: ``(first walk block, volume, address,
+        #: is_tape)`` of each read, for :meth:`where`.
+        self._record_log: list[tuple[int, int, int | None, bool]] | None = None
+        self._walk_blocks = 0
+
+    def log_records(self) -> None:
+        """Remember where each read from now on comes from (``-P``), so that
+        :meth:`where` tells a header's position by its walk index."""
+        self._record_log = []
+        self._walk_blocks = 0
+
+    def where(self, index: int, record_size: int) -> tuple[int, int | None]:
+        """``(volume, position)`` of the record holding walk block *index*
+        (after :meth:`log_records`), as a QFA file gives it: a tape's
+        logical block, the byte offset of a file's *record_size* record;
+        position ``None`` where the medium cannot tell."""
+        log = self._record_log
+        assert log, "log_records() first"
+        i = bisect.bisect_right(log, index, key=lambda e: e[0]) - 1
+        first, volume, address, tape = log[max(i, 0)]
+        if address is None or tape:
+            return volume, address
+        offset = address + (index - first) * TP_BSIZE
+        return volume, offset - offset % record_size
 
     def _reader_of(self, source: Source, volume: int = 1) -> RecordReader:
         try:
@@ -91,15 +116,25 @@ class VolumeInput:
         first = identify
         skip = 0
         while True:
-            while (chunk := self._first_read(reader) if first else reader.read_blocks()) is not None:
+            while True:
+                log = self._record_log
+                address = reader.next_block_address if log is not None else None
+                chunk = self._first_read(reader) if first else reader.read_blocks()
+                if chunk is None:
+                    break
                 if self.blocks_read is not None:
                     self.blocks_read += len(chunk) // TP_BSIZE
                 if skip:  # blocks the previous volume ended with, written again on this one
                     cut = min(skip, len(chunk) // TP_BSIZE)
                     skip -= cut
                     chunk = chunk[cut * TP_BSIZE:]
+                    if address is not None and not reader.source.is_tape:
+                        address += cut * TP_BSIZE
                     if not len(chunk):
                         continue
+                if log is not None:
+                    log.append((self._walk_blocks, self.volume, address, reader.source.is_tape))
+                    self._walk_blocks += len(chunk) // TP_BSIZE
                 if first:
                     first = False
                     block = chunk[:TP_BSIZE]

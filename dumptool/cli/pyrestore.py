@@ -2,9 +2,9 @@
 
 Modes: ``-t`` list, ``-x [names]`` extract, ``-r`` rebuild (incrementals in
 level order, ``./restoresymtable``), ``-C`` compare with the tree on disk,
-``-i`` interactive, ``-R`` resume a ``-r`` that stopped at a volume change.
+``-i`` interactive, ``-P FILE`` a QFA file from the image, ``-R`` resume a ``-r`` that stopped at a volume change.
 restore's keyless syntax works too (``pyrestore rf FILE``, ``tf -``); flags
-restore has and pyrestore does not (``-c``, ``-F``, ``-P``, ``-k``, ``-e``,
+restore has and pyrestore does not (``-c``, ``-F``, ``-k``, ``-e``,
 ``-E``) are refused in one line.  Exit status: 0 done, 1 damage or an
 error, 2 usage or (``-C``, as restore) files that differ.
 """
@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("-R", dest="mode", action="store_const", const="R",
                       help="resume a -r that stopped (killed, or no next volume) from its checkpoint in "
                            "./restoresymtable: -f names the volume it asked for")
+    mode.add_argument("-P", dest="qfa_out", metavar="FILE",
+                      help="write the QFA file for the named files (all when none) from the image, as dump -Q "
+                           "would have: for restore -Q and pyrestore -Q; nothing is extracted")
     p.add_argument("-f", dest="file", default=os.environ.get("TAPE", "/dev/st0"),
                    help="the image: a file, - for standard input, a tape device or host:device")
     p.add_argument("-b", dest="blocksize", type=int, help="blocking factor (found by itself on files and tapes)")
@@ -206,8 +209,6 @@ _REFUSED = [
                 "write the new one", "convert an old-format dump (not supported)"),
     RefusedFlag("-F", "-F (a script at each volume) is not supported: pyrestore asks for the next volume itself",
                 "run SCRIPT at each volume (not supported)", "SCRIPT"),
-    RefusedFlag("-P", "-P (write a QFA file from the medium) is not supported: pydump -Q writes it while dumping",
-                "write a QFA file from the medium (not supported)", "FILE"),
     RefusedFlag("-k", "-k (Kerberos) is not supported: remote tapes go through rmt over ssh",
                 "Kerberos for a remote tape (not supported)"),
     RefusedFlag("-e", "-e (an option of restore's SELinux build) is not supported",
@@ -243,8 +244,8 @@ def _usage(args: argparse.Namespace) -> None:
     if args.toc and args.mode not in ("t", "x", "i"):
         raise _Usage(f"A option is not valid for {args.mode} command")
     if args.name_file:
-        if args.mode not in ("t", "x"):
-            raise _Usage("-X works with -t and -x")
+        if args.mode not in ("t", "x", "P"):
+            raise _Usage("-X works with -t, -x and -P")
         if args.name_file == "-" and args.file == "-":
             raise _Usage("-X - and -f - cannot both read standard input")
         args.names += _names_from(args.name_file)
@@ -262,6 +263,8 @@ def _usage(args: argparse.Namespace) -> None:
 
 def _pyrestore(argv: list[str]) -> int:
     args = _parser().parse_args(keyless(argv))
+    if args.qfa_out is not None:
+        args.mode = "P"
     _usage(args)
     if args.tmpdir:
         os.environ["TMPDIR"] = args.tmpdir
@@ -305,6 +308,8 @@ def _pyrestore(argv: list[str]) -> int:
             engine.list(args.names)
         elif args.mode == "x":
             engine.extract(".", args.names)
+        elif args.mode == "P":
+            engine.write_qfa(args.qfa_out, args.names)
         elif args.mode == "r":
             engine.rebuild(".")
         elif args.mode == "R":
