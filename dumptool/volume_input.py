@@ -13,12 +13,19 @@ import bisect
 import os
 import stat
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from tapelib import TapeError
 
 from .errors import FormatError, MediumError
 from .format import TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order, skip_to_header
 from .compression import DecompressingSource
 from .medium import RecordReader, Source, open_source
 from .restore_report import RestoreError
+from .volumes import shelf_drive, slots_after
+
+if TYPE_CHECKING:
+    from tapelib import Shelf
 
 class VolumeInput:
     """The 1 KiB blocks of a dump, across volumes.
@@ -297,3 +304,70 @@ class VolumeInput:
     def close(self) -> None:
         self._reader.close()
 
+
+
+class ShelfVolumes:
+    """The cartridges of a dump read on a shelf drive: at a volume's end the
+    drive's cartridge goes back to its slot and the one holding the next
+    volume is looked for in the slots, in the order pydump fills them
+    (:func:`~dumptool.volumes.slots_after` the slot it came from), by its
+    first record: the ``TS_TAPE`` header of that volume of the same dump."""
+
+    def __init__(self, shelf: "Shelf", drive: int, device: str) -> None:
+        self.shelf = shelf
+        self.drive = drive
+        self.device = device
+
+    @classmethod
+    def of(cls, device: str) -> "ShelfVolumes | None":
+        """For a shelf's device file *device*; None for any other medium."""
+        found = shelf_drive(device)
+        return cls(found[0], found[1], device) if found is not None else None
+
+    def find(self, date: int, number: int) -> tuple[str, int] | None:
+        """Put the drive's cartridge back and find volume *number* of the
+        dump of *date* in the slots: ``(barcode, slot)``, None when no slot holds it."""
+        try:
+            status = self.shelf.status()
+            slot = 0
+            if status.drives[self.drive].barcode is not None:
+                _, slot = self.shelf.unload(self.drive)
+                status = self.shelf.status()
+            for candidate in slots_after(slot, len(status.slots)):
+                barcode = status.slots[candidate - 1]
+                if barcode is None:
+                    continue
+                head = self._first_header(barcode)
+                if head is not None and head.c_type == RecordType.TS_TAPE and head.c_date == date \
+                        and head.c_volume == number:
+                    return barcode, candidate
+        except TapeError as exc:
+            raise RestoreError(f"{self.device}: cannot change cartridges: {exc.message}") from None
+        return None
+
+    def load(self, slot: int) -> None:
+        try:
+            self.shelf.load(slot, self.drive)
+        except TapeError as exc:
+            raise RestoreError(f"{self.device}: cannot load slot {slot}: {exc.message}") from None
+
+    def _first_header(self, barcode: str) -> Header | None:
+        """The header a cartridge starts with (None: blank, unreadable or no dump)."""
+        from tapelib import Cartridge
+
+        try:
+            cartridge = Cartridge(self.shelf.cartridge_path(barcode), writable=False)
+        except (TapeError, OSError):
+            return None
+        try:
+            if not cartridge.end:
+                return None
+            data, _ = cartridge.read_record(0, 1 << 20)
+            if not data or len(data) < TP_BSIZE:
+                return None
+            block = data[:TP_BSIZE]
+            return Header.unpack(block, header_byte_order(block))
+        except (TapeError, OSError, FormatError):
+            return None
+        finally:
+            cartridge.close()

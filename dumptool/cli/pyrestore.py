@@ -23,6 +23,7 @@ from ..errors import DumpError
 from ..format import parse_qfa
 from ..medium import volume_file
 from ..restore import Options, Restore, RestoreError, VolumeInput
+from ..volume_input import ShelfVolumes
 from ..sessions import session_slot
 from ..symtab import SYMTAB_NAME, SymbolTable
 from .syntax import RefusedFlag, add_refused, check_refused, expand_key
@@ -99,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="with -t: list the archive file (table of contents) dump -A / pydump -A wrote, "
                         "without the medium")
     p.add_argument("-a", action="store_true",
-                   help="read the volumes from the first on without asking where to start (always so here)")
+                   help="read the volumes from the first on without asking where to start (always so here); "
+                        "on a shelf drive, load each next volume's cartridge without asking")
     p.add_argument("-d", action="store_true", help="debug (accepted: nothing more is printed)")
     p.add_argument("-l", action="store_true",
                    help="the medium is a file or pipe (accepted: files, pipes and drives are told apart by themselves)")
@@ -112,35 +114,61 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _asker(image: str, never: bool, prefix: str | None = None):
+def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: bool = False):
+    """The next volume's name, asked for at a volume's end: with -M the next
+    file; on a shelf drive the cartridge in the slots that holds it, loaded
+    once the operator says yes (-a, -y: without asking); else the operator's
+    answer.  Set ``ask.input`` to the :class:`VolumeInput` it serves."""
     tried: set[int] = set()
+    looked: set[int] = set()
+    shelf = ShelfVolumes.of(image) if prefix is None and image != "-" else None
 
     def ask(number: int, problem: str) -> str | None:
         if prefix is not None and number not in tried:  # -M: the next file, once; then ask as usual
             tried.add(number)
             return volume_file(prefix, number)
+        date = getattr(ask.input, "date", None)
+        if shelf is not None and number not in looked and date is not None:  # once; then ask as usual
+            looked.add(number)
+            found = shelf.find(date, number)
+            if found is None:
+                problem = f"no cartridge in the shelf's slots holds volume {number} of this dump"
+            else:
+                barcode, slot = found
+                question = (f"Volume {number} is on {barcode} in slot {slot}: load it into drive {shelf.drive}? "
+                            "[yn] ")
+                if never or read_through or _answer(image, number, question).lower() in ("y", "yes"):
+                    shelf.load(slot)
+                    print(f"pyrestore: loaded {barcode} from slot {slot} into drive {shelf.drive} "
+                          f"(volume {number})", file=sys.stderr)
+                    return image
         if problem:
             print(f"pyrestore: {problem}", file=sys.stderr)
         if never:
             raise RestoreError(f"{image}: the dump continues on volume {number}; "
                                "run without -y to be asked for it")
-        question = f"Mount volume {number} and enter its path ('none' if there is none): "
-        if image == "-":  # standard input is the image: ask on the terminal
-            from ..operator import open_terminal  # only when a volume is asked for
-
-            tty = open_terminal()
-            if tty is None:
-                raise RestoreError(f"the dump continues on volume {number} and there is no terminal to ask "
-                                   "for it on")
-            with tty:
-                name = tty.ask(question) or ""
-        else:
-            print(question, end="", file=sys.stderr, flush=True)
-            name = sys.stdin.readline().strip()
+        name = _answer(image, number, f"Mount volume {number} and enter its path ('none' if there is none): ")
         if not name or name == "none":
             return None
         return name
+
+    ask.input = None  # type: ignore[attr-defined]
     return ask
+
+
+def _answer(image: str, number: int, question: str) -> str:
+    """The operator's answer to *question* (on the terminal when standard input is the image)."""
+    if image == "-":
+        from ..operator import open_terminal  # only when a volume is asked for
+
+        tty = open_terminal()
+        if tty is None:
+            raise RestoreError(f"the dump continues on volume {number} and there is no terminal to ask "
+                               "for it on")
+        with tty:
+            return tty.ask(question) or ""
+    print(question, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip()
 
 
 def _talk(*, nul_lines: bool) -> dict[str, Callable[[str], None]]:
@@ -295,14 +323,18 @@ def _pyrestore(argv: list[str]) -> int:
         prefix = args.file if args.multivolume else None
         first = volume_file(args.file, _first_volume(args.mode)) if prefix is not None else args.file
 
+        def medium() -> VolumeInput:
+            ask = _asker(first, args.y, prefix, read_through=args.a)
+            ask.input = VolumeInput(first, ask=ask, tape_file=args.tape_file)
+            return ask.input
+
         def on_medium() -> Restore:
-            return Restore(VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file), opts,
-                           **talk)
+            return Restore(medium(), opts, **talk)
 
         if args.toc and args.mode in ("t", "i"):  # -t, -i: the archive file instead of the medium
             source = VolumeInput(args.toc)
         else:  # -x -A: the medium has it all (the directories too)
-            source = VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file)
+            source = medium()
         engine = Restore(source, opts, **talk)
         if args.mode == "t":
             engine.list(args.names)
