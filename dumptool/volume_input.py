@@ -308,10 +308,11 @@ class VolumeInput:
 
 class ShelfVolumes:
     """The cartridges of a dump read on a shelf drive: at a volume's end the
-    drive's cartridge goes back to its slot and the one holding the next
-    volume is looked for in the slots, in the order pydump fills them
-    (:func:`~dumptool.volumes.slots_after` the slot it came from), by its
-    first record: the ``TS_TAPE`` header of that volume of the same dump."""
+    one holding the next volume is looked for in the slots, in the order
+    pydump fills them (:func:`~dumptool.volumes.slots_after` the slot the
+    drive's cartridge came from), by its first record: the ``TS_TAPE``
+    header of that volume of the same dump.  Nothing moves until
+    :meth:`load`."""
 
     def __init__(self, shelf: "Shelf", drive: int, device: str) -> None:
         self.shelf = shelf
@@ -325,15 +326,12 @@ class ShelfVolumes:
         return cls(found[0], found[1], device) if found is not None else None
 
     def find(self, date: int, number: int) -> tuple[str, int] | None:
-        """Put the drive's cartridge back and find volume *number* of the
-        dump of *date* in the slots: ``(barcode, slot)``, None when no slot holds it."""
+        """The slot holding volume *number* of the dump of *date*:
+        ``(barcode, slot)``, None when no slot holds it."""
         try:
             status = self.shelf.status()
-            slot = 0
-            if status.drives[self.drive].barcode is not None:
-                _, slot = self.shelf.unload(self.drive)
-                status = self.shelf.status()
-            for candidate in slots_after(slot, len(status.slots)):
+            after = status.drives[self.drive].source_slot or 0
+            for candidate in slots_after(after, len(status.slots)):
                 barcode = status.slots[candidate - 1]
                 if barcode is None:
                     continue
@@ -342,14 +340,17 @@ class ShelfVolumes:
                         and head.c_volume == number:
                     return barcode, candidate
         except TapeError as exc:
-            raise RestoreError(f"{self.device}: cannot change cartridges: {exc.message}") from None
+            raise RestoreError(f"{self.device}: cannot look through the shelf's slots: {exc.message}") from None
         return None
 
     def load(self, slot: int) -> None:
+        """Put the drive's cartridge back in its slot and load the one in *slot*."""
         try:
+            if self.shelf.status().drives[self.drive].barcode is not None:
+                self.shelf.unload(self.drive)
             self.shelf.load(slot, self.drive)
         except TapeError as exc:
-            raise RestoreError(f"{self.device}: cannot load slot {slot}: {exc.message}") from None
+            raise RestoreError(f"{self.device}: cannot change cartridges: {exc.message}") from None
 
     def _first_header(self, barcode: str) -> Header | None:
         """The header a cartridge starts with (None: blank, unreadable or no dump)."""

@@ -116,11 +116,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: bool = False):
     """The next volume's name, asked for at a volume's end: with -M the next
-    file; on a shelf drive the cartridge in the slots that holds it, loaded
-    once the operator says yes (-a, -y: without asking); else the operator's
-    answer.  Set ``ask.input`` to the :class:`VolumeInput` it serves."""
+    file; else the operator's answer, and on a shelf drive the cartridge in
+    the slots that holds it is offered ("yes" loads it; -a, -y: loaded
+    without asking).  Set ``ask.input`` to the :class:`VolumeInput` it serves."""
     tried: set[int] = set()
-    looked: set[int] = set()
     shelf = ShelfVolumes.of(image) if prefix is None and image != "-" else None
 
     def ask(number: int, problem: str) -> str | None:
@@ -128,32 +127,36 @@ def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: 
             tried.add(number)
             return volume_file(prefix, number)
         date = getattr(ask.input, "date", None)
-        if shelf is not None and number not in looked and date is not None:  # once; then ask as usual
-            looked.add(number)
-            found = shelf.find(date, number)
-            if found is None:
-                problem = f"no cartridge in the shelf's slots holds volume {number} of this dump"
-            else:
-                barcode, slot = found
-                question = (f"Volume {number} is on {barcode} in slot {slot}: load it into drive {shelf.drive}? "
-                            "[yn] ")
-                if never or read_through or _answer(image, number, question).lower() in ("y", "yes"):
-                    shelf.load(slot)
-                    print(f"pyrestore: loaded {barcode} from slot {slot} into drive {shelf.drive} "
-                          f"(volume {number})", file=sys.stderr)
-                    return image
+        found = shelf.find(date, number) if shelf is not None and date is not None else None
+        offer = ""
+        if found is not None:
+            barcode, slot = found
+            if never or read_through:
+                return _load(shelf, barcode, slot, number)
+            offer = f" (on {barcode} in slot {slot}: 'yes' loads it into drive {shelf.drive})"
         if problem:
             print(f"pyrestore: {problem}", file=sys.stderr)
         if never:
             raise RestoreError(f"{image}: the dump continues on volume {number}; "
                                "run without -y to be asked for it")
-        name = _answer(image, number, f"Mount volume {number} and enter its path ('none' if there is none): ")
+        name = _answer(image, number, f"Mount volume {number}{offer} and enter its path "
+                                      "('none' if there is none): ")
+        if found is not None and name.lower() in ("y", "yes"):
+            return _load(shelf, *found, number)
         if not name or name == "none":
             return None
         return name
 
     ask.input = None  # type: ignore[attr-defined]
     return ask
+
+
+def _load(shelf: ShelfVolumes, barcode: str, slot: int, number: int) -> str:
+    """Load volume *number* (*barcode*, in *slot*) into the shelf's drive; the drive's name."""
+    shelf.load(slot)
+    print(f"pyrestore: loaded {barcode} from slot {slot} into drive {shelf.drive} (volume {number})",
+          file=sys.stderr)
+    return shelf.device
 
 
 def _answer(image: str, number: int, question: str) -> str:

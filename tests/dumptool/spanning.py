@@ -132,12 +132,10 @@ def copy_volumes(workdir: Path, shelf: Shelf, nst0: str, volumes: list[str]) -> 
 
 
 def restore_from_the_drive(command: list[str], cwd: Path, environ: dict[str, str], question: bytes,
-                           answer: bytes, layout: Layout, shelf: Shelf, nst0: str, volumes: list[str], *,
-                           operator_loads: bool = True) -> str:
+                           answer: bytes, layout: Layout, shelf: Shelf, nst0: str, volumes: list[str]) -> str:
     """Run a restore reading the shelf drive from FIRST (put at BOT there);
     each time it asks ``question`` for the next volume, that volume's
-    cartridge goes into the drive (unless the restore loads it itself:
-    not *operator_loads*) and ``answer`` is typed.  Fails unless it
+    cartridge goes into the drive and ``answer`` is typed.  Fails unless it
     asks once per later volume and exits 0; returns what it printed."""
     load(shelf, volumes[0])
     proc = subprocess.Popen(command, cwd=cwd, env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -159,8 +157,7 @@ def restore_from_the_drive(command: list[str], cwd: Path, environ: dict[str, str
             if seen.count(question) > asked:
                 asked += 1
                 if asked < len(volumes):
-                    if operator_loads:
-                        load(shelf, volumes[asked])
+                    load(shelf, volumes[asked])
                     proc.stdin.write(answer)
                 else:  # asked once too often: end it (and fail)
                     proc.stdin.write(b"none\n")
@@ -178,12 +175,13 @@ def restore_from_the_drive(command: list[str], cwd: Path, environ: dict[str, str
 
 def check_pyrestore(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst0: str, volumes: list[str],
                     prefix: Path) -> None:
-    """``pyrestore -r -f SHELF/nst0`` (loading each next cartridge from the
-    slots once the operator says yes), then ``pyrestore -C -M`` of the copies."""
+    """``pyrestore -r -f SHELF/nst0`` (the operator changing cartridges when
+    asked), then ``pyrestore -C -M`` of the copies."""
     out = workdir / "py-r"
     out.mkdir()
     restore_from_the_drive([console_script("pyrestore"), "-r", "-f", nst0], out, env(),
-                           b"into drive 0? [yn] ", b"y\n", layout, shelf, nst0, volumes, operator_loads=False)
+                           b"enter its path ('none' if there is none): ", nst0.encode() + b"\n",
+                           layout, shelf, nst0, volumes)
     assert_same_tree(tree, out)
     compared = pyrestore("-C", "-M", "-D", str(tree), "-f", str(prefix), cwd=workdir)
     assert compared.returncode == 0, f"{layout}: pyrestore -C: {compared.stdout}{compared.stderr}"

@@ -1,11 +1,12 @@
 """pyrestore on a shelf drive loads each next volume's cartridge itself.
 
 A 3-volume dump across shelf cartridges (:mod:`spanning`), all put back in
-the slots and the first loaded: at each volume's end pyrestore puts the
-cartridge back, finds the one that starts with the next volume's header of
-the same dump and loads it once the operator says yes (``-a``: without
-asking).  A cartridge of another dump, even one that holds a volume 2, is
-not taken.  The operator (the test) answers on a pty.
+the slots and the first loaded: at each volume's end pyrestore finds the
+cartridge that starts with the next volume's header of the same dump and
+offers it in its "Mount volume N" question; "yes" puts the drive's
+cartridge back and loads it (``-a``: without asking), a path is taken as
+before (the operator mounted one).  A cartridge of another dump, even one
+that holds a volume 2, is not taken.  The operator (the test) answers on a pty.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from test_pydump import assert_same_tree, env
 from test_volume_prompt import converse
 
 LAYOUT = Layout(capacity=879405, ntrec=10, files=28, data=2012116, seed=247094926, middle=956137)
-LOAD = b"into drive 0? [yn] "
-PATH = b"enter its path ('none' if there is none): "
+ASKED = b"enter its path ('none' if there is none): "
 
 
 @pytest.fixture
@@ -63,36 +63,40 @@ def test_pyrestore_r_loads_each_next_cartridge_once_the_operator_says_yes(
     in_drive = []
 
     def operator(n: int) -> str:
-        in_drive.append(shelf.status().drives[0].barcode)  # the volume read is back in its slot
-        return "y"
+        in_drive.append(shelf.status().drives[0].barcode)  # nothing moved before the answer
+        return "yes"
 
-    seen, code = converse(fd, pid, {LOAD: operator})
+    seen, code = converse(fd, pid, {ASKED: operator})
     os.close(fd)
     assert code == 0, seen
-    assert in_drive == [None, None]
-    assert "Volume 2 is on MIDDLE in slot" in seen and "Volume 3 is on LAST in slot" in seen
-    assert "loaded MIDDLE from slot" in seen and "loaded LAST from slot" in seen
-    assert PATH not in seen.encode()
+    assert in_drive == ["FIRST", "MIDDLE"]
+    assert "Mount volume 2 (on MIDDLE in slot 2: 'yes' loads it into drive 0)" in seen
+    assert "Mount volume 3 (on LAST in slot 3: 'yes' loads it into drive 0)" in seen
+    assert "loaded MIDDLE from slot 2" in seen and "loaded LAST from slot 3" in seen
+    assert seen.count("Mount volume") == 2
     assert shelf.status().drives[0].barcode == "LAST"
     assert_same_tree(tree, out)
 
 
-def test_no_is_the_manual_prompt_where_the_operator_mounts_it(
+def test_a_path_is_the_cartridge_the_operator_mounted(
         tmp_path: Path, spanned: tuple[Shelf, str, Path]) -> None:
     shelf, nst0, tree = spanned
     out = tmp_path / "out"
     out.mkdir()
     pid, fd = pyrestore_on_a_pty(out, "-r", "-f", nst0)
 
-    def mount(n: int) -> str:
-        shelf.load("MIDDLE", 0)
-        return nst0
+    def operator(n: int) -> str:
+        if n == 1:  # the operator changes the cartridge by hand
+            shelf.unload(0)
+            shelf.load("MIDDLE", 0)
+            return nst0
+        return "y"
 
-    seen, code = converse(fd, pid, {LOAD: lambda n: "n" if n == 1 else "y", PATH: mount})
+    seen, code = converse(fd, pid, {ASKED: operator})
     os.close(fd)
     assert code == 0, seen
-    assert seen.count("[yn]") == 2 and seen.count("enter its path") == 1
-    assert "loaded MIDDLE" not in seen and "loaded LAST from slot" in seen
+    assert seen.count("Mount volume") == 2
+    assert "loaded MIDDLE" not in seen and "loaded LAST from slot 3" in seen
     assert_same_tree(tree, out)
 
 
@@ -103,7 +107,7 @@ def test_with_a_it_loads_without_asking(tmp_path: Path, spanned: tuple[Shelf, st
     done = subprocess.run([console_script("pyrestore"), "-r", "-a", "-f", nst0], cwd=out, env=env(),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "[yn]" not in done.stderr and "enter its path" not in done.stderr
+    assert "Mount volume" not in done.stderr
     assert "loaded MIDDLE from slot" in done.stderr and "loaded LAST from slot" in done.stderr
     assert_same_tree(tree, out)
 
