@@ -73,7 +73,8 @@ class VolumeInput:
         self.blocks_read: int | None = 0
         self._next_head: Header | None = None
         #: With :meth:`log_records`: ``(first walk block, volume, address,
-        #: is_tape)`` of each read, for :meth:`where`.
+        #: whole)`` of each read, for :meth:`where` (whole: the read is one
+        #: record, as on a tape or in a compressed image).
         self._record_log: list[tuple[int, int, int | None, bool]] | None = None
         self._walk_blocks = 0
 
@@ -86,13 +87,14 @@ class VolumeInput:
     def where(self, index: int, record_size: int) -> tuple[int, int | None]:
         """``(volume, position)`` of the record holding walk block *index*
         (after :meth:`log_records`), as a QFA file gives it: a tape's
-        logical block, the byte offset of a file's *record_size* record;
-        position ``None`` where the medium cannot tell."""
+        logical block, the byte offset of a file's *record_size* record (of
+        a compressed image's record as read); position ``None`` where the
+        medium cannot tell."""
         log = self._record_log
         assert log, "log_records() first"
         i = bisect.bisect_right(log, index, key=lambda e: e[0]) - 1
-        first, volume, address, tape = log[max(i, 0)]
-        if address is None or tape:
+        first, volume, address, whole = log[max(i, 0)]
+        if address is None or whole:
             return volume, address
         offset = address + (index - first) * TP_BSIZE
         return volume, offset - offset % record_size
@@ -140,7 +142,8 @@ class VolumeInput:
                     if not len(chunk):
                         continue
                 if log is not None:
-                    log.append((self._walk_blocks, self.volume, address, reader.source.is_tape))
+                    whole = reader.source.is_tape or bool(getattr(reader.source, "compressed", False))
+                    log.append((self._walk_blocks, self.volume, address, whole))
                     self._walk_blocks += len(chunk) // TP_BSIZE
                 if first:
                     first = False

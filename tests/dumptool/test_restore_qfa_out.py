@@ -84,6 +84,19 @@ def test_restore_q_and_pyrestore_q_extract_with_the_map_p_made(tmp_path: Path, t
     _assert_extracted(tree, our_out)
 
 
+def test_p_on_a_compressed_image_gives_each_records_own_offset(tmp_path: Path, tree: Path) -> None:
+    image, dumped, made = tmp_path / "z.dump", tmp_path / "dump.qfa", tmp_path / "made.qfa"
+    pydump("-0", "--quiet", "-z", "-Q", str(dumped), "-f", str(image), str(tree))
+    ours = _p(made, "-f", str(image), cwd=tmp_path)
+    assert set(parse_qfa(dumped.read_text()).entries) < set(ours)  # records of every size, where dump said
+    out = tmp_path / "out"
+    out.mkdir()
+    done = pyrestore("-x", "-v", "--no-file-history", "-Q", str(made), "-f", str(image), *WANTED, cwd=out)
+    assert done.returncode == 0, done.stderr
+    assert "seek to inode" in done.stdout
+    _assert_extracted(tree, out)
+
+
 def test_p_on_several_volumes_numbers_them(tmp_path: Path, tree: Path) -> None:
     prefix, dumped, made = tmp_path / "vol", tmp_path / "dump.qfa", tmp_path / "made.qfa"
     pydump("-0", "--quiet", "-M", "-B", "400", "-Q", str(dumped), "-f", str(prefix), str(tree))
