@@ -100,11 +100,12 @@ def test_a_path_is_the_cartridge_the_operator_mounted(
     assert_same_tree(tree, out)
 
 
-def test_with_a_it_loads_without_asking(tmp_path: Path, spanned: tuple[Shelf, str, Path]) -> None:
+@pytest.mark.parametrize("flag", ["-a", "-y"])
+def test_with_a_or_y_it_loads_without_asking(tmp_path: Path, spanned: tuple[Shelf, str, Path], flag: str) -> None:
     shelf, nst0, tree = spanned
     out = tmp_path / "out"
     out.mkdir()
-    done = subprocess.run([console_script("pyrestore"), "-r", "-a", "-f", nst0], cwd=out, env=env(),
+    done = subprocess.run([console_script("pyrestore"), "-r", flag, "-f", nst0], cwd=out, env=env(),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Mount volume" not in done.stderr
