@@ -43,6 +43,7 @@ from .restore_options import Options
 from .restore_report import Report, RestoreError
 from .image_reader import ImageReader
 from .offsetmap import HistoryLocator
+from .positions import write_positions
 from .restore_rules import check_room, data_to_restore, history_locator, renamed
 from .symtab import SYMTAB_NAME, SymbolTable
 from .volume_input import VolumeInput
@@ -259,6 +260,20 @@ class Restore:
                 entry = exact.get(ino)
                 where = f"{entry.volume}\t{entry.position}\t" if entry else "0\t0\t"
             listed(f"{kind}{ino:10d}\t{where}{os.fsdecode(path)}")
+
+    # -- -P ----------------------------------------------------------------------------
+
+    @engine_entry
+    @_gc_paused
+    def write_qfa(self, name: str, wanted: Iterable[str] = ()) -> None:
+        """``-P``: write the QFA file *name* for the named files (all when
+        none) from the image, extracting nothing (:mod:`~dumptool.positions`)."""
+        self.input.log_records()
+        self.read_directories()
+        self.report.tell(f"writing QFA positions to {name}")
+        leaf_names, _ = self.selection(list(wanted))
+        write_positions(name, self.image, self.input, set(leaf_names))
+        self.image.check_end(read_rest=True)
 
     # -- -x ----------------------------------------------------------------------------
 

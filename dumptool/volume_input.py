@@ -9,15 +9,23 @@ the start for another pass (``-i``'s next ``extract``).
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from tapelib import TapeError
 
 from .errors import FormatError, MediumError
 from .format import TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order, skip_to_header
 from .compression import DecompressingSource
 from .medium import RecordReader, Source, open_source
 from .restore_report import RestoreError
+from .volumes import shelf_drive, slots_after
+
+if TYPE_CHECKING:
+    from tapelib import Shelf
 
 class VolumeInput:
     """The 1 KiB blocks of a dump, across volumes.
@@ -64,6 +72,32 @@ class VolumeInput:
         #: resumed restore made it unknown.
         self.blocks_read: int | None = 0
         self._next_head: Header | None = None
+        #: With :meth:`log_records`: ``(first walk block, volume, address,
+        #: whole)`` of each read, for :meth:`where` (whole: the read is one
+        #: record, as on a tape or in a compressed image).
+        self._record_log: list[tuple[int, int, int | None, bool]] | None = None
+        self._walk_blocks = 0
+
+    def log_records(self) -> None:
+        """Remember where each read from now on comes from (``-P``), so that
+        :meth:`where` tells a header's position by its walk index."""
+        self._record_log = []
+        self._walk_blocks = 0
+
+    def where(self, index: int, record_size: int) -> tuple[int, int | None]:
+        """``(volume, position)`` of the record holding walk block *index*
+        (after :meth:`log_records`), as a QFA file gives it: a tape's
+        logical block, the byte offset of a file's *record_size* record (of
+        a compressed image's record as read); position ``None`` where the
+        medium cannot tell."""
+        log = self._record_log
+        assert log, "log_records() first"
+        i = bisect.bisect_right(log, index, key=lambda e: e[0]) - 1
+        first, volume, address, whole = log[max(i, 0)]
+        if address is None or whole:
+            return volume, address
+        offset = address + (index - first) * TP_BSIZE
+        return volume, offset - offset % record_size
 
     def _reader_of(self, source: Source, volume: int = 1) -> RecordReader:
         try:
@@ -91,15 +125,26 @@ class VolumeInput:
         first = identify
         skip = 0
         while True:
-            while (chunk := self._first_read(reader) if first else reader.read_blocks()) is not None:
+            while True:
+                log = self._record_log
+                address = reader.next_block_address if log is not None else None
+                chunk = self._first_read(reader) if first else reader.read_blocks()
+                if chunk is None:
+                    break
                 if self.blocks_read is not None:
                     self.blocks_read += len(chunk) // TP_BSIZE
                 if skip:  # blocks the previous volume ended with, written again on this one
                     cut = min(skip, len(chunk) // TP_BSIZE)
                     skip -= cut
                     chunk = chunk[cut * TP_BSIZE:]
+                    if address is not None and not reader.source.is_tape:
+                        address += cut * TP_BSIZE
                     if not len(chunk):
                         continue
+                if log is not None:
+                    whole = reader.source.is_tape or bool(getattr(reader.source, "compressed", False))
+                    log.append((self._walk_blocks, self.volume, address, whole))
+                    self._walk_blocks += len(chunk) // TP_BSIZE
                 if first:
                     first = False
                     block = chunk[:TP_BSIZE]
@@ -262,3 +307,71 @@ class VolumeInput:
     def close(self) -> None:
         self._reader.close()
 
+
+
+class ShelfVolumes:
+    """The cartridges of a dump read on a shelf drive: at a volume's end the
+    one holding the next volume is looked for in the slots, in the order
+    pydump fills them (:func:`~dumptool.volumes.slots_after` the slot the
+    drive's cartridge came from), by its first record: the ``TS_TAPE``
+    header of that volume of the same dump.  Nothing moves until
+    :meth:`load`."""
+
+    def __init__(self, shelf: "Shelf", drive: int, device: str) -> None:
+        self.shelf = shelf
+        self.drive = drive
+        self.device = device
+
+    @classmethod
+    def of(cls, device: str) -> "ShelfVolumes | None":
+        """For a shelf's device file *device*; None for any other medium."""
+        found = shelf_drive(device)
+        return cls(found[0], found[1], device) if found is not None else None
+
+    def find(self, date: int, number: int) -> tuple[str, int] | None:
+        """The slot holding volume *number* of the dump of *date*:
+        ``(barcode, slot)``, None when no slot holds it."""
+        try:
+            status = self.shelf.status()
+            after = status.drives[self.drive].source_slot or 0
+            for candidate in slots_after(after, len(status.slots)):
+                barcode = status.slots[candidate - 1]
+                if barcode is None:
+                    continue
+                head = self._first_header(barcode)
+                if head is not None and head.c_type == RecordType.TS_TAPE and head.c_date == date \
+                        and head.c_volume == number:
+                    return barcode, candidate
+        except TapeError as exc:
+            raise RestoreError(f"{self.device}: cannot look through the shelf's slots: {exc.message}") from None
+        return None
+
+    def load(self, slot: int) -> None:
+        """Put the drive's cartridge back in its slot and load the one in *slot*."""
+        try:
+            if self.shelf.status().drives[self.drive].barcode is not None:
+                self.shelf.unload(self.drive)
+            self.shelf.load(slot, self.drive)
+        except TapeError as exc:
+            raise RestoreError(f"{self.device}: cannot change cartridges: {exc.message}") from None
+
+    def _first_header(self, barcode: str) -> Header | None:
+        """The header a cartridge starts with (None: blank, unreadable or no dump)."""
+        from tapelib import Cartridge
+
+        try:
+            cartridge = Cartridge(self.shelf.cartridge_path(barcode), writable=False)
+        except (TapeError, OSError):
+            return None
+        try:
+            if not cartridge.end:
+                return None
+            data, _ = cartridge.read_record(0, 1 << 20)
+            if not data or len(data) < TP_BSIZE:
+                return None
+            block = data[:TP_BSIZE]
+            return Header.unpack(block, header_byte_order(block))
+        except (TapeError, OSError, FormatError):
+            return None
+        finally:
+            cartridge.close()

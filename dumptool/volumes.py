@@ -66,6 +66,21 @@ class FullTapeSink(SinkWrapper):
                 raise
 
 
+def shelf_drive(device: str) -> tuple[Shelf, int] | None:
+    """The shelf and drive number of a shelf's device file *device*, else None."""
+    marker = read_device_marker(Path(device)) if os.path.isfile(device) else None
+    if marker is None:
+        return None
+    from tapelib import Shelf
+
+    return Shelf(Path(device).parent), marker[0]
+
+
+def slots_after(slot: int, count: int) -> list[int]:
+    """The order the next cartridge is looked for in: the slots after *slot*, then from the first."""
+    return list(range(slot + 1, count + 1)) + list(range(1, slot + 1))
+
+
 def open_output(name: str) -> Sink:
     """The sink for ``-f NAME`` (a tape's wrapped in :class:`FullTapeSink`)."""
     sink = open_sink(name)
@@ -200,13 +215,7 @@ class VolumeChanger:
     # -- cartridges --------------------------------------------------------------------
     def _shelf_drive(self) -> tuple[Shelf, int] | None:
         """The shelf and drive number of a shelf device output, else None."""
-        device = self.options.output
-        marker = read_device_marker(Path(device)) if os.path.isfile(device) else None
-        if marker is None:
-            return None
-        from tapelib import Shelf
-
-        return Shelf(Path(device).parent), marker[0]
+        return shelf_drive(self.options.output)
 
     def _next_cartridge(self, volume: int, ready: bool) -> Sink:
         device = self.options.output
@@ -224,7 +233,7 @@ class VolumeChanger:
             barcode, slot = shelf.unload(drive)
             self._used.add(barcode)
             slots = shelf.status().slots
-            order = list(range(slot + 1, len(slots) + 1)) + list(range(1, slot + 1))
+            order = slots_after(slot, len(slots))
             passed_over = False
             for candidate in order:
                 name = slots[candidate - 1]

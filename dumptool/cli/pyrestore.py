@@ -2,9 +2,9 @@
 
 Modes: ``-t`` list, ``-x [names]`` extract, ``-r`` rebuild (incrementals in
 level order, ``./restoresymtable``), ``-C`` compare with the tree on disk,
-``-i`` interactive, ``-R`` resume a ``-r`` that stopped at a volume change.
+``-i`` interactive, ``-P FILE`` a QFA file from the image, ``-R`` resume a ``-r`` that stopped at a volume change.
 restore's keyless syntax works too (``pyrestore rf FILE``, ``tf -``); flags
-restore has and pyrestore does not (``-c``, ``-F``, ``-P``, ``-k``, ``-e``,
+restore has and pyrestore does not (``-c``, ``-F``, ``-k``, ``-e``,
 ``-E``) are refused in one line.  Exit status: 0 done, 1 damage or an
 error, 2 usage or (``-C``, as restore) files that differ.
 """
@@ -23,6 +23,7 @@ from ..errors import DumpError
 from ..format import parse_qfa
 from ..medium import volume_file
 from ..restore import Options, Restore, RestoreError, VolumeInput
+from ..volume_input import ShelfVolumes
 from ..sessions import session_slot
 from ..symtab import SYMTAB_NAME, SymbolTable
 from .syntax import RefusedFlag, add_refused, check_refused, expand_key
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("-R", dest="mode", action="store_const", const="R",
                       help="resume a -r that stopped (killed, or no next volume) from its checkpoint in "
                            "./restoresymtable: -f names the volume it asked for")
+    mode.add_argument("-P", dest="qfa_out", metavar="FILE",
+                      help="write the QFA file for the named files (all when none) from the image, as dump -Q "
+                           "would have: for restore -Q and pyrestore -Q; nothing is extracted")
     p.add_argument("-f", dest="file", default=os.environ.get("TAPE", "/dev/st0"),
                    help="the image: a file, - for standard input, a tape device or host:device")
     p.add_argument("-b", dest="blocksize", type=int, help="blocking factor (found by itself on files and tapes)")
@@ -96,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="with -t: list the archive file (table of contents) dump -A / pydump -A wrote, "
                         "without the medium")
     p.add_argument("-a", action="store_true",
-                   help="read the volumes from the first on without asking where to start (always so here)")
+                   help="read the volumes from the first on without asking where to start (always so here); "
+                        "on a shelf drive, load each next volume's cartridge without asking")
     p.add_argument("-d", action="store_true", help="debug (accepted: nothing more is printed)")
     p.add_argument("-l", action="store_true",
                    help="the medium is a file or pipe (accepted: files, pipes and drives are told apart by themselves)")
@@ -109,35 +114,64 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _asker(image: str, never: bool, prefix: str | None = None):
+def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: bool = False):
+    """The next volume's name, asked for at a volume's end: with -M the next
+    file; else the operator's answer, and on a shelf drive the cartridge in
+    the slots that holds it is offered ("yes" loads it; -a, -y: loaded
+    without asking).  Set ``ask.input`` to the :class:`VolumeInput` it serves."""
     tried: set[int] = set()
+    shelf = ShelfVolumes.of(image) if prefix is None and image != "-" else None
 
     def ask(number: int, problem: str) -> str | None:
         if prefix is not None and number not in tried:  # -M: the next file, once; then ask as usual
             tried.add(number)
             return volume_file(prefix, number)
+        date = getattr(ask.input, "date", None)
+        found = shelf.find(date, number) if shelf is not None and date is not None else None
+        offer = ""
+        if found is not None:
+            barcode, slot = found
+            if never or read_through:
+                return _load(shelf, barcode, slot, number)
+            offer = f" (on {barcode} in slot {slot}: 'yes' loads it into drive {shelf.drive})"
         if problem:
             print(f"pyrestore: {problem}", file=sys.stderr)
         if never:
             raise RestoreError(f"{image}: the dump continues on volume {number}; "
                                "run without -y to be asked for it")
-        question = f"Mount volume {number} and enter its path ('none' if there is none): "
-        if image == "-":  # standard input is the image: ask on the terminal
-            from ..operator import open_terminal  # only when a volume is asked for
-
-            tty = open_terminal()
-            if tty is None:
-                raise RestoreError(f"the dump continues on volume {number} and there is no terminal to ask "
-                                   "for it on")
-            with tty:
-                name = tty.ask(question) or ""
-        else:
-            print(question, end="", file=sys.stderr, flush=True)
-            name = sys.stdin.readline().strip()
+        name = _answer(image, number, f"Mount volume {number}{offer} and enter its path "
+                                      "('none' if there is none): ")
+        if found is not None and name.lower() in ("y", "yes"):
+            return _load(shelf, *found, number)
         if not name or name == "none":
             return None
         return name
+
+    ask.input = None  # type: ignore[attr-defined]
     return ask
+
+
+def _load(shelf: ShelfVolumes, barcode: str, slot: int, number: int) -> str:
+    """Load volume *number* (*barcode*, in *slot*) into the shelf's drive; the drive's name."""
+    shelf.load(slot)
+    print(f"pyrestore: loaded {barcode} from slot {slot} into drive {shelf.drive} (volume {number})",
+          file=sys.stderr)
+    return shelf.device
+
+
+def _answer(image: str, number: int, question: str) -> str:
+    """The operator's answer to *question* (on the terminal when standard input is the image)."""
+    if image == "-":
+        from ..operator import open_terminal  # only when a volume is asked for
+
+        tty = open_terminal()
+        if tty is None:
+            raise RestoreError(f"the dump continues on volume {number} and there is no terminal to ask "
+                               "for it on")
+        with tty:
+            return tty.ask(question) or ""
+    print(question, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip()
 
 
 def _talk(*, nul_lines: bool) -> dict[str, Callable[[str], None]]:
@@ -206,8 +240,6 @@ _REFUSED = [
                 "write the new one", "convert an old-format dump (not supported)"),
     RefusedFlag("-F", "-F (a script at each volume) is not supported: pyrestore asks for the next volume itself",
                 "run SCRIPT at each volume (not supported)", "SCRIPT"),
-    RefusedFlag("-P", "-P (write a QFA file from the medium) is not supported: pydump -Q writes it while dumping",
-                "write a QFA file from the medium (not supported)", "FILE"),
     RefusedFlag("-k", "-k (Kerberos) is not supported: remote tapes go through rmt over ssh",
                 "Kerberos for a remote tape (not supported)"),
     RefusedFlag("-e", "-e (an option of restore's SELinux build) is not supported",
@@ -243,8 +275,8 @@ def _usage(args: argparse.Namespace) -> None:
     if args.toc and args.mode not in ("t", "x", "i"):
         raise _Usage(f"A option is not valid for {args.mode} command")
     if args.name_file:
-        if args.mode not in ("t", "x"):
-            raise _Usage("-X works with -t and -x")
+        if args.mode not in ("t", "x", "P"):
+            raise _Usage("-X works with -t, -x and -P")
         if args.name_file == "-" and args.file == "-":
             raise _Usage("-X - and -f - cannot both read standard input")
         args.names += _names_from(args.name_file)
@@ -262,6 +294,8 @@ def _usage(args: argparse.Namespace) -> None:
 
 def _pyrestore(argv: list[str]) -> int:
     args = _parser().parse_args(keyless(argv))
+    if args.qfa_out is not None:
+        args.mode = "P"
     _usage(args)
     if args.tmpdir:
         os.environ["TMPDIR"] = args.tmpdir
@@ -292,19 +326,25 @@ def _pyrestore(argv: list[str]) -> int:
         prefix = args.file if args.multivolume else None
         first = volume_file(args.file, _first_volume(args.mode)) if prefix is not None else args.file
 
+        def medium() -> VolumeInput:
+            ask = _asker(first, args.y, prefix, read_through=args.a)
+            ask.input = VolumeInput(first, ask=ask, tape_file=args.tape_file)
+            return ask.input
+
         def on_medium() -> Restore:
-            return Restore(VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file), opts,
-                           **talk)
+            return Restore(medium(), opts, **talk)
 
         if args.toc and args.mode in ("t", "i"):  # -t, -i: the archive file instead of the medium
             source = VolumeInput(args.toc)
         else:  # -x -A: the medium has it all (the directories too)
-            source = VolumeInput(first, ask=_asker(first, args.y, prefix), tape_file=args.tape_file)
+            source = medium()
         engine = Restore(source, opts, **talk)
         if args.mode == "t":
             engine.list(args.names)
         elif args.mode == "x":
             engine.extract(".", args.names)
+        elif args.mode == "P":
+            engine.write_qfa(args.qfa_out, args.names)
         elif args.mode == "r":
             engine.rebuild(".")
         elif args.mode == "R":

@@ -67,6 +67,17 @@ class RecordReader(VolumeCursor[Source]):
         :meth:`Sink.address`): blocks already buffered lie before it."""
         return self._end.address()
 
+    @property
+    def next_block_address(self) -> int | None:
+        """Where the next block comes from as the medium counts: a file's byte
+        offset; on a tape the logical block of the record it is in (``None``
+        where the medium cannot tell)."""
+        address = self.address
+        left = len(self._buffer) - self._offset
+        if address is None or left <= 0:
+            return address
+        return address - 1 if self._end.is_tape else address - left
+
     def seek(self, address: int) -> None:
         """Drop what is buffered and read on from *address* of this volume
         (a QFA position); the blocks there need not start with a header."""
