@@ -20,6 +20,7 @@ from tapelib import TapeError
 from .errors import FormatError, MediumError
 from .format import TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order, skip_to_header
 from .compression import DecompressingSource
+from .offsetmap import image_id
 from .medium import RecordReader, Source, open_source
 from .restore_report import RestoreError
 from .volumes import shelf_drive, slots_after
@@ -61,6 +62,8 @@ class VolumeInput:
         self._first_source = source  # volume 1 as opened (a tape is rewound on it for another pass)
         self.tape_file = tape_file
         self.date: int | None = None
+        #: the image's id (dumptool.offsetmap.image_id) from its first volume's header
+        self.image: str | None = None
         self.ddate: int | None = None
         self.byte_order = ByteOrder.LITTLE
         #: The number of the volume being read (``-R`` starts at a later one).
@@ -152,6 +155,7 @@ class VolumeInput:
                         self.byte_order = header_byte_order(block)
                         head = Header.unpack(block, self.byte_order)
                         self.date, self.ddate = head.c_date, head.c_ddate
+                        self.image = image_id(head)
                     except FormatError:
                         pass
                 yield chunk
@@ -328,9 +332,11 @@ class ShelfVolumes:
         found = shelf_drive(device)
         return cls(found[0], found[1], device) if found is not None else None
 
-    def find(self, date: int, number: int) -> tuple[str, int] | None:
-        """The slot holding volume *number* of the dump of *date*:
-        ``(barcode, slot)``, None when no slot holds it."""
+    def find(self, image: str, number: int) -> tuple[str, int] | None:
+        """The slot holding volume *number* of the dump *image* (its
+        :func:`~dumptool.offsetmap.image_id`: the date alone would take
+        another dump made in the same second): ``(barcode, slot)``, None when
+        no slot holds it."""
         try:
             status = self.shelf.status()
             after = status.drives[self.drive].source_slot or 0
@@ -339,7 +345,7 @@ class ShelfVolumes:
                 if barcode is None:
                     continue
                 head = self._first_header(barcode)
-                if head is not None and head.c_type == RecordType.TS_TAPE and head.c_date == date \
+                if head is not None and head.c_type == RecordType.TS_TAPE and image_id(head) == image \
                         and head.c_volume == number:
                     return barcode, candidate
         except TapeError as exc:

@@ -126,8 +126,8 @@ def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: 
         if prefix is not None and number not in tried:  # -M: the next file, once; then ask as usual
             tried.add(number)
             return volume_file(prefix, number)
-        date = getattr(ask.input, "date", None)
-        found = shelf.find(date, number) if shelf is not None and date is not None else None
+        image = getattr(ask.input, "image", None)
+        found = shelf.find(image, number) if shelf is not None and image is not None else None
         offer = ""
         if found is not None:
             barcode, slot = found

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import shutil
 import time
 from pathlib import Path
@@ -132,7 +133,7 @@ def cmd_restore_file(a: argparse.Namespace) -> int:
         if restores:
             raise VolumeBusy(f"single-file restore of {rel} on volume {info.name} refused: a restore session "
                              f"runs on it: {named(restores)}")
-        src, dest = mount / ".snapshot" / a.snapshot / rel, mount / rel
+        src, dest = mount / os.fsdecode(client.SNAPDIR_NAME) / a.snapshot / rel, mount / rel
         if not src.is_file():
             raise SnapfsError(f"snapshot {a.snapshot} of volume {info.name} has no file {rel}", errno.ENOENT)
         if not dest.exists():
