@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from snapdump.processes import process_alive
 from tapelib.durable import replace_file, sync_folder
 
 from .dump import Stage
@@ -156,7 +157,7 @@ class Context:
     @property
     def busy(self) -> bool:
         """Whether a pydump runs it now."""
-        return self.status == Status.RUNNING and _alive(self.pid)
+        return self.status == Status.RUNNING and process_alive(self.pid)
 
     @property
     def shown_status(self) -> Status:
@@ -205,16 +206,6 @@ class Context:
                 cp["file_id"] = tuple(cp["file_id"])
             cp = Checkpoint(**cp)
         return cls(**raw, checkpoint=cp)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 class ContextStore:

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from snapdump.processes import process_alive
 from snapdump.snapfs_names import SNAPDIR_NAME, VOLUME_XATTR
 
 from .baselines import Baseline, Baselines, Identity, check_base
@@ -97,13 +98,7 @@ def dead_dump(holder: str) -> bool:
     pid = holder[len(HOLDER_PREFIX):]
     if not holder.startswith(HOLDER_PREFIX) or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
+    return not process_alive(int(pid))
 
 
 def _block_signals() -> set | None:

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import trio
 
+from snapdump.processes import process_alive
 from snapdump.exits import CommandFailed, run
 
 from .config import ServerConfig, check_volumes, load_config_file, parse_listen
@@ -110,12 +111,8 @@ def _check_pid_file(path: Path) -> None:
         pid = int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not process_alive(pid):
         return
-    except PermissionError:
-        pass
     raise CommandFailed(f"{path}: pyndmpd is already running as pid {pid} (or remove the stale pid file)")
 
 

@@ -31,8 +31,8 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+from snapdump.processes import process_alive
 from snapdump.session_registry import SessionInfo, mark_aborted, sessions_on
 
 from .errors import SnapfsError, VolumeBusy
@@ -120,7 +120,7 @@ def abort(sessions: list[SessionInfo], reason: str) -> None:
 def _wait_stopped(pids: set[int], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
-        alive = {p for p in pids if _alive(p)}
+        alive = {p for p in pids if process_alive(p)}
         if not alive:
             return True
         if time.monotonic() > deadline:
@@ -128,14 +128,3 @@ def _wait_stopped(pids: set[int], timeout: float) -> bool:
         time.sleep(0.02)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    try:  # a zombie (our own child not yet waited for) has stopped
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +95,15 @@ def make_mount(tmp_path: Path, size: str = "64M", inodes: int = 1000, name: str 
     Volume.create(voldir, parse_size(size), inodes, name="testvol", block_size=4096).close()
     snapfs("mount", voldir, mnt, "-o", "allow_other")
     return Mounted(voldir, mnt)
+
+
+def unmount_and_check(mounts: Iterable[Mounted], checked: Iterable[Mounted]) -> None:
+    """Unmount every one of *mounts*; then fsck must find each volume of *checked* clean."""
+    for m in mounts:
+        force_unmount(m.mnt)
+    for m in checked:
+        report = fsck_path(m.voldir)
+        assert report.clean, report.problems
 
 
 @contextlib.contextmanager

@@ -15,11 +15,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fuse_fixtures import force_unmount, snapfs  # noqa: F401
+from fuse_fixtures import force_unmount, snapfs, unmount_and_check  # noqa: F401
 from test_fuse_pass5 import PYDUMP, PYRESTORE, RESTORE, mount, pass5_of, run, sd
 
 from dumptool.format.pass5 import Kind
-from snapfs import client, fsck_path
+from snapfs import client
 from snapfs.windows import NTACL_XATTR, ntacl, security
 
 pytestmark = pytest.mark.fuse
@@ -63,11 +63,7 @@ def test_a_junction_is_dumped_as_its_symlink_and_restored_a_junction(tmp_path):
             assert c.junction_list() == []
         force_unmount(dst2.mnt)
     finally:
-        for mm in (src, dst, other):
-            force_unmount(mm.mnt)
-    for mm in (src, dst):
-        report = fsck_path(mm.voldir)
-        assert report.clean, report.problems
+        unmount_and_check((src, dst, other), (src, dst))
 
 
 def _restrictions(m: Path) -> list[tuple[str, str]]:
@@ -151,11 +147,7 @@ def test_a_restore_into_snapfs_ignores_locks_and_restricts_the_luns_it_restores(
         assert r.returncode == 0, r.stderr
         assert _restrictions(dst.mnt) == [("f.txt", "restore-7")]
     finally:
-        for mm in (src, dst):
-            force_unmount(mm.mnt)
-    for mm in (src, dst):
-        report = fsck_path(mm.voldir)
-        assert report.clean, report.problems
+        unmount_and_check((src, dst), (src, dst))
 
 
 def test_permissions_across_qtree_styles_follow_the_target_qtree(tmp_path):
@@ -203,8 +195,4 @@ def test_permissions_across_qtree_styles_follow_the_target_qtree(tmp_path):
         run(PYRESTORE, "-x", "-y", "-f", img_u, cwd=dst.mnt / "qu")
         assert NTACL_XATTR.decode() not in os.listxattr(dst.mnt / "qu" / "u.txt")
     finally:
-        for mm in (src, dst):
-            force_unmount(mm.mnt)
-    for mm in (src, dst):
-        report = fsck_path(mm.voldir)
-        assert report.clean, report.problems
+        unmount_and_check((src, dst), (src, dst))

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from fuse_fixtures import Mounted, force_unmount, snapfs  # noqa: F401
+from fuse_fixtures import Mounted, snapfs, unmount_and_check  # noqa: F401
 
 from dumptool.format import RecordType
 from dumptool.format.pass5 import EXT_PASS5, Kind, unpack_pass5
 from dumptool.format.walk import assemble_file, walk_image
-from snapfs import Volume, client, fsck_path
+from snapfs import Volume, client
 from snapfs.windows import NTACL_XATTR, dosattrib, ntacl, security
 
 pytestmark = pytest.mark.fuse
@@ -221,8 +221,4 @@ def test_a_volume_with_every_filer_object_dumped_0_and_1_comes_back_the_same(tmp
             assert (plain / "qn" / "win" / "big.doc:s5m").read_bytes() == cl.stream_read("qn/win/big.doc", "s5m")
     finally:
         subprocess.run(["umount", str(scratch)], capture_output=True)
-        for mm in (src, dst):
-            force_unmount(mm.mnt)
-    for mm in (src, dst):
-        report = fsck_path(mm.voldir)
-        assert report.clean, report.problems
+        unmount_and_check((src, dst), (src, dst))

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from fuse_fixtures import force_unmount, snapfs
+from fuse_fixtures import snapfs, unmount_and_check
 from samba_fixtures import Samba, acl_arg, aces, serving
 from test_fuse_pass5 import PYDUMP, PYRESTORE, mount, run, stream
 
-from snapfs import client, fsck_path
+from snapfs import client
 
 pytestmark = pytest.mark.fuse
 
@@ -145,8 +145,4 @@ def test_samba_shows_after_a_restore_what_it_showed_before(tmp_path):
         assert streams(dst.mnt, "streams.bin") == big
         assert os.getxattr(dst.mnt / LONG, "trusted.snapfs.dosname") == dosname  # the volume's 8.3 name (ONTAP's)
     finally:
-        for mm in (src, dst):
-            force_unmount(mm.mnt)
-    for mm in (src, dst):
-        report = fsck_path(mm.voldir)
-        assert report.clean, report.problems
+        unmount_and_check((src, dst), (src, dst))
