@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tmpfs_at
 from dumptool.dump import Dump, DumpOptions
 from dumptool.format import RecordType, unpack_xattr_payload
 from dumptool.format.pass5 import EXT_PASS5, Entry, Kind, pack_pass5, unpack_pass5
@@ -24,13 +25,8 @@ PYRESTORE, RESTORE = str(BIN / "pyrestore"), "/sbin/restore"
 @pytest.fixture
 def tmpfs(tmp_path: Path):
     """A tmpfs (xattrs of any size, as Samba's on ext4 cannot hold)."""
-    d = tmp_path / "tmpfs"
-    d.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(d)], check=True)
-    try:
+    with tmpfs_at(tmp_path / "tmpfs", "size=256m") as d:
         yield d
-    finally:
-        subprocess.run(["umount", str(d)], check=True)
 
 
 class Pass5Position:

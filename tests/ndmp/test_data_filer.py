@@ -119,17 +119,22 @@ def ndmjob(server: NdmpServer, *args: str) -> str:
     return run_ndmjob(*args[:1], "-D", f"127.0.0.1:{server.port}/4n", *args[1:], "-v").stdout
 
 
+def backup_with_index(server: NdmpServer, tape: LoadedDrive, path: Path, level: int, index: Path) -> tuple[str, set]:
+    """``ndmjob -c`` of *path* at *level* with its index written to *index*: its
+    output (which must say the session ended OKAY) and the directory names the index lists."""
+    out = ndmjob(server, "-c", "-f", tape.nst, "-B", "dump", "-C", str(path), "-E", f"LEVEL={level}",
+                 "-I", str(index))
+    assert 'SESS "Operation ended OKAY"' in out, out
+    return out, {line.split()[2] for line in index.read_text().splitlines() if line.startswith("DHd ")}
+
+
 def test_ndmjob_backs_up_a_snapfs_qtree_with_a_restricted_file(server: NdmpServer,
                                                                load_drive: Callable[..., LoadedDrive],
                                                                volume: Path, tmp_path: Path) -> None:
     snapfs("restrict", volume, "qt/held.bin", "--owner", "restore-4")
     tape = load_drive()
-    idx = tmp_path / "idx"
-    out = ndmjob(server, "-c", "-f", tape.nst, "-B", "dump", "-C", str(volume / "qt"), "-E", "LEVEL=0",
-                 "-I", str(idx))
-    assert 'SESS "Operation ended OKAY"' in out, out
+    out, names = backup_with_index(server, tape, volume / "qt", 0, tmp_path / "idx")
     assert f"{volume}/qt/held.bin: under client I/O restriction (owner restore-4): not dumped" in out, out
-    names = {line.split()[2] for line in idx.read_text().splitlines() if line.startswith("DHd ")}
     assert {"sub", "a.txt"} <= names and "held.bin" not in names and "outside.txt" not in names, names
     assert snapshots(volume) == {}
     # the image: the real Linux restore reads it
@@ -142,11 +147,8 @@ def test_ndmjob_backs_up_a_snapfs_qtree_with_a_restricted_file(server: NdmpServe
     snapfs("unrestrict", volume, "qt/held.bin", "--owner", "restore-4")
     tape1 = load_drive()
     idx1 = tmp_path / "idx1"
-    out = ndmjob(server, "-c", "-f", tape1.nst, "-B", "dump", "-C", str(volume / "qt"), "-E", "LEVEL=1",
-                 "-I", str(idx1))
-    assert 'SESS "Operation ended OKAY"' in out, out
+    out, names1 = backup_with_index(server, tape1, volume / "qt", 1, idx1)
     nodes = [line for line in idx1.read_text().splitlines() if line.startswith("DHn ")]
-    names1 = {line.split()[2] for line in idx1.read_text().splitlines() if line.startswith("DHd ")}
     assert "held.bin" in names1, names1
     assert len(nodes) == 2 and " s50000 " in nodes[1], nodes  # the root and held.bin only: nothing else changed
     # moved since: the next incremental is refused, the reason in a LOG message

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import tmpfs_at
 from fuse_fixtures import Mounted, as_nobody, mounted  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.fuse
@@ -41,13 +42,8 @@ def outcome(fn, *a) -> int:
 @pytest.fixture
 def tmpfs_dir(tmp_path: Path):
     """A fresh tmpfs of its own (the tests that use it run as root)."""
-    d = tmp_path / "tmpfs"
-    d.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=1777", "tmpfs", str(d)], check=True)
-    try:
+    with tmpfs_at(tmp_path / "tmpfs", "size=16m,mode=1777") as d:
         yield d
-    finally:
-        subprocess.run(["umount", str(d)], check=True)
 
 
 def _whiteout_story(root: Path) -> list:
