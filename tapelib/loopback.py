@@ -243,13 +243,7 @@ class LoopbackDrive(TapeDrive):
             return self._blank_check(cart)
         data, block = cart.read_record(offset, size)
         if block.kind is BlockKind.TAPEMARK:
-            self._offset = block.end
-            self._lba += 1
-            if self._file >= 0:
-                self._file += 1
-            self._block = 0
-            self._eof = StEof.FM
-            return b""
+            return self._read_filemark(block)
         if data is None:
             # st passes over the record it could not deliver.
             self._offset = block.end
@@ -289,6 +283,16 @@ class LoopbackDrive(TapeDrive):
         if self._eof is StEof.FM:
             self._eof = StEof.NOEOF
 
+    def _read_filemark(self, block) -> bytes:
+        """A read met the filemark *block*: st moves past it into the next file and returns nothing."""
+        self._offset = block.end
+        self._lba += 1
+        if self._file >= 0:
+            self._file += 1
+        self._block = 0
+        self._eof = StEof.FM
+        return b""
+
     def _blank_check(self, cart: Cartridge) -> bytes:
         """A read at end of recorded data (SCSI BLANK CHECK): ``b""`` the first
         time right after a filemark, EIO otherwise."""
@@ -314,13 +318,7 @@ class LoopbackDrive(TapeDrive):
             if block.kind is BlockKind.TAPEMARK:
                 if out:
                     break  # the next read returns the filemark
-                self._offset = block.end
-                self._lba += 1
-                if self._file >= 0:
-                    self._file += 1
-                self._block = 0
-                self._eof = StEof.FM
-                return b""
+                return self._read_filemark(block)
             if data is None or len(data) != bs:
                 if out:
                     break
