@@ -83,8 +83,8 @@ def _parser() -> argparse.ArgumentParser:
                         "on -f (a new file, or a tape: the same cartridge after the interrupted tape file, "
                         "or another one)")
     p.add_argument("--no-file-history", dest="no_file_history", action="store_true",
-                   help="(pydump's own) keep no file history (offset map) for this dump: interrupted, it "
-                        "cannot be restarted")
+                   help="(pydump's own) keep no file history (offset maps) for this dump: pyrestore -x "
+                        "reads it whole, and interrupted it cannot be restarted")
     p.add_argument("-L", dest="label", default="none", metavar="LABEL", help="volume label (up to 15 bytes)")
     p.add_argument("-q", dest="never_ask", action="store_true",
                    help="abort instead of asking the operator anything (dump's -q); the output stays as it is")
@@ -298,6 +298,7 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         eot_script=args.eot_script, read_errors=args.read_errors, notify=args.notify,
         compress=compression[0] if compression else None,
         compress_level=compression[1] if compression else DEFAULT_LEVEL, metaonly=args.metaonly,
+        file_history=not args.no_file_history,
         honor_level=args.honor_level,
         frozen_at=parse_date(args.frozen_at, "--snapshot-date") if args.frozen_at else None,
         scratch=_barcodes(args.scratch),

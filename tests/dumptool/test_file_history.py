@@ -319,3 +319,14 @@ def _damage_line_of(text: bytes, path: bytes) -> bytes:
     fields[1] = b"one"
     lines[i] = b"\t".join(fields)
     return b"\n".join(lines)
+
+
+def test_pydump_no_file_history_keeps_no_map(tmp_path: Path) -> None:
+    """``pydump --no-file-history``: no offset map for the image (so ``-x`` reads it whole)."""
+    tree = tmp_path / "src"
+    tree.mkdir()
+    (tree / "a").write_bytes(b"a" * 5000)
+    image = tmp_path / "img"
+    pydump("-0", "-q", "--no-file-history", "-f", str(image), str(tree))
+    head = next(walk_image(image.read_bytes()[:TP_BSIZE * 2])).header
+    assert OffsetMap.find(head) is None
