@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,44 @@ def tmpfs_at(folder: Path, options: str) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+def answering(command: list[str], cwd: Path, environ: dict[str, str], question: bytes, answer: bytes,
+              times: int, before: Callable[[int], None] | None = None, *, timeout: float = 60,
+              what: str = "") -> str:
+    """Run a restore, typing ``answer`` each time it asks ``question`` for the
+    next volume (after ``before(n)`` for the n-th question, which may load
+    that volume); it must ask ``times`` times and exit 0 (a question more is
+    answered ``none``).  What it printed."""
+    proc = subprocess.Popen(command, cwd=cwd, env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    seen, asked, code = b"", 0, None
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+            if seen.count(question) > asked:
+                asked += 1
+                if before is not None and asked <= times:
+                    before(asked)
+                proc.stdin.write(answer if asked <= times else b"none\n")
+                proc.stdin.flush()
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = seen.decode(errors="replace")
+    assert code == 0 and asked == times, f"{what}{command[0]} exited {code} after {asked} prompt(s):\n{text}"
+    return text
 
 
 def console_script(name: str) -> str:

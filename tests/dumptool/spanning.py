@@ -17,12 +17,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import select
-import subprocess
-import time
 from pathlib import Path
 
-from conftest import console_script
+from conftest import answering, console_script
 from samples import RESTORE, fake_rsh, stamp_times, tape_copy
 from tapelib import Shelf
 from test_pydump import assert_same_tree, env, pydump, pyrestore
@@ -138,39 +135,9 @@ def restore_from_the_drive(command: list[str], cwd: Path, environ: dict[str, str
     cartridge goes into the drive and ``answer`` is typed.  Fails unless it
     asks once per later volume and exits 0; returns what it printed."""
     load(shelf, volumes[0])
-    proc = subprocess.Popen(command, cwd=cwd, env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    seen = b""
-    asked = 0
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            seen += chunk
-            if seen.count(question) > asked:
-                asked += 1
-                if asked < len(volumes):
-                    load(shelf, volumes[asked])
-                    proc.stdin.write(answer)
-                else:  # asked once too often: end it (and fail)
-                    proc.stdin.write(b"none\n")
-                proc.stdin.flush()
-        code = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    text = seen.decode(errors="replace")
-    assert code == 0 and asked == len(volumes) - 1, \
-        f"{layout}: {command[0]} exited {code} after {asked} prompt(s) for {len(volumes)} volume(s):\n{text}"
-    return text
+    return answering(command, cwd, environ, question, answer, len(volumes) - 1,
+                     lambda n: load(shelf, volumes[n]), timeout=120,
+                     what=f"{layout} ({len(volumes)} volume(s)): ")
 
 
 def check_pyrestore(workdir: Path, layout: Layout, tree: Path, shelf: Shelf, nst0: str, volumes: list[str],

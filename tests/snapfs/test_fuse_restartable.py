@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import random
-import select
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import answering
 from fuse_fixtures import Mounted, mounted, snapfs, wait_released  # noqa: F401 (fixtures)
 
 from snapfs import client
@@ -298,77 +298,6 @@ def _dead_pid(state: Path, cid: str) -> int:
     return json.loads((state / "contexts" / f"{cid}.json").read_text())["pid"]
 
 
-def answering(command: list[str], cwd: Path, environ: dict[str, str], question: bytes, answer: bytes,
-              times: int, before=None) -> str:
-    """Run a restore, typing ``answer`` each time it asks ``question`` (the
-    next volume: the same drive, now at the next tape file); it must ask
-    ``times`` times and exit 0."""
-    proc = subprocess.Popen(command, cwd=cwd, env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    seen, asked = b"", 0
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            seen += chunk
-            if seen.count(question) > asked:
-                asked += 1
-                if before is not None and asked <= times:
-                    before()
-                proc.stdin.write(answer if asked <= times else b"none\n")
-                proc.stdin.flush()
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    text = seen.decode(errors="replace")
-    assert code == 0 and asked == times, f"{command[0]} exited {code} after {asked} prompt(s):\n{text}"
-    return text
-
-
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
-def test_restart_on_the_same_cartridge_after_the_interrupted_tape_file(mounted: Mounted, tmp_path: Path,
-                                                                       nst0: str, sig: str):
-    m = mounted.mnt
-    build(m)
-    snapfs("snapshot", "create", m, "ref")
-    expected = tree_of(mounted.snap("ref"))
-    state = tmp_path / "state"
-    cid = killed_dump(m, state, Path(nst0), 23 if sig == "SIGTERM" else 29, sig, "0.01")
-    r = run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
-    assert b"(a filemark written after it); volume 2 follows it" in r.stderr, r.stderr
-    assert contexts(state) == [] and snapshots(m)["ref"] == ()
-    run(BIN / "pymt", "-f", nst0, "rewind")
-    out = tmp_path / "py"
-    out.mkdir()
-    answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
-              b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1)
-    (out / "restoresymtable").unlink()
-    assert tree_of(out) == expected
-    # the real restore through rmt, told the same drive (its default) for volume 2
-    run(BIN / "pymt", "-f", nst0, "rewind")
-    rsh = tmp_path / "fake-rsh"
-    rsh.write_text(f'#!/bin/sh\nshift\nif [ "$1" = "-l" ]; then shift 2; fi\nexec "{BIN / "pyrmt"}"\n')
-    rsh.chmod(0o755)
-    real = tmp_path / "real"
-    real.mkdir()
-    scratch = tmp_path / "rtmp"
-    scratch.mkdir()
-    answering([RESTORE, "-r", "-y", "-f", f"localhost:{nst0}"], real,
-              dict(os.environ, RSH=str(rsh), RMT=str(BIN / "pyrmt"), TMPDIR=str(scratch)),
-              b"otherwise enter tape name", b"\n", 1)
-    (real / "restoresymtable").unlink()
-    assert tree_of(real) == expected
-
-
 def test_restart_on_a_new_cartridge_the_interrupted_one_read_first(mounted: Mounted, tmp_path: Path, shelf,
                                                                    nst0: str):
     """Killed (kill -9: the tape file has records after the checkpoint and no filemark),
@@ -392,7 +321,7 @@ def test_restart_on_a_new_cartridge_the_interrupted_one_read_first(mounted: Moun
         out = tmp_path / reader
         out.mkdir()
 
-        def swap() -> None:
+        def swap(_n: int) -> None:
             shelf.unload(0)
             shelf.load("NEXT02", drive=0)
 
@@ -436,7 +365,7 @@ def test_end_of_tape_with_no_next_cartridge_leaves_a_context_restarted_on_a_new_
     out = tmp_path / "py"
     out.mkdir()
 
-    def swap() -> None:
+    def swap(_n: int) -> None:
         shelf.unload(0)
         shelf.load("NEXT02", drive=0)
 
