@@ -298,6 +298,41 @@ def _dead_pid(state: Path, cid: str) -> int:
     return json.loads((state / "contexts" / f"{cid}.json").read_text())["pid"]
 
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_restart_on_the_same_cartridge_after_the_interrupted_tape_file(mounted: Mounted, tmp_path: Path,
+                                                                       nst0: str, sig: str):
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    state = tmp_path / "state"
+    cid = killed_dump(m, state, Path(nst0), 23 if sig == "SIGTERM" else 29, sig, "0.01")
+    r = run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
+    assert b"(a filemark written after it); volume 2 follows it" in r.stderr, r.stderr
+    assert contexts(state) == [] and snapshots(m)["ref"] == ()
+    run(BIN / "pymt", "-f", nst0, "rewind")
+    out = tmp_path / "py"
+    out.mkdir()
+    answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+              b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1)
+    (out / "restoresymtable").unlink()
+    assert tree_of(out) == expected
+    # the real restore through rmt, told the same drive (its default) for volume 2
+    run(BIN / "pymt", "-f", nst0, "rewind")
+    rsh = tmp_path / "fake-rsh"
+    rsh.write_text(f'#!/bin/sh\nshift\nif [ "$1" = "-l" ]; then shift 2; fi\nexec "{BIN / "pyrmt"}"\n')
+    rsh.chmod(0o755)
+    real = tmp_path / "real"
+    real.mkdir()
+    scratch = tmp_path / "rtmp"
+    scratch.mkdir()
+    answering([RESTORE, "-r", "-y", "-f", f"localhost:{nst0}"], real,
+              dict(os.environ, RSH=str(rsh), RMT=str(BIN / "pyrmt"), TMPDIR=str(scratch)),
+              b"otherwise enter tape name", b"\n", 1)
+    (real / "restoresymtable").unlink()
+    assert tree_of(real) == expected
+
+
 def test_restart_on_a_new_cartridge_the_interrupted_one_read_first(mounted: Mounted, tmp_path: Path, shelf,
                                                                    nst0: str):
     """Killed (kill -9: the tape file has records after the checkpoint and no filemark),
