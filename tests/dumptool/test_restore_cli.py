@@ -238,7 +238,7 @@ def test_archive_file_with_A(tmp_path, image):
     assert not (tmp_path / "d").exists()
 
 
-@pytest.mark.parametrize("flags", [["-c"], ["-F", "script"], ["-k"], ["-e"], ["-E", "s0"]])
+@pytest.mark.parametrize("flags", [["-c"], ["-k"], ["-e"], ["-E", "s0"]])
 def test_flags_not_supported_are_refused_in_one_line(image, tmp_path, flags):
     _, img = image
     done = pyrestore("-t", *flags, "-f", str(img), cwd=tmp_path)
