@@ -31,12 +31,14 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 
+from tapelib.device import is_remote
+
 from .compare import Compare
 from .directories import DirNode, EveryInode, Inodes, norm
 from .errors import engine_entry
 from .extraction import Extracted, Extractor, OutOfSpace, check_writable
 from .filer_objects import FilerTarget, apply_pass5, release_luns
-from .format import Header
+from .format import DR_COMPRESSED, Header
 from .rebuild import Rebuild, base_table
 from .rebuild_plan import plan_rebuild, plan_resume
 from .restore_options import Options
@@ -224,11 +226,15 @@ class Restore:
     @_gc_paused
     def list(self, wanted: Iterable[str] = ()) -> None:
         """``-t``: list ``inode<TAB>./path`` for the dumped inodes (under *wanted*)."""
+        self.report.verbose("Verify tape and initialize maps")
         self.read_directories()
         wanted = list(wanted)
         prefixes = [norm(w) for w in wanted]
+        self._medium_lines()
         for line in self.describe():
             self.report.say(line)
+        self.report.verbose("Extract directories from tape")
+        self.report.verbose("Initialize symbol table.")
         qfa = self.opts.qfa
         if qfa is not None:
             self.image.check_qfa_date(qfa)
@@ -287,10 +293,38 @@ class Restore:
         self.extract_read(target, wanted)
 
     def _phases(self, *lines: str) -> None:
-        """``-v``: the header, then restore's phases, in its order."""
+        """``-v``: the medium's and the header's lines, then restore's phases, in its order."""
         if self.opts.verbose:
+            self._medium_lines()
             for line in self.describe() + list(lines):
                 self.report.verbose(line)
+
+    def browse(self) -> None:
+        """``-i``'s start: the directories read, with restore's ``-v`` lines."""
+        self.report.verbose("Verify tape and initialize maps")
+        self.read_directories()
+        self._phases("Extract directories from tape", "Initialize symbol table.")
+
+    def _medium_lines(self) -> None:
+        """``-v``: what restore says of the medium once its first record is
+        read: "Input is from a local file/pipe" (a ``remote`` one, a
+        ``tape``, ``-V``'s "multi-volume (no tape)"), then a tape's record
+        size ("Tape block size is N") or the blocks restore reads at a time
+        from a file or pipe ("Input block size is N": ``-b``, else 32, else
+        a compressed image's own)."""
+        if not self.opts.verbose:
+            return
+        source = self.input
+        where = "remote" if is_remote(source.name) else "local"
+        if source.is_tape:
+            self.report.verbose(f"Input is from a {where} tape")
+            self.report.verbose(f"Tape block size is {source.record_blocks or 0}")
+            return
+        kind = "multi-volume (no tape)" if self.opts.volumes_not_tape else "file/pipe"
+        self.report.verbose(f"Input is from a {where} {kind}")
+        h = self.header
+        blocks = h.c_ntrec if h is not None and h.c_flags & DR_COMPRESSED else self.opts.input_blocks or 32
+        self.report.verbose(f"Input block size is {blocks}")
 
     @_gc_paused
     @_closes_tree
@@ -450,17 +484,24 @@ class Restore:
         header and ``filesys =`` said, one line per difference told, the
         leaves in image order, then the directories.  Return the number of
         compare errors (restore's count)."""
+        self.report.verbose("Begin compare restore")
+        self.report.verbose("Verify tape and initialize maps")
         self.read_directories()
         if target is None:
             assert self.header is not None
             target = os.fsdecode(self.header.c_filesys)
+        self._medium_lines()
         for line in self.describe():
             self.report.say(line)
         self.report.say(f"filesys = {target}")
         if not os.path.isdir(target):
             raise RestoreError(f"cannot stat directory {target}: no such directory")
+        self.report.verbose("Initialize symbol table.")
+        self.report.verbose("Extract directories from tape")
         cmp = Compare(self.image, self.report, functools.partial(self.extractor.at_or_none, target),
                       self.opts.compare_limit)
         diffs = cmp.run()
         self.compare_limit_reached = cmp.limit_reached
+        if not cmp.limit_reached:
+            self.report.verbose("Check the symbol table.")
         return diffs

@@ -232,6 +232,12 @@ class VolumeInput:
         return self._reader.source.is_tape
 
     @property
+    def record_blocks(self) -> int | None:
+        """A tape's record size in 1 KiB blocks (its first record's, as restore
+        finds it); None on a file or pipe, or before the first read."""
+        return self._reader.ntrec
+
+    @property
     def can_seek(self) -> bool:
         return self._reader.address is not None
 

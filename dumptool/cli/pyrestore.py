@@ -356,7 +356,8 @@ def _pyrestore(argv: list[str]) -> int:
         raise _Usage("--force works with -x and -r")
     opts = Options(renames=renames, force=args.force, verbose=args.v, dry_run=args.N, unlink=args.u,
                    set_root_modes=args.o, by_inode=args.m, dir_only=args.dir_only, compare_limit=args.limit,
-                   file_history=args.file_history, streams_as_files=args.streams_as_files)
+                   file_history=args.file_history, streams_as_files=args.streams_as_files,
+                   input_blocks=args.blocksize, volumes_not_tape=args.V)
     talk = _talk(nul_lines=args.nul)
     source = slot = None
     try:
@@ -402,7 +403,7 @@ def _pyrestore(argv: list[str]) -> int:
         elif args.mode == "i":
             if args.file == "-":
                 raise RestoreError("-i reads its commands from standard input: give the image with -f FILE")
-            engine.read_directories()
+            engine.browse()
             from ..interactive import Session  # -i only
 
             session = Session(engine, sys.stdin, sys.stdout, err=sys.stderr,
