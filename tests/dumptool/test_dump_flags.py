@@ -226,3 +226,17 @@ def test_I_stops_the_dump_past_N_files_that_cannot_be_read(tmp_path: Path) -> No
     with pytest.raises(DumpError, match=r"more than 2 files could not be read .* \(-I 2\)"):
         dump_after_the_files_vanish(2)
     assert len(dump_after_the_files_vanish(0)) == 4  # -I 0: no limit, each one a warning
+
+
+def test_a_n_and_dumps_progress_interval(tmp_path: Path) -> None:
+    """-a (dump to the end of the medium: the default on a file) is taken
+    alone; -n tells the operators "DUMP IS DONE!" among the DUMP lines;
+    the progress line waits dump's 5 minutes unless --progress says less."""
+    src = small_tree(tmp_path / "src")
+    told = pydump("-0", "-a", "-n", "-f", str(tmp_path / "img"), str(src)).stderr.decode().splitlines()
+    assert told[-2:] == ["  DUMP: Message to the operators: DUMP IS DONE!", "  DUMP: DUMP IS DONE"]
+    assert not [line for line in told if "% done" in line]  # a dump of a second: no progress line
+    names = listing(real_restore("-t", "-f", str(tmp_path / "img"), cwd=tmp_path, tmp=tmp_path).stdout)
+    assert "./d1/sub/big" in names
+    plain = pydump("-0", "-f", str(tmp_path / "img2"), str(src)).stderr.decode()
+    assert "Message to the operators" not in plain and plain.endswith("  DUMP: DUMP IS DONE\n")
