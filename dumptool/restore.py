@@ -31,14 +31,12 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from tapelib.device import is_remote
-
 from .compare import Compare
 from .directories import DirNode, EveryInode, Inodes, norm
 from .errors import engine_entry
 from .extraction import Extracted, Extractor, OutOfSpace, check_writable
 from .filer_objects import FilerTarget, apply_pass5, release_luns
-from .format import DR_COMPRESSED, Header
+from .format import Header
 from .rebuild import Rebuild, base_table
 from .rebuild_plan import plan_rebuild, plan_resume
 from .restore_options import Options
@@ -306,25 +304,10 @@ class Restore:
         self._phases("Extract directories from tape", "Initialize symbol table.")
 
     def _medium_lines(self) -> None:
-        """``-v``: what restore says of the medium once its first record is
-        read: "Input is from a local file/pipe" (a ``remote`` one, a
-        ``tape``, ``-V``'s "multi-volume (no tape)"), then a tape's record
-        size ("Tape block size is N") or the blocks restore reads at a time
-        from a file or pipe ("Input block size is N": ``-b``, else 32, else
-        a compressed image's own)."""
-        if not self.opts.verbose:
-            return
-        source = self.input
-        where = "remote" if is_remote(source.name) else "local"
-        if source.is_tape:
-            self.report.verbose(f"Input is from a {where} tape")
-            self.report.verbose(f"Tape block size is {source.record_blocks or 0}")
-            return
-        kind = "multi-volume (no tape)" if self.opts.volumes_not_tape else "file/pipe"
-        self.report.verbose(f"Input is from a {where} {kind}")
-        h = self.header
-        blocks = h.c_ntrec if h is not None and h.c_flags & DR_COMPRESSED else self.opts.input_blocks or 32
-        self.report.verbose(f"Input block size is {blocks}")
+        """``-v``: restore's lines on the medium (:meth:`VolumeInput.medium_lines`)."""
+        if self.opts.verbose:
+            for line in self.input.medium_lines(self.header, self.opts.input_blocks, self.opts.volumes_not_tape):
+                self.report.verbose(line)
 
     @_gc_paused
     @_closes_tree
