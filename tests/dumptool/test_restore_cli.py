@@ -233,6 +233,11 @@ def test_h_extracts_a_directory_itself_not_its_contents(image, tmp_path):
         assert pyrestore("-x", *args, "-f", str(img), "d", cwd=tmp_path / name).returncode == 0
     assert tree_of(tmp_path / "with-h") == ["d"]
     assert tree_of(tmp_path / "without") == ["d", "d/b.py", "d/sub", "d/sub/deep"]
+    for name, args in (("real-h", ("-h",)), ("real", ())):  # the real restore makes the same
+        (tmp_path / name).mkdir()
+        assert real_restore("-x", "-a", *args, "-f", str(img), "d", cwd=tmp_path / name, tmp=tmp_path).returncode == 0
+    assert tree_of(tmp_path / "real-h") == tree_of(tmp_path / "with-h")
+    assert tree_of(tmp_path / "real") == tree_of(tmp_path / "without")
 
 
 def test_compare_stops_at_the_limit_L_as_restore(image, tmp_path):
