@@ -13,7 +13,6 @@ compares what the scripts were given, what was asked and what came out.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ import pytest
 from conftest import console_script
 from samples import RESTORE, fake_rsh
 from spanning import Layout, build_tree, dump_across, load
-from tapelib import Shelf
 from test_pydump import assert_same_tree, env, pydump
 
 LAUNCHING = "Launching "
