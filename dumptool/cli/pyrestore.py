@@ -19,6 +19,7 @@ from collections.abc import Callable
 from importlib import metadata
 
 from snapdump.exits import CommandFailed, run
+from tapelib.device import is_remote
 
 from ..errors import DumpError
 from ..format import parse_qfa
@@ -170,7 +171,8 @@ class _Script:
     ``SCRIPT DEVICE VOLUME`` (after "Launching SCRIPT" on standard error):
     exit 0, the volume is ready; 1, ask for it as without a script (with
     -M the next file is opened anyway); anything else aborts the restore
-    ("Restore aborted by the beginning of tape script", exit 1)."""
+    ("Restore aborted by the beginning of tape script", exit 1).  DEVICE is
+    the name of the drive on its host for ``host:device``, as restore gives it."""
 
     def __init__(self, script: str, *, image_on_stdin: bool, rebuilding: bool) -> None:
         self.script = script
@@ -178,6 +180,8 @@ class _Script:
         self._rebuilding = rebuilding
 
     def run(self, device: str, volume: int) -> int:
+        if is_remote(device):  # as restore: the drive's name on its host, without "host:"
+            device = device.partition(":")[2]
         print(f"Launching {self.script}", file=sys.stderr, flush=True)
         code = run_volume_script(self.script, device, volume, stdin=self._stdin)
         if code not in (0, 1):

@@ -164,8 +164,9 @@ LAYOUT = Layout(capacity=879405, ntrec=10, files=28, data=2012116, seed=24709492
 
 
 def test_on_a_shelf_drive_the_script_loads_each_cartridge(tmp_path: Path) -> None:
-    """A 3-cartridge dump read from the shelf drive by pyrestore and by the
-    real restore (through pyrmt), the script changing cartridges with pytape."""
+    """A 3-cartridge dump read from the shelf drive by pyrestore (itself and
+    through pyrmt) and by the real restore (through pyrmt), the script
+    changing cartridges with pytape."""
     tree = build_tree(tmp_path / "src", LAYOUT)
     shelf, nst0, volumes = dump_across(tmp_path, LAYOUT, tree)
     assert volumes == ["FIRST", "MIDDLE", "LAST"]
@@ -176,16 +177,18 @@ def test_on_a_shelf_drive_the_script_loads_each_cartridge(tmp_path: Path) -> Non
     rsh = fake_rsh(tmp_path, console_script("pyrmt"))
     real_env = {"RSH": str(rsh), "RMT": console_script("pyrmt")}
     seen = {}
-    for tool, command in (("ours", [console_script("pyrestore"), "-r", "-F", str(changer), "-f", nst0]),
-                          ("real", [RESTORE, "-r", "-F", str(changer), "-f", f"localhost:{nst0}"])):
+    for tool, program, device in (("ours", console_script("pyrestore"), nst0),
+                                  ("ours-rmt", console_script("pyrestore"), f"localhost:{nst0}"),
+                                  ("real", RESTORE, f"localhost:{nst0}")):
         load(shelf, "LAST")  # the script puts volume 1 in itself
         folder = tmp_path / tool
         folder.mkdir()
-        done = run(command, folder, more_env=real_env if tool == "real" else None)
+        done = run([program, "-r", "-F", str(changer), "-f", device], folder, more_env=real_env)
         assert done.returncode == 0, (tool, done.stderr)
         assert "Mount" not in done.stderr, (tool, done.stderr)
         assert shelf.status().drives[0].barcode == "LAST"
         (folder / "restoresymtable").unlink()
         assert_same_tree(tree, folder)
         seen[tool] = calls(changer)
-    assert seen["ours"] == seen["real"] == [f"{nst0} {n}" for n in (1, 2, 3)]
+    # the drive's name, without "localhost:" (restore gives the script the name on the drive's host)
+    assert seen["ours"] == seen["ours-rmt"] == seen["real"] == [f"{nst0} {n}" for n in (1, 2, 3)]
