@@ -451,7 +451,11 @@ class DataService:
                 return
             for line in result.messages:
                 await self._session.log_message(line, LogType.ERROR)
-            await self._session.log_message(f"recover read {result.bytes_read} bytes of the image")
+            for line in result.notes:
+                await self._session.log_message(line, LogType.WARNING)
+            read = f"recover read {result.bytes_read} bytes of the image in {result.ranges} range(s)"
+            _log.info("data: %s", read)
+            await self._session.log_message(read)
             for name, ok in zip(names, result.restored):
                 await self._session.post(Message.LOG_FILE, LogFile(
                     name.original, RecoveryStatus.SUCCESSFUL if ok else RecoveryStatus.FAILED_NOT_FOUND))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import console_script
 from pyndmpd_process import NDMJOB
-from test_data import image_size, make_tree, same_tree
+from test_data import image_size, make_tree, recover_read, same_tree
 
 from tapelib import Shelf
 
@@ -92,7 +92,7 @@ def test_three_way_backup_restore_and_dar_between_two_hosts(tmp_path: Path) -> N
         one.mkdir()
         out = ndmjob("-x", "-C", str(one), "-J", str(idx), "sub/zz.txt")
         assert (one / "sub" / "zz.txt").read_text() == "wanted\n"
-        read = int(re.search(r'"recover read (\d+) bytes of the image"', out).group(1))
+        read, _ranges = recover_read(out)
         assert read < image_size(idx) * 0.5, (read, image_size(idx))
         # the other way round: the data service listens, the tape host's mover connects
         idx2 = tmp_path / "idx2"
