@@ -350,11 +350,13 @@ class DataService:
         self.state = DataState.HALTED
         self.halt_reason = reason
         with trio.CancelScope(shield=True):
-            await self._close_connection()
             _log.info("data halted: %s (%d bytes)", reason.name, self.bytes_processed)
             if why:
                 await self._session.log_message(f"data halted ({reason.name}): {why}", LogType.ERROR)
             await self._session.post(Message.NOTIFY_DATA_HALTED, NotifyHalted(reason))
+            # then the image stream ends: a mover at its other end writes the last record and
+            # halts after this post, as the DMA expects them (ndmjob: no 2 s wait for a notice)
+            await self._close_connection()
 
     async def _run(self, work: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -384,7 +386,6 @@ class DataService:
             result = await trio.to_thread.run_sync(self._engine.backup, request, write, self._stopped)
             if self.state != DataState.ACTIVE:
                 return
-            await self._close_connection()  # the mover writes the last record and halts
             if hist:
                 await self._post_history(result.entries)
             self.env = self._backup_env(request, result.date, result.base_date)

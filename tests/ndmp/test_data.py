@@ -476,3 +476,34 @@ def test_data_abort_mid_backup_halts_aborted_and_the_image_is_cut(server: NdmpSe
     finally:
         dma.close()
     _assert_cut_short(tape, tmp_path)
+
+
+def test_a_backup_posts_its_history_then_data_halted_then_the_mover_halts(
+        server: NdmpServer, load_drive: Callable[..., LoadedDrive], tmp_path: Path) -> None:
+    """The order ndmjob's monitor needs to end without its 2 s wait for one more
+    notice: the file history, NOTIFY_DATA_HALTED, and only then the image stream
+    ends and the mover writes its last record and halts (NOTIFY_MOVER_HALTED)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}").write_bytes(os.urandom(30_000))
+    tape = load_drive()
+    dma = Dma.connect(server.port)
+    try:
+        _local_backup(dma, tape.nst, src)
+        posts: list[tuple[int, int | None]] = []
+        while not posts or posts[-1][0] != Message.NOTIFY_MOVER_HALTED:
+            code, body = dma.next_post()
+            posts.append((code, getattr(body, "reason", None)))
+        codes = [code for code, _ in posts if code != Message.LOG_MESSAGE]
+        assert codes[-2:] == [Message.NOTIFY_DATA_HALTED, Message.NOTIFY_MOVER_HALTED], codes
+        assert Message.FH_ADD_NODE in codes[:-2], codes
+        assert (Message.NOTIFY_DATA_HALTED, DataHaltReason.SUCCESSFUL) in posts
+        assert posts[-1][1] == 1  # CONNECT_CLOSED: the whole image is on tape
+    finally:
+        dma.close()
+    tape.wait_released(20, "the DMA went away")
+    image = tmp_path / "img"
+    image.write_bytes(tape_image(tape))
+    listing = subprocess.run([RESTORE, "-t", "-f", str(image)], capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and "./f2" in listing.stdout, listing.stderr
