@@ -129,6 +129,9 @@ class BackupResult:
     entries: list[FileEntry] = field(default_factory=list)
     #: dump's warnings (a file that changed or vanished while it was read...).
     warnings: list[str] = field(default_factory=list)
+    #: The byte offset of the image's Pass V record (xattrs too big for their
+    #: file's EA record), ``None`` when it has none: the env's ``ACL_START``.
+    acl_start: int | None = None
 
 
 @dataclass(frozen=True)
@@ -248,12 +251,15 @@ class DumpEngine:
             if not index.ended:
                 raise EngineError("the image has no end-of-dump record: it is not complete")
             entries = index.history()
-            return BackupResult(dump.date, dump.base_date, sent, entries, warnings)
+            acl_start = None if index.pass5 is None else index.pass5 * TP_BSIZE
+            return BackupResult(dump.date, dump.base_date, sent, entries, warnings, acl_start)
 
     # -- recover -----------------------------------------------------------------
     def recover(self, fetch: Fetch, names: list[RecoverName], *, direct: bool,
-                prefix: str | None = None) -> RecoverResult:
-        """Restore ``names`` (everything under ``prefix`` when empty)."""
+                prefix: str | None = None, acl_start: int | None = None) -> RecoverResult:
+        """Restore ``names`` (everything under ``prefix`` when empty);
+        ``acl_start``: where the image's Pass V record is (a direct access
+        recover reads it too, for the wanted files' xattrs it holds)."""
         with tempfile.TemporaryDirectory(prefix="pyndmpd-recover-", dir=self.spool_dir) as spool:
             image = os.path.join(spool, "image")
             front = _front(names) if direct and names else None
@@ -263,7 +269,7 @@ class DumpEngine:
                 if front is None:
                     reader.copy_rest(0, out)
                 else:
-                    _spool_direct(reader, names, front, out, image, notes)
+                    _spool_direct(reader, names, front, acl_start, out, image, notes)
             messages: list[str] = []
             # the positions are the DMA's fh_info (its -J index), not the offset map
             restore = Restore(VolumeInput(image), RestoreOptions(file_history=False), warn=messages.append,
@@ -435,29 +441,33 @@ class _ImageRanges:
         self._base, self._buf = 0, bytearray()
 
 
-def _spool_direct(reader: _ImageRanges, names: list[RecoverName], front: int, out: BinaryIO, image: str,
-                  notes: list[str]) -> None:
-    """The front, then each wanted file's records (by its ``fh_info``) and an
-    end-of-dump record to ``out``; or, when a name cannot be placed, the
-    front and everything after it (read through)."""
+def _spool_direct(reader: _ImageRanges, names: list[RecoverName], front: int, acl_start: int | None,
+                  out: BinaryIO, image: str, notes: list[str]) -> None:
+    """The front, then each wanted file's records (by its ``fh_info``), the
+    Pass V record (at ``acl_start``) and an end-of-dump record to ``out``;
+    or, when a name cannot be placed, the front and everything after it
+    (read through)."""
     out.write(reader.take(0, front, through=front))
     out.flush()
     headers, why = _headers_of(image, names)
     if why is None:
-        order = header_byte_order(_first_block(image))
-        pieces = []
+        first = _first_block(image)
+        order = header_byte_order(first)
         for offset, ino in sorted(headers.items()):
-            piece = _file_records(reader, offset, ino, order)
-            if piece is None:
+            if not _copy_records(reader, offset, order, out, lambda h, ino=ino: h.c_inumber == ino
+                                 and h.c_type == RecordType.TS_INODE and not h.is_extattr):
                 why = f"the position the name list gives inode {ino} is not its file's (a stale index?)"
                 break
-            pieces.append(piece)
         else:
-            for piece in pieces:
-                out.writelines(piece)
-            out.write(_end_record(_first_block(image), order))
-            return
+            if acl_start is not None and headers and not (acl_start > max(headers) and _copy_records(
+                    reader, acl_start, order, out, lambda h: h.is_extattr and h.c_extattributes == EXT_PASS5)):
+                why = f"ACL_START={acl_start} is not where the image's Pass V record is"
+            else:
+                out.write(_end_record(first, order))
+                return
     notes.append(f"direct access recover: {why}: reading the image through from byte {front}")
+    out.seek(front)
+    out.truncate()
     reader.copy_rest(front, out)
 
 
@@ -495,28 +505,30 @@ def _headers_of(image: str, names: list[RecoverName]) -> tuple[dict[int, int], s
         source.close()
 
 
-def _file_records(reader: _ImageRanges, offset: int, ino: int, order: ByteOrder) -> list[bytes] | None:
-    """The blocks of inode ``ino`` from its header at ``offset``: the inode
-    header, its TS_ADDR and EA records, each with its data, up to the next
-    header of anything else; ``None`` when ``offset`` holds no header of
-    ``ino``."""
-    parts: list[bytes] = []
+def _copy_records(reader: _ImageRanges, offset: int, order: ByteOrder, out: BinaryIO,
+                  starts: Callable[[Header], bool]) -> bool:
+    """Copy an inode's records from its header at ``offset`` to ``out``:
+    that header (which ``starts`` must accept: the file's TS_INODE, or the
+    Pass V record), its TS_ADDR and EA records, each with its data, up to
+    the next header of anything else; False (nothing copied) when
+    ``offset`` holds no such header."""
     block = offset // TP_BSIZE
+    ino = None
     while True:
         raw = reader.take(block * TP_BSIZE, TP_BSIZE, through=_record_end(block))
         try:
             head = Header.unpack(raw, order)
         except FormatError:
-            return None if not parts else parts
-        same = head.c_inumber == ino
-        if not parts:
-            if not (same and head.c_type == RecordType.TS_INODE and not head.is_extattr):
-                return None
-        elif not (same and (head.c_type == RecordType.TS_ADDR
-                            or (head.is_extattr and head.c_extattributes != EXT_PASS5))):
-            return parts
+            return ino is not None  # damage after the start: restore reads it and says so
+        if ino is None:
+            if not starts(head):
+                return False
+            ino = head.c_inumber
+        elif not (head.c_inumber == ino and (head.c_type == RecordType.TS_ADDR
+                                             or (head.is_extattr and head.c_extattributes != EXT_PASS5))):
+            return True
         count = head.data_block_count()
-        parts.append(reader.take(block * TP_BSIZE, (1 + count) * TP_BSIZE, through=_record_end(block + 1 + count)))
+        out.write(reader.take(block * TP_BSIZE, (1 + count) * TP_BSIZE, through=_record_end(block + 1 + count)))
         block += 1 + count
 
 
@@ -537,6 +549,8 @@ class ImageIndex:
         self.dirs: dict[int, list[tuple[int, bytes]]] = {}
         self.positions: dict[int, int] = {}
         self.first_file: int | None = None
+        #: The block of the Pass V record, if the image has one.
+        self.pass5: int | None = None
         self.ended = False
 
     def begin(self, front: bytes) -> None:
@@ -552,6 +566,9 @@ class ImageIndex:
         self.positions[ino] = position.block  # one volume: the header's block in the stream
         if self.first_file is None:
             self.first_file = position.block
+
+    def add_pass5(self, ino: int, position: RecordPosition) -> None:
+        self.pass5 = position.block
 
     def finish(self, trailer: bytes) -> None:
         self.ended = True
