@@ -13,7 +13,7 @@ from pathlib import Path
 
 from snapdump.session_registry import sessions_on
 
-from .. import client
+from .. import client, moving
 from ..errors import SnapfsError, VolumeBusy
 from ..vetoes import FAILOVER_EVENTS, SINGLE_FILE_OWNER, event_seconds, named, veto
 from . import UsageError
@@ -55,8 +55,8 @@ def check_unmount(a: argparse.Namespace) -> None:
     veto(voldir, name, "unmount", override=a.override_vetoes, automatic=a.automatic, say=_say)
 
 
-def cmd_volume_event(a: argparse.Namespace) -> None:
-    """``snapfs volume offline|online|move``."""
+def cmd_volume_event(a: argparse.Namespace) -> Path | None:
+    """``snapfs volume offline|online|move``; after a move, the volume's new folder."""
     with client.open_volume(a.vol) as c:
         name = c.info().name
         if a.action == "online":
@@ -68,14 +68,18 @@ def cmd_volume_event(a: argparse.Namespace) -> None:
             _say(f"volume {name} is offline: I/O and dump and restore sessions are refused")
         else:
             _move(c, a, name)
+            return c.voldir
+    return None
 
 
 def _move(c: client.Client, a: argparse.Namespace, name: str) -> None:
     """Transfer (sessions go on), cutover (new sessions refused), wait for the
-    running sessions to finish, complete (the identity changes unless kept)."""
+    running sessions to finish, move the folder (:mod:`snapfs.moving`): the
+    identity changes unless kept."""
     if not a.to:
-        raise UsageError("volume move needs --to AGGREGATE")
-    _say(f"volume move of {name} to {a.to}: transferring (dump and restore sessions go on)")
+        raise UsageError("volume move needs --to DIR (a new folder in another folder)")
+    dest = moving.check_destination(c.voldir, a.to, c.info().mountpoint)
+    _say(f"volume move of {name} to {dest}: transferring (dump and restore sessions go on)")
     time.sleep(event_seconds())
     c.availability("move-cutover")
     try:
@@ -86,14 +90,15 @@ def _move(c: client.Client, a: argparse.Namespace, name: str) -> None:
         while sessions_on(c.voldir):
             time.sleep(0.05)
         before = c.volume_identity().generation
-        ident = c.volume_move(a.to, keep_identity=a.keep_identity)
+        ident = c.volume_relocate(dest, keep_identity=a.keep_identity)
     finally:
         c.availability("online")
     if ident.generation == before:
-        _say(f"volume move of {name} to {a.to} complete: its identity was kept (CAB): "
-             "incremental dumps go on from their baselines")
+        _say(f"volume move of {name} to {dest} complete: its identity was kept (the CAB case): incremental dumps "
+             "by an NDMP application speaking Cluster Aware Backup go on from their baselines; other incremental "
+             "dumps (pydump, NDMP without CAB) need a new baseline (level 0)")
     else:
-        _say(f"volume move of {name} to {a.to} complete: its generation is now {ident.generation}: "
+        _say(f"volume move of {name} to {dest} complete: its generation is now {ident.generation}: "
              "the next incremental dump needs a new baseline (level 0)")
 
 
