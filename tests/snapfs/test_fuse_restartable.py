@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import answering
+from conftest import answering, tmpfs_at
 from fuse_fixtures import Mounted, mounted, snapfs, wait_released  # noqa: F401 (fixtures)
 
 from snapfs import client
@@ -133,10 +133,10 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
     assert tree_of(reference) == expected
     image = whole.read_bytes()
     rng = random.Random(14)
-    # Kills at seeded points of stage IV (40 files, 4 directories): SIGTERM and SIGKILL,
+    # Kills at seeded points of stage IV (40 files, 4 directories): SIGTERM, SIGKILL and SIGINT,
     # checkpoints after every inode or every 20 ms (then the kill falls between two).
     for k in range(6):
-        sig = ("SIGTERM", "SIGKILL")[k % 2]
+        sig = ("SIGTERM", "SIGKILL", "SIGINT")[k % 3]
         at = rng.randrange(1, 38)
         interval = rng.choice(["0", "0.02"])
         state, work = tmp_path / f"state{k}", tmp_path / f"run{k}"
@@ -166,7 +166,7 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
         assert joined[:len(image) - NTREC * 1024] == image[:len(image) - NTREC * 1024], (k, sig, at)
         restore_into(work / "vol", work / "py", tmp_path, real=False)
         assert tree_of(work / "py") == expected, (k, sig, at)
-        if k in (1, 2):  # a kill -9, and a restart killed too: three volumes
+        if k in (1, 2):  # a kill -9, and a SIGINT whose restart is killed too: three volumes
             restore_into(work / "vol", work / "real", tmp_path, real=True)
             assert tree_of(work / "real") == expected, (k, sig, at)
 
@@ -427,3 +427,122 @@ def test_a_restarted_dump_deletes_the_snapshot_it_made_when_done(mounted: Mounte
     assert (tmp_path / "dumpdates").read_text().split()[:2] == [str(m), "0"]  # -u kept: recorded when done
     restore_into(tmp_path / "vol", tmp_path / "out", tmp_path, real=False)
     assert tree_of(tmp_path / "out") == tree_of(m)
+
+
+def test_seeded_kills_on_tape_restarted_on_the_same_cartridge(mounted: Mounted, tmp_path: Path, nst0: str):
+    """The seeded loop on a loopback tape: SIGTERM, SIGKILL and SIGINT at seeded points of
+    stage IV, each restarted on the same cartridge after the interrupted tape file."""
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    rng = random.Random(1414)
+    for k, sig in enumerate(("SIGTERM", "SIGKILL", "SIGINT")):
+        at = rng.randrange(2, 38)
+        run(BIN / "pymt", "-f", nst0, "rewind")
+        state = tmp_path / f"state{k}"
+        cid = killed_dump(m, state, Path(nst0), at, sig, rng.choice(["0", "0.01"]))
+        r = run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
+        assert b"volume 2 follows it" in r.stderr, (sig, at, r.stderr)
+        assert contexts(state) == [] and snapshots(m)["ref"] == ()
+        run(BIN / "pymt", "-f", nst0, "rewind")
+        out = tmp_path / f"py{k}"
+        out.mkdir()
+        answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+                  b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1)
+        (out / "restoresymtable").unlink()
+        assert tree_of(out) == expected, (sig, at)
+
+
+def test_a_tape_write_error_leaves_a_context_restarted_on_a_new_cartridge(mounted: Mounted, tmp_path: Path):
+    """The cartridge's file fills the file system it lies on: the drive's write fails in
+    stage IV (not an end of medium); the context is restartable on another cartridge."""
+    from tapelib import Shelf
+
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    state = tmp_path / "state"
+    with tmpfs_at(tmp_path / "small", "size=400k") as small:
+        shelf = Shelf.create(small / "shelf", drives=1, slots=4)
+        shelf.new_cartridge("FULL01", capacity=4 * 1024 * 1024)
+        shelf.load("FULL01", drive=0)
+        nst0 = str(shelf.device_path(0, rewind=False))
+        r = run(PYDUMP, "-0", "-b", NTREC, "--no-prompt", "--snapshot", "ref", "-f", nst0, m, ok=False,
+                env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0.01"))
+        assert r.returncode == 1 and b"the dump can be restarted" in r.stderr, r.stderr
+        assert r.stderr.splitlines()[-1] == b"  DUMP: No space left on device", r.stderr
+        [cid] = contexts(state)
+        shown = run(PYDUMP, "--contexts", cid, env=env(state)).stdout
+        assert b"Is Context Restartable?: true" in shown and b"State of the Context: 7" in shown
+        assert set(snapshots(m)["ref"]) == {f"restartable-{cid}"}
+        subprocess.run(["mount", "-o", "remount,size=32m", str(small)], check=True)
+        shelf.new_cartridge("NEXT02", capacity=4 * 1024 * 1024)
+        shelf.unload(0)
+        shelf.load("NEXT02", drive=0)
+        run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
+        assert contexts(state) == [] and snapshots(m)["ref"] == ()
+        out = tmp_path / "py"
+        out.mkdir()
+
+        def swap(_n: int) -> None:
+            shelf.unload(0)
+            shelf.load("NEXT02", drive=0)
+
+        shelf.unload(0)
+        shelf.load("FULL01", drive=0)
+        answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+                  b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1, before=swap)
+        (out / "restoresymtable").unlink()
+        assert tree_of(out) == expected
+
+
+def test_is_cleanup_pending_while_a_delete_runs_and_a_killed_delete_is_finished_later(mounted: Mounted,
+                                                                                      tmp_path: Path):
+    """The volume's daemon stopped, a delete waits to give the snapshot back: meanwhile
+    the context shows Is Cleanup Pending? true; killed there, the context stays so (not
+    restartable) and the next dump's cleanup pass finishes the delete."""
+    m = mounted.mnt
+    build(m)
+    state = tmp_path / "state"
+    r = run(PYDUMP, "-0", "-f", tmp_path / "vol001", m, ok=False,
+            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="5:SIGTERM"))
+    assert r.returncode == 3
+    [cid] = contexts(state)
+    [name] = snapshots(m)
+    node = os.uname().nodename
+
+    def listed() -> list[str]:
+        return run(PYDUMP, "--contexts", env=env(state)).stdout.decode().splitlines()[2].split()
+
+    assert listed() == [node, cid, "false"]
+    with client.open_volume(m) as c:
+        daemon = c.info().pid
+    os.kill(daemon, signal.SIGSTOP)
+    deleting = subprocess.Popen([PYDUMP, "--delete-context", cid], env=env(state), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while listed() != [node, cid, "true"]:
+            assert time.monotonic() < deadline and deleting.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert deleting.poll() is None  # still giving the snapshot back
+        deleting.kill()
+        deleting.wait()
+    finally:
+        os.kill(daemon, signal.SIGCONT)
+        if deleting.poll() is None:
+            deleting.kill()
+            deleting.wait()
+        deleting.stderr.close()
+    assert listed() == [node, cid, "true"] and name in snapshots(m)
+    shown = run(PYDUMP, "--contexts", cid, env=env(state)).stdout
+    assert b"Is Cleanup Pending?: true" in shown and b"State of the Context: 8" in shown
+    r = run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", ok=False, env=env(state))
+    assert r.returncode == 1 and r.stderr == f"  DUMP: cannot restart: context {cid} is being deleted " \
+        "(Is Cleanup Pending?: true)\n".encode(), r.stderr
+    r = run(PYDUMP, "-0", "-f", tmp_path / "next", m, env=env(state))
+    assert f"deleted context {cid}".encode() in r.stderr
+    assert contexts(state) == [] and snapshots(m) == {}
