@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,12 @@ def test_contexts_show_the_seed_fields_and_delete_gives_the_snapshot_back(mounte
         "Is Context Restartable?": "true", "Is Context Busy?": "false", "Restart Pass": "4",
         "Status of Backup": "2", "Snapshot Copy Name": name, "State of the Context": "7"}
     assert abs(int(values["Context Last Updated Time"]) - time.time()) < 120
+    # what the context keeps: a uuid, the volume, path, level and base, the last file and offset written
+    assert str(uuid.UUID(cid)) == cid and stored["volume_name"] == "testvol" and stored["dump_path"] == str(m)
+    assert (stored["level"], stored["base_date"], stored["snapshot"]) == (0, 0, name)
+    cp = stored["checkpoint"]
+    assert cp["medium"] == str(tmp_path / "vol001") and not cp["is_tape"] and cp["ino"] > 0
+    assert cp["medium_block"] >= cp["resume_block"] and cp["medium_address"] == cp["medium_block"] * 1024
     offsets = (state / "contexts" / f"{cid}.offsets").read_text().split("\n")
     assert len([line for line in offsets if line]) >= 5
     # another pydump restarting or deleting it (its lock held): refused, nothing changed
@@ -422,11 +429,26 @@ def test_a_restarted_dump_deletes_the_snapshot_it_made_when_done(mounted: Mounte
     [cid] = contexts(state)
     [name] = snapshots(m)
     assert not (tmp_path / "dumpdates").exists()
+    date0 = json.loads((state / "contexts" / f"{cid}.json").read_text())["date"]
     run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", env=env(state))
     assert snapshots(m) == {} and contexts(state) == []  # released (the dead pydump's hold too) and deleted
     assert (tmp_path / "dumpdates").read_text().split()[:2] == [str(m), "0"]  # -u kept: recorded when done
     restore_into(tmp_path / "vol", tmp_path / "out", tmp_path, real=False)
     assert tree_of(tmp_path / "out") == tree_of(m)
+    # an incremental's context keeps its level and its base (the level 0's date)
+    time.sleep(1.1)
+    for f in ("d1/f01", "d2/f02", "d3/f03"):
+        (m / f).write_bytes(b"changed for the level 1")
+    r = run(PYDUMP, "-1", "-u", "-D", tmp_path / "dumpdates", "-f", tmp_path / "inc001", m, ok=False,
+            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="1:SIGTERM"))
+    assert r.returncode == 3, r.stderr
+    [c1] = contexts(state)
+    stored = json.loads((state / "contexts" / f"{c1}.json").read_text())
+    assert (stored["level"], stored["base_date"]) == (1, date0) and date0 > 0
+    assert b"Incremental Backup Level ID: 1" in run(PYDUMP, "--contexts", c1, env=env(state)).stdout
+    run(PYDUMP, "--restart", c1, "-f", tmp_path / "inc002", env=env(state))
+    assert contexts(state) == [] and snapshots(m) == {}
+    assert (tmp_path / "dumpdates").read_text().split("\n")[1].split()[:2] == [str(m), "1"]
 
 
 def test_seeded_kills_on_tape_restarted_on_the_same_cartridge(mounted: Mounted, tmp_path: Path, nst0: str):
@@ -442,6 +464,9 @@ def test_seeded_kills_on_tape_restarted_on_the_same_cartridge(mounted: Mounted, 
         run(BIN / "pymt", "-f", nst0, "rewind")
         state = tmp_path / f"state{k}"
         cid = killed_dump(m, state, Path(nst0), at, sig, rng.choice(["0", "0.01"]))
+        cp = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]  # the tape position
+        assert (cp["is_tape"], cp["tape_file"], cp["barcode"], cp["volume"]) == (True, 0, "TEST01", 1), cp
+        assert cp["medium_address"] > 0 and cp["ino"] > 0
         r = run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
         assert b"volume 2 follows it" in r.stderr, (sig, at, r.stderr)
         assert contexts(state) == [] and snapshots(m)["ref"] == ()

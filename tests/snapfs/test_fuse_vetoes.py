@@ -139,7 +139,9 @@ def test_failover_events_are_vetoed_and_automatic_aborts(mounted: Mounted, state
         assert r.returncode == 1 and "vetoed: dump and restore sessions run on it: " \
             f"pid {dump.pid} (dump) (--override-vetoes aborts them)" in r.stderr, r.stderr
         assert dump.poll() is None
-        r = snapfs("failover", mounted.mnt, f"--{event}", "--automatic")
+        # user-initiated with --override-vetoes, or system-initiated (--automatic): aborted either way
+        how = "--override-vetoes" if event in ("takeover", "relocate", "switchback") else "--automatic"
+        r = snapfs("failover", mounted.mnt, f"--{event}", how)
         _stopped(dump)
         assert f"aborted pid {dump.pid} (dump) on volume testvol (not restartable)" in r.stdout
         assert r.stdout.endswith("of volume testvol done: served by " + {
@@ -153,25 +155,29 @@ def test_failover_events_are_vetoed_and_automatic_aborts(mounted: Mounted, state
             dump.wait()
 
 
+@pytest.mark.parametrize("event, site", [("switchover", "the disaster-recovery site"), ("switchback", "the home site")])
 def test_a_session_started_during_a_switchover_fails_and_the_switchover_goes_on(mounted: Mounted, state: Path,
-                                                                                 tmp_path: Path):
+                                                                                 tmp_path: Path, event: str, site: str):
     _tree(mounted.mnt)
-    switch = subprocess.Popen([str(BIN / "snapfs"), "failover", str(mounted.mnt), "--switchover"],
+    switch = subprocess.Popen([str(BIN / "snapfs"), "failover", str(mounted.mnt), f"--{event}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=dict(os.environ, SNAPFS_EVENT_SECONDS="3"))
 
     def switching() -> bool:
         with client.open_volume(mounted.mnt) as c:
-            return c.availability() == "switchover"
+            return c.availability() == event
     _wait(switching)
     r = subprocess.run([PYDUMP, "-0", "-f", str(tmp_path / "img"), str(mounted.mnt)], capture_output=True,
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert (r.returncode, r.stderr) == (1, "  DUMP: volume testvol is in a MetroCluster switchover: "
+    assert (r.returncode, r.stderr) == (1, f"  DUMP: volume testvol is in a MetroCluster {event}: "
+                                           "no dump or restore session may start on it now\n")
+    r = subprocess.run([PYRESTORE, "-t", "-f", str(tmp_path / "img")], cwd=mounted.mnt, capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert (r.returncode, r.stderr) == (1, f"pyrestore: volume testvol is in a MetroCluster {event}: "
                                            "no dump or restore session may start on it now\n")
     out, err = switch.communicate(timeout=30)
     assert (switch.returncode, err) == (0, "")
-    assert out.endswith("MetroCluster switchover of volume testvol done: served by the disaster-recovery site, "
-                        "online\n")
+    assert out.endswith(f"MetroCluster {event} of volume testvol done: served by {site}, online\n")
     assert running_sessions() == []
 
 
