@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -125,6 +125,22 @@ def add_restore_file_parser(sub) -> None:
     r.add_argument("path", help="the file, relative to the volume root (or a path under the mount point)")
 
 
+def _copy_back(src: Path, dest: Path) -> None:
+    """Write ``src``'s bytes over ``dest`` in place (a LUN keeps its size: it may not be
+    truncated), cut or grow it to ``src``'s size when that differs, and give it ``src``'s
+    mode and times."""
+    st = os.stat(src)
+    with open(src, "rb") as fin, open(dest, "r+b") as fout:
+        while chunk := fin.read(1 << 20):
+            fout.write(chunk)
+        if os.fstat(fout.fileno()).st_size != st.st_size:
+            fout.truncate(st.st_size)
+        fout.flush()
+        os.fsync(fout.fileno())
+    os.chmod(dest, stat.S_IMODE(st.st_mode))
+    os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def cmd_restore_file(a: argparse.Namespace) -> int:
     """Restrict the file, copy it back from the snapshot as the restriction's owner, lift it."""
     with client.open_volume(a.vol) as c:
@@ -147,8 +163,7 @@ def cmd_restore_file(a: argparse.Namespace) -> int:
         try:
             c.act_as(SINGLE_FILE_OWNER, restore=True)
             time.sleep(event_seconds())  # the transfer
-            shutil.copyfile(src, dest)
-            shutil.copystat(src, dest)
+            _copy_back(src, dest)
         finally:
             c.unrestrict(rel, SINGLE_FILE_OWNER)
     _say(f"restored {rel} of volume {info.name} from snapshot {a.snapshot}")

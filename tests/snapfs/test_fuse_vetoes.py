@@ -414,3 +414,21 @@ def test_an_aborted_session_leaves_no_abort_note(mounted: Mounted, state: Path, 
     _stopped(dump)
     snapfs("volume", "online", mounted.mnt)
     assert sorted(p.name for p in (state / "sessions").iterdir() if not p.name.startswith("slot-")) == []
+
+
+def test_restore_file_copies_a_lun_back_in_place(mounted: Mounted, state: Path):
+    """A LUN restore: the LUN keeps its size (it may not be truncated), its bytes come back."""
+    m = mounted.mnt
+    snapfs("qtree", "create", m, "q1")
+    snapfs("lun", "create", m, "q1/lun0", "--size", "1M", "--ostype", "linux")
+    with open(m / "q1" / "lun0", "r+b") as f:
+        f.write(b"before" * 1000)
+    snapfs("snapshot", "create", m, "lsnap")
+    with open(m / "q1" / "lun0", "r+b") as f:
+        f.write(b"AFTER!" * 2000)
+    r = snapfs("restore-file", m, "lsnap", "q1/lun0")
+    assert r.stdout == "restored q1/lun0 of volume testvol from snapshot lsnap\n"
+    data = (m / "q1" / "lun0").read_bytes()
+    assert len(data) == 1 << 20 and data[:6000] == b"before" * 1000 and data[6000:12000] == b"\0" * 6000
+    with client.open_volume(m) as c:
+        assert [x.path for x in c.lun_list()] == ["q1/lun0"] and c.restriction_list() == []
