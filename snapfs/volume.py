@@ -149,8 +149,10 @@ class Volume(LunOps, LockOps, NamespaceOps, FileData, XattrOps, SnapshotOps, Win
         there (a volume move, :mod:`snapfs.moving`): the files are let go and
         taken again, everything else stays as it is (open files, owners,
         restrictions); when ``move`` fails the volume stays where it was."""
-        self.tables.relocate(dest, move)
-        self._db = self.tables.db
+        try:
+            self.tables.relocate(dest, move)
+        finally:
+            self._db = self.tables.db  # the files taken again, at dest or where they were
         self.path = dest
 
     @property

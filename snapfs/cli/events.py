@@ -80,19 +80,24 @@ def _move(c: client.Client, a: argparse.Namespace, name: str) -> None:
         raise UsageError("volume move needs --to DIR (a new folder in another folder)")
     dest = moving.check_destination(c.voldir, a.to, c.info().mountpoint)
     _say(f"volume move of {name} to {dest}: transferring (dump and restore sessions go on)")
-    time.sleep(event_seconds())
-    c.availability("move-cutover")
+    started = time.monotonic()
     try:
-        running = sessions_on(c.voldir)
-        if running:
-            _say(f"volume move of {name}: cutover done; new sessions are refused until the move completes; "
-                 f"waiting for {named(running)} to finish")
-        while sessions_on(c.voldir):
-            time.sleep(0.05)
-        before = c.volume_identity().generation
-        ident = c.volume_relocate(dest, keep_identity=a.keep_identity)
+        moving.precopy(c.voldir, dest)
+        time.sleep(max(0.0, event_seconds() - (time.monotonic() - started)))
+        c.availability("move-cutover")
+        try:
+            running = sessions_on(c.voldir)
+            if running:
+                _say(f"volume move of {name}: cutover done; new sessions are refused until the move completes; "
+                     f"waiting for {named(running)} to finish")
+            while sessions_on(c.voldir):
+                time.sleep(0.05)
+            before = c.volume_identity().generation
+            ident = c.volume_relocate(dest, keep_identity=a.keep_identity)
+        finally:
+            c.availability("online")
     finally:
-        c.availability("online")
+        moving.drop_staging(dest)
     if ident.generation == before:
         _say(f"volume move of {name} to {dest} complete: its identity was kept (the CAB case): incremental dumps "
              "by an NDMP application speaking Cluster Aware Backup go on from their baselines; other incremental "
