@@ -571,3 +571,48 @@ def test_is_cleanup_pending_while_a_delete_runs_and_a_killed_delete_is_finished_
     r = run(PYDUMP, "-0", "-f", tmp_path / "next", m, env=env(state))
     assert f"deleted context {cid}".encode() in r.stderr
     assert contexts(state) == [] and snapshots(m) == {}
+
+
+def test_kill_9_at_seeded_instants_leaves_no_context_or_a_usable_one(mounted: Mounted, tmp_path: Path):
+    """kill -9 at seeded wall-clock instants of a dump (not at inode boundaries): no
+    context, a context not yet checkpointed (not restartable; deleted and its snapshot
+    given back), or one whose restart restores exactly the snapshot."""
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    started = time.monotonic()
+    run(PYDUMP, "-0", "-b", NTREC, "--snapshot", "ref", "-f", tmp_path / "whole", m,
+        env=env(tmp_path / "s", SNAPDUMP_CHECKPOINT_SECONDS="0"))
+    took = time.monotonic() - started
+    rng = random.Random(9)
+    seen = []
+    for k in range(5):
+        state, work = tmp_path / f"state{k}", tmp_path / f"run{k}"
+        work.mkdir()
+        p = subprocess.Popen([PYDUMP, "-0", "-b", str(NTREC), "--snapshot", "ref", "-f", str(work / "vol001"),
+                              str(m)], env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0"), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 1.0) * took)
+        p.kill()
+        p.wait()
+        ids = contexts(state)
+        if p.returncode == 0 or not ids:
+            seen.append("done" if p.returncode == 0 else "none")
+            continue
+        [cid] = ids
+        shown = run(PYDUMP, "--contexts", cid, env=env(state)).stdout
+        if b"Is Context Restartable?: true" not in shown:
+            assert b"State of the Context: 1" in shown, shown
+            run(PYDUMP, "--delete-context", cid, env=env(state))
+            seen.append("not checkpointed")
+            continue
+        volume = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]["volume"]
+        run(PYDUMP, "--restart", cid, "-f", work / f"vol{volume + 1:03d}", env=env(state))
+        restore_into(work / "vol", work / "py", tmp_path, real=False)
+        assert tree_of(work / "py") == expected, k
+        seen.append("restarted")
+    assert "restarted" in seen, seen
+    # the killed dumps' holds are given back by the next dump's start
+    run(PYDUMP, "-0", "--snapshot", "ref", "-f", tmp_path / "last", m, env=env(tmp_path / "s"))
+    assert snapshots(m)["ref"] == ()
