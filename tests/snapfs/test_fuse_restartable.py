@@ -616,3 +616,21 @@ def test_kill_9_at_seeded_instants_leaves_no_context_or_a_usable_one(mounted: Mo
     # the killed dumps' holds are given back by the next dump's start
     run(PYDUMP, "-0", "--snapshot", "ref", "-f", tmp_path / "last", m, env=env(tmp_path / "s"))
     assert snapshots(m)["ref"] == ()
+
+
+def test_a_context_is_restarted_after_its_volume_moved(mounted: Mounted, tmp_path: Path):
+    """The context names the mount, and the held snapshot moves with the volume's folder."""
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    state = tmp_path / "state"
+    cid = killed_dump(m, state, tmp_path / "vol001", 12, "SIGTERM")
+    (tmp_path / "aggr2").mkdir()
+    snapfs("volume", "move", m, "--to", tmp_path / "aggr2" / "vol")
+    mounted.voldir = tmp_path / "aggr2" / "vol"
+    assert snapshots(m)["ref"] == (f"restartable-{cid}",)
+    run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", env=env(state))
+    assert contexts(state) == [] and snapshots(m)["ref"] == ()
+    restore_into(tmp_path / "vol", tmp_path / "out", tmp_path, real=False)
+    assert tree_of(tmp_path / "out") == expected
