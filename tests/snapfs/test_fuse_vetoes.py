@@ -131,7 +131,7 @@ def test_offline_refuses_io_and_sessions_until_online(mounted: Mounted, state: P
 
 
 @pytest.mark.parametrize("event", ["takeover", "giveback", "relocate", "switchover", "switchback"])
-def test_failover_events_are_vetoed_and_automatic_aborts(mounted: Mounted, state: Path, tmp_path: Path, event: str):
+def test_failover_events_are_vetoed_and_the_override_or_automatic_aborts(mounted: Mounted, state: Path, tmp_path: Path, event: str):
     _tree(mounted.mnt)
     dump = busy_dump(mounted, tmp_path / "out.fifo")
     try:
