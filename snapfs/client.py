@@ -193,6 +193,13 @@ class Client:
         """A simulated volume move: bumps the generation (unless ``keep_identity``)."""
         return VolumeIdentity(**self._call("volume_move", aggregate=aggregate, keep_identity=keep_identity))
 
+    def volume_relocate(self, to: str | os.PathLike, keep_identity: bool = False) -> VolumeIdentity:
+        """A volume move's last step: the volume's folder goes to ``to`` (see
+        :mod:`snapfs.moving`); this client goes on talking to it there."""
+        ident = VolumeIdentity(**self._call("volume_relocate", to=os.fspath(to), keep_identity=keep_identity))
+        self.voldir = Path(self.info().path)
+        return ident
+
     def volume_resize(self, size: int) -> dict:
         """Grow (or shrink, down to the highest block in use) the volume; its space figures."""
         return self._call("volume_resize", size=size)

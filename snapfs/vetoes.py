@@ -98,6 +98,8 @@ def veto(voldir: str | os.PathLike[str], name: str, event: str, *, override: boo
 def abort(sessions: list[SessionInfo], reason: str) -> None:
     """Abort each session: its note, SIGTERM (and SIGCONT), then wait for it to stop (SIGKILL at last)."""
     for s in sessions:
+        if not process_alive(s.pid, s.pid_start):
+            continue  # it ended meanwhile (its pid may be another process's already)
         try:
             mark_aborted(s.pid, reason)
         except OSError:
@@ -107,9 +109,11 @@ def abort(sessions: list[SessionInfo], reason: str) -> None:
                 os.kill(s.pid, sig)
             except ProcessLookupError:
                 break
-    pids = {s.pid for s in sessions}
+    pids = {(s.pid, s.pid_start) for s in sessions}
     if not _wait_stopped(pids, ABORT_WAIT):
-        for pid in pids:
+        for pid, start in pids:
+            if not process_alive(pid, start):
+                continue
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -117,10 +121,11 @@ def abort(sessions: list[SessionInfo], reason: str) -> None:
         _wait_stopped(pids, 5.0)
 
 
-def _wait_stopped(pids: set[int], timeout: float) -> bool:
+def _wait_stopped(pids: set[tuple[int, int | None]], timeout: float) -> bool:
+    """Wait until none of the (pid, start time) runs any more."""
     deadline = time.monotonic() + timeout
     while True:
-        alive = {p for p in pids if process_alive(p)}
+        alive = {p for p in pids if process_alive(*p)}
         if not alive:
             return True
         if time.monotonic() > deadline:
