@@ -83,6 +83,7 @@ class Client:
         self._sock: socket.socket | None = control.connect(voldir)
         self._file = self._sock.makefile("rwb") if self._sock else None
         self._vol: Volume | None = None if self._sock else Volume.open(voldir)
+        self._acted = False  # acts as a restriction owner (act_as): close waits until the daemon let it go
 
     @property
     def mounted(self) -> bool:
@@ -93,6 +94,14 @@ class Client:
         if self._file:
             self._file.close()
         if self._sock:
+            if self._acted:  # wait for the daemon's end of the channel: it lets the owner go first
+                try:
+                    self._sock.shutdown(socket.SHUT_WR)
+                    self._sock.settimeout(10)
+                    while self._sock.recv(4096):
+                        pass
+                except OSError:
+                    pass
             self._sock.close()
             self._sock = None
         if self._vol:
@@ -264,6 +273,7 @@ class Client:
         it acts as.  On a volume that is not mounted nothing is enforced, so nothing is needed."""
         check_owner(owner)
         if self.mounted:
+            self._acted = True
             return self._call(control.ACT_AS, owner=owner, restore=restore, inherit=inherit)
         return owner
 

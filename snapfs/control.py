@@ -403,55 +403,55 @@ def _peer_pid(conn) -> int:
 async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]], None],
                   on_moved: Callable[[], None]) -> None:
     acting: list[int] = []  # the peer's pid once it acts as a restriction owner (filerA)
-    try:
-        await _requests(conn, vol, extra, on_gone, on_moved, acting)
-    finally:
-        for pid in acting:
-            vol.owners.unregister(pid)
+    with conn:  # closed after the owners are let go: a client that waits for the end sees them gone
+        try:
+            await _requests(conn, vol, extra, on_gone, on_moved, acting)
+        finally:
+            for pid in acting:
+                vol.owners.unregister(pid)
 
 
 async def _requests(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]], None],
                     on_moved: Callable[[], None], acting: list[int]) -> None:
     buf = b""
-    with conn:
-        while True:
-            while b"\n" not in buf:
-                chunk = await conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                if len(buf) > MAX_REQUEST:
-                    return
-            line, buf = buf.split(b"\n", 1)
-            try:
-                req = json.loads(line)
-                op, args = req["op"], req.get("args") or {}
-                if op == ACT_AS:  # filerA: this connection's process acts as a restriction owner
-                    pid = _peer_pid(conn)
-                    # inherit: keep the owner an ancestor acts as (restrict exec ... -- pyrestore)
-                    owner = (args.get("inherit") and vol.owners.owner_of(pid)) or args["owner"]
-                    check_owner(owner)
-                    acting.append(pid)
-                    vol.owners.register(pid, owner, bool(args.get("restore")))
-                    reply = {"ok": True, "result": owner}
-                    await _send(conn, reply)
-                    continue
-                vol.commit()  # exact space figures; the command itself is committed below
-                if op == RELOCATE:
-                    args = {**args, "mountpoint": extra.get("mountpoint")}
-                result = execute(vol, op, args)
-                if op == "info":
-                    result.update(extra)
-                if op == RELOCATE:
-                    on_moved()
-                on_gone(gone_names(op, args))
-                reply = {"ok": True, "result": result}
-            except SnapfsError as e:
-                reply = encode_error(e)
-            except (ValueError, KeyError, TypeError) as e:
-                reply = {"ok": False, "errno": errno.EINVAL, "error": f"bad control request: {e}"}
-            vol.commit()
-            await _send(conn, reply)
+    while True:
+        while b"\n" not in buf:
+            chunk = await conn.recv(65536)
+            if not chunk:
+                return
+            buf += chunk
+            if len(buf) > MAX_REQUEST:
+                return
+        line, buf = buf.split(b"\n", 1)
+        try:
+            req = json.loads(line)
+            op, args = req["op"], req.get("args") or {}
+            if op == ACT_AS:  # filerA: this connection's process acts as a restriction owner
+                pid = _peer_pid(conn)
+                # inherit: keep the owner an ancestor acts as (restrict exec ... -- pyrestore)
+                owner = (args.get("inherit") and vol.owners.owner_of(pid)) or args["owner"]
+                check_owner(owner)
+                acting.append(pid)
+                vol.owners.register(pid, owner, bool(args.get("restore")))
+                reply = {"ok": True, "result": owner}
+                await _send(conn, reply)
+                continue
+            vol.commit()  # exact space figures; the command itself is committed below
+            if op == RELOCATE:
+                args = {**args, "mountpoint": extra.get("mountpoint")}
+            result = execute(vol, op, args)
+            if op == "info":
+                result.update(extra)
+            if op == RELOCATE:
+                on_moved()
+            on_gone(gone_names(op, args))
+            reply = {"ok": True, "result": result}
+        except SnapfsError as e:
+            reply = encode_error(e)
+        except (ValueError, KeyError, TypeError) as e:
+            reply = {"ok": False, "errno": errno.EINVAL, "error": f"bad control request: {e}"}
+        vol.commit()
+        await _send(conn, reply)
 
 
 async def _send(conn, reply: dict) -> None:
