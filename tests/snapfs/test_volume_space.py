@@ -251,3 +251,23 @@ def test_a_big_file_freed_puts_each_of_its_blocks_on_the_free_list_once(vol):
     vol.write(b.ino, 5 * BS, b"c" * 45 * BS)  # the freed blocks are used again
     assert vol.meta.high_water == high and vol.statfs().free_blocks == free
     assert vol.read(b.ino, 0, 50 * BS) == b"b" * 5 * BS + b"c" * 45 * BS
+
+
+def test_freed_runs_are_used_again_with_a_statement_per_run(vol):
+    """A sequential write into space a deleted file freed takes its blocks off the free
+    list as runs: a few statements, not one per block (a GiB is 262,144 blocks)."""
+    a = vol.create_file(ROOT_INO, "a")
+    vol.write(a.ino, 0, b"a" * 600 * BS)
+    vol.unlink(ROOT_INO, "a")
+    high = vol.meta.high_water
+    b = vol.create_file(ROOT_INO, "b")
+    seen: list[str] = []
+    vol.db.set_trace_callback(seen.append)
+    try:
+        vol.write(b.ino, 0, b"b" * 600 * BS)
+    finally:
+        vol.db.set_trace_callback(None)
+    assert len([s for s in seen if "free_blocks" in s]) <= 3, seen[:10]
+    assert vol.meta.high_water == high  # the freed blocks, not new ones
+    assert vol.db.execute("SELECT count(*) FROM free_blocks").fetchone()[0] == 0
+    assert vol.read(b.ino, 0, 600 * BS) == b"b" * 600 * BS
