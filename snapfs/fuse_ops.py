@@ -122,6 +122,15 @@ def _erofs() -> pyfuse3.FUSEError:
     return pyfuse3.FUSEError(errno.EROFS)
 
 
+def _write_only(flags: int) -> bool:
+    """Whether an open with ``flags`` gets direct I/O: a write-only one.  Its writes then go
+    to the daemon straight from the writer's pages, not copied into the page cache first:
+    a copy less per byte, and nothing lost, as the mount has no writeback cache, and the
+    kernel drops pages a write made at the next read anyway (the file's mtime changed).
+    Readers keep the page cache; the kernel drops what it holds of the written range."""
+    return flags & os.O_ACCMODE == os.O_WRONLY
+
+
 def snap_node(snap: int, ino: int) -> int:
     """The kernel node id (and ``st_ino``) of inode ``ino`` in snapshot ``snap``."""
     if ino > _INO_MASK or snap > _MAX_SNAP:
@@ -305,7 +314,7 @@ class SnapfsOperations(pyfuse3.Operations):
         parent = self._new_name(parent_inode, name)
         a = self.vol.create_file(parent, name, mode, ctx.uid, ctx.gid, umask=ctx.umask)
         self.vol.open_file(a.ino)
-        return pyfuse3.FileInfo(fh=a.ino, keep_cache=True), self._entry(a, None)
+        return pyfuse3.FileInfo(fh=a.ino, keep_cache=True, direct_io=_write_only(flags)), self._entry(a, None)
 
     @_errors
     async def link(self, inode, new_parent_inode, new_name, ctx):
@@ -464,7 +473,7 @@ class SnapfsOperations(pyfuse3.Operations):
         self.vol.open_file(ino, snap)
         if fh != inode:  # a locked file: every read and write comes here, none from the page cache
             return pyfuse3.FileInfo(fh=fh, keep_cache=False, direct_io=True)
-        return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=keep, direct_io=_write_only(flags))
 
     def _lock_check(self, ino: int, pid: int, op: str) -> None:
         owner, restoring = self.vol.owners.session_of(pid)
