@@ -271,3 +271,24 @@ def test_freed_runs_are_used_again_with_a_statement_per_run(vol):
     assert vol.meta.high_water == high  # the freed blocks, not new ones
     assert vol.db.execute("SELECT count(*) FROM free_blocks").fetchone()[0] == 0
     assert vol.read(b.ino, 0, 600 * BS) == b"b" * 600 * BS
+
+
+def test_a_long_read_has_the_data_files_next_bytes_read_ahead(vol, monkeypatch):
+    """A sequential reader's long read (the mount's readahead asks for 1 MiB) leaves the
+    disk reading the data file's next bytes while the reply goes out; a short one does not."""
+    calls: list[tuple[int, int, int]] = []
+    real = os.posix_fadvise
+
+    def spy(fd: int, off: int, length: int, advice: int) -> None:
+        calls.append((off, length, advice))
+        real(fd, off, length, advice)
+
+    f = vol.create_file(ROOT_INO, "f")
+    data = os.urandom(3 << 20)
+    vol.write(f.ino, 0, data)
+    block0 = vol.db.execute("SELECT min(block) FROM blockmap WHERE ino = ?", (f.ino,)).fetchone()[0]
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    assert vol.read(f.ino, 0, 4096) == data[:4096]
+    assert calls == []
+    assert vol.read(f.ino, 1 << 20, 1 << 20) == data[1 << 20:2 << 20]
+    assert calls == [(block0 * BS + (2 << 20), 2 << 20, os.POSIX_FADV_WILLNEED)]
