@@ -23,7 +23,9 @@ kernel may keep entries and attributes for :data:`LIVE_TIMEOUT` and page
 cache across opens (``keep_cache``); snapshot trees never change while they
 exist.  Snapshot create/rename/delete, done behind the kernel's back through
 the control channel, call :meth:`SnapfsOperations.snapshots_changed`, which
-invalidates the affected ``.snapshot`` entries.
+invalidates the affected ``.snapshot`` entries.  No writeback cache: a write
+is in the daemon when write(2) returns, so a snapshot taken after it has its
+bytes; a write-only open gets direct I/O (see :func:`_write_only`).
 
 POSIX ACLs: ``enable_acl`` makes the kernel enforce them (it also forces
 ``default_permissions``); inheritance and mode/ACL coupling are the Volume's
