@@ -292,3 +292,26 @@ def test_a_long_read_has_the_data_files_next_bytes_read_ahead(vol, monkeypatch):
     assert calls == []
     assert vol.read(f.ino, 1 << 20, 1 << 20) == data[1 << 20:2 << 20]
     assert calls == [(block0 * BS + (2 << 20), 2 << 20, os.POSIX_FADV_WILLNEED)]
+
+
+def test_a_failed_write_in_a_batch_gives_back_the_part_of_a_free_run_it_took(vol, monkeypatch):
+    """In batch mode (the mount's), a write that takes blocks from a free run and fails
+    gives them back: the next write gets them, and the commit takes exactly those off."""
+    a = vol.create_file(ROOT_INO, "a")
+    vol.write(a.ino, 0, b"a" * 100 * BS)
+    vol.unlink(ROOT_INO, "a")
+    free, high = vol.statfs().free_blocks, vol.meta.high_water
+    vol.set_batch(True)
+    b = vol.create_file(ROOT_INO, "b")
+    vol.write(b.ino, 0, b"b" * 10 * BS)  # 10 blocks of the run
+    monkeypatch.setattr(vol.store, "write_run", lambda first, bufs: (_ for _ in ()).throw(OSError(errno.EIO, "x")))
+    with pytest.raises(OSError):
+        vol.write(b.ino, 10 * BS, b"c" * 50 * BS)
+    monkeypatch.undo()
+    vol.write(b.ino, 10 * BS, b"d" * 30 * BS)
+    vol.commit()
+    assert vol.statfs().free_blocks == free - 40 and vol.meta.high_water == high
+    assert vol.db.execute("SELECT count(*) FROM free_blocks").fetchone()[0] == free - 40 - (
+        vol.meta.total_blocks - vol.meta.high_water)
+    assert vol.read(b.ino, 0, 40 * BS) == b"b" * 10 * BS + b"d" * 30 * BS
+    assert fsck(vol).clean
