@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from importlib import metadata
 
 from snapdump.exits import CommandFailed, run
 
@@ -26,7 +25,7 @@ from ..restore import Options, Restore, RestoreError, VolumeInput
 from ..volume_input import ShelfVolumes
 from ..sessions import session_slot
 from ..symtab import SYMTAB_NAME, SymbolTable
-from .syntax import RefusedFlag, add_refused, check_refused, expand_key
+from .syntax import RefusedFlag, VersionAction, add_refused, check_refused, expand_key
 
 PROG = "pyrestore"
 EXIT_OK = 0
@@ -41,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Restore files from a BSD/Linux dump image (like Linux restore). "
                     "restore's keyless syntax works too: pyrestore rf FILE, pyrestore tf -.")
     p.add_argument("--help", action="help", help="show this help and exit")
-    p.add_argument("--version", action="version", version=f"pyrestore {_release()}")
+    p.add_argument("--version", action=VersionAction)
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("-t", dest="mode", action="store_const", const="t", help="list the files on the image")
     mode.add_argument("-x", dest="mode", action="store_const", const="x",
@@ -205,13 +204,6 @@ def _first_volume(mode: str) -> int:
     except DumpError:
         return 1  # the engine says what is wrong with the table
     return point.volume if point is not None else 1
-
-
-def _release() -> str:
-    try:
-        return metadata.version("snapdump")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 #: restore's flags that take an argument (getopt's "A:b:D:f:F:L:P:Q:s:T:X:")
