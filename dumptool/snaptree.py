@@ -44,16 +44,18 @@ _NO_RUNS: list[tuple[int, int, int]] = []
 
 
 class _Stat:
-    """The stat fields :class:`Node` copies, from a snapshot inode's attributes."""
+    """The stat fields :class:`Node` copies, from a snapshot inode's row
+    (:meth:`snapfs.reader.SnapshotReader.inode_rows`: ``nblocks`` in volume blocks,
+    ``per_block`` 512-byte units each)."""
 
     __slots__ = ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_atime_ns", "st_mtime_ns",
                  "st_ctime_ns", "st_rdev", "st_blocks", "st_dev", "st_ino")
 
-    def __init__(self, a, dev: int) -> None:  # a: snapfs.values.Attrs
-        self.st_mode, self.st_nlink, self.st_uid, self.st_gid = a.mode, a.nlink, a.uid, a.gid
-        self.st_size, self.st_rdev, self.st_blocks = a.size, a.rdev, a.blocks
-        self.st_atime_ns, self.st_mtime_ns, self.st_ctime_ns = a.atime_ns, a.mtime_ns, a.ctime_ns
-        self.st_dev, self.st_ino = dev, a.ino
+    def __init__(self, row: tuple, dev: int, per_block: int) -> None:
+        (self.st_ino, self.st_mode, self.st_nlink, self.st_uid, self.st_gid, self.st_rdev, self.st_size, nblocks,
+         self.st_atime_ns, self.st_mtime_ns, self.st_ctime_ns, _target) = row
+        self.st_blocks = nblocks * per_block
+        self.st_dev = dev
 
 
 class SnapshotFile:
@@ -226,16 +228,15 @@ class SnapshotTree:
         from snapfs import luns
 
         reader, warn = self._reader, self._warn
-        attrs: dict = {}
+        attrs: dict[int, tuple] = {}  # ino -> its row (see _Stat): mode at [1], size at [6]
         xattrs = self._xattrs
         targets = self._targets
-        for inode in reader.inodes():
-            a = inode.attrs
-            attrs[a.ino] = a
-            if inode.xattrs:
-                xattrs[a.ino] = inode.xattrs
-            if inode.target is not None:
-                targets[a.ino] = inode.target
+        for rows, chunk_xattrs in reader.inode_rows():
+            xattrs.update(chunk_xattrs)
+            for r in rows:
+                attrs[r[0]] = r
+                if r[11] is not None:
+                    targets[r[0]] = r[11]
         # An inconsistent LUN is not backed up (ONTAP's rule): left out with its names, said once.
         inconsistent = set()
         for ino, x in xattrs.items():
@@ -254,24 +255,24 @@ class SnapshotTree:
         while todo:
             d = todo.pop()
             entries = []
-            for e in reader.entries(d):
-                a = attrs.get(e.ino)
+            for name, ino in reader.entry_rows(d):
+                a = attrs.get(ino)
                 if a is None:
                     continue
-                if len(e.name) > 255:
-                    warn(f"name too long for a dump image, skipped: {os.fsdecode(e.name)[:80]}...")
+                if len(name) > 255:
+                    warn(f"name too long for a dump image, skipped: {os.fsdecode(name)[:80]}...")
                     continue
-                entries.append(e)
-                if e.ino not in seen:
-                    seen.add(e.ino)
-                    if stat.S_ISDIR(a.mode):
-                        todo.append(e.ino)
-            entries.sort(key=_by_name)
+                entries.append((name, ino))
+                if ino not in seen:
+                    seen.add(ino)
+                    if a[1] & 0o170000 == stat.S_IFDIR:
+                        todo.append(ino)
+            entries.sort()  # by name (unique in a directory), as walk_tree
             listing[d] = entries
         # Dump numbers in snapfs inode order, the root first.
         dev = self._dev
         known = getattr(numbering, "get", None)  # an InodeMap: what earlier dumps of the chain numbered
-        restricted = {ino for ino in self.restricted if ino in seen and ino != top and stat.S_ISREG(attrs[ino].mode)}
+        restricted = {ino for ino in self.restricted if ino in seen and ino != top and stat.S_ISREG(attrs[ino][1])}
         # A restricted file the chain dumped before keeps its name in an incremental (restore keeps the
         # earlier copy); one never dumped (new, or skipped by the base too) is left out with its names.
         kept = {ino for ino in restricted if self.keep_names and known is not None
@@ -285,7 +286,8 @@ class SnapshotTree:
         excluded = set(exclude)
         root_path = os.fsencode(self.root)
         rnum = numbers[top]
-        nodes: dict[int, Node] = {rnum: Node(rnum, root_path, _Stat(attrs[top], dev))}
+        per_block = self._bs // 512
+        nodes: dict[int, Node] = {rnum: Node(rnum, root_path, _Stat(attrs[top], dev, per_block))}
         child = Node.child
         stack = [top]
         while stack:
@@ -294,29 +296,29 @@ class SnapshotTree:
             dpath = dnode.path
             dnum = dnode.ino
             out = []
-            for e in listing[d]:
-                cnum = numbers[e.ino]
+            for name, ino in listing[d]:
+                cnum = numbers[ino]
                 if cnum in excluded:
                     continue
-                if e.ino in inconsistent:
-                    warn(f"LUN {os.fsdecode(os.path.join(dpath, e.name))} is inconsistent: not dumped")
+                if ino in inconsistent:
+                    warn(f"LUN {os.fsdecode(os.path.join(dpath, name))} is inconsistent: not dumped")
                     continue
-                if e.ino in restricted and e.ino not in self.skipped:
-                    where = os.fsdecode(os.path.join(dpath, e.name))
-                    self.skipped[e.ino] = where
-                    warn(f"{where}: under client I/O restriction (owner {self.restricted[e.ino]}): not dumped; "
+                if ino in restricted and ino not in self.skipped:
+                    where = os.fsdecode(os.path.join(dpath, name))
+                    self.skipped[ino] = where
+                    warn(f"{where}: under client I/O restriction (owner {self.restricted[ino]}): not dumped; "
                          "the next dump of this path takes it")
-                if e.ino in restricted and e.ino not in kept:
+                if ino in restricted and ino not in kept:
                     continue
-                a = attrs[e.ino]
+                mode = attrs[ino][1]
                 node = nodes.get(cnum)
                 if node is None:
-                    node = nodes[cnum] = child(cnum, dpath, e.name, _Stat(a, dev), dnum)
-                    if stat.S_ISDIR(a.mode):
-                        stack.append(e.ino)
+                    node = nodes[cnum] = child(cnum, dpath, name, _Stat(attrs[ino], dev, per_block), dnum)
+                    if mode & 0o170000 == stat.S_IFDIR:
+                        stack.append(ino)
                 else:
                     node.parents += (dnum,)
-                out.append(_dirent(cnum, e.name, a.mode))
+                out.append(_dirent(cnum, name, mode))
             dnode.entries = out
         self.unchanged = {numbers[ino] for ino in kept}
         self.forced = {numbers[ino] for ino in self.carried if ino in seen and ino not in restricted}
@@ -339,9 +341,9 @@ class SnapshotTree:
     def open(self, node: Node) -> SnapshotFile:
         ino = node.st_ino
         a = self._attrs.get(ino)
-        if a is None or not stat.S_ISREG(a.mode):
+        if a is None or a[1] & 0o170000 != stat.S_IFREG:
             raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
-        return SnapshotFile(a.size, self._runs_of(ino), block_size=self._bs, read_blocks=self._reader.read_blocks,
+        return SnapshotFile(a[6], self._runs_of(ino), block_size=self._bs, read_blocks=self._reader.read_blocks,
                             xattrs=functools.partial(self._xattrs_of, ino))
 
     def flags(self, node: Node) -> int:
@@ -387,10 +389,6 @@ class SnapshotTree:
             self._maps = self._reader.block_runs(lo, hi)
             self._window = (lo, hi)
         return self._maps.get(ino, _NO_RUNS)
-
-
-def _by_name(entry) -> bytes:
-    return entry.name
 
 
 _DTYPES: dict[int, int] = {}
