@@ -405,10 +405,11 @@ class OffsetMap:
         pass
 
     def add_node(self, ino: int, node: Stat, position: RecordPosition) -> None:
-        if position.block < self.skip_below:
+        block = position.block
+        if block < self.skip_below:
             return
         try:
-            self._open().write(f"{ino} {position.volume} {position.block}\n")
+            (self._file or self._open()).write(f"{ino} {position.volume} {block}\n")
         except OSError as exc:
             raise DumpError(f"cannot write the offset map {self.path}: {exc.strerror}") from None
 

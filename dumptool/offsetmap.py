@@ -149,7 +149,8 @@ class OffsetMapWriter:
         self._unit: str | None = None
         self._base: tuple[int, int] | None = None         # (volume, address of its record 0)
         self._tape_files: dict[int, int] = {}
-        self._last: tuple[int, int, int | None] | None = None  # (volume, record, address)
+        self._last: tuple[int, int, int | None, tuple[bytes, bytes]] | None = None  # (volume, record, address, ...)
+        self._escaped: dict[int, bytes] = {}  # directory -> its path as the lines write it
         self._count = 0
         self._last_ino = 0
         self._sorted = True
@@ -208,13 +209,15 @@ class OffsetMapWriter:
         volume, record = position.volume, position.record
         last = self._last
         if last is not None and last[0] == volume and last[1] == record:
-            address = last[2]
-        else:
+            middle = last[3]
+        else:  # a new record: its address, and the line's fields it shares with the others in it
             address = self._address(position)
-            self._last = (volume, record, address)
-        if volume not in self._tape_files:
-            self._tape_files[volume] = position.tape_file
-            self._volumes = max(self._volumes, volume)
+            if volume not in self._tape_files:
+                self._tape_files[volume] = position.tape_file
+                self._volumes = max(self._volumes, volume)
+            middle = (b"\t%d\t%d\t%d\t" % (volume, self._tape_files[volume], record),
+                      b"\t-\t" if address is None else b"\t%d\t" % address)
+            self._last = (volume, record, address, middle)
         if ino <= self._last_ino:
             self._sorted = False
         self._last_ino = ino
@@ -222,16 +225,23 @@ class OffsetMapWriter:
         if entry is None:
             path = b""
         else:
-            parent = self._dir_paths.get(entry[0]) or self._dir_path(entry[0])
-            path = b"" if parent is None else parent + b"/" + entry[1]
+            parent = self._escaped.get(entry[0])
+            if parent is None:
+                parent = self._escaped_path(entry[0])
+            path = b"" if parent is None else parent + b"/" + _escape(entry[1])
         try:
-            file.write(b"%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\n" % (
-                ino, volume, self._tape_files[volume], record, position.block,
-                b"-" if address is None else b"%d" % address, node.st_size, _escape(path)))
+            file.write(b"%d%s%d%s%d\t%s\n" % (ino, middle[0], position.block, middle[1], node.st_size, path))
         except OSError as exc:
             self._drop(f"cannot write the file history {self._partial}: {exc.strerror}")
             return
         self._count += 1
+
+    def _escaped_path(self, ino: int) -> bytes | None:
+        """:meth:`_dir_path` escaped for a line (kept: the files of a directory share it)."""
+        path = self._dir_paths.get(ino) or self._dir_path(ino)
+        if path is not None:
+            path = self._escaped[ino] = _escape(path)
+        return path
 
     def mark(self, name: str, position: RecordPosition) -> None:
         """Keep a named position of the image other than a file's (the

@@ -61,6 +61,7 @@ class _Stat:
 class SnapshotFile:
     """One regular file of the snapshot, open for reading (a :class:`~dumptool.trees.TreeFile`)."""
 
+    __slots__ = ("_size", "_bs", "_read_blocks", "_xattrs", "_runs", "_starts")
     flags = 0  # snapfs keeps no ext2 inode flags
 
     def __init__(self, size: int, runs: list[tuple[int, int, int]], *, block_size: int,
@@ -103,6 +104,16 @@ class SnapshotFile:
         if end <= offset:
             return bytes(size)
         bs = self._bs
+        runs = self._runs
+        if len(runs) == 1:  # one stretch of stored blocks (most files): read it without _pieces
+            idx, block, count = runs[0]
+            first, last = offset // bs, (end - 1) // bs
+            if idx <= first and last < idx + count:
+                data = self._read_blocks(block + first - idx, last - first + 1)
+                lo = offset - first * bs
+                if lo or len(data) != end - offset:
+                    data = data[lo:lo + end - offset]
+                return data if len(data) == size else data + bytes(size - len(data))
         pieces = list(self._pieces(offset // bs, (end - 1) // bs))
         if len(pieces) == 1 and pieces[0][0] * bs <= offset and (pieces[0][0] + pieces[0][2]) * bs >= end:
             idx, block, count = pieces[0]  # one stretch of blocks holds it all (most reads)
