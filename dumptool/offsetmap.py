@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -147,7 +146,7 @@ class OffsetMapWriter:
         self._names: dict[int, tuple[int, bytes]] = {}   # child inode -> (parent, name)
         self._dir_paths: dict[int, bytes] = {ROOTINO: b"."}
         self._unit: str | None = None
-        self._base: tuple[int, int] | None = None         # (volume, address of its record 0)
+        self._base: tuple[int, int, int] | None = None    # (volume, address of its record 0, step)
         self._tape_files: dict[int, int] = {}
         self._last: tuple[int, int, int | None, tuple[bytes, bytes]] | None = None  # (volume, record, address, ...)
         self._escaped: dict[int, bytes] = {}  # directory -> its path as the lines write it
@@ -299,10 +298,10 @@ class OffsetMapWriter:
         """The medium's address of *position*'s record: asked of the medium
         once a volume where records are all alike on it (a tape, an
         uncompressed file), then counted; asked for each record otherwise."""
-        step = position.step
         base = self._base
-        if step is not None and base is not None and base[0] == position.volume:
-            return base[1] + position.record * step
+        if base is not None and base[0] == position.volume:  # (a volume's step does not change)
+            return base[1] + position.record * base[2]
+        step = position.step
         address = position.address
         if address is None:
             return None
@@ -310,7 +309,7 @@ class OffsetMapWriter:
             self._unit = "block" if position.is_tape else "byte"
             self._meta["compressed"] = step is None
         if step is not None:
-            self._base = (position.volume, address - position.record * step)
+            self._base = (position.volume, address - position.record * step, step)
         return address
 
     def _drop(self, message: str) -> None:
@@ -340,6 +339,8 @@ class OffsetMap:
         """:class:`StaleHistory` when *path* cannot be read or is not a whole map."""
         self.path = path
         try:
+            import mmap  # here: a dump writes maps, only a lookup reads one
+
             with open(path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -430,7 +431,7 @@ class OffsetMap:
             raise StaleHistory(f"{self.path}: a line is damaged") from None
 
     def close(self) -> None:
-        if isinstance(self._data, mmap.mmap):
+        if not isinstance(self._data, bytes):  # an mmap
             self._data.close()
 
 

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
 import stat
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,6 +143,9 @@ class VolumeChanger:
             return 1
         self.say(f"Launching {script}")
         try:  # its output goes to stderr: stdout may carry the image
+            import shlex  # here: only -F runs a script
+            import subprocess
+
             code = subprocess.run(["/bin/sh", "-c", f"{script} {shlex.quote(device)} {volume}"],
                                   stdin=subprocess.DEVNULL, stdout=2).returncode
         except OSError as exc:

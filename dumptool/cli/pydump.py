@@ -31,7 +31,6 @@ from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, DumpDates, parse_record
 from ..errors import DumpError
 from ..contexts import ContextKeeper, ContextStore, details, listing, snapshot_names
 from ..filer import dump_source
-from ..restart import restart
 from ..sessions import session_slot
 from .syntax import RefusedFlag, VersionAction, add_refused, check_refused, expand_key
 
@@ -360,6 +359,8 @@ def _contexts(args: argparse.Namespace, say, warn) -> int:
         on = store.load(args.restart).mount  # the volume the restart reads (for the vetoes)
     except DumpError:
         on = ""  # restart() says why
+    from ..restart import restart  # here: only --restart needs it
+
     with session_slot("dump", args.restart, on=on):
         restart(store, args.restart, output, quiet=args.quiet, never_ask=args.yes or args.never_ask,
                 say=say, warn=warn)
