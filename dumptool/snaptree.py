@@ -24,7 +24,6 @@ snapfs is imported here only: a dump of an ordinary directory never loads it.
 from __future__ import annotations
 
 import bisect
-import functools
 import os
 import stat
 import zlib
@@ -61,15 +60,16 @@ class _Stat:
 class SnapshotFile:
     """One regular file of the snapshot, open for reading (a :class:`~dumptool.trees.TreeFile`)."""
 
-    __slots__ = ("_size", "_bs", "_read_blocks", "_xattrs", "_runs", "_starts")
+    __slots__ = ("_size", "_bs", "_read_blocks", "_tree", "_ino", "_runs", "_starts")
     flags = 0  # snapfs keeps no ext2 inode flags
 
-    def __init__(self, size: int, runs: list[tuple[int, int, int]], *, block_size: int,
-                 read_blocks: Callable[[int, int], bytes], xattrs: Callable[[], dict[str, bytes]]) -> None:
+    def __init__(self, tree: "SnapshotTree", ino: int, size: int, runs: list[tuple[int, int, int]],
+                 read_blocks: Callable[[int, int], bytes]) -> None:
+        self._tree = tree
+        self._ino = ino  # the snapfs inode
         self._size = size
-        self._bs = block_size
+        self._bs = tree._bs
         self._read_blocks = read_blocks
-        self._xattrs = xattrs
         self._runs = runs  # (index, block, count): blocks stored one after the other, by index
         self._starts = [r[0] for r in runs] if len(runs) > 1 else None
 
@@ -83,7 +83,7 @@ class SnapshotFile:
         pass
 
     def xattrs(self) -> dict[str, bytes]:
-        return self._xattrs()
+        return self._tree._xattrs_of(self._ino)
 
     def _pieces(self, first: int, last: int) -> Iterator[tuple[int, int, int]]:
         """(index, block, count): the stored stretches of blocks ``first``..``last``."""
@@ -203,6 +203,7 @@ class SnapshotTree:
         self._window: tuple[int, int] = (1, 0)
         self._maps: dict[int, list[tuple[int, int, int]]] = {}
         self._bs = self._reader.block_size
+        self._read_blocks = self._reader.read_blocks
         self._stream_inos: set[int] = set()
         self._dosnames: dict[int, dict[bytes, bytes]] = {}
 
@@ -368,8 +369,7 @@ class SnapshotTree:
         a = self._attrs.get(ino)
         if a is None or a[1] & 0o170000 != stat.S_IFREG:
             raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
-        return SnapshotFile(a[6], self._runs_of(ino), block_size=self._bs, read_blocks=self._reader.read_blocks,
-                            xattrs=functools.partial(self._xattrs_of, ino))
+        return SnapshotFile(self, ino, a[6], self._runs_of(ino), self._read_blocks)
 
     def flags(self, node: Node) -> int:
         return 0
