@@ -60,15 +60,15 @@ class _Stat:
 class SnapshotFile:
     """One regular file of the snapshot, open for reading (a :class:`~dumptool.trees.TreeFile`)."""
 
-    __slots__ = ("_size", "_bs", "_read_blocks", "_tree", "_ino", "_runs", "_starts")
+    __slots__ = ("_size", "_bs", "_read_blocks", "_tree", "_node", "_runs", "_starts")
     flags = 0  # snapfs keeps no ext2 inode flags
 
-    def __init__(self, tree: "SnapshotTree", ino: int, size: int, runs: list[tuple[int, int, int]],
-                 read_blocks: Callable[[int, int], bytes]) -> None:
+    def __init__(self, tree: "SnapshotTree", node: Node, size: int, runs: list[tuple[int, int, int]],
+                 block_size: int, read_blocks: Callable[[int, int], bytes]) -> None:
         self._tree = tree
-        self._ino = ino  # the snapfs inode
+        self._node = node
         self._size = size
-        self._bs = tree._bs
+        self._bs = block_size
         self._read_blocks = read_blocks
         self._runs = runs  # (index, block, count): blocks stored one after the other, by index
         self._starts = [r[0] for r in runs] if len(runs) > 1 else None
@@ -83,7 +83,7 @@ class SnapshotFile:
         pass
 
     def xattrs(self) -> dict[str, bytes]:
-        return self._tree._xattrs_of(self._ino)
+        return self._tree.xattrs(self._node)
 
     def _pieces(self, first: int, last: int) -> Iterator[tuple[int, int, int]]:
         """(index, block, count): the stored stretches of blocks ``first``..``last``."""
@@ -369,7 +369,7 @@ class SnapshotTree:
         a = self._attrs.get(ino)
         if a is None or a[1] & 0o170000 != stat.S_IFREG:
             raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
-        return SnapshotFile(self, ino, a[6], self._runs_of(ino), self._read_blocks)
+        return SnapshotFile(self, node, a[6], self._runs_of(ino), self._bs, self._read_blocks)
 
     def flags(self, node: Node) -> int:
         return 0
