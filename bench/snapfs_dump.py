@@ -20,12 +20,19 @@ and prints each figure, then::
 
 The FUSE side is read once, cold for its snapshot nodes (as a backup reads
 a fresh snapshot); the tmpfs sides are warm.
+
+``--runs N`` (for a loaded machine) times the pydump and tmpfs sides N times,
+alternated, and prints medians (tar through the mount stays one cold read);
+the ``cpu`` lines give each side's median CPU time (user + system), which
+waiting for a busy CPU does not inflate.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +50,8 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=10000, help="number of 4 KiB files (default 10000)")
     parser.add_argument("--dirs", type=int, default=100, help="folders they are spread over (default 100)")
     parser.add_argument("--dir", default="/dev/shm", help="work folder, on tmpfs (default /dev/shm)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="time the pydump and tmpfs sides this many times, alternated: medians (default 1)")
     args = parser.parse_args()
     from snapfs import Volume
 
@@ -63,13 +72,29 @@ def main() -> int:
         subprocess.run([snapfs, "snapshot", "create", str(mnt), "bench"], check=True, stdout=subprocess.DEVNULL)
         print(f"# tree: {args.big_mib} MiB file + {args.files} x 4 KiB files in {args.dirs} folders, on tmpfs "
               f"and in a snapfs volume on tmpfs (built in {time.perf_counter() - start:.1f} s)")
-        wall = {}
-        wall["tar-mount"], _ = run_child(["tar", "-cf", str(tarball), "-C", str(mnt / ".snapshot" / "bench"), "."])
-        wall["dump-vol"], _ = run_child([str(BIN / "pydump"), "-0", "--quiet", "-f", str(image), str(mnt)])
-        vol_image = image.stat().st_size
+        walls: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
+
+        def timed(key: str, argv: list[str]) -> None:
+            for path in (image, tarball):  # each run writes a new file, as the first one does
+                path.unlink(missing_ok=True)
+            before = os.times()
+            seconds, _ = run_child(argv)
+            after = os.times()
+            walls.setdefault(key, []).append(seconds)
+            cpus.setdefault(key, []).append(after.children_user - before.children_user
+                                            + after.children_system - before.children_system)
+
+        timed("tar-mount", ["tar", "-cf", str(tarball), "-C", str(mnt / ".snapshot" / "bench"), "."])
+        vol_image = 0
         run_child(["tar", "-cf", str(tarball), "-C", str(tree), "."])  # warm the tmpfs side
-        wall["dump-tmpfs"], _ = run_child([str(BIN / "pydump"), "-0", "--quiet", "-f", str(image), str(tree)])
-        wall["tar-tmpfs"], _ = run_child(["tar", "-cf", str(tarball), "-C", str(tree), "."])
+        for _ in range(max(args.runs, 1)):
+            timed("dump-vol", [str(BIN / "pydump"), "-0", "--quiet", "-f", str(image), str(mnt)])
+            vol_image = image.stat().st_size
+            timed("dump-tmpfs", [str(BIN / "pydump"), "-0", "--quiet", "-f", str(image), str(tree)])
+            timed("tar-tmpfs", ["tar", "-cf", str(tarball), "-C", str(tree), "."])
+        wall = {key: statistics.median(values) for key, values in walls.items()}
+        cpu = {key: statistics.median(values) for key, values in cpus.items()}
         print(f"pydump of the volume      {wall['dump-vol']:6.2f} s  image {vol_image / MIB:.0f} MiB")
         print(f"tar through the mount     {wall['tar-mount']:6.2f} s")
         print(f"pydump on tmpfs           {wall['dump-tmpfs']:6.2f} s")
@@ -77,6 +102,11 @@ def main() -> int:
         print(f"ratio snapfs-dump-vs-mount-tar {wall['tar-mount'] / wall['dump-vol']:.2f}")
         print(f"ratio snapfs-dump-vs-tmpfs-tar {wall['dump-vol'] / wall['tar-tmpfs']:.2f}")
         print(f"ratio snapfs-dump-vs-tmpfs-dump {wall['dump-vol'] / wall['dump-tmpfs']:.2f}")
+        if args.runs > 1:
+            print(f"# medians of {args.runs} alternated runs (tar through the mount: one cold read)")
+        print(f"cpu pydump of the volume  {cpu['dump-vol']:6.2f} s  tar through the mount {cpu['tar-mount']:.2f} s  "
+              f"pydump on tmpfs {cpu['dump-tmpfs']:.2f} s  tar on tmpfs {cpu['tar-tmpfs']:.2f} s")
+        print(f"cpu ratio snapfs-dump-vs-tmpfs-tar {cpu['dump-vol'] / max(cpu['tar-tmpfs'], 1e-3):.2f}")
         return 0
     finally:
         if mounted:

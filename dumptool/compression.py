@@ -81,7 +81,6 @@ checked against images of the installed dump 0.4b47):
 
 from __future__ import annotations
 
-import bz2
 import errno as _errno
 import zlib
 from collections.abc import Callable
@@ -319,6 +318,8 @@ class RecordCompressor:
         if self.method == COMPRESS_ZLIB:
             packed = zlib.compress(record, self.level)
         else:
+            import bz2  # here: only -j writes bzip2
+
             packed = bz2.compress(record, self.level)  # work factor 0: bzip2's default, 30, as dump's
         if len(packed) <= len(record) - MIN_SAVING:
             return pack_tapebuf(TapeBuf(True, self.method, len(packed)), self.byte_order), packed

@@ -39,7 +39,6 @@ import os
 import stat
 import struct
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -68,6 +67,7 @@ DEFAULT_CHECKPOINT_SECONDS = 1.0
 TEST_SIGNAL_ENV = "SNAPDUMP_TEST_SIGNAL_AT"
 #: The dump stage restarts go on from (ONTAP's "Restart Pass").
 RESTART_PASS = 4
+_FILES = Stage.FILES
 #: Inode starts remembered for the checkpoint's choice (more than a record of 256 one-block files).
 _RECENT_STARTS = 2048
 
@@ -314,6 +314,16 @@ class ContextStore:
                  f"snapshot {ctx.snapshot} of {ctx.mount}")
 
 
+def new_context_id() -> str:
+    """A new context identifier: a random (version 4) UUID, as ``str(uuid.uuid4())`` spells it
+    (made here: the uuid module costs a dump's start-up more than the rest of its context)."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40
+    b[8] = b[8] & 0x3F | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def snapshot_names(mount: str) -> list[str] | None:
     """The snapshots of the volume mounted at ``mount`` (None when it cannot be asked)."""
     try:
@@ -375,10 +385,8 @@ def fingerprint(plan: DumpPlan) -> str:
     h = hashlib.sha256(struct.pack("<qq", plan.maxino, len(plan.nodes)))
     pack = struct.Struct("<qqqq").pack
     nodes = plan.nodes
-    for seq in (plan.directories, plan.files):
-        for ino in seq:
-            n = nodes[ino]
-            h.update(pack(ino, n.st.st_ino, n.st_size, n.st.st_mtime_ns))
+    h.update(b"".join([pack(ino, n.st_ino, n.st_size, n.st_mtime_ns)  # one update: the same digest
+                       for seq in (plan.directories, plan.files) for ino in seq for n in (nodes[ino],)]))
     return h.hexdigest()
 
 
@@ -406,10 +414,11 @@ class OffsetMap:
         pass
 
     def add_node(self, ino: int, node: Stat, position: RecordPosition) -> None:
-        if position.block < self.skip_below:
+        block = position.block
+        if block < self.skip_below:
             return
         try:
-            self._open().write(f"{ino} {position.volume} {position.block}\n")
+            (self._file or self._open()).write(f"{ino} {position.volume} {block}\n")
         except OSError as exc:
             raise DumpError(f"cannot write the offset map {self.path}: {exc.strerror}") from None
 
@@ -441,12 +450,12 @@ class ContextKeeper:
         self.snap: BackupSnapshot | None = None
         self.offsets: OffsetMap | None = None
         if self.file_history:
-            cid = context.id if context is not None else str(uuid.uuid1())
+            cid = context.id if context is not None else new_context_id()
             self._id = cid
             skip = context.checkpoint.medium_block if context is not None and context.checkpoint else 0
             self.offsets = OffsetMap(store.offsets_path(cid), skip)
         else:
-            self._id = str(uuid.uuid1())
+            self._id = new_context_id()
         self._recent: collections.deque[tuple[int, int]] = collections.deque(maxlen=_RECENT_STARTS)
         self._interval = _interval()
         self._last = 0.0
@@ -482,7 +491,17 @@ class ContextKeeper:
     # -- checkpoints ----------------------------------------------------------------
     def _step(self, dump: Dump, cursor: Cursor) -> None:
         stage = cursor.stage
-        if stage is Stage.FILES:
+        if stage is _FILES and self.ctx is not None:  # most inodes: one of stage IV's after the first
+            index = self._ndirs + cursor.done
+            if index < self._total:
+                self._recent.append((index, cursor.next_block))
+            hook = self._hook
+            if hook is not None and index - self._ndirs == hook[0]:
+                self._checkpoint_at(dump, True)
+            elif time.monotonic() - self._last >= self._interval:
+                self._checkpoint_at(dump, False)
+            return
+        if stage is _FILES:
             index = self._ndirs + cursor.done
         elif stage is Stage.DIRECTORIES:
             index = cursor.done
@@ -507,6 +526,10 @@ class ContextKeeper:
         hook = self._hook is not None and index - self._ndirs == self._hook[0]
         if hook and self._hook[0] == 0:  # killed before the first checkpoint
             os.kill(os.getpid(), self._hook[1])
+        self._checkpoint_at(dump, hook)
+
+    def _checkpoint_at(self, dump: Dump, hook: bool) -> None:
+        """A checkpoint when the interval is over; then the test hook's signal when ``hook``."""
         now = time.monotonic()
         if now - self._last >= self._interval:
             self._last = now

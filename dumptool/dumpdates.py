@@ -58,9 +58,10 @@ MAX_LEVEL = 31
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_LINE = re.compile(
+_LINE_PATTERN = (
     r"(?P<path>\S.*?) +(?P<level>\d+) +(?:[A-Z][a-z]{2}) +(?P<month>[A-Z][a-z]{2}) +(?P<day>\d{1,2})"
     r" +(?P<hms>\d{1,2}:\d\d:\d\d) +(?P<year>\d{4})(?: +(?P<zone>[+-]\d{4}))? *")
+_line: re.Pattern[str] | None = None  # compiled when a line is first read (a level 0 reads none)
 
 
 def check_level(level: int) -> int:
@@ -98,7 +99,10 @@ def format_record(record: DumpRecord, tz: _dt.tzinfo | None = None) -> str:
 def parse_record(line: str, tz: _dt.tzinfo | None = None) -> DumpRecord | None:
     """The record of one dumpdates line; ``None`` if it is not one.  A date
     without a zone offset is local time (``tz``, default the system's)."""
-    match = _LINE.fullmatch(line.rstrip("\n"))
+    global _line
+    if _line is None:
+        _line = re.compile(_LINE_PATTERN)
+    match = _line.fullmatch(line.rstrip("\n"))
     if match is None or match["month"] not in _MONTHS:
         return None
     hour, minute, second = (int(x) for x in match["hms"].split(":"))

@@ -25,7 +25,7 @@ from snapdump.snapfs_names import INO_XATTR, SNAPDIR_NAME, SNAPSHOT_CREATED_XATT
 
 from .errors import DumpError
 from .format import TP_BSIZE, Dirent, Slice, data_slice, dtype_from_mode
-from .traverse import FS_NODUMP_FL, Node, Numbering, Stat
+from .traverse import FS_NODUMP_FL, Node, Numbering, Stat, dirent_maker
 from .trees import Warn, has_zero_block
 
 #: ``FS_IOC_GETFLAGS``: the inode flags restore -C compares (``lsattr``).
@@ -359,7 +359,7 @@ def walk_tree(
     stack = [root_ino]
     number = numbering.number
     plain = stable.plain_devices
-    new_dirent = _dirent_maker()
+    new_dirent = dirent_maker()
     child = Node.child
     by_name = operator.attrgetter("name")
     while stack:
@@ -415,20 +415,3 @@ def _dtype(mode: int) -> int:
     if found is None:
         found = _DTYPES[fmt] = dtype_from_mode(mode)
     return found
-
-
-def _dirent_maker() -> Callable[[int, bytes, int], Dirent]:
-    """``Dirent(ino, name, type)`` at a third of the cost: the frozen
-    dataclass's own ``__init__`` goes through ``object.__setattr__``."""
-    set_ino, set_name, set_type = Dirent.ino.__set__, Dirent.name.__set__, Dirent.type.__set__
-
-    def make(ino: int, name: bytes, type: int) -> Dirent:
-        entry = _new(Dirent)
-        set_ino(entry, ino)
-        set_name(entry, name)
-        set_type(entry, type)
-        return entry
-
-    return make
-
-

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -147,9 +146,10 @@ class OffsetMapWriter:
         self._names: dict[int, tuple[int, bytes]] = {}   # child inode -> (parent, name)
         self._dir_paths: dict[int, bytes] = {ROOTINO: b"."}
         self._unit: str | None = None
-        self._base: tuple[int, int] | None = None         # (volume, address of its record 0)
+        self._base: tuple[int, int, int] | None = None    # (volume, address of its record 0, step)
         self._tape_files: dict[int, int] = {}
-        self._last: tuple[int, int, int | None] | None = None  # (volume, record, address)
+        self._last: tuple[int, int, int | None, tuple[bytes, bytes]] | None = None  # (volume, record, address, ...)
+        self._escaped: dict[int, bytes] = {}  # directory -> its path as the lines write it
         self._count = 0
         self._last_ino = 0
         self._sorted = True
@@ -208,13 +208,15 @@ class OffsetMapWriter:
         volume, record = position.volume, position.record
         last = self._last
         if last is not None and last[0] == volume and last[1] == record:
-            address = last[2]
-        else:
+            middle = last[3]
+        else:  # a new record: its address, and the line's fields it shares with the others in it
             address = self._address(position)
-            self._last = (volume, record, address)
-        if volume not in self._tape_files:
-            self._tape_files[volume] = position.tape_file
-            self._volumes = max(self._volumes, volume)
+            if volume not in self._tape_files:
+                self._tape_files[volume] = position.tape_file
+                self._volumes = max(self._volumes, volume)
+            middle = (b"\t%d\t%d\t%d\t" % (volume, self._tape_files[volume], record),
+                      b"\t-\t" if address is None else b"\t%d\t" % address)
+            self._last = (volume, record, address, middle)
         if ino <= self._last_ino:
             self._sorted = False
         self._last_ino = ino
@@ -222,16 +224,23 @@ class OffsetMapWriter:
         if entry is None:
             path = b""
         else:
-            parent = self._dir_paths.get(entry[0]) or self._dir_path(entry[0])
-            path = b"" if parent is None else parent + b"/" + entry[1]
+            parent = self._escaped.get(entry[0])
+            if parent is None:
+                parent = self._escaped_path(entry[0])
+            path = b"" if parent is None else parent + b"/" + _escape(entry[1])
         try:
-            file.write(b"%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\n" % (
-                ino, volume, self._tape_files[volume], record, position.block,
-                b"-" if address is None else b"%d" % address, node.st_size, _escape(path)))
+            file.write(b"%d%s%d%s%d\t%s\n" % (ino, middle[0], position.block, middle[1], node.st_size, path))
         except OSError as exc:
             self._drop(f"cannot write the file history {self._partial}: {exc.strerror}")
             return
         self._count += 1
+
+    def _escaped_path(self, ino: int) -> bytes | None:
+        """:meth:`_dir_path` escaped for a line (kept: the files of a directory share it)."""
+        path = self._dir_paths.get(ino) or self._dir_path(ino)
+        if path is not None:
+            path = self._escaped[ino] = _escape(path)
+        return path
 
     def mark(self, name: str, position: RecordPosition) -> None:
         """Keep a named position of the image other than a file's (the
@@ -289,10 +298,10 @@ class OffsetMapWriter:
         """The medium's address of *position*'s record: asked of the medium
         once a volume where records are all alike on it (a tape, an
         uncompressed file), then counted; asked for each record otherwise."""
-        step = position.step
         base = self._base
-        if step is not None and base is not None and base[0] == position.volume:
-            return base[1] + position.record * step
+        if base is not None and base[0] == position.volume:  # (a volume's step does not change)
+            return base[1] + position.record * base[2]
+        step = position.step
         address = position.address
         if address is None:
             return None
@@ -300,7 +309,7 @@ class OffsetMapWriter:
             self._unit = "block" if position.is_tape else "byte"
             self._meta["compressed"] = step is None
         if step is not None:
-            self._base = (position.volume, address - position.record * step)
+            self._base = (position.volume, address - position.record * step, step)
         return address
 
     def _drop(self, message: str) -> None:
@@ -330,6 +339,8 @@ class OffsetMap:
         """:class:`StaleHistory` when *path* cannot be read or is not a whole map."""
         self.path = path
         try:
+            import mmap  # here: a dump writes maps, only a lookup reads one
+
             with open(path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -420,7 +431,7 @@ class OffsetMap:
             raise StaleHistory(f"{self.path}: a line is damaged") from None
 
     def close(self) -> None:
-        if isinstance(self._data, mmap.mmap):
+        if not isinstance(self._data, bytes):  # an mmap
             self._data.close()
 
 

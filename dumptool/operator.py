@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -113,6 +111,9 @@ def run_volume_script(script: str, device: str, volume: int, *, stdin: int | Non
     dump); its exit status (what it means is the caller's: dump's end of
     tape and restore's beginning of tape scripts differ).  *stdin* and
     *stdout* are the script's (None: this process's own)."""
+    import shlex  # here: only -F runs a script (start-up stays lean)
+    import subprocess
+
     sys.stdout.flush()  # what was printed before stays before the script's lines
     sys.stderr.flush()
     try:

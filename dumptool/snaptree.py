@@ -24,7 +24,6 @@ snapfs is imported here only: a dump of an ordinary directory never loads it.
 from __future__ import annotations
 
 import bisect
-import functools
 import os
 import stat
 import zlib
@@ -32,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from .errors import DumpError
 from .format import TP_BSIZE, Dirent, Slice, dtype_from_mode
-from .traverse import Node, Numbering
+from .traverse import Node, Numbering, dirent_maker
 from .trees import Warn, chunk_slices
 
 #: Inode numbers whose data runs one query fetches (see :meth:`SnapshotTree._runs_of`).
@@ -44,29 +43,33 @@ _NO_RUNS: list[tuple[int, int, int]] = []
 
 
 class _Stat:
-    """The stat fields :class:`Node` copies, from a snapshot inode's attributes."""
+    """The stat fields :class:`Node` copies, from a snapshot inode's row
+    (:meth:`snapfs.reader.SnapshotReader.inode_rows`: ``nblocks`` in volume blocks,
+    ``per_block`` 512-byte units each)."""
 
     __slots__ = ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_atime_ns", "st_mtime_ns",
                  "st_ctime_ns", "st_rdev", "st_blocks", "st_dev", "st_ino")
 
-    def __init__(self, a, dev: int) -> None:  # a: snapfs.values.Attrs
-        self.st_mode, self.st_nlink, self.st_uid, self.st_gid = a.mode, a.nlink, a.uid, a.gid
-        self.st_size, self.st_rdev, self.st_blocks = a.size, a.rdev, a.blocks
-        self.st_atime_ns, self.st_mtime_ns, self.st_ctime_ns = a.atime_ns, a.mtime_ns, a.ctime_ns
-        self.st_dev, self.st_ino = dev, a.ino
+    def __init__(self, row: tuple, dev: int, per_block: int) -> None:
+        (self.st_ino, self.st_mode, self.st_nlink, self.st_uid, self.st_gid, self.st_rdev, self.st_size, nblocks,
+         self.st_atime_ns, self.st_mtime_ns, self.st_ctime_ns, _target) = row
+        self.st_blocks = nblocks * per_block
+        self.st_dev = dev
 
 
 class SnapshotFile:
     """One regular file of the snapshot, open for reading (a :class:`~dumptool.trees.TreeFile`)."""
 
+    __slots__ = ("_size", "_bs", "_read_blocks", "_tree", "_node", "_runs", "_starts")
     flags = 0  # snapfs keeps no ext2 inode flags
 
-    def __init__(self, size: int, runs: list[tuple[int, int, int]], *, block_size: int,
-                 read_blocks: Callable[[int, int], bytes], xattrs: Callable[[], dict[str, bytes]]) -> None:
+    def __init__(self, tree: "SnapshotTree", node: Node, size: int, runs: list[tuple[int, int, int]],
+                 block_size: int, read_blocks: Callable[[int, int], bytes]) -> None:
+        self._tree = tree
+        self._node = node
         self._size = size
         self._bs = block_size
         self._read_blocks = read_blocks
-        self._xattrs = xattrs
         self._runs = runs  # (index, block, count): blocks stored one after the other, by index
         self._starts = [r[0] for r in runs] if len(runs) > 1 else None
 
@@ -80,7 +83,7 @@ class SnapshotFile:
         pass
 
     def xattrs(self) -> dict[str, bytes]:
-        return self._xattrs()
+        return self._tree.xattrs(self._node)
 
     def _pieces(self, first: int, last: int) -> Iterator[tuple[int, int, int]]:
         """(index, block, count): the stored stretches of blocks ``first``..``last``."""
@@ -101,6 +104,16 @@ class SnapshotFile:
         if end <= offset:
             return bytes(size)
         bs = self._bs
+        runs = self._runs
+        if len(runs) == 1:  # one stretch of stored blocks (most files): read it without _pieces
+            idx, block, count = runs[0]
+            first, last = offset // bs, (end - 1) // bs
+            if idx <= first and last < idx + count:
+                data = self._read_blocks(block + first - idx, last - first + 1)
+                lo = offset - first * bs
+                if lo or len(data) != end - offset:
+                    data = data[lo:lo + end - offset]
+                return data if len(data) == size else data + bytes(size - len(data))
         pieces = list(self._pieces(offset // bs, (end - 1) // bs))
         if len(pieces) == 1 and pieces[0][0] * bs <= offset and (pieces[0][0] + pieces[0][2]) * bs >= end:
             idx, block, count = pieces[0]  # one stretch of blocks holds it all (most reads)
@@ -190,6 +203,7 @@ class SnapshotTree:
         self._window: tuple[int, int] = (1, 0)
         self._maps: dict[int, list[tuple[int, int, int]]] = {}
         self._bs = self._reader.block_size
+        self._read_blocks = self._reader.read_blocks
         self._stream_inos: set[int] = set()
         self._dosnames: dict[int, dict[bytes, bytes]] = {}
 
@@ -226,16 +240,15 @@ class SnapshotTree:
         from snapfs import luns
 
         reader, warn = self._reader, self._warn
-        attrs: dict = {}
+        attrs: dict[int, tuple] = {}  # ino -> its row (see _Stat): mode at [1], size at [6]
         xattrs = self._xattrs
         targets = self._targets
-        for inode in reader.inodes():
-            a = inode.attrs
-            attrs[a.ino] = a
-            if inode.xattrs:
-                xattrs[a.ino] = inode.xattrs
-            if inode.target is not None:
-                targets[a.ino] = inode.target
+        for rows, chunk_xattrs in reader.inode_rows():
+            xattrs.update(chunk_xattrs)
+            for r in rows:
+                attrs[r[0]] = r
+                if r[11] is not None:
+                    targets[r[0]] = r[11]
         # An inconsistent LUN is not backed up (ONTAP's rule): left out with its names, said once.
         inconsistent = set()
         for ino, x in xattrs.items():
@@ -254,24 +267,24 @@ class SnapshotTree:
         while todo:
             d = todo.pop()
             entries = []
-            for e in reader.entries(d):
-                a = attrs.get(e.ino)
+            for name, ino in reader.entry_rows(d):
+                a = attrs.get(ino)
                 if a is None:
                     continue
-                if len(e.name) > 255:
-                    warn(f"name too long for a dump image, skipped: {os.fsdecode(e.name)[:80]}...")
+                if len(name) > 255:
+                    warn(f"name too long for a dump image, skipped: {os.fsdecode(name)[:80]}...")
                     continue
-                entries.append(e)
-                if e.ino not in seen:
-                    seen.add(e.ino)
-                    if stat.S_ISDIR(a.mode):
-                        todo.append(e.ino)
-            entries.sort(key=_by_name)
+                entries.append((name, ino))
+                if ino not in seen:
+                    seen.add(ino)
+                    if a[1] & 0o170000 == stat.S_IFDIR:
+                        todo.append(ino)
+            entries.sort()  # by name (unique in a directory), as walk_tree
             listing[d] = entries
         # Dump numbers in snapfs inode order, the root first.
         dev = self._dev
         known = getattr(numbering, "get", None)  # an InodeMap: what earlier dumps of the chain numbered
-        restricted = {ino for ino in self.restricted if ino in seen and ino != top and stat.S_ISREG(attrs[ino].mode)}
+        restricted = {ino for ino in self.restricted if ino in seen and ino != top and stat.S_ISREG(attrs[ino][1])}
         # A restricted file the chain dumped before keeps its name in an incremental (restore keeps the
         # earlier copy); one never dumped (new, or skipped by the base too) is left out with its names.
         kept = {ino for ino in restricted if self.keep_names and known is not None
@@ -285,7 +298,8 @@ class SnapshotTree:
         excluded = set(exclude)
         root_path = os.fsencode(self.root)
         rnum = numbers[top]
-        nodes: dict[int, Node] = {rnum: Node(rnum, root_path, _Stat(attrs[top], dev))}
+        per_block = self._bs // 512
+        nodes: dict[int, Node] = {rnum: Node(rnum, root_path, _Stat(attrs[top], dev, per_block))}
         child = Node.child
         stack = [top]
         while stack:
@@ -294,29 +308,43 @@ class SnapshotTree:
             dpath = dnode.path
             dnum = dnode.ino
             out = []
-            for e in listing[d]:
-                cnum = numbers[e.ino]
+            if not (excluded or inconsistent or restricted):  # nothing left out (most dumps): fewer questions
+                for name, ino in listing[d]:
+                    cnum = numbers[ino]
+                    row = attrs[ino]
+                    node = nodes.get(cnum)
+                    if node is None:
+                        node = nodes[cnum] = child(cnum, dpath, name, _Stat(row, dev, per_block), dnum)
+                        if row[1] & 0o170000 == stat.S_IFDIR:
+                            stack.append(ino)
+                    else:
+                        node.parents += (dnum,)
+                    out.append(_dirent(cnum, name, row[1]))
+                dnode.entries = out
+                continue
+            for name, ino in listing[d]:
+                cnum = numbers[ino]
                 if cnum in excluded:
                     continue
-                if e.ino in inconsistent:
-                    warn(f"LUN {os.fsdecode(os.path.join(dpath, e.name))} is inconsistent: not dumped")
+                if ino in inconsistent:
+                    warn(f"LUN {os.fsdecode(os.path.join(dpath, name))} is inconsistent: not dumped")
                     continue
-                if e.ino in restricted and e.ino not in self.skipped:
-                    where = os.fsdecode(os.path.join(dpath, e.name))
-                    self.skipped[e.ino] = where
-                    warn(f"{where}: under client I/O restriction (owner {self.restricted[e.ino]}): not dumped; "
+                if ino in restricted and ino not in self.skipped:
+                    where = os.fsdecode(os.path.join(dpath, name))
+                    self.skipped[ino] = where
+                    warn(f"{where}: under client I/O restriction (owner {self.restricted[ino]}): not dumped; "
                          "the next dump of this path takes it")
-                if e.ino in restricted and e.ino not in kept:
+                if ino in restricted and ino not in kept:
                     continue
-                a = attrs[e.ino]
+                mode = attrs[ino][1]
                 node = nodes.get(cnum)
                 if node is None:
-                    node = nodes[cnum] = child(cnum, dpath, e.name, _Stat(a, dev), dnum)
-                    if stat.S_ISDIR(a.mode):
-                        stack.append(e.ino)
+                    node = nodes[cnum] = child(cnum, dpath, name, _Stat(attrs[ino], dev, per_block), dnum)
+                    if mode & 0o170000 == stat.S_IFDIR:
+                        stack.append(ino)
                 else:
                     node.parents += (dnum,)
-                out.append(_dirent(cnum, e.name, a.mode))
+                out.append(_dirent(cnum, name, mode))
             dnode.entries = out
         self.unchanged = {numbers[ino] for ino in kept}
         self.forced = {numbers[ino] for ino in self.carried if ino in seen and ino not in restricted}
@@ -339,10 +367,9 @@ class SnapshotTree:
     def open(self, node: Node) -> SnapshotFile:
         ino = node.st_ino
         a = self._attrs.get(ino)
-        if a is None or not stat.S_ISREG(a.mode):
+        if a is None or a[1] & 0o170000 != stat.S_IFREG:
             raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
-        return SnapshotFile(a.size, self._runs_of(ino), block_size=self._bs, read_blocks=self._reader.read_blocks,
-                            xattrs=functools.partial(self._xattrs_of, ino))
+        return SnapshotFile(self, node, a[6], self._runs_of(ino), self._bs, self._read_blocks)
 
     def flags(self, node: Node) -> int:
         return 0
@@ -389,16 +416,13 @@ class SnapshotTree:
         return self._maps.get(ino, _NO_RUNS)
 
 
-def _by_name(entry) -> bytes:
-    return entry.name
-
-
 _DTYPES: dict[int, int] = {}
+_new_dirent = dirent_maker()
 
 
 def _dirent(ino: int, name: bytes, mode: int) -> Dirent:
-    fmt = stat.S_IFMT(mode)
+    fmt = mode & 0o170000
     t = _DTYPES.get(fmt)
     if t is None:
         t = _DTYPES[fmt] = dtype_from_mode(mode)
-    return Dirent(ino, name, t)
+    return _new_dirent(ino, name, t)

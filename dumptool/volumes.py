@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,6 +142,8 @@ class VolumeChanger:
         if not script:
             return 1
         self.say(f"Launching {script}")
+        import subprocess  # here: only -F runs a script
+
         # its output goes to stderr: stdout may carry the image
         code = run_volume_script(script, device, volume, stdin=subprocess.DEVNULL, stdout=2)
         if code not in (0, 1):

@@ -30,7 +30,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # re-exported: the names other programs look for on a mount
 from snapdump.snapfs_names import INO_XATTR, SNAPDIR_NAME, SNAPSHOT_CREATED_XATTR  # noqa: F401
@@ -46,7 +46,10 @@ from .luns import Lun
 from .qtrees import Qtree
 from .restrictions import Restriction, check_owner
 from .values import SnapshotInfo, SpaceInfo
-from .volume import DB_FILE, Volume
+from .store import DB_FILE
+
+if TYPE_CHECKING:
+    from .volume import Volume
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,11 @@ class Client:
         self.voldir = voldir
         self._sock: socket.socket | None = control.connect(voldir)
         self._file = self._sock.makefile("rwb") if self._sock else None
-        self._vol: Volume | None = None if self._sock else Volume.open(voldir)
+        self._vol: Volume | None = None
+        if not self._sock:  # not mounted: the client opens the volume itself
+            from .volume import Volume
+
+            self._vol = Volume.open(voldir)
         self._acted = False  # acts as a restriction owner (act_as): close waits until the daemon let it go
 
     @property

@@ -19,7 +19,7 @@ import socket
 import struct
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from snapdump.snapfs_names import SNAPDIR_NAME
 
@@ -27,7 +27,10 @@ from . import moving
 from .errors import SnapfsError, err
 from .restrictions import check_owner
 from .vetoes import SINGLE_FILE_OWNER
-from .volume import ROOT_INO, Volume
+from .store import ROOT_INO
+
+if TYPE_CHECKING:  # the daemon has it open; a client never needs it here
+    from .volume import Volume
 
 SOCKET_NAME = "control.sock"
 MAX_REQUEST = 64 * 1024

@@ -63,15 +63,19 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from snapdump.snapfs_names import SNAPDIR_NAME, VOLUME_XATTR
 
-from . import fsck_filer, fsck_luns, privacy, shortnames
+from . import privacy, shortnames
 from .errors import SnapfsError, VolumeBusy
 from .schema import DEAD, LIVE, MAX_SPAN, VERSIONED
 from .windows.dosname import is_short
-from .volume import DB_FILE, NAME_MAX, ROOT_INO, Volume
+from .schema import NAME_MAX
+from .store import DB_FILE, ROOT_INO
+
+if TYPE_CHECKING:  # the volume and the filer's checks are imported when a check runs
+    from .volume import Volume
 
 #: Exit statuses of fsck(8) and e2fsck(8), which ``snapfs fsck`` returns.
 FSCK_OK = 0
@@ -123,6 +127,8 @@ def fsck_path(voldir: str | os.PathLike, repair: bool = False) -> FsckReport:
             pass
         else:
             raise VolumeBusy(f"{p} is where volume {vol} is mounted; unmount it, then fsck {vol}")
+    from .volume import Volume
+
     with Volume.open(p) as vol:
         rep = fsck(vol, repair)
         _check_modes(p, rep, repair)
@@ -288,6 +294,8 @@ class _Fsck:
     def check_filer(self) -> None:
         """The filer's objects: identity, qtrees, junctions, restrictions (:mod:`snapfs.fsck_filer`),
         LUNs and locks (:mod:`snapfs.fsck_luns`)."""
+        from . import fsck_filer, fsck_luns
+
         fsck_filer.check(self)
         fsck_luns.check(self)
 

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import errno
 import re
-import secrets
 import stat
-import string
 from dataclasses import dataclass
 from typing import Callable
 
@@ -54,7 +52,7 @@ SPACE_RESERVE = ("enabled", "disabled")
 SERIAL_LEN = 12
 CLONE_HOLDER = "lun-clone:"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_{}.\-]{0,254}")
-_SERIAL_CHARS = string.ascii_letters + string.digits
+_SERIAL_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"  # string.ascii_letters + digits
 #: blocks copied per call by a split
 _SPLIT_CHUNK = 64
 #: the largest write the mount passes in one request (libfuse's bound): blocks are never
@@ -290,6 +288,8 @@ class LunOps(StoreCalls):
         return parent, last
 
     def _new_serial(self) -> str:
+        import secrets  # here: a reader of LUNs never makes a serial
+
         used = {r.serial for r in self.luns.values()}
         while True:
             s = "".join(secrets.choice(_SERIAL_CHARS) for _ in range(SERIAL_LEN))

@@ -165,6 +165,16 @@ class SnapshotReader:
 
     def inodes(self, start: int = 0) -> Iterator[SnapshotInode]:
         """Every inode of the snapshot with number >= ``start``, in inode order."""
+        for rows, xattrs in self.inode_rows(start):
+            for r in rows:
+                yield self._inode(r, xattrs.get(r[0], {}))
+
+    def inode_rows(self, start: int = 0) -> Iterator[tuple[list[tuple], dict[int, dict[bytes, bytes]]]]:
+        """:meth:`inodes` as the rows they are made of, a chunk at a time, for a reader of every
+        inode that keeps what it needs (a dump's walk): ``(rows, xattrs)``, each row ``(ino, mode,
+        nlink, uid, gid, rdev, size, nblocks, atime_ns, mtime_ns, ctime_ns, target)`` (``nblocks``
+        in blocks of :attr:`block_size`), in inode order, and ``xattrs``: ino -> name -> value
+        for those of the chunk that have any."""
         s = self.id
         after = start - 1
         while True:
@@ -176,9 +186,11 @@ class SnapshotReader:
             for ino, name, value in self._rows(
                     f"SELECT ino, name, value FROM xattrs WHERE ino >= ? AND ino <= ? AND {_SEES}"
                     " ORDER BY ino, name", (rows[0][0], rows[-1][0], s, s)):
-                xattrs.setdefault(ino, {})[name] = value
-            for r in rows:
-                yield self._inode(r, xattrs.get(r[0], {}))
+                x = xattrs.get(ino)
+                if x is None:
+                    x = xattrs[ino] = {}
+                x[name] = value
+            yield rows, xattrs
             after = rows[-1][0]
 
     def inode(self, ino: int) -> SnapshotInode:
@@ -207,6 +219,11 @@ class SnapshotReader:
         s = self.id
         return [SnapshotEntry(name, child) for name, child in self._rows(
             f"SELECT name, ino FROM dirents WHERE parent = ? AND {_SEES} ORDER BY cookie", (ino, s, s))]
+
+    def entry_rows(self, ino: int) -> list[tuple[bytes, int]]:
+        """:meth:`entries` as ``(name, ino)`` tuples (a walk of many directories)."""
+        s = self.id
+        return self._rows(f"SELECT name, ino FROM dirents WHERE parent = ? AND {_SEES} ORDER BY cookie", (ino, s, s))
 
     def dosnames(self, ino: int) -> dict[bytes, bytes]:
         """The DOS 8.3 name of each entry of directory ``ino`` (see :mod:`snapfs.shortnames`)."""

@@ -21,7 +21,6 @@ import os
 import re
 import sys
 import time
-from importlib import metadata
 
 from snapdump.exits import CommandFailed, run
 
@@ -32,9 +31,8 @@ from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, DumpDates, parse_record
 from ..errors import DumpError
 from ..contexts import ContextKeeper, ContextStore, details, listing, snapshot_names
 from ..filer import dump_source
-from ..restart import restart
 from ..sessions import session_slot
-from .syntax import RefusedFlag, add_refused, check_refused, expand_key
+from .syntax import RefusedFlag, VersionAction, add_refused, check_refused, expand_key
 
 PROG = "pydump"
 
@@ -50,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
                             f"given as digits, -0 to -{MAX_LEVEL}: as in dump, every digit flag adds a digit "
                             "(-15 and -1 -5 are level 15).")
     p.add_argument("--help", action="help", help="show this help and exit")
-    p.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('snapdump')}")
+    p.add_argument("--version", action=VersionAction)
     p.add_argument("--level", dest="level", type=int, metavar="N", help=f"dump level 0 to {MAX_LEVEL} (as -N)")
     p.add_argument("-h", dest="honor_level", type=int, default=1, metavar="LEVEL",
                    help="honour the nodump flag (chattr +d) at dump levels from LEVEL up: such files, and "
@@ -361,6 +359,8 @@ def _contexts(args: argparse.Namespace, say, warn) -> int:
         on = store.load(args.restart).mount  # the volume the restart reads (for the vetoes)
     except DumpError:
         on = ""  # restart() says why
+    from ..restart import restart  # here: only --restart needs it
+
     with session_slot("dump", args.restart, on=on):
         restart(store, args.restart, output, quiet=args.quiet, never_ask=args.yes or args.never_ask,
                 say=say, warn=warn)

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections.abc import Callable
-from importlib import metadata
 
 from snapdump.exits import CommandFailed, run
 from tapelib.device import is_remote
@@ -29,7 +27,7 @@ from ..restore import Options, Restore, RestoreError, VolumeInput
 from ..volume_input import ShelfVolumes
 from ..sessions import session_slot
 from ..symtab import SYMTAB_NAME, SymbolTable
-from .syntax import RefusedFlag, add_refused, check_refused, expand_key
+from .syntax import RefusedFlag, VersionAction, add_refused, check_refused, expand_key
 
 PROG = "pyrestore"
 EXIT_OK = 0
@@ -44,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Restore files from a BSD/Linux dump image (like Linux restore). "
                     "restore's keyless syntax works too: pyrestore rf FILE, pyrestore tf -.")
     p.add_argument("--help", action="help", help="show this help and exit")
-    p.add_argument("--version", action="version", version=f"pyrestore {_release()}")
+    p.add_argument("--version", action=VersionAction)
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("-t", dest="mode", action="store_const", const="t", help="list the files on the image")
     mode.add_argument("-x", dest="mode", action="store_const", const="x",
@@ -176,6 +174,8 @@ class _Script:
 
     def __init__(self, script: str, *, image_on_stdin: bool, rebuilding: bool) -> None:
         self.script = script
+        import subprocess  # here: only -F runs a script
+
         self._stdin = subprocess.DEVNULL if image_on_stdin else None  # never let it read the image
         self._rebuilding = rebuilding
 
@@ -256,13 +256,6 @@ def _first_volume(mode: str) -> int:
     except DumpError:
         return 1  # the engine says what is wrong with the table
     return point.volume if point is not None else 1
-
-
-def _release() -> str:
-    try:
-        return metadata.version("snapdump")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 #: restore's flags that take an argument (getopt's "A:b:D:f:F:L:P:Q:s:T:X:")

@@ -9,6 +9,30 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
+def release() -> str:
+    """snapdump's version, as installed (read only when asked: importlib.metadata costs a
+    run's start-up a fifth of a dump of 10,000 small files' time)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("snapdump")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class VersionAction(argparse.Action):
+    """``--version``: prints ``PROG VERSION`` and exits (the version looked up then)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog} {release()}")  # on stdout, as argparse's own version action
+        parser.exit()
+
+
 def expand_key(argv: list[str], with_value: str, fail: Callable[[str], Exception]) -> list[str]:
     """``argv`` whose first word is a key of flag letters, as flags: ``0uf
     FILE SRC`` is ``-0 -u -f FILE SRC``; each letter in ``with_value`` takes

@@ -78,15 +78,6 @@ mtime_sec, mtime_usec, ctime_sec, ctime_usec, db[0], flags, blocks, uid,
 gid`` (``db[1:]``, ``ib``, ``gen`` and ``spare`` are 0)."""
 
 
-def _timeval(ns: int) -> tuple[int, int]:
-    """(seconds, microseconds) of a time in ns: the common case without
-    :func:`timeval_from_ns`'s range handling."""
-    if 0 <= ns < _NS_MAX:
-        sec, rest = divmod(ns, 1_000_000_000)
-        return sec, rest // 1000
-    return timeval_from_ns(ns)
-
-
 def stat_fields(st: os.stat_result, *, flags: int = 0, size: int | None = None) -> StatFields:
     """What :meth:`Dinode.from_stat` puts in the inode copy, as a plain tuple
     (:data:`StatFields`): a writer's hot path packs it without a Dinode."""
@@ -97,12 +88,26 @@ def stat_fields(st: os.stat_result, *, flags: int = 0, size: int | None = None) 
         flags = 0
         if fmt == stat.S_IFCHR or fmt == stat.S_IFBLK:
             db0 = encode_dev(os.major(st.st_rdev), os.minor(st.st_rdev))
-    # Times in (seconds, microseconds); a file written once has three equal ones.
+    # Times in (seconds, microseconds); a file written once has three equal ones.  In the
+    # range (all but the odd file) as timeval_from_ns without its call: three per inode.
     mt = st.st_mtime_ns
-    mt_s, mt_us = _timeval(mt)
+    if 0 <= mt < _NS_MAX:
+        mt_s, mt_us = mt // 1_000_000_000, mt % 1_000_000_000 // 1000
+    else:
+        mt_s, mt_us = timeval_from_ns(mt)
     at, ct = st.st_atime_ns, st.st_ctime_ns
-    at_s, at_us = (mt_s, mt_us) if at == mt else _timeval(at)
-    ct_s, ct_us = (mt_s, mt_us) if ct == mt else _timeval(ct)
+    if at == mt:
+        at_s, at_us = mt_s, mt_us
+    elif 0 <= at < _NS_MAX:
+        at_s, at_us = at // 1_000_000_000, at % 1_000_000_000 // 1000
+    else:
+        at_s, at_us = timeval_from_ns(at)
+    if ct == mt:
+        ct_s, ct_us = mt_s, mt_us
+    elif 0 <= ct < _NS_MAX:
+        ct_s, ct_us = ct // 1_000_000_000, ct % 1_000_000_000 // 1000
+    else:
+        ct_s, ct_us = timeval_from_ns(ct)
     uid, gid = st.st_uid & _U32, st.st_gid & _U32
     nlink = st.st_nlink
     blocks = st.st_blocks

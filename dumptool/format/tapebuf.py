@@ -12,7 +12,6 @@ record of ``ntrec`` blocks; a stored one *is* the record.  See
 
 from __future__ import annotations
 
-import bz2
 import struct
 import zlib
 from dataclasses import dataclass
@@ -69,6 +68,8 @@ def decode_payload(buf: TapeBuf, payload: bytes, record_size: int) -> bytes:
                 if not unzip.eof:
                     raise FormatError("zlib data error (incomplete or longer than a record)")
             elif buf.method == COMPRESS_BZLIB:
+                import bz2  # here: only a bzip2 image needs it
+
                 unbz = bz2.BZ2Decompressor()
                 data = unbz.decompress(payload, record_size + 1)
                 if not unbz.eof:
