@@ -26,6 +26,7 @@ answered NO_MEM_ERR and nothing changes state.
 from __future__ import annotations
 
 import logging
+import os
 import stat
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -35,7 +36,7 @@ import trio
 
 from dumptool.errors import SessionError, SessionLimitError
 from dumptool.sessions import Session as SessionSlot
-from dumptool.sessions import session_slot
+from dumptool.sessions import abort_pending, abort_reason, session_slot
 
 from .engine import U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName, history_stats
 from .errors import EngineCancelled, EngineError, IllegalArgs, IllegalState, NdmpError, SessionLimit
@@ -84,6 +85,8 @@ FH_BATCH = 256
 _RECEIVE_CHUNK = 256 * 1024
 #: Seconds a DATA_START waits for the accept of a connection the peer has made.
 _ACCEPT_WAIT = 5.0
+#: Seconds between two looks for a volume event's abort note while an operation runs.
+_VETO_POLL = 0.1
 _TRUE = {"y", "yes", "t", "true", "1"}
 _FALSE = {"n", "no", "f", "false", "0"}
 _FTYPES = {stat.S_IFDIR: FileType.DIR, stat.S_IFIFO: FileType.FIFO, stat.S_IFCHR: FileType.CSPEC,
@@ -158,6 +161,8 @@ class DataService:
         self._stream: trio.abc.Stream | None = None
         self._stopped = threading.Event()
         self._accepted = trio.Event()
+        #: The volume event that aborted the operation ("" when none).
+        self.vetoed = ""
 
     # -- state ------------------------------------------------------------------
     def get_state(self) -> DataGetStateReply:
@@ -305,10 +310,14 @@ class DataService:
 
     def _start_holding(self, slot: SessionSlot, work: Callable[..., Awaitable[None]], *args: object) -> None:
         """Run *work* in the session's nursery; the slot is given back when it
-        ends (when the engine's thread has returned, after a halt too)."""
+        ends (when the engine's thread has returned, after a halt too).
+        Meanwhile the slot's abort note is watched for (:meth:`_watch_veto`)."""
         async def holding() -> None:
             try:
-                await work(*args)
+                async with trio.open_nursery() as inner:
+                    inner.start_soon(self._watch_veto, slot)
+                    await work(*args)
+                    inner.cancel_scope.cancel()
             finally:
                 slot.release()
 
@@ -317,6 +326,22 @@ class DataService:
         except BaseException:
             slot.release()
             raise
+
+    async def _watch_veto(self, slot: SessionSlot) -> None:
+        """A volume event's ``--override-vetoes`` or ``--automatic``
+        (:mod:`snapfs.vetoes`) aborts this operation alone: it leaves a note
+        for this process and slot; the operation halts ABORTED with a
+        LOG_MESSAGE naming the event, and the slot is let go as the engine
+        returns.  The server is not signalled and serves the others."""
+        pid = os.getpid()
+        while slot.held:
+            await trio.sleep(_VETO_POLL)
+            if abort_pending(pid, slot.slot):
+                reason = abort_reason(pid, slot.slot) or "a volume event"
+                self.vetoed = reason
+                _log.warning("data: %s aborted by %s", self.operation.name.lower(), reason)
+                await self._halt(DataHaltReason.ABORTED, f"aborted by {reason}")
+                return
 
     async def abort(self) -> None:
         if self.state not in (DataState.LISTEN, DataState.CONNECTED, DataState.ACTIVE):

@@ -1,0 +1,113 @@
+"""Volume events meet NDMP DATA sessions as they meet pydump's (issue 15): a
+backup running in pyndmpd on a snapfs volume is a session the vetoes name;
+--override-vetoes (and --automatic) aborts that session alone -- the data
+service halts ABORTED with a LOG_MESSAGE naming the event, the slot is let
+go -- while the server, never signalled, keeps serving; a DATA_START while
+the volume is in a switchover is refused with one log line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from dma import Dma
+from pyndmpd_process import LoadedDrive, _start, load_drive, module_shelf  # noqa: F401
+from test_data_filer import BIN, snapshots, volume  # noqa: F401
+from test_data_sessions import RECORD, _backup_connected, _wait
+
+from dumptool.sessions import running_sessions
+from ndmp.messages import DataStartBackupRequest, Pval
+from ndmp.protocol import DataHaltReason, DataState, Error, LogType, Message, MoverState
+from tapelib import Shelf
+
+pytestmark = pytest.mark.fuse
+
+
+@pytest.fixture
+def server(module_shelf: Shelf, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, volume: Path):  # noqa: F811
+    monkeypatch.setenv("SNAPDUMP_STATE_DIR", str(tmp_path / "state"))
+    started = _start(["--shelf", str(module_shelf.path), "--volume", str(volume),
+                      "--dumpdates", str(tmp_path / "dumpdates")])
+    yield started
+    print("pyndmpd log:", *started.log(), sep="\n")
+    started.process.terminate()
+    started.process.wait(10)
+
+
+def _snapfs(*args: str | Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "snapfs"), *map(str, args)], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def _availability(volume: Path) -> str:
+    from snapfs import client
+
+    with client.open_volume(volume) as c:
+        return c.availability()
+
+
+def _posts(dma: Dma, code: int) -> list:
+    return [body for c, body in dma.posts if c == code]
+
+
+def test_override_vetoes_aborts_the_ndmp_backup_alone(server, volume: Path,  # noqa: F811
+                                                       load_drive: Callable[..., LoadedDrive]) -> None:
+    (volume / "qt" / "big").write_bytes(os.urandom(4 << 20))  # more than the window and the buffers between
+    backup = Dma.connect(server.port)
+    other = None
+    try:
+        _backup_connected(backup, load_drive().nst, window=RECORD)
+        env = [Pval("FILESYSTEM", str(volume)), Pval("LEVEL", "0"), Pval("UPDATE", "n")]
+        assert backup.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env)).error == Error.NO_ERR
+        _wait(lambda: backup.call(Message.MOVER_GET_STATE).body.state == MoverState.PAUSED)
+        pid = server.process.pid
+        # vetoed without the override, naming the NDMP session
+        r = _snapfs("failover", volume, "--takeover")
+        assert r.returncode == 1 and f"vetoed: dump and restore sessions run on it: pid {pid} slot 0 (NDMP dump)" \
+            in r.stderr, r.stderr
+        r = _snapfs("failover", volume, "--takeover", "--override-vetoes")
+        assert r.returncode == 0, r.stderr
+        assert f"storage failover takeover: aborted pid {pid} slot 0 (NDMP dump) on volume ndmpvol" in r.stdout
+        # the server lives, the session's data service halted ABORTED and said why
+        assert server.process.poll() is None
+        state = backup.call(Message.DATA_GET_STATE).body
+        assert (state.state, state.halt_reason) == (DataState.HALTED, DataHaltReason.ABORTED)
+        logs = [p.entry for p in _posts(backup, Message.LOG_MESSAGE) if p.log_type == LogType.ERROR]
+        assert any("aborted by storage failover takeover of volume ndmpvol (--override-vetoes)" in line
+                   for line in logs), logs
+        assert _posts(backup, Message.NOTIFY_DATA_HALTED)[-1].reason == DataHaltReason.ABORTED
+        server.wait_for_log(r"data: backup aborted by storage failover takeover of volume ndmpvol")
+        assert running_sessions() == []  # the slot was let go before the event went on
+        _wait(lambda: snapshots(volume) == {})  # the backup's snapshot given back
+        # the same server serves a new session at once
+        other = Dma.connect(server.port)
+        assert other.call(Message.DATA_GET_STATE).body.state == DataState.IDLE
+    finally:
+        for dma in (backup, other):
+            if dma is not None:
+                dma.close()
+
+
+def test_a_data_start_during_a_switchover_is_refused(server, volume: Path,  # noqa: F811
+                                                      load_drive: Callable[..., LoadedDrive]) -> None:
+    dma = Dma.connect(server.port)
+    event = subprocess.Popen([str(BIN / "snapfs"), "failover", str(volume), "--switchover"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, SNAPFS_EVENT_SECONDS="3"))
+    try:
+        _backup_connected(dma, load_drive().nst, window=RECORD)
+        _wait(lambda: _availability(volume) == "switchover")
+        env = [Pval("FILESYSTEM", str(volume / "qt")), Pval("LEVEL", "0"), Pval("UPDATE", "n")]
+        reply = dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env))
+        assert reply.error != Error.NO_ERR
+        assert dma.call(Message.DATA_GET_STATE).body.state == DataState.CONNECTED  # nothing started
+        line = server.wait_for_log(r"DATA_START_BACKUP: \w+: .*switchover")
+        assert [x for x in server.log() if "DATA_START_BACKUP" in x] == [line]
+        assert running_sessions() == []
+    finally:
+        out, err = event.communicate(timeout=30)
+        dma.close()
+    assert event.returncode == 0, err
