@@ -26,6 +26,7 @@ answered NO_MEM_ERR and nothing changes state.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import stat
 import threading
@@ -34,11 +35,13 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from dumptool.errors import SessionError, SessionLimitError
+from dumptool.contexts import Context, ContextStore
+from dumptool.errors import DumpError, SessionError, SessionLimitError
 from dumptool.sessions import Session as SessionSlot
 from dumptool.sessions import abort_pending, abort_reason, session_slot
 
 from .engine import U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName, history_stats
+from .restartable import RESTART_CONTEXT, NdmpContextKeeper, load_for_restart, restart_env
 from .errors import EngineCancelled, EngineError, IllegalArgs, IllegalState, NdmpError, SessionLimit
 from .messages import (
     Addr,
@@ -67,6 +70,7 @@ from .protocol import (
     FsType,
     LogType,
     Message,
+    MoverHaltReason,
     MoverMode,
     MoverState,
     RecoveryStatus,
@@ -85,6 +89,8 @@ FH_BATCH = 256
 _RECEIVE_CHUNK = 256 * 1024
 #: Seconds a DATA_START waits for the accept of a connection the peer has made.
 _ACCEPT_WAIT = 5.0
+#: Seconds a halted backup waits for its LOCAL mover to stop before naming its restart point.
+_SETTLE_WAIT = 5.0
 #: Seconds between two looks for a volume event's abort note while an operation runs.
 _VETO_POLL = 0.1
 _TRUE = {"y", "yes", "t", "true", "1"}
@@ -146,6 +152,7 @@ class DataService:
     def __init__(self, session: "Session", engine: DumpEngine) -> None:
         self._session = session
         self._engine = engine
+        self._closing = False  # the session ends
         self._reset()
 
     def _reset(self) -> None:
@@ -163,6 +170,11 @@ class DataService:
         self._accepted = trio.Event()
         #: The volume event that aborted the operation ("" when none).
         self.vetoed = ""
+        #: A backup's restartable context keeper (a backup of a snapfs path), and what it left.
+        self._keeper: NdmpContextKeeper | None = None
+        self._restarting: Context | None = None
+        self.context_left: Context | None = None
+        self._settled = trio.Event()
 
     # -- state ------------------------------------------------------------------
     def get_state(self) -> DataGetStateReply:
@@ -259,6 +271,14 @@ class DataService:
         return BackupRequest(path, int(level_text), update=_flag(env, "UPDATE", True), base_date=base_date,
                              dumpdates=self._session.context.config.dumpdates)
 
+    def _restart_path(self, cid: str) -> str:
+        """The path the backup of context ``cid`` dumps (served here)."""
+        try:
+            ctx = ContextStore().load(cid)
+        except DumpError as exc:
+            raise IllegalArgs(f"{RESTART_CONTEXT}={cid}: {exc.message}") from None
+        return self._session.context.config.check_path(os.path.join(ctx.mount, ctx.rel) if ctx.rel else ctx.mount)
+
     async def _peer_connecting(self) -> None:
         """A DMA starts the operation as soon as the peer's MOVER_CONNECT to our
         DATA_LISTEN(TCP) returns: give our accept the moment it still needs."""
@@ -270,14 +290,34 @@ class DataService:
         await self._peer_connecting()
         self._check_start(butype, MoverMode.READ)
         values = {p.name: p.value for p in env}
-        request = self._backup_request(values)
+        restart_id = values.get(RESTART_CONTEXT, "")
+        if restart_id:
+            path = self._restart_path(restart_id)
+        else:
+            request = self._backup_request(values)
+            path = request.path
         hist = _history_wanted(values)
-        slot = _slot("dump", request.path)
+        slot = _slot("dump", path)
+        restarting, lock = None, None
+        try:
+            if restart_id:
+                restarting, lock = await trio.to_thread.run_sync(load_for_restart, ContextStore(), restart_id)
+                request = BackupRequest(path, restarting.level, update=bool(restarting.options.get("update")),
+                                        base_date=restarting.base_date, restart_of=restarting)
+                hist = False  # a restarted dump's file history is its first run's
+        except BaseException:
+            slot.release()
+            raise
         self.env = list(env)
         self.operation = DataOperation.BACKUP
         self.state = DataState.ACTIVE
         self._stopped = threading.Event()
-        self._start_holding(slot, self._backup, request, hist)
+        self._settled = trio.Event()
+        self._restarting = restarting
+        self._keeper = NdmpContextKeeper(ContextStore(), self._stopped, context=restarting,
+                                         say=lambda line: _log.info("data: %s", line),
+                                         warn=lambda line: _log.warning("data: %s", line))
+        self._start_holding(slot, self._backup, request, hist, lock=lock)
 
     async def start_recover(self, env: list[Pval], nlist: list[Name], butype: str, filehist: bool) -> None:
         await self._peer_connecting()
@@ -308,10 +348,13 @@ class DataService:
         else:
             self._start_holding(slot, self._recover, names, direct, prefix)
 
-    def _start_holding(self, slot: SessionSlot, work: Callable[..., Awaitable[None]], *args: object) -> None:
+    def _start_holding(self, slot: SessionSlot, work: Callable[..., Awaitable[None]], *args: object,
+                       lock: int | None = None) -> None:
         """Run *work* in the session's nursery; the slot is given back when it
         ends (when the engine's thread has returned, after a halt too).
         Meanwhile the slot's abort note is watched for (:meth:`_watch_veto`)."""
+        keeper, settled = self._keeper, self._settled
+
         async def holding() -> None:
             try:
                 async with trio.open_nursery() as inner:
@@ -319,13 +362,58 @@ class DataService:
                     await work(*args)
                     inner.cancel_scope.cancel()
             finally:
-                slot.release()
+                try:
+                    with trio.CancelScope(shield=True):
+                        await self._settle(keeper, lock)
+                finally:
+                    settled.set()
+                    slot.release()
 
         try:
             self._session.nursery.start_soon(holding)
         except BaseException:
             slot.release()
             raise
+
+    async def _settle(self, keeper: NdmpContextKeeper | None, lock: int | None) -> None:
+        """After a backup's engine returned: an aborted one names its restart
+        point (:meth:`NdmpContextKeeper.finalize`) from what was sent whole
+        and, with a LOCAL mover, what the mover wrote once it stopped; a
+        restart's context ``lock`` is let go."""
+        if keeper is None:
+            return
+        try:
+            mover = self._session.mover
+            local = self.addr.addr_type == AddrType.LOCAL
+            succeeded = self.halt_reason == DataHaltReason.SUCCESSFUL
+            if local:  # the mover writes what it holds; after a success, all of the stream
+                busy = (MoverState.ACTIVE, MoverState.PAUSED) if succeeded else (MoverState.ACTIVE,)
+                with trio.move_on_after(math.inf if succeeded else _SETTLE_WAIT):
+                    while mover.state in busy and not self._closing:
+                        await trio.sleep(0.02)
+                succeeded = succeeded and mover.halt_reason == MoverHaltReason.CONNECT_CLOSED
+            if succeeded:
+                await trio.to_thread.run_sync(keeper.complete)
+                return
+            keeper.sending_failed(None)  # what the engine handed over did not all reach the tape
+            if not keeper.aborted:
+                return
+            tape = record = None
+            window = 0
+            if local:
+                tape, record, window = mover.stream_position, mover.record_size, mover.window_offset
+            sent, vetoed = self.bytes_processed, self.vetoed
+            reason = f"data halted {DataHaltReason(self.halt_reason).name}"
+            ctx = await trio.to_thread.run_sync(
+                lambda: keeper.finalize(sent, tape, record, window, vetoed, reason))
+            if self._keeper is keeper:
+                self.context_left = ctx
+            if ctx is not None:
+                _log.info("data: context %s left at stream byte %s (%s)", ctx.id,
+                          ctx.options.get("restart_offset", "?"), "not restartable" if ctx.vetoed else "restartable")
+        finally:
+            if lock is not None:
+                os.close(lock)
 
     async def _watch_veto(self, slot: SessionSlot) -> None:
         """A volume event's ``--override-vetoes`` or ``--automatic``
@@ -353,13 +441,25 @@ class DataService:
             raise IllegalState(f"DATA_STOP in data state {DataState(self.state).name}")
         self._reset()
 
-    def get_env(self) -> list[Pval]:
+    async def get_env(self) -> list[Pval]:
+        """The env as run; after a halt that left a restartable context, what
+        a DMA needs to restart it (:func:`ndmp.restartable.restart_env`)."""
         if self.state == DataState.IDLE or self.operation != DataOperation.BACKUP:
             raise IllegalState("DATA_GET_ENV needs a backup (running or halted)")
-        return list(self.env)
+        env = list(self.env)
+        if self.state != DataState.HALTED or self._keeper is None:
+            return env
+        with trio.move_on_after(_SETTLE_WAIT * 2):
+            await self._settled.wait()
+        ctx = self.context_left
+        if ctx is None:
+            return env
+        extra = await trio.to_thread.run_sync(restart_env, ctx)
+        return [p for p in env if p.name not in extra] + [Pval(k, v) for k, v in extra.items()]
 
     async def shutdown(self) -> None:
         """The session ends: stop whatever runs, quietly."""
+        self._closing = True
         self._stopped.set()
         await self._close_connection()
 
@@ -398,6 +498,8 @@ class DataService:
             await self._halt(DataHaltReason.INTERNAL_ERROR, f"internal error: {exc!r}")
 
     async def _backup(self, request: BackupRequest, hist: bool) -> None:
+        keeper = self._keeper
+
         async def work() -> None:
             stream = self._stream
             assert stream is not None
@@ -406,7 +508,7 @@ class DataService:
                 trio.from_thread.run(stream.send_all, data)
                 self.bytes_processed += len(data)
 
-            result = await trio.to_thread.run_sync(self._engine.backup, request, write, self._stopped)
+            result = await trio.to_thread.run_sync(self._engine.backup, request, write, self._stopped, keeper)
             if self.state != DataState.ACTIVE:
                 return
             await self._close_connection()  # the mover writes the last record and halts
@@ -415,20 +517,28 @@ class DataService:
             self.env = self._backup_env(request, result.date, result.base_date)
             for line in result.warnings:
                 await self._session.log_message(line, LogType.WARNING)
-            await self._session.log_message(
-                f"dump of {request.path} at level {request.level} done: {result.bytes} bytes, "
-                f"{len(history_stats(result.entries))} inodes")
+            if request.restart_of is not None:
+                cp = request.restart_of.checkpoint
+                await self._session.log_message(
+                    f"restart of context {request.restart_of.id} done: volume {cp.volume + 1} of the dump of "
+                    f"{request.path} at level {request.level}, from stream block {cp.medium_block}: "
+                    f"{result.bytes} bytes")
+            else:
+                await self._session.log_message(
+                    f"dump of {request.path} at level {request.level} done: {result.bytes} bytes, "
+                    f"{len(history_stats(result.entries))} inodes")
             await self._halt(DataHaltReason.SUCCESSFUL)
 
         await self._run(work)
 
     def _backup_env(self, request: BackupRequest, date: int, base_date: int) -> list[Pval]:
         """The env as run, with defaults and what the next incremental needs (doc 6.5)."""
-        given = {p.name: p.value for p in self.env}
+        given = {p.name: p.value for p in self.env if not p.name.startswith("RESTART")}
         out = dict(given)
         out.update({"FILESYSTEM": given.get("FILESYSTEM", request.path), "TYPE": BUTYPE,
                     "LEVEL": str(request.level), "UPDATE": "y" if request.update else "n",
-                    "HIST": given.get("HIST") or "y", "DIRECT": "y", "DUMP_DATE": str(date),
+                    "HIST": given.get("HIST") or "y", "DUMP_DATE": str(date),
+                    "DIRECT": "n" if request.restart_of is not None else "y",
                     "BASE_DATE": str(base_date) if request.base_date else given.get("BASE_DATE", "-1") or "-1",
                     "PATHNAME_SEPARATOR": "/", "NDMP_VERSION": "4"})
         return [Pval(k, v) for k, v in out.items()]

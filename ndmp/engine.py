@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import ctypes.util
 import os
 import stat
@@ -44,6 +45,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from dumptool.contexts import Context
 from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError
 from dumptool.filer import dump_source
@@ -52,9 +54,11 @@ from dumptool.format.qfa import QfaEntry
 from dumptool.history import RecordPosition
 from dumptool.traverse import Stat
 from dumptool.restore import Options as RestoreOptions
+from dumptool.restart import resumer
 from dumptool.restore import Extracted, Restore, VolumeInput
 
 from .errors import EngineCancelled, EngineError
+from .restartable import NdmpContextKeeper, restart_options
 
 U64_INVALID = 0xFFFFFFFFFFFFFFFF
 #: The root directory's inode number in a dump image.
@@ -77,6 +81,8 @@ class BackupRequest:
     update: bool = True
     base_date: int | None = None
     dumpdates: str | None = None
+    #: A restartable context to go on from (:mod:`ndmp.restartable`): the stream is its next volume.
+    restart_of: Context | None = None
 
 
 @dataclass(frozen=True)
@@ -163,11 +169,12 @@ class DumpEngine:
 
     # -- backup ------------------------------------------------------------------
     def backup(self, request: BackupRequest, write: Callable[[bytes], None],
-               stopped: threading.Event) -> BackupResult:
+               stopped: threading.Event, keeper: NdmpContextKeeper | None = None) -> BackupResult:
         """Dump ``request.path``; every byte of the image goes to ``write`` in
         order.  ``stopped`` set from outside ends the dump between two steps
         (:class:`~ndmp.errors.EngineCancelled`); the stream then has no end-of-dump record, so
-        nobody can take it for a whole image."""
+        nobody can take it for a whole image.  ``keeper`` keeps the restartable
+        context of a dump of a snapfs path (and runs ``request.restart_of``)."""
         path = os.path.abspath(request.path)
         if not os.path.isdir(path):
             raise EngineError(f"FILESYSTEM {request.path}: not a directory")
@@ -180,11 +187,20 @@ class DumpEngine:
                                   never_ask=True, progress_interval=0, history=(index,))
             if request.dumpdates:
                 options.dumpdates = request.dumpdates
+            restart = request.restart_of
+            if restart is not None:
+                options = dataclasses.replace(restart_options(restart, image), history=(index,))
             warnings: list[str] = []
             try:
                 # on snapfs: a snapshot_for_backup.N read by the filer's engine (the path's scope:
                 # volume, qtree or subtree), held until the dump ends; else the live tree
-                options, _say = source.enter_context(dump_source(options, warn=warnings.append))
+                options, _say = source.enter_context(dump_source(
+                    options, restart.snapshot if restart is not None else None, warn=warnings.append,
+                    on_snapshot=keeper.observe if keeper is not None else None))
+                if keeper is not None:
+                    options = dataclasses.replace(options, history=options.history + keeper.histories())
+                if restart is not None and (keeper is None or not keeper.active):
+                    raise EngineError(f"the restart of context {restart.id} needs its snapshot")
                 dump = Dump(options, warn=warnings.append)
             except DumpError as exc:
                 raise EngineError(exc.message) from None
@@ -193,6 +209,9 @@ class DumpEngine:
 
             def run() -> None:
                 try:
+                    if keeper is not None and keeper.active:  # it checks ``stopped`` at each step
+                        keeper.run(dump, resumer(restart) if restart is not None else None)
+                        return
                     for _cursor in dump.steps():
                         if stopped.is_set():
                             raise EngineCancelled("the backup was stopped")
@@ -207,33 +226,39 @@ class DumpEngine:
             worker.start()
             sent = 0
             try:
-                while True:  # the image as dump writes it, sent on
-                    finished = done.is_set()
-                    chunk = os.pread(fd, _SEND_CHUNK, sent)
-                    if chunk:
-                        write(chunk)
-                        _punch(fd, sent, len(chunk))
-                        sent += len(chunk)
-                        continue
-                    if finished or stopped.wait(0.02):
-                        break
-            except BaseException:
-                stopped.set()
+                try:
+                    while True:  # the image as dump writes it, sent on
+                        finished = done.is_set()
+                        chunk = os.pread(fd, _SEND_CHUNK, sent)
+                        if chunk:
+                            write(chunk)
+                            _punch(fd, sent, len(chunk))
+                            sent += len(chunk)
+                            continue
+                        if finished or stopped.wait(0.02):
+                            break
+                except BaseException:
+                    stopped.set()
+                    raise
+                finally:
+                    worker.join()
+                    os.close(fd)
+                if outcome:
+                    exc = outcome[0]
+                    if isinstance(exc, EngineCancelled):
+                        raise exc
+                    if isinstance(exc, DumpError):
+                        raise EngineError(exc.message) from None
+                    raise EngineError(f"the dump failed: {exc!r}") from exc
+                if stopped.is_set():
+                    raise EngineCancelled("the backup was stopped")
+                # (a restart's writer carries no file history: the keeper saw the dump's end)
+                if not (index.ended if restart is None else keeper is not None and keeper.dump_done):
+                    raise EngineError("the image has no end-of-dump record: it is not complete")
+            except BaseException as exc:
+                if keeper is not None:
+                    keeper.sending_failed(exc)  # the dump may have ended, its stream did not
                 raise
-            finally:
-                worker.join()
-                os.close(fd)
-            if outcome:
-                exc = outcome[0]
-                if isinstance(exc, EngineCancelled):
-                    raise exc
-                if isinstance(exc, DumpError):
-                    raise EngineError(exc.message) from None
-                raise EngineError(f"the dump failed: {exc!r}") from exc
-            if stopped.is_set():
-                raise EngineCancelled("the backup was stopped")
-            if not index.ended:
-                raise EngineError("the image has no end-of-dump record: it is not complete")
             entries = index.history()
             return BackupResult(dump.date, dump.base_date, sent, entries, warnings)
 

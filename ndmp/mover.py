@@ -99,6 +99,11 @@ class Mover:
             window_length=self.window_length, data_connection_addr=self.addr)
 
     @property
+    def stream_position(self) -> int:
+        """The stream offset after the last record written to tape (backup)."""
+        return self._position
+
+    @property
     def busy(self) -> bool:
         """Whether the mover may be using the tape (TAPE ops are refused then)."""
         return self.state == MoverState.ACTIVE

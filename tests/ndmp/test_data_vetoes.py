@@ -53,13 +53,13 @@ def _posts(dma: Dma, code: int) -> list:
     return [body for c, body in dma.posts if c == code]
 
 
-def test_override_vetoes_aborts_the_ndmp_backup_alone(server, volume: Path,  # noqa: F811
+def test_override_vetoes_aborts_the_ndmp_backup_alone(server, volume: Path, tmp_path: Path,  # noqa: F811
                                                        load_drive: Callable[..., LoadedDrive]) -> None:
     (volume / "qt" / "big").write_bytes(os.urandom(4 << 20))  # more than the window and the buffers between
     backup = Dma.connect(server.port)
     other = None
     try:
-        _backup_connected(backup, load_drive().nst, window=RECORD)
+        _backup_connected(backup, load_drive().nst, window=40 * RECORD)  # stage IV begins on this tape
         env = [Pval("FILESYSTEM", str(volume)), Pval("LEVEL", "0"), Pval("UPDATE", "n")]
         assert backup.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env)).error == Error.NO_ERR
         _wait(lambda: backup.call(Message.MOVER_GET_STATE).body.state == MoverState.PAUSED)
@@ -81,10 +81,22 @@ def test_override_vetoes_aborts_the_ndmp_backup_alone(server, volume: Path,  # n
         assert _posts(backup, Message.NOTIFY_DATA_HALTED)[-1].reason == DataHaltReason.ABORTED
         server.wait_for_log(r"data: backup aborted by storage failover takeover of volume ndmpvol")
         assert running_sessions() == []  # the slot was let go before the event went on
-        _wait(lambda: snapshots(volume) == {})  # the backup's snapshot given back
-        # the same server serves a new session at once
+        # its context stays, not restartable, as a pydump's would
+        got = {p.name: p.value for p in backup.call(Message.DATA_GET_ENV).body.env}
+        assert got["RESTARTABLE"] == "n" and "aborted by the storage failover takeover" in got["RESTART_REFUSAL"]
+        r = subprocess.run([str(BIN / "pydump"), "--contexts", got["RESTART_CONTEXT"]], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, SNAPDUMP_STATE_DIR=str(tmp_path / "state")))
+        assert "Is Context Restartable?: false" in r.stdout, r.stdout + r.stderr
+        assert backup.call(Message.DATA_STOP).error == Error.NO_ERR
+        assert backup.call(Message.MOVER_ABORT).error == Error.NO_ERR
+        # the same server serves a new session at once; a restart of that context is refused
         other = Dma.connect(server.port)
-        assert other.call(Message.DATA_GET_STATE).body.state == DataState.IDLE
+        _backup_connected(other, load_drive().nst, window=40 * RECORD)
+        reply = other.call(Message.DATA_START_BACKUP, DataStartBackupRequest(
+            "dump", [Pval("RESTART_CONTEXT", got["RESTART_CONTEXT"])]))
+        assert reply.error == Error.ILLEGAL_ARGS_ERR
+        server.wait_for_log(r"DATA_START_BACKUP: ILLEGAL_ARGS_ERR: cannot restart: the dump of context \S+ was "
+                            r"aborted by the storage failover takeover")
     finally:
         for dma in (backup, other):
             if dma is not None:

@@ -1,0 +1,167 @@
+"""Restartable NDMP backups (issue 15): a DATA backup of a snapfs volume
+aborted in stage IV leaves a context pydump lists; DATA_GET_ENV after the
+halt says how to restart it (RESTART_CONTEXT, RESTART_OFFSET); the DMA ends
+the interrupted tape there and a DATA_START_BACKUP with RESTART_CONTEXT
+writes the next volume; both volumes, read in order by pyrestore and by the
+real restore, give the volume's tree.  The DMA is tests/ndmp/dma.py: ndmjob
+cannot restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from conftest import answering
+from dma import Dma
+from pyndmpd_process import LoadedDrive, load_drive, module_shelf  # noqa: F401
+from test_data import tape_image
+from test_data_filer import BIN, snapshots, volume  # noqa: F401
+from test_data_sessions import RECORD, _wait
+from test_data_vetoes import _posts, _snapfs, server  # noqa: F401
+
+from ndmp.messages import (
+    Addr,
+    DataConnectRequest,
+    DataStartBackupRequest,
+    MoverListenRequest,
+    MoverSetRecordSizeRequest,
+    MoverSetWindowRequest,
+    Pval,
+    TapeMtioRequest,
+    TapeOpenRequest,
+)
+from ndmp.protocol import AddrType, DataHaltReason, DataState, Error, Message, MoverMode, MoverState, MtioOp
+from ndmp.xdr import U64_INVALID
+
+pytestmark = pytest.mark.fuse
+
+WINDOW = 40 * RECORD  # the first tape takes this much, then the mover pauses (EOW) and the DMA gives up
+
+
+def _tree(root: Path) -> dict[str, tuple]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".snapshot"]
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            if rel == "restoresymtable":
+                continue
+            st = p.lstat()
+            data = p.read_bytes() if p.is_file() and not p.is_symlink() else None
+            out[rel] = (st.st_mode, data)
+    return out
+
+
+def _fill(root: Path) -> None:
+    for d in range(3):
+        (root / f"d{d}").mkdir()
+        for i in range(10):
+            (root / f"d{d}" / f"f{i}").write_bytes(os.urandom(60_000 + 1000 * i))
+    (root / "small.txt").write_text("small\n")
+
+
+def _start_backup(dma: Dma, device: str, window: int, env: list[Pval]) -> None:
+    assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(device, 1)).error == Error.NO_ERR
+    assert dma.call(Message.MOVER_SET_RECORD_SIZE, MoverSetRecordSizeRequest(RECORD)).error == Error.NO_ERR
+    assert dma.call(Message.MOVER_SET_WINDOW, MoverSetWindowRequest(0, window)).error == Error.NO_ERR
+    assert dma.call(Message.MOVER_LISTEN, MoverListenRequest(MoverMode.READ, AddrType.LOCAL)).error == Error.NO_ERR
+    assert dma.call(Message.DATA_CONNECT, DataConnectRequest(Addr(AddrType.LOCAL))).error == Error.NO_ERR
+    assert dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env)).error == Error.NO_ERR
+
+
+def _env_of(dma: Dma) -> dict[str, str]:
+    reply = dma.call(Message.DATA_GET_ENV)
+    assert reply.error == Error.NO_ERR
+    return {p.name: p.value for p in reply.body.env}
+
+
+def _end_tape_at(dma: Dma, offset: int) -> None:
+    """What a DMA does before a restart: the interrupted tape ends at the stream offset
+    the data service named (back over whatever the mover wrote past it), then filemarks."""
+    mover = dma.call(Message.MOVER_GET_STATE).body
+    end = mover.window_offset + mover.bytes_moved
+    assert end >= offset and (end - offset) % RECORD == 0, (end, offset)
+    if end > offset:
+        reply = dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.BSR, (end - offset) // RECORD))
+        assert (reply.error, reply.body.resid_count) == (Error.NO_ERR, 0)
+    assert dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.EOF, 2)).error == Error.NO_ERR
+
+
+def _finish(dma: Dma) -> None:
+    assert dma.call(Message.DATA_STOP).error == Error.NO_ERR
+    assert dma.call(Message.MOVER_STOP).error == Error.NO_ERR
+    assert dma.call(Message.TAPE_CLOSE).error == Error.NO_ERR
+
+
+def _contexts(state: Path, *args: str) -> str:
+    r = subprocess.run([str(BIN / "pydump"), "--contexts", *args], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, SNAPDUMP_STATE_DIR=str(state)))
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_an_aborted_ndmp_backup_restarts_as_its_next_volume(server, volume: Path, tmp_path: Path,  # noqa: F811
+                                                             load_drive: Callable[..., LoadedDrive]) -> None:
+    _fill(volume)
+    expected = _tree(volume)
+    state = tmp_path / "state"
+    env = [Pval("FILESYSTEM", str(volume)), Pval("LEVEL", "0"), Pval("UPDATE", "n"), Pval("HIST", "n")]
+    first, second = load_drive(), load_drive()
+    dma = Dma.connect(server.port)
+    try:
+        # the first tape fills (the window's end), the DMA has no other: it aborts
+        _start_backup(dma, first.nst, WINDOW, env)
+        _wait(lambda: dma.call(Message.MOVER_GET_STATE).body.state == MoverState.PAUSED)
+        # (the data service may have handed the mover all of the stream already: it halted SUCCESSFUL)
+        assert dma.call(Message.DATA_ABORT).error in (Error.NO_ERR, Error.ILLEGAL_STATE_ERR)
+        assert dma.call(Message.MOVER_ABORT).error == Error.NO_ERR
+        state_reply = dma.call(Message.DATA_GET_STATE).body
+        assert state_reply.state == DataState.HALTED
+        got = _env_of(dma)
+        cid, offset = got["RESTART_CONTEXT"], int(got["RESTART_OFFSET"])
+        assert got["RESTARTABLE"] == "y" and got["RESTART_VOLUME"] == "1", got
+        assert 0 < offset <= WINDOW and offset % RECORD == 0, got
+        _end_tape_at(dma, offset)
+        _finish(dma)
+        # pydump lists it, restartable, its snapshot held
+        assert cid in _contexts(state)
+        shown = _contexts(state, cid)
+        assert "Is Context Restartable?: true" in shown and "Dump Path" in shown, shown
+        held = snapshots(volume)
+        assert any(f"restartable-{cid}" in holders for holders in held.values()), held
+        # the restart: the next volume, on the second tape
+        _start_backup(dma, second.nst, U64_INVALID, [Pval("RESTART_CONTEXT", cid)])
+        _wait(lambda: dma.call(Message.DATA_GET_STATE).body.state == DataState.HALTED)
+        _wait(lambda: dma.call(Message.MOVER_GET_STATE).body.state == MoverState.HALTED)
+        assert dma.call(Message.DATA_GET_STATE).body.halt_reason == DataHaltReason.SUCCESSFUL
+        assert "RESTART_CONTEXT" not in _env_of(dma)
+        assert dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.EOF, 2)).error == Error.NO_ERR
+        _finish(dma)
+        logs = [p.entry for p in _posts(dma, Message.LOG_MESSAGE)]
+        assert any(f"restart of context {cid} done: volume 2" in line for line in logs), logs
+    finally:
+        dma.close()
+    # the context is gone, its snapshot given back
+    _wait(lambda: "There are no entries" in _contexts(state))
+    _wait(lambda: snapshots(volume) == {})
+    vol1, vol2 = tmp_path / "vol1", tmp_path / "vol2"
+    first.wait_released(10, "the session's TAPE_CLOSE")
+    vol1.write_bytes(tape_image(first))
+    vol2.write_bytes(tape_image(second))
+    assert vol1.stat().st_size == offset
+    # read in order, by pyrestore and by the real restore: the volume's tree
+    for reader, question in ((str(BIN / "pyrestore"), b"enter its path ('none' if there is none): "),
+                             ("/sbin/restore", b"otherwise enter tape name")):
+        out = tmp_path / f"out-{Path(reader).name}"
+        out.mkdir()
+        scratch = tmp_path / f"tmp-{Path(reader).name}"
+        scratch.mkdir()
+        flags = ["-r", "-y"] if reader == "/sbin/restore" else ["-r"]
+        answering([reader, *flags, "-f", str(vol1)], out, dict(os.environ, TMPDIR=str(scratch)), question,
+                  str(vol2).encode() + b"\n", 1, what=reader)
+        assert _tree(out) == expected, reader
