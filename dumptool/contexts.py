@@ -722,4 +722,6 @@ def details(ctx: Context, snapshots: Sequence[str] | None) -> str:
         ("Snapshot Copy Name", ctx.snapshot),
         ("State of the Context", str(int(ctx.shown_state))),
     ]
+    if "restart_offset" in ctx.options:  # an NDMP backup's: where the DMA ends the interrupted tape
+        fields.append(("NDMP Restart Offset", str(ctx.options["restart_offset"])))
     return "\n".join(f"{label:>30}: {value}" for label, value in fields) + "\n"

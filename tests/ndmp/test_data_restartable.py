@@ -99,35 +99,59 @@ def _finish(dma: Dma) -> None:
 
 
 def _contexts(state: Path, *args: str) -> str:
+    if args == ("",):
+        return ""
     r = subprocess.run([str(BIN / "pydump"), "--contexts", *args], capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, SNAPDUMP_STATE_DIR=str(state)))
     assert r.returncode == 0, r.stderr
     return r.stdout
 
 
-def test_an_aborted_ndmp_backup_restarts_as_its_next_volume(server, volume: Path, tmp_path: Path,  # noqa: F811
-                                                             load_drive: Callable[..., LoadedDrive]) -> None:
+def _only_context(state: Path) -> str:
+    """The id of the one context ``pydump --contexts`` lists ("" while there is none)."""
+    lines = _contexts(state).splitlines()
+    return lines[-1].split()[1] if len(lines) == 3 else ""
+
+
+@pytest.mark.parametrize("how", ["data-abort", "end-of-media", "dma-vanishes"])
+def test_an_interrupted_ndmp_backup_restarts_as_its_next_volume(server, volume: Path, tmp_path: Path,  # noqa: F811
+                                                                 load_drive: Callable[..., LoadedDrive],
+                                                                 how: str) -> None:
     _fill(volume)
     expected = _tree(volume)
     state = tmp_path / "state"
     env = [Pval("FILESYSTEM", str(volume)), Pval("LEVEL", "0"), Pval("UPDATE", "n"), Pval("HIST", "n")]
-    first, second = load_drive(), load_drive()
+    if how == "end-of-media":
+        first = load_drive(capacity=700 * 1024, early_warning=64 * 1024)
+    else:
+        first = load_drive()
+    second = load_drive()
     dma = Dma.connect(server.port)
     try:
-        # the first tape fills (the window's end), the DMA has no other: it aborts
-        _start_backup(dma, first.nst, WINDOW, env)
+        _start_backup(dma, first.nst, U64_INVALID if how == "end-of-media" else WINDOW, env)
         _wait(lambda: dma.call(Message.MOVER_GET_STATE).body.state == MoverState.PAUSED)
-        # (the data service may have handed the mover all of the stream already: it halted SUCCESSFUL)
-        assert dma.call(Message.DATA_ABORT).error in (Error.NO_ERR, Error.ILLEGAL_STATE_ERR)
-        assert dma.call(Message.MOVER_ABORT).error == Error.NO_ERR
-        state_reply = dma.call(Message.DATA_GET_STATE).body
-        assert state_reply.state == DataState.HALTED
-        got = _env_of(dma)
-        cid, offset = got["RESTART_CONTEXT"], int(got["RESTART_OFFSET"])
-        assert got["RESTARTABLE"] == "y" and got["RESTART_VOLUME"] == "1", got
-        assert 0 < offset <= WINDOW and offset % RECORD == 0, got
-        _end_tape_at(dma, offset)
-        _finish(dma)
+        if how == "dma-vanishes":
+            dma.close()
+            _wait(lambda: "NDMP Restart Offset" in _contexts(state, _only_context(state)))
+            cid = _only_context(state)
+            shown = _contexts(state, cid)
+            offset = int(shown.split("NDMP Restart Offset: ")[1].split()[0])
+            first.wait_released(10, "the vanished DMA's session")
+            assert len(tape_image(first)) == offset  # the mover wrote the whole window, no more
+            dma = Dma.connect(server.port)
+        else:
+            # the first tape is full (the window's end, early warning), the DMA has no other: it gives up
+            # (the data service may have handed the mover all of the stream already: it halted SUCCESSFUL)
+            if how == "data-abort":
+                assert dma.call(Message.DATA_ABORT).error in (Error.NO_ERR, Error.ILLEGAL_STATE_ERR)
+            assert dma.call(Message.MOVER_ABORT).error == Error.NO_ERR
+            _wait(lambda: dma.call(Message.DATA_GET_STATE).body.state == DataState.HALTED)
+            got = _env_of(dma)
+            cid, offset = got["RESTART_CONTEXT"], int(got["RESTART_OFFSET"])
+            assert got["RESTARTABLE"] == "y" and got["RESTART_VOLUME"] == "1", got
+            assert 0 < offset <= (WINDOW if how == "data-abort" else 700 * 1024) and offset % RECORD == 0, got
+            _end_tape_at(dma, offset)
+            _finish(dma)
         # pydump lists it, restartable, its snapshot held
         assert cid in _contexts(state)
         shown = _contexts(state, cid)
