@@ -41,7 +41,7 @@ from dumptool.sessions import Session as SessionSlot
 from dumptool.sessions import abort_pending, abort_reason, session_slot
 
 from .engine import U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName, history_stats
-from .restartable import RESTART_CONTEXT, NdmpContextKeeper, load_for_restart, restart_env
+from .restartable import RESTART_CONTEXT, RESTART_OFFSET, NdmpContextKeeper, load_for_restart, restart_env
 from .errors import EngineCancelled, EngineError, IllegalArgs, IllegalState, NdmpError, SessionLimit
 from .messages import (
     Addr,
@@ -172,7 +172,6 @@ class DataService:
         self.vetoed = ""
         #: A backup's restartable context keeper (a backup of a snapfs path), and what it left.
         self._keeper: NdmpContextKeeper | None = None
-        self._restarting: Context | None = None
         self.context_left: Context | None = None
         self._settled = trio.Event()
 
@@ -301,7 +300,8 @@ class DataService:
         restarting, lock = None, None
         try:
             if restart_id:
-                restarting, lock = await trio.to_thread.run_sync(load_for_restart, ContextStore(), restart_id)
+                restarting, lock = await trio.to_thread.run_sync(load_for_restart, ContextStore(), restart_id,
+                                                                 values.get(RESTART_OFFSET) or None)
                 request = BackupRequest(path, restarting.level, update=bool(restarting.options.get("update")),
                                         base_date=restarting.base_date, restart_of=restarting)
                 hist = False  # a restarted dump's file history is its first run's
@@ -313,7 +313,6 @@ class DataService:
         self.state = DataState.ACTIVE
         self._stopped = threading.Event()
         self._settled = trio.Event()
-        self._restarting = restarting
         self._keeper = NdmpContextKeeper(ContextStore(), self._stopped, context=restarting,
                                          say=lambda line: _log.info("data: %s", line),
                                          warn=lambda line: _log.warning("data: %s", line))

@@ -54,11 +54,10 @@ from dumptool.format.qfa import QfaEntry
 from dumptool.history import RecordPosition
 from dumptool.traverse import Stat
 from dumptool.restore import Options as RestoreOptions
-from dumptool.restart import resumer
 from dumptool.restore import Extracted, Restore, VolumeInput
 
 from .errors import EngineCancelled, EngineError
-from .restartable import NdmpContextKeeper, restart_options
+from .restartable import NdmpContextKeeper, restart_options, restart_resumer
 
 U64_INVALID = 0xFFFFFFFFFFFFFFFF
 #: The root directory's inode number in a dump image.
@@ -210,7 +209,7 @@ class DumpEngine:
             def run() -> None:
                 try:
                     if keeper is not None and keeper.active:  # it checks ``stopped`` at each step
-                        keeper.run(dump, resumer(restart) if restart is not None else None)
+                        keeper.run(dump, restart_resumer(restart) if restart is not None else None)
                         return
                     for _cursor in dump.steps():
                         if stopped.is_set():

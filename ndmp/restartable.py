@@ -179,7 +179,7 @@ class NdmpContextKeeper(ContextKeeper):
                 resume_block=resume_block, medium_block=medium_block,
                 unnumbered=writer.unnumbered if writer is not None else 0, medium=MEDIUM, medium_address=None,
                 is_tape=False)
-            ctx.options["restart_offset"] = offset
+            ctx.options.update(restart_offset=offset, restart_base=self._base, restart_headers=self._headers)
         elif ctx.checkpoint is not None and ctx.restarts:
             self.say(f"context {ctx.id}: the restart wrote nothing past its volume header; the restart point "
                      "stays as it was")
@@ -251,9 +251,10 @@ def restart_env(ctx: Context) -> dict[str, str]:
     return out
 
 
-def load_for_restart(store: ContextStore, cid: str) -> tuple[Context, int]:
+def load_for_restart(store: ContextStore, cid: str, offset: str | None = None) -> tuple[Context, int]:
     """Context ``cid``, checked restartable and locked for this restart (close
-    the descriptor returned to let go); IllegalArgs saying why not."""
+    the descriptor returned to let go), its restart point moved back to
+    ``offset`` when given (:func:`lower_restart_point`); IllegalArgs saying why not."""
     try:
         ctx = store.load(cid)
     except DumpError as exc:
@@ -275,6 +276,10 @@ def load_for_restart(store: ContextStore, cid: str) -> tuple[Context, int]:
         refusal = ctx.refusal(snapshot_names(ctx.mount))
         if refusal is not None:
             raise IllegalArgs(f"cannot restart: {refusal}")
+        if offset is not None:
+            if not offset.isdigit():
+                raise IllegalArgs(f"{RESTART_OFFSET}={offset}: not a byte offset")
+            lower_restart_point(store, ctx, int(offset))
         ctx.pid, ctx.status, ctx.state = os.getpid(), Status.RUNNING, State.CHECKPOINTED  # busy from now on
         ctx.restarts += 1
         store.save(ctx)
@@ -282,6 +287,54 @@ def load_for_restart(store: ContextStore, cid: str) -> tuple[Context, int]:
         os.close(fd)
         raise
     return ctx, fd
+
+
+def lower_restart_point(store: ContextStore, ctx: Context, offset: int) -> None:
+    """A DMA whose tape holds less of the stream than ``RESTART_OFFSET`` said
+    (a remote mover, three-way) gives the offset its tape really ends at:
+    the restart point moves back there, to the file its offset map
+    (``ID.offsets``) says that block falls in.  IllegalArgs when it cannot."""
+    cp = ctx.checkpoint
+    named = int(ctx.options.get("restart_offset", 0))
+    if offset == named:
+        return
+    if offset > named or offset % TP_BSIZE:
+        raise IllegalArgs(f"{RESTART_OFFSET}={offset}: give whole 1 KiB blocks, no more than the {named} "
+                          "DATA_GET_ENV named")
+    cut = int(ctx.options.get("restart_base", 0)) + offset // TP_BSIZE - int(ctx.options.get("restart_headers", 0))
+    best: tuple[int, int] | None = None
+    try:
+        with open(store.offsets_path(ctx.id), encoding="ascii") as lines:
+            for line in lines:
+                ino, volume, block = (int(x) for x in line.split())
+                if volume == cp.volume and block <= cut and (best is None or block >= best[1]):
+                    best = (ino, block)
+    except (OSError, ValueError):
+        best = None
+    if best is None or cut <= int(ctx.options.get("restart_base", 0)):
+        raise IllegalArgs(f"{RESTART_OFFSET}={offset}: no file of stage IV starts before it on volume "
+                          f"{cp.volume}: the backup cannot go on from there")
+    cp.ino, cp.resume_block, cp.medium_block, cp.index = best[0], best[1], cut, -1  # the index: from the plan
+    ctx.options["restart_offset"] = offset
+    store.save(ctx)
+
+
+def restart_resumer(ctx: Context) -> Callable:
+    """:func:`dumptool.restart.resumer`, the checkpoint's index found in the
+    plan first when :func:`lower_restart_point` moved it."""
+    from dumptool.restart import resumer
+
+    def resume(dump: Dump):
+        cp = ctx.checkpoint
+        if cp.index < 0:
+            plan = dump.plan
+            try:
+                cp.index = len(plan.directories) + list(plan.files).index(cp.ino)
+            except ValueError:
+                raise RestartError(f"cannot restart: inode {cp.ino} is not among the snapshot's files") from None
+        return resumer(ctx)(dump)
+
+    return resume
 
 
 def restart_options(ctx: Context, output: str) -> DumpOptions:

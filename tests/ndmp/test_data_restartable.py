@@ -17,7 +17,7 @@ from typing import Callable
 import pytest
 from conftest import answering
 from dma import Dma
-from pyndmpd_process import LoadedDrive, load_drive, module_shelf  # noqa: F401
+from pyndmpd_process import LoadedDrive, _start, load_drive, module_shelf  # noqa: F401
 from test_data import tape_image
 from test_data_filer import BIN, snapshots, volume  # noqa: F401
 from test_data_sessions import RECORD, _wait
@@ -189,3 +189,74 @@ def test_an_interrupted_ndmp_backup_restarts_as_its_next_volume(server, volume: 
         answering([reader, *flags, "-f", str(vol1)], out, dict(os.environ, TMPDIR=str(scratch)), question,
                   str(vol2).encode() + b"\n", 1, what=reader)
         assert _tree(out) == expected, reader
+
+
+def test_a_three_way_backup_restarts_from_where_the_remote_tape_ends(server, volume: Path,  # noqa: F811
+                                                                     module_shelf, tmp_path: Path,  # noqa: F811
+                                                                     load_drive: Callable[..., LoadedDrive]) -> None:
+    """Data on one pyndmpd, mover and tape on another: the data service knows
+    only what it sent; the DMA gives back the offset its remote tape ends at
+    (RESTART_OFFSET, lower), and the restart goes on from there."""
+    _fill(volume)
+    expected = _tree(volume)
+    tape_server = _start(["--shelf", str(module_shelf.path)])
+    first, second = load_drive(), load_drive()
+    data, tape = Dma.connect(server.port), Dma.connect(tape_server.port)
+
+    def backup(device: str, window: int, env: list[Pval]) -> None:
+        assert tape.call(Message.TAPE_OPEN, TapeOpenRequest(device, 1)).error == Error.NO_ERR
+        assert tape.call(Message.MOVER_SET_RECORD_SIZE, MoverSetRecordSizeRequest(RECORD)).error == Error.NO_ERR
+        assert tape.call(Message.MOVER_SET_WINDOW, MoverSetWindowRequest(0, window)).error == Error.NO_ERR
+        listen = tape.call(Message.MOVER_LISTEN, MoverListenRequest(MoverMode.READ, AddrType.TCP))
+        assert listen.error == Error.NO_ERR
+        assert data.call(Message.DATA_CONNECT, DataConnectRequest(listen.body.connect_addr)).error == Error.NO_ERR
+        assert data.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env)).error == Error.NO_ERR
+
+    try:
+        backup(first.nst, WINDOW, [Pval("FILESYSTEM", str(volume)), Pval("LEVEL", "0"), Pval("UPDATE", "n"),
+                                   Pval("HIST", "n")])
+        _wait(lambda: tape.call(Message.MOVER_GET_STATE).body.state == MoverState.PAUSED)
+        assert data.call(Message.DATA_ABORT).error in (Error.NO_ERR, Error.ILLEGAL_STATE_ERR)
+        assert tape.call(Message.MOVER_ABORT).error == Error.NO_ERR
+        _wait(lambda: data.call(Message.DATA_GET_STATE).body.state == DataState.HALTED)
+        got = _env_of(data)
+        cid, sent = got["RESTART_CONTEXT"], int(got["RESTART_OFFSET"])
+        mover = tape.call(Message.MOVER_GET_STATE).body
+        on_tape = mover.window_offset + mover.bytes_moved
+        assert on_tape == WINDOW < sent, (on_tape, sent)  # the data service sent more than the tape took
+        assert tape.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.EOF, 2)).error == Error.NO_ERR
+        for dma in (data, tape):
+            _stop(dma)
+        assert tape.call(Message.TAPE_CLOSE).error == Error.NO_ERR
+        # a restart from further than the DMA's tape holds is its business; lower is checked
+        backup(second.nst, U64_INVALID, [Pval("RESTART_CONTEXT", cid), Pval("RESTART_OFFSET", str(on_tape))])
+        _wait(lambda: data.call(Message.DATA_GET_STATE).body.state == DataState.HALTED)
+        _wait(lambda: tape.call(Message.MOVER_GET_STATE).body.state == MoverState.HALTED)
+        assert data.call(Message.DATA_GET_STATE).body.halt_reason == DataHaltReason.SUCCESSFUL
+        assert tape.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.EOF, 2)).error == Error.NO_ERR
+        for dma in (data, tape):
+            _stop(dma)
+        assert tape.call(Message.TAPE_CLOSE).error == Error.NO_ERR
+    finally:
+        data.close()
+        tape.close()
+        print("tape server log:", *tape_server.log(), sep="\n")
+        tape_server.process.terminate()
+        tape_server.process.wait(10)
+    vol1, vol2 = tmp_path / "vol1", tmp_path / "vol2"
+    vol1.write_bytes(tape_image(first))
+    vol2.write_bytes(tape_image(second))
+    assert vol1.stat().st_size == on_tape
+    out = tmp_path / "out"
+    out.mkdir()
+    answering(["/sbin/restore", "-r", "-y", "-f", str(vol1)], out, dict(os.environ, TMPDIR=str(tmp_path)),
+              b"otherwise enter tape name", str(vol2).encode() + b"\n", 1)
+    assert _tree(out) == expected
+
+
+def _stop(dma: Dma) -> None:
+    """DATA_STOP or MOVER_STOP, whichever this session runs."""
+    if dma.call(Message.DATA_GET_STATE).body.state == DataState.HALTED:
+        assert dma.call(Message.DATA_STOP).error == Error.NO_ERR
+    if dma.call(Message.MOVER_GET_STATE).body.state == MoverState.HALTED:
+        assert dma.call(Message.MOVER_STOP).error == Error.NO_ERR
