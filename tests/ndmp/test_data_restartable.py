@@ -9,13 +9,13 @@ cannot restart."""
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
-from conftest import answering
 from dma import Dma
 from pyndmpd_process import LoadedDrive, _start, load_drive, module_shelf  # noqa: F401
 from test_data import tape_image
@@ -186,8 +186,7 @@ def test_an_interrupted_ndmp_backup_restarts_as_its_next_volume(server, volume: 
         scratch = tmp_path / f"tmp-{Path(reader).name}"
         scratch.mkdir()
         flags = ["-r", "-y"] if reader == "/sbin/restore" else ["-r"]
-        answering([reader, *flags, "-f", str(vol1)], out, dict(os.environ, TMPDIR=str(scratch)), question,
-                  str(vol2).encode() + b"\n", 1, what=reader)
+        _answer_each(reader, flags, [vol1, vol2], out, question, scratch)
         assert _tree(out) == expected, reader
 
 
@@ -249,8 +248,7 @@ def test_a_three_way_backup_restarts_from_where_the_remote_tape_ends(server, vol
     assert vol1.stat().st_size == on_tape
     out = tmp_path / "out"
     out.mkdir()
-    answering(["/sbin/restore", "-r", "-y", "-f", str(vol1)], out, dict(os.environ, TMPDIR=str(tmp_path)),
-              b"otherwise enter tape name", str(vol2).encode() + b"\n", 1)
+    _answer_each("/sbin/restore", ["-r", "-y"], [vol1, vol2], out, b"otherwise enter tape name", tmp_path)
     assert _tree(out) == expected
 
 
@@ -260,3 +258,74 @@ def _stop(dma: Dma) -> None:
         assert dma.call(Message.DATA_STOP).error == Error.NO_ERR
     if dma.call(Message.MOVER_GET_STATE).body.state == MoverState.HALTED:
         assert dma.call(Message.MOVER_STOP).error == Error.NO_ERR
+
+
+def test_a_restarted_ndmp_backup_interrupted_again_restarts_as_a_third_volume(
+        server, volume: Path, tmp_path: Path, load_drive: Callable[..., LoadedDrive]) -> None:  # noqa: F811
+    _fill(volume)
+    expected = _tree(volume)
+    env = [Pval("FILESYSTEM", str(volume)), Pval("LEVEL", "0"), Pval("UPDATE", "n"), Pval("HIST", "n")]
+    tapes = [load_drive() for _ in range(3)]
+    offsets = []
+    dma = Dma.connect(server.port)
+    try:
+        for n, tape in enumerate(tapes):
+            _start_backup(dma, tape.nst, WINDOW if n < 2 else U64_INVALID,
+                          env if n == 0 else [Pval("RESTART_CONTEXT", cid)])
+            if n < 2:  # the window's end: given up
+                _wait(lambda: dma.call(Message.MOVER_GET_STATE).body.state == MoverState.PAUSED)
+                assert dma.call(Message.DATA_ABORT).error in (Error.NO_ERR, Error.ILLEGAL_STATE_ERR)
+                assert dma.call(Message.MOVER_ABORT).error == Error.NO_ERR
+                _wait(lambda: dma.call(Message.DATA_GET_STATE).body.state == DataState.HALTED)
+                got = _env_of(dma)
+                cid = got["RESTART_CONTEXT"]
+                assert (got["RESTARTABLE"], got["RESTART_VOLUME"]) == ("y", str(n + 1)), got
+                offsets.append(int(got["RESTART_OFFSET"]))
+                _end_tape_at(dma, offsets[-1])
+            else:
+                _wait(lambda: dma.call(Message.MOVER_GET_STATE).body.state == MoverState.HALTED)
+                assert dma.call(Message.DATA_GET_STATE).body.halt_reason == DataHaltReason.SUCCESSFUL
+                assert dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.EOF, 2)).error == Error.NO_ERR
+            _finish(dma)
+    finally:
+        dma.close()
+    paths = []
+    for n, tape in enumerate(tapes):
+        paths.append(tmp_path / f"vol{n + 1}")
+        paths[-1].write_bytes(tape_image(tape))
+    assert [p.stat().st_size for p in paths[:2]] == offsets
+    for reader, question in ((str(BIN / "pyrestore"), b"enter its path ('none' if there is none): "),
+                             ("/sbin/restore", b"otherwise enter tape name")):
+        out = tmp_path / f"out-{Path(reader).name}"
+        out.mkdir()
+        flags = ["-r", "-y"] if reader == "/sbin/restore" else ["-r"]
+        proc_out = _answer_each(reader, flags, paths, out, question, tmp_path)
+        assert _tree(out) == expected, (reader, proc_out)
+
+
+def _answer_each(reader: str, flags: list[str], paths: list[Path], out: Path, question: bytes,
+                 tmp_path: Path) -> str:
+    """Restore from volume 1, answering each volume question with the next volume's path."""
+    proc = subprocess.Popen([reader, *flags, "-f", str(paths[0])], cwd=out, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, TMPDIR=str(tmp_path)))
+    seen, asked = b"", 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        seen += chunk
+        if seen.count(question) > asked:
+            asked += 1
+            proc.stdin.write(str(paths[asked]).encode() + b"\n" if asked < len(paths) else b"none\n")
+            proc.stdin.flush()
+    code = proc.wait(timeout=60)
+    text = seen.decode(errors="replace")
+    assert code == 0 and asked == len(paths) - 1, f"{reader} exited {code} after {asked} prompt(s):\n{text}"
+    return text
