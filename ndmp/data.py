@@ -31,6 +31,7 @@ import os
 import stat
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import trio
@@ -146,6 +147,20 @@ def _slot(kind: str, path: str) -> SessionSlot:
         raise NdmpError(exc.message) from None
 
 
+@dataclass
+class _Backup:
+    """One backup's facts for its restartable context, kept apart from the
+    service's state (which DATA_STOP resets while the context is settled)."""
+
+    keeper: NdmpContextKeeper
+    local: bool
+    sent: int = 0
+    halt_reason: DataHaltReason = DataHaltReason.NA
+    vetoed: str = ""
+    context_left: Context | None = None
+    settled: trio.Event = field(default_factory=trio.Event)
+
+
 class DataService:
     """One session's data service."""
 
@@ -168,12 +183,8 @@ class DataService:
         self._stream: trio.abc.Stream | None = None
         self._stopped = threading.Event()
         self._accepted = trio.Event()
-        #: The volume event that aborted the operation ("" when none).
-        self.vetoed = ""
-        #: A backup's restartable context keeper (a backup of a snapfs path), and what it left.
-        self._keeper: NdmpContextKeeper | None = None
-        self.context_left: Context | None = None
-        self._settled = trio.Event()
+        #: A backup's restartable context (of a snapfs path): its keeper and what it left.
+        self._backup_run: _Backup | None = None
 
     # -- state ------------------------------------------------------------------
     def get_state(self) -> DataGetStateReply:
@@ -312,10 +323,10 @@ class DataService:
         self.operation = DataOperation.BACKUP
         self.state = DataState.ACTIVE
         self._stopped = threading.Event()
-        self._settled = trio.Event()
-        self._keeper = NdmpContextKeeper(ContextStore(), self._stopped, context=restarting,
-                                         say=lambda line: _log.info("data: %s", line),
-                                         warn=lambda line: _log.warning("data: %s", line))
+        keeper = NdmpContextKeeper(ContextStore(), self._stopped, context=restarting,
+                                   say=lambda line: _log.info("data: %s", line),
+                                   warn=lambda line: _log.warning("data: %s", line))
+        self._backup_run = _Backup(keeper, local=self.addr.addr_type == AddrType.LOCAL)
         self._start_holding(slot, self._backup, request, hist, lock=lock)
 
     async def start_recover(self, env: list[Pval], nlist: list[Name], butype: str, filehist: bool) -> None:
@@ -352,7 +363,7 @@ class DataService:
         """Run *work* in the session's nursery; the slot is given back when it
         ends (when the engine's thread has returned, after a halt too).
         Meanwhile the slot's abort note is watched for (:meth:`_watch_veto`)."""
-        keeper, settled = self._keeper, self._settled
+        run = self._backup_run if work == self._backup else None
 
         async def holding() -> None:
             try:
@@ -363,9 +374,10 @@ class DataService:
             finally:
                 try:
                     with trio.CancelScope(shield=True):
-                        await self._settle(keeper, lock)
+                        await self._settle(run, lock)
                 finally:
-                    settled.set()
+                    if run is not None:
+                        run.settled.set()
                     slot.release()
 
         try:
@@ -374,18 +386,18 @@ class DataService:
             slot.release()
             raise
 
-    async def _settle(self, keeper: NdmpContextKeeper | None, lock: int | None) -> None:
+    async def _settle(self, run: _Backup | None, lock: int | None) -> None:
         """After a backup's engine returned: an aborted one names its restart
         point (:meth:`NdmpContextKeeper.finalize`) from what was sent whole
         and, with a LOCAL mover, what the mover wrote once it stopped; a
         restart's context ``lock`` is let go."""
-        if keeper is None:
+        if run is None:
             return
+        keeper = run.keeper
         try:
             mover = self._session.mover
-            local = self.addr.addr_type == AddrType.LOCAL
-            succeeded = self.halt_reason == DataHaltReason.SUCCESSFUL
-            if local:  # the mover writes what it holds; after a success, all of the stream
+            succeeded = run.halt_reason == DataHaltReason.SUCCESSFUL
+            if run.local:  # the mover writes what it holds; after a success, all of the stream
                 busy = (MoverState.ACTIVE, MoverState.PAUSED) if succeeded else (MoverState.ACTIVE,)
                 with trio.move_on_after(math.inf if succeeded else _SETTLE_WAIT):
                     while mover.state in busy and not self._closing:
@@ -399,14 +411,12 @@ class DataService:
                 return
             tape = record = None
             window = 0
-            if local:
+            if run.local:
                 tape, record, window = mover.stream_position, mover.record_size, mover.window_offset
-            sent, vetoed = self.bytes_processed, self.vetoed
-            reason = f"data halted {DataHaltReason(self.halt_reason).name}"
+            reason = f"data halted {DataHaltReason(run.halt_reason).name}"
             ctx = await trio.to_thread.run_sync(
-                lambda: keeper.finalize(sent, tape, record, window, vetoed, reason))
-            if self._keeper is keeper:
-                self.context_left = ctx
+                lambda: keeper.finalize(run.sent, tape, record, window, run.vetoed, reason))
+            run.context_left = ctx
             if ctx is not None:
                 _log.info("data: context %s left at stream byte %s (%s)", ctx.id,
                           ctx.options.get("restart_offset", "?"), "not restartable" if ctx.vetoed else "restartable")
@@ -425,7 +435,8 @@ class DataService:
             await trio.sleep(_VETO_POLL)
             if abort_pending(pid, slot.slot):
                 reason = abort_reason(pid, slot.slot) or "a volume event"
-                self.vetoed = reason
+                if self._backup_run is not None:
+                    self._backup_run.vetoed = reason
                 _log.warning("data: %s aborted by %s", self.operation.name.lower(), reason)
                 await self._halt(DataHaltReason.ABORTED, f"aborted by {reason}")
                 return
@@ -446,11 +457,15 @@ class DataService:
         if self.state == DataState.IDLE or self.operation != DataOperation.BACKUP:
             raise IllegalState("DATA_GET_ENV needs a backup (running or halted)")
         env = list(self.env)
-        if self.state != DataState.HALTED or self._keeper is None:
+        run = self._backup_run
+        if self.state != DataState.HALTED or run is None:
             return env
-        with trio.move_on_after(_SETTLE_WAIT * 2):
-            await self._settled.wait()
-        ctx = self.context_left
+        mover = self._session.mover
+        if not (run.halt_reason == DataHaltReason.SUCCESSFUL and run.local
+                and mover.state in (MoverState.ACTIVE, MoverState.PAUSED)):  # else still writing: nothing to say
+            with trio.move_on_after(_SETTLE_WAIT * 2):
+                await run.settled.wait()
+        ctx = run.context_left
         if ctx is None:
             return env
         extra = await trio.to_thread.run_sync(restart_env, ctx)
@@ -473,6 +488,8 @@ class DataService:
         self._stopped.set()
         self.state = DataState.HALTED
         self.halt_reason = reason
+        if self._backup_run is not None:
+            self._backup_run.halt_reason = reason
         with trio.CancelScope(shield=True):
             await self._close_connection()
             _log.info("data halted: %s (%d bytes)", reason.name, self.bytes_processed)
@@ -497,7 +514,8 @@ class DataService:
             await self._halt(DataHaltReason.INTERNAL_ERROR, f"internal error: {exc!r}")
 
     async def _backup(self, request: BackupRequest, hist: bool) -> None:
-        keeper = self._keeper
+        run = self._backup_run
+        assert run is not None
 
         async def work() -> None:
             stream = self._stream
@@ -506,8 +524,9 @@ class DataService:
             def write(data: bytes) -> None:
                 trio.from_thread.run(stream.send_all, data)
                 self.bytes_processed += len(data)
+                run.sent += len(data)
 
-            result = await trio.to_thread.run_sync(self._engine.backup, request, write, self._stopped, keeper)
+            result = await trio.to_thread.run_sync(self._engine.backup, request, write, self._stopped, run.keeper)
             if self.state != DataState.ACTIVE:
                 return
             await self._close_connection()  # the mover writes the last record and halts
