@@ -16,6 +16,7 @@ import pytest
 from dma import Dma
 from pyndmpd_process import LoadedDrive, _start, load_drive, module_shelf  # noqa: F401
 from test_data_filer import BIN, snapshots, volume  # noqa: F401
+from test_data import _assert_cut_short
 from test_data_sessions import RECORD, _backup_connected, _wait
 
 from dumptool.sessions import running_sessions
@@ -58,8 +59,9 @@ def test_override_vetoes_aborts_the_ndmp_backup_alone(server, volume: Path, tmp_
     (volume / "qt" / "big").write_bytes(os.urandom(4 << 20))  # more than the window and the buffers between
     backup = Dma.connect(server.port)
     other = None
+    tape = load_drive()
     try:
-        _backup_connected(backup, load_drive().nst, window=40 * RECORD)  # stage IV begins on this tape
+        _backup_connected(backup, tape.nst, window=40 * RECORD)  # stage IV begins on this tape
         env = [Pval("FILESYSTEM", str(volume)), Pval("LEVEL", "0"), Pval("UPDATE", "n")]
         assert backup.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env)).error == Error.NO_ERR
         _wait(lambda: backup.call(Message.MOVER_GET_STATE).body.state == MoverState.PAUSED)
@@ -101,6 +103,9 @@ def test_override_vetoes_aborts_the_ndmp_backup_alone(server, volume: Path, tmp_
         for dma in (backup, other):
             if dma is not None:
                 dma.close()
+    # what reached the tape has no end-of-dump record: nobody takes it for a whole image
+    tape.wait_released(20, "the DMA went away")
+    _assert_cut_short(tape, tmp_path)
 
 
 def test_a_data_start_during_a_switchover_is_refused(server, volume: Path,  # noqa: F811
