@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
 import ctypes.util
+import dataclasses
 import os
 import stat
 import tempfile
@@ -225,39 +225,34 @@ class DumpEngine:
             worker.start()
             sent = 0
             try:
-                try:
-                    while True:  # the image as dump writes it, sent on
-                        finished = done.is_set()
-                        chunk = os.pread(fd, _SEND_CHUNK, sent)
-                        if chunk:
-                            write(chunk)
-                            _punch(fd, sent, len(chunk))
-                            sent += len(chunk)
-                            continue
-                        if finished or stopped.wait(0.02):
-                            break
-                except BaseException:
-                    stopped.set()
-                    raise
-                finally:
-                    worker.join()
-                    os.close(fd)
-                if outcome:
-                    exc = outcome[0]
-                    if isinstance(exc, EngineCancelled):
-                        raise exc
-                    if isinstance(exc, DumpError):
-                        raise EngineError(exc.message) from None
-                    raise EngineError(f"the dump failed: {exc!r}") from exc
-                if stopped.is_set():
-                    raise EngineCancelled("the backup was stopped")
-                # (a restart's writer carries no file history: the keeper saw the dump's end)
-                if not (index.ended if restart is None else keeper is not None and keeper.dump_done):
-                    raise EngineError("the image has no end-of-dump record: it is not complete")
-            except BaseException as exc:
-                if keeper is not None:
-                    keeper.sending_failed(exc)  # the dump may have ended, its stream did not
+                while True:  # the image as dump writes it, sent on
+                    finished = done.is_set()
+                    chunk = os.pread(fd, _SEND_CHUNK, sent)
+                    if chunk:
+                        write(chunk)
+                        _punch(fd, sent, len(chunk))
+                        sent += len(chunk)
+                        continue
+                    if finished or stopped.wait(0.02):
+                        break
+            except BaseException:
+                stopped.set()
                 raise
+            finally:
+                worker.join()
+                os.close(fd)
+            if outcome:
+                exc = outcome[0]
+                if isinstance(exc, EngineCancelled):
+                    raise exc
+                if isinstance(exc, DumpError):
+                    raise EngineError(exc.message) from None
+                raise EngineError(f"the dump failed: {exc!r}") from exc
+            if stopped.is_set():
+                raise EngineCancelled("the backup was stopped")
+            # (a restart's writer carries no file history: the keeper saw the dump's end)
+            if not (index.ended if restart is None else keeper is not None and keeper.dump_done):
+                raise EngineError("the image has no end-of-dump record: it is not complete")
             entries = index.history()
             return BackupResult(dump.date, dump.base_date, sent, entries, warnings)
 

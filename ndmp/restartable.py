@@ -145,7 +145,8 @@ class NdmpContextKeeper(ContextKeeper):
         self.store.remove(ctx.id)
 
     def sending_failed(self, exc: BaseException | None) -> None:
-        """The stream stopped (the dump may have ended in the spool): as an abort."""
+        """The backup did not end well although the dump may have (its stream
+        did not all reach the tape): as an abort."""
         if self.ctx is None or self.aborted:
             return
         if self.snap is not None:
