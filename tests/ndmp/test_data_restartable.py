@@ -197,9 +197,11 @@ def test_a_three_way_backup_restarts_from_where_the_remote_tape_ends(server, vol
     only what it sent; the DMA gives back the offset its remote tape ends at
     (RESTART_OFFSET, lower), and the restart goes on from there."""
     _fill(volume)
+    # more than the TCP buffers between the two hold: the data service cannot end before the mover
+    (volume / "big").write_bytes(os.urandom(16 << 20))
     expected = _tree(volume)
     tape_server = _start(["--shelf", str(module_shelf.path)])
-    first, second = load_drive(), load_drive()
+    first, second = load_drive(), load_drive(capacity=32 << 20)
     data, tape = Dma.connect(server.port), Dma.connect(tape_server.port)
 
     def backup(device: str, window: int, env: list[Pval]) -> None:
