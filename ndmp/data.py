@@ -374,7 +374,7 @@ class DataService:
             finally:
                 try:
                     with trio.CancelScope(shield=True):
-                        await self._settle(run, lock)
+                        await self._settle(run, lock, slot)
                 finally:
                     if run is not None:
                         run.settled.set()
@@ -386,11 +386,13 @@ class DataService:
             slot.release()
             raise
 
-    async def _settle(self, run: _Backup | None, lock: int | None) -> None:
+    async def _settle(self, run: _Backup | None, lock: int | None, slot: SessionSlot) -> None:
         """After a backup's engine returned: an aborted one names its restart
         point (:meth:`NdmpContextKeeper.finalize`) from what was sent whole
         and, with a LOCAL mover, what the mover wrote once it stopped; a
-        restart's context ``lock`` is let go."""
+        restart's context ``lock`` is let go.  A volume event's abort meanwhile
+        (the mover still writing a stream the data service ended) ends it as
+        not restartable."""
         if run is None:
             return
         keeper = run.keeper
@@ -401,8 +403,16 @@ class DataService:
                 busy = (MoverState.ACTIVE, MoverState.PAUSED) if succeeded else (MoverState.ACTIVE,)
                 with trio.move_on_after(math.inf if succeeded else _SETTLE_WAIT):
                     while mover.state in busy and not self._closing:
+                        if abort_pending(os.getpid(), slot.slot):
+                            run.vetoed = abort_reason(os.getpid(), slot.slot) or "a volume event"
+                            _log.warning("data: the backup's stream, still being written, aborted by %s",
+                                         run.vetoed)
+                            await self._session.log_message(f"backup aborted by {run.vetoed}", LogType.ERROR)
+                            if mover.state in busy:  # its tape gets no more of the stream (nor its end)
+                                await mover.abort()
+                            break
                         await trio.sleep(0.02)
-                succeeded = succeeded and mover.halt_reason == MoverHaltReason.CONNECT_CLOSED
+                succeeded = succeeded and not run.vetoed and mover.halt_reason == MoverHaltReason.CONNECT_CLOSED
             if succeeded:
                 await trio.to_thread.run_sync(keeper.complete)
                 return

@@ -128,3 +128,34 @@ def test_a_data_start_during_a_switchover_is_refused(server, volume: Path,  # no
         out, err = event.communicate(timeout=30)
         dma.close()
     assert event.returncode == 0, err
+
+
+def test_override_vetoes_aborts_a_backup_whose_mover_still_writes(server, volume: Path, tmp_path: Path,  # noqa: F811
+                                                                   load_drive: Callable[..., LoadedDrive]) -> None:
+    """The data service has handed the mover all of the stream (it halted SUCCESSFUL) but the
+    mover waits at the end of its tape: the session still runs; the override aborts the mover,
+    so the tape gets no end-of-dump record, and the context is not restartable."""
+    (volume / "qt" / "mid").write_bytes(os.urandom(900_000))  # more than the window, less than the buffers
+    tape = load_drive()
+    dma = Dma.connect(server.port)
+    try:
+        _backup_connected(dma, tape.nst, window=40 * RECORD)
+        env = [Pval("FILESYSTEM", str(volume)), Pval("LEVEL", "0"), Pval("UPDATE", "n")]
+        assert dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env)).error == Error.NO_ERR
+        _wait(lambda: dma.call(Message.DATA_GET_STATE).body.halt_reason == DataHaltReason.SUCCESSFUL)
+        assert dma.call(Message.MOVER_GET_STATE).body.state == MoverState.PAUSED
+        assert [s.kind for s in running_sessions()] == ["dump"]
+        r = _snapfs("volume", "offline", volume, "--override-vetoes")
+        assert r.returncode == 0, r.stderr
+        mover = dma.call(Message.MOVER_GET_STATE).body
+        assert (mover.state, mover.halt_reason) == (MoverState.HALTED, 2)  # ABORTED
+        logs = [p.entry for p in _posts(dma, Message.LOG_MESSAGE) if p.log_type == LogType.ERROR]
+        assert any("backup aborted by volume offline of volume ndmpvol (--override-vetoes)" in line
+                   for line in logs), logs
+        got = {p.name: p.value for p in dma.call(Message.DATA_GET_ENV).body.env}
+        assert got["RESTARTABLE"] == "n" and "aborted by the volume offline" in got["RESTART_REFUSAL"], got
+    finally:
+        dma.close()
+        _snapfs("volume", "online", volume)
+    tape.wait_released(20, "the DMA went away")
+    _assert_cut_short(tape, tmp_path)
