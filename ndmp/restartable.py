@@ -35,8 +35,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from dumptool.contexts import Checkpoint, Context, ContextKeeper, ContextStore, State, Status, give_back
-from dumptool.contexts import snapshot_names
+from dumptool.contexts import (NDMP_MEDIUM, Checkpoint, Context, ContextKeeper, ContextStore, State, Status,
+                               give_back, snapshot_names)
 from dumptool.dump import DumpOptions, Stage
 from dumptool.errors import DumpError, RestartError
 from dumptool.format import TP_BSIZE
@@ -56,7 +56,7 @@ RESTART_REFUSAL = "RESTART_REFUSAL"
 #: The volume (1, 2, ...) the interrupted stream was and the restart's stream will be.
 RESTART_VOLUME = "RESTART_VOLUME"
 #: The medium a context names: the stream of an NDMP DATA backup.
-MEDIUM = "NDMP data connection"
+MEDIUM = NDMP_MEDIUM
 
 
 class NdmpContextKeeper(ContextKeeper):
