@@ -29,6 +29,7 @@ DATA_START_BACKUP, whose stream is then the next volume, as ``pydump
 from __future__ import annotations
 
 import array
+import bisect
 import math
 import os
 import threading
@@ -75,6 +76,7 @@ class NdmpContextKeeper(ContextKeeper):
         #: The stream of this run: block number of its first byte, headers that took no number there.
         self._base = 0 if context is None else context.checkpoint.medium_block
         self._headers = 0 if context is None else 1
+        self._seed = context is not None
         self._writer = None
         self.dump_done = False
         self.aborted = False
@@ -94,8 +96,17 @@ class NdmpContextKeeper(ContextKeeper):
         if stage is Stage.END:
             self._completed()  # the dump ended; its stream may not have been sent yet
             return
+        if stage is Stage.DIRECTORIES and cursor.done == self._ndirs:  # where the first file starts
+            self._indexes.append(self._ndirs)
+            self._starts.append(cursor.next_block)
+            return
         if stage is not Stage.FILES:
             return
+        if self._seed:  # a restart: the inode it writes again starts before the new volume
+            self._seed = False
+            cp = self.ctx.checkpoint
+            self._indexes.append(cp.index)
+            self._starts.append(cp.resume_block)
         index = self._ndirs + cursor.done
         if self.ctx is None:
             self._begin(dump)
@@ -200,12 +211,8 @@ class NdmpContextKeeper(ContextKeeper):
         block = self._base + offset // TP_BSIZE - self._headers
         if offset <= 0 or block <= self._base or not self._starts or self._plan_inodes is None:
             return None
-        found = None
-        for i in range(len(self._starts) - 1, -1, -1):
-            if self._starts[i] <= block:
-                found = i
-                break
-        if found is None:
+        found = bisect.bisect_right(self._starts, block) - 1  # the starts grow with the index
+        if found < 0:
             return None
         return self._indexes[found], self._starts[found], block
 

@@ -331,3 +331,14 @@ def _answer_each(reader: str, flags: list[str], paths: list[Path], out: Path, qu
     text = seen.decode(errors="replace")
     assert code == 0 and asked == len(paths) - 1, f"{reader} exited {code} after {asked} prompt(s):\n{text}"
     return text
+
+
+def test_the_restart_offset_is_whole_blocks_and_whole_records_of_the_window() -> None:
+    from ndmp.restartable import _restart_offset
+
+    assert _restart_offset(409600, 10240, 0) == 409600
+    assert _restart_offset(415000, 10240, 0) == 409600  # a record the mover padded is not counted
+    assert _restart_offset(415000, None, 0) == 414720   # three-way: whole 1 KiB blocks of what was sent
+    assert _restart_offset(5000, 1536, 0) == 3072       # records of 1.5 KiB: every second one ends a block
+    assert _restart_offset(100000, 1536, 1536) == 98304  # from the window's start: 63 records
+    assert _restart_offset(0, 10240, 0) == 0
