@@ -139,8 +139,11 @@ def file_stat(entry: FileEntry) -> FileStat:
 def _slot(kind: str, path: str) -> SessionSlot:
     """A dump or restore session slot, counted with pydump's and pyrestore's
     (:mod:`dumptool.sessions`); over the limit, NO_MEM_ERR at once."""
+    on = path
+    while on and not os.path.lexists(on) and os.path.dirname(on) != on:
+        on = os.path.dirname(on)  # a restore's destination made as it goes: its volume is its parent's
     try:
-        return session_slot(kind, path, on=path, shared=True)
+        return session_slot(kind, path, on=on, shared=True)
     except SessionLimitError as exc:
         raise SessionLimit(exc.message) from None
     except SessionError as exc:
@@ -154,6 +157,8 @@ class _Backup:
 
     keeper: NdmpContextKeeper
     local: bool
+    #: The LOCAL mover's operation writing this backup (:attr:`ndmp.mover.Mover.operation`).
+    mover_operation: int = 0
     sent: int = 0
     halt_reason: DataHaltReason = DataHaltReason.NA
     vetoed: str = ""
@@ -326,7 +331,8 @@ class DataService:
         keeper = NdmpContextKeeper(ContextStore(), self._stopped, context=restarting,
                                    say=lambda line: _log.info("data: %s", line),
                                    warn=lambda line: _log.warning("data: %s", line))
-        self._backup_run = _Backup(keeper, local=self.addr.addr_type == AddrType.LOCAL)
+        self._backup_run = _Backup(keeper, local=self.addr.addr_type == AddrType.LOCAL,
+                                   mover_operation=self._session.mover.operation)
         self._start_holding(slot, self._backup, request, hist, lock=lock)
 
     async def start_recover(self, env: list[Pval], nlist: list[Name], butype: str, filehist: bool) -> None:
@@ -399,30 +405,39 @@ class DataService:
         try:
             mover = self._session.mover
             succeeded = run.halt_reason == DataHaltReason.SUCCESSFUL
+            tape = record = None
+            window = 0
             if run.local:  # the mover writes what it holds; after a success, all of the stream
                 busy = (MoverState.ACTIVE, MoverState.PAUSED) if succeeded else (MoverState.ACTIVE,)
+
+                def writing() -> bool:
+                    return mover.operation == run.mover_operation and mover.state in busy
+
                 with trio.move_on_after(math.inf if succeeded else _SETTLE_WAIT):
-                    while mover.state in busy and not self._closing:
+                    while writing() and not self._closing:
                         if abort_pending(os.getpid(), slot.slot):
                             run.vetoed = abort_reason(os.getpid(), slot.slot) or "a volume event"
                             _log.warning("data: the backup's stream, still being written, aborted by %s",
                                          run.vetoed)
                             await self._session.log_message(f"backup aborted by {run.vetoed}", LogType.ERROR)
-                            if mover.state in busy:  # its tape gets no more of the stream (nor its end)
+                            if writing():  # its tape gets no more of the stream (nor its end)
                                 await mover.abort()
                             break
                         await trio.sleep(0.02)
-                succeeded = succeeded and not run.vetoed and mover.halt_reason == MoverHaltReason.CONNECT_CLOSED
+                halted = mover.last_halt
+                if halted is not None and halted.operation == run.mover_operation:
+                    mover_end, tape, record, window = (halted.reason, halted.stream_position, halted.record_size,
+                                                       halted.window_offset)
+                else:  # still at it (paused, or the wait ran out)
+                    mover_end, tape, record, window = None, mover.stream_position, mover.record_size, \
+                        mover.window_offset
+                succeeded = succeeded and not run.vetoed and mover_end == MoverHaltReason.CONNECT_CLOSED
             if succeeded:
                 await trio.to_thread.run_sync(keeper.complete)
                 return
             keeper.sending_failed(None)  # what the engine handed over did not all reach the tape
             if not keeper.aborted:
                 return
-            tape = record = None
-            window = 0
-            if run.local:
-                tape, record, window = mover.stream_position, mover.record_size, mover.window_offset
             reason = f"data halted {DataHaltReason(run.halt_reason).name}"
             ctx = await trio.to_thread.run_sync(
                 lambda: keeper.finalize(run.sent, tape, record, window, run.vetoed, reason))

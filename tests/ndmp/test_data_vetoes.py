@@ -159,3 +159,44 @@ def test_override_vetoes_aborts_a_backup_whose_mover_still_writes(server, volume
         _snapfs("volume", "online", volume)
     tape.wait_released(20, "the DMA went away")
     _assert_cut_short(tape, tmp_path)
+
+
+def test_override_vetoes_aborts_an_ndmp_recover_alone(server, volume: Path,  # noqa: F811
+                                                       load_drive: Callable[..., LoadedDrive]) -> None:
+    """A recover onto the volume is a restore session the vetoes name and the override aborts."""
+    from ndmp.messages import DataStartRecoverRequest, MoverListenRequest, MoverSetWindowRequest, TapeMtioRequest
+    from ndmp.messages import Addr, DataConnectRequest, TapeOpenRequest
+    from ndmp.protocol import AddrType, MoverMode, MtioOp
+
+    tape = load_drive()
+    dma = Dma.connect(server.port)
+    try:
+        _backup_connected(dma, tape.nst, window=0xFFFFFFFFFFFFFFFF)
+        env = [Pval("FILESYSTEM", str(volume / "qt")), Pval("LEVEL", "0"), Pval("UPDATE", "n"), Pval("HIST", "n")]
+        assert dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env)).error == Error.NO_ERR
+        _wait(lambda: dma.call(Message.MOVER_GET_STATE).body.state == MoverState.HALTED)
+        assert dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.EOF, 2)).error == Error.NO_ERR
+        for code in (Message.DATA_STOP, Message.MOVER_STOP, Message.TAPE_CLOSE):
+            assert dma.call(code).error == Error.NO_ERR
+        # the recover: the mover's window holds one record, so it pauses (SEEK) and the recover waits
+        assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(tape.nst, 0)).error == Error.NO_ERR
+        assert dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.REW, 1)).error == Error.NO_ERR
+        assert dma.call(Message.MOVER_SET_WINDOW, MoverSetWindowRequest(0, RECORD)).error == Error.NO_ERR
+        assert dma.call(Message.MOVER_LISTEN, MoverListenRequest(MoverMode.WRITE, AddrType.LOCAL)).error == 0
+        assert dma.call(Message.DATA_CONNECT, DataConnectRequest(Addr(AddrType.LOCAL))).error == Error.NO_ERR
+        reply = dma.call(Message.DATA_START_RECOVER, DataStartRecoverRequest(
+            [Pval("PREFIX", str(volume / "back"))], [], "dump"))
+        assert reply.error == Error.NO_ERR
+        _wait(lambda: dma.call(Message.MOVER_GET_STATE).body.state == MoverState.PAUSED)
+        assert [s.kind for s in running_sessions()] == ["restore"]
+        r = _snapfs("failover", volume, "--relocate", "--override-vetoes")
+        assert r.returncode == 0, r.stderr
+        state = dma.call(Message.DATA_GET_STATE).body
+        assert (state.state, state.halt_reason) == (DataState.HALTED, DataHaltReason.ABORTED)
+        logs = [p.entry for p in _posts(dma, Message.LOG_MESSAGE) if p.log_type == LogType.ERROR]
+        assert any("aborted by aggregate relocation of volume ndmpvol (--override-vetoes)" in line
+                   for line in logs), logs
+        server.wait_for_log(r"data: recover aborted by aggregate relocation")
+        assert running_sessions() == [] and server.process.poll() is None
+    finally:
+        dma.close()
