@@ -14,6 +14,7 @@ bench: setup
 	.venv/bin/python bench/tape_throughput.py
 	.venv/bin/python bench/dump_restore.py
 	.venv/bin/python bench/snapfs_dump.py
+	.venv/bin/python bench/ndmp_dump.py
 	.venv/bin/python bench/fs_ops.py
 
 clean:

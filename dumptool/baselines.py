@@ -15,8 +15,10 @@ naming the reason and "run a level 0", when since that base the volume's
 identity (uuid) or access type changed, it was moved (another aggregate), or
 its generation went up (snapfs bumps it at each change of type and each move;
 ``fsck`` too when it repairs the identity).  A move that keeps the volume's
-identity is accepted only for a caller that speaks NDMP's Cluster Aware Backup
-extension (``cab``), as ONTAP accepts it there.  A base with no entry here
+identity (``snapfs volume move --keep-identity``: the generation unchanged) is
+accepted only for a caller that speaks NDMP's Cluster Aware Backup extension
+(``cab``), as ONTAP accepts it there; a move that bumped the generation needs
+a new baseline, CAB or not.  A base with no entry here
 (made by a dump of a live tree, or before this file existed) cannot be
 checked: refused too, since the files its dump skipped are not known.
 
@@ -142,5 +144,5 @@ def check_base(path: str, level: int, base: Baseline | None, base_level: int, no
     moved = was.aggregate != now.aggregate
     if moved and not cab:
         refuse(f"the volume was moved ({was.aggregate}, now {now.aggregate})")
-    if was.generation != now.generation and not (moved and cab and now.generation == was.generation + 1):
+    if was.generation != now.generation:
         refuse(f"the volume's generation changed ({was.generation}, now {now.generation})")

@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from snapdump.processes import process_alive
+from snapdump.processes import process_alive, process_start
 from tapelib.durable import replace_file, sync_folder
 
 from .dump import Stage
@@ -147,6 +147,7 @@ class Context:
     restarts: int = 0
     checkpoint: Checkpoint | None = None
     vetoed: str = ""   # aborted for a volume event (--override-vetoes, --automatic): not restartable
+    pid_start: int | None = None  # /proc/PID/stat's start time of ``pid`` (a reused pid is another process)
 
     @property
     def holder(self) -> str:
@@ -164,7 +165,7 @@ class Context:
     @property
     def busy(self) -> bool:
         """Whether a pydump runs it now."""
-        return self.status == Status.RUNNING and process_alive(self.pid)
+        return self.status == Status.RUNNING and process_alive(self.pid, self.pid_start)
 
     @property
     def shown_status(self) -> Status:
@@ -534,7 +535,8 @@ class ContextKeeper:
                      "compress": opts.compress, "compress_level": opts.compress_level,
                      "volume_blocks": opts.volume_blocks, "multivolume": opts.multivolume,
                      "output": opts.output},
-            file_history=self.file_history, fingerprint=fingerprint(dump.plan), pid=os.getpid())
+            file_history=self.file_history, fingerprint=fingerprint(dump.plan), pid=os.getpid(),
+            pid_start=process_start(os.getpid()))
         self.store.save(self.ctx)
         take_hold(snap.where.mount, snap.name, self.ctx.holder)
 

@@ -664,8 +664,9 @@ class Extractor:
                 else:
                     os.setxattr(fd, xname, value)
             except OSError as exc:
-                self.report.warn(f"{os.fsdecode(path)}: cannot set extended attribute {os.fsdecode(xname)}: "
-                                 f"{exc.strerror}")
+                # an xattr not restored is metadata lost (an NT ACL, DOS attributes): the restore exits 1
+                self.report.error(f"{os.fsdecode(path)}: cannot set extended attribute {os.fsdecode(xname)}: "
+                                  f"{exc.strerror}")
         try:
             if fd is None:
                 os.utime(full, ns=(d.atime_ns, d.mtime_ns), follow_symlinks=False)

@@ -350,8 +350,8 @@ class FilerObjects:
                         try:
                             os.setxattr(full, name, value, follow_symlinks=False)
                         except OSError as exc:
-                            self.report.warn(f"{where}: cannot set extended attribute {os.fsdecode(name)}: "
-                                             f"{exc.strerror}")
+                            self.report.error(f"{where}: cannot set extended attribute {os.fsdecode(name)}: "
+                                              f"{exc.strerror}")
                 elif e.kind == Kind.STREAM:
                     if plain:
                         self._stream_file(full, where, e)

@@ -6,12 +6,16 @@ is ``None`` when the process has no controlling terminal, so a caller can
 fail clearly instead of waiting for an answer nobody can give;
 :func:`ask_for_volume` is dump's "Change Volumes" dialogue (what may be
 mounted is the caller's policy: :mod:`dumptool.volumes`).
+:func:`run_volume_script` runs dump's and restore's ``-F`` script.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -100,3 +104,19 @@ def confirm(tty: Terminal, question: str) -> bool:
     """Whether the operator answers yes to ``question`` (``  DUMP: `` and ``("yes" or "no")`` added)."""
     answer = tty.ask(f'  DUMP: {question} ("yes" or "no") ')
     return answer is not None and answer.lower() in ("yes", "y")
+
+
+def run_volume_script(script: str, device: str, volume: int, *, stdin: int | None = None,
+                      stdout: int | None = None) -> int:
+    """dump's and restore's ``-F``: ``SCRIPT DEVICE VOLUME`` run by
+    ``/bin/sh -c`` (so *script* may carry arguments of its own, as with
+    dump); its exit status (what it means is the caller's: dump's end of
+    tape and restore's beginning of tape scripts differ).  *stdin* and
+    *stdout* are the script's (None: this process's own)."""
+    sys.stdout.flush()  # what was printed before stays before the script's lines
+    sys.stderr.flush()
+    try:
+        return subprocess.run(["/bin/sh", "-c", f"{script} {shlex.quote(device)} {volume}"],
+                              stdin=stdin, stdout=stdout).returncode
+    except OSError as exc:
+        raise MediumError(f"cannot run the volume script {script}: {exc.strerror}") from None

@@ -30,6 +30,8 @@ import os
 import stat
 from collections.abc import Callable
 
+from snapdump.processes import process_start
+
 from .contexts import Context, ContextKeeper, ContextStore, State, Status, fingerprint, snapshot_names
 from .dump import Dump, DumpOptions
 from .errors import DumpError, RestartError
@@ -212,7 +214,8 @@ def _restart(store: ContextStore, ctx: Context, output: str, *, quiet: bool, nev
              say: Callable[[str], None], warn: Callable[[str], None]) -> None:
     cp = ctx.checkpoint
     check_output(ctx, output)
-    ctx.pid, ctx.status, ctx.state = os.getpid(), Status.RUNNING, State.CHECKPOINTED  # busy from now on
+    ctx.pid, ctx.pid_start = os.getpid(), process_start(os.getpid())
+    ctx.status, ctx.state = Status.RUNNING, State.CHECKPOINTED  # busy from now on
     ctx.restarts += 1
     store.save(ctx)
     o = ctx.options

@@ -224,11 +224,15 @@ class Restore:
     @_gc_paused
     def list(self, wanted: Iterable[str] = ()) -> None:
         """``-t``: list ``inode<TAB>./path`` for the dumped inodes (under *wanted*)."""
+        self.report.verbose("Verify tape and initialize maps")
         self.read_directories()
         wanted = list(wanted)
         prefixes = [norm(w) for w in wanted]
+        self._medium_lines()
         for line in self.describe():
             self.report.say(line)
+        self.report.verbose("Extract directories from tape")
+        self.report.verbose("Initialize symbol table.")
         qfa = self.opts.qfa
         if qfa is not None:
             self.image.check_qfa_date(qfa)
@@ -287,9 +291,22 @@ class Restore:
         self.extract_read(target, wanted)
 
     def _phases(self, *lines: str) -> None:
-        """``-v``: the header, then restore's phases, in its order."""
+        """``-v``: the medium's and the header's lines, then restore's phases, in its order."""
         if self.opts.verbose:
+            self._medium_lines()
             for line in self.describe() + list(lines):
+                self.report.verbose(line)
+
+    def browse(self) -> None:
+        """``-i``'s start: the directories read, with restore's ``-v`` lines."""
+        self.report.verbose("Verify tape and initialize maps")
+        self.read_directories()
+        self._phases("Extract directories from tape", "Initialize symbol table.")
+
+    def _medium_lines(self) -> None:
+        """``-v``: restore's lines on the medium (:meth:`VolumeInput.medium_lines`)."""
+        if self.opts.verbose:
+            for line in self.input.medium_lines(self.header, self.opts.input_blocks, self.opts.volumes_not_tape):
                 self.report.verbose(line)
 
     @_gc_paused
@@ -450,17 +467,24 @@ class Restore:
         header and ``filesys =`` said, one line per difference told, the
         leaves in image order, then the directories.  Return the number of
         compare errors (restore's count)."""
+        self.report.verbose("Begin compare restore")
+        self.report.verbose("Verify tape and initialize maps")
         self.read_directories()
         if target is None:
             assert self.header is not None
             target = os.fsdecode(self.header.c_filesys)
+        self._medium_lines()
         for line in self.describe():
             self.report.say(line)
         self.report.say(f"filesys = {target}")
         if not os.path.isdir(target):
             raise RestoreError(f"cannot stat directory {target}: no such directory")
+        self.report.verbose("Initialize symbol table.")
+        self.report.verbose("Extract directories from tape")
         cmp = Compare(self.image, self.report, functools.partial(self.extractor.at_or_none, target),
                       self.opts.compare_limit)
         diffs = cmp.run()
         self.compare_limit_reached = cmp.limit_reached
+        if not cmp.limit_reached:
+            self.report.verbose("Check the symbol table.")
         return diffs

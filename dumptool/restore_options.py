@@ -29,4 +29,6 @@ class Options:
     #: -i: directories on the extraction list without all they hold (each extracted by itself)
     dirs_alone: set[bytes] = field(default_factory=set)
     compare_limit: int = 0         # -L: -C stops at this many compare errors (0: never)
+    input_blocks: int | None = None  # -b: only for -v's "Input block size is N" (records are found by themselves)
+    volumes_not_tape: bool = False   # -V: only for -v's "Input is from a local multi-volume (no tape)"
     streams_as_files: bool = False  # --streams-as-files: a stream too large for an xattr as FILE:STREAM

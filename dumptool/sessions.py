@@ -40,6 +40,7 @@ import os
 import time
 from pathlib import Path
 
+from snapdump.processes import process_start
 from snapdump.session_registry import (  # noqa: F401  (the registry's contract, re-exported)
     DEFAULT_STATE_DIR,
     STATE_DIR_ENV,
@@ -200,7 +201,8 @@ def session_slot(kind: str, path: str = "", *, on: str | None = None, shared: bo
                 continue
             raise _state_error(folder, exc) from None
         volume = _note_volume(on if on is not None else path if kind == "dump" and path else os.getcwd())
-        note = json.dumps({"kind": kind, "pid": os.getpid(), "path": path, "started": time.time(),
+        note = json.dumps({"kind": kind, "pid": os.getpid(), "pid_start": process_start(os.getpid()),
+                           "path": path, "started": time.time(),
                            "volume": volume, "shared": shared})
         os.ftruncate(fd, 0)
         os.pwrite(fd, (note + "\n").encode("utf-8", "surrogateescape"), 0)

@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from tapelib import TapeError
+from tapelib.device import is_remote
 
 from .errors import FormatError, MediumError
-from .format import TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order, skip_to_header
+from .format import DR_COMPRESSED, TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order, skip_to_header
 from .compression import DecompressingSource
 from .offsetmap import image_id
 from .medium import RecordReader, Source, open_source
@@ -230,6 +231,21 @@ class VolumeInput:
     @property
     def is_tape(self) -> bool:
         return self._reader.source.is_tape
+
+    def medium_lines(self, header: Header | None, input_blocks: int | None, not_tape: bool) -> list[str]:
+        """What restore's ``-v`` says of the medium once its first record is
+        read: "Input is from a local file/pipe" (a ``remote`` one, a ``tape``,
+        ``-V``'s "multi-volume (no tape)"), then a tape's record size ("Tape
+        block size is N") or the blocks restore reads at a time from a file
+        or pipe ("Input block size is N": ``-b``'s *input_blocks*, else 32,
+        else a compressed image's own)."""
+        where = "remote" if is_remote(self.name) else "local"
+        if self.is_tape:
+            return [f"Input is from a {where} tape", f"Tape block size is {self._reader.ntrec or 0}"]
+        compressed = header is not None and header.c_flags & DR_COMPRESSED
+        blocks = header.c_ntrec if compressed else input_blocks or 32
+        kind = "multi-volume (no tape)" if not_tape else "file/pipe"
+        return [f"Input is from a {where} {kind}", f"Input block size is {blocks}"]
 
     @property
     def can_seek(self) -> bool:

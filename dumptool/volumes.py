@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
 import stat
 import subprocess
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from tapelib import EndOfMedium, TapeError
 from tapelib.devicefile import read_device_marker
 
 from .errors import DumpError, MediumError
-from .operator import Terminal, ask_for_volume, confirm
+from .operator import Terminal, ask_for_volume, confirm, run_volume_script
 from .medium import Sink, SinkWrapper, open_sink, volume_file
 
 if TYPE_CHECKING:
@@ -144,11 +143,8 @@ class VolumeChanger:
         if not script:
             return 1
         self.say(f"Launching {script}")
-        try:  # its output goes to stderr: stdout may carry the image
-            code = subprocess.run(["/bin/sh", "-c", f"{script} {shlex.quote(device)} {volume}"],
-                                  stdin=subprocess.DEVNULL, stdout=2).returncode
-        except OSError as exc:
-            raise MediumError(f"cannot run the end of tape script {script}: {exc.strerror}") from None
+        # its output goes to stderr: stdout may carry the image
+        code = run_volume_script(script, device, volume, stdin=subprocess.DEVNULL, stdout=2)
         if code not in (0, 1):
             raise MediumError(f"Dump aborted by the end of tape script {script} (exit status {code})")
         return code

@@ -123,6 +123,16 @@ def _history_wanted(env: dict[str, str]) -> bool:
     return _flag(env, "HIST", True)
 
 
+def _acl_start(env: dict[str, str]) -> int | None:
+    """ACL_START: the byte offset of the image's Pass V record, as a backup's env hands it back."""
+    value = env.get("ACL_START") or ""
+    if not value:
+        return None
+    if not value.isdigit():
+        raise IllegalArgs(f"ACL_START={value}: not a byte offset")
+    return int(value)
+
+
 def file_stat(entry: FileEntry) -> FileStat:
     """FH_ADD_NODE's stat of an entry (unknown fields all-ones)."""
     st = entry.stat
@@ -340,6 +350,7 @@ class DataService:
         self._check_start(butype, MoverMode.WRITE)
         values = {p.name: p.value for p in env}
         direct = _flag(values, "DIRECT", False)
+        acl_start = _acl_start(values)
         config = self._session.context.config
         names = []
         for name in nlist:
@@ -362,7 +373,7 @@ class DataService:
         if filehist:
             self._start_holding(slot, self._list)
         else:
-            self._start_holding(slot, self._recover, names, direct, prefix)
+            self._start_holding(slot, self._recover, names, direct, prefix, acl_start)
 
     def _start_holding(self, slot: SessionSlot, work: Callable[..., Awaitable[None]], *args: object,
                        lock: int | None = None) -> None:
@@ -516,11 +527,13 @@ class DataService:
         if self._backup_run is not None:
             self._backup_run.halt_reason = reason
         with trio.CancelScope(shield=True):
-            await self._close_connection()
             _log.info("data halted: %s (%d bytes)", reason.name, self.bytes_processed)
             if why:
                 await self._session.log_message(f"data halted ({reason.name}): {why}", LogType.ERROR)
             await self._session.post(Message.NOTIFY_DATA_HALTED, NotifyHalted(reason))
+            # then the image stream ends: a mover at its other end writes the last record and
+            # halts after this post, as the DMA expects them (ndmjob: no 2 s wait for a notice)
+            await self._close_connection()
 
     async def _run(self, work: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -554,10 +567,9 @@ class DataService:
             result = await trio.to_thread.run_sync(self._engine.backup, request, write, self._stopped, run.keeper)
             if self.state != DataState.ACTIVE:
                 return
-            await self._close_connection()  # the mover writes the last record and halts
             if hist:
                 await self._post_history(result.entries)
-            self.env = self._backup_env(request, result.date, result.base_date)
+            self.env = self._backup_env(request, result.date, result.base_date, result.acl_start)
             for line in result.warnings:
                 await self._session.log_message(line, LogType.WARNING)
             if request.restart_of is not None:
@@ -574,7 +586,7 @@ class DataService:
 
         await self._run(work)
 
-    def _backup_env(self, request: BackupRequest, date: int, base_date: int) -> list[Pval]:
+    def _backup_env(self, request: BackupRequest, date: int, base_date: int, acl_start: int | None) -> list[Pval]:
         """The env as run, with defaults and what the next incremental needs (doc 6.5)."""
         given = {p.name: p.value for p in self.env if not p.name.startswith("RESTART")}
         out = dict(given)
@@ -584,6 +596,9 @@ class DataService:
                     "DIRECT": "n" if request.restart_of is not None else "y",
                     "BASE_DATE": str(base_date) if request.base_date else given.get("BASE_DATE", "-1") or "-1",
                     "PATHNAME_SEPARATOR": "/", "NDMP_VERSION": "4"})
+        out.pop("ACL_START", None)
+        if acl_start is not None:
+            out["ACL_START"] = str(acl_start)
         return [Pval(k, v) for k, v in out.items()]
 
     async def _post_history(self, entries: list[FileEntry]) -> None:
@@ -621,15 +636,20 @@ class DataService:
         else:
             await self._session.post(Message.NOTIFY_DATA_READ, NotifyDataRead(offset, length))
 
-    async def _recover(self, names: list[RecoverName], direct: bool, prefix: str | None) -> None:
+    async def _recover(self, names: list[RecoverName], direct: bool, prefix: str | None,
+                       acl_start: int | None) -> None:
         async def work() -> None:
             result = await trio.to_thread.run_sync(
-                lambda: self._engine.recover(self._fetch, names, direct=direct, prefix=prefix))
+                lambda: self._engine.recover(self._fetch, names, direct=direct, prefix=prefix, acl_start=acl_start))
             if self.state != DataState.ACTIVE:
                 return
             for line in result.messages:
                 await self._session.log_message(line, LogType.ERROR)
-            await self._session.log_message(f"recover read {result.bytes_read} bytes of the image")
+            for line in result.notes:
+                await self._session.log_message(line, LogType.WARNING)
+            read = f"recover read {result.bytes_read} bytes of the image in {result.ranges} range(s)"
+            _log.info("data: %s", read)
+            await self._session.log_message(read)
             for name, ok in zip(names, result.restored):
                 await self._session.post(Message.LOG_FILE, LogFile(
                     name.original, RecoveryStatus.SUCCESSFUL if ok else RecoveryStatus.FAILED_NOT_FOUND))

@@ -15,7 +15,8 @@ I/O restriction.  Three calls:
 * :meth:`DumpEngine.recover` -- the image comes from ``fetch(offset,
   length)`` (a byte range of the stream, ``None`` = to the end); with
   ``direct`` and names whose ``fh_info`` is known, only the front of the
-  image (directories) and the part from the first wanted file on are read;
+  image (maps and directories) and each wanted file's own records are read,
+  one range after the other (direct access recovery, DAR);
 * :meth:`DumpEngine.list_history` -- the file history of an image (for
   DATA_START_RECOVER_FILEHIST).
 
@@ -23,13 +24,22 @@ The image goes through a spool file: dump writes it and the backup sends it
 on as it grows (punching out what was sent, so the spool stays small).  The
 file history comes from the dump itself (:class:`ImageIndex`, a
 :class:`~dumptool.history.FileHistory` observer: names, attributes, and the
-stream offset of the record holding each file's header).  A recover spools what it reads (sparse where direct access skips)
-and restores from there.
+stream block of each file's header).  A recover spools what it reads and
+restores from there; a direct access recover spools a shorter image made of
+the front and the wanted files' records (restore reads it from start to end,
+as it would the whole image).
 
 ``fh_info`` (opaque to a DMA) is ``front << 32 | position``, both in 1 KiB
-blocks: ``position`` is where the record holding the file's header starts,
+blocks: ``position`` is the block of the file's header in the stream,
 ``front`` how much of the image's start (volume header, maps, directories)
-a recover reads first.  Directories and images past 4 TiB get all-ones.
+a recover reads first (up to the first non-directory's header).  A file's
+records run from its header to the next header of another inode: a recover
+walks them header by header, asking for each stretch up to the end of the
+dump record holding the next header (never past the image's end).
+Directories and images past 4 TiB get all-ones (unknown), and so does any
+name a DMA has no position for: such a name, one whose position is not its
+file's header (a stale index) or a directory, makes the recover read the
+image through from the front on.
 """
 
 from __future__ import annotations
@@ -43,14 +53,17 @@ import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import BinaryIO
 from dataclasses import dataclass, field
 
 from dumptool.contexts import Context
 from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError
 from dumptool.filer import dump_source
-from dumptool.format import TP_BSIZE, ByteOrder, Dirent, Header, QfaMap, RecordType, timeval_from_ns, walk_chunks
-from dumptool.format.qfa import QfaEntry
+from dumptool.errors import FormatError
+from dumptool.format import (TP_BSIZE, ByteOrder, Dirent, Header, RecordType, header_byte_order, timeval_from_ns,
+                             walk_chunks)
+from dumptool.format.pass5 import EXT_PASS5
 from dumptool.history import RecordPosition
 from dumptool.traverse import Stat
 from dumptool.restore import Options as RestoreOptions
@@ -64,10 +77,6 @@ U64_INVALID = 0xFFFFFFFFFFFFFFFF
 ROOT_NODE = 2
 #: Dump's blocking factor for NDMP images (records of 10 KiB, as ndmjob's default).
 NTREC = 10
-#: How far restore may read ahead of what it uses (dumptool reads files in
-#: chunks of up to 1 MiB): the front a direct access recover reads past the
-#: directories, so that its seek to the first wanted file is still forward.
-_READ_AHEAD = 2 * 1024 * 1024
 _SEND_CHUNK = 256 * 1024
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
@@ -125,6 +134,9 @@ class BackupResult:
     entries: list[FileEntry] = field(default_factory=list)
     #: dump's warnings (a file that changed or vanished while it was read...).
     warnings: list[str] = field(default_factory=list)
+    #: The byte offset of the image's Pass V record (xattrs too big for their
+    #: file's EA record), ``None`` when it has none: the env's ``ACL_START``.
+    acl_start: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,10 @@ class RecoverResult:
     messages: list[str]
     failed: bool
     bytes_read: int
+    #: The byte ranges of the image asked for (1: read through from the start).
+    ranges: int = 1
+    #: How the image was read (a direct access recover that fell back to reading through says why).
+    notes: list[str] = field(default_factory=list)
 
 
 Fetch = Callable[[int, int | None], Iterator[bytes]]
@@ -254,23 +270,25 @@ class DumpEngine:
             if not (index.ended if restart is None else keeper is not None and keeper.dump_done):
                 raise EngineError("the image has no end-of-dump record: it is not complete")
             entries = index.history()
-            return BackupResult(dump.date, dump.base_date, sent, entries, warnings)
+            acl_start = None if index.pass5 is None else index.pass5 * TP_BSIZE
+            return BackupResult(dump.date, dump.base_date, sent, entries, warnings, acl_start)
 
     # -- recover -----------------------------------------------------------------
     def recover(self, fetch: Fetch, names: list[RecoverName], *, direct: bool,
-                prefix: str | None = None) -> RecoverResult:
-        """Restore ``names`` (everything under ``prefix`` when empty)."""
+                prefix: str | None = None, acl_start: int | None = None) -> RecoverResult:
+        """Restore ``names`` (everything under ``prefix`` when empty);
+        ``acl_start``: where the image's Pass V record is (a direct access
+        recover reads it too, for the wanted files' xattrs it holds)."""
         with tempfile.TemporaryDirectory(prefix="pyndmpd-recover-", dir=self.spool_dir) as spool:
             image = os.path.join(spool, "image")
-            plan = _direct_plan(names) if direct and names else None
-            got = 0
+            front = _front(names) if direct and names else None
+            reader = _ImageRanges(fetch)
+            notes: list[str] = []
             with open(image, "wb") as out:
-                ranges = [(0, plan[0]), (plan[1], None)] if plan else [(0, None)]
-                for offset, length in ranges:
-                    out.seek(offset)
-                    for chunk in fetch(offset, length):
-                        out.write(chunk)
-                        got += len(chunk)
+                if front is None:
+                    reader.copy_rest(0, out)
+                else:
+                    _spool_direct(reader, names, front, acl_start, out, image, notes)
             messages: list[str] = []
             # the positions are the DMA's fh_info (its -J index), not the offset map
             restore = Restore(VolumeInput(image), RestoreOptions(file_history=False), warn=messages.append,
@@ -284,16 +302,15 @@ class DumpEngine:
                     os.makedirs(prefix, exist_ok=True)
                     restore.extract_read(prefix, [])
                 else:
-                    restored = self._extract_names(restore, names, plan)
+                    restored = self._extract_names(restore, names)
             except DumpError as exc:
                 raise EngineError(exc.message) from None
             # A wanted name the image does not bring is reported per name (LOG_FILE
             # FAILED_NOT_FOUND); only other trouble fails the whole recover.
             failed = restore.error_count > len(restore.not_found)
-            return RecoverResult(restored, messages, failed, got)
+            return RecoverResult(restored, messages, failed, reader.bytes, reader.requests, notes)
 
-    def _extract_names(self, restore: Restore, names: list[RecoverName],
-                       plan: tuple[int, int] | None) -> list[bool]:
+    def _extract_names(self, restore: Restore, names: list[RecoverName]) -> list[bool]:
         """Each name under the directory its destination implies (a renamed
         one through a scratch directory next to its destination)."""
         targets: dict[str, list[tuple[int, str]]] = {}
@@ -307,13 +324,6 @@ class DumpEngine:
                 targets.setdefault(destination[:-len(original) - 1] or "/", []).append((i, original))
             else:
                 renames.append((i, original, destination))
-        if plan is not None:
-            entries = []
-            for name in names:
-                ino = restore.lookup(name.original.strip("/"))
-                if ino is not None:
-                    entries.append(QfaEntry(ino, 1, (name.fh_info & 0xFFFFFFFF) * TP_BSIZE))
-            restore.opts.qfa = QfaMap(restore.header.c_date, tuple(sorted(entries)))
         restored = [False] * len(names)
         wanted: list[tuple[str, list[tuple[int, str]]]] = list(targets.items())
         scratch: list[tuple[int, str, str, str]] = []
@@ -395,16 +405,156 @@ def _remove_tree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _direct_plan(names: list[RecoverName]) -> tuple[int, int] | None:
-    """``(front bytes, first file's record offset)`` when every name has a
-    direct access position past the front, else ``None`` (read it all)."""
-    if any(n.fh_info == U64_INVALID for n in names):
+def _front(names: list[RecoverName]) -> int | None:
+    """The bytes of the image's front a direct access recover reads first
+    (from the names' ``fh_info``), or ``None`` when no name has a position
+    (read the image through)."""
+    known = [n.fh_info >> 32 for n in names if n.fh_info != U64_INVALID]
+    if not known or not 0 < max(known) < 1 << 32:
         return None
-    front = max(n.fh_info >> 32 for n in names) * TP_BSIZE
-    first = min(n.fh_info & 0xFFFFFFFF for n in names) * TP_BSIZE
-    if first <= front:
-        return None
-    return front, first
+    return max(known) * TP_BSIZE
+
+
+def _record_end(block: int) -> int:
+    """The byte offset where the dump record holding ``block`` ends: a read
+    up to there stays inside the image (dump writes whole records)."""
+    return (block // NTREC + 1) * NTREC * TP_BSIZE
+
+
+class _ImageRanges:
+    """Reads the image forward by byte offset through ``fetch``, one range
+    per request, keeping what was fetched past the last piece taken (the
+    next piece often starts there)."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        self._fetch = fetch
+        self._base = 0  # the image offset of _buf[0]
+        self._buf = bytearray()
+        self.bytes = 0
+        self.requests = 0
+
+    def take(self, offset: int, length: int, *, through: int) -> bytes:
+        """``image[offset:offset + length]``; what is missing is asked for up
+        to ``through`` (at least to the end of the piece)."""
+        if not self._base <= offset <= self._base + len(self._buf):
+            self._base, self._buf = offset, bytearray()  # a seek
+        del self._buf[:offset - self._base]
+        self._base = offset
+        have = offset + len(self._buf)
+        if offset + length > have:
+            self.requests += 1
+            for chunk in self._fetch(have, max(through, offset + length) - have):
+                self._buf += chunk
+                self.bytes += len(chunk)
+        if len(self._buf) < length:
+            raise EngineError(f"the image ends at byte {self._base + len(self._buf)}, inside a record "
+                              f"the file history places before byte {offset + length}")
+        return bytes(self._buf[:length])
+
+    def copy_rest(self, offset: int, out: BinaryIO) -> None:
+        """The image from ``offset`` to its end, to ``out``."""
+        self.requests += 1
+        for chunk in self._fetch(offset, None):
+            out.write(chunk)
+            self.bytes += len(chunk)
+        self._base, self._buf = 0, bytearray()
+
+
+def _spool_direct(reader: _ImageRanges, names: list[RecoverName], front: int, acl_start: int | None,
+                  out: BinaryIO, image: str, notes: list[str]) -> None:
+    """The front, then each wanted file's records (by its ``fh_info``), the
+    Pass V record (at ``acl_start``) and an end-of-dump record to ``out``;
+    or, when a name cannot be placed, the front and everything after it
+    (read through)."""
+    out.write(reader.take(0, front, through=front))
+    out.flush()
+    headers, why = _headers_of(image, names)
+    if why is None:
+        first = _first_block(image)
+        order = header_byte_order(first)
+        for offset, ino in sorted(headers.items()):
+            if not _copy_records(reader, offset, order, out, lambda h, ino=ino: h.c_inumber == ino
+                                 and h.c_type == RecordType.TS_INODE and not h.is_extattr):
+                why = f"the position the name list gives inode {ino} is not its file's (a stale index?)"
+                break
+        else:
+            if acl_start is not None and headers and not (acl_start > max(headers) and _copy_records(
+                    reader, acl_start, order, out, lambda h: h.is_extattr and h.c_extattributes == EXT_PASS5)):
+                why = f"ACL_START={acl_start} is not where the image's Pass V record is"
+            else:
+                out.write(_end_record(first, order))
+                return
+    notes.append(f"direct access recover: {why}: reading the image through from byte {front}")
+    out.seek(front)
+    out.truncate()
+    reader.copy_rest(front, out)
+
+
+def _first_block(image: str) -> bytes:
+    with open(image, "rb") as f:
+        return f.read(TP_BSIZE)
+
+
+def _headers_of(image: str, names: list[RecoverName]) -> tuple[dict[int, int], str | None]:
+    """``{header byte offset: inode}`` of the wanted files, from the front in
+    ``image`` (the directories tell each name's inode); or why not: a name
+    without a position, a directory (its files have theirs in no name list)."""
+    image_front = os.path.getsize(image)
+    source = VolumeInput(image)
+    try:
+        front = Restore(source, RestoreOptions(file_history=False), warn=lambda _line: None,
+                        tell=lambda _line: None)
+        front.read_directories()
+        headers: dict[int, int] = {}
+        for name in names:
+            ino = front.lookup(name.original.strip("/"))
+            if ino is None or ino not in front.dumped:
+                continue  # not on the image: the restore says so, name by name
+            if ino in front.dirs or not name.original.strip("/"):
+                return {}, f"{name.original} is a directory"
+            if name.fh_info == U64_INVALID:
+                return {}, f"{name.original} has no position (fh_info -1)"
+            offset = (name.fh_info & 0xFFFFFFFF) * TP_BSIZE
+            if headers.setdefault(offset, ino) != ino or offset < image_front:
+                return {}, f"the position of {name.original} is not its file's (a stale index?)"
+        return headers, None
+    except DumpError as exc:
+        raise EngineError(exc.message) from None
+    finally:
+        source.close()
+
+
+def _copy_records(reader: _ImageRanges, offset: int, order: ByteOrder, out: BinaryIO,
+                  starts: Callable[[Header], bool]) -> bool:
+    """Copy an inode's records from its header at ``offset`` to ``out``:
+    that header (which ``starts`` must accept: the file's TS_INODE, or the
+    Pass V record), its TS_ADDR and EA records, each with its data, up to
+    the next header of anything else; False (nothing copied) when
+    ``offset`` holds no such header."""
+    block = offset // TP_BSIZE
+    ino = None
+    while True:
+        raw = reader.take(block * TP_BSIZE, TP_BSIZE, through=_record_end(block))
+        try:
+            head = Header.unpack(raw, order)
+        except FormatError:
+            return ino is not None  # damage after the start: restore reads it and says so
+        if ino is None:
+            if not starts(head):
+                return False
+            ino = head.c_inumber
+        elif not (head.c_inumber == ino and (head.c_type == RecordType.TS_ADDR
+                                             or (head.is_extattr and head.c_extattributes != EXT_PASS5))):
+            return True
+        count = head.data_block_count()
+        out.write(reader.take(block * TP_BSIZE, (1 + count) * TP_BSIZE, through=_record_end(block + 1 + count)))
+        block += 1 + count
+
+
+def _end_record(first: bytes, order: ByteOrder) -> bytes:
+    """An end-of-dump record (TS_END) of the image whose volume header is ``first``."""
+    head = Header.unpack(first, order)
+    return head.derive(c_type=RecordType.TS_END, c_inumber=0, c_count=0, c_addr=bytes(512)).pack(order)
 
 
 class ImageIndex:
@@ -418,6 +568,8 @@ class ImageIndex:
         self.dirs: dict[int, list[tuple[int, bytes]]] = {}
         self.positions: dict[int, int] = {}
         self.first_file: int | None = None
+        #: The block of the Pass V record, if the image has one.
+        self.pass5: int | None = None
         self.ended = False
 
     def begin(self, front: bytes) -> None:
@@ -430,10 +582,12 @@ class ImageIndex:
 
     def add_node(self, ino: int, node: Stat, position: RecordPosition) -> None:
         self.stats[ino] = NodeStat.of(node)
-        start = position.block // NTREC * NTREC  # one volume: the block's index in the stream
-        self.positions[ino] = start
+        self.positions[ino] = position.block  # one volume: the header's block in the stream
         if self.first_file is None:
-            self.first_file = start
+            self.first_file = position.block
+
+    def add_pass5(self, ino: int, position: RecordPosition) -> None:
+        self.pass5 = position.block
 
     def finish(self, trailer: bytes) -> None:
         self.ended = True
@@ -444,7 +598,7 @@ class ImageIndex:
     def history(self) -> list[FileEntry]:
         """The root (``.``) first, then every dumped name, directory by
         directory from the root; fh_info for every non-directory."""
-        front = None if self.first_file is None else self.first_file + _READ_AHEAD // TP_BSIZE
+        front = self.first_file  # everything before the first file's header: maps and directories
         entries = [FileEntry(ROOT_NODE, ROOT_NODE, ".", self.stats.get(ROOT_NODE), directory=True)]
         seen = {ROOT_NODE}
         todo = [ROOT_NODE]

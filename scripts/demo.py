@@ -20,7 +20,8 @@ Then the filer's objects on the same volume (a qtree of ntfs style, a LUN,
 DOS attributes in Samba's layout, an 8.3 name), seen with getfattr and the
 snapfs commands; the qtree dumped on its own, an xattr too large for the
 image's EA record carried in Pass V, and one file restored by direct access
-(the file history's seek); and NDMP: pyndmpd serves the volume and the shelf, the real
+(the file history's seek), with real Samba (as root) showing the file and its
+copy alike: 8.3 name, times, DOS attributes and an NT ACL; and NDMP: pyndmpd serves the volume and the shelf, the real
 ndmjob backs a snapshot up onto the blank cartridge and restores it, and the
 restored tree is checked against the snapshot.  The volume is unmounted at
 the end, also when a step fails.  Everything lives under ./demo-work (made
@@ -29,6 +30,7 @@ afresh each run).
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import os
 import shutil
@@ -36,7 +38,12 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.snapfs.samba_fixtures import Samba
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "demo-work"
@@ -306,7 +313,7 @@ def filer_objects(mnt: Path) -> None:
     run(BIN / "snapfs", "qtree", "create", mnt, "eng", "--security-style", "ntfs")
     spec = mnt / "eng" / "specification draft.txt"
     spec.write_text("the engine's specification\n")
-    os.setxattr(spec, "user.DOSATTRIB", dosattrib.encode(0x20 | 0x1, time.time_ns()))  # ARCHIVE, READONLY
+    os.setxattr(spec, "user.DOSATTRIB", dosattrib.encode(0x20 | 0x1, dosattrib.ns_to_nttime(time.time_ns())))  # ARCHIVE, READONLY
     run(BIN / "snapfs", "lun", "create", mnt, "/eng/lun0", "--size", "8M", "--ostype", "linux")
     run(BIN / "snapfs", "qtree", "list", mnt)
     run(BIN / "snapfs", "lun", "show", mnt, "/eng/lun0")
@@ -317,6 +324,17 @@ def filer_objects(mnt: Path) -> None:
     print(f"demo: {spec.name}: DOS attributes 0x{info.attrib:x} (read-only, archive) in Samba's own layout")
     run(BIN / "snapfs", "volume", "show", mnt)
 
+    with samba_serving(mnt) as smb:
+        qtree_dump_and_back(mnt, spec, smb)
+
+
+def qtree_dump_and_back(mnt: Path, spec: Path, smb: "Samba | None") -> None:
+    """The ntfs qtree dumped on its own, one file of it restored by direct
+    access, and (as root) real Samba showing the file and its copy alike."""
+    if smb is not None:
+        print("\n== real Samba (smbd on 127.0.0.1 in a network namespace of its own) exports the volume;"
+              " smbcacls gives the file an NT ACL")
+        smb.run("smbcacls", "eng/specification draft.txt", "--add", "ACL:S-1-5-21-1-2-3-1000:ALLOWED/0x0/READ")
     print("\n== the qtree dumped on its own (qtree scope); what a file's EA record cannot hold goes to Pass V")
     os.setxattr(spec, "user.review", os.urandom(6000))  # more than restore's 4 KiB EA record takes
     image = WORK / "eng.dump"
@@ -336,6 +354,33 @@ def filer_objects(mnt: Path) -> None:
             or os.getxattr(got, "user.DOSATTRIB") != os.getxattr(spec, "user.DOSATTRIB"):
         raise SystemExit("demo: the file restored by direct access differs from the volume's")
     print("demo: the file came back with its DOS attributes (EA record) and its 6,000-byte xattr (Pass V)")
+    if smb is None:
+        return
+    print("\n== what Samba shows of the file and of its restored copy")
+    seen = []
+    for name in ("eng/specification draft.txt", "eng-restored/specification draft.txt"):
+        info = [ln for ln in smb.client(f'allinfo "{name}"').splitlines()
+                if ln.startswith(("altname:", "create_time:", "write_time:", "attributes:"))]
+        acl = [ln for ln in smb.run("smbcacls", name, "--numeric").stdout.splitlines() if ln.startswith("ACL:")]
+        print(f"$ smbclient -c 'allinfo \"{name}\"'; smbcacls '{name}'")
+        print("\n".join(["  " + ln for ln in info + acl]))
+        seen.append((info, acl))
+    if seen[0] != seen[1] or not any("S-1-5-21-1-2-3-1000" in ln for ln in seen[1][1]):
+        raise SystemExit("demo: Samba shows the restored file otherwise than the original")
+    print("demo: Samba shows the same 8.3 name, times, DOS attributes and NT ACL for both")
+
+
+@contextlib.contextmanager
+def samba_serving(mnt: Path) -> "Iterator[Samba | None]":
+    """Real smbd exporting the volume as the tests run it (tests/snapfs/samba_fixtures.py);
+    None where it cannot run: it takes root for its network namespace."""
+    if os.geteuid() != 0 or not shutil.which("smbd"):
+        print("\n(Samba's part of the demo is left out: smbd here runs as root in a network namespace of its own)")
+        yield None
+        return
+    from tests.snapfs.samba_fixtures import serving
+    with serving(mnt, WORK / "samba") as smb:
+        yield smb
 
 
 def ndmp_backup(shelf: Path, nst0: Path, mnt: Path) -> None:

@@ -10,8 +10,9 @@ vetoes, :mod:`snapfs.vetoes`).  Neither imports the other: both read this.
   (``~/.local/state/snapdump``).
 - ``STATE/sessions/slot-NN``: a running session holds an exclusive
   open-file-description lock (``F_OFD_SETLK``) on its slot file; the file
-  holds one JSON line ``{"kind", "pid", "path", "started", "volume",
-  "shared"}`` (``volume``: the snapfs volume folder the session reads or
+  holds one JSON line ``{"kind", "pid", "pid_start", "path", "started",
+  "volume", "shared"}`` (``pid_start``: the process's start time,
+  :func:`snapdump.processes.process_start`, so a reused pid is not taken for it) (``volume``: the snapfs volume folder the session reads or
   writes, "" when none; ``shared``: its process runs other sessions too,
   ``pyndmpd``, and may not be signalled for one of them).  A note without its lock is stale and ignored.
 - ``STATE/sessions/aborted-PID``: written by whoever aborts session PID
@@ -83,6 +84,7 @@ class SessionInfo:
     started: float
     volume: str = ""
     shared: bool = False
+    pid_start: int | None = None
 
 
 def lock_request(kind: int) -> bytes:
@@ -123,7 +125,8 @@ def running_sessions() -> list[SessionInfo]:
             note = json.loads(raw.decode("utf-8", "surrogateescape"))
             found.append(SessionInfo(int(number), str(note["kind"]), int(note["pid"]), str(note["path"]),
                                      float(note["started"]), str(note.get("volume", "")),
-                                     bool(note.get("shared", False))))
+                                     bool(note.get("shared", False)),
+                                     None if note.get("pid_start") is None else int(note["pid_start"])))
         except (ValueError, KeyError, TypeError):
             found.append(SessionInfo(int(number), "?", 0, "", 0.0))
     return found

@@ -38,6 +38,8 @@ class BlockStore:
     """Allocation and I/O of data blocks; the caller owns the transaction."""
 
     def __init__(self, path: str, db: sqlite3.Connection, meta: Meta) -> None:
+        #: the data file
+        self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._db = db
         self.meta = meta
@@ -57,6 +59,12 @@ class BlockStore:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+    def reopen(self, path: str, db: sqlite3.Connection) -> None:
+        """Take the data file again at ``path`` (a volume move), with the new connection ``db``."""
+        self.close()
+        self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self.path, self._db = path, db
 
     def allocate(self) -> int:
         """A free block number, or NoSpace when the volume is full."""

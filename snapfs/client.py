@@ -83,6 +83,7 @@ class Client:
         self._sock: socket.socket | None = control.connect(voldir)
         self._file = self._sock.makefile("rwb") if self._sock else None
         self._vol: Volume | None = None if self._sock else Volume.open(voldir)
+        self._acted = False  # acts as a restriction owner (act_as): close waits until the daemon let it go
 
     @property
     def mounted(self) -> bool:
@@ -93,6 +94,14 @@ class Client:
         if self._file:
             self._file.close()
         if self._sock:
+            if self._acted:  # wait for the daemon's end of the channel: it lets the owner go first
+                try:
+                    self._sock.shutdown(socket.SHUT_WR)
+                    self._sock.settimeout(10)
+                    while self._sock.recv(4096):
+                        pass
+                except OSError:
+                    pass
             self._sock.close()
             self._sock = None
         if self._vol:
@@ -193,6 +202,13 @@ class Client:
         """A simulated volume move: bumps the generation (unless ``keep_identity``)."""
         return VolumeIdentity(**self._call("volume_move", aggregate=aggregate, keep_identity=keep_identity))
 
+    def volume_relocate(self, to: str | os.PathLike, keep_identity: bool = False) -> VolumeIdentity:
+        """A volume move's last step: the volume's folder goes to ``to`` (see
+        :mod:`snapfs.moving`); this client goes on talking to it there."""
+        ident = VolumeIdentity(**self._call("volume_relocate", to=os.fspath(to), keep_identity=keep_identity))
+        self.voldir = Path(self.info().path)
+        return ident
+
     def volume_resize(self, size: int) -> dict:
         """Grow (or shrink, down to the highest block in use) the volume; its space figures."""
         return self._call("volume_resize", size=size)
@@ -257,6 +273,7 @@ class Client:
         it acts as.  On a volume that is not mounted nothing is enforced, so nothing is needed."""
         check_owner(owner)
         if self.mounted:
+            self._acted = True
             return self._call(control.ACT_AS, owner=owner, restore=restore, inherit=inherit)
         return owner
 

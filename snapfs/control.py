@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 
 from snapdump.snapfs_names import SNAPDIR_NAME
 
+from . import moving
 from .errors import SnapfsError, err
 from .restrictions import check_owner
 from .vetoes import SINGLE_FILE_OWNER
@@ -77,6 +78,11 @@ def _volume_modify(vol: Volume, type: str | None = None, security_style: str | N
 
 def _volume_move(vol: Volume, aggregate: str, keep_identity: bool = False) -> dict:
     return dataclasses.asdict(vol.volume_move(aggregate, keep_identity))
+
+
+def _volume_relocate(vol: Volume, to: str, keep_identity: bool = False, mountpoint: str | None = None) -> dict:
+    """A volume move's last step (:mod:`snapfs.moving`); the daemon names its own ``mountpoint``."""
+    return dataclasses.asdict(moving.move_volume(vol, to, keep_identity, mountpoint))
 
 
 def _availability(vol: Volume, state: str | None = None) -> str:
@@ -222,6 +228,7 @@ FILER_COMMANDS: dict[str, Callable[..., Any]] = {
     "lock_add": _lock_add, "lock_list": _lock_list, "lock_break": _lock_break,
     "volume_resize": _volume_resize, "room_advice": _room_advice,
     "volume_identity": _volume_identity, "volume_modify": _volume_modify, "volume_move": _volume_move,
+    "volume_relocate": _volume_relocate,
     "qtree_create": _qtree_create, "qtree_list": _qtree_list, "qtree_show": _qtree_show,
     "qtree_modify": _qtree_modify, "qtree_delete": _qtree_delete,
     "junction_create": _junction_create, "junction_list": _junction_list, "junction_delete": _junction_delete,
@@ -370,16 +377,21 @@ def encode_error(e: SnapfsError) -> dict:
     return {"ok": False, "errno": e.errno, "error": e.message}
 
 
+#: The op that moves the volume's folder: the daemon then serves the new one (its ``on_moved``).
+RELOCATE = "volume_relocate"
+
+
 async def serve(listener: socket.socket, vol: Volume, extra: dict,
-                on_gone: Callable[[list[str]], None]) -> None:
-    """Answer control requests forever (the daemon cancels this task at unmount)."""
+                on_gone: Callable[[list[str]], None], on_moved: Callable[[], None] = lambda: None) -> None:
+    """Answer control requests forever (the daemon cancels this task at unmount);
+    ``on_moved`` is called after the volume's folder moved (``vol.path``)."""
     import trio
 
     sock = trio.socket.from_stdlib_socket(listener)
     async with trio.open_nursery() as nursery:
         while True:
             conn, _ = await sock.accept()
-            nursery.start_soon(_handle, conn, vol, extra, on_gone)
+            nursery.start_soon(_handle, conn, vol, extra, on_gone, on_moved)
 
 
 def _peer_pid(conn) -> int:
@@ -388,53 +400,58 @@ def _peer_pid(conn) -> int:
     return struct.unpack("3i", creds)[0]
 
 
-async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]], None]) -> None:
+async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]], None],
+                  on_moved: Callable[[], None]) -> None:
     acting: list[int] = []  # the peer's pid once it acts as a restriction owner (filerA)
-    try:
-        await _requests(conn, vol, extra, on_gone, acting)
-    finally:
-        for pid in acting:
-            vol.owners.unregister(pid)
+    with conn:  # closed after the owners are let go: a client that waits for the end sees them gone
+        try:
+            await _requests(conn, vol, extra, on_gone, on_moved, acting)
+        finally:
+            for pid in acting:
+                vol.owners.unregister(pid)
 
 
 async def _requests(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]], None],
-                    acting: list[int]) -> None:
+                    on_moved: Callable[[], None], acting: list[int]) -> None:
     buf = b""
-    with conn:
-        while True:
-            while b"\n" not in buf:
-                chunk = await conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                if len(buf) > MAX_REQUEST:
-                    return
-            line, buf = buf.split(b"\n", 1)
-            try:
-                req = json.loads(line)
-                op, args = req["op"], req.get("args") or {}
-                if op == ACT_AS:  # filerA: this connection's process acts as a restriction owner
-                    pid = _peer_pid(conn)
-                    # inherit: keep the owner an ancestor acts as (restrict exec ... -- pyrestore)
-                    owner = (args.get("inherit") and vol.owners.owner_of(pid)) or args["owner"]
-                    check_owner(owner)
-                    acting.append(pid)
-                    vol.owners.register(pid, owner, bool(args.get("restore")))
-                    reply = {"ok": True, "result": owner}
-                    await _send(conn, reply)
-                    continue
-                vol.commit()  # exact space figures; the command itself is committed below
-                result = execute(vol, op, args)
-                if op == "info":
-                    result.update(extra)
-                on_gone(gone_names(op, args))
-                reply = {"ok": True, "result": result}
-            except SnapfsError as e:
-                reply = encode_error(e)
-            except (ValueError, KeyError, TypeError) as e:
-                reply = {"ok": False, "errno": errno.EINVAL, "error": f"bad control request: {e}"}
-            vol.commit()
-            await _send(conn, reply)
+    while True:
+        while b"\n" not in buf:
+            chunk = await conn.recv(65536)
+            if not chunk:
+                return
+            buf += chunk
+            if len(buf) > MAX_REQUEST:
+                return
+        line, buf = buf.split(b"\n", 1)
+        try:
+            req = json.loads(line)
+            op, args = req["op"], req.get("args") or {}
+            if op == ACT_AS:  # filerA: this connection's process acts as a restriction owner
+                pid = _peer_pid(conn)
+                # inherit: keep the owner an ancestor acts as (restrict exec ... -- pyrestore)
+                owner = (args.get("inherit") and vol.owners.owner_of(pid)) or args["owner"]
+                check_owner(owner)
+                acting.append(pid)
+                vol.owners.register(pid, owner, bool(args.get("restore")))
+                reply = {"ok": True, "result": owner}
+                await _send(conn, reply)
+                continue
+            vol.commit()  # exact space figures; the command itself is committed below
+            if op == RELOCATE:
+                args = {**args, "mountpoint": extra.get("mountpoint")}
+            result = execute(vol, op, args)
+            if op == "info":
+                result.update(extra)
+            if op == RELOCATE:
+                on_moved()
+            on_gone(gone_names(op, args))
+            reply = {"ok": True, "result": result}
+        except SnapfsError as e:
+            reply = encode_error(e)
+        except (ValueError, KeyError, TypeError) as e:
+            reply = {"ok": False, "errno": errno.EINVAL, "error": f"bad control request: {e}"}
+        vol.commit()
+        await _send(conn, reply)
 
 
 async def _send(conn, reply: dict) -> None:

@@ -141,14 +141,19 @@ class IdentityOps(StoreCalls):
         return self.volume_identity()
 
     def volume_move(self, aggregate: str, keep_identity: bool = False) -> VolumeIdentity:
-        """A simulated volume move to ``aggregate``: only the generation (and the
-        aggregate's name) change, as the dump engine sees a moved volume;
-        ``keep_identity`` (the CAB case) keeps the generation."""
-        if not aggregate or "/" in aggregate:
+        """The identity of a volume moved to ``aggregate`` (a name, or the folder
+        that holds the moved volume's folder, see :mod:`snapfs.moving`): the
+        aggregate changes and the generation goes up, as the dump engine sees a
+        moved volume; ``keep_identity`` (the CAB case) keeps the generation."""
+        if not aggregate or "\n" in aggregate:
             raise err(errno.EINVAL, f"bad aggregate name {aggregate!r}")
         generation = self.volume_identity().generation + (0 if keep_identity else 1)
         self._put_props(aggregate=aggregate, generation=str(generation))
         return self.volume_identity()
+
+    def volume_move_undo(self, was: VolumeIdentity) -> None:
+        """Put back the aggregate and generation of ``was`` (a move whose transfer failed)."""
+        self._put_props(aggregate=was.aggregate, generation=str(was.generation))
 
     @property
     def availability(self) -> str:

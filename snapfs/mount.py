@@ -187,7 +187,7 @@ def _serve(vol: Volume, mountpoint: Path, options: list[str], ready) -> None:
         raise err(errno.EIO, f"cannot mount {vol.path} on {mountpoint}: {e} (see fusermount3)") from None
     if getattr(pyfuse3, "trio", None) is trio:
         pyfuse3.trio = _SingleReaderTrio(trio)  # for good: the daemon serves one mount
-    listener = control.listen(vol.path)
+    listeners = [control.listen(vol.path)]
     stopped_by_signal = False
 
     async def main() -> None:
@@ -213,8 +213,17 @@ def _serve(vol: Volume, mountpoint: Path, options: list[str], ready) -> None:
                 vol.commit()
 
         async with trio.open_nursery() as nursery:
+
+            def moved() -> None:
+                """The volume's folder moved (snapfs.moving): answer for the new one."""
+                ops.voldir = str(Path(vol.path).resolve())
+                _log_to(Path(vol.path))
+                if not control.socket_path(vol.path).exists():  # copied: the socket stayed behind
+                    listeners.append(control.listen(vol.path))
+                    nursery.start_soon(control.serve, listeners[-1], vol, extra, ops.snapshots_changed, moved)
+
             nursery.start_soon(committer)
-            nursery.start_soon(control.serve, listener, vol, extra, ops.snapshots_changed)
+            nursery.start_soon(control.serve, listeners[0], vol, extra, ops.snapshots_changed, moved)
             nursery.start_soon(on_signal)
             nursery.start_soon(tune_mount)
             ready()
@@ -229,12 +238,27 @@ def _serve(vol: Volume, mountpoint: Path, options: list[str], ready) -> None:
         try:
             pyfuse3.close(unmount=stopped_by_signal)
         finally:
-            listener.close()
+            for listener in listeners:
+                listener.close()
             try:
                 control.socket_path(vol.path).unlink()
             except FileNotFoundError:
                 pass
             vol.close()
+
+
+def _log_to(voldir: Path) -> None:
+    """Point the daemon's mount log at ``voldir``'s (after a volume move copied the folder)."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, logging.FileHandler) and Path(h.baseFilename).name == LOG_FILE:
+            if Path(h.baseFilename).parent == voldir:
+                continue
+            root.removeHandler(h)
+            h.close()
+            new = logging.FileHandler(voldir / LOG_FILE)
+            new.setFormatter(h.formatter)
+            root.addHandler(new)
 
 
 def mount(voldir: str | os.PathLike, mountpoint: str | os.PathLike, foreground: bool = False,

@@ -97,6 +97,13 @@ def create_files(path: Path, size_bytes: int, max_inodes: int, name: str, block_
     privacy.create_private(path / LOCK_FILE)
 
 
+def _set_pragmas(db: sqlite3.Connection) -> None:
+    """The pragmas every connection of an open volume runs with."""
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+
+
 class Store:
     """One open volume's tables, caches and data file; only one opener at a time (EBUSY)."""
 
@@ -124,9 +131,7 @@ class Store:
                 if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
                     raise NotAVolume(f"{path} is not a snapfs volume: its {DB_FILE} is an SQLite database"
                                      " of something else (no volume metadata)")
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA foreign_keys=ON")
+                _set_pragmas(db)
                 migrate(db)
                 row = db.execute(f"SELECT magic, {', '.join(Meta.COLUMNS)} FROM meta").fetchone()
             except sqlite3.DatabaseError as e:
@@ -185,6 +190,51 @@ class Store:
         fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
         os.close(self.lock_fd)
         self.closed = True
+
+    def relocate(self, dest: Path, move: Callable[[], None]) -> None:
+        """Let go of the files (everything committed and durable, the lock
+        kept), run ``move`` (which moves the volume's folder to ``dest``), and
+        take them again there: the same Store, its caches still true (nothing
+        changed meanwhile).  When ``move`` fails the files are taken again
+        where they were and its error raised."""
+        if self._in_txn:
+            raise err(errno.EBUSY, "a volume call is running")
+        self.commit()
+        self.blocks.sync()
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.close()
+        self.blocks.close()
+        src = Path(self.blocks.path).parent
+        try:
+            move()
+        except BaseException:
+            self._take_files(src)
+            raise
+        self._take_files(dest)
+
+    def _take_files(self, path: Path) -> None:
+        """Open the database and the data file in ``path``, and hold its lock (see :meth:`relocate`)."""
+        lock = path / LOCK_FILE
+        held = os.fstat(self.lock_fd)
+        try:
+            now = os.stat(lock)
+            same = (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+        except FileNotFoundError:
+            same = False
+        if not same:  # copied to another file system: lock the copy, then let the old one go
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise VolumeBusy(f"volume {path} is already mounted/open by another process") from None
+            fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+            os.close(self.lock_fd)
+            self.lock_fd = fd
+        db = sqlite3.connect(path / DB_FILE, isolation_level=None, check_same_thread=False, cached_statements=256)
+        _set_pragmas(db)
+        self.db = db
+        self.blocks.reopen(str(path / DATA_FILE), db)
 
     def sync(self) -> None:
         """Make every call so far durable (data file first, then the metadata WAL)."""

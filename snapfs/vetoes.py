@@ -100,6 +100,8 @@ def veto(voldir: str | os.PathLike[str], name: str, event: str, *, override: boo
 def abort(sessions: list[SessionInfo], reason: str) -> None:
     """Abort each session: its note, SIGTERM (and SIGCONT), then wait for it to stop (SIGKILL at last)."""
     for s in sessions:
+        if not process_alive(s.pid, s.pid_start):
+            continue  # it ended meanwhile (its pid may be another process's already)
         try:
             mark_aborted(s.pid, reason)
         except OSError:
@@ -109,9 +111,11 @@ def abort(sessions: list[SessionInfo], reason: str) -> None:
                 os.kill(s.pid, sig)
             except ProcessLookupError:
                 break
-    pids = {s.pid for s in sessions}
+    pids = {(s.pid, s.pid_start) for s in sessions}
     if not _wait_stopped(pids, ABORT_WAIT):
-        for pid in pids:
+        for pid, start in pids:
+            if not process_alive(pid, start):
+                continue
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -136,7 +140,7 @@ def abort_shared(sessions: list[SessionInfo], reason: str) -> None:
             running = {(r.pid, r.slot, r.started) for r in running_sessions()}
         except OSError:
             running = set()
-        left = [s for s in sessions if (s.pid, s.slot, s.started) in running and process_alive(s.pid)]
+        left = [s for s in sessions if (s.pid, s.slot, s.started) in running and process_alive(s.pid, s.pid_start)]
         if not left:
             return
         if time.monotonic() > deadline:
@@ -145,10 +149,11 @@ def abort_shared(sessions: list[SessionInfo], reason: str) -> None:
         time.sleep(0.02)
 
 
-def _wait_stopped(pids: set[int], timeout: float) -> bool:
+def _wait_stopped(pids: set[tuple[int, int | None]], timeout: float) -> bool:
+    """Wait until none of the (pid, start time) runs any more."""
     deadline = time.monotonic() + timeout
     while True:
-        alive = {p for p in pids if process_alive(p)}
+        alive = {p for p in pids if process_alive(*p)}
         if not alive:
             return True
         if time.monotonic() > deadline:

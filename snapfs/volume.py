@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from . import snapshots as _snap
@@ -142,6 +143,17 @@ class Volume(LunOps, LockOps, NamespaceOps, FileData, XattrOps, SnapshotOps, Win
                 self._maybe_destroy(ino)
         self.tables.close()
         self.closed = True
+
+    def relocate(self, dest: Path, move: Callable[[], None]) -> None:
+        """Go on from the volume's folder at ``dest`` once ``move`` has moved it
+        there (a volume move, :mod:`snapfs.moving`): the files are let go and
+        taken again, everything else stays as it is (open files, owners,
+        restrictions); when ``move`` fails the volume stays where it was."""
+        try:
+            self.tables.relocate(dest, move)
+        finally:
+            self._db = self.tables.db  # the files taken again, at dest or where they were
+        self.path = dest
 
     @property
     def name(self) -> str:

@@ -4,7 +4,7 @@ Modes: ``-t`` list, ``-x [names]`` extract, ``-r`` rebuild (incrementals in
 level order, ``./restoresymtable``), ``-C`` compare with the tree on disk,
 ``-i`` interactive, ``-P FILE`` a QFA file from the image, ``-R`` resume a ``-r`` that stopped at a volume change.
 restore's keyless syntax works too (``pyrestore rf FILE``, ``tf -``); flags
-restore has and pyrestore does not (``-c``, ``-F``, ``-k``, ``-e``,
+restore has and pyrestore does not (``-c``, ``-k``, ``-e``,
 ``-E``) are refused in one line.  Exit status: 0 done, 1 damage or an
 error, 2 usage or (``-C``, as restore) files that differ.
 """
@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from importlib import metadata
 
 from snapdump.exits import CommandFailed, run
+from tapelib.device import is_remote
 
 from ..errors import DumpError
 from ..format import parse_qfa
 from ..medium import volume_file
+from ..operator import run_volume_script
 from ..restore import Options, Restore, RestoreError, VolumeInput
 from ..volume_input import ShelfVolumes
 from ..sessions import session_slot
@@ -102,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-a", action="store_true",
                    help="read the volumes from the first on without asking where to start (always so here); "
                         "on a shelf drive, load each next volume's cartridge without asking")
+    p.add_argument("-F", dest="script", metavar="SCRIPT",
+                   help="run SCRIPT DEVICE VOLUME at the beginning of each volume: exit 0, the volume is ready "
+                        "(no question); 1, ask for it as usual; other, abort")
     p.add_argument("-d", action="store_true", help="debug (accepted: nothing more is printed)")
     p.add_argument("-l", action="store_true",
                    help="the medium is a file or pipe (accepted: files, pipes and drives are told apart by themselves)")
@@ -114,18 +120,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: bool = False):
+def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: bool = False,
+           script: "_Script | None" = None):
     """The next volume's name, asked for at a volume's end: with -M the next
     file; else the operator's answer, and on a shelf drive the cartridge in
     the slots that holds it is offered ("yes" loads it; -a, -y: loaded
-    without asking).  Set ``ask.input`` to the :class:`VolumeInput` it serves."""
+    without asking).  A -F *script* runs first, once a volume, as restore
+    runs it: exit 0, the volume is ready (opened without asking); 1, go on
+    as without it.  Set ``ask.input`` to the :class:`VolumeInput` it serves."""
     tried: set[int] = set()
     shelf = ShelfVolumes.of(image) if prefix is None and image != "-" else None
+    device = [image]  # restore's magtape: the name the next volume is looked for at (an answer changes it)
 
     def ask(number: int, problem: str) -> str | None:
-        if prefix is not None and number not in tried:  # -M: the next file, once; then ask as usual
-            tried.add(number)
-            return volume_file(prefix, number)
+        first_try = number not in tried
+        tried.add(number)
+        name = volume_file(prefix, number) if prefix is not None else device[0]
+        if script is not None and first_try and script.run(name, number) == 0:
+            return name  # the script made it ready
+        if prefix is not None and first_try:  # -M: the next file, once; then ask as usual
+            return name
         image = getattr(ask.input, "image", None)
         found = shelf.find(image, number) if shelf is not None and image is not None else None
         offer = ""
@@ -145,10 +159,47 @@ def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: 
             return _load(shelf, *found, number)
         if not name or name == "none":
             return None
+        device[0] = name
         return name
 
     ask.input = None  # type: ignore[attr-defined]
     return ask
+
+
+class _Script:
+    """restore's ``-F SCRIPT``, run at the beginning of each volume as
+    ``SCRIPT DEVICE VOLUME`` (after "Launching SCRIPT" on standard error):
+    exit 0, the volume is ready; 1, ask for it as without a script (with
+    -M the next file is opened anyway); anything else aborts the restore
+    ("Restore aborted by the beginning of tape script", exit 1).  DEVICE is
+    the name of the drive on its host for ``host:device``, as restore gives it."""
+
+    def __init__(self, script: str, *, image_on_stdin: bool, rebuilding: bool) -> None:
+        self.script = script
+        self._stdin = subprocess.DEVNULL if image_on_stdin else None  # never let it read the image
+        self._rebuilding = rebuilding
+
+    def run(self, device: str, volume: int) -> int:
+        if is_remote(device):  # as restore: the drive's name on its host, without "host:"
+            device = device.partition(":")[2]
+        print(f"Launching {self.script}", file=sys.stderr, flush=True)
+        code = run_volume_script(self.script, device, volume, stdin=self._stdin)
+        if code not in (0, 1):
+            raise RestoreError(f"Restore aborted by the beginning of tape script ({self.script} {device} "
+                               f"{volume} exited {code}){self._resume_hint(volume)}")
+        return code
+
+    def _resume_hint(self, volume: int) -> str:
+        """How a -r stopped before *volume* goes on, when its checkpoint is saved."""
+        if not self._rebuilding:
+            return ""
+        try:
+            point = SymbolTable.load(SYMTAB_NAME).resume
+        except (DumpError, OSError):
+            return ""
+        if point is None or point.volume != volume:
+            return ""
+        return f"; go on with pyrestore -R -f VOLUME-{volume} in this directory"
 
 
 def _load(shelf: ShelfVolumes, barcode: str, slot: int, number: int) -> str:
@@ -238,8 +289,6 @@ class _Usage(CommandFailed):
 _REFUSED = [
     RefusedFlag("-c", "-c (convert a dump of the old 4.1BSD format) is not supported: pydump and Linux dump "
                 "write the new one", "convert an old-format dump (not supported)"),
-    RefusedFlag("-F", "-F (a script at each volume) is not supported: pyrestore asks for the next volume itself",
-                "run SCRIPT at each volume (not supported)", "SCRIPT"),
     RefusedFlag("-k", "-k (Kerberos) is not supported: remote tapes go through rmt over ssh",
                 "Kerberos for a remote tape (not supported)"),
     RefusedFlag("-e", "-e (an option of restore's SELinux build) is not supported",
@@ -311,7 +360,8 @@ def _pyrestore(argv: list[str]) -> int:
         raise _Usage("--force works with -x and -r")
     opts = Options(renames=renames, force=args.force, verbose=args.v, dry_run=args.N, unlink=args.u,
                    set_root_modes=args.o, by_inode=args.m, dir_only=args.dir_only, compare_limit=args.limit,
-                   file_history=args.file_history, streams_as_files=args.streams_as_files)
+                   file_history=args.file_history, streams_as_files=args.streams_as_files,
+                   input_blocks=args.blocksize, volumes_not_tape=args.V)
     talk = _talk(nul_lines=args.nul)
     source = slot = None
     try:
@@ -326,8 +376,13 @@ def _pyrestore(argv: list[str]) -> int:
         prefix = args.file if args.multivolume else None
         first = volume_file(args.file, _first_volume(args.mode)) if prefix is not None else args.file
 
+        script = _Script(args.script, image_on_stdin=args.file == "-",
+                                 rebuilding=args.mode in ("r", "R")) if args.script else None
+
         def medium() -> VolumeInput:
-            ask = _asker(first, args.y, prefix, read_through=args.a)
+            if script is not None:  # as restore: before the first volume is opened (not for -t/-i -A alone)
+                script.run(first, _first_volume(args.mode))
+            ask = _asker(first, args.y, prefix, read_through=args.a, script=script)
             ask.input = VolumeInput(first, ask=ask, tape_file=args.tape_file)
             return ask.input
 
@@ -352,7 +407,7 @@ def _pyrestore(argv: list[str]) -> int:
         elif args.mode == "i":
             if args.file == "-":
                 raise RestoreError("-i reads its commands from standard input: give the image with -f FILE")
-            engine.read_directories()
+            engine.browse()
             from ..interactive import Session  # -i only
 
             session = Session(engine, sys.stdin, sys.stdout, err=sys.stderr,

@@ -7,13 +7,13 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import shutil
+import stat
 import time
 from pathlib import Path
 
 from snapdump.session_registry import sessions_on
 
-from .. import client
+from .. import client, moving
 from ..errors import SnapfsError, VolumeBusy
 from ..vetoes import FAILOVER_EVENTS, SINGLE_FILE_OWNER, event_seconds, named, veto
 from . import UsageError
@@ -55,8 +55,8 @@ def check_unmount(a: argparse.Namespace) -> None:
     veto(voldir, name, "unmount", override=a.override_vetoes, automatic=a.automatic, say=_say)
 
 
-def cmd_volume_event(a: argparse.Namespace) -> None:
-    """``snapfs volume offline|online|move``."""
+def cmd_volume_event(a: argparse.Namespace) -> Path | None:
+    """``snapfs volume offline|online|move``; after a move, the volume's new folder."""
     with client.open_volume(a.vol) as c:
         name = c.info().name
         if a.action == "online":
@@ -68,32 +68,42 @@ def cmd_volume_event(a: argparse.Namespace) -> None:
             _say(f"volume {name} is offline: I/O and dump and restore sessions are refused")
         else:
             _move(c, a, name)
+            return c.voldir
+    return None
 
 
 def _move(c: client.Client, a: argparse.Namespace, name: str) -> None:
     """Transfer (sessions go on), cutover (new sessions refused), wait for the
-    running sessions to finish, complete (the identity changes unless kept)."""
+    running sessions to finish, move the folder (:mod:`snapfs.moving`): the
+    identity changes unless kept."""
     if not a.to:
-        raise UsageError("volume move needs --to AGGREGATE")
-    _say(f"volume move of {name} to {a.to}: transferring (dump and restore sessions go on)")
-    time.sleep(event_seconds())
-    c.availability("move-cutover")
+        raise UsageError("volume move needs --to DIR (a new folder in another folder)")
+    dest = moving.check_destination(c.voldir, a.to, c.info().mountpoint)
+    _say(f"volume move of {name} to {dest}: transferring (dump and restore sessions go on)")
+    started = time.monotonic()
     try:
-        running = sessions_on(c.voldir)
-        if running:
-            _say(f"volume move of {name}: cutover done; new sessions are refused until the move completes; "
-                 f"waiting for {named(running)} to finish")
-        while sessions_on(c.voldir):
-            time.sleep(0.05)
-        before = c.volume_identity().generation
-        ident = c.volume_move(a.to, keep_identity=a.keep_identity)
+        moving.precopy(c.voldir, dest)
+        time.sleep(max(0.0, event_seconds() - (time.monotonic() - started)))
+        c.availability("move-cutover")
+        try:
+            running = sessions_on(c.voldir)
+            if running:
+                _say(f"volume move of {name}: cutover done; new sessions are refused until the move completes; "
+                     f"waiting for {named(running)} to finish")
+            while sessions_on(c.voldir):
+                time.sleep(0.05)
+            before = c.volume_identity().generation
+            ident = c.volume_relocate(dest, keep_identity=a.keep_identity)
+        finally:
+            c.availability("online")
     finally:
-        c.availability("online")
+        moving.drop_staging(dest)
     if ident.generation == before:
-        _say(f"volume move of {name} to {a.to} complete: its identity was kept (CAB): "
-             "incremental dumps go on from their baselines")
+        _say(f"volume move of {name} to {dest} complete: its identity was kept (the CAB case): incremental dumps "
+             "by an NDMP application speaking Cluster Aware Backup go on from their baselines; other incremental "
+             "dumps (pydump, NDMP without CAB) need a new baseline (level 0)")
     else:
-        _say(f"volume move of {name} to {a.to} complete: its generation is now {ident.generation}: "
+        _say(f"volume move of {name} to {dest} complete: its generation is now {ident.generation}: "
              "the next incremental dump needs a new baseline (level 0)")
 
 
@@ -120,6 +130,22 @@ def add_restore_file_parser(sub) -> None:
     r.add_argument("path", help="the file, relative to the volume root (or a path under the mount point)")
 
 
+def _copy_back(src: Path, dest: Path) -> None:
+    """Write ``src``'s bytes over ``dest`` in place (a LUN keeps its size: it may not be
+    truncated), cut or grow it to ``src``'s size when that differs, and give it ``src``'s
+    mode and times."""
+    st = os.stat(src)
+    with open(src, "rb") as fin, open(dest, "r+b") as fout:
+        while chunk := fin.read(1 << 20):
+            fout.write(chunk)
+        if os.fstat(fout.fileno()).st_size != st.st_size:
+            fout.truncate(st.st_size)
+        fout.flush()
+        os.fsync(fout.fileno())
+    os.chmod(dest, stat.S_IMODE(st.st_mode))
+    os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def cmd_restore_file(a: argparse.Namespace) -> int:
     """Restrict the file, copy it back from the snapshot as the restriction's owner, lift it."""
     with client.open_volume(a.vol) as c:
@@ -142,8 +168,7 @@ def cmd_restore_file(a: argparse.Namespace) -> int:
         try:
             c.act_as(SINGLE_FILE_OWNER, restore=True)
             time.sleep(event_seconds())  # the transfer
-            shutil.copyfile(src, dest)
-            shutil.copystat(src, dest)
+            _copy_back(src, dest)
         finally:
             c.unrestrict(rel, SINGLE_FILE_OWNER)
     _say(f"restored {rel} of volume {info.name} from snapshot {a.snapshot}")

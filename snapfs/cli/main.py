@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import re
 import shutil
 import sqlite3
@@ -150,9 +151,11 @@ def cmd_df(a: argparse.Namespace) -> int:
 
 def cmd_volume_show(a: argparse.Namespace) -> int:
     if a.action in events.VOLUME_ACTIONS:
-        events.cmd_volume_event(a)
-        if a.action != "move":
+        moved_to = events.cmd_volume_event(a)
+        if moved_to is None:
             return 0
+        if not os.path.ismount(a.vol):  # a folder named: it is elsewhere now
+            a.vol = moved_to
     with client.open_volume(a.vol) as c:
         if a.action == "modify":
             if a.type is None and a.security_style is None and a.size is None:
@@ -296,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--security-style", choices=["unix", "ntfs", "mixed"], default=None,
                    help="modify: the default security style of new qtrees")
     v.add_argument("--size", type=parse_size, default=None, help="modify: the volume's new size, e.g. 20G")
-    v.add_argument("--to", default=None, metavar="AGGREGATE", help="move: where to (simulated; bumps the generation)")
+    v.add_argument("--to", default=None, metavar="DIR",
+                   help="move: the volume's new folder (absent, in another existing folder); bumps the generation")
     v.add_argument("--keep-identity", action="store_true", help="move: keep the generation (the CAB case)")
     events.add_veto_flags(v)
     events.add_parsers(sub)

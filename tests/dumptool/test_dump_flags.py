@@ -38,8 +38,9 @@ def small_tree(root: Path) -> Path:
     return root
 
 
-def masked(stderr: str) -> list[str]:
-    """dump's operator lines with dates, numbers, names and timings masked, in order."""
+def masked(stderr: str, *, timed: bool = False) -> list[str]:
+    """dump's operator lines with dates, numbers, names and timings masked, in
+    order (*timed*: with the lines a volume that took a second or more adds)."""
     lines = []
     for line in stderr.splitlines():
         if not line.startswith("  DUMP: "):
@@ -49,7 +50,7 @@ def masked(stderr: str) -> list[str]:
             continue
         if line.startswith("dumping a live file system: "):  # pydump's own, once: no snapshot is read
             continue
-        if re.match(r"Volume \d+ (took|transfer rate)", line):
+        if re.match(r"Volume \d+ (took|transfer rate)", line) and not timed:
             continue  # printed only when a volume took a second or more, by both
         line = _CTIME.sub("DATE", line)
         line = re.sub(r"^Dumping .* to .*", "Dumping SOURCE to OUTPUT", line)
@@ -93,6 +94,29 @@ def test_header_lines_size_estimate_and_archive_file_match_the_real_dump(tmp_pat
                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
     said = session.stdout + session.stderr  # restore's ls writes to stderr when not on a terminal
     assert session.returncode == 0 and "./d2:\nlink text\n" in said, said
+
+
+def test_a_dump_that_takes_seconds_says_what_the_real_dump_says(tmp_path: Path) -> None:
+    """To a pipe read after a pause (the dump waits on it): "Volume 1 took
+    H:MM:SS", "Volume 1 transfer rate", "finished in" and "Average transfer
+    rate" as dump says them, the lines of a dump to standard output."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big").write_bytes(os.urandom(3 << 20))
+    slowly = "sleep 2.5; cat > /dev/null"  # pydump starts writing half a second or so after the shell
+    with ext4_volume(src, tmp_path / "fs.img", "8M") as loop:
+        mnt = loop.mount(tmp_path / "mnt")
+        ours = subprocess.run(f"{console_script('pydump')} -0 -f - {mnt} | ({slowly})", shell=True, env=env(),
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        loop.umount()
+        real = subprocess.run(f"{DUMP} -0 -f - {loop.dev} | ({slowly})", shell=True, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert ours.returncode == real.returncode == 0, ours.stderr + real.stderr
+    said = masked(ours.stderr, timed=True)
+    assert said == masked(real.stderr, timed=True)
+    assert "Volume N took N:N:N" in said and "Volume N transfer rate: N kB/s" in said
+    took = int(re.search(r"Volume 1 took 0:00:(\d\d)", ours.stderr).group(1))
+    assert took >= 1
 
 
 def test_archive_file_of_a_compressed_dump_is_plain(tmp_path: Path) -> None:
@@ -226,3 +250,17 @@ def test_I_stops_the_dump_past_N_files_that_cannot_be_read(tmp_path: Path) -> No
     with pytest.raises(DumpError, match=r"more than 2 files could not be read .* \(-I 2\)"):
         dump_after_the_files_vanish(2)
     assert len(dump_after_the_files_vanish(0)) == 4  # -I 0: no limit, each one a warning
+
+
+def test_a_n_and_dumps_progress_interval(tmp_path: Path) -> None:
+    """-a (dump to the end of the medium: the default on a file) is taken
+    alone; -n tells the operators "DUMP IS DONE!" among the DUMP lines;
+    the progress line waits dump's 5 minutes unless --progress says less."""
+    src = small_tree(tmp_path / "src")
+    told = pydump("-0", "-a", "-n", "-f", str(tmp_path / "img"), str(src)).stderr.decode().splitlines()
+    assert told[-2:] == ["  DUMP: Message to the operators: DUMP IS DONE!", "  DUMP: DUMP IS DONE"]
+    assert not [line for line in told if "% done" in line]  # a dump of a second: no progress line
+    names = listing(real_restore("-t", "-f", str(tmp_path / "img"), cwd=tmp_path, tmp=tmp_path).stdout)
+    assert "./d1/sub/big" in names
+    plain = pydump("-0", "-f", str(tmp_path / "img2"), str(src)).stderr.decode()
+    assert "Message to the operators" not in plain and plain.endswith("  DUMP: DUMP IS DONE\n")

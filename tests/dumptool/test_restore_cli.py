@@ -122,10 +122,8 @@ def linked_image(tmp_path_factory) -> Path:
 
 
 def verbose_lines(out: str) -> list[str]:
-    """-v's lines but restore's "Input is from ..."/"Input block size" (not
-    ours: see the README) and its question about '.'."""
-    return [line.removeprefix("set owner/mode for '.'? [yn] ") for line in out.splitlines()
-            if not line.startswith("Input ")]
+    """-v's lines, restore's question about '.' taken off."""
+    return [line.removeprefix("set owner/mode for '.'? [yn] ") for line in out.splitlines()]
 
 
 @pytest.mark.parametrize("mode", ["-r", "-x"])
@@ -139,10 +137,57 @@ def test_verbose_lines_are_restores_in_its_order(linked_image, tmp_path, mode):
     assert real.returncode == ours.returncode == 0, real.stderr + ours.stderr
     wanted = verbose_lines(real.stdout)
     assert verbose_lines(ours.stdout) == wanted
-    for line in ("extract file ./d/hard", "Create hard link ./f->./d/hard", "Create symbolic link ./lnk->f",
+    for line in ("Verify tape and initialize maps", "Input is from a local file/pipe", "Input block size is 32",
+                 "extract file ./d/hard", "Create hard link ./f->./d/hard", "Create symbolic link ./lnk->f",
                  "extract fifo ./fifo", "extract special file ./null", "Set directory mode, owner, and times."):
         assert line in wanted
     assert tree_of(ours_dir) == tree_of(real_dir)
+
+
+@pytest.mark.parametrize("flags", [[], ["-b", "64"], ["-V"]], ids=["plain", "b64", "V"])
+def test_verbose_lines_of_t_C_and_i_are_restores(linked_image, tmp_path, flags):
+    """-v's lines before the listing, around the compare and before -i's
+    prompt: the medium ("Input is from a local file/pipe", "Input block size
+    is N" as -b and -V make them), the header, restore's phases."""
+    for mode in ("-t", "-C"):
+        real, ours = both(tmp_path, mode, "-v", *flags, "-D", str(linked_image.parent / "src"),
+                          "-f", str(linked_image), cwd=tmp_path) if mode == "-C" else \
+            both(tmp_path, mode, "-v", *flags, "-f", str(linked_image), cwd=tmp_path)
+        assert real.returncode == ours.returncode == 0, real.stderr + ours.stderr
+        said = ours.stdout
+        if mode == "-C":  # pyrestore compares each name of a hard-linked file, restore one (see the README)
+            assert "comparing ./d/hard (size: 2, mode: 0100644)\ncomparing ./f (size: 2" in said
+            said = re.sub(r"comparing \./f \(.*\n", "", said)
+        assert said == real.stdout
+        assert "\nInput is from a local " in said and "Input block size is " in said
+    real = subprocess.run(["/sbin/restore", "-i", "-v", *flags, "-f", str(linked_image)], input="quit\n", text=True,
+                          capture_output=True, timeout=60, cwd=tmp_path, env=dict(os.environ, TMPDIR=str(tmp_path)))
+    ours = subprocess.run([console_script("pyrestore"), "-i", "-v", *flags, "-f", str(linked_image)],
+                          input="quit\n", text=True, capture_output=True, timeout=60, cwd=tmp_path)
+    assert ours.returncode == real.returncode == 0
+    assert ours.stdout.replace("pyrestore > ", "/sbin/restore > ") == real.stdout  # the prompt is argv[0]
+    assert real.stdout.startswith("Verify tape and initialize maps\nInput is from a local ")
+
+
+def test_verbose_lines_of_a_remote_tape_are_restores(linked_image, tmp_path, nst0):
+    """On a shelf drive through pyrmt, for both: "Input is from a remote
+    tape", "Tape block size is N" (the tape's record size)."""
+    from samples import fake_rsh
+
+    subprocess.run([console_script("pydump"), "-0", "-b", "16", "-f", nst0, str(linked_image.parent / "src")],
+                   check=True, capture_output=True)
+    rsh = fake_rsh(tmp_path, console_script("pyrmt"))
+    said = {}
+    for tool, program in (("real", "/sbin/restore"), ("ours", console_script("pyrestore"))):
+        subprocess.run([console_script("pymt"), "-f", nst0, "rewind"], check=True)
+        done = subprocess.run([program, "-t", "-v", "-f", f"localhost:{nst0}"], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                              env=dict(os.environ, RSH=str(rsh), RMT=console_script("pyrmt"), TMPDIR=str(tmp_path)))
+        assert done.returncode == 0, (tool, done.stderr)
+        said[tool] = done.stdout
+    assert said["ours"] == said["real"]
+    assert said["ours"].startswith("Verify tape and initialize maps\nInput is from a remote tape\n"
+                                   "Tape block size is 16\n")
 
 
 def tree_of(root: Path) -> list[str]:
@@ -188,6 +233,11 @@ def test_h_extracts_a_directory_itself_not_its_contents(image, tmp_path):
         assert pyrestore("-x", *args, "-f", str(img), "d", cwd=tmp_path / name).returncode == 0
     assert tree_of(tmp_path / "with-h") == ["d"]
     assert tree_of(tmp_path / "without") == ["d", "d/b.py", "d/sub", "d/sub/deep"]
+    for name, args in (("real-h", ("-h",)), ("real", ())):  # the real restore makes the same
+        (tmp_path / name).mkdir()
+        assert real_restore("-x", "-a", *args, "-f", str(img), "d", cwd=tmp_path / name, tmp=tmp_path).returncode == 0
+    assert tree_of(tmp_path / "real-h") == tree_of(tmp_path / "with-h")
+    assert tree_of(tmp_path / "real") == tree_of(tmp_path / "without")
 
 
 def test_compare_stops_at_the_limit_L_as_restore(image, tmp_path):
@@ -238,7 +288,7 @@ def test_archive_file_with_A(tmp_path, image):
     assert not (tmp_path / "d").exists()
 
 
-@pytest.mark.parametrize("flags", [["-c"], ["-F", "script"], ["-k"], ["-e"], ["-E", "s0"]])
+@pytest.mark.parametrize("flags", [["-c"], ["-k"], ["-e"], ["-E", "s0"]])
 def test_flags_not_supported_are_refused_in_one_line(image, tmp_path, flags):
     _, img = image
     done = pyrestore("-t", *flags, "-f", str(img), cwd=tmp_path)

@@ -108,6 +108,13 @@ def same_tree(a: Path, b: Path) -> None:
         same_tree(a / name, b / name)
 
 
+def recover_read(output: str) -> tuple[int, int]:
+    """``(bytes, ranges)`` of the image a recover read, as its LOG message tells them."""
+    match = re.search(r'"recover read (\d+) bytes of the image in (\d+) range\(s\)"', output)
+    assert match, output
+    return int(match.group(1)), int(match.group(2))
+
+
 def image_size(index: Path) -> int:
     match = re.search(r"^CM 01 \+0/(\d+)K$", index.read_text(), re.M)
     assert match, index.read_text()
@@ -171,7 +178,7 @@ def test_backup_levels_list_restore_and_dar_of_a_directory(server: NdmpServer, l
     assert 'LOG_FILE messages: 1 OK, 0 ERROR, total 1 of 1' in out, out
     assert (one / "sub" / "zz.txt").read_text() == "wanted\n"
     assert not (one / "big1").exists()
-    read = int(re.search(r'"recover read (\d+) bytes of the image"', out).group(1))
+    read, _ranges = recover_read(out)
     assert read < image_size(idx0) * 0.5, (read, image_size(idx0))
 
     # without an index the name list's fh_info is -1 (unknown): the whole image is read
@@ -180,7 +187,7 @@ def test_backup_levels_list_restore_and_dar_of_a_directory(server: NdmpServer, l
     out = ndmjob(server, "-x", "-f", t0.nst, "-B", "dump", "-C", str(blind), "hello.txt")
     ok(out)
     assert (blind / "hello.txt").read_text() == "hello\n" and not (blind / "sub").exists()
-    read = int(re.search(r'"recover read (\d+) bytes of the image"', out).group(1))
+    read, _ranges = recover_read(out)
     assert read >= image_size(idx0) - 10240, (read, image_size(idx0))
     # a destination outside the served volumes is refused: nothing is written there
     outside = Path(f"/var/tmp/pyndmpd-outside-{os.getpid()}")
@@ -191,8 +198,8 @@ def test_backup_levels_list_restore_and_dar_of_a_directory(server: NdmpServer, l
     assert "LOG_FILE messages: 0 OK, 1 ERROR, total 1 of 1" in out, out
     assert "Operation complete but had problems." in out, out
 
-    # a stale index (hello.txt's fh_info pointing past it): the file is not on the part read, and
-    # an older hello.txt already at the destination is not taken for a restored one
+    # a stale index (hello.txt's fh_info pointing at zz.txt's header): the recover sees that the
+    # header there is another inode's and reads the image through: hello.txt comes back all the same
     stale = tmp_path / "idx-stale"
     nodes_by_name = {line.split()[2]: line.split()[4] for line in index.splitlines() if line.startswith("DHd ")}
     zz_at = re.search(rf"^DHn {nodes_by_name['zz.txt']} .*(@\d+)$", index, re.M).group(1)
@@ -202,8 +209,10 @@ def test_backup_levels_list_restore_and_dar_of_a_directory(server: NdmpServer, l
     older.mkdir()
     (older / "hello.txt").write_text("older\n")
     out = ndmjob(server, "-x", "-f", t0.nst, "-B", "dump", "-C", str(older), "-J", str(stale), "hello.txt")
-    assert "LOG_FILE messages: 0 OK, 1 ERROR, total 1 of 1" in out, out
-    assert (older / "hello.txt").read_text() == "older\n"
+    ok(out)
+    assert "LOG_FILE messages: 1 OK, 0 ERROR, total 1 of 1" in out, out
+    assert "is not its file's (a stale index?): reading the image through" in out, out
+    assert (older / "hello.txt").read_text() == "hello\n"
 
     # level 1: only what changed, based on the dumpdates the level 0 recorded
     (src / "hello.txt").write_text("changed\n")
@@ -467,3 +476,34 @@ def test_data_abort_mid_backup_halts_aborted_and_the_image_is_cut(server: NdmpSe
     finally:
         dma.close()
     _assert_cut_short(tape, tmp_path)
+
+
+def test_a_backup_posts_its_history_then_data_halted_then_the_mover_halts(
+        server: NdmpServer, load_drive: Callable[..., LoadedDrive], tmp_path: Path) -> None:
+    """The order ndmjob's monitor needs to end without its 2 s wait for one more
+    notice: the file history, NOTIFY_DATA_HALTED, and only then the image stream
+    ends and the mover writes its last record and halts (NOTIFY_MOVER_HALTED)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}").write_bytes(os.urandom(30_000))
+    tape = load_drive()
+    dma = Dma.connect(server.port)
+    try:
+        _local_backup(dma, tape.nst, src)
+        posts: list[tuple[int, int | None]] = []
+        while not posts or posts[-1][0] != Message.NOTIFY_MOVER_HALTED:
+            code, body = dma.next_post()
+            posts.append((code, getattr(body, "reason", None)))
+        codes = [code for code, _ in posts if code != Message.LOG_MESSAGE]
+        assert codes[-2:] == [Message.NOTIFY_DATA_HALTED, Message.NOTIFY_MOVER_HALTED], codes
+        assert Message.FH_ADD_NODE in codes[:-2], codes
+        assert (Message.NOTIFY_DATA_HALTED, DataHaltReason.SUCCESSFUL) in posts
+        assert posts[-1][1] == 1  # CONNECT_CLOSED: the whole image is on tape
+    finally:
+        dma.close()
+    tape.wait_released(20, "the DMA went away")
+    image = tmp_path / "img"
+    image.write_bytes(tape_image(tape))
+    listing = subprocess.run([RESTORE, "-t", "-f", str(image)], capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and "./f2" in listing.stdout, listing.stderr

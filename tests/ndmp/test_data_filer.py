@@ -152,10 +152,11 @@ def test_ndmjob_backs_up_a_snapfs_qtree_with_a_restricted_file(server: NdmpServe
     assert "held.bin" in names1, names1
     assert len(nodes) == 2 and " s50000 " in nodes[1], nodes  # the root and held.bin only: nothing else changed
     # moved since: the next incremental is refused, the reason in a LOG message
-    snapfs("volume", "move", volume, "--to", "aggr9")
+    (tmp_path / "aggr9").mkdir()
+    snapfs("volume", "move", volume, "--to", tmp_path / "aggr9" / "vol")
     out = ndmjob(server, "-c", "-f", load_drive().nst, "-B", "dump", "-C", str(volume / "qt"), "-E", "LEVEL=2",
                  "-I", str(tmp_path / "idx2"))
     assert 'SESS "Operation ended OKAY"' not in out, out
-    assert f"cannot dump {volume}/qt at level 2: the volume was moved (aggr0, now aggr9) since its level 1 base: " \
-           "run a level 0" in out, out
+    assert f"cannot dump {volume}/qt at level 2: the volume was moved (aggr0, now {tmp_path / 'aggr9'}) since its " \
+           "level 1 base: run a level 0" in out, out
     assert snapshots(volume) == {}

@@ -1,7 +1,7 @@
 """Three-way NDMP with the real ndmjob: the data service on one pyndmpd, the
 mover and tape on another, in two network namespaces joined by a veth pair
 (as two hosts would be).  Backup with an index, restore of the tree and of
-one file by direct access (NOTIFY_DATA_READ, the DMA's MOVER_READ), and
+single files by direct access (NOTIFY_DATA_READ, the DMA's MOVER_READ, per file), and
 tshark's dissector over the NDMP sessions of the backup: no malformed packet.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import console_script
 from pyndmpd_process import NDMJOB
-from test_data import image_size, make_tree, same_tree
+from test_data import image_size, make_tree, recover_read, same_tree
 
 from tapelib import Shelf
 
@@ -90,10 +90,16 @@ def test_three_way_backup_restore_and_dar_between_two_hosts(tmp_path: Path) -> N
         same_tree(src, whole)
         one = tmp_path / "one"
         one.mkdir()
-        out = ndmjob("-x", "-C", str(one), "-J", str(idx), "sub/zz.txt")
+        # DAR of three files: NOTIFY_DATA_READ for the front, then for each file's records (the DMA's
+        # MOVER_READ each time), past the two big files between them
+        out = ndmjob("-x", "-C", str(one), "-J", str(idx), "hello.txt", "sub/blob.bin", "sub/zz.txt")
         assert (one / "sub" / "zz.txt").read_text() == "wanted\n"
-        read = int(re.search(r'"recover read (\d+) bytes of the image"', out).group(1))
-        assert read < image_size(idx) * 0.5, (read, image_size(idx))
+        assert (one / "hello.txt").read_text() == "hello\n"
+        assert (one / "sub" / "blob.bin").read_bytes() == (src / "sub" / "blob.bin").read_bytes()
+        assert not (one / "big1").exists()
+        read, ranges = recover_read(out)
+        assert ranges >= 4 and read < 400_000, (read, ranges, image_size(idx))
+        assert int(re.findall(r"MOVER: read \d+KB record (\d+)", out)[-1]) * 10240 < image_size(idx) / 10, out
         # the other way round: the data service listens, the tape host's mover connects
         idx2 = tmp_path / "idx2"
         ndmjob("-c", "-o", "swap-connect", "-C", str(src), "-E", "LEVEL=0", "-E", "UPDATE=n", "-I", str(idx2))

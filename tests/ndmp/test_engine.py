@@ -1,6 +1,6 @@
 """The dump engine behind the DATA service (ndmp/engine.py), without a DMA:
 the file history it tells for awkward names, and the fh_info positions:
-each file's header lies in the record its fh_info names."""
+each file's header is the block its fh_info names, after the front."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dumptool.format import TP_BSIZE, RecordType
 from dumptool.format.header import header_byte_order, is_header, unpack_header
-from ndmp.engine import NTREC, U64_INVALID, BackupRequest, DumpEngine
+from ndmp.engine import U64_INVALID, BackupRequest, DumpEngine
 
 
 def test_history_of_awkward_names_and_positions_of_every_header(tmp_path: Path) -> None:
@@ -38,16 +38,18 @@ def test_history_of_awkward_names_and_positions_of_every_header(tmp_path: Path) 
             assert entry.fh_info == U64_INVALID
             continue
         start = (entry.fh_info & 0xFFFFFFFF) * TP_BSIZE
-        assert start % (NTREC * TP_BSIZE) == 0
-        assert (entry.fh_info >> 32) * TP_BSIZE <= len(image) + 4 * 1024 * 1024
-        found = []
-        for at in range(start, min(start + NTREC * TP_BSIZE, len(image)), TP_BSIZE):
-            block = bytes(image[at:at + TP_BSIZE])
-            if is_header(block):
-                h = unpack_header(block, order)
-                if h.c_type == RecordType.TS_INODE and h.c_inumber == entry.node:
-                    found.append(at)
-        assert found, (entry.name, start)
+        front = (entry.fh_info >> 32) * TP_BSIZE
+        assert 0 < front <= start < len(image)
+        h = unpack_header(bytes(image[start:start + TP_BSIZE]), order)
+        assert (h.c_type, h.c_inumber, h.is_extattr) == (RecordType.TS_INODE, entry.node, False), entry.name
+    # the front ends where the first file's header is: before it, only the maps and the directories
+    front = min(e.fh_info >> 32 for e in entries if not e.directory) * TP_BSIZE
+    assert front == min((e.fh_info & 0xFFFFFFFF) for e in entries if not e.directory) * TP_BSIZE
+    for at in range(0, front, TP_BSIZE):
+        block = bytes(image[at:at + TP_BSIZE])
+        if is_header(block):
+            h = unpack_header(block, order)
+            assert h.c_type != RecordType.TS_INODE or h.c_dinode.mode & 0o170000 == 0o040000, at
 
 
 def test_the_backup_spool_is_emptied_behind_what_was_sent(tmp_path: Path) -> None:

@@ -246,9 +246,12 @@ def test_volume_identity_type_and_generation(mounted):
     snapfs("snapshot", "create", mnt, "mirror.1")  # a mirror destination still takes snapshots
     _remount(mounted)
     assert _run("touch", mnt / "new").returncode != 0
-    snapfs("volume", "move", mnt, "--to", "aggr2")
+    aggr2 = mounted.voldir.parent / "aggr2"
+    aggr2.mkdir()
+    snapfs("volume", "move", mnt, "--to", aggr2 / "vol")  # a folder in another folder: the aggregate
+    mounted.voldir = aggr2 / "vol"
     s2 = show()
-    assert (s2["generation"], s2["aggregate"], s2["uuid"], s2["type"]) == ("3", "aggr2", s["uuid"], "ro")
+    assert (s2["generation"], s2["aggregate"], s2["uuid"], s2["type"]) == ("3", str(aggr2), s["uuid"], "ro")
     snapfs("volume", "modify", mnt, "--type", "rw")
     (mnt / "new").write_text("writable again")
     assert show()["generation"] == "4"

@@ -163,8 +163,10 @@ def test_the_base_check_on_identity_and_the_cab_move(tmp_path):
     assert "identity changed (uuid u1, now u2)" in refusal(Identity("u2", 4, "rw", "aggr0"))
     with pytest.raises(DumpError, match="no volume identity is recorded.*run a level 0$"):
         check_base("/v", 1, None, 0, Identity("u1", 4, "rw", "aggr0"))
-    moved = Identity("u1", 5, "rw", "aggr1")
-    assert "was moved" in refusal(moved)
-    check_base("/v", 1, base, 0, moved, cab=True)  # CAB: a move keeping the identity keeps the baseline
-    assert "generation changed (4, now 6)" in refusal(Identity("u1", 6, "rw", "aggr1"), cab=True)
+    kept = Identity("u1", 4, "rw", "aggr1")  # moved, its identity kept (snapfs volume move --keep-identity)
+    assert "was moved" in refusal(kept)
+    check_base("/v", 1, base, 0, kept, cab=True)  # CAB: a move keeping the identity keeps the baseline
+    # a move that did not keep it (the generation bumped): a new baseline, CAB or not
+    assert "generation changed (4, now 5)" in refusal(Identity("u1", 5, "rw", "aggr1"), cab=True)
+    assert "was moved" in refusal(Identity("u1", 5, "rw", "aggr1"))
     check_base("/v", 1, base, 0, Identity("u1", 4, "rw", "aggr0"))

@@ -17,10 +17,11 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
-from conftest import answering
+from conftest import answering, tmpfs_at
 from fuse_fixtures import Mounted, mounted, snapfs, wait_released  # noqa: F401 (fixtures)
 
 from snapfs import client
@@ -133,10 +134,10 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
     assert tree_of(reference) == expected
     image = whole.read_bytes()
     rng = random.Random(14)
-    # Kills at seeded points of stage IV (40 files, 4 directories): SIGTERM and SIGKILL,
+    # Kills at seeded points of stage IV (40 files, 4 directories): SIGTERM, SIGKILL and SIGINT,
     # checkpoints after every inode or every 20 ms (then the kill falls between two).
     for k in range(6):
-        sig = ("SIGTERM", "SIGKILL")[k % 2]
+        sig = ("SIGTERM", "SIGKILL", "SIGINT")[k % 3]
         at = rng.randrange(1, 38)
         interval = rng.choice(["0", "0.02"])
         state, work = tmp_path / f"state{k}", tmp_path / f"run{k}"
@@ -166,7 +167,7 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
         assert joined[:len(image) - NTREC * 1024] == image[:len(image) - NTREC * 1024], (k, sig, at)
         restore_into(work / "vol", work / "py", tmp_path, real=False)
         assert tree_of(work / "py") == expected, (k, sig, at)
-        if k in (1, 2):  # a kill -9, and a restart killed too: three volumes
+        if k in (1, 2):  # a kill -9, and a SIGINT whose restart is killed too: three volumes
             restore_into(work / "vol", work / "real", tmp_path, real=True)
             assert tree_of(work / "real") == expected, (k, sig, at)
 
@@ -202,6 +203,12 @@ def test_contexts_show_the_seed_fields_and_delete_gives_the_snapshot_back(mounte
         "Is Context Restartable?": "true", "Is Context Busy?": "false", "Restart Pass": "4",
         "Status of Backup": "2", "Snapshot Copy Name": name, "State of the Context": "7"}
     assert abs(int(values["Context Last Updated Time"]) - time.time()) < 120
+    # what the context keeps: a uuid, the volume, path, level and base, the last file and offset written
+    assert str(uuid.UUID(cid)) == cid and stored["volume_name"] == "testvol" and stored["dump_path"] == str(m)
+    assert (stored["level"], stored["base_date"], stored["snapshot"]) == (0, 0, name)
+    cp = stored["checkpoint"]
+    assert cp["medium"] == str(tmp_path / "vol001") and not cp["is_tape"] and cp["ino"] > 0
+    assert cp["medium_block"] >= cp["resume_block"] and cp["medium_address"] == cp["medium_block"] * 1024
     offsets = (state / "contexts" / f"{cid}.offsets").read_text().split("\n")
     assert len([line for line in offsets if line]) >= 5
     # another pydump restarting or deleting it (its lock held): refused, nothing changed
@@ -422,8 +429,208 @@ def test_a_restarted_dump_deletes_the_snapshot_it_made_when_done(mounted: Mounte
     [cid] = contexts(state)
     [name] = snapshots(m)
     assert not (tmp_path / "dumpdates").exists()
+    date0 = json.loads((state / "contexts" / f"{cid}.json").read_text())["date"]
     run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", env=env(state))
     assert snapshots(m) == {} and contexts(state) == []  # released (the dead pydump's hold too) and deleted
     assert (tmp_path / "dumpdates").read_text().split()[:2] == [str(m), "0"]  # -u kept: recorded when done
     restore_into(tmp_path / "vol", tmp_path / "out", tmp_path, real=False)
     assert tree_of(tmp_path / "out") == tree_of(m)
+    # an incremental's context keeps its level and its base (the level 0's date)
+    time.sleep(1.1)
+    for f in ("d1/f01", "d2/f02", "d3/f03"):
+        (m / f).write_bytes(b"changed for the level 1")
+    r = run(PYDUMP, "-1", "-u", "-D", tmp_path / "dumpdates", "-f", tmp_path / "inc001", m, ok=False,
+            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="1:SIGTERM"))
+    assert r.returncode == 3, r.stderr
+    [c1] = contexts(state)
+    stored = json.loads((state / "contexts" / f"{c1}.json").read_text())
+    assert (stored["level"], stored["base_date"]) == (1, date0) and date0 > 0
+    assert b"Incremental Backup Level ID: 1" in run(PYDUMP, "--contexts", c1, env=env(state)).stdout
+    run(PYDUMP, "--restart", c1, "-f", tmp_path / "inc002", env=env(state))
+    assert contexts(state) == [] and snapshots(m) == {}
+    assert (tmp_path / "dumpdates").read_text().split("\n")[1].split()[:2] == [str(m), "1"]
+
+
+def test_seeded_kills_on_tape_restarted_on_the_same_cartridge(mounted: Mounted, tmp_path: Path, nst0: str):
+    """The seeded loop on a loopback tape: SIGTERM, SIGKILL and SIGINT at seeded points of
+    stage IV, each restarted on the same cartridge after the interrupted tape file."""
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    rng = random.Random(1414)
+    for k, sig in enumerate(("SIGTERM", "SIGKILL", "SIGINT")):
+        at = rng.randrange(2, 38)
+        run(BIN / "pymt", "-f", nst0, "rewind")
+        state = tmp_path / f"state{k}"
+        cid = killed_dump(m, state, Path(nst0), at, sig, rng.choice(["0", "0.01"]))
+        cp = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]  # the tape position
+        assert (cp["is_tape"], cp["tape_file"], cp["barcode"], cp["volume"]) == (True, 0, "TEST01", 1), cp
+        assert cp["medium_address"] > 0 and cp["ino"] > 0
+        r = run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
+        assert b"volume 2 follows it" in r.stderr, (sig, at, r.stderr)
+        assert contexts(state) == [] and snapshots(m)["ref"] == ()
+        run(BIN / "pymt", "-f", nst0, "rewind")
+        out = tmp_path / f"py{k}"
+        out.mkdir()
+        answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+                  b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1)
+        (out / "restoresymtable").unlink()
+        assert tree_of(out) == expected, (sig, at)
+
+
+def test_a_tape_write_error_leaves_a_context_restarted_on_a_new_cartridge(mounted: Mounted, tmp_path: Path):
+    """The cartridge's file fills the file system it lies on: the drive's write fails in
+    stage IV (not an end of medium); the context is restartable on another cartridge."""
+    from tapelib import Shelf
+
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    state = tmp_path / "state"
+    with tmpfs_at(tmp_path / "small", "size=400k") as small:
+        shelf = Shelf.create(small / "shelf", drives=1, slots=4)
+        shelf.new_cartridge("FULL01", capacity=4 * 1024 * 1024)
+        shelf.load("FULL01", drive=0)
+        nst0 = str(shelf.device_path(0, rewind=False))
+        r = run(PYDUMP, "-0", "-b", NTREC, "--no-prompt", "--snapshot", "ref", "-f", nst0, m, ok=False,
+                env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0.01"))
+        assert r.returncode == 1 and b"the dump can be restarted" in r.stderr, r.stderr
+        assert r.stderr.splitlines()[-1] == b"  DUMP: No space left on device", r.stderr
+        [cid] = contexts(state)
+        shown = run(PYDUMP, "--contexts", cid, env=env(state)).stdout
+        assert b"Is Context Restartable?: true" in shown and b"State of the Context: 7" in shown
+        assert set(snapshots(m)["ref"]) == {f"restartable-{cid}"}
+        subprocess.run(["mount", "-o", "remount,size=32m", str(small)], check=True)
+        shelf.new_cartridge("NEXT02", capacity=4 * 1024 * 1024)
+        shelf.unload(0)
+        shelf.load("NEXT02", drive=0)
+        run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
+        assert contexts(state) == [] and snapshots(m)["ref"] == ()
+        out = tmp_path / "py"
+        out.mkdir()
+
+        def swap(_n: int) -> None:
+            shelf.unload(0)
+            shelf.load("NEXT02", drive=0)
+
+        shelf.unload(0)
+        shelf.load("FULL01", drive=0)
+        answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+                  b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1, before=swap)
+        (out / "restoresymtable").unlink()
+        assert tree_of(out) == expected
+
+
+def test_is_cleanup_pending_while_a_delete_runs_and_a_killed_delete_is_finished_later(mounted: Mounted,
+                                                                                      tmp_path: Path):
+    """The volume's daemon stopped, a delete waits to give the snapshot back: meanwhile
+    the context shows Is Cleanup Pending? true; killed there, the context stays so (not
+    restartable) and the next dump's cleanup pass finishes the delete."""
+    m = mounted.mnt
+    build(m)
+    state = tmp_path / "state"
+    r = run(PYDUMP, "-0", "-f", tmp_path / "vol001", m, ok=False,
+            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="5:SIGTERM"))
+    assert r.returncode == 3
+    [cid] = contexts(state)
+    [name] = snapshots(m)
+    node = os.uname().nodename
+
+    def listed() -> list[str]:
+        return run(PYDUMP, "--contexts", env=env(state)).stdout.decode().splitlines()[2].split()
+
+    assert listed() == [node, cid, "false"]
+    with client.open_volume(m) as c:
+        daemon = c.info().pid
+    os.kill(daemon, signal.SIGSTOP)
+    deleting = subprocess.Popen([PYDUMP, "--delete-context", cid], env=env(state), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while listed() != [node, cid, "true"]:
+            assert time.monotonic() < deadline and deleting.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert deleting.poll() is None  # still giving the snapshot back
+        deleting.kill()
+        deleting.wait()
+    finally:
+        os.kill(daemon, signal.SIGCONT)
+        if deleting.poll() is None:
+            deleting.kill()
+            deleting.wait()
+        deleting.stderr.close()
+    assert listed() == [node, cid, "true"] and name in snapshots(m)
+    shown = run(PYDUMP, "--contexts", cid, env=env(state)).stdout
+    assert b"Is Cleanup Pending?: true" in shown and b"State of the Context: 8" in shown
+    r = run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", ok=False, env=env(state))
+    assert r.returncode == 1 and r.stderr == f"  DUMP: cannot restart: context {cid} is being deleted " \
+        "(Is Cleanup Pending?: true)\n".encode(), r.stderr
+    r = run(PYDUMP, "-0", "-f", tmp_path / "next", m, env=env(state))
+    assert f"deleted context {cid}".encode() in r.stderr
+    assert contexts(state) == [] and snapshots(m) == {}
+
+
+def test_kill_9_at_seeded_instants_leaves_no_context_or_a_usable_one(mounted: Mounted, tmp_path: Path):
+    """kill -9 at seeded wall-clock instants of a dump (not at inode boundaries): no
+    context, a context not yet checkpointed (not restartable; deleted and its snapshot
+    given back), or one whose restart restores exactly the snapshot."""
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    started = time.monotonic()
+    run(PYDUMP, "-0", "-b", NTREC, "--snapshot", "ref", "-f", tmp_path / "whole", m,
+        env=env(tmp_path / "s", SNAPDUMP_CHECKPOINT_SECONDS="0"))
+    took = time.monotonic() - started
+    rng = random.Random(9)
+    seen = []
+    for k in range(5):
+        state, work = tmp_path / f"state{k}", tmp_path / f"run{k}"
+        work.mkdir()
+        p = subprocess.Popen([PYDUMP, "-0", "-b", str(NTREC), "--snapshot", "ref", "-f", str(work / "vol001"),
+                              str(m)], env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0"), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 1.0) * took)
+        p.kill()
+        p.wait()
+        ids = contexts(state)
+        if p.returncode == 0 or not ids:
+            seen.append("done" if p.returncode == 0 else "none")
+            continue
+        [cid] = ids
+        shown = run(PYDUMP, "--contexts", cid, env=env(state)).stdout
+        if b"Is Context Restartable?: true" not in shown:
+            assert b"State of the Context: 1" in shown, shown
+            run(PYDUMP, "--delete-context", cid, env=env(state))
+            seen.append("not checkpointed")
+            continue
+        volume = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]["volume"]
+        run(PYDUMP, "--restart", cid, "-f", work / f"vol{volume + 1:03d}", env=env(state))
+        restore_into(work / "vol", work / "py", tmp_path, real=False)
+        assert tree_of(work / "py") == expected, k
+        seen.append("restarted")
+    assert "restarted" in seen, seen
+    # the killed dumps' holds are given back by the next dump's start
+    run(PYDUMP, "-0", "--snapshot", "ref", "-f", tmp_path / "last", m, env=env(tmp_path / "s"))
+    assert snapshots(m)["ref"] == ()
+
+
+def test_a_context_is_restarted_after_its_volume_moved(mounted: Mounted, tmp_path: Path):
+    """The context names the mount, and the held snapshot moves with the volume's folder."""
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    expected = tree_of(mounted.snap("ref"))
+    state = tmp_path / "state"
+    cid = killed_dump(m, state, tmp_path / "vol001", 12, "SIGTERM")
+    (tmp_path / "aggr2").mkdir()
+    snapfs("volume", "move", m, "--to", tmp_path / "aggr2" / "vol")
+    mounted.voldir = tmp_path / "aggr2" / "vol"
+    assert snapshots(m)["ref"] == (f"restartable-{cid}",)
+    run(PYDUMP, "--restart", cid, "-f", tmp_path / "vol002", env=env(state))
+    assert contexts(state) == [] and snapshots(m)["ref"] == ()
+    restore_into(tmp_path / "vol", tmp_path / "out", tmp_path, real=False)
+    assert tree_of(tmp_path / "out") == expected

@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from fuse_fixtures import Mounted, mounted, snapfs  # noqa: F401 (fixtures)
+from conftest import tmpfs_at
+from fuse_fixtures import Mounted, force_unmount, mounted, snapfs  # noqa: F401 (fixtures)
 
 from snapdump.session_registry import running_sessions
 from snapfs import client
+from snapfs.fsck import fsck_path
 
 pytestmark = pytest.mark.fuse
 
@@ -129,7 +131,7 @@ def test_offline_refuses_io_and_sessions_until_online(mounted: Mounted, state: P
 
 
 @pytest.mark.parametrize("event", ["takeover", "giveback", "relocate", "switchover", "switchback"])
-def test_failover_events_are_vetoed_and_automatic_aborts(mounted: Mounted, state: Path, tmp_path: Path, event: str):
+def test_failover_events_are_vetoed_and_the_override_or_automatic_aborts(mounted: Mounted, state: Path, tmp_path: Path, event: str):
     _tree(mounted.mnt)
     dump = busy_dump(mounted, tmp_path / "out.fifo")
     try:
@@ -137,7 +139,9 @@ def test_failover_events_are_vetoed_and_automatic_aborts(mounted: Mounted, state
         assert r.returncode == 1 and "vetoed: dump and restore sessions run on it: " \
             f"pid {dump.pid} (dump) (--override-vetoes aborts them)" in r.stderr, r.stderr
         assert dump.poll() is None
-        r = snapfs("failover", mounted.mnt, f"--{event}", "--automatic")
+        # user-initiated with --override-vetoes, or system-initiated (--automatic): aborted either way
+        how = "--override-vetoes" if event in ("takeover", "relocate", "switchback") else "--automatic"
+        r = snapfs("failover", mounted.mnt, f"--{event}", how)
         _stopped(dump)
         assert f"aborted pid {dump.pid} (dump) on volume testvol (not restartable)" in r.stdout
         assert r.stdout.endswith("of volume testvol done: served by " + {
@@ -151,25 +155,29 @@ def test_failover_events_are_vetoed_and_automatic_aborts(mounted: Mounted, state
             dump.wait()
 
 
+@pytest.mark.parametrize("event, site", [("switchover", "the disaster-recovery site"), ("switchback", "the home site")])
 def test_a_session_started_during_a_switchover_fails_and_the_switchover_goes_on(mounted: Mounted, state: Path,
-                                                                                 tmp_path: Path):
+                                                                                 tmp_path: Path, event: str, site: str):
     _tree(mounted.mnt)
-    switch = subprocess.Popen([str(BIN / "snapfs"), "failover", str(mounted.mnt), "--switchover"],
+    switch = subprocess.Popen([str(BIN / "snapfs"), "failover", str(mounted.mnt), f"--{event}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=dict(os.environ, SNAPFS_EVENT_SECONDS="3"))
 
     def switching() -> bool:
         with client.open_volume(mounted.mnt) as c:
-            return c.availability() == "switchover"
+            return c.availability() == event
     _wait(switching)
     r = subprocess.run([PYDUMP, "-0", "-f", str(tmp_path / "img"), str(mounted.mnt)], capture_output=True,
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert (r.returncode, r.stderr) == (1, "  DUMP: volume testvol is in a MetroCluster switchover: "
+    assert (r.returncode, r.stderr) == (1, f"  DUMP: volume testvol is in a MetroCluster {event}: "
+                                           "no dump or restore session may start on it now\n")
+    r = subprocess.run([PYRESTORE, "-t", "-f", str(tmp_path / "img")], cwd=mounted.mnt, capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert (r.returncode, r.stderr) == (1, f"pyrestore: volume testvol is in a MetroCluster {event}: "
                                            "no dump or restore session may start on it now\n")
     out, err = switch.communicate(timeout=30)
     assert (switch.returncode, err) == (0, "")
-    assert out.endswith("MetroCluster switchover of volume testvol done: served by the disaster-recovery site, "
-                        "online\n")
+    assert out.endswith(f"MetroCluster {event} of volume testvol done: served by {site}, online\n")
     assert running_sessions() == []
 
 
@@ -213,7 +221,9 @@ def test_a_volume_move_runs_sessions_until_the_cutover_and_refuses_new_ones_unti
     _tree(mounted.mnt)
     fifo = tmp_path / "out.fifo"
     dump = busy_dump(mounted, fifo)
-    move = subprocess.Popen([str(BIN / "snapfs"), "volume", "move", str(mounted.mnt), "--to", "aggr2"],
+    (tmp_path / "aggr2").mkdir()
+    dest = tmp_path / "aggr2" / "vol"
+    move = subprocess.Popen([str(BIN / "snapfs"), "volume", "move", str(mounted.mnt), "--to", str(dest)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, SNAPFS_EVENT_SECONDS="0.5"))
 
@@ -239,20 +249,100 @@ def test_a_volume_move_runs_sessions_until_the_cutover_and_refuses_new_ones_unti
         assert (move.returncode, err) == (0, "")
         assert f"cutover done; new sessions are refused until the move completes; waiting for pid {dump.pid} " \
                "(dump) to finish" in out
-        assert "volume move of testvol to aggr2 complete: its generation is now 2: the next incremental dump " \
+        assert f"volume move of testvol to {dest} complete: its generation is now 2: the next incremental dump " \
                "needs a new baseline (level 0)" in out
+        mounted.voldir = dest
+        assert not (tmp_path / "vol").exists() and (dest / "snapfs.db").is_file()
         r = subprocess.run([PYDUMP, "-0", "--quiet", "-f", str(tmp_path / "img"), str(mounted.mnt)],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
-        r = snapfs("volume", "move", mounted.mnt, "--to", "aggr3", "--keep-identity")
-        assert "complete: its identity was kept (CAB): incremental dumps go on from their baselines" in r.stdout
-        assert "generation" in r.stdout and client.open_volume(mounted.mnt).volume_identity().generation == 2
+        (tmp_path / "aggr3").mkdir()
+        r = snapfs("volume", "move", mounted.mnt, "--to", tmp_path / "aggr3" / "vol", "--keep-identity")
+        mounted.voldir = tmp_path / "aggr3" / "vol"
+        assert "complete: its identity was kept (the CAB case): incremental dumps by an NDMP application speaking " \
+               "Cluster Aware Backup go on from their baselines; other incremental dumps (pydump, NDMP without " \
+               "CAB) need a new baseline (level 0)" in r.stdout
+        assert client.open_volume(mounted.mnt).volume_identity().generation == 2
     finally:
         for p in (dump, move):
             if p.poll() is None:
                 p.kill()
                 p.wait()
         dump.stderr.close()
+
+
+def test_a_volume_move_takes_the_store_to_another_file_system_the_mount_served_throughout(
+        mounted: Mounted, state: Path, tmp_path: Path):
+    """--to DIR on a tmpfs: a dump started during the transfer runs; the folder is
+    copied there and the old one removed; open files, the mount and its control
+    channel go on; an incremental needs a new baseline (pydump speaks no CAB)."""
+    m = mounted.mnt
+    _tree(m)
+    dumpdates = tmp_path / "dumpdates"
+    r = subprocess.run([PYDUMP, "-0", "-u", "-D", str(dumpdates), "--quiet", "-f", str(tmp_path / "l0"), str(m)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    old = mounted.voldir.resolve()
+    # the failures a user can make: one line each, nothing moved
+    (tmp_path / "taken").mkdir()
+    for to, why in ((tmp_path / "taken", f"{tmp_path / 'taken'}: it exists; name a new folder"),
+                    (tmp_path / "vol2", f"it is in the same folder (aggregate) {tmp_path}; a volume move goes to "
+                                        "another one"),
+                    (m / "inside", f"into {m} itself: name a folder outside it"),
+                    (tmp_path / "nowhere" / "vol", f"{tmp_path / 'nowhere'} is not a folder")):
+        r = snapfs("volume", "move", m, "--to", to, check=False)
+        assert r.returncode == 1 and why in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert (old / "snapfs.db").is_file()
+    writer = open(m / "d" / "f0", "r+b")
+    reader = open(m / "d" / "f3", "rb")
+    with tmpfs_at(tmp_path / "aggr9", "size=128m") as aggr:
+        dest = aggr / "vol"
+        try:
+            move = subprocess.Popen([str(BIN / "snapfs"), "volume", "move", str(m), "--to", str(dest)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env=dict(os.environ, SNAPFS_EVENT_SECONDS="2"))
+            # during the transfer a new session starts and runs (the move then waits for it)
+            during = subprocess.run([PYDUMP, "-0", "--quiet", "-f", str(tmp_path / "during"), str(m)],
+                                    capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            assert during.returncode == 0, during.stderr
+            assert move.poll() is None
+            out, err = move.communicate(timeout=60)
+            assert (move.returncode, err) == (0, ""), err
+            mounted.voldir = dest
+            assert f"volume move of testvol to {dest} complete: its generation is now 2" in out
+            assert not old.exists() and (dest / "snapfs.db").is_file() and (dest / "control.sock").exists()
+            assert os.stat(dest).st_dev != os.stat(tmp_path).st_dev
+            # the mount went on: open files, new writes, the control channel, the volume's own xattr
+            assert reader.read(5) == bytes([3]) * 5
+            writer.write(b"after the move")
+            writer.flush()
+            os.fsync(writer.fileno())
+            assert (m / "d" / "f0").read_bytes()[:14] == b"after the move"
+            (m / "new").write_text("written after\n")
+            snapfs("snapshot", "create", m, "moved")
+            assert (m / ".snapshot" / "moved" / "new").read_text() == "written after\n"
+            assert os.getxattr(m, "user.snapfs.volume") == os.fsencode(str(dest))
+            with client.open_volume(m) as c:
+                ident = c.volume_identity()
+                assert (c.info().path, ident.aggregate, ident.generation) == (str(dest), str(aggr), 2)
+            # the next incremental needs a new baseline, in one line
+            r = subprocess.run([PYDUMP, "-1", "-u", "-D", str(dumpdates), "-f", str(tmp_path / "l1"), str(m)],
+                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+            assert f"the volume was moved (aggr0, now {aggr}) since its level 0 base: run a level 0" in r.stderr
+            writer.close()
+            reader.close()
+            snapfs("unmount", m)
+            assert fsck_path(dest).clean
+            # unmounted, it moves back (the command opens the volume itself), before the tmpfs goes
+            (tmp_path / "aggr0").mkdir()
+            snapfs("volume", "move", dest, "--to", tmp_path / "aggr0" / "vol")
+            mounted.voldir = tmp_path / "aggr0" / "vol"
+            assert not dest.exists()
+        finally:
+            writer.close()
+            reader.close()
+            force_unmount(m)
 
 
 def test_an_ndmp_session_is_told_alone_its_server_is_not_signalled(mounted: Mounted, state: Path):
@@ -337,3 +427,21 @@ def test_an_aborted_session_leaves_no_abort_note(mounted: Mounted, state: Path, 
     _stopped(dump)
     snapfs("volume", "online", mounted.mnt)
     assert sorted(p.name for p in (state / "sessions").iterdir() if not p.name.startswith("slot-")) == []
+
+
+def test_restore_file_copies_a_lun_back_in_place(mounted: Mounted, state: Path):
+    """A LUN restore: the LUN keeps its size (it may not be truncated), its bytes come back."""
+    m = mounted.mnt
+    snapfs("qtree", "create", m, "q1")
+    snapfs("lun", "create", m, "q1/lun0", "--size", "1M", "--ostype", "linux")
+    with open(m / "q1" / "lun0", "r+b") as f:
+        f.write(b"before" * 1000)
+    snapfs("snapshot", "create", m, "lsnap")
+    with open(m / "q1" / "lun0", "r+b") as f:
+        f.write(b"AFTER!" * 2000)
+    r = snapfs("restore-file", m, "lsnap", "q1/lun0")
+    assert r.stdout == "restored q1/lun0 of volume testvol from snapshot lsnap\n"
+    data = (m / "q1" / "lun0").read_bytes()
+    assert len(data) == 1 << 20 and data[:6000] == b"before" * 1000 and data[6000:12000] == b"\0" * 6000
+    with client.open_volume(m) as c:
+        assert [x.path for x in c.lun_list()] == ["q1/lun0"] and c.restriction_list() == []

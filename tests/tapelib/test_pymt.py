@@ -324,6 +324,10 @@ def test_every_mt_st_command_name_is_recognised() -> None:
                           "bss", "rewind", "offline", "rewoffl", "eject", "retension", "eod",
                           "seod", "seek", "tell", "status"]
     assert len(names) == len(set(names)) == 46
+    # the real mt-st's table, from its usage text: the same commands in the same order
+    usage = subprocess.run(["mt", "-h"], capture_output=True, text=True).stderr
+    listed = usage[usage.index("commands:") + len("commands:"):]
+    assert [w.strip(" ,.\n") for w in listed.split(",")] == names
 
 
 def test_a_prefix_runs_the_command(tape: str) -> None:
