@@ -7,19 +7,21 @@ block, and the block it replaces is freed only when the transaction commits.
 So a failed transaction leaves every committed byte untouched, and blocks it
 allocated simply stay on (or return to) the free list with the rollback.
 
-Free blocks are handed out from a run read ahead from ``free_blocks`` (in
-block order, so a file written sequentially gets contiguous blocks); the rows
-of the blocks handed out are deleted in one statement just before the
-transaction commits (:meth:`commit_frees`), not one per allocation.  Once the
-table has no more, blocks come from the high-water mark without asking it
-again until that commit (frees reach the table only then).
+Free blocks are handed out from runs read ahead from ``free_blocks`` (in
+block order, so a file written sequentially gets contiguous blocks, and a run
+of them costs one row in Python, not one per block); the blocks handed out
+leave the table just before the transaction commits (:meth:`commit_frees`),
+a run of them in one range DELETE.  Once the table has no more, blocks come
+from the high-water mark without asking it again until that commit (frees
+reach the table only then).  Frees are kept as runs too, and a run reaches
+the table in one statement.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Callable
+from typing import Callable, Iterable
 
 from .errors import NoSpace
 from .values import Meta
@@ -32,6 +34,32 @@ _FREE_RUN = ("WITH RECURSIVE run(b) AS (SELECT ?1 UNION ALL SELECT b + 1 FROM ru
              " INSERT INTO free_blocks (block) SELECT b FROM run")
 #: the shortest run of freed blocks inserted with :data:`_FREE_RUN`
 _RUN_MIN = 16
+#: free blocks looked at a time: the first, last and count of the next ``?2`` blocks of
+#: the free list after block ?1 (one run when last - first + 1 = count: a big file's)
+_READ_AHEAD = 4096
+_NEXT_FREE = ("SELECT min(block), max(block), count(*) FROM"
+              " (SELECT block FROM free_blocks WHERE block > ?1 ORDER BY block LIMIT ?2)")
+#: blocks read ahead one by one where the free list is not one run
+_READ_SCATTERED = 256
+
+#: a read of the data file at least this long has the next ``_PREFETCH_AHEAD`` times as
+#: many bytes read ahead (a sequential reader's: the mount's readahead asks for 1 MiB)
+_PREFETCH_MIN = 256 * 1024
+_PREFETCH_AHEAD = 2
+
+#: a run of blocks that follow each other in the data file: (first, count)
+Run = tuple[int, int]
+
+
+def _coalesce(runs: list[Run]) -> list[Run]:
+    """``runs`` in block order, those that touch merged."""
+    out: list[Run] = []
+    for first, n in sorted(runs):
+        if out and out[-1][0] + out[-1][1] == first:
+            out[-1] = (out[-1][0], out[-1][1] + n)
+        else:
+            out.append((first, n))
+    return out
 
 
 class BlockStore:
@@ -44,14 +72,15 @@ class BlockStore:
         self._db = db
         self.meta = meta
         self.bs = meta.block_size
-        self._pending_free: list[int] = []
-        #: free blocks read ahead from the table (last = next to hand out), and the
-        #: highest block read so far: the next run starts after it (None: the table has
+        #: runs to free when the transaction commits
+        self._pending_free: list[Run] = []
+        #: free runs read ahead from the table (last = next to hand out), and the
+        #: highest block read so far: the next read starts after it (None: the table has
         #: no more until the next commit, so no query is made until then)
-        self._run: list[int] = []
+        self._runs: list[Run] = []
         self._cursor: int | None = -1
-        #: blocks handed out from the table since the last commit
-        self._taken: list[int] = []
+        #: runs handed out from the table since the last commit
+        self._taken: list[Run] = []
         #: what would make room, for the ENOSPC message (the Volume's :meth:`room_advice`)
         self.advice: Callable[[], str] = lambda: "delete snapshots or files"
 
@@ -72,11 +101,15 @@ class BlockStore:
         if m.used_blocks >= m.total_blocks:
             raise NoSpace(f"no space left on volume {m.name}: all {m.total_blocks} data blocks are in use;"
                           f" {self.advice()}")
-        if not self._run and self._cursor is not None:
+        if not self._runs and self._cursor is not None:
             self._read_ahead()
-        if self._run:
-            block = self._run.pop()
-            self._taken.append(block)
+        if self._runs:
+            block, n = self._runs[-1]
+            if n == 1:
+                self._runs.pop()
+            else:
+                self._runs[-1] = (block + 1, n - 1)
+            self._taken.append((block, 1))
         else:
             block = m.high_water
             m.high_water += 1
@@ -84,15 +117,25 @@ class BlockStore:
         return block
 
     def _read_ahead(self) -> None:
-        """The next free blocks from the table into the run (or note that it has no more)."""
-        run = [r[0] for r in self._db.execute(
-            "SELECT block FROM free_blocks WHERE block > ? ORDER BY block LIMIT 256", (self._cursor,))]
-        if run:
-            self._cursor = run[-1]
-            run.reverse()
-            self._run = run
-        else:
+        """The next free runs from the table (or note that it has no more)."""
+        first, last, n = self._db.execute(_NEXT_FREE, (self._cursor, _READ_AHEAD)).fetchone()
+        if not n:
             self._cursor = None
+            return
+        if last - first + 1 == n:  # one run, found without bringing its rows into Python
+            self._runs = [(first, n)]
+            self._cursor = last
+            return
+        runs: list[Run] = []
+        for (b,) in self._db.execute("SELECT block FROM free_blocks WHERE block > ? ORDER BY block LIMIT ?",
+                                     (self._cursor, _READ_SCATTERED)):
+            if runs and runs[-1][0] + runs[-1][1] == b:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((b, 1))
+        self._cursor = runs[-1][0] + runs[-1][1] - 1
+        runs.reverse()
+        self._runs = runs
 
     def allocate_many(self, n: int) -> list[int]:
         """``n`` free blocks, the ones :meth:`allocate` would hand out one by one."""
@@ -100,55 +143,58 @@ class BlockStore:
         if m.used_blocks + n > m.total_blocks:
             return [self.allocate() for _ in range(n)]  # (NoSpace where the volume is full)
         out: list[int] = []
-        while len(out) < n:
-            if not self._run and self._cursor is not None:
+        need = n
+        while need:
+            if not self._runs and self._cursor is not None:
                 self._read_ahead()
-            if self._run:
-                k = min(n - len(out), len(self._run))
-                taken = self._run[-k:]
-                del self._run[-k:]
-                taken.reverse()
-                self._taken.extend(taken)
-                out.extend(taken)
+            if self._runs:
+                first, have = self._runs[-1]
+                k = min(need, have)
+                if k == have:
+                    self._runs.pop()
+                else:
+                    self._runs[-1] = (first + k, have - k)
+                self._taken.append((first, k))
             else:
-                k = n - len(out)
-                out.extend(range(m.high_water, m.high_water + k))
+                first, k = m.high_water, need
                 m.high_water += k
+            out.extend(range(first, first + k))
+            need -= k
         m.used_blocks += n
         return out
 
-    def free_later(self, blocks) -> None:
-        """Free ``blocks`` when the current transaction commits (see :meth:`commit_frees`)."""
-        self._pending_free.extend(blocks)
+    def free_runs_later(self, runs: Iterable[Run]) -> None:
+        """Free the blocks of ``runs`` (``(first, count)`` each) when the current transaction
+        commits (see :meth:`commit_frees`)."""
+        self._pending_free.extend(runs)
 
     def commit_frees(self) -> None:
         """Take the blocks handed out off the free list and put the pending frees on it;
         call inside the transaction, just before COMMIT."""
         if self._taken:
-            self._db.executemany("DELETE FROM free_blocks WHERE block = ?", ((b,) for b in self._taken))
+            runs = _coalesce(self._taken)
             self._taken.clear()
-        self._run.clear()
+            ranges = [(b, b + n - 1) for b, n in runs if n > 1]
+            if ranges:
+                self._db.executemany("DELETE FROM free_blocks WHERE block BETWEEN ? AND ?", ranges)
+            if len(ranges) < len(runs):
+                self._db.executemany("DELETE FROM free_blocks WHERE block = ?", [(b,) for b, n in runs if n == 1])
+        self._runs.clear()
         self._cursor = -1
         if self._pending_free:
             self._insert_free(self._pending_free)
-            self.meta.used_blocks -= len(self._pending_free)
+            self.meta.used_blocks -= sum(n for _, n in self._pending_free)
             self._pending_free.clear()
 
-    def _insert_free(self, blocks: list[int]) -> None:
-        """Put ``blocks`` on the free list: a run of blocks that follow each other (a big
-        file's) in one statement made inside SQLite, the others one row each."""
-        blocks = sorted(blocks)
+    def _insert_free(self, runs: list[Run]) -> None:
+        """Put the blocks of ``runs`` on the free list: a long run (a big file's) in one
+        statement made inside SQLite, the others one row each."""
         single: list[tuple[int]] = []
-        i, n = 0, len(blocks)
-        while i < n:
-            j = i + 1
-            while j < n and blocks[j] == blocks[j - 1] + 1:
-                j += 1
-            if j - i >= _RUN_MIN:
-                self._db.execute(_FREE_RUN, (blocks[i], blocks[j - 1]))
+        for first, n in _coalesce(runs):
+            if n >= _RUN_MIN:
+                self._db.execute(_FREE_RUN, (first, first + n - 1))
             else:
-                single.extend((b,) for b in blocks[i:j])
-            i = j
+                single.extend((b,) for b in range(first, first + n))
         if single:
             self._db.executemany("INSERT INTO free_blocks (block) VALUES (?)", single)
 
@@ -161,7 +207,7 @@ class BlockStore:
         del self._pending_free[mark[0]:]
         back = self._taken[mark[1]:]
         del self._taken[mark[1]:]
-        self._run.extend(reversed(back))
+        self._runs.extend(reversed(back))
 
     def read(self, block: int) -> bytes:
         data = os.pread(self._fd, self.bs, block * self.bs)
@@ -172,7 +218,10 @@ class BlockStore:
     def read_at(self, off: int, view: memoryview) -> None:
         """The data file's bytes at ``off`` straight into ``view``, which may span
         blocks (no copies; a part past the data file's end is left as it is, zeros
-        in a fresh buffer)."""
+        in a fresh buffer).  After a long read (a sequential reader's), the data file's
+        next bytes are read ahead, without waiting: the disk works on them meanwhile."""
+        if len(view) >= _PREFETCH_MIN:
+            os.posix_fadvise(self._fd, off + len(view), _PREFETCH_AHEAD * len(view), os.POSIX_FADV_WILLNEED)
         while view:
             n = os.preadv(self._fd, [view], off)
             if n <= 0:

@@ -192,7 +192,7 @@ class FileData(StoreCalls):
             had += hi - lo + 1
             owned = birth > L
             if owned:
-                self.store.free_later(range(block + lo - idx, block + hi - idx + 1))
+                self.store.free_runs_later([(block + lo - idx, hi - lo + 1)])
             if idx < lo:  # the piece before stays; the cut-out one goes (or ends: a snapshot's)
                 db.execute("UPDATE blockmap SET span = ? WHERE ino = ? AND idx = ? AND death = ?",
                            (lo - idx, ino, idx, LIVE))

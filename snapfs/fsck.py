@@ -480,8 +480,8 @@ class _Fsck:
     def _drop_dead(self, table: str, match: str, rows: list[tuple]) -> None:
         with self.t.txn():
             if table == "blockmap":
-                self.t.blocks.free_later([b for k in rows for block, span in self.db.execute(
-                    f"SELECT block, span FROM blockmap WHERE {match}", k) for b in range(block, block + span)])
+                self.t.blocks.free_runs_later([r for k in rows for r in self.db.execute(
+                    f"SELECT block, span FROM blockmap WHERE {match}", k)])
             self.db.executemany(f"DELETE FROM {table} WHERE {match}", rows)
 
     # ------------------------------------------------------------------ trees

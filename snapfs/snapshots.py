@@ -88,12 +88,11 @@ def exclusive_blocks(db: sqlite3.Connection, prev: int, s: int, nxt: int) -> int
 def reclaim(db: sqlite3.Connection, store: BlockStore, prev: int, s: int, nxt: int) -> int:
     """Delete the rows only snapshot ``s`` sees and free their blocks; returns blocks freed."""
     params = (s, nxt, prev, s)
-    blocks = [b for block, span in db.execute(f"SELECT block, span FROM blockmap WHERE {_ONLY}", params)
-              for b in range(block, block + span)]
-    store.free_later(blocks)
+    runs = db.execute(f"SELECT block, span FROM blockmap WHERE {_ONLY}", params).fetchall()
+    store.free_runs_later(runs)
     for table in VERSIONED:
         db.execute(f"DELETE FROM {table} WHERE {_ONLY}", params)
-    return len(blocks)
+    return sum(n for _, n in runs)
 
 
 def snapshot_blocks(db: sqlite3.Connection) -> int:

@@ -482,9 +482,9 @@ class Store:
         indexes hold no live rows)."""
         L, E = self.epochs.latest, self.meta.epoch
         if table == "blockmap":
-            self.blocks.free_later([b for block, span in self.db.execute(
+            self.blocks.free_runs_later(self.db.execute(
                 f"DELETE FROM blockmap WHERE {where} AND +death = ? AND +birth > ? RETURNING block, span",
-                (*params, LIVE, L)).fetchall() for b in range(block, block + span)])
+                (*params, LIVE, L)).fetchall())
         else:
             self.db.execute(f"DELETE FROM {table} WHERE {where} AND +death = ? AND +birth > ?", (*params, LIVE, L))
         if L:  # without snapshots every row was born after L = 0: nothing to keep

@@ -150,6 +150,49 @@ def test_o_append_writes_at_end(mounted: Mounted):
     assert f.read_bytes() == b"one\ntwo\nthree\n"
 
 
+def _resident_pages(fd: int, length: int) -> tuple[int, bytes]:
+    """How many pages of the first ``length`` bytes of open file ``fd`` the page cache
+    holds (mincore over a fresh shared mapping, which reads nothing), and the bytes
+    read through that mapping afterwards."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    addr = libc.mmap(None, length, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+    assert addr not in (None, ctypes.c_void_p(-1).value)
+    try:
+        vec = ctypes.create_string_buffer(-(-length // 4096))
+        assert libc.mincore(addr, length, vec) == 0, os.strerror(ctypes.get_errno())
+        return sum(v & 1 for v in vec.raw), ctypes.string_at(addr, length)
+    finally:
+        libc.munmap(addr, length)
+
+
+def test_a_write_only_open_skips_the_page_cache_and_readers_see_its_bytes(mounted: Mounted):
+    """A write-only open writes straight from the writer's pages to the daemon (direct
+    I/O: the mount's page cache never gets the bytes, so a sequential write costs one copy
+    less); what readers hold (an open file, a mapping) still shows the new bytes."""
+    big = mounted.mnt / "big"
+    fd = os.open(big, os.O_WRONLY | os.O_CREAT, 0o644)  # (made by CREATE)
+    os.write(fd, b"x" * (1 << 20))
+    os.close(fd)
+    r = os.open(big, os.O_RDONLY)
+    try:
+        assert _resident_pages(r, 1 << 20) == (0, b"x" * (1 << 20))
+        assert os.pread(r, 8192, 0) == b"x" * 8192  # now cached
+        fd = os.open(big, os.O_WRONLY)  # (made by OPEN)
+        os.pwrite(fd, b"B" * 100, 0)
+        os.pwrite(fd, b"C" * 8192, 8192)
+        os.close(fd)
+        resident, data = _resident_pages(r, 3 * 4096)
+        assert data == b"B" * 100 + b"x" * 8092 + b"C" * 4096
+        assert resident <= 2  # (the third page, which no read brought in, was never cached)
+        assert os.pread(r, 4, 0) == b"BBBB" and big.read_bytes()[:101] == b"B" * 100 + b"x"
+    finally:
+        os.close(r)
+
+
 def test_o_trunc_empties_an_existing_file(mounted: Mounted):
     """The kernel leaves O_TRUNC to the file system (atomic_o_trunc): shell redirection
     and cp over a longer file must leave only the new bytes, and a snapshot keeps the old."""

@@ -251,3 +251,67 @@ def test_a_big_file_freed_puts_each_of_its_blocks_on_the_free_list_once(vol):
     vol.write(b.ino, 5 * BS, b"c" * 45 * BS)  # the freed blocks are used again
     assert vol.meta.high_water == high and vol.statfs().free_blocks == free
     assert vol.read(b.ino, 0, 50 * BS) == b"b" * 5 * BS + b"c" * 45 * BS
+
+
+def test_freed_runs_are_used_again_with_a_statement_per_run(vol):
+    """A sequential write into space a deleted file freed takes its blocks off the free
+    list as runs: a few statements, not one per block (a GiB is 262,144 blocks)."""
+    a = vol.create_file(ROOT_INO, "a")
+    vol.write(a.ino, 0, b"a" * 600 * BS)
+    vol.unlink(ROOT_INO, "a")
+    high = vol.meta.high_water
+    b = vol.create_file(ROOT_INO, "b")
+    seen: list[str] = []
+    vol.db.set_trace_callback(seen.append)
+    try:
+        vol.write(b.ino, 0, b"b" * 600 * BS)
+    finally:
+        vol.db.set_trace_callback(None)
+    assert len([s for s in seen if "free_blocks" in s]) <= 3, seen[:10]
+    assert vol.meta.high_water == high  # the freed blocks, not new ones
+    assert vol.db.execute("SELECT count(*) FROM free_blocks").fetchone()[0] == 0
+    assert vol.read(b.ino, 0, 600 * BS) == b"b" * 600 * BS
+
+
+def test_a_long_read_has_the_data_files_next_bytes_read_ahead(vol, monkeypatch):
+    """A sequential reader's long read (the mount's readahead asks for 1 MiB) leaves the
+    disk reading the data file's next bytes while the reply goes out; a short one does not."""
+    calls: list[tuple[int, int, int]] = []
+    real = os.posix_fadvise
+
+    def spy(fd: int, off: int, length: int, advice: int) -> None:
+        calls.append((off, length, advice))
+        real(fd, off, length, advice)
+
+    f = vol.create_file(ROOT_INO, "f")
+    data = os.urandom(3 << 20)
+    vol.write(f.ino, 0, data)
+    block0 = vol.db.execute("SELECT min(block) FROM blockmap WHERE ino = ?", (f.ino,)).fetchone()[0]
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    assert vol.read(f.ino, 0, 4096) == data[:4096]
+    assert calls == []
+    assert vol.read(f.ino, 1 << 20, 1 << 20) == data[1 << 20:2 << 20]
+    assert calls == [(block0 * BS + (2 << 20), 2 << 20, os.POSIX_FADV_WILLNEED)]
+
+
+def test_a_failed_write_in_a_batch_gives_back_the_part_of_a_free_run_it_took(vol, monkeypatch):
+    """In batch mode (the mount's), a write that takes blocks from a free run and fails
+    gives them back: the next write gets them, and the commit takes exactly those off."""
+    a = vol.create_file(ROOT_INO, "a")
+    vol.write(a.ino, 0, b"a" * 100 * BS)
+    vol.unlink(ROOT_INO, "a")
+    free, high = vol.statfs().free_blocks, vol.meta.high_water
+    vol.set_batch(True)
+    b = vol.create_file(ROOT_INO, "b")
+    vol.write(b.ino, 0, b"b" * 10 * BS)  # 10 blocks of the run
+    monkeypatch.setattr(vol.store, "write_run", lambda first, bufs: (_ for _ in ()).throw(OSError(errno.EIO, "x")))
+    with pytest.raises(OSError):
+        vol.write(b.ino, 10 * BS, b"c" * 50 * BS)
+    monkeypatch.undo()
+    vol.write(b.ino, 10 * BS, b"d" * 30 * BS)
+    vol.commit()
+    assert vol.statfs().free_blocks == free - 40 and vol.meta.high_water == high
+    assert vol.db.execute("SELECT count(*) FROM free_blocks").fetchone()[0] == free - 40 - (
+        vol.meta.total_blocks - vol.meta.high_water)
+    assert vol.read(b.ino, 0, 40 * BS) == b"b" * 10 * BS + b"d" * 30 * BS
+    assert fsck(vol).clean
