@@ -65,6 +65,8 @@ CHECKPOINT_ENV = "SNAPDUMP_CHECKPOINT_SECONDS"
 DEFAULT_CHECKPOINT_SECONDS = 1.0
 #: Test hook: ``K:SIGNAL`` sends the dump SIGNAL (a name, ``SIGKILL``) after the K-th inode of stage IV.
 TEST_SIGNAL_ENV = "SNAPDUMP_TEST_SIGNAL_AT"
+#: The ``medium`` option of an NDMP backup's context (pyndmpd's, :mod:`ndmp.restartable`).
+NDMP_MEDIUM = "NDMP data connection"
 #: The dump stage restarts go on from (ONTAP's "Restart Pass").
 RESTART_PASS = 4
 _FILES = Stage.FILES
@@ -156,6 +158,11 @@ class Context:
         return f"/{self.vserver}/{self.volume_name}" + (f"/{self.rel}" if self.rel else "")
 
     @property
+    def runner(self) -> str:
+        """What runs its dump: ``pydump``, or ``pyndmpd`` for an NDMP backup's (:mod:`ndmp.restartable`)."""
+        return "pyndmpd" if self.options.get("medium") == NDMP_MEDIUM else "pydump"
+
+    @property
     def busy(self) -> bool:
         """Whether a pydump runs it now."""
         return self.status == Status.RUNNING and process_alive(self.pid, self.pid_start)
@@ -176,7 +183,7 @@ class Context:
         """Why it cannot be restarted (ONTAP's three conditions, and busy),
         or None; ``snapshots``: the volume's snapshot names (None: unknown)."""
         if self.busy:
-            return f"context {self.id} is busy: pydump {self.pid} is running it"
+            return f"context {self.id} is busy: {self.runner} {self.pid} is running it"
         if self.cleanup_pending:
             return f"context {self.id} is being deleted (Is Cleanup Pending?: true)"
         if self.vetoed:
@@ -289,7 +296,7 @@ class ContextStore:
         """Delete ``ctx``: its holds released, its snapshot deleted when the
         dump created it, its files removed ("Is Cleanup Pending?" meanwhile)."""
         if ctx.busy:
-            raise DumpError(f"context {ctx.id} is busy: pydump {ctx.pid} is running it; stop it first")
+            raise DumpError(f"context {ctx.id} is busy: {ctx.runner} {ctx.pid} is running it; stop it first")
         fd = self.lock(ctx.id)
         try:
             ctx.cleanup_pending = True
@@ -747,4 +754,6 @@ def details(ctx: Context, snapshots: Sequence[str] | None) -> str:
         ("Snapshot Copy Name", ctx.snapshot),
         ("State of the Context", str(int(ctx.shown_state))),
     ]
+    if "restart_offset" in ctx.options:  # an NDMP backup's: where the DMA ends the interrupted tape
+        fields.append(("NDMP Restart Offset", str(ctx.options["restart_offset"])))
     return "\n".join(f"{label:>30}: {value}" for label, value in fields) + "\n"

@@ -234,10 +234,11 @@ def _restart(store: ContextStore, ctx: Context, output: str, *, quiet: bool, nev
         dump = Dump(opts, say=talk, warn=warn)
         (talk or (lambda line: None))(f"restarting context {ctx.id}: volume {cp.volume + 1} goes on from block "
                                       f"{cp.medium_block}, writing inode {cp.ino} again from its start")
-        keeper.run(dump, _resumer(ctx))
+        keeper.run(dump, resumer(ctx))
 
 
-def _resumer(ctx: Context) -> Callable[[Dump], tuple[ImageWriter, int]]:
+def resumer(ctx: Context) -> Callable[[Dump], tuple[ImageWriter, int]]:
+    """:meth:`Dump.steps`'s ``resume`` for a restart of ``ctx`` (pydump's, and pyndmpd's)."""
     cp = ctx.checkpoint
 
     def resume(dump: Dump) -> tuple[ImageWriter, int]:

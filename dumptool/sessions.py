@@ -45,6 +45,7 @@ from snapdump.session_registry import (  # noqa: F401  (the registry's contract,
     DEFAULT_STATE_DIR,
     STATE_DIR_ENV,
     SessionInfo,
+    abort_pending,
     abort_reason,
     held as _held,
     lock_request as _lock_request,
@@ -151,8 +152,7 @@ class Session:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-            if not self.shared:
-                abort_reason(os.getpid())
+            abort_reason(os.getpid(), self.slot if self.shared else None)
 
     def __enter__(self) -> "Session":
         return self
@@ -207,7 +207,7 @@ def session_slot(kind: str, path: str = "", *, on: str | None = None, shared: bo
         os.ftruncate(fd, 0)
         os.pwrite(fd, (note + "\n").encode("utf-8", "surrogateescape"), 0)
         session = Session(kind, slot, fd, shared)
-        abort_reason(os.getpid())  # a stale abort note of an earlier process with this pid
+        abort_reason(os.getpid(), slot if shared else None)  # a stale note of an earlier holder
         try:
             _check_available(volume, kind)
         except SessionError:

@@ -26,18 +26,23 @@ answered NO_MEM_ERR and nothing changes state.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import stat
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import trio
 
-from dumptool.errors import SessionError, SessionLimitError
+from dumptool.contexts import Context, ContextStore
+from dumptool.errors import DumpError, SessionError, SessionLimitError
 from dumptool.sessions import Session as SessionSlot
-from dumptool.sessions import session_slot
+from dumptool.sessions import abort_pending, abort_reason, session_slot
 
 from .engine import U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName, history_stats
+from .restartable import RESTART_CONTEXT, RESTART_OFFSET, NdmpContextKeeper, load_for_restart, restart_env
 from .errors import EngineCancelled, EngineError, IllegalArgs, IllegalState, NdmpError, SessionLimit
 from .messages import (
     Addr,
@@ -66,6 +71,7 @@ from .protocol import (
     FsType,
     LogType,
     Message,
+    MoverHaltReason,
     MoverMode,
     MoverState,
     RecoveryStatus,
@@ -84,6 +90,10 @@ FH_BATCH = 256
 _RECEIVE_CHUNK = 256 * 1024
 #: Seconds a DATA_START waits for the accept of a connection the peer has made.
 _ACCEPT_WAIT = 5.0
+#: Seconds a halted backup waits for its LOCAL mover to stop before naming its restart point.
+_SETTLE_WAIT = 5.0
+#: Seconds between two looks for a volume event's abort note while an operation runs.
+_VETO_POLL = 0.1
 _TRUE = {"y", "yes", "t", "true", "1"}
 _FALSE = {"n", "no", "f", "false", "0"}
 _FTYPES = {stat.S_IFDIR: FileType.DIR, stat.S_IFIFO: FileType.FIFO, stat.S_IFCHR: FileType.CSPEC,
@@ -139,12 +149,31 @@ def file_stat(entry: FileEntry) -> FileStat:
 def _slot(kind: str, path: str) -> SessionSlot:
     """A dump or restore session slot, counted with pydump's and pyrestore's
     (:mod:`dumptool.sessions`); over the limit, NO_MEM_ERR at once."""
+    on = path
+    while on and not os.path.lexists(on) and os.path.dirname(on) != on:
+        on = os.path.dirname(on)  # a restore's destination made as it goes: its volume is its parent's
     try:
-        return session_slot(kind, path, on=path, shared=True)
+        return session_slot(kind, path, on=on, shared=True)
     except SessionLimitError as exc:
         raise SessionLimit(exc.message) from None
     except SessionError as exc:
         raise NdmpError(exc.message) from None
+
+
+@dataclass
+class _Backup:
+    """One backup's facts for its restartable context, kept apart from the
+    service's state (which DATA_STOP resets while the context is settled)."""
+
+    keeper: NdmpContextKeeper
+    local: bool
+    #: The LOCAL mover's operation writing this backup (:attr:`ndmp.mover.Mover.operation`).
+    mover_operation: int = 0
+    sent: int = 0
+    halt_reason: DataHaltReason = DataHaltReason.NA
+    vetoed: str = ""
+    context_left: Context | None = None
+    settled: trio.Event = field(default_factory=trio.Event)
 
 
 class DataService:
@@ -153,6 +182,7 @@ class DataService:
     def __init__(self, session: "Session", engine: DumpEngine) -> None:
         self._session = session
         self._engine = engine
+        self._closing = False  # the session ends
         self._reset()
 
     def _reset(self) -> None:
@@ -168,6 +198,8 @@ class DataService:
         self._stream: trio.abc.Stream | None = None
         self._stopped = threading.Event()
         self._accepted = trio.Event()
+        #: A backup's restartable context (of a snapfs path): its keeper and what it left.
+        self._backup_run: _Backup | None = None
 
     # -- state ------------------------------------------------------------------
     def get_state(self) -> DataGetStateReply:
@@ -264,6 +296,14 @@ class DataService:
         return BackupRequest(path, int(level_text), update=_flag(env, "UPDATE", True), base_date=base_date,
                              dumpdates=self._session.context.config.dumpdates)
 
+    def _restart_path(self, cid: str) -> str:
+        """The path the backup of context ``cid`` dumps (served here)."""
+        try:
+            ctx = ContextStore().load(cid)
+        except DumpError as exc:
+            raise IllegalArgs(f"{RESTART_CONTEXT}={cid}: {exc.message}") from None
+        return self._session.context.config.check_path(os.path.join(ctx.mount, ctx.rel) if ctx.rel else ctx.mount)
+
     async def _peer_connecting(self) -> None:
         """A DMA starts the operation as soon as the peer's MOVER_CONNECT to our
         DATA_LISTEN(TCP) returns: give our accept the moment it still needs."""
@@ -275,14 +315,35 @@ class DataService:
         await self._peer_connecting()
         self._check_start(butype, MoverMode.READ)
         values = {p.name: p.value for p in env}
-        request = self._backup_request(values)
+        restart_id = values.get(RESTART_CONTEXT, "")
+        if restart_id:
+            path = self._restart_path(restart_id)
+        else:
+            request = self._backup_request(values)
+            path = request.path
         hist = _history_wanted(values)
-        slot = _slot("dump", request.path)
+        slot = _slot("dump", path)
+        restarting, lock = None, None
+        try:
+            if restart_id:
+                restarting, lock = await trio.to_thread.run_sync(load_for_restart, ContextStore(), restart_id,
+                                                                 values.get(RESTART_OFFSET) or None)
+                request = BackupRequest(path, restarting.level, update=bool(restarting.options.get("update")),
+                                        base_date=restarting.base_date, restart_of=restarting)
+                hist = False  # a restarted dump's file history is its first run's
+        except BaseException:
+            slot.release()
+            raise
         self.env = list(env)
         self.operation = DataOperation.BACKUP
         self.state = DataState.ACTIVE
         self._stopped = threading.Event()
-        self._start_holding(slot, self._backup, request, hist)
+        keeper = NdmpContextKeeper(ContextStore(), self._stopped, context=restarting,
+                                   say=lambda line: _log.info("data: %s", line),
+                                   warn=lambda line: _log.warning("data: %s", line))
+        self._backup_run = _Backup(keeper, local=self.addr.addr_type == AddrType.LOCAL,
+                                   mover_operation=self._session.mover.operation)
+        self._start_holding(slot, self._backup, request, hist, lock=lock)
 
     async def start_recover(self, env: list[Pval], nlist: list[Name], butype: str, filehist: bool) -> None:
         await self._peer_connecting()
@@ -314,20 +375,107 @@ class DataService:
         else:
             self._start_holding(slot, self._recover, names, direct, prefix, acl_start)
 
-    def _start_holding(self, slot: SessionSlot, work: Callable[..., Awaitable[None]], *args: object) -> None:
+    def _start_holding(self, slot: SessionSlot, work: Callable[..., Awaitable[None]], *args: object,
+                       lock: int | None = None) -> None:
         """Run *work* in the session's nursery; the slot is given back when it
-        ends (when the engine's thread has returned, after a halt too)."""
+        ends (when the engine's thread has returned, after a halt too).
+        Meanwhile the slot's abort note is watched for (:meth:`_watch_veto`)."""
+        run = self._backup_run if work == self._backup else None
+
         async def holding() -> None:
             try:
-                await work(*args)
+                async with trio.open_nursery() as inner:
+                    inner.start_soon(self._watch_veto, slot)
+                    await work(*args)
+                    inner.cancel_scope.cancel()
             finally:
-                slot.release()
+                try:
+                    with trio.CancelScope(shield=True):
+                        await self._settle(run, lock, slot)
+                finally:
+                    if run is not None:
+                        run.settled.set()
+                    slot.release()
 
         try:
             self._session.nursery.start_soon(holding)
         except BaseException:
             slot.release()
             raise
+
+    async def _settle(self, run: _Backup | None, lock: int | None, slot: SessionSlot) -> None:
+        """After a backup's engine returned: an aborted one names its restart
+        point (:meth:`NdmpContextKeeper.finalize`) from what was sent whole
+        and, with a LOCAL mover, what the mover wrote once it stopped; a
+        restart's context ``lock`` is let go.  A volume event's abort meanwhile
+        (the mover still writing a stream the data service ended) ends it as
+        not restartable."""
+        if run is None:
+            return
+        keeper = run.keeper
+        try:
+            mover = self._session.mover
+            succeeded = run.halt_reason == DataHaltReason.SUCCESSFUL
+            tape = record = None
+            window = 0
+            if run.local:  # the mover writes what it holds; after a success, all of the stream
+                busy = (MoverState.ACTIVE, MoverState.PAUSED) if succeeded else (MoverState.ACTIVE,)
+
+                def writing() -> bool:
+                    return mover.operation == run.mover_operation and mover.state in busy
+
+                with trio.move_on_after(math.inf if succeeded else _SETTLE_WAIT):
+                    while writing() and not self._closing:
+                        if abort_pending(os.getpid(), slot.slot):
+                            run.vetoed = abort_reason(os.getpid(), slot.slot) or "a volume event"
+                            _log.warning("data: the backup's stream, still being written, aborted by %s",
+                                         run.vetoed)
+                            await self._session.log_message(f"backup aborted by {run.vetoed}", LogType.ERROR)
+                            if writing():  # its tape gets no more of the stream (nor its end)
+                                await mover.abort()
+                            break
+                        await trio.sleep(0.02)
+                halted = mover.last_halt
+                if halted is not None and halted.operation == run.mover_operation:
+                    mover_end, tape, record, window = (halted.reason, halted.stream_position, halted.record_size,
+                                                       halted.window_offset)
+                else:  # still at it (paused, or the wait ran out)
+                    mover_end, tape, record, window = None, mover.stream_position, mover.record_size, \
+                        mover.window_offset
+                succeeded = succeeded and not run.vetoed and mover_end == MoverHaltReason.CONNECT_CLOSED
+            if succeeded:
+                await trio.to_thread.run_sync(keeper.complete)
+                return
+            keeper.sending_failed(None)  # what the engine handed over did not all reach the tape
+            if not keeper.aborted:
+                return
+            reason = f"data halted {DataHaltReason(run.halt_reason).name}"
+            ctx = await trio.to_thread.run_sync(
+                lambda: keeper.finalize(run.sent, tape, record, window, run.vetoed, reason))
+            run.context_left = ctx
+            if ctx is not None:
+                _log.info("data: context %s left at stream byte %s (%s)", ctx.id,
+                          ctx.options.get("restart_offset", "?"), "not restartable" if ctx.vetoed else "restartable")
+        finally:
+            if lock is not None:
+                os.close(lock)
+
+    async def _watch_veto(self, slot: SessionSlot) -> None:
+        """A volume event's ``--override-vetoes`` or ``--automatic``
+        (:mod:`snapfs.vetoes`) aborts this operation alone: it leaves a note
+        for this process and slot; the operation halts ABORTED with a
+        LOG_MESSAGE naming the event, and the slot is let go as the engine
+        returns.  The server is not signalled and serves the others."""
+        pid = os.getpid()
+        while slot.held:
+            await trio.sleep(_VETO_POLL)
+            if abort_pending(pid, slot.slot):
+                reason = abort_reason(pid, slot.slot) or "a volume event"
+                if self._backup_run is not None:
+                    self._backup_run.vetoed = reason
+                _log.warning("data: %s aborted by %s", self.operation.name.lower(), reason)
+                await self._halt(DataHaltReason.ABORTED, f"aborted by {reason}")
+                return
 
     async def abort(self) -> None:
         if self.state not in (DataState.LISTEN, DataState.CONNECTED, DataState.ACTIVE):
@@ -339,13 +487,29 @@ class DataService:
             raise IllegalState(f"DATA_STOP in data state {DataState(self.state).name}")
         self._reset()
 
-    def get_env(self) -> list[Pval]:
+    async def get_env(self) -> list[Pval]:
+        """The env as run; after a halt that left a restartable context, what
+        a DMA needs to restart it (:func:`ndmp.restartable.restart_env`)."""
         if self.state == DataState.IDLE or self.operation != DataOperation.BACKUP:
             raise IllegalState("DATA_GET_ENV needs a backup (running or halted)")
-        return list(self.env)
+        env = list(self.env)
+        run = self._backup_run
+        if self.state != DataState.HALTED or run is None:
+            return env
+        mover = self._session.mover
+        if not (run.halt_reason == DataHaltReason.SUCCESSFUL and run.local
+                and mover.state in (MoverState.ACTIVE, MoverState.PAUSED)):  # else still writing: nothing to say
+            with trio.move_on_after(_SETTLE_WAIT * 2):
+                await run.settled.wait()
+        ctx = run.context_left
+        if ctx is None:
+            return env
+        extra = await trio.to_thread.run_sync(restart_env, ctx)
+        return [p for p in env if p.name not in extra] + [Pval(k, v) for k, v in extra.items()]
 
     async def shutdown(self) -> None:
         """The session ends: stop whatever runs, quietly."""
+        self._closing = True
         self._stopped.set()
         await self._close_connection()
 
@@ -360,6 +524,8 @@ class DataService:
         self._stopped.set()
         self.state = DataState.HALTED
         self.halt_reason = reason
+        if self._backup_run is not None:
+            self._backup_run.halt_reason = reason
         with trio.CancelScope(shield=True):
             _log.info("data halted: %s (%d bytes)", reason.name, self.bytes_processed)
             if why:
@@ -386,6 +552,9 @@ class DataService:
             await self._halt(DataHaltReason.INTERNAL_ERROR, f"internal error: {exc!r}")
 
     async def _backup(self, request: BackupRequest, hist: bool) -> None:
+        run = self._backup_run
+        assert run is not None
+
         async def work() -> None:
             stream = self._stream
             assert stream is not None
@@ -393,8 +562,9 @@ class DataService:
             def write(data: bytes) -> None:
                 trio.from_thread.run(stream.send_all, data)
                 self.bytes_processed += len(data)
+                run.sent += len(data)
 
-            result = await trio.to_thread.run_sync(self._engine.backup, request, write, self._stopped)
+            result = await trio.to_thread.run_sync(self._engine.backup, request, write, self._stopped, run.keeper)
             if self.state != DataState.ACTIVE:
                 return
             if hist:
@@ -402,20 +572,28 @@ class DataService:
             self.env = self._backup_env(request, result.date, result.base_date, result.acl_start)
             for line in result.warnings:
                 await self._session.log_message(line, LogType.WARNING)
-            await self._session.log_message(
-                f"dump of {request.path} at level {request.level} done: {result.bytes} bytes, "
-                f"{len(history_stats(result.entries))} inodes")
+            if request.restart_of is not None:
+                cp = request.restart_of.checkpoint
+                await self._session.log_message(
+                    f"restart of context {request.restart_of.id} done: volume {cp.volume + 1} of the dump of "
+                    f"{request.path} at level {request.level}, from stream block {cp.medium_block}: "
+                    f"{result.bytes} bytes")
+            else:
+                await self._session.log_message(
+                    f"dump of {request.path} at level {request.level} done: {result.bytes} bytes, "
+                    f"{len(history_stats(result.entries))} inodes")
             await self._halt(DataHaltReason.SUCCESSFUL)
 
         await self._run(work)
 
     def _backup_env(self, request: BackupRequest, date: int, base_date: int, acl_start: int | None) -> list[Pval]:
         """The env as run, with defaults and what the next incremental needs (doc 6.5)."""
-        given = {p.name: p.value for p in self.env}
+        given = {p.name: p.value for p in self.env if not p.name.startswith("RESTART")}
         out = dict(given)
         out.update({"FILESYSTEM": given.get("FILESYSTEM", request.path), "TYPE": BUTYPE,
                     "LEVEL": str(request.level), "UPDATE": "y" if request.update else "n",
-                    "HIST": given.get("HIST") or "y", "DIRECT": "y", "DUMP_DATE": str(date),
+                    "HIST": given.get("HIST") or "y", "DUMP_DATE": str(date),
+                    "DIRECT": "n" if request.restart_of is not None else "y",
                     "BASE_DATE": str(base_date) if request.base_date else given.get("BASE_DATE", "-1") or "-1",
                     "PATHNAME_SEPARATOR": "/", "NDMP_VERSION": "4"})
         out.pop("ACL_START", None)

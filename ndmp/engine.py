@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import os
 import stat
 import tempfile
@@ -55,6 +56,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import BinaryIO
 from dataclasses import dataclass, field
 
+from dumptool.contexts import Context
 from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError
 from dumptool.filer import dump_source
@@ -68,6 +70,7 @@ from dumptool.restore import Options as RestoreOptions
 from dumptool.restore import Extracted, Restore, VolumeInput
 
 from .errors import EngineCancelled, EngineError
+from .restartable import NdmpContextKeeper, restart_options, restart_resumer
 
 U64_INVALID = 0xFFFFFFFFFFFFFFFF
 #: The root directory's inode number in a dump image.
@@ -86,6 +89,8 @@ class BackupRequest:
     update: bool = True
     base_date: int | None = None
     dumpdates: str | None = None
+    #: A restartable context to go on from (:mod:`ndmp.restartable`): the stream is its next volume.
+    restart_of: Context | None = None
 
 
 @dataclass(frozen=True)
@@ -179,11 +184,12 @@ class DumpEngine:
 
     # -- backup ------------------------------------------------------------------
     def backup(self, request: BackupRequest, write: Callable[[bytes], None],
-               stopped: threading.Event) -> BackupResult:
+               stopped: threading.Event, keeper: NdmpContextKeeper | None = None) -> BackupResult:
         """Dump ``request.path``; every byte of the image goes to ``write`` in
         order.  ``stopped`` set from outside ends the dump between two steps
         (:class:`~ndmp.errors.EngineCancelled`); the stream then has no end-of-dump record, so
-        nobody can take it for a whole image."""
+        nobody can take it for a whole image.  ``keeper`` keeps the restartable
+        context of a dump of a snapfs path (and runs ``request.restart_of``)."""
         path = os.path.abspath(request.path)
         if not os.path.isdir(path):
             raise EngineError(f"FILESYSTEM {request.path}: not a directory")
@@ -196,11 +202,20 @@ class DumpEngine:
                                   never_ask=True, progress_interval=0, history=(index,))
             if request.dumpdates:
                 options.dumpdates = request.dumpdates
+            restart = request.restart_of
+            if restart is not None:
+                options = dataclasses.replace(restart_options(restart, image), history=(index,))
             warnings: list[str] = []
             try:
                 # on snapfs: a snapshot_for_backup.N read by the filer's engine (the path's scope:
                 # volume, qtree or subtree), held until the dump ends; else the live tree
-                options, _say = source.enter_context(dump_source(options, warn=warnings.append))
+                options, _say = source.enter_context(dump_source(
+                    options, restart.snapshot if restart is not None else None, warn=warnings.append,
+                    on_snapshot=keeper.observe if keeper is not None else None))
+                if keeper is not None:
+                    options = dataclasses.replace(options, history=options.history + keeper.histories())
+                if restart is not None and (keeper is None or not keeper.active):
+                    raise EngineError(f"the restart of context {restart.id} needs its snapshot")
                 dump = Dump(options, warn=warnings.append)
             except DumpError as exc:
                 raise EngineError(exc.message) from None
@@ -209,6 +224,9 @@ class DumpEngine:
 
             def run() -> None:
                 try:
+                    if keeper is not None and keeper.active:  # it checks ``stopped`` at each step
+                        keeper.run(dump, restart_resumer(restart) if restart is not None else None)
+                        return
                     for _cursor in dump.steps():
                         if stopped.is_set():
                             raise EngineCancelled("the backup was stopped")
@@ -248,7 +266,8 @@ class DumpEngine:
                 raise EngineError(f"the dump failed: {exc!r}") from exc
             if stopped.is_set():
                 raise EngineCancelled("the backup was stopped")
-            if not index.ended:
+            # (a restart's writer carries no file history: the keeper saw the dump's end)
+            if not (index.ended if restart is None else keeper is not None and keeper.dump_done):
                 raise EngineError("the image has no end-of-dump record: it is not complete")
             entries = index.history()
             acl_start = None if index.pass5 is None else index.pass5 * TP_BSIZE

@@ -21,6 +21,7 @@ ndmjob's test-mover probes it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol
 
 import trio
@@ -41,6 +42,18 @@ DEFAULT_RECORD_SIZE = 10240
 _RECEIVE_CHUNK = 256 * 1024
 #: Records handed to the tape in one worker-thread call during a backup.
 _WRITE_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Halted:
+    """How a mover operation ended: its reason, the stream offset after the
+    last record it wrote, its record size and window offset."""
+
+    operation: int
+    reason: MoverHaltReason
+    stream_position: int
+    record_size: int
+    window_offset: int
 
 
 class MoverHost(Protocol):
@@ -64,6 +77,11 @@ class Mover:
     def __init__(self, host: MoverHost) -> None:
         self._host = host
         self.record_size = DEFAULT_RECORD_SIZE
+        #: Counts the mover's operations (each LISTEN or CONNECT begins one), and how the last
+        #: one that halted ended (:class:`Halted`).  MOVER_STOP keeps them: a backup's data
+        #: service reads them after it (:mod:`ndmp.restartable`).
+        self.operation = 0
+        self.last_halt: Halted | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -97,6 +115,11 @@ class Mover:
             bytes_moved=self.bytes_moved, seek_position=self.seek_position,
             bytes_left_to_read=self.bytes_left_to_read, window_offset=self.window_offset,
             window_length=self.window_length, data_connection_addr=self.addr)
+
+    @property
+    def stream_position(self) -> int:
+        """The stream offset after the last record written to tape (backup)."""
+        return self._position
 
     @property
     def busy(self) -> bool:
@@ -161,6 +184,7 @@ class Mover:
             raise IllegalArgs(f"address type {addr_type} is neither LOCAL nor TCP")
         self._check_idle("MOVER_LISTEN")
         self._tape_for(mode)
+        self.operation += 1
         self.mode = MoverMode(mode)
         if addr_type == AddrType.LOCAL:
             self.addr = Addr(AddrType.LOCAL)
@@ -201,6 +225,7 @@ class Mover:
         check_connect_address(addr)
         self._check_idle("MOVER_CONNECT")
         self._tape_for(mode)
+        self.operation += 1
         self.mode = MoverMode(mode)
         if addr.addr_type == AddrType.LOCAL:
             if local_connect is None:
@@ -275,6 +300,7 @@ class Mover:
         self.halt_reason = reason
         self.pause_reason = MoverPauseReason.NA
         self.bytes_left_to_read = 0
+        self.last_halt = Halted(self.operation, reason, self._position, self.record_size, self.window_offset)
         # Called from the mover's own task too, whose scope is cancelled
         # below: the rest must happen whatever is cancelled.
         with trio.CancelScope(shield=True):

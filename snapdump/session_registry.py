@@ -19,6 +19,10 @@ vetoes, :mod:`snapfs.vetoes`).  Neither imports the other: both read this.
   for a volume event (``--override-vetoes``, ``--automatic``) before it
   sends SIGTERM: one line, the reason.  The session reads it as it stops, so
   its restartable context says it is not restartable.
+- ``STATE/sessions/aborted-PID.SLOT``: the same for one session of a shared
+  process (``pyndmpd``), which is never signalled: the process watches for
+  the note of each session it runs, aborts only that one and gives its slot
+  back; the aborter waits for the slot to be let go.
 """
 
 from __future__ import annotations
@@ -156,16 +160,27 @@ def volume_of(path: str | os.PathLike[str]) -> str:
         p = parent
 
 
-def mark_aborted(pid: int, reason: str) -> None:
-    """Tell session *pid* it is being aborted, and why (before its SIGTERM)."""
+def _abort_note(pid: int, slot: int | None) -> Path:
+    return sessions_dir() / (f"{ABORTED_PREFIX}{pid}" + ("" if slot is None else f".{slot}"))
+
+
+def mark_aborted(pid: int, reason: str, slot: int | None = None) -> None:
+    """Tell session *pid* it is being aborted, and why (before its SIGTERM);
+    with *slot*: the one session of a shared process that holds that slot."""
     folder = sessions_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{ABORTED_PREFIX}{pid}").write_text(reason + "\n", encoding="utf-8")
+    _abort_note(pid, slot).write_text(reason + "\n", encoding="utf-8")
 
 
-def abort_reason(pid: int) -> str | None:
-    """Why session *pid* was aborted for a volume event (None: it was not); the note is taken away."""
-    path = sessions_dir() / f"{ABORTED_PREFIX}{pid}"
+def abort_pending(pid: int, slot: int) -> bool:
+    """Whether the shared session of *pid* in *slot* has an abort note waiting (the note stays)."""
+    return _abort_note(pid, slot).exists()
+
+
+def abort_reason(pid: int, slot: int | None = None) -> str | None:
+    """Why session *pid* (*slot*: of a shared process) was aborted for a
+    volume event (None: it was not); the note is taken away."""
+    path = _abort_note(pid, slot)
     try:
         reason = path.read_text(encoding="utf-8").strip()
         path.unlink()

@@ -9,7 +9,11 @@ volume is vetoed: refused, naming the sessions (pid and kind).  With
 ``--override-vetoes``, and always with ``--automatic`` (a system-initiated
 event), the sessions are aborted instead: each is told why (an
 ``aborted-PID`` note), sent SIGTERM (and SIGCONT, should it be stopped), and
-waited for; its restartable context then says it is not restartable.
+waited for; its restartable context then says it is not restartable.  A
+session of ``pyndmpd``, which serves other sessions in the same process, is
+never signalled: it gets an ``aborted-PID.SLOT`` note of its own, the server
+halts that DATA operation alone (NDMP's DATA_HALT_ABORTED, a LOG_MESSAGE
+naming the event) and lets its slot go, which the event waits for.
 
 The failover events are simulated on the one machine there is: the volume
 goes briefly unavailable (I/O refused, sessions refused) for
@@ -33,7 +37,7 @@ import time
 from collections.abc import Callable
 
 from snapdump.processes import process_alive
-from snapdump.session_registry import SessionInfo, mark_aborted, sessions_on
+from snapdump.session_registry import SessionInfo, mark_aborted, running_sessions, sessions_on
 
 from .errors import SnapfsError, VolumeBusy
 
@@ -65,8 +69,9 @@ def event_seconds() -> float:
 
 
 def named(sessions: list[SessionInfo]) -> str:
-    """``pid 123 (dump), pid 456 (restore)``."""
-    return ", ".join(f"pid {s.pid} ({s.kind})" for s in sessions)
+    """``pid 123 (dump), pid 456 (restore)``; a session of ``pyndmpd``: ``pid 789 slot 2 (NDMP dump)``."""
+    return ", ".join(f"pid {s.pid} slot {s.slot} (NDMP {s.kind})" if s.shared else f"pid {s.pid} ({s.kind})"
+                     for s in sessions)
 
 
 def veto(voldir: str | os.PathLike[str], name: str, event: str, *, override: bool, automatic: bool,
@@ -82,17 +87,14 @@ def veto(voldir: str | os.PathLike[str], name: str, event: str, *, override: boo
     if not (override or automatic):
         raise VolumeBusy(f"{event} of volume {name} vetoed: dump and restore sessions run on it: {named(sessions)}"
                          " (--override-vetoes aborts them)")
-    shared = [s for s in sessions if s.shared]
-    if shared and not automatic:
-        raise VolumeBusy(f"{event} of volume {name} vetoed: NDMP sessions run on it in pyndmpd: {named(shared)}; "
-                         "abort them from the DMA (--override-vetoes aborts only pydump and pyrestore)")
     why = "--automatic" if automatic else "--override-vetoes"
     own = [s for s in sessions if not s.shared]
+    shared = [s for s in sessions if s.shared]
     if own:
         abort(own, f"{event} of volume {name} ({why})")
-        say(f"{event}: aborted {named(own)} on volume {name} (not restartable)")
-    if shared:  # their server serves others: they fail on the volume's I/O instead
-        say(f"{event}: NDMP sessions {named(shared)} on volume {name} are left to fail")
+    if shared:  # their server serves others: each session is told alone, the server is not signalled
+        abort_shared(shared, f"{event} of volume {name} ({why})")
+    say(f"{event}: aborted {named(sessions)} on volume {name} (not restartable)")
 
 
 def abort(sessions: list[SessionInfo], reason: str) -> None:
@@ -119,6 +121,32 @@ def abort(sessions: list[SessionInfo], reason: str) -> None:
             except ProcessLookupError:
                 pass
         _wait_stopped(pids, 5.0)
+
+
+def abort_shared(sessions: list[SessionInfo], reason: str) -> None:
+    """Abort sessions of a shared process (``pyndmpd``) one by one: each
+    gets its own note (by pid and slot), which the process watches for; it
+    halts that session alone and gives its slot back, which is waited for.
+    The process is never signalled: it serves other sessions."""
+    for s in sessions:
+        try:
+            mark_aborted(s.pid, reason, s.slot)
+        except OSError as exc:
+            raise SnapfsError(f"cannot tell the NDMP session pid {s.pid} (slot {s.slot}) to abort: "
+                              f"{exc.strerror or exc}", errno.EIO) from None
+    deadline = time.monotonic() + ABORT_WAIT
+    while True:
+        try:
+            running = {(r.pid, r.slot, r.started) for r in running_sessions()}
+        except OSError:
+            running = set()
+        left = [s for s in sessions if (s.pid, s.slot, s.started) in running and process_alive(s.pid, s.pid_start)]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise VolumeBusy(f"the NDMP sessions {named(left)} did not stop within {ABORT_WAIT:.0f} s of being "
+                             "told to abort")
+        time.sleep(0.02)
 
 
 def _wait_stopped(pids: set[tuple[int, int | None]], timeout: float) -> bool:

@@ -66,6 +66,8 @@ DUMP_DEFAULT_ENV = [
     ("FILESYSTEM", ""), ("TYPE", BUTYPE_DUMP), ("LEVEL", "0"), ("UPDATE", "y"), ("HIST", "y"),
     ("DIRECT", "n"), ("RECURSIVE", "y"), ("EXTRACT", "n"), ("FORCE", "n"), ("BASE_DATE", "-1"),
     ("PATHNAME_SEPARATOR", "/"),
+    # restartable backups (ndmp.restartable): advertised, and the env name a restart gives
+    ("RESTARTABLE", "y"), ("RESTART_CONTEXT", ""),
 ]
 
 

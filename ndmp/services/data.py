@@ -31,7 +31,7 @@ class DataServiceHandlers(Service):
 
     @answers(Message.DATA_GET_ENV)
     async def get_env(self, _request: None) -> DataGetEnvReply:
-        return DataGetEnvReply(Error.NO_ERR, self.session.data.get_env())
+        return DataGetEnvReply(Error.NO_ERR, await self.session.data.get_env())
 
     @answers(Message.DATA_LISTEN)
     async def listen(self, request: DataListenRequest) -> AddrReply:

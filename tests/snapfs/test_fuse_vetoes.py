@@ -345,18 +345,31 @@ def test_a_volume_move_takes_the_store_to_another_file_system_the_mount_served_t
             force_unmount(m)
 
 
-def test_an_ndmp_session_is_not_signalled_its_server_serves_others(mounted: Mounted, state: Path):
-    """A session of pyndmpd (a shared process): --override-vetoes is refused,
-    --automatic goes on without signalling the server (here: this test's process)."""
-    from dumptool.sessions import session_slot
+def test_an_ndmp_session_is_told_alone_its_server_is_not_signalled(mounted: Mounted, state: Path):
+    """A session of pyndmpd (a shared process, here this test's): the override
+    leaves a note for its pid and slot and waits for the slot to be let go;
+    the process is not signalled (this test would die of SIGTERM)."""
+    from dumptool.sessions import abort_pending, abort_reason, session_slot
 
-    with session_slot("dump", str(mounted.mnt), on=str(mounted.mnt), shared=True):
-        r = snapfs("failover", mounted.mnt, "--takeover", "--override-vetoes", check=False)
-        assert (r.returncode, r.stderr) == (1, "snapfs: storage failover takeover of volume testvol vetoed: NDMP "
-                                               f"sessions run on it in pyndmpd: pid {os.getpid()} (dump); abort them "
-                                               "from the DMA (--override-vetoes aborts only pydump and pyrestore)\n")
-        r = snapfs("failover", mounted.mnt, "--takeover", "--automatic")
-        assert f"NDMP sessions pid {os.getpid()} (dump) on volume testvol are left to fail" in r.stdout
+    slot = session_slot("dump", str(mounted.mnt), on=str(mounted.mnt), shared=True)
+    try:
+        r = snapfs("failover", mounted.mnt, "--takeover", check=False)
+        assert (r.returncode, r.stderr) == (1, "snapfs: storage failover takeover of volume testvol vetoed: dump and "
+                                               f"restore sessions run on it: pid {os.getpid()} slot {slot.slot} "
+                                               "(NDMP dump) (--override-vetoes aborts them)\n")
+        event = subprocess.Popen([str(BIN / "snapfs"), "failover", str(mounted.mnt), "--takeover",
+                                  "--override-vetoes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait(lambda: abort_pending(os.getpid(), slot.slot))
+        assert event.poll() is None  # it waits for the session to stop
+        assert abort_reason(os.getpid(), slot.slot) == ("storage failover takeover of volume testvol "
+                                                        "(--override-vetoes)")
+        slot.release()  # as pyndmpd does once the session halted
+        out, err = event.communicate(timeout=30)
+        assert (event.returncode, err) == (0, "")
+        assert f"aborted pid {os.getpid()} slot {slot.slot} (NDMP dump) on volume testvol (not restartable)" in out
+    finally:
+        slot.release()
+    assert running_sessions() == []
 
 
 def test_restore_file_excludes_a_restore_session_and_a_dump_meanwhile_skips_the_file(mounted: Mounted, state: Path,
