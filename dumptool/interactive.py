@@ -3,7 +3,9 @@
 The directories are read first (as for ``-t``); the commands move around
 that tree and keep a list of chosen names.  ``extract`` reads the rest of
 the image (it is read front to back); a later ``extract`` reads an image
-file again from its start or rewinds a tape to the dump, while a pipe
+file again from its start, rewinds a tape holding volume 1 to the dump or,
+with a later volume in the drive, asks for volume 1 as restore does
+(:meth:`~dumptool.volume_input.VolumeInput.start_again`), while a pipe
 cannot go back and says so.
 ``setmodes`` puts the owners, modes and times back on what is on the list and
 already extracted, without reading the image.  Names take restore's globs

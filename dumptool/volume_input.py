@@ -71,6 +71,12 @@ class VolumeInput:
         self.volume = 1
         #: Called with the next volume's number before asking for it (-r's checkpoint).
         self.on_volume_end: Callable[[int], None] | None = None
+        #: Called when another pass over a tape starts (-i's next extract), before volume 1 is
+        #: rewound to or asked for: the asker runs a -F script once a volume and pass.
+        self.on_new_pass: Callable[[], None] | None = None
+        #: Another pass over a tape asks for volume 1 even when it is in the drive (as restore:
+        #: a -F script runs before it); else the drive is rewound without a word.
+        self.asks_first_again = False
         #: Blocks read since volume 1's first, the later volumes' headers
         #: included (restore's ``tpblksread``); None once a seek or a
         #: resumed restore made it unknown.
@@ -275,36 +281,28 @@ class VolumeInput:
             except MediumError as exc:
                 problem = exc.message
                 continue
-            try:
-                head = Header.unpack(block, self.byte_order) if block is not None else None
-            except FormatError:
-                head = None
-            if head is None or head.c_type != RecordType.TS_TAPE:
-                problem = f"{name} is not a dump volume"
-            elif head.c_date != self.date or head.c_ddate != self.ddate:
-                problem = f"{name}: wrong dump date (volume of another dump)"
-            elif head.c_volume != number:
-                problem = f"{name}: wrong volume ({head.c_volume}), expected volume {number}"
-            else:
+            problem = self._volume_problem(name, block, number)
+            if not problem:
                 self._reader.close()  # idempotent: released already, or now
-                self._next_head = head
                 return reader
             reader.close()
 
     def start_again(self) -> None:
         """Go back to the first block of volume 1 for another pass over the
-        image (``-i``'s next ``extract``): a file is opened again, a tape
-        rewound and spaced to the dump's file (``-s``); a pipe is read only
-        once (:class:`RestoreError` says so, and nothing changes)."""
+        image (``-i``'s next ``extract``): a file is opened again; a tape
+        holding volume 1 is rewound and spaced to the dump's file (``-s``);
+        with a later volume in the drive (or :attr:`asks_first_again`),
+        volume 1 is asked for as restore's ``getvol(1)`` does (see
+        :meth:`_first_volume_again`); a pipe is read only once
+        (:class:`RestoreError` says so, and nothing changes)."""
         source = self._reader.source
         if source.is_tape:
-            if self.volume != 1:
-                raise RestoreError(f"another pass starts on volume 1 and volume {self.volume} is in the drive: "
-                                   "quit, mount volume 1 and run pyrestore -i again")
-            # as restore would have the operator do: rewind, and space to the dump's file
-            self._first_source.rewind()
-            if self.tape_file > 1:
-                self._first_source.space_files(self.tape_file - 1)
+            if self.on_new_pass is not None:
+                self.on_new_pass()
+            if self.volume != 1 or self.asks_first_again:
+                self._first_volume_again()
+                return
+            self._to_dump(self._first_source)  # as restore would have the operator do
             self._reads_before += self._reader.reads
             self._reader = self._reader_of(self._first_source)  # the drive stays open: same source
             self.blocks_read = 0
@@ -323,6 +321,75 @@ class VolumeInput:
         self._reader = reader
         self.volume = 1
         self.blocks_read = 0
+
+    def _first_volume_again(self) -> None:
+        """Volume 1 for another pass, as restore's ``getvol(1)``: the drive
+        is let go of (the operator or a ``-F`` script changes the cartridge
+        in it), *ask* is called for volume 1 (it runs the script, offers the
+        shelf's cartridge or asks), and what it names must start with
+        volume 1 of this dump (else it is asked for again, with why); a tape
+        is rewound and spaced to the dump's file (``-s``).  Not given:
+        :class:`RestoreError`, and the next pass asks again."""
+        if self._ask is None:
+            raise RestoreError(f"another pass starts on volume 1 and volume {self.volume} is in the drive: "
+                               "quit, mount volume 1 and run pyrestore -i again")
+        self._reader.close()  # idempotent: volume 1's drive, or a later volume's
+        self._first_source.close()
+        problem = ""
+        while True:
+            name = self._ask(1, problem)
+            if name is None:
+                raise RestoreError(f"volume 1 was not given: another extract pass starts there "
+                                   f"(volume {self.volume} was read last)")
+            try:
+                source = open_source(name)
+            except MediumError as exc:
+                problem = exc.message
+                continue
+            try:
+                self._to_dump(source)
+                block = RecordReader(DecompressingSource(source, self._damaged)).read_block()
+                problem = self._volume_problem(name, block, 1)
+                if not problem:
+                    if source.is_tape:
+                        self._to_dump(source)  # read again from its first block
+                        break
+                    again = open_source(name)  # a file (the operator's copy): opened again
+                    source.close()
+                    source = again
+                    break
+            except MediumError as exc:
+                problem = exc.message
+            source.close()
+        self._reads_before += self._reader.reads
+        self._first_source = source
+        self._reader = self._reader_of(source)
+        self.name = name
+        self.volume = 1
+        self.blocks_read = 0
+        self._next_head = None
+
+    def _to_dump(self, source: Source) -> None:
+        """A tape *source* rewound and spaced to the dump's file (``-s``)."""
+        if source.is_tape:
+            source.rewind()
+            if self.tape_file > 1:
+                source.space_files(self.tape_file - 1)
+
+    def _volume_problem(self, name: str, block: bytes | None, number: int) -> str:
+        """What is wrong with *block* as the first of volume *number* of this dump ("" if nothing)."""
+        try:
+            head = Header.unpack(block, self.byte_order) if block is not None else None
+        except FormatError:
+            head = None
+        if head is None or head.c_type != RecordType.TS_TAPE:
+            return f"{name} is not a dump volume"
+        if head.c_date != self.date or head.c_ddate != self.ddate:
+            return f"{name}: wrong dump date (volume of another dump)"
+        if head.c_volume != number:
+            return f"{name}: wrong volume ({head.c_volume}), expected volume {number}"
+        self._next_head = head
+        return ""
 
     def close(self) -> None:
         self._reader.close()

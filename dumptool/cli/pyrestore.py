@@ -125,7 +125,9 @@ def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: 
     the slots that holds it is offered ("yes" loads it; -a, -y: loaded
     without asking).  A -F *script* runs first, once a volume, as restore
     runs it: exit 0, the volume is ready (opened without asking); 1, go on
-    as without it.  Set ``ask.input`` to the :class:`VolumeInput` it serves."""
+    as without it.  Set ``ask.input`` to the :class:`VolumeInput` it serves;
+    ``ask.new_pass()`` at another pass (``-i``'s next extract, which asks
+    for volume 1 again) runs the script again for each volume."""
     tried: set[int] = set()
     shelf = ShelfVolumes.of(image) if prefix is None and image != "-" else None
     device = [image]  # restore's magtape: the name the next volume is looked for at (an answer changes it)
@@ -149,8 +151,9 @@ def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: 
         if problem:
             print(f"pyrestore: {problem}", file=sys.stderr)
         if never:
-            raise RestoreError(f"{image}: the dump continues on volume {number}; "
-                               "run without -y to be asked for it")
+            wanted = "another extract pass starts on volume 1" if number == 1 else \
+                f"the dump continues on volume {number}"
+            raise RestoreError(f"{image}: {wanted}; run without -y to be asked for it")
         name = _answer(image, number, f"Mount volume {number}{offer} and enter its path "
                                       "('none' if there is none): ")
         if found is not None and name.lower() in ("y", "yes"):
@@ -161,6 +164,7 @@ def _asker(image: str, never: bool, prefix: str | None = None, *, read_through: 
         return name
 
     ask.input = None  # type: ignore[attr-defined]
+    ask.new_pass = tried.clear  # type: ignore[attr-defined]  # -i's next extract: each volume's script again
     return ask
 
 
@@ -377,6 +381,8 @@ def _pyrestore(argv: list[str]) -> int:
                 script.run(first, _first_volume(args.mode))
             ask = _asker(first, args.y, prefix, read_through=args.a, script=script)
             ask.input = VolumeInput(first, ask=ask, tape_file=args.tape_file)
+            ask.input.on_new_pass = ask.new_pass
+            ask.input.asks_first_again = script is not None  # restore runs it before volume 1 again
             return ask.input
 
         def on_medium() -> Restore:

@@ -156,3 +156,37 @@ def test_second_extract_from_a_tape_rewinds_to_the_dump(image, nst0, tmp_path):
     assert "Traceback" not in done.stderr
     assert (tmp_path / "d" / "f").read_bytes() == b"d/f\n"
     assert (tmp_path / "e" / "h").read_bytes() == b"e/h\n"
+
+
+def test_a_script_runs_before_volume_1_at_each_later_extract_as_for_the_real_restore(image, nst0, tmp_path):
+    """-F on a one-volume tape: restore 0.4b47 runs the script before volume 1
+    when it starts and again at each later extract (after one, it forgets the
+    volume it holds and asks for volume 1); pyrestore too."""
+    from samples import RESTORE, fake_rsh
+    from tapelib import open_device
+
+    data = image.read_bytes()
+    with open_device(nst0, writable=True) as drive:
+        for i in range(0, len(data), 10 * 1024):
+            drive.write(data[i:i + 10 * 1024].ljust(10 * 1024, b"\0"))
+        drive.write_filemarks(1)
+        drive.rewind()
+    log = tmp_path / "script.log"
+    logger = tmp_path / "logger"
+    logger.write_text(f'#!/bin/sh\necho "$1 $2" >> {log}\n{console_script("pymt")} -f "$1" rewind\n')
+    logger.chmod(0o755)
+    rsh = fake_rsh(tmp_path, console_script("pyrmt"))
+    calls = {}
+    for tool, program, device in (("real", RESTORE, f"localhost:{nst0}"), ("ours", console_script("pyrestore"), nst0)):
+        folder = tmp_path / tool
+        folder.mkdir()
+        done = subprocess.run([program, "-i", "-a", "-o", "-u", "-F", str(logger), "-f", device], cwd=folder,
+                              input="add d/f\nextract\nadd e\nextract\nquit\n", capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ, RSH=str(rsh), RMT=console_script("pyrmt"),
+                                                    TMPDIR=str(tmp_path)))
+        assert done.returncode == 0, (tool, done.stderr)
+        assert "Mount" not in done.stderr, (tool, done.stderr)
+        assert (folder / "d" / "f").read_bytes() == b"d/f\n" and (folder / "e" / "h").read_bytes() == b"e/h\n"
+        calls[tool] = log.read_text().splitlines()
+        log.unlink()
+    assert calls["ours"] == calls["real"] == [f"{nst0} 1", f"{nst0} 1"]
