@@ -39,10 +39,12 @@ class VolumeInput:
     """
 
     def __init__(self, name: str, *, ask: Callable[[int, str], str | None] | None = None,
-                 tape_file: int = 1) -> None:
+                 tape_file: int = 1, remote_file: bool = False) -> None:
         self.name = name
         self._ask = ask
-        source = open_source(name)
+        #: restore's -l: a ``host:name`` volume is a file or pipe on its host, not a drive
+        self.remote_file = remote_file
+        source = self._open(name)
         if tape_file > 1:
             if not source.is_tape:
                 source.close()
@@ -108,6 +110,9 @@ class VolumeInput:
             return volume, address
         offset = address + (index - first) * TP_BSIZE
         return volume, offset - offset % record_size
+
+    def _open(self, name: str) -> Source:
+        return open_source(name, remote_file=self.remote_file)
 
     def _reader_of(self, source: Source, volume: int = 1) -> RecordReader:
         try:
@@ -276,7 +281,7 @@ class VolumeInput:
             if name is None:
                 return None
             try:
-                reader = self._reader_of(open_source(name), volume=number)
+                reader = self._reader_of(self._open(name), volume=number)
                 block = reader.read_block()
             except MediumError as exc:
                 problem = exc.message
@@ -307,15 +312,15 @@ class VolumeInput:
             self._reader = self._reader_of(self._first_source)  # the drive stays open: same source
             self.blocks_read = 0
             return
-        try:
-            regular = stat.S_ISREG(os.stat(self.name).st_mode)
+        try:  # -l's file on another host is opened again as restore does
+            regular = self.remote_file and is_remote(self.name) or stat.S_ISREG(os.stat(self.name).st_mode)
         except OSError:
             regular = False
         if not regular:
             raise RestoreError(f"{self.name} is a pipe (or not a file): it can be read only once, so a second "
                                "extract pass is impossible; choose everything before one extract, or give "
                                "the image as a file")
-        reader = self._reader_of(open_source(self.name))
+        reader = self._reader_of(self._open(self.name))
         self._reader.close()
         self._reads_before += self._reader.reads
         self._reader = reader
@@ -342,7 +347,7 @@ class VolumeInput:
                 raise RestoreError(f"volume 1 was not given: another extract pass starts there "
                                    f"(volume {self.volume} was read last)")
             try:
-                source = open_source(name)
+                source = self._open(name)
             except MediumError as exc:
                 problem = exc.message
                 continue
@@ -354,7 +359,7 @@ class VolumeInput:
                     if source.is_tape:
                         self._to_dump(source)  # read again from its first block
                         break
-                    again = open_source(name)  # a file (the operator's copy): opened again
+                    again = self._open(name)  # a file (the operator's copy): opened again
                     source.close()
                     source = again
                     break

@@ -108,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(no question); 1, ask for it as usual; other, abort")
     p.add_argument("-d", action="store_true", help="debug (accepted: nothing more is printed)")
     p.add_argument("-l", action="store_true",
-                   help="the medium is a file or pipe (accepted: files, pipes and drives are told apart by themselves)")
+                   help="-f host:name is a file or pipe on that host, not a tape drive (read as a byte stream: "
+                        "a compressed dump file too); local files, pipes and drives are told apart by themselves")
     p.add_argument("-V", action="store_true",
                    help="volumes on other media than tape (accepted: the next volume's path is asked for anyway)")
     add_refused(p, _REFUSED)
@@ -380,7 +381,7 @@ def _pyrestore(argv: list[str]) -> int:
             if script is not None:  # as restore: before the first volume is opened (not for -t/-i -A alone)
                 script.run(first, _first_volume(args.mode))
             ask = _asker(first, args.y, prefix, read_through=args.a, script=script)
-            ask.input = VolumeInput(first, ask=ask, tape_file=args.tape_file)
+            ask.input = VolumeInput(first, ask=ask, tape_file=args.tape_file, remote_file=args.l)
             ask.input.on_new_pass = ask.new_pass
             ask.input.asks_first_again = script is not None  # restore runs it before volume 1 again
             return ask.input

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO, Generic, TypeVar
 
 from tapelib import EndOfMedium, TapeDrive, TapeError, is_tape_device, open_device
+from tapelib.device import is_remote
 
 from ..errors import MediumError
 from ..format import MAXNTREC, TP_BSIZE
@@ -474,6 +475,31 @@ class _StreamSource(_StreamEnd, Source):
             raise MediumError(f"{self.name}: cannot seek to byte {address}: {exc.strerror}", exc.errno) from None
 
 
+class _RemoteFileSource(Source):
+    """A file on another host read through rmt as a byte stream (restore's
+    ``-l``): reads as large as it gives, no records, no drive moves."""
+
+    def __init__(self, drive: TapeDrive) -> None:
+        self.drive = drive
+        self.name = drive.name
+        self._read_size = _STREAM_READ
+
+    def read(self) -> bytes:
+        size = self._read_size
+        if size < _FILE_READ:
+            self._read_size = size * 2
+        try:
+            return self.drive.read(size)
+        except TapeError as exc:
+            raise MediumError(f"{self.name}: read error: {exc.message}", exc.errno) from None
+
+    def close(self) -> None:
+        try:
+            self.drive.close()
+        except TapeError as exc:
+            raise MediumError(f"{self.name}: error closing: {exc.message}", exc.errno) from None
+
+
 # -- opening ---------------------------------------------------------------------------
 
 
@@ -535,8 +561,15 @@ def open_sink(name: str) -> Sink:
     return as_sink(_open_medium(name, writable=True), name)
 
 
-def open_source(name: str) -> Source:
-    """Open ``name`` to read an image: a tape device, ``-`` for stdin, or a file."""
+def open_source(name: str, *, remote_file: bool = False) -> Source:
+    """Open ``name`` to read an image: a tape device, ``-`` for stdin, or a
+    file.  ``host:device`` is a drive unless *remote_file* (restore's
+    ``-l``) says it is a file or pipe on that host, read as a byte stream."""
     if name == "-":
         return _StreamSource(0, "standard input", owned=False)
+    if remote_file and is_remote(name):
+        try:
+            return _RemoteFileSource(open_device(name))
+        except TapeError as exc:
+            raise MediumError(f"cannot open input {name}: {exc.message}", exc.errno) from None
     return as_source(_open_medium(name, writable=False), name)

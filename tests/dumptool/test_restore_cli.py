@@ -190,6 +190,71 @@ def test_verbose_lines_of_a_remote_tape_are_restores(linked_image, tmp_path, nst
                                    "Tape block size is 16\n")
 
 
+def test_l_reads_a_remote_file_as_restore_does(image, tmp_path):
+    """restore's -l: ``host:name`` is a file on that host, not a drive.  A
+    dump file, plain and compressed (-z), read through pyrmt: with -l both
+    say "Input is from a remote file/pipe" and the blocks they read at a
+    time, and list the same; without -l a compressed file is read as tape
+    records and breaks, for both; -i reads the remote file again at a second
+    extract."""
+    from samples import fake_rsh
+
+    src, _ = image
+    rsh = fake_rsh(tmp_path, console_script("pyrmt"))
+    environ = dict(os.environ, RSH=str(rsh), RMT=console_script("pyrmt"), TMPDIR=str(tmp_path))
+    for flags in ([], ["-z"]):
+        img = tmp_path / f"img{''.join(flags)}"
+        subprocess.run([console_script("pydump"), "-0", *flags, "-f", str(img), str(src)], check=True,
+                       capture_output=True)
+        said = {}
+        for tool, program in (("real", "/sbin/restore"), ("ours", console_script("pyrestore"))):
+            for l_flag in ([], ["-l"]):
+                done = subprocess.run([program, "-t", "-v", *l_flag, "-f", f"localhost:{img}"], capture_output=True,
+                                      text=True, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL, env=environ)
+                said[tool, bool(l_flag)] = done
+        for tool in ("real", "ours"):
+            assert said[tool, True].returncode == 0, (tool, said[tool, True].stderr)
+            assert "Input is from a remote file/pipe\nInput block size is " in said[tool, True].stdout
+            assert "Input is from a remote tape\n" in said[tool, False].stdout or said[tool, False].returncode
+        assert said["ours", True].stdout == said["real", True].stdout
+        assert "./d/sub/deep" in said["ours", True].stdout
+        if flags:  # compressed records read as tape records: damage for both
+            assert said["real", False].stdout != said["real", True].stdout
+            assert said["ours", False].returncode == 1 and "Traceback" not in said["ours", False].stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run([console_script("pyrestore"), "-i", "-l", "-f", f"localhost:{tmp_path / 'img-z'}"],
+                          input="add a.txt\nextract\nadd d\nextract\nquit\n", capture_output=True, text=True,
+                          timeout=60, cwd=out, env=environ)
+    assert done.returncode == 0 and "extract:" not in done.stdout, done.stdout + done.stderr
+    assert (out / "a.txt").read_bytes() == b"hello\n" and (out / "d" / "sub" / "deep").read_bytes() == b"deep\n"
+
+
+def test_l_reads_remote_volume_files_one_after_the_other(tmp_path):
+    """-l -M -f host:PREFIX: the volumes of a compressed dump, files on the
+    remote host, each opened in turn by restore 0.4b47 and by pyrestore."""
+    from samples import fake_rsh
+    from test_pydump import assert_same_tree
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in range(3):
+        (src / f"f{n}").write_bytes(os.urandom(150_000))
+    subprocess.run([console_script("pydump"), "-0", "-q", "-z", "-M", "-B", "200", "-f", str(tmp_path / "vol"),
+                    str(src)], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    assert len(list(tmp_path.glob("vol0*"))) >= 2
+    rsh = fake_rsh(tmp_path, console_script("pyrmt"))
+    environ = dict(os.environ, RSH=str(rsh), RMT=console_script("pyrmt"), TMPDIR=str(tmp_path))
+    for tool, program in (("real", "/sbin/restore"), ("ours", console_script("pyrestore"))):
+        out = tmp_path / tool
+        out.mkdir()
+        done = subprocess.run([program, "-r", "-l", "-M", "-f", f"localhost:{tmp_path / 'vol'}"], cwd=out,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=environ)
+        assert done.returncode == 0, (tool, done.stderr)
+        (out / "restoresymtable").unlink()
+        assert_same_tree(src, out)
+
+
 def tree_of(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name != "restoresymtable")
 
