@@ -150,6 +150,7 @@ def pass5_chunks(entries: Sequence[Entry]) -> Iterator[bytes]:
     """The Pass V payload for *entries*, in the order given, a piece at a time: a large
     value's chunks as they are read (:class:`FormatError` if one does not give the length
     it announced: the record's size is written before its bytes)."""
+    entries = list(entries)
     for e in entries:
         if len(e.name) > 0xFFFF:
             raise ValueError(f"Pass V name of {len(e.name)} bytes")
@@ -183,7 +184,8 @@ def read_pass5(chunks: Iterable[bytes], spool: BinaryIO | None = None, *,
     """The entries of a Pass V payload given a piece at a time (*chunks*), each as soon as
     it is read; a value of more than *keep* bytes goes to the end of *spool* (when given)
     in chunks, its entry's value a :class:`Spooled`, so memory stays bounded whatever the
-    values' sizes.  :class:`FormatError` (after the entries read whole) when the payload
+    values' sizes (only streams are spooled: the other kinds are an xattr's size at
+    most).  :class:`FormatError` (after the entries read whole) when the payload
     is not one."""
     it = iter(chunks)
     buf = bytearray()
@@ -215,7 +217,7 @@ def read_pass5(chunks: Iterable[bytes], spool: BinaryIO | None = None, *,
         if not fill(nlen):
             raise FormatError("Pass V entry runs past the record")
         name = take(nlen)
-        if spool is None or vlen <= keep:
+        if spool is None or vlen <= keep or kind != Kind.STREAM:
             if not fill(vlen):
                 raise FormatError("Pass V entry runs past the record")
             yield Entry(kind, owner, name, take(vlen))
