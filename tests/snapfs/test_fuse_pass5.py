@@ -294,10 +294,11 @@ def test_a_256_mib_stream_goes_through_pass_v_in_bounded_memory(tmp_path):
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 side.update(chunk)
         assert side.hexdigest() == want.hexdigest()
+        _, base = run_peak(PYRESTORE, "-t", "-f", image, env=env)  # the interpreter and the directories
         print(f"peak RSS: pydump {dump_peak >> 20} MiB, pyrestore -r {restore_peak >> 20} MiB, "
-              f"-x {dar_peak >> 20} MiB (a {size >> 20} MiB stream)")
-        for peak in (dump_peak, restore_peak, dar_peak):
-            assert peak < 128 << 20, (dump_peak, restore_peak, dar_peak)
+              f"-x {dar_peak >> 20} MiB, -t {base >> 20} MiB (a {size >> 20} MiB stream)")
+        for peak in (dump_peak, restore_peak, dar_peak):  # (1,064 and 925 MiB when Pass V was held whole)
+            assert peak < base + (64 << 20), (dump_peak, restore_peak, dar_peak, base)
         # the real restore: -t silent, -r one line
         t = run(RESTORE, "-t", "-f", image)
         assert b"extension" not in t.stderr
