@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -230,7 +231,6 @@ def run_peak(*cmd, cwd: Path | None = None, env: dict | None = None) -> tuple[su
             subprocess.Popen([*map(str, cmd)], stdin=null, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              cwd=cwd, env=env) as p:
         # the pipes read on threads, the child reaped here: its rusage is its own
-        import threading
         out: dict[str, bytes] = {}
         readers = [threading.Thread(target=lambda k, f: out.__setitem__(k, f.read()), args=(k, f))
                    for k, f in (("out", p.stdout), ("err", p.stderr))]
@@ -287,7 +287,8 @@ def test_a_256_mib_stream_goes_through_pass_v_in_bounded_memory(tmp_path):
         # direct access: the file alone, its stream from Pass V (the file history's seek to it)
         plain = tmp_path / "plain"
         plain.mkdir()
-        r, dar_peak = run_peak(PYRESTORE, "-x", "-y", "--streams-as-files", "-f", image, "./big.doc", cwd=plain, env=env)
+        r, dar_peak = run_peak(PYRESTORE, "-x", "-y", "--streams-as-files", "-f", image, "./big.doc",
+                               cwd=plain, env=env)
         assert not (plain / "zlast.txt").exists()
         side = hashlib.sha256()
         with open(plain / "big.doc:huge", "rb") as f:
