@@ -18,21 +18,26 @@ inodes restored, before the directories get their modes and times:
   with a warning; 8.3 names, LUN and qtree records have no Samba form and are
   not kept there (said with -v).
 
+A big stream's value is not in memory: the image reader spooled it
+(:class:`~dumptool.format.pass5.Spooled`); the volume reads it from the spool
+file in chunks, a plain directory's ``FILE:NAME`` is written in chunks.
+
 ``-C`` compares the same objects (:meth:`FilerObjects.compare`).
 snapfs is imported only when the target is on a snapfs volume.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from snapdump.snapfs_names import VOLUME_XATTR
 
-from .format.pass5 import Entry, Kind, kind_name
+from .format.pass5 import CHUNK, Entry, Kind, Spooled, kind_name, value_chunks
 from .restore_options import Options
 from .restore_report import Report, RestoreError
 
@@ -256,6 +261,16 @@ def release_luns(image: "ImageReader", report: Report, opts: Options, target: st
                     report.warn(f"LUN {lun.path}: {getattr(exc, 'message', None) or exc}")
 
 
+def _digest(chunks: Iterable[bytes]) -> tuple[int, bytes]:
+    """The length and SHA-256 of bytes given a chunk at a time (a stream compared without
+    holding it)."""
+    h, n = hashlib.sha256(), 0
+    for chunk in chunks:
+        h.update(chunk)
+        n += len(chunk)
+    return n, h.digest()
+
+
 def stream_xattr(name: bytes) -> bytes:
     return _STREAM_PREFIX + name + _STREAM_SUFFIX
 
@@ -355,6 +370,9 @@ class FilerObjects:
                 elif e.kind == Kind.STREAM:
                     if plain:
                         self._stream_file(full, where, e)
+                    elif isinstance(e.value, Spooled):  # the volume reads it from the spool, in chunks
+                        client.stream_write(in_volume(path), os.fsdecode(e.name), e.value.file.name,
+                                            e.value.offset, e.value.size)
                     else:
                         with tempfile.NamedTemporaryFile(prefix="pyrestore-stream-") as tmp:
                             tmp.write(e.value)
@@ -414,7 +432,10 @@ class FilerObjects:
         side = full + ":" + os.fsdecode(e.name)
         fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, e.value)
+            for chunk in value_chunks(e.value):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
         finally:
             os.close(fd)
 
@@ -445,15 +466,15 @@ class FilerObjects:
             try:
                 if e.kind == Kind.STREAM:
                     if client is not None:
-                        got = client.stream_read(self._rel(root, full), os.fsdecode(e.name))
+                        disk = _digest(client.stream_chunks(self._rel(root, full), os.fsdecode(e.name)))
                     elif len(e.value) <= STREAM_XATTR_MAX:
-                        got = os.getxattr(full, stream_xattr(e.name), follow_symlinks=False)[:-1]
+                        disk = _digest((os.getxattr(full, stream_xattr(e.name), follow_symlinks=False)[:-1],))
                     else:
                         with open(full + ":" + os.fsdecode(e.name), "rb") as f:
-                            got = f.read()
-                    if got != e.value:
+                            disk = _digest(iter(lambda: f.read(CHUNK), b""))
+                    if disk != _digest(value_chunks(e.value)):
                         differs(path, f"stream {os.fsdecode(e.name)} differs ({len(e.value)} bytes on tape, "
-                                      f"{len(got)} on disk)")
+                                      f"{disk[0]} on disk)")
                 elif client is None:
                     continue  # no Samba form: nothing to compare in a plain directory
                 elif e.kind == Kind.DOSNAME:

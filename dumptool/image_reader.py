@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 
@@ -29,13 +30,12 @@ from .format import (
     QfaMap,
     RecordType,
     Segment,
-    assemble_file,
     directory_entries,
     iter_file_slices,
     unpack_xattr_payload,
     walk_chunks,
 )
-from .format.pass5 import EXT_PASS5, Entry, unpack_pass5
+from .format.pass5 import EXT_PASS5, Entry, read_pass5
 from .directories import DirNode, EveryInode, ImageTree, InodeMap, Inodes
 from .restore_report import Report, RestoreError
 from .symtab import ResumePoint
@@ -115,6 +115,8 @@ class ImageReader:
         self.pass5: list[Entry] = []
         #: whether the walk met a Pass V record
         self.pass5_seen = False
+        #: where Pass V's big values are kept (:class:`~dumptool.format.pass5.Spooled`), once one is read
+        self._spool: "tempfile._TemporaryFileWrapper | None" = None
         #: a seek landed where the map did not say: no more seeks
         self.history_stale = False
         self.records = LookAhead(self.walk(source.chunks()))
@@ -249,13 +251,44 @@ class ImageReader:
         return found
 
     def take_pass5(self, rec: Segment) -> None:
-        """Read the Pass V record *rec* starts (taken from the records) and its continuations."""
-        parts = [rec] + list(self.same_inode_addrs(rec.head.c_inumber))
+        """Read the Pass V record *rec* starts (taken from the records) and its continuations,
+        its entries taken as the blocks come: a big value goes to the spool file in chunks
+        (:func:`~dumptool.format.pass5.read_pass5`), never whole in memory."""
+        parts = self._pass5_data(rec)
         self.pass5_seen = True
+        if self._spool is None:
+            self._spool = tempfile.NamedTemporaryFile(prefix="pyrestore-pass5-")
         try:
-            self.pass5 += unpack_pass5(assemble_file(parts))
+            for entry in read_pass5(parts, self._spool):
+                self.pass5.append(entry)
         except FormatError as exc:
             self.report.error(f"the Pass V record (ACLs, streams and filer records) cannot be read: {exc.message}")
+        except OSError as exc:
+            self.report.error(f"the Pass V record (ACLs, streams and filer records) cannot be read: "
+                              f"spool file {self._spool.name}: {exc.strerror}")
+        for _ in parts:  # the continuations the entries did not need (padding)
+            pass
+
+    def _pass5_data(self, rec: Segment) -> Iterator[bytes]:
+        """The payload of the Pass V record *rec* starts, a record's data at a time (holes as
+        zeros, missing blocks at the end too, nothing past ``di_size``); its continuations
+        are taken from the records as they are needed."""
+        size = rec.head.size
+        at = 0
+        for part in itertools.chain((rec,), self.same_inode_addrs(rec.head.c_inumber)):
+            data, k, pieces = part.data, 0, []
+            for entry in part.header.addr_entries:
+                if entry:
+                    pieces.append(data[k:k + TP_BSIZE])
+                    k += TP_BSIZE
+                else:
+                    pieces.append(bytes(TP_BSIZE))
+            chunk = b"".join(pieces)[:max(0, size - at)]
+            at += len(chunk)
+            if chunk:
+                yield chunk
+        if at < size:
+            yield bytes(size - at)
 
     def skip_inode(self, ino: int) -> None:
         """Read past the rest of inode *ino*'s records (its TS_ADDR and EA records)."""

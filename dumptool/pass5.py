@@ -10,17 +10,19 @@ backing), and stay in the EA record as the xattrs they are (so that real
 ``restore -C`` against the volume counts the same xattrs); so do what a tree offers
 beyond xattrs: named streams stored as data and stored DOS 8.3 names
 (:class:`~dumptool.snaptree.SnapshotTree` has both; a tree without them
-gives none).
+gives none).  A stream is gathered as its name and size only
+(:class:`TreeStream`): :meth:`Pass5Gatherer.write` reads its bytes from the
+snapshot a chunk at a time as they go to the image.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .errors import DumpError, FormatLimitError
 from .format import XATTR_MAXSIZE, Dinode, Header, pack_xattr_block, split_xattr_name
-from .format.pass5 import Entry, Kind, kind_name, pack_pass5, pass5_records
+from .format.pass5 import Entry, Kind, kind_name, pass5_records
 from .history import RecordPosition
 from .imagewriter import ImageWriter
 from .traverse import DumpPlan, Node
@@ -45,6 +47,19 @@ def independent_lun(record: bytes) -> bytes:
     return b";".join(fields)
 
 
+class TreeStream:
+    """A named stream of a tree's node, read when written: its size, its bytes in chunks."""
+
+    def __init__(self, tree: object, node: Node, name: bytes, size: int) -> None:
+        self._tree, self._node, self._name, self.size = tree, node, name, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def chunks(self) -> Iterator[bytes]:
+        return self._tree.stream_chunks(self._node, self._name)  # type: ignore[attr-defined]
+
+
 class Pass5Gatherer:
     """The entries of one dump's Pass V, gathered as the inodes are written."""
 
@@ -52,7 +67,7 @@ class Pass5Gatherer:
         self.entries: list[Entry] = []
         self._warn = warn
         self._tree = tree
-        self._streams = getattr(tree, "large_streams", None)
+        self._streams = getattr(tree, "stream_sizes", None)
         self._dosnames = getattr(tree, "dosnames", None)
 
     def __bool__(self) -> bool:
@@ -95,14 +110,11 @@ class Pass5Gatherer:
     def extras(self, node: Node, is_dir: bool) -> None:
         """*node*'s streams stored as data, and a directory's stored DOS names."""
         if self._streams is not None:
-            for name, data in self._streams(node).items():
-                self.entries.append(Entry(Kind.STREAM, node.ino, name, data))
+            for name, size in self._streams(node).items():
+                self.entries.append(Entry(Kind.STREAM, node.ino, name, TreeStream(self._tree, node, name, size)))
         if is_dir and self._dosnames is not None:
             for name, dos in self._dosnames(node).items():
                 self.entries.append(Entry(Kind.DOSNAME, node.ino, name, dos))
-
-    def payload(self) -> bytes:
-        return pack_pass5(self.entries)
 
     def what(self) -> str:
         """A short count of what Pass V holds, for dump's line."""
@@ -130,7 +142,7 @@ class Pass5Gatherer:
             if add is not None:
                 add(carrier.ino, position)
         dinode = Dinode.from_stat(carrier, flags=0, size=0)
-        out.emit(pass5_records(tape, carrier.ino, dinode, self.payload()))
+        out.emit(pass5_records(tape, carrier.ino, dinode, self.entries))
 
     def regather(self, plan: DumpPlan, first: int) -> None:
         """What the inodes a restarted dump does not write again (the first ``first``

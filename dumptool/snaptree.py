@@ -383,10 +383,14 @@ class SnapshotTree:
             raise OSError(22, "not a symbolic link of the snapshot", os.fsdecode(node.path))
         return target
 
-    def large_streams(self, node: Node) -> dict[bytes, bytes]:
-        """The named streams of ``node`` kept as data (too large for an xattr): name -> bytes
-        (for Pass V, :mod:`dumptool.pass5`)."""
-        return self._reader.large_streams(node.st_ino) if node.st_ino in self._stream_inos else {}
+    def stream_sizes(self, node: Node) -> dict[bytes, int]:
+        """The named streams of ``node`` kept as data (too large for an xattr): name -> size
+        (for Pass V, :mod:`dumptool.pass5`; their bytes: :meth:`stream_chunks`)."""
+        return self._reader.stream_sizes(node.st_ino) if node.st_ino in self._stream_inos else {}
+
+    def stream_chunks(self, node: Node, name: bytes) -> Iterator[bytes]:
+        """The bytes of ``node``'s stream ``name`` kept as data, a chunk at a time."""
+        return self._reader.stream_chunks(node.st_ino, name)
 
     def dosnames(self, node: Node) -> dict[bytes, bytes]:
         """The stored DOS 8.3 names of directory ``node``'s entries: name -> short name."""

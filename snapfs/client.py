@@ -28,6 +28,7 @@ import errno
 import json
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,17 +173,26 @@ class Client:
         return self._call("stream_list", path=path)
 
     def stream_read(self, path: str, name: str) -> bytes:
-        out, step = bytearray(), 1 << 20
-        while True:
-            chunk = base64.b64decode(self._call("stream_read", path=path, name=name, offset=len(out), size=step))
-            out += chunk
-            if len(chunk) < step:
-                return bytes(out)
+        return b"".join(self.stream_chunks(path, name))
 
-    def stream_write(self, path: str, name: str, source: str | os.PathLike) -> dict:
-        """Make stream ``name`` of ``path`` hold the bytes of file ``source`` (read by the
-        volume's process: give a path it can read), in one transaction."""
-        return self._call("stream_write", path=path, name=name, source=str(Path(source).resolve()))
+    def stream_chunks(self, path: str, name: str, step: int = 1 << 20) -> Iterator[bytes]:
+        """The bytes of stream ``name`` of ``path``, ``step`` bytes at a time."""
+        offset = 0
+        while True:
+            chunk = base64.b64decode(self._call("stream_read", path=path, name=name, offset=offset, size=step))
+            if chunk or not offset:
+                yield chunk
+            offset += len(chunk)
+            if len(chunk) < step:
+                return
+
+    def stream_write(self, path: str, name: str, source: str | os.PathLike, offset: int = 0,
+                     size: int | None = None) -> dict:
+        """Make stream ``name`` of ``path`` hold the bytes of file ``source`` (``size`` bytes
+        from ``offset``, else all of it; read by the volume's process a chunk at a time:
+        give a path it can read), in one transaction."""
+        return self._call("stream_write", path=path, name=name, source=str(Path(source).resolve()),
+                          offset=offset, size=size)
 
     def stream_delete(self, path: str, name: str) -> None:
         self._call("stream_delete", path=path, name=name)

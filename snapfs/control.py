@@ -268,18 +268,39 @@ def _stream_list(vol: Volume, path: str) -> list[dict]:
 
 def _stream_read(vol: Volume, path: str, name: str, offset: int = 0, size: int = 1 << 20) -> str:
     ino, snap = resolve(vol, path)
-    return base64.b64encode(vol.stream_read(ino, name, snap)[offset:offset + size]).decode()
+    return base64.b64encode(vol.stream_read(ino, name, snap, offset, size)).decode()
 
 
-def _stream_write(vol: Volume, path: str, name: str, source: str) -> dict:
+def _stream_write(vol: Volume, path: str, name: str, source: str, offset: int = 0,
+                  size: int | None = None) -> dict:
+    """Stream ``name`` of ``path`` gets the bytes of file ``source`` (``size`` bytes from
+    ``offset``; to its end without ``size``), read a chunk at a time."""
     ino, snap = resolve(vol, path)
     if snap is not None:
         raise err(errno.EROFS, f"{path} is in a snapshot: read-only")
     try:
-        data = Path(source).read_bytes()
+        with open(source, "rb") as f:
+            f.seek(offset)
+            part = f if size is None else _Part(f, size)
+            in_xattr = vol.stream_write(ino, name, part)
+            got = f.tell() - offset
     except OSError as e:
         raise err(e.errno or errno.EIO, f"{source}: {e.strerror}") from None
-    return {"in_xattr": vol.stream_write(ino, name, data), "size": len(data)}
+    if size is not None and got != size:
+        raise err(errno.EIO, f"{source}: {got} bytes at {offset}, not {size}")
+    return {"in_xattr": in_xattr, "size": got}
+
+
+class _Part:
+    """The next ``size`` bytes of an open file, as a file to read."""
+
+    def __init__(self, f, size: int) -> None:
+        self._f, self._left = f, size
+
+    def read(self, n: int) -> bytes:
+        got = self._f.read(min(n, self._left))
+        self._left -= len(got)
+        return got
 
 
 def _stream_delete(vol: Volume, path: str, name: str) -> None:

@@ -234,11 +234,25 @@ class SnapshotReader:
     def large_streams(self, ino: int) -> dict[bytes, bytes]:
         """The named streams of ``ino`` kept as data (too large for an xattr): name -> bytes.
         The others are ``user.DosStream.NAME:$DATA`` among the inode's xattrs."""
-        s, out = self.id, {}
-        for name, data in self._rows(f"SELECT name, data FROM streams WHERE ino = ? AND {_SEES} ORDER BY name, idx",
-                                     (ino, s, s)):
-            out[name] = out.get(name, b"") + data
-        return out
+        return {name: b"".join(self.stream_chunks(ino, name)) for name in self.stream_sizes(ino)}
+
+    def stream_sizes(self, ino: int) -> dict[bytes, int]:
+        """The named streams of ``ino`` kept as data: name -> size, by name (nothing read)."""
+        s = self.id
+        return dict(self._rows(f"SELECT name, sum(length(data)) FROM streams WHERE ino = ? AND {_SEES} "
+                               "GROUP BY name ORDER BY name", (ino, s, s)))
+
+    def stream_chunks(self, ino: int, name: bytes, batch: int = 16) -> Iterator[bytes]:
+        """The bytes of stream ``name`` of ``ino`` kept as data, a stored chunk at a time
+        (*batch* chunks per query: never the whole stream in memory)."""
+        s, after = self.id, -1
+        while True:
+            rows = self._rows(f"SELECT idx, data FROM streams WHERE ino = ? AND name = ? AND idx > ? AND {_SEES} "
+                              "ORDER BY idx LIMIT ?", (ino, name, after, s, s, batch))
+            for after, data in rows:
+                yield data
+            if len(rows) < batch:
+                return
 
     def stream_inodes(self) -> set[int]:
         """The inodes that have named streams kept as data (:meth:`large_streams`), in one query."""

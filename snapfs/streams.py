@@ -16,8 +16,9 @@ does not count them.
 from __future__ import annotations
 
 import errno
+import io
 import time
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from .errors import NoSpace, err
 from .schema import LIVE
@@ -65,48 +66,78 @@ class StreamOps(StoreCalls):
             out[name] = (size, False)
         return [(n, s, x) for n, (s, x) in sorted(out.items())]
 
-    def stream_read(self, ino: int, name: bytes | str, snap: int | None = None) -> bytes:
-        """The bytes of stream ``name`` (ENOENT if ``ino`` has none of that name)."""
+    def stream_read(self, ino: int, name: bytes | str, snap: int | None = None,
+                    offset: int = 0, size: int | None = None) -> bytes:
+        """The bytes of stream ``name`` (ENOENT if ``ino`` has none of that name); with
+        ``offset``/``size`` only that part (only the chunks holding it are read)."""
         name = bname(name)
         _check_name(name)
+        end = None if size is None else offset + size
         v = self.xattr(ino, stream_xattr(name), snap)
         if v is not None:
-            return v[:-1] if v.endswith(b"\0") else v
+            return (v[:-1] if v.endswith(b"\0") else v)[offset:end]
         where, params = self._view(snap)
-        rows = self._db.execute(f"SELECT data FROM streams WHERE ino = ? AND name = ? AND {where} ORDER BY idx",
-                                (ino, name, *params)).fetchall()
+        first = offset // CHUNK
+        last = (1 << 62) if end is None else -(-end // CHUNK)
+        rows = self._db.execute(f"SELECT idx, data FROM streams WHERE ino = ? AND name = ? AND idx >= ? AND idx < ? "
+                                f"AND {where} ORDER BY idx", (ino, name, first, last, *params)).fetchall()
         if not rows:
+            if offset and self._db.execute(f"SELECT 1 FROM streams WHERE ino = ? AND name = ? AND {where} LIMIT 1",
+                                           (ino, name, *params)).fetchone() is not None:
+                return b""  # past its end
             raise err(errno.ENOENT, f"inode {ino} has no stream {name.decode(errors='replace')!r}")
-        return b"".join(r[0] for r in rows)
+        skip = offset - first * CHUNK
+        data = b"".join(r[1] for r in rows)
+        return data[skip:None if size is None else skip + size]
 
-    def stream_write(self, ino: int, name: bytes | str, data: bytes) -> bool:
-        """Make stream ``name`` hold ``data``, in one transaction; True if it went into an
-        xattr (it fits), False if it is stored as data."""
-        name, data = bname(name), bytes(data)
+    def stream_write(self, ino: int, name: bytes | str, data: bytes | BinaryIO) -> bool:
+        """Make stream ``name`` hold ``data`` (bytes, or a file read to its end a chunk at a
+        time: never whole in memory), in one transaction; True if it went into an xattr (it
+        fits), False if it is stored as data."""
+        name = bname(name)
         _check_name(name)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            whole = bytes(data)
+            reader: Callable[[int], bytes] = io.BytesIO(whole).read
+        else:
+            reader = data.read
+        head = reader(XATTR_STREAM_MAX + 1)
         with self._txn():
             self._row(ino)
-            if len(data) <= XATTR_STREAM_MAX:
+            if len(head) <= XATTR_STREAM_MAX:
                 try:  # refused before it changes anything when the room is short
-                    self._put_xattr(ino, stream_xattr(name), data + b"\0")
+                    self._put_xattr(ino, stream_xattr(name), head + b"\0")
                     self._kill("streams", "ino = ? AND name = ?", (ino, name))
                     return True
                 except NoSpace:
                     pass  # no room among the file's xattrs: as data
             if name in (n for n, _, x in self.stream_list(ino) if x):
                 self._drop_xattr(ino, stream_xattr(name))
-            have = dict(self._db.execute("SELECT idx, data FROM streams WHERE ino = ? AND name = ? AND death = ?",
-                                         (ino, name, LIVE)))
-            chunks = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
-            for idx, chunk in enumerate(chunks):
-                if have.get(idx) == chunk:
-                    continue  # unchanged: the row (and every snapshot's view of it) stays
+            have = {r[0] for r in self._db.execute("SELECT idx FROM streams WHERE ino = ? AND name = ? AND death = ?",
+                                                   (ino, name, LIVE))}
+            idx, pending = 0, bytearray(head)
+            while True:
+                while len(pending) < CHUNK:
+                    more = reader(CHUNK)
+                    if not more:
+                        break
+                    pending += more
+                if not pending and idx:
+                    break
+                chunk = bytes(pending[:CHUNK])
+                del pending[:CHUNK]
                 if idx in have:
+                    old = self._db.execute("SELECT data FROM streams WHERE ino = ? AND name = ? AND idx = ? "
+                                           "AND death = ?", (ino, name, idx, LIVE)).fetchone()
+                    if old is not None and old[0] == chunk:
+                        idx += 1
+                        continue  # unchanged: the row (and every snapshot's view of it) stays
                     self._kill("streams", "ino = ? AND name = ? AND idx = ?", (ino, name, idx))
                 self._db.execute("INSERT INTO streams (ino, name, idx, death, birth, data) VALUES (?,?,?,?,?,?)",
                                  (ino, name, idx, LIVE, self.meta.epoch, chunk))
-            if len(have) > len(chunks):
-                self._kill("streams", "ino = ? AND name = ? AND idx >= ?", (ino, name, len(chunks)))
+                idx += 1
+            if any(i >= idx for i in have):
+                self._kill("streams", "ino = ? AND name = ? AND idx >= ?", (ino, name, idx))
             self._set(ino, ctime_ns=time.time_ns())
             return False
 

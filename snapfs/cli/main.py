@@ -226,7 +226,8 @@ def cmd_stream(a: argparse.Namespace) -> int:
             for s in c.stream_list(path):
                 print(f"{s['size']:>12}  {'xattr' if s['in_xattr'] else 'data ':<5}  {s['name']}")
         elif a.action == "cat":
-            sys.stdout.buffer.write(c.stream_read(path, a.name))
+            for chunk in c.stream_chunks(path, a.name):  # a chunk at a time: a stream of any size
+                sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
         elif a.action == "write":
             if a.file in (None, "-"):

@@ -1,10 +1,11 @@
 """Pass V of a dump of any tree: xattrs that do not fit a file's 4 KiB EA record are no longer lost
 (the EA record keeps the ACLs, ``user.DOSATTRIB`` and the small ones, the rest goes after the last
 file); a file history observer with ``add_pass5`` hears where that record starts; an image with no
-file to carry it says what it could not dump; the layout round-trips."""
+file to carry it says what it could not dump; the layout round-trips, written and read as it streams."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,7 +16,9 @@ import pytest
 from conftest import tmpfs_at
 from dumptool.dump import Dump, DumpOptions
 from dumptool.format import RecordType, unpack_xattr_payload
-from dumptool.format.pass5 import EXT_PASS5, Entry, Kind, pack_pass5, unpack_pass5
+from dumptool.errors import FormatError
+from dumptool.format import DR_EXTATTRIBUTES, ByteOrder, Dinode, Header, file_slices, inode_records, volume_header
+from dumptool.format.pass5 import EXT_PASS5, Entry, Kind, Spooled, pack_pass5, pass5_records, read_pass5, unpack_pass5
 from dumptool.format.walk import assemble_file, walk_image
 
 BIN = Path(sys.executable).parent
@@ -139,3 +142,54 @@ def test_a_direct_access_extract_goes_on_to_pass_v(tmpfs, tmp_path):
     assert not (out / "m.bin").exists()
     reads = [line for line in r.stdout.splitlines() if "records read" in line]
     assert reads and int(reads[0].split()[0]) < 40, r.stdout  # the 8 MiB are 800 records
+
+
+class Chunks:
+    """A large value given a chunk at a time (as a snapshot's stream is), ``short`` bytes fewer
+    than it announces."""
+
+    def __init__(self, data: bytes, short: int = 0) -> None:
+        self.data, self.short = data, short
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def chunks(self):
+        body = self.data[:len(self.data) - self.short]
+        return (body[i:i + 70_000] for i in range(0, len(body), 70_000))
+
+
+def _blocks(items) -> bytes:
+    return b"".join(i.pack(ByteOrder.LITTLE) if isinstance(i, Header) else bytes(i) for i in items)
+
+
+def test_pass_v_streams_both_ways_with_the_same_bytes(tmp_path):
+    big = os.urandom(700_000)  # over 512 blocks: TS_ADDR continuations
+    small = [Entry(Kind.NTACL, 5, b"", b"\1" * 40_000), Entry(Kind.XATTR, 6, b"user.x", b"\2" * 70_000)]
+    tape = volume_header(date=1)
+    dinode = Dinode(mode=0o100644, size=0)
+    # written as read: the same blocks as the whole payload in memory, padded, would give
+    streamed = _blocks(pass5_records(tape, 9, dinode, [*small, Entry(Kind.STREAM, 9, b"big", Chunks(big))]))
+    payload = pack_pass5([*small, Entry(Kind.STREAM, 9, b"big", big)])
+    whole = _blocks(_mark(inode_records(tape, 9, dataclasses.replace(dinode, size=len(payload)),
+                                        file_slices(payload.ljust(-(-len(payload) // 1024) * 1024, b"\0"),
+                                                    holes=False))))
+    assert streamed == whole
+    # a value that gives fewer bytes than it announced: no record of a wrong size
+    with pytest.raises(FormatError, match="changed while dumped"):
+        _blocks(pass5_records(tape, 9, dinode, [Entry(Kind.STREAM, 9, b"big", Chunks(big, short=1))]))
+    # read back a few bytes at a time: the stream spooled (the others kept), the same bytes
+    with open(tmp_path / "spool", "w+b") as spool:
+        pieces = (payload[i:i + 999] for i in range(0, len(payload), 999))
+        got = list(read_pass5(pieces, spool, keep=65536))
+        assert got[:2] == small  # an xattr is never spooled, whatever its size
+        assert isinstance(got[2].value, Spooled) and len(got[2].value) == len(big)
+        assert b"".join(got[2].value.chunks()) == big and os.path.getsize(tmp_path / "spool") == len(big)
+    with pytest.raises(FormatError, match="runs past the record"):
+        list(read_pass5((payload[:-1],)))
+
+
+def _mark(items):
+    for item in items:
+        yield item.derive(c_flags=item.c_flags | DR_EXTATTRIBUTES, c_extattributes=EXT_PASS5) \
+            if isinstance(item, Header) else item

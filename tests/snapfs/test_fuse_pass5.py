@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -221,4 +222,91 @@ def test_a_volume_with_every_filer_object_dumped_0_and_1_comes_back_the_same(tmp
             assert (plain / "qn" / "win" / "big.doc:s5m").read_bytes() == cl.stream_read("qn/win/big.doc", "s5m")
     finally:
         subprocess.run(["umount", str(scratch)], capture_output=True)
+        unmount_and_check((src, dst), (src, dst))
+
+
+def run_peak(*cmd, cwd: Path | None = None, env: dict | None = None) -> tuple[subprocess.CompletedProcess, int]:
+    """:func:`run`, and the command's peak resident set size in bytes (its own, from wait4)."""
+    with open(os.devnull, "rb") as null, \
+            subprocess.Popen([*map(str, cmd)], stdin=null, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             cwd=cwd, env=env) as p:
+        # the pipes read on threads, the child reaped here: its rusage is its own
+        out: dict[str, bytes] = {}
+        readers = [threading.Thread(target=lambda k, f: out.__setitem__(k, f.read()), args=(k, f))
+                   for k, f in (("out", p.stdout), ("err", p.stderr))]
+        for t in readers:
+            t.start()
+        _, status, usage = os.wait4(p.pid, 0)
+        for t in readers:
+            t.join()
+        p.returncode = os.waitstatus_to_exitcode(status)
+    r = subprocess.CompletedProcess(cmd, p.returncode, out["out"], out["err"])
+    assert r.returncode == 0, (cmd, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
+    return r, usage.ru_maxrss * 1024
+
+
+def test_a_256_mib_stream_goes_through_pass_v_in_bounded_memory(tmp_path):
+    """Pass V streams both ways: a 256 MiB named stream is dumped (read from the snapshot in
+    chunks, written as it is read) and restored into a fresh volume (spooled in chunks, the volume
+    reading it from the spool) byte for byte, pydump's and pyrestore's peak RSS far below the
+    stream's size; a direct-access -x of its file alone gets it too (as FILE:STREAM, written in
+    chunks), and the real restore passes over the record."""
+    size = 256 << 20
+    src, dst = mount(tmp_path, "src"), mount(tmp_path, "dst")
+    try:
+        m = src.mnt
+        (m / "big.doc").write_bytes(b"the file with the big stream\n")
+        (m / "zlast.txt").write_text("the carrier\n")
+        raw = tmp_path / "stream.src"  # sparse but for a few marks: quick to make, and each offset checked
+        with open(raw, "wb") as f:
+            for at in range(0, size, 32 << 20):
+                f.seek(at + 12345)
+                f.write(os.urandom(4096))
+            f.truncate(size)
+        want = hashlib.sha256()
+        with open(raw, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                want.update(chunk)
+        with client.open_volume(m) as c:
+            c.stream_write("big.doc", "huge", str(raw))
+        raw.unlink()
+        env = dict(os.environ, TMPDIR=str(tmp_path))
+        image = tmp_path / "big.dump"
+        r, dump_peak = run_peak(PYDUMP, "-0", "-f", image, m, env=env)
+        assert b"(Pass V) [ACLs, streams and filer records: 1 stream]" in r.stderr, r.stderr
+        assert image.stat().st_size > size
+        r, restore_peak = run_peak(PYRESTORE, "-r", "-y", "-f", image, cwd=dst.mnt, env=env)
+        assert b"not restored" not in r.stderr, r.stderr
+        got = hashlib.sha256()
+        with client.open_volume(dst.mnt) as c:
+            assert [(s["name"], s["size"]) for s in c.stream_list("big.doc")] == [("huge", size)]
+            for chunk in c.stream_chunks("big.doc", "huge"):
+                got.update(chunk)
+        assert got.hexdigest() == want.hexdigest()
+        assert not list(tmp_path.glob("pyrestore-*"))  # the spool is gone
+        # direct access: the file alone, its stream from Pass V (the file history's seek to it)
+        plain = tmp_path / "plain"
+        plain.mkdir()
+        r, dar_peak = run_peak(PYRESTORE, "-x", "-y", "--streams-as-files", "-f", image, "./big.doc",
+                               cwd=plain, env=env)
+        assert not (plain / "zlast.txt").exists()
+        side = hashlib.sha256()
+        with open(plain / "big.doc:huge", "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                side.update(chunk)
+        assert side.hexdigest() == want.hexdigest()
+        _, base = run_peak(PYRESTORE, "-t", "-f", image, env=env)  # the interpreter and the directories
+        print(f"peak RSS: pydump {dump_peak >> 20} MiB, pyrestore -r {restore_peak >> 20} MiB, "
+              f"-x {dar_peak >> 20} MiB, -t {base >> 20} MiB (a {size >> 20} MiB stream)")
+        for peak in (dump_peak, restore_peak, dar_peak):  # (1,064 and 925 MiB when Pass V was held whole)
+            assert peak < base + (64 << 20), (dump_peak, restore_peak, dar_peak, base)
+        # the real restore: -t silent, -r one line
+        t = run(RESTORE, "-t", "-f", image)
+        assert b"extension" not in t.stderr
+        real = tmp_path / "real"
+        real.mkdir()
+        r = run(RESTORE, "-r", "-y", "-f", image, cwd=real, env=env)
+        assert r.stderr.decode().count(UNEXPECTED) == 1, r.stderr
+        assert (real / "zlast.txt").read_text() == "the carrier\n"
+    finally:
         unmount_and_check((src, dst), (src, dst))
