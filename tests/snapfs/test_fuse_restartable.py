@@ -593,7 +593,15 @@ def test_kill_9_at_seeded_instants_leaves_no_context_or_a_usable_one(mounted: Mo
         p = subprocess.Popen([PYDUMP, "-0", "-b", str(NTREC), "--snapshot", "ref", "-f", str(work / "vol001"),
                               str(m)], env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0"), stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.2, 1.0) * took)
+        if k % 2:  # anywhere in the dump's run, by the clock of an undisturbed one
+            time.sleep(rng.uniform(0.2, 1.0) * took)
+        else:  # anywhere in stage IV: from its context's first write on (the clock alone can miss
+            # stage IV on a busy machine, where the mapping passes take longer)
+            deadline = time.monotonic() + 60
+            while p.poll() is None and not list((state / "contexts").glob("*.json")) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.5) * took)
         p.kill()
         p.wait()
         ids = contexts(state)
