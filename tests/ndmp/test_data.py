@@ -507,3 +507,59 @@ def test_a_backup_posts_its_history_then_data_halted_then_the_mover_halts(
     image.write_bytes(tape_image(tape))
     listing = subprocess.run([RESTORE, "-t", "-f", str(image)], capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0 and "./f2" in listing.stdout, listing.stderr
+
+
+def test_the_movers_record_size_sets_the_blocking_factor(server: NdmpServer, load_drive: Callable[..., LoadedDrive],
+                                                         tmp_path: Path) -> None:
+    """``ndmjob -b 128``: MOVER_SET_RECORD_SIZE(64 KiB) makes a LOCAL backup's
+    image one of blocking factor 64 (records of 64 KiB on tape, c_ntrec 64),
+    which both restores read and a direct access recover reads by its own
+    records; a record size that is no blocking factor from 4 to 256 KiB
+    (``-b 4``: 2 KiB) is refused before anything is written."""
+    from dumptool.format import Header, header_byte_order
+
+    src = tmp_path / "src"
+    make_tree(src)
+    tape = load_drive(capacity=32 * 1024 * 1024)
+    idx = tmp_path / "idx"
+    ok(ndmjob(server, "-c", "-b", "128", "-f", tape.nst, "-B", "dump", "-C", str(src), "-E", "LEVEL=0",
+              "-E", "UPDATE=n", "-I", str(idx)))
+    drive = tape.shelf.open_drive(tape.index)
+    try:
+        drive.rewind()
+        sizes = [len(drive.read(256 * 1024)) for _ in range(3)]
+    finally:
+        drive.close()
+    assert sizes == [64 * 1024] * 3, sizes
+    image = tmp_path / "img"
+    image.write_bytes(tape_image(tape))
+    first = image.read_bytes()[:1024]
+    assert Header.unpack(first, header_byte_order(first)).c_ntrec == 64
+    for tool in (RESTORE, PYRESTORE):
+        r = subprocess.run([tool, "-t", "-f", str(image)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "./sub/zz.txt" in r.stdout, (tool, r.stderr)
+    one = tmp_path / "one"
+    one.mkdir()
+    out = ndmjob(server, "-x", "-b", "128", "-f", tape.nst, "-B", "dump", "-C", str(one), "-J", str(idx),
+                 "sub/zz.txt")
+    ok(out)
+    assert (one / "sub" / "zz.txt").read_text() == "wanted\n" and not (one / "big1").exists()
+    read, _ranges = recover_read(out)
+    assert read < image_size(idx) * 0.5, (read, image_size(idx))
+
+    small = load_drive()
+    dma = Dma.connect(server.port)
+    try:
+        assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(small.nst, 1)).error == Error.NO_ERR
+        assert dma.call(Message.MOVER_SET_RECORD_SIZE, MoverSetRecordSizeRequest(2048)).error == Error.NO_ERR
+        assert dma.call(Message.MOVER_LISTEN, MoverListenRequest(MoverMode.READ, AddrType.LOCAL)).error == 0
+        assert dma.call(Message.DATA_CONNECT, DataConnectRequest(Addr(AddrType.LOCAL))).error == 0
+        env = [Pval("FILESYSTEM", str(src)), Pval("UPDATE", "n")]
+        reply = dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env))
+        assert reply.error == Error.ILLEGAL_ARGS_ERR
+        assert dma.call(Message.DATA_GET_STATE).body.state == DataState.CONNECTED
+    finally:
+        dma.close()
+    server.wait_for_log(r"the mover's record size 2048 sets no dump blocking factor \(records of 4 to 256 KiB\)")
+    small.wait_released(20, "the DMA went away")
+    assert tape_image(small) == b""  # nothing was written
