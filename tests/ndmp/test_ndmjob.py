@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import subprocess
 from pathlib import Path
 
 from pyndmpd_process import (  # noqa: F401
+    NDMJOB,
     LoadedDrive,
     NdmpServer,
     load_drive,
@@ -32,7 +35,30 @@ def test_ndmjob_test_mover_passes_all_100(ndmp_server: NdmpServer, tape: LoadedD
     assert 'TEST "LOCAL and TCP addressing tested."' in run.stdout
 
 
-def test_ndmjob_test_tape_stops_where_ndmjob_itself_stops(ndmp_server: NdmpServer, tape: LoadedDrive) -> None:
+def _own_server_test_tape(work: Path) -> subprocess.CompletedProcess:
+    """``ndmjob -o test-tape`` against ndmjob's own server (``-o test-daemon``,
+    which serves until its stdin closes; user ndmp, password ndmp) on a tape file."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (work / "simtape").touch()
+    daemon = subprocess.Popen([NDMJOB, "-o", "test-daemon", "-p", str(port)], cwd=work, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert daemon.stdout.readline().strip() == b"READY"
+        return run_ndmjob("-o", "test-tape", "-T", f"127.0.0.1:{port}/4t,ndmp,ndmp", "-f", str(work / "simtape"),
+                          "-v")
+    finally:
+        daemon.stdin.close()
+        try:
+            daemon.wait(10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def test_ndmjob_test_tape_stops_where_ndmjob_itself_stops(ndmp_server: NdmpServer, tape: LoadedDrive,
+                                                          tmp_path: Path) -> None:
     nst0 = tape.nst
     run = run_ndmjob("-o", "test-tape", "-T", f"127.0.0.1:{ndmp_server.port}/4n", "-f", nst0, "-v")
     # ndmjob cannot send the zero-length TAPE_WRITE of T-BW #6 (its own defect):
@@ -47,6 +73,10 @@ def test_ndmjob_test_tape_stops_where_ndmjob_itself_stops(ndmp_server: NdmpServe
     ], run.stdout
     failures = [line for line in run.stdout.splitlines() if "Failed" in line]
     assert failures == ['Test "T-BW #6 -- Failed NDMP4_TAPE_OPEN/NDMP9_NO_ERR got NDMP9_NO_ERR (error expected)"']
+    # ndmjob's own server, in the same run: exactly as far, and no further
+    own = _own_server_test_tape(tmp_path)
+    assert (own.returncode, _tests(own.stdout), [line for line in own.stdout.splitlines() if "Failed" in line]) \
+        == (run.returncode, _tests(run.stdout), failures), own.stdout
     # ndmjob left the tape open and vanished: the server releases the drive.
     tape.wait_released(10, "ndmjob went away")
 
