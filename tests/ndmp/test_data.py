@@ -505,17 +505,24 @@ def test_a_backup_posts_its_history_then_data_halted_then_the_mover_halts(
     src.mkdir()
     for i in range(3):
         (src / f"f{i}").write_bytes(os.urandom(30_000))
+    for i in range(300):  # more names than one post's batch of 256
+        (src / f"e{i:03d}").touch()
     tape = load_drive()
     dma = Dma.connect(server.port)
     try:
         _local_backup(dma, tape.nst, src)
         posts: list[tuple[int, int | None]] = []
+        batches: dict[int, list[int]] = {Message.FH_ADD_DIR: [], Message.FH_ADD_NODE: []}
         while not posts or posts[-1][0] != Message.NOTIFY_MOVER_HALTED:
             code, body = dma.next_post()
             posts.append((code, getattr(body, "reason", None)))
+            if code in batches:
+                batches[code].append(len(body.dirs if code == Message.FH_ADD_DIR else body.nodes))
         codes = [code for code, _ in posts if code != Message.LOG_MESSAGE]
         assert codes[-2:] == [Message.NOTIFY_DATA_HALTED, Message.NOTIFY_MOVER_HALTED], codes
         assert Message.FH_ADD_NODE in codes[:-2], codes
+        # batched: . and .. of the root and 303 names; 303 files and the root
+        assert batches == {Message.FH_ADD_DIR: [256, 49], Message.FH_ADD_NODE: [256, 48]}, batches
         assert (Message.NOTIFY_DATA_HALTED, DataHaltReason.SUCCESSFUL) in posts
         assert posts[-1][1] == 1  # CONNECT_CLOSED: the whole image is on tape
     finally:
