@@ -91,6 +91,11 @@ def test_ndmjob_query_lists_drives_and_volume_sizes(start_server, shelf: Shelf, 
     assert "product    pyndmpd" in out
     assert "addr_types (2)  NDMP4_ADDR_LOCAL NDMP4_ADDR_TCP" in out
     assert "Backup type info of dump format" in out and "set        LEVEL=0" in out
+    # direct access, incremental, UTF-8 names, dir/node file history, file lists (doc 6.3's 0x2dbc)
+    assert "attrs      0x2dbc" in out, out
+    for default in ("UPDATE=y", "HIST=y", "DIRECT=n", "RECURSIVE=y", "EXTRACT=n", "FORCE=n", "BASE_DATE=-1",
+                    "TYPE=dump", "RESTARTABLE=y"):
+        assert f'QR "    set        {default}"' in out, (default, out)
     for i in range(2):
         assert f"device     {shelf.path}/nst{i}" in out
         assert f"device     {shelf.path}/st{i}" in out
