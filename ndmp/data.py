@@ -553,8 +553,8 @@ class DataService:
             _log.error("data: %s", exc.message)
             await self._halt(DataHaltReason.INTERNAL_ERROR, exc.message)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            if self.state == DataState.ACTIVE:
-                _log.error("data: data connection failed: %s", exc)
+            if self.state == DataState.ACTIVE:  # (the session said it once when its DMA went away)
+                (_log.info if self._closing else _log.error)("data: data connection failed: %s", exc)
                 await self._halt(DataHaltReason.CONNECT_ERROR, f"data connection failed: {exc}")
         except Exception as exc:
             _log.exception("data service failed")

@@ -451,9 +451,16 @@ def test_a_dma_that_vanishes_mid_backup_leaves_no_complete_looking_image(server:
                                                                          load_drive: Callable[..., LoadedDrive],
                                                                          tmp_path: Path) -> None:
     tape, dma = _backing_up(server, load_drive, tmp_path)
+    before = len(server.log())
     dma.close()  # gone, mid-backup
     tape.wait_released(20, "the DMA went away")  # the server stops the dump and releases the drive
     assert 0 < len(_assert_cut_short(tape, tmp_path)) < 16_000_000
+    time.sleep(0.2)
+    said = [line for line in server.log()[before:] if " ERROR " in line or " WARNING " in line]
+    assert len(said) == 1 and "the DMA went away with a backup running; stopping it" in said[0], said
+    other = Dma.connect(server.port)  # and it serves the next DMA
+    assert other.call(Message.DATA_GET_STATE).body.state == DataState.IDLE
+    other.close()
 
 
 def test_a_full_tape_cancels_the_backup_and_leaves_no_complete_looking_image(
