@@ -9,6 +9,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from pyndmpd_process import (  # noqa: F401
     NDMJOB,
     LoadedDrive,
@@ -130,3 +132,28 @@ def test_ndmjob_refused_for_wrong_password_and_unconfigured_auth(start_server, n
         assert re.search(r"connect-auth-(text|md5|none)-failed", run.stdout), (agent, run.stdout)
     server.wait_for_log(r"CONNECT_CLIENT_AUTH: NOT_AUTHORIZED_ERR: authentication NONE is not enabled")
     server.wait_for_log(r"CONNECT_CLIENT_AUTH: NOT_AUTHORIZED_ERR: wrong user or password for 'backup' \(MD5\)")
+
+
+@pytest.mark.fuse
+def test_ndmjob_query_gives_a_snapfs_volumes_own_sizes(start_server, tmp_path: Path) -> None:
+    from snapfs import Volume
+    from snapfs.cli.main import parse_size
+    from test_data_filer import BIN, snapfs
+
+    voldir, mnt = tmp_path / "vol", tmp_path / "mnt"
+    mnt.mkdir()
+    Volume.create(voldir, parse_size("48M"), 300, name="sized", block_size=4096).close()
+    snapfs("mount", voldir, mnt)
+    try:
+        (mnt / "f").write_bytes(os.urandom(1_000_000))
+        port = start_server("--volume", str(mnt)).port
+        out = run_ndmjob("-q", "-D", f"127.0.0.1:{port}/4n", "-v").stdout
+        st = os.statvfs(mnt)
+        assert st.f_blocks * st.f_frsize < 64 << 20  # the volume's own size, not its host file system's
+        assert f'QR "  File system {mnt}"' in out, out
+        assert re.search(rf'space +{st.f_blocks * st.f_frsize} total, \d+ used, \d+ avail', out), out
+        assert "fuse" in out.split(f"File system {mnt}")[1].split("File system")[0], out  # its type
+    finally:
+        subprocess.run([str(BIN / "snapfs"), "unmount", str(mnt)], capture_output=True)
+        if os.path.ismount(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
