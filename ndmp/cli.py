@@ -30,7 +30,7 @@ from typing import Sequence
 
 import trio
 
-from snapdump.processes import process_alive
+from snapdump.processes import process_alive, process_start, started_at
 from snapdump.exits import CommandFailed, run
 
 from .config import ServerConfig, check_volumes, load_config_file, parse_listen
@@ -41,6 +41,9 @@ from .session import ServerContext
 
 PROG = "pyndmpd"
 DEFAULT_PID_FILE = "/run/pyndmpd.pid"
+#: How much later than its pid file was written a process may have started and still be
+#: the daemon that wrote it (the boot time is whole seconds; the daemon starts first).
+_PID_FILE_SLACK = 2.0
 EXIT_FAILURE = 1
 
 
@@ -106,13 +109,21 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 
 def _check_pid_file(path: Path) -> None:
-    """Refuse to start when the pid file names a live process."""
+    """Refuse to start while the pid file names a live process that had
+    started by the time the file was written.  The file holds the pid alone
+    (as ``kill $(cat FILE)``, start-stop-daemon and systemd read it); a
+    process that took the number over later is another one, not a daemon."""
     try:
         pid = int(path.read_text().split()[0])
+        written = path.stat().st_mtime
     except (OSError, ValueError, IndexError):
         return
-    if not process_alive(pid):
+    start = process_start(pid)  # None without /proc: the pid alone decides
+    if not process_alive(pid, start):
         return
+    began = started_at(start) if start is not None else None
+    if began is not None and began > written + _PID_FILE_SLACK:
+        return  # the pid was reused after the file was written
     raise CommandFailed(f"{path}: pyndmpd is already running as pid {pid} (or remove the stale pid file)")
 
 

@@ -41,7 +41,8 @@ from dumptool.errors import DumpError, SessionError, SessionLimitError
 from dumptool.sessions import Session as SessionSlot
 from dumptool.sessions import abort_pending, abort_reason, session_slot
 
-from .engine import U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName, history_stats
+from .engine import (MAX_NTREC, MIN_NTREC, NTREC, U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName,
+                     blocking_factor, history_stats)
 from .restartable import RESTART_CONTEXT, RESTART_OFFSET, NdmpContextKeeper, load_for_restart, restart_env
 from .errors import EngineCancelled, EngineError, IllegalArgs, IllegalState, NdmpError, SessionLimit
 from .messages import (
@@ -293,8 +294,16 @@ class DataService:
             raise IllegalArgs(f"TYPE={env['TYPE']}: this backup type is {BUTYPE}")
         _history_wanted(env)
         _flag(env, "DIRECT", False)  # checked only: every backup supports direct access
+        ntrec = NTREC  # another server's mover: its record size is the DMA's to know
+        if self.addr.addr_type == AddrType.LOCAL:
+            size = self._session.mover.record_size
+            found = blocking_factor(size)
+            if found is None:
+                raise IllegalArgs(f"the mover's record size {size} sets no dump blocking factor "
+                                  f"(records of {MIN_NTREC} to {MAX_NTREC} KiB)")
+            ntrec = found
         return BackupRequest(path, int(level_text), update=_flag(env, "UPDATE", True), base_date=base_date,
-                             dumpdates=self._session.context.config.dumpdates)
+                             dumpdates=self._session.context.config.dumpdates, ntrec=ntrec)
 
     def _restart_path(self, cid: str) -> str:
         """The path the backup of context ``cid`` dumps (served here)."""
@@ -544,8 +553,8 @@ class DataService:
             _log.error("data: %s", exc.message)
             await self._halt(DataHaltReason.INTERNAL_ERROR, exc.message)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            if self.state == DataState.ACTIVE:
-                _log.error("data: data connection failed: %s", exc)
+            if self.state == DataState.ACTIVE:  # (the session said it once when its DMA went away)
+                (_log.info if self._closing else _log.error)("data: data connection failed: %s", exc)
                 await self._halt(DataHaltReason.CONNECT_ERROR, f"data connection failed: {exc}")
         except Exception as exc:
             _log.exception("data service failed")

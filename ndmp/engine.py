@@ -61,8 +61,8 @@ from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError
 from dumptool.filer import dump_source
 from dumptool.errors import FormatError
-from dumptool.format import (TP_BSIZE, ByteOrder, Dirent, Header, RecordType, header_byte_order, timeval_from_ns,
-                             walk_chunks)
+from dumptool.format import (MAXNTREC, TP_BSIZE, ByteOrder, Dirent, Header, RecordType, header_byte_order,
+                             timeval_from_ns, walk_chunks)
 from dumptool.format.pass5 import EXT_PASS5
 from dumptool.history import RecordPosition
 from dumptool.traverse import Stat
@@ -75,8 +75,11 @@ from .restartable import NdmpContextKeeper, restart_options, restart_resumer
 U64_INVALID = 0xFFFFFFFFFFFFFFFF
 #: The root directory's inode number in a dump image.
 ROOT_NODE = 2
-#: Dump's blocking factor for NDMP images (records of 10 KiB, as ndmjob's default).
+#: Dump's blocking factor for NDMP images whose mover is another server's (records of 10
+#: KiB, as ndmjob's default); a LOCAL mover's record size sets it (:func:`blocking_factor`).
 NTREC = 10
+#: The blocking factors a LOCAL mover's record size may set (records of 4 to 256 KiB).
+MIN_NTREC, MAX_NTREC = 4, 256
 _SEND_CHUNK = 256 * 1024
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
@@ -91,6 +94,15 @@ class BackupRequest:
     dumpdates: str | None = None
     #: A restartable context to go on from (:mod:`ndmp.restartable`): the stream is its next volume.
     restart_of: Context | None = None
+    #: The image's blocking factor (1 KiB blocks per record).
+    ntrec: int = NTREC
+
+
+def blocking_factor(record_size: int) -> int | None:
+    """The dump blocking factor a mover record size of ``record_size`` bytes
+    sets (record size / 1 KiB), or None when it is none from 4 to 256."""
+    ntrec, rest = divmod(record_size, TP_BSIZE)
+    return ntrec if not rest and MIN_NTREC <= ntrec <= MAX_NTREC else None
 
 
 @dataclass(frozen=True)
@@ -197,7 +209,7 @@ class DumpEngine:
                 contextlib.ExitStack() as source:
             image = os.path.join(spool, "image")
             index = ImageIndex()
-            options = DumpOptions(source=path, output=image, level=request.level, ntrec=NTREC,
+            options = DumpOptions(source=path, output=image, level=request.level, ntrec=request.ntrec,
                                   update=request.update, base_date=request.base_date, quiet=True,
                                   never_ask=True, progress_interval=0, history=(index,))
             if request.dumpdates:
@@ -415,10 +427,11 @@ def _front(names: list[RecoverName]) -> int | None:
     return max(known) * TP_BSIZE
 
 
-def _record_end(block: int) -> int:
-    """The byte offset where the dump record holding ``block`` ends: a read
-    up to there stays inside the image (dump writes whole records)."""
-    return (block // NTREC + 1) * NTREC * TP_BSIZE
+def _record_end(block: int, ntrec: int) -> int:
+    """The byte offset where the dump record (of ``ntrec`` blocks) holding
+    ``block`` ends: a read up to there stays inside the image (dump writes
+    whole records)."""
+    return (block // ntrec + 1) * ntrec * TP_BSIZE
 
 
 class _ImageRanges:
@@ -472,14 +485,17 @@ def _spool_direct(reader: _ImageRanges, names: list[RecoverName], front: int, ac
     if why is None:
         first = _first_block(image)
         order = header_byte_order(first)
+        ntrec = Header.unpack(first, order).c_ntrec
+        if not 1 <= ntrec <= MAXNTREC:
+            ntrec = NTREC
         for offset, ino in sorted(headers.items()):
-            if not _copy_records(reader, offset, order, out, lambda h, ino=ino: h.c_inumber == ino
+            if not _copy_records(reader, offset, order, ntrec, out, lambda h, ino=ino: h.c_inumber == ino
                                  and h.c_type == RecordType.TS_INODE and not h.is_extattr):
                 why = f"the position the name list gives inode {ino} is not its file's (a stale index?)"
                 break
         else:
             if acl_start is not None and headers and not (acl_start > max(headers) and _copy_records(
-                    reader, acl_start, order, out, lambda h: h.is_extattr and h.c_extattributes == EXT_PASS5)):
+                    reader, acl_start, order, ntrec, out, lambda h: h.is_extattr and h.c_extattributes == EXT_PASS5)):
                 why = f"ACL_START={acl_start} is not where the image's Pass V record is"
             else:
                 out.write(_end_record(first, order))
@@ -524,7 +540,7 @@ def _headers_of(image: str, names: list[RecoverName]) -> tuple[dict[int, int], s
         source.close()
 
 
-def _copy_records(reader: _ImageRanges, offset: int, order: ByteOrder, out: BinaryIO,
+def _copy_records(reader: _ImageRanges, offset: int, order: ByteOrder, ntrec: int, out: BinaryIO,
                   starts: Callable[[Header], bool]) -> bool:
     """Copy an inode's records from its header at ``offset`` to ``out``:
     that header (which ``starts`` must accept: the file's TS_INODE, or the
@@ -534,7 +550,7 @@ def _copy_records(reader: _ImageRanges, offset: int, order: ByteOrder, out: Bina
     block = offset // TP_BSIZE
     ino = None
     while True:
-        raw = reader.take(block * TP_BSIZE, TP_BSIZE, through=_record_end(block))
+        raw = reader.take(block * TP_BSIZE, TP_BSIZE, through=_record_end(block, ntrec))
         try:
             head = Header.unpack(raw, order)
         except FormatError:
@@ -547,7 +563,8 @@ def _copy_records(reader: _ImageRanges, offset: int, order: ByteOrder, out: Bina
                                              or (head.is_extattr and head.c_extattributes != EXT_PASS5))):
             return True
         count = head.data_block_count()
-        out.write(reader.take(block * TP_BSIZE, (1 + count) * TP_BSIZE, through=_record_end(block + 1 + count)))
+        out.write(reader.take(block * TP_BSIZE, (1 + count) * TP_BSIZE,
+                              through=_record_end(block + 1 + count, ntrec)))
         block += 1 + count
 
 

@@ -36,11 +36,13 @@ from .protocol import (
     HEADER_SIZE,
     NDMP_VERSION,
     ConnectionStatus,
+    DataOperation,
     DataState,
     Error,
     LogType,
     Message,
     MessageType,
+    MoverState,
     message_name,
 )
 from .services import Handler
@@ -48,6 +50,10 @@ from .transport import RecordStream
 from .xdr import decode, encode
 
 _log = logging.getLogger("ndmp.session")
+
+#: How the log names a data operation left running by a DMA that went away.
+_RUNNING = {DataOperation.BACKUP: "a backup", DataOperation.RECOVER: "a recover",
+            DataOperation.RECOVER_FILEHIST: "a listing"}
 
 #: What a DMA may send before it has authenticated.
 PRE_AUTH = frozenset({
@@ -141,12 +147,24 @@ class Session:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 await self._serve_until_closed()
+                self._say_what_is_left()
                 await self.data.shutdown()  # ends a running engine before its task is cancelled
                 nursery.cancel_scope.cancel()  # the mover's tasks; waited for here
         finally:
             with trio.CancelScope(shield=True):
                 await self._cleanup()
         self.log.info("%s: session ended", self.peer)
+
+    def _say_what_is_left(self) -> None:
+        """One line when the session ends with work running: a DMA that
+        vanished mid-backup leaves a cut image (no end-of-dump record)."""
+        if self.data.state == DataState.ACTIVE:
+            what = _RUNNING.get(self.data.operation, "an operation")
+        elif self.mover.state in (MoverState.ACTIVE, MoverState.PAUSED):
+            what = "the mover"
+        else:
+            return
+        self.log.warning("%s: the DMA went away with %s running; stopping it", self.peer, what)
 
     async def _serve_until_closed(self) -> None:
         try:

@@ -65,4 +65,17 @@ def process_alive(pid: int, start: int | None = None) -> bool:
     return True
 
 
-__all__ = ["process_alive", "process_start"]
+def started_at(start: int) -> float | None:
+    """The wall-clock time (seconds since the epoch, to about a second: the
+    boot time is whole seconds) of a :func:`process_start` value, or None
+    when /proc/stat gives no boot time."""
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return int(line.split()[1]) + start / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+__all__ = ["process_alive", "process_start", "started_at"]

@@ -292,27 +292,45 @@ def test_backup_and_restore_of_a_snapfs_snapshot(server: NdmpServer, load_drive:
         image.write_bytes(tape_image(tape2))
         r = subprocess.run([RESTORE, "-t", "-f", str(image)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "./docs/a.txt" in r.stdout, r.stderr
+        toc = tmp_path / "toc"
+        ok(ndmjob(server, "-t", "-f", tape2.nst, "-B", "dump", "-I", str(toc)))
+        listed = {line.split()[2] for line in toc.read_text().splitlines() if line.startswith("DHd ")}
+        assert {"docs", "a.txt", "data.bin", "new.txt"} <= listed, listed
+        # a subtree of the volume (a plain directory, no qtree): its scope alone
+        tape3 = load_drive()
+        idx3 = tmp_path / "idx3"
+        ok(ndmjob(server, "-c", "-f", tape3.nst, "-B", "dump", "-C", str(mnt / "docs"), "-E", "LEVEL=0",
+                  "-E", "UPDATE=n", "-I", str(idx3)))
+        names3 = sorted(line.split()[2] for line in idx3.read_text().splitlines() if line.startswith("DHd "))
+        assert names3 == [".", "..", "a.txt"], names3
+        image3 = tmp_path / "docs.img"
+        image3.write_bytes(tape_image(tape3))
+        for tool in (RESTORE, PYRESTORE):
+            r = subprocess.run([tool, "-t", "-f", str(image3)], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0 and "./a.txt" in r.stdout and "data.bin" not in r.stdout, (tool, r.stderr)
     finally:
         subprocess.run([str(Path(sys.executable).parent / "snapfs"), "unmount", str(mnt)], capture_output=True)
         if os.path.ismount(mnt):
             subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
 
 
-def _local_backup(dma: Dma, device: str, path: Path) -> None:
-    """A DMA's backup set-up over LOCAL, up to the running DATA_START_BACKUP."""
+def _local_backup(dma: Dma, device: str, path: Path, *extra: Pval) -> None:
+    """A DMA's backup set-up over LOCAL, up to the running DATA_START_BACKUP
+    (``extra``: more env, after LEVEL=0 and UPDATE=n)."""
     assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(device, 1)).error == Error.NO_ERR
     assert dma.call(Message.MOVER_SET_RECORD_SIZE, MoverSetRecordSizeRequest(10240)).error == Error.NO_ERR
     assert dma.call(Message.MOVER_SET_WINDOW, MoverSetWindowRequest(0, U64_INVALID)).error == Error.NO_ERR
     assert dma.call(Message.MOVER_LISTEN, MoverListenRequest(MoverMode.READ, AddrType.LOCAL)).error == Error.NO_ERR
     assert dma.call(Message.DATA_CONNECT, DataConnectRequest(Addr(AddrType.LOCAL))).error == Error.NO_ERR
-    env = [Pval("FILESYSTEM", str(path)), Pval("LEVEL", "0"), Pval("UPDATE", "n")]
+    env = [Pval("FILESYSTEM", str(path)), Pval("LEVEL", "0"), Pval("UPDATE", "n"), *extra]
     assert dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env)).error == Error.NO_ERR
 
 
 def test_swap_connect_and_a_renamed_file(server: NdmpServer, load_drive: Callable[..., LoadedDrive],
                                          tmp_path: Path) -> None:
     """``-o swap-connect``: DATA_LISTEN(LOCAL), then MOVER_CONNECT(LOCAL) to it;
-    ``NEW=OLD`` restores a file under another name."""
+    ``NEW=OLD`` restores a file under another name (with ``EXTRACT=E`` and
+    ``FORCE=y``, accepted)."""
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "sub" / "a.txt").write_text("a\n")
@@ -323,7 +341,7 @@ def test_swap_connect_and_a_renamed_file(server: NdmpServer, load_drive: Callabl
     dest = tmp_path / "dest"
     dest.mkdir()
     out = ndmjob(server, "-x", "-o", "swap-connect", "-f", tape.nst, "-B", "dump", "-C", str(dest), "-J", str(idx),
-                 "b.txt=sub/a.txt")
+                 "-E", "EXTRACT=E", "-E", "FORCE=y", "b.txt=sub/a.txt")  # ONTAP's E: extract with renames
     ok(out)
     assert (dest / "b.txt").read_text() == "a\n"
     assert sorted(p.name for p in dest.iterdir()) == ["b.txt"]  # no scratch directory left
@@ -433,9 +451,16 @@ def test_a_dma_that_vanishes_mid_backup_leaves_no_complete_looking_image(server:
                                                                          load_drive: Callable[..., LoadedDrive],
                                                                          tmp_path: Path) -> None:
     tape, dma = _backing_up(server, load_drive, tmp_path)
+    before = len(server.log())
     dma.close()  # gone, mid-backup
     tape.wait_released(20, "the DMA went away")  # the server stops the dump and releases the drive
     assert 0 < len(_assert_cut_short(tape, tmp_path)) < 16_000_000
+    time.sleep(0.2)
+    said = [line for line in server.log()[before:] if " ERROR " in line or " WARNING " in line]
+    assert len(said) == 1 and "the DMA went away with a backup running; stopping it" in said[0], said
+    other = Dma.connect(server.port)  # and it serves the next DMA
+    assert other.call(Message.DATA_GET_STATE).body.state == DataState.IDLE
+    other.close()
 
 
 def test_a_full_tape_cancels_the_backup_and_leaves_no_complete_looking_image(
@@ -487,17 +512,24 @@ def test_a_backup_posts_its_history_then_data_halted_then_the_mover_halts(
     src.mkdir()
     for i in range(3):
         (src / f"f{i}").write_bytes(os.urandom(30_000))
+    for i in range(300):  # more names than one post's batch of 256
+        (src / f"e{i:03d}").touch()
     tape = load_drive()
     dma = Dma.connect(server.port)
     try:
         _local_backup(dma, tape.nst, src)
         posts: list[tuple[int, int | None]] = []
+        batches: dict[int, list[int]] = {Message.FH_ADD_DIR: [], Message.FH_ADD_NODE: []}
         while not posts or posts[-1][0] != Message.NOTIFY_MOVER_HALTED:
             code, body = dma.next_post()
             posts.append((code, getattr(body, "reason", None)))
+            if code in batches:
+                batches[code].append(len(body.dirs if code == Message.FH_ADD_DIR else body.nodes))
         codes = [code for code, _ in posts if code != Message.LOG_MESSAGE]
         assert codes[-2:] == [Message.NOTIFY_DATA_HALTED, Message.NOTIFY_MOVER_HALTED], codes
         assert Message.FH_ADD_NODE in codes[:-2], codes
+        # batched: . and .. of the root and 303 names; 303 files and the root
+        assert batches == {Message.FH_ADD_DIR: [256, 49], Message.FH_ADD_NODE: [256, 48]}, batches
         assert (Message.NOTIFY_DATA_HALTED, DataHaltReason.SUCCESSFUL) in posts
         assert posts[-1][1] == 1  # CONNECT_CLOSED: the whole image is on tape
     finally:
@@ -507,3 +539,96 @@ def test_a_backup_posts_its_history_then_data_halted_then_the_mover_halts(
     image.write_bytes(tape_image(tape))
     listing = subprocess.run([RESTORE, "-t", "-f", str(image)], capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0 and "./f2" in listing.stdout, listing.stderr
+
+
+def test_the_movers_record_size_sets_the_blocking_factor(server: NdmpServer, load_drive: Callable[..., LoadedDrive],
+                                                         tmp_path: Path) -> None:
+    """``ndmjob -b 128``: MOVER_SET_RECORD_SIZE(64 KiB) makes a LOCAL backup's
+    image one of blocking factor 64 (records of 64 KiB on tape, c_ntrec 64),
+    which both restores read and a direct access recover reads by its own
+    records; a record size that is no blocking factor from 4 to 256 KiB
+    (``-b 4``: 2 KiB) is refused before anything is written."""
+    from dumptool.format import Header, header_byte_order
+
+    src = tmp_path / "src"
+    make_tree(src)
+    tape = load_drive(capacity=32 * 1024 * 1024)
+    idx = tmp_path / "idx"
+    ok(ndmjob(server, "-c", "-b", "128", "-f", tape.nst, "-B", "dump", "-C", str(src), "-E", "LEVEL=0",
+              "-E", "UPDATE=n", "-I", str(idx)))
+    drive = tape.shelf.open_drive(tape.index)
+    try:
+        drive.rewind()
+        sizes = [len(drive.read(256 * 1024)) for _ in range(3)]
+    finally:
+        drive.close()
+    assert sizes == [64 * 1024] * 3, sizes
+    image = tmp_path / "img"
+    image.write_bytes(tape_image(tape))
+    first = image.read_bytes()[:1024]
+    assert Header.unpack(first, header_byte_order(first)).c_ntrec == 64
+    for tool in (RESTORE, PYRESTORE):
+        r = subprocess.run([tool, "-t", "-f", str(image)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "./sub/zz.txt" in r.stdout, (tool, r.stderr)
+    one = tmp_path / "one"
+    one.mkdir()
+    out = ndmjob(server, "-x", "-b", "128", "-f", tape.nst, "-B", "dump", "-C", str(one), "-J", str(idx),
+                 "sub/zz.txt")
+    ok(out)
+    assert (one / "sub" / "zz.txt").read_text() == "wanted\n" and not (one / "big1").exists()
+    read, _ranges = recover_read(out)
+    assert read < image_size(idx) * 0.5, (read, image_size(idx))
+
+    small = load_drive()
+    dma = Dma.connect(server.port)
+    try:
+        assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(small.nst, 1)).error == Error.NO_ERR
+        assert dma.call(Message.MOVER_SET_RECORD_SIZE, MoverSetRecordSizeRequest(2048)).error == Error.NO_ERR
+        assert dma.call(Message.MOVER_LISTEN, MoverListenRequest(MoverMode.READ, AddrType.LOCAL)).error == 0
+        assert dma.call(Message.DATA_CONNECT, DataConnectRequest(Addr(AddrType.LOCAL))).error == 0
+        env = [Pval("FILESYSTEM", str(src)), Pval("UPDATE", "n")]
+        reply = dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", env))
+        assert reply.error == Error.ILLEGAL_ARGS_ERR
+        assert dma.call(Message.DATA_GET_STATE).body.state == DataState.CONNECTED
+    finally:
+        dma.close()
+    server.wait_for_log(r"the mover's record size 2048 sets no dump blocking factor \(records of 4 to 256 KiB\)")
+    small.wait_released(20, "the DMA went away")
+    assert tape_image(small) == b""  # nothing was written
+
+
+def test_level_31_without_file_history(server: NdmpServer, load_drive: Callable[..., LoadedDrive],
+                                       tmp_path: Path) -> None:
+    """HIST=n posts no file history; LEVEL=31 (ONTAP's highest) runs on the
+    level 0's DUMP_DATE (BASE_DATE) as its DATA_GET_ENV hands it back."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "old").write_text("x\n")
+    time.sleep(1.1)  # dump compares whole seconds: older than the level 0's date
+
+    def backup(*extra: Pval) -> tuple[dict[str, str], bytes]:
+        tape = load_drive()
+        dma = Dma.connect(server.port)
+        try:
+            _local_backup(dma, tape.nst, src, Pval("HIST", "n"), *extra)
+            posts: list[tuple[int, int | None]] = []
+            while not posts or posts[-1][0] != Message.NOTIFY_MOVER_HALTED:
+                code, body = dma.next_post()
+                posts.append((code, getattr(body, "reason", None)))
+            assert (Message.NOTIFY_DATA_HALTED, DataHaltReason.SUCCESSFUL) in posts, posts
+            assert not {Message.FH_ADD_DIR, Message.FH_ADD_NODE} & {code for code, _ in posts}, posts
+            env = {p.name: p.value for p in dma.call(Message.DATA_GET_ENV).body.env}
+        finally:
+            dma.close()
+        tape.wait_released(20, "the DMA went away")
+        return env, tape_image(tape)
+
+    env0, _image0 = backup()
+    assert env0["LEVEL"] == "0" and env0["HIST"] == "n" and int(env0["DUMP_DATE"]) > 0, env0
+    (src / "new").write_text("y\n")
+    env31, image31 = backup(Pval("LEVEL", "31"), Pval("BASE_DATE", env0["DUMP_DATE"]))
+    assert env31["LEVEL"] == "31" and env31["BASE_DATE"] == env0["DUMP_DATE"], env31
+    image = tmp_path / "l31"
+    image.write_bytes(image31)
+    r = subprocess.run([PYRESTORE, "-t", "-f", str(image)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "./new" in r.stdout and "./old" not in r.stdout, (r.stdout, r.stderr)

@@ -18,7 +18,7 @@ import pytest
 from pyndmpd_process import LoadedDrive, NdmpServer, _start, load_drive, module_shelf, run_ndmjob  # noqa: F401
 
 from ndmp.engine import BackupRequest, DumpEngine
-from test_data import tape_image
+from test_data import recover_read, tape_image
 from ndmp.errors import EngineError
 from tapelib import Shelf
 
@@ -132,16 +132,35 @@ def test_ndmjob_backs_up_a_snapfs_qtree_with_a_restricted_file(server: NdmpServe
                                                                load_drive: Callable[..., LoadedDrive],
                                                                volume: Path, tmp_path: Path) -> None:
     snapfs("restrict", volume, "qt/held.bin", "--owner", "restore-4")
+    (volume / "qt" / "big.bin").write_bytes(os.urandom(2_000_000))  # what a direct access recover skips
+    time.sleep(1.1)  # older than the level 0's date
     tape = load_drive()
-    out, names = backup_with_index(server, tape, volume / "qt", 0, tmp_path / "idx")
+    idx = tmp_path / "idx"
+    out, names = backup_with_index(server, tape, volume / "qt", 0, idx)
     assert f"{volume}/qt/held.bin: under client I/O restriction (owner restore-4): not dumped" in out, out
-    assert {"sub", "a.txt"} <= names and "held.bin" not in names and "outside.txt" not in names, names
+    assert {"sub", "a.txt", "big.bin"} <= names and "held.bin" not in names and "outside.txt" not in names, names
     assert snapshots(volume) == {}
-    # the image: the real Linux restore reads it
+    # the image: the real Linux restore and pyrestore read it
     (tmp_path / "l0").write_bytes(tape_image(tape))
-    r = subprocess.run(["/sbin/restore", "-t", "-f", str(tmp_path / "l0")], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0 and "./sub/a.txt" in r.stdout and "held.bin" not in r.stdout, r.stderr
+    for tool in ("/sbin/restore", str(BIN / "pyrestore")):
+        r = subprocess.run([tool, "-t", "-f", str(tmp_path / "l0")], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "./sub/a.txt" in r.stdout and "held.bin" not in r.stdout, (tool, r.stderr)
+    # -t: ndmjob's listing of the tape; -x of the whole qtree; -x of one file by direct access
+    toc = tmp_path / "toc"
+    assert 'SESS "Operation ended OKAY"' in ndmjob(server, "-t", "-f", tape.nst, "-B", "dump", "-I", str(toc))
+    assert {line.split()[2] for line in toc.read_text().splitlines() if line.startswith("DHd ")} == names
+    whole, one = tmp_path / "whole", tmp_path / "one"
+    whole.mkdir()
+    one.mkdir()
+    out = ndmjob(server, "-x", "-f", tape.nst, "-B", "dump", "-C", str(whole), "-J", str(idx))
+    assert 'SESS "Operation ended OKAY"' in out and "had problems" not in out, out
+    assert (whole / "sub" / "a.txt").read_text() == "alpha\n" and not (whole / "outside.txt").exists()
+    assert (whole / "big.bin").read_bytes() == (volume / "qt" / "big.bin").read_bytes()
+    out = ndmjob(server, "-x", "-f", tape.nst, "-B", "dump", "-C", str(one), "-J", str(idx), "sub/a.txt")
+    assert "LOG_FILE messages: 1 OK, 0 ERROR, total 1 of 1" in out, out
+    assert (one / "sub" / "a.txt").read_text() == "alpha\n" and not (one / "big.bin").exists()
+    read, _ranges = recover_read(out)
+    assert read < 1_000_000 and "reading the image through" not in out, out
     # lifted: the next backup takes it although it did not change
     time.sleep(1.1)
     snapfs("unrestrict", volume, "qt/held.bin", "--owner", "restore-4")
@@ -151,6 +170,10 @@ def test_ndmjob_backs_up_a_snapfs_qtree_with_a_restricted_file(server: NdmpServe
     nodes = [line for line in idx1.read_text().splitlines() if line.startswith("DHn ")]
     assert "held.bin" in names1, names1
     assert len(nodes) == 2 and " s50000 " in nodes[1], nodes  # the root and held.bin only: nothing else changed
+    (tmp_path / "l1").write_bytes(tape_image(tape1))
+    for tool in ("/sbin/restore", str(BIN / "pyrestore")):
+        r = subprocess.run([tool, "-t", "-f", str(tmp_path / "l1")], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "./held.bin" in r.stdout and "a.txt" not in r.stdout, (tool, r.stderr)
     # moved since: the next incremental is refused, the reason in a LOG message
     (tmp_path / "aggr9").mkdir()
     snapfs("volume", "move", volume, "--to", tmp_path / "aggr9" / "vol")

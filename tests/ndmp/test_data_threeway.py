@@ -1,8 +1,10 @@
 """Three-way NDMP with the real ndmjob: the data service on one pyndmpd, the
 mover and tape on another, in two network namespaces joined by a veth pair
-(as two hosts would be).  Backup with an index, restore of the tree and of
-single files by direct access (NOTIFY_DATA_READ, the DMA's MOVER_READ, per file), and
-tshark's dissector over the NDMP sessions of the backup: no malformed packet.
+(as two hosts would be).  Level 0 and level 1 backups of a qtree of a snapfs
+volume with an index and a level 0 of the whole volume; the listing (-t),
+restore of the tree and of single files by direct access (NOTIFY_DATA_READ,
+the DMA's MOVER_READ, per file); the images read by pyrestore and by the real
+restore; tshark's dissector over the NDMP sessions of the backup: no malformed packet.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
+import pytest
 from conftest import console_script
 from pyndmpd_process import NDMJOB
 from test_data import image_size, make_tree, recover_read, same_tree
+from test_data_filer import BIN, snapfs
 
-from tapelib import Shelf
+from tapelib import Shelf, TapeError
+
+pytestmark = pytest.mark.fuse
 
 _DATA_IP, _TAPE_IP = "10.77.0.1", "10.77.0.2"
 
@@ -25,13 +32,45 @@ def _sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=60, check=check)
 
 
+def _image(shelf: Shelf, to: Path) -> Path:
+    """The first tape file of drive 0's cartridge, written to ``to``."""
+    drive = shelf.open_drive(0)
+    try:
+        drive.rewind()
+        with to.open("wb") as out:
+            try:
+                while record := drive.read(256 * 1024):
+                    out.write(record)
+            except TapeError:
+                pass
+    finally:
+        drive.close()
+    return to
+
+
+def _read_by_both_restores(image: Path, *names: str) -> None:
+    for tool in ("/sbin/restore", str(BIN / "pyrestore")):
+        r = subprocess.run([tool, "-t", "-f", str(image)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and all(f"./{n}" in r.stdout for n in names), (tool, r.stdout, r.stderr)
+
+
 def test_three_way_backup_restore_and_dar_between_two_hosts(tmp_path: Path) -> None:
     shelf = Shelf.create(tmp_path / "shelf", drives=1, slots=2)
     shelf.new_cartridge("T3W", capacity=32 * 1024 * 1024)
     shelf.load("T3W", drive=0)
     nst0 = str(shelf.device_path(0, rewind=False))
-    src = tmp_path / "src"
+    from snapfs import Volume
+    from snapfs.cli.main import parse_size
+
+    voldir, mnt = tmp_path / "vol", tmp_path / "mnt"
+    mnt.mkdir()
+    Volume.create(voldir, parse_size("64M"), 200, name="threeway", block_size=4096).close()
+    snapfs("mount", voldir, mnt)
+    snapfs("qtree", "create", mnt, "qt")
+    (mnt / "outside.txt").write_text("not in the qtree\n")
+    src = mnt / "qt"
     make_tree(src)
+    time.sleep(1.1)  # dump compares whole seconds: the level 1 must not take these files for new
     tag = f"{os.getpid() % 100000}"
     data_ns, tape_ns = f"ndmpD{tag}", f"ndmpT{tag}"
     veth_d, veth_t = f"vd{tag}", f"vt{tag}"
@@ -84,6 +123,14 @@ def test_three_way_backup_restore_and_dar_between_two_hosts(tmp_path: Path) -> N
         data_log, tape_log = (tmp_path / "data.log").read_text(), (tmp_path / "tape.log").read_text()
         assert f"mover: data connection from {_DATA_IP}" in tape_log, tape_log
         assert "data halted: SUCCESSFUL" in data_log, data_log
+        l0 = _image(shelf, tmp_path / "l0.img")
+        _read_by_both_restores(l0, "sub/zz.txt", "big2")
+        # -t: the data host reads the image from the tape host's mover
+        toc = tmp_path / "toc"
+        ndmjob("-t", "-I", str(toc))
+        names = {line.split()[2] for line in idx.read_text().splitlines() if line.startswith("DHd ")}
+        assert {line.split()[2] for line in toc.read_text().splitlines() if line.startswith("DHd ")} == names
+        assert "outside.txt" not in names and "zz.txt" in names, names
         whole = tmp_path / "whole"
         whole.mkdir()
         ndmjob("-x", "-C", str(whole), "-J", str(idx))
@@ -100,14 +147,32 @@ def test_three_way_backup_restore_and_dar_between_two_hosts(tmp_path: Path) -> N
         read, ranges = recover_read(out)
         assert ranges >= 4 and read < 400_000, (read, ranges, image_size(idx))
         assert int(re.findall(r"MOVER: read \d+KB record (\d+)", out)[-1]) * 10240 < image_size(idx) / 10, out
-        # the other way round: the data service listens, the tape host's mover connects
+        # the other way round: the data service listens, the tape host's mover connects; the whole volume
         idx2 = tmp_path / "idx2"
-        ndmjob("-c", "-o", "swap-connect", "-C", str(src), "-E", "LEVEL=0", "-E", "UPDATE=n", "-I", str(idx2))
+        ndmjob("-c", "-o", "swap-connect", "-C", str(mnt), "-E", "LEVEL=0", "-E", "UPDATE=n", "-I", str(idx2))
+        _read_by_both_restores(_image(shelf, tmp_path / "vol.img"), "outside.txt", "qt/sub/zz.txt")
         swapped = tmp_path / "swapped"
         swapped.mkdir()
-        ndmjob("-x", "-o", "swap-connect", "-C", str(swapped), "-J", str(idx2), "hi.txt=hello.txt")
+        ndmjob("-x", "-o", "swap-connect", "-C", str(swapped), "-J", str(idx2), "hi.txt=qt/hello.txt")
         assert (swapped / "hi.txt").read_text() == "hello\n"
         assert f"data: connection from {_TAPE_IP}" in (tmp_path / "data.log").read_text()
+        # level 1 of the qtree: what changed since its level 0; both levels rebuild today's tree
+        (src / "hello.txt").write_text("changed\n")
+        (src / "new.txt").write_text("new\n")
+        idx1 = tmp_path / "idx1"
+        ndmjob("-c", "-C", str(src), "-E", "LEVEL=1", "-I", str(idx1))
+        names1 = {line.split()[2] for line in idx1.read_text().splitlines() if line.startswith("DHd ")}
+        assert {"new.txt", "hello.txt"} <= names1 and "big1" not in names1, names1
+        l1 = _image(shelf, tmp_path / "l1.img")
+        _read_by_both_restores(l1, "new.txt")
+        rebuilt = tmp_path / "rebuilt"
+        rebuilt.mkdir()
+        for img in (l0, l1):
+            r = subprocess.run(["/sbin/restore", "-r", "-y", "-f", str(img)], cwd=rebuilt, capture_output=True,
+                               text=True, timeout=60, env=dict(os.environ, TMPDIR=str(tmp_path)))
+            assert r.returncode == 0, r.stdout + r.stderr
+        (rebuilt / "restoresymtable").unlink()
+        same_tree(src, rebuilt)
     finally:
         for proc in servers:
             proc.terminate()
@@ -117,6 +182,9 @@ def test_three_way_backup_restore_and_dar_between_two_hosts(tmp_path: Path) -> N
                 proc.kill()
         _sh("ip", "netns", "del", data_ns, check=False)
         _sh("ip", "netns", "del", tape_ns, check=False)
+        subprocess.run([str(BIN / "snapfs"), "unmount", str(mnt)], capture_output=True)
+        if os.path.ismount(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
 
     frames = _sh("tshark", "-r", str(capture), "-T", "fields", "-e", "_ws.col.Info").stdout
     names = {" ".join(line.split()[:2]) for line in frames.splitlines()}

@@ -205,3 +205,19 @@ def test_tape_is_the_movers_while_active(ndmp_server: NdmpServer, tape: LoadedDr
     data.close()
     wait_post(dma, Message.NOTIFY_MOVER_HALTED)
     ok(dma.call(Message.TAPE_CLOSE))
+
+
+def test_record_sizes_from_one_byte_to_256_kib(ndmp_server: NdmpServer) -> None:
+    dma = Dma.connect(ndmp_server.port)
+    for size, error in ((1, Error.NO_ERR), (256 * 1024, Error.NO_ERR), (256 * 1024 + 1, Error.ILLEGAL_ARGS_ERR),
+                        (0, Error.ILLEGAL_ARGS_ERR)):
+        assert dma.call(Message.MOVER_SET_RECORD_SIZE, MoverSetRecordSizeRequest(size)).error == error, size
+    assert mover_state(dma).record_size == 256 * 1024  # the last size accepted
+    dma.close()
+
+
+def test_the_blocking_factor_a_record_size_sets() -> None:
+    from ndmp.engine import blocking_factor
+
+    assert [blocking_factor(n * 1024) for n in (4, 10, 64, 256)] == [4, 10, 64, 256]
+    assert [blocking_factor(size) for size in (3 * 1024, 257 * 1024, 10240 + 512, 512)] == [None] * 4

@@ -99,3 +99,28 @@ def test_daemon_with_a_log_file_it_cannot_open_does_not_start(shelf: Shelf, tmp_
     assert run.returncode == 1
     assert run.stderr == f"pyndmpd: {tmp_path}/no/such.log: No such file or directory\n"
     assert not pid_file.exists()
+
+
+def test_a_pid_file_whose_pid_was_reused_does_not_stop_the_daemon(shelf: Shelf, tmp_path: Path) -> None:
+    """The pid file names a live process that started after the file was
+    written (its number reused): not a pyndmpd, so the daemon starts; a live
+    process that had started by then is taken for one and refused."""
+    pid_file = tmp_path / "pyndmpd.pid"
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        pid_file.write_text(f"{other.pid}\n")
+        os.utime(pid_file, (time.time() - 3600, time.time() - 3600))  # written an hour before it started
+        run = pyndmpd("--listen", "127.0.0.1:0", "--shelf", str(shelf.path), "--pid-file", str(pid_file),
+                      "--log-file", str(tmp_path / "log"))
+        assert (run.returncode, run.stderr) == (0, ""), run.stderr
+        pid = int(pid_file.read_text())
+        assert pid != other.pid
+        assert _wait(lambda: "serving NDMP v4" in (tmp_path / "log").read_text())
+        os.kill(pid, signal.SIGTERM)
+        assert _wait(lambda: not pid_file.exists())
+        pid_file.write_text(f"{other.pid}\n")  # written after it started
+        run = pyndmpd("--listen", "127.0.0.1:0", "--shelf", str(shelf.path), "--pid-file", str(pid_file))
+        assert run.returncode == 1 and f"already running as pid {other.pid}" in run.stderr, run.stderr
+    finally:
+        other.kill()
+        other.wait()

@@ -20,7 +20,7 @@ ip link set lo up
 dumpcap -i lo -f "tcp port 10000" -w "$CAP" -q 2> "$WORK/dumpcap.log" &
 CAPTURE=$!
 for i in $(seq 200); do grep -q "File:" "$WORK/dumpcap.log" 2>/dev/null && break; sleep 0.05; done
-"$PYNDMPD" --listen 127.0.0.1:10000 --shelf "$SHELF" --volume "$WORK" --foreground 2> "$WORK/server.log" &
+"$PYNDMPD" --shelf "$SHELF" --volume "$WORK" --foreground 2> "$WORK/server.log" &
 SERVER=$!
 for i in $(seq 200); do grep -q "serving" "$WORK/server.log" 2>/dev/null && break; sleep 0.05; done
 A=127.0.0.1:10000/4n
@@ -43,6 +43,7 @@ def test_tshark_decodes_our_sessions_without_malformed_packets(tmp_path: Path, n
     assert run.returncode == 0, run.stderr
     assert "FINAL test-mover Passed -- pass=100" in (tmp_path / "mover.out").read_text()
     assert "product    pyndmpd" in (tmp_path / "query.out").read_text()
+    assert "serving NDMP v4 on 0.0.0.0 port 10000" in (tmp_path / "server.log").read_text()  # without --listen
 
     frames = subprocess.run(["tshark", "-r", str(capture), "-T", "fields", "-e", "frame.number",
                              "-e", "_ws.col.Info"], capture_output=True, text=True, check=True).stdout
