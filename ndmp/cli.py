@@ -166,6 +166,10 @@ async def _run(sock: socket.socket, context: ServerContext) -> None:
                 break
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     return run(PROG, lambda: _pyndmpd(_parser().parse_args(argv)))
 
@@ -187,9 +191,12 @@ def _pyndmpd(args: argparse.Namespace) -> int:
     except OSError as exc:
         sock.close()
         raise CommandFailed(f"{args.log_file}: {exc.strerror}") from None
-    if not args.foreground:
-        _daemonize(pid_file)
+    # A SIGTERM before the server listens for it (trio's receiver) stops it the
+    # same way, its pid file removed: the finally below runs.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if not args.foreground:
+            _daemonize(pid_file)
         trio.run(_run, sock, context)
     except KeyboardInterrupt:
         pass

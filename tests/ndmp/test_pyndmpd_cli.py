@@ -55,6 +55,20 @@ def test_daemon_writes_its_pid_file_serves_and_stops_on_sigterm(shelf: Shelf, tm
     assert "stopping (SIGTERM)" in log.read_text()
 
 
+def test_a_sigterm_right_after_the_start_removes_the_pid_file(shelf: Shelf, tmp_path: Path) -> None:
+    """SIGTERM the moment the command returns (the daemon has written its pid
+    file and may not be serving yet): it stops and its pid file goes."""
+    for k in range(3):
+        pid_file = tmp_path / f"pyndmpd{k}.pid"
+        run = pyndmpd("--listen", "127.0.0.1:0", "--shelf", str(shelf.path), "--pid-file", str(pid_file),
+                      "--log-file", str(tmp_path / f"pyndmpd{k}.log"))
+        assert run.returncode == 0, run.stderr
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
+        assert _wait(lambda: not Path(f"/proc/{pid}").exists())
+        assert not pid_file.exists(), k
+
+
 def _busy_port() -> tuple[socket.socket, int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
