@@ -228,6 +228,7 @@ class Dump:
             self.tape = first_volume_header(self.options, self.filesys, self.date, self.base_date,
                                               compressed=self.compressor is not None, warn=self._warn)
             self.out, first = resume(self)
+            self._resume_histories(self.out, first)
             self.pass5 = Pass5Gatherer(self.tree, self._warn)
             self.pass5.regather(self.plan, first)
         plan = self.plan
@@ -367,11 +368,27 @@ class Dump:
             out.histories.append(TocArchive(opts.toc, say=self.say, warn=self._warn))
         if opts.qfa:
             out.histories.append(QfaWriter(opts.qfa, self.date, say=self.say, warn=self._warn))
-        if opts.file_history:
-            out.histories.append(OffsetMapWriter(warn=self._warn))
+        if opts.file_history and not any(isinstance(h, OffsetMapWriter) for h in opts.history):
+            out.histories.append(OffsetMapWriter(warn=self._warn))  # (a restartable context brings its own)
         out.histories.extend(opts.history)
         self.pass5 = Pass5Gatherer(self.tree, self._warn)
         out.start(self.plan)
+
+    def _resume_histories(self, out: ImageWriter, first: int) -> None:
+        """A restart's file history: the offset map its context kept (in
+        ``opts.history``; a new map would miss the files before the restart
+        point), told of the image and of the directories it does not write
+        again.  Other observers (-A, -Q, NDMP's index) are not carried over."""
+        maps = [h for h in self.options.history if isinstance(h, OffsetMapWriter)]
+        if not maps:
+            return
+        out.histories.extend(maps)
+        front = self.tape.pack()
+        plan = self.plan
+        for history in maps:
+            history.begin(front)
+            for ino in plan.directories[:first]:
+                history.add_dir(ino, plan.nodes[ino].entries or (), b"")
 
     def _dump_inode(self, node: Node) -> None:
         mode = node.st_mode

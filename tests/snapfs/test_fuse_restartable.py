@@ -209,7 +209,7 @@ def test_contexts_show_the_seed_fields_and_delete_gives_the_snapshot_back(mounte
     cp = stored["checkpoint"]
     assert cp["medium"] == str(tmp_path / "vol001") and not cp["is_tape"] and cp["ino"] > 0
     assert cp["medium_block"] >= cp["resume_block"] and cp["medium_address"] == cp["medium_block"] * 1024
-    offsets = (state / "contexts" / f"{cid}.offsets").read_text().split("\n")
+    offsets = (state / "contexts" / f"{cid}.fh").read_text().split("\n")
     assert len([line for line in offsets if line]) >= 5
     # another pydump restarting or deleting it (its lock held): refused, nothing changed
     with open(state / "contexts" / f".{cid}.lock", "w") as held:
@@ -634,3 +634,60 @@ def test_a_context_is_restarted_after_its_volume_moved(mounted: Mounted, tmp_pat
     assert contexts(state) == [] and snapshots(m)["ref"] == ()
     restore_into(tmp_path / "vol", tmp_path / "out", tmp_path, real=False)
     assert tree_of(tmp_path / "out") == expected
+
+
+def _records_read(stdout: str) -> tuple[int, int]:
+    """``(records read, of them for the front)`` from ``pyrestore -x -v``'s summary line."""
+    import re
+
+    found = re.search(r"^(\d+) records read \((\d+) for the volume header", stdout, re.M)
+    assert found, f"pyrestore read the image through (no file history found):\n{stdout}"
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_a_restarted_dump_keeps_one_whole_file_history_and_x_goes_straight_to_files_past_the_cut(
+        mounted: Mounted, tmp_path: Path):
+    """The offset map of a dump killed in stage IV and restarted is the whole image's: the
+    lines written before the cut (kept with the context) and those the restart writes, one
+    map found by ``pyrestore -x`` itself, which seeks to a file on either side of the cut."""
+    from dumptool.format import TP_BSIZE, walk_image
+    from dumptool.offsetmap import OffsetMap
+
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    whole = tmp_path / "whole.dump"
+    run(PYDUMP, "-0", "-b", NTREC, "--snapshot", "ref", "-f", whole, m, env=env(tmp_path / "state0"))
+    head = next(walk_image(whole.read_bytes()[:TP_BSIZE * 2])).header
+    reference = OffsetMap.find(head, tmp_path / "state0" / "history")
+    assert reference is not None
+    expected = {e.ino: (e.path, e.size) for e in reference.entries()}
+    state, work = tmp_path / "state", tmp_path / "run"
+    work.mkdir()
+    cid = killed_dump(m, state, work / "vol001", 20, "SIGKILL")
+    cp = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]
+    run(PYDUMP, "--restart", cid, "-f", work / "vol002", env=env(state))
+    omap = OffsetMap.find(head, state / "history")
+    assert omap is not None, sorted(p.name for p in (state / "history").iterdir())
+    omap.check(head)
+    entries = list(omap.entries())
+    # one line per file, none twice, every file of the uninterrupted dump's map
+    assert {e.ino: (e.path, e.size) for e in entries} == expected
+    assert len(entries) == len(expected) == omap.end["files"] and omap.end["volumes"] == 2
+    before = [e for e in entries if e.block < cp["resume_block"]]
+    after = [e for e in entries if e.block > cp["medium_block"]]
+    assert before and after and all(e.volume == 1 for e in before) and all(e.volume == 2 for e in after)
+    truth = mounted.snap("ref")
+    after = [e for e in after if e.path.startswith(b"./d") and e.size]  # files with data
+    before = [e for e in before if e.path.startswith(b"./d") and e.size]
+    for which, e in (("after", after[-1]), ("before", before[-1])):
+        name = os.fsdecode(e.path)
+        out = tmp_path / f"x-{which}"
+        out.mkdir()
+        done = run(PYRESTORE, "-x", "-v", "-M", "-y", "-f", work / "vol", name, cwd=out, env=env(state))
+        total, front = _records_read(done.stdout.decode())
+        assert f"of volume {e.volume}" in done.stdout.decode(), which
+        assert total - front <= 2 + e.size // (NTREC * 1024), (which, done.stdout.decode())
+        assert (out / name).read_bytes() == (truth / name).read_bytes(), which
+    # and nothing left behind: no part file (the killed writer's neither), no context file
+    assert not list((state / "history").glob("*.part")) and not list((state / "contexts").glob(f"{cid}*"))
