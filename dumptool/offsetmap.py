@@ -352,9 +352,10 @@ class OffsetMapWriter:
                     out.write(chunk)
             self.path = final_path(self.path, self._unit)
             os.replace(done, self.path)
-            os.unlink(self._partial)
+            if not self._kept:  # (a context's goes with the context: NDMP may still restart it)
+                os.unlink(self._partial)
         except OSError as exc:
-            for leftover in (self._partial, done):
+            for leftover in (done,) if self._kept else (self._partial, done):
                 try:
                     os.unlink(leftover)
                 except OSError:

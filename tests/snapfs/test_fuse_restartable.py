@@ -24,6 +24,8 @@ import pytest
 from conftest import answering, tmpfs_at
 from fuse_fixtures import Mounted, mounted, snapfs, wait_released  # noqa: F401 (fixtures)
 
+from dumptool.format import TP_BSIZE, walk_image
+from dumptool.offsetmap import OffsetMap
 from snapfs import client
 
 pytestmark = pytest.mark.fuse
@@ -133,6 +135,8 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
     (reference / "restoresymtable").unlink()
     assert tree_of(reference) == expected
     image = whole.read_bytes()
+    head = next(walk_image(image[:TP_BSIZE * 2])).header
+    whole_map = _map_of(head, tmp_path / "state0")
     rng = random.Random(14)
     # Kills at seeded points of stage IV (40 files, 4 directories): SIGTERM, SIGKILL and SIGINT,
     # checkpoints after every inode or every 20 ms (then the kill falls between two).
@@ -159,6 +163,8 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
         r = run(PYDUMP, "--restart", cid, "-f", work / f"vol{volume + 1:03d}", env=env(state))
         assert f"restarting context {cid}: volume {volume + 1}".encode() in r.stderr
         assert contexts(state) == [] and snapshots(m)["ref"] == ()  # done: the context and its hold gone
+        # one offset map, the whole image's: each file once, on the volume it starts in
+        assert _map_of(head, state, volumes=volume + 1) == whole_map, (k, sig, at)
         volumes = [p.read_bytes() for p in sorted(work.glob("vol0*"))]
         assert len(volumes) == volume + 1
         assert all(len(v) % (NTREC * 1024) == 0 for v in volumes[:-1]) and len(volumes[0]) < len(image)
@@ -170,6 +176,22 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
         if k in (1, 2):  # a kill -9, and a SIGINT whose restart is killed too: three volumes
             restore_into(work / "vol", work / "real", tmp_path, real=True)
             assert tree_of(work / "real") == expected, (k, sig, at)
+
+
+def _map_of(head, state: Path, volumes: int = 1) -> dict[int, tuple[bytes, int]]:
+    """The offset map pydump kept in ``state`` for the image of volume header ``head``:
+    each file's path and size, checked whole (``volumes`` volumes, every file once)."""
+    omap = OffsetMap.find(head, state / "history")
+    assert omap is not None, sorted(p.name for p in (state / "history").iterdir())
+    try:
+        omap.check(head)
+        entries = list(omap.entries())
+        assert omap.end["files"] == len(entries) and omap.end["volumes"] == volumes
+        found = {e.ino: (e.path, e.size) for e in entries}
+        assert len(found) == len(entries)
+        return found
+    finally:
+        omap.close()
 
 
 def test_contexts_show_the_seed_fields_and_delete_gives_the_snapshot_back(mounted: Mounted, tmp_path: Path):
@@ -650,9 +672,6 @@ def test_a_restarted_dump_keeps_one_whole_file_history_and_x_goes_straight_to_fi
     """The offset map of a dump killed in stage IV and restarted is the whole image's: the
     lines written before the cut (kept with the context) and those the restart writes, one
     map found by ``pyrestore -x`` itself, which seeks to a file on either side of the cut."""
-    from dumptool.format import TP_BSIZE, walk_image
-    from dumptool.offsetmap import OffsetMap
-
     m = mounted.mnt
     build(m)
     snapfs("snapshot", "create", m, "ref")
@@ -662,6 +681,7 @@ def test_a_restarted_dump_keeps_one_whole_file_history_and_x_goes_straight_to_fi
     reference = OffsetMap.find(head, tmp_path / "state0" / "history")
     assert reference is not None
     expected = {e.ino: (e.path, e.size) for e in reference.entries()}
+    reference.close()
     state, work = tmp_path / "state", tmp_path / "run"
     work.mkdir()
     cid = killed_dump(m, state, work / "vol001", 20, "SIGKILL")
