@@ -375,20 +375,16 @@ class Dump:
         out.start(self.plan)
 
     def _resume_histories(self, out: ImageWriter, first: int) -> None:
-        """A restart's file history: the offset map its context kept (in
-        ``opts.history``; a new map would miss the files before the restart
-        point), told of the image and of the directories it does not write
-        again.  Other observers (-A, -Q, NDMP's index) are not carried over."""
-        maps = [h for h in self.options.history if isinstance(h, OffsetMapWriter)]
-        if not maps:
-            return
-        out.histories.extend(maps)
+        """A restart's file history: the observers of ``opts.history`` that
+        can go on (those with ``resumed``, :mod:`dumptool.history`: the
+        offset map its context kept, NDMP's index), told of the image and of
+        what the restart does not write again.  The others (-A, -Q) are not
+        carried over: they would tell half an image."""
+        going_on = [h for h in self.options.history if hasattr(h, "resumed")]
+        out.histories.extend(going_on)
         front = self.tape.pack()
-        plan = self.plan
-        for history in maps:
-            history.begin(front)
-            for ino in plan.directories[:first]:
-                history.add_dir(ino, plan.nodes[ino].entries or (), b"")
+        for history in going_on:
+            history.resumed(front, self.plan, first)
 
     def _dump_inode(self, node: Node) -> None:
         mode = node.st_mode

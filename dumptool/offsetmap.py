@@ -63,7 +63,7 @@ from .errors import DumpError, FormatError
 from .format import ROOTINO, TP_BSIZE, Dirent, Header, header_byte_order
 from .format.constants import DR_COMPRESSED
 from .history import RecordPosition
-from .traverse import Stat
+from .traverse import DumpPlan, Stat
 
 #: The first words of a map's first line.
 MAGIC = b"# snapdump file history 1 "
@@ -252,6 +252,14 @@ class OffsetMapWriter:
             self._drop(f"cannot write the file history {self._partial}: {exc.strerror}")
             return False
         return True
+
+    def resumed(self, front: bytes, plan: DumpPlan, first: int) -> None:
+        """A restart (:meth:`Dump._resume_histories <dumptool.dump.Dump>`):
+        *front* is the image's volume header; the directories before index
+        *first* are not written again, their names are told here."""
+        self.begin(front)
+        for ino in plan.directories[:first]:
+            self.add_dir(ino, plan.nodes[ino].entries or (), b"")
 
     def add_dir(self, ino: int, entries: Sequence[Dirent], blocks: bytes) -> None:
         if self._file is None:
