@@ -5,9 +5,10 @@ A dump of a snapfs path keeps a :class:`Context` from the start of stage IV
 (Pass IV, regular files) in the ``contexts`` folder of the state folder
 (:func:`dumptool.sessions.state_dir`, beside the dumpdates file):
 ``ID.json``, replaced atomically and durably (:func:`tapelib.durable.replace_file`)
-at each checkpoint, and ``ID.offsets``, its offset map (a line
-``INODE VOLUME BLOCK`` per file written, flushed to the disk at each
-checkpoint).  A checkpoint first flushes the image to its medium (and a file
+at each checkpoint, and ``ID.fh``, the dump's offset map
+(:mod:`dumptool.offsetmap`, moved there when stage IV begins and flushed to
+the disk at each checkpoint; a restart goes on writing it, so the finished
+map is the whole image's).  A checkpoint first flushes the image to its medium (and a file
 medium to the disk), then names the last complete record there and the
 inode it falls in, so a ``kill -9`` at any instant leaves either no context,
 a context without a checkpoint (not restartable: :meth:`ContextStore.cleanup`
@@ -41,22 +42,20 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from snapdump.processes import process_alive, process_start
 from tapelib.durable import replace_file, sync_folder
 
 from .dump import Stage
 from .errors import DumpError, RestartError
-from .history import close_quietly
+from .offsetmap import OffsetMapWriter
 from .sessions import abort_reason, state_dir
 
 if TYPE_CHECKING:
     from .dump import Cursor, Dump
     from .filer import BackupSnapshot
-    from .format import Dirent
-    from .history import RecordPosition
-    from .traverse import DumpPlan, Stat
+    from .traverse import DumpPlan
 
 #: The holder name a context holds its snapshot under (then its id).
 HOLDER_PREFIX = "restartable-"
@@ -226,7 +225,7 @@ class ContextStore:
         return self.folder / f"{cid}.json"
 
     def offsets_path(self, cid: str) -> Path:
-        return self.folder / f"{cid}.offsets"
+        return self.folder / f"{cid}.fh"
 
     def save(self, ctx: Context) -> None:
         ctx.updated = int(time.time())
@@ -397,51 +396,6 @@ def fingerprint(plan: DumpPlan) -> str:
     return h.hexdigest()
 
 
-class OffsetMap:
-    """The context's offset map, a file history observer: each file's first
-    record (``INODE VOLUME BLOCK``); those before ``skip_below`` (already on
-    an earlier volume, written again by a restart only to be dropped) are not
-    noted again."""
-
-    def __init__(self, path: Path, skip_below: int = 0) -> None:
-        self.path = path
-        self.skip_below = skip_below
-        self._file: IO[str] | None = None
-
-    def _open(self) -> IO[str]:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="ascii")
-        return self._file
-
-    def begin(self, front: bytes) -> None:
-        pass
-
-    def add_dir(self, ino: int, entries: Sequence[Dirent], blocks: bytes) -> None:
-        pass
-
-    def add_node(self, ino: int, node: Stat, position: RecordPosition) -> None:
-        block = position.block
-        if block < self.skip_below:
-            return
-        try:
-            (self._file or self._open()).write(f"{ino} {position.volume} {block}\n")
-        except OSError as exc:
-            raise DumpError(f"cannot write the offset map {self.path}: {exc.strerror}") from None
-
-    def sync(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-
-    def finish(self, trailer: bytes) -> None:
-        pass
-
-    def close(self) -> None:
-        close_quietly(self._file)
-        self._file = None
-
-
 class ContextKeeper:
     """Keeps the context of one dump run (a new dump, or a restart of
     ``context``): :meth:`observe` is given the held snapshot, :meth:`run`
@@ -455,14 +409,16 @@ class ContextKeeper:
         self.say = say
         self.warn = warn
         self.snap: BackupSnapshot | None = None
-        self.offsets: OffsetMap | None = None
+        #: The dump's offset map (:mod:`dumptool.offsetmap`): from stage IV on it is
+        #: the context's too, kept as ``ID.fh`` beside it (a restart goes on with it).
+        self.offsets: OffsetMapWriter | None = None
+        self._id = context.id if context is not None else new_context_id()
         if self.file_history:
-            cid = context.id if context is not None else new_context_id()
-            self._id = cid
-            skip = context.checkpoint.medium_block if context is not None and context.checkpoint else 0
-            self.offsets = OffsetMap(store.offsets_path(cid), skip)
-        else:
-            self._id = new_context_id()
+            if context is not None and context.checkpoint is not None:
+                self.offsets = OffsetMapWriter(warn=warn, kept=store.offsets_path(self._id),
+                                               cut=context.checkpoint.medium_block)
+            else:
+                self.offsets = OffsetMapWriter(warn=warn)
         self._recent: collections.deque[tuple[int, int]] = collections.deque(maxlen=_RECENT_STARTS)
         self._interval = _interval()
         self._last = 0.0
@@ -561,6 +517,13 @@ class ContextKeeper:
             file_history=self.file_history, fingerprint=fingerprint(dump.plan), pid=os.getpid(),
             pid_start=process_start(os.getpid()))
         self.store.save(self.ctx)
+        # the map moves beside the context once the context is there (removed with it)
+        if self.offsets is not None:
+            if self.offsets.keep(self.store.offsets_path(self._id)):
+                sync_folder(self.store.folder)
+            else:
+                self.ctx.file_history = False
+                self.store.save(self.ctx)
         take_hold(snap.where.mount, snap.name, self.ctx.holder)
 
     def _checkpoint(self, dump: Dump) -> None:
@@ -591,8 +554,8 @@ class ContextKeeper:
             if stat.S_ISREG(st.st_mode):
                 os.fsync(fd)
                 file_id = (st.st_dev, st.st_ino)
-        if self.offsets is not None:
-            self.offsets.sync()
+        if self.offsets is not None and not self.offsets.sync():
+            self.ctx.file_history = False  # its offset map was lost: not restartable
         name = sink.name
         if not sink.is_tape and name not in ("standard output",) and not name.startswith("fd "):
             name = os.path.abspath(name)

@@ -228,6 +228,7 @@ class Dump:
             self.tape = first_volume_header(self.options, self.filesys, self.date, self.base_date,
                                               compressed=self.compressor is not None, warn=self._warn)
             self.out, first = resume(self)
+            self._resume_histories(self.out, first)
             self.pass5 = Pass5Gatherer(self.tree, self._warn)
             self.pass5.regather(self.plan, first)
         plan = self.plan
@@ -367,11 +368,23 @@ class Dump:
             out.histories.append(TocArchive(opts.toc, say=self.say, warn=self._warn))
         if opts.qfa:
             out.histories.append(QfaWriter(opts.qfa, self.date, say=self.say, warn=self._warn))
-        if opts.file_history:
-            out.histories.append(OffsetMapWriter(warn=self._warn))
+        if opts.file_history and not any(isinstance(h, OffsetMapWriter) for h in opts.history):
+            out.histories.append(OffsetMapWriter(warn=self._warn))  # (a restartable context brings its own)
         out.histories.extend(opts.history)
         self.pass5 = Pass5Gatherer(self.tree, self._warn)
         out.start(self.plan)
+
+    def _resume_histories(self, out: ImageWriter, first: int) -> None:
+        """A restart's file history: the observers of ``opts.history`` that
+        can go on (those with ``resumed``, :mod:`dumptool.history`: the
+        offset map its context kept, NDMP's index), told of the image and of
+        what the restart does not write again.  The others (-A, -Q) are not
+        carried over: they would tell half an image."""
+        going_on = [h for h in self.options.history if hasattr(h, "resumed")]
+        out.histories.extend(going_on)
+        front = self.tape.pack()
+        for history in going_on:
+            history.resumed(front, self.plan, first)
 
     def _dump_inode(self, node: Node) -> None:
         mode = node.st_mode

@@ -18,6 +18,14 @@ Pass V (:mod:`dumptool.format.pass5`): an observer that has a method
 just before it is written, so that a direct-access restore can seek to it
 (ONTAP's ``ACL_START``).  The method is optional: the dump asks for it with
 ``getattr``, so observers without it need no change.
+
+A restarted dump (:mod:`dumptool.restart`) writes no front and only part
+of the image: it keeps the observers that have a method
+``resumed(front, plan, first)`` (the offset map, NDMP's index) and calls it
+instead of ``begin`` (``front``: the volume header alone; ``plan``: the
+dump's :class:`~dumptool.traverse.DumpPlan`; ``first``: the index, in the
+order directories then files, of the first inode written again), then
+goes on as usual; the others are left out.
 """
 
 from __future__ import annotations

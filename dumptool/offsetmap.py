@@ -53,6 +53,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ from .errors import DumpError, FormatError
 from .format import ROOTINO, TP_BSIZE, Dirent, Header, header_byte_order
 from .format.constants import DR_COMPRESSED
 from .history import RecordPosition
-from .traverse import Stat
+from .traverse import DumpPlan, Stat
 
 #: The first words of a map's first line.
 MAGIC = b"# snapdump file history 1 "
@@ -136,11 +137,20 @@ class OffsetMapWriter:
     meets stops the dump: a map that cannot be written is said once through
     *warn* and dropped (the image is what matters)."""
 
-    def __init__(self, *, warn: Callable[[str], None], folder: Path | None = None) -> None:
+    def __init__(self, *, warn: Callable[[str], None], folder: Path | None = None,
+                 kept: Path | None = None, cut: int = 0) -> None:
+        """*kept*: go on with the map a restartable context kept there
+        (:meth:`keep`), a restart's: its lines for blocks before *cut* (the
+        restart point, already on an earlier volume) stay, the rest are
+        written again, and the lines the restart would write before *cut*
+        are not."""
         self.warn = warn
         self.folder = folder
         self.path: Path | None = None
         self._partial: Path | None = None
+        self._kept = kept is not None          # the partial is a context's: a failed dump keeps it
+        self._continue = kept
+        self._cut = cut
         self._meta: dict[str, object] = {}
         self._file: IO[bytes] | None = None
         self._names: dict[int, tuple[int, bytes]] = {}   # child inode -> (parent, name)
@@ -173,10 +183,83 @@ class OffsetMapWriter:
         self._meta = meta
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self._partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
-            self._file = open(self._partial, "wb", buffering=1 << 20)
+            remove_stale_parts(folder)
+            if self._continue is not None:
+                self._partial = self._continue
+                self._file = self._go_on(self._continue)
+            else:
+                self._partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
+                self._file = open(self._partial, "wb", buffering=1 << 20)
         except OSError as exc:
             self._drop(f"cannot write the file history in {folder}: {exc.strerror}")
+
+    def _go_on(self, path: Path) -> IO[bytes]:
+        """Open the map a context kept at *path*, cut before the first line
+        of a block from the restart point on (and before a line a kill tore)."""
+        file = open(path, "r+b", buffering=1 << 20)
+        try:
+            data = file.read()
+            keep = 0
+            cut = self._cut
+            while keep < len(data):
+                end = data.find(b"\n", keep)
+                if end < 0:
+                    break  # torn by the kill
+                f = data[keep:end].split(b"\t", 6)
+                if int(f[4]) >= cut:
+                    break
+                ino, volume = int(f[0]), int(f[1])
+                if ino <= self._last_ino:
+                    self._sorted = False
+                self._last_ino = ino
+                self._tape_files.setdefault(volume, int(f[2]))
+                self._volumes = max(self._volumes, volume)
+                self._count += 1
+                keep = end + 1
+            file.seek(keep)
+            file.truncate()
+        except (ValueError, IndexError):
+            file.close()
+            raise OSError(0, f"{path} is damaged") from None
+        except BaseException:
+            file.close()
+            raise
+        return file
+
+    def keep(self, path: Path) -> bool:
+        """Move the map being written to *path* (a restartable context's,
+        :mod:`dumptool.contexts`), where a failed dump leaves it for its
+        restart to go on with; False (said once) when it cannot."""
+        if self._file is None or self._partial is None:
+            return False
+        try:
+            os.replace(self._partial, path)
+        except OSError as exc:
+            self.warn(f"cannot keep the file history with the restartable context ({path}): {exc.strerror}")
+            return False
+        self._partial, self._kept = path, True
+        return True
+
+    def sync(self) -> bool:
+        """Flush the lines written to the disk (a context's checkpoint); False when the map was dropped."""
+        file = self._file
+        if file is None:
+            return False
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+        except OSError as exc:
+            self._drop(f"cannot write the file history {self._partial}: {exc.strerror}")
+            return False
+        return True
+
+    def resumed(self, front: bytes, plan: DumpPlan, first: int) -> None:
+        """A restart (:meth:`Dump._resume_histories <dumptool.dump.Dump>`):
+        *front* is the image's volume header; the directories before index
+        *first* are not written again, their names are told here."""
+        self.begin(front)
+        for ino in plan.directories[:first]:
+            self.add_dir(ino, plan.nodes[ino].entries or (), b"")
 
     def add_dir(self, ino: int, entries: Sequence[Dirent], blocks: bytes) -> None:
         if self._file is None:
@@ -205,6 +288,10 @@ class OffsetMapWriter:
         file = self._file
         if file is None:
             return
+        if self._cut:  # a restart: written before the restart point, its line is kept already
+            if position.block < self._cut:
+                return
+            self._cut = 0
         volume, record = position.volume, position.record
         last = self._last
         if last is not None and last[0] == volume and last[1] == record:
@@ -266,16 +353,17 @@ class OffsetMapWriter:
             text = MAGIC + json.dumps({**self._meta, "unit": self._unit}, sort_keys=True).encode() + b"\n"
             # the first line goes in front now that the unit is known, and the
             # map appears whole under its name (a rename) or not at all
-            done = self._partial.with_suffix(".tmp")
+            done = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
             with open(self._partial, "rb") as body, open(done, "wb") as out:
                 out.write(text)
                 while chunk := body.read(1 << 20):
                     out.write(chunk)
             self.path = final_path(self.path, self._unit)
             os.replace(done, self.path)
-            os.unlink(self._partial)
+            if not self._kept:  # (a context's goes with the context: NDMP may still restart it)
+                os.unlink(self._partial)
         except OSError as exc:
-            for leftover in (self._partial, self._partial.with_suffix(".tmp")):
+            for leftover in (done,) if self._kept else (self._partial, done):
                 try:
                     os.unlink(leftover)
                 except OSError:
@@ -285,10 +373,11 @@ class OffsetMapWriter:
 
     def close(self) -> None:
         file, self._file = self._file, None
-        if file is not None:  # the dump failed: no map
+        if file is not None:  # the dump failed: no map (a context's stays, for its restart)
             try:
                 file.close()
-                os.unlink(self._partial)
+                if not self._kept:
+                    os.unlink(self._partial)
             except OSError:
                 pass
 
@@ -316,6 +405,31 @@ class OffsetMapWriter:
         self.warn(f"{message}; this dump has no file history (pyrestore -x reads the whole image)")
         self.close()
         self._file = None
+
+
+_PART = re.compile(r"\.fh\.(\d+)\.(?:part|tmp)$")
+
+
+def remove_stale_parts(folder: Path) -> None:
+    """Remove the ``<id>.fh.<pid>.part`` (and ``.tmp``) files of writers that
+    are gone (a dump killed with ``kill -9``); those of running dumps stay."""
+    from snapdump.processes import process_alive
+
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    me = os.getpid()
+    for name in names:
+        found = _PART.search(name)
+        if found is None:
+            continue
+        pid = int(found.group(1))
+        if pid != me and not process_alive(pid):
+            try:
+                os.unlink(folder / name)
+            except OSError:
+                pass
 
 
 def mark_position(histories: Iterable[object], name: str, position: RecordPosition) -> None:

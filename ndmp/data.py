@@ -339,7 +339,7 @@ class DataService:
                                                                  values.get(RESTART_OFFSET) or None)
                 request = BackupRequest(path, restarting.level, update=bool(restarting.options.get("update")),
                                         base_date=restarting.base_date, restart_of=restarting)
-                hist = False  # a restarted dump's file history is its first run's
+                # (its file history is the whole image's, without positions: DIRECT=n)
         except BaseException:
             slot.release()
             raise

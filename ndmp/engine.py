@@ -61,11 +61,11 @@ from dumptool.dump import Dump, DumpOptions
 from dumptool.errors import DumpError
 from dumptool.filer import dump_source
 from dumptool.errors import FormatError
-from dumptool.format import (MAXNTREC, TP_BSIZE, ByteOrder, Dirent, Header, RecordType, header_byte_order,
-                             timeval_from_ns, walk_chunks)
+from dumptool.format import (MAXNTREC, TP_BSIZE, ByteOrder, Dirent, Header, RecordType, build_directory,
+                             header_byte_order, timeval_from_ns, walk_chunks)
 from dumptool.format.pass5 import EXT_PASS5
 from dumptool.history import RecordPosition
-from dumptool.traverse import Stat
+from dumptool.traverse import DumpPlan, Stat
 from dumptool.restore import Options as RestoreOptions
 from dumptool.restore import Extracted, Restore, VolumeInput
 
@@ -278,8 +278,7 @@ class DumpEngine:
                 raise EngineError(f"the dump failed: {exc!r}") from exc
             if stopped.is_set():
                 raise EngineCancelled("the backup was stopped")
-            # (a restart's writer carries no file history: the keeper saw the dump's end)
-            if not (index.ended if restart is None else keeper is not None and keeper.dump_done):
+            if not index.ended:
                 raise EngineError("the image has no end-of-dump record: it is not complete")
             entries = index.history()
             acl_start = None if index.pass5 is None else index.pass5 * TP_BSIZE
@@ -588,9 +587,27 @@ class ImageIndex:
         #: The block of the Pass V record, if the image has one.
         self.pass5: int | None = None
         self.ended = False
+        #: A restarted backup's (its stream is a later volume: no position is told, DIRECT=n).
+        self.restarted = False
 
     def begin(self, front: bytes) -> None:
         pass
+
+    def resumed(self, front: bytes, plan: DumpPlan, first: int) -> None:
+        """A restarted backup (:mod:`ndmp.restartable`): its file history is
+        still the whole image's (the interrupted run sent none), told from
+        the plan for what the restart does not write again, without
+        positions (the stream is the dump's next volume)."""
+        self.restarted = True
+        nodes = plan.nodes
+        for n, ino in enumerate(plan.directories):
+            node = nodes[ino]
+            if n < first:  # (from its index on, written again: add_dir tells it)
+                size = len(build_directory(ino, node.parent, node.entries or ()))
+                self.stats[ino] = dataclasses.replace(NodeStat.of(node), size=size)
+                self.dirs[ino] = [(e.ino, e.name) for e in node.entries or ()]
+        for ino in plan.files[:max(0, first - len(plan.directories))]:
+            self.stats[ino] = NodeStat.of(nodes[ino])
 
     def add_dir(self, ino: int, entries: Sequence[Dirent], blocks: bytes) -> None:
         d = Header.unpack(blocks[:TP_BSIZE], ByteOrder.LITTLE).c_dinode  # its size as dumped
@@ -627,7 +644,8 @@ class ImageIndex:
                 is_dir = ino in self.dirs
                 fh_info = U64_INVALID
                 where = self.positions.get(ino)
-                if where is not None and front is not None and where < 1 << 32 and front < 1 << 32:
+                if where is not None and front is not None and where < 1 << 32 and front < 1 << 32 \
+                        and not self.restarted:
                     fh_info = front << 32 | where
                 entries.append(FileEntry(ino, parent, os.fsdecode(name), self.stats[ino], fh_info, directory=is_dir))
                 if is_dir and ino not in seen:

@@ -301,7 +301,7 @@ def lower_restart_point(store: ContextStore, ctx: Context, offset: int) -> None:
     """A DMA whose tape holds less of the stream than ``RESTART_OFFSET`` said
     (a remote mover, three-way) gives the offset its tape really ends at:
     the restart point moves back there, to the file its offset map
-    (``ID.offsets``) says that block falls in.  IllegalArgs when it cannot."""
+    (``ID.fh``) says that block falls in.  IllegalArgs when it cannot."""
     cp = ctx.checkpoint
     named = int(ctx.options.get("restart_offset", 0))
     if offset == named:
@@ -312,9 +312,12 @@ def lower_restart_point(store: ContextStore, ctx: Context, offset: int) -> None:
     cut = int(ctx.options.get("restart_base", 0)) + offset // TP_BSIZE - int(ctx.options.get("restart_headers", 0))
     best: tuple[int, int] | None = None
     try:
-        with open(store.offsets_path(ctx.id), encoding="ascii") as lines:
-            for line in lines:
-                ino, volume, block = (int(x) for x in line.split())
+        with open(store.offsets_path(ctx.id), "rb") as lines:
+            for line in lines:  # the offset map's lines: ino volume tape_file record block ...
+                f = line.split(b"\t", 5)
+                if not line.endswith(b"\n") or len(f) < 6:
+                    break  # torn where the backup stopped
+                ino, volume, block = int(f[0]), int(f[1]), int(f[4])
                 if volume == cp.volume and block <= cut and (best is None or block >= best[1]):
                     best = (ino, block)
     except (OSError, ValueError):

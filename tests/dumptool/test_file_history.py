@@ -330,3 +330,28 @@ def test_pydump_no_file_history_keeps_no_map(tmp_path: Path) -> None:
     pydump("-0", "-q", "--no-file-history", "-f", str(image), str(tree))
     head = next(walk_image(image.read_bytes()[:TP_BSIZE * 2])).header
     assert OffsetMap.find(head) is None
+
+
+def test_the_next_dump_removes_the_part_files_of_dead_writers_only(tmp_path: Path) -> None:
+    """A dump killed with ``kill -9`` leaves its ``<id>.fh.<pid>.part``: the next
+    writer removes it (and a ``.tmp`` of one); those of writers still running stay."""
+    import subprocess
+    import sys
+
+    folder = history_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          check=True).stdout.strip().decode()
+    stale = [folder / f"1796000000-L0-0123456789ab.fh.{dead}.part",
+             folder / f"1796000001-L1-0123456789ab.fh.{dead}.tmp"]
+    live = folder / f"1796000002-L0-0123456789ab.fh.{os.getpid()}.part"  # this test's process runs
+    other = folder / "1796000003-L0-0123456789ab.byte.fh"
+    for path in (*stale, live, other):
+        path.write_bytes(b"1\t1\t0\t0\t1\t-\t0\t./a\n")
+    tree = tmp_path / "src"
+    tree.mkdir()
+    (tree / "a").write_bytes(b"a" * 5000)
+    pydump("-0", "-q", "-f", str(tmp_path / "img"), str(tree))
+    assert not any(p.exists() for p in stale)
+    assert live.exists() and other.exists()
+    the_map(tmp_path / "img").close()

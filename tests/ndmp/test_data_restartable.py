@@ -163,9 +163,16 @@ def test_an_interrupted_ndmp_backup_restarts_as_its_next_volume(server, volume: 
         _wait(lambda: dma.call(Message.DATA_GET_STATE).body.state == DataState.HALTED)
         _wait(lambda: dma.call(Message.MOVER_GET_STATE).body.state == MoverState.HALTED)
         assert dma.call(Message.DATA_GET_STATE).body.halt_reason == DataHaltReason.SUCCESSFUL
-        assert "RESTART_CONTEXT" not in _env_of(dma)
+        done = _env_of(dma)
+        assert "RESTART_CONTEXT" not in done and (done["HIST"], done["DIRECT"]) == ("y", "n"), done
         assert dma.call(Message.TAPE_MTIO, TapeMtioRequest(MtioOp.EOF, 2)).error == Error.NO_ERR
         _finish(dma)
+        # the restart's file history (HIST=y by default) names every file of the image, before the
+        # restart point too (the interrupted run sent none), without positions (DIRECT=n)
+        named = {name.unix_name for body in _posts(dma, Message.FH_ADD_DIR) for d in body.dirs for name in d.names}
+        assert named == {Path(rel).name for rel in expected} | {".", ".."}, named
+        nodes = [n for body in _posts(dma, Message.FH_ADD_NODE) for n in body.nodes]
+        assert len(nodes) == len(expected) + 1 and {n.fh_info for n in nodes} == {U64_INVALID}
         logs = [p.entry for p in _posts(dma, Message.LOG_MESSAGE)]
         assert any(f"restart of context {cid} done: volume 2" in line for line in logs), logs
     finally:

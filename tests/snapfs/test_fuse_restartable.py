@@ -24,6 +24,8 @@ import pytest
 from conftest import answering, tmpfs_at
 from fuse_fixtures import Mounted, mounted, snapfs, wait_released  # noqa: F401 (fixtures)
 
+from dumptool.format import TP_BSIZE, walk_image
+from dumptool.offsetmap import OffsetMap
 from snapfs import client
 
 pytestmark = pytest.mark.fuse
@@ -133,6 +135,8 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
     (reference / "restoresymtable").unlink()
     assert tree_of(reference) == expected
     image = whole.read_bytes()
+    head = next(walk_image(image[:TP_BSIZE * 2])).header
+    whole_map = _map_of(head, tmp_path / "state0")
     rng = random.Random(14)
     # Kills at seeded points of stage IV (40 files, 4 directories): SIGTERM, SIGKILL and SIGINT,
     # checkpoints after every inode or every 20 ms (then the kill falls between two).
@@ -159,6 +163,8 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
         r = run(PYDUMP, "--restart", cid, "-f", work / f"vol{volume + 1:03d}", env=env(state))
         assert f"restarting context {cid}: volume {volume + 1}".encode() in r.stderr
         assert contexts(state) == [] and snapshots(m)["ref"] == ()  # done: the context and its hold gone
+        # one offset map, the whole image's: each file once, on the volume it starts in
+        assert _map_of(head, state, volumes=volume + 1) == whole_map, (k, sig, at)
         volumes = [p.read_bytes() for p in sorted(work.glob("vol0*"))]
         assert len(volumes) == volume + 1
         assert all(len(v) % (NTREC * 1024) == 0 for v in volumes[:-1]) and len(volumes[0]) < len(image)
@@ -170,6 +176,22 @@ def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted
         if k in (1, 2):  # a kill -9, and a SIGINT whose restart is killed too: three volumes
             restore_into(work / "vol", work / "real", tmp_path, real=True)
             assert tree_of(work / "real") == expected, (k, sig, at)
+
+
+def _map_of(head, state: Path, volumes: int = 1) -> dict[int, tuple[bytes, int]]:
+    """The offset map pydump kept in ``state`` for the image of volume header ``head``:
+    each file's path and size, checked whole (``volumes`` volumes, every file once)."""
+    omap = OffsetMap.find(head, state / "history")
+    assert omap is not None, sorted(p.name for p in (state / "history").iterdir())
+    try:
+        omap.check(head)
+        entries = list(omap.entries())
+        assert omap.end["files"] == len(entries) and omap.end["volumes"] == volumes
+        found = {e.ino: (e.path, e.size) for e in entries}
+        assert len(found) == len(entries)
+        return found
+    finally:
+        omap.close()
 
 
 def test_contexts_show_the_seed_fields_and_delete_gives_the_snapshot_back(mounted: Mounted, tmp_path: Path):
@@ -209,7 +231,7 @@ def test_contexts_show_the_seed_fields_and_delete_gives_the_snapshot_back(mounte
     cp = stored["checkpoint"]
     assert cp["medium"] == str(tmp_path / "vol001") and not cp["is_tape"] and cp["ino"] > 0
     assert cp["medium_block"] >= cp["resume_block"] and cp["medium_address"] == cp["medium_block"] * 1024
-    offsets = (state / "contexts" / f"{cid}.offsets").read_text().split("\n")
+    offsets = (state / "contexts" / f"{cid}.fh").read_text().split("\n")
     assert len([line for line in offsets if line]) >= 5
     # another pydump restarting or deleting it (its lock held): refused, nothing changed
     with open(state / "contexts" / f".{cid}.lock", "w") as held:
@@ -324,6 +346,24 @@ def test_restart_on_the_same_cartridge_after_the_interrupted_tape_file(mounted: 
               b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1)
     (out / "restoresymtable").unlink()
     assert tree_of(out) == expected
+    # the restart's offset map is the whole image's: -x seeks to a file of volume 2 (the next tape file)
+    [kept] = (state / "history").glob("*.block.fh")
+    omap = OffsetMap(kept)
+    entries = list(omap.entries())
+    omap.close()
+    assert len(entries) == len({e.ino for e in entries}) == 38  # build(): 36 files, holey, link
+    [last] = [e for e in entries if e.path == b"./d3/f35"]
+    assert last.volume == 2, last
+    run(BIN / "pymt", "-f", nst0, "rewind")
+    direct = tmp_path / "x"
+    direct.mkdir()
+    said = answering([PYRESTORE, "-x", "-v", "-f", nst0, "d3/f35"], direct, env(state),
+                     b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1,
+                     # the operator makes volume 2 ready: the cartridge's next tape file
+                     lambda _n: (run(BIN / "pymt", "-f", nst0, "rewind"), run(BIN / "pymt", "-f", nst0, "fsf", "1")))
+    total, front = _records_read(said)
+    assert "of volume 2" in said and total - front <= 3, said  # its header, the file's record(s)
+    assert (direct / "d3" / "f35").read_bytes() == (mounted.snap("ref") / "d3" / "f35").read_bytes()
     # the real restore through rmt, told the same drive (its default) for volume 2
     run(BIN / "pymt", "-f", nst0, "rewind")
     rsh = tmp_path / "fake-rsh"
@@ -642,3 +682,58 @@ def test_a_context_is_restarted_after_its_volume_moved(mounted: Mounted, tmp_pat
     assert contexts(state) == [] and snapshots(m)["ref"] == ()
     restore_into(tmp_path / "vol", tmp_path / "out", tmp_path, real=False)
     assert tree_of(tmp_path / "out") == expected
+
+
+def _records_read(stdout: str) -> tuple[int, int]:
+    """``(records read, of them for the front)`` from ``pyrestore -x -v``'s summary line."""
+    import re
+
+    found = re.search(r"^(\d+) records read \((\d+) for the volume header", stdout, re.M)
+    assert found, f"pyrestore read the image through (no file history found):\n{stdout}"
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_a_restarted_dump_keeps_one_whole_file_history_and_x_goes_straight_to_files_past_the_cut(
+        mounted: Mounted, tmp_path: Path):
+    """The offset map of a dump killed in stage IV and restarted is the whole image's: the
+    lines written before the cut (kept with the context) and those the restart writes, one
+    map found by ``pyrestore -x`` itself, which seeks to a file on either side of the cut."""
+    m = mounted.mnt
+    build(m)
+    snapfs("snapshot", "create", m, "ref")
+    whole = tmp_path / "whole.dump"
+    run(PYDUMP, "-0", "-b", NTREC, "--snapshot", "ref", "-f", whole, m, env=env(tmp_path / "state0"))
+    head = next(walk_image(whole.read_bytes()[:TP_BSIZE * 2])).header
+    reference = OffsetMap.find(head, tmp_path / "state0" / "history")
+    assert reference is not None
+    expected = {e.ino: (e.path, e.size) for e in reference.entries()}
+    reference.close()
+    state, work = tmp_path / "state", tmp_path / "run"
+    work.mkdir()
+    cid = killed_dump(m, state, work / "vol001", 20, "SIGKILL")
+    cp = json.loads((state / "contexts" / f"{cid}.json").read_text())["checkpoint"]
+    run(PYDUMP, "--restart", cid, "-f", work / "vol002", env=env(state))
+    omap = OffsetMap.find(head, state / "history")
+    assert omap is not None, sorted(p.name for p in (state / "history").iterdir())
+    omap.check(head)
+    entries = list(omap.entries())
+    # one line per file, none twice, every file of the uninterrupted dump's map
+    assert {e.ino: (e.path, e.size) for e in entries} == expected
+    assert len(entries) == len(expected) == omap.end["files"] and omap.end["volumes"] == 2
+    before = [e for e in entries if e.block < cp["resume_block"]]
+    after = [e for e in entries if e.block > cp["medium_block"]]
+    assert before and after and all(e.volume == 1 for e in before) and all(e.volume == 2 for e in after)
+    truth = mounted.snap("ref")
+    after = [e for e in after if e.path.startswith(b"./d") and e.size]  # files with data
+    before = [e for e in before if e.path.startswith(b"./d") and e.size]
+    for which, e in (("after", after[-1]), ("before", before[-1])):
+        name = os.fsdecode(e.path)
+        out = tmp_path / f"x-{which}"
+        out.mkdir()
+        done = run(PYRESTORE, "-x", "-v", "-M", "-y", "-f", work / "vol", name, cwd=out, env=env(state))
+        total, front = _records_read(done.stdout.decode())
+        assert f"of volume {e.volume}" in done.stdout.decode(), which
+        assert total - front <= 3 + e.size // (NTREC * 1024), (which, done.stdout.decode())
+        assert (out / name).read_bytes() == (truth / name).read_bytes(), which
+    # and nothing left behind: no part file (the killed writer's neither), no context file
+    assert not list((state / "history").glob("*.part")) and not list((state / "contexts").glob(f"{cid}*"))
