@@ -38,6 +38,7 @@ import trio
 
 from dumptool.contexts import Context, ContextStore
 from dumptool.errors import DumpError, SessionError, SessionLimitError
+from dumptool.format import TP_BSIZE
 from dumptool.sessions import Session as SessionSlot
 from dumptool.sessions import abort_pending, abort_reason, session_slot
 
@@ -305,12 +306,23 @@ class DataService:
         return BackupRequest(path, int(level_text), update=_flag(env, "UPDATE", True), base_date=base_date,
                              dumpdates=self._session.context.config.dumpdates, ntrec=ntrec)
 
+    def _check_restart_records(self, cid: str, ntrec: object) -> None:
+        """A restart goes on with the interrupted image's records: a LOCAL mover must write that size
+        (another record size would cut the image's records where its volume header says they do not end)."""
+        if self.addr.addr_type != AddrType.LOCAL or not isinstance(ntrec, int):
+            return
+        size = self._session.mover.record_size
+        if size != ntrec * TP_BSIZE:
+            raise IllegalArgs(f"{RESTART_CONTEXT}={cid}: the image's records are {ntrec * TP_BSIZE} bytes; "
+                              f"set the mover's record size to that (it is {size})")
+
     def _restart_path(self, cid: str) -> str:
         """The path the backup of context ``cid`` dumps (served here)."""
         try:
             ctx = ContextStore().load(cid)
         except DumpError as exc:
             raise IllegalArgs(f"{RESTART_CONTEXT}={cid}: {exc.message}") from None
+        self._check_restart_records(cid, ctx.options.get("ntrec"))
         return self._session.context.config.check_path(os.path.join(ctx.mount, ctx.rel) if ctx.rel else ctx.mount)
 
     async def _peer_connecting(self) -> None:

@@ -158,6 +158,21 @@ def test_an_interrupted_ndmp_backup_restarts_as_its_next_volume(server, volume: 
         assert "Is Context Restartable?: true" in shown and "Dump Path" in shown, shown
         held = snapshots(volume)
         assert any(f"restartable-{cid}" in holders for holders in held.values()), held
+        if how == "data-abort":  # a LOCAL mover of another record size would cut the image's records
+            assert dma.call(Message.TAPE_OPEN, TapeOpenRequest(second.nst, 1)).error == Error.NO_ERR
+            assert dma.call(Message.MOVER_SET_RECORD_SIZE, MoverSetRecordSizeRequest(RECORD * 2)).error \
+                == Error.NO_ERR
+            assert dma.call(Message.MOVER_LISTEN, MoverListenRequest(MoverMode.READ, AddrType.LOCAL)).error \
+                == Error.NO_ERR
+            assert dma.call(Message.DATA_CONNECT, DataConnectRequest(Addr(AddrType.LOCAL))).error == Error.NO_ERR
+            refused = dma.call(Message.DATA_START_BACKUP, DataStartBackupRequest("dump", [Pval("RESTART_CONTEXT", cid)]))
+            assert refused.error == Error.ILLEGAL_ARGS_ERR
+            assert dma.call(Message.DATA_ABORT).error == Error.NO_ERR
+            # (the mover halted with the data connection, or is told to)
+            assert dma.call(Message.MOVER_ABORT).error in (Error.NO_ERR, Error.ILLEGAL_STATE_ERR)
+            _wait(lambda: dma.call(Message.MOVER_GET_STATE).body.state == MoverState.HALTED)
+            _finish(dma)
+            assert "Is Context Restartable?: true" in _contexts(state, cid)  # nothing taken from it
         # the restart: the next volume, on the second tape
         _start_backup(dma, second.nst, U64_INVALID, [Pval("RESTART_CONTEXT", cid)])
         _wait(lambda: dma.call(Message.DATA_GET_STATE).body.state == DataState.HALTED)
