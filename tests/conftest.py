@@ -61,10 +61,10 @@ def tmpfs_at(folder: Path, options: str) -> Iterator[Path]:
         subprocess.run(["umount", str(folder)], check=True)
 
 
-def answering(command: list[str], cwd: Path, environ: dict[str, str], question: bytes, answer: bytes,
-              times: int, before: Callable[[int], None] | None = None, *, timeout: float = 60,
-              what: str = "") -> str:
-    """Run a restore, typing ``answer`` each time it asks ``question`` for the
+def answering(command: list[str], cwd: Path, environ: dict[str, str], question: bytes,
+              answer: bytes | Callable[[int], bytes], times: int, before: Callable[[int], None] | None = None,
+              *, timeout: float = 60, what: str = "") -> str:
+    """Run a restore, typing ``answer`` (or ``answer(n)`` for the n-th) each time it asks ``question`` for the
     next volume (after ``before(n)`` for the n-th question, which may load
     that volume); it must ask ``times`` times and exit 0 (a question more is
     answered ``none``).  What it printed."""
@@ -87,7 +87,8 @@ def answering(command: list[str], cwd: Path, environ: dict[str, str], question: 
                 asked += 1
                 if before is not None and asked <= times:
                     before(asked)
-                proc.stdin.write(answer if asked <= times else b"none\n")
+                reply = answer(asked) if callable(answer) else answer
+                proc.stdin.write(reply if asked <= times else b"none\n")
                 proc.stdin.flush()
         code = proc.wait(timeout=60)
     finally:

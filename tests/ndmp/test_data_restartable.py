@@ -9,13 +9,12 @@ cannot restart."""
 from __future__ import annotations
 
 import os
-import select
 import subprocess
-import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
+from conftest import answering
 from dma import Dma
 from pyndmpd_process import LoadedDrive, _start, load_drive, module_shelf  # noqa: F401
 from test_data import tape_image
@@ -330,29 +329,8 @@ def test_a_restarted_ndmp_backup_interrupted_again_restarts_as_a_third_volume(
 def _answer_each(reader: str, flags: list[str], paths: list[Path], out: Path, question: bytes,
                  tmp_path: Path) -> str:
     """Restore from volume 1, answering each volume question with the next volume's path."""
-    proc = subprocess.Popen([reader, *flags, "-f", str(paths[0])], cwd=out, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, TMPDIR=str(tmp_path)))
-    seen, asked = b"", 0
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-        if not ready:
-            if proc.poll() is not None:
-                break
-            continue
-        chunk = os.read(proc.stdout.fileno(), 4096)
-        if not chunk:
-            break
-        seen += chunk
-        if seen.count(question) > asked:
-            asked += 1
-            proc.stdin.write(str(paths[asked]).encode() + b"\n" if asked < len(paths) else b"none\n")
-            proc.stdin.flush()
-    code = proc.wait(timeout=60)
-    text = seen.decode(errors="replace")
-    assert code == 0 and asked == len(paths) - 1, f"{reader} exited {code} after {asked} prompt(s):\n{text}"
-    return text
+    return answering([reader, *flags, "-f", str(paths[0])], out, dict(os.environ, TMPDIR=str(tmp_path)), question,
+                     lambda n: str(paths[n]).encode() + b"\n", len(paths) - 1)
 
 
 def test_the_restart_offset_is_whole_blocks_and_whole_records_of_the_window() -> None:
