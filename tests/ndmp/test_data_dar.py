@@ -17,27 +17,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from pyndmpd_process import LoadedDrive, NdmpServer, _start, load_drive, module_shelf, run_ndmjob  # noqa: F401
+from pyndmpd_process import LoadedDrive, NdmpServer, load_drive, module_shelf, run_ndmjob  # noqa: F401
 from test_data import image_size, ok, recover_read
-from test_data_filer import BIN, snapfs
+from test_data_filer import BIN, server, snapfs  # noqa: F401 (server: a fixture)
 
-from tapelib import Shelf
 
 pytestmark = pytest.mark.fuse
 
 #: The small files a DAR takes back, and the big ones it must not read.
 WANTED = ["a/one.txt", "b/deep/two.bin", "three.txt"]
-
-
-@pytest.fixture(scope="module")
-def server(module_shelf: Shelf, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NdmpServer]:
-    work = tmp_path_factory.mktemp("ndmpdar")
-    started = _start(["--shelf", str(module_shelf.path), "--dumpdates", str(work / "dumpdates"),
-                      "--volume", str(tmp_path_factory.getbasetemp())])
-    yield started
-    print("pyndmpd log:", *started.log(), sep="\n")
-    started.process.terminate()
-    started.process.wait(10)
 
 
 @pytest.fixture
