@@ -121,6 +121,23 @@ def killed_dump(m: Path, state: Path, image: Path, at: int, sig: str, interval: 
     return ids[0]
 
 
+def restored_from_two_cartridges(shelf, nst0: str, first: str, second: str, out: Path) -> dict:
+    """pyrestore -r from the drive: ``first`` loaded, ``second`` loaded when it asks for
+    volume 2 (the same drive's path given); the tree it made."""
+    out.mkdir()
+
+    def swap(_n: int) -> None:
+        shelf.unload(0)
+        shelf.load(second, drive=0)
+
+    shelf.unload(0)
+    shelf.load(first, drive=0)
+    answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
+              b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1, before=swap)
+    (out / "restoresymtable").unlink()
+    return tree_of(out)
+
+
 def test_seeded_kills_in_stage_iv_restarted_on_files_restore_as_an_uninterrupted_dump(mounted: Mounted,
                                                                                        tmp_path: Path):
     m = mounted.mnt
@@ -444,19 +461,7 @@ def test_end_of_tape_with_no_next_cartridge_leaves_a_context_restarted_on_a_new_
     shelf.load("NEXT02", drive=0)
     run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
     assert contexts(state) == [] and snapshots(m)["ref"] == ()
-    out = tmp_path / "py"
-    out.mkdir()
-
-    def swap(_n: int) -> None:
-        shelf.unload(0)
-        shelf.load("NEXT02", drive=0)
-
-    shelf.unload(0)
-    shelf.load("SMALL1", drive=0)
-    answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
-              b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1, before=swap)
-    (out / "restoresymtable").unlink()
-    assert tree_of(out) == expected
+    assert restored_from_two_cartridges(shelf, nst0, "SMALL1", "NEXT02", tmp_path / "py") == expected
 
 
 def test_a_restarted_dump_deletes_the_snapshot_it_made_when_done(mounted: Mounted, tmp_path: Path):
@@ -548,19 +553,7 @@ def test_a_tape_write_error_leaves_a_context_restarted_on_a_new_cartridge(mounte
         shelf.load("NEXT02", drive=0)
         run(PYDUMP, "--restart", cid, "-f", nst0, env=env(state))
         assert contexts(state) == [] and snapshots(m)["ref"] == ()
-        out = tmp_path / "py"
-        out.mkdir()
-
-        def swap(_n: int) -> None:
-            shelf.unload(0)
-            shelf.load("NEXT02", drive=0)
-
-        shelf.unload(0)
-        shelf.load("FULL01", drive=0)
-        answering([PYRESTORE, "-r", "-f", nst0], out, dict(os.environ),
-                  b"enter its path ('none' if there is none): ", nst0.encode() + b"\n", 1, before=swap)
-        (out / "restoresymtable").unlink()
-        assert tree_of(out) == expected
+        assert restored_from_two_cartridges(shelf, nst0, "FULL01", "NEXT02", tmp_path / "py") == expected
 
 
 def test_is_cleanup_pending_while_a_delete_runs_and_a_killed_delete_is_finished_later(mounted: Mounted,
