@@ -36,7 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dump_restore import BIN, MIB, build_tree, run_child  # noqa: E402
+from dump_restore import BIN, MIB, run_child  # noqa: E402
+from snapfs_dump import volume_of_tree  # noqa: E402
 
 NDMJOB = "/usr/lib/amanda/ndmjob"
 _SERVING = re.compile(r"serving NDMP v4 on \S+ port (\d+)")
@@ -67,7 +68,6 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="alternated rounds (default 3)")
     parser.add_argument("--dir", default="/dev/shm", help="work folder, on tmpfs (default /dev/shm)")
     args = parser.parse_args()
-    from snapfs import Volume
     from tapelib import Shelf
 
     work = Path(tempfile.mkdtemp(prefix="ndmp-dump-bench-", dir=args.dir))
@@ -77,13 +77,8 @@ def main() -> int:
     server: subprocess.Popen | None = None
     try:
         start = time.perf_counter()
-        build_tree(tree, args.big_mib, args.files, args.dirs)
-        size = (args.big_mib + args.files * 4 // 1024 + 64) * MIB * 2
-        Volume.create(vol, size, args.files + 1000, name="bench", block_size=4096).close()
-        mnt.mkdir()
-        subprocess.run([snapfs, "mount", str(vol), str(mnt)], check=True)
-        mounted = True
-        subprocess.run(["cp", "-a", f"{tree}/.", str(mnt)], check=True)
+        mounted = True  # (unmounted below, also when mounting it failed)
+        size = volume_of_tree(args, tree, vol, mnt)
         shutil.rmtree(tree)
         capacity = size * 2
         shelf = Shelf.create(work / "shelf", drives=2, slots=2)

@@ -44,6 +44,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dump_restore import BIN, MIB, build_tree, run_child  # noqa: E402
 
 
+def volume_of_tree(args: argparse.Namespace, tree: Path, vol: Path, mnt: Path) -> int:
+    """The bench's tree (``args``: big_mib, files, dirs) built at ``tree`` and copied into a new
+    snapfs volume ``vol`` mounted at ``mnt``; the volume's size."""
+    from snapfs import Volume
+
+    build_tree(tree, args.big_mib, args.files, args.dirs)
+    size = (args.big_mib + args.files * 4 // 1024 + 64) * MIB * 2
+    Volume.create(vol, size, args.files + 1000, name="bench", block_size=4096).close()
+    mnt.mkdir()
+    subprocess.run([str(BIN / "snapfs"), "mount", str(vol), str(mnt)], check=True)
+    subprocess.run(["cp", "-a", f"{tree}/.", str(mnt)], check=True)
+    return size
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big-mib", type=int, default=128, help="size of the big file (default 128)")
@@ -53,7 +67,6 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1,
                         help="time the pydump and tmpfs sides this many times, alternated: medians (default 1)")
     args = parser.parse_args()
-    from snapfs import Volume
 
     work = Path(tempfile.mkdtemp(prefix="snapfs-dump-bench-", dir=args.dir))
     tree, vol, mnt = work / "tree", work / "vol", work / "mnt"
@@ -62,13 +75,8 @@ def main() -> int:
     mounted = False
     try:
         start = time.perf_counter()
-        build_tree(tree, args.big_mib, args.files, args.dirs)
-        size = (args.big_mib + args.files * 4 // 1024 + 64) * MIB * 2
-        Volume.create(vol, size, args.files + 1000, name="bench", block_size=4096).close()
-        mnt.mkdir()
-        subprocess.run([snapfs, "mount", str(vol), str(mnt)], check=True)
-        mounted = True
-        subprocess.run(["cp", "-a", f"{tree}/.", str(mnt)], check=True)
+        mounted = True  # (unmounted below, also when mounting it failed)
+        volume_of_tree(args, tree, vol, mnt)
         subprocess.run([snapfs, "snapshot", "create", str(mnt), "bench"], check=True, stdout=subprocess.DEVNULL)
         print(f"# tree: {args.big_mib} MiB file + {args.files} x 4 KiB files in {args.dirs} folders, on tmpfs "
               f"and in a snapfs volume on tmpfs (built in {time.perf_counter() - start:.1f} s)")
