@@ -50,7 +50,7 @@ from .format import (
     xattr_records,
 )
 from .format.dinode import stat_fields
-from .history import FileHistory, QfaWriter, TocArchive
+from .history import FileHistory, QfaWriter, TocArchive, resume_histories
 from .offsetmap import OffsetMapWriter
 from .imagewriter import ImageWriter
 from .livetree import LiveTree, live_path, snapshot_time
@@ -228,7 +228,7 @@ class Dump:
             self.tape = first_volume_header(self.options, self.filesys, self.date, self.base_date,
                                               compressed=self.compressor is not None, warn=self._warn)
             self.out, first = resume(self)
-            self._resume_histories(self.out, first)
+            resume_histories(self.options.history, self.out.histories, self.tape.pack(), self.plan, first)
             self.pass5 = Pass5Gatherer(self.tree, self._warn)
             self.pass5.regather(self.plan, first)
         plan = self.plan
@@ -373,18 +373,6 @@ class Dump:
         out.histories.extend(opts.history)
         self.pass5 = Pass5Gatherer(self.tree, self._warn)
         out.start(self.plan)
-
-    def _resume_histories(self, out: ImageWriter, first: int) -> None:
-        """A restart's file history: the observers of ``opts.history`` that
-        can go on (those with ``resumed``, :mod:`dumptool.history`: the
-        offset map its context kept, NDMP's index), told of the image and of
-        what the restart does not write again.  The others (-A, -Q) are not
-        carried over: they would tell half an image."""
-        going_on = [h for h in self.options.history if hasattr(h, "resumed")]
-        out.histories.extend(going_on)
-        front = self.tape.pack()
-        for history in going_on:
-            history.resumed(front, self.plan, first)
 
     def _dump_inode(self, node: Node) -> None:
         mode = node.st_mode

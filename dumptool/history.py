@@ -51,6 +51,18 @@ def close_quietly(file: "IO | None") -> None:
             pass
 
 
+def resume_histories(observers: Sequence[object], heard_by: list, front: bytes, plan: object, first: int) -> None:
+    """A restart's file history: of ``observers`` (a dump's ``history``), those
+    that can go on (with ``resumed``: the offset map its context kept, NDMP's
+    index) join ``heard_by`` (the writer's) and are told of the image and of
+    what the restart does not write again.  The others (-A, -Q) are left out:
+    they would tell half an image."""
+    going_on = [h for h in observers if hasattr(h, "resumed")]
+    heard_by.extend(going_on)
+    for history in going_on:
+        history.resumed(front, plan, first)  # type: ignore[attr-defined]
+
+
 class RecordPosition:
     """Where an inode's first record goes: ``volume``, ``block`` (the
     ``c_tapea`` of its header), ``record`` (the record's number in the
