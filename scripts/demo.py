@@ -22,7 +22,8 @@ snapfs commands; the qtree dumped on its own, an xattr too large for the
 image's EA record carried in Pass V, and one file restored by direct access
 (the file history's seek), with real Samba (as root) showing the file and its
 copy alike: 8.3 name, times, DOS attributes and an NT ACL; and NDMP: pyndmpd serves the volume and the shelf, the real
-ndmjob backs a snapshot up onto the blank cartridge and restores it, and the
+ndmjob backs a snapshot up onto the blank cartridge and restores it (onto the
+volume: xattrs of any size), then one file by direct access, and the
 restored tree is checked against the snapshot.  The volume is unmounted at
 the end, also when a step fails.  Everything lives under ./demo-work (made
 afresh each run).
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import filecmp
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -391,7 +393,7 @@ def ndmp_backup(shelf: Path, nst0: Path, mnt: Path) -> None:
     run(BIN / "pytape", "unload", shelf)
     run(BIN / "pytape", "load", shelf, "DEMO02")
     run(BIN / "snapfs", "snapshot", "create", mnt, "ndmp0")
-    restored = WORK / "ndmp-restored"
+    restored = mnt / "ndmp-restored"  # on the volume: xattrs of any size (an ext4 folder takes 4 KiB)
     restored.mkdir()
     server = subprocess.Popen([BIN / "pyndmpd", "--foreground", "--listen", "127.0.0.1:0", "--shelf", shelf,
                                "--volume", mnt, "--volume", WORK, "--dumpdates", WORK / "ndmp-dumpdates"],
@@ -412,9 +414,26 @@ def ndmp_backup(shelf: Path, nst0: Path, mnt: Path) -> None:
                   "-I", index, show=False)
         print(f"$ ndmjob -c -D {agent} -f shelf/nst0 -B dump -C mnt/.snapshot/ndmp0 -E LEVEL=0 -I ndmp-index")
         print("\n".join(line for line in out.splitlines() if "OKAY" in line or "DUMP:" in line))
-        out = run(ndmjob, "-x", "-D", agent, "-f", nst0, "-B", "dump", "-C", restored, "-J", index, show=False)
-        print(f"$ ndmjob -x -D {agent} -f shelf/nst0 -B dump -C ndmp-restored -J ndmp-index")
-        print("\n".join(line for line in out.splitlines() if "OKAY" in line))
+        if 'SESS "Operation ended OKAY"' not in out:
+            raise SystemExit("demo: ndmjob's backup did not end OKAY:\n" + out)
+        out = run(ndmjob, "-x", "-D", agent, "-f", nst0, "-B", "dump", "-C", restored, "-J", index, "-v",
+                  show=False)
+        print(f"$ ndmjob -x -D {agent} -f shelf/nst0 -B dump -C mnt/ndmp-restored -J ndmp-index -v")
+        if 'SESS "Operation ended OKAY"' not in out:
+            raise SystemExit("demo: ndmjob's restore did not end OKAY:\n" + out)
+        print("\n".join(line for line in out.splitlines() if "Operation ended" in line or "LOG_FILE messages" in line))
+        # one file by direct access: the index's position for it, the mover reads only its records
+        one, single = "sample/projects/alpha/plan.txt", WORK / "ndmp-one"
+        single.mkdir()
+        out = run(ndmjob, "-x", "-D", agent, "-f", nst0, "-B", "dump", "-C", single, "-J", index, one, "-v",
+                  show=False)
+        print(f"$ ndmjob -x -D {agent} -f shelf/nst0 -B dump -C ndmp-one -J ndmp-index {one} -v")
+        read = re.search(r"recover read (\d+) bytes of the image in (\d+) range", out)
+        if read is None or 'SESS "Operation ended OKAY"' not in out \
+                or (single / one).read_bytes() != (snap / one).read_bytes():
+            raise SystemExit("demo: ndmjob's direct access restore of one file failed:\n" + out)
+        print("\n".join(line for line in out.splitlines() if "Operation ended" in line or "LOG_FILE messages" in line))
+        print(f"  pyndmpd: recover read {int(read.group(1)):,} bytes of the image in {read.group(2)} range(s)")
     finally:
         server.terminate()
         server.wait(10)
