@@ -30,6 +30,10 @@ goes on as usual; the others are left out.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Callable, Protocol
 
@@ -141,7 +145,9 @@ class QfaWriter:
     def __init__(self, name: str, date: int, *, say: Callable[[str], None], warn: Callable[[str], None]) -> None:
         self.name = name
         self.warn = warn
+        self.date = date
         self._last: tuple[int, int] | None = None  # (volume, position) of the last line
+        self._pass5: QfaEntry | None = None  # where Pass V starts: the fourth line, at the end
         say(f"writing QFA positions to {name}")
         try:
             self._file: IO[str] | None = open(name, "w", encoding="ascii")
@@ -172,6 +178,11 @@ class QfaWriter:
         except OSError as exc:
             raise DumpError(f"cannot write the QFA file {self.name}: {exc.strerror}") from None
 
+    def add_pass5(self, ino: int, position: RecordPosition) -> None:
+        """Pass V starts at *position* (carrier *ino*): said in the map's fourth line when it ends."""
+        if self._file is not None and position.address is not None:
+            self._pass5 = QfaEntry(ino, position.volume, position.address)
+
     def finish(self, trailer: bytes) -> None:
         file, self._file = self._file, None
         if file is not None:
@@ -179,6 +190,32 @@ class QfaWriter:
                 file.close()
             except OSError as exc:
                 raise DumpError(f"cannot write the QFA file {self.name}: {exc.strerror}") from None
+            if self._pass5 is not None:
+                self._write_pass5(self._pass5)
+
+    def _write_pass5(self, pass5: QfaEntry) -> None:
+        """The map again with Pass V's position in its fourth line (which dump
+        leaves empty and restore reads past), the entries copied in chunks.
+        When that fails the map stays as it is (pyrestore -Q then finds Pass V
+        another way): one warning."""
+        part = None
+        try:
+            if not os.path.isfile(self.name):
+                raise OSError(0, "not a regular file")
+            fd, part = tempfile.mkstemp(prefix=os.path.basename(self.name) + ".",
+                                        dir=os.path.dirname(self.name) or ".")
+            shutil.copymode(self.name, part)
+            with open(self.name, "rb") as old, open(fd, "wb") as new:
+                for _ in range(5):  # the preamble
+                    old.readline()
+                new.write(qfa_preamble(self.date, pass5).encode("ascii"))
+                shutil.copyfileobj(old, new)
+            os.replace(part, self.name)
+        except OSError as exc:
+            self.warn(f"cannot note Pass V's position in the QFA file {self.name}: {exc.strerror}")
+            if part is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(part)
 
     def close(self) -> None:
         close_quietly(self._file)

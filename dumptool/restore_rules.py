@@ -99,7 +99,7 @@ def check_room(target: str, data: int, names: int) -> None:
 
 
 def history_locator(header: Header | None, *, tape: bool, leaves: Iterable[int],
-                    report: Report) -> HistoryLocator | None:
+                    report: Report, purpose: str = "going straight to each file") -> HistoryLocator | None:
     """The offset map kept for the image of *header*, as the seeks of ``-x``
     ask it for *leaves*; None when there is none, or (one warning: the image
     is read whole) when it is not of this image."""
@@ -117,5 +117,5 @@ def history_locator(header: Header | None, *, tape: bool, leaves: Iterable[int],
     except StaleHistory as exc:
         report.warn(f"{exc.message}: reading the whole image")
         return None
-    report.verbose(f"file history {found.path}: going straight to each file")
+    report.verbose(f"file history {found.path}: {purpose}")
     return locator
