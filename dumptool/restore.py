@@ -36,7 +36,7 @@ from .directories import DirNode, EveryInode, Inodes, norm
 from .errors import engine_entry
 from .extraction import Extracted, Extractor, OutOfSpace, check_writable
 from .filer_objects import FilerTarget, apply_pass5, release_luns
-from .format import Header, QfaMap
+from .format import Header
 from .rebuild import Rebuild, base_table
 from .rebuild_plan import plan_rebuild, plan_resume
 from .restore_options import Options
@@ -44,7 +44,7 @@ from .restore_report import Report, RestoreError
 from .image_reader import ImageReader
 from .offsetmap import HistoryLocator
 from .positions import write_positions
-from .restore_rules import check_room, data_to_restore, history_locator, renamed
+from .restore_rules import check_room, data_to_restore, history_locator, pass5_locator, renamed
 from .symtab import SYMTAB_NAME, SymbolTable
 from .volume_input import VolumeInput
 
@@ -326,7 +326,8 @@ class Restore:
         given = self.opts.qfa
         history = self._file_history(leaf_names) if given is None and wanted and leaf_names else None
         self.opts.qfa = given or history
-        self.opts.pass5_at = history if given is None else self._pass5_for_qfa(given)
+        self.opts.pass5_at = history if given is None else pass5_locator(
+            given, self.header, tape=self.input.is_tape, file_history=self.opts.file_history, report=self.report)
         try:
             self._extract_selected(target, leaf_names, dir_paths)
         except OutOfSpace as full:
@@ -347,21 +348,6 @@ class Restore:
         if not self.opts.file_history or not self.input.can_seek:
             return None
         return history_locator(self.header, tape=self.input.is_tape, leaves=leaf_names, report=self.report)
-
-    def _pass5_for_qfa(self, qfa: QfaMap | HistoryLocator) -> QfaMap | HistoryLocator | None:
-        """Where ``-x -Q`` finds the image's Pass V after its files: the QFA file's own
-        position (``pydump -Q`` writes it), else the image's offset map's, else
-        nowhere (None: the extract reads on to the end, with one ``-v`` line)."""
-        if qfa.pass5 is not None or qfa.pass5_unplaced:
-            return qfa
-        if self.opts.file_history:
-            history = history_locator(self.header, tape=self.input.is_tape, leaves=(), report=self.report,
-                                      purpose="where Pass V starts (the QFA file does not say)")
-            if history is not None:
-                return history
-        self.report.verbose("the QFA file does not say where Pass V starts and no file history of this image is "
-                            "found: reading on to the end of the image for Pass V")
-        return None
 
     def _check_room(self, target: str, leaves: Iterable[int] | None, names: int) -> None:
         data = data_to_restore(self.header, self.input.name, tape=self.input.is_tape, leaves=leaves,
