@@ -30,15 +30,11 @@ goes on as usual; the others are left out.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Callable, Protocol
 
 from .errors import DumpError
-from .format import Dirent, QfaEntry, qfa_line, qfa_preamble
+from .format import Dirent, QfaEntry, note_pass5, qfa_line, qfa_preamble
 from .traverse import Stat
 
 if TYPE_CHECKING:
@@ -194,28 +190,12 @@ class QfaWriter:
                 self._write_pass5(self._pass5)
 
     def _write_pass5(self, pass5: QfaEntry) -> None:
-        """The map again with Pass V's position in its fourth line (which dump
-        leaves empty and restore reads past), the entries copied in chunks.
-        When that fails the map stays as it is (pyrestore -Q then finds Pass V
-        another way): one warning."""
-        part = None
+        """Pass V's position into the map's fourth line; when that fails the map
+        stays as it is (pyrestore -Q then finds Pass V another way): one warning."""
         try:
-            if not os.path.isfile(self.name):
-                raise OSError(0, "not a regular file")
-            fd, part = tempfile.mkstemp(prefix=os.path.basename(self.name) + ".",
-                                        dir=os.path.dirname(self.name) or ".")
-            shutil.copymode(self.name, part)
-            with open(self.name, "rb") as old, open(fd, "wb") as new:
-                for _ in range(5):  # the preamble
-                    old.readline()
-                new.write(qfa_preamble(self.date, pass5).encode("ascii"))
-                shutil.copyfileobj(old, new)
-            os.replace(part, self.name)
+            note_pass5(self.name, self.date, pass5)
         except OSError as exc:
             self.warn(f"cannot note Pass V's position in the QFA file {self.name}: {exc.strerror}")
-            if part is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(part)
 
     def close(self) -> None:
         close_quietly(self._file)

@@ -28,6 +28,10 @@ line; pyrestore prints the map's values.  With ``-v`` each line starts with
 from __future__ import annotations
 
 import bisect
+import contextlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 from ..errors import FormatError
@@ -62,6 +66,27 @@ def qfa_preamble(date: int, pass5: QfaEntry | None = None) -> str:
     the position of its Pass V record, if it has one)."""
     fourth = "" if pass5 is None else f"{QFA_PASS5}\t{pass5.ino}\t{pass5.volume}\t{pass5.position}"
     return f"{QFA_MAGIC}\n{QFA_VERSION}\n{date}\n{fourth}\n{QFA_COLUMNS}\n"
+
+
+def note_pass5(name: str, date: int, pass5: QfaEntry) -> None:
+    """Write the QFA file *name* (of a dump of *date*) again with Pass V's
+    position *pass5* in its fourth line, the entries copied in chunks; an
+    ``OSError`` when it cannot (also when *name* is not a regular file)."""
+    if not os.path.isfile(name):
+        raise OSError(0, "not a regular file")
+    fd, part = tempfile.mkstemp(prefix=os.path.basename(name) + ".", dir=os.path.dirname(name) or ".")
+    try:
+        shutil.copymode(name, part)
+        with open(name, "rb") as old, open(fd, "wb") as new:
+            for _ in range(5):  # the preamble
+                old.readline()
+            new.write(qfa_preamble(date, pass5).encode("ascii"))
+            shutil.copyfileobj(old, new)
+        os.replace(part, name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
 
 
 def qfa_line(entry: QfaEntry) -> str:

@@ -167,6 +167,9 @@ def test_a_qfa_extract_with_a_damaged_pass_v_line_reads_on_to_pass_v(tmpfs, tmp_
     image, qfa, big = dar_source(tmpfs, tmp_path)
     lines = qfa.read_text().split("\n")
     assert lines[3].startswith("pass5\t")
+    made = tmp_path / "made.qfa"  # pyrestore -P's map says the same
+    subprocess.run([PYRESTORE, "-P", str(made), "-f", str(image)], capture_output=True, check=True)
+    assert made.read_text().split("\n")[3] == lines[3]
     lines[3] = "pass5\tdamaged"
     qfa.write_text("\n".join(lines))
     out = tmpfs / "out"
