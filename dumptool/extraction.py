@@ -217,7 +217,7 @@ class Extractor:
                 tree.trim()
             if qfa:
                 if not leaf_names:
-                    if self.image.seek_to_pass5(self.opts.qfa):
+                    if self.image.seek_to_pass5(self.opts.pass5_at):
                         qfa = False  # Pass V holds objects of the files taken: read on to the end from it
                         continue
                     self.image.ended = True  # as restore -Q: done once every wanted file is out

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Callable, Protocol
 
 from .errors import DumpError
-from .format import Dirent, QfaEntry, qfa_line, qfa_preamble
+from .format import Dirent, QfaEntry, note_pass5, qfa_line, qfa_preamble
 from .traverse import Stat
 
 if TYPE_CHECKING:
@@ -141,7 +141,9 @@ class QfaWriter:
     def __init__(self, name: str, date: int, *, say: Callable[[str], None], warn: Callable[[str], None]) -> None:
         self.name = name
         self.warn = warn
+        self.date = date
         self._last: tuple[int, int] | None = None  # (volume, position) of the last line
+        self._pass5: QfaEntry | None = None  # where Pass V starts: the fourth line, at the end
         say(f"writing QFA positions to {name}")
         try:
             self._file: IO[str] | None = open(name, "w", encoding="ascii")
@@ -172,6 +174,11 @@ class QfaWriter:
         except OSError as exc:
             raise DumpError(f"cannot write the QFA file {self.name}: {exc.strerror}") from None
 
+    def add_pass5(self, ino: int, position: RecordPosition) -> None:
+        """Pass V starts at *position* (carrier *ino*): said in the map's fourth line when it ends."""
+        if self._file is not None and position.address is not None:
+            self._pass5 = QfaEntry(ino, position.volume, position.address)
+
     def finish(self, trailer: bytes) -> None:
         file, self._file = self._file, None
         if file is not None:
@@ -179,6 +186,16 @@ class QfaWriter:
                 file.close()
             except OSError as exc:
                 raise DumpError(f"cannot write the QFA file {self.name}: {exc.strerror}") from None
+            if self._pass5 is not None:
+                self._write_pass5(self._pass5)
+
+    def _write_pass5(self, pass5: QfaEntry) -> None:
+        """Pass V's position into the map's fourth line; when that fails the map
+        stays as it is (pyrestore -Q then finds Pass V another way): one warning."""
+        try:
+            note_pass5(self.name, self.date, pass5)
+        except OSError as exc:
+            self.warn(f"cannot note Pass V's position in the QFA file {self.name}: {exc.strerror}")
 
     def close(self) -> None:
         close_quietly(self._file)

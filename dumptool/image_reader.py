@@ -18,6 +18,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from .errors import FormatError, MediumError
 from .format import (
@@ -40,6 +41,9 @@ from .directories import DirNode, EveryInode, ImageTree, InodeMap, Inodes
 from .restore_report import Report, RestoreError
 from .symtab import ResumePoint
 from .volume_input import VolumeInput
+
+if TYPE_CHECKING:
+    from .offsetmap import HistoryLocator
 
 #: Largest EA payload restore applies (dump-format.md 7.1).
 XATTR_MAXSIZE = 4096
@@ -347,14 +351,17 @@ class ImageReader:
             return
         self._seek_to(qfa, qfa.position_for(wanted[-1]))
 
-    def seek_to_pass5(self, qfa: QfaMap) -> bool:
-        """After the last wanted file of a direct-access ``-x``: go to the image's Pass V
-        record when the file history knows where it is (True: read on from there to the
-        end, which takes it); False when there is none (or no position: ``-Q`` maps)."""
-        entry = getattr(qfa, "pass5", None)
-        if entry is None or self.history_stale:
-            return getattr(qfa, "pass5_unplaced", False)
-        self._seek_to(qfa, entry)
+    def seek_to_pass5(self, where: QfaMap | HistoryLocator | None) -> bool:
+        """After the last wanted file of a direct-access ``-x``: True to read on to
+        the end, which takes the image's Pass V record -- from there when *where* (a
+        ``-Q`` map or the file history) says where it starts, from here when nothing
+        does (*where* None, or a stale history: the image is read whole); False when
+        *where* says the image has none."""
+        if where is None or self.history_stale:
+            return True
+        if where.pass5 is None:
+            return where.pass5_unplaced
+        self._seek_to(where, where.pass5)
         return True
 
     def _seek_to(self, qfa: QfaMap, entry: "object | None") -> None:

@@ -10,12 +10,16 @@ as the medium counts it: a tape's logical block, or the byte offset of the
 image's record (``c_ntrec`` blocks) in a file -- what ``pydump -Q`` gives the
 same file, and what ``restore -P`` gives it when it reads a file in records
 of the image's size (it reads 32 KiB).  ``restore -Q`` and ``pyrestore -Q``
-seek with it.
+seek with it.  As ``pydump -Q``'s, its fourth line says where the image's
+Pass V record starts, when it has one (:mod:`dumptool.format.qfa`).
 """
 
 from __future__ import annotations
 
-from .format import DR_EXTATTRIBUTES, TP_BSIZE, QfaEntry, RecordType, qfa_line, qfa_preamble
+import os
+
+from .format import DR_EXTATTRIBUTES, TP_BSIZE, QfaEntry, RecordType, note_pass5, qfa_line, qfa_preamble
+from .format.pass5 import EXT_PASS5
 from .image_reader import ImageReader
 from .restore_report import RestoreError
 from .volume_input import VolumeInput
@@ -35,6 +39,7 @@ def write_positions(name: str, image: ImageReader, source: VolumeInput, leaves: 
     except OSError as exc:
         raise RestoreError(f"cannot create the QFA file {name}: {exc.strerror}") from None
     lines = 0
+    pass5: QfaEntry | None = None
     with out:
         try:
             out.write(qfa_preamble(header.c_date))
@@ -43,6 +48,11 @@ def write_positions(name: str, image: ImageReader, source: VolumeInput, leaves: 
                 if head.c_type == RecordType.TS_END:
                     image.ended = True
                     break
+                if head.c_type == RecordType.TS_INODE and rec.header.c_extattributes == EXT_PASS5 \
+                        and head.c_flags & DR_EXTATTRIBUTES and pass5 is None:
+                    volume, position = source.where(rec.index, record_size)
+                    if position is not None:
+                        pass5 = QfaEntry(head.c_inumber, volume, position)
                 if head.c_type != RecordType.TS_INODE or head.c_flags & DR_EXTATTRIBUTES \
                         or head.c_inumber not in leaves:
                     continue
@@ -52,6 +62,11 @@ def write_positions(name: str, image: ImageReader, source: VolumeInput, leaves: 
                                        f"the QFA file {name} is incomplete")
                 out.write(qfa_line(QfaEntry(head.c_inumber, volume, position)))
                 lines += 1
+        except OSError as exc:
+            raise RestoreError(f"cannot write the QFA file {name}: {exc.strerror}") from None
+    if pass5 is not None and os.path.isfile(name):  # (a pipe's reader has the entries as they are)
+        try:
+            note_pass5(name, header.c_date, pass5)
         except OSError as exc:
             raise RestoreError(f"cannot write the QFA file {name}: {exc.strerror}") from None
     return lines

@@ -44,7 +44,7 @@ from .restore_report import Report, RestoreError
 from .image_reader import ImageReader
 from .offsetmap import HistoryLocator
 from .positions import write_positions
-from .restore_rules import check_room, data_to_restore, history_locator, renamed
+from .restore_rules import check_room, data_to_restore, history_locator, pass5_locator, renamed
 from .symtab import SYMTAB_NAME, SymbolTable
 from .volume_input import VolumeInput
 
@@ -326,6 +326,8 @@ class Restore:
         given = self.opts.qfa
         history = self._file_history(leaf_names) if given is None and wanted and leaf_names else None
         self.opts.qfa = given or history
+        self.opts.pass5_at = history if given is None else pass5_locator(
+            given, self.header, tape=self.input.is_tape, file_history=self.opts.file_history, report=self.report)
         try:
             self._extract_selected(target, leaf_names, dir_paths)
         except OutOfSpace as full:
@@ -337,8 +339,8 @@ class Restore:
             self.image.ended = True
             return
         finally:
-            self.opts.qfa = given
-        if history is not None or (wanted and not self.opts.file_history):
+            self.opts.qfa, self.opts.pass5_at = given, None
+        if history is not None or given is not None or (wanted and not self.opts.file_history):
             self._say_reads()  # (not for every -v: its lines are restore's)
 
     def _file_history(self, leaf_names: dict[int, list[bytes]]) -> HistoryLocator | None:

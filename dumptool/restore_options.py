@@ -22,6 +22,8 @@ class Options:
     set_root_modes: bool = False   # -o (for -x: set owner/mode of ".")
     by_inode: bool = False         # -m
     qfa: QfaMap | HistoryLocator | None = None  # -Q (or the file history): seek to the files -x wants
+    #: with qfa: the map that says where Pass V starts (None: -x reads on from its last file to the end)
+    pass5_at: QfaMap | HistoryLocator | None = None
     renames: list[tuple[str, str]] = field(default_factory=list)  # --rename OLD=NEW: extracted OLD lands at NEW
     force: bool = False            # --force: no free-space check; stop at a full target
     file_history: bool = True      # -x: use the offset map pydump kept for the image (dumptool.offsetmap)

@@ -14,7 +14,7 @@ import stat
 from collections.abc import Callable, Iterable
 
 from .directories import norm
-from .format import Header
+from .format import Header, QfaMap
 from .offsetmap import HistoryLocator, OffsetMap, StaleHistory
 from .restore_report import Report, RestoreError
 
@@ -99,7 +99,8 @@ def check_room(target: str, data: int, names: int) -> None:
 
 
 def history_locator(header: Header | None, *, tape: bool, leaves: Iterable[int],
-                    report: Report) -> HistoryLocator | None:
+                    report: Report, purpose: str = "going straight to each file",
+                    instead: str = "reading the whole image") -> HistoryLocator | None:
     """The offset map kept for the image of *header*, as the seeks of ``-x``
     ask it for *leaves*; None when there is none, or (one warning: the image
     is read whole) when it is not of this image."""
@@ -115,7 +116,25 @@ def history_locator(header: Header | None, *, tape: bool, leaves: Iterable[int],
         finally:
             found.close()
     except StaleHistory as exc:
-        report.warn(f"{exc.message}: reading the whole image")
+        report.warn(f"{exc.message}: {instead}")
         return None
-    report.verbose(f"file history {found.path}: going straight to each file")
+    report.verbose(f"file history {found.path}: {purpose}")
     return locator
+
+
+def pass5_locator(qfa: QfaMap | HistoryLocator, header: Header | None, *, tape: bool, file_history: bool,
+                  report: Report) -> QfaMap | HistoryLocator | None:
+    """Where ``-x -Q`` finds the image's Pass V after its files: the QFA file's own
+    position (``pydump -Q`` writes it), else the image's offset map's, else
+    nowhere (None: the extract reads on to the end, with one ``-v`` line)."""
+    if qfa.pass5 is not None or qfa.pass5_unplaced:
+        return qfa
+    if file_history:
+        history = history_locator(header, tape=tape, leaves=(), report=report,
+                                  purpose="where Pass V starts (the QFA file does not say)",
+                                  instead="reading on to the end of the image for Pass V")
+        if history is not None:
+            return history
+    report.verbose("the QFA file does not say where Pass V starts and no file history of this image is "
+                   "found: reading on to the end of the image for Pass V")
+    return None

@@ -42,7 +42,8 @@ from .directory import (
     parse_directory,
 )
 from .header import Header, checksum_ok, compute_checksum, header_byte_order, is_header, seal
-from .qfa import QFA_MAGIC, QFA_VERSION, QfaEntry, QfaMap, parse_qfa, qfa_indexes, qfa_line, qfa_preamble
+from .qfa import (QFA_MAGIC, QFA_VERSION, QfaEntry, QfaMap, note_pass5, parse_qfa, qfa_indexes, qfa_line,
+                  qfa_preamble)
 from .stream import (
     Item,
     Slice,

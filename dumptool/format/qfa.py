@@ -10,6 +10,12 @@ file.  Linux restore refuses a map whose date is not the image's ("different
 QFA/dumpdates detected") and seeks to the entry of the greatest listed inode
 at or below the one it wants (:meth:`QfaMap.position_for`).
 
+Pass V (:mod:`dumptool.format.pass5`): the fourth line, which dump leaves
+empty and restore reads without looking at it, holds
+``pass5<TAB><ino><TAB><volume><TAB><position>`` in a ``pydump -Q`` map of an
+image with a Pass V record (its carrier inode and where the record starts),
+so that ``pyrestore -x -Q`` can seek to it after the wanted files.
+
 ``restore -t -Q`` prints two more columns, ``%10lu\t%ld\t%lld\t%s``: the
 volume and position of the inode's own line (exact match; ``0 0`` when there
 is none).  Its lookup (``Inode2Tapepos``) only reads the map forward from the
@@ -22,6 +28,10 @@ line; pyrestore prints the map's values.  With ``-v`` each line starts with
 from __future__ import annotations
 
 import bisect
+import contextlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 from ..errors import FormatError
@@ -47,9 +57,36 @@ class QfaEntry:
     position: int
 
 
-def qfa_preamble(date: int) -> str:
-    """The lines before the entries, for a dump of ``c_date`` *date*."""
-    return f"{QFA_MAGIC}\n{QFA_VERSION}\n{date}\n\n{QFA_COLUMNS}\n"
+#: The start of the fourth line when it says where Pass V starts.
+QFA_PASS5 = "pass5"
+
+
+def qfa_preamble(date: int, pass5: QfaEntry | None = None) -> str:
+    """The lines before the entries, for a dump of ``c_date`` *date* (and
+    the position of its Pass V record, if it has one)."""
+    fourth = "" if pass5 is None else f"{QFA_PASS5}\t{pass5.ino}\t{pass5.volume}\t{pass5.position}"
+    return f"{QFA_MAGIC}\n{QFA_VERSION}\n{date}\n{fourth}\n{QFA_COLUMNS}\n"
+
+
+def note_pass5(name: str, date: int, pass5: QfaEntry) -> None:
+    """Write the QFA file *name* (of a dump of *date*) again with Pass V's
+    position *pass5* in its fourth line, the entries copied in chunks; an
+    ``OSError`` when it cannot (also when *name* is not a regular file)."""
+    if not os.path.isfile(name):
+        raise OSError(0, "not a regular file")
+    fd, part = tempfile.mkstemp(prefix=os.path.basename(name) + ".", dir=os.path.dirname(name) or ".")
+    try:
+        shutil.copymode(name, part)
+        with open(name, "rb") as old, open(fd, "wb") as new:
+            for _ in range(5):  # the preamble
+                old.readline()
+            new.write(qfa_preamble(date, pass5).encode("ascii"))
+            shutil.copyfileobj(old, new)
+        os.replace(part, name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
 
 
 def qfa_line(entry: QfaEntry) -> str:
@@ -70,6 +107,10 @@ class QfaMap:
 
     date: int
     entries: tuple[QfaEntry, ...]
+    #: where the image's Pass V record starts (its carrier's inode), when the map says
+    pass5: QfaEntry | None = None
+    #: the map names a Pass V it gives no usable position for: ``-x`` reads on to it
+    pass5_unplaced: bool = False
 
     def position_for(self, ino: int) -> QfaEntry | None:
         """The entry restore seeks to for *ino*: the greatest listed inode at
@@ -97,4 +138,11 @@ def parse_qfa(text: str) -> QfaMap:
         if len(fields) != 3 or not all(f.strip().isdigit() for f in fields):
             raise FormatError(f"QFA file line {number}: {line!r} is not ino<TAB>tapeno<TAB>tapepos")
         entries.append(QfaEntry(*(int(f) for f in fields)))
-    return QfaMap(int(lines[2]), tuple(sorted(entries)))
+    pass5, unplaced = None, False
+    fourth = lines[3].split("\t")
+    if fourth[0] == QFA_PASS5:
+        if len(fourth) == 4 and all(f.strip().isdigit() for f in fourth[1:]):
+            pass5 = QfaEntry(*(int(f) for f in fourth[1:]))
+        else:
+            unplaced = True  # damaged: read on to Pass V rather than lose it
+    return QfaMap(int(lines[2]), tuple(sorted(entries)), pass5, unplaced)

@@ -20,6 +20,7 @@ from dumptool.errors import FormatError
 from dumptool.format import DR_EXTATTRIBUTES, ByteOrder, Dinode, Header, file_slices, inode_records, volume_header
 from dumptool.format.pass5 import EXT_PASS5, Entry, Kind, Spooled, pack_pass5, pass5_records, read_pass5, unpack_pass5
 from dumptool.format.walk import assemble_file, walk_image
+from dumptool.offsetmap import OffsetMap
 
 BIN = Path(sys.executable).parent
 PYRESTORE, RESTORE = str(BIN / "pyrestore"), "/sbin/restore"
@@ -142,6 +143,63 @@ def test_a_direct_access_extract_goes_on_to_pass_v(tmpfs, tmp_path):
     assert not (out / "m.bin").exists()
     reads = [line for line in r.stdout.splitlines() if "records read" in line]
     assert reads and int(reads[0].split()[0]) < 40, r.stdout  # the 8 MiB are 800 records
+
+
+def dar_source(tmpfs: Path, tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """4 MiB, ``a.txt`` with a big xattr, 8 MiB, the carrier: dumped (its offset map kept) with ``-Q``."""
+    src = tmpfs / "src"
+    src.mkdir()
+    (src / "0.bin").write_bytes(os.urandom(4 << 20))  # (a.txt is sought, not read at once)
+    (src / "a.txt").write_text("a\n")
+    big = os.urandom(10_000)
+    os.setxattr(src / "a.txt", "user.big", big)
+    (src / "m.bin").write_bytes(os.urandom(8 << 20))
+    (src / "z.txt").write_text("the carrier\n")
+    image = tmp_path / "dar.dump"
+    Dump(DumpOptions(source=str(src), output=str(image), quiet=True, progress_interval=0,
+                     qfa=str(tmp_path / "dar.qfa"))).run()
+    return image, tmp_path / "dar.qfa", big
+
+
+def test_a_qfa_extract_with_a_damaged_pass_v_line_reads_on_to_pass_v(tmpfs, tmp_path):
+    """A QFA file whose fourth line names Pass V without a usable position: ``-x -Q``
+    reads on from the last wanted file to the end rather than lose Pass V."""
+    image, qfa, big = dar_source(tmpfs, tmp_path)
+    lines = qfa.read_text().split("\n")
+    assert lines[3].startswith("pass5\t")
+    made = tmp_path / "made.qfa"  # pyrestore -P's map says the same
+    subprocess.run([PYRESTORE, "-P", str(made), "-f", str(image)], capture_output=True, check=True)
+    assert made.read_text().split("\n")[3] == lines[3]
+    lines[3] = "pass5\tdamaged"
+    qfa.write_text("\n".join(lines))
+    out = tmpfs / "out"
+    out.mkdir()
+    r = subprocess.run([PYRESTORE, "-x", "-v", "-Q", str(qfa), "-f", str(image), "./a.txt"], cwd=out,
+                       capture_output=True, text=True, check=True)
+    assert os.getxattr(out / "a.txt", "user.big") == big
+    assert "of volume 1" in r.stdout and not (out / "m.bin").exists()  # a.txt found by its seek
+
+
+def test_a_stale_file_history_still_brings_pass_v(tmpfs, tmp_path):
+    """A file history whose seek lands past its file makes the extract read the image
+    whole from its start: it then reads on to Pass V too (it stopped after the files)."""
+    image, _, big = dar_source(tmpfs, tmp_path)
+    head = next(walk_image(image.read_bytes()[:2 * 1024])).header
+    omap = OffsetMap.find(head)
+    assert omap is not None
+    path, entries = omap.path, {e.path: e for e in omap.entries()}
+    omap.close()
+    a, z = entries[b"./a.txt"], entries[b"./z.txt"]
+    text = path.read_bytes()
+    line = b"%d\t1\t0\t%d\t" % (a.ino, a.record)
+    assert line in text
+    path.write_bytes(text.replace(line, b"%d\t1\t0\t%d\t" % (a.ino, z.record)))  # a.txt "starts" at z.txt
+    out = tmpfs / "out"
+    out.mkdir()
+    r = subprocess.run([PYRESTORE, "-x", "-f", str(image), "./a.txt"], cwd=out, capture_output=True, text=True,
+                       check=True)
+    assert "stale file history" in r.stderr
+    assert os.getxattr(out / "a.txt", "user.big") == big
 
 
 class Chunks:
