@@ -96,7 +96,7 @@ class FilerTarget:
         self.root = None if opts.dry_run else snapfs_root(target)
         self.owner = f"pyrestore-{os.getpid()}"
         self.client = None
-        self._restricted: dict[str, None] = {}  # (in the order restricted)
+        self._restricted: dict[str, int] = {}  # path from the volume's root -> its inode
         self._base = ""  # the target's path from the volume's root
         self._kept: set[int] = set()
         #: ``--rename``'s moves (:class:`~dumptool.restore_rules.Renames`): where an image's path lands
@@ -125,8 +125,9 @@ class FilerTarget:
         """Put ``rel`` (from the volume's root) under this restore's client I/O restriction."""
         assert self.client is not None
         if rel not in self._restricted:
-            if self.client.restrict(rel, self.owner).ino not in self._kept:
-                self._restricted[rel] = None
+            ino = self.client.restrict(rel, self.owner).ino
+            if ino not in self._kept:
+                self._restricted[rel] = ino
 
     def hold_new(self, path: bytes) -> None:
         """Regular file ``./path`` (under the target) was just created, before its data: where
@@ -224,11 +225,12 @@ class FilerTarget:
         try:
             if done:
                 self._restyle_all()
-            for rel in self._restricted:
+            if self._restricted:  # (by inode: wherever the files are now; a removed one lost its own)
                 try:
-                    self.client.unrestrict(rel, self.owner)
-                except Exception as exc:  # SnapfsError: gone meanwhile; said, the others are lifted
-                    self.report.warn(f"{rel}: client I/O restriction not lifted: "
+                    self.client.unrestrict_inodes(list(self._restricted.values()), self.owner)
+                except Exception as exc:  # SnapfsError: the volume went away
+                    self.report.warn(f"{self.root}: the client I/O restrictions of this restore "
+                                     f"({len(self._restricted)} files) not lifted: "
                                      f"{getattr(exc, 'message', None) or exc}")
         finally:
             self.client.close()
