@@ -96,7 +96,7 @@ class FilerTarget:
         self.root = None if opts.dry_run else snapfs_root(target)
         self.owner = f"pyrestore-{os.getpid()}"
         self.client = None
-        self._restricted: dict[str, int] = {}  # path from the volume's root -> its inode
+        self._restricted: dict[int, str] = {}  # inode -> its path from the volume's root, when restricted
         self._base = ""  # the target's path from the volume's root
         self._kept: set[int] = set()
         #: ``--rename``'s moves (:class:`~dumptool.restore_rules.Renames`): where an image's path lands
@@ -124,10 +124,9 @@ class FilerTarget:
     def restrict(self, rel: str) -> None:
         """Put ``rel`` (from the volume's root) under this restore's client I/O restriction."""
         assert self.client is not None
-        if rel not in self._restricted:
-            ino = self.client.restrict(rel, self.owner).ino
-            if ino not in self._kept:
-                self._restricted[rel] = ino
+        ino = self.client.restrict(rel, self.owner).ino  # (the file at rel now: maybe made anew)
+        if ino not in self._kept:
+            self._restricted[ino] = rel
 
     def hold_new(self, path: bytes) -> None:
         """Regular file ``./path`` (under the target) was just created, before its data: where
@@ -138,7 +137,7 @@ class FilerTarget:
         if self.client is None:
             return
         rel = os.path.normpath(os.path.join(self._base, os.fsdecode(path)))
-        if rel.count("/") > 1 or rel in self._restricted:
+        if rel.count("/") > 1:
             return
         try:
             self.restrict(rel)
@@ -227,7 +226,7 @@ class FilerTarget:
                 self._restyle_all()
             if self._restricted:  # (by inode: wherever the files are now; a removed one lost its own)
                 try:
-                    self.client.unrestrict_inodes(list(self._restricted.values()), self.owner)
+                    self.client.unrestrict_inodes(list(self._restricted), self.owner)
                 except Exception as exc:  # SnapfsError: the volume went away
                     self.report.warn(f"{self.root}: the client I/O restrictions of this restore "
                                      f"({len(self._restricted)} files) not lifted: "
