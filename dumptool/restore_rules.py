@@ -26,7 +26,6 @@ class Renames:
     """``--rename OLD=NEW``'s moves: every name at or under OLD lands at or under NEW."""
 
     def __init__(self, renames: list[tuple[str, str]]) -> None:
-        self.given = renames
         self.moves = [(norm(old), norm(new)) for old, new in renames]
         #: the OLDs that moved a name so far
         self.used: set[bytes] = set()
