@@ -279,6 +279,8 @@ class Extractor:
             fd = os.open(name, _NEW_FILE, mode & 0o777, dir_fd=parent_fd)
         except OSError:
             return False
+        if self.filer is not None:  # (a LUN is under restriction from its creation on)
+            self.filer.hold_new(path)
         ino = head.c_inumber
         if self.opts.verbose:
             self.report.verbose(f"extract file {os.fsdecode(path)}")
@@ -600,6 +602,8 @@ class Extractor:
         flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if first is not None else 0)
         fd = os.open(full, flags, 0o600)
         try:
+            if self.filer is not None and first is not None:
+                self.filer.hold_new(path)
             size = d.size
             if size > _MAX_FILE_SIZE:
                 self.report.error(f"{os.fsdecode(path)} (inode {ino}): a size of {size} bytes is impossible (a damaged "

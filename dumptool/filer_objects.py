@@ -40,6 +40,7 @@ from snapdump.snapfs_names import VOLUME_XATTR
 from .format.pass5 import CHUNK, Entry, Kind, Spooled, kind_name, value_chunks
 from .restore_options import Options
 from .restore_report import Report, RestoreError
+from .restore_rules import Renames
 
 if TYPE_CHECKING:
     from .extraction import Extractor
@@ -95,7 +96,11 @@ class FilerTarget:
         self.root = None if opts.dry_run else snapfs_root(target)
         self.owner = f"pyrestore-{os.getpid()}"
         self.client = None
-        self._restricted: list[str] = []
+        self._restricted: dict[int, str] = {}  # inode -> its path from the volume's root, when restricted
+        self._base = ""  # the target's path from the volume's root
+        self._kept: set[int] = set()
+        #: ``--rename``'s moves (:class:`~dumptool.restore_rules.Renames`): where an image's path lands
+        self.renames: Renames | None = None
         self._styles: dict[str, str] | None = None  # qtree name -> security style ("" -> the volume's)
         #: files and directories the security style may change (see :meth:`note`): ./path -> (style, uid, gid, mode)
         self._restyle: dict[bytes, tuple[str, int, int, int]] = {}
@@ -109,6 +114,9 @@ class FilerTarget:
             try:
                 self.client = _client.open_volume(self.root)
                 self.owner = self.client.act_as(self.owner, restore=True, inherit=True)
+                self._base = os.path.relpath(os.path.realpath(target), self.root)
+                #: the files under restriction of this owner before the restore (kept so after it)
+                self._kept = {r.ino for r in self.client.restriction_list() if r.owner == self.owner}
             except SnapfsError as exc:
                 self.close()
                 raise RestoreError(f"{self.root}: cannot restore into this snapfs volume: {exc.message}") from None
@@ -116,9 +124,26 @@ class FilerTarget:
     def restrict(self, rel: str) -> None:
         """Put ``rel`` (from the volume's root) under this restore's client I/O restriction."""
         assert self.client is not None
-        if rel not in self._restricted:
-            self.client.restrict(rel, self.owner)
-            self._restricted.append(rel)
+        ino = self.client.restrict(rel, self.owner).ino  # (the file at rel now: maybe made anew)
+        if ino not in self._kept:
+            self._restricted[ino] = rel
+
+    def hold_new(self, path: bytes) -> None:
+        """Regular file ``./path`` (under the target) was just created, before its data: where
+        a LUN can be (the root of the volume or a directory of it: a qtree, or one this
+        restore makes a qtree), it is put under the restore's client I/O restriction until
+        :meth:`close`, so that no client opens a LUN half restored (its Pass V record, at the
+        image's end, makes it a LUN).  Deeper files cost nothing."""
+        if self.client is None:
+            return
+        rel = os.path.normpath(os.path.join(self._base, os.fsdecode(path)))
+        if rel.count("/") > 1:
+            return
+        try:
+            self.restrict(rel)
+        except Exception as exc:  # SnapfsError: said; the file is restored all the same
+            self.report.warn(f"{os.fsdecode(path)}: not put under client I/O restriction while restored: "
+                             f"{getattr(exc, 'message', None) or exc}")
 
     def style_of(self, path: bytes) -> str:
         """The security style of the tree ``./path`` (under the target) lands in."""
@@ -126,8 +151,7 @@ class FilerTarget:
         if self._styles is None:
             self._styles = {q.name: q.security_style for q in self.client.qtree_list()}
             self._styles[""] = self.client.volume_identity().security_style
-        rel = os.path.normpath(os.path.join(os.path.relpath(os.path.realpath(self.target), self.root),
-                                            os.fsdecode(path)))
+        rel = os.path.normpath(os.path.join(self._base, os.fsdecode(path)))
         return self._styles.get(rel.split("/", 1)[0], self._styles[""])
 
     def note(self, path: bytes, mode: int, uid: int, gid: int, xattrs: list[tuple[bytes, bytes]]) -> None:
@@ -145,7 +169,10 @@ class FilerTarget:
         self._restyle[path] = (candidate, uid, gid, mode)
 
     def _source_style(self, path: bytes) -> str | None:
-        """The style of the dumped qtree ``./path`` was in (None: not known from the image)."""
+        """The style of the dumped qtree the file landed at ``./path`` was in (None: not known
+        from the image); through ``--rename``, the qtree of its name on the image."""
+        if self.renames is not None:
+            path = self.renames.origin(path)
         path = os.path.normpath(path)  # as the keys: "./a/b" is "a/b"
         while True:
             style = self.source_styles.get(path)
@@ -197,11 +224,12 @@ class FilerTarget:
         try:
             if done:
                 self._restyle_all()
-            for rel in self._restricted:
+            if self._restricted:  # (by inode: wherever the files are now; a removed one lost its own)
                 try:
-                    self.client.unrestrict(rel, self.owner)
-                except Exception as exc:  # SnapfsError: gone meanwhile; said, the others are lifted
-                    self.report.warn(f"{rel}: client I/O restriction not lifted: "
+                    self.client.unrestrict_inodes(list(self._restricted), self.owner)
+                except Exception as exc:  # SnapfsError: the volume went away
+                    self.report.warn(f"{self.root}: the client I/O restrictions of this restore "
+                                     f"({len(self._restricted)} files) not lifted: "
                                      f"{getattr(exc, 'message', None) or exc}")
         finally:
             self.client.close()
@@ -215,18 +243,21 @@ class FilerTarget:
 
 
 def apply_pass5(image: "ImageReader", ex: "Extractor", report: Report, opts: Options, target: str,
-                restored: Callable[[int], bool]) -> None:
-    """Put the image's Pass V objects (read by now) on the inodes *restored* under *target*."""
+                restored: Callable[[int], bool], renames: Renames | None = None) -> None:
+    """Put the image's Pass V objects (read by now) on the inodes *restored* under *target*
+    (where ``--rename``'s *renames* put them)."""
+    names = image.tree.names() if image.pass5 else {}
     if image.pass5 and ex.filer is not None:
-        names = image.tree.names()
         for e in image.pass5:
             if e.kind == Kind.QTREE and names.get(e.owner):
                 fields = dict(p.split("=", 1) for p in os.fsdecode(e.value).split(";") if "=" in p)
                 if "security-style" in fields:
                     ex.filer.source_styles[os.path.normpath(names[e.owner][0])] = fields["security-style"]
     if image.pass5:
+        if renames is not None:
+            names = {ino: [renames.moved(p, mark=False) for p in ps] for ino, ps in names.items()}
         FilerObjects(image.pass5, report, opts, ex.filer).apply(target, lambda p: ex.at_or_none(target, p),
-                                                                image.tree.names(), restored)
+                                                                names, restored)
 
 
 def release_luns(image: "ImageReader", report: Report, opts: Options, target: str,
@@ -248,8 +279,9 @@ def release_luns(image: "ImageReader", report: Report, opts: Options, target: st
             return
         base = os.path.relpath(os.path.realpath(target), root)
         dumped = image.dumped
-        paths = {os.path.normpath(os.path.join(base, os.fsdecode(p))) for ino, ps in image.tree.names().items()
-                 if ino in dumped and ino not in image.dirs for p in ps}
+        renames = filer.renames if filer is not None else None
+        paths = {os.path.normpath(os.path.join(base, os.fsdecode(renames.moved(p, mark=False) if renames else p)))
+                 for ino, ps in image.tree.names().items() if ino in dumped and ino not in image.dirs for p in ps}
         for lun in luns:
             if lun.path in paths:
                 try:

@@ -44,7 +44,7 @@ from .restore_report import Report, RestoreError
 from .image_reader import ImageReader
 from .offsetmap import HistoryLocator
 from .positions import write_positions
-from .restore_rules import check_room, data_to_restore, history_locator, pass5_locator, renamed
+from .restore_rules import Renames, check_room, data_to_restore, history_locator, pass5_locator, renamed
 from .symtab import SYMTAB_NAME, SymbolTable
 from .volume_input import VolumeInput
 
@@ -318,9 +318,13 @@ class Restore:
         self._check_qfa()
         wanted = list(wanted)
         leaf_names, dir_paths = self.selection(wanted)
+        renames = None
         if self.opts.renames:
             leaf_names, dir_paths = renamed(self.opts.renames, leaf_names, dir_paths,
                                             functools.partial(self.extractor.make_dir, target), self.report.warn)
+            renames = Renames(self.opts.renames)
+            if self.extractor.filer is not None:
+                self.extractor.filer.renames = renames
         if not self.opts.force and not self.opts.dry_run:
             self._check_room(target, leaf_names, len(leaf_names) + len(dir_paths))
         given = self.opts.qfa
@@ -329,7 +333,7 @@ class Restore:
         self.opts.pass5_at = history if given is None else pass5_locator(
             given, self.header, tape=self.input.is_tape, file_history=self.opts.file_history, report=self.report)
         try:
-            self._extract_selected(target, leaf_names, dir_paths)
+            self._extract_selected(target, leaf_names, dir_paths, renames)
         except OutOfSpace as full:
             left = [full.paths[0]] + [paths[0] for _, paths in sorted(leaf_names.items())]
             self.report.error(f"{target}: no space left on the target: the restore stopped; "
@@ -362,7 +366,7 @@ class Restore:
                                 "directories)")
 
     def _extract_selected(self, target: str, leaf_names: dict[int, list[bytes]],
-                          dir_paths: dict[int, bytes]) -> None:
+                          dir_paths: dict[int, bytes], renames: Renames | None = None) -> None:
         selected = set(leaf_names) | set(dir_paths)  # (the extraction takes the leaves off leaf_names)
         ex = self.extractor
         for ino, path in sorted(dir_paths.items(), key=lambda kv: kv[1].count(b"/")):
@@ -379,7 +383,7 @@ class Restore:
             ex.finish_dirs(target, {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes})
             raise
         ex.add_links_said()
-        apply_pass5(self.image, ex, self.report, self.opts, target, selected.__contains__)
+        apply_pass5(self.image, ex, self.report, self.opts, target, selected.__contains__, renames)
         self.report.verbose("Set directory mode, owner, and times.")
         ex.finish_dirs(target, {ino: p for ino, p in dir_paths.items() if p != b"." or self.opts.set_root_modes})
         self.image.check_end(read_rest=True)

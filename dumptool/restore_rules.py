@@ -22,22 +22,43 @@ from .restore_report import Report, RestoreError
 ROOM_MARGIN = 100 * 1000 * 1000
 
 
+class Renames:
+    """``--rename OLD=NEW``'s moves: every name at or under OLD lands at or under NEW."""
+
+    def __init__(self, renames: list[tuple[str, str]]) -> None:
+        self.moves = [(norm(old), norm(new)) for old, new in renames]
+        #: the OLDs that moved a name so far
+        self.used: set[bytes] = set()
+
+    def moved(self, path: bytes, *, mark: bool = True) -> bytes:
+        """Where the image's ``./path`` lands (the first OLD it is at or under; *mark*: that
+        OLD counts as used)."""
+        for old, new in self.moves:
+            if path == old or path.startswith(old + b"/"):
+                if mark:
+                    self.used.add(old)
+                return new + path[len(old):]
+        return path
+
+    def origin(self, landed: bytes) -> bytes:
+        """The image's ``./path`` of a name that landed at ``./landed``."""
+        landed = norm(landed)
+        for old, new in self.moves:
+            if landed == new or landed.startswith(new + b"/"):
+                was = old + landed[len(new):]
+                if self.moved(was, mark=False) == landed:
+                    return was
+        return landed
+
+
 def renamed(renames: list[tuple[str, str]], leaf_names: dict[int, list[bytes]], dir_paths: dict[int, bytes],
             make_dir: Callable[[bytes], None], warn: Callable[[str], None]
             ) -> tuple[dict[int, list[bytes]], dict[int, bytes]]:
     """``--rename OLD=NEW``: every name at or under OLD lands at or under NEW
     instead; NEW's parents are made with *make_dir* (a ``./path``).  An OLD
     that names nothing extracted is said through *warn*."""
-    moves = [(norm(old), norm(new)) for old, new in renames]
-    used: set[bytes] = set()
-
-    def moved(path: bytes) -> bytes:
-        for old, new in moves:
-            if path == old or path.startswith(old + b"/"):
-                used.add(old)
-                return new + path[len(old):]
-        return path
-
+    r = Renames(renames)
+    moves, used, moved = r.moves, r.used, r.moved
     leaves = {ino: [moved(p) for p in paths] for ino, paths in leaf_names.items()}
     dirs = {ino: moved(p) for ino, p in dir_paths.items()}
     for (old, new), given in zip(moves, renames):

@@ -279,6 +279,11 @@ class Client:
     def unrestrict(self, path: str, owner: str) -> None:
         self._call("unrestrict", path=path, owner=owner)
 
+    def unrestrict_inodes(self, inos: list[int], owner: str) -> int:
+        """Lift ``owner``'s restrictions on live inodes ``inos`` (:attr:`Restriction.ino`) at
+        once, wherever the files are now; how many were lifted."""
+        return self._call("unrestrict_inodes", inos=list(inos), owner=owner)
+
     def restriction_list(self) -> list[Restriction]:
         return [Restriction(**d) for d in self._call("restriction_list")]
 

@@ -145,6 +145,10 @@ def _unrestrict(vol: Volume, path: str, owner: str) -> None:
     vol.unrestrict(path, owner)
 
 
+def _unrestrict_inodes(vol: Volume, inos: list[int], owner: str) -> int:
+    return vol.unrestrict_inodes([int(i) for i in inos], owner)
+
+
 def _restriction_list(vol: Volume) -> list[dict]:
     return [dataclasses.asdict(r) for r in vol.restriction_list()]
 
@@ -235,7 +239,8 @@ FILER_COMMANDS: dict[str, Callable[..., Any]] = {
     "qtree_create": _qtree_create, "qtree_list": _qtree_list, "qtree_show": _qtree_show,
     "qtree_modify": _qtree_modify, "qtree_delete": _qtree_delete,
     "junction_create": _junction_create, "junction_list": _junction_list, "junction_delete": _junction_delete,
-    "restrict": _restrict, "unrestrict": _unrestrict, "restriction_list": _restriction_list,
+    "restrict": _restrict, "unrestrict": _unrestrict, "unrestrict_inodes": _unrestrict_inodes,
+    "restriction_list": _restriction_list,
     "availability": _availability, "check_sessions": _check_sessions,
 }
 #: The op by which a connection's process names itself a restriction owner (see

@@ -138,6 +138,18 @@ class RestrictionOps(StoreCalls):
             self._db.execute("DELETE FROM restrictions WHERE ino = ?", (ino,))
         del self.restricted[ino]
 
+    def unrestrict_inodes(self, inos: list[int], owner: str) -> int:
+        """Lift the restrictions ``owner`` set on live inodes ``inos``, in one transaction (a
+        restore lifting the files it held, wherever they are now); one removed since, or not
+        restricted to ``owner``, is left as it is.  How many were lifted."""
+        lift = [ino for ino in dict.fromkeys(inos) if self.restricted.get(ino) == owner]
+        if lift:
+            with self._txn():
+                self._db.executemany("DELETE FROM restrictions WHERE ino = ?", [(ino,) for ino in lift])
+            for ino in lift:
+                del self.restricted[ino]
+        return len(lift)
+
     def restriction_list(self) -> list[Restriction]:
         out = []
         for ino, owner in sorted(self.restricted.items()):

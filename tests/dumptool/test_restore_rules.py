@@ -113,3 +113,18 @@ def test_too_few_inodes_is_refused(few_inodes: Path, tmp_path: Path) -> None:
     fits = pyrestore("-x", "-f", str(img), "./f1", "./f2", cwd=few_inodes)
     assert fits.returncode == 0, fits.stderr
     assert (few_inodes / "f1").read_bytes() == b"x"
+
+
+def test_renames_tell_where_a_name_lands_and_where_it_came_from() -> None:
+    from dumptool.restore_rules import Renames
+
+    r = Renames([("qn/a", "qu/a"), ("qu", "qn/old-qu"), ("x/f", "x/g")])
+    assert r.moved(b"./qn/a/f") == b"./qu/a/f" and r.moved(b"./qu/b") == b"./qn/old-qu/b"
+    assert r.moved(b"./qn/ab") == b"./qn/ab"  # (not under qn/a)
+    assert r.origin(b"./qu/a/f") == b"./qn/a/f" and r.origin(b"qn/old-qu/b") == b"./qu/b"
+    assert r.origin(b"./x/g") == b"./x/f" and r.origin(b"./x/h") == b"./x/h"
+    assert r.origin(b"./qu/a") == b"./qn/a"
+    assert r.used == {b"./qn/a", b"./qu"}  # (those moved() was asked for: origin() marks none)
+    # a name under NEW whose OLD lands elsewhere (an earlier OLD takes it): not from that OLD
+    r = Renames([("a/x", "c/x"), ("a", "b")])
+    assert r.moved(b"./a/x", mark=False) == b"./c/x" and r.origin(b"./b/x") == b"./b/x"

@@ -1,9 +1,10 @@
 """pydump/pyrestore on snapfs, what a restore into a volume does beyond Pass V's own objects (issue 13):
 a junction goes on the image as the symbolic link it is and comes back a junction (Pass V kind 7) when
 its volume is there; a restore into snapfs ignores the locks on its target and keeps each LUN it
-restores under client I/O restriction until it ends (also when it fails); an NT-only file restored
-into a unix-style qtree gets the qtree's default unix permissions, a unix-only file into an
-ntfs-style qtree a default NT ACL."""
+restores under client I/O restriction until it ends (also when it fails; a new one from its
+creation on, while its data is written); an NT-only file restored into a unix-style qtree gets the
+qtree's default unix permissions, a unix-only file into an ntfs-style qtree a default NT ACL, also
+where ``--rename`` puts it."""
 
 from __future__ import annotations
 
@@ -194,5 +195,102 @@ def test_permissions_across_qtree_styles_follow_the_target_qtree(tmp_path):
         # a restore into a qtree of the same style changes nothing
         run(PYRESTORE, "-x", "-y", "-f", img_u, cwd=dst.mnt / "qu")
         assert NTACL_XATTR.decode() not in os.listxattr(dst.mnt / "qu" / "u.txt")
+    finally:
+        unmount_and_check((src, dst), (src, dst))
+
+
+def test_a_new_lun_is_restricted_from_its_creation_until_the_restore_ends(tmp_path):
+    src, dst = mount(tmp_path, "src"), mount(tmp_path, "dst")
+    try:
+        snapfs("lun", "create", src.mnt, "lun0", "--size", "4M", "--ostype", "linux")
+        data = os.urandom(4 << 20)
+        with open(src.mnt / "lun0", "r+b") as f:
+            f.write(data)
+        (src.mnt / "d").mkdir()
+        (src.mnt / "d" / "deep.txt").write_text("deep\n")
+        (src.mnt / "top.txt").write_text("top\n")  # (held too, where a LUN could be, and lifted)
+        image = tmp_path / "l0"
+        run(PYDUMP, "-0", "-f", image, src.mnt)
+        # into a volume without it: held after 2 MiB, half of the LUN's data written
+        p = _restore_from_pipe(image, dst.mnt, 2 << 20)
+        try:
+            assert _wait_restricted(dst.mnt, p), p.poll()
+            deadline = time.monotonic() + 15
+            while os.stat(dst.mnt / "lun0").st_size < 1 << 20 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            held = _restrictions(dst.mnt)
+            assert ("lun0", f"pyrestore-{p.pid}") in held and ("d/deep.txt", f"pyrestore-{p.pid}") not in held
+            with client.open_volume(dst.mnt) as c:
+                assert c.lun_list() == []  # not a LUN yet: its data is being written
+            with pytest.raises(OSError) as busy:
+                open(dst.mnt / "lun0", "rb").close()
+            assert busy.value.errno == errno.EBUSY
+            listed = snapfs("restrict", "list", dst.mnt).stdout
+            assert "lun0" in listed and f"pyrestore-{p.pid}" in listed, listed
+            p.stdin.write(image.read_bytes()[2 << 20:])
+            p.stdin.close()
+            err = p.stderr.read()
+            p.wait(timeout=60)
+        finally:
+            p.kill() if p.poll() is None else None
+        assert p.returncode == 0, err
+        assert _restrictions(dst.mnt) == []
+        assert (dst.mnt / "lun0").read_bytes() == data
+        with client.open_volume(dst.mnt) as c:
+            assert [x.path for x in c.lun_list()] == ["lun0"]
+        assert (dst.mnt / "d" / "deep.txt").read_text() == "deep\n"
+        assert (dst.mnt / "top.txt").read_text() == "top\n"
+    finally:
+        unmount_and_check((src, dst), (src, dst))
+
+
+def test_the_qtree_style_rules_follow_rename_to_where_a_file_lands(tmp_path):
+    src, dst = mount(tmp_path, "src"), mount(tmp_path, "dst")
+    try:
+        for m in (src.mnt, dst.mnt):
+            snapfs("qtree", "create", m, "qn", "--security-style", "ntfs")
+            snapfs("qtree", "create", m, "qu", "--security-style", "unix")
+        nt = src.mnt / "qn" / "nt.doc"  # only NT permissions
+        nt.write_text("windows\n")
+        os.setxattr(nt, NTACL_XATTR, sd(3))
+        os.chmod(nt, 0)
+        big = src.mnt / "qn" / "big.doc"  # the same with an NT ACL too big for its EA record (Pass V)
+        big.write_text("big ACL\n")
+        os.setxattr(big, NTACL_XATTR, sd(300))
+        os.chmod(big, 0)
+        ux = src.mnt / "qu" / "u.txt"  # only unix permissions
+        ux.write_text("unix\n")
+        os.chmod(ux, 0o640)
+        os.chown(ux, 1234, 56)
+        stay_nt = src.mnt / "qn" / "stay.doc"  # NT-only, renamed within its ntfs qtree: kept as it is
+        stay_nt.write_text("stays\n")
+        os.setxattr(stay_nt, NTACL_XATTR, sd(1))
+        os.chmod(stay_nt, 0)
+        image = tmp_path / "vol.dump"
+        run(PYDUMP, "-0", "-f", image, src.mnt)
+        # each file into the qtree of the other style, by --rename
+        run(PYRESTORE, "-x", "-y", "-f", image, "--rename", "qn/nt.doc=qu/nt.doc", "--rename", "qu/u.txt=qn/u.txt",
+            "--rename", "qn/stay.doc=qn/moved.doc", "--rename", "qn/big.doc=qu/big.doc", "./qn/nt.doc", "./qu/u.txt",
+            "./qn/stay.doc", "./qn/big.doc", cwd=dst.mnt)
+        assert stat.S_IMODE(os.stat(dst.mnt / "qu" / "nt.doc").st_mode) == 0o755
+        assert os.getxattr(dst.mnt / "qu" / "nt.doc", NTACL_XATTR) == sd(3)  # its ACL kept
+        assert os.getxattr(dst.mnt / "qu" / "big.doc", NTACL_XATTR) == sd(300)  # Pass V's follows it too
+        default = ntacl.encode(security.default_descriptor(security.Sid(22, (1, 1234)), security.Sid(22, (2, 56)),
+                                                           0o640))
+        assert os.getxattr(dst.mnt / "qn" / "u.txt", NTACL_XATTR) == default
+        assert stat.S_IMODE(os.stat(dst.mnt / "qn" / "u.txt").st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(dst.mnt / "qn" / "moved.doc").st_mode) == 0
+        assert os.getxattr(dst.mnt / "qn" / "moved.doc", NTACL_XATTR) == sd(1)
+        assert not (dst.mnt / "qn" / "nt.doc").exists() and not (dst.mnt / "qu" / "u.txt").exists()
+        # stored with the files, not only shown by the mount: a dump of the target carries them
+        plain = tmp_path / "plain"
+        plain.mkdir()
+        run(PYDUMP, "-0", "-f", tmp_path / "dst.dump", dst.mnt)
+        run(PYRESTORE, "-x", "-y", "-f", tmp_path / "dst.dump", "./qu/nt.doc", "./qn/u.txt", "./qn/moved.doc",
+            cwd=plain)  # (not big.doc: its ACL is too big for the xattrs of most file systems)
+        assert stat.S_IMODE(os.lstat(plain / "qu" / "nt.doc").st_mode) == 0o755
+        assert os.getxattr(plain / "qu" / "nt.doc", NTACL_XATTR) == sd(3)
+        assert os.getxattr(plain / "qn" / "u.txt", NTACL_XATTR) == default
+        assert stat.S_IMODE(os.lstat(plain / "qn" / "moved.doc").st_mode) == 0
     finally:
         unmount_and_check((src, dst), (src, dst))
