@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dump_restore import BIN, MIB, run_child  # noqa: E402
+from dump_restore import BIN, MIB, byte_compiled, run_child  # noqa: E402
 from snapfs_dump import volume_of_tree  # noqa: E402
 
 NDMJOB = "/usr/lib/amanda/ndmjob"
@@ -76,6 +76,7 @@ def main() -> int:
     mounted = False
     server: subprocess.Popen | None = None
     try:
+        byte_compiled()  # as installed: no module compiled again in a timed run
         start = time.perf_counter()
         mounted = True  # (unmounted below, also when mounting it failed)
         size = volume_of_tree(args, tree, vol, mnt)
