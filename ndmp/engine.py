@@ -80,7 +80,7 @@ ROOT_NODE = 2
 NTREC = 10
 #: The blocking factors a LOCAL mover's record size may set (records of 4 to 256 KiB).
 MIN_NTREC, MAX_NTREC = 4, 256
-_SEND_CHUNK = 256 * 1024
+_SEND_CHUNK = 1024 * 1024
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 

@@ -57,7 +57,7 @@ def test_data_start_over_the_session_limit_is_no_mem_err(module_shelf: Shelf,  #
     monkeypatch.setenv("SNAPDUMP_MAX_SESSIONS", "1")
     src = tmp_path / "src"
     src.mkdir()
-    (src / "big").write_bytes(os.urandom(8 << 20))  # more than the window and the buffers between
+    (src / "big").write_bytes(os.urandom(32 << 20))  # more than the window and the buffers between (~10 MiB)
     server = _start(["--shelf", str(module_shelf.path), "--volume", str(tmp_path),
                      "--dumpdates", str(tmp_path / "dumpdates")])
     backup = recover = None

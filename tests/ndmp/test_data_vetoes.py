@@ -56,7 +56,7 @@ def _posts(dma: Dma, code: int) -> list:
 
 def test_override_vetoes_aborts_the_ndmp_backup_alone(server, volume: Path, tmp_path: Path,  # noqa: F811
                                                        load_drive: Callable[..., LoadedDrive]) -> None:
-    (volume / "qt" / "big").write_bytes(os.urandom(4 << 20))  # more than the window and the buffers between
+    (volume / "qt" / "big").write_bytes(os.urandom(24 << 20))  # more than the window and the buffers between (~10 MiB)
     backup = Dma.connect(server.port)
     other = None
     tape = load_drive()
