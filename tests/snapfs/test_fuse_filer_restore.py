@@ -82,6 +82,16 @@ def _restore_from_pipe(image: Path, cwd: Path, front: int) -> subprocess.Popen:
     return p
 
 
+def _finish(p: subprocess.Popen, rest: bytes) -> bytes:
+    """Give a held pipe restore the rest of its image and wait for it; what it said on stderr."""
+    assert p.stdin is not None and p.stderr is not None
+    p.stdin.write(rest)
+    p.stdin.close()
+    err = p.stderr.read()
+    p.wait(timeout=60)
+    return err
+
+
 def _wait_restricted(m: Path, p: subprocess.Popen) -> list[tuple[str, str]]:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and p.poll() is None:
@@ -116,10 +126,7 @@ def test_a_restore_into_snapfs_ignores_locks_and_restricts_the_luns_it_restores(
             with pytest.raises(OSError) as busy:
                 open(dst.mnt / "lun0", "rb").close()
             assert busy.value.errno == errno.EBUSY
-            p.stdin.write(image.read_bytes()[700 << 10:])
-            p.stdin.close()
-            err = p.stderr.read()
-            p.wait(timeout=60)
+            err = _finish(p, image.read_bytes()[700 << 10:])
         finally:
             p.kill() if p.poll() is None else None
         assert p.returncode == 0, err
@@ -133,9 +140,7 @@ def test_a_restore_into_snapfs_ignores_locks_and_restricts_the_luns_it_restores(
         p = _restore_from_pipe(image, dst.mnt, 700 << 10)
         try:
             assert _wait_restricted(dst.mnt, p)
-            p.stdin.close()
-            err = p.stderr.read()
-            p.wait(timeout=60)
+            err = _finish(p, b"")  # the image cut short
         finally:
             p.kill() if p.poll() is None else None
         assert p.returncode != 0 and b"Traceback" not in err, err
@@ -227,10 +232,7 @@ def test_a_new_lun_is_restricted_from_its_creation_until_the_restore_ends(tmp_pa
             assert busy.value.errno == errno.EBUSY
             listed = snapfs("restrict", "list", dst.mnt).stdout
             assert "lun0" in listed and f"pyrestore-{p.pid}" in listed, listed
-            p.stdin.write(image.read_bytes()[2 << 20:])
-            p.stdin.close()
-            err = p.stderr.read()
-            p.wait(timeout=60)
+            err = _finish(p, image.read_bytes()[2 << 20:])
         finally:
             p.kill() if p.poll() is None else None
         assert p.returncode == 0, err

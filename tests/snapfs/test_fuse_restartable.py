@@ -107,10 +107,12 @@ def tree_of(root: Path) -> dict[str, tuple]:
     return found
 
 
-def killed_dump(m: Path, state: Path, image: Path, at: int, sig: str, interval: str = "0") -> str:
-    """``pydump --snapshot ref`` to ``image``, sent ``sig`` after the ``at``-th inode of
-    stage IV; the id of the context it left."""
-    r = run(PYDUMP, "-0", "-b", NTREC, "--snapshot", "ref", "-f", image, m, ok=False,
+def killed_dump(m: Path, state: Path, image: Path, at: int, sig: str, interval: str = "0",
+                snapshot: str | None = "ref") -> str:
+    """``pydump --snapshot ref`` (``snapshot=None``: its own snapshot) to ``image``, sent
+    ``sig`` after the ``at``-th inode of stage IV; the id of the context it left."""
+    which = ("--snapshot", snapshot) if snapshot else ()
+    r = run(PYDUMP, "-0", "-b", NTREC, *which, "-f", image, m, ok=False,
             env=env(state, SNAPDUMP_CHECKPOINT_SECONDS=interval, SNAPDUMP_TEST_SIGNAL_AT=f"{at}:{sig}"))
     expected = -9 if sig == "SIGKILL" else 3
     assert r.returncode == expected, r.stderr.decode(errors="replace")
@@ -215,10 +217,7 @@ def test_contexts_show_the_seed_fields_and_delete_gives_the_snapshot_back(mounte
     m = mounted.mnt
     build(m)
     state = tmp_path / "state"
-    r = run(PYDUMP, "-0", "-f", tmp_path / "vol001", m, ok=False,
-            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="5:SIGTERM"))
-    assert r.returncode == 3
-    [cid] = contexts(state)
+    cid = killed_dump(m, state, tmp_path / "vol001", 5, "SIGTERM", snapshot=None)
     held = snapshots(m)
     [name] = held
     assert name.startswith("snapshot_for_backup.") and held[name] == (f"restartable-{cid}",)
@@ -564,10 +563,7 @@ def test_is_cleanup_pending_while_a_delete_runs_and_a_killed_delete_is_finished_
     m = mounted.mnt
     build(m)
     state = tmp_path / "state"
-    r = run(PYDUMP, "-0", "-f", tmp_path / "vol001", m, ok=False,
-            env=env(state, SNAPDUMP_CHECKPOINT_SECONDS="0", SNAPDUMP_TEST_SIGNAL_AT="5:SIGTERM"))
-    assert r.returncode == 3
-    [cid] = contexts(state)
+    cid = killed_dump(m, state, tmp_path / "vol001", 5, "SIGTERM", snapshot=None)
     [name] = snapshots(m)
     node = os.uname().nodename
 
