@@ -152,6 +152,13 @@ class Context:
     def holder(self) -> str:
         return HOLDER_PREFIX + self.id
 
+    def take_for_restart(self) -> None:
+        """This process restarts the context: it is busy from now on (its pid and
+        the pid's start time, so that :attr:`busy` knows it), one restart more."""
+        self.pid, self.pid_start = os.getpid(), process_start(os.getpid())
+        self.status, self.state = Status.RUNNING, State.CHECKPOINTED
+        self.restarts += 1
+
     @property
     def dump_name(self) -> str:
         return f"/{self.vserver}/{self.volume_name}" + (f"/{self.rel}" if self.rel else "")

@@ -30,9 +30,7 @@ import os
 import stat
 from collections.abc import Callable
 
-from snapdump.processes import process_start
-
-from .contexts import Context, ContextKeeper, ContextStore, State, Status, fingerprint, snapshot_names
+from .contexts import Context, ContextKeeper, ContextStore, fingerprint, snapshot_names
 from .dump import Dump, DumpOptions
 from .errors import DumpError, RestartError
 from tapelib import is_tape_device
@@ -210,21 +208,25 @@ def restart(store: ContextStore, cid: str, output: str, *, quiet: bool, never_as
         os.close(fd)
 
 
+def restart_options(ctx: Context, output: str, *, quiet: bool, never_ask: bool,
+                    progress_interval: float) -> DumpOptions:
+    """The dump options of the interrupted dump ``ctx``, writing ``output``."""
+    o = ctx.options
+    source = os.path.join(ctx.mount, ctx.rel) if ctx.rel else ctx.mount
+    return DumpOptions(
+        source=source, output=output, level=ctx.level, ntrec=o["ntrec"], dumpdates=o["dumpdates"],
+        update=o["update"], base_date=ctx.base_date, label=o["label"], quiet=quiet, never_ask=never_ask,
+        exclude=frozenset(o["exclude"]), metaonly=o["metaonly"], honor_level=o["honor_level"],
+        frozen_at=ctx.date, progress_interval=progress_interval)
+
+
 def _restart(store: ContextStore, ctx: Context, output: str, *, quiet: bool, never_ask: bool,
              say: Callable[[str], None], warn: Callable[[str], None]) -> None:
     cp = ctx.checkpoint
     check_output(ctx, output)
-    ctx.pid, ctx.pid_start = os.getpid(), process_start(os.getpid())
-    ctx.status, ctx.state = Status.RUNNING, State.CHECKPOINTED  # busy from now on
-    ctx.restarts += 1
+    ctx.take_for_restart()
     store.save(ctx)
-    o = ctx.options
-    source = os.path.join(ctx.mount, ctx.rel) if ctx.rel else ctx.mount
-    options = DumpOptions(
-        source=source, output=output, level=ctx.level, ntrec=o["ntrec"], dumpdates=o["dumpdates"],
-        update=o["update"], base_date=ctx.base_date, label=o["label"], quiet=quiet, never_ask=never_ask,
-        exclude=frozenset(o["exclude"]), metaonly=o["metaonly"], honor_level=o["honor_level"],
-        frozen_at=ctx.date, progress_interval=300.0)
+    options = restart_options(ctx, output, quiet=quiet, never_ask=never_ask, progress_interval=300.0)
     cut_interrupted_volume(ctx, warn)
     end_tape_file(ctx, output, say)
     talk_say = None if quiet else say

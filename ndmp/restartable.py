@@ -40,6 +40,7 @@ from dumptool.contexts import (NDMP_MEDIUM, Checkpoint, Context, ContextKeeper, 
                                give_back, snapshot_names)
 from dumptool.dump import DumpOptions, Stage
 from dumptool.errors import DumpError, RestartError
+from dumptool.restart import restart_options as dump_restart_options
 from dumptool.format import TP_BSIZE
 
 from .errors import EngineCancelled, IllegalArgs
@@ -288,8 +289,7 @@ def load_for_restart(store: ContextStore, cid: str, offset: str | None = None) -
             if not offset.isdigit():
                 raise IllegalArgs(f"{RESTART_OFFSET}={offset}: not a byte offset")
             lower_restart_point(store, ctx, int(offset))
-        ctx.pid, ctx.status, ctx.state = os.getpid(), Status.RUNNING, State.CHECKPOINTED  # busy from now on
-        ctx.restarts += 1
+        ctx.take_for_restart()
         store.save(ctx)
     except BaseException:
         os.close(fd)
@@ -349,11 +349,5 @@ def restart_resumer(ctx: Context) -> Callable:
 
 
 def restart_options(ctx: Context, output: str) -> DumpOptions:
-    """The dump options of the interrupted backup, writing ``output``."""
-    o = ctx.options
-    source = os.path.join(ctx.mount, ctx.rel) if ctx.rel else ctx.mount
-    return DumpOptions(
-        source=source, output=output, level=ctx.level, ntrec=o["ntrec"], dumpdates=o["dumpdates"],
-        update=o["update"], base_date=ctx.base_date, label=o["label"], quiet=True, never_ask=True,
-        exclude=frozenset(o["exclude"]), metaonly=o["metaonly"], honor_level=o["honor_level"],
-        frozen_at=ctx.date, progress_interval=0)
+    """The dump options of the interrupted backup, writing ``output`` (quiet: a DMA asks nothing)."""
+    return dump_restart_options(ctx, output, quiet=True, never_ask=True, progress_interval=0)

@@ -73,3 +73,14 @@ def test_the_vetoes_do_not_signal_a_process_that_took_a_sessions_pid(sleeper: su
     vetoes.abort([other], "test")
     assert time.monotonic() - t0 < 5 and sleeper.poll() is None
     assert not (tmp_path / "state" / "sessions" / f"aborted-{sleeper.pid}").exists()
+
+
+def test_a_context_taken_for_a_restart_is_busy_with_this_process_start_time(sleeper: subprocess.Popen) -> None:
+    # left by another process (its pid and start time): a restart here takes it over, pydump's
+    # and NDMP's alike (a stale start time beside this pid made a running restart look dead)
+    ctx = _context(sleeper.pid, process_start(sleeper.pid))
+    ctx.status = Status.ABORTED
+    ctx.take_for_restart()
+    assert ctx.busy and ctx.restarts == 1 and ctx.state == State.CHECKPOINTED
+    import os
+    assert (ctx.pid, ctx.pid_start) == (os.getpid(), process_start(os.getpid()))
