@@ -219,10 +219,10 @@ def test_a_three_way_backup_restarts_from_where_the_remote_tape_ends(server, vol
     (RESTART_OFFSET, lower), and the restart goes on from there."""
     _fill(volume)
     # more than the TCP buffers between the two hold: the data service cannot end before the mover
-    (volume / "big").write_bytes(os.urandom(16 << 20))
+    (volume / "big").write_bytes(os.urandom(24 << 20))  # (the mover reads 1 MiB and writes 2 MiB at a time)
     expected = _tree(volume)
     tape_server = _start(["--shelf", str(module_shelf.path)])
-    first, second = load_drive(), load_drive(capacity=32 << 20)
+    first, second = load_drive(), load_drive(capacity=64 << 20)
     data, tape = Dma.connect(server.port), Dma.connect(tape_server.port)
 
     def backup(device: str, window: int, env: list[Pval]) -> None:
