@@ -90,6 +90,8 @@ BUTYPE = "dump"
 #: File history entries per FH post.
 FH_BATCH = 256
 _RECEIVE_CHUNK = 256 * 1024
+#: Bytes of the image handed to a TCP data connection between two counts of what was sent whole.
+_COUNTED_PIECE = 64 * 1024
 #: Seconds a DATA_START waits for the accept of a connection the peer has made.
 _ACCEPT_WAIT = 5.0
 #: Seconds a halted backup waits for its LOCAL mover to stop before naming its restart point.
@@ -580,10 +582,23 @@ class DataService:
             stream = self._stream
             assert stream is not None
 
+            async def send(data: bytes) -> None:
+                # counted as it goes: a DMA that gives up at a paused mover holds part of a big piece,
+                # and the restart point is what was handed over whole (RESTART_OFFSET)
+                if isinstance(stream, LocalStream):  # (the LOCAL mover's tape count bounds it there)
+                    await stream.send_all(data)
+                    self.bytes_processed += len(data)
+                    run.sent += len(data)
+                    return
+                view = memoryview(data)
+                for at in range(0, len(view), _COUNTED_PIECE):
+                    piece = view[at:at + _COUNTED_PIECE]
+                    await stream.send_all(piece)
+                    self.bytes_processed += len(piece)
+                    run.sent += len(piece)
+
             def write(data: bytes) -> None:
-                trio.from_thread.run(stream.send_all, data)
-                self.bytes_processed += len(data)
-                run.sent += len(data)
+                trio.from_thread.run(send, data)
 
             result = await trio.to_thread.run_sync(self._engine.backup, request, write, self._stopped, run.keeper)
             if self.state != DataState.ACTIVE:
