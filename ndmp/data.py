@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import stat
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,16 +44,11 @@ from dumptool.sessions import abort_pending, abort_reason, session_slot
 from .engine import (MAX_NTREC, MIN_NTREC, NTREC, U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName,
                      blocking_factor, history_stats)
 from .restartable import RESTART_CONTEXT, RESTART_OFFSET, NdmpContextKeeper, load_for_restart, restart_env
+from .filehistory import dir_bodies, node_bodies
 from .errors import EngineCancelled, EngineError, IllegalArgs, IllegalState, NdmpError, SessionLimit
 from .messages import (
     Addr,
     DataGetStateReply,
-    FhAddDir,
-    FhAddNode,
-    FhDir,
-    FhNode,
-    FileName,
-    FileStat,
     LogFile,
     Name,
     NotifyDataRead,
@@ -69,8 +63,6 @@ from .protocol import (
     DataOperation,
     DataState,
     Error,
-    FileType,
-    FsType,
     LogType,
     Message,
     MoverHaltReason,
@@ -87,8 +79,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 BUTYPE = "dump"
-#: File history entries per FH post.
-FH_BATCH = 256
 _RECEIVE_CHUNK = 256 * 1024
 #: Bytes of the image handed to a TCP data connection between two counts of what was sent whole.
 _COUNTED_PIECE = 64 * 1024
@@ -100,9 +90,6 @@ _SETTLE_WAIT = 5.0
 _VETO_POLL = 0.1
 _TRUE = {"y", "yes", "t", "true", "1"}
 _FALSE = {"n", "no", "f", "false", "0"}
-_FTYPES = {stat.S_IFDIR: FileType.DIR, stat.S_IFIFO: FileType.FIFO, stat.S_IFCHR: FileType.CSPEC,
-           stat.S_IFBLK: FileType.BSPEC, stat.S_IFREG: FileType.REG, stat.S_IFLNK: FileType.SLINK,
-           stat.S_IFSOCK: FileType.SOCK}
 
 
 def _flag(env: dict[str, str], name: str, default: bool) -> bool:
@@ -135,19 +122,6 @@ def _acl_start(env: dict[str, str]) -> int | None:
     if not value.isdigit():
         raise IllegalArgs(f"ACL_START={value}: not a byte offset")
     return int(value)
-
-
-def file_stat(entry: FileEntry) -> FileStat:
-    """FH_ADD_NODE's stat of an entry (unknown fields all-ones)."""
-    st = entry.stat
-    if st is None:
-        return FileStat(unsupported=0x7, fs_type=FsType.UNIX,
-                        ftype=FileType.DIR if entry.directory else FileType.OTHER,
-                        mtime=0xFFFFFFFF, atime=0xFFFFFFFF, ctime=0xFFFFFFFF, owner=0xFFFFFFFF,
-                        group=0xFFFFFFFF, fattr=0xFFFFFFFF, size=U64_INVALID, links=0xFFFFFFFF)
-    return FileStat(unsupported=0, fs_type=FsType.UNIX, ftype=_FTYPES.get(stat.S_IFMT(st.mode), FileType.OTHER),
-                    mtime=st.mtime & 0xFFFFFFFF, atime=st.atime & 0xFFFFFFFF, ctime=st.ctime & 0xFFFFFFFF,
-                    owner=st.uid, group=st.gid, fattr=stat.S_IMODE(st.mode), size=st.size, links=st.nlink)
 
 
 def _slot(kind: str, path: str) -> SessionSlot:
@@ -638,14 +612,10 @@ class DataService:
         return [Pval(k, v) for k, v in out.items()]
 
     async def _post_history(self, entries: list[FileEntry]) -> None:
-        dirs = [FhDir([FileName(FsType.UNIX, e.name)], e.node, e.parent) for e in entries]
-        root = entries[0].node if entries else 2
-        dirs[1:1] = [FhDir([FileName(FsType.UNIX, "..")], root, root)]
-        for i in range(0, len(dirs), FH_BATCH):
-            await self._session.post(Message.FH_ADD_DIR, FhAddDir(dirs[i:i + FH_BATCH]))
-        nodes = [FhNode([file_stat(e)], e.node, e.fh_info) for e in history_stats(entries).values()]
-        for i in range(0, len(nodes), FH_BATCH):
-            await self._session.post(Message.FH_ADD_NODE, FhAddNode(nodes[i:i + FH_BATCH]))
+        for body in dir_bodies(entries):
+            await self._session.post_encoded(Message.FH_ADD_DIR, body)
+        for body in node_bodies(entries):
+            await self._session.post_encoded(Message.FH_ADD_NODE, body)
 
     def _fetch(self, offset: int, length: int | None) -> Iterator[bytes]:
         """In the engine's thread: a byte range of the image from the mover."""

@@ -53,7 +53,7 @@ import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 from dataclasses import dataclass, field
 
 from dumptool.contexts import Context
@@ -105,9 +105,8 @@ def blocking_factor(record_size: int) -> int | None:
     return ntrec if not rest and MIN_NTREC <= ntrec <= MAX_NTREC else None
 
 
-@dataclass(frozen=True)
-class NodeStat:
-    """What file history tells of an inode."""
+class NodeStat(NamedTuple):
+    """What file history tells of an inode (a tuple: a backup makes one per inode)."""
 
     mode: int
     uid: int
@@ -125,9 +124,9 @@ class NodeStat:
                    timeval_from_ns(st.st_atime_ns)[0], timeval_from_ns(st.st_ctime_ns)[0], st.st_nlink)
 
 
-@dataclass(frozen=True)
-class FileEntry:
-    """One name of one inode in the image: ``node`` in directory ``parent``."""
+class FileEntry(NamedTuple):
+    """One name of one inode in the image: ``node`` in directory ``parent`` (a tuple: a backup
+    makes one per name)."""
 
     node: int
     parent: int
@@ -604,7 +603,7 @@ class ImageIndex:
             node = nodes[ino]
             if n < first:  # (from its index on, written again: add_dir tells it)
                 size = len(build_directory(ino, node.parent, node.entries or ()))
-                self.stats[ino] = dataclasses.replace(NodeStat.of(node), size=size)
+                self.stats[ino] = NodeStat.of(node)._replace(size=size)
                 self.dirs[ino] = [(e.ino, e.name) for e in node.entries or ()]
         for ino in plan.files[:max(0, first - len(plan.directories))]:
             self.stats[ino] = NodeStat.of(nodes[ino])

@@ -355,27 +355,40 @@ class Mover:
                 await self._halt(MoverHaltReason.INTERNAL_ERROR, f"internal error: {exc!r}")
 
     async def _backup(self, stream: trio.abc.Stream) -> None:
+        """Cut the stream into records as it comes (views of what was received: no copy but of a
+        record that straddles two receives) and write them ``_WRITE_BYTES`` at a time, or as
+        soon as the stream slows (a receive shorter than asked)."""
         size = self.record_size
-        buffer = bytearray()
+        records: list[memoryview] = []
+        part = bytearray()  # the start of the next record
         while True:
             chunk = await stream.receive_some(_RECEIVE_CHUNK)
             if not chunk:
                 break
-            buffer += chunk
-            whole = len(buffer) // size * size
-            if whole >= max(size, _WRITE_BYTES) or (whole and len(chunk) < _RECEIVE_CHUNK):
-                data = bytes(buffer[:whole])
-                del buffer[:whole]
-                await self._write_records(data)
-        if buffer:
-            buffer += bytes(-len(buffer) % size)
-            await self._write_records(bytes(buffer))
+            view = memoryview(chunk)
+            at = 0
+            if part:
+                at = min(size - len(part), len(view))
+                part += view[:at]
+                if len(part) == size:
+                    records.append(memoryview(bytes(part)))
+                    part = bytearray()
+            whole = at + (len(view) - at) // size * size
+            records.extend(view[i:i + size] for i in range(at, whole, size))
+            part += view[whole:]
+            if len(records) * size >= _WRITE_BYTES or (records and len(chunk) < _RECEIVE_CHUNK):
+                await self._write_records(records)
+                records = []
+        if part:
+            records.append(memoryview(bytes(part + bytes(size - len(part)))))
+        if records:
+            await self._write_records(records)
         await self._halt(MoverHaltReason.CONNECT_CLOSED)
 
-    async def _write_records(self, data: bytes) -> None:
+    async def _write_records(self, records: list[memoryview]) -> None:
+        """Write ``records`` (whole ones, of the record size) in the window, pausing at its end
+        and at the tape's early warning until MOVER_CONTINUE."""
         size = self.record_size
-        view = memoryview(data)
-        records = [view[i:i + size] for i in range(0, len(data), size)]
         while records:
             room = self._window_end() - self._position
             fit = min(len(records), room // size) if room < U64_INVALID else len(records)

@@ -131,8 +131,12 @@ class Session:
     async def post(self, code: Message, body: Any) -> None:
         """Send a notification, log or file history post (never answered).
         A DMA that has gone away is noticed by the reading side, not here."""
+        await self.post_encoded(code, encode(body))
+
+    async def post_encoded(self, code: Message, body: bytes) -> None:
+        """:meth:`post` of a body already in XDR (file history: :mod:`ndmp.filehistory`)."""
         try:
-            await self._send(MessageType.REQUEST, code, 0, 0, encode(body))
+            await self._send(MessageType.REQUEST, code, 0, 0, body)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.log.debug("post %s not sent: the connection is gone", message_name(code))
 
