@@ -35,6 +35,7 @@ from snapdump.exits import CommandFailed, run
 
 from .config import ServerConfig, check_volumes, load_config_file, parse_listen
 from .drive import ServedDrives
+from .engine import load_engine
 from .protocol import NDMP_PORT
 from .server import bind, serve
 from .session import ServerContext
@@ -176,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _pyndmpd(args: argparse.Namespace) -> int:
     context, host, port = _configure(args)
+    load_engine()
     pid_file = Path(os.path.abspath(args.pid_file))
     if not args.foreground:
         _check_pid_file(pid_file)

@@ -187,6 +187,16 @@ _libc_name = ctypes.util.find_library("c")
 _libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
 
 
+def load_engine() -> None:
+    """Import what the first backup of a snapfs path would: dumptool reads
+    snapfs lazily (pydump on a plain folder starts without it), and a server
+    pays for that once at its start, not in the first DMA's backup."""
+    import dumptool.snaptree  # noqa: F401
+    import snapfs.client  # noqa: F401
+    import snapfs.luns  # noqa: F401
+    import snapfs.reader  # noqa: F401
+
+
 class DumpEngine:
     """Backups and recovers with dumptool, spooling in ``spool_dir``."""
 
