@@ -85,3 +85,35 @@ def test_local_backup_and_restore_through_the_data_side_end(shelf: Shelf, nst0: 
     drive.rewind()
     assert [drive.read(4096) for _ in range(3)] == [image[:1024], image[1024:2048], image[2048:] + bytes(572)]
     drive.close()
+
+
+def test_local_backup_of_pieces_that_straddle_records(shelf: Shelf, nst0: str) -> None:
+    """The mover cuts the stream into records whatever the pieces it comes
+    in: pieces smaller than a record, ending inside one, spanning several;
+    the records on tape are the stream's, the last one zero-padded."""
+    image = os.urandom(10_000)
+    cuts = [0, 100, 300, 1023, 1024, 1025, 4000, 4001, 9000, 10_000]
+
+    async def main() -> None:
+        tape = NdmpTape(ServedDrives([shelf.path]).lookup(nst0), writable=True)
+        async with trio.open_nursery() as nursery:
+            host = Host(tape, nursery)
+            mover = Mover(host)
+            mover.set_record_size(1024)
+            await mover.listen(MoverMode.READ, AddrType.LOCAL)
+            data = mover.attach_local()
+            for start, end in zip(cuts, cuts[1:]):
+                await data.send_all(image[start:end])
+                await trio.sleep(0.01)  # (the mover takes each piece alone)
+            await data.send_eof()
+            assert (await _halted(host)).reason == MoverHaltReason.CONNECT_CLOSED
+            assert (mover.record_num, mover.bytes_moved) == (10, 10 * 1024)
+            nursery.cancel_scope.cancel()
+        tape.close()
+
+    trio.run(main)
+    drive = shelf.open_drive(0)
+    drive.rewind()
+    padded = image + bytes(10 * 1024 - len(image))
+    assert [drive.read(4096) for _ in range(10)] == [padded[i:i + 1024] for i in range(0, len(padded), 1024)]
+    drive.close()
