@@ -81,6 +81,8 @@ NTREC = 10
 #: The blocking factors a LOCAL mover's record size may set (records of 4 to 256 KiB).
 MIN_NTREC, MAX_NTREC = 4, 256
 _SEND_CHUNK = 1024 * 1024
+#: Seconds the sending side waits for the dump to write more (a stop is seen within that).
+_SPOOL_WAIT = 0.02
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 
@@ -270,8 +272,9 @@ class DumpEngine:
                         _punch(fd, sent, len(chunk))
                         sent += len(chunk)
                         continue
-                    if finished or stopped.wait(0.02):
+                    if finished or stopped.is_set():
                         break
+                    done.wait(_SPOOL_WAIT)  # for more of the image; the dump's end wakes it at once
             except BaseException:
                 stopped.set()
                 raise
