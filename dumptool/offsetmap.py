@@ -93,8 +93,13 @@ def image_id(header: Header) -> str:
     return f"{header.c_date}-L{header.c_level}-{digest}"
 
 
+#: Whether a name needs escaping: one search (``b"\\" in path`` tries the bytes as an int
+#: first, a TypeError raised and cleared each time: three of them cost more than the line).
+_NEEDS_ESCAPE = re.compile(rb"[\\\t\n]").search
+
+
 def _escape(path: bytes) -> bytes:
-    if b"\\" in path or b"\t" in path or b"\n" in path:
+    if _NEEDS_ESCAPE(path) is not None:
         path = path.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n")
     return path
 
