@@ -313,15 +313,20 @@ class OffsetMapWriter:
             self._sorted = False
         self._last_ino = ino
         entry = self._names.pop(ino, None)
-        if entry is None:
-            path = b""
-        else:
+        parent = None
+        if entry is not None:
             parent = self._escaped.get(entry[0])
             if parent is None:
                 parent = self._escaped_path(entry[0])
-            path = b"" if parent is None else parent + b"/" + _escape(entry[1])
         try:
-            file.write(b"%d%s%d%s%d\t%s\n" % (ino, middle[0], position.block, middle[1], node.st_size, path))
+            if parent is None:
+                file.write(b"%d%s%d%s%d\t\n" % (ino, middle[0], position.block, middle[1], node.st_size))
+            else:
+                name = entry[1]
+                if _NEEDS_ESCAPE(name) is not None:
+                    name = _escape(name)
+                file.write(b"%d%s%d%s%d\t%s/%s\n" % (ino, middle[0], position.block, middle[1], node.st_size,
+                                                    parent, name))
         except OSError as exc:
             self._drop(f"cannot write the file history {self._partial}: {exc.strerror}")
             return
