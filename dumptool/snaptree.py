@@ -24,6 +24,8 @@ snapfs is imported here only: a dump of an ordinary directory never loads it.
 from __future__ import annotations
 
 import bisect
+import itertools
+import operator
 import os
 import stat
 import zlib
@@ -40,6 +42,8 @@ _MAP_WINDOW = 1024
 _READ_CHUNK = 64 * TP_BSIZE
 _new = object.__new__
 _NO_RUNS: list[tuple[int, int, int]] = []
+_NO_ROWS: list[tuple[int, bytes, int]] = []
+_PARENT = operator.itemgetter(0)
 
 
 class _Stat:
@@ -264,10 +268,18 @@ class SnapshotTree:
         listing: dict[int, list] = {}
         todo = [top]
         seen = {top}
+        if top == reader.root:  # the whole volume: every entry in one query, (parent, name, ino) by parent
+            grouped = {parent: list(rows) for parent, rows in itertools.groupby(reader.all_entry_rows(), _PARENT)}
+
+            def rows_of(d: int) -> list:
+                return grouped.get(d, _NO_ROWS)
+        else:  # a qtree or a directory: its directories' entries, one query each
+            def rows_of(d: int) -> list:
+                return [(d, name, ino) for name, ino in reader.entry_rows(d)]
         while todo:
             d = todo.pop()
             entries = []
-            for name, ino in reader.entry_rows(d):
+            for _parent, name, ino in rows_of(d):
                 a = attrs.get(ino)
                 if a is None:
                     continue
