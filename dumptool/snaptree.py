@@ -312,7 +312,7 @@ class SnapshotTree:
         rnum = numbers[top]
         per_block = self._bs // 512
         nodes: dict[int, Node] = {rnum: Node(rnum, root_path, _Stat(attrs[top], dev, per_block))}
-        child = Node.child
+        child = Node.child_of_fields
         stack = [top]
         while stack:
             d = stack.pop()
@@ -325,8 +325,9 @@ class SnapshotTree:
                     cnum = numbers[ino]
                     row = attrs[ino]
                     node = nodes.get(cnum)
-                    if node is None:
-                        node = nodes[cnum] = child(cnum, dpath, name, _Stat(row, dev, per_block), dnum)
+                    if node is None:  # (the row: ino, mode, nlink, uid, gid, rdev, size, nblocks, times; see _Stat)
+                        node = nodes[cnum] = child(cnum, dpath, name, dnum, row[1], row[2], row[3], row[4], row[6],
+                                                   row[8], row[9], row[10], row[5], row[7] * per_block, dev, ino)
                         if row[1] & 0o170000 == stat.S_IFDIR:
                             stack.append(ino)
                     else:
@@ -351,7 +352,9 @@ class SnapshotTree:
                 mode = attrs[ino][1]
                 node = nodes.get(cnum)
                 if node is None:
-                    node = nodes[cnum] = child(cnum, dpath, name, _Stat(attrs[ino], dev, per_block), dnum)
+                    row = attrs[ino]
+                    node = nodes[cnum] = child(cnum, dpath, name, dnum, row[1], row[2], row[3], row[4], row[6],
+                                               row[8], row[9], row[10], row[5], row[7] * per_block, dev, ino)
                     if mode & 0o170000 == stat.S_IFDIR:
                         stack.append(ino)
                 else:
