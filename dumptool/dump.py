@@ -259,7 +259,7 @@ class Dump:
             before = out.written
             if meta and ino in meta:
                 self._dump_metaonly(node)
-            elif node.st_mode & 0o170000 == stat.S_IFREG:
+            elif node.st_mode & 0o170000 == 0o100000:  # stat.S_IFREG
                 dump_file(node)
             else:
                 dump_inode(node)
