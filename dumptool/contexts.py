@@ -448,9 +448,10 @@ class ContextKeeper:
     def run(self, dump: Dump, resume: Callable | None = None) -> None:
         """Run ``dump`` (``resume``: :meth:`Dump.steps`'s), keeping its context."""
         try:
+            step = self._step
             for cursor in dump.steps(resume):
-                if self.active:
-                    self._step(dump, cursor)
+                if self.snap is not None:  # (self.active, once per inode)
+                    step(dump, cursor)
         except BaseException as exc:
             if self.active:
                 self._aborted(exc)

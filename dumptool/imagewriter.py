@@ -78,7 +78,8 @@ class ImageWriter:
         self._recent: collections.deque[tuple[int, Header | bytes]] = collections.deque(maxlen=4096)
         self._tap: list[bytes] | None = None   # blocks kept for the file history
         self._ending = False
-        self._written = 0
+        #: Blocks written so far.
+        self.written = 0
         self._volume_blocks = 0
         self._volume_first_block = 0           # c_tapea of the current volume's TS_TAPE
         self._rates: list[int] = []            # each closed volume's transfer rate, kB/s
@@ -107,10 +108,6 @@ class ImageWriter:
         """Where the next record goes (volume, tape file and block)."""
         return self.writer.position
 
-    @property
-    def written(self) -> int:
-        """Blocks written so far."""
-        return self._written
 
     def start(self, plan: DumpPlan) -> None:
         """Volume 1's header and the two maps."""
@@ -199,7 +196,7 @@ class ImageWriter:
         if self._tap is not None:
             self._keep(data)
         self.writer.write(data)
-        self._written += blocks
+        self.written += blocks
         self._volume_blocks += blocks
         self._progress()
 
@@ -215,7 +212,7 @@ class ImageWriter:
                 if self._tap is not None:
                     self._keep(block, isinstance(item, Header))
                 writer.write(block)
-            self._written += 1
+            self.written += 1
             self._volume_blocks += 1
             limit = self._limit
             if limit and not self._ending and writer.blocks_pending == 0 and self._volume_full(limit):
@@ -276,7 +273,7 @@ class ImageWriter:
         else:
             writer.write_parts(head, TP_BSIZE)
             blocks = 1
-        self._written += blocks
+        self.written += blocks
         self._volume_blocks += blocks
         if not self._quiet:
             self._progress()
@@ -293,7 +290,7 @@ class ImageWriter:
 
     def progress_line(self) -> str:
         """dump's estimate of what is left (``78.61% done at 333 kB/s, finished in 0:01``)."""
-        written = self._written
+        written = self.written
         estimate = max(self._estimate, written, 1)
         elapsed = time.monotonic() - self._started
         left = int(elapsed / written * estimate - elapsed) if written else 0

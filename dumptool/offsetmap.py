@@ -93,8 +93,13 @@ def image_id(header: Header) -> str:
     return f"{header.c_date}-L{header.c_level}-{digest}"
 
 
+#: Whether a name needs escaping: one search (``b"\\" in path`` tries the bytes as an int
+#: first, a TypeError raised and cleared each time: three of them cost more than the line).
+_NEEDS_ESCAPE = re.compile(rb"[\\\t\n]").search
+
+
 def _escape(path: bytes) -> bytes:
-    if b"\\" in path or b"\t" in path or b"\n" in path:
+    if _NEEDS_ESCAPE(path) is not None:
         path = path.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n")
     return path
 
@@ -308,15 +313,20 @@ class OffsetMapWriter:
             self._sorted = False
         self._last_ino = ino
         entry = self._names.pop(ino, None)
-        if entry is None:
-            path = b""
-        else:
+        parent = None
+        if entry is not None:
             parent = self._escaped.get(entry[0])
             if parent is None:
                 parent = self._escaped_path(entry[0])
-            path = b"" if parent is None else parent + b"/" + _escape(entry[1])
         try:
-            file.write(b"%d%s%d%s%d\t%s\n" % (ino, middle[0], position.block, middle[1], node.st_size, path))
+            if parent is None:
+                file.write(b"%d%s%d%s%d\t\n" % (ino, middle[0], position.block, middle[1], node.st_size))
+            else:
+                name = entry[1]
+                if _NEEDS_ESCAPE(name) is not None:
+                    name = _escape(name)
+                file.write(b"%d%s%d%s%d\t%s/%s\n" % (ino, middle[0], position.block, middle[1], node.st_size,
+                                                    parent, name))
         except OSError as exc:
             self._drop(f"cannot write the file history {self._partial}: {exc.strerror}")
             return

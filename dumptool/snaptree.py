@@ -24,6 +24,8 @@ snapfs is imported here only: a dump of an ordinary directory never loads it.
 from __future__ import annotations
 
 import bisect
+import itertools
+import operator
 import os
 import stat
 import zlib
@@ -40,6 +42,8 @@ _MAP_WINDOW = 1024
 _READ_CHUNK = 64 * TP_BSIZE
 _new = object.__new__
 _NO_RUNS: list[tuple[int, int, int]] = []
+_NO_ROWS: list[tuple[int, bytes, int]] = []
+_PARENT = operator.itemgetter(0)
 
 
 class _Stat:
@@ -264,10 +268,18 @@ class SnapshotTree:
         listing: dict[int, list] = {}
         todo = [top]
         seen = {top}
+        if top == reader.root:  # the whole volume: every entry in one query, (parent, name, ino) by parent
+            grouped = {parent: list(rows) for parent, rows in itertools.groupby(reader.all_entry_rows(), _PARENT)}
+
+            def rows_of(d: int) -> list:
+                return grouped.get(d, _NO_ROWS)
+        else:  # a qtree or a directory: its directories' entries, one query each
+            def rows_of(d: int) -> list:
+                return [(d, name, ino) for name, ino in reader.entry_rows(d)]
         while todo:
             d = todo.pop()
             entries = []
-            for name, ino in reader.entry_rows(d):
+            for _parent, name, ino in rows_of(d):
                 a = attrs.get(ino)
                 if a is None:
                     continue
@@ -300,7 +312,7 @@ class SnapshotTree:
         rnum = numbers[top]
         per_block = self._bs // 512
         nodes: dict[int, Node] = {rnum: Node(rnum, root_path, _Stat(attrs[top], dev, per_block))}
-        child = Node.child
+        child = Node.child_of_fields
         stack = [top]
         while stack:
             d = stack.pop()
@@ -313,8 +325,9 @@ class SnapshotTree:
                     cnum = numbers[ino]
                     row = attrs[ino]
                     node = nodes.get(cnum)
-                    if node is None:
-                        node = nodes[cnum] = child(cnum, dpath, name, _Stat(row, dev, per_block), dnum)
+                    if node is None:  # (the row: ino, mode, nlink, uid, gid, rdev, size, nblocks, times; see _Stat)
+                        node = nodes[cnum] = child(cnum, dpath, name, dnum, row[1], row[2], row[3], row[4], row[6],
+                                                   row[8], row[9], row[10], row[5], row[7] * per_block, dev, ino)
                         if row[1] & 0o170000 == stat.S_IFDIR:
                             stack.append(ino)
                     else:
@@ -339,7 +352,9 @@ class SnapshotTree:
                 mode = attrs[ino][1]
                 node = nodes.get(cnum)
                 if node is None:
-                    node = nodes[cnum] = child(cnum, dpath, name, _Stat(attrs[ino], dev, per_block), dnum)
+                    row = attrs[ino]
+                    node = nodes[cnum] = child(cnum, dpath, name, dnum, row[1], row[2], row[3], row[4], row[6],
+                                               row[8], row[9], row[10], row[5], row[7] * per_block, dev, ino)
                     if mode & 0o170000 == stat.S_IFDIR:
                         stack.append(ino)
                 else:
@@ -370,6 +385,25 @@ class SnapshotTree:
         if a is None or a[1] & 0o170000 != stat.S_IFREG:
             raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
         return SnapshotFile(self, node, a[6], self._runs_of(ino), self._bs, self._read_blocks)
+
+    def read_whole(self, node: Node, size: int) -> bytes:
+        """``open(node).read(0, size)`` (holes and what lies past the end read as zeros) in
+        fewer steps, for a dump's many small files: most are one stretch of stored blocks."""
+        ino = node.st_ino
+        a = self._attrs.get(ino)
+        if a is None or a[1] & 0o170000 != stat.S_IFREG:
+            raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
+        runs = self._runs_of(ino)
+        end = min(size, a[6])
+        if len(runs) == 1 and end > 0:
+            idx, block, count = runs[0]
+            bs = self._bs
+            if idx == 0 and end <= count * bs:
+                data = self._read_blocks(block, -(-end // bs))
+                if len(data) != end:
+                    data = data[:end]
+                return data if end == size else data + bytes(size - end)
+        return SnapshotFile(self, node, a[6], runs, self._bs, self._read_blocks).read(0, size)
 
     def flags(self, node: Node) -> int:
         return 0

@@ -179,6 +179,33 @@ class Node(Stat):
         self.entries = None
         return self
 
+    @classmethod
+    def child_of_fields(cls, ino: int, folder: bytes, name: bytes, parent: int, mode: int, nlink: int, uid: int,
+                        gid: int, size: int, atime_ns: int, mtime_ns: int, ctime_ns: int, rdev: int, blocks: int,
+                        dev: int, st_ino: int) -> "Node":
+        """:meth:`child` given the stat fields themselves (a tree that reads them from rows,
+        not stat results: no object made to carry them)."""
+        self = _new(cls)
+        share = _SHARED.setdefault if len(_SHARED) < _SHARED_LIMIT else _SHARED.get  # as _fill
+        self.st_mode = share(mode, mode)
+        self.st_nlink = nlink
+        self.st_uid = share(uid, uid)
+        self.st_gid = share(gid, gid)
+        self.st_size = share(size, size)
+        self.st_mtime_ns = mtime_ns
+        self.st_atime_ns = mtime_ns if atime_ns == mtime_ns else atime_ns
+        self.st_ctime_ns = mtime_ns if ctime_ns == mtime_ns else ctime_ns
+        self.st_rdev = rdev
+        self.st_blocks = blocks
+        self.st_dev = share(dev, dev)
+        self.st_ino = st_ino
+        self.ino = ino
+        self._base = folder
+        self._name = name
+        self._parents = parent
+        self.entries = None
+        return self
+
     @property
     def st(self) -> Stat:
         return self

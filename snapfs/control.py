@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from snapdump.snapfs_names import SNAPDIR_NAME
 
-from . import moving
 from .errors import SnapfsError, err
 from .restrictions import check_owner
 from .vetoes import SINGLE_FILE_OWNER
@@ -85,6 +84,8 @@ def _volume_move(vol: Volume, aggregate: str, keep_identity: bool = False) -> di
 
 def _volume_relocate(vol: Volume, to: str, keep_identity: bool = False, mountpoint: str | None = None) -> dict:
     """A volume move's last step (:mod:`snapfs.moving`); the daemon names its own ``mountpoint``."""
+    from . import moving  # here: a client of the mount does not load the whole Volume for it
+
     return dataclasses.asdict(moving.move_volume(vol, to, keep_identity, mountpoint))
 
 

@@ -58,19 +58,6 @@ from .stream import (
     volume_header,
     xattr_records,
 )
-from .walk import (
-    Damage,
-    Head,
-    Segment,
-    assemble_file,
-    image_byte_order,
-    iter_file_slices,
-    read_head,
-    skip_to_header,
-    walk_blocks,
-    walk_chunks,
-    walk_image,
-)
 from .xattr import (
     ext2_xattr_block_hash,
     ext2_xattr_hash,
@@ -79,3 +66,18 @@ from .xattr import (
     split_xattr_name,
     unpack_xattr_payload,
 )
+
+# :mod:`.walk` (the reader's side) is imported on first use of one of its names: a dump
+# never walks an image, and its start-up is most of what it costs to dump a small tree.
+_WALK_NAMES = ("Damage", "Head", "Segment", "assemble_file", "image_byte_order", "iter_file_slices", "read_head",
+               "skip_to_header", "walk_blocks", "walk_chunks", "walk_image")
+
+
+def __getattr__(name: str) -> object:
+    if name not in _WALK_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import walk
+
+    value = getattr(walk, name)
+    globals()[name] = value
+    return value

@@ -30,8 +30,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 
 from ..errors import FormatError
@@ -72,6 +70,9 @@ def note_pass5(name: str, date: int, pass5: QfaEntry) -> None:
     """Write the QFA file *name* (of a dump of *date*) again with Pass V's
     position *pass5* in its fourth line, the entries copied in chunks; an
     ``OSError`` when it cannot (also when *name* is not a regular file)."""
+    import shutil  # here: only -Q needs them (tempfile and shutil, with what they import, ~2 ms a start)
+    import tempfile
+
     if not os.path.isfile(name):
         raise OSError(0, "not a regular file")
     fd, part = tempfile.mkstemp(prefix=os.path.basename(name) + ".", dir=os.path.dirname(name) or ".")
