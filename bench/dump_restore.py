@@ -111,6 +111,8 @@ def main() -> int:
     parser.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dump-bench-", dir=args.dir))
+    # the dumps' offset maps and contexts stay in the bench's folder, not /var/lib/snapdump
+    os.environ["SNAPDUMP_STATE_DIR"] = str(work / "state")
     try:
         tree, image, tarball = work / "tree", work / "image.dump", work / "tree.tar"
         start = time.perf_counter()

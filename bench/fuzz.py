@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 import tempfile
 import time
@@ -79,6 +80,8 @@ def main() -> int:
     p.add_argument("-v", action="store_true", help="a line per mutant as it is done")
     args = p.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fuzz-"))
+    # offset maps and contexts kept out of /var/lib/snapdump, and out of the workdir the escape check watches
+    os.environ["SNAPDUMP_STATE_DIR"] = tempfile.mkdtemp(prefix="fuzz-state-")
     kinds = tuple(args.kinds.split(",")) if args.kinds else image_fuzz.KINDS
     start = time.monotonic()
     out = args.jsonl.open("w") if args.jsonl else None

@@ -15,6 +15,7 @@ count; exits 1 if any failed::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -39,6 +40,7 @@ def main() -> int:
     started = time.monotonic()
     for n, layout in enumerate(layouts(args.seed, args.count), 1):
         workdir = Path(tempfile.mkdtemp(prefix=f"multivolume-{n}-"))
+        os.environ["SNAPDUMP_STATE_DIR"] = str(workdir / "state")  # offset maps and contexts stay here
         try:
             check_layout(workdir, layout)
         except AssertionError as exc:

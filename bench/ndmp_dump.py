@@ -24,6 +24,7 @@ factor).  Prints each round's figures, then::
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -71,6 +72,8 @@ def main() -> int:
     from tapelib import Shelf
 
     work = Path(tempfile.mkdtemp(prefix="ndmp-dump-bench-", dir=args.dir))
+    # the dumps' offset maps and contexts stay in the bench's folder, not /var/lib/snapdump
+    os.environ["SNAPDUMP_STATE_DIR"] = str(work / "state")
     tree, vol, mnt = work / "tree", work / "vol", work / "mnt"
     snapfs = str(BIN / "snapfs")
     mounted = False

@@ -69,6 +69,8 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="snapfs-dump-bench-", dir=args.dir))
+    # the dumps' offset maps and contexts stay in the bench's folder, not /var/lib/snapdump
+    os.environ["SNAPDUMP_STATE_DIR"] = str(work / "state")
     tree, vol, mnt = work / "tree", work / "vol", work / "mnt"
     image, tarball = work / "image.dump", work / "tree.tar"
     snapfs = str(BIN / "snapfs")

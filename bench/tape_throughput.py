@@ -72,6 +72,8 @@ def main() -> int:
     args = parser.parse_args()
     size = args.size_mib * 1024 * 1024
     work = Path(tempfile.mkdtemp(prefix="tape-bench-", dir=args.dir))
+    # the dumps' offset maps and contexts stay in the bench's folder, not /var/lib/snapdump
+    os.environ["SNAPDUMP_STATE_DIR"] = str(work / "state")
     try:
         shelf = Shelf.create(work / "shelf", drives=1, slots=1)
         shelf.new_cartridge("BENCH1", capacity=size * 2)
