@@ -308,7 +308,12 @@ class ContextStore:
             ctx.cleanup_pending = True
             ctx.state = State.CLEANUP
             self.save(ctx)
-            give_back(ctx.mount, ctx.snapshot, ctx.holder, delete=ctx.auto_created)
+            if os.path.lexists(ctx.mount):
+                give_back(ctx.mount, ctx.snapshot, ctx.holder, delete=ctx.auto_created)
+            else:  # the volume's path is gone for good (an unmounted volume leaves its mount point)
+                what = f"release its hold {ctx.holder}" + (" and delete it" if ctx.auto_created else "")
+                warn(f"context {ctx.id}: {ctx.mount} no longer exists, so snapshot {ctx.snapshot} was not given "
+                     f"back; if the volume comes back, {what} there with snapfs snapshot")
             self.remove(ctx.id)
         finally:
             os.close(fd)

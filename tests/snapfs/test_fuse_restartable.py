@@ -265,6 +265,38 @@ def test_contexts_show_the_seed_fields_and_delete_gives_the_snapshot_back(mounte
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"no restartable context" in r.stderr
 
 
+def test_a_context_whose_volume_path_is_gone_is_deleted_naming_the_snapshot_left(mounted: Mounted,
+                                                                                  tmp_path: Path):
+    """A volume gone for good (its path too) would keep its contexts forever, and every pydump would
+    warn that it cannot clean them up: --delete-context deletes such a context and names what it could
+    not give back; an unmounted volume (its mount point still there) is refused as before."""
+    m = mounted.mnt
+    build(m)
+    state = tmp_path / "state"
+    cid = killed_dump(m, state, tmp_path / "vol001", 9, "SIGTERM", snapshot=None)
+    (name,) = snapshots(m)
+    snapfs("unmount", m)
+    r = run(PYDUMP, "--delete-context", cid, ok=False, env=env(state))
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"cannot give back" in r.stderr, r.stderr
+    assert contexts(state) == [cid]
+    elsewhere = tmp_path / "moved-mnt"
+    m.rename(elsewhere)
+    r = run(PYDUMP, "--delete-context", cid, env=env(state))
+    assert f"{m} no longer exists, so snapshot {name} was not given back; if the volume comes back, release " \
+        f"its hold restartable-{cid} and delete it there with snapfs snapshot".encode() in r.stderr, r.stderr
+    assert contexts(state) == []
+    snapfs("mount", mounted.voldir, elsewhere, "-o", "allow_other")
+    try:
+        assert f"restartable-{cid}" in snapshots(elsewhere)[name]  # left as said, nothing else touched
+        snapfs("snapshot", "release", elsewhere, name, f"restartable-{cid}")
+        snapfs("snapshot", "delete", elsewhere, name)
+        assert name not in snapshots(elsewhere)
+    finally:
+        snapfs("unmount", elsewhere)
+        elsewhere.rename(m)
+        snapfs("mount", mounted.voldir, m, "-o", "allow_other")
+
+
 def test_restart_refused_naming_the_condition_that_fails(mounted: Mounted, tmp_path: Path):
     m = mounted.mnt
     build(m)
