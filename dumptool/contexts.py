@@ -298,9 +298,11 @@ class ContextStore:
                 pass
         sync_folder(self.folder)
 
-    def delete(self, ctx: Context, warn: Callable[[str], None]) -> None:
+    def delete(self, ctx: Context, warn: Callable[[str], None]) -> bool:
         """Delete ``ctx``: its holds released, its snapshot deleted when the
-        dump created it, its files removed ("Is Cleanup Pending?" meanwhile)."""
+        dump created it, its files removed ("Is Cleanup Pending?" meanwhile).
+        False when the volume's path is gone and nothing could be given back
+        (said through ``warn``)."""
         if ctx.busy:
             raise DumpError(f"context {ctx.id} is busy: {ctx.runner} {ctx.pid} is running it; stop it first")
         fd = self.lock(ctx.id)
@@ -308,7 +310,8 @@ class ContextStore:
             ctx.cleanup_pending = True
             ctx.state = State.CLEANUP
             self.save(ctx)
-            if os.path.lexists(ctx.mount):
+            given = os.path.lexists(ctx.mount)
+            if given:
                 give_back(ctx.mount, ctx.snapshot, ctx.holder, delete=ctx.auto_created)
             else:  # the volume's path is gone for good (an unmounted volume leaves its mount point)
                 what = f"release its hold {ctx.holder}" + (" and delete it" if ctx.auto_created else "")
@@ -317,6 +320,7 @@ class ContextStore:
             self.remove(ctx.id)
         finally:
             os.close(fd)
+        return given
 
     def cleanup(self, warn: Callable[[str], None]) -> None:
         """Give back what dumps killed before their first checkpoint left (not restartable)."""
@@ -324,12 +328,12 @@ class ContextStore:
             if ctx.busy or (ctx.checkpoint is not None and not ctx.cleanup_pending):
                 continue
             try:
-                self.delete(ctx, warn)
+                given = self.delete(ctx, warn)
             except DumpError as exc:
                 warn(f"cannot clean up context {ctx.id}: {exc.message}")
                 continue
-            warn(f"deleted context {ctx.id} (its dump ended before it could be restarted) and gave back "
-                 f"snapshot {ctx.snapshot} of {ctx.mount}")
+            warn(f"deleted context {ctx.id} (its dump ended before it could be restarted)"
+                 + (f" and gave back snapshot {ctx.snapshot} of {ctx.mount}" if given else ""))
 
 
 def new_context_id() -> str:

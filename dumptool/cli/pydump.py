@@ -346,9 +346,11 @@ def _contexts(args: argparse.Namespace, say, warn) -> int:
         return 0
     if args.delete_context:
         ctx = store.load(args.delete_context)
-        store.delete(ctx, warn)
-        say(f"deleted context {ctx.id}; snapshot {ctx.snapshot} of {ctx.mount} given back"
-            + (" and deleted" if ctx.auto_created else ""))
+        if store.delete(ctx, warn):
+            say(f"deleted context {ctx.id}; snapshot {ctx.snapshot} of {ctx.mount} given back"
+                + (" and deleted" if ctx.auto_created else ""))
+        else:
+            say(f"deleted context {ctx.id}")
         return 0
     output = args.output or os.environ.get("TAPE")
     if not output:

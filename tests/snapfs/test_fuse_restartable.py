@@ -284,6 +284,7 @@ def test_a_context_whose_volume_path_is_gone_is_deleted_naming_the_snapshot_left
     r = run(PYDUMP, "--delete-context", cid, env=env(state))
     assert f"{m} no longer exists, so snapshot {name} was not given back; if the volume comes back, release " \
         f"its hold restartable-{cid} and delete it there with snapfs snapshot".encode() in r.stderr, r.stderr
+    assert r.stderr.endswith(f"  DUMP: deleted context {cid}\n".encode()), r.stderr  # not "given back"
     assert contexts(state) == []
     snapfs("mount", mounted.voldir, elsewhere, "-o", "allow_other")
     try:
