@@ -163,9 +163,6 @@ class Dump:
         self.compressor = (RecordCompressor(options.compress, options.compress_level)
                            if options.compress is not None else None)
         self._read_errors = 0                  # files that could not be read (-I)
-        #: The tree's ``read_whole`` (see _dump_file) once Pass III starts, when headers are
-        #: packed straight to bytes (no -B) and the tree has one.
-        self._read_whole: Callable[[Node, int], bytes] | None = None
         self.pass5: Pass5Gatherer | None = None  # what goes after the files (Pass V)
 
     # -- the stages ---------------------------------------------------------------
@@ -236,8 +233,6 @@ class Dump:
             self.pass5.regather(self.plan, first)
         plan = self.plan
         verbose = self.options.verbose
-        if self.out.headers is not None:
-            self._read_whole = getattr(self.tree, "read_whole", None)
         ndirs = len(plan.directories)
         if first < ndirs:
             self.say("dumping (Pass III) [directories]")
@@ -259,7 +254,7 @@ class Dump:
             before = out.written
             if meta and ino in meta:
                 self._dump_metaonly(node)
-            elif node.st_mode & 0o170000 == 0o100000:  # stat.S_IFREG
+            elif node.st_mode & 0o170000 == stat.S_IFREG:
                 dump_file(node)
             else:
                 dump_inode(node)
@@ -411,27 +406,6 @@ class Dump:
 
     def _dump_file(self, node: Node) -> None:
         ino = node.ino
-        size = node.st_size
-        whole = self._read_whole
-        if whole is not None and size <= _GROUP_BYTES and node.st_blocks * 512 >= size:
-            # Most files of a snapshot: one header's worth with no holes to skip, read in one
-            # piece without a file object (what the branch "most files" below does, fewer steps).
-            want = -(-size // TP_BSIZE) * TP_BSIZE
-            try:
-                data = whole(node, want) if want else b""
-            except OSError as exc:
-                self._unreadable(node, exc)
-                return
-            flags = self.tree.flags(node)
-            self.out.put_group(_TS_INODE, ino, stat_fields(node, flags=flags), want // TP_BSIZE, data,
-                               tail=size % TP_BSIZE != 0)
-            if self.pass5 is not None:
-                self.pass5.extras(node, False)
-            values = self.tree.xattrs(node)
-            payload = ea_payload(node, values, self.pass5, self._warn) if values else None
-            if payload:
-                self.out.emit(xattr_records(self.tape, ino, Dinode.from_stat(node, flags=flags), payload))
-            return
         try:
             file = self.tree.open(node)
         except OSError as exc:
@@ -439,6 +413,7 @@ class Dump:
             return
         try:
             flags = file.flags
+            size = node.st_size
             dinode = None
             tail = size % TP_BSIZE != 0  # a partial last slice: always data (see _tail_as_data)
             if node.st_blocks * 512 < size:  # holes to skip

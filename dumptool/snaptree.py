@@ -386,25 +386,6 @@ class SnapshotTree:
             raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
         return SnapshotFile(self, node, a[6], self._runs_of(ino), self._bs, self._read_blocks)
 
-    def read_whole(self, node: Node, size: int) -> bytes:
-        """``open(node).read(0, size)`` (holes and what lies past the end read as zeros) in
-        fewer steps, for a dump's many small files: most are one stretch of stored blocks."""
-        ino = node.st_ino
-        a = self._attrs.get(ino)
-        if a is None or a[1] & 0o170000 != stat.S_IFREG:
-            raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
-        runs = self._runs_of(ino)
-        end = min(size, a[6])
-        if len(runs) == 1 and end > 0:
-            idx, block, count = runs[0]
-            bs = self._bs
-            if idx == 0 and end <= count * bs:
-                data = self._read_blocks(block, -(-end // bs))
-                if len(data) != end:
-                    data = data[:end]
-                return data if end == size else data + bytes(size - end)
-        return SnapshotFile(self, node, a[6], runs, self._bs, self._read_blocks).read(0, size)
-
     def flags(self, node: Node) -> int:
         return 0
 

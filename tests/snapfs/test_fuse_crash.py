@@ -61,6 +61,8 @@ def test_sigkill_during_a_write_storm_leaves_a_consistent_volume(tmp_path):
         for w in writers:
             w.wait(timeout=20)
         subprocess.run(["fusermount3", "-u", str(m.mnt)], check=True, capture_output=True)
+        # the killed daemon's fds close as it exits: the FUSE one (the writers' EIO) can go before the lock's
+        assert wait_released(m.voldir), "the killed daemon still holds the volume"
         report = fsck_path(m.voldir)
         assert report.clean, report.problems
         snapfs("mount", m.voldir, m.mnt)
