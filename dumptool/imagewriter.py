@@ -108,7 +108,6 @@ class ImageWriter:
         """Where the next record goes (volume, tape file and block)."""
         return self.writer.position
 
-
     def start(self, plan: DumpPlan) -> None:
         """Volume 1's header and the two maps."""
         self._nodes = plan.nodes
