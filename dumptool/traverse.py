@@ -105,26 +105,25 @@ class Stat:
         self._fill(st)
 
     def _fill(self, st: "os.stat_result | Stat") -> None:
+        self._set_fields(st.st_mode, st.st_nlink, st.st_uid, st.st_gid, st.st_size, st.st_atime_ns, st.st_mtime_ns,
+                         st.st_ctime_ns, st.st_rdev, st.st_blocks, st.st_dev, st.st_ino)
+
+    def _set_fields(self, mode: int, nlink: int, uid: int, gid: int, size: int, atime_ns: int, mtime_ns: int,
+                    ctime_ns: int, rdev: int, blocks: int, dev: int, ino: int) -> None:
         share = _SHARED.setdefault if len(_SHARED) < _SHARED_LIMIT else _SHARED.get  # (key, default)
-        v = st.st_mode
-        self.st_mode = share(v, v)
-        self.st_nlink = st.st_nlink
-        v = st.st_uid
-        self.st_uid = share(v, v)
-        v = st.st_gid
-        self.st_gid = share(v, v)
-        v = st.st_size
-        self.st_size = share(v, v)
+        self.st_mode = share(mode, mode)
+        self.st_nlink = nlink
+        self.st_uid = share(uid, uid)
+        self.st_gid = share(gid, gid)
+        self.st_size = share(size, size)
         # Equal times share one int (a file written once has three equal ones).
-        mtime = self.st_mtime_ns = st.st_mtime_ns
-        atime, ctime = st.st_atime_ns, st.st_ctime_ns
-        self.st_atime_ns = mtime if atime == mtime else atime
-        self.st_ctime_ns = mtime if ctime == mtime else ctime
-        self.st_rdev = st.st_rdev
-        self.st_blocks = st.st_blocks
-        v = st.st_dev
-        self.st_dev = share(v, v)
-        self.st_ino = st.st_ino
+        self.st_mtime_ns = mtime_ns
+        self.st_atime_ns = mtime_ns if atime_ns == mtime_ns else atime_ns
+        self.st_ctime_ns = mtime_ns if ctime_ns == mtime_ns else ctime_ns
+        self.st_rdev = rdev
+        self.st_blocks = blocks
+        self.st_dev = share(dev, dev)
+        self.st_ino = ino
 
     @property
     def st_mtime(self) -> float:
@@ -170,14 +169,9 @@ class Node(Stat):
     @classmethod
     def child(cls, ino: int, folder: bytes, name: bytes, st: os.stat_result, parent: int) -> "Node":
         """``Node(ino, folder, st, (parent,), name=name)``, for the walk's inner loop."""
-        self = _new(cls)  # the instance being made, filled as __init__ would
-        self._fill(st)
-        self.ino = ino
-        self._base = folder
-        self._name = name
-        self._parents = parent
-        self.entries = None
-        return self
+        return cls.child_of_fields(ino, folder, name, parent, st.st_mode, st.st_nlink, st.st_uid, st.st_gid,
+                                   st.st_size, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns, st.st_rdev,
+                                   st.st_blocks, st.st_dev, st.st_ino)
 
     @classmethod
     def child_of_fields(cls, ino: int, folder: bytes, name: bytes, parent: int, mode: int, nlink: int, uid: int,
@@ -185,20 +179,8 @@ class Node(Stat):
                         dev: int, st_ino: int) -> "Node":
         """:meth:`child` given the stat fields themselves (a tree that reads them from rows,
         not stat results: no object made to carry them)."""
-        self = _new(cls)
-        share = _SHARED.setdefault if len(_SHARED) < _SHARED_LIMIT else _SHARED.get  # as _fill
-        self.st_mode = share(mode, mode)
-        self.st_nlink = nlink
-        self.st_uid = share(uid, uid)
-        self.st_gid = share(gid, gid)
-        self.st_size = share(size, size)
-        self.st_mtime_ns = mtime_ns
-        self.st_atime_ns = mtime_ns if atime_ns == mtime_ns else atime_ns
-        self.st_ctime_ns = mtime_ns if ctime_ns == mtime_ns else ctime_ns
-        self.st_rdev = rdev
-        self.st_blocks = blocks
-        self.st_dev = share(dev, dev)
-        self.st_ino = st_ino
+        self = _new(cls)  # the instance being made, filled as __init__ would
+        self._set_fields(mode, nlink, uid, gid, size, atime_ns, mtime_ns, ctime_ns, rdev, blocks, dev, st_ino)
         self.ino = ino
         self._base = folder
         self._name = name
