@@ -322,9 +322,7 @@ class OffsetMapWriter:
             if parent is None:
                 file.write(b"%d%s%d%s%d\t\n" % (ino, middle[0], position.block, middle[1], node.st_size))
             else:
-                name = entry[1]
-                if _NEEDS_ESCAPE(name) is not None:
-                    name = _escape(name)
+                name = _escape(entry[1])
                 file.write(b"%d%s%d%s%d\t%s/%s\n" % (ino, middle[0], position.block, middle[1], node.st_size,
                                                     parent, name))
         except OSError as exc:
