@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as _dt
 import errno as _errno
 import fcntl
 import json
@@ -45,11 +44,15 @@ import re
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tapelib.durable import replace_file
 
 from .errors import DumpDatesError, DumpError, FormatLimitError, NoBaseDumpError
 from .format import ROOTINO
+
+if TYPE_CHECKING:  # datetime is imported where dates are read or written: a level 0 without -u needs none
+    import datetime as _dt
 
 #: Debian's dumpdates path (``-D`` changes it).
 DEFAULT_DUMPDATES = "/var/lib/dumpdates"
@@ -82,12 +85,16 @@ class DumpRecord:
 
     @property
     def datetime(self) -> _dt.datetime:
+        import datetime as _dt
+
         return _dt.datetime.fromtimestamp(self.date, _dt.timezone.utc)
 
 
 def format_record(record: DumpRecord, tz: _dt.tzinfo | None = None) -> str:
     """The line Linux dump writes for ``record`` (with its newline), in the
     time zone ``tz`` (default: local time)."""
+    import datetime as _dt
+
     when = _dt.datetime.fromtimestamp(record.date, tz) if tz else _dt.datetime.fromtimestamp(record.date).astimezone()
     offset = int(when.utcoffset().total_seconds()) // 60
     sign = "-" if offset < 0 else "+"
@@ -99,6 +106,8 @@ def format_record(record: DumpRecord, tz: _dt.tzinfo | None = None) -> str:
 def parse_record(line: str, tz: _dt.tzinfo | None = None) -> DumpRecord | None:
     """The record of one dumpdates line; ``None`` if it is not one.  A date
     without a zone offset is local time (``tz``, default the system's)."""
+    import datetime as _dt
+
     global _line
     if _line is None:
         _line = re.compile(_LINE_PATTERN)
@@ -165,7 +174,7 @@ class DumpDates:
         """Note that ``path`` was dumped at ``level`` on ``date`` (``dump -u``):
         the line of the same path and level is replaced, else one is appended."""
         check_level(level)
-        if isinstance(date, _dt.datetime):
+        if not isinstance(date, (int, float)):  # a datetime
             date = int(date.timestamp())
         if not path or path != path.strip() or "\n" in path:
             raise DumpDatesError(f"cannot record {path!r} in {self.path}: empty, newline or edge spaces in the name")

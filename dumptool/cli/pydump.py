@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as _dt
 import os
 import re
 import sys
 import time
 
-from snapdump.exits import CommandFailed, run
+from snapdump.exits import CommandFailed, leave_objects_at_exit, run
 
 from ..compression import DEFAULT_LEVEL, MAX_LEVEL as MAX_COMPRESS_LEVEL, MIN_LEVEL as MIN_COMPRESS_LEVEL
 from ..dump import Dump, DumpOptions
@@ -32,7 +31,7 @@ from ..errors import DumpError
 from ..contexts import ContextKeeper, ContextStore, details, listing, snapshot_names
 from ..filer import dump_source
 from ..sessions import session_slot
-from .syntax import RefusedFlag, VersionAction, add_refused, check_refused, expand_key
+from .syntax import RefusedFlag, VersionAction, add_refused, check_refused, expand_key, metavar_checker
 
 PROG = "pydump"
 
@@ -43,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, add_help=False,
+    p = _Parser(prog=PROG, add_help=False, formatter_class=metavar_checker,
                 description="Dump a directory tree to a BSD dump image (Linux dump's flags). The level is "
                             f"given as digits, -0 to -{MAX_LEVEL}: as in dump, every digit flag adds a digit "
                             "(-15 and -1 -5 are level 15).")
@@ -141,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
                         f"{MIN_COMPRESS_LEVEL} to {MAX_COMPRESS_LEVEL}, default {DEFAULT_LEVEL}")
     p.add_argument("-j", dest="_j", action="store_true", help="likewise with bzip2 (-jLEVEL)")
     p.add_argument("source", metavar="SOURCE", nargs="?", help="the directory to dump")
+    p.formatter_class = argparse.HelpFormatter  # help at the terminal's width (see metavar_checker)
     return p
 
 
@@ -225,6 +225,8 @@ def parse_date(text: str, flag: str = "-T") -> int:
     text = text.strip()
     if text.startswith("@") and text[1:].isdigit():
         return int(text[1:])
+    import datetime as _dt  # here: most dumps give no date
+
     try:
         when = _dt.datetime.fromisoformat(text)
         return int((when if when.tzinfo else when.astimezone()).timestamp())
@@ -370,6 +372,7 @@ def _contexts(args: argparse.Namespace, say, warn) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    leave_objects_at_exit()  # the plan's objects, held in cycles, are not collected again at the exit
     return run(PROG, lambda: _pydump(sys.argv[1:] if argv is None else list(argv)), prefix=_DUMP,
                interrupted=EXIT_INTERRUPTED, interrupted_message="interrupted: the ENTIRE dump is aborted")
 

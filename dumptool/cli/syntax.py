@@ -20,6 +20,15 @@ def release() -> str:
         return "unknown"
 
 
+def metavar_checker(prog: str) -> argparse.HelpFormatter:
+    """The ``formatter_class`` to build a parser with: argparse makes a formatter at each
+    ``add_argument`` only to check its metavar, and its default one asks for the terminal's
+    width, which imports shutil (and with it bz2, lzma and locale: 3 ms of a run's start).
+    Once the arguments are added, set ``formatter_class`` to :class:`argparse.HelpFormatter`:
+    help and usage are laid out for the terminal's width, asked for when they are shown."""
+    return argparse.HelpFormatter(prog, width=80)
+
+
 class VersionAction(argparse.Action):
     """``--version``: prints ``PROG VERSION`` and exits (the version looked up then)."""
 
