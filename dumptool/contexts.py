@@ -31,6 +31,7 @@ aborted by a volume event's ``--override-vetoes`` or ``--automatic``
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import enum
 import fcntl
@@ -40,7 +41,7 @@ import os
 import stat
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,8 @@ from .offsetmap import OffsetMapWriter
 from .sessions import abort_reason, state_dir
 
 if TYPE_CHECKING:
+    from snapfs.client import Client
+
     from .dump import Cursor, Dump
     from .filer import BackupSnapshot
     from .traverse import DumpPlan
@@ -360,23 +363,24 @@ def snapshot_names(mount: str) -> list[str] | None:
         return None
 
 
-def take_hold(mount: str, snapshot: str, holder: str) -> None:
-    from snapfs.client import open_volume
+def take_hold(mount: str, snapshot: str, holder: str, *, client: Client | None = None) -> None:
+    """``holder`` holds ``snapshot`` of the volume at ``mount`` (asked through ``client``
+    when the caller has one open to it, else through a connection of its own)."""
     from snapfs.errors import SnapfsError
 
     try:
-        with open_volume(mount) as c:
+        with _connection(mount, client) as c:
             c.snapshot_hold(snapshot, holder)
     except SnapfsError as exc:
         raise DumpError(f"cannot hold snapshot {snapshot} of {mount} for a restartable context: "
                         f"{exc.message}") from None
 
 
-def give_back(mount: str, snapshot: str, holder: str, *, delete: bool) -> None:
+def give_back(mount: str, snapshot: str, holder: str, *, delete: bool, client: Client | None = None) -> None:
     """Release ``holder``'s hold on ``snapshot`` (and those of pydumps that
-    are gone); delete it when ``delete`` and nobody else holds it."""
+    are gone); delete it when ``delete`` and nobody else holds it.  ``client``:
+    a connection to the volume the caller has open (else one of its own)."""
     try:
-        from snapfs.client import open_volume
         from snapfs.errors import SnapfsError
     except ImportError:
         raise DumpError(f"cannot give back snapshot {snapshot} of {mount}: snapfs is not installed") from None
@@ -384,7 +388,7 @@ def give_back(mount: str, snapshot: str, holder: str, *, delete: bool) -> None:
     from .filer import dead_dump
 
     try:
-        with open_volume(mount) as c:
+        with _connection(mount, client) as c:
             snaps = {s.name: s for s in c.snapshot_list()}
             snap = snaps.get(snapshot)
             if snap is None:
@@ -399,6 +403,18 @@ def give_back(mount: str, snapshot: str, holder: str, *, delete: bool) -> None:
     except (SnapfsError, OSError) as exc:
         message = getattr(exc, "message", None) or getattr(exc, "strerror", None) or str(exc)
         raise DumpError(f"cannot give back snapshot {snapshot} of {mount}: {message}") from None
+
+
+@contextlib.contextmanager
+def _connection(mount: str, client: Client | None) -> Iterator[Client]:
+    """``client`` as it is (its owner closes it), or a connection to ``mount`` for the block."""
+    if client is not None:
+        yield client
+        return
+    from snapfs.client import open_volume
+
+    with open_volume(mount) as c:
+        yield c
 
 
 def fingerprint(plan: DumpPlan) -> str:
@@ -523,7 +539,7 @@ class ContextKeeper:
         opts = dump.options
         vserver = os.uname().nodename
         self.ctx = Context(
-            id=self._id, vserver=vserver, volume_name=_volume_name(snap.where.mount), mount=snap.where.mount,
+            id=self._id, vserver=vserver, volume_name=_volume_name(snap), mount=snap.where.mount,
             rel=snap.where.rel, dump_path=dump.filesys, snapshot=snap.name, auto_created=snap.created,
             level=opts.level, date=dump.date, base_date=dump.base_date,
             options={"ntrec": opts.ntrec, "label": opts.label, "dumpdates": opts.dumpdates, "update": opts.update,
@@ -541,7 +557,7 @@ class ContextKeeper:
             else:
                 self.ctx.file_history = False
                 self.store.save(self.ctx)
-        take_hold(snap.where.mount, snap.name, self.ctx.holder)
+        take_hold(snap.where.mount, snap.name, self.ctx.holder, client=snap.client)
 
     def _checkpoint(self, dump: Dump) -> None:
         """Flush the image, then save where its last complete record ends."""
@@ -607,7 +623,7 @@ class ContextKeeper:
         if ctx.checkpoint is None:
             # nothing to go on from: given back as a dump aborted earlier
             try:
-                give_back(ctx.mount, ctx.snapshot, ctx.holder, delete=False)
+                give_back(ctx.mount, ctx.snapshot, ctx.holder, delete=False, client=snap.client)
             except DumpError as err:
                 self.warn(err.message)
             self.store.remove(ctx.id)
@@ -639,7 +655,8 @@ class ContextKeeper:
         if self.offsets is not None:
             self.offsets.close()
         try:
-            give_back(ctx.mount, ctx.snapshot, ctx.holder, delete=False)
+            give_back(ctx.mount, ctx.snapshot, ctx.holder, delete=False,
+                      client=self.snap.client if self.snap is not None else None)
         except DumpError as exc:
             self.warn(exc.message)
         if self.snap is not None and ctx.auto_created:
@@ -664,13 +681,11 @@ def _positioned(dump: Dump) -> bool:
         return False
 
 
-def _volume_name(mount: str) -> str:
+def _volume_name(snap: BackupSnapshot) -> str:
     try:
-        from snapfs.client import open_volume
-
-        with open_volume(mount) as c:
-            return c.info().name
+        return snap.volume_name()
     except Exception:  # a name for the listing only
+        mount = snap.where.mount
         return os.path.basename(mount.rstrip("/")) or mount
 
 

@@ -39,6 +39,8 @@ from .dumpdates import DumpDates
 from .errors import DumpError
 
 if TYPE_CHECKING:
+    from snapfs.client import Client
+
     from .dump import DumpOptions
 
 #: The directory a snapfs mount shows its snapshots in.
@@ -119,7 +121,8 @@ def _terminate(signum: int, frame: object) -> None:
 class BackupSnapshot:
     """The snapshot a dump of ``where`` reads, as a context manager giving itself:
     :attr:`tree` (a SnapshotTree of the path), :attr:`name`, :attr:`date` (creation
-    time, whole seconds) and :attr:`created` (whether this dump made it).
+    time, whole seconds), :attr:`created` (whether this dump made it) and
+    :attr:`client`, its connection to the volume (for more requests of the same dump).
 
     ``snapshot``: dump that existing snapshot (held for the dump, not deleted);
     None: the path's own (``MOUNT/.snapshot/NAME``), else a new ``snapshot_for_backup.N``."""
@@ -138,7 +141,8 @@ class BackupSnapshot:
         self.restricted: dict[int, str] = {}
         self._say = say or (lambda line: None)
         self._warn = warn or (lambda line: None)
-        self._client = None
+        self._client: Client | None = None
+        self._volume_name: str | None = None
         self._held = False
         self._signals: dict[int, object] = {}
 
@@ -154,6 +158,17 @@ class BackupSnapshot:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @property
+    def client(self) -> Client | None:
+        """The open connection to the volume (None before it is opened and once closed)."""
+        return self._client
+
+    def volume_name(self) -> str:
+        """The volume's name (asked of it once)."""
+        if self._volume_name is None:
+            self._volume_name = self._client.info().name
+        return self._volume_name
 
     def _open(self) -> None:
         from snapfs.client import open_volume
@@ -213,6 +228,7 @@ class BackupSnapshot:
 
         c = self._client
         info = c.info()
+        self._volume_name = info.name
         if info.available < info.block_size:
             raise DumpError(f"cannot create a backup snapshot of {self.where.mount}: the volume is full; "
                             f"{c.room_advice()}")

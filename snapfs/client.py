@@ -23,7 +23,6 @@ are defined once in :mod:`snapdump.snapfs_names` and exported here.
 
 from __future__ import annotations
 
-import base64
 import errno
 import json
 import os
@@ -42,7 +41,6 @@ from .errors import NotAVolume, SnapfsError, SnapshotBusy
 from .identity import VolumeIdentity
 from .junctions import Junction
 from .junctions import decode as _junction_fields
-from .locks import Lock
 from .luns import Lun
 from .qtrees import Qtree
 from .restrictions import Restriction, check_owner
@@ -50,6 +48,7 @@ from .values import SnapshotInfo, SpaceInfo
 from .store import DB_FILE
 
 if TYPE_CHECKING:
+    from .locks import Lock
     from .volume import Volume
 
 
@@ -177,6 +176,8 @@ class Client:
 
     def stream_chunks(self, path: str, name: str, step: int = 1 << 20) -> Iterator[bytes]:
         """The bytes of stream ``name`` of ``path``, ``step`` bytes at a time."""
+        import base64  # here: the rest of the client never needs it
+
         offset = 0
         while True:
             chunk = base64.b64decode(self._call("stream_read", path=path, name=name, offset=offset, size=step))
@@ -366,10 +367,14 @@ class Client:
 
     def lock_add(self, path: str, type: str, owner: str, start: int = 0, length: int = 0,
                  share: str = "deny-none") -> Lock:
+        from .locks import Lock  # here: a client of the dump engine never asks for a lock
+
         return Lock(**self._call("lock_add", path=path, type=type, owner=owner, start=start, length=length,
                                  share=share))
 
     def lock_list(self) -> list[Lock]:
+        from .locks import Lock
+
         return [Lock(**d) for d in self._call("lock_list")]
 
     def lock_break(self, path: str | None = None, owner: str | None = None, lock_id: int | None = None) -> int:

@@ -10,7 +10,6 @@ the volume is not mounted, in the caller's process (see :mod:`snapfs.client`).
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import errno
 import json
@@ -273,6 +272,8 @@ def _stream_list(vol: Volume, path: str) -> list[dict]:
 
 
 def _stream_read(vol: Volume, path: str, name: str, offset: int = 0, size: int = 1 << 20) -> str:
+    import base64  # here: no other command needs it (a client's start-up does not pay for it)
+
     ino, snap = resolve(vol, path)
     return base64.b64encode(vol.stream_read(ino, name, snap, offset, size)).decode()
 
