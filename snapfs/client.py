@@ -30,7 +30,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 # re-exported: the names other programs look for on a mount
 from snapdump.snapfs_names import INO_XATTR, SNAPDIR_NAME, SNAPSHOT_CREATED_XATTR  # noqa: F401
@@ -124,13 +124,22 @@ class Client:
     def _call(self, op: str, **args: Any) -> Any:
         if self._vol is not None:
             return control.execute(self._vol, op, args)
-        assert self._file is not None
+        file = self._file if self._file is not None else self._reconnect()
         try:
-            self._file.write((json.dumps({"op": op, "args": args}) + "\n").encode())
-            self._file.flush()
-            line = self._file.readline()
-        except OSError as e:
-            raise SnapfsError(f"lost the control channel of {self.voldir}: {e}", errno.EIO) from None
+            file.write((json.dumps({"op": op, "args": args}) + "\n").encode())
+            file.flush()
+            line = file.readline()
+        except BaseException as e:
+            # An answer left unread (a failure, or ^C between the request and its answer) would be
+            # taken for the next request's: this channel is given up (see _reconnect).
+            self._file = None
+            try:
+                file.close()
+            except OSError:
+                pass
+            if isinstance(e, OSError):
+                raise SnapfsError(f"lost the control channel of {self.voldir}: {e}", errno.EIO) from None
+            raise
         if not line:
             raise SnapfsError(f"the mount daemon of {self.voldir} closed the control channel", errno.EIO)
         reply = json.loads(line)
@@ -138,6 +147,23 @@ class Client:
             return reply["result"]
         cls = SnapshotBusy if reply["errno"] == errno.EBUSY and op == "snapshot_delete" else SnapfsError
         raise cls(reply["error"], reply["errno"])
+
+    def _reconnect(self) -> BinaryIO:
+        """A new channel for the requests after one whose answer was left unread.  Not for
+        a restriction owner (the daemon lets the owner go when its channel closes), nor
+        once closed: then the request fails."""
+        if self._sock is None:
+            raise SnapfsError(f"the control channel of {self.voldir} is closed", errno.EIO)
+        if self._acted:
+            raise SnapfsError(f"the control channel of {self.voldir} was given up: a request on it was "
+                              "interrupted", errno.EIO)
+        sock = control.connect(self.voldir)
+        if sock is None:
+            raise SnapfsError(f"the mount daemon of {self.voldir} is gone", errno.EIO)
+        self._sock.close()
+        self._sock = sock
+        self._file = sock.makefile("rwb")
+        return self._file
 
     # ------------------------------------------------------------------ commands
 

@@ -437,6 +437,8 @@ async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]],
     with conn:  # closed after the owners are let go: a client that waits for the end sees them gone
         try:
             await _requests(conn, vol, extra, on_gone, on_moved, acting)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (killed, ^C) before its answer: its channel ends, not the daemon
         finally:
             for pid in acting:
                 vol.owners.unregister(pid)

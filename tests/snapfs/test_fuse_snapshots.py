@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import subprocess
 import sys
 
@@ -322,3 +323,54 @@ def test_cli_works_on_an_unmounted_volume(mounted: Mounted):
     assert "snapshots:" in snapfs("volume", "show", mounted.voldir).stdout
     snapfs("mount", mounted.voldir, mounted.mnt)
     assert sorted(os.listdir(mounted.mnt / ".snapshot")) == ["kept", "offline"]
+
+
+def test_a_request_interrupted_before_its_answer_leaves_the_next_one_its_own(mounted: Mounted, monkeypatch):
+    """^C between a request and its answer: the next request on the client (a dump's
+    release and delete on its way out) gets its own answer, on a new channel."""
+    from snapfs import control
+
+    interrupts = [True]
+
+    class Channel:  # the socket's file, interrupted once while the answer is awaited
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            return self.file.write(data)
+
+        def flush(self):
+            self.file.flush()
+
+        def readline(self):
+            if interrupts:
+                interrupts.pop()
+                raise KeyboardInterrupt
+            return self.file.readline()
+
+        def close(self):
+            self.file.close()
+
+    class Socket(socket.socket):
+        def makefile(self, mode):
+            return Channel(super().makefile(mode))
+
+    connect = control.connect
+
+    def interrupting(voldir, *args):
+        sock = connect(voldir, *args)
+        timeout = sock.gettimeout()
+        sock = Socket(sock.family, sock.type, fileno=sock.detach())
+        sock.settimeout(timeout)
+        return sock
+
+    monkeypatch.setattr(control, "connect", interrupting)
+    with client.open_volume(mounted.mnt) as c:
+        with pytest.raises(KeyboardInterrupt):
+            c.snapshot_create("made")  # made by the daemon; its answer is never read
+        assert [s.name for s in c.snapshot_list()] == ["made"]
+        c.snapshot_hold("made", "dump-1")
+        assert c.snapshot_list()[0].holders == ("dump-1",)
+        c.snapshot_release("made", "dump-1")
+        c.snapshot_delete("made")
+        assert c.snapshot_list() == []
