@@ -64,10 +64,6 @@ class FilerPath:
 
 def locate(path: str) -> FilerPath | None:
     """The snapfs mount ``path`` lies on, or None (not on snapfs, or snapfs not installed)."""
-    try:
-        import snapfs  # noqa: F401  (its mounts are read through snapfs.reader)
-    except ImportError:
-        return None
     real = os.path.realpath(path)
     top = real
     while True:
@@ -80,6 +76,10 @@ def locate(path: str) -> FilerPath | None:
             top = parent
             continue
         break
+    try:  # only now: a dump of a live tree does not load snapfs
+        import snapfs  # noqa: F401  (its mounts are read through snapfs.reader)
+    except ImportError:
+        return None
     rel = os.path.relpath(real, top)
     parts = [] if rel == os.curdir else rel.split(os.sep)
     if parts and parts[0] == SNAPSHOT_DIR:
