@@ -78,7 +78,7 @@ def limit_for_memory(mem_total: int) -> int:
 def read_mem_total(meminfo: str | Path = "/proc/meminfo") -> int | None:
     """``MemTotal`` of a meminfo file in bytes (None when it cannot be read)."""
     try:
-        text = Path(meminfo).read_text(encoding="ascii", errors="replace")
+        text = Path(meminfo).read_bytes().decode("ascii", "replace")  # (a text file would load the ascii codec)
     except OSError:
         return None
     for line in text.splitlines():
