@@ -371,6 +371,11 @@ def walk_tree(
             with os.scandir(dpath) as it:
                 listing = sorted(it, key=by_name)
         except OSError as exc:
+            if dino == root_ino or exc.errno == errno.ENOTCONN:
+                # the tree itself, or its file system gone (a FUSE daemon that died): an image
+                # of nothing, dated as if it held the tree, would hide every file from the chain
+                raise DumpError(f"cannot dump {os.fsdecode(root)}: cannot read directory "
+                                f"{os.fsdecode(dnode.path)}: {exc.strerror}") from None
             if warn:
                 warn(f"cannot read directory {os.fsdecode(dnode.path)}: {exc.strerror}; dumped empty")
             listing = []

@@ -253,3 +253,35 @@ def test_a_plain_directory_is_dumped_live_and_said_once_even_without_snapfs(tmp_
     assert b"dumping a live file system: " in r.stderr
     r = run(PYDUMP, "-0", "--snapshot", "x", "-f", tmp_path / "c.dump", src, ok=False)
     assert r.returncode == 1 and b"is not on a snapfs mount" in r.stderr
+
+
+def test_a_mount_whose_daemon_died_is_refused_not_dumped_empty(tmp_path):
+    """A stale mount (its daemon killed) still answers stat from the kernel's cache, but
+    reading it fails: pydump must fail with one line and record no date (an empty level 0
+    on record would make every later incremental miss the whole tree)."""
+    from fuse_fixtures import force_unmount, make_mount
+
+    m = make_mount(tmp_path)
+    try:
+        (m.mnt / "kept.txt").write_text("not to be lost\n")
+        with client.open_volume(m.mnt) as c:
+            pid = c.info().pid
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while True:  # the mount point stays, its daemon gone
+            try:
+                os.listdir(m.mnt)
+            except OSError:
+                break
+            assert time.monotonic() < deadline, "the killed daemon's mount still answers"
+            time.sleep(0.05)
+        dates = tmp_path / "dumpdates"
+        r = run(PYDUMP, "-0", "-u", "-D", dates, "-f", tmp_path / "stale.dump", m.mnt, ok=False)
+        err = r.stderr.decode()
+        assert r.returncode == 1, err
+        assert f"cannot dump {m.mnt}: cannot read directory {m.mnt}: " in err, err
+        assert "Traceback" not in err and "DUMP IS DONE" not in err
+        assert not dates.exists() or not dates.read_text().strip()
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(m.mnt)], capture_output=True)
+        force_unmount(m.mnt)
