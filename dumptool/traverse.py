@@ -348,7 +348,9 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     if base_date <= 0:
         dumped = in_use  # one set for both maps: they are equal
     else:
-        dumped = {ino for ino, node in nodes.items() if changed_since(node.st, base_date)}
+        # changed_since for each node, in whole nanoseconds: (t // 10**9 >= base) == (t >= base * 10**9)
+        since = base_date * 1_000_000_000
+        dumped = {ino for ino, node in nodes.items() if node.st_ctime_ns >= since or node.st_mtime_ns >= since}
     if nodump and flags is not None:
         dumped = {ino for ino in dumped if ino == ROOTINO or nodes[ino].st_mode & 0o170000 != stat.S_IFREG
                   or not flags(nodes[ino]) & FS_NODUMP_FL}
@@ -368,7 +370,8 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     files = sorted(dumped - folders)
     meta: set[int] = set()
     if metaonly and base_date > 0:
-        meta = {ino for ino in files if not modified_since(nodes[ino], base_date)}
+        since = base_date * 1_000_000_000  # (not modified_since, as above)
+        meta = {ino for ino in files if nodes[ino].st_mtime_ns < since}
     return DumpPlan(nodes, directories, files, in_use, dumped, max(maxino, max(nodes)) + 1, metaonly=meta)
 
 
