@@ -342,6 +342,14 @@ class InodeMap:
             self._dirty = True
         return number
 
+    def number_all(self, dev: int, root: int, inos: Iterable[int]) -> dict[int, int]:
+        """``{ino: number(dev, ino)}`` for the root (``root=True``) then each of ``inos``, in that order."""
+        numbers = {root: self.number(dev, root, root=True)}
+        number = self.number
+        for ino in inos:
+            numbers[ino] = number(dev, ino)
+        return numbers
+
     def prune(self, live: Iterable[tuple[int, int]]) -> None:
         """Forget the pairs not in ``live`` (files gone).  Their numbers stay
         used: new files still get new ones."""

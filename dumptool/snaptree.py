@@ -38,12 +38,17 @@ from .trees import Warn, chunk_slices
 
 #: Inode numbers whose data runs one query fetches (see :meth:`SnapshotTree._runs_of`).
 _MAP_WINDOW = 1024
+#: Inodes (rows, with their xattrs) the walk reads per query: it keeps them all anyway, and each
+#: query costs (its statement, its read transaction) whatever its length.
+_WALK_CHUNK = 8192
 #: Bytes read at once for a file's slices (as dump.py's read chunk).
 _READ_CHUNK = 64 * TP_BSIZE
 _new = object.__new__
 _NO_RUNS: list[tuple[int, int, int]] = []
 _NO_ROWS: list[tuple[int, bytes, int]] = []
-_PARENT = operator.itemgetter(0)
+_PARENT = _INO = operator.itemgetter(0)  # of an entry row (parent, name, ino); of an inode row
+_NAME = operator.itemgetter(1)
+_INO_OF_ENTRY = operator.itemgetter(2)
 
 
 class _Stat:
@@ -243,56 +248,25 @@ class SnapshotTree:
         keeps no nodump flag: ``nodump`` changes nothing)."""
         from snapfs import luns
 
-        reader, warn = self._reader, self._warn
+        reader = self._reader
         attrs: dict[int, tuple] = {}  # ino -> its row (see _Stat): mode at [1], size at [6]
         xattrs = self._xattrs
         targets = self._targets
-        for rows, chunk_xattrs in reader.inode_rows():
+        for rows, chunk_xattrs in reader.inode_rows(chunk=_WALK_CHUNK):
             xattrs.update(chunk_xattrs)
-            for r in rows:
-                attrs[r[0]] = r
-                if r[11] is not None:
-                    targets[r[0]] = r[11]
+            attrs.update(zip(map(_INO, rows), rows))
+            targets.update([(r[0], r[11]) for r in rows if r[11] is not None])
         # An inconsistent LUN is not backed up (ONTAP's rule): left out with its names, said once.
         inconsistent = set()
-        for ino, x in xattrs.items():
-            record = x.get(luns.LUN_XATTR)
-            if record is not None:
-                try:
-                    if luns.decode(record).state == "inconsistent":
-                        inconsistent.add(ino)
-                except (ValueError, KeyError, IndexError, UnicodeDecodeError):
-                    pass  # an unreadable record (fsck reports it): dumped as the file it is
-        # The scope's directories and their entries (names sorted as walk_tree sorts them).
+        lun = luns.LUN_XATTR
+        for ino, record in [(ino, x[lun]) for ino, x in xattrs.items() if lun in x]:
+            try:
+                if luns.decode(record).state == "inconsistent":
+                    inconsistent.add(ino)
+            except (ValueError, KeyError, IndexError, UnicodeDecodeError):
+                pass  # an unreadable record (fsck reports it): dumped as the file it is
         top = self._scope_ino
-        listing: dict[int, list] = {}
-        todo = [top]
-        seen = {top}
-        if top == reader.root:  # the whole volume: every entry in one query, (parent, name, ino) by parent
-            grouped = {parent: list(rows) for parent, rows in itertools.groupby(reader.all_entry_rows(), _PARENT)}
-
-            def rows_of(d: int) -> list:
-                return grouped.get(d, _NO_ROWS)
-        else:  # a qtree or a directory: its directories' entries, one query each
-            def rows_of(d: int) -> list:
-                return [(d, name, ino) for name, ino in reader.entry_rows(d)]
-        while todo:
-            d = todo.pop()
-            entries = []
-            for _parent, name, ino in rows_of(d):
-                a = attrs.get(ino)
-                if a is None:
-                    continue
-                if len(name) > 255:
-                    warn(f"name too long for a dump image, skipped: {os.fsdecode(name)[:80]}...")
-                    continue
-                entries.append((name, ino))
-                if ino not in seen:
-                    seen.add(ino)
-                    if a[1] & 0o170000 == stat.S_IFDIR:
-                        todo.append(ino)
-            entries.sort()  # by name (unique in a directory), as walk_tree
-            listing[d] = entries
+        listing, seen = self._listing(top, attrs)
         # Dump numbers in snapfs inode order, the root first.
         dev = self._dev
         known = getattr(numbering, "get", None)  # an InodeMap: what earlier dumps of the chain numbered
@@ -301,18 +275,90 @@ class SnapshotTree:
         # earlier copy); one never dumped (new, or skipped by the base too) is left out with its names.
         kept = {ino for ino in restricted if self.keep_names and known is not None
                 and known(dev, ino) is not None and ino not in self.carried}
-        number = numbering.number
-        numbers = {top: number(dev, top, root=True)}
-        for ino in sorted(seen):
-            if ino != top:
-                numbers[ino] = number(dev, ino)
-        # The nodes, walked as walk_tree walks (a stack; a hard link's first name found is its path).
-        excluded = set(exclude)
+        order = list(attrs) if len(seen) == len(attrs) else sorted(seen)  # (attrs: in inode order)
+        order.remove(top)
+        numbers = numbering.number_all(dev, top, order)
+        nodes = self._nodes(top, listing, attrs, numbers, set(exclude), inconsistent, restricted, kept)
+        self.unchanged = {numbers[ino] for ino in kept}
+        self.forced = {numbers[ino] for ino in self.carried if ino in seen and ino not in restricted}
+        if len(seen) < len(attrs):  # (seen holds only inodes of attrs)
+            for table in (xattrs, targets):
+                for ino in [i for i in table if i not in seen]:
+                    del table[ino]
+            attrs = {ino: attrs[ino] for ino in seen}
+        self._attrs = attrs
+        # Pass V's objects beyond xattrs: which inodes have streams kept as data, stored 8.3 names
+        self._stream_inos = reader.stream_inodes() & seen
+        self._dosnames = {}
+        for (parent, name), dos in reader.stored_dosnames().items():
+            if parent in seen:
+                self._dosnames.setdefault(parent, {})[name] = dos
+        return nodes
+
+    def _listing(self, top: int, attrs: dict[int, tuple]) -> tuple[dict[int, list[tuple[int, bytes, int]]], set[int]]:
+        """The scope's directories and their entries, and the inodes they name (with ``top``):
+        directory -> its ``(parent, name, ino)`` rows, by name (as walk_tree sorts them), without
+        names too long for an image (said once) or naming no inode of the snapshot.  A
+        directory without entries may have no list."""
+        reader, warn = self._reader, self._warn
+        if top == reader.root:  # the whole volume: every entry in one query, (parent, name, ino) by parent, name
+            grouped = {parent: list(rows) for parent, rows in itertools.groupby(reader.all_entry_rows(), _PARENT)}
+            listed = grouped.keys()  # the only directories that have entries
+
+            def rows_of(d: int) -> list[tuple[int, bytes, int]]:
+                return grouped.get(d, _NO_ROWS)
+        else:  # a qtree or a directory: its directories' entries, one query each
+            listed = None
+
+            def rows_of(d: int) -> list[tuple[int, bytes, int]]:
+                return sorted([(d, name, ino) for name, ino in reader.entry_rows(d)])
+        listing: dict[int, list[tuple[int, bytes, int]]] = {}
+        todo = [top]
+        seen = {top}
+        while todo:
+            d = todo.pop()
+            rows = rows_of(d)
+            new = set(map(_INO_OF_ENTRY, rows))
+            if rows and (max(map(len, map(_NAME, rows))) > 255 or not attrs.keys() >= new):
+                kept = []
+                for row in rows:
+                    if row[2] not in attrs:
+                        continue
+                    if len(row[1]) > 255:
+                        warn(f"name too long for a dump image, skipped: {os.fsdecode(row[1])[:80]}...")
+                        continue
+                    kept.append(row)
+                rows = kept
+                new = set(map(_INO_OF_ENTRY, rows))
+            listing[d] = rows
+            new -= seen
+            if not new:
+                continue
+            seen |= new
+            # the new directories, to list next, in name order (as walk_tree: the warnings' order)
+            subdirs = {ino for ino in (new if listed is None else new & listed)
+                       if attrs[ino][1] & 0o170000 == stat.S_IFDIR}
+            for row in rows if subdirs else ():
+                if row[2] in subdirs:
+                    subdirs.discard(row[2])
+                    todo.append(row[2])
+        return listing, seen
+
+    def _nodes(self, top: int, listing: dict[int, list[tuple[int, bytes, int]]], attrs: dict[int, tuple],
+               numbers: dict[int, int], excluded: set[int], inconsistent: set[int], restricted: set[int],
+               kept: set[int]) -> dict[int, Node]:
+        """The nodes, walked as walk_tree walks (a stack; a hard link's first name found is its path)."""
+        warn = self._warn
+        dev = self._dev
         root_path = os.fsencode(self.root)
         rnum = numbers[top]
         per_block = self._bs // 512
         nodes: dict[int, Node] = {rnum: Node(rnum, root_path, _Stat(attrs[top], dev, per_block))}
-        child = Node.child_of_fields
+        child = Node.child_of_row
+        dirent = _new_dirent
+        new_entry = _new  # (dirent's work, inline in the loop below: a call less per entry)
+        set_ino, set_name, set_type = Dirent.ino.__set__, Dirent.name.__set__, Dirent.type.__set__
+        dtypes = _DTYPES
         stack = [top]
         while stack:
             d = stack.pop()
@@ -321,21 +367,25 @@ class SnapshotTree:
             dnum = dnode.ino
             out = []
             if not (excluded or inconsistent or restricted):  # nothing left out (most dumps): fewer questions
-                for name, ino in listing[d]:
+                for _parent, name, ino in listing.get(d, _NO_ROWS):
                     cnum = numbers[ino]
                     row = attrs[ino]
+                    fmt = row[1] & 0o170000
                     node = nodes.get(cnum)
                     if node is None:  # (the row: ino, mode, nlink, uid, gid, rdev, size, nblocks, times; see _Stat)
-                        node = nodes[cnum] = child(cnum, dpath, name, dnum, row[1], row[2], row[3], row[4], row[6],
-                                                   row[8], row[9], row[10], row[5], row[7] * per_block, dev, ino)
-                        if row[1] & 0o170000 == stat.S_IFDIR:
+                        nodes[cnum] = child(cnum, dpath, name, dnum, row, dev, per_block)
+                        if fmt == 0o040000:
                             stack.append(ino)
                     else:
                         node.parents += (dnum,)
-                    out.append(_dirent(cnum, name, row[1]))
+                    entry = new_entry(Dirent)
+                    set_ino(entry, cnum)
+                    set_name(entry, name)
+                    set_type(entry, dtypes[fmt])
+                    out.append(entry)
                 dnode.entries = out
                 continue
-            for name, ino in listing[d]:
+            for _parent, name, ino in listing.get(d, _NO_ROWS):
                 cnum = numbers[ino]
                 if cnum in excluded:
                     continue
@@ -349,31 +399,16 @@ class SnapshotTree:
                          "the next dump of this path takes it")
                 if ino in restricted and ino not in kept:
                     continue
-                mode = attrs[ino][1]
+                row = attrs[ino]
                 node = nodes.get(cnum)
                 if node is None:
-                    row = attrs[ino]
-                    node = nodes[cnum] = child(cnum, dpath, name, dnum, row[1], row[2], row[3], row[4], row[6],
-                                               row[8], row[9], row[10], row[5], row[7] * per_block, dev, ino)
-                    if mode & 0o170000 == stat.S_IFDIR:
+                    node = nodes[cnum] = child(cnum, dpath, name, dnum, row, dev, per_block)
+                    if row[1] & 0o170000 == stat.S_IFDIR:
                         stack.append(ino)
                 else:
                     node.parents += (dnum,)
-                out.append(_dirent(cnum, name, mode))
+                out.append(dirent(cnum, name, dtypes[row[1] & 0o170000]))
             dnode.entries = out
-        self.unchanged = {numbers[ino] for ino in kept}
-        self.forced = {numbers[ino] for ino in self.carried if ino in seen and ino not in restricted}
-        if top != reader.root or len(seen) < len(attrs):
-            for table in (xattrs, targets):
-                for ino in [i for i in table if i not in seen]:
-                    del table[ino]
-        self._attrs = {ino: attrs[ino] for ino in seen}
-        # Pass V's objects beyond xattrs: which inodes have streams kept as data, stored 8.3 names
-        self._stream_inos = reader.stream_inodes() & seen
-        self._dosnames = {}
-        for (parent, name), dos in reader.stored_dosnames().items():
-            if parent in seen:
-                self._dosnames.setdefault(parent, {})[name] = dos
         return nodes
 
     def block_size(self) -> int:
@@ -435,13 +470,6 @@ class SnapshotTree:
         return self._maps.get(ino, _NO_RUNS)
 
 
-_DTYPES: dict[int, int] = {}
 _new_dirent = dirent_maker()
-
-
-def _dirent(ino: int, name: bytes, mode: int) -> Dirent:
-    fmt = mode & 0o170000
-    t = _DTYPES.get(fmt)
-    if t is None:
-        t = _DTYPES[fmt] = dtype_from_mode(mode)
-    return _new_dirent(ino, name, t)
+#: The d_type of each file format (``mode & S_IFMT``: the 16 there are).
+_DTYPES: dict[int, int] = {fmt << 12: dtype_from_mode(fmt << 12) for fmt in range(16)}

@@ -24,7 +24,9 @@ walks in order.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -59,6 +61,8 @@ class Numbering(Protocol):
 
     def number(self, dev: int, ino: int, *, root: bool = False) -> int: ...
 
+    def number_all(self, dev: int, root: int, inos: Iterable[int]) -> dict[int, int]: ...
+
     @property
     def maxino(self) -> int: ...
 
@@ -87,6 +91,23 @@ class FreshNumbering:
             self._numbers[key] = self._next
             self._next += 1
         return self._numbers[key]
+
+    def number_all(self, dev: int, root: int, inos: Iterable[int]) -> dict[int, int]:
+        """``{ino: number(dev, ino)}`` for the root (``root=True``) then each of ``inos`` (the
+        root's device's other inodes, each once), numbered in that order."""
+        numbers = {root: self.number(dev, root, root=True)}
+        if self._numbers:  # numbered before: one at a time
+            for ino in inos:
+                numbers[ino] = self.number(dev, ino)
+            return numbers
+        inos = list(inos)
+        if root in inos:
+            inos = [ino for ino in inos if ino != root]
+        first = self._next
+        self._numbers = dict(zip(inos, range(first, first + len(inos))))  # keys as number's: the inode itself
+        self._next = first + len(self._numbers)
+        numbers.update(self._numbers)
+        return numbers
 
     @property
     def maxino(self) -> int:
@@ -181,6 +202,30 @@ class Node(Stat):
         not stat results: no object made to carry them)."""
         self = _new(cls)  # the instance being made, filled as __init__ would
         self._set_fields(mode, nlink, uid, gid, size, atime_ns, mtime_ns, ctime_ns, rdev, blocks, dev, st_ino)
+        self.ino = ino
+        self._base = folder
+        self._name = name
+        self._parents = parent
+        self.entries = None
+        return self
+
+    @classmethod
+    def child_of_row(cls, ino: int, folder: bytes, name: bytes, parent: int, row: tuple, dev: int,
+                     per_block: int) -> "Node":
+        """:meth:`child_of_fields` given an inode's row as a store keeps it: ``(st_ino, mode,
+        nlink, uid, gid, rdev, size, nblocks, atime_ns, mtime_ns, ctime_ns, extra)``,
+        ``nblocks`` in units of ``per_block`` 512-byte blocks (as
+        :meth:`snapfs.reader.SnapshotReader.inode_rows` gives them).  The node takes the row's
+        int objects as they are: the caller keeps the rows, so sharing equal ones (as
+        :meth:`child_of_fields` does) would save no memory."""
+        self = _new(cls)  # the instance being made, filled as __init__ would
+        (self.st_ino, self.st_mode, self.st_nlink, self.st_uid, self.st_gid, self.st_rdev, self.st_size, nblocks,
+         atime_ns, mtime_ns, ctime_ns, _extra) = row
+        self.st_mtime_ns = mtime_ns
+        self.st_atime_ns = mtime_ns if atime_ns == mtime_ns else atime_ns
+        self.st_ctime_ns = mtime_ns if ctime_ns == mtime_ns else ctime_ns
+        self.st_blocks = nblocks * per_block
+        self.st_dev = dev
         self.ino = ino
         self._base = folder
         self._name = name
@@ -303,7 +348,9 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     if base_date <= 0:
         dumped = in_use  # one set for both maps: they are equal
     else:
-        dumped = {ino for ino, node in nodes.items() if changed_since(node.st, base_date)}
+        # changed_since for each node, in whole nanoseconds: (t // 10**9 >= base) == (t >= base * 10**9)
+        since = base_date * 1_000_000_000
+        dumped = {ino for ino, node in nodes.items() if node.st_ctime_ns >= since or node.st_mtime_ns >= since}
     if nodump and flags is not None:
         dumped = {ino for ino in dumped if ino == ROOTINO or nodes[ino].st_mode & 0o170000 != stat.S_IFREG
                   or not flags(nodes[ino]) & FS_NODUMP_FL}
@@ -318,13 +365,13 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
                 if parent not in dumped:
                     dumped.add(parent)
                     todo.append(parent)
-    directories = []
-    files = []
-    for ino in sorted(dumped):
-        (directories if nodes[ino].st_mode & 0o170000 == stat.S_IFDIR else files).append(ino)
+    folders = {ino for ino, node in nodes.items() if node.st_mode & 0o170000 == stat.S_IFDIR}
+    directories = sorted(folders if dumped is in_use else folders & dumped)
+    files = sorted(dumped - folders)
     meta: set[int] = set()
     if metaonly and base_date > 0:
-        meta = {ino for ino in files if not modified_since(nodes[ino], base_date)}
+        since = base_date * 1_000_000_000  # (not modified_since, as above)
+        meta = {ino for ino in files if nodes[ino].st_mtime_ns < since}
     return DumpPlan(nodes, directories, files, in_use, dumped, max(maxino, max(nodes)) + 1, metaonly=meta)
 
 
@@ -343,14 +390,18 @@ def estimate_blocks(plan: DumpPlan, fs_block: int) -> int:
     per_block = max(fs_block // TP_BSIZE, 1)
     direct = 12 * fs_block  # NDADDR file system blocks
     total = 2 * (map_blocks(plan) + 1)
-    for ino in plan.directories + plan.files:
-        node = nodes[ino]
-        fmt = node.st_mode & 0o170000
+    # Many inodes share one (mode, size, blocks): each such shape is reckoned once.
+    if len(plan.directories) + len(plan.files) == len(nodes):  # every node (the lists are disjoint, of nodes)
+        dumped: Iterable[Node] = nodes.values()
+    else:
+        dumped = map(nodes.__getitem__, itertools.chain(plan.directories, plan.files))
+    shapes = collections.Counter([(node.st_mode, node.st_size, node.st_blocks) for node in dumped])
+    for (mode, size, blocks), count in shapes.items():
+        fmt = mode & 0o170000
         if fmt not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
-            total += 1
+            total += count
             continue
-        size = node.st_size
-        blkest = -(-node.st_blocks * 512 // fs_block) * per_block
+        blkest = -(-blocks * 512 // fs_block) * per_block
         sizeest = -(-size // fs_block) * per_block
         blkest = min(blkest, sizeest)
         if fmt == stat.S_IFDIR:
@@ -358,5 +409,5 @@ def estimate_blocks(plan: DumpPlan, fs_block: int) -> int:
             sizeest //= 2
         if size > direct:
             blkest += -(-(sizeest - direct // TP_BSIZE) // TP_NINDIR)
-        total += blkest + 1
+        total += (blkest + 1) * count
     return total

@@ -175,17 +175,18 @@ class SnapshotReader:
             for r in rows:
                 yield self._inode(r, xattrs.get(r[0], {}))
 
-    def inode_rows(self, start: int = 0) -> Iterator[tuple[list[tuple], dict[int, dict[bytes, bytes]]]]:
-        """:meth:`inodes` as the rows they are made of, a chunk at a time, for a reader of every
-        inode that keeps what it needs (a dump's walk): ``(rows, xattrs)``, each row ``(ino, mode,
-        nlink, uid, gid, rdev, size, nblocks, atime_ns, mtime_ns, ctime_ns, target)`` (``nblocks``
-        in blocks of :attr:`block_size`), in inode order, and ``xattrs``: ino -> name -> value
-        for those of the chunk that have any."""
+    def inode_rows(self, start: int = 0,
+                   chunk: int = _CHUNK) -> Iterator[tuple[list[tuple], dict[int, dict[bytes, bytes]]]]:
+        """:meth:`inodes` as the rows they are made of, ``chunk`` inodes at a time, for a reader of
+        every inode that keeps what it needs (a dump's walk): ``(rows, xattrs)``, each row ``(ino,
+        mode, nlink, uid, gid, rdev, size, nblocks, atime_ns, mtime_ns, ctime_ns, target)``
+        (``nblocks`` in blocks of :attr:`block_size`), in inode order, and ``xattrs``: ino -> name
+        -> value for those of the chunk that have any."""
         s = self.id
         after = start - 1
         while True:
             rows = self._rows(f"SELECT {_INODE_COLS} FROM inodes WHERE ino > ? AND {_SEES}"
-                              f" ORDER BY ino LIMIT {_CHUNK}", (after, s, s))
+                              " ORDER BY ino LIMIT ?", (after, s, s, chunk))
             if not rows:
                 return
             xattrs: dict[int, dict[bytes, bytes]] = {}
