@@ -261,7 +261,7 @@ class ImageWriter:
         tapea = writer.next_block
         histories = self.histories
         if histories and c_type is _TS_INODE and st.st_mode & _S_IFMT != _S_IFDIR:
-            position = RecordPosition(writer)
+            position = RecordPosition(writer, tapea)
             node = self._nodes[ino]
             for history in histories:
                 history.add_node(ino, node, position)
