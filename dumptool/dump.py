@@ -28,6 +28,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 from .compression import RecordCompressor
 from .dumpdates import DEFAULT_DUMPDATES, DumpDates, check_level
@@ -49,7 +50,6 @@ from .format import (
     volume_header,
     xattr_records,
 )
-from .format.dinode import stat_fields
 from .history import FileHistory, QfaWriter, TocArchive, resume_histories
 from .offsetmap import OffsetMapWriter
 from .imagewriter import ImageWriter
@@ -63,8 +63,9 @@ from .volumes import VolumeChanger
 _ZERO_BLOCK = bytes(TP_BSIZE)
 #: The file bytes one header maps.
 _GROUP_BYTES = TP_NINDIR * TP_BSIZE
-_new = object.__new__
+_tuple_new = tuple.__new__
 _TS_INODE = RecordType.TS_INODE
+_S_IFMT, _S_IFREG = 0o170000, stat.S_IFREG
 
 
 class Stage(enum.Enum):
@@ -77,11 +78,11 @@ class Stage(enum.Enum):
     DONE = "done"
 
 
-@dataclasses.dataclass(frozen=True)
-class Cursor:
+class Cursor(NamedTuple):
     """Where a dump stands: ``done`` inodes of ``stage`` written (all inodes
     mapped for MAP), and ``next_block``, the ``c_tapea`` the next block gets.
-    :attr:`Dump.position` tells where that block goes on the medium."""
+    :attr:`Dump.position` tells where that block goes on the medium.  (A
+    named tuple: one is made per inode, and a tuple is the cheapest to make.)"""
 
     stage: Stage
     done: int = 0
@@ -242,7 +243,7 @@ class Dump:
             self._dump_inode(plan.nodes[ino])
             yield self._cursor(Stage.DIRECTORIES, n)
         self.say("dumping (Pass IV) [regular files]")
-        nodes, dump_file, dump_inode, cursor = plan.nodes, self._dump_file, self._dump_inode, self._cursor
+        nodes, dump_file, dump_inode = plan.nodes, self._dump_file, self._dump_inode
         files = Stage.FILES
         meta = plan.metaonly
         carrier: Node | None = None
@@ -254,13 +255,13 @@ class Dump:
             before = out.written
             if meta and ino in meta:
                 self._dump_metaonly(node)
-            elif node.st_mode & 0o170000 == stat.S_IFREG:
+            elif node.st_mode & _S_IFMT == _S_IFREG:
                 dump_file(node)
             else:
                 dump_inode(node)
             if out.written != before:
                 carrier = node
-            yield cursor(files, n)
+            yield _tuple_new(Cursor, (files, n, out.writer.next_block))  # (self._cursor's, without its call)
         self.pass5.write(carrier, self.out, self.tape, self.say)
         self.out.finish(self.date)
         yield self._cursor(Stage.END, 1)
@@ -268,10 +269,7 @@ class Dump:
         yield Cursor(Stage.DONE, 0, self.out.written)
 
     def _cursor(self, stage: Stage, done: int) -> Cursor:
-        # Cursor(...) without the frozen dataclass's __init__: one per inode.
-        cursor = _new(Cursor)
-        cursor.__dict__.update(stage=stage, done=done, next_block=self.out.writer.next_block if self.out else 0)
-        return cursor
+        return _tuple_new(Cursor, (stage, done, self.out.writer.next_block if self.out else 0))
 
     # -- Pass I and II: what to dump -----------------------------------------------
     def _map(self) -> None:
@@ -389,12 +387,12 @@ class Dump:
         flags = self.tree.flags(node)
         self.out.tap()
         if self.out.headers is not None:
-            fields = stat_fields(node, flags=flags, size=len(data))
-            if len(data) % TP_BSIZE:
-                data += bytes(TP_BSIZE - len(data) % TP_BSIZE)
+            size = len(data)
+            if size % TP_BSIZE:
+                data += bytes(TP_BSIZE - size % TP_BSIZE)
             view = memoryview(data)
-            self.out.put_blocks(ino, fields, len(data) // TP_BSIZE, lambda start, size: view[start:start + size],
-                             holes=False)
+            self.out.put_blocks(ino, node, len(data) // TP_BSIZE, lambda start, size: view[start:start + size],
+                                holes=False, flags=flags, size=size)
             dinode = None
         else:
             dinode = Dinode.from_stat(node, flags=flags, size=len(data))
@@ -411,6 +409,7 @@ class Dump:
         except OSError as exc:
             self._unreadable(node, exc)
             return
+        out = self.out
         try:
             flags = file.flags
             size = node.st_size
@@ -418,25 +417,27 @@ class Dump:
             tail = size % TP_BSIZE != 0  # a partial last slice: always data (see _tail_as_data)
             if node.st_blocks * 512 < size:  # holes to skip
                 dinode = Dinode.from_stat(node, flags=flags)
-                self.out.emit(inode_records(self.tape, ino, dinode, _tail_as_data(file.slices(size), size)))
-            elif self.out.headers is None:  # -B: block by block
+                out.emit(inode_records(self.tape, ino, dinode, _tail_as_data(file.slices(size), size)))
+            elif out.headers is None:  # -B: block by block
                 dinode = Dinode.from_stat(node, flags=flags)
                 slices = file.slices(size, seek_holes=False)
-                self.out.emit(inode_records(self.tape, ino, dinode, _tail_as_data(slices, size)))
+                out.emit(inode_records(self.tape, ino, dinode, _tail_as_data(slices, size)))
             elif size <= _GROUP_BYTES:  # most files: one read, one header
-                want = -(-size // TP_BSIZE) * TP_BSIZE
-                data = file.read(0, want) if want else b""
-                self.out.put_group(_TS_INODE, ino, stat_fields(node, flags=flags), want // TP_BSIZE, data, tail=tail)
+                n = -(-size // TP_BSIZE)
+                out.put_group(_TS_INODE, ino, node, n, file.read(0, n * TP_BSIZE) if n else b"", True, tail=tail,
+                              flags=flags)
             else:
-                self.out.put_blocks(ino, stat_fields(node, flags=flags), -(-size // TP_BSIZE), file.read, tail=tail)
+                out.put_blocks(ino, node, -(-size // TP_BSIZE), file.read, tail=tail, flags=flags)
             values = file.xattrs()
         finally:
             file.close()
-        if self.pass5 is not None:
-            self.pass5.extras(node, False)
-        payload = ea_payload(node, values, self.pass5, self._warn) if values else None
-        if payload:
-            self.out.emit(xattr_records(self.tape, ino, dinode or Dinode.from_stat(node, flags=flags), payload))
+        pass5 = self.pass5
+        if pass5 is not None:
+            pass5.extras(node, False)
+        if values:
+            payload = ea_payload(node, values, pass5, self._warn)
+            if payload:
+                out.emit(xattr_records(self.tape, ino, dinode or Dinode.from_stat(node, flags=flags), payload))
 
     def _unreadable(self, node: Node, exc: OSError) -> None:
         """A regular file that cannot be opened: warned about and dumped as a

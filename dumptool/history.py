@@ -72,9 +72,10 @@ class RecordPosition:
 
     __slots__ = ("volume", "block", "record", "_writer")
 
-    def __init__(self, writer: RecordWriter) -> None:
+    def __init__(self, writer: RecordWriter, block: int | None = None) -> None:
+        """``block``: ``writer.next_block``, when the caller has it at hand (one property fewer)."""
         self.volume = writer.volume
-        self.block = writer.next_block
+        self.block = writer.next_block if block is None else block
         self.record = writer.record_index
         self._writer = writer
 

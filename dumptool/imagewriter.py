@@ -40,7 +40,7 @@ from .format.constants import DR_INODEINFO, ROOTINO, TAPEBUF_PREFIX, TP_NINOS
 from .format.header import InodeHeaders
 from .history import FileHistory, RecordPosition
 from .medium import NewVolume, RecordWriter, Sink, TapePosition, VolumeChange, VolumeRequest
-from .traverse import DumpPlan, Node
+from .traverse import DumpPlan, Node, Stat
 from .trees import has_zero_block
 
 if TYPE_CHECKING:
@@ -228,37 +228,44 @@ class ImageWriter:
             return self._volume_blocks + writer.ntrec > limit
         return self.compressor.volume_bytes + writer.record_size + TAPEBUF_PREFIX > limit * TP_BSIZE
 
-    def put_blocks(self, ino: int, fields: tuple[int, ...], count: int,
-                   read: Callable[[int, int], bytes], *, holes: bool = True, tail: bool = False) -> None:
+    def put_blocks(self, ino: int, st: Stat, count: int, read: Callable[[int, int], bytes], *,
+                   holes: bool = True, tail: bool = False, flags: int = 0, size: int | None = None) -> None:
         """An inode's headers and data, packed straight to bytes: ``count``
         slices, read ``TP_NINDIR`` (one header's worth) at a time with
         ``read(offset, size)``; all-zero slices become holes when ``holes``,
-        but the last one stays data when ``tail`` (it is partial)."""
+        but the last one stays data when ``tail`` (it is partial).  The inode
+        copy: ``stat_fields(st, flags=flags, size=size)``."""
         c_type = RecordType.TS_INODE
         done = 0
         while True:
             n = min(count - done, TP_NINDIR)
-            self.put_group(c_type, ino, fields, n, read(done * TP_BSIZE, n * TP_BSIZE) if n else b"", holes,
-                           tail=tail and done + n >= count)
+            self.put_group(c_type, ino, st, n, read(done * TP_BSIZE, n * TP_BSIZE) if n else b"", holes,
+                           tail=tail and done + n >= count, flags=flags, size=size)
             done += n
             if done >= count:
                 break
             c_type = RecordType.TS_ADDR
 
-    def put_group(self, c_type: RecordType, ino: int, fields: tuple[int, ...], n: int, data: bytes,
-                  holes: bool = True, *, tail: bool = False) -> None:
+    def put_group(self, c_type: RecordType, ino: int, st: Stat, n: int, data: bytes, holes: bool = True, *,
+                  tail: bool = False, flags: int = 0, size: int | None = None) -> None:
         """One header (``c_type``) and the ``n`` slices it maps, in ``data``;
-        ``tail``: the last slice is a file's partial last one, kept as data."""
+        ``tail``: the last slice is a file's partial last one, kept as data.
+        The inode copy: ``stat_fields(st, flags=flags, size=size)``."""
         headers = self.headers
-        if holes and has_zero_block(data):
+        # (a block that starts with a nonzero byte is no hole: most data needs no has_zero_block)
+        if holes and data[::TP_BSIZE].find(0) >= 0 and has_zero_block(data):
             addr, data = _without_zero_blocks(data, keep_last=tail)
         else:
             addr = headers.data_addr(n)
         writer = self.writer
         tapea = writer.next_block
-        if c_type is _TS_INODE and self.histories and fields[0] & _S_IFMT != _S_IFDIR:
-            self._node(ino)
-        head = headers.pack(c_type, tapea, ino, fields, n, addr)
+        histories = self.histories
+        if histories and c_type is _TS_INODE and st.st_mode & _S_IFMT != _S_IFDIR:
+            position = RecordPosition(writer, tapea)
+            node = self._nodes[ino]
+            for history in histories:
+                history.add_node(ino, node, position)
+        head = headers.pack_stat(c_type, tapea, ino, st, flags, size, n, addr)
         if self._tap is not None:
             self._keep(b"".join(head), True)
             if data:

@@ -158,7 +158,7 @@ class OffsetMapWriter:
         self._cut = cut
         self._meta: dict[str, object] = {}
         self._file: IO[bytes] | None = None
-        self._names: dict[int, tuple[int, bytes]] = {}   # child inode -> (parent, name)
+        self._names: dict[int, tuple[int, bytes, bytes]] = {}  # child inode -> (parent, name, escaped name)
         self._dir_paths: dict[int, bytes] = {ROOTINO: b"."}
         self._unit: str | None = None
         self._base: tuple[int, int, int] | None = None    # (volume, address of its record 0, step)
@@ -270,9 +270,16 @@ class OffsetMapWriter:
         if self._file is None:
             return
         names = self._names
-        for e in entries:
-            if e.ino not in names and e.ino != ino:
-                names[e.ino] = (ino, e.name)
+        # (parent, name, the name as a line writes it): one search for the names of the
+        # whole directory tells whether any needs escaping (most: none)
+        if _NEEDS_ESCAPE(b"/".join([e.name for e in entries])) is None:
+            for e in entries:
+                if e.ino not in names and e.ino != ino:
+                    names[e.ino] = (ino, e.name, e.name)
+        else:
+            for e in entries:
+                if e.ino not in names and e.ino != ino:
+                    names[e.ino] = (ino, e.name, _escape(e.name))
 
     def _dir_path(self, ino: int) -> bytes | None:
         """The ``./`` path of directory *ino* (every directory is known before the first file)."""
@@ -322,9 +329,8 @@ class OffsetMapWriter:
             if parent is None:
                 file.write(b"%d%s%d%s%d\t\n" % (ino, middle[0], position.block, middle[1], node.st_size))
             else:
-                name = _escape(entry[1])
                 file.write(b"%d%s%d%s%d\t%s/%s\n" % (ino, middle[0], position.block, middle[1], node.st_size,
-                                                    parent, name))
+                                                    parent, entry[2]))
         except OSError as exc:
             self._drop(f"cannot write the file history {self._partial}: {exc.strerror}")
             return

@@ -80,7 +80,7 @@ class SnapshotFile:
         self._bs = block_size
         self._read_blocks = read_blocks
         self._runs = runs  # (index, block, count): blocks stored one after the other, by index
-        self._starts = [r[0] for r in runs] if len(runs) > 1 else None
+        self._starts: list[int] | None = None  # the runs' first indexes, when _pieces needs them
 
     def __enter__(self) -> "SnapshotFile":
         return self
@@ -97,7 +97,11 @@ class SnapshotFile:
     def _pieces(self, first: int, last: int) -> Iterator[tuple[int, int, int]]:
         """(index, block, count): the stored stretches of blocks ``first``..``last``."""
         runs = self._runs
-        i = 0 if self._starts is None else max(bisect.bisect_right(self._starts, first) - 1, 0)
+        i = 0
+        if len(runs) > 1:
+            if self._starts is None:
+                self._starts = [r[0] for r in runs]
+            i = max(bisect.bisect_right(self._starts, first) - 1, 0)
         while i < len(runs):
             idx, block, count = runs[i]
             if idx > last:
@@ -109,7 +113,9 @@ class SnapshotFile:
 
     def read(self, offset: int, size: int) -> bytes:
         """Exactly ``size`` bytes from ``offset``: holes and what lies past the end read as zeros."""
-        end = min(offset + size, self._size)
+        end = offset + size
+        if end > self._size:
+            end = self._size
         if end <= offset:
             return bytes(size)
         bs = self._bs
@@ -419,13 +425,16 @@ class SnapshotTree:
         a = self._attrs.get(ino)
         if a is None or a[1] & 0o170000 != stat.S_IFREG:
             raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
-        return SnapshotFile(self, node, a[6], self._runs_of(ino), self._bs, self._read_blocks)
+        lo, hi = self._window
+        runs = self._maps.get(ino, _NO_RUNS) if lo <= ino <= hi else self._runs_of(ino)  # (most: no call)
+        return SnapshotFile(self, node, a[6], runs, self._bs, self._read_blocks)
 
     def flags(self, node: Node) -> int:
         return 0
 
     def xattrs(self, node: Node) -> dict[str, bytes]:
-        return self._xattrs_of(node.st_ino)
+        x = self._xattrs.get(node.st_ino)
+        return {os.fsdecode(k): v for k, v in x.items()} if x else {}
 
     def readlink(self, node: Node) -> bytes:
         target = self._targets.get(node.st_ino)
@@ -456,10 +465,6 @@ class SnapshotTree:
         self.close()
 
     # -- inside ------------------------------------------------------------------------
-    def _xattrs_of(self, ino: int) -> dict[str, bytes]:
-        x = self._xattrs.get(ino)
-        return {os.fsdecode(k): v for k, v in x.items()} if x else {}
-
     def _runs_of(self, ino: int) -> list[tuple[int, int, int]]:
         """The data runs of ``ino``, from a window of inodes fetched in one query."""
         lo, hi = self._window

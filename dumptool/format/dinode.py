@@ -29,6 +29,7 @@ _STRUCTS = {order: struct.Struct(order.value + DINODE_FORMAT) for order in ByteO
 _NO_DB = (0,) * NDADDR
 _NO_IB = (0,) * NIADDR
 _NS_MAX = (_U32 + 1) * 1_000_000_000  # times from here on are clamped
+_S_IFREG, _S_IFDIR = stat.S_IFREG, stat.S_IFDIR
 
 #: The names of the dinode's first fields, in layout order, as :class:`Dinode` calls them.
 DINODE_FIELDS = (
@@ -84,7 +85,7 @@ def stat_fields(st: os.stat_result, *, flags: int = 0, size: int | None = None) 
     mode = st.st_mode
     fmt = mode & 0o170000
     db0 = 0
-    if fmt != stat.S_IFREG and fmt != stat.S_IFDIR:
+    if fmt != _S_IFREG and fmt != _S_IFDIR:
         flags = 0
         if fmt == stat.S_IFCHR or fmt == stat.S_IFBLK:
             db0 = encode_dev(os.major(st.st_rdev), os.minor(st.st_rdev))
