@@ -474,22 +474,9 @@ class ContextKeeper:
         """Run ``dump`` (``resume``: :meth:`Dump.steps`'s), keeping its context."""
         try:
             step = self._step
-            recent, monotonic = self._recent, time.monotonic
-            # stage IV's inodes without _step's call: for this class only (NDMP's keeper has a _step
-            # of its own) and when no test hook waits for an inode
-            fast = self._hook is None and type(self) is ContextKeeper
             for cursor in dump.steps(resume):
-                if self.snap is None:  # (not self.active, once per inode)
-                    continue
-                if fast and cursor.stage is _FILES and self.ctx is not None:
-                    # most inodes: _step's first case, inline
-                    index = self._ndirs + cursor.done
-                    if index < self._total:
-                        recent.append((index, cursor.next_block))
-                    if monotonic() - self._last >= self._interval:
-                        self._checkpoint_at(dump, False)
-                    continue
-                step(dump, cursor)
+                if self.snap is not None:  # (self.active, once per inode)
+                    step(dump, cursor)
         except BaseException as exc:
             if self.active:
                 self._aborted(exc)
