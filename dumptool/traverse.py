@@ -126,11 +126,9 @@ class Stat:
         self._fill(st)
 
     def _fill(self, st: "os.stat_result | Stat") -> None:
-        self._set_fields(st.st_mode, st.st_nlink, st.st_uid, st.st_gid, st.st_size, st.st_atime_ns, st.st_mtime_ns,
-                         st.st_ctime_ns, st.st_rdev, st.st_blocks, st.st_dev, st.st_ino)
-
-    def _set_fields(self, mode: int, nlink: int, uid: int, gid: int, size: int, atime_ns: int, mtime_ns: int,
-                    ctime_ns: int, rdev: int, blocks: int, dev: int, ino: int) -> None:
+        mode, nlink, uid, gid, size = st.st_mode, st.st_nlink, st.st_uid, st.st_gid, st.st_size
+        atime_ns, mtime_ns, ctime_ns = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+        rdev, blocks, dev, ino = st.st_rdev, st.st_blocks, st.st_dev, st.st_ino
         share = _SHARED.setdefault if len(_SHARED) < _SHARED_LIMIT else _SHARED.get  # (key, default)
         self.st_mode = share(mode, mode)
         self.st_nlink = nlink
@@ -188,36 +186,22 @@ class Node(Stat):
         self.entries = entries
 
     @classmethod
-    def child(cls, ino: int, folder: bytes, name: bytes, st: os.stat_result, parent: int) -> "Node":
+    def child(cls, ino: int, folder: bytes, name: bytes, st: "os.stat_result | Stat", parent: int) -> "Node":
         """``Node(ino, folder, st, (parent,), name=name)``, for the walk's inner loop."""
-        return cls.child_of_fields(ino, folder, name, parent, st.st_mode, st.st_nlink, st.st_uid, st.st_gid,
-                                   st.st_size, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns, st.st_rdev,
-                                   st.st_blocks, st.st_dev, st.st_ino)
-
-    @classmethod
-    def child_of_fields(cls, ino: int, folder: bytes, name: bytes, parent: int, mode: int, nlink: int, uid: int,
-                        gid: int, size: int, atime_ns: int, mtime_ns: int, ctime_ns: int, rdev: int, blocks: int,
-                        dev: int, st_ino: int) -> "Node":
-        """:meth:`child` given the stat fields themselves (a tree that reads them from rows,
-        not stat results: no object made to carry them)."""
         self = _new(cls)  # the instance being made, filled as __init__ would
-        self._set_fields(mode, nlink, uid, gid, size, atime_ns, mtime_ns, ctime_ns, rdev, blocks, dev, st_ino)
-        self.ino = ino
-        self._base = folder
-        self._name = name
-        self._parents = parent
-        self.entries = None
+        self._fill(st)
+        self._place(ino, folder, name, parent)
         return self
 
     @classmethod
     def child_of_row(cls, ino: int, folder: bytes, name: bytes, parent: int, row: tuple, dev: int,
                      per_block: int) -> "Node":
-        """:meth:`child_of_fields` given an inode's row as a store keeps it: ``(st_ino, mode,
-        nlink, uid, gid, rdev, size, nblocks, atime_ns, mtime_ns, ctime_ns, extra)``,
-        ``nblocks`` in units of ``per_block`` 512-byte blocks (as
+        """:meth:`child` given an inode's row as a store keeps it: ``(st_ino, mode, nlink,
+        uid, gid, rdev, size, nblocks, atime_ns, mtime_ns, ctime_ns, extra)``, ``nblocks``
+        in units of ``per_block`` 512-byte blocks (as
         :meth:`snapfs.reader.SnapshotReader.inode_rows` gives them).  The node takes the row's
         int objects as they are: the caller keeps the rows, so sharing equal ones (as
-        :meth:`child_of_fields` does) would save no memory."""
+        :meth:`child` does) would save no memory."""
         self = _new(cls)  # the instance being made, filled as __init__ would
         (self.st_ino, self.st_mode, self.st_nlink, self.st_uid, self.st_gid, self.st_rdev, self.st_size, nblocks,
          atime_ns, mtime_ns, ctime_ns, _extra) = row
@@ -226,12 +210,15 @@ class Node(Stat):
         self.st_ctime_ns = mtime_ns if ctime_ns == mtime_ns else ctime_ns
         self.st_blocks = nblocks * per_block
         self.st_dev = dev
+        self._place(ino, folder, name, parent)
+        return self
+
+    def _place(self, ino: int, folder: bytes, name: bytes, parent: int) -> None:
         self.ino = ino
         self._base = folder
         self._name = name
         self._parents = parent
         self.entries = None
-        return self
 
     @property
     def st(self) -> Stat:

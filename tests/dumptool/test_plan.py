@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import random
 import stat
 import types
@@ -76,11 +78,12 @@ def test_number_all_numbers_as_number_does() -> None:
     assert again.number_all(7, 1, [4, 8]) == {1: 2, 4: 3, 8: 5}
 
 
-def test_child_of_row_is_child_of_fields() -> None:
+def test_child_of_row_is_child() -> None:
     row = (4711, 0o100644, 2, 1000, 100, 0, 5000, 3, 11 * 10**18, 12 * 10**18, 12 * 10**18, None)
     a = Node.child_of_row(9, b"/v/d", b"f", 4, row, 77, 8)
-    b = Node.child_of_fields(9, b"/v/d", b"f", 4, row[1], row[2], row[3], row[4], row[6], row[8], row[9], row[10],
-                             row[5], row[7] * 8, 77, row[0])
+    st = os.stat_result((row[1], row[0], 77, row[2], row[3], row[4], row[6], 0, 0, 0, row[8] / 1e9, row[9] / 1e9,
+                         row[10] / 1e9, row[8], row[9], row[10], 4096, row[7] * 8, row[5]))
+    b = Node.child(9, b"/v/d", b"f", st, 4)
     assert [getattr(a, f) for f in FIELDS] == [getattr(b, f) for f in FIELDS]
     assert (a.ino, a.path, a.location, a.parents, a.entries) == (b.ino, b.path, b.location, b.parents, b.entries)
 
