@@ -243,7 +243,7 @@ class Dump:
             self._dump_inode(plan.nodes[ino])
             yield self._cursor(Stage.DIRECTORIES, n)
         self.say("dumping (Pass IV) [regular files]")
-        nodes, dump_file, dump_inode = plan.nodes, self._dump_file, self._dump_inode
+        nodes, dump_file, dump_inode, cursor = plan.nodes, self._dump_file, self._dump_inode, self._cursor
         files = Stage.FILES
         meta = plan.metaonly
         carrier: Node | None = None
@@ -261,7 +261,7 @@ class Dump:
                 dump_inode(node)
             if out.written != before:
                 carrier = node
-            yield _tuple_new(Cursor, (files, n, out.writer.next_block))  # (self._cursor's, without its call)
+            yield cursor(files, n)
         self.pass5.write(carrier, self.out, self.tape, self.say)
         self.out.finish(self.date)
         yield self._cursor(Stage.END, 1)

@@ -37,6 +37,7 @@ from .format import (
     qfa_indexes,
 )
 from .format.constants import DR_INODEINFO, ROOTINO, TAPEBUF_PREFIX, TP_NINOS
+from .format.dinode import stat_fields
 from .format.header import InodeHeaders
 from .history import FileHistory, RecordPosition
 from .medium import NewVolume, RecordWriter, Sink, TapePosition, VolumeChange, VolumeRequest
@@ -145,8 +146,10 @@ class ImageWriter:
             data = h.derive(c_flags=h.c_flags & ~DR_COMPRESSED).pack()
         self._tap.append(data)
 
-    def _node(self, ino: int) -> None:
-        position = RecordPosition(self.writer)
+    def _node(self, ino: int, block: int | None = None) -> None:
+        """The file histories hear of file ``ino``, whose header goes to ``block`` (the
+        writer's next, when not given)."""
+        position = RecordPosition(self.writer, block)
         node = self._nodes[ino]
         for history in self.histories:
             history.add_node(ino, node, position)
@@ -259,13 +262,9 @@ class ImageWriter:
             addr = headers.data_addr(n)
         writer = self.writer
         tapea = writer.next_block
-        histories = self.histories
-        if histories and c_type is _TS_INODE and st.st_mode & _S_IFMT != _S_IFDIR:
-            position = RecordPosition(writer, tapea)
-            node = self._nodes[ino]
-            for history in histories:
-                history.add_node(ino, node, position)
-        head = headers.pack_stat(c_type, tapea, ino, st, flags, size, n, addr)
+        if self.histories and c_type is _TS_INODE and st.st_mode & _S_IFMT != _S_IFDIR:
+            self._node(ino, tapea)
+        head = headers.pack(c_type, tapea, ino, stat_fields(st, flags=flags, size=size), n, addr)
         if self._tap is not None:
             self._keep(b"".join(head), True)
             if data:

@@ -272,14 +272,10 @@ class OffsetMapWriter:
         names = self._names
         # (parent, name, the name as a line writes it): one search for the names of the
         # whole directory tells whether any needs escaping (most: none)
-        if _NEEDS_ESCAPE(b"/".join([e.name for e in entries])) is None:
-            for e in entries:
-                if e.ino not in names and e.ino != ino:
-                    names[e.ino] = (ino, e.name, e.name)
-        else:
-            for e in entries:
-                if e.ino not in names and e.ino != ino:
-                    names[e.ino] = (ino, e.name, _escape(e.name))
+        escaping = _NEEDS_ESCAPE(b"/".join([e.name for e in entries])) is not None
+        for e in entries:
+            if e.ino not in names and e.ino != ino:
+                names[e.ino] = (ino, e.name, _escape(e.name) if escaping else e.name)
 
     def _dir_path(self, ino: int) -> bytes | None:
         """The ``./`` path of directory *ino* (every directory is known before the first file)."""

@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 
 from .errors import DumpError
-from .format import TP_BSIZE, Dirent, Slice, dtype_from_mode
+from .format import TP_BSIZE, Slice, dtype_from_mode
 from .traverse import Node, Numbering, dirent_maker
 from .trees import Warn, chunk_slices
 
@@ -43,7 +43,6 @@ _MAP_WINDOW = 1024
 _WALK_CHUNK = 8192
 #: Bytes read at once for a file's slices (as dump.py's read chunk).
 _READ_CHUNK = 64 * TP_BSIZE
-_new = object.__new__
 _NO_RUNS: list[tuple[int, int, int]] = []
 _NO_ROWS: list[tuple[int, bytes, int]] = []
 _PARENT = _INO = operator.itemgetter(0)  # of an entry row (parent, name, ino); of an inode row
@@ -362,8 +361,6 @@ class SnapshotTree:
         nodes: dict[int, Node] = {rnum: Node(rnum, root_path, _Stat(attrs[top], dev, per_block))}
         child = Node.child_of_row
         dirent = _new_dirent
-        new_entry = _new  # (dirent's work, inline in the loop below: a call less per entry)
-        set_ino, set_name, set_type = Dirent.ino.__set__, Dirent.name.__set__, Dirent.type.__set__
         dtypes = _DTYPES
         stack = [top]
         while stack:
@@ -384,11 +381,7 @@ class SnapshotTree:
                             stack.append(ino)
                     else:
                         node.parents += (dnum,)
-                    entry = new_entry(Dirent)
-                    set_ino(entry, cnum)
-                    set_name(entry, name)
-                    set_type(entry, dtypes[fmt])
-                    out.append(entry)
+                    out.append(dirent(cnum, name, dtypes[fmt]))
                 dnode.entries = out
                 continue
             for _parent, name, ino in listing.get(d, _NO_ROWS):
@@ -425,9 +418,7 @@ class SnapshotTree:
         a = self._attrs.get(ino)
         if a is None or a[1] & 0o170000 != stat.S_IFREG:
             raise OSError(22, "not a regular file of the snapshot", os.fsdecode(node.path))
-        lo, hi = self._window
-        runs = self._maps.get(ino, _NO_RUNS) if lo <= ino <= hi else self._runs_of(ino)  # (most: no call)
-        return SnapshotFile(self, node, a[6], runs, self._bs, self._read_blocks)
+        return SnapshotFile(self, node, a[6], self._runs_of(ino), self._bs, self._read_blocks)
 
     def flags(self, node: Node) -> int:
         return 0

@@ -7,7 +7,6 @@ The checksum is taken over the 256 words in that same order (section 1).
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass, field
 
@@ -30,7 +29,7 @@ from .constants import (
     ByteOrder,
     RecordType,
 )
-from .dinode import Dinode, StatFields, stat_fields
+from .dinode import Dinode, StatFields
 
 _HEAD = "iiiiIIii"          # c_type .. c_checksum, offsets 0..31
 _TAIL = f"i{TP_NINDIR}s{LBLSIZE}si{NAMELEN}s{NAMELEN}s{NAMELEN}siiii120s"
@@ -262,57 +261,6 @@ class InodeHeaders:
             raise FormatLimitError(f"header field out of range for a dump image: {exc}") from None
         return head, addr, self._rest
 
-    def pack_stat(self, c_type: RecordType, tapea: int, ino: int, st: os.stat_result, flags: int, size: int | None,
-                  count: int, addr: bytes) -> tuple[bytes, bytes, bytes]:
-        """:meth:`pack` of ``stat_fields(st, flags=flags, size=size)``: the same bytes,
-        without the fields' tuple for a regular file or a directory whose times
-        are in range and whose link count fits (most inodes)."""
-        mode = st.st_mode
-        fmt = mode & 0o170000
-        nlink = st.st_nlink
-        mt, at, ct = st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns
-        addr_sum = self._sums.get(addr)
-        if ((fmt != _S_IFREG and fmt != _S_IFDIR) or nlink >= _S16_MAX or addr_sum is None
-                or not (0 <= mt < _NS_MAX and 0 <= at < _NS_MAX and 0 <= ct < _NS_MAX)):
-            return self.pack(c_type, tapea, ino, stat_fields(st, flags=flags, size=size), count, addr)
-        # (stat_fields' times: a time equal to the modification time is not worked out again)
-        mt_s, mt_us = mt // 1_000_000_000, mt % 1_000_000_000 // 1000
-        if at == mt:
-            at_s, at_us = mt_s, mt_us
-        else:
-            at_s, at_us = at // 1_000_000_000, at % 1_000_000_000 // 1000
-        if ct == mt:
-            ct_s, ct_us = mt_s, mt_us
-        else:
-            ct_s, ct_us = ct // 1_000_000_000, ct % 1_000_000_000 // 1000
-        mode &= 0xFFFF
-        uid, gid = st.st_uid & _M32, st.st_gid & _M32
-        old_uid, old_gid = uid & 0xFFFF, gid & 0xFFFF
-        if size is None:
-            size = st.st_size
-        flags &= _M32
-        blocks = st.st_blocks
-        if blocks >= _S32_MAX:
-            blocks = _S32_MAX
-        if self._little:
-            pairs = mode + (nlink << 16) + old_uid + (old_gid << 16)
-        else:
-            pairs = (mode << 16) + nlink + (old_uid << 16) + old_gid
-        total = (self._fixed + addr_sum + c_type + (tapea & _M32) + (ino & _M32) + pairs + (size & _M32)
-                 + (size >> 32) + at_s + at_us + mt_s + mt_us + ct_s + ct_us + flags + blocks + uid + gid
-                 + (count & _M32))
-        try:
-            head = self._struct.pack(c_type, self._date, self._ddate, self._volume, tapea, ino, NFS_MAGIC,
-                                     (CHECKSUM - total) & _M32, mode, nlink, old_uid, old_gid, size, at_s, at_us,
-                                     mt_s, mt_us, ct_s, ct_us, 0, flags, blocks, uid, gid, count)
-        except struct.error as exc:
-            raise FormatLimitError(f"header field out of range for a dump image: {exc}") from None
-        return head, addr, self._rest
-
-
-_S_IFREG, _S_IFDIR = 0o100000, 0o040000
-_S16_MAX, _S32_MAX = (1 << 15) - 1, (1 << 31) - 1
-_NS_MAX = (1 << 32) * 1_000_000_000  # (stat_fields' range of times as they are)
 
 #: A header up to ``c_count`` for :class:`InodeHeaders`: the inode copy with
 #: ``db[1:]``, ``ib``, ``gen`` and ``spare`` as zero padding.

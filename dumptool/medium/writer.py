@@ -221,20 +221,8 @@ class RecordWriter(VolumeCursor[Sink]):
         Returns the stream index of the first block."""
         if not self._stream or self._closed or not size or size % TP_BSIZE:
             return self.write(b"".join(parts))
-        # _queue and Gathering.add without their calls (one per header on a dump's hot path)
         first = self._next_block
-        blocks = size // TP_BSIZE
-        self._next_block = first + blocks
-        partial = self._partial + blocks
-        if partial >= self.ntrec:
-            self._records += partial // self.ntrec
-            partial %= self.ntrec
-        self._partial = partial
-        gathering = self._gathering
-        gathering.parts += parts
-        gathering.size += size
-        if gathering.size >= gathering.limit:
-            gathering.flush()
+        self._queue(parts, size)
         return first
 
     def flush(self) -> None:

@@ -139,34 +139,6 @@ def test_inode_headers_pack_what_header_pack_packs(st_: FakeStat, flags: int, ta
     packed = b"".join(headers.pack(c_type, tapea, ino, fields, count, addr))
     expected = TEMPLATE.derive(c_type=c_type, c_inumber=ino, c_dinode=dinode, c_count=count, c_addr=addr)
     assert packed == expected.pack(order, tapea=tapea)
-    # pack_stat packs the same from the stat fields themselves (a given size too, as for a directory)
-    assert b"".join(headers.pack_stat(c_type, tapea, ino, st_, flags, None, count, addr)) == packed
-    resized = b"".join(headers.pack(c_type, tapea, ino, stat_fields(st_, flags=flags, size=count * 7), count, addr))
-    assert b"".join(headers.pack_stat(c_type, tapea, ino, st_, flags, count * 7, count, addr)) == resized
-
-
-@settings(max_examples=300, deadline=None)
-@given(fmt=st.sampled_from([stat.S_IFREG, stat.S_IFDIR]), perm=st.integers(0, 0o7777),
-       nlink=st.integers(0, 2**15 + 2), uid=st.integers(0, 2**32 - 1), gid=st.integers(0, 2**32 - 1),
-       size=st.integers(0, 2**44), blocks=st.integers(0, 2**33),
-       times=st.lists(st.integers(0, 2**32 * 10**9 + 5), min_size=3, max_size=3), same=st.integers(0, 3),
-       flags=st.integers(0, 2**32 - 1), tapea=st.integers(0, 2**32 - 1), ino=st.integers(2, 2**32 - 1),
-       count=st.integers(0, 512), order=st.sampled_from(list(ByteOrder)))
-def test_inode_headers_pack_stat_packs_what_pack_packs_for_files_and_directories(
-        fmt: int, perm: int, nlink: int, uid: int, gid: int, size: int, blocks: int, times: list[int], same: int,
-        flags: int, tapea: int, ino: int, count: int, order: ByteOrder) -> None:
-    """:meth:`InodeHeaders.pack_stat`'s own path (regular files and directories, times in range)."""
-    if same & 1:
-        times[0] = times[1]  # an access time equal to the modification time
-    if same & 2:
-        times[2] = times[1]
-    st_ = FakeStat(st_mode=fmt | perm, st_nlink=nlink, st_uid=uid, st_gid=gid, st_size=size, st_blocks=blocks,
-                   st_atime_ns=times[0], st_mtime_ns=times[1], st_ctime_ns=times[2], st_rdev=0)
-    headers = InodeHeaders(TEMPLATE, order)
-    addr = headers.data_addr(count)
-    for c_type in (RecordType.TS_INODE, RecordType.TS_ADDR):
-        expected = b"".join(headers.pack(c_type, tapea, ino, stat_fields(st_, flags=flags), count, addr))
-        assert b"".join(headers.pack_stat(c_type, tapea, ino, st_, flags, None, count, addr)) == expected
 
 
 # -- coalescing record writer ------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-
 import random
 import stat
 import types
@@ -60,6 +59,15 @@ def _blockest(node: Node, fs_block: int) -> int:
     return blkest + 1
 
 
+def _ancestors(nodes: dict[int, Node], ino: int) -> list[int]:
+    """The folders from ``ino``'s up to the root (each node of _nodes has one parent)."""
+    up = []
+    while nodes[ino].parents:
+        ino = nodes[ino].parents[0]
+        up.append(ino)
+    return up
+
+
 def test_number_all_numbers_as_number_does() -> None:
     inos = [5, 9, 11, 1 << 40, 3, 17]
     one = FreshNumbering()
@@ -93,13 +101,8 @@ def test_child_of_row_is_child() -> None:
 def test_plan_and_estimate_are_the_per_inode_ones(seed: int, base_date: int) -> None:
     nodes = _nodes(seed)
     plan = plan_dump(nodes, max(nodes), base_date, metaonly=True)
-    dumped = set(nodes) if not base_date else {i for i, n in nodes.items() if changed_since(n, base_date)} | {2}
-    todo = list(dumped)
-    while todo:
-        for parent in nodes[todo.pop()].parents:
-            if parent not in dumped:
-                dumped.add(parent)
-                todo.append(parent)
+    chosen = set(nodes) if not base_date else {i for i, n in nodes.items() if changed_since(n, base_date)} | {2}
+    dumped = chosen | {a for i in chosen for a in _ancestors(nodes, i)}  # each with its path to the root
     order = sorted(dumped)
     assert plan.dumped == dumped and plan.in_use == set(nodes)
     assert plan.directories == [i for i in order if stat.S_ISDIR(nodes[i].st_mode)]
