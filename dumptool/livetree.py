@@ -382,8 +382,15 @@ def walk_tree(
         for entry in listing:
             try:
                 cst = entry.stat(follow_symlinks=False)
-            except OSError:
+            except FileNotFoundError:
                 continue  # gone since the listing
+            except OSError as exc:  # ENAMETOOLONG (a path past PATH_MAX), ENOTCONN, EIO: said, not hidden
+                if exc.errno == errno.ENOTCONN:
+                    raise DumpError(f"cannot dump {os.fsdecode(root)}: cannot read "
+                                    f"{os.fsdecode(entry.path)}: {exc.strerror}") from None
+                if warn:
+                    warn(f"cannot dump {os.fsdecode(entry.path)}: {exc.strerror}; left out")
+                continue
             if nodump and cst.st_mode & 0o170000 == stat.S_IFDIR and \
                     inode_flags(entry.path, cst) & FS_NODUMP_FL:
                 continue  # dump's nodump directory: it and its subtree stay out

@@ -267,6 +267,26 @@ def test_missing_source_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert len(err) == 1 and "nowhere" in err[0] and "no such directory" in err[0]
 
 
+def test_an_entry_past_path_max_is_named_not_left_out_in_silence(tmp_path: Path) -> None:
+    # 30 folders of 200-character names: the deeper ones lie past PATH_MAX (4,096 bytes), where a
+    # path's stat fails with ENAMETOOLONG; it was taken for "gone since the listing" and the
+    # subtree left out of the image without a word (exit 0, "DUMP IS DONE")
+    top = tmp_path / "deep"
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY)
+    for _ in range(30):
+        os.mkdir("D" * 200, dir_fd=fd)
+        deeper = os.open("D" * 200, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    os.close(fd)
+    result = pydump("-0", "--quiet", "-f", str(tmp_path / "x.dump"), str(top), check=False)
+    err = result.stderr.decode()
+    assert "Traceback" not in err
+    assert re.search(r"cannot dump .*/D{200}: File name too long; left out", err), err
+
+
 def test_unwritable_output_is_one_line_and_exit_1(tmp_path: Path, tree: Path) -> None:
     result = pydump("-0", "--quiet", "-f", str(tmp_path / "no-dir" / "x.dump"), str(tree), check=False)
     assert result.returncode == 1
