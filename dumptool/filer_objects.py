@@ -28,6 +28,7 @@ snapfs is imported only when the target is on a snapfs volume.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -375,6 +376,7 @@ class FilerObjects:
         done_xattrs: set[int] = set()
         qtree_names: set[str] = set()
         dosnames: dict[str, dict[bytes, bytes]] = {}  # directory -> its entries' 8.3 names, set at once
+        image_paths: set[bytes] | None = None  # every name the image gives (streams as files must not meet one)
         # qtrees first (a LUN at a qtree's root needs it), then the rest in image order
         for e in sorted(self.entries, key=lambda e: e.kind != Kind.QTREE):
             ino = e.owner
@@ -401,7 +403,9 @@ class FilerObjects:
                                               f"{exc.strerror}")
                 elif e.kind == Kind.STREAM:
                     if plain:
-                        self._stream_file(full, where, e)
+                        if image_paths is None:
+                            image_paths = {p for ps in names.values() for p in ps}
+                        self._stream_file(full, where, e, path + b":" + e.name in image_paths)
                     elif isinstance(e.value, Spooled):  # the volume reads it from the spool, in chunks
                         client.stream_write(in_volume(path), os.fsdecode(e.name), e.value.file.name,
                                             e.value.offset, e.value.size)
@@ -440,9 +444,9 @@ class FilerObjects:
                     except Exception as exc:  # SnapfsError: the volume is not there any more
                         self.report.warn(f"{where}: {getattr(exc, 'message', None) or exc}: the junction is "
                                          "restored as a symbolic link")
-            except Exception as exc:  # SnapfsError, OSError, a bad record: one line, the rest goes on
+            except Exception as exc:  # SnapfsError, OSError, a bad record: one line, the rest goes on, exit 1
                 what = kind_name(e.kind)
-                self.report.warn(f"{where}: {what} {os.fsdecode(e.name)!s} not restored: "
+                self.report.error(f"{where}: {what} {os.fsdecode(e.name)!s} not restored: "
                                  f"{getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or exc}")
         for rel, short in dosnames.items():
             try:
@@ -456,20 +460,44 @@ class FilerObjects:
             return False
         return any(q.name == parent.strip("./") for q in client.qtree_list())
 
-    def _stream_file(self, full: str, where: str, e: Entry) -> None:
+    def _stream_file(self, full: str, where: str, e: Entry, named_by_image: bool) -> None:
+        """A stream too large for an xattr, as the file ``FILE:STREAM`` beside its file (with
+        ``--streams-as-files``).  It replaces a node of that name the target has (a file is
+        overwritten, anything else unlinked first: never written through), but not one the
+        image itself brings (``named_by_image``), and never a directory."""
+        name = os.fsdecode(e.name)
         if not self.opts.streams_as_files:
-            self.report.warn(f"{where}: stream {os.fsdecode(e.name)} of {len(e.value)} bytes does not fit an "
+            self.report.warn(f"{where}: stream {name} of {len(e.value)} bytes does not fit an "
                              "xattr: not restored (use --streams-as-files to get it as FILE:STREAM)")
             return
-        side = full + ":" + os.fsdecode(e.name)
+        if not name or "/" in name or "\0" in name:
+            self.report.error(f"{where}: stream {name!r}: a stream name holds no '/' (a damaged or crafted "
+                              "image): not restored")
+            return
+        side = full + ":" + name  # full's folder is reached through no symbolic link; name has no '/'
+        if named_by_image:
+            self.report.error(f"{where}: stream {name} not restored as a file: the image has a file named "
+                              f"{os.path.basename(where)}:{name} there too")
+            return
+        try:
+            st = os.lstat(side)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise OSError(errno.EISDIR, f"a directory named {os.path.basename(where)}:{name} is in the way")
+        if st is not None and not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1):
+            os.unlink(side)  # a link, FIFO, device or shared file: the name is replaced, not written through
         fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             for chunk in value_chunks(e.value):
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(fd, view):]
-        finally:
+        except BaseException:
             os.close(fd)
+            os.unlink(side)  # no stream file looking whole when it is not
+            raise
+        os.close(fd)
 
     # -- compare ---------------------------------------------------------------------
 

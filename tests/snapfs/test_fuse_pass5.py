@@ -310,3 +310,45 @@ def test_a_256_mib_stream_goes_through_pass_v_in_bounded_memory(tmp_path):
         assert (real / "zlast.txt").read_text() == "the carrier\n"
     finally:
         unmount_and_check((src, dst), (src, dst))
+
+
+def test_streams_as_files_never_write_through_a_name_or_over_the_images_own_files(tmp_path):
+    """``--streams-as-files`` writes ``FILE:STREAM`` beside its file: a stream name with '/' (a
+    crafted image) is refused, not followed through a symbolic link out of the target; a file
+    the image itself names ``FILE:STREAM`` is kept, not overwritten by the stream; a hard link at
+    that name in the target is replaced, not written through (the file outside stays)."""
+    src = mount(tmp_path, "src")
+    outside, plain = tmp_path / "outside", tmp_path / "plain"
+    outside.mkdir()
+    plain.mkdir()
+    try:
+        m = src.mnt
+        (m / "f").write_bytes(b"f\n")
+        os.symlink(outside, m / "f:s")  # the crafted name s/pwn would go through it
+        stream(m, "f", "sXpwn", os.urandom(100_000), tmp_path)
+        (m / "g").write_bytes(b"g\n")
+        (m / "g:notes").write_bytes(b"precious data\n")  # a file of the image, named as g's stream would be
+        stream(m, "g", "notes", os.urandom(70_000), tmp_path)
+        (m / "k").write_bytes(b"k\n")
+        k_stream = os.urandom(70_000)
+        stream(m, "k", "st", k_stream, tmp_path)
+        image = tmp_path / "l0.dump"
+        run(PYDUMP, "-0", "-f", image, m)
+        data = image.read_bytes()
+        assert data.count(b"sXpwn") == 1
+        image.write_bytes(data.replace(b"sXpwn", b"s/pwn"))  # (Pass V's values carry no checksum)
+        (outside / "pwn").write_bytes(b"kept\n")
+        (outside / "keep").write_bytes(b"outside\n")
+        os.link(outside / "keep", plain / "k:st")  # a hard link into the target, at the stream's name
+
+        r = run(PYRESTORE, "-x", "-y", "--streams-as-files", "-f", image, cwd=plain, ok=False)
+        err = r.stderr.decode()
+        assert r.returncode == 1, err
+        assert (outside / "pwn").read_bytes() == b"kept\n"
+        assert "stream 's/pwn': a stream name holds no '/'" in err, err
+        assert (plain / "g:notes").read_bytes() == b"precious data\n"
+        assert "stream notes not restored as a file: the image has a file named g:notes there too" in err, err
+        assert (outside / "keep").read_bytes() == b"outside\n"
+        assert (plain / "k:st").read_bytes() == k_stream and os.stat(plain / "k:st").st_nlink == 1
+    finally:
+        unmount_and_check((src,), (src,))
