@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from .compression import RecordCompressor
-from .dumpdates import DEFAULT_DUMPDATES, DumpDates, check_level
+from .dumpdates import DEFAULT_DUMPDATES, DumpDates, InodeMap, check_level
 from .errors import DumpError, FormatLimitError, engine_entry
 from .format import (
     DR_COMPRESSED,
@@ -275,11 +275,7 @@ class Dump:
     def _map(self) -> None:
         opts = self.options
         dates = DumpDates(opts.dumpdates)
-        if opts.base_date is not None:
-            self.base_date = opts.base_date
-        elif opts.level > 0:
-            base = dates.base_for(self.filesys, opts.level)
-            self.base_date, self._base_level = base.date, base.level
+        self.base_date, self._base_level = _base(opts, dates, self.filesys, self.date, self.snapshot_date, self._warn)
         if self.tree is None:
             self.tree = LiveTree(self.source, self._warn)
             self._own_tree = True
@@ -291,9 +287,6 @@ class Dump:
         self.say(f"Date of this level {opts.level} dump: {time.ctime(self.date)}")
         if self.snapshot_date is not None:
             self.say("(the time the snapshot's data froze)")
-        if self.snapshot_date is not None and self.base_date and self.snapshot_date < self.base_date:
-            self._warn(f"the snapshot is older than the level {self._base_level} dump this one is based on: "
-                       "it can hold nothing newer")
         if self.base_date:
             self.say(f"Date of last level {self._base_level} dump: {time.ctime(self.base_date)}")
         self.say(f"Dumping {self.source} (an unlisted file system) to {opts.output}")
@@ -313,12 +306,15 @@ class Dump:
         gc.disable()
         try:
             nodump = opts.level >= opts.honor_level  # dump's rule (its nonodump is level < honorlevel)
+            chain = None if not self.base_date or opts.base_date is not None or self._inomap is None else \
+                (self._inomap.chain_start(self.base_date), self._inomap.root)
             nodes = self.tree.walk(numbering, exclude=opts.exclude, nodump=nodump)
             if not folded:
                 self.say("mapping (Pass II) [directories]")
+            force = set(getattr(self.tree, "forced", ())) | _new_to_chain(self._inomap, chain, nodes,
+                                                                           self.base_date, self.say)
             self.plan = plan_dump(nodes, numbering.maxino, self.base_date, metaonly=opts.metaonly, nodump=nodump,
-                                  flags=self.tree.flags, force=getattr(self.tree, "forced", ()),
-                                  skip=getattr(self.tree, "unchanged", ()))
+                                  flags=self.tree.flags, force=force, skip=getattr(self.tree, "unchanged", ()))
         finally:
             if collecting:
                 gc.enable()
@@ -503,6 +499,7 @@ class Dump:
 
     def _record(self) -> None:
         if self._inomap is not None and self.options.update:
+            self._inomap.mark(self.date)
             self._inomap.save()
         if self.options.update:
             if self.options.before_record is not None:
@@ -519,6 +516,45 @@ class Dump:
         """dump -n's alert to the operators, printed with the operator lines."""
         if self.options.notify:
             self.say(f"Message to the operators: {message}")
+
+
+def _base(opts: DumpOptions, dates: DumpDates, filesys: str, date: int, snapshot_date: int | None,
+          warn: Callable[[str], None]) -> tuple[int, int | str]:
+    """The base date and level of a dump dated ``date`` (0 for a level 0): ``-T``'s, else the
+    dumpdates file's.  With ``-u``, a dumpdates file that cannot take the dump's line is refused
+    now, not after the dump, and so is a dump dated before its base (recorded, it would be the
+    base of the next incremental); without, that is a warning."""
+    base_date, base_level = opts.base_date or 0, "lower"
+    if opts.base_date is None and opts.level > 0:
+        base = dates.base_for(filesys, opts.level)
+        base_date, base_level = base.date, base.level
+    if opts.update:
+        dates.records()
+    if base_date and date < base_date:
+        problem = (f"{'the snapshot' if snapshot_date is not None else 'this dump'} is older than the level "
+                   f"{base_level} dump this one is based on ({time.ctime(base_date)})")
+        if opts.update:
+            raise DumpError(f"{problem}: an incremental of it cannot be recorded (-u); dump a newer snapshot, "
+                            "or run a level 0")
+        warn(f"{problem}: it can hold nothing newer")
+    return base_date, base_level
+
+
+def _new_to_chain(inomap: InodeMap | None, chain: tuple[int, tuple[int, int] | None] | None,
+                  nodes: dict[int, Node], base_date: int, say: Callable[[str], None]) -> set[int]:
+    """What an incremental takes whole because its base's chain never held it (a directory
+    moved in from outside the dumped path brings files older than the base; so does one
+    unreadable then); none with ``-T``, whose date takes files by their times alone
+    (``chain`` None)."""
+    if chain is None or inomap is None:
+        return set()
+    fresh = inomap.new_to_chain(*chain, nodes)
+    since = base_date * 1_000_000_000
+    older = sum(1 for ino in fresh if nodes[ino].st_ctime_ns < since and nodes[ino].st_mtime_ns < since)
+    if older:
+        say(f"{older} inode{'s' if older > 1 else ''} new to this chain with times before its base (moved in, "
+            "or unreadable then): dumped whole")
+    return fresh
 
 
 def _tail_as_data(slices: Iterable[Slice], size: int) -> Iterator[Slice]:

@@ -40,6 +40,7 @@ import errno as _errno
 import fcntl
 import json
 import os
+import stat
 import re
 import struct
 from collections.abc import Iterable, Iterator
@@ -215,15 +216,18 @@ class DumpDates:
         concurrent writer renamed a new file over the one we locked."""
         while True:
             try:
+                # (O_NONBLOCK: a FIFO given as the file is refused below instead of waiting for a writer)
                 if exclusive:
-                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
                 else:
-                    fd = os.open(self.path, os.O_RDONLY)
+                    fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
             except FileNotFoundError:
                 raise
             except OSError as exc:
                 raise DumpDatesError(f"cannot open {self.path}: {exc.strerror}") from None
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):  # a device would be renamed over, or read forever
+                    raise DumpDatesError(f"{self.path} is not a regular file: give a dumpdates file with -D")
                 fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
                 mine = os.fstat(fd)
                 try:
@@ -238,7 +242,8 @@ class DumpDates:
 
     def _replace(self, text: str, mode: int) -> None:
         try:
-            replace_file(self.path, text.encode("utf-8", errors="surrogateescape"), mode)
+            # through a symbolic link (a shared /etc/dumpdates), as dump writes: the link stays
+            replace_file(Path(os.path.realpath(self.path)), text.encode("utf-8", errors="surrogateescape"), mode)
         except OSError as exc:
             raise DumpDatesError(f"cannot rewrite {self.path}: {exc.strerror}") from None
 
@@ -255,6 +260,7 @@ def _read_all(fd: int) -> str:
 _MAP_FORMAT = "snapdump-inomap"
 _MAP_VERSION = 1
 _ENTRY = struct.Struct("<QQI")  # st_dev, st_ino, dump inode number
+_MAX_MARKS = 256  # dump dates remembered per map (the oldest go first)
 _MAX_DUMP_INO = 0xFFFFFFFF
 
 
@@ -283,6 +289,8 @@ class InodeMap:
         self._numbers: dict[tuple[int, int], int] = {}
         self._root: tuple[int, int] | None = None
         self._next = ROOTINO + 1
+        #: dump date -> the first number given after that dump: what its chain holds lies below
+        self._marks: dict[int, int] = {}
         self._dirty = False
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -310,6 +318,35 @@ class InodeMap:
 
     def __len__(self) -> int:
         return len(self._numbers) + (self._root is not None)
+
+    @property
+    def root(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the dumped path's top when last numbered (None: a new map)."""
+        return self._root
+
+    def mark(self, date: int) -> None:
+        """Note that the dump dated ``date`` (being recorded) was made with the numbers given so
+        far: every file numbered by then was on its image or on one of its chain's."""
+        self._marks[int(date)] = self._next
+        for old in sorted(self._marks)[:-_MAX_MARKS]:
+            del self._marks[old]
+        self._dirty = True
+
+    def chain_start(self, date: int) -> int:
+        """The first number given after the dump dated ``date`` (an incremental's base): files
+        numbered from it on are on no image of that dump's chain, however old their times
+        (moved in, or unreadable then), so an incremental takes them whole.  For a dump no
+        mark names (a map from before marks), the next number: at least what is new now."""
+        return self._marks.get(int(date), self._next)
+
+    def new_to_chain(self, start: int, top: tuple[int, int] | None, inos: Iterable[int]) -> set[int]:
+        """Of ``inos`` (numbered since :meth:`chain_start` gave ``start`` and :attr:`root` gave
+        ``top``), those the chain never held.  :class:`DumpDatesError` when the top is now on
+        another device than the chain's (a file system unmounted, or another mounted there)."""
+        if top is not None and self._root is not None and top[0] != self._root[0]:
+            raise DumpDatesError(f"{self.path} is on another file system than at its base dump (one unmounted, "
+                                 "or another mounted there, since): run a level 0")
+        return {ino for ino in inos if ino >= start}
 
     def get(self, dev: int, ino: int) -> int | None:
         """The number of (``dev``, ``ino``) if it has one."""
@@ -364,7 +401,8 @@ class InodeMap:
         if not self._dirty and self.file.exists():
             return
         meta = {"format": _MAP_FORMAT, "version": _MAP_VERSION, "path": self.path, "next": self._next,
-                "count": len(self._numbers), "root": list(self._root) if self._root else None}
+                "count": len(self._numbers), "root": list(self._root) if self._root else None,
+                "marks": {str(date): first for date, first in self._marks.items()}}
         body = bytearray(json.dumps(meta, sort_keys=True).encode() + b"\n")
         for (dev, ino), number in self._numbers.items():
             body += _ENTRY.pack(dev, ino, number)
@@ -413,3 +451,10 @@ class InodeMap:
         self._numbers = {(dev, ino): number for dev, ino, number in _ENTRY.iter_unpack(body)}
         self._root = tuple(meta["root"]) if meta.get("root") else None
         self._next = int(meta["next"])
+        marks = meta.get("marks", {})  # (absent from maps written before marks)
+        if not isinstance(marks, dict):
+            raise damaged
+        try:
+            self._marks = {int(date): int(first) for date, first in marks.items()}
+        except (TypeError, ValueError):
+            raise damaged from None

@@ -328,10 +328,12 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     directory, but its inode is not on the image.  ``flags`` tells a
     node's inode flags (the tree's :meth:`~dumptool.trees.Tree.flags`).
 
-    *force*: dump numbers taken whether they changed or not (files a base dump
-    skipped); *skip*: dump numbers not taken, kept in use and by name as for
-    nodump (files under client I/O restriction an earlier dump took)."""
+    *force*: dump numbers taken whole whether they changed or not, never as
+    metadata only (files a base dump skipped, or that its chain never held);
+    *skip*: dump numbers not taken, kept in use and by name as for nodump
+    (files under client I/O restriction an earlier dump took)."""
     in_use = set(nodes)
+    force = set(force)
     if base_date <= 0:
         dumped = in_use  # one set for both maps: they are equal
     else:
@@ -342,7 +344,7 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
         dumped = {ino for ino in dumped if ino == ROOTINO or nodes[ino].st_mode & 0o170000 != stat.S_IFREG
                   or not flags(nodes[ino]) & FS_NODUMP_FL}
     if force or skip:
-        dumped = (dumped | {ino for ino in force if ino in nodes}) - set(skip)
+        dumped = (dumped | (force & in_use)) - set(skip)
     if base_date > 0:
         dumped.add(ROOTINO)
         # Every directory on the path to a dumped inode, up to the root.
@@ -358,7 +360,7 @@ def plan_dump(nodes: dict[int, Node], maxino: int, base_date: int = 0, *, metaon
     meta: set[int] = set()
     if metaonly and base_date > 0:
         since = base_date * 1_000_000_000  # (not modified_since, as above)
-        meta = {ino for ino in files if nodes[ino].st_mtime_ns < since}
+        meta = {ino for ino in files if nodes[ino].st_mtime_ns < since} - force
     return DumpPlan(nodes, directories, files, in_use, dumped, max(maxino, max(nodes)) + 1, metaonly=meta)
 
 

@@ -303,6 +303,10 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
                 exclude |= _inode_numbers(f.read(), f"-E {name}")
         except OSError as exc:
             raise CommandFailed(f"-E {name}: {exc.strerror}") from None
+    frozen_at = parse_date(args.frozen_at, "--snapshot-date") if args.frozen_at else None
+    if frozen_at is not None and frozen_at > time.time():
+        raise CommandFailed(f"--snapshot-date {args.frozen_at}: a date in the future (no copy froze later "
+                            "than now; recorded, it would hide the changes until then from the next incremental)")
     return DumpOptions(
         source=args.source, output=output, level=level, ntrec=args.ntrec, dumpdates=args.dumpdates,
         update=args.update, base_date=parse_date(args.base_date) if args.base_date else None,
@@ -314,7 +318,7 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         compress_level=compression[1] if compression else DEFAULT_LEVEL, metaonly=args.metaonly,
         file_history=not args.no_file_history,
         honor_level=args.honor_level,
-        frozen_at=parse_date(args.frozen_at, "--snapshot-date") if args.frozen_at else None,
+        frozen_at=frozen_at,
         scratch=_barcodes(args.scratch),
     )
 

@@ -171,3 +171,79 @@ def test_renames_deletions_and_type_changes_restore_in_order_with_both_restores(
     assert_same_tree(src, real)
     assert (ours / "moved-deep").read_bytes() == b"a file where the directory was\n"
     assert (ours / "becomes-dir" / "deeper" / "f").read_bytes() == b"deep\n"
+
+
+def test_files_moved_in_with_old_times_are_dumped_whole_by_every_incremental_whose_chain_lacks_them(
+        tmp_path: Path) -> None:
+    # A directory moved in from outside the dumped path changes its own ctime, not its files':
+    # picked by their times alone, they were on no image of the chain (the real restore of
+    # L0+L1 said "not found on tape"), and no later incremental took them either.
+    src, outside = tmp_path / "src", tmp_path / "outside"
+    (outside / "proj" / "src").mkdir(parents=True)
+    src.mkdir()
+    touch(src / "kept", b"kept\n", DATE)
+    touch(outside / "proj" / "README", b"read me\n", DATE)
+    touch(outside / "proj" / "src" / "main.c", b"int main;\n", DATE)
+    chain = Chain(tmp_path, src)
+    l0 = chain.dump(0, "l0")
+    (outside / "proj").rename(src / "proj")
+    moved = {"./proj", "./proj/README", "./proj/src", "./proj/src/main.c"}
+    assert moved <= chain.listed(chain.dump(1, "l1"))
+    # a second level 1 is based on the level 0 too, which never held them
+    l1b = chain.dump(1, "l1b")
+    assert moved <= chain.listed(l1b)
+    # a level 2 is based on that level 1, which holds them: only what changed since
+    (src / "kept").write_bytes(b"changed\n")
+    l2 = chain.dump(2, "l2")
+    assert chain.listed(l2) == {".", "./kept"}
+    ours, real = tmp_path / "ours", tmp_path / "real"
+    ours.mkdir()
+    real.mkdir()
+    for image in (l0, l1b, l2):
+        pyrestore("-r", "-f", str(image), cwd=ours)
+        restore("-r", "-y", "-f", str(image), cwd=real, tmp=tmp_path)
+    assert_same_tree(src, ours, times=False)
+    assert_same_tree(src, real, times=False)
+
+
+def test_a_file_new_to_the_chain_is_never_metadata_only(tmp_path: Path) -> None:
+    # -m dumps a file whose mtime is older than the base as metadata only: right for a chmod,
+    # but a file copied in with its old mtime (cp -a, tar x) would lose its data
+    src = tmp_path / "src"
+    src.mkdir()
+    touch(src / "old", b"old\n", DATE)
+    dates = tmp_path / "dumpdates"
+    next_second()
+    pydump("-0", "-m", "--quiet", "-u", "-D", str(dates), "-f", str(tmp_path / "l0"), str(src))
+    touch(src / "copied-in", b"precious\n", DATE)
+    os.chmod(src / "old", 0o600)
+    next_second()
+    pydump("-1", "-m", "--quiet", "-u", "-D", str(dates), "-f", str(tmp_path / "l1"), str(src))
+    out = tmp_path / "out"
+    out.mkdir()
+    for image in ("l0", "l1"):
+        pyrestore("-r", "-f", str(tmp_path / image), cwd=out)
+    assert (out / "copied-in").read_bytes() == b"precious\n"
+    assert (out / "old").read_bytes() == b"old\n" and os.stat(out / "old").st_mode & 0o777 == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tmpfs")
+def test_an_incremental_of_a_path_now_on_another_file_system_is_refused(tmp_path: Path) -> None:
+    # the volume unmounted: its empty mount point dumped as a level 1 was "DUMP IS DONE" and
+    # recorded, an image whose restore deletes every file of the chain
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
+    try:
+        (mnt / "data").write_bytes(b"data\n")
+        chain = Chain(tmp_path, mnt)
+        chain.dump(0, "l0")
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+    next_second()
+    result = pydump("-1", "--quiet", "-u", "-D", str(chain.dumpdates), "-f", str(tmp_path / "l1"), str(mnt),
+                    check=False)
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "is on another file system than at its base dump" in err and "run a level 0" in err, err
+    assert [line.split()[1] for line in chain.dumpdates.read_text().splitlines()] == ["0"]
