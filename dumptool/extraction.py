@@ -5,7 +5,9 @@ tape.c's extractfile and restore.c's createleaves, with the attributes).
 :class:`~dumptool.image_reader.ImageReader` and writes every wanted inode
 under its names: a regular file the fastest way when its name is free
 (``O_EXCL``, the attributes through its descriptor), anything else the
-general way; its other names become hard links.  Every path is resolved
+general way (a device, FIFO, symbolic link or file linked elsewhere at a
+regular file's name replaced, never written through: :mod:`.restored_file`);
+its other names become hard links.  Every path is resolved
 beneath the target folder (:class:`~dumptool.beneath.Beneath`): nothing
 outside it is ever created, written or followed.  Attributes go on in
 restore's order (owner, mode, xattrs, times); symbolic links get no chmod;
@@ -40,10 +42,10 @@ from .format.pass5 import EXT_PASS5
 from .image_reader import ImageReader
 from .restore_options import Options
 from .restore_report import Report, RestoreError
+from .restored_file import NEW_FILE, open_to_write, write_all
 from .symtab import Checkpointed, DirFix
 
-# how _write_new_regular creates a file, and the file types it asks about
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# the file types _write_new_regular asks about (it creates a file as restored_file's NEW_FILE)
 _S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, stat.S_IFDIR, stat.S_IFREG
 _TS_ADDR = int(RecordType.TS_ADDR)
 #: the filer's records a snapfs mount shows as xattrs but never takes as ones
@@ -73,6 +75,17 @@ class OutOfSpace(RestoreError):
     def __init__(self, paths: list[bytes]) -> None:
         super().__init__("no space left on the target")
         self.paths = paths
+
+
+def say_not_restored(report: Report, target: str, full: OutOfSpace, leaves: dict[int, list[bytes]],
+                     stopped: str) -> None:
+    """One error for a restore a full target stopped (*stopped* says what
+    that leaves), then a ``not restored: ./x`` line for the file being
+    written and for each one in *leaves* (those not yet extracted)."""
+    left = full.paths[:1] + [paths[0] for _, paths in sorted(leaves.items())]
+    report.error(f"{target}: no space left on the target: {stopped}; {len(left)} file(s) not restored:")
+    for path in left:
+        report.tell(f"not restored: {os.fsdecode(path)}")
 
 
 def _drop_partial(parent_fd: int, name: bytes) -> None:
@@ -276,7 +289,7 @@ class Extractor:
         mode = head.mode & 0o7777
         try:
             parent_fd = tree.dir_fd(parent)
-            fd = os.open(name, _NEW_FILE, mode & 0o777, dir_fd=parent_fd)
+            fd = os.open(name, NEW_FILE, mode & 0o777, dir_fd=parent_fd)
         except OSError:
             return False
         if self.filer is not None:  # (a LUN is under restriction from its creation on)
@@ -297,7 +310,7 @@ class Extractor:
                 if 0 < count < TP_NINDIR and have == count * TP_BSIZE and size <= have:
                     # the usual small file: one record, no hole, its data in one write
                     if size:
-                        os.write(fd, data[:size] if size < have else data)
+                        write_all(fd, data[:size] if size < have else data, 0)
                     cur.base = have
                     nxt = records.peek()
                     if nxt is not None and nxt.head.c_inumber == ino and nxt.head.c_type == _TS_ADDR \
@@ -396,7 +409,7 @@ class Extractor:
                 if end > size:
                     data = data[:max(0, size - base)]
                 if data:
-                    high = base + os.pwrite(fd, data, base)
+                    high = write_all(fd, data, base)
             else:
                 high = self._write_holey(fd, rec, entries, base, size) or high
             base = end
@@ -429,14 +442,14 @@ class Extractor:
                     run_at, run_start = offset, at
                 at += TP_BSIZE
             elif run_at >= 0:
-                high = run_at + os.pwrite(fd, data[run_start:at], run_at)
+                high = write_all(fd, data[run_start:at], run_at)
                 run_at = -1
             offset += TP_BSIZE
         if run_at >= 0:
             chunk = data[run_start:at]
             if run_at + len(chunk) > size:
                 chunk = chunk[:size - run_at]
-            high = run_at + os.pwrite(fd, chunk, run_at)
+            high = write_all(fd, chunk, run_at)
         return high
 
     def write_leaf(self, target: str, h: Header, first: Segment, paths: list[bytes],
@@ -530,7 +543,7 @@ class Extractor:
         finally:
             if fd is not None:
                 os.close(fd)
-        self._link_others(target, paths)
+        self._link_others(target, paths, fmt == stat.S_IFREG)
 
     def _keep_node(self, target: str, full: str, ino: int, fmt: int, path: bytes) -> bool:
         """A metadata-only inode (``dump -m``): the node restored before
@@ -568,27 +581,30 @@ class Extractor:
             self.report.verbose(line)
         self._link_lines = []
 
-    def _link_others(self, target: str, paths: list[bytes]) -> None:
-        """Make ``paths[1:]`` hard links of ``paths[0]`` (the inode's first name)."""
+    def _link_others(self, target: str, paths: list[bytes], regular: bool = True) -> None:
+        """Make ``paths[1:]`` hard links of ``paths[0]`` (the inode's first
+        name).  A *regular* file's other names replace what stands there
+        (as its first name does, see ``open_to_write``: an existing file is
+        overwritten), other kinds' only under -u (as restore)."""
         for other in paths[1:]:
             if self.opts.verbose:  # said after "Add links", where restore makes them
                 self._link_lines.append(f"Create hard link {os.fsdecode(other)}->{os.fsdecode(paths[0])}")
             try:
                 ofull = self.at(target, other)
-                self._clear(ofull)
+                self._clear(ofull, regular)
                 os.link(self.at(target, paths[0]), ofull, follow_symlinks=False)
             except OSError as exc:
                 self.report.error(f"{os.fsdecode(other)}: cannot link to {os.fsdecode(paths[0])}: {exc.strerror}")
 
-    def _clear(self, full: str) -> None:
-        """Make room for a new node: remove an old non-directory (restore's -u, always for our own work)."""
+    def _clear(self, full: str, always: bool = False) -> None:
+        """Make room for a new node: remove an old non-directory (restore's -u, or *always*)."""
         try:
             st = os.lstat(full)
         except FileNotFoundError:
             return
         if stat.S_ISDIR(st.st_mode):
             raise OSError(_errno.EISDIR, "a directory of that name exists")
-        if not self.opts.unlink:
+        if not (self.opts.unlink or always):
             raise OSError(_errno.EEXIST, "file exists (use -u to replace it)")
         os.unlink(full)
 
@@ -599,8 +615,7 @@ class Extractor:
         d = h.c_dinode
         if self.opts.unlink and first is not None:
             self._clear(full)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if first is not None else 0)
-        fd = os.open(full, flags, 0o600)
+        fd = open_to_write(full, fresh=first is not None)
         try:
             if self.filer is not None and first is not None:
                 self.filer.hold_new(path)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from .filer_objects import apply_pass5
-from .extraction import Extractor, is_dir, rmtree
+from .extraction import Extractor, OutOfSpace, is_dir, rmtree, say_not_restored
 from .format import Header, Segment
 from .image_reader import ImageReader
 from .rebuild_plan import (
@@ -100,14 +100,29 @@ class Rebuild:
         }
 
     def run(self, ops: Iterable[Op]) -> None:
-        """Carry out *ops* in order; ``-N`` skips the ones that write."""
+        """Carry out *ops* in order; ``-N`` skips the ones that write.  A
+        full target (``--force``) stops the rest: one error says the tree
+        is incomplete, then a line names each file not restored."""
         dry = self.opts.dry_run
-        for op in ops:
+        ops = list(ops)
+        for n, op in enumerate(ops):
             if self.opts.verbose and (line := op.line) is not None:
                 self.report.verbose(line)
             if dry and op.writes:
                 continue
-            self._handlers[type(op)](op)
+            try:
+                self._handlers[type(op)](op)
+            except OutOfSpace as full:
+                if isinstance(op, ExtractLeaves):  # every directory is in place: what was restored keeps
+                    for fixes in (o for o in ops[n:] if isinstance(o, SetDirModes)):  # their attributes
+                        self._set_dir_modes(fixes)
+                # the leaves still to extract (extract_leaves takes off those it did)
+                leaves = next((o.leaves for o in ops[n:] if isinstance(o, ExtractLeaves)), {})
+                say_not_restored(self.report, self.target, full, leaves,
+                                 "the rebuild stopped and the target is incomplete (its restoresymtable is "
+                                 "not updated)")
+                self.image.ended = True
+                return
 
     def _full(self, rel: bytes) -> str:
         return self.extractor.at(self.target, rel)

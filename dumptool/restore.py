@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from .compare import Compare
 from .directories import DirNode, EveryInode, Inodes, norm
 from .errors import engine_entry
-from .extraction import Extracted, Extractor, OutOfSpace, check_writable
+from .extraction import Extracted, Extractor, OutOfSpace, check_writable, say_not_restored
 from .filer_objects import FilerTarget, apply_pass5, release_luns
 from .format import Header
 from .rebuild import Rebuild, base_table
@@ -335,11 +335,7 @@ class Restore:
         try:
             self._extract_selected(target, leaf_names, dir_paths, renames)
         except OutOfSpace as full:
-            left = [full.paths[0]] + [paths[0] for _, paths in sorted(leaf_names.items())]
-            self.report.error(f"{target}: no space left on the target: the restore stopped; "
-                              f"{len(left)} file(s) not restored:")
-            for path in left:
-                self.report.tell(f"not restored: {os.fsdecode(path)}")
+            say_not_restored(self.report, target, full, leaf_names, "the restore stopped")
             self.image.ended = True
             return
         finally:
