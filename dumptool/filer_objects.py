@@ -28,7 +28,6 @@ snapfs is imported only when the target is on a snapfs volume.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
@@ -42,6 +41,7 @@ from .format.pass5 import CHUNK, Entry, Kind, Spooled, kind_name, value_chunks
 from .restore_options import Options
 from .restore_report import Report, RestoreError
 from .restore_rules import Renames
+from .restored_file import open_to_write, write_all
 
 if TYPE_CHECKING:
     from .extraction import Extractor
@@ -479,20 +479,11 @@ class FilerObjects:
             self.report.error(f"{where}: stream {name} not restored as a file: the image has a file named "
                               f"{os.path.basename(where)}:{name} there too")
             return
+        fd = open_to_write(side)  # a link, FIFO, device or shared file there: replaced, not written through
         try:
-            st = os.lstat(side)
-        except FileNotFoundError:
-            st = None
-        if st is not None and stat.S_ISDIR(st.st_mode):
-            raise OSError(errno.EISDIR, f"a directory named {os.path.basename(where)}:{name} is in the way")
-        if st is not None and not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1):
-            os.unlink(side)  # a link, FIFO, device or shared file: the name is replaced, not written through
-        fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
+            at = 0
             for chunk in value_chunks(e.value):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
+                at = write_all(fd, chunk, at)
         except BaseException:
             os.close(fd)
             os.unlink(side)  # no stream file looking whole when it is not
