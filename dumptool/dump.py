@@ -306,8 +306,7 @@ class Dump:
         gc.disable()
         try:
             nodump = opts.level >= opts.honor_level  # dump's rule (its nonodump is level < honorlevel)
-            chain = None if not self.base_date or opts.base_date is not None or self._inomap is None else \
-                (self._inomap.chain_start(self.base_date), self._inomap.root)
+            chain = _chain(self._inomap, self.base_date, given=opts.base_date is not None)
             nodes = self.tree.walk(numbering, exclude=opts.exclude, nodump=nodump)
             if not folded:
                 self.say("mapping (Pass II) [directories]")
@@ -540,12 +539,24 @@ def _base(opts: DumpOptions, dates: DumpDates, filesys: str, date: int, snapshot
     return base_date, base_level
 
 
+def _chain(inomap: InodeMap | None, base_date: int, *, given: bool) -> tuple[int, tuple[int, int] | None] | None:
+    """Before the walk of an incremental: the first dump number its base's chain does not hold,
+    and the top the inode map knew.  A base the map has no mark for: from dumpdates (a map from
+    before marks), at least the numbers given now; ``given`` (``-T``, NDMP's BASE_DATE), none:
+    files are then taken by their times alone, as dump takes them."""
+    if not base_date or inomap is None:
+        return None
+    start = inomap.chain_start(base_date)
+    if start is None and not given:
+        start = inomap.maxino + 1
+    return None if start is None else (start, inomap.root)
+
+
 def _new_to_chain(inomap: InodeMap | None, chain: tuple[int, tuple[int, int] | None] | None,
                   nodes: dict[int, Node], base_date: int, say: Callable[[str], None]) -> set[int]:
     """What an incremental takes whole because its base's chain never held it (a directory
     moved in from outside the dumped path brings files older than the base; so does one
-    unreadable then); none with ``-T``, whose date takes files by their times alone
-    (``chain`` None)."""
+    unreadable then): the numbers from ``chain``'s start on (see :func:`_chain`)."""
     if chain is None or inomap is None:
         return set()
     fresh = inomap.new_to_chain(*chain, nodes)

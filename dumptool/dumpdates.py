@@ -40,8 +40,8 @@ import errno as _errno
 import fcntl
 import json
 import os
-import stat
 import re
+import stat
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -332,12 +332,12 @@ class InodeMap:
             del self._marks[old]
         self._dirty = True
 
-    def chain_start(self, date: int) -> int:
-        """The first number given after the dump dated ``date`` (an incremental's base): files
-        numbered from it on are on no image of that dump's chain, however old their times
-        (moved in, or unreadable then), so an incremental takes them whole.  For a dump no
-        mark names (a map from before marks), the next number: at least what is new now."""
-        return self._marks.get(int(date), self._next)
+    def chain_start(self, date: int) -> int | None:
+        """The first number given after the recorded dump dated ``date`` (an incremental's base):
+        files numbered from it on are on no image of that dump's chain, however old their times
+        (moved in, or unreadable then), so an incremental takes them whole.  None when no
+        recorded dump of that date is marked (a map from before marks, a ``-T`` date)."""
+        return self._marks.get(int(date))
 
     def new_to_chain(self, start: int, top: tuple[int, int] | None, inos: Iterable[int]) -> set[int]:
         """Of ``inos`` (numbered since :meth:`chain_start` gave ``start`` and :attr:`root` gave
