@@ -77,8 +77,9 @@ def _cartridge_line(shelf: Shelf, barcode: str) -> str:
         return f"        Cartridge: unreadable ({exc.message})"
     try:
         tab = "write-protected" if cart.write_protected else "writable"
+        damage = "" if cart.damage is None else f", damaged ({cart.damage})"
         return (f"        Cartridge: capacity {format_size(cart.capacity)}, "
-                f"{format_size(cart.end)} used, {tab}")
+                f"{format_size(cart.end)} used, {tab}{damage}")
     finally:
         cart.close()
 
