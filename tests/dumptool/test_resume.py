@@ -12,7 +12,9 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -138,12 +140,21 @@ def test_a_rebuild_told_none_resumes_across_the_remaining_volumes(tmp_path: Path
     assert_same_tree(src, out)
 
 
-def twin_dumps(tmp_path: Path, *second: str) -> tuple[Path, Path, Path]:
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder with a short path: c_filesys keeps only a path's first 63
+    bytes, and under pytest's long tmp_path two trees' names would be cut alike."""
+    folder = Path(tempfile.mkdtemp(prefix="twin", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+def twin_dumps(tmp_path: Path, trees_in: Path, *second: str) -> tuple[Path, Path, Path]:
     """Two -M -B dumps started in the same second (one --snapshot-date): of
-    ``home`` and of ``var`` (or of ``home`` again with *second*'s flags)."""
+    ``home`` and of ``var`` (or of ``home`` again with *second*'s flags), both in *trees_in*."""
     trees = {}
     for name in ("home", "var"):
-        tree = trees[name] = tmp_path / name
+        tree = trees[name] = trees_in / name
         tree.mkdir()
         for i in range(20):
             (tree / f"h{i:02}").write_bytes(os.urandom(20_000))
@@ -159,9 +170,9 @@ def twin_dumps(tmp_path: Path, *second: str) -> tuple[Path, Path, Path]:
 
 
 @pytest.mark.parametrize("second, differs", [((), "its file system is "), (("-L", "other"), "its label is other")])
-def test_a_volume_of_another_dump_of_the_same_second_is_refused(tmp_path: Path, second: tuple[str, ...],
-                                                                  differs: str) -> None:
-    home, home_set, var_set = twin_dumps(tmp_path, *second)
+def test_a_volume_of_another_dump_of_the_same_second_is_refused(tmp_path: Path, short_dir: Path,
+                                                                  second: tuple[str, ...], differs: str) -> None:
+    home, home_set, var_set = twin_dumps(tmp_path, short_dir, *second)
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     for n, chosen in ((1, home_set), (2, var_set), (3, home_set)):
@@ -180,8 +191,8 @@ def test_a_volume_of_another_dump_of_the_same_second_is_refused(tmp_path: Path, 
     assert_same_tree(home, out)
 
 
-def test_resume_refuses_a_volume_of_another_dump_of_the_same_second(tmp_path: Path) -> None:
-    home, home_set, var_set = twin_dumps(tmp_path)
+def test_resume_refuses_a_volume_of_another_dump_of_the_same_second(tmp_path: Path, short_dir: Path) -> None:
+    home, home_set, var_set = twin_dumps(tmp_path, short_dir)
     out = tmp_path / "r"
     out.mkdir()
     stopped = pyrestore("-r", "-f", f"{home_set}001", cwd=out, stdin="none\n")
