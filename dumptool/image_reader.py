@@ -33,6 +33,7 @@ from .format import (
     Segment,
     directory_entries,
     iter_file_slices,
+    other_dump,
     unpack_xattr_payload,
     walk_chunks,
 )
@@ -444,6 +445,9 @@ class ImageReader:
         if head.c_date != rp.date or head.c_ddate != rp.ddate:
             raise RestoreError(f"{name} is a volume of the dump of {time.ctime(head.c_date)}, but the restore "
                                f"to resume is of the dump of {time.ctime(rp.date)}")
+        other = other_dump(head, rp.tape) if rp.tape is not None else ""
+        if other:  # another dump started in the same second
+            raise RestoreError(f"{name} is a volume of another dump than the restore to resume ({other})")
         if head.c_volume != rp.volume:
             raise RestoreError(f"{name} is volume {head.c_volume}; the restore stopped before volume "
                                f"{rp.volume}: resume with that one")

@@ -271,7 +271,7 @@ class Rebuild:
         table = dataclasses.replace(self.table, resume=ResumePoint(
             volume=volume, date=date, ddate=ddate, level=level, byte_order=self.image.input.byte_order.name,
             leaves={ino: list(paths) for ino, paths in self.extractor.pending.items()},
-            dirs=list(self.dir_plan), current=current, head=self.image.held_blocks()))
+            dirs=list(self.dir_plan), current=current, head=self.image.held_blocks(), tape=self.image.header))
         table.save(self.table_path)
         self.extractor.checkpoint_volume = volume
 

@@ -72,7 +72,9 @@ class Checkpointed:
 class ResumePoint:
     """Where a ``-r`` stopped: the image it applied, the volume it asked for,
     the leaves still to extract, the directories still to finish, and the
-    blocks of the record that volume change cut (``head``)."""
+    blocks of the record that volume change cut (``head``), and the image's
+    volume header (``tape``: the volume resumed with must be of its dump,
+    :func:`~dumptool.format.other_dump`; None in a table saved before it was kept)."""
 
     volume: int
     date: int
@@ -83,6 +85,7 @@ class ResumePoint:
     dirs: list[DirFix]
     current: Checkpointed | None = None
     head: list[bytes] = field(default_factory=list)
+    tape: Header | None = None
 
     def to_json(self) -> dict:
         order = ByteOrder[self.byte_order]
@@ -99,6 +102,7 @@ class ResumePoint:
                 "attrs_only": cur.attrs_only, "made": cur.made,
                 "blocks": [cur.first.header.pack(order).hex()] + [b.hex() for b in cur.first.blocks]},
             "head": [b.hex() for b in self.head],
+            "tape": None if self.tape is None else self.tape.pack(order).hex(),
         }
 
     @classmethod
@@ -119,6 +123,7 @@ class ResumePoint:
                          None if x is None else [(os.fsencode(n), bytes.fromhex(v)) for n, v in x])
                   for p, a, m, u, g, mode, x in doc["dirs"]],
             current=current, head=[bytes.fromhex(b) for b in doc["head"]],
+            tape=None if doc.get("tape") is None else Header.unpack(bytes.fromhex(doc["tape"]), order),
         )
 
 

@@ -19,7 +19,8 @@ from tapelib import TapeError
 from tapelib.device import is_remote
 
 from .errors import FormatError, MediumError
-from .format import DR_COMPRESSED, TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order, skip_to_header
+from .format import (DR_COMPRESSED, TP_BSIZE, ByteOrder, Header, RecordType, header_byte_order, other_dump,
+                     skip_to_header)
 from .compression import DecompressingSource
 from .offsetmap import image_id
 from .medium import RecordReader, Source, open_source
@@ -67,6 +68,9 @@ class VolumeInput:
         self.date: int | None = None
         #: the image's id (dumptool.offsetmap.image_id) from its first volume's header
         self.image: str | None = None
+        #: the first volume's header read: each later volume must be of its dump
+        #: (format.other_dump: date, level, host, file system, device and label)
+        self.first_header: Header | None = None
         self.ddate: int | None = None
         self.byte_order = ByteOrder.LITTLE
         #: The number of the volume being read (``-R`` starts at a later one).
@@ -168,6 +172,7 @@ class VolumeInput:
                         head = Header.unpack(block, self.byte_order)
                         self.date, self.ddate = head.c_date, head.c_ddate
                         self.image = image_id(head)
+                        self.first_header = head
                     except FormatError:
                         pass
                 yield chunk
@@ -389,8 +394,13 @@ class VolumeInput:
             head = None
         if head is None or head.c_type != RecordType.TS_TAPE:
             return f"{name} is not a dump volume"
-        if head.c_date != self.date or head.c_ddate != self.ddate:
-            return f"{name}: wrong dump date (volume of another dump)"
+        if self.first_header is None:
+            if head.c_date != self.date or head.c_ddate != self.ddate:
+                return f"{name}: wrong dump date (volume of another dump)"
+        else:
+            other = other_dump(head, self.first_header)
+            if other:  # the same second is not enough: another dump started then is another dump
+                return f"{name}: volume of another dump ({other})"
         if head.c_volume != number:
             return f"{name}: wrong volume ({head.c_volume}), expected volume {number}"
         self._next_head = head

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tapelib import EndOfMedium, TapeError
+from tapelib import EndOfMedium, ShelfError, TapeError
 from tapelib.devicefile import read_device_marker
 
 from .errors import DumpError, MediumError
@@ -229,26 +229,14 @@ class VolumeChanger:
             shelf, drive = found
             barcode, slot = shelf.unload(drive)
             self._used.add(barcode)
-            slots = shelf.status().slots
-            order = slots_after(slot, len(slots))
-            passed_over = False
-            for candidate in order:
-                name = slots[candidate - 1]
-                if name is None or name in self._used:
-                    continue
-                unfit, used = self._survey(shelf, name)
-                if unfit is None and used and name not in self.options.scratch:
-                    unfit = (f"it holds {used} bytes of earlier data (pydump takes only blank cartridges, "
-                             "and those --scratch names)")
-                if unfit is not None:
-                    self.warn(f"passing over {name} in slot {candidate}: {unfit}")
-                    passed_over = True
-                    continue
-                shelf.load(candidate, drive)
-                self._used.add(name)
-                self.say(f"Changing volumes: loaded {name} from slot {candidate} into drive {drive}")
-                break
-            else:
+            passed_over: set[str] = set()
+            taken: set[str] = set()  # by another process between the look and the load
+            while True:
+                chosen = self._blank_in_slots(shelf, slot, passed_over | taken, passed_over)
+                if chosen is None or self._load_unless_taken(shelf, drive, *chosen):
+                    break
+                taken.add(chosen[0])
+            if chosen is None:
                 if passed_over:
                     return self._ask_operator(
                         volume, f"{device}: end of tape on volume {volume - 1} and no blank cartridge in the "
@@ -260,6 +248,56 @@ class VolumeChanger:
         except TapeError as exc:
             raise MediumError(f"{device}: cannot change cartridges: {exc.message}", exc.errno) from None
         return open_output(device)
+
+    def _blank_in_slots(self, shelf: Shelf, after: int, skip: set[str],
+                        passed_over: set[str]) -> tuple[str, int] | None:
+        """The first cartridge, in the slots after slot *after* then from the
+        first, that may take the next volume: ``(barcode, slot)``, None when
+        none may.  Those that may not are named (added to *passed_over*);
+        those in *skip* were looked at already."""
+        slots = shelf.status().slots
+        for candidate in slots_after(after, len(slots)):
+            name = slots[candidate - 1]
+            if name is None or name in self._used or name in skip:
+                continue
+            unfit = self._unfit(shelf, name)
+            if unfit is not None:
+                self.warn(f"passing over {name} in slot {candidate}: {unfit}")
+                passed_over.add(name)
+                continue
+            return name, candidate
+        return None
+
+    def _unfit(self, shelf: Shelf, name: str) -> str | None:
+        """Why cartridge *name* may not take the next volume unasked (None: it may)."""
+        unfit, used = self._survey(shelf, name)
+        if unfit is None and used and name not in self.options.scratch:
+            unfit = (f"it holds {used} bytes of earlier data (pydump takes only blank cartridges, "
+                     "and those --scratch names)")
+        return unfit
+
+    def _load_unless_taken(self, shelf: Shelf, drive: int, name: str, slot: int) -> bool:
+        """Load cartridge *name* (looked at in *slot*) into *drive*; False when
+        another process (a dump on another drive of this shelf) took it from
+        the slots since, or wrote on it meanwhile (it is put back): the next
+        one is looked for.  It is loaded by its barcode, so a cartridge put
+        in that slot since is never taken unseen."""
+        try:
+            shelf.load(f"barcode:{name}", drive)
+        except ShelfError:
+            if name in shelf.status().slots:
+                raise  # still there: the load itself failed
+            self.say(f"Changing volumes: {name} left slot {slot} meanwhile (another process took it): "
+                     "looking for the next blank cartridge")
+            return False
+        unfit = self._unfit(shelf, name)  # in our drive now: no one else loads it
+        if unfit is not None:
+            shelf.unload(drive)
+            self.say(f"Changing volumes: {name} changed meanwhile ({unfit}): put back, looking for the next")
+            return False
+        self._used.add(name)
+        self.say(f"Changing volumes: loaded {name} from slot {slot} into drive {drive}")
+        return True
 
     def _survey(self, shelf: Shelf, barcode: str) -> tuple[str | None, int]:
         """What stops cartridge ``barcode`` from taking a volume whatever

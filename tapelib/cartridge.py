@@ -156,6 +156,10 @@ class Cartridge:
         self._iov: tuple[object, int, list[bytearray], list[bytearray | memoryview]] | None = None
         self._view: memoryview = memoryview(b"")
         self.damaged_at: int | None = None
+        #: Bytes a clean sidecar recorded past the file's end: the file was cut
+        #: short (an old copy put back, a copy cut short): damage, never repaired
+        #: by a scan (the sidecar keeps what it recorded until a write replaces it).
+        self.missing = 0
         #: Set when a writer died with this cartridge open (its sidecar was
         #: left dirty): this open found the end of data by scanning, ended the
         #: interrupted tape file with a filemark as st's close would have, and
@@ -180,6 +184,11 @@ class Cartridge:
                 # No sidecar (another emulator's cartridge), or one that does
                 # not describe this file: whatever does not scan is damage.
                 self._scan(size, torn_is_damage=True)
+                recorded = max(meta.get("size", 0), meta.get("end", 0)) if meta.get("clean") is True else 0
+                if recorded > size:  # even cut right after a filemark, what was recorded beyond is gone
+                    self.missing = recorded - size
+                    if self.damaged_at is None:
+                        self.damaged_at = self.end
                 if meta and self.damaged_at is None and exclusive:
                     self._save_metadata(clean=True)
         except BaseException:
@@ -371,8 +380,21 @@ class Cartridge:
             raise MediumError(f"{self.barcode}: damaged cartridge: bad block header at byte {offset}")
         return header
 
+    @property
+    def damage(self) -> str | None:
+        """What is wrong with the cartridge where its readable part ends, as
+        one phrase ("unreadable bytes at byte N", "cut short: N bytes
+        missing"); None when nothing is known to be."""
+        if self.damaged_at is None:
+            return None
+        at_the_cut = self.missing and self.damaged_at == self._size
+        found = [] if at_the_cut else [f"unreadable bytes at byte {self.damaged_at}"]
+        if self.missing:
+            found.append(f"cut short at byte {self._size}: {self.missing} bytes missing")
+        return "; ".join(found)
+
     def _damaged_end(self) -> MediumError:
-        return MediumError(f"{self.barcode}: damaged cartridge: unreadable bytes at byte {self.damaged_at}")
+        return MediumError(f"{self.barcode}: damaged cartridge: {self.damage}")
 
     def block_at(self, offset: int) -> Block:
         """The block that starts at ``offset`` (EOD at the end of data).
@@ -575,6 +597,7 @@ class Cartridge:
         self.end = self._size = offset
         self.tail_length = prev
         self.damaged_at = None
+        self.missing = 0
         return prev
 
     def _prepare_write(self, offset: int, needed: int) -> int:
@@ -584,7 +607,7 @@ class Cartridge:
             raise TapeIOError(f"{self.barcode}: write at byte {offset}, past the end of data at {self.end}")
         if self.damaged_at is not None and offset == self.end:
             raise TapeIOError(
-                f"{self.barcode}: damaged cartridge: unreadable bytes at {self.damaged_at}; "
+                f"{self.barcode}: damaged cartridge: {self.damage}; "
                 "not writing there (write from an earlier position to overwrite it)")
         if offset + needed > self.capacity:
             raise EndOfMedium(f"{self.barcode}: end of medium ({self.capacity} bytes)")

@@ -196,7 +196,7 @@ class LoopbackDrive(TapeDrive):
                 "(rewind, eod, or erase to destroy everything from the head on)")
         if cart.damaged_at is not None and self._offset >= cart.end and not erasing:
             raise TapeIOError(
-                f"{self.name}: cartridge {cart.barcode} is damaged at byte {cart.damaged_at}; "
+                f"{self.name}: cartridge {cart.barcode} is damaged ({cart.damage}); "
                 "not writing there (write from an earlier position to overwrite it)")
 
     def _begin_op(self, op: MtOp, count: int) -> int:
@@ -299,7 +299,7 @@ class LoopbackDrive(TapeDrive):
         self._block = -1
         if cart.damaged_at is not None:
             raise MediumError(
-                f"{self.name}: medium error: cartridge {cart.barcode} is damaged at byte {cart.damaged_at}")
+                f"{self.name}: medium error: cartridge {cart.barcode} is damaged ({cart.damage})")
         if self._eof is StEof.FM:
             self._eof = StEof.EOD
             return b""

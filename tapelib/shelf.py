@@ -36,6 +36,17 @@ from .position import Position
 
 SHELF_FORMAT = "snapdump-shelf"
 _BARCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_SLOT_NUMBER = re.compile(r"^[0-9]+$")
+
+
+def _named(what: str) -> tuple[str | None, str]:
+    """``(kind, name)`` of a cartridge named to :meth:`Shelf.load`: kind
+    ``"slot"`` or ``"barcode"`` when ``slot:`` or ``barcode:`` says which
+    (a barcode holds no colon), None when the name alone must tell."""
+    kind, colon, name = what.partition(":")
+    if colon and kind in ("slot", "barcode"):
+        return kind, name
+    return None, what
 
 
 def _holding_problem(place: str, barcode: object, seen: set[str]) -> str | None:
@@ -227,23 +238,15 @@ class Shelf:
         return None
 
     def load(self, what: str | int, drive: int = 0) -> str:
-        """Move a cartridge (by barcode or slot number) from its slot into a
-        drive, online at BOT; returns its barcode."""
+        """Move a cartridge from its slot into a drive, online at BOT; returns
+        its barcode.  *what* is a slot number (an int, or ``"slot:N"``), a
+        barcode (``"barcode:B"`` says so), or a name that is either: a
+        barcode first, else an all-digit name is a slot number.  A name that
+        is a barcode and also the number of a slot holding another cartridge
+        is refused as ambiguous, naming both."""
         with self._drive_lock(drive), self._state() as state:
-            if isinstance(what, int) or str(what).isdigit():
-                slot = int(what)
-                self._check_slot(slot)
-                barcode = state["slots"][slot - 1]
-                if barcode is None:
-                    raise ShelfError(f"{self.path}: slot {slot} is empty")
-            else:
-                barcode = str(what)
-                where = self._locate(state, barcode)
-                if where is None:
-                    raise ShelfError(f"{self.path}: no cartridge {barcode}")
-                if where[0] == "drive":
-                    raise ShelfError(f"{self.path}: {barcode} is already in drive {where[1]}")
-                slot = where[1]
+            slot = self._slot_of(state, what)
+            barcode = state["slots"][slot - 1]
             entry = state["drives"][drive]
             if entry.get("barcode") is not None:
                 raise ShelfError(f"{self.path}: drive {drive} already holds {entry['barcode']}; unload it first")
@@ -251,6 +254,33 @@ class Shelf:
             state["drives"][drive] = {"barcode": barcode, "source_slot": slot,
                                       "position": Position().to_dict()}
             return barcode
+
+    def _slot_of(self, state: dict, what: str | int) -> int:
+        """The slot of the cartridge *what* names (see :meth:`load`)."""
+        kind, name = ("slot", str(what)) if isinstance(what, int) else _named(str(what))
+        if kind != "slot":
+            where = self._locate(state, name)
+            number = int(name) if kind is None and _SLOT_NUMBER.match(name) else None
+            if where is None and number is None:
+                raise ShelfError(f"{self.path}: no cartridge {name}")
+            if where is not None and number is not None and 1 <= number <= self.slot_count \
+                    and state["slots"][number - 1] not in (None, name):
+                place = f"in slot {where[1]}" if where[0] == "slot" else f"in drive {where[1]}"
+                raise ShelfError(
+                    f"{self.path}: {name} is ambiguous: cartridge {name} ({place}) or slot {number}, which holds "
+                    f"{state['slots'][number - 1]}: say barcode:{name} or slot:{number}")
+            if where is not None:
+                if where[0] == "drive":
+                    raise ShelfError(f"{self.path}: {name} is already in drive {where[1]}")
+                return where[1]
+            name = str(number)
+        if not _SLOT_NUMBER.match(name):
+            raise ShelfError(f"{self.path}: slot {name!r} is not a slot number")
+        slot = int(name)
+        self._check_slot(slot)
+        if state["slots"][slot - 1] is None:
+            raise ShelfError(f"{self.path}: slot {slot} is empty")
+        return slot
 
     def unload(self, drive: int = 0, slot: int | None = None) -> tuple[str, int]:
         """Rewind and move a drive's cartridge back to its slot (or ``slot``)."""

@@ -54,6 +54,7 @@ from .stream import (
     inode_records,
     map_records,
     number_blocks,
+    other_dump,
     symlink_slices,
     volume_header,
     xattr_records,

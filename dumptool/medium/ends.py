@@ -18,6 +18,7 @@ from typing import BinaryIO, Generic, TypeVar
 
 from tapelib import EndOfMedium, TapeDrive, TapeError, is_tape_device, open_device
 from tapelib.device import is_remote
+from tapelib.devicefile import shelf_file_refusal
 
 from ..errors import MediumError
 from ..format import MAXNTREC, TP_BSIZE
@@ -523,6 +524,9 @@ def _open_medium(name: str, writable: bool) -> TapeDrive | int:
             return open_device(name, writable=writable)
         except TapeError as exc:
             raise MediumError(f"cannot open {what} {name}: {exc.message}", exc.errno) from None
+    refusal = shelf_file_refusal(name) if writable else None
+    if refusal is not None:  # O_TRUNC would empty a cartridge past its drive's checks
+        raise MediumError(f"cannot open {what} {name}: {refusal}", _errno.EPERM)
     try:
         return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC if writable else os.O_RDONLY, 0o666)
     except OSError as exc:

@@ -88,7 +88,7 @@ def _status(drive: TapeDrive, count: int) -> None:
             protect = ", write-protected" if cart.write_protected else ""
             print(f"Cartridge {cart.barcode}: capacity {cart.capacity} bytes, {cart.end} bytes used{protect}.")
             if cart.damaged_at is not None:
-                print(f"Damaged at byte {cart.damaged_at}: reads stop there; writes there are refused.")
+                print(f"Damaged ({cart.damage}): reads stop there; writes there are refused.")
             if drive.position.fenced:
                 print("Writes refused: an operation met damage; rewind, eod or erase first.")
 

@@ -5,7 +5,7 @@
     pytape create SHELF [--drives N] [--slots N]
     pytape new SHELF BARCODE [--capacity SIZE]
     pytape status SHELF
-    pytape load SHELF BARCODE|SLOT [--drive N]
+    pytape load SHELF BARCODE|SLOT|slot:N|barcode:B [--drive N]
     pytape unload SHELF [--drive N] [--slot N]
     pytape transfer SHELF SLOT SLOT
     pytape protect|unprotect SHELF BARCODE
@@ -77,8 +77,9 @@ def _cartridge_line(shelf: Shelf, barcode: str) -> str:
         return f"        Cartridge: unreadable ({exc.message})"
     try:
         tab = "write-protected" if cart.write_protected else "writable"
+        damage = "" if cart.damage is None else f", damaged ({cart.damage})"
         return (f"        Cartridge: capacity {format_size(cart.capacity)}, "
-                f"{format_size(cart.end)} used, {tab}")
+                f"{format_size(cart.end)} used, {tab}{damage}")
     finally:
         cart.close()
 
@@ -137,8 +138,7 @@ def _status(args: argparse.Namespace) -> None:
 
 def _load(args: argparse.Namespace) -> None:
     shelf = Shelf(Path(args.shelf))
-    what: str | int = int(args.cartridge) if args.cartridge.isdigit() else args.cartridge
-    barcode = shelf.load(what, drive=args.drive)
+    barcode = shelf.load(args.cartridge, drive=args.drive)
     print(f"Loaded {barcode} into drive {args.drive} ({shelf.device_path(args.drive, rewind=False)}).")
 
 
@@ -182,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     verb("status", _status, "show drives and slots, as mtx status does")
 
     sub = verb("load", _load, "move a cartridge from its slot into a drive, online at BOT")
-    sub.add_argument("cartridge", metavar="BARCODE|SLOT", help="the cartridge, by its label or its slot number")
+    sub.add_argument("cartridge", metavar="BARCODE|SLOT",
+                     help="the cartridge, by its label or its slot number (a label first; slot:N or barcode:B "
+                          "say which, and must where a label is also the number of another cartridge's slot)")
     sub.add_argument("--drive", type=int, default=0, metavar="N", help="drive number (default 0)")
 
     sub = verb("unload", _unload, "rewind a drive's cartridge and put it back in a slot")

@@ -34,6 +34,7 @@ import os
 from typing import BinaryIO, Callable, Protocol, TextIO
 
 from ..device import is_remote, is_tape_device, open_device
+from ..devicefile import shelf_file_refusal
 from ..drive import TapeDrive, TapeStatus
 from ..errors import InvalidArgument, TapeError
 from ..linux_st import mtget_fields, pack_mtget
@@ -303,6 +304,9 @@ class RmtServer:
             if not is_remote(name) and is_tape_device(name):
                 self._target = _DriveTarget(open_device(name, writable=mode.writable))
             else:
+                refusal = shelf_file_refusal(name) if mode.writable or mode.truncate else None
+                if refusal is not None:  # a cartridge written in place would escape its drive's checks
+                    raise TapeError(refusal, errno=_errno.EPERM)  # it names the file: room for the drive
                 self._target = _FileTarget(name, os.open(name, mode.os_flags() | os.O_CLOEXEC, 0o666))
         except OSError as exc:  # the file, or a shelf's state files, say, unreadable
             raise _os_error(name, exc) from None

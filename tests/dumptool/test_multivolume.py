@@ -215,3 +215,47 @@ def test_the_operator_mounting_a_used_cartridge_is_asked_before_it_is_overwritte
     assert seen.count("overwrite it?") == 2 and "DUMP IS DONE" in seen
     out = restore_both_cartridges(shelf, nst0, tmp_path)
     assert_same_tree(src, out)
+
+
+# -- two dumps on two drives of one shelf ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("meanwhile", ["loaded", "written"])
+def test_a_cartridge_taken_between_the_look_and_the_load_is_passed_for_the_next_blank(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meanwhile: str) -> None:
+    # the other dump (drive 1) takes C02 from its slot right after this one looked at the slots
+    from dumptool.dump import DumpOptions
+    from dumptool.volumes import VolumeChanger
+    from tapelib import open_device
+
+    shelf = Shelf.create(tmp_path / "lib", drives=2, slots=6)
+    for name in ("C01", "C02", "C03"):
+        shelf.new_cartridge(name, capacity=1 << 20)
+    shelf.load("C01", 0)
+    nst0 = str(shelf.device_path(0, rewind=False))
+    load = Shelf.load
+    other_moved = []
+
+    def taken_first(self: Shelf, what: str | int, drive: int = 0) -> str:
+        if not other_moved:  # the changer's first load, after its look at the slots: the other dump moves now
+            other_moved.append(load(self, "C02", 1))
+            if meanwhile == "written":  # ... and fills it, and puts it back
+                with open_device(str(self.device_path(1, rewind=False)), writable=True) as tape:
+                    tape.write(b"the other dump's volume")
+                self.unload(1)
+        return load(self, what, drive)
+
+    said: list[str] = []
+    changer = VolumeChanger(DumpOptions(source=str(tmp_path), output=nst0, never_ask=True),
+                            say=said.append, warn=said.append, notify=said.append)
+    changer.is_tape = True
+    monkeypatch.setattr(Shelf, "load", taken_first)
+    sink = changer.mount(2, nst0)
+    sink.close()
+    monkeypatch.undo()
+    assert shelf.status().drives[0].barcode == "C03", said
+    assert said[-1] == "Changing volumes: loaded C03 from slot 3 into drive 0", said
+    assert any(line.startswith("Changing volumes: C02 ") for line in said), said
+    if meanwhile == "written":  # put back as the other dump left it
+        assert "C02" in shelf.status().slots
+        assert shelf.cartridge_path("C02").stat().st_size > 0

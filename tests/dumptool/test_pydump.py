@@ -374,6 +374,35 @@ def test_full_cartridge_with_no_other_is_a_clear_error(tmp_path: Path, nst0: str
     assert len(err) == 1 and "no other cartridge" in err[0], err
 
 
+def test_a_cartridges_own_file_is_refused_as_a_plain_output(tmp_path: Path, shelf: Shelf, nst0: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(os.urandom(200_000))
+    pydump("-0", "--quiet", "-f", nst0, str(src))  # the backup we need
+    shelf.set_write_protect("TEST01", True)
+    cartridge = shelf.cartridge_path("TEST01")
+    shelf.new_cartridge("IDLE")
+    kept = {path: path.read_bytes() for path in (cartridge, cartridge.with_suffix(".json"), shelf.path / "state.json",
+                                                  shelf.cartridge_path("IDLE"))}
+    with open_device(nst0):  # the drive busy besides: another process holds it
+        for path, drive in ((cartridge, f"{shelf.path}/nst0"),
+                            (cartridge.with_suffix(".json"), f"{shelf.path}/nst0"),
+                            (shelf.cartridge_path("IDLE"), f"{shelf.path}/nst0 once loaded (pytape load "),
+                            (shelf.path / "state.json", f"{shelf.path}/nst0")):
+            done = pydump("-0", "--quiet", "-f", str(path), str(src), check=False)
+            err = done.stderr.decode().strip().splitlines()
+            assert done.returncode == 1 and len(err) == 1, err
+            assert f"cannot open output {path}: " in err[0] and "own file, not a plain file" in err[0], err
+            assert drive in err[0], err
+    assert {path: path.read_bytes() for path in kept} == kept
+    # relative and through a link, the name is the same file
+    link = tmp_path / "link"
+    link.symlink_to(shelf.path / "cartridges")
+    done = pydump("-0", "--quiet", "-f", "link/TEST01.awstape", str(src), check=False, cwd=tmp_path)
+    assert done.returncode == 1 and "cartridge TEST01's own file" in done.stderr.decode()
+    assert cartridge.read_bytes() == kept[cartridge]
+
+
 def test_real_restore_reads_the_shelf_drive_through_pyrmt(tmp_path: Path, tree: Path, nst0: str) -> None:
     rsh = fake_rsh(tmp_path, console_script("pyrmt"))
     pydump("-0", "--quiet", "-f", nst0, str(tree))

@@ -9,9 +9,12 @@ volume 2 (then 3, ...) completes the tree.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -135,3 +138,68 @@ def test_a_rebuild_told_none_resumes_across_the_remaining_volumes(tmp_path: Path
     done = pyrestore("-R", "-f", str(vols[1]), cwd=out, stdin="".join(f"{v}\n" for v in vols[2:]))
     assert done.returncode == 0, done.stderr
     assert_same_tree(src, out)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder with a short path: c_filesys keeps only a path's first 63
+    bytes, and under pytest's long tmp_path two trees' names would be cut alike."""
+    folder = Path(tempfile.mkdtemp(prefix="twin", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+def twin_dumps(tmp_path: Path, trees_in: Path, *second: str) -> tuple[Path, Path, Path]:
+    """Two -M -B dumps started in the same second (one --snapshot-date): of
+    ``home`` and of ``var`` (or of ``home`` again with *second*'s flags), both in *trees_in*."""
+    trees = {}
+    for name in ("home", "var"):
+        tree = trees[name] = trees_in / name
+        tree.mkdir()
+        for i in range(20):
+            (tree / f"h{i:02}").write_bytes(os.urandom(20_000))
+    date = "2026-01-01 12:00:00"
+    home, var = tmp_path / "out" / "home.", tmp_path / "out" / "var."
+    home.parent.mkdir()
+    pydump("-0", "--quiet", "--snapshot-date", date, "-M", "-B", "150", "-f", str(home), str(trees["home"]))
+    other = trees["home"] if second else trees["var"]
+    pydump("-0", "--quiet", "--snapshot-date", date, *second, "-M", "-B", "150", "-f", str(var), str(other))
+    for n in (1, 2):
+        assert Path(f"{home}00{n}").read_bytes()[4:8] == Path(f"{var}00{n}").read_bytes()[4:8]  # c_date alike
+    return trees["home"], home, var
+
+
+@pytest.mark.parametrize("second, differs", [((), "its file system is "), (("-L", "other"), "its label is other")])
+def test_a_volume_of_another_dump_of_the_same_second_is_refused(tmp_path: Path, short_dir: Path,
+                                                                  second: tuple[str, ...], differs: str) -> None:
+    home, home_set, var_set = twin_dumps(tmp_path, short_dir, *second)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for n, chosen in ((1, home_set), (2, var_set), (3, home_set)):
+        shutil.copyfile(f"{chosen}00{n}", mixed / f"v.00{n}")
+    out = tmp_path / "r"
+    out.mkdir()
+    done = pyrestore("-r", "-y", "-M", "-f", str(mixed / "v."), cwd=out)
+    assert done.returncode == 1, done.stderr
+    assert f"v.002: volume of another dump ({differs}" in done.stderr
+    # the right volume 2 in its place: the set restores whole
+    shutil.copyfile(f"{home_set}002", mixed / "v.002")
+    out = tmp_path / "r2"
+    out.mkdir()
+    done = pyrestore("-r", "-y", "-M", "-f", str(mixed / "v."), cwd=out)
+    assert done.returncode == 0, done.stderr
+    assert_same_tree(home, out)
+
+
+def test_resume_refuses_a_volume_of_another_dump_of_the_same_second(tmp_path: Path, short_dir: Path) -> None:
+    home, home_set, var_set = twin_dumps(tmp_path, short_dir)
+    out = tmp_path / "r"
+    out.mkdir()
+    stopped = pyrestore("-r", "-f", f"{home_set}001", cwd=out, stdin="none\n")
+    assert stopped.returncode == 1 and "stopped before volume 2" in stopped.stderr, stopped.stderr
+    wrong = pyrestore("-R", "-f", f"{var_set}002", cwd=out)
+    assert wrong.returncode == 1
+    assert "var.002 is a volume of another dump than the restore to resume (its file system is " in wrong.stderr
+    done = pyrestore("-R", "-f", f"{home_set}002", cwd=out, stdin=f"{home_set}003\n")
+    assert done.returncode == 0, done.stderr
+    assert_same_tree(home, out)

@@ -124,6 +124,32 @@ def test_empty_or_missing_slot(shelf: Shelf) -> None:
     assert "no slot 9" in fails("load", str(shelf.path), "9", "--drive", "1")
 
 
+def test_an_all_digit_barcode_is_never_taken_for_another_cartridges_slot(tmp_path: Path) -> None:
+    shelf = Shelf.create(tmp_path / "lib", slots=4)
+    path = str(shelf.path)
+    shelf.new_cartridge("000002", capacity=1 << 20)  # slot 1: the backup
+    shelf.new_cartridge("000001", capacity=1 << 20)  # slot 2: the scratch tape
+    shelf.new_cartridge("000003", capacity=1 << 20)  # slot 3: its own number
+    line = fails("load", path, "000001")
+    assert line == (f"pytape: {path}: 000001 is ambiguous: cartridge 000001 (in slot 2) or slot 1, which holds "
+                    "000002: say barcode:000001 or slot:1")
+    assert shelf.status().drives[0].barcode is None
+    assert ok("load", path, "barcode:000001") == f"Loaded 000001 into drive 0 ({path}/nst0).\n"
+    shelf.unload(0)
+    assert ok("load", path, "slot:1") == f"Loaded 000002 into drive 0 ({path}/nst0).\n"
+    shelf.unload(0)
+    # unambiguous names keep working: a barcode in its own slot number, a slot number no barcode has
+    assert ok("load", path, "000003") == f"Loaded 000003 into drive 0 ({path}/nst0).\n"
+    shelf.unload(0)
+    assert ok("load", path, "2") == f"Loaded 000001 into drive 0 ({path}/nst0).\n"
+    shelf.unload(0)
+    shelf.transfer(1, 4)  # slot 1 empty: 000001 can only be the barcode
+    assert ok("load", path, "000001") == f"Loaded 000001 into drive 0 ({path}/nst0).\n"
+    assert "no cartridge 7" in fails("load", path, "barcode:7", "--drive", "0")
+    assert "slot 'x' is not a slot number" in fails("load", path, "slot:x")
+    assert "slot 1 is empty" in fails("load", path, "slot:1")
+
+
 def test_transfer_into_a_full_slot(shelf: Shelf) -> None:
     shelf.new_cartridge("A", capacity=1 << 20)
     shelf.new_cartridge("B", capacity=1 << 20)

@@ -302,6 +302,27 @@ def test_write_protected_cartridge_refuses_write_opens(shelf: Shelf, nst0: str) 
     assert lines[2] == b"A0\n"
 
 
+@pytest.mark.parametrize("mode", [b"65 O_WRONLY|O_CREAT", b"66 O_RDWR|O_CREAT", b"512 O_RDONLY|O_TRUNC"])
+def test_a_shelfs_own_files_refuse_write_opens_as_plain_files(shelf: Shelf, nst0: str, mode: bytes) -> None:
+    # a cartridge's file written in place would escape its drive: protection, busy drive, damage fences
+    cartridge = shelf.cartridge_path("TEST01")
+    with open_device(nst0, writable=True) as drive:
+        drive.write(b"the backup")
+    shelf.set_write_protect("TEST01", True)
+    kept = {path: path.read_bytes() for path in (cartridge, cartridge.with_suffix(".json"),
+                                                  shelf.path / "state.json", shelf.path / "shelf.json")}
+    with open_device(nst0):  # the drive busy besides
+        for path in kept:
+            lines = replies(converse(b"O%s\n%s\nW4\njunkC\n" % (bytes(path), mode)))
+            assert lines[0] == b"E%d\n" % errno.EPERM, (path, lines)
+            assert b"own file, not a plain file: write to it" in lines[1]
+            assert f"{shelf.path}/nst0".encode() in lines[1] and lines[1].count(b"\n") == 1
+    assert {path: path.read_bytes() for path in kept} == kept
+    # reading the cartridge's file as a plain file stays allowed
+    answer = converse(b"O%s\n0 O_RDONLY\nR65536\n" % bytes(cartridge))
+    assert answer.startswith(b"A0\nA") and b"the backup" in answer
+
+
 def test_busy_drive_is_ebusy(nst0: str) -> None:
     with open_device(nst0):
         lines = replies(converse(b"O%s\n0 O_RDONLY\n" % nst0.encode()))

@@ -146,6 +146,38 @@ def test_a_sidecar_that_does_not_match_its_file_is_not_trusted(dumped: tuple[She
     assert path.read_bytes().startswith(before)
 
 
+def test_a_file_cut_short_after_a_filemark_is_damage_and_its_sidecar_kept(dumped: tuple[Shelf, str, Path]) -> None:
+    shelf, nst0, tree = dumped
+    path, sidecar = shelf.cartridge_path("DMG01"), shelf.cartridge_path("DMG01").with_suffix(".json")
+    whole = path.read_bytes()
+    first_mark = next(off for off in headers(whole) if whole[off + 4] == 0x40)
+    cut = first_mark + AWSTAPE_HEADER_SIZE  # tape file 0 and its filemark kept: it scans as a whole tape
+    path.write_bytes(whole[:cut])
+    recorded = sidecar.read_text()
+    missing = f"cut short at byte {cut}: {len(whole) - cut} bytes missing"
+
+    status = run_script("pymt", "-f", nst0, "status")  # an exclusive open: it used to rewrite the sidecar
+    assert status.returncode == 0 and f"Damaged ({missing})" in status.stdout, status.stdout
+    assert f"damaged ({missing})" in run_script("pytape", "status", str(shelf.path)).stdout
+    eod = run_script("pymt", "-f", nst0, "eod")
+    assert eod.returncode == 2 and missing in error_line(eod)
+    dump = run_script("pydump", "-0", "-f", nst0, str(tree))
+    assert dump.returncode != 0 and "not writing" in dump.stderr and "Traceback" not in dump.stderr
+    assert run_script("pymt", "-f", nst0, "rewind").returncode == 0
+    assert run_script("pymt", "-f", nst0, "fsf", "1").returncode == 0
+    read = run_script("pyrestore", "-t", "-f", nst0)
+    assert read.returncode == 1 and missing in read.stderr
+    assert sidecar.read_text() == recorded and path.read_bytes() == whole[:cut]  # the evidence stays
+    # tape file 0 still reads; written from an explicit place, the cartridge is whole again
+    assert run_script("pymt", "-f", nst0, "rewind").returncode == 0
+    assert run_script("pyrestore", "-t", "-f", nst0).returncode == 0
+    assert run_script("pymt", "-f", nst0, "fsf", "1").returncode == 0
+    assert run_script("pymt", "-f", nst0, "erase").returncode == 0
+    assert run_script("pydump", "-0", "-f", nst0, str(tree)).returncode == 0
+    status = run_script("pymt", "-f", nst0, "status")
+    assert "Damaged" not in status.stdout and json.loads(sidecar.read_text())["size"] == path.stat().st_size
+
+
 BAD_SIDECAR_FIELDS = [
     ("tail_length", -1), ("tail_length", "6"), ("end", None), ("capacity", 2), ("capacity", True),
     ("early_warning", 10**12), ("write_protected", "no"), ("clean", 1), ("version", 9), ("barcode", 7),
