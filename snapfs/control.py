@@ -6,6 +6,12 @@ each answer is one line, ``{"ok": true, "result": ...}`` or ``{"ok": false,
 "errno": N, "error": MESSAGE}``.  The commands themselves live once, in
 :data:`COMMANDS`, and run either in the daemon (on its open Volume) or, when
 the volume is not mounted, in the caller's process (see :mod:`snapfs.client`).
+
+No request ends the daemon: one that fails in a way no command expects (a
+bug) is answered ``internal error: ...`` and its traceback goes to the mount
+log, while the mount goes on serving.  Each Volume call is all-or-nothing
+(its transaction or savepoint is rolled back on any exception), so such a
+failure leaves no half-made change behind.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import logging
 import os
 import socket
 import struct
@@ -33,6 +40,7 @@ if TYPE_CHECKING:  # the daemon has it open; a client never needs it here
 SOCKET_NAME = "control.sock"
 MAX_REQUEST = 64 * 1024
 _SUN_PATH_MAX = 107
+_log = logging.getLogger("snapfs.control")
 
 
 def _snapshot_create(vol: Volume, name: str | None = None) -> dict:
@@ -408,6 +416,15 @@ def encode_error(e: SnapfsError) -> dict:
     return {"ok": False, "errno": e.errno, "error": e.message}
 
 
+def internal_error(op: object, e: BaseException) -> dict:
+    """The answer to request ``op`` that failed with ``e``, an exception no command expects
+    (a bug): logged with its traceback (the mount log), answered in one line."""
+    _log.error("control request %r failed", op, exc_info=e)
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return {"ok": False, "errno": errno.EIO,
+            "error": f"internal error in {op}: {text} (the traceback is in the mount log; the mount goes on)"}
+
+
 #: The op that moves the volume's folder: the daemon then serves the new one (its ``on_moved``).
 RELOCATE = "volume_relocate"
 
@@ -439,6 +456,8 @@ async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]],
             await _requests(conn, vol, extra, on_gone, on_moved, acting)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away (killed, ^C) before its answer: its channel ends, not the daemon
+        except Exception:  # anything else ends this channel too, never the daemon
+            _log.exception("control channel failed")
         finally:
             for pid in acting:
                 vol.owners.unregister(pid)
@@ -456,6 +475,7 @@ async def _requests(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]
             if len(buf) > MAX_REQUEST:
                 return
         line, buf = buf.split(b"\n", 1)
+        op: object = None
         try:
             req = json.loads(line)
             op, args = req["op"], req.get("args") or {}
@@ -467,28 +487,32 @@ async def _requests(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]
                 acting.append(pid)
                 vol.owners.register(pid, owner, bool(args.get("restore")))
                 reply = {"ok": True, "result": owner}
-                await _send(conn, reply)
-                continue
-            vol.commit()  # exact space figures; the command itself is committed below
-            if op == RELOCATE:
-                args = {**args, "mountpoint": extra.get("mountpoint")}
-            result = execute(vol, op, args)
-            if op == "info":
-                result.update(extra)
-            if op == RELOCATE:
-                on_moved()
-            on_gone(gone_names(op, args))
-            reply = {"ok": True, "result": result}
+            else:
+                vol.commit()  # exact space figures; the command itself is committed below
+                if op == RELOCATE:
+                    args = {**args, "mountpoint": extra.get("mountpoint")}
+                result = execute(vol, op, args)
+                if op == "info":
+                    result.update(extra)
+                if op == RELOCATE:
+                    on_moved()
+                on_gone(gone_names(op, args))
+                reply = {"ok": True, "result": result}
         except SnapfsError as e:
             reply = encode_error(e)
         except (ValueError, KeyError, TypeError) as e:
             reply = {"ok": False, "errno": errno.EINVAL, "error": f"bad control request: {e}"}
-        vol.commit()
-        await _send(conn, reply)
+        except Exception as e:
+            reply = internal_error(op, e)
+        try:
+            vol.commit()
+            data = (json.dumps(reply) + "\n").encode()
+        except Exception as e:  # the commit rolled the request's changes back (see Store.commit)
+            data = (json.dumps(internal_error(op, e)) + "\n").encode()
+        await _send(conn, data)
 
 
-async def _send(conn, reply: dict) -> None:
-    data = (json.dumps(reply) + "\n").encode()
+async def _send(conn, data: bytes) -> None:
     while data:
         n = await conn.send(data)
         data = data[n:]

@@ -11,6 +11,7 @@ volume, unreadable).
 from __future__ import annotations
 
 import argparse
+import fractions
 import importlib.metadata
 import os
 import re
@@ -30,6 +31,7 @@ from .columns import Columns, print_fields
 from .subcommands import volume_subcommand
 from ..errors import SnapfsError
 from ..fsck import FSCK_ERROR, fsck_path
+from ..limits import INT_MAX
 from ..room import human
 from ..volume import DEFAULT_BLOCK_SIZE, Volume
 
@@ -37,11 +39,17 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def parse_size(text: str) -> int:
-    """``10G``, ``512M``, ``4096`` (binary units, optional ``B``/``iB`` suffix)."""
+    """``10G``, ``512M``, ``4096`` (binary units, optional ``B``/``iB`` suffix), in whole bytes,
+    exactly (no float rounding); at most :data:`~snapfs.limits.INT_MAX` (what a volume can store)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
     if not m:
         raise argparse.ArgumentTypeError(f"bad size {text!r} (use e.g. 10G, 512M, 4096)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    digits = m.group(1).lstrip("0").partition(".")[0]
+    n = 0 if len(digits) > 30 else int(fractions.Fraction(m.group(1)) * _UNITS[m.group(2).upper()])
+    if len(digits) > 30 or n > INT_MAX:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise argparse.ArgumentTypeError(f"size {shown!r} is too large (at most {INT_MAX} bytes, 8 EiB)")
+    return n
 
 
 def _ts(ns: int) -> str:

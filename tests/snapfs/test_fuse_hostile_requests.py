@@ -1,0 +1,125 @@
+"""Requests a mount's daemon must survive: figures too large for the volume, requests that fail
+in a way no command expects.  Each is refused in one line, and the mount goes on serving (the
+daemon is the only writer of the volume: its end would lose the writes in progress)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from fuse_fixtures import Mounted, mounted, snapfs  # noqa: F401 (fixtures)
+
+from snapfs import control
+
+pytestmark = pytest.mark.fuse
+
+TOO_BIG = str(1 << 63)  # one more than SQLite (and a file offset) can hold
+
+
+def refused(*args, match: str) -> str:
+    r = snapfs(*args, check=False)
+    assert r.returncode != 0, r.stdout
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert match in r.stderr, r.stderr
+    return r.stderr
+
+
+def ask(voldir: Path, line: bytes) -> dict:
+    """One raw request line to the daemon (no client in between), and its answer."""
+    s = control.connect(voldir, timeout=20)
+    assert s is not None, "nobody serves the control socket"
+    with s, s.makefile("rwb") as f:
+        f.write(line + b"\n")
+        f.flush()
+        answer = f.readline()
+    assert answer, "the daemon closed the channel without an answer"
+    return json.loads(answer)
+
+
+def serving(m: Mounted, writer, n: int) -> None:
+    """The mount still answers: a listing, a new file, the open writer's next bytes, df."""
+    assert "d" in os.listdir(m.mnt)
+    (m.mnt / f"after{n}").write_bytes(b"after %d" % n)
+    writer.write(b"line %d\n" % n)
+    writer.flush()
+    os.fsync(writer.fileno())
+    snapfs("df", m.mnt)
+
+
+@pytest.mark.parametrize("how", ["cli", "raw"])
+def test_figures_too_large_for_the_volume_are_refused_and_the_mount_serves_on(mounted: Mounted, how):
+    m = mounted
+    (m.mnt / "d").mkdir()
+    (m.mnt / "d" / "f").write_bytes(b"before\n")
+    with open(m.mnt / "d" / "w", "wb") as writer:  # a write in progress across the bad requests
+        writer.write(b"start\n")
+        if how == "cli":
+            bad = [
+                (("lock", "add", m.mnt, "d/f", "--type", "advisory", "--owner", "o", "--range", f"0:{TOO_BIG}"),
+                 "bad lock range"),
+                (("lock", "add", m.mnt, "d/f", "--type", "mandatory", "--owner", "o", "--range", f"{TOO_BIG}:0"),
+                 "bad lock range"),
+                (("lock", "add", m.mnt, "d/f", "--type", "advisory", "--owner", "o", "--range", f"{1 << 62}:{1 << 62}"),
+                 "past the largest file offset"),
+                (("volume", "modify", m.mnt, "--size", "99999999999999999999T"), "too large"),
+                (("volume", "modify", m.mnt, "--size", TOO_BIG), "too large"),
+                (("volume", "modify", m.mnt, "--size", "9" * 400), "too large"),
+                (("lun", "create", m.mnt, "lun0", "--size", "9" * 400, "--ostype", "linux"), "too large"),
+                (("lun", "create", m.mnt, "lun0", "--size", "99999999999999999999T", "--ostype", "linux"), "too large"),
+            ]
+            for n, (args, match) in enumerate(bad):
+                refused(*args, match=match)
+                serving(m, writer, n)
+        else:  # what a client other than the CLI may send: the volume checks the figures itself
+            bad_raw = [
+                ({"op": "lock_add", "args": {"path": "d/f", "type": "advisory", "owner": "o", "start": 0,
+                                             "length": 1 << 63}}, "lock range length"),
+                ({"op": "lock_add", "args": {"path": "d/f", "type": "advisory", "owner": "o", "start": 1 << 64}},
+                 "lock range start"),
+                ({"op": "lock_add", "args": {"path": "d/f", "type": "advisory", "owner": "o", "start": 1.5}},
+                 "not a whole number"),
+                ({"op": "volume_resize", "args": {"size": 1 << 70}}, "volume size"),
+                ({"op": "volume_resize", "args": {"size": 1 << 63}}, "volume size"),
+                ({"op": "volume_resize", "args": {"size": "64M"}}, "volume size"),
+                ({"op": "lun_create", "args": {"path": "lun0", "size": 1 << 70, "ostype": "linux"}}, "LUN size"),
+                ({"op": "lun_create", "args": {"path": "lun0", "size": 4096.5, "ostype": "linux"}}, "LUN size"),
+            ]
+            for n, (req, match) in enumerate(bad_raw):
+                reply = ask(m.voldir, json.dumps(req).encode())
+                assert reply["ok"] is False and match in reply["error"], reply
+                assert "\n" not in reply["error"]
+                serving(m, writer, n)
+    assert (m.mnt / "d" / "f").read_bytes() == b"before\n"
+    lines = (m.mnt / "d" / "w").read_bytes().splitlines()
+    assert lines[0] == b"start" and lines[1:] == [b"line %d" % n for n in range(len(lines) - 1)]
+    assert snapfs("lock", "list", m.mnt).stdout.splitlines()[1:] == []  # nothing half-made
+    assert snapfs("lun", "list", m.mnt).stdout.splitlines()[1:] == []
+    show = snapfs("volume", "show", m.mnt).stdout
+    assert "64.0 MiB (67108864)" in show, show  # the size as it was
+    r = snapfs("lock", "add", m.mnt, "d/f", "--type", "advisory", "--owner", "o", "--range", f"0:{(1 << 63) - 1}")
+    assert f"range 0:{(1 << 63) - 1}" in r.stdout  # the largest range there is still is one
+
+
+def test_a_request_that_fails_unexpectedly_is_answered_and_logged_and_the_mount_serves_on(mounted: Mounted):
+    """An exception no command expects (here a request whose args are a list: the daemon's own
+    act_as handling looks into them as a dict) is answered "internal error" in one line, its
+    traceback goes to the mount log, and the daemon serves on (this channel, then others)."""
+    m = mounted
+    (m.mnt / "d").mkdir()
+    with open(m.mnt / "d" / "w", "wb") as writer:
+        writer.write(b"start\n")
+        s = control.connect(m.voldir, timeout=20)
+        assert s is not None
+        with s, s.makefile("rwb") as f:
+            f.write(b'{"op": "act_as", "args": [1]}\n{"op": "snapshot_list"}\n')
+            f.flush()
+            first, second = json.loads(f.readline()), json.loads(f.readline())
+        assert first["ok"] is False and first["error"].startswith("internal error in act_as: AttributeError"), first
+        assert second == {"ok": True, "result": []}  # the same channel answers the next request
+        serving(m, writer, 0)
+    log = (m.voldir / "mount.log").read_text()
+    assert "control request 'act_as' failed" in log and "Traceback" in log and "AttributeError" in log
+    assert (m.mnt / "d" / "w").read_bytes() == b"start\nline 0\n"
