@@ -1,15 +1,16 @@
 """Requests a mount's daemon must survive: figures too large for the volume, requests that fail
-in a way no command expects.  Each is refused in one line, and the mount goes on serving (the
+in a way no command expects, a stream source that is no regular file.  Each is refused in one line, and the mount goes on serving (the
 daemon is the only writer of the volume: its end would lose the writes in progress)."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
-from fuse_fixtures import Mounted, mounted, snapfs  # noqa: F401 (fixtures)
+from fuse_fixtures import SNAPFS, Mounted, mounted, snapfs  # noqa: F401 (fixtures)
 
 from snapfs import control
 
@@ -123,3 +124,38 @@ def test_a_request_that_fails_unexpectedly_is_answered_and_logged_and_the_mount_
     log = (m.voldir / "mount.log").read_text()
     assert "control request 'act_as' failed" in log and "Traceback" in log and "AttributeError" in log
     assert (m.mnt / "d" / "w").read_bytes() == b"start\nline 0\n"
+
+
+def test_a_stream_source_that_is_no_regular_file_is_refused_and_never_holds_up_the_mount(mounted: Mounted, tmp_path):
+    """``stream write`` takes a regular file's bytes: a FIFO (which would wait for a writer), a
+    device (/dev/zero would fill the volume) or a directory is refused in one line without being
+    read, and meanwhile the mount answers.  The daemon reads a source on a worker thread, so a
+    source on the mount itself (which the daemon must serve while it reads) works too."""
+    m = mounted
+    (m.mnt / "d").mkdir()
+    (m.mnt / "d" / "f").write_bytes(b"the file\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    p = subprocess.Popen([SNAPFS, "stream", "write", str(m.mnt), "d/f", "s1", str(fifo)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the mount answers while the command runs (before: ls and df waited for a writer of the FIFO)
+        assert "d" in subprocess.run(["ls", m.mnt], capture_output=True, text=True, timeout=10).stdout
+        snapfs("df", m.mnt, timeout=10)
+        out, errs = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:  # the old daemon waits in open(): a writer that comes and goes lets it go on
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            p.wait(timeout=20)
+    assert p.returncode == 1 and "Traceback" not in errs, (p.returncode, errs)
+    assert errs.strip() == f"snapfs: {fifo} is not a regular file: a stream takes a file's bytes", errs
+    refused("stream", "write", m.mnt, "d/f", "s1", "/dev/zero", match="/dev/zero is not a regular file")
+    refused("stream", "write", m.mnt, "d/f", "s1", tmp_path, match=f"{tmp_path} is not a regular file")
+    refused("stream", "write", m.mnt, "d/f", "s1", tmp_path / "none", match="No such file or directory")
+    assert snapfs("stream", "list", m.mnt, "d/f").stdout == ""  # nothing written
+    # a source on the mount itself: the daemon serves its own reads of it
+    (m.mnt / "src").write_bytes(b"x" * 300_000)
+    r = snapfs("stream", "write", m.mnt, "d/f", "s2", m.mnt / "src", timeout=20)
+    assert r.stdout.strip() == "s2: 300000 bytes, kept as data"
+    assert snapfs("stream", "cat", m.mnt, "d/f", "s2").stdout == "x" * 300_000
+    assert (m.mnt / "d" / "f").read_bytes() == b"the file\n"
