@@ -31,7 +31,8 @@ from .columns import Columns, print_fields
 from .subcommands import volume_subcommand
 from ..errors import SnapfsError
 from ..fsck import FSCK_ERROR, fsck_path
-from ..limits import INT_MAX
+from ..limits import INT_MAX, check_label
+from ..store import MAX_BLOCK_SIZE
 from ..room import human
 from ..volume import DEFAULT_BLOCK_SIZE, Volume
 
@@ -59,13 +60,15 @@ def _ts(ns: int) -> str:
 # ---------------------------------------------------------------------- commands
 
 def positive_int(text: str) -> int:
-    """An integer of at least 1 (``--inodes``)."""
+    """An integer of at least 1 (``--inodes``), at most what a volume stores."""
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad number {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    if n > INT_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is too large (at most {INT_MAX})")
     return n
 
 
@@ -73,12 +76,19 @@ def cmd_create(a: argparse.Namespace) -> int:
     bs = a.block_size if a.block_size is not None else DEFAULT_BLOCK_SIZE
     if bs < 512 or bs & (bs - 1):
         raise UsageError(f"--block-size {bs} is not a power of two of at least 512")
+    if bs > MAX_BLOCK_SIZE:
+        raise UsageError(f"--block-size {bs} is larger than {human(MAX_BLOCK_SIZE)}")
     if a.size < bs:
         raise UsageError(f"--size {a.size} is smaller than one block ({bs} bytes)")
     inodes = a.inodes if a.inodes is not None else max(1024, a.size // 16384)
     name = a.name if a.name is not None else Path(a.voldir).resolve().name
     if not name:
         raise UsageError("--name: a volume name may not be empty")
+    try:
+        check_label(name, "volume name")
+    except SnapfsError as e:  # bad input: refused before anything is made
+        raise UsageError(e.message if a.name is not None else
+                         f"{e.message} (the folder's name: give the volume one with --name)") from None
     Volume.create(a.voldir, a.size, inodes, name=name, block_size=a.block_size).close()
     print(f"created volume {name} in {a.voldir}: {human(a.size)}, {inodes} inodes")
     return 0
