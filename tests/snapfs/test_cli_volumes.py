@@ -58,6 +58,10 @@ BAD_CREATE = [
     (["--size", "4M", "--inodes", "9" * 23], f"--inodes: {'9' * 23} is too large"),
     (["--size", "4M", "--name", "\udcff"], "volume name '\\udcff' is not valid UTF-8"),  # the byte 0xff
     (["--size", "4M", "--block-size", "1T"], "--block-size 1099511627776 is larger than 16.0 MiB"),
+    (["--size", "4M", "--name", "a\nb"], "volume name 'a\\nb' may not contain '\\n'"),
+    (["--size", "4M", "--name", "a\tb"], "volume name 'a\\tb' may not contain '\\t'"),
+    (["--size", "4M", "--name", " v"], "volume name ' v' may not start or end with a blank"),
+    (["--size", "4M", "--name", "v" * 5000], "is longer than 255 bytes"),
 ]
 
 

@@ -159,3 +159,39 @@ def test_a_stream_source_that_is_no_regular_file_is_refused_and_never_holds_up_t
     assert r.stdout.strip() == "s2: 300000 bytes, kept as data"
     assert snapfs("stream", "cat", m.mnt, "d/f", "s2").stdout == "x" * 300_000
     assert (m.mnt / "d" / "f").read_bytes() == b"the file\n"
+
+
+ODD_NAMES = [
+    ("a\nb", "may not contain '\\n'"), ("a\tb", "may not contain '\\t'"), ("a\rb", "may not contain '\\r'"),
+    ("a\x7fb", "may not contain '\\x7f'"), ("a\x1bb", "may not contain '\\x1b'"), ("\u2028", "may not contain"),
+    (" ", "may not start or end with a blank"), (" x", "may not start or end with a blank"),
+    ("x ", "may not start or end with a blank"), ("\udcff", "is not valid UTF-8"), ("x" * 256, "longer than 255 bytes"),
+]
+
+
+def test_snapshot_holder_and_owner_names_are_one_line_of_visible_text(mounted: Mounted):
+    """The rule qtree names follow (no control characters), and no blank ends, for the names of
+    snapshots, their holders and the owners of locks and restrictions; the names in use stay good."""
+    m = mounted
+    (m.mnt / "f").write_bytes(b"x")
+    snapfs("snapshot", "create", m.mnt, "before upgrade")
+    for bad, match in ODD_NAMES + [("-x", "may not start with '-'")]:
+        refused("snapshot", "create", m.mnt, "--", bad, match=match)
+        refused("snapshot", "rename", m.mnt, "before upgrade", "--", bad, match=match)
+    for bad, match in ODD_NAMES:
+        refused("snapshot", "hold", m.mnt, "before upgrade", "--", bad, match=match)
+        refused("lock", "add", m.mnt, "f", "--type", "advisory", "--owner", bad, match=match)
+        refused("restrict", m.mnt, "f", "--owner", bad, match=match)
+        refused("qtree", "create", m.mnt, "--", bad, match="qtree name")
+    # names in use still work: the backup ones, dots, dashes inside, spaces and letters of any script inside
+    snapfs("snapshot", "create", m.mnt)
+    for good in ("v1.2-rc_3", "año 2024", "nightly.0"):
+        snapfs("snapshot", "create", m.mnt, good)
+    snapfs("snapshot", "hold", m.mnt, "nightly.0", "dump-42 (level 0)")
+    rows = snapfs("snapshot", "list", m.mnt).stdout.splitlines()[1:]
+    assert [r.split("  ")[0].strip() for r in rows] == [
+        "before upgrade", "snapshot_for_backup.0", "v1.2-rc_3", "año 2024", "nightly.0"], rows
+    assert rows[-1].endswith("dump-42 (level 0)")
+    assert sorted(os.listdir(m.mnt / ".snapshot")) == sorted(
+        ["before upgrade", "snapshot_for_backup.0", "v1.2-rc_3", "año 2024", "nightly.0"])
+    snapfs("snapshot", "release", m.mnt, "nightly.0", "dump-42 (level 0)")
