@@ -6,6 +6,12 @@ each answer is one line, ``{"ok": true, "result": ...}`` or ``{"ok": false,
 "errno": N, "error": MESSAGE}``.  The commands themselves live once, in
 :data:`COMMANDS`, and run either in the daemon (on its open Volume) or, when
 the volume is not mounted, in the caller's process (see :mod:`snapfs.client`).
+
+No request ends the daemon: one that fails in a way no command expects (a
+bug) is answered ``internal error: ...`` and its traceback goes to the mount
+log, while the mount goes on serving.  Each Volume call is all-or-nothing
+(its transaction or savepoint is rolled back on any exception), so such a
+failure leaves no half-made change behind.
 """
 
 from __future__ import annotations
@@ -13,16 +19,20 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import logging
 import os
 import socket
+import stat
 import struct
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
 from snapdump.snapfs_names import SNAPDIR_NAME
 
 from .errors import SnapfsError, err
+from .limits import check_int
 from .restrictions import check_owner
 from .vetoes import SINGLE_FILE_OWNER
 from .store import ROOT_INO
@@ -33,6 +43,7 @@ if TYPE_CHECKING:  # the daemon has it open; a client never needs it here
 SOCKET_NAME = "control.sock"
 MAX_REQUEST = 64 * 1024
 _SUN_PATH_MAX = 107
+_log = logging.getLogger("snapfs.control")
 
 
 def _snapshot_create(vol: Volume, name: str | None = None) -> dict:
@@ -274,39 +285,109 @@ def _stream_list(vol: Volume, path: str) -> list[dict]:
 def _stream_read(vol: Volume, path: str, name: str, offset: int = 0, size: int = 1 << 20) -> str:
     import base64  # here: no other command needs it (a client's start-up does not pay for it)
 
+    check_int(offset, "stream offset")
+    check_int(size, "stream read size")
     ino, snap = resolve(vol, path)
     return base64.b64encode(vol.stream_read(ino, name, snap, offset, size)).decode()
 
 
-def _stream_write(vol: Volume, path: str, name: str, source: str, offset: int = 0,
+def _stream_write(vol: Volume, path: str, name: str, source: str | BinaryIO, offset: int = 0,
                   size: int | None = None) -> dict:
-    """Stream ``name`` of ``path`` gets the bytes of file ``source`` (``size`` bytes from
-    ``offset``; to its end without ``size``), read a chunk at a time."""
+    """Stream ``name`` of ``path`` gets the bytes of regular file ``source`` (``size`` bytes
+    from ``offset``; to its end without ``size``), read a chunk at a time; or, in the daemon,
+    of the copy :func:`spool_source` made of them beforehand (a file object: all of it)."""
     ino, snap = resolve(vol, path)
     if snap is not None:
         raise err(errno.EROFS, f"{path} is in a snapshot: read-only")
-    try:
-        with open(source, "rb") as f:
-            f.seek(offset)
-            part = f if size is None else _Part(f, size)
-            in_xattr = vol.stream_write(ino, name, part)
-            got = f.tell() - offset
-    except OSError as e:
-        raise err(e.errno or errno.EIO, f"{source}: {e.strerror}") from None
-    if size is not None and got != size:
-        raise err(errno.EIO, f"{source}: {got} bytes at {offset}, not {size}")
+    if not isinstance(source, str):
+        source.seek(0)
+        in_xattr = vol.stream_write(ino, name, source)
+        return {"in_xattr": in_xattr, "size": source.tell()}
+    with _SourcePart(source, offset, size) as part:
+        in_xattr = vol.stream_write(ino, name, part)
+        got = part.done()
     return {"in_xattr": in_xattr, "size": got}
 
 
-class _Part:
-    """The next ``size`` bytes of an open file, as a file to read."""
+def spool_source(source: str, offset: int = 0, size: int | None = None, folder: str | None = None) -> BinaryIO:
+    """A private copy of what :func:`_stream_write` takes from ``source`` (see there), made
+    in ``folder`` (held in memory while it is small): the daemon makes it on a worker thread,
+    so reading the file (on a slow file system, or on the mount itself) holds up no other
+    request."""
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=folder)
+    try:
+        with _SourcePart(source, offset, size) as part:
+            for chunk in iter(lambda: part.read(1 << 20), b""):
+                spool.write(chunk)
+            part.done()
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
-    def __init__(self, f, size: int) -> None:
-        self._f, self._left = f, size
+
+#: A stream source copied by the daemon stays in memory up to this size (then in a file).
+_SPOOL_IN_MEMORY = 1 << 20
+
+
+class _SourcePart:
+    """``size`` bytes (to the end: None) from ``offset`` of regular file ``source``, as a file
+    to read; :meth:`done` checks that they were all there.  Anything but a regular file (a
+    FIFO, a device, a directory) is refused without being read: it is opened without waiting
+    for a writer.  Failures are SnapfsError, one line."""
+
+    def __init__(self, source: str, offset: int, size: int | None) -> None:
+        check_int(offset, "stream source offset")
+        if size is not None:
+            check_int(size, "stream source size")
+        self.source, self.offset, self.size = source, offset, size
+        self._f: BinaryIO | None = None
+        self._left = size
+
+    def __enter__(self) -> _SourcePart:
+        try:
+            fd = os.open(self.source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError as e:
+            raise self._error(e) from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise err(errno.EINVAL, f"{self.source} is not a regular file: a stream takes a file's bytes")
+            if self.size is not None and self.offset + self.size > st.st_size:
+                raise err(errno.EIO, f"{self.source}: {st.st_size} bytes, not {self.size} at {self.offset}")
+            os.set_blocking(fd, True)
+            os.lseek(fd, self.offset, os.SEEK_SET)
+        except BaseException as e:
+            os.close(fd)
+            if isinstance(e, OSError):
+                raise self._error(e) from None
+            raise
+        self._f = os.fdopen(fd, "rb")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._f is not None:
+            self._f.close()
+
+    def _error(self, e: OSError) -> SnapfsError:
+        return err(e.errno or errno.EIO, f"{self.source}: {e.strerror or e}")
 
     def read(self, n: int) -> bytes:
-        got = self._f.read(min(n, self._left))
-        self._left -= len(got)
+        assert self._f is not None
+        try:
+            got = self._f.read(n if self._left is None else min(n, self._left))
+        except OSError as e:
+            raise self._error(e) from None
+        if self._left is not None:
+            self._left -= len(got)
+        return got
+
+    def done(self) -> int:
+        """How many bytes were read; EIO when the file ended before ``size`` of them."""
+        assert self._f is not None
+        got = self._f.tell() - self.offset
+        if self.size is not None and got != self.size:
+            raise err(errno.EIO, f"{self.source}: {got} bytes at {self.offset}, not {self.size}")
         return got
 
 
@@ -408,8 +489,29 @@ def encode_error(e: SnapfsError) -> dict:
     return {"ok": False, "errno": e.errno, "error": e.message}
 
 
+def internal_error(op: object, e: BaseException) -> dict:
+    """The answer to request ``op`` that failed with ``e``, an exception no command expects
+    (a bug): logged with its traceback (the mount log), answered in one line."""
+    _log.error("control request %r failed", op, exc_info=e)
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return {"ok": False, "errno": errno.EIO,
+            "error": f"internal error in {op}: {text} (the traceback is in the mount log; the mount goes on)"}
+
+
 #: The op that moves the volume's folder: the daemon then serves the new one (its ``on_moved``).
 RELOCATE = "volume_relocate"
+#: The op whose source file the daemon copies on a worker thread first (see :func:`spool_source`).
+STREAM_WRITE = "stream_write"
+
+
+async def _spooled(args: dict, folder: str) -> tuple[dict, BinaryIO]:
+    """``args`` of a stream_write with the source file's bytes copied (on a worker thread,
+    while the daemon serves on) into a private spool in ``folder``; and the spool."""
+    import trio
+
+    spool = await trio.to_thread.run_sync(spool_source, args["source"], args.get("offset", 0),
+                                          args.get("size"), folder)
+    return {k: v for k, v in args.items() if k not in ("offset", "size")} | {"source": spool}, spool
 
 
 async def serve(listener: socket.socket, vol: Volume, extra: dict,
@@ -439,6 +541,8 @@ async def _handle(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]],
             await _requests(conn, vol, extra, on_gone, on_moved, acting)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away (killed, ^C) before its answer: its channel ends, not the daemon
+        except Exception:  # anything else ends this channel too, never the daemon
+            _log.exception("control channel failed")
         finally:
             for pid in acting:
                 vol.owners.unregister(pid)
@@ -456,6 +560,8 @@ async def _requests(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]
             if len(buf) > MAX_REQUEST:
                 return
         line, buf = buf.split(b"\n", 1)
+        op: object = None
+        spool: BinaryIO | None = None
         try:
             req = json.loads(line)
             op, args = req["op"], req.get("args") or {}
@@ -467,28 +573,36 @@ async def _requests(conn, vol: Volume, extra: dict, on_gone: Callable[[list[str]
                 acting.append(pid)
                 vol.owners.register(pid, owner, bool(args.get("restore")))
                 reply = {"ok": True, "result": owner}
-                await _send(conn, reply)
-                continue
-            vol.commit()  # exact space figures; the command itself is committed below
-            if op == RELOCATE:
-                args = {**args, "mountpoint": extra.get("mountpoint")}
-            result = execute(vol, op, args)
-            if op == "info":
-                result.update(extra)
-            if op == RELOCATE:
-                on_moved()
-            on_gone(gone_names(op, args))
-            reply = {"ok": True, "result": result}
+            else:
+                if op == STREAM_WRITE and isinstance(args.get("source"), str):
+                    args, spool = await _spooled(args, str(vol.path))
+                vol.commit()  # exact space figures; the command itself is committed below
+                if op == RELOCATE:
+                    args = {**args, "mountpoint": extra.get("mountpoint")}
+                result = execute(vol, op, args)
+                if op == "info":
+                    result.update(extra)
+                if op == RELOCATE:
+                    on_moved()
+                on_gone(gone_names(op, args))
+                reply = {"ok": True, "result": result}
         except SnapfsError as e:
             reply = encode_error(e)
         except (ValueError, KeyError, TypeError) as e:
             reply = {"ok": False, "errno": errno.EINVAL, "error": f"bad control request: {e}"}
-        vol.commit()
-        await _send(conn, reply)
+        except Exception as e:
+            reply = internal_error(op, e)
+        if spool is not None:
+            spool.close()
+        try:
+            vol.commit()
+            data = (json.dumps(reply) + "\n").encode()
+        except Exception as e:  # the commit rolled the request's changes back (see Store.commit)
+            data = (json.dumps(internal_error(op, e)) + "\n").encode()
+        await _send(conn, data)
 
 
-async def _send(conn, reply: dict) -> None:
-    data = (json.dumps(reply) + "\n").encode()
+async def _send(conn, data: bytes) -> None:
     while data:
         n = await conn.send(data)
         data = data[n:]

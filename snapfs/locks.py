@@ -39,6 +39,7 @@ from typing import Callable
 
 from . import volpaths
 from .errors import SnapfsError, err
+from .limits import INT_MAX, check_int
 from .restrictions import check_owner
 from .store import StoreCalls
 
@@ -77,7 +78,8 @@ class Lock:
 
 
 def parse_range(text: str) -> tuple[int, int]:
-    """``OFF:LEN`` (LEN 0 or ``eof``: to the end) as numbers; EINVAL otherwise."""
+    """``OFF:LEN`` (LEN 0 or ``eof``: to the end) as numbers; EINVAL otherwise (the range must
+    end by the largest file offset, :data:`~snapfs.limits.INT_MAX`)."""
     try:
         off, _, ln = text.partition(":")
         start, length = int(off), (0 if ln in ("", "eof") else int(ln))
@@ -85,6 +87,8 @@ def parse_range(text: str) -> tuple[int, int]:
         raise err(errno.EINVAL, f"bad lock range {text!r} (use OFF:LEN, e.g. 0:4096)") from None
     if start < 0 or length < 0:
         raise err(errno.EINVAL, f"bad lock range {text!r}: negative")
+    if start + length > INT_MAX:
+        raise err(errno.EINVAL, f"bad lock range {text!r}: it ends past the largest file offset ({INT_MAX})")
     return start, length
 
 
@@ -142,8 +146,8 @@ class LockOps(StoreCalls):
             raise err(errno.EINVAL, f"unknown lock type {type!r} (advisory or mandatory)")
         if share not in SHARES:
             raise err(errno.EINVAL, f"unknown share mode {share!r} (one of: {', '.join(SHARES)})")
-        if start < 0 or length < 0:
-            raise err(errno.EINVAL, "bad lock range: negative")
+        check_int(start, "lock range start")
+        check_int(length, "lock range length", 0, INT_MAX - start)
         ino = volpaths.resolve(self, path)
         if not stat.S_ISREG(self.getattr(ino).mode):
             raise err(errno.EINVAL, f"{path!r} is not a regular file: only files are locked")

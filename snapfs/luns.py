@@ -39,6 +39,7 @@ from typing import Callable
 from . import volpaths
 from .errors import NoSpace, SnapfsError, err
 from .filedata import MAX_FILE_SIZE
+from .limits import check_int
 from .schema import LIVE, MAX_SPAN
 from .store import ROOT_INO, StoreCalls
 from .values import Attrs, SnapshotInfo
@@ -328,8 +329,7 @@ class LunOps(StoreCalls):
         check_ostype(ostype)
         if space_reserve not in SPACE_RESERVE:
             raise err(errno.EINVAL, f"unknown space reservation {space_reserve!r} (enabled or disabled)")
-        if not 0 < size <= MAX_FILE_SIZE:
-            raise err(errno.EINVAL, f"bad LUN size {size} (1 byte to {MAX_FILE_SIZE})")
+        check_int(size, "LUN size", 1, MAX_FILE_SIZE)
         return self._make_lun(path, LunRecord(self._new_serial(), ostype, size, space_reserve, "online", None))
 
     def _lun_ino(self, path: str, snap: int | None = None) -> tuple[int, LunRecord]:
@@ -378,8 +378,7 @@ class LunOps(StoreCalls):
     def lun_resize(self, path: str, size: int) -> Lun:
         self.check_writable()
         ino, rec = self._lun_ino(path)
-        if not 0 < size <= MAX_FILE_SIZE:
-            raise err(errno.EINVAL, f"bad LUN size {size} (1 byte to {MAX_FILE_SIZE})")
+        check_int(size, "LUN size", 1, MAX_FILE_SIZE)
         new = LunRecord(rec.serial, rec.ostype, size, rec.space_reserve, rec.state, rec.backing)
         if size < rec.size and rec.backing is not None:
             # what it cut off would read from the snapshot again when it grew back

@@ -9,8 +9,9 @@ the qtrees as they were.  The mount shows it to ``getfattr -d -m -`` and
 refuses to change it (only ``snapfs qtree`` does).  Qtree 0 is everything
 in no qtree.  Ids are never reused (``next_qtree_id``, see
 :mod:`snapfs.identity`).  Names follow ONTAP's rules: 1 to 64 characters,
-no ``/``; commas and spaces, which ONTAP warns against, are refused here;
-and no leading dot (so never ``.snapshot``).  At most :data:`MAX_QTREES`.
+no ``/``; commas and spaces, which ONTAP warns against, are refused here,
+and so are control characters and bytes that are not UTF-8 (the rule of every
+name a person reads, :func:`snapfs.limits.check_label`); and no leading dot (so never ``.snapshot``).  At most :data:`MAX_QTREES`.
 
 The qtree of any inode is its top-level directory's (:meth:`QtreeOps.qtree_of`):
 what the mount answers for :data:`QTREE_ID_XATTR` and the reader for
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import err
+from .limits import check_label
 from .identity import check_style
 from .store import ROOT_INO, StoreCalls
 
@@ -62,9 +64,10 @@ def decode(value: bytes, name: str = "", ino: int = 0) -> Qtree:
 
 def check_name(name: str) -> bytes:
     """The qtree name as bytes; EINVAL with the rule it breaks."""
-    if not name or len(name) > QTREE_NAME_MAX:
+    if not isinstance(name, str) or not name or len(name) > QTREE_NAME_MAX:
         raise err(errno.EINVAL, f"qtree name {name!r} must be 1 to {QTREE_NAME_MAX} characters")
-    bad = next((c for c in name if c in "/\0, " or ord(c) < 32), None)
+    check_label(name, "qtree name", None)
+    bad = next((c for c in name if c in "/, "), None)
     if bad is not None:
         raise err(errno.EINVAL, f"qtree name {name!r} may not contain {bad!r}")
     if name.startswith("."):

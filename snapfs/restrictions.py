@@ -26,6 +26,7 @@ from typing import Callable
 
 from . import volpaths
 from .errors import SnapfsError, err
+from .limits import check_label
 from .store import StoreCalls
 
 #: The most parent pids followed up from a requester (a loop guard).
@@ -50,9 +51,9 @@ def parent_pid(pid: int) -> int:
 
 
 def check_owner(owner: str) -> None:
-    """EINVAL for an owner ID that is empty, longer than 255 characters or not one line."""
-    if not isinstance(owner, str) or not owner or len(owner) > 255 or "\n" in owner:
-        raise err(errno.EINVAL, f"bad restriction owner {owner!r} (1 to 255 characters, one line)")
+    """EINVAL for an owner ID (of restrictions and locks) that is not one line of visible
+    text of at most 255 bytes (:func:`check_label`)."""
+    check_label(owner, "owner ID")
 
 
 class Owners:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 
 from .errors import err
+from .limits import INT_MAX, check_int
 from .store import StoreCalls
 from .values import SpaceInfo
 
@@ -23,8 +24,8 @@ NEARLY_FULL = 0.9
 
 
 def human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if abs(n) < 1024 or unit == "EiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
@@ -51,8 +52,9 @@ class RoomOps(StoreCalls):
 
     def volume_resize(self, size_bytes: int) -> SpaceInfo:
         """Set the volume's size (whole blocks); it may not shrink below the highest block
-        the data file uses (blocks are not moved), nor below what is in use."""
-        blocks = size_bytes // self._bs
+        the data file uses (blocks are not moved), nor below what is in use; at most
+        :data:`~snapfs.limits.INT_MAX` bytes."""
+        blocks = check_int(size_bytes, "volume size", 0, INT_MAX) // self._bs
         m = self.meta
         floor = max(m.high_water, m.used_blocks, 1)
         if blocks < floor:

@@ -38,6 +38,7 @@ from typing import Callable
 
 from .blockstore import BlockStore
 from .errors import SnapshotBusy, err
+from .limits import check_label
 from .schema import DEAD, NAME_MAX, VERSIONED
 from .values import Meta, SnapshotInfo
 
@@ -134,8 +135,14 @@ class SnapshotOps:
 
     @staticmethod
     def _check_snapshot_name(name: str) -> None:
-        if not name or "/" in name or "\0" in name or name in (".", "..") or len(name.encode()) > NAME_MAX:
-            raise err(errno.EINVAL, f"invalid snapshot name {name!r}")
+        """EINVAL with the rule ``name`` breaks: one line of visible text (:func:`check_label`) of
+        at most NAME_MAX bytes, a file name under ``.snapshot`` (no ``/``, not ``.`` or ``..``) that
+        no command line takes for an option (no leading ``-``)."""
+        check_label(name, "snapshot name", NAME_MAX)
+        if "/" in name or name in (".", ".."):
+            raise err(errno.EINVAL, f"invalid snapshot name {name!r} (a name under .snapshot: no '/', not . or ..)")
+        if name.startswith("-"):
+            raise err(errno.EINVAL, f"snapshot name {name!r} may not start with '-'")
 
     def snapshot_create(self, name: str) -> SnapshotInfo:
         """Freeze the live tree as ``name``: O(1), it records the epoch and starts a new one."""
@@ -207,7 +214,9 @@ class SnapshotOps:
                 raise err(errno.EEXIST, f"snapshot {new!r} already exists") from None
 
     def snapshot_hold(self, name: str, holder: str) -> None:
-        """Mark ``name`` busy for ``holder`` (e.g. a backup); it cannot be deleted until released."""
+        """Mark ``name`` busy for ``holder`` (e.g. a backup; one line of visible text, see
+        :func:`check_label`); it cannot be deleted until released."""
+        check_label(holder, "snapshot holder")
         with self._txn():
             s = self._snapshot_epoch(name)
             self._db.execute("INSERT OR IGNORE INTO holds (epoch, holder) VALUES (?, ?)", (s, holder))

@@ -27,13 +27,14 @@ import sqlite3
 import stat
 import time
 from collections import namedtuple
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator
 
 from . import privacy, shortnames
 from .blockstore import DATA_FILE, BlockStore
 from .errors import NotAVolume, VolumeBusy, err
+from .limits import INT_MAX, check_int, check_label
 from .schema import LIVE, MAGIC, migrate
 from .snapshots import Epochs
 from .values import Meta
@@ -50,6 +51,8 @@ _UPDATE_ROW = f"UPDATE inodes SET {', '.join(f'{f} = ?' for f in Row._fields[1:]
 _LIVE_DIRENT = "SELECT ino FROM dirents WHERE parent = ? AND name = ? AND death = ?"
 #: Rows kept in the caches at most (then they start over).
 CACHE_MAX = 50_000
+#: The largest block size a volume is made with (ZFS's largest record).
+MAX_BLOCK_SIZE = 16 << 20
 _SQLITE_HEADER = b"SQLite format 3\0"
 
 
@@ -64,37 +67,70 @@ def check_header(path: Path) -> None:
         raise NotAVolume(f"{path} is not a snapfs volume: its {DB_FILE} is not an SQLite database")
 
 
+def check_new_volume(size_bytes: int, max_inodes: int, name: str, block_size: int) -> None:
+    """EINVAL, naming the figure, for what makes no volume: checked before anything is made."""
+    check_label(name, "volume name")
+    check_int(block_size, "block size", 512, MAX_BLOCK_SIZE)
+    if block_size & (block_size - 1):
+        raise err(errno.EINVAL, f"block size {block_size} is not a power of two >= 512")
+    if check_int(size_bytes, "volume size", 0, INT_MAX) < block_size or check_int(max_inodes, "inode count", 0) < 1:
+        raise err(errno.EINVAL, "volume size must hold at least one block and one inode")
+
+
 def create_files(path: Path, size_bytes: int, max_inodes: int, name: str, block_size: int,
                  xattr_room: int) -> None:
     """Make a volume's files in ``path`` (absent or empty): the database with the meta
-    row and an empty root directory, the data file and the lock file, all private."""
-    if block_size < 512 or block_size & (block_size - 1):
-        raise err(errno.EINVAL, f"block size {block_size} is not a power of two >= 512")
-    if size_bytes < block_size or max_inodes < 1:
-        raise err(errno.EINVAL, "volume size must hold at least one block and one inode")
+    row and an empty root directory, the data file and the lock file, all private.
+    The figures are checked first (:func:`check_new_volume`); when making them fails
+    all the same, what was made is removed: ``path`` is left as it was (absent, or empty
+    with its mode)."""
+    check_new_volume(size_bytes, max_inodes, name, block_size)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise err(errno.EEXIST, f"{path} exists and is not an empty folder; choose a new folder")
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, privacy.FOLDER_MODE)
-    privacy.create_private(path / DB_FILE)  # SQLite gives its -wal and -shm files this mode too
-    db = sqlite3.connect(path / DB_FILE, isolation_level=None)
+    made = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    mode = None if made else stat.S_IMODE(path.stat().st_mode)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
-        migrate(db)
-        now = time.time_ns()
-        db.execute("BEGIN")
-        db.execute(
-            "INSERT INTO meta (id, magic, name, block_size, total_blocks, max_inodes, created_ns,"
-            " epoch, next_ino, next_cookie, high_water, used_blocks, live_inodes, xattr_room)"
-            " VALUES (1, ?, ?, ?, ?, ?, ?, 1, ?, 1, 0, 0, 1, ?)",
-            (MAGIC, name, block_size, size_bytes // block_size, max_inodes, now, ROOT_INO + 1, xattr_room),
-        )
-        db.execute(_INSERT_ROW, (ROOT_INO, LIVE, 1, stat.S_IFDIR | 0o755, 2, 0, 0, 0, 0, 0, now, now, now, None))
-        db.execute("COMMIT")
-    finally:
-        db.close()
-    privacy.create_private(path / DATA_FILE)
-    privacy.create_private(path / LOCK_FILE)
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, privacy.FOLDER_MODE)
+        privacy.create_private(path / DB_FILE)  # SQLite gives its -wal and -shm files this mode too
+        db = sqlite3.connect(path / DB_FILE, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            migrate(db)
+            now = time.time_ns()
+            db.execute("BEGIN")
+            db.execute(
+                "INSERT INTO meta (id, magic, name, block_size, total_blocks, max_inodes, created_ns,"
+                " epoch, next_ino, next_cookie, high_water, used_blocks, live_inodes, xattr_room)"
+                " VALUES (1, ?, ?, ?, ?, ?, ?, 1, ?, 1, 0, 0, 1, ?)",
+                (MAGIC, name, block_size, size_bytes // block_size, max_inodes, now, ROOT_INO + 1, xattr_room),
+            )
+            db.execute(_INSERT_ROW, (ROOT_INO, LIVE, 1, stat.S_IFDIR | 0o755, 2, 0, 0, 0, 0, 0, now, now, now, None))
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        privacy.create_private(path / DATA_FILE)
+        privacy.create_private(path / LOCK_FILE)
+    except BaseException:
+        _unmake(path, made, mode)
+        raise
+
+
+def _unmake(path: Path, made: list[Path], mode: int | None) -> None:
+    """Undo a failed :func:`create_files`: remove the files it makes in ``path`` (empty
+    before it), then the folders it made (``made``, deepest first; one that is not empty
+    stays), or give ``path`` back its ``mode``."""
+    for f in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", f"{DB_FILE}-journal", DATA_FILE, LOCK_FILE):
+        with suppress(OSError):
+            (path / f).unlink(missing_ok=True)
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+    if mode is not None:
+        with suppress(OSError):
+            os.chmod(path, mode)
 
 
 def _set_pragmas(db: sqlite3.Connection) -> None:

@@ -11,6 +11,7 @@ volume, unreadable).
 from __future__ import annotations
 
 import argparse
+import fractions
 import importlib.metadata
 import os
 import re
@@ -30,6 +31,8 @@ from .columns import Columns, print_fields
 from .subcommands import volume_subcommand
 from ..errors import SnapfsError
 from ..fsck import FSCK_ERROR, fsck_path
+from ..limits import INT_MAX, check_label
+from ..store import MAX_BLOCK_SIZE
 from ..room import human
 from ..volume import DEFAULT_BLOCK_SIZE, Volume
 
@@ -37,11 +40,17 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def parse_size(text: str) -> int:
-    """``10G``, ``512M``, ``4096`` (binary units, optional ``B``/``iB`` suffix)."""
+    """``10G``, ``512M``, ``4096`` (binary units, optional ``B``/``iB`` suffix), in whole bytes,
+    exactly (no float rounding); at most :data:`~snapfs.limits.INT_MAX` (what a volume can store)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
     if not m:
         raise argparse.ArgumentTypeError(f"bad size {text!r} (use e.g. 10G, 512M, 4096)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    digits = m.group(1).lstrip("0").partition(".")[0]
+    n = 0 if len(digits) > 30 else int(fractions.Fraction(m.group(1)) * _UNITS[m.group(2).upper()])
+    if len(digits) > 30 or n > INT_MAX:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise argparse.ArgumentTypeError(f"size {shown!r} is too large (at most {INT_MAX} bytes, 8 EiB)")
+    return n
 
 
 def _ts(ns: int) -> str:
@@ -51,13 +60,15 @@ def _ts(ns: int) -> str:
 # ---------------------------------------------------------------------- commands
 
 def positive_int(text: str) -> int:
-    """An integer of at least 1 (``--inodes``)."""
+    """An integer of at least 1 (``--inodes``), at most what a volume stores."""
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad number {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    if n > INT_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is too large (at most {INT_MAX})")
     return n
 
 
@@ -65,12 +76,19 @@ def cmd_create(a: argparse.Namespace) -> int:
     bs = a.block_size if a.block_size is not None else DEFAULT_BLOCK_SIZE
     if bs < 512 or bs & (bs - 1):
         raise UsageError(f"--block-size {bs} is not a power of two of at least 512")
+    if bs > MAX_BLOCK_SIZE:
+        raise UsageError(f"--block-size {bs} is larger than {human(MAX_BLOCK_SIZE)}")
     if a.size < bs:
         raise UsageError(f"--size {a.size} is smaller than one block ({bs} bytes)")
     inodes = a.inodes if a.inodes is not None else max(1024, a.size // 16384)
     name = a.name if a.name is not None else Path(a.voldir).resolve().name
     if not name:
         raise UsageError("--name: a volume name may not be empty")
+    try:
+        check_label(name, "volume name")
+    except SnapfsError as e:  # bad input: refused before anything is made
+        raise UsageError(e.message if a.name is not None else
+                         f"{e.message} (the folder's name: give the volume one with --name)") from None
     Volume.create(a.voldir, a.size, inodes, name=name, block_size=a.block_size).close()
     print(f"created volume {name} in {a.voldir}: {human(a.size)}, {inodes} inodes")
     return 0

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from fuse_fixtures import snapfs
+from fuse_fixtures import SNAPFS, snapfs
 
 from snapfs import Volume
 
@@ -49,6 +50,78 @@ def test_create_makes_the_volume_asked_for(tmp_path: Path):
 def test_create_refuses_figures_that_make_no_volume(tmp_path: Path, args, match):
     refused("create", tmp_path / "v", *args, status=2, match=match)
     assert not (tmp_path / "v").exists()
+
+
+BAD_CREATE = [
+    (["--size", "100000000000T"], "size '100000000000T' is too large"),
+    (["--size", "9" * 400], "is too large (at most 9223372036854775807 bytes"),
+    (["--size", "4M", "--inodes", "9" * 23], f"--inodes: {'9' * 23} is too large"),
+    (["--size", "4M", "--name", "\udcff"], "volume name '\\udcff' is not valid UTF-8"),  # the byte 0xff
+    (["--size", "4M", "--block-size", "1T"], "--block-size 1099511627776 is larger than 16.0 MiB"),
+    (["--size", "4M", "--name", "a\nb"], "volume name 'a\\nb' may not contain '\\n'"),
+    (["--size", "4M", "--name", "a\tb"], "volume name 'a\\tb' may not contain '\\t'"),
+    (["--size", "4M", "--name", " v"], "volume name ' v' may not start or end with a blank"),
+    (["--size", "4M", "--name", "v" * 5000], "is longer than 255 bytes"),
+]
+
+
+@pytest.mark.parametrize("folder", ["absent", "empty"])
+@pytest.mark.parametrize("args, match", BAD_CREATE)
+def test_create_refuses_what_no_volume_can_hold_and_leaves_the_folder_as_it_was(tmp_path: Path, args, match, folder):
+    v = tmp_path / "v"
+    if folder == "empty":
+        v.mkdir()
+        os.chmod(v, 0o751)
+    refused("create", v, *args, status=2, match=match)
+    if folder == "empty":
+        assert list(v.iterdir()) == [] and v.stat().st_mode & 0o7777 == 0o751
+    else:
+        assert not v.exists()
+    snapfs("create", v, "--size", "4M")  # a retry with good figures makes the volume
+    snapfs("fsck", v)
+
+
+def test_create_in_a_folder_whose_name_is_not_utf8_asks_for_a_name(tmp_path: Path):
+    v = tmp_path / "v\udcff"  # the byte 0xff, as the shell passes $'v\xff'
+    refused("create", v, "--size", "4M", status=2, match="(the folder's name: give the volume one with --name)")
+    assert not os.path.lexists(v)
+    r = subprocess.run([SNAPFS, "create", v, "--size", "4M", "--name", "v"], capture_output=True)  # bytes: it names v
+    assert r.returncode == 0, r.stderr
+    with Volume.open(v) as vol:
+        assert vol.name == "v"
+
+
+def test_a_create_that_fails_midway_removes_what_it_made_and_only_that(tmp_path: Path, monkeypatch):
+    """Volume.create checks its figures before it makes anything; when making the files fails
+    all the same (here: the schema), it removes the files and the folders it made, and an
+    empty folder it was given stays, with its mode.  A folder with content is never touched."""
+    from snapfs import store
+    from snapfs.errors import SnapfsError
+
+    for figures in [(4 << 20, 1 << 70, "v"), (1 << 63, 100, "v"), (4 << 20, 100, "a\nb"), (4 << 20, 100, "")]:
+        with pytest.raises(SnapfsError):
+            Volume.create(tmp_path / "new" / "v", figures[0], figures[1], name=figures[2])
+        assert not (tmp_path / "new").exists()
+
+    def broken(db):
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    monkeypatch.setattr(store, "migrate", broken)
+    with pytest.raises(OverflowError):
+        Volume.create(tmp_path / "a" / "b" / "v", 4 << 20, 100)
+    assert not (tmp_path / "a").exists()  # the parents it made go too
+    (tmp_path / "empty").mkdir(mode=0o755)
+    os.chmod(tmp_path / "empty", 0o755)
+    with pytest.raises(OverflowError):
+        Volume.create(tmp_path / "empty", 4 << 20, 100)
+    assert list((tmp_path / "empty").iterdir()) == [] and (tmp_path / "empty").stat().st_mode & 0o7777 == 0o755
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep").write_text("mine")
+    with pytest.raises(SnapfsError, match="not an empty folder"):
+        Volume.create(tmp_path / "full", 4 << 20, 100)
+    assert [f.name for f in (tmp_path / "full").iterdir()] == ["keep"]
+    monkeypatch.undo()
+    Volume.create(tmp_path / "empty", 4 << 20, 100).close()  # and then it works
 
 
 def _not_a_volume(d: Path, kind: str) -> None:
