@@ -23,6 +23,7 @@ import sys
 import time
 
 from snapdump.exits import CommandFailed, leave_objects_at_exit, run
+from snapdump.standard_streams import STDOUT, require
 
 # The engine's modules make some 15,000 objects the collector tracks (classes, functions, their
 # dicts and tuples) that live as long as the process: the cyclic collector, run at every 700 new
@@ -288,6 +289,10 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
     output = args.output or os.environ.get("TAPE") or ("-" if args.size_estimate else None)
     if not output:
         raise CommandFailed("no output given: use -f FILE (- for standard output, or a tape device)")
+    if args.size_estimate:
+        require(STDOUT, "-S prints its estimate there")
+    elif output == "-":
+        require(STDOUT, "-f - writes the image there")
     if args.multivolume and output == "-":
         raise CommandFailed("-M needs a file name prefix, not standard output")
     if args.qfa and output == "-":
@@ -377,6 +382,8 @@ def _contexts(args: argparse.Namespace, say, warn) -> int:
         raise CommandFailed("--restart needs -f: where the next volume goes")
     if args.source:
         raise CommandFailed("--restart takes no SOURCE: the context names what is dumped")
+    if output == "-":
+        require(STDOUT, "-f - writes the next volume there")
     try:
         on = store.load(args.restart).mount  # the volume the restart reads (for the vetoes)
     except DumpError:
