@@ -21,6 +21,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from snapdump.numerals import is_decimal
+
 from .errors import ConfigError, IllegalArgs
 from .protocol import NDMP_PORT, AuthType
 
@@ -113,7 +115,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     host = host.strip("[]") or "0.0.0.0"
     if not port_text:
         return host, NDMP_PORT
-    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+    if not is_decimal(port_text) or not 0 <= int(port_text) < 65536:
         raise ConfigError(f"--listen {text}: the port must be a number from 0 to 65535")
     return host, int(port_text)
 

@@ -23,6 +23,7 @@ import sys
 import time
 
 from snapdump.exits import CommandFailed, leave_objects_at_exit, run
+from snapdump.numerals import is_decimal
 from snapdump.standard_streams import STDOUT, require
 
 # The engine's modules make some 15,000 objects the collector tracks (classes, functions, their
@@ -226,7 +227,7 @@ def _compress_level(text: str) -> int:
     """The level written after ``-z``/``-j`` in a cluster (dump's default when none)."""
     if not text:
         return DEFAULT_LEVEL
-    if not text.lstrip("-").isdigit():
+    if not is_decimal(text.lstrip("-")):
         raise CommandFailed(f"illegal compress level -- {text}")
     level = int(text)
     if not MIN_COMPRESS_LEVEL <= level <= MAX_COMPRESS_LEVEL:
@@ -238,7 +239,7 @@ def parse_date(text: str, flag: str = "-T") -> int:
     """Seconds since the epoch for a ``-T`` (or other *flag*'s) date: ``@seconds``, ISO 8601, or
     ctime's ``Wed Nov 25 04:18:05 2026`` (local time unless a ``+HHMM`` follows)."""
     text = text.strip()
-    if text.startswith("@") and text[1:].isdigit():
+    if text.startswith("@") and is_decimal(text[1:]):
         return int(text[1:])
     import datetime as _dt  # here: most dumps give no date
 
@@ -258,7 +259,7 @@ def _inode_numbers(text: str, where: str) -> set[int]:
     for word in re.split(r"[\s,]+", text.strip()):
         if not word:
             continue
-        if not word.isdigit() or int(word) < 3:
+        if not is_decimal(word) or int(word) < 3:
             raise CommandFailed(f"{where}: {word!r} is not an inode number that can be excluded (3 or more)")
         numbers.add(int(word))
     return numbers
