@@ -113,6 +113,10 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep:
         host, port_text = text, ""
     host = host.strip("[]") or "0.0.0.0"
+    try:
+        host.encode("idna")  # as the socket layer names a host: a byte that is no character names none
+    except UnicodeError:
+        raise ConfigError(f"--listen {text}: not a host name or address") from None
     if not port_text:
         return host, NDMP_PORT
     if not is_decimal(port_text) or not 0 <= int(port_text) < 65536:
