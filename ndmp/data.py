@@ -37,7 +37,7 @@ import trio
 
 from dumptool.contexts import Context, ContextStore
 from dumptool.errors import DumpError, SessionError, SessionLimitError
-from dumptool.format import TP_BSIZE
+from dumptool.format import MAX_DATE, TP_BSIZE
 from dumptool.sessions import Session as SessionSlot
 from dumptool.sessions import abort_pending, abort_reason, session_slot
 from snapdump.numerals import is_decimal
@@ -266,6 +266,8 @@ class DataService:
             base_value = int(base)
         except ValueError:
             raise IllegalArgs(f"BASE_DATE={base}: not a number") from None
+        if base_value > MAX_DATE:
+            raise IllegalArgs(f"BASE_DATE={base}: out of range (a dump's dates end in January 2038)")
         if base_value > 0:
             base_date = base_value
         if env.get("TYPE", BUTYPE) not in ("", BUTYPE):

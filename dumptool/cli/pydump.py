@@ -37,7 +37,7 @@ gc.disable()
 try:
     from ..compression import DEFAULT_LEVEL, MAX_LEVEL as MAX_COMPRESS_LEVEL, MIN_LEVEL as MIN_COMPRESS_LEVEL
     from ..dump import Dump, DumpOptions
-    from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB
+    from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB, MAX_DATE
     from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, DumpDates, parse_record
     from ..errors import DumpError
     from ..contexts import ContextKeeper, ContextStore, details, listing, snapshot_names
@@ -240,18 +240,31 @@ def parse_date(text: str, flag: str = "-T") -> int:
     ctime's ``Wed Nov 25 04:18:05 2026`` (local time unless a ``+HHMM`` follows)."""
     text = text.strip()
     if text.startswith("@") and is_decimal(text[1:]):
-        return int(text[1:])
+        return _in_range(int(text[1:]), text, flag)
     import datetime as _dt  # here: most dumps give no date
 
     try:
         when = _dt.datetime.fromisoformat(text)
-        return int((when if when.tzinfo else when.astimezone()).timestamp())
     except ValueError:
-        pass
+        when = None
+    if when is not None:
+        try:
+            seconds = int((when if when.tzinfo else when.astimezone()).timestamp())
+        except (OverflowError, ValueError, OSError):  # year 1 or 9999: no local time to be in
+            seconds = -1
+        return _in_range(seconds, text, flag)
     record = parse_record(f"/ 0 {text}")
     if record is None:
         raise CommandFailed(f"{flag} {text!r}: not a date (use ctime format, ISO 8601 or @seconds)")
-    return record.date
+    return _in_range(record.date, text, flag)
+
+
+def _in_range(date: int, text: str, flag: str) -> int:
+    """*date*, when an image's header can hold it (from the epoch to January 2038)."""
+    if not 0 <= date <= MAX_DATE:
+        raise CommandFailed(f"{flag} {text!r}: out of range (a dump's dates run from 1970 to "
+                            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(MAX_DATE))})")
+    return date
 
 
 def _inode_numbers(text: str, where: str) -> set[int]:

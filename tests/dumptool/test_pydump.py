@@ -230,6 +230,17 @@ def test_dash_T_gives_the_base_date(tmp_path: Path, tree: Path) -> None:
     assert "./fresh" in names and "./sparse" not in names
 
 
+@pytest.mark.parametrize("flags", [["-T", "@99999999999999999999"], ["-T", "@2147483648"], ["-T", "9999-12-31"],
+                                   ["-T", "0001-01-01"], ["--snapshot-date", "Fri Dec 31 23:59:59 9999"]])
+def test_a_date_a_header_cannot_hold_is_refused_in_one_line(tmp_path: Path, tree: Path, flags: list[str]) -> None:
+    """A dump's dates are signed 32-bit seconds: from 1970 to January 2038 (it was an OverflowError)."""
+    done = pydump("-0", "-D", str(tmp_path / "dd"), *flags, "-f", str(tmp_path / "img"), str(tree), check=False)
+    assert done.returncode == 1
+    assert done.stderr.decode() == (f"pydump: {flags[0]} {flags[1]!r}: out of range (a dump's dates run from "
+                                    "1970 to 2038-01-19 03:14:07 UTC)\n")
+    assert not (tmp_path / "img").exists() and not (tmp_path / "dd").exists()
+
+
 # -- blocking factors ------------------------------------------------------------------------
 
 
