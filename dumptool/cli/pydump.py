@@ -43,7 +43,8 @@ try:
     from ..contexts import ContextKeeper, ContextStore, details, listing, snapshot_names
     from ..filer import dump_source
     from ..sessions import session_slot
-    from .syntax import RefusedFlag, VersionAction, add_refused, check_refused, expand_key, metavar_checker
+    from .syntax import (MAX_LIST, RefusedFlag, VersionAction, add_refused, check_refused, expand_key,
+                         metavar_checker, read_list)
 finally:
     gc.freeze()
     if _collecting:
@@ -318,10 +319,13 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         exclude |= _inode_numbers(text, "-e")
     for name in args.exclude_files:
         try:
-            with open(name, encoding="utf-8") as f:
-                exclude |= _inode_numbers(f.read(), f"-E {name}")
+            with open(name, "rb") as f:
+                text = read_list(f)
         except OSError as exc:
             raise CommandFailed(f"-E {name}: {exc.strerror}") from None
+        if text is None:
+            raise CommandFailed(f"-E {name}: more than {MAX_LIST >> 20} MiB: not a list of inode numbers")
+        exclude |= _inode_numbers(text, f"-E {name}")
     frozen_at = parse_date(args.frozen_at, "--snapshot-date") if args.frozen_at else None
     if frozen_at is not None and frozen_at > time.time():
         raise CommandFailed(f"--snapshot-date {args.frozen_at}: a date in the future (no copy froze later "

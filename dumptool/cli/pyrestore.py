@@ -28,7 +28,7 @@ from ..restore import Options, Restore, RestoreError, VolumeInput
 from ..volume_input import ShelfVolumes
 from ..sessions import session_slot
 from ..symtab import SYMTAB_NAME, SymbolTable
-from .syntax import RefusedFlag, VersionAction, add_refused, check_refused, expand_key
+from .syntax import MAX_LIST, RefusedFlag, VersionAction, add_refused, check_refused, expand_key, read_list
 
 PROG = "pyrestore"
 EXIT_OK = 0
@@ -304,12 +304,14 @@ def _names_from(path: str) -> list[str]:
     """-X: one name a line, empty lines skipped (restore's way)."""
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text = read_list(sys.stdin.buffer)
         else:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                text = read_list(f)
     except OSError:
         raise _Usage(f"can't open file for reading -- {path}") from None
+    if text is None:
+        raise _Usage(f"-X {path}: more than {MAX_LIST >> 20} MiB: not a list of names")
     return [line for line in text.split("\n") if line]
 
 
