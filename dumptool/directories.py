@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from snapdump.numerals import is_decimal
+
 from .format import ROOTINO, Dinode, DirEntry
 
 
@@ -159,7 +161,7 @@ class ImageTree:
         roots = []
         if by_inode:
             for w in wanted:
-                if not w.isdigit() or int(w) not in self.dumped:
+                if not is_decimal(w) or int(w) not in self.dumped:
                     missing(f"inode {w}")
                     continue
                 roots.append((int(w), b"./" + w.encode()))

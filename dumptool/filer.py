@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from snapdump.numerals import is_decimal
 from snapdump.processes import process_alive
 from snapdump.snapfs_names import SNAPDIR_NAME, VOLUME_XATTR
 
@@ -98,7 +99,7 @@ HOLDER_PREFIX = "pydump-"
 def dead_dump(holder: str) -> bool:
     """Whether ``holder`` names a pydump process (``pydump-PID``) that no longer runs."""
     pid = holder[len(HOLDER_PREFIX):]
-    if not holder.startswith(HOLDER_PREFIX) or not pid.isdigit():
+    if not holder.startswith(HOLDER_PREFIX) or not is_decimal(pid):
         return False
     return not process_alive(int(pid))
 

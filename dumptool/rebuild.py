@@ -16,6 +16,8 @@ import stat
 import time
 from collections.abc import Callable, Iterable
 
+from snapdump.numerals import is_decimal
+
 from .filer_objects import apply_pass5
 from .extraction import Extractor, OutOfSpace, is_dir, rmtree, say_not_restored
 from .format import Header, Segment
@@ -300,7 +302,7 @@ class Rebuild:
         tmp_full = self._full(op.rel)
         if is_dir(tmp_full):
             for entry in os.scandir(tmp_full):
-                if entry.name.isdigit() and int(entry.name) in op.leaves and not entry.is_dir(follow_symlinks=False):
+                if is_decimal(entry.name) and int(entry.name) in op.leaves and not entry.is_dir(follow_symlinks=False):
                     self.extractor.parked[int(entry.name)] = op.rel + b"/" + os.fsencode(entry.name)
 
     def _clear_after_checkpoint(self, op: ClearAfterCheckpoint) -> None:

@@ -40,6 +40,7 @@ import os
 import time
 from pathlib import Path
 
+from snapdump.numerals import is_decimal
 from snapdump.processes import process_start
 from snapdump.session_registry import (  # noqa: F401  (the registry's contract, re-exported)
     DEFAULT_STATE_DIR,
@@ -83,7 +84,7 @@ def read_mem_total(meminfo: str | Path = "/proc/meminfo") -> int | None:
         return None
     for line in text.splitlines():
         words = line.split()
-        if len(words) >= 2 and words[0] == "MemTotal:" and words[1].isdigit():
+        if len(words) >= 2 and words[0] == "MemTotal:" and is_decimal(words[1]):
             unit = words[2].lower() if len(words) > 2 else "b"
             return int(words[1]) * (1024 if unit == "kb" else 1)
     return None
@@ -94,7 +95,7 @@ def session_limit(meminfo: str | Path = "/proc/meminfo") -> tuple[int, str]:
     when set, else the memory table (its lowest row when memory cannot be read)."""
     text = os.environ.get(MAX_SESSIONS_ENV, "").strip()
     if text:
-        if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        if not is_decimal(text) or int(text) < 1:
             raise SessionError(f"{MAX_SESSIONS_ENV}={text}: give a whole number of sessions, 1 or more")
         return int(text), f"{MAX_SESSIONS_ENV}={int(text)}"
     total = read_mem_total(meminfo)

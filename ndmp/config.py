@@ -21,6 +21,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from snapdump.numerals import is_decimal
+
 from .errors import ConfigError, IllegalArgs
 from .protocol import NDMP_PORT, AuthType
 
@@ -111,9 +113,13 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep:
         host, port_text = text, ""
     host = host.strip("[]") or "0.0.0.0"
+    try:
+        host.encode("idna")  # as the socket layer names a host: a byte that is no character names none
+    except UnicodeError:
+        raise ConfigError(f"--listen {text}: not a host name or address") from None
     if not port_text:
         return host, NDMP_PORT
-    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+    if not is_decimal(port_text) or not 0 <= int(port_text) < 65536:
         raise ConfigError(f"--listen {text}: the port must be a number from 0 to 65535")
     return host, int(port_text)
 

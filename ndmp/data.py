@@ -37,9 +37,10 @@ import trio
 
 from dumptool.contexts import Context, ContextStore
 from dumptool.errors import DumpError, SessionError, SessionLimitError
-from dumptool.format import TP_BSIZE
+from dumptool.format import MAX_DATE, TP_BSIZE
 from dumptool.sessions import Session as SessionSlot
 from dumptool.sessions import abort_pending, abort_reason, session_slot
+from snapdump.numerals import is_decimal
 
 from .engine import (MAX_NTREC, MIN_NTREC, NTREC, U64_INVALID, BackupRequest, DumpEngine, FileEntry, RecoverName,
                      blocking_factor, history_stats)
@@ -119,7 +120,7 @@ def _acl_start(env: dict[str, str]) -> int | None:
     value = env.get("ACL_START") or ""
     if not value:
         return None
-    if not value.isdigit():
+    if not is_decimal(value):
         raise IllegalArgs(f"ACL_START={value}: not a byte offset")
     return int(value)
 
@@ -257,7 +258,7 @@ class DataService:
             raise IllegalArgs("the env has no FILESYSTEM (the path to back up)")
         path = self._session.context.config.check_path(path)
         level_text = env.get("LEVEL", "0") or "0"
-        if not level_text.isdigit() or not 0 <= int(level_text) <= 31:
+        if not is_decimal(level_text) or not 0 <= int(level_text) <= 31:
             raise IllegalArgs(f"LEVEL={level_text}: not a level from 0 to 31")
         base_date: int | None = None
         base = env.get("BASE_DATE", "-1") or "-1"
@@ -265,6 +266,8 @@ class DataService:
             base_value = int(base)
         except ValueError:
             raise IllegalArgs(f"BASE_DATE={base}: not a number") from None
+        if base_value > MAX_DATE:
+            raise IllegalArgs(f"BASE_DATE={base}: out of range (a dump's dates end in January 2038)")
         if base_value > 0:
             base_date = base_value
         if env.get("TYPE", BUTYPE) not in ("", BUTYPE):

@@ -42,6 +42,7 @@ from dumptool.dump import DumpOptions, Stage
 from dumptool.errors import DumpError, RestartError
 from dumptool.restart import restart_options as dump_restart_options
 from dumptool.format import TP_BSIZE
+from snapdump.numerals import is_decimal
 
 from .errors import EngineCancelled, IllegalArgs
 
@@ -286,7 +287,7 @@ def load_for_restart(store: ContextStore, cid: str, offset: str | None = None) -
         if refusal is not None:
             raise IllegalArgs(f"cannot restart: {refusal}")
         if offset is not None:
-            if not offset.isdigit():
+            if not is_decimal(offset):
                 raise IllegalArgs(f"{RESTART_OFFSET}={offset}: not a byte offset")
             lower_restart_point(store, ctx, int(offset))
         ctx.take_for_restart()

@@ -11,6 +11,10 @@ that import nothing of theirs:
   :class:`~snapfs.SnapfsError`;
 * :mod:`snapdump.exits`: how a command ends (one stderr line, an exit status,
   a quiet broken pipe), for every command of the project;
+* :mod:`snapdump.standard_streams`: /dev/null on a standard stream the
+  shell closed, and the refusal of what needs it;
+* :mod:`snapdump.numerals`: the one test of a whole number's text (ASCII
+  digits) before ``int()``;
 * :mod:`snapdump.posix_acl`: the Linux xattr form of POSIX ACLs, which a
   volume stores and a dump image carries.
 """

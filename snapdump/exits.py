@@ -15,6 +15,11 @@ shell sees, so no user error ever shows a traceback:
 * ``SystemExit`` (argparse's ``--help``, ``--version``, usage errors): as
   raised, once what it printed is out (or the closed stdout is answered as above).
 
+Before the body runs, a standard stream the shell closed (``>&-``, ``<&-``)
+gets ``/dev/null`` (:func:`snapdump.standard_streams.reopen_closed`): no file
+the command opens can take fd 0, 1 or 2, and a command that needs the stream
+refuses in one line (:func:`snapdump.standard_streams.require`).
+
 A command whose model prints otherwise says so once, in its call of
 :func:`run`: ``pydump`` writes its errors as dump does (``  DUMP: ...``) and
 exits 3 when interrupted.
@@ -29,6 +34,7 @@ import sys
 from typing import Callable
 
 from .errors import SnapdumpError, os_error_text
+from .standard_streams import reopen_closed
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -58,6 +64,7 @@ def run(prog: str, body: Callable[[], int | None], *, prefix: str | None = None,
     ``interrupted``, after ``prefix + interrupted_message`` when one is given.
     """
     lead = f"{prog}: " if prefix is None else prefix
+    reopen_closed()
     try:
         try:
             status = body()

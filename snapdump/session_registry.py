@@ -34,6 +34,7 @@ import os
 import struct
 from pathlib import Path
 
+from .numerals import is_decimal
 from .snapfs_names import VOLUME_XATTR
 
 #: Environment variable naming the state folder instead of :data:`DEFAULT_STATE_DIR`.
@@ -109,7 +110,7 @@ def running_sessions() -> list[SessionInfo]:
         return found
     for name in names:
         number = name[len(SLOT_PREFIX):]
-        if not (name.startswith(SLOT_PREFIX) and number.isdigit()):
+        if not (name.startswith(SLOT_PREFIX) and is_decimal(number)):
             continue
         try:
             fd = os.open(folder / name, os.O_RDONLY | os.O_CLOEXEC)

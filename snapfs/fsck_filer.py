@@ -24,6 +24,8 @@ import stat
 import uuid as _uuid
 from typing import Protocol
 
+from snapdump.numerals import is_decimal
+
 from . import junctions, qtrees
 from .identity import SECURITY_STYLES, VOLUME_TYPES, read_props
 from .schema import LIVE
@@ -67,7 +69,7 @@ def _identity(ck: FilerPass, db) -> None:
     except ValueError:
         ck.fix(f"the volume has no valid uuid ({p.get('uuid')!r})", lambda: _set_prop(ck, "uuid", str(_uuid.uuid4())))
     gen = p.get("generation", "")
-    good_gen = gen.isdigit() and int(gen) >= 1
+    good_gen = is_decimal(gen) and int(gen) >= 1
     if p.get("type") not in VOLUME_TYPES:
         nxt = str(int(gen) + 1 if good_gen else 1)
         ck.fix(f"the volume's type {p.get('type')!r} is neither rw nor ro",
@@ -108,7 +110,7 @@ def _qtrees(ck: FilerPass, db) -> None:
     if live > qtrees.MAX_QTREES:
         ck.problem(f"the volume has {live} qtrees, more than {qtrees.MAX_QTREES}")
     nxt = read_props(db).get("next_qtree_id", "")
-    if not nxt.isdigit() or int(nxt) <= top:
+    if not is_decimal(nxt) or int(nxt) <= top:
         ck.fix(f"the next qtree id {nxt!r} is not above qtree id {top}, which is in use",
                lambda: _set_prop(ck, "next_qtree_id", str(top + 1)))
 

@@ -23,6 +23,8 @@ import sys
 import time
 
 from snapdump.exits import CommandFailed, leave_objects_at_exit, run
+from snapdump.numerals import is_decimal
+from snapdump.standard_streams import STDOUT, require
 
 # The engine's modules make some 15,000 objects the collector tracks (classes, functions, their
 # dicts and tuples) that live as long as the process: the cyclic collector, run at every 700 new
@@ -35,13 +37,14 @@ gc.disable()
 try:
     from ..compression import DEFAULT_LEVEL, MAX_LEVEL as MAX_COMPRESS_LEVEL, MIN_LEVEL as MIN_COMPRESS_LEVEL
     from ..dump import Dump, DumpOptions
-    from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB
+    from ..format.constants import COMPRESS_BZLIB, COMPRESS_ZLIB, MAX_DATE
     from ..dumpdates import DEFAULT_DUMPDATES, MAX_LEVEL, DumpDates, parse_record
     from ..errors import DumpError
     from ..contexts import ContextKeeper, ContextStore, details, listing, snapshot_names
     from ..filer import dump_source
     from ..sessions import session_slot
-    from .syntax import RefusedFlag, VersionAction, add_refused, check_refused, expand_key, metavar_checker
+    from .syntax import (MAX_LIST, RefusedFlag, VersionAction, add_refused, check_refused, expand_key,
+                         metavar_checker, read_list)
 finally:
     gc.freeze()
     if _collecting:
@@ -225,7 +228,7 @@ def _compress_level(text: str) -> int:
     """The level written after ``-z``/``-j`` in a cluster (dump's default when none)."""
     if not text:
         return DEFAULT_LEVEL
-    if not text.lstrip("-").isdigit():
+    if not is_decimal(text.lstrip("-")):
         raise CommandFailed(f"illegal compress level -- {text}")
     level = int(text)
     if not MIN_COMPRESS_LEVEL <= level <= MAX_COMPRESS_LEVEL:
@@ -237,19 +240,32 @@ def parse_date(text: str, flag: str = "-T") -> int:
     """Seconds since the epoch for a ``-T`` (or other *flag*'s) date: ``@seconds``, ISO 8601, or
     ctime's ``Wed Nov 25 04:18:05 2026`` (local time unless a ``+HHMM`` follows)."""
     text = text.strip()
-    if text.startswith("@") and text[1:].isdigit():
-        return int(text[1:])
+    if text.startswith("@") and is_decimal(text[1:]):
+        return _in_range(int(text[1:]), text, flag)
     import datetime as _dt  # here: most dumps give no date
 
     try:
         when = _dt.datetime.fromisoformat(text)
-        return int((when if when.tzinfo else when.astimezone()).timestamp())
     except ValueError:
-        pass
+        when = None
+    if when is not None:
+        try:
+            seconds = int((when if when.tzinfo else when.astimezone()).timestamp())
+        except (OverflowError, ValueError, OSError):  # year 1 or 9999: no local time to be in
+            seconds = -1
+        return _in_range(seconds, text, flag)
     record = parse_record(f"/ 0 {text}")
     if record is None:
         raise CommandFailed(f"{flag} {text!r}: not a date (use ctime format, ISO 8601 or @seconds)")
-    return record.date
+    return _in_range(record.date, text, flag)
+
+
+def _in_range(date: int, text: str, flag: str) -> int:
+    """*date*, when an image's header can hold it (from the epoch to January 2038)."""
+    if not 0 <= date <= MAX_DATE:
+        raise CommandFailed(f"{flag} {text!r}: out of range (a dump's dates run from 1970 to "
+                            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(MAX_DATE))})")
+    return date
 
 
 def _inode_numbers(text: str, where: str) -> set[int]:
@@ -257,7 +273,7 @@ def _inode_numbers(text: str, where: str) -> set[int]:
     for word in re.split(r"[\s,]+", text.strip()):
         if not word:
             continue
-        if not word.isdigit() or int(word) < 3:
+        if not is_decimal(word) or int(word) < 3:
             raise CommandFailed(f"{where}: {word!r} is not an inode number that can be excluded (3 or more)")
         numbers.add(int(word))
     return numbers
@@ -288,6 +304,10 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
     output = args.output or os.environ.get("TAPE") or ("-" if args.size_estimate else None)
     if not output:
         raise CommandFailed("no output given: use -f FILE (- for standard output, or a tape device)")
+    if args.size_estimate:
+        require(STDOUT, "-S prints its estimate there")
+    elif output == "-":
+        require(STDOUT, "-f - writes the image there")
     if args.multivolume and output == "-":
         raise CommandFailed("-M needs a file name prefix, not standard output")
     if args.qfa and output == "-":
@@ -299,10 +319,13 @@ def _options(args: argparse.Namespace, compression: tuple[int, int] | None = Non
         exclude |= _inode_numbers(text, "-e")
     for name in args.exclude_files:
         try:
-            with open(name, encoding="utf-8") as f:
-                exclude |= _inode_numbers(f.read(), f"-E {name}")
+            with open(name, "rb") as f:
+                text = read_list(f)
         except OSError as exc:
             raise CommandFailed(f"-E {name}: {exc.strerror}") from None
+        if text is None:
+            raise CommandFailed(f"-E {name}: more than {MAX_LIST >> 20} MiB: not a list of inode numbers")
+        exclude |= _inode_numbers(text, f"-E {name}")
     frozen_at = parse_date(args.frozen_at, "--snapshot-date") if args.frozen_at else None
     if frozen_at is not None and frozen_at > time.time():
         raise CommandFailed(f"--snapshot-date {args.frozen_at}: a date in the future (no copy froze later "
@@ -377,6 +400,8 @@ def _contexts(args: argparse.Namespace, say, warn) -> int:
         raise CommandFailed("--restart needs -f: where the next volume goes")
     if args.source:
         raise CommandFailed("--restart takes no SOURCE: the context names what is dumped")
+    if output == "-":
+        require(STDOUT, "-f - writes the next volume there")
     try:
         on = store.load(args.restart).mount  # the volume the restart reads (for the vetoes)
     except DumpError:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 
 from snapdump.exits import CommandFailed, run
+from snapdump.standard_streams import STDIN, STDOUT, is_closed, require
 from tapelib.device import is_remote
 
 from ..errors import DumpError
@@ -27,7 +28,7 @@ from ..restore import Options, Restore, RestoreError, VolumeInput
 from ..volume_input import ShelfVolumes
 from ..sessions import session_slot
 from ..symtab import SYMTAB_NAME, SymbolTable
-from .syntax import RefusedFlag, VersionAction, add_refused, check_refused, expand_key
+from .syntax import MAX_LIST, RefusedFlag, VersionAction, add_refused, check_refused, expand_key, read_list
 
 PROG = "pyrestore"
 EXIT_OK = 0
@@ -226,6 +227,9 @@ def _answer(image: str, number: int, question: str) -> str:
                                "for it on")
         with tty:
             return tty.ask(question) or ""
+    if is_closed(STDIN):
+        raise RestoreError(f"the dump continues on volume {number} and standard input is closed: "
+                           "there is nothing to ask for it on")
     print(question, end="", file=sys.stderr, flush=True)
     return sys.stdin.readline().strip()
 
@@ -300,12 +304,14 @@ def _names_from(path: str) -> list[str]:
     """-X: one name a line, empty lines skipped (restore's way)."""
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text = read_list(sys.stdin.buffer)
         else:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                text = read_list(f)
     except OSError:
         raise _Usage(f"can't open file for reading -- {path}") from None
+    if text is None:
+        raise _Usage(f"-X {path}: more than {MAX_LIST >> 20} MiB: not a list of names")
     return [line for line in text.split("\n") if line]
 
 
@@ -317,6 +323,14 @@ def main(argv: list[str] | None = None) -> int:
 def _usage(args: argparse.Namespace) -> None:
     """Refuse (exit 2) a command line restore would refuse; read -X's names."""
     check_refused(args, _REFUSED, _Usage)
+    if args.file == "-":
+        require(STDIN, "-f - reads the image from it")
+    if args.name_file == "-":
+        require(STDIN, "-X - reads the names from it")
+    if args.mode == "i":
+        require(STDIN, "-i reads its commands from it")
+    if args.mode == "t":
+        require(STDOUT, "-t lists the image there")
     if args.limit < 0:
         raise _Usage("limit must be greater than 0")
     if args.toc and args.mode not in ("t", "x", "i"):

@@ -1,12 +1,26 @@
 """What pydump and pyrestore read alike: the old keyless syntax of dump and
-restore (a first word of flag letters, as their ``obsolete()`` reads it), and
-the flags of their model they refuse, each with the line that says why."""
+restore (a first word of flag letters, as their ``obsolete()`` reads it), the
+flags of their model they refuse, each with the line that says why, and the
+list files their flags name (``pydump -E``, ``pyrestore -X``)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import BinaryIO
+
+#: The most a list file (``pydump -E``'s inode numbers, ``pyrestore -X``'s names) may hold.
+MAX_LIST = 64 * 1024 * 1024
+
+
+def read_list(f: BinaryIO) -> str | None:
+    """The text of a list file, UTF-8 (another byte kept as a surrogate); None when it
+    holds more than :data:`MAX_LIST` bytes (``/dev/zero`` would be read for ever)."""
+    data = f.read(MAX_LIST + 1)
+    if len(data) > MAX_LIST:
+        return None
+    return data.decode("utf-8", "surrogateescape")
 
 
 def release() -> str:

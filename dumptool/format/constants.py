@@ -26,6 +26,10 @@ FS_UFS2_MAGIC = 0x19540119
 CHECKSUM = 84446
 """The 256 header words (c_checksum included) sum to this, modulo 2**32."""
 
+MAX_DATE = 2**31 - 1
+"""The latest date a header holds: ``c_date`` and ``c_ddate`` are signed 32-bit
+seconds since the epoch (19 January 2038, 03:14:07 UTC)."""
+
 # --- header field sizes (section 2.1) ---------------------------------------
 TP_NINDIR = TP_BSIZE // 2
 """Entries in ``c_addr``: at most this many 1 KiB slices per header (512)."""

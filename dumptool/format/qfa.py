@@ -32,6 +32,8 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+from snapdump.numerals import is_decimal
+
 from ..errors import FormatError
 from .constants import DR_EXTATTRIBUTES, RecordType
 from .header import Header
@@ -129,20 +131,20 @@ def parse_qfa(text: str) -> QfaMap:
     lines = text.split("\n")
     if len(lines) < 5 or lines[0] != QFA_MAGIC or lines[1] != QFA_VERSION:
         raise FormatError(f"not a QFA file (no {QFA_MAGIC} / {QFA_VERSION} preamble)")
-    if not lines[2].strip().isdigit():
+    if not is_decimal(lines[2].strip()):
         raise FormatError(f"QFA file: the dump date {lines[2]!r} is not a number")
     entries = []
     for number, line in enumerate(lines[5:], 6):
         if not line.strip():
             continue
         fields = line.split("\t")
-        if len(fields) != 3 or not all(f.strip().isdigit() for f in fields):
+        if len(fields) != 3 or not all(is_decimal(f.strip()) for f in fields):
             raise FormatError(f"QFA file line {number}: {line!r} is not ino<TAB>tapeno<TAB>tapepos")
         entries.append(QfaEntry(*(int(f) for f in fields)))
     pass5, unplaced = None, False
     fourth = lines[3].split("\t")
     if fourth[0] == QFA_PASS5:
-        if len(fourth) == 4 and all(f.strip().isdigit() for f in fourth[1:]):
+        if len(fourth) == 4 and all(is_decimal(f.strip()) for f in fourth[1:]):
             pass5 = QfaEntry(*(int(f) for f in fourth[1:]))
         else:
             unplaced = True  # damaged: read on to Pass V rather than lose it

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from snapdump.errors import os_error_text
 from snapdump.exits import run
+from snapdump.standard_streams import STDIN, STDOUT, require
 
 from .. import client, mount as _mount
 from . import UsageError, events, filer, filer_luns
@@ -239,6 +240,10 @@ def cmd_stream(a: argparse.Namespace) -> int:
     path = _in_volume(a.vol, a.path)
     if a.action != "list" and not a.name:
         raise UsageError(f"stream {a.action} needs MOUNT PATH NAME")
+    if a.action == "write" and a.file in (None, "-"):
+        require(STDIN, "stream write reads the stream's bytes from it (or give FILE)")
+    elif a.action == "cat":
+        require(STDOUT, "stream cat writes the stream there")
     with client.open_volume(a.vol) as c:
         if a.action == "list":
             for s in c.stream_list(path):

@@ -14,6 +14,7 @@ from importlib import metadata
 from typing import Sequence
 
 from snapdump.exits import CommandFailed, run, silence_stdout
+from snapdump.standard_streams import STDIN, STDOUT, require
 
 from ..rmt.server import ProtocolError, RmtServer
 
@@ -31,7 +32,10 @@ def _pyrmt(argv: Sequence[str] | None) -> None:
                     "protocol on stdin/stdout, for tar and dump through rsh or ssh.")
     parser.add_argument("--log", metavar="FILE", help="append each command and reply to FILE")
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('snapdump')}")
-    _serve(parser.parse_args(argv).log)
+    log = parser.parse_args(argv).log
+    require(STDIN, "pyrmt reads its requests from it")
+    require(STDOUT, "pyrmt answers there")
+    _serve(log)
 
 
 def _serve(log_name: str | None) -> None:

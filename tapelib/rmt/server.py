@@ -20,6 +20,8 @@ What a client may rely on, beyond the common protocol:
   ``A1``) ops 0-10 are BSD numbers, as the extended protocol says.  On a
   drive ``I23`` (MTTELL, which st itself refuses) answers the logical block
   address, so :class:`~tapelib.rmt.client.RemoteDrive` can offer ``tell``.
+* A ``W`` of more than 64 MiB (:data:`MAX_RECORD`) gets ``E22`` and its
+  bytes are read and dropped; an ``R`` of more serves 64 MiB at most.
 * An unknown command gets ``E22`` and ends the session (:class:`ProtocolError`),
   as GNU rmt does: the server cannot know how many argument bytes follow, so
   going on would read data as commands.
@@ -45,7 +47,9 @@ __all__ = ["ProtocolError", "RmtServer"]
 
 #: Largest ``R`` a server reads in one go (a bigger count is served up to this).
 MAX_READ = 64 * 1024 * 1024
-#: Largest ``W`` record accepted for a tape drive (a bigger one is drained, then EINVAL).
+#: Largest ``W`` record accepted, for a drive or a file: a bigger one is answered
+#: EINVAL and its bytes drained (the BSD and GNU servers hold a record in
+#: memory, and end the session when it cannot be had).
 MAX_RECORD = 64 * 1024 * 1024
 
 # ``s`` letters and the struct mtget field each one reports.
@@ -338,12 +342,13 @@ class RmtServer:
             self._reply_error(_errno.EINVAL, f"negative byte count {count}")
             raise ProtocolError(f"W with a negative byte count {count}")
         target = self._target
-        if target is None or (isinstance(target, _DriveTarget) and count > MAX_RECORD):
-            self._drain(count)
+        if target is None or count > MAX_RECORD:
+            # answered before the bytes are drained: a client whose data stops short hears why
             if target is None:
                 self._reply_error(_errno.EBADF, "no device is open")
             else:
                 self._reply_error(_errno.EINVAL, f"record of {count} bytes is larger than {MAX_RECORD}")
+            self._drain(count)
             return
         data = self._exactly(count)
         self._answer(lambda: target.write(data))

@@ -230,6 +230,32 @@ def test_dash_T_gives_the_base_date(tmp_path: Path, tree: Path) -> None:
     assert "./fresh" in names and "./sparse" not in names
 
 
+@pytest.mark.parametrize("flags", [["-T", "@99999999999999999999"], ["-T", "@2147483648"], ["-T", "9999-12-31"],
+                                   ["-T", "0001-01-01"], ["--snapshot-date", "Fri Dec 31 23:59:59 9999"]])
+def test_a_date_a_header_cannot_hold_is_refused_in_one_line(tmp_path: Path, tree: Path, flags: list[str]) -> None:
+    """A dump's dates are signed 32-bit seconds: from 1970 to January 2038 (it was an OverflowError)."""
+    done = pydump("-0", "-D", str(tmp_path / "dd"), *flags, "-f", str(tmp_path / "img"), str(tree), check=False)
+    assert done.returncode == 1
+    assert done.stderr.decode() == (f"pydump: {flags[0]} {flags[1]!r}: out of range (a dump's dates run from "
+                                    "1970 to 2038-01-19 03:14:07 UTC)\n")
+    assert not (tmp_path / "img").exists() and not (tmp_path / "dd").exists()
+
+
+def test_an_exclude_file_of_more_than_64_mib_is_refused(tmp_path: Path, tree: Path) -> None:
+    """-E reads at most 64 MiB (/dev/urandom was read for ever); a byte not UTF-8 is a bad word, no traceback."""
+    endless = tmp_path / "endless"
+    with endless.open("wb") as f:
+        f.truncate(64 * 1024 * 1024 + 1)
+    done = pydump("-0", "-E", str(endless), "-f", str(tmp_path / "img"), str(tree), check=False)
+    assert (done.returncode, done.stderr.decode()) == (1, f"pydump: -E {endless}: more than 64 MiB: not a list of "
+                                                          "inode numbers\n")
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe\n")
+    done = pydump("-0", "-E", str(binary), "-f", str(tmp_path / "img"), str(tree), check=False)
+    assert done.returncode == 1 and done.stderr.decode(errors="replace").count("\n") == 1
+    assert b"is not an inode number" in done.stderr
+
+
 # -- blocking factors ------------------------------------------------------------------------
 
 

@@ -289,6 +289,12 @@ def test_names_from_a_file_with_X(image, tmp_path):
     unreadable = pyrestore("-t", "-X", str(tmp_path / "nosuch"), "-f", str(img), cwd=tmp_path)
     assert unreadable.returncode == 2
     assert unreadable.stderr == f"pyrestore: can't open file for reading -- {tmp_path / 'nosuch'}\n"
+    endless = tmp_path / "endless"  # more than 64 MiB (sparse): as /dev/zero, which was read for ever
+    with endless.open("wb") as f:
+        f.truncate(64 * 1024 * 1024 + 1)
+    too_long = pyrestore("-t", "-X", str(endless), "-f", str(img), cwd=tmp_path)
+    assert (too_long.returncode, too_long.stderr) == (2, f"pyrestore: -X {endless}: more than 64 MiB: not a list "
+                                                         "of names\n")
 
 
 def test_h_extracts_a_directory_itself_not_its_contents(image, tmp_path):

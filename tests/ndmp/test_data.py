@@ -401,6 +401,8 @@ def test_a_second_data_start_is_refused_and_bad_env_is_illegal_args(server: Ndmp
         assert dma.call(Message.MOVER_LISTEN, MoverListenRequest(MoverMode.READ, AddrType.LOCAL)).error == 0
         assert dma.call(Message.DATA_CONNECT, DataConnectRequest(Addr(AddrType.LOCAL))).error == 0
         for env in ([Pval("FILESYSTEM", str(src)), Pval("LEVEL", "32")], [Pval("LEVEL", "0")],
+                    [Pval("FILESYSTEM", str(src)), Pval("LEVEL", "²")],
+                    [Pval("FILESYSTEM", str(src)), Pval("BASE_DATE", "99999999999999999999")],
                     [Pval("FILESYSTEM", str(src / "missing"))], [Pval("FILESYSTEM", "relative/path")],
                     [Pval("FILESYSTEM", "/etc")], [Pval("FILESYSTEM", str(src)), Pval("HIST", "f")],
                     [Pval("FILESYSTEM", str(src)), Pval("TYPE", "tar")],

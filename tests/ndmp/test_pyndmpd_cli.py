@@ -76,7 +76,7 @@ def _busy_port() -> tuple[socket.socket, int]:
     return sock, sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("case", ["nothing", "no-shelf", "bad-volume", "bad-listen", "bad-config",
+@pytest.mark.parametrize("case", ["nothing", "no-shelf", "bad-volume", "bad-listen", "bad-host", "bad-config",
                                   "config-without-users", "port-in-use"])
 def test_start_up_errors_are_one_line_and_status_1(case: str, shelf: Shelf, tmp_path: Path) -> None:
     busy, port = _busy_port()
@@ -86,6 +86,7 @@ def test_start_up_errors_are_one_line_and_status_1(case: str, shelf: Shelf, tmp_
         "no-shelf": ["--shelf", str(tmp_path / "nope")],
         "bad-volume": ["--shelf", str(shelf.path), "--volume", str(tmp_path / "nope")],
         "bad-listen": ["--shelf", str(shelf.path), "--listen", "127.0.0.1:http"],
+        "bad-host": ["--shelf", str(shelf.path), "--listen", os.fsdecode(b"\xff:4000")],
         "bad-config": ["--shelf", str(shelf.path), "--config", str(config)],
         "config-without-users": ["--shelf", str(shelf.path), "--config", str(config)],
         "port-in-use": ["--shelf", str(shelf.path), "--listen", f"127.0.0.1:{port}"],
@@ -96,6 +97,7 @@ def test_start_up_errors_are_one_line_and_status_1(case: str, shelf: Shelf, tmp_
         "no-shelf": f"{tmp_path}/nope: not a tape shelf (no shelf.json; make one with 'pytape create')",
         "bad-volume": f"--volume {tmp_path}/nope: not a directory",
         "bad-listen": "--listen 127.0.0.1:http: the port must be a number from 0 to 65535",
+        "bad-host": "--listen \\udcff:4000: not a host name or address",  # (the byte as Python shows it)
         "bad-config": f"{config}: not a valid TOML file",
         "config-without-users": f"{config}: text or md5 authentication needs at least one user in [users]",
         "port-in-use": f"cannot listen on 127.0.0.1:{port}: address already in use",

@@ -33,6 +33,7 @@ from tapelib import (
 from tapelib.linux_st import pack_mtget, unpack_mtget
 from tapelib.mtio import MtOp
 from tapelib.rmt import OpenMode, ProtocolError, RemoteDrive, RmtServer
+from tapelib.rmt.server import MAX_RECORD
 
 from conftest import REPO, console_script
 
@@ -543,3 +544,23 @@ def test_dump_and_restore_through_rmt(tmp_path: Path, fake_rsh: str, nst0: str,
     # and mode of '.': answer 1 and n.
     run(["restore", "-x", "-y", "-f", remote], env=env, cwd=out, input="1\nn\n")
     assert_same_tree(src, out, ignore=frozenset({"lost+found", "restoresymtable"}))
+
+
+def test_a_write_larger_than_a_record_is_refused_on_a_file_too(tmp_path: Path) -> None:
+    """W takes at most MAX_RECORD bytes on a plain file as on a drive: a bigger
+    one is answered E22 at once and its bytes dropped, and the session goes on."""
+    target = tmp_path / "file"
+    big = MAX_RECORD + 1
+    answer = converse(b"O%s\n66\nW%d\n%s" % (bytes(target), big, bytes(big)) + b"W3\nabc")
+    assert replies(answer) == [b"A0\n", b"E22\n", b"record of %d bytes is larger than %d\n" % (big, MAX_RECORD),
+                               b"A3\n"]
+    assert target.read_bytes() == b"abc"
+
+
+def test_pyrmt_answers_a_huge_write_count_in_one_line(tmp_path: Path) -> None:
+    """W99999999999 (with 3 bytes after it) on a file: E22, then the short data ends the session
+    in one line (it was a MemoryError traceback)."""
+    request = b"O%s\n66\nW99999999999\nabc" % bytes(tmp_path / "file")
+    done = subprocess.run([console_script("pyrmt")], input=request, capture_output=True, timeout=60)
+    assert done.stdout == b"A0\nE22\nrecord of 99999999999 bytes is larger than %d\n" % MAX_RECORD
+    assert (done.returncode, done.stderr) == (1, b"pyrmt: premature end of input in write data\n")
