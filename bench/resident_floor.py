@@ -26,7 +26,6 @@ All four alternate ``--runs`` times (medians); then::
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import shutil
@@ -40,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dump_restore import BIN, byte_compiled, run_child  # noqa: E402
-from snapfs_dump import volume_of_tree  # noqa: E402
+from snapfs_dump import tree_arguments, volume_of_tree  # noqa: E402
 
 
 def _forked_dump(argv: list[str], report: int | None = None) -> tuple[float, int]:
@@ -67,11 +66,7 @@ def _forked_dump(argv: list[str], report: int | None = None) -> tuple[float, int
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--big-mib", type=int, default=128, help="size of the big file (default 128)")
-    parser.add_argument("--files", type=int, default=10000, help="number of 4 KiB files (default 10000)")
-    parser.add_argument("--dirs", type=int, default=100, help="folders they are spread over (default 100)")
-    parser.add_argument("--dir", default="/dev/shm", help="work folder, on tmpfs (default /dev/shm)")
+    parser = tree_arguments(__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9, help="alternated runs of each side: medians (default 9)")
     args = parser.parse_args()
 

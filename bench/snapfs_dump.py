@@ -58,12 +58,18 @@ def volume_of_tree(args: argparse.Namespace, tree: Path, vol: Path, mnt: Path) -
     return size
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def tree_arguments(description: str) -> argparse.ArgumentParser:
+    """A bench's parser with the tree's flags (see :func:`volume_of_tree`) and its work folder."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--big-mib", type=int, default=128, help="size of the big file (default 128)")
     parser.add_argument("--files", type=int, default=10000, help="number of 4 KiB files (default 10000)")
     parser.add_argument("--dirs", type=int, default=100, help="folders they are spread over (default 100)")
     parser.add_argument("--dir", default="/dev/shm", help="work folder, on tmpfs (default /dev/shm)")
+    return parser
+
+
+def main() -> int:
+    parser = tree_arguments(__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1,
                         help="time the pydump and tmpfs sides this many times, alternated: medians (default 1)")
     args = parser.parse_args()

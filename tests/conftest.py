@@ -100,6 +100,12 @@ def answering(command: list[str], cwd: Path, environ: dict[str, str], question: 
     return text
 
 
+def one_line(result: subprocess.CompletedProcess[str], text: str) -> None:
+    """The command was refused (exit 1) in one stderr line that says *text*."""
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and text in result.stderr, result.stderr
+
+
 def console_script(name: str) -> str:
     """Path of one of the project's console scripts in the test venv."""
     path = VENV_BIN / name

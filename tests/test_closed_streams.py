@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import console_script
+from conftest import console_script, one_line
 
 COMMANDS = ["pydump", "pyrestore", "snapfs", "pymt", "pytape", "pyrmt", "pyndmpd"]
 
@@ -30,12 +30,6 @@ def closed(fds: tuple[int, ...], *argv: str, cwd: Path | None = None) -> subproc
     return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL if 2 in fds else subprocess.PIPE,
                           text=True, timeout=120, cwd=cwd, preexec_fn=close)
-
-
-def one_line(result: subprocess.CompletedProcess[str], text: str) -> None:
-    """The command was refused (exit 1) in one stderr line that says *text*."""
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.count("\n") == 1 and text in result.stderr, result.stderr
 
 
 @pytest.fixture

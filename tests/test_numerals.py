@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import console_script
+from conftest import console_script, one_line
 from dumptool.errors import FormatError
 from dumptool.filer import dead_dump
 from dumptool.format import QFA_MAGIC, QFA_VERSION, parse_qfa
@@ -31,11 +31,6 @@ def test_is_decimal_is_ascii_digits_only(text: str, answer: bool) -> None:
 def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([console_script(argv[0]), *argv[1:]], capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL, cwd=cwd)
-
-
-def one_line(result: subprocess.CompletedProcess[str], text: str) -> None:
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.count("\n") == 1 and text in result.stderr, result.stderr
 
 
 @pytest.fixture

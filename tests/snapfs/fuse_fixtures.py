@@ -34,6 +34,16 @@ def snapfs(*args: str | os.PathLike, check: bool = True, timeout: float = 30) ->
     return r
 
 
+def refused(*args: str | os.PathLike, match: str) -> str:
+    """Run the snapfs command, which must fail in one stderr line (no traceback) saying ``match``."""
+    r = snapfs(*args, check=False)
+    assert r.returncode != 0, r.stdout
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert match in r.stderr, r.stderr
+    return r.stderr
+
+
 def as_nobody(cwd: Path, *cmd: str, check: bool = False) -> subprocess.CompletedProcess:
     """Run ``cmd`` in ``cwd`` as uid/gid 65534 with no supplementary groups.
 

@@ -8,20 +8,11 @@ import sqlite3
 import subprocess
 
 import pytest
-from fuse_fixtures import Mounted, mounted, small_mount, snapfs  # noqa: F401 (fixtures)
+from fuse_fixtures import Mounted, mounted, refused, small_mount, snapfs  # noqa: F401 (fixtures)
 
 from snapfs import Volume
 
 pytestmark = pytest.mark.fuse
-
-
-def refused(*args, match: str) -> str:
-    r = snapfs(*args, check=False)
-    assert r.returncode != 0, r.stdout
-    assert "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert match in r.stderr, r.stderr
-    return r.stderr
 
 
 def test_mounting_a_folder_that_is_not_a_volume(tmp_path):

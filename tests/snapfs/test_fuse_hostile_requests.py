@@ -10,22 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fuse_fixtures import SNAPFS, Mounted, mounted, snapfs  # noqa: F401 (fixtures)
+from fuse_fixtures import SNAPFS, Mounted, mounted, refused, snapfs  # noqa: F401 (fixtures)
 
 from snapfs import control
 
 pytestmark = pytest.mark.fuse
 
 TOO_BIG = str(1 << 63)  # one more than SQLite (and a file offset) can hold
-
-
-def refused(*args, match: str) -> str:
-    r = snapfs(*args, check=False)
-    assert r.returncode != 0, r.stdout
-    assert "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert match in r.stderr, r.stderr
-    return r.stderr
 
 
 def ask(voldir: Path, line: bytes) -> dict:
