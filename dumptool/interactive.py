@@ -22,12 +22,11 @@ import fnmatch
 import os
 import re
 import shlex
-import time
 from collections.abc import Callable
 from typing import TextIO
 
 from .errors import DumpError
-from .format import ROOTINO, DirentType
+from .format import ROOTINO, DirentType, other_dump
 from .restore import Extracted, Restore, RestoreError
 
 _HELP = """Available commands are:
@@ -389,9 +388,9 @@ class Session:
         try:
             engine.read_directories()
             assert engine.header is not None
-            if engine.header.c_date != self.r.header.c_date:
-                raise RestoreError(f"{engine.input.name} holds another dump than the archive file "
-                                   f"(of {time.ctime(engine.header.c_date)}, not {time.ctime(self.r.header.c_date)})")
+            differs = other_dump(engine.header, self.r.header)  # (a date alone: any dump of the same second)
+            if differs:
+                raise RestoreError(f"{engine.input.name} holds another dump than the archive file ({differs})")
         except DumpError as exc:
             engine.input.close()
             print(f"extract: {exc.message}", file=self.out)

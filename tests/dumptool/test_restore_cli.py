@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -356,6 +357,18 @@ def test_archive_file_with_A(tmp_path, image):
     other = subprocess.run([console_script("pyrestore"), "-i", "-A", str(toc), "-f", str(tmp_path / "other")],
                            cwd=tmp_path, input=session, text=True, capture_output=True, timeout=60)
     assert "extract: " in other.stdout and "holds another dump than the archive file" in other.stdout
+    assert not (tmp_path / "d").exists()
+    # nor one of the same second: a date alone took any dump made then (another tree's, here)
+    twin = tmp_path / "twin"
+    shutil.copytree(src, twin)
+    frozen = int(time.time()) - 60
+    for tree, archive, image in ((src, "toc-a", "img-a"), (twin, "toc-b", "img-b")):
+        subprocess.run([console_script("pydump"), "-0", "--snapshot-date", f"@{frozen}", "-A", str(tmp_path / archive),
+                        "-f", str(tmp_path / image), str(tree)], check=True, capture_output=True)
+    twin_out = subprocess.run([console_script("pyrestore"), "-i", "-A", str(tmp_path / "toc-a"), "-f",
+                               str(tmp_path / "img-b")], cwd=tmp_path, input=session, text=True, capture_output=True,
+                              timeout=60)
+    assert "holds another dump than the archive file (its file system is" in twin_out.stdout, twin_out.stdout
     assert not (tmp_path / "d").exists()
 
 
