@@ -278,23 +278,34 @@ class BackupSnapshot:
 
     # -- signals -------------------------------------------------------------------
     def _catch_signals(self) -> None:
-        """SIGTERM and SIGHUP end the dump as SIGINT does (a KeyboardInterrupt), so the
-        snapshot is given back on the way out.  Only the main thread can set handlers."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            try:
-                self._signals[sig] = signal.signal(sig, _terminate)
-            except (OSError, ValueError):
-                pass
+        """SIGTERM and SIGHUP end the dump as SIGINT does, so the snapshot is given back on
+        the way out (see :func:`_catch_terminations`)."""
+        _catch_terminations(self._signals)
 
     def _restore_signals(self) -> None:
-        while self._signals:
-            sig, handler = self._signals.popitem()
-            try:
-                signal.signal(sig, handler)
-            except (OSError, ValueError, TypeError):
-                pass
+        _restore_handlers(self._signals)
+
+
+def _catch_terminations(saved: dict[int, object]) -> None:
+    """SIGTERM and SIGHUP end a dump as SIGINT does (a KeyboardInterrupt: one line, exit 3,
+    nothing recorded); the handlers they had go into ``saved``.  Only the main thread can
+    set handlers (an NDMP server's dumps run in others: it has its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            saved[sig] = signal.signal(sig, _terminate)
+        except (OSError, ValueError):
+            pass
+
+
+def _restore_handlers(saved: dict[int, object]) -> None:
+    while saved:
+        sig, handler = saved.popitem()
+        try:
+            signal.signal(sig, handler)
+        except (OSError, ValueError, TypeError):
+            pass
 
 
 @contextmanager
@@ -320,8 +331,13 @@ def dump_source(options: "DumpOptions", snapshot: str | None = None, *,
     if where is None:
         if snapshot is not None:
             raise DumpError(f"--snapshot {snapshot}: {options.source} is not on a snapfs mount")
-        yield options, _first(say, f"dumping a live file system: {os.path.abspath(options.source)} (no snapshot: "
-                                   "what changes while it is read may be dumped inconsistently)")
+        saved: dict[int, object] = {}
+        _catch_terminations(saved)
+        try:
+            yield options, _first(say, f"dumping a live file system: {os.path.abspath(options.source)} (no "
+                                       "snapshot: what changes while it is read may be dumped inconsistently)")
+        finally:
+            _restore_handlers(saved)
         return
     if where.snapshot is None and snapshot is None and not os.path.isdir(options.source):
         what = "not a directory" if os.path.exists(options.source) else "no such directory"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import time
@@ -472,3 +473,23 @@ def test_engine_runs_the_stages_in_order_and_reports_progress(tmp_path: Path, tr
     progress = [i for i, line in enumerate(lines) if re.fullmatch(r"\d+\.\d\d% done( at \d+ kB/s)?, finished in \d+:\d\d", line)]
     assert progress and progress[0] > estimate
     assert lines[-1] == "DUMP IS DONE"
+
+
+def test_a_sigterm_ends_a_live_dump_as_an_interrupt_does(tmp_path: Path) -> None:
+    # (a dump of a snapfs volume took SIGTERM so already; a live one was killed without a word)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big").write_bytes(os.urandom(4 << 20))
+    dates = tmp_path / "dumpdates"
+    dump = subprocess.Popen([console_script("pydump"), "-0", "-u", "-D", str(dates), "-f", "-", str(src)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env())
+    try:
+        assert dump.stdout is not None and dump.stdout.read(1024)  # writing: the pipe is full behind it
+        time.sleep(0.5)
+        dump.send_signal(signal.SIGTERM)
+        _, err = dump.communicate(timeout=60)
+    finally:
+        dump.kill()
+    assert dump.returncode == 3, err
+    assert err.decode().splitlines()[-1] == "  DUMP: interrupted: the ENTIRE dump is aborted"
+    assert not dates.exists() or dates.read_text() == ""
