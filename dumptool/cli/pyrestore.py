@@ -365,6 +365,8 @@ def _pyrestore(argv: list[str]) -> int:
         old, eq, new = text.partition("=")
         if not eq or not old.strip("/.") or not new.strip("/."):
             raise _Usage(f"--rename {text}: give OLD=NEW, two names on the image and in the target")
+        if ".." in new.split("/") or ".." in old.split("/"):  # (refused here: not after making NEW's folders)
+            raise _Usage(f"--rename {text}: a name with '..' (OLD and NEW are names under the target)")
         renames.append((old, new))
     if renames and args.mode != "x":
         raise _Usage("--rename works with -x")

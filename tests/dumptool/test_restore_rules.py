@@ -55,6 +55,10 @@ def test_rename_puts_an_extracted_name_elsewhere(tmp_path: Path, image) -> None:
     assert unused.returncode == 0 and "nothing extracted is at or under ./nowhere" in unused.stderr
     bad = pyrestore("-x", "--rename", "nothing", "-f", str(img), cwd=target)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    # a '..' is refused before anything is made (a folder x was left behind by the old check)
+    out = pyrestore("-x", "--rename", "./big0=x/../../outside/b0", "-f", str(img), "./big0", cwd=target)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "a name with '..'" in out.stderr, out.stderr
+    assert not (target / "x").exists() and not (tmp_path / "outside").exists()
 
 
 def tmpfs(mount: Path, options: str):
