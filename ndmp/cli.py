@@ -161,14 +161,11 @@ async def _run(sock: socket.socket, context: ServerContext) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(serve, sock, context)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # (one held back comes now)
             async for signum in signals:
                 logging.getLogger("ndmp.server").info("stopping (%s)", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,9 +190,11 @@ def _pyndmpd(args: argparse.Namespace) -> int:
     except OSError as exc:
         sock.close()
         raise CommandFailed(f"{args.log_file}: {exc.strerror}") from None
-    # A SIGTERM before the server listens for it (trio's receiver) stops it the
-    # same way, its pid file removed: the finally below runs.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # A SIGTERM before the server listens for it (trio's receiver) waits, held back,
+    # until it does, and then stops it the same way, its pid file removed (a handler
+    # raising KeyboardInterrupt instead was lost when it struck inside trio's own code:
+    # the daemon served on).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         if not args.foreground:
             _daemonize(pid_file)
