@@ -149,7 +149,7 @@ class BackupSnapshot:
 
     # -- the context ---------------------------------------------------------------
     def __enter__(self) -> "BackupSnapshot":
-        self._catch_signals()
+        _catch_terminations(self._signals)  # SIGTERM, SIGHUP as ^C: the snapshot is given back on the way out
         try:
             self._open()
         except BaseException:
@@ -272,18 +272,9 @@ class BackupSnapshot:
                 c.close()
                 self._client = None
         finally:
-            self._restore_signals()
+            _restore_handlers(self._signals)
             if blocked is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-
-    # -- signals -------------------------------------------------------------------
-    def _catch_signals(self) -> None:
-        """SIGTERM and SIGHUP end the dump as SIGINT does, so the snapshot is given back on
-        the way out (see :func:`_catch_terminations`)."""
-        _catch_terminations(self._signals)
-
-    def _restore_signals(self) -> None:
-        _restore_handlers(self._signals)
 
 
 def _catch_terminations(saved: dict[int, object]) -> None:

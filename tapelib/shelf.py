@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from snapdump.numerals import is_decimal
+
 from .cartridge import CARTRIDGE_SUFFIX, DEFAULT_CAPACITY, Cartridge, metadata_path, write_json
 from .devicefile import device_marker
 from .errors import DriveBusy, NoMedium, NoSuchDevice, NotACartridge, ShelfError, WriteProtected
@@ -36,7 +38,6 @@ from .position import Position
 
 SHELF_FORMAT = "snapdump-shelf"
 _BARCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-_SLOT_NUMBER = re.compile(r"^[0-9]+$")
 
 
 def _named(what: str) -> tuple[str | None, str]:
@@ -260,7 +261,7 @@ class Shelf:
         kind, name = ("slot", str(what)) if isinstance(what, int) else _named(str(what))
         if kind != "slot":
             where = self._locate(state, name)
-            number = int(name) if kind is None and _SLOT_NUMBER.match(name) else None
+            number = int(name) if kind is None and is_decimal(name) else None
             if where is None and number is None:
                 raise ShelfError(f"{self.path}: no cartridge {name}")
             if where is not None and number is not None and 1 <= number <= self.slot_count \
@@ -274,7 +275,7 @@ class Shelf:
                     raise ShelfError(f"{self.path}: {name} is already in drive {where[1]}")
                 return where[1]
             name = str(number)
-        if not _SLOT_NUMBER.match(name):
+        if not is_decimal(name):
             raise ShelfError(f"{self.path}: slot {name!r} is not a slot number")
         slot = int(name)
         self._check_slot(slot)
